@@ -1,0 +1,168 @@
+"""Entry point: read Settings, open the shared services, run the Bot until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import discord
+from discord.ext import commands
+from pydantic import ValidationError
+
+from config import Settings, describe_error
+from utils.db import Database
+from utils.log import setup_logging
+from utils.reliability.circuit_breaker import BreakerRegistry
+from utils.reliability.shutdown import ShutdownManager
+
+log = logging.getLogger("bot")
+
+COGS_DIR = Path(__file__).with_name("cogs")
+
+# Nothing the bot sends may ping @everyone, @here or a role, whatever a user or the model wrote.
+SAFE_MENTIONS = discord.AllowedMentions(everyone=False, roles=False, users=True, replied_user=True)
+
+
+def discover_extensions(directory: Path = COGS_DIR) -> list[str]:
+    """Every cog package under `cogs/`, as dotted extension names."""
+    return sorted(f"cogs.{path.parent.name}" for path in directory.glob("*/__init__.py"))
+
+
+class Bot(commands.Bot):
+    """The bot: owns the shared services that cogs reach through `self.bot`."""
+
+    def __init__(self, settings: Settings, *, extensions: Sequence[str] | None = None) -> None:
+        intents = discord.Intents.default()
+        intents.message_content = True
+        super().__init__(
+            command_prefix=self._prefix_for,
+            intents=intents,
+            allowed_mentions=SAFE_MENTIONS,
+            owner_ids=set(settings.owner_ids) or None,
+            help_command=None,
+            case_insensitive=True,
+            strip_after_prefix=True,
+        )
+        self.settings = settings
+        self.extensions_to_load = (
+            list(extensions) if extensions is not None else discover_extensions()
+        )
+        self.db = Database(settings.database_path)
+        self.breakers = BreakerRegistry()
+        self.shutdown_manager = ShutdownManager()
+        self.started_at = time.monotonic()
+        self.commands_run = 0
+        self.failed_extensions: dict[str, str] = {}
+        self._guild_prefixes: dict[int, str] = {}
+
+    # Prefixes
+
+    def prefix(self, guild_id: int | None) -> str:
+        if guild_id is None:
+            return self.settings.command_prefix
+        return self._guild_prefixes.get(guild_id, self.settings.command_prefix)
+
+    async def set_prefix(self, guild_id: int, prefix: str) -> None:
+        await self.db.execute(
+            "INSERT INTO guild_settings (guild_id, prefix) VALUES (?, ?) "
+            "ON CONFLICT(guild_id) DO UPDATE SET prefix = excluded.prefix, "
+            "updated_at = datetime('now')",
+            (guild_id, prefix),
+        )
+        self._guild_prefixes[guild_id] = prefix
+
+    @staticmethod
+    def _prefix_for(bot: Bot, message: discord.Message) -> list[str]:
+        guild_id = message.guild.id if message.guild else None
+        return commands.when_mentioned_or(bot.prefix(guild_id))(bot, message)
+
+    # Lifecycle
+
+    async def setup_hook(self) -> None:
+        await self.db.connect()
+        rows = await self.db.fetchall(
+            "SELECT guild_id, prefix FROM guild_settings WHERE prefix IS NOT NULL"
+        )
+        self._guild_prefixes = {row["guild_id"]: row["prefix"] for row in rows}
+        for name in self.extensions_to_load:
+            try:
+                await self.load_extension(name)
+            except commands.ExtensionError as error:
+                self.failed_extensions[name] = type(error.__cause__ or error).__name__
+                log.exception("could not load %s; the other cogs still run", name)
+            else:
+                log.info("loaded %s", name)
+        if self.settings.dev_guild_id:
+            guild = discord.Object(self.settings.dev_guild_id)
+            self.tree.copy_global_to(guild=guild)
+            synced = await self.tree.sync(guild=guild)
+            log.info("synced %d slash commands to guild %s", len(synced), guild.id)
+
+    async def on_ready(self) -> None:
+        log.info("ready as %s in %d guilds", self.user, len(self.guilds))
+
+    async def on_command_completion(self, ctx: commands.Context[Bot]) -> None:
+        self.commands_run += 1
+
+    async def on_app_command_completion(
+        self, interaction: discord.Interaction, command: object
+    ) -> None:
+        # Hybrid commands invoked by slash already count through on_command_completion.
+        if not isinstance(command, commands.hybrid.HybridAppCommand):
+            self.commands_run += 1
+
+    async def close(self) -> None:
+        """Run shutdown handlers, disconnect, then close the database. Idempotent."""
+        await self.shutdown_manager.shutdown("bot closing")
+        await super().close()
+        await self.db.close()
+
+
+async def run(bot: Bot) -> None:
+    """Start `bot` and return once it has stopped (by `close()` or a signal)."""
+    async with bot:
+        bot.shutdown_manager.install_signal_handlers(bot.close)
+        try:
+            await bot.start(bot.settings.discord_token.get_secret_value())
+        finally:
+            bot.shutdown_manager.remove_signal_handlers()
+
+
+def main() -> int:
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        print(describe_error(error), file=sys.stderr)
+        return 2
+    secrets = [
+        secret.get_secret_value()
+        for secret in (
+            settings.discord_token,
+            settings.gemini_api_key,
+            settings.spotipy_client_secret,
+        )
+        if secret is not None
+    ]
+    setup_logging(
+        level=settings.log_level,
+        fmt=settings.log_format,
+        log_dir=settings.log_dir,
+        secrets=secrets,
+    )
+    try:
+        asyncio.run(run(Bot(settings)))
+    except discord.LoginFailure:
+        log.error("Discord rejected DISCORD_TOKEN; check the token in the developer portal")
+        return 1
+    except discord.PrivilegedIntentsRequired:
+        log.error("enable the Message Content intent for the bot in the developer portal")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Cog packages: each has `setup()` in `__init__.py` and its Discord layer in `cog.py`."""

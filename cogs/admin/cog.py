@@ -1,0 +1,232 @@
+"""Admin commands and the global error handler (the Discord-facing layer)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+import time
+from typing import TYPE_CHECKING, Literal
+
+import discord
+import psutil
+from discord import app_commands
+from discord.ext import commands
+
+from cogs.admin.errors import unwrap, user_message
+from utils.checks import guild_permissions
+from utils.errors import BotError
+
+if TYPE_CHECKING:
+    from bot import Bot
+
+log = logging.getLogger(__name__)
+
+Context = commands.Context["Bot"]
+
+
+def format_duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    units = ((days, "d"), (hours, "h"), (minutes, "m"), (secs, "s"))
+    parts = [f"{value}{unit}" for value, unit in units if value]
+    return " ".join(parts) or "0s"
+
+
+def format_latency(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if math.isfinite(seconds) else "n/a"
+
+
+def validate_prefix(prefix: str) -> str:
+    prefix = prefix.strip()
+    if not 1 <= len(prefix) <= 5:
+        raise BotError("A prefix must be 1 to 5 characters.")
+    if any(ch.isspace() for ch in prefix) or any(ch in prefix for ch in "@<>`\\"):
+        raise BotError("A prefix can't contain spaces, mentions or the characters @ < > ` \\.")
+    return prefix
+
+
+class Admin(commands.Cog):
+    """Bot status, settings and owner maintenance."""
+
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+        self._process = psutil.Process()
+
+    async def cog_load(self) -> None:
+        self._previous_tree_error = self.bot.tree.on_error
+        self.bot.tree.on_error = self.on_app_command_error
+
+    async def cog_unload(self) -> None:
+        self.bot.tree.on_error = self._previous_tree_error
+
+    # Everyone
+
+    @commands.hybrid_command()
+    async def ping(self, ctx: Context) -> None:
+        """Show the gateway latency and a REST round trip."""
+        started = time.perf_counter()
+        message = await ctx.send("Pinging…")
+        rest = time.perf_counter() - started
+        await message.edit(
+            content=f"Pong! Gateway {format_latency(self.bot.latency)} · "
+            f"REST {format_latency(rest)}"
+        )
+
+    @commands.hybrid_command()
+    async def stats(self, ctx: Context) -> None:
+        """Show uptime, guilds, latency, memory, commands run and circuit states."""
+        embed = discord.Embed(title="Bot stats", colour=discord.Colour.blurple())
+        embed.add_field(
+            name="Uptime", value=format_duration(time.monotonic() - self.bot.started_at)
+        )
+        embed.add_field(name="Guilds", value=str(len(self.bot.guilds)))
+        embed.add_field(name="Latency", value=format_latency(self.bot.latency))
+        rss = self._process.memory_info().rss
+        embed.add_field(name="Memory", value=f"{rss / 2**20:.0f} MiB")
+        embed.add_field(name="Commands run", value=str(self.bot.commands_run))
+        circuits = self.bot.breakers.snapshot()
+        embed.add_field(
+            name="Circuits",
+            value="\n".join(f"{name}: {info['state']}" for name, info in circuits.items())
+            or "none yet",
+            inline=False,
+        )
+        if self.bot.failed_extensions:
+            embed.add_field(
+                name="Cogs that failed to load",
+                value=", ".join(self.bot.failed_extensions),
+                inline=False,
+            )
+        await ctx.send(embed=embed)
+
+    @commands.hybrid_command(name="help")
+    async def help_command(self, ctx: Context, *, command: str | None = None) -> None:
+        """List the commands, or explain one."""
+        prefix = self.bot.prefix(ctx.guild.id if ctx.guild else None)
+        if command:
+            found = self.bot.get_command(command.strip().removeprefix(prefix))
+            if found is None or found.hidden:
+                raise BotError(f"No command called `{command}`.")
+            usage = f"{prefix}{found.qualified_name} {found.signature}".strip()
+            embed = discord.Embed(title=usage, description=found.help or "No description.")
+            await ctx.send(embed=embed, ephemeral=True)
+            return
+        embed = discord.Embed(
+            title="Commands",
+            description=f"Use `/` or the `{prefix}` prefix (or mention me). "
+            f"`{prefix}help <command>` explains one.",
+        )
+        for cog_name, cog in sorted(self.bot.cogs.items()):
+            lines = [
+                f"`{cmd.qualified_name}` {cmd.short_doc}"
+                for cmd in sorted(cog.walk_commands(), key=lambda c: c.qualified_name)
+                if not cmd.hidden and not isinstance(cmd, commands.Group)
+            ]
+            if lines:
+                embed.add_field(name=cog_name, value="\n".join(lines)[:1024], inline=False)
+        await ctx.send(embed=embed, ephemeral=True)
+
+    # Server managers
+
+    @commands.hybrid_group(name="settings", fallback="show")
+    @commands.guild_only()
+    async def settings_group(self, ctx: Context) -> None:
+        """Show this server's bot settings."""
+        assert ctx.guild is not None
+        await ctx.send(f"Prefix: `{self.bot.prefix(ctx.guild.id)}`", ephemeral=True)
+
+    @settings_group.command(name="prefix")
+    @guild_permissions(manage_guild=True)
+    @app_commands.describe(prefix="The new command prefix, 1 to 5 characters")
+    async def settings_prefix(self, ctx: Context, prefix: str) -> None:
+        """Change the command prefix for this server (Manage Server)."""
+        assert ctx.guild is not None
+        prefix = validate_prefix(prefix)
+        await self.bot.set_prefix(ctx.guild.id, prefix)
+        await ctx.send(f"Prefix set to `{prefix}`.", ephemeral=True)
+
+    # Owner only (prefix commands)
+
+    @commands.command(hidden=True)
+    @commands.is_owner()
+    async def reload(self, ctx: Context, cog: str) -> None:
+        """Reload a cog package, e.g. `reload music`."""
+        name = cog if cog.startswith("cogs.") else f"cogs.{cog}"
+        try:
+            if name in self.bot.extensions:
+                await self.bot.reload_extension(name)
+            else:
+                await self.bot.load_extension(name)
+        except commands.ExtensionError as error:
+            log.exception("reload of %s failed", name)
+            cause = error.__cause__ or error
+            raise BotError(f"Reloading `{name}` failed: {type(cause).__name__}.") from error
+        self.bot.failed_extensions.pop(name, None)
+        await ctx.reply(f"Reloaded `{name}`.", mention_author=False)
+
+    @commands.command(hidden=True)
+    @commands.is_owner()
+    async def sync(self, ctx: Context, scope: Literal["guild", "global"] = "guild") -> None:
+        """Sync slash commands to this server (`guild`) or everywhere (`global`)."""
+        if scope == "global":
+            synced = await self.bot.tree.sync()
+        else:
+            if ctx.guild is None:
+                raise BotError("Use `sync global` in DMs.")
+            self.bot.tree.copy_global_to(guild=ctx.guild)
+            synced = await self.bot.tree.sync(guild=ctx.guild)
+        await ctx.reply(f"Synced {len(synced)} commands ({scope}).", mention_author=False)
+
+    @commands.command(hidden=True)
+    @commands.is_owner()
+    async def shutdown(self, ctx: Context) -> None:
+        """Stop the bot cleanly."""
+        log.warning("shutdown requested by %s (%s)", ctx.author, ctx.author.id)
+        await ctx.reply("Shutting down.", mention_author=False)
+        await self.bot.close()
+
+    # Errors
+
+    @commands.Cog.listener()
+    async def on_command_error(self, ctx: Context, error: commands.CommandError) -> None:
+        if isinstance(error, commands.CommandNotFound):
+            return
+        if ctx.command and ctx.command.has_error_handler():
+            return
+        original = unwrap(error)
+        message = user_message(original)
+        if message is None:
+            message = self._report_unexpected(original, where=f"command {ctx.command}")
+        elif ctx.interaction is None and isinstance(original, commands.UserInputError):
+            message += f" Usage: `{ctx.clean_prefix}{ctx.command} {ctx.command.signature}`"
+        try:
+            if ctx.interaction is None:
+                await ctx.reply(message, mention_author=False)
+            else:
+                await ctx.send(message, ephemeral=True)
+        except discord.HTTPException:
+            log.warning("could not send the error reply in channel %s", ctx.channel.id)
+
+    async def on_app_command_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        original = unwrap(error)
+        message = user_message(original)
+        if message is None:
+            name = interaction.command.qualified_name if interaction.command else "?"
+            message = self._report_unexpected(original, where=f"slash command {name}")
+        try:
+            if interaction.response.is_done():
+                await interaction.followup.send(message, ephemeral=True)
+            else:
+                await interaction.response.send_message(message, ephemeral=True)
+        except discord.HTTPException:
+            log.warning("could not send the error reply for interaction %s", interaction.id)
+
+    @staticmethod
+    def _report_unexpected(error: BaseException, *, where: str) -> str:
+        reference = secrets.token_hex(4)
+        log.error("unexpected error in %s [ref %s]", where, reference, exc_info=error)
+        return f"Sorry, something went wrong on my side. Reference: `{reference}`."

@@ -1,0 +1,58 @@
+"""Turning command errors into short messages users can act on."""
+
+from __future__ import annotations
+
+import math
+
+from discord import app_commands
+from discord.ext import commands
+
+from utils.errors import BotError
+
+_WRAPPERS = (
+    commands.CommandInvokeError,
+    commands.HybridCommandError,
+    commands.ConversionError,
+    app_commands.CommandInvokeError,
+)
+
+
+def unwrap(error: BaseException) -> BaseException:
+    """The exception that actually happened, under discord.py's wrappers."""
+    while isinstance(error, _WRAPPERS) and getattr(error, "original", None) is not None:
+        error = error.original
+    return error
+
+
+def _perm_names(perms: list[str]) -> str:
+    return ", ".join(p.replace("_", " ").replace("guild", "server").title() for p in perms)
+
+
+def user_message(error: BaseException) -> str | None:
+    """A short reply for a user error, or None when the error is a bug to log."""
+    match error:
+        case BotError():
+            return str(error)
+        case commands.NotOwner():
+            return "This command is for the bot owner."
+        case commands.MissingPermissions() | app_commands.MissingPermissions():
+            return f"You need the {_perm_names(error.missing_permissions)} permission to do that."
+        case commands.BotMissingPermissions() | app_commands.BotMissingPermissions():
+            return f"I need the {_perm_names(error.missing_permissions)} permission to do that."
+        case commands.NoPrivateMessage() | app_commands.NoPrivateMessage():
+            return "This command only works in a server."
+        case commands.CommandOnCooldown() | app_commands.CommandOnCooldown():
+            return f"Slow down: try again in {math.ceil(error.retry_after)} s."
+        case commands.MissingRequiredArgument():
+            return f"Missing `{error.param.name}`."
+        case commands.TooManyArguments():
+            return "Too many arguments."
+        case commands.BadLiteralArgument():
+            return f"`{error.param.name}` must be one of: {', '.join(map(str, error.literals))}."
+        case commands.UserInputError() | app_commands.TransformerError():
+            return str(error) or "That input is not valid."
+        case commands.CheckFailure() | app_commands.CheckFailure():
+            return "You can't use this command here."
+        case commands.DisabledCommand():
+            return "This command is disabled."
+    return None

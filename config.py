@@ -1,0 +1,92 @@
+"""Settings: every option the bot reads from the environment and `.env`, validated.
+
+`.env.example` documents each option; keep the two in step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def _split_csv(value: object) -> object:
+    """Accept `a,b,c` for list-valued settings, as people write them in `.env`."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    if isinstance(value, int):
+        return [value]
+    return value
+
+
+class Settings(BaseSettings):
+    """The bot's configuration. Field names are the environment variable names."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    # Discord
+    discord_token: SecretStr
+    command_prefix: str = Field("!", min_length=1, max_length=5)
+    owner_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+    dev_guild_id: int | None = None
+
+    # Storage and logs
+    data_dir: Path = Path("data")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+
+    # Gemini
+    gemini_api_key: SecretStr | None = None
+    gemini_model: str = "gemini-2.5-flash"
+    gemini_fallback_models: Annotated[tuple[str, ...], NoDecode] = ()
+
+    # Spotify
+    spotipy_client_id: str | None = None
+    spotipy_client_secret: SecretStr | None = None
+
+    @field_validator("owner_ids", "gemini_fallback_models", mode="before")
+    @classmethod
+    def _csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _normalise_case(cls, value: object, info: object) -> object:
+        if not isinstance(value, str):
+            return value
+        return value.upper() if info.field_name == "log_level" else value.lower()
+
+    @field_validator("command_prefix")
+    @classmethod
+    def _no_spaces(cls, value: str) -> str:
+        if any(ch.isspace() for ch in value):
+            raise ValueError("must not contain spaces")
+        return value
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "bot.db"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+
+def describe_error(error: ValidationError) -> str:
+    """One line naming each bad variable and what is wrong, never its value."""
+    problems = []
+    for item in error.errors(include_url=False, include_input=False):
+        name = "_".join(str(part) for part in item["loc"][:1]).upper() or "settings"
+        if item["type"] == "missing":
+            problems.append(f"{name} is required but not set")
+        else:
+            problems.append(f"{name}: {item['msg']}")
+    return "Configuration error: " + "; ".join(problems) + " (see .env.example)"

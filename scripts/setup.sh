@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Set up everything the bot and its tests need on a fresh Debian/Ubuntu machine:
+# FFmpeg from the OS, then a virtual environment in .venv with the Python packages.
+# Safe to run again; it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v ffmpeg >/dev/null 2>&1; then
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -q
+  $sudo apt-get install -y -q ffmpeg
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+# torch first, pinned: the CPU build, instead of several GB of CUDA wheels that
+# sentence-transformers would otherwise pull in.
+.venv/bin/python -m pip install -q torch==2.13.0
+.venv/bin/python -m pip install -q -e ".[dev]"

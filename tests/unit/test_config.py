@@ -1,0 +1,104 @@
+"""Settings parsing, the one-line error, and `.env.example` covering every option."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from config import Settings, describe_error
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
+def error_line(**env: str) -> str:
+    with pytest.raises(ValidationError) as info:
+        Settings(_env_file=None, **{k.lower(): v for k, v in env.items()})
+    return describe_error(info.value)
+
+
+def test_reads_environment_and_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISCORD_TOKEN", "tok")
+    monkeypatch.setenv("OWNER_IDS", "1, 2,3")
+    monkeypatch.setenv("GEMINI_FALLBACK_MODELS", "a,b")
+    monkeypatch.setenv("LOG_LEVEL", "debug")
+    monkeypatch.setenv("DEV_GUILD_ID", "")
+    settings = Settings(_env_file=None)
+    assert settings.owner_ids == {1, 2, 3}
+    assert settings.gemini_fallback_models == ("a", "b")
+    assert settings.log_level == "DEBUG"
+    assert settings.dev_guild_id is None
+    assert settings.command_prefix == "!"
+
+
+def test_reads_dotenv_file(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("DISCORD_TOKEN=from-file\nCOMMAND_PREFIX=?\n")
+    settings = Settings(_env_file=env_file)
+    assert settings.discord_token.get_secret_value() == "from-file"
+    assert settings.command_prefix == "?"
+
+
+def test_missing_token_names_the_variable() -> None:
+    assert "DISCORD_TOKEN is required" in error_line()
+
+
+def test_invalid_value_names_variable_and_hides_secrets() -> None:
+    line = error_line(DISCORD_TOKEN="very-secret-token", OWNER_IDS="abc")
+    assert "OWNER_IDS" in line
+    assert "very-secret-token" not in line
+    assert "\n" not in line
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("LOG_FORMAT", "xml"), ("COMMAND_PREFIX", "a b"), ("DEV_GUILD_ID", "x")],
+)
+def test_other_invalid_values(name: str, value: str) -> None:
+    assert name in error_line(DISCORD_TOKEN="t", **{name: value})
+
+
+def test_env_example_documents_every_setting() -> None:
+    text = (ROOT / ".env.example").read_text()
+    documented = set(re.findall(r"^([A-Z_]+)=", text, flags=re.MULTILINE))
+    assert documented == {name.upper() for name in Settings.model_fields}
+
+
+def run_bot(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "bot.py")],
+        env={**clean, **env},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "DISCORD_TOKEN"),
+        ({"DISCORD_TOKEN": "hush-hush-secret", "OWNER_IDS": "abc"}, "OWNER_IDS"),
+    ],
+)
+def test_bot_exits_with_one_line(env: dict[str, str], expected: str, tmp_path: Path) -> None:
+    result = run_bot(env, tmp_path)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert expected in lines[0]
+    assert "Traceback" not in result.stderr
+    assert "hush-hush-secret" not in result.stderr + result.stdout

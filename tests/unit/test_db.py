@@ -1,0 +1,134 @@
+"""The SQLite layer: pragmas, migrations, serialised writes, atomic files."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from utils.db import MIGRATIONS_DIR, Database, atomic_write, load_migrations
+
+
+@pytest.fixture
+async def db(tmp_path: Path):
+    database = Database(tmp_path / "bot.db")
+    await database.connect()
+    yield database
+    await database.close()
+
+
+def write_migrations(directory: Path, *scripts: str) -> Path:
+    directory.mkdir()
+    for number, sql in enumerate(scripts, start=1):
+        (directory / f"{number:04d}_step.sql").write_text(sql)
+    return directory
+
+
+async def test_pragmas_and_schema_version(db: Database) -> None:
+    assert await db.fetchval("PRAGMA journal_mode") == "wal"
+    assert await db.fetchval("PRAGMA foreign_keys") == 1
+    assert await db.fetchval("PRAGMA busy_timeout") == 5000
+    assert await db.version() == len(load_migrations(MIGRATIONS_DIR))
+
+
+async def test_migrations_apply_once_and_resume(tmp_path: Path) -> None:
+    migrations = write_migrations(
+        tmp_path / "m",
+        "CREATE TABLE a (x INTEGER);",
+        "INSERT INTO a VALUES (1);",
+    )
+    database = Database(tmp_path / "x.db")
+    await database.connect(migrations)
+    await database.close()
+    (migrations / "0003_step.sql").write_text("INSERT INTO a VALUES (3);")
+    await database.connect(migrations)
+    assert await database.version() == 3
+    assert [r[0] for r in await database.fetchall("SELECT x FROM a ORDER BY x")] == [1, 3]
+    await database.close()
+
+
+async def test_failed_migration_rolls_back(tmp_path: Path) -> None:
+    migrations = write_migrations(
+        tmp_path / "m",
+        "CREATE TABLE a (x INTEGER);",
+        "INSERT INTO a VALUES (2); INSERT INTO missing VALUES (1);",
+    )
+    database = Database(tmp_path / "x.db")
+    with pytest.raises(Exception, match="missing"):
+        await database.connect(migrations)
+    assert await database.version() == 1
+    await database.close()
+    database = Database(tmp_path / "x.db")
+    (migrations / "0002_step.sql").write_text("INSERT INTO a VALUES (2);")
+    await database.connect(migrations)
+    assert await database.fetchval("SELECT count(*) FROM a") == 1
+    await database.close()
+
+
+def test_migrations_must_be_numbered_in_order(tmp_path: Path) -> None:
+    directory = tmp_path / "m"
+    directory.mkdir()
+    (directory / "0001_a.sql").write_text("")
+    (directory / "0003_c.sql").write_text("")
+    with pytest.raises(RuntimeError, match="0003_c.sql"):
+        load_migrations(directory)
+
+
+async def test_concurrent_transactions_do_not_interleave(db: Database) -> None:
+    await db.execute("CREATE TABLE counter (n INTEGER)")
+    await db.execute("INSERT INTO counter VALUES (0)")
+
+    async def increment() -> None:
+        async with db.transaction() as conn:
+            async with conn.execute("SELECT n FROM counter") as cur:
+                (n,) = await cur.fetchone()
+            await asyncio.sleep(0)
+            await conn.execute("UPDATE counter SET n = ?", (n + 1,))
+
+    await asyncio.gather(*(increment() for _ in range(50)))
+    assert await db.fetchval("SELECT n FROM counter") == 50
+
+
+async def test_failed_transaction_rolls_back(db: Database) -> None:
+    await db.execute("CREATE TABLE t (x INTEGER)")
+    with pytest.raises(ValueError):
+        async with db.transaction() as conn:
+            await conn.execute("INSERT INTO t VALUES (1)")
+            raise ValueError
+    assert await db.fetchval("SELECT count(*) FROM t") == 0
+    assert await db.execute("INSERT INTO t VALUES (5)") == 1  # lastrowid
+
+
+async def test_close_is_idempotent_and_leaves_a_sound_file(tmp_path: Path) -> None:
+    database = Database(tmp_path / "bot.db")
+    await database.connect()
+    await database.close()
+    await database.close()
+    assert not database.is_open
+    assert not (tmp_path / "bot.db-wal").exists() or (tmp_path / "bot.db-wal").stat().st_size == 0
+
+
+def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:
+    target = tmp_path / "sub" / "file.bin"
+    atomic_write(target, b"old")
+    atomic_write(target, b"new content")
+    assert target.read_bytes() == b"new content"
+    assert [p.name for p in target.parent.iterdir()] == ["file.bin"]
+
+
+def test_atomic_write_crash_keeps_old_content(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "file.bin"
+    atomic_write(target, b"old")
+
+    def crash(*args: object) -> None:
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError):
+        atomic_write(target, b"new")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["file.bin"]

@@ -1,0 +1,1 @@
+"""Shared services used by the bot and every cog."""

@@ -1,0 +1,23 @@
+"""Permission decorators that apply to both the prefix and the slash form of a command."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from discord import app_commands
+from discord.ext import commands
+
+T = TypeVar("T")
+
+
+def guild_permissions(**perms: bool) -> Callable[[T], T]:
+    """Require guild permissions: checked for prefix use, and hidden in Discord's
+    slash menu from members who lack them (`default_permissions`)."""
+
+    def decorator(func: T) -> T:
+        func = commands.guild_only()(func)
+        func = commands.has_guild_permissions(**perms)(func)
+        return app_commands.default_permissions(**perms)(func)
+
+    return decorator

@@ -1,0 +1,172 @@
+"""The async SQLite layer: connections, migrations, serialised writes, atomic files.
+
+SQLite is the source of truth for everything the bot keeps. One connection
+writes (behind a lock, so multi-statement transactions never interleave) and
+one reads; WAL lets them run side by side. Schema changes are numbered SQL
+files in `utils/migrations/`, applied in order and tracked with
+`PRAGMA user_version`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import sqlite3
+import tempfile
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[\w-]+\.sql$")
+
+Params = Sequence[Any] | dict[str, Any]
+
+
+def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[tuple[int, Path]]:
+    """Numbered migration files in order; numbers must run 1, 2, 3... with no gaps."""
+    found = sorted(
+        (int(match[1]), path)
+        for path in directory.iterdir()
+        if (match := _MIGRATION_NAME.match(path.name))
+    )
+    for expected, (number, path) in enumerate(found, start=1):
+        if number != expected:
+            raise RuntimeError(
+                f"migration {path.name} is out of sequence (expected {expected:04d})"
+            )
+    return found
+
+
+class Database:
+    """aiosqlite with WAL, a busy timeout, foreign keys and one serialised writer."""
+
+    def __init__(self, path: Path, *, busy_timeout_ms: int = 5000) -> None:
+        self.path = path
+        self._busy_timeout_ms = busy_timeout_ms
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
+
+    async def connect(self, migrations_dir: Path = MIGRATIONS_DIR) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = await self._open()
+        await self._writer.execute("PRAGMA journal_mode=WAL")
+        await self._writer.execute("PRAGMA synchronous=NORMAL")
+        await self._migrate(load_migrations(migrations_dir))
+        self._reader = await self._open()
+        log.info("database ready at %s (schema version %d)", self.path, await self.version())
+
+    async def _open(self) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        await conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
+        await conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    async def _migrate(self, migrations: Iterable[tuple[int, Path]]) -> None:
+        writer = self._require(self._writer)
+        current = await self.version()
+        for number, path in migrations:
+            if number <= current:
+                continue
+            sql = path.read_text(encoding="utf-8")
+            log.info("applying migration %s", path.name)
+            try:
+                await writer.executescript(f"BEGIN;\n{sql}\nPRAGMA user_version={number};\nCOMMIT;")
+            except sqlite3.Error:
+                if writer.in_transaction:
+                    await writer.rollback()
+                raise
+
+    async def close(self) -> None:
+        """Checkpoint the WAL and close both connections; safe to call twice."""
+        async with self._write_lock:
+            for name in ("_reader", "_writer"):
+                conn = getattr(self, name)
+                setattr(self, name, None)
+                if conn is None:
+                    continue
+                if name == "_writer":
+                    await conn.execute("PRAGMA optimize")
+                    await conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                await conn.close()
+
+    @property
+    def is_open(self) -> bool:
+        return self._writer is not None
+
+    async def version(self) -> int:
+        async with self._require(self._writer).execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        return int(row[0])
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """Hold the single writer for several statements; commit at the end or roll back."""
+        async with self._write_lock:
+            conn = self._require(self._writer)
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                await conn.rollback()
+                raise
+            await conn.commit()
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """Run one write; returns lastrowid for inserts, else the number of changed rows."""
+        async with self.transaction() as conn, conn.execute(sql, params) as cur:
+            return cur.lastrowid if sql.lstrip()[:6].upper() == "INSERT" else cur.rowcount
+
+    async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
+        async with self.transaction() as conn:
+            await conn.executemany(sql, rows)
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        async with self._require(self._reader).execute(sql, params) as cur:
+            return list(await cur.fetchall())
+
+    async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+        async with self._require(self._reader).execute(sql, params) as cur:
+            return await cur.fetchone()
+
+    async def fetchval(self, sql: str, params: Params = (), default: Any = None) -> Any:
+        row = await self.fetchone(sql, params)
+        return default if row is None else row[0]
+
+    @staticmethod
+    def _require(conn: aiosqlite.Connection | None) -> aiosqlite.Connection:
+        if conn is None:
+            raise RuntimeError("database is not open")
+        return conn
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write a file so readers see the old or the new content, never a torn mix.
+
+    Blocking: call it through `asyncio.to_thread` from async code.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

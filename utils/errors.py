@@ -1,0 +1,7 @@
+"""Errors whose messages are safe to show to users; everything else is a bug."""
+
+from __future__ import annotations
+
+
+class BotError(Exception):
+    """Base for errors the global handler shows to the user as they are."""
