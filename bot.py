@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import discord
 from discord.ext import commands
@@ -35,7 +36,13 @@ def discover_extensions(directory: Path = COGS_DIR) -> list[str]:
 class Bot(commands.Bot):
     """The bot: owns the shared services that cogs reach through `self.bot`."""
 
-    def __init__(self, settings: Settings, *, extensions: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        extensions: Sequence[str] | None = None,
+        **options: Any,
+    ) -> None:
         intents = discord.Intents.default()
         intents.message_content = True
         super().__init__(
@@ -46,6 +53,7 @@ class Bot(commands.Bot):
             help_command=None,
             case_insensitive=True,
             strip_after_prefix=True,
+            **options,
         )
         self.settings = settings
         self.extensions_to_load = (

@@ -72,7 +72,7 @@ def test_migrations_must_be_numbered_in_order(tmp_path: Path) -> None:
     directory.mkdir()
     (directory / "0001_a.sql").write_text("")
     (directory / "0003_c.sql").write_text("")
-    with pytest.raises(RuntimeError, match="0003_c.sql"):
+    with pytest.raises(RuntimeError, match=r"0003_c\.sql"):
         load_migrations(directory)
 
 

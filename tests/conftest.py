@@ -1,0 +1,92 @@
+"""Shared fixtures: the fake Discord server and a bot started the way `python bot.py` does."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot import Bot, discover_extensions, run
+from config import Settings
+from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
+
+ADMIN = 0x8  # Administrator
+MANAGE_GUILD = 0x20
+BASIC = 0x400 | 0x800 | 0x10000 | 0x40 | 0x4000 | 0x8000 | 0x100000 | 0x200000  # view, send, ...
+
+
+@pytest.fixture
+async def discord_fake() -> AsyncIterator[FakeDiscord]:
+    fake = FakeDiscord()
+    await fake.start()
+    undo = fake.patch_discord()
+    yield fake
+    undo()
+    await fake.stop()
+
+
+@pytest.fixture
+def guild(discord_fake: FakeDiscord) -> FakeGuild:
+    guild = discord_fake.add_guild("Test Guild", owner=discord_fake.owner)
+    guild.add_member(discord_fake.owner, permissions=ADMIN)
+    return guild
+
+
+@pytest.fixture
+def member(discord_fake: FakeDiscord, guild: FakeGuild) -> FakeUser:
+    """An ordinary member with no special permissions."""
+    user = discord_fake.add_user("alice")
+    guild.add_member(user, permissions=BASIC)
+    return user
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, guild: FakeGuild) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "discord_token": "test-token",
+            "data_dir": tmp_path / "data",
+            "dev_guild_id": guild.id,
+        }
+        values.update(overrides)
+        return Settings(_env_file=None, **values)
+
+    return make
+
+
+StartBot = Callable[..., Awaitable[Bot]]
+
+
+@pytest.fixture
+async def start_bot(
+    discord_fake: FakeDiscord, make_settings: Callable[..., Settings]
+) -> AsyncIterator[StartBot]:
+    """Start a Bot through `bot.run` (the code path of `python bot.py`)."""
+    running: list[tuple[Bot, asyncio.Task[None]]] = []
+
+    async def start(
+        settings: Settings | None = None, *, extensions: list[str] | None = None
+    ) -> Bot:
+        bot = Bot(
+            settings or make_settings(),
+            extensions=extensions if extensions is not None else discover_extensions(),
+            guild_ready_timeout=0.1,
+        )
+        task = asyncio.create_task(run(bot))
+        running.append((bot, task))
+        ready = asyncio.create_task(bot.wait_until_ready())
+        done, _ = await asyncio.wait({ready, task}, timeout=15, return_when="FIRST_COMPLETED")
+        if ready not in done:
+            ready.cancel()
+            if task in done:
+                task.result()
+            raise AssertionError("bot did not become ready")
+        return bot
+
+    yield start
+    for bot, task in running:
+        await bot.close()
+        await asyncio.wait_for(task, 10)

@@ -1,0 +1,273 @@
+"""The bot core end to end: commands, prefixes, owners, cogs, reconnects, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sqlite3
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from bot import discover_extensions
+from config import Settings
+from tests.conftest import StartBot
+from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def no_pings(allowed_mentions: dict | None) -> bool:
+    """True when a message's allowed_mentions can ping neither @everyone/@here nor roles."""
+    assert allowed_mentions is not None, "the bot must always send allowed_mentions"
+    return (
+        "everyone" not in allowed_mentions.get("parse", [])
+        and "roles" not in allowed_mentions.get("parse", [])
+        and not allowed_mentions.get("roles")
+    )
+
+
+async def test_prefix_ping(
+    discord_fake: FakeDiscord, guild: FakeGuild, member: FakeUser, start_bot: StartBot
+) -> None:
+    await start_bot()
+    await discord_fake.send_message(guild.text, member, "!ping")
+    reply = await discord_fake.wait_for_message(
+        guild.text, predicate=lambda m: m.content.startswith("Pong!")
+    )
+    assert "Gateway" in reply.content and "REST" in reply.content
+    assert reply.history[0] == "Pinging…"
+    assert no_pings(reply.allowed_mentions)
+
+
+async def test_slash_ping(
+    discord_fake: FakeDiscord, guild: FakeGuild, member: FakeUser, start_bot: StartBot
+) -> None:
+    await start_bot()
+    interaction = await discord_fake.invoke_slash(guild.text, member, "ping")
+    await interaction.wait_response()
+    await discord_fake.wait_for(
+        lambda: interaction.original and interaction.original.content.startswith("Pong!")
+    )
+
+
+async def test_prefix_setting_survives_restart(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings()
+    bot = await start_bot(settings)
+    interaction = await discord_fake.invoke_slash(
+        guild.text, discord_fake.owner, "settings", {"prefix": "?"}, subcommand="prefix"
+    )
+    response = await interaction.wait_response()
+    assert "Prefix set to `?`" in response["data"]["content"]
+    assert interaction.ephemeral
+    await bot.close()
+
+    await start_bot(settings)
+    before = len(discord_fake.messages_in(guild.text))
+    await discord_fake.send_message(guild.text, member, "!ping")
+    await discord_fake.send_message(guild.text, member, "?ping")
+    await discord_fake.wait_for_message(
+        guild.text, predicate=lambda m: m.content.startswith("Pong!"), after=before
+    )
+    await asyncio.sleep(0.3)
+    replies = discord_fake.messages_in(guild.text)[before:]
+    assert len(replies) == 1, "only the new prefix is answered"
+
+
+async def test_prefix_change_needs_manage_server(
+    discord_fake: FakeDiscord, guild: FakeGuild, member: FakeUser, start_bot: StartBot
+) -> None:
+    bot = await start_bot()
+    interaction = await discord_fake.invoke_slash(
+        guild.text, member, "settings", {"prefix": "$"}, subcommand="prefix"
+    )
+    response = await interaction.wait_response()
+    assert "Manage Server" in response["data"]["content"]
+    assert interaction.ephemeral
+    await discord_fake.send_message(guild.text, member, "!settings prefix $")
+    refusal = await discord_fake.wait_for_message(guild.text)
+    assert "Manage Server" in refusal.content
+    assert bot.prefix(guild.id) == "!"
+
+
+async def test_bad_prefix_gets_a_clear_message(
+    discord_fake: FakeDiscord, guild: FakeGuild, start_bot: StartBot
+) -> None:
+    await start_bot()
+    await discord_fake.send_message(guild.text, discord_fake.owner, "!settings prefix toolong")
+    reply = await discord_fake.wait_for_message(guild.text)
+    assert reply.content == "A prefix must be 1 to 5 characters."
+
+
+async def test_mention_is_always_a_prefix(
+    discord_fake: FakeDiscord, guild: FakeGuild, member: FakeUser, start_bot: StartBot
+) -> None:
+    await start_bot()
+    await discord_fake.send_message(guild.text, member, f"<@{discord_fake.bot_user.id}> ping")
+    await discord_fake.wait_for_message(guild.text, predicate=lambda m: "Pong!" in m.content)
+
+
+async def test_owner_commands_refuse_others(
+    discord_fake: FakeDiscord, guild: FakeGuild, member: FakeUser, start_bot: StartBot
+) -> None:
+    bot = await start_bot()
+    await discord_fake.send_message(guild.text, member, "!shutdown")
+    reply = await discord_fake.wait_for_message(guild.text)
+    assert reply.content == "This command is for the bot owner."
+    assert not bot.is_closed()
+    await discord_fake.send_message(guild.text, member, "!ping")
+    await discord_fake.wait_for_message(guild.text, predicate=lambda m: "Pong!" in m.content)
+
+
+async def test_owner_shutdown_stops_the_bot(
+    discord_fake: FakeDiscord, guild: FakeGuild, start_bot: StartBot
+) -> None:
+    bot = await start_bot()
+    await discord_fake.send_message(guild.text, discord_fake.owner, "!shutdown")
+    reply = await discord_fake.wait_for_message(guild.text)
+    assert reply.content == "Shutting down."
+    await discord_fake.wait_for(bot.is_closed)
+    assert not bot.db.is_open
+
+
+async def test_owner_reload_and_sync(
+    discord_fake: FakeDiscord, guild: FakeGuild, start_bot: StartBot
+) -> None:
+    await start_bot()
+    await discord_fake.send_message(guild.text, discord_fake.owner, "!reload admin")
+    assert (await discord_fake.wait_for_message(guild.text)).content == "Reloaded `cogs.admin`."
+    await discord_fake.send_message(guild.text, discord_fake.owner, "!reload nosuchcog")
+    failed = await discord_fake.wait_for_message(guild.text, after=1)
+    assert "Reloading `cogs.nosuchcog` failed" in failed.content
+    await discord_fake.send_message(guild.text, discord_fake.owner, "!sync global")
+    synced = await discord_fake.wait_for_message(guild.text, after=2)
+    assert synced.content.startswith("Synced ") and "(global)" in synced.content
+    puts = [r for r in discord_fake.requests if r.method == "PUT" and "guilds" not in r.path]
+    assert puts and any(cmd["name"] == "ping" for cmd in puts[-1].json)
+
+
+async def test_failing_cog_does_not_stop_the_others(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bot = await start_bot(extensions=["tests.e2e.broken_cog", *discover_extensions()])
+    assert "tests.e2e.broken_cog" in bot.failed_extensions
+    assert "cogs.admin" in bot.extensions
+    assert "could not load tests.e2e.broken_cog" in caplog.text
+    await discord_fake.send_message(guild.text, member, "!stats")
+    stats = await discord_fake.wait_for_message(guild.text)
+    fields = {f["name"]: f["value"] for f in stats.embeds[0]["fields"]}
+    assert fields["Cogs that failed to load"] == "tests.e2e.broken_cog"
+    assert fields["Guilds"] == "1"
+
+
+async def test_errors_user_and_unexpected(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await start_bot(extensions=[*discover_extensions(), "tests.e2e.boom_cog"])
+    await discord_fake.send_message(guild.text, member, "!nosuchcommand")
+    await discord_fake.send_message(guild.text, member, "!boom")
+    apology = await discord_fake.wait_for_message(guild.text)
+    assert apology.content.startswith("Sorry, something went wrong on my side. Reference: `")
+    reference = apology.content.split("`")[1]
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR and reference in r.message]
+    assert len(errors) == 1 and errors[0].exc_info is not None
+    assert len(discord_fake.messages_in(guild.text)) == 1, "unknown commands are ignored"
+
+    interaction = await discord_fake.invoke_slash(guild.text, member, "boom")
+    response = await interaction.wait_response()
+    assert "Reference" in response["data"]["content"] and interaction.ephemeral
+
+    await discord_fake.send_message(guild.text, member, "!help nosuch")
+    unknown = await discord_fake.wait_for_message(guild.text, after=1)
+    assert unknown.content == "No command called `nosuch`."
+
+
+async def test_help_and_stats_slash(
+    discord_fake: FakeDiscord, guild: FakeGuild, member: FakeUser, start_bot: StartBot
+) -> None:
+    bot = await start_bot()
+    interaction = await discord_fake.invoke_slash(guild.text, member, "help")
+    help_embed = (await interaction.wait_response())["data"]["embeds"][0]
+    listed = " ".join(field["value"] for field in help_embed["fields"])
+    assert "`ping`" in listed and "`settings prefix`" in listed
+    assert "shutdown" not in listed, "owner commands are hidden"
+    interaction = await discord_fake.invoke_slash(guild.text, member, "stats")
+    stats = (await interaction.wait_response())["data"]["embeds"][0]
+    fields = {f["name"]: f["value"] for f in stats["fields"]}
+    assert fields["Memory"].endswith("MiB")
+    assert int(fields["Commands run"]) >= 1
+    assert bot.commands_run >= 2
+
+
+async def test_resumes_after_connection_drop(
+    discord_fake: FakeDiscord, guild: FakeGuild, member: FakeUser, start_bot: StartBot
+) -> None:
+    await start_bot()
+    await discord_fake.drop_connection()
+    await discord_fake.wait_for(lambda: discord_fake.resumes == 1, timeout=15)
+    await discord_fake.send_message(guild.text, member, "!ping")
+    await discord_fake.wait_for_message(guild.text, predicate=lambda m: "Pong!" in m.content)
+    assert discord_fake.identifies == 1
+
+
+@pytest.mark.slow
+async def test_process_stops_cleanly_on_sigterm(
+    discord_fake: FakeDiscord, guild: FakeGuild, member: FakeUser, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    env = {
+        **{k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields},
+        "DISCORD_TOKEN": "test-token-for-subprocess",
+        "DATA_DIR": str(data_dir),
+        "DEV_GUILD_ID": str(guild.id),
+        "FAKE_DISCORD_URL": discord_fake.url,
+        "PYTHONPATH": str(ROOT / "tests" / "fakes" / "sitecustomize"),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(ROOT / "bot.py"),
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        await discord_fake.wait_for(lambda: discord_fake.identifies == 1, timeout=60)
+        await discord_fake.send_message(guild.text, member, "!ping")
+        await discord_fake.wait_for_message(
+            guild.text, predicate=lambda m: "Pong!" in m.content, timeout=30
+        )
+        process.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        output, _ = await asyncio.wait_for(process.communicate(), 10)
+        elapsed = time.monotonic() - started
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    log = output.decode()
+    assert process.returncode == 0, log
+    assert elapsed < 10
+    assert "test-token-for-subprocess" not in log
+    assert "test-token-for-subprocess" not in (data_dir / "logs" / "bot.log").read_text()
+    with sqlite3.connect(data_dir / "bot.db") as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

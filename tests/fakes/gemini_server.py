@@ -1,0 +1,469 @@
+"""A local Gemini REST API server for tests, driven by the real google-genai client.
+
+Point ``genai.Client(api_key="test", http_options=types.HttpOptions(base_url=fake.url))``
+at a started :class:`FakeGemini` and script its answers: text (whole or streamed in
+chunks), function calls, Google-shaped errors, hangs and streams that break mid-way.
+Every request is recorded in :attr:`FakeGemini.requests`.
+
+Routes are ``POST /{version}/models/{model}:{method}`` for ``v1``, ``v1beta`` and
+``v1alpha`` (google-genai 1.x/2.x call ``v1beta``, 3.x calls ``v1``). Methods:
+``generateContent``, ``streamGenerateContent`` (``?alt=sse``), ``batchEmbedContents``
+and ``countTokens``. Scripts only answer the two generate methods; embeddings and
+token counts are always computed, so they never consume a script.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import math
+import re
+import struct
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+_GENERATE = frozenset({"generateContent", "streamGenerateContent"})
+_METHODS = _GENERATE | {"batchEmbedContents", "countTokens"}
+
+_STATUS_NAMES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+_MESSAGES = {
+    400: "Request contains an invalid argument.",
+    401: "API key not valid. Please pass a valid API key.",
+    403: "The caller does not have permission",
+    404: "Requested entity was not found.",
+    429: "You exceeded your current quota, please check your plan and billing details.",
+    500: "An internal error has occurred. Please retry or report in "
+    "https://developers.generativeai.google/guide/troubleshooting",
+    503: "The model is overloaded. Please try again later.",
+    504: "The request timed out. Please try again.",
+}
+
+
+def _tokens(text: str) -> int:
+    """Estimate a token count the way the fake reports usage: ``len // 4 + 1``."""
+    return len(text) // 4 + 1
+
+
+def _message(status: int) -> str:
+    """Google's usual message for an HTTP error status."""
+    return _MESSAGES.get(status, "Unknown error.")
+
+
+def _texts(node: Any) -> Iterator[str]:
+    """Yield every string stored under a ``"text"`` key anywhere in a JSON value."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "text" and isinstance(value, str):
+                yield value
+            else:
+                yield from _texts(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _texts(item)
+
+
+def _embedding(text: str, dim: int) -> list[float]:
+    """Return a deterministic unit vector of ``dim`` floats derived from a hash of ``text``."""
+    raw = hashlib.shake_256(text.encode()).digest(2 * dim)
+    values = [v / 32768 for v in struct.unpack(f"<{dim}h", raw)]
+    norm = math.sqrt(sum(v * v for v in values)) or 1.0
+    return [v / norm for v in values]
+
+
+def _sse(payload: dict[str, Any]) -> bytes:
+    return f"data: {json.dumps(payload)}\r\n\r\n".encode()
+
+
+@dataclass(frozen=True)
+class GeminiRequest:
+    """One request as the fake received it.
+
+    ``headers`` has lower-case names; ``json`` is the decoded body; ``time`` is
+    ``time.monotonic()`` on arrival.
+    """
+
+    version: str
+    model: str
+    method: str
+    headers: dict[str, str]
+    query: dict[str, str]
+    json: dict[str, Any]
+    time: float
+
+    @property
+    def api_key(self) -> str | None:
+        """The key the client sent in ``x-goog-api-key``."""
+        return self.headers.get("x-goog-api-key")
+
+    @property
+    def contents(self) -> list[dict[str, Any]]:
+        """The ``contents`` turns of a generate request."""
+        return self.json.get("contents", [])
+
+    @property
+    def system_text(self) -> str:
+        """All text of ``systemInstruction`` joined, or ``""``."""
+        return "".join(_texts(self.json.get("systemInstruction", {})))
+
+    @property
+    def last_user_text(self) -> str:
+        """All text of the last ``user`` turn joined, or ``""``."""
+        for turn in reversed(self.contents):
+            if turn.get("role", "user") == "user":
+                return "".join(_texts(turn))
+        return ""
+
+
+@dataclass(frozen=True)
+class _Reply:
+    parts: list[dict[str, Any]]  # one part per stream chunk
+    chunk_delay: float = 0.0
+    usage: dict[str, int] | None = None
+
+
+@dataclass(frozen=True)
+class _Fail:
+    status: int
+    message: str
+    retry_delay: float | None
+
+
+@dataclass(frozen=True)
+class _Hang:
+    seconds: float
+
+
+@dataclass(frozen=True)
+class _BrokenStream:
+    chunks: list[str]
+    status: int | None
+
+
+_Script = _Reply | _Fail | _Hang | _BrokenStream
+
+
+class FakeGemini:
+    """A scriptable Gemini API on ``127.0.0.1``; start it, point a client at :attr:`url`.
+
+    Scripts queue in order; ``model=`` scripts are used first by requests for that
+    model, then the shared queue. With both empty a request gets ``default(request)``
+    (``"ok"`` when ``default`` is None). Models in ``model_unavailable`` answer
+    404 NOT_FOUND without consuming scripts, which suits fallback-chain tests.
+    """
+
+    def __init__(self, *, stream_chunks: int = 3, embedding_dim: int = 8) -> None:
+        self.stream_chunks = stream_chunks
+        self.embedding_dim = embedding_dim
+        self.requests: list[GeminiRequest] = []
+        self.default: Callable[[GeminiRequest], str] | None = None
+        self.model_unavailable: set[str] = set()
+        self._scripts: dict[str | None, deque[_Script]] = {}
+        self._closing = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        """Base URL for ``HttpOptions(base_url=...)``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        """Listen on a free port of 127.0.0.1."""
+        self._closing.clear()
+        app = web.Application()
+        app.router.add_post(r"/{version:v1(?:alpha|beta)?}/models/{model}:{method}", self._handle)
+        self._runner = web.AppRunner(app, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        """Drop hanging requests and close the server."""
+        self._closing.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeGemini:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # Scripting
+
+    def reply(
+        self,
+        text: str | list[str],
+        *,
+        chunk_delay: float = 0.0,
+        usage: dict[str, int] | None = None,
+        model: str | None = None,
+    ) -> None:
+        """Queue a text answer.
+
+        A list gives the exact stream chunks (``generateContent`` joins them); a
+        string is split at word starts into about ``stream_chunks`` chunks.
+        ``chunk_delay`` is slept before every chunk (a non-streamed answer waits
+        the sum). ``usage`` overrides fields of the estimated ``usageMetadata``.
+        """
+        self._push(model, self._text_reply(text, chunk_delay, usage))
+
+    def reply_function_call(
+        self, name: str, args: dict[str, Any], *, model: str | None = None
+    ) -> None:
+        """Queue an answer that is a single ``functionCall`` part."""
+        self._push(model, _Reply([{"functionCall": {"name": name, "args": args}}]))
+
+    def fail(
+        self,
+        status: int,
+        *,
+        times: int = 1,
+        retry_delay: float | None = None,
+        message: str | None = None,
+        model: str | None = None,
+    ) -> None:
+        """Queue ``times`` error answers in Google's ``{"error": {...}}`` shape.
+
+        A 429 carries a ``QuotaFailure`` detail; ``retry_delay`` adds a
+        ``google.rpc.RetryInfo`` detail (``"retryDelay": "1.5s"``) to any status.
+        """
+        for _ in range(times):
+            self._push(model, _Fail(status, message or _message(status), retry_delay))
+
+    def hang(self, seconds: float = 3600, *, model: str | None = None) -> None:
+        """Leave the next request unanswered for ``seconds``, then answer with the default.
+
+        :meth:`stop` drops the connection of a request still hanging.
+        """
+        self._push(model, _Hang(seconds))
+
+    def fail_stream_after(
+        self, chunks: list[str], status: int | None = 500, *, model: str | None = None
+    ) -> None:
+        """Queue a stream that sends ``chunks`` and then breaks.
+
+        With a ``status`` the stream ends with an in-band ``{"error": ...}`` event
+        (the SDK raises the matching ``APIError``); with None the connection just
+        drops. A non-streamed request answers the error status (500 for None).
+        """
+        self._push(model, _BrokenStream(chunks, status))
+
+    def _push(self, model: str | None, script: _Script) -> None:
+        self._scripts.setdefault(model, deque()).append(script)
+
+    def _pop(self, model: str) -> _Script | None:
+        for key in (model, None):
+            queue = self._scripts.get(key)
+            if queue:
+                return queue.popleft()
+        return None
+
+    def _text_reply(
+        self, text: str | list[str], chunk_delay: float = 0.0, usage: dict[str, int] | None = None
+    ) -> _Reply:
+        chunks = text if isinstance(text, list) else self._split(text)
+        return _Reply([{"text": c} for c in chunks or [""]], chunk_delay, usage)
+
+    def _split(self, text: str) -> list[str]:
+        words = re.split(r"(?<=\s)(?=\S)", text)
+        size = max(1, math.ceil(len(words) / self.stream_chunks))
+        return ["".join(words[i : i + size]) for i in range(0, len(words), size)]
+
+    # Serving
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        info = request.match_info
+        body = await request.json() if request.can_read_body else {}
+        req = GeminiRequest(
+            version=info["version"],
+            model=info["model"],
+            method=info["method"],
+            headers={k.lower(): v for k, v in request.headers.items()},
+            query=dict(request.query),
+            json=body,
+            time=time.monotonic(),
+        )
+        self.requests.append(req)
+        if req.method not in _METHODS:
+            return self._error(404, f"Method {req.method} not found.")
+        if req.model in self.model_unavailable:
+            return self._error(
+                404,
+                f"models/{req.model} is not found for API version {req.version}, "
+                f"or is not supported for {req.method}.",
+            )
+        if req.method == "countTokens":
+            return web.json_response({"totalTokens": _tokens("".join(_texts(body)))})
+        if req.method == "batchEmbedContents":
+            return web.json_response({"embeddings": [self._embed(r) for r in body["requests"]]})
+        return await self._generate(request, req, self._pop(req.model))
+
+    async def _generate(
+        self, request: web.Request, req: GeminiRequest, script: _Script | None
+    ) -> web.StreamResponse:
+        stream = req.method == "streamGenerateContent"
+        match script:
+            case None:
+                text = self.default(req) if self.default else "ok"
+                return await self._answer(request, req, self._text_reply(text))
+            case _Reply():
+                return await self._answer(request, req, script)
+            case _Fail(status, message, retry_delay):
+                return self._error(status, message, retry_delay, req.model)
+            case _Hang(seconds):
+                try:
+                    await asyncio.wait_for(self._closing.wait(), seconds)
+                except TimeoutError:
+                    return await self._generate(request, req, None)
+                return self._drop(request, web.Response())
+            case _BrokenStream(chunks, status) if stream:
+                response = await self._open_stream(request)
+                with contextlib.suppress(ConnectionError):
+                    for chunk in chunks:
+                        await response.write(_sse(self._chunk(req, [{"text": chunk}], final=False)))
+                    if status is not None:
+                        error = self._error_body(status, _message(status), None, req.model)
+                        await response.write(_sse(error))
+                return self._drop(request, response)
+            case _BrokenStream(_, status):
+                return self._error(status or 500, _message(status or 500))
+
+    async def _answer(
+        self, request: web.Request, req: GeminiRequest, reply: _Reply
+    ) -> web.StreamResponse:
+        usage = self._usage(req, reply)
+        if req.method == "generateContent":
+            await asyncio.sleep(reply.chunk_delay * len(reply.parts))
+            return web.json_response(
+                self._chunk(req, self._merge(reply.parts), final=True, usage=usage)
+            )
+        response = await self._open_stream(request)
+        with contextlib.suppress(ConnectionError):  # the client may stop reading mid-stream
+            for i, part in enumerate(reply.parts):
+                await asyncio.sleep(reply.chunk_delay)
+                final = i == len(reply.parts) - 1
+                await response.write(_sse(self._chunk(req, [part], final=final, usage=usage)))
+            await response.write_eof()
+        return response
+
+    @staticmethod
+    async def _open_stream(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        return response
+
+    @staticmethod
+    def _drop(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+        """Abort the connection; aiohttp then skips writing ``response`` quietly."""
+        if request.transport is not None:
+            request.transport.abort()
+        return response
+
+    @staticmethod
+    def _merge(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Join consecutive text parts, as a non-streamed answer carries them."""
+        merged: list[dict[str, Any]] = []
+        for part in parts:
+            if "text" in part and merged and "text" in merged[-1]:
+                merged[-1] = {"text": merged[-1]["text"] + part["text"]}
+            else:
+                merged.append(part)
+        return merged
+
+    @staticmethod
+    def _chunk(
+        req: GeminiRequest,
+        parts: list[dict[str, Any]],
+        *,
+        final: bool,
+        usage: dict[str, int] | None = None,
+    ) -> dict[str, Any]:
+        candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
+        payload: dict[str, Any] = {"candidates": [candidate]}
+        if final:
+            candidate["finishReason"] = "STOP"
+            payload["usageMetadata"] = usage
+        payload["modelVersion"] = req.model
+        return payload
+
+    @staticmethod
+    def _usage(req: GeminiRequest, reply: _Reply) -> dict[str, int]:
+        prompt = _tokens("".join(_texts(req.json)))
+        answer = _tokens(
+            "".join(
+                p["text"] if "text" in p else json.dumps(p["functionCall"]) for p in reply.parts
+            )
+        )
+        usage = {
+            "promptTokenCount": prompt,
+            "candidatesTokenCount": answer,
+            "totalTokenCount": prompt + answer,
+        }
+        return usage | (reply.usage or {})
+
+    def _embed(self, item: dict[str, Any]) -> dict[str, list[float]]:
+        dim = item.get("outputDimensionality", self.embedding_dim)
+        return {"values": _embedding("".join(_texts(item.get("content", {}))), dim)}
+
+    @staticmethod
+    def _error_body(
+        status: int, message: str, retry_delay: float | None, model: str
+    ) -> dict[str, Any]:
+        details: list[dict[str, Any]] = []
+        if status == 429:
+            details.append(
+                {
+                    "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                    "violations": [
+                        {
+                            "quotaMetric": "generativelanguage.googleapis.com/"
+                            "generate_content_free_tier_requests",
+                            "quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+                            "quotaDimensions": {"location": "global", "model": model},
+                            "quotaValue": "10",
+                        }
+                    ],
+                }
+            )
+        if retry_delay is not None:
+            details.append(
+                {
+                    "@type": "type.googleapis.com/google.rpc.RetryInfo",
+                    "retryDelay": f"{retry_delay:g}s",
+                }
+            )
+        error: dict[str, Any] = {
+            "code": status,
+            "message": message,
+            "status": _STATUS_NAMES.get(status, "UNKNOWN"),
+        }
+        if details:
+            error["details"] = details
+        return {"error": error}
+
+    def _error(
+        self, status: int, message: str, retry_delay: float | None = None, model: str = ""
+    ) -> web.Response:
+        return web.json_response(
+            self._error_body(status, message, retry_delay, model), status=status
+        )

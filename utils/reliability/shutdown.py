@@ -1,0 +1,147 @@
+"""Graceful shutdown: ordered cleanup handlers with timeouts, and SIGTERM/SIGINT handling.
+
+Services register a cleanup callback under a name. :meth:`ShutdownManager.shutdown`
+runs them once, lowest priority first, each under its own timeout, so one
+broken or stuck handler cannot keep the others from running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@dataclass(slots=True, frozen=True)
+class _Handler:
+    name: str
+    callback: Callable[[], Awaitable[object] | object]
+    priority: int
+    timeout: float
+
+
+class ShutdownManager:
+    """Runs registered cleanup handlers once when the bot stops."""
+
+    def __init__(self, *, default_timeout: float = 5.0) -> None:
+        if default_timeout <= 0:
+            raise ValueError("default_timeout must be positive")
+        self.default_timeout = default_timeout
+        self._handlers: dict[str, _Handler] = {}
+        self._run: asyncio.Task[dict[str, str]] | None = None
+        self._installed: list[tuple[asyncio.AbstractEventLoop, signal.Signals]] = []
+        self._signal_task: asyncio.Future[None] | None = None
+
+    def register(
+        self,
+        name: str,
+        callback: Callable[[], Awaitable[object] | object],
+        *,
+        priority: int = 100,
+        timeout: float | None = None,
+    ) -> None:
+        """Run ``callback`` at shutdown; lower priorities run first, ties in registration order.
+
+        ``callback`` may be sync or async; an awaitable result is awaited. A sync
+        callback runs on the event loop, where its timeout cannot interrupt it.
+        Raises ValueError if ``name`` is already registered.
+        """
+        if name in self._handlers:
+            raise ValueError(f"shutdown handler {name!r} is already registered")
+        if timeout is not None and timeout <= 0:
+            raise ValueError("timeout must be positive")
+        self._handlers[name] = _Handler(
+            name, callback, priority, self.default_timeout if timeout is None else timeout
+        )
+
+    def unregister(self, name: str) -> None:
+        """Drop the handler called ``name``; unknown names are ignored."""
+        self._handlers.pop(name, None)
+
+    @property
+    def is_shutting_down(self) -> bool:
+        return self._run is not None
+
+    async def shutdown(self, reason: str = "") -> dict[str, str]:
+        """Run every handler once and return name -> "ok", "timeout" or "error: <ExcType>".
+
+        Later and concurrent calls run nothing and get the first run's result.
+        Cancelling a caller does not cancel the run.
+        """
+        if self._run is None:
+            self._run = asyncio.get_running_loop().create_task(
+                self._run_handlers(reason), name="shutdown"
+            )
+        return dict(await asyncio.shield(self._run))
+
+    def install_signal_handlers(self, on_signal: Callable[[], Awaitable[None]]) -> None:
+        """Start ``on_signal()`` as a task on the first SIGTERM or SIGINT; ignore later ones.
+
+        Does nothing where the running loop cannot handle signals (Windows,
+        or a loop outside the main thread).
+        """
+        loop = asyncio.get_running_loop()
+        for sig in _SIGNALS:
+            try:
+                loop.add_signal_handler(sig, self._on_signal, sig, on_signal)
+            except (NotImplementedError, RuntimeError):
+                log.debug("cannot handle %s on this event loop", sig.name)
+            else:
+                self._installed.append((loop, sig))
+
+    def remove_signal_handlers(self) -> None:
+        """Restore the default behaviour of the signals :meth:`install_signal_handlers` took."""
+        for loop, sig in self._installed:
+            loop.remove_signal_handler(sig)
+        self._installed.clear()
+
+    def _on_signal(self, sig: signal.Signals, on_signal: Callable[[], Awaitable[None]]) -> None:
+        if self._signal_task is not None or self.is_shutting_down:
+            log.warning("received %s while shutting down; ignoring it", sig.name)
+            return
+        log.warning("received %s; shutting down", sig.name)
+        self._signal_task = asyncio.ensure_future(on_signal())
+        self._signal_task.add_done_callback(_log_signal_task_failure)
+
+    async def _run_handlers(self, reason: str) -> dict[str, str]:
+        log.info("shutting down%s", f": {reason}" if reason else "")
+        handlers = sorted(self._handlers.values(), key=lambda handler: handler.priority)
+        return {handler.name: await _run_handler(handler) for handler in handlers}
+
+
+async def _run_handler(handler: _Handler) -> str:
+    deadline = asyncio.timeout(handler.timeout)
+    try:
+        async with deadline:
+            result = handler.callback()
+            if inspect.isawaitable(result):
+                await result
+    except TimeoutError as exc:
+        if not deadline.expired():
+            log.exception("shutdown handler %r failed", handler.name)
+            return f"error: {type(exc).__name__}"
+        log.error("shutdown handler %r timed out after %.1f s", handler.name, handler.timeout)
+        return "timeout"
+    except asyncio.CancelledError as exc:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        # The handler let a cancellation of its own escape; the shutdown goes on.
+        log.error("shutdown handler %r raised CancelledError", handler.name)
+        return f"error: {type(exc).__name__}"
+    except Exception as exc:
+        log.exception("shutdown handler %r failed", handler.name)
+        return f"error: {type(exc).__name__}"
+    return "ok"
+
+
+def _log_signal_task_failure(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("signal handler failed", exc_info=exc)

@@ -1,0 +1,203 @@
+"""Text helpers for Discord messages: splitting long replies, streaming plans, escaping.
+
+Pure functions with no Discord import, so they are testable alone.
+
+Splitting guarantee (:func:`split_message`): every chunk is at most ``limit``
+characters, not empty and not whitespace-only. Remove from each chunk the fence
+lines the splitter added (a leading ``"```lang\\n"`` on chunks that continue a code
+block, a trailing ``"\\n```"`` on chunks that end inside one) and the original text
+is ``ws0 + body1 + ws1 + body2 + ... + bodyN + wsN`` where every ``ws`` is
+whitespace only (possibly empty). Only whitespace at split points and at the ends
+is ever dropped; a hard cut drops nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+from typing import NamedTuple
+
+DISCORD_LIMIT = 2000
+
+_FENCE = "```"
+_CLOSE = "\n```"
+_LANG = re.compile(r"([\w+#.-]{1,16})\n")  # Discord reads a language only before a newline
+_SENTENCE_END = re.compile(r"[.!?](?=\s)|[。！？]")
+_MASS_MENTION = re.compile(r"@(everyone|here)", re.IGNORECASE)
+# Longest added fence lines: "```" + 16-char language + "\n" and "\n```".
+_MIN_LIMIT = 32
+
+
+class _Fence(NamedTuple):
+    inside: bool = False
+    lang: str = ""
+
+    @property
+    def reopen(self) -> str:
+        return f"{_FENCE}{self.lang}\n" if self.inside else ""
+
+
+def split_message(text: str, limit: int = DISCORD_LIMIT) -> list[str]:
+    """Split ``text`` into chunks of at most ``limit`` characters (see the module docstring).
+
+    Each split falls on the best boundary in the chunk's second half, else anywhere:
+    paragraph break, line break, sentence end (``. ! ?`` before a space, or a CJK
+    full stop, exclamation or question mark), whitespace, then a hard cut that
+    avoids splitting backtick runs and combining marks. A split inside a code
+    block closes it at the end of the chunk and re-opens it, with its language, at
+    the start of the next.
+
+    Splitting is prefix-stable: for a text and any extension of it, all chunks but
+    the last of the shorter text are also the first chunks of the longer one.
+    """
+    if limit < _MIN_LIMIT:
+        raise ValueError(f"limit must be at least {_MIN_LIMIT}, got {limit}")
+    chunks: list[str] = []
+    fence = _Fence()
+    rest = _skip_blank(text, limit)
+    while rest:
+        prefix = fence.reopen
+        if len(prefix) + len(rest.rstrip()) <= limit:
+            chunks.append(prefix + rest.rstrip())
+            break
+        budget = limit - len(prefix)
+        cut = _cut(rest, budget)
+        after = _fences(rest[: cut + 1], fence)
+        if after.inside:
+            cut = _cut(rest, budget - len(_CLOSE))
+            after = _fences(rest[: cut + 1], fence)
+        chunks.append(prefix + rest[:cut].rstrip() + (_CLOSE if after.inside else ""))
+        fence = after
+        rest = _skip_blank(rest[cut:], limit)
+    return chunks
+
+
+def _skip_blank(rest: str, limit: int) -> str:
+    """Drop leading whitespace but the indentation of a line that starts on a new line.
+
+    Indentation of ``limit // 4`` or more is dropped too, so a chunk always has room
+    for a visible character.
+    """
+    stripped = rest.lstrip()
+    lead = len(rest) - len(stripped)
+    line_start = rest.rfind("\n", 0, lead) + 1
+    if not stripped or line_start == 0 or lead - line_start >= limit // 4:
+        return stripped
+    return rest[line_start:]
+
+
+def _fences(segment: str, fence: _Fence) -> _Fence:
+    """Return the code-block state after ``segment``, starting from ``fence``."""
+    for match in re.finditer(_FENCE, segment):
+        if fence.inside:
+            fence = _Fence()
+        else:
+            tag = _LANG.match(segment, match.end())
+            fence = _Fence(True, tag.group(1) if tag else "")
+    return fence
+
+
+def _cut(rest: str, budget: int) -> int:
+    """Return where to end a chunk body taken from ``rest`` with room for ``budget`` chars.
+
+    Reads only ``rest[: budget + 1]``, which keeps splitting prefix-stable.
+    """
+    first = len(rest) - len(rest.lstrip())  # the body must reach a visible character
+    window = rest[:budget]
+    finders: tuple[Callable[[str, int], int], ...] = (
+        lambda w, lo: w.rfind("\n\n", lo),
+        lambda w, lo: w.rfind("\n", lo),
+        _last_sentence_end,
+        _last_space,
+    )
+    for low in (max(budget // 2, first + 1), first + 1):
+        for find in finders:
+            cut = find(window, low)
+            if cut >= low:
+                return cut
+    cut = budget
+    while cut > first + 1 and (_joins(rest[cut - 1], rest[cut]) or rest[cut - 1] == "`"):
+        cut -= 1
+    return cut
+
+
+def _last_sentence_end(window: str, low: int) -> int:
+    ends = [m.end() for m in _SENTENCE_END.finditer(window, low)]
+    return ends[-1] if ends else -1
+
+
+def _last_space(window: str, low: int) -> int:
+    return next((i for i in range(len(window) - 1, low - 1, -1) if window[i].isspace()), -1)
+
+
+def _joins(before: str, after: str) -> bool:
+    """Whether cutting between ``before`` and ``after`` would break a visible character."""
+    return (
+        before == "\u200d"
+        or after in "\u200d\ufe0f"
+        or unicodedata.category(after) in {"Mn", "Mc", "Me"}
+    )
+
+
+def plan(text: str, limit: int = DISCORD_LIMIT, reserve: int = 0) -> list[str]:
+    """Split a growing streamed ``text`` for messages that keep ``reserve`` chars free.
+
+    Equals ``split_message(text, limit - reserve)``; by prefix stability every chunk
+    but the last is final and stays the same however the text grows.
+    """
+    return split_message(text, limit - reserve)
+
+
+class StreamPlan(NamedTuple):
+    """What a streaming sender shows: finished messages and the live one."""
+
+    frozen: list[str]  # final chunks; a later plan starts with the same ones
+    tail: str  # the live message: the last chunk, an open code block closed, the marker
+
+
+class StreamSplitter:
+    """Plans messages for a reply streamed into Discord, one limit-sized message at a time.
+
+    Call :meth:`feed` with the whole text so far: send or finalise each ``frozen``
+    chunk once and keep editing the last message with ``tail``. When the stream
+    ends, :meth:`finish` gives the final text of every message.
+    """
+
+    def __init__(self, limit: int = DISCORD_LIMIT, marker: str = " ⚪") -> None:
+        self.limit = limit
+        self.marker = marker
+        self.reserve = len(_CLOSE) + len(marker)
+
+    def feed(self, text: str) -> StreamPlan:
+        """Plan the messages for the accumulated ``text``."""
+        *frozen, tail = plan(text, self.limit, self.reserve) or [""]
+        if _fences(tail, _Fence()).inside:
+            tail += _CLOSE
+        return StreamPlan(frozen, tail + self.marker)
+
+    def finish(self, text: str) -> list[str]:
+        """Return every message's final text; the earlier ones equal the frozen chunks."""
+        return plan(text, self.limit, self.reserve)
+
+
+def escape_mass_mentions(text: str) -> str:
+    """Break ``@everyone`` and ``@here`` with a zero-width space.
+
+    Defence in depth only: ``allowed_mentions`` is what stops the ping.
+    """
+    return _MASS_MENTION.sub("@\u200b\\1", text)
+
+
+def truncate(text: str, limit: int, suffix: str = "…") -> str:
+    """Shorten ``text`` to at most ``limit`` characters, ending with ``suffix`` if cut."""
+    if len(text) <= limit:
+        return text
+    if limit <= len(suffix):
+        return suffix[:limit]
+    return text[: limit - len(suffix)].rstrip() + suffix
+
+
+def estimate_tokens(text: str) -> int:
+    """Estimate Gemini tokens as about four characters each (0 for empty text)."""
+    return -(-len(text) // 4)
