@@ -16,9 +16,11 @@ from pydantic import ValidationError
 
 from config import Settings, describe_error
 from utils.db import Database
+from utils.gemini import GeminiProvider, is_transient, make_client
 from utils.log import setup_logging
 from utils.reliability.circuit_breaker import BreakerRegistry
 from utils.reliability.shutdown import ShutdownManager
+from utils.usage import UsageStore
 
 log = logging.getLogger("bot")
 
@@ -60,12 +62,15 @@ class Bot(commands.Bot):
             list(extensions) if extensions is not None else discover_extensions()
         )
         self.db = Database(settings.database_path)
+        self.usage = UsageStore(self.db)
         self.breakers = BreakerRegistry()
+        self.gemini: GeminiProvider | None = None
         self.shutdown_manager = ShutdownManager()
         self.started_at = time.monotonic()
         self.commands_run = 0
         self.failed_extensions: dict[str, str] = {}
         self._guild_prefixes: dict[int, str] = {}
+        self._closing: asyncio.Task[None] | None = None
 
     # Prefixes
 
@@ -96,6 +101,8 @@ class Bot(commands.Bot):
             "SELECT guild_id, prefix FROM guild_settings WHERE prefix IS NOT NULL"
         )
         self._guild_prefixes = {row["guild_id"]: row["prefix"] for row in rows}
+        if self.settings.gemini_api_key is not None:
+            self.gemini = self._make_gemini(self.settings.gemini_api_key.get_secret_value())
         for name in self.extensions_to_load:
             try:
                 await self.load_extension(name)
@@ -109,6 +116,26 @@ class Bot(commands.Bot):
             self.tree.copy_global_to(guild=guild)
             synced = await self.tree.sync(guild=guild)
             log.info("synced %d slash commands to guild %s", len(synced), guild.id)
+
+    def _make_gemini(self, api_key: str) -> GeminiProvider:
+        settings = self.settings
+        breaker = self.breakers.get(
+            "gemini",
+            failure_threshold=settings.ai_breaker_threshold,
+            reset_timeout=settings.ai_breaker_reset,
+            is_failure=is_transient,
+        )
+        client = make_client(
+            api_key, base_url=settings.gemini_base_url, timeout=settings.gemini_timeout
+        )
+        return GeminiProvider(
+            client,
+            breaker,
+            model=settings.gemini_model,
+            fallback_models=settings.gemini_fallback_models,
+            timeout=settings.gemini_timeout,
+            max_retries=settings.gemini_max_retries,
+        )
 
     async def on_ready(self) -> None:
         log.info("ready as %s in %d guilds", self.user, len(self.guilds))
@@ -124,9 +151,17 @@ class Bot(commands.Bot):
             self.commands_run += 1
 
     async def close(self) -> None:
-        """Run shutdown handlers, disconnect, then close the database. Idempotent."""
+        """Stop the bot; every caller waits for the same single run of the shutdown."""
+        if self._closing is None:
+            self._closing = asyncio.create_task(self._close(), name="bot-close")
+        await asyncio.shield(self._closing)
+
+    async def _close(self) -> None:
+        """Run shutdown handlers, disconnect, then close the database."""
         await self.shutdown_manager.shutdown("bot closing")
         await super().close()
+        if self.gemini is not None:
+            await self.gemini.close()
         await self.db.close()
 
 
@@ -137,6 +172,8 @@ async def run(bot: Bot) -> None:
         try:
             await bot.start(bot.settings.discord_token.get_secret_value())
         finally:
+            # start() returns once the gateway is closed; let the rest of close() finish.
+            await bot.close()
             bot.shutdown_manager.remove_signal_handlers()
 
 

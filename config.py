@@ -47,6 +47,24 @@ class Settings(BaseSettings):
     gemini_api_key: SecretStr | None = None
     gemini_model: str = "gemini-2.5-flash"
     gemini_fallback_models: Annotated[tuple[str, ...], NoDecode] = ()
+    gemini_base_url: str | None = None
+    gemini_timeout: float = Field(60.0, gt=0)
+    gemini_max_retries: int = Field(3, ge=0, le=10)
+
+    # AI chat behaviour
+    ai_dm_enabled: bool = True
+    ai_max_concurrency: int = Field(8, ge=1)
+    ai_channel_queue_size: int = Field(5, ge=1)
+    ai_user_messages_per_minute: int = Field(6, ge=1)
+    ai_channel_messages_per_minute: int = Field(20, ge=1)
+    ai_context_tokens: int = Field(6000, ge=500)
+    ai_history_limit: int = Field(500, ge=10)
+    ai_max_input_chars: int = Field(4000, ge=100)
+    ai_max_attachment_bytes: int = Field(8_000_000, ge=1)
+    ai_edit_interval: float = Field(1.0, gt=0)
+    ai_breaker_threshold: int = Field(5, ge=1)
+    ai_breaker_reset: float = Field(30.0, gt=0)
+    ai_default_persona: str = "default"
 
     # Spotify
     spotipy_client_id: str | None = None

@@ -21,3 +21,13 @@ def guild_permissions(**perms: bool) -> Callable[[T], T]:
         return app_commands.default_permissions(**perms)(func)
 
     return decorator
+
+
+def dm_or_guild_permissions(**perms: bool) -> Callable[[T], T]:
+    """Anyone in DMs (it is their own conversation); in a server, these permissions."""
+    in_guild = commands.has_guild_permissions(**perms).predicate
+
+    async def predicate(ctx: commands.Context) -> bool:
+        return ctx.guild is None or await in_guild(ctx)
+
+    return commands.check(predicate)

@@ -86,6 +86,7 @@ class Admin(commands.Cog):
         rss = self._process.memory_info().rss
         embed.add_field(name="Memory", value=f"{rss / 2**20:.0f} MiB")
         embed.add_field(name="Commands run", value=str(self.bot.commands_run))
+        embed.add_field(name="AI tokens today", value=f"{await self.bot.usage.tokens_today():,}")
         circuits = self.bot.breakers.snapshot()
         embed.add_field(
             name="Circuits",

@@ -1,0 +1,155 @@
+"""The conversation engine: context, generation, storage and summaries for a channel."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from cogs.ai.personas import Persona
+from cogs.ai.prompting import (
+    SUMMARY_INSTRUCTION,
+    UserInput,
+    build_contents,
+    summary_request,
+    system_instruction,
+)
+from cogs.ai.store import ChatStore, NewTurn
+from cogs.ai.streaming import Sink, stream_reply
+from utils.errors import BotError
+from utils.gemini import AIError, GeminiProvider, Reply
+from utils.text import estimate_tokens
+from utils.usage import UsageStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a conversation happens."""
+
+    guild_id: int | None
+    channel_id: int
+    description: str  # e.g. "the #general channel of the server Foo"
+
+
+@dataclass(frozen=True)
+class ChatLimits:
+    context_tokens: int
+    history_limit: int
+    edit_interval: float
+
+
+class ChatEngine:
+    """Answers one message in a channel; the caller guarantees one at a time per channel."""
+
+    def __init__(
+        self,
+        provider: GeminiProvider,
+        store: ChatStore,
+        usage: UsageStore,
+        personas: dict[str, Persona],
+        *,
+        default_persona: str,
+        limits: ChatLimits,
+    ) -> None:
+        self.provider = provider
+        self.store = store
+        self.usage = usage
+        self.personas = personas
+        self.default_persona = default_persona
+        self.limits = limits
+        self._summaries: dict[int, asyncio.Task[None]] = {}
+
+    def persona(self, name: str | None) -> Persona:
+        for candidate in (name, self.default_persona, "default"):
+            if candidate in self.personas:
+                return self.personas[candidate]
+        return next(iter(self.personas.values()))
+
+    async def answer(
+        self, place: Place, author_id: int, message_id: int | None, user: UserInput, sink: Sink
+    ) -> Reply:
+        prefs = await self.store.channel(place.channel_id)
+        budget = self.limits.context_tokens - estimate_tokens(prefs.summary or "")
+        budget -= estimate_tokens(user.text)
+        history, overflow = await self.store.recent_turns(
+            place.channel_id, prefs.summary_upto, max(budget, 0)
+        )
+        contents = build_contents(prefs.summary, history, user)
+        system = system_instruction(
+            self.persona(prefs.persona), prefs.system_prompt, place.description
+        )
+        model = await self.store.guild_model(place.guild_id)
+        reply = Reply()
+        await stream_reply(
+            self.provider.stream(contents, system=system, model=model, reply=reply),
+            sink,
+            interval=self.limits.edit_interval,
+        )
+        await self.store.add_turns(
+            place.guild_id,
+            place.channel_id,
+            [
+                NewTurn("user", author_id, user.author_name, user.stored_text, message_id),
+                NewTurn("model", 0, "assistant", reply.text),
+            ],
+        )
+        await self.usage.record(
+            place.guild_id, reply.usage.prompt_tokens, reply.usage.output_tokens
+        )
+        await self.store.prune(place.channel_id, self.limits.history_limit)
+        if overflow:
+            self.summarise_later(place.guild_id, place.channel_id)
+        return reply
+
+    def summarise_later(self, guild_id: int | None, channel_id: int) -> None:
+        """Summarise the turns that no longer fit, in the background, once at a time."""
+        if channel_id in self._summaries:
+            return
+        task = asyncio.create_task(self._summarise_quietly(guild_id, channel_id))
+        self._summaries[channel_id] = task
+        task.add_done_callback(lambda _: self._summaries.pop(channel_id, None))
+
+    async def _summarise_quietly(self, guild_id: int | None, channel_id: int) -> None:
+        try:
+            await self.summarise(guild_id, channel_id)
+        except BotError as error:
+            log.warning("summary of channel %s failed: %s", channel_id, error)
+
+    async def summarise(
+        self, guild_id: int | None, channel_id: int, *, everything: bool = False
+    ) -> bool:
+        """Fold older turns into the channel summary; False when there was nothing to fold.
+
+        Normally only the turns outside the context budget are folded; `everything`
+        folds all but the last exchange (for `/ai summarize`).
+        """
+        prefs = await self.store.channel(channel_id)
+        kept, _ = await self.store.recent_turns(
+            channel_id, prefs.summary_upto, self.limits.context_tokens // 2
+        )
+        pending = await self.store.turns(channel_id, after_id=prefs.summary_upto)
+        if everything:
+            kept = pending[-2:]
+        cutoff = kept[0].id if kept else None
+        older = [t for t in pending if cutoff is None or t.id < cutoff]
+        if not older:
+            return False
+        result = await self.provider.generate(
+            summary_request(prefs.summary, older), system=SUMMARY_INSTRUCTION
+        )
+        if not result.text.strip():
+            raise AIError("The AI returned an empty summary.")
+        await self.store.update_channel(
+            guild_id, channel_id, summary=result.text.strip(), summary_upto=older[-1].id
+        )
+        await self.usage.record(guild_id, result.usage.prompt_tokens, result.usage.output_tokens)
+        log.info("summarised %d turns of channel %s", len(older), channel_id)
+        return True
+
+    async def close(self) -> None:
+        tasks = list(self._summaries.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

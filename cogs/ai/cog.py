@@ -1,0 +1,447 @@
+"""The AI chat cog: when to answer, queues and limits, and the `/chat` and `/ai` commands."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import re
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Literal
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from cogs.ai.chat import ChatEngine, ChatLimits, Place
+from cogs.ai.dispatch import ChannelDispatcher
+from cogs.ai.export import to_jsonl, to_markdown
+from cogs.ai.personas import SHIPPED_DIR, Persona, load_personas
+from cogs.ai.prompting import Attachment, UserInput, attachment_part, check_attachment
+from cogs.ai.store import ChatStore
+from cogs.ai.streaming import ReplyCutOff
+from utils.checks import dm_or_guild_permissions, guild_permissions
+from utils.errors import BotError
+from utils.reliability.rate_limiter import RateLimiter
+
+if TYPE_CHECKING:
+    from bot import Bot
+
+log = logging.getLogger(__name__)
+
+Context = commands.Context["Bot"]
+
+# AI output may mention anyone by accident or on request: it pings no one.
+NO_PINGS = discord.AllowedMentions.none()
+NOT_CONFIGURED = "AI is not configured on this bot (the owner has not set GEMINI_API_KEY)."
+NOTICE_INTERVAL = 30.0  # seconds between repeated busy / rate-limit notices per person
+_MODEL_NAME = re.compile(r"^[\w.\-/]{1,64}$")
+
+
+@dataclass
+class _Sent:
+    """A message of a reply; edits keep pinging no one."""
+
+    message: discord.Message | discord.WebhookMessage | discord.InteractionMessage
+
+    async def edit(self, *, content: str) -> None:
+        await self.message.edit(content=content, allowed_mentions=NO_PINGS)
+
+
+class ChannelSink:
+    """Sends a reply as a reply to the user's message, continuing in the channel."""
+
+    def __init__(self, message: discord.Message) -> None:
+        self.message = message
+
+    async def send(self, content: str) -> _Sent:
+        reference = self.message.to_reference(fail_if_not_exists=False)
+        return _Sent(
+            await self.message.channel.send(
+                content, reference=reference, mention_author=False, allowed_mentions=NO_PINGS
+            )
+        )
+
+
+class InteractionSink:
+    """Sends a reply through a deferred interaction: the original response, then follow-ups."""
+
+    def __init__(self, interaction: discord.Interaction) -> None:
+        self.interaction = interaction
+        self._started = False
+
+    async def send(self, content: str) -> _Sent:
+        if not self._started:
+            self._started = True
+            return _Sent(
+                await self.interaction.edit_original_response(
+                    content=content, allowed_mentions=NO_PINGS
+                )
+            )
+        return _Sent(
+            await self.interaction.followup.send(content, wait=True, allowed_mentions=NO_PINGS)
+        )
+
+
+def describe_place(channel: discord.abc.Messageable, author: discord.abc.User) -> str:
+    if isinstance(channel, discord.DMChannel):
+        return f"a direct message with {author.display_name}"
+    name = getattr(channel, "name", "a channel")
+    guild = getattr(channel, "guild", None)
+    return f'the #{name} channel of the Discord server "{guild.name if guild else "?"}"'
+
+
+class AI(commands.Cog):
+    """Chat with the AI: mention the bot, reply to it, DM it, or use /chat."""
+
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+        settings = bot.settings
+        self.store = ChatStore(bot.db)
+        self.dispatcher = ChannelDispatcher(
+            max_concurrency=settings.ai_max_concurrency, queue_size=settings.ai_channel_queue_size
+        )
+        self.user_limits = RateLimiter(settings.ai_user_messages_per_minute, 60)
+        self.channel_limits = RateLimiter(settings.ai_channel_messages_per_minute, 60)
+        self.notices = RateLimiter(1, NOTICE_INTERVAL)
+        self.personas: dict[str, Persona] = {}
+        self.autorespond: set[int] = set()
+        self.engine: ChatEngine | None = None
+
+    async def cog_load(self) -> None:
+        settings = self.bot.settings
+        self.personas = await asyncio.to_thread(
+            load_personas, SHIPPED_DIR, settings.data_dir / "personas"
+        )
+        if not self.personas:
+            raise RuntimeError(f"no persona files found in {SHIPPED_DIR}")
+        self.autorespond = await self.store.autorespond_channels()
+        if self.bot.gemini is not None:
+            self.engine = ChatEngine(
+                self.bot.gemini,
+                self.store,
+                self.bot.usage,
+                self.personas,
+                default_persona=settings.ai_default_persona,
+                limits=ChatLimits(
+                    context_tokens=settings.ai_context_tokens,
+                    history_limit=settings.ai_history_limit,
+                    edit_interval=settings.ai_edit_interval,
+                ),
+            )
+        self.bot.shutdown_manager.register("ai: stop replies", self.stop, priority=10)
+
+    async def cog_unload(self) -> None:
+        self.bot.shutdown_manager.unregister("ai: stop replies")
+        await self.stop()
+
+    async def stop(self) -> None:
+        await self.dispatcher.close()
+        if self.engine is not None:
+            await self.engine.close()
+
+    # Deciding to answer
+
+    def addressed(self, message: discord.Message) -> bool:
+        """Whether a message asks the AI for a reply (before checking it is a command)."""
+        me = self.bot.user
+        if message.author.bot or message.webhook_id is not None or me is None:
+            return False
+        if message.guild is None:
+            return self.bot.settings.ai_dm_enabled
+        if me in message.mentions:
+            return True
+        resolved = message.reference.resolved if message.reference else None
+        if isinstance(resolved, discord.Message) and resolved.author.id == me.id:
+            return True
+        return message.channel.id in self.autorespond
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        if not self.addressed(message):
+            return
+        if (await self.bot.get_context(message)).valid:
+            return  # a command, handled by the command framework
+        if self.engine is None:
+            await self._notice(("config", message.channel.id), message.reply, NOT_CONFIGURED)
+            return
+        text = re.sub(rf"<@!?{self.bot.user.id}>", "", message.content).strip()
+        problem = self._admission(text, message.author.id, message.channel.id)
+        if problem is not None:
+            key, notice = problem
+            await self._notice(key, message.reply, notice)
+            return
+        job = partial(self._answer_message, message, text)
+        if not self.dispatcher.submit(message.channel.id, job):
+            await self._notice(("busy", message.channel.id), message.reply, self._busy_text())
+
+    def _admission(self, text: str, user_id: int, channel_id: int) -> tuple[Hashable, str] | None:
+        """Why a message can't be answered (notice key and text), or None to go ahead."""
+        limit = self.bot.settings.ai_max_input_chars
+        if len(text) > limit:
+            return ("long", user_id), (
+                f"That message is too long for me: {len(text)} characters (the limit is {limit})."
+            )
+        wait = max(self.user_limits.peek(user_id), self.channel_limits.peek(channel_id))
+        if wait > 0:
+            return ("rate", user_id), (
+                f"You're sending messages faster than I can answer; try again in {wait:.0f} s."
+            )
+        self.user_limits.acquire(user_id)
+        self.channel_limits.acquire(channel_id)
+        return None
+
+    def _busy_text(self) -> str:
+        return "I'm still answering earlier messages here; please wait a moment and try again."
+
+    async def _notice(
+        self, key: Hashable, send: Callable[..., Awaitable[object]], text: str, **kwargs: object
+    ) -> None:
+        """Send a short notice, at most once per key every NOTICE_INTERVAL seconds."""
+        if key[0] == "long" or self.notices.acquire(key) == 0:
+            try:
+                await send(text, allowed_mentions=NO_PINGS, **kwargs)
+            except discord.HTTPException:
+                log.warning("could not send a notice (%s)", key[0])
+
+    # Answering
+
+    async def _answer_message(self, message: discord.Message, text: str) -> None:
+        assert self.engine is not None
+        try:
+            await message.channel.typing()
+            user = await self._user_input(message.author, text, message.attachments)
+            await self.engine.answer(
+                Place(
+                    message.guild.id if message.guild else None,
+                    message.channel.id,
+                    describe_place(message.channel, message.author),
+                ),
+                message.author.id,
+                message.id,
+                user,
+                ChannelSink(message),
+            )
+        except ReplyCutOff:
+            pass  # the partial reply already says what happened
+        except BotError as error:
+            await message.reply(str(error), mention_author=False, allowed_mentions=NO_PINGS)
+
+    async def _user_input(
+        self, author: discord.abc.User, text: str, attachments: list[discord.Attachment]
+    ) -> UserInput:
+        user = UserInput(author_name=author.display_name, text=text)
+        for item in attachments:
+            attachment = Attachment(item.filename, item.content_type or "", item.size)
+            if not check_attachment(attachment, self.bot.settings.ai_max_attachment_bytes):
+                user.notes.append(f"[unsupported attachment: {item.filename}]")
+                continue
+            try:
+                attachment.data = await asyncio.wait_for(item.read(), 30)
+            except (discord.HTTPException, TimeoutError) as error:
+                raise BotError(f"I couldn't download `{item.filename}`.") from error
+            part, note = await attachment_part(attachment)
+            user.parts.append(part)
+            user.notes.append(note)
+        return user
+
+    # Commands
+
+    @commands.hybrid_command(name="chat")
+    @app_commands.describe(prompt="What to say to the AI")
+    async def chat(self, ctx: Context, *, prompt: str) -> None:
+        """Talk to the AI in this channel."""
+        if self.engine is None:
+            raise BotError(NOT_CONFIGURED)
+        problem = self._admission(prompt, ctx.author.id, ctx.channel.id)
+        if problem is not None:
+            raise BotError(problem[1])
+        interaction = ctx.interaction
+        if interaction is None:  # the prefix form behaves like mentioning the bot
+            job = partial(self._answer_message, ctx.message, prompt)
+        else:
+            await interaction.response.defer(thinking=True)
+            job = partial(self._answer_interaction, interaction, prompt)
+        if self.dispatcher.submit(ctx.channel.id, job):
+            return
+        if interaction is None:
+            raise BotError(self._busy_text())
+        await interaction.edit_original_response(content=self._busy_text())
+
+    async def _answer_interaction(self, interaction: discord.Interaction, prompt: str) -> None:
+        assert self.engine is not None and interaction.channel is not None
+        try:
+            user = await self._user_input(interaction.user, prompt, [])
+            place = Place(
+                interaction.guild_id,
+                interaction.channel.id,
+                describe_place(interaction.channel, interaction.user),
+            )
+            await self.engine.answer(
+                place, interaction.user.id, None, user, InteractionSink(interaction)
+            )
+        except ReplyCutOff:
+            pass
+        except BotError as error:
+            await interaction.edit_original_response(content=str(error), allowed_mentions=NO_PINGS)
+
+    @commands.hybrid_group(name="ai")
+    async def ai_group(self, ctx: Context) -> None:
+        """AI chat settings for this channel."""
+        if ctx.invoked_subcommand is None:
+            names = ", ".join(f"`{c.name}`" for c in self.ai_group.commands)
+            await ctx.send(f"Subcommands: {names}", ephemeral=True)
+
+    @ai_group.command(name="reset")
+    @dm_or_guild_permissions(manage_messages=True)
+    async def ai_reset(self, ctx: Context) -> None:
+        """Forget this channel's conversation (Manage Messages)."""
+        removed = await self.store.reset(ctx.channel.id)
+        await ctx.send(f"Forgot this channel's conversation ({removed} messages).")
+
+    @ai_group.command(name="autorespond")
+    @guild_permissions(manage_channels=True)
+    @app_commands.describe(mode="on: answer every message here; off: only when addressed")
+    async def ai_autorespond(self, ctx: Context, mode: Literal["on", "off"]) -> None:
+        """Answer every message in this channel, not just mentions (Manage Channels)."""
+        enabled = mode == "on"
+        await self.store.update_channel(ctx.guild.id, ctx.channel.id, autorespond=int(enabled))
+        if enabled:
+            self.autorespond.add(ctx.channel.id)
+        else:
+            self.autorespond.discard(ctx.channel.id)
+        await ctx.send(f"Auto-respond is {mode} in this channel.")
+
+    @ai_group.command(name="status")
+    async def ai_status(self, ctx: Context) -> None:
+        """Show the model, persona, history and usage for this channel."""
+        prefs = await self.store.channel(ctx.channel.id)
+        guild_id = ctx.guild.id if ctx.guild else None
+        embed = discord.Embed(title="AI status", colour=discord.Colour.blurple())
+        gemini = self.bot.gemini
+        if gemini is None:
+            embed.description = NOT_CONFIGURED
+        else:
+            model = await self.store.guild_model(guild_id)
+            embed.add_field(name="Model", value=" → ".join(gemini.models_for(model)))
+            embed.add_field(name="Circuit", value=gemini.breaker.state.value)
+        persona = self.engine.persona(prefs.persona) if self.engine else None
+        embed.add_field(name="Persona", value=persona.title if persona else prefs.persona or "-")
+        embed.add_field(name="Custom prompt", value="yes" if prefs.system_prompt else "no")
+        embed.add_field(name="Auto-respond", value="on" if prefs.autorespond else "off")
+        embed.add_field(name="History", value=f"{await self.store.count(ctx.channel.id)} messages")
+        embed.add_field(name="Summary", value="yes" if prefs.summary else "no")
+        tokens = await self.bot.usage.tokens_today(guild_id or 0)
+        embed.add_field(name="Tokens today", value=f"{tokens:,}")
+        await ctx.send(embed=embed, ephemeral=True)
+
+    @ai_group.command(name="model")
+    @guild_permissions(manage_guild=True)
+    @app_commands.describe(name="A Gemini model name, or `default`")
+    async def ai_model(self, ctx: Context, name: str) -> None:
+        """Choose the Gemini model for this server (Manage Server)."""
+        if name.lower() == "default":
+            await self.store.set_guild_model(ctx.guild.id, None)
+            await ctx.send(
+                f"This server uses the default model `{self.bot.settings.gemini_model}`."
+            )
+            return
+        if not _MODEL_NAME.match(name):
+            raise BotError("That doesn't look like a model name (e.g. `gemini-2.5-flash`).")
+        await self.store.set_guild_model(ctx.guild.id, name)
+        await ctx.send(f"This server now uses `{name}`.")
+
+    @ai_group.command(name="export")
+    @app_commands.describe(format="markdown (readable) or jsonl (one JSON object per line)")
+    async def ai_export(
+        self, ctx: Context, format: Literal["markdown", "jsonl"] = "markdown"
+    ) -> None:
+        """Download this channel's conversation as a file."""
+        turns = await self.store.turns(ctx.channel.id)
+        if not turns:
+            raise BotError("There is no conversation to export in this channel yet.")
+        name = getattr(ctx.channel, "name", None) or "dm"
+        if format == "jsonl":
+            data, filename = to_jsonl(turns), f"conversation-{ctx.channel.id}.jsonl"
+        else:
+            data = to_markdown(turns, f"Conversation in #{name}")
+            filename = f"conversation-{ctx.channel.id}.md"
+        file = discord.File(io.BytesIO(data.encode()), filename=filename)
+        await ctx.send(f"{len(turns)} messages.", file=file, ephemeral=True)
+
+    @ai_group.command(name="summarize", aliases=["summarise"])
+    @dm_or_guild_permissions(manage_messages=True)
+    async def ai_summarize(self, ctx: Context) -> None:
+        """Summarise this channel's older conversation now (Manage Messages)."""
+        if self.engine is None:
+            raise BotError(NOT_CONFIGURED)
+        await ctx.defer()
+        guild_id = ctx.guild.id if ctx.guild else None
+        if await self.engine.summarise(guild_id, ctx.channel.id, everything=True):
+            summary = (await self.store.channel(ctx.channel.id)).summary or ""
+            await ctx.send(f"Summary updated:\n>>> {summary[:1800]}", allowed_mentions=NO_PINGS)
+        else:
+            await ctx.send("There is nothing new to summarise yet.")
+
+    @ai_group.group(name="persona")
+    async def ai_persona(self, ctx: Context) -> None:
+        """Personas: how the AI talks in this channel."""
+        if ctx.invoked_subcommand is None:
+            await self.ai_persona_show(ctx)
+
+    @ai_persona.command(name="list")
+    async def ai_persona_list(self, ctx: Context) -> None:
+        """List the available personas."""
+        lines = [f"`{p.name}`: **{p.title}**, {p.description}" for p in self.personas.values()]
+        await ctx.send("\n".join(lines)[:2000], ephemeral=True)
+
+    @ai_persona.command(name="show")
+    async def ai_persona_show(self, ctx: Context) -> None:
+        """Show this channel's persona."""
+        prefs = await self.store.channel(ctx.channel.id)
+        name = prefs.persona if prefs.persona in self.personas else None
+        persona = self.personas.get(name or self.bot.settings.ai_default_persona)
+        persona = persona or next(iter(self.personas.values()))
+        note = "\nA custom prompt set with `/ai prompt` replaces it." if prefs.system_prompt else ""
+        await ctx.send(
+            f"**{persona.title}** (`{persona.name}`): {persona.description}{note}", ephemeral=True
+        )
+
+    @ai_persona.command(name="set")
+    @dm_or_guild_permissions(manage_channels=True)
+    @app_commands.describe(name="A persona from /ai persona list")
+    async def ai_persona_set(self, ctx: Context, name: str) -> None:
+        """Choose the persona for this channel (Manage Channels)."""
+        key = name.lower().strip()
+        if key not in self.personas:
+            raise BotError(f"No persona `{name}`. Try `/ai persona list`.")
+        guild_id = ctx.guild.id if ctx.guild else None
+        await self.store.update_channel(guild_id, ctx.channel.id, persona=key)
+        await ctx.send(f"This channel now talks with **{self.personas[key].title}**.")
+
+    @ai_persona_set.autocomplete("name")
+    async def _persona_names(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        return [
+            app_commands.Choice(name=p.title[:100], value=p.name)
+            for p in self.personas.values()
+            if current.lower() in p.name
+        ][:25]
+
+    @ai_group.command(name="prompt")
+    @guild_permissions(manage_guild=True)
+    @app_commands.describe(
+        text="The channel's system prompt; leave empty to go back to the persona"
+    )
+    async def ai_prompt(self, ctx: Context, *, text: str | None = None) -> None:
+        """Set a custom system prompt for this channel, replacing the persona (Manage Server)."""
+        if text is not None and len(text) > 4000:
+            raise BotError("A prompt can be at most 4000 characters.")
+        await self.store.update_channel(ctx.guild.id, ctx.channel.id, system_prompt=text or None)
+        await ctx.send(
+            "Custom prompt set for this channel." if text else "Custom prompt cleared.",
+            ephemeral=True,
+        )

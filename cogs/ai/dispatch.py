@@ -1,0 +1,67 @@
+"""Ordering and load: one reply at a time per channel, channels in parallel, a global cap."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Hashable
+
+log = logging.getLogger(__name__)
+
+Job = Callable[[], Awaitable[None]]
+
+
+class ChannelDispatcher:
+    """Runs jobs in submission order per key, at most `max_concurrency` at once overall.
+
+    Each key with work has one worker task that exits when its queue is empty, so
+    idle channels cost nothing. A key holds at most `queue_size` waiting jobs.
+    """
+
+    def __init__(self, *, max_concurrency: int, queue_size: int) -> None:
+        self.queue_size = queue_size
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self._queues: dict[Hashable, deque[Job]] = {}
+        self._workers: dict[Hashable, asyncio.Task[None]] = {}
+
+    def submit(self, key: Hashable, job: Job) -> bool:
+        """Queue `job`; False when the key's queue is full (the job is dropped)."""
+        queue = self._queues.setdefault(key, deque())
+        if len(queue) >= self.queue_size:
+            return False
+        queue.append(job)
+        if key not in self._workers:
+            self._workers[key] = asyncio.create_task(self._work(key), name=f"ai-channel-{key}")
+        return True
+
+    def waiting(self, key: Hashable) -> int:
+        return len(self._queues.get(key, ()))
+
+    @property
+    def active(self) -> int:
+        return len(self._workers)
+
+    async def _work(self, key: Hashable) -> None:
+        queue = self._queues[key]
+        try:
+            while queue:
+                job = queue.popleft()
+                async with self._slots:
+                    try:
+                        await job()
+                    except Exception:
+                        log.exception("AI job for %s failed", key)
+        finally:
+            self._workers.pop(key, None)
+            if not queue:
+                self._queues.pop(key, None)
+
+    async def close(self) -> None:
+        """Cancel running and waiting jobs."""
+        for queue in self._queues.values():
+            queue.clear()
+        workers = list(self._workers.values())
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)

@@ -1,0 +1,39 @@
+"""A channel's conversation as Markdown or JSON Lines, for `/ai export`."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from cogs.ai.store import Turn
+
+
+def _when(turn: Turn) -> str:
+    return datetime.fromtimestamp(turn.created_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def to_markdown(turns: list[Turn], title: str) -> str:
+    lines = [f"# {title}", ""]
+    for turn in turns:
+        name = "Assistant" if turn.role == "model" else turn.author_name
+        lines += [f"**{name}** · {_when(turn)}", "", turn.content, ""]
+    return "\n".join(lines)
+
+
+def to_jsonl(turns: list[Turn]) -> str:
+    return "".join(
+        json.dumps(
+            {
+                "id": turn.id,
+                "role": turn.role,
+                "author_id": turn.author_id,
+                "author_name": turn.author_name,
+                "content": turn.content,
+                "tokens": turn.tokens,
+                "created_at": datetime.fromtimestamp(turn.created_at, UTC).isoformat(),
+            },
+            ensure_ascii=False,
+        )
+        + "\n"
+        for turn in turns
+    )

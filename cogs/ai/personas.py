@@ -1,0 +1,51 @@
+"""Personas: Markdown files whose text becomes the model's system instruction.
+
+A persona file is `data/personas/<name>.md`: a `# Title` line, a one-line
+description, then the instructions. Files in `DATA_DIR/personas/` add to or
+override the shipped ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+SHIPPED_DIR = Path(__file__).resolve().parents[2] / "data" / "personas"
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+
+
+@dataclass(frozen=True)
+class Persona:
+    name: str
+    title: str
+    description: str
+    prompt: str
+
+
+def parse_persona(name: str, text: str) -> Persona:
+    lines = text.strip().splitlines()
+    title = name.title()
+    if lines and lines[0].startswith("# "):
+        title = lines.pop(0)[2:].strip()
+    body = "\n".join(lines).strip()
+    description = next((line.strip() for line in body.splitlines() if line.strip()), "")
+    return Persona(name=name, title=title, description=description, prompt=body)
+
+
+def load_personas(*directories: Path) -> dict[str, Persona]:
+    """Read every `*.md` persona; later directories override earlier ones (blocking)."""
+    personas: dict[str, Persona] = {}
+    for directory in directories:
+        if not directory.is_dir():
+            continue
+        for path in sorted(directory.glob("*.md")):
+            name = path.stem.lower()
+            if not _NAME.match(name):
+                log.warning("skipping persona %s: names are a-z, 0-9, - and _", path)
+                continue
+            personas[name] = parse_persona(name, path.read_text(encoding="utf-8"))
+    return personas

@@ -1,0 +1,154 @@
+"""Building a Gemini request: system instruction, summary, history and the new message."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from dataclasses import dataclass, field
+from pathlib import PurePath
+
+from google.genai import types
+from PIL import Image
+
+from cogs.ai.personas import Persona
+from cogs.ai.store import Turn
+from utils.errors import BotError
+
+IMAGE_TYPES = {"image/png", "image/jpeg", "image/webp", "image/gif"}
+TEXT_SUFFIXES = {
+    ".txt",
+    ".md",
+    ".py",
+    ".js",
+    ".ts",
+    ".json",
+    ".yaml",
+    ".yml",
+    ".toml",
+    ".csv",
+    ".log",
+    ".html",
+    ".css",
+    ".sql",
+    ".sh",
+    ".c",
+    ".cpp",
+    ".h",
+    ".java",
+    ".rs",
+    ".go",
+}
+TEXT_LIMIT = 100_000
+
+SUMMARY_INSTRUCTION = (
+    "You summarise Discord conversations for a chat assistant's memory. Write at most "
+    "200 words in the conversation's language. Keep who said what, facts about people, "
+    "decisions and open questions. Plain prose, no preamble."
+)
+
+
+@dataclass
+class Attachment:
+    """An attachment as downloaded: what the message carried."""
+
+    filename: str
+    content_type: str
+    size: int
+    data: bytes = b""
+
+
+@dataclass
+class UserInput:
+    """The new message as the model will see it, and as the history will store it."""
+
+    author_name: str
+    text: str
+    parts: list[types.Part] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def stored_text(self) -> str:
+        return " ".join([self.text, *self.notes]).strip()
+
+
+def is_text_file(attachment: Attachment) -> bool:
+    suffix = PurePath(attachment.filename).suffix.lower()
+    return attachment.content_type.startswith("text/") or suffix in TEXT_SUFFIXES
+
+
+def check_attachment(attachment: Attachment, max_bytes: int) -> bool:
+    """Whether to download it: images and text files under the caps; raises when too big."""
+    kind = attachment.content_type.split(";")[0].strip().lower()
+    if kind in IMAGE_TYPES:
+        cap = max_bytes
+    elif is_text_file(attachment):
+        cap = min(max_bytes, TEXT_LIMIT)
+    else:
+        return False
+    if attachment.size > cap:
+        raise BotError(f"`{attachment.filename}` is too large for me (limit {cap // 1000} kB).")
+    return True
+
+
+def _first_frame_png(data: bytes) -> bytes:
+    with Image.open(io.BytesIO(data)) as image:
+        image.seek(0)
+        out = io.BytesIO()
+        image.convert("RGBA").save(out, format="PNG")
+        return out.getvalue()
+
+
+async def attachment_part(attachment: Attachment) -> tuple[types.Part, str]:
+    """The model part for a downloaded attachment, and the note kept in history."""
+    kind = attachment.content_type.split(";")[0].strip().lower()
+    if kind == "image/gif":
+        png = await asyncio.to_thread(_first_frame_png, attachment.data)
+        return types.Part.from_bytes(
+            data=png, mime_type="image/png"
+        ), f"[image: {attachment.filename}]"
+    if kind in IMAGE_TYPES:
+        part = types.Part.from_bytes(data=attachment.data, mime_type=kind)
+        return part, f"[image: {attachment.filename}]"
+    text = attachment.data.decode("utf-8", errors="replace")
+    part = types.Part.from_text(text=f"[file {attachment.filename}]\n```\n{text}\n```")
+    return part, f"[file: {attachment.filename}]"
+
+
+def system_instruction(persona: Persona, custom_prompt: str | None, where: str) -> str:
+    """The channel's custom prompt, or else the persona, plus where the chat happens."""
+    base = custom_prompt or persona.prompt
+    return (
+        f"{base}\n\nYou are talking in {where}. Each user message starts with the "
+        "speaker's display name and a colon; your replies must not."
+    )
+
+
+def build_contents(summary: str | None, history: list[Turn], new: UserInput) -> list[types.Content]:
+    """Summary first, then the history, then the new message; same-role turns merged."""
+    entries: list[tuple[str, list[types.Part]]] = []
+    if summary:
+        entries.append(
+            (
+                "user",
+                [types.Part.from_text(text=f"(Summary of the earlier conversation: {summary})")],
+            )
+        )
+    for turn in history:
+        text = turn.content if turn.role == "model" else f"{turn.author_name}: {turn.content}"
+        entries.append((turn.role, [types.Part.from_text(text=text)]))
+    entries.append(
+        ("user", [types.Part.from_text(text=f"{new.author_name}: {new.text}"), *new.parts])
+    )
+    contents: list[types.Content] = []
+    for role, parts in entries:
+        if contents and contents[-1].role == role:
+            contents[-1].parts.extend(parts)
+        else:
+            contents.append(types.Content(role=role, parts=list(parts)))
+    return contents
+
+
+def summary_request(previous: str | None, turns: list[Turn]) -> list[types.Content]:
+    lines = [f"Earlier summary: {previous}", ""] if previous else []
+    lines += [f"{'Assistant' if t.role == 'model' else t.author_name}: {t.content}" for t in turns]
+    return [types.Content(role="user", parts=[types.Part.from_text(text="\n".join(lines))])]

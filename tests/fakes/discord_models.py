@@ -1,0 +1,495 @@
+"""Records of the fake Discord world and their Discord-shaped JSON payloads.
+
+These are the objects tests hold (users, guilds, channels, messages, interactions)
+and the recording types (:class:`RequestRecord`).  Each model knows how to render
+itself the way Discord's API does; anything that needs the whole world (messages,
+interactions) is rendered by :class:`tests.fakes.discord_server.FakeDiscord`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from typing import Any
+
+import discord
+
+Json = dict[str, Any]
+
+DISCORD_EPOCH_MS = 1_420_070_400_000
+
+TEXT_CHANNEL = 0
+DM_CHANNEL = 1
+VOICE_CHANNEL = 2
+
+EPHEMERAL = 1 << 6
+LOADING = 1 << 7
+
+EVERYONE_PERMS = discord.Permissions(
+    create_instant_invite=True,
+    add_reactions=True,
+    view_channel=True,
+    send_messages=True,
+    embed_links=True,
+    attach_files=True,
+    read_message_history=True,
+    use_external_emojis=True,
+    connect=True,
+    speak=True,
+    use_voice_activation=True,
+    change_nickname=True,
+    use_application_commands=True,
+).value
+"""What ``@everyone`` may do in every fake guild."""
+
+DEFAULT_PERMS = EVERYONE_PERMS
+"""The default bitfield of a member's personal role."""
+
+ADMINISTRATOR = discord.Permissions(administrator=True).value
+ALL_PERMS = discord.Permissions.all().value
+
+GUILDS_INTENT = discord.Intents(guilds=True).value
+MEMBERS_INTENT = discord.Intents(members=True).value
+GUILD_MESSAGES_INTENT = discord.Intents(guild_messages=True).value
+DM_MESSAGES_INTENT = discord.Intents(dm_messages=True).value
+MESSAGE_CONTENT_INTENT = discord.Intents(message_content=True).value
+PRESENCES_INTENT = discord.Intents(presences=True).value
+
+
+def iso(moment: dt.datetime) -> str:
+    """Discord's timestamp format (ISO 8601 with an explicit UTC offset)."""
+    return moment.isoformat()
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Snowflakes:
+    """Unique, increasing snowflakes whose timestamps are the current time.
+
+    Real ids matter: discord.py turns ``history(after=datetime)`` into a snowflake,
+    so a counter detached from the clock would break time-based queries.
+    """
+
+    def __init__(self) -> None:
+        self._last = 0
+
+    def __call__(self) -> int:
+        stamp = (int(time.time() * 1000) - DISCORD_EPOCH_MS) << 22
+        self._last = max(self._last + 1, stamp)
+        return self._last
+
+
+@dataclass(eq=False)
+class FakeUser:
+    id: int
+    name: str
+    bot: bool = False
+
+    def to_payload(self) -> Json:
+        return {
+            "id": str(self.id),
+            "username": self.name,
+            "discriminator": "0",
+            "global_name": None if self.bot else self.name,
+            "avatar": None,
+            "bot": self.bot,
+            "public_flags": 0,
+        }
+
+
+@dataclass(eq=False)
+class FakeRole:
+    id: int
+    name: str
+    permissions: int
+    position: int
+    managed_by: int | None = None
+    """The bot user id for a bot's managed role."""
+
+    def to_payload(self) -> Json:
+        payload: Json = {
+            "id": str(self.id),
+            "name": self.name,
+            "permissions": str(self.permissions),
+            "position": self.position,
+            "color": 0,
+            "colors": {"primary_color": 0, "secondary_color": None, "tertiary_color": None},
+            "hoist": False,
+            "icon": None,
+            "unicode_emoji": None,
+            "managed": self.managed_by is not None,
+            "mentionable": False,
+            "flags": 0,
+        }
+        if self.managed_by is not None:
+            payload["tags"] = {"bot_id": str(self.managed_by)}
+        return payload
+
+
+@dataclass(eq=False)
+class FakeMember:
+    user: FakeUser
+    roles: list[FakeRole]
+    """Roles besides ``@everyone``."""
+    joined_at: dt.datetime = field(default_factory=now)
+
+    def to_payload(self, *, with_user: bool = True) -> Json:
+        payload: Json = {
+            "roles": [str(role.id) for role in self.roles],
+            "joined_at": iso(self.joined_at),
+            "premium_since": None,
+            "deaf": False,
+            "mute": False,
+            "flags": 0,
+            "pending": False,
+            "nick": None,
+            "avatar": None,
+            "communication_disabled_until": None,
+        }
+        if with_user:
+            payload["user"] = self.user.to_payload()
+        return payload
+
+
+@dataclass(eq=False)
+class FakeChannel:
+    id: int
+    name: str
+    type: int
+    guild_id: int | None = None
+    position: int = 0
+    recipient: FakeUser | None = None
+    """The other user of a DM channel."""
+
+    def to_payload(self) -> Json:
+        if self.type == DM_CHANNEL:
+            assert self.recipient is not None
+            return {
+                "id": str(self.id),
+                "type": DM_CHANNEL,
+                "recipients": [self.recipient.to_payload()],
+                "last_message_id": None,
+            }
+        payload: Json = {
+            "id": str(self.id),
+            "type": self.type,
+            "name": self.name,
+            "guild_id": str(self.guild_id),
+            "position": self.position,
+            "permission_overwrites": [],
+            "parent_id": None,
+            "nsfw": False,
+            "last_message_id": None,
+            "rate_limit_per_user": 0,
+            "flags": 0,
+        }
+        if self.type == VOICE_CHANNEL:
+            payload.update(bitrate=64_000, user_limit=0, rtc_region=None)
+        else:
+            payload["topic"] = None
+        return payload
+
+
+Emit = Callable[..., None]
+
+
+class FakeGuild:
+    """A guild with ``@everyone``, a default ``text`` and ``voice`` channel and members.
+
+    Once the bot knows the guild, changes are pushed to it as gateway events.
+    """
+
+    def __init__(self, id: int, name: str, owner_id: int, new_id: Callable[[], int]) -> None:
+        self.id = id
+        self.name = name
+        self.owner_id = owner_id
+        self._new_id = new_id
+        self._emit: Emit | None = None
+        self.everyone = FakeRole(id, "@everyone", EVERYONE_PERMS, position=0)
+        self.roles: dict[int, FakeRole] = {id: self.everyone}
+        self.channels: dict[int, FakeChannel] = {}
+        self.members: dict[int, FakeMember] = {}
+        self.text = self.add_text_channel("general")
+        self.voice = self.add_voice_channel("General")
+
+    def __repr__(self) -> str:
+        return f"<FakeGuild id={self.id} name={self.name!r}>"
+
+    def go_live(self, emit: Emit) -> None:
+        """From now on, push changes to the bot through ``emit(event, data, intent=...)``."""
+        self._emit = emit
+
+    def add_text_channel(self, name: str) -> FakeChannel:
+        return self._add_channel(name, TEXT_CHANNEL)
+
+    def add_voice_channel(self, name: str) -> FakeChannel:
+        return self._add_channel(name, VOICE_CHANNEL)
+
+    def add_member(
+        self, user: FakeUser, *, permissions: int = DEFAULT_PERMS, managed: bool = False
+    ) -> FakeMember:
+        """Make ``user`` a member whose personal role grants ``permissions``.
+
+        Adding an existing member replaces the permissions of their personal role.
+        """
+        if user.id in self.members:
+            member = self.members[user.id]
+            member.roles[0].permissions = permissions
+            self._push(
+                "GUILD_ROLE_UPDATE", {"role": member.roles[0].to_payload()}, intent=GUILDS_INTENT
+            )
+            return member
+        role = FakeRole(
+            self._new_id(),
+            user.name,
+            permissions,
+            position=len(self.roles),
+            managed_by=user.id if managed else None,
+        )
+        self.roles[role.id] = role
+        member = self.members[user.id] = FakeMember(user, [role])
+        self._push("GUILD_ROLE_CREATE", {"role": role.to_payload()}, intent=GUILDS_INTENT)
+        self._push("GUILD_MEMBER_ADD", member.to_payload(), intent=MEMBERS_INTENT)
+        return member
+
+    def permissions_for(self, user_id: int) -> int:
+        """The member's guild-wide permissions (no channel overwrites exist here)."""
+        if user_id == self.owner_id:
+            return ALL_PERMS
+        value = self.everyone.permissions
+        for role in self.members[user_id].roles:
+            value |= role.permissions
+        return ALL_PERMS if value & ADMINISTRATOR else value
+
+    def to_payload(self, *, member_ids: Collection[int] | None = None) -> Json:
+        """The full guild object of a GUILD_CREATE event.
+
+        ``member_ids`` limits the ``members`` list, as Discord does without the
+        presences intent (only the bot itself is sent; the rest needs chunking).
+        """
+        members = [
+            m for m in self.members.values() if member_ids is None or m.user.id in member_ids
+        ]
+        return {
+            "id": str(self.id),
+            "name": self.name,
+            "owner_id": str(self.owner_id),
+            "icon": None,
+            "splash": None,
+            "discovery_splash": None,
+            "banner": None,
+            "description": None,
+            "features": [],
+            "verification_level": 0,
+            "default_message_notifications": 0,
+            "explicit_content_filter": 0,
+            "mfa_level": 0,
+            "nsfw_level": 0,
+            "premium_tier": 0,
+            "premium_subscription_count": 0,
+            "preferred_locale": "en-US",
+            "afk_channel_id": None,
+            "afk_timeout": 300,
+            "system_channel_id": str(self.text.id),
+            "system_channel_flags": 0,
+            "rules_channel_id": None,
+            "public_updates_channel_id": None,
+            "application_id": None,
+            "vanity_url_code": None,
+            "max_members": 500_000,
+            "max_video_channel_users": 25,
+            "premium_progress_bar_enabled": False,
+            "joined_at": iso(now()),
+            "large": False,
+            "unavailable": False,
+            "member_count": len(self.members),
+            "roles": [role.to_payload() for role in self.roles.values()],
+            "emojis": [],
+            "stickers": [],
+            "channels": [channel.to_payload() for channel in self.channels.values()],
+            "members": [member.to_payload() for member in members],
+            "voice_states": [],
+            "presences": [],
+            "threads": [],
+            "stage_instances": [],
+            "guild_scheduled_events": [],
+            "soundboard_sounds": [],
+        }
+
+    def _add_channel(self, name: str, type: int) -> FakeChannel:
+        channel = FakeChannel(self._new_id(), name, type, self.id, position=len(self.channels))
+        self.channels[channel.id] = channel
+        self._push("CHANNEL_CREATE", channel.to_payload(), intent=GUILDS_INTENT)
+        return channel
+
+    def _push(self, event: str, data: Json, *, intent: int | None = None) -> None:
+        if self._emit is not None:
+            self._emit(event, {**data, "guild_id": str(self.id)}, intent=intent)
+
+
+@dataclass
+class UploadedFile:
+    """One file part of a multipart request."""
+
+    filename: str
+    data: bytes
+    content_type: str | None
+
+
+@dataclass(eq=False)
+class FakeAttachment:
+    id: int
+    filename: str
+    data: bytes
+    content_type: str | None
+    url: str
+
+    def to_payload(self) -> Json:
+        payload: Json = {
+            "id": str(self.id),
+            "filename": self.filename,
+            "size": len(self.data),
+            "url": self.url,
+            "proxy_url": self.url,
+        }
+        if self.content_type:
+            payload["content_type"] = self.content_type
+        return payload
+
+
+@dataclass(eq=False)
+class FakeMessage:
+    id: int
+    channel_id: int
+    guild_id: int | None
+    author: FakeUser
+    content: str
+    from_bot: bool
+    """Created by the bot through REST (directly, as an interaction or via its webhook)."""
+    embeds: list[Json] = field(default_factory=list)
+    components: list[Json] = field(default_factory=list)
+    attachments: list[FakeAttachment] = field(default_factory=list)
+    allowed_mentions: Json | None = None
+    reference: int | None = None
+    """The id of the message this one replies to."""
+    webhook_id: int | None = None
+    avatar_url: str | None = None
+    """The avatar override of a webhook message."""
+    interaction_id: int | None = None
+    flags: int = 0
+    mentions: list[FakeUser] = field(default_factory=list)
+    mention_roles: list[int] = field(default_factory=list)
+    mention_everyone: bool = False
+    timestamp: dt.datetime = field(default_factory=now)
+    edited_timestamp: dt.datetime | None = None
+    edits: list[Json] = field(default_factory=list)
+    """Every PATCH payload applied to the message, in order."""
+    history: list[str] = field(default_factory=list)
+    """Every version of ``content``, the first one included."""
+    deleted: bool = False
+    reactions: dict[str, list[int]] = field(default_factory=dict)
+    """Emoji -> ids of the users who reacted (``"name:id"`` for custom emoji)."""
+
+    def __post_init__(self) -> None:
+        self.history.append(self.content)
+
+    @property
+    def loading(self) -> bool:
+        """A deferred interaction response nobody has filled in yet."""
+        return bool(self.flags & LOADING)
+
+    def find_component(self, custom_id: str) -> Json | None:
+        """The component (button, select, ...) with ``custom_id``, searched recursively."""
+        stack = list(self.components)
+        while stack:
+            component = stack.pop()
+            if component.get("custom_id") == custom_id:
+                return component
+            stack.extend(component.get("components", []))
+            if "accessory" in component:
+                stack.append(component["accessory"])
+        return None
+
+
+@dataclass(eq=False)
+class FakeInteraction:
+    id: int
+    token: str
+    type: int
+    channel_id: int
+    guild_id: int | None
+    user: FakeUser
+    data: Json
+    message: FakeMessage | None = None
+    """The message whose component was used."""
+    responses: list[Json] = field(default_factory=list)
+    """Callback payloads (``{"type": ..., "data": ...}``), in order."""
+    followups: list[FakeMessage] = field(default_factory=list)
+    original: FakeMessage | None = None
+    """The message a type 4/5 response created, or the component message for 6/7."""
+    _answered: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+
+    @property
+    def ephemeral(self) -> bool:
+        if not self.responses:
+            return False
+        return bool((self.responses[0].get("data") or {}).get("flags", 0) & EPHEMERAL)
+
+    def record_response(self, payload: Json) -> None:
+        self.responses.append(payload)
+        self._answered.set()
+
+    async def wait_response(
+        self,
+        timeout: float = 5,  # noqa: ASYNC109 (test API: a timeout fails the test)
+    ) -> Json:
+        """The first callback payload, waiting for the bot to send it."""
+        try:
+            await asyncio.wait_for(self._answered.wait(), timeout)
+        except TimeoutError:
+            name = self.data.get("name") or self.data.get("custom_id")
+            raise AssertionError(
+                f"interaction {name!r} got no callback within {timeout}s"
+            ) from None
+        return self.responses[0]
+
+
+@dataclass(eq=False)
+class FakeWebhook:
+    id: int
+    token: str
+    channel_id: int
+    guild_id: int
+    name: str
+    creator: FakeUser
+
+    def to_payload(self) -> Json:
+        return {
+            "id": str(self.id),
+            "type": 1,
+            "token": self.token,
+            "channel_id": str(self.channel_id),
+            "guild_id": str(self.guild_id),
+            "name": self.name,
+            "avatar": None,
+            "application_id": None,
+            "user": self.creator.to_payload(),
+        }
+
+
+@dataclass
+class RequestRecord:
+    method: str
+    path: str
+    """The path below ``/api/v10``, e.g. ``/channels/123/messages``."""
+    query: dict[str, str]
+    json: Any
+    """The JSON body, or the ``payload_json`` part of a multipart body."""
+    time: float
+    """``time.monotonic()`` when the request arrived."""
+    files: list[UploadedFile] = field(default_factory=list)

@@ -1,0 +1,1368 @@
+"""A fake Discord (REST API + gateway websocket) that the real discord.py client talks to.
+
+Start a :class:`FakeDiscord`, call :meth:`FakeDiscord.patch_discord` and run an
+unmodified ``commands.Bot`` against it.  Tests build the world (users, guilds,
+channels), act as users (:meth:`~FakeDiscord.send_message`,
+:meth:`~FakeDiscord.invoke_slash`, :meth:`~FakeDiscord.click_button`), break the
+connection (:meth:`~FakeDiscord.drop_connection`) and then inspect what the bot did:
+``messages``, ``interactions``, ``requests``, ``typing``.
+
+Like Discord, the fake honours the intents sent in IDENTIFY: no MESSAGE_CREATE
+without the messages intents, blank content without ``message_content`` (unless the
+bot is mentioned or it is a DM), GUILD_MEMBER_ADD only with ``members``.  With the
+``members`` intent, op 8 (request guild members) is answered by one
+GUILD_MEMBERS_CHUNK.  Messages the bot creates are dispatched back to it
+(MESSAGE_CREATE/UPDATE/DELETE), as Discord does.
+
+Everything binds to 127.0.0.1.  The gateway sends plain text frames whatever the
+``compress`` query parameter says (discord.py only inflates binary frames).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import discord.gateway
+import discord.http
+import yarl
+from aiohttp import WSMsgType, web
+
+from tests.fakes.discord_models import (
+    ADMINISTRATOR,
+    DEFAULT_PERMS,
+    DM_CHANNEL,
+    DM_MESSAGES_INTENT,
+    EPHEMERAL,
+    EVERYONE_PERMS,
+    GUILD_MESSAGES_INTENT,
+    LOADING,
+    MESSAGE_CONTENT_INTENT,
+    PRESENCES_INTENT,
+    FakeAttachment,
+    FakeChannel,
+    FakeGuild,
+    FakeInteraction,
+    FakeMember,
+    FakeMessage,
+    FakeRole,
+    FakeUser,
+    FakeWebhook,
+    Json,
+    RequestRecord,
+    Snowflakes,
+    UploadedFile,
+    iso,
+    now,
+)
+
+__all__ = [
+    "DEFAULT_PERMS",
+    "FakeAttachment",
+    "FakeChannel",
+    "FakeDiscord",
+    "FakeGuild",
+    "FakeInteraction",
+    "FakeMember",
+    "FakeMessage",
+    "FakeRole",
+    "FakeUser",
+    "FakeWebhook",
+    "RequestRecord",
+]
+
+log = logging.getLogger(__name__)
+
+API = "/api/v10"
+T = TypeVar("T")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_USER_MENTION = re.compile(r"<@!?(\d+)>")
+_ROLE_MENTION = re.compile(r"<@&(\d+)>")
+_TRUE = frozenset({"1", "true", "True"})
+
+# Interaction and callback types (https://discord.com/developers/docs/interactions)
+APPLICATION_COMMAND = 2
+MESSAGE_COMPONENT = 3
+CHANNEL_MESSAGE = 4
+DEFERRED_CHANNEL_MESSAGE = 5
+DEFERRED_UPDATE_MESSAGE = 6
+UPDATE_MESSAGE = 7
+SUBCOMMAND = 1
+SUBCOMMAND_GROUP = 2
+MESSAGE_TYPE_DEFAULT, MESSAGE_TYPE_REPLY, MESSAGE_TYPE_COMMAND = 0, 19, 20
+ATTACHMENT_SIZE_LIMIT = 10 * 1024 * 1024
+APPLICATION_FLAGS = (1 << 13) | (1 << 15) | (1 << 19)  # presence/members/content "limited"
+
+
+class _ApiError(Exception):
+    """Raised by handlers; answered as Discord's JSON error body."""
+
+    def __init__(self, status: int, message: str, code: int) -> None:
+        super().__init__(message)
+        self.status, self.message, self.code = status, message, code
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    # Exactly "application/json": with "; charset=utf-8" discord.py reads the body as text.
+    return web.Response(
+        body=json.dumps(data).encode(), status=status, headers={"Content-Type": "application/json"}
+    )
+
+
+def _no_content() -> web.Response:
+    return web.Response(status=204)
+
+
+def _id(request: web.Request, key: str) -> int:
+    return int(request.match_info[key])
+
+
+@dataclass
+class _Body:
+    json: Any = None
+    files: list[UploadedFile] = field(default_factory=list)
+
+    @property
+    def payload(self) -> Json:
+        return self.json if isinstance(self.json, dict) else {}
+
+    @classmethod
+    async def read(cls, request: web.Request) -> _Body:
+        if request.content_type.startswith("multipart/"):
+            form = await request.post()
+            files = [
+                UploadedFile(value.filename, value.file.read(), value.content_type)
+                for value in form.values()
+                if isinstance(value, web.FileField)
+            ]
+            payload_json = form.get("payload_json")
+            return cls(
+                json.loads(payload_json) if isinstance(payload_json, str | bytes) else None, files
+            )
+        raw = await request.read()
+        return cls(json.loads(raw) if raw else None)
+
+
+_BODY = web.RequestKey("body", _Body)
+
+
+def _body(request: web.Request) -> _Body:
+    return request[_BODY]
+
+
+# --------------------------------------------------------------------------- gateway
+
+
+@dataclass(eq=False)
+class _Connection:
+    ws: web.WebSocketResponse
+    sent: int = 0
+    """Sequence number of the last dispatch sent on this socket."""
+
+
+class _Gateway:
+    """The gateway websocket: one session, rising sequence numbers, RESUME replay.
+
+    Every dispatch of the session is kept in ``_log`` (index = seq - 1) so a client
+    that RESUMEs gets what it missed.  Only one connection is live at a time.
+    """
+
+    HEARTBEAT_INTERVAL_MS = 41_250
+
+    def __init__(self, fake: FakeDiscord) -> None:
+        self._fake = fake
+        self.ready = asyncio.Event()
+        self.identifies = 0
+        self.resumes = 0
+        self.voice_state_updates: list[Json] = []
+        self.intents = 0
+        self._session_id: str | None = None
+        self._log: list[Json] = []
+        self._conn: _Connection | None = None
+        self._sockets: set[web.WebSocketResponse] = set()
+        self._send_lock = asyncio.Lock()
+        self._accepting = asyncio.Event()
+        self._accepting.set()
+        self._flushes: set[asyncio.Task[None]] = set()
+
+    def has_intent(self, intent: int) -> bool:
+        return bool(self.intents & intent)
+
+    # Sending ----------------------------------------------------------------
+
+    def emit(self, event: str, data: Json, *, intent: int | None = None) -> None:
+        """Queue a dispatch (dropped without a session or without ``intent``).
+
+        Delivery happens in a task when a loop is running, else at the next
+        :meth:`flush` (every async method of :class:`FakeDiscord` flushes).
+        """
+        if self._session_id is None or (intent is not None and not self.has_intent(intent)):
+            return
+        self._log.append({"op": 0, "t": event, "s": len(self._log) + 1, "d": data})
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        task = loop.create_task(self.flush())
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+
+    async def dispatch(self, event: str, data: Json, *, intent: int | None = None) -> None:
+        self.emit(event, data, intent=intent)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Send every queued dispatch to the live connection, in order."""
+        async with self._send_lock:
+            conn = self._conn
+            while conn is not None and conn is self._conn and conn.sent < len(self._log):
+                if not await self._send(conn, self._log[conn.sent]):
+                    return
+                conn.sent += 1
+
+    async def _send(self, conn: _Connection, frame: Json) -> bool:
+        try:
+            await conn.ws.send_str(json.dumps(frame))
+        except ConnectionResetError:
+            if self._conn is conn:
+                self._conn = None
+            return False
+        return True
+
+    # Connections ------------------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self._sockets.add(ws)
+        conn = _Connection(ws)
+        try:
+            await self._accepting.wait()
+            await self._send(
+                conn, {"op": 10, "d": {"heartbeat_interval": self.HEARTBEAT_INTERVAL_MS}}
+            )
+            async for message in ws:
+                if message.type is WSMsgType.TEXT:
+                    await self._receive(conn, json.loads(message.data))
+        finally:
+            self._sockets.discard(ws)
+            if self._conn is conn:
+                self._conn = None
+        return ws
+
+    async def _receive(self, conn: _Connection, frame: Json) -> None:
+        op, data = frame.get("op"), frame.get("d")
+        if op == 1:
+            await self._send(conn, {"op": 11})
+        elif op == 2:
+            await self._identify(conn, data)
+        elif op == 6:
+            await self._resume(conn, data)
+        elif op == 8:
+            await self._request_members(data)
+        elif op == 4:
+            self.voice_state_updates.append(data)
+        elif op != 3:  # op 3 (presence update) needs no answer
+            log.warning("fake gateway: unhandled op %s: %s", op, data)
+
+    async def _identify(self, conn: _Connection, data: Json) -> None:
+        self.identifies += 1
+        self.ready.clear()
+        self.intents = data.get("intents", 0)
+        self._session_id = uuid.uuid4().hex
+        self._log.clear()
+        self._conn = conn
+        shard = data.get("shard") or [0, 1]
+        await self.dispatch("READY", self._fake._ready_payload(self._session_id, shard))
+        for guild in self._fake.guilds.values():
+            await self.dispatch("GUILD_CREATE", self._fake._guild_create_payload(guild))
+        self.ready.set()
+
+    async def _resume(self, conn: _Connection, data: Json) -> None:
+        if data.get("session_id") != self._session_id or data.get("seq") is None:
+            await self._send(conn, {"op": 9, "d": False})
+            return
+        self.resumes += 1
+        conn.sent = data["seq"]
+        self._conn = conn
+        await self.flush()  # replay what the client missed
+        await self.dispatch("RESUMED", {})
+
+    async def _request_members(self, data: Json) -> None:
+        guild = self._fake.guilds.get(int(data["guild_id"]))
+        if guild is None:
+            return
+        wanted = {int(user_id) for user_id in data.get("user_ids") or []}
+        query = (data.get("query") or "").lower()
+        members = [
+            member
+            for member in guild.members.values()
+            if (member.user.id in wanted if wanted else member.user.name.lower().startswith(query))
+        ]
+        if data.get("limit"):
+            members = members[: data["limit"]]
+        chunk = {
+            "guild_id": str(guild.id),
+            "members": [member.to_payload() for member in members],
+            "chunk_index": 0,
+            "chunk_count": 1,
+            "not_found": [],
+        }
+        if data.get("nonce") is not None:
+            chunk["nonce"] = data["nonce"]
+        await self.dispatch("GUILD_MEMBERS_CHUNK", chunk)
+
+    async def drop(self, code: int) -> None:
+        conn = self._conn
+        if conn is None:
+            raise AssertionError("the bot is not connected to the gateway")
+        self._conn = None
+        await conn.ws.close(code=code)
+
+    @contextlib.asynccontextmanager
+    async def disconnected(self, code: int) -> AsyncIterator[None]:
+        self._accepting.clear()
+        try:
+            await self.drop(code)
+            yield
+        finally:
+            self._accepting.set()
+
+    async def close(self) -> None:
+        self._accepting.set()
+        for ws in list(self._sockets):
+            await ws.close(code=1001)
+        for task in list(self._flushes):
+            task.cancel()
+
+
+# --------------------------------------------------------------------------- the fake
+
+
+class FakeDiscord:
+    """A fake Discord API and gateway on 127.0.0.1 (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._new_id = Snowflakes()
+        self.bot_user = FakeUser(self._new_id(), "TestBot", bot=True)
+        self.application_id = self.bot_user.id  # the same, as for every modern bot
+        self.users: dict[int, FakeUser] = {self.bot_user.id: self.bot_user}
+        self.owner = self.add_user("owner")
+        self.guilds: dict[int, FakeGuild] = {}
+        self.dm_channels: dict[int, FakeChannel] = {}
+        self.webhooks: dict[int, FakeWebhook] = {}
+        self.commands: dict[int | None, list[Json]] = {}
+        """Application commands synced by the bot, by guild id (``None``: global)."""
+        self.messages: dict[int, FakeMessage] = {}
+        self.interactions: list[FakeInteraction] = []
+        self.requests: list[RequestRecord] = []
+        self.typing: list[tuple[int, float]] = []
+        self._attachments: dict[int, FakeAttachment] = {}
+        self._gateway = _Gateway(self)
+        self.ready = self._gateway.ready
+        self.voice_state_updates = self._gateway.voice_state_updates
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # Lifecycle --------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        app = web.Application(middlewares=[self._middleware], client_max_size=64 * 1024 * 1024)
+        for method, path, handler in self._routes():
+            app.router.add_route(method, path, handler)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        await self._gateway.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def patch_discord(self) -> Callable[[], None]:
+        """Point discord.py's REST base and default gateway here; returns the undo."""
+        assert self.port, "start() the fake before patching discord.py"
+        route, websocket = discord.http.Route, discord.gateway.DiscordWebSocket
+        old = route.BASE, websocket.DEFAULT_GATEWAY
+        route.BASE = self.url + API
+        websocket.DEFAULT_GATEWAY = yarl.URL(f"ws://127.0.0.1:{self.port}/gateway")
+
+        def undo() -> None:
+            route.BASE, websocket.DEFAULT_GATEWAY = old
+
+        return undo
+
+    # Building the world -----------------------------------------------------
+
+    def add_user(self, name: str, *, bot: bool = False) -> FakeUser:
+        user = FakeUser(self._new_id(), name, bot)
+        self.users[user.id] = user
+        return user
+
+    def add_guild(self, name: str = "Test Guild", *, owner: FakeUser | None = None) -> FakeGuild:
+        """A guild with the owner and the bot (administrator) as members."""
+        owner = owner or self.owner
+        guild = FakeGuild(self._new_id(), name, owner.id, self._new_id)
+        guild.add_member(self.bot_user, permissions=ADMINISTRATOR, managed=True)
+        guild.add_member(owner)
+        self.guilds[guild.id] = guild
+        guild.go_live(self._gateway.emit)
+        self._gateway.emit("GUILD_CREATE", self._guild_create_payload(guild))
+        return guild
+
+    def open_dm(self, user: FakeUser) -> FakeChannel:
+        for channel in self.dm_channels.values():
+            if channel.recipient is user:
+                return channel
+        channel = FakeChannel(self._new_id(), user.name, DM_CHANNEL, recipient=user)
+        self.dm_channels[channel.id] = channel
+        return channel
+
+    # Acting as users --------------------------------------------------------
+
+    async def send_message(
+        self,
+        channel: FakeChannel,
+        author: FakeUser,
+        content: str,
+        *,
+        attachments: list[Json] | None = None,
+        reference: FakeMessage | None = None,
+        webhook_id: int | None = None,
+    ) -> FakeMessage:
+        """Post a message as ``author`` (attachments: ``{filename, content_type, data}``)."""
+        if webhook_id is None:
+            self._require_member(channel, author)
+        message = FakeMessage(
+            self._new_id(),
+            channel.id,
+            channel.guild_id,
+            author,
+            content,
+            from_bot=False,
+            attachments=[
+                self._new_attachment(
+                    UploadedFile(item["filename"], item["data"], item.get("content_type"))
+                )
+                for item in attachments or []
+            ],
+            reference=reference.id if reference else None,
+            webhook_id=webhook_id,
+        )
+        self._publish(message)
+        await self._gateway.flush()
+        return message
+
+    async def invoke_slash(
+        self,
+        channel: FakeChannel,
+        user: FakeUser,
+        name: str,
+        options: dict[str, Any] | None = None,
+        *,
+        subcommand: str | list[str] | None = None,
+    ) -> FakeInteraction:
+        """Run ``/name [subcommand...] options`` as ``user``, typed by the synced schema.
+
+        Option values: plain values, :class:`FakeUser`, :class:`FakeChannel`,
+        :class:`FakeRole`, or ``{filename, content_type, data}`` for attachments.
+        """
+        command, scope = self._synced_command(name, channel.guild_id)
+        path = [subcommand] if isinstance(subcommand, str) else list(subcommand or [])
+        data: Json = {"id": command["id"], "name": name, "type": 1}
+        if scope is not None:
+            data["guild_id"] = str(scope)
+        resolved: Json = {}
+        built = self._command_options(
+            command.get("options", []), path, options or {}, resolved, channel
+        )
+        if built:
+            data["options"] = built
+        if resolved:
+            data["resolved"] = resolved
+        return await self._interact(channel, user, APPLICATION_COMMAND, data)
+
+    async def click_button(
+        self, message: FakeMessage, custom_id: str, user: FakeUser
+    ) -> FakeInteraction:
+        component = message.find_component(custom_id)
+        if component is None:
+            raise AssertionError(
+                f"message {message.id} has no component {custom_id!r}: {message.components}"
+            )
+        if component.get("disabled"):
+            raise AssertionError(f"button {custom_id!r} is disabled")
+        channel = self._channel(message.channel_id)
+        data = {"custom_id": custom_id, "component_type": component["type"]}
+        return await self._interact(channel, user, MESSAGE_COMPONENT, data, message=message)
+
+    async def drop_connection(self, *, code: int = 4000) -> None:
+        """Close the gateway socket; the client reconnects and RESUMEs."""
+        await self._gateway.drop(code)
+
+    def disconnected(self, *, code: int = 4000) -> contextlib.AbstractAsyncContextManager[None]:
+        """Drop the connection and hold reconnects (no HELLO) until the block exits.
+
+        Dispatches made inside the block are certain to be replayed on RESUME.
+        """
+        return self._gateway.disconnected(code)
+
+    # Inspecting -------------------------------------------------------------
+
+    @property
+    def resumes(self) -> int:
+        return self._gateway.resumes
+
+    @property
+    def identifies(self) -> int:
+        return self._gateway.identifies
+
+    def messages_in(
+        self, channel: FakeChannel | int, *, from_bot: bool = True
+    ) -> list[FakeMessage]:
+        """What everyone sees in a channel, in creation order: the bot's messages, or all.
+
+        Deleted messages stay (``deleted=True``) so indices are stable; ephemeral
+        ones are left out (find them on ``interaction.original``/``followups``).
+        """
+        channel_id = channel if isinstance(channel, int) else channel.id
+        return [
+            message
+            for message in self.messages.values()
+            if message.channel_id == channel_id
+            and not message.flags & EPHEMERAL
+            and (message.from_bot or not from_bot)
+        ]
+
+    async def wait_for(
+        self,
+        predicate: Callable[[], T],
+        timeout: float = 5.0,  # noqa: ASYNC109 (test API: a timeout fails the test)
+    ) -> T:
+        """Poll ``predicate`` every 10 ms until it is truthy and return its value."""
+        deadline = time.monotonic() + timeout
+        while True:
+            await self._gateway.flush()
+            result = predicate()
+            if result:
+                return result
+            if time.monotonic() > deadline:
+                recent = ", ".join(f"{r.method} {r.path}" for r in self.requests[-5:]) or "none"
+                raise AssertionError(
+                    f"{getattr(predicate, '__qualname__', predicate)} stayed false for "
+                    f"{timeout}s (last REST requests: {recent})"
+                )
+            await asyncio.sleep(0.01)
+
+    async def wait_for_message(
+        self,
+        channel: FakeChannel | int,
+        *,
+        timeout: float = 5.0,  # noqa: ASYNC109 (test API: a timeout fails the test)
+        predicate: Callable[[FakeMessage], object] | None = None,
+        after: int = 0,
+    ) -> FakeMessage:
+        """The first bot message in ``messages_in(channel)[after:]`` matching ``predicate``.
+
+        Without a predicate, deferred responses still "thinking" don't count.
+        """
+
+        def find() -> FakeMessage | None:
+            for message in self.messages_in(channel)[after:]:
+                if predicate(message) if predicate else not message.loading:
+                    return message
+            return None
+
+        try:
+            message = await self.wait_for(find, timeout)
+        except AssertionError:
+            seen = [(m.id, m.content) for m in self.messages_in(channel)]
+            raise AssertionError(
+                f"no matching bot message after index {after} within {timeout}s; "
+                f"bot messages in the channel: {seen}"
+            ) from None
+        assert message is not None
+        return message
+
+    # Internals: world lookups -----------------------------------------------
+
+    def _channel(self, channel_id: int) -> FakeChannel:
+        if channel_id in self.dm_channels:
+            return self.dm_channels[channel_id]
+        for guild in self.guilds.values():
+            if channel_id in guild.channels:
+                return guild.channels[channel_id]
+        raise _ApiError(404, "Unknown Channel", 10003)
+
+    def _guild(self, guild_id: int) -> FakeGuild:
+        if guild_id not in self.guilds:
+            raise _ApiError(404, "Unknown Guild", 10004)
+        return self.guilds[guild_id]
+
+    def _message(self, channel_id: int, message_id: int) -> FakeMessage:
+        message = self.messages.get(message_id)
+        if message is None or message.deleted or message.channel_id != channel_id:
+            raise _ApiError(404, "Unknown Message", 10008)
+        return message
+
+    def _member(self, channel: FakeChannel, user: FakeUser) -> FakeMember | None:
+        if channel.guild_id is None:
+            return None
+        return self.guilds[channel.guild_id].members.get(user.id)
+
+    def _require_member(self, channel: FakeChannel, user: FakeUser) -> None:
+        if channel.guild_id is not None and self._member(channel, user) is None:
+            raise AssertionError(
+                f"{user.name} is not a member of guild {channel.guild_id}: call guild.add_member"
+            )
+
+    def _permissions(self, channel: FakeChannel, user: FakeUser) -> int:
+        if channel.guild_id is None:
+            return EVERYONE_PERMS
+        return self.guilds[channel.guild_id].permissions_for(user.id)
+
+    def _synced_command(self, name: str, guild_id: int | None) -> tuple[Json, int | None]:
+        for scope in (guild_id, None) if guild_id is not None else (None,):
+            for command in self.commands.get(scope, []):
+                if command["name"] == name and command.get("type", 1) == 1:
+                    return command, scope
+        synced = {scope: [c["name"] for c in cmds] for scope, cmds in self.commands.items()}
+        raise AssertionError(f"/{name} was never synced by the bot; synced: {synced}")
+
+    # Internals: creating things ---------------------------------------------
+
+    def _new_attachment(self, upload: UploadedFile) -> FakeAttachment:
+        attachment_id = self._new_id()
+        url = f"{self.url}/attachments/{attachment_id}/{quote(upload.filename)}"
+        attachment = FakeAttachment(
+            attachment_id, upload.filename, upload.data, upload.content_type, url
+        )
+        self._attachments[attachment_id] = attachment
+        return attachment
+
+    def _publish(self, message: FakeMessage) -> None:
+        """Store a new message and dispatch MESSAGE_CREATE (not for ephemeral ones)."""
+        self._parse_mentions(message)
+        self.messages[message.id] = message
+        if not message.flags & EPHEMERAL:
+            self._gateway.emit(
+                "MESSAGE_CREATE",
+                self._message_payload(message, gateway=True),
+                intent=self._messages_intent(message),
+            )
+
+    def _parse_mentions(self, message: FakeMessage) -> None:
+        """Fill who the message pings, from its content as limited by ``allowed_mentions``."""
+        allowed = message.allowed_mentions
+        parse = (
+            set(allowed.get("parse", [])) if allowed is not None else {"users", "roles", "everyone"}
+        )
+
+        def pinged(kind: str, ids: Iterable[str]) -> list[int]:
+            explicit = {int(i) for i in (allowed or {}).get(kind, [])}
+            return [int(i) for i in dict.fromkeys(ids) if kind in parse or int(i) in explicit]
+
+        user_ids = pinged("users", _USER_MENTION.findall(message.content))
+        referenced = self.messages.get(message.reference or 0)
+        if referenced and (allowed or {}).get("replied_user", allowed is None):
+            user_ids.append(referenced.author.id)
+        message.mentions = [self.users[i] for i in dict.fromkeys(user_ids) if i in self.users]
+        roles = self.guilds[message.guild_id].roles if message.guild_id else {}
+        role_ids = pinged("roles", _ROLE_MENTION.findall(message.content))
+        message.mention_roles = [role_id for role_id in role_ids if role_id in roles]
+        message.mention_everyone = "everyone" in parse and (
+            "@everyone" in message.content or "@here" in message.content
+        )
+
+    def _message_from_payload(
+        self, channel: FakeChannel, author: FakeUser, body: _Body, **extra: Any
+    ) -> FakeMessage:
+        payload = body.payload
+        reference = payload.get("message_reference") or {}
+        message = FakeMessage(
+            self._new_id(),
+            channel.id,
+            channel.guild_id,
+            author,
+            payload.get("content") or "",
+            from_bot=True,
+            embeds=payload.get("embeds") or [],
+            components=payload.get("components") or [],
+            attachments=[self._new_attachment(upload) for upload in body.files],
+            allowed_mentions=payload.get("allowed_mentions"),
+            reference=int(reference["message_id"]) if reference.get("message_id") else None,
+            flags=payload.get("flags") or 0,
+            **extra,
+        )
+        self._publish(message)
+        return message
+
+    def _apply_edit(self, message: FakeMessage, body: _Body) -> None:
+        """Apply a PATCH payload (and new files) and dispatch MESSAGE_UPDATE."""
+        payload = body.payload
+        message.edits.append(payload)
+        if "content" in payload:
+            message.content = payload["content"] or ""
+            message.history.append(message.content)
+            self._parse_mentions(message)
+        for key in ("embeds", "components"):
+            if key in payload:
+                setattr(message, key, payload[key] or [])
+        if "allowed_mentions" in payload:
+            message.allowed_mentions = payload["allowed_mentions"]
+        if payload.get("flags") is not None:
+            message.flags = (message.flags & EPHEMERAL) | (payload["flags"] & ~EPHEMERAL)
+        message.flags &= ~LOADING
+        if "attachments" in payload:
+            kept = {int(item["id"]) for item in payload["attachments"] or []}
+            message.attachments = [a for a in message.attachments if a.id in kept]
+        message.attachments += [self._new_attachment(upload) for upload in body.files]
+        message.edited_timestamp = now()
+        if not message.flags & EPHEMERAL:
+            self._gateway.emit(
+                "MESSAGE_UPDATE",
+                self._message_payload(message, gateway=True),
+                intent=self._messages_intent(message),
+            )
+
+    def _delete_message(self, message: FakeMessage) -> None:
+        message.deleted = True
+        data = {"id": str(message.id), "channel_id": str(message.channel_id)}
+        if message.guild_id:
+            data["guild_id"] = str(message.guild_id)
+        self._gateway.emit("MESSAGE_DELETE", data, intent=self._messages_intent(message))
+
+    async def _interact(
+        self,
+        channel: FakeChannel,
+        user: FakeUser,
+        kind: int,
+        data: Json,
+        *,
+        message: FakeMessage | None = None,
+    ) -> FakeInteraction:
+        self._require_member(channel, user)
+        interaction_id = self._new_id()
+        interaction = FakeInteraction(
+            interaction_id,
+            f"interaction-token-{interaction_id}",
+            kind,
+            channel.id,
+            channel.guild_id,
+            user,
+            data,
+            message=message,
+        )
+        self.interactions.append(interaction)
+        await self._gateway.dispatch("INTERACTION_CREATE", self._interaction_payload(interaction))
+        return interaction
+
+    def _command_options(
+        self,
+        schema: list[Json],
+        path: list[str],
+        values: dict[str, Any],
+        resolved: Json,
+        channel: FakeChannel,
+    ) -> list[Json]:
+        """Build ``data.options`` for a subcommand path from the synced option schema."""
+        nested = {o["name"]: o for o in schema if o["type"] in (SUBCOMMAND, SUBCOMMAND_GROUP)}
+        if path:
+            head, *rest = path
+            if head not in nested:
+                raise AssertionError(f"no subcommand {head!r}; have {sorted(nested)}")
+            options = self._command_options(
+                nested[head].get("options", []), rest, values, resolved, channel
+            )
+            return [{"type": nested[head]["type"], "name": head, "options": options}]
+        if nested:
+            raise AssertionError(f"this command needs a subcommand, one of {sorted(nested)}")
+        known = {option["name"]: option for option in schema}
+        if unknown := set(values) - set(known):
+            raise AssertionError(
+                f"unknown options {sorted(unknown)}; the command has {sorted(known)}"
+            )
+        missing = [name for name, o in known.items() if o.get("required") and name not in values]
+        if missing:
+            raise AssertionError(f"missing required options {missing}")
+        return [
+            {
+                "type": known[name]["type"],
+                "name": name,
+                "value": self._option_value(known[name]["type"], value, resolved, channel),
+            }
+            for name, value in values.items()
+        ]
+
+    def _option_value(self, kind: int, value: Any, resolved: Json, channel: FakeChannel) -> Any:
+        """The wire value of one option, adding users/roles/... to ``resolved``."""
+        if kind == 3:
+            return str(value)
+        if kind == 4:
+            return int(value)
+        if kind == 5:
+            return bool(value)
+        if kind == 10:
+            return float(value)
+        if kind in (6, 9) and isinstance(value, FakeUser):
+            resolved.setdefault("users", {})[str(value.id)] = value.to_payload()
+            member = self._member(channel, value)
+            if member is not None:
+                resolved.setdefault("members", {})[str(value.id)] = {
+                    **member.to_payload(with_user=False),
+                    "permissions": str(self._permissions(channel, value)),
+                }
+            return str(value.id)
+        if kind in (8, 9) and isinstance(value, FakeRole):
+            resolved.setdefault("roles", {})[str(value.id)] = value.to_payload()
+            return str(value.id)
+        if kind == 7 and isinstance(value, FakeChannel):
+            resolved.setdefault("channels", {})[str(value.id)] = {
+                **value.to_payload(),
+                "permissions": str(self._permissions(value, self.bot_user)),
+            }
+            return str(value.id)
+        if kind == 11 and isinstance(value, dict):
+            attachment = self._new_attachment(
+                UploadedFile(value["filename"], value["data"], value.get("content_type"))
+            )
+            resolved.setdefault("attachments", {})[str(attachment.id)] = attachment.to_payload()
+            return str(attachment.id)
+        raise AssertionError(f"cannot pass {value!r} as an option of type {kind}")
+
+    # Internals: payloads ----------------------------------------------------
+
+    def _messages_intent(self, message: FakeMessage) -> int:
+        return GUILD_MESSAGES_INTENT if message.guild_id else DM_MESSAGES_INTENT
+
+    def _content_hidden(self, message: FakeMessage) -> bool:
+        """Discord blanks guild message content without the message_content intent."""
+        return not (
+            self._gateway.has_intent(MESSAGE_CONTENT_INTENT)
+            or message.guild_id is None
+            or message.author is self.bot_user
+            or self.bot_user in message.mentions
+        )
+
+    def _message_payload(
+        self, message: FakeMessage, *, gateway: bool = False, nested: bool = False
+    ) -> Json:
+        payload: Json = {
+            "id": str(message.id),
+            "channel_id": str(message.channel_id),
+            "author": message.author.to_payload(),
+            "content": message.content,
+            "timestamp": iso(message.timestamp),
+            "edited_timestamp": iso(message.edited_timestamp) if message.edited_timestamp else None,
+            "tts": False,
+            "mention_everyone": message.mention_everyone,
+            "mentions": [self._mention_payload(message, user) for user in message.mentions],
+            "mention_roles": [str(role_id) for role_id in message.mention_roles],
+            "attachments": [attachment.to_payload() for attachment in message.attachments],
+            "embeds": message.embeds,
+            "components": message.components,
+            "pinned": False,
+            "type": MESSAGE_TYPE_DEFAULT,
+            "flags": message.flags,
+        }
+        if message.guild_id:
+            payload["guild_id"] = str(message.guild_id)
+        if message.webhook_id:
+            payload["webhook_id"] = str(message.webhook_id)
+        if message.interaction_id:
+            payload.update(self._interaction_metadata(message.interaction_id))
+        if message.reference:
+            payload["type"] = MESSAGE_TYPE_REPLY
+            payload["message_reference"] = self._reference_payload(message)
+            if not nested:
+                referenced = self.messages.get(message.reference)
+                payload["referenced_message"] = (
+                    self._message_payload(referenced, nested=True)
+                    if referenced and not referenced.deleted
+                    else None
+                )
+        if gateway and message.guild_id and not message.webhook_id:
+            member = self.guilds[message.guild_id].members.get(message.author.id)
+            if member is not None:
+                payload["member"] = member.to_payload(with_user=False)
+        if gateway and self._content_hidden(message):
+            payload.update(content="", embeds=[], attachments=[], components=[])
+        return payload
+
+    def _mention_payload(self, message: FakeMessage, user: FakeUser) -> Json:
+        payload = user.to_payload()
+        member = self.guilds[message.guild_id].members.get(user.id) if message.guild_id else None
+        if member is not None:
+            payload["member"] = member.to_payload(with_user=False)
+        return payload
+
+    def _reference_payload(self, message: FakeMessage) -> Json:
+        reference = {
+            "type": 0,
+            "message_id": str(message.reference),
+            "channel_id": str(message.channel_id),
+        }
+        if message.guild_id:
+            reference["guild_id"] = str(message.guild_id)
+        return reference
+
+    def _interaction_metadata(self, interaction_id: int) -> Json:
+        interaction = next(i for i in self.interactions if i.id == interaction_id)
+        return {
+            "type": MESSAGE_TYPE_COMMAND,
+            "application_id": str(self.application_id),
+            "interaction_metadata": {
+                "id": str(interaction.id),
+                "type": interaction.type,
+                "user": interaction.user.to_payload(),
+                "authorizing_integration_owners": {},
+            },
+        }
+
+    def _interaction_payload(self, interaction: FakeInteraction) -> Json:
+        channel = self._channel(interaction.channel_id)
+        payload: Json = {
+            "id": str(interaction.id),
+            "application_id": str(self.application_id),
+            "type": interaction.type,
+            "token": interaction.token,
+            "version": 1,
+            "data": interaction.data,
+            "channel_id": str(channel.id),
+            "channel": channel.to_payload(),
+            "locale": "en-US",
+            "entitlements": [],
+            "attachment_size_limit": ATTACHMENT_SIZE_LIMIT,
+            "app_permissions": str(self._permissions(channel, self.bot_user)),
+        }
+        member = self._member(channel, interaction.user)
+        if member is not None:
+            payload.update(
+                guild_id=str(channel.guild_id),
+                guild_locale="en-US",
+                guild={"id": str(channel.guild_id), "locale": "en-US", "features": []},
+                member={
+                    **member.to_payload(),
+                    "permissions": str(self._permissions(channel, interaction.user)),
+                },
+                context=0,
+                authorizing_integration_owners={"0": str(channel.guild_id)},
+            )
+        else:
+            payload.update(
+                user=interaction.user.to_payload(),
+                context=1,
+                authorizing_integration_owners={"1": str(interaction.user.id)},
+            )
+        if interaction.message is not None:
+            payload["message"] = self._message_payload(interaction.message)
+        return payload
+
+    def _ready_payload(self, session_id: str, shard: list[int]) -> Json:
+        return {
+            "v": 10,
+            "user": {**self.bot_user.to_payload(), "verified": True, "mfa_enabled": False},
+            "guilds": [{"id": str(guild_id), "unavailable": True} for guild_id in self.guilds],
+            "session_id": session_id,
+            "session_type": "normal",
+            "resume_gateway_url": f"ws://127.0.0.1:{self.port}/gateway/resume",
+            "shard": shard,
+            "application": {"id": str(self.application_id), "flags": APPLICATION_FLAGS},
+            "private_channels": [],
+            "relationships": [],
+            "presences": [],
+            "user_settings": {},
+            "geo_ordered_rtc_regions": ["local"],
+        }
+
+    def _guild_create_payload(self, guild: FakeGuild) -> Json:
+        if self._gateway.has_intent(PRESENCES_INTENT):
+            return guild.to_payload()
+        return guild.to_payload(member_ids={self.bot_user.id})
+
+    def _application_payload(self) -> Json:
+        return {
+            "id": str(self.application_id),
+            "name": self.bot_user.name,
+            "icon": None,
+            "description": "",
+            "summary": "",
+            "type": None,
+            "bot": self.bot_user.to_payload(),
+            "bot_public": True,
+            "bot_require_code_grant": False,
+            "owner": self.owner.to_payload(),
+            "team": None,
+            "verify_key": "0" * 64,
+            "flags": APPLICATION_FLAGS,
+            "tags": [],
+            "redirect_uris": [],
+            "interactions_endpoint_url": None,
+            "approximate_guild_count": len(self.guilds),
+        }
+
+    # REST -------------------------------------------------------------------
+
+    def _routes(self) -> Iterable[tuple[str, str, Handler]]:
+        channel = r"/channels/{channel_id:\d+}"
+        message = channel + r"/messages/{message_id:\d+}"
+        commands = r"/applications/{application_id:\d+}"
+        webhook = r"/webhooks/{webhook_id:\d+}/{token}"
+        api_routes: list[tuple[str, str, Handler]] = [
+            ("GET", "/users/@me", self._get_current_user),
+            ("GET", r"/users/{user_id:\d+}", self._get_user),
+            ("POST", "/users/@me/channels", self._open_dm),
+            ("GET", "/oauth2/applications/@me", self._get_application),
+            ("GET", "/gateway", self._get_gateway),
+            ("GET", "/gateway/bot", self._get_gateway),
+            ("GET", channel, self._get_channel),
+            ("POST", channel + "/typing", self._trigger_typing),
+            ("GET", channel + "/messages", self._get_history),
+            ("POST", channel + "/messages", self._create_message),
+            ("GET", message, self._get_message),
+            ("PATCH", message, self._edit_message),
+            ("DELETE", message, self._delete_message_route),
+            ("PUT", message + "/reactions/{emoji}/{user}", self._add_reaction),
+            ("DELETE", message + "/reactions/{emoji}/{user}", self._remove_reaction),
+            ("GET", channel + "/webhooks", self._get_webhooks),
+            ("POST", channel + "/webhooks", self._create_webhook),
+            ("GET", r"/guilds/{guild_id:\d+}", self._get_guild),
+            ("GET", r"/guilds/{guild_id:\d+}/channels", self._get_guild_channels),
+            ("GET", r"/guilds/{guild_id:\d+}/members/{user_id:\d+}", self._get_member),
+            ("GET", commands + "/commands", self._get_commands),
+            ("PUT", commands + "/commands", self._put_commands),
+            ("GET", commands + r"/guilds/{guild_id:\d+}/commands", self._get_commands),
+            ("PUT", commands + r"/guilds/{guild_id:\d+}/commands", self._put_commands),
+            (
+                "POST",
+                r"/interactions/{interaction_id:\d+}/{token}/callback",
+                self._interaction_callback,
+            ),
+            ("POST", webhook, self._execute_webhook),
+            ("GET", webhook + "/messages/{message_id}", self._get_webhook_message),
+            ("PATCH", webhook + "/messages/{message_id}", self._edit_webhook_message),
+            ("DELETE", webhook + "/messages/{message_id}", self._delete_webhook_message),
+        ]
+        for method, path, handler in api_routes:
+            yield method, API + path, handler
+        yield "GET", "/gateway", self._gateway.handle
+        yield "GET", "/gateway/resume", self._gateway.handle
+        yield "GET", r"/attachments/{attachment_id:\d+}/{filename}", self._get_attachment
+        yield "*", "/{tail:.*}", self._unknown_route
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith(API + "/"):
+            body = await _Body.read(request)
+            request[_BODY] = body
+            self.requests.append(
+                RequestRecord(
+                    request.method,
+                    request.path.removeprefix(API),
+                    dict(request.query),
+                    body.json,
+                    time.monotonic(),
+                    body.files,
+                )
+            )
+        try:
+            return await handler(request)
+        except _ApiError as error:
+            return _json({"message": error.message, "code": error.code}, status=error.status)
+
+    async def _unknown_route(self, request: web.Request) -> web.StreamResponse:
+        log.warning("fake discord: unknown route %s %s", request.method, request.path)
+        raise _ApiError(404, "Unknown route", 0)
+
+    async def _get_current_user(self, request: web.Request) -> web.StreamResponse:
+        return _json({**self.bot_user.to_payload(), "verified": True, "mfa_enabled": False})
+
+    async def _get_user(self, request: web.Request) -> web.StreamResponse:
+        user = self.users.get(_id(request, "user_id"))
+        if user is None:
+            raise _ApiError(404, "Unknown User", 10013)
+        return _json(user.to_payload())
+
+    async def _open_dm(self, request: web.Request) -> web.StreamResponse:
+        user = self.users.get(int(_body(request).payload.get("recipient_id", 0)))
+        if user is None:
+            raise _ApiError(404, "Unknown User", 10013)
+        return _json(self.open_dm(user).to_payload())
+
+    async def _get_application(self, request: web.Request) -> web.StreamResponse:
+        return _json(self._application_payload())
+
+    async def _get_gateway(self, request: web.Request) -> web.StreamResponse:
+        return _json(
+            {
+                "url": f"ws://127.0.0.1:{self.port}/gateway",
+                "shards": 1,
+                "session_start_limit": {
+                    "total": 1000,
+                    "remaining": 1000,
+                    "reset_after": 0,
+                    "max_concurrency": 1,
+                },
+            }
+        )
+
+    async def _get_channel(self, request: web.Request) -> web.StreamResponse:
+        return _json(self._channel(_id(request, "channel_id")).to_payload())
+
+    async def _trigger_typing(self, request: web.Request) -> web.StreamResponse:
+        channel = self._channel(_id(request, "channel_id"))
+        self.typing.append((channel.id, time.monotonic()))
+        return _no_content()
+
+    async def _get_history(self, request: web.Request) -> web.StreamResponse:
+        channel_id = self._channel(_id(request, "channel_id")).id
+        query = request.query
+        limit = int(query.get("limit", 50))
+        visible = [m for m in self.messages_in(channel_id, from_bot=False) if not m.deleted]
+        if "after" in query:
+            visible = [m for m in visible if m.id > int(query["after"])][:limit]
+        elif "before" in query:
+            visible = [m for m in visible if m.id < int(query["before"])][-limit:]
+        else:
+            visible = visible[-limit:]
+        return _json([self._message_payload(m) for m in reversed(visible)])
+
+    async def _create_message(self, request: web.Request) -> web.StreamResponse:
+        channel = self._channel(_id(request, "channel_id"))
+        message = self._message_from_payload(channel, self.bot_user, _body(request))
+        return _json(self._message_payload(message))
+
+    async def _get_message(self, request: web.Request) -> web.StreamResponse:
+        message = self._message(_id(request, "channel_id"), _id(request, "message_id"))
+        return _json(self._message_payload(message))
+
+    async def _edit_message(self, request: web.Request) -> web.StreamResponse:
+        message = self._message(_id(request, "channel_id"), _id(request, "message_id"))
+        if message.author is not self.bot_user:
+            raise _ApiError(403, "Cannot edit a message authored by another user", 50005)
+        self._apply_edit(message, _body(request))
+        return _json(self._message_payload(message))
+
+    async def _delete_message_route(self, request: web.Request) -> web.StreamResponse:
+        self._delete_message(self._message(_id(request, "channel_id"), _id(request, "message_id")))
+        return _no_content()
+
+    def _reaction_target(self, request: web.Request) -> tuple[list[int], int]:
+        message = self._message(_id(request, "channel_id"), _id(request, "message_id"))
+        user = request.match_info["user"]
+        user_id = self.bot_user.id if user == "@me" else int(user)
+        return message.reactions.setdefault(request.match_info["emoji"], []), user_id
+
+    async def _add_reaction(self, request: web.Request) -> web.StreamResponse:
+        users, user_id = self._reaction_target(request)
+        if user_id not in users:
+            users.append(user_id)
+        return _no_content()
+
+    async def _remove_reaction(self, request: web.Request) -> web.StreamResponse:
+        users, user_id = self._reaction_target(request)
+        if user_id in users:
+            users.remove(user_id)
+        return _no_content()
+
+    async def _get_webhooks(self, request: web.Request) -> web.StreamResponse:
+        channel_id = self._channel(_id(request, "channel_id")).id
+        return _json([w.to_payload() for w in self.webhooks.values() if w.channel_id == channel_id])
+
+    async def _create_webhook(self, request: web.Request) -> web.StreamResponse:
+        channel = self._channel(_id(request, "channel_id"))
+        if channel.guild_id is None:
+            raise _ApiError(400, "Cannot execute action on a DM channel", 50003)
+        webhook_id = self._new_id()
+        webhook = FakeWebhook(
+            webhook_id,
+            f"webhook-token-{webhook_id}",
+            channel.id,
+            channel.guild_id,
+            _body(request).payload.get("name") or "Webhook",
+            self.bot_user,
+        )
+        self.webhooks[webhook.id] = webhook
+        return _json(webhook.to_payload())
+
+    async def _get_guild(self, request: web.Request) -> web.StreamResponse:
+        payload = self._guild(_id(request, "guild_id")).to_payload()
+        for key in ("channels", "members", "voice_states", "presences", "threads", "joined_at"):
+            payload.pop(key)
+        return _json(payload)
+
+    async def _get_guild_channels(self, request: web.Request) -> web.StreamResponse:
+        guild = self._guild(_id(request, "guild_id"))
+        return _json([channel.to_payload() for channel in guild.channels.values()])
+
+    async def _get_member(self, request: web.Request) -> web.StreamResponse:
+        member = self._guild(_id(request, "guild_id")).members.get(_id(request, "user_id"))
+        if member is None:
+            raise _ApiError(404, "Unknown Member", 10007)
+        return _json(member.to_payload())
+
+    def _command_scope(self, request: web.Request) -> int | None:
+        if _id(request, "application_id") != self.application_id:
+            raise _ApiError(403, "Missing Access", 50001)
+        if "guild_id" not in request.match_info:
+            return None
+        return self._guild(_id(request, "guild_id")).id
+
+    async def _get_commands(self, request: web.Request) -> web.StreamResponse:
+        return _json(self.commands.get(self._command_scope(request), []))
+
+    async def _put_commands(self, request: web.Request) -> web.StreamResponse:
+        scope = self._command_scope(request)
+        previous = {(c["name"], c.get("type", 1)): c["id"] for c in self.commands.get(scope, [])}
+        stored = []
+        for command in _body(request).json or []:
+            key = (command["name"], command.get("type", 1))
+            entry = {
+                "type": 1,
+                "description": "",
+                "default_member_permissions": None,
+                "nsfw": False,
+                **command,
+                "id": previous.get(key) or str(self._new_id()),
+                "application_id": str(self.application_id),
+                "version": str(self._new_id()),
+            }
+            if scope is not None:
+                entry["guild_id"] = str(scope)
+            stored.append(entry)
+        self.commands[scope] = stored
+        return _json(stored)
+
+    async def _interaction_callback(self, request: web.Request) -> web.StreamResponse:
+        interaction = self._interaction(_id(request, "interaction_id"), request.match_info["token"])
+        if interaction.responses:
+            raise _ApiError(400, "Interaction has already been acknowledged.", 40060)
+        body = _body(request)
+        kind = body.payload.get("type")
+        channel = self._channel(interaction.channel_id)
+        message: FakeMessage | None = None
+        if kind in (CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE):
+            data = _Body(dict(body.payload.get("data") or {}), body.files)
+            if kind == DEFERRED_CHANNEL_MESSAGE:
+                data.payload["flags"] = data.payload.get("flags", 0) | LOADING
+            message = self._message_from_payload(
+                channel, self.bot_user, data, interaction_id=interaction.id
+            )
+            interaction.original = message
+        elif kind in (DEFERRED_UPDATE_MESSAGE, UPDATE_MESSAGE):
+            if interaction.message is None:
+                raise _ApiError(400, "Interaction is not a component interaction", 50035)
+            interaction.original = interaction.message
+            if kind == UPDATE_MESSAGE:
+                message = interaction.message
+                self._apply_edit(message, _Body(body.payload.get("data") or {}, body.files))
+        interaction.record_response(body.payload)
+        if request.query.get("with_response") not in _TRUE:
+            return _no_content()
+        callback: Json = {"interaction": {"id": str(interaction.id), "type": interaction.type}}
+        if message is not None:
+            callback["interaction"].update(
+                response_message_id=str(message.id),
+                response_message_loading=bool(message.flags & LOADING),
+                response_message_ephemeral=bool(message.flags & EPHEMERAL),
+            )
+            callback["resource"] = {"type": kind, "message": self._message_payload(message)}
+        return _json(callback)
+
+    def _interaction(self, interaction_id: int, token: str) -> FakeInteraction:
+        for interaction in self.interactions:
+            if interaction.id == interaction_id and interaction.token == token:
+                return interaction
+        raise _ApiError(404, "Unknown interaction", 10062)
+
+    def _webhook_sender(self, request: web.Request) -> FakeInteraction | FakeWebhook:
+        """The interaction (``/webhooks/{application_id}/{token}``) or webhook addressed."""
+        webhook_id, token = _id(request, "webhook_id"), request.match_info["token"]
+        if webhook_id == self.application_id:
+            for interaction in self.interactions:
+                if interaction.token == token:
+                    return interaction
+        webhook = self.webhooks.get(webhook_id)
+        if webhook is None or webhook.token != token:
+            raise _ApiError(404, "Unknown Webhook", 10015)
+        return webhook
+
+    def _webhook_message(self, request: web.Request) -> FakeMessage:
+        """``.../messages/{id}`` of an interaction (``@original`` or a follow-up) or webhook."""
+        sender, wanted = self._webhook_sender(request), request.match_info["message_id"]
+        message: FakeMessage | None
+        if isinstance(sender, FakeInteraction) and wanted == "@original":
+            message = sender.original
+        elif isinstance(sender, FakeInteraction):
+            sent = [sender.original, *sender.followups]
+            message = next((m for m in sent if m is not None and str(m.id) == wanted), None)
+        else:
+            message = self.messages.get(int(wanted)) if wanted.isdigit() else None
+            if message is not None and message.webhook_id != sender.id:
+                message = None
+        if message is None or message.deleted:
+            raise _ApiError(404, "Unknown Message", 10008)
+        return message
+
+    async def _execute_webhook(self, request: web.Request) -> web.StreamResponse:
+        sender, body = self._webhook_sender(request), _body(request)
+        if isinstance(sender, FakeInteraction) and sender.original and sender.original.loading:
+            # Like Discord: the first follow-up after a deferral fills in the "thinking" message.
+            message = sender.original
+            self._apply_edit(message, body)
+            sender.followups.append(message)
+        elif isinstance(sender, FakeInteraction):
+            channel = self._channel(sender.channel_id)
+            message = self._message_from_payload(
+                channel, self.bot_user, body, interaction_id=sender.id
+            )
+            sender.followups.append(message)
+        else:
+            payload = body.payload
+            author = FakeUser(sender.id, payload.get("username") or sender.name, bot=True)
+            message = self._message_from_payload(
+                self._channel(sender.channel_id),
+                author,
+                body,
+                webhook_id=sender.id,
+                avatar_url=payload.get("avatar_url"),
+            )
+        if request.query.get("wait") not in _TRUE:
+            return _no_content()
+        return _json(self._message_payload(message))
+
+    async def _get_webhook_message(self, request: web.Request) -> web.StreamResponse:
+        return _json(self._message_payload(self._webhook_message(request)))
+
+    async def _edit_webhook_message(self, request: web.Request) -> web.StreamResponse:
+        message = self._webhook_message(request)
+        self._apply_edit(message, _body(request))
+        return _json(self._message_payload(message))
+
+    async def _delete_webhook_message(self, request: web.Request) -> web.StreamResponse:
+        self._delete_message(self._webhook_message(request))
+        return _no_content()
+
+    async def _get_attachment(self, request: web.Request) -> web.StreamResponse:
+        attachment = self._attachments.get(_id(request, "attachment_id"))
+        if attachment is None:
+            raise web.HTTPNotFound()
+        return web.Response(
+            body=attachment.data, content_type=attachment.content_type or "application/octet-stream"
+        )

@@ -1,0 +1,249 @@
+"""The Gemini provider: one google-genai client with fallbacks, retries and a breaker.
+
+Every request goes through `GeminiProvider`: it tries `GEMINI_MODEL`, then the
+fallback models when a model is unavailable; retries 429/5xx/timeouts with
+exponential backoff and jitter, honouring the delay Google asks for; and
+refuses at once while the circuit breaker is open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from google import genai
+from google.genai import errors, types
+
+from utils.errors import BotError
+from utils.reliability.circuit_breaker import CircuitBreaker, CircuitOpenError
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+UNAVAILABLE_MODEL_STATUS = frozenset({404})
+_DURATION = re.compile(r"^\s*([\d.]+)s\s*$")
+
+
+class AIError(BotError):
+    """The model could not answer; the message is safe to show."""
+
+
+class AIUnavailableError(AIError):
+    def __init__(self, retry_after: float) -> None:
+        self.retry_after = retry_after
+        super().__init__(f"AI is unavailable, try again in {max(1, round(retry_after))} s.")
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+
+    def add(self, metadata: types.GenerateContentResponseUsageMetadata | None) -> None:
+        """Record the latest totals (Gemini reports running totals per chunk)."""
+        if metadata is None:
+            return
+        self.prompt_tokens = metadata.prompt_token_count or self.prompt_tokens
+        self.output_tokens = metadata.candidates_token_count or self.output_tokens
+
+
+@dataclass
+class Reply:
+    """What a finished or in-progress generation produced so far."""
+
+    model: str = ""
+    text: str = ""
+    usage: Usage = field(default_factory=Usage)
+
+
+def retry_delay(error: errors.APIError) -> float | None:
+    """The `RetryInfo.retryDelay` Google sent with an error, in seconds."""
+    body = error.details if isinstance(error.details, dict) else {}
+    for detail in body.get("error", {}).get("details", []) or []:
+        if str(detail.get("@type", "")).endswith("RetryInfo"):
+            match = _DURATION.match(str(detail.get("retryDelay", "")))
+            if match:
+                return float(match[1])
+    return None
+
+
+def is_transient(error: BaseException) -> bool:
+    """Failures that say the provider is struggling (they count for the breaker)."""
+    if isinstance(error, errors.APIError):
+        return error.code in RETRYABLE_STATUS
+    return isinstance(error, TimeoutError | aiohttp.ClientError | ConnectionError)
+
+
+class GeminiProvider:
+    """All of the bot's traffic to Gemini goes through here."""
+
+    def __init__(
+        self,
+        client: genai.Client,
+        breaker: CircuitBreaker,
+        *,
+        model: str,
+        fallback_models: Sequence[str] = (),
+        timeout: float = 60.0,
+        max_retries: int = 3,
+        base_delay: float = 0.5,
+        max_delay: float = 30.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.client = client
+        self.breaker = breaker
+        self.model = model
+        self.fallback_models = tuple(fallback_models)
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self._sleep = sleep
+
+    async def close(self) -> None:
+        await self.client.aio.aclose()
+
+    def models_for(self, preferred: str | None) -> list[str]:
+        chain = [preferred or self.model, self.model, *self.fallback_models]
+        return list(dict.fromkeys(chain))
+
+    async def stream(
+        self,
+        contents: list[types.Content],
+        *,
+        system: str | None = None,
+        model: str | None = None,
+        reply: Reply | None = None,
+    ) -> AsyncIterator[str]:
+        """Yield text pieces as they arrive; `reply` collects model, text and usage.
+
+        Retries and fallbacks happen only before the first piece: once text has
+        been shown, a failure ends the stream with an `AIError`.
+        """
+        reply = reply if reply is not None else Reply()
+        config = types.GenerateContentConfig(system_instruction=system) if system else None
+        chunks, first = await self._with_retries(
+            lambda name: self._open_stream(name, contents, config), model, reply
+        )
+        try:
+            self._take(first, reply)
+            if first.text:
+                yield first.text
+            while True:
+                try:
+                    chunk = await asyncio.wait_for(anext(chunks), self.timeout)
+                except StopAsyncIteration:
+                    break
+                self._take(chunk, reply)
+                if chunk.text:
+                    yield chunk.text
+        except (errors.APIError, TimeoutError, aiohttp.ClientError) as error:
+            if is_transient(error):
+                self.breaker.record_failure()
+            log.warning(
+                "stream from %s broke after %d chars: %r", reply.model, len(reply.text), error
+            )
+            raise AIError("The reply was cut off by an AI error; please try again.") from error
+        finally:
+            await chunks.aclose()
+
+    async def generate(
+        self, contents: list[types.Content], *, system: str | None = None, model: str | None = None
+    ) -> Reply:
+        """A whole reply at once (for summaries and background work)."""
+        reply = Reply()
+        config = types.GenerateContentConfig(system_instruction=system) if system else None
+
+        async def request(name: str) -> types.GenerateContentResponse:
+            return await asyncio.wait_for(
+                self.client.aio.models.generate_content(
+                    model=name, contents=contents, config=config
+                ),
+                self.timeout,
+            )
+
+        response = await self._with_retries(request, model, reply)
+        self._take(response, reply)
+        return reply
+
+    async def _open_stream(
+        self, model: str, contents: list[types.Content], config: types.GenerateContentConfig | None
+    ) -> tuple[AsyncIterator[types.GenerateContentResponse], types.GenerateContentResponse]:
+        """Start a stream and wait for its first chunk (so failures can still be retried)."""
+        chunks = await asyncio.wait_for(
+            self.client.aio.models.generate_content_stream(
+                model=model, contents=contents, config=config
+            ),
+            self.timeout,
+        )
+        try:
+            first = await asyncio.wait_for(anext(chunks), self.timeout)
+        except BaseException:
+            await chunks.aclose()
+            raise
+        return chunks, first
+
+    async def _with_retries(
+        self, request: Callable[[str], Awaitable[Any]], preferred: str | None, reply: Reply
+    ) -> Any:
+        last_error: BaseException | None = None
+        for model in self.models_for(preferred):
+            for attempt in range(self.max_retries + 1):
+                try:
+                    async with self.breaker:
+                        result = await request(model)
+                except CircuitOpenError as error:
+                    raise AIUnavailableError(error.retry_after) from error
+                except errors.APIError as error:
+                    last_error = error
+                    if error.code in UNAVAILABLE_MODEL_STATUS:
+                        log.warning(
+                            "model %s is unavailable (%s); trying the next", model, error.code
+                        )
+                        break
+                    if error.code not in RETRYABLE_STATUS:
+                        log.error("Gemini refused the request: %s %s", error.code, error.message)
+                        raise AIError("The AI could not process that message.") from error
+                    await self._backoff(attempt, model, error, retry_delay(error))
+                except (TimeoutError, aiohttp.ClientError) as error:
+                    last_error = error
+                    await self._backoff(attempt, model, error, None)
+                else:
+                    reply.model = model
+                    return result
+            else:
+                # Retries exhausted on a model that exists: the others won't fare better.
+                break
+        if self.breaker.retry_after:
+            raise AIUnavailableError(self.breaker.retry_after) from last_error
+        raise AIError("The AI is not answering right now; please try again later.") from last_error
+
+    async def _backoff(
+        self, attempt: int, model: str, error: BaseException, asked: float | None
+    ) -> None:
+        if attempt >= self.max_retries:
+            return
+        delay = random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
+        if asked is not None:
+            delay = min(self.max_delay, asked + delay / 4)
+        log.info("Gemini %s failed (%r); retry %d in %.2f s", model, error, attempt + 1, delay)
+        await self._sleep(delay)
+
+    @staticmethod
+    def _take(response: types.GenerateContentResponse, reply: Reply) -> None:
+        if response.text:
+            reply.text += response.text
+        reply.usage.add(response.usage_metadata)
+
+
+def make_client(api_key: str, *, base_url: str | None, timeout: float) -> genai.Client:
+    """The one client the bot uses. The SDK's own timeout is a generous ceiling over
+    the per-piece timeouts above, so a long streamed reply is never cut off by it."""
+    options = types.HttpOptions(timeout=int(timeout * 10 * 1000), base_url=base_url)
+    return genai.Client(api_key=api_key, http_options=options)

@@ -1,0 +1,34 @@
+"""Gemini token usage per guild and UTC day, for `/ai status` and `/stats`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from utils.db import Database
+
+DM_GUILD = 0  # usage in direct messages is kept under guild id 0
+
+
+def today() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d")
+
+
+class UsageStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def record(self, guild_id: int | None, prompt_tokens: int, output_tokens: int) -> None:
+        await self.db.execute(
+            "INSERT INTO ai_usage (guild_id, day, requests, prompt_tokens, output_tokens) "
+            "VALUES (?, ?, 1, ?, ?) ON CONFLICT (guild_id, day) DO UPDATE SET "
+            "requests = requests + 1, prompt_tokens = prompt_tokens + excluded.prompt_tokens, "
+            "output_tokens = output_tokens + excluded.output_tokens",
+            (guild_id or DM_GUILD, today(), prompt_tokens, output_tokens),
+        )
+
+    async def tokens_today(self, guild_id: int | None = None) -> int:
+        """Tokens used today in one guild (DMs: 0), or everywhere when guild_id is None."""
+        sql = "SELECT COALESCE(SUM(prompt_tokens + output_tokens), 0) FROM ai_usage WHERE day = ?"
+        if guild_id is None:
+            return await self.db.fetchval(sql, (today(),))
+        return await self.db.fetchval(sql + " AND guild_id = ?", (today(), guild_id))
