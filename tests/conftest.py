@@ -12,6 +12,7 @@ import pytest
 from bot import Bot, discover_extensions, run
 from config import Settings
 from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
+from tests.fakes.gemini_server import FakeGemini
 
 ADMIN = 0x8  # Administrator
 MANAGE_GUILD = 0x20
@@ -41,6 +42,32 @@ def member(discord_fake: FakeDiscord, guild: FakeGuild) -> FakeUser:
     user = discord_fake.add_user("alice")
     guild.add_member(user, permissions=BASIC)
     return user
+
+
+@pytest.fixture
+async def gemini_fake() -> AsyncIterator[FakeGemini]:
+    async with FakeGemini() as fake:
+        yield fake
+
+
+@pytest.fixture
+def ai_settings(
+    gemini_fake: FakeGemini, make_settings: Callable[..., Settings]
+) -> Callable[..., Settings]:
+    """Settings for a bot whose Gemini is the local fake, tuned for fast tests."""
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "gemini_api_key": "test-gemini-key",
+            "gemini_base_url": gemini_fake.url,
+            "gemini_timeout": 5.0,
+            "ai_edit_interval": 0.05,
+            "ai_breaker_reset": 1.0,
+        }
+        values.update(overrides)
+        return make_settings(**values)
+
+    return make
 
 
 @pytest.fixture

@@ -28,11 +28,12 @@ class ChannelDispatcher:
     def submit(self, key: Hashable, job: Job) -> bool:
         """Queue `job`; False when the key's queue is full (the job is dropped)."""
         queue = self._queues.setdefault(key, deque())
+        if key not in self._workers:
+            self._workers[key] = asyncio.create_task(self._work(key, job), name=f"ai-{key}")
+            return True
         if len(queue) >= self.queue_size:
             return False
         queue.append(job)
-        if key not in self._workers:
-            self._workers[key] = asyncio.create_task(self._work(key), name=f"ai-channel-{key}")
         return True
 
     def waiting(self, key: Hashable) -> int:
@@ -42,16 +43,18 @@ class ChannelDispatcher:
     def active(self) -> int:
         return len(self._workers)
 
-    async def _work(self, key: Hashable) -> None:
+    async def _work(self, key: Hashable, job: Job) -> None:
         queue = self._queues[key]
         try:
-            while queue:
-                job = queue.popleft()
+            while True:
                 async with self._slots:
                     try:
                         await job()
                     except Exception:
                         log.exception("AI job for %s failed", key)
+                if not queue:
+                    break
+                job = queue.popleft()
         finally:
             self._workers.pop(key, None)
             if not queue:

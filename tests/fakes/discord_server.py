@@ -9,10 +9,12 @@ connection (:meth:`~FakeDiscord.drop_connection`) and then inspect what the bot 
 
 Like Discord, the fake honours the intents sent in IDENTIFY: no MESSAGE_CREATE
 without the messages intents, blank content without ``message_content`` (unless the
-bot is mentioned or it is a DM), GUILD_MEMBER_ADD only with ``members``.  With the
-``members`` intent, op 8 (request guild members) is answered by one
-GUILD_MEMBERS_CHUNK.  Messages the bot creates are dispatched back to it
-(MESSAGE_CREATE/UPDATE/DELETE), as Discord does.
+bot is mentioned or it is a DM), GUILD_MEMBER_ADD only with ``members``, and
+GUILD_CREATE lists only the bot as member unless ``presences`` is on (so a bot sees
+other members through messages and interactions, or by chunking: op 8 is answered
+with one GUILD_MEMBERS_CHUNK).  Messages the bot creates are dispatched back to it
+(MESSAGE_CREATE/UPDATE/DELETE), and the first follow-up after a deferral fills in
+the "thinking" message instead of posting a new one, as on Discord.
 
 Everything binds to 127.0.0.1.  The gateway sends plain text frames whatever the
 ``compress`` query parameter says (discord.py only inflates binary frames).

@@ -1,0 +1,564 @@
+"""AI chat end to end: the real bot, discord.py and google-genai against both fakes."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import re
+from collections.abc import Callable
+
+from PIL import Image
+
+from config import Settings
+from tests.conftest import BASIC, StartBot
+from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeMessage, FakeUser
+from tests.fakes.gemini_server import FakeGemini
+
+FENCE_LINE = re.compile(r"^```", re.MULTILINE)
+
+
+def mention(fake: FakeDiscord) -> str:
+    return f"<@{fake.bot_user.id}>"
+
+
+def final_text(messages: list[FakeMessage]) -> str:
+    return "".join(m.content for m in messages)
+
+
+def pings_nobody(allowed: dict | None) -> bool:
+    return allowed is not None and allowed.get("parse") == [] and not allowed.get("replied_user")
+
+
+async def wait_reply_done(
+    fake: FakeDiscord, channel, *, count: int = 1, after: int = 0
+) -> list[FakeMessage]:
+    """The bot's messages in `channel` after index `after` once none shows the writing marker."""
+
+    def done() -> list[FakeMessage] | None:
+        messages = fake.messages_in(channel)[after:]
+        if len(messages) >= count and not any(m.content.endswith("⌛") for m in messages):
+            return messages
+        return None
+
+    return await fake.wait_for(done, timeout=15)
+
+
+async def ask(fake: FakeDiscord, channel, user: FakeUser, text: str) -> FakeMessage:
+    """Mention the bot with `text`; return its finished reply (the first message of it)."""
+    sent = await fake.send_message(channel, user, f"{mention(fake)} {text}")
+
+    def finished() -> FakeMessage | None:
+        replies = [m for m in fake.messages_in(channel) if m.reference == sent.id]
+        return replies[0] if replies and not replies[0].content.endswith("⌛") else None
+
+    return await fake.wait_for(finished, timeout=10)
+
+
+async def test_mention_streams_a_reply(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    chunks = ["Hello Alice, ", "this reply ", "arrives in ", "four pieces."]
+    gemini_fake.reply(chunks, chunk_delay=0.15)
+    await start_bot(ai_settings())
+    sent = await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} hi there")
+    (reply,) = await wait_reply_done(discord_fake, guild.text)
+
+    assert reply.content == "".join(chunks)
+    assert len(reply.edits) >= 2, reply.history
+    assert reply.history[0].endswith("⌛") and reply.history[0].startswith("Hello Alice")
+    assert reply.reference == sent.id
+    assert any(channel == guild.text.id for channel, _ in discord_fake.typing)
+    request = gemini_fake.requests[-1]
+    assert request.method == "streamGenerateContent"
+    assert request.last_user_text.endswith("alice: hi there")
+    assert "Discord server" in request.system_text
+
+
+async def test_long_reply_with_code_is_split_cleanly(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    prose = "This sentence explains the code below in some detail. " * 20
+    code = "\n".join(f"    value_{i} = compute({i})  # step {i}" for i in range(70))
+    text = f"{prose}\n\n```python\ndef run():\n{code}\n```\n\n{prose}"
+    assert 4800 < len(text) < 5200
+    gemini_fake.reply([text[i : i + 700] for i in range(0, len(text), 700)], chunk_delay=0.02)
+    await start_bot(ai_settings())
+    await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} show code")
+    messages = await wait_reply_done(discord_fake, guild.text, count=3)
+
+    assert len(messages) == 3
+    for message in messages:
+        assert len(message.content) <= 2000
+        assert len(FENCE_LINE.findall(message.content)) % 2 == 0, message.content
+    # The code block spans a split: it is closed, then re-opened with its language.
+    assert messages[0].content.endswith("\n```") or messages[1].content.endswith("\n```")
+    assert messages[1].content.startswith("```python\n") or messages[2].content.startswith(
+        "```python\n"
+    )
+
+    def strip(value: str) -> str:
+        return re.sub(r"\s+|```(python)?", "", value)
+
+    assert strip("".join(m.content for m in messages)) == strip(text)
+
+
+async def test_model_output_pings_nobody(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    role_id = 1234567890123
+    gemini_fake.reply(
+        ["Hey @everyone and @here, ", f"also <@&{role_id}> and <@{member.id}>!"], chunk_delay=0.1
+    )
+    await start_bot(ai_settings())
+    await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} greet everybody")
+    (reply,) = await wait_reply_done(discord_fake, guild.text)
+    assert "@everyone" in reply.content
+    assert pings_nobody(reply.allowed_mentions)
+    assert reply.edits and all(pings_nobody(edit.get("allowed_mentions")) for edit in reply.edits)
+
+
+async def test_rate_limited_by_google_then_answers(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    gemini_fake.fail(429, retry_delay=0.2)
+    gemini_fake.reply("Sorry for the wait.")
+    await start_bot(ai_settings())
+    await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} hello")
+    (reply,) = await wait_reply_done(discord_fake, guild.text)
+    assert reply.content == "Sorry for the wait."
+    assert len(gemini_fake.requests) == 2
+    assert gemini_fake.requests[1].time - gemini_fake.requests[0].time >= 0.2
+    await asyncio.sleep(0.2)
+    assert len(discord_fake.messages_in(guild.text)) == 1
+
+
+async def test_breaker_opens_on_repeated_503_and_recovers(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    gemini_fake.fail(503, times=2)
+    bot = await start_bot(
+        ai_settings(ai_breaker_threshold=2, gemini_max_retries=1, ai_breaker_reset=1.0)
+    )
+    await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} one")
+    first = await discord_fake.wait_for_message(guild.text)
+    assert re.fullmatch(r"AI is unavailable, try again in \d+ s\.", first.content)
+    assert len(gemini_fake.requests) == 2
+    assert bot.breakers.snapshot()["gemini"]["state"] == "open"
+
+    await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} two")
+    second = await discord_fake.wait_for_message(guild.text, after=1)
+    assert second.content.startswith("AI is unavailable")
+    assert len(gemini_fake.requests) == 2, "an open breaker answers without calling Google"
+
+    await asyncio.sleep(1.1)
+    gemini_fake.reply("Back again.")
+    await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} three")
+    third = await discord_fake.wait_for_message(guild.text, after=2)
+    await discord_fake.wait_for(lambda: third.content == "Back again.")
+    assert bot.breakers.snapshot()["gemini"]["state"] == "closed"
+
+
+async def test_channels_run_concurrently_and_each_stays_ordered(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    other = guild.add_text_channel("other")
+    for _ in range(3):
+        gemini_fake.reply(["part one, ", "part two, ", "done."], chunk_delay=0.25)
+    await start_bot(ai_settings())
+    await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} first A")
+    await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} second A")
+    await discord_fake.send_message(other, member, f"{mention(discord_fake)} only B")
+    await wait_reply_done(discord_fake, guild.text, count=2)
+    await wait_reply_done(discord_fake, other, count=1)
+
+    by_text = {r.last_user_text.rsplit(": ", 1)[-1]: r for r in gemini_fake.requests}
+    first_a, second_a, only_b = by_text["first A"], by_text["second A"], by_text["only B"]
+    stream_time = 0.7  # three chunks 0.25 s apart
+    assert only_b.time - first_a.time < stream_time / 2, "B does not wait for A"
+    assert second_a.time - first_a.time >= stream_time, "A's second message waits for the first"
+    assert "first A" in json.dumps(second_a.contents), "and sees it in its history"
+    a_replies = discord_fake.messages_in(guild.text)
+    assert [m.content for m in a_replies] == ["part one, part two, done."] * 2
+    assert a_replies[0].edited_timestamp <= a_replies[1].timestamp
+
+
+async def test_history_persists_and_reset_clears_it(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    settings = ai_settings()
+    bot = await start_bot(settings)
+    gemini_fake.reply("Nice to meet you, Alice.")
+    await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} I love kayaking")
+    await wait_reply_done(discord_fake, guild.text)
+    await bot.close()
+
+    await start_bot(settings)
+    await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} what do I love?")
+    await wait_reply_done(discord_fake, guild.text, after=1)
+    remembered = json.dumps(gemini_fake.requests[-1].contents)
+    assert "I love kayaking" in remembered and "Nice to meet you, Alice." in remembered
+
+    interaction = await discord_fake.invoke_slash(
+        guild.text, discord_fake.owner, "ai", subcommand="reset"
+    )
+    response = await interaction.wait_response()
+    assert "Forgot this channel's conversation (4 messages)" in response["data"]["content"]
+    await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} again?")
+    await wait_reply_done(discord_fake, guild.text, after=3)
+    assert "kayaking" not in json.dumps(gemini_fake.requests[-1].contents)
+
+
+async def test_failed_generation_is_not_stored(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    gemini_fake.fail(400, message="bad request")
+    bot = await start_bot(ai_settings())
+    await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} secret plan")
+    reply = await discord_fake.wait_for_message(guild.text)
+    assert reply.content == "The AI could not process that message."
+    assert await bot.db.fetchval("SELECT count(*) FROM ai_messages") == 0
+
+
+async def test_stream_cut_off_midway_is_marked_and_not_stored(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    gemini_fake.fail_stream_after(["The answer begins ", "and then"], status=500)
+    bot = await start_bot(ai_settings())
+    await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} go")
+    (reply,) = await wait_reply_done(discord_fake, guild.text)
+    await discord_fake.wait_for(lambda: "⚠️" in reply.content)
+    assert reply.content.startswith("The answer begins and then")
+    assert await bot.db.fetchval("SELECT count(*) FROM ai_messages") == 0
+
+
+async def test_image_attachment_is_sent_inline(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    def image(fmt: str) -> bytes:
+        out = io.BytesIO()
+        frames = [Image.new("RGB", (8, 8), colour) for colour in ("red", "blue")]
+        frames[0].save(out, format=fmt, save_all=fmt == "GIF", append_images=frames[1:])
+        return out.getvalue()
+
+    png, gif = image("PNG"), image("GIF")
+    await start_bot(ai_settings())
+    await discord_fake.send_message(
+        guild.text,
+        member,
+        f"{mention(discord_fake)} what is this?",
+        attachments=[
+            {"filename": "red.png", "content_type": "image/png", "data": png},
+            {"filename": "anim.gif", "content_type": "image/gif", "data": gif},
+            {"filename": "notes.txt", "content_type": "text/plain", "data": b"line one"},
+        ],
+    )
+    await wait_reply_done(discord_fake, guild.text)
+    parts = gemini_fake.requests[-1].contents[-1]["parts"]
+    inline = [p["inlineData"] for p in parts if "inlineData" in p]
+    # google-genai sends the bytes URL-safe base64 encoded, with a snake_case mime key.
+    assert [d.get("mimeType", d.get("mime_type")) for d in inline] == ["image/png"] * 2
+    assert base64.urlsafe_b64decode(inline[0]["data"]) == png
+    first_frame = Image.open(io.BytesIO(base64.urlsafe_b64decode(inline[1]["data"])))
+    assert first_frame.size == (8, 8) and first_frame.convert("RGB").getpixel((0, 0))[0] > 200
+    assert any("[file notes.txt]" in p.get("text", "") and "line one" in p["text"] for p in parts)
+
+
+async def test_oversized_input_is_refused_clearly(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    await start_bot(ai_settings(ai_max_attachment_bytes=1000))
+    await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} " + "x" * 4001)
+    refusal = await discord_fake.wait_for_message(guild.text)
+    assert (
+        refusal.content == "That message is too long for me: 4001 characters (the limit is 4000)."
+    )
+    await discord_fake.send_message(
+        guild.text,
+        member,
+        f"{mention(discord_fake)} look",
+        attachments=[{"filename": "big.png", "content_type": "image/png", "data": b"x" * 2000}],
+    )
+    too_big = await discord_fake.wait_for_message(guild.text, after=1)
+    assert too_big.content == "`big.png` is too large for me (limit 1 kB)."
+    assert gemini_fake.requests == []
+
+
+async def test_summary_opens_the_context_once_budget_is_exceeded(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    def answer(request) -> str:
+        if "summarise" in request.system_text:
+            return "SUMMARY: Alice talked about her garden."
+        return "Noted. " * 40
+
+    gemini_fake.default = answer
+    bot = await start_bot(ai_settings(ai_context_tokens=500))
+    for i in range(4):
+        await discord_fake.send_message(
+            guild.text, member, f"{mention(discord_fake)} story {i}: " + "my garden grows. " * 20
+        )
+        await wait_reply_done(discord_fake, guild.text, after=i)
+    summary = None
+    for _ in range(200):
+        summary = await bot.db.fetchval(
+            "SELECT summary FROM ai_channels WHERE channel_id = ?", (guild.text.id,)
+        )
+        if summary:
+            break
+        await asyncio.sleep(0.05)
+    assert summary == "SUMMARY: Alice talked about her garden."
+    summariser = next(r for r in gemini_fake.requests if r.method == "generateContent")
+    assert "story 0" in json.dumps(summariser.contents)
+    await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} and now?")
+    await wait_reply_done(discord_fake, guild.text, after=4)
+    opening = gemini_fake.requests[-1].contents[0]["parts"][0]["text"]
+    assert opening.startswith("(Summary of the earlier conversation: SUMMARY: Alice")
+
+
+async def test_slash_chat_streams_through_the_interaction(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    long = ("Line of a long answer.\n" * 120).strip()
+    gemini_fake.reply([long[:1500], long[1500:]], chunk_delay=0.1)
+    await start_bot(ai_settings())
+    interaction = await discord_fake.invoke_slash(guild.text, member, "chat", {"prompt": "tell me"})
+    response = await interaction.wait_response()
+    assert response["type"] == 5  # deferred: "thinking…"
+    await discord_fake.wait_for(
+        lambda: (
+            interaction.followups
+            and interaction.original
+            and not interaction.followups[-1].content.endswith("⌛")
+        )
+    )
+    assert interaction.original.content + "\n" + interaction.followups[0].content == long or (
+        re.sub(r"\s", "", interaction.original.content + interaction.followups[0].content)
+        == re.sub(r"\s", "", long)
+    )
+    assert gemini_fake.requests[-1].last_user_text == "alice: tell me"
+
+
+async def test_who_the_bot_answers(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    gemini_fake.default = lambda request: "ok " + request.last_user_text.rsplit(": ", 1)[-1]
+    robot = discord_fake.add_user("robot", bot=True)
+    guild.add_member(robot, permissions=BASIC)
+    await start_bot(ai_settings())
+
+    await discord_fake.send_message(guild.text, member, "no mention, no answer")
+    await discord_fake.send_message(guild.text, robot, f"{mention(discord_fake)} from a bot")
+    await discord_fake.send_message(
+        guild.text, member, f"{mention(discord_fake)} webhook", webhook_id=42
+    )
+    await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} hello")
+    (first,) = await wait_reply_done(discord_fake, guild.text)
+    assert first.content == "ok hello"
+
+    # A reply to the bot's message counts as addressing it.
+    await discord_fake.send_message(guild.text, member, "follow up", reference=first)
+    (_, second) = await wait_reply_done(discord_fake, guild.text, count=2)
+    assert second.content == "ok follow up"
+
+    # Auto-respond answers everything in the channel.
+    interaction = await discord_fake.invoke_slash(
+        guild.text, discord_fake.owner, "ai", {"mode": "on"}, subcommand="autorespond"
+    )
+    assert "Auto-respond is on" in (await interaction.wait_response())["data"]["content"]
+    await discord_fake.send_message(guild.text, member, "anyone there")
+    messages = await wait_reply_done(discord_fake, guild.text, count=4)
+    assert messages[-1].content == "ok anyone there"
+
+    # Direct messages.
+    dm = discord_fake.open_dm(member)
+    await discord_fake.send_message(dm, member, "private hello")
+    (dm_reply,) = await wait_reply_done(discord_fake, dm)
+    assert dm_reply.content == "ok private hello"
+    assert len(gemini_fake.requests) == 4
+
+
+async def test_user_rate_limit_sends_one_notice(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    await start_bot(ai_settings(ai_user_messages_per_minute=2))
+    for i in range(5):
+        await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} msg {i}")
+    await discord_fake.wait_for(lambda: len(gemini_fake.requests) == 2)
+    await asyncio.sleep(0.3)
+    notices = [m for m in discord_fake.messages_in(guild.text) if "faster than I can" in m.content]
+    assert len(notices) == 1
+    assert len(gemini_fake.requests) == 2
+
+
+async def test_full_channel_queue_sends_one_busy_notice(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    gemini_fake.reply(["slow ", "reply"], chunk_delay=0.5)
+    await start_bot(ai_settings(ai_channel_queue_size=1))
+    for i in range(4):
+        await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} q{i}")
+    await discord_fake.wait_for(lambda: len(gemini_fake.requests) == 2, timeout=10)
+    busy = [m for m in discord_fake.messages_in(guild.text) if "still answering" in m.content]
+    assert len(busy) == 1
+
+
+async def test_fallback_model_when_main_is_unavailable(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    gemini_fake.model_unavailable = {"gemini-main"}
+    await start_bot(ai_settings(gemini_model="gemini-main", gemini_fallback_models=("gemini-b",)))
+    await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} hi")
+    await wait_reply_done(discord_fake, guild.text)
+    assert [r.model for r in gemini_fake.requests] == ["gemini-main", "gemini-b"]
+
+
+async def test_commands_status_persona_prompt_model_export(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    owner = discord_fake.owner
+    await start_bot(ai_settings())
+
+    async def slash(user: FakeUser, *path: str, **options: object) -> dict:
+        interaction = await discord_fake.invoke_slash(
+            guild.text, user, path[0], options or None, subcommand=list(path[1:]) or None
+        )
+        return await interaction.wait_response()
+
+    set_persona = await slash(owner, "ai", "persona", "set", name="pirate")
+    assert "Captain Byte" in set_persona["data"]["content"]
+    denied = await slash(member, "ai", "persona", "set", name="default")
+    assert "Manage Channels" in denied["data"]["content"]
+    await ask(discord_fake, guild.text, member, "ahoy")
+    assert "Captain Byte" in gemini_fake.requests[-1].system_text
+
+    await slash(owner, "ai", "prompt", text="Only answer in haiku.")
+    await slash(owner, "ai", "model", name="gemini-special")
+    await ask(discord_fake, guild.text, member, "again")
+    last = gemini_fake.requests[-1]
+    assert last.system_text.startswith("Only answer in haiku.")
+    assert "Captain Byte" not in last.system_text
+    assert last.model == "gemini-special"
+
+    status = (await slash(member, "ai", "status"))["data"]["embeds"][0]
+    fields = {f["name"]: f["value"] for f in status["fields"]}
+    assert fields["Model"].startswith("gemini-special")
+    assert fields["Persona"] == "Captain Byte"
+    assert fields["History"] == "4 messages"
+    assert fields["Circuit"] == "closed"
+    assert int(fields["Tokens today"].replace(",", "")) > 0
+
+    listing = await slash(member, "ai", "persona", "list")
+    assert "`pirate`" in listing["data"]["content"] and "`default`" in listing["data"]["content"]
+
+    await discord_fake.send_message(guild.text, member, "!ai export jsonl")
+    export = await discord_fake.wait_for_message(guild.text, predicate=lambda m: m.attachments)
+    lines = [json.loads(x) for x in export.attachments[0].data.decode().splitlines()]
+    assert [entry["role"] for entry in lines] == ["user", "model", "user", "model"]
+    assert lines[0]["author_name"] == "alice" and lines[0]["content"] == "ahoy"
+
+
+async def test_without_api_key_ai_says_not_configured(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+) -> None:
+    bot = await start_bot()
+    assert "cogs.ai" in bot.extensions
+    await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} hello?")
+    reply = await discord_fake.wait_for_message(guild.text)
+    assert "AI is not configured" in reply.content
+    interaction = await discord_fake.invoke_slash(guild.text, member, "chat", {"prompt": "hi"})
+    assert "AI is not configured" in (await interaction.wait_response())["data"]["content"]
