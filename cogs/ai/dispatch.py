@@ -60,6 +60,11 @@ class ChannelDispatcher:
             if not queue:
                 self._queues.pop(key, None)
 
+    async def idle(self) -> None:
+        """Wait until every queued job has run."""
+        while self._workers:
+            await asyncio.gather(*list(self._workers.values()), return_exceptions=True)
+
     async def close(self) -> None:
         """Cancel running and waiting jobs."""
         for queue in self._queues.values():

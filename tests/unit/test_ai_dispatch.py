@@ -1,0 +1,80 @@
+"""ChannelDispatcher: per-channel order, cross-channel concurrency, global cap, bounds."""
+
+from __future__ import annotations
+
+import asyncio
+
+from cogs.ai.dispatch import ChannelDispatcher
+
+
+async def test_one_channel_runs_in_order_and_channels_overlap() -> None:
+    dispatcher = ChannelDispatcher(max_concurrency=4, queue_size=10)
+    log: list[str] = []
+
+    def job(name: str, delay: float):
+        async def run() -> None:
+            log.append(f"start {name}")
+            await asyncio.sleep(delay)
+            log.append(f"end {name}")
+
+        return run
+
+    assert dispatcher.submit("a", job("a1", 0.05))
+    assert dispatcher.submit("a", job("a2", 0.0))
+    assert dispatcher.submit("b", job("b1", 0.0))
+    await dispatcher.idle()
+    assert log.index("end a1") < log.index("start a2")
+    assert log.index("end b1") < log.index("end a1"), "b does not wait for a"
+
+
+async def test_global_cap_and_queue_bound() -> None:
+    dispatcher = ChannelDispatcher(max_concurrency=2, queue_size=1)
+    running = 0
+    peak = 0
+    release = asyncio.Event()
+
+    async def job() -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await release.wait()
+        running -= 1
+
+    assert all(dispatcher.submit(key, job) for key in range(5))
+    assert dispatcher.submit(0, job)  # one may wait behind the running job
+    assert not dispatcher.submit(0, job)  # the next one is refused
+    await asyncio.sleep(0.05)
+    assert peak == 2
+    release.set()
+    await dispatcher.idle()
+    assert peak == 2 and running == 0
+
+
+async def test_a_failing_job_does_not_stop_the_channel() -> None:
+    dispatcher = ChannelDispatcher(max_concurrency=1, queue_size=5)
+    done: list[int] = []
+
+    async def bad() -> None:
+        raise RuntimeError("boom")
+
+    async def good() -> None:
+        done.append(1)
+
+    dispatcher.submit("c", bad)
+    dispatcher.submit("c", good)
+    await dispatcher.idle()
+    assert done == [1]
+
+
+async def test_close_cancels_work() -> None:
+    dispatcher = ChannelDispatcher(max_concurrency=1, queue_size=5)
+    started = asyncio.Event()
+
+    async def forever() -> None:
+        started.set()
+        await asyncio.sleep(3600)
+
+    dispatcher.submit("x", forever)
+    await started.wait()
+    await asyncio.wait_for(dispatcher.close(), 1)
+    assert dispatcher.active == 0
