@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import logging
+import random
 import statistics
 import sys
 import tempfile
@@ -28,7 +30,12 @@ sys.path.insert(0, str(ROOT))
 
 from bot import Bot, run  # noqa: E402
 from config import Settings  # noqa: E402
-from tests.fakes.discord_server import FakeChannel, FakeDiscord, FakeUser  # noqa: E402
+from tests.fakes.discord_server import (  # noqa: E402
+    FakeChannel,
+    FakeDiscord,
+    FakeMessage,
+    FakeUser,
+)
 from tests.fakes.gemini_server import FakeGemini  # noqa: E402
 
 T = TypeVar("T")
@@ -42,6 +49,20 @@ class FakeWorld:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.discord = FakeDiscord()
         self.gemini = FakeGemini(stream_chunks=2)
+        self.waiters: dict[int, asyncio.Future[None]] = {}
+        # Wake a waiting conversation when the bot edits its reply (no polling).
+        apply_edit = self.discord._apply_edit
+
+        def on_edit(message: FakeMessage, body: Any) -> None:
+            apply_edit(message, body)
+            waiter = self.waiters.pop(message.reference or 0, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+
+        self.discord._apply_edit = on_edit
+
+    def recent_bot_messages(self) -> list[FakeMessage]:
+        return list(itertools.islice(reversed(self.discord.messages.values()), 300))
 
     def start(self) -> None:
         self.thread.start()
@@ -61,15 +82,12 @@ class FakeWorld:
         self.thread.join(5)
 
 
-async def wait_reply(world: FakeWorld, message_id: int, timeout: float = 30.0) -> None:
+async def wait_reply(world: FakeWorld, message_id: int) -> None:
     """Wait on the fakes' loop until the reply to `message_id` got its final edit."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        recent = itertools.islice(reversed(world.discord.messages.values()), 300)
-        if any(m.from_bot and m.reference == message_id and m.edits for m in recent):
-            return
-        await asyncio.sleep(0.0005)
-    raise TimeoutError(f"no final reply to {message_id}")
+    if not any(m.reference == message_id and m.edits for m in world.recent_bot_messages()):
+        waiter = world.loop.create_future()
+        world.waiters[message_id] = waiter
+        await asyncio.wait_for(waiter, 30)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -86,17 +104,37 @@ async def loop_lag(samples: list[float], stop: asyncio.Event, interval: float = 
 
 
 async def converse(
-    world: FakeWorld, channel, user: FakeUser, count: int, marks: list[tuple[int, int, float]]
+    world: FakeWorld,
+    channel: FakeChannel,
+    user: FakeUser,
+    count: int,
+    marks: list[tuple[int, int, float]],
+    period: float | None = None,
 ) -> None:
-    """Send `count` mentions one after another, each once the previous reply is final."""
+    """Send `count` mentions in a channel.
+
+    Closed loop (period None): each as soon as the previous reply is final, to find
+    the sustained rate. Open loop: one every `period` seconds whatever happens, to
+    measure latency at a fixed offered load.
+    """
     mention = f"<@{world.discord.bot_user.id}>"
+    pending = []
+    next_at = time.monotonic() + (random.uniform(0, period) if period else 0)
     for i in range(count):
+        if period:
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            next_at += period
         sent_at = time.monotonic()
         message = await world.acall(
             world.discord.send_message(channel, user, f"{mention} question {i}")
         )
         marks.append((channel.id, message.id, sent_at))
-        await world.acall(wait_reply(world, message.id))
+        waiting = world.acall(wait_reply(world, message.id))
+        if period:
+            pending.append(asyncio.ensure_future(waiting))
+        else:
+            await waiting
+    await asyncio.gather(*pending)
 
 
 def latencies(
@@ -121,7 +159,12 @@ def latencies(
 
 
 async def measure(
-    world: FakeWorld, targets: list[FakeChannel], user: FakeUser, per_channel: int, data_dir: Path
+    world: FakeWorld,
+    targets: list[FakeChannel],
+    user: FakeUser,
+    per_channel: int,
+    rate: float,
+    data_dir: Path,
 ) -> dict[str, float]:
     settings = Settings(
         _env_file=None,
@@ -129,25 +172,32 @@ async def measure(
         data_dir=data_dir,
         gemini_api_key="bench-key",
         gemini_base_url=world.gemini.url,
-        ai_edit_interval=1.0,
         ai_user_messages_per_minute=1_000_000,
         ai_channel_messages_per_minute=1_000_000,
+        ai_channel_queue_size=1000,
         ai_max_concurrency=128,
-        log_level="WARNING",
+        memory_enabled=False,
     )
     bot = Bot(settings, extensions=["cogs.admin", "cogs.ai"], guild_ready_timeout=0.1)
     task = asyncio.create_task(run(bot))
-    while not bot.is_ready():
-        await asyncio.sleep(0.01)
+    await asyncio.wait_for(world.acall(world.discord.ready.wait()), 30)
+    await asyncio.sleep(0.3)  # on_ready
     await asyncio.gather(*(converse(world, c, user, 2, []) for c in targets))  # warm-up
+
+    # Sustained rate: every channel sends its next message once the last reply is final.
+    started = time.monotonic()
+    done: list[tuple[int, int, float]] = []
+    await asyncio.gather(*(converse(world, c, user, per_channel, done) for c in targets))
+    sustained = len(done) / (time.monotonic() - started)
+
+    # Latency at a fixed offered load of `rate` messages per second over all channels.
     world.discord.requests.clear()
     marks: list[tuple[int, int, float]] = []
     lag: list[float] = []
     stop = asyncio.Event()
     monitor = asyncio.create_task(loop_lag(lag, stop))
-    started = time.monotonic()
-    await asyncio.gather(*(converse(world, c, user, per_channel, marks) for c in targets))
-    elapsed = time.monotonic() - started
+    period = len(targets) / rate
+    await asyncio.gather(*(converse(world, c, user, per_channel, marks, period) for c in targets))
     stop.set()
     await monitor
     await bot.close()
@@ -156,7 +206,7 @@ async def measure(
     return {
         "channels": len(targets),
         "messages": len(marks),
-        "msg_per_s": len(marks) / elapsed,
+        "msg_per_s": sustained,
         "first_p50": percentile(first, 0.5),
         "first_p99": percentile(first, 0.99),
         "final_p50": percentile(final, 0.5),
@@ -169,8 +219,10 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-channel", type=int, default=30)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--rate", type=float, default=20.0, help="offered msg/s for latency")
     args = parser.parse_args()
 
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     world = FakeWorld()
     world.start()
     undo = world.discord.patch_discord()
@@ -186,7 +238,12 @@ async def main() -> None:
                 per_channel = max(3, args.per_channel * 10 // max(active, 10))
                 runs = [
                     await measure(
-                        world, channels[:active], user, per_channel, Path(tmp) / f"{active}-{r}"
+                        world,
+                        channels[:active],
+                        user,
+                        per_channel,
+                        args.rate,
+                        Path(tmp) / f"{active}-{r}",
                     )
                     for r in range(args.repeat)
                 ]

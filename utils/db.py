@@ -58,8 +58,8 @@ class Database:
     async def connect(self, migrations_dir: Path = MIGRATIONS_DIR) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = await self._open()
-        await self._writer.execute("PRAGMA journal_mode=WAL")
-        await self._writer.execute("PRAGMA synchronous=NORMAL")
+        await _pragma(self._writer, "journal_mode=WAL")
+        await _pragma(self._writer, "synchronous=NORMAL")
         await self._migrate(load_migrations(migrations_dir))
         self._reader = await self._open()
         log.info("database ready at %s (schema version %d)", self.path, await self.version())
@@ -67,8 +67,8 @@ class Database:
     async def _open(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
         conn.row_factory = sqlite3.Row
-        await conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
-        await conn.execute("PRAGMA foreign_keys=ON")
+        await _pragma(conn, f"busy_timeout={int(self._busy_timeout_ms)}")
+        await _pragma(conn, "foreign_keys=ON")
         return conn
 
     async def _migrate(self, migrations: Iterable[tuple[int, Path]]) -> None:
@@ -95,8 +95,8 @@ class Database:
                 if conn is None:
                     continue
                 if name == "_writer":
-                    await conn.execute("PRAGMA optimize")
-                    await conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                    await _pragma(conn, "optimize")
+                    await _pragma(conn, "wal_checkpoint(TRUNCATE)")
                 await conn.close()
 
     @property
@@ -113,7 +113,7 @@ class Database:
         """Hold the single writer for several statements; commit at the end or roll back."""
         async with self._write_lock:
             conn = self._require(self._writer)
-            await conn.execute("BEGIN IMMEDIATE")
+            await (await conn.execute("BEGIN IMMEDIATE")).close()
             try:
                 yield conn
             except BaseException:
@@ -147,6 +147,12 @@ class Database:
         if conn is None:
             raise RuntimeError("database is not open")
         return conn
+
+
+async def _pragma(conn: aiosqlite.Connection, pragma: str) -> None:
+    """Run a PRAGMA and finish its statement (an open one blocks checkpoints)."""
+    async with conn.execute(f"PRAGMA {pragma}") as cursor:
+        await cursor.fetchall()
 
 
 def atomic_write(path: Path, data: bytes) -> None:
