@@ -87,17 +87,13 @@ class Database:
                 raise
 
     async def close(self) -> None:
-        """Checkpoint the WAL and close both connections; safe to call twice."""
+        """Close both connections (SQLite checkpoints the WAL on the last close); idempotent."""
         async with self._write_lock:
             for name in ("_reader", "_writer"):
                 conn = getattr(self, name)
                 setattr(self, name, None)
-                if conn is None:
-                    continue
-                if name == "_writer":
-                    await _pragma(conn, "optimize")
-                    await _pragma(conn, "wal_checkpoint(TRUNCATE)")
-                await conn.close()
+                if conn is not None:
+                    await conn.close()
 
     @property
     def is_open(self) -> bool:
