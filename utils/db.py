@@ -89,11 +89,14 @@ class Database:
     async def close(self) -> None:
         """Close both connections (SQLite checkpoints the WAL on the last close); idempotent."""
         async with self._write_lock:
-            for name in ("_reader", "_writer"):
-                conn = getattr(self, name)
-                setattr(self, name, None)
-                if conn is not None:
+            connections = [conn for conn in (self._reader, self._writer) if conn is not None]
+            self._reader = self._writer = None
+            for conn in connections:
+                try:
                     await conn.close()
+                except sqlite3.Error:
+                    # Each connection owns a thread: a failed close must not skip the next.
+                    log.exception("closing a database connection failed")
 
     @property
     def is_open(self) -> bool:
