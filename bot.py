@@ -18,6 +18,7 @@ from config import Settings, describe_error
 from utils.db import Database
 from utils.gemini import GeminiProvider, is_transient, make_client
 from utils.log import setup_logging
+from utils.memory.service import MemoryService
 from utils.reliability.circuit_breaker import BreakerRegistry
 from utils.reliability.shutdown import ShutdownManager
 from utils.usage import UsageStore
@@ -65,6 +66,7 @@ class Bot(commands.Bot):
         self.usage = UsageStore(self.db)
         self.breakers = BreakerRegistry()
         self.gemini: GeminiProvider | None = None
+        self.memory: MemoryService | None = None
         self.shutdown_manager = ShutdownManager()
         self.started_at = time.monotonic()
         self.commands_run = 0
@@ -103,6 +105,11 @@ class Bot(commands.Bot):
         self._guild_prefixes = {row["guild_id"]: row["prefix"] for row in rows}
         if self.settings.gemini_api_key is not None:
             self.gemini = self._make_gemini(self.settings.gemini_api_key.get_secret_value())
+        if self.settings.memory_enabled:
+            self.memory = MemoryService.from_settings(
+                self.settings, self.db, provider=self.gemini, usage=self.usage
+            )
+            await self.memory.start()
         for name in self.extensions_to_load:
             try:
                 await self.load_extension(name)
@@ -160,6 +167,8 @@ class Bot(commands.Bot):
         """Run shutdown handlers, disconnect, then close the database."""
         await self.shutdown_manager.shutdown("bot closing")
         await super().close()
+        if self.memory is not None:
+            await self.memory.close()
         if self.gemini is not None:
             await self.gemini.close()
         await self.db.close()

@@ -66,9 +66,29 @@ class Settings(BaseSettings):
     ai_breaker_reset: float = Field(30.0, gt=0)
     ai_default_persona: str = "default"
 
+    # Long-term memory
+    memory_enabled: bool = True
+    embedding_model: str = Field("all-MiniLM-L6-v2", min_length=1)
+    memory_top_k: int = Field(5, ge=1, le=50)
+    memory_context_tokens: int = Field(500, ge=50)
+    memory_chunk_turns: int = Field(6, ge=2, le=50)
+    memory_consolidation_minutes: float = Field(30.0, ge=0)
+
     # Spotify
     spotipy_client_id: str | None = None
     spotipy_client_secret: SecretStr | None = None
+
+    # Music
+    music_queue_limit: int = Field(500, ge=1, le=10_000)
+    music_playlist_limit: int = Field(100, ge=1, le=1000)
+    music_search_prefix: str = Field("ytsearch", pattern=r"^[a-z][a-z0-9_]*$")
+    music_allow_private_urls: bool = False
+    music_resolve_timeout: float = Field(30.0, gt=0)
+    music_idle_timeout: float = Field(300.0, gt=0)
+    music_alone_timeout: float = Field(60.0, gt=0)
+    music_resume_on_start: bool = True
+    music_default_volume: int = Field(100, ge=0, le=200)
+    music_ffmpeg: str = "ffmpeg"
 
     @field_validator("owner_ids", "gemini_fallback_models", mode="before")
     @classmethod

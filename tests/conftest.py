@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import discord.http
 import pytest
 
 from bot import Bot, discover_extensions, run
 from config import Settings
 from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.gemini_server import FakeGemini
+from tests.fakes.media_server import FakeMediaServer, LocalSearchIE, register_local_search
+from tests.fakes.spotify_server import FakeSpotify
+from tests.fakes.voice_server import FakeVoiceServer
 
 ADMIN = 0x8  # Administrator
 MANAGE_GUILD = 0x20
@@ -117,3 +121,69 @@ async def start_bot(
     for bot, task in running:
         await bot.close()
         await asyncio.wait_for(task, 10)
+
+
+@pytest.fixture
+async def voice_fake(
+    discord_fake: FakeDiscord, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[FakeVoiceServer]:
+    """A fake voice server that the bot's voice joins are sent to.
+
+    discord.py always builds ``wss://{endpoint}``; the fake speaks plain ``ws://``.
+    """
+    original = discord.http.HTTPClient.ws_connect
+
+    async def ws_connect(self: discord.http.HTTPClient, url: str, *, compress: int = 0) -> Any:
+        return await original(self, url.replace("wss://", "ws://", 1), compress=compress)
+
+    monkeypatch.setattr(discord.http.HTTPClient, "ws_connect", ws_connect)
+    async with FakeVoiceServer() as voice:
+        discord_fake.attach_voice(voice)
+        yield voice
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Generated tones, shared by the whole session (each is made once)."""
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture
+async def media_server(media_dir: Path) -> AsyncIterator[FakeMediaServer]:
+    async with FakeMediaServer(media_dir) as server:
+        yield server
+
+
+@pytest.fixture
+def local_search() -> Iterator[dict[str, tuple[str, str]]]:
+    """The ``localsearch`` yt-dlp search: fill it with words → (title, URL)."""
+    undo = register_local_search()
+    yield LocalSearchIE.results
+    undo()
+
+
+@pytest.fixture
+async def spotify_fake() -> AsyncIterator[FakeSpotify]:
+    """A fake Spotify (two items per page, to exercise paging) that spotipy talks to."""
+    async with FakeSpotify(page_size=2) as fake:
+        undo = fake.patch_spotipy()
+        yield fake
+        undo()
+
+
+@pytest.fixture
+def music_settings(
+    make_settings: Callable[..., Settings], local_search: dict[str, tuple[str, str]]
+) -> Callable[..., Settings]:
+    """Settings for music tests: local URLs allowed, the local search, short timeouts."""
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "music_allow_private_urls": True,
+            "music_search_prefix": "localsearch",
+            "music_resolve_timeout": 10.0,
+        }
+        values.update(overrides)
+        return make_settings(**values)
+
+    return make

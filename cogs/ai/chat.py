@@ -18,6 +18,8 @@ from cogs.ai.store import ChatStore, NewTurn
 from cogs.ai.streaming import Sink, stream_reply
 from utils.errors import BotError
 from utils.gemini import AIError, GeminiProvider, Reply
+from utils.memory.records import Scope
+from utils.memory.service import MemoryService
 from utils.text import estimate_tokens
 from utils.usage import UsageStore
 
@@ -52,6 +54,7 @@ class ChatEngine:
         *,
         default_persona: str,
         limits: ChatLimits,
+        memory: MemoryService | None = None,
     ) -> None:
         self.provider = provider
         self.store = store
@@ -59,6 +62,7 @@ class ChatEngine:
         self.personas = personas
         self.default_persona = default_persona
         self.limits = limits
+        self.memory = memory
         self._summaries: dict[int, asyncio.Task[None]] = {}
 
     def persona(self, name: str | None) -> Persona:
@@ -76,10 +80,18 @@ class ChatEngine:
         history, overflow = await self.store.recent_turns(
             place.channel_id, prefs.summary_upto, max(budget, 0)
         )
+        # Long-term memory: what this guild (or this person's DMs) said before, if relevant.
+        scope = Scope.of(place.guild_id, author_id)
+        remembered = ""
+        if self.memory is not None:
+            remembered = await self.memory.prompt_section(
+                scope, user.text, history, author_id=author_id, author_name=user.author_name
+            )
         contents = build_contents(prefs.summary, history, user)
         system = system_instruction(
             self.persona(prefs.persona), prefs.system_prompt, place.description
         )
+        system += remembered
         model = await self.store.guild_model(place.guild_id)
         reply = Reply()
         await stream_reply(
@@ -87,14 +99,13 @@ class ChatEngine:
             sink,
             interval=self.limits.edit_interval,
         )
-        await self.store.add_turns(
-            place.guild_id,
-            place.channel_id,
-            [
-                NewTurn("user", author_id, user.author_name, user.stored_text, message_id),
-                NewTurn("model", 0, "assistant", reply.text),
-            ],
-        )
+        turns = [
+            NewTurn("user", author_id, user.author_name, user.stored_text, message_id),
+            NewTurn("model", 0, "assistant", reply.text),
+        ]
+        await self.store.add_turns(place.guild_id, place.channel_id, turns)
+        if self.memory is not None:  # indexed in the background; never blocks the reply
+            self.memory.index_turns(scope, place.channel_id, turns)
         await self.usage.record(
             place.guild_id, reply.usage.prompt_tokens, reply.usage.output_tokens
         )

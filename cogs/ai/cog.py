@@ -36,6 +36,7 @@ Context = commands.Context["Bot"]
 # AI output may mention anyone by accident or on request: it pings no one.
 NO_PINGS = discord.AllowedMentions.none()
 NOT_CONFIGURED = "AI is not configured on this bot (the owner has not set GEMINI_API_KEY)."
+SHUTDOWN_GRACE = 3.0  # seconds replies in progress get to finish (and be stored) at shutdown
 NOTICE_INTERVAL = 30.0  # seconds between repeated busy / rate-limit notices per person
 _MODEL_NAME = re.compile(r"^[\w.\-/]{1,64}$")
 
@@ -130,6 +131,7 @@ class AI(commands.Cog):
                     history_limit=settings.ai_history_limit,
                     edit_interval=settings.ai_edit_interval,
                 ),
+                memory=self.bot.memory,
             )
         self.bot.shutdown_manager.register("ai: stop replies", self.stop, priority=10)
 
@@ -138,7 +140,7 @@ class AI(commands.Cog):
         await self.stop()
 
     async def stop(self) -> None:
-        await self.dispatcher.close()
+        await self.dispatcher.close(grace=SHUTDOWN_GRACE)
         if self.engine is not None:
             await self.engine.close()
 
@@ -181,7 +183,7 @@ class AI(commands.Cog):
         """Why a message can't be answered (notice key and text), or None to go ahead."""
         limit = self.bot.settings.ai_max_input_chars
         if len(text) > limit:
-            return ("long", user_id), (
+            return None, (
                 f"That message is too long for me: {len(text)} characters (the limit is {limit})."
             )
         wait = max(self.user_limits.peek(user_id), self.channel_limits.peek(channel_id))
@@ -197,21 +199,22 @@ class AI(commands.Cog):
         return "I'm still answering earlier messages here; please wait a moment and try again."
 
     async def _notice(
-        self, key: Hashable, send: Callable[..., Awaitable[object]], text: str, **kwargs: object
+        self, key: Hashable | None, send: Callable[..., Awaitable[object]], text: str
     ) -> None:
         """Send a short notice, at most once per key every NOTICE_INTERVAL seconds."""
-        if key[0] == "long" or self.notices.acquire(key) == 0:
-            try:
-                await send(text, allowed_mentions=NO_PINGS, **kwargs)
-            except discord.HTTPException:
-                log.warning("could not send a notice (%s)", key[0])
+        if key is not None and self.notices.acquire(key) > 0:
+            return
+        try:
+            await send(text, allowed_mentions=NO_PINGS)
+        except discord.HTTPException:
+            log.warning("could not send a notice: %s", text)
 
     # Answering
 
     async def _answer_message(self, message: discord.Message, text: str) -> None:
         assert self.engine is not None
+        typing = asyncio.create_task(self._typing(message.channel))
         try:
-            await message.channel.typing()
             user = await self._user_input(message.author, text, message.attachments)
             await self.engine.answer(
                 Place(
@@ -228,6 +231,16 @@ class AI(commands.Cog):
             pass  # the partial reply already says what happened
         except BotError as error:
             await message.reply(str(error), mention_author=False, allowed_mentions=NO_PINGS)
+        finally:
+            await typing
+
+    @staticmethod
+    async def _typing(channel: discord.abc.Messageable) -> None:
+        """Show the typing indicator (sent alongside the reply's work, never delaying it)."""
+        try:
+            await channel.typing()
+        except discord.HTTPException as error:
+            log.debug("typing indicator failed: %s", error)
 
     async def _user_input(
         self, author: discord.abc.User, text: str, attachments: list[discord.Attachment]

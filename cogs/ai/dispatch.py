@@ -65,11 +65,13 @@ class ChannelDispatcher:
         while self._workers:
             await asyncio.gather(*list(self._workers.values()), return_exceptions=True)
 
-    async def close(self) -> None:
-        """Cancel running and waiting jobs."""
+    async def close(self, grace: float = 0.0) -> None:
+        """Drop waiting jobs, give running ones `grace` seconds to finish, cancel the rest."""
         for queue in self._queues.values():
             queue.clear()
         workers = list(self._workers.values())
+        if workers and grace > 0:
+            await asyncio.wait(workers, timeout=grace)
         for task in workers:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)

@@ -56,6 +56,18 @@ async def ask(fake: FakeDiscord, channel, user: FakeUser, text: str) -> FakeMess
     return await fake.wait_for(finished, timeout=10)
 
 
+async def wait_stored(bot, channel_id: int, count: int) -> None:
+    """The exchange is stored just after the reply's final edit: wait for it."""
+    for _ in range(200):
+        stored = await bot.db.fetchval(
+            "SELECT count(*) FROM ai_messages WHERE channel_id = ?", (channel_id,)
+        )
+        if stored >= count:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{stored} messages stored, expected {count}")
+
+
 async def test_mention_streams_a_reply(
     discord_fake: FakeDiscord,
     gemini_fake: FakeGemini,
@@ -227,6 +239,7 @@ async def test_history_persists_and_reset_clears_it(
     gemini_fake.reply("Nice to meet you, Alice.")
     await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} I love kayaking")
     await wait_reply_done(discord_fake, guild.text)
+    await wait_stored(bot, guild.text.id, 2)
     await bot.close()
 
     await start_bot(settings)
@@ -508,7 +521,7 @@ async def test_commands_status_persona_prompt_model_export(
     ai_settings: Callable[..., Settings],
 ) -> None:
     owner = discord_fake.owner
-    await start_bot(ai_settings())
+    bot = await start_bot(ai_settings())
 
     async def slash(user: FakeUser, *path: str, **options: object) -> dict:
         interaction = await discord_fake.invoke_slash(
@@ -530,6 +543,7 @@ async def test_commands_status_persona_prompt_model_export(
     assert last.system_text.startswith("Only answer in haiku.")
     assert "Captain Byte" not in last.system_text
     assert last.model == "gemini-special"
+    await wait_stored(bot, guild.text.id, 4)
 
     status = (await slash(member, "ai", "status"))["data"]["embeds"][0]
     fields = {f["name"]: f["value"] for f in status["fields"]}

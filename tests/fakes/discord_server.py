@@ -16,6 +16,15 @@ with one GUILD_MEMBERS_CHUNK).  Messages the bot creates are dispatched back to 
 (MESSAGE_CREATE/UPDATE/DELETE), and the first follow-up after a deferral fills in
 the "thinking" message instead of posting a new one, as on Discord.
 
+Voice: with a :class:`~tests.fakes.voice_server.FakeVoiceServer` attached
+(:meth:`~FakeDiscord.attach_voice`), the bot's op 4 is answered with
+VOICE_STATE_UPDATE and a VOICE_SERVER_UPDATE pointing at it.  Tests put people
+into voice channels (:meth:`~FakeDiscord.join_voice`), act as moderators
+(:meth:`~FakeDiscord.move_member_voice`, :meth:`~FakeDiscord.disconnect_voice`)
+and read what the bot played (:meth:`~FakeDiscord.voice_frames`).  Voice states
+reach the bot through GUILD_CREATE ``voice_states`` (with those members) and
+VOICE_STATE_UPDATE, with the ``voice_states`` intent.
+
 Everything binds to 127.0.0.1.  The gateway sends plain text frames whatever the
 ``compress`` query parameter says (discord.py only inflates binary frames).
 """
@@ -66,6 +75,7 @@ from tests.fakes.discord_models import (
     iso,
     now,
 )
+from tests.fakes.voice_server import FakeVoiceServer, VoiceFrame
 
 __all__ = [
     "DEFAULT_PERMS",
@@ -104,6 +114,7 @@ SUBCOMMAND_GROUP = 2
 MESSAGE_TYPE_DEFAULT, MESSAGE_TYPE_REPLY, MESSAGE_TYPE_COMMAND = 0, 19, 20
 ATTACHMENT_SIZE_LIMIT = 10 * 1024 * 1024
 APPLICATION_FLAGS = (1 << 13) | (1 << 15) | (1 << 19)  # presence/members/content "limited"
+VOICE_STATES_INTENT = discord.Intents(voice_states=True).value
 
 
 class _ApiError(Exception):
@@ -274,6 +285,7 @@ class _Gateway:
             await self._request_members(data)
         elif op == 4:
             self.voice_state_updates.append(data)
+            await self._fake._own_voice_state(data, self._session_id or "")
         elif op != 3:  # op 3 (presence update) needs no answer
             log.warning("fake gateway: unhandled op %s: %s", op, data)
 
@@ -373,6 +385,10 @@ class FakeDiscord:
         self._gateway = _Gateway(self)
         self.ready = self._gateway.ready
         self.voice_state_updates = self._gateway.voice_state_updates
+        """Every op 4 (voice state update) the bot sent, in order."""
+        self.voice: FakeVoiceServer | None = None
+        self._voice_states: dict[int, dict[int, int]] = {}
+        """guild id -> user id -> voice channel id."""
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -524,6 +540,98 @@ class FakeDiscord:
         Dispatches made inside the block are certain to be replayed on RESUME.
         """
         return self._gateway.disconnected(code)
+
+    # Voice ------------------------------------------------------------------
+
+    def attach_voice(self, voice: FakeVoiceServer) -> None:
+        """Answer the bot's voice joins with VOICE_SERVER_UPDATEs pointing at ``voice``."""
+        self.voice = voice
+
+    async def join_voice(self, user: FakeUser, channel: FakeChannel) -> None:
+        """``user`` joins (or switches to) a voice channel."""
+        assert channel.guild_id is not None
+        self._require_member(channel, user)
+        await self._set_voice_state(self.guilds[channel.guild_id], user, channel.id)
+
+    async def leave_voice(self, user: FakeUser, guild: FakeGuild) -> None:
+        await self._set_voice_state(guild, user, None)
+
+    async def move_member_voice(self, user: FakeUser, channel: FakeChannel) -> None:
+        """A moderator drags ``user`` (the bot too) into another voice channel."""
+        await self.join_voice(user, channel)
+
+    async def disconnect_voice(self, user: FakeUser, guild: FakeGuild) -> None:
+        """A moderator disconnects ``user``; for the bot its voice socket closes (4014)."""
+        await self._set_voice_state(guild, user, None)
+        if user is self.bot_user and self.voice is not None:
+            await self.voice.drop(guild.id, code=4014)
+
+    def voice_channel_of(self, user: FakeUser, guild: FakeGuild) -> int | None:
+        return self._voice_states.get(guild.id, {}).get(user.id)
+
+    def voice_frames(self, guild: FakeGuild, *, audio_only: bool = True) -> list[VoiceFrame]:
+        """The Opus frames the bot played in ``guild`` (decrypted by the voice server)."""
+        assert self.voice is not None, "attach_voice() first"
+        return self.voice.frames(guild.id, audio_only=audio_only)
+
+    async def _own_voice_state(self, data: Json, session_id: str) -> None:
+        """The bot's op 4: move it, and point it at the voice server when it joins."""
+        guild = self.guilds.get(int(data["guild_id"]))
+        if guild is None or self.voice is None:
+            return
+        channel_id = int(data["channel_id"]) if data.get("channel_id") else None
+        await self._set_voice_state(guild, self.bot_user, channel_id, data, session_id)
+        if channel_id is not None:
+            token = self.voice.issue_token(guild.id, self.bot_user.id, session_id)
+            server = {"token": token, "guild_id": str(guild.id), "endpoint": self.voice.endpoint}
+            await self._gateway.dispatch("VOICE_SERVER_UPDATE", server)
+
+    async def _set_voice_state(
+        self,
+        guild: FakeGuild,
+        user: FakeUser,
+        channel_id: int | None,
+        flags: Json | None = None,
+        session_id: str | None = None,
+    ) -> None:
+        states = self._voice_states.setdefault(guild.id, {})
+        if channel_id is None:
+            states.pop(user.id, None)
+        else:
+            states[user.id] = channel_id
+        payload = self._voice_state_payload(guild, user.id, channel_id, flags, session_id)
+        await self._gateway.dispatch("VOICE_STATE_UPDATE", payload, intent=VOICE_STATES_INTENT)
+
+    def _voice_state_payload(
+        self,
+        guild: FakeGuild,
+        user_id: int,
+        channel_id: int | None,
+        flags: Json | None = None,
+        session_id: str | None = None,
+        *,
+        with_member: bool = True,
+    ) -> Json:
+        """A voice state; GUILD_CREATE leaves ``member`` out (it lists members apart)."""
+        flags = flags or {}
+        member = guild.members.get(user_id)
+        payload: Json = {
+            "guild_id": str(guild.id),
+            "channel_id": str(channel_id) if channel_id else None,
+            "user_id": str(user_id),
+            "session_id": session_id or f"voice-session-{user_id}",
+            "deaf": False,
+            "mute": False,
+            "self_deaf": bool(flags.get("self_deaf")),
+            "self_mute": bool(flags.get("self_mute")),
+            "self_video": False,
+            "self_stream": False,
+            "suppress": False,
+            "request_to_speak_timestamp": None,
+        }
+        if member is not None and with_member:
+            payload["member"] = member.to_payload()
+        return payload
 
     # Inspecting -------------------------------------------------------------
 
@@ -994,9 +1102,19 @@ class FakeDiscord:
         }
 
     def _guild_create_payload(self, guild: FakeGuild) -> Json:
+        voice = self._voice_states.get(guild.id, {})
         if self._gateway.has_intent(PRESENCES_INTENT):
-            return guild.to_payload()
-        return guild.to_payload(member_ids={self.bot_user.id})
+            payload = guild.to_payload()
+        else:  # Discord sends the members in voice channels too
+            payload = guild.to_payload(member_ids={self.bot_user.id, *voice})
+        if self._gateway.has_intent(VOICE_STATES_INTENT):
+            # The bot's own voice state belonged to its previous session.
+            payload["voice_states"] = [
+                self._voice_state_payload(guild, user_id, channel_id, with_member=False)
+                for user_id, channel_id in voice.items()
+                if user_id != self.bot_user.id
+            ]
+        return payload
 
     def _application_payload(self) -> Json:
         return {

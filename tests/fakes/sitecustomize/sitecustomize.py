@@ -18,6 +18,14 @@ def _patch_discord(url: str) -> None:
     gateway = yarl.URL(url).with_scheme("ws").with_path("/gateway")
     discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = gateway
 
+    # Voice: discord.py builds wss://{endpoint}; the fake voice server speaks plain ws://.
+    ws_connect = discord.http.HTTPClient.ws_connect
+
+    async def plain_ws_connect(self: object, url: str, *, compress: int = 0) -> object:
+        return await ws_connect(self, url.replace("wss://", "ws://", 1), compress=compress)
+
+    discord.http.HTTPClient.ws_connect = plain_ws_connect
+
 
 if _url := os.environ.get("FAKE_DISCORD_URL"):
     _patch_discord(_url.rstrip("/"))

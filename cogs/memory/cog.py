@@ -1,0 +1,205 @@
+"""The `/memory` commands (the Discord layer over `bot.memory`).
+
+People see and delete only their own memories, only in the place they ask from (a
+server, or their DMs with the bot). Lists are private: ephemeral for slash commands,
+sent by DM for the prefix form in a server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from utils.checks import guild_permissions
+from utils.errors import BotError
+from utils.memory.records import Memory, Scope, age_text
+from utils.memory.service import MemoryService
+
+if TYPE_CHECKING:
+    from bot import Bot
+
+Context = commands.Context["Bot"]
+
+PAGE_SIZE = 8
+SHOWN_CHARS = 220
+TURNED_OFF = "Long-term memory is turned off on this bot."
+_SOURCES = {"conversation": "from our chat", "consolidation": "noticed", "user": "you told me"}
+
+
+def scope_of(ctx: Context) -> Scope:
+    return Scope.of(ctx.guild.id if ctx.guild else None, ctx.author.id)
+
+
+def parse_target(target: str) -> int | None:
+    """A memory number (`12`, `#12`), or None for `all`."""
+    value = target.strip().lower().removeprefix("#")
+    if value == "all":
+        return None
+    if value.isdigit():
+        return int(value)
+    raise BotError("Say which memory to forget: its number from `/memory show`, or `all`.")
+
+
+def _line(memory: Memory, now: float) -> str:
+    text = " / ".join(memory.text.splitlines())
+    if len(text) > SHOWN_CHARS:
+        text = text[: SHOWN_CHARS - 1] + "…"
+    source = _SOURCES[memory.source]
+    return (
+        f"`#{memory.id}` · {age_text(now - memory.created_at)} · {source}\n"
+        f"> {discord.utils.escape_markdown(text)}"
+    )
+
+
+class MemoryPages(discord.ui.View):
+    """Pages of one person's memories; only they can turn them."""
+
+    def __init__(self, service: MemoryService, scope: Scope, user_id: int, total: int) -> None:
+        super().__init__(timeout=180)
+        self.service = service
+        self.scope = scope
+        self.user_id = user_id
+        self.pages = max(1, -(-total // PAGE_SIZE))
+        self.total = total
+        self.page = 1
+        self.message: discord.Message | None = None
+
+    async def embed(self) -> discord.Embed:
+        memories = await self.service.memories_of(
+            self.scope, self.user_id, offset=(self.page - 1) * PAGE_SIZE, limit=PAGE_SIZE
+        )
+        where = "in our DMs" if self.scope.kind == "dm" else "in this server"
+        now = time.time()
+        embed = discord.Embed(
+            title=f"What I remember about you {where}",
+            description="\n".join(_line(m, now) for m in memories) or "Nothing on this page.",
+            colour=discord.Colour.blurple(),
+        )
+        embed.set_footer(
+            text=f"Page {self.page}/{self.pages} · {self.total} memories · "
+            "/memory forget <number> deletes one, /memory forget all deletes them all"
+        )
+        self.previous.disabled = self.page <= 1
+        self.next.disabled = self.page >= self.pages
+        return embed
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        if interaction.user.id == self.user_id:
+            return True
+        await interaction.response.send_message("These are not your memories.", ephemeral=True)
+        return False
+
+    async def _turn(self, interaction: discord.Interaction, step: int) -> None:
+        self.page = min(max(1, self.page + step), self.pages)
+        await interaction.response.edit_message(embed=await self.embed(), view=self)
+
+    @discord.ui.button(label="Previous", custom_id="memory:previous")
+    async def previous(self, interaction: discord.Interaction, _: discord.ui.Button) -> None:
+        await self._turn(interaction, -1)
+
+    @discord.ui.button(label="Next", custom_id="memory:next")
+    async def next(self, interaction: discord.Interaction, _: discord.ui.Button) -> None:
+        await self._turn(interaction, +1)
+
+    async def on_timeout(self) -> None:
+        if self.message is not None:
+            # The message may be gone or the interaction expired: then there is nothing to tidy.
+            with contextlib.suppress(discord.HTTPException):
+                await self.message.edit(view=None)
+
+
+class MemoryCog(commands.Cog, name="Memory"):
+    """See and manage what the bot remembers about you."""
+
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+
+    @property
+    def service(self) -> MemoryService:
+        if self.bot.memory is None:
+            raise BotError(TURNED_OFF)
+        return self.bot.memory
+
+    @commands.hybrid_group(name="memory")
+    async def memory_group(self, ctx: Context) -> None:
+        """What the bot remembers about you."""
+        if ctx.invoked_subcommand is None:
+            names = ", ".join(f"`{c.name}`" for c in self.memory_group.commands)
+            await ctx.send(f"Subcommands: {names}", ephemeral=True)
+
+    @memory_group.command(name="show")
+    @app_commands.describe(page="Which page to show first")
+    async def memory_show(self, ctx: Context, page: int = 1) -> None:
+        """Show what the bot remembers about you here (only you can see it)."""
+        service, scope = self.service, scope_of(ctx)
+        total = await service.count_of(scope, ctx.author.id)
+        if not total:
+            await ctx.send("I don't remember anything about you here yet.", ephemeral=True)
+            return
+        view = MemoryPages(service, scope, ctx.author.id, total)
+        view.page = min(max(1, page), view.pages)
+        embed = await view.embed()
+        if ctx.interaction is None and ctx.guild is not None:
+            try:
+                view.message = await ctx.author.send(embed=embed, view=view)
+            except discord.Forbidden as error:
+                raise BotError(
+                    "I can't send you a DM; use the slash command `/memory show` instead."
+                ) from error
+            await ctx.reply("I sent you the list in a DM.", mention_author=False)
+            return
+        view.message = await ctx.send(embed=embed, view=view, ephemeral=True)
+
+    @memory_group.command(name="add")
+    @app_commands.describe(fact="Something about you for the bot to remember here")
+    async def memory_add(self, ctx: Context, *, fact: str) -> None:
+        """Ask the bot to remember something about you here."""
+        memory = await self.service.add_fact(
+            scope_of(ctx), ctx.author.id, ctx.author.display_name, fact
+        )
+        await ctx.send(f"I'll remember that (memory `#{memory.id}`).", ephemeral=True)
+
+    @memory_group.command(name="forget")
+    @app_commands.describe(
+        target="A memory number from /memory show, or `all`",
+        user="Forget this member's memories instead of yours (Manage Server)",
+    )
+    async def memory_forget(
+        self, ctx: Context, target: str, user: discord.Member | None = None
+    ) -> None:
+        """Delete one of your memories here, or all of them."""
+        memory_id = parse_target(target)
+        subject = user or ctx.author
+        if subject.id != ctx.author.id and not (
+            ctx.guild is not None and ctx.author.guild_permissions.manage_guild
+        ):
+            raise BotError("You need the Manage Server permission to forget someone else's.")
+        removed = await self.service.forget(scope_of(ctx), subject.id, memory_id)
+        about = "you" if subject.id == ctx.author.id else subject.display_name
+        if memory_id is not None and not removed:
+            raise BotError(f"There is no memory `#{memory_id}` about {about} here.")
+        noun = "memory" if removed == 1 else "memories"
+        await ctx.send(f"Forgot {removed} {noun} about {about} here.", ephemeral=True)
+
+    @memory_group.command(name="stats")
+    @guild_permissions(manage_guild=True)
+    async def memory_stats(self, ctx: Context) -> None:
+        """Memory counts, index and model for this server (Manage Server)."""
+        stats = await self.service.stats(scope_of(ctx))
+        embed = discord.Embed(title="Memory in this server", colour=discord.Colour.blurple())
+        counts = " · ".join(f"{source}: {count:,}" for source, count in stats.counts.items())
+        embed.add_field(name="Memories", value=f"{sum(stats.counts.values()):,}\n{counts}".strip())
+        embed.add_field(
+            name="Index",
+            value=f"{stats.index_kind}, {stats.index_vectors:,} vectors\n"
+            f"{stats.index_file_bytes / 2**20:.1f} MiB on disk",
+        )
+        embed.add_field(name="Embedding model", value=f"`{stats.model}`")
+        embed.add_field(name="Indexes in memory", value=str(stats.loaded_scopes))
+        embed.add_field(name="Waiting to be indexed", value=str(stats.queued))
+        await ctx.send(embed=embed, ephemeral=True)

@@ -1,0 +1,357 @@
+"""Music commands, buttons and voice events: the Discord-facing layer.
+
+Commands resolve what to play (:mod:`cogs.music.sources`,
+:mod:`cogs.music.spotify`) and act on the guild's player through
+:class:`~cogs.music.sessions.Sessions`, which owns the players, their voice
+connections and their saved state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal
+
+import discord
+import spotipy
+from discord import app_commands
+from discord.ext import commands
+
+from cogs.music.errors import MusicError
+from cogs.music.ffmpeg import ffprobe_for
+from cogs.music.player import LeaveReason, Player
+from cogs.music.sessions import (
+    Sessions,
+    caller_channel,
+    check_can_join,
+    player_controls,
+    player_embed,
+)
+from cogs.music.sources import Resolver
+from cogs.music.spotify import SpotifyResolver, make_client
+from cogs.music.tracks import LoopMode, Track
+from cogs.music.urls import looks_like_url, normalise_url, parse_spotify
+from cogs.music.views import PER_PAGE, ControlButton, QueuePages, clean, queue_embed
+
+if TYPE_CHECKING:
+    from bot import Bot
+
+Context = commands.Context["Bot"]
+
+MAX_QUERY = 500
+
+
+class Music(commands.Cog):
+    """Play YouTube, Spotify and other links in voice channels."""
+
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+        self.settings = settings = bot.settings
+        self.resolver = Resolver(
+            search_prefix=settings.music_search_prefix,
+            timeout=settings.music_resolve_timeout,
+            allow_private=settings.music_allow_private_urls,
+            ffprobe=ffprobe_for(settings.music_ffmpeg),
+        )
+        self.spotify = SpotifyResolver(
+            self._spotify_factory(),
+            search_target=self.resolver.search_target,
+            timeout=settings.music_resolve_timeout,
+        )
+        self.sessions = Sessions(bot, self.resolver)
+
+    def _spotify_factory(self) -> Callable[[], spotipy.Spotify] | None:
+        client_id, secret = self.settings.spotipy_client_id, self.settings.spotipy_client_secret
+        if not client_id or secret is None:
+            return None
+        timeout = min(self.settings.music_resolve_timeout, 15.0)
+        return lambda: make_client(client_id, secret.get_secret_value(), timeout=timeout)
+
+    async def cog_load(self) -> None:
+        self.bot.add_dynamic_items(ControlButton)
+        self.bot.shutdown_manager.register(
+            "music", self.sessions.suspend_all, priority=50, timeout=10
+        )
+        self.sessions.start()
+
+    async def cog_unload(self) -> None:
+        self.bot.shutdown_manager.unregister("music")
+        await self.sessions.close()
+        self.bot.remove_dynamic_items(ControlButton)
+        self.resolver.close()
+
+    # Commands ---------------------------------------------------------------
+
+    @commands.hybrid_command()
+    @commands.guild_only()
+    @app_commands.describe(query="A YouTube or Spotify link, a media URL, or words to search for")
+    async def play(self, ctx: Context, *, query: str) -> None:
+        """Play a link or search result in your voice channel, or add it to the queue."""
+        guild, member = _guild_member(ctx)
+        channel = caller_channel(member)
+        if guild.voice_client is None or guild.voice_client.channel != channel:
+            check_can_join(channel)
+        await ctx.defer()
+        room = self.sessions.room(guild.id)
+        async with self.sessions.lock(guild.id):
+            # Join while the query resolves: the first packet comes sooner.
+            created = guild.id not in self.sessions.players
+            joining = asyncio.create_task(self.sessions.join(guild, channel, ctx.channel.id))
+            try:
+                name, tracks = await self._resolve(query, member.id, room)
+            except BaseException:
+                await self.sessions.abandon(guild.id, joining, created=created)
+                raise
+            player = await joining
+            busy = player.queue.current is not None
+            position = len(player.queue) + 1
+            added = player.queue.add(tracks)
+            player.notify()
+        await ctx.send(_queued_message(tracks[:added], name, busy=busy, position=position))
+
+    @commands.hybrid_command()
+    @commands.guild_only()
+    async def pause(self, ctx: Context) -> None:
+        """Pause the music."""
+        player = self.sessions.controlled(*_guild_member(ctx))
+        track = player.pause()
+        await self.sessions.refresh_now_playing(player)
+        await ctx.send(f"⏸️ Paused {clean(track.title)}.")
+
+    @commands.hybrid_command()
+    @commands.guild_only()
+    async def resume(self, ctx: Context) -> None:
+        """Resume the paused music."""
+        player = self.sessions.controlled(*_guild_member(ctx))
+        track = player.resume()
+        await self.sessions.refresh_now_playing(player)
+        await ctx.send(f"▶️ Resumed {clean(track.title)}.")
+
+    @commands.hybrid_command()
+    @commands.guild_only()
+    async def skip(self, ctx: Context) -> None:
+        """Skip the current track."""
+        player = self.sessions.controlled(*_guild_member(ctx))
+        track = player.skip()
+        await ctx.send(f"⏭️ Skipped {clean(track.title)}.")
+
+    @commands.hybrid_command()
+    @commands.guild_only()
+    async def stop(self, ctx: Context) -> None:
+        """Stop the music, clear the queue and leave the voice channel."""
+        guild, member = _guild_member(ctx)
+        self.sessions.controlled(guild, member)
+        await self.sessions.leave(guild.id)
+        await ctx.send("⏹️ Stopped the music and cleared the queue.")
+
+    @commands.hybrid_command()
+    @commands.guild_only()
+    async def leave(self, ctx: Context) -> None:
+        """Leave the voice channel (the queue is cleared)."""
+        guild, member = _guild_member(ctx)
+        self.sessions.controlled(guild, member)
+        await self.sessions.leave(guild.id)
+        await ctx.send("👋 Left the voice channel.")
+
+    @commands.hybrid_command(name="queue")
+    @commands.guild_only()
+    @app_commands.describe(page="Which page of the queue to show")
+    async def queue_command(self, ctx: Context, page: int = 1) -> None:
+        """Show the queue, a page at a time."""
+        guild, member = _guild_member(ctx)
+        player = self.sessions.players.get(guild.id)
+        if player is None or (player.queue.current is None and not len(player.queue)):
+            raise MusicError("The queue is empty.")
+        pages = QueuePages(
+            lambda number: _render_page(player, number), owner_id=member.id, page=page
+        )
+        pages.message = await ctx.send(embed=pages.first_page(), view=pages)
+
+    @commands.hybrid_command(aliases=["np"])
+    @commands.guild_only()
+    async def nowplaying(self, ctx: Context) -> None:
+        """Show the current track with its progress and the control buttons."""
+        guild, _ = _guild_member(ctx)
+        player = self.sessions.players.get(guild.id)
+        if player is None or player.queue.current is None:
+            raise MusicError("Nothing is playing.")
+        embed = player_embed(player, player.queue.current)
+        await ctx.send(embed=embed, view=player_controls(player))
+
+    @commands.hybrid_command()
+    @commands.guild_only()
+    @app_commands.describe(mode="off, track (repeat this one) or queue (repeat all); empty: cycle")
+    async def loop(
+        self, ctx: Context, mode: Literal["off", "track", "queue"] | None = None
+    ) -> None:
+        """Set the loop mode: off, track or queue."""
+        player = self.sessions.controlled(*_guild_member(ctx))
+        player.queue.loop = LoopMode(mode) if mode else player.queue.loop.next()
+        player.changed()
+        await self.sessions.refresh_now_playing(player)
+        await ctx.send(f"🔁 Loop: **{player.queue.loop.value}**.")
+
+    @commands.hybrid_command()
+    @commands.guild_only()
+    async def shuffle(self, ctx: Context) -> None:
+        """Shuffle the upcoming tracks."""
+        player = self.sessions.controlled(*_guild_member(ctx))
+        player.queue.shuffle()
+        player.changed()
+        await ctx.send(f"🔀 Shuffled {len(player.queue)} tracks.")
+
+    @commands.hybrid_command()
+    @commands.guild_only()
+    @app_commands.describe(position="The track's number in /queue")
+    async def remove(self, ctx: Context, position: int) -> None:
+        """Remove a track from the queue."""
+        player = self.sessions.controlled(*_guild_member(ctx))
+        track = player.queue.remove(position)
+        player.changed()
+        await ctx.send(f"🗑️ Removed {clean(track.title)}.")
+
+    @commands.hybrid_command()
+    @commands.guild_only()
+    @app_commands.describe(source="The track's number in /queue", destination="Its new number")
+    async def move(self, ctx: Context, source: int, destination: int) -> None:
+        """Move a track to another place in the queue."""
+        player = self.sessions.controlled(*_guild_member(ctx))
+        track = player.queue.move(source, destination)
+        player.changed()
+        await ctx.send(f"↕️ Moved {clean(track.title)} to position {destination}.")
+
+    @commands.hybrid_command()
+    @commands.guild_only()
+    @app_commands.describe(percent="0 to 200; leave empty to see the current volume")
+    async def volume(self, ctx: Context, percent: int | None = None) -> None:
+        """Show or set the volume (0-200 %)."""
+        guild, member = _guild_member(ctx)
+        if percent is None:
+            player = self.sessions.players.get(guild.id)
+            current = player.volume if player else self.settings.music_default_volume
+            await ctx.send(f"🔊 Volume: {current} %.")
+            return
+        player = self.sessions.controlled(guild, member)
+        await player.set_volume(percent)
+        await self.sessions.refresh_now_playing(player)
+        await ctx.send(f"🔊 Volume set to {percent} %.")
+
+    @commands.hybrid_command()
+    @commands.guild_only()
+    async def clear(self, ctx: Context) -> None:
+        """Clear the upcoming tracks (the current one keeps playing)."""
+        player = self.sessions.controlled(*_guild_member(ctx))
+        count = player.queue.clear()
+        player.changed()
+        await ctx.send(f"🧹 Cleared {count} tracks from the queue.")
+
+    # Buttons ----------------------------------------------------------------
+
+    @commands.Cog.listener()
+    async def on_music_control(self, interaction: discord.Interaction, action: str) -> None:
+        guild, member = interaction.guild, interaction.user
+        if guild is None or not isinstance(member, discord.Member):
+            return
+        try:
+            player = self.sessions.controlled(guild, member)
+            note = await self._press(player, action)
+        except MusicError as error:
+            await interaction.response.send_message(str(error), ephemeral=True)
+            return
+        current = player.queue.current
+        if note is None and current is not None:
+            await interaction.response.edit_message(
+                embed=player_embed(player, current), view=player_controls(player)
+            )
+        else:
+            await interaction.response.send_message(note or "Done.", ephemeral=True)
+
+    async def _press(self, player: Player, action: str) -> str | None:
+        """Apply a button; a note to show the presser, or None to refresh the message."""
+        if action == "toggle" and player.paused:
+            player.resume()
+        elif action == "toggle":
+            player.pause()
+        elif action == "loop":
+            player.queue.loop = player.queue.loop.next()
+            player.changed()
+        elif action == "shuffle":
+            player.queue.shuffle()
+            player.changed()
+            return f"🔀 Shuffled {len(player.queue)} tracks."
+        elif action == "skip":
+            return f"⏭️ Skipped {clean(player.skip().title)}."
+        elif action == "stop":
+            await self.sessions.leave(player.guild_id)
+            return "⏹️ Stopped the music and cleared the queue."
+        else:
+            raise MusicError("That button doesn't do anything any more.")
+        return None
+
+    # Voice events -----------------------------------------------------------
+
+    @commands.Cog.listener()
+    async def on_voice_state_update(
+        self, member: discord.Member, before: discord.VoiceState, after: discord.VoiceState
+    ) -> None:
+        player = self.sessions.players.get(member.guild.id)
+        if player is None or before.channel == after.channel:
+            return
+        if self.bot.user is not None and member.id == self.bot.user.id and after.channel is None:
+            # A moderator disconnected us (our own leaves drop the player first).
+            self.sessions.request_leave(player, LeaveReason.LOST)
+            return
+        if self.bot.user is not None and member.id == self.bot.user.id:
+            player.changed()  # moved: remember the new channel
+        self.sessions.update_alone(member.guild)
+
+    @commands.Cog.listener()
+    async def on_guild_remove(self, guild: discord.Guild) -> None:
+        await self.sessions.teardown(guild.id, forget=True)
+        self.sessions.forget_guild(guild.id)
+
+    async def _resolve(
+        self, query: str, requester_id: int, limit: int
+    ) -> tuple[str | None, list[Track]]:
+        query = query.strip()
+        if not query:
+            raise MusicError("Tell me what to play: a link, or words to search for.")
+        if len(query) > MAX_QUERY:
+            raise MusicError(f"That's too long: keep it under {MAX_QUERY} characters.")
+        if link := parse_spotify(query):
+            return await self.spotify.tracks(link, requester_id, limit)
+        if looks_like_url(query):
+            return await self.resolver.tracks(normalise_url(query), requester_id, limit)
+        return None, [await self.resolver.search(query, requester_id)]
+
+
+# Helpers -------------------------------------------------------------------------
+
+
+def _guild_member(ctx: Context) -> tuple[discord.Guild, discord.Member]:
+    if ctx.guild is None or not isinstance(ctx.author, discord.Member):
+        raise commands.NoPrivateMessage()
+    return ctx.guild, ctx.author
+
+
+def _render_page(player: Player, number: int) -> tuple[discord.Embed, int, int]:
+    entries, page, pages = player.queue.page(number, PER_PAGE)
+    embed = queue_embed(
+        player.queue.current,
+        entries,
+        page=page,
+        pages=pages,
+        total=len(player.queue),
+        loop=player.queue.loop,
+    )
+    return embed, page, pages
+
+
+def _queued_message(tracks: list[Track], name: str | None, *, busy: bool, position: int) -> str:
+    if len(tracks) > 1 or name:
+        source = f" from **{clean(name)}**" if name else ""
+        return f"➕ Queued {len(tracks)} tracks{source}."
+    title = clean(tracks[0].title)
+    if not busy:
+        return f"▶️ Playing {title}."
+    return f"➕ Queued {title} (#{position})."

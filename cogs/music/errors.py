@@ -1,0 +1,9 @@
+"""The music error: its message is safe to show users as it is."""
+
+from __future__ import annotations
+
+from utils.errors import BotError
+
+
+class MusicError(BotError):
+    """A music request that cannot be done (bad link, full queue, not in voice...)."""

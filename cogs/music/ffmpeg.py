@@ -1,0 +1,117 @@
+"""FFmpeg and ffprobe command lines: reconnecting input, Opus passthrough or re-encoding.
+
+No Discord here: :mod:`cogs.music.audio` turns these plans into audio sources.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import shlex
+from dataclasses import dataclass
+from pathlib import PurePath
+
+from cogs.music.tracks import Stream
+
+log = logging.getLogger(__name__)
+
+# Network input: give up on a dead connection after 15 s, never let a playlist (HLS)
+# reach local files or other protocols, and reconnect a dropped stream.
+_TIMEOUT = ("-rw_timeout", "15000000")
+_PROTOCOLS = ("-protocol_whitelist", "http,https,tcp,tls,crypto")
+_RECONNECT = (
+    "-reconnect", "1",
+    "-reconnect_streamed", "1",
+    "-reconnect_on_network_error", "1",
+    "-reconnect_delay_max", "5",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class FFmpegPlan:
+    """Arguments for ``discord.FFmpegOpusAudio``."""
+
+    before_options: str
+    options: str
+    passthrough: bool
+
+    @property
+    def codec(self) -> str | None:
+        """``copy`` keeps the Opus packets; None lets FFmpegOpusAudio encode with libopus."""
+        return "copy" if self.passthrough else None
+
+
+def plan(stream: Stream, *, start: float = 0.0, volume: float = 1.0) -> FFmpegPlan:
+    """How to play ``stream`` from ``start`` seconds at ``volume`` (1.0 = unchanged).
+
+    An Opus stream at full volume is copied into Ogg packets without decoding,
+    which costs almost no CPU; anything else is decoded and encoded to Opus.
+    """
+    passthrough = stream.is_opus and abs(volume - 1.0) < 1e-6
+    before = ["-nostdin", *_TIMEOUT, *_PROTOCOLS, *_RECONNECT, *_headers(stream.headers)]
+    options = ["-vn"]
+    if start > 0:
+        # Seeking the input lands on the container's seek point before `start` (up to
+        # seconds early in Ogg/WebM) and only decoding trims that; copied packets are
+        # trimmed exactly by seeking the output instead (reading past the skipped part).
+        seek = ["-ss", f"{start:.3f}"]
+        options, before = (options + seek, before) if passthrough else (options, before + seek)
+    if not passthrough and abs(volume - 1.0) >= 1e-6:
+        options += ["-af", f"volume={volume:.3f}"]
+    return FFmpegPlan(shlex.join(before), shlex.join(options), passthrough)
+
+
+def _headers(headers: dict[str, str]) -> list[str]:
+    if not headers:
+        return []
+    return ["-headers", "".join(f"{name}: {value}\r\n" for name, value in headers.items())]
+
+
+def ffprobe_for(ffmpeg: str) -> str:
+    """ffprobe next to the configured ffmpeg (or on PATH when ffmpeg is a bare name)."""
+    path = PurePath(ffmpeg)
+    name = path.name.replace("ffmpeg", "ffprobe", 1) if "ffmpeg" in path.name else "ffprobe"
+    return str(path.with_name(name)) if len(path.parts) > 1 else name
+
+
+async def probe(
+    stream: Stream, *, ffprobe: str, time_limit: float
+) -> tuple[str | None, float | None]:
+    """``(audio codec, duration)`` of a stream, ``(None, None)`` when ffprobe can't tell."""
+    args = [
+        ffprobe, "-v", "error", *_TIMEOUT, *_PROTOCOLS, *_headers(stream.headers),
+        "-select_streams", "a:0", "-show_entries", "stream=codec_name:format=duration",
+        "-of", "json", stream.url,
+    ]  # fmt: skip
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+        )
+    except OSError:
+        log.warning("could not run %s; is FFmpeg installed?", ffprobe)
+        return None, None
+    try:
+        async with asyncio.timeout(time_limit):
+            output, _ = await process.communicate()
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+        return None, None
+    return _parse_probe(output)
+
+
+def _parse_probe(output: bytes) -> tuple[str | None, float | None]:
+    try:
+        data = json.loads(output or b"{}")
+    except ValueError:
+        return None, None
+    streams = data.get("streams") or [{}]
+    codec = streams[0].get("codec_name")
+    try:
+        duration = float((data.get("format") or {}).get("duration"))
+    except (TypeError, ValueError):
+        duration = None
+    return codec, duration

@@ -1,0 +1,348 @@
+"""The per-guild player: plays the queue's tracks one after another on a voice connection.
+
+One task per guild walks the queue: resolve the next track, open its audio,
+play it, wait for the end, apply the loop mode, repeat.  With nothing left it
+waits for new tracks and asks to leave after the idle timeout.  A track that
+fails to resolve or play is reported and dropped; nothing stalls the loop.
+
+Discord is reached only through the small protocols below (the voice client,
+the audio source, the cog's event handlers), so the player runs in unit tests
+with fakes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from enum import StrEnum
+from typing import Any, Protocol
+
+from cogs.music.errors import MusicError
+from cogs.music.queue import TrackQueue
+from cogs.music.tracks import Stream, Track
+
+log = logging.getLogger(__name__)
+
+RECONNECT_WAIT = 10.0
+"""Seconds to wait for a dropped voice connection to come back before giving up."""
+
+
+class Voice(Protocol):
+    """The part of ``discord.VoiceClient`` the player uses."""
+
+    def play(self, source: Any, *, after: Callable[[Exception | None], Any]) -> None: ...
+    def stop(self) -> None: ...
+    def pause(self) -> None: ...
+    def resume(self) -> None: ...
+    def is_connected(self) -> bool: ...
+
+
+class Audio(Protocol):
+    """A playing source (:class:`cogs.music.audio.TrackAudio`)."""
+
+    @property
+    def frames(self) -> int: ...
+    @property
+    def position(self) -> float: ...
+    def set_volume(self, volume: float) -> None: ...
+    def cleanup(self) -> None: ...
+
+
+class Streams(Protocol):
+    async def stream(self, track: Track) -> Stream: ...
+
+
+OpenAudio = Callable[[Stream, float, float], Audio]
+"""Blocking: ``(stream, start seconds, volume 1.0=100%)`` → an audio source."""
+
+
+class LeaveReason(StrEnum):
+    IDLE = "idle"
+    ALONE = "alone"
+    LOST = "lost"
+    """The voice connection went away and did not come back."""
+
+
+class Events(Protocol):
+    """What the player tells the Discord layer."""
+
+    async def track_started(self, player: Player, track: Track) -> None: ...
+    async def track_failed(self, player: Player, track: Track, reason: str) -> None: ...
+    async def queue_finished(self, player: Player) -> None: ...
+    def request_leave(self, player: Player, reason: LeaveReason) -> None:
+        """Disconnect (in a task of the caller's: the player's own task stops)."""
+
+    def changed(self, player: Player) -> None:
+        """The queue or the playback state changed: persist it."""
+
+
+class Player:
+    """Playback state for one guild: the queue, volume, pause, timers and the play loop."""
+
+    def __init__(
+        self,
+        guild_id: int,
+        voice: Voice,
+        queue: TrackQueue,
+        *,
+        streams: Streams,
+        open_audio: OpenAudio,
+        events: Events,
+        volume: int = 100,
+        idle_timeout: float = 300.0,
+        alone_timeout: float = 60.0,
+        text_channel_id: int | None = None,
+    ) -> None:
+        self.guild_id = guild_id
+        self.voice = voice
+        self.queue = queue
+        self.streams = streams
+        self.open_audio = open_audio
+        self.events = events
+        self.volume = volume
+        self.idle_timeout = idle_timeout
+        self.alone_timeout = alone_timeout
+        self.text_channel_id = text_channel_id
+        self.paused = False
+        self._audio: Audio | None = None
+        self._start_at = 0.0
+        self._skip = False
+        self._played_any = False
+        self._error: Exception | None = None
+        self._done = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._alone_timer: asyncio.Task[None] | None = None
+
+    # State ------------------------------------------------------------------
+
+    @property
+    def playing(self) -> bool:
+        """A track's audio is open (playing or paused)."""
+        return self._audio is not None
+
+    @property
+    def position(self) -> float:
+        """Seconds into the current track."""
+        return self._audio.position if self._audio is not None else self._start_at
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    # Lifecycle --------------------------------------------------------------
+
+    def start(self, *, position: float = 0.0, paused: bool = False) -> None:
+        """Start the play loop; a restored current track plays from ``position``."""
+        if self._task is not None:
+            raise RuntimeError("the player was started already")
+        self._start_at = position
+        self.paused = paused
+        resume = self.queue.current is not None
+        self._task = asyncio.create_task(self._run(resume), name=f"music-{self.guild_id}")
+
+    async def close(self) -> None:
+        """Stop playback, the loop and the timers (the voice connection is the caller's)."""
+        tasks = [t for t in (self._task, self._alone_timer) if t is not None]
+        for task in tasks:
+            if task is not asyncio.current_task():
+                task.cancel()
+        self.voice.stop()
+        for task in tasks:
+            if task is not asyncio.current_task():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    # Controls ---------------------------------------------------------------
+
+    def notify(self) -> None:
+        """Tracks were added to the queue."""
+        self._wake.set()
+        self._changed()
+
+    def skip(self) -> Track:
+        track = self._require_playing()
+        self._skip = True
+        self.paused = False
+        self.voice.stop()
+        return track
+
+    def pause(self) -> Track:
+        track = self._require_playing()
+        if self.paused:
+            raise MusicError("The music is already paused.")
+        self.voice.pause()
+        self.paused = True
+        self._changed()
+        return track
+
+    def resume(self) -> Track:
+        track = self._require_playing()
+        if not self.paused:
+            raise MusicError("The music isn't paused.")
+        self.voice.resume()
+        self.paused = False
+        self._changed()
+        return track
+
+    async def set_volume(self, percent: int) -> None:
+        if not 0 <= percent <= 200:
+            raise MusicError("Pick a volume from 0 to 200 %.")
+        self.volume = percent
+        if self._audio is not None:
+            await asyncio.to_thread(self._audio.set_volume, percent / 100)
+        self._changed()
+
+    def set_alone(self, alone: bool) -> None:
+        """Start (or cancel) the countdown to leave a channel nobody listens in."""
+        if not alone:
+            if self._alone_timer is not None:
+                self._alone_timer.cancel()
+                self._alone_timer = None
+            return
+        if self._alone_timer is None or self._alone_timer.done():
+            self._alone_timer = asyncio.create_task(
+                self._leave_when_alone(), name=f"music-alone-{self.guild_id}"
+            )
+
+    def changed(self) -> None:
+        """Queue edited from outside (remove, move, shuffle, loop, clear)."""
+        self._changed()
+
+    # The loop ---------------------------------------------------------------
+
+    async def _run(self, resume: bool) -> None:
+        while True:
+            try:
+                track = self.queue.current if resume else self._advance()
+                resume = False
+                if track is None:
+                    if not await self._wait_for_tracks():
+                        return
+                elif not await self._play(track):
+                    return
+            except Exception:
+                log.exception("music player of guild %s failed; dropping the track", self.guild_id)
+                self.queue.current = None
+
+    def _advance(self) -> Track | None:
+        skipped, self._skip = self._skip, False
+        return self.queue.advance(skipped=skipped)
+
+    async def _wait_for_tracks(self) -> bool:
+        """Wait for new tracks; False when the idle timeout ran out."""
+        self.paused = False
+        self._changed()
+        if self._played_any:
+            self._played_any = False
+            await self._emit(self.events.queue_finished(self))
+        self._wake.clear()
+        if len(self.queue):
+            return True
+        try:
+            async with asyncio.timeout(self.idle_timeout):
+                await self._wake.wait()
+        except TimeoutError:
+            self.events.request_leave(self, LeaveReason.IDLE)
+            return False
+        return True
+
+    async def _play(self, track: Track) -> bool:
+        """Play one track to its end; False when the voice connection is gone."""
+        start, self._start_at = self._start_at, 0.0
+        audio = await self._open(track, start)
+        if audio is None:
+            self.queue.current = None
+            return True
+        if not await self._connected():
+            audio.cleanup()
+            self.events.request_leave(self, LeaveReason.LOST)
+            return False
+        self._done.clear()
+        self._error = None
+        self._audio = audio
+        try:
+            self.voice.play(audio, after=self._after)
+            if self.paused:
+                self.voice.pause()
+            self._played_any = True
+            self._changed()
+            await self._emit(self.events.track_started(self, track))
+            await self._done.wait()
+        finally:
+            self._audio = None
+            audio.cleanup()
+        await self._check_played(track, audio)
+        return True
+
+    async def _open(self, track: Track, start: float) -> Audio | None:
+        try:
+            stream = await self.streams.stream(track)
+            return await asyncio.to_thread(self.open_audio, stream, start, self.volume / 100)
+        except MusicError as error:
+            reason = str(error)
+        except Exception:
+            log.exception("could not open %r in guild %s", track.source, self.guild_id)
+            reason = "something went wrong while loading it."
+        await self._emit(self.events.track_failed(self, track, reason))
+        return None
+
+    async def _check_played(self, track: Track, audio: Audio) -> None:
+        """Report a track that played nothing (dead link, not media) or broke off."""
+        if self._skip:
+            return
+        if audio.frames == 0:
+            reason = "the stream couldn't be read."
+        elif self._error is not None:
+            reason = "the stream broke off."
+        else:
+            return
+        if self._error is not None:
+            log.warning("playback of %r failed: %s", track.source, self._error)
+        self.queue.current = None
+        await self._emit(self.events.track_failed(self, track, reason))
+
+    async def _connected(self) -> bool:
+        for _ in range(int(RECONNECT_WAIT / 0.2)):
+            if self.voice.is_connected():
+                return True
+            await asyncio.sleep(0.2)
+        return self.voice.is_connected()
+
+    def _after(self, error: Exception | None) -> None:
+        """Called by the voice client's audio thread when a track ends."""
+        with contextlib.suppress(RuntimeError):  # the loop is closed: we are shutting down
+            self._done_loop().call_soon_threadsafe(self._finish, error)
+
+    def _done_loop(self) -> asyncio.AbstractEventLoop:
+        assert self._task is not None
+        return self._task.get_loop()
+
+    def _finish(self, error: Exception | None) -> None:
+        self._error = error
+        self._done.set()
+
+    async def _leave_when_alone(self) -> None:
+        await asyncio.sleep(self.alone_timeout)
+        self.events.request_leave(self, LeaveReason.ALONE)
+
+    # Helpers ----------------------------------------------------------------
+
+    def _require_playing(self) -> Track:
+        if self._audio is None or self.queue.current is None:
+            raise MusicError("Nothing is playing.")
+        return self.queue.current
+
+    def _changed(self) -> None:
+        try:
+            self.events.changed(self)
+        except Exception:
+            log.exception("music: saving the state of guild %s failed", self.guild_id)
+
+    async def _emit(self, event: Awaitable[None]) -> None:
+        try:
+            await event
+        except Exception:
+            log.exception("music: an event handler failed in guild %s", self.guild_id)

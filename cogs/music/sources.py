@@ -1,0 +1,238 @@
+"""yt-dlp, always in worker threads: links, playlists and searches become Tracks,
+and a Track becomes a playable Stream when its turn comes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import yt_dlp
+
+from cogs.music import ffmpeg
+from cogs.music.errors import MusicError
+from cogs.music.tracks import Stream, Track
+from cogs.music.urls import check_url, looks_like_url
+
+log = logging.getLogger(__name__)
+
+Info = dict[str, Any]
+
+# Prefer Opus over plain HTTP(S) (YouTube's format 251): FFmpeg then copies it untouched.
+FORMAT = (
+    "bestaudio[acodec=opus][protocol^=http]/bestaudio[protocol^=http]"
+    "/bestaudio/best[protocol^=http]/best"
+)
+QUEUED_PER_WORKER = 50
+"""Extractions allowed to wait per worker thread; past that, requests are refused."""
+_ERROR_PREFIX = re.compile(r"^(?:ERROR:\s*)?(?:\[[^\]]+\]\s*(?:\S+:\s)?)?")
+
+
+class _YtdlpLog:
+    """yt-dlp's messages go to our log, quietly: failures are reported once, by us."""
+
+    def debug(self, message: str) -> None:
+        pass
+
+    def info(self, message: str) -> None:
+        pass
+
+    def warning(self, message: str) -> None:
+        log.debug("yt-dlp: %s", message)
+
+    def error(self, message: str) -> None:
+        log.debug("yt-dlp: %s", message)
+
+
+OPTIONS: dict[str, Any] = {
+    "format": FORMAT,
+    "quiet": True,
+    "no_warnings": True,
+    "noprogress": True,
+    "skip_download": True,
+    "extract_flat": "in_playlist",
+    "socket_timeout": 10,
+    "retries": 1,
+    "extractor_retries": 1,
+    "cachedir": False,
+    # YouTube needs a JavaScript runtime (and the yt-dlp-ejs package); use whichever is there.
+    "js_runtimes": {"deno": {}, "node": {}},
+}
+
+
+def explain(error: Exception) -> str:
+    """yt-dlp's error, short and without its ``ERROR: [extractor] id:`` prefix."""
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    text = _ERROR_PREFIX.sub("", text).strip() or "unknown error"
+    return text if len(text) <= 150 else text[:147] + "…"
+
+
+class Resolver:
+    """Links and searches into Tracks, Tracks into Streams, with a bounded pool of threads."""
+
+    def __init__(
+        self,
+        *,
+        search_prefix: str,
+        timeout: float,
+        allow_private: bool,
+        ffprobe: str,
+        workers: int = 4,
+        extract: Callable[[str, int], Info] | None = None,
+    ) -> None:
+        self.search_prefix = search_prefix
+        self.timeout = timeout
+        self.allow_private = allow_private
+        self.ffprobe = ffprobe
+        self._extract = extract or self._extract_with_ytdlp
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="yt-dlp")
+        self._queued = 0
+        self._max_queued = workers * QUEUED_PER_WORKER
+        # One YoutubeDL per worker thread: building one costs ~50 ms, and they aren't
+        # thread-safe.  At most `workers` exist; close() closes them.
+        self._local = threading.local()
+        self._instances: list[yt_dlp.YoutubeDL] = []
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for ydl in self._instances:
+            ydl.close()
+        self._instances.clear()
+
+    def _extract_with_ytdlp(self, target: str, limit: int) -> Info:
+        """Blocking: run yt-dlp on a URL or search (``prefix1:words``); JSON-safe result."""
+        ydl = getattr(self._local, "ydl", None)
+        if ydl is None:
+            ydl = self._local.ydl = yt_dlp.YoutubeDL({**OPTIONS, "logger": _YtdlpLog()})
+            self._instances.append(ydl)
+        ydl.params["playlistend"] = limit
+        info = ydl.extract_info(target, download=False)
+        return ydl.sanitize_info(info) if info else {}
+
+    def search_target(self, words: str) -> str:
+        return f"{self.search_prefix}1:{words}"
+
+    async def tracks(
+        self, url: str, requester_id: int, limit: int
+    ) -> tuple[str | None, list[Track]]:
+        """The tracks of a link: ``(playlist title or None, tracks)``, at most ``limit``."""
+        await self.check(url)
+        info = await self._run(url, limit)
+        entries = info.get("entries")
+        if entries is None:
+            return None, [await self._single(info, url, requester_id)]
+        tracks = [_entry_track(entry, requester_id) for entry in entries if entry][:limit]
+        if not tracks:
+            raise MusicError("That playlist has nothing I can play.")
+        return info.get("title"), tracks
+
+    async def search(self, words: str, requester_id: int) -> Track:
+        """The first search result for ``words`` (its stream is resolved at play time)."""
+        info = await self._run(self.search_target(words), 1)
+        return _entry_track(_first_entry(info, words), requester_id)
+
+    async def stream(self, track: Track) -> Stream:
+        """A fresh stream for ``track`` (resolved now unless it was resolved recently)."""
+        if track.stream is None or not track.stream.is_fresh():
+            if looks_like_url(track.source):  # a playlist entry may point anywhere
+                await self.check(track.source)
+            info = await self._run(track.source, 1)
+            if info.get("entries") is not None:
+                info = await self._resolved(_first_entry(info, track.title))
+            track.stream = await self._stream(info)
+        await self.check(track.stream.url)
+        return track.stream
+
+    async def check(self, url: str) -> None:
+        await check_url(url, allow_private=self.allow_private, time_limit=min(self.timeout, 10))
+
+    async def _single(self, info: Info, url: str, requester_id: int) -> Track:
+        stream = await self._stream(info)
+        return Track(
+            title=info.get("title") or url,
+            source=info.get("original_url") or info.get("webpage_url") or url,
+            requester_id=requester_id,
+            duration=stream.duration,
+            page_url=info.get("webpage_url") or url,
+            stream=stream,
+        )
+
+    async def _resolved(self, entry: Info) -> Info:
+        """A search or playlist entry with its formats (flat entries are extracted now)."""
+        if entry.get("_type") in ("url", "url_transparent"):
+            return await self._run(entry["url"], 1)
+        return entry
+
+    async def _stream(self, info: Info) -> Stream:
+        url, headers, codec = _media(info)
+        await self.check(url)  # before ffprobe (or FFmpeg) opens it
+        stream = Stream(url, headers, codec, _duration(info))
+        if stream.codec is None or stream.duration is None:
+            probed_codec, probed_duration = await ffmpeg.probe(
+                stream, ffprobe=self.ffprobe, time_limit=min(self.timeout, 10)
+            )
+            stream = Stream(
+                url, headers, stream.codec or probed_codec, stream.duration or probed_duration
+            )
+        return stream
+
+    async def _run(self, target: str, limit: int) -> Info:
+        if self._queued >= self._max_queued:
+            raise MusicError("I'm busy loading other requests; try again in a moment.")
+        loop = asyncio.get_running_loop()
+        self._queued += 1
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await loop.run_in_executor(self._pool, self._extract, target, limit)
+        except TimeoutError:
+            raise MusicError("That took too long to load; try again later.") from None
+        except yt_dlp.utils.YoutubeDLError as error:
+            raise MusicError(f"I couldn't load that: {explain(error)}") from error
+        finally:
+            self._queued -= 1
+
+
+def _media(info: Info) -> tuple[str, dict[str, str], str | None]:
+    """URL, HTTP headers and audio codec of the format yt-dlp picked."""
+    chosen = info
+    if not info.get("url"):
+        formats = [f for f in info.get("requested_formats") or [] if f.get("acodec") != "none"]
+        if not formats:
+            raise MusicError("I couldn't find an audio stream in that.")
+        chosen = formats[0]
+    codec = chosen.get("acodec")
+    codec = None if codec in (None, "none") else codec.split(".")[0]
+    headers = {str(k): str(v) for k, v in (chosen.get("http_headers") or {}).items()}
+    return chosen["url"], headers, codec
+
+
+def _duration(info: Info) -> float | None:
+    duration = info.get("duration")
+    return float(duration) if isinstance(duration, int | float) and duration > 0 else None
+
+
+def _first_entry(info: Info, words: str) -> Info:
+    entries = [entry for entry in info.get("entries") or [] if entry]
+    if not entries:
+        raise MusicError(f"No results for `{words[:80]}`.")
+    return entries[0]
+
+
+def _entry_track(entry: Info, requester_id: int) -> Track:
+    """A playlist or search entry: flat entries (a page URL) resolve at play time."""
+    url = entry.get("url") or entry.get("webpage_url")
+    if not url:
+        raise MusicError("That result has no link I can play.")
+    flat = entry.get("_type") in ("url", "url_transparent")
+    return Track(
+        title=entry.get("title") or url,
+        source=url,
+        requester_id=requester_id,
+        duration=_duration(entry),
+        page_url=url if flat else entry.get("webpage_url") or url,
+    )

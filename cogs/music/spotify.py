@@ -1,0 +1,180 @@
+"""Spotify links (track, album, playlist) into Tracks through spotipy's client credentials.
+
+Spotify has no audio for us: each track becomes a search (``artist - title``)
+that the player resolves with yt-dlp when the track's turn comes.  spotipy is
+blocking, so every call runs in a thread, under a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import requests
+import spotipy
+from spotipy.cache_handler import MemoryCacheHandler
+
+from cogs.music.errors import MusicError
+from cogs.music.tracks import Track
+from cogs.music.urls import SpotifyLink
+
+log = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+
+NOT_CONFIGURED = (
+    "Spotify links need `SPOTIPY_CLIENT_ID` and `SPOTIPY_CLIENT_SECRET`, which the bot "
+    "owner hasn't set. YouTube links, other links and searches still work."
+)
+UNREADABLE_PLAYLIST = (
+    "Spotify doesn't let apps read that playlist: since November 2024 playlists made by "
+    "Spotify (editorial, Daily Mix, Discover Weekly and other personalised ones) are off "
+    "limits. Copy its songs into a playlist of your own and share that link instead."
+)
+BAD_CREDENTIALS = (
+    "Spotify refused the bot's credentials; the bot owner should check "
+    "`SPOTIPY_CLIENT_ID` and `SPOTIPY_CLIENT_SECRET`."
+)
+SUPPORTED = ("track", "album", "playlist")
+PAGE_SIZE = 50
+
+
+def make_client(client_id: str, client_secret: str, *, timeout: float) -> spotipy.Spotify:
+    """One client for the cog's lifetime; tokens cached in memory, never on disk."""
+    # spotipy logs request headers (the base64 client secret) at DEBUG and every HTTP
+    # error, even a user's dead link, at ERROR; this module reports failures itself.
+    logging.getLogger("spotipy").setLevel(logging.CRITICAL)
+    credentials = spotipy.SpotifyClientCredentials(
+        client_id=client_id,
+        client_secret=client_secret,
+        cache_handler=MemoryCacheHandler(),
+        requests_timeout=timeout,
+    )
+    return spotipy.Spotify(
+        client_credentials_manager=credentials,
+        requests_timeout=timeout,
+        retries=1,
+        status_retries=1,
+        backoff_factor=0.5,
+    )
+
+
+class SpotifyResolver:
+    """Turns Spotify links into lazily searched Tracks."""
+
+    def __init__(
+        self,
+        client_factory: Callable[[], spotipy.Spotify] | None,
+        *,
+        search_target: Callable[[str], str],
+        timeout: float,
+    ) -> None:
+        self._factory = client_factory
+        self._client: spotipy.Spotify | None = None
+        self._search_target = search_target
+        self.timeout = timeout
+        self._lock = threading.Lock()
+
+    @property
+    def configured(self) -> bool:
+        return self._factory is not None
+
+    async def tracks(
+        self, link: SpotifyLink, requester_id: int, limit: int
+    ) -> tuple[str | None, list[Track]]:
+        """``(album/playlist name or None, tracks)``, at most ``limit`` tracks."""
+        if self._factory is None:
+            raise MusicError(NOT_CONFIGURED)
+        if link.kind not in SUPPORTED:
+            raise MusicError(f"I can play Spotify tracks, albums and playlists, not {link.kind}s.")
+        try:
+            async with asyncio.timeout(self.timeout):
+                name, items = await asyncio.to_thread(self._fetch, link, limit)
+        except TimeoutError:
+            raise MusicError("Spotify took too long to answer; try again later.") from None
+        except spotipy.SpotifyOauthError as error:
+            log.warning("Spotify refused the client credentials: %s", error)
+            raise MusicError(BAD_CREDENTIALS) from error
+        except spotipy.SpotifyException as error:
+            raise MusicError(_explain(error, link)) from error
+        except requests.RequestException as error:
+            log.warning("Spotify request failed: %s", error)
+            raise MusicError("I couldn't reach Spotify; try again later.") from error
+        tracks = [self._track(item, requester_id) for item in items]
+        if not tracks:
+            raise MusicError(f"That Spotify {link.kind} has no tracks I can play.")
+        return name, tracks
+
+    def _fetch(self, link: SpotifyLink, limit: int) -> tuple[str | None, list[Json]]:
+        """Blocking: the name and up to ``limit`` track objects behind ``link``."""
+        with self._lock:
+            client = self._connect()
+            if link.kind == "track":
+                return None, [client.track(link.id)]
+            if link.kind == "album":
+                album = client.album(link.id)
+                pages = _pages(client, album["tracks"])
+                return album.get("name"), _take(pages, limit, lambda item: item)
+            playlist = client.playlist(link.id, fields="name")
+            pages = _pages(client, client.playlist_items(link.id, limit=PAGE_SIZE))
+            return playlist.get("name"), _take(pages, limit, _playlist_track)
+
+    def _connect(self) -> spotipy.Spotify:
+        if self._client is None:
+            assert self._factory is not None
+            self._client = self._factory()
+        return self._client
+
+    def _track(self, item: Json, requester_id: int) -> Track:
+        artists = ", ".join(a["name"] for a in item.get("artists") or [] if a.get("name"))
+        words = f"{artists} - {item['name']}" if artists else item["name"]
+        duration_ms = item.get("duration_ms")
+        return Track(
+            title=words,
+            source=self._search_target(words),
+            requester_id=requester_id,
+            duration=duration_ms / 1000 if duration_ms else None,
+            page_url=(item.get("external_urls") or {}).get("spotify"),
+        )
+
+
+def _pages(client: spotipy.Spotify, page: Json | None) -> Iterator[Json]:
+    while page:
+        yield from page.get("items") or []
+        page = client.next(page) if page.get("next") else None
+
+
+def _take(items: Iterator[Json], limit: int, pick: Callable[[Json], Json | None]) -> list[Json]:
+    taken: list[Json] = []
+    for item in items:
+        track = pick(item)
+        if track and track.get("name") and not track.get("is_local"):
+            taken.append(track)
+            if len(taken) >= limit:
+                break
+    return taken
+
+
+def _playlist_track(item: Json) -> Json | None:
+    """A playlist entry's track (``item`` in the current API, ``track`` before); no episodes."""
+    track = item.get("item") or item.get("track")
+    if not track or track.get("type", "track") != "track":
+        return None
+    return track
+
+
+def _explain(error: spotipy.SpotifyException, link: SpotifyLink) -> str:
+    status = error.http_status
+    if status == 404 and link.kind == "playlist":
+        return UNREADABLE_PLAYLIST
+    if status in (400, 404):
+        return f"That Spotify {link.kind} doesn't exist or isn't available."
+    if status in (401, 403):
+        return BAD_CREDENTIALS
+    if status == 429:
+        return "Spotify is rate limiting me; try again in a minute."
+    log.warning("Spotify API error %s for %s: %s", status, link.url, error.msg)
+    return "Spotify had a problem with that link; try again later."

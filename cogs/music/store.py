@@ -1,0 +1,167 @@
+"""Saved music sessions: each guild's queue, position and settings in SQLite.
+
+Sessions are written when they change (coalesced: one write in flight, each
+guild written with its latest state) and at shutdown, and read back at
+start-up so the bot can rejoin and resume.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from cogs.music.tracks import LoopMode, Track
+from utils.db import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Session:
+    """Everything needed to pick a guild's music up again."""
+
+    guild_id: int
+    voice_channel_id: int
+    text_channel_id: int | None
+    current: Track | None = None
+    upcoming: list[Track] = field(default_factory=list)
+    position: float = 0.0
+    loop: LoopMode = LoopMode.OFF
+    volume: int = 100
+    paused: bool = False
+
+
+class MusicStore:
+    """Sessions in ``music_sessions`` and their tracks in ``music_tracks`` (slot 0: current)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def save(self, session: Session) -> None:
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO music_sessions (guild_id, voice_channel_id, text_channel_id, "
+                "position, loop_mode, volume, paused, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(guild_id) DO UPDATE SET voice_channel_id = excluded.voice_channel_id, "
+                "text_channel_id = excluded.text_channel_id, position = excluded.position, "
+                "loop_mode = excluded.loop_mode, volume = excluded.volume, "
+                "paused = excluded.paused, updated_at = excluded.updated_at",
+                (
+                    session.guild_id,
+                    session.voice_channel_id,
+                    session.text_channel_id,
+                    session.position,
+                    session.loop.value,
+                    session.volume,
+                    int(session.paused),
+                    time.time(),
+                ),
+            )
+            await conn.execute("DELETE FROM music_tracks WHERE guild_id = ?", (session.guild_id,))
+            await conn.executemany(
+                "INSERT INTO music_tracks (guild_id, slot, title, source, page_url, duration, "
+                "requester_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(session.guild_id, slot, *_columns(track)) for slot, track in _slots(session)],
+            )
+
+    async def delete(self, guild_id: int) -> None:
+        await self.db.execute("DELETE FROM music_sessions WHERE guild_id = ?", (guild_id,))
+
+    async def load_all(self) -> list[Session]:
+        sessions = {
+            row["guild_id"]: Session(
+                guild_id=row["guild_id"],
+                voice_channel_id=row["voice_channel_id"],
+                text_channel_id=row["text_channel_id"],
+                position=row["position"],
+                loop=LoopMode(row["loop_mode"]),
+                volume=row["volume"],
+                paused=bool(row["paused"]),
+            )
+            for row in await self.db.fetchall("SELECT * FROM music_sessions")
+        }
+        rows = await self.db.fetchall("SELECT * FROM music_tracks ORDER BY guild_id, slot")
+        for row in rows:
+            session = sessions.get(row["guild_id"])
+            if session is None:
+                continue
+            track = Track(
+                title=row["title"],
+                source=row["source"],
+                requester_id=row["requester_id"],
+                duration=row["duration"],
+                page_url=row["page_url"],
+            )
+            if row["slot"] == 0:
+                session.current = track
+            else:
+                session.upcoming.append(track)
+        return list(sessions.values())
+
+
+def _columns(track: Track) -> tuple[object, ...]:
+    return track.title, track.source, track.page_url, track.duration, track.requester_id
+
+
+def _slots(session: Session) -> Iterable[tuple[int, Track]]:
+    if session.current is not None:
+        yield 0, session.current
+    yield from enumerate(session.upcoming, start=1)
+
+
+class SaveQueue:
+    """Coalesces save requests: one write at a time, each guild with its latest state.
+
+    ``snapshot(guild_id)`` gives the state to write, or None when the guild has
+    no session any more (then nothing is written).
+    """
+
+    def __init__(self, store: MusicStore, snapshot: Callable[[int], Session | None]) -> None:
+        self.store = store
+        self._snapshot = snapshot
+        self._pending: set[int] = set()
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    def request(self, guild_id: int) -> None:
+        self._pending.add(guild_id)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._drain(), name="music-save")
+
+    async def flush(self, guild_ids: Iterable[int]) -> None:
+        """Write these guilds now (at shutdown)."""
+        async with self._lock:
+            for guild_id in guild_ids:
+                self._pending.discard(guild_id)
+                await self._write(guild_id)
+
+    async def forget(self, guild_id: int) -> None:
+        """Delete a guild's session; a write already in flight lands before the delete."""
+        async with self._lock:
+            self._pending.discard(guild_id)
+            await self.store.delete(guild_id)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _drain(self) -> None:
+        while self._pending:
+            async with self._lock:
+                if self._pending:
+                    await self._write(self._pending.pop())
+
+    async def _write(self, guild_id: int) -> None:
+        session = self._snapshot(guild_id)
+        if session is None:
+            return
+        try:
+            await self.store.save(session)
+        except Exception:
+            log.exception("could not save the music queue of guild %s", guild_id)

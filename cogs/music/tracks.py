@@ -1,0 +1,59 @@
+"""What the music player plays: tracks, their resolved streams and loop modes."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class LoopMode(StrEnum):
+    OFF = "off"
+    TRACK = "track"
+    QUEUE = "queue"
+
+    def next(self) -> LoopMode:
+        """The mode after this one when cycling with a button: off → track → queue → off."""
+        modes = list(LoopMode)
+        return modes[(modes.index(self) + 1) % len(modes)]
+
+
+STREAM_TTL = 30 * 60
+"""Seconds a resolved stream URL is trusted (YouTube's expire after hours)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stream:
+    """A playable media URL, as yt-dlp resolved it, with what FFmpeg needs to open it."""
+
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    codec: str | None = None
+    """Audio codec when known (``opus`` allows passthrough without re-encoding)."""
+    duration: float | None = None
+    resolved_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def is_opus(self) -> bool:
+        return self.codec == "opus"
+
+    def is_fresh(self, now: float | None = None) -> bool:
+        return (now if now is not None else time.monotonic()) - self.resolved_at < STREAM_TTL
+
+
+@dataclass(slots=True)
+class Track:
+    """One queue entry.
+
+    ``source`` is what yt-dlp resolves when the track's turn comes: a page or
+    media URL, or a search such as ``ytsearch1:artist - title`` (Spotify tracks).
+    ``stream`` is filled when it was resolved already; it is never persisted.
+    """
+
+    title: str
+    source: str
+    requester_id: int
+    duration: float | None = None
+    page_url: str | None = None
+    """A link worth showing users (never a search)."""
+    stream: Stream | None = field(default=None, compare=False, repr=False)

@@ -1,0 +1,191 @@
+"""What people see of the music: the now-playing embed and its buttons, queue pages.
+
+The control buttons are :class:`discord.ui.DynamicItem` s: they work on every
+now-playing message, also those sent before a restart, and cost no per-message
+state.  A press is handed to the cog as the ``music_control`` event.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Callable
+from typing import Any
+
+import discord
+
+from cogs.music.tracks import LoopMode, Track
+
+BAR_WIDTH = 16
+PER_PAGE = 10
+QUEUE_VIEW_TIMEOUT = 180.0
+COLOUR = discord.Colour.blurple()
+
+
+def format_time(seconds: float | None) -> str:
+    if seconds is None:
+        return "live"
+    seconds = max(0, int(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02}:{secs:02}" if hours else f"{minutes}:{secs:02}"
+
+
+def progress_bar(position: float, duration: float | None, width: int = BAR_WIDTH) -> str:
+    """``▬▬▬🔘▬▬▬▬ 1:02 / 3:10`` (no bar for live streams or unknown lengths)."""
+    if not duration:
+        return f"{format_time(position)} / {format_time(duration)}"
+    done = min(width - 1, int(width * max(0.0, position) / duration))
+    bar = "▬" * done + "🔘" + "▬" * (width - 1 - done)
+    return f"{bar} {format_time(min(position, duration))} / {format_time(duration)}"
+
+
+def clean(text: str, limit: int = 100) -> str:
+    """A title safe to put in a message: no markdown tricks, no pings, bounded length."""
+    text = discord.utils.escape_mentions(discord.utils.escape_markdown(text))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def track_line(track: Track) -> str:
+    title = clean(track.title)
+    name = f"[{title}](<{track.page_url}>)" if track.page_url else f"**{title}**"
+    return f"{name} `{format_time(track.duration)}`"
+
+
+def now_playing_embed(
+    track: Track,
+    *,
+    position: float,
+    paused: bool,
+    loop: LoopMode,
+    volume: int,
+    upcoming: int,
+) -> discord.Embed:
+    embed = discord.Embed(
+        title="Paused" if paused else "Now playing",
+        description=f"{track_line(track)}\n\n{progress_bar(position, track.duration)}",
+        colour=COLOUR,
+    )
+    embed.add_field(name="Requested by", value=f"<@{track.requester_id}>")
+    embed.add_field(name="Loop", value=loop.value)
+    embed.add_field(name="Volume", value=f"{volume} %")
+    embed.set_footer(text=f"{upcoming} up next" if upcoming else "Nothing up next")
+    return embed
+
+
+class ControlButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"music:(?P<action>[a-z]+)"
+):
+    """One control of the now-playing message; the cog handles the press."""
+
+    ACTIONS = {
+        "toggle": ("Pause", "⏸️", discord.ButtonStyle.secondary),
+        "skip": ("Skip", "⏭️", discord.ButtonStyle.secondary),
+        "stop": ("Stop", "⏹️", discord.ButtonStyle.danger),
+        "loop": ("Loop", "🔁", discord.ButtonStyle.secondary),
+        "shuffle": ("Shuffle", "🔀", discord.ButtonStyle.secondary),
+    }
+
+    def __init__(self, action: str, *, label: str | None = None) -> None:
+        default, emoji, style = self.ACTIONS.get(action, (action, None, discord.ButtonStyle.grey))
+        super().__init__(
+            discord.ui.Button(
+                label=label or default, emoji=emoji, style=style, custom_id=f"music:{action}"
+            )
+        )
+        self.action = action
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction,
+        item: discord.ui.Button[Any],
+        match: re.Match[str],
+        /,
+    ) -> ControlButton:
+        return cls(match["action"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        interaction.client.dispatch("music_control", interaction, self.action)
+
+
+def controls(*, paused: bool, loop: LoopMode) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(ControlButton("toggle", label="Resume" if paused else "Pause"))
+    view.add_item(ControlButton("skip"))
+    view.add_item(ControlButton("stop"))
+    view.add_item(ControlButton("loop", label=f"Loop: {loop.value}"))
+    view.add_item(ControlButton("shuffle"))
+    return view
+
+
+PageRenderer = Callable[[int], tuple[discord.Embed, int, int]]
+"""``page → (embed, page shown, page count)``: rendered from the live queue at each press."""
+
+
+class QueuePages(discord.ui.View):
+    """Previous/next buttons over the queue, for the person who asked for it."""
+
+    def __init__(self, render: PageRenderer, *, owner_id: int, page: int = 1) -> None:
+        super().__init__(timeout=QUEUE_VIEW_TIMEOUT)
+        self.render = render
+        self.owner_id = owner_id
+        self.page = page
+        self.message: discord.Message | None = None
+
+    def first_page(self) -> discord.Embed:
+        embed, self.page, pages = self.render(self.page)
+        self._update_buttons(pages)
+        return embed
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        if interaction.user.id == self.owner_id:
+            return True
+        await interaction.response.send_message(
+            "These buttons belong to whoever asked; use `/queue` to page through it yourself.",
+            ephemeral=True,
+        )
+        return False
+
+    @discord.ui.button(label="Previous", emoji="◀️", style=discord.ButtonStyle.secondary)
+    async def previous(self, interaction: discord.Interaction, _: discord.ui.Button[Any]) -> None:
+        await self._show(interaction, self.page - 1)
+
+    @discord.ui.button(label="Next", emoji="▶️", style=discord.ButtonStyle.secondary)
+    async def next(self, interaction: discord.Interaction, _: discord.ui.Button[Any]) -> None:
+        await self._show(interaction, self.page + 1)
+
+    async def _show(self, interaction: discord.Interaction, page: int) -> None:
+        embed, self.page, pages = self.render(page)
+        self._update_buttons(pages)
+        await interaction.response.edit_message(embed=embed, view=self)
+
+    def _update_buttons(self, pages: int) -> None:
+        self.previous.disabled = self.page <= 1
+        self.next.disabled = self.page >= pages
+
+    async def on_timeout(self) -> None:
+        if self.message is None:
+            return
+        with contextlib.suppress(discord.HTTPException):
+            await self.message.edit(view=None)
+
+
+def queue_embed(
+    current: Track | None,
+    entries: list[tuple[int, Track]],
+    *,
+    page: int,
+    pages: int,
+    total: int,
+    loop: LoopMode,
+) -> discord.Embed:
+    embed = discord.Embed(title="Queue", colour=COLOUR)
+    if current is not None:
+        embed.add_field(name="Now playing", value=track_line(current), inline=False)
+    lines = [f"`{number}.` {track_line(track)}" for number, track in entries]
+    embed.add_field(
+        name=f"Up next ({total})", value="\n".join(lines)[:1024] or "Nothing.", inline=False
+    )
+    embed.set_footer(text=f"Page {page}/{pages} · loop: {loop.value}")
+    return embed

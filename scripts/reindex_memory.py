@@ -1,0 +1,72 @@
+"""Rebuild the long-term memory indexes from SQLite, re-embedding after a model change.
+
+    .venv/bin/python scripts/reindex_memory.py                  # every scope
+    .venv/bin/python scripts/reindex_memory.py --scope guild:123   # one server (or dm:<user id>)
+
+Reads DATA_DIR and EMBEDDING_MODEL like the bot does (environment, then `.env`).
+Memories embedded by another model are re-embedded first; then each scope's index
+file under DATA_DIR/memory/ is built from the vectors in SQLite and written
+atomically, and files of scopes with no memories left are removed. Stop the bot
+first: a running bot keeps its indexes in memory and would save them over these.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+from pydantic import ValidationError
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from config import Settings, describe_error
+from utils.db import Database
+from utils.memory.records import Scope
+from utils.memory.service import MemoryService
+
+
+async def reindex(settings: Settings, scope: Scope | None) -> None:
+    db = Database(settings.database_path)
+    await db.connect()
+    memory = MemoryService.from_settings(settings, db)
+    try:
+        started = time.perf_counter()
+        reembedded = await memory.reembed_stale()
+        if reembedded:
+            print(f"re-embedded {reembedded:,} memories with {memory.embedder.name}")
+        if scope is None:
+            built = await memory.rebuild_all()
+        else:
+            built = {scope: len(await memory.indexes.rebuild(scope))}
+        for each, vectors in built.items():
+            print(f"{each.key}: {vectors:,} vectors")
+        total = sum(built.values())
+        elapsed = time.perf_counter() - started
+        print(f"rebuilt {len(built)} indexes ({total:,} vectors) in {elapsed:.1f} s")
+    finally:
+        await memory.close()
+        await db.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scope", type=Scope.parse, help="guild:<id> or dm:<user id>")
+    args = parser.parse_args()
+    try:
+        # The bot's token is not needed here; a placeholder keeps Settings from asking.
+        settings = Settings(discord_token="not-used-by-this-script")
+    except ValidationError as error:
+        print(describe_error(error), file=sys.stderr)
+        return 2
+    if not settings.database_path.exists():
+        print(f"no database at {settings.database_path}; nothing to index", file=sys.stderr)
+        return 1
+    asyncio.run(reindex(settings, args.scope))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

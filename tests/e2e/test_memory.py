@@ -1,0 +1,185 @@
+"""Long-term memory end to end: the bot remembers across days, per guild, and obeys /memory."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from config import Settings
+from tests.conftest import BASIC, StartBot
+from tests.fakes.discord_server import FakeChannel, FakeDiscord, FakeGuild, FakeUser
+from tests.fakes.gemini_server import FakeGemini, GeminiRequest
+from utils.memory.embedder import SentenceEmbedder
+from utils.memory.records import Scope
+
+DAY = 86_400
+
+
+@pytest.fixture(scope="session")
+def sentence_embedder() -> SentenceEmbedder:
+    """Load the packaged model once; the bot's own embedder then shares the weights."""
+    embedder = SentenceEmbedder()
+    embedder.load()
+    return embedder
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 15.0) -> None:
+    deadline = time.monotonic() + within
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{check.__qualname__} stayed false for {within}s")
+        await asyncio.sleep(0.05)
+
+
+async def ask(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    channel: FakeChannel,
+    user: FakeUser,
+    text: str,
+) -> GeminiRequest:
+    """Say something to the bot and return the Gemini request its reply came from."""
+    before = len(gemini_fake.requests)
+    mention = "" if channel.guild_id is None else f"<@{discord_fake.bot_user.id}> "
+    sent = await discord_fake.send_message(channel, user, mention + text)
+    await discord_fake.wait_for_message(
+        channel, predicate=lambda m: m.reference == sent.id and m.content == "ok", timeout=15
+    )
+    [request] = gemini_fake.requests[before:]
+    return request
+
+
+@pytest.mark.slow
+async def test_a_fact_is_remembered_days_later_in_the_same_guild_only(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    gemini_fake: FakeGemini,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+    sentence_embedder: SentenceEmbedder,
+) -> None:
+    other = discord_fake.add_guild("Other Guild")
+    other.add_member(member, permissions=BASIC)
+    bot = await start_bot(ai_settings(memory_enabled=True, memory_consolidation_minutes=0))
+    assert bot.memory is not None and bot.memory.embedder.name == "all-MiniLM-L6-v2"
+
+    await ask(discord_fake, gemini_fake, guild.text, member, "my cat is named Whiskers")
+    await ask(discord_fake, gemini_fake, other.text, member, "my favourite colour is green")
+
+    async def both_indexed() -> bool:
+        counts = [
+            await bot.memory.count_of(Scope("guild", g.id), member.id) for g in (guild, other)
+        ]
+        return all(counts)
+
+    await eventually(both_indexed)
+    await bot.memory.flush()
+    await bot.db.execute("UPDATE memories SET created_at = created_at - ?", (3 * DAY,))
+    await discord_fake.send_message(guild.text, discord_fake.owner, "!ai reset")
+    await discord_fake.wait_for_message(
+        guild.text, predicate=lambda m: m.content.startswith("Forgot this channel's")
+    )
+
+    later = await ask(discord_fake, gemini_fake, guild.text, member, "what is my cat called?")
+    assert "Whiskers" not in json.dumps(later.contents), "not from the (reset) history"
+    assert "Things you remember" in later.system_text
+    assert "(3 days ago) alice: my cat is named Whiskers" in later.system_text
+
+    elsewhere = await ask(discord_fake, gemini_fake, other.text, member, "what is my cat called?")
+    assert "Whiskers" not in elsewhere.system_text + json.dumps(elsewhere.contents)
+    dm = discord_fake.open_dm(member)
+    in_dm = await ask(discord_fake, gemini_fake, dm, member, "what is my cat called?")
+    assert "Whiskers" not in in_dm.system_text + json.dumps(in_dm.contents)
+
+
+async def slash(
+    discord_fake: FakeDiscord,
+    channel: FakeChannel,
+    actor: FakeUser,
+    subcommand: str,
+    **options: Any,
+) -> dict:
+    """Run `/memory <subcommand>` as `actor`; the response data, and the interaction."""
+    interaction = await discord_fake.invoke_slash(
+        channel, actor, "memory", options, subcommand=subcommand
+    )
+    response = await interaction.wait_response()
+    assert interaction.ephemeral, f"/memory {subcommand} must answer privately"
+    return {"interaction": interaction, **response["data"]}
+
+
+async def test_memory_commands_show_add_forget_stats(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+) -> None:
+    bob = discord_fake.add_user("bob")
+    guild.add_member(bob, permissions=BASIC)
+    await start_bot(make_settings(memory_enabled=True, embedding_model="hashing"))
+
+    added = await slash(discord_fake, guild.text, member, "add", fact="I like jazz")
+    assert added["content"].startswith("I'll remember that (memory `#")
+    await slash(discord_fake, guild.text, bob, "add", fact="I like metal")
+    for n in range(9):
+        await slash(discord_fake, guild.text, member, "add", fact=f"Note number {n}")
+
+    shown = await slash(discord_fake, guild.text, member, "show")
+    [embed] = shown["embeds"]
+    assert embed["footer"]["text"].startswith("Page 1/2 · 10 memories")
+    assert "Note number 8" in embed["description"] and "metal" not in embed["description"]
+    page = shown["interaction"].original
+    turned = await discord_fake.click_button(page, "memory:next", member)
+    await turned.wait_response()
+    assert "I like jazz" in page.embeds[0]["description"]
+    assert page.embeds[0]["footer"]["text"].startswith("Page 2/2")
+    refused = await discord_fake.click_button(page, "memory:previous", bob)
+    assert (await refused.wait_response())["data"]["content"] == "These are not your memories."
+
+    jazz_id = added["content"].split("#")[1].split("`")[0]
+    gone = await slash(discord_fake, guild.text, member, "forget", target=jazz_id)
+    assert gone["content"] == "Forgot 1 memory about you here."
+    again = await slash(discord_fake, guild.text, member, "forget", target=f"#{jazz_id}")
+    assert again["content"] == f"There is no memory `#{jazz_id}` about you here."
+    not_yours = await slash(discord_fake, guild.text, member, "forget", target="all", user=bob)
+    assert "Manage Server" in not_yours["content"]
+    everything = await slash(discord_fake, guild.text, member, "forget", target="all")
+    assert everything["content"] == "Forgot 9 memories about you here."
+    empty = await slash(discord_fake, guild.text, member, "show")
+    assert empty["content"] == "I don't remember anything about you here yet."
+
+    denied = await slash(discord_fake, guild.text, member, "stats")
+    assert "Manage Server" in denied["content"]
+    stats = await slash(discord_fake, guild.text, discord_fake.owner, "stats")
+    fields = {f["name"]: f["value"] for f in stats["embeds"][0]["fields"]}
+    assert fields["Memories"].startswith("1\n") and fields["Embedding model"] == "`hashing`"
+    removed = await slash(
+        discord_fake, guild.text, discord_fake.owner, "forget", target="all", user=bob
+    )
+    assert removed["content"] == "Forgot 1 memory about bob here."
+
+
+async def test_prefix_show_in_a_server_goes_to_dms(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+) -> None:
+    await start_bot(make_settings(memory_enabled=True, embedding_model="hashing"))
+    await discord_fake.send_message(guild.text, member, "!memory add my locker code is 4711")
+    await discord_fake.wait_for_message(guild.text, predicate=lambda m: "remember" in m.content)
+    await discord_fake.send_message(guild.text, member, "!memory show")
+    notice = await discord_fake.wait_for_message(guild.text, predicate=lambda m: "DM" in m.content)
+    assert notice.content == "I sent you the list in a DM."
+    assert not any("4711" in json.dumps(m.embeds) for m in discord_fake.messages_in(guild.text))
+    dm = discord_fake.open_dm(member)
+    listing = await discord_fake.wait_for_message(dm, predicate=lambda m: m.embeds)
+    assert "my locker code is 4711" in listing.embeds[0]["description"]

@@ -1,0 +1,542 @@
+"""Music end to end: the real client plays generated tones into the fake voice server.
+
+Every test starts the bot the way ``python bot.py`` does, puts a member in a
+voice channel, and drives the music commands through the fake Discord.  The
+voice server decrypts what the bot sends, so the tests check real audio: how
+many 20 ms frames arrived and, decoded, which tone they carry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import discord
+import pytest
+
+from bot import Bot
+from config import Settings
+from tests.conftest import StartBot
+from tests.fakes.discord_server import (
+    FakeDiscord,
+    FakeGuild,
+    FakeInteraction,
+    FakeMessage,
+    FakeUser,
+)
+from tests.fakes.media_server import FakeMediaServer, LocalSearchIE
+from tests.fakes.spotify_server import FakeSpotify
+from tests.fakes.voice_server import FakeVoiceServer, VoiceFrame, runs, tone_frequency
+
+FRAMES_PER_SECOND = 50
+TEXT_ONLY = discord.Permissions(view_channel=True, send_messages=True, embed_links=True).value
+
+
+@dataclass
+class World:
+    """The fakes of one test and shortcuts to act in them."""
+
+    discord: FakeDiscord
+    guild: FakeGuild
+    member: FakeUser
+    voice: FakeVoiceServer
+    media: FakeMediaServer
+    start_bot: StartBot
+    settings: Callable[..., Settings]
+
+    async def start(self, settings: Settings | None = None, **overrides: Any) -> Bot:
+        bot = await self.start_bot(settings or self.settings(**overrides))
+        if self.discord.voice_channel_of(self.member, self.guild) is None:
+            await self.discord.join_voice(self.member, self.guild.voice)
+        return bot
+
+    async def slash(self, name: str, user: FakeUser | None = None, **options: Any) -> str:
+        """Run a slash command and return the bot's reply (ephemeral ones included)."""
+        interaction = await self.discord.invoke_slash(
+            self.guild.text, user or self.member, name, options
+        )
+        return await self.reply(interaction)
+
+    async def reply(self, interaction: FakeInteraction, within: float = 10) -> str:
+        await interaction.wait_response(within)
+
+        def answered() -> FakeMessage | None:
+            message = interaction.original
+            return message if message is not None and not message.loading else None
+
+        message = await self.discord.wait_for(answered, within)
+        return message.content
+
+    def frames(self, *, audio_only: bool = True) -> list[VoiceFrame]:
+        return self.discord.voice_frames(self.guild, audio_only=audio_only)
+
+    def played(self) -> list[list[VoiceFrame]]:
+        """Runs of audio between the silences the bot sends at each track end or pause."""
+        return runs(self.frames(audio_only=False))
+
+    async def wait_frames(self, count: int, within: float = 10) -> None:
+        await self.discord.wait_for(lambda: len(self.frames()) >= count, within)
+
+    async def wait_message(self, text: str, within: float = 10) -> FakeMessage:
+        return await self.discord.wait_for_message(
+            self.guild.text, predicate=lambda m: text in m.content, timeout=within
+        )
+
+    async def now_playing(self, within: float = 10) -> FakeMessage:
+        def find() -> FakeMessage | None:
+            for message in reversed(self.discord.messages_in(self.guild.text)):
+                if not message.deleted and message.embeds and message.components:
+                    return message
+            return None
+
+        return await self.discord.wait_for(find, within)
+
+
+@pytest.fixture
+def world(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    voice_fake: FakeVoiceServer,
+    media_server: FakeMediaServer,
+    start_bot: StartBot,
+    music_settings: Callable[..., Settings],
+) -> World:
+    return World(discord_fake, guild, member, voice_fake, media_server, start_bot, music_settings)
+
+
+@pytest.fixture
+def ffmpeg_codecs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The ``-c:a`` of every FFmpeg the bot started for playback, in order."""
+    codecs: list[str] = []
+    original = subprocess.Popen
+
+    class Recording(original):  # type: ignore[misc, valid-type]
+        def __init__(self, args: Any, *rest: Any, **kwargs: Any) -> None:
+            if isinstance(args, list) and args[-1:] == ["pipe:1"] and "-c:a" in args:
+                codecs.append(args[args.index("-c:a") + 1])
+            super().__init__(args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", Recording)
+    return codecs
+
+
+def pitch(frames: list[VoiceFrame]) -> float:
+    return tone_frequency(frames[2:-2] if len(frames) > 10 else frames)
+
+
+# Playback -------------------------------------------------------------------
+
+
+async def test_play_reencodes_wav_and_delivers_the_frames(
+    world: World, ffmpeg_codecs: list[str]
+) -> None:
+    url = world.media.tone(440, 3, "wav")
+    await world.start()
+    assert (await world.slash("play", query=url)).startswith("▶️ Playing tone-440hz-3s")
+    now_playing = await world.now_playing()
+    assert now_playing.embeds[0]["title"] == "Now playing"
+    assert "0:03" in now_playing.embeds[0]["description"]
+    await world.wait_frames(10)
+    assert ffmpeg_codecs == ["libopus"], "WAV is re-encoded to Opus by FFmpeg"
+    await world.wait_message("The queue is finished")
+    frames = world.frames()
+    assert len(frames) >= 0.9 * 3 * FRAMES_PER_SECOND
+    assert world.voice.undecryptable == 0
+    assert abs(pitch(frames) - 440) < 15
+    assert now_playing.deleted, "the finished track's controls are removed"
+
+
+async def test_opus_source_is_passed_through(world: World, ffmpeg_codecs: list[str]) -> None:
+    url = world.media.tone(660, 2, "ogg")
+    await world.start()
+    await world.slash("play", query=url)
+    await world.wait_frames(10)
+    assert ffmpeg_codecs == ["copy"], "Ogg/Opus is copied, not decoded and re-encoded"
+    await world.wait_message("The queue is finished")
+    assert len(world.frames()) >= 0.9 * 2 * FRAMES_PER_SECOND
+    assert abs(pitch(world.frames()) - 660) < 15
+
+
+async def test_two_tracks_play_in_order(world: World) -> None:
+    first, second = world.media.tone(440, 1, "wav"), world.media.tone(880, 1, "webm")
+    await world.start()
+    await world.slash("play", query=first)
+    assert (await world.slash("play", query=second)) == "➕ Queued tone-880hz-1s (#1)."
+    await world.wait_message("The queue is finished")
+    played = world.played()
+    assert len(played) == 2
+    assert [len(run) >= 45 for run in played] == [True, True]
+    assert abs(pitch(played[0]) - 440) < 15
+    assert abs(pitch(played[1]) - 880) < 20
+
+
+async def test_search_words_play_the_first_result(
+    world: World, local_search: dict[str, tuple[str, str]]
+) -> None:
+    local_search["calm tone"] = ("A calm tone", world.media.tone(440, 1, "ogg"))
+    await world.start()
+    assert await world.slash("play", query="some calm tone please") == "▶️ Playing A calm tone."
+    await world.wait_frames(40)
+
+
+async def test_playlist_page_queues_every_entry(world: World) -> None:
+    names = [world.media.tone(440, 1, "wav"), world.media.tone(880, 1, "ogg")]
+    page = world.media.page_url(*(url.rsplit("/", 1)[1] for url in names), title="Two tones")
+    await world.start()
+    assert await world.slash("play", query=page) == "➕ Queued 2 tracks from **Two tones**."
+    await world.wait_message("The queue is finished")
+    assert len(world.played()) == 2
+
+
+# Controls -------------------------------------------------------------------
+
+
+async def test_skip_moves_to_the_next_track(world: World) -> None:
+    await world.start()
+    await world.slash("play", query=world.media.tone(440, 3, "ogg"))
+    await world.slash("play", query=world.media.tone(880, 1, "ogg"))
+    await world.wait_frames(20)
+    assert (await world.slash("skip")).startswith("⏭️ Skipped tone-440hz-3s")
+    await world.wait_message("The queue is finished")
+    first, second = world.played()
+    assert len(first) < 2 * FRAMES_PER_SECOND, "the skipped track stopped early"
+    assert abs(pitch(second) - 880) < 20
+
+
+async def test_loop_track_repeats_it(world: World) -> None:
+    await world.start()
+    await world.slash("play", query=world.media.tone(440, 1, "ogg"))
+    assert await world.slash("loop", mode="track") == "🔁 Loop: **track**."
+    await world.discord.wait_for(lambda: len(world.played()) >= 3, timeout=10)
+    await world.slash("stop")
+    assert all(len(run) >= 45 for run in world.played()[:2])
+
+
+async def test_pause_stops_packets_and_resume_restarts_them(world: World) -> None:
+    await world.start()
+    await world.slash("play", query=world.media.tone(440, 3, "ogg"))
+    await world.wait_frames(25)
+    assert (await world.slash("pause")).startswith("⏸️ Paused")
+    await asyncio.sleep(0.2)
+    paused_at = len(world.frames())
+    await asyncio.sleep(0.6)
+    assert len(world.frames()) == paused_at, "no audio while paused"
+    assert (await world.now_playing()).embeds[0]["title"] == "Paused"
+    assert (await world.slash("resume")).startswith("▶️ Resumed")
+    await world.wait_frames(paused_at + 25, within=5)
+    await world.wait_message("The queue is finished")
+    assert len(world.frames()) >= 0.9 * 3 * FRAMES_PER_SECOND
+
+
+async def test_stop_and_leave_disconnect(world: World) -> None:
+    bot = await world.start()
+    await world.slash("play", query=world.media.tone(440, 3, "ogg"))
+    await world.wait_frames(10)
+    assert await world.slash("stop") == "⏹️ Stopped the music and cleared the queue."
+    assert world.discord.voice_state_updates[-1]["channel_id"] is None
+    assert bot.get_guild(world.guild.id).voice_client is None
+    await world.discord.wait_for(lambda: not world.voice.connected(world.guild.id))
+    stopped_at = len(world.frames())
+
+    await world.slash("play", query=world.media.tone(440, 3, "ogg"))
+    await world.wait_frames(stopped_at + 10)
+    assert await world.slash("leave") == "👋 Left the voice channel."
+    await world.discord.wait_for(lambda: not world.voice.connected(world.guild.id))
+    assert world.discord.voice_channel_of(world.discord.bot_user, world.guild) is None
+    assert await world.slash("queue") == "The queue is empty."
+
+
+async def test_volume_reopens_ffmpeg_with_a_filter(world: World, ffmpeg_codecs: list[str]) -> None:
+    await world.start()
+    await world.slash("play", query=world.media.tone(440, 3, "ogg"))
+    await world.wait_frames(10)
+    assert ffmpeg_codecs == ["copy"]
+    assert await world.slash("volume", percent=50) == "🔊 Volume set to 50 %."
+    assert ffmpeg_codecs == ["copy", "libopus"], "re-opened with a volume filter"
+    assert await world.slash("volume") == "🔊 Volume: 50 %."
+    await world.wait_message("The queue is finished")
+    assert len(world.frames()) >= 0.85 * 3 * FRAMES_PER_SECOND, "playback continued"
+
+
+async def test_queue_edits_and_pages(world: World, discord_fake: FakeDiscord) -> None:
+    urls = [world.media.tone(500, seconds, "ogg") for seconds in range(1, 13)]
+    await world.start()
+    await world.slash("play", query=world.media.tone(440, 20, "ogg"))
+    for url in urls:
+        await world.slash("play", query=url)
+    assert await world.slash("move", source=12, destination=1) == (
+        "↕️ Moved tone-500hz-12s to position 1."
+    )
+    assert await world.slash("remove", position=2) == "🗑️ Removed tone-500hz-1s."
+    assert (await world.slash("remove", position=99)) == "Pick a position from 1 to 11."
+    interaction = await discord_fake.invoke_slash(world.guild.text, world.member, "queue")
+    await world.reply(interaction)
+    message = interaction.original
+    assert message is not None
+    fields = message.embeds[0]["fields"]
+    assert "tone-440hz-20s" in fields[0]["value"]
+    assert fields[1]["name"] == "Up next (11)"
+    assert fields[1]["value"].splitlines()[0].startswith("`1.` [tone-500hz-12s]")
+    assert message.embeds[0]["footer"]["text"] == "Page 1/2 · loop: off"
+
+    next_button = message.components[0]["components"][1]["custom_id"]
+    stranger = discord_fake.add_user("bob")
+    world.guild.add_member(stranger)
+    refused = await discord_fake.click_button(message, next_button, stranger)
+    assert "belong to whoever asked" in (await refused.wait_response())["data"]["content"]
+    click = await discord_fake.click_button(message, next_button, world.member)
+    await click.wait_response()
+    await discord_fake.wait_for(lambda: message.embeds[0]["footer"]["text"].startswith("Page 2/2"))
+    assert message.embeds[0]["fields"][1]["value"].startswith("`11.`")
+    assert await world.slash("clear") == "🧹 Cleared 11 tracks from the queue."
+    assert (await world.slash("shuffle")) == "There is nothing to shuffle."
+
+
+# Buttons --------------------------------------------------------------------
+
+
+async def test_buttons_only_work_for_people_in_the_voice_channel(
+    world: World, discord_fake: FakeDiscord
+) -> None:
+    outsider = discord_fake.add_user("carol")
+    world.guild.add_member(outsider)
+    await world.start()
+    await world.slash("play", query=world.media.tone(440, 3, "ogg"))
+    message = await world.now_playing()
+    await world.wait_frames(10)
+
+    refused = await discord_fake.click_button(message, "music:toggle", outsider)
+    response = await refused.wait_response()
+    assert response["data"]["content"] == f"Join <#{world.guild.voice.id}> to control the music."
+    assert refused.ephemeral
+    before = len(world.frames())
+    await world.discord.wait_for(lambda: len(world.frames()) > before + 10, timeout=3)
+
+    pressed = await discord_fake.click_button(message, "music:toggle", world.member)
+    assert (await pressed.wait_response())["type"] == 7, "the message is updated in place"
+    assert message.embeds[0]["title"] == "Paused"
+    assert message.find_component("music:toggle")["label"] == "Resume"
+    await asyncio.sleep(0.3)
+    paused_at = len(world.frames())
+    await asyncio.sleep(0.4)
+    assert len(world.frames()) == paused_at
+
+    looped = await discord_fake.click_button(message, "music:loop", world.member)
+    await looped.wait_response()
+    assert message.find_component("music:loop")["label"] == "Loop: track"
+    stopped = await discord_fake.click_button(message, "music:stop", world.member)
+    assert "Stopped" in (await stopped.wait_response())["data"]["content"]
+    await world.discord.wait_for(lambda: not world.voice.connected(world.guild.id))
+
+
+async def test_controls_need_the_caller_in_the_voice_channel(
+    world: World, discord_fake: FakeDiscord
+) -> None:
+    await world.start()
+    elsewhere = world.guild.add_voice_channel("Other")
+    listener = discord_fake.add_user("dave")
+    world.guild.add_member(listener)
+    await discord_fake.join_voice(listener, elsewhere)
+    assert await world.slash("skip", listener) == "I'm not playing anything right now."
+    await world.slash("play", query=world.media.tone(440, 3, "ogg"))
+    assert (
+        await world.slash("skip", listener)
+        == f"Join <#{world.guild.voice.id}> to control the music."
+    )
+    assert await world.slash("play", listener, query=world.media.tone(440, 1, "ogg")) == (
+        f"I'm playing in <#{world.guild.voice.id}>; join me there."
+    )
+    nobody = discord_fake.add_user("erin")
+    world.guild.add_member(nobody)
+    assert await world.slash("play", nobody, query="anything") == (
+        "Join a voice channel first, then ask me again."
+    )
+
+
+async def test_play_needs_connect_and_speak_in_the_channel(
+    world: World, discord_fake: FakeDiscord
+) -> None:
+    world.guild.everyone.permissions &= ~discord.Permissions(connect=True, speak=True).value
+    world.guild.add_member(discord_fake.bot_user, permissions=TEXT_ONLY)
+    await world.start()
+    assert await world.slash("play", query="anything") == (
+        f"I need the Connect and Speak permission in <#{world.guild.voice.id}>."
+    )
+    assert world.discord.voice_state_updates == []
+
+
+# Sources and safety ----------------------------------------------------------
+
+
+async def test_broken_link_is_skipped_and_the_next_track_plays(world: World) -> None:
+    await world.start()
+    first = world.media.tone(440, 1, "ogg")
+    broken = world.media.tone(550, 1, "ogg")
+    last = world.media.tone(880, 1, "ogg")
+    garbage = world.media.write("not-audio.ogg", b"this is not audio" * 100)
+    await world.slash("play", query=first)
+    await world.slash("play", query=broken)
+    assert (await world.slash("play", query=garbage)).startswith("➕ Queued")
+    await world.slash("play", query=last)
+    world.media.break_file(broken)
+    await world.wait_message("Skipped tone-550hz-1s")
+    await world.wait_message("Skipped not-audio")
+    await world.wait_message("The queue is finished")
+    played = world.played()
+    assert len(played) == 2
+    assert abs(pitch(played[1]) - 880) < 20
+
+
+async def test_private_addresses_are_refused_unless_allowed(world: World) -> None:
+    await world.start(music_allow_private_urls=False)
+    url = world.media.tone(440, 1, "ogg")
+    refusal = "That link points to a private or local network address; I won't open it."
+    assert await world.slash("play", query=url) == refusal
+    local_name = url.replace("127.0.0.1", "localhost")
+    assert await world.slash("play", query=local_name) == refusal
+    assert await world.slash("play", query="http://[::ffff:10.0.0.1]/a.mp3") == refusal
+    assert await world.slash("play", query="file:///etc/passwd") == (
+        "I can only play http:// and https:// links."
+    )
+    assert world.frames() == []
+    assert world.media.requests == [], "nothing was fetched"
+    bot_user = world.discord.bot_user
+    await world.discord.wait_for(
+        lambda: world.discord.voice_channel_of(bot_user, world.guild) is None
+    )
+
+
+# Spotify --------------------------------------------------------------------
+
+
+async def test_spotify_album_and_playlist_links(
+    world: World, spotify_fake: FakeSpotify, local_search: dict[str, tuple[str, str]]
+) -> None:
+    songs = [spotify_fake.add_track(f"t{i}", "The Tones", f"Song {i}") for i in range(1, 4)]
+    spotify_fake.add_album("album1", "Tone Album", songs)
+    spotify_fake.add_playlist("list1", "My Mix", [songs[2], songs[0]])
+    spotify_fake.add_playlist("37i9dQZF1DXcBWIGoYBM5M", "Today's Top Hits", songs, by_spotify=True)
+    for i, frequency in zip(range(1, 4), (440, 660, 880), strict=True):
+        local_search[f"the tones - song {i}"] = (f"Song {i}", world.media.tone(frequency, 1, "ogg"))
+    await world.start(
+        spotipy_client_id=spotify_fake.client_id,
+        spotipy_client_secret=spotify_fake.client_secret,
+    )
+    reply = await world.slash("play", query="https://open.spotify.com/album/album1?si=x")
+    assert reply == "➕ Queued 3 tracks from **Tone Album**."
+    reply = await world.slash("play", query="spotify:playlist:list1")
+    assert reply == "➕ Queued 2 tracks from **My Mix**."
+    reply = await world.slash(
+        "play", query="https://open.spotify.com/intl-de/playlist/37i9dQZF1DXcBWIGoYBM5M"
+    )
+    assert "Spotify doesn't let apps read that playlist" in reply
+    paged = [r for r in spotify_fake.requests if r.startswith("/v1/albums/album1/tracks")]
+    assert paged, "the album's second page was fetched through its `next` link"
+    await world.wait_message("The queue is finished", within=20)
+    played = world.played()
+    assert len(played) == 5
+    assert [round(pitch(run), -1) for run in played] == [440, 660, 880, 880, 440]
+    assert LocalSearchIE.searches[0] == "The Tones - Song 1", "searched when its turn came"
+
+
+async def test_spotify_without_keys_explains_and_youtube_still_works(world: World) -> None:
+    await world.start()
+    reply = await world.slash("play", query="https://open.spotify.com/track/abc123")
+    assert "SPOTIPY_CLIENT_ID" in reply and "still work" in reply
+    assert (await world.slash("play", query=world.media.tone(440, 1, "ogg"))).startswith("▶️")
+
+
+# Voice events ---------------------------------------------------------------
+
+
+async def test_survives_moderator_move_and_disconnect(
+    world: World, discord_fake: FakeDiscord
+) -> None:
+    bot = await world.start()
+    await world.slash("play", query=world.media.tone(440, 3, "ogg"))
+    await world.wait_frames(10)
+    stage = world.guild.add_voice_channel("Stage")
+    await discord_fake.move_member_voice(world.member, stage)
+    await discord_fake.move_member_voice(discord_fake.bot_user, stage)
+    before = len(world.frames())
+    await world.wait_frames(before + 20, within=3)
+    assert await world.slash("pause") == "⏸️ Paused tone-440hz-3s."
+    await world.slash("resume")
+
+    await discord_fake.disconnect_voice(discord_fake.bot_user, world.guild)
+    await world.wait_message("I was disconnected from the voice channel")
+    await discord_fake.wait_for(lambda: bot.get_guild(world.guild.id).voice_client is None)
+    assert (await world.slash("play", query=world.media.tone(440, 1, "ogg"))).startswith("▶️")
+    await world.wait_message("The queue is finished")
+
+
+async def test_leaves_when_alone_or_idle(world: World, discord_fake: FakeDiscord) -> None:
+    await world.start(music_alone_timeout=0.5, music_idle_timeout=1.0)
+    await world.slash("play", query=world.media.tone(440, 3, "ogg"))
+    await world.wait_frames(5)
+    await discord_fake.leave_voice(world.member, world.guild)
+    await world.wait_message("Nobody is listening any more")
+    assert world.discord.voice_channel_of(discord_fake.bot_user, world.guild) is None
+
+    await discord_fake.join_voice(world.member, world.guild.voice)
+    await world.slash("play", query=world.media.tone(440, 1, "ogg"))
+    await world.wait_message("The queue is finished")
+    await world.wait_message("Nothing is playing, so I left")
+
+
+# Restarts -------------------------------------------------------------------
+
+
+async def test_restart_without_resume_forgets_the_session(world: World) -> None:
+    settings = world.settings()
+    bot = await world.start(settings)
+    await world.slash("play", query=world.media.tone(440, 3, "ogg"))
+    await world.wait_frames(10)
+    await bot.close()
+    joins = len(world.discord.voice_state_updates)
+
+    bot = await world.start(world.settings(music_resume_on_start=False))
+    for _ in range(100):
+        if await bot.db.fetchval("SELECT COUNT(*) FROM music_sessions") == 0:
+            break
+        await asyncio.sleep(0.02)
+    else:
+        raise AssertionError("the saved session was kept")
+    await asyncio.sleep(0.3)
+    assert len(world.discord.voice_state_updates) == joins, "it did not rejoin"
+
+
+async def test_restart_restores_the_queue_and_the_position(world: World) -> None:
+    settings = world.settings()
+    bot = await world.start(settings)
+    await world.slash("play", query=world.media.tone(440, 4, "ogg"))
+    await world.slash("play", query=world.media.tone(880, 1, "ogg"))
+    await world.wait_frames(75)
+    await bot.close()
+    heard, mark = len(world.frames()), len(world.frames(audio_only=False))
+    assert world.discord.voice_channel_of(world.discord.bot_user, world.guild) is None
+
+    await world.start(settings)
+    await world.wait_message("Back after a restart: resuming tone-440hz-4s at 0:01")
+    await world.wait_message("The queue is finished", within=15)
+    resumed, last = runs(world.frames(audio_only=False)[mark:])
+    assert abs(heard + len(resumed) - 4 * FRAMES_PER_SECOND) < 20, "resumed where it stopped"
+    assert abs(pitch(resumed) - 440) < 15 and abs(pitch(last) - 880) < 20
+
+
+async def test_reloading_the_cog_resumes_playback(world: World, discord_fake: FakeDiscord) -> None:
+    await world.start()
+    await discord_fake.send_message(
+        world.guild.text, world.member, f"!play {world.media.tone(440, 4, 'ogg')}"
+    )
+    await world.wait_message("▶️ Playing tone-440hz-4s")
+    await world.wait_frames(50)
+    await discord_fake.send_message(world.guild.text, discord_fake.owner, "!reload music")
+    await world.wait_message("Reloaded `cogs.music`.")
+    await world.wait_message("Back after a restart: resuming tone-440hz-4s")
+    await world.wait_message("The queue is finished", within=10)
+    assert len(world.frames()) >= 0.85 * 4 * FRAMES_PER_SECOND

@@ -1,0 +1,148 @@
+"""Local media for the music tests: FFmpeg-made tones over HTTP, playlist pages, broken links.
+
+:func:`make_tone` writes a sine tone as WAV (the bot re-encodes it), Ogg/Opus
+or WebM/Opus (the bot passes the Opus through).  :class:`FakeMediaServer`
+serves a directory on 127.0.0.1:
+
+- ``/media/<name>``: the file, with HTTP range support (FFmpeg seeks with it);
+- ``/page?files=a.wav,b.ogg&title=T``: an HTML page with one ``<audio>`` per file,
+  which yt-dlp's generic extractor reads as a playlist;
+- a file passed to :meth:`FakeMediaServer.break_file` answers 404 from then on
+  (a link that dies between ``/play`` and its turn).
+
+:class:`LocalSearchIE` is a yt-dlp search (``localsearch1:words``) over a table of
+words → URLs, standing in for ``ytsearch`` (which needs YouTube) in tests.
+"""
+
+from __future__ import annotations
+
+import html
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+import yt_dlp.globals
+from aiohttp import web
+from yt_dlp.extractor import import_extractors
+from yt_dlp.extractor.common import SearchInfoExtractor
+
+CODECS = {
+    "wav": ["-c:a", "pcm_s16le"],
+    "ogg": ["-c:a", "libopus", "-b:a", "96k"],
+    "webm": ["-c:a", "libopus", "-b:a", "96k"],
+}
+
+
+def make_tone(directory: Path, frequency: int, seconds: float, kind: str = "wav") -> str:
+    """Write (once) a stereo 48 kHz sine tone; returns its file name."""
+    name = f"tone-{frequency}hz-{seconds:g}s.{kind}"
+    path = directory / name
+    if not path.exists():
+        subprocess.run(
+            [
+                "ffmpeg", "-v", "error", "-y", "-f", "lavfi",
+                "-i", f"sine=frequency={frequency}:duration={seconds}",
+                "-ac", "2", "-ar", "48000", *CODECS[kind], str(path),
+            ],
+            check=True,
+            timeout=60,
+        )  # fmt: skip
+    return name
+
+
+class FakeMediaServer:
+    """Serves a directory of media files (see the module docstring)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.broken: set[str] = set()
+        self.requests: list[str] = []
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/media/{name}", self._media)
+        app.router.add_get("/page", self._page)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeMediaServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def tone(self, frequency: int, seconds: float, kind: str = "wav") -> str:
+        """The URL of a tone (generated on first use; blocking)."""
+        return self.url(make_tone(self.directory, frequency, seconds, kind))
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port}/media/{quote(name)}"
+
+    def page_url(self, *names: str, title: str = "Test playlist") -> str:
+        files = ",".join(quote(name) for name in names)
+        return f"http://127.0.0.1:{self.port}/page?title={quote(title)}&files={files}"
+
+    def break_file(self, url_or_name: str) -> None:
+        self.broken.add(url_or_name.rsplit("/", 1)[-1])
+
+    def write(self, name: str, data: bytes) -> str:
+        """Serve arbitrary bytes (e.g. something that is not media); returns the URL."""
+        (self.directory / name).write_bytes(data)
+        return self.url(name)
+
+    async def _media(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        self.requests.append(name)
+        path = self.directory / name
+        if name in self.broken or "/" in name or not path.is_file():
+            raise web.HTTPNotFound()
+        return web.FileResponse(path)
+
+    async def _page(self, request: web.Request) -> web.StreamResponse:
+        title = html.escape(request.query.get("title", "Playlist"))
+        names = [name for name in request.query.get("files", "").split(",") if name]
+        audio = "".join(f'<audio src="/media/{quote(name)}"></audio>' for name in names)
+        body = f"<html><head><title>{title}</title></head><body>{audio}</body></html>"
+        return web.Response(text=body, content_type="text/html")
+
+
+class LocalSearchIE(SearchInfoExtractor):
+    """``localsearch1:words``: the first entry of :attr:`results` whose key is in the words."""
+
+    IE_NAME = "localsearch"
+    _SEARCH_KEY = "localsearch"
+    results: ClassVar[dict[str, tuple[str, str]]] = {}
+    """Lower-case words → (title, URL)."""
+    searches: ClassVar[list[str]] = []
+
+    def _search_results(self, query: str) -> Iterator[dict[str, Any]]:
+        self.searches.append(query)
+        for words, (title, url) in self.results.items():
+            if words in query.lower():
+                yield self.url_result(url, video_title=title)
+
+
+def register_local_search() -> Callable[[], None]:
+    """Put :class:`LocalSearchIE` first among yt-dlp's extractors; returns the undo."""
+    import_extractors()
+    context = yt_dlp.globals.extractors
+    old = context.value
+    context.value = {"LocalSearchIE": LocalSearchIE, **old}
+    LocalSearchIE.results, LocalSearchIE.searches = {}, []
+
+    def undo() -> None:
+        context.value = old
+
+    return undo

@@ -1,0 +1,120 @@
+"""Memory rules without I/O: scopes, chunking, scoring, parsing the model's facts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from utils.memory import consolidation
+from utils.memory.chunks import Chunk, ChunkLimits, Exchange, plan, render_turn
+from utils.memory.records import Scope, age_text
+from utils.memory.scoring import DAY, Weights, keyword_match, keywords, recency, relevant, score
+
+GUILD = Scope("guild", 1)
+
+
+@dataclass(frozen=True)
+class Turn:
+    role: str
+    author_id: int
+    author_name: str
+    content: str
+
+
+def exchange(text: str, *, author: int = 7, name: str = "alice", at: float = 0.0) -> Exchange:
+    turns = [Turn("user", author, name, text), Turn("model", 0, "assistant", "ok")]
+    return Exchange.of(GUILD, 100, turns, at)
+
+
+def test_scope_of_guild_and_dm() -> None:
+    assert Scope.of(5, 7) == Scope("guild", 5)
+    assert Scope.of(None, 7) == Scope("dm", 7)
+    assert Scope.parse("dm:7") == Scope("dm", 7)
+    assert Scope("guild", 5).key == "guild:5" and Scope("dm", 7).filename == "dm-7.faiss"
+    with pytest.raises(ValueError):
+        Scope.parse("guild:abc")
+
+
+def test_render_turn_labels_and_caps() -> None:
+    assert render_turn("user", "alice", "hi\n  there") == "alice: hi there"
+    assert render_turn("model", "assistant", "hello") == "you: hello"
+    long = render_turn("user", "bob", "x" * 1000)
+    assert len(long) == len("bob: ") + 400 and long.endswith("…")
+
+
+def test_chunk_grows_until_full_then_starts_anew() -> None:
+    limits = ChunkLimits(max_turns=4)
+    chunks = plan(None, [exchange("one"), exchange("two"), exchange("three")], limits)
+    assert [c.turns for c in chunks] == [4, 2]
+    assert chunks[0].text == "alice: one\nyou: ok\nalice: two\nyou: ok"
+    assert all(c.id is None for c in chunks)
+
+
+def test_chunk_continues_a_stored_open_chunk() -> None:
+    stored = Chunk(9, GUILD, 100, 7, "alice", "alice: one\nyou: ok", 2, 0.0, "alice: one\nyou: ok")
+    [grown] = plan(stored, [exchange("two", at=60)], ChunkLimits())
+    assert grown.id == 9 and grown.turns == 4 and grown.created_at == 60
+    assert grown.stored_text == "alice: one\nyou: ok"
+
+
+def test_new_chunk_when_someone_else_speaks_or_after_a_pause() -> None:
+    stored = Chunk(9, GUILD, 100, 7, "alice", "alice: one\nyou: ok", 2, 0.0, "alice: one\nyou: ok")
+    [bob] = plan(stored, [exchange("hi", author=8, name="bob")], ChunkLimits())
+    assert bob.id is None and bob.author_id == 8
+    [later] = plan(stored, [exchange("back", at=2 * 3600)], ChunkLimits(gap=3600))
+    assert later.id is None, "an unchanged stored chunk is not rewritten"
+
+
+def test_keywords_and_match() -> None:
+    assert keywords("What is my cat called?") == {"cat"}
+    assert keywords("Alice's cats are named Whiskers") >= {"alice", "cat", "whisker"}
+    assert keyword_match(frozenset({"cat"}), keywords("my cat is named Whiskers")) == 1.0
+    assert keyword_match(frozenset(), frozenset({"cat"})) == 0.0
+
+
+def test_score_prefers_meaning_then_words_then_recency() -> None:
+    weights = Weights()
+    assert recency(30 * DAY, 30) == pytest.approx(0.5)
+    close = score(0.8, 0.0, 0, False, weights)
+    assert close > score(0.4, 1.0, 0, False, weights)
+    assert score(0.5, 0.0, 0, False, weights) > score(0.5, 0.0, 90 * DAY, False, weights)
+    assert score(0.5, 0.0, 0, True, weights) > score(0.5, 0.0, 0, False, weights)
+    assert relevant(0.1, 0.5, 0.3) and not relevant(0.1, 0.0, 0.3)
+
+
+def test_age_text() -> None:
+    assert [age_text(s * DAY) for s in (0.5, 1, 3, 90)] == [
+        "today",
+        "yesterday",
+        "3 days ago",
+        "3 months ago",
+    ]
+
+
+PEOPLE = {"alice": (7, "Alice"), "bob": (8, "Bob")}
+
+
+def test_parse_json_lines_maps_names_to_people() -> None:
+    text = (
+        '{"user": "Alice", "fact": "Alice has a cat named Whiskers."}\n'
+        "some chatter\n"
+        '{"user": "bob", "fact": "Bob plays the drums."}\n'
+        '{"user": "Carol", "fact": "Carol is unknown here."}\n'
+        '{"user": "Alice", "fact": ""}\n'
+        "{broken json\n"
+    )
+    facts = consolidation.parse(text, PEOPLE)
+    assert facts == [
+        consolidation.Fact(7, "Alice", "Alice has a cat named Whiskers."),
+        consolidation.Fact(8, "Bob", "Bob plays the drums."),
+    ]
+
+
+def test_parse_fenced_array_and_single_person() -> None:
+    text = '```json\n[{"user": "someone", "fact": "Likes tea."}]\n```'
+    assert consolidation.parse(text, {"alice": (7, "Alice")}) == [
+        consolidation.Fact(7, "Alice", "Likes tea.")
+    ]
+    assert consolidation.parse("", PEOPLE) == []
+    assert consolidation.parse("Nothing worth keeping.", PEOPLE) == []

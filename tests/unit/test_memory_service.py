@@ -1,0 +1,405 @@
+"""MemoryService with SQLite and FAISS, and a hashing embedder (fast, no model).
+
+Scope isolation, forgetting, rebuilding indexes from SQLite, chunking conversation,
+context and budget rules, consolidation against the fake Gemini server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from cogs.ai.store import ChatStore, NewTurn
+from tests.fakes.gemini_server import FakeGemini
+from utils.db import Database
+from utils.gemini import GeminiProvider, make_client
+from utils.memory.chunks import Chunk, ChunkLimits
+from utils.memory.embedder import HashingEmbedder
+from utils.memory.index import IndexParams
+from utils.memory.indexes import ScopeIndexes
+from utils.memory.records import Scope
+from utils.memory.service import HEADER, MemoryConfig, MemoryService
+from utils.reliability.circuit_breaker import CircuitBreaker
+
+ROOT = Path(__file__).resolve().parents[2]
+GUILD_A, GUILD_B, DM = Scope("guild", 1), Scope("guild", 2), Scope("dm", 7)
+ALICE, BOB = 7, 8
+
+MakeService = Callable[..., Awaitable[MemoryService]]
+
+
+@dataclass(frozen=True)
+class Turn:
+    role: str
+    author_id: int
+    author_name: str
+    content: str
+
+
+def exchange(text: str, reply: str = "ok", *, author: int = ALICE, name: str = "alice") -> list:
+    return [Turn("user", author, name, text), Turn("model", 0, "assistant", reply)]
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    database = Database(tmp_path / "bot.db")
+    await database.connect()
+    yield database
+    await database.close()
+
+
+@pytest.fixture
+async def make_service(db: Database, tmp_path: Path) -> AsyncIterator[MakeService]:
+    """Start services on one database and index directory; each is closed at the end."""
+    started: list[MemoryService] = []
+
+    async def make(
+        embedder: Any = None, provider: GeminiProvider | None = None, **config: Any
+    ) -> MemoryService:
+        config.setdefault("consolidation_interval", 0)
+        service = MemoryService(
+            db,
+            embedder or HashingEmbedder(),
+            directory=tmp_path / "memory",
+            config=MemoryConfig(**config),
+            provider=provider,
+        )
+        await service.start()
+        started.append(service)
+        return service
+
+    yield make
+    for service in started:
+        await service.close()
+
+
+async def texts(service: MemoryService, scope: Scope, query: str, **kwargs: Any) -> list[str]:
+    return [r.memory.text for r in await service.recall(scope, query, **kwargs)]
+
+
+async def test_scopes_are_isolated(make_service: MakeService) -> None:
+    service = await make_service()
+    await service.add_fact(GUILD_A, ALICE, "alice", "My cat is named Whiskers.")
+    await service.add_fact(GUILD_B, ALICE, "alice", "My cat is named Tiger.")
+    await service.add_fact(DM, ALICE, "alice", "My cat is named Shadow.")
+    service.index_turns(GUILD_B, 200, exchange("my cat is named Tiger, remember"))
+    await service.flush()
+    query = "what is my cat named?"
+    assert await texts(service, GUILD_A, query) == ["My cat is named Whiskers."]
+    assert "Whiskers" not in " ".join(await texts(service, GUILD_B, query))
+    assert await texts(service, DM, query) == ["My cat is named Shadow."]
+    assert await texts(service, Scope("dm", BOB), query) == []
+    assert [m.text for m in await service.memories_of(GUILD_A, ALICE)] == [
+        "My cat is named Whiskers."
+    ]
+    assert await service.count_of(GUILD_B, ALICE) == 2
+
+
+async def test_conversation_is_chunked_indexed_and_recalled(make_service: MakeService) -> None:
+    service = await make_service(chunk=ChunkLimits(max_turns=4))
+    service.index_turns(GUILD_A, 100, exchange("my cat is named Whiskers", "What a name!"))
+    service.index_turns(GUILD_A, 100, exchange("she is three years old"))
+    service.index_turns(GUILD_A, 100, exchange("and she hates the vacuum"))
+    service.index_turns(GUILD_A, 100, exchange("my dog is Rex", author=BOB, name="bob"))
+    await service.flush()
+    [bob] = await service.memories_of(GUILD_A, BOB)
+    assert bob.text == "bob: my dog is Rex\nyou: ok" and bob.source == "conversation"
+    alice = await service.memories_of(GUILD_A, ALICE)
+    assert [m.text.count("\n") + 1 for m in alice] == [2, 4], "newest first: 2 turns, then 4"
+    [found] = await service.recall(GUILD_A, "what's the cat's name?", limit=1)
+    assert "alice: my cat is named Whiskers\nyou: What a name!" in found.memory.text
+
+
+async def test_what_the_context_already_holds_is_skipped(make_service: MakeService) -> None:
+    service = await make_service()
+    service.index_turns(GUILD_A, 100, exchange("my cat is named Whiskers"))
+    await service.add_fact(GUILD_A, ALICE, "alice", "My cat is named Whiskers.")
+    await service.flush()
+    history = [
+        NewTurn("user", ALICE, "alice", "my cat is named Whiskers"),
+        NewTurn("model", 0, "assistant", "ok"),
+    ]
+    found = await texts(service, GUILD_A, "cat named Whiskers", history=history)
+    assert found == ["My cat is named Whiskers."], "the chunk is in the history already"
+    half = history[:1]
+    assert len(await texts(service, GUILD_A, "cat named Whiskers", history=half)) == 2
+
+
+async def test_top_k_budget_and_relevance(make_service: MakeService) -> None:
+    service = await make_service(top_k=3)
+    for n in range(6):
+        await service.add_fact(GUILD_A, ALICE, "alice", f"Cat number {n} likes fish number {n}.")
+    await service.add_fact(GUILD_A, ALICE, "alice", "The weather in Leeds is grey.")
+    assert len(await service.recall(GUILD_A, "cat fish")) == 3
+    assert len(await service.recall(GUILD_A, "cat fish", limit=10, budget_tokens=30)) == 1
+    found = await texts(service, GUILD_A, "cat fish", limit=10, budget_tokens=10_000)
+    assert len(found) == 6 and not any("weather" in t for t in found), "irrelevant left out"
+
+
+async def test_prompt_section_and_failures(
+    make_service: MakeService, caplog: pytest.LogCaptureFixture
+) -> None:
+    service = await make_service()
+    assert await service.prompt_section(GUILD_A, "cat?", [], author_id=1, author_name="x") == ""
+    await service.add_fact(GUILD_A, ALICE, "alice", "My cat is named Whiskers.")
+    section = await service.prompt_section(
+        GUILD_A, "what is my cat called?", [], author_id=ALICE, author_name="alice"
+    )
+    assert section == f"\n\n{HEADER}\n- (today) alice: My cat is named Whiskers."
+
+    class Broken(HashingEmbedder):
+        def encode(self, texts: Any) -> np.ndarray:
+            raise RuntimeError("model exploded")
+
+    service.embedder = Broken()
+    with caplog.at_level(logging.ERROR):
+        failed = await service.prompt_section(
+            GUILD_A, "cat?", [], author_id=ALICE, author_name="alice"
+        )
+    assert failed == "" and "memory recall in guild:1 failed" in caplog.text
+
+
+async def test_indexing_never_blocks_and_drops_when_far_behind(
+    db: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    service = MemoryService(
+        db, HashingEmbedder(), directory=tmp_path / "m", config=MemoryConfig(queue_size=1)
+    )  # not started: nothing drains the queue
+    service.index_turns(GUILD_A, 1, exchange("one"))
+    service.index_turns(GUILD_A, 1, exchange("two"))
+    assert "memory indexing is behind" in caplog.text
+    await service.close()
+
+
+async def test_forget_is_immediate_and_only_ones_own(make_service: MakeService) -> None:
+    service = await make_service()
+    cat = await service.add_fact(GUILD_A, ALICE, "alice", "My cat is named Whiskers.")
+    await service.add_fact(GUILD_A, ALICE, "alice", "My cat likes tuna.")
+    await service.add_fact(GUILD_A, BOB, "bob", "My cat is named Felix.")
+    assert await service.forget(GUILD_A, BOB, cat.id) == 0, "bob can't forget alice's"
+    assert await service.forget(GUILD_B, ALICE, cat.id) == 0, "nor from another scope"
+    assert await service.forget(GUILD_A, ALICE, cat.id) == 1
+    found = await texts(service, GUILD_A, "cat named Whiskers", limit=10)
+    assert "My cat is named Whiskers." not in found and found
+    assert await service.forget(GUILD_A, ALICE) == 1
+    assert await texts(service, GUILD_A, "cat", limit=10) == ["My cat is named Felix."]
+
+
+async def test_forgotten_while_unloaded_never_comes_back(make_service: MakeService) -> None:
+    first = await make_service()
+    cat = await first.add_fact(GUILD_A, ALICE, "alice", "My cat is named Whiskers.")
+    await first.add_fact(GUILD_A, ALICE, "alice", "My dog is named Rex.")
+    await first.close()  # saves guild-1.faiss with both
+    second = await make_service()
+    assert second.indexes.loaded(GUILD_A) is None
+    assert await second.forget(GUILD_A, ALICE, cat.id) == 1  # the file still has it
+    found = await second.recall(GUILD_A, "my cat is named Whiskers", limit=10)
+    assert cat.id not in [r.memory.id for r in found]
+    assert cat.id not in second.indexes.loaded(GUILD_A).ids()
+
+
+async def test_forgetting_a_growing_chunk_is_not_undone(make_service: MakeService) -> None:
+    service = await make_service()
+    service.index_turns(GUILD_A, 100, exchange("my secret is 1234"))
+    await service.flush()
+    chunk = await service.store.open_chunk(100)
+    assert chunk is not None
+    await service.forget(GUILD_A, ALICE)
+    # A grown version planned before the forget must not write the old words back.
+    stale = Chunk(
+        chunk.id, GUILD_A, 100, ALICE, "alice", chunk.text + "\nalice: more", 3, 0, chunk.text
+    )
+    assert await service.store.write_chunks([stale], "hashing", np.ones((1, 256))) == [None]
+    service.index_turns(GUILD_A, 100, exchange("something else"))
+    await service.flush()
+    assert [m.text for m in await service.memories_of(GUILD_A, ALICE)] == [
+        "alice: something else\nyou: ok"
+    ]
+
+
+async def fill(service: MemoryService, count: int = 30) -> None:
+    for n in range(count):
+        await service.add_fact(GUILD_A, ALICE, "alice", f"Fact {n}: alice likes thing {n % 7}.")
+
+
+async def results(service: MemoryService) -> list[list[tuple[int, float]]]:
+    return [
+        [
+            (r.memory.id, round(r.score, 5))
+            for r in await service.recall(GUILD_A, f"thing {n}", limit=10, budget_tokens=9999)
+        ]
+        for n in range(7)
+    ]
+
+
+async def test_saved_index_is_reused(
+    make_service: MakeService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = await make_service()
+    await fill(first)
+    expected = await results(first)
+    await first.close()
+    assert (first.indexes.path(GUILD_A)).exists()
+
+    async def no_rebuild(*_: object) -> None:
+        raise AssertionError("the saved index should have been loaded")
+
+    monkeypatch.setattr(ScopeIndexes, "_from_store", no_rebuild)
+    second = await make_service()
+    assert await results(second) == expected
+
+
+@pytest.mark.parametrize("damage", ["delete", "corrupt", "stale"])
+async def test_lost_or_broken_index_is_rebuilt_with_the_same_results(
+    make_service: MakeService, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = await make_service()
+    await fill(first, 10)
+    await first.close()
+    path = first.indexes.path(GUILD_A)
+    old_file = path.read_bytes()
+    second = await make_service()
+    await fill(second, 30)
+    await second.forget(GUILD_A, ALICE, 1)
+    expected = await results(second)
+    await second.close()
+    if damage == "delete":
+        path.unlink()
+    elif damage == "corrupt":
+        path.write_bytes(path.read_bytes()[:-100] + b"\0" * 100)
+    else:
+        path.write_bytes(old_file)  # an index from before the last changes
+    third = await make_service()
+    assert await results(third) == expected
+    if damage == "corrupt":
+        assert "is unusable" in caplog.text
+    await third.close()
+    assert path.exists()
+
+
+async def test_another_model_means_rebuild_and_reembedding(make_service: MakeService) -> None:
+    first = await make_service()
+    await fill(first, 10)
+    await first.close()
+
+    class Smaller(HashingEmbedder):
+        name = "hashing-128"
+
+    second = await make_service(Smaller(dim=128))
+    for _ in range(200):
+        if not await second.store.stale("hashing-128", 1):
+            break
+        await asyncio.sleep(0.01)
+    found = await second.recall(GUILD_A, "thing 3", limit=3)
+    assert found[0].memory.text == "Fact 3: alice likes thing 3."
+    assert second.indexes.loaded(GUILD_A).ids().size == 10
+    await second.close()
+    assert b'"model": "hashing-128"' in second.indexes.path(GUILD_A).read_bytes()
+
+
+async def test_big_scope_moves_to_hnsw_and_forget_still_works(
+    make_service: MakeService,
+) -> None:
+    service = await make_service(index=IndexParams(flat_limit=20))
+    await fill(service, 40)
+    index = service.indexes.loaded(GUILD_A)
+    for _ in range(500):
+        if index.kind == "hnsw":
+            break
+        await asyncio.sleep(0.01)
+    assert index.kind == "hnsw"
+    [top] = await service.recall(GUILD_A, "fact 33 thing 5", limit=1)
+    assert await service.forget(GUILD_A, ALICE, top.memory.id) == 1
+    assert top.memory.id not in [r.memory.id for r in await service.recall(GUILD_A, "fact 33")]
+
+
+# Consolidation
+
+
+@pytest.fixture
+def provider(gemini_fake: FakeGemini) -> GeminiProvider:
+    client = make_client("test-key", base_url=gemini_fake.url, timeout=5)
+    return GeminiProvider(client, CircuitBreaker("gemini"), model="gemini-test", max_retries=0)
+
+
+async def test_consolidation_extracts_dedupes_and_moves_on(
+    make_service: MakeService, provider: GeminiProvider, gemini_fake: FakeGemini, db: Database
+) -> None:
+    service = await make_service(provider=provider)
+    chat = ChatStore(db)
+    await chat.add_turns(
+        1,
+        10,
+        [
+            NewTurn("user", ALICE, "Alice", "my cat is Whiskers and I'm a nurse"),
+            NewTurn("model", 0, "assistant", "Nice!"),
+            NewTurn("user", BOB, "Bob", "I play drums"),
+        ],
+    )
+    await chat.add_turns(None, 20, [NewTurn("user", ALICE, "Alice", "I live in Leeds")])
+    gemini_fake.reply(
+        '{"user": "Alice", "fact": "Alice has a cat named Whiskers."}\n'
+        '{"user": "alice", "fact": "Alice works as a nurse."}\n'
+        '{"user": "Bob", "fact": "Bob plays the drums."}\n'
+        '{"user": "Alice", "fact": "Alice has a cat named Whiskers."}'
+    )
+    gemini_fake.reply('{"user": "Alice", "fact": "Alice lives in Leeds."}')
+    assert await service.consolidate_once() == 4
+    request = gemini_fake.requests[0]
+    assert "long-term memory" in request.system_text
+    assert "Alice: my cat is Whiskers" in request.last_user_text
+    alice = await service.memories_of(GUILD_A, ALICE)
+    assert {m.text for m in alice} == {"Alice has a cat named Whiskers.", "Alice works as a nurse."}
+    assert all(m.source == "consolidation" for m in alice)
+    assert [m.text for m in await service.memories_of(GUILD_A, BOB)] == ["Bob plays the drums."]
+    assert [m.text for m in await service.memories_of(DM, ALICE)] == ["Alice lives in Leeds."]
+
+    assert await service.consolidate_once() == 0, "nothing new to read"
+    assert len(gemini_fake.requests) == 2
+
+    await chat.add_turns(1, 10, [NewTurn("user", ALICE, "Alice", "Whiskers is a cat, yes")])
+    gemini_fake.reply(
+        '{"user": "Alice", "fact": "Alice has a cat named Whiskers."}\n'
+        '{"user": "Alice", "fact": "Alice adopted Whiskers in 2020."}'
+    )
+    assert await service.consolidate_once() == 1, "the known fact is not stored twice"
+    request = gemini_fake.requests[-1]
+    assert "Whiskers is a cat, yes" in request.last_user_text
+    assert "I play drums" not in request.last_user_text, "only what was not read yet"
+
+
+async def test_reindex_script_rebuilds_every_index(
+    make_service: MakeService, db: Database, tmp_path: Path
+) -> None:
+    service = await make_service()
+    await fill(service, 12)
+    await service.add_fact(DM, ALICE, "alice", "I like jazz.")
+    expected = await results(service)
+    await service.close()
+    memory_dir = tmp_path / "memory"
+    (memory_dir / "guild-1.faiss").unlink()
+    (memory_dir / "guild-99.faiss").write_bytes(b"left over from a scope now empty")
+    env = {**os.environ, "DATA_DIR": str(tmp_path), "EMBEDDING_MODEL": "hashing"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(ROOT / "scripts" / "reindex_memory.py"),
+        env=env,
+        cwd=tmp_path,  # away from any .env of the checkout
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+    assert "guild:1: 12 vectors" in out.decode() and "dm:7: 1 vectors" in out.decode()
+    assert sorted(p.name for p in memory_dir.iterdir()) == ["dm-7.faiss", "guild-1.faiss"]
+    again = await make_service()
+    assert await results(again) == expected

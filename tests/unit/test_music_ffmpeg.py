@@ -1,0 +1,68 @@
+"""FFmpeg command lines (passthrough, re-encoding, seeking, volume) and ffprobe."""
+
+from __future__ import annotations
+
+import shlex
+
+from cogs.music.ffmpeg import _parse_probe, ffprobe_for, plan, probe
+from cogs.music.tracks import Stream
+from tests.fakes.media_server import FakeMediaServer
+
+OPUS = Stream(
+    "https://media.example/a.webm", {"User-Agent": "UA 1.0", "Cookie": "a=b; c=d"}, "opus"
+)
+PCM = Stream("https://media.example/a.wav", {}, "pcm_s16le")
+
+
+def test_opus_at_full_volume_is_copied() -> None:
+    result = plan(OPUS)
+    assert result.passthrough and result.codec == "copy"
+    assert "-af" not in result.options
+    before = shlex.split(result.before_options)
+    assert before[before.index("-headers") + 1] == "User-Agent: UA 1.0\r\nCookie: a=b; c=d\r\n"
+    assert "-reconnect" in before and "-rw_timeout" in before
+    assert before[before.index("-protocol_whitelist") + 1] == "http,https,tcp,tls,crypto"
+
+
+def test_other_codecs_and_volume_changes_are_reencoded() -> None:
+    assert plan(PCM).codec is None, "None makes FFmpegOpusAudio encode with libopus"
+    quieter = plan(OPUS, volume=0.5)
+    assert not quieter.passthrough
+    assert shlex.split(quieter.options)[-2:] == ["-af", "volume=0.500"]
+    assert "-af" not in plan(PCM).options
+
+
+def test_seeking_is_exact_for_copies_and_fast_for_reencodes() -> None:
+    copied = plan(OPUS, start=62.5)
+    assert shlex.split(copied.options)[-2:] == ["-ss", "62.500"]
+    assert "-ss" not in copied.before_options
+    decoded = plan(PCM, start=62.5)
+    assert shlex.split(decoded.before_options)[-2:] == ["-ss", "62.500"]
+    assert "-ss" not in plan(PCM).before_options
+
+
+def test_ffprobe_sits_next_to_ffmpeg() -> None:
+    assert ffprobe_for("ffmpeg") == "ffprobe"
+    assert ffprobe_for("/opt/ffmpeg/bin/ffmpeg") == "/opt/ffmpeg/bin/ffprobe"
+    assert ffprobe_for("/usr/local/bin/ffmpeg-7") == "/usr/local/bin/ffprobe-7"
+
+
+def test_probe_output_parsing() -> None:
+    output = b'{"streams": [{"codec_name": "opus"}], "format": {"duration": "12.5"}}'
+    assert _parse_probe(output) == ("opus", 12.5)
+    assert _parse_probe(b'{"streams": [], "format": {}}') == (None, None)
+    assert _parse_probe(b"garbage") == (None, None)
+
+
+async def test_probe_reads_codec_and_duration(media_server: FakeMediaServer) -> None:
+    opus = Stream(media_server.tone(440, 1, "ogg"))
+    codec, duration = await probe(opus, ffprobe="ffprobe", time_limit=10)
+    assert codec == "opus" and duration is not None and abs(duration - 1.0) < 0.05
+    codec, duration = await probe(
+        Stream(media_server.tone(440, 1, "wav")), ffprobe="ffprobe", time_limit=10
+    )
+    assert codec == "pcm_s16le" and duration is not None and abs(duration - 1.0) < 0.05
+    assert await probe(
+        Stream(media_server.url("missing.ogg")), ffprobe="ffprobe", time_limit=10
+    ) == (None, None)
+    assert await probe(opus, ffprobe="no-such-ffprobe", time_limit=10) == (None, None)

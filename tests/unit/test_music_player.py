@@ -1,0 +1,256 @@
+"""The per-guild play loop with a fake voice client, audio and event handlers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from cogs.music import player as player_module
+from cogs.music.errors import MusicError
+from cogs.music.player import LeaveReason, Player
+from cogs.music.queue import TrackQueue
+from cogs.music.tracks import LoopMode, Stream, Track
+
+
+class FakeVoice:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.connected = True
+        self.source: FakeAudio | None = None
+        self._after: Callable[[Exception | None], Any] | None = None
+
+    def play(self, source: FakeAudio, *, after: Callable[[Exception | None], Any]) -> None:
+        self.calls.append(f"play {source.stream.url}")
+        self.source, self._after = source, after
+
+    def finish(self, error: Exception | None = None) -> None:
+        """The audio thread reached the end of the source."""
+        after, self._after = self._after, None
+        assert after is not None, "nothing is playing"
+        after(error)
+
+    def stop(self) -> None:
+        self.calls.append("stop")
+        if self._after is not None:
+            self.finish()
+
+    def pause(self) -> None:
+        self.calls.append("pause")
+
+    def resume(self) -> None:
+        self.calls.append("resume")
+
+    def is_connected(self) -> bool:
+        return self.connected
+
+
+class FakeAudio:
+    def __init__(self, stream: Stream, start: float, volume: float, frames: int) -> None:
+        self.stream, self.start, self.volume, self.frames = stream, start, volume, frames
+        self.cleaned = False
+
+    @property
+    def position(self) -> float:
+        return self.start + self.frames * 0.02
+
+    def set_volume(self, volume: float) -> None:
+        self.volume = volume
+
+    def cleanup(self) -> None:
+        self.cleaned = True
+
+
+class Streams:
+    def __init__(self) -> None:
+        self.broken: set[str] = set()
+
+    async def stream(self, track: Track) -> Stream:
+        if track.source in self.broken:
+            raise MusicError("that link is gone.")
+        return Stream(track.source)
+
+
+class Events:
+    def __init__(self) -> None:
+        self.log: list[tuple[Any, ...]] = []
+        self.changes = 0
+
+    async def track_started(self, player: Player, track: Track) -> None:
+        self.log.append(("started", track.title))
+
+    async def track_failed(self, player: Player, track: Track, reason: str) -> None:
+        self.log.append(("failed", track.title, reason))
+
+    async def queue_finished(self, player: Player) -> None:
+        self.log.append(("finished",))
+
+    def request_leave(self, player: Player, reason: LeaveReason) -> None:
+        self.log.append(("leave", reason))
+
+    def changed(self, player: Player) -> None:
+        self.changes += 1
+
+
+class Rig:
+    def __init__(self, **options: Any) -> None:
+        self.voice, self.streams, self.events = FakeVoice(), Streams(), Events()
+        self.frames = 100
+        self.opened: list[FakeAudio] = []
+        self.player = Player(
+            1,
+            self.voice,
+            TrackQueue(10),
+            streams=self.streams,
+            open_audio=self.open,
+            events=self.events,
+            **{"idle_timeout": 5.0, "alone_timeout": 5.0, **options},
+        )
+
+    def open(self, stream: Stream, start: float, volume: float) -> FakeAudio:
+        audio = FakeAudio(stream, start, volume, self.frames)
+        self.opened.append(audio)
+        return audio
+
+    def add(self, *titles: str) -> None:
+        self.player.queue.add(Track(t, f"https://x.example/{t}", 1) for t in titles)
+        self.player.notify()
+
+    async def until(self, predicate: Callable[[], object]) -> None:
+        """Poll ``predicate`` (the player runs in its own task) for up to two seconds."""
+        for _ in range(400):
+            if predicate():
+                return
+            await asyncio.sleep(0.005)
+        raise AssertionError(f"still false: {predicate}")
+
+    async def play_through(self, title: str) -> None:
+        await self.until(lambda: ("started", title) in self.events.log and self.voice._after)
+        self.voice.finish()
+
+
+@pytest.fixture
+async def rig() -> Rig:
+    return Rig()
+
+
+async def test_plays_in_order_then_announces_the_end_and_leaves_when_idle() -> None:
+    rig = Rig(idle_timeout=0.2)
+    rig.player.start()
+    rig.add("a", "b")
+    await rig.play_through("a")
+    await rig.play_through("b")
+    await rig.until(lambda: ("leave", LeaveReason.IDLE) in rig.events.log)
+    assert rig.events.log == [
+        ("started", "a"),
+        ("started", "b"),
+        ("finished",),
+        ("leave", LeaveReason.IDLE),
+    ]
+    assert rig.voice.calls == ["play https://x.example/a", "play https://x.example/b"]
+    assert all(audio.cleaned for audio in rig.opened)
+    assert rig.events.changes > 0
+    assert not rig.player.running
+
+
+async def test_a_track_that_fails_to_resolve_is_reported_and_skipped(rig: Rig) -> None:
+    rig.streams.broken.add("https://x.example/b")
+    rig.player.start()
+    rig.add("a", "b", "c")
+    await rig.play_through("a")
+    await rig.play_through("c")
+    assert ("failed", "b", "that link is gone.") in rig.events.log
+    await rig.player.close()
+
+
+async def test_a_silent_stream_is_reported_and_not_looped(rig: Rig) -> None:
+    rig.player.queue.loop = LoopMode.TRACK
+    rig.frames = 0
+    rig.player.start()
+    rig.add("dead", "next")
+    await rig.until(lambda: ("started", "dead") in rig.events.log)
+    rig.frames = 100
+    rig.voice.finish()
+    await rig.until(lambda: ("started", "next") in rig.events.log)
+    assert ("failed", "dead", "the stream couldn't be read.") in rig.events.log
+    await rig.player.close()
+
+
+async def test_a_stream_that_breaks_off_is_reported(rig: Rig) -> None:
+    rig.player.start()
+    rig.add("a", "b")
+    await rig.until(lambda: ("started", "a") in rig.events.log)
+    rig.voice.finish(RuntimeError("ffmpeg exited with 1"))
+    await rig.until(lambda: ("started", "b") in rig.events.log)
+    assert ("failed", "a", "the stream broke off.") in rig.events.log
+    await rig.player.close()
+
+
+async def test_loop_track_repeats_and_skip_moves_on(rig: Rig) -> None:
+    rig.player.queue.loop = LoopMode.TRACK
+    rig.player.start()
+    rig.add("a", "b")
+    await rig.play_through("a")
+    await rig.until(lambda: rig.events.log.count(("started", "a")) == 2)
+    assert rig.player.skip().title == "a"
+    await rig.until(lambda: ("started", "b") in rig.events.log)
+    assert not any(entry[0] == "failed" for entry in rig.events.log), "a skip is no failure"
+    await rig.player.close()
+
+
+async def test_pause_resume_and_volume(rig: Rig) -> None:
+    with pytest.raises(MusicError, match="Nothing is playing"):
+        rig.player.pause()
+    rig.player.start()
+    rig.add("a")
+    await rig.until(lambda: rig.player.playing)
+    rig.player.pause()
+    with pytest.raises(MusicError, match="already paused"):
+        rig.player.pause()
+    assert rig.player.paused
+    rig.player.resume()
+    with pytest.raises(MusicError, match="isn't paused"):
+        rig.player.resume()
+    await rig.player.set_volume(50)
+    assert rig.opened[-1].volume == 0.5
+    with pytest.raises(MusicError, match="from 0 to 200"):
+        await rig.player.set_volume(201)
+    assert rig.voice.calls[-2:] == ["pause", "resume"]
+    assert rig.player.position == 2.0
+    await rig.player.close()
+    assert rig.voice.calls[-1] == "stop"
+
+
+async def test_restored_track_starts_at_its_position_and_paused(rig: Rig) -> None:
+    rig.player.queue.restore(Track("a", "https://x.example/a", 1), [], LoopMode.OFF)
+    rig.player.volume = 150
+    rig.player.start(position=30.0, paused=True)
+    await rig.until(lambda: rig.player.playing)
+    assert (rig.opened[0].start, rig.opened[0].volume) == (30.0, 1.5)
+    assert rig.voice.calls == ["play https://x.example/a", "pause"]
+    assert rig.player.position == 32.0
+    await rig.player.close()
+
+
+async def test_alone_timer_asks_to_leave_unless_someone_comes_back() -> None:
+    rig = Rig(alone_timeout=0.1)
+    rig.player.set_alone(True)
+    rig.player.set_alone(False)
+    await asyncio.sleep(0.15)
+    assert rig.events.log == []
+    rig.player.set_alone(True)
+    rig.player.set_alone(True)
+    await rig.until(lambda: rig.events.log == [("leave", LeaveReason.ALONE)])
+
+
+async def test_a_voice_connection_that_stays_down_ends_the_player(
+    monkeypatch: pytest.MonkeyPatch, rig: Rig
+) -> None:
+    monkeypatch.setattr(player_module, "RECONNECT_WAIT", 0.2)
+    rig.voice.connected = False
+    rig.player.start()
+    rig.add("a")
+    await rig.until(lambda: ("leave", LeaveReason.LOST) in rig.events.log)
+    assert rig.opened[0].cleaned and rig.voice.calls == []

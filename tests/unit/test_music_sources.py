@@ -1,0 +1,227 @@
+"""yt-dlp resolution with a stand-in extractor: links, playlists, searches, streams, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from typing import Any
+
+import pytest
+import yt_dlp
+
+from cogs.music.errors import MusicError
+from cogs.music.sources import QUEUED_PER_WORKER, Resolver, explain
+from cogs.music.tracks import Stream, Track
+
+VIDEO = {
+    "_type": "video",
+    "title": "A song",
+    "webpage_url": "https://www.youtube.com/watch?v=abc",
+    "original_url": "https://youtu.be/abc",
+    "url": "https://rr1.googlevideo.com/videoplayback?abc",
+    "acodec": "opus",
+    "duration": 212,
+    "http_headers": {"User-Agent": "UA"},
+}
+PLAYLIST = {
+    "_type": "playlist",
+    "title": "A playlist",
+    "entries": [
+        {
+            "_type": "url",
+            "url": "https://www.youtube.com/watch?v=1",
+            "title": "One",
+            "duration": 60,
+        },
+        None,
+        {"_type": "url", "url": "https://www.youtube.com/watch?v=2", "title": "Two"},
+        {"_type": "url", "url": "https://www.youtube.com/watch?v=3", "title": "Three"},
+    ],
+}
+SEARCH = {"_type": "playlist", "entries": [PLAYLIST["entries"][0]]}
+
+
+@pytest.fixture(autouse=True)
+async def public_dns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every host name resolves to a public address (the machine has no DNS)."""
+
+    async def getaddrinfo(host: str, port: int, **kwargs: object) -> list[tuple[Any, ...]]:
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", port))]
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", getaddrinfo)
+
+
+class Extractor:
+    """Canned yt-dlp answers by target; records what was asked."""
+
+    def __init__(self, answers: dict[str, Any]) -> None:
+        self.answers = answers
+        self.calls: list[tuple[str, int]] = []
+
+    def __call__(self, target: str, limit: int) -> dict[str, Any]:
+        self.calls.append((target, limit))
+        answer = self.answers.get(target)
+        if isinstance(answer, Exception):
+            raise answer
+        if answer is None:
+            raise yt_dlp.utils.DownloadError(
+                f"ERROR: [generic] {target}: Unsupported URL: {target}"
+            )
+        if callable(answer):
+            return answer()
+        return answer
+
+
+def resolver(extract: Extractor, **options: Any) -> Resolver:
+    values: dict[str, Any] = {
+        "search_prefix": "ytsearch",
+        "timeout": 5,
+        "allow_private": False,
+        "ffprobe": "ffprobe",
+        "extract": extract,
+    }
+    values.update(options)
+    return Resolver(**values)
+
+
+async def test_single_video_keeps_its_stream() -> None:
+    extract = Extractor({"https://youtu.be/abc": VIDEO})
+    name, [track] = await resolver(extract).tracks("https://youtu.be/abc", 7, 50)
+    assert name is None
+    assert (track.title, track.source, track.requester_id, track.duration) == (
+        "A song",
+        "https://youtu.be/abc",
+        7,
+        212,
+    )
+    assert track.page_url == "https://www.youtube.com/watch?v=abc"
+    assert track.stream is not None and track.stream.is_opus
+    assert track.stream.headers == {"User-Agent": "UA"}
+
+
+async def test_playlist_entries_resolve_later_and_respect_the_limit() -> None:
+    extract = Extractor({"https://www.youtube.com/playlist?list=x": PLAYLIST})
+    name, found = await resolver(extract).tracks("https://www.youtube.com/playlist?list=x", 1, 2)
+    assert name == "A playlist"
+    assert [t.title for t in found] == ["One", "Two"]
+    assert all(t.stream is None for t in found)
+    assert found[0].source == found[0].page_url == "https://www.youtube.com/watch?v=1"
+    assert extract.calls == [("https://www.youtube.com/playlist?list=x", 2)]
+
+
+async def test_search_takes_the_first_result_without_resolving_it() -> None:
+    extract = Extractor({"ytsearch1:one song": SEARCH})
+    track = await resolver(extract).search("one song", 3)
+    assert track.title == "One" and track.source == "https://www.youtube.com/watch?v=1"
+    assert extract.calls == [("ytsearch1:one song", 1)]
+    extract.answers["ytsearch1:nothing"] = {"_type": "playlist", "entries": []}
+    with pytest.raises(MusicError, match="No results for `nothing`"):
+        await resolver(extract).search("nothing", 3)
+
+
+async def test_stream_resolves_searches_and_reuses_fresh_streams() -> None:
+    extract = Extractor(
+        {"ytsearch1:artist - title": SEARCH, "https://www.youtube.com/watch?v=1": VIDEO}
+    )
+    track = Track("artist - title", "ytsearch1:artist - title", 1)
+    source = resolver(extract)
+    stream = await source.stream(track)
+    assert stream.url == VIDEO["url"] and track.stream is stream
+    assert await source.stream(track) is stream
+    assert len(extract.calls) == 2
+    track.stream = Stream(stream.url, resolved_at=time.monotonic() - 3600)
+    assert (await source.stream(track)).resolved_at > time.monotonic() - 5
+    assert len(extract.calls) == 4, "a stale stream is resolved again"
+
+
+async def test_stream_urls_pointing_inside_are_refused() -> None:
+    inside = {**VIDEO, "url": "http://169.254.169.254/latest/meta-data"}
+    extract = Extractor({"https://youtu.be/abc": inside})
+    track = Track("x", "https://youtu.be/abc", 1)
+    with pytest.raises(MusicError, match="private or local network"):
+        await resolver(extract).stream(track)
+    assert (await resolver(extract, allow_private=True).stream(track)).url.startswith("http://169")
+
+
+async def test_yt_dlp_errors_become_short_messages() -> None:
+    extract = Extractor({})
+    with pytest.raises(MusicError) as info:
+        await resolver(extract).tracks("https://example.com/page", 1, 10)
+    assert str(info.value) == "I couldn't load that: Unsupported URL: https://example.com/page"
+
+
+async def test_slow_extraction_times_out() -> None:
+    extract = Extractor({"https://slow.example/": lambda: time.sleep(1) or VIDEO})
+    with pytest.raises(MusicError, match="took too long"):
+        await resolver(extract, timeout=0.2, allow_private=True).tracks(
+            "https://slow.example/", 1, 1
+        )
+
+
+async def test_unknown_codec_and_length_are_probed(monkeypatch: pytest.MonkeyPatch) -> None:
+    direct = {
+        "_type": "video",
+        "title": "file",
+        "url": "https://cdn.example/a.ogg",
+        "webpage_url": "https://cdn.example/a.ogg",
+    }
+    probed: list[str] = []
+
+    async def probe(stream: Stream, *, ffprobe: str, time_limit: float) -> tuple[str, float]:
+        probed.append(stream.url)
+        return "opus", 42.0
+
+    monkeypatch.setattr("cogs.music.ffmpeg.probe", probe)
+    _, [track] = await resolver(
+        Extractor({"https://cdn.example/a.ogg": direct}), allow_private=True
+    ).tracks("https://cdn.example/a.ogg", 1, 1)
+    assert probed == ["https://cdn.example/a.ogg"]
+    assert track.stream is not None and track.stream.is_opus and track.duration == 42.0
+
+
+def test_explain_strips_yt_dlp_prefixes() -> None:
+    error = yt_dlp.utils.DownloadError(
+        "ERROR: [youtube] abc: Video unavailable. This video is private"
+    )
+    assert explain(error) == "Video unavailable. This video is private"
+    assert explain(yt_dlp.utils.DownloadError("x" * 300)).endswith("…")
+
+
+async def test_too_many_waiting_extractions_are_refused() -> None:
+    release = threading.Event()
+    extract = Extractor({"https://slow.example/": lambda: release.wait(5) and VIDEO})
+    source = resolver(extract, workers=1, allow_private=True)
+    limit = QUEUED_PER_WORKER
+    waiting = [
+        asyncio.create_task(source.tracks("https://slow.example/", 1, 1)) for _ in range(limit)
+    ]
+    await asyncio.sleep(0.05)
+    with pytest.raises(MusicError, match="busy loading other requests"):
+        await source.tracks("https://slow.example/", 1, 1)
+    release.set()
+    assert len(await asyncio.gather(*waiting)) == limit
+    source.close()
+
+
+async def test_a_public_page_cannot_lead_to_a_private_address(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    probed: list[str] = []
+
+    async def probe(stream: Stream, **kwargs: object) -> tuple[None, None]:
+        probed.append(stream.url)
+        return None, None
+
+    monkeypatch.setattr("cogs.music.ffmpeg.probe", probe)
+    page = {"_type": "video", "title": "x", "url": "http://192.168.1.1/admin.mp3"}
+    extract = Extractor({"https://evil.example/page": page})
+    with pytest.raises(MusicError, match="private or local network"):
+        await resolver(extract).tracks("https://evil.example/page", 1, 1)
+    assert probed == [], "refused before ffprobe touched it"
+
+    entry = Track("entry", "http://10.0.0.5/internal", 1)
+    with pytest.raises(MusicError, match="private or local network"):
+        await resolver(extract).stream(entry)
+    assert [target for target, _ in extract.calls] == ["https://evil.example/page"]

@@ -1,0 +1,102 @@
+"""Saved music sessions: the SQLite round trip and coalesced saving."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from cogs.music.store import MusicStore, SaveQueue, Session
+from cogs.music.tracks import LoopMode, Track
+from utils.db import Database
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    database = Database(tmp_path / "bot.db")
+    await database.connect()
+    yield database
+    await database.close()
+
+
+def session(guild_id: int = 1, *, upcoming: int = 2) -> Session:
+    return Session(
+        guild_id=guild_id,
+        voice_channel_id=10,
+        text_channel_id=20,
+        current=Track("Now", "https://x.example/now", 5, 180.0, "https://x.example/now"),
+        upcoming=[Track(f"T{i}", f"ytsearch1:T{i}", 6) for i in range(upcoming)],
+        position=62.5,
+        loop=LoopMode.QUEUE,
+        volume=80,
+        paused=True,
+    )
+
+
+async def test_sessions_round_trip(db: Database) -> None:
+    store = MusicStore(db)
+    await store.save(session(1))
+    await store.save(session(2, upcoming=0))
+    await store.save(session(1, upcoming=1))
+    loaded = {s.guild_id: s for s in await store.load_all()}
+    assert loaded[1] == session(1, upcoming=1)
+    assert loaded[2].upcoming == [] and loaded[2].current is not None
+    await store.delete(1)
+    assert [s.guild_id for s in await store.load_all()] == [2]
+    assert await db.fetchval("SELECT COUNT(*) FROM music_tracks WHERE guild_id = 1") == 0
+
+
+async def test_session_without_a_current_track(db: Database) -> None:
+    store = MusicStore(db)
+    idle = session(3)
+    idle.current = None
+    await store.save(idle)
+    [loaded] = await store.load_all()
+    assert loaded.current is None and [t.title for t in loaded.upcoming] == ["T0", "T1"]
+
+
+class CountingStore(MusicStore):
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        self.saved: list[int] = []
+
+    async def save(self, state: Session) -> None:
+        self.saved.append(state.guild_id)
+        await asyncio.sleep(0.01)
+        await super().save(state)
+
+
+async def test_save_requests_are_coalesced(db: Database) -> None:
+    store = CountingStore(db)
+    live = {1: session(1), 2: session(2)}
+    saves = SaveQueue(store, live.get)
+    for _ in range(20):
+        saves.request(1)
+        saves.request(2)
+    await asyncio.sleep(0.1)
+    assert sorted(store.saved) == [1, 2]
+    saves.request(1)
+    del live[1]
+    await asyncio.sleep(0.05)
+    assert sorted(store.saved) == [1, 2], "a guild without a session is not written"
+    await saves.close()
+
+
+async def test_forget_wins_over_a_pending_save(db: Database) -> None:
+    store = CountingStore(db)
+    live = {1: session(1)}
+    saves = SaveQueue(store, live.get)
+    saves.request(1)
+    del live[1]
+    await saves.forget(1)
+    await asyncio.sleep(0.05)
+    assert await store.load_all() == []
+
+
+async def test_flush_writes_now(db: Database) -> None:
+    store = MusicStore(db)
+    saves = SaveQueue(store, {4: session(4)}.get)
+    await saves.flush([4, 5])
+    assert [s.guild_id for s in await store.load_all()] == [4]

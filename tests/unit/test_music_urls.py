@@ -1,0 +1,111 @@
+"""Classifying /play queries and refusing URLs that reach private networks."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+
+from cogs.music.errors import MusicError
+from cogs.music.urls import (
+    SpotifyLink,
+    check_url,
+    is_public,
+    looks_like_url,
+    normalise_url,
+    parse_spotify,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "https://open.spotify.com/track/4uLU6hMCjMI75M1A2tKUQC?si=abc",
+            ("track", "4uLU6hMCjMI75M1A2tKUQC"),
+        ),
+        (
+            "https://open.spotify.com/intl-de/album/1DFixLWuPkv3KT3TnV35m3",
+            ("album", "1DFixLWuPkv3KT3TnV35m3"),
+        ),
+        ("http://open.spotify.com/embed/playlist/37i9dQZF1DX", ("playlist", "37i9dQZF1DX")),
+        ("spotify:playlist:3cEYpjA9oz9GiPac4AsH4n", ("playlist", "3cEYpjA9oz9GiPac4AsH4n")),
+        (
+            "https://open.spotify.com/artist/0OdUWJ0sBjDrqHygGUXeCF",
+            ("artist", "0OdUWJ0sBjDrqHygGUXeCF"),
+        ),
+    ],
+)
+def test_spotify_links(text: str, expected: tuple[str, str]) -> None:
+    assert parse_spotify(text) == SpotifyLink(*expected)
+
+
+@pytest.mark.parametrize(
+    "text", ["never gonna give you up", "https://www.youtube.com/watch?v=x", "spotify rocks"]
+)
+def test_not_spotify(text: str) -> None:
+    assert parse_spotify(text) is None
+
+
+def test_urls_and_searches() -> None:
+    assert looks_like_url("https://example.com/a.mp3")
+    assert looks_like_url("www.example.com/a.mp3")
+    assert looks_like_url("ftp://example.com/a.mp3")
+    assert not looks_like_url("lofi hip hop radio")
+    assert not looks_like_url("artist: song")
+
+
+def test_only_http_and_https_are_played() -> None:
+    assert normalise_url("www.example.com/x") == "https://www.example.com/x"
+    assert normalise_url(" http://example.com/x ") == "http://example.com/x"
+    for bad in ("ftp://example.com/x", "file:///etc/passwd", "https://", "rtmp://host/live"):
+        with pytest.raises(MusicError, match="only play http:// and https://"):
+            normalise_url(bad)
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("8.8.8.8", True),
+        ("2001:4860:4860::8888", True),
+        ("127.0.0.1", False),
+        ("10.1.2.3", False),
+        ("192.168.0.10", False),
+        ("172.16.5.4", False),
+        ("169.254.169.254", False),
+        ("100.64.0.1", False),
+        ("0.0.0.0", False),
+        ("224.0.0.1", False),
+        ("::1", False),
+        ("fe80::1%eth0", False),
+        ("fd00::1", False),
+        ("::ffff:10.0.0.1", False),
+        ("::ffff:8.8.8.8", True),
+    ],
+)
+def test_public_addresses(address: str, public: bool) -> None:
+    assert is_public(address) is public
+
+
+async def test_check_url_refuses_private_literals_and_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    loop = asyncio.get_running_loop()
+    answers = {"example.com": "93.184.215.14", "intranet.example": "10.0.0.7"}
+
+    async def getaddrinfo(host: str, port: int, **kwargs: object) -> list[tuple]:
+        if host not in answers:
+            raise socket.gaierror("not found")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (answers[host], port))]
+
+    monkeypatch.setattr(loop, "getaddrinfo", getaddrinfo)
+    await check_url("https://example.com/a.mp3", allow_private=False, time_limit=1)
+    for url in ("http://127.0.0.1:8080/a", "http://[::1]/a", "https://intranet.example/a"):
+        with pytest.raises(MusicError, match="private or local network"):
+            await check_url(url, allow_private=False, time_limit=1)
+    with pytest.raises(MusicError, match=r"couldn.t look up the host `nowhere\.example`"):
+        await check_url("https://nowhere.example/a", allow_private=False, time_limit=1)
+    await check_url("http://127.0.0.1:8080/a", allow_private=True, time_limit=1)
+    with pytest.raises(MusicError, match="only play http"):
+        await check_url("file:///etc/passwd", allow_private=True, time_limit=1)

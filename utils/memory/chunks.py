@@ -1,0 +1,111 @@
+"""Conversation chunks: one person's consecutive exchanges with the bot, as one memory.
+
+A chunk grows with each exchange until it holds `max_turns` messages or `max_chars`
+characters, someone else speaks, or the talk paused for `gap` seconds; the next
+exchange then starts a new chunk. A growing chunk is re-embedded as a whole, so it
+is searchable from its first exchange. Pure functions: the rules are testable alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+
+from utils.memory.records import Scope, TurnLike
+
+TURN_CHARS = 400  # longest message kept in a chunk; the model reads ~256 tokens anyway
+ASSISTANT = "you"  # how the bot's own messages are labelled in what it remembers
+
+
+@dataclass(frozen=True)
+class ChunkLimits:
+    max_turns: int = 6
+    max_chars: int = 1200
+    gap: float = 3600.0  # seconds of silence that close a chunk
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """Messages stored together by the AI chat (a user message and the reply)."""
+
+    scope: Scope
+    channel_id: int
+    author_id: int
+    author_name: str
+    lines: tuple[str, ...]
+    at: float
+
+    @classmethod
+    def of(cls, scope: Scope, channel_id: int, turns: Sequence[TurnLike], at: float) -> Exchange:
+        human = next((t for t in turns if t.role == "user"), turns[0])
+        lines = tuple(render_turn(t.role, t.author_name, t.content) for t in turns)
+        return cls(scope, channel_id, human.author_id, human.author_name, lines, at)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A conversation memory as it is or will be stored; `id` None means not yet."""
+
+    id: int | None
+    scope: Scope
+    channel_id: int
+    author_id: int
+    author_name: str
+    text: str
+    turns: int
+    created_at: float  # the latest message
+    stored_text: str | None = None  # the text in SQLite when read, to spot a concurrent change
+
+    @property
+    def changed(self) -> bool:
+        return self.id is None or self.text != self.stored_text
+
+
+def render_turn(role: str, author_name: str, content: str) -> str:
+    """One message as a line of a chunk (and of the history it is compared with)."""
+    text = " ".join(content.split())
+    if len(text) > TURN_CHARS:
+        text = text[: TURN_CHARS - 1] + "…"
+    return f"{ASSISTANT if role == 'model' else author_name}: {text}"
+
+
+def continues(chunk: Chunk, exchange: Exchange, limits: ChunkLimits) -> bool:
+    added = sum(len(line) + 1 for line in exchange.lines)
+    return (
+        chunk.scope == exchange.scope
+        and chunk.author_id == exchange.author_id
+        and chunk.turns + len(exchange.lines) <= limits.max_turns
+        and len(chunk.text) + added <= limits.max_chars
+        and exchange.at - chunk.created_at <= limits.gap
+    )
+
+
+def plan(
+    open_chunk: Chunk | None, exchanges: Iterable[Exchange], limits: ChunkLimits
+) -> list[Chunk]:
+    """The chunks to write for a channel's new exchanges, in order: the open chunk
+    grown (if they continue it), then new ones."""
+    chunks = [open_chunk] if open_chunk is not None else []
+    for exchange in exchanges:
+        if chunks and continues(chunks[-1], exchange, limits):
+            last = chunks[-1]
+            chunks[-1] = replace(
+                last,
+                text="\n".join((last.text, *exchange.lines)),
+                turns=last.turns + len(exchange.lines),
+                created_at=exchange.at,
+            )
+        else:
+            chunks.append(
+                Chunk(
+                    None,
+                    exchange.scope,
+                    exchange.channel_id,
+                    exchange.author_id,
+                    exchange.author_name,
+                    "\n".join(exchange.lines),
+                    len(exchange.lines),
+                    exchange.at,
+                )
+            )
+    return [chunk for chunk in chunks if chunk.changed]

@@ -1,0 +1,203 @@
+"""The loaded FAISS indexes, one per scope, kept in a bounded LRU and saved under a directory.
+
+An index is loaded on first use and reconciled with SQLite (the source of truth):
+ids SQLite no longer has are dropped, ids it has but the file lacks are added from
+their stored vectors. A missing file, a corrupt one, or one made by another model is
+rebuilt from SQLite. Least recently used indexes are saved and unloaded past the caps;
+dirty ones are saved periodically by the service and on close. FAISS work runs in
+a few threads of its own (`run`), each limited to one OpenMP thread: a single query
+gains nothing from more, and exact search gets slower with them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+import faiss
+import numpy as np
+
+from utils.memory.index import CorruptIndexError, IndexParams, VectorIndex
+from utils.memory.records import Scope
+from utils.memory.store import MemoryStore
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class ScopeIndexes:
+    """Loaded indexes by scope; at most `max_scopes` and about `max_vectors` in memory."""
+
+    def __init__(
+        self,
+        store: MemoryStore,
+        directory: Path,
+        model: str,
+        *,
+        params: IndexParams | None = None,
+        max_scopes: int = 256,
+        max_vectors: int = 1_000_000,
+    ) -> None:
+        self.store = store
+        self.directory = directory
+        self.model = model
+        self.params = params or IndexParams()
+        self.max_scopes = max_scopes
+        self.max_vectors = max_vectors
+        self._loaded: OrderedDict[Scope, VectorIndex] = OrderedDict()
+        self._loading: dict[Scope, asyncio.Task[VectorIndex]] = {}
+        self._rebuilding: dict[Scope, asyncio.Task[None]] = {}
+        self._saving: set[asyncio.Task[None]] = set()
+        self._pool = ThreadPoolExecutor(
+            3,
+            thread_name_prefix="memory-faiss",
+            initializer=faiss.omp_set_num_threads,
+            initargs=(1,),
+        )
+
+    def __len__(self) -> int:
+        return len(self._loaded)
+
+    def path(self, scope: Scope) -> Path:
+        return self.directory / scope.filename
+
+    async def run(self, func: Callable[..., T], *args: Any) -> T:
+        """Run blocking FAISS work (search, add, remove...) in the index threads."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, partial(func, *args))
+
+    def loaded(self, scope: Scope) -> VectorIndex | None:
+        """The index if it is in memory (never loads)."""
+        return self._loaded.get(scope)
+
+    async def get(self, scope: Scope) -> VectorIndex:
+        """The scope's index, loading (or rebuilding) it on first use."""
+        index = self._loaded.get(scope)
+        if index is not None:
+            self._loaded.move_to_end(scope)
+            return index
+        task = self._loading.get(scope)
+        if task is None:
+            task = asyncio.create_task(self._load(scope), name=f"memory-load-{scope.key}")
+            self._loading[scope] = task
+            task.add_done_callback(lambda _: self._loading.pop(scope, None))
+        return await asyncio.shield(task)
+
+    async def rebuild(self, scope: Scope) -> VectorIndex:
+        """Build the scope's index from SQLite alone, replace the loaded one and save it."""
+        index = await self._from_store(scope)
+        self._loaded.pop(scope, None)
+        self._loaded[scope] = index
+        await self.save(scope, index)
+        self._evict()
+        return index
+
+    def changed(self, scope: Scope, index: VectorIndex) -> None:
+        """Call after changing an index: compacts or upgrades it in the background if due."""
+        if scope in self._rebuilding or not index.needs_rebuild():
+            return
+        task = asyncio.create_task(self.run(index.rebuilt), name=f"memory-rebuild-{scope.key}")
+        self._rebuilding[scope] = task
+        task.add_done_callback(lambda done: self._rebuilt(scope, done))
+
+    def _rebuilt(self, scope: Scope, task: asyncio.Task[None]) -> None:
+        self._rebuilding.pop(scope, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "memory index of %s could not be rebuilt", scope.key, exc_info=task.exception()
+            )
+
+    async def save(self, scope: Scope, index: VectorIndex) -> None:
+        meta = {"scope": scope.key, "model": self.model}
+        try:
+            await self.run(index.save, self.path(scope), meta)
+        except OSError:
+            log.exception("could not save the memory index of %s", scope.key)
+
+    async def save_dirty(self) -> None:
+        for scope, index in list(self._loaded.items()):
+            if index.dirty:
+                await self.save(scope, index)
+
+    async def close(self) -> None:
+        """Wait for background rebuilds and saves, then save what changed."""
+        await asyncio.gather(*self._rebuilding.values(), *self._saving, return_exceptions=True)
+        await self.save_dirty()
+        self._pool.shutdown(wait=False)
+
+    # Loading
+
+    async def _load(self, scope: Scope) -> VectorIndex:
+        path = self.path(scope)
+        expect = {"scope": scope.key, "model": self.model}
+        try:
+            index = await self.run(VectorIndex.load, path, expect, self.params)
+        except FileNotFoundError:
+            index = await self._from_store(scope)
+        except CorruptIndexError as error:
+            log.warning("memory index of %s is unusable (%s); rebuilding it", scope.key, error)
+            index = await self._from_store(scope)
+        else:
+            await self._reconcile(scope, index)
+        self._loaded[scope] = index
+        self._evict()
+        return index
+
+    async def _from_store(self, scope: Scope) -> VectorIndex:
+        ids, vectors = await self._gather(scope, await self.store.ids(scope, self.model))
+        return await self.run(VectorIndex.build, ids, vectors, self.params)
+
+    async def _reconcile(self, scope: Scope, index: VectorIndex) -> None:
+        wanted = await self.store.ids(scope, self.model)
+        have = await self.run(index.ids)
+        extra = np.setdiff1d(have, wanted, assume_unique=True)
+        missing = np.setdiff1d(wanted, have, assume_unique=True)
+        if len(extra):
+            await self.run(index.remove, extra.tolist())
+        if len(missing):
+            ids, vectors = await self._gather(scope, missing)
+            await self.run(index.add, ids, vectors)
+        if len(extra) or len(missing):
+            log.info(
+                "memory index of %s caught up with the database (+%d, -%d)",
+                scope.key,
+                len(missing),
+                len(extra),
+            )
+            self.changed(scope, index)
+
+    async def _gather(self, scope: Scope, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The stored vectors of `ids`, in one preallocated matrix."""
+        found = np.empty(len(ids), dtype=np.int64)
+        matrix: np.ndarray | None = None
+        filled = 0
+        wanted = None if len(ids) > 50_000 else ids.tolist()  # a full scan beats huge IN lists
+        async for part_ids, part in self.store.vectors(scope, self.model, wanted):
+            if wanted is None:
+                keep = np.isin(part_ids, ids)
+                part_ids, part = part_ids[keep], part[keep]
+            if matrix is None:
+                matrix = np.empty((len(ids), part.shape[1]), dtype=np.float32)
+            found[filled : filled + len(part_ids)] = part_ids
+            matrix[filled : filled + len(part_ids)] = part
+            filled += len(part_ids)
+        if matrix is None:
+            return np.empty(0, dtype=np.int64), np.empty((0, 0), dtype=np.float32)
+        return found[:filled], matrix[:filled]
+
+    def _evict(self) -> None:
+        total = sum(len(index) for index in self._loaded.values())
+        while len(self._loaded) > 1 and (
+            len(self._loaded) > self.max_scopes or total > self.max_vectors
+        ):
+            scope, index = self._loaded.popitem(last=False)
+            total -= len(index)
+            if index.dirty:
+                task = asyncio.create_task(self.save(scope, index))
+                self._saving.add(task)
+                task.add_done_callback(self._saving.discard)

@@ -1,0 +1,101 @@
+"""The values memory code passes around: scopes, stored memories, conversation turns."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+Source = Literal["conversation", "consolidation", "user"]
+ScopeKind = Literal["guild", "dm"]
+
+_SCOPE_KEY = re.compile(r"^(guild|dm):(\d+)$")
+
+
+@dataclass(frozen=True, order=True)
+class Scope:
+    """Where memories live and may be used: one guild, or one user's DMs with the bot.
+
+    Nothing remembered in one scope is ever searched or shown in another.
+    """
+
+    kind: ScopeKind
+    id: int
+
+    @classmethod
+    def of(cls, guild_id: int | None, user_id: int) -> Scope:
+        """The scope of a message: its guild, or the DM scope of the user."""
+        return cls("guild", guild_id) if guild_id is not None else cls("dm", user_id)
+
+    @classmethod
+    def parse(cls, key: str) -> Scope:
+        match = _SCOPE_KEY.match(key)
+        if match is None:
+            raise ValueError(f"not a memory scope: {key!r}")
+        return cls(match[1], int(match[2]))  # type: ignore[arg-type]
+
+    @property
+    def key(self) -> str:
+        """How the scope is stored in SQLite: `guild:<id>` or `dm:<user id>`."""
+        return f"{self.kind}:{self.id}"
+
+    @property
+    def filename(self) -> str:
+        return f"{self.kind}-{self.id}.faiss"
+
+
+def describe(source: Source, author_name: str, text: str) -> str:
+    """A memory as the model reads it, and as it is embedded (so "I'm allergic to
+    peanuts" is found by "what is Hana allergic to?"); chunks already name speakers."""
+    return text if source == "conversation" else f"{author_name}: {text}"
+
+
+class TurnLike(Protocol):
+    """A conversation message as the AI chat stores it (`NewTurn`, `Turn`)."""
+
+    @property
+    def role(self) -> str: ...  # "user" or "model"
+
+    @property
+    def author_id(self) -> int: ...
+
+    @property
+    def author_name(self) -> str: ...
+
+    @property
+    def content(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Memory:
+    """One stored memory."""
+
+    id: int
+    scope: Scope
+    author_id: int
+    author_name: str
+    source: Source
+    text: str
+    created_at: float
+
+    def describe(self) -> str:
+        return describe(self.source, self.author_name, self.text)
+
+
+@dataclass(frozen=True)
+class Recalled:
+    """A memory found for a query, with the parts of its score."""
+
+    memory: Memory
+    score: float
+    similarity: float
+
+
+def age_text(seconds: float) -> str:
+    """How long ago, as people say it: today, yesterday, 3 days ago, 2 months ago."""
+    days = int(seconds // 86_400)
+    if days < 1:
+        return "today"
+    if days == 1:
+        return "yesterday"
+    return f"{days} days ago" if days < 60 else f"{days // 30} months ago"

@@ -1,0 +1,306 @@
+"""Memories in SQLite: the source of truth every FAISS index is built from.
+
+Also reads what consolidation needs from the AI chat's `ai_messages` table. Vectors
+are stored as float32 blobs with the name of the model that made them, so an index
+can be rebuilt without re-embedding, and a model change is spotted row by row.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from utils.db import Database
+from utils.memory.chunks import Chunk
+from utils.memory.records import Memory, Scope, Source
+
+_COLUMNS = "id, scope, author_id, author_name, source, text, created_at"
+_IN_BATCH = 500  # ids per `IN (...)` query
+
+
+@dataclass(frozen=True)
+class NewMemory:
+    scope: Scope
+    author_id: int
+    author_name: str
+    source: Source
+    text: str
+    created_at: float
+
+
+@dataclass(frozen=True)
+class ChatTurn:
+    """A stored AI chat message, as consolidation reads it."""
+
+    id: int
+    role: str
+    author_id: int
+    author_name: str
+    content: str
+
+
+@dataclass(frozen=True)
+class PendingChannel:
+    """A channel with messages consolidation has not read yet."""
+
+    channel_id: int
+    guild_id: int | None
+    upto_id: int
+
+
+def _memory(row: sqlite3.Row) -> Memory:
+    return Memory(
+        id=row["id"],
+        scope=Scope.parse(row["scope"]),
+        author_id=row["author_id"],
+        author_name=row["author_name"],
+        source=row["source"],
+        text=row["text"],
+        created_at=row["created_at"],
+    )
+
+
+def _blob(vector: np.ndarray) -> bytes:
+    return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
+
+
+def _columns(rows: Sequence[sqlite3.Row]) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, vectors) from rows of (id, vector blob)."""
+    ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+    vectors = np.frombuffer(b"".join(row[1] for row in rows), dtype=np.float32)
+    return ids, vectors.reshape(len(rows), -1)
+
+
+class MemoryStore:
+    """Reads and writes the memory tables; knows nothing about FAISS or Discord."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # Writing
+
+    async def insert(
+        self, memories: Sequence[NewMemory], model: str, vectors: np.ndarray
+    ) -> list[int]:
+        ids = []
+        async with self.db.transaction() as conn:
+            for memory, vector in zip(memories, vectors, strict=True):
+                cursor = await conn.execute(
+                    "INSERT INTO memories (scope, author_id, author_name, source, text, "
+                    "created_at, model, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        memory.scope.key,
+                        memory.author_id,
+                        memory.author_name,
+                        memory.source,
+                        memory.text,
+                        memory.created_at,
+                        model,
+                        _blob(vector),
+                    ),
+                )
+                ids.append(cursor.lastrowid)
+        return ids
+
+    async def write_chunks(
+        self, chunks: Sequence[Chunk], model: str, vectors: np.ndarray
+    ) -> list[int | None]:
+        """Insert new chunks and update grown ones, atomically. An update whose row was
+        changed or deleted meanwhile (forgotten) is dropped and its id comes back None,
+        so forgotten words are never written back."""
+        ids: list[int | None] = []
+        async with self.db.transaction() as conn:
+            for chunk, vector in zip(chunks, vectors, strict=True):
+                if chunk.id is None:
+                    cursor = await conn.execute(
+                        "INSERT INTO memories (scope, author_id, author_name, source, text, "
+                        "channel_id, turns, created_at, model, vector) "
+                        "VALUES (?, ?, ?, 'conversation', ?, ?, ?, ?, ?, ?)",
+                        (
+                            chunk.scope.key,
+                            chunk.author_id,
+                            chunk.author_name,
+                            chunk.text,
+                            chunk.channel_id,
+                            chunk.turns,
+                            chunk.created_at,
+                            model,
+                            _blob(vector),
+                        ),
+                    )
+                    ids.append(cursor.lastrowid)
+                    continue
+                cursor = await conn.execute(
+                    "UPDATE memories SET text = ?, turns = ?, created_at = ?, model = ?, "
+                    "vector = ? WHERE id = ? AND text = ?",
+                    (
+                        chunk.text,
+                        chunk.turns,
+                        chunk.created_at,
+                        model,
+                        _blob(vector),
+                        chunk.id,
+                        chunk.stored_text,
+                    ),
+                )
+                ids.append(chunk.id if cursor.rowcount else None)
+        return ids
+
+    async def set_vectors(self, ids: Sequence[int], model: str, vectors: np.ndarray) -> None:
+        await self.db.executemany(
+            "UPDATE memories SET model = ?, vector = ? WHERE id = ?",
+            [(model, _blob(v), i) for i, v in zip(ids, vectors, strict=True)],
+        )
+
+    async def delete(self, scope: Scope, author_id: int, memory_id: int | None = None) -> list[int]:
+        """Delete one of an author's memories in a scope, or all of them; the ids deleted."""
+        sql = "DELETE FROM memories WHERE scope = ? AND author_id = ?"
+        params: list[object] = [scope.key, author_id]
+        if memory_id is not None:
+            sql += " AND id = ?"
+            params.append(memory_id)
+        async with self.db.transaction() as conn:
+            cursor = await conn.execute(sql + " RETURNING id", params)
+            deleted = [row[0] for row in await cursor.fetchall()]
+            await cursor.close()
+        return deleted
+
+    # Reading
+
+    async def open_chunk(self, channel_id: int) -> Chunk | None:
+        """The newest conversation chunk of a channel (it may still grow)."""
+        row = await self.db.fetchone(
+            "SELECT id, scope, channel_id, author_id, author_name, text, turns, created_at "
+            "FROM memories WHERE channel_id = ? AND source = 'conversation' "
+            "ORDER BY id DESC LIMIT 1",
+            (channel_id,),
+        )
+        if row is None:
+            return None
+        return Chunk(
+            id=row["id"],
+            scope=Scope.parse(row["scope"]),
+            channel_id=row["channel_id"],
+            author_id=row["author_id"],
+            author_name=row["author_name"],
+            text=row["text"],
+            turns=row["turns"],
+            created_at=row["created_at"],
+            stored_text=row["text"],
+        )
+
+    async def get(self, scope: Scope, ids: Sequence[int]) -> dict[int, Memory]:
+        """The memories with these ids that exist and belong to `scope`."""
+        found: dict[int, Memory] = {}
+        for start in range(0, len(ids), _IN_BATCH):
+            batch = [int(i) for i in ids[start : start + _IN_BATCH]]
+            marks = ",".join("?" * len(batch))
+            # By primary key; the scope is checked on the rows (as a WHERE term SQLite
+            # would walk the scope's index instead, every row of a big scope).
+            rows = await self.db.fetchall(
+                f"SELECT {_COLUMNS} FROM memories WHERE id IN ({marks})", batch
+            )
+            found.update((row["id"], _memory(row)) for row in rows if row["scope"] == scope.key)
+        return found
+
+    async def by_author(
+        self, scope: Scope, author_id: int, *, limit: int, offset: int = 0
+    ) -> list[Memory]:
+        """An author's memories in a scope, newest first."""
+        rows = await self.db.fetchall(
+            f"SELECT {_COLUMNS} FROM memories WHERE scope = ? AND author_id = ? "
+            "ORDER BY id DESC LIMIT ? OFFSET ?",
+            (scope.key, author_id, limit, offset),
+        )
+        return [_memory(row) for row in rows]
+
+    async def count_by_author(self, scope: Scope, author_id: int) -> int:
+        return await self.db.fetchval(
+            "SELECT count(*) FROM memories WHERE scope = ? AND author_id = ?",
+            (scope.key, author_id),
+        )
+
+    async def counts(self, scope: Scope) -> dict[str, int]:
+        """Memories in a scope by source."""
+        rows = await self.db.fetchall(
+            "SELECT source, count(*) FROM memories WHERE scope = ? GROUP BY source", (scope.key,)
+        )
+        return {row[0]: row[1] for row in rows}
+
+    async def ids(self, scope: Scope, model: str) -> np.ndarray:
+        """Ids of a scope's memories whose vectors come from `model`."""
+        rows = await self.db.fetchall(
+            "SELECT id FROM memories WHERE scope = ? AND model = ?", (scope.key, model)
+        )
+        return np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+
+    async def vectors(
+        self, scope: Scope, model: str, ids: Sequence[int] | None = None, *, batch: int = 5000
+    ) -> AsyncIterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, vectors) of a scope's memories made by `model`, all or these, in batches."""
+        if ids is not None:
+            for start in range(0, len(ids), _IN_BATCH):
+                part = [int(i) for i in ids[start : start + _IN_BATCH]]
+                marks = ",".join("?" * len(part))
+                rows = await self.db.fetchall(
+                    f"SELECT id, vector FROM memories WHERE scope = ? AND model = ? "
+                    f"AND id IN ({marks})",
+                    (scope.key, model, *part),
+                )
+                if rows:
+                    yield _columns(rows)
+            return
+        after = 0
+        while True:
+            rows = await self.db.fetchall(
+                "SELECT id, vector FROM memories WHERE scope = ? AND model = ? AND id > ? "
+                "ORDER BY id LIMIT ?",
+                (scope.key, model, after, batch),
+            )
+            if not rows:
+                return
+            after = rows[-1][0]
+            yield _columns(rows)
+
+    async def scopes(self) -> list[Scope]:
+        rows = await self.db.fetchall("SELECT DISTINCT scope FROM memories")
+        return sorted(Scope.parse(row[0]) for row in rows)
+
+    async def stale(self, model: str, limit: int) -> list[Memory]:
+        """Memories embedded by another model (two index ranges, not a table scan)."""
+        rows = await self.db.fetchall(
+            f"SELECT {_COLUMNS} FROM memories WHERE model < ? OR model > ? LIMIT ?",
+            (model, model, limit),
+        )
+        return [_memory(row) for row in rows]
+
+    # Consolidation
+
+    async def pending_channels(self, limit: int) -> list[PendingChannel]:
+        """Channels with AI chat messages consolidation has not read, oldest first."""
+        rows = await self.db.fetchall(
+            "SELECT m.channel_id, max(m.guild_id), COALESCE(c.upto_id, 0), max(m.id) AS last "
+            "FROM ai_messages m LEFT JOIN memory_consolidation c ON c.channel_id = m.channel_id "
+            "WHERE m.id > COALESCE(c.upto_id, 0) GROUP BY m.channel_id ORDER BY last LIMIT ?",
+            (limit,),
+        )
+        return [PendingChannel(row[0], row[1], row[2]) for row in rows]
+
+    async def turns_after(self, channel_id: int, after_id: int, limit: int) -> list[ChatTurn]:
+        """The newest `limit` messages of a channel after `after_id`, oldest first."""
+        rows = await self.db.fetchall(
+            "SELECT id, role, author_id, author_name, content FROM ai_messages "
+            "WHERE channel_id = ? AND id > ? ORDER BY id DESC LIMIT ?",
+            (channel_id, after_id, limit),
+        )
+        return [ChatTurn(*row) for row in reversed(rows)]
+
+    async def mark_consolidated(self, channel_id: int, upto_id: int) -> None:
+        await self.db.execute(
+            "INSERT INTO memory_consolidation (channel_id, upto_id) VALUES (?, ?) "
+            "ON CONFLICT (channel_id) DO UPDATE SET upto_id = excluded.upto_id",
+            (channel_id, upto_id),
+        )
