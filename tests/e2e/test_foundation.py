@@ -137,8 +137,7 @@ async def test_owner_shutdown_stops_the_bot(
     await discord_fake.send_message(guild.text, discord_fake.owner, "!shutdown")
     reply = await discord_fake.wait_for_message(guild.text)
     assert reply.content == "Shutting down."
-    await discord_fake.wait_for(bot.is_closed)
-    assert not bot.db.is_open
+    await discord_fake.wait_for(lambda: bot.is_closed() and not bot.db.is_open)
 
 
 async def test_owner_reload_and_sync(
