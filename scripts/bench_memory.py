@@ -1,6 +1,6 @@
 """Benchmark long-term memory: search speed and recall at 100k and 1M, and indexing lag.
 
-    .venv/bin/python scripts/bench_memory.py                # the full run (~8 min, ~6 GB RAM)
+    .venv/bin/python scripts/bench_memory.py   # ~7 min (+2 the first time), peak RSS 3.5 GB
     .venv/bin/python scripts/bench_memory.py --sizes 100000 --lag-messages 2000   # quicker
 
 Prints Markdown tables for docs/BENCHMARKS.md. Not a test. What it measures:

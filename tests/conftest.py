@@ -67,6 +67,7 @@ def ai_settings(
             "gemini_timeout": 5.0,
             "ai_edit_interval": 0.05,
             "ai_breaker_reset": 1.0,
+            "memory_enabled": False,  # memory has its own tests; spares the model load
         }
         values.update(overrides)
         return make_settings(**values)

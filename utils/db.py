@@ -112,11 +112,13 @@ class Database:
         """Hold the single writer for several statements; commit at the end or roll back."""
         async with self._write_lock:
             conn = self._require(self._writer)
-            await (await conn.execute("BEGIN IMMEDIATE")).close()
             try:
+                await (await conn.execute("BEGIN IMMEDIATE")).close()
                 yield conn
             except BaseException:
-                await conn.rollback()
+                # Also when cancelled during BEGIN: aiosqlite still runs it, so queue a
+                # rollback behind it (a no-op without a transaction), shielded.
+                await asyncio.shield(conn.rollback())
                 raise
             await conn.commit()
 
