@@ -28,6 +28,8 @@ from aiohttp import web
 from yt_dlp.extractor import import_extractors
 from yt_dlp.extractor.common import SearchInfoExtractor
 
+from tests.fakes.local_http import LocalHTTPServer
+
 CODECS = {
     "wav": ["-c:a", "pcm_s16le"],
     "ogg": ["-c:a", "libopus", "-b:a", "96k"],
@@ -52,36 +54,18 @@ def make_tone(directory: Path, frequency: int, seconds: float, kind: str = "wav"
     return name
 
 
-class FakeMediaServer:
+class FakeMediaServer(LocalHTTPServer):
     """Serves a directory of media files (see the module docstring)."""
 
     def __init__(self, directory: Path) -> None:
+        super().__init__()
         self.directory = directory
         self.broken: set[str] = set()
         self.requests: list[str] = []
-        self._runner: web.AppRunner | None = None
-        self.port = 0
 
-    async def start(self) -> None:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_get("/media/{name}", self._media)
         app.router.add_get("/page", self._page)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.port = self._runner.addresses[0][1]
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeMediaServer:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     def tone(self, frequency: int, seconds: float, kind: str = "wav") -> str:
         """The URL of a tone (generated on first use; blocking)."""

@@ -21,10 +21,12 @@ from typing import Any
 import spotipy
 from aiohttp import web
 
+from tests.fakes.local_http import LocalHTTPServer
+
 Json = dict[str, Any]
 
 
-class FakeSpotify:
+class FakeSpotify(LocalHTTPServer):
     def __init__(
         self,
         *,
@@ -32,6 +34,7 @@ class FakeSpotify:
         client_secret: str = "spotify-test-secret",
         page_size: int = 50,
     ) -> None:
+        super().__init__()
         self.client_id = client_id
         self.client_secret = client_secret
         self.page_size = page_size
@@ -40,35 +43,16 @@ class FakeSpotify:
         self.playlists: dict[str, Json] = {}
         self.requests: list[str] = []
         self._tokens: set[str] = set()
-        self._runner: web.AppRunner | None = None
-        self.port = 0
 
     # Lifecycle --------------------------------------------------------------
 
-    async def start(self) -> None:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/api/token", self._token)
         app.router.add_get("/v1/tracks/{id}", self._track)
         app.router.add_get("/v1/albums/{id}", self._album)
         app.router.add_get("/v1/albums/{id}/tracks", self._album_tracks)
         app.router.add_get("/v1/playlists/{id}", self._playlist)
         app.router.add_get("/v1/playlists/{id}/items", self._playlist_items)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.port = self._runner.addresses[0][1]
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeSpotify:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     @property
     def url(self) -> str:
