@@ -3,8 +3,10 @@
 The model answers instantly, so what is measured is the bot's own overhead:
 gateway MESSAGE_CREATE -> first reply POST, and -> final edit, plus sustained
 messages per second and event-loop lag, for 1, 10 and 100 active channels.
-The fakes run in a second thread with their own event loop, so their work
-does not count as lag on the bot's loop (it does share the GIL).
+The bot, fake Gemini and fake Discord (with the driver) each run in a process of
+their own, as the real services would, so their work is not counted as the bot's
+(the timestamps are CLOCK_MONOTONIC, which all processes share); the bot samples
+its own event-loop lag.
 
     .venv/bin/python scripts/bench_chat.py [--per-channel 30] [--repeat 3]
 """
@@ -13,23 +15,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import itertools
+import json
 import logging
-import random
+import os
+import signal
 import statistics
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot import Bot, run  # noqa: E402
-from config import Settings  # noqa: E402
 from tests.fakes.discord_server import (  # noqa: E402
     FakeChannel,
     FakeDiscord,
@@ -38,19 +39,22 @@ from tests.fakes.discord_server import (  # noqa: E402
 )
 from tests.fakes.gemini_server import FakeGemini  # noqa: E402
 
-T = TypeVar("T")
+Mark = tuple[int, float]  # a sent message's id, and when it was sent
+SITECUSTOMIZE = ROOT / "tests" / "fakes" / "sitecustomize"
+LAG_INTERVAL = 0.005
+
+
+ANSWER = "An instant answer from the model."
 
 
 class FakeWorld:
-    """Both fakes on their own loop in a background thread."""
+    """Fake Discord on this process's loop, fake Gemini in a process of its own."""
 
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.discord = FakeDiscord()
-        self.gemini = FakeGemini(stream_chunks=2)
+        self.gemini_url = ""
+        self.gemini: asyncio.subprocess.Process | None = None
         self.waiters: dict[int, asyncio.Future[None]] = {}
-        # Wake a waiting conversation when the bot edits its reply (no polling).
         apply_edit = self.discord._apply_edit
 
         def on_edit(message: FakeMessage, body: Any) -> None:
@@ -61,33 +65,27 @@ class FakeWorld:
 
         self.discord._apply_edit = on_edit
 
-    def recent_bot_messages(self) -> list[FakeMessage]:
-        return list(itertools.islice(reversed(self.discord.messages.values()), 300))
+    async def start(self) -> None:
+        await self.discord.start()
+        self.gemini = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--serve-gemini", stdout=asyncio.subprocess.PIPE, cwd=ROOT
+        )
+        assert self.gemini.stdout is not None
+        self.gemini_url = (await self.gemini.stdout.readline()).decode().strip()
 
-    def start(self) -> None:
-        self.thread.start()
-        self.call(self.discord.start())
-        self.call(self.gemini.start())
+    async def stop(self) -> None:
+        await self.discord.stop()
+        if self.gemini is not None:
+            self.gemini.send_signal(signal.SIGTERM)
+            await self.gemini.wait()
 
-    def call(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
-
-    async def acall(self, coro: Coroutine[Any, Any, T]) -> T:
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
-
-    def stop(self) -> None:
-        self.call(self.discord.stop())
-        self.call(self.gemini.stop())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-
-
-async def wait_reply(world: FakeWorld, message_id: int) -> None:
-    """Wait on the fakes' loop until the reply to `message_id` got its final edit."""
-    if not any(m.reference == message_id and m.edits for m in world.recent_bot_messages()):
-        waiter = world.loop.create_future()
-        world.waiters[message_id] = waiter
-        await asyncio.wait_for(waiter, 30)
+    async def wait_reply(self, message_id: int) -> None:
+        """Wait until the reply to `message_id` got its final edit."""
+        recent = itertools.islice(reversed(self.discord.messages.values()), 300)
+        if not any(m.reference == message_id and m.edits for m in recent):
+            waiter = asyncio.get_running_loop().create_future()
+            self.waiters[message_id] = waiter
+            await asyncio.wait_for(waiter, 30)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -95,54 +93,47 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def loop_lag(samples: list[float], stop: asyncio.Event, interval: float = 0.005) -> None:
-    loop = asyncio.get_running_loop()
-    while not stop.is_set():
-        started = loop.time()
-        await asyncio.sleep(interval)
-        samples.append(loop.time() - started - interval)
-
-
 async def converse(
+    world: FakeWorld, channel: FakeChannel, user: FakeUser, count: int, marks: list[Mark]
+) -> None:
+    """Closed loop: send `count` mentions in a channel, each once the last reply is final."""
+    for i in range(count):
+        message_id = await send(world, channel, user, f"question {i}", marks)
+        await world.wait_reply(message_id)
+
+
+async def offer(
     world: FakeWorld,
-    channel: FakeChannel,
+    channels: list[FakeChannel],
     user: FakeUser,
     count: int,
-    marks: list[tuple[int, int, float]],
-    period: float | None = None,
+    rate: float,
+    marks: list[Mark],
 ) -> None:
-    """Send `count` mentions in a channel.
-
-    Closed loop (period None): each as soon as the previous reply is final, to find
-    the sustained rate. Open loop: one every `period` seconds whatever happens, to
-    measure latency at a fixed offered load.
-    """
-    mention = f"<@{world.discord.bot_user.id}>"
+    """Open loop: `count` mentions, evenly spaced at `rate` per second, round-robin over
+    `channels`, whatever the replies do (so arrivals do not bunch up into queues)."""
+    start = time.monotonic()
     pending = []
-    next_at = time.monotonic() + (random.uniform(0, period) if period else 0)
     for i in range(count):
-        if period:
-            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-            next_at += period
-        sent_at = time.monotonic()
-        message = await world.acall(
-            world.discord.send_message(channel, user, f"{mention} question {i}")
-        )
-        marks.append((channel.id, message.id, sent_at))
-        waiting = world.acall(wait_reply(world, message.id))
-        if period:
-            pending.append(asyncio.ensure_future(waiting))
-        else:
-            await waiting
+        await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
+        channel = channels[i % len(channels)]
+        message_id = await send(world, channel, user, f"question {i}", marks)
+        pending.append(asyncio.ensure_future(world.wait_reply(message_id)))
     await asyncio.gather(*pending)
 
 
-def latencies(
-    world: FakeWorld, marks: list[tuple[int, int, float]]
-) -> tuple[list[float], list[float]]:
-    first: list[float] = []
-    final: list[float] = []
-    posts = {}
+async def send(
+    world: FakeWorld, channel: FakeChannel, user: FakeUser, text: str, marks: list[Mark]
+) -> int:
+    sent_at = time.monotonic()
+    mention = f"<@{world.discord.bot_user.id}>"
+    message = await world.discord.send_message(channel, user, f"{mention} {text}")
+    marks.append((message.id, sent_at))
+    return message.id
+
+
+def latencies(world: FakeWorld, marks: list[Mark]) -> tuple[list[float], list[float]]:
+    posts: dict[int, float] = {}
     patches: dict[str, float] = {}
     for record in world.discord.requests:
         if record.method == "POST" and record.path.endswith("/messages") and record.json:
@@ -152,10 +143,34 @@ def latencies(
         elif record.method == "PATCH":
             patches[record.path.rsplit("/", 1)[-1]] = record.time
     reply_of = {m.reference: m for m in world.discord.messages.values() if m.from_bot}
-    for _channel_id, message_id, sent_at in marks:
-        first.append((posts[message_id] - sent_at) * 1000)
-        final.append((patches[str(reply_of[message_id].id)] - sent_at) * 1000)
+    first = [(posts[mid] - sent_at) * 1000 for mid, sent_at in marks]
+    final = [(patches[str(reply_of[mid].id)] - sent_at) * 1000 for mid, sent_at in marks]
     return first, final
+
+
+async def start_bot(world: FakeWorld, data_dir: Path, lag_file: Path) -> asyncio.subprocess.Process:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(SITECUSTOMIZE), str(ROOT)]),
+        "FAKE_DISCORD_URL": world.discord.url,
+        "DISCORD_TOKEN": "bench-token",
+        "DATA_DIR": str(data_dir),
+        "GEMINI_API_KEY": "bench-key",
+        "GEMINI_BASE_URL": world.gemini_url,
+        "AI_USER_MESSAGES_PER_MINUTE": "1000000",
+        "AI_CHANNEL_MESSAGES_PER_MINUTE": "1000000",
+        "AI_CHANNEL_QUEUE_SIZE": "1000",
+        "AI_MAX_CONCURRENCY": "128",
+        "MEMORY_ENABLED": "false",
+        "BENCH_LAG_FILE": str(lag_file),
+    }
+    world.discord.ready.clear()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--serve-bot", env=env, cwd=ROOT
+    )
+    await asyncio.wait_for(world.discord.ready.wait(), 60)
+    await asyncio.sleep(0.3)  # on_ready
+    return process
 
 
 async def measure(
@@ -166,42 +181,32 @@ async def measure(
     rate: float,
     data_dir: Path,
 ) -> dict[str, float]:
-    settings = Settings(
-        _env_file=None,
-        discord_token="bench-token",
-        data_dir=data_dir,
-        gemini_api_key="bench-key",
-        gemini_base_url=world.gemini.url,
-        ai_user_messages_per_minute=1_000_000,
-        ai_channel_messages_per_minute=1_000_000,
-        ai_channel_queue_size=1000,
-        ai_max_concurrency=128,
-        memory_enabled=False,
-    )
-    bot = Bot(settings, extensions=["cogs.admin", "cogs.ai"], guild_ready_timeout=0.1)
-    task = asyncio.create_task(run(bot))
-    await asyncio.wait_for(world.acall(world.discord.ready.wait()), 30)
-    await asyncio.sleep(0.3)  # on_ready
-    await asyncio.gather(*(converse(world, c, user, 2, []) for c in targets))  # warm-up
+    lag_file = data_dir.with_suffix(".lag.json")  # the bot creates data_dir itself
+    bot = await start_bot(world, data_dir, lag_file)
+    try:
+        await asyncio.gather(*(converse(world, c, user, 2, []) for c in targets))  # warm-up
 
-    # Sustained rate: every channel sends its next message once the last reply is final.
-    started = time.monotonic()
-    done: list[tuple[int, int, float]] = []
-    await asyncio.gather(*(converse(world, c, user, per_channel, done) for c in targets))
-    sustained = len(done) / (time.monotonic() - started)
+        # Sustained rate: each channel sends its next message once the last reply is final.
+        started = time.monotonic()
+        done: list[Mark] = []
+        await asyncio.gather(*(converse(world, c, user, per_channel, done) for c in targets))
+        sustained = len(done) / (time.monotonic() - started)
 
-    # Latency at a fixed offered load of `rate` messages per second over all channels.
-    world.discord.requests.clear()
-    marks: list[tuple[int, int, float]] = []
-    lag: list[float] = []
-    stop = asyncio.Event()
-    monitor = asyncio.create_task(loop_lag(lag, stop))
-    period = len(targets) / rate
-    await asyncio.gather(*(converse(world, c, user, per_channel, marks, period) for c in targets))
-    stop.set()
-    await monitor
-    await bot.close()
-    await task
+        # Latency at a fixed offered load of `rate` messages per second over all channels.
+        world.discord.requests.clear()
+        gc.collect()
+        gc.disable()  # no collector pauses in this (the measuring) process while it times
+        marks: list[Mark] = []
+        window = time.monotonic()
+        await offer(world, targets, user, per_channel * len(targets), rate, marks)
+        window = (window, time.monotonic())
+    finally:
+        gc.enable()
+        bot.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(bot.wait(), 30)
+    # The bot's loop lag while the latency load ran (CLOCK_MONOTONIC is system-wide).
+    samples = json.loads(lag_file.read_text())
+    lag = [value for at, value in samples if window[0] <= at <= window[1]]
     first, final = latencies(world, marks)
     return {
         "channels": len(targets),
@@ -215,26 +220,59 @@ async def measure(
     }
 
 
+async def serve_bot() -> list[tuple[float, float]]:
+    """The bot process: admin and AI cogs; returns its event-loop lag samples."""
+    from bot import Bot, run
+    from config import Settings
+
+    samples: list[tuple[float, float]] = []
+
+    async def sample_lag() -> None:
+        while True:
+            started = time.monotonic()
+            await asyncio.sleep(LAG_INTERVAL)
+            now = time.monotonic()
+            samples.append((now, now - started - LAG_INTERVAL))
+
+    monitor = asyncio.create_task(sample_lag())
+    bot = Bot(Settings(_env_file=None), extensions=["cogs.admin", "cogs.ai"])
+    await run(bot)
+    monitor.cancel()
+    return samples
+
+
+async def serve_gemini() -> None:
+    """The Gemini process: an instant model until SIGTERM; prints its URL first."""
+    gemini = FakeGemini(stream_chunks=2)
+    gemini.default = lambda request: ANSWER
+    await gemini.start()
+    print(gemini.url, flush=True)
+    stopping = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
+    await stopping.wait()
+    await gemini.stop()
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-channel", type=int, default=30)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--rate", type=float, default=20.0, help="offered msg/s for latency")
+    parser.add_argument("--channels", type=int, nargs="+", default=[1, 10, 100])
     args = parser.parse_args()
-
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
     world = FakeWorld()
-    world.start()
-    undo = world.discord.patch_discord()
-    world.gemini.default = lambda request: "An instant answer from the model."
+    await world.start()
     guild = world.discord.add_guild("Bench")
     user = world.discord.add_user("bench-user")
     guild.add_member(user)
-    channels = [guild.text] + [guild.add_text_channel(f"c{i}") for i in range(99)]
+    channels = [guild.text]
+    channels += [guild.add_text_channel(f"c{i}") for i in range(max(args.channels) - 1)]
     rows = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            for active in (1, 10, 100):
+            for active in args.channels:
                 per_channel = max(3, args.per_channel * 10 // max(active, 10))
                 runs = [
                     await measure(
@@ -249,8 +287,7 @@ async def main() -> None:
                 ]
                 rows.append({k: statistics.median(r[k] for r in runs) for k in runs[0]})
     finally:
-        undo()
-        world.stop()
+        await world.stop()
     print(
         f"{'channels':>8} {'msgs':>6} {'msg/s':>7} {'first p50':>10} {'first p99':>10} "
         f"{'final p50':>10} {'final p99':>10} {'lag p99':>8}   (ms; medians of {args.repeat} runs)"
@@ -264,4 +301,13 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if "--serve-bot" in sys.argv:
+        from bot import new_event_loop  # the event loop `python bot.py` runs on
+
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            lag = runner.run(serve_bot())
+        Path(os.environ["BENCH_LAG_FILE"]).write_text(json.dumps(lag))
+    elif "--serve-gemini" in sys.argv:
+        asyncio.run(serve_gemini())
+    else:
+        asyncio.run(main())

@@ -115,7 +115,7 @@ class GeminiProvider:
 
     async def stream(
         self,
-        contents: list[types.Content],
+        contents: list[types.ContentDict],
         *,
         system: str | None = None,
         model: str | None = None,
@@ -127,7 +127,7 @@ class GeminiProvider:
         been shown, a failure ends the stream with an `AIError`.
         """
         reply = reply if reply is not None else Reply()
-        config = types.GenerateContentConfig(system_instruction=system) if system else None
+        config = _config(system)
         chunks, first = await self._with_retries(
             lambda name: self._open_stream(name, contents, config), model, reply
         )
@@ -137,7 +137,8 @@ class GeminiProvider:
                 yield first.text
             while True:
                 try:
-                    chunk = await asyncio.wait_for(anext(chunks), self.timeout)
+                    async with asyncio.timeout(self.timeout):
+                        chunk = await anext(chunks)
                 except StopAsyncIteration:
                     break
                 self._take(chunk, reply)
@@ -154,40 +155,42 @@ class GeminiProvider:
             await chunks.aclose()
 
     async def generate(
-        self, contents: list[types.Content], *, system: str | None = None, model: str | None = None
+        self,
+        contents: list[types.ContentDict],
+        *,
+        system: str | None = None,
+        model: str | None = None,
     ) -> Reply:
         """A whole reply at once (for summaries and background work)."""
         reply = Reply()
-        config = types.GenerateContentConfig(system_instruction=system) if system else None
+        config = _config(system)
 
         async def request(name: str) -> types.GenerateContentResponse:
-            return await asyncio.wait_for(
-                self.client.aio.models.generate_content(
+            async with asyncio.timeout(self.timeout):
+                return await self.client.aio.models.generate_content(
                     model=name, contents=contents, config=config
-                ),
-                self.timeout,
-            )
+                )
 
         response = await self._with_retries(request, model, reply)
         self._take(response, reply)
         return reply
 
     async def _open_stream(
-        self, model: str, contents: list[types.Content], config: types.GenerateContentConfig | None
+        self,
+        model: str,
+        contents: list[types.ContentDict],
+        config: types.GenerateContentConfigDict | None,
     ) -> tuple[AsyncIterator[types.GenerateContentResponse], types.GenerateContentResponse]:
         """Start a stream and wait for its first chunk (so failures can still be retried)."""
-        chunks = await asyncio.wait_for(
-            self.client.aio.models.generate_content_stream(
+        async with asyncio.timeout(self.timeout):
+            chunks = await self.client.aio.models.generate_content_stream(
                 model=model, contents=contents, config=config
-            ),
-            self.timeout,
-        )
-        try:
-            first = await asyncio.wait_for(anext(chunks), self.timeout)
-        except BaseException:
-            await chunks.aclose()
-            raise
-        return chunks, first
+            )
+            try:
+                return chunks, await anext(chunks)
+            except BaseException:
+                await chunks.aclose()
+                raise
 
     async def _with_retries(
         self, request: Callable[[str], Awaitable[Any]], preferred: str | None, reply: Reply
@@ -240,6 +243,10 @@ class GeminiProvider:
         if response.text:
             reply.text += response.text
         reply.usage.add(response.usage_metadata)
+
+
+def _config(system: str | None) -> types.GenerateContentConfigDict | None:
+    return {"system_instruction": system} if system else None
 
 
 def make_client(api_key: str, *, base_url: str | None, timeout: float) -> genai.Client:

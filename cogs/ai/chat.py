@@ -38,7 +38,6 @@ class Place:
 @dataclass(frozen=True)
 class ChatLimits:
     context_tokens: int
-    history_limit: int
     edit_interval: float
 
 
@@ -109,7 +108,6 @@ class ChatEngine:
         await self.usage.record(
             place.guild_id, reply.usage.prompt_tokens, reply.usage.output_tokens
         )
-        await self.store.prune(place.channel_id, self.limits.history_limit)
         if overflow:
             self.summarise_later(place.guild_id, place.channel_id)
         return reply

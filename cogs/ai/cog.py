@@ -100,7 +100,11 @@ class AI(commands.Cog):
     def __init__(self, bot: Bot) -> None:
         self.bot = bot
         settings = bot.settings
-        self.store = ChatStore(bot.db)
+        self.store = ChatStore(
+            bot.db,
+            context_tokens=settings.ai_context_tokens,
+            history_limit=settings.ai_history_limit,
+        )
         self.dispatcher = ChannelDispatcher(
             max_concurrency=settings.ai_max_concurrency, queue_size=settings.ai_channel_queue_size
         )
@@ -128,7 +132,6 @@ class AI(commands.Cog):
                 default_persona=settings.ai_default_persona,
                 limits=ChatLimits(
                     context_tokens=settings.ai_context_tokens,
-                    history_limit=settings.ai_history_limit,
                     edit_interval=settings.ai_edit_interval,
                 ),
                 memory=self.bot.memory,

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Literal
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import Literal, TypeVar
 
 from utils.db import Database
 from utils.text import estimate_tokens
 
 Role = Literal["user", "model"]
+_V = TypeVar("_V")
 
 
 @dataclass(frozen=True)
@@ -48,54 +50,151 @@ class ChannelPrefs:
 _TURN_COLUMNS = "id, role, author_id, author_name, content, tokens, created_at"
 
 
-class ChatStore:
-    """Reads and writes the AI tables; knows nothing about Discord."""
+@dataclass
+class _Tail:
+    """A channel's newest turns, oldest first: as many as fit the largest context."""
 
-    def __init__(self, db: Database) -> None:
+    turns: deque[Turn] = field(default_factory=deque)
+    tokens: int = 0
+    older_id: int = 0  # the newest stored turn left out of `turns` (0: none)
+
+    def append(self, turn: Turn, max_tokens: int) -> None:
+        if self.turns and turn.id <= self.turns[-1].id:
+            return  # already loaded from the database
+        self.turns.append(turn)
+        self.tokens += turn.tokens
+        while self.tokens > max_tokens:
+            self.older_id = self._pop().id
+
+    def drop_upto(self, turn_id: int) -> None:
+        while self.turns and self.turns[0].id <= turn_id:
+            self._pop()
+        if self.older_id <= turn_id:
+            self.older_id = 0
+
+    def _pop(self) -> Turn:
+        turn = self.turns.popleft()
+        self.tokens -= turn.tokens
+        return turn
+
+
+class ChatStore:
+    """Reads and writes the AI tables; knows nothing about Discord.
+
+    It is the only writer of these tables, so it keeps what every reply reads in
+    memory for the `cached_channels` most recently used channels: the newest turns
+    that fit `context_tokens`, the channel preferences and the guild models. Every
+    write updates or drops the cached copy right after it commits; a read that raced
+    a write returns what it read but does not cache it.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        context_tokens: int = 6000,
+        history_limit: int = 500,
+        cached_channels: int = 1000,
+    ) -> None:
         self.db = db
+        self.context_tokens = context_tokens
+        self.history_limit = history_limit
+        self.cached_channels = cached_channels
+        self._tails: OrderedDict[int, _Tail] = OrderedDict()
+        self._prefs: OrderedDict[int, ChannelPrefs] = OrderedDict()
+        self._models: OrderedDict[int, str | None] = OrderedDict()
+        self._writes = 0  # bumped after every write, so racing reads can tell
+
+    def _remember(self, cache: OrderedDict[int, _V], key: int, value: _V, since: int) -> _V:
+        if self._writes == since:
+            cache[key] = value
+            if len(cache) > self.cached_channels:
+                cache.popitem(last=False)
+        return value
+
+    @staticmethod
+    def _cached(cache: OrderedDict[int, _V], key: int) -> _V | None:
+        value = cache.get(key)
+        if value is not None:
+            cache.move_to_end(key)
+        return value
 
     # Conversation
 
     async def add_turns(self, guild_id: int | None, channel_id: int, turns: list[NewTurn]) -> None:
-        """Store an exchange atomically (a failed generation stores nothing)."""
+        """Store an exchange and prune the channel to `history_limit` turns, atomically
+        (a failed generation stores nothing)."""
         now = time.time()
-        await self.db.executemany(
-            "INSERT INTO ai_messages (guild_id, channel_id, message_id, author_id, author_name, "
-            "role, content, tokens, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    guild_id,
-                    channel_id,
-                    t.message_id,
-                    t.author_id,
-                    t.author_name,
-                    t.role,
-                    t.content,
-                    estimate_tokens(t.content),
-                    now,
+        stored: list[Turn] = []
+        async with self.db.transaction() as conn:
+            for t in turns:
+                tokens = estimate_tokens(t.content)
+                async with conn.execute(
+                    "INSERT INTO ai_messages (guild_id, channel_id, message_id, author_id, "
+                    "author_name, role, content, tokens, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    (
+                        guild_id,
+                        channel_id,
+                        t.message_id,
+                        t.author_id,
+                        t.author_name,
+                        t.role,
+                        t.content,
+                        tokens,
+                        now,
+                    ),
+                ) as cursor:
+                    (turn_id,) = await cursor.fetchone()
+                stored.append(
+                    Turn(turn_id, t.role, t.author_id, t.author_name, t.content, tokens, now)
                 )
-                for t in turns
-            ],
-        )
+            async with conn.execute(
+                "DELETE FROM ai_messages WHERE channel_id = ? AND id <= ("
+                "SELECT id FROM ai_messages WHERE channel_id = ? ORDER BY id DESC "
+                "LIMIT 1 OFFSET ?) RETURNING id",
+                (channel_id, channel_id, self.history_limit),
+            ) as cursor:
+                pruned = [row[0] for row in await cursor.fetchall()]
+        self._writes += 1
+        if tail := self._tails.get(channel_id):
+            for turn in stored:
+                tail.append(turn, self.context_tokens)
+            if pruned:
+                tail.drop_upto(max(pruned))
 
     async def recent_turns(
         self, channel_id: int, after_id: int, budget: int
     ) -> tuple[list[Turn], bool]:
-        """The newest turns after `after_id` that fit `budget` tokens, oldest first,
-        and whether older unsummarised turns were left out."""
-        rows = await self.db.fetchall(
-            f"SELECT {_TURN_COLUMNS} FROM ai_messages WHERE channel_id = ? AND id > ? "
-            "ORDER BY id DESC",
-            (channel_id, after_id),
-        )
+        """The newest turns after `after_id` that fit `budget` tokens (at most
+        `context_tokens`), oldest first, and whether older unsummarised turns were
+        left out."""
+        tail = self._cached(self._tails, channel_id) or await self._load_tail(channel_id)
         picked: list[Turn] = []
         used = 0
-        for row in rows:
-            if used + row["tokens"] > budget:
+        for turn in reversed(tail.turns):
+            if turn.id <= after_id:
+                return picked[::-1], False
+            if used + turn.tokens > budget:
                 return picked[::-1], True
-            used += row["tokens"]
-            picked.append(Turn(**dict(row)))
-        return picked[::-1], False
+            used += turn.tokens
+            picked.append(turn)
+        return picked[::-1], tail.older_id > after_id
+
+    async def _load_tail(self, channel_id: int) -> _Tail:
+        since = self._writes
+        rows = await self.db.fetchall(
+            f"SELECT {_TURN_COLUMNS} FROM ai_messages WHERE channel_id = ? ORDER BY id DESC",
+            (channel_id,),
+        )
+        tail = _Tail()
+        for row in rows:
+            if tail.tokens + row["tokens"] > self.context_tokens:
+                tail.older_id = row["id"]
+                break
+            tail.turns.appendleft(Turn(*row))
+            tail.tokens += row["tokens"]
+        return self._remember(self._tails, channel_id, tail, since)
 
     async def turns(
         self, channel_id: int, *, after_id: int = 0, upto_id: int | None = None
@@ -113,14 +212,6 @@ class ChatStore:
             "SELECT count(*) FROM ai_messages WHERE channel_id = ?", (channel_id,)
         )
 
-    async def prune(self, channel_id: int, keep: int) -> int:
-        """Delete all but the newest `keep` turns of a channel."""
-        return await self.db.execute(
-            "DELETE FROM ai_messages WHERE channel_id = ? AND id <= ("
-            "SELECT id FROM ai_messages WHERE channel_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
-            (channel_id, channel_id, keep),
-        )
-
     async def reset(self, channel_id: int) -> int:
         """Forget a channel's conversation and summary (its preferences stay)."""
         async with self.db.transaction() as conn:
@@ -131,25 +222,32 @@ class ChatStore:
                 "UPDATE ai_channels SET summary = NULL, summary_upto = 0 WHERE channel_id = ?",
                 (channel_id,),
             )
-            return cursor.rowcount
+        self._writes += 1
+        self._tails.pop(channel_id, None)
+        self._prefs.pop(channel_id, None)
+        return cursor.rowcount
 
     # Channel preferences
 
     async def channel(self, channel_id: int) -> ChannelPrefs:
+        if prefs := self._cached(self._prefs, channel_id):
+            return prefs
+        since = self._writes
         row = await self.db.fetchone(
             "SELECT persona, system_prompt, autorespond, summary, summary_upto "
             "FROM ai_channels WHERE channel_id = ?",
             (channel_id,),
         )
-        if row is None:
-            return ChannelPrefs()
-        return ChannelPrefs(
-            persona=row["persona"],
-            system_prompt=row["system_prompt"],
-            autorespond=bool(row["autorespond"]),
-            summary=row["summary"],
-            summary_upto=row["summary_upto"],
-        )
+        prefs = ChannelPrefs()
+        if row is not None:
+            prefs = ChannelPrefs(
+                persona=row["persona"],
+                system_prompt=row["system_prompt"],
+                autorespond=bool(row["autorespond"]),
+                summary=row["summary"],
+                summary_upto=row["summary_upto"],
+            )
+        return self._remember(self._prefs, channel_id, prefs, since)
 
     async def update_channel(self, guild_id: int | None, channel_id: int, **values: object) -> None:
         """Set some of persona, system_prompt, autorespond, summary, summary_upto."""
@@ -164,6 +262,8 @@ class ChatStore:
             f"ON CONFLICT (channel_id) DO UPDATE SET {updates}",
             (channel_id, guild_id, *values.values()),
         )
+        self._writes += 1
+        self._prefs.pop(channel_id, None)
 
     async def autorespond_channels(self) -> set[int]:
         rows = await self.db.fetchall("SELECT channel_id FROM ai_channels WHERE autorespond = 1")
@@ -174,7 +274,14 @@ class ChatStore:
     async def guild_model(self, guild_id: int | None) -> str | None:
         if guild_id is None:
             return None
-        return await self.db.fetchval("SELECT model FROM ai_guilds WHERE guild_id = ?", (guild_id,))
+        if guild_id in self._models:
+            self._models.move_to_end(guild_id)
+            return self._models[guild_id]
+        since = self._writes
+        model = await self.db.fetchval(
+            "SELECT model FROM ai_guilds WHERE guild_id = ?", (guild_id,)
+        )
+        return self._remember(self._models, guild_id, model, since)
 
     async def set_guild_model(self, guild_id: int, model: str | None) -> None:
         await self.db.execute(
@@ -182,3 +289,5 @@ class ChatStore:
             "ON CONFLICT (guild_id) DO UPDATE SET model = excluded.model",
             (guild_id, model),
         )
+        self._writes += 1
+        self._models.pop(guild_id, None)

@@ -18,23 +18,23 @@ def turns(n: int) -> list[Turn]:
 
 def test_short_history_goes_turn_by_turn() -> None:
     contents = build_contents(None, turns(4), UserInput("bob", "hi"))
-    assert [c.role for c in contents] == ["user", "model", "user", "model", "user"]
-    assert contents[0].parts[0].text == "alice: text 0"
-    assert contents[1].parts[0].text == "text 1"
-    assert contents[-1].parts[0].text == "bob: hi"
+    assert [c["role"] for c in contents] == ["user", "model", "user", "model", "user"]
+    assert contents[0]["parts"][0]["text"] == "alice: text 0"
+    assert contents[1]["parts"][0]["text"] == "text 1"
+    assert contents[-1]["parts"][0]["text"] == "bob: hi"
 
 
 def test_long_history_packs_older_turns_after_the_summary() -> None:
     contents = build_contents("they met", turns(30), UserInput("bob", "hi"))
-    opening = contents[0].parts[0].text
+    opening = contents[0]["parts"][0]["text"]
     assert opening.startswith("(Summary of the earlier conversation: they met)")
     assert "alice: text 0\nYou: text 1" in opening
     assert f"text {30 - RECENT_TURNS - 1}" in opening
     assert f"text {30 - RECENT_TURNS}" not in opening
-    parts = sum(len(c.parts) for c in contents)
+    parts = sum(len(c["parts"]) for c in contents)
     assert parts == 1 + RECENT_TURNS + 1
     # Roles alternate (same-role neighbours are merged), ending with the new message.
-    roles = [c.role for c in contents]
+    roles = [c["role"] for c in contents]
     assert all(a != b for a, b in itertools.pairwise(roles)) and roles[-1] == "user"
 
 

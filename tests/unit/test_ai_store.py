@@ -1,26 +1,33 @@
-"""ChatStore: token-budgeted context, pruning, reset, channel preferences."""
+"""ChatStore: token-budgeted context, pruning, reset, channel preferences, its cache."""
 
 from __future__ import annotations
 
+import asyncio
+import random
 from pathlib import Path
 
 import pytest
 
-from cogs.ai.store import ChatStore, NewTurn
+from cogs.ai.store import ChatStore, NewTurn, Turn, _Tail
 from utils.db import Database
 
 
 @pytest.fixture
-async def store(tmp_path: Path):
+async def db(tmp_path: Path):
     db = Database(tmp_path / "bot.db")
     await db.connect()
-    yield ChatStore(db)
+    yield db
     await db.close()
 
 
-def exchange(i: int) -> list[NewTurn]:
+@pytest.fixture
+def store(db: Database) -> ChatStore:
+    return ChatStore(db, context_tokens=100, history_limit=10)
+
+
+def exchange(i: int, padding: int = 36) -> list[NewTurn]:
     return [
-        NewTurn("user", 7, "alice", f"question {i} " + "x" * 36),
+        NewTurn("user", 7, "alice", f"question {i} " + "x" * padding),
         NewTurn("model", 0, "ai", f"answer {i}"),
     ]
 
@@ -40,12 +47,12 @@ async def test_recent_turns_fit_the_budget_newest_first(store: ChatStore) -> Non
     assert all("99" not in t.content for t in everything)
 
 
-async def test_prune_keeps_the_newest(store: ChatStore) -> None:
+async def test_history_is_pruned_to_the_limit(store: ChatStore) -> None:
     for i in range(6):
         await store.add_turns(1, 10, exchange(i))
-    assert await store.prune(10, keep=4) == 8
     remaining = await store.turns(10)
-    assert [t.content for t in remaining][-1] == "answer 5" and len(remaining) == 4
+    assert [t.content for t in remaining][-1] == "answer 5" and len(remaining) == 10
+    assert remaining[0].content.startswith("question 1 ")
 
 
 async def test_reset_clears_history_and_summary_but_keeps_prefs(store: ChatStore) -> None:
@@ -67,3 +74,81 @@ async def test_channel_preferences_and_guild_model(store: ChatStore) -> None:
     await store.set_guild_model(1, "gemini-x")
     assert await store.guild_model(1) == "gemini-x"
     assert await store.guild_model(None) is None
+
+
+@pytest.mark.parametrize(("context_tokens", "history_limit"), [(60, 12), (200, 6), (60, 6)])
+async def test_the_cache_answers_like_the_database(
+    db: Database, context_tokens: int, history_limit: int
+) -> None:
+    """Whatever happens, the cached store gives what a fresh one reads from disk
+    (the second case prunes turns the cache holds, the third what it left out)."""
+    limits = {"context_tokens": context_tokens, "history_limit": history_limit}
+    cached = ChatStore(db, **limits)
+    rng = random.Random(7)
+    for step in range(150):
+        channel = rng.choice([10, 11])
+        action = rng.random()
+        if action < 0.6:
+            await cached.add_turns(1, channel, exchange(step, rng.choice([0, 36, 200])))
+        elif action < 0.7:
+            await cached.reset(channel)
+        elif action < 0.85:
+            turns = await cached.turns(channel)
+            if turns:
+                upto = rng.choice(turns).id
+                await cached.update_channel(1, channel, summary=f"s{step}", summary_upto=upto)
+        else:
+            await cached.update_channel(1, channel, persona=f"p{step}")
+        fresh = ChatStore(db, **limits)
+        prefs = await cached.channel(channel)
+        assert prefs == await fresh.channel(channel)
+        for after_id in {0, prefs.summary_upto}:
+            for budget in (5, 30, context_tokens):
+                got = await cached.recent_turns(channel, after_id, budget)
+                assert got == await fresh.recent_turns(channel, after_id, budget)
+
+
+@pytest.mark.parametrize("write", ["add", "reset"])
+async def test_a_read_racing_a_write_is_not_cached_stale(
+    db: Database, monkeypatch: pytest.MonkeyPatch, write: str
+) -> None:
+    store = ChatStore(db)
+    await store.add_turns(1, 10, exchange(0))
+    read, gate = asyncio.Event(), asyncio.Event()
+    fetchall = db.fetchall
+
+    async def slow_fetchall(*args: object) -> list[object]:
+        rows = await fetchall(*args)
+        read.set()
+        await gate.wait()  # the write commits between this read and its use
+        return rows
+
+    monkeypatch.setattr(db, "fetchall", slow_fetchall)
+    loading = asyncio.create_task(store.recent_turns(10, 0, 1000))
+    await read.wait()
+    if write == "add":
+        await store.add_turns(1, 10, exchange(1))
+    else:
+        await store.reset(10)
+    gate.set()
+    stale, _ = await loading
+    assert stale[-1].content == "answer 0"  # what it read before the write
+    monkeypatch.setattr(db, "fetchall", fetchall)
+    turns, _ = await store.recent_turns(10, 0, 1000)
+    assert [t.content for t in turns][-1:] == (["answer 1"] if write == "add" else [])
+
+
+def test_a_turn_loaded_and_then_appended_is_kept_once() -> None:
+    tail = _Tail()
+    turn = Turn(5, "user", 7, "alice", "hi", 1, 0.0)
+    tail.append(turn, max_tokens=10)
+    tail.append(turn, max_tokens=10)
+    assert list(tail.turns) == [turn] and tail.tokens == 1
+
+
+async def test_guild_model_cache_follows_changes(store: ChatStore) -> None:
+    assert await store.guild_model(1) is None
+    await store.set_guild_model(1, "gemini-x")
+    assert await store.guild_model(1) == "gemini-x"
+    await store.set_guild_model(1, None)
+    assert await store.guild_model(1) is None

@@ -38,10 +38,10 @@ class Fact:
     text: str
 
 
-def request(turns: Sequence[ChatTurn]) -> list[types.Content]:
+def request(turns: Sequence[ChatTurn]) -> list[types.ContentDict]:
     lines = [render_turn(t.role, t.author_name, t.content) for t in turns]
     text = "Conversation:\n" + "\n".join(lines)
-    return [types.Content(role="user", parts=[types.Part.from_text(text=text)])]
+    return [{"role": "user", "parts": [{"text": text}]}]
 
 
 def _items(text: str) -> Iterator[object]:
