@@ -23,11 +23,6 @@ from utils.reliability.circuit_breaker import BreakerRegistry
 from utils.reliability.shutdown import ShutdownManager
 from utils.usage import UsageStore
 
-try:  # libuv's event loop: less overhead per message on Linux and macOS
-    from uvloop import new_event_loop
-except ImportError:  # Windows: uvloop does not exist there
-    from asyncio import new_event_loop
-
 log = logging.getLogger("bot")
 
 COGS_DIR = Path(__file__).with_name("cogs")
@@ -213,8 +208,7 @@ def main() -> int:
         secrets=secrets,
     )
     try:
-        with asyncio.Runner(loop_factory=new_event_loop) as runner:
-            runner.run(run(Bot(settings)))
+        asyncio.run(run(Bot(settings)))
     except discord.LoginFailure:
         log.error("Discord rejected DISCORD_TOKEN; check the token in the developer portal")
         return 1

@@ -39,7 +39,6 @@ from tests.fakes.discord_server import (  # noqa: E402
 )
 from tests.fakes.gemini_server import FakeGemini  # noqa: E402
 
-Mark = tuple[int, float]  # a sent message's id, and when it was sent
 SITECUSTOMIZE = ROOT / "tests" / "fakes" / "sitecustomize"
 LAG_INTERVAL = 0.005
 
@@ -64,6 +63,16 @@ class FakeWorld:
                 waiter.set_result(None)
 
         self.discord._apply_edit = on_edit
+        # When the gateway sends each MESSAGE_CREATE: where the bot's overhead starts.
+        self.dispatched: dict[int, float] = {}
+        send_frame = self.discord._gateway._send
+
+        async def timed_send(conn: Any, frame: dict[str, Any]) -> bool:
+            if frame.get("t") == "MESSAGE_CREATE":
+                self.dispatched[int(frame["d"]["id"])] = time.monotonic()
+            return await send_frame(conn, frame)
+
+        self.discord._gateway._send = timed_send
 
     async def start(self) -> None:
         await self.discord.start()
@@ -94,7 +103,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def converse(
-    world: FakeWorld, channel: FakeChannel, user: FakeUser, count: int, marks: list[Mark]
+    world: FakeWorld, channel: FakeChannel, user: FakeUser, count: int, marks: list[int]
 ) -> None:
     """Closed loop: send `count` mentions in a channel, each once the last reply is final."""
     for i in range(count):
@@ -108,7 +117,7 @@ async def offer(
     user: FakeUser,
     count: int,
     rate: float,
-    marks: list[Mark],
+    marks: list[int],
 ) -> None:
     """Open loop: `count` mentions, evenly spaced at `rate` per second, round-robin over
     `channels`, whatever the replies do (so arrivals do not bunch up into queues)."""
@@ -123,16 +132,15 @@ async def offer(
 
 
 async def send(
-    world: FakeWorld, channel: FakeChannel, user: FakeUser, text: str, marks: list[Mark]
+    world: FakeWorld, channel: FakeChannel, user: FakeUser, text: str, marks: list[int]
 ) -> int:
-    sent_at = time.monotonic()
     mention = f"<@{world.discord.bot_user.id}>"
     message = await world.discord.send_message(channel, user, f"{mention} {text}")
-    marks.append((message.id, sent_at))
+    marks.append(message.id)
     return message.id
 
 
-def latencies(world: FakeWorld, marks: list[Mark]) -> tuple[list[float], list[float]]:
+def latencies(world: FakeWorld, marks: list[int]) -> tuple[list[float], list[float]]:
     posts: dict[int, float] = {}
     patches: dict[str, float] = {}
     for record in world.discord.requests:
@@ -143,8 +151,9 @@ def latencies(world: FakeWorld, marks: list[Mark]) -> tuple[list[float], list[fl
         elif record.method == "PATCH":
             patches[record.path.rsplit("/", 1)[-1]] = record.time
     reply_of = {m.reference: m for m in world.discord.messages.values() if m.from_bot}
-    first = [(posts[mid] - sent_at) * 1000 for mid, sent_at in marks]
-    final = [(patches[str(reply_of[mid].id)] - sent_at) * 1000 for mid, sent_at in marks]
+    sent = world.dispatched
+    first = [(posts[mid] - sent[mid]) * 1000 for mid in marks]
+    final = [(patches[str(reply_of[mid].id)] - sent[mid]) * 1000 for mid in marks]
     return first, final
 
 
@@ -188,7 +197,7 @@ async def measure(
 
         # Sustained rate: each channel sends its next message once the last reply is final.
         started = time.monotonic()
-        done: list[Mark] = []
+        done: list[int] = []
         await asyncio.gather(*(converse(world, c, user, per_channel, done) for c in targets))
         sustained = len(done) / (time.monotonic() - started)
 
@@ -196,7 +205,7 @@ async def measure(
         world.discord.requests.clear()
         gc.collect()
         gc.disable()  # no collector pauses in this (the measuring) process while it times
-        marks: list[Mark] = []
+        marks: list[int] = []
         window = time.monotonic()
         await offer(world, targets, user, per_channel * len(targets), rate, marks)
         window = (window, time.monotonic())
@@ -302,10 +311,7 @@ async def main() -> None:
 
 if __name__ == "__main__":
     if "--serve-bot" in sys.argv:
-        from bot import new_event_loop  # the event loop `python bot.py` runs on
-
-        with asyncio.Runner(loop_factory=new_event_loop) as runner:
-            lag = runner.run(serve_bot())
+        lag = asyncio.run(serve_bot())
         Path(os.environ["BENCH_LAG_FILE"]).write_text(json.dumps(lag))
     elif "--serve-gemini" in sys.argv:
         asyncio.run(serve_gemini())

@@ -39,7 +39,7 @@ TEXT_SUFFIXES = {
     ".go",
 }
 TEXT_LIMIT = 100_000
-RECENT_TURNS = 8  # history turns sent as separate contents; older ones go in one part
+RECENT_TURNS = 2  # history turns sent as separate contents; older ones go in one part
 
 SUMMARY_INSTRUCTION = (
     "You summarise Discord conversations for a chat assistant's memory. Write at most "
@@ -138,10 +138,11 @@ def build_contents(
 ) -> list[types.ContentDict]:
     """Summary and older history first, then the last turns, then the new message.
 
-    Only the last RECENT_TURNS turns go as separate contents; older ones are one
-    transcript part. google-genai spends ~0.15 ms of CPU per content when it builds
-    a request (twice that for `types.Content` objects, hence plain dicts), so a long
-    history sent turn by turn would cost tens of ms per reply.
+    Only the last RECENT_TURNS turns go as separate contents (so the model's latest
+    reply is its own turn); older ones are one transcript part. google-genai spends
+    about 0.2 ms of CPU per content building a request (twice that for
+    `types.Content` objects, hence plain dicts): a history sent turn by turn would
+    cost tens of ms per reply. See docs/BENCHMARKS.md.
     """
     older, recent = history[:-RECENT_TURNS], history[-RECENT_TURNS:]
     opening = []

@@ -17,8 +17,8 @@ def turns(n: int) -> list[Turn]:
 
 
 def test_short_history_goes_turn_by_turn() -> None:
-    contents = build_contents(None, turns(4), UserInput("bob", "hi"))
-    assert [c["role"] for c in contents] == ["user", "model", "user", "model", "user"]
+    contents = build_contents(None, turns(RECENT_TURNS), UserInput("bob", "hi"))
+    assert [c["role"] for c in contents] == ["user", "model"] * (RECENT_TURNS // 2) + ["user"]
     assert contents[0]["parts"][0]["text"] == "alice: text 0"
     assert contents[1]["parts"][0]["text"] == "text 1"
     assert contents[-1]["parts"][0]["text"] == "bob: hi"
