@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -262,6 +264,43 @@ async def serve_gemini() -> None:
     await gemini.stop()
 
 
+async def client_cost(url: str, count: int = 300) -> tuple[float, float]:
+    """p50 ms from asking to the first streamed chunk, for a typical reply request:
+    through google-genai (as the bot asks) and as the same JSON with plain aiohttp."""
+    from cogs.ai.prompting import UserInput, build_contents
+    from cogs.ai.store import Turn
+    from utils.gemini import make_client
+
+    history = [
+        Turn(i, "user" if i % 2 == 0 else "model", 1, "bench-user", f"question {i}", 3, 0.0)
+        for i in range(12)
+    ]
+    contents = build_contents(None, history, UserInput("bench-user", "question 12"))
+    system = "You are a friendly assistant in a Discord server. " * 10
+    body = {"contents": contents, "systemInstruction": {"parts": [{"text": system}]}}
+    model = "gemini-2.5-flash"
+    client = make_client("bench-key", base_url=url, timeout=30)
+    sdk: list[float] = []
+    raw: list[float] = []
+    async with aiohttp.ClientSession() as session:
+        for _ in range(count + 20):  # interleaved, so both see the same machine
+            started = time.perf_counter()
+            chunks = await client.aio.models.generate_content_stream(
+                model=model, contents=contents, config={"system_instruction": system}
+            )
+            await anext(chunks)
+            sdk.append((time.perf_counter() - started) * 1000)
+            await chunks.aclose()
+            started = time.perf_counter()
+            async with session.post(
+                f"{url}/v1beta/models/{model}:streamGenerateContent?alt=sse", json=body
+            ) as response:
+                await response.content.readline()
+            raw.append((time.perf_counter() - started) * 1000)
+    await client.aio.aclose()
+    return statistics.median(sdk[20:]), statistics.median(raw[20:])
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-channel", type=int, default=30)
@@ -280,6 +319,7 @@ async def main() -> None:
     channels += [guild.add_text_channel(f"c{i}") for i in range(max(args.channels) - 1)]
     rows = []
     try:
+        sdk, raw = await client_cost(world.gemini_url)
         with tempfile.TemporaryDirectory() as tmp:
             for active in args.channels:
                 per_channel = max(3, args.per_channel * 10 // max(active, 10))
@@ -307,6 +347,10 @@ async def main() -> None:
             f"{row['first_p50']:>10.2f} {row['first_p99']:>10.2f} {row['final_p50']:>10.2f} "
             f"{row['final_p99']:>10.2f} {row['lag_p99']:>8.2f}"
         )
+    print(
+        f"request -> first chunk, p50: google-genai {sdk:.2f} ms, "
+        f"the same request with plain aiohttp {raw:.2f} ms"
+    )
 
 
 if __name__ == "__main__":
