@@ -43,8 +43,6 @@ from tests.fakes.gemini_server import FakeGemini  # noqa: E402
 
 SITECUSTOMIZE = ROOT / "tests" / "fakes" / "sitecustomize"
 LAG_INTERVAL = 0.005
-
-
 ANSWER = "An instant answer from the model."
 
 
