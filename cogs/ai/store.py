@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict, deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
+
+import aiosqlite
 
 from utils.db import Database
 from utils.text import estimate_tokens
@@ -112,6 +116,17 @@ class ChatStore:
                 cache.popitem(last=False)
         return value
 
+    @contextmanager
+    def _writing(self, *drop: tuple[OrderedDict[int, Any], int]) -> Iterator[None]:
+        """Around a write: afterwards, whether it committed, failed or was cancelled
+        (perhaps after committing), count it and drop the cached entries it touches."""
+        try:
+            yield
+        finally:
+            self._writes += 1
+            for cache, key in drop:
+                cache.pop(key, None)
+
     @staticmethod
     def _cached(cache: OrderedDict[int, _V], key: int) -> _V | None:
         value = cache.get(key)
@@ -124,44 +139,49 @@ class ChatStore:
     async def add_turns(self, guild_id: int | None, channel_id: int, turns: list[NewTurn]) -> None:
         """Store an exchange and prune the channel to `history_limit` turns, atomically
         (a failed generation stores nothing)."""
-        now = time.time()
-        stored: list[Turn] = []
-        async with self.db.transaction() as conn:
-            for t in turns:
-                tokens = estimate_tokens(t.content)
+        try:
+            async with self.db.transaction() as conn:
+                stored = [await self._insert(conn, guild_id, channel_id, t) for t in turns]
                 async with conn.execute(
-                    "INSERT INTO ai_messages (guild_id, channel_id, message_id, author_id, "
-                    "author_name, role, content, tokens, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                    (
-                        guild_id,
-                        channel_id,
-                        t.message_id,
-                        t.author_id,
-                        t.author_name,
-                        t.role,
-                        t.content,
-                        tokens,
-                        now,
-                    ),
+                    "DELETE FROM ai_messages WHERE channel_id = ? AND id <= ("
+                    "SELECT id FROM ai_messages WHERE channel_id = ? ORDER BY id DESC "
+                    "LIMIT 1 OFFSET ?) RETURNING id",
+                    (channel_id, channel_id, self.history_limit),
                 ) as cursor:
-                    (turn_id,) = await cursor.fetchone()
-                stored.append(
-                    Turn(turn_id, t.role, t.author_id, t.author_name, t.content, tokens, now)
-                )
-            async with conn.execute(
-                "DELETE FROM ai_messages WHERE channel_id = ? AND id <= ("
-                "SELECT id FROM ai_messages WHERE channel_id = ? ORDER BY id DESC "
-                "LIMIT 1 OFFSET ?) RETURNING id",
-                (channel_id, channel_id, self.history_limit),
-            ) as cursor:
-                pruned = [row[0] for row in await cursor.fetchall()]
-        self._writes += 1
+                    pruned = [row[0] for row in await cursor.fetchall()]
+        except BaseException:
+            self._tails.pop(channel_id, None)  # it may have committed: read it afresh
+            raise
+        finally:
+            self._writes += 1
         if tail := self._tails.get(channel_id):
             for turn in stored:
                 tail.append(turn, self.context_tokens)
             if pruned:
                 tail.drop_upto(max(pruned))
+
+    @staticmethod
+    async def _insert(
+        conn: aiosqlite.Connection, guild_id: int | None, channel_id: int, turn: NewTurn
+    ) -> Turn:
+        tokens, now = estimate_tokens(turn.content), time.time()
+        async with conn.execute(
+            "INSERT INTO ai_messages (guild_id, channel_id, message_id, author_id, author_name, "
+            "role, content, tokens, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            (
+                guild_id,
+                channel_id,
+                turn.message_id,
+                turn.author_id,
+                turn.author_name,
+                turn.role,
+                turn.content,
+                tokens,
+                now,
+            ),
+        ) as cursor:
+            (turn_id,) = await cursor.fetchone()
+        return Turn(turn_id, turn.role, turn.author_id, turn.author_name, turn.content, tokens, now)
 
     async def recent_turns(
         self, channel_id: int, after_id: int, budget: int
@@ -214,17 +234,15 @@ class ChatStore:
 
     async def reset(self, channel_id: int) -> int:
         """Forget a channel's conversation and summary (its preferences stay)."""
-        async with self.db.transaction() as conn:
-            cursor = await conn.execute(
-                "DELETE FROM ai_messages WHERE channel_id = ?", (channel_id,)
-            )
-            await conn.execute(
-                "UPDATE ai_channels SET summary = NULL, summary_upto = 0 WHERE channel_id = ?",
-                (channel_id,),
-            )
-        self._writes += 1
-        self._tails.pop(channel_id, None)
-        self._prefs.pop(channel_id, None)
+        with self._writing((self._tails, channel_id), (self._prefs, channel_id)):
+            async with self.db.transaction() as conn:
+                cursor = await conn.execute(
+                    "DELETE FROM ai_messages WHERE channel_id = ?", (channel_id,)
+                )
+                await conn.execute(
+                    "UPDATE ai_channels SET summary = NULL, summary_upto = 0 WHERE channel_id = ?",
+                    (channel_id,),
+                )
         return cursor.rowcount
 
     # Channel preferences
@@ -257,13 +275,12 @@ class ChatStore:
         columns = ", ".join(values)
         marks = ", ".join("?" for _ in values)
         updates = ", ".join(f"{name} = excluded.{name}" for name in values)
-        await self.db.execute(
-            f"INSERT INTO ai_channels (channel_id, guild_id, {columns}) VALUES (?, ?, {marks}) "
-            f"ON CONFLICT (channel_id) DO UPDATE SET {updates}",
-            (channel_id, guild_id, *values.values()),
-        )
-        self._writes += 1
-        self._prefs.pop(channel_id, None)
+        with self._writing((self._prefs, channel_id)):
+            await self.db.execute(
+                f"INSERT INTO ai_channels (channel_id, guild_id, {columns}) "
+                f"VALUES (?, ?, {marks}) ON CONFLICT (channel_id) DO UPDATE SET {updates}",
+                (channel_id, guild_id, *values.values()),
+            )
 
     async def autorespond_channels(self) -> set[int]:
         rows = await self.db.fetchall("SELECT channel_id FROM ai_channels WHERE autorespond = 1")
@@ -284,10 +301,9 @@ class ChatStore:
         return self._remember(self._models, guild_id, model, since)
 
     async def set_guild_model(self, guild_id: int, model: str | None) -> None:
-        await self.db.execute(
-            "INSERT INTO ai_guilds (guild_id, model) VALUES (?, ?) "
-            "ON CONFLICT (guild_id) DO UPDATE SET model = excluded.model",
-            (guild_id, model),
-        )
-        self._writes += 1
-        self._models.pop(guild_id, None)
+        with self._writing((self._models, guild_id)):
+            await self.db.execute(
+                "INSERT INTO ai_guilds (guild_id, model) VALUES (?, ?) "
+                "ON CONFLICT (guild_id) DO UPDATE SET model = excluded.model",
+                (guild_id, model),
+            )

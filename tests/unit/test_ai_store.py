@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -136,6 +138,32 @@ async def test_a_read_racing_a_write_is_not_cached_stale(
     monkeypatch.setattr(db, "fetchall", fetchall)
     turns, _ = await store.recent_turns(10, 0, 1000)
     assert [t.content for t in turns][-1:] == (["answer 1"] if write == "add" else [])
+
+
+async def test_a_write_cancelled_after_it_committed_leaves_no_stale_cache(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = ChatStore(db)
+    await store.add_turns(1, 10, exchange(0))
+    await store.update_channel(1, 10, persona="first")
+    assert (await store.channel(10)).persona == "first"  # both now cached
+    assert (await store.recent_turns(10, 0, 1000))[0][-1].content == "answer 0"
+    transaction = db.transaction
+
+    @asynccontextmanager
+    async def commit_then_cancel() -> AsyncIterator[object]:
+        async with transaction() as conn:
+            yield conn
+        raise asyncio.CancelledError  # as if cancelled while the commit came back
+
+    monkeypatch.setattr(db, "transaction", commit_then_cancel)
+    with pytest.raises(asyncio.CancelledError):
+        await store.add_turns(1, 10, exchange(1))
+    with pytest.raises(asyncio.CancelledError):
+        await store.update_channel(1, 10, persona="second")
+    monkeypatch.undo()
+    assert (await store.recent_turns(10, 0, 1000))[0][-1].content == "answer 1"
+    assert (await store.channel(10)).persona == "second"
 
 
 def test_a_turn_loaded_and_then_appended_is_kept_once() -> None:
