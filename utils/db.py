@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
 import sqlite3
-import tempfile
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -154,26 +152,3 @@ async def _pragma(conn: aiosqlite.Connection, pragma: str) -> None:
     """Run a PRAGMA and finish its statement (an open one blocks checkpoints)."""
     async with conn.execute(f"PRAGMA {pragma}") as cursor:
         await cursor.fetchall()
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write a file so readers see the old or the new content, never a torn mix.
-
-    Blocking: call it through `asyncio.to_thread` from async code.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)

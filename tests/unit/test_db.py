@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 
 import pytest
 
-from utils.db import MIGRATIONS_DIR, Database, atomic_write, load_migrations
+from utils.db import MIGRATIONS_DIR, Database, load_migrations
 
 
 @pytest.fixture
@@ -108,27 +107,3 @@ async def test_close_is_idempotent_and_leaves_a_sound_file(tmp_path: Path) -> No
     await database.close()
     assert not database.is_open
     assert not (tmp_path / "bot.db-wal").exists() or (tmp_path / "bot.db-wal").stat().st_size == 0
-
-
-def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:
-    target = tmp_path / "sub" / "file.bin"
-    atomic_write(target, b"old")
-    atomic_write(target, b"new content")
-    assert target.read_bytes() == b"new content"
-    assert [p.name for p in target.parent.iterdir()] == ["file.bin"]
-
-
-def test_atomic_write_crash_keeps_old_content(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    target = tmp_path / "file.bin"
-    atomic_write(target, b"old")
-
-    def crash(*args: object) -> None:
-        raise OSError("disk gone")
-
-    monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(OSError):
-        atomic_write(target, b"new")
-    assert target.read_bytes() == b"old"
-    assert [p.name for p in tmp_path.iterdir()] == ["file.bin"]

@@ -21,7 +21,6 @@ import json
 import math
 import os
 import struct
-import tempfile
 import threading
 import zlib
 from collections.abc import Iterable
@@ -31,6 +30,8 @@ from typing import Any, BinaryIO, Literal
 
 import faiss
 import numpy as np
+
+from utils.files import atomic_file
 
 FORMAT = 1
 MAGIC = b"GBMEMIX1"
@@ -178,19 +179,9 @@ class VectorIndex:
                 path.unlink(missing_ok=True)
                 self.dirty = False
                 return
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    self._write(handle, meta)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            with atomic_file(path) as handle:
+                self._write(handle, meta)
             self.dirty = False
-        _fsync_dir(path.parent)
 
     def _write(self, handle: BinaryIO, meta: dict[str, Any]) -> None:
         crc = 0
@@ -347,11 +338,3 @@ def remove_temp_files(directory: Path) -> int:
         path.unlink(missing_ok=True)
         removed += 1
     return removed
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
