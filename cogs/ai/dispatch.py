@@ -50,7 +50,8 @@ class ChannelDispatcher:
                 async with self._slots:
                     try:
                         await job()
-                    except Exception:
+                    except Exception:  # jobs report expected errors themselves; a bug
+                        # must not stop this channel's queue: log it, go on with the next
                         log.exception("AI job for %s failed", key)
                 if not queue:
                     break

@@ -223,7 +223,7 @@ class Player:
                         return
                 elif not await self._play(track):
                     return
-            except Exception:
+            except Exception:  # a bug must not stop the music: log it, go on with the next
                 log.exception("music player of guild %s failed; dropping the track", self.guild_id)
                 self.queue.current = None
 
@@ -281,13 +281,9 @@ class Player:
         try:
             stream = await self.streams.stream(track)
             return await asyncio.to_thread(self.open_audio, stream, start, self.volume / 100)
-        except MusicError as error:
-            reason = str(error)
-        except Exception:
-            log.exception("could not open %r in guild %s", track.source, self.guild_id)
-            reason = "something went wrong while loading it."
-        await self._emit(self.events.track_failed(self, track, reason))
-        return None
+        except MusicError as error:  # how sources and FFmpeg report what can go wrong
+            await self._emit(self.events.track_failed(self, track, str(error)))
+            return None
 
     async def _check_played(self, track: Track, audio: Audio) -> None:
         """Report a track that played nothing (dead link, not media) or broke off."""

@@ -25,6 +25,7 @@ from cogs.music.sources import Resolver
 from cogs.music.store import MusicStore, SaveQueue, Session
 from cogs.music.tracks import Stream, Track
 from cogs.music.views import clean, controls, format_time, now_playing_embed
+from utils.tasks import log_failure
 
 if TYPE_CHECKING:
     from bot import Bot
@@ -251,8 +252,8 @@ class Sessions:
             except MusicError as error:
                 log.info("not resuming music in guild %s: %s", session.guild_id, error)
                 await self.saves.forget(session.guild_id)
-            except Exception:
-                log.exception("could not resume music in guild %s", session.guild_id)
+            except discord.DiscordException as error:
+                log.warning("could not resume music in guild %s: %r", session.guild_id, error)
                 await self.saves.forget(session.guild_id)
 
     async def _restore(self, session: Session) -> None:
@@ -336,6 +337,7 @@ class Sessions:
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(log_failure)
 
 
 def caller_channel(member: discord.Member) -> VoiceChannel:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from cogs.music.tracks import LoopMode, Track
 from utils.db import Database
+from utils.tasks import log_failure
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +133,7 @@ class SaveQueue:
         self._pending.add(guild_id)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._drain(), name="music-save")
+            self._task.add_done_callback(log_failure)
 
     async def flush(self, guild_ids: Iterable[int]) -> None:
         """Write these guilds now (at shutdown)."""
@@ -163,5 +166,5 @@ class SaveQueue:
             return
         try:
             await self.store.save(session)
-        except Exception:
-            log.exception("could not save the music queue of guild %s", guild_id)
+        except sqlite3.Error as error:
+            log.error("could not save the music queue of guild %s: %s", guild_id, error)

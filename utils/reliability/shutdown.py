@@ -11,8 +11,12 @@ import asyncio
 import inspect
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from utils.tasks import log_failure
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +85,7 @@ class ShutdownManager:
             )
         return dict(await asyncio.shield(self._run))
 
-    def install_signal_handlers(self, on_signal: Callable[[], Awaitable[None]]) -> None:
+    def install_signal_handlers(self, on_signal: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Start ``on_signal()`` as a task on the first SIGTERM or SIGINT; ignore later ones.
 
         Does nothing where the running loop cannot handle signals (Windows,
@@ -102,13 +106,15 @@ class ShutdownManager:
             loop.remove_signal_handler(sig)
         self._installed.clear()
 
-    def _on_signal(self, sig: signal.Signals, on_signal: Callable[[], Awaitable[None]]) -> None:
+    def _on_signal(
+        self, sig: signal.Signals, on_signal: Callable[[], Coroutine[Any, Any, None]]
+    ) -> None:
         if self._signal_task is not None or self.is_shutting_down:
             log.warning("received %s while shutting down; ignoring it", sig.name)
             return
         log.warning("received %s; shutting down", sig.name)
-        self._signal_task = asyncio.ensure_future(on_signal())
-        self._signal_task.add_done_callback(_log_signal_task_failure)
+        self._signal_task = asyncio.create_task(on_signal(), name="signal handler")
+        self._signal_task.add_done_callback(partial(log_failure, logger=log))
 
     async def _run_handlers(self, reason: str) -> dict[str, str]:
         log.info("shutting down%s", f": {reason}" if reason else "")
@@ -140,8 +146,3 @@ async def _run_handler(handler: _Handler) -> str:
         log.exception("shutdown handler %r failed", handler.name)
         return f"error: {type(exc).__name__}"
     return "ok"
-
-
-def _log_signal_task_failure(task: asyncio.Future[None]) -> None:
-    if not task.cancelled() and (exc := task.exception()) is not None:
-        log.error("signal handler failed", exc_info=exc)
