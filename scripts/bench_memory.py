@@ -44,6 +44,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from cogs.ai.store import NewTurn as Turn
 from utils.db import Database
 from utils.memory.embedder import SentenceEmbedder
 from utils.memory.index import IndexParams, VectorIndex
@@ -213,14 +214,6 @@ async def bench_service_search(
     await db.close()
     ms = np.array(times) * 1000
     return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
-
-
-@dataclass(frozen=True)
-class Turn:
-    role: str
-    author_id: int
-    author_name: str
-    content: str
 
 
 async def bench_lag(sentences: list[str], messages: int, scratch: Path) -> dict[str, float]:

@@ -17,10 +17,20 @@ from tests.fakes.gemini_server import FakeGemini
 from tests.fakes.media_server import FakeMediaServer, LocalSearchIE, register_local_search
 from tests.fakes.spotify_server import FakeSpotify
 from tests.fakes.voice_server import FakeVoiceServer
+from utils.db import Database
 
 ADMIN = 0x8  # Administrator
 MANAGE_GUILD = 0x20
 BASIC = 0x400 | 0x800 | 0x10000 | 0x40 | 0x4000 | 0x8000 | 0x100000 | 0x200000  # view, send, ...
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    """An open database with every migration applied, in this test's directory."""
+    database = Database(tmp_path / "bot.db")
+    await database.connect()
+    yield database
+    await database.close()
 
 
 @pytest.fixture

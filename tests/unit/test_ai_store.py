@@ -6,20 +6,11 @@ import asyncio
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import pytest
 
 from cogs.ai.store import ChatStore, NewTurn, Turn, _Tail
 from utils.db import Database
-
-
-@pytest.fixture
-async def db(tmp_path: Path):
-    db = Database(tmp_path / "bot.db")
-    await db.connect()
-    yield db
-    await db.close()
 
 
 @pytest.fixture

@@ -10,14 +10,6 @@ import pytest
 from utils.db import MIGRATIONS_DIR, Database, load_migrations
 
 
-@pytest.fixture
-async def db(tmp_path: Path):
-    database = Database(tmp_path / "bot.db")
-    await database.connect()
-    yield database
-    await database.close()
-
-
 def write_migrations(directory: Path, *scripts: str) -> Path:
     directory.mkdir()
     for number, sql in enumerate(scripts, start=1):

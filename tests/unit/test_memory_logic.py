@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 
+from cogs.ai.store import NewTurn as Turn
 from utils.memory import consolidation
 from utils.memory.chunks import Chunk, ChunkLimits, Exchange, plan, render_turn
 from utils.memory.records import Scope, age_text
 from utils.memory.scoring import DAY, Weights, keyword_match, keywords, recency, relevant, score
 
 GUILD = Scope("guild", 1)
-
-
-@dataclass(frozen=True)
-class Turn:
-    role: str
-    author_id: int
-    author_name: str
-    content: str
 
 
 def exchange(text: str, *, author: int = 7, name: str = "alice", at: float = 0.0) -> Exchange:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from cogs.ai.store import NewTurn as Turn
 from utils.db import Database
 from utils.memory.embedder import SentenceEmbedder
 from utils.memory.records import Scope
@@ -24,14 +24,6 @@ from utils.memory.service import MemoryService
 DATA = Path(__file__).resolve().parents[1] / "data" / "memory_labelled.json"
 SCOPE = Scope("guild", 1)
 DAY = 86_400
-
-
-@dataclass(frozen=True)
-class Turn:
-    role: str
-    author_id: int
-    author_name: str
-    content: str
 
 
 @pytest.fixture(scope="session")

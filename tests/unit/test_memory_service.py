@@ -11,7 +11,6 @@ import logging
 import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,24 +36,8 @@ ALICE, BOB = 7, 8
 MakeService = Callable[..., Awaitable[MemoryService]]
 
 
-@dataclass(frozen=True)
-class Turn:
-    role: str
-    author_id: int
-    author_name: str
-    content: str
-
-
 def exchange(text: str, reply: str = "ok", *, author: int = ALICE, name: str = "alice") -> list:
-    return [Turn("user", author, name, text), Turn("model", 0, "assistant", reply)]
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(tmp_path / "bot.db")
-    await database.connect()
-    yield database
-    await database.close()
+    return [NewTurn("user", author, name, text), NewTurn("model", 0, "assistant", reply)]
 
 
 @pytest.fixture

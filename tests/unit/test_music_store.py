@@ -3,22 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 
 from cogs.music.store import MusicStore, SaveQueue, Session
 from cogs.music.tracks import LoopMode, Track
 from utils.db import Database
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(tmp_path / "bot.db")
-    await database.connect()
-    yield database
-    await database.close()
 
 
 def session(guild_id: int = 1, *, upcoming: int = 2) -> Session:
