@@ -119,13 +119,8 @@ class TinyBot(commands.Bot):
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    fake = FakeDiscord()
-    await fake.start()
-    undo = fake.patch_discord()
-    yield fake
-    undo()
-    await fake.stop()
+def fake(discord_fake: FakeDiscord) -> FakeDiscord:
+    return discord_fake
 
 
 @pytest.fixture

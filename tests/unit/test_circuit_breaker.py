@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.fakes.clock import FakeClock
 from utils.errors import BotError
 from utils.reliability.circuit_breaker import (
     BreakerRegistry,
@@ -15,17 +16,6 @@ from utils.reliability.circuit_breaker import (
     CircuitOpenError,
     CircuitState,
 )
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class Boom(Exception):

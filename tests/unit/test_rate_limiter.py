@@ -8,18 +8,8 @@ from typing import Any
 
 import pytest
 
+from tests.fakes.clock import FakeClock
 from utils.reliability.rate_limiter import RateLimiter
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class TickingClock:
