@@ -563,6 +563,54 @@ async def test_commands_status_persona_prompt_model_export(
     assert lines[0]["author_name"] == "alice" and lines[0]["content"] == "ahoy"
 
 
+async def test_ai_summarize_folds_all_but_the_last_exchange(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    gemini_fake.default = lambda request: (
+        "SUMMARY: roses, then tulips." if "summarise" in request.system_text else "ok"
+    )
+    bot = await start_bot(ai_settings())
+    for text in ("I grow roses", "and tulips", "what next?"):
+        await ask(discord_fake, guild.text, member, text)
+    await wait_stored(bot, guild.text.id, 6)
+
+    async def summarize(user: FakeUser) -> str:
+        interaction = await discord_fake.invoke_slash(
+            guild.text, user, "ai", subcommand="summarize"
+        )
+        await interaction.wait_response()
+        reply = await discord_fake.wait_for(
+            lambda: next(
+                (
+                    m
+                    for m in discord_fake.messages_in(guild.text)
+                    if m.from_bot and m.interaction_id == interaction.id and m.content
+                ),
+                None,
+            ),
+            timeout=10,
+        )
+        return reply.content
+
+    denied = await discord_fake.invoke_slash(guild.text, member, "ai", subcommand="summarize")
+    assert "Manage Messages" in (await denied.wait_response())["data"]["content"]
+    assert (await summarize(discord_fake.owner)).startswith("Summary updated:")
+    summariser = next(r for r in gemini_fake.requests if r.method == "generateContent")
+    folded = json.dumps(summariser.contents)
+    assert "I grow roses" in folded and "and tulips" in folded and "what next?" not in folded
+    assert await summarize(discord_fake.owner) == "There is nothing new to summarise yet."
+
+    await ask(discord_fake, guild.text, member, "and now?")
+    opening = gemini_fake.requests[-1].contents[0]["parts"][0]["text"]
+    assert opening.startswith("(Summary of the earlier conversation: SUMMARY: roses")
+    assert "I grow roses" not in json.dumps(gemini_fake.requests[-1].contents)
+
+
 async def test_without_api_key_ai_says_not_configured(
     discord_fake: FakeDiscord,
     guild: FakeGuild,
