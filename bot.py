@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from config import Settings, describe_error
 from utils.db import Database
-from utils.gemini import GeminiProvider, is_transient, make_client
+from utils.gemini import GeminiProvider, is_transient
 from utils.log import setup_logging
 from utils.memory.service import MemoryService
 from utils.reliability.circuit_breaker import BreakerRegistry
@@ -132,12 +132,10 @@ class Bot(commands.Bot):
             reset_timeout=settings.ai_breaker_reset,
             is_failure=is_transient,
         )
-        client = make_client(
-            api_key, base_url=settings.gemini_base_url, timeout=settings.gemini_timeout
-        )
         return GeminiProvider(
-            client,
+            api_key,
             breaker,
+            base_url=settings.gemini_base_url,
             model=settings.gemini_model,
             fallback_models=settings.gemini_fallback_models,
             timeout=settings.gemini_timeout,

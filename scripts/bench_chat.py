@@ -267,7 +267,8 @@ async def client_cost(url: str, count: int = 300) -> tuple[float, float]:
     through google-genai (as the bot asks) and as the same JSON with plain aiohttp."""
     from cogs.ai.prompting import UserInput, build_contents
     from cogs.ai.store import Turn
-    from utils.gemini import make_client
+    from utils.gemini import GeminiProvider
+    from utils.reliability.circuit_breaker import CircuitBreaker
 
     history = [
         Turn(i, "user" if i % 2 == 0 else "model", 1, "bench-user", f"question {i}", 3, 0.0)
@@ -277,7 +278,8 @@ async def client_cost(url: str, count: int = 300) -> tuple[float, float]:
     system = "You are a friendly assistant in a Discord server. " * 10
     body = {"contents": contents, "systemInstruction": {"parts": [{"text": system}]}}
     model = "gemini-2.5-flash"
-    client = make_client("bench-key", base_url=url, timeout=30)
+    provider = GeminiProvider("bench-key", CircuitBreaker("bench"), base_url=url, model=model)
+    client = provider.client
     sdk: list[float] = []
     raw: list[float] = []
     async with aiohttp.ClientSession() as session:
@@ -295,7 +297,7 @@ async def client_cost(url: str, count: int = 300) -> tuple[float, float]:
             ) as response:
                 await response.content.readline()
             raw.append((time.perf_counter() - started) * 1000)
-    await client.aio.aclose()
+    await provider.close()
     return statistics.median(sdk[20:]), statistics.median(raw[20:])
 
 

@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+from aiohttp.helpers import get_env_proxy_for_url
 from google import genai
 from google.genai import errors, types
+from yarl import URL
 
 from utils.errors import BotError
 from utils.reliability.circuit_breaker import CircuitBreaker, CircuitOpenError
@@ -28,6 +30,7 @@ log = logging.getLogger(__name__)
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 UNAVAILABLE_MODEL_STATUS = frozenset({404})
 _DURATION = re.compile(r"^\s*([\d.]+)s\s*$")
+DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 
 
 class AIError(BotError):
@@ -85,10 +88,11 @@ class GeminiProvider:
 
     def __init__(
         self,
-        client: genai.Client,
+        api_key: str,
         breaker: CircuitBreaker,
         *,
         model: str,
+        base_url: str | None = None,
         fallback_models: Sequence[str] = (),
         timeout: float = 60.0,
         max_retries: int = 3,
@@ -96,7 +100,14 @@ class GeminiProvider:
         max_delay: float = 30.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self.client = client
+        """Create the client; call inside the running event loop (it opens a session)."""
+        self.session = _session(base_url or DEFAULT_BASE_URL)
+        # The SDK's own timeout is a generous ceiling over the per-piece timeouts
+        # below, so a long streamed reply is never cut off by it.
+        options = types.HttpOptions(
+            base_url=base_url, timeout=int(timeout * 10 * 1000), aiohttp_client=self.session
+        )
+        self.client = genai.Client(api_key=api_key, http_options=options)
         self.breaker = breaker
         self.model = model
         self.fallback_models = tuple(fallback_models)
@@ -108,6 +119,7 @@ class GeminiProvider:
 
     async def close(self) -> None:
         await self.client.aio.aclose()
+        await self.session.close()
 
     def models_for(self, preferred: str | None) -> list[str]:
         chain = [preferred or self.model, self.model, *self.fallback_models]
@@ -249,8 +261,14 @@ def _config(system: str | None) -> types.GenerateContentConfigDict | None:
     return {"system_instruction": system} if system else None
 
 
-def make_client(api_key: str, *, base_url: str | None, timeout: float) -> genai.Client:
-    """The one client the bot uses. The SDK's own timeout is a generous ceiling over
-    the per-piece timeouts above, so a long streamed reply is never cut off by it."""
-    options = types.HttpOptions(timeout=int(timeout * 10 * 1000), base_url=base_url)
-    return genai.Client(api_key=api_key, http_options=options)
+def _session(base_url: str) -> aiohttp.ClientSession:
+    """The HTTP session for Gemini, with any proxy the environment names looked up once.
+
+    google-genai's default session trusts the environment on every request, which
+    costs two thread-pool round trips per request (a proxy and a netrc lookup).
+    """
+    try:
+        proxy, proxy_auth = get_env_proxy_for_url(URL(base_url))
+    except LookupError:
+        proxy, proxy_auth = None, None
+    return aiohttp.ClientSession(proxy=proxy, proxy_auth=proxy_auth)

@@ -20,7 +20,7 @@ import pytest
 from cogs.ai.store import ChatStore, NewTurn
 from tests.fakes.gemini_server import FakeGemini
 from utils.db import Database
-from utils.gemini import GeminiProvider, make_client
+from utils.gemini import GeminiProvider
 from utils.memory.chunks import Chunk, ChunkLimits
 from utils.memory.embedder import HashingEmbedder
 from utils.memory.index import IndexParams
@@ -309,9 +309,17 @@ async def test_big_scope_moves_to_hnsw_and_forget_still_works(
 
 
 @pytest.fixture
-def provider(gemini_fake: FakeGemini) -> GeminiProvider:
-    client = make_client("test-key", base_url=gemini_fake.url, timeout=5)
-    return GeminiProvider(client, CircuitBreaker("gemini"), model="gemini-test", max_retries=0)
+async def provider(gemini_fake: FakeGemini) -> AsyncIterator[GeminiProvider]:
+    provider = GeminiProvider(
+        "test-key",
+        CircuitBreaker("gemini"),
+        base_url=gemini_fake.url,
+        model="gemini-test",
+        timeout=5,
+        max_retries=0,
+    )
+    yield provider
+    await provider.close()
 
 
 async def test_consolidation_extracts_dedupes_and_moves_on(
