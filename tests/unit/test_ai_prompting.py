@@ -26,14 +26,15 @@ def test_short_history_goes_turn_by_turn() -> None:
 
 def test_long_history_packs_older_turns_after_the_summary() -> None:
     contents = build_contents("they met", turns(30), UserInput("bob", "hi"))
-    opening = contents[0]["parts"][0]["text"]
+    # Same-role neighbours are merged, their texts joined into one part: the opening
+    # ends with the first recent turn (a user's).
+    opening, first_recent = contents[0]["parts"][0]["text"].rsplit("\n\n", 1)
     assert opening.startswith("(Summary of the earlier conversation: they met)")
     assert "alice: text 0\nYou: text 1" in opening
     assert f"text {30 - RECENT_TURNS - 1}" in opening
     assert f"text {30 - RECENT_TURNS}" not in opening
-    parts = sum(len(c["parts"]) for c in contents)
-    assert parts == 1 + RECENT_TURNS + 1
-    # Roles alternate (same-role neighbours are merged), ending with the new message.
+    assert first_recent == f"alice: text {30 - RECENT_TURNS}"
+    assert [len(c["parts"]) for c in contents] == [1] * len(contents)
     roles = [c["role"] for c in contents]
     assert all(a != b for a, b in itertools.pairwise(roles)) and roles[-1] == "user"
 
