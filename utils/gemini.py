@@ -144,18 +144,16 @@ class GeminiProvider:
             lambda name: self._open_stream(name, contents, config), model, reply
         )
         try:
-            self._take(first, reply)
-            if first.text:
-                yield first.text
+            if text := self._take(first, reply):
+                yield text
             while True:
                 try:
                     async with asyncio.timeout(self.timeout):
                         chunk = await anext(chunks)
                 except StopAsyncIteration:
                     break
-                self._take(chunk, reply)
-                if chunk.text:
-                    yield chunk.text
+                if text := self._take(chunk, reply):
+                    yield text
         except (errors.APIError, TimeoutError, aiohttp.ClientError) as error:
             if is_transient(error):
                 self.breaker.record_failure()
@@ -251,10 +249,12 @@ class GeminiProvider:
         await self._sleep(delay)
 
     @staticmethod
-    def _take(response: types.GenerateContentResponse, reply: Reply) -> None:
-        if response.text:
-            reply.text += response.text
+    def _take(response: types.GenerateContentResponse, reply: Reply) -> str:
+        """Add a response's text and usage to `reply`; return the text."""
+        text = response.text or ""
+        reply.text += text
         reply.usage.add(response.usage_metadata)
+        return text
 
 
 def _config(system: str | None) -> types.GenerateContentConfigDict | None:
