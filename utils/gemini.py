@@ -105,7 +105,9 @@ class GeminiProvider:
         # The SDK's own timeout is a generous ceiling over the per-piece timeouts
         # below, so a long streamed reply is never cut off by it.
         options = types.HttpOptions(
-            base_url=base_url, timeout=int(timeout * 10 * 1000), aiohttp_client=self.session
+            base_url=base_url,
+            timeout=int(timeout * 10 * 1000),
+            aiohttp_client=self.session,
         )
         self.client = genai.Client(api_key=api_key, http_options=options)
         self.breaker = breaker
@@ -262,7 +264,8 @@ def _config(system: str | None) -> types.GenerateContentConfigDict | None:
 
 
 def _session(base_url: str) -> aiohttp.ClientSession:
-    """The HTTP session for Gemini, with any proxy the environment names looked up once.
+    """The HTTP session for Gemini, with any proxy the environment names for
+    `base_url` looked up once.
 
     google-genai's default session trusts the environment on every request, which
     costs two thread-pool round trips per request (a proxy and a netrc lookup).
