@@ -334,11 +334,11 @@ class Player:
     def _changed(self) -> None:
         try:
             self.events.changed(self)
-        except Exception:
+        except Exception:  # the cog's handler; whatever it raises must not stop playback
             log.exception("music: saving the state of guild %s failed", self.guild_id)
 
     async def _emit(self, event: Awaitable[None]) -> None:
         try:
             await event
-        except Exception:
+        except Exception:  # the cog's handler; whatever it raises must not stop playback
             log.exception("music: an event handler failed in guild %s", self.guild_id)

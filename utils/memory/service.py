@@ -266,7 +266,7 @@ class MemoryService:
                 batch.append(self._queue.get_nowait())
             try:
                 await self._index_exchanges(batch)
-            except Exception:
+            except Exception:  # the worker outlives any one batch: log it, take the next
                 log.exception("memory: indexing %d exchanges failed", len(batch))
             finally:
                 for _ in batch:
@@ -355,7 +355,7 @@ class MemoryService:
         except TimeoutError:
             log.warning("memory recall in %s timed out; answering without it", scope.key)
             return ""
-        except Exception:
+        except Exception:  # memory is an extra: any failure answers without it, logged
             log.exception("memory recall in %s failed; answering without it", scope.key)
             return ""
         if not recalled:
@@ -588,7 +588,7 @@ class MemoryService:
             await self.consolidate_once()
         except BotError as error:
             log.warning("memory consolidation stopped early: %s", error)
-        except Exception:
+        except Exception:  # a background pass: log a bug, the next pass tries again
             log.exception("memory consolidation failed")
 
     # Maintenance
