@@ -217,6 +217,9 @@ class AI(commands.Cog):
     async def _answer_message(self, message: discord.Message, text: str) -> None:
         assert self.engine is not None
         typing = asyncio.create_task(self._typing(message.channel))
+        # Let the indicator go out now. Otherwise it waits for the first real await,
+        # after google-genai has spent a millisecond or two building the model request.
+        await asyncio.sleep(0)
         try:
             user = await self._user_input(message.author, text, message.attachments)
             await self.engine.answer(
@@ -239,7 +242,7 @@ class AI(commands.Cog):
 
     @staticmethod
     async def _typing(channel: discord.abc.Messageable) -> None:
-        """Show the typing indicator (sent alongside the reply's work, never delaying it)."""
+        """Show the typing indicator; a failure only costs the indicator."""
         try:
             await channel.typing()
         except discord.HTTPException as error:

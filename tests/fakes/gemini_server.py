@@ -292,6 +292,7 @@ class FakeGemini:
     # Serving
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        arrived = time.monotonic()
         info = request.match_info
         body = await request.json() if request.can_read_body else {}
         req = GeminiRequest(
@@ -301,7 +302,7 @@ class FakeGemini:
             headers={k.lower(): v for k, v in request.headers.items()},
             query=dict(request.query),
             json=body,
-            time=time.monotonic(),
+            time=arrived,
         )
         self.requests.append(req)
         if req.method not in _METHODS:
