@@ -68,14 +68,15 @@ class FakeWorld:
                 waiter.set_result(None)
 
         self.discord._apply_edit = on_edit
-        # When the gateway sends each MESSAGE_CREATE: where the bot's overhead starts.
+        # When each MESSAGE_CREATE has left the gateway: where the bot's overhead starts.
         self.dispatched: dict[int, float] = {}
         send_frame = self.discord._gateway._send
 
         async def timed_send(conn: Any, frame: dict[str, Any]) -> bool:
+            sent = await send_frame(conn, frame)
             if frame.get("t") == "MESSAGE_CREATE":
                 self.dispatched[int(frame["d"]["id"])] = time.monotonic()
-            return await send_frame(conn, frame)
+            return sent
 
         self.discord._gateway._send = timed_send
 

@@ -1189,6 +1189,7 @@ class FakeDiscord:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path.startswith(API + "/"):
+            arrived = time.monotonic()
             body = await _Body.read(request)
             request[_BODY] = body
             self.requests.append(
@@ -1197,7 +1198,7 @@ class FakeDiscord:
                     request.path.removeprefix(API),
                     dict(request.query),
                     body.json,
-                    time.monotonic(),
+                    arrived,
                     body.files,
                 )
             )
