@@ -217,10 +217,10 @@ class AI(commands.Cog):
     async def _answer_message(self, message: discord.Message, text: str) -> None:
         assert self.engine is not None
         typing = asyncio.create_task(self._typing(message.channel))
-        # Let the indicator go out now. Otherwise it waits for the first real await,
-        # after google-genai has spent a millisecond or two building the model request.
-        await asyncio.sleep(0)
         try:
+            # Let the indicator go out now. Otherwise it waits for the first real await,
+            # after google-genai has spent a millisecond or two building the model request.
+            await asyncio.sleep(0)
             user = await self._user_input(message.author, text, message.attachments)
             await self.engine.answer(
                 Place(
