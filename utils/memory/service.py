@@ -614,7 +614,8 @@ class MemoryService:
     async def _reembed_quietly(self) -> None:
         try:
             count = await self.reembed_stale()
-        except Exception:
+        except Exception:  # a background start-up task: whatever fails (model, disk or
+            # database), the bot runs on and the log says how to re-embed by hand
             log.exception("re-embedding memories failed; run scripts/reindex_memory.py")
         else:
             log.info("re-embedded %d memories with %s", count, self.embedder.name)
