@@ -12,7 +12,14 @@ import pytest
 
 from config import Settings
 from tests.conftest import BASIC, StartBot
-from tests.fakes.discord_server import FakeChannel, FakeDiscord, FakeGuild, FakeUser
+from tests.fakes.discord_server import (
+    CHANNEL_MESSAGE,
+    DEFERRED_CHANNEL_MESSAGE,
+    FakeChannel,
+    FakeDiscord,
+    FakeGuild,
+    FakeUser,
+)
 from tests.fakes.gemini_server import FakeGemini, GeminiRequest
 from utils.memory.embedder import SentenceEmbedder
 from utils.memory.records import Scope
@@ -103,15 +110,24 @@ async def slash(
     channel: FakeChannel,
     actor: FakeUser,
     subcommand: str,
+    deferred: bool = True,
     **options: Any,
 ) -> dict:
-    """Run `/memory <subcommand>` as `actor`; the response data, and the interaction."""
+    """Run `/memory <subcommand>` as `actor`; what it answered, and the interaction.
+
+    Every /memory command defers first (it may wait on the model still loading), then
+    fills in the deferred message; a refused check answers at once instead."""
     interaction = await discord_fake.invoke_slash(
         channel, actor, "memory", options, subcommand=subcommand
     )
     response = await interaction.wait_response()
     assert interaction.ephemeral, f"/memory {subcommand} must answer privately"
-    return {"interaction": interaction, **response["data"]}
+    if not deferred:
+        assert response["type"] == CHANNEL_MESSAGE
+        return {"interaction": interaction, **response["data"]}
+    assert response["type"] == DEFERRED_CHANNEL_MESSAGE, f"/memory {subcommand} must defer"
+    answer = await discord_fake.wait_for(lambda: interaction.followups, timeout=10)
+    return {"interaction": interaction, "content": answer[0].content, "embeds": answer[0].embeds}
 
 
 async def test_memory_commands_show_add_forget_stats(
@@ -155,7 +171,7 @@ async def test_memory_commands_show_add_forget_stats(
     empty = await slash(discord_fake, guild.text, member, "show")
     assert empty["content"] == "I don't remember anything about you here yet."
 
-    denied = await slash(discord_fake, guild.text, member, "stats")
+    denied = await slash(discord_fake, guild.text, member, "stats", deferred=False)
     assert "Manage Server" in denied["content"]
     stats = await slash(discord_fake, guild.text, discord_fake.owner, "stats")
     fields = {f["name"]: f["value"] for f in stats["embeds"][0]["fields"]}
