@@ -106,12 +106,33 @@ async def test_a_fact_added_while_the_model_loads_is_stored_when_it_has_loaded(
     await service.start()
     try:
         adding = asyncio.create_task(service.add_fact(GUILD, ALICE, "alice", "I like jazz."))
+        await asyncio.sleep(0)  # the task runs to where it waits for the model
         slow.release.set()
         async with asyncio.timeout(10):
             memory = await adding
         assert [r.memory.id for r in await service.recall(GUILD, "jazz")] == [memory.id]
     finally:
         await service.close()
+
+
+async def test_a_stop_while_the_model_loads_leaves_no_thread_to_wait_for(
+    db: Database, tmp_path: Path, slow: SlowLoading
+) -> None:
+    """Python waits for non-daemon threads at exit: none may be stuck on the loading."""
+    before = set(threading.enumerate())
+    service = service_with(db, tmp_path, slow)
+    await service.start()
+    adding = asyncio.create_task(service.add_fact(GUILD, ALICE, "alice", "I like jazz."))
+    await asyncio.sleep(0)  # the task runs to where it waits for the model
+    async with asyncio.timeout(5):
+        await service.close()
+    adding.cancel()
+    ours = [t for t in threading.enumerate() if t not in before and t.name.startswith("memory")]
+    assert [t.name for t in ours if t.daemon] == ["memory-model-load"]
+    for thread in ours:
+        if not thread.daemon:
+            await asyncio.to_thread(thread.join, 5)
+    assert [t.name for t in ours if t.is_alive() and not t.daemon] == []
 
 
 async def test_a_model_that_fails_to_load_is_logged_and_recall_goes_on_without_it(
