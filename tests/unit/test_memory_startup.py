@@ -91,7 +91,7 @@ async def test_recall_while_the_model_loads_answers_at_once_and_logs_it_once(
             assert [r.levelno for r in loading] == [logging.INFO], "said once, at INFO"
 
             slow.release.set()
-            await wait_for_record(caplog, "loaded")
+            await wait_for_record(caplog, "embedding model hashing loaded in")
             section, _ = await ask(service)
         assert "alice: My cat is named Whiskers." in section
         assert sum(STILL_LOADING in r.getMessage() for r in caplog.records) == 1
@@ -100,7 +100,7 @@ async def test_recall_while_the_model_loads_answers_at_once_and_logs_it_once(
 
 
 async def test_a_fact_added_while_the_model_loads_is_stored_when_it_has_loaded(
-    db: Database, tmp_path: Path, slow: SlowLoading, caplog: pytest.LogCaptureFixture
+    db: Database, tmp_path: Path, slow: SlowLoading
 ) -> None:
     service = service_with(db, tmp_path, slow)
     await service.start()
