@@ -73,6 +73,7 @@ class Settings(BaseSettings):
     memory_context_tokens: int = Field(500, ge=50)
     memory_chunk_turns: int = Field(6, ge=2, le=50)
     memory_consolidation_minutes: float = Field(30.0, ge=0)
+    memory_model_wait: float = Field(1.5, ge=0, le=10)
 
     # Spotify
     spotipy_client_id: str | None = None

@@ -2,7 +2,7 @@
 
 People see and delete only their own memories, only in the place they ask from (a
 server, or their DMs with the bot). Lists are private: ephemeral for slash commands,
-sent by DM for the prefix form in a server.
+sent by DM for the prefix form in a server. Every command acknowledges before its work.
 """
 
 from __future__ import annotations
@@ -118,6 +118,12 @@ class MemoryCog(commands.Cog, name="Memory"):
 
     def __init__(self, bot: Bot) -> None:
         self.bot = bot
+
+    async def cog_before_invoke(self, ctx: Context) -> None:
+        # Every command here may wait on the database, an index load or the model still
+        # loading after a start: acknowledge first (slash: within Discord's 3 s; prefix:
+        # a typing indicator), answer when done.
+        await ctx.typing(ephemeral=True)
 
     @property
     def service(self) -> MemoryService:

@@ -3,21 +3,37 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import signal
+import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from config import Settings
 from tests.conftest import BASIC, StartBot
-from tests.fakes.discord_server import FakeChannel, FakeDiscord, FakeGuild, FakeUser
+from tests.fakes.discord_server import (
+    CHANNEL_MESSAGE,
+    DEFERRED_CHANNEL_MESSAGE,
+    FakeChannel,
+    FakeDiscord,
+    FakeGuild,
+    FakeUser,
+)
 from tests.fakes.gemini_server import FakeGemini, GeminiRequest
+from utils.db import Database
 from utils.memory.embedder import SentenceEmbedder
 from utils.memory.records import Scope
+from utils.memory.service import MemoryConfig, MemoryService
 
 DAY = 86_400
+ROOT = Path(__file__).resolve().parents[2]
+INTERACTION_WINDOW = 3.0  # seconds Discord gives an interaction's first response
 
 
 @pytest.fixture(scope="session")
@@ -103,15 +119,24 @@ async def slash(
     channel: FakeChannel,
     actor: FakeUser,
     subcommand: str,
+    deferred: bool = True,
     **options: Any,
 ) -> dict:
-    """Run `/memory <subcommand>` as `actor`; the response data, and the interaction."""
+    """Run `/memory <subcommand>` as `actor`; what it answered, and the interaction.
+
+    Every /memory command defers first (it may wait on the model still loading), then
+    fills in the deferred message; a refused check answers at once instead."""
     interaction = await discord_fake.invoke_slash(
         channel, actor, "memory", options, subcommand=subcommand
     )
     response = await interaction.wait_response()
     assert interaction.ephemeral, f"/memory {subcommand} must answer privately"
-    return {"interaction": interaction, **response["data"]}
+    if not deferred:
+        assert response["type"] == CHANNEL_MESSAGE
+        return {"interaction": interaction, **response["data"]}
+    assert response["type"] == DEFERRED_CHANNEL_MESSAGE, f"/memory {subcommand} must defer"
+    answer = await discord_fake.wait_for(lambda: interaction.followups, timeout=10)
+    return {"interaction": interaction, "content": answer[0].content, "embeds": answer[0].embeds}
 
 
 async def test_memory_commands_show_add_forget_stats(
@@ -155,7 +180,7 @@ async def test_memory_commands_show_add_forget_stats(
     empty = await slash(discord_fake, guild.text, member, "show")
     assert empty["content"] == "I don't remember anything about you here yet."
 
-    denied = await slash(discord_fake, guild.text, member, "stats")
+    denied = await slash(discord_fake, guild.text, member, "stats", deferred=False)
     assert "Manage Server" in denied["content"]
     stats = await slash(discord_fake, guild.text, discord_fake.owner, "stats")
     fields = {f["name"]: f["value"] for f in stats["embeds"][0]["fields"]}
@@ -183,3 +208,111 @@ async def test_prefix_show_in_a_server_goes_to_dms(
     dm = discord_fake.open_dm(member)
     listing = await discord_fake.wait_for_message(dm, predicate=lambda m: m.embeds)
     assert "my locker code is 4711" in listing.embeds[0]["description"]
+
+
+class BotProcess:
+    """`python bot.py` against the local fakes, its output read line by line as it comes."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.lines: list[str] = []
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.process.stdout is not None
+        async for line in self.process.stdout:
+            self.lines.append(line.decode(errors="replace").rstrip())
+
+    async def logged(self, text: str, timeout: float = 60) -> str:  # noqa: ASYNC109
+        """The first output line containing `text`, waiting for it."""
+        deadline = time.monotonic() + timeout
+        while not (found := [line for line in self.lines if text in line]):
+            if self._reader.done() or time.monotonic() > deadline:
+                raise AssertionError(f"the bot never logged {text!r}:\n" + "\n".join(self.lines))
+            await asyncio.sleep(0.05)
+        return found[0]
+
+    async def stop(self) -> None:
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.process.wait(), 15)
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+        await self._reader
+
+
+@contextlib.asynccontextmanager
+async def bot_process(env: dict[str, str], cwd: Path) -> AsyncIterator[BotProcess]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(ROOT / "bot.py"),
+        cwd=cwd,
+        env={
+            **{k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields},
+            **env,
+        },
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    running = BotProcess(process)
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+@pytest.mark.slow
+async def test_after_a_restart_memory_is_used_as_soon_as_the_model_has_loaded(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    gemini_fake: FakeGemini,
+    tmp_path: Path,
+    sentence_embedder: SentenceEmbedder,
+) -> None:
+    """A real cold start: a fresh `python bot.py` loads the model in the background,
+    acknowledges /memory at once meanwhile, and its first reply uses memory."""
+    data_dir = tmp_path / "data"
+    db = Database(data_dir / "bot.db")
+    await db.connect()
+    before = MemoryService(
+        db,
+        sentence_embedder,
+        directory=data_dir / "memory",
+        config=MemoryConfig(consolidation_interval=0),
+    )
+    await before.start()
+    await before.add_fact(Scope("guild", guild.id), member.id, "alice", "My cat is named Whiskers.")
+    await before.close()
+    await db.close()
+
+    env = {
+        "DISCORD_TOKEN": "test-token-for-subprocess",
+        "DATA_DIR": str(data_dir),
+        "DEV_GUILD_ID": str(guild.id),
+        "GEMINI_API_KEY": "test-gemini-key",
+        "GEMINI_BASE_URL": gemini_fake.url,
+        "MEMORY_CONSOLIDATION_MINUTES": "0",
+        "FAKE_DISCORD_URL": discord_fake.url,
+        "PYTHONPATH": str(ROOT / "tests" / "fakes" / "sitecustomize"),
+    }
+    async with bot_process(env, tmp_path) as bot:
+        await discord_fake.wait_for(lambda: discord_fake.identifies == 1, timeout=60)
+        asked = time.monotonic()
+        adding = await discord_fake.invoke_slash(
+            guild.text, member, "memory", {"fact": "I have a dog called Rex"}, subcommand="add"
+        )
+        response = await adding.wait_response(timeout=INTERACTION_WINDOW)
+        [callback] = [r for r in discord_fake.requests if r.path.endswith("/callback")]
+        assert response["type"] == DEFERRED_CHANNEL_MESSAGE
+        assert callback.time - asked < INTERACTION_WINDOW
+        [added] = await discord_fake.wait_for(lambda: adding.followups, timeout=60)
+        assert added.content.startswith("I'll remember that (memory `#")
+
+        await bot.logged("embedding model all-MiniLM-L6-v2 loaded in")
+        first = await ask(discord_fake, gemini_fake, guild.text, member, "what is my cat called?")
+        assert "alice: My cat is named Whiskers." in first.system_text
+    assert bot.process.returncode == 0, "\n".join(bot.lines)
+    assert not [line for line in bot.lines if "ERROR" in line or "Traceback" in line]

@@ -11,13 +11,20 @@
 - Forgetting removes from SQLite and from the loaded index at once; search results
   are also checked against SQLite, so nothing deleted is ever returned.
 
-Embedding runs in one dedicated thread (batched), FAISS in worker threads.
+The embedding model starts loading in the background at `start` (5-20 s on a small
+machine). Until it has loaded, work that needs it waits for it, except recall, which
+waits at most `model_wait` and then answers without memory (logged once).
+
+Embedding runs in one dedicated thread (batched), FAISS in worker threads; the model
+loads in a daemon thread of its own, so a stop during loading does not wait for it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
@@ -84,6 +91,7 @@ class MemoryConfig:
     save_interval: float = 60.0
     queue_size: int = 10_000
     recall_timeout: float = 10.0
+    model_wait: float = 1.5  # seconds recall waits for a model still loading
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MemoryConfig:
@@ -92,6 +100,7 @@ class MemoryConfig:
             context_tokens=settings.memory_context_tokens,
             chunk=ChunkLimits(max_turns=settings.memory_chunk_turns),
             consolidation_interval=settings.memory_consolidation_minutes * 60,
+            model_wait=settings.memory_model_wait,
         )
 
 
@@ -159,6 +168,8 @@ class MemoryService:
         self._tasks: list[asyncio.Task[None]] = []
         self._writes: set[asyncio.Task[Any]] = set()
         self._closing = False
+        self._model: asyncio.Future[None] | None = None  # done once loading has ended
+        self._said_loading = False
 
     @classmethod
     def from_settings(
@@ -181,7 +192,9 @@ class MemoryService:
     # Lifecycle
 
     async def start(self) -> None:
-        """Start the background work (indexing, saving, consolidation, re-embedding)."""
+        """Start loading the model and the background work (indexing, saving,
+        consolidation, re-embedding); returns without waiting for the model."""
+        self._model = self._load_model()
         removed = await asyncio.to_thread(remove_temp_files, self.indexes.directory)
         if removed:
             log.warning("removed %d memory index files left half-written", removed)
@@ -233,6 +246,48 @@ class MemoryService:
         if not task.cancelled() and task.exception() is not None:
             log.warning("a memory write failed: %r", task.exception())
 
+    def _load_model(self) -> asyncio.Future[None]:
+        """Load the embedding model in a daemon thread; the future is done when that ends."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        embedder = self.embedder
+
+        def settle() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        def load() -> None:
+            started = time.perf_counter()
+            try:
+                embedder.load()
+            except Exception:  # a thread of its own: log it; using the model tries again
+                log.exception("memory: could not load the embedding model %s", embedder.name)
+            else:
+                took = time.perf_counter() - started
+                log.info("memory: embedding model %s loaded in %.1f s", embedder.name, took)
+            with contextlib.suppress(RuntimeError):  # the loop has closed: the bot stopped
+                loop.call_soon_threadsafe(settle)
+
+        threading.Thread(target=load, name="memory-model-load", daemon=True).start()
+        return done
+
+    async def _model_loaded(self) -> bool:
+        """Whether the model has finished loading, waiting `model_wait` at most for it;
+        says once in the log that replies go without memory meanwhile."""
+        if self._model is None or self._model.done():
+            return True
+        try:
+            await asyncio.wait_for(asyncio.shield(self._model), self.config.model_wait)
+        except TimeoutError:
+            if not self._said_loading:
+                self._said_loading = True
+                log.info(
+                    "memory: the embedding model is still loading; "
+                    "replies go without memory until it has loaded"
+                )
+            return False
+        return True
+
     @staticmethod
     async def _every(seconds: float, job: Callable[[], Awaitable[None]]) -> None:
         while True:
@@ -240,7 +295,10 @@ class MemoryService:
             await job()
 
     async def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit vectors for `texts`, computed in the embedding thread."""
+        """Unit vectors for `texts`, computed in the embedding thread (once the model
+        has loaded, so that thread never waits on loading)."""
+        if self._model is not None:
+            await asyncio.shield(self._model)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._embed_pool, self.embedder.encode, list(texts))
 
@@ -382,10 +440,11 @@ class MemoryService:
         `history` does not already hold, at most `limit` and `budget_tokens`.
 
         The query is embedded as its author's message ("alice: what's my cat called?"),
-        the form memories are embedded in, so "my" finds what that person said."""
+        the form memories are embedded in, so "my" finds what that person said. Finds
+        nothing while the model is still loading after `model_wait`."""
         index = await self.indexes.get(scope)
-        if not len(index):
-            return []  # nothing to find: don't load the model for it
+        if not len(index) or not await self._model_loaded():
+            return []  # nothing to find, or no model yet: don't wait for it
         spoken = render_turn("user", author_name, query) if author_name else query
         [vector] = await self.embed([spoken])
         return await self.search(
