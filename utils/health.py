@@ -132,7 +132,7 @@ class HealthServer:
         problems = []
         bot = self.bot
         ws = bot.ws
-        if bot.shutdown_manager.is_shutting_down() or bot.is_closed():
+        if bot.shutdown_manager.is_shutting_down or bot.is_closed():
             problems.append("shutting down")
         elif not bot.is_ready() or ws is None or not ws.open:
             problems.append("gateway not connected")
