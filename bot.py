@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import sys
 import time
@@ -11,14 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import discord
+from discord import app_commands
 from discord.ext import commands
 from pydantic import ValidationError
 
 from config import Settings, describe_error
 from utils.db import Database
 from utils.gemini import GeminiProvider, is_transient
-from utils.log import setup_logging
+from utils.health import HealthServer
+from utils.log import setup_logging, start_request
 from utils.memory.service import MemoryService
+from utils.metrics import Metrics
 from utils.reliability.circuit_breaker import BreakerRegistry
 from utils.reliability.shutdown import ShutdownManager
 from utils.usage import UsageStore
@@ -34,6 +38,18 @@ SAFE_MENTIONS = discord.AllowedMentions(everyone=False, roles=False, users=True,
 def discover_extensions(directory: Path = COGS_DIR) -> list[str]:
     """Every cog package under `cogs/`, as dotted extension names."""
     return sorted(f"cogs.{path.parent.name}" for path in directory.glob("*/__init__.py"))
+
+
+class _Tree(app_commands.CommandTree):
+    """Slash commands run with a request context for the log, as messages do."""
+
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        start_request(
+            guild_id=interaction.guild_id,
+            channel_id=interaction.channel_id,
+            user_id=interaction.user.id,
+        )
+        return True
 
 
 class Bot(commands.Bot):
@@ -56,6 +72,7 @@ class Bot(commands.Bot):
             help_command=None,
             case_insensitive=True,
             strip_after_prefix=True,
+            tree_cls=_Tree,
             **options,
         )
         self.settings = settings
@@ -63,6 +80,8 @@ class Bot(commands.Bot):
             list(extensions) if extensions is not None else discover_extensions()
         )
         self.db = Database(settings.database_path)
+        self.metrics = Metrics()
+        self.health: HealthServer | None = None
         self.usage = UsageStore(self.db)
         self.breakers = BreakerRegistry()
         self.gemini: GeminiProvider | None = None
@@ -99,6 +118,14 @@ class Bot(commands.Bot):
 
     async def setup_hook(self) -> None:
         await self.db.connect()
+        if self.settings.health_port is not None:
+            self.health = HealthServer(
+                self,
+                host=self.settings.health_host,
+                port=self.settings.health_port,
+                max_lag=self.settings.health_max_lag,
+            )
+            await self.health.start()
         rows = await self.db.fetchall(
             "SELECT guild_id, prefix FROM guild_settings WHERE prefix IS NOT NULL"
         )
@@ -140,13 +167,30 @@ class Bot(commands.Bot):
             fallback_models=settings.gemini_fallback_models,
             timeout=settings.gemini_timeout,
             max_retries=settings.gemini_max_retries,
+            metrics=self.metrics,
         )
+
+    def dispatch(self, event_name: str, /, *args: Any, **kwargs: Any) -> None:
+        """Every handler of a message runs with its request context (for the log)."""
+        if event_name != "message":
+            super().dispatch(event_name, *args, **kwargs)
+            return
+        message: discord.Message = args[0]
+        context = contextvars.copy_context()
+        context.run(
+            start_request,
+            guild_id=message.guild.id if message.guild else None,
+            channel_id=message.channel.id,
+            user_id=message.author.id,
+        )
+        context.run(super().dispatch, event_name, *args, **kwargs)
 
     async def on_ready(self) -> None:
         log.info("ready as %s in %d guilds", self.user, len(self.guilds))
 
     async def on_command_completion(self, ctx: commands.Context[Bot]) -> None:
         self.commands_run += 1
+        self.metrics.messages_answered.labels("command").inc()
 
     async def on_app_command_completion(
         self, interaction: discord.Interaction, command: object
@@ -154,6 +198,7 @@ class Bot(commands.Bot):
         # Hybrid commands invoked by slash already count through on_command_completion.
         if not isinstance(command, commands.hybrid.HybridAppCommand):
             self.commands_run += 1
+            self.metrics.messages_answered.labels("command").inc()
 
     async def close(self) -> None:
         """Stop the bot; every caller waits for the same single run of the shutdown."""
@@ -165,6 +210,8 @@ class Bot(commands.Bot):
         """Run shutdown handlers, disconnect, then close the database."""
         await self.shutdown_manager.shutdown("bot closing")
         await super().close()
+        if self.health is not None:
+            await self.health.close()
         if self.memory is not None:
             await self.memory.close()
         if self.gemini is not None:

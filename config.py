@@ -91,6 +91,11 @@ class Settings(BaseSettings):
     music_default_volume: int = Field(100, ge=0, le=200)
     music_ffmpeg: str = "ffmpeg"
 
+    # Health and metrics endpoint (off without a port; 0 picks a free port)
+    health_host: str = Field("127.0.0.1", min_length=1)
+    health_port: int | None = Field(None, ge=0, le=65535)
+    health_max_lag: float = Field(5.0, gt=0)
+
     @field_validator("owner_ids", "gemini_fallback_models", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:

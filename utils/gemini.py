@@ -23,6 +23,7 @@ from google.genai import errors, types
 from yarl import URL
 
 from utils.errors import BotError
+from utils.metrics import Metrics
 from utils.reliability.circuit_breaker import CircuitBreaker, CircuitOpenError
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,19 @@ def is_transient(error: BaseException) -> bool:
     return isinstance(error, TimeoutError | aiohttp.ClientError | ConnectionError)
 
 
+def error_kind(error: BaseException) -> str:
+    """A short fixed name for why a call failed (a metrics label)."""
+    if isinstance(error, CircuitOpenError):
+        return "circuit_open"
+    if isinstance(error, errors.APIError):
+        if error.code == 429:
+            return "rate_limited"
+        if error.code in UNAVAILABLE_MODEL_STATUS:
+            return "model_unavailable"
+        return "server" if error.code in RETRYABLE_STATUS else "refused"
+    return "timeout" if isinstance(error, TimeoutError) else "network"
+
+
 class GeminiProvider:
     """All of the bot's traffic to Gemini goes through here."""
 
@@ -99,6 +113,7 @@ class GeminiProvider:
         base_delay: float = 0.5,
         max_delay: float = 30.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        metrics: Metrics | None = None,
     ) -> None:
         """Create the client; call inside the running event loop (it opens a session)."""
         self.session = _session(base_url or DEFAULT_BASE_URL)
@@ -118,6 +133,7 @@ class GeminiProvider:
         self.base_delay = base_delay
         self.max_delay = max_delay
         self._sleep = sleep
+        self.metrics = metrics or Metrics()
 
     async def close(self) -> None:
         await self.client.aio.aclose()
@@ -157,6 +173,7 @@ class GeminiProvider:
                 if text := self._take(chunk, reply):
                     yield text
         except (errors.APIError, TimeoutError, aiohttp.ClientError) as error:
+            self.metrics.gemini_error(error_kind(error))
             if is_transient(error):
                 self.breaker.record_failure()
             log.warning(
@@ -165,6 +182,7 @@ class GeminiProvider:
             raise AIError("The reply was cut off by an AI error; please try again.") from error
         finally:
             await chunks.aclose()
+            self.metrics.tokens(reply.usage.prompt_tokens, reply.usage.output_tokens)
 
     async def generate(
         self,
@@ -185,6 +203,7 @@ class GeminiProvider:
 
         response = await self._with_retries(request, model, reply)
         self._take(response, reply)
+        self.metrics.tokens(reply.usage.prompt_tokens, reply.usage.output_tokens)
         return reply
 
     async def _open_stream(
@@ -214,8 +233,10 @@ class GeminiProvider:
                     async with self.breaker:
                         result = await request(model)
                 except CircuitOpenError as error:
+                    self.metrics.gemini_error(error_kind(error))
                     raise AIUnavailableError(error.retry_after) from error
                 except errors.APIError as error:
+                    self.metrics.gemini_error(error_kind(error))
                     last_error = error
                     if error.code in UNAVAILABLE_MODEL_STATUS:
                         log.warning(
@@ -227,6 +248,7 @@ class GeminiProvider:
                         raise AIError("The AI could not process that message.") from error
                     await self._backoff(attempt, model, error, retry_delay(error))
                 except (TimeoutError, aiohttp.ClientError) as error:
+                    self.metrics.gemini_error(error_kind(error))
                     last_error = error
                     await self._backoff(attempt, model, error, None)
                 else:

@@ -1,15 +1,70 @@
-"""Logging set-up: text or JSON lines to stderr and a rotating file, secrets redacted."""
+"""Logging set-up: text or JSON lines to stderr and a rotating file, secrets redacted.
+
+Also owns the request context: while the bot answers one message or command, every
+log line carries that request's guild, channel, user and a short request id
+(a `ContextVar`, so tasks started for the request inherit it).
+"""
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import logging.handlers
+import time
+import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 REDACTED = "[redacted]"
+
+# Attributes every LogRecord has; anything else on a record came from `extra=`.
+_RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+
+
+@dataclass(frozen=True)
+class Request:
+    """One message or command being answered: where, who, when it arrived, and its id."""
+
+    guild_id: int | None
+    channel_id: int | None
+    user_id: int | None
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    started: float = field(default_factory=time.monotonic)
+
+
+_request: contextvars.ContextVar[Request | None] = contextvars.ContextVar("request", default=None)
+
+
+def start_request(*, guild_id: int | None, channel_id: int | None, user_id: int | None) -> Request:
+    """Make a new request the current one in this context (and the tasks it starts)."""
+    request = Request(guild_id, channel_id, user_id)
+    _request.set(request)
+    return request
+
+
+def current_request() -> Request | None:
+    return _request.get()
+
+
+class _RequestFilter(logging.Filter):
+    """Puts the current request's fields on each record (an explicit `extra=` wins)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request = _request.get()
+        if request is not None:
+            fields = {
+                "request_id": request.id,
+                "guild_id": request.guild_id,
+                "channel_id": request.channel_id,
+                "user_id": request.user_id,
+            }
+            for name, value in fields.items():
+                if not hasattr(record, name):
+                    setattr(record, name, value)
+        return True
 
 
 class _RedactingFormatter(logging.Formatter):
@@ -25,11 +80,14 @@ class _RedactingFormatter(logging.Formatter):
         return text
 
     def format(self, record: logging.LogRecord) -> str:
+        request_id = getattr(record, "request_id", None)
+        record.request_tag = f" [{request_id}]" if request_id else ""
         return self.redact(super().format(record))
 
 
 class _JsonFormatter(_RedactingFormatter):
-    """One JSON object per line: time, level, logger, message, and exception if any."""
+    """One JSON object per line: time, level, logger, message, the request's fields,
+    `extra=` fields, and the exception if any."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -38,9 +96,12 @@ class _JsonFormatter(_RedactingFormatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        for name, value in vars(record).items():
+            if name not in _RECORD_FIELDS and not name.startswith("_"):
+                entry.setdefault(name, value)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return self.redact(json.dumps(entry, ensure_ascii=False))
+        return self.redact(json.dumps(entry, ensure_ascii=False, default=str))
 
 
 def setup_logging(
@@ -52,7 +113,7 @@ def setup_logging(
         formatter: logging.Formatter = _JsonFormatter(None, secrets)
     else:
         formatter = _RedactingFormatter(
-            "%(asctime)s %(levelname)-8s %(name)s: %(message)s", secrets
+            "%(asctime)s %(levelname)-8s %(name)s:%(request_tag)s %(message)s", secrets
         )
     handlers: list[logging.Handler] = [logging.StreamHandler()]
     if log_dir is not None:
@@ -68,6 +129,7 @@ def setup_logging(
         old.close()
     for handler in handlers:
         handler.setFormatter(formatter)
+        handler.addFilter(_RequestFilter())
         root.addHandler(handler)
     root.setLevel(level)
     # discord.http logs every request at DEBUG; keep it one notch quieter than ours.

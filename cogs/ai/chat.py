@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 
 from cogs.ai.personas import Persona
@@ -20,6 +21,7 @@ from utils.errors import BotError
 from utils.gemini import AIError, GeminiProvider, Reply
 from utils.memory.records import Scope
 from utils.memory.service import MemoryService
+from utils.metrics import Metrics
 from utils.text import estimate_tokens
 from utils.usage import UsageStore
 
@@ -54,6 +56,7 @@ class ChatEngine:
         default_persona: str,
         limits: ChatLimits,
         memory: MemoryService | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.provider = provider
         self.store = store
@@ -62,6 +65,7 @@ class ChatEngine:
         self.default_persona = default_persona
         self.limits = limits
         self.memory = memory
+        self.metrics = metrics or Metrics()
         self._summaries: dict[int, asyncio.Task[None]] = {}
 
     def persona(self, name: str | None) -> Persona:
@@ -83,9 +87,11 @@ class ChatEngine:
         scope = Scope.of(place.guild_id, author_id)
         remembered = ""
         if self.memory is not None:
+            recall_started = time.monotonic()
             remembered = await self.memory.prompt_section(
                 scope, user.text, history, author_id=author_id, author_name=user.author_name
             )
+            self.metrics.memory_recall.observe(time.monotonic() - recall_started)
         contents = build_contents(prefs.summary, history, user)
         system = system_instruction(
             self.persona(prefs.persona), prefs.system_prompt, place.description

@@ -6,7 +6,8 @@ import asyncio
 import io
 import logging
 import re
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Literal
@@ -24,6 +25,8 @@ from cogs.ai.store import ChatStore
 from cogs.ai.streaming import ReplyCutOff
 from utils.checks import dm_or_guild_permissions, guild_permissions
 from utils.errors import BotError
+from utils.gemini import AIUnavailableError
+from utils.metrics import ReplyTimer
 from utils.reliability.rate_limiter import RateLimiter
 
 if TYPE_CHECKING:
@@ -135,6 +138,7 @@ class AI(commands.Cog):
                     edit_interval=settings.ai_edit_interval,
                 ),
                 memory=self.bot.memory,
+                metrics=self.bot.metrics,
             )
         self.bot.shutdown_manager.register("ai: stop replies", self.stop, priority=10)
 
@@ -180,17 +184,20 @@ class AI(commands.Cog):
             return
         job = partial(self._answer_message, message, text)
         if not self.dispatcher.submit(message.channel.id, job):
+            self.bot.metrics.ai_outcome("busy")
             await self._notice(("busy", message.channel.id), message.reply, self._busy_text())
 
     def _admission(self, text: str, user_id: int, channel_id: int) -> tuple[Hashable, str] | None:
         """Why a message can't be answered (notice key and text), or None to go ahead."""
         limit = self.bot.settings.ai_max_input_chars
         if len(text) > limit:
+            self.bot.metrics.ai_outcome("too_long")
             return None, (
                 f"That message is too long for me: {len(text)} characters (the limit is {limit})."
             )
         wait = max(self.user_limits.peek(user_id), self.channel_limits.peek(channel_id))
         if wait > 0:
+            self.bot.metrics.ai_outcome("rate_limited")
             return ("rate", user_id), (
                 f"You're sending messages faster than I can answer; try again in {wait:.0f} s."
             )
@@ -211,8 +218,31 @@ class AI(commands.Cog):
             await send(text, allowed_mentions=NO_PINGS)
         except discord.HTTPException:
             log.warning("could not send a notice: %s", text)
+        else:
+            self.bot.metrics.ai_notices.inc()
 
     # Answering
+
+    @contextmanager
+    def _measured(self) -> Iterator[ReplyTimer]:
+        """Time one reply and count how it ended (whatever ended it is re-raised)."""
+        timer = self.bot.metrics.reply()
+        outcome = "error"
+        try:
+            yield timer
+            outcome = "ok"
+        except ReplyCutOff:
+            outcome = "cut_off"
+            raise
+        except AIUnavailableError:
+            outcome = "unavailable"
+            raise
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        finally:
+            elapsed = timer.finish(outcome)
+            log.info("AI reply %s after %.2f s", outcome, elapsed, extra={"outcome": outcome})
 
     async def _answer_message(self, message: discord.Message, text: str) -> None:
         assert self.engine is not None
@@ -221,18 +251,19 @@ class AI(commands.Cog):
             # Let the indicator go out now. Otherwise it waits for the first real await,
             # after google-genai has spent a millisecond or two building the model request.
             await asyncio.sleep(0)
-            user = await self._user_input(message.author, text, message.attachments)
-            await self.engine.answer(
-                Place(
-                    message.guild.id if message.guild else None,
-                    message.channel.id,
-                    describe_place(message.channel, message.author),
-                ),
-                message.author.id,
-                message.id,
-                user,
-                ChannelSink(message),
-            )
+            with self._measured() as reply:
+                user = await self._user_input(message.author, text, message.attachments)
+                await self.engine.answer(
+                    Place(
+                        message.guild.id if message.guild else None,
+                        message.channel.id,
+                        describe_place(message.channel, message.author),
+                    ),
+                    message.author.id,
+                    message.id,
+                    user,
+                    reply.watch(ChannelSink(message)),
+                )
         except ReplyCutOff:
             pass  # the partial reply already says what happened
         except BotError as error:
@@ -285,6 +316,7 @@ class AI(commands.Cog):
             job = partial(self._answer_interaction, interaction, prompt)
         if self.dispatcher.submit(ctx.channel.id, job):
             return
+        self.bot.metrics.ai_outcome("busy")
         if interaction is None:
             raise BotError(self._busy_text())
         await interaction.edit_original_response(content=self._busy_text())
@@ -292,15 +324,15 @@ class AI(commands.Cog):
     async def _answer_interaction(self, interaction: discord.Interaction, prompt: str) -> None:
         assert self.engine is not None and interaction.channel is not None
         try:
-            user = await self._user_input(interaction.user, prompt, [])
-            place = Place(
-                interaction.guild_id,
-                interaction.channel.id,
-                describe_place(interaction.channel, interaction.user),
-            )
-            await self.engine.answer(
-                place, interaction.user.id, None, user, InteractionSink(interaction)
-            )
+            with self._measured() as reply:
+                user = await self._user_input(interaction.user, prompt, [])
+                place = Place(
+                    interaction.guild_id,
+                    interaction.channel.id,
+                    describe_place(interaction.channel, interaction.user),
+                )
+                sink = reply.watch(InteractionSink(interaction))
+                await self.engine.answer(place, interaction.user.id, None, user, sink)
         except ReplyCutOff:
             pass
         except BotError as error:

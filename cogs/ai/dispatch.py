@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
@@ -16,24 +17,26 @@ class ChannelDispatcher:
     """Runs jobs in submission order per key, at most `max_concurrency` at once overall.
 
     Each key with work has one worker task that exits when its queue is empty, so
-    idle channels cost nothing. A key holds at most `queue_size` waiting jobs.
+    idle channels cost nothing. A key holds at most `queue_size` waiting jobs. A job
+    runs in the context it was submitted from (so it logs with its own request).
     """
 
     def __init__(self, *, max_concurrency: int, queue_size: int) -> None:
         self.queue_size = queue_size
         self._slots = asyncio.Semaphore(max_concurrency)
-        self._queues: dict[Hashable, deque[Job]] = {}
+        self._queues: dict[Hashable, deque[tuple[contextvars.Context, Job]]] = {}
         self._workers: dict[Hashable, asyncio.Task[None]] = {}
 
     def submit(self, key: Hashable, job: Job) -> bool:
         """Queue `job`; False when the key's queue is full (the job is dropped)."""
         queue = self._queues.setdefault(key, deque())
+        submitted = (contextvars.copy_context(), job)
         if key not in self._workers:
-            self._workers[key] = asyncio.create_task(self._work(key, job), name=f"ai-{key}")
+            self._workers[key] = asyncio.create_task(self._work(key, submitted), name=f"ai-{key}")
             return True
         if len(queue) >= self.queue_size:
             return False
-        queue.append(job)
+        queue.append(submitted)
         return True
 
     def waiting(self, key: Hashable) -> int:
@@ -43,23 +46,29 @@ class ChannelDispatcher:
     def active(self) -> int:
         return len(self._workers)
 
-    async def _work(self, key: Hashable, job: Job) -> None:
+    async def _work(self, key: Hashable, submitted: tuple[contextvars.Context, Job]) -> None:
         queue = self._queues[key]
         try:
             while True:
+                context, job = submitted
                 async with self._slots:
-                    try:
-                        await job()
-                    except Exception:  # jobs report expected errors themselves; a bug
-                        # must not stop this channel's queue: log it, go on with the next
-                        log.exception("AI job for %s failed", key)
+                    # Cancelling this worker cancels the job's task too.
+                    await asyncio.create_task(self._run(key, job), context=context)
                 if not queue:
                     break
-                job = queue.popleft()
+                submitted = queue.popleft()
         finally:
             self._workers.pop(key, None)
             if not queue:
                 self._queues.pop(key, None)
+
+    @staticmethod
+    async def _run(key: Hashable, job: Job) -> None:
+        try:
+            await job()
+        except Exception:  # jobs report expected errors themselves; a bug must not
+            # stop this channel's queue: log it (with the job's context), go on with the next
+            log.exception("AI job for %s failed", key)
 
     async def idle(self) -> None:
         """Wait until every queued job has run."""

@@ -73,8 +73,12 @@ class Music(commands.Cog):
             "music", self.sessions.suspend_all, priority=50, timeout=10
         )
         self.sessions.start()
+        self.bot.metrics.queued_tracks.set_function(
+            lambda: sum(len(player.queue) for player in self.sessions.players.values())
+        )
 
     async def cog_unload(self) -> None:
+        self.bot.metrics.queued_tracks.set_function(lambda: 0)
         self.bot.shutdown_manager.unregister("music")
         await self.sessions.close()
         self.bot.remove_dynamic_items(ControlButton)

@@ -1,15 +1,17 @@
-"""Log set-up: formats, the rotating file, discord.py's logs, secrets redacted."""
+"""Log set-up: formats, the rotating file, secrets redacted, request context and extras."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from utils.log import REDACTED, setup_logging
+from cogs.ai.dispatch import ChannelDispatcher
+from utils.log import REDACTED, current_request, setup_logging, start_request
 
 
 @pytest.fixture(autouse=True)
@@ -52,3 +54,86 @@ def test_text_format_and_level(tmp_path: Path) -> None:
     text = (tmp_path / "bot.log").read_text()
     assert "hidden" not in text
     assert "WARNING  x: shown 5" in text
+
+
+def _json_lines(log_dir: Path) -> list[dict[str, object]]:
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    return [json.loads(line) for line in (log_dir / "bot.log").read_text().splitlines()]
+
+
+async def test_json_lines_carry_the_request_and_extra_fields(tmp_path: Path) -> None:
+    setup_logging(level="INFO", fmt="json", log_dir=tmp_path, secrets=["tok-SECRET-123"])
+    log = logging.getLogger("bot")
+    log.info("before any request")
+
+    async def answer() -> str:
+        request = start_request(guild_id=1, channel_id=2, user_id=3)
+        await asyncio.sleep(0)
+        log.info("answering", extra={"outcome": "ok", "token": "tok-SECRET-123"})
+        # a task started while answering inherits the request
+        await asyncio.create_task(asyncio.to_thread(log.warning, "in a thread"))
+        return request.id
+
+    request_id = await asyncio.create_task(answer())
+    log.info("after", extra={"channel_id": 99})
+    first, answering, in_thread, after = _json_lines(tmp_path)
+    assert "request_id" not in first and "guild_id" not in first
+    assert answering["message"] == "answering"
+    assert answering["outcome"] == "ok"
+    assert answering["token"] == REDACTED
+    for entry in (answering, in_thread):
+        assert entry["request_id"] == request_id
+        assert (entry["guild_id"], entry["channel_id"], entry["user_id"]) == (1, 2, 3)
+    assert "request_id" not in after, "the request ended with its task"
+    assert after["channel_id"] == 99
+
+
+async def test_text_lines_show_the_request_id(tmp_path: Path) -> None:
+    setup_logging(level="INFO", fmt="text", log_dir=tmp_path, secrets=["tok-SECRET-123"])
+
+    async def answer() -> str:
+        request = start_request(guild_id=None, channel_id=2, user_id=3)
+        logging.getLogger("x").info("key tok-SECRET-123")
+        return request.id
+
+    request_id = await asyncio.create_task(answer())
+    logging.getLogger("x").info("outside")
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    text = (tmp_path / "bot.log").read_text()
+    assert f"INFO     x: [{request_id}] key {REDACTED}" in text
+    assert "INFO     x: outside" in text
+
+
+async def test_dispatched_jobs_run_with_the_request_that_submitted_them(tmp_path: Path) -> None:
+    setup_logging(level="INFO", fmt="json", log_dir=tmp_path)
+    dispatcher = ChannelDispatcher(max_concurrency=1, queue_size=5)
+    release = asyncio.Event()
+    seen: list[tuple[str, str | None]] = []
+
+    def job(name: str, *, fail: bool = False) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            await release.wait()
+            request = current_request()
+            seen.append((name, request.id if request else None))
+            if fail:
+                raise RuntimeError("bug")
+
+        return run
+
+    async def submit(name: str, user_id: int, *, fail: bool = False) -> str:
+        request = start_request(guild_id=1, channel_id=2, user_id=user_id)
+        assert dispatcher.submit("channel", job(name, fail=fail))
+        return request.id
+
+    # All three queue behind one worker, which the first submission started.
+    ids = {
+        name: await asyncio.create_task(submit(name, user, fail=name == "b"))
+        for name, user in (("a", 10), ("b", 11), ("c", 12))
+    }
+    release.set()
+    await dispatcher.idle()
+    assert seen == [(name, ids[name]) for name in "abc"]
+    [failure] = [e for e in _json_lines(tmp_path) if e["message"].startswith("AI job")]
+    assert failure["request_id"] == ids["b"] and failure["user_id"] == 11

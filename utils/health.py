@@ -1,0 +1,156 @@
+"""The operations endpoint inside the bot process: `/healthz`, `/readyz` and `/metrics`.
+
+Served with aiohttp on `HEALTH_HOST:HEALTH_PORT` (127.0.0.1 by default; off without
+a port). Also owns the event-loop lag monitor and the collector that reads the
+bot's state (circuit breakers, voice connections, database size) at each scrape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from utils.reliability.circuit_breaker import CircuitState
+
+if TYPE_CHECKING:
+    from bot import Bot
+
+log = logging.getLogger(__name__)
+
+LAG_INTERVAL = 0.5  # seconds between event-loop lag measurements
+DB_TIMEOUT = 2.0  # seconds /readyz waits for the database
+
+
+class _BotState(Collector):
+    """Gauges read from the bot when scraped."""
+
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+
+    def collect(self) -> Iterator[Metric]:
+        states = GaugeMetricFamily(
+            "gembot_circuit_breaker_state",
+            "1 for the state each circuit breaker is in (closed, open, half_open)",
+            labels=["breaker", "state"],
+        )
+        failures = GaugeMetricFamily(
+            "gembot_circuit_breaker_failures",
+            "Consecutive failures each circuit breaker has counted",
+            labels=["breaker"],
+        )
+        for breaker in self.bot.breakers:
+            current = breaker.state
+            for state in CircuitState:
+                states.add_metric([breaker.name, state.value], float(state is current))
+            failures.add_metric([breaker.name], breaker.failures)
+        yield states
+        yield failures
+        yield GaugeMetricFamily(
+            "gembot_voice_sessions",
+            "Voice channels the bot is connected to",
+            value=len(self.bot.voice_clients),
+        )
+        path = self.bot.db.path
+        size = sum(
+            file.stat().st_size
+            for file in (path, path.with_name(path.name + "-wal"))
+            if file.exists()
+        )
+        yield GaugeMetricFamily(
+            "gembot_database_bytes", "Size of the SQLite database and its write-ahead log", size
+        )
+
+
+class HealthServer:
+    """The HTTP endpoint and the event-loop lag monitor, for one bot."""
+
+    def __init__(self, bot: Bot, *, host: str, port: int, max_lag: float) -> None:
+        self.bot = bot
+        self.host = host
+        self.port = port  # the bound port once started (0 asks the OS for a free one)
+        self.max_lag = max_lag
+        self._last_lag = 0.0
+        self._last_tick = time.monotonic()
+        self._monitor: asyncio.Task[None] | None = None
+        app = web.Application()
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        app.router.add_get("/metrics", self._metrics)
+        self._runner = web.AppRunner(app, access_log=None)
+        bot.metrics.registry.register(_BotState(bot))
+
+    async def start(self) -> None:
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        self._last_tick = time.monotonic()
+        self._monitor = asyncio.create_task(self._measure_lag(), name="event-loop-lag")
+        log.info("health and metrics on http://%s:%d/", self.host, self.port)
+
+    async def close(self) -> None:
+        if self._monitor is not None:
+            self._monitor.cancel()
+            await asyncio.gather(self._monitor, return_exceptions=True)
+        await self._runner.cleanup()
+
+    # Event-loop lag
+
+    async def _measure_lag(self) -> None:
+        while True:
+            await asyncio.sleep(LAG_INTERVAL)
+            now = time.monotonic()
+            self._last_lag = max(0.0, now - self._last_tick - LAG_INTERVAL)
+            self._last_tick = now
+            self.bot.metrics.event_loop_lag.set(self._last_lag)
+            if self._last_lag > self.max_lag:
+                log.warning("the event loop was blocked for %.1f s", self._last_lag)
+
+    def lag(self) -> float:
+        """The last lag measured, or the current one if the monitor is already late."""
+        overdue = time.monotonic() - self._last_tick - LAG_INTERVAL
+        return max(self._last_lag, overdue)
+
+    # Endpoints
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        lag = self.lag()
+        if lag > self.max_lag:
+            return web.Response(status=503, text=f"event loop lagging: {lag:.1f} s\n")
+        return web.Response(text="ok\n")
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        problems = []
+        bot = self.bot
+        ws = bot.ws
+        if bot.shutdown_manager.is_shutting_down or bot.is_closed():
+            problems.append("shutting down")
+        elif not bot.is_ready() or ws is None or not ws.open:
+            problems.append("gateway not connected")
+        if not await self._database_answers():
+            problems.append("database not answering")
+        if problems:
+            return web.Response(status=503, text="not ready: " + ", ".join(problems) + "\n")
+        return web.Response(text="ready\n")
+
+    async def _database_answers(self) -> bool:
+        try:
+            async with asyncio.timeout(DB_TIMEOUT):
+                await self.bot.db.fetchval("SELECT count(*) FROM sqlite_master")
+        except (sqlite3.Error, RuntimeError, TimeoutError) as error:
+            log.warning("readiness: the database is not answering: %r", error)
+            return False
+        return True
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        body = generate_latest(self.bot.metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
