@@ -133,6 +133,7 @@ class AI(commands.Cog):
                 limits=ChatLimits(
                     context_tokens=settings.ai_context_tokens,
                     edit_interval=settings.ai_edit_interval,
+                    reply_deadline=settings.ai_reply_deadline,
                 ),
                 memory=self.bot.memory,
             )
@@ -214,8 +215,18 @@ class AI(commands.Cog):
 
     # Answering
 
+    def _deadline(self) -> float:
+        """When a reply starting now must show its first words or an error."""
+        return asyncio.get_running_loop().time() + self.bot.settings.ai_reply_deadline
+
     async def _answer_message(self, message: discord.Message, text: str) -> None:
         assert self.engine is not None
+        deadline = self._deadline()
+        try:
+            self.engine.check_available()
+        except BotError as error:
+            await message.reply(str(error), mention_author=False, allowed_mentions=NO_PINGS)
+            return
         typing = asyncio.create_task(self._typing(message.channel))
         try:
             # Let the indicator go out now. Otherwise it waits for the first real await,
@@ -232,13 +243,16 @@ class AI(commands.Cog):
                 message.id,
                 user,
                 ChannelSink(message),
+                deadline=deadline,
             )
         except ReplyCutOff:
             pass  # the partial reply already says what happened
         except BotError as error:
             await message.reply(str(error), mention_author=False, allowed_mentions=NO_PINGS)
         finally:
-            await typing
+            # Long sent by now; only an indicator stuck on a dead Discord is cut short.
+            typing.cancel()
+            await asyncio.gather(typing, return_exceptions=True)
 
     @staticmethod
     async def _typing(channel: discord.abc.Messageable) -> None:
@@ -291,7 +305,9 @@ class AI(commands.Cog):
 
     async def _answer_interaction(self, interaction: discord.Interaction, prompt: str) -> None:
         assert self.engine is not None and interaction.channel is not None
+        deadline = self._deadline()
         try:
+            self.engine.check_available()
             user = await self._user_input(interaction.user, prompt, [])
             place = Place(
                 interaction.guild_id,
@@ -299,7 +315,12 @@ class AI(commands.Cog):
                 describe_place(interaction.channel, interaction.user),
             )
             await self.engine.answer(
-                place, interaction.user.id, None, user, InteractionSink(interaction)
+                place,
+                interaction.user.id,
+                None,
+                user,
+                InteractionSink(interaction),
+                deadline=deadline,
             )
         except ReplyCutOff:
             pass
@@ -333,6 +354,28 @@ class AI(commands.Cog):
             self.autorespond.discard(ctx.channel.id)
         await ctx.send(f"Auto-respond is {mode} in this channel.")
 
+    @ai_group.command(name="safety")
+    @guild_permissions(manage_channels=True)
+    @app_commands.describe(
+        level="Block from this chance of harm up: low (strictest), medium, high, off; "
+        "default: Google's"
+    )
+    async def ai_safety(
+        self, ctx: Context, level: Literal["default", "low", "medium", "high", "off"]
+    ) -> None:
+        """Set how strictly Gemini's safety filter blocks replies here (Manage Channels)."""
+        await self.store.update_channel(
+            ctx.guild.id, ctx.channel.id, safety=None if level == "default" else level
+        )
+        if level == "default":
+            await ctx.send("This channel uses Google's default safety filter.")
+        elif level == "off":
+            await ctx.send("The safety filter is off in this channel.")
+        else:
+            await ctx.send(
+                f"The safety filter here blocks content with a {level} or higher chance of harm."
+            )
+
     @ai_group.command(name="status")
     async def ai_status(self, ctx: Context) -> None:
         """Show the model, persona, history and usage for this channel."""
@@ -350,6 +393,7 @@ class AI(commands.Cog):
         embed.add_field(name="Persona", value=persona.title if persona else prefs.persona or "-")
         embed.add_field(name="Custom prompt", value="yes" if prefs.system_prompt else "no")
         embed.add_field(name="Auto-respond", value="on" if prefs.autorespond else "off")
+        embed.add_field(name="Safety", value=prefs.safety or "default")
         embed.add_field(name="History", value=f"{await self.store.count(ctx.channel.id)} messages")
         embed.add_field(name="Summary", value="yes" if prefs.summary else "no")
         tokens = await self.bot.usage.tokens_today(guild_id or 0)

@@ -68,6 +68,24 @@ async def wait_stored(bot, channel_id: int, count: int) -> None:
     raise AssertionError(f"{stored} messages stored, expected {count}")
 
 
+async def stored_rows(bot, channel_id: int) -> list[tuple[str, str, str | None]]:
+    rows = await bot.db.fetchall(
+        "SELECT role, content, incomplete FROM ai_messages WHERE channel_id = ? ORDER BY id",
+        (channel_id,),
+    )
+    return [tuple(row) for row in rows]
+
+
+async def wait_rows(bot, channel_id: int, expected: list[tuple[str, str, str | None]]) -> None:
+    """The history is written just after what it records is shown: wait for it."""
+    for _ in range(200):
+        rows = await stored_rows(bot, channel_id)
+        if rows == expected:
+            return
+        await asyncio.sleep(0.02)
+    assert rows == expected
+
+
 async def test_mention_streams_a_reply(
     discord_fake: FakeDiscord,
     gemini_fake: FakeGemini,
@@ -274,7 +292,7 @@ async def test_failed_generation_is_not_stored(
     assert await bot.db.fetchval("SELECT count(*) FROM ai_messages") == 0
 
 
-async def test_stream_cut_off_midway_is_marked_and_not_stored(
+async def test_stream_cut_off_midway_is_marked_and_stored_as_incomplete(
     discord_fake: FakeDiscord,
     gemini_fake: FakeGemini,
     guild: FakeGuild,
@@ -288,7 +306,12 @@ async def test_stream_cut_off_midway_is_marked_and_not_stored(
     (reply,) = await wait_reply_done(discord_fake, guild.text)
     await discord_fake.wait_for(lambda: "⚠️" in reply.content)
     assert reply.content.startswith("The answer begins and then")
-    assert await bot.db.fetchval("SELECT count(*) FROM ai_messages") == 0
+    # What was shown is what the history holds, marked as cut off.
+    await wait_rows(
+        bot,
+        guild.text.id,
+        [("user", "go", None), ("model", "The answer begins and then", "error")],
+    )
 
 
 async def test_image_attachment_is_sent_inline(
