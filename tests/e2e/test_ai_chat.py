@@ -6,9 +6,15 @@ import asyncio
 import base64
 import io
 import json
+import os
 import re
+import sqlite3
+import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from config import Settings
@@ -17,6 +23,7 @@ from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeMessage, Fake
 from tests.fakes.gemini_server import FakeGemini
 
 FENCE_LINE = re.compile(r"^```", re.MULTILINE)
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def mention(fake: FakeDiscord) -> str:
@@ -647,3 +654,101 @@ async def test_without_api_key_ai_says_not_configured(
     assert "AI is not configured" in reply.content
     interaction = await discord_fake.invoke_slash(guild.text, member, "chat", {"prompt": "hi"})
     assert "AI is not configured" in (await interaction.wait_response())["data"]["content"]
+
+
+@pytest.mark.slow
+async def test_shutdown_mid_reply_finalises_and_stores_what_was_shown(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    gemini_fake.reply(["Half of ", "the answer ", "is here ", "and more."], chunk_delay=1.5)
+    settings = ai_settings()
+    bot = await start_bot(settings)
+    await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} tell me")
+    first = await discord_fake.wait_for_message(guild.text)
+    assert first.content.endswith("⌛")
+    began = time.monotonic()
+    await bot.close()  # what SIGTERM does; replies get 3 s, then are cancelled
+    assert time.monotonic() - began < 5.5
+
+    (reply,) = discord_fake.messages_in(guild.text)
+    assert not reply.content.endswith("⌛")
+    assert reply.content.endswith("\n\n*⚠️ reply cut off by a restart*")
+    shown = reply.content.removesuffix("\n\n*⚠️ reply cut off by a restart*")
+    assert shown.startswith("Half of the answer") and not shown.endswith("and more.")
+    with sqlite3.connect(settings.database_path) as conn:
+        rows = conn.execute(
+            "SELECT role, content, incomplete FROM ai_messages ORDER BY id"
+        ).fetchall()
+    assert rows == [("user", "tell me", None), ("model", shown, "restart")]
+
+    # After the restart the model is told its last reply was cut off; export says so too.
+    await start_bot(settings)
+    await ask(discord_fake, guild.text, member, "go on")
+    context = json.dumps(gemini_fake.requests[-1].contents)
+    assert shown in context and "[this reply was cut off: restart]" in context
+    await discord_fake.send_message(guild.text, member, "!ai export jsonl")
+    export = await discord_fake.wait_for_message(guild.text, predicate=lambda m: m.attachments)
+    lines = [json.loads(x) for x in export.attachments[0].data.decode().splitlines()]
+    assert [line["incomplete"] for line in lines[:2]] == [None, "restart"]
+
+
+@pytest.mark.slow
+async def test_kill_9_mid_reply_keeps_the_exchange_shown_so_far(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    tmp_path: Path,
+) -> None:
+    gemini_fake.reply(["Shown before ", "the crash ", "and never ", "after."], chunk_delay=1.5)
+    data_dir = tmp_path / "data"
+    env = {
+        **{k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields},
+        "DISCORD_TOKEN": "test-token",
+        "DATA_DIR": str(data_dir),
+        "DEV_GUILD_ID": str(guild.id),
+        "GEMINI_API_KEY": "test-gemini-key",
+        "GEMINI_BASE_URL": gemini_fake.url,
+        "AI_EDIT_INTERVAL": "0.05",
+        "MEMORY_ENABLED": "false",
+        "FAKE_DISCORD_URL": discord_fake.url,
+        "PYTHONPATH": str(ROOT / "tests" / "fakes" / "sitecustomize"),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(ROOT / "bot.py"),
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        await discord_fake.wait_for(lambda: discord_fake.identifies == 1, timeout=60)
+        await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} hello")
+        reply = await discord_fake.wait_for_message(guild.text, timeout=30)
+        await discord_fake.wait_for(lambda: reply.content == "Shown before the crash ⌛")
+        # Written right after each edit, while the reply is still being written.
+        expected = [("user", "hello", None), ("model", "Shown before the crash", "interrupted")]
+        await discord_fake.wait_for(lambda: history(data_dir) == expected)
+    finally:
+        process.kill()
+        await process.wait()
+    assert reply.content == "Shown before the crash ⌛", "killed while still writing"
+    assert history(data_dir) == expected
+
+
+def history(data_dir: Path) -> list[tuple[str, str, str | None]]:
+    """The stored conversation (text stripped as Discord shows it), read from the file."""
+    if not (data_dir / "bot.db").exists():
+        return []
+    with sqlite3.connect(data_dir / "bot.db") as conn:
+        try:
+            rows = conn.execute("SELECT role, content, incomplete FROM ai_messages ORDER BY id")
+        except sqlite3.OperationalError:  # not migrated yet
+            return []
+        return [(role, content.strip(), incomplete) for role, content, incomplete in rows]
