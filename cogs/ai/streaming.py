@@ -103,14 +103,16 @@ async def stream_reply(
     except BotError as error:
         if not messages.sent:
             raise
-        await messages.show(splitter.finish(text + CUT_OFF_NOTE.format(error=error)))
+        await messages.show(splitter.finish(text.rstrip() + CUT_OFF_NOTE.format(error=error)))
         await record(text, error.reason if isinstance(error, ReplyStopped) else "error")
         raise ReplyCutOff(str(error)) from error
     except asyncio.CancelledError:
         if shown_whole:
             await _finalise(messages, None, record(text, None))
         elif messages.sent:
-            await _finalise(messages, splitter.finish(text + RESTART_NOTE), record(text, "restart"))
+            await _finalise(
+                messages, splitter.finish(text.rstrip() + RESTART_NOTE), record(text, "restart")
+            )
         raise
     return messages.sent
 

@@ -680,11 +680,7 @@ async def test_shutdown_mid_reply_finalises_and_stores_what_was_shown(
     assert reply.content.endswith("\n\n*⚠️ reply cut off by a restart*")
     shown = reply.content.removesuffix("\n\n*⚠️ reply cut off by a restart*")
     assert shown.startswith("Half of the answer") and not shown.endswith("and more.")
-    with sqlite3.connect(settings.database_path) as conn:
-        rows = conn.execute(
-            "SELECT role, content, incomplete FROM ai_messages ORDER BY id"
-        ).fetchall()
-    assert rows == [("user", "tell me", None), ("model", shown, "restart")]
+    assert history(settings.data_dir) == [("user", "tell me", None), ("model", shown, "restart")]
 
     # After the restart the model is told its last reply was cut off; export says so too.
     await start_bot(settings)
@@ -752,3 +748,233 @@ def history(data_dir: Path) -> list[tuple[str, str, str | None]]:
         except sqlite3.OperationalError:  # not migrated yet
             return []
         return [(role, content.strip(), incomplete) for role, content, incomplete in rows]
+
+
+async def test_blocked_and_truncated_replies_say_why_and_are_stored_as_such(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    gemini_fake.block_prompt("SAFETY")
+    gemini_fake.reply(["A very long story ", "that goes on", ""], finish_reason="MAX_TOKENS")
+    gemini_fake.reply(["Here is how ", ""], finish_reason="SAFETY")
+    bot = await start_bot(ai_settings())
+
+    await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} something bad")
+    refused = await discord_fake.wait_for_message(guild.text)
+    assert refused.content == "I can't answer that: your message was blocked by the safety filter."
+
+    long = await ask(discord_fake, guild.text, member, "a long story")
+    await discord_fake.wait_for(lambda: "⚠️" in long.content)
+    assert long.content == "A very long story that goes on\n\n*⚠️ reply cut at the length limit*"
+
+    stopped = await ask(discord_fake, guild.text, member, "how to")
+    await discord_fake.wait_for(lambda: "⚠️" in stopped.content)
+    assert stopped.content == "Here is how\n\n*⚠️ reply blocked by the safety filter*"
+
+    # A refused prompt is not kept (it would be sent, and refused, with every later
+    # message); replies that showed text are kept with why they stopped.
+    await wait_rows(
+        bot,
+        guild.text.id,
+        [
+            ("user", "a long story", None),
+            ("model", "A very long story that goes on", "length"),
+            ("user", "how to", None),
+            ("model", "Here is how ", "safety"),
+        ],
+    )
+
+
+async def test_ai_safety_sets_the_channel_threshold(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    await start_bot(ai_settings())
+
+    async def slash(user: FakeUser, *path: str, **options: object) -> dict:
+        interaction = await discord_fake.invoke_slash(
+            guild.text, user, path[0], options or None, subcommand=list(path[1:]) or None
+        )
+        return await interaction.wait_response()
+
+    denied = await slash(member, "ai", "safety", level="off")
+    assert "Manage Channels" in denied["data"]["content"]
+    await ask(discord_fake, guild.text, member, "first")
+    assert "safetySettings" not in json.dumps(gemini_fake.requests[-1].json)
+
+    done = await slash(discord_fake.owner, "ai", "safety", level="low")
+    assert "low or higher chance of harm" in done["data"]["content"]
+    await ask(discord_fake, guild.text, member, "second")
+    sent = gemini_fake.requests[-1].json.get("safetySettings") or gemini_fake.requests[-1].json[
+        "generationConfig"
+    ].get("safetySettings")
+    assert len(sent) == 4 and {s["threshold"] for s in sent} == {"BLOCK_LOW_AND_ABOVE"}
+    status = (await slash(member, "ai", "status"))["data"]["embeds"][0]
+    assert {f["name"]: f["value"] for f in status["fields"]}["Safety"] == "low"
+
+    await slash(discord_fake.owner, "ai", "safety", level="default")
+    await ask(discord_fake, guild.text, member, "third")
+    assert "safetySettings" not in json.dumps(gemini_fake.requests[-1].json)
+
+
+async def test_an_open_breaker_answers_before_any_other_work(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    gemini_fake.fail(503)
+    await start_bot(ai_settings(ai_breaker_threshold=1, gemini_max_retries=0, ai_breaker_reset=60))
+    await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} one")
+    await discord_fake.wait_for_message(guild.text)
+    typing_before = len(discord_fake.typing)
+    await discord_fake.send_message(
+        guild.text,
+        member,
+        f"{mention(discord_fake)} look at this",
+        attachments=[{"filename": "notes.txt", "content_type": "text/plain", "data": b"hello"}],
+    )
+    refusal = await discord_fake.wait_for_message(guild.text, after=1)
+    assert re.fullmatch(r"AI is unavailable, try again in \d+ s\.", refusal.content)
+    # Refused first: no typing indicator, no attachment download, no history read.
+    assert len(discord_fake.typing) == typing_before
+    assert not any(r.path.startswith("/attachments/") for r in discord_fake.requests)
+    assert len(gemini_fake.requests) == 1
+
+
+async def test_a_hanging_model_is_given_up_on_at_the_reply_deadline(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    for _ in range(8):
+        gemini_fake.hang()
+    await start_bot(
+        ai_settings(
+            gemini_timeout=30,
+            gemini_max_retries=3,
+            gemini_fallback_models=("gemini-b",),
+            ai_reply_deadline=1.0,
+        )
+    )
+    sent = await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} hi")
+    error = await discord_fake.wait_for_message(guild.text, timeout=5)
+    assert error.content == "The AI is not answering right now; please try again later."
+    assert 0.9 <= (error.timestamp - sent.timestamp).total_seconds() < 2.0
+
+
+async def test_fallback_model_answers_when_the_main_one_keeps_failing(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    gemini_fake.fail(503, times=6, model="gemini-main")
+    gemini_fake.fail(429, model="gemini-main")  # out of quota: straight to the fallback
+    bot = await start_bot(
+        ai_settings(
+            gemini_model="gemini-main", gemini_fallback_models=("gemini-b",), gemini_max_retries=2
+        )
+    )
+    for text in ("one", "two", "three"):
+        reply = await ask(discord_fake, guild.text, member, text)
+        assert reply.content == "ok"
+    assert [r.model for r in gemini_fake.requests] == [
+        *["gemini-main"] * 3 + ["gemini-b"],
+        *["gemini-main"] * 3 + ["gemini-b"],
+        "gemini-main",
+        "gemini-b",
+    ]
+    assert bot.breakers.snapshot()["gemini"]["state"] == "closed"
+
+
+async def test_export_markdown(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    gemini_fake.reply("Roses like sun.")
+    gemini_fake.reply(["Tulips need ", "cold winters", ""], finish_reason="MAX_TOKENS")
+    bot = await start_bot(ai_settings())
+    empty = await discord_fake.invoke_slash(guild.text, member, "ai", subcommand="export")
+    assert "no conversation to export" in (await empty.wait_response())["data"]["content"]
+    await ask(discord_fake, guild.text, member, "roses?")
+    await ask(discord_fake, guild.text, member, "tulips?")
+    await wait_rows(
+        bot,
+        guild.text.id,
+        [
+            ("user", "roses?", None),
+            ("model", "Roses like sun.", None),
+            ("user", "tulips?", None),
+            ("model", "Tulips need cold winters", "length"),
+        ],
+    )
+
+    interaction = await discord_fake.invoke_slash(
+        guild.text, member, "ai", {"format": "markdown"}, subcommand="export"
+    )
+    await interaction.wait_response()
+    assert interaction.ephemeral, "only the asker sees it"
+    assert interaction.original.content == "4 messages."
+    (file,) = interaction.original.attachments
+    assert file.filename == f"conversation-{guild.text.id}.md"
+    text = file.data.decode()
+    assert text.startswith(f"# Conversation in #{guild.text.name}\n")
+    blocks = re.findall(r"\*\*(.+?)\*\* · \d{4}-\d\d-\d\d \d\d:\d\d UTC\n\n(.*?)\n\n", text)
+    assert blocks == [
+        ("alice", "roses?"),
+        ("Assistant", "Roses like sun."),
+        ("alice", "tulips?"),
+        ("Assistant", "Tulips need cold winters"),
+    ]
+    assert text.rstrip().endswith("*(incomplete: length)*")
+
+
+async def test_channel_rate_limit_counts_everyone_in_the_channel(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    people = [member]
+    for name in ("bob", "carol"):
+        person = discord_fake.add_user(name)
+        guild.add_member(person, permissions=BASIC)
+        people.append(person)
+    other = guild.add_text_channel("other")
+    await start_bot(ai_settings(ai_channel_messages_per_minute=3, ai_user_messages_per_minute=5))
+    for i, person in enumerate(people * 2):  # six messages, two each: under the user limit
+        await discord_fake.send_message(guild.text, person, f"{mention(discord_fake)} m{i}")
+    # Three replies and one notice per person refused (the channel's budget is spent).
+    messages = await wait_reply_done(discord_fake, guild.text, count=6)
+    notices = [m for m in messages if "faster than I can" in m.content]
+    assert len(notices) == 3 and len(messages) == 6
+    # Another channel still has its own budget.
+    await ask(discord_fake, other, member, "elsewhere")
+    assert sorted(r.last_user_text for r in gemini_fake.requests) == [
+        "alice: elsewhere",
+        "alice: m0",
+        "bob: m1",
+        "carol: m2",
+    ]
