@@ -45,7 +45,6 @@ class Place:
 class ChatLimits:
     context_tokens: int
     edit_interval: float
-    reply_deadline: float  # seconds from the start of a reply to its first words or an error
 
 
 class _Exchange:

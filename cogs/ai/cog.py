@@ -133,7 +133,6 @@ class AI(commands.Cog):
                 limits=ChatLimits(
                     context_tokens=settings.ai_context_tokens,
                     edit_interval=settings.ai_edit_interval,
-                    reply_deadline=settings.ai_reply_deadline,
                 ),
                 memory=self.bot.memory,
             )
