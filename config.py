@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     ai_max_input_chars: int = Field(4000, ge=100)
     ai_max_attachment_bytes: int = Field(8_000_000, ge=1)
     ai_edit_interval: float = Field(1.0, gt=0)
+    ai_reply_deadline: float = Field(45.0, gt=0)
     ai_breaker_threshold: int = Field(5, ge=1)
     ai_breaker_reset: float = Field(30.0, gt=0)
     ai_default_persona: str = "default"

@@ -1,20 +1,25 @@
 """The Gemini provider: one google-genai client with fallbacks, retries and a breaker.
 
-Every request goes through `GeminiProvider`: it tries `GEMINI_MODEL`, then the
-fallback models when a model is unavailable; retries 429/5xx/timeouts with
-exponential backoff and jitter, honouring the delay Google asks for; and
-refuses at once while the circuit breaker is open.
+Every request goes through `GeminiProvider`: it tries `GEMINI_MODEL`, then each
+fallback model; on one model it retries 429/5xx/timeouts with exponential backoff
+and jitter, honouring the delay Google asks for, and moves on at once when the
+model is missing (404) or out of quota (429 RESOURCE_EXHAUSTED, while another
+model is left). It refuses at once while the circuit breaker is open, and a
+reply's wait for its first words is bounded by a deadline over all of that.
+A reply Google stopped early (safety filters, length limit, ...) ends with a
+`ReplyStopped` saying why.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import aiohttp
 from aiohttp.helpers import get_env_proxy_for_url
@@ -44,6 +49,62 @@ class AIUnavailableError(AIError):
         super().__init__(f"AI is unavailable, try again in {max(1, round(retry_after))} s.")
 
 
+NOT_ANSWERING = "The AI is not answering right now; please try again later."
+
+# Why Google stopped a reply early: finish reason -> (stored reason, what users are told).
+_FINISH_REASONS = {
+    "MAX_TOKENS": ("length", "cut at the length limit"),
+    "SAFETY": ("safety", "blocked by the safety filter"),
+    "IMAGE_SAFETY": ("safety", "blocked by the safety filter"),
+    "RECITATION": ("recitation", "blocked for repeating a protected source"),
+    "IMAGE_RECITATION": ("recitation", "blocked for repeating a protected source"),
+    "PROHIBITED_CONTENT": ("prohibited", "blocked as prohibited content"),
+    "IMAGE_PROHIBITED_CONTENT": ("prohibited", "blocked as prohibited content"),
+    "BLOCKLIST": ("blocklist", "blocked by a list of forbidden terms"),
+    "SPII": ("spii", "blocked for sensitive personal information"),
+    "LANGUAGE": ("language", "stopped: the language is not supported"),
+}
+_FINISHED = frozenset({"STOP", "FINISH_REASON_UNSPECIFIED"})
+_OTHER_STOP = ("stopped", "stopped by the AI service")
+# A prompt Google refused to answer at all (`prompt_feedback.block_reason`).
+_BLOCK_REASONS = {
+    "SAFETY": ("safety", "blocked by the safety filter"),
+    "IMAGE_SAFETY": ("safety", "blocked by the safety filter"),
+    "BLOCKLIST": ("blocklist", "blocked by a list of forbidden terms"),
+    "PROHIBITED_CONTENT": ("prohibited", "blocked as prohibited content"),
+}
+_OTHER_BLOCK = ("blocked", "blocked by the AI service's filters")
+
+
+class ReplyStopped(AIError):
+    """Google ended a reply early or refused the prompt; `reason` is what history stores."""
+
+    def __init__(self, reason: str, why: str, *, prompt: bool, partial: bool) -> None:
+        self.reason = reason
+        if partial:
+            message = f"reply {why}"
+        elif prompt:
+            message = f"I can't answer that: your message was {why}."
+        else:
+            message = f"I can't answer that: the reply was {why}."
+        super().__init__(message)
+
+
+# `/ai safety` levels: block content from this harm probability up, in four categories.
+SAFETY_LEVELS: dict[str, types.HarmBlockThreshold] = {
+    "low": types.HarmBlockThreshold.BLOCK_LOW_AND_ABOVE,
+    "medium": types.HarmBlockThreshold.BLOCK_MEDIUM_AND_ABOVE,
+    "high": types.HarmBlockThreshold.BLOCK_ONLY_HIGH,
+    "off": types.HarmBlockThreshold.OFF,
+}
+SAFETY_CATEGORIES = (
+    types.HarmCategory.HARM_CATEGORY_HARASSMENT,
+    types.HarmCategory.HARM_CATEGORY_HATE_SPEECH,
+    types.HarmCategory.HARM_CATEGORY_SEXUALLY_EXPLICIT,
+    types.HarmCategory.HARM_CATEGORY_DANGEROUS_CONTENT,
+)
+
+
 @dataclass
 class Usage:
     prompt_tokens: int = 0
@@ -64,6 +125,18 @@ class Reply:
     model: str = ""
     text: str = ""
     usage: Usage = field(default_factory=Usage)
+    finish_reason: str | None = None
+    block_reason: str | None = None
+
+    def stopped(self) -> ReplyStopped | None:
+        """Why Google ended this reply early, or None for a whole reply."""
+        if self.block_reason:
+            reason, why = _BLOCK_REASONS.get(self.block_reason, _OTHER_BLOCK)
+            return ReplyStopped(reason, why, prompt=True, partial=bool(self.text.strip()))
+        if self.finish_reason and self.finish_reason not in _FINISHED:
+            reason, why = _FINISH_REASONS.get(self.finish_reason, _OTHER_STOP)
+            return ReplyStopped(reason, why, prompt=False, partial=bool(self.text.strip()))
+        return None
 
 
 def retry_delay(error: errors.APIError) -> float | None:
@@ -75,6 +148,11 @@ def retry_delay(error: errors.APIError) -> float | None:
             if match:
                 return float(match[1])
     return None
+
+
+def is_quota(error: errors.APIError) -> bool:
+    """A 429 saying this model's quota is used up (Google sends RESOURCE_EXHAUSTED)."""
+    return error.code == 429 and error.status == "RESOURCE_EXHAUSTED"
 
 
 def is_transient(error: BaseException) -> bool:
@@ -149,17 +227,24 @@ class GeminiProvider:
         *,
         system: str | None = None,
         model: str | None = None,
+        safety: str | None = None,
         reply: Reply | None = None,
+        deadline: float | None = None,
     ) -> AsyncIterator[str]:
         """Yield text pieces as they arrive; `reply` collects model, text and usage.
 
-        Retries and fallbacks happen only before the first piece: once text has
-        been shown, a failure ends the stream with an `AIError`.
+        Retries and fallbacks happen only before the first piece, and end at
+        `deadline` (event-loop time) if one is given: once text has been shown, a
+        failure ends the stream with an `AIError`. A reply Google stopped early
+        (or a prompt it refused) ends with a `ReplyStopped`.
         """
         reply = reply if reply is not None else Reply()
-        config = _config(system)
+        config = _config(system, safety)
         chunks, first = await self._with_retries(
-            lambda name: self._open_stream(name, contents, config), model, reply
+            lambda name: self._open_stream(name, contents, config),
+            model,
+            reply,
+            deadline,
         )
         try:
             if text := self._take(first, reply):
@@ -183,6 +268,15 @@ class GeminiProvider:
         finally:
             await chunks.aclose()
             self.metrics.tokens(reply.usage.prompt_tokens, reply.usage.output_tokens)
+        if stopped := reply.stopped():
+            log.info(
+                "%s stopped a reply after %d chars: finish %s, block %s",
+                reply.model,
+                len(reply.text),
+                reply.finish_reason,
+                reply.block_reason,
+            )
+            raise stopped
 
     async def generate(
         self,
@@ -193,15 +287,14 @@ class GeminiProvider:
     ) -> Reply:
         """A whole reply at once (for summaries and background work)."""
         reply = Reply()
-        config = _config(system)
+        config = _config(system, None)
 
         async def request(name: str) -> types.GenerateContentResponse:
-            async with asyncio.timeout(self.timeout):
-                return await self.client.aio.models.generate_content(
-                    model=name, contents=contents, config=config
-                )
+            return await self.client.aio.models.generate_content(
+                model=name, contents=contents, config=config
+            )
 
-        response = await self._with_retries(request, model, reply)
+        response = await self._with_retries(request, model, reply, None)
         self._take(response, reply)
         self.metrics.tokens(reply.usage.prompt_tokens, reply.usage.output_tokens)
         return reply
@@ -213,76 +306,140 @@ class GeminiProvider:
         config: types.GenerateContentConfigDict | None,
     ) -> tuple[AsyncIterator[types.GenerateContentResponse], types.GenerateContentResponse]:
         """Start a stream and wait for its first chunk (so failures can still be retried)."""
-        async with asyncio.timeout(self.timeout):
-            chunks = await self.client.aio.models.generate_content_stream(
-                model=model, contents=contents, config=config
-            )
-            try:
-                return chunks, await anext(chunks)
-            except BaseException:
-                await chunks.aclose()
-                raise
+        chunks = await self.client.aio.models.generate_content_stream(
+            model=model, contents=contents, config=config
+        )
+        try:
+            return chunks, await anext(chunks)
+        except BaseException:
+            await chunks.aclose()
+            raise
 
     async def _with_retries(
-        self, request: Callable[[str], Awaitable[Any]], preferred: str | None, reply: Reply
+        self,
+        request: Callable[[str], Awaitable[Any]],
+        preferred: str | None,
+        reply: Reply,
+        deadline: float | None,
     ) -> Any:
-        last_error: BaseException | None = None
-        for model in self.models_for(preferred):
+        """`request(model)`, each try under a timeout: retries on one model, then the
+        next model; all of it ends by `deadline` (event-loop time).
+
+        The breaker admits the request as a whole (an open breaker refuses it; a
+        half-open one lets one request through as its trial). Its failed tries count
+        for the breaker only when no model answered: a fallback that answers counts
+        as a success, so a dead main model does not open the breaker for good ones.
+        """
+        try:
+            async with self.breaker:
+                return await self._tries(request, self.models_for(preferred), reply, deadline)
+        except CircuitOpenError as error:
+            self.metrics.gemini_error(error_kind(error))
+            raise AIUnavailableError(error.retry_after) from error
+        except (errors.APIError, TimeoutError, aiohttp.ClientError) as error:
+            # No model answered (see _give_up).
+            if self.breaker.retry_after:
+                raise AIUnavailableError(self.breaker.retry_after) from error
+            raise AIError(NOT_ANSWERING) from error
+
+    async def _tries(
+        self,
+        request: Callable[[str], Awaitable[Any]],
+        models: list[str],
+        reply: Reply,
+        deadline: float | None,
+    ) -> Any:
+        loop = asyncio.get_running_loop()
+
+        def left() -> float:
+            return math.inf if deadline is None else deadline - loop.time()
+
+        failures: list[BaseException] = []
+        for index, model in enumerate(models):
             for attempt in range(self.max_retries + 1):
+                timeout = min(self.timeout, left())
+                if timeout <= 0:
+                    log.warning("no answer from Gemini within the reply deadline")
+                    return self._give_up(failures or [TimeoutError("reply deadline")])
+                asked: float | None = None
                 try:
-                    async with self.breaker:
+                    async with asyncio.timeout(timeout):
                         result = await request(model)
-                except CircuitOpenError as error:
-                    self.metrics.gemini_error(error_kind(error))
-                    raise AIUnavailableError(error.retry_after) from error
                 except errors.APIError as error:
                     self.metrics.gemini_error(error_kind(error))
-                    last_error = error
-                    if error.code in UNAVAILABLE_MODEL_STATUS:
-                        log.warning(
-                            "model %s is unavailable (%s); trying the next", model, error.code
-                        )
-                        break
-                    if error.code not in RETRYABLE_STATUS:
+                    if error.code not in RETRYABLE_STATUS | UNAVAILABLE_MODEL_STATUS:
                         log.error("Gemini refused the request: %s %s", error.code, error.message)
                         raise AIError("The AI could not process that message.") from error
-                    await self._backoff(attempt, model, error, retry_delay(error))
+                    failures.append(error)
+                    if error.code in UNAVAILABLE_MODEL_STATUS or (
+                        is_quota(error) and index + 1 < len(models)
+                    ):
+                        log.warning("model %s: %s; trying the next", model, error.status)
+                        break
+                    asked = retry_delay(error)
                 except (TimeoutError, aiohttp.ClientError) as error:
                     self.metrics.gemini_error(error_kind(error))
-                    last_error = error
-                    await self._backoff(attempt, model, error, None)
+                    failures.append(error)
                 else:
                     reply.model = model
                     return result
-            else:
-                # Retries exhausted on a model that exists: the others won't fare better.
-                break
-        if self.breaker.retry_after:
-            raise AIUnavailableError(self.breaker.retry_after) from last_error
-        raise AIError("The AI is not answering right now; please try again later.") from last_error
+                if attempt == self.max_retries:
+                    log.warning("model %s failed %d times; trying the next", model, attempt + 1)
+                    break
+                delay = self._delay(attempt, asked)
+                if delay >= left():
+                    break  # no time to retry this model: what is left goes to the next
+                log.info(
+                    "Gemini %s failed (%r); retry %d in %.2f s",
+                    model,
+                    failures[-1],
+                    attempt + 1,
+                    delay,
+                )
+                await self._sleep(delay)
+        return self._give_up(failures)
 
-    async def _backoff(
-        self, attempt: int, model: str, error: BaseException, asked: float | None
-    ) -> None:
-        if attempt >= self.max_retries:
-            return
+    def _give_up(self, failures: list[BaseException]) -> NoReturn:
+        """No model answered: count the failed tries for the breaker, raise the last.
+
+        The last one leaves the breaker's block, which counts it (and ends a trial)."""
+        last = failures[-1]
+        for error in failures[:-1]:
+            if is_transient(error):
+                self.breaker.record_failure()
+        raise last
+
+    def _delay(self, attempt: int, asked: float | None) -> float:
+        """Exponential backoff with jitter, or the delay Google asked for (plus a little)."""
         delay = random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
         if asked is not None:
             delay = min(self.max_delay, asked + delay / 4)
-        log.info("Gemini %s failed (%r); retry %d in %.2f s", model, error, attempt + 1, delay)
-        await self._sleep(delay)
+        return delay
 
     @staticmethod
     def _take(response: types.GenerateContentResponse, reply: Reply) -> str:
-        """Add a response's text and usage to `reply`; return the text."""
+        """Add a response's text, usage and finish or block reason to `reply`; return the text."""
         text = response.text or ""
         reply.text += text
         reply.usage.add(response.usage_metadata)
+        if response.candidates and response.candidates[0].finish_reason:
+            reply.finish_reason = response.candidates[0].finish_reason.value
+        feedback = response.prompt_feedback
+        if feedback is not None and feedback.block_reason:
+            reply.block_reason = feedback.block_reason.value
         return text
 
 
-def _config(system: str | None) -> types.GenerateContentConfigDict | None:
-    return {"system_instruction": system} if system else None
+def _config(system: str | None, safety: str | None) -> types.GenerateContentConfigDict | None:
+    config: types.GenerateContentConfigDict = {}
+    if system:
+        config["system_instruction"] = system
+    if safety in SAFETY_LEVELS:
+        threshold = SAFETY_LEVELS[safety]
+        config["safety_settings"] = [
+            {"category": category, "threshold": threshold} for category in SAFETY_CATEGORIES
+        ]
+    return config or None
 
 
 def _session(base_url: str) -> aiohttp.ClientSession:

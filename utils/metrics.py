@@ -41,7 +41,7 @@ class Metrics:
         )
         self.ai_replies = Counter(
             "gembot_ai_replies",
-            "Messages addressed to the AI, by how they ended (ok, cut_off, error, "
+            "Messages addressed to the AI, by how they ended (ok, cut_off, blocked, error, "
             "unavailable, cancelled, too_long, rate_limited, busy)",
             ["outcome"],
             registry=registry,

@@ -1,4 +1,10 @@
-"""The conversation engine: context, generation, storage and summaries for a channel."""
+"""The conversation engine: context, generation, storage and summaries for a channel.
+
+An exchange is stored as soon as the first words of the reply are shown, and
+kept in step with what is shown until it ends, marked incomplete if it stopped
+early (or if the process died while writing it). A reply that failed before
+showing anything stores nothing: the person saw only an error.
+"""
 
 from __future__ import annotations
 
@@ -15,10 +21,10 @@ from cogs.ai.prompting import (
     summary_request,
     system_instruction,
 )
-from cogs.ai.store import ChatStore, NewTurn
-from cogs.ai.streaming import Sink, stream_reply
+from cogs.ai.store import ChatStore, NewTurn, Turn
+from cogs.ai.streaming import ReplyCutOff, Sink, stream_reply
 from utils.errors import BotError
-from utils.gemini import AIError, GeminiProvider, Reply
+from utils.gemini import AIError, AIUnavailableError, GeminiProvider, Reply
 from utils.memory.records import Scope
 from utils.memory.service import MemoryService
 from utils.metrics import Metrics
@@ -41,6 +47,28 @@ class Place:
 class ChatLimits:
     context_tokens: int
     edit_interval: float
+
+
+class _Exchange:
+    """The stored rows of one exchange: written when the reply is first shown, then
+    rewritten as it grows and when it ends."""
+
+    def __init__(self, store: ChatStore, place: Place, user: NewTurn) -> None:
+        self.store = store
+        self.place = place
+        self.user = user
+        self.turns: list[Turn] = []
+
+    async def record(self, text: str, incomplete: str | None) -> None:
+        if not self.turns:
+            model = NewTurn("model", 0, "assistant", text, incomplete=incomplete)
+            self.turns = await self.store.add_turns(
+                self.place.guild_id, self.place.channel_id, [self.user, model]
+            )
+        elif (text, incomplete) != (self.turns[1].content, self.turns[1].incomplete):
+            self.turns[1] = await self.store.rewrite_turn(
+                self.place.channel_id, self.turns[1], text, incomplete
+            )
 
 
 class ChatEngine:
@@ -74,9 +102,23 @@ class ChatEngine:
                 return self.personas[candidate]
         return next(iter(self.personas.values()))
 
+    def check_available(self) -> None:
+        """Refuse at once while the AI's breaker is open (before any other work)."""
+        if wait := self.provider.breaker.retry_after:
+            raise AIUnavailableError(wait)
+
     async def answer(
-        self, place: Place, author_id: int, message_id: int | None, user: UserInput, sink: Sink
+        self,
+        place: Place,
+        author_id: int,
+        message_id: int | None,
+        user: UserInput,
+        sink: Sink,
+        *,
+        deadline: float,
     ) -> Reply:
+        """Answer `user` into `sink`; the first words or an error come by `deadline`
+        (event-loop time)."""
         prefs = await self.store.channel(place.channel_id)
         budget = self.limits.context_tokens - estimate_tokens(prefs.summary or "")
         budget -= estimate_tokens(user.text)
@@ -99,23 +141,33 @@ class ChatEngine:
         system += remembered
         model = await self.store.guild_model(place.guild_id)
         reply = Reply()
-        await stream_reply(
-            self.provider.stream(contents, system=system, model=model, reply=reply),
-            sink,
-            interval=self.limits.edit_interval,
-        )
-        turns = [
+        exchange = _Exchange(
+            self.store,
+            place,
             NewTurn("user", author_id, user.author_name, user.stored_text, message_id),
-            NewTurn("model", 0, "assistant", reply.text),
-        ]
-        await self.store.add_turns(place.guild_id, place.channel_id, turns)
+        )
+        pieces = self.provider.stream(
+            contents,
+            system=system,
+            model=model,
+            safety=prefs.safety,
+            reply=reply,
+            deadline=deadline,
+        )
+        cut_off: ReplyCutOff | None = None
+        try:
+            await stream_reply(pieces, sink, exchange.record, interval=self.limits.edit_interval)
+        except ReplyCutOff as error:  # shown and stored, marked incomplete
+            cut_off = error
         if self.memory is not None:  # indexed in the background; never blocks the reply
-            self.memory.index_turns(scope, place.channel_id, turns)
+            self.memory.index_turns(scope, place.channel_id, exchange.turns)
         await self.usage.record(
             place.guild_id, reply.usage.prompt_tokens, reply.usage.output_tokens
         )
         if overflow:
             self.summarise_later(place.guild_id, place.channel_id)
+        if cut_off is not None:
+            raise cut_off
         return reply
 
     def summarise_later(self, guild_id: int | None, channel_id: int) -> None:

@@ -25,7 +25,7 @@ from cogs.ai.store import ChatStore
 from cogs.ai.streaming import ReplyCutOff
 from utils.checks import dm_or_guild_permissions, guild_permissions
 from utils.errors import BotError
-from utils.gemini import AIUnavailableError
+from utils.gemini import AIUnavailableError, ReplyStopped
 from utils.metrics import ReplyTimer
 from utils.reliability.rate_limiter import RateLimiter
 
@@ -223,6 +223,10 @@ class AI(commands.Cog):
 
     # Answering
 
+    def _deadline(self) -> float:
+        """When a reply starting now must show its first words or an error."""
+        return asyncio.get_running_loop().time() + self.bot.settings.ai_reply_deadline
+
     @contextmanager
     def _measured(self) -> Iterator[ReplyTimer]:
         """Time one reply and count how it ended (whatever ended it is re-raised)."""
@@ -237,6 +241,9 @@ class AI(commands.Cog):
         except AIUnavailableError:
             outcome = "unavailable"
             raise
+        except ReplyStopped:
+            outcome = "blocked"
+            raise
         except asyncio.CancelledError:
             outcome = "cancelled"
             raise
@@ -246,12 +253,15 @@ class AI(commands.Cog):
 
     async def _answer_message(self, message: discord.Message, text: str) -> None:
         assert self.engine is not None
-        typing = asyncio.create_task(self._typing(message.channel))
+        deadline = self._deadline()
+        typing: asyncio.Task[None] | None = None
         try:
-            # Let the indicator go out now. Otherwise it waits for the first real await,
-            # after google-genai has spent a millisecond or two building the model request.
-            await asyncio.sleep(0)
             with self._measured() as reply:
+                self.engine.check_available()  # an open breaker refuses before any other work
+                typing = asyncio.create_task(self._typing(message.channel))
+                # Let the indicator go out now. Otherwise it waits for the first real await,
+                # after google-genai has spent a millisecond or two building the model request.
+                await asyncio.sleep(0)
                 user = await self._user_input(message.author, text, message.attachments)
                 await self.engine.answer(
                     Place(
@@ -263,13 +273,17 @@ class AI(commands.Cog):
                     message.id,
                     user,
                     reply.watch(ChannelSink(message)),
+                    deadline=deadline,
                 )
         except ReplyCutOff:
             pass  # the partial reply already says what happened
         except BotError as error:
             await message.reply(str(error), mention_author=False, allowed_mentions=NO_PINGS)
         finally:
-            await typing
+            if typing is not None:
+                # Long sent by now; only an indicator stuck on a dead Discord is cut short.
+                typing.cancel()
+                await asyncio.gather(typing, return_exceptions=True)
 
     @staticmethod
     async def _typing(channel: discord.abc.Messageable) -> None:
@@ -323,8 +337,10 @@ class AI(commands.Cog):
 
     async def _answer_interaction(self, interaction: discord.Interaction, prompt: str) -> None:
         assert self.engine is not None and interaction.channel is not None
+        deadline = self._deadline()
         try:
             with self._measured() as reply:
+                self.engine.check_available()
                 user = await self._user_input(interaction.user, prompt, [])
                 place = Place(
                     interaction.guild_id,
@@ -332,7 +348,9 @@ class AI(commands.Cog):
                     describe_place(interaction.channel, interaction.user),
                 )
                 sink = reply.watch(InteractionSink(interaction))
-                await self.engine.answer(place, interaction.user.id, None, user, sink)
+                await self.engine.answer(
+                    place, interaction.user.id, None, user, sink, deadline=deadline
+                )
         except ReplyCutOff:
             pass
         except BotError as error:
@@ -365,6 +383,28 @@ class AI(commands.Cog):
             self.autorespond.discard(ctx.channel.id)
         await ctx.send(f"Auto-respond is {mode} in this channel.")
 
+    @ai_group.command(name="safety")
+    @guild_permissions(manage_channels=True)
+    @app_commands.describe(
+        level="Block from this chance of harm up: low (strictest), medium, high, off; "
+        "default: Google's"
+    )
+    async def ai_safety(
+        self, ctx: Context, level: Literal["default", "low", "medium", "high", "off"]
+    ) -> None:
+        """Set how strictly Gemini's safety filter blocks replies here (Manage Channels)."""
+        await self.store.update_channel(
+            ctx.guild.id, ctx.channel.id, safety=None if level == "default" else level
+        )
+        if level == "default":
+            await ctx.send("This channel uses Google's default safety filter.")
+        elif level == "off":
+            await ctx.send("The safety filter is off in this channel.")
+        else:
+            await ctx.send(
+                f"The safety filter here blocks content with a {level} or higher chance of harm."
+            )
+
     @ai_group.command(name="status")
     async def ai_status(self, ctx: Context) -> None:
         """Show the model, persona, history and usage for this channel."""
@@ -382,6 +422,7 @@ class AI(commands.Cog):
         embed.add_field(name="Persona", value=persona.title if persona else prefs.persona or "-")
         embed.add_field(name="Custom prompt", value="yes" if prefs.system_prompt else "no")
         embed.add_field(name="Auto-respond", value="on" if prefs.autorespond else "off")
+        embed.add_field(name="Safety", value=prefs.safety or "default")
         embed.add_field(name="History", value=f"{await self.store.count(ctx.channel.id)} messages")
         embed.add_field(name="Summary", value="yes" if prefs.summary else "no")
         tokens = await self.bot.usage.tokens_today(guild_id or 0)

@@ -1,4 +1,7 @@
-"""A channel's conversation as Markdown or JSON Lines, for `/ai export`."""
+"""A channel's conversation as Markdown or JSON Lines, for `/ai export`.
+
+A reply that stopped early says why (`incomplete`: restart, safety, length, ...).
+"""
 
 from __future__ import annotations
 
@@ -17,6 +20,8 @@ def to_markdown(turns: list[Turn], title: str) -> str:
     for turn in turns:
         name = "Assistant" if turn.role == "model" else turn.author_name
         lines += [f"**{name}** · {_when(turn)}", "", turn.content, ""]
+        if turn.incomplete:
+            lines += [f"*(incomplete: {turn.incomplete})*", ""]
     return "\n".join(lines)
 
 
@@ -31,6 +36,7 @@ def to_jsonl(turns: list[Turn]) -> str:
                 "content": turn.content,
                 "tokens": turn.tokens,
                 "created_at": datetime.fromtimestamp(turn.created_at, UTC).isoformat(),
+                "incomplete": turn.incomplete,
             },
             ensure_ascii=False,
         )

@@ -129,8 +129,15 @@ def system_instruction(persona: Persona, custom_prompt: str | None, where: str) 
     )
 
 
+def _content(turn: Turn) -> str:
+    """A turn's text; a reply that stopped early says so, so the model knows."""
+    if turn.incomplete:
+        return f"{turn.content}\n[this reply was cut off: {turn.incomplete}]"
+    return turn.content
+
+
 def _speaker_line(turn: Turn) -> str:
-    return f"{'You' if turn.role == 'model' else turn.author_name}: {turn.content}"
+    return f"{'You' if turn.role == 'model' else turn.author_name}: {_content(turn)}"
 
 
 def build_contents(
@@ -156,7 +163,7 @@ def build_contents(
     if opening:
         entries.append(("user", [text_part("\n\n".join(opening))]))
     for turn in recent:
-        line = turn.content if turn.role == "model" else f"{turn.author_name}: {turn.content}"
+        line = _content(turn) if turn.role == "model" else f"{turn.author_name}: {turn.content}"
         entries.append((turn.role, [text_part(line)]))
     entries.append(("user", [text_part(f"{new.author_name}: {new.text}"), *new.parts]))
     contents: list[types.ContentDict] = []

@@ -6,7 +6,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar
 
 import aiosqlite
@@ -29,6 +29,7 @@ class Turn:
     content: str
     tokens: int
     created_at: float
+    incomplete: str | None = None  # why a reply stopped early (None: a whole message)
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class NewTurn:
     author_name: str
     content: str
     message_id: int | None = None
+    incomplete: str | None = None
 
 
 @dataclass(frozen=True)
@@ -49,9 +51,11 @@ class ChannelPrefs:
     autorespond: bool = False
     summary: str | None = None
     summary_upto: int = 0
+    safety: str | None = None
 
 
-_TURN_COLUMNS = "id, role, author_id, author_name, content, tokens, created_at"
+_TURN_COLUMNS = "id, role, author_id, author_name, content, tokens, created_at, incomplete"
+_CHANNEL_COLUMNS = ("persona", "system_prompt", "autorespond", "summary", "summary_upto", "safety")
 
 
 @dataclass
@@ -67,6 +71,16 @@ class _Tail:
             return  # already loaded from the database
         self.turns.append(turn)
         self.tokens += turn.tokens
+        while self.tokens > max_tokens:
+            self.older_id = self._pop().id
+
+    def replace(self, turn: Turn, max_tokens: int) -> None:
+        """Put a rewritten turn in place of the one with its id, if it is here."""
+        for index in range(len(self.turns) - 1, -1, -1):
+            if self.turns[index].id == turn.id:
+                self.tokens += turn.tokens - self.turns[index].tokens
+                self.turns[index] = turn
+                break
         while self.tokens > max_tokens:
             self.older_id = self._pop().id
 
@@ -136,9 +150,11 @@ class ChatStore:
 
     # Conversation
 
-    async def add_turns(self, guild_id: int | None, channel_id: int, turns: list[NewTurn]) -> None:
-        """Store an exchange and prune the channel to `history_limit` turns, atomically
-        (a failed generation stores nothing)."""
+    async def add_turns(
+        self, guild_id: int | None, channel_id: int, turns: list[NewTurn]
+    ) -> list[Turn]:
+        """Store turns and prune the channel to `history_limit` turns, atomically;
+        return them as stored."""
         try:
             async with self.db.transaction() as conn:
                 stored = [await self._insert(conn, guild_id, channel_id, t) for t in turns]
@@ -159,6 +175,27 @@ class ChatStore:
                 tail.append(turn, self.context_tokens)
             if pruned:
                 tail.drop_upto(max(pruned))
+        return stored
+
+    async def rewrite_turn(
+        self, channel_id: int, turn: Turn, content: str, incomplete: str | None
+    ) -> Turn:
+        """Replace a stored turn's text and incomplete mark (a reply as it grows)."""
+        new = replace(turn, content=content, tokens=estimate_tokens(content), incomplete=incomplete)
+        try:
+            await self.db.execute(
+                "UPDATE ai_messages SET content = ?, tokens = ?, incomplete = ? "
+                "WHERE id = ? AND channel_id = ?",
+                (new.content, new.tokens, new.incomplete, new.id, channel_id),
+            )
+        except BaseException:
+            self._tails.pop(channel_id, None)  # it may have committed: read it afresh
+            raise
+        finally:
+            self._writes += 1
+        if tail := self._tails.get(channel_id):
+            tail.replace(new, self.context_tokens)
+        return new
 
     @staticmethod
     async def _insert(
@@ -167,7 +204,8 @@ class ChatStore:
         tokens, now = estimate_tokens(turn.content), time.time()
         async with conn.execute(
             "INSERT INTO ai_messages (guild_id, channel_id, message_id, author_id, author_name, "
-            "role, content, tokens, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "role, content, tokens, created_at, incomplete) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (
                 guild_id,
                 channel_id,
@@ -178,10 +216,20 @@ class ChatStore:
                 turn.content,
                 tokens,
                 now,
+                turn.incomplete,
             ),
         ) as cursor:
             (turn_id,) = await cursor.fetchone()
-        return Turn(turn_id, turn.role, turn.author_id, turn.author_name, turn.content, tokens, now)
+        return Turn(
+            turn_id,
+            turn.role,
+            turn.author_id,
+            turn.author_name,
+            turn.content,
+            tokens,
+            now,
+            turn.incomplete,
+        )
 
     async def recent_turns(
         self, channel_id: int, after_id: int, budget: int
@@ -252,25 +300,18 @@ class ChatStore:
             return prefs
         since = self._writes
         row = await self.db.fetchone(
-            "SELECT persona, system_prompt, autorespond, summary, summary_upto "
-            "FROM ai_channels WHERE channel_id = ?",
+            f"SELECT {', '.join(_CHANNEL_COLUMNS)} FROM ai_channels WHERE channel_id = ?",
             (channel_id,),
         )
         prefs = ChannelPrefs()
         if row is not None:
-            prefs = ChannelPrefs(
-                persona=row["persona"],
-                system_prompt=row["system_prompt"],
-                autorespond=bool(row["autorespond"]),
-                summary=row["summary"],
-                summary_upto=row["summary_upto"],
-            )
+            values = dict(row)
+            prefs = ChannelPrefs(**values | {"autorespond": bool(values["autorespond"])})
         return self._remember(self._prefs, channel_id, prefs, since)
 
     async def update_channel(self, guild_id: int | None, channel_id: int, **values: object) -> None:
-        """Set some of persona, system_prompt, autorespond, summary, summary_upto."""
-        allowed = {"persona", "system_prompt", "autorespond", "summary", "summary_upto"}
-        if not values or not values.keys() <= allowed:
+        """Set some of persona, system_prompt, autorespond, summary, summary_upto, safety."""
+        if not values or not values.keys() <= set(_CHANNEL_COLUMNS):
             raise ValueError(f"unknown channel preference in {sorted(values)}")
         columns = ", ".join(values)
         marks = ", ".join("?" for _ in values)

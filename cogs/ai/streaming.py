@@ -2,21 +2,30 @@
 
 `stream_reply` is Discord-agnostic: it talks to a `Sink` that sends new
 messages and to the objects the sink returns, which it edits. The cog provides
-sinks for channel messages and for slash-command interactions.
+sinks for channel messages and for slash-command interactions. After each time
+it shows text it tells a `Recorder`, so the history holds what people saw.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
 from utils.errors import BotError
+from utils.gemini import ReplyStopped
 from utils.text import DISCORD_LIMIT, StreamSplitter
+
+log = logging.getLogger(__name__)
 
 WRITING_MARKER = " ⌛"
 CUT_OFF_NOTE = "\n\n*⚠️ {error}*"
+RESTART_NOTE = CUT_OFF_NOTE.format(error="reply cut off by a restart")
+FINALISE_TIMEOUT = 1.5  # seconds a cancelled reply gets to be stored and finalised
+WRITING = "interrupted"  # stored while a reply is still being written
 
 
 class ReplyCutOff(BotError):
@@ -29,6 +38,10 @@ class Editable(Protocol):
 
 class Sink(Protocol):
     async def send(self, content: str) -> Editable: ...
+
+
+# Called with the text shown so far and why it is incomplete (None: the whole reply).
+Recorder = Callable[[str, str | None], Awaitable[None]]
 
 
 class _Messages:
@@ -54,6 +67,7 @@ class _Messages:
 async def stream_reply(
     pieces: AsyncIterator[str],
     sink: Sink,
+    record: Recorder,
     *,
     interval: float = 1.0,
     limit: int = DISCORD_LIMIT,
@@ -64,12 +78,14 @@ async def stream_reply(
     The first piece is shown at once; later ones at most every `interval` seconds.
     Past `limit` the reply continues in a new message. A marker shows the reply is
     still being written; the final messages hold exactly the model's text. If the
-    stream fails after something was shown, the messages end with a short note.
+    stream fails or is cancelled after something was shown, the messages end with a
+    short note. `record` follows what is shown (marked incomplete until the end).
     """
     splitter = StreamSplitter(limit, WRITING_MARKER)
     messages = _Messages(sink)
     text = ""
     last_render = -math.inf
+    shown_whole = False
     try:
         async for piece in pieces:
             text += piece
@@ -77,13 +93,42 @@ async def stream_reply(
                 plan = splitter.feed(text)
                 await messages.show([*plan.frozen, plan.tail])
                 last_render = clock()
+                await record(text, WRITING)
+        final = splitter.finish(text)
+        if not final:
+            raise BotError("The AI sent an empty reply; please try again.")
+        await messages.show(final)
+        shown_whole = True
+        await record(text, None)
     except BotError as error:
         if not messages.sent:
             raise
-        await messages.show(splitter.finish(text + CUT_OFF_NOTE.format(error=error)))
+        await messages.show(splitter.finish(text.rstrip() + CUT_OFF_NOTE.format(error=error)))
+        await record(text, error.reason if isinstance(error, ReplyStopped) else "error")
         raise ReplyCutOff(str(error)) from error
-    final = splitter.finish(text)
-    if not final:
-        raise BotError("The AI sent an empty reply; please try again.")
-    await messages.show(final)
+    except asyncio.CancelledError:
+        if shown_whole:
+            await _finalise(messages, None, record(text, None))
+        elif messages.sent:
+            await _finalise(
+                messages, splitter.finish(text.rstrip() + RESTART_NOTE), record(text, "restart")
+            )
+        raise
     return messages.sent
+
+
+async def _finalise(
+    messages: _Messages, contents: list[str] | None, stored: Awaitable[None]
+) -> None:
+    """Store (and show `contents` of) a reply cut off by cancellation, within
+    FINALISE_TIMEOUT in all: a dead Discord or disk must not hold up a shutdown."""
+    try:
+        async with asyncio.timeout(FINALISE_TIMEOUT):
+            try:
+                await stored  # first: the database is local and quick
+            except Exception:
+                log.exception("could not store a reply cut off by a restart")
+            if contents is not None:
+                await messages.show(contents)
+    except Exception as error:  # Discord down or slow: the reply keeps its marker
+        log.warning("could not finalise a reply cut off by a restart: %r", error)

@@ -6,9 +6,15 @@ import asyncio
 import base64
 import io
 import json
+import os
 import re
+import sqlite3
+import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from config import Settings
@@ -17,6 +23,7 @@ from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeMessage, Fake
 from tests.fakes.gemini_server import FakeGemini
 
 FENCE_LINE = re.compile(r"^```", re.MULTILINE)
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def mention(fake: FakeDiscord) -> str:
@@ -66,6 +73,24 @@ async def wait_stored(bot, channel_id: int, count: int) -> None:
             return
         await asyncio.sleep(0.02)
     raise AssertionError(f"{stored} messages stored, expected {count}")
+
+
+async def stored_rows(bot, channel_id: int) -> list[tuple[str, str, str | None]]:
+    rows = await bot.db.fetchall(
+        "SELECT role, content, incomplete FROM ai_messages WHERE channel_id = ? ORDER BY id",
+        (channel_id,),
+    )
+    return [tuple(row) for row in rows]
+
+
+async def wait_rows(bot, channel_id: int, expected: list[tuple[str, str, str | None]]) -> None:
+    """The history is written just after what it records is shown: wait for it."""
+    for _ in range(200):
+        rows = await stored_rows(bot, channel_id)
+        if rows == expected:
+            return
+        await asyncio.sleep(0.02)
+    assert rows == expected
 
 
 async def test_mention_streams_a_reply(
@@ -274,7 +299,7 @@ async def test_failed_generation_is_not_stored(
     assert await bot.db.fetchval("SELECT count(*) FROM ai_messages") == 0
 
 
-async def test_stream_cut_off_midway_is_marked_and_not_stored(
+async def test_stream_cut_off_midway_is_marked_and_stored_as_incomplete(
     discord_fake: FakeDiscord,
     gemini_fake: FakeGemini,
     guild: FakeGuild,
@@ -288,7 +313,12 @@ async def test_stream_cut_off_midway_is_marked_and_not_stored(
     (reply,) = await wait_reply_done(discord_fake, guild.text)
     await discord_fake.wait_for(lambda: "⚠️" in reply.content)
     assert reply.content.startswith("The answer begins and then")
-    assert await bot.db.fetchval("SELECT count(*) FROM ai_messages") == 0
+    # What was shown is what the history holds, marked as cut off.
+    await wait_rows(
+        bot,
+        guild.text.id,
+        [("user", "go", None), ("model", "The answer begins and then", "error")],
+    )
 
 
 async def test_image_attachment_is_sent_inline(
@@ -624,3 +654,327 @@ async def test_without_api_key_ai_says_not_configured(
     assert "AI is not configured" in reply.content
     interaction = await discord_fake.invoke_slash(guild.text, member, "chat", {"prompt": "hi"})
     assert "AI is not configured" in (await interaction.wait_response())["data"]["content"]
+
+
+@pytest.mark.slow
+async def test_shutdown_mid_reply_finalises_and_stores_what_was_shown(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    gemini_fake.reply(["Half of ", "the answer ", "is here ", "and more."], chunk_delay=1.5)
+    settings = ai_settings()
+    bot = await start_bot(settings)
+    await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} tell me")
+    first = await discord_fake.wait_for_message(guild.text)
+    assert first.content.endswith("⌛")
+    began = time.monotonic()
+    await bot.close()  # what SIGTERM does; replies get 3 s, then are cancelled
+    assert time.monotonic() - began < 5.5
+
+    (reply,) = discord_fake.messages_in(guild.text)
+    assert not reply.content.endswith("⌛")
+    assert reply.content.endswith("\n\n*⚠️ reply cut off by a restart*")
+    shown = reply.content.removesuffix("\n\n*⚠️ reply cut off by a restart*")
+    assert shown.startswith("Half of the answer") and not shown.endswith("and more.")
+    assert history(settings.data_dir) == [("user", "tell me", None), ("model", shown, "restart")]
+
+    # After the restart the model is told its last reply was cut off; export says so too.
+    await start_bot(settings)
+    await ask(discord_fake, guild.text, member, "go on")
+    context = json.dumps(gemini_fake.requests[-1].contents)
+    assert shown in context and "[this reply was cut off: restart]" in context
+    await discord_fake.send_message(guild.text, member, "!ai export jsonl")
+    export = await discord_fake.wait_for_message(guild.text, predicate=lambda m: m.attachments)
+    lines = [json.loads(x) for x in export.attachments[0].data.decode().splitlines()]
+    assert [line["incomplete"] for line in lines[:2]] == [None, "restart"]
+
+
+@pytest.mark.slow
+async def test_kill_9_mid_reply_keeps_the_exchange_shown_so_far(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    tmp_path: Path,
+) -> None:
+    gemini_fake.reply(["Shown before ", "the crash ", "and never ", "after."], chunk_delay=1.5)
+    data_dir = tmp_path / "data"
+    env = {
+        **{k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields},
+        "DISCORD_TOKEN": "test-token",
+        "DATA_DIR": str(data_dir),
+        "DEV_GUILD_ID": str(guild.id),
+        "GEMINI_API_KEY": "test-gemini-key",
+        "GEMINI_BASE_URL": gemini_fake.url,
+        "AI_EDIT_INTERVAL": "0.05",
+        "MEMORY_ENABLED": "false",
+        "FAKE_DISCORD_URL": discord_fake.url,
+        "PYTHONPATH": str(ROOT / "tests" / "fakes" / "sitecustomize"),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(ROOT / "bot.py"),
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        await discord_fake.wait_for(lambda: discord_fake.identifies == 1, timeout=60)
+        await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} hello")
+        reply = await discord_fake.wait_for_message(guild.text, timeout=30)
+        await discord_fake.wait_for(lambda: reply.content == "Shown before the crash ⌛")
+        # Written right after each edit, while the reply is still being written.
+        expected = [("user", "hello", None), ("model", "Shown before the crash", "interrupted")]
+        await discord_fake.wait_for(lambda: history(data_dir) == expected)
+    finally:
+        process.kill()
+        await process.wait()
+    assert reply.content == "Shown before the crash ⌛", "killed while still writing"
+    assert history(data_dir) == expected
+
+
+def history(data_dir: Path) -> list[tuple[str, str, str | None]]:
+    """The stored conversation (text stripped as Discord shows it), read from the file."""
+    if not (data_dir / "bot.db").exists():
+        return []
+    with sqlite3.connect(data_dir / "bot.db") as conn:
+        try:
+            rows = conn.execute("SELECT role, content, incomplete FROM ai_messages ORDER BY id")
+        except sqlite3.OperationalError:  # not migrated yet
+            return []
+        return [(role, content.strip(), incomplete) for role, content, incomplete in rows]
+
+
+async def test_blocked_and_truncated_replies_say_why_and_are_stored_as_such(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    gemini_fake.block_prompt("SAFETY")
+    gemini_fake.reply(["A very long story ", "that goes on", ""], finish_reason="MAX_TOKENS")
+    gemini_fake.reply(["Here is how ", ""], finish_reason="SAFETY")
+    bot = await start_bot(ai_settings())
+
+    await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} something bad")
+    refused = await discord_fake.wait_for_message(guild.text)
+    assert refused.content == "I can't answer that: your message was blocked by the safety filter."
+
+    long = await ask(discord_fake, guild.text, member, "a long story")
+    await discord_fake.wait_for(lambda: "⚠️" in long.content)
+    assert long.content == "A very long story that goes on\n\n*⚠️ reply cut at the length limit*"
+
+    stopped = await ask(discord_fake, guild.text, member, "how to")
+    await discord_fake.wait_for(lambda: "⚠️" in stopped.content)
+    assert stopped.content == "Here is how\n\n*⚠️ reply blocked by the safety filter*"
+
+    # A refused prompt is not kept (it would be sent, and refused, with every later
+    # message); replies that showed text are kept with why they stopped.
+    await wait_rows(
+        bot,
+        guild.text.id,
+        [
+            ("user", "a long story", None),
+            ("model", "A very long story that goes on", "length"),
+            ("user", "how to", None),
+            ("model", "Here is how ", "safety"),
+        ],
+    )
+
+
+async def test_ai_safety_sets_the_channel_threshold(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    await start_bot(ai_settings())
+
+    async def slash(user: FakeUser, *path: str, **options: object) -> dict:
+        interaction = await discord_fake.invoke_slash(
+            guild.text, user, path[0], options or None, subcommand=list(path[1:]) or None
+        )
+        return await interaction.wait_response()
+
+    denied = await slash(member, "ai", "safety", level="off")
+    assert "Manage Channels" in denied["data"]["content"]
+    await ask(discord_fake, guild.text, member, "first")
+    assert "safetySettings" not in json.dumps(gemini_fake.requests[-1].json)
+
+    done = await slash(discord_fake.owner, "ai", "safety", level="low")
+    assert "low or higher chance of harm" in done["data"]["content"]
+    await ask(discord_fake, guild.text, member, "second")
+    sent = gemini_fake.requests[-1].json.get("safetySettings") or gemini_fake.requests[-1].json[
+        "generationConfig"
+    ].get("safetySettings")
+    assert len(sent) == 4 and {s["threshold"] for s in sent} == {"BLOCK_LOW_AND_ABOVE"}
+    status = (await slash(member, "ai", "status"))["data"]["embeds"][0]
+    assert {f["name"]: f["value"] for f in status["fields"]}["Safety"] == "low"
+
+    await slash(discord_fake.owner, "ai", "safety", level="default")
+    await ask(discord_fake, guild.text, member, "third")
+    assert "safetySettings" not in json.dumps(gemini_fake.requests[-1].json)
+
+
+async def test_an_open_breaker_answers_before_any_other_work(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    gemini_fake.fail(503)
+    await start_bot(ai_settings(ai_breaker_threshold=1, gemini_max_retries=0, ai_breaker_reset=60))
+    await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} one")
+    await discord_fake.wait_for_message(guild.text)
+    typing_before = len(discord_fake.typing)
+    await discord_fake.send_message(
+        guild.text,
+        member,
+        f"{mention(discord_fake)} look at this",
+        attachments=[{"filename": "notes.txt", "content_type": "text/plain", "data": b"hello"}],
+    )
+    refusal = await discord_fake.wait_for_message(guild.text, after=1)
+    assert re.fullmatch(r"AI is unavailable, try again in \d+ s\.", refusal.content)
+    # Refused first: no typing indicator, no attachment download, no history read.
+    assert len(discord_fake.typing) == typing_before
+    assert not any(r.path.startswith("/attachments/") for r in discord_fake.requests)
+    assert len(gemini_fake.requests) == 1
+
+
+async def test_a_hanging_model_is_given_up_on_at_the_reply_deadline(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    for _ in range(8):
+        gemini_fake.hang()
+    await start_bot(
+        ai_settings(
+            gemini_timeout=30,
+            gemini_max_retries=3,
+            gemini_fallback_models=("gemini-b",),
+            ai_reply_deadline=1.0,
+        )
+    )
+    sent = await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} hi")
+    error = await discord_fake.wait_for_message(guild.text, timeout=5)
+    assert error.content == "The AI is not answering right now; please try again later."
+    assert 0.9 <= (error.timestamp - sent.timestamp).total_seconds() < 2.0
+
+
+async def test_fallback_model_answers_when_the_main_one_keeps_failing(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    gemini_fake.fail(503, times=6, model="gemini-main")
+    gemini_fake.fail(429, model="gemini-main")  # out of quota: straight to the fallback
+    bot = await start_bot(
+        ai_settings(
+            gemini_model="gemini-main", gemini_fallback_models=("gemini-b",), gemini_max_retries=2
+        )
+    )
+    for text in ("one", "two", "three"):
+        reply = await ask(discord_fake, guild.text, member, text)
+        assert reply.content == "ok"
+    assert [r.model for r in gemini_fake.requests] == [
+        *["gemini-main"] * 3 + ["gemini-b"],
+        *["gemini-main"] * 3 + ["gemini-b"],
+        "gemini-main",
+        "gemini-b",
+    ]
+    assert bot.breakers.snapshot()["gemini"]["state"] == "closed"
+
+
+async def test_export_markdown(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    gemini_fake.reply("Roses like sun.")
+    gemini_fake.reply(["Tulips need ", "cold winters", ""], finish_reason="MAX_TOKENS")
+    bot = await start_bot(ai_settings())
+    empty = await discord_fake.invoke_slash(guild.text, member, "ai", subcommand="export")
+    assert "no conversation to export" in (await empty.wait_response())["data"]["content"]
+    await ask(discord_fake, guild.text, member, "roses?")
+    await ask(discord_fake, guild.text, member, "tulips?")
+    await wait_rows(
+        bot,
+        guild.text.id,
+        [
+            ("user", "roses?", None),
+            ("model", "Roses like sun.", None),
+            ("user", "tulips?", None),
+            ("model", "Tulips need cold winters", "length"),
+        ],
+    )
+
+    interaction = await discord_fake.invoke_slash(
+        guild.text, member, "ai", {"format": "markdown"}, subcommand="export"
+    )
+    await interaction.wait_response()
+    assert interaction.ephemeral, "only the asker sees it"
+    assert interaction.original.content == "4 messages."
+    (file,) = interaction.original.attachments
+    assert file.filename == f"conversation-{guild.text.id}.md"
+    text = file.data.decode()
+    assert text.startswith(f"# Conversation in #{guild.text.name}\n")
+    blocks = re.findall(r"\*\*(.+?)\*\* · \d{4}-\d\d-\d\d \d\d:\d\d UTC\n\n(.*?)\n\n", text)
+    assert blocks == [
+        ("alice", "roses?"),
+        ("Assistant", "Roses like sun."),
+        ("alice", "tulips?"),
+        ("Assistant", "Tulips need cold winters"),
+    ]
+    assert text.rstrip().endswith("*(incomplete: length)*")
+
+
+async def test_channel_rate_limit_counts_everyone_in_the_channel(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    people = [member]
+    for name in ("bob", "carol"):
+        person = discord_fake.add_user(name)
+        guild.add_member(person, permissions=BASIC)
+        people.append(person)
+    other = guild.add_text_channel("other")
+    await start_bot(ai_settings(ai_channel_messages_per_minute=3, ai_user_messages_per_minute=5))
+    for i, person in enumerate(people * 2):  # six messages, two each: under the user limit
+        await discord_fake.send_message(guild.text, person, f"{mention(discord_fake)} m{i}")
+    # Three replies and one notice per person refused (the channel's budget is spent).
+    messages = await wait_reply_done(discord_fake, guild.text, count=6)
+    notices = [m for m in messages if "faster than I can" in m.content]
+    assert len(notices) == 3 and len(messages) == 6
+    # Another channel still has its own budget.
+    await ask(discord_fake, other, member, "elsewhere")
+    assert sorted(r.last_user_text for r in gemini_fake.requests) == [
+        "alice: elsewhere",
+        "alice: m0",
+        "bob: m1",
+        "carol: m2",
+    ]

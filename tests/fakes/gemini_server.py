@@ -2,7 +2,9 @@
 
 Point ``genai.Client(api_key="test", http_options=types.HttpOptions(base_url=fake.url))``
 at a started :class:`FakeGemini` and script its answers: text (whole or streamed in
-chunks), function calls, Google-shaped errors, hangs and streams that break mid-way.
+chunks), function calls, Google-shaped errors, hangs, streams that break mid-way,
+replies that end with another ``finishReason`` (``SAFETY``, ``MAX_TOKENS``, ...)
+and prompts refused through ``promptFeedback.blockReason``.
 Every request is recorded in :attr:`FakeGemini.requests`.
 
 Routes are ``POST /{version}/models/{model}:{method}`` for ``v1``, ``v1beta`` and
@@ -135,6 +137,12 @@ class _Reply:
     parts: list[dict[str, Any]]  # one part per stream chunk
     chunk_delay: float = 0.0
     usage: dict[str, int] | None = None
+    finish_reason: str = "STOP"
+
+
+@dataclass(frozen=True)
+class _Blocked:
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -155,7 +163,7 @@ class _BrokenStream:
     status: int | None
 
 
-_Script = _Reply | _Fail | _Hang | _BrokenStream
+_Script = _Reply | _Fail | _Hang | _BrokenStream | _Blocked
 
 
 class FakeGemini:
@@ -217,6 +225,7 @@ class FakeGemini:
         chunk_delay: float = 0.0,
         usage: dict[str, int] | None = None,
         model: str | None = None,
+        finish_reason: str = "STOP",
     ) -> None:
         """Queue a text answer.
 
@@ -224,8 +233,16 @@ class FakeGemini:
         string is split at word starts into about ``stream_chunks`` chunks.
         ``chunk_delay`` is slept before every chunk (a non-streamed answer waits
         the sum). ``usage`` overrides fields of the estimated ``usageMetadata``.
+        The last chunk carries ``finish_reason`` (``"SAFETY"``, ``"MAX_TOKENS"``...);
+        an empty last chunk of a stopped reply has no ``content``, as Google sends a
+        block.
         """
-        self._push(model, self._text_reply(text, chunk_delay, usage))
+        reply = self._text_reply(text, chunk_delay, usage)
+        self._push(model, _Reply(reply.parts, chunk_delay, usage, finish_reason))
+
+    def block_prompt(self, reason: str = "SAFETY", *, model: str | None = None) -> None:
+        """Queue a refusal of the prompt: no candidates, ``promptFeedback.blockReason``."""
+        self._push(model, _Blocked(reason))
 
     def reply_function_call(
         self, name: str, args: dict[str, Any], *, model: str | None = None
@@ -329,6 +346,18 @@ class FakeGemini:
                 return await self._answer(request, req, self._text_reply(text))
             case _Reply():
                 return await self._answer(request, req, script)
+            case _Blocked(reason):
+                payload = {
+                    "promptFeedback": {"blockReason": reason, "safetyRatings": []},
+                    "usageMetadata": self._usage(req, _Reply([])),
+                    "modelVersion": req.model,
+                }
+                if not stream:
+                    return web.json_response(payload)
+                response = await self._open_stream(request)
+                await response.write(_sse(payload))
+                await response.write_eof()
+                return response
             case _Fail(status, message, retry_delay):
                 return self._error(status, message, retry_delay, req.model)
             case _Hang(seconds):
@@ -341,7 +370,7 @@ class FakeGemini:
                 response = await self._open_stream(request)
                 with contextlib.suppress(ConnectionError):
                     for chunk in chunks:
-                        await response.write(_sse(self._chunk(req, [{"text": chunk}], final=False)))
+                        await response.write(_sse(self._chunk(req, [{"text": chunk}], final=None)))
                     if status is not None:
                         error = self._error_body(status, _message(status), None, req.model)
                         await response.write(_sse(error))
@@ -356,13 +385,13 @@ class FakeGemini:
         if req.method == "generateContent":
             await asyncio.sleep(reply.chunk_delay * len(reply.parts))
             return web.json_response(
-                self._chunk(req, self._merge(reply.parts), final=True, usage=usage)
+                self._chunk(req, self._merge(reply.parts), final=reply.finish_reason, usage=usage)
             )
         response = await self._open_stream(request)
         with contextlib.suppress(ConnectionError):  # the client may stop reading mid-stream
             for i, part in enumerate(reply.parts):
                 await asyncio.sleep(reply.chunk_delay)
-                final = i == len(reply.parts) - 1
+                final = reply.finish_reason if i == len(reply.parts) - 1 else None
                 await response.write(_sse(self._chunk(req, [part], final=final, usage=usage)))
             await response.write_eof()
         return response
@@ -396,13 +425,16 @@ class FakeGemini:
         req: GeminiRequest,
         parts: list[dict[str, Any]],
         *,
-        final: bool,
+        final: str | None,
         usage: dict[str, int] | None = None,
     ) -> dict[str, Any]:
+        """One response (or stream chunk); ``final`` is the finish reason of the last."""
         candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
         payload: dict[str, Any] = {"candidates": [candidate]}
         if final:
-            candidate["finishReason"] = "STOP"
+            if final != "STOP" and parts == [{"text": ""}]:
+                del candidate["content"]  # a blocked reply comes without content
+            candidate["finishReason"] = final
             payload["usageMetadata"] = usage
         payload["modelVersion"] = req.model
         return payload

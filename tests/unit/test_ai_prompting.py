@@ -45,3 +45,19 @@ def test_custom_prompt_replaces_the_persona() -> None:
     assert system_instruction(persona, None, "#general").startswith("A pirate.")
     custom = system_instruction(persona, "Be brief.", "#general")
     assert custom.startswith("Be brief.") and "pirate" not in custom
+
+
+def test_a_reply_that_stopped_early_says_so_in_the_context() -> None:
+    history = [
+        Turn(1, "user", 7, "alice", "tell a story", 2, 0.0),
+        Turn(2, "model", 0, "assistant", "Once upon", 2, 0.0, "restart"),
+        Turn(3, "user", 7, "alice", "and the poem?", 2, 0.0),
+        Turn(4, "model", 0, "assistant", "Roses are", 2, 0.0, "length"),
+    ]
+    contents = build_contents(None, history, UserInput("alice", "go on"))
+    opening = contents[0]["parts"][0]["text"]
+    assert "You: Once upon\n[this reply was cut off: restart]" in opening
+    assert contents[-2] == {
+        "role": "model",
+        "parts": [{"text": "Roses are\n[this reply was cut off: length]"}],
+    }

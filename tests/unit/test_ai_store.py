@@ -81,8 +81,14 @@ async def test_the_cache_answers_like_the_database(
     for step in range(150):
         channel = rng.choice([10, 11])
         action = rng.random()
-        if action < 0.6:
+        if action < 0.45:
             await cached.add_turns(1, channel, exchange(step, rng.choice([0, 36, 200])))
+        elif action < 0.6:  # a reply rewritten as it streams (it may grow past the budget)
+            models = [t for t in await cached.turns(channel) if t.role == "model"]
+            if models:
+                text = f"answer {step} " + "y" * rng.choice([0, 20, 80, 300])
+                incomplete = rng.choice([None, "interrupted", "restart"])
+                await cached.rewrite_turn(channel, models[-1], text, incomplete)
         elif action < 0.7:
             await cached.reset(channel)
         elif action < 0.85:
@@ -91,7 +97,8 @@ async def test_the_cache_answers_like_the_database(
                 upto = rng.choice(turns).id
                 await cached.update_channel(1, channel, summary=f"s{step}", summary_upto=upto)
         else:
-            await cached.update_channel(1, channel, persona=f"p{step}")
+            safety = rng.choice([None, "low", "off"])
+            await cached.update_channel(1, channel, persona=f"p{step}", safety=safety)
         fresh = ChatStore(db, **limits)
         prefs = await cached.channel(channel)
         assert prefs == await fresh.channel(channel)
@@ -171,3 +178,23 @@ async def test_guild_model_cache_follows_changes(store: ChatStore) -> None:
     assert await store.guild_model(1) == "gemini-x"
     await store.set_guild_model(1, None)
     assert await store.guild_model(1) is None
+
+
+async def test_a_reply_stored_early_is_rewritten_in_place(store: ChatStore) -> None:
+    user, model = await store.add_turns(
+        1,
+        10,
+        [
+            NewTurn("user", 7, "alice", "tell me"),
+            NewTurn("model", 0, "ai", "Half", None, "interrupted"),
+        ],
+    )
+    assert (await store.recent_turns(10, 0, 1000))[0][-1].incomplete == "interrupted"  # cached
+    whole = await store.rewrite_turn(10, model, "Half of it, and the rest.", None)
+    assert (whole.id, whole.content, whole.incomplete) == (
+        model.id,
+        "Half of it, and the rest.",
+        None,
+    )
+    assert await store.turns(10) == [user, whole]
+    assert (await store.recent_turns(10, 0, 1000))[0] == [user, whole]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -11,7 +12,7 @@ import pytest
 
 from cogs.ai.prompting import text_part
 from tests.fakes.gemini_server import FakeGemini
-from utils.gemini import GeminiProvider
+from utils.gemini import AIError, GeminiProvider, Reply, ReplyStopped
 from utils.reliability.circuit_breaker import CircuitBreaker
 
 
@@ -74,3 +75,172 @@ async def test_a_streamed_reply_needs_no_thread_pool_round_trips(gemini_fake: Fa
         await provider.close()
     assert "".join(pieces) == "Hello there."
     assert executor.submitted == 0
+
+
+def provider_for(fake: FakeGemini, **options: Any) -> GeminiProvider:
+    values: dict[str, Any] = {"model": "gemini-main", "timeout": 5, "base_delay": 0.01}
+    values.update(options)
+    return GeminiProvider("test-key", CircuitBreaker("gemini"), base_url=fake.url, **values)
+
+
+HI = [{"role": "user", "parts": [text_part("Hi")]}]
+
+
+async def collect(provider: GeminiProvider, reply: Reply | None = None, **options: Any) -> str:
+    return "".join([piece async for piece in provider.stream(HI, reply=reply, **options)])
+
+
+async def test_fallback_models_answer_once_retries_on_the_main_model_are_exhausted(
+    gemini_fake: FakeGemini,
+) -> None:
+    gemini_fake.fail(503, times=3, model="gemini-main")
+    gemini_fake.fail(500, times=3, model="gemini-b")
+    gemini_fake.reply("From the second fallback.", model="gemini-c")
+    provider = provider_for(gemini_fake, max_retries=2, fallback_models=("gemini-b", "gemini-c"))
+    reply = Reply()
+    try:
+        assert await collect(provider, reply) == "From the second fallback."
+    finally:
+        await provider.close()
+    assert [r.model for r in gemini_fake.requests] == ["gemini-main"] * 3 + ["gemini-b"] * 3 + [
+        "gemini-c"
+    ]
+    assert reply.model == "gemini-c"
+    # Six failed tries would open a breaker of threshold 5 if each counted on its own.
+    assert provider.breaker.state.value == "closed" and provider.breaker.failures == 0
+
+
+async def test_a_model_out_of_quota_moves_to_the_next_at_once(gemini_fake: FakeGemini) -> None:
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    gemini_fake.fail(429, retry_delay=20, model="gemini-main")
+    gemini_fake.reply("Fallback here.", model="gemini-b")
+    provider = provider_for(gemini_fake, fallback_models=("gemini-b",), sleep=sleep)
+    try:
+        assert await collect(provider) == "Fallback here."
+    finally:
+        await provider.close()
+    assert [r.model for r in gemini_fake.requests] == ["gemini-main", "gemini-b"]
+    assert slept == [], "no retry, no wait on the exhausted model"
+
+
+async def test_the_last_model_out_of_quota_is_retried_after_the_delay_google_asks(
+    gemini_fake: FakeGemini,
+) -> None:
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    gemini_fake.fail(429, retry_delay=2, model="gemini-b")
+    gemini_fake.model_unavailable = {"gemini-main"}
+    provider = provider_for(gemini_fake, fallback_models=("gemini-b",), sleep=sleep)
+    try:
+        assert await collect(provider) == "ok"
+    finally:
+        await provider.close()
+    assert [r.model for r in gemini_fake.requests] == ["gemini-main", "gemini-b", "gemini-b"]
+    assert len(slept) == 1 and slept[0] >= 2
+
+
+async def test_a_refused_request_does_not_try_the_fallbacks(gemini_fake: FakeGemini) -> None:
+    gemini_fake.fail(400)
+    provider = provider_for(gemini_fake, fallback_models=("gemini-b",))
+    try:
+        with pytest.raises(AIError, match="could not process"):
+            await collect(provider)
+    finally:
+        await provider.close()
+    assert [r.model for r in gemini_fake.requests] == ["gemini-main"]
+
+
+async def test_the_deadline_bounds_the_wait_across_retries_and_fallbacks(
+    gemini_fake: FakeGemini,
+) -> None:
+    for model in ("gemini-main", "gemini-b"):
+        for _ in range(4):
+            gemini_fake.hang(model=model)
+    provider = provider_for(gemini_fake, timeout=2, max_retries=3, fallback_models=("gemini-b",))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        with pytest.raises(AIError, match="not answering"):
+            await collect(provider, deadline=started + 0.6)
+    finally:
+        await provider.close()
+    assert loop.time() - started < 1.0
+    assert gemini_fake.requests, "it did try"
+
+
+@pytest.mark.parametrize(
+    ("finish", "reason", "note"),
+    [
+        ("SAFETY", "safety", "reply blocked by the safety filter"),
+        ("MAX_TOKENS", "length", "reply cut at the length limit"),
+        ("RECITATION", "recitation", "reply blocked for repeating a protected source"),
+        ("PROHIBITED_CONTENT", "prohibited", "reply blocked as prohibited content"),
+        ("BLOCKLIST", "blocklist", "reply blocked by a list of forbidden terms"),
+        ("SPII", "spii", "reply blocked for sensitive personal information"),
+        ("OTHER", "stopped", "reply stopped by the AI service"),
+    ],
+)
+async def test_a_reply_stopped_early_says_why_after_its_text(
+    gemini_fake: FakeGemini, finish: str, reason: str, note: str
+) -> None:
+    gemini_fake.reply(["The start ", "of it", ""], finish_reason=finish)
+    provider = provider_for(gemini_fake)
+    pieces: list[str] = []
+    try:
+        with pytest.raises(ReplyStopped) as info:
+            async for piece in provider.stream(HI):
+                pieces.append(piece)
+    finally:
+        await provider.close()
+    assert "".join(pieces) == "The start of it"
+    assert info.value.reason == reason and str(info.value) == note
+
+
+async def test_a_blocked_reply_without_text_is_refused_in_one_line(
+    gemini_fake: FakeGemini,
+) -> None:
+    gemini_fake.reply([""], finish_reason="SAFETY")
+    gemini_fake.block_prompt("PROHIBITED_CONTENT")
+    provider = provider_for(gemini_fake)
+    try:
+        with pytest.raises(ReplyStopped) as reply_blocked:
+            await collect(provider)
+        with pytest.raises(ReplyStopped) as prompt_blocked:
+            await collect(provider)
+    finally:
+        await provider.close()
+    assert str(reply_blocked.value) == (
+        "I can't answer that: the reply was blocked by the safety filter."
+    )
+    assert reply_blocked.value.reason == "safety"
+    assert str(prompt_blocked.value) == (
+        "I can't answer that: your message was blocked as prohibited content."
+    )
+    assert prompt_blocked.value.reason == "prohibited"
+    assert provider.breaker.failures == 0
+
+
+async def test_safety_levels_are_sent_for_the_four_categories(gemini_fake: FakeGemini) -> None:
+    provider = provider_for(gemini_fake)
+    try:
+        await collect(provider, safety="high")
+        await collect(provider)
+    finally:
+        await provider.close()
+    strict, default = gemini_fake.requests
+    sent = strict.json["generationConfig"].get("safetySettings") or strict.json["safetySettings"]
+    assert {s["category"] for s in sent} == {
+        "HARM_CATEGORY_HARASSMENT",
+        "HARM_CATEGORY_HATE_SPEECH",
+        "HARM_CATEGORY_SEXUALLY_EXPLICIT",
+        "HARM_CATEGORY_DANGEROUS_CONTENT",
+    }
+    assert {s["threshold"] for s in sent} == {"BLOCK_ONLY_HIGH"}
+    assert "safetySettings" not in json.dumps(default.json), "default: Google's own thresholds"
