@@ -93,7 +93,12 @@ async def test_a_reply_counts_tokens_errors_and_memory_recall(
     sink = ListSink()
     try:
         await engine.answer(
-            Place(1, 2, "a test channel"), 7, 100, UserInput("alice", "my cat's name?"), sink
+            Place(1, 2, "a test channel"),
+            7,
+            100,
+            UserInput("alice", "my cat's name?"),
+            sink,
+            deadline=asyncio.get_running_loop().time() + 30,
         )
     finally:
         await engine.close()
