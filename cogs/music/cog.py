@@ -30,7 +30,7 @@ from cogs.music.sessions import (
 from cogs.music.sources import Resolver
 from cogs.music.spotify import SpotifyResolver, make_client
 from cogs.music.tracks import LoopMode, Track
-from cogs.music.urls import looks_like_url, normalise_url, parse_spotify
+from cogs.music.urls import AddressPolicy, looks_like_url, normalise_url, parse_spotify
 from cogs.music.views import PER_PAGE, ControlButton, QueuePages, clean, queue_embed
 
 if TYPE_CHECKING:
@@ -50,7 +50,11 @@ class Music(commands.Cog):
         self.resolver = Resolver(
             search_prefix=settings.music_search_prefix,
             timeout=settings.music_resolve_timeout,
-            allow_private=settings.music_allow_private_urls,
+            policy=AddressPolicy(
+                allow_private=settings.music_allow_private_urls,
+                allowed_hosts=frozenset(settings.music_allowed_hosts),
+                time_limit=min(settings.music_resolve_timeout, 10.0),
+            ),
             ffprobe=ffprobe_for(settings.music_ffmpeg),
         )
         self.spotify = SpotifyResolver(
@@ -68,6 +72,7 @@ class Music(commands.Cog):
         return lambda: make_client(client_id, secret.get_secret_value(), timeout=timeout)
 
     async def cog_load(self) -> None:
+        await self.resolver.start()
         self.bot.add_dynamic_items(ControlButton)
         self.bot.shutdown_manager.register(
             "music", self.sessions.suspend_all, priority=50, timeout=10
@@ -78,7 +83,7 @@ class Music(commands.Cog):
         self.bot.shutdown_manager.unregister("music")
         await self.sessions.close()
         self.bot.remove_dynamic_items(ControlButton)
-        self.resolver.close()
+        await self.resolver.close()
 
     # Commands ---------------------------------------------------------------
 
