@@ -39,6 +39,10 @@ if TYPE_CHECKING:
 Context = commands.Context["Bot"]
 
 MAX_QUERY = 500
+# An optional argument that is None when left out.  Typed `X | None`, a prefix command
+# would take `!volume abc` as "no argument" and carry on; typed `X` with this default,
+# a word that doesn't convert is a usage error (the admin cog's error handler).
+_OPTIONAL = commands.parameter(default=None)
 
 
 class Music(commands.Cog):
@@ -187,7 +191,7 @@ class Music(commands.Cog):
     @commands.guild_only()
     @app_commands.describe(mode="off, track (repeat this one) or queue (repeat all); empty: cycle")
     async def loop(
-        self, ctx: Context, mode: Literal["off", "track", "queue"] | None = None
+        self, ctx: Context, mode: Literal["off", "track", "queue"] = _OPTIONAL
     ) -> None:
         """Set the loop mode: off, track or queue."""
         player = self.sessions.controlled(*_guild_member(ctx))
@@ -228,7 +232,7 @@ class Music(commands.Cog):
     @commands.hybrid_command()
     @commands.guild_only()
     @app_commands.describe(percent="0 to 200; leave empty to see the current volume")
-    async def volume(self, ctx: Context, percent: int | None = None) -> None:
+    async def volume(self, ctx: Context, percent: int = _OPTIONAL) -> None:
         """Show or set the volume (0-200 %)."""
         guild, member = _guild_member(ctx)
         if percent is None:

@@ -263,6 +263,28 @@ async def test_volume_reopens_ffmpeg_with_a_filter(world: World, ffmpeg_codecs: 
     assert len(world.frames()) >= 0.85 * 3 * FRAMES_PER_SECOND, "playback continued"
 
 
+async def test_bad_arguments_get_a_usage_error(world: World) -> None:
+    """An optional argument that doesn't convert is an error, not a missing argument."""
+    await world.start()
+    await world.slash("play", query=world.media.tone(440, 20, "ogg"))
+
+    async def prefix(text: str) -> str:
+        sent = await world.discord.send_message(world.guild.text, world.member, text)
+        answer = await world.discord.wait_for_message(
+            world.guild.text, predicate=lambda m: m.id > sent.id and bool(m.content)
+        )
+        return answer.content
+
+    assert await prefix("!volume abc") == (
+        'Converting to "int" failed for parameter "percent". Usage: `!volume [percent]`'
+    )
+    assert await prefix("!loop sometimes") == (
+        '`mode` must be one of: off, track, queue. Usage: `!loop ["off"|"track"|"queue"]`'
+    )
+    assert await prefix("!volume") == "🔊 Volume: 100 %.", "nothing was changed"
+    assert await prefix("!loop") == "🔁 Loop: **track**.", "the mode was still off"
+
+
 async def test_queue_edits_and_pages(world: World, discord_fake: FakeDiscord) -> None:
     urls = [world.media.tone(500, seconds, "ogg") for seconds in range(1, 13)]
     await world.start()
@@ -274,6 +296,7 @@ async def test_queue_edits_and_pages(world: World, discord_fake: FakeDiscord) ->
     )
     assert await world.slash("remove", position=2) == "🗑️ Removed tone-500hz-1s."
     assert (await world.slash("remove", position=99)) == "Pick a position from 1 to 11."
+    assert await world.slash("move", source=1, destination=999) == "Pick a position from 1 to 11."
     interaction = await discord_fake.invoke_slash(world.guild.text, world.member, "queue")
     await world.reply(interaction)
     message = interaction.original
