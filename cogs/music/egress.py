@@ -163,6 +163,8 @@ class Egress:
         self, host: str, port: int
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """A connection to an address of ``host`` that the policy allows."""
+        if not 0 < port < 65536:
+            raise _Reply(400, "Bad Port")
         try:
             addresses = await self.policy.addresses(host, port)
         except PrivateAddress:

@@ -3,6 +3,8 @@
 Only http(s) URLs are played.  Unless private URLs are allowed, a URL whose
 host resolves to a private, loopback, link-local or otherwise non-global
 address is refused, so people cannot make the bot probe the network it runs in.
+:class:`AddressPolicy` owns that rule and the name lookups; the egress proxy
+(:mod:`cogs.music.egress`) applies it to every connection.
 """
 
 from __future__ import annotations
@@ -102,7 +104,7 @@ class AddressPolicy:
     async def addresses(self, host: str, port: int) -> list[str]:
         """The addresses of ``host``; PrivateAddress unless every one of them is allowed."""
         found = await _addresses(host, port, self.time_limit)
-        if not found or not all(self.allows(host, address) for address in found):
+        if not all(self.allows(host, address) for address in found):
             raise PrivateAddress()
         return found
 
@@ -123,7 +125,7 @@ async def _addresses(host: str, port: int, time_limit: float) -> list[str]:
     try:
         async with asyncio.timeout(time_limit):
             infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, TimeoutError) as error:
+    except (OSError, TimeoutError, UnicodeError) as error:  # UnicodeError: `a..b`
         # The name stays in the log: shown to users it would tell which internal names exist.
         log.info("could not look up %r: %s", host, error)
         raise MusicError("I couldn't find the server of that link.") from error

@@ -128,6 +128,7 @@ async def test_tunnels_are_checked_too(egress: Egress, sites: tuple[Site, Site])
     assert (await connect(f"127.0.0.1:{internal.port}")).startswith(refused)
     assert (await connect(f"[::1]:{internal.port}")).startswith(b"HTTP/1.1 403 ")
     assert b"hello from 127.0.0.2" in await connect(f"{PUBLIC}:{public.port}")
+    assert (await connect(f"{PUBLIC}:70000")).startswith(b"HTTP/1.1 400 ")
     assert internal.requests == [] and public.requests == ["/tunnelled"]
 
 

@@ -122,3 +122,9 @@ async def test_check_refuses_private_literals_and_names(monkeypatch: pytest.Monk
     await AddressPolicy(allowed_hosts=frozenset({"nas.lan"})).check("https://NAS.lan/a")
     with pytest.raises(MusicError, match="only play http"):
         await AddressPolicy(allow_private=True).check("file:///etc/passwd")
+
+
+async def test_a_host_name_that_cannot_be_encoded_is_a_clear_error() -> None:
+    """``a..b`` fails in the IDNA codec, before any lookup is sent anywhere."""
+    with pytest.raises(MusicError, match="couldn't find the server of that link"):
+        await AddressPolicy(time_limit=1).check("http://a..b/song.mp3")
