@@ -17,6 +17,7 @@ from cogs.music.urls import (
     normalise_url,
     parse_spotify,
 )
+from config import Settings
 
 
 @pytest.mark.parametrize(
@@ -128,3 +129,9 @@ async def test_a_host_name_that_cannot_be_encoded_is_a_clear_error() -> None:
     """``a..b`` fails in the IDNA codec, before any lookup is sent anywhere."""
     with pytest.raises(MusicError, match="couldn't find the server of that link"):
         await AddressPolicy(time_limit=1).check("http://a..b/song.mp3")
+
+
+def test_allowed_hosts_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISCORD_TOKEN", "x" * 30)
+    monkeypatch.setenv("MUSIC_ALLOWED_HOSTS", "NAS.lan., radio.home , ")
+    assert Settings(_env_file=None).music_allowed_hosts == ("nas.lan", "radio.home")
