@@ -85,6 +85,7 @@ class Settings(BaseSettings):
     music_playlist_limit: int = Field(100, ge=1, le=1000)
     music_search_prefix: str = Field("ytsearch", pattern=r"^[a-z][a-z0-9_]*$")
     music_allow_private_urls: bool = False
+    music_allowed_hosts: Annotated[tuple[str, ...], NoDecode] = ()
     music_resolve_timeout: float = Field(30.0, gt=0)
     music_idle_timeout: float = Field(300.0, gt=0)
     music_alone_timeout: float = Field(60.0, gt=0)
@@ -101,6 +102,15 @@ class Settings(BaseSettings):
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("music_allowed_hosts", mode="before")
+    @classmethod
+    def _host_names(cls, value: object) -> object:
+        """Host names as URLs spell them: lower case, without a trailing dot."""
+        value = _split_csv(value)
+        if isinstance(value, list | tuple):
+            return [str(host).lower().rstrip(".") for host in value]
+        return value
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod

@@ -8,7 +8,9 @@ the voice client keeps playing without a new ``play()`` call.
 
 from __future__ import annotations
 
+import subprocess
 import threading
+from typing import Any
 
 import discord
 
@@ -19,6 +21,13 @@ FRAME_SECONDS = 0.02
 OGG_HEADERS = (b"OpusHead", b"OpusTags")
 
 
+class _FFmpegOpus(discord.FFmpegOpusAudio):
+    """FFmpegOpusAudio whose FFmpeg cannot bypass the egress proxy through ``no_proxy``."""
+
+    def _spawn_process(self, args: Any, **subprocess_kwargs: Any) -> subprocess.Popen[bytes]:
+        return super()._spawn_process(args, env=ffmpeg.environment(), **subprocess_kwargs)
+
+
 class TrackAudio(discord.AudioSource):
     """``discord.FFmpegOpusAudio`` for one stream, with position and volume.
 
@@ -27,9 +36,16 @@ class TrackAudio(discord.AudioSource):
     """
 
     def __init__(
-        self, stream: Stream, *, start: float = 0.0, volume: float = 1.0, executable: str = "ffmpeg"
+        self,
+        stream: Stream,
+        *,
+        proxy: str,
+        start: float = 0.0,
+        volume: float = 1.0,
+        executable: str = "ffmpeg",
     ) -> None:
         self.stream = stream
+        self._proxy = proxy
         self._executable = executable
         self._lock = threading.Lock()
         self._offset = start
@@ -39,9 +55,9 @@ class TrackAudio(discord.AudioSource):
         self._inner = self._spawn(start, volume)
 
     def _spawn(self, start: float, volume: float) -> discord.FFmpegOpusAudio:
-        plan = ffmpeg.plan(self.stream, start=start, volume=volume)
+        plan = ffmpeg.plan(self.stream, proxy=self._proxy, start=start, volume=volume)
         self.passthrough = plan.passthrough
-        return discord.FFmpegOpusAudio(
+        return _FFmpegOpus(
             self.stream.url,
             codec=plan.codec,
             executable=self._executable,

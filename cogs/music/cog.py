@@ -30,7 +30,7 @@ from cogs.music.sessions import (
 from cogs.music.sources import Resolver
 from cogs.music.spotify import SpotifyResolver, make_client
 from cogs.music.tracks import LoopMode, Track
-from cogs.music.urls import looks_like_url, normalise_url, parse_spotify
+from cogs.music.urls import AddressPolicy, looks_like_url, normalise_url, parse_spotify
 from cogs.music.views import PER_PAGE, ControlButton, QueuePages, clean, queue_embed
 
 if TYPE_CHECKING:
@@ -39,6 +39,10 @@ if TYPE_CHECKING:
 Context = commands.Context["Bot"]
 
 MAX_QUERY = 500
+# An optional argument that is None when left out.  Typed `X | None`, a prefix command
+# would take `!volume abc` as "no argument" and carry on; typed `X` with this default,
+# a word that doesn't convert is a usage error (the admin cog's error handler).
+_OPTIONAL = commands.parameter(default=None)
 
 
 class Music(commands.Cog):
@@ -50,7 +54,11 @@ class Music(commands.Cog):
         self.resolver = Resolver(
             search_prefix=settings.music_search_prefix,
             timeout=settings.music_resolve_timeout,
-            allow_private=settings.music_allow_private_urls,
+            policy=AddressPolicy(
+                allow_private=settings.music_allow_private_urls,
+                allowed_hosts=frozenset(settings.music_allowed_hosts),
+                time_limit=min(settings.music_resolve_timeout, 10.0),
+            ),
             ffprobe=ffprobe_for(settings.music_ffmpeg),
         )
         self.spotify = SpotifyResolver(
@@ -68,6 +76,7 @@ class Music(commands.Cog):
         return lambda: make_client(client_id, secret.get_secret_value(), timeout=timeout)
 
     async def cog_load(self) -> None:
+        await self.resolver.start()
         self.bot.add_dynamic_items(ControlButton)
         self.bot.shutdown_manager.register(
             "music", self.sessions.suspend_all, priority=50, timeout=10
@@ -82,7 +91,7 @@ class Music(commands.Cog):
         self.bot.shutdown_manager.unregister("music")
         await self.sessions.close()
         self.bot.remove_dynamic_items(ControlButton)
-        self.resolver.close()
+        await self.resolver.close()
 
     # Commands ---------------------------------------------------------------
 
@@ -186,7 +195,7 @@ class Music(commands.Cog):
     @commands.guild_only()
     @app_commands.describe(mode="off, track (repeat this one) or queue (repeat all); empty: cycle")
     async def loop(
-        self, ctx: Context, mode: Literal["off", "track", "queue"] | None = None
+        self, ctx: Context, mode: Literal["off", "track", "queue"] = _OPTIONAL
     ) -> None:
         """Set the loop mode: off, track or queue."""
         player = self.sessions.controlled(*_guild_member(ctx))
@@ -227,7 +236,7 @@ class Music(commands.Cog):
     @commands.hybrid_command()
     @commands.guild_only()
     @app_commands.describe(percent="0 to 200; leave empty to see the current volume")
-    async def volume(self, ctx: Context, percent: int | None = None) -> None:
+    async def volume(self, ctx: Context, percent: int = _OPTIONAL) -> None:
         """Show or set the volume (0-200 %)."""
         guild, member = _guild_member(ctx)
         if percent is None:

@@ -1,6 +1,9 @@
 """FFmpeg and ffprobe command lines: reconnecting input, Opus passthrough or re-encoding.
 
-No Discord here: :mod:`cogs.music.audio` turns these plans into audio sources.
+Both fetch through the egress proxy (:mod:`cogs.music.egress`), which checks
+every hop, redirects included, and run without ``no_proxy`` in their
+environment, so no host can bypass it.  No Discord here: :mod:`cogs.music.audio`
+turns these plans into audio sources.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import shlex
 from dataclasses import dataclass
 from pathlib import PurePath
@@ -18,9 +22,10 @@ from cogs.music.tracks import Stream
 log = logging.getLogger(__name__)
 
 # Network input: give up on a dead connection after 15 s, never let a playlist (HLS)
-# reach local files or other protocols, and reconnect a dropped stream.
+# reach local files or other protocols, and reconnect a dropped stream.  `httpproxy`
+# is the CONNECT tunnel FFmpeg opens to the proxy for https.
 _TIMEOUT = ("-rw_timeout", "15000000")
-_PROTOCOLS = ("-protocol_whitelist", "http,https,tcp,tls,crypto")
+_PROTOCOLS = ("-protocol_whitelist", "http,https,tcp,tls,crypto,httpproxy")
 _RECONNECT = (
     "-reconnect", "1",
     "-reconnect_streamed", "1",
@@ -43,14 +48,17 @@ class FFmpegPlan:
         return "copy" if self.passthrough else None
 
 
-def plan(stream: Stream, *, start: float = 0.0, volume: float = 1.0) -> FFmpegPlan:
-    """How to play ``stream`` from ``start`` seconds at ``volume`` (1.0 = unchanged).
+def plan(stream: Stream, *, proxy: str, start: float = 0.0, volume: float = 1.0) -> FFmpegPlan:
+    """How to play ``stream`` through ``proxy`` from ``start`` s at ``volume`` (1.0 = unchanged).
 
     An Opus stream at full volume is copied into Ogg packets without decoding,
     which costs almost no CPU; anything else is decoded and encoded to Opus.
     """
     passthrough = stream.is_opus and abs(volume - 1.0) < 1e-6
-    before = ["-nostdin", *_TIMEOUT, *_PROTOCOLS, *_RECONNECT, *_headers(stream.headers)]
+    before = [
+        "-nostdin", *_TIMEOUT, *_PROTOCOLS, "-http_proxy", proxy, *_RECONNECT,
+        *_headers(stream.headers),
+    ]  # fmt: skip
     options = ["-vn"]
     if start > 0:
         # Seeking the input lands on the container's seek point before `start` (up to
@@ -69,6 +77,11 @@ def _headers(headers: dict[str, str]) -> list[str]:
     return ["-headers", "".join(f"{name}: {value}\r\n" for name, value in headers.items())]
 
 
+def environment() -> dict[str, str]:
+    """The bot's environment without ``no_proxy``: FFmpeg would connect directly to its hosts."""
+    return {name: value for name, value in os.environ.items() if name.lower() != "no_proxy"}
+
+
 def ffprobe_for(ffmpeg: str) -> str:
     """ffprobe next to the configured ffmpeg (or on PATH when ffmpeg is a bare name)."""
     path = PurePath(ffmpeg)
@@ -77,17 +90,21 @@ def ffprobe_for(ffmpeg: str) -> str:
 
 
 async def probe(
-    stream: Stream, *, ffprobe: str, time_limit: float
+    stream: Stream, *, ffprobe: str, proxy: str, time_limit: float
 ) -> tuple[str | None, float | None]:
     """``(audio codec, duration)`` of a stream, ``(None, None)`` when ffprobe can't tell."""
     args = [
-        ffprobe, "-v", "error", *_TIMEOUT, *_PROTOCOLS, *_headers(stream.headers),
+        ffprobe, "-v", "error", *_TIMEOUT, *_PROTOCOLS, "-http_proxy", proxy,
+        *_headers(stream.headers),
         "-select_streams", "a:0", "-show_entries", "stream=codec_name:format=duration",
         "-of", "json", stream.url,
     ]  # fmt: skip
     try:
         process = await asyncio.create_subprocess_exec(
-            *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+            env=environment(),
         )
     except OSError:
         log.warning("could not run %s; is FFmpeg installed?", ffprobe)

@@ -1,7 +1,8 @@
 """The per-guild track queue: bounded, with loop modes, shuffle, move and remove.
 
 Pure logic, no Discord: positions users type are 1-based indices into the
-upcoming tracks (the current track is not part of them).
+upcoming tracks (the current track is not part of them).  Every edit checks
+all its input before it changes anything: it happens whole or not at all.
 """
 
 from __future__ import annotations
@@ -69,8 +70,10 @@ class TrackQueue:
         return self._upcoming.pop(self._index(position))
 
     def move(self, source: int, destination: int) -> Track:
-        track = self._upcoming.pop(self._index(source))
-        self._upcoming.insert(self._index(destination, size=len(self._upcoming) + 1), track)
+        """Move the track at ``source`` so that it ends up at ``destination``."""
+        start, end = self._index(source), self._index(destination)
+        track = self._upcoming.pop(start)
+        self._upcoming.insert(end, track)
         return track
 
     def shuffle(self) -> None:
@@ -103,10 +106,9 @@ class TrackQueue:
         entries = list(enumerate(self._upcoming[start : start + per_page], start=start + 1))
         return entries, number, pages
 
-    def _index(self, position: int, *, size: int | None = None) -> int:
-        size = len(self._upcoming) if size is None else size
-        if not self._upcoming and size == 0:
+    def _index(self, position: int) -> int:
+        if not self._upcoming:
             raise MusicError("The queue is empty.")
-        if not 1 <= position <= size:
-            raise MusicError(f"Pick a position from 1 to {size}.")
+        if not 1 <= position <= len(self._upcoming):
+            raise MusicError(f"Pick a position from 1 to {len(self._upcoming)}.")
         return position - 1

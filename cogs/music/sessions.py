@@ -176,7 +176,11 @@ class Sessions:
     def _open_audio(self, stream: Stream, start: float, volume: float) -> TrackAudio:
         try:
             return TrackAudio(
-                stream, start=start, volume=volume, executable=self.settings.music_ffmpeg
+                stream,
+                proxy=self.resolver.proxy,
+                start=start,
+                volume=volume,
+                executable=self.settings.music_ffmpeg,
             )
         except discord.ClientException as error:
             log.error("could not start FFmpeg (%s): %s", self.settings.music_ffmpeg, error)

@@ -1,12 +1,16 @@
 """yt-dlp, always in worker threads: links, playlists and searches become Tracks,
 and a Track becomes a playable Stream when its turn comes.
+
+Everything yt-dlp and ffprobe fetch goes through the resolver's
+:class:`~cogs.music.egress.Egress`, which checks every hop; FFmpeg uses it too
+(:attr:`Resolver.proxy`).  yt-dlp's errors are logged, never shown: they carry
+hosts, ports and library text.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -15,9 +19,10 @@ from typing import Any
 import yt_dlp
 
 from cogs.music import ffmpeg
+from cogs.music.egress import REFUSED, Egress
 from cogs.music.errors import MusicError
 from cogs.music.tracks import Stream, Track
-from cogs.music.urls import check_url, looks_like_url
+from cogs.music.urls import AddressPolicy, PrivateAddress, looks_like_url
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +35,6 @@ FORMAT = (
 )
 QUEUED_PER_WORKER = 50
 """Extractions allowed to wait per worker thread; past that, requests are refused."""
-_ERROR_PREFIX = re.compile(r"^(?:ERROR:\s*)?(?:\[[^\]]+\]\s*(?:\S+:\s)?)?")
 
 
 class _YtdlpLog:
@@ -65,11 +69,13 @@ OPTIONS: dict[str, Any] = {
 }
 
 
-def explain(error: Exception) -> str:
-    """yt-dlp's error, short and without its ``ERROR: [extractor] id:`` prefix."""
-    text = str(error).splitlines()[0] if str(error) else type(error).__name__
-    text = _ERROR_PREFIX.sub("", text).strip() or "unknown error"
-    return text if len(text) <= 150 else text[:147] + "…"
+def user_error(error: yt_dlp.utils.YoutubeDLError) -> MusicError:
+    """What to tell users about a failed extraction: never yt-dlp's own words."""
+    if REFUSED in str(error):  # the egress refused a hop (a redirect, an embedded URL)
+        return PrivateAddress()
+    if "Unsupported URL" in str(error):
+        return MusicError("I couldn't find anything to play at that link.")
+    return MusicError("I couldn't load that link.")
 
 
 class Resolver:
@@ -80,14 +86,15 @@ class Resolver:
         *,
         search_prefix: str,
         timeout: float,
-        allow_private: bool,
+        policy: AddressPolicy,
         ffprobe: str,
         workers: int = 4,
         extract: Callable[[str, int], Info] | None = None,
     ) -> None:
         self.search_prefix = search_prefix
         self.timeout = timeout
-        self.allow_private = allow_private
+        self.policy = policy
+        self.egress = Egress(policy)
         self.ffprobe = ffprobe
         self._extract = extract or self._extract_with_ytdlp
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="yt-dlp")
@@ -98,17 +105,28 @@ class Resolver:
         self._local = threading.local()
         self._instances: list[yt_dlp.YoutubeDL] = []
 
-    def close(self) -> None:
+    async def start(self) -> None:
+        """Open the egress proxy (before anything is resolved or played)."""
+        await self.egress.start()
+
+    async def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
         for ydl in self._instances:
             ydl.close()
         self._instances.clear()
+        await self.egress.close()
+
+    @property
+    def proxy(self) -> str:
+        """The egress proxy's URL, for FFmpeg."""
+        return self.egress.url
 
     def _extract_with_ytdlp(self, target: str, limit: int) -> Info:
         """Blocking: run yt-dlp on a URL or search (``prefix1:words``); JSON-safe result."""
         ydl = getattr(self._local, "ydl", None)
         if ydl is None:
-            ydl = self._local.ydl = yt_dlp.YoutubeDL({**OPTIONS, "logger": _YtdlpLog()})
+            options = {**OPTIONS, "proxy": self.proxy, "logger": _YtdlpLog()}
+            ydl = self._local.ydl = yt_dlp.YoutubeDL(options)
             self._instances.append(ydl)
         ydl.params["playlistend"] = limit
         info = ydl.extract_info(target, download=False)
@@ -149,7 +167,8 @@ class Resolver:
         return track.stream
 
     async def check(self, url: str) -> None:
-        await check_url(url, allow_private=self.allow_private, time_limit=min(self.timeout, 10))
+        """Refuse early, with a clear message, what the egress would refuse anyway."""
+        await self.policy.check(url)
 
     async def _single(self, info: Info, url: str, requester_id: int) -> Track:
         stream = await self._stream(info)
@@ -174,7 +193,7 @@ class Resolver:
         stream = Stream(url, headers, codec, _duration(info))
         if stream.codec is None or stream.duration is None:
             probed_codec, probed_duration = await ffmpeg.probe(
-                stream, ffprobe=self.ffprobe, time_limit=min(self.timeout, 10)
+                stream, ffprobe=self.ffprobe, proxy=self.proxy, time_limit=min(self.timeout, 10)
             )
             stream = Stream(
                 url, headers, stream.codec or probed_codec, stream.duration or probed_duration
@@ -192,7 +211,8 @@ class Resolver:
         except TimeoutError:
             raise MusicError("That took too long to load; try again later.") from None
         except yt_dlp.utils.YoutubeDLError as error:
-            raise MusicError(f"I couldn't load that: {explain(error)}") from error
+            log.info("yt-dlp could not load %r: %s", target, error)
+            raise user_error(error) from error
         finally:
             self._queued -= 1
 

@@ -3,18 +3,23 @@
 Only http(s) URLs are played.  Unless private URLs are allowed, a URL whose
 host resolves to a private, loopback, link-local or otherwise non-global
 address is refused, so people cannot make the bot probe the network it runs in.
+:class:`AddressPolicy` owns that rule and the name lookups; the egress proxy
+(:mod:`cogs.music.egress`) applies it to every connection.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import re
 import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from cogs.music.errors import MusicError
+
+log = logging.getLogger(__name__)
 
 _SPOTIFY = re.compile(
     r"^(?:https?://open\.spotify\.com/(?:intl-[\w-]+/)?(?:embed/)?(?P<kind>[a-z]+)/(?P<id>[A-Za-z0-9]+)"
@@ -66,20 +71,52 @@ def is_public(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
-async def check_url(url: str, *, allow_private: bool, time_limit: float) -> None:
-    """Raise MusicError unless ``url`` is http(s) and (if required) points to public hosts only."""
-    parts = urlsplit(normalise_url(url))
-    if allow_private:
-        return
-    host = parts.hostname or ""
-    for address in await _addresses(host, parts.port, time_limit):
-        if not is_public(address):
-            raise MusicError(
-                "That link points to a private or local network address; I won't open it."
-            )
+class PrivateAddress(MusicError):
+    """A host that resolves to an address the policy refuses."""
+
+    def __init__(self) -> None:
+        super().__init__("That link points to a private or local network address; I won't open it.")
 
 
-async def _addresses(host: str, port: int | None, time_limit: float) -> list[str]:
+@dataclass(frozen=True, slots=True)
+class AddressPolicy:
+    """Which hosts media may come from: public addresses, and what the operator allows.
+
+    Host names are resolved here, by :meth:`addresses`; the egress proxy connects
+    to exactly the addresses it returned, so a name cannot resolve to a public
+    address when checked and a private one when fetched.
+    """
+
+    allow_private: bool = False
+    """Every address is allowed (``MUSIC_ALLOW_PRIVATE_URLS``)."""
+    allowed_hosts: frozenset[str] = frozenset()
+    """Host names allowed whatever they resolve to (``MUSIC_ALLOWED_HOSTS``), lower case."""
+    time_limit: float = 10.0
+    """Seconds a name lookup may take."""
+
+    def allows(self, host: str, address: str) -> bool:
+        return (
+            self.allow_private
+            or host.lower().rstrip(".") in self.allowed_hosts
+            or is_public(address)
+        )
+
+    async def addresses(self, host: str, port: int) -> list[str]:
+        """The addresses of ``host``; PrivateAddress unless every one of them is allowed."""
+        found = await _addresses(host, port, self.time_limit)
+        if not all(self.allows(host, address) for address in found):
+            raise PrivateAddress()
+        return found
+
+    async def check(self, url: str) -> None:
+        """Raise MusicError unless ``url`` is http(s) and its host is allowed."""
+        parts = urlsplit(normalise_url(url))
+        if not self.allow_private:
+            port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+            await self.addresses(parts.hostname or "", port)
+
+
+async def _addresses(host: str, port: int, time_limit: float) -> list[str]:
     try:
         return [str(ipaddress.ip_address(host))]
     except ValueError:
@@ -87,7 +124,9 @@ async def _addresses(host: str, port: int | None, time_limit: float) -> list[str
     loop = asyncio.get_running_loop()
     try:
         async with asyncio.timeout(time_limit):
-            infos = await loop.getaddrinfo(host, port or 443, type=socket.SOCK_STREAM)
-    except (OSError, TimeoutError) as error:
-        raise MusicError(f"I couldn't look up the host `{host}`.") from error
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, TimeoutError, UnicodeError) as error:  # UnicodeError: `a..b`
+        # The name stays in the log: shown to users it would tell which internal names exist.
+        log.info("could not look up %r: %s", host, error)
+        raise MusicError("I couldn't find the server of that link.") from error
     return [str(info[4][0]) for info in infos]

@@ -12,6 +12,7 @@ import asyncio
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import discord
@@ -262,6 +263,28 @@ async def test_volume_reopens_ffmpeg_with_a_filter(world: World, ffmpeg_codecs: 
     assert len(world.frames()) >= 0.85 * 3 * FRAMES_PER_SECOND, "playback continued"
 
 
+async def test_bad_arguments_get_a_usage_error(world: World) -> None:
+    """An optional argument that doesn't convert is an error, not a missing argument."""
+    await world.start()
+    await world.slash("play", query=world.media.tone(440, 20, "ogg"))
+
+    async def prefix(text: str) -> str:
+        sent = await world.discord.send_message(world.guild.text, world.member, text)
+        answer = await world.discord.wait_for_message(
+            world.guild.text, predicate=lambda m: m.id > sent.id and bool(m.content)
+        )
+        return answer.content
+
+    assert await prefix("!volume abc") == (
+        'Converting to "int" failed for parameter "percent". Usage: `!volume [percent]`'
+    )
+    assert await prefix("!loop sometimes") == (
+        '`mode` must be one of: off, track, queue. Usage: `!loop ["off"|"track"|"queue"]`'
+    )
+    assert await prefix("!volume") == "🔊 Volume: 100 %.", "nothing was changed"
+    assert await prefix("!loop") == "🔁 Loop: **track**.", "the mode was still off"
+
+
 async def test_queue_edits_and_pages(world: World, discord_fake: FakeDiscord) -> None:
     urls = [world.media.tone(500, seconds, "ogg") for seconds in range(1, 13)]
     await world.start()
@@ -273,6 +296,7 @@ async def test_queue_edits_and_pages(world: World, discord_fake: FakeDiscord) ->
     )
     assert await world.slash("remove", position=2) == "🗑️ Removed tone-500hz-1s."
     assert (await world.slash("remove", position=99)) == "Pick a position from 1 to 11."
+    assert await world.slash("move", source=1, destination=999) == "Pick a position from 1 to 11."
     interaction = await discord_fake.invoke_slash(world.guild.text, world.member, "queue")
     await world.reply(interaction)
     message = interaction.original
@@ -408,6 +432,59 @@ async def test_private_addresses_are_refused_unless_allowed(world: World) -> Non
     await world.discord.wait_for(
         lambda: world.discord.voice_channel_of(bot_user, world.guild) is None
     )
+
+
+PUBLIC_NAME = "localhost"
+"""Stands in for a public site: the tests allow it by name (``MUSIC_ALLOWED_HOSTS``), while
+every private address reached any other way, 127.0.0.1 included, stays refused."""
+
+
+async def test_redirects_into_the_private_network_are_refused_alike(
+    world: World, media_dir: Path
+) -> None:
+    """A public link that redirects inside: no request gets there, no port can be told apart."""
+    async with FakeMediaServer(media_dir) as internal:
+        secret = internal.tone(440, 1, "ogg")
+        await world.start(music_allow_private_urls=False, music_allowed_hosts=(PUBLIC_NAME,))
+        to_open_port = await world.slash(
+            "play", query=world.media.redirect_url(secret, host=PUBLIC_NAME)
+        )
+        to_closed_port = await world.slash(
+            "play", query=world.media.redirect_url("http://127.0.0.1:1/a.ogg", host=PUBLIC_NAME)
+        )
+        assert to_open_port == to_closed_port == (
+            "That link points to a private or local network address; I won't open it."
+        )
+        assert internal.requests == [], "the private target never received a request"
+
+        # The same way out works for a public target, playback included.
+        tone = world.media.tone(660, 1, "ogg").replace("127.0.0.1", PUBLIC_NAME)
+        reply = await world.slash("play", query=world.media.redirect_url(tone, host=PUBLIC_NAME))
+        assert reply.startswith("▶️ Playing")
+        await world.wait_message("The queue is finished")
+        assert abs(pitch(world.played()[0]) - 660) < 20
+        assert internal.requests == []
+
+
+async def test_ffprobe_and_ffmpeg_hops_are_checked_too(
+    world: World, media_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A link that yt-dlp sees as media but that sends FFmpeg elsewhere gets nowhere."""
+    monkeypatch.setenv("no_proxy", "*")  # FFmpeg would connect directly without the egress
+    async with FakeMediaServer(media_dir) as internal:
+        secret = internal.tone(440, 1, "ogg")
+        name = world.media.tone(550, 1, "wav").rsplit("/", 1)[1]
+        cloaked = world.media.cloaked_url(name, secret, host=PUBLIC_NAME)
+        good = world.media.tone(880, 1, "ogg").replace("127.0.0.1", PUBLIC_NAME)
+        await world.start(music_allow_private_urls=False, music_allowed_hosts=(PUBLIC_NAME,))
+        assert (await world.slash("play", query=good)).startswith("▶️ Playing")
+        assert (await world.slash("play", query=cloaked)).startswith("➕ Queued")
+        await world.wait_message("Skipped tone-550hz-1s: the stream couldn't be read.")
+        await world.wait_message("The queue is finished")
+        assert internal.requests == [], "neither ffprobe nor FFmpeg reached the private target"
+        assert any(path.startswith("/cloak/") for path in world.media.requests), "were sent"
+        played = world.played()
+        assert len(played) == 1 and abs(pitch(played[0]) - 880) < 20
 
 
 # Spotify --------------------------------------------------------------------

@@ -8,7 +8,13 @@ serves a directory on 127.0.0.1:
 - ``/page?files=a.wav,b.ogg&title=T``: an HTML page with one ``<audio>`` per file,
   which yt-dlp's generic extractor reads as a playlist;
 - a file passed to :meth:`FakeMediaServer.break_file` answers 404 from then on
-  (a link that dies between ``/play`` and its turn).
+  (a link that dies between ``/play`` and its turn);
+- ``/redirect?to=URL``: a 302 to any URL (:meth:`FakeMediaServer.redirect_url`);
+- ``/cloak/<name>?to=URL``: the file for yt-dlp, a 302 to URL for FFmpeg and ffprobe
+  (which send ``Icy-MetaData``), as a site would that hides where it leads.
+
+:attr:`FakeMediaServer.requests` records every path asked for, so a test can
+show that a server was never reached.
 
 :class:`LocalSearchIE` is a yt-dlp search (``localsearch1:words``) over a table of
 words → URLs, standing in for ``ytsearch`` (which needs YouTube) in tests.
@@ -66,6 +72,8 @@ class FakeMediaServer(LocalHTTPServer):
     def routes(self, app: web.Application) -> None:
         app.router.add_get("/media/{name}", self._media)
         app.router.add_get("/page", self._page)
+        app.router.add_get("/redirect", self._redirect)
+        app.router.add_get("/cloak/{name}", self._cloak)
 
     def tone(self, frequency: int, seconds: float, kind: str = "wav") -> str:
         """The URL of a tone (generated on first use; blocking)."""
@@ -74,9 +82,22 @@ class FakeMediaServer(LocalHTTPServer):
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.port}/media/{quote(name)}"
 
-    def page_url(self, *names: str, title: str = "Test playlist") -> str:
-        files = ",".join(quote(name) for name in names)
-        return f"http://127.0.0.1:{self.port}/page?title={quote(title)}&files={files}"
+    def page_url(
+        self, *names: str, title: str = "Test playlist", host: str = "127.0.0.1"
+    ) -> str:
+        """A page with one ``<audio>`` per file name (or absolute path, such as a redirect)."""
+        files = ",".join(quote(name, safe="") for name in names)
+        return f"http://{host}:{self.port}/page?title={quote(title)}&files={files}"
+
+    def redirect_url(self, target: str, host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.port}{self.redirect_path(target)}"
+
+    def cloaked_url(self, name: str, target: str, host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.port}/cloak/{quote(name)}?to={quote(target, safe='')}"
+
+    @staticmethod
+    def redirect_path(target: str) -> str:
+        return f"/redirect?to={quote(target, safe='')}"
 
     def break_file(self, url_or_name: str) -> None:
         self.broken.add(url_or_name.rsplit("/", 1)[-1])
@@ -97,9 +118,22 @@ class FakeMediaServer(LocalHTTPServer):
     async def _page(self, request: web.Request) -> web.StreamResponse:
         title = html.escape(request.query.get("title", "Playlist"))
         names = [name for name in request.query.get("files", "").split(",") if name]
-        audio = "".join(f'<audio src="/media/{quote(name)}"></audio>' for name in names)
+        self.requests.append(request.path_qs)
+        sources = [name if name.startswith("/") else f"/media/{quote(name)}" for name in names]
+        audio = "".join(f'<audio src="{html.escape(src)}"></audio>' for src in sources)
         body = f"<html><head><title>{title}</title></head><body>{audio}</body></html>"
         return web.Response(text=body, content_type="text/html")
+
+
+    async def _cloak(self, request: web.Request) -> web.StreamResponse:
+        if "Icy-MetaData" in request.headers:  # FFmpeg asks for it, yt-dlp doesn't
+            self.requests.append(request.path_qs)
+            raise web.HTTPFound(request.query["to"])
+        return await self._media(request)
+
+    async def _redirect(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append(request.path_qs)
+        raise web.HTTPFound(request.query["to"])
 
 
 class LocalSearchIE(SearchInfoExtractor):

@@ -3,42 +3,61 @@
 from __future__ import annotations
 
 import shlex
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+import pytest
+
+from cogs.music.egress import Egress
 from cogs.music.ffmpeg import _parse_probe, ffprobe_for, plan, probe
 from cogs.music.tracks import Stream
+from cogs.music.urls import AddressPolicy
 from tests.fakes.media_server import FakeMediaServer
 
 OPUS = Stream(
     "https://media.example/a.webm", {"User-Agent": "UA 1.0", "Cookie": "a=b; c=d"}, "opus"
 )
 PCM = Stream("https://media.example/a.wav", {}, "pcm_s16le")
+PROXY = "http://127.0.0.1:3128"
+
+
+@asynccontextmanager
+async def egress(policy: AddressPolicy) -> AsyncIterator[str]:
+    proxy = Egress(policy)
+    await proxy.start()
+    try:
+        yield proxy.url
+    finally:
+        await proxy.close()
 
 
 def test_opus_at_full_volume_is_copied() -> None:
-    result = plan(OPUS)
+    result = plan(OPUS, proxy=PROXY)
     assert result.passthrough and result.codec == "copy"
     assert "-af" not in result.options
     before = shlex.split(result.before_options)
     assert before[before.index("-headers") + 1] == "User-Agent: UA 1.0\r\nCookie: a=b; c=d\r\n"
     assert "-reconnect" in before and "-rw_timeout" in before
-    assert before[before.index("-protocol_whitelist") + 1] == "http,https,tcp,tls,crypto"
+    whitelist = before[before.index("-protocol_whitelist") + 1].split(",")
+    assert sorted(whitelist) == ["crypto", "http", "httpproxy", "https", "tcp", "tls"]
+    assert before[before.index("-http_proxy") + 1] == PROXY, "every fetch goes through the egress"
 
 
 def test_other_codecs_and_volume_changes_are_reencoded() -> None:
-    assert plan(PCM).codec is None, "None makes FFmpegOpusAudio encode with libopus"
-    quieter = plan(OPUS, volume=0.5)
+    assert plan(PCM, proxy=PROXY).codec is None, "None makes FFmpegOpusAudio encode with libopus"
+    quieter = plan(OPUS, proxy=PROXY, volume=0.5)
     assert not quieter.passthrough
     assert shlex.split(quieter.options)[-2:] == ["-af", "volume=0.500"]
-    assert "-af" not in plan(PCM).options
+    assert "-af" not in plan(PCM, proxy=PROXY).options
 
 
 def test_seeking_is_exact_for_copies_and_fast_for_reencodes() -> None:
-    copied = plan(OPUS, start=62.5)
+    copied = plan(OPUS, proxy=PROXY, start=62.5)
     assert shlex.split(copied.options)[-2:] == ["-ss", "62.500"]
     assert "-ss" not in copied.before_options
-    decoded = plan(PCM, start=62.5)
+    decoded = plan(PCM, proxy=PROXY, start=62.5)
     assert shlex.split(decoded.before_options)[-2:] == ["-ss", "62.500"]
-    assert "-ss" not in plan(PCM).before_options
+    assert "-ss" not in plan(PCM, proxy=PROXY).before_options
 
 
 def test_ffprobe_sits_next_to_ffmpeg() -> None:
@@ -55,14 +74,29 @@ def test_probe_output_parsing() -> None:
 
 
 async def test_probe_reads_codec_and_duration(media_server: FakeMediaServer) -> None:
-    opus = Stream(media_server.tone(440, 1, "ogg"))
-    codec, duration = await probe(opus, ffprobe="ffprobe", time_limit=10)
-    assert codec == "opus" and duration is not None and abs(duration - 1.0) < 0.05
-    codec, duration = await probe(
-        Stream(media_server.tone(440, 1, "wav")), ffprobe="ffprobe", time_limit=10
-    )
-    assert codec == "pcm_s16le" and duration is not None and abs(duration - 1.0) < 0.05
-    assert await probe(
-        Stream(media_server.url("missing.ogg")), ffprobe="ffprobe", time_limit=10
-    ) == (None, None)
-    assert await probe(opus, ffprobe="no-such-ffprobe", time_limit=10) == (None, None)
+    async with egress(AddressPolicy(allow_private=True)) as proxy:
+        opus = Stream(media_server.tone(440, 1, "ogg"))
+        codec, duration = await probe(opus, ffprobe="ffprobe", proxy=proxy, time_limit=10)
+        assert codec == "opus" and duration is not None and abs(duration - 1.0) < 0.05
+        wav = Stream(media_server.tone(440, 1, "wav"))
+        codec, duration = await probe(wav, ffprobe="ffprobe", proxy=proxy, time_limit=10)
+        assert codec == "pcm_s16le" and duration is not None and abs(duration - 1.0) < 0.05
+        missing = Stream(media_server.url("missing.ogg"))
+        assert await probe(missing, ffprobe="ffprobe", proxy=proxy, time_limit=10) == (None, None)
+        assert await probe(
+            opus, ffprobe="no-such-ffprobe", proxy=proxy, time_limit=10
+        ) == (None, None)
+
+
+async def test_probe_cannot_bypass_the_egress(
+    media_server: FakeMediaServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``no_proxy`` in the bot's environment would make ffprobe connect directly."""
+    monkeypatch.setenv("no_proxy", "*")
+    url = media_server.tone(440, 1, "ogg")
+    async with egress(AddressPolicy()) as proxy:
+        assert await probe(Stream(url), ffprobe="ffprobe", proxy=proxy, time_limit=10) == (
+            None,
+            None,
+        )
+    assert media_server.requests == [], "the egress refused 127.0.0.1 before any request"

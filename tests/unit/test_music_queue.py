@@ -80,9 +80,31 @@ def test_remove_and_move_use_one_based_positions() -> None:
         queue.move(0, 1)
 
 
+@pytest.mark.parametrize(
+    ("source", "destination"), [(1, 999), (1, 0), (999, 1), (0, 2), (-1, 1), (2, -3)]
+)
+def test_a_refused_move_changes_nothing(source: int, destination: int) -> None:
+    queue = TrackQueue(10)
+    queue.add(tracks("a", "b", "c"))
+    with pytest.raises(MusicError, match="Pick a position from 1 to 3"):
+        queue.move(source, destination)
+    assert titles(queue) == ["a", "b", "c"], "every track is still there, in order"
+
+
+def test_a_refused_remove_changes_nothing() -> None:
+    queue = TrackQueue(10)
+    queue.add(tracks("a", "b"))
+    for position in (0, -1, 3):
+        with pytest.raises(MusicError, match="Pick a position from 1 to 2"):
+            queue.remove(position)
+    assert titles(queue) == ["a", "b"]
+
+
 def test_remove_from_an_empty_queue() -> None:
     with pytest.raises(MusicError, match="The queue is empty"):
         TrackQueue(5).remove(1)
+    with pytest.raises(MusicError, match="The queue is empty"):
+        TrackQueue(5).move(1, 1)
 
 
 def test_shuffle_keeps_the_tracks_and_needs_two() -> None:

@@ -12,8 +12,9 @@ import pytest
 import yt_dlp
 
 from cogs.music.errors import MusicError
-from cogs.music.sources import QUEUED_PER_WORKER, Resolver, explain
+from cogs.music.sources import QUEUED_PER_WORKER, Resolver
 from cogs.music.tracks import Stream, Track
+from cogs.music.urls import AddressPolicy
 
 VIDEO = {
     "_type": "video",
@@ -74,11 +75,11 @@ class Extractor:
         return answer
 
 
-def resolver(extract: Extractor, **options: Any) -> Resolver:
+def resolver(extract: Extractor, *, allow_private: bool = False, **options: Any) -> Resolver:
     values: dict[str, Any] = {
         "search_prefix": "ytsearch",
         "timeout": 5,
-        "allow_private": False,
+        "policy": AddressPolicy(allow_private=allow_private),
         "ffprobe": "ffprobe",
         "extract": extract,
     }
@@ -145,11 +146,33 @@ async def test_stream_urls_pointing_inside_are_refused() -> None:
     assert (await resolver(extract, allow_private=True).stream(track)).url.startswith("http://169")
 
 
-async def test_yt_dlp_errors_become_short_messages() -> None:
-    extract = Extractor({})
-    with pytest.raises(MusicError) as info:
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (
+            "ERROR: [generic] page: Unsupported URL: https://example.com/page",
+            "I couldn't find anything to play at that link.",
+        ),
+        (
+            "ERROR: [generic] x: Unable to download webpage: HTTPConnectionPool(host='10.0.0.7',"
+            " port=1): Max retries exceeded (Caused by NewConnectionError(Connection refused))",
+            "I couldn't load that link.",
+        ),
+        (
+            "ERROR: [generic] x: Unable to download webpage: HTTP Error 403: Private Address"
+            " Refused (caused by <HTTPError 403: Private Address Refused>)",
+            "That link points to a private or local network address; I won't open it.",
+        ),
+    ],
+)
+async def test_yt_dlp_errors_never_reach_users(
+    error: str, message: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    extract = Extractor({"https://example.com/page": yt_dlp.utils.DownloadError(error)})
+    with pytest.raises(MusicError) as info, caplog.at_level("INFO", "cogs.music.sources"):
         await resolver(extract).tracks("https://example.com/page", 1, 10)
-    assert str(info.value) == "I couldn't load that: Unsupported URL: https://example.com/page"
+    assert str(info.value) == message
+    assert error in caplog.text, "the details go to the log"
 
 
 async def test_slow_extraction_times_out() -> None:
@@ -167,26 +190,22 @@ async def test_unknown_codec_and_length_are_probed(monkeypatch: pytest.MonkeyPat
         "url": "https://cdn.example/a.ogg",
         "webpage_url": "https://cdn.example/a.ogg",
     }
-    probed: list[str] = []
+    probed: list[tuple[str, str]] = []
 
-    async def probe(stream: Stream, *, ffprobe: str, time_limit: float) -> tuple[str, float]:
-        probed.append(stream.url)
+    async def probe(
+        stream: Stream, *, ffprobe: str, proxy: str, time_limit: float
+    ) -> tuple[str, float]:
+        probed.append((stream.url, proxy))
         return "opus", 42.0
 
     monkeypatch.setattr("cogs.music.ffmpeg.probe", probe)
-    _, [track] = await resolver(
-        Extractor({"https://cdn.example/a.ogg": direct}), allow_private=True
-    ).tracks("https://cdn.example/a.ogg", 1, 1)
-    assert probed == ["https://cdn.example/a.ogg"]
+    source = resolver(Extractor({"https://cdn.example/a.ogg": direct}), allow_private=True)
+    await source.start()
+    proxy = source.proxy
+    _, [track] = await source.tracks("https://cdn.example/a.ogg", 1, 1)
+    await source.close()
+    assert probed == [("https://cdn.example/a.ogg", proxy)], "ffprobe goes through the egress"
     assert track.stream is not None and track.stream.is_opus and track.duration == 42.0
-
-
-def test_explain_strips_yt_dlp_prefixes() -> None:
-    error = yt_dlp.utils.DownloadError(
-        "ERROR: [youtube] abc: Video unavailable. This video is private"
-    )
-    assert explain(error) == "Video unavailable. This video is private"
-    assert explain(yt_dlp.utils.DownloadError("x" * 300)).endswith("…")
 
 
 async def test_too_many_waiting_extractions_are_refused() -> None:
@@ -202,7 +221,7 @@ async def test_too_many_waiting_extractions_are_refused() -> None:
         await source.tracks("https://slow.example/", 1, 1)
     release.set()
     assert len(await asyncio.gather(*waiting)) == limit
-    source.close()
+    await source.close()
 
 
 async def test_a_public_page_cannot_lead_to_a_private_address(

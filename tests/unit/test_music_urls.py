@@ -9,13 +9,15 @@ import pytest
 
 from cogs.music.errors import MusicError
 from cogs.music.urls import (
+    AddressPolicy,
+    PrivateAddress,
     SpotifyLink,
-    check_url,
     is_public,
     looks_like_url,
     normalise_url,
     parse_spotify,
 )
+from config import Settings
 
 
 @pytest.mark.parametrize(
@@ -88,24 +90,48 @@ def test_public_addresses(address: str, public: bool) -> None:
     assert is_public(address) is public
 
 
-async def test_check_url_refuses_private_literals_and_names(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_check_refuses_private_literals_and_names(monkeypatch: pytest.MonkeyPatch) -> None:
     loop = asyncio.get_running_loop()
-    answers = {"example.com": "93.184.215.14", "intranet.example": "10.0.0.7"}
+    answers = {
+        "example.com": ["93.184.215.14"],
+        "intranet.example": ["10.0.0.7"],
+        "mixed.example": ["93.184.215.14", "10.0.0.7"],
+        "nas.lan": ["192.168.1.20"],
+    }
 
     async def getaddrinfo(host: str, port: int, **kwargs: object) -> list[tuple]:
         if host not in answers:
             raise socket.gaierror("not found")
-        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (answers[host], port))]
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port)) for a in answers[host]]
 
     monkeypatch.setattr(loop, "getaddrinfo", getaddrinfo)
-    await check_url("https://example.com/a.mp3", allow_private=False, time_limit=1)
-    for url in ("http://127.0.0.1:8080/a", "http://[::1]/a", "https://intranet.example/a"):
-        with pytest.raises(MusicError, match="private or local network"):
-            await check_url(url, allow_private=False, time_limit=1)
-    with pytest.raises(MusicError, match=r"couldn.t look up the host `nowhere\.example`"):
-        await check_url("https://nowhere.example/a", allow_private=False, time_limit=1)
-    await check_url("http://127.0.0.1:8080/a", allow_private=True, time_limit=1)
+    policy = AddressPolicy(time_limit=1)
+    await policy.check("https://example.com/a.mp3")
+    for url in (
+        "http://127.0.0.1:8080/a",
+        "http://[::1]/a",
+        "https://intranet.example/a",
+        "https://mixed.example/a",
+        "https://nas.lan/a",
+    ):
+        with pytest.raises(PrivateAddress, match="private or local network"):
+            await policy.check(url)
+    with pytest.raises(MusicError) as info:
+        await policy.check("https://nowhere.example/a")
+    assert str(info.value) == "I couldn't find the server of that link.", "no host names shown"
+    await AddressPolicy(allow_private=True).check("http://127.0.0.1:8080/a")
+    await AddressPolicy(allowed_hosts=frozenset({"nas.lan"})).check("https://NAS.lan/a")
     with pytest.raises(MusicError, match="only play http"):
-        await check_url("file:///etc/passwd", allow_private=True, time_limit=1)
+        await AddressPolicy(allow_private=True).check("file:///etc/passwd")
+
+
+async def test_a_host_name_that_cannot_be_encoded_is_a_clear_error() -> None:
+    """``a..b`` fails in the IDNA codec, before any lookup is sent anywhere."""
+    with pytest.raises(MusicError, match="couldn't find the server of that link"):
+        await AddressPolicy(time_limit=1).check("http://a..b/song.mp3")
+
+
+def test_allowed_hosts_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISCORD_TOKEN", "x" * 30)
+    monkeypatch.setenv("MUSIC_ALLOWED_HOSTS", "NAS.lan., radio.home , ")
+    assert Settings(_env_file=None).music_allowed_hosts == ("nas.lan", "radio.home")
