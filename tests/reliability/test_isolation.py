@@ -19,7 +19,6 @@ from tests.conftest import BASIC, StartBot
 from tests.fakes.discord_server import FakeChannel, FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.gemini_server import FakeGemini, GeminiRequest
 from tests.reliability.conftest import answered, mention
-from utils.memory.records import Scope
 
 pytestmark = pytest.mark.reliability
 
@@ -48,22 +47,21 @@ async def test_guilds_and_dms_never_share_history_or_memory(
     for server in (guild, other):
         server.add_member(member, permissions=BASIC)
         server.add_member(bob, permissions=BASIC)
-    places = {  # where -> (who tells the secret there, the secret, its memory scope)
-        "guild": (guild.text, member, "zebra", Scope("guild", guild.id)),
-        "other guild": (other.text, member, "walrus", Scope("guild", other.id)),
-        "alice's DMs": (discord_fake.open_dm(member), member, "falcon", Scope("dm", member.id)),
-        "bob's DMs": (discord_fake.open_dm(bob), bob, "otter", Scope("dm", bob.id)),
-        "carol's DMs": (discord_fake.open_dm(carol), carol, "lynx", Scope("dm", carol.id)),
+    places = {  # where -> (the channel, who tells the secret there, the secret)
+        "guild": (guild.text, member, "zebra"),
+        "other guild": (other.text, member, "walrus"),
+        "alice's DMs": (discord_fake.open_dm(member), member, "falcon"),
+        "bob's DMs": (discord_fake.open_dm(bob), bob, "otter"),
+        "carol's DMs": (discord_fake.open_dm(carol), carol, "lynx"),
     }
     bot = await start_bot(
         ai_settings(memory_enabled=True, embedding_model="hashing", memory_consolidation_minutes=0)
     )
     assert bot.memory is not None
-    for channel, user, secret, _ in places.values():
+    for channel, user, secret in places.values():
         await say(discord_fake, gemini_fake, channel, user, f"my secret codeword is {secret}")
     await bot.memory.flush()
-    for _, user, _, scope in places.values():
-        assert await bot.memory.count_of(scope, user.id) == 1
+    assert await bot.db.fetchval("SELECT count(*) FROM memories") == len(places)
 
     # Ask where the history can't tell: a new channel of each guild, emptied DMs.
     asks: dict[str, tuple[FakeChannel, FakeUser, str]] = {
@@ -72,14 +70,14 @@ async def test_guilds_and_dms_never_share_history_or_memory(
         "other guild": (other.add_text_channel("fresh"), member, "walrus"),
     }
     for where in ("alice's DMs", "bob's DMs", "carol's DMs"):
-        channel, user, secret, _ = places[where]
+        channel, user, secret = places[where]
         await discord_fake.send_message(channel, user, "!ai reset")
         await discord_fake.wait_for_message(
             channel, predicate=lambda m: m.content.startswith("Forgot this channel's")
         )
-        asks[where] = (channel, user, secret)
+        asks[where] = places[where]
 
-    secrets = {secret for _, _, secret, _ in places.values()}
+    secrets = {secret for _, _, secret in places.values()}
     for where, (channel, user, secret) in asks.items():
         request = await say(discord_fake, gemini_fake, channel, user, "what's my secret codeword?")
         seen = json.dumps(request.json)
