@@ -2,9 +2,9 @@
 
 Point ``genai.Client(api_key="test", http_options=types.HttpOptions(base_url=fake.url))``
 at a started :class:`FakeGemini` and script its answers: text (whole or streamed in
-chunks), function calls, Google-shaped errors, hangs, streams that break mid-way,
-replies that end with another ``finishReason`` (``SAFETY``, ``MAX_TOKENS``, ...)
-and prompts refused through ``promptFeedback.blockReason``.
+chunks), function calls, Google-shaped errors, hangs, streams that break or stall
+mid-way, replies that end with another ``finishReason`` (``SAFETY``, ``MAX_TOKENS``,
+...) and prompts refused through ``promptFeedback.blockReason``.
 Every request is recorded in :attr:`FakeGemini.requests`.
 
 Routes are ``POST /{version}/models/{model}:{method}`` for ``v1``, ``v1beta`` and
@@ -163,7 +163,13 @@ class _BrokenStream:
     status: int | None
 
 
-_Script = _Reply | _Fail | _Hang | _BrokenStream | _Blocked
+@dataclass(frozen=True)
+class _StalledStream:
+    chunks: list[str]
+    seconds: float
+
+
+_Script = _Reply | _Fail | _Hang | _BrokenStream | _StalledStream | _Blocked
 
 
 class FakeGemini:
@@ -285,6 +291,16 @@ class FakeGemini:
         """
         self._push(model, _BrokenStream(chunks, status))
 
+    def stall_stream_after(
+        self, chunks: list[str], seconds: float = 3600, *, model: str | None = None
+    ) -> None:
+        """Queue a stream that sends ``chunks`` and then goes silent for ``seconds``.
+
+        The connection stays open (a model that hangs mid-reply); after ``seconds``,
+        or at :meth:`stop`, it drops. A non-streamed request just hangs that long.
+        """
+        self._push(model, _StalledStream(chunks, seconds))
+
     def _push(self, model: str | None, script: _Script) -> None:
         self._scripts.setdefault(model, deque()).append(script)
 
@@ -377,6 +393,14 @@ class FakeGemini:
                 return self._drop(request, response)
             case _BrokenStream(_, status):
                 return self._error(status or 500, _message(status or 500))
+            case _StalledStream(chunks, seconds):
+                response = await self._open_stream(request) if stream else web.Response()
+                with contextlib.suppress(ConnectionError):
+                    for chunk in chunks if stream else []:
+                        await response.write(_sse(self._chunk(req, [{"text": chunk}], final=False)))
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._closing.wait(), seconds)
+                return self._drop(request, response)
 
     async def _answer(
         self, request: web.Request, req: GeminiRequest, reply: _Reply

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 from collections.abc import AsyncIterator
@@ -170,6 +171,24 @@ async def test_timeout_covers_the_whole_stream(
             received.append(chunk.text)
 
     assert received == ["a"]
+
+
+async def test_stalled_stream_sends_its_chunks_then_goes_silent(
+    fake: FakeGemini, client: genai.client.AsyncClient
+) -> None:
+    fake.stall_stream_after(["The answer ", "begins"])
+    fake.reply("next")
+
+    received = []
+    stream = await client.models.generate_content_stream(model=MODEL, contents="hi")
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.5):
+            async for chunk in stream:
+                received.append(chunk.text)
+
+    assert received == ["The answer ", "begins"]
+    response = await client.models.generate_content(model=MODEL, contents="again")
+    assert response.text == "next", "the next request gets the next script"
 
 
 async def test_requests_are_recorded(fake: FakeGemini, client: genai.client.AsyncClient) -> None:
