@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from config import Settings, describe_error
 from utils.db import Database
 from utils.gemini import GeminiProvider, is_transient
+from utils.instance_lock import AlreadyLocked, InstanceLock
 from utils.log import setup_logging
 from utils.memory.service import MemoryService
 from utils.reliability.circuit_breaker import BreakerRegistry
@@ -172,6 +173,23 @@ class Bot(commands.Bot):
         await self.db.close()
 
 
+def claim_data_dir(data_dir: Path) -> InstanceLock | None:
+    """Lock DATA_DIR for this process's life, or say in one line why not."""
+    lock = InstanceLock(data_dir)
+    try:
+        lock.acquire()
+    except AlreadyLocked:
+        print(
+            f"Another bot is already running with DATA_DIR={data_dir}; stop it first",
+            file=sys.stderr,
+        )
+        return None
+    except OSError as error:
+        print(f"Cannot use DATA_DIR={data_dir}: {error.strerror}", file=sys.stderr)
+        return None
+    return lock
+
+
 async def run(bot: Bot) -> None:
     """Start `bot` and return once it has stopped (by `close()` or a signal)."""
     async with bot:
@@ -190,6 +208,9 @@ def main() -> int:
     except ValidationError as error:
         print(describe_error(error), file=sys.stderr)
         return 2
+    lock = claim_data_dir(settings.data_dir)  # held until the process exits
+    if lock is None:
+        return 1
     secrets = [
         secret.get_secret_value()
         for secret in (
