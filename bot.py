@@ -91,6 +91,15 @@ class Bot(commands.Bot):
         )
         self._guild_prefixes[guild_id] = prefix
 
+    async def forget_guild_settings(self, guild_id: int) -> None:
+        await self.db.execute("DELETE FROM guild_settings WHERE guild_id = ?", (guild_id,))
+        self._guild_prefixes.pop(guild_id, None)
+
+    @staticmethod
+    async def export_guild_settings(db: Database, guild_id: int) -> list[dict[str, Any]]:
+        rows = await db.fetchall("SELECT * FROM guild_settings WHERE guild_id = ?", (guild_id,))
+        return [dict(row) for row in rows]
+
     @staticmethod
     def _prefix_for(bot: Bot, message: discord.Message) -> list[str]:
         guild_id = message.guild.id if message.guild else None
