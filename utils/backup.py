@@ -82,9 +82,10 @@ def timestamped_path(directory: Path, prefix: str = "bot") -> Path:
 
 
 def make_backup(database: Path, target: Path | None = None) -> Path:
-    """Back `database` up to `target` (default: a new file in its backups/ directory)
-    and check the copy; returns its path."""
-    target = target or timestamped_path(database.parent / BACKUP_DIR)
+    """Back `database` up to `target` (a file, or a directory for a new timestamped file;
+    default: its backups/ directory) and check the copy; returns its path."""
+    if target is None or target.is_dir():
+        target = timestamped_path(target or database.parent / BACKUP_DIR)
     copy_database(database, target)
     if problems := check_database(target):
         target.unlink(missing_ok=True)

@@ -283,6 +283,8 @@ def test_cli_runs_without_a_discord_token_and_reports_by_exit_status(
     assert checked.stdout == f"{data_dir / 'bot.db'}: ok (integrity and foreign keys)\n"
     backed_up = cli("backup", str(tmp_path / "copy.db"))
     assert backed_up.returncode == 0 and (tmp_path / "copy.db").exists()
+    into_dir = cli("backup", str(tmp_path))
+    assert into_dir.returncode == 0 and len(list(tmp_path.glob("bot-*.db"))) == 1
     missing = cli("restore", str(tmp_path / "nope.db"))
     assert missing.returncode == 1
     assert missing.stderr.startswith("error: no database at") and "Traceback" not in missing.stderr
