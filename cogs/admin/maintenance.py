@@ -7,7 +7,8 @@ runs hourly and looks at the newest file, so restarts neither skip nor repeat on
 Retention: a deleted channel or thread, or a guild that removed the bot, is recorded
 with a date DATA_RETENTION_GRACE_DAYS away; rejoining the guild before then cancels
 it. An hourly task deletes what is due by asking each feature's owner: the AI chat
-store, the memory service, the music store and the bot's guild settings.
+store, the memory service and the bot's guild settings. (The music player deletes a
+guild's saved queue itself as soon as it leaves.)
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from discord.ext import commands, tasks
 
 from cogs.admin.retention import Kind, Pending, PendingDeletions
 from cogs.ai.store import ChatStore
-from cogs.music.store import MusicStore
 from utils.backup import BackupError, make_backup, newest_backup_age, rotate_backups
 from utils.memory.records import Scope
 
@@ -136,10 +136,9 @@ class Maintenance(commands.Cog):
             return
         messages = await chat.delete_guild(guild_id)
         memories = await memory.forget_scope(Scope("guild", guild_id)) if memory else 0
-        await MusicStore(self.bot.db).delete(guild_id)
         await self.bot.forget_guild_settings(guild_id)
         log.info(
-            "deleted the data of guild %s: %d messages, %d memories, settings and music queue",
+            "deleted the data of guild %s: %d messages, %d memories and its settings",
             guild_id,
             messages,
             memories,
