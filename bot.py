@@ -20,6 +20,7 @@ from config import Settings, describe_error
 from utils.db import Database
 from utils.gemini import GeminiProvider, is_transient
 from utils.health import HealthServer
+from utils.instance_lock import AlreadyLocked, InstanceLock
 from utils.log import setup_logging, start_request
 from utils.memory.service import MemoryService
 from utils.metrics import Metrics
@@ -108,6 +109,15 @@ class Bot(commands.Bot):
             (guild_id, prefix),
         )
         self._guild_prefixes[guild_id] = prefix
+
+    async def forget_guild_settings(self, guild_id: int) -> None:
+        await self.db.execute("DELETE FROM guild_settings WHERE guild_id = ?", (guild_id,))
+        self._guild_prefixes.pop(guild_id, None)
+
+    @staticmethod
+    async def export_guild_settings(db: Database, guild_id: int) -> list[dict[str, Any]]:
+        rows = await db.fetchall("SELECT * FROM guild_settings WHERE guild_id = ?", (guild_id,))
+        return [dict(row) for row in rows]
 
     @staticmethod
     def _prefix_for(bot: Bot, message: discord.Message) -> list[str]:
@@ -219,6 +229,23 @@ class Bot(commands.Bot):
         await self.db.close()
 
 
+def claim_data_dir(data_dir: Path) -> InstanceLock | None:
+    """Lock DATA_DIR for this process's life, or say in one line why not."""
+    lock = InstanceLock(data_dir)
+    try:
+        lock.acquire()
+    except AlreadyLocked:
+        print(
+            f"Another bot is already running with DATA_DIR={data_dir}; stop it first",
+            file=sys.stderr,
+        )
+        return None
+    except OSError as error:
+        print(f"Cannot use DATA_DIR={data_dir}: {error.strerror}", file=sys.stderr)
+        return None
+    return lock
+
+
 async def run(bot: Bot) -> None:
     """Start `bot` and return once it has stopped (by `close()` or a signal)."""
     async with bot:
@@ -237,6 +264,9 @@ def main() -> int:
     except ValidationError as error:
         print(describe_error(error), file=sys.stderr)
         return 2
+    lock = claim_data_dir(settings.data_dir)  # held until the process exits
+    if lock is None:
+        return 1
     secrets = [
         secret.get_secret_value()
         for secret in (

@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 
+    # Backups and data retention
+    backup_interval_hours: float = Field(24.0, ge=0)
+    backup_keep: int = Field(7, ge=1, le=1000)
+    data_retention_grace_days: float = Field(7.0, ge=0)
+
     # Gemini
     gemini_api_key: SecretStr | None = None
     gemini_model: str = "gemini-2.5-flash"

@@ -348,3 +348,69 @@ class ChatStore:
                 "ON CONFLICT (guild_id) DO UPDATE SET model = excluded.model",
                 (guild_id, model),
             )
+
+    # Retention and maintenance
+
+    async def delete_channel(self, channel_id: int) -> int:
+        """Forget a channel entirely (conversation, summary, preferences); returns the
+        number of messages deleted."""
+        with self._writing((self._tails, channel_id), (self._prefs, channel_id)):
+            async with self.db.transaction() as conn:
+                cursor = await conn.execute(
+                    "DELETE FROM ai_messages WHERE channel_id = ?", (channel_id,)
+                )
+                await conn.execute("DELETE FROM ai_channels WHERE channel_id = ?", (channel_id,))
+        return cursor.rowcount
+
+    async def delete_guild(self, guild_id: int) -> int:
+        """Forget everything of a guild: its channels, model choice and usage figures;
+        returns the number of messages deleted."""
+        try:
+            async with self.db.transaction() as conn:
+                cursor = await conn.execute(
+                    "DELETE FROM ai_messages WHERE guild_id = ?", (guild_id,)
+                )
+                for table in ("ai_channels", "ai_guilds", "ai_usage"):
+                    await conn.execute(f"DELETE FROM {table} WHERE guild_id = ?", (guild_id,))
+        finally:
+            self._writes += 1
+            self._tails.clear()  # which cached channels were the guild's is not known here
+            self._prefs.clear()
+            self._models.pop(guild_id, None)
+        return cursor.rowcount
+
+    async def prune_before(self, cutoff: float) -> int:
+        """Delete messages older than `cutoff` (unix time), and the summaries of the
+        channels that lost some (they may repeat them); returns how many went."""
+        try:
+            async with self.db.transaction() as conn:
+                cursor = await conn.execute(
+                    "DELETE FROM ai_messages WHERE created_at < ? RETURNING channel_id", (cutoff,)
+                )
+                pruned = [row[0] for row in await cursor.fetchall()]
+                await cursor.close()
+                channels = set(pruned)
+                await conn.executemany(
+                    "UPDATE ai_channels SET summary = NULL, summary_upto = 0 WHERE channel_id = ?",
+                    [(channel_id,) for channel_id in channels],
+                )
+        finally:
+            self._writes += 1
+            self._tails.clear()
+            self._prefs.clear()
+        return len(pruned)
+
+    async def export_guild(self, guild_id: int) -> list[tuple[str, dict[str, Any]]]:
+        """Every AI row of a guild as (table, row) pairs, messages in order."""
+        rows: list[tuple[str, dict[str, Any]]] = []
+        for table, order in (
+            ("ai_guilds", "guild_id"),
+            ("ai_channels", "channel_id"),
+            ("ai_messages", "id"),
+            ("ai_usage", "day"),
+        ):
+            found = await self.db.fetchall(
+                f"SELECT * FROM {table} WHERE guild_id = ? ORDER BY {order}", (guild_id,)
+            )
+            rows += [(table, dict(row)) for row in found]
+        return rows

@@ -104,6 +104,16 @@ class MusicStore:
                 session.upcoming.append(track)
         return list(sessions.values())
 
+    async def export_guild(self, guild_id: int) -> list[tuple[str, dict[str, object]]]:
+        """A guild's saved session and its tracks as (table, row) pairs."""
+        rows: list[tuple[str, dict[str, object]]] = []
+        for table, order in (("music_sessions", "guild_id"), ("music_tracks", "slot")):
+            found = await self.db.fetchall(
+                f"SELECT * FROM {table} WHERE guild_id = ? ORDER BY {order}", (guild_id,)
+            )
+            rows += [(table, dict(row)) for row in found]
+        return rows
+
 
 def _columns(track: Track) -> tuple[object, ...]:
     return track.title, track.source, track.page_url, track.duration, track.requester_id

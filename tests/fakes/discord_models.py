@@ -230,6 +230,10 @@ class FakeGuild:
     def add_voice_channel(self, name: str) -> FakeChannel:
         return self._add_channel(name, VOICE_CHANNEL)
 
+    def delete_channel(self, channel: FakeChannel) -> None:
+        del self.channels[channel.id]
+        self._push("CHANNEL_DELETE", channel.to_payload(), intent=GUILDS_INTENT)
+
     def add_member(
         self, user: FakeUser, *, permissions: int = DEFAULT_PERMS, managed: bool = False
     ) -> FakeMember:

@@ -444,6 +444,32 @@ class FakeDiscord:
         self._gateway.emit("GUILD_CREATE", self._guild_create_payload(guild))
         return guild
 
+    def remove_guild(self, guild: FakeGuild) -> None:
+        """The bot is kicked from (or leaves) ``guild``: GUILD_DELETE without ``unavailable``."""
+        del self.guilds[guild.id]
+        guild.go_live(lambda *_, **__: None)
+        self._gateway.emit("GUILD_DELETE", {"id": str(guild.id)})
+
+    def rejoin_guild(self, guild: FakeGuild) -> None:
+        """The bot is added back to a guild it was removed from."""
+        self.guilds[guild.id] = guild
+        guild.go_live(self._gateway.emit)
+        payload = self._guild_create_payload(guild)
+        del payload["unavailable"]  # as Discord sends a join (False means "back from an outage")
+        self._gateway.emit("GUILD_CREATE", payload)
+
+    def delete_thread(self, guild: FakeGuild, thread_id: int, parent: FakeChannel) -> None:
+        """A thread of ``parent`` is deleted (threads are not modelled otherwise)."""
+        self._gateway.emit(
+            "THREAD_DELETE",
+            {
+                "id": str(thread_id),
+                "guild_id": str(guild.id),
+                "parent_id": str(parent.id),
+                "type": 11,
+            },
+        )
+
     def open_dm(self, user: FakeUser) -> FakeChannel:
         for channel in self.dm_channels.values():
             if channel.recipient is user:

@@ -689,3 +689,31 @@ class MemoryService:
             if path.name not in wanted:
                 await asyncio.to_thread(path.unlink, missing_ok=True)
         return built
+
+    # Retention
+
+    async def forget_channel(self, channel_id: int) -> int:
+        """Delete what was remembered from a channel's conversation; returns how many."""
+        return len(await self._unbroken(self._forget(self.store.delete_channel(channel_id))))
+
+    async def forget_scope(self, scope: Scope) -> int:
+        """Delete every memory of a scope (a guild the bot left); returns how many."""
+
+        async def delete() -> list[tuple[Scope, int]]:
+            return [(scope, memory_id) for memory_id in await self.store.delete_scope(scope)]
+
+        return len(await self._unbroken(self._forget(delete())))
+
+    async def _forget(
+        self, delete: Coroutine[Any, Any, list[tuple[Scope, int]]]
+    ) -> list[tuple[Scope, int]]:
+        async with self._write_lock:
+            deleted = await delete
+            by_scope: dict[Scope, list[int]] = defaultdict(list)
+            for scope, memory_id in deleted:
+                by_scope[scope].append(memory_id)
+            for scope, ids in by_scope.items():
+                if (index := self.indexes.loaded(scope)) is not None:
+                    await self.indexes.run(index.remove, ids)
+                    self.indexes.changed(scope, index)
+        return deleted

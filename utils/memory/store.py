@@ -304,3 +304,49 @@ class MemoryStore:
             "ON CONFLICT (channel_id) DO UPDATE SET upto_id = excluded.upto_id",
             (channel_id, upto_id),
         )
+
+    # Retention and maintenance
+
+    async def delete_channel(self, channel_id: int) -> list[tuple[Scope, int]]:
+        """Delete the conversation chunks of a channel and its consolidation mark;
+        the (scope, id) of each memory deleted."""
+        async with self.db.transaction() as conn:
+            cursor = await conn.execute(
+                "DELETE FROM memories WHERE channel_id = ? RETURNING scope, id", (channel_id,)
+            )
+            deleted = [(Scope.parse(row[0]), row[1]) for row in await cursor.fetchall()]
+            await cursor.close()
+            await conn.execute(
+                "DELETE FROM memory_consolidation WHERE channel_id = ?", (channel_id,)
+            )
+        return deleted
+
+    async def delete_scope(self, scope: Scope) -> list[int]:
+        """Delete every memory of a scope; the ids deleted."""
+        async with self.db.transaction() as conn:
+            cursor = await conn.execute(
+                "DELETE FROM memories WHERE scope = ? RETURNING id", (scope.key,)
+            )
+            deleted = [row[0] for row in await cursor.fetchall()]
+            await cursor.close()
+        return deleted
+
+    async def prune_before(self, cutoff: float, *, include_user: bool) -> list[tuple[Scope, int]]:
+        """Delete memories older than `cutoff` (unix time), keeping what people added
+        themselves unless `include_user`; the (scope, id) of each memory deleted."""
+        sql = "DELETE FROM memories WHERE created_at < ?"
+        if not include_user:
+            sql += " AND source != 'user'"
+        async with self.db.transaction() as conn:
+            cursor = await conn.execute(sql + " RETURNING scope, id", (cutoff,))
+            deleted = [(Scope.parse(row[0]), row[1]) for row in await cursor.fetchall()]
+            await cursor.close()
+        return deleted
+
+    async def export_scope(self, scope: Scope) -> list[dict[str, object]]:
+        """A scope's memories as rows, oldest first, without their vectors."""
+        rows = await self.db.fetchall(
+            f"SELECT {_COLUMNS}, channel_id, model FROM memories WHERE scope = ? ORDER BY id",
+            (scope.key,),
+        )
+        return [dict(row) for row in rows]

@@ -1,0 +1,145 @@
+"""Scheduled backups, and deleting the data of deleted channels and left guilds.
+
+Backups: every BACKUP_INTERVAL_HOURS a consistent copy of the database goes to
+DATA_DIR/backups/ (off the event loop), keeping the newest BACKUP_KEEP. The check
+runs hourly and looks at the newest file, so restarts neither skip nor repeat one.
+
+Retention: a deleted channel or thread, or a guild that removed the bot, is recorded
+with a date DATA_RETENTION_GRACE_DAYS away; rejoining the guild before then cancels
+it. An hourly task deletes what is due by asking each feature's owner: the AI chat
+store, the memory service and the bot's guild settings. (The music player deletes a
+guild's saved queue itself as soon as it leaves.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+from discord.ext import commands, tasks
+
+from cogs.admin.retention import Kind, Pending, PendingDeletions
+from cogs.ai.store import ChatStore
+from utils.backup import BackupError, make_backup, newest_backup_age, rotate_backups
+from utils.memory.records import Scope
+
+if TYPE_CHECKING:
+    from bot import Bot
+
+log = logging.getLogger(__name__)
+
+HOUR = 3600.0
+DAY = 86_400.0
+
+
+class Maintenance(commands.Cog):
+    """Background upkeep of the data directory; no commands."""
+
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+        settings = bot.settings
+        self.backup_interval = settings.backup_interval_hours * HOUR
+        self.backup_keep = settings.backup_keep
+        self.backup_dir = settings.data_dir / "backups"
+        self.pending = PendingDeletions(bot.db, grace=settings.data_retention_grace_days * DAY)
+
+    async def cog_load(self) -> None:
+        if self.backup_interval > 0:
+            self.backup_loop.change_interval(seconds=min(self.backup_interval, HOUR))
+            self.backup_loop.start()
+        self.retention_loop.start()
+
+    async def cog_unload(self) -> None:
+        self.backup_loop.cancel()
+        self.retention_loop.cancel()
+
+    # Backups
+
+    @tasks.loop(hours=1)
+    async def backup_loop(self) -> None:
+        age = await asyncio.to_thread(newest_backup_age, self.backup_dir)
+        if age is not None and age < self.backup_interval:
+            return
+        await self.backup_now()
+
+    async def backup_now(self) -> None:
+        database = self.bot.settings.database_path
+        try:
+            path = await asyncio.to_thread(make_backup, database)
+            removed = await asyncio.to_thread(rotate_backups, self.backup_dir, self.backup_keep)
+        except (BackupError, OSError) as error:
+            log.error("scheduled backup failed: %s", error)
+            return
+        log.info("backed the database up to %s (%d old backups removed)", path, len(removed))
+
+    # Retention
+
+    @commands.Cog.listener()
+    async def on_guild_channel_delete(self, channel: discord.abc.GuildChannel) -> None:
+        await self._schedule("channel", channel.id, channel.guild.id)
+
+    @commands.Cog.listener()
+    async def on_raw_thread_delete(self, payload: discord.RawThreadDeleteEvent) -> None:
+        await self._schedule("channel", payload.thread_id, payload.guild_id)
+
+    @commands.Cog.listener()
+    async def on_guild_remove(self, guild: discord.Guild) -> None:
+        await self._schedule("guild", guild.id)
+
+    @commands.Cog.listener()
+    async def on_guild_join(self, guild: discord.Guild) -> None:
+        if await self.pending.cancel_guild(guild.id):
+            log.info("back in guild %s: its data is kept", guild.id)
+
+    async def _schedule(self, kind: Kind, target_id: int, guild_id: int | None = None) -> None:
+        due = await self.pending.schedule(kind, target_id, guild_id)
+        log.info("data of %s %s will be deleted at %.0f (unix time)", kind, target_id, due)
+
+    @tasks.loop(hours=1)
+    async def retention_loop(self) -> None:
+        try:
+            await self.purge_due()
+        except Exception:  # a periodic pass: log a bug or a database error, retry next hour
+            log.exception("deleting the data of deleted channels and left guilds failed")
+
+    @retention_loop.before_loop
+    async def _wait_ready(self) -> None:
+        await self.bot.wait_until_ready()
+
+    async def purge_due(self) -> int:
+        """Carry out every deletion whose grace has ended; returns how many."""
+        done = 0
+        while batch := await self.pending.due():
+            for pending in batch:
+                await self._purge(pending)
+                await self.pending.done(pending.kind, pending.target_id)
+                done += 1
+        return done
+
+    async def _purge(self, pending: Pending) -> None:
+        chat, memory = ChatStore(self.bot.db), self.bot.memory
+        if pending.kind == "channel":
+            messages = await chat.delete_channel(pending.target_id)
+            memories = await memory.forget_channel(pending.target_id) if memory else 0
+            log.info(
+                "deleted the data of channel %s: %d messages, %d memories",
+                pending.target_id,
+                messages,
+                memories,
+            )
+            return
+        guild_id = pending.target_id
+        if self.bot.get_guild(guild_id) is not None:
+            log.info("still in guild %s: its data is kept", guild_id)
+            return
+        messages = await chat.delete_guild(guild_id)
+        memories = await memory.forget_scope(Scope("guild", guild_id)) if memory else 0
+        await self.bot.forget_guild_settings(guild_id)
+        log.info(
+            "deleted the data of guild %s: %d messages, %d memories and its settings",
+            guild_id,
+            messages,
+            memories,
+        )

@@ -1,0 +1,67 @@
+"""Pending deletions: data of deleted channels and left guilds, kept for a grace period.
+
+Owns the `pending_deletions` table. It only records what is due and when; the
+maintenance cog carries deletions out by asking each feature's store.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from utils.db import Database
+
+Kind = Literal["channel", "guild"]
+
+
+@dataclass(frozen=True)
+class Pending:
+    kind: Kind
+    target_id: int
+    guild_id: int | None
+    due_at: float
+
+
+class PendingDeletions:
+    """What is to be deleted, and when; survives restarts."""
+
+    def __init__(
+        self, db: Database, *, grace: float, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.db = db
+        self.grace = grace
+        self.clock = clock
+
+    async def schedule(self, kind: Kind, target_id: int, guild_id: int | None = None) -> float:
+        """Delete a channel's or guild's data once the grace ends; returns when. A second
+        request keeps the first date."""
+        due = self.clock() + self.grace
+        await self.db.execute(
+            "INSERT INTO pending_deletions (kind, target_id, guild_id, due_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (kind, target_id) DO NOTHING",
+            (kind, target_id, guild_id, due),
+        )
+        return await self.db.fetchval(
+            "SELECT due_at FROM pending_deletions WHERE kind = ? AND target_id = ?",
+            (kind, target_id),
+        )
+
+    async def cancel_guild(self, guild_id: int) -> bool:
+        """Keep a guild's data (the bot is back); its deleted channels still go."""
+        return bool(await self.done("guild", guild_id))
+
+    async def due(self, limit: int = 100) -> list[Pending]:
+        """Deletions whose grace has ended, oldest first."""
+        rows = await self.db.fetchall(
+            "SELECT kind, target_id, guild_id, due_at FROM pending_deletions "
+            "WHERE due_at <= ? ORDER BY due_at LIMIT ?",
+            (self.clock(), limit),
+        )
+        return [Pending(*row) for row in rows]
+
+    async def done(self, kind: Kind, target_id: int) -> int:
+        return await self.db.execute(
+            "DELETE FROM pending_deletions WHERE kind = ? AND target_id = ?", (kind, target_id)
+        )

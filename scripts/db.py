@@ -1,0 +1,228 @@
+"""Database maintenance: check, back up, restore, vacuum, prune and export the bot's data.
+
+    python -m scripts.db check                          # integrity and foreign keys
+    python -m scripts.db backup [PATH]                  # default: DATA_DIR/backups/bot-<time>.db
+    python -m scripts.db restore PATH                   # the bot must be stopped
+    python -m scripts.db vacuum                         # the bot must be stopped
+    python -m scripts.db prune --older-than DAYS [--include-facts]   # the bot must be stopped
+    python -m scripts.db export --guild ID [--output FILE]           # JSON lines
+
+DATA_DIR comes from --data-dir, else the environment or `.env` as for the bot, else
+`data`; DISCORD_TOKEN is not needed. check, backup and export are safe while the bot
+runs. restore, vacuum and prune hold DATA_DIR/bot.lock while they work: they refuse
+to run beside the bot, and the bot cannot start until they are done.
+
+Exit status: 0 done, 1 problems found or the work failed, 2 bad usage, 3 the bot is running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sqlite3
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+from pydantic import ValidationError
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bot import Bot
+from cogs.ai.store import ChatStore
+from cogs.music.store import MusicStore
+from config import Settings, describe_error
+from utils.backup import BackupError, check_database, make_backup, restore_backup
+from utils.db import Database
+from utils.instance_lock import AlreadyLocked, InstanceLock
+from utils.memory.records import Scope
+from utils.memory.store import MemoryStore
+
+OK, FAILED, USAGE, RUNNING = 0, 1, 2, 3
+DAY = 86_400.0
+
+
+class Refused(Exception):
+    """The bot runs on this data directory."""
+
+
+@contextlib.contextmanager
+def bot_stopped(data_dir: Path) -> Iterator[None]:
+    """Hold the bot's lock for the block, or raise Refused if the bot holds it."""
+    try:
+        with InstanceLock(data_dir):
+            yield
+    except AlreadyLocked:
+        raise Refused from None
+
+
+def _mib(path: Path) -> str:
+    size = sum(
+        Path(f"{path}{suffix}").stat().st_size
+        for suffix in ("", "-wal")
+        if Path(f"{path}{suffix}").exists()
+    )
+    return f"{size / 2**20:.1f} MiB"
+
+
+def check(database: Path) -> int:
+    problems = check_database(database)
+    for problem in problems[:20]:
+        print(f"problem: {problem}")
+    if len(problems) > 20:
+        print(f"... and {len(problems) - 20} more")
+    if problems:
+        print(f"{database}: {len(problems)} problems found")
+        return FAILED
+    print(f"{database}: ok (integrity and foreign keys)")
+    return OK
+
+
+def backup(database: Path, target: Path | None) -> int:
+    path = make_backup(database, target)
+    print(f"backed up to {path} ({_mib(path)})")
+    return OK
+
+
+def restore(data_dir: Path, database: Path, source: Path) -> int:
+    with bot_stopped(data_dir):
+        aside = restore_backup(source, database, data_dir / "memory")
+    print(f"restored {database} from {source}")
+    if aside is not None:
+        print(f"the replaced database is kept at {aside}")
+    print("memory indexes will be rebuilt from the restored database when the bot starts")
+    return OK
+
+
+def vacuum(data_dir: Path, database: Path) -> int:
+    with bot_stopped(data_dir):
+        before = _mib(database)
+        with contextlib.closing(sqlite3.connect(database)) as conn:
+            conn.execute("VACUUM")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        print(f"vacuumed {database}: {before} -> {_mib(database)}")
+    return OK
+
+
+async def prune(data_dir: Path, database: Path, days: float, include_facts: bool) -> int:
+    with bot_stopped(data_dir):
+        cutoff = time.time() - days * DAY
+        db = Database(database)
+        await db.connect()
+        try:
+            messages = await ChatStore(db).prune_before(cutoff)
+            memories = await MemoryStore(db).prune_before(cutoff, include_user=include_facts)
+        finally:
+            await db.close()
+        # The indexes of the scopes that lost memories are rebuilt from SQLite on first use.
+        for scope in {scope for scope, _ in memories}:
+            (data_dir / "memory" / scope.filename).unlink(missing_ok=True)
+    kept = "" if include_facts else " (facts people added themselves kept)"
+    print(f"pruned {messages} messages and {len(memories)} memories older than {days:g} days{kept}")
+    return OK
+
+
+async def export(database: Path, guild_id: int, out: TextIO) -> int:
+    db = Database(database)
+    await db.connect()
+    try:
+        rows: list[tuple[str, dict[str, Any]]] = [
+            ("guild_settings", row) for row in await Bot.export_guild_settings(db, guild_id)
+        ]
+        rows += await ChatStore(db).export_guild(guild_id)
+        rows += [
+            ("memories", row)
+            for row in await MemoryStore(db).export_scope(Scope("guild", guild_id))
+        ]
+        rows += await MusicStore(db).export_guild(guild_id)
+    finally:
+        await db.close()
+    for table, row in rows:
+        out.write(json.dumps({"table": table, "row": row}, ensure_ascii=False) + "\n")
+    out.flush()
+    print(f"exported {len(rows)} rows of guild {guild_id}", file=sys.stderr)
+    return OK
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.db", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--data-dir", type=Path, help="default: DATA_DIR, else ./data")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("check", help="integrity and foreign key checks")
+    backup_cmd = commands.add_parser("backup", help="copy the database, safe while the bot runs")
+    backup_cmd.add_argument("path", nargs="?", type=Path, help="default: DATA_DIR/backups/")
+    restore_cmd = commands.add_parser("restore", help="replace the database with a backup")
+    restore_cmd.add_argument("path", type=Path)
+    commands.add_parser("vacuum", help="rebuild the database file to reclaim space")
+    prune_cmd = commands.add_parser("prune", help="delete old history and memories")
+    prune_cmd.add_argument("--older-than", type=_days, required=True, metavar="DAYS")
+    prune_cmd.add_argument(
+        "--include-facts", action="store_true", help="also facts people added with /memory add"
+    )
+    export_cmd = commands.add_parser("export", help="a guild's data as JSON lines")
+    export_cmd.add_argument("--guild", type=int, required=True, metavar="ID")
+    export_cmd.add_argument("--output", type=Path, help="default: standard output")
+    return parser
+
+
+def _days(value: str) -> float:
+    try:
+        days = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("DAYS must be a number") from None
+    if not 0 < days < 100_000:
+        raise argparse.ArgumentTypeError("DAYS must be more than 0")
+    return days
+
+
+def _data_dir(given: Path | None) -> Path:
+    if given is not None:
+        return given
+    # The bot's token is not needed here; a placeholder keeps Settings from asking.
+    return Settings(discord_token="not-used-by-this-script").data_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        data_dir = _data_dir(args.data_dir)
+    except ValidationError as error:
+        print(describe_error(error), file=sys.stderr)
+        return USAGE
+    database = Settings.model_construct(data_dir=data_dir).database_path
+    try:
+        if args.command != "restore" and not database.is_file():
+            raise BackupError(f"no database at {database}")
+        match args.command:
+            case "check":
+                return check(database)
+            case "backup":
+                return backup(database, args.path)
+            case "restore":
+                return restore(data_dir, database, args.path)
+            case "vacuum":
+                return vacuum(data_dir, database)
+            case "prune":
+                return asyncio.run(prune(data_dir, database, args.older_than, args.include_facts))
+            case "export":
+                if args.output is None:
+                    return asyncio.run(export(database, args.guild, sys.stdout))
+                with args.output.open("w", encoding="utf-8") as out:
+                    return asyncio.run(export(database, args.guild, out))
+    except Refused:
+        print(f"the bot is running on {data_dir}; stop it first", file=sys.stderr)
+        return RUNNING
+    except (BackupError, OSError, sqlite3.Error) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return FAILED
+    raise AssertionError(args.command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

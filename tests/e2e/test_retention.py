@@ -1,0 +1,155 @@
+"""Deleted channels and left guilds: their data goes after the grace, and only theirs.
+
+Driven through the fake Discord gateway (CHANNEL_DELETE, THREAD_DELETE, GUILD_DELETE,
+GUILD_CREATE); the grace is measured by a clock the test moves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+
+from bot import Bot
+from cogs.admin.maintenance import Maintenance
+from cogs.ai.store import ChatStore, NewTurn
+from cogs.music.store import MusicStore, Session
+from cogs.music.tracks import Track
+from config import Settings
+from tests.conftest import StartBot
+from tests.fakes.clock import FakeClock
+from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
+from utils.memory.records import Scope
+
+DAY = 86_400.0
+
+
+async def eventually(check: Callable[[], Awaitable[Any]]) -> Any:
+    """Poll an async check every 10 ms for up to 5 s."""
+    for _ in range(500):
+        if result := await check():
+            return result
+        await asyncio.sleep(0.01)
+    raise AssertionError("still false after 5 s")
+
+
+def maintenance(bot: Bot, *, days_from_now: float = 0) -> Maintenance:
+    """The bot's maintenance cog, its clock moved `days_from_now` ahead of real time."""
+    cog = cast(Maintenance, bot.get_cog("Maintenance"))  # reloaded with each bot: no isinstance
+    assert cog is not None
+    clock = FakeClock()
+    clock.now = time.time() + days_from_now * DAY
+    cog.pending.clock = clock
+    return cog
+
+
+async def pending(bot: Bot) -> list[tuple[str, int]]:
+    rows = await bot.db.fetchall("SELECT kind, target_id FROM pending_deletions ORDER BY kind")
+    return [(row[0], row[1]) for row in rows]
+
+
+async def contents(bot: Bot) -> list[str]:
+    rows = await bot.db.fetchall("SELECT content FROM ai_messages ORDER BY id")
+    return [row[0] for row in rows]
+
+
+def words(who: FakeUser, text: str) -> list[NewTurn]:
+    return [NewTurn("user", who.id, who.name, text), NewTurn("model", 0, "ai", "noted")]
+
+
+async def test_deleted_channel_and_thread_data_goes_after_the_grace_across_a_restart(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings(memory_enabled=True, embedding_model="hashing")
+    bot = await start_bot(settings)
+    doomed = guild.add_text_channel("doomed")
+    await discord_fake.wait_for(lambda: bot.get_channel(doomed.id))
+    thread_id = doomed.id + 1000
+    chat, memory, scope = ChatStore(bot.db), bot.memory, Scope("guild", guild.id)
+    assert memory is not None
+    for channel_id, text in (
+        (doomed.id, "doomed words"),
+        (thread_id, "thread words"),
+        (guild.text.id, "kept words"),
+    ):
+        await chat.add_turns(guild.id, channel_id, words(member, text))
+        memory.index_turns(scope, channel_id, words(member, text))
+    await chat.update_channel(guild.id, doomed.id, persona="pirate")
+    await memory.add_fact(scope, member.id, member.name, "alice likes tea")
+    await memory.flush()
+
+    maintenance(bot)
+    guild.delete_channel(doomed)
+    discord_fake.delete_thread(guild, thread_id, guild.text)
+    expected = [("channel", doomed.id), ("channel", thread_id)]
+    await eventually(lambda: _equals(pending(bot), sorted(expected)))
+    await bot.close()
+
+    bot = await start_bot(settings)  # pending deletions survive a restart
+    assert await maintenance(bot, days_from_now=6.9).purge_due() == 0
+    assert len(await contents(bot)) == 6
+    assert await maintenance(bot, days_from_now=7.1).purge_due() == 2
+    assert await contents(bot) == ["kept words", "noted"]
+    assert (await ChatStore(bot.db).channel(doomed.id)).persona is None
+    assert await pending(bot) == []
+    assert bot.memory is not None
+    texts = [m.text for m in await bot.memory.memories_of(scope, member.id, limit=50)]
+    assert "alice likes tea" in texts
+    assert any("kept words" in text for text in texts)
+    assert not any("doomed" in text or "thread" in text for text in texts)
+    recalled = await bot.memory.recall(scope, "doomed words thread words", limit=10)
+    assert not any("doomed" in r.memory.text for r in recalled)
+
+
+async def _equals(value: Awaitable[Any], expected: Any) -> bool:
+    return sorted(await value) == expected
+
+
+async def test_rejoining_within_the_grace_keeps_a_guild_and_leaving_for_good_deletes_it(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+) -> None:
+    other = discord_fake.add_guild("Other")
+    bot = await start_bot(make_settings(memory_enabled=True, embedding_model="hashing"))
+    chat, memory = ChatStore(bot.db), bot.memory
+    assert memory is not None
+    await chat.add_turns(guild.id, guild.text.id, words(member, "guild words"))
+    await chat.set_guild_model(guild.id, "gemini-x")
+    await chat.add_turns(other.id, other.text.id, words(member, "other words"))
+    await memory.add_fact(Scope("guild", guild.id), member.id, member.name, "likes tea")
+    await memory.add_fact(Scope("guild", other.id), member.id, member.name, "likes coffee")
+    await bot.set_prefix(guild.id, "?")
+    await MusicStore(bot.db).save(
+        Session(guild.id, guild.voice.id, guild.text.id, current=Track("Song", "x", member.id))
+    )
+
+    maintenance(bot)
+    discord_fake.remove_guild(guild)  # an accidental kick...
+    await eventually(lambda: _equals(pending(bot), [("guild", guild.id)]))
+    discord_fake.rejoin_guild(guild)  # ...undone within the grace
+    await eventually(lambda: _equals(pending(bot), []))
+    assert await maintenance(bot, days_from_now=30).purge_due() == 0
+    assert "guild words" in await contents(bot)
+    assert bot.prefix(guild.id) == "?"
+
+    maintenance(bot)  # the clock back at today
+    discord_fake.remove_guild(guild)  # for good this time
+    await eventually(lambda: _equals(pending(bot), [("guild", guild.id)]))
+    assert await maintenance(bot, days_from_now=6).purge_due() == 0
+    assert await maintenance(bot, days_from_now=8).purge_due() == 1
+    assert await contents(bot) == ["other words", "noted"]
+    assert await chat.guild_model(guild.id) is None
+    assert bot.prefix(guild.id) == "!"
+    assert await bot.db.fetchval("SELECT count(*) FROM guild_settings") == 0
+    assert await bot.db.fetchval("SELECT count(*) FROM music_sessions") == 0
+    assert await memory.count_of(Scope("guild", guild.id), member.id) == 0
+    assert await memory.recall(Scope("guild", guild.id), "likes tea") == []
+    assert await memory.count_of(Scope("guild", other.id), member.id) == 1

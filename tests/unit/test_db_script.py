@@ -1,0 +1,301 @@
+"""`python -m scripts.db`: check, backup, restore, vacuum, prune and export, on real files."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cogs.ai.store import ChatStore, NewTurn
+from cogs.music.store import MusicStore, Session
+from cogs.music.tracks import Track
+from config import Settings
+from scripts.db import main
+from utils.backup import make_backup, rotate_backups
+from utils.db import Database
+from utils.instance_lock import InstanceLock
+from utils.memory.records import Scope
+from utils.memory.store import MemoryStore, NewMemory
+
+ROOT = Path(__file__).resolve().parents[2]
+DAY = 86_400
+GUILD, OTHER = 111, 222
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+async def open_db(data_dir: Path) -> Database:
+    db = Database(data_dir / "bot.db")
+    await db.connect()
+    return db
+
+
+def rows(path: Path, sql: str) -> list[tuple]:
+    with sqlite3.connect(path) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def run(data_dir: Path, *args: str) -> int:
+    return main(["--data-dir", str(data_dir), *args])
+
+
+async def arun(data_dir: Path, *args: str) -> int:
+    """The CLI from a test with a running loop (it runs its own)."""
+    return await asyncio.to_thread(run, data_dir, *args)
+
+
+async def add_memory(db: Database, scope: Scope, source: str, text: str, age_days: float) -> None:
+    memory = NewMemory(scope, 7, "alice", source, text, time.time() - age_days * DAY)  # type: ignore[arg-type]
+    await MemoryStore(db).insert([memory], "test-model", np.ones((1, 4), dtype=np.float32))
+
+
+async def test_backup_taken_during_a_write_burst_restores_every_committed_row(
+    data_dir: Path,
+) -> None:
+    db = await open_db(data_dir)
+    store = ChatStore(db, history_limit=1_000_000)
+    # Enough data that copying it takes a while, so writes land while the backup runs.
+    await store.add_turns(GUILD, 1, [NewTurn("user", 7, "alice", "x" * 2000)] * 3000)
+    committed: list[str] = []
+    stop, going = asyncio.Event(), asyncio.Event()
+
+    async def burst() -> None:
+        while not stop.is_set():
+            text = f"burst {len(committed)}"
+            await store.add_turns(GUILD, 2, [NewTurn("user", 7, "alice", text)])
+            committed.append(text)
+            if len(committed) == 20:
+                going.set()
+
+    writer = asyncio.create_task(burst())
+    try:
+        await asyncio.wait_for(going.wait(), 10)
+        for _ in range(20):  # until a backup overlapped some writes (nearly always the first)
+            before = list(committed)
+            backup = await asyncio.to_thread(make_backup, data_dir / "bot.db")
+            if len(committed) > len(before):
+                break
+    finally:
+        stop.set()
+        await writer
+    assert len(committed) > len(before), "no write landed while the backup ran"
+    await db.close()
+
+    assert await arun(data_dir, "restore", str(backup)) == 0
+    restored = [
+        r[0]
+        for r in rows(
+            data_dir / "bot.db", "SELECT content FROM ai_messages WHERE channel_id = 2 ORDER BY id"
+        )
+    ]
+    assert restored[: len(before)] == before  # every row committed before it began
+    assert restored == committed[: len(restored)]  # and nothing half-written or reordered
+    assert rows(data_dir / "bot.db", "PRAGMA integrity_check") == [("ok",)]
+
+
+async def test_restore_keeps_the_replaced_db_and_drops_memory_indexes(data_dir: Path) -> None:
+    db = await open_db(data_dir)
+    await ChatStore(db).add_turns(GUILD, 1, [NewTurn("user", 7, "alice", "before")])
+    await db.close()
+    assert await arun(data_dir, "backup") == 0
+    (backup,) = (data_dir / "backups").glob("bot-*.db")
+
+    db = await open_db(data_dir)
+    await ChatStore(db).add_turns(GUILD, 1, [NewTurn("user", 7, "alice", "after")])
+    await db.close()
+    index = data_dir / "memory" / "guild-111.faiss"
+    index.parent.mkdir()
+    index.write_bytes(b"an index of the replaced database")
+
+    assert await arun(data_dir, "restore", str(backup)) == 0
+    assert rows(data_dir / "bot.db", "SELECT content FROM ai_messages") == [("before",)]
+    (aside,) = (data_dir / "backups").glob("replaced-*.db")
+    assert rows(aside, "SELECT content FROM ai_messages ORDER BY id") == [("before",), ("after",)]
+    assert not index.exists()
+    db = await open_db(data_dir)  # the bot opens it as usual
+    assert await db.fetchval("SELECT count(*) FROM ai_messages") == 1
+    await db.close()
+
+
+async def test_restore_vacuum_and_prune_refuse_while_the_bot_runs(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await (await open_db(data_dir)).close()
+    backup = make_backup(data_dir / "bot.db")
+    with InstanceLock(data_dir):  # what a running bot holds
+        assert await arun(data_dir, "restore", str(backup)) == 3
+        assert await arun(data_dir, "vacuum") == 3
+        assert await arun(data_dir, "prune", "--older-than", "30") == 3
+        assert await arun(data_dir, "backup") == 0  # safe beside the bot
+        assert await arun(data_dir, "check") == 0
+    err = capsys.readouterr().err
+    assert err.count(f"the bot is running on {data_dir}; stop it first") == 3
+    assert await arun(data_dir, "vacuum") == 0
+
+
+def test_restore_refuses_a_broken_backup_and_changes_nothing(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    asyncio.run(_fresh(data_dir))
+    broken = tmp_path / "broken.db"
+    broken.write_bytes(b"SQLite format 3\x00" + b"\xff" * 5000)
+    before = (data_dir / "bot.db").read_bytes()
+    assert run(data_dir, "restore", str(broken)) == 1
+    assert "failed its check" in capsys.readouterr().err
+    assert (data_dir / "bot.db").read_bytes() == before
+    assert not list(data_dir.glob("backups/replaced-*"))
+
+
+async def _fresh(data_dir: Path) -> None:
+    await (await open_db(data_dir)).close()
+
+
+async def test_check_finds_broken_foreign_keys_and_corruption(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await _fresh(data_dir)
+    assert await arun(data_dir, "check") == 0
+    assert "ok (integrity and foreign keys)" in capsys.readouterr().out
+    with sqlite3.connect(data_dir / "bot.db") as conn:  # foreign keys are off by default
+        conn.execute(
+            "INSERT INTO music_tracks (guild_id, slot, title, source, requester_id) "
+            "VALUES (5, 0, 't', 's', 1)"
+        )
+    assert await arun(data_dir, "check") == 1
+    out = capsys.readouterr().out
+    assert "music_tracks row 1: no matching row in music_sessions" in out
+
+    (data_dir / "bot.db").write_bytes(b"not a database at all" * 100)
+    assert await arun(data_dir, "check") == 1
+    assert "not a usable SQLite database" in capsys.readouterr().out
+    assert await arun(tmp_dir := data_dir / "nothing-here", "check") == 1
+    assert f"no database at {tmp_dir / 'bot.db'}" in capsys.readouterr().err
+
+
+async def test_prune_keeps_recent_history_and_pinned_facts(data_dir: Path) -> None:
+    db = await open_db(data_dir)
+    chat = ChatStore(db, history_limit=100)
+    await chat.add_turns(GUILD, 1, [NewTurn("user", 7, "alice", "old")])
+    await db.execute("UPDATE ai_messages SET created_at = created_at - ?", (40 * DAY,))
+    await chat.add_turns(GUILD, 1, [NewTurn("user", 7, "alice", "new")])
+    await chat.update_channel(GUILD, 1, summary="about old things", summary_upto=1)
+    await chat.update_channel(GUILD, 3, summary="kept", summary_upto=0)
+    scope = Scope("guild", GUILD)
+    await add_memory(db, scope, "conversation", "old chunk", 40)
+    await add_memory(db, scope, "consolidation", "old extracted fact", 40)
+    await add_memory(db, scope, "user", "old pinned fact", 40)
+    await add_memory(db, scope, "conversation", "new chunk", 1)
+    await db.close()
+    index = data_dir / "memory" / scope.filename
+    index.parent.mkdir()
+    index.write_bytes(b"stale")
+
+    assert await arun(data_dir, "prune", "--older-than", "30") == 0
+    path = data_dir / "bot.db"
+    assert rows(path, "SELECT content FROM ai_messages") == [("new",)]
+    assert rows(path, "SELECT channel_id, summary FROM ai_channels ORDER BY channel_id") == [
+        (1, None),
+        (3, "kept"),
+    ]
+    assert rows(path, "SELECT text FROM memories ORDER BY id") == [
+        ("old pinned fact",),
+        ("new chunk",),
+    ]
+    assert not index.exists()
+    assert await arun(data_dir, "prune", "--older-than", "30", "--include-facts") == 0
+    assert rows(path, "SELECT text FROM memories") == [("new chunk",)]
+
+
+def test_prune_needs_a_positive_number_of_days(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for bad in ("abc", "0", "-3"):
+        with pytest.raises(SystemExit) as exit_info:
+            run(data_dir, "prune", "--older-than", bad)
+        assert exit_info.value.code == 2
+    assert "DAYS must be" in capsys.readouterr().err
+
+
+async def test_export_writes_one_guilds_data_as_json_lines(data_dir: Path) -> None:
+    db = await open_db(data_dir)
+    chat = ChatStore(db)
+    await chat.add_turns(GUILD, 1, [NewTurn("user", 7, "alice", "hello ünïcode")])
+    await chat.add_turns(OTHER, 2, [NewTurn("user", 8, "bob", "secret of another guild")])
+    await chat.update_channel(GUILD, 1, persona="pirate")
+    await chat.set_guild_model(GUILD, "gemini-x")
+    await db.execute("INSERT INTO guild_settings (guild_id, prefix) VALUES (?, '?')", (GUILD,))
+    await add_memory(db, Scope("guild", GUILD), "user", "likes tea", 0)
+    await add_memory(db, Scope("guild", OTHER), "user", "likes coffee", 0)
+    await MusicStore(db).save(
+        Session(GUILD, 55, 66, current=Track("Song", "http://x/a.wav", 7), upcoming=[])
+    )
+    await db.close()
+
+    out = data_dir / "export.jsonl"
+    assert await arun(data_dir, "export", "--guild", str(GUILD), "--output", str(out)) == 0
+    lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    tables = [line["table"] for line in lines]
+    assert tables == [
+        "guild_settings",
+        "ai_guilds",
+        "ai_channels",
+        "ai_messages",
+        "memories",
+        "music_sessions",
+        "music_tracks",
+    ]
+    text = out.read_text(encoding="utf-8")
+    assert "hello ünïcode" in text and "likes tea" in text and "Song" in text
+    assert "another guild" not in text and "coffee" not in text and "vector" not in text
+    assert lines[3]["row"]["author_name"] == "alice"
+
+
+def test_cli_runs_without_a_discord_token_and_reports_by_exit_status(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    asyncio.run(_fresh(data_dir))
+    env = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
+    env["DATA_DIR"] = str(data_dir)
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "scripts.db", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    checked = cli("check")
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout == f"{data_dir / 'bot.db'}: ok (integrity and foreign keys)\n"
+    backed_up = cli("backup", str(tmp_path / "copy.db"))
+    assert backed_up.returncode == 0 and (tmp_path / "copy.db").exists()
+    into_dir = cli("backup", str(tmp_path))
+    assert into_dir.returncode == 0 and len(list(tmp_path.glob("bot-*.db"))) == 1
+    missing = cli("restore", str(tmp_path / "nope.db"))
+    assert missing.returncode == 1
+    assert missing.stderr.startswith("error: no database at") and "Traceback" not in missing.stderr
+
+
+def test_rotation_keeps_the_newest_and_never_touches_other_files(tmp_path: Path) -> None:
+    names = [f"bot-2024010{day}-120000.db" for day in range(1, 8)]
+    for name in [*names, "my-own-copy.db", "replaced-20240101-000000.db"]:
+        (tmp_path / name).write_bytes(b"x")
+    removed = rotate_backups(tmp_path, keep=3)
+    assert sorted(p.name for p in removed) == names[:4]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [*names[4:], "my-own-copy.db", "replaced-20240101-000000.db"]
+    )

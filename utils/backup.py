@@ -1,0 +1,143 @@
+"""Database backups: consistent copies, checks, restore and rotation of DATA_DIR/backups/.
+
+Copies use SQLite's online backup API in one step, so a copy taken while the bot
+writes is one consistent snapshot (WAL lets the bot go on writing meanwhile) and
+holds every transaction committed before it began. Every function here blocks:
+call them through `asyncio.to_thread` from async code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sqlite3
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from utils.db import load_migrations
+
+BACKUP_DIR = "backups"
+_BACKUP_NAME = re.compile(r"^bot-\d{8}-\d{6}(-\d+)?\.db$")  # what rotation may delete
+
+
+class BackupError(Exception):
+    """A backup could not be made, checked or restored; the message says why."""
+
+
+def check_database(path: Path) -> list[str]:
+    """Problems PRAGMA integrity_check and foreign_key_check find (empty: healthy)."""
+    if not path.is_file():
+        raise BackupError(f"no database at {path}")
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            problems = [row[0] for row in conn.execute("PRAGMA integrity_check")]
+            if problems == ["ok"]:
+                problems = []
+            for table, rowid, parent, _ in conn.execute("PRAGMA foreign_key_check"):
+                problems.append(f"{table} row {rowid}: no matching row in {parent}")
+    except sqlite3.DatabaseError as error:
+        return [f"not a usable SQLite database ({error})"]
+    return problems
+
+
+def schema_version(path: Path) -> int:
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def copy_database(source: Path, target: Path) -> Path:
+    """Copy a live database to `target` (a single file, not in WAL mode), atomically."""
+    if not source.is_file():
+        raise BackupError(f"no database at {source}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        with (
+            contextlib.closing(sqlite3.connect(f"file:{source}?mode=ro", uri=True)) as src,
+            contextlib.closing(sqlite3.connect(tmp)) as dst,
+        ):
+            src.backup(dst)  # all pages in one step: one consistent snapshot
+            dst.execute("PRAGMA journal_mode=DELETE")
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except sqlite3.Error as error:
+        raise BackupError(f"could not copy {source}: {error}") from error
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def timestamped_path(directory: Path, prefix: str = "bot") -> Path:
+    """directory/<prefix>-YYYYMMDD-HHMMSS.db (UTC), with a suffix if that name is taken."""
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    path = directory / f"{prefix}-{stamp}.db"
+    number = 1
+    while path.exists():
+        path = directory / f"{prefix}-{stamp}-{number}.db"
+        number += 1
+    return path
+
+
+def make_backup(database: Path, target: Path | None = None) -> Path:
+    """Back `database` up to `target` (a file, or a directory for a new timestamped file;
+    default: its backups/ directory) and check the copy; returns its path."""
+    if target is None or target.is_dir():
+        target = timestamped_path(target or database.parent / BACKUP_DIR)
+    copy_database(database, target)
+    if problems := check_database(target):
+        target.unlink(missing_ok=True)
+        raise BackupError(f"the copy failed its check: {problems[0]}")
+    return target
+
+
+def rotate_backups(directory: Path, keep: int) -> list[Path]:
+    """Delete all but the newest `keep` scheduled-style backups; returns what went.
+    Files named otherwise (copies people made by hand) are never touched."""
+    backups = sorted(p for p in directory.glob("bot-*.db") if _BACKUP_NAME.match(p.name))
+    old = backups[: max(len(backups) - keep, 0)]
+    for path in old:
+        path.unlink(missing_ok=True)
+    return old
+
+
+def newest_backup_age(directory: Path) -> float | None:
+    """Seconds since the newest backup in `directory` was written, or None."""
+    times = [p.stat().st_mtime for p in directory.glob("bot-*.db") if _BACKUP_NAME.match(p.name)]
+    return time.time() - max(times) if times else None
+
+
+def restore_backup(backup: Path, database: Path, memory_dir: Path) -> Path | None:
+    """Replace `database` with a checked copy of `backup`. The replaced database (with
+    its WAL) is kept in backups/ as replaced-<time>.db; returns that path, if any.
+
+    The memory index files under `memory_dir` are removed: they describe the replaced
+    database, and the bot rebuilds them from the restored one on first use.
+    Call only while nothing else has the database open (hold the instance lock).
+    """
+    if problems := check_database(backup):
+        raise BackupError(f"{backup} failed its check: {problems[0]}")
+    known = len(load_migrations())
+    if (version := schema_version(backup)) > known:
+        raise BackupError(
+            f"{backup} has schema version {version}; this code knows up to {known} (upgrade first)"
+        )
+    staged = database.with_name(f".{database.name}.restoring")
+    copy_database(backup, staged)
+    aside = None
+    try:
+        if database.exists():
+            aside = timestamped_path(database.parent / BACKUP_DIR, "replaced")
+            aside.parent.mkdir(parents=True, exist_ok=True)
+            for suffix in ("-wal", "-shm", ""):  # the WAL travels with its database
+                companion = Path(f"{database}{suffix}")
+                if companion.exists():
+                    os.replace(companion, Path(f"{aside}{suffix}"))
+        os.replace(staged, database)
+    finally:
+        staged.unlink(missing_ok=True)
+    for index_file in memory_dir.glob("*.faiss"):
+        index_file.unlink(missing_ok=True)
+    return aside
