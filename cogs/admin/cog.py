@@ -16,6 +16,7 @@ from discord.ext import commands
 from cogs.admin.errors import unwrap, user_message
 from utils.checks import guild_permissions
 from utils.errors import BotError
+from utils.log import current_request
 
 if TYPE_CHECKING:
     from bot import Bot
@@ -228,6 +229,8 @@ class Admin(commands.Cog):
 
     @staticmethod
     def _report_unexpected(error: BaseException, *, where: str) -> str:
-        reference = secrets.token_hex(4)
+        """Log a bug; the reference users get is the request id every log line of it carries."""
+        request = current_request()
+        reference = request.id if request is not None else secrets.token_hex(4)
         log.error("unexpected error in %s [ref %s]", where, reference, exc_info=error)
         return f"Sorry, something went wrong on my side. Reference: `{reference}`."

@@ -83,12 +83,15 @@ async def test_prefix_and_slash_commands_log_with_their_request(
 ) -> None:
     await start_bot(extensions=[*discover_extensions(), "tests.e2e.boom_cog"])
     await discord_fake.send_message(guild.text, member, "!boom")
-    await discord_fake.wait_for_message(guild.text)
+    apology = await discord_fake.wait_for_message(guild.text)
     interaction = await discord_fake.invoke_slash(guild.text, discord_fake.owner, "boom")
-    await interaction.wait_response()
+    slash_apology = (await interaction.wait_response())["data"]["content"]
 
     errors = [e for e in json_log() if e["level"] == "ERROR" and "unexpected error" in e["message"]]
     assert [e["user_id"] for e in errors] == [member.id, discord_fake.owner.id]
     assert all((e["guild_id"], e["channel_id"]) == (guild.id, guild.text.id) for e in errors)
     assert len({e["request_id"] for e in errors}) == 2
     assert all("ZeroDivisionError" in e["exception"] for e in errors)
+    # The reference users are given finds every log line of their request.
+    assert f"Reference: `{errors[0]['request_id']}`" in apology.content
+    assert f"Reference: `{errors[1]['request_id']}`" in slash_apology
