@@ -2,8 +2,10 @@
 
 An exchange is stored as soon as the first words of the reply are shown, and
 kept in step with what is shown until it ends, marked incomplete if it stopped
-early (or if the process died while writing it). A reply that failed before
-showing anything stores nothing: the person saw only an error.
+early. The model turn also keeps the id of the reply's latest Discord message, so
+a reply the process died while writing can be finalised at the next start. A
+reply that failed before showing anything stores nothing: the person saw only an
+error.
 """
 
 from __future__ import annotations
@@ -59,15 +61,17 @@ class _Exchange:
         self.user = user
         self.turns: list[Turn] = []
 
-    async def record(self, text: str, incomplete: str | None) -> None:
+    async def record(self, text: str, incomplete: str | None, message_id: int) -> None:
         if not self.turns:
-            model = NewTurn("model", 0, "assistant", text, incomplete=incomplete)
+            model = NewTurn("model", 0, "assistant", text, message_id, incomplete)
             self.turns = await self.store.add_turns(
                 self.place.guild_id, self.place.channel_id, [self.user, model]
             )
-        elif (text, incomplete) != (self.turns[1].content, self.turns[1].incomplete):
+            return
+        old = self.turns[1]
+        if (text, incomplete, message_id) != (old.content, old.incomplete, old.message_id):
             self.turns[1] = await self.store.rewrite_turn(
-                self.place.channel_id, self.turns[1], text, incomplete
+                self.place.channel_id, old, text, incomplete, message_id
             )
 
 

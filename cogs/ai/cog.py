@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Literal
 
+import aiohttp
 import discord
 from discord import app_commands
 from discord.ext import commands
@@ -21,13 +22,14 @@ from cogs.ai.dispatch import ChannelDispatcher
 from cogs.ai.export import to_jsonl, to_markdown
 from cogs.ai.personas import SHIPPED_DIR, Persona, load_personas
 from cogs.ai.prompting import Attachment, UserInput, attachment_part, check_attachment
-from cogs.ai.store import ChatStore
-from cogs.ai.streaming import ReplyCutOff
+from cogs.ai.store import ChatStore, Unfinished
+from cogs.ai.streaming import RESTART, ReplyCutOff, after_crash
 from utils.checks import dm_or_guild_permissions, guild_permissions
 from utils.errors import BotError
 from utils.gemini import AIUnavailableError, ReplyStopped
 from utils.metrics import ReplyTimer
 from utils.reliability.rate_limiter import RateLimiter
+from utils.tasks import log_failure
 
 if TYPE_CHECKING:
     from bot import Bot
@@ -41,6 +43,8 @@ NO_PINGS = discord.AllowedMentions.none()
 NOT_CONFIGURED = "AI is not configured on this bot (the owner has not set GEMINI_API_KEY)."
 SHUTDOWN_GRACE = 3.0  # seconds replies in progress get to finish (and be stored) at shutdown
 NOTICE_INTERVAL = 30.0  # seconds between repeated busy / rate-limit notices per person
+UNFINISHED_LIMIT = 100  # replies left marked as being written that one start finalises
+UNFINISHED_TIMEOUT = 10.0  # seconds to fetch and edit the last message of each
 _MODEL_NAME = re.compile(r"^[\w.\-/]{1,64}$")
 
 
@@ -49,6 +53,10 @@ class _Sent:
     """A message of a reply; edits keep pinging no one."""
 
     message: discord.Message | discord.WebhookMessage | discord.InteractionMessage
+
+    @property
+    def id(self) -> int:
+        return self.message.id
 
     async def edit(self, *, content: str) -> None:
         await self.message.edit(content=content, allowed_mentions=NO_PINGS)
@@ -117,6 +125,7 @@ class AI(commands.Cog):
         self.personas: dict[str, Persona] = {}
         self.autorespond: set[int] = set()
         self.engine: ChatEngine | None = None
+        self._finishing: asyncio.Task[None] | None = None
 
     async def cog_load(self) -> None:
         settings = self.bot.settings
@@ -140,6 +149,9 @@ class AI(commands.Cog):
                 memory=self.bot.memory,
                 metrics=self.bot.metrics,
             )
+        unfinished = await self.store.unfinished(UNFINISHED_LIMIT)  # before any reply starts
+        self._finishing = asyncio.create_task(self._finish(unfinished), name="ai-finish")
+        self._finishing.add_done_callback(log_failure)
         self.bot.shutdown_manager.register("ai: stop replies", self.stop, priority=10)
 
     async def cog_unload(self) -> None:
@@ -147,9 +159,45 @@ class AI(commands.Cog):
         await self.stop()
 
     async def stop(self) -> None:
+        if self._finishing is not None:
+            self._finishing.cancel()
+            await asyncio.gather(self._finishing, return_exceptions=True)
         await self.dispatcher.close(grace=SHUTDOWN_GRACE)
         if self.engine is not None:
             await self.engine.close()
+
+    # Replies the last run left unfinished
+
+    async def _finish(self, replies: list[Unfinished]) -> None:
+        """Finalise replies the last run left marked as being written (it died, or Discord
+        failed at its shutdown), once the bot is ready: the last message of each loses the
+        writing marker and gets the restart note, and the history marks the reply cut off
+        by a restart. A message that is gone, or that the bot can't see or edit (an
+        ephemeral or user-app reply), is only marked in the history."""
+        if not replies:
+            return
+        await self.bot.wait_until_ready()
+        for reply in replies:
+            try:
+                async with asyncio.timeout(UNFINISHED_TIMEOUT):
+                    await self._finish_message(reply)
+            except (discord.HTTPException, aiohttp.ClientError, OSError) as error:  # timeouts too
+                log.info("the last message of unfinished reply %s stays as it is: %r", reply, error)
+            await self.store.mark_unfinished(reply, RESTART)
+        log.info("finalised %d replies the last run left unfinished", len(replies))
+
+    async def _finish_message(self, reply: Unfinished) -> None:
+        if reply.message_id is None:  # stored before replies kept their message
+            return
+        channel = self.bot.get_partial_messageable(reply.channel_id)
+        message = await channel.fetch_message(reply.message_id)
+        contents = after_crash(message.content)
+        if contents is None:  # its final text was shown after all
+            return
+        first, *rest = contents
+        await message.edit(content=first, allowed_mentions=NO_PINGS)
+        for content in rest:
+            await channel.send(content, allowed_mentions=NO_PINGS)
 
     # Deciding to answer
 

@@ -17,6 +17,8 @@ from utils.text import estimate_tokens
 Role = Literal["user", "model"]
 _V = TypeVar("_V")
 
+WRITING = "interrupted"  # the incomplete mark of a reply while it is being written
+
 
 @dataclass(frozen=True)
 class Turn:
@@ -30,6 +32,7 @@ class Turn:
     tokens: int
     created_at: float
     incomplete: str | None = None  # why a reply stopped early (None: a whole message)
+    message_id: int | None = None  # the Discord message (of a reply: its latest one)
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,15 @@ class NewTurn:
 
 
 @dataclass(frozen=True)
+class Unfinished:
+    """A reply still marked as being written, and where its latest message is."""
+
+    turn_id: int
+    channel_id: int
+    message_id: int | None
+
+
+@dataclass(frozen=True)
 class ChannelPrefs:
     persona: str | None = None
     system_prompt: str | None = None
@@ -54,7 +66,9 @@ class ChannelPrefs:
     safety: str | None = None
 
 
-_TURN_COLUMNS = "id, role, author_id, author_name, content, tokens, created_at, incomplete"
+_TURN_COLUMNS = (
+    "id, role, author_id, author_name, content, tokens, created_at, incomplete, message_id"
+)
 _CHANNEL_COLUMNS = ("persona", "system_prompt", "autorespond", "summary", "summary_upto", "safety")
 
 
@@ -178,15 +192,27 @@ class ChatStore:
         return stored
 
     async def rewrite_turn(
-        self, channel_id: int, turn: Turn, content: str, incomplete: str | None
+        self,
+        channel_id: int,
+        turn: Turn,
+        content: str,
+        incomplete: str | None,
+        message_id: int | None,
     ) -> Turn:
-        """Replace a stored turn's text and incomplete mark (a reply as it grows)."""
-        new = replace(turn, content=content, tokens=estimate_tokens(content), incomplete=incomplete)
+        """Replace a stored turn's text, incomplete mark and Discord message (a reply as
+        it grows)."""
+        new = replace(
+            turn,
+            content=content,
+            tokens=estimate_tokens(content),
+            incomplete=incomplete,
+            message_id=message_id,
+        )
         try:
             await self.db.execute(
-                "UPDATE ai_messages SET content = ?, tokens = ?, incomplete = ? "
+                "UPDATE ai_messages SET content = ?, tokens = ?, incomplete = ?, message_id = ? "
                 "WHERE id = ? AND channel_id = ?",
-                (new.content, new.tokens, new.incomplete, new.id, channel_id),
+                (new.content, new.tokens, new.incomplete, new.message_id, new.id, channel_id),
             )
         except BaseException:
             self._tails.pop(channel_id, None)  # it may have committed: read it afresh
@@ -194,7 +220,10 @@ class ChatStore:
         finally:
             self._writes += 1
         if tail := self._tails.get(channel_id):
-            tail.replace(new, self.context_tokens)
+            if new.tokens < turn.tokens and tail.older_id:
+                del self._tails[channel_id]  # turns left out may fit now: read them afresh
+            else:
+                tail.replace(new, self.context_tokens)
         return new
 
     @staticmethod
@@ -229,6 +258,7 @@ class ChatStore:
             tokens,
             now,
             turn.incomplete,
+            turn.message_id,
         )
 
     async def recent_turns(
@@ -274,6 +304,23 @@ class ChatStore:
             params.append(upto_id)
         rows = await self.db.fetchall(sql + " ORDER BY id", params)
         return [Turn(**dict(row)) for row in rows]
+
+    async def unfinished(self, limit: int) -> list[Unfinished]:
+        """The oldest `limit` replies still marked as being written (WRITING)."""
+        rows = await self.db.fetchall(
+            "SELECT id, channel_id, message_id FROM ai_messages "
+            f"WHERE incomplete = '{WRITING}' ORDER BY id LIMIT ?",  # the partial index's term
+            (limit,),
+        )
+        return [Unfinished(*row) for row in rows]
+
+    async def mark_unfinished(self, reply: Unfinished, incomplete: str) -> None:
+        """Mark why a reply found still being written stopped (if it still is)."""
+        with self._writing((self._tails, reply.channel_id)):
+            await self.db.execute(
+                "UPDATE ai_messages SET incomplete = ? WHERE id = ? AND incomplete = ?",
+                (incomplete, reply.turn_id, WRITING),
+            )
 
     async def count(self, channel_id: int) -> int:
         return await self.db.fetchval(

@@ -4,6 +4,8 @@
 messages and to the objects the sink returns, which it edits. The cog provides
 sinks for channel messages and for slash-command interactions. After each time
 it shows text it tells a `Recorder`, so the history holds what people saw.
+A reply a crash left still being written is finalised at the next start
+(`after_crash` gives its last message's new text).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
+from cogs.ai.store import WRITING
 from utils.errors import BotError
 from utils.gemini import ReplyStopped
 from utils.text import DISCORD_LIMIT, StreamSplitter
@@ -25,7 +28,7 @@ WRITING_MARKER = " ⌛"
 CUT_OFF_NOTE = "\n\n*⚠️ {error}*"
 RESTART_NOTE = CUT_OFF_NOTE.format(error="reply cut off by a restart")
 FINALISE_TIMEOUT = 1.5  # seconds a cancelled reply gets to be stored and finalised
-WRITING = "interrupted"  # stored while a reply is still being written
+RESTART = "restart"  # stored for a reply cut off by a shutdown, or by a crash (at the next start)
 
 
 class ReplyCutOff(BotError):
@@ -33,6 +36,9 @@ class ReplyCutOff(BotError):
 
 
 class Editable(Protocol):
+    @property
+    def id(self) -> int: ...
+
     async def edit(self, *, content: str) -> Any: ...
 
 
@@ -40,8 +46,9 @@ class Sink(Protocol):
     async def send(self, content: str) -> Editable: ...
 
 
-# Called with the text shown so far and why it is incomplete (None: the whole reply).
-Recorder = Callable[[str, str | None], Awaitable[None]]
+# Called with the text shown so far, why it is incomplete (None: the whole reply) and the
+# id of the reply's latest message (the one that shows the writing marker).
+Recorder = Callable[[str, str | None, int], Awaitable[None]]
 
 
 class _Messages:
@@ -62,6 +69,10 @@ class _Messages:
                 await self.sent[index].edit(content=content)
                 self.shown[index] = content
                 self.edits += 1
+
+    @property
+    def last_id(self) -> int:
+        return self.sent[-1].id
 
 
 async def stream_reply(
@@ -93,42 +104,55 @@ async def stream_reply(
                 plan = splitter.feed(text)
                 await messages.show([*plan.frozen, plan.tail])
                 last_render = clock()
-                await record(text, WRITING)
+                await record(text, WRITING, messages.last_id)
         final = splitter.finish(text)
         if not final:
             raise BotError("The AI sent an empty reply; please try again.")
         await messages.show(final)
         shown_whole = True
-        await record(text, None)
+        await record(text, None, messages.last_id)
     except BotError as error:
         if not messages.sent:
             raise
         await messages.show(splitter.finish(text.rstrip() + CUT_OFF_NOTE.format(error=error)))
-        await record(text, error.reason if isinstance(error, ReplyStopped) else "error")
+        reason = error.reason if isinstance(error, ReplyStopped) else "error"
+        await record(text, reason, messages.last_id)
         raise ReplyCutOff(str(error)) from error
     except asyncio.CancelledError:
         if shown_whole:
-            await _finalise(messages, None, record(text, None))
+            await _finalise(messages, None, lambda: record(text, None, messages.last_id))
         elif messages.sent:
             await _finalise(
-                messages, splitter.finish(text.rstrip() + RESTART_NOTE), record(text, "restart")
+                messages,
+                splitter.finish(text.rstrip() + RESTART_NOTE),
+                lambda: record(text, RESTART, messages.last_id),
             )
         raise
     return messages.sent
 
 
 async def _finalise(
-    messages: _Messages, contents: list[str] | None, stored: Awaitable[None]
+    messages: _Messages, contents: list[str] | None, store: Callable[[], Awaitable[None]]
 ) -> None:
-    """Store (and show `contents` of) a reply cut off by cancellation, within
-    FINALISE_TIMEOUT in all: a dead Discord or disk must not hold up a shutdown."""
+    """Show `contents` of a reply cut off by cancellation, then store it, within
+    FINALISE_TIMEOUT in all: a dead Discord or disk must not hold up a shutdown. If either
+    fails, the stored reply stays marked as being written, and the next start finalises it.
+    """
     try:
         async with asyncio.timeout(FINALISE_TIMEOUT):
-            try:
-                await stored  # first: the database is local and quick
-            except Exception:
-                log.exception("could not store a reply cut off by a restart")
             if contents is not None:
                 await messages.show(contents)
-    except Exception as error:  # Discord down or slow: the reply keeps its marker
+            await store()
+    except Exception as error:
         log.warning("could not finalise a reply cut off by a restart: %r", error)
+
+
+def after_crash(shown: str, limit: int = DISCORD_LIMIT) -> list[str] | None:
+    """What the last message of a reply cut off by a crash should show instead of `shown`:
+    the same text without the writing marker and with the restart note (a second message
+    takes what no longer fits). None if it does not show the marker (already final)."""
+    if not shown.endswith(WRITING_MARKER):
+        return None
+    return StreamSplitter(limit, WRITING_MARKER).finish(
+        shown.removesuffix(WRITING_MARKER).rstrip() + RESTART_NOTE
+    )

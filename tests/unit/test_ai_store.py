@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from cogs.ai.store import ChatStore, NewTurn, Turn, _Tail
+from cogs.ai.store import ChatStore, NewTurn, Turn, Unfinished, _Tail
 from utils.db import Database
 
 
@@ -88,7 +88,10 @@ async def test_the_cache_answers_like_the_database(
             if models:
                 text = f"answer {step} " + "y" * rng.choice([0, 20, 80, 300])
                 incomplete = rng.choice([None, "interrupted", "restart"])
-                await cached.rewrite_turn(channel, models[-1], text, incomplete)
+                await cached.rewrite_turn(channel, models[-1], text, incomplete, step)
+        elif action < 0.65:  # replies found still being written at a start
+            for reply in await cached.unfinished(2):
+                await cached.mark_unfinished(reply, "restart")
         elif action < 0.7:
             await cached.reset(channel)
         elif action < 0.85:
@@ -190,11 +193,65 @@ async def test_a_reply_stored_early_is_rewritten_in_place(store: ChatStore) -> N
         ],
     )
     assert (await store.recent_turns(10, 0, 1000))[0][-1].incomplete == "interrupted"  # cached
-    whole = await store.rewrite_turn(10, model, "Half of it, and the rest.", None)
-    assert (whole.id, whole.content, whole.incomplete) == (
+    whole = await store.rewrite_turn(10, model, "Half of it, and the rest.", None, 99)
+    assert (whole.id, whole.content, whole.incomplete, whole.message_id) == (
         model.id,
         "Half of it, and the rest.",
         None,
+        99,
     )
     assert await store.turns(10) == [user, whole]
     assert (await store.recent_turns(10, 0, 1000))[0] == [user, whole]
+
+
+async def test_replies_left_being_written_are_found_and_marked(store: ChatStore) -> None:
+    def reply(text: str, message_id: int, incomplete: str | None) -> list[NewTurn]:
+        return [
+            NewTurn("user", 7, "alice", "q"),
+            NewTurn("model", 0, "ai", text, message_id, incomplete),
+        ]
+
+    await store.add_turns(1, 10, reply("whole", 1, None))
+    _, left = await store.add_turns(1, 10, reply("Half", 2, "interrupted"))
+    await store.add_turns(1, 11, reply("Cut", 3, "restart"))
+    _, other = await store.add_turns(None, 12, reply("In a DM", 4, "interrupted"))
+    _, finished = await store.add_turns(1, 11, reply("Soon whole", 5, "interrupted"))
+
+    found = await store.unfinished(10)
+    assert found == [
+        Unfinished(left.id, 10, 2),
+        Unfinished(other.id, 12, 4),
+        Unfinished(finished.id, 11, 5),
+    ]
+    assert await store.unfinished(1) == found[:1], "the oldest first"
+    plan = await store.db.fetchall(
+        "EXPLAIN QUERY PLAN SELECT id FROM ai_messages WHERE incomplete = 'interrupted'"
+    )
+    assert "ai_messages_writing" in " ".join(row["detail"] for row in plan)
+
+    assert (await store.recent_turns(10, 0, 1000))[0][-1].incomplete == "interrupted"  # cached
+    await store.rewrite_turn(11, finished, "Soon whole, and done.", None, 5)  # it finished
+    for found_reply in found:
+        await store.mark_unfinished(found_reply, "restart")
+    assert (await store.recent_turns(10, 0, 1000))[0][-1].incomplete == "restart"
+    assert [(t.content, t.incomplete) for t in await store.turns(11) if t.role == "model"] == [
+        ("Cut", "restart"),
+        ("Soon whole, and done.", None),
+    ], "a reply that finished meanwhile is left alone"
+    assert await store.unfinished(10) == []
+
+
+async def test_a_reply_rewritten_shorter_brings_back_the_turns_it_pushed_out(
+    store: ChatStore,
+) -> None:
+    await store.add_turns(1, 10, exchange(0))
+    _, model = await store.add_turns(1, 10, exchange(1))
+    await store.recent_turns(10, 0, 1000)  # cached
+    long = await store.rewrite_turn(10, model, "y" * 380, "interrupted", 1)
+    assert [t.id for t in (await store.recent_turns(10, 0, 1000))[0]] == [long.id]
+    short = await store.rewrite_turn(10, long, "answer 1", None, 1)
+    turns, overflow = await store.recent_turns(10, 0, 1000)
+    assert (turns, overflow) == await ChatStore(db=store.db, context_tokens=100).recent_turns(
+        10, 0, 1000
+    )
+    assert len(turns) == 4 and turns[-1] == short and not overflow

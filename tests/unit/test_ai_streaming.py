@@ -1,20 +1,33 @@
-"""stream_reply: immediate first message, throttled edits, splitting, failures, cancellation."""
+"""stream_reply: immediate first message, throttled edits, splitting, failures, cancellation;
+after_crash: the last message of a reply a crash cut off."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import AsyncIterator
 
 import pytest
 
-from cogs.ai.streaming import FINALISE_TIMEOUT, WRITING_MARKER, ReplyCutOff, stream_reply
+from cogs.ai.streaming import (
+    FINALISE_TIMEOUT,
+    RESTART_NOTE,
+    WRITING_MARKER,
+    ReplyCutOff,
+    after_crash,
+    stream_reply,
+)
 from utils.errors import BotError
 from utils.gemini import ReplyStopped
+from utils.text import DISCORD_LIMIT
+
+_ids = itertools.count(1)
 
 
 class FakeMessage:
     def __init__(self, content: str) -> None:
+        self.id = next(_ids)
         self.versions = [content]
 
     async def edit(self, *, content: str) -> None:
@@ -31,13 +44,16 @@ class Sink:
 
 
 class Recorder:
-    """What the history would hold: every (text, incomplete) the stream reported."""
+    """What the history would hold: every (text, incomplete) the stream reported, and
+    the latest message it named each time."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str | None]] = []
+        self.message_ids: list[int] = []
 
-    async def __call__(self, text: str, incomplete: str | None) -> None:
+    async def __call__(self, text: str, incomplete: str | None, message_id: int) -> None:
         self.calls.append((text, incomplete))
+        self.message_ids.append(message_id)
 
 
 class Clock:
@@ -70,14 +86,18 @@ async def test_first_piece_at_once_then_throttled_edits() -> None:
 
 
 async def test_long_reply_continues_in_new_messages() -> None:
-    clock, sink = Clock(), Sink()
+    clock, sink, record = Clock(), Sink(), Recorder()
     text = "A sentence of some length that keeps going. " * 120
     chunks = [text[i : i + 300] for i in range(0, len(text), 300)]
-    await stream_reply(pieces(chunks, clock, 1.0), sink, Recorder(), interval=1.0, clock=clock)
+    await stream_reply(pieces(chunks, clock, 1.0), sink, record, interval=1.0, clock=clock)
     finals = [m.versions[-1] for m in sink.messages]
     assert len(finals) == 3
     assert all(len(f) <= 2000 and not f.endswith(WRITING_MARKER) for f in finals)
     assert " ".join(finals).split() == text.split()
+    # The record names the message that shows the marker: the newest one at each time.
+    ids = [m.id for m in sink.messages]
+    assert record.message_ids[0] == ids[0] and record.message_ids[-1] == ids[-1]
+    assert sorted(set(record.message_ids)) == ids
 
 
 async def test_failure_after_text_marks_the_reply() -> None:
@@ -166,7 +186,9 @@ async def test_a_cancelled_reply_is_not_held_up_by_a_dead_discord() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert time.monotonic() - began < FINALISE_TIMEOUT + 0.5
-    assert record.calls[-1] == ("Half", "restart"), "stored even though Discord is gone"
+    # Still stored as being written, as shown: the next start finalises message and record.
+    assert record.calls[-1] == ("Half", "interrupted")
+    assert record.message_ids[-1] == sink.messages[0].id
 
 
 async def test_cancelled_before_any_text_shows_and_records_nothing() -> None:
@@ -181,3 +203,16 @@ async def test_cancelled_before_any_text_shows_and_records_nothing() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert sink.messages == [] and record.calls == []
+
+
+def test_after_a_crash_the_last_message_loses_the_marker_and_gets_the_note() -> None:
+    assert after_crash("Half of the" + WRITING_MARKER) == ["Half of the" + RESTART_NOTE]
+    # A code block the stream closed stays closed; the note follows it.
+    code = "Look:\n```py\nx = 1\n```" + WRITING_MARKER
+    assert after_crash(code) == ["Look:\n```py\nx = 1\n```" + RESTART_NOTE]
+    assert after_crash("A whole reply.") is None, "final already: left alone"
+
+
+def test_after_a_crash_a_full_last_message_continues_in_a_new_one() -> None:
+    words = ("word " * 400)[: DISCORD_LIMIT - 10].strip()
+    assert after_crash(words + WRITING_MARKER) == [words, RESTART_NOTE.strip()]
