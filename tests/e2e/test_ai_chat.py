@@ -694,14 +694,21 @@ async def test_shutdown_mid_reply_finalises_and_stores_what_was_shown(
 
 
 @pytest.mark.slow
-async def test_kill_9_mid_reply_keeps_the_exchange_shown_so_far(
+async def test_kill_9_mid_reply_keeps_the_exchange_and_the_next_start_finalises_it(
     discord_fake: FakeDiscord,
     gemini_fake: FakeGemini,
     guild: FakeGuild,
     member: FakeUser,
     tmp_path: Path,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
 ) -> None:
+    # Three replies still being written when the process dies: a mention, a /chat and
+    # one whose message is deleted before the restart.
+    slash, gone = guild.add_text_channel("slash"), guild.add_text_channel("gone")
     gemini_fake.reply(["Shown before ", "the crash ", "and never ", "after."], chunk_delay=1.5)
+    gemini_fake.stall_stream_after(["Answered by slash"])
+    gemini_fake.stall_stream_after(["Soon deleted"])
     data_dir = tmp_path / "data"
     env = {
         **{k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields},
@@ -725,17 +732,60 @@ async def test_kill_9_mid_reply_keeps_the_exchange_shown_so_far(
     )
     try:
         await discord_fake.wait_for(lambda: discord_fake.identifies == 1, timeout=60)
+        await discord_fake.wait_for(lambda: discord_fake.commands.get(guild.id), timeout=30)
         await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} hello")
         reply = await discord_fake.wait_for_message(guild.text, timeout=30)
+        interaction = await discord_fake.invoke_slash(slash, member, "chat", {"prompt": "hi"})
+        answer = await discord_fake.wait_for(
+            lambda: (
+                interaction.original
+                if interaction.original and interaction.original.content == "Answered by slash ⌛"
+                else None
+            )
+        )
+        await discord_fake.send_message(gone, member, f"{mention(discord_fake)} hey")
+        doomed = await discord_fake.wait_for_message(gone, timeout=30)
+        await discord_fake.wait_for(lambda: doomed.content == "Soon deleted ⌛")
         await discord_fake.wait_for(lambda: reply.content == "Shown before the crash ⌛")
-        # Written right after each edit, while the reply is still being written.
-        expected = [("user", "hello", None), ("model", "Shown before the crash", "interrupted")]
-        await discord_fake.wait_for(lambda: history(data_dir) == expected)
+        # Written right after each edit, while the replies are still being written.
+        expected = [
+            ("user", "hello", None),
+            ("model", "Shown before the crash", "interrupted"),
+            ("user", "hi", None),
+            ("model", "Answered by slash", "interrupted"),
+            ("user", "hey", None),
+            ("model", "Soon deleted", "interrupted"),
+        ]
+        await discord_fake.wait_for(lambda: sorted(history(data_dir)) == sorted(expected))
     finally:
         process.kill()
         await process.wait()
     assert reply.content == "Shown before the crash ⌛", "killed while still writing"
-    assert history(data_dir) == expected
+    assert sorted(history(data_dir)) == sorted(expected)
+    doomed.deleted = True  # by a moderator, while the bot was down
+
+    # The next start finalises what the crash left "still writing", in Discord and in the
+    # history (the /chat reply through its channel message: its token may have expired).
+    bot = await start_bot(ai_settings())
+    note = "\n\n*⚠️ reply cut off by a restart*"
+    await discord_fake.wait_for(lambda: reply.content == "Shown before the crash" + note)
+    await discord_fake.wait_for(lambda: answer.content == "Answered by slash" + note)
+    assert f"/channels/{slash.id}/messages/{answer.id}" in [
+        r.path for r in discord_fake.requests if r.method == "PATCH"
+    ]
+    assert pings_nobody(reply.allowed_mentions) and pings_nobody(answer.allowed_mentions)
+    finalised = [(role, text, None if role == "user" else "restart") for role, text, _ in expected]
+    await discord_fake.wait_for(lambda: sorted(history(data_dir)) == sorted(finalised))
+    assert discord_fake.messages_in(gone) == [doomed], "nothing sent for the deleted reply"
+
+    # The model is told its reply was cut off.
+    gemini_fake.reply("Where were we?")
+    await ask(discord_fake, guild.text, member, "go on")
+    (_, cut_off, _) = gemini_fake.requests[-1].contents
+    assert (
+        cut_off["parts"][0]["text"] == "Shown before the crash \n[this reply was cut off: restart]"
+    )
+    assert await bot.db.fetchval("SELECT count(*) FROM ai_messages") == 8
 
 
 def history(data_dir: Path) -> list[tuple[str, str, str | None]]:
