@@ -31,6 +31,10 @@ class Shown:
     def __init__(self, sink: ListSink, index: int) -> None:
         self.sink, self.index = sink, index
 
+    @property
+    def id(self) -> int:
+        return self.index
+
     async def edit(self, *, content: str) -> None:
         self.sink.contents[self.index] = content
 
