@@ -126,7 +126,7 @@ async def test_rejoining_within_the_grace_keeps_a_guild_and_leaving_for_good_del
     await chat.add_turns(other.id, other.text.id, words(member, "other words"))
     await memory.add_fact(Scope("guild", guild.id), member.id, member.name, "likes tea")
     await memory.add_fact(Scope("guild", other.id), member.id, member.name, "likes coffee")
-    await bot.set_prefix(guild.id, "?")
+    await bot.guild_settings.set_prefix(guild.id, "?")
     await MusicStore(bot.db).save(
         Session(guild.id, guild.voice.id, guild.text.id, current=Track("Song", "x", member.id))
     )
@@ -138,7 +138,7 @@ async def test_rejoining_within_the_grace_keeps_a_guild_and_leaving_for_good_del
     await eventually(lambda: _equals(pending(bot), []))
     assert await maintenance(bot, days_from_now=30).purge_due() == 0
     assert "guild words" in await contents(bot)
-    assert bot.prefix(guild.id) == "?"
+    assert bot.guild_settings.prefix(guild.id) == "?"
 
     maintenance(bot)  # the clock back at today
     discord_fake.remove_guild(guild)  # for good this time
@@ -147,7 +147,7 @@ async def test_rejoining_within_the_grace_keeps_a_guild_and_leaving_for_good_del
     assert await maintenance(bot, days_from_now=8).purge_due() == 1
     assert await contents(bot) == ["other words", "noted"]
     assert await chat.guild_model(guild.id) is None
-    assert bot.prefix(guild.id) == "!"
+    assert bot.guild_settings.prefix(guild.id) == "!"
     assert await bot.db.fetchval("SELECT count(*) FROM guild_settings") == 0
     assert await bot.db.fetchval("SELECT count(*) FROM music_sessions") == 0
     assert await memory.count_of(Scope("guild", guild.id), member.id) == 0
