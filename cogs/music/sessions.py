@@ -235,8 +235,9 @@ class Sessions:
             await self._clear_now_playing(guild_id)
             deleted = await self.saves.forget(guild_id)
         self._now_playing.pop(guild_id, None)
-        guild = self.bot.get_guild(guild_id)
-        voice = voice_of(guild) if guild else None
+        # Not through the guild: after a kick it is gone, and its connection must go too.
+        voices = (v for v in self.bot.voice_clients if isinstance(v, discord.VoiceClient))
+        voice = next((v for v in voices if v.guild.id == guild_id), None)
         if voice is not None:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(DISCONNECT_TIMEOUT):
