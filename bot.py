@@ -17,8 +17,10 @@ from discord.ext import commands
 from pydantic import ValidationError
 
 from config import Settings, describe_error
+from utils.data_owners import DataOwners
 from utils.db import Database
 from utils.gemini import GeminiProvider, is_transient
+from utils.guild_settings import GuildSettings
 from utils.health import HealthServer
 from utils.instance_lock import AlreadyLocked, InstanceLock
 from utils.log import setup_logging, start_request
@@ -84,6 +86,9 @@ class Bot(commands.Bot):
         self.metrics = Metrics()
         self.health: HealthServer | None = None
         self.usage = UsageStore(self.db)
+        self.guild_settings = GuildSettings(self.db, settings.command_prefix)
+        self.data_owners = DataOwners()
+        self.data_owners.register("guild settings", self.guild_settings)
         self.breakers = BreakerRegistry()
         self.gemini: GeminiProvider | None = None
         self.memory: MemoryService | None = None
@@ -91,38 +96,12 @@ class Bot(commands.Bot):
         self.started_at = time.monotonic()
         self.commands_run = 0
         self.failed_extensions: dict[str, str] = {}
-        self._guild_prefixes: dict[int, str] = {}
         self._closing: asyncio.Task[None] | None = None
-
-    # Prefixes
-
-    def prefix(self, guild_id: int | None) -> str:
-        if guild_id is None:
-            return self.settings.command_prefix
-        return self._guild_prefixes.get(guild_id, self.settings.command_prefix)
-
-    async def set_prefix(self, guild_id: int, prefix: str) -> None:
-        await self.db.execute(
-            "INSERT INTO guild_settings (guild_id, prefix) VALUES (?, ?) "
-            "ON CONFLICT(guild_id) DO UPDATE SET prefix = excluded.prefix, "
-            "updated_at = datetime('now')",
-            (guild_id, prefix),
-        )
-        self._guild_prefixes[guild_id] = prefix
-
-    async def forget_guild_settings(self, guild_id: int) -> None:
-        await self.db.execute("DELETE FROM guild_settings WHERE guild_id = ?", (guild_id,))
-        self._guild_prefixes.pop(guild_id, None)
-
-    @staticmethod
-    async def export_guild_settings(db: Database, guild_id: int) -> list[dict[str, Any]]:
-        rows = await db.fetchall("SELECT * FROM guild_settings WHERE guild_id = ?", (guild_id,))
-        return [dict(row) for row in rows]
 
     @staticmethod
     def _prefix_for(bot: Bot, message: discord.Message) -> list[str]:
         guild_id = message.guild.id if message.guild else None
-        return commands.when_mentioned_or(bot.prefix(guild_id))(bot, message)
+        return commands.when_mentioned_or(bot.guild_settings.prefix(guild_id))(bot, message)
 
     # Lifecycle
 
@@ -136,10 +115,7 @@ class Bot(commands.Bot):
                 max_lag=self.settings.health_max_lag,
             )
             await self.health.start()
-        rows = await self.db.fetchall(
-            "SELECT guild_id, prefix FROM guild_settings WHERE prefix IS NOT NULL"
-        )
-        self._guild_prefixes = {row["guild_id"]: row["prefix"] for row in rows}
+        await self.guild_settings.load()
         if self.settings.gemini_api_key is not None:
             self.gemini = self._make_gemini(self.settings.gemini_api_key.get_secret_value())
         if self.settings.memory_enabled:
@@ -147,6 +123,7 @@ class Bot(commands.Bot):
                 self.settings, self.db, provider=self.gemini, usage=self.usage
             )
             await self.memory.start()
+            self.data_owners.register("memory", self.memory)
         for name in self.extensions_to_load:
             try:
                 await self.load_extension(name)

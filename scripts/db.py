@@ -32,12 +32,12 @@ from pydantic import ValidationError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot import Bot
 from cogs.ai.store import ChatStore
 from cogs.music.store import MusicStore
 from config import Settings, describe_error
 from utils.backup import BackupError, check_database, make_backup, restore_backup
 from utils.db import Database
+from utils.guild_settings import GuildSettings
 from utils.instance_lock import AlreadyLocked, InstanceLock
 from utils.memory.records import Scope
 from utils.memory.store import MemoryStore
@@ -131,7 +131,8 @@ async def export(database: Path, guild_id: int, out: TextIO) -> int:
     await db.connect()
     try:
         rows: list[tuple[str, dict[str, Any]]] = [
-            ("guild_settings", row) for row in await Bot.export_guild_settings(db, guild_id)
+            ("guild_settings", row)
+            for row in await GuildSettings(db, default_prefix="").export_guild(guild_id)
         ]
         rows += await ChatStore(db).export_guild(guild_id)
         rows += [

@@ -106,7 +106,7 @@ class Admin(commands.Cog):
     @commands.hybrid_command(name="help")
     async def help_command(self, ctx: Context, *, command: str | None = None) -> None:
         """List the commands, or explain one."""
-        prefix = self.bot.prefix(ctx.guild.id if ctx.guild else None)
+        prefix = self.bot.guild_settings.prefix(ctx.guild.id if ctx.guild else None)
         if command:
             found = self.bot.get_command(command.strip().removeprefix(prefix))
             if found is None or found.hidden:
@@ -137,7 +137,7 @@ class Admin(commands.Cog):
     async def settings_group(self, ctx: Context) -> None:
         """Show this server's bot settings."""
         assert ctx.guild is not None
-        await ctx.send(f"Prefix: `{self.bot.prefix(ctx.guild.id)}`", ephemeral=True)
+        await ctx.send(f"Prefix: `{self.bot.guild_settings.prefix(ctx.guild.id)}`", ephemeral=True)
 
     @settings_group.command(name="prefix")
     @guild_permissions(manage_guild=True)
@@ -146,7 +146,7 @@ class Admin(commands.Cog):
         """Change the command prefix for this server (Manage Server)."""
         assert ctx.guild is not None
         prefix = validate_prefix(prefix)
-        await self.bot.set_prefix(ctx.guild.id, prefix)
+        await self.bot.guild_settings.set_prefix(ctx.guild.id, prefix)
         await ctx.send(f"Prefix set to `{prefix}`.", ephemeral=True)
 
     # Owner only (prefix commands)

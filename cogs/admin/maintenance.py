@@ -6,9 +6,9 @@ runs hourly and looks at the newest file, so restarts neither skip nor repeat on
 
 Retention: a deleted channel or thread, or a guild that removed the bot, is recorded
 with a date DATA_RETENTION_GRACE_DAYS away; rejoining the guild before then cancels
-it. An hourly task deletes what is due by asking each feature's owner: the AI chat
-store, the memory service and the bot's guild settings. (The music player deletes a
-guild's saved queue itself as soon as it leaves.)
+it. An hourly task deletes what is due through `bot.data_owners`: every live owner
+of such data (the AI chat store with its cache, the memory service with its indexes,
+the music sessions with their saved queues, the guild settings) deletes its own.
 """
 
 from __future__ import annotations
@@ -21,9 +21,7 @@ import discord
 from discord.ext import commands, tasks
 
 from cogs.admin.retention import Kind, Pending, PendingDeletions
-from cogs.ai.store import ChatStore
 from utils.backup import BackupError, make_backup, newest_backup_age, rotate_backups
-from utils.memory.records import Scope
 
 if TYPE_CHECKING:
     from bot import Bot
@@ -119,27 +117,17 @@ class Maintenance(commands.Cog):
         return done
 
     async def _purge(self, pending: Pending) -> None:
-        chat, memory = ChatStore(self.bot.db), self.bot.memory
         if pending.kind == "channel":
-            messages = await chat.delete_channel(pending.target_id)
-            memories = await memory.forget_channel(pending.target_id) if memory else 0
-            log.info(
-                "deleted the data of channel %s: %d messages, %d memories",
-                pending.target_id,
-                messages,
-                memories,
-            )
+            deleted = await self.bot.data_owners.delete_channel(pending.target_id)
+            log.info("deleted the data of channel %s: %s", pending.target_id, _counts(deleted))
             return
         guild_id = pending.target_id
         if self.bot.get_guild(guild_id) is not None:
             log.info("still in guild %s: its data is kept", guild_id)
             return
-        messages = await chat.delete_guild(guild_id)
-        memories = await memory.forget_scope(Scope("guild", guild_id)) if memory else 0
-        await self.bot.forget_guild_settings(guild_id)
-        log.info(
-            "deleted the data of guild %s: %d messages, %d memories and its settings",
-            guild_id,
-            messages,
-            memories,
-        )
+        deleted = await self.bot.data_owners.delete_guild(guild_id)
+        log.info("deleted the data of guild %s: %s", guild_id, _counts(deleted))
+
+
+def _counts(deleted: dict[str, int]) -> str:
+    return ", ".join(f"{count} from {owner}" for owner, count in deleted.items()) or "nothing"

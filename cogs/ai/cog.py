@@ -153,10 +153,25 @@ class AI(commands.Cog):
         self._finishing = asyncio.create_task(self._finish(unfinished), name="ai-finish")
         self._finishing.add_done_callback(log_failure)
         self.bot.shutdown_manager.register("ai: stop replies", self.stop, priority=10)
+        self.bot.data_owners.register("ai chat", self)
 
     async def cog_unload(self) -> None:
+        self.bot.data_owners.unregister("ai chat")
         self.bot.shutdown_manager.unregister("ai: stop replies")
         await self.stop()
+
+    # Retention (utils.data_owners): through the live store, so its cache goes too
+
+    async def delete_channel(self, channel_id: int) -> int:
+        """Forget a channel's conversation and preferences; returns the messages deleted."""
+        self.autorespond.discard(channel_id)
+        return await self.store.delete_channel(channel_id)
+
+    async def delete_guild(self, guild_id: int) -> int:
+        """Forget a guild's conversations and preferences; returns the messages deleted."""
+        deleted = await self.store.delete_guild(guild_id)
+        self.autorespond = await self.store.autorespond_channels()
+        return deleted
 
     async def stop(self) -> None:
         if self._finishing is not None:

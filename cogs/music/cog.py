@@ -81,6 +81,7 @@ class Music(commands.Cog):
         self.bot.shutdown_manager.register(
             "music", self.sessions.suspend_all, priority=50, timeout=10
         )
+        self.bot.data_owners.register("music", self.sessions)
         self.sessions.start()
         self.bot.metrics.queued_tracks.set_function(
             lambda: sum(len(player.queue) for player in self.sessions.players.values())
@@ -89,6 +90,7 @@ class Music(commands.Cog):
     async def cog_unload(self) -> None:
         self.bot.metrics.queued_tracks.set_function(lambda: 0)
         self.bot.shutdown_manager.unregister("music")
+        self.bot.data_owners.unregister("music")
         await self.sessions.close()
         self.bot.remove_dynamic_items(ControlButton)
         await self.resolver.close()
@@ -320,8 +322,9 @@ class Music(commands.Cog):
 
     @commands.Cog.listener()
     async def on_guild_remove(self, guild: discord.Guild) -> None:
-        await self.sessions.teardown(guild.id, forget=True)
-        self.sessions.forget_guild(guild.id)
+        # Stop, but keep the saved queue: retention deletes it after the grace
+        # (Sessions.delete_guild), so an accidental kick loses nothing.
+        await self.sessions.teardown(guild.id, forget=False)
 
     async def _resolve(
         self, query: str, requester_id: int, limit: int

@@ -5,6 +5,11 @@
 now-playing message, failures, leaving), saves each session when it changes
 and at shutdown, and restores the saved sessions after a restart.  The cog's
 commands go through it.
+
+It is also the data owner (:mod:`utils.data_owners`) of the saved sessions: leaving
+a guild only stops the music there, and the saved queue stays until the retention
+grace ends and :meth:`Sessions.delete_guild` is called, so an accidental kick loses
+nothing.  Sessions of guilds the bot is not in are kept at start-up, not resumed.
 """
 
 from __future__ import annotations
@@ -72,10 +77,6 @@ class Sessions:
         guild_ids = list(self.players)
         await self.saves.flush(guild_ids)
         await asyncio.gather(*(self.teardown(gid, forget=False) for gid in guild_ids))
-
-    def forget_guild(self, guild_id: int) -> None:
-        """The bot left the guild: drop its lock too."""
-        self._locks.pop(guild_id, None)
 
     # Player events (cogs.music.player.Events) --------------------------------
 
@@ -222,22 +223,41 @@ class Sessions:
         if note and channel is not None:
             await send(channel, note)
 
-    async def teardown(self, guild_id: int, *, forget: bool) -> None:
+    async def teardown(self, guild_id: int, *, forget: bool) -> int:
         """Stop the guild's player and leave voice; ``forget`` also deletes its saved
-        session and now-playing message (kept when suspending for a restart)."""
+        session and now-playing message (kept when suspending for a restart, or when
+        the bot left the guild). Returns how many saved sessions were deleted."""
+        deleted = 0
         player = self.players.pop(guild_id, None)
         if player is not None:
             await player.close()
         if forget:
             await self._clear_now_playing(guild_id)
-            await self.saves.forget(guild_id)
+            deleted = await self.saves.forget(guild_id)
         self._now_playing.pop(guild_id, None)
-        guild = self.bot.get_guild(guild_id)
-        voice = voice_of(guild) if guild else None
+        # Not through the guild: after a kick it is gone, and its connection must go too.
+        voices = (v for v in self.bot.voice_clients if isinstance(v, discord.VoiceClient))
+        voice = next((v for v in voices if v.guild.id == guild_id), None)
         if voice is not None:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(DISCONNECT_TIMEOUT):
                     await voice.disconnect(force=True)
+        return deleted
+
+    # Retention (utils.data_owners) ------------------------------------------
+
+    async def delete_channel(self, channel_id: int) -> int:
+        """Nothing is saved per channel (a session whose voice channel is gone is
+        dropped when it would resume)."""
+        return 0
+
+    async def delete_guild(self, guild_id: int) -> int:
+        """Stop any music in the guild and delete its saved queue; returns 1 if one was
+        saved."""
+        async with self.lock(guild_id):
+            deleted = await self.teardown(guild_id, forget=True)
+        self._locks.pop(guild_id, None)
+        return deleted
 
     # Restoring after a restart ---------------------------------------------
 
@@ -251,8 +271,14 @@ class Sessions:
         async with joining:
             if session.guild_id in self.players:
                 return
+            guild = self.bot.get_guild(session.guild_id)
+            if guild is None or guild.unavailable:
+                # Removed (perhaps by accident) or in an outage: keep the queue for when
+                # the bot is back; retention deletes it if the bot does not come back.
+                log.info("not resuming music in guild %s: not in it now", session.guild_id)
+                return
             try:
-                await self._restore(session)
+                await self._restore(session, guild)
             except MusicError as error:
                 log.info("not resuming music in guild %s: %s", session.guild_id, error)
                 await self.saves.forget(session.guild_id)
@@ -260,12 +286,11 @@ class Sessions:
                 log.warning("could not resume music in guild %s: %r", session.guild_id, error)
                 await self.saves.forget(session.guild_id)
 
-    async def _restore(self, session: Session) -> None:
+    async def _restore(self, session: Session, guild: discord.Guild) -> None:
         if not self.settings.music_resume_on_start:
             raise MusicError("MUSIC_RESUME_ON_START is off")
-        guild = self.bot.get_guild(session.guild_id)
-        channel = guild.get_channel(session.voice_channel_id) if guild else None
-        if guild is None or not isinstance(channel, VoiceChannel):
+        channel = guild.get_channel(session.voice_channel_id)
+        if not isinstance(channel, VoiceChannel):
             raise MusicError("the voice channel is gone")
         if session.current is None and not session.upcoming:
             raise MusicError("the queue was empty")

@@ -70,8 +70,9 @@ class MusicStore:
                 [(session.guild_id, slot, *_columns(track)) for slot, track in _slots(session)],
             )
 
-    async def delete(self, guild_id: int) -> None:
-        await self.db.execute("DELETE FROM music_sessions WHERE guild_id = ?", (guild_id,))
+    async def delete(self, guild_id: int) -> int:
+        """Delete a guild's session (its tracks go with it); returns 1 if there was one."""
+        return await self.db.execute("DELETE FROM music_sessions WHERE guild_id = ?", (guild_id,))
 
     async def load_all(self) -> list[Session]:
         sessions = {
@@ -152,11 +153,12 @@ class SaveQueue:
                 self._pending.discard(guild_id)
                 await self._write(guild_id)
 
-    async def forget(self, guild_id: int) -> None:
-        """Delete a guild's session; a write already in flight lands before the delete."""
+    async def forget(self, guild_id: int) -> int:
+        """Delete a guild's session; a write already in flight lands before the delete.
+        Returns 1 if there was one."""
         async with self._lock:
             self._pending.discard(guild_id)
-            await self.store.delete(guild_id)
+            return await self.store.delete(guild_id)
 
     async def close(self) -> None:
         if self._task is not None:

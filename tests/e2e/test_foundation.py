@@ -98,7 +98,7 @@ async def test_prefix_change_needs_manage_server(
     await discord_fake.send_message(guild.text, member, "!settings prefix $")
     refusal = await discord_fake.wait_for_message(guild.text)
     assert "Manage Server" in refusal.content
-    assert bot.prefix(guild.id) == "!"
+    assert bot.guild_settings.prefix(guild.id) == "!"
 
 
 async def test_bad_prefix_gets_a_clear_message(

@@ -9,18 +9,22 @@ many 20 ms frames arrived and, decoded, which tone they carry.
 from __future__ import annotations
 
 import asyncio
+import logging
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import discord
 import pytest
 
 from bot import Bot
+from cogs.music.cog import Music
+from cogs.music.store import MusicStore
 from config import Settings
 from tests.conftest import StartBot
+from tests.e2e.test_retention import maintenance
 from tests.fakes.discord_server import (
     FakeDiscord,
     FakeGuild,
@@ -617,3 +621,57 @@ async def test_reloading_the_cog_resumes_playback(world: World, discord_fake: Fa
     await world.wait_message("Back after a restart: resuming tone-440hz-4s")
     await world.wait_message("The queue is finished", within=10)
     assert len(world.frames()) >= 0.85 * 4 * FRAMES_PER_SECOND
+
+
+# Retention ------------------------------------------------------------------
+
+
+@pytest.mark.slow  # ~20 s: discord.py waits CONNECT_TIMEOUT for the voice state of a left guild
+async def test_a_kick_keeps_the_saved_queue_until_the_grace_ends(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="cogs.music.sessions")
+    guild, fake = world.guild, world.discord
+    bot = await world.start()
+    later = world.settings(dev_guild_id=None)  # no slash sync into a guild it is not in
+    await world.slash("play", query=world.media.tone(440, 4, "ogg"))
+    await world.slash("play", query=world.media.tone(880, 1, "ogg"))
+    await world.wait_frames(25)
+    queue = ["tone-440hz-4s", "tone-880hz-1s"]
+
+    fake.remove_guild(guild)  # an accidental kick: the music stops, the queue stays
+    music = cast(Music, bot.get_cog("Music"))
+    await fake.wait_for(lambda: guild.id not in music.sessions.players)
+    assert await saved_queue(bot) == queue
+
+    await bot.close()  # a restart while still out: no voice join there, the queue stays
+    joins = len(fake.voice_state_updates)
+    bot = await world.start_bot(later)
+    await fake.wait_for(lambda: f"not resuming music in guild {guild.id}" in caplog.text)
+    assert len(fake.voice_state_updates) == joins
+    assert await saved_queue(bot) == queue
+
+    fake.rejoin_guild(guild)  # back within the grace; the next restart resumes the queue
+    await fake.wait_for(lambda: bot.get_guild(guild.id))
+    await bot.close()
+    bot = await world.start_bot(later)
+    await world.wait_message("Back after a restart: resuming tone-440hz-4s")
+
+    fake.remove_guild(guild)  # for good this time
+    await fake.wait_for(lambda: bot.get_guild(guild.id) is None)
+    assert await saved_queue(bot) == queue
+    assert await maintenance(bot, days_from_now=6).purge_due() == 0
+    assert await saved_queue(bot) == queue
+    assert await maintenance(bot, days_from_now=8).purge_due() == 1
+    assert await saved_queue(bot) is None
+    assert await bot.db.fetchval("SELECT count(*) FROM music_tracks") == 0
+
+
+async def saved_queue(bot: Bot) -> list[str] | None:
+    """The titles of the saved session (current first), or None if none is saved."""
+    sessions = await MusicStore(bot.db).load_all()
+    if not sessions:
+        return None
+    (session,) = sessions
+    tracks = [session.current] if session.current else []
+    return [track.title for track in tracks + session.upcoming]

@@ -1,12 +1,14 @@
 """Deleted channels and left guilds: their data goes after the grace, and only theirs.
 
 Driven through the fake Discord gateway (CHANNEL_DELETE, THREAD_DELETE, GUILD_DELETE,
-GUILD_CREATE); the grace is measured by a clock the test moves.
+GUILD_CREATE); the grace is measured by a clock the test moves. (The saved music
+queue across a kick is in tests/e2e/test_music.py, which has the voice fakes.)
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
@@ -19,7 +21,8 @@ from cogs.music.tracks import Track
 from config import Settings
 from tests.conftest import StartBot
 from tests.fakes.clock import FakeClock
-from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
+from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeMessage, FakeUser
+from tests.fakes.gemini_server import FakeGemini
 from utils.memory.records import Scope
 
 DAY = 86_400.0
@@ -110,6 +113,10 @@ async def _equals(value: Awaitable[Any], expected: Any) -> bool:
     return sorted(await value) == expected
 
 
+async def _count(value: Awaitable[list[Any]], expected: int) -> bool:
+    return len(await value) == expected
+
+
 async def test_rejoining_within_the_grace_keeps_a_guild_and_leaving_for_good_deletes_it(
     discord_fake: FakeDiscord,
     guild: FakeGuild,
@@ -126,7 +133,7 @@ async def test_rejoining_within_the_grace_keeps_a_guild_and_leaving_for_good_del
     await chat.add_turns(other.id, other.text.id, words(member, "other words"))
     await memory.add_fact(Scope("guild", guild.id), member.id, member.name, "likes tea")
     await memory.add_fact(Scope("guild", other.id), member.id, member.name, "likes coffee")
-    await bot.set_prefix(guild.id, "?")
+    await bot.guild_settings.set_prefix(guild.id, "?")
     await MusicStore(bot.db).save(
         Session(guild.id, guild.voice.id, guild.text.id, current=Track("Song", "x", member.id))
     )
@@ -138,7 +145,7 @@ async def test_rejoining_within_the_grace_keeps_a_guild_and_leaving_for_good_del
     await eventually(lambda: _equals(pending(bot), []))
     assert await maintenance(bot, days_from_now=30).purge_due() == 0
     assert "guild words" in await contents(bot)
-    assert bot.prefix(guild.id) == "?"
+    assert bot.guild_settings.prefix(guild.id) == "?"
 
     maintenance(bot)  # the clock back at today
     discord_fake.remove_guild(guild)  # for good this time
@@ -147,9 +154,54 @@ async def test_rejoining_within_the_grace_keeps_a_guild_and_leaving_for_good_del
     assert await maintenance(bot, days_from_now=8).purge_due() == 1
     assert await contents(bot) == ["other words", "noted"]
     assert await chat.guild_model(guild.id) is None
-    assert bot.prefix(guild.id) == "!"
+    assert bot.guild_settings.prefix(guild.id) == "!"
     assert await bot.db.fetchval("SELECT count(*) FROM guild_settings") == 0
     assert await bot.db.fetchval("SELECT count(*) FROM music_sessions") == 0
     assert await memory.count_of(Scope("guild", guild.id), member.id) == 0
     assert await memory.recall(Scope("guild", guild.id), "likes tea") == []
     assert await memory.count_of(Scope("guild", other.id), member.id) == 1
+
+
+async def test_a_purged_guild_leaves_nothing_in_the_live_ai_cog_for_a_re_add(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    bot = await start_bot(ai_settings())
+    mention = f"<@{discord_fake.bot_user.id}>"
+
+    async def answered(text: str, sender: FakeUser = member) -> FakeMessage:
+        sent = await discord_fake.send_message(guild.text, sender, text)
+
+        def reply() -> FakeMessage | None:
+            found = [m for m in discord_fake.messages_in(guild.text) if m.reference == sent.id]
+            return found[0] if found and not found[0].content.endswith("⌛") else None
+
+        return await discord_fake.wait_for(reply, timeout=10)
+
+    interaction = await discord_fake.invoke_slash(
+        guild.text, discord_fake.owner, "ai", {"mode": "on"}, subcommand="autorespond"
+    )
+    assert "Auto-respond is on" in (await interaction.wait_response())["data"]["content"]
+    await answered("the launch code is swordfish")  # answered (auto-respond), and cached
+    await eventually(lambda: _count(contents(bot), 2))  # the exchange is stored
+
+    maintenance(bot)
+    discord_fake.remove_guild(guild)
+    await eventually(lambda: _equals(pending(bot), [("guild", guild.id)]))
+    assert await maintenance(bot, days_from_now=8).purge_due() == 1
+    assert await contents(bot) == []
+
+    discord_fake.rejoin_guild(guild)  # added back later, without a restart
+    await discord_fake.wait_for(lambda: bot.get_guild(guild.id))
+    asked = len(gemini_fake.requests)
+    await discord_fake.send_message(guild.text, member, "no mention: auto-respond was deleted")
+    await answered(f"{mention} what is the launch code?")  # after the one above, same channel
+    chats = [r for r in gemini_fake.requests[asked:] if r.method == "streamGenerateContent"]
+    assert len(chats) == 1, "only the mention is answered"
+    assert "launch code?" in chats[0].last_user_text
+    seen = json.dumps(chats[0].json)
+    assert "swordfish" not in seen, "the purged conversation came back from a cache"

@@ -690,14 +690,15 @@ class MemoryService:
                 await asyncio.to_thread(path.unlink, missing_ok=True)
         return built
 
-    # Retention
+    # Retention (the Bot registers the service as a data owner: utils.data_owners)
 
-    async def forget_channel(self, channel_id: int) -> int:
+    async def delete_channel(self, channel_id: int) -> int:
         """Delete what was remembered from a channel's conversation; returns how many."""
         return len(await self._unbroken(self._forget(self.store.delete_channel(channel_id))))
 
-    async def forget_scope(self, scope: Scope) -> int:
-        """Delete every memory of a scope (a guild the bot left); returns how many."""
+    async def delete_guild(self, guild_id: int) -> int:
+        """Delete every memory of a guild (the bot left it); returns how many."""
+        scope = Scope("guild", guild_id)
 
         async def delete() -> list[tuple[Scope, int]]:
             return [(scope, memory_id) for memory_id in await self.store.delete_scope(scope)]

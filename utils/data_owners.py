@@ -1,0 +1,51 @@
+"""Who holds the data of a channel or a guild, so that deleting it reaches every copy.
+
+Each feature's live owner of channel and guild data (a store with its cache, a
+service with its indexes, a player with its saved queue) registers here; deleting a
+channel's or a guild's data asks every one of them, so no cached copy outlives the
+rows and nobody deletes another feature's tables. The Bot owns the registry and
+registers its own services; cogs register theirs in `cog_load` and unregister in
+`cog_unload`, as with the shutdown manager.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class DataOwner(Protocol):
+    """Deletes what it holds of a channel or a guild; returns how many items went."""
+
+    async def delete_channel(self, channel_id: int) -> int: ...
+
+    async def delete_guild(self, guild_id: int) -> int: ...
+
+
+class DataOwners:
+    """The registered owners, by name."""
+
+    def __init__(self) -> None:
+        self._owners: dict[str, DataOwner] = {}
+
+    def register(self, name: str, owner: DataOwner) -> None:
+        """Ask ``owner`` too from now on. Raises ValueError if ``name`` is taken."""
+        if name in self._owners:
+            raise ValueError(f"data owner {name!r} is already registered")
+        self._owners[name] = owner
+
+    def unregister(self, name: str) -> None:
+        """Stop asking the owner called ``name``; unknown names are ignored."""
+        self._owners.pop(name, None)
+
+    async def delete_channel(self, channel_id: int) -> dict[str, int]:
+        """Delete a channel's data everywhere; returns owner name -> items deleted."""
+        return {
+            name: await owner.delete_channel(channel_id)
+            for name, owner in list(self._owners.items())
+        }
+
+    async def delete_guild(self, guild_id: int) -> dict[str, int]:
+        """Delete a guild's data everywhere; returns owner name -> items deleted."""
+        return {
+            name: await owner.delete_guild(guild_id) for name, owner in list(self._owners.items())
+        }
