@@ -133,10 +133,25 @@ class Bot(commands.Bot):
             else:
                 log.info("loaded %s", name)
         if self.settings.dev_guild_id:
-            guild = discord.Object(self.settings.dev_guild_id)
-            self.tree.copy_global_to(guild=guild)
+            await self._sync_dev_guild(self.settings.dev_guild_id)
+
+    async def _sync_dev_guild(self, guild_id: int) -> None:
+        """Slash commands appear at once in DEV_GUILD_ID; a server the bot is not in (any
+        more) costs only that, not the start."""
+        guild = discord.Object(guild_id)
+        self.tree.copy_global_to(guild=guild)
+        try:
             synced = await self.tree.sync(guild=guild)
-            log.info("synced %d slash commands to guild %s", len(synced), guild.id)
+        except discord.HTTPException as error:
+            log.warning(
+                "could not sync slash commands to DEV_GUILD_ID %s (is the bot in that server?):"
+                " %s %s",
+                guild_id,
+                error.status,
+                error.text,
+            )
+            return
+        log.info("synced %d slash commands to guild %s", len(synced), guild.id)
 
     def _make_gemini(self, api_key: str) -> GeminiProvider:
         settings = self.settings

@@ -56,6 +56,21 @@ async def test_slash_ping(
     )
 
 
+async def test_a_dev_guild_the_bot_is_not_in_does_not_stop_the_start(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="bot")
+    await start_bot(make_settings(dev_guild_id=guild.id + 12345))
+    await discord_fake.send_message(guild.text, member, "!ping")
+    await discord_fake.wait_for_message(guild.text, predicate=lambda m: "Pong!" in m.content)
+    assert "could not sync slash commands to DEV_GUILD_ID" in caplog.text
+
+
 async def test_prefix_setting_survives_restart(
     discord_fake: FakeDiscord,
     guild: FakeGuild,
