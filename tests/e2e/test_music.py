@@ -24,7 +24,7 @@ from cogs.music.cog import Music
 from cogs.music.store import MusicStore
 from config import Settings
 from tests.conftest import StartBot
-from tests.e2e.test_retention import maintenance
+from tests.e2e.test_retention import _equals, eventually, maintenance, pending
 from tests.fakes.discord_server import (
     FakeDiscord,
     FakeGuild,
@@ -658,7 +658,7 @@ async def test_a_kick_keeps_the_saved_queue_until_the_grace_ends(
     await world.wait_message("Back after a restart: resuming tone-440hz-4s")
 
     fake.remove_guild(guild)  # for good this time
-    await fake.wait_for(lambda: bot.get_guild(guild.id) is None)
+    await eventually(lambda: _equals(pending(bot), [("guild", guild.id)]))
     assert await saved_queue(bot) == queue
     assert await maintenance(bot, days_from_now=6).purge_due() == 0
     assert await saved_queue(bot) == queue
