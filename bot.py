@@ -16,6 +16,7 @@ from discord import app_commands
 from discord.ext import commands
 from pydantic import ValidationError
 
+from cogs.ai.store import ChatStore
 from config import Settings, describe_error
 from utils.data_owners import DataOwners
 from utils.db import Database
@@ -120,7 +121,11 @@ class Bot(commands.Bot):
             self.gemini = self._make_gemini(self.settings.gemini_api_key.get_secret_value())
         if self.settings.memory_enabled:
             self.memory = MemoryService.from_settings(
-                self.settings, self.db, provider=self.gemini, usage=self.usage
+                self.settings,
+                self.db,
+                chat_log=ChatStore(self.db),  # memory reads the chat log through it
+                provider=self.gemini,
+                usage=self.usage,
             )
             await self.memory.start()
             self.data_owners.register("memory", self.memory)

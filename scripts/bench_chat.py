@@ -279,7 +279,7 @@ async def client_cost(url: str, count: int = 300) -> tuple[float, float]:
     from utils.reliability.circuit_breaker import CircuitBreaker
 
     history = [
-        Turn(i, "user" if i % 2 == 0 else "model", 1, "bench-user", f"question {i}", 3, 0.0)
+        Turn("user" if i % 2 == 0 else "model", 1, "bench-user", f"question {i}", id=i, tokens=3)
         for i in range(12)
     ]
     contents = build_contents(None, history, UserInput("bench-user", "question 12"))

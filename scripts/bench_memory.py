@@ -44,7 +44,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cogs.ai.store import NewTurn as Turn
+from cogs.ai.store import Turn
 from utils.db import Database
 from utils.memory.embedder import SentenceEmbedder
 from utils.memory.index import IndexParams, VectorIndex
@@ -208,7 +208,7 @@ async def bench_service_search(
     times = []
     for query in queries:
         started = time.perf_counter()
-        await service.search(scope, query, "what do you remember", author_id=3)
+        await service.recaller.search(scope, query, "what do you remember", author_id=3)
         times.append(time.perf_counter() - started)
     await service.close()
     await db.close()

@@ -284,10 +284,18 @@ class GeminiProvider:
         *,
         system: str | None = None,
         model: str | None = None,
+        schema: types.SchemaDict | None = None,
     ) -> Reply:
-        """A whole reply at once (for summaries and background work)."""
+        """A whole reply at once (for summaries and background work); with `schema`,
+        the reply is JSON text of that shape (structured output)."""
         reply = Reply()
         config = _config(system, None)
+        if schema is not None:
+            config = {
+                **(config or {}),
+                "response_mime_type": "application/json",
+                "response_schema": schema,
+            }
 
         async def request(name: str) -> types.GenerateContentResponse:
             return await self.client.aio.models.generate_content(

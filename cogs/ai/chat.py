@@ -20,14 +20,16 @@ from cogs.ai.prompting import (
     SUMMARY_INSTRUCTION,
     UserInput,
     build_contents,
+    memory_section,
     summary_request,
     system_instruction,
 )
-from cogs.ai.store import ChatStore, NewTurn, Turn
+from cogs.ai.store import ChatStore, Turn
 from cogs.ai.streaming import ReplyCutOff, Sink, stream_reply
 from utils.errors import BotError
 from utils.gemini import AIError, AIUnavailableError, GeminiProvider, Reply
-from utils.memory.records import Scope
+from utils.memory.chatlog import BOT_LABEL
+from utils.memory.records import Recalled, Scope
 from utils.memory.service import MemoryService
 from utils.metrics import Metrics
 from utils.text import estimate_tokens
@@ -55,7 +57,7 @@ class _Exchange:
     """The stored rows of one exchange: written when the reply is first shown, then
     rewritten as it grows and when it ends."""
 
-    def __init__(self, store: ChatStore, place: Place, user: NewTurn) -> None:
+    def __init__(self, store: ChatStore, place: Place, user: Turn) -> None:
         self.store = store
         self.place = place
         self.user = user
@@ -63,7 +65,7 @@ class _Exchange:
 
     async def record(self, text: str, incomplete: str | None, message_id: int) -> None:
         if not self.turns:
-            model = NewTurn("model", 0, "assistant", text, message_id, incomplete)
+            model = Turn("model", 0, BOT_LABEL, text, message_id, incomplete)
             self.turns = await self.store.add_turns(
                 self.place.guild_id, self.place.channel_id, [self.user, model]
             )
@@ -131,10 +133,10 @@ class ChatEngine:
         )
         # Long-term memory: what this guild (or this person's DMs) said before, if relevant.
         scope = Scope.of(place.guild_id, author_id)
-        remembered = ""
+        recalled: list[Recalled] = []
         if self.memory is not None:
             recall_started = time.monotonic()
-            remembered = await self.memory.prompt_section(
+            recalled = await self.memory.for_reply(
                 scope, user.text, history, author_id=author_id, author_name=user.author_name
             )
             self.metrics.memory_recall.observe(time.monotonic() - recall_started)
@@ -142,13 +144,13 @@ class ChatEngine:
         system = system_instruction(
             self.persona(prefs.persona), prefs.system_prompt, place.description
         )
-        system += remembered
+        system += memory_section(recalled)
         model = await self.store.guild_model(place.guild_id)
         reply = Reply()
         exchange = _Exchange(
             self.store,
             place,
-            NewTurn("user", author_id, user.author_name, user.stored_text, message_id),
+            Turn("user", author_id, user.author_name, user.stored_text, message_id),
         )
         pieces = self.provider.stream(
             contents,

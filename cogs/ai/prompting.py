@@ -1,4 +1,6 @@
-"""Building a Gemini request: system instruction, summary, history and the new message."""
+"""Building a Gemini request: system instruction, recalled memories, summary, history and
+the new message. Everything the model reads is rendered here; a turn is written out by
+`utils.memory.chatlog.render_turn`, the one rendering shared with memory."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from PIL import Image
 from cogs.ai.personas import Persona
 from cogs.ai.store import Turn
 from utils.errors import BotError
+from utils.memory.chatlog import BOT_LABEL, render_turn
+from utils.memory.records import Recalled, age_text
 
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/webp", "image/gif"}
 TEXT_SUFFIXES = {
@@ -40,6 +44,11 @@ TEXT_SUFFIXES = {
 }
 TEXT_LIMIT = 100_000
 RECENT_TURNS = 2  # history turns sent as separate contents; older ones go in one part
+
+MEMORY_HEADER = (
+    "Things you remember from earlier conversations here (they may be out of date; "
+    "use them only when they are relevant):"
+)
 
 SUMMARY_INSTRUCTION = (
     "You summarise Discord conversations for a chat assistant's memory. Write at most "
@@ -125,8 +134,20 @@ def system_instruction(persona: Persona, custom_prompt: str | None, where: str) 
     base = custom_prompt or persona.prompt
     return (
         f"{base}\n\nYou are talking in {where}. Each user message starts with the "
-        "speaker's display name and a colon; your replies must not."
+        f"speaker's display name and a colon (your own earlier messages with '{BOT_LABEL}'); "
+        "your replies must not."
     )
+
+
+def memory_section(recalled: list[Recalled]) -> str:
+    """Recalled memories, to append to the system instruction; "" when there are none."""
+    if not recalled:
+        return ""
+    lines = [MEMORY_HEADER]
+    for item in recalled:
+        text = item.text.replace("\n", "\n  ")
+        lines.append(f"- ({age_text(item.age)}) {text}")
+    return "\n\n" + "\n".join(lines)
 
 
 def _content(turn: Turn) -> str:
@@ -134,10 +155,6 @@ def _content(turn: Turn) -> str:
     if turn.incomplete:
         return f"{turn.content}\n[this reply was cut off: {turn.incomplete}]"
     return turn.content
-
-
-def _speaker_line(turn: Turn) -> str:
-    return f"{'You' if turn.role == 'model' else turn.author_name}: {_content(turn)}"
 
 
 def build_contents(
@@ -157,15 +174,19 @@ def build_contents(
     if summary:
         opening.append(f"(Summary of the earlier conversation: {summary})")
     if older:
-        transcript = "\n".join(_speaker_line(turn) for turn in older)
+        transcript = "\n".join(render_turn(t.role, t.author_name, _content(t)) for t in older)
         opening.append(f"(Earlier messages in this conversation:)\n{transcript}")
     entries: list[tuple[str, list[types.PartDict]]] = []
     if opening:
         entries.append(("user", [text_part("\n\n".join(opening))]))
     for turn in recent:
-        line = _content(turn) if turn.role == "model" else f"{turn.author_name}: {turn.content}"
+        # the model's own turn goes as it wrote it, with no label it would learn to copy
+        line = _content(turn)
+        if turn.role == "user":
+            line = render_turn(turn.role, turn.author_name, line)
         entries.append((turn.role, [text_part(line)]))
-    entries.append(("user", [text_part(f"{new.author_name}: {new.text}"), *new.parts]))
+    said = render_turn("user", new.author_name, new.text)
+    entries.append(("user", [text_part(said), *new.parts]))
     contents: list[types.ContentDict] = []
     for role, parts in entries:
         if not contents or contents[-1]["role"] != role:
@@ -181,5 +202,5 @@ def build_contents(
 
 def summary_request(previous: str | None, turns: list[Turn]) -> list[types.ContentDict]:
     lines = [f"Earlier summary: {previous}", ""] if previous else []
-    lines += [f"{'Assistant' if t.role == 'model' else t.author_name}: {t.content}" for t in turns]
+    lines += [render_turn(t.role, t.author_name, t.content) for t in turns]
     return [{"role": "user", "parts": [text_part("\n".join(lines))]}]

@@ -1,4 +1,8 @@
-"""Conversation history and per-channel AI preferences in SQLite."""
+"""Conversation history and per-channel AI preferences in SQLite.
+
+The only code that touches the AI chat tables; long-term memory reads the log through
+`channel_heads` and `newest_turns` (its `utils.memory.chatlog.ChatLog`).
+"""
 
 from __future__ import annotations
 
@@ -22,29 +26,26 @@ WRITING = "interrupted"  # the incomplete mark of a reply while it is being writ
 
 @dataclass(frozen=True)
 class Turn:
-    """One stored message of a conversation."""
+    """One message of a conversation; `id` 0 until it is stored."""
 
-    id: int
     role: Role
     author_id: int
     author_name: str
     content: str
-    tokens: int
-    created_at: float
-    incomplete: str | None = None  # why a reply stopped early (None: a whole message)
     message_id: int | None = None  # the Discord message (of a reply: its latest one)
+    incomplete: str | None = None  # why a reply stopped early (None: a whole message)
+    id: int = 0
+    tokens: int = 0
+    created_at: float = 0.0
 
 
 @dataclass(frozen=True)
-class NewTurn:
-    """A turn about to be stored."""
+class ChannelHead:
+    """A channel of the conversation log and its newest turn."""
 
-    role: Role
-    author_id: int
-    author_name: str
-    content: str
-    message_id: int | None = None
-    incomplete: str | None = None
+    channel_id: int
+    guild_id: int | None
+    last_id: int
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ class ChannelPrefs:
 
 
 _TURN_COLUMNS = (
-    "id, role, author_id, author_name, content, tokens, created_at, incomplete, message_id"
+    "role, author_id, author_name, content, message_id, incomplete, id, tokens, created_at"
 )
 _CHANNEL_COLUMNS = ("persona", "system_prompt", "autorespond", "summary", "summary_upto", "safety")
 
@@ -165,7 +166,7 @@ class ChatStore:
     # Conversation
 
     async def add_turns(
-        self, guild_id: int | None, channel_id: int, turns: list[NewTurn]
+        self, guild_id: int | None, channel_id: int, turns: list[Turn]
     ) -> list[Turn]:
         """Store turns and prune the channel to `history_limit` turns, atomically;
         return them as stored."""
@@ -228,7 +229,7 @@ class ChatStore:
 
     @staticmethod
     async def _insert(
-        conn: aiosqlite.Connection, guild_id: int | None, channel_id: int, turn: NewTurn
+        conn: aiosqlite.Connection, guild_id: int | None, channel_id: int, turn: Turn
     ) -> Turn:
         tokens, now = estimate_tokens(turn.content), time.time()
         async with conn.execute(
@@ -249,17 +250,7 @@ class ChatStore:
             ),
         ) as cursor:
             (turn_id,) = await cursor.fetchone()
-        return Turn(
-            turn_id,
-            turn.role,
-            turn.author_id,
-            turn.author_name,
-            turn.content,
-            tokens,
-            now,
-            turn.incomplete,
-            turn.message_id,
-        )
+        return replace(turn, id=turn_id, tokens=tokens, created_at=now)
 
     async def recent_turns(
         self, channel_id: int, after_id: int, budget: int
@@ -304,6 +295,26 @@ class ChatStore:
             params.append(upto_id)
         rows = await self.db.fetchall(sql + " ORDER BY id", params)
         return [Turn(**dict(row)) for row in rows]
+
+    # What long-term memory reads (utils.memory.chatlog.ChatLog)
+
+    async def channel_heads(self, after_id: int, limit: int) -> list[ChannelHead]:
+        """Channels whose newest turn is after `after_id`, by that turn, oldest first."""
+        rows = await self.db.fetchall(
+            "SELECT channel_id, max(guild_id), max(id) AS last FROM ai_messages WHERE id > ? "
+            "GROUP BY channel_id ORDER BY last LIMIT ?",
+            (after_id, limit),
+        )
+        return [ChannelHead(*row) for row in rows]
+
+    async def newest_turns(self, channel_id: int, after_id: int, limit: int) -> list[Turn]:
+        """A channel's newest `limit` turns after `after_id`, oldest first."""
+        rows = await self.db.fetchall(
+            f"SELECT {_TURN_COLUMNS} FROM ai_messages WHERE channel_id = ? AND id > ? "
+            "ORDER BY id DESC LIMIT ?",
+            (channel_id, after_id, limit),
+        )
+        return [Turn(*row) for row in reversed(rows)]
 
     async def unfinished(self, limit: int) -> list[Unfinished]:
         """The oldest `limit` replies still marked as being written (WRITING)."""

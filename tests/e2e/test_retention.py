@@ -15,7 +15,7 @@ from typing import Any, cast
 
 from bot import Bot
 from cogs.admin.maintenance import Maintenance
-from cogs.ai.store import ChatStore, NewTurn
+from cogs.ai.store import ChatStore, Turn
 from cogs.music.store import MusicStore, Session
 from cogs.music.tracks import Track
 from config import Settings
@@ -57,8 +57,8 @@ async def contents(bot: Bot) -> list[str]:
     return [row[0] for row in rows]
 
 
-def words(who: FakeUser, text: str) -> list[NewTurn]:
-    return [NewTurn("user", who.id, who.name, text), NewTurn("model", 0, "ai", "noted")]
+def words(who: FakeUser, text: str) -> list[Turn]:
+    return [Turn("user", who.id, who.name, text), Turn("model", 0, "ai", "noted")]
 
 
 async def test_deleted_channel_and_thread_data_goes_after_the_grace_across_a_restart(
@@ -106,7 +106,7 @@ async def test_deleted_channel_and_thread_data_goes_after_the_grace_across_a_res
     assert any("kept words" in text for text in texts)
     assert not any("doomed" in text or "thread" in text for text in texts)
     recalled = await bot.memory.recall(scope, "doomed words thread words", limit=10)
-    assert not any("doomed" in r.memory.text for r in recalled)
+    assert not any("doomed" in r.text for r in recalled)
 
 
 async def _equals(value: Awaitable[Any], expected: Any) -> bool:

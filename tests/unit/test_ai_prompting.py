@@ -1,17 +1,29 @@
-"""Request building: summary first, older turns as one transcript part, recent turns as turns."""
+"""Request building: summary first, older turns as one transcript part, recent turns as turns;
+recalled memories and the one label of the bot."""
 
 from __future__ import annotations
 
 import itertools
 
 from cogs.ai.personas import parse_persona
-from cogs.ai.prompting import RECENT_TURNS, UserInput, build_contents, system_instruction
+from cogs.ai.prompting import (
+    MEMORY_HEADER,
+    RECENT_TURNS,
+    UserInput,
+    build_contents,
+    memory_section,
+    summary_request,
+    system_instruction,
+)
 from cogs.ai.store import Turn
+from utils.memory import consolidation
+from utils.memory.chunks import Exchange
+from utils.memory.records import Recalled, Scope
 
 
 def turns(n: int) -> list[Turn]:
     return [
-        Turn(i, "user" if i % 2 == 0 else "model", 7, "alice", f"text {i}", 2, 0.0)
+        Turn("user" if i % 2 == 0 else "model", 7, "alice", f"text {i}", id=i, tokens=2)
         for i in range(n)
     ]
 
@@ -30,7 +42,7 @@ def test_long_history_packs_older_turns_after_the_summary() -> None:
     # ends with the first recent turn (a user's).
     opening, first_recent = contents[0]["parts"][0]["text"].rsplit("\n\n", 1)
     assert opening.startswith("(Summary of the earlier conversation: they met)")
-    assert "alice: text 0\nYou: text 1" in opening
+    assert "alice: text 0\nassistant: text 1" in opening
     assert f"text {30 - RECENT_TURNS - 1}" in opening
     assert f"text {30 - RECENT_TURNS}" not in opening
     assert first_recent == f"alice: text {30 - RECENT_TURNS}"
@@ -49,15 +61,39 @@ def test_custom_prompt_replaces_the_persona() -> None:
 
 def test_a_reply_that_stopped_early_says_so_in_the_context() -> None:
     history = [
-        Turn(1, "user", 7, "alice", "tell a story", 2, 0.0),
-        Turn(2, "model", 0, "assistant", "Once upon", 2, 0.0, "restart"),
-        Turn(3, "user", 7, "alice", "and the poem?", 2, 0.0),
-        Turn(4, "model", 0, "assistant", "Roses are", 2, 0.0, "length"),
+        Turn("user", 7, "alice", "tell a story", id=1),
+        Turn("model", 0, "assistant", "Once upon", incomplete="restart", id=2),
+        Turn("user", 7, "alice", "and the poem?", id=3),
+        Turn("model", 0, "assistant", "Roses are", incomplete="length", id=4),
     ]
     contents = build_contents(None, history, UserInput("alice", "go on"))
     opening = contents[0]["parts"][0]["text"]
-    assert "You: Once upon\n[this reply was cut off: restart]" in opening
+    assert "assistant: Once upon\n[this reply was cut off: restart]" in opening
     assert contents[-2] == {
         "role": "model",
         "parts": [{"text": "Roses are\n[this reply was cut off: length]"}],
     }
+
+
+def test_the_bot_has_one_label_in_the_prompt_the_summary_and_memory() -> None:
+    said = [Turn("user", 7, "alice", "hi", id=1), Turn("model", 0, "Bot", "hello", id=2)]
+    history = said * 3  # older turns go in the transcript
+    transcript = build_contents(None, history, UserInput("alice", "x"))[0]["parts"][0]["text"]
+    summary = summary_request(None, said)[0]["parts"][0]["text"]
+    memory = "\n".join(Exchange.of(Scope("guild", 1), 5, said, 0.0).lines)
+    facts = consolidation.request(said)[0]["parts"][0]["text"]
+    for text in (transcript, summary, memory, facts):
+        assert "alice: hi\nassistant: hello" in text, text
+    assert "'assistant'" in system_instruction(parse_persona("p", "A."), None, "#general")
+
+
+def test_recalled_memories_are_rendered_with_their_age() -> None:
+    assert memory_section([]) == ""
+    recalled = [
+        Recalled(1, "alice: My cat is named Whiskers.", "user", 3600.0, 0.9),
+        Recalled(2, "alice: hi\nassistant: hello", "conversation", 3 * 86_400.0, 0.5),
+    ]
+    assert memory_section(recalled) == (
+        f"\n\n{MEMORY_HEADER}\n- (today) alice: My cat is named Whiskers."
+        "\n- (3 days ago) alice: hi\n  assistant: hello"
+    )

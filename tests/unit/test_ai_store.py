@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from cogs.ai.store import ChatStore, NewTurn, Turn, Unfinished, _Tail
+from cogs.ai.store import ChatStore, Turn, Unfinished, _Tail
 from utils.db import Database
 
 
@@ -18,10 +18,10 @@ def store(db: Database) -> ChatStore:
     return ChatStore(db, context_tokens=100, history_limit=10)
 
 
-def exchange(i: int, padding: int = 36) -> list[NewTurn]:
+def exchange(i: int, padding: int = 36) -> list[Turn]:
     return [
-        NewTurn("user", 7, "alice", f"question {i} " + "x" * padding),
-        NewTurn("model", 0, "ai", f"answer {i}"),
+        Turn("user", 7, "alice", f"question {i} " + "x" * padding),
+        Turn("model", 0, "ai", f"answer {i}"),
     ]
 
 
@@ -169,7 +169,7 @@ async def test_a_write_cancelled_after_it_committed_leaves_no_stale_cache(
 
 def test_a_turn_loaded_and_then_appended_is_kept_once() -> None:
     tail = _Tail()
-    turn = Turn(5, "user", 7, "alice", "hi", 1, 0.0)
+    turn = Turn("user", 7, "alice", "hi", id=5, tokens=1)
     tail.append(turn, max_tokens=10)
     tail.append(turn, max_tokens=10)
     assert list(tail.turns) == [turn] and tail.tokens == 1
@@ -188,8 +188,8 @@ async def test_a_reply_stored_early_is_rewritten_in_place(store: ChatStore) -> N
         1,
         10,
         [
-            NewTurn("user", 7, "alice", "tell me"),
-            NewTurn("model", 0, "ai", "Half", None, "interrupted"),
+            Turn("user", 7, "alice", "tell me"),
+            Turn("model", 0, "ai", "Half", None, "interrupted"),
         ],
     )
     assert (await store.recent_turns(10, 0, 1000))[0][-1].incomplete == "interrupted"  # cached
@@ -205,10 +205,10 @@ async def test_a_reply_stored_early_is_rewritten_in_place(store: ChatStore) -> N
 
 
 async def test_replies_left_being_written_are_found_and_marked(store: ChatStore) -> None:
-    def reply(text: str, message_id: int, incomplete: str | None) -> list[NewTurn]:
+    def reply(text: str, message_id: int, incomplete: str | None) -> list[Turn]:
         return [
-            NewTurn("user", 7, "alice", "q"),
-            NewTurn("model", 0, "ai", text, message_id, incomplete),
+            Turn("user", 7, "alice", "q"),
+            Turn("model", 0, "ai", text, message_id, incomplete),
         ]
 
     await store.add_turns(1, 10, reply("whole", 1, None))

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cogs.ai.store import ChatStore, NewTurn
+from cogs.ai.store import ChatStore, Turn
 from cogs.music.store import MusicStore, Session
 from cogs.music.tracks import Track
 from config import Settings
@@ -66,14 +66,14 @@ async def test_backup_taken_during_a_write_burst_restores_every_committed_row(
     db = await open_db(data_dir)
     store = ChatStore(db, history_limit=1_000_000)
     # Enough data that copying it takes a while, so writes land while the backup runs.
-    await store.add_turns(GUILD, 1, [NewTurn("user", 7, "alice", "x" * 2000)] * 3000)
+    await store.add_turns(GUILD, 1, [Turn("user", 7, "alice", "x" * 2000)] * 3000)
     committed: list[str] = []
     stop, going = asyncio.Event(), asyncio.Event()
 
     async def burst() -> None:
         while not stop.is_set():
             text = f"burst {len(committed)}"
-            await store.add_turns(GUILD, 2, [NewTurn("user", 7, "alice", text)])
+            await store.add_turns(GUILD, 2, [Turn("user", 7, "alice", text)])
             committed.append(text)
             if len(committed) == 20:
                 going.set()
@@ -106,13 +106,13 @@ async def test_backup_taken_during_a_write_burst_restores_every_committed_row(
 
 async def test_restore_keeps_the_replaced_db_and_drops_memory_indexes(data_dir: Path) -> None:
     db = await open_db(data_dir)
-    await ChatStore(db).add_turns(GUILD, 1, [NewTurn("user", 7, "alice", "before")])
+    await ChatStore(db).add_turns(GUILD, 1, [Turn("user", 7, "alice", "before")])
     await db.close()
     assert await arun(data_dir, "backup") == 0
     (backup,) = (data_dir / "backups").glob("bot-*.db")
 
     db = await open_db(data_dir)
-    await ChatStore(db).add_turns(GUILD, 1, [NewTurn("user", 7, "alice", "after")])
+    await ChatStore(db).add_turns(GUILD, 1, [Turn("user", 7, "alice", "after")])
     await db.close()
     index = data_dir / "memory" / "guild-111.faiss"
     index.parent.mkdir()
@@ -186,9 +186,9 @@ async def test_check_finds_broken_foreign_keys_and_corruption(
 async def test_prune_keeps_recent_history_and_pinned_facts(data_dir: Path) -> None:
     db = await open_db(data_dir)
     chat = ChatStore(db, history_limit=100)
-    await chat.add_turns(GUILD, 1, [NewTurn("user", 7, "alice", "old")])
+    await chat.add_turns(GUILD, 1, [Turn("user", 7, "alice", "old")])
     await db.execute("UPDATE ai_messages SET created_at = created_at - ?", (40 * DAY,))
-    await chat.add_turns(GUILD, 1, [NewTurn("user", 7, "alice", "new")])
+    await chat.add_turns(GUILD, 1, [Turn("user", 7, "alice", "new")])
     await chat.update_channel(GUILD, 1, summary="about old things", summary_upto=1)
     await chat.update_channel(GUILD, 3, summary="kept", summary_upto=0)
     scope = Scope("guild", GUILD)
@@ -230,8 +230,8 @@ def test_prune_needs_a_positive_number_of_days(
 async def test_export_writes_one_guilds_data_as_json_lines(data_dir: Path) -> None:
     db = await open_db(data_dir)
     chat = ChatStore(db)
-    await chat.add_turns(GUILD, 1, [NewTurn("user", 7, "alice", "hello ünïcode")])
-    await chat.add_turns(OTHER, 2, [NewTurn("user", 8, "bob", "secret of another guild")])
+    await chat.add_turns(GUILD, 1, [Turn("user", 7, "alice", "hello ünïcode")])
+    await chat.add_turns(OTHER, 2, [Turn("user", 8, "bob", "secret of another guild")])
     await chat.update_channel(GUILD, 1, persona="pirate")
     await chat.set_guild_model(GUILD, "gemini-x")
     await db.execute("INSERT INTO guild_settings (guild_id, prefix) VALUES (?, '?')", (GUILD,))

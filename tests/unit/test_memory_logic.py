@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from cogs.ai.store import NewTurn as Turn
+from cogs.ai.store import Turn
 from utils.memory import consolidation
-from utils.memory.chunks import Chunk, ChunkLimits, Exchange, plan, render_turn
+from utils.memory.chunks import Chunk, ChunkLimits, Exchange, chunk_line, plan
 from utils.memory.records import Scope, age_text
 from utils.memory.scoring import DAY, Weights, keyword_match, keywords, recency, relevant, score
 
@@ -27,10 +27,10 @@ def test_scope_of_guild_and_dm() -> None:
         Scope.parse("guild:abc")
 
 
-def test_render_turn_labels_and_caps() -> None:
-    assert render_turn("user", "alice", "hi\n  there") == "alice: hi there"
-    assert render_turn("model", "assistant", "hello") == "you: hello"
-    long = render_turn("user", "bob", "x" * 1000)
+def test_chunk_line_labels_and_caps() -> None:
+    assert chunk_line(Turn("user", 7, "alice", "hi\n  there")) == "alice: hi there"
+    assert chunk_line(Turn("model", 0, "Bot", "hello")) == "assistant: hello"
+    long = chunk_line(Turn("user", 8, "bob", "x" * 1000))
     assert len(long) == len("bob: ") + 400 and long.endswith("…")
 
 
@@ -38,19 +38,21 @@ def test_chunk_grows_until_full_then_starts_anew() -> None:
     limits = ChunkLimits(max_turns=4)
     chunks = plan(None, [exchange("one"), exchange("two"), exchange("three")], limits)
     assert [c.turns for c in chunks] == [4, 2]
-    assert chunks[0].text == "alice: one\nyou: ok\nalice: two\nyou: ok"
+    assert chunks[0].text == "alice: one\nassistant: ok\nalice: two\nassistant: ok"
     assert all(c.id is None for c in chunks)
 
 
 def test_chunk_continues_a_stored_open_chunk() -> None:
-    stored = Chunk(9, GUILD, 100, 7, "alice", "alice: one\nyou: ok", 2, 0.0, "alice: one\nyou: ok")
+    said = "alice: one\nassistant: ok"
+    stored = Chunk(9, GUILD, 100, 7, "alice", said, 2, 0.0, said)
     [grown] = plan(stored, [exchange("two", at=60)], ChunkLimits())
     assert grown.id == 9 and grown.turns == 4 and grown.created_at == 60
-    assert grown.stored_text == "alice: one\nyou: ok"
+    assert grown.stored_text == "alice: one\nassistant: ok"
 
 
 def test_new_chunk_when_someone_else_speaks_or_after_a_pause() -> None:
-    stored = Chunk(9, GUILD, 100, 7, "alice", "alice: one\nyou: ok", 2, 0.0, "alice: one\nyou: ok")
+    said = "alice: one\nassistant: ok"
+    stored = Chunk(9, GUILD, 100, 7, "alice", said, 2, 0.0, said)
     [bob] = plan(stored, [exchange("hi", author=8, name="bob")], ChunkLimits())
     assert bob.id is None and bob.author_id == 8
     [later] = plan(stored, [exchange("back", at=2 * 3600)], ChunkLimits(gap=3600))
@@ -86,14 +88,12 @@ def test_age_text() -> None:
 PEOPLE = {"alice": (7, "Alice"), "bob": (8, "Bob")}
 
 
-def test_parse_json_lines_maps_names_to_people() -> None:
+def test_parse_structured_answer_maps_names_to_people() -> None:
     text = (
-        '{"user": "Alice", "fact": "Alice has a cat named Whiskers."}\n'
-        "some chatter\n"
-        '{"user": "bob", "fact": "Bob plays the drums."}\n'
-        '{"user": "Carol", "fact": "Carol is unknown here."}\n'
-        '{"user": "Alice", "fact": ""}\n'
-        "{broken json\n"
+        '[{"user": "Alice", "fact": "Alice has a cat named Whiskers."},'
+        ' {"user": "bob", "fact": "Bob plays the drums."},'
+        ' {"user": "Carol", "fact": "Carol is unknown here."},'
+        ' {"user": "Alice", "fact": ""}, "chatter", {"fact": 3}]'
     )
     facts = consolidation.parse(text, PEOPLE)
     assert facts == [
@@ -102,10 +102,11 @@ def test_parse_json_lines_maps_names_to_people() -> None:
     ]
 
 
-def test_parse_fenced_array_and_single_person() -> None:
-    text = '```json\n[{"user": "someone", "fact": "Likes tea."}]\n```'
+def test_parse_single_person_and_answers_that_are_not_a_list() -> None:
+    text = '[{"user": "someone", "fact": "Likes tea."}]'
     assert consolidation.parse(text, {"alice": (7, "Alice")}) == [
         consolidation.Fact(7, "Alice", "Likes tea.")
     ]
-    assert consolidation.parse("", PEOPLE) == []
+    assert consolidation.parse("[]", PEOPLE) == []
+    assert consolidation.parse('{"user": "Alice", "fact": "Likes tea."}', PEOPLE) == []
     assert consolidation.parse("Nothing worth keeping.", PEOPLE) == []

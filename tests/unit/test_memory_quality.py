@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from cogs.ai.store import NewTurn as Turn
+from cogs.ai.store import Turn
 from utils.db import Database
 from utils.memory.embedder import SentenceEmbedder
 from utils.memory.records import Scope
@@ -34,11 +34,28 @@ def sentence_embedder() -> SentenceEmbedder:
     return embedder
 
 
+class Clock:
+    """The service's clock, set by the test (memories of different ages)."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @pytest.fixture
-async def service(tmp_path: Path, sentence_embedder: SentenceEmbedder) -> AsyncIterator:
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def service(
+    tmp_path: Path, sentence_embedder: SentenceEmbedder, clock: Clock
+) -> AsyncIterator:
     db = Database(tmp_path / "bot.db")
     await db.connect()
-    memory = MemoryService(db, sentence_embedder, directory=tmp_path / "memory")
+    memory = MemoryService(db, sentence_embedder, directory=tmp_path / "memory", clock=clock)
     await memory.start()
     yield memory
     await memory.close()
@@ -69,17 +86,17 @@ async def store_fact(memory: MemoryService, fact: dict, author_id: int, channel:
 
 
 @pytest.mark.slow
-async def test_hit_at_5_on_the_labelled_set(service: MemoryService) -> None:
+async def test_hit_at_5_on_the_labelled_set(service: MemoryService, clock: Clock) -> None:
     data = json.loads(DATA.read_text())
     assert len(data["facts"]) >= 200 and len(data["queries"]) >= 50
     people = {name: 1000 + n for n, name in enumerate(sorted({f["author"] for f in data["facts"]}))}
-    now = time.time()
+    now = clock.now
     label = {}
     for n, fact in enumerate(data["facts"]):
-        service.clock = lambda days=fact["days_ago"]: now - days * DAY
+        clock.now = now - fact["days_ago"] * DAY
         memory_id = await store_fact(service, fact, people[fact["author"]], channel=10_000 + n)
         label[memory_id] = fact["id"]
-    service.clock = lambda: now
+    clock.now = now
 
     ranks = []
     for query in data["queries"]:
@@ -91,7 +108,7 @@ async def test_hit_at_5_on_the_labelled_set(service: MemoryService) -> None:
             limit=5,
             budget_tokens=10_000,
         )
-        got = [label[r.memory.id] for r in found]
+        got = [label[r.id] for r in found]
         hits = [i for i, fact_id in enumerate(got) if fact_id in query["expected"]]
         ranks.append(hits[0] + 1 if hits else None)
     hit5 = sum(r is not None for r in ranks) / len(ranks)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from cogs.ai.store import ChatStore, NewTurn
+from cogs.ai.store import ChatStore, Turn
 from tests.fakes.gemini_server import FakeGemini
 from utils.db import Database
 from utils.gemini import GeminiProvider
@@ -26,7 +26,7 @@ from utils.memory.embedder import HashingEmbedder
 from utils.memory.index import IndexParams
 from utils.memory.indexes import ScopeIndexes
 from utils.memory.records import Scope
-from utils.memory.service import HEADER, MemoryConfig, MemoryService
+from utils.memory.service import MemoryConfig, MemoryService
 from utils.reliability.circuit_breaker import CircuitBreaker
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,7 +37,7 @@ MakeService = Callable[..., Awaitable[MemoryService]]
 
 
 def exchange(text: str, reply: str = "ok", *, author: int = ALICE, name: str = "alice") -> list:
-    return [NewTurn("user", author, name, text), NewTurn("model", 0, "assistant", reply)]
+    return [Turn("user", author, name, text), Turn("model", 0, "assistant", reply)]
 
 
 @pytest.fixture
@@ -54,6 +54,7 @@ async def make_service(db: Database, tmp_path: Path) -> AsyncIterator[MakeServic
             embedder or HashingEmbedder(),
             directory=tmp_path / "memory",
             config=MemoryConfig(**config),
+            chat_log=ChatStore(db),
             provider=provider,
         )
         await service.start()
@@ -66,7 +67,7 @@ async def make_service(db: Database, tmp_path: Path) -> AsyncIterator[MakeServic
 
 
 async def texts(service: MemoryService, scope: Scope, query: str, **kwargs: Any) -> list[str]:
-    return [r.memory.text for r in await service.recall(scope, query, **kwargs)]
+    return [r.text for r in await service.recall(scope, query, **kwargs)]
 
 
 async def test_scopes_are_isolated(make_service: MakeService) -> None:
@@ -77,9 +78,9 @@ async def test_scopes_are_isolated(make_service: MakeService) -> None:
     service.index_turns(GUILD_B, 200, exchange("my cat is named Tiger, remember"))
     await service.flush()
     query = "what is my cat named?"
-    assert await texts(service, GUILD_A, query) == ["My cat is named Whiskers."]
+    assert await texts(service, GUILD_A, query) == ["alice: My cat is named Whiskers."]
     assert "Whiskers" not in " ".join(await texts(service, GUILD_B, query))
-    assert await texts(service, DM, query) == ["My cat is named Shadow."]
+    assert await texts(service, DM, query) == ["alice: My cat is named Shadow."]
     assert await texts(service, Scope("dm", BOB), query) == []
     assert [m.text for m in await service.memories_of(GUILD_A, ALICE)] == [
         "My cat is named Whiskers."
@@ -95,11 +96,11 @@ async def test_conversation_is_chunked_indexed_and_recalled(make_service: MakeSe
     service.index_turns(GUILD_A, 100, exchange("my dog is Rex", author=BOB, name="bob"))
     await service.flush()
     [bob] = await service.memories_of(GUILD_A, BOB)
-    assert bob.text == "bob: my dog is Rex\nyou: ok" and bob.source == "conversation"
+    assert bob.text == "bob: my dog is Rex\nassistant: ok" and bob.source == "conversation"
     alice = await service.memories_of(GUILD_A, ALICE)
     assert [m.text.count("\n") + 1 for m in alice] == [2, 4], "newest first: 2 turns, then 4"
     [found] = await service.recall(GUILD_A, "what's the cat's name?", limit=1)
-    assert "alice: my cat is named Whiskers\nyou: What a name!" in found.memory.text
+    assert "alice: my cat is named Whiskers\nassistant: What a name!" in found.text
 
 
 async def test_what_the_context_already_holds_is_skipped(make_service: MakeService) -> None:
@@ -108,11 +109,11 @@ async def test_what_the_context_already_holds_is_skipped(make_service: MakeServi
     await service.add_fact(GUILD_A, ALICE, "alice", "My cat is named Whiskers.")
     await service.flush()
     history = [
-        NewTurn("user", ALICE, "alice", "my cat is named Whiskers"),
-        NewTurn("model", 0, "assistant", "ok"),
+        Turn("user", ALICE, "alice", "my cat is named Whiskers"),
+        Turn("model", 0, "assistant", "ok"),
     ]
     found = await texts(service, GUILD_A, "cat named Whiskers", history=history)
-    assert found == ["My cat is named Whiskers."], "the chunk is in the history already"
+    assert found == ["alice: My cat is named Whiskers."], "the chunk is in the history already"
     half = history[:1]
     assert len(await texts(service, GUILD_A, "cat named Whiskers", history=half)) == 2
 
@@ -128,27 +129,26 @@ async def test_top_k_budget_and_relevance(make_service: MakeService) -> None:
     assert len(found) == 6 and not any("weather" in t for t in found), "irrelevant left out"
 
 
-async def test_prompt_section_and_failures(
+async def test_recall_for_a_reply_and_its_failures(
     make_service: MakeService, caplog: pytest.LogCaptureFixture
 ) -> None:
     service = await make_service()
-    assert await service.prompt_section(GUILD_A, "cat?", [], author_id=1, author_name="x") == ""
+    assert await service.for_reply(GUILD_A, "cat?", [], author_id=1, author_name="x") == []
     await service.add_fact(GUILD_A, ALICE, "alice", "My cat is named Whiskers.")
-    section = await service.prompt_section(
+    [found] = await service.for_reply(
         GUILD_A, "what is my cat called?", [], author_id=ALICE, author_name="alice"
     )
-    assert section == f"\n\n{HEADER}\n- (today) alice: My cat is named Whiskers."
+    assert (found.text, found.source) == ("alice: My cat is named Whiskers.", "user")
+    assert 0 <= found.age < 60 and found.score > 0
 
     class Broken(HashingEmbedder):
         def encode(self, texts: Any) -> np.ndarray:
             raise RuntimeError("model exploded")
 
-    service.embedder = Broken()
+    service.runtime.embedder = Broken()
     with caplog.at_level(logging.ERROR):
-        failed = await service.prompt_section(
-            GUILD_A, "cat?", [], author_id=ALICE, author_name="alice"
-        )
-    assert failed == "" and "memory recall in guild:1 failed" in caplog.text
+        failed = await service.for_reply(GUILD_A, "cat?", [], author_id=ALICE, author_name="alice")
+    assert failed == [] and "memory recall in guild:1 failed" in caplog.text
 
 
 async def test_indexing_never_blocks_and_drops_when_far_behind(
@@ -172,9 +172,9 @@ async def test_forget_is_immediate_and_only_ones_own(make_service: MakeService) 
     assert await service.forget(GUILD_B, ALICE, cat.id) == 0, "nor from another scope"
     assert await service.forget(GUILD_A, ALICE, cat.id) == 1
     found = await texts(service, GUILD_A, "cat named Whiskers", limit=10)
-    assert "My cat is named Whiskers." not in found and found
+    assert "alice: My cat is named Whiskers." not in found and found
     assert await service.forget(GUILD_A, ALICE) == 1
-    assert await texts(service, GUILD_A, "cat", limit=10) == ["My cat is named Felix."]
+    assert await texts(service, GUILD_A, "cat", limit=10) == ["bob: My cat is named Felix."]
 
 
 async def test_forgotten_while_unloaded_never_comes_back(make_service: MakeService) -> None:
@@ -186,7 +186,7 @@ async def test_forgotten_while_unloaded_never_comes_back(make_service: MakeServi
     assert second.indexes.loaded(GUILD_A) is None
     assert await second.forget(GUILD_A, ALICE, cat.id) == 1  # the file still has it
     found = await second.recall(GUILD_A, "my cat is named Whiskers", limit=10)
-    assert cat.id not in [r.memory.id for r in found]
+    assert cat.id not in [r.id for r in found]
     assert cat.id not in second.indexes.loaded(GUILD_A).ids()
 
 
@@ -205,7 +205,7 @@ async def test_forgetting_a_growing_chunk_is_not_undone(make_service: MakeServic
     service.index_turns(GUILD_A, 100, exchange("something else"))
     await service.flush()
     assert [m.text for m in await service.memories_of(GUILD_A, ALICE)] == [
-        "alice: something else\nyou: ok"
+        "alice: something else\nassistant: ok"
     ]
 
 
@@ -217,7 +217,7 @@ async def fill(service: MemoryService, count: int = 30) -> None:
 async def results(service: MemoryService) -> list[list[tuple[int, float]]]:
     return [
         [
-            (r.memory.id, round(r.score, 5))
+            (r.id, round(r.score, 5))
             for r in await service.recall(GUILD_A, f"thing {n}", limit=10, budget_tokens=9999)
         ]
         for n in range(7)
@@ -283,7 +283,7 @@ async def test_another_model_means_rebuild_and_reembedding(make_service: MakeSer
             break
         await asyncio.sleep(0.01)
     found = await second.recall(GUILD_A, "thing 3", limit=3)
-    assert found[0].memory.text == "Fact 3: alice likes thing 3."
+    assert found[0].text == "alice: Fact 3: alice likes thing 3."
     assert second.indexes.loaded(GUILD_A).ids().size == 10
     await second.close()
     assert b'"model": "hashing-128"' in second.indexes.path(GUILD_A).read_bytes()
@@ -301,8 +301,8 @@ async def test_big_scope_moves_to_hnsw_and_forget_still_works(
         await asyncio.sleep(0.01)
     assert index.kind == "hnsw"
     [top] = await service.recall(GUILD_A, "fact 33 thing 5", limit=1)
-    assert await service.forget(GUILD_A, ALICE, top.memory.id) == 1
-    assert top.memory.id not in [r.memory.id for r in await service.recall(GUILD_A, "fact 33")]
+    assert await service.forget(GUILD_A, ALICE, top.id) == 1
+    assert top.id not in [r.id for r in await service.recall(GUILD_A, "fact 33")]
 
 
 # Consolidation
@@ -331,23 +331,27 @@ async def test_consolidation_extracts_dedupes_and_moves_on(
         1,
         10,
         [
-            NewTurn("user", ALICE, "Alice", "my cat is Whiskers and I'm a nurse"),
-            NewTurn("model", 0, "assistant", "Nice!"),
-            NewTurn("user", BOB, "Bob", "I play drums"),
+            Turn("user", ALICE, "Alice", "my cat is Whiskers and I'm a nurse"),
+            Turn("model", 0, "assistant", "Nice!"),
+            Turn("user", BOB, "Bob", "I play drums"),
         ],
     )
-    await chat.add_turns(None, 20, [NewTurn("user", ALICE, "Alice", "I live in Leeds")])
+    await chat.add_turns(None, 20, [Turn("user", ALICE, "Alice", "I live in Leeds")])
     gemini_fake.reply(
-        '{"user": "Alice", "fact": "Alice has a cat named Whiskers."}\n'
-        '{"user": "alice", "fact": "Alice works as a nurse."}\n'
-        '{"user": "Bob", "fact": "Bob plays the drums."}\n'
-        '{"user": "Alice", "fact": "Alice has a cat named Whiskers."}'
+        '[{"user": "Alice", "fact": "Alice has a cat named Whiskers."},\n'
+        ' {"user": "alice", "fact": "Alice works as a nurse."},\n'
+        ' {"user": "Bob", "fact": "Bob plays the drums."},\n'
+        ' {"user": "Alice", "fact": "Alice has a cat named Whiskers."}]'
     )
-    gemini_fake.reply('{"user": "Alice", "fact": "Alice lives in Leeds."}')
+    gemini_fake.reply('[{"user": "Alice", "fact": "Alice lives in Leeds."}]')
     assert await service.consolidate_once() == 4
     request = gemini_fake.requests[0]
     assert "long-term memory" in request.system_text
-    assert "Alice: my cat is Whiskers" in request.last_user_text
+    assert "a nurse\nassistant: Nice!\nBob: I play drums" in request.last_user_text
+    config = request.json["generationConfig"]
+    assert config["responseMimeType"] == "application/json"
+    assert config["responseSchema"]["type"] == "ARRAY"
+    assert config["responseSchema"]["items"]["required"] == ["user", "fact"]
     alice = await service.memories_of(GUILD_A, ALICE)
     assert {m.text for m in alice} == {"Alice has a cat named Whiskers.", "Alice works as a nurse."}
     assert all(m.source == "consolidation" for m in alice)
@@ -357,10 +361,10 @@ async def test_consolidation_extracts_dedupes_and_moves_on(
     assert await service.consolidate_once() == 0, "nothing new to read"
     assert len(gemini_fake.requests) == 2
 
-    await chat.add_turns(1, 10, [NewTurn("user", ALICE, "Alice", "Whiskers is a cat, yes")])
+    await chat.add_turns(1, 10, [Turn("user", ALICE, "Alice", "Whiskers is a cat, yes")])
     gemini_fake.reply(
-        '{"user": "Alice", "fact": "Alice has a cat named Whiskers."}\n'
-        '{"user": "Alice", "fact": "Alice adopted Whiskers in 2020."}'
+        '[{"user": "Alice", "fact": "Alice has a cat named Whiskers."},'
+        ' {"user": "Alice", "fact": "Alice adopted Whiskers in 2020."}]'
     )
     assert await service.consolidate_once() == 1, "the known fact is not stored twice"
     request = gemini_fake.requests[-1]

@@ -55,12 +55,12 @@ def service_with(db: Database, tmp_path: Path, embedder: HashingEmbedder) -> Mem
     return MemoryService(db, embedder, directory=tmp_path / "memory", config=config)
 
 
-async def ask(service: MemoryService) -> tuple[str, float]:
+async def ask(service: MemoryService) -> tuple[list[str], float]:
     started = time.monotonic()
-    section = await service.prompt_section(
+    recalled = await service.for_reply(
         GUILD, "what is my cat called?", [], author_id=ALICE, author_name="alice"
     )
-    return section, time.monotonic() - started
+    return [r.text for r in recalled], time.monotonic() - started
 
 
 async def wait_for_record(caplog: pytest.LogCaptureFixture, text: str) -> None:
@@ -86,7 +86,7 @@ async def test_recall_while_the_model_loads_answers_at_once_and_logs_it_once(
             async with asyncio.timeout(5):  # recall_timeout (10 s) would fail this
                 for _ in range(3):
                     section, took = await ask(service)
-                    assert section == "" and took < 1.5
+                    assert section == [] and took < 1.5
             loading = [r for r in caplog.records if STILL_LOADING in r.getMessage()]
             assert [r.levelno for r in loading] == [logging.INFO], "said once, at INFO"
 
@@ -110,7 +110,7 @@ async def test_a_fact_added_while_the_model_loads_is_stored_when_it_has_loaded(
         slow.release.set()
         async with asyncio.timeout(10):
             memory = await adding
-        assert [r.memory.id for r in await service.recall(GUILD, "jazz")] == [memory.id]
+        assert [r.id for r in await service.recall(GUILD, "jazz")] == [memory.id]
     finally:
         await service.close()
 
@@ -158,4 +158,4 @@ async def test_a_model_that_fails_to_load_is_logged_and_recall_goes_on_without_i
             section, took = await ask(service)
         finally:
             await service.close()
-    assert section == "" and took < 1.5
+    assert section == [] and took < 1.5

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
-from utils.memory.records import Scope, TurnLike
+from utils.memory.chatlog import LoggedTurn, render_turn
+from utils.memory.records import Scope
 
 TURN_CHARS = 400  # longest message kept in a chunk; the model reads ~256 tokens anyway
-ASSISTANT = "you"  # how the bot's own messages are labelled in what it remembers
 
 
 @dataclass(frozen=True)
@@ -36,9 +36,9 @@ class Exchange:
     at: float
 
     @classmethod
-    def of(cls, scope: Scope, channel_id: int, turns: Sequence[TurnLike], at: float) -> Exchange:
+    def of(cls, scope: Scope, channel_id: int, turns: Sequence[LoggedTurn], at: float) -> Exchange:
         human = next((t for t in turns if t.role == "user"), turns[0])
-        lines = tuple(render_turn(t.role, t.author_name, t.content) for t in turns)
+        lines = tuple(chunk_line(turn) for turn in turns)
         return cls(scope, channel_id, human.author_id, human.author_name, lines, at)
 
 
@@ -61,12 +61,13 @@ class Chunk:
         return self.id is None or self.text != self.stored_text
 
 
-def render_turn(role: str, author_name: str, content: str) -> str:
-    """One message as a line of a chunk (and of the history it is compared with)."""
-    text = " ".join(content.split())
+def chunk_line(turn: LoggedTurn) -> str:
+    """One message as a line of a chunk (and of the history it is compared with):
+    on one line, at most TURN_CHARS long."""
+    text = " ".join(turn.content.split())
     if len(text) > TURN_CHARS:
         text = text[: TURN_CHARS - 1] + "…"
-    return f"{ASSISTANT if role == 'model' else author_name}: {text}"
+    return render_turn(turn.role, turn.author_name, text)
 
 
 def continues(chunk: Chunk, exchange: Exchange, limits: ChunkLimits) -> bool:

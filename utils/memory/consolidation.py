@@ -1,34 +1,62 @@
-"""Consolidation: asking the model which lasting facts about people a conversation holds.
+"""Consolidation: every few minutes, ask the model which lasting facts about people the
+AI chat messages not read yet hold, and store the new ones.
 
-The request shows recent AI chat messages and asks for JSON lines
-`{"user": "<name>", "fact": "<sentence>"}`; the parser accepts those (or a JSON
-array, with or without a code fence) and maps each name back to the person's id.
-The service runs it periodically, dedupes the facts and stores them.
+The conversation comes from the chat store's read API (`ChatLog`); the model answers
+with structured output (JSON of `SCHEMA`), and each name is mapped back to the
+person's id. Facts that repeat each other or a stored fact are dropped.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+import numpy as np
 from google.genai import types
 
-from utils.memory.chunks import render_turn
-from utils.memory.store import ChatTurn
+from utils.memory.chatlog import ChannelHead, ChatLog, LoggedTurn
+from utils.memory.chunks import chunk_line
+from utils.memory.indexes import ScopeIndexes
+from utils.memory.lifecycle import Runtime
+from utils.memory.records import Scope, describe
+from utils.memory.store import MemoryStore, NewMemory
+from utils.memory.writer import MemoryWriter
+
+if TYPE_CHECKING:
+    from utils.gemini import GeminiProvider
+    from utils.usage import UsageStore
+
+log = logging.getLogger(__name__)
 
 MAX_FACT_CHARS = 300
+_CHANNELS = 50  # per run
+_TURNS = 60  # newest unread messages per channel
+_HEADS_PAGE = 500  # channels read from the log at a time
 
 INSTRUCTION = (
     "You keep the long-term memory of a Discord chat assistant. Read the conversation and "
-    "list lasting facts about the people in it (never about the assistant, who is 'you'): "
-    "names they go by, pets, family, work, places, tastes, plans, and anything they ask "
-    "to be remembered. Skip greetings, passing moods, questions and one-off requests. "
-    "Write each fact as one short third-person sentence that names the person, in the "
-    "conversation's language. Answer with one JSON object per line, exactly "
-    '{"user": "<the name as written>", "fact": "<the fact>"}, and nothing else; answer '
-    "with nothing when there is nothing worth keeping."
+    "list lasting facts about the people in it (never about the assistant, whose messages "
+    "are labelled 'assistant'): names they go by, pets, family, work, places, tastes, plans, "
+    "and anything they ask to be remembered. Skip greetings, passing moods, questions and "
+    "one-off requests. Write each fact as one short third-person sentence that names the "
+    "person, in the conversation's language, with the person's name as written in `user`. "
+    "Answer with an empty list when there is nothing worth keeping."
 )
+
+SCHEMA: types.SchemaDict = {
+    "type": types.Type.ARRAY,
+    "items": {
+        "type": types.Type.OBJECT,
+        "properties": {
+            "user": {"type": types.Type.STRING},
+            "fact": {"type": types.Type.STRING},
+        },
+        "required": ["user", "fact"],
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -38,40 +66,30 @@ class Fact:
     text: str
 
 
-def request(turns: Sequence[ChatTurn]) -> list[types.ContentDict]:
-    lines = [render_turn(t.role, t.author_name, t.content) for t in turns]
-    text = "Conversation:\n" + "\n".join(lines)
+@dataclass(frozen=True)
+class _Pending:
+    """A channel with messages consolidation has not read yet."""
+
+    channel_id: int
+    guild_id: int | None
+    upto_id: int
+
+
+def request(turns: Sequence[LoggedTurn]) -> list[types.ContentDict]:
+    text = "Conversation:\n" + "\n".join(chunk_line(turn) for turn in turns)
     return [{"role": "user", "parts": [{"text": text}]}]
 
 
-def _items(text: str) -> Iterator[object]:
-    body = text.strip()
-    if body.startswith("```"):
-        body = body.split("\n", 1)[-1].rsplit("```", 1)[0].strip()
-    try:
-        whole = json.loads(body)
-    except json.JSONDecodeError:
-        whole = None
-    if isinstance(whole, list):
-        yield from whole
-        return
-    if isinstance(whole, dict):
-        yield whole
-        return
-    for line in body.splitlines():
-        line = line.strip().rstrip(",")
-        if line.startswith("{"):
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError:
-                continue
-
-
 def parse(text: str, people: Mapping[str, tuple[int, str]]) -> list[Fact]:
-    """Facts from the model's answer. `people` maps lower-cased names to (id, name);
+    """Facts from the model's JSON answer. `people` maps lower-cased names to (id, name);
     a fact naming no one known goes to the only person present, else it is dropped."""
+    try:
+        items = json.loads(text)
+    except json.JSONDecodeError:
+        log.warning("consolidation: the model's answer was not JSON; nothing kept")
+        return []
     facts = []
-    for item in _items(text):
+    for item in items if isinstance(items, list) else []:
         if not isinstance(item, dict):
             continue
         fact = item.get("fact")
@@ -84,3 +102,111 @@ def parse(text: str, people: Mapping[str, tuple[int, str]]) -> list[Fact]:
         if person is not None:
             facts.append(Fact(person[0], person[1], " ".join(fact.split())))
     return facts
+
+
+class Consolidator:
+    """Reads unread chat, asks the model for facts, stores the new ones."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        store: MemoryStore,
+        indexes: ScopeIndexes,
+        writer: MemoryWriter,
+        *,
+        log_reader: ChatLog,
+        provider: GeminiProvider,
+        usage: UsageStore | None,
+        dedupe_similarity: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self.runtime = runtime
+        self.store = store
+        self.indexes = indexes
+        self.writer = writer
+        self.chat_log = log_reader
+        self.provider = provider
+        self.usage = usage
+        self.dedupe_similarity = dedupe_similarity
+        self.clock = clock
+
+    async def once(self) -> int:
+        """Extract facts from AI chat messages not read yet; returns how many were new."""
+        stored = 0
+        for pending in await self._pending():
+            turns = await self.chat_log.newest_turns(pending.channel_id, pending.upto_id, _TURNS)
+            if not turns:
+                continue  # deleted meanwhile
+            if any(turn.role == "user" for turn in turns):
+                stored += await self._consolidate(pending.guild_id, turns)
+            await self.writer.unbroken(
+                self.store.mark_consolidated(pending.channel_id, turns[-1].id)
+            )
+        if stored:
+            log.info("consolidation stored %d new facts", stored)
+        return stored
+
+    async def _pending(self) -> list[_Pending]:
+        """Up to _CHANNELS channels with unread messages, least recently active first."""
+        pending: list[_Pending] = []
+        after = 0
+        while len(pending) < _CHANNELS:
+            heads: Sequence[ChannelHead] = await self.chat_log.channel_heads(after, _HEADS_PAGE)
+            if not heads:
+                break
+            read = await self.store.consolidated([head.channel_id for head in heads])
+            pending += [
+                _Pending(head.channel_id, head.guild_id, read.get(head.channel_id, 0))
+                for head in heads
+                if head.last_id > read.get(head.channel_id, 0)
+            ]
+            after = heads[-1].last_id
+        return pending[:_CHANNELS]
+
+    async def _consolidate(self, guild_id: int | None, turns: Sequence[LoggedTurn]) -> int:
+        people = {
+            t.author_name.lower(): (t.author_id, t.author_name) for t in turns if t.role == "user"
+        }
+        reply = await self.provider.generate(request(turns), system=INSTRUCTION, schema=SCHEMA)
+        if self.usage is not None:
+            await self.writer.unbroken(
+                self.usage.record(guild_id, reply.usage.prompt_tokens, reply.usage.output_tokens)
+            )
+        facts = parse(reply.text, people)
+        if not facts:
+            return 0
+        scope = Scope.of(guild_id, next(iter(people.values()))[0])
+        vectors = await self.runtime.embed(
+            [describe("consolidation", fact.author_name, fact.text) for fact in facts]
+        )
+        keep = await self._novel(scope, facts, vectors)
+        now = self.clock()
+        new = [
+            NewMemory(scope, fact.author_id, fact.author_name, "consolidation", fact.text, now)
+            for fact in (facts[i] for i in keep)
+        ]
+        if new:
+            await self.writer.add_facts(new, vectors[keep])
+        return len(new)
+
+    async def _novel(self, scope: Scope, facts: list[Fact], vectors: np.ndarray) -> list[int]:
+        """Positions of the facts that repeat neither each other nor a stored fact."""
+        threshold = self.dedupe_similarity
+        index = await self.indexes.get(scope)
+        keep: list[int] = []
+        for i, (fact, vector) in enumerate(zip(facts, vectors, strict=True)):
+            if any(
+                facts[j].author_id == fact.author_id and float(vector @ vectors[j]) >= threshold
+                for j in keep
+            ):
+                continue
+            ids, similarities = await self.indexes.run(index.search, vector, 20)
+            close = [int(m) for m, s in zip(ids, similarities, strict=True) if s >= threshold]
+            existing = await self.store.get(scope, close) if close else {}
+            if any(
+                m.author_id == fact.author_id and m.source != "conversation"
+                for m in existing.values()
+            ):
+                continue
+            keep.append(i)
+        return keep

@@ -1,10 +1,10 @@
-"""The values memory code passes around: scopes, stored memories, conversation turns."""
+"""The values memory code passes around: scopes, stored and recalled memories."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
 
 Source = Literal["conversation", "consolidation", "user"]
 ScopeKind = Literal["guild", "dm"]
@@ -50,22 +50,6 @@ def describe(source: Source, author_name: str, text: str) -> str:
     return text if source == "conversation" else f"{author_name}: {text}"
 
 
-class TurnLike(Protocol):
-    """A conversation message as the AI chat stores it (`NewTurn`, `Turn`)."""
-
-    @property
-    def role(self) -> str: ...  # "user" or "model"
-
-    @property
-    def author_id(self) -> int: ...
-
-    @property
-    def author_name(self) -> str: ...
-
-    @property
-    def content(self) -> str: ...
-
-
 @dataclass(frozen=True)
 class Memory:
     """One stored memory."""
@@ -84,11 +68,14 @@ class Memory:
 
 @dataclass(frozen=True)
 class Recalled:
-    """A memory found for a query, with the parts of its score."""
+    """A memory found for a query: what it says (as the model reads it), where it came
+    from, how old it is (seconds) and how well it matched."""
 
-    memory: Memory
+    id: int
+    text: str
+    source: Source
+    age: float
     score: float
-    similarity: float
 
 
 def age_text(seconds: float) -> str:

@@ -1,8 +1,9 @@
 """Memories in SQLite: the source of truth every FAISS index is built from.
 
-Also reads what consolidation needs from the AI chat's `ai_messages` table. Vectors
-are stored as float32 blobs with the name of the model that made them, so an index
-can be rebuilt without re-embedding, and a model change is spotted row by row.
+Also keeps how far consolidation has read each channel's conversation (the log itself
+belongs to the chat store). Vectors are stored as float32 blobs with the name of the
+model that made them, so an index can be rebuilt without re-embedding, and a model
+change is spotted row by row.
 """
 
 from __future__ import annotations
@@ -29,26 +30,6 @@ class NewMemory:
     source: Source
     text: str
     created_at: float
-
-
-@dataclass(frozen=True)
-class ChatTurn:
-    """A stored AI chat message, as consolidation reads it."""
-
-    id: int
-    role: str
-    author_id: int
-    author_name: str
-    content: str
-
-
-@dataclass(frozen=True)
-class PendingChannel:
-    """A channel with messages consolidation has not read yet."""
-
-    channel_id: int
-    guild_id: int | None
-    upto_id: int
 
 
 def _memory(row: sqlite3.Row) -> Memory:
@@ -279,24 +260,19 @@ class MemoryStore:
 
     # Consolidation
 
-    async def pending_channels(self, limit: int) -> list[PendingChannel]:
-        """Channels with AI chat messages consolidation has not read, oldest first."""
-        rows = await self.db.fetchall(
-            "SELECT m.channel_id, max(m.guild_id), COALESCE(c.upto_id, 0), max(m.id) AS last "
-            "FROM ai_messages m LEFT JOIN memory_consolidation c ON c.channel_id = m.channel_id "
-            "WHERE m.id > COALESCE(c.upto_id, 0) GROUP BY m.channel_id ORDER BY last LIMIT ?",
-            (limit,),
-        )
-        return [PendingChannel(row[0], row[1], row[2]) for row in rows]
-
-    async def turns_after(self, channel_id: int, after_id: int, limit: int) -> list[ChatTurn]:
-        """The newest `limit` messages of a channel after `after_id`, oldest first."""
-        rows = await self.db.fetchall(
-            "SELECT id, role, author_id, author_name, content FROM ai_messages "
-            "WHERE channel_id = ? AND id > ? ORDER BY id DESC LIMIT ?",
-            (channel_id, after_id, limit),
-        )
-        return [ChatTurn(*row) for row in reversed(rows)]
+    async def consolidated(self, channel_ids: Sequence[int]) -> dict[int, int]:
+        """How far consolidation has read these channels: the last message id read."""
+        found: dict[int, int] = {}
+        for start in range(0, len(channel_ids), _IN_BATCH):
+            batch = list(channel_ids[start : start + _IN_BATCH])
+            marks = ",".join("?" * len(batch))
+            rows = await self.db.fetchall(
+                "SELECT channel_id, upto_id FROM memory_consolidation "
+                f"WHERE channel_id IN ({marks})",
+                batch,
+            )
+            found.update((row[0], row[1]) for row in rows)
+        return found
 
     async def mark_consolidated(self, channel_id: int, upto_id: int) -> None:
         await self.db.execute(

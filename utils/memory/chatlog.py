@@ -1,0 +1,64 @@
+"""The conversation log as memory sees it: the read API the chat store gives memory,
+and the one way a turn is written out as text (for the model and for memory alike).
+
+Memory never reads the chat tables itself; the Bot hands it the chat store, which
+implements `ChatLog`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+BOT_LABEL = "assistant"  # how the bot's own messages are labelled wherever turns are text
+
+
+class LoggedTurn(Protocol):
+    """A conversation message as the chat store keeps it (`cogs.ai.store.Turn`)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def role(self) -> str: ...  # "user" or "model"
+
+    @property
+    def author_id(self) -> int: ...
+
+    @property
+    def author_name(self) -> str: ...
+
+    @property
+    def content(self) -> str: ...
+
+
+class ChannelHead(Protocol):
+    """A channel of the log and its newest turn."""
+
+    @property
+    def channel_id(self) -> int: ...
+
+    @property
+    def guild_id(self) -> int | None: ...
+
+    @property
+    def last_id(self) -> int: ...
+
+
+class ChatLog(Protocol):
+    """What memory reads of the conversation log."""
+
+    async def channel_heads(self, after_id: int, limit: int) -> Sequence[ChannelHead]:
+        """Channels whose newest turn is after `after_id`, by that turn, oldest first."""
+        ...
+
+    async def newest_turns(
+        self, channel_id: int, after_id: int, limit: int
+    ) -> Sequence[LoggedTurn]:
+        """A channel's newest `limit` turns after `after_id`, oldest first."""
+        ...
+
+
+def render_turn(role: str, author_name: str, content: str) -> str:
+    """A turn as a line of text: `name: words`, the bot's own as `assistant: words`."""
+    return f"{BOT_LABEL if role == 'model' else author_name}: {content}"

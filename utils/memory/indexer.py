@@ -1,0 +1,90 @@
+"""Remembering conversation: the AI chat hands over each stored exchange (`index_turns`);
+a background worker groups exchanges into chunks, embeds them in batches and indexes
+them. It never blocks a reply; if it falls far behind, exchanges are dropped and logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+
+from utils.memory.chatlog import LoggedTurn
+from utils.memory.chunks import ChunkLimits, Exchange, plan
+from utils.memory.lifecycle import Runtime
+from utils.memory.records import Scope
+from utils.memory.store import MemoryStore
+from utils.memory.writer import MemoryWriter
+
+log = logging.getLogger(__name__)
+_BATCH = 64  # exchanges embedded together
+_DRAIN_SECONDS = 5.0  # how long shutdown waits for the queue
+
+
+class Indexer:
+    """The bounded queue of exchanges to remember, and the worker that drains it."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        store: MemoryStore,
+        writer: MemoryWriter,
+        *,
+        limits: ChunkLimits,
+        queue_size: int,
+        clock: Callable[[], float],
+    ) -> None:
+        self.runtime = runtime
+        self.store = store
+        self.writer = writer
+        self.limits = limits
+        self.clock = clock
+        self.queue: asyncio.Queue[Exchange] = asyncio.Queue(queue_size)
+        self.closing = False
+
+    def index_turns(self, scope: Scope, channel_id: int, turns: Sequence[LoggedTurn]) -> None:
+        """Queue a stored exchange to be chunked and indexed; never blocks, never raises."""
+        if self.closing or not turns:
+            return
+        try:
+            self.queue.put_nowait(Exchange.of(scope, channel_id, turns, self.clock()))
+        except asyncio.QueueFull:
+            log.warning("memory indexing is behind; an exchange in %s is not remembered", scope.key)
+
+    async def drain(self) -> None:
+        """Stop taking exchanges and index what is queued, for a few seconds at most."""
+        self.closing = True
+        try:
+            await asyncio.wait_for(self.queue.join(), _DRAIN_SECONDS)
+        except TimeoutError:
+            log.warning(
+                "memory: indexing did not finish in %.0f s at shutdown; %d exchanges dropped",
+                _DRAIN_SECONDS,
+                self.queue.qsize(),
+            )
+
+    async def work(self) -> None:
+        """The worker: index queued exchanges in batches, for ever."""
+        while True:
+            batch = [await self.queue.get()]
+            while len(batch) < _BATCH and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            try:
+                await self._index(batch)
+            except Exception:  # the worker outlives any one batch: log it, take the next
+                log.exception("memory: indexing %d exchanges failed", len(batch))
+            finally:
+                for _ in batch:
+                    self.queue.task_done()
+
+    async def _index(self, exchanges: list[Exchange]) -> None:
+        by_channel: dict[int, list[Exchange]] = defaultdict(list)
+        for exchange in exchanges:
+            by_channel[exchange.channel_id].append(exchange)
+        chunks = []
+        for channel_id, group in by_channel.items():
+            chunks += plan(await self.store.open_chunk(channel_id), group, self.limits)
+        if chunks:
+            vectors = await self.runtime.embed([chunk.text for chunk in chunks])
+            await self.writer.write_chunks(chunks, vectors)

@@ -1,0 +1,112 @@
+"""The running parts every memory job shares: the embedding model, loaded in the
+background, the one thread that embeds, and the background tasks.
+
+The model starts loading at `start` (5-20 s on a small machine) in a daemon thread of
+its own, so a stop during loading does not wait for it. Until it has loaded, work
+that needs it waits for it, except recall, which waits at most `model_wait` and then
+answers without memory (logged once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from utils.memory.embedder import Embedder
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    """The embedding model and the background tasks of the memory service."""
+
+    def __init__(self, embedder: Embedder, *, model_wait: float) -> None:
+        self.embedder = embedder
+        self.model_wait = model_wait
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="memory-embed")
+        self._tasks: list[asyncio.Task[None]] = []
+        self._model: asyncio.Future[None] | None = None  # done once loading has ended
+        self._said_loading = False
+
+    @property
+    def running(self) -> bool:
+        return bool(self._tasks)
+
+    def load_model(self) -> None:
+        """Start loading the embedding model in a daemon thread; returns at once."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        embedder = self.embedder
+
+        def settle() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        def load() -> None:
+            started = time.perf_counter()
+            try:
+                embedder.load()
+            except Exception:  # a thread of its own: log it; using the model tries again
+                log.exception("memory: could not load the embedding model %s", embedder.name)
+            else:
+                took = time.perf_counter() - started
+                log.info("memory: embedding model %s loaded in %.1f s", embedder.name, took)
+            with contextlib.suppress(RuntimeError):  # the loop has closed: the bot stopped
+                loop.call_soon_threadsafe(settle)
+
+        threading.Thread(target=load, name="memory-model-load", daemon=True).start()
+        self._model = done
+
+    async def model_loaded(self) -> bool:
+        """Whether the model has finished loading, waiting `model_wait` at most for it;
+        says once in the log that replies go without memory meanwhile."""
+        if self._model is None or self._model.done():
+            return True
+        try:
+            await asyncio.wait_for(asyncio.shield(self._model), self.model_wait)
+        except TimeoutError:
+            if not self._said_loading:
+                self._said_loading = True
+                log.info(
+                    "memory: the embedding model is still loading; "
+                    "replies go without memory until it has loaded"
+                )
+            return False
+        return True
+
+    async def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit vectors for `texts`, computed in the embedding thread (once the model
+        has loaded, so that thread never waits on loading)."""
+        if self._model is not None:
+            await asyncio.shield(self._model)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self.embedder.encode, list(texts))
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        self._tasks.append(asyncio.create_task(coro, name=name))
+
+    def every(self, seconds: float, job: Callable[[], Awaitable[None]], name: str) -> None:
+        """Run `job` every `seconds` in the background until `stop`."""
+
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(seconds)
+                await job()
+
+        self.spawn(loop(), name)
+
+    async def stop(self) -> None:
+        """Cancel the background tasks and the embedding thread's queued work."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,116 @@
+"""Writes to memory: SQLite and the loaded FAISS indexes changed together, one at a time.
+
+Every write runs to its end even if its caller is cancelled (a transaction cut at
+BEGIN or COMMIT would leave the shared connection stuck); `wait` lets shutdown finish
+them. Only waits (embedding, the model) are ever cut short.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Coroutine, Iterable, Sequence
+from typing import Any, TypeVar
+
+import numpy as np
+
+from utils.memory.chunks import Chunk
+from utils.memory.indexes import ScopeIndexes
+from utils.memory.records import Memory, Scope
+from utils.memory.store import MemoryStore, NewMemory
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class MemoryWriter:
+    """The one path by which memories are added, re-embedded and deleted."""
+
+    def __init__(self, store: MemoryStore, indexes: ScopeIndexes, model: str) -> None:
+        self.store = store
+        self.indexes = indexes
+        self.model = model
+        self._lock = asyncio.Lock()
+        self._writes: set[asyncio.Task[Any]] = set()
+
+    async def unbroken(self, write: Coroutine[Any, Any, T]) -> T:
+        """Run a database write to its end even if the caller is cancelled."""
+        task = asyncio.create_task(write)
+        self._writes.add(task)
+        task.add_done_callback(self._done)
+        return await asyncio.shield(task)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._writes.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("a memory write failed: %r", task.exception())
+
+    async def wait(self) -> None:
+        """Wait for the writes under way (at shutdown)."""
+        await asyncio.gather(*self._writes, return_exceptions=True)
+
+    async def write_chunks(self, chunks: list[Chunk], vectors: np.ndarray) -> None:
+        await self.unbroken(self._write_chunks(chunks, vectors))
+
+    async def _write_chunks(self, chunks: list[Chunk], vectors: np.ndarray) -> None:
+        async with self._lock:
+            ids = await self.store.write_chunks(chunks, self.model, vectors)
+            written = [(c.scope, i, v) for c, i, v in zip(chunks, ids, vectors, strict=True) if i]
+            await self._add(written)
+
+    async def add_facts(self, facts: Sequence[NewMemory], vectors: np.ndarray) -> list[int]:
+        return await self.unbroken(self._add_facts(facts, vectors))
+
+    async def _add_facts(self, facts: Sequence[NewMemory], vectors: np.ndarray) -> list[int]:
+        async with self._lock:
+            ids = await self.store.insert(facts, self.model, vectors)
+            await self._add(
+                (fact.scope, memory_id, vector)
+                for fact, memory_id, vector in zip(facts, ids, vectors, strict=True)
+            )
+        return ids
+
+    async def replace_vectors(self, memories: list[Memory], vectors: np.ndarray) -> None:
+        await self.unbroken(self._replace_vectors(memories, vectors))
+
+    async def _replace_vectors(self, memories: list[Memory], vectors: np.ndarray) -> None:
+        async with self._lock:
+            await self.store.set_vectors([m.id for m in memories], self.model, vectors)
+            await self._add(
+                (memory.scope, memory.id, vector)
+                for memory, vector in zip(memories, vectors, strict=True)
+                if self.indexes.loaded(memory.scope) is not None
+            )
+
+    async def _add(self, items: Iterable[tuple[Scope, int, np.ndarray]]) -> None:
+        """Put stored vectors in their scopes' indexes (with the lock held)."""
+        by_scope: dict[Scope, list[tuple[int, np.ndarray]]] = defaultdict(list)
+        for scope, memory_id, vector in items:
+            by_scope[scope].append((memory_id, vector))
+        for scope, pairs in by_scope.items():
+            index = await self.indexes.get(scope)
+            ids = np.array([memory_id for memory_id, _ in pairs], dtype=np.int64)
+            await self.indexes.run(index.add, ids, np.stack([v for _, v in pairs]))
+            self.indexes.changed(scope, index)
+
+    async def delete(
+        self, delete: Coroutine[Any, Any, list[tuple[Scope, int]]]
+    ) -> list[tuple[Scope, int]]:
+        """Run a store deletion returning (scope, id) pairs, and drop those ids from the
+        loaded indexes at once."""
+        return await self.unbroken(self._delete(delete))
+
+    async def _delete(
+        self, delete: Coroutine[Any, Any, list[tuple[Scope, int]]]
+    ) -> list[tuple[Scope, int]]:
+        async with self._lock:
+            deleted = await delete
+            by_scope: dict[Scope, list[int]] = defaultdict(list)
+            for scope, memory_id in deleted:
+                by_scope[scope].append(memory_id)
+            for scope, ids in by_scope.items():
+                if (index := self.indexes.loaded(scope)) is not None:
+                    await self.indexes.run(index.remove, ids)
+                    self.indexes.changed(scope, index)
+        return deleted
