@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+import utils.memory
 from cogs.ai.store import Turn
 from utils.memory import consolidation
 from utils.memory.chunks import Chunk, ChunkLimits, Exchange, chunk_line, plan
@@ -110,3 +113,12 @@ def test_parse_single_person_and_answers_that_are_not_a_list() -> None:
     assert consolidation.parse("[]", PEOPLE) == []
     assert consolidation.parse('{"user": "Alice", "fact": "Likes tea."}', PEOPLE) == []
     assert consolidation.parse("Nothing worth keeping.", PEOPLE) == []
+
+
+def test_memory_reads_the_chat_log_only_through_the_chat_store() -> None:
+    """The chat store owns the conversation tables; memory imports no cog."""
+    package = Path(utils.memory.__file__).parent
+    for path in package.glob("*.py"):
+        source = path.read_text()
+        assert "ai_messages" not in source and "ai_channels" not in source, path.name
+        assert "from cogs" not in source and "import cogs" not in source, path.name

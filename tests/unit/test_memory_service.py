@@ -21,6 +21,7 @@ from cogs.ai.store import ChatStore, Turn
 from tests.fakes.gemini_server import FakeGemini
 from utils.db import Database
 from utils.gemini import GeminiProvider
+from utils.memory import consolidation
 from utils.memory.chunks import Chunk, ChunkLimits
 from utils.memory.embedder import HashingEmbedder
 from utils.memory.index import IndexParams
@@ -370,6 +371,27 @@ async def test_consolidation_extracts_dedupes_and_moves_on(
     request = gemini_fake.requests[-1]
     assert "Whiskers is a cat, yes" in request.last_user_text
     assert "I play drums" not in request.last_user_text, "only what was not read yet"
+
+
+async def test_consolidation_pages_past_channels_already_read(
+    make_service: MakeService,
+    provider: GeminiProvider,
+    gemini_fake: FakeGemini,
+    db: Database,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(consolidation, "_HEADS_PAGE", 1)  # one channel per read of the log
+    service = await make_service(provider=provider)
+    chat = ChatStore(db)
+    await chat.add_turns(1, 10, [Turn("user", ALICE, "Alice", "I live in Leeds")])
+    gemini_fake.reply('[{"user": "Alice", "fact": "Alice lives in Leeds."}]')
+    assert await service.consolidate_once() == 1
+    await chat.add_turns(1, 30, [Turn("user", BOB, "Bob", "I play drums")])
+    gemini_fake.reply('[{"user": "Bob", "fact": "Bob plays the drums."}]')
+    assert await service.consolidate_once() == 1, "the read channel comes first, then Bob's"
+    assert "I play drums" in gemini_fake.requests[-1].last_user_text
+    assert "Leeds" not in gemini_fake.requests[-1].last_user_text
+    assert await service.consolidate_once() == 0 and len(gemini_fake.requests) == 2
 
 
 async def test_reindex_script_rebuilds_every_index(

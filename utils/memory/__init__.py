@@ -1,5 +1,8 @@
 """Long-term memory: what the bot remembers across conversations, per guild or DM.
 
-`service.MemoryService` is the facade the Bot owns; the modules beside it hold the
-parts (SQLite store, FAISS index, embedder, scoring, chunking, consolidation).
+`service.MemoryService` is the facade the Bot owns, composed of parts with one job each:
+`indexer` (remembering conversation), `recall` (finding memories, returned as data),
+`consolidation` (facts from the chat log, read through `chatlog.ChatLog`), `lifecycle`
+(the model and background tasks) and `writer` (every write). Beside them: the SQLite
+store, FAISS indexes, embedder, scoring and chunking.
 """
