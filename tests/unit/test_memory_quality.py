@@ -26,14 +26,6 @@ SCOPE = Scope("guild", 1)
 DAY = 86_400
 
 
-@pytest.fixture(scope="session")
-def sentence_embedder() -> SentenceEmbedder:
-    """The packaged all-MiniLM-L6-v2, loaded once (weights are shared process-wide)."""
-    embedder = SentenceEmbedder()
-    embedder.load()
-    return embedder
-
-
 @pytest.fixture
 async def service(tmp_path: Path, sentence_embedder: SentenceEmbedder) -> AsyncIterator:
     db = Database(tmp_path / "bot.db")
