@@ -227,6 +227,7 @@ def music_settings(
             "music_allow_private_urls": True,
             "music_search_prefix": "localsearch",
             "music_resolve_timeout": 10.0,
+            "memory_enabled": False,  # memory has its own tests; spares the model load
         }
         values.update(overrides)
         return make_settings(**values)
