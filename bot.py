@@ -7,7 +7,7 @@ import contextvars
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,7 @@ class Bot(commands.Bot):
         settings: Settings,
         *,
         extensions: Sequence[str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
         **options: Any,
     ) -> None:
         intents = discord.Intents.default()
@@ -80,6 +81,7 @@ class Bot(commands.Bot):
             **options,
         )
         self.settings = settings
+        self.clock = clock  # what the timing of the breaker follows; tests move it
         self.extensions_to_load = (
             list(extensions) if extensions is not None else discover_extensions()
         )
@@ -165,6 +167,7 @@ class Bot(commands.Bot):
             failure_threshold=settings.ai_breaker_threshold,
             reset_timeout=settings.ai_breaker_reset,
             is_failure=is_transient,
+            clock=self.clock,
         )
         return GeminiProvider(
             api_key,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,10 +20,38 @@ from tests.fakes.media_server import FakeMediaServer, LocalSearchIE, register_lo
 from tests.fakes.spotify_server import FakeSpotify
 from tests.fakes.voice_server import FakeVoiceServer
 from utils.db import Database
+from utils.memory.embedder import SentenceEmbedder
 
 ADMIN = 0x8  # Administrator
 MANAGE_GUILD = 0x20
 BASIC = 0x400 | 0x800 | 0x10000 | 0x40 | 0x4000 | 0x8000 | 0x100000 | 0x200000  # view, send, ...
+
+
+async def eventually(check: Callable[[], Any], *, equals: Any = None, within: float = 10.0) -> Any:
+    """Poll ``check`` (plain or async) every 10 ms until its result is truthy, or equal to
+    ``equals`` when given; return the result. The one polling helper of the suite: it
+    waits for a state, never for a guessed time."""
+    deadline = time.monotonic() + within
+    while True:
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
+        if result == equals if equals is not None else result:
+            return result
+        if time.monotonic() > deadline:
+            name = getattr(check, "__qualname__", repr(check))
+            wanted = f", expected {equals!r}" if equals is not None else ""
+            raise AssertionError(f"{name} still gave {result!r} after {within}s{wanted}")
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture(scope="session")
+def sentence_embedder() -> SentenceEmbedder:
+    """The packaged all-MiniLM-L6-v2, loaded once per session; the bot's own embedder then
+    shares the weights (they are cached process-wide)."""
+    embedder = SentenceEmbedder()
+    embedder.load()
+    return embedder
 
 
 @pytest.fixture
@@ -110,11 +140,15 @@ async def start_bot(
     running: list[tuple[Bot, asyncio.Task[None]]] = []
 
     async def start(
-        settings: Settings | None = None, *, extensions: list[str] | None = None
+        settings: Settings | None = None,
+        *,
+        extensions: list[str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> Bot:
         bot = Bot(
             settings or make_settings(),
             extensions=extensions if extensions is not None else discover_extensions(),
+            clock=clock,
             guild_ready_timeout=0.1,
         )
         task = asyncio.create_task(run(bot))
@@ -193,6 +227,7 @@ def music_settings(
             "music_allow_private_urls": True,
             "music_search_prefix": "localsearch",
             "music_resolve_timeout": 10.0,
+            "memory_enabled": False,  # memory has its own tests; spares the model load
         }
         values.update(overrides)
         return make_settings(**values)

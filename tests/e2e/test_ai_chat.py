@@ -18,7 +18,8 @@ import pytest
 from PIL import Image
 
 from config import Settings
-from tests.conftest import BASIC, StartBot
+from tests.conftest import BASIC, StartBot, eventually
+from tests.fakes.clock import FakeClock
 from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeMessage, FakeUser
 from tests.fakes.gemini_server import FakeGemini
 
@@ -63,16 +64,10 @@ async def ask(fake: FakeDiscord, channel, user: FakeUser, text: str) -> FakeMess
     return await fake.wait_for(finished, timeout=10)
 
 
-async def wait_stored(bot, channel_id: int, count: int) -> None:
-    """The exchange is stored just after the reply's final edit: wait for it."""
-    for _ in range(200):
-        stored = await bot.db.fetchval(
-            "SELECT count(*) FROM ai_messages WHERE channel_id = ?", (channel_id,)
-        )
-        if stored >= count:
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"{stored} messages stored, expected {count}")
+async def stored_count(bot, channel_id: int) -> int:
+    return await bot.db.fetchval(
+        "SELECT count(*) FROM ai_messages WHERE channel_id = ?", (channel_id,)
+    )
 
 
 async def stored_rows(bot, channel_id: int) -> list[tuple[str, str, str | None]]:
@@ -81,16 +76,6 @@ async def stored_rows(bot, channel_id: int) -> list[tuple[str, str, str | None]]
         (channel_id,),
     )
     return [tuple(row) for row in rows]
-
-
-async def wait_rows(bot, channel_id: int, expected: list[tuple[str, str, str | None]]) -> None:
-    """The history is written just after what it records is shown: wait for it."""
-    for _ in range(200):
-        rows = await stored_rows(bot, channel_id)
-        if rows == expected:
-            return
-        await asyncio.sleep(0.02)
-    assert rows == expected
 
 
 async def test_mention_streams_a_reply(
@@ -187,8 +172,9 @@ async def test_rate_limited_by_google_then_answers(
     assert reply.content == "Sorry for the wait."
     assert len(gemini_fake.requests) == 2
     assert gemini_fake.requests[1].time - gemini_fake.requests[0].time >= 0.2
-    await asyncio.sleep(0.2)
-    assert len(discord_fake.messages_in(guild.text)) == 1
+    gemini_fake.reply("Next.")
+    barrier = await ask(discord_fake, guild.text, member, "and now?")  # same channel: after
+    assert discord_fake.messages_in(guild.text) == [reply, barrier], "one reply to the first"
 
 
 async def test_breaker_opens_on_repeated_503_and_recovers(
@@ -200,8 +186,10 @@ async def test_breaker_opens_on_repeated_503_and_recovers(
     ai_settings: Callable[..., Settings],
 ) -> None:
     gemini_fake.fail(503, times=2)
+    clock = FakeClock()
     bot = await start_bot(
-        ai_settings(ai_breaker_threshold=2, gemini_max_retries=1, ai_breaker_reset=1.0)
+        ai_settings(ai_breaker_threshold=2, gemini_max_retries=1, ai_breaker_reset=60.0),
+        clock=clock,
     )
     await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} one")
     first = await discord_fake.wait_for_message(guild.text)
@@ -214,10 +202,14 @@ async def test_breaker_opens_on_repeated_503_and_recovers(
     assert second.content.startswith("AI is unavailable")
     assert len(gemini_fake.requests) == 2, "an open breaker answers without calling Google"
 
-    await asyncio.sleep(1.1)
+    clock.advance(59)
+    await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} still?")
+    still = await discord_fake.wait_for_message(guild.text, after=2)
+    assert still.content.startswith("AI is unavailable"), "open until the reset time"
+    clock.advance(1)
     gemini_fake.reply("Back again.")
     await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} three")
-    third = await discord_fake.wait_for_message(guild.text, after=2)
+    third = await discord_fake.wait_for_message(guild.text, after=3)
     await discord_fake.wait_for(lambda: third.content == "Back again.")
     assert bot.breakers.snapshot()["gemini"]["state"] == "closed"
 
@@ -264,7 +256,7 @@ async def test_history_persists_and_reset_clears_it(
     gemini_fake.reply("Nice to meet you, Alice.")
     await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} I love kayaking")
     await wait_reply_done(discord_fake, guild.text)
-    await wait_stored(bot, guild.text.id, 2)
+    await eventually(lambda: stored_count(bot, guild.text.id), equals=2)
     await bot.close()
 
     await start_bot(settings)
@@ -314,10 +306,9 @@ async def test_stream_cut_off_midway_is_marked_and_stored_as_incomplete(
     await discord_fake.wait_for(lambda: "⚠️" in reply.content)
     assert reply.content.startswith("The answer begins and then")
     # What was shown is what the history holds, marked as cut off.
-    await wait_rows(
-        bot,
-        guild.text.id,
-        [("user", "go", None), ("model", "The answer begins and then", "error")],
+    await eventually(
+        lambda: stored_rows(bot, guild.text.id),
+        equals=[("user", "go", None), ("model", "The answer begins and then", "error")],
     )
 
 
@@ -403,14 +394,11 @@ async def test_summary_opens_the_context_once_budget_is_exceeded(
             guild.text, member, f"{mention(discord_fake)} story {i}: " + "my garden grows. " * 20
         )
         await wait_reply_done(discord_fake, guild.text, after=i)
-    summary = None
-    for _ in range(200):
-        summary = await bot.db.fetchval(
+    summary = await eventually(
+        lambda: bot.db.fetchval(
             "SELECT summary FROM ai_channels WHERE channel_id = ?", (guild.text.id,)
         )
-        if summary:
-            break
-        await asyncio.sleep(0.05)
+    )
     assert summary == "SUMMARY: Alice talked about her garden."
     summariser = next(r for r in gemini_fake.requests if r.method == "generateContent")
     assert "story 0" in json.dumps(summariser.contents)
@@ -504,10 +492,11 @@ async def test_user_rate_limit_sends_one_notice(
     for i in range(5):
         await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} msg {i}")
     await discord_fake.wait_for(lambda: len(gemini_fake.requests) == 2)
-    await asyncio.sleep(0.3)
+    # Another person's message, sent after the five, is answered after all of them.
+    await ask(discord_fake, guild.text, discord_fake.owner, "my turn")
     notices = [m for m in discord_fake.messages_in(guild.text) if "faster than I can" in m.content]
     assert len(notices) == 1
-    assert len(gemini_fake.requests) == 2
+    assert len(gemini_fake.requests) == 3
 
 
 async def test_full_channel_queue_sends_one_busy_notice(
@@ -573,7 +562,7 @@ async def test_commands_status_persona_prompt_model_export(
     assert last.system_text.startswith("Only answer in haiku.")
     assert "Captain Byte" not in last.system_text
     assert last.model == "gemini-special"
-    await wait_stored(bot, guild.text.id, 4)
+    await eventually(lambda: stored_count(bot, guild.text.id), equals=4)
 
     status = (await slash(member, "ai", "status"))["data"]["embeds"][0]
     fields = {f["name"]: f["value"] for f in status["fields"]}
@@ -607,7 +596,7 @@ async def test_ai_summarize_folds_all_but_the_last_exchange(
     bot = await start_bot(ai_settings())
     for text in ("I grow roses", "and tulips", "what next?"):
         await ask(discord_fake, guild.text, member, text)
-    await wait_stored(bot, guild.text.id, 6)
+    await eventually(lambda: stored_count(bot, guild.text.id), equals=6)
 
     async def summarize(user: FakeUser) -> str:
         interaction = await discord_fake.invoke_slash(
@@ -827,10 +816,9 @@ async def test_blocked_and_truncated_replies_say_why_and_are_stored_as_such(
 
     # A refused prompt is not kept (it would be sent, and refused, with every later
     # message); replies that showed text are kept with why they stopped.
-    await wait_rows(
-        bot,
-        guild.text.id,
-        [
+    await eventually(
+        lambda: stored_rows(bot, guild.text.id),
+        equals=[
             ("user", "a long story", None),
             ("model", "A very long story that goes on", "length"),
             ("user", "how to", None),
@@ -968,10 +956,9 @@ async def test_export_markdown(
     assert "no conversation to export" in (await empty.wait_response())["data"]["content"]
     await ask(discord_fake, guild.text, member, "roses?")
     await ask(discord_fake, guild.text, member, "tulips?")
-    await wait_rows(
-        bot,
-        guild.text.id,
-        [
+    await eventually(
+        lambda: stored_rows(bot, guild.text.id),
+        equals=[
             ("user", "roses?", None),
             ("model", "Roses like sun.", None),
             ("user", "tulips?", None),

@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot import Bot
 from config import Settings
-from tests.conftest import StartBot
+from tests.conftest import StartBot, eventually
 from tests.e2e.test_ai_chat import ask, mention
 from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.gemini_server import FakeGemini
@@ -44,15 +44,10 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
-async def wait_status(bot: Bot, path: str, status: int) -> str:
-    """Poll `path` until it answers `status`; return the body."""
-    deadline = time.monotonic() + 10
-    while True:
-        got, body = await get(bot, path)
-        if got == status:
-            return body
-        assert time.monotonic() < deadline, f"{path} stayed {got}: {body}"
-        await asyncio.sleep(0.05)
+async def body_if(bot: Bot, path: str, status: int) -> str | None:
+    """The body of `path` if it answers `status` now."""
+    got, body = await get(bot, path)
+    return body if got == status else None
 
 
 async def test_metrics_count_replies_tokens_errors_and_refusals(
@@ -142,9 +137,10 @@ async def test_readyz_follows_the_gateway_and_the_database(
         assert await get(bot, "/readyz") == (200, "ready\n")
 
         async with discord_fake.disconnected():
-            assert "gateway not connected" in await wait_status(bot, "/readyz", 503)
+            down = await eventually(lambda: body_if(bot, "/readyz", 503))
+            assert "gateway not connected" in down
             assert await get(bot, "/healthz") == (200, "ok\n")
-        await wait_status(bot, "/readyz", 200)
+        await eventually(lambda: body_if(bot, "/readyz", 200))
         assert discord_fake.identifies == 1, "resumed, not a new session"
 
         await bot.db.close()
@@ -175,4 +171,4 @@ async def test_healthz_reports_a_stalled_event_loop(
     assert status == 503 and body.startswith("event loop lagging")
     _, samples = await scrape(bot)
     assert value(samples, "gembot_event_loop_lag_seconds") >= 0.49
-    await wait_status(bot, "/healthz", 200)  # the next measurement is on time again
+    await eventually(lambda: body_if(bot, "/healthz", 200))  # the next measurement is on time again

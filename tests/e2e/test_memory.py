@@ -9,14 +9,14 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from config import Settings
-from tests.conftest import BASIC, StartBot
+from tests.conftest import BASIC, StartBot, eventually
 from tests.fakes.discord_server import (
     CHANNEL_MESSAGE,
     DEFERRED_CHANNEL_MESSAGE,
@@ -34,22 +34,6 @@ from utils.memory.service import MemoryConfig, MemoryService
 DAY = 86_400
 ROOT = Path(__file__).resolve().parents[2]
 INTERACTION_WINDOW = 3.0  # seconds Discord gives an interaction's first response
-
-
-@pytest.fixture(scope="session")
-def sentence_embedder() -> SentenceEmbedder:
-    """Load the packaged model once; the bot's own embedder then shares the weights."""
-    embedder = SentenceEmbedder()
-    embedder.load()
-    return embedder
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], within: float = 15.0) -> None:
-    deadline = time.monotonic() + within
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{check.__qualname__} stayed false for {within}s")
-        await asyncio.sleep(0.05)
 
 
 async def ask(
@@ -94,7 +78,7 @@ async def test_a_fact_is_remembered_days_later_in_the_same_guild_only(
         ]
         return all(counts)
 
-    await eventually(both_indexed)
+    await eventually(both_indexed, within=15)
     await bot.memory.flush()
     await bot.db.execute("UPDATE memories SET created_at = created_at - ?", (3 * DAY,))
     await discord_fake.send_message(guild.text, discord_fake.owner, "!ai reset")
@@ -223,14 +207,16 @@ class BotProcess:
         async for line in self.process.stdout:
             self.lines.append(line.decode(errors="replace").rstrip())
 
-    async def logged(self, text: str, timeout: float = 60) -> str:  # noqa: ASYNC109
+    async def logged(self, text: str) -> str:
         """The first output line containing `text`, waiting for it."""
-        deadline = time.monotonic() + timeout
-        while not (found := [line for line in self.lines if text in line]):
-            if self._reader.done() or time.monotonic() > deadline:
+
+        def found() -> str | None:
+            line = next((line for line in self.lines if text in line), None)
+            if line is None and self._reader.done():
                 raise AssertionError(f"the bot never logged {text!r}:\n" + "\n".join(self.lines))
-            await asyncio.sleep(0.05)
-        return found[0]
+            return line
+
+        return await eventually(found, within=60)
 
     async def stop(self) -> None:
         if self.process.returncode is None:

@@ -8,9 +8,9 @@ many 20 ms frames arrived and, decoded, which tone they carry.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +23,8 @@ from bot import Bot
 from cogs.music.cog import Music
 from cogs.music.store import MusicStore
 from config import Settings
-from tests.conftest import StartBot
-from tests.e2e.test_retention import _equals, eventually, maintenance, pending
+from tests.conftest import StartBot, eventually
+from tests.e2e.test_retention import maintenance, pending
 from tests.fakes.discord_server import (
     FakeDiscord,
     FakeGuild,
@@ -84,6 +84,12 @@ class World:
 
     async def wait_frames(self, count: int, within: float = 10) -> None:
         await self.discord.wait_for(lambda: len(self.frames()) >= count, within)
+
+    async def wait_paused(self) -> int:
+        """Wait for the silence a pausing player sends before it blocks; the audio frames
+        played so far (no more can come until it is resumed)."""
+        await self.discord.wait_for(lambda: (f := self.frames(audio_only=False)) and f[-1].silence)
+        return len(self.frames())
 
     async def wait_message(self, text: str, within: float = 10) -> FakeMessage:
         return await self.discord.wait_for_message(
@@ -226,13 +232,12 @@ async def test_pause_stops_packets_and_resume_restarts_them(world: World) -> Non
     await world.slash("play", query=world.media.tone(440, 3, "ogg"))
     await world.wait_frames(25)
     assert (await world.slash("pause")).startswith("⏸️ Paused")
-    await asyncio.sleep(0.2)
-    paused_at = len(world.frames())
-    await asyncio.sleep(0.6)
-    assert len(world.frames()) == paused_at, "no audio while paused"
+    paused_at = await world.wait_paused()
     assert (await world.now_playing()).embeds[0]["title"] == "Paused"
+    resumed = time.monotonic()
     assert (await world.slash("resume")).startswith("▶️ Resumed")
     await world.wait_frames(paused_at + 25, within=5)
+    assert all(f.time > resumed for f in world.frames()[paused_at:]), "no audio while paused"
     await world.wait_message("The queue is finished")
     assert len(world.frames()) >= 0.9 * 3 * FRAMES_PER_SECOND
 
@@ -348,13 +353,10 @@ async def test_buttons_only_work_for_people_in_the_voice_channel(
     assert (await pressed.wait_response())["type"] == 7, "the message is updated in place"
     assert message.embeds[0]["title"] == "Paused"
     assert message.find_component("music:toggle")["label"] == "Resume"
-    await asyncio.sleep(0.3)
-    paused_at = len(world.frames())
-    await asyncio.sleep(0.4)
-    assert len(world.frames()) == paused_at
-
+    paused_at = await world.wait_paused()
     looped = await discord_fake.click_button(message, "music:loop", world.member)
     await looped.wait_response()
+    assert len(world.frames()) == paused_at, "no audio while paused"
     assert message.find_component("music:loop")["label"] == "Loop: track"
     stopped = await discord_fake.click_button(message, "music:stop", world.member)
     assert "Stopped" in (await stopped.wait_response())["data"]["content"]
@@ -581,13 +583,9 @@ async def test_restart_without_resume_forgets_the_session(world: World) -> None:
     joins = len(world.discord.voice_state_updates)
 
     bot = await world.start(world.settings(music_resume_on_start=False))
-    for _ in range(100):
-        if await bot.db.fetchval("SELECT COUNT(*) FROM music_sessions") == 0:
-            break
-        await asyncio.sleep(0.02)
-    else:
-        raise AssertionError("the saved session was kept")
-    await asyncio.sleep(0.3)
+    await eventually(lambda: bot.db.fetchval("SELECT COUNT(*) FROM music_sessions"), equals=0)
+    await world.discord.send_message(world.guild.text, world.member, "!ping")  # a later reply
+    await world.discord.wait_for_message(world.guild.text, predicate=lambda m: "Pong" in m.content)
     assert len(world.discord.voice_state_updates) == joins, "it did not rejoin"
 
 
@@ -658,7 +656,7 @@ async def test_a_kick_keeps_the_saved_queue_until_the_grace_ends(
     await world.wait_message("Back after a restart: resuming tone-440hz-4s")
 
     fake.remove_guild(guild)  # for good this time
-    await eventually(lambda: _equals(pending(bot), [("guild", guild.id)]))
+    await eventually(lambda: pending(bot), equals=[("guild", guild.id)])
     assert await saved_queue(bot) == queue
     assert await maintenance(bot, days_from_now=6).purge_due() == 0
     assert await saved_queue(bot) == queue

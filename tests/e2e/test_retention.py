@@ -7,11 +7,10 @@ queue across a kick is in tests/e2e/test_music.py, which has the voice fakes.)
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from collections.abc import Callable
+from typing import cast
 
 from bot import Bot
 from cogs.admin.maintenance import Maintenance
@@ -19,22 +18,13 @@ from cogs.ai.store import ChatStore, Turn
 from cogs.music.store import MusicStore, Session
 from cogs.music.tracks import Track
 from config import Settings
-from tests.conftest import StartBot
+from tests.conftest import StartBot, eventually
 from tests.fakes.clock import FakeClock
 from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeMessage, FakeUser
 from tests.fakes.gemini_server import FakeGemini
 from utils.memory.records import Scope
 
 DAY = 86_400.0
-
-
-async def eventually(check: Callable[[], Awaitable[Any]]) -> Any:
-    """Poll an async check every 10 ms for up to 5 s."""
-    for _ in range(500):
-        if result := await check():
-            return result
-        await asyncio.sleep(0.01)
-    raise AssertionError("still false after 5 s")
 
 
 def maintenance(bot: Bot, *, days_from_now: float = 0) -> Maintenance:
@@ -48,7 +38,9 @@ def maintenance(bot: Bot, *, days_from_now: float = 0) -> Maintenance:
 
 
 async def pending(bot: Bot) -> list[tuple[str, int]]:
-    rows = await bot.db.fetchall("SELECT kind, target_id FROM pending_deletions ORDER BY kind")
+    rows = await bot.db.fetchall(
+        "SELECT kind, target_id FROM pending_deletions ORDER BY kind, target_id"
+    )
     return [(row[0], row[1]) for row in rows]
 
 
@@ -90,7 +82,7 @@ async def test_deleted_channel_and_thread_data_goes_after_the_grace_across_a_res
     guild.delete_channel(doomed)
     discord_fake.delete_thread(guild, thread_id, guild.text)
     expected = [("channel", doomed.id), ("channel", thread_id)]
-    await eventually(lambda: _equals(pending(bot), sorted(expected)))
+    await eventually(lambda: pending(bot), equals=sorted(expected))
     await bot.close()
 
     bot = await start_bot(settings)  # pending deletions survive a restart
@@ -107,14 +99,6 @@ async def test_deleted_channel_and_thread_data_goes_after_the_grace_across_a_res
     assert not any("doomed" in text or "thread" in text for text in texts)
     recalled = await bot.memory.recall(scope, "doomed words thread words", limit=10)
     assert not any("doomed" in r.text for r in recalled)
-
-
-async def _equals(value: Awaitable[Any], expected: Any) -> bool:
-    return sorted(await value) == expected
-
-
-async def _count(value: Awaitable[list[Any]], expected: int) -> bool:
-    return len(await value) == expected
 
 
 async def test_rejoining_within_the_grace_keeps_a_guild_and_leaving_for_good_deletes_it(
@@ -140,16 +124,16 @@ async def test_rejoining_within_the_grace_keeps_a_guild_and_leaving_for_good_del
 
     maintenance(bot)
     discord_fake.remove_guild(guild)  # an accidental kick...
-    await eventually(lambda: _equals(pending(bot), [("guild", guild.id)]))
+    await eventually(lambda: pending(bot), equals=[("guild", guild.id)])
     discord_fake.rejoin_guild(guild)  # ...undone within the grace
-    await eventually(lambda: _equals(pending(bot), []))
+    await eventually(lambda: pending(bot), equals=[])
     assert await maintenance(bot, days_from_now=30).purge_due() == 0
     assert "guild words" in await contents(bot)
     assert bot.guild_settings.prefix(guild.id) == "?"
 
     maintenance(bot)  # the clock back at today
     discord_fake.remove_guild(guild)  # for good this time
-    await eventually(lambda: _equals(pending(bot), [("guild", guild.id)]))
+    await eventually(lambda: pending(bot), equals=[("guild", guild.id)])
     assert await maintenance(bot, days_from_now=6).purge_due() == 0
     assert await maintenance(bot, days_from_now=8).purge_due() == 1
     assert await contents(bot) == ["other words", "noted"]
@@ -187,11 +171,12 @@ async def test_a_purged_guild_leaves_nothing_in_the_live_ai_cog_for_a_re_add(
     )
     assert "Auto-respond is on" in (await interaction.wait_response())["data"]["content"]
     await answered("the launch code is swordfish")  # answered (auto-respond), and cached
-    await eventually(lambda: _count(contents(bot), 2))  # the exchange is stored
+    stored = "SELECT count(*) FROM ai_messages"
+    await eventually(lambda: bot.db.fetchval(stored), equals=2)  # the exchange is stored
 
     maintenance(bot)
     discord_fake.remove_guild(guild)
-    await eventually(lambda: _equals(pending(bot), [("guild", guild.id)]))
+    await eventually(lambda: pending(bot), equals=[("guild", guild.id)])
     assert await maintenance(bot, days_from_now=8).purge_due() == 1
     assert await contents(bot) == []
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import pytest
 
 from config import Settings
-from tests.conftest import StartBot
+from tests.conftest import StartBot, eventually
 from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.gemini_server import FakeGemini
 from tests.reliability.conftest import answered, mention, replies_to
@@ -59,10 +59,6 @@ async def test_outage_mid_stream_loses_nothing_and_resumes(
         rows = await bot.db.fetchall(
             "SELECT content FROM ai_messages WHERE role = 'model' ORDER BY id"
         )
-        return [row["content"] for row in rows]
+        return sorted(row["content"] for row in rows)
 
-    for _ in range(100):
-        if len(await stored()) == 2:
-            break
-        await asyncio.sleep(0.02)
-    assert sorted(await stored()) == sorted(["".join(STORY), "ok"])
+    await eventually(stored, equals=sorted(["".join(STORY), "ok"]))

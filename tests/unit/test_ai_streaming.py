@@ -192,13 +192,16 @@ async def test_a_cancelled_reply_is_not_held_up_by_a_dead_discord() -> None:
 
 
 async def test_cancelled_before_any_text_shows_and_records_nothing() -> None:
+    waiting = asyncio.Event()
+
     async def silent() -> AsyncIterator[str]:
+        waiting.set()
         await asyncio.Event().wait()
         yield "never"
 
     sink, record = Sink(), Recorder()
     task = asyncio.create_task(stream_reply(silent(), sink, record))
-    await asyncio.sleep(0.01)
+    await waiting.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

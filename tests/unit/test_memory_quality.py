@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from cogs.ai.store import Turn
+from tests.fakes.clock import FakeClock
 from utils.db import Database
 from utils.memory.embedder import SentenceEmbedder
 from utils.memory.records import Scope
@@ -26,32 +27,16 @@ SCOPE = Scope("guild", 1)
 DAY = 86_400
 
 
-@pytest.fixture(scope="session")
-def sentence_embedder() -> SentenceEmbedder:
-    """The packaged all-MiniLM-L6-v2, loaded once (weights are shared process-wide)."""
-    embedder = SentenceEmbedder()
-    embedder.load()
-    return embedder
-
-
-class Clock:
-    """The service's clock, set by the test (memories of different ages)."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    clock = FakeClock()
+    clock.now = time.time()
+    return clock
 
 
 @pytest.fixture
 async def service(
-    tmp_path: Path, sentence_embedder: SentenceEmbedder, clock: Clock
+    tmp_path: Path, sentence_embedder: SentenceEmbedder, clock: FakeClock
 ) -> AsyncIterator:
     db = Database(tmp_path / "bot.db")
     await db.connect()
@@ -86,7 +71,7 @@ async def store_fact(memory: MemoryService, fact: dict, author_id: int, channel:
 
 
 @pytest.mark.slow
-async def test_hit_at_5_on_the_labelled_set(service: MemoryService, clock: Clock) -> None:
+async def test_hit_at_5_on_the_labelled_set(service: MemoryService, clock: FakeClock) -> None:
     data = json.loads(DATA.read_text())
     assert len(data["facts"]) >= 200 and len(data["queries"]) >= 50
     people = {name: 1000 + n for n, name in enumerate(sorted({f["author"] for f in data["facts"]}))}

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from cogs.ai.store import ChatStore, Turn
+from tests.conftest import eventually
 from tests.fakes.gemini_server import FakeGemini
 from utils.db import Database
 from utils.gemini import GeminiProvider
@@ -279,10 +280,7 @@ async def test_another_model_means_rebuild_and_reembedding(make_service: MakeSer
         name = "hashing-128"
 
     second = await make_service(Smaller(dim=128))
-    for _ in range(200):
-        if not await second.store.stale("hashing-128", 1):
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: second.store.stale("hashing-128", 1), equals=[])
     found = await second.recall(GUILD_A, "thing 3", limit=3)
     assert found[0].text == "alice: Fact 3: alice likes thing 3."
     assert second.indexes.loaded(GUILD_A).ids().size == 10
@@ -296,11 +294,7 @@ async def test_big_scope_moves_to_hnsw_and_forget_still_works(
     service = await make_service(index=IndexParams(flat_limit=20))
     await fill(service, 40)
     index = service.indexes.loaded(GUILD_A)
-    for _ in range(500):
-        if index.kind == "hnsw":
-            break
-        await asyncio.sleep(0.01)
-    assert index.kind == "hnsw"
+    await eventually(lambda: index.kind, equals="hnsw")
     [top] = await service.recall(GUILD_A, "fact 33 thing 5", limit=1)
     assert await service.forget(GUILD_A, ALICE, top.id) == 1
     assert top.id not in [r.id for r in await service.recall(GUILD_A, "fact 33")]

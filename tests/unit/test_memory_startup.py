@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import eventually
 from utils.db import Database
 from utils.memory.embedder import HashingEmbedder
 from utils.memory.records import Scope
@@ -63,11 +64,8 @@ async def ask(service: MemoryService) -> tuple[list[str], float]:
     return [r.text for r in recalled], time.monotonic() - started
 
 
-async def wait_for_record(caplog: pytest.LogCaptureFixture, text: str) -> None:
-    deadline = time.monotonic() + 10
-    while not any(text in record.getMessage() for record in caplog.records):
-        assert time.monotonic() < deadline, f"nothing logged saying {text!r}"
-        await asyncio.sleep(0.01)
+def logged(caplog: pytest.LogCaptureFixture, text: str) -> bool:
+    return any(text in record.getMessage() for record in caplog.records)
 
 
 async def test_recall_while_the_model_loads_answers_at_once_and_logs_it_once(
@@ -91,7 +89,7 @@ async def test_recall_while_the_model_loads_answers_at_once_and_logs_it_once(
             assert [r.levelno for r in loading] == [logging.INFO], "said once, at INFO"
 
             slow.release.set()
-            await wait_for_record(caplog, "embedding model hashing loaded in")
+            await eventually(lambda: logged(caplog, "embedding model hashing loaded in"))
             section, _ = await ask(service)
         assert "alice: My cat is named Whiskers." in section
         assert sum(STILL_LOADING in r.getMessage() for r in caplog.records) == 1
@@ -154,7 +152,7 @@ async def test_a_model_that_fails_to_load_is_logged_and_recall_goes_on_without_i
     with caplog.at_level(logging.INFO, logger="utils.memory"):
         await service.start()
         try:
-            await wait_for_record(caplog, "could not load")
+            await eventually(lambda: logged(caplog, "could not load"))
             section, took = await ask(service)
         finally:
             await service.close()

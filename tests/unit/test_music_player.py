@@ -13,6 +13,7 @@ from cogs.music.errors import MusicError
 from cogs.music.player import LeaveReason, Player
 from cogs.music.queue import TrackQueue
 from cogs.music.tracks import LoopMode, Stream, Track
+from tests.conftest import eventually
 
 
 class FakeVoice:
@@ -118,16 +119,8 @@ class Rig:
         self.player.queue.add(Track(t, f"https://x.example/{t}", 1) for t in titles)
         self.player.notify()
 
-    async def until(self, predicate: Callable[[], object]) -> None:
-        """Poll ``predicate`` (the player runs in its own task) for up to two seconds."""
-        for _ in range(400):
-            if predicate():
-                return
-            await asyncio.sleep(0.005)
-        raise AssertionError(f"still false: {predicate}")
-
     async def play_through(self, title: str) -> None:
-        await self.until(lambda: ("started", title) in self.events.log and self.voice._after)
+        await eventually(lambda: ("started", title) in self.events.log and self.voice._after)
         self.voice.finish()
 
 
@@ -142,7 +135,7 @@ async def test_plays_in_order_then_announces_the_end_and_leaves_when_idle() -> N
     rig.add("a", "b")
     await rig.play_through("a")
     await rig.play_through("b")
-    await rig.until(lambda: ("leave", LeaveReason.IDLE) in rig.events.log)
+    await eventually(lambda: ("leave", LeaveReason.IDLE) in rig.events.log)
     assert rig.events.log == [
         ("started", "a"),
         ("started", "b"),
@@ -170,10 +163,10 @@ async def test_a_silent_stream_is_reported_and_not_looped(rig: Rig) -> None:
     rig.frames = 0
     rig.player.start()
     rig.add("dead", "next")
-    await rig.until(lambda: ("started", "dead") in rig.events.log)
+    await eventually(lambda: ("started", "dead") in rig.events.log)
     rig.frames = 100
     rig.voice.finish()
-    await rig.until(lambda: ("started", "next") in rig.events.log)
+    await eventually(lambda: ("started", "next") in rig.events.log)
     assert ("failed", "dead", "the stream couldn't be read.") in rig.events.log
     await rig.player.close()
 
@@ -181,9 +174,9 @@ async def test_a_silent_stream_is_reported_and_not_looped(rig: Rig) -> None:
 async def test_a_stream_that_breaks_off_is_reported(rig: Rig) -> None:
     rig.player.start()
     rig.add("a", "b")
-    await rig.until(lambda: ("started", "a") in rig.events.log)
+    await eventually(lambda: ("started", "a") in rig.events.log)
     rig.voice.finish(RuntimeError("ffmpeg exited with 1"))
-    await rig.until(lambda: ("started", "b") in rig.events.log)
+    await eventually(lambda: ("started", "b") in rig.events.log)
     assert ("failed", "a", "the stream broke off.") in rig.events.log
     await rig.player.close()
 
@@ -193,9 +186,9 @@ async def test_loop_track_repeats_and_skip_moves_on(rig: Rig) -> None:
     rig.player.start()
     rig.add("a", "b")
     await rig.play_through("a")
-    await rig.until(lambda: rig.events.log.count(("started", "a")) == 2)
+    await eventually(lambda: rig.events.log.count(("started", "a")) == 2)
     assert rig.player.skip().title == "a"
-    await rig.until(lambda: ("started", "b") in rig.events.log)
+    await eventually(lambda: ("started", "b") in rig.events.log)
     assert not any(entry[0] == "failed" for entry in rig.events.log), "a skip is no failure"
     await rig.player.close()
 
@@ -205,7 +198,7 @@ async def test_pause_resume_and_volume(rig: Rig) -> None:
         rig.player.pause()
     rig.player.start()
     rig.add("a")
-    await rig.until(lambda: rig.player.playing)
+    await eventually(lambda: rig.player.playing)
     rig.player.pause()
     with pytest.raises(MusicError, match="already paused"):
         rig.player.pause()
@@ -227,7 +220,7 @@ async def test_restored_track_starts_at_its_position_and_paused(rig: Rig) -> Non
     rig.player.queue.restore(Track("a", "https://x.example/a", 1), [], LoopMode.OFF)
     rig.player.volume = 150
     rig.player.start(position=30.0, paused=True)
-    await rig.until(lambda: rig.player.playing)
+    await eventually(lambda: rig.player.playing)
     assert (rig.opened[0].start, rig.opened[0].volume) == (30.0, 1.5)
     assert rig.voice.calls == ["play https://x.example/a", "pause"]
     assert rig.player.position == 32.0
@@ -236,13 +229,15 @@ async def test_restored_track_starts_at_its_position_and_paused(rig: Rig) -> Non
 
 async def test_alone_timer_asks_to_leave_unless_someone_comes_back() -> None:
     rig = Rig(alone_timeout=0.1)
+    loop = asyncio.get_running_loop()
     rig.player.set_alone(True)
-    rig.player.set_alone(False)
-    await asyncio.sleep(0.15)
-    assert rig.events.log == []
+    rig.player.set_alone(False)  # someone came back: that countdown is off
+    await asyncio.sleep(0.05)
+    again = loop.time()
     rig.player.set_alone(True)
-    rig.player.set_alone(True)
-    await rig.until(lambda: rig.events.log == [("leave", LeaveReason.ALONE)])
+    rig.player.set_alone(True)  # still alone: the countdown already running goes on
+    await eventually(lambda: rig.events.log == [("leave", LeaveReason.ALONE)])
+    assert loop.time() - again >= 0.099, "the first countdown, cancelled, did not fire"
 
 
 async def test_a_voice_connection_that_stays_down_ends_the_player(
@@ -252,5 +247,5 @@ async def test_a_voice_connection_that_stays_down_ends_the_player(
     rig.voice.connected = False
     rig.player.start()
     rig.add("a")
-    await rig.until(lambda: ("leave", LeaveReason.LOST) in rig.events.log)
+    await eventually(lambda: ("leave", LeaveReason.LOST) in rig.events.log)
     assert rig.opened[0].cleaned and rig.voice.calls == []

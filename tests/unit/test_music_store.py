@@ -6,6 +6,7 @@ import asyncio
 
 from cogs.music.store import MusicStore, SaveQueue, Session
 from cogs.music.tracks import LoopMode, Track
+from tests.conftest import eventually
 from utils.db import Database
 
 
@@ -58,29 +59,38 @@ class CountingStore(MusicStore):
 
 async def test_save_requests_are_coalesced(db: Database) -> None:
     store = CountingStore(db)
-    live = {1: session(1), 2: session(2)}
-    saves = SaveQueue(store, live.get)
+    live = {1: session(1), 2: session(2), 3: session(3)}
+    looked_at: list[int] = []
+
+    def snapshot(guild_id: int) -> Session | None:
+        looked_at.append(guild_id)
+        return live.get(guild_id)
+
+    saves = SaveQueue(store, snapshot)
     for _ in range(20):
         saves.request(1)
         saves.request(2)
-    await asyncio.sleep(0.1)
-    assert sorted(store.saved) == [1, 2]
+    await eventually(lambda: len(store.saved) == 2)
+    saves.request(3)  # written after whatever was still queued
+    await eventually(lambda: 3 in store.saved)
+    assert sorted(store.saved) == [1, 2, 3]
     saves.request(1)
     del live[1]
-    await asyncio.sleep(0.05)
-    assert sorted(store.saved) == [1, 2], "a guild without a session is not written"
+    await eventually(lambda: looked_at[-1] == 1)  # the queue has been to guild 1
+    assert sorted(store.saved) == [1, 2, 3], "a guild without a session is not written"
     await saves.close()
 
 
 async def test_forget_wins_over_a_pending_save(db: Database) -> None:
     store = CountingStore(db)
-    live = {1: session(1)}
+    live = {1: session(1), 2: session(2)}
     saves = SaveQueue(store, live.get)
     saves.request(1)
-    del live[1]
     await saves.forget(1)
-    await asyncio.sleep(0.05)
-    assert await store.load_all() == []
+    saves.request(2)  # written after the pending save of guild 1 would have been
+    await eventually(lambda: store.load_all(), equals=[session(2)])
+    assert store.saved == [2]
+    await saves.close()
 
 
 async def test_flush_writes_now(db: Database) -> None:
