@@ -145,7 +145,7 @@ class HealthServer:
     async def _database_answers(self) -> bool:
         try:
             async with asyncio.timeout(DB_TIMEOUT):
-                await self.bot.db.fetchval("SELECT count(*) FROM sqlite_master")
+                await self.bot.db.ping()
         except (sqlite3.Error, RuntimeError, TimeoutError) as error:
             log.warning("readiness: the database is not answering: %r", error)
             return False

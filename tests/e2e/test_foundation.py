@@ -152,7 +152,10 @@ async def test_owner_shutdown_stops_the_bot(
     await discord_fake.send_message(guild.text, discord_fake.owner, "!shutdown")
     reply = await discord_fake.wait_for_message(guild.text)
     assert reply.content == "Shutting down."
-    await discord_fake.wait_for(lambda: bot.is_closed() and not bot.db.is_open)
+    await discord_fake.wait_for(bot.is_closed)
+    await bot.close()  # waits for the shutdown already under way to finish
+    with pytest.raises(RuntimeError, match="not open"):
+        await bot.db.ping()
 
 
 async def test_owner_reload_and_sync(
