@@ -88,11 +88,9 @@ class Admin(commands.Cog):
         embed.add_field(name="Memory", value=f"{rss / 2**20:.0f} MiB")
         embed.add_field(name="Commands run", value=str(self.bot.commands_run))
         embed.add_field(name="AI tokens today", value=f"{await self.bot.usage.tokens_today():,}")
-        circuits = self.bot.breakers.snapshot()
         embed.add_field(
             name="Circuits",
-            value="\n".join(f"{name}: {info['state']}" for name, info in circuits.items())
-            or "none yet",
+            value="\n".join(f"{b.name}: {b.state}" for b in self.bot.breakers) or "none yet",
             inline=False,
         )
         if self.bot.failed_extensions:

@@ -190,6 +190,7 @@ async def test_failing_cog_does_not_stop_the_others(
     fields = {f["name"]: f["value"] for f in stats.embeds[0]["fields"]}
     assert fields["Cogs that failed to load"] == "tests.e2e.broken_cog"
     assert fields["Guilds"] == "1"
+    assert fields["Circuits"] == "none yet"  # no GEMINI_API_KEY: no breaker
 
 
 async def test_errors_user_and_unexpected(
