@@ -17,6 +17,7 @@ from cogs.admin.errors import unwrap, user_message
 from utils.checks import guild_permissions
 from utils.errors import BotError
 from utils.log import current_request
+from utils.text import truncate
 
 if TYPE_CHECKING:
     from bot import Bot
@@ -125,7 +126,7 @@ class Admin(commands.Cog):
                 if not cmd.hidden and not isinstance(cmd, commands.Group)
             ]
             if lines:
-                embed.add_field(name=cog_name, value="\n".join(lines)[:1024], inline=False)
+                embed.add_field(name=cog_name, value=truncate("\n".join(lines), 1024), inline=False)
         await ctx.send(embed=embed, ephemeral=True)
 
     # Server managers

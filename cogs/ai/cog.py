@@ -30,6 +30,7 @@ from utils.gemini import AIUnavailableError, ReplyStopped
 from utils.metrics import ReplyTimer
 from utils.reliability.rate_limiter import RateLimiter
 from utils.tasks import log_failure
+from utils.text import truncate
 
 if TYPE_CHECKING:
     from bot import Bot
@@ -536,7 +537,9 @@ class AI(commands.Cog):
         guild_id = ctx.guild.id if ctx.guild else None
         if await self.engine.summarise(guild_id, ctx.channel.id, everything=True):
             summary = (await self.store.channel(ctx.channel.id)).summary or ""
-            await ctx.send(f"Summary updated:\n>>> {summary[:1800]}", allowed_mentions=NO_PINGS)
+            await ctx.send(
+                f"Summary updated:\n>>> {truncate(summary, 1800)}", allowed_mentions=NO_PINGS
+            )
         else:
             await ctx.send("There is nothing new to summarise yet.")
 
@@ -550,7 +553,7 @@ class AI(commands.Cog):
     async def ai_persona_list(self, ctx: Context) -> None:
         """List the available personas."""
         lines = [f"`{p.name}`: **{p.title}**, {p.description}" for p in self.personas.values()]
-        await ctx.send("\n".join(lines)[:2000], ephemeral=True)
+        await ctx.send(truncate("\n".join(lines), 2000), ephemeral=True)
 
     @ai_persona.command(name="show")
     async def ai_persona_show(self, ctx: Context) -> None:

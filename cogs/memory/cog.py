@@ -19,6 +19,7 @@ from utils.checks import guild_permissions
 from utils.errors import BotError
 from utils.memory.records import Memory, Scope, age_text
 from utils.memory.service import MemoryService
+from utils.text import truncate
 
 if TYPE_CHECKING:
     from bot import Bot
@@ -47,8 +48,7 @@ def parse_target(target: str) -> int | None:
 
 def _line(memory: Memory, now: float) -> str:
     text = " / ".join(memory.text.splitlines())
-    if len(text) > SHOWN_CHARS:
-        text = text[: SHOWN_CHARS - 1] + "…"
+    text = truncate(text, SHOWN_CHARS)
     source = _SOURCES[memory.source]
     return (
         f"`#{memory.id}` · {age_text(now - memory.created_at)} · {source}\n"

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from utils.memory.records import Scope, TurnLike
+from utils.text import truncate
 
 TURN_CHARS = 400  # longest message kept in a chunk; the model reads ~256 tokens anyway
 ASSISTANT = "you"  # how the bot's own messages are labelled in what it remembers
@@ -63,9 +64,7 @@ class Chunk:
 
 def render_turn(role: str, author_name: str, content: str) -> str:
     """One message as a line of a chunk (and of the history it is compared with)."""
-    text = " ".join(content.split())
-    if len(text) > TURN_CHARS:
-        text = text[: TURN_CHARS - 1] + "…"
+    text = truncate(" ".join(content.split()), TURN_CHARS)
     return f"{ASSISTANT if role == 'model' else author_name}: {text}"
 
 
