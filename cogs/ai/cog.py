@@ -24,7 +24,7 @@ from cogs.ai.personas import SHIPPED_DIR, Persona, load_personas
 from cogs.ai.prompting import Attachment, UserInput, attachment_part, check_attachment
 from cogs.ai.store import ChatStore, Unfinished
 from cogs.ai.streaming import RESTART, ReplyCutOff, after_crash
-from utils.checks import dm_or_guild_permissions, guild_permissions
+from utils.checks import costly, dm_or_guild_permissions, guild_permissions
 from utils.errors import BotError
 from utils.gemini import AIUnavailableError, ReplyStopped
 from utils.metrics import ReplyTimer
@@ -510,6 +510,7 @@ class AI(commands.Cog):
         await ctx.send(f"This server now uses `{name}`.")
 
     @ai_group.command(name="export")
+    @costly(2, 60)
     @app_commands.describe(format="markdown (readable) or jsonl (one JSON object per line)")
     async def ai_export(
         self, ctx: Context, format: Literal["markdown", "jsonl"] = "markdown"
@@ -528,6 +529,7 @@ class AI(commands.Cog):
         await ctx.send(f"{len(turns)} messages.", file=file, ephemeral=True)
 
     @ai_group.command(name="summarize", aliases=["summarise"])
+    @costly(2, 60)
     @dm_or_guild_permissions(manage_messages=True)
     async def ai_summarize(self, ctx: Context) -> None:
         """Summarise this channel's older conversation now (Manage Messages)."""

@@ -15,7 +15,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from utils.checks import guild_permissions
+from utils.checks import costly, guild_permissions
 from utils.errors import BotError
 from utils.memory.records import Memory, Scope, age_text
 from utils.memory.service import MemoryService
@@ -162,6 +162,7 @@ class MemoryCog(commands.Cog, name="Memory"):
         view.message = await ctx.send(embed=embed, view=view, ephemeral=True)
 
     @memory_group.command(name="add")
+    @costly(10, 60)
     @app_commands.describe(fact="Something about you for the bot to remember here")
     async def memory_add(self, ctx: Context, *, fact: str) -> None:
         """Ask the bot to remember something about you here."""
