@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
+from discord.ext import tasks
 
 from utils.db import Database
 from utils.errors import BotError
@@ -199,10 +200,11 @@ class MemoryService:
         if removed:
             log.warning("removed %d memory index files left half-written", removed)
         self._spawn(self._index_worker(), "memory-indexer")
-        self._spawn(self._every(self.config.save_interval, self.indexes.save_dirty), "memory-save")
+        self._every(self.config.save_interval, self.indexes.save_dirty, "memory-save")
         if self.provider is not None and self.config.consolidation_interval > 0:
-            self._spawn(
-                self._every(self.config.consolidation_interval, self._consolidate_quietly),
+            self._every(
+                self.config.consolidation_interval,
+                self._consolidate_quietly,
                 "memory-consolidation",
             )
         if await self.store.stale(self.embedder.name, 1):
@@ -288,11 +290,15 @@ class MemoryService:
             return False
         return True
 
-    @staticmethod
-    async def _every(seconds: float, job: Callable[[], Awaitable[None]]) -> None:
-        while True:
+    def _every(self, seconds: float, job: Callable[[], Awaitable[None]], name: str) -> None:
+        """Run `job` every `seconds` (the first time one interval after the start)."""
+        periodic = tasks.loop(seconds=seconds, name=name)(job)
+
+        @periodic.before_loop
+        async def first_interval() -> None:
             await asyncio.sleep(seconds)
-            await job()
+
+        self._tasks.append(periodic.start())
 
     async def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Unit vectors for `texts`, computed in the embedding thread (once the model
