@@ -106,6 +106,8 @@ class HealthServer:
     # Event-loop lag
 
     async def _measure_lag(self) -> None:
+        # A plain sleep on purpose: the lag is how late it wakes up, which tasks.loop
+        # (it schedules against the clock and catches up) would hide.
         while True:
             await asyncio.sleep(LAG_INTERVAL)
             now = time.monotonic()
