@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
 class CircuitState(StrEnum):
     CLOSED = "closed"
     OPEN = "open"
@@ -50,9 +51,9 @@ def _every_exception(exc: BaseException) -> bool:
 class CircuitBreaker:
     """Closed, open or half-open guard around calls to one dependency.
 
-    Wrap a call in ``async with breaker:``. Callers
-    that cannot wrap the whole operation (a stream that fails half-way) report
-    the outcome themselves with :meth:`record_success` and :meth:`record_failure`.
+    Wrap a call in ``async with breaker:``. Callers that cannot wrap the whole
+    operation (a stream that fails half-way) report the outcome themselves with
+    :meth:`record_success` and :meth:`record_failure`.
 
     An exception counts as a failure when it is an :class:`Exception` and
     ``is_failure`` accepts it. Other exceptions, and cancellation, neither
