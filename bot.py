@@ -27,7 +27,7 @@ from utils.instance_lock import AlreadyLocked, InstanceLock
 from utils.log import setup_logging, start_request
 from utils.memory.service import MemoryService
 from utils.metrics import Metrics
-from utils.reliability.circuit_breaker import BreakerRegistry
+from utils.reliability.circuit_breaker import CircuitBreaker
 from utils.reliability.shutdown import ShutdownManager
 from utils.usage import UsageStore
 
@@ -92,7 +92,6 @@ class Bot(commands.Bot):
         self.guild_settings = GuildSettings(self.db, settings.command_prefix)
         self.data_owners = DataOwners()
         self.data_owners.register("guild settings", self.guild_settings)
-        self.breakers = BreakerRegistry()
         self.gemini: GeminiProvider | None = None
         self.memory: MemoryService | None = None
         self.shutdown_manager = ShutdownManager()
@@ -100,6 +99,11 @@ class Bot(commands.Bot):
         self.commands_run = 0
         self.failed_extensions: dict[str, str] = {}
         self._closing: asyncio.Task[None] | None = None
+
+    @property
+    def breakers(self) -> list[CircuitBreaker]:
+        """Every circuit breaker, for /stats and /metrics; each belongs to its client."""
+        return [self.gemini.breaker] if self.gemini is not None else []
 
     @staticmethod
     def _prefix_for(bot: Bot, message: discord.Message) -> list[str]:
@@ -162,7 +166,7 @@ class Bot(commands.Bot):
 
     def _make_gemini(self, api_key: str) -> GeminiProvider:
         settings = self.settings
-        breaker = self.breakers.get(
+        breaker = CircuitBreaker(
             "gemini",
             failure_threshold=settings.ai_breaker_threshold,
             reset_timeout=settings.ai_breaker_reset,

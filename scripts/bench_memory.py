@@ -247,7 +247,8 @@ async def bench_lag(sentences: list[str], messages: int, scratch: Path) -> dict[
     elapsed = time.perf_counter() - started
     stop.set()
     await watcher
-    chunks = await db.fetchval("SELECT count(*) FROM memories")
+    store = service.store
+    chunks = sum([sum((await store.counts(scope)).values()) for scope in await store.scopes()])
     await service.close()
     await db.close()
     ms = np.array(lags) * 1000

@@ -31,3 +31,9 @@ def dm_or_guild_permissions(**perms: bool) -> Callable[[T], T]:
         return ctx.guild is None or await in_guild(ctx)
 
     return commands.check(predicate)
+
+
+def costly(uses: int, per: float) -> Callable[[T], T]:
+    """Allow a costly command `uses` times per `per` seconds per user. The slash form of a
+    hybrid command runs the same cooldown, so one decorator covers both forms."""
+    return commands.cooldown(uses, per, commands.BucketType.user)

@@ -5,6 +5,11 @@ writes (behind a lock, so multi-statement transactions never interleave) and
 one reads; WAL lets them run side by side. Schema changes are numbered SQL
 files in `utils/migrations/`, applied in order and tracked with
 `PRAGMA user_version`.
+
+SQL lives in the store class of each feature (guild settings, chat log, memory,
+music, usage, pending deletions); this module only runs it. Stores keep their SQL
+portable where that costs nothing: timestamps are UTC values from Python (not
+SQLite's clock), upserts use `ON CONFLICT`, deletes that report use `RETURNING`.
 """
 
 from __future__ import annotations
@@ -96,10 +101,6 @@ class Database:
                     # Each connection owns a thread: a failed close must not skip the next.
                     log.exception("closing a database connection failed")
 
-    @property
-    def is_open(self) -> bool:
-        return self._writer is not None
-
     async def version(self) -> int:
         async with self._require(self._writer).execute("PRAGMA user_version") as cur:
             row = await cur.fetchone()
@@ -140,6 +141,10 @@ class Database:
     async def fetchval(self, sql: str, params: Params = (), default: Any = None) -> Any:
         row = await self.fetchone(sql, params)
         return default if row is None else row[0]
+
+    async def ping(self) -> None:
+        """Raise if the database does not answer a read (for the readiness check)."""
+        await self.fetchval("SELECT 1")
 
     @staticmethod
     def _require(conn: aiosqlite.Connection | None) -> aiosqlite.Connection:

@@ -1,7 +1,11 @@
-"""Per-guild bot settings (the command prefix): the `guild_settings` table and its cache."""
+"""Per-guild bot settings (the command prefix): the `guild_settings` table and its cache.
+
+Portable SQL: `updated_at` is a UTC time from Python, the upsert is `ON CONFLICT`.
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from utils.db import Database
@@ -28,10 +32,10 @@ class GuildSettings:
 
     async def set_prefix(self, guild_id: int, prefix: str) -> None:
         await self.db.execute(
-            "INSERT INTO guild_settings (guild_id, prefix) VALUES (?, ?) "
+            "INSERT INTO guild_settings (guild_id, prefix, updated_at) VALUES (?, ?, ?) "
             "ON CONFLICT(guild_id) DO UPDATE SET prefix = excluded.prefix, "
-            "updated_at = datetime('now')",
-            (guild_id, prefix),
+            "updated_at = excluded.updated_at",
+            (guild_id, prefix, datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")),
         )
         self._prefixes[guild_id] = prefix
 

@@ -1,4 +1,4 @@
-"""Text helpers for Discord messages: splitting long replies, streaming plans, escaping.
+"""Text helpers for Discord messages: splitting long replies, streaming plans, truncating.
 
 Pure functions with no Discord import, so they are testable alone.
 
@@ -24,7 +24,6 @@ _FENCE = "```"
 _CLOSE = "\n```"
 _LANG = re.compile(r"([\w+#.-]{1,16})\n")  # Discord reads a language only before a newline
 _SENTENCE_END = re.compile(r"[.!?](?=\s)|[。！？]")
-_MASS_MENTION = re.compile(r"@(everyone|here)", re.IGNORECASE)
 # Longest added fence lines: "```" + 16-char language + "\n" and "\n```".
 _MIN_LIMIT = 32
 
@@ -179,14 +178,6 @@ class StreamSplitter:
     def finish(self, text: str) -> list[str]:
         """Return every message's final text; the earlier ones equal the frozen chunks."""
         return plan(text, self.limit, self.reserve)
-
-
-def escape_mass_mentions(text: str) -> str:
-    """Break ``@everyone`` and ``@here`` with a zero-width space.
-
-    Defence in depth only: ``allowed_mentions`` is what stops the ping.
-    """
-    return _MASS_MENTION.sub("@\u200b\\1", text)
 
 
 def truncate(text: str, limit: int, suffix: str = "…") -> str:

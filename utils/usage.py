@@ -1,4 +1,8 @@
-"""Gemini token usage per guild and UTC day, for `/ai status` and `/stats`."""
+"""Gemini token usage per guild and UTC day, for `/ai status` and `/stats`.
+
+Owns `ai_usage`. Portable SQL: the day is a UTC date from Python, the upsert is
+`ON CONFLICT`.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,8 @@ def today() -> str:
 
 
 class UsageStore:
+    """Counts requests and tokens; the /stats and /ai status totals."""
+
     def __init__(self, db: Database) -> None:
         self.db = db
 

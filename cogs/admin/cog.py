@@ -17,6 +17,7 @@ from cogs.admin.errors import unwrap, user_message
 from utils.checks import guild_permissions
 from utils.errors import BotError
 from utils.log import current_request
+from utils.text import truncate
 
 if TYPE_CHECKING:
     from bot import Bot
@@ -88,11 +89,9 @@ class Admin(commands.Cog):
         embed.add_field(name="Memory", value=f"{rss / 2**20:.0f} MiB")
         embed.add_field(name="Commands run", value=str(self.bot.commands_run))
         embed.add_field(name="AI tokens today", value=f"{await self.bot.usage.tokens_today():,}")
-        circuits = self.bot.breakers.snapshot()
         embed.add_field(
             name="Circuits",
-            value="\n".join(f"{name}: {info['state']}" for name, info in circuits.items())
-            or "none yet",
+            value="\n".join(f"{b.name}: {b.state}" for b in self.bot.breakers) or "none yet",
             inline=False,
         )
         if self.bot.failed_extensions:
@@ -127,7 +126,7 @@ class Admin(commands.Cog):
                 if not cmd.hidden and not isinstance(cmd, commands.Group)
             ]
             if lines:
-                embed.add_field(name=cog_name, value="\n".join(lines)[:1024], inline=False)
+                embed.add_field(name=cog_name, value=truncate("\n".join(lines), 1024), inline=False)
         await ctx.send(embed=embed, ephemeral=True)
 
     # Server managers

@@ -2,6 +2,7 @@
 
 Owns the `pending_deletions` table. It only records what is due and when; the
 maintenance cog carries deletions out by asking each feature's store.
+Portable SQL: `due_at` is a unix time from Python, the insert is `ON CONFLICT`.
 """
 
 from __future__ import annotations

@@ -24,12 +24,13 @@ from cogs.ai.personas import SHIPPED_DIR, Persona, load_personas
 from cogs.ai.prompting import Attachment, UserInput, attachment_part, check_attachment
 from cogs.ai.store import ChatStore, Unfinished
 from cogs.ai.streaming import RESTART, ReplyCutOff, after_crash
-from utils.checks import dm_or_guild_permissions, guild_permissions
+from utils.checks import costly, dm_or_guild_permissions, guild_permissions
 from utils.errors import BotError
 from utils.gemini import AIUnavailableError, ReplyStopped
 from utils.metrics import ReplyTimer
 from utils.reliability.rate_limiter import RateLimiter
 from utils.tasks import log_failure
+from utils.text import truncate
 
 if TYPE_CHECKING:
     from bot import Bot
@@ -509,6 +510,7 @@ class AI(commands.Cog):
         await ctx.send(f"This server now uses `{name}`.")
 
     @ai_group.command(name="export")
+    @costly(2, 60)
     @app_commands.describe(format="markdown (readable) or jsonl (one JSON object per line)")
     async def ai_export(
         self, ctx: Context, format: Literal["markdown", "jsonl"] = "markdown"
@@ -527,6 +529,7 @@ class AI(commands.Cog):
         await ctx.send(f"{len(turns)} messages.", file=file, ephemeral=True)
 
     @ai_group.command(name="summarize", aliases=["summarise"])
+    @costly(2, 60)
     @dm_or_guild_permissions(manage_messages=True)
     async def ai_summarize(self, ctx: Context) -> None:
         """Summarise this channel's older conversation now (Manage Messages)."""
@@ -536,7 +539,9 @@ class AI(commands.Cog):
         guild_id = ctx.guild.id if ctx.guild else None
         if await self.engine.summarise(guild_id, ctx.channel.id, everything=True):
             summary = (await self.store.channel(ctx.channel.id)).summary or ""
-            await ctx.send(f"Summary updated:\n>>> {summary[:1800]}", allowed_mentions=NO_PINGS)
+            await ctx.send(
+                f"Summary updated:\n>>> {truncate(summary, 1800)}", allowed_mentions=NO_PINGS
+            )
         else:
             await ctx.send("There is nothing new to summarise yet.")
 
@@ -550,7 +555,7 @@ class AI(commands.Cog):
     async def ai_persona_list(self, ctx: Context) -> None:
         """List the available personas."""
         lines = [f"`{p.name}`: **{p.title}**, {p.description}" for p in self.personas.values()]
-        await ctx.send("\n".join(lines)[:2000], ephemeral=True)
+        await ctx.send(truncate("\n".join(lines), 2000), ephemeral=True)
 
     @ai_persona.command(name="show")
     async def ai_persona_show(self, ctx: Context) -> None:

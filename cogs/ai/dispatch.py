@@ -39,13 +39,6 @@ class ChannelDispatcher:
         queue.append(submitted)
         return True
 
-    def waiting(self, key: Hashable) -> int:
-        return len(self._queues.get(key, ()))
-
-    @property
-    def active(self) -> int:
-        return len(self._workers)
-
     async def _work(self, key: Hashable, submitted: tuple[contextvars.Context, Job]) -> None:
         queue = self._queues[key]
         try:
@@ -69,11 +62,6 @@ class ChannelDispatcher:
         except Exception:  # jobs report expected errors themselves; a bug must not
             # stop this channel's queue: log it (with the job's context), go on with the next
             log.exception("AI job for %s failed", key)
-
-    async def idle(self) -> None:
-        """Wait until every queued job has run."""
-        while self._workers:
-            await asyncio.gather(*list(self._workers.values()), return_exceptions=True)
 
     async def close(self, grace: float = 0.0) -> None:
         """Drop waiting jobs, give running ones `grace` seconds to finish, cancel the rest."""

@@ -15,10 +15,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from utils.checks import guild_permissions
+from utils.checks import costly, guild_permissions
 from utils.errors import BotError
 from utils.memory.records import Memory, Scope, age_text
 from utils.memory.service import MemoryService
+from utils.text import truncate
 
 if TYPE_CHECKING:
     from bot import Bot
@@ -47,8 +48,7 @@ def parse_target(target: str) -> int | None:
 
 def _line(memory: Memory, now: float) -> str:
     text = " / ".join(memory.text.splitlines())
-    if len(text) > SHOWN_CHARS:
-        text = text[: SHOWN_CHARS - 1] + "…"
+    text = truncate(text, SHOWN_CHARS)
     source = _SOURCES[memory.source]
     return (
         f"`#{memory.id}` · {age_text(now - memory.created_at)} · {source}\n"
@@ -162,6 +162,7 @@ class MemoryCog(commands.Cog, name="Memory"):
         view.message = await ctx.send(embed=embed, view=view, ephemeral=True)
 
     @memory_group.command(name="add")
+    @costly(10, 60)
     @app_commands.describe(fact="Something about you for the bot to remember here")
     async def memory_add(self, ctx: Context, *, fact: str) -> None:
         """Ask the bot to remember something about you here."""

@@ -23,6 +23,7 @@ from cogs.music.egress import REFUSED, Egress
 from cogs.music.errors import MusicError
 from cogs.music.tracks import Stream, Track
 from cogs.music.urls import AddressPolicy, PrivateAddress, looks_like_url
+from utils.text import truncate
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +240,7 @@ def _duration(info: Info) -> float | None:
 def _first_entry(info: Info, words: str) -> Info:
     entries = [entry for entry in info.get("entries") or [] if entry]
     if not entries:
-        raise MusicError(f"No results for `{words[:80]}`.")
+        raise MusicError(f"No results for `{truncate(words, 80)}`.")
     return entries[0]
 
 

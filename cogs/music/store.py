@@ -3,6 +3,9 @@
 Sessions are written when they change (coalesced: one write in flight, each
 guild written with its latest state) and at shutdown, and read back at
 start-up so the bot can rejoin and resume.
+
+Owns `music_sessions` and `music_tracks`. Portable SQL: `updated_at` is a unix time
+from Python, the upsert is `ON CONFLICT`.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from typing import Any
 import discord
 
 from cogs.music.tracks import LoopMode, Track
+from utils.text import truncate
 
 BAR_WIDTH = 16
 PER_PAGE = 10
@@ -43,7 +44,7 @@ def progress_bar(position: float, duration: float | None, width: int = BAR_WIDTH
 def clean(text: str, limit: int = 100) -> str:
     """A title safe to put in a message: no markdown tricks, no pings, bounded length."""
     text = discord.utils.escape_mentions(discord.utils.escape_markdown(text))
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return truncate(text, limit)
 
 
 def track_line(track: Track) -> str:
@@ -184,8 +185,7 @@ def queue_embed(
     if current is not None:
         embed.add_field(name="Now playing", value=track_line(current), inline=False)
     lines = [f"`{number}.` {track_line(track)}" for number, track in entries]
-    embed.add_field(
-        name=f"Up next ({total})", value="\n".join(lines)[:1024] or "Nothing.", inline=False
-    )
+    upcoming = truncate("\n".join(lines), 1024) or "Nothing."
+    embed.add_field(name=f"Up next ({total})", value=upcoming, inline=False)
     embed.set_footer(text=f"Page {page}/{pages} · loop: {loop.value}")
     return embed

@@ -195,7 +195,7 @@ async def test_breaker_opens_on_repeated_503_and_recovers(
     first = await discord_fake.wait_for_message(guild.text)
     assert re.fullmatch(r"AI is unavailable, try again in \d+ s\.", first.content)
     assert len(gemini_fake.requests) == 2
-    assert bot.breakers.snapshot()["gemini"]["state"] == "open"
+    assert bot.gemini.breaker.state == "open"
 
     await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} two")
     second = await discord_fake.wait_for_message(guild.text, after=1)
@@ -211,7 +211,7 @@ async def test_breaker_opens_on_repeated_503_and_recovers(
     await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} three")
     third = await discord_fake.wait_for_message(guild.text, after=3)
     await discord_fake.wait_for(lambda: third.content == "Back again.")
-    assert bot.breakers.snapshot()["gemini"]["state"] == "closed"
+    assert bot.gemini.breaker.state == "closed"
 
 
 async def test_channels_run_concurrently_and_each_stays_ordered(
@@ -938,7 +938,7 @@ async def test_fallback_model_answers_when_the_main_one_keeps_failing(
         "gemini-main",
         "gemini-b",
     ]
-    assert bot.breakers.snapshot()["gemini"]["state"] == "closed"
+    assert bot.gemini.breaker.state == "closed"
 
 
 async def test_export_markdown(

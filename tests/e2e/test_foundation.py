@@ -152,7 +152,10 @@ async def test_owner_shutdown_stops_the_bot(
     await discord_fake.send_message(guild.text, discord_fake.owner, "!shutdown")
     reply = await discord_fake.wait_for_message(guild.text)
     assert reply.content == "Shutting down."
-    await discord_fake.wait_for(lambda: bot.is_closed() and not bot.db.is_open)
+    await discord_fake.wait_for(bot.is_closed)
+    await bot.close()  # waits for the shutdown already under way to finish
+    with pytest.raises(RuntimeError, match="not open"):
+        await bot.db.ping()
 
 
 async def test_owner_reload_and_sync(
@@ -187,6 +190,7 @@ async def test_failing_cog_does_not_stop_the_others(
     fields = {f["name"]: f["value"] for f in stats.embeds[0]["fields"]}
     assert fields["Cogs that failed to load"] == "tests.e2e.broken_cog"
     assert fields["Guilds"] == "1"
+    assert fields["Circuits"] == "none yet"  # no GEMINI_API_KEY: no breaker
 
 
 async def test_errors_user_and_unexpected(

@@ -52,7 +52,7 @@ async def test_each_queued_reply_logs_with_its_own_request(
 ) -> None:
     bob = discord_fake.add_user("bob")
     guild.add_member(bob, permissions=BASIC)
-    bot = await start_bot(ai_settings())
+    await start_bot(ai_settings())
     gemini_fake.fail(503)  # alice's reply retries once (logged), then streams slowly
     gemini_fake.reply(["Hi ", "alice."], chunk_delay=0.2)
     gemini_fake.reply("Hi bob.")
@@ -60,10 +60,13 @@ async def test_each_queued_reply_logs_with_its_own_request(
     # bob's message waits behind alice's, in the channel's one worker task
     await discord_fake.send_message(guild.text, bob, f"{mention(discord_fake)} hello too")
     await wait_reply_done(discord_fake, guild.text, count=2)
-    await bot.get_cog("AI").dispatcher.idle()  # the reply is logged after its final edit
 
+    def replies_logged() -> list[dict[str, Any]]:  # a reply is logged after its final edit
+        found = [e for e in json_log() if e["message"].startswith("AI reply ok")]
+        return found if len(found) == 2 else []
+
+    replies = await discord_fake.wait_for(replies_logged)
     entries = json_log()
-    replies = [e for e in entries if e["message"].startswith("AI reply ok")]
     assert [e["user_id"] for e in replies] == [member.id, bob.id]
     assert all((e["guild_id"], e["channel_id"]) == (guild.id, guild.text.id) for e in replies)
     alice, bob_reply = replies

@@ -41,7 +41,7 @@ def reply_time(fake: FakeDiscord, sent: FakeMessage) -> float:
 
 
 def gemini_state(bot: object) -> str:
-    return bot.breakers.snapshot()["gemini"]["state"]
+    return bot.gemini.breaker.state
 
 
 async def test_503_storm_opens_the_breaker_refuses_fast_and_recovers(

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import pytest
 
 from tests.fakes.clock import FakeClock
 from utils.errors import BotError
 from utils.reliability.circuit_breaker import (
-    BreakerRegistry,
     CircuitBreaker,
     CircuitOpenError,
     CircuitState,
 )
+
+T = TypeVar("T")
 
 
 class Boom(Exception):
@@ -44,15 +46,22 @@ async def echo(value: int, *, plus: int = 0) -> int:
     return value + plus
 
 
+async def call(
+    breaker: CircuitBreaker, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any
+) -> T:
+    async with breaker:
+        return await fn(*args, **kwargs)
+
+
 async def trip(breaker: CircuitBreaker, times: int) -> None:
     for _ in range(times):
         with pytest.raises(Boom):
-            await breaker.call(fail)
+            await call(breaker, fail)
 
 
-async def test_call_passes_arguments_and_returns_result(clock: FakeClock) -> None:
+async def test_a_call_through_the_breaker_returns_its_result(clock: FakeClock) -> None:
     breaker = make_breaker(clock)
-    assert await breaker.call(echo, 2, plus=3) == 5
+    assert await call(breaker, echo, 2, plus=3) == 5
     assert breaker.state is CircuitState.CLOSED
 
 
@@ -69,7 +78,7 @@ async def test_opens_after_threshold_consecutive_failures(clock: FakeClock) -> N
 async def test_success_resets_consecutive_failures(clock: FakeClock) -> None:
     breaker = make_breaker(clock)
     await trip(breaker, 2)
-    await breaker.call(echo, 1)
+    await call(breaker, echo, 1)
     assert breaker.failures == 0
     await trip(breaker, 2)
     assert breaker.state is CircuitState.CLOSED
@@ -86,7 +95,7 @@ async def test_open_rejects_without_calling(clock: FakeClock) -> None:
 
     clock.advance(2.5)
     with pytest.raises(CircuitOpenError) as caught:
-        await breaker.call(counted)
+        await call(breaker, counted)
     assert calls == 0
     error = caught.value
     assert isinstance(error, BotError)
@@ -123,7 +132,7 @@ async def test_trial_success_closes(clock: FakeClock) -> None:
     breaker = make_breaker(clock)
     await trip(breaker, 3)
     clock.advance(10)
-    assert await breaker.call(echo, 7) == 7
+    assert await call(breaker, echo, 7) == 7
     assert breaker.state is CircuitState.CLOSED
     assert breaker.failures == 0
 
@@ -158,7 +167,7 @@ async def test_ignored_exception_releases_half_open_slot(clock: FakeClock) -> No
         async with breaker:
             raise Ignored
     assert breaker.state is CircuitState.HALF_OPEN
-    assert await breaker.call(echo, 1) == 1
+    assert await call(breaker, echo, 1) == 1
     assert breaker.state is CircuitState.CLOSED
 
 
@@ -170,7 +179,7 @@ async def test_cancellation_is_never_a_failure(clock: FakeClock) -> None:
         started.set()
         await asyncio.Event().wait()
 
-    task = asyncio.create_task(breaker.call(hang))
+    task = asyncio.create_task(call(breaker, hang))
     await started.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -189,14 +198,14 @@ async def test_cancelled_trial_releases_its_slot(clock: FakeClock) -> None:
         started.set()
         await asyncio.Event().wait()
 
-    task = asyncio.create_task(breaker.call(hang))
+    task = asyncio.create_task(call(breaker, hang))
     await started.wait()
     with pytest.raises(CircuitOpenError):
-        await breaker.call(echo, 1)
+        await call(breaker, echo, 1)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert await breaker.call(echo, 1) == 1
+    assert await call(breaker, echo, 1) == 1
     assert breaker.state is CircuitState.CLOSED
 
 
@@ -239,8 +248,8 @@ async def test_calls_started_before_opening_do_not_decide_half_open(clock: FakeC
         if outcome is not None:
             raise outcome
 
-    stale_success = asyncio.create_task(breaker.call(slow, None))
-    stale_failure = asyncio.create_task(breaker.call(slow, Boom()))
+    stale_success = asyncio.create_task(call(breaker, slow, None))
+    stale_failure = asyncio.create_task(call(breaker, slow, Boom()))
     await asyncio.sleep(0)
     await trip(breaker, 3)
     clock.advance(10)
@@ -251,7 +260,7 @@ async def test_calls_started_before_opening_do_not_decide_half_open(clock: FakeC
     with pytest.raises(Boom):
         await stale_failure
     assert breaker.state is CircuitState.HALF_OPEN
-    assert await breaker.call(echo, 1) == 1
+    assert await call(breaker, echo, 1) == 1
     assert breaker.state is CircuitState.CLOSED
 
 
@@ -281,14 +290,18 @@ def test_failures_while_open_do_not_extend_the_timer(clock: FakeClock) -> None:
     assert breaker.failures == 3
 
 
-async def test_snapshot(clock: FakeClock) -> None:
+async def test_state_failures_and_retry_delay(clock: FakeClock) -> None:
     breaker = make_breaker(clock)
-    assert breaker.snapshot() == {"state": "closed", "failures": 0, "retry_after": 0.0}
+
+    def seen() -> tuple[str, int, float]:
+        return breaker.state, breaker.failures, breaker.retry_after
+
+    assert seen() == ("closed", 0, 0.0)
     await trip(breaker, 3)
     clock.advance(4)
-    assert breaker.snapshot() == {"state": "open", "failures": 3, "retry_after": 6.0}
+    assert seen() == ("open", 3, 6.0)
     clock.advance(6)
-    assert breaker.snapshot() == {"state": "half_open", "failures": 3, "retry_after": 0.0}
+    assert seen() == ("half_open", 3, 0.0)
 
 
 async def test_logs_transitions(clock: FakeClock, caplog: pytest.LogCaptureFixture) -> None:
@@ -296,7 +309,7 @@ async def test_logs_transitions(clock: FakeClock, caplog: pytest.LogCaptureFixtu
     breaker = make_breaker(clock)
     await trip(breaker, 3)
     clock.advance(10)
-    await breaker.call(echo, 1)
+    await call(breaker, echo, 1)
     levels = [(record.levelno, record.getMessage()) for record in caplog.records]
     assert [level for level, _ in levels] == [logging.WARNING, logging.INFO, logging.INFO]
     assert "opened" in levels[0][1]
@@ -312,28 +325,3 @@ async def test_logs_transitions(clock: FakeClock, caplog: pytest.LogCaptureFixtu
 def test_rejects_invalid_settings(options: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         CircuitBreaker("ai", **options)
-
-
-def test_registry_creates_once_and_reuses(clock: FakeClock) -> None:
-    registry = BreakerRegistry()
-    first = registry.get("gemini", failure_threshold=2, clock=clock)
-    again = registry.get("gemini", failure_threshold=9)
-    assert first is again
-    assert first.failure_threshold == 2
-    assert len(registry) == 1
-
-
-def test_registry_snapshot_and_iteration_are_sorted_by_name(clock: FakeClock) -> None:
-    registry = BreakerRegistry()
-    registry.get("youtube", clock=clock)
-    registry.get("gemini", failure_threshold=1, clock=clock)
-    registry.get("gemini").record_failure()
-    assert list(registry.snapshot()) == ["gemini", "youtube"]
-    assert registry.snapshot()["gemini"]["state"] == "open"
-    assert registry.snapshot()["youtube"] == {
-        "state": "closed",
-        "failures": 0,
-        "retry_after": 0.0,
-    }
-    assert [breaker.name for breaker in registry] == ["gemini", "youtube"]
-    assert len(registry) == 2

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from utils.db import MIGRATIONS_DIR, Database, load_migrations
+from utils.guild_settings import GuildSettings
 
 
 def write_migrations(directory: Path, *scripts: str) -> Path:
@@ -97,5 +100,53 @@ async def test_close_is_idempotent_and_leaves_a_sound_file(tmp_path: Path) -> No
     await database.connect()
     await database.close()
     await database.close()
-    assert not database.is_open
+    with pytest.raises(RuntimeError, match="not open"):
+        await database.ping()
     assert not (tmp_path / "bot.db-wal").exists() or (tmp_path / "bot.db-wal").stat().st_size == 0
+
+
+ROOT = Path(__file__).resolve().parents[2]
+# Each feature's SQL lives in its store; a PostgreSQL backend would replace these files only.
+SQL_OWNERS = {
+    "utils/db.py",
+    "utils/guild_settings.py",
+    "utils/usage.py",
+    "utils/memory/store.py",
+    "cogs/ai/store.py",
+    "cogs/music/store.py",
+    "cogs/admin/retention.py",
+}
+_SQL = re.compile(r"\b(SELECT|INSERT INTO|UPDATE \w+ SET|DELETE FROM)\b")
+
+
+def _code() -> dict[str, str]:
+    files = [ROOT / "bot.py", ROOT / "config.py"]
+    for folder in ("cogs", "utils", "scripts"):
+        files += (ROOT / folder).rglob("*.py")
+    return {str(path.relative_to(ROOT)): path.read_text(encoding="utf-8") for path in files}
+
+
+def test_only_the_stores_hold_sql() -> None:
+    holders = {name for name, text in _code().items() if _SQL.search(text)}
+    assert holders <= SQL_OWNERS, holders - SQL_OWNERS
+
+
+def test_timestamps_come_from_python_not_from_sqlite() -> None:
+    """Portable SQL: the time of a row is a UTC value the code passes in."""
+    found = [
+        name
+        for name, text in _code().items()
+        if re.search(r"datetime\('now'\)|CURRENT_TIMESTAMP", text, re.IGNORECASE)
+    ]
+    assert found == []
+
+
+async def test_guild_settings_stores_when_a_prefix_changed(db: Database) -> None:
+    settings = GuildSettings(db, "!")
+    before = datetime.now(UTC).replace(microsecond=0, tzinfo=None)
+    await settings.set_prefix(5, "?")
+    await settings.set_prefix(5, ">")
+    (row,) = await settings.export_guild(5)
+    assert row["prefix"] == ">"
+    stamp = datetime.strptime(row["updated_at"], "%Y-%m-%d %H:%M:%S")
+    assert before <= stamp <= before + timedelta(minutes=1)

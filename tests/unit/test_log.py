@@ -133,7 +133,13 @@ async def test_dispatched_jobs_run_with_the_request_that_submitted_them(tmp_path
         for name, user in (("a", 10), ("b", 11), ("c", 12))
     }
     release.set()
-    await dispatcher.idle()
+    drained = asyncio.Event()
+
+    async def last() -> None:  # runs after every job before it in this channel
+        drained.set()
+
+    assert dispatcher.submit("channel", last)
+    await drained.wait()
     assert seen == [(name, ids[name]) for name in "abc"]
     [failure] = [e for e in _json_lines(tmp_path) if e["message"].startswith("AI job")]
     assert failure["request_id"] == ids["b"] and failure["user_id"] == 11

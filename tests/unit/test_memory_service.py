@@ -414,3 +414,16 @@ async def test_reindex_script_rebuilds_every_index(
     assert sorted(p.name for p in memory_dir.iterdir()) == ["dm-7.faiss", "guild-1.faiss"]
     again = await make_service()
     assert await results(again) == expected
+
+
+async def test_changed_indexes_are_saved_every_save_interval(
+    make_service: MakeService,
+) -> None:
+    service = await make_service(save_interval=0.05)
+    await service.add_fact(GUILD_A, ALICE, "alice", "My cat is named Whiskers.")
+    path = service.indexes.path(GUILD_A)
+    for _ in range(500):  # saved by the periodic task, not by close()
+        if path.exists():
+            break
+        await asyncio.sleep(0.01)
+    assert path.exists()

@@ -121,16 +121,6 @@ def test_peek_answers_like_acquire_without_consuming(clock: FakeClock) -> None:
     assert limiter.peek("user") > 0.0
 
 
-def test_reset_refills_the_bucket(clock: FakeClock) -> None:
-    limiter = RateLimiter(1, 60, clock=clock)
-    limiter.acquire("user")
-    assert limiter.acquire("user") > 0.0
-    limiter.reset("user")
-    limiter.reset("never-seen")
-    assert len(limiter) == 0
-    assert limiter.acquire("user") == 0.0
-
-
 def test_lru_bound_evicts_least_recently_used(clock: FakeClock) -> None:
     limiter = RateLimiter(1, 3600, max_keys=3, clock=clock)
     for key in ("a", "b", "c"):

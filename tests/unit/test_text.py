@@ -11,7 +11,6 @@ import pytest
 from utils.text import (
     DISCORD_LIMIT,
     StreamSplitter,
-    escape_mass_mentions,
     estimate_tokens,
     plan,
     split_message,
@@ -207,18 +206,6 @@ def test_stream_splitter_starts_empty() -> None:
 
     assert splitter.feed("") == ([], " ...")
     assert splitter.finish("") == []
-
-
-def test_escape_mass_mentions() -> None:
-    text = "hi @everyone and @here, but not <@123> or me@example.com"
-
-    escaped = escape_mass_mentions(text)
-
-    assert "@everyone" not in escaped
-    assert "@here" not in escaped
-    assert "@\u200beveryone" in escaped
-    assert "<@123>" in escaped
-    assert "me@example.com" in escaped
 
 
 def test_truncate() -> None:

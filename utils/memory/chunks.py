@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 
 from utils.memory.chatlog import LoggedTurn, render_turn
 from utils.memory.records import Scope
+from utils.text import truncate
 
 TURN_CHARS = 400  # longest message kept in a chunk; the model reads ~256 tokens anyway
 
@@ -64,9 +65,7 @@ class Chunk:
 def chunk_line(turn: LoggedTurn) -> str:
     """One message as a line of a chunk (and of the history it is compared with):
     on one line, at most TURN_CHARS long."""
-    text = " ".join(turn.content.split())
-    if len(text) > TURN_CHARS:
-        text = text[: TURN_CHARS - 1] + "…"
+    text = truncate(" ".join(turn.content.split()), TURN_CHARS)
     return render_turn(turn.role, turn.author_name, text)
 
 

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+from discord.ext import tasks
 
 from utils.memory.embedder import Embedder
 
@@ -94,14 +95,15 @@ class Runtime:
         self._tasks.append(asyncio.create_task(coro, name=name))
 
     def every(self, seconds: float, job: Callable[[], Awaitable[None]], name: str) -> None:
-        """Run `job` every `seconds` in the background until `stop`."""
+        """Run `job` every `seconds` (the first time one interval after the start) until
+        `stop`."""
+        periodic = tasks.loop(seconds=seconds, name=name)(job)
 
-        async def loop() -> None:
-            while True:
-                await asyncio.sleep(seconds)
-                await job()
+        @periodic.before_loop
+        async def first_interval() -> None:
+            await asyncio.sleep(seconds)
 
-        self.spawn(loop(), name)
+        self._tasks.append(periodic.start())
 
     async def stop(self) -> None:
         """Cancel the background tasks and the embedding thread's queued work."""

@@ -16,9 +16,9 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, Self
 
 from utils.errors import BotError
 
@@ -26,9 +26,6 @@ if TYPE_CHECKING:
     from types import TracebackType
 
 log = logging.getLogger(__name__)
-
-P = ParamSpec("P")
-T = TypeVar("T")
 
 
 class CircuitState(StrEnum):
@@ -47,12 +44,6 @@ class CircuitOpenError(BotError):
         super().__init__(f"{name} is unavailable, try again in {seconds} s")
 
 
-class BreakerSnapshot(TypedDict):
-    state: str
-    failures: int
-    retry_after: float
-
-
 def _every_exception(exc: BaseException) -> bool:
     return True
 
@@ -60,9 +51,9 @@ def _every_exception(exc: BaseException) -> bool:
 class CircuitBreaker:
     """Closed, open or half-open guard around calls to one dependency.
 
-    Use ``await breaker.call(fn, *args)`` or ``async with breaker:``. Callers
-    that cannot wrap the whole operation (a stream that fails half-way) report
-    the outcome themselves with :meth:`record_success` and :meth:`record_failure`.
+    Wrap a call in ``async with breaker:``. Callers that cannot wrap the whole
+    operation (a stream that fails half-way) report the outcome themselves with
+    :meth:`record_success` and :meth:`record_failure`.
 
     An exception counts as a failure when it is an :class:`Exception` and
     ``is_failure`` accepts it. Other exceptions, and cancellation, neither
@@ -124,16 +115,9 @@ class CircuitBreaker:
             return 0.0
         return max(0.0, self._opened_at + self.reset_timeout - self._clock())
 
-    async def call(self, fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Await ``fn(*args, **kwargs)`` through the breaker.
-
-        Raises :class:`CircuitOpenError` without calling ``fn`` when the breaker
-        is open, or half-open with every trial slot taken.
-        """
-        async with self:
-            return await fn(*args, **kwargs)
-
     async def __aenter__(self) -> Self:
+        """Raises :class:`CircuitOpenError` when the breaker is open, or half-open with
+        every trial slot taken."""
         state = self.state
         if state is CircuitState.OPEN:
             raise CircuitOpenError(self.name, self.retry_after)
@@ -193,14 +177,6 @@ class CircuitBreaker:
                 self.reset_timeout,
             )
 
-    def snapshot(self) -> BreakerSnapshot:
-        """State, failure count and retry delay, for status commands and logs."""
-        return {
-            "state": self.state.value,
-            "failures": self._failures,
-            "retry_after": self.retry_after,
-        }
-
     def _open(self) -> None:
         self._state = CircuitState.OPEN
         self._opened_at = self._clock()
@@ -213,34 +189,3 @@ class CircuitBreaker:
             self._trials.remove(task)
             return True
         return False
-
-
-class BreakerRegistry:
-    """The bot's breakers by name, so every cog shares one breaker per dependency.
-
-    Names come from code (one per dependency), never from user input, so the
-    registry stays as small as the list of dependencies.
-    """
-
-    def __init__(self) -> None:
-        self._breakers: dict[str, CircuitBreaker] = {}
-
-    def get(self, name: str, **options: Any) -> CircuitBreaker:
-        """Return the breaker called ``name``, creating it with ``options`` on first use.
-
-        Later calls return the same breaker and ignore ``options``.
-        """
-        breaker = self._breakers.get(name)
-        if breaker is None:
-            breaker = self._breakers[name] = CircuitBreaker(name, **options)
-        return breaker
-
-    def snapshot(self) -> dict[str, BreakerSnapshot]:
-        """Every breaker's snapshot, sorted by name."""
-        return {name: self._breakers[name].snapshot() for name in sorted(self._breakers)}
-
-    def __iter__(self) -> Iterator[CircuitBreaker]:
-        return iter([self._breakers[name] for name in sorted(self._breakers)])
-
-    def __len__(self) -> int:
-        return len(self._breakers)

@@ -86,11 +86,6 @@ class RateLimiter:
             tokens = self._tokens_at(bucket, self._clock())
             return 0.0 if tokens + _EPSILON >= cost else self._wait_for(cost - tokens)
 
-    def reset(self, key: Hashable) -> None:
-        """Forget ``key``'s bucket so it starts full again."""
-        with self._lock:
-            self._buckets.pop(key, None)
-
     def __len__(self) -> int:
         return len(self._buckets)
 
