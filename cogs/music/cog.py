@@ -78,9 +78,7 @@ class Music(commands.Cog):
     async def cog_load(self) -> None:
         await self.resolver.start()
         self.bot.add_dynamic_items(ControlButton)
-        self.bot.shutdown_manager.register(
-            "music", self.sessions.suspend_all, priority=50, timeout=10
-        )
+        self.bot.shutdown_manager.register("music", self.close, priority=50, timeout=10)
         self.bot.data_owners.register("music", self.sessions)
         self.sessions.start()
         self.bot.metrics.queued_tracks.set_function(
@@ -89,10 +87,13 @@ class Music(commands.Cog):
 
     async def cog_unload(self) -> None:
         self.bot.metrics.queued_tracks.set_function(lambda: 0)
-        self.bot.shutdown_manager.unregister("music")
         self.bot.data_owners.unregister("music")
-        await self.sessions.close()
         self.bot.remove_dynamic_items(ControlButton)
+        await self.bot.shutdown_manager.release("music")  # stops it, if still running
+
+    async def close(self) -> None:
+        """Save every session and leave voice (to resume after a restart), then close."""
+        await self.sessions.close()
         await self.resolver.close()
 
     # Commands ---------------------------------------------------------------

@@ -66,17 +66,14 @@ class Sessions:
         self._spawn(self._restore_sessions(), "music-restore")
 
     async def close(self) -> None:
-        """Save and leave everywhere; stop background work."""
+        """Save every session (to resume after a restart), leave voice everywhere, stop
+        background work."""
         for task in list(self._tasks):
             task.cancel()
-        await self.suspend_all()
-        await self.saves.close()
-
-    async def suspend_all(self) -> None:
-        """Save every session (to resume after a restart) and leave voice everywhere."""
         guild_ids = list(self.players)
         await self.saves.flush(guild_ids)
         await asyncio.gather(*(self.teardown(gid, forget=False) for gid in guild_ids))
+        await self.saves.close()
 
     # Player events (cogs.music.player.Events) --------------------------------
 
