@@ -29,7 +29,7 @@ from cogs.music.queue import TrackQueue
 from cogs.music.sources import Resolver
 from cogs.music.store import MusicStore, SaveQueue, Session
 from cogs.music.tracks import Stream, Track
-from cogs.music.views import clean, controls, format_time, now_playing_embed
+from cogs.music.views import clean, format_time, player_controls, player_embed
 from utils.tasks import log_failure
 
 if TYPE_CHECKING:
@@ -127,11 +127,14 @@ class Sessions:
             player = await joining
         except MusicError:
             return  # the resolve error is the one to report
-        if created and player.queue.current is None and not len(player.queue):
-            await self.teardown(guild_id, forget=True)
+        async with self.lock(guild_id):
+            idle = player.queue.current is None and not len(player.queue)
+            if created and idle and self.players.get(guild_id) is player:
+                await self.teardown(guild_id, forget=True)
 
     async def join(self, guild: discord.Guild, channel: VoiceChannel, text_id: int) -> Player:
-        """The guild's player, joining (or moving to) ``channel`` when needed."""
+        """The guild's player, joining (or moving to) ``channel`` when needed; the caller
+        holds the guild's :meth:`lock`."""
         player, voice = self.players.get(guild.id), voice_of(guild)
         if player is not None and voice is not None and voice.is_connected():
             if voice.channel != channel:
@@ -400,18 +403,3 @@ async def send(channel: discord.abc.Messageable, content: str) -> None:
         await channel.send(content)
     except discord.HTTPException as error:
         log.warning("could not send a music message: %s", error)
-
-
-def player_embed(player: Player, track: Track) -> discord.Embed:
-    return now_playing_embed(
-        track,
-        position=player.position,
-        paused=player.paused,
-        loop=player.queue.loop,
-        volume=player.volume,
-        upcoming=len(player.queue),
-    )
-
-
-def player_controls(player: Player) -> discord.ui.View:
-    return controls(paused=player.paused, loop=player.queue.loop)

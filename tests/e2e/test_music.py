@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import subprocess
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -322,6 +323,51 @@ async def test_queue_edits_and_pages(world: World, discord_fake: FakeDiscord) ->
     assert message.embeds[0]["fields"][1]["value"].startswith("`11.`")
     assert await world.slash("clear") == "🧹 Cleared 11 tracks from the queue."
     assert (await world.slash("shuffle")) == "There is nothing to shuffle."
+
+
+async def test_a_slow_resolve_blocks_neither_stop_nor_the_idle_leave(
+    world: World,
+    discord_fake: FakeDiscord,
+    local_search: dict[str, tuple[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A search held in yt-dlp (a 30 s playlist, say) holds no lock: /stop and the idle
+    leave answer while it is held; the /play goes on once it resolves."""
+    local_search["slow"] = ("slow song", world.media.tone(660, 1, "ogg"))
+    searching, release = threading.Event(), threading.Event()
+    search = LocalSearchIE._search_results
+
+    def held(self: LocalSearchIE, query: str) -> Any:
+        if "slow" in query:
+            searching.set()
+            release.wait(20)
+        return search(self, query)
+
+    monkeypatch.setattr(LocalSearchIE, "_search_results", held)
+    text = world.guild.text
+
+    async def play_held() -> tuple[FakeInteraction, int]:
+        """Start `/play slow song`; returns it and the message count once it is held."""
+        searching.clear()
+        release.clear()
+        pending = await discord_fake.invoke_slash(text, world.member, "play", {"query": "slow"})
+        await discord_fake.wait_for(searching.is_set)
+        return pending, len(discord_fake.messages_in(text))
+
+    await world.start(music_idle_timeout=1.0)
+    await world.slash("play", query=world.media.tone(440, 20, "ogg"))
+    pending, _ = await play_held()
+    assert await world.slash("stop") == "⏹️ Stopped the music and cleared the queue."
+    release.set()
+    assert await world.reply(pending) == "▶️ Playing slow song."
+
+    await world.wait_message("The queue is finished")
+    pending, seen = await play_held()
+    await discord_fake.wait_for_message(
+        text, predicate=lambda m: "Nothing is playing, so I left" in m.content, after=seen
+    )
+    release.set()
+    assert await world.reply(pending) == "▶️ Playing slow song.", "it joins again"
 
 
 # Buttons --------------------------------------------------------------------
