@@ -109,23 +109,24 @@ class Music(commands.Cog):
         if guild.voice_client is None or guild.voice_client.channel != channel:
             check_can_join(channel)
         await ctx.defer()
-        room = self.sessions.room(guild.id)
-        # Join while the query resolves: the first packet comes sooner.  The resolve (up
-        # to MUSIC_RESOLVE_TIMEOUT) holds no lock: /stop and the idle leave never wait for it.
-        created = guild.id not in self.sessions.players
-        joining = asyncio.create_task(self._join(guild, channel, ctx.channel.id))
-        try:
-            name, tracks = await self._resolve(query, member.id, room)
-        except BaseException:
-            await self.sessions.abandon(guild.id, joining, created=created)
-            raise
-        await joining
-        async with self.sessions.lock(guild.id):
-            # Joins again if the player left (/stop, idle) while the query resolved.
-            player = await self.sessions.join(guild, channel, ctx.channel.id)
-            busy = player.queue.current is not None
-            position = len(player.queue) + 1
-            added = player.add(tracks)
+        async with self.sessions.queueing(guild.id):
+            room = self.sessions.room(guild.id)
+            # Join while the query resolves: the first packet comes sooner.  The resolve
+            # holds no guild lock: /stop and the idle leave never wait for it.
+            created = guild.id not in self.sessions.players
+            joining = asyncio.create_task(self._join(guild, channel, ctx.channel.id))
+            try:
+                name, tracks = await self._resolve(query, member.id, room)
+            except BaseException:
+                await self.sessions.abandon(guild.id, joining, created=created)
+                raise
+            await joining
+            async with self.sessions.lock(guild.id):
+                # Joins again if the player left (/stop, idle) while the query resolved.
+                player = await self.sessions.join(guild, channel, ctx.channel.id)
+                busy = player.queue.current is not None
+                position = len(player.queue) + 1
+                added = player.add(tracks)
         await ctx.send(_queued_message(tracks[:added], name, busy=busy, position=position))
 
     async def _join(self, guild: discord.Guild, channel: VoiceChannel, text_id: int) -> Player:

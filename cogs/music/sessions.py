@@ -58,6 +58,7 @@ class Sessions:
         self.players: dict[int, Player] = {}
         self._now_playing: dict[int, discord.Message] = {}
         self._locks: dict[int, asyncio.Lock] = {}
+        self._queueing: dict[int, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.saves = SaveQueue(MusicStore(bot.db), self._session)
 
@@ -113,6 +114,11 @@ class Sessions:
 
     def lock(self, guild_id: int) -> asyncio.Lock:
         return self._locks.setdefault(guild_id, asyncio.Lock())
+
+    def queueing(self, guild_id: int) -> asyncio.Lock:
+        """Taken by /play from before its resolve to its enqueue, so tracks are queued in
+        the order they were asked for; nothing else waits for it (not /stop, not a leave)."""
+        return self._queueing.setdefault(guild_id, asyncio.Lock())
 
     def room(self, guild_id: int) -> int:
         player = self.players.get(guild_id)
@@ -257,6 +263,7 @@ class Sessions:
         async with self.lock(guild_id):
             deleted = await self.teardown(guild_id, forget=True)
         self._locks.pop(guild_id, None)
+        self._queueing.pop(guild_id, None)
         return deleted
 
     # Restoring after a restart ---------------------------------------------
