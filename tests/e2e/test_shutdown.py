@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
+import cogs
 from config import Settings
 from tests.conftest import StartBot
 from tests.fakes.discord_server import FakeDiscord, FakeGuild
@@ -17,6 +18,7 @@ def count_stops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     The classes come from the modules the bot will load: unloading an extension drops
     its modules, so a class imported by an earlier test is not the one a new bot uses.
+    Other tests keep the modules they imported (``cogs.music`` and so on are put back).
     """
     calls: list[str] = []
     for module, name, method in (
@@ -24,6 +26,9 @@ def count_stops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         ("cogs.ai.cog", "AI", "stop"),
         ("cogs.music.cog", "Music", "close"),
     ):
+        package = module.split(".")[1]
+        if hasattr(cogs, package):  # an import now rebinds it: give it back afterwards
+            monkeypatch.setattr(cogs, package, getattr(cogs, package))
         cog = getattr(importlib.import_module(module), name)
         original = getattr(cog, method)
 
