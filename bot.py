@@ -8,6 +8,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +99,7 @@ class Bot(commands.Bot):
         self.started_at = time.monotonic()
         self.commands_run = 0
         self.failed_extensions: dict[str, str] = {}
-        self._closing: asyncio.Task[None] | None = None
+        self._register_closers()
 
     @property
     def breakers(self) -> list[CircuitBreaker]:
@@ -215,22 +216,19 @@ class Bot(commands.Bot):
             self.metrics.messages_answered.labels("command").inc()
 
     async def close(self) -> None:
-        """Stop the bot; every caller waits for the same single run of the shutdown."""
-        if self._closing is None:
-            self._closing = asyncio.create_task(self._close(), name="bot-close")
-        await asyncio.shield(self._closing)
-
-    async def _close(self) -> None:
-        """Run shutdown handlers, disconnect, then close the database."""
+        """Stop the bot: every caller waits for the same single run of the shutdown."""
         await self.shutdown_manager.shutdown("bot closing")
-        await super().close()
-        if self.health is not None:
-            await self.health.close()
-        if self.memory is not None:
-            await self.memory.close()
-        if self.gemini is not None:
-            await self.gemini.close()
-        await self.db.close()
+
+    def _register_closers(self) -> None:
+        """The bot's part of the shutdown, after the cogs' (priorities below 100): leave
+        Discord (discord.py then unloads the cogs, already stopped), then close the
+        services, each under its own timeout; the database last."""
+        register = self.shutdown_manager.register
+        register("discord", partial(commands.Bot.close, self), priority=100, timeout=10)
+        register("health server", lambda: self.health and self.health.close(), priority=110)
+        register("memory", lambda: self.memory and self.memory.close(), priority=120, timeout=15)
+        register("gemini", lambda: self.gemini and self.gemini.close(), priority=130)
+        register("database", self.db.close, priority=200, timeout=15)
 
 
 def claim_data_dir(data_dir: Path) -> InstanceLock | None:

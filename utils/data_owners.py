@@ -5,7 +5,7 @@ service with its indexes, a player with its saved queue) registers here; deletin
 channel's or a guild's data asks every one of them, so no cached copy outlives the
 rows and nobody deletes another feature's tables. The Bot owns the registry and
 registers its own services; cogs register theirs in `cog_load` and unregister in
-`cog_unload`, as with the shutdown manager.
+`cog_unload`.
 """
 
 from __future__ import annotations

@@ -48,10 +48,18 @@ class Maintenance(commands.Cog):
             self.backup_loop.change_interval(seconds=min(self.backup_interval, HOUR))
             self.backup_loop.start()
         self.retention_loop.start()
+        # First to stop: a retention pass reaches into the other features' stores.
+        self.bot.shutdown_manager.register("maintenance: stop loops", self.stop, priority=5)
 
     async def cog_unload(self) -> None:
+        await self.bot.shutdown_manager.release("maintenance: stop loops")
+
+    async def stop(self) -> None:
+        """Stop the loops; a pass in progress ends at its next await."""
+        passes = [loop.get_task() for loop in (self.backup_loop, self.retention_loop)]
         self.backup_loop.cancel()
         self.retention_loop.cancel()
+        await asyncio.gather(*(task for task in passes if task is not None), return_exceptions=True)
 
     # Backups
 

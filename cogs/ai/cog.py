@@ -158,8 +158,7 @@ class AI(commands.Cog):
 
     async def cog_unload(self) -> None:
         self.bot.data_owners.unregister("ai chat")
-        self.bot.shutdown_manager.unregister("ai: stop replies")
-        await self.stop()
+        await self.bot.shutdown_manager.release("ai: stop replies")  # stops it, if still running
 
     # Retention (utils.data_owners): through the live store, so its cache goes too
 

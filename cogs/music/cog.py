@@ -20,18 +20,19 @@ from discord.ext import commands
 from cogs.music.errors import MusicError
 from cogs.music.ffmpeg import ffprobe_for
 from cogs.music.player import LeaveReason, Player
-from cogs.music.sessions import (
-    Sessions,
-    caller_channel,
-    check_can_join,
-    player_controls,
-    player_embed,
-)
+from cogs.music.sessions import Sessions, VoiceChannel, caller_channel, check_can_join
 from cogs.music.sources import Resolver
 from cogs.music.spotify import SpotifyResolver, make_client
 from cogs.music.tracks import LoopMode, Track
 from cogs.music.urls import AddressPolicy, looks_like_url, normalise_url, parse_spotify
-from cogs.music.views import PER_PAGE, ControlButton, QueuePages, clean, queue_embed
+from cogs.music.views import (
+    ControlButton,
+    QueuePages,
+    clean,
+    player_controls,
+    player_embed,
+    queue_page,
+)
 
 if TYPE_CHECKING:
     from bot import Bot
@@ -78,9 +79,7 @@ class Music(commands.Cog):
     async def cog_load(self) -> None:
         await self.resolver.start()
         self.bot.add_dynamic_items(ControlButton)
-        self.bot.shutdown_manager.register(
-            "music", self.sessions.suspend_all, priority=50, timeout=10
-        )
+        self.bot.shutdown_manager.register("music", self.close, priority=50, timeout=10)
         self.bot.data_owners.register("music", self.sessions)
         self.sessions.start()
         self.bot.metrics.queued_tracks.set_function(
@@ -89,10 +88,13 @@ class Music(commands.Cog):
 
     async def cog_unload(self) -> None:
         self.bot.metrics.queued_tracks.set_function(lambda: 0)
-        self.bot.shutdown_manager.unregister("music")
         self.bot.data_owners.unregister("music")
-        await self.sessions.close()
         self.bot.remove_dynamic_items(ControlButton)
+        await self.bot.shutdown_manager.release("music")  # stops it, if still running
+
+    async def close(self) -> None:
+        """Save every session and leave voice (to resume after a restart), then close."""
+        await self.sessions.close()
         await self.resolver.close()
 
     # Commands ---------------------------------------------------------------
@@ -107,22 +109,29 @@ class Music(commands.Cog):
         if guild.voice_client is None or guild.voice_client.channel != channel:
             check_can_join(channel)
         await ctx.defer()
-        room = self.sessions.room(guild.id)
-        async with self.sessions.lock(guild.id):
-            # Join while the query resolves: the first packet comes sooner.
+        async with self.sessions.queueing(guild.id):
+            room = self.sessions.room(guild.id)
+            # Join while the query resolves: the first packet comes sooner.  The resolve
+            # holds no guild lock: /stop and the idle leave never wait for it.
             created = guild.id not in self.sessions.players
-            joining = asyncio.create_task(self.sessions.join(guild, channel, ctx.channel.id))
+            joining = asyncio.create_task(self._join(guild, channel, ctx.channel.id))
             try:
                 name, tracks = await self._resolve(query, member.id, room)
             except BaseException:
                 await self.sessions.abandon(guild.id, joining, created=created)
                 raise
-            player = await joining
-            busy = player.queue.current is not None
-            position = len(player.queue) + 1
-            added = player.queue.add(tracks)
-            player.notify()
+            await joining
+            async with self.sessions.lock(guild.id):
+                # Joins again if the player left (/stop, idle) while the query resolved.
+                player = await self.sessions.join(guild, channel, ctx.channel.id)
+                busy = player.queue.current is not None
+                position = len(player.queue) + 1
+                added = player.add(tracks)
         await ctx.send(_queued_message(tracks[:added], name, busy=busy, position=position))
+
+    async def _join(self, guild: discord.Guild, channel: VoiceChannel, text_id: int) -> Player:
+        async with self.sessions.lock(guild.id):
+            return await self.sessions.join(guild, channel, text_id)
 
     @commands.hybrid_command()
     @commands.guild_only()
@@ -178,7 +187,7 @@ class Music(commands.Cog):
         if player is None or (player.queue.current is None and not len(player.queue)):
             raise MusicError("The queue is empty.")
         pages = QueuePages(
-            lambda number: _render_page(player, number), owner_id=member.id, page=page
+            lambda number: queue_page(player, number), owner_id=member.id, page=page
         )
         pages.message = await ctx.send(embed=pages.first_page(), view=pages)
 
@@ -201,19 +210,16 @@ class Music(commands.Cog):
     ) -> None:
         """Set the loop mode: off, track or queue."""
         player = self.sessions.controlled(*_guild_member(ctx))
-        player.queue.loop = LoopMode(mode) if mode else player.queue.loop.next()
-        player.changed()
+        looping = player.set_loop(LoopMode(mode) if mode else None)
         await self.sessions.refresh_now_playing(player)
-        await ctx.send(f"🔁 Loop: **{player.queue.loop.value}**.")
+        await ctx.send(f"🔁 Loop: **{looping.value}**.")
 
     @commands.hybrid_command()
     @commands.guild_only()
     async def shuffle(self, ctx: Context) -> None:
         """Shuffle the upcoming tracks."""
         player = self.sessions.controlled(*_guild_member(ctx))
-        player.queue.shuffle()
-        player.changed()
-        await ctx.send(f"🔀 Shuffled {len(player.queue)} tracks.")
+        await ctx.send(f"🔀 Shuffled {player.shuffle()} tracks.")
 
     @commands.hybrid_command()
     @commands.guild_only()
@@ -221,8 +227,7 @@ class Music(commands.Cog):
     async def remove(self, ctx: Context, position: int) -> None:
         """Remove a track from the queue."""
         player = self.sessions.controlled(*_guild_member(ctx))
-        track = player.queue.remove(position)
-        player.changed()
+        track = player.remove(position)
         await ctx.send(f"🗑️ Removed {clean(track.title)}.")
 
     @commands.hybrid_command()
@@ -231,8 +236,7 @@ class Music(commands.Cog):
     async def move(self, ctx: Context, source: int, destination: int) -> None:
         """Move a track to another place in the queue."""
         player = self.sessions.controlled(*_guild_member(ctx))
-        track = player.queue.move(source, destination)
-        player.changed()
+        track = player.move(source, destination)
         await ctx.send(f"↕️ Moved {clean(track.title)} to position {destination}.")
 
     @commands.hybrid_command()
@@ -256,8 +260,7 @@ class Music(commands.Cog):
     async def clear(self, ctx: Context) -> None:
         """Clear the upcoming tracks (the current one keeps playing)."""
         player = self.sessions.controlled(*_guild_member(ctx))
-        count = player.queue.clear()
-        player.changed()
+        count = player.clear()
         await ctx.send(f"🧹 Cleared {count} tracks from the queue.")
 
     # Buttons ----------------------------------------------------------------
@@ -288,12 +291,9 @@ class Music(commands.Cog):
         elif action == "toggle":
             player.pause()
         elif action == "loop":
-            player.queue.loop = player.queue.loop.next()
-            player.changed()
+            player.set_loop()
         elif action == "shuffle":
-            player.queue.shuffle()
-            player.changed()
-            return f"🔀 Shuffled {len(player.queue)} tracks."
+            return f"🔀 Shuffled {player.shuffle()} tracks."
         elif action == "skip":
             return f"⏭️ Skipped {clean(player.skip().title)}."
         elif action == "stop":
@@ -317,7 +317,7 @@ class Music(commands.Cog):
             self.sessions.request_leave(player, LeaveReason.LOST)
             return
         if self.bot.user is not None and member.id == self.bot.user.id:
-            player.changed()  # moved: remember the new channel
+            self.sessions.changed(player)  # moved: remember the new channel
         self.sessions.update_alone(member.guild)
 
     @commands.Cog.listener()
@@ -348,19 +348,6 @@ def _guild_member(ctx: Context) -> tuple[discord.Guild, discord.Member]:
     if ctx.guild is None or not isinstance(ctx.author, discord.Member):
         raise commands.NoPrivateMessage()
     return ctx.guild, ctx.author
-
-
-def _render_page(player: Player, number: int) -> tuple[discord.Embed, int, int]:
-    entries, page, pages = player.queue.page(number, PER_PAGE)
-    embed = queue_embed(
-        player.queue.current,
-        entries,
-        page=page,
-        pages=pages,
-        total=len(player.queue),
-        loop=player.queue.loop,
-    )
-    return embed, page, pages
 
 
 def _queued_message(tracks: list[Track], name: str | None, *, busy: bool, position: int) -> str:

@@ -15,13 +15,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from enum import StrEnum
 from typing import Any, Protocol
 
 from cogs.music.errors import MusicError
 from cogs.music.queue import TrackQueue
-from cogs.music.tracks import Stream, Track
+from cogs.music.tracks import LoopMode, Stream, Track
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,11 @@ class Events(Protocol):
 
 
 class Player:
-    """Playback state for one guild: the queue, volume, pause, timers and the play loop."""
+    """Playback state for one guild: the queue, volume, pause, timers and the play loop.
+
+    Others read :attr:`queue` but change it only through the player's methods, which
+    save every change (through :meth:`Events.changed`).
+    """
 
     def __init__(
         self,
@@ -155,12 +159,44 @@ class Player:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
-    # Controls ---------------------------------------------------------------
+    # Queue edits: each one is saved -----------------------------------------
 
-    def notify(self) -> None:
-        """Tracks were added to the queue."""
+    def add(self, tracks: Iterable[Track]) -> int:
+        """Queue tracks (up to the limit); returns how many. MusicError when full."""
+        added = self.queue.add(tracks)
         self._wake.set()
         self._changed()
+        return added
+
+    def remove(self, position: int) -> Track:
+        track = self.queue.remove(position)
+        self._changed()
+        return track
+
+    def move(self, source: int, destination: int) -> Track:
+        track = self.queue.move(source, destination)
+        self._changed()
+        return track
+
+    def shuffle(self) -> int:
+        """Shuffle the upcoming tracks; returns how many."""
+        self.queue.shuffle()
+        self._changed()
+        return len(self.queue)
+
+    def clear(self) -> int:
+        """Drop the upcoming tracks; returns how many."""
+        count = self.queue.clear()
+        self._changed()
+        return count
+
+    def set_loop(self, mode: LoopMode | None = None) -> LoopMode:
+        """Set the loop mode, or cycle to the next one."""
+        self.queue.loop = mode or self.queue.loop.next()
+        self._changed()
+        return self.queue.loop
+
+    # Controls ---------------------------------------------------------------
 
     def skip(self) -> Track:
         track = self._require_playing()
@@ -206,10 +242,6 @@ class Player:
             self._alone_timer = asyncio.create_task(
                 self._leave_when_alone(), name=f"music-alone-{self.guild_id}"
             )
-
-    def changed(self) -> None:
-        """Queue edited from outside (remove, move, shuffle, loop, clear)."""
-        self._changed()
 
     # The loop ---------------------------------------------------------------
 

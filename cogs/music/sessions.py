@@ -29,7 +29,7 @@ from cogs.music.queue import TrackQueue
 from cogs.music.sources import Resolver
 from cogs.music.store import MusicStore, SaveQueue, Session
 from cogs.music.tracks import Stream, Track
-from cogs.music.views import clean, controls, format_time, now_playing_embed
+from cogs.music.views import clean, format_time, player_controls, player_embed
 from utils.tasks import log_failure
 
 if TYPE_CHECKING:
@@ -58,6 +58,7 @@ class Sessions:
         self.players: dict[int, Player] = {}
         self._now_playing: dict[int, discord.Message] = {}
         self._locks: dict[int, asyncio.Lock] = {}
+        self._queueing: dict[int, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.saves = SaveQueue(MusicStore(bot.db), self._session)
 
@@ -66,17 +67,14 @@ class Sessions:
         self._spawn(self._restore_sessions(), "music-restore")
 
     async def close(self) -> None:
-        """Save and leave everywhere; stop background work."""
+        """Save every session (to resume after a restart), leave voice everywhere, stop
+        background work."""
         for task in list(self._tasks):
             task.cancel()
-        await self.suspend_all()
-        await self.saves.close()
-
-    async def suspend_all(self) -> None:
-        """Save every session (to resume after a restart) and leave voice everywhere."""
         guild_ids = list(self.players)
         await self.saves.flush(guild_ids)
         await asyncio.gather(*(self.teardown(gid, forget=False) for gid in guild_ids))
+        await self.saves.close()
 
     # Player events (cogs.music.player.Events) --------------------------------
 
@@ -117,6 +115,11 @@ class Sessions:
     def lock(self, guild_id: int) -> asyncio.Lock:
         return self._locks.setdefault(guild_id, asyncio.Lock())
 
+    def queueing(self, guild_id: int) -> asyncio.Lock:
+        """Taken by /play from before its resolve to its enqueue, so tracks are queued in
+        the order they were asked for; nothing else waits for it (not /stop, not a leave)."""
+        return self._queueing.setdefault(guild_id, asyncio.Lock())
+
     def room(self, guild_id: int) -> int:
         player = self.players.get(guild_id)
         room = player.queue.room if player else self.settings.music_queue_limit
@@ -130,11 +133,14 @@ class Sessions:
             player = await joining
         except MusicError:
             return  # the resolve error is the one to report
-        if created and player.queue.current is None and not len(player.queue):
-            await self.teardown(guild_id, forget=True)
+        async with self.lock(guild_id):
+            idle = player.queue.current is None and not len(player.queue)
+            if created and idle and self.players.get(guild_id) is player:
+                await self.teardown(guild_id, forget=True)
 
     async def join(self, guild: discord.Guild, channel: VoiceChannel, text_id: int) -> Player:
-        """The guild's player, joining (or moving to) ``channel`` when needed."""
+        """The guild's player, joining (or moving to) ``channel`` when needed; the caller
+        holds the guild's :meth:`lock`."""
         player, voice = self.players.get(guild.id), voice_of(guild)
         if player is not None and voice is not None and voice.is_connected():
             if voice.channel != channel:
@@ -257,6 +263,7 @@ class Sessions:
         async with self.lock(guild_id):
             deleted = await self.teardown(guild_id, forget=True)
         self._locks.pop(guild_id, None)
+        self._queueing.pop(guild_id, None)
         return deleted
 
     # Restoring after a restart ---------------------------------------------
@@ -403,18 +410,3 @@ async def send(channel: discord.abc.Messageable, content: str) -> None:
         await channel.send(content)
     except discord.HTTPException as error:
         log.warning("could not send a music message: %s", error)
-
-
-def player_embed(player: Player, track: Track) -> discord.Embed:
-    return now_playing_embed(
-        track,
-        position=player.position,
-        paused=player.paused,
-        loop=player.queue.loop,
-        volume=player.volume,
-        upcoming=len(player.queue),
-    )
-
-
-def player_controls(player: Player) -> discord.ui.View:
-    return controls(paused=player.paused, loop=player.queue.loop)

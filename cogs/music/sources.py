@@ -3,8 +3,9 @@ and a Track becomes a playable Stream when its turn comes.
 
 Everything yt-dlp and ffprobe fetch goes through the resolver's
 :class:`~cogs.music.egress.Egress`, which checks every hop; FFmpeg uses it too
-(:attr:`Resolver.proxy`).  yt-dlp's errors are logged, never shown: they carry
-hosts, ports and library text.
+(:attr:`Resolver.proxy`).  Only a track's link is also checked beforehand (one name
+lookup), for a clear early message; its media URL is left to the egress.  yt-dlp's
+errors are logged, never shown: they carry hosts, ports and library text.
 """
 
 from __future__ import annotations
@@ -164,11 +165,10 @@ class Resolver:
             if info.get("entries") is not None:
                 info = await self._resolved(_first_entry(info, track.title))
             track.stream = await self._stream(info)
-        await self.check(track.stream.url)
         return track.stream
 
     async def check(self, url: str) -> None:
-        """Refuse early, with a clear message, what the egress would refuse anyway."""
+        """Refuse a link early, with a clear message, that the egress would refuse anyway."""
         await self.policy.check(url)
 
     async def _single(self, info: Info, url: str, requester_id: int) -> Track:
@@ -190,7 +190,6 @@ class Resolver:
 
     async def _stream(self, info: Info) -> Stream:
         url, headers, codec = _media(info)
-        await self.check(url)  # before ffprobe (or FFmpeg) opens it
         stream = Stream(url, headers, codec, _duration(info))
         if stream.codec is None or stream.duration is None:
             probed_codec, probed_duration = await ffmpeg.probe(

@@ -10,12 +10,15 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import discord
 
 from cogs.music.tracks import LoopMode, Track
 from utils.text import truncate
+
+if TYPE_CHECKING:
+    from cogs.music.player import Player
 
 BAR_WIDTH = 16
 PER_PAGE = 10
@@ -118,6 +121,35 @@ def controls(*, paused: bool, loop: LoopMode) -> discord.ui.View:
     view.add_item(ControlButton("loop", label=f"Loop: {loop.value}"))
     view.add_item(ControlButton("shuffle"))
     return view
+
+
+def player_embed(player: Player, track: Track) -> discord.Embed:
+    return now_playing_embed(
+        track,
+        position=player.position,
+        paused=player.paused,
+        loop=player.queue.loop,
+        volume=player.volume,
+        upcoming=len(player.queue),
+    )
+
+
+def player_controls(player: Player) -> discord.ui.View:
+    return controls(paused=player.paused, loop=player.queue.loop)
+
+
+def queue_page(player: Player, number: int) -> tuple[discord.Embed, int, int]:
+    """A :data:`PageRenderer` over the player's live queue."""
+    entries, page, pages = player.queue.page(number, PER_PAGE)
+    embed = queue_embed(
+        player.queue.current,
+        entries,
+        page=page,
+        pages=pages,
+        total=len(player.queue),
+        loop=player.queue.loop,
+    )
+    return embed, page, pages
 
 
 PageRenderer = Callable[[int], tuple[discord.Embed, int, int]]

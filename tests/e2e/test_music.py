@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -327,6 +328,63 @@ async def test_queue_edits_and_pages(world: World, discord_fake: FakeDiscord) ->
     assert message.embeds[0]["fields"][1]["value"].startswith("`11.`")
     assert await world.slash("clear") == "🧹 Cleared 11 tracks from the queue."
     assert (await world.slash("shuffle")) == "There is nothing to shuffle."
+
+
+@pytest.mark.slow  # ~5 s: three plays, a stop and an idle leave
+async def test_a_slow_resolve_blocks_neither_stop_nor_the_idle_leave(
+    world: World,
+    discord_fake: FakeDiscord,
+    local_search: dict[str, tuple[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A search held in yt-dlp (a 30 s playlist, say) holds no lock: /stop and the idle
+    leave answer while it is held; the /play goes on once it resolves, and a later /play
+    still queues after it."""
+    local_search["slow"] = ("slow song", world.media.tone(660, 1, "ogg"))
+    local_search["quick"] = ("quick song", world.media.tone(880, 1, "ogg"))
+    searching, release = threading.Event(), threading.Event()
+    searched: list[str] = []
+    search = LocalSearchIE._search_results
+
+    def held(self: LocalSearchIE, query: str) -> Any:
+        searched.append(query)
+        if "slow" in query:
+            searching.set()
+            release.wait(20)
+            searched.append("released")
+        return search(self, query)
+
+    monkeypatch.setattr(LocalSearchIE, "_search_results", held)
+    text = world.guild.text
+
+    async def play(query: str) -> FakeInteraction:
+        return await discord_fake.invoke_slash(text, world.member, "play", {"query": query})
+
+    async def play_held() -> tuple[FakeInteraction, int]:
+        """Start `/play slow`; returns it and the message count once it is held."""
+        searching.clear()
+        release.clear()
+        pending = await play("slow")
+        await discord_fake.wait_for(searching.is_set)
+        return pending, len(discord_fake.messages_in(text))
+
+    await world.start(music_idle_timeout=1.0)
+    await world.slash("play", query=world.media.tone(440, 20, "ogg"))
+    pending, _ = await play_held()
+    later = await play("quick")
+    assert await world.slash("stop") == "⏹️ Stopped the music and cleared the queue."
+    release.set()
+    assert await world.reply(pending) == "▶️ Playing slow song."
+    assert await world.reply(later) == "➕ Queued quick song (#1)."
+    assert searched == ["slow", "released", "quick"], "a later /play waits its turn"
+
+    await world.wait_message("The queue is finished")
+    pending, seen = await play_held()
+    await discord_fake.wait_for_message(
+        text, predicate=lambda m: "Nothing is playing, so I left" in m.content, after=seen
+    )
+    release.set()
+    assert await world.reply(pending) == "▶️ Playing slow song.", "it joins again"
 
 
 # Buttons --------------------------------------------------------------------

@@ -116,8 +116,7 @@ class Rig:
         return audio
 
     def add(self, *titles: str) -> None:
-        self.player.queue.add(Track(t, f"https://x.example/{t}", 1) for t in titles)
-        self.player.notify()
+        self.player.add(Track(t, f"https://x.example/{t}", 1) for t in titles)
 
     async def play_through(self, title: str) -> None:
         await eventually(lambda: ("started", title) in self.events.log and self.voice._after)
@@ -249,3 +248,23 @@ async def test_a_voice_connection_that_stays_down_ends_the_player(
     rig.add("a")
     await eventually(lambda: ("leave", LeaveReason.LOST) in rig.events.log)
     assert rig.opened[0].cleaned and rig.voice.calls == []
+
+
+async def test_every_queue_edit_through_the_player_is_saved(rig: Rig) -> None:
+    rig.add("a", "b", "c")
+    assert rig.events.changes == 1
+    edits: list[Callable[[], object]] = [
+        lambda: rig.player.remove(3),
+        lambda: rig.player.move(2, 1),
+        rig.player.shuffle,
+        rig.player.set_loop,
+        lambda: rig.player.set_loop(LoopMode.OFF),
+        rig.player.clear,
+    ]
+    for number, edit in enumerate(edits, start=2):
+        edit()
+        assert rig.events.changes == number, edit
+    assert rig.player.queue.upcoming == () and rig.player.queue.loop is LoopMode.OFF
+    with pytest.raises(MusicError):
+        rig.player.remove(1)
+    assert rig.events.changes == len(edits) + 1, "a refused edit changes nothing to save"

@@ -137,13 +137,33 @@ async def test_stream_resolves_searches_and_reuses_fresh_streams() -> None:
     assert len(extract.calls) == 4, "a stale stream is resolved again"
 
 
-async def test_stream_urls_pointing_inside_are_refused() -> None:
-    inside = {**VIDEO, "url": "http://169.254.169.254/latest/meta-data"}
-    extract = Extractor({"https://youtu.be/abc": inside})
-    track = Track("x", "https://youtu.be/abc", 1)
-    with pytest.raises(MusicError, match="private or local network"):
-        await resolver(extract).stream(track)
-    assert (await resolver(extract, allow_private=True).stream(track)).url.startswith("http://169")
+async def test_one_name_lookup_per_track(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only a track's link is looked up before use; its media URL (here one that points
+    inside) is left to the egress, which checks every connection ffprobe and FFmpeg make."""
+    looked_up: list[str] = []
+
+    async def getaddrinfo(host: str, port: int, **kwargs: object) -> list[tuple[Any, ...]]:
+        looked_up.append(host)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", port))]
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", getaddrinfo)
+    inside = {**VIDEO, "url": "http://media.example/latest/meta-data"}
+    extract = Extractor(
+        {
+            "https://youtu.be/abc": inside,
+            "https://www.youtube.com/playlist?list=x": PLAYLIST,
+            "https://www.youtube.com/watch?v=1": VIDEO,
+        }
+    )
+    source = resolver(extract)
+    _, [track] = await source.tracks("https://youtu.be/abc", 1, 1)
+    assert (await source.stream(track)).url == inside["url"]
+    assert looked_up == ["youtu.be"], "the link, not the media URL, and once"
+
+    looked_up.clear()
+    _, [entry] = await source.tracks("https://www.youtube.com/playlist?list=x", 1, 1)
+    await source.stream(entry)
+    assert looked_up == ["www.youtube.com", "www.youtube.com"], "the playlist, then its entry"
 
 
 @pytest.mark.parametrize(
@@ -224,23 +244,9 @@ async def test_too_many_waiting_extractions_are_refused() -> None:
     await source.close()
 
 
-async def test_a_public_page_cannot_lead_to_a_private_address(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    probed: list[str] = []
-
-    async def probe(stream: Stream, **kwargs: object) -> tuple[None, None]:
-        probed.append(stream.url)
-        return None, None
-
-    monkeypatch.setattr("cogs.music.ffmpeg.probe", probe)
-    page = {"_type": "video", "title": "x", "url": "http://192.168.1.1/admin.mp3"}
-    extract = Extractor({"https://evil.example/page": page})
-    with pytest.raises(MusicError, match="private or local network"):
-        await resolver(extract).tracks("https://evil.example/page", 1, 1)
-    assert probed == [], "refused before ffprobe touched it"
-
+async def test_a_playlist_entry_pointing_inside_is_refused_before_it_loads() -> None:
+    extract = Extractor({})
     entry = Track("entry", "http://10.0.0.5/internal", 1)
     with pytest.raises(MusicError, match="private or local network"):
         await resolver(extract).stream(entry)
-    assert [target for target, _ in extract.calls] == ["https://evil.example/page"]
+    assert extract.calls == []

@@ -182,18 +182,44 @@ async def test_cancelling_a_caller_does_not_cancel_the_run() -> None:
     assert finished == ["slow"]
 
 
-async def test_register_and_unregister() -> None:
+async def test_release_runs_a_handler_once_whoever_asks_first() -> None:
     manager = ShutdownManager()
     ran: list[str] = []
     manager.register("kept", lambda: ran.append("kept"))
-    manager.register("dropped", lambda: ran.append("dropped"))
+    manager.register("reloaded", lambda: ran.append("reloaded"))
     with pytest.raises(ValueError):
         manager.register("kept", lambda: None)
-    manager.unregister("dropped")
-    manager.unregister("never-registered")
 
-    assert await manager.shutdown() == {"kept": "ok"}
-    assert ran == ["kept"]
+    assert await manager.release("reloaded") == "ok"  # a cog unloading alone
+    assert ran == ["reloaded"]
+    assert await manager.release("never-registered") is None
+    manager.register("reloaded", lambda: ran.append("reloaded again"))  # loaded again
+
+    assert await manager.shutdown() == {"kept": "ok", "reloaded": "ok"}
+    assert await manager.release("kept") == "ok", "the shutdown ran it: not again"
+    assert await manager.release("reloaded") == "ok"
+    assert ran == ["reloaded", "kept", "reloaded again"]
+
+
+async def test_release_during_the_shutdown_waits_for_the_same_run() -> None:
+    manager = ShutdownManager()
+    started, release = asyncio.Event(), asyncio.Event()
+    calls = 0
+
+    async def slow() -> None:
+        nonlocal calls
+        calls += 1
+        started.set()
+        await release.wait()
+
+    manager.register("slow", slow, timeout=1)
+    run = asyncio.create_task(manager.shutdown())
+    await started.wait()
+    unloading = asyncio.create_task(manager.release("slow"))
+    release.set()
+    assert await unloading == "ok"
+    assert await run == {"slow": "ok"}
+    assert calls == 1
 
 
 @pytest.mark.parametrize("timeout", [0, -1])

@@ -1,8 +1,11 @@
 """Graceful shutdown: ordered cleanup handlers with timeouts, and SIGTERM/SIGINT handling.
 
 Services register a cleanup callback under a name. :meth:`ShutdownManager.shutdown`
-runs them once, lowest priority first, each under its own timeout, so one
-broken or stuck handler cannot keep the others from running.
+runs them, lowest priority first, each under its own timeout, so one broken or
+stuck handler cannot keep the others from running.  This is the only path that
+stops them: a cog unloading (a reload, or discord.py unloading extensions after
+the shutdown) calls :meth:`ShutdownManager.release`, which runs its handler only
+if it has not run yet.  Every handler runs at most once.
 """
 
 from __future__ import annotations
@@ -23,12 +26,21 @@ log = logging.getLogger(__name__)
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True, eq=False)
 class _Handler:
     name: str
     callback: Callable[[], Awaitable[object] | object]
     priority: int
     timeout: float
+    _run: asyncio.Task[str] | None = None
+
+    async def run_once(self) -> str:
+        """Run the callback the first time; every call gets that run's result."""
+        if self._run is None:
+            self._run = asyncio.get_running_loop().create_task(
+                _run_handler(self), name=f"shutdown: {self.name}"
+            )
+        return await asyncio.shield(self._run)
 
 
 class ShutdownManager:
@@ -65,9 +77,14 @@ class ShutdownManager:
             name, callback, priority, self.default_timeout if timeout is None else timeout
         )
 
-    def unregister(self, name: str) -> None:
-        """Drop the handler called ``name``; unknown names are ignored."""
-        self._handlers.pop(name, None)
+    async def release(self, name: str) -> str | None:
+        """Drop the handler called ``name`` and run it now, unless it ran already (in the
+        shutdown). For a service stopping alone, as a cog does when it unloads.
+
+        Returns its result as :meth:`shutdown` reports it; None for an unknown name.
+        """
+        handler = self._handlers.pop(name, None)
+        return None if handler is None else await handler.run_once()
 
     @property
     def is_shutting_down(self) -> bool:
@@ -119,7 +136,7 @@ class ShutdownManager:
     async def _run_handlers(self, reason: str) -> dict[str, str]:
         log.info("shutting down%s", f": {reason}" if reason else "")
         handlers = sorted(self._handlers.values(), key=lambda handler: handler.priority)
-        return {handler.name: await _run_handler(handler) for handler in handlers}
+        return {handler.name: await handler.run_once() for handler in handlers}
 
 
 async def _run_handler(handler: _Handler) -> str:
