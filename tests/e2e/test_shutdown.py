@@ -61,7 +61,9 @@ async def test_close_stops_each_cog_once_in_priority_order(
         "database",
     ]
     assert set(results.values()) == {"ok"}
-    assert bot.is_closed() and not bot.db.is_open
+    assert bot.is_closed()
+    with pytest.raises(RuntimeError, match="not open"):
+        await bot.db.ping()
 
 
 async def test_a_reloaded_cog_is_stopped_by_the_reload_and_once_at_close(
