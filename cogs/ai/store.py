@@ -248,7 +248,9 @@ class ChatStore:
                 turn.incomplete,
             ),
         ) as cursor:
-            (turn_id,) = await cursor.fetchone()
+            row = await cursor.fetchone()
+        assert row is not None  # RETURNING yields the inserted row
+        (turn_id,) = row
         return Turn(
             turn_id,
             turn.role,
@@ -353,7 +355,8 @@ class ChatStore:
         prefs = ChannelPrefs()
         if row is not None:
             values = dict(row)
-            prefs = ChannelPrefs(**values | {"autorespond": bool(values["autorespond"])})
+            values["autorespond"] = bool(values["autorespond"])
+            prefs = ChannelPrefs(**values)
         return self._remember(self._prefs, channel_id, prefs, since)
 
     async def update_channel(self, guild_id: int | None, channel_id: int, **values: object) -> None:
