@@ -262,7 +262,8 @@ async def run(bot: Bot) -> None:
 
 def main() -> int:
     try:
-        settings = Settings()
+        # pydantic-settings reads the required fields from the environment; pyright can't see that.
+        settings = Settings()  # pyright: ignore[reportCallIssue]
     except ValidationError as error:
         print(describe_error(error), file=sys.stderr)
         return 2

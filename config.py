@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -34,7 +34,7 @@ class Settings(BaseSettings):
 
     # Discord
     discord_token: SecretStr
-    command_prefix: str = Field("!", min_length=1, max_length=5)
+    command_prefix: str = Field(default="!", min_length=1, max_length=5)
     owner_ids: Annotated[frozenset[int], NoDecode] = frozenset()
     dev_guild_id: int | None = None
 
@@ -44,64 +44,64 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
 
     # Backups and data retention
-    backup_interval_hours: float = Field(24.0, ge=0)
-    backup_keep: int = Field(7, ge=1, le=1000)
-    data_retention_grace_days: float = Field(7.0, ge=0)
+    backup_interval_hours: float = Field(default=24.0, ge=0)
+    backup_keep: int = Field(default=7, ge=1, le=1000)
+    data_retention_grace_days: float = Field(default=7.0, ge=0)
 
     # Gemini
     gemini_api_key: SecretStr | None = None
     gemini_model: str = "gemini-2.5-flash"
     gemini_fallback_models: Annotated[tuple[str, ...], NoDecode] = ()
     gemini_base_url: str | None = None
-    gemini_timeout: float = Field(60.0, gt=0)
-    gemini_max_retries: int = Field(3, ge=0, le=10)
+    gemini_timeout: float = Field(default=60.0, gt=0)
+    gemini_max_retries: int = Field(default=3, ge=0, le=10)
 
     # AI chat behaviour
     ai_dm_enabled: bool = True
-    ai_max_concurrency: int = Field(8, ge=1)
-    ai_channel_queue_size: int = Field(5, ge=1)
-    ai_user_messages_per_minute: int = Field(6, ge=1)
-    ai_channel_messages_per_minute: int = Field(20, ge=1)
-    ai_context_tokens: int = Field(6000, ge=500)
-    ai_history_limit: int = Field(500, ge=10)
-    ai_max_input_chars: int = Field(4000, ge=100)
-    ai_max_attachment_bytes: int = Field(8_000_000, ge=1)
-    ai_edit_interval: float = Field(1.0, gt=0)
-    ai_reply_deadline: float = Field(45.0, gt=0)
-    ai_breaker_threshold: int = Field(5, ge=1)
-    ai_breaker_reset: float = Field(30.0, gt=0)
+    ai_max_concurrency: int = Field(default=8, ge=1)
+    ai_channel_queue_size: int = Field(default=5, ge=1)
+    ai_user_messages_per_minute: int = Field(default=6, ge=1)
+    ai_channel_messages_per_minute: int = Field(default=20, ge=1)
+    ai_context_tokens: int = Field(default=6000, ge=500)
+    ai_history_limit: int = Field(default=500, ge=10)
+    ai_max_input_chars: int = Field(default=4000, ge=100)
+    ai_max_attachment_bytes: int = Field(default=8_000_000, ge=1)
+    ai_edit_interval: float = Field(default=1.0, gt=0)
+    ai_reply_deadline: float = Field(default=45.0, gt=0)
+    ai_breaker_threshold: int = Field(default=5, ge=1)
+    ai_breaker_reset: float = Field(default=30.0, gt=0)
     ai_default_persona: str = "default"
 
     # Long-term memory
     memory_enabled: bool = True
-    embedding_model: str = Field("all-MiniLM-L6-v2", min_length=1)
-    memory_top_k: int = Field(5, ge=1, le=50)
-    memory_context_tokens: int = Field(500, ge=50)
-    memory_chunk_turns: int = Field(6, ge=2, le=50)
-    memory_consolidation_minutes: float = Field(30.0, ge=0)
-    memory_model_wait: float = Field(1.5, ge=0, le=10)
+    embedding_model: str = Field(default="all-MiniLM-L6-v2", min_length=1)
+    memory_top_k: int = Field(default=5, ge=1, le=50)
+    memory_context_tokens: int = Field(default=500, ge=50)
+    memory_chunk_turns: int = Field(default=6, ge=2, le=50)
+    memory_consolidation_minutes: float = Field(default=30.0, ge=0)
+    memory_model_wait: float = Field(default=1.5, ge=0, le=10)
 
     # Spotify
     spotipy_client_id: str | None = None
     spotipy_client_secret: SecretStr | None = None
 
     # Music
-    music_queue_limit: int = Field(500, ge=1, le=10_000)
-    music_playlist_limit: int = Field(100, ge=1, le=1000)
-    music_search_prefix: str = Field("ytsearch", pattern=r"^[a-z][a-z0-9_]*$")
+    music_queue_limit: int = Field(default=500, ge=1, le=10_000)
+    music_playlist_limit: int = Field(default=100, ge=1, le=1000)
+    music_search_prefix: str = Field(default="ytsearch", pattern=r"^[a-z][a-z0-9_]*$")
     music_allow_private_urls: bool = False
     music_allowed_hosts: Annotated[tuple[str, ...], NoDecode] = ()
-    music_resolve_timeout: float = Field(30.0, gt=0)
-    music_idle_timeout: float = Field(300.0, gt=0)
-    music_alone_timeout: float = Field(60.0, gt=0)
+    music_resolve_timeout: float = Field(default=30.0, gt=0)
+    music_idle_timeout: float = Field(default=300.0, gt=0)
+    music_alone_timeout: float = Field(default=60.0, gt=0)
     music_resume_on_start: bool = True
-    music_default_volume: int = Field(100, ge=0, le=200)
+    music_default_volume: int = Field(default=100, ge=0, le=200)
     music_ffmpeg: str = "ffmpeg"
 
     # Health and metrics endpoint (off without a port; 0 picks a free port)
-    health_host: str = Field("127.0.0.1", min_length=1)
-    health_port: int | None = Field(None, ge=0, le=65535)
-    health_max_lag: float = Field(5.0, gt=0)
+    health_host: str = Field(default="127.0.0.1", min_length=1)
+    health_port: int | None = Field(default=None, ge=0, le=65535)
+    health_max_lag: float = Field(default=5.0, gt=0)
 
     @field_validator("owner_ids", "gemini_fallback_models", mode="before")
     @classmethod
@@ -119,7 +119,7 @@ class Settings(BaseSettings):
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
-    def _normalise_case(cls, value: object, info: object) -> object:
+    def _normalise_case(cls, value: object, info: ValidationInfo) -> object:
         if not isinstance(value, str):
             return value
         return value.upper() if info.field_name == "log_level" else value.lower()

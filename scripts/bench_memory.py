@@ -266,7 +266,7 @@ async def bench_lag(sentences: list[str], messages: int, scratch: Path) -> dict[
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--real", type=int, default=20_000, help="real sentences to embed")
     parser.add_argument("--sizes", default="100000,1000000", help="index sizes (blend vectors)")
     parser.add_argument("--lag-messages", type=int, default=10_000)

@@ -234,7 +234,7 @@ async def report(bench: Bench, runs: int, counts: list[int], window: float) -> N
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--runs", type=int, default=10, help="latency samples (each cold + warm)")
     parser.add_argument("--guilds", default="1,5,20,50", help="concurrent streams to measure")
     parser.add_argument("--window", type=float, default=8.0, help="seconds of CPU sampling")

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -151,7 +151,7 @@ async def export(database: Path, guild_id: int, out: TextIO) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m scripts.db", description=__doc__.split("\n")[0]
+        prog="python -m scripts.db", description=(__doc__ or "").split("\n")[0]
     )
     parser.add_argument("--data-dir", type=Path, help="default: DATA_DIR, else ./data")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -186,7 +186,7 @@ def _data_dir(given: Path | None) -> Path:
     if given is not None:
         return given
     # The bot's token is not needed here; a placeholder keeps Settings from asking.
-    return Settings(discord_token="not-used-by-this-script").data_dir
+    return Settings(discord_token=SecretStr("not-used-by-this-script")).data_dir
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -52,12 +52,12 @@ async def reindex(settings: Settings, scope: Scope | None) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--scope", type=Scope.parse, help="guild:<id> or dm:<user id>")
     args = parser.parse_args()
     try:
         # The bot's token is not needed here; a placeholder keeps Settings from asking.
-        settings = Settings(discord_token="not-used-by-this-script")
+        settings = Settings(discord_token=SecretStr("not-used-by-this-script"))
     except ValidationError as error:
         print(describe_error(error), file=sys.stderr)
         return 2

@@ -104,6 +104,7 @@ class Database:
     async def version(self) -> int:
         async with self._require(self._writer).execute("PRAGMA user_version") as cur:
             row = await cur.fetchone()
+        assert row is not None  # the pragma always answers
         return int(row[0])
 
     @asynccontextmanager
@@ -124,7 +125,9 @@ class Database:
     async def execute(self, sql: str, params: Params = ()) -> int:
         """Run one write; returns lastrowid for inserts, else the number of changed rows."""
         async with self.transaction() as conn, conn.execute(sql, params) as cur:
-            return cur.lastrowid if sql.lstrip()[:6].upper() == "INSERT" else cur.rowcount
+            if sql.lstrip()[:6].upper() == "INSERT" and cur.lastrowid is not None:
+                return cur.lastrowid
+            return cur.rowcount
 
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
         async with self.transaction() as conn:

@@ -320,7 +320,8 @@ class GeminiProvider:
         try:
             return chunks, await anext(chunks)
         except BaseException:
-            await chunks.aclose()
+            # google-genai annotates its async generator as a plain AsyncIterator.
+            await chunks.aclose()  # pyright: ignore[reportAttributeAccessIssue]
             raise
 
     async def _with_retries(

@@ -200,7 +200,11 @@ class Admin(commands.Cog):
         message = user_message(original)
         if message is None:
             message = self._report_unexpected(original, where=f"command {ctx.command}")
-        elif ctx.interaction is None and isinstance(original, commands.UserInputError):
+        elif (
+            ctx.interaction is None
+            and ctx.command is not None
+            and isinstance(original, commands.UserInputError)
+        ):
             message += f" Usage: `{ctx.clean_prefix}{ctx.command} {ctx.command.signature}`"
         try:
             if ctx.interaction is None:

@@ -98,7 +98,7 @@ class InteractionSink:
         )
 
 
-def describe_place(channel: discord.abc.Messageable, author: discord.abc.User) -> str:
+def describe_place(channel: discord.abc.Snowflake, author: discord.abc.User) -> str:
     if isinstance(channel, discord.DMChannel):
         return f"a direct message with {author.display_name}"
     name = getattr(channel, "name", "a channel")
@@ -239,7 +239,10 @@ class AI(commands.Cog):
         if self.engine is None:
             await self._notice(("config", message.channel.id), message.reply, NOT_CONFIGURED)
             return
-        text = re.sub(rf"<@!?{self.bot.user.id}>", "", message.content).strip()
+        me = self.bot.user
+        if me is None:  # addressed() checked it; the type checker can't see that
+            return
+        text = re.sub(rf"<@!?{me.id}>", "", message.content).strip()
         problem = self._admission(text, message.author.id, message.channel.id)
         if problem is not None:
             key, notice = problem
@@ -439,6 +442,7 @@ class AI(commands.Cog):
     async def ai_autorespond(self, ctx: Context, mode: Literal["on", "off"]) -> None:
         """Answer every message in this channel, not just mentions (Manage Channels)."""
         enabled = mode == "on"
+        assert ctx.guild is not None
         await self.store.update_channel(ctx.guild.id, ctx.channel.id, autorespond=int(enabled))
         if enabled:
             self.autorespond.add(ctx.channel.id)
@@ -456,6 +460,7 @@ class AI(commands.Cog):
         self, ctx: Context, level: Literal["default", "low", "medium", "high", "off"]
     ) -> None:
         """Set how strictly Gemini's safety filter blocks replies here (Manage Channels)."""
+        assert ctx.guild is not None
         await self.store.update_channel(
             ctx.guild.id, ctx.channel.id, safety=None if level == "default" else level
         )
@@ -497,6 +502,7 @@ class AI(commands.Cog):
     @app_commands.describe(name="A Gemini model name, or `default`")
     async def ai_model(self, ctx: Context, name: str) -> None:
         """Choose the Gemini model for this server (Manage Server)."""
+        assert ctx.guild is not None
         if name.lower() == "default":
             await self.store.set_guild_model(ctx.guild.id, None)
             await ctx.send(
@@ -599,6 +605,7 @@ class AI(commands.Cog):
         """Set a custom system prompt for this channel, replacing the persona (Manage Server)."""
         if text is not None and len(text) > 4000:
             raise BotError("A prompt can be at most 4000 characters.")
+        assert ctx.guild is not None
         await self.store.update_channel(ctx.guild.id, ctx.channel.id, system_prompt=text or None)
         await ctx.send(
             "Custom prompt set for this channel." if text else "Custom prompt cleared.",

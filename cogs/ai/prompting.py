@@ -188,13 +188,14 @@ def build_contents(
     said = render_turn("user", new.author_name, new.text)
     entries.append(("user", [text_part(said), *new.parts]))
     contents: list[types.ContentDict] = []
+    joined: list[types.PartDict] = []
     for role, parts in entries:
-        if not contents or contents[-1]["role"] != role:
-            contents.append({"role": role, "parts": []})
-        joined = contents[-1]["parts"]
+        if not contents or contents[-1].get("role") != role:
+            joined = []
+            contents.append({"role": role, "parts": joined})
         for part in parts:
-            if "text" in part and joined and "text" in joined[-1]:
-                joined[-1] = text_part(f"{joined[-1]['text']}\n\n{part['text']}")
+            if "text" in part and joined and "text" in (last := joined[-1]):
+                joined[-1] = text_part(f"{last['text']}\n\n{part['text']}")
             else:
                 joined.append(part)
     return contents

@@ -249,7 +249,9 @@ class ChatStore:
                 turn.incomplete,
             ),
         ) as cursor:
-            (turn_id,) = await cursor.fetchone()
+            row = await cursor.fetchone()
+        assert row is not None  # RETURNING yields the inserted row
+        (turn_id,) = row
         return replace(turn, id=turn_id, tokens=tokens, created_at=now)
 
     async def recent_turns(
@@ -364,7 +366,8 @@ class ChatStore:
         prefs = ChannelPrefs()
         if row is not None:
             values = dict(row)
-            prefs = ChannelPrefs(**values | {"autorespond": bool(values["autorespond"])})
+            values["autorespond"] = bool(values["autorespond"])
+            prefs = ChannelPrefs(**values)
         return self._remember(self._prefs, channel_id, prefs, since)
 
     async def update_channel(self, guild_id: int | None, channel_id: int, **values: object) -> None:

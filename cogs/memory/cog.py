@@ -183,7 +183,7 @@ class MemoryCog(commands.Cog, name="Memory"):
         memory_id = parse_target(target)
         subject = user or ctx.author
         if subject.id != ctx.author.id and not (
-            ctx.guild is not None and ctx.author.guild_permissions.manage_guild
+            isinstance(ctx.author, discord.Member) and ctx.author.guild_permissions.manage_guild
         ):
             raise BotError("You need the Manage Server permission to forget someone else's.")
         removed = await self.service.forget(scope_of(ctx), subject.id, memory_id)

@@ -128,7 +128,7 @@ def _parse_probe(output: bytes) -> tuple[str | None, float | None]:
     streams = data.get("streams") or [{}]
     codec = streams[0].get("codec_name")
     try:
-        duration = float((data.get("format") or {}).get("duration"))
-    except (TypeError, ValueError):
+        duration = float((data.get("format") or {})["duration"])
+    except (KeyError, TypeError, ValueError):
         duration = None
     return codec, duration

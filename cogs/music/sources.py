@@ -15,9 +15,10 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import yt_dlp
+import yt_dlp.utils
 
 from cogs.music import ffmpeg
 from cogs.music.egress import REFUSED, Egress
@@ -25,6 +26,9 @@ from cogs.music.errors import MusicError
 from cogs.music.tracks import Stream, Track
 from cogs.music.urls import AddressPolicy, PrivateAddress, looks_like_url
 from utils.text import truncate
+
+if TYPE_CHECKING:
+    from yt_dlp import _Params  # yt-dlp's option names, from its type stubs
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +59,7 @@ class _YtdlpLog:
         log.debug("yt-dlp: %s", message)
 
 
-OPTIONS: dict[str, Any] = {
+OPTIONS: _Params = {
     "format": FORMAT,
     "quiet": True,
     "no_warnings": True,
@@ -65,7 +69,7 @@ OPTIONS: dict[str, Any] = {
     "socket_timeout": 10,
     "retries": 1,
     "extractor_retries": 1,
-    "cachedir": False,
+    "cachedir": False,  # pyright: ignore[reportAssignmentType]  # the stub omits False (no cache)
     # YouTube needs a JavaScript runtime (and the yt-dlp-ejs package); use whichever is there.
     "js_runtimes": {"deno": {}, "node": {}},
 }
@@ -127,12 +131,17 @@ class Resolver:
         """Blocking: run yt-dlp on a URL or search (``prefix1:words``); JSON-safe result."""
         ydl = getattr(self._local, "ydl", None)
         if ydl is None:
-            options = {**OPTIONS, "proxy": self.proxy, "logger": _YtdlpLog()}
+            options: _Params = {
+                **OPTIONS,
+                "proxy": self.proxy,
+                # yt-dlp calls only debug/info/warning/error; the stub's protocol asks for more.
+                "logger": _YtdlpLog(),  # pyright: ignore[reportAssignmentType]
+            }
             ydl = self._local.ydl = yt_dlp.YoutubeDL(options)
             self._instances.append(ydl)
         ydl.params["playlistend"] = limit
         info = ydl.extract_info(target, download=False)
-        return ydl.sanitize_info(info) if info else {}
+        return cast(Info, ydl.sanitize_info(info) if info else {})
 
     def search_target(self, words: str) -> str:
         return f"{self.search_prefix}1:{words}"

@@ -55,7 +55,8 @@ def make_client(client_id: str, client_secret: str, *, timeout: float) -> spotip
     )
     return spotipy.Spotify(
         client_credentials_manager=credentials,
-        requests_timeout=timeout,
+        # Unannotated in spotipy: pyright infers int from its default; requests takes a float.
+        requests_timeout=timeout,  # pyright: ignore[reportArgumentType]
         retries=1,
         status_retries=1,
         backoff_factor=0.5,
@@ -113,12 +114,12 @@ class SpotifyResolver:
         with self._lock:
             client = self._connect()
             if link.kind == "track":
-                return None, [client.track(link.id)]
+                return None, [_answer(client.track(link.id))]
             if link.kind == "album":
-                album = client.album(link.id)
+                album = _answer(client.album(link.id))
                 pages = _pages(client, album["tracks"])
                 return album.get("name"), _take(pages, limit, lambda item: item)
-            playlist = client.playlist(link.id, fields="name")
+            playlist = _answer(client.playlist(link.id, fields="name"))
             pages = _pages(client, client.playlist_items(link.id, limit=PAGE_SIZE))
             return playlist.get("name"), _take(pages, limit, _playlist_track)
 
@@ -139,6 +140,13 @@ class SpotifyResolver:
             duration=duration_ms / 1000 if duration_ms else None,
             page_url=(item.get("external_urls") or {}).get("spotify"),
         )
+
+
+def _answer(body: Json | None) -> Json:
+    """spotipy returns None for an empty body, which these endpoints never send."""
+    if body is None:
+        raise MusicError("Spotify had a problem with that link; try again later.")
+    return body
 
 
 def _pages(client: spotipy.Spotify, page: Json | None) -> Iterator[Json]:

@@ -146,6 +146,7 @@ class VectorIndex:
             with self._lock:
                 for op, op_ids, op_vectors in self._journal:
                     if op == "add":
+                        assert op_vectors is not None  # _log("add") always has them
                         fresh.add(op_ids, op_vectors)
                     else:
                         fresh.remove(op_ids)
@@ -184,6 +185,7 @@ class VectorIndex:
             self.dirty = False
 
     def _write(self, handle: BinaryIO, meta: dict[str, Any]) -> None:
+        assert self._index is not None  # save() writes only a non-empty index
         crc = 0
 
         def write(chunk: bytes) -> int:
@@ -191,7 +193,9 @@ class VectorIndex:
             crc = zlib.crc32(chunk, crc)
             return handle.write(chunk)
 
-        faiss.write_index(self._index, faiss.PyCallbackIOWriter(write))
+        # faiss's bundled stubs (here and below) lack the callback IO and HNSW search classes.
+        writer = faiss.PyCallbackIOWriter(write)  # pyright: ignore[reportAttributeAccessIssue]
+        faiss.write_index(self._index, writer)
         faiss_bytes = handle.tell()
         write(self._ids[: self._count].tobytes())
         write(np.fromiter(sorted(self._tombstones), dtype=np.int64).tobytes())
@@ -226,7 +230,8 @@ class VectorIndex:
                     raise CorruptIndexError("checksum mismatch")
                 handle.seek(0)
                 read = handle.read  # the reader does not keep its callback alive: we do
-                faiss_index = faiss.read_index(faiss.PyCallbackIOReader(read))
+                reader = faiss.PyCallbackIOReader(read)  # pyright: ignore[reportAttributeAccessIssue]
+                faiss_index = faiss.read_index(reader)
                 handle.seek(int(meta["faiss_bytes"]))
                 ids = np.frombuffer(handle.read(8 * count), dtype=np.int64).copy()
                 tombstones = np.frombuffer(handle.read(8 * dead), dtype=np.int64)
@@ -287,14 +292,19 @@ class VectorIndex:
         if not hnsw and not self._tombstones:
             return None
         if self._search_params is None:
-            params = faiss.SearchParametersHNSW() if hnsw else faiss.SearchParameters()
+            params = (
+                faiss.SearchParametersHNSW()  # pyright: ignore[reportAttributeAccessIssue]
+                if hnsw
+                else faiss.SearchParameters()
+            )
             if self._tombstones:
                 dead = np.fromiter(self._tombstones, dtype=np.int64)
                 params.sel = faiss.IDSelectorNot(faiss.IDSelectorBatch(dead))
             self._search_params = params
         if hnsw:
             steps = max(1, math.ceil(self._count / self.params.ef_search_step))
-            self._search_params.efSearch = max(self.params.ef_search * steps, k)
+            ef_search = max(self.params.ef_search * steps, k)
+            self._search_params.efSearch = ef_search  # pyright: ignore[reportAttributeAccessIssue]
         return self._search_params
 
     def _log(self, op: str, ids: np.ndarray, vectors: np.ndarray | None) -> None:
