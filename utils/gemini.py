@@ -289,13 +289,7 @@ class GeminiProvider:
         """A whole reply at once (for summaries and background work); with `schema`,
         the reply is JSON text of that shape (structured output)."""
         reply = Reply()
-        config = _config(system, None)
-        if schema is not None:
-            config = {
-                **(config or {}),
-                "response_mime_type": "application/json",
-                "response_schema": schema,
-            }
+        config = _config(system, None, schema)
 
         async def request(name: str) -> types.GenerateContentResponse:
             return await self.client.aio.models.generate_content(
@@ -439,10 +433,15 @@ class GeminiProvider:
         return text
 
 
-def _config(system: str | None, safety: str | None) -> types.GenerateContentConfigDict | None:
+def _config(
+    system: str | None, safety: str | None, schema: types.SchemaDict | None = None
+) -> types.GenerateContentConfigDict | None:
     config: types.GenerateContentConfigDict = {}
     if system:
         config["system_instruction"] = system
+    if schema is not None:  # structured output: the reply is JSON text of that shape
+        config["response_mime_type"] = "application/json"
+        config["response_schema"] = schema
     if safety in SAFETY_LEVELS:
         threshold = SAFETY_LEVELS[safety]
         config["safety_settings"] = [

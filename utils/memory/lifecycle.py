@@ -14,7 +14,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -94,7 +94,9 @@ class Runtime:
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         self._tasks.append(asyncio.create_task(coro, name=name))
 
-    def every(self, seconds: float, job: Callable[[], Awaitable[None]], name: str) -> None:
+    def every(
+        self, seconds: float, job: Callable[[], Coroutine[Any, Any, None]], name: str
+    ) -> None:
         """Run `job` every `seconds` (the first time one interval after the start) until
         `stop`."""
         periodic = tasks.loop(seconds=seconds, name=name)(job)
