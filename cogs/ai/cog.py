@@ -6,28 +6,31 @@ import asyncio
 import io
 import logging
 import re
-from collections.abc import Awaitable, Callable, Hashable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Hashable
 from functools import partial
 from typing import TYPE_CHECKING, Literal
 
-import aiohttp
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.ai.chat import ChatEngine, Place
+from cogs.ai.chat import ChatEngine
 from cogs.ai.dispatch import ChannelDispatcher
 from cogs.ai.export import to_jsonl, to_markdown
 from cogs.ai.personas import SHIPPED_DIR, Persona, choose_persona, load_personas
-from cogs.ai.prompting import Attachment, UserInput, attachment_part, check_attachment
-from cogs.ai.store import ChatStore, Unfinished
-from cogs.ai.streaming import RESTART, ReplyCutOff, after_crash
+from cogs.ai.replies import (
+    NO_PINGS,
+    ContextSink,
+    finish_unfinished,
+    measured,
+    place_of,
+    show_typing,
+    user_input,
+)
+from cogs.ai.store import ChatStore
+from cogs.ai.streaming import ReplyCutOff
 from utils.checks import dm_or_guild_permissions, guild_permissions
 from utils.errors import BotError
-from utils.gemini import AIUnavailableError, ReplyStopped
-from utils.metrics import ReplyTimer
 from utils.reliability.rate_limiter import RateLimiter
 from utils.tasks import log_failure
 
@@ -38,61 +41,11 @@ log = logging.getLogger(__name__)
 
 Context = commands.Context["Bot"]
 
-# AI output may mention anyone by accident or on request: it pings no one.
-NO_PINGS = discord.AllowedMentions.none()
 NOT_CONFIGURED = "AI is not configured on this bot (the owner has not set GEMINI_API_KEY)."
 SHUTDOWN_GRACE = 3.0  # seconds replies in progress get to finish (and be stored) at shutdown
 NOTICE_INTERVAL = 30.0  # seconds between repeated busy / rate-limit notices per person
 UNFINISHED_LIMIT = 100  # replies left marked as being written that one start finalises
-UNFINISHED_TIMEOUT = 10.0  # seconds to fetch and edit the last message of each
 _MODEL_NAME = re.compile(r"^[\w.\-/]{1,64}$")
-
-
-@dataclass
-class _Sent:
-    """A message of a reply; edits keep pinging no one."""
-
-    message: discord.Message | discord.WebhookMessage | discord.InteractionMessage
-
-    @property
-    def id(self) -> int:
-        return self.message.id
-
-    async def edit(self, *, content: str) -> None:
-        await self.message.edit(content=content, allowed_mentions=NO_PINGS)
-
-
-class ContextSink:
-    """Sends a reply where it was asked for. A message gets replies to it; a slash command,
-    deferred, gets its "thinking" response filled in by the first message, then follow-ups
-    (discord.py's `Context.send`)."""
-
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-
-    async def send(self, content: str) -> _Sent:
-        reference = None
-        if self.ctx.interaction is None:  # the user's message may be gone by now
-            reference = self.ctx.message.to_reference(fail_if_not_exists=False)
-        return _Sent(
-            await self.ctx.send(
-                content, reference=reference, mention_author=False, allowed_mentions=NO_PINGS
-            )
-        )
-
-
-def place_of(ctx: Context) -> Place:
-    """Where a message or slash command asks for a reply."""
-    channel = ctx.channel
-    if isinstance(channel, discord.DMChannel):
-        description = f"a direct message with {ctx.author.display_name}"
-    else:
-        name = getattr(channel, "name", "a channel")
-        guild = getattr(channel, "guild", None)
-        description = f'the #{name} channel of the Discord server "{guild.name if guild else "?"}"'
-    # A slash command of a user-installed app may come from a guild the bot is not in.
-    guild_id = ctx.interaction.guild_id if ctx.interaction else ctx.guild and ctx.guild.id
-    return Place(guild_id, channel.id, description)
 
 
 class AI(commands.Cog):
@@ -136,7 +89,9 @@ class AI(commands.Cog):
                 metrics=self.bot.metrics,
             )
         unfinished = await self.store.unfinished(UNFINISHED_LIMIT)  # before any reply starts
-        self._finishing = asyncio.create_task(self._finish(unfinished), name="ai-finish")
+        self._finishing = asyncio.create_task(
+            finish_unfinished(self.bot, self.store, unfinished), name="ai-finish"
+        )
         self._finishing.add_done_callback(log_failure)
         self.bot.shutdown_manager.register("ai: stop replies", self.stop, priority=10)
         self.bot.data_owners.register("ai chat", self)
@@ -163,39 +118,6 @@ class AI(commands.Cog):
         await self.dispatcher.close(grace=SHUTDOWN_GRACE)
         if self.engine is not None:
             await self.engine.close()
-
-    # Replies the last run left unfinished
-
-    async def _finish(self, replies: list[Unfinished]) -> None:
-        """Finalise replies the last run left marked as being written (it died, or Discord
-        failed at its shutdown), once the bot is ready: the last message of each loses the
-        writing marker and gets the restart note, and the history marks the reply cut off
-        by a restart. A message that is gone, or that the bot can't see or edit (an
-        ephemeral or user-app reply), is only marked in the history."""
-        if not replies:
-            return
-        await self.bot.wait_until_ready()
-        for reply in replies:
-            try:
-                async with asyncio.timeout(UNFINISHED_TIMEOUT):
-                    await self._finish_message(reply)
-            except (discord.HTTPException, aiohttp.ClientError, OSError) as error:  # timeouts too
-                log.info("the last message of unfinished reply %s stays as it is: %r", reply, error)
-            await self.store.mark_unfinished(reply, RESTART)
-        log.info("finalised %d replies the last run left unfinished", len(replies))
-
-    async def _finish_message(self, reply: Unfinished) -> None:
-        if reply.message_id is None:  # stored before replies kept their message
-            return
-        channel = self.bot.get_partial_messageable(reply.channel_id)
-        message = await channel.fetch_message(reply.message_id)
-        contents = after_crash(message.content)
-        if contents is None:  # its final text was shown after all
-            return
-        first, *rest = contents
-        await message.edit(content=first, allowed_mentions=NO_PINGS)
-        for content in rest:
-            await channel.send(content, allowed_mentions=NO_PINGS)
 
     # Deciding to answer
 
@@ -274,30 +196,6 @@ class AI(commands.Cog):
         """When a reply starting now must show its first words or an error."""
         return asyncio.get_running_loop().time() + self.bot.settings.ai_reply_deadline
 
-    @contextmanager
-    def _measured(self) -> Iterator[ReplyTimer]:
-        """Time one reply and count how it ended (whatever ended it is re-raised)."""
-        timer = self.bot.metrics.reply()
-        outcome = "error"
-        try:
-            yield timer
-            outcome = "ok"
-        except ReplyCutOff:
-            outcome = "cut_off"
-            raise
-        except AIUnavailableError:
-            outcome = "unavailable"
-            raise
-        except ReplyStopped:
-            outcome = "blocked"
-            raise
-        except asyncio.CancelledError:
-            outcome = "cancelled"
-            raise
-        finally:
-            elapsed = timer.finish(outcome)
-            log.info("AI reply %s after %.2f s", outcome, elapsed, extra={"outcome": outcome})
-
     async def _answer(self, ctx: Context, text: str) -> None:
         """Answer a mention, a reply to the bot, a DM or `/chat` (deferred already)."""
         assert self.engine is not None
@@ -305,15 +203,14 @@ class AI(commands.Cog):
         sink = ContextSink(ctx)
         typing: asyncio.Task[None] | None = None
         try:
-            with self._measured() as reply:
+            with measured(self.bot.metrics) as reply:
                 self.engine.check_available()  # an open breaker refuses before any other work
                 if ctx.interaction is None:  # a deferred slash command shows "thinking" instead
-                    typing = asyncio.create_task(self._typing(ctx.channel))
+                    typing = asyncio.create_task(show_typing(ctx.channel))
                     # Let the indicator go out now. Otherwise it waits for the first real await,
                     # after google-genai has spent a millisecond or two building the request.
                     await asyncio.sleep(0)
-                attachments = ctx.message.attachments if ctx.interaction is None else []
-                user = await self._user_input(ctx.author, text, attachments)
+                user = await user_input(ctx, text, self.bot.settings.ai_max_attachment_bytes)
                 await self.engine.answer(
                     place_of(ctx),
                     ctx.author.id,
@@ -331,32 +228,6 @@ class AI(commands.Cog):
                 # Long sent by now; only an indicator stuck on a dead Discord is cut short.
                 typing.cancel()
                 await asyncio.gather(typing, return_exceptions=True)
-
-    @staticmethod
-    async def _typing(channel: discord.abc.Messageable) -> None:
-        """Show the typing indicator; a failure only costs the indicator."""
-        try:
-            await channel.typing()
-        except discord.HTTPException as error:
-            log.debug("typing indicator failed: %s", error)
-
-    async def _user_input(
-        self, author: discord.abc.User, text: str, attachments: list[discord.Attachment]
-    ) -> UserInput:
-        user = UserInput(author_name=author.display_name, text=text)
-        for item in attachments:
-            attachment = Attachment(item.filename, item.content_type or "", item.size)
-            if not check_attachment(attachment, self.bot.settings.ai_max_attachment_bytes):
-                user.notes.append(f"[unsupported attachment: {item.filename}]")
-                continue
-            try:
-                attachment.data = await asyncio.wait_for(item.read(), 30)
-            except (discord.HTTPException, TimeoutError) as error:
-                raise BotError(f"I couldn't download `{item.filename}`.") from error
-            part, note = await attachment_part(attachment)
-            user.parts.append(part)
-            user.notes.append(note)
-        return user
 
     # Commands
 
