@@ -15,7 +15,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from cogs.ai.personas import Persona
+from cogs.ai.personas import Persona, choose_persona
 from cogs.ai.prompting import (
     SUMMARY_INSTRUCTION,
     UserInput,
@@ -45,12 +45,6 @@ class Place:
     guild_id: int | None
     channel_id: int
     description: str  # e.g. "the #general channel of the server Foo"
-
-
-@dataclass(frozen=True)
-class ChatLimits:
-    context_tokens: int
-    edit_interval: float
 
 
 class _Exchange:
@@ -88,7 +82,7 @@ class ChatEngine:
         personas: dict[str, Persona],
         *,
         default_persona: str,
-        limits: ChatLimits,
+        edit_interval: float,
         memory: MemoryService | None = None,
         metrics: Metrics | None = None,
     ) -> None:
@@ -97,16 +91,10 @@ class ChatEngine:
         self.usage = usage
         self.personas = personas
         self.default_persona = default_persona
-        self.limits = limits
+        self.edit_interval = edit_interval
         self.memory = memory
         self.metrics = metrics or Metrics()
         self._summaries: dict[int, asyncio.Task[None]] = {}
-
-    def persona(self, name: str | None) -> Persona:
-        for candidate in (name, self.default_persona, "default"):
-            if candidate in self.personas:
-                return self.personas[candidate]
-        return next(iter(self.personas.values()))
 
     def check_available(self) -> None:
         """Refuse at once while the AI's breaker is open (before any other work)."""
@@ -125,12 +113,10 @@ class ChatEngine:
     ) -> Reply:
         """Answer `user` into `sink`; the first words or an error come by `deadline`
         (event-loop time)."""
-        prefs = await self.store.channel(place.channel_id)
-        budget = self.limits.context_tokens - estimate_tokens(prefs.summary or "")
-        budget -= estimate_tokens(user.text)
-        history, overflow = await self.store.recent_turns(
-            place.channel_id, prefs.summary_upto, max(budget, 0)
+        context = await self.store.context(
+            place.guild_id, place.channel_id, reserve=estimate_tokens(user.text)
         )
+        prefs, history = context.prefs, context.turns
         # Long-term memory: what this guild (or this person's DMs) said before, if relevant.
         scope = Scope.of(place.guild_id, author_id)
         recalled: list[Recalled] = []
@@ -142,10 +128,11 @@ class ChatEngine:
             self.metrics.memory_recall.observe(time.monotonic() - recall_started)
         contents = build_contents(prefs.summary, history, user)
         system = system_instruction(
-            self.persona(prefs.persona), prefs.system_prompt, place.description
+            choose_persona(self.personas, prefs.persona, self.default_persona),
+            prefs.system_prompt,
+            place.description,
         )
         system += memory_section(recalled)
-        model = await self.store.guild_model(place.guild_id)
         reply = Reply()
         exchange = _Exchange(
             self.store,
@@ -155,14 +142,14 @@ class ChatEngine:
         pieces = self.provider.stream(
             contents,
             system=system,
-            model=model,
+            model=context.model,
             safety=prefs.safety,
             reply=reply,
             deadline=deadline,
         )
         cut_off: ReplyCutOff | None = None
         try:
-            await stream_reply(pieces, sink, exchange.record, interval=self.limits.edit_interval)
+            await stream_reply(pieces, sink, exchange.record, interval=self.edit_interval)
         except ReplyCutOff as error:  # shown and stored, marked incomplete
             cut_off = error
         if self.memory is not None:  # indexed in the background; never blocks the reply
@@ -170,7 +157,7 @@ class ChatEngine:
         await self.usage.record(
             place.guild_id, reply.usage.prompt_tokens, reply.usage.output_tokens
         )
-        if overflow:
+        if context.overflow:
             self.summarise_later(place.guild_id, place.channel_id)
         if cut_off is not None:
             raise cut_off
@@ -198,10 +185,10 @@ class ChatEngine:
         Normally only the turns outside the context budget are folded; `everything`
         folds all but the last exchange (for `/ai summarize`).
         """
-        prefs = await self.store.channel(channel_id)
-        kept, _ = await self.store.recent_turns(
-            channel_id, prefs.summary_upto, self.limits.context_tokens // 2
+        context = await self.store.context(
+            guild_id, channel_id, reserve=self.store.context_tokens // 2
         )
+        prefs, kept = context.prefs, context.turns
         pending = await self.store.turns(channel_id, after_id=prefs.summary_upto)
         if everything:
             kept = pending[-2:]

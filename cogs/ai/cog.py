@@ -6,28 +6,31 @@ import asyncio
 import io
 import logging
 import re
-from collections.abc import Awaitable, Callable, Hashable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Hashable
 from functools import partial
 from typing import TYPE_CHECKING, Literal
 
-import aiohttp
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.ai.chat import ChatEngine, ChatLimits, Place
+from cogs.ai.chat import ChatEngine
 from cogs.ai.dispatch import ChannelDispatcher
 from cogs.ai.export import to_jsonl, to_markdown
-from cogs.ai.personas import SHIPPED_DIR, Persona, load_personas
-from cogs.ai.prompting import Attachment, UserInput, attachment_part, check_attachment
-from cogs.ai.store import ChatStore, Unfinished
-from cogs.ai.streaming import RESTART, ReplyCutOff, after_crash
+from cogs.ai.personas import SHIPPED_DIR, Persona, choose_persona, load_personas
+from cogs.ai.replies import (
+    NO_PINGS,
+    ContextSink,
+    finish_unfinished,
+    measured,
+    place_of,
+    show_typing,
+    user_input,
+)
+from cogs.ai.store import ChatStore
+from cogs.ai.streaming import ReplyCutOff
 from utils.checks import costly, dm_or_guild_permissions, guild_permissions
 from utils.errors import BotError
-from utils.gemini import AIUnavailableError, ReplyStopped
-from utils.metrics import ReplyTimer
 from utils.reliability.rate_limiter import RateLimiter
 from utils.tasks import log_failure
 from utils.text import truncate
@@ -39,71 +42,11 @@ log = logging.getLogger(__name__)
 
 Context = commands.Context["Bot"]
 
-# AI output may mention anyone by accident or on request: it pings no one.
-NO_PINGS = discord.AllowedMentions.none()
 NOT_CONFIGURED = "AI is not configured on this bot (the owner has not set GEMINI_API_KEY)."
 SHUTDOWN_GRACE = 3.0  # seconds replies in progress get to finish (and be stored) at shutdown
 NOTICE_INTERVAL = 30.0  # seconds between repeated busy / rate-limit notices per person
 UNFINISHED_LIMIT = 100  # replies left marked as being written that one start finalises
-UNFINISHED_TIMEOUT = 10.0  # seconds to fetch and edit the last message of each
 _MODEL_NAME = re.compile(r"^[\w.\-/]{1,64}$")
-
-
-@dataclass
-class _Sent:
-    """A message of a reply; edits keep pinging no one."""
-
-    message: discord.Message | discord.WebhookMessage | discord.InteractionMessage
-
-    @property
-    def id(self) -> int:
-        return self.message.id
-
-    async def edit(self, *, content: str) -> None:
-        await self.message.edit(content=content, allowed_mentions=NO_PINGS)
-
-
-class ChannelSink:
-    """Sends a reply as a reply to the user's message, continuing in the channel."""
-
-    def __init__(self, message: discord.Message) -> None:
-        self.message = message
-
-    async def send(self, content: str) -> _Sent:
-        reference = self.message.to_reference(fail_if_not_exists=False)
-        return _Sent(
-            await self.message.channel.send(
-                content, reference=reference, mention_author=False, allowed_mentions=NO_PINGS
-            )
-        )
-
-
-class InteractionSink:
-    """Sends a reply through a deferred interaction: the original response, then follow-ups."""
-
-    def __init__(self, interaction: discord.Interaction) -> None:
-        self.interaction = interaction
-        self._started = False
-
-    async def send(self, content: str) -> _Sent:
-        if not self._started:
-            self._started = True
-            return _Sent(
-                await self.interaction.edit_original_response(
-                    content=content, allowed_mentions=NO_PINGS
-                )
-            )
-        return _Sent(
-            await self.interaction.followup.send(content, wait=True, allowed_mentions=NO_PINGS)
-        )
-
-
-def describe_place(channel: discord.abc.Snowflake, author: discord.abc.User) -> str:
-    if isinstance(channel, discord.DMChannel):
-        return f"a direct message with {author.display_name}"
-    name = getattr(channel, "name", "a channel")
-    guild = getattr(channel, "guild", None)
-    return f'the #{name} channel of the Discord server "{guild.name if guild else "?"}"'
 
 
 class AI(commands.Cog):
@@ -124,7 +67,6 @@ class AI(commands.Cog):
         self.channel_limits = RateLimiter(settings.ai_channel_messages_per_minute, 60)
         self.notices = RateLimiter(1, NOTICE_INTERVAL)
         self.personas: dict[str, Persona] = {}
-        self.autorespond: set[int] = set()
         self.engine: ChatEngine | None = None
         self._finishing: asyncio.Task[None] | None = None
 
@@ -135,7 +77,7 @@ class AI(commands.Cog):
         )
         if not self.personas:
             raise RuntimeError(f"no persona files found in {SHIPPED_DIR}")
-        self.autorespond = await self.store.autorespond_channels()
+        await self.store.load_autorespond()
         if self.bot.gemini is not None:
             self.engine = ChatEngine(
                 self.bot.gemini,
@@ -143,15 +85,14 @@ class AI(commands.Cog):
                 self.bot.usage,
                 self.personas,
                 default_persona=settings.ai_default_persona,
-                limits=ChatLimits(
-                    context_tokens=settings.ai_context_tokens,
-                    edit_interval=settings.ai_edit_interval,
-                ),
+                edit_interval=settings.ai_edit_interval,
                 memory=self.bot.memory,
                 metrics=self.bot.metrics,
             )
         unfinished = await self.store.unfinished(UNFINISHED_LIMIT)  # before any reply starts
-        self._finishing = asyncio.create_task(self._finish(unfinished), name="ai-finish")
+        self._finishing = asyncio.create_task(
+            finish_unfinished(self.bot, self.store, unfinished), name="ai-finish"
+        )
         self._finishing.add_done_callback(log_failure)
         self.bot.shutdown_manager.register("ai: stop replies", self.stop, priority=10)
         self.bot.data_owners.register("ai chat", self)
@@ -164,14 +105,11 @@ class AI(commands.Cog):
 
     async def delete_channel(self, channel_id: int) -> int:
         """Forget a channel's conversation and preferences; returns the messages deleted."""
-        self.autorespond.discard(channel_id)
         return await self.store.delete_channel(channel_id)
 
     async def delete_guild(self, guild_id: int) -> int:
         """Forget a guild's conversations and preferences; returns the messages deleted."""
-        deleted = await self.store.delete_guild(guild_id)
-        self.autorespond = await self.store.autorespond_channels()
-        return deleted
+        return await self.store.delete_guild(guild_id)
 
     async def stop(self) -> None:
         if self._finishing is not None:
@@ -180,39 +118,6 @@ class AI(commands.Cog):
         await self.dispatcher.close(grace=SHUTDOWN_GRACE)
         if self.engine is not None:
             await self.engine.close()
-
-    # Replies the last run left unfinished
-
-    async def _finish(self, replies: list[Unfinished]) -> None:
-        """Finalise replies the last run left marked as being written (it died, or Discord
-        failed at its shutdown), once the bot is ready: the last message of each loses the
-        writing marker and gets the restart note, and the history marks the reply cut off
-        by a restart. A message that is gone, or that the bot can't see or edit (an
-        ephemeral or user-app reply), is only marked in the history."""
-        if not replies:
-            return
-        await self.bot.wait_until_ready()
-        for reply in replies:
-            try:
-                async with asyncio.timeout(UNFINISHED_TIMEOUT):
-                    await self._finish_message(reply)
-            except (discord.HTTPException, aiohttp.ClientError, OSError) as error:  # timeouts too
-                log.info("the last message of unfinished reply %s stays as it is: %r", reply, error)
-            await self.store.mark_unfinished(reply, RESTART)
-        log.info("finalised %d replies the last run left unfinished", len(replies))
-
-    async def _finish_message(self, reply: Unfinished) -> None:
-        if reply.message_id is None:  # stored before replies kept their message
-            return
-        channel = self.bot.get_partial_messageable(reply.channel_id)
-        message = await channel.fetch_message(reply.message_id)
-        contents = after_crash(message.content)
-        if contents is None:  # its final text was shown after all
-            return
-        first, *rest = contents
-        await message.edit(content=first, allowed_mentions=NO_PINGS)
-        for content in rest:
-            await channel.send(content, allowed_mentions=NO_PINGS)
 
     # Deciding to answer
 
@@ -228,30 +133,28 @@ class AI(commands.Cog):
         resolved = message.reference.resolved if message.reference else None
         if isinstance(resolved, discord.Message) and resolved.author.id == me.id:
             return True
-        return message.channel.id in self.autorespond
+        return self.store.autoresponds(message.channel.id)
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
         if not self.addressed(message):
             return
-        if (await self.bot.get_context(message)).valid:
+        # Not a command, but answered like one: the same context and answer path as /chat.
+        ctx = await self.bot.get_context(message)
+        if ctx.valid:
             return  # a command, handled by the command framework
         if self.engine is None:
-            await self._notice(("config", message.channel.id), message.reply, NOT_CONFIGURED)
+            await self._notice(("config", message.channel.id), ctx.reply, NOT_CONFIGURED)
             return
-        me = self.bot.user
-        if me is None:  # addressed() checked it; the type checker can't see that
-            return
-        text = re.sub(rf"<@!?{me.id}>", "", message.content).strip()
+        text = re.sub(rf"<@!?{ctx.me.id}>", "", message.content).strip()
         problem = self._admission(text, message.author.id, message.channel.id)
         if problem is not None:
             key, notice = problem
-            await self._notice(key, message.reply, notice)
+            await self._notice(key, ctx.reply, notice)
             return
-        job = partial(self._answer_message, message, text)
-        if not self.dispatcher.submit(message.channel.id, job):
+        if not self.dispatcher.submit(message.channel.id, partial(self._answer, ctx, text)):
             self.bot.metrics.ai_outcome("busy")
-            await self._notice(("busy", message.channel.id), message.reply, self._busy_text())
+            await self._notice(("busy", message.channel.id), ctx.reply, self._busy_text())
 
     def _admission(self, text: str, user_id: int, channel_id: int) -> tuple[Hashable, str] | None:
         """Why a message can't be answered (notice key and text), or None to go ahead."""
@@ -293,89 +196,38 @@ class AI(commands.Cog):
         """When a reply starting now must show its first words or an error."""
         return asyncio.get_running_loop().time() + self.bot.settings.ai_reply_deadline
 
-    @contextmanager
-    def _measured(self) -> Iterator[ReplyTimer]:
-        """Time one reply and count how it ended (whatever ended it is re-raised)."""
-        timer = self.bot.metrics.reply()
-        outcome = "error"
-        try:
-            yield timer
-            outcome = "ok"
-        except ReplyCutOff:
-            outcome = "cut_off"
-            raise
-        except AIUnavailableError:
-            outcome = "unavailable"
-            raise
-        except ReplyStopped:
-            outcome = "blocked"
-            raise
-        except asyncio.CancelledError:
-            outcome = "cancelled"
-            raise
-        finally:
-            elapsed = timer.finish(outcome)
-            log.info("AI reply %s after %.2f s", outcome, elapsed, extra={"outcome": outcome})
-
-    async def _answer_message(self, message: discord.Message, text: str) -> None:
+    async def _answer(self, ctx: Context, text: str) -> None:
+        """Answer a mention, a reply to the bot, a DM or `/chat` (deferred already)."""
         assert self.engine is not None
         deadline = self._deadline()
+        sink = ContextSink(ctx)
         typing: asyncio.Task[None] | None = None
         try:
-            with self._measured() as reply:
+            with measured(self.bot.metrics) as reply:
                 self.engine.check_available()  # an open breaker refuses before any other work
-                typing = asyncio.create_task(self._typing(message.channel))
-                # Let the indicator go out now. Otherwise it waits for the first real await,
-                # after google-genai has spent a millisecond or two building the model request.
-                await asyncio.sleep(0)
-                user = await self._user_input(message.author, text, message.attachments)
+                if ctx.interaction is None:  # a deferred slash command shows "thinking" instead
+                    typing = asyncio.create_task(show_typing(ctx.channel))
+                    # Let the indicator go out now. Otherwise it waits for the first real await,
+                    # after google-genai has spent a millisecond or two building the request.
+                    await asyncio.sleep(0)
+                user = await user_input(ctx, text, self.bot.settings.ai_max_attachment_bytes)
                 await self.engine.answer(
-                    Place(
-                        message.guild.id if message.guild else None,
-                        message.channel.id,
-                        describe_place(message.channel, message.author),
-                    ),
-                    message.author.id,
-                    message.id,
+                    place_of(ctx),
+                    ctx.author.id,
+                    None if ctx.interaction else ctx.message.id,
                     user,
-                    reply.watch(ChannelSink(message)),
+                    reply.watch(sink),
                     deadline=deadline,
                 )
         except ReplyCutOff:
             pass  # the partial reply already says what happened
         except BotError as error:
-            await message.reply(str(error), mention_author=False, allowed_mentions=NO_PINGS)
+            await sink.send(str(error))
         finally:
             if typing is not None:
                 # Long sent by now; only an indicator stuck on a dead Discord is cut short.
                 typing.cancel()
                 await asyncio.gather(typing, return_exceptions=True)
-
-    @staticmethod
-    async def _typing(channel: discord.abc.Messageable) -> None:
-        """Show the typing indicator; a failure only costs the indicator."""
-        try:
-            await channel.typing()
-        except discord.HTTPException as error:
-            log.debug("typing indicator failed: %s", error)
-
-    async def _user_input(
-        self, author: discord.abc.User, text: str, attachments: list[discord.Attachment]
-    ) -> UserInput:
-        user = UserInput(author_name=author.display_name, text=text)
-        for item in attachments:
-            attachment = Attachment(item.filename, item.content_type or "", item.size)
-            if not check_attachment(attachment, self.bot.settings.ai_max_attachment_bytes):
-                user.notes.append(f"[unsupported attachment: {item.filename}]")
-                continue
-            try:
-                attachment.data = await asyncio.wait_for(item.read(), 30)
-            except (discord.HTTPException, TimeoutError) as error:
-                raise BotError(f"I couldn't download `{item.filename}`.") from error
-            part, note = await attachment_part(attachment)
-            user.parts.append(part)
-            user.notes.append(note)
-        return user
 
     # Commands
 
@@ -388,39 +240,10 @@ class AI(commands.Cog):
         problem = self._admission(prompt, ctx.author.id, ctx.channel.id)
         if problem is not None:
             raise BotError(problem[1])
-        interaction = ctx.interaction
-        if interaction is None:  # the prefix form behaves like mentioning the bot
-            job = partial(self._answer_message, ctx.message, prompt)
-        else:
-            await interaction.response.defer(thinking=True)
-            job = partial(self._answer_interaction, interaction, prompt)
-        if self.dispatcher.submit(ctx.channel.id, job):
-            return
-        self.bot.metrics.ai_outcome("busy")
-        if interaction is None:
+        await ctx.defer()  # the slash form: Discord shows "thinking" until the reply
+        if not self.dispatcher.submit(ctx.channel.id, partial(self._answer, ctx, prompt)):
+            self.bot.metrics.ai_outcome("busy")
             raise BotError(self._busy_text())
-        await interaction.edit_original_response(content=self._busy_text())
-
-    async def _answer_interaction(self, interaction: discord.Interaction, prompt: str) -> None:
-        assert self.engine is not None and interaction.channel is not None
-        deadline = self._deadline()
-        try:
-            with self._measured() as reply:
-                self.engine.check_available()
-                user = await self._user_input(interaction.user, prompt, [])
-                place = Place(
-                    interaction.guild_id,
-                    interaction.channel.id,
-                    describe_place(interaction.channel, interaction.user),
-                )
-                sink = reply.watch(InteractionSink(interaction))
-                await self.engine.answer(
-                    place, interaction.user.id, None, user, sink, deadline=deadline
-                )
-        except ReplyCutOff:
-            pass
-        except BotError as error:
-            await interaction.edit_original_response(content=str(error), allowed_mentions=NO_PINGS)
 
     @commands.hybrid_group(name="ai")
     async def ai_group(self, ctx: Context) -> None:
@@ -441,13 +264,8 @@ class AI(commands.Cog):
     @app_commands.describe(mode="on: answer every message here; off: only when addressed")
     async def ai_autorespond(self, ctx: Context, mode: Literal["on", "off"]) -> None:
         """Answer every message in this channel, not just mentions (Manage Channels)."""
-        enabled = mode == "on"
         assert ctx.guild is not None
-        await self.store.update_channel(ctx.guild.id, ctx.channel.id, autorespond=int(enabled))
-        if enabled:
-            self.autorespond.add(ctx.channel.id)
-        else:
-            self.autorespond.discard(ctx.channel.id)
+        await self.store.update_channel(ctx.guild.id, ctx.channel.id, autorespond=int(mode == "on"))
         await ctx.send(f"Auto-respond is {mode} in this channel.")
 
     @ai_group.command(name="safety")
@@ -476,18 +294,18 @@ class AI(commands.Cog):
     @ai_group.command(name="status")
     async def ai_status(self, ctx: Context) -> None:
         """Show the model, persona, history and usage for this channel."""
-        prefs = await self.store.channel(ctx.channel.id)
         guild_id = ctx.guild.id if ctx.guild else None
+        context = await self.store.context(guild_id, ctx.channel.id)
+        prefs = context.prefs
         embed = discord.Embed(title="AI status", colour=discord.Colour.blurple())
-        gemini = self.bot.gemini
-        if gemini is None:
+        if self.engine is None:
             embed.description = NOT_CONFIGURED
         else:
-            model = await self.store.guild_model(guild_id)
-            embed.add_field(name="Model", value=" → ".join(gemini.models_for(model)))
-            embed.add_field(name="Circuit", value=gemini.breaker.state.value)
-        persona = self.engine.persona(prefs.persona) if self.engine else None
-        embed.add_field(name="Persona", value=persona.title if persona else prefs.persona or "-")
+            provider = self.engine.provider
+            embed.add_field(name="Model", value=" → ".join(provider.models_for(context.model)))
+            embed.add_field(name="Circuit", value=provider.breaker.state.value)
+        persona = self._persona(prefs.persona)
+        embed.add_field(name="Persona", value=persona.title)
         embed.add_field(name="Custom prompt", value="yes" if prefs.system_prompt else "no")
         embed.add_field(name="Auto-respond", value="on" if prefs.autorespond else "off")
         embed.add_field(name="Safety", value=prefs.safety or "default")
@@ -566,13 +384,14 @@ class AI(commands.Cog):
     async def ai_persona_show(self, ctx: Context) -> None:
         """Show this channel's persona."""
         prefs = await self.store.channel(ctx.channel.id)
-        name = prefs.persona if prefs.persona in self.personas else None
-        persona = self.personas.get(name or self.bot.settings.ai_default_persona)
-        persona = persona or next(iter(self.personas.values()))
+        persona = self._persona(prefs.persona)
         note = "\nA custom prompt set with `/ai prompt` replaces it." if prefs.system_prompt else ""
         await ctx.send(
             f"**{persona.title}** (`{persona.name}`): {persona.description}{note}", ephemeral=True
         )
+
+    def _persona(self, name: str | None) -> Persona:
+        return choose_persona(self.personas, name, self.bot.settings.ai_default_persona)
 
     @ai_persona.command(name="set")
     @dm_or_guild_permissions(manage_channels=True)

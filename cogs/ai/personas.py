@@ -49,3 +49,12 @@ def load_personas(*directories: Path) -> dict[str, Persona]:
                 continue
             personas[name] = parse_persona(name, path.read_text(encoding="utf-8"))
     return personas
+
+
+def choose_persona(personas: dict[str, Persona], name: str | None, default: str) -> Persona:
+    """The persona a channel talks with: its own if it still exists, else the bot's
+    default, else the shipped `default`, else any."""
+    for candidate in (name, default, "default"):
+        if candidate in personas:
+            return personas[candidate]
+    return next(iter(personas.values()))

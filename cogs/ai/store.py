@@ -67,6 +67,16 @@ class ChannelPrefs:
     safety: str | None = None
 
 
+@dataclass(frozen=True)
+class ReplyContext:
+    """What a reply in a channel needs, read at once."""
+
+    prefs: ChannelPrefs  # persona, custom prompt, summary, safety
+    turns: list[Turn]  # the newest unsummarised turns that fit the budget, oldest first
+    overflow: bool  # older unsummarised turns were left out (time to summarise)
+    model: str | None  # the guild's model (None: the default)
+
+
 _TURN_COLUMNS = (
     "role, author_id, author_name, content, message_id, incomplete, id, tokens, created_at"
 )
@@ -118,7 +128,8 @@ class ChatStore:
     memory for the `cached_channels` most recently used channels: the newest turns
     that fit `context_tokens`, the channel preferences and the guild models. Every
     write updates or drops the cached copy right after it commits; a read that raced
-    a write returns what it read but does not cache it.
+    a write returns what it read but does not cache it. The channels with auto-respond
+    on are all kept (`load_autorespond` at start), as every message asks about them.
     """
 
     def __init__(
@@ -136,6 +147,7 @@ class ChatStore:
         self._tails: OrderedDict[int, _Tail] = OrderedDict()
         self._prefs: OrderedDict[int, ChannelPrefs] = OrderedDict()
         self._models: OrderedDict[int, str | None] = OrderedDict()
+        self._autorespond: set[int] = set()
         self._writes = 0  # bumped after every write, so racing reads can tell
 
     def _remember(self, cache: OrderedDict[int, _V], key: int, value: _V, since: int) -> _V:
@@ -272,6 +284,17 @@ class ChatStore:
             picked.append(turn)
         return picked[::-1], tail.older_id > after_id
 
+    async def context(
+        self, guild_id: int | None, channel_id: int, *, reserve: int = 0
+    ) -> ReplyContext:
+        """What a reply needs: the channel's preferences, the guild's model and the newest
+        unsummarised turns that fit `context_tokens` less the summary and `reserve` tokens
+        (e.g. the new message). From the cache when it has them: no database read."""
+        prefs = await self.channel(channel_id)
+        budget = self.context_tokens - estimate_tokens(prefs.summary or "") - reserve
+        turns, overflow = await self.recent_turns(channel_id, prefs.summary_upto, max(budget, 0))
+        return ReplyContext(prefs, turns, overflow, await self.guild_model(guild_id))
+
     async def _load_tail(self, channel_id: int) -> _Tail:
         since = self._writes
         rows = await self.db.fetchall(
@@ -383,10 +406,20 @@ class ChatStore:
                 f"VALUES (?, ?, {marks}) ON CONFLICT (channel_id) DO UPDATE SET {updates}",
                 (channel_id, guild_id, *values.values()),
             )
+        if "autorespond" in values:
+            if values["autorespond"]:
+                self._autorespond.add(channel_id)
+            else:
+                self._autorespond.discard(channel_id)
 
-    async def autorespond_channels(self) -> set[int]:
+    async def load_autorespond(self) -> None:
+        """Read which channels have auto-respond on (once, at start)."""
         rows = await self.db.fetchall("SELECT channel_id FROM ai_channels WHERE autorespond = 1")
-        return {row[0] for row in rows}
+        self._autorespond = {row[0] for row in rows}
+
+    def autoresponds(self, channel_id: int) -> bool:
+        """Whether auto-respond is on in a channel (from memory: asked for every message)."""
+        return channel_id in self._autorespond
 
     # Guild preferences
 
@@ -421,6 +454,7 @@ class ChatStore:
                     "DELETE FROM ai_messages WHERE channel_id = ?", (channel_id,)
                 )
                 await conn.execute("DELETE FROM ai_channels WHERE channel_id = ?", (channel_id,))
+        self._autorespond.discard(channel_id)
         return cursor.rowcount
 
     async def delete_guild(self, guild_id: int) -> int:
@@ -431,8 +465,13 @@ class ChatStore:
                 cursor = await conn.execute(
                     "DELETE FROM ai_messages WHERE guild_id = ?", (guild_id,)
                 )
-                for table in ("ai_channels", "ai_guilds", "ai_usage"):
+                async with conn.execute(
+                    "DELETE FROM ai_channels WHERE guild_id = ? RETURNING channel_id", (guild_id,)
+                ) as cursor_channels:
+                    channels = [row[0] for row in await cursor_channels.fetchall()]
+                for table in ("ai_guilds", "ai_usage"):
                     await conn.execute(f"DELETE FROM {table} WHERE guild_id = ?", (guild_id,))
+            self._autorespond.difference_update(channels)
         finally:
             self._writes += 1
             self._tails.clear()  # which cached channels were the guild's is not known here

@@ -61,7 +61,7 @@ async def test_channel_preferences_and_guild_model(store: ChatStore) -> None:
     assert (await store.channel(5)).autorespond is False
     await store.update_channel(1, 5, autorespond=1)
     await store.update_channel(1, 6, autorespond=0)
-    assert await store.autorespond_channels() == {5}
+    assert store.autoresponds(5) and not store.autoresponds(6)
     with pytest.raises(ValueError):
         await store.update_channel(1, 5, nonsense=1)
     await store.set_guild_model(1, "gemini-x")
@@ -278,3 +278,41 @@ async def test_the_read_api_memory_uses(store: ChatStore) -> None:
     assert [t.id for t in await store.newest_turns(10, 0, 10)] == [
         t.id for t in first + third
     ]
+
+
+async def test_auto_respond_is_answered_from_memory_and_follows_every_change(
+    db: Database, store: ChatStore
+) -> None:
+    await store.update_channel(1, 5, autorespond=1)
+    await store.update_channel(1, 6, autorespond=1)
+    await store.update_channel(2, 7, autorespond=1)
+    await store.update_channel(2, 8, autorespond=1)
+    await store.update_channel(1, 6, autorespond=0)
+    await store.delete_channel(7)
+    await store.delete_guild(1)
+    expected = {5: False, 6: False, 7: False, 8: True}
+    assert {channel: store.autoresponds(channel) for channel in expected} == expected
+    restarted = ChatStore(db)
+    await restarted.load_autorespond()
+    await db.close()  # asked for every message: it never reads the database
+    assert {channel: restarted.autoresponds(channel) for channel in expected} == expected
+
+
+async def test_context_is_one_read_of_everything_a_reply_needs(db: Database) -> None:
+    store = ChatStore(db, context_tokens=100)
+    for i in range(4):
+        await store.add_turns(1, 10, exchange(i))
+    await store.update_channel(1, 10, persona="pirate", safety="high", summary="s" * 80)
+    await store.set_guild_model(1, "gemini-x")
+    turns, _ = await store.recent_turns(10, 0, 1000)
+    # 100 tokens less 20 of summary and 40 reserved: the newest 5 turns fit (2+12+2+12+2)
+    context = await store.context(1, 10, reserve=40)
+    assert context.turns == turns[-5:] and context.overflow
+    assert (context.prefs.persona, context.prefs.safety, context.model) == (
+        "pirate",
+        "high",
+        "gemini-x",
+    )
+    assert (await store.context(1, 10)).turns == turns and not (await store.context(1, 10)).overflow
+    await db.close()  # read once, a channel's context comes from the cache
+    assert await store.context(1, 10, reserve=40) == context

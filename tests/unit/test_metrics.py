@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from google.genai import errors
 
-from cogs.ai.chat import ChatEngine, ChatLimits, Place
+from cogs.ai.chat import ChatEngine, Place
 from cogs.ai.personas import SHIPPED_DIR, load_personas
 from cogs.ai.prompting import UserInput
 from cogs.ai.store import ChatStore
@@ -86,7 +86,7 @@ async def test_a_reply_counts_tokens_errors_and_memory_recall(
         UsageStore(db),
         load_personas(SHIPPED_DIR),
         default_persona="default",
-        limits=ChatLimits(context_tokens=2000, edit_interval=0.0),
+        edit_interval=0.0,
         memory=memory,
         metrics=metrics,
     )

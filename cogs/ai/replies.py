@@ -1,0 +1,172 @@
+"""How an AI reply meets Discord: where a request came from, what the person sent, the sink
+a reply streams into, the typing indicator, the reply's metrics, and finalising replies a
+crash left being written.
+
+Mentions and `/chat` (prefix or slash) take the same path: a `commands.Context`, built by
+discord.py for a command and by `bot.get_context` for a message that is not one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import aiohttp
+import discord
+from discord.ext import commands
+
+from cogs.ai.chat import Place
+from cogs.ai.prompting import Attachment, UserInput, attachment_part, check_attachment
+from cogs.ai.store import ChatStore, Unfinished
+from cogs.ai.streaming import RESTART, ReplyCutOff, after_crash
+from utils.errors import BotError
+from utils.gemini import AIUnavailableError, ReplyStopped
+from utils.metrics import Metrics, ReplyTimer
+
+if TYPE_CHECKING:
+    from bot import Bot
+
+log = logging.getLogger(__name__)
+
+Context = commands.Context["Bot"]
+
+# AI output may mention anyone by accident or on request: it pings no one.
+NO_PINGS = discord.AllowedMentions.none()
+ATTACHMENT_TIMEOUT = 30.0  # seconds to download one attachment
+UNFINISHED_TIMEOUT = 10.0  # seconds to fetch and edit the last message of each
+
+
+@dataclass
+class Sent:
+    """A message of a reply; edits keep pinging no one."""
+
+    message: discord.Message | discord.WebhookMessage
+
+    @property
+    def id(self) -> int:
+        return self.message.id
+
+    async def edit(self, *, content: str) -> None:
+        await self.message.edit(content=content, allowed_mentions=NO_PINGS)
+
+
+class ContextSink:
+    """Sends a reply where it was asked for. A message gets replies to it; a slash command,
+    deferred, gets its "thinking" response filled in by the first message, then follow-ups
+    (discord.py's `Context.send`)."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    async def send(self, content: str) -> Sent:
+        if self.ctx.interaction is not None:
+            return Sent(await self.ctx.send(content, allowed_mentions=NO_PINGS))
+        # A reply to the user's message, which may be gone by now.
+        reference = self.ctx.message.to_reference(fail_if_not_exists=False)
+        return Sent(
+            await self.ctx.send(
+                content, reference=reference, mention_author=False, allowed_mentions=NO_PINGS
+            )
+        )
+
+
+def place_of(ctx: Context) -> Place:
+    """Where a message or slash command asks for a reply."""
+    channel = ctx.channel
+    if isinstance(channel, discord.DMChannel):
+        description = f"a direct message with {ctx.author.display_name}"
+    else:
+        name = getattr(channel, "name", "a channel")
+        guild = getattr(channel, "guild", None)
+        description = f'the #{name} channel of the Discord server "{guild.name if guild else "?"}"'
+    # A slash command of a user-installed app may come from a guild the bot is not in.
+    guild_id = ctx.interaction.guild_id if ctx.interaction else ctx.guild and ctx.guild.id
+    return Place(guild_id, channel.id, description)
+
+
+async def user_input(ctx: Context, text: str, max_attachment_bytes: int) -> UserInput:
+    """What the person sent: their text and the attachments the model can read."""
+    user = UserInput(author_name=ctx.author.display_name, text=text)
+    for item in ctx.message.attachments if ctx.interaction is None else []:
+        attachment = Attachment(item.filename, item.content_type or "", item.size)
+        if not check_attachment(attachment, max_attachment_bytes):
+            user.notes.append(f"[unsupported attachment: {item.filename}]")
+            continue
+        try:
+            attachment.data = await asyncio.wait_for(item.read(), ATTACHMENT_TIMEOUT)
+        except (discord.HTTPException, TimeoutError) as error:
+            raise BotError(f"I couldn't download `{item.filename}`.") from error
+        part, note = await attachment_part(attachment)
+        user.parts.append(part)
+        user.notes.append(note)
+    return user
+
+
+async def show_typing(channel: discord.abc.Messageable) -> None:
+    """Show the typing indicator; a failure only costs the indicator."""
+    try:
+        await channel.typing()
+    except discord.HTTPException as error:
+        log.debug("typing indicator failed: %s", error)
+
+
+@contextmanager
+def measured(metrics: Metrics) -> Iterator[ReplyTimer]:
+    """Time one reply and count how it ended (whatever ended it is re-raised)."""
+    timer = metrics.reply()
+    outcome = "error"
+    try:
+        yield timer
+        outcome = "ok"
+    except ReplyCutOff:
+        outcome = "cut_off"
+        raise
+    except AIUnavailableError:
+        outcome = "unavailable"
+        raise
+    except ReplyStopped:
+        outcome = "blocked"
+        raise
+    except asyncio.CancelledError:
+        outcome = "cancelled"
+        raise
+    finally:
+        elapsed = timer.finish(outcome)
+        log.info("AI reply %s after %.2f s", outcome, elapsed, extra={"outcome": outcome})
+
+
+async def finish_unfinished(bot: Bot, store: ChatStore, replies: list[Unfinished]) -> None:
+    """Finalise replies the last run left marked as being written (it died, or Discord
+    failed at its shutdown), once the bot is ready: the last message of each loses the
+    writing marker and gets the restart note, and the history marks the reply cut off
+    by a restart. A message that is gone, or that the bot can't see or edit (an
+    ephemeral or user-app reply), is only marked in the history."""
+    if not replies:
+        return
+    await bot.wait_until_ready()
+    for reply in replies:
+        try:
+            async with asyncio.timeout(UNFINISHED_TIMEOUT):
+                await _finish_message(bot, reply)
+        except (discord.HTTPException, aiohttp.ClientError, OSError) as error:  # timeouts too
+            log.info("the last message of unfinished reply %s stays as it is: %r", reply, error)
+        await store.mark_unfinished(reply, RESTART)
+    log.info("finalised %d replies the last run left unfinished", len(replies))
+
+
+async def _finish_message(bot: Bot, reply: Unfinished) -> None:
+    if reply.message_id is None:  # stored before replies kept their message
+        return
+    channel = bot.get_partial_messageable(reply.channel_id)
+    message = await channel.fetch_message(reply.message_id)
+    contents = after_crash(message.content)
+    if contents is None:  # its final text was shown after all
+        return
+    first, *rest = contents
+    await message.edit(content=first, allowed_mentions=NO_PINGS)
+    for content in rest:
+        await channel.send(content, allowed_mentions=NO_PINGS)
