@@ -27,7 +27,8 @@ from cogs.ai.prompting import (
 from cogs.ai.store import ChatStore, Turn
 from cogs.ai.streaming import ReplyCutOff, Sink, stream_reply
 from utils.errors import BotError
-from utils.gemini import AIError, AIUnavailableError, GeminiProvider, Reply
+from utils.gemini import GeminiProvider
+from utils.gemini_replies import AIError, AIUnavailableError, Reply
 from utils.memory.chatlog import BOT_LABEL
 from utils.memory.records import Recalled, Scope
 from utils.memory.service import MemoryService

@@ -24,7 +24,7 @@ from cogs.ai.prompting import Attachment, UserInput, attachment_part, check_atta
 from cogs.ai.store import ChatStore, Unfinished
 from cogs.ai.streaming import RESTART, ReplyCutOff, after_crash
 from utils.errors import BotError
-from utils.gemini import AIUnavailableError, ReplyStopped
+from utils.gemini_replies import AIUnavailableError, ReplyStopped
 from utils.metrics import Metrics, ReplyTimer
 
 if TYPE_CHECKING:

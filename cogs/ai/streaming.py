@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from cogs.ai.store import WRITING
 from utils.errors import BotError
-from utils.gemini import ReplyStopped
+from utils.gemini_replies import ReplyStopped
 from utils.text import DISCORD_LIMIT, StreamSplitter
 
 log = logging.getLogger(__name__)

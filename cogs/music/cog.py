@@ -17,10 +17,11 @@ import spotipy
 from discord import app_commands
 from discord.ext import commands
 
+from cogs.music.channels import VoiceChannel, caller_channel, check_can_join
 from cogs.music.errors import MusicError
 from cogs.music.ffmpeg import ffprobe_for
 from cogs.music.player import LeaveReason, Player
-from cogs.music.sessions import Sessions, VoiceChannel, caller_channel, check_can_join
+from cogs.music.sessions import Sessions
 from cogs.music.sources import Resolver
 from cogs.music.spotify import SpotifyResolver, make_client
 from cogs.music.tracks import LoopMode, Track

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from cogs.music.audio import TrackAudio
+from cogs.music.channels import VoiceChannel, check_can_join, connect, send, voice_of
 from cogs.music.errors import MusicError
 from cogs.music.player import LeaveReason, Player
 from cogs.music.queue import TrackQueue
@@ -37,9 +38,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-VoiceChannel = discord.VoiceChannel | discord.StageChannel
-
-CONNECT_TIMEOUT = 15.0
 DISCONNECT_TIMEOUT = 5.0
 RESTORE_CONCURRENCY = 4
 """Voice channels rejoined at the same time after a restart."""
@@ -375,38 +373,3 @@ class Sessions:
         task.add_done_callback(self._tasks.discard)
         task.add_done_callback(log_failure)
 
-
-def caller_channel(member: discord.Member) -> VoiceChannel:
-    if member.voice is None or member.voice.channel is None:
-        raise MusicError("Join a voice channel first, then ask me again.")
-    return member.voice.channel
-
-
-def check_can_join(channel: VoiceChannel) -> None:
-    perms = channel.permissions_for(channel.guild.me)
-    missing = [name for name, ok in (("Connect", perms.connect), ("Speak", perms.speak)) if not ok]
-    if missing:
-        raise MusicError(f"I need the {' and '.join(missing)} permission in {channel.mention}.")
-    limit = getattr(channel, "user_limit", 0)
-    if limit and len(channel.voice_states) >= limit and not perms.move_members:
-        raise MusicError(f"{channel.mention} is full.")
-
-
-async def connect(channel: VoiceChannel, *, within: float = CONNECT_TIMEOUT) -> discord.VoiceClient:
-    try:
-        return await channel.connect(timeout=within, reconnect=True, self_deaf=True)
-    except (TimeoutError, discord.ClientException) as error:
-        log.warning("could not join voice channel %s: %r", channel.id, error)
-        raise MusicError(f"I couldn't connect to {channel.mention}; try again soon.") from error
-
-
-def voice_of(guild: discord.Guild) -> discord.VoiceClient | None:
-    voice = guild.voice_client
-    return voice if isinstance(voice, discord.VoiceClient) else None
-
-
-async def send(channel: discord.abc.Messageable, content: str) -> None:
-    try:
-        await channel.send(content)
-    except discord.HTTPException as error:
-        log.warning("could not send a music message: %s", error)

@@ -19,7 +19,7 @@ from cogs.ai.streaming import (
     stream_reply,
 )
 from utils.errors import BotError
-from utils.gemini import ReplyStopped
+from utils.gemini_replies import ReplyStopped
 from utils.text import DISCORD_LIMIT
 
 _ids = itertools.count(1)

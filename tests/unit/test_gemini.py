@@ -12,7 +12,8 @@ import pytest
 
 from cogs.ai.prompting import text_part
 from tests.fakes.gemini_server import FakeGemini
-from utils.gemini import AIError, GeminiProvider, Reply, ReplyStopped
+from utils.gemini import GeminiProvider
+from utils.gemini_replies import AIError, Reply, ReplyStopped
 from utils.reliability.circuit_breaker import CircuitBreaker
 
 

@@ -1,0 +1,114 @@
+"""What a Gemini call gives back: the `Reply` with its `Usage`, or an error safe to show.
+
+`AIError` is any failure users may see; `AIUnavailableError` says when to try again;
+`ReplyStopped` says why Google ended a reply early or refused the prompt (the finish
+and block reasons map to a stored reason and a user-facing phrase). The `/ai safety`
+levels say which harm categories a request blocks from which probability up.
+The provider (`utils.gemini`) fills these in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from google.genai import types
+
+from utils.errors import BotError
+
+
+class AIError(BotError):
+    """The model could not answer; the message is safe to show."""
+
+
+class AIUnavailableError(AIError):
+    def __init__(self, retry_after: float) -> None:
+        self.retry_after = retry_after
+        super().__init__(f"AI is unavailable, try again in {max(1, round(retry_after))} s.")
+
+
+# Why Google stopped a reply early: finish reason -> (stored reason, what users are told).
+_FINISH_REASONS = {
+    "MAX_TOKENS": ("length", "cut at the length limit"),
+    "SAFETY": ("safety", "blocked by the safety filter"),
+    "IMAGE_SAFETY": ("safety", "blocked by the safety filter"),
+    "RECITATION": ("recitation", "blocked for repeating a protected source"),
+    "IMAGE_RECITATION": ("recitation", "blocked for repeating a protected source"),
+    "PROHIBITED_CONTENT": ("prohibited", "blocked as prohibited content"),
+    "IMAGE_PROHIBITED_CONTENT": ("prohibited", "blocked as prohibited content"),
+    "BLOCKLIST": ("blocklist", "blocked by a list of forbidden terms"),
+    "SPII": ("spii", "blocked for sensitive personal information"),
+    "LANGUAGE": ("language", "stopped: the language is not supported"),
+}
+_FINISHED = frozenset({"STOP", "FINISH_REASON_UNSPECIFIED"})
+_OTHER_STOP = ("stopped", "stopped by the AI service")
+# A prompt Google refused to answer at all (`prompt_feedback.block_reason`).
+_BLOCK_REASONS = {
+    "SAFETY": ("safety", "blocked by the safety filter"),
+    "IMAGE_SAFETY": ("safety", "blocked by the safety filter"),
+    "BLOCKLIST": ("blocklist", "blocked by a list of forbidden terms"),
+    "PROHIBITED_CONTENT": ("prohibited", "blocked as prohibited content"),
+}
+_OTHER_BLOCK = ("blocked", "blocked by the AI service's filters")
+
+
+class ReplyStopped(AIError):
+    """Google ended a reply early or refused the prompt; `reason` is what history stores."""
+
+    def __init__(self, reason: str, why: str, *, prompt: bool, partial: bool) -> None:
+        self.reason = reason
+        if partial:
+            message = f"reply {why}"
+        elif prompt:
+            message = f"I can't answer that: your message was {why}."
+        else:
+            message = f"I can't answer that: the reply was {why}."
+        super().__init__(message)
+
+
+# `/ai safety` levels: block content from this harm probability up, in four categories.
+SAFETY_LEVELS: dict[str, types.HarmBlockThreshold] = {
+    "low": types.HarmBlockThreshold.BLOCK_LOW_AND_ABOVE,
+    "medium": types.HarmBlockThreshold.BLOCK_MEDIUM_AND_ABOVE,
+    "high": types.HarmBlockThreshold.BLOCK_ONLY_HIGH,
+    "off": types.HarmBlockThreshold.OFF,
+}
+SAFETY_CATEGORIES = (
+    types.HarmCategory.HARM_CATEGORY_HARASSMENT,
+    types.HarmCategory.HARM_CATEGORY_HATE_SPEECH,
+    types.HarmCategory.HARM_CATEGORY_SEXUALLY_EXPLICIT,
+    types.HarmCategory.HARM_CATEGORY_DANGEROUS_CONTENT,
+)
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+
+    def add(self, metadata: types.GenerateContentResponseUsageMetadata | None) -> None:
+        """Record the latest totals (Gemini reports running totals per chunk)."""
+        if metadata is None:
+            return
+        self.prompt_tokens = metadata.prompt_token_count or self.prompt_tokens
+        self.output_tokens = metadata.candidates_token_count or self.output_tokens
+
+
+@dataclass
+class Reply:
+    """What a finished or in-progress generation produced so far."""
+
+    model: str = ""
+    text: str = ""
+    usage: Usage = field(default_factory=Usage)
+    finish_reason: str | None = None
+    block_reason: str | None = None
+
+    def stopped(self) -> ReplyStopped | None:
+        """Why Google ended this reply early, or None for a whole reply."""
+        if self.block_reason:
+            reason, why = _BLOCK_REASONS.get(self.block_reason, _OTHER_BLOCK)
+            return ReplyStopped(reason, why, prompt=True, partial=bool(self.text.strip()))
+        if self.finish_reason and self.finish_reason not in _FINISHED:
+            reason, why = _FINISH_REASONS.get(self.finish_reason, _OTHER_STOP)
+            return ReplyStopped(reason, why, prompt=False, partial=bool(self.text.strip()))
+        return None
