@@ -21,7 +21,7 @@ from discord.ext import commands
 
 from cogs.ai.chat import Place
 from cogs.ai.prompting import Attachment, UserInput, attachment_part, check_attachment
-from cogs.ai.store import Unfinished
+from cogs.ai.records import Unfinished
 from cogs.ai.streaming import RESTART, ReplyCutOff, after_crash
 from utils.errors import BotError
 from utils.gemini import AIUnavailableError, ReplyStopped
