@@ -1,12 +1,11 @@
-"""The AI chat cog: when to answer, queues and limits, and the `/chat` and `/ai` commands."""
+"""The AI chat cog: when to answer, the per-channel queues, and the `/chat` and `/ai` commands
+(the limits and notices are `admission`'s)."""
 
 from __future__ import annotations
 
 import asyncio
 import io
-import logging
 import re
-from collections.abc import Awaitable, Callable, Hashable
 from functools import partial
 from typing import TYPE_CHECKING, Literal
 
@@ -14,6 +13,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from cogs.ai.admission import BUSY, Admission
 from cogs.ai.chat import ChatEngine
 from cogs.ai.dispatch import ChannelDispatcher
 from cogs.ai.export import to_jsonl, to_markdown
@@ -30,20 +30,16 @@ from cogs.ai.replies import (
 from cogs.ai.streaming import ReplyCutOff
 from utils.checks import costly, dm_or_guild_permissions, guild_permissions
 from utils.errors import BotError
-from utils.reliability.rate_limiter import RateLimiter
 from utils.tasks import log_failure
 from utils.text import truncate
 
 if TYPE_CHECKING:
     from bot import Bot
 
-log = logging.getLogger(__name__)
-
 Context = commands.Context["Bot"]
 
 NOT_CONFIGURED = "AI is not configured on this bot (the owner has not set GEMINI_API_KEY)."
 SHUTDOWN_GRACE = 3.0  # seconds replies in progress get to finish (and be stored) at shutdown
-NOTICE_INTERVAL = 30.0  # seconds between repeated busy / rate-limit notices per person
 UNFINISHED_LIMIT = 100  # replies left marked as being written that one start finalises
 _MODEL_NAME = re.compile(r"^[\w.\-/]{1,64}$")
 
@@ -57,9 +53,7 @@ class AI(commands.Cog):
         self.dispatcher = ChannelDispatcher(
             max_concurrency=settings.ai_max_concurrency, queue_size=settings.ai_channel_queue_size
         )
-        self.user_limits = RateLimiter(settings.ai_user_messages_per_minute, 60)
-        self.channel_limits = RateLimiter(settings.ai_channel_messages_per_minute, 60)
-        self.notices = RateLimiter(1, NOTICE_INTERVAL)
+        self.admission = Admission(settings, bot.metrics)
         self.personas: dict[str, Persona] = {}
         self.engine: ChatEngine | None = None
         self._finishing: asyncio.Task[None] | None = None
@@ -138,51 +132,17 @@ class AI(commands.Cog):
         if ctx.valid:
             return  # a command, handled by the command framework
         if self.engine is None:
-            await self._notice(("config", message.channel.id), ctx.reply, NOT_CONFIGURED)
+            await self.admission.notice(("config", message.channel.id), ctx.reply, NOT_CONFIGURED)
             return
         text = re.sub(rf"<@!?{ctx.me.id}>", "", message.content).strip()
-        problem = self._admission(text, message.author.id, message.channel.id)
+        problem = self.admission.check(text, message.author.id, message.channel.id)
         if problem is not None:
             key, notice = problem
-            await self._notice(key, ctx.reply, notice)
+            await self.admission.notice(key, ctx.reply, notice)
             return
         if not self.dispatcher.submit(message.channel.id, partial(self._answer, ctx, text)):
             self.bot.metrics.ai_outcome("busy")
-            await self._notice(("busy", message.channel.id), ctx.reply, self._busy_text())
-
-    def _admission(self, text: str, user_id: int, channel_id: int) -> tuple[Hashable, str] | None:
-        """Why a message can't be answered (notice key and text), or None to go ahead."""
-        limit = self.bot.settings.ai_max_input_chars
-        if len(text) > limit:
-            self.bot.metrics.ai_outcome("too_long")
-            return None, (
-                f"That message is too long for me: {len(text)} characters (the limit is {limit})."
-            )
-        wait = max(self.user_limits.peek(user_id), self.channel_limits.peek(channel_id))
-        if wait > 0:
-            self.bot.metrics.ai_outcome("rate_limited")
-            return ("rate", user_id), (
-                f"You're sending messages faster than I can answer; try again in {wait:.0f} s."
-            )
-        self.user_limits.acquire(user_id)
-        self.channel_limits.acquire(channel_id)
-        return None
-
-    def _busy_text(self) -> str:
-        return "I'm still answering earlier messages here; please wait a moment and try again."
-
-    async def _notice(
-        self, key: Hashable | None, send: Callable[..., Awaitable[object]], text: str
-    ) -> None:
-        """Send a short notice, at most once per key every NOTICE_INTERVAL seconds."""
-        if key is not None and self.notices.acquire(key) > 0:
-            return
-        try:
-            await send(text, allowed_mentions=NO_PINGS)
-        except discord.HTTPException:
-            log.warning("could not send a notice: %s", text)
-        else:
-            self.bot.metrics.ai_notices.inc()
+            await self.admission.notice(("busy", message.channel.id), ctx.reply, BUSY)
 
     # Answering
 
@@ -231,13 +191,13 @@ class AI(commands.Cog):
         """Talk to the AI in this channel."""
         if self.engine is None:
             raise BotError(NOT_CONFIGURED)
-        problem = self._admission(prompt, ctx.author.id, ctx.channel.id)
+        problem = self.admission.check(prompt, ctx.author.id, ctx.channel.id)
         if problem is not None:
             raise BotError(problem[1])
         await ctx.defer()  # the slash form: Discord shows "thinking" until the reply
         if not self.dispatcher.submit(ctx.channel.id, partial(self._answer, ctx, prompt)):
             self.bot.metrics.ai_outcome("busy")
-            raise BotError(self._busy_text())
+            raise BotError(BUSY)
 
     @commands.hybrid_group(name="ai")
     async def ai_group(self, ctx: Context) -> None:
