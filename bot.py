@@ -90,6 +90,11 @@ class Bot(commands.Bot):
         self.metrics = Metrics()
         self.health: HealthServer | None = None
         self.usage = UsageStore(self.db)
+        self.chats = ChatStore(
+            self.db,
+            context_tokens=settings.ai_context_tokens,
+            history_limit=settings.ai_history_limit,
+        )
         self.guild_settings = GuildSettings(self.db, settings.command_prefix)
         self.data_owners = DataOwners()
         self.data_owners.register("guild settings", self.guild_settings)
@@ -130,7 +135,7 @@ class Bot(commands.Bot):
             self.memory = MemoryService.from_settings(
                 self.settings,
                 self.db,
-                chat_log=ChatStore(self.db),  # memory reads the chat log through it
+                chat_log=self.chats,  # memory reads the chat log through it
                 provider=self.gemini,
                 usage=self.usage,
             )

@@ -277,7 +277,7 @@ async def client_cost(url: str, count: int = 300) -> tuple[float, float]:
     """p50 ms from asking to the first streamed chunk, for a typical reply request:
     through google-genai (as the bot asks) and as the same JSON with plain aiohttp."""
     from cogs.ai.prompting import UserInput, build_contents
-    from cogs.ai.store import Turn
+    from cogs.ai.records import Turn
     from utils.gemini import GeminiProvider
     from utils.reliability.circuit_breaker import CircuitBreaker
 

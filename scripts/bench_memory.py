@@ -44,7 +44,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cogs.ai.store import Turn
+from cogs.ai.records import Turn
 from utils.db import Database
 from utils.memory.embedder import SentenceEmbedder
 from utils.memory.index import IndexParams, VectorIndex

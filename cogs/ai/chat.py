@@ -24,7 +24,8 @@ from cogs.ai.prompting import (
     summary_request,
     system_instruction,
 )
-from cogs.ai.store import ChatStore, Turn
+from cogs.ai.records import Turn
+from cogs.ai.store import ChatStore
 from cogs.ai.streaming import ReplyCutOff, Sink, stream_reply
 from utils.errors import BotError
 from utils.gemini import GeminiProvider

@@ -1,12 +1,11 @@
-"""The AI chat cog: when to answer, queues and limits, and the `/chat` and `/ai` commands."""
+"""The AI chat cog: when to answer, the per-channel queues, and the `/chat` and `/ai` commands
+(the limits and notices are `admission`'s)."""
 
 from __future__ import annotations
 
 import asyncio
 import io
-import logging
 import re
-from collections.abc import Awaitable, Callable, Hashable
 from functools import partial
 from typing import TYPE_CHECKING, Literal
 
@@ -14,6 +13,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from cogs.ai.admission import BUSY, Admission
 from cogs.ai.chat import ChatEngine
 from cogs.ai.dispatch import ChannelDispatcher
 from cogs.ai.export import to_jsonl, to_markdown
@@ -27,24 +27,19 @@ from cogs.ai.replies import (
     show_typing,
     user_input,
 )
-from cogs.ai.store import ChatStore
 from cogs.ai.streaming import ReplyCutOff
 from utils.checks import costly, dm_or_guild_permissions, guild_permissions
 from utils.errors import BotError
-from utils.reliability.rate_limiter import RateLimiter
 from utils.tasks import log_failure
 from utils.text import truncate
 
 if TYPE_CHECKING:
     from bot import Bot
 
-log = logging.getLogger(__name__)
-
 Context = commands.Context["Bot"]
 
 NOT_CONFIGURED = "AI is not configured on this bot (the owner has not set GEMINI_API_KEY)."
 SHUTDOWN_GRACE = 3.0  # seconds replies in progress get to finish (and be stored) at shutdown
-NOTICE_INTERVAL = 30.0  # seconds between repeated busy / rate-limit notices per person
 UNFINISHED_LIMIT = 100  # replies left marked as being written that one start finalises
 _MODEL_NAME = re.compile(r"^[\w.\-/]{1,64}$")
 
@@ -55,17 +50,10 @@ class AI(commands.Cog):
     def __init__(self, bot: Bot) -> None:
         self.bot = bot
         settings = bot.settings
-        self.store = ChatStore(
-            bot.db,
-            context_tokens=settings.ai_context_tokens,
-            history_limit=settings.ai_history_limit,
-        )
         self.dispatcher = ChannelDispatcher(
             max_concurrency=settings.ai_max_concurrency, queue_size=settings.ai_channel_queue_size
         )
-        self.user_limits = RateLimiter(settings.ai_user_messages_per_minute, 60)
-        self.channel_limits = RateLimiter(settings.ai_channel_messages_per_minute, 60)
-        self.notices = RateLimiter(1, NOTICE_INTERVAL)
+        self.admission = Admission(settings, bot.metrics)
         self.personas: dict[str, Persona] = {}
         self.engine: ChatEngine | None = None
         self._finishing: asyncio.Task[None] | None = None
@@ -77,11 +65,11 @@ class AI(commands.Cog):
         )
         if not self.personas:
             raise RuntimeError(f"no persona files found in {SHIPPED_DIR}")
-        await self.store.load_autorespond()
+        await self.bot.chats.load_autorespond()
         if self.bot.gemini is not None:
             self.engine = ChatEngine(
                 self.bot.gemini,
-                self.store,
+                self.bot.chats,
                 self.bot.usage,
                 self.personas,
                 default_persona=settings.ai_default_persona,
@@ -89,9 +77,9 @@ class AI(commands.Cog):
                 memory=self.bot.memory,
                 metrics=self.bot.metrics,
             )
-        unfinished = await self.store.unfinished(UNFINISHED_LIMIT)  # before any reply starts
+        unfinished = await self.bot.chats.unfinished(UNFINISHED_LIMIT)  # before any reply starts
         self._finishing = asyncio.create_task(
-            finish_unfinished(self.bot, self.store, unfinished), name="ai-finish"
+            finish_unfinished(self.bot, unfinished), name="ai-finish"
         )
         self._finishing.add_done_callback(log_failure)
         self.bot.shutdown_manager.register("ai: stop replies", self.stop, priority=10)
@@ -105,11 +93,11 @@ class AI(commands.Cog):
 
     async def delete_channel(self, channel_id: int) -> int:
         """Forget a channel's conversation and preferences; returns the messages deleted."""
-        return await self.store.delete_channel(channel_id)
+        return await self.bot.chats.delete_channel(channel_id)
 
     async def delete_guild(self, guild_id: int) -> int:
         """Forget a guild's conversations and preferences; returns the messages deleted."""
-        return await self.store.delete_guild(guild_id)
+        return await self.bot.chats.delete_guild(guild_id)
 
     async def stop(self) -> None:
         if self._finishing is not None:
@@ -133,7 +121,7 @@ class AI(commands.Cog):
         resolved = message.reference.resolved if message.reference else None
         if isinstance(resolved, discord.Message) and resolved.author.id == me.id:
             return True
-        return self.store.autoresponds(message.channel.id)
+        return self.bot.chats.autoresponds(message.channel.id)
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
@@ -144,51 +132,17 @@ class AI(commands.Cog):
         if ctx.valid:
             return  # a command, handled by the command framework
         if self.engine is None:
-            await self._notice(("config", message.channel.id), ctx.reply, NOT_CONFIGURED)
+            await self.admission.notice(("config", message.channel.id), ctx.reply, NOT_CONFIGURED)
             return
         text = re.sub(rf"<@!?{ctx.me.id}>", "", message.content).strip()
-        problem = self._admission(text, message.author.id, message.channel.id)
+        problem = self.admission.check(text, message.author.id, message.channel.id)
         if problem is not None:
             key, notice = problem
-            await self._notice(key, ctx.reply, notice)
+            await self.admission.notice(key, ctx.reply, notice)
             return
         if not self.dispatcher.submit(message.channel.id, partial(self._answer, ctx, text)):
             self.bot.metrics.ai_outcome("busy")
-            await self._notice(("busy", message.channel.id), ctx.reply, self._busy_text())
-
-    def _admission(self, text: str, user_id: int, channel_id: int) -> tuple[Hashable, str] | None:
-        """Why a message can't be answered (notice key and text), or None to go ahead."""
-        limit = self.bot.settings.ai_max_input_chars
-        if len(text) > limit:
-            self.bot.metrics.ai_outcome("too_long")
-            return None, (
-                f"That message is too long for me: {len(text)} characters (the limit is {limit})."
-            )
-        wait = max(self.user_limits.peek(user_id), self.channel_limits.peek(channel_id))
-        if wait > 0:
-            self.bot.metrics.ai_outcome("rate_limited")
-            return ("rate", user_id), (
-                f"You're sending messages faster than I can answer; try again in {wait:.0f} s."
-            )
-        self.user_limits.acquire(user_id)
-        self.channel_limits.acquire(channel_id)
-        return None
-
-    def _busy_text(self) -> str:
-        return "I'm still answering earlier messages here; please wait a moment and try again."
-
-    async def _notice(
-        self, key: Hashable | None, send: Callable[..., Awaitable[object]], text: str
-    ) -> None:
-        """Send a short notice, at most once per key every NOTICE_INTERVAL seconds."""
-        if key is not None and self.notices.acquire(key) > 0:
-            return
-        try:
-            await send(text, allowed_mentions=NO_PINGS)
-        except discord.HTTPException:
-            log.warning("could not send a notice: %s", text)
-        else:
-            self.bot.metrics.ai_notices.inc()
+            await self.admission.notice(("busy", message.channel.id), ctx.reply, BUSY)
 
     # Answering
 
@@ -237,13 +191,13 @@ class AI(commands.Cog):
         """Talk to the AI in this channel."""
         if self.engine is None:
             raise BotError(NOT_CONFIGURED)
-        problem = self._admission(prompt, ctx.author.id, ctx.channel.id)
+        problem = self.admission.check(prompt, ctx.author.id, ctx.channel.id)
         if problem is not None:
             raise BotError(problem[1])
         await ctx.defer()  # the slash form: Discord shows "thinking" until the reply
         if not self.dispatcher.submit(ctx.channel.id, partial(self._answer, ctx, prompt)):
             self.bot.metrics.ai_outcome("busy")
-            raise BotError(self._busy_text())
+            raise BotError(BUSY)
 
     @commands.hybrid_group(name="ai")
     async def ai_group(self, ctx: Context) -> None:
@@ -256,7 +210,7 @@ class AI(commands.Cog):
     @dm_or_guild_permissions(manage_messages=True)
     async def ai_reset(self, ctx: Context) -> None:
         """Forget this channel's conversation (Manage Messages)."""
-        removed = await self.store.reset(ctx.channel.id)
+        removed = await self.bot.chats.reset(ctx.channel.id)
         await ctx.send(f"Forgot this channel's conversation ({removed} messages).")
 
     @ai_group.command(name="autorespond")
@@ -265,7 +219,9 @@ class AI(commands.Cog):
     async def ai_autorespond(self, ctx: Context, mode: Literal["on", "off"]) -> None:
         """Answer every message in this channel, not just mentions (Manage Channels)."""
         assert ctx.guild is not None
-        await self.store.update_channel(ctx.guild.id, ctx.channel.id, autorespond=int(mode == "on"))
+        await self.bot.chats.update_channel(
+            ctx.guild.id, ctx.channel.id, autorespond=int(mode == "on")
+        )
         await ctx.send(f"Auto-respond is {mode} in this channel.")
 
     @ai_group.command(name="safety")
@@ -279,7 +235,7 @@ class AI(commands.Cog):
     ) -> None:
         """Set how strictly Gemini's safety filter blocks replies here (Manage Channels)."""
         assert ctx.guild is not None
-        await self.store.update_channel(
+        await self.bot.chats.update_channel(
             ctx.guild.id, ctx.channel.id, safety=None if level == "default" else level
         )
         if level == "default":
@@ -295,7 +251,7 @@ class AI(commands.Cog):
     async def ai_status(self, ctx: Context) -> None:
         """Show the model, persona, history and usage for this channel."""
         guild_id = ctx.guild.id if ctx.guild else None
-        context = await self.store.context(guild_id, ctx.channel.id)
+        context = await self.bot.chats.context(guild_id, ctx.channel.id)
         prefs = context.prefs
         embed = discord.Embed(title="AI status", colour=discord.Colour.blurple())
         if self.engine is None:
@@ -309,7 +265,9 @@ class AI(commands.Cog):
         embed.add_field(name="Custom prompt", value="yes" if prefs.system_prompt else "no")
         embed.add_field(name="Auto-respond", value="on" if prefs.autorespond else "off")
         embed.add_field(name="Safety", value=prefs.safety or "default")
-        embed.add_field(name="History", value=f"{await self.store.count(ctx.channel.id)} messages")
+        embed.add_field(
+            name="History", value=f"{await self.bot.chats.count(ctx.channel.id)} messages"
+        )
         embed.add_field(name="Summary", value="yes" if prefs.summary else "no")
         tokens = await self.bot.usage.tokens_today(guild_id or 0)
         embed.add_field(name="Tokens today", value=f"{tokens:,}")
@@ -322,14 +280,14 @@ class AI(commands.Cog):
         """Choose the Gemini model for this server (Manage Server)."""
         assert ctx.guild is not None
         if name.lower() == "default":
-            await self.store.set_guild_model(ctx.guild.id, None)
+            await self.bot.chats.set_guild_model(ctx.guild.id, None)
             await ctx.send(
                 f"This server uses the default model `{self.bot.settings.gemini_model}`."
             )
             return
         if not _MODEL_NAME.match(name):
             raise BotError("That doesn't look like a model name (e.g. `gemini-2.5-flash`).")
-        await self.store.set_guild_model(ctx.guild.id, name)
+        await self.bot.chats.set_guild_model(ctx.guild.id, name)
         await ctx.send(f"This server now uses `{name}`.")
 
     @ai_group.command(name="export")
@@ -339,7 +297,7 @@ class AI(commands.Cog):
         self, ctx: Context, format: Literal["markdown", "jsonl"] = "markdown"
     ) -> None:
         """Download this channel's conversation as a file."""
-        turns = await self.store.turns(ctx.channel.id)
+        turns = await self.bot.chats.turns(ctx.channel.id)
         if not turns:
             raise BotError("There is no conversation to export in this channel yet.")
         name = getattr(ctx.channel, "name", None) or "dm"
@@ -361,7 +319,7 @@ class AI(commands.Cog):
         await ctx.defer()
         guild_id = ctx.guild.id if ctx.guild else None
         if await self.engine.summarise(guild_id, ctx.channel.id, everything=True):
-            summary = (await self.store.channel(ctx.channel.id)).summary or ""
+            summary = (await self.bot.chats.channel(ctx.channel.id)).summary or ""
             await ctx.send(
                 f"Summary updated:\n>>> {truncate(summary, 1800)}", allowed_mentions=NO_PINGS
             )
@@ -383,7 +341,7 @@ class AI(commands.Cog):
     @ai_persona.command(name="show")
     async def ai_persona_show(self, ctx: Context) -> None:
         """Show this channel's persona."""
-        prefs = await self.store.channel(ctx.channel.id)
+        prefs = await self.bot.chats.channel(ctx.channel.id)
         persona = self._persona(prefs.persona)
         note = "\nA custom prompt set with `/ai prompt` replaces it." if prefs.system_prompt else ""
         await ctx.send(
@@ -402,7 +360,7 @@ class AI(commands.Cog):
         if key not in self.personas:
             raise BotError(f"No persona `{name}`. Try `/ai persona list`.")
         guild_id = ctx.guild.id if ctx.guild else None
-        await self.store.update_channel(guild_id, ctx.channel.id, persona=key)
+        await self.bot.chats.update_channel(guild_id, ctx.channel.id, persona=key)
         await ctx.send(f"This channel now talks with **{self.personas[key].title}**.")
 
     @ai_persona_set.autocomplete("name")
@@ -425,7 +383,9 @@ class AI(commands.Cog):
         if text is not None and len(text) > 4000:
             raise BotError("A prompt can be at most 4000 characters.")
         assert ctx.guild is not None
-        await self.store.update_channel(ctx.guild.id, ctx.channel.id, system_prompt=text or None)
+        await self.bot.chats.update_channel(
+            ctx.guild.id, ctx.channel.id, system_prompt=text or None
+        )
         await ctx.send(
             "Custom prompt set for this channel." if text else "Custom prompt cleared.",
             ephemeral=True,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from cogs.ai.store import Turn
+from cogs.ai.records import Turn
 
 
 def _when(turn: Turn) -> str:

@@ -13,7 +13,7 @@ from google.genai import types
 from PIL import Image
 
 from cogs.ai.personas import Persona
-from cogs.ai.store import Turn
+from cogs.ai.records import Turn
 from utils.errors import BotError
 from utils.memory.chatlog import BOT_LABEL, render_turn
 from utils.memory.records import Recalled, age_text

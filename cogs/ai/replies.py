@@ -21,7 +21,7 @@ from discord.ext import commands
 
 from cogs.ai.chat import Place
 from cogs.ai.prompting import Attachment, UserInput, attachment_part, check_attachment
-from cogs.ai.store import ChatStore, Unfinished
+from cogs.ai.records import Unfinished
 from cogs.ai.streaming import RESTART, ReplyCutOff, after_crash
 from utils.errors import BotError
 from utils.gemini_replies import AIUnavailableError, ReplyStopped
@@ -139,7 +139,7 @@ def measured(metrics: Metrics) -> Iterator[ReplyTimer]:
         log.info("AI reply %s after %.2f s", outcome, elapsed, extra={"outcome": outcome})
 
 
-async def finish_unfinished(bot: Bot, store: ChatStore, replies: list[Unfinished]) -> None:
+async def finish_unfinished(bot: Bot, replies: list[Unfinished]) -> None:
     """Finalise replies the last run left marked as being written (it died, or Discord
     failed at its shutdown), once the bot is ready: the last message of each loses the
     writing marker and gets the restart note, and the history marks the reply cut off
@@ -154,7 +154,7 @@ async def finish_unfinished(bot: Bot, store: ChatStore, replies: list[Unfinished
                 await _finish_message(bot, reply)
         except (discord.HTTPException, aiohttp.ClientError, OSError) as error:  # timeouts too
             log.info("the last message of unfinished reply %s stays as it is: %r", reply, error)
-        await store.mark_unfinished(reply, RESTART)
+        await bot.chats.mark_unfinished(reply, RESTART)
     log.info("finalised %d replies the last run left unfinished", len(replies))
 
 

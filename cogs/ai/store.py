@@ -1,4 +1,4 @@
-"""Conversation history and per-channel AI preferences in SQLite.
+"""Conversation history and per-channel AI preferences in SQLite (records in `records`).
 
 The only code that touches the AI chat tables; long-term memory reads the log through
 `channel_heads` and `newest_turns` (its `utils.memory.chatlog.ChatLog`).
@@ -7,118 +7,24 @@ The only code that touches the AI chat tables; long-term memory reads the log th
 from __future__ import annotations
 
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
-from typing import Any, Literal, TypeVar
+from dataclasses import replace
+from typing import Any, TypeVar
 
 import aiosqlite
 
+from cogs.ai.records import WRITING, ChannelHead, ChannelPrefs, ReplyContext, Tail, Turn, Unfinished
 from utils.db import Database
 from utils.text import estimate_tokens
 
-Role = Literal["user", "model"]
 _V = TypeVar("_V")
-
-WRITING = "interrupted"  # the incomplete mark of a reply while it is being written
-
-
-@dataclass(frozen=True)
-class Turn:
-    """One message of a conversation; `id` 0 until it is stored."""
-
-    role: Role
-    author_id: int
-    author_name: str
-    content: str
-    message_id: int | None = None  # the Discord message (of a reply: its latest one)
-    incomplete: str | None = None  # why a reply stopped early (None: a whole message)
-    id: int = 0
-    tokens: int = 0
-    created_at: float = 0.0
-
-
-@dataclass(frozen=True)
-class ChannelHead:
-    """A channel of the conversation log and its newest turn."""
-
-    channel_id: int
-    guild_id: int | None
-    last_id: int
-
-
-@dataclass(frozen=True)
-class Unfinished:
-    """A reply still marked as being written, and where its latest message is."""
-
-    turn_id: int
-    channel_id: int
-    message_id: int | None
-
-
-@dataclass(frozen=True)
-class ChannelPrefs:
-    persona: str | None = None
-    system_prompt: str | None = None
-    autorespond: bool = False
-    summary: str | None = None
-    summary_upto: int = 0
-    safety: str | None = None
-
-
-@dataclass(frozen=True)
-class ReplyContext:
-    """What a reply in a channel needs, read at once."""
-
-    prefs: ChannelPrefs  # persona, custom prompt, summary, safety
-    turns: list[Turn]  # the newest unsummarised turns that fit the budget, oldest first
-    overflow: bool  # older unsummarised turns were left out (time to summarise)
-    model: str | None  # the guild's model (None: the default)
-
 
 _TURN_COLUMNS = (
     "role, author_id, author_name, content, message_id, incomplete, id, tokens, created_at"
 )
 _CHANNEL_COLUMNS = ("persona", "system_prompt", "autorespond", "summary", "summary_upto", "safety")
-
-
-@dataclass
-class _Tail:
-    """A channel's newest turns, oldest first: as many as fit the largest context."""
-
-    turns: deque[Turn] = field(default_factory=deque)
-    tokens: int = 0
-    older_id: int = 0  # the newest stored turn left out of `turns` (0: none)
-
-    def append(self, turn: Turn, max_tokens: int) -> None:
-        if self.turns and turn.id <= self.turns[-1].id:
-            return  # already loaded from the database
-        self.turns.append(turn)
-        self.tokens += turn.tokens
-        while self.tokens > max_tokens:
-            self.older_id = self._pop().id
-
-    def replace(self, turn: Turn, max_tokens: int) -> None:
-        """Put a rewritten turn in place of the one with its id, if it is here."""
-        for index in range(len(self.turns) - 1, -1, -1):
-            if self.turns[index].id == turn.id:
-                self.tokens += turn.tokens - self.turns[index].tokens
-                self.turns[index] = turn
-                break
-        while self.tokens > max_tokens:
-            self.older_id = self._pop().id
-
-    def drop_upto(self, turn_id: int) -> None:
-        while self.turns and self.turns[0].id <= turn_id:
-            self._pop()
-        if self.older_id <= turn_id:
-            self.older_id = 0
-
-    def _pop(self) -> Turn:
-        turn = self.turns.popleft()
-        self.tokens -= turn.tokens
-        return turn
 
 
 class ChatStore:
@@ -144,7 +50,7 @@ class ChatStore:
         self.context_tokens = context_tokens
         self.history_limit = history_limit
         self.cached_channels = cached_channels
-        self._tails: OrderedDict[int, _Tail] = OrderedDict()
+        self._tails: OrderedDict[int, Tail] = OrderedDict()
         self._prefs: OrderedDict[int, ChannelPrefs] = OrderedDict()
         self._models: OrderedDict[int, str | None] = OrderedDict()
         self._autorespond: set[int] = set()
@@ -295,13 +201,13 @@ class ChatStore:
         turns, overflow = await self.recent_turns(channel_id, prefs.summary_upto, max(budget, 0))
         return ReplyContext(prefs, turns, overflow, await self.guild_model(guild_id))
 
-    async def _load_tail(self, channel_id: int) -> _Tail:
+    async def _load_tail(self, channel_id: int) -> Tail:
         since = self._writes
         rows = await self.db.fetchall(
             f"SELECT {_TURN_COLUMNS} FROM ai_messages WHERE channel_id = ? ORDER BY id DESC",
             (channel_id,),
         )
-        tail = _Tail()
+        tail = Tail()
         for row in rows:
             if tail.tokens + row["tokens"] > self.context_tokens:
                 tail.older_id = row["id"]

@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
-from cogs.ai.store import WRITING
+from cogs.ai.records import WRITING
 from utils.errors import BotError
 from utils.gemini_replies import ReplyStopped
 from utils.text import DISCORD_LIMIT, StreamSplitter

@@ -481,6 +481,33 @@ async def test_who_the_bot_answers(
     assert len(gemini_fake.requests) == 4
 
 
+async def test_reload_ai_keeps_the_conversation_and_auto_respond(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    gemini_fake.default = lambda request: "ok " + request.last_user_text.rsplit(": ", 1)[-1]
+    await start_bot(ai_settings())
+    interaction = await discord_fake.invoke_slash(
+        guild.text, discord_fake.owner, "ai", {"mode": "on"}, subcommand="autorespond"
+    )
+    assert "Auto-respond is on" in (await interaction.wait_response())["data"]["content"]
+    await discord_fake.send_message(guild.text, member, "before the reload")
+    await wait_reply_done(discord_fake, guild.text)
+
+    await discord_fake.send_message(guild.text, discord_fake.owner, "!reload ai")
+    reloaded = await discord_fake.wait_for_message(guild.text, after=2)
+    assert reloaded.content == "Reloaded `cogs.ai`."
+    await discord_fake.send_message(guild.text, member, "after the reload")
+    messages = await wait_reply_done(discord_fake, guild.text, count=4)
+    assert messages[-1].content == "ok after the reload"
+    history = json.dumps(gemini_fake.requests[-1].contents)
+    assert "before the reload" in history and "ok before the reload" in history
+
+
 async def test_user_rate_limit_sends_one_notice(
     discord_fake: FakeDiscord,
     gemini_fake: FakeGemini,

@@ -15,7 +15,7 @@ from cogs.ai.prompting import (
     summary_request,
     system_instruction,
 )
-from cogs.ai.store import Turn
+from cogs.ai.records import Turn
 from utils.memory import consolidation
 from utils.memory.chunks import Exchange
 from utils.memory.records import Recalled, Scope

@@ -9,7 +9,8 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from cogs.ai.store import ChatStore, Turn, Unfinished, _Tail
+from cogs.ai.records import Tail, Turn, Unfinished
+from cogs.ai.store import ChatStore
 from utils.db import Database
 
 
@@ -168,7 +169,7 @@ async def test_a_write_cancelled_after_it_committed_leaves_no_stale_cache(
 
 
 def test_a_turn_loaded_and_then_appended_is_kept_once() -> None:
-    tail = _Tail()
+    tail = Tail()
     turn = Turn("user", 7, "alice", "hi", id=5, tokens=1)
     tail.append(turn, max_tokens=10)
     tail.append(turn, max_tokens=10)

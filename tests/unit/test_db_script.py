@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cogs.ai.store import ChatStore, Turn
+from cogs.ai.records import Turn
+from cogs.ai.store import ChatStore
 from cogs.music.store import MusicStore, Session
 from cogs.music.tracks import Track
 from config import Settings

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import utils.memory
-from cogs.ai.store import Turn
+from cogs.ai.records import Turn
 from utils.memory import consolidation
 from utils.memory.chunks import Chunk, ChunkLimits, Exchange, chunk_line, plan
 from utils.memory.records import Scope, age_text

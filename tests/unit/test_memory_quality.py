@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from cogs.ai.store import Turn
+from cogs.ai.records import Turn
 from tests.fakes.clock import FakeClock
 from utils.db import Database
 from utils.memory.embedder import SentenceEmbedder

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from cogs.ai.store import ChatStore, Turn
+from cogs.ai.records import Turn
+from cogs.ai.store import ChatStore
 from tests.conftest import eventually
 from tests.fakes.gemini_server import FakeGemini
 from utils.db import Database

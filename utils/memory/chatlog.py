@@ -14,7 +14,7 @@ BOT_LABEL = "assistant"  # how the bot's own messages are labelled wherever turn
 
 
 class LoggedTurn(Protocol):
-    """A conversation message as the chat store keeps it (`cogs.ai.store.Turn`)."""
+    """A conversation message as the chat store keeps it (`cogs.ai.records.Turn`)."""
 
     @property
     def id(self) -> int: ...
