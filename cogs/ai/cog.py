@@ -27,7 +27,7 @@ from cogs.ai.replies import (
     show_typing,
     user_input,
 )
-from cogs.ai.streaming import ReplyCutOff
+from cogs.ai.streaming import FINALISE_TIMEOUT, ReplyCutOff
 from utils.checks import costly, dm_or_guild_permissions, guild_permissions
 from utils.errors import BotError
 from utils.tasks import log_failure
@@ -82,7 +82,12 @@ class AI(commands.Cog):
             finish_unfinished(self.bot, unfinished), name="ai-finish"
         )
         self._finishing.add_done_callback(log_failure)
-        self.bot.shutdown_manager.register("ai: stop replies", self.stop, priority=10)
+        self.bot.shutdown_manager.register(
+            "ai: stop replies",
+            self.stop,
+            priority=10,
+            timeout=SHUTDOWN_GRACE + FINALISE_TIMEOUT + 1,  # finish, else finalise, then stop
+        )
         self.bot.data_owners.register("ai chat", self)
 
     async def cog_unload(self) -> None:

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 WRITING_MARKER = " ⌛"
 CUT_OFF_NOTE = "\n\n*⚠️ {error}*"
 RESTART_NOTE = CUT_OFF_NOTE.format(error="reply cut off by a restart")
-FINALISE_TIMEOUT = 1.5  # seconds a cancelled reply gets to be stored and finalised
+FINALISE_TIMEOUT = 3.0  # seconds a cancelled reply gets to be stored and finalised
 RESTART = "restart"  # stored for a reply cut off by a shutdown, or by a crash (at the next start)
 
 
