@@ -29,17 +29,60 @@ CONVERSATIONS = 12
 DAY = 86_400
 START = 1_704_067_200  # 2024-01-01 UTC
 
-NAMES = (
-    "Maya Omar Lena Theo Priya Jonas Aiko Mateo Sofia Ravi Nora Felix Zara Hugo Ines Kenji "
-    "Clara Dmitri Amara Luca Freya Tariq Elena Bruno Yara Oskar Leila Emil Nadia Pablo"
-).split()
+NAMES = [
+    "Maya",
+    "Omar",
+    "Lena",
+    "Theo",
+    "Priya",
+    "Jonas",
+    "Aiko",
+    "Mateo",
+    "Sofia",
+    "Ravi",
+    "Nora",
+    "Felix",
+    "Zara",
+    "Hugo",
+    "Ines",
+    "Kenji",
+    "Clara",
+    "Dmitri",
+    "Amara",
+    "Luca",
+    "Freya",
+    "Tariq",
+    "Elena",
+    "Bruno",
+    "Yara",
+    "Oskar",
+    "Leila",
+    "Emil",
+    "Nadia",
+    "Pablo",
+]
 
 # Each attribute: values, ways a person says it (first person, {v} the value), ways
 # someone else asks about it ({n} the person), and whether it can change over time.
 ATTRIBUTES: dict[str, dict] = {
     "job": {
-        "values": "nurse,electrician,accountant,barista,architect,paramedic,librarian,"
-        "welder,pharmacist,carpenter,translator,dentist,plumber,pilot,veterinarian".split(","),
+        "values": [
+            "nurse",
+            "electrician",
+            "accountant",
+            "barista",
+            "architect",
+            "paramedic",
+            "librarian",
+            "welder",
+            "pharmacist",
+            "carpenter",
+            "translator",
+            "dentist",
+            "plumber",
+            "pilot",
+            "veterinarian",
+        ],
         "say": [
             "got the offer, I start as a {v} on monday",
             "signed the contract today, officially a {v} now",
@@ -56,8 +99,23 @@ ATTRIBUTES: dict[str, dict] = {
         "changes": True,
     },
     "city": {
-        "values": "Lisbon,Leeds,Montreal,Osaka,Krakow,Valencia,Dublin,Tallinn,Porto,Seattle,"
-        "Adelaide,Bergen,Ghent,Bologna,Halifax".split(","),
+        "values": [
+            "Lisbon",
+            "Leeds",
+            "Montreal",
+            "Osaka",
+            "Krakow",
+            "Valencia",
+            "Dublin",
+            "Tallinn",
+            "Porto",
+            "Seattle",
+            "Adelaide",
+            "Bergen",
+            "Ghent",
+            "Bologna",
+            "Halifax",
+        ],
         "say": [
             "finally got the keys to a flat in {v}, boxes everywhere",
             "we relocated to {v} over the weekend, still unpacking",
@@ -74,8 +132,18 @@ ATTRIBUTES: dict[str, dict] = {
         "changes": True,
     },
     "car": {
-        "values": "Skoda Octavia,Honda Civic,Volvo estate,Fiat Panda,Tesla Model 3,Mazda MX-5,"
-        "Ford Transit van,Toyota Yaris,Nissan Leaf,Subaru Outback".split(","),
+        "values": [
+            "Skoda Octavia",
+            "Honda Civic",
+            "Volvo estate",
+            "Fiat Panda",
+            "Tesla Model 3",
+            "Mazda MX-5",
+            "Ford Transit van",
+            "Toyota Yaris",
+            "Nissan Leaf",
+            "Subaru Outback",
+        ],
         "say": [
             "traded in the old ride, I now drive a {v}",
             "picked up a used {v} from a dealer, runs great",
@@ -90,10 +158,18 @@ ATTRIBUTES: dict[str, dict] = {
         "changes": True,
     },
     "pet": {
-        "values": "a beagle called Biscuit,a tabby cat called Mochi,a parrot called Kiwi,"
-        "a rabbit called Pepper,a greyhound called Dash,a tortoise called Sheldon,"
-        "a ferret called Noodle,two goldfish called Salt and Vinegar,"
-        "a husky called Blizzard,a hamster called Peanut".split(","),
+        "values": [
+            "a beagle called Biscuit",
+            "a tabby cat called Mochi",
+            "a parrot called Kiwi",
+            "a rabbit called Pepper",
+            "a greyhound called Dash",
+            "a tortoise called Sheldon",
+            "a ferret called Noodle",
+            "two goldfish called Salt and Vinegar",
+            "a husky called Blizzard",
+            "a hamster called Peanut",
+        ],
         "say": [
             "brought home {v} from the shelter yesterday",
             "we adopted {v}, the flat is chaos now",
@@ -106,8 +182,18 @@ ATTRIBUTES: dict[str, dict] = {
         "when": "When did {n} adopt the animal?",
     },
     "hobby": {
-        "values": "bouldering,pottery,trail running,birdwatching,sea kayaking,woodworking,"
-        "salsa dancing,astrophotography,beekeeping,chess tournaments".split(","),
+        "values": [
+            "bouldering",
+            "pottery",
+            "trail running",
+            "birdwatching",
+            "sea kayaking",
+            "woodworking",
+            "salsa dancing",
+            "astrophotography",
+            "beekeeping",
+            "chess tournaments",
+        ],
         "say": [
             "spent all of saturday {v} again, totally hooked",
             "joined a club for {v}, we meet every sunday",
@@ -120,9 +206,16 @@ ATTRIBUTES: dict[str, dict] = {
         "when": "When did {n} mention the weekend pastime?",
     },
     "allergy": {
-        "values": "peanuts,shellfish,penicillin,cat dander,pollen,latex,sesame,bee stings".split(
-            ","
-        ),
+        "values": [
+            "peanuts",
+            "shellfish",
+            "penicillin",
+            "cat dander",
+            "pollen",
+            "latex",
+            "sesame",
+            "bee stings",
+        ],
         "say": [
             "the clinic confirmed it, I react badly to {v}",
             "ended up in A&E, apparently {v} and me don't mix",
@@ -135,7 +228,16 @@ ATTRIBUTES: dict[str, dict] = {
         "when": "When did {n} find out about the allergy?",
     },
     "instrument": {
-        "values": "cello,banjo,trumpet,ukulele,bass guitar,accordion,harp,drum kit".split(","),
+        "values": [
+            "cello",
+            "banjo",
+            "trumpet",
+            "ukulele",
+            "bass guitar",
+            "accordion",
+            "harp",
+            "drum kit",
+        ],
         "say": [
             "dusted off my {v} and practised scales for an hour",
             "started lessons on the {v}, my fingers hurt",
@@ -148,7 +250,16 @@ ATTRIBUTES: dict[str, dict] = {
         "when": "When did {n} start playing music?",
     },
     "language": {
-        "values": "Japanese,Portuguese,Korean,Finnish,Greek,Swahili,Dutch,Turkish".split(","),
+        "values": [
+            "Japanese",
+            "Portuguese",
+            "Korean",
+            "Finnish",
+            "Greek",
+            "Swahili",
+            "Dutch",
+            "Turkish",
+        ],
         "say": [
             "forty days streak on the app, {v} grammar is wild",
             "signed up for evening classes in {v}",
@@ -161,9 +272,18 @@ ATTRIBUTES: dict[str, dict] = {
         "when": "When did {n} begin studying a language?",
     },
     "trip": {
-        "values": "Iceland,Morocco,Vietnam,Peru,New Zealand,Norway,Japan,Chile,Kenya,Croatia".split(
-            ","
-        ),
+        "values": [
+            "Iceland",
+            "Morocco",
+            "Vietnam",
+            "Peru",
+            "New Zealand",
+            "Norway",
+            "Japan",
+            "Chile",
+            "Kenya",
+            "Croatia",
+        ],
         "say": [
             "flights booked, off to {v} for the holidays",
             "just got back from {v}, jet lag is real",
@@ -176,8 +296,13 @@ ATTRIBUTES: dict[str, dict] = {
         "when": "When did {n} talk about the holiday?",
     },
     "sibling": {
-        "values": "a brother called Marco,a sister called Ingrid,a twin called Sam,"
-        "a little brother called Finn,an older sister called Rosa".split(","),
+        "values": [
+            "a brother called Marco",
+            "a sister called Ingrid",
+            "a twin called Sam",
+            "a little brother called Finn",
+            "an older sister called Rosa",
+        ],
         "say": [
             "I have {v}, they're visiting next week",
             "family dinner tonight with {v}",
