@@ -385,11 +385,14 @@ async def load_conversation(
             held |= members[position]
             position += 1
         units.append(held)
-    rows = await service.store.db.fetchall(
-        "SELECT id FROM memories WHERE scope = ? ORDER BY id", (scope.key,)
+    memories = sorted(
+        [
+            memory
+            for author in people.values()
+            for memory in await service.store.by_author(scope, author, limit=len(turns))
+        ],
+        key=lambda memory: memory.id,
     )
-    stored = await service.store.get(scope, [row["id"] for row in rows])
-    memories = [stored[row["id"]] for row in rows]
     if [m.text for m in memories] != [c.text for c in planned]:
         raise RuntimeError(f"{scope.key}: stored chunks differ from the planned ones")
     return memories, units
