@@ -98,6 +98,7 @@ class Bot(commands.Bot):
         self.guild_settings = GuildSettings(self.db, settings.command_prefix)
         self.data_owners = DataOwners()
         self.data_owners.register("guild settings", self.guild_settings)
+        self.data_owners.register("ai chat", self.chats)  # its cache goes with the rows
         self.gemini: GeminiProvider | None = None
         self.memory: MemoryService | None = None
         self.shutdown_manager = ShutdownManager()

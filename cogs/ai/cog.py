@@ -88,21 +88,9 @@ class AI(commands.Cog):
             priority=10,
             timeout=SHUTDOWN_GRACE + FINALISE_TIMEOUT + 1,  # finish, else finalise, then stop
         )
-        self.bot.data_owners.register("ai chat", self)
 
     async def cog_unload(self) -> None:
-        self.bot.data_owners.unregister("ai chat")
         await self.bot.shutdown_manager.release("ai: stop replies")  # stops it, if still running
-
-    # Retention (utils.data_owners): through the live store, so its cache goes too
-
-    async def delete_channel(self, channel_id: int) -> int:
-        """Forget a channel's conversation and preferences; returns the messages deleted."""
-        return await self.bot.chats.delete_channel(channel_id)
-
-    async def delete_guild(self, guild_id: int) -> int:
-        """Forget a guild's conversations and preferences; returns the messages deleted."""
-        return await self.bot.chats.delete_guild(guild_id)
 
     async def stop(self) -> None:
         if self._finishing is not None:
