@@ -1,4 +1,5 @@
-"""Conversation history and per-channel AI preferences in SQLite (records in `records`).
+"""Conversation history and per-channel AI preferences in SQLite (records in `records`,
+the in-memory copy in `cache`).
 
 The only code that touches the AI chat tables; long-term memory reads the log through
 `channel_heads` and `newest_turns` (its `utils.memory.chatlog.ChatLog`).
@@ -7,19 +8,15 @@ The only code that touches the AI chat tables; long-term memory reads the log th
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any
 
 import aiosqlite
 
+from cogs.ai.cache import ChatCache
 from cogs.ai.records import WRITING, ChannelHead, ChannelPrefs, ReplyContext, Tail, Turn, Unfinished
 from utils.db import Database
 from utils.text import estimate_tokens
-
-_V = TypeVar("_V")
 
 _TURN_COLUMNS = (
     "role, author_id, author_name, content, message_id, incomplete, id, tokens, created_at"
@@ -30,12 +27,12 @@ _CHANNEL_COLUMNS = ("persona", "system_prompt", "autorespond", "summary", "summa
 class ChatStore:
     """Reads and writes the AI tables; knows nothing about Discord.
 
-    It is the only writer of these tables, so it keeps what every reply reads in
-    memory for the `cached_channels` most recently used channels: the newest turns
+    It is the only writer of these tables, so it keeps what every reply reads in a
+    `ChatCache` for the `cached_channels` most recently used channels: the newest turns
     that fit `context_tokens`, the channel preferences and the guild models. Every
-    write updates or drops the cached copy right after it commits; a read that raced
-    a write returns what it read but does not cache it. The channels with auto-respond
-    on are all kept (`load_autorespond` at start), as every message asks about them.
+    write updates or drops the cached copy right after it commits. The channels with
+    auto-respond on are all kept (`load_autorespond` at start), as every message asks
+    about them.
     """
 
     def __init__(
@@ -49,37 +46,7 @@ class ChatStore:
         self.db = db
         self.context_tokens = context_tokens
         self.history_limit = history_limit
-        self.cached_channels = cached_channels
-        self._tails: OrderedDict[int, Tail] = OrderedDict()
-        self._prefs: OrderedDict[int, ChannelPrefs] = OrderedDict()
-        self._models: OrderedDict[int, str | None] = OrderedDict()
-        self._autorespond: set[int] = set()
-        self._writes = 0  # bumped after every write, so racing reads can tell
-
-    def _remember(self, cache: OrderedDict[int, _V], key: int, value: _V, since: int) -> _V:
-        if self._writes == since:
-            cache[key] = value
-            if len(cache) > self.cached_channels:
-                cache.popitem(last=False)
-        return value
-
-    @contextmanager
-    def _writing(self, *drop: tuple[OrderedDict[int, Any], int]) -> Iterator[None]:
-        """Around a write: afterwards, whether it committed, failed or was cancelled
-        (perhaps after committing), count it and drop the cached entries it touches."""
-        try:
-            yield
-        finally:
-            self._writes += 1
-            for cache, key in drop:
-                cache.pop(key, None)
-
-    @staticmethod
-    def _cached(cache: OrderedDict[int, _V], key: int) -> _V | None:
-        value = cache.get(key)
-        if value is not None:
-            cache.move_to_end(key)
-        return value
+        self._cache = ChatCache(cached_channels)
 
     # Conversation
 
@@ -99,11 +66,11 @@ class ChatStore:
                 ) as cursor:
                     pruned = [row[0] for row in await cursor.fetchall()]
         except BaseException:
-            self._tails.pop(channel_id, None)  # it may have committed: read it afresh
+            self._cache.tails.pop(channel_id, None)  # it may have committed: read it afresh
             raise
         finally:
-            self._writes += 1
-        if tail := self._tails.get(channel_id):
+            self._cache.writes += 1
+        if tail := self._cache.tails.get(channel_id):
             for turn in stored:
                 tail.append(turn, self.context_tokens)
             if pruned:
@@ -134,13 +101,13 @@ class ChatStore:
                 (new.content, new.tokens, new.incomplete, new.message_id, new.id, channel_id),
             )
         except BaseException:
-            self._tails.pop(channel_id, None)  # it may have committed: read it afresh
+            self._cache.tails.pop(channel_id, None)  # it may have committed: read it afresh
             raise
         finally:
-            self._writes += 1
-        if tail := self._tails.get(channel_id):
+            self._cache.writes += 1
+        if tail := self._cache.tails.get(channel_id):
             if new.tokens < turn.tokens and tail.older_id:
-                del self._tails[channel_id]  # turns left out may fit now: read them afresh
+                del self._cache.tails[channel_id]  # turns left out may fit now: read them afresh
             else:
                 tail.replace(new, self.context_tokens)
         return new
@@ -178,7 +145,7 @@ class ChatStore:
         """The newest turns after `after_id` that fit `budget` tokens (at most
         `context_tokens`), oldest first, and whether older unsummarised turns were
         left out."""
-        tail = self._cached(self._tails, channel_id) or await self._load_tail(channel_id)
+        tail = self._cache.get(self._cache.tails, channel_id) or await self._load_tail(channel_id)
         picked: list[Turn] = []
         used = 0
         for turn in reversed(tail.turns):
@@ -202,7 +169,7 @@ class ChatStore:
         return ReplyContext(prefs, turns, overflow, await self.guild_model(guild_id))
 
     async def _load_tail(self, channel_id: int) -> Tail:
-        since = self._writes
+        since = self._cache.writes
         rows = await self.db.fetchall(
             f"SELECT {_TURN_COLUMNS} FROM ai_messages WHERE channel_id = ? ORDER BY id DESC",
             (channel_id,),
@@ -214,7 +181,7 @@ class ChatStore:
                 break
             tail.turns.appendleft(Turn(*row))
             tail.tokens += row["tokens"]
-        return self._remember(self._tails, channel_id, tail, since)
+        return self._cache.remember(self._cache.tails, channel_id, tail, since)
 
     async def turns(
         self, channel_id: int, *, after_id: int = 0, upto_id: int | None = None
@@ -258,7 +225,7 @@ class ChatStore:
 
     async def mark_unfinished(self, reply: Unfinished, incomplete: str) -> None:
         """Mark why a reply found still being written stopped (if it still is)."""
-        with self._writing((self._tails, reply.channel_id)):
+        with self._cache.writing((self._cache.tails, reply.channel_id)):
             await self.db.execute(
                 "UPDATE ai_messages SET incomplete = ? WHERE id = ? AND incomplete = ?",
                 (incomplete, reply.turn_id, WRITING),
@@ -271,7 +238,7 @@ class ChatStore:
 
     async def reset(self, channel_id: int) -> int:
         """Forget a channel's conversation and summary (its preferences stay)."""
-        with self._writing((self._tails, channel_id), (self._prefs, channel_id)):
+        with self._cache.writing((self._cache.tails, channel_id), (self._cache.prefs, channel_id)):
             async with self.db.transaction() as conn:
                 cursor = await conn.execute(
                     "DELETE FROM ai_messages WHERE channel_id = ?", (channel_id,)
@@ -285,9 +252,9 @@ class ChatStore:
     # Channel preferences
 
     async def channel(self, channel_id: int) -> ChannelPrefs:
-        if prefs := self._cached(self._prefs, channel_id):
+        if prefs := self._cache.get(self._cache.prefs, channel_id):
             return prefs
-        since = self._writes
+        since = self._cache.writes
         row = await self.db.fetchone(
             f"SELECT {', '.join(_CHANNEL_COLUMNS)} FROM ai_channels WHERE channel_id = ?",
             (channel_id,),
@@ -297,7 +264,7 @@ class ChatStore:
             values = dict(row)
             values["autorespond"] = bool(values["autorespond"])
             prefs = ChannelPrefs(**values)
-        return self._remember(self._prefs, channel_id, prefs, since)
+        return self._cache.remember(self._cache.prefs, channel_id, prefs, since)
 
     async def update_channel(self, guild_id: int | None, channel_id: int, **values: object) -> None:
         """Set some of persona, system_prompt, autorespond, summary, summary_upto, safety."""
@@ -306,7 +273,7 @@ class ChatStore:
         columns = ", ".join(values)
         marks = ", ".join("?" for _ in values)
         updates = ", ".join(f"{name} = excluded.{name}" for name in values)
-        with self._writing((self._prefs, channel_id)):
+        with self._cache.writing((self._cache.prefs, channel_id)):
             await self.db.execute(
                 f"INSERT INTO ai_channels (channel_id, guild_id, {columns}) "
                 f"VALUES (?, ?, {marks}) ON CONFLICT (channel_id) DO UPDATE SET {updates}",
@@ -314,35 +281,35 @@ class ChatStore:
             )
         if "autorespond" in values:
             if values["autorespond"]:
-                self._autorespond.add(channel_id)
+                self._cache.autorespond.add(channel_id)
             else:
-                self._autorespond.discard(channel_id)
+                self._cache.autorespond.discard(channel_id)
 
     async def load_autorespond(self) -> None:
         """Read which channels have auto-respond on (once, at start)."""
         rows = await self.db.fetchall("SELECT channel_id FROM ai_channels WHERE autorespond = 1")
-        self._autorespond = {row[0] for row in rows}
+        self._cache.autorespond = {row[0] for row in rows}
 
     def autoresponds(self, channel_id: int) -> bool:
         """Whether auto-respond is on in a channel (from memory: asked for every message)."""
-        return channel_id in self._autorespond
+        return channel_id in self._cache.autorespond
 
     # Guild preferences
 
     async def guild_model(self, guild_id: int | None) -> str | None:
         if guild_id is None:
             return None
-        if guild_id in self._models:
-            self._models.move_to_end(guild_id)
-            return self._models[guild_id]
-        since = self._writes
+        if guild_id in self._cache.models:
+            self._cache.models.move_to_end(guild_id)
+            return self._cache.models[guild_id]
+        since = self._cache.writes
         model = await self.db.fetchval(
             "SELECT model FROM ai_guilds WHERE guild_id = ?", (guild_id,)
         )
-        return self._remember(self._models, guild_id, model, since)
+        return self._cache.remember(self._cache.models, guild_id, model, since)
 
     async def set_guild_model(self, guild_id: int, model: str | None) -> None:
-        with self._writing((self._models, guild_id)):
+        with self._cache.writing((self._cache.models, guild_id)):
             await self.db.execute(
                 "INSERT INTO ai_guilds (guild_id, model) VALUES (?, ?) "
                 "ON CONFLICT (guild_id) DO UPDATE SET model = excluded.model",
@@ -354,13 +321,13 @@ class ChatStore:
     async def delete_channel(self, channel_id: int) -> int:
         """Forget a channel entirely (conversation, summary, preferences); returns the
         number of messages deleted."""
-        with self._writing((self._tails, channel_id), (self._prefs, channel_id)):
+        with self._cache.writing((self._cache.tails, channel_id), (self._cache.prefs, channel_id)):
             async with self.db.transaction() as conn:
                 cursor = await conn.execute(
                     "DELETE FROM ai_messages WHERE channel_id = ?", (channel_id,)
                 )
                 await conn.execute("DELETE FROM ai_channels WHERE channel_id = ?", (channel_id,))
-        self._autorespond.discard(channel_id)
+        self._cache.autorespond.discard(channel_id)
         return cursor.rowcount
 
     async def delete_guild(self, guild_id: int) -> int:
@@ -377,12 +344,12 @@ class ChatStore:
                     channels = [row[0] for row in await cursor_channels.fetchall()]
                 for table in ("ai_guilds", "ai_usage"):
                     await conn.execute(f"DELETE FROM {table} WHERE guild_id = ?", (guild_id,))
-            self._autorespond.difference_update(channels)
+            self._cache.autorespond.difference_update(channels)
         finally:
-            self._writes += 1
-            self._tails.clear()  # which cached channels were the guild's is not known here
-            self._prefs.clear()
-            self._models.pop(guild_id, None)
+            self._cache.writes += 1
+            self._cache.tails.clear()  # which cached channels were the guild's is not known here
+            self._cache.prefs.clear()
+            self._cache.models.pop(guild_id, None)
         return cursor.rowcount
 
     async def prune_before(self, cutoff: float) -> int:
@@ -401,9 +368,9 @@ class ChatStore:
                     [(channel_id,) for channel_id in channels],
                 )
         finally:
-            self._writes += 1
-            self._tails.clear()
-            self._prefs.clear()
+            self._cache.writes += 1
+            self._cache.tails.clear()
+            self._cache.prefs.clear()
         return len(pruned)
 
     async def export_guild(self, guild_id: int) -> list[tuple[str, dict[str, Any]]]:
