@@ -22,6 +22,8 @@ Prints Markdown tables for docs/BENCHMARKS.md. Not a test. What it measures:
 
 With `--bench tests/data/memory_bench.json` (from scripts/make_memory_bench.py) it
 measures retrieval quality instead (~2 min): see scripts/bench_memory_longconv.py.
+With `--speed` it measures recall latency, indexing CPU and event-loop lag as the bot
+runs (~8 min): see scripts/bench_memory_speed.py.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cogs.ai.records import Turn
 from scripts.bench_memory_longconv import bench_labelled
+from scripts.bench_memory_speed import bench_speed
 from utils.db import Database
 from utils.memory.embedder import SentenceEmbedder
 from utils.memory.index import IndexParams, VectorIndex
@@ -277,7 +280,20 @@ def main() -> None:
     parser.add_argument("--lag-messages", type=int, default=10_000)
     parser.add_argument("--cache", type=Path, default=Path("data/bench"))
     parser.add_argument("--bench", type=Path, help="labelled benchmark: measure recall only")
+    speed = parser.add_argument_group("--speed mode")
+    speed.add_argument("--speed", action="store_true", help="measure recall and indexing speed")
+    speed.add_argument("--backends", default="onnx,torch", help="embedding backends to compare")
+    speed.add_argument("--memories", type=int, default=100_000, help="memories in the scope")
+    speed.add_argument("--queries", type=int, default=400, help="recalls per phase")
+    speed.add_argument("--rate", type=float, default=20.0, help="answered messages a second")
+    speed.add_argument("--index-seconds", type=float, default=60.0)
+    speed.add_argument("--idle", type=float, default=20.0, help="seconds of CPU baseline")
+    speed.add_argument("--chat", type=Path, default=Path("tests/data/memory_bench.json"))
     args = parser.parse_args()
+    if args.speed:
+        with tempfile.TemporaryDirectory() as tmp:
+            asyncio.run(bench_speed(args, Path(tmp)))
+        return
     if args.bench:
         with tempfile.TemporaryDirectory() as tmp:
             asyncio.run(bench_labelled(args.bench, json.loads(args.bench.read_text()), Path(tmp)))

@@ -1,6 +1,7 @@
 """Remembering conversation: the AI chat hands over each stored exchange (`index_turns`);
-a background worker groups exchanges into chunks, embeds them in batches and indexes
-them. It never blocks a reply; if it falls far behind, exchanges are dropped and logged.
+a background worker groups exchanges into chunks, embeds them in batches (across
+channels, in the embedding thread for bulk work) and indexes them. It never blocks a
+reply; if it falls far behind, exchanges are dropped and logged.
 """
 
 from __future__ import annotations
@@ -86,5 +87,5 @@ class Indexer:
         for channel_id, group in by_channel.items():
             chunks += plan(await self.store.open_chunk(channel_id), group, self.limits)
         if chunks:
-            vectors = await self.runtime.embed([chunk.text for chunk in chunks])
+            vectors = await self.runtime.embed([chunk.text for chunk in chunks], bulk=True)
             await self.writer.write_chunks(chunks, vectors)

@@ -1,5 +1,9 @@
 """The running parts every memory job shares: the embedding model, loaded in the
-background, the one thread that embeds, and the background tasks.
+background, the two threads that embed, and the background tasks.
+
+Bulk work (indexing conversation, re-embedding) has a thread of its own, so a query
+(or a fact) never waits behind a batch of chunks: with the ONNX model each thread
+uses one core, so on two cores a query runs beside a batch.
 
 The model starts loading at `start` (5-20 s on a small machine) in a daemon thread of
 its own, so a stop during loading does not wait for it. Until it has loaded, work
@@ -33,6 +37,7 @@ class Runtime:
         self.embedder = embedder
         self.model_wait = model_wait
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="memory-embed")
+        self._bulk_pool = ThreadPoolExecutor(1, thread_name_prefix="memory-embed-bulk")
         self._tasks: list[asyncio.Task[None]] = []
         self._model: asyncio.Future[None] | None = None  # done once loading has ended
         self._said_loading = False
@@ -83,13 +88,15 @@ class Runtime:
             return False
         return True
 
-    async def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit vectors for `texts`, computed in the embedding thread (once the model
-        has loaded, so that thread never waits on loading)."""
+    async def embed(self, texts: Sequence[str], *, bulk: bool = False) -> np.ndarray:
+        """Unit vectors for `texts`, computed in an embedding thread (once the model
+        has loaded, so that thread never waits on loading): the bulk one for `bulk`
+        work, else the one queries use."""
         if self._model is not None:
             await asyncio.shield(self._model)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self.embedder.encode, list(texts))
+        pool = self._bulk_pool if bulk else self._pool
+        return await loop.run_in_executor(pool, self.embedder.encode, list(texts))
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         self._tasks.append(asyncio.create_task(coro, name=name))
@@ -108,9 +115,10 @@ class Runtime:
         self._tasks.append(periodic.start())
 
     async def stop(self) -> None:
-        """Cancel the background tasks and the embedding thread's queued work."""
+        """Cancel the background tasks and the embedding threads' queued work."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._bulk_pool.shutdown(wait=False, cancel_futures=True)

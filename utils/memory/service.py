@@ -338,7 +338,7 @@ class MemoryService:
         """Re-embed memories made by another model; returns how many were."""
         done = 0
         while stale := await self.store.stale(self.embedder.name, _REEMBED_BATCH):
-            vectors = await self.runtime.embed([memory.describe() for memory in stale])
+            vectors = await self.runtime.embed([m.describe() for m in stale], bulk=True)
             await self.writer.replace_vectors(stale, vectors)
             done += len(stale)
         return done

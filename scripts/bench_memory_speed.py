@@ -1,0 +1,248 @@
+"""Speed of long-term memory as the bot runs it: recall latency at 100k memories in one
+scope, the CPU that indexing costs at 20 answered messages a second, and event-loop lag.
+
+    .venv/bin/python scripts/bench_memory.py --speed   # ~8 min; both backends, same run
+
+(`bench_memory.py --speed` runs `bench_speed` here.) Each `--backends` entry (the
+bot's ONNX int8 model, PyTorch as before) gets a `MemoryService` on one database that
+holds `--memories` synthetic conversation chunks in one scope (chat texts from
+tests/data/memory_bench.json, with "blend" vectors made from real embeddings of them,
+inserted through `MemoryStore.insert`; embedding 100k texts would take an hour). Then:
+
+1. idle: nothing runs for `--idle` seconds: the CPU baseline;
+2. recall: `--queries` real questions of the labelled benchmark, one at a time, each
+   through `MemoryService.recall` (query embedding + search + ranking);
+3. indexing: exchanges handed to `MemoryService.index_turns` at `--rate` a second,
+   spread over 200 channels of 20 servers (one of them the big scope), for
+   `--index-seconds`; the process CPU above the idle baseline is indexing's share;
+4. recall while indexing: phase 2 again while phase 3's feed goes on.
+
+A task sleeping 5 ms at a time measures event-loop lag in every phase. Replies of the
+bot are 80-400 characters (the chat cuts a line at 400), so chunks are as long as real
+ones rather than the benchmark's short replies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+from cogs.ai.records import Turn
+from utils.db import Database
+from utils.memory.embedder import Backend, SentenceEmbedder
+from utils.memory.records import Scope
+from utils.memory.service import MemoryService
+from utils.memory.store import NewMemory
+
+BIG = Scope("guild", 1)
+DAY = 86_400.0
+LAG_STEP = 0.005
+
+
+@dataclass(frozen=True)
+class Chat:
+    """Texts from the labelled benchmark to build chat from."""
+
+    names: list[str]
+    said: list[str]  # people's messages
+    replies: list[str]  # the bot's (short there: several are joined into one reply)
+    questions: list[tuple[str, str]]  # (asker, question)
+
+    @classmethod
+    def load(cls, path: Path) -> Chat:
+        bench = json.loads(path.read_text())
+        turns = [turn for c in bench["conversations"] for turn in c["turns"]]
+        questions = [
+            (q["asker"], q["question"]) for c in bench["conversations"] for q in c["questions"]
+        ]
+        random.Random(0).shuffle(questions)
+        return cls(
+            names=sorted({name for c in bench["conversations"] for name in c["people"]}),
+            said=[t["text"] for t in turns if t["speaker"] != "assistant"],
+            replies=[t["text"] for t in turns if t["speaker"] == "assistant"],
+            questions=questions,
+        )
+
+    def reply(self, rng: random.Random) -> str:
+        target, text = rng.randint(80, 400), ""
+        while len(text) < target:
+            text += rng.choice(self.replies + self.said) + " "
+        return text[:400].strip()
+
+    def exchange(self, rng: random.Random, name: str) -> tuple[str, str]:
+        return rng.choice(self.said), self.reply(rng)
+
+    def chunk(self, rng: random.Random) -> tuple[str, str]:
+        """(author, text) of a stored conversation chunk: 1-3 exchanges."""
+        name = rng.choice(self.names)
+        lines = []
+        for _ in range(rng.randint(1, 3)):
+            said, reply = self.exchange(rng, name)
+            lines += [f"{name}: {said}", f"assistant: {reply}"]
+        return name, "\n".join(lines)
+
+
+def blend(base: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """Two real embeddings mixed, plus noise (as bench_memory.blend)."""
+    a, b = base[rng.integers(0, len(base), count)], base[rng.integers(0, len(base), count)]
+    t = rng.uniform(0.0, 0.5, (count, 1)).astype(np.float32)
+    mix = (1 - t) * a + t * b + rng.standard_normal(a.shape, dtype=np.float32) * 0.02
+    return mix / np.linalg.norm(mix, axis=1, keepdims=True)
+
+
+async def fill(db: Database, chat: Chat, memories: int, scratch: Path) -> None:
+    """`memories` chunks in the big scope, with blend vectors of real embeddings."""
+    rng, vector_rng = random.Random(1), np.random.default_rng(1)
+    embedder = SentenceEmbedder()
+    base = embedder.encode([chat.chunk(rng)[1] for _ in range(2_000)])
+    service = MemoryService(db, embedder, directory=scratch / "memory")
+    now, people = time.time(), {name: n + 1 for n, name in enumerate(chat.names)}
+    for start in range(0, memories, 10_000):
+        count = min(10_000, memories - start)
+        rows = []
+        for n in range(count):
+            name, text = chat.chunk(rng)
+            at = now - 365 * DAY * (1 - (start + n) / memories)
+            rows.append(NewMemory(BIG, people[name], name, "conversation", text, at))
+        await service.store.insert(rows, embedder.name, blend(base, count, vector_rng))
+    await service.indexes.get(BIG)  # built once here and saved at close
+    await service.close()
+
+
+class Lag:
+    """Event-loop lag: how late a 5 ms sleep wakes up."""
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+        self._task = asyncio.create_task(self._watch())
+
+    async def _watch(self) -> None:
+        while True:
+            started = time.perf_counter()
+            await asyncio.sleep(LAG_STEP)
+            self.samples.append((time.perf_counter() - started - LAG_STEP) * 1000)
+
+    def take(self) -> list[float]:
+        samples, self.samples = self.samples, []
+        return samples
+
+    async def stop(self) -> None:
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+
+class Feed:
+    """Answered messages handed to `index_turns` at a steady rate, until stopped."""
+
+    def __init__(self, service: MemoryService, chat: Chat, rate: float) -> None:
+        self.service, self.chat, self.rate = service, chat, rate
+        self.sent = 0
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        rng = random.Random(2)
+        people = {name: n + 1 for n, name in enumerate(self.chat.names)}
+        started = time.perf_counter()
+        while True:
+            channel = rng.randrange(200)
+            name = self.chat.names[(channel * 3 + rng.randrange(3)) % len(self.chat.names)]
+            said, reply = self.chat.exchange(rng, name)
+            turns = [Turn("user", people[name], name, said), Turn("model", 0, "assistant", reply)]
+            scope = BIG if channel % 20 == 0 else Scope("guild", 2 + channel % 20)
+            self.service.index_turns(scope, 10_000 + channel, turns)
+            self.sent += 1
+            await asyncio.sleep(max(0.0, started + self.sent / self.rate - time.perf_counter()))
+
+    async def stop(self) -> None:
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        await self.service.flush()
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+async def timed_recalls(service: MemoryService, chat: Chat, count: int) -> list[float]:
+    times = []
+    for asker, question in chat.questions[:count]:
+        started = time.perf_counter()
+        await service.recall(
+            BIG, question, author_id=chat.names.index(asker) + 1, author_name=asker
+        )
+        times.append((time.perf_counter() - started) * 1000)
+        await asyncio.sleep(0.01)  # messages arrive one by one, not back to back
+    return times
+
+
+async def cpu_during(seconds: float, until: Callable[[], Awaitable[object]] | None = None) -> float:
+    """Process CPU (one core = 100) over `seconds`, or over `until` when given."""
+    process = psutil.Process()
+    cpu, started = sum(process.cpu_times()[:2]), time.perf_counter()
+    await (until() if until is not None else asyncio.sleep(seconds))
+    return 100 * (sum(process.cpu_times()[:2]) - cpu) / (time.perf_counter() - started)
+
+
+async def run_backend(db: Database, chat: Chat, backend: Backend, args, scratch: Path) -> None:
+    service = MemoryService(db, SentenceEmbedder(backend=backend), directory=scratch / "memory")
+    await service.start()
+    await service.embed(["warm up"])
+    await service.recall(BIG, "warm up")  # loads the big scope's index
+    lag = Lag()
+    idle_cpu = await cpu_during(args.idle)
+    idle_lag = lag.take()
+    alone = await timed_recalls(service, chat, args.queries)
+    alone_lag = lag.take()
+    feed = Feed(service, chat, args.rate)
+    indexing_cpu = await cpu_during(args.index_seconds)
+    indexing_lag = lag.take()
+    sent = feed.sent
+    busy = await timed_recalls(service, chat, args.queries)
+    busy_lag = lag.take()
+    await feed.stop()
+    await lag.stop()
+    queued = service.indexer.queue.qsize()
+    await service.close()
+    name = "ONNX int8" if backend == "onnx" else "PyTorch fp32"
+    share = indexing_cpu - idle_cpu
+    print(
+        f"| {name} | idle | | | {pct(idle_lag, 50):.1f} | {pct(idle_lag, 99):.1f} | "
+        f"{idle_cpu:.1f} % |\n"
+        f"| {name} | recall | {pct(alone, 50):.1f} | {pct(alone, 99):.1f} | "
+        f"{pct(alone_lag, 50):.1f} | {pct(alone_lag, 99):.1f} | |\n"
+        f"| {name} | indexing {args.rate:g}/s ({sent} in {args.index_seconds:g} s) | | | "
+        f"{pct(indexing_lag, 50):.1f} | {pct(indexing_lag, 99):.1f} | **{share:.1f} %** |\n"
+        f"| {name} | recall while indexing | {pct(busy, 50):.1f} | {pct(busy, 99):.1f} | "
+        f"{pct(busy_lag, 50):.1f} | {pct(busy_lag, 99):.1f} | |",
+        flush=True,
+    )
+    if queued:
+        print(f"({name}: {queued} exchanges were still queued at the end)")
+
+
+async def bench_speed(args, scratch: Path) -> None:
+    chat = Chat.load(args.chat)
+    db = Database(scratch / "speed.db")
+    await db.connect()
+    started = time.perf_counter()
+    await fill(db, chat, args.memories, scratch)
+    print(
+        f"{args.memories:,} memories in one scope stored and indexed in "
+        f"{time.perf_counter() - started:.0f} s\n"
+    )
+    print(
+        "| model | phase | recall p50 ms | recall p99 ms | loop lag p50 ms | "
+        "loop lag p99 ms | CPU (one core = 100 %) |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for backend in args.backends.split(","):
+        await run_backend(db, chat, backend, args, scratch)  # type: ignore[arg-type]
+    await db.close()
