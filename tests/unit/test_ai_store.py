@@ -276,9 +276,7 @@ async def test_the_read_api_memory_uses(store: ChatStore) -> None:
     newest = await store.newest_turns(10, first[0].id, 2)
     assert [t.id for t in newest] == [t.id for t in third]
     assert [t.content for t in newest] == ["question 2 " + "x" * 36, "answer 2"]
-    assert [t.id for t in await store.newest_turns(10, 0, 10)] == [
-        t.id for t in first + third
-    ]
+    assert [t.id for t in await store.newest_turns(10, 0, 10)] == [t.id for t in first + third]
 
 
 async def test_auto_respond_is_answered_from_memory_and_follows_every_change(

@@ -83,9 +83,10 @@ async def test_probe_reads_codec_and_duration(media_server: FakeMediaServer) -> 
         assert codec == "pcm_s16le" and duration is not None and abs(duration - 1.0) < 0.05
         missing = Stream(media_server.url("missing.ogg"))
         assert await probe(missing, ffprobe="ffprobe", proxy=proxy, time_limit=10) == (None, None)
-        assert await probe(
-            opus, ffprobe="no-such-ffprobe", proxy=proxy, time_limit=10
-        ) == (None, None)
+        assert await probe(opus, ffprobe="no-such-ffprobe", proxy=proxy, time_limit=10) == (
+            None,
+            None,
+        )
 
 
 async def test_probe_cannot_bypass_the_egress(
