@@ -24,11 +24,12 @@ from pathlib import Path
 from cogs.ai.records import Turn
 from utils.db import Database
 from utils.memory.chatlog import render_turn
-from utils.memory.chunks import Exchange, plan
+from utils.memory.chunks import Exchange, chunk_line, plan
 from utils.memory.embedder import SentenceEmbedder
-from utils.memory.records import Memory, Scope
+from utils.memory.recall import fit
+from utils.memory.records import Memory, Recalled, Scope
+from utils.memory.scoring import keywords
 from utils.memory.service import MemoryConfig, MemoryService
-from utils.text import estimate_tokens
 
 DAY_SECONDS = 86_400
 _TOKEN = re.compile(r"[^\W_]+")
@@ -59,17 +60,25 @@ class BM25:
         return sorted(range(len(self.docs)), key=lambda i: -scores[i])
 
 
-def fit_budget(texts: list[str], limit: int, budget: int) -> list[int]:
-    """Positions of `texts` (ranked) the bot's budget rule keeps (as `recall._fit`)."""
-    picked, used = [], 0
-    for n, text in enumerate(texts):
-        if len(picked) >= limit:
-            break
-        cost = estimate_tokens(text) + 8
-        if used + cost <= budget:
-            picked.append(n)
-            used += cost
-    return picked
+def at_budget(
+    memories: list[Memory], order: list[int], query: str, config: MemoryConfig
+) -> list[Recalled]:
+    """What the bot's budget rule (`recall.fit`) keeps of a ranking of `memories`."""
+    ranked = [
+        Recalled(memories[i].id, memories[i].describe(), memories[i].source, 0.0, -n)
+        for n, i in enumerate(order[: 4 * config.top_k])
+    ]
+    return fit(ranked, keywords(query), config.top_k, config.context_tokens)
+
+
+def shown(kept: list[Recalled], units: dict[int, dict[int, str]]) -> list[set[int]]:
+    """The turns each kept memory shows: those of its unit whose line it still holds
+    (a long memory may be cut to its matching lines)."""
+    found = []
+    for item in kept:
+        lines = set(item.text.splitlines())
+        found.append({turn for turn, line in units[item.id].items() if line in lines})
+    return found
 
 
 class Tally:
@@ -110,8 +119,9 @@ def _share(evidence: set[int], units: list[set[int]]) -> float:
 
 async def load_conversation(
     service: MemoryService, now: list[float], scope: Scope, channel: int, conversation: dict
-) -> tuple[list[Memory], list[set[int]]]:
-    """Index a conversation as the AI chat does; its stored chunks and their turn ids."""
+) -> tuple[list[Memory], dict[int, dict[int, str]]]:
+    """Index a conversation as the AI chat does; its stored chunks, and by chunk id the
+    turns each holds (turn id → its line in the chunk)."""
     people = {name: n + 1 for n, name in enumerate(conversation["people"])}
     turns = conversation["turns"]
     exchanges, members = [], []
@@ -123,18 +133,18 @@ async def load_conversation(
         now[0] = float(reply["at"])
         service.index_turns(scope, channel, pair)
         exchanges.append(Exchange.of(scope, channel, pair, now[0]))
-        members.append({human["id"], reply["id"]})
+        members.append({turn.id: chunk_line(turn) for turn in pair})
     await service.flush()
     # The same chunking, planned here, says which turns each stored chunk holds.
     planned = plan(None, exchanges, service.config.chunk)
-    units: list[set[int]] = []
+    held_by: list[dict[int, str]] = []
     position = 0
     for chunk in planned:
-        held: set[int] = set()
+        held: dict[int, str] = {}
         while len(held) < chunk.turns:
             held |= members[position]
             position += 1
-        units.append(held)
+        held_by.append(held)
     memories = sorted(
         [
             memory
@@ -145,7 +155,7 @@ async def load_conversation(
     )
     if [m.text for m in memories] != [c.text for c in planned]:
         raise RuntimeError(f"{scope.key}: stored chunks differ from the planned ones")
-    return memories, units
+    return memories, {m.id: held for m, held in zip(memories, held_by, strict=True)}
 
 
 async def bench_labelled(path: Path, bench: dict, scratch: Path) -> None:
@@ -166,7 +176,6 @@ async def bench_labelled(path: Path, bench: dict, scratch: Path) -> None:
         scope = Scope("guild", 100 + n)
         memories, units = await load_conversation(service, now, scope, 1000 + n, conversation)
         texts = [memory.describe() for memory in memories]
-        position = {memory.id: i for i, memory in enumerate(memories)}
         bm25 = BM25(texts)
         unit_vectors = await service.embed(texts)
         people = {name: i + 1 for i, name in enumerate(conversation["people"])}
@@ -196,13 +205,12 @@ async def bench_labelled(path: Path, bench: dict, scratch: Path) -> None:
                 continue
             evidence = set(question["evidence"])
             category = question["category"]
-            bot = [units[position[item.id]] for item in found]
-            kept = [units[position[item.id]] for item in default]
-            tally.add("bot", category, evidence, bot, kept)
+            bot = [set(units[item.id]) for item in found]
+            tally.add("bot", category, evidence, bot, shown(default, units))
             for method, order in (("BM25", bm25.rank(question["question"])), ("dense", dense)):
-                ranked = [units[i] for i in order[:10]]
-                budget = fit_budget([texts[i] for i in order], config.top_k, config.context_tokens)
-                tally.add(method, category, evidence, ranked, [ranked[i] for i in budget])
+                ranked = [set(units[memories[i].id]) for i in order[:10]]
+                kept = at_budget(memories, order, question["question"], config)
+                tally.add(method, category, evidence, ranked, shown(kept, units))
     elapsed = time.perf_counter() - started
     await service.close()
     await db.close()

@@ -11,7 +11,18 @@ from cogs.ai.records import Turn
 from utils.memory import consolidation
 from utils.memory.chunks import Chunk, ChunkLimits, Exchange, chunk_line, plan
 from utils.memory.records import Scope, age_text
-from utils.memory.scoring import DAY, Weights, keyword_match, keywords, recency, relevant, score
+from utils.memory.scoring import (
+    DAY,
+    Weights,
+    fused,
+    keywords,
+    match_expression,
+    recency,
+    relevant,
+    score,
+    split_speakers,
+    words,
+)
 
 GUILD = Scope("guild", 1)
 
@@ -62,20 +73,43 @@ def test_new_chunk_when_someone_else_speaks_or_after_a_pause() -> None:
     assert later.id is None, "an unchanged stored chunk is not rewritten"
 
 
-def test_keywords_and_match() -> None:
+def test_keywords_and_words() -> None:
     assert keywords("What is my cat called?") == {"cat"}
     assert keywords("Alice's cats are named Whiskers") >= {"alice", "cat", "whisker"}
-    assert keyword_match(frozenset({"cat"}), keywords("my cat is named Whiskers")) == 1.0
-    assert keyword_match(frozenset(), frozenset({"cat"})) == 0.0
+    assert words("When did Ravi get the Fiat?") == ["ravi", "get", "fiat"]
 
 
-def test_score_prefers_meaning_then_words_then_recency() -> None:
+def test_split_speakers_keeps_names_apart_from_what_was_said() -> None:
+    text = "Ravi: I got a parrot: Kiwi\nassistant: Lovely, Ravi!\nRavi: she talks"
+    assert split_speakers(text) == (
+        "Ravi assistant",
+        "I got a parrot: Kiwi\nLovely, Ravi!\nshe talks",
+    )
+    assert split_speakers("no speaker here") == ("", "no speaker here")
+    long_name = "x" * 40 + ": words"
+    assert split_speakers(long_name) == ("", long_name)
+
+
+def test_match_expression_stays_in_its_scope_and_quotes_words() -> None:
+    assert match_expression("guild:12", "What does Ravi play? Ravi's banjo!") == (
+        'scope : guild12 AND {names body} : ("ravi" OR "play" OR "banjo")'
+    )
+    assert match_expression("dm:5", "what is it?") is None
+
+
+def test_fusion_and_score() -> None:
     weights = Weights()
-    assert recency(30 * DAY, 30) == pytest.approx(0.5)
-    close = score(0.8, 0.0, 0, False, weights)
-    assert close > score(0.4, 1.0, 0, False, weights)
-    assert score(0.5, 0.0, 0, False, weights) > score(0.5, 0.0, 90 * DAY, False, weights)
-    assert score(0.5, 0.0, 0, True, weights) > score(0.5, 0.0, 0, False, weights)
+    assert fused(0.5, 4.0, 4.0, weights) == pytest.approx(0.5 + weights.keyword)
+    assert fused(0.5, 2.0, 4.0, weights) == pytest.approx(0.5 + weights.keyword / 2)
+    assert fused(0.5, 0.0, 0.0, weights) == 0.5, "no keyword match at all"
+    assert recency(365 * DAY, 365) == pytest.approx(0.5)
+
+    def scored(fusion: float, *, fact: bool = False, age: float = 400 * DAY) -> float:
+        return score(fusion, fact=fact, age_seconds=age, same_author=False, weights=weights)
+
+    assert scored(0.6, fact=True) > scored(0.6) and scored(0.6, age=0) > scored(0.6)
+    assert scored(0.6, fact=True) > scored(0.63), "a fact wins over chat that matches alike"
+    assert scored(0.7, age=3 * 365 * DAY) > scored(0.65, age=0), "being new is only a tie-break"
     assert relevant(0.1, 0.5, 0.3) and not relevant(0.1, 0.0, 0.3)
 
 

@@ -1,5 +1,6 @@
-"""Recall: the memories of a scope closest to a message (FAISS, then hybrid re-ranking),
-minus what the conversation's context already holds, fitted into a token budget.
+"""Recall: the memories of a scope most relevant to a message (FAISS and BM25 keyword
+search, fused), minus what the conversation's context already holds, fitted into a
+token budget by relevance.
 
 Returns data (`Recalled`); `cogs.ai.prompting` renders it for the model. Search
 results are checked against SQLite, so nothing forgotten is ever returned.
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -19,9 +20,9 @@ from utils.memory.chunks import chunk_line
 from utils.memory.indexes import ScopeIndexes
 from utils.memory.lifecycle import Runtime
 from utils.memory.records import Memory, Recalled, Scope
-from utils.memory.scoring import Weights, keyword_match, keywords, relevant, score
+from utils.memory.scoring import Weights, fused, keywords, relevant, score, split_speakers
 from utils.memory.store import MemoryStore
-from utils.text import estimate_tokens
+from utils.text import estimate_tokens, truncate
 
 log = logging.getLogger(__name__)
 
@@ -139,16 +140,37 @@ class Recall:
         limit: int | None = None,
         budget_tokens: int | None = None,
     ) -> list[Recalled]:
-        """`recall` for an embedded query."""
+        """`recall` for an embedded query: the nearest memories by meaning (FAISS) and
+        the best keyword matches (BM25), fused, re-ranked and fitted into the budget."""
         index = await self.indexes.get(scope)
-        ids, similarities = await self.indexes.run(index.search, vector, self.limits.candidates)
-        memories = await self.store.get(scope, ids.tolist())
-        gone = [int(i) for i in ids if int(i) not in memories]
+        candidates = self.limits.candidates
+        (dense_ids, similarities), keyword_found = await asyncio.gather(
+            self.indexes.run(index.search, vector, candidates),
+            self.store.search_terms(
+                scope, query, candidates, names_weight=self.limits.weights.names
+            ),
+        )
+        dense = dict(zip(dense_ids.tolist(), similarities.tolist(), strict=True))
+        keyword_ids = [memory_id for memory_id, _ in keyword_found]
+        memories = await self.store.get(scope, list(dense.keys() | set(keyword_ids)))
+        gone = [i for i in dense if i not in memories]
         if gone:  # forgotten while the index was not loaded or mid-write: drop them now
             await self.indexes.run(index.remove, gone)
-        ranked = self._rank(memories, ids, similarities, query, author_id, context)
-        return _fit(
+        unseen = [i for i in keyword_ids if i not in dense and i in memories]
+        if unseen:  # found by keywords only: how close they are in meaning too
+            async for ids, vectors in self.store.vectors(scope, self.indexes.model, unseen):
+                dense.update(zip(ids.tolist(), (vectors @ vector).tolist(), strict=True))
+        ranked = self._rank(
+            memories,
+            keyword=dict(keyword_found),
+            similarity=dense,
+            query=query,
+            author_id=author_id,
+            context=context,
+        )
+        return fit(
             ranked,
+            keywords(query),
             self.limits.top_k if limit is None else limit,
             self.limits.context_tokens if budget_tokens is None else budget_tokens,
         )
@@ -156,40 +178,71 @@ class Recall:
     def _rank(
         self,
         memories: dict[int, Memory],
-        ids: np.ndarray,
-        similarities: np.ndarray,
+        *,
+        keyword: dict[int, float],
+        similarity: dict[int, float],
         query: str,
         author_id: int | None,
         context: frozenset[str],
     ) -> list[Recalled]:
         now = self.clock()
+        weights = self.limits.weights
         wanted = keywords(query)
+        best = max(keyword.values(), default=0.0)
         ranked = []
-        for memory_id, similarity in zip(ids.tolist(), similarities.tolist(), strict=True):
+        for memory_id, close in similarity.items():
             memory = memories.get(memory_id)
             if memory is None or in_context(memory, context):
                 continue
-            text = memory.describe()
-            keyword = keyword_match(wanted, keywords(text))
-            if not relevant(similarity, keyword, self.limits.min_similarity):
+            _, body = split_speakers(memory.describe())
+            shared = len(wanted & keywords(body)) / len(wanted) if wanted else 0.0
+            if not relevant(close, shared, self.limits.min_similarity):
                 continue
             age = now - memory.created_at
             total = score(
-                similarity, keyword, age, memory.author_id == author_id, self.limits.weights
+                fused(close, keyword.get(memory_id, 0.0), best, weights),
+                fact=memory.source != "conversation",
+                age_seconds=age,
+                same_author=memory.author_id == author_id,
+                weights=weights,
             )
-            ranked.append(Recalled(memory.id, text, memory.source, age, total))
-        ranked.sort(key=lambda item: item.score, reverse=True)
+            ranked.append(Recalled(memory.id, memory.describe(), memory.source, age, total))
+        ranked.sort(key=lambda item: (item.score, item.id), reverse=True)
         return ranked
 
 
-def _fit(ranked: list[Recalled], limit: int, budget: int) -> list[Recalled]:
+def cost(text: str) -> int:
+    """Tokens a recalled memory takes in the prompt, with its bullet and age."""
+    return estimate_tokens(text) + 8
+
+
+def excerpt(text: str, wanted: frozenset[str], max_tokens: int) -> str:
+    """A long conversation memory cut to its lines that share the most words with the
+    question (kept in their order), within `max_tokens`; the first lines if none do."""
+    lines = text.splitlines()
+    by_match = sorted(range(len(lines)), key=lambda n: (-len(wanted & keywords(lines[n])), n))
+    kept: list[int] = []
+    for n in by_match:
+        if cost("\n".join(lines[i] for i in sorted([*kept, n]))) <= max_tokens:
+            kept.append(n)
+    if not kept:
+        return truncate(lines[by_match[0]], max(4 * (max_tokens - 8), 1))
+    return "\n".join(lines[n] for n in sorted(kept))
+
+
+def fit(ranked: list[Recalled], wanted: frozenset[str], limit: int, budget: int) -> list[Recalled]:
+    """The best memories that fit the token budget, at most `limit`, in order of
+    relevance; a long conversation memory gives way to its matching lines rather than
+    crowd out the next memories (each takes at most a third of the budget)."""
     picked: list[Recalled] = []
     used = 0
+    share = max(budget // 3, 1)
     for item in ranked:
         if len(picked) >= limit:
             break
-        cost = estimate_tokens(item.text) + 8  # + the bullet and age
-        if used + cost <= budget:
+        if item.source == "conversation" and cost(item.text) > share:
+            item = replace(item, text=excerpt(item.text, wanted, share))
+        if used + cost(item.text) <= budget:
             picked.append(item)
-            used += cost
+            used += cost(item.text)
     return picked

@@ -12,11 +12,13 @@ import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
+import aiosqlite
 import numpy as np
 
 from utils.db import Database
 from utils.memory.chunks import Chunk
-from utils.memory.records import Memory, Scope, Source
+from utils.memory.records import Memory, Scope, Source, describe
+from utils.memory.scoring import match_expression, scope_token, split_speakers
 
 _COLUMNS = "id, scope, author_id, author_name, source, text, created_at"
 _IN_BATCH = 500  # ids per `IN (...)` query
@@ -55,6 +57,16 @@ def _columns(rows: Sequence[sqlite3.Row]) -> tuple[np.ndarray, np.ndarray]:
     return ids, vectors.reshape(len(rows), -1)
 
 
+async def _write_terms(conn: aiosqlite.Connection, memory_id: int, scope: Scope, text: str) -> None:
+    """(Re)write a memory's keyword row; in the transaction that writes the memory."""
+    names, body = split_speakers(text)
+    await conn.execute("DELETE FROM memory_terms WHERE rowid = ?", (memory_id,))
+    await conn.execute(
+        "INSERT INTO memory_terms (rowid, scope, names, body) VALUES (?, ?, ?, ?)",
+        (memory_id, scope_token(scope.key), names, body),
+    )
+
+
 class MemoryStore:
     """Reads and writes the memory tables; knows nothing about FAISS or Discord."""
 
@@ -83,7 +95,10 @@ class MemoryStore:
                         _blob(vector),
                     ),
                 )
+                assert cursor.lastrowid is not None  # an INSERT always has one
                 ids.append(cursor.lastrowid)
+                text = describe(memory.source, memory.author_name, memory.text)
+                await _write_terms(conn, cursor.lastrowid, memory.scope, text)
         return ids
 
     async def write_chunks(
@@ -112,7 +127,9 @@ class MemoryStore:
                             _blob(vector),
                         ),
                     )
+                    assert cursor.lastrowid is not None  # an INSERT always has one
                     ids.append(cursor.lastrowid)
+                    await _write_terms(conn, cursor.lastrowid, chunk.scope, chunk.text)
                     continue
                 cursor = await conn.execute(
                     "UPDATE memories SET text = ?, turns = ?, created_at = ?, model = ?, "
@@ -127,6 +144,8 @@ class MemoryStore:
                         chunk.stored_text,
                     ),
                 )
+                if cursor.rowcount:
+                    await _write_terms(conn, chunk.id, chunk.scope, chunk.text)
                 ids.append(chunk.id if cursor.rowcount else None)
         return ids
 
@@ -186,6 +205,21 @@ class MemoryStore:
             )
             found.update((row["id"], _memory(row)) for row in rows if row["scope"] == scope.key)
         return found
+
+    async def search_terms(
+        self, scope: Scope, query: str, limit: int, *, names_weight: float
+    ) -> list[tuple[int, float]]:
+        """(id, BM25 score) of the scope's memories that share content words with
+        `query`, best first (speakers' names weighted by `names_weight`)."""
+        match = match_expression(scope.key, query)
+        if match is None:
+            return []
+        rows = await self.db.fetchall(
+            "SELECT rowid, bm25(memory_terms, 0.0, ?, 1.0) AS score FROM memory_terms "
+            "WHERE memory_terms MATCH ? ORDER BY score LIMIT ?",
+            (names_weight, match, limit),
+        )
+        return [(row[0], -row[1]) for row in rows]  # FTS5's bm25() is lower for better
 
     async def by_author(
         self, scope: Scope, author_id: int, *, limit: int, offset: int = 0

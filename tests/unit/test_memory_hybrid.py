@@ -1,0 +1,182 @@
+"""Hybrid recall: BM25 keyword search (SQLite FTS5) beside dense search, fused.
+
+A "blind" embedder gives every text the same vector, so whatever these tests find by
+words, only the keyword index can have found. The keyword rows must stay in step with
+the memories through every write and delete.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cogs.ai.records import Turn
+from tests.fakes.clock import FakeClock
+from utils.db import MIGRATIONS_DIR, Database
+from utils.memory.embedder import HashingEmbedder
+from utils.memory.recall import cost, excerpt, fit
+from utils.memory.records import Recalled, Scope
+from utils.memory.scoring import DAY, keywords
+from utils.memory.service import MemoryService
+
+GUILD, OTHER = Scope("guild", 1), Scope("guild", 2)
+RAVI, BOB = 7, 8
+
+
+class BlindEmbedder:
+    """One vector for every text: dense search cannot tell memories apart."""
+
+    name = "blind"
+
+    def load(self) -> None:
+        """Nothing to load."""
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        return np.tile(np.eye(1, 8, dtype=np.float32), (len(texts), 1))
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    clock = FakeClock()
+    clock.now = 1_800_000_000.0
+    return clock
+
+
+async def started(db: Database, tmp_path: Path, clock: FakeClock, embedder) -> MemoryService:
+    service = MemoryService(db, embedder, directory=tmp_path / "memory", clock=clock)
+    await service.start()
+    return service
+
+
+@pytest.fixture
+async def blind(db: Database, tmp_path: Path, clock: FakeClock) -> AsyncIterator[MemoryService]:
+    service = await started(db, tmp_path, clock, BlindEmbedder())
+    yield service
+    await service.close()
+
+
+@pytest.fixture
+async def hashing(db: Database, tmp_path: Path, clock: FakeClock) -> AsyncIterator[MemoryService]:
+    service = await started(db, tmp_path, clock, HashingEmbedder())
+    yield service
+    await service.close()
+
+
+def say(service: MemoryService, channel: int, text: str, *, author: int = RAVI) -> None:
+    name = "Ravi" if author == RAVI else "Bob"
+    turns = [Turn("user", author, name, text), Turn("model", 0, "assistant", f"Nice, {name}!")]
+    service.index_turns(GUILD, channel, turns)
+
+
+async def found(service: MemoryService, query: str, scope: Scope = GUILD, **kwargs) -> list[str]:
+    return [item.text for item in await service.recall(scope, query, **kwargs)]
+
+
+async def test_keywords_find_what_dense_search_cannot(blind: MemoryService) -> None:
+    for n in range(40):
+        await blind.add_fact(GUILD, RAVI, "Ravi", f"Note number {n} about the weather.")
+    await blind.add_fact(GUILD, RAVI, "Ravi", "I practise the banjo every evening.")
+    assert (await found(blind, "who plays a banjo?"))[
+        0
+    ] == "Ravi: I practise the banjo every evening."
+
+
+async def test_a_name_on_every_line_does_not_swamp_the_match(blind: MemoryService) -> None:
+    for n in range(30):  # Ravi speaks on every line of these, about other things
+        say(blind, 100 + n, f"Ravi here again, errand number {n} done, Ravi out")
+    say(blind, 500, "my neighbour Ravi left his banjo at my place", author=BOB)
+    await blind.flush()
+    first = (await found(blind, "Where is Ravi's banjo?"))[0]
+    assert first.startswith("Bob: my neighbour Ravi left his banjo")
+
+
+async def test_facts_rank_above_conversation_and_newer_wins_a_conflict(
+    hashing: MemoryService, clock: FakeClock
+) -> None:
+    now = clock.now
+    clock.now = now - 400 * DAY
+    await hashing.add_fact(GUILD, RAVI, "Ravi", "I drive a Nissan Leaf.")
+    clock.now = now - 10 * DAY
+    await hashing.add_fact(GUILD, RAVI, "Ravi", "I drive a Fiat Panda.")
+    say(hashing, 100, "I drive a Fiat Panda")
+    await hashing.flush()
+    clock.now = now
+    texts = await found(hashing, "what car do I drive?", author_id=RAVI, author_name="Ravi")
+    assert texts[0] == "Ravi: I drive a Fiat Panda.", "the newer fact, above the same words said"
+    assert texts.index("Ravi: I drive a Nissan Leaf.") < len(texts), "the old one is not dropped"
+
+
+async def test_an_old_memory_that_matches_is_not_buried_by_recency(
+    hashing: MemoryService, clock: FakeClock
+) -> None:
+    now = clock.now
+    clock.now = now - 3 * 365 * DAY
+    await hashing.add_fact(GUILD, RAVI, "Ravi", "My sister Rosa lives in Lisbon by the river.")
+    clock.now = now
+    await hashing.add_fact(GUILD, RAVI, "Ravi", "Lisbon was sunny.")
+    texts = await found(hashing, "where does Rosa, Ravi's sister, live in Lisbon?")
+    assert texts[0] == "Ravi: My sister Rosa lives in Lisbon by the river."
+
+
+async def test_keyword_rows_follow_every_write_and_delete(blind: MemoryService) -> None:
+    store = blind.store
+
+    async def ids(query: str, scope: Scope = GUILD) -> list[int]:
+        return [i for i, _ in await store.search_terms(scope, query, 10, names_weight=0.2)]
+
+    fact = await blind.add_fact(GUILD, RAVI, "Ravi", "I keep a parrot called Kiwi.")
+    await blind.add_fact(OTHER, RAVI, "Ravi", "I keep a parrot called Mango.")
+    assert await ids("parrot") == [fact.id], "never another scope's"
+    say(blind, 100, "started the harp")
+    await blind.flush()
+    say(blind, 100, "the harp hurts my fingers")  # the chunk grows: its row is rewritten
+    await blind.flush()
+    chunk = await store.open_chunk(100)
+    assert chunk is not None and await ids("fingers") == [chunk.id] == await ids("harp")
+    assert await blind.forget(GUILD, RAVI, fact.id) == 1
+    assert await ids("parrot") == []
+    assert await blind.delete_channel(100) == 1
+    assert await ids("harp") == []
+    assert await blind.delete_guild(2) == 1
+    assert await ids("parrot", OTHER) == []
+    assert await store.db.fetchval("SELECT count(*) FROM memory_terms") == 0
+
+
+async def test_memories_stored_before_the_keyword_index_are_searchable(tmp_path: Path) -> None:
+    older = tmp_path / "migrations"
+    older.mkdir()
+    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+        if not path.name.startswith("0007"):
+            shutil.copy(path, older / path.name)
+    db = Database(tmp_path / "bot.db")
+    await db.connect(older)
+    await db.execute(
+        "INSERT INTO memories (scope, author_id, author_name, source, text, created_at, "
+        "model, vector) VALUES ('guild:1', 7, 'Ravi', 'user', 'I keep bees', 0, 'blind', x'00')"
+    )
+    await db.close()
+    await db.connect()
+    try:
+        from utils.memory.store import MemoryStore
+
+        hits = await MemoryStore(db).search_terms(GUILD, "bees?", 5, names_weight=0.2)
+        assert [memory_id for memory_id, _ in hits] == [1]
+    finally:
+        await db.close()
+
+
+def test_a_long_memory_gives_way_to_its_matching_lines() -> None:
+    filler = [f"Ravi: errand {n} " + "blah " * 30 for n in range(8)]
+    lines = [*filler[:4], "Ravi: my sister Rosa moved to Lisbon", *filler[4:]]
+    long = Recalled(1, "\n".join(lines), "conversation", 0.0, 2.0)
+    short = Recalled(2, "Bob: Rosa visited", "conversation", 0.0, 1.0)
+    wanted = keywords("where did Rosa move?")
+    cut = excerpt(long.text, wanted, 60)
+    assert "Ravi: my sister Rosa moved to Lisbon" in cut.splitlines() and cost(cut) <= 60
+    picked = fit([long, short], wanted, limit=5, budget=200)
+    assert [item.id for item in picked] == [1, 2], "the long one no longer crowds out the next"
+    assert "Rosa moved to Lisbon" in picked[0].text and cost(picked[0].text) <= 200 // 3
