@@ -28,7 +28,7 @@ import asyncio
 import json
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +45,7 @@ from utils.memory.store import NewMemory
 BIG = Scope("guild", 1)
 DAY = 86_400.0
 LAG_STEP = 0.005
+RECALL_SECONDS = 120.0  # PyTorch, behind indexing, takes seconds a recall
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,23 @@ async def fill(db: Database, chat: Chat, memories: int, scratch: Path) -> None:
     await service.close()
 
 
+class Timed:
+    """An embedder that counts the CPU time its calls take, in whichever thread."""
+
+    def __init__(self, inner: SentenceEmbedder) -> None:
+        self.inner, self.name, self.cpu = inner, inner.name, 0.0
+
+    def load(self) -> None:
+        self.inner.load()
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        started = time.thread_time()
+        try:
+            return self.inner.encode(texts)
+        finally:
+            self.cpu += time.thread_time() - started
+
+
 class Lag:
     """Event-loop lag: how late a 5 ms sleep wakes up."""
 
@@ -171,16 +189,25 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-async def timed_recalls(service: MemoryService, chat: Chat, count: int) -> list[float]:
-    times = []
+async def timed_recalls(
+    service: MemoryService, chat: Chat, count: int
+) -> tuple[list[float], list[float]]:
+    """Latencies of `count` recalls (or of those that fit in RECALL_SECONDS), and of
+    embedding their queries alone."""
+    times, embeddings, deadline = [], [], time.perf_counter() + RECALL_SECONDS
     for asker, question in chat.questions[:count]:
+        if time.perf_counter() > deadline:
+            break
+        started = time.perf_counter()
+        await service.embed([f"{asker}: {question}"])
+        embeddings.append((time.perf_counter() - started) * 1000)
         started = time.perf_counter()
         await service.recall(
             BIG, question, author_id=chat.names.index(asker) + 1, author_name=asker
         )
         times.append((time.perf_counter() - started) * 1000)
         await asyncio.sleep(0.01)  # messages arrive one by one, not back to back
-    return times
+    return times, embeddings
 
 
 async def cpu_during(seconds: float, until: Callable[[], Awaitable[object]] | None = None) -> float:
@@ -192,38 +219,45 @@ async def cpu_during(seconds: float, until: Callable[[], Awaitable[object]] | No
 
 
 async def run_backend(db: Database, chat: Chat, backend: Backend, args, scratch: Path) -> None:
-    service = MemoryService(db, SentenceEmbedder(backend=backend), directory=scratch / "memory")
+    embedder = Timed(SentenceEmbedder(backend=backend))
+    service = MemoryService(db, embedder, directory=scratch / "memory")
     await service.start()
     await service.embed(["warm up"])
     await service.recall(BIG, "warm up")  # loads the big scope's index
     lag = Lag()
     idle_cpu = await cpu_during(args.idle)
     idle_lag = lag.take()
-    alone = await timed_recalls(service, chat, args.queries)
+    alone, alone_embed = await timed_recalls(service, chat, args.queries)
     alone_lag = lag.take()
     feed = Feed(service, chat, args.rate)
+    embedding_cpu = embedder.cpu
     indexing_cpu = await cpu_during(args.index_seconds)
+    embedding_share = 100 * (embedder.cpu - embedding_cpu) / args.index_seconds
     indexing_lag = lag.take()
     sent = feed.sent
-    busy = await timed_recalls(service, chat, args.queries)
+    busy, busy_embed = await timed_recalls(service, chat, args.queries)
     busy_lag = lag.take()
     await feed.stop()
     await lag.stop()
     queued = service.indexer.queue.qsize()
     await service.close()
     name = "ONNX int8" if backend == "onnx" else "PyTorch fp32"
-    share = indexing_cpu - idle_cpu
-    print(
-        f"| {name} | idle | | | {pct(idle_lag, 50):.1f} | {pct(idle_lag, 99):.1f} | "
-        f"{idle_cpu:.1f} % |\n"
-        f"| {name} | recall | {pct(alone, 50):.1f} | {pct(alone, 99):.1f} | "
-        f"{pct(alone_lag, 50):.1f} | {pct(alone_lag, 99):.1f} | |\n"
-        f"| {name} | indexing {args.rate:g}/s ({sent} in {args.index_seconds:g} s) | | | "
-        f"{pct(indexing_lag, 50):.1f} | {pct(indexing_lag, 99):.1f} | **{share:.1f} %** |\n"
-        f"| {name} | recall while indexing | {pct(busy, 50):.1f} | {pct(busy, 99):.1f} | "
-        f"{pct(busy_lag, 50):.1f} | {pct(busy_lag, 99):.1f} | |",
-        flush=True,
-    )
+    rows = [
+        ("idle", [], [], idle_lag, f"{idle_cpu:.1f} %"),
+        (f"recall ({len(alone)})", alone, alone_embed, alone_lag, ""),
+        (
+            f"indexing {args.rate:g}/s ({sent} in {args.index_seconds:g} s)",
+            [],
+            [],
+            indexing_lag,
+            f"**{indexing_cpu - idle_cpu:.1f} %** (embedding {embedding_share:.1f} %)",
+        ),
+        (f"recall while indexing ({len(busy)})", busy, busy_embed, busy_lag, ""),
+    ]
+    for phase, recalls, embeds, lags, cpu in rows:
+        cells = [f"{pct(v, q):.1f}" if v else "" for v in (recalls, embeds) for q in (50, 99)]
+        cells += [f"{pct(lags, q):.1f}" for q in (50, 99)]
+        print(f"| {name} | {phase} | {' | '.join(cells)} | {cpu} |", flush=True)
     if queued:
         print(f"({name}: {queued} exchanges were still queued at the end)")
 
@@ -239,10 +273,10 @@ async def bench_speed(args, scratch: Path) -> None:
         f"{time.perf_counter() - started:.0f} s\n"
     )
     print(
-        "| model | phase | recall p50 ms | recall p99 ms | loop lag p50 ms | "
-        "loop lag p99 ms | CPU (one core = 100 %) |"
+        "| model | phase | recall p50 ms | recall p99 ms | query embedding p50 ms | p99 ms | "
+        "loop lag p50 ms | p99 ms | CPU (one core = 100 %) |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for backend in args.backends.split(","):
         await run_backend(db, chat, backend, args, scratch)  # type: ignore[arg-type]
     await db.close()
