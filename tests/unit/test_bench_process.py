@@ -45,4 +45,3 @@ async def test_a_process_output_cpu_and_memory_are_read_as_they_come() -> None:
     with pytest.raises(RuntimeError, match="never logged 'never said'"):
         await output.wait_for("never said")
     await output.closed()
-
