@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 DAY = 86_400.0
 MAX_NAME_CHARS = 32  # Discord display names are at most 32 characters
+MAX_QUERY_TERMS = 24  # a keyword search ORs at most this many words (a long message)
 _WORD = re.compile(r"[^\W_]+")
 _STOPWORDS = (
     "a about all also am an and any are as at be been but by can could did do does doing "
@@ -81,7 +82,7 @@ def scope_token(scope_key: str) -> str:
 def match_expression(scope_key: str, query: str) -> str | None:
     """The FTS5 query for `query` within a scope: any of its content words, in names or
     in what was said; None if it has none."""
-    terms = dict.fromkeys(words(query))
+    terms = list(dict.fromkeys(words(query)))[:MAX_QUERY_TERMS]
     if not terms:
         return None
     any_word = " OR ".join(f'"{term}"' for term in terms)
