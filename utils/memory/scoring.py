@@ -31,8 +31,8 @@ STOPWORDS = frozenset(_STOPWORDS.split())
 
 @dataclass(frozen=True)
 class Weights:
-    keyword: float = 0.25  # the best BM25 match adds this much to a cosine similarity
-    names: float = 0.2  # BM25 weight of speakers' names, relative to what was said
+    keyword: float = 0.3  # the best BM25 match adds this much to a cosine similarity
+    names: float = 0.5  # BM25 weight of speakers' names, relative to what was said
     fact: float = 0.1  # facts (consolidation, /memory add) over raw conversation
     recency: float = 0.05  # the newest memory gets at most this much more
     half_life_days: float = 365.0
