@@ -1,14 +1,22 @@
-"""Benchmark the AI chat path (not a test): the real bot against the local fakes.
+"""Benchmark the AI chat path (not a test): the real bot against the local fakes,
+with long-term memory off and on.
 
 The model answers instantly, so what is measured is the bot's own overhead:
 gateway MESSAGE_CREATE -> first reply POST, and -> final edit, plus sustained
-messages per second and event-loop lag, for 1, 10 and 100 active channels.
-The bot, fake Gemini and fake Discord (with the driver) each run in a process of
-their own, as the real services would, so their work is not counted as the bot's
-(the timestamps are CLOCK_MONOTONIC, which all processes share); the bot samples
-its own event-loop lag.
+messages per second, event-loop lag, CPU time per reply and RSS, for 1, 10 and 100
+active channels. The bot, fake Gemini and fake Discord (with the driver) each run in
+a process of their own, as the real services would, so their work is not counted as
+the bot's (the timestamps are CLOCK_MONOTONIC, which all processes share); the bot
+samples its own event-loop lag.
 
-    .venv/bin/python scripts/bench_chat.py [--per-channel 30] [--repeat 3]
+Memory on is what users get by default: the packaged all-MiniLM-L6-v2, measured once
+it has loaded. Before the runs, a bot with memory on is told `--seed` messages (the
+people's turns of tests/data/memory_bench.json) so that the guild holds a few
+thousand memories; every run, memory on or off, starts from a copy of that data
+directory, so both have the same chat history and recall searches a real scope.
+The measured messages are the benchmark's questions, from the people who ask them.
+
+    .venv/bin/python scripts/bench_chat.py [--per-channel 30] [--repeat 3] [--seed 3000]
 """
 
 from __future__ import annotations
@@ -16,30 +24,33 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import itertools
 import json
 import logging
 import os
+import shutil
 import signal
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.fakes.discord_server import (  # noqa: E402
-    FakeChannel,
-    FakeDiscord,
-    FakeMessage,
-    FakeUser,
+from scripts.bench_chat_world import (  # noqa: E402
+    FakeWorld,
+    Said,
+    converse,
+    latencies,
+    offer,
+    percentile,
+    take,
 )
-from tests.fakes.gemini_server import FakeGemini  # noqa: E402
+from scripts.bench_process import Output, cpu_seconds, memory_mb, settle  # noqa: E402
+from tests.fakes.discord_server import FakeChannel, FakeGuild  # noqa: E402
 
 SITECUSTOMIZE = ROOT / "tests" / "fakes" / "sitecustomize"
 LAG_INTERVAL = 0.005
@@ -48,166 +59,119 @@ LAG_INTERVAL = 0.005
 _CPUS = sorted(os.sched_getaffinity(0))
 BOT_CPUS = {_CPUS[0]} if len(_CPUS) > 1 else set()
 FAKE_CPUS = set(_CPUS[1:]) if len(_CPUS) > 1 else set()
-ANSWER = "An instant answer from the model."
+MODEL_LOADED = ("memory: embedding model", "loaded in")
 
 
-class FakeWorld:
-    """Fake Discord on this process's loop, fake Gemini in a process of its own."""
+class BotProcess:
+    """The bot in a process of its own (`--serve-bot`), its output read as it comes."""
 
-    def __init__(self) -> None:
-        self.discord = FakeDiscord()
-        self.gemini_url = ""
-        self.gemini: asyncio.subprocess.Process | None = None
-        self.waiters: dict[int, asyncio.Future[None]] = {}
-        apply_edit = self.discord._apply_edit
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.pid = process.pid
+        self.output = Output(process)
 
-        def on_edit(message: FakeMessage, body: Any) -> None:
-            apply_edit(message, body)
-            waiter = self.waiters.pop(message.reference or 0, None)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
-
-        self.discord._apply_edit = on_edit
-        # When each MESSAGE_CREATE has left the gateway: where the bot's overhead starts.
-        self.dispatched: dict[int, float] = {}
-        send_frame = self.discord._gateway._send
-
-        async def timed_send(conn: Any, frame: dict[str, Any]) -> bool:
-            sent = await send_frame(conn, frame)
-            if frame.get("t") == "MESSAGE_CREATE":
-                self.dispatched[int(frame["d"]["id"])] = time.monotonic()
-            return sent
-
-        self.discord._gateway._send = timed_send
-
-    async def start(self) -> None:
-        await self.discord.start()
-        self.gemini = await asyncio.create_subprocess_exec(
-            sys.executable, __file__, "--serve-gemini", stdout=asyncio.subprocess.PIPE, cwd=ROOT
+    @classmethod
+    async def start(
+        cls, world: FakeWorld, data_dir: Path, lag_file: Path, *, memory: bool
+    ) -> BotProcess:
+        """Start the bot; returns once it is READY and, with memory, its model has loaded."""
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(SITECUSTOMIZE), str(ROOT)]),
+            "FAKE_DISCORD_URL": world.discord.url,
+            "DISCORD_TOKEN": "bench-token",
+            "DATA_DIR": str(data_dir),
+            "GEMINI_API_KEY": "bench-key",
+            "GEMINI_BASE_URL": world.gemini_url,
+            "AI_USER_MESSAGES_PER_MINUTE": "1000000",
+            "AI_CHANNEL_MESSAGES_PER_MINUTE": "1000000",
+            "AI_CHANNEL_QUEUE_SIZE": "1000",
+            "AI_MAX_CONCURRENCY": "128",
+            "MEMORY_ENABLED": "true" if memory else "false",
+            "BENCH_LAG_FILE": str(lag_file),
+        }
+        world.discord.ready.clear()
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            __file__,
+            "--serve-bot",
+            env=env,
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
         )
-        assert self.gemini.stdout is not None
-        self.gemini_url = (await self.gemini.stdout.readline()).decode().strip()
+        if BOT_CPUS:
+            os.sched_setaffinity(process.pid, BOT_CPUS)
+        bot = cls(process)
+        await asyncio.wait_for(world.discord.ready.wait(), 60)
+        if memory:
+            await bot.output.wait_for(*MODEL_LOADED)
+        await asyncio.sleep(0.3)  # on_ready
+        return bot
 
     async def stop(self) -> None:
-        await self.discord.stop()
-        if self.gemini is not None:
-            self.gemini.send_signal(signal.SIGTERM)
-            await self.gemini.wait()
-
-    async def wait_reply(self, message_id: int) -> None:
-        """Wait until the reply to `message_id` got its final edit."""
-        recent = itertools.islice(reversed(self.discord.messages.values()), 300)
-        if not any(m.reference == message_id and m.edits for m in recent):
-            waiter = asyncio.get_running_loop().create_future()
-            self.waiters[message_id] = waiter
-            await asyncio.wait_for(waiter, 30)
+        self.process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(self.process.wait(), 60)
+        await self.output.closed()
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+async def seed(
+    world: FakeWorld, guild: FakeGuild, channels: list[FakeChannel], said: list[Said], to: Path
+) -> dict[str, int]:
+    """Tell a bot with memory on `said`, round-robin over `channels`, into the data
+    directory `to`; returns the guild's memories by source."""
+    from utils.db import Database
+    from utils.memory.records import Scope
+    from utils.memory.store import MemoryStore
 
-
-async def converse(
-    world: FakeWorld, channel: FakeChannel, user: FakeUser, count: int, marks: list[int]
-) -> None:
-    """Closed loop: send `count` mentions in a channel, each once the last reply is final."""
-    for i in range(count):
-        message_id = await send(world, channel, user, f"question {i}", marks)
-        await world.wait_reply(message_id)
-
-
-async def offer(
-    world: FakeWorld,
-    channels: list[FakeChannel],
-    user: FakeUser,
-    count: int,
-    rate: float,
-    marks: list[int],
-) -> None:
-    """Open loop: `count` mentions, evenly spaced at `rate` per second, round-robin over
-    `channels`, whatever the replies do (so arrivals do not bunch up into queues)."""
-    start = time.monotonic()
-    pending = []
-    for i in range(count):
-        await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
-        channel = channels[i % len(channels)]
-        message_id = await send(world, channel, user, f"question {i}", marks)
-        pending.append(asyncio.ensure_future(world.wait_reply(message_id)))
-    await asyncio.gather(*pending)
-
-
-async def send(
-    world: FakeWorld, channel: FakeChannel, user: FakeUser, text: str, marks: list[int]
-) -> int:
-    mention = f"<@{world.discord.bot_user.id}>"
-    message = await world.discord.send_message(channel, user, f"{mention} {text}")
-    marks.append(message.id)
-    return message.id
-
-
-def latencies(world: FakeWorld, marks: list[int]) -> tuple[list[float], list[float]]:
-    posts: dict[int, float] = {}
-    patches: dict[str, float] = {}
-    for record in world.discord.requests:
-        if record.method == "POST" and record.path.endswith("/messages") and record.json:
-            ref = (record.json.get("message_reference") or {}).get("message_id")
-            if ref is not None:
-                posts[int(ref)] = record.time
-        elif record.method == "PATCH":
-            patches[record.path.rsplit("/", 1)[-1]] = record.time
-    reply_of = {m.reference: m for m in world.discord.messages.values() if m.from_bot}
-    sent = world.dispatched
-    first = [(posts[mid] - sent[mid]) * 1000 for mid in marks]
-    final = [(patches[str(reply_of[mid].id)] - sent[mid]) * 1000 for mid in marks]
-    return first, final
-
-
-async def start_bot(world: FakeWorld, data_dir: Path, lag_file: Path) -> asyncio.subprocess.Process:
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(SITECUSTOMIZE), str(ROOT)]),
-        "FAKE_DISCORD_URL": world.discord.url,
-        "DISCORD_TOKEN": "bench-token",
-        "DATA_DIR": str(data_dir),
-        "GEMINI_API_KEY": "bench-key",
-        "GEMINI_BASE_URL": world.gemini_url,
-        "AI_USER_MESSAGES_PER_MINUTE": "1000000",
-        "AI_CHANNEL_MESSAGES_PER_MINUTE": "1000000",
-        "AI_CHANNEL_QUEUE_SIZE": "1000",
-        "AI_MAX_CONCURRENCY": "128",
-        "MEMORY_ENABLED": "false",
-        "BENCH_LAG_FILE": str(lag_file),
-    }
-    world.discord.ready.clear()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--serve-bot", env=env, cwd=ROOT
-    )
-    if BOT_CPUS:
-        os.sched_setaffinity(process.pid, BOT_CPUS)
-    await asyncio.wait_for(world.discord.ready.wait(), 60)
-    await asyncio.sleep(0.3)  # on_ready
-    return process
+    bot = await BotProcess.start(world, to, to.with_suffix(".lag.json"), memory=True)
+    try:
+        share = len(channels)
+        await asyncio.gather(
+            *(converse(world, c, said[k::share], []) for k, c in enumerate(channels))
+        )
+        await settle(bot.pid)  # everything said is indexed
+    finally:
+        await bot.stop()
+    db = Database(to / "bot.db")
+    await db.connect()
+    try:
+        return await MemoryStore(db).counts(Scope("guild", guild.id))
+    finally:
+        await db.close()
 
 
 async def measure(
     world: FakeWorld,
     targets: list[FakeChannel],
-    user: FakeUser,
+    asked: list[Said],
     per_channel: int,
     rate: float,
     data_dir: Path,
+    *,
+    seeded: Path,
+    memory: bool,
 ) -> dict[str, float]:
-    lag_file = data_dir.with_suffix(".lag.json")  # the bot creates data_dir itself
-    bot = await start_bot(world, data_dir, lag_file)
+    shutil.copytree(seeded, data_dir)
+    lag_file = data_dir.with_suffix(".lag.json")
+    bot = await BotProcess.start(world, data_dir, lag_file, memory=memory)
     try:
-        await asyncio.gather(*(converse(world, c, user, 2, []) for c in targets))  # warm-up
+        warm_up = [take(asked, 2 * k, 2) for k in range(len(targets))]
+        await asyncio.gather(
+            *(converse(world, c, m, []) for c, m in zip(targets, warm_up, strict=True))
+        )
 
         # Sustained rate: each channel sends its next message once the last reply is final.
         started = time.monotonic()
         done: list[int] = []
-        await asyncio.gather(*(converse(world, c, user, per_channel, done) for c in targets))
+        turns = [take(asked, per_channel * k, per_channel) for k in range(len(targets))]
+        await asyncio.gather(
+            *(converse(world, c, m, done) for c, m in zip(targets, turns, strict=True))
+        )
         sustained = len(done) / (time.monotonic() - started)
+        await settle(bot.pid)  # what the bot does in the background for them is done
+        before = cpu_seconds(bot.pid)
+        await asyncio.sleep(1)
+        idle = cpu_seconds(bot.pid) - before  # per second: the lag sampler, heartbeats
 
         # Latency at a fixed offered load of `rate` messages per second over all channels.
         world.discord.requests.clear()
@@ -215,18 +179,22 @@ async def measure(
         gc.disable()  # no collector pauses in this (the measuring) process while it times
         marks: list[int] = []
         window = time.monotonic()
-        await offer(world, targets, user, per_channel * len(targets), rate, marks)
+        cpu_before = cpu_seconds(bot.pid)
+        offered = take(asked, 7 * len(targets), per_channel * len(targets))
+        await offer(world, targets, offered, rate, marks)
         window = (window, time.monotonic())
+        gc.enable()
+        await settle(bot.pid)  # the CPU a reply costs includes the indexing it causes
+        cpu = cpu_seconds(bot.pid) - cpu_before - idle * (time.monotonic() - window[0])
+        rss, peak = memory_mb(bot.pid), memory_mb(bot.pid, "VmHWM")
     finally:
         gc.enable()
-        bot.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(bot.wait(), 30)
+        await bot.stop()
     # The bot's loop lag while the latency load ran (CLOCK_MONOTONIC is system-wide).
     samples = json.loads(lag_file.read_text())
     lag = [value for at, value in samples if window[0] <= at <= window[1]]
     first, final = latencies(world, marks)
     return {
-        "channels": len(targets),
         "messages": len(marks),
         "msg_per_s": sustained,
         "first_p50": percentile(first, 0.5),
@@ -234,6 +202,9 @@ async def measure(
         "final_p50": percentile(final, 0.5),
         "final_p99": percentile(final, 0.99),
         "lag_p99": percentile(lag, 0.99) * 1000,
+        "cpu_ms": cpu / len(marks) * 1000,
+        "rss_mb": rss,
+        "peak_mb": peak,
     }
 
 
@@ -242,6 +213,9 @@ async def serve_bot() -> list[tuple[float, float]]:
     from bot import Bot, run
     from config import Settings
 
+    # Warnings, and memory's start-up lines (the benchmark waits for the model's).
+    logging.basicConfig(level=logging.WARNING, stream=sys.stdout, format="%(name)s: %(message)s")
+    logging.getLogger("utils.memory").setLevel(logging.INFO)
     samples: list[tuple[float, float]] = []
 
     async def sample_lag() -> None:
@@ -259,18 +233,6 @@ async def serve_bot() -> list[tuple[float, float]]:
     await run(bot)
     monitor.cancel()
     return samples
-
-
-async def serve_gemini() -> None:
-    """The Gemini process: an instant model until SIGTERM; prints its URL first."""
-    gemini = FakeGemini(stream_chunks=2)
-    gemini.default = lambda request: ANSWER
-    await gemini.start()
-    print(gemini.url, flush=True)
-    stopping = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
-    await stopping.wait()
-    await gemini.stop()
 
 
 async def client_cost(url: str, count: int = 300) -> tuple[float, float]:
@@ -313,12 +275,46 @@ async def client_cost(url: str, count: int = 300) -> tuple[float, float]:
     return statistics.median(sdk[20:]), statistics.median(raw[20:])
 
 
+def report(runs: dict[tuple[int, bool], list[dict[str, float]]], repeat: int) -> None:
+    print(
+        f"{'channels':>8} {'memory':>6} {'msgs':>5} {'msg/s':>6} {'first p50':>9} "
+        f"{'first p99':>9} {'final p50':>9} {'final p99':>9} {'lag p99':>7} "
+        f"{'CPU/reply':>9} {'RSS MB':>7} {'peak MB':>7} {'first p50 runs':>15}"
+        f"   (ms; medians of {repeat} runs, and the range of first p50 over them)"
+    )
+    for (active, memory), results in runs.items():
+        row = {k: statistics.median(run[k] for run in results) for k in results[0]}
+        low = min(run["first_p50"] for run in results)
+        high = max(run["first_p50"] for run in results)
+        print(
+            f"{active:>8} {'on' if memory else 'off':>6} {row['messages']:>5.0f} "
+            f"{row['msg_per_s']:>6.1f} {row['first_p50']:>9.2f} {row['first_p99']:>9.2f} "
+            f"{row['final_p50']:>9.2f} {row['final_p99']:>9.2f} {row['lag_p99']:>7.2f} "
+            f"{row['cpu_ms']:>9.2f} {row['rss_mb']:>7.0f} {row['peak_mb']:>7.0f} "
+            f"{low:>7.2f}–{high:<7.2f}"
+        )
+    for active in dict.fromkeys(active for active, _ in runs):
+        if (active, True) not in runs or (active, False) not in runs:
+            continue
+        pairs = list(zip(runs[active, False], runs[active, True], strict=True))  # the same round
+        p50 = statistics.median(on["first_p50"] - off["first_p50"] for off, on in pairs)
+        p99 = statistics.median(on["first_p99"] - off["first_p99"] for off, on in pairs)
+        cpu = statistics.median(on["cpu_ms"] / off["cpu_ms"] for off, on in pairs)
+        rss = statistics.median(on["rss_mb"] - off["rss_mb"] for off, on in pairs)
+        print(
+            f"memory on vs off at {active} channels (median over rounds): first POST "
+            f"p50 {p50:+.2f} ms, p99 {p99:+.2f} ms; CPU per reply x{cpu:.2f}; RSS {rss:+.0f} MB"
+        )
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--per-channel", type=int, default=30)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--rate", type=float, default=20.0, help="offered msg/s for latency")
     parser.add_argument("--channels", type=int, nargs="+", default=[1, 10, 100])
+    parser.add_argument("--memory", nargs="+", choices=["off", "on"], default=["off", "on"])
+    parser.add_argument("--seed", type=int, default=3000, help="messages told before the runs")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
@@ -327,48 +323,43 @@ async def main() -> None:
     world = FakeWorld()
     await world.start()
     guild = world.discord.add_guild("Bench")
-    user = world.discord.add_user("bench-user")
-    guild.add_member(user)
+    said, asked = world.conversation(guild)
     channels = [guild.text]
     channels += [guild.add_text_channel(f"c{i}") for i in range(max(args.channels) - 1)]
+    configs = [(active, memory == "on") for active in args.channels for memory in args.memory]
+    runs: dict[tuple[int, bool], list[dict[str, float]]] = {config: [] for config in configs}
     try:
         sdk, raw = await client_cost(world.gemini_url)
-        runs: dict[int, list[dict[str, float]]] = {active: [] for active in args.channels}
         with tempfile.TemporaryDirectory() as tmp:
+            seeded = Path(tmp) / "seeded"
+            seeded.mkdir()
+            if args.seed:
+                started = time.monotonic()
+                counts = await seed(world, guild, channels, said[: args.seed], seeded)
+                print(
+                    f"seeded {args.seed} messages in {time.monotonic() - started:.0f} s: "
+                    f"the guild holds {sum(counts.values())} memories {counts}",
+                    flush=True,
+                )
             # Round after round over the configurations, so that a slow spell of the
             # machine does not fall on one configuration only.
             for r in range(args.repeat):
-                for active in args.channels:
+                for active, memory in configs:
                     per_channel = max(3, args.per_channel * 10 // max(active, 10))
                     result = await measure(
                         world,
                         channels[:active],
-                        user,
+                        asked,
                         per_channel,
                         args.rate,
-                        Path(tmp) / f"{active}-{r}",
+                        Path(tmp) / f"{active}-{memory}-{r}",
+                        seeded=seeded,
+                        memory=memory,
                     )
-                    runs[active].append(result)
-        rows = []
-        for results in runs.values():
-            row = {k: statistics.median(run[k] for run in results) for k in results[0]}
-            row["first_p50_low"] = min(run["first_p50"] for run in results)
-            row["first_p50_high"] = max(run["first_p50"] for run in results)
-            rows.append(row)
+                    runs[active, memory].append(result)
     finally:
         await world.stop()
-    print(
-        f"{'channels':>8} {'msgs':>6} {'msg/s':>7} {'first p50':>10} {'first p99':>10} "
-        f"{'final p50':>10} {'final p99':>10} {'lag p99':>8} {'first p50 runs':>15}"
-        f"   (ms; medians of {args.repeat} runs, and the range of first p50 over them)"
-    )
-    for row in rows:
-        print(
-            f"{row['channels']:>8.0f} {row['messages']:>6.0f} {row['msg_per_s']:>7.1f} "
-            f"{row['first_p50']:>10.2f} {row['first_p99']:>10.2f} {row['final_p50']:>10.2f} "
-            f"{row['final_p99']:>10.2f} {row['lag_p99']:>8.2f} "
-            f"{row['first_p50_low']:>7.2f}–{row['first_p50_high']:<7.2f}"
-        )
+    report(runs, args.repeat)
     print(
         f"request -> first chunk, p50: google-genai {sdk:.2f} ms, "
         f"the same request with plain aiohttp {raw:.2f} ms"
@@ -379,7 +370,5 @@ if __name__ == "__main__":
     if "--serve-bot" in sys.argv:
         lag = asyncio.run(serve_bot())
         Path(os.environ["BENCH_LAG_FILE"]).write_text(json.dumps(lag))
-    elif "--serve-gemini" in sys.argv:
-        asyncio.run(serve_gemini())
     else:
         asyncio.run(main())

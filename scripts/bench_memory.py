@@ -21,9 +21,10 @@ Prints Markdown tables for docs/BENCHMARKS.md. Not a test. What it measures:
    `MemoryService.index_turns` with the real model.
 
 With `--bench tests/data/memory_bench.json` (from scripts/make_memory_bench.py) it
-measures retrieval quality instead (~2 min): see scripts/bench_memory_longconv.py.
+measures retrieval quality instead (~2 min): see scripts/bench_memory_longconv.py;
+`--long-turns` pads every message with chatter to the length of real long chats.
 With `--speed` it measures recall latency, indexing CPU and event-loop lag as the bot
-runs (~8 min): see scripts/bench_memory_speed.py.
+runs (~11 min): see scripts/bench_memory_speed.py.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cogs.ai.records import Turn
-from scripts.bench_memory_longconv import bench_labelled
+from scripts.bench_memory_longconv import bench_labelled, with_long_turns
 from scripts.bench_memory_speed import bench_speed
 from utils.db import Database
 from utils.memory.embedder import SentenceEmbedder
@@ -280,6 +281,9 @@ def main() -> None:
     parser.add_argument("--lag-messages", type=int, default=10_000)
     parser.add_argument("--cache", type=Path, default=Path("data/bench"))
     parser.add_argument("--bench", type=Path, help="labelled benchmark: measure recall only")
+    parser.add_argument(
+        "--long-turns", action="store_true", help="with --bench: pad messages to ~150 chars"
+    )
     speed = parser.add_argument_group("--speed mode")
     speed.add_argument("--speed", action="store_true", help="measure recall and indexing speed")
     speed.add_argument("--backends", default="onnx,torch", help="embedding backends to compare")
@@ -295,8 +299,11 @@ def main() -> None:
             asyncio.run(bench_speed(args, Path(tmp)))
         return
     if args.bench:
+        bench = json.loads(args.bench.read_text())
+        if args.long_turns:
+            bench = with_long_turns(bench)
         with tempfile.TemporaryDirectory() as tmp:
-            asyncio.run(bench_labelled(args.bench, json.loads(args.bench.read_text()), Path(tmp)))
+            asyncio.run(bench_labelled(args.bench, bench, Path(tmp)))
         return
     sizes = [int(s) for s in args.sizes.split(",") if s]
     faiss.omp_set_num_threads(1)  # as in the bot's index threads (see utils/memory/indexes.py)

@@ -15,6 +15,7 @@ passes the bot's relevance threshold (a false find).
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import time
@@ -32,6 +33,18 @@ from utils.memory.scoring import keywords
 from utils.memory.service import MemoryConfig, MemoryService
 
 DAY_SECONDS = 86_400
+CHATTER = (  # padding for --long-turns: everyday talk that answers none of the questions
+    "anyway the bus was late again so I ended up walking most of the way",
+    "honestly this week has been a blur of meetings, laundry and bad coffee",
+    "not sure why but I keep thinking about that film we talked about",
+    "the weather cannot decide what it wants to be, sun then rain then sun",
+    "I should really sleep earlier but the evenings are the only quiet time",
+    "my phone died halfway through the afternoon, which was almost relaxing",
+    "we finally fixed the wobbly table, it only took three months",
+    "the neighbours are repainting their fence and the smell is everywhere",
+    "I tried a new recipe and it was fine, nothing to write home about",
+    "work is busy as usual, lots of small things and no big ones",
+)
 _TOKEN = re.compile(r"[^\W_]+")
 KS = (1, 5, 10)
 
@@ -58,6 +71,20 @@ class BM25:
                 sum(self.idf[w] * doc[w] * (self.k1 + 1) / (doc[w] + norm) for w in found)
             )
         return sorted(range(len(self.docs)), key=lambda i: -scores[i])
+
+
+def with_long_turns(bench: dict) -> dict:
+    """The benchmark with every person's message padded with two sentences of chatter
+    (picked by turn id, so runs agree): ~150 characters a message, as in long real
+    chats, where the context budget, not the ranking alone, decides what is recalled."""
+    padded = json.loads(json.dumps(bench))
+    for conversation in padded["conversations"]:
+        for turn in conversation["turns"]:
+            if turn["speaker"] != "assistant":
+                first = CHATTER[turn["id"] % len(CHATTER)]
+                second = CHATTER[(turn["id"] * 7 + 3) % len(CHATTER)]
+                turn["text"] = f"{first}. {turn['text']}. {second}"
+    return padded
 
 
 def at_budget(

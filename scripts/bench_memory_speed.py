@@ -1,7 +1,7 @@
 """Speed of long-term memory as the bot runs it: recall latency at 100k memories in one
 scope, the CPU that indexing costs at 20 answered messages a second, and event-loop lag.
 
-    .venv/bin/python scripts/bench_memory.py --speed   # ~8 min; both backends, same run
+    .venv/bin/python scripts/bench_memory.py --speed   # ~11 min; both backends, same run
 
 (`bench_memory.py --speed` runs `bench_speed` here.) Each `--backends` entry (the
 bot's ONNX int8 model, PyTorch as before) gets a `MemoryService` on one database that

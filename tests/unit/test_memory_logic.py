@@ -13,6 +13,7 @@ from utils.memory.chunks import Chunk, ChunkLimits, Exchange, chunk_line, plan
 from utils.memory.records import Scope, age_text
 from utils.memory.scoring import (
     DAY,
+    MAX_QUERY_TERMS,
     Weights,
     fused,
     keywords,
@@ -95,6 +96,8 @@ def test_match_expression_stays_in_its_scope_and_quotes_words() -> None:
         'scope : guild12 AND {names body} : ("ravi" OR "play" OR "banjo")'
     )
     assert match_expression("dm:5", "what is it?") is None
+    long = match_expression("dm:5", " ".join(f"word{n}" for n in range(500)))
+    assert long is not None and long.count(" OR ") == MAX_QUERY_TERMS - 1
 
 
 def test_fusion_and_score() -> None:

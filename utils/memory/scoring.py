@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 DAY = 86_400.0
 MAX_NAME_CHARS = 32  # Discord display names are at most 32 characters
+MAX_QUERY_TERMS = 24  # a keyword search ORs at most this many words (a long message)
 _WORD = re.compile(r"[^\W_]+")
 _STOPWORDS = (
     "a about all also am an and any are as at be been but by can could did do does doing "
@@ -30,8 +31,8 @@ STOPWORDS = frozenset(_STOPWORDS.split())
 
 @dataclass(frozen=True)
 class Weights:
-    keyword: float = 0.25  # the best BM25 match adds this much to a cosine similarity
-    names: float = 0.2  # BM25 weight of speakers' names, relative to what was said
+    keyword: float = 0.3  # the best BM25 match adds this much to a cosine similarity
+    names: float = 0.5  # BM25 weight of speakers' names, relative to what was said
     fact: float = 0.1  # facts (consolidation, /memory add) over raw conversation
     recency: float = 0.05  # the newest memory gets at most this much more
     half_life_days: float = 365.0
@@ -81,7 +82,7 @@ def scope_token(scope_key: str) -> str:
 def match_expression(scope_key: str, query: str) -> str | None:
     """The FTS5 query for `query` within a scope: any of its content words, in names or
     in what was said; None if it has none."""
-    terms = dict.fromkeys(words(query))
+    terms = list(dict.fromkeys(words(query)))[:MAX_QUERY_TERMS]
     if not terms:
         return None
     any_word = " OR ".join(f'"{term}"' for term in terms)
