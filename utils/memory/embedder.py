@@ -270,5 +270,5 @@ def _encode_onnx(onnx: _Onnx, texts: list[str]) -> np.ndarray:
     for encoding in onnx.tokenizer.encode_batch(texts):
         ids = np.array([encoding.ids], dtype=np.int64)
         inputs = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
-        rows.append(onnx.session.run(None, inputs)[0][0])
+        rows.append(np.asarray(onnx.session.run(None, inputs)[0])[0])
     return np.array(rows, dtype=np.float32).reshape(len(texts), -1)
