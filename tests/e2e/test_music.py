@@ -516,10 +516,8 @@ async def test_redirects_into_the_private_network_are_refused_alike(
         to_closed_port = await world.slash(
             "play", query=world.media.redirect_url("http://127.0.0.1:1/a.ogg", host=PUBLIC_NAME)
         )
-        assert (
-            to_open_port
-            == to_closed_port
-            == ("That link points to a private or local network address; I won't open it.")
+        assert to_open_port == to_closed_port == (
+            "That link points to a private or local network address; I won't open it."
         )
         assert internal.requests == [], "the private target never received a request"
 
