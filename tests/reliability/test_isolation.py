@@ -60,8 +60,13 @@ async def test_guilds_and_dms_never_share_history_or_memory(
     assert bot.memory is not None
     for channel, user, secret in places.values():
         await say(discord_fake, gemini_fake, channel, user, f"my secret codeword is {secret}")
+
     # Each exchange is queued for indexing after its last write, which follows the final edit.
-    await eventually(lambda: bot.db.fetchval("SELECT count(*) FROM memories"), equals=len(places))
+    async def indexed() -> int:
+        await bot.memory.flush()  # not the wait that batches exchanges under load
+        return await bot.db.fetchval("SELECT count(*) FROM memories")
+
+    await eventually(indexed, equals=len(places))
 
     # Ask where the history can't tell: a new channel of each guild, emptied DMs.
     asks: dict[str, tuple[FakeChannel, FakeUser, str]] = {

@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from cogs.ai.records import Turn
+from tests.conftest import eventually
 from utils.db import Database
+from utils.memory.chunks import ChunkLimits
 from utils.memory.embedder import HashingEmbedder, SentenceEmbedder
 from utils.memory.records import Scope
 from utils.memory.service import MemoryConfig, MemoryService
@@ -92,4 +94,41 @@ async def test_recall_does_not_wait_behind_indexing(db: Database, tmp_path: Path
         assert [r.text for r in found] == [f"bob: {embedder.marker}\nassistant: ok"]
     finally:
         embedder.release.set()
+        await service.close()
+
+
+class Counting(HashingEmbedder):
+    """Counts the texts it embeds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts: list[str] = []
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        self.texts += texts
+        return super().encode(texts)
+
+
+async def test_under_load_a_chunk_is_embedded_once_per_batch(db: Database, tmp_path: Path) -> None:
+    embedder = Counting()
+    config = MemoryConfig(
+        consolidation_interval=0, index_delay=3600, chunk=ChunkLimits(max_turns=8)
+    )
+    service = MemoryService(db, embedder, directory=tmp_path / "memory", config=config)
+    await service.start()
+
+    def said(text: str) -> list[Turn]:
+        return [Turn("user", 7, "alice", text), Turn("model", 0, "assistant", "ok")]
+
+    try:
+        service.index_turns(GUILD, 100, said("first"))  # after a quiet spell: at once
+        await eventually(lambda: service.count_of(GUILD, 7), equals=1)
+        assert len(embedder.texts) == 1
+        for text in ("second", "third", "fourth"):  # within the delay: wait together
+            service.index_turns(GUILD, 100, said(text))
+            await asyncio.sleep(0.05)  # one at a time, as replies finish
+        await service.flush()
+        [chunk] = embedder.texts[1:]
+        assert chunk.count("\n") == 7, "the grown chunk, embedded once for three exchanges"
+    finally:
         await service.close()

@@ -19,7 +19,6 @@ from utils.memory.scoring import (
     keywords,
     match_expression,
     recency,
-    relevant,
     score,
     split_speakers,
     words,
@@ -113,7 +112,6 @@ def test_fusion_and_score() -> None:
     assert scored(0.6, fact=True) > scored(0.6) and scored(0.6, age=0) > scored(0.6)
     assert scored(0.6, fact=True) > scored(0.63), "a fact wins over chat that matches alike"
     assert scored(0.7, age=3 * 365 * DAY) > scored(0.65, age=0), "being new is only a tie-break"
-    assert relevant(0.1, 0.5, 0.3) and not relevant(0.1, 0.0, 0.3)
 
 
 def test_age_text() -> None:

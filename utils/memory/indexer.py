@@ -7,7 +7,10 @@ reply; if it falls far behind, exchanges are dropped and logged.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import math
+import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
@@ -19,7 +22,7 @@ from utils.memory.store import MemoryStore
 from utils.memory.writer import MemoryWriter
 
 log = logging.getLogger(__name__)
-_BATCH = 64  # exchanges embedded together
+_BATCH = 1024  # exchanges indexed together at most
 _DRAIN_SECONDS = 5.0  # how long shutdown waits for the queue
 
 
@@ -34,6 +37,7 @@ class Indexer:
         *,
         limits: ChunkLimits,
         queue_size: int,
+        delay: float,
         clock: Callable[[], float],
     ) -> None:
         self.runtime = runtime
@@ -41,8 +45,10 @@ class Indexer:
         self.writer = writer
         self.limits = limits
         self.clock = clock
+        self.delay = delay
         self.queue: asyncio.Queue[Exchange] = asyncio.Queue(queue_size)
         self.closing = False
+        self._hurry = asyncio.Event()  # index what is queued now, without the delay
 
     def index_turns(self, scope: Scope, channel_id: int, turns: Sequence[LoggedTurn]) -> None:
         """Queue a stored exchange to be chunked and indexed; never blocks, never raises."""
@@ -53,9 +59,15 @@ class Indexer:
         except asyncio.QueueFull:
             log.warning("memory indexing is behind; an exchange in %s is not remembered", scope.key)
 
+    async def flush(self) -> None:
+        """Index what is queued now and wait until it is."""
+        self._hurry.set()
+        await self.queue.join()
+
     async def drain(self) -> None:
         """Stop taking exchanges and index what is queued, for a few seconds at most."""
         self.closing = True
+        self._hurry.set()
         try:
             await asyncio.wait_for(self.queue.join(), _DRAIN_SECONDS)
         except TimeoutError:
@@ -66,9 +78,18 @@ class Indexer:
             )
 
     async def work(self) -> None:
-        """The worker: index queued exchanges in batches, for ever."""
+        """The worker: index queued exchanges in batches, for ever, a batch at most
+        every `delay` seconds: after a quiet spell an exchange is indexed at once; under
+        load a channel's exchanges of that while make one embedding of their chunk
+        rather than one each (what was just said is in the conversation's context)."""
+        last = -math.inf
         while True:
             batch = [await self.queue.get()]
+            wait = last + self.delay - time.monotonic()
+            if wait > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._hurry.wait(), wait)
+            last = time.monotonic()
             while len(batch) < _BATCH and not self.queue.empty():
                 batch.append(self.queue.get_nowait())
             try:
@@ -78,6 +99,8 @@ class Indexer:
             finally:
                 for _ in batch:
                     self.queue.task_done()
+                if self.queue.empty() and not self.closing:
+                    self._hurry.clear()
 
     async def _index(self, exchanges: list[Exchange]) -> None:
         by_channel: dict[int, list[Exchange]] = defaultdict(list)

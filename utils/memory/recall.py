@@ -20,7 +20,7 @@ from utils.memory.chunks import chunk_line
 from utils.memory.indexes import ScopeIndexes
 from utils.memory.lifecycle import Runtime
 from utils.memory.records import Memory, Recalled, Scope
-from utils.memory.scoring import Weights, fused, keywords, relevant, score, split_speakers
+from utils.memory.scoring import Weights, fused, keywords, score, split_speakers
 from utils.memory.store import MemoryStore
 from utils.text import estimate_tokens, truncate
 
@@ -194,9 +194,7 @@ class Recall:
             memory = memories.get(memory_id)
             if memory is None or in_context(memory, context):
                 continue
-            _, body = split_speakers(memory.describe())
-            shared = len(wanted & keywords(body)) / len(wanted) if wanted else 0.0
-            if not relevant(close, shared, self.limits.min_similarity):
+            if close < self.limits.min_similarity and not shares_words(memory, wanted):
                 continue
             age = now - memory.created_at
             total = score(
@@ -209,6 +207,15 @@ class Recall:
             ranked.append(Recalled(memory.id, memory.describe(), memory.source, age, total))
         ranked.sort(key=lambda item: (item.score, item.id), reverse=True)
         return ranked
+
+
+def shares_words(memory: Memory, wanted: frozenset[str]) -> bool:
+    """Whether what a memory says (its speakers' names aside) holds at least half of
+    the question's content words: relevant however far apart in meaning."""
+    if not wanted:
+        return False
+    _, body = split_speakers(memory.describe())
+    return len(wanted & keywords(body)) >= len(wanted) / 2
 
 
 def cost(text: str) -> int:

@@ -111,9 +111,3 @@ def score(
         + (weights.same_author if same_author else 0.0)
     )
     return fusion * (1.0 + bonus)
-
-
-def relevant(similarity: float, shared_words: float, min_similarity: float) -> bool:
-    """Worth putting in front of the model: close in meaning, or most of the question's
-    content words said in it."""
-    return similarity >= min_similarity or shared_words >= 0.5

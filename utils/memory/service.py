@@ -65,6 +65,7 @@ class MemoryConfig:
     max_loaded_vectors: int = 1_000_000
     save_interval: float = 60.0
     queue_size: int = 10_000
+    index_delay: float = 20.0  # seconds an exchange waits to be indexed with the next ones
     recall_timeout: float = 10.0
     model_wait: float = 1.5  # seconds recall waits for a model still loading
 
@@ -136,6 +137,7 @@ class MemoryService:
             self.writer,
             limits=config.chunk,
             queue_size=config.queue_size,
+            delay=config.index_delay,
             clock=clock,
         )
         self.recaller = Recall(self.runtime, self.store, self.indexes, config.recall_limits, clock)
@@ -214,8 +216,8 @@ class MemoryService:
         self.indexer.index_turns(scope, channel_id, turns)
 
     async def flush(self) -> None:
-        """Wait until every queued exchange is indexed."""
-        await self.indexer.queue.join()
+        """Index every queued exchange now and wait until it is."""
+        await self.indexer.flush()
 
     async def for_reply(
         self,
