@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from cogs.ai.records import Turn
+from tests.conftest import eventually
 from tests.fakes.clock import FakeClock
 from utils.db import MIGRATIONS_DIR, Database
 from utils.memory.embedder import HashingEmbedder
@@ -146,7 +147,9 @@ async def test_keyword_rows_follow_every_write_and_delete(blind: MemoryService) 
     assert await store.db.fetchval("SELECT count(*) FROM memory_terms") == 0
 
 
-async def test_memories_stored_before_the_keyword_index_are_searchable(tmp_path: Path) -> None:
+async def test_memories_stored_before_the_keyword_index_are_searchable(
+    tmp_path: Path, clock: FakeClock
+) -> None:
     older = tmp_path / "migrations"
     older.mkdir()
     for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
@@ -156,16 +159,17 @@ async def test_memories_stored_before_the_keyword_index_are_searchable(tmp_path:
     await db.connect(older)
     await db.execute(
         "INSERT INTO memories (scope, author_id, author_name, source, text, created_at, "
-        "model, vector) VALUES ('guild:1', 7, 'Ravi', 'user', 'I keep bees', 0, 'blind', x'00')"
+        "model, vector) VALUES ('guild:1', 7, 'Ravi', 'user', 'I keep bees', 0, 'blind', ?)",
+        (BlindEmbedder().encode(["x"])[0].tobytes(),),
     )
     await db.close()
     await db.connect()
+    service = await started(db, tmp_path, clock, BlindEmbedder())
     try:
-        from utils.memory.store import MemoryStore
-
-        hits = await MemoryStore(db).search_terms(GUILD, "bees?", 5, names_weight=0.2)
-        assert [memory_id for memory_id, _ in hits] == [1]
+        await eventually(lambda: service.store.search_terms(GUILD, "bees?", 5, names_weight=0.5))
+        assert await found(service, "who keeps bees?") == ["Ravi: I keep bees"]
     finally:
+        await service.close()
         await db.close()
 
 

@@ -16,8 +16,11 @@ from utils.memory.scoring import (
     MAX_QUERY_TERMS,
     Weights,
     fused,
+    indexed_terms,
     keywords,
     match_expression,
+    query_terms,
+    rare_enough,
     recency,
     score,
     split_speakers,
@@ -90,13 +93,24 @@ def test_split_speakers_keeps_names_apart_from_what_was_said() -> None:
     assert split_speakers(long_name) == ("", long_name)
 
 
-def test_match_expression_stays_in_its_scope_and_quotes_words() -> None:
-    assert match_expression("guild:12", "What does Ravi play? Ravi's banjo!") == (
-        'scope : guild12 AND {names body} : ("ravi" OR "play" OR "banjo")'
+def test_search_terms_stay_in_their_scope_and_skip_common_words() -> None:
+    assert query_terms("What does Ravi play? Ravi's banjos, Café!") == [
+        "ravi",
+        "play",
+        "banjo",
+        "cafe",
+    ]
+    assert len(query_terms(" ".join(f"word{n}" for n in range(500)))) == MAX_QUERY_TERMS
+    assert match_expression("guild:12", ["ravi", "banjo"]) == (
+        'scope : guild12 AND {names body} : ("ravi" OR "banjo")'
     )
-    assert match_expression("dm:5", "what is it?") is None
-    long = match_expression("dm:5", " ".join(f"word{n}" for n in range(500)))
-    assert long is not None and long.count(" OR ") == MAX_QUERY_TERMS - 1
+    assert indexed_terms("Ravi: my cats\nassistant: Nice cats, Ravi!") == (
+        "ravi assistant",
+        "cat nice cat ravi",
+    )
+    common = {"ravi": 900, "banjo": 3, "play": 40}
+    assert rare_enough(common, 1000, 0.05) == ["banjo", "play"]
+    assert rare_enough({"ravi": 900, "day": 950}, 1000, 0.05) == ["ravi"], "the rarest stays"
 
 
 def test_fusion_and_score() -> None:

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from dataclasses import dataclass
 
 DAY = 86_400.0
 MAX_NAME_CHARS = 32  # Discord display names are at most 32 characters
 MAX_QUERY_TERMS = 24  # a keyword search ORs at most this many words (a long message)
+COMMON_SHARE = 0.05  # a term in more of the memories than this is left out of a search
 _WORD = re.compile(r"[^\W_]+")
 _STOPWORDS = (
     "a about all also am an and any are as at be been but by can could did do does doing "
@@ -40,22 +42,29 @@ class Weights:
 
 
 def words(text: str) -> list[str]:
-    """Content words in order, lower-cased, without stopwords and one-letter words."""
+    """Content words in order, lower-cased and without accents (as the keyword index's
+    tokenizer folds them), without stopwords and one-letter words."""
+    folded = unicodedata.normalize("NFKD", text.lower())
+    plain = "".join(char for char in folded if not unicodedata.combining(char))
     return [
         word
-        for word in _WORD.findall(text.lower())
+        for word in _WORD.findall(plain)
         if word not in STOPWORDS and (len(word) > 1 or word.isdigit())
     ]
 
 
+def terms(text: str) -> list[str]:
+    """Content words in order with a plural `s` dropped (cats → cat): what the keyword
+    index holds of a text and what a question is searched with."""
+    return [
+        word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+        for word in words(text)
+    ]
+
+
 def keywords(text: str) -> frozenset[str]:
-    """Content words with a plural `s` dropped (cats → cat), to compare texts."""
-    found = set()
-    for word in words(text):
-        if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
-            word = word[:-1]
-        found.add(word)
-    return frozenset(found)
+    """A text's distinct `terms`, to compare texts."""
+    return frozenset(terms(text))
 
 
 def split_speakers(text: str) -> tuple[str, str]:
@@ -74,19 +83,36 @@ def split_speakers(text: str) -> tuple[str, str]:
     return " ".join(names), "\n".join(body)
 
 
+def indexed_terms(text: str) -> tuple[str, str]:
+    """A memory's row in the keyword index: the `terms` of its speakers' names and of
+    what was said, apart."""
+    names, body = split_speakers(text)
+    return " ".join(terms(names)), " ".join(terms(body))
+
+
 def scope_token(scope_key: str) -> str:
     """A scope as the one token the keyword index holds: `guild:12` → `guild12`."""
     return scope_key.replace(":", "")
 
 
-def match_expression(scope_key: str, query: str) -> str | None:
-    """The FTS5 query for `query` within a scope: any of its content words, in names or
-    in what was said; None if it has none."""
-    terms = list(dict.fromkeys(words(query)))[:MAX_QUERY_TERMS]
-    if not terms:
-        return None
-    any_word = " OR ".join(f'"{term}"' for term in terms)
-    return f"scope : {scope_token(scope_key)} AND {{names body}} : ({any_word})"
+def query_terms(query: str) -> list[str]:
+    """The distinct terms a question is searched with, at most MAX_QUERY_TERMS."""
+    return list(dict.fromkeys(terms(query)))[:MAX_QUERY_TERMS]
+
+
+def match_expression(scope_key: str, searched: list[str]) -> str:
+    """The FTS5 query for any of the `searched` terms, in names or in what was said,
+    within a scope."""
+    any_term = " OR ".join(f'"{term}"' for term in searched)
+    return f"scope : {scope_token(scope_key)} AND {{names body}} : ({any_term})"
+
+
+def rare_enough(rows_with: dict[str, int], rows: int, share: float) -> list[str]:
+    """The terms found in at most `share` of `rows` (or else the rarest one), rarest
+    first: a term in most memories adds little to BM25 but costs a score for each."""
+    by_rarity = sorted(rows_with, key=lambda term: rows_with[term])
+    kept = [term for term in by_rarity if rows_with[term] <= share * rows]
+    return kept or by_rarity[:1]
 
 
 def recency(age_seconds: float, half_life_days: float) -> float:

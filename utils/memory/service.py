@@ -192,6 +192,8 @@ class MemoryService:
                 self._consolidate_quietly,
                 "memory-consolidation",
             )
+        if await self.store.without_terms(1):
+            self.runtime.spawn(self._index_terms(), "memory-terms")
         if await self.store.stale(self.embedder.name, 1):
             log.info("memories from another embedding model found; re-embedding them")
             self.runtime.spawn(self._reembed_quietly(), "memory-reembed")
@@ -344,6 +346,14 @@ class MemoryService:
             await self.writer.replace_vectors(stale, vectors)
             done += len(stale)
         return done
+
+    async def _index_terms(self) -> None:
+        """Give memories stored before the keyword index their keyword rows."""
+        done = 0
+        while memories := await self.store.without_terms(_REEMBED_BATCH):
+            await self.writer.unbroken(self.store.write_terms(memories))
+            done += len(memories)
+        log.info("memory: %d memories added to the keyword index", done)
 
     async def _reembed_quietly(self) -> None:
         try:

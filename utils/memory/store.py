@@ -18,7 +18,14 @@ import numpy as np
 from utils.db import Database
 from utils.memory.chunks import Chunk
 from utils.memory.records import Memory, Scope, Source, describe
-from utils.memory.scoring import match_expression, scope_token, split_speakers
+from utils.memory.scoring import (
+    COMMON_SHARE,
+    indexed_terms,
+    match_expression,
+    query_terms,
+    rare_enough,
+    scope_token,
+)
 
 _COLUMNS = "id, scope, author_id, author_name, source, text, created_at"
 _IN_BATCH = 500  # ids per `IN (...)` query
@@ -59,7 +66,7 @@ def _columns(rows: Sequence[sqlite3.Row]) -> tuple[np.ndarray, np.ndarray]:
 
 async def _write_terms(conn: aiosqlite.Connection, memory_id: int, scope: Scope, text: str) -> None:
     """(Re)write a memory's keyword row; in the transaction that writes the memory."""
-    names, body = split_speakers(text)
+    names, body = indexed_terms(text)
     await conn.execute("DELETE FROM memory_terms WHERE rowid = ?", (memory_id,))
     await conn.execute(
         "INSERT INTO memory_terms (rowid, scope, names, body) VALUES (?, ?, ?, ?)",
@@ -209,17 +216,44 @@ class MemoryStore:
     async def search_terms(
         self, scope: Scope, query: str, limit: int, *, names_weight: float
     ) -> list[tuple[int, float]]:
-        """(id, BM25 score) of the scope's memories that share content words with
-        `query`, best first (speakers' names weighted by `names_weight`)."""
-        match = match_expression(scope.key, query)
-        if match is None:
+        """(id, BM25 score) of the scope's memories that share terms with `query`, best
+        first (speakers' names weighted by `names_weight`). Terms in more than
+        COMMON_SHARE of all memories are left out when rarer ones are asked: scoring
+        is the cost of a search, one score per memory found."""
+        searched = query_terms(query)
+        if not searched:
             return []
+        marks = ",".join("?" * len(searched))
+        rows_with = {
+            row[0]: row[1]
+            for row in await self.db.fetchall(
+                f"SELECT term, doc FROM memory_terms_vocab WHERE term IN ({marks})", searched
+            )
+        }
+        if not rows_with:
+            return []
+        total = await self.db.fetchval("SELECT coalesce(max(id), 0) FROM memories")
+        match = match_expression(scope.key, rare_enough(rows_with, total, COMMON_SHARE))
         rows = await self.db.fetchall(
             "SELECT rowid, bm25(memory_terms, 0.0, ?, 1.0) AS score FROM memory_terms "
             "WHERE memory_terms MATCH ? ORDER BY score LIMIT ?",
             (names_weight, match, limit),
         )
         return [(row[0], -row[1]) for row in rows]  # FTS5's bm25() is lower for better
+
+    async def without_terms(self, limit: int) -> list[Memory]:
+        """Memories that have no keyword row yet (stored before the keyword index)."""
+        rows = await self.db.fetchall(
+            f"SELECT {_COLUMNS} FROM memories WHERE id NOT IN (SELECT rowid FROM memory_terms) "
+            "LIMIT ?",
+            (limit,),
+        )
+        return [_memory(row) for row in rows]
+
+    async def write_terms(self, memories: Sequence[Memory]) -> None:
+        async with self.db.transaction() as conn:
+            for memory in memories:
+                await _write_terms(conn, memory.id, memory.scope, memory.describe())
 
     async def by_author(
         self, scope: Scope, author_id: int, *, limit: int, offset: int = 0
