@@ -78,7 +78,7 @@ def test_new_chunk_when_someone_else_speaks_or_after_a_pause() -> None:
 
 def test_keywords_and_words() -> None:
     assert keywords("What is my cat called?") == {"cat"}
-    assert keywords("Alice's cats are named Whiskers") >= {"alice", "cat", "whisker"}
+    assert keywords("Alice's cats are named Whiskers") >= {"alic", "cat", "whisker"}
     assert words("When did Ravi get the Fiat?") == ["ravi", "get", "fiat"]
 
 
@@ -105,7 +105,7 @@ def test_search_terms_stay_in_their_scope_and_skip_common_words() -> None:
         'scope : guild12 AND {names body} : ("ravi" OR "banjo")'
     )
     assert indexed_terms("Ravi: my cats\nassistant: Nice cats, Ravi!") == (
-        "ravi assistant",
+        "ravi assist",
         "cat nice cat ravi",
     )
     common = {"ravi": 900, "banjo": 3, "play": 40}

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 import unicodedata
 from dataclasses import dataclass
+
+import snowballstemmer
 
 DAY = 86_400.0
 MAX_NAME_CHARS = 32  # Discord display names are at most 32 characters
@@ -29,6 +32,7 @@ _STOPWORDS = (
     "know tell said say ever"
 )
 STOPWORDS = frozenset(_STOPWORDS.split())
+_STEMMERS = threading.local()  # a stemmer keeps state while it works: one per thread
 
 
 @dataclass(frozen=True)
@@ -54,12 +58,12 @@ def words(text: str) -> list[str]:
 
 
 def terms(text: str) -> list[str]:
-    """Content words in order with a plural `s` dropped (cats → cat): what the keyword
+    """Content words in order, stemmed (adopted → adopt, cats → cat): what the keyword
     index holds of a text and what a question is searched with."""
-    return [
-        word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
-        for word in words(text)
-    ]
+    stemmer = getattr(_STEMMERS, "english", None)
+    if stemmer is None:
+        stemmer = _STEMMERS.english = snowballstemmer.stemmer("english")
+    return stemmer.stemWords(words(text))
 
 
 def keywords(text: str) -> frozenset[str]:

@@ -8,6 +8,7 @@ change is spotted row by row.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -64,9 +65,16 @@ def _columns(rows: Sequence[sqlite3.Row]) -> tuple[np.ndarray, np.ndarray]:
     return ids, vectors.reshape(len(rows), -1)
 
 
-async def _write_terms(conn: aiosqlite.Connection, memory_id: int, scope: Scope, text: str) -> None:
+async def _terms_of(texts: Sequence[str]) -> list[tuple[str, str]]:
+    """The keyword rows of texts, made in a thread (stemming a batch takes a while)."""
+    return await asyncio.to_thread(lambda: [indexed_terms(text) for text in texts])
+
+
+async def _write_terms(
+    conn: aiosqlite.Connection, memory_id: int, scope: Scope, fields: tuple[str, str]
+) -> None:
     """(Re)write a memory's keyword row; in the transaction that writes the memory."""
-    names, body = indexed_terms(text)
+    names, body = fields
     await conn.execute("DELETE FROM memory_terms WHERE rowid = ?", (memory_id,))
     await conn.execute(
         "INSERT INTO memory_terms (rowid, scope, names, body) VALUES (?, ?, ?, ?)",
@@ -86,8 +94,9 @@ class MemoryStore:
         self, memories: Sequence[NewMemory], model: str, vectors: np.ndarray
     ) -> list[int]:
         ids = []
+        fields = await _terms_of([describe(m.source, m.author_name, m.text) for m in memories])
         async with self.db.transaction() as conn:
-            for memory, vector in zip(memories, vectors, strict=True):
+            for memory, vector, terms in zip(memories, vectors, fields, strict=True):
                 cursor = await conn.execute(
                     "INSERT INTO memories (scope, author_id, author_name, source, text, "
                     "created_at, model, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -104,8 +113,7 @@ class MemoryStore:
                 )
                 assert cursor.lastrowid is not None  # an INSERT always has one
                 ids.append(cursor.lastrowid)
-                text = describe(memory.source, memory.author_name, memory.text)
-                await _write_terms(conn, cursor.lastrowid, memory.scope, text)
+                await _write_terms(conn, cursor.lastrowid, memory.scope, terms)
         return ids
 
     async def write_chunks(
@@ -115,8 +123,9 @@ class MemoryStore:
         changed or deleted meanwhile (forgotten) is dropped and its id comes back None,
         so forgotten words are never written back."""
         ids: list[int | None] = []
+        fields = await _terms_of([chunk.text for chunk in chunks])
         async with self.db.transaction() as conn:
-            for chunk, vector in zip(chunks, vectors, strict=True):
+            for chunk, vector, terms in zip(chunks, vectors, fields, strict=True):
                 if chunk.id is None:
                     cursor = await conn.execute(
                         "INSERT INTO memories (scope, author_id, author_name, source, text, "
@@ -136,7 +145,7 @@ class MemoryStore:
                     )
                     assert cursor.lastrowid is not None  # an INSERT always has one
                     ids.append(cursor.lastrowid)
-                    await _write_terms(conn, cursor.lastrowid, chunk.scope, chunk.text)
+                    await _write_terms(conn, cursor.lastrowid, chunk.scope, terms)
                     continue
                 cursor = await conn.execute(
                     "UPDATE memories SET text = ?, turns = ?, created_at = ?, model = ?, "
@@ -152,7 +161,7 @@ class MemoryStore:
                     ),
                 )
                 if cursor.rowcount:
-                    await _write_terms(conn, chunk.id, chunk.scope, chunk.text)
+                    await _write_terms(conn, chunk.id, chunk.scope, terms)
                 ids.append(chunk.id if cursor.rowcount else None)
         return ids
 
@@ -251,9 +260,10 @@ class MemoryStore:
         return [_memory(row) for row in rows]
 
     async def write_terms(self, memories: Sequence[Memory]) -> None:
+        fields = await _terms_of([memory.describe() for memory in memories])
         async with self.db.transaction() as conn:
-            for memory in memories:
-                await _write_terms(conn, memory.id, memory.scope, memory.describe())
+            for memory, terms in zip(memories, fields, strict=True):
+                await _write_terms(conn, memory.id, memory.scope, terms)
 
     async def by_author(
         self, scope: Scope, author_id: int, *, limit: int, offset: int = 0

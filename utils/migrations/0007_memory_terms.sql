@@ -2,7 +2,7 @@
 -- (rowid = memories.id). `scope` holds the scope as one token ('guild123'), so a search
 -- never leaves its scope; `names` the speakers, apart from `body` (what was said), so a
 -- name that starts every line of a chunk can be weighted down. Both hold the memory's
--- terms as `utils.memory.scoring.terms` makes them (content words, plural s dropped),
+-- terms as `utils.memory.scoring.terms` makes them (content words, stemmed),
 -- so a question's terms can be looked up in `memory_terms_vocab` as they are. MemoryStore
 -- writes rows in the same transaction as their memory; deleting a memory deletes its
 -- row here.
