@@ -20,7 +20,7 @@ from utils.memory.chunks import chunk_line
 from utils.memory.indexes import ScopeIndexes
 from utils.memory.lifecycle import Runtime
 from utils.memory.records import Memory, Recalled, Scope
-from utils.memory.scoring import Weights, fused, keywords, score, split_speakers
+from utils.memory.scoring import Weights, fused, keywords, score
 from utils.memory.store import MemoryStore
 from utils.text import estimate_tokens, truncate
 
@@ -164,7 +164,6 @@ class Recall:
             memories,
             keyword=dict(keyword_found),
             similarity=dense,
-            query=query,
             author_id=author_id,
             context=context,
         )
@@ -181,21 +180,20 @@ class Recall:
         *,
         keyword: dict[int, float],
         similarity: dict[int, float],
-        query: str,
         author_id: int | None,
         context: frozenset[str],
     ) -> list[Recalled]:
         now = self.clock()
         weights = self.limits.weights
-        wanted = keywords(query)
         best = max(keyword.values(), default=0.0)
         ranked = []
         for memory_id, close in similarity.items():
             memory = memories.get(memory_id)
             if memory is None or in_context(memory, context):
                 continue
-            if close < self.limits.min_similarity and not shares_words(memory, wanted):
-                continue
+            found_by_words = best > 0 and keyword.get(memory_id, 0.0) >= best / 2
+            if close < self.limits.min_similarity and not found_by_words:
+                continue  # neither close in meaning nor among the best keyword matches
             age = now - memory.created_at
             total = score(
                 fused(close, keyword.get(memory_id, 0.0), best, weights),
@@ -207,15 +205,6 @@ class Recall:
             ranked.append(Recalled(memory.id, memory.describe(), memory.source, age, total))
         ranked.sort(key=lambda item: (item.score, item.id), reverse=True)
         return ranked
-
-
-def shares_words(memory: Memory, wanted: frozenset[str]) -> bool:
-    """Whether what a memory says (its speakers' names aside) holds at least half of
-    the question's content words: relevant however far apart in meaning."""
-    if not wanted:
-        return False
-    _, body = split_speakers(memory.describe())
-    return len(wanted & keywords(body)) >= len(wanted) / 2
 
 
 def cost(text: str) -> int:
