@@ -16,7 +16,7 @@ import threading
 import unicodedata
 from dataclasses import dataclass
 
-import snowballstemmer
+import Stemmer
 
 DAY = 86_400.0
 MAX_NAME_CHARS = 32  # Discord display names are at most 32 characters
@@ -62,7 +62,7 @@ def terms(text: str) -> list[str]:
     index holds of a text and what a question is searched with."""
     stemmer = getattr(_STEMMERS, "english", None)
     if stemmer is None:
-        stemmer = _STEMMERS.english = snowballstemmer.stemmer("english")
+        stemmer = _STEMMERS.english = Stemmer.Stemmer("english")
     return stemmer.stemWords(words(text))
 
 
