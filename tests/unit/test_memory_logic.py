@@ -109,8 +109,10 @@ def test_search_terms_stay_in_their_scope_and_skip_common_words() -> None:
         "cat nice cat ravi",
     )
     common = {"ravi": 900, "banjo": 3, "play": 40}
-    assert rare_enough(common, 1000, 0.05) == ["banjo", "play"]
-    assert rare_enough({"ravi": 900, "day": 950}, 1000, 0.05) == ["ravi"], "the rarest stays"
+    assert rare_enough(common, 1000, 0.05) == ["ravi", "banjo", "play"], "all cheap"
+    big = {"ravi": 90_000, "banjo": 30, "play": 4_000}
+    assert rare_enough(big, 100_000, 0.05) == ["banjo", "play"]
+    assert rare_enough({"ravi": 90_000, "day": 95_000}, 100_000, 0.05) == []
 
 
 def test_fusion_and_score() -> None:

@@ -227,8 +227,8 @@ class MemoryStore:
     ) -> list[tuple[int, float]]:
         """(id, BM25 score) of the scope's memories that share terms with `query`, best
         first (speakers' names weighted by `names_weight`). Terms in more than
-        COMMON_SHARE of all memories are left out when rarer ones are asked: scoring
-        is the cost of a search, one score per memory found."""
+        COMMON_SHARE of all memories are left out: scoring is the cost of a search,
+        one score per memory found."""
         searched = query_terms(query)
         if not searched:
             return []
@@ -242,7 +242,10 @@ class MemoryStore:
         if not rows_with:
             return []
         total = await self.db.fetchval("SELECT coalesce(max(id), 0) FROM memories")
-        match = match_expression(scope.key, rare_enough(rows_with, total, COMMON_SHARE))
+        searched = rare_enough(rows_with, total, COMMON_SHARE)
+        if not searched:
+            return []
+        match = match_expression(scope.key, searched)
         rows = await self.db.fetchall(
             "SELECT rowid, bm25(memory_terms, 0.0, ?, 1.0) AS score FROM memory_terms "
             "WHERE memory_terms MATCH ? ORDER BY score LIMIT ?",
