@@ -43,15 +43,7 @@ class NewMemory:
 
 
 def _memory(row: sqlite3.Row) -> Memory:
-    return Memory(
-        id=row["id"],
-        scope=Scope.parse(row["scope"]),
-        author_id=row["author_id"],
-        author_name=row["author_name"],
-        source=row["source"],
-        text=row["text"],
-        created_at=row["created_at"],
-    )
+    return Memory(**{**dict(row), "scope": Scope.parse(row["scope"])})
 
 
 def _blob(vector: np.ndarray) -> bytes:
@@ -196,17 +188,8 @@ class MemoryStore:
         )
         if row is None:
             return None
-        return Chunk(
-            id=row["id"],
-            scope=Scope.parse(row["scope"]),
-            channel_id=row["channel_id"],
-            author_id=row["author_id"],
-            author_name=row["author_name"],
-            text=row["text"],
-            turns=row["turns"],
-            created_at=row["created_at"],
-            stored_text=row["text"],
-        )
+        fields = {**dict(row), "scope": Scope.parse(row["scope"]), "stored_text": row["text"]}
+        return Chunk(**fields)
 
     async def get(self, scope: Scope, ids: Sequence[int]) -> dict[int, Memory]:
         """The memories with these ids that exist and belong to `scope`."""
