@@ -21,7 +21,7 @@ from utils.db import MIGRATIONS_DIR, Database
 from utils.memory.embedder import HashingEmbedder
 from utils.memory.recall import cost, excerpt, fit
 from utils.memory.records import Recalled, Scope
-from utils.memory.scoring import DAY, keywords
+from utils.memory.scoring import DAY, keywords, query_terms
 from utils.memory.service import MemoryService
 
 GUILD, OTHER = Scope("guild", 1), Scope("guild", 2)
@@ -127,7 +127,9 @@ async def test_keyword_rows_follow_every_write_and_delete(blind: MemoryService) 
     store = blind.store
 
     async def ids(query: str, scope: Scope = GUILD) -> list[int]:
-        return [i for i, _ in await store.search_terms(scope, query, 10, names_weight=0.2)]
+        return [
+            i for i, _ in await store.search_terms(scope, query_terms(query), 10, names_weight=0.2)
+        ]
 
     fact = await blind.add_fact(GUILD, RAVI, "Ravi", "I keep a parrot called Kiwi.")
     await blind.add_fact(OTHER, RAVI, "Ravi", "I keep a parrot called Mango.")
@@ -166,7 +168,9 @@ async def test_memories_stored_before_the_keyword_index_are_searchable(
     await db.connect()
     service = await started(db, tmp_path, clock, BlindEmbedder())
     try:
-        await eventually(lambda: service.store.search_terms(GUILD, "bees?", 5, names_weight=0.5))
+        await eventually(
+            lambda: service.store.search_terms(GUILD, query_terms("bees?"), 5, names_weight=0.5)
+        )
         assert await found(service, "who keeps bees?") == ["Ravi: I keep bees"]
     finally:
         await service.close()

@@ -20,7 +20,7 @@ from utils.memory.chunks import chunk_line
 from utils.memory.indexes import ScopeIndexes
 from utils.memory.lifecycle import Runtime
 from utils.memory.records import Memory, Recalled, Scope
-from utils.memory.scoring import Weights, fused, keywords, score
+from utils.memory.scoring import Weights, fused, keywords, query_terms, score
 from utils.memory.store import MemoryStore
 from utils.text import estimate_tokens, truncate
 
@@ -144,10 +144,11 @@ class Recall:
         the best keyword matches (BM25), fused, re-ranked and fitted into the budget."""
         index = await self.indexes.get(scope)
         candidates = self.limits.candidates
+        searched = query_terms(query)
         (dense_ids, similarities), keyword_found = await asyncio.gather(
             self.indexes.run(index.search, vector, candidates),
             self.store.search_terms(
-                scope, query, candidates, names_weight=self.limits.weights.names
+                scope, searched, candidates, names_weight=self.limits.weights.names
             ),
         )
         dense = dict(zip(dense_ids.tolist(), similarities.tolist(), strict=True))
@@ -169,7 +170,7 @@ class Recall:
         )
         return fit(
             ranked,
-            keywords(query),
+            frozenset(searched),
             self.limits.top_k if limit is None else limit,
             self.limits.context_tokens if budget_tokens is None else budget_tokens,
         )

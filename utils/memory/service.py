@@ -192,7 +192,7 @@ class MemoryService:
                 self._consolidate_quietly,
                 "memory-consolidation",
             )
-        if await self.store.without_terms(1):
+        if await self.store.without_terms(0, 1):
             self.runtime.spawn(self._index_terms(), "memory-terms")
         if await self.store.stale(self.embedder.name, 1):
             log.info("memories from another embedding model found; re-embedding them")
@@ -349,11 +349,15 @@ class MemoryService:
 
     async def _index_terms(self) -> None:
         """Give memories stored before the keyword index their keyword rows."""
-        done = 0
-        while memories := await self.store.without_terms(_REEMBED_BATCH):
-            await self.writer.unbroken(self.store.write_terms(memories))
-            done += len(memories)
-        log.info("memory: %d memories added to the keyword index", done)
+        done = after = 0
+        try:
+            while memories := await self.store.without_terms(after, _REEMBED_BATCH):
+                await self.writer.unbroken(self.store.write_terms(memories))
+                done, after = done + len(memories), memories[-1].id
+        except Exception:  # a background start-up task: the bot runs on; the next start retries
+            log.exception("memory: adding older memories to the keyword index failed")
+        else:
+            log.info("memory: %d memories added to the keyword index", done)
 
     async def _reembed_quietly(self) -> None:
         try:

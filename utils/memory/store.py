@@ -23,7 +23,6 @@ from utils.memory.scoring import (
     COMMON_SHARE,
     indexed_terms,
     match_expression,
-    query_terms,
     rare_enough,
     scope_token,
 )
@@ -67,9 +66,8 @@ async def _write_terms(
 ) -> None:
     """(Re)write a memory's keyword row; in the transaction that writes the memory."""
     names, body = fields
-    await conn.execute("DELETE FROM memory_terms WHERE rowid = ?", (memory_id,))
     await conn.execute(
-        "INSERT INTO memory_terms (rowid, scope, names, body) VALUES (?, ?, ?, ?)",
+        "INSERT OR REPLACE INTO memory_terms (rowid, scope, names, body) VALUES (?, ?, ?, ?)",
         (memory_id, scope_token(scope.key), names, body),
     )
 
@@ -206,13 +204,12 @@ class MemoryStore:
         return found
 
     async def search_terms(
-        self, scope: Scope, query: str, limit: int, *, names_weight: float
+        self, scope: Scope, searched: Sequence[str], limit: int, *, names_weight: float
     ) -> list[tuple[int, float]]:
-        """(id, BM25 score) of the scope's memories that share terms with `query`, best
-        first (speakers' names weighted by `names_weight`). Terms in more than
-        COMMON_SHARE of all memories are left out: scoring is the cost of a search,
-        one score per memory found."""
-        searched = query_terms(query)
+        """(id, BM25 score) of the scope's memories holding any of the `searched` terms
+        (`scoring.query_terms`), best first, speakers' names weighted by `names_weight`.
+        Terms in more than COMMON_SHARE of all memories are left out: scoring is the
+        cost of a search, one score per memory found."""
         if not searched:
             return []
         marks = ",".join("?" * len(searched))
@@ -236,12 +233,14 @@ class MemoryStore:
         )
         return [(row[0], -row[1]) for row in rows]  # FTS5's bm25() is lower for better
 
-    async def without_terms(self, limit: int) -> list[Memory]:
-        """Memories that have no keyword row yet (stored before the keyword index)."""
+    async def without_terms(self, after: int, limit: int) -> list[Memory]:
+        """Memories after id `after`, in id order, that have no keyword row yet (stored
+        before the keyword index)."""
         rows = await self.db.fetchall(
-            f"SELECT {_COLUMNS} FROM memories WHERE id NOT IN (SELECT rowid FROM memory_terms) "
-            "LIMIT ?",
-            (limit,),
+            f"SELECT {', '.join(f'm.{c}' for c in _COLUMNS.split(', '))} FROM memories m "
+            "LEFT JOIN memory_terms t ON t.rowid = m.id "
+            "WHERE m.id > ? AND t.rowid IS NULL ORDER BY m.id LIMIT ?",
+            (after, limit),
         )
         return [_memory(row) for row in rows]
 
