@@ -30,6 +30,7 @@ from utils.memory.service import MemoryService
 from utils.metrics import Metrics
 from utils.reliability.circuit_breaker import CircuitBreaker
 from utils.reliability.shutdown import ShutdownManager
+from utils.tools import ToolRegistry
 from utils.usage import UsageStore
 
 log = logging.getLogger("bot")
@@ -101,6 +102,7 @@ class Bot(commands.Bot):
         self.data_owners.register("ai chat", self.chats)  # its cache goes with the rows
         self.gemini: GeminiProvider | None = None
         self.memory: MemoryService | None = None
+        self.tools = ToolRegistry()  # what the AI can do; cogs register their tools
         self.shutdown_manager = ShutdownManager()
         self.started_at = time.monotonic()
         self.commands_run = 0

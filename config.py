@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     ai_breaker_threshold: int = Field(default=5, ge=1)
     ai_breaker_reset: float = Field(default=30.0, gt=0)
     ai_default_persona: str = "default"
+    ai_tools_enabled: bool = True
+    ai_max_tool_rounds: int = Field(default=5, ge=1, le=20)
 
     # Long-term memory
     memory_enabled: bool = True

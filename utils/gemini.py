@@ -129,23 +129,27 @@ class GeminiProvider:
 
     async def stream(
         self,
-        contents: list[types.ContentDict],
+        contents: Sequence[types.ContentUnionDict],
         *,
         system: str | None = None,
         model: str | None = None,
         safety: str | None = None,
         reply: Reply | None = None,
         deadline: float | None = None,
+        tools: list[types.ToolDict] | None = None,
+        tool_mode: types.FunctionCallingConfigMode = types.FunctionCallingConfigMode.AUTO,
     ) -> AsyncIterator[str]:
         """Yield text pieces as they arrive; `reply` collects model, text and usage.
 
         Retries and fallbacks happen only before the first piece, and end at
         `deadline` (event-loop time) if one is given: once text has been shown, a
         failure ends the stream with an `AIError`. A reply Google stopped early
-        (or a prompt it refused) ends with a `ReplyStopped`.
+        (or a prompt it refused) ends with a `ReplyStopped`. With `tools`, the functions
+        the model asks to run are in `reply.calls` at the end (`tool_mode` "NONE" makes it
+        answer in text).
         """
         reply = reply if reply is not None else Reply()
-        config = _config(system, safety)
+        config = _config(system, safety, tools=tools, tool_mode=tool_mode)
         chunks, first = await self._with_retries(
             lambda name: self._open_stream(name, contents, config),
             model,
@@ -186,20 +190,22 @@ class GeminiProvider:
 
     async def generate(
         self,
-        contents: list[types.ContentDict],
+        contents: Sequence[types.ContentUnionDict],
         *,
         system: str | None = None,
         model: str | None = None,
         schema: types.SchemaDict | None = None,
+        tools: list[types.ToolDict] | None = None,
     ) -> Reply:
         """A whole reply at once (for summaries and background work); with `schema`,
-        the reply is JSON text of that shape (structured output)."""
+        the reply is JSON text of that shape (structured output); `tools` may be Google's
+        own (search, URL context), whose sources end up in `reply.sources`."""
         reply = Reply()
-        config = _config(system, None, schema)
+        config = _config(system, None, schema, tools=tools)
 
         async def request(name: str) -> types.GenerateContentResponse:
             return await self.client.aio.models.generate_content(
-                model=name, contents=contents, config=config
+                model=name, contents=list(contents), config=config
             )
 
         response = await self._with_retries(request, model, reply, None)
@@ -210,12 +216,12 @@ class GeminiProvider:
     async def _open_stream(
         self,
         model: str,
-        contents: list[types.ContentDict],
+        contents: Sequence[types.ContentUnionDict],
         config: types.GenerateContentConfigDict | None,
     ) -> tuple[AsyncIterator[types.GenerateContentResponse], types.GenerateContentResponse]:
         """Start a stream and wait for its first chunk (so failures can still be retried)."""
         chunks = await self.client.aio.models.generate_content_stream(
-            model=model, contents=contents, config=config
+            model=model, contents=list(contents), config=config
         )
         try:
             return chunks, await anext(chunks)
@@ -327,12 +333,25 @@ class GeminiProvider:
 
     @staticmethod
     def _take(response: types.GenerateContentResponse, reply: Reply) -> str:
-        """Add a response's text, usage and finish or block reason to `reply`; return the text."""
-        text = response.text or ""
+        """Add a response's parts, text, usage, sources and finish or block reason to
+        `reply`; return the text."""
+        text = ""
+        candidate = response.candidates[0] if response.candidates else None
+        if candidate is not None:
+            for part in candidate.content.parts or [] if candidate.content else []:
+                reply.parts.append(part)
+                if part.function_call is not None:
+                    reply.calls.append(part.function_call)
+                elif part.text and not part.thought:
+                    text += part.text
+            if candidate.finish_reason:
+                reply.finish_reason = candidate.finish_reason.value
+            grounding = candidate.grounding_metadata
+            for chunk in grounding.grounding_chunks or [] if grounding else []:
+                if chunk.web is not None and chunk.web.uri:
+                    reply.sources.append((chunk.web.title or chunk.web.domain or "", chunk.web.uri))
         reply.text += text
         reply.usage.add(response.usage_metadata)
-        if response.candidates and response.candidates[0].finish_reason:
-            reply.finish_reason = response.candidates[0].finish_reason.value
         feedback = response.prompt_feedback
         if feedback is not None and feedback.block_reason:
             reply.block_reason = feedback.block_reason.value
@@ -340,7 +359,12 @@ class GeminiProvider:
 
 
 def _config(
-    system: str | None, safety: str | None, schema: types.SchemaDict | None = None
+    system: str | None,
+    safety: str | None,
+    schema: types.SchemaDict | None = None,
+    *,
+    tools: list[types.ToolDict] | None = None,
+    tool_mode: types.FunctionCallingConfigMode = types.FunctionCallingConfigMode.AUTO,
 ) -> types.GenerateContentConfigDict | None:
     config: types.GenerateContentConfigDict = {}
     if system:
@@ -353,6 +377,12 @@ def _config(
         config["safety_settings"] = [
             {"category": category, "threshold": threshold} for category in SAFETY_CATEGORIES
         ]
+    if tools:
+        config["tools"] = tools
+        # The bot runs the calls itself: it checks permissions, bounds time and streams.
+        config["automatic_function_calling"] = {"disable": True}
+        if any("function_declarations" in tool for tool in tools):
+            config["tool_config"] = {"function_calling_config": {"mode": tool_mode}}
     return config or None
 
 

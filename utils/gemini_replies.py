@@ -102,6 +102,21 @@ class Reply:
     usage: Usage = field(default_factory=Usage)
     finish_reason: str | None = None
     block_reason: str | None = None
+    parts: list[types.Part] = field(default_factory=list)  # the model's turn as it came
+    calls: list[types.FunctionCall] = field(default_factory=list)  # tools it asks to run
+    sources: list[tuple[str, str]] = field(default_factory=list)  # (title, uri) it drew on
+
+    def model_turn(self) -> types.Content:
+        """The model's turn to send back with the results of its calls: its parts as they
+        came (signatures included), the pieces of streamed text joined."""
+        parts: list[types.Part] = []
+        for part in self.parts:
+            previous = parts[-1] if parts else None
+            if _plain_text(part) and previous is not None and _plain_text(previous):
+                parts[-1] = types.Part(text=(previous.text or "") + (part.text or ""))
+            else:
+                parts.append(part)
+        return types.Content(role="model", parts=parts)
 
     def stopped(self) -> ReplyStopped | None:
         """Why Google ended this reply early, or None for a whole reply."""
@@ -112,3 +127,8 @@ class Reply:
             reason, why = _FINISH_REASONS.get(self.finish_reason, _OTHER_STOP)
             return ReplyStopped(reason, why, prompt=False, partial=bool(self.text.strip()))
         return None
+
+
+def _plain_text(part: types.Part) -> bool:
+    fields = part.model_dump(exclude_none=True)
+    return set(fields) == {"text"}

@@ -8,14 +8,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from cogs.ai.records import ChannelPrefs, Tail
+from cogs.ai.records import ChannelPrefs, GuildPrefs, Tail
 
 _V = TypeVar("_V")
 
 
 class ChatCache:
     """The newest turns that fit the context (`tails`), the channel preferences (`prefs`)
-    and the guild models (`models`) of the `size` most recently used channels or guilds,
+    and the guild preferences (`guilds`) of the `size` most recently used channels or guilds,
     plus every channel with auto-respond on (`autorespond`). `writes` counts the store's
     writes, so a read that raced one returns what it read but does not cache it."""
 
@@ -23,7 +23,7 @@ class ChatCache:
         self.size = size
         self.tails: OrderedDict[int, Tail] = OrderedDict()
         self.prefs: OrderedDict[int, ChannelPrefs] = OrderedDict()
-        self.models: OrderedDict[int, str | None] = OrderedDict()
+        self.guilds: OrderedDict[int, GuildPrefs] = OrderedDict()
         self.autorespond: set[int] = set()
         self.writes = 0  # bumped after every write, so racing reads can tell
 

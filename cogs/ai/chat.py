@@ -13,11 +13,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
+
+from google.genai import types
 
 from cogs.ai.personas import Persona, choose_persona
 from cogs.ai.prompting import (
     SUMMARY_INSTRUCTION,
+    TOOLS_INSTRUCTION,
     UserInput,
     build_contents,
     memory_section,
@@ -27,6 +32,7 @@ from cogs.ai.prompting import (
 from cogs.ai.records import Turn
 from cogs.ai.store import ChatStore
 from cogs.ai.streaming import ReplyCutOff, Sink, stream_reply
+from cogs.ai.tools.toolbox import Toolbox, footer
 from utils.errors import BotError
 from utils.gemini import GeminiProvider
 from utils.gemini_replies import AIError, AIUnavailableError, Reply
@@ -38,6 +44,8 @@ from utils.text import estimate_tokens
 from utils.usage import UsageStore
 
 log = logging.getLogger(__name__)
+
+_AUTO, _NONE = types.FunctionCallingConfigMode.AUTO, types.FunctionCallingConfigMode.NONE
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,7 @@ class ChatEngine:
         *,
         default_persona: str,
         edit_interval: float,
+        max_tool_rounds: int = 5,
         memory: MemoryService | None = None,
         metrics: Metrics | None = None,
     ) -> None:
@@ -94,6 +103,7 @@ class ChatEngine:
         self.personas = personas
         self.default_persona = default_persona
         self.edit_interval = edit_interval
+        self.max_tool_rounds = max_tool_rounds
         self.memory = memory
         self.metrics = metrics or Metrics()
         self._summaries: dict[int, asyncio.Task[None]] = {}
@@ -112,9 +122,10 @@ class ChatEngine:
         sink: Sink,
         *,
         deadline: float,
+        toolbox: Toolbox | None = None,
     ) -> Reply:
-        """Answer `user` into `sink`; the first words or an error come by `deadline`
-        (event-loop time)."""
+        """Answer `user` into `sink`, using the tools of `toolbox` if any; the first words
+        or an error come by `deadline` (event-loop time)."""
         context = await self.store.context(
             place.guild_id, place.channel_id, reserve=estimate_tokens(user.text)
         )
@@ -135,18 +146,21 @@ class ChatEngine:
             place.description,
         )
         system += memory_section(recalled)
+        if toolbox:
+            system += TOOLS_INSTRUCTION
         reply = Reply()
         exchange = _Exchange(
             self.store,
             place,
             Turn("user", author_id, user.author_name, user.stored_text, message_id),
         )
-        pieces = self.provider.stream(
-            contents,
+        pieces = self._rounds(
+            [*contents],
+            reply,
+            toolbox or None,
             system=system,
             model=context.model,
             safety=prefs.safety,
-            reply=reply,
             deadline=deadline,
         )
         cut_off: ReplyCutOff | None = None
@@ -164,6 +178,48 @@ class ChatEngine:
         if cut_off is not None:
             raise cut_off
         return reply
+
+    async def _rounds(
+        self,
+        contents: list[types.ContentUnionDict],
+        reply: Reply,
+        toolbox: Toolbox | None,
+        **request: Any,
+    ) -> AsyncIterator[str]:
+        """The reply's text over as many requests as its tool calls take (at most
+        `max_tool_rounds` rounds of calls; the last request must answer in text), then a
+        line of what the tools did and the sources. `reply` collects all of it; each
+        request gets as long for its first words as the first one had."""
+        loop = asyncio.get_running_loop()
+        span = request["deadline"] - loop.time()
+        for round_ in range(self.max_tool_rounds + 1):
+            part = Reply()
+            tools: list[types.ToolDict] | None = None
+            if toolbox is not None:
+                tools = [{"function_declarations": toolbox.declarations()}]
+            mode = _AUTO if round_ < self.max_tool_rounds else _NONE
+            first = True
+            async for text in self.provider.stream(
+                contents, reply=part, tools=tools, tool_mode=mode, **request
+            ):
+                if first and reply.text and not reply.text[-1].isspace():
+                    yield "\n\n"  # a new round's words start a new paragraph
+                first = False
+                reply.text += text
+                yield text
+            reply.model = part.model
+            reply.usage.prompt_tokens += part.usage.prompt_tokens
+            reply.usage.output_tokens += part.usage.output_tokens
+            reply.sources += part.sources
+            if toolbox is None or not part.calls or mode == _NONE:
+                break
+            contents.append(part.model_turn())
+            contents.append({"role": "user", "parts": await toolbox.run_all(part.calls)})
+            request["deadline"] = loop.time() + span
+        if toolbox is not None:
+            reply.sources += [(s.title, s.uri) for s in toolbox.sources]
+        if tail := footer(toolbox.notes if toolbox is not None else [], reply.sources):
+            yield tail
 
     def summarise_later(self, guild_id: int | None, channel_id: int) -> None:
         """Summarise the turns that no longer fit, in the background, once at a time."""

@@ -28,10 +28,15 @@ from cogs.ai.replies import (
     user_input,
 )
 from cogs.ai.streaming import FINALISE_TIMEOUT, ReplyCutOff
+from cogs.ai.tools import info, web
+from cogs.ai.tools.audit import ToolAudit
+from cogs.ai.tools.settings import audit_embed, families, tools_embed
+from cogs.ai.tools.toolbox import Toolbox
 from utils.checks import costly, dm_or_guild_permissions, guild_permissions
 from utils.errors import BotError
 from utils.tasks import log_failure
 from utils.text import truncate
+from utils.tools import SWITCHABLE, Asker, Family
 
 if TYPE_CHECKING:
     from bot import Bot
@@ -56,6 +61,8 @@ class AI(commands.Cog):
         self.admission = Admission(settings, bot.metrics)
         self.personas: dict[str, Persona] = {}
         self.engine: ChatEngine | None = None
+        self.audit = ToolAudit(bot.db)
+        self.tools = [*info.TOOLS, *(web.tools(bot.gemini) if bot.gemini else [])]
         self._finishing: asyncio.Task[None] | None = None
 
     async def cog_load(self) -> None:
@@ -74,9 +81,12 @@ class AI(commands.Cog):
                 self.personas,
                 default_persona=settings.ai_default_persona,
                 edit_interval=settings.ai_edit_interval,
+                max_tool_rounds=settings.ai_max_tool_rounds,
                 memory=self.bot.memory,
                 metrics=self.bot.metrics,
             )
+        self.bot.tools.register(self.tools)
+        self.bot.data_owners.register("ai tool audit", self.audit)
         unfinished = await self.bot.chats.unfinished(UNFINISHED_LIMIT)  # before any reply starts
         self._finishing = asyncio.create_task(
             finish_unfinished(self.bot, unfinished), name="ai-finish"
@@ -90,6 +100,8 @@ class AI(commands.Cog):
         )
 
     async def cog_unload(self) -> None:
+        self.bot.tools.unregister(self.tools)
+        self.bot.data_owners.unregister("ai tool audit")
         await self.bot.shutdown_manager.release("ai: stop replies")  # stops it, if still running
 
     async def stop(self) -> None:
@@ -165,6 +177,7 @@ class AI(commands.Cog):
                     user,
                     reply.watch(sink),
                     deadline=deadline,
+                    toolbox=await self._toolbox(ctx),
                 )
         except ReplyCutOff:
             pass  # the partial reply already says what happened
@@ -175,6 +188,16 @@ class AI(commands.Cog):
                 # Long sent by now; only an indicator stuck on a dead Discord is cut short.
                 typing.cancel()
                 await asyncio.gather(typing, return_exceptions=True)
+
+    async def _toolbox(self, ctx: Context) -> Toolbox | None:
+        """The tools this reply may use, for the person who asked."""
+        if not self.bot.settings.ai_tools_enabled:
+            return None
+        guild = ctx.guild
+        on = families((await self.bot.chats.guild(guild.id if guild else None)).tools)
+        message = None if ctx.interaction else ctx.message
+        asker = Asker(ctx.author, ctx.channel, guild, message)
+        return Toolbox(self.bot.tools, asker, on, self.audit)
 
     # Commands
 
@@ -265,6 +288,39 @@ class AI(commands.Cog):
         tokens = await self.bot.usage.tokens_today(guild_id or 0)
         embed.add_field(name="Tokens today", value=f"{tokens:,}")
         await ctx.send(embed=embed, ephemeral=True)
+
+    @ai_group.command(name="tools")
+    @commands.guild_only()
+    @app_commands.describe(
+        family="Which tools to switch; leave empty to see them all", mode="on or off"
+    )
+    async def ai_tools(
+        self,
+        ctx: Context,
+        family: Literal["music", "memory", "server", "search", "links"] | None = None,
+        mode: Literal["on", "off"] | None = None,
+    ) -> None:
+        """Show the AI's tools here, or switch a family on or off (Manage Server)."""
+        assert ctx.guild is not None and isinstance(ctx.author, discord.Member)
+        enabled = self.bot.settings.ai_tools_enabled
+        on = families((await self.bot.chats.guild(ctx.guild.id)).tools)
+        if family is not None and mode is not None and enabled:
+            if not ctx.author.guild_permissions.manage_guild:
+                raise commands.MissingPermissions(["manage_guild"])
+            switched = Family(family)
+            on = on | {switched} if mode == "on" else on - {switched}
+            await self.bot.chats.set_guild_tools(
+                ctx.guild.id, frozenset(f.value for f in on if f in SWITCHABLE)
+            )
+        await ctx.send(embed=tools_embed(on, enabled), ephemeral=True)
+
+    @ai_group.command(name="audit")
+    @guild_permissions(manage_guild=True)
+    async def ai_audit(self, ctx: Context) -> None:
+        """What the AI's tools changed here lately, who asked and how it went (Manage Server)."""
+        assert ctx.guild is not None
+        actions = await self.audit.recent(ctx.guild.id, 15)
+        await ctx.send(embed=audit_embed(actions), ephemeral=True, allowed_mentions=NO_PINGS)
 
     @ai_group.command(name="model")
     @guild_permissions(manage_guild=True)

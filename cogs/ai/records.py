@@ -56,6 +56,12 @@ class ChannelPrefs:
 
 
 @dataclass(frozen=True)
+class GuildPrefs:
+    model: str | None = None  # None: the default model
+    tools: frozenset[str] | None = None  # the tool families turned on (None: the defaults)
+
+
+@dataclass(frozen=True)
 class ReplyContext:
     """What a reply in a channel needs, read at once."""
 

@@ -14,7 +14,16 @@ from typing import Any
 import aiosqlite
 
 from cogs.ai.cache import ChatCache
-from cogs.ai.records import WRITING, ChannelHead, ChannelPrefs, ReplyContext, Tail, Turn, Unfinished
+from cogs.ai.records import (
+    WRITING,
+    ChannelHead,
+    ChannelPrefs,
+    GuildPrefs,
+    ReplyContext,
+    Tail,
+    Turn,
+    Unfinished,
+)
 from utils.db import Database
 from utils.text import estimate_tokens
 
@@ -29,7 +38,7 @@ class ChatStore:
 
     It is the only writer of these tables, so it keeps what every reply reads in a
     `ChatCache` for the `cached_channels` most recently used channels: the newest turns
-    that fit `context_tokens`, the channel preferences and the guild models. Every
+    that fit `context_tokens`, the channel preferences and the guild preferences. Every
     write updates or drops the cached copy right after it commits. The channels with
     auto-respond on are all kept (`load_autorespond` at start), as every message asks
     about them.
@@ -166,7 +175,7 @@ class ChatStore:
         prefs = await self.channel(channel_id)
         budget = self.context_tokens - estimate_tokens(prefs.summary or "") - reserve
         turns, overflow = await self.recent_turns(channel_id, prefs.summary_upto, max(budget, 0))
-        return ReplyContext(prefs, turns, overflow, await self.guild_model(guild_id))
+        return ReplyContext(prefs, turns, overflow, (await self.guild(guild_id)).model)
 
     async def _load_tail(self, channel_id: int) -> Tail:
         since = self._cache.writes
@@ -296,24 +305,36 @@ class ChatStore:
 
     # Guild preferences
 
-    async def guild_model(self, guild_id: int | None) -> str | None:
+    async def guild(self, guild_id: int | None) -> GuildPrefs:
+        """A guild's model and tool families (the defaults for DMs)."""
         if guild_id is None:
-            return None
-        if guild_id in self._cache.models:
-            self._cache.models.move_to_end(guild_id)
-            return self._cache.models[guild_id]
+            return GuildPrefs()
+        if (cached := self._cache.get(self._cache.guilds, guild_id)) is not None:
+            return cached
         since = self._cache.writes
-        model = await self.db.fetchval(
-            "SELECT model FROM ai_guilds WHERE guild_id = ?", (guild_id,)
+        row = await self.db.fetchone(
+            "SELECT model, tools FROM ai_guilds WHERE guild_id = ?", (guild_id,)
         )
-        return self._cache.remember(self._cache.models, guild_id, model, since)
+        prefs = GuildPrefs()
+        if row is not None:
+            tools = row["tools"]
+            prefs = GuildPrefs(row["model"], None if tools is None else frozenset(tools.split()))
+        return self._cache.remember(self._cache.guilds, guild_id, prefs, since)
 
     async def set_guild_model(self, guild_id: int, model: str | None) -> None:
-        with self._cache.writing((self._cache.models, guild_id)):
+        with self._cache.writing((self._cache.guilds, guild_id)):
             await self.db.execute(
                 "INSERT INTO ai_guilds (guild_id, model) VALUES (?, ?) "
                 "ON CONFLICT (guild_id) DO UPDATE SET model = excluded.model",
                 (guild_id, model),
+            )
+
+    async def set_guild_tools(self, guild_id: int, families: frozenset[str]) -> None:
+        with self._cache.writing((self._cache.guilds, guild_id)):
+            await self.db.execute(
+                "INSERT INTO ai_guilds (guild_id, tools) VALUES (?, ?) "
+                "ON CONFLICT (guild_id) DO UPDATE SET tools = excluded.tools",
+                (guild_id, " ".join(sorted(families))),
             )
 
     # Retention and maintenance
@@ -331,7 +352,7 @@ class ChatStore:
         return cursor.rowcount
 
     async def delete_guild(self, guild_id: int) -> int:
-        """Forget everything of a guild: its channels, model choice and usage figures;
+        """Forget everything of a guild: its channels, model and tool choices and usage figures;
         returns the number of messages deleted."""
         try:
             async with self.db.transaction() as conn:
@@ -349,7 +370,7 @@ class ChatStore:
             self._cache.writes += 1
             self._cache.tails.clear()  # which cached channels were the guild's is not known here
             self._cache.prefs.clear()
-            self._cache.models.pop(guild_id, None)
+            self._cache.guilds.pop(guild_id, None)
         return cursor.rowcount
 
     async def prune_before(self, cutoff: float) -> int:

@@ -138,7 +138,7 @@ async def test_rejoining_within_the_grace_keeps_a_guild_and_leaving_for_good_del
     assert await maintenance(bot, days_from_now=6).purge_due() == 0
     assert await maintenance(bot, days_from_now=8).purge_due() == 1
     assert await contents(bot) == ["other words", "noted"]
-    assert await chat.guild_model(guild.id) is None
+    assert (await chat.guild(guild.id)).model is None
     assert bot.guild_settings.prefix(guild.id) == "!"
     assert await bot.db.fetchval("SELECT count(*) FROM guild_settings") == 0
     assert await bot.db.fetchval("SELECT count(*) FROM music_sessions") == 0

@@ -66,8 +66,8 @@ async def test_channel_preferences_and_guild_model(store: ChatStore) -> None:
     with pytest.raises(ValueError):
         await store.update_channel(1, 5, nonsense=1)
     await store.set_guild_model(1, "gemini-x")
-    assert await store.guild_model(1) == "gemini-x"
-    assert await store.guild_model(None) is None
+    assert (await store.guild(1)).model == "gemini-x"
+    assert (await store.guild(None)).model is None
 
 
 @pytest.mark.parametrize(("context_tokens", "history_limit"), [(60, 12), (200, 6), (60, 6)])
@@ -177,11 +177,11 @@ def test_a_turn_loaded_and_then_appended_is_kept_once() -> None:
 
 
 async def test_guild_model_cache_follows_changes(store: ChatStore) -> None:
-    assert await store.guild_model(1) is None
+    assert (await store.guild(1)).model is None
     await store.set_guild_model(1, "gemini-x")
-    assert await store.guild_model(1) == "gemini-x"
+    assert (await store.guild(1)).model == "gemini-x"
     await store.set_guild_model(1, None)
-    assert await store.guild_model(1) is None
+    assert (await store.guild(1)).model is None
 
 
 async def test_a_reply_stored_early_is_rewritten_in_place(store: ChatStore) -> None:

@@ -113,6 +113,7 @@ SQL_OWNERS = {
     "utils/usage.py",
     "utils/memory/store.py",
     "cogs/ai/store.py",
+    "cogs/ai/tools/audit.py",
     "cogs/music/store.py",
     "cogs/admin/retention.py",
 }

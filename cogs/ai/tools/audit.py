@@ -1,0 +1,70 @@
+"""The record of what tools changed: who asked, what, when, and how it went (`/ai audit`).
+
+Owns the `ai_tool_actions` table. Each server keeps its newest `KEEP` entries.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from utils.db import Database
+
+KEEP = 500
+
+
+@dataclass(frozen=True)
+class Action:
+    id: int
+    channel_id: int
+    user_id: int
+    tool: str
+    arguments: str
+    result: str
+    ok: bool
+    created_at: float
+
+
+class ToolAudit:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def record(
+        self,
+        guild_id: int,
+        channel_id: int,
+        user_id: int,
+        tool: str,
+        arguments: str,
+        result: str,
+        *,
+        ok: bool,
+    ) -> None:
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO ai_tool_actions (guild_id, channel_id, user_id, tool, arguments, "
+                "result, ok, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (guild_id, channel_id, user_id, tool, arguments, result, int(ok), time.time()),
+            )
+            await conn.execute(
+                "DELETE FROM ai_tool_actions WHERE guild_id = ? AND id <= ("
+                "SELECT id FROM ai_tool_actions WHERE guild_id = ? "
+                "ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (guild_id, guild_id, KEEP),
+            )
+
+    async def recent(self, guild_id: int, limit: int) -> list[Action]:
+        rows = await self.db.fetchall(
+            "SELECT id, channel_id, user_id, tool, arguments, result, ok, created_at "
+            "FROM ai_tool_actions WHERE guild_id = ? ORDER BY id DESC LIMIT ?",
+            (guild_id, limit),
+        )
+        return [Action(*row) for row in rows]
+
+    async def delete_channel(self, channel_id: int) -> int:
+        return await self.db.execute(
+            "DELETE FROM ai_tool_actions WHERE channel_id = ?", (channel_id,)
+        )
+
+    async def delete_guild(self, guild_id: int) -> int:
+        return await self.db.execute("DELETE FROM ai_tool_actions WHERE guild_id = ?", (guild_id,))

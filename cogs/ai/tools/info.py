@@ -1,0 +1,100 @@
+"""Tools that read about the server: what it is, its channels, the asker's roles, how many
+members it has, and the time somewhere. They change nothing; channel and role names are
+written by people, so their results count as outside text."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import discord
+from pydantic import BaseModel, Field
+
+from utils.tools import Asker, Done, Family, NoArguments, Tool, ToolRefused
+
+MAX_CHANNELS = 50
+
+
+async def server_info(asker: Asker, _: NoArguments) -> Done:
+    guild = asker.member().guild
+    result = {
+        "name": guild.name,
+        "created": guild.created_at.date().isoformat(),
+        "members": guild.member_count,
+        "text_channels": len(guild.text_channels),
+        "voice_channels": len(guild.voice_channels),
+        "roles": len(guild.roles) - 1,
+        "boost_level": guild.premium_tier,
+        "description": guild.description or "",
+    }
+    return Done(result, outside=True)
+
+
+async def list_channels(asker: Asker, _: NoArguments) -> Done:
+    """The channels the asker can see (never the ones hidden from them)."""
+    member = asker.member()
+    visible = [
+        channel
+        for channel in member.guild.channels
+        if not isinstance(channel, discord.CategoryChannel)
+        and channel.permissions_for(member).view_channel
+    ]
+    channels = [
+        {
+            "name": channel.name,
+            "kind": "voice" if isinstance(channel, discord.VoiceChannel) else channel.type.name,
+            "category": channel.category.name if channel.category else None,
+            "mention": channel.mention,
+        }
+        for channel in sorted(visible, key=lambda c: c.position)[:MAX_CHANNELS]
+    ]
+    return Done({"channels": channels, "shown": len(channels), "total": len(visible)}, outside=True)
+
+
+async def my_roles(asker: Asker, _: NoArguments) -> Done:
+    member = asker.member()
+    roles = [role.name for role in reversed(member.roles) if not role.is_default()]
+    return Done({"roles": roles}, outside=True)
+
+
+async def member_count(asker: Asker, _: NoArguments) -> Done:
+    return Done({"members": asker.member().guild.member_count})
+
+
+class TimeIn(BaseModel):
+    timezone: str = Field(
+        default="UTC", description="An IANA time zone such as Europe/Paris or America/New_York"
+    )
+
+
+async def current_time(_: Asker, args: TimeIn) -> Done:
+    try:
+        zone = ZoneInfo(args.timezone.strip())
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise ToolRefused(f"{args.timezone!r} is not a time zone I know.") from error
+    now = datetime.now(UTC).astimezone(zone)
+    return Done({"timezone": str(zone), "time": now.strftime("%A %d %B %Y, %H:%M")})
+
+
+TOOLS: list[Tool] = [
+    Tool("server_info", "Facts about this Discord server.", Family.INFO, server_info, NoArguments),
+    Tool(
+        "list_channels",
+        "The server's channels that the person asking can see.",
+        Family.INFO,
+        list_channels,
+        NoArguments,
+    ),
+    Tool("my_roles", "The roles of the person asking.", Family.INFO, my_roles, NoArguments),
+    Tool(
+        "member_count", "How many members the server has.", Family.INFO, member_count, NoArguments
+    ),
+    Tool(
+        "current_time",
+        "The current date and time in a time zone.",
+        Family.INFO,
+        current_time,
+        TimeIn,
+        guild_only=False,
+    ),
+]

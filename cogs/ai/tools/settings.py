@@ -1,0 +1,53 @@
+"""Which tool families a server has on (`/ai tools`), and how `/ai audit` shows what tools did."""
+
+from __future__ import annotations
+
+import discord
+
+from cogs.ai.tools.audit import Action
+from utils.text import truncate
+from utils.tools import DEFAULT_FAMILIES, SWITCHABLE, Family
+
+# What each switch covers, as `/ai tools` shows it.
+FAMILY_HELP = {
+    Family.MUSIC: "play, skip, pause, resume, queue, now playing, leave",
+    Family.MEMORY: "remember, recall and forget things about the person asking",
+    Family.SERVER: "create channels and threads, rename, slowmode, pins, roles (off by default)",
+    Family.SEARCH: "Google Search for current facts",
+    Family.LINKS: "read the links people paste (Google fetches them)",
+}
+
+
+def families(stored: frozenset[str] | None) -> frozenset[Family]:
+    """The families on in a server: what it chose (reading about the server is always on)."""
+    if stored is None:
+        return DEFAULT_FAMILIES
+    return frozenset(Family(name) for name in stored if name in Family._value2member_map_) | {
+        Family.INFO
+    }
+
+
+def tools_embed(on: frozenset[Family], enabled: bool) -> discord.Embed:
+    embed = discord.Embed(title="AI tools in this server", colour=discord.Colour.blurple())
+    if not enabled:
+        embed.description = "Tools are turned off on this bot (AI_TOOLS_ENABLED)."
+        return embed
+    lines = [
+        f"{'✅' if family in on else '⛔'} **{family.value}**: {FAMILY_HELP[family]}"
+        for family in SWITCHABLE
+    ]
+    lines.append("✅ **info**: server info, channels, your roles, member count, time (always on)")
+    embed.description = "\n".join(lines)
+    embed.set_footer(text="Change one with /ai tools <family> on|off (Manage Server)")
+    return embed
+
+
+def audit_embed(actions: list[Action]) -> discord.Embed:
+    embed = discord.Embed(title="What AI tools did here", colour=discord.Colour.blurple())
+    lines = [
+        f"<t:{int(a.created_at)}:R> <@{a.user_id}> in <#{a.channel_id}>: `{a.tool}` "
+        f"{truncate(a.arguments, 120)} → {'✅' if a.ok else '❌'} {truncate(a.result, 120)}"
+        for a in actions
+    ]
+    embed.description = truncate("\n".join(lines), 4000) or "No tool has changed anything yet."
+    return embed

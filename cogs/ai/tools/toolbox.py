@@ -1,0 +1,193 @@
+"""The tools offered to one reply, and running the model's calls for the person who asked.
+
+Each call is checked when it runs, against the asker (the human whose message started
+the reply) and the bot: the tool's family must be on here, both must hold the tool's
+permissions in the channel, and a tool that changes something is withheld once the
+reply has read text others wrote (web pages, memories, titles, names): actions come
+only from what the asker wrote. A call that is refused, fails or times out becomes an
+error result the model explains; it never ends the reply. Changes are recorded for
+`/ai audit` (memory is private and is not).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+import discord
+from google.genai import types
+from pydantic import ValidationError
+
+from cogs.ai.tools.audit import ToolAudit
+from utils.errors import BotError
+from utils.tools import Asker, Done, Family, Source, Tool, ToolRefused, ToolRegistry
+
+log = logging.getLogger(__name__)
+
+MAX_SOURCES = 5
+# Names Discord shows for the permissions tools ask for (the rest: the attribute, titled).
+_PERMISSION_NAMES = {"manage_guild": "Manage Server", "manage_roles": "Manage Roles"}
+READ_OUTSIDE = (
+    "Not done: this reply has read text written by others (a web page, a memory, a title), "
+    "and actions are only taken on what the person asked directly. Ask them to confirm in "
+    "a new message."
+)
+
+
+def permission_name(attribute: str) -> str:
+    return _PERMISSION_NAMES.get(attribute, attribute.replace("_", " ").title())
+
+
+class Toolbox:
+    """The tools one reply may use, the calls it made, and what to show under it."""
+
+    def __init__(
+        self,
+        registry: ToolRegistry,
+        asker: Asker,
+        families: frozenset[Family],
+        audit: ToolAudit | None = None,
+    ) -> None:
+        self.registry = registry
+        self.asker = asker
+        self.audit = audit
+        in_guild = asker.guild is not None
+        self.tools = {
+            tool.name: tool
+            for tool in registry
+            if tool.family in families and (in_guild or not tool.guild_only)
+        }
+        self.read_outside = False
+        self.notes: list[str] = []
+        self.sources: list[Source] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.tools)
+
+    def declarations(self) -> list[types.FunctionDeclarationDict]:
+        """What the model may call now (changing tools are gone once outside text was read)."""
+        return [
+            self.registry.declaration(name)
+            for name, tool in self.tools.items()
+            if not (tool.changes and self.read_outside)
+        ]
+
+    async def run_all(self, calls: list[types.FunctionCall]) -> list[types.PartDict]:
+        """Run one model turn's calls in order; their results as function-response parts.
+
+        The calls of one turn were all written before any result was read, so text that
+        a result brings in withholds actions only from the next turns."""
+        parts: list[types.PartDict] = []
+        outside = False
+        for call in calls:
+            name = call.name or ""
+            result, read = await self._run(name, call.args or {})
+            outside |= read
+            response: types.FunctionResponseDict = {"name": name, "response": result}
+            if call.id:
+                response["id"] = call.id
+            parts.append({"function_response": response})
+        self.read_outside |= outside
+        return parts
+
+    async def _run(self, name: str, args: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """A call's result for the model, and whether it carries outside text."""
+        tool = self.tools.get(name)
+        if tool is None:
+            return {"error": f"There is no tool named {name!r} here."}, False
+        try:
+            self._check(tool)
+            params = tool.params.model_validate(args)
+            async with asyncio.timeout(tool.timeout):
+                done = await tool.run(self.asker, params)
+        except ToolRefused as refused:
+            await self._record(tool, args, f"refused: {refused}", ok=False)
+            return {"refused": str(refused)}, False
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in error.errors()
+            )
+            return {"error": f"Bad arguments ({problems})."}, False
+        except TimeoutError:
+            log.warning("tool %s timed out after %.0f s", name, tool.timeout)
+            await self._record(tool, args, "timed out", ok=False)
+            return {"error": f"{name} took too long and was stopped."}, False
+        except BotError as error:  # its message is meant for people
+            await self._record(tool, args, str(error), ok=False)
+            return {"error": str(error)}, False
+        except discord.Forbidden:
+            await self._record(tool, args, "Discord refused: missing permission", ok=False)
+            return {"error": "Discord refused: the bot lacks a permission for that."}, False
+        except discord.HTTPException as error:
+            log.warning("tool %s: Discord answered %s", name, error.status)
+            await self._record(tool, args, f"Discord error {error.status}", ok=False)
+            return {"error": "Discord did not accept that; try again later."}, False
+        except Exception:
+            log.exception("tool %s failed", name)
+            await self._record(tool, args, "failed", ok=False)
+            return {"error": f"{name} failed unexpectedly."}, False
+        await self._record(tool, args, done.note or "done", ok=True)
+        self._show(done)
+        return done.result, done.outside
+
+    def _check(self, tool: Tool[Any]) -> None:
+        if tool.changes and self.read_outside:
+            raise ToolRefused(READ_OUTSIDE)
+        if not (tool.asker_permissions or tool.bot_permissions):
+            return
+        member = self.asker.member()
+        channel = self.asker.channel
+        if not isinstance(channel, discord.abc.GuildChannel | discord.Thread):
+            raise ToolRefused("That only works in a server channel.")
+        mine = channel.permissions_for(member)
+        if missing := [p for p in tool.asker_permissions if not getattr(mine, p)]:
+            names = " and ".join(permission_name(p) for p in missing)
+            raise ToolRefused(f"{member.display_name} needs the {names} permission for that.")
+        bots = channel.permissions_for(member.guild.me)
+        if missing := [p for p in tool.bot_permissions if not getattr(bots, p)]:
+            names = " and ".join(permission_name(p) for p in missing)
+            raise ToolRefused(f"The bot needs the {names} permission for that.")
+
+    def _show(self, done: Done) -> None:
+        if done.note and done.note not in self.notes:
+            self.notes.append(done.note)
+        for source in done.sources:
+            if len(self.sources) < MAX_SOURCES and source not in self.sources:
+                self.sources.append(source)
+
+    async def _record(self, tool: Tool[Any], args: dict[str, Any], result: str, ok: bool) -> None:
+        guild = self.asker.guild
+        if self.audit is None or guild is None or not tool.changes or tool.family == Family.MEMORY:
+            return
+        try:
+            await self.audit.record(
+                guild.id,
+                self.asker.channel.id,
+                self.asker.user.id,
+                tool.name,
+                json.dumps(args, ensure_ascii=False, default=str)[:500],
+                result[:300],
+                ok=ok,
+            )
+        except Exception:
+            log.exception("could not record the %s call", tool.name)
+
+
+def footer(notes: list[str], sources: list[tuple[str, str]]) -> str:
+    """The small print under a reply: what the tools did, then the pages it drew on, as
+    links that do not unfurl into embeds."""
+    lines = []
+    if notes:
+        lines.append("-# " + " · ".join(notes))
+    links = []
+    for title, uri in dict.fromkeys(sources):
+        if len(links) == MAX_SOURCES:
+            break
+        if uri.startswith(("https://", "http://")) and not any(c in uri for c in "<> "):
+            label = discord.utils.escape_markdown(title.replace("[", "(").replace("]", ")"))
+            links.append(f"[{label or 'link'}](<{uri}>)")
+    if links:
+        lines.append("-# Sources: " + " · ".join(links))
+    return "\n\n" + "\n".join(lines) if lines else ""
