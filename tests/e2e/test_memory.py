@@ -25,7 +25,8 @@ from tests.fakes.discord_server import (
     FakeGuild,
     FakeUser,
 )
-from tests.fakes.gemini_server import FakeGemini, GeminiRequest
+from tests.fakes.gemini_request import GeminiRequest
+from tests.fakes.gemini_server import FakeGemini
 from utils.db import Database
 from utils.memory.embedder import SentenceEmbedder
 from utils.memory.records import Scope

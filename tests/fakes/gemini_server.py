@@ -2,10 +2,12 @@
 
 Point ``genai.Client(api_key="test", http_options=types.HttpOptions(base_url=fake.url))``
 at a started :class:`FakeGemini` and script its answers: text (whole or streamed in
-chunks), function calls, Google-shaped errors, hangs, streams that break or stall
-mid-way, replies that end with another ``finishReason`` (``SAFETY``, ``MAX_TOKENS``,
-...) and prompts refused through ``promptFeedback.blockReason``.
-Every request is recorded in :attr:`FakeGemini.requests`.
+chunks, optionally grounded by Google Search or URL context), turns of function
+calls with thought signatures, Google-shaped errors, hangs, streams that break or
+stall mid-way, replies that end with another ``finishReason`` (``SAFETY``,
+``MAX_TOKENS``, ...) and prompts refused through ``promptFeedback.blockReason``.
+Every request is recorded in :attr:`FakeGemini.requests`; :class:`GeminiRequest`
+reads the tools, function responses and texts it carries.
 
 Routes are ``POST /{version}/models/{model}:{method}`` for ``v1``, ``v1beta`` and
 ``v1alpha`` (google-genai 1.x/2.x call ``v1beta``, 3.x calls ``v1``). Methods:
@@ -17,67 +19,32 @@ token counts are always computed, so they never consume a script.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
+import itertools
 import json
 import math
 import re
 import struct
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
+from tests.fakes import gemini_payloads as payloads
+from tests.fakes.gemini_request import GeminiRequest, texts
+
 _GENERATE = frozenset({"generateContent", "streamGenerateContent"})
 _METHODS = _GENERATE | {"batchEmbedContents", "countTokens"}
-
-_STATUS_NAMES = {
-    400: "INVALID_ARGUMENT",
-    401: "UNAUTHENTICATED",
-    403: "PERMISSION_DENIED",
-    404: "NOT_FOUND",
-    429: "RESOURCE_EXHAUSTED",
-    500: "INTERNAL",
-    503: "UNAVAILABLE",
-    504: "DEADLINE_EXCEEDED",
-}
-_MESSAGES = {
-    400: "Request contains an invalid argument.",
-    401: "API key not valid. Please pass a valid API key.",
-    403: "The caller does not have permission",
-    404: "Requested entity was not found.",
-    429: "You exceeded your current quota, please check your plan and billing details.",
-    500: "An internal error has occurred. Please retry or report in "
-    "https://developers.generativeai.google/guide/troubleshooting",
-    503: "The model is overloaded. Please try again later.",
-    504: "The request timed out. Please try again.",
-}
 
 
 def _tokens(text: str) -> int:
     """Estimate a token count the way the fake reports usage: ``len // 4 + 1``."""
     return len(text) // 4 + 1
-
-
-def _message(status: int) -> str:
-    """Google's usual message for an HTTP error status."""
-    return _MESSAGES.get(status, "Unknown error.")
-
-
-def _texts(node: Any) -> Iterator[str]:
-    """Yield every string stored under a ``"text"`` key anywhere in a JSON value."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "text" and isinstance(value, str):
-                yield value
-            else:
-                yield from _texts(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _texts(item)
 
 
 def _embedding(text: str, dim: int) -> list[float]:
@@ -88,56 +55,13 @@ def _embedding(text: str, dim: int) -> list[float]:
     return [v / norm for v in values]
 
 
-def _sse(payload: dict[str, Any]) -> bytes:
-    return f"data: {json.dumps(payload)}\r\n\r\n".encode()
-
-
-@dataclass(frozen=True)
-class GeminiRequest:
-    """One request as the fake received it.
-
-    ``headers`` has lower-case names; ``json`` is the decoded body; ``time`` is
-    ``time.monotonic()`` on arrival.
-    """
-
-    version: str
-    model: str
-    method: str
-    headers: dict[str, str]
-    query: dict[str, str]
-    json: dict[str, Any]
-    time: float
-
-    @property
-    def api_key(self) -> str | None:
-        """The key the client sent in ``x-goog-api-key``."""
-        return self.headers.get("x-goog-api-key")
-
-    @property
-    def contents(self) -> list[dict[str, Any]]:
-        """The ``contents`` turns of a generate request."""
-        return self.json.get("contents", [])
-
-    @property
-    def system_text(self) -> str:
-        """All text of ``systemInstruction`` joined, or ``""``."""
-        return "".join(_texts(self.json.get("systemInstruction", {})))
-
-    @property
-    def last_user_text(self) -> str:
-        """All text of the last ``user`` turn joined, or ``""``."""
-        for turn in reversed(self.contents):
-            if turn.get("role", "user") == "user":
-                return "".join(_texts(turn))
-        return ""
-
-
 @dataclass(frozen=True)
 class _Reply:
     parts: list[dict[str, Any]]  # one part per stream chunk
     chunk_delay: float = 0.0
     usage: dict[str, int] | None = None
     finish_reason: str = "STOP"
+    metadata: dict[str, Any] = field(default_factory=dict)  # for the final chunk's candidate
 
 
 @dataclass(frozen=True)
@@ -179,6 +103,13 @@ class FakeGemini:
     model, then the shared queue. With both empty a request gets ``default(request)``
     (``"ok"`` when ``default`` is None). Models in ``model_unavailable`` answer
     404 NOT_FOUND without consuming scripts, which suits fallback-chain tests.
+
+    Requests Gemini would refuse get its 400 INVALID_ARGUMENT, also without
+    consuming a script: function responses that do not answer every call of the
+    turn before them; with ``require_thought_signatures`` (Gemini 3) a function-call
+    turn of the current exchange whose first call lacks the ``thoughtSignature``
+    this fake issued; with ``reject_mixed_tools`` (Gemini 2.x) function
+    declarations next to a built-in tool such as ``googleSearch``.
     """
 
     def __init__(self, *, stream_chunks: int = 3, embedding_dim: int = 8) -> None:
@@ -187,6 +118,10 @@ class FakeGemini:
         self.requests: list[GeminiRequest] = []
         self.default: Callable[[GeminiRequest], str] | None = None
         self.model_unavailable: set[str] = set()
+        self.require_thought_signatures = False
+        self.reject_mixed_tools = False
+        self._signatures: set[bytes] = set()
+        self._calls = itertools.count(1)
         self._scripts: dict[str | None, deque[_Script]] = {}
         self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -232,6 +167,9 @@ class FakeGemini:
         usage: dict[str, int] | None = None,
         model: str | None = None,
         finish_reason: str = "STOP",
+        grounding: list[tuple[str, str]] | None = None,
+        search_queries: list[str] | None = None,
+        url_context: list[str] | None = None,
     ) -> None:
         """Queue a text answer.
 
@@ -242,9 +180,22 @@ class FakeGemini:
         The last chunk carries ``finish_reason`` (``"SAFETY"``, ``"MAX_TOKENS"``...);
         an empty last chunk of a stopped reply has no ``content``, as Google sends a
         block.
+
+        ``grounding`` (``(uri, title)`` web sources) and ``search_queries`` make it a
+        Google Search grounded answer: the last chunk's candidate gets
+        ``groundingMetadata``. ``url_context`` lists URLs the ``url_context`` tool
+        read; they go to ``urlContextMetadata``.
         """
-        reply = self._text_reply(text, chunk_delay, usage)
-        self._push(model, _Reply(reply.parts, chunk_delay, usage, finish_reason))
+        parts = self._text_parts(text)
+        metadata: dict[str, Any] = {}
+        if grounding or search_queries:
+            full = "".join(p["text"] for p in parts)
+            metadata["groundingMetadata"] = payloads.grounding_metadata(
+                full, grounding or [], search_queries or []
+            )
+        if url_context:
+            metadata["urlContextMetadata"] = payloads.url_context_metadata(url_context)
+        self._push(model, _Reply(parts, chunk_delay, usage, finish_reason, metadata))
 
     def block_prompt(self, reason: str = "SAFETY", *, model: str | None = None) -> None:
         """Queue a refusal of the prompt: no candidates, ``promptFeedback.blockReason``."""
@@ -254,7 +205,37 @@ class FakeGemini:
         self, name: str, args: dict[str, Any], *, model: str | None = None
     ) -> None:
         """Queue an answer that is a single ``functionCall`` part."""
-        self._push(model, _Reply([{"functionCall": {"name": name, "args": args}}]))
+        self.reply_function_calls([(name, args)], model=model)
+
+    def reply_function_calls(
+        self,
+        calls: list[tuple[str, dict[str, Any]]],
+        *,
+        text: str | None = None,
+        model: str | None = None,
+        thought_signature: bool = True,
+        call_ids: bool = True,
+    ) -> None:
+        """Queue one model turn: ``text`` parts (if any), then a ``functionCall`` per call.
+
+        As Gemini 3 answers: every call has an ``id`` (``call_ids=False`` gives the
+        id-less calls of Gemini 2.x) and the first carries a base64 ``thoughtSignature``
+        the fake remembers for ``require_thought_signatures``. Streamed, the text comes
+        in chunks and each call whole in a chunk of its own; ``STOP`` is on the last.
+        """
+        parts = self._text_parts(text) if text else []
+        for i, (name, args) in enumerate(calls):
+            n = next(self._calls)
+            call: dict[str, Any] = {"name": name, "args": args}
+            if call_ids:
+                call["id"] = hashlib.sha256(f"call {n}".encode()).hexdigest()[:8]
+            part: dict[str, Any] = {"functionCall": call}
+            if thought_signature and i == 0:
+                signature = hashlib.sha256(f"thought {n}".encode()).digest()
+                self._signatures.add(signature)
+                part["thoughtSignature"] = base64.b64encode(signature).decode()
+            parts.append(part)
+        self._push(model, _Reply(parts))
 
     def fail(
         self,
@@ -271,7 +252,7 @@ class FakeGemini:
         ``google.rpc.RetryInfo`` detail (``"retryDelay": "1.5s"``) to any status.
         """
         for _ in range(times):
-            self._push(model, _Fail(status, message or _message(status), retry_delay))
+            self._push(model, _Fail(status, message or payloads.message(status), retry_delay))
 
     def hang(self, seconds: float = 3600, *, model: str | None = None) -> None:
         """Leave the next request unanswered for ``seconds``, then answer with the default.
@@ -311,11 +292,9 @@ class FakeGemini:
                 return queue.popleft()
         return None
 
-    def _text_reply(
-        self, text: str | list[str], chunk_delay: float = 0.0, usage: dict[str, int] | None = None
-    ) -> _Reply:
+    def _text_parts(self, text: str | list[str]) -> list[dict[str, Any]]:
         chunks = text if isinstance(text, list) else self._split(text)
-        return _Reply([{"text": c} for c in chunks or [""]], chunk_delay, usage)
+        return [{"text": c} for c in chunks or [""]]
 
     def _split(self, text: str) -> list[str]:
         words = re.split(r"(?<=\s)(?=\S)", text)
@@ -347,9 +326,16 @@ class FakeGemini:
                 f"or is not supported for {req.method}.",
             )
         if req.method == "countTokens":
-            return web.json_response({"totalTokens": _tokens("".join(_texts(body)))})
+            return web.json_response({"totalTokens": _tokens("".join(texts(body)))})
         if req.method == "batchEmbedContents":
             return web.json_response({"embeddings": [self._embed(r) for r in body["requests"]]})
+        refusal = req.refusal(
+            self._signatures,
+            require_signatures=self.require_thought_signatures,
+            reject_mixed_tools=self.reject_mixed_tools,
+        )
+        if refusal:
+            return self._error(400, refusal)
         return await self._generate(request, req, self._pop(req.model))
 
     async def _generate(
@@ -359,7 +345,7 @@ class FakeGemini:
         match script:
             case None:
                 text = self.default(req) if self.default else "ok"
-                return await self._answer(request, req, self._text_reply(text))
+                return await self._answer(request, req, _Reply(self._text_parts(text)))
             case _Reply():
                 return await self._answer(request, req, script)
             case _Blocked(reason):
@@ -371,7 +357,7 @@ class FakeGemini:
                 if not stream:
                     return web.json_response(payload)
                 response = await self._open_stream(request)
-                await response.write(_sse(payload))
+                await response.write(payloads.sse(payload))
                 await response.write_eof()
                 return response
             case _Fail(status, message, retry_delay):
@@ -386,18 +372,24 @@ class FakeGemini:
                 response = await self._open_stream(request)
                 with contextlib.suppress(ConnectionError):
                     for chunk in chunks:
-                        await response.write(_sse(self._chunk(req, [{"text": chunk}], final=None)))
+                        await response.write(
+                            payloads.sse(self._chunk(req, [{"text": chunk}], final=None))
+                        )
                     if status is not None:
-                        error = self._error_body(status, _message(status), None, req.model)
-                        await response.write(_sse(error))
+                        error = payloads.error_body(
+                            status, payloads.message(status), None, req.model
+                        )
+                        await response.write(payloads.sse(error))
                 return self._drop(request, response)
             case _BrokenStream(_, status):
-                return self._error(status or 500, _message(status or 500))
+                return self._error(status or 500, payloads.message(status or 500))
             case _StalledStream(chunks, seconds):
                 response = await self._open_stream(request) if stream else web.Response()
                 with contextlib.suppress(ConnectionError):
                     for chunk in chunks if stream else []:
-                        await response.write(_sse(self._chunk(req, [{"text": chunk}], final=False)))
+                        await response.write(
+                            payloads.sse(self._chunk(req, [{"text": chunk}], final=False))
+                        )
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._closing.wait(), seconds)
                 return self._drop(request, response)
@@ -408,15 +400,19 @@ class FakeGemini:
         usage = self._usage(req, reply)
         if req.method == "generateContent":
             await asyncio.sleep(reply.chunk_delay * len(reply.parts))
+            parts = self._merge(reply.parts)
             return web.json_response(
-                self._chunk(req, self._merge(reply.parts), final=reply.finish_reason, usage=usage)
+                self._chunk(
+                    req, parts, final=reply.finish_reason, usage=usage, extra=reply.metadata
+                )
             )
         response = await self._open_stream(request)
         with contextlib.suppress(ConnectionError):  # the client may stop reading mid-stream
             for i, part in enumerate(reply.parts):
                 await asyncio.sleep(reply.chunk_delay)
                 final = reply.finish_reason if i == len(reply.parts) - 1 else None
-                await response.write(_sse(self._chunk(req, [part], final=final, usage=usage)))
+                chunk = self._chunk(req, [part], final=final, usage=usage, extra=reply.metadata)
+                await response.write(payloads.sse(chunk))
             await response.write_eof()
         return response
 
@@ -451,24 +447,29 @@ class FakeGemini:
         *,
         final: str | None,
         usage: dict[str, int] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """One response (or stream chunk); ``final`` is the finish reason of the last."""
+        """One response (or stream chunk); ``final`` is the finish reason of the last.
+
+        The last also carries the ``usage`` and the candidate fields in ``extra``.
+        """
         candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
         payload: dict[str, Any] = {"candidates": [candidate]}
         if final:
             if final != "STOP" and parts == [{"text": ""}]:
                 del candidate["content"]  # a blocked reply comes without content
             candidate["finishReason"] = final
+            candidate.update(extra or {})
             payload["usageMetadata"] = usage
         payload["modelVersion"] = req.model
         return payload
 
     @staticmethod
     def _usage(req: GeminiRequest, reply: _Reply) -> dict[str, int]:
-        prompt = _tokens("".join(_texts(req.json)))
+        prompt = _tokens("".join(texts(req.json)))
         answer = _tokens(
             "".join(
-                p["text"] if "text" in p else json.dumps(p["functionCall"]) for p in reply.parts
+                p["text"] if "text" in p else json.dumps(p.get("functionCall")) for p in reply.parts
             )
         )
         usage = {
@@ -480,47 +481,11 @@ class FakeGemini:
 
     def _embed(self, item: dict[str, Any]) -> dict[str, list[float]]:
         dim = item.get("outputDimensionality", self.embedding_dim)
-        return {"values": _embedding("".join(_texts(item.get("content", {}))), dim)}
-
-    @staticmethod
-    def _error_body(
-        status: int, message: str, retry_delay: float | None, model: str
-    ) -> dict[str, Any]:
-        details: list[dict[str, Any]] = []
-        if status == 429:
-            details.append(
-                {
-                    "@type": "type.googleapis.com/google.rpc.QuotaFailure",
-                    "violations": [
-                        {
-                            "quotaMetric": "generativelanguage.googleapis.com/"
-                            "generate_content_free_tier_requests",
-                            "quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
-                            "quotaDimensions": {"location": "global", "model": model},
-                            "quotaValue": "10",
-                        }
-                    ],
-                }
-            )
-        if retry_delay is not None:
-            details.append(
-                {
-                    "@type": "type.googleapis.com/google.rpc.RetryInfo",
-                    "retryDelay": f"{retry_delay:g}s",
-                }
-            )
-        error: dict[str, Any] = {
-            "code": status,
-            "message": message,
-            "status": _STATUS_NAMES.get(status, "UNKNOWN"),
-        }
-        if details:
-            error["details"] = details
-        return {"error": error}
+        return {"values": _embedding("".join(texts(item.get("content", {}))), dim)}
 
     def _error(
         self, status: int, message: str, retry_delay: float | None = None, model: str = ""
     ) -> web.Response:
         return web.json_response(
-            self._error_body(status, message, retry_delay, model), status=status
+            payloads.error_body(status, message, retry_delay, model), status=status
         )

@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 from google import genai
 from google.genai import errors, types
 
-from tests.fakes.gemini_server import FakeGemini, GeminiRequest
+from tests.fakes.gemini_request import GeminiRequest
+from tests.fakes.gemini_server import FakeGemini
 
 MODEL = "gemini-2.5-flash"
 
@@ -20,25 +20,6 @@ MODEL = "gemini-2.5-flash"
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Inheritance class AiohttpClientSession:DeprecationWarning"
 )
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeGemini]:
-    async with FakeGemini() as server:
-        yield server
-
-
-@pytest.fixture
-async def client(fake: FakeGemini) -> AsyncIterator[genai.client.AsyncClient]:
-    # The fake is plain HTTP: turning TLS off skips ~80 ms of CA loading per client.
-    options = types.HttpOptions(
-        base_url=fake.url,
-        timeout=2000,
-        client_args={"verify": False},
-        async_client_args={"ssl": False},
-    )
-    async with genai.Client(api_key="test-key", http_options=options).aio as aio:
-        yield aio
 
 
 async def test_text_reply(fake: FakeGemini, client: genai.client.AsyncClient) -> None:

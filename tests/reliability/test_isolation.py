@@ -17,7 +17,8 @@ import pytest
 from config import Settings
 from tests.conftest import BASIC, StartBot, eventually
 from tests.fakes.discord_server import FakeChannel, FakeDiscord, FakeGuild, FakeUser
-from tests.fakes.gemini_server import FakeGemini, GeminiRequest
+from tests.fakes.gemini_request import GeminiRequest
+from tests.fakes.gemini_server import FakeGemini
 from tests.reliability.conftest import answered, mention
 
 pytestmark = pytest.mark.reliability
