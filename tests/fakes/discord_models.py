@@ -24,6 +24,10 @@ DISCORD_EPOCH_MS = 1_420_070_400_000
 TEXT_CHANNEL = 0
 DM_CHANNEL = 1
 VOICE_CHANNEL = 2
+CATEGORY_CHANNEL = 4
+PUBLIC_THREAD = 11
+PRIVATE_THREAD = 12
+THREAD_TYPES = (PUBLIC_THREAD, PRIVATE_THREAD)
 
 EPHEMERAL = 1 << 6
 LOADING = 1 << 7
@@ -110,6 +114,9 @@ class FakeRole:
     position: int
     managed_by: int | None = None
     """The bot user id for a bot's managed role."""
+    color: int = 0
+    hoist: bool = False
+    mentionable: bool = False
 
     def to_payload(self) -> Json:
         payload: Json = {
@@ -117,13 +124,17 @@ class FakeRole:
             "name": self.name,
             "permissions": str(self.permissions),
             "position": self.position,
-            "color": 0,
-            "colors": {"primary_color": 0, "secondary_color": None, "tertiary_color": None},
-            "hoist": False,
+            "color": self.color,
+            "colors": {
+                "primary_color": self.color,
+                "secondary_color": None,
+                "tertiary_color": None,
+            },
+            "hoist": self.hoist,
             "icon": None,
             "unicode_emoji": None,
             "managed": self.managed_by is not None,
-            "mentionable": False,
+            "mentionable": self.mentionable,
             "flags": 0,
         }
         if self.managed_by is not None:
@@ -135,7 +146,7 @@ class FakeRole:
 class FakeMember:
     user: FakeUser
     roles: list[FakeRole]
-    """Roles besides ``@everyone``."""
+    """Roles besides ``@everyone``; the first is the member's personal role."""
     joined_at: dt.datetime = field(default_factory=now)
 
     def to_payload(self, *, with_user: bool = True) -> Json:
@@ -165,6 +176,17 @@ class FakeChannel:
     position: int = 0
     recipient: FakeUser | None = None
     """The other user of a DM channel."""
+    topic: str | None = None
+    rate_limit_per_user: int = 0
+    parent_id: int | None = None
+    """The category of a channel, the channel of a thread."""
+    owner_id: int | None = None
+    """Who started a thread."""
+    created: dt.datetime = field(default_factory=now)
+
+    @property
+    def is_thread(self) -> bool:
+        return self.type in THREAD_TYPES
 
     def to_payload(self) -> Json:
         if self.type == DM_CHANNEL:
@@ -180,18 +202,32 @@ class FakeChannel:
             "type": self.type,
             "name": self.name,
             "guild_id": str(self.guild_id),
-            "position": self.position,
-            "permission_overwrites": [],
-            "parent_id": None,
-            "nsfw": False,
-            "last_message_id": None,
-            "rate_limit_per_user": 0,
+            "parent_id": str(self.parent_id) if self.parent_id else None,
+            "rate_limit_per_user": self.rate_limit_per_user,
             "flags": 0,
         }
+        if self.is_thread:
+            payload.update(
+                owner_id=str(self.owner_id),
+                last_message_id=None,
+                message_count=0,
+                member_count=1,
+                total_message_sent=0,
+                thread_metadata={
+                    "archived": False,
+                    "auto_archive_duration": 1440,
+                    "archive_timestamp": iso(self.created),
+                    "locked": False,
+                    "invitable": True,
+                    "create_timestamp": iso(self.created),
+                },
+            )
+            return payload
+        payload.update(position=self.position, permission_overwrites=[], nsfw=False)
         if self.type == VOICE_CHANNEL:
-            payload.update(bitrate=64_000, user_limit=0, rtc_region=None)
-        else:
-            payload["topic"] = None
+            payload.update(bitrate=64_000, user_limit=0, rtc_region=None, last_message_id=None)
+        elif self.type != CATEGORY_CHANNEL:
+            payload.update(topic=self.topic, last_message_id=None)
         return payload
 
 
@@ -202,17 +238,22 @@ class FakeGuild:
     """A guild with ``@everyone``, a default ``text`` and ``voice`` channel and members.
 
     Once the bot knows the guild, changes are pushed to it as gateway events.
+    Role positions stay unique: 0 is ``@everyone``, higher is more powerful.
     """
 
-    def __init__(self, id: int, name: str, owner_id: int, new_id: Callable[[], int]) -> None:
+    def __init__(
+        self, id: int, name: str, owner_id: int, new_id: Callable[[], int], *, bot_id: int
+    ) -> None:
         self.id = id
         self.name = name
         self.owner_id = owner_id
+        self.bot_id = bot_id
         self._new_id = new_id
         self._emit: Emit | None = None
         self.everyone = FakeRole(id, "@everyone", EVERYONE_PERMS, position=0)
         self.roles: dict[int, FakeRole] = {id: self.everyone}
         self.channels: dict[int, FakeChannel] = {}
+        self.threads: dict[int, FakeChannel] = {}
         self.members: dict[int, FakeMember] = {}
         self.text = self.add_text_channel("general")
         self.voice = self.add_voice_channel("General")
@@ -225,14 +266,99 @@ class FakeGuild:
         self._emit = emit
 
     def add_text_channel(self, name: str) -> FakeChannel:
-        return self._add_channel(name, TEXT_CHANNEL)
+        return self.add_channel(name, TEXT_CHANNEL)
 
     def add_voice_channel(self, name: str) -> FakeChannel:
-        return self._add_channel(name, VOICE_CHANNEL)
+        return self.add_channel(name, VOICE_CHANNEL)
+
+    def add_category(self, name: str) -> FakeChannel:
+        return self.add_channel(name, CATEGORY_CHANNEL)
+
+    def add_channel(self, name: str, type: int, **fields: Any) -> FakeChannel:
+        """A channel at the bottom of the list (``fields``: topic, slowmode, parent)."""
+        channel = FakeChannel(
+            self._new_id(), name, type, self.id, position=len(self.channels), **fields
+        )
+        self.channels[channel.id] = channel
+        self._push("CHANNEL_CREATE", channel.to_payload(), intent=GUILDS_INTENT)
+        return channel
+
+    def add_thread(
+        self,
+        parent: FakeChannel,
+        name: str,
+        owner: FakeUser,
+        *,
+        type: int = PUBLIC_THREAD,
+        thread_id: int | None = None,
+        rate_limit_per_user: int = 0,
+    ) -> FakeChannel:
+        """A thread of ``parent`` (``thread_id``: the message it starts from)."""
+        thread = FakeChannel(
+            thread_id or self._new_id(),
+            name,
+            type,
+            self.id,
+            parent_id=parent.id,
+            owner_id=owner.id,
+            rate_limit_per_user=rate_limit_per_user,
+        )
+        self.threads[thread.id] = thread
+        self._push(
+            "THREAD_CREATE", {**thread.to_payload(), "newly_created": True}, intent=GUILDS_INTENT
+        )
+        return thread
+
+    def channel_updated(self, channel: FakeChannel) -> None:
+        """Tell the bot ``channel`` (or thread) changed."""
+        event = "THREAD_UPDATE" if channel.is_thread else "CHANNEL_UPDATE"
+        self._push(event, channel.to_payload(), intent=GUILDS_INTENT)
 
     def delete_channel(self, channel: FakeChannel) -> None:
         del self.channels[channel.id]
         self._push("CHANNEL_DELETE", channel.to_payload(), intent=GUILDS_INTENT)
+
+    def add_role(
+        self,
+        name: str,
+        permissions: int = 0,
+        *,
+        position: int | None = None,
+        managed_by: int | None = None,
+        **fields: Any,
+    ) -> FakeRole:
+        """A role at ``position`` (default: the top), moving the roles from there up one.
+
+        ``fields``: color, hoist, mentionable.
+        """
+        top = len(self.roles)
+        position = top if position is None else max(1, min(position, top))
+        for role in sorted(self.roles.values(), key=lambda r: r.position):
+            if role.position >= position:
+                role.position += 1
+                self._push("GUILD_ROLE_UPDATE", {"role": role.to_payload()}, intent=GUILDS_INTENT)
+        role = FakeRole(self._new_id(), name, permissions, position, managed_by, **fields)
+        self.roles[role.id] = role
+        self._push("GUILD_ROLE_CREATE", {"role": role.to_payload()}, intent=GUILDS_INTENT)
+        return role
+
+    def give_role(self, who: FakeMember | FakeUser, role: FakeRole) -> FakeMember:
+        member = self._as_member(who)
+        if role not in member.roles:
+            member.roles.append(role)
+            self._member_updated(member)
+        return member
+
+    def take_role(self, who: FakeMember | FakeUser, role: FakeRole) -> FakeMember:
+        member = self._as_member(who)
+        if role in member.roles:
+            member.roles.remove(role)
+            self._member_updated(member)
+        return member
+
+    def top_role_position(self, user_id: int) -> int:
+        """The position of the member's highest role (0: only ``@everyone``)."""
+        return max((role.position for role in self.members[user_id].roles), default=0)
 
     def add_member(
         self, user: FakeUser, *, permissions: int = DEFAULT_PERMS, managed: bool = False
@@ -248,16 +374,8 @@ class FakeGuild:
                 "GUILD_ROLE_UPDATE", {"role": member.roles[0].to_payload()}, intent=GUILDS_INTENT
             )
             return member
-        role = FakeRole(
-            self._new_id(),
-            user.name,
-            permissions,
-            position=len(self.roles),
-            managed_by=user.id if managed else None,
-        )
-        self.roles[role.id] = role
+        role = self.add_role(user.name, permissions, managed_by=user.id if managed else None)
         member = self.members[user.id] = FakeMember(user, [role])
-        self._push("GUILD_ROLE_CREATE", {"role": role.to_payload()}, intent=GUILDS_INTENT)
         self._push("GUILD_MEMBER_ADD", member.to_payload(), intent=MEMBERS_INTENT)
         return member
 
@@ -319,17 +437,19 @@ class FakeGuild:
             "members": [member.to_payload() for member in members],
             "voice_states": [],
             "presences": [],
-            "threads": [],
+            "threads": [thread.to_payload() for thread in self.threads.values()],
             "stage_instances": [],
             "guild_scheduled_events": [],
             "soundboard_sounds": [],
         }
 
-    def _add_channel(self, name: str, type: int) -> FakeChannel:
-        channel = FakeChannel(self._new_id(), name, type, self.id, position=len(self.channels))
-        self.channels[channel.id] = channel
-        self._push("CHANNEL_CREATE", channel.to_payload(), intent=GUILDS_INTENT)
-        return channel
+    def _as_member(self, who: FakeMember | FakeUser) -> FakeMember:
+        return who if isinstance(who, FakeMember) else self.members[who.id]
+
+    def _member_updated(self, member: FakeMember) -> None:
+        """GUILD_MEMBER_UPDATE: needs the members intent, except for the bot itself."""
+        intent = None if member.user.id == self.bot_id else MEMBERS_INTENT
+        self._push("GUILD_MEMBER_UPDATE", member.to_payload(), intent=intent)
 
     def _push(self, event: str, data: Json, *, intent: int | None = None) -> None:
         if self._emit is not None:
@@ -398,9 +518,16 @@ class FakeMessage:
     deleted: bool = False
     reactions: dict[str, list[int]] = field(default_factory=dict)
     """Emoji -> ids of the users who reacted (``"name:id"`` for custom emoji)."""
+    pinned_at: dt.datetime | None = None
+    type: int = 0
+    """Set for system messages (6: "pinned a message"); replies are sent as 19."""
 
     def __post_init__(self) -> None:
         self.history.append(self.content)
+
+    @property
+    def pinned(self) -> bool:
+        return self.pinned_at is not None
 
     @property
     def loading(self) -> bool:
@@ -497,3 +624,5 @@ class RequestRecord:
     time: float
     """``time.monotonic()`` when the request arrived."""
     files: list[UploadedFile] = field(default_factory=list)
+    reason: str | None = None
+    """The ``X-Audit-Log-Reason`` header, unquoted."""
