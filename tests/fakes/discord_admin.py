@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import discord
 from aiohttp import web
 
+from tests.fakes.discord_guild import FakeGuild
 from tests.fakes.discord_models import (
     CATEGORY_CHANNEL,
     DM_MESSAGES_INTENT,
@@ -26,7 +27,6 @@ from tests.fakes.discord_models import (
     TEXT_CHANNEL,
     VOICE_CHANNEL,
     FakeChannel,
-    FakeGuild,
     FakeMember,
     FakeMessage,
     FakeRole,

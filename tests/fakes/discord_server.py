@@ -25,6 +25,10 @@ and read what the bot played (:meth:`~FakeDiscord.voice_frames`).  Voice states
 reach the bot through GUILD_CREATE ``voice_states`` (with those members) and
 VOICE_STATE_UPDATE, with the ``voice_states`` intent.
 
+Server administration (channels, threads, pins, roles) is served by
+:class:`~tests.fakes.discord_admin.AdminRoutes`; every request's audit-log reason
+is on its :class:`RequestRecord`.
+
 Everything binds to 127.0.0.1.  The gateway sends plain text frames whatever the
 ``compress`` query parameter says (discord.py only inflates binary frames).
 """
@@ -49,6 +53,7 @@ import yarl
 from aiohttp import WSMsgType, web
 
 from tests.fakes.discord_admin import AdminRoutes
+from tests.fakes.discord_guild import FakeGuild
 from tests.fakes.discord_models import (
     ADMINISTRATOR,
     DEFAULT_PERMS,
@@ -62,7 +67,6 @@ from tests.fakes.discord_models import (
     PRESENCES_INTENT,
     FakeAttachment,
     FakeChannel,
-    FakeGuild,
     FakeInteraction,
     FakeMember,
     FakeMessage,
