@@ -82,7 +82,9 @@ class FakeMediaServer(LocalHTTPServer):
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.port}/media/{quote(name)}"
 
-    def page_url(self, *names: str, title: str = "Test playlist", host: str = "127.0.0.1") -> str:
+    def page_url(
+        self, *names: str, title: str = "Test playlist", host: str = "127.0.0.1"
+    ) -> str:
         """A page with one ``<audio>`` per file name (or absolute path, such as a redirect)."""
         files = ",".join(quote(name, safe="") for name in names)
         return f"http://{host}:{self.port}/page?title={quote(title)}&files={files}"
@@ -121,6 +123,7 @@ class FakeMediaServer(LocalHTTPServer):
         audio = "".join(f'<audio src="{html.escape(src)}"></audio>' for src in sources)
         body = f"<html><head><title>{title}</title></head><body>{audio}</body></html>"
         return web.Response(text=body, content_type="text/html")
+
 
     async def _cloak(self, request: web.Request) -> web.StreamResponse:
         if "Icy-MetaData" in request.headers:  # FFmpeg asks for it, yt-dlp doesn't
