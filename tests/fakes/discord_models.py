@@ -1,9 +1,9 @@
 """Records of the fake Discord world and their Discord-shaped JSON payloads.
 
-These are the objects tests hold (users, guilds, channels, messages, interactions)
-and the recording types (:class:`RequestRecord`).  Each model knows how to render
-itself the way Discord's API does; anything that needs the whole world (messages,
-interactions) is rendered by :class:`tests.fakes.discord_server.FakeDiscord`.
+These are the objects tests hold (users, roles, channels, messages, interactions; the
+guild is in :mod:`tests.fakes.discord_guild`) and :class:`RequestRecord`.  Each renders
+itself as Discord's API does; what needs the whole world (messages, interactions) is
+rendered by :class:`tests.fakes.discord_server.FakeDiscord`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +23,10 @@ DISCORD_EPOCH_MS = 1_420_070_400_000
 TEXT_CHANNEL = 0
 DM_CHANNEL = 1
 VOICE_CHANNEL = 2
+CATEGORY_CHANNEL = 4
+PUBLIC_THREAD = 11
+PRIVATE_THREAD = 12
+THREAD_TYPES = (PUBLIC_THREAD, PRIVATE_THREAD)
 
 EPHEMERAL = 1 << 6
 LOADING = 1 << 7
@@ -110,6 +113,9 @@ class FakeRole:
     position: int
     managed_by: int | None = None
     """The bot user id for a bot's managed role."""
+    color: int = 0
+    hoist: bool = False
+    mentionable: bool = False
 
     def to_payload(self) -> Json:
         payload: Json = {
@@ -117,13 +123,13 @@ class FakeRole:
             "name": self.name,
             "permissions": str(self.permissions),
             "position": self.position,
-            "color": 0,
-            "colors": {"primary_color": 0, "secondary_color": None, "tertiary_color": None},
-            "hoist": False,
+            "color": self.color,
+            "colors": dict(primary_color=self.color, secondary_color=None, tertiary_color=None),
+            "hoist": self.hoist,
             "icon": None,
             "unicode_emoji": None,
             "managed": self.managed_by is not None,
-            "mentionable": False,
+            "mentionable": self.mentionable,
             "flags": 0,
         }
         if self.managed_by is not None:
@@ -135,7 +141,7 @@ class FakeRole:
 class FakeMember:
     user: FakeUser
     roles: list[FakeRole]
-    """Roles besides ``@everyone``."""
+    """Roles besides ``@everyone``; the first is the member's personal role."""
     joined_at: dt.datetime = field(default_factory=now)
 
     def to_payload(self, *, with_user: bool = True) -> Json:
@@ -165,6 +171,17 @@ class FakeChannel:
     position: int = 0
     recipient: FakeUser | None = None
     """The other user of a DM channel."""
+    topic: str | None = None
+    rate_limit_per_user: int = 0
+    parent_id: int | None = None
+    """The category of a channel, the channel of a thread."""
+    owner_id: int | None = None
+    """Who started a thread."""
+    created: dt.datetime = field(default_factory=now)
+
+    @property
+    def is_thread(self) -> bool:
+        return self.type in THREAD_TYPES
 
     def to_payload(self) -> Json:
         if self.type == DM_CHANNEL:
@@ -180,160 +197,33 @@ class FakeChannel:
             "type": self.type,
             "name": self.name,
             "guild_id": str(self.guild_id),
-            "position": self.position,
-            "permission_overwrites": [],
-            "parent_id": None,
-            "nsfw": False,
-            "last_message_id": None,
-            "rate_limit_per_user": 0,
+            "parent_id": str(self.parent_id) if self.parent_id else None,
+            "rate_limit_per_user": self.rate_limit_per_user,
             "flags": 0,
         }
-        if self.type == VOICE_CHANNEL:
-            payload.update(bitrate=64_000, user_limit=0, rtc_region=None)
-        else:
-            payload["topic"] = None
-        return payload
-
-
-Emit = Callable[..., None]
-
-
-class FakeGuild:
-    """A guild with ``@everyone``, a default ``text`` and ``voice`` channel and members.
-
-    Once the bot knows the guild, changes are pushed to it as gateway events.
-    """
-
-    def __init__(self, id: int, name: str, owner_id: int, new_id: Callable[[], int]) -> None:
-        self.id = id
-        self.name = name
-        self.owner_id = owner_id
-        self._new_id = new_id
-        self._emit: Emit | None = None
-        self.everyone = FakeRole(id, "@everyone", EVERYONE_PERMS, position=0)
-        self.roles: dict[int, FakeRole] = {id: self.everyone}
-        self.channels: dict[int, FakeChannel] = {}
-        self.members: dict[int, FakeMember] = {}
-        self.text = self.add_text_channel("general")
-        self.voice = self.add_voice_channel("General")
-
-    def __repr__(self) -> str:
-        return f"<FakeGuild id={self.id} name={self.name!r}>"
-
-    def go_live(self, emit: Emit) -> None:
-        """From now on, push changes to the bot through ``emit(event, data, intent=...)``."""
-        self._emit = emit
-
-    def add_text_channel(self, name: str) -> FakeChannel:
-        return self._add_channel(name, TEXT_CHANNEL)
-
-    def add_voice_channel(self, name: str) -> FakeChannel:
-        return self._add_channel(name, VOICE_CHANNEL)
-
-    def delete_channel(self, channel: FakeChannel) -> None:
-        del self.channels[channel.id]
-        self._push("CHANNEL_DELETE", channel.to_payload(), intent=GUILDS_INTENT)
-
-    def add_member(
-        self, user: FakeUser, *, permissions: int = DEFAULT_PERMS, managed: bool = False
-    ) -> FakeMember:
-        """Make ``user`` a member whose personal role grants ``permissions``.
-
-        Adding an existing member replaces the permissions of their personal role.
-        """
-        if user.id in self.members:
-            member = self.members[user.id]
-            member.roles[0].permissions = permissions
-            self._push(
-                "GUILD_ROLE_UPDATE", {"role": member.roles[0].to_payload()}, intent=GUILDS_INTENT
+        if self.is_thread:
+            payload.update(
+                owner_id=str(self.owner_id),
+                last_message_id=None,
+                message_count=0,
+                member_count=1,
+                total_message_sent=0,
+                thread_metadata={
+                    "archived": False,
+                    "auto_archive_duration": 1440,
+                    "archive_timestamp": iso(self.created),
+                    "locked": False,
+                    "invitable": True,
+                    "create_timestamp": iso(self.created),
+                },
             )
-            return member
-        role = FakeRole(
-            self._new_id(),
-            user.name,
-            permissions,
-            position=len(self.roles),
-            managed_by=user.id if managed else None,
-        )
-        self.roles[role.id] = role
-        member = self.members[user.id] = FakeMember(user, [role])
-        self._push("GUILD_ROLE_CREATE", {"role": role.to_payload()}, intent=GUILDS_INTENT)
-        self._push("GUILD_MEMBER_ADD", member.to_payload(), intent=MEMBERS_INTENT)
-        return member
-
-    def permissions_for(self, user_id: int) -> int:
-        """The member's guild-wide permissions (no channel overwrites exist here)."""
-        if user_id == self.owner_id:
-            return ALL_PERMS
-        value = self.everyone.permissions
-        for role in self.members[user_id].roles:
-            value |= role.permissions
-        return ALL_PERMS if value & ADMINISTRATOR else value
-
-    def to_payload(self, *, member_ids: Collection[int] | None = None) -> Json:
-        """The full guild object of a GUILD_CREATE event.
-
-        ``member_ids`` limits the ``members`` list, as Discord does without the
-        presences intent (only the bot itself is sent; the rest needs chunking).
-        """
-        members = [
-            m for m in self.members.values() if member_ids is None or m.user.id in member_ids
-        ]
-        return {
-            "id": str(self.id),
-            "name": self.name,
-            "owner_id": str(self.owner_id),
-            "icon": None,
-            "splash": None,
-            "discovery_splash": None,
-            "banner": None,
-            "description": None,
-            "features": [],
-            "verification_level": 0,
-            "default_message_notifications": 0,
-            "explicit_content_filter": 0,
-            "mfa_level": 0,
-            "nsfw_level": 0,
-            "premium_tier": 0,
-            "premium_subscription_count": 0,
-            "preferred_locale": "en-US",
-            "afk_channel_id": None,
-            "afk_timeout": 300,
-            "system_channel_id": str(self.text.id),
-            "system_channel_flags": 0,
-            "rules_channel_id": None,
-            "public_updates_channel_id": None,
-            "application_id": None,
-            "vanity_url_code": None,
-            "max_members": 500_000,
-            "max_video_channel_users": 25,
-            "premium_progress_bar_enabled": False,
-            "joined_at": iso(now()),
-            "large": False,
-            "unavailable": False,
-            "member_count": len(self.members),
-            "roles": [role.to_payload() for role in self.roles.values()],
-            "emojis": [],
-            "stickers": [],
-            "channels": [channel.to_payload() for channel in self.channels.values()],
-            "members": [member.to_payload() for member in members],
-            "voice_states": [],
-            "presences": [],
-            "threads": [],
-            "stage_instances": [],
-            "guild_scheduled_events": [],
-            "soundboard_sounds": [],
-        }
-
-    def _add_channel(self, name: str, type: int) -> FakeChannel:
-        channel = FakeChannel(self._new_id(), name, type, self.id, position=len(self.channels))
-        self.channels[channel.id] = channel
-        self._push("CHANNEL_CREATE", channel.to_payload(), intent=GUILDS_INTENT)
-        return channel
-
-    def _push(self, event: str, data: Json, *, intent: int | None = None) -> None:
-        if self._emit is not None:
-            self._emit(event, {**data, "guild_id": str(self.id)}, intent=intent)
+            return payload
+        payload.update(position=self.position, permission_overwrites=[], nsfw=False)
+        if self.type == VOICE_CHANNEL:
+            payload.update(bitrate=64_000, user_limit=0, rtc_region=None, last_message_id=None)
+        elif self.type != CATEGORY_CHANNEL:
+            payload.update(topic=self.topic, last_message_id=None)
+        return payload
 
 
 @dataclass
@@ -398,9 +288,16 @@ class FakeMessage:
     deleted: bool = False
     reactions: dict[str, list[int]] = field(default_factory=dict)
     """Emoji -> ids of the users who reacted (``"name:id"`` for custom emoji)."""
+    pinned_at: dt.datetime | None = None
+    type: int = 0
+    """Set for system messages (6: "pinned a message"); replies are sent as 19."""
 
     def __post_init__(self) -> None:
         self.history.append(self.content)
+
+    @property
+    def pinned(self) -> bool:
+        return self.pinned_at is not None
 
     @property
     def loading(self) -> bool:
@@ -497,3 +394,5 @@ class RequestRecord:
     time: float
     """``time.monotonic()`` when the request arrived."""
     files: list[UploadedFile] = field(default_factory=list)
+    reason: str | None = None
+    """The ``X-Audit-Log-Reason`` header, unquoted."""

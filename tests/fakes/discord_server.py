@@ -25,6 +25,10 @@ and read what the bot played (:meth:`~FakeDiscord.voice_frames`).  Voice states
 reach the bot through GUILD_CREATE ``voice_states`` (with those members) and
 VOICE_STATE_UPDATE, with the ``voice_states`` intent.
 
+Server administration (channels, threads, pins, roles) is served by
+:class:`~tests.fakes.discord_admin.AdminRoutes`; every request's audit-log reason
+is on its :class:`RequestRecord`.
+
 Everything binds to 127.0.0.1.  The gateway sends plain text frames whatever the
 ``compress`` query parameter says (discord.py only inflates binary frames).
 """
@@ -38,16 +42,18 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import discord.gateway
 import discord.http
 import yarl
 from aiohttp import WSMsgType, web
 
+from tests.fakes.discord_admin import AdminRoutes
+from tests.fakes.discord_guild import FakeGuild
 from tests.fakes.discord_models import (
     ADMINISTRATOR,
     DEFAULT_PERMS,
@@ -61,7 +67,6 @@ from tests.fakes.discord_models import (
     PRESENCES_INTENT,
     FakeAttachment,
     FakeChannel,
-    FakeGuild,
     FakeInteraction,
     FakeMember,
     FakeMessage,
@@ -74,6 +79,16 @@ from tests.fakes.discord_models import (
     UploadedFile,
     iso,
     now,
+)
+from tests.fakes.discord_rest import (
+    BODY,
+    ApiError,
+    Body,
+    Handler,
+    json_response,
+    no_content,
+    path_id,
+    request_body,
 )
 from tests.fakes.voice_server import FakeVoiceServer, VoiceFrame
 
@@ -96,7 +111,6 @@ log = logging.getLogger(__name__)
 
 API = "/api/v10"
 T = TypeVar("T")
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _USER_MENTION = re.compile(r"<@!?(\d+)>")
 _ROLE_MENTION = re.compile(r"<@&(\d+)>")
@@ -111,66 +125,10 @@ DEFERRED_UPDATE_MESSAGE = 6
 UPDATE_MESSAGE = 7
 SUBCOMMAND = 1
 SUBCOMMAND_GROUP = 2
-MESSAGE_TYPE_DEFAULT, MESSAGE_TYPE_REPLY, MESSAGE_TYPE_COMMAND = 0, 19, 20
+MESSAGE_TYPE_REPLY, MESSAGE_TYPE_COMMAND = 19, 20
 ATTACHMENT_SIZE_LIMIT = 10 * 1024 * 1024
 APPLICATION_FLAGS = (1 << 13) | (1 << 15) | (1 << 19)  # presence/members/content "limited"
 VOICE_STATES_INTENT = discord.Intents(voice_states=True).value
-
-
-class _ApiError(Exception):
-    """Raised by handlers; answered as Discord's JSON error body."""
-
-    def __init__(self, status: int, message: str, code: int) -> None:
-        super().__init__(message)
-        self.status, self.message, self.code = status, message, code
-
-
-def _json(data: Any, status: int = 200) -> web.Response:
-    # Exactly "application/json": with "; charset=utf-8" discord.py reads the body as text.
-    return web.Response(
-        body=json.dumps(data).encode(), status=status, headers={"Content-Type": "application/json"}
-    )
-
-
-def _no_content() -> web.Response:
-    return web.Response(status=204)
-
-
-def _id(request: web.Request, key: str) -> int:
-    return int(request.match_info[key])
-
-
-@dataclass
-class _Body:
-    json: Any = None
-    files: list[UploadedFile] = field(default_factory=list)
-
-    @property
-    def payload(self) -> Json:
-        return self.json if isinstance(self.json, dict) else {}
-
-    @classmethod
-    async def read(cls, request: web.Request) -> _Body:
-        if request.content_type.startswith("multipart/"):
-            form = await request.post()
-            files = [
-                UploadedFile(value.filename, value.file.read(), value.content_type)
-                for value in form.values()
-                if isinstance(value, web.FileField)
-            ]
-            payload_json = form.get("payload_json")
-            return cls(
-                json.loads(payload_json) if isinstance(payload_json, str | bytes) else None, files
-            )
-        raw = await request.read()
-        return cls(json.loads(raw) if raw else None)
-
-
-_BODY = web.RequestKey("body", _Body)
-
-
-def _body(request: web.Request) -> _Body:
-    return request[_BODY]
 
 
 # --------------------------------------------------------------------------- gateway
@@ -383,6 +341,7 @@ class FakeDiscord:
         self.typing: list[tuple[int, float]] = []
         self._attachments: dict[int, FakeAttachment] = {}
         self._gateway = _Gateway(self)
+        self._admin = AdminRoutes(self)
         self.ready = self._gateway.ready
         self.voice_state_updates = self._gateway.voice_state_updates
         """Every op 4 (voice state update) the bot sent, in order."""
@@ -436,7 +395,7 @@ class FakeDiscord:
     def add_guild(self, name: str = "Test Guild", *, owner: FakeUser | None = None) -> FakeGuild:
         """A guild with the owner and the bot (administrator) as members."""
         owner = owner or self.owner
-        guild = FakeGuild(self._new_id(), name, owner.id, self._new_id)
+        guild = FakeGuild(self._new_id(), name, owner.id, self._new_id, bot_id=self.bot_user.id)
         guild.add_member(self.bot_user, permissions=ADMINISTRATOR, managed=True)
         guild.add_member(owner)
         self.guilds[guild.id] = guild
@@ -459,7 +418,8 @@ class FakeDiscord:
         self._gateway.emit("GUILD_CREATE", payload)
 
     def delete_thread(self, guild: FakeGuild, thread_id: int, parent: FakeChannel) -> None:
-        """A thread of ``parent`` is deleted (threads are not modelled otherwise)."""
+        """A thread of ``parent`` is deleted (made by ``guild.add_thread`` or not)."""
+        guild.threads.pop(thread_id, None)
         self._gateway.emit(
             "THREAD_DELETE",
             {
@@ -744,17 +704,19 @@ class FakeDiscord:
         for guild in self.guilds.values():
             if channel_id in guild.channels:
                 return guild.channels[channel_id]
-        raise _ApiError(404, "Unknown Channel", 10003)
+            if channel_id in guild.threads:
+                return guild.threads[channel_id]
+        raise ApiError(404, "Unknown Channel", 10003)
 
     def _guild(self, guild_id: int) -> FakeGuild:
         if guild_id not in self.guilds:
-            raise _ApiError(404, "Unknown Guild", 10004)
+            raise ApiError(404, "Unknown Guild", 10004)
         return self.guilds[guild_id]
 
     def _message(self, channel_id: int, message_id: int) -> FakeMessage:
         message = self.messages.get(message_id)
         if message is None or message.deleted or message.channel_id != channel_id:
-            raise _ApiError(404, "Unknown Message", 10008)
+            raise ApiError(404, "Unknown Message", 10008)
         return message
 
     def _member(self, channel: FakeChannel, user: FakeUser) -> FakeMember | None:
@@ -827,7 +789,7 @@ class FakeDiscord:
         )
 
     def _message_from_payload(
-        self, channel: FakeChannel, author: FakeUser, body: _Body, **extra: Any
+        self, channel: FakeChannel, author: FakeUser, body: Body, **extra: Any
     ) -> FakeMessage:
         payload = body.payload
         reference = payload.get("message_reference") or {}
@@ -849,7 +811,7 @@ class FakeDiscord:
         self._publish(message)
         return message
 
-    def _apply_edit(self, message: FakeMessage, body: _Body) -> None:
+    def _apply_edit(self, message: FakeMessage, body: Body) -> None:
         """Apply a PATCH payload (and new files) and dispatch MESSAGE_UPDATE."""
         payload = body.payload
         message.edits.append(payload)
@@ -1013,8 +975,8 @@ class FakeDiscord:
             "attachments": [attachment.to_payload() for attachment in message.attachments],
             "embeds": message.embeds,
             "components": message.components,
-            "pinned": False,
-            "type": MESSAGE_TYPE_DEFAULT,
+            "pinned": message.pinned,
+            "type": message.type,
             "flags": message.flags,
         }
         if message.guild_id:
@@ -1024,7 +986,7 @@ class FakeDiscord:
         if message.interaction_id:
             payload.update(self._interaction_metadata(message.interaction_id))
         if message.reference:
-            payload["type"] = MESSAGE_TYPE_REPLY
+            payload["type"] = message.type or MESSAGE_TYPE_REPLY
             payload["message_reference"] = self._reference_payload(message)
             if not nested:
                 referenced = self.messages.get(message.reference)
@@ -1204,6 +1166,7 @@ class FakeDiscord:
             ("GET", webhook + "/messages/{message_id}", self._get_webhook_message),
             ("PATCH", webhook + "/messages/{message_id}", self._edit_webhook_message),
             ("DELETE", webhook + "/messages/{message_id}", self._delete_webhook_message),
+            *self._admin.routes(),
         ]
         for method, path, handler in api_routes:
             yield method, API + path, handler
@@ -1216,8 +1179,8 @@ class FakeDiscord:
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path.startswith(API + "/"):
             arrived = time.monotonic()
-            body = await _Body.read(request)
-            request[_BODY] = body
+            body = await Body.read(request)
+            request[BODY] = body
             self.requests.append(
                 RequestRecord(
                     request.method,
@@ -1226,37 +1189,40 @@ class FakeDiscord:
                     body.json,
                     arrived,
                     body.files,
+                    unquote(request.headers.get("X-Audit-Log-Reason", "")) or None,
                 )
             )
         try:
             return await handler(request)
-        except _ApiError as error:
-            return _json({"message": error.message, "code": error.code}, status=error.status)
+        except ApiError as error:
+            return json_response(
+                {"message": error.message, "code": error.code}, status=error.status
+            )
 
     async def _unknown_route(self, request: web.Request) -> web.StreamResponse:
         log.warning("fake discord: unknown route %s %s", request.method, request.path)
-        raise _ApiError(404, "Unknown route", 0)
+        raise ApiError(404, "Unknown route", 0)
 
     async def _get_current_user(self, request: web.Request) -> web.StreamResponse:
-        return _json({**self.bot_user.to_payload(), "verified": True, "mfa_enabled": False})
+        return json_response({**self.bot_user.to_payload(), "verified": True, "mfa_enabled": False})
 
     async def _get_user(self, request: web.Request) -> web.StreamResponse:
-        user = self.users.get(_id(request, "user_id"))
+        user = self.users.get(path_id(request, "user_id"))
         if user is None:
-            raise _ApiError(404, "Unknown User", 10013)
-        return _json(user.to_payload())
+            raise ApiError(404, "Unknown User", 10013)
+        return json_response(user.to_payload())
 
     async def _open_dm(self, request: web.Request) -> web.StreamResponse:
-        user = self.users.get(int(_body(request).payload.get("recipient_id", 0)))
+        user = self.users.get(int(request_body(request).payload.get("recipient_id", 0)))
         if user is None:
-            raise _ApiError(404, "Unknown User", 10013)
-        return _json(self.open_dm(user).to_payload())
+            raise ApiError(404, "Unknown User", 10013)
+        return json_response(self.open_dm(user).to_payload())
 
     async def _get_application(self, request: web.Request) -> web.StreamResponse:
-        return _json(self._application_payload())
+        return json_response(self._application_payload())
 
     async def _get_gateway(self, request: web.Request) -> web.StreamResponse:
-        return _json(
+        return json_response(
             {
                 "url": f"ws://127.0.0.1:{self.port}/gateway",
                 "shards": 1,
@@ -1270,15 +1236,15 @@ class FakeDiscord:
         )
 
     async def _get_channel(self, request: web.Request) -> web.StreamResponse:
-        return _json(self._channel(_id(request, "channel_id")).to_payload())
+        return json_response(self._channel(path_id(request, "channel_id")).to_payload())
 
     async def _trigger_typing(self, request: web.Request) -> web.StreamResponse:
-        channel = self._channel(_id(request, "channel_id"))
+        channel = self._channel(path_id(request, "channel_id"))
         self.typing.append((channel.id, time.monotonic()))
-        return _no_content()
+        return no_content()
 
     async def _get_history(self, request: web.Request) -> web.StreamResponse:
-        channel_id = self._channel(_id(request, "channel_id")).id
+        channel_id = self._channel(path_id(request, "channel_id")).id
         query = request.query
         limit = int(query.get("limit", 50))
         visible = [m for m in self.messages_in(channel_id, from_bot=False) if not m.deleted]
@@ -1288,30 +1254,32 @@ class FakeDiscord:
             visible = [m for m in visible if m.id < int(query["before"])][-limit:]
         else:
             visible = visible[-limit:]
-        return _json([self._message_payload(m) for m in reversed(visible)])
+        return json_response([self._message_payload(m) for m in reversed(visible)])
 
     async def _create_message(self, request: web.Request) -> web.StreamResponse:
-        channel = self._channel(_id(request, "channel_id"))
-        message = self._message_from_payload(channel, self.bot_user, _body(request))
-        return _json(self._message_payload(message))
+        channel = self._channel(path_id(request, "channel_id"))
+        message = self._message_from_payload(channel, self.bot_user, request_body(request))
+        return json_response(self._message_payload(message))
 
     async def _get_message(self, request: web.Request) -> web.StreamResponse:
-        message = self._message(_id(request, "channel_id"), _id(request, "message_id"))
-        return _json(self._message_payload(message))
+        message = self._message(path_id(request, "channel_id"), path_id(request, "message_id"))
+        return json_response(self._message_payload(message))
 
     async def _edit_message(self, request: web.Request) -> web.StreamResponse:
-        message = self._message(_id(request, "channel_id"), _id(request, "message_id"))
+        message = self._message(path_id(request, "channel_id"), path_id(request, "message_id"))
         if message.author is not self.bot_user:
-            raise _ApiError(403, "Cannot edit a message authored by another user", 50005)
-        self._apply_edit(message, _body(request))
-        return _json(self._message_payload(message))
+            raise ApiError(403, "Cannot edit a message authored by another user", 50005)
+        self._apply_edit(message, request_body(request))
+        return json_response(self._message_payload(message))
 
     async def _delete_message_route(self, request: web.Request) -> web.StreamResponse:
-        self._delete_message(self._message(_id(request, "channel_id"), _id(request, "message_id")))
-        return _no_content()
+        self._delete_message(
+            self._message(path_id(request, "channel_id"), path_id(request, "message_id"))
+        )
+        return no_content()
 
     def _reaction_target(self, request: web.Request) -> tuple[list[int], int]:
-        message = self._message(_id(request, "channel_id"), _id(request, "message_id"))
+        message = self._message(path_id(request, "channel_id"), path_id(request, "message_id"))
         user = request.match_info["user"]
         user_id = self.bot_user.id if user == "@me" else int(user)
         return message.reactions.setdefault(request.match_info["emoji"], []), user_id
@@ -1320,65 +1288,67 @@ class FakeDiscord:
         users, user_id = self._reaction_target(request)
         if user_id not in users:
             users.append(user_id)
-        return _no_content()
+        return no_content()
 
     async def _remove_reaction(self, request: web.Request) -> web.StreamResponse:
         users, user_id = self._reaction_target(request)
         if user_id in users:
             users.remove(user_id)
-        return _no_content()
+        return no_content()
 
     async def _get_webhooks(self, request: web.Request) -> web.StreamResponse:
-        channel_id = self._channel(_id(request, "channel_id")).id
-        return _json([w.to_payload() for w in self.webhooks.values() if w.channel_id == channel_id])
+        channel_id = self._channel(path_id(request, "channel_id")).id
+        return json_response(
+            [w.to_payload() for w in self.webhooks.values() if w.channel_id == channel_id]
+        )
 
     async def _create_webhook(self, request: web.Request) -> web.StreamResponse:
-        channel = self._channel(_id(request, "channel_id"))
+        channel = self._channel(path_id(request, "channel_id"))
         if channel.guild_id is None:
-            raise _ApiError(400, "Cannot execute action on a DM channel", 50003)
+            raise ApiError(400, "Cannot execute action on a DM channel", 50003)
         webhook_id = self._new_id()
         webhook = FakeWebhook(
             webhook_id,
             f"webhook-token-{webhook_id}",
             channel.id,
             channel.guild_id,
-            _body(request).payload.get("name") or "Webhook",
+            request_body(request).payload.get("name") or "Webhook",
             self.bot_user,
         )
         self.webhooks[webhook.id] = webhook
-        return _json(webhook.to_payload())
+        return json_response(webhook.to_payload())
 
     async def _get_guild(self, request: web.Request) -> web.StreamResponse:
-        payload = self._guild(_id(request, "guild_id")).to_payload()
+        payload = self._guild(path_id(request, "guild_id")).to_payload()
         for key in ("channels", "members", "voice_states", "presences", "threads", "joined_at"):
             payload.pop(key)
-        return _json(payload)
+        return json_response(payload)
 
     async def _get_guild_channels(self, request: web.Request) -> web.StreamResponse:
-        guild = self._guild(_id(request, "guild_id"))
-        return _json([channel.to_payload() for channel in guild.channels.values()])
+        guild = self._guild(path_id(request, "guild_id"))
+        return json_response([channel.to_payload() for channel in guild.channels.values()])
 
     async def _get_member(self, request: web.Request) -> web.StreamResponse:
-        member = self._guild(_id(request, "guild_id")).members.get(_id(request, "user_id"))
+        member = self._guild(path_id(request, "guild_id")).members.get(path_id(request, "user_id"))
         if member is None:
-            raise _ApiError(404, "Unknown Member", 10007)
-        return _json(member.to_payload())
+            raise ApiError(404, "Unknown Member", 10007)
+        return json_response(member.to_payload())
 
     def _command_scope(self, request: web.Request) -> int | None:
-        if _id(request, "application_id") != self.application_id:
-            raise _ApiError(403, "Missing Access", 50001)
+        if path_id(request, "application_id") != self.application_id:
+            raise ApiError(403, "Missing Access", 50001)
         if "guild_id" not in request.match_info:
             return None
-        return self._guild(_id(request, "guild_id")).id
+        return self._guild(path_id(request, "guild_id")).id
 
     async def _get_commands(self, request: web.Request) -> web.StreamResponse:
-        return _json(self.commands.get(self._command_scope(request), []))
+        return json_response(self.commands.get(self._command_scope(request), []))
 
     async def _put_commands(self, request: web.Request) -> web.StreamResponse:
         scope = self._command_scope(request)
         previous = {(c["name"], c.get("type", 1)): c["id"] for c in self.commands.get(scope, [])}
         stored = []
-        for command in _body(request).json or []:
+        for command in request_body(request).json or []:
             key = (command["name"], command.get("type", 1))
             entry = {
                 "type": 1,
@@ -1394,18 +1364,20 @@ class FakeDiscord:
                 entry["guild_id"] = str(scope)
             stored.append(entry)
         self.commands[scope] = stored
-        return _json(stored)
+        return json_response(stored)
 
     async def _interaction_callback(self, request: web.Request) -> web.StreamResponse:
-        interaction = self._interaction(_id(request, "interaction_id"), request.match_info["token"])
+        interaction = self._interaction(
+            path_id(request, "interaction_id"), request.match_info["token"]
+        )
         if interaction.responses:
-            raise _ApiError(400, "Interaction has already been acknowledged.", 40060)
-        body = _body(request)
+            raise ApiError(400, "Interaction has already been acknowledged.", 40060)
+        body = request_body(request)
         kind = body.payload.get("type")
         channel = self._channel(interaction.channel_id)
         message: FakeMessage | None = None
         if kind in (CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE):
-            data = _Body(dict(body.payload.get("data") or {}), body.files)
+            data = Body(dict(body.payload.get("data") or {}), body.files)
             if kind == DEFERRED_CHANNEL_MESSAGE:
                 data.payload["flags"] = data.payload.get("flags", 0) | LOADING
             message = self._message_from_payload(
@@ -1414,14 +1386,14 @@ class FakeDiscord:
             interaction.original = message
         elif kind in (DEFERRED_UPDATE_MESSAGE, UPDATE_MESSAGE):
             if interaction.message is None:
-                raise _ApiError(400, "Interaction is not a component interaction", 50035)
+                raise ApiError(400, "Interaction is not a component interaction", 50035)
             interaction.original = interaction.message
             if kind == UPDATE_MESSAGE:
                 message = interaction.message
-                self._apply_edit(message, _Body(body.payload.get("data") or {}, body.files))
+                self._apply_edit(message, Body(body.payload.get("data") or {}, body.files))
         interaction.record_response(body.payload)
         if request.query.get("with_response") not in _TRUE:
-            return _no_content()
+            return no_content()
         callback: Json = {"interaction": {"id": str(interaction.id), "type": interaction.type}}
         if message is not None:
             callback["interaction"].update(
@@ -1430,24 +1402,24 @@ class FakeDiscord:
                 response_message_ephemeral=bool(message.flags & EPHEMERAL),
             )
             callback["resource"] = {"type": kind, "message": self._message_payload(message)}
-        return _json(callback)
+        return json_response(callback)
 
     def _interaction(self, interaction_id: int, token: str) -> FakeInteraction:
         for interaction in self.interactions:
             if interaction.id == interaction_id and interaction.token == token:
                 return interaction
-        raise _ApiError(404, "Unknown interaction", 10062)
+        raise ApiError(404, "Unknown interaction", 10062)
 
     def _webhook_sender(self, request: web.Request) -> FakeInteraction | FakeWebhook:
         """The interaction (``/webhooks/{application_id}/{token}``) or webhook addressed."""
-        webhook_id, token = _id(request, "webhook_id"), request.match_info["token"]
+        webhook_id, token = path_id(request, "webhook_id"), request.match_info["token"]
         if webhook_id == self.application_id:
             for interaction in self.interactions:
                 if interaction.token == token:
                     return interaction
         webhook = self.webhooks.get(webhook_id)
         if webhook is None or webhook.token != token:
-            raise _ApiError(404, "Unknown Webhook", 10015)
+            raise ApiError(404, "Unknown Webhook", 10015)
         return webhook
 
     def _webhook_message(self, request: web.Request) -> FakeMessage:
@@ -1464,11 +1436,11 @@ class FakeDiscord:
             if message is not None and message.webhook_id != sender.id:
                 message = None
         if message is None or message.deleted:
-            raise _ApiError(404, "Unknown Message", 10008)
+            raise ApiError(404, "Unknown Message", 10008)
         return message
 
     async def _execute_webhook(self, request: web.Request) -> web.StreamResponse:
-        sender, body = self._webhook_sender(request), _body(request)
+        sender, body = self._webhook_sender(request), request_body(request)
         if isinstance(sender, FakeInteraction) and sender.original and sender.original.loading:
             # Like Discord: the first follow-up after a deferral fills in the "thinking" message.
             message = sender.original
@@ -1491,23 +1463,23 @@ class FakeDiscord:
                 avatar_url=payload.get("avatar_url"),
             )
         if request.query.get("wait") not in _TRUE:
-            return _no_content()
-        return _json(self._message_payload(message))
+            return no_content()
+        return json_response(self._message_payload(message))
 
     async def _get_webhook_message(self, request: web.Request) -> web.StreamResponse:
-        return _json(self._message_payload(self._webhook_message(request)))
+        return json_response(self._message_payload(self._webhook_message(request)))
 
     async def _edit_webhook_message(self, request: web.Request) -> web.StreamResponse:
         message = self._webhook_message(request)
-        self._apply_edit(message, _body(request))
-        return _json(self._message_payload(message))
+        self._apply_edit(message, request_body(request))
+        return json_response(self._message_payload(message))
 
     async def _delete_webhook_message(self, request: web.Request) -> web.StreamResponse:
         self._delete_message(self._webhook_message(request))
-        return _no_content()
+        return no_content()
 
     async def _get_attachment(self, request: web.Request) -> web.StreamResponse:
-        attachment = self._attachments.get(_id(request, "attachment_id"))
+        attachment = self._attachments.get(path_id(request, "attachment_id"))
         if attachment is None:
             raise web.HTTPNotFound()
         return web.Response(
