@@ -197,7 +197,8 @@ class AI(commands.Cog):
         on = families((await self.bot.chats.guild(guild.id if guild else None)).tools)
         message = None if ctx.interaction else ctx.message
         asker = Asker(ctx.author, ctx.channel, guild, message)
-        return Toolbox(self.bot.tools, asker, on, self.audit)
+        timeout = self.bot.settings.ai_tool_timeout
+        return Toolbox(self.bot.tools, asker, on, self.audit, timeout=timeout)
 
     # Commands
 
