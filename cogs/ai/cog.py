@@ -28,7 +28,7 @@ from cogs.ai.replies import (
     user_input,
 )
 from cogs.ai.streaming import FINALISE_TIMEOUT, ReplyCutOff
-from cogs.ai.tools import info, web
+from cogs.ai.tools import info, server, web
 from cogs.ai.tools.audit import ToolAudit
 from cogs.ai.tools.settings import audit_embed, families, tools_embed
 from cogs.ai.tools.toolbox import Toolbox
@@ -62,7 +62,7 @@ class AI(commands.Cog):
         self.personas: dict[str, Persona] = {}
         self.engine: ChatEngine | None = None
         self.audit = ToolAudit(bot.db)
-        self.tools = [*info.TOOLS, *(web.tools(bot.gemini) if bot.gemini else [])]
+        self.tools = [*info.TOOLS, *server.TOOLS, *(web.tools(bot.gemini) if bot.gemini else [])]
         self._finishing: asyncio.Task[None] | None = None
 
     async def cog_load(self) -> None:

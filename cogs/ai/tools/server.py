@@ -1,0 +1,400 @@
+"""Tools that change the server for the person asking: channels, threads, names, slowmode,
+pins, and harmless roles for themselves. Off until a server turns them on
+(`/ai tools server on`).
+
+Each runs only if the asker holds the matching permission (checked by the toolbox in
+their channel, and here again in any other channel named) and the bot does too. Only
+what is here exists: no tool deletes, kicks, bans, times out, touches webhooks or
+server settings, or changes another member's roles, so no request can reach those.
+Channels and roles named by the model are looked up in the asker's server among the
+ones they can see. Every change carries an audit-log reason naming the asker.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from typing import Literal, TypeAlias, TypeVar
+
+import discord
+from pydantic import BaseModel, ConfigDict, Field
+
+from cogs.ai.tools import roles
+from cogs.ai.tools.toolbox import permission_name
+from utils.tools import Asker, Done, Family, Tool, ToolRefused
+
+SLOWMODE_MAX = 21_600  # Discord's limit: six hours
+_ID = r"^\d{15,21}$"
+_MENTION = re.compile(r"<[#@]&?(\d+)>|(\d{15,21})")
+
+GuildChannel: TypeAlias = discord.abc.GuildChannel | discord.Thread
+P = TypeVar("P", bound=BaseModel)
+_RENAMABLE = (
+    discord.TextChannel,
+    discord.VoiceChannel,
+    discord.StageChannel,
+    discord.ForumChannel,
+    discord.CategoryChannel,
+    discord.Thread,
+)
+
+
+class _Args(BaseModel):
+    """Arguments the model may pass; anything else (a member to act on...) is refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def _reason(asker: Asker) -> str:
+    """The audit-log reason of every change: who it was done for."""
+    return f"AI tool for {asker.user.name} ({asker.user.id})"
+
+
+def _shown(name: str) -> str:
+    """A name others chose, safe in the note under a reply (no markdown, no pings)."""
+    return discord.utils.escape_mentions(discord.utils.escape_markdown(name))
+
+
+def _find_channel(member: discord.Member, text: str) -> GuildChannel:
+    """A channel or thread of the asker's server that they can see, by mention, id or name."""
+    guild = member.guild
+    wanted = text.strip()
+    if match := _MENTION.fullmatch(wanted):
+        found = guild.get_channel_or_thread(int(match[1] or match[2]))
+        candidates: list[GuildChannel] = [found] if found else []
+    else:
+        name = wanted.lstrip("#").strip().lower()
+        candidates = [
+            c
+            for c in [*guild.channels, *guild.threads]
+            if c.name.lower() in (name, re.sub(r"\s+", "-", name))
+        ]
+    for channel in candidates:
+        if channel.permissions_for(member).view_channel:
+            return channel
+    raise ToolRefused(f"There is no channel {wanted!r} here that {member.display_name} can see.")
+
+
+def _target(asker: Asker, channel: str | None) -> GuildChannel:
+    """The channel named, else the one the asker wrote in."""
+    member = asker.member()
+    if channel:
+        return _find_channel(member, channel)
+    here = asker.channel
+    if not isinstance(here, discord.abc.GuildChannel | discord.Thread):
+        raise ToolRefused("That only works in a server channel.")
+    return here
+
+
+def _require(channel: GuildChannel, member: discord.Member, attribute: str) -> None:
+    """The asker, then the bot, must hold `attribute` in `channel` (overwrites included)."""
+    name = permission_name(attribute)
+    where = _shown(channel.name)
+    if not getattr(channel.permissions_for(member), attribute):
+        raise ToolRefused(f"{member.display_name} needs the {name} permission in #{where}.")
+    if not getattr(channel.permissions_for(member.guild.me), attribute):
+        raise ToolRefused(f"The bot needs the {name} permission in #{where}.")
+
+
+def _manage(channel: GuildChannel) -> str:
+    """What editing `channel` takes: Manage Threads for a thread, else Manage Channels."""
+    return "manage_threads" if isinstance(channel, discord.Thread) else "manage_channels"
+
+
+# Channels and threads ------------------------------------------------------------------
+
+
+class CreateChannelIn(_Args):
+    name: str = Field(min_length=1, max_length=100, description="The new channel's name")
+    kind: Literal["text", "voice"] = "text"
+    category: str | None = Field(
+        default=None, description="An existing category to put it in (its name)"
+    )
+
+
+async def create_channel(asker: Asker, args: CreateChannelIn) -> Done:
+    member = asker.member()
+    category = None
+    if args.category:
+        found = _find_channel(member, args.category)
+        if not isinstance(found, discord.CategoryChannel):
+            raise ToolRefused(f"#{found.name} is not a category.")
+        _require(found, member, "manage_channels")
+        category = found
+    guild, reason = member.guild, _reason(asker)
+    if args.kind == "voice":
+        channel = await guild.create_voice_channel(args.name, category=category, reason=reason)
+    else:
+        channel = await guild.create_text_channel(args.name, category=category, reason=reason)
+    result = {"created": channel.mention, "name": channel.name, "kind": args.kind}
+    if category is not None:
+        result["category"] = category.name
+    note = f"📁 created {'🔊' if args.kind == 'voice' else '#'}{_shown(channel.name)}"
+    return Done(result, note=note, outside=category is not None)
+
+
+class CreateThreadIn(_Args):
+    name: str = Field(min_length=1, max_length=100, description="The thread's name")
+    message_id: str | None = Field(
+        default=None, pattern=_ID, description="Start it from this message of the channel (id)"
+    )
+
+
+async def create_thread(asker: Asker, args: CreateThreadIn) -> Done:
+    channel = asker.channel
+    if not isinstance(channel, discord.TextChannel):
+        raise ToolRefused("Threads can only be started in a text channel, not here.")
+    reason = _reason(asker)
+    if args.message_id:
+        message = await _message(channel, args.message_id)
+        thread = await message.create_thread(name=args.name, reason=reason)
+    else:
+        thread = await channel.create_thread(
+            name=args.name, type=discord.ChannelType.public_thread, reason=reason
+        )
+    note = f"🧵 started #{_shown(thread.name)}"
+    return Done({"created": thread.mention, "name": thread.name}, note=note)
+
+
+class RenameIn(_Args):
+    name: str = Field(min_length=1, max_length=100, description="The new name")
+    channel: str | None = Field(
+        default=None, description="The channel to rename (#name); default: this one"
+    )
+
+
+async def rename_channel(asker: Asker, args: RenameIn) -> Done:
+    member = asker.member()
+    channel = _target(asker, args.channel)
+    if not isinstance(channel, _RENAMABLE):
+        raise ToolRefused(f"#{channel.name} cannot be renamed by the AI.")
+    _require(channel, member, _manage(channel))
+    old = channel.name
+    edited = await channel.edit(name=args.name, reason=_reason(asker))
+    new = edited.name if edited is not None else args.name
+    note = f"✏️ renamed #{_shown(old)} to #{_shown(new)}"
+    return Done({"renamed": channel.mention, "from": old, "to": new}, note=note, outside=True)
+
+
+class SlowmodeIn(_Args):
+    seconds: int = Field(ge=0, le=SLOWMODE_MAX, description="Seconds between messages; 0: off")
+    channel: str | None = Field(default=None, description="Which channel (#name); default: this")
+
+
+async def set_slowmode(asker: Asker, args: SlowmodeIn) -> Done:
+    member = asker.member()
+    channel = _target(asker, args.channel)
+    if not isinstance(
+        channel, discord.TextChannel | discord.VoiceChannel | discord.StageChannel | discord.Thread
+    ):
+        raise ToolRefused(f"#{channel.name} has no slowmode.")
+    _require(channel, member, _manage(channel))
+    await channel.edit(slowmode_delay=args.seconds, reason=_reason(asker))
+    where = _shown(channel.name)
+    note = (
+        f"🐢 slowmode {args.seconds}s in #{where}"
+        if args.seconds
+        else f"🐇 slowmode off in #{where}"
+    )
+    return Done({"channel": channel.mention, "slowmode_seconds": args.seconds}, note=note)
+
+
+# Pins ----------------------------------------------------------------------------------
+
+
+class PinIn(_Args):
+    message_id: str | None = Field(
+        default=None,
+        pattern=_ID,
+        description="The message's id; default: the message the person replied to",
+    )
+
+
+async def _message(channel: discord.abc.Messageable, message_id: str) -> discord.Message:
+    try:
+        return await channel.fetch_message(int(message_id))
+    except discord.NotFound as error:
+        raise ToolRefused(f"There is no message {message_id} in this channel.") from error
+
+
+async def _pin_target(asker: Asker, message_id: str | None) -> discord.Message:
+    """The message named, else the one the asker's message replies to (in their channel)."""
+    if message_id is None:
+        reference = asker.message.reference if asker.message else None
+        if reference is None or reference.message_id is None:
+            raise ToolRefused("Which message? Reply to it when asking, or give its id.")
+        if reference.channel_id != asker.channel.id:
+            raise ToolRefused("Only messages in this channel can be pinned from here.")
+        message_id = str(reference.message_id)
+    return await _message(asker.channel, message_id)
+
+
+async def pin_message(asker: Asker, args: PinIn) -> Done:
+    message = await _pin_target(asker, args.message_id)
+    await message.pin(reason=_reason(asker))
+    return Done({"pinned": str(message.id)}, note="📌 pinned a message")
+
+
+async def unpin_message(asker: Asker, args: PinIn) -> Done:
+    message = await _pin_target(asker, args.message_id)
+    await message.unpin(reason=_reason(asker))
+    return Done({"unpinned": str(message.id)}, note="📍 unpinned a message")
+
+
+# Roles ---------------------------------------------------------------------------------
+
+
+class CreateRoleIn(_Args):
+    name: str = Field(min_length=1, max_length=100, description="The role's name")
+    permissions: list[str] = Field(
+        default_factory=list,
+        max_length=30,
+        description="Permissions it grants (e.g. send_messages, connect); only harmless ones "
+        "are allowed. Empty: none beyond @everyone's",
+    )
+    colour: str | None = Field(default=None, pattern=r"^#?[0-9a-fA-F]{6}$", description="#rrggbb")
+
+
+async def create_role(asker: Asker, args: CreateRoleIn) -> Done:
+    member = asker.member()
+    permissions = roles.requested(args.permissions)
+    roles.require_safe(permissions, "a role made by the AI")
+    roles.require_held(permissions, member, member.display_name)
+    roles.require_held(permissions, member.guild.me, "The bot")
+    colour = discord.Colour(int(args.colour.lstrip("#"), 16)) if args.colour else None
+    role = await member.guild.create_role(
+        name=args.name,
+        permissions=permissions,
+        colour=colour or discord.Colour.default(),
+        mentionable=False,
+        reason=_reason(asker),
+    )
+    result = {"created": role.name, "permissions": roles.attributes(permissions)}
+    return Done(result, note=f"🏷️ created @{_shown(role.name)}")
+
+
+class RoleIn(_Args):
+    role: str = Field(min_length=1, max_length=100, description="The role's name")
+
+
+def _find_role(guild: discord.Guild, text: str) -> discord.Role:
+    wanted = text.strip()
+    if match := _MENTION.fullmatch(wanted):
+        role = guild.get_role(int(match[1] or match[2]))
+    else:
+        name = wanted.lstrip("@").strip().lower()
+        role = next((r for r in reversed(guild.roles) if r.name.lower() == name), None)
+    if role is None:
+        raise ToolRefused(f"There is no role {wanted!r} in this server.")
+    return role
+
+
+async def give_role(asker: Asker, args: RoleIn) -> Done:
+    member = asker.member()
+    role = _find_role(member.guild, args.role)
+    roles.require_assignable(role, member)
+    if role in member.roles:
+        return Done(
+            {"role": role.name, "given": False, "why": "they already have it"}, outside=True
+        )
+    await member.add_roles(role, reason=_reason(asker))
+    note = f"🏷️ gave you @{_shown(role.name)}"
+    return Done({"role": role.name, "given": True}, note=note, outside=True)
+
+
+async def take_role(asker: Asker, args: RoleIn) -> Done:
+    member = asker.member()
+    role = _find_role(member.guild, args.role)
+    roles.require_assignable(role, member)
+    if role not in member.roles:
+        return Done({"role": role.name, "taken": False, "why": "they do not have it"}, outside=True)
+    await member.remove_roles(role, reason=_reason(asker))
+    note = f"🏷️ took @{_shown(role.name)} from you"
+    return Done({"role": role.name, "taken": True}, note=note, outside=True)
+
+
+def _tool(
+    name: str,
+    description: str,
+    run: Callable[[Asker, P], Awaitable[Done]],
+    params: type[P],
+    permission: str,
+) -> Tool[P]:
+    """A server action: it changes things, and both the asker and the bot need `permission`."""
+    return Tool(
+        name,
+        description,
+        Family.SERVER,
+        run,
+        params,
+        asker_permissions=(permission,),
+        bot_permissions=(permission,),
+        changes=True,
+    )
+
+
+TOOLS: list[Tool] = [
+    _tool(
+        "create_channel",
+        "Create a text or voice channel, optionally in a category.",
+        create_channel,
+        CreateChannelIn,
+        "manage_channels",
+    ),
+    _tool(
+        "create_thread",
+        "Start a public thread in this channel, optionally from one of its messages.",
+        create_thread,
+        CreateThreadIn,
+        "create_public_threads",
+    ),
+    _tool(
+        "rename_channel",
+        "Rename a channel (default: this one).",
+        rename_channel,
+        RenameIn,
+        "manage_channels",
+    ),
+    _tool(
+        "set_slowmode",
+        "Set a channel's slowmode in seconds (0 turns it off; at most 21600).",
+        set_slowmode,
+        SlowmodeIn,
+        "manage_channels",
+    ),
+    _tool(
+        "pin_message",
+        "Pin a message of this channel (default: the one the person replied to).",
+        pin_message,
+        PinIn,
+        "pin_messages",
+    ),
+    _tool(
+        "unpin_message",
+        "Unpin a message of this channel (default: the one the person replied to).",
+        unpin_message,
+        PinIn,
+        "pin_messages",
+    ),
+    _tool(
+        "create_role",
+        "Create a role with harmless permissions only (no moderation or admin permission).",
+        create_role,
+        CreateRoleIn,
+        "manage_roles",
+    ),
+    _tool(
+        "give_role",
+        "Give the person asking one of the server's harmless roles (only to them).",
+        give_role,
+        RoleIn,
+        "manage_roles",
+    ),
+    _tool(
+        "take_role",
+        "Take one of the server's harmless roles from the person asking (only from them).",
+        take_role,
+        RoleIn,
+        "manage_roles",
+    ),
+]
