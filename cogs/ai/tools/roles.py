@@ -59,9 +59,28 @@ _ALIASES = {
 }
 
 
+# discord.py's older spellings of the same bits, left out when naming a permission.
+_OLD_NAMES = frozenset(
+    {
+        "read_messages",
+        "external_emojis",
+        "external_stickers",
+        "manage_emojis",
+        "manage_emojis_and_stickers",
+        "manage_permissions",
+        "create_polls",
+    }
+)
+_NAMES = {
+    bit: name
+    for name, bit in sorted(discord.Permissions.VALID_FLAGS.items())
+    if name not in _OLD_NAMES
+}
+
+
 def attributes(permissions: discord.Permissions) -> list[str]:
-    """The permissions granted, as discord.py attribute names (aliases left out)."""
-    return [name for name, granted in permissions if granted]
+    """The permissions granted, as discord.py attribute names, lowest bit first."""
+    return [name for bit, name in sorted(_NAMES.items()) if permissions.value & bit]
 
 
 def requested(names: list[str]) -> discord.Permissions:

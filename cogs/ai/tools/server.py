@@ -282,8 +282,8 @@ def _find_role(guild: discord.Guild, text: str) -> discord.Role:
     if match := _MENTION.fullmatch(wanted):
         role = guild.get_role(int(match[1] or match[2]))
     else:
-        name = wanted.lstrip("@").strip().lower()
-        role = next((r for r in reversed(guild.roles) if r.name.lower() == name), None)
+        names = (wanted.lower(), wanted.lstrip("@").strip().lower())
+        role = next((r for r in reversed(guild.roles) if r.name.lower() in names), None)
     if role is None:
         raise ToolRefused(f"There is no role {wanted!r} in this server.")
     return role

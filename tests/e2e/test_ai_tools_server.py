@@ -1,0 +1,444 @@
+"""AI server actions end to end: the real bot, google-genai and discord.py against the fakes.
+
+The fake Gemini scripts the function calls; the fake Discord shows what changed, and the
+audit-log reason of every change."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import discord
+import pytest
+
+from config import Settings
+from tests.conftest import BASIC, StartBot
+from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeMessage, FakeUser
+from tests.fakes.gemini_server import FakeGemini
+
+SERVER_TOOLS = {
+    "create_channel",
+    "create_thread",
+    "rename_channel",
+    "set_slowmode",
+    "pin_message",
+    "unpin_message",
+    "create_role",
+    "give_role",
+    "take_role",
+}
+UNLIMITED = {"ai_user_messages_per_minute": 100, "ai_channel_messages_per_minute": 100}
+MODERATOR = (
+    discord.Permissions(
+        manage_channels=True, create_public_threads=True, pin_messages=True, manage_roles=True
+    ).value
+    | BASIC
+)
+
+
+@pytest.fixture
+def mod(discord_fake: FakeDiscord, guild: FakeGuild) -> FakeUser:
+    """A member who may manage channels, threads, pins and roles, but not the server."""
+    user = discord_fake.add_user("mod")
+    guild.add_member(user, permissions=MODERATOR)
+    return user
+
+
+@pytest.fixture
+def run(discord_fake: FakeDiscord, gemini_fake: FakeGemini, guild: FakeGuild) -> Callable[..., Any]:
+    """Script one model turn of `calls` and a closing text, ask as `user`; the reply."""
+
+    async def ask(
+        user: FakeUser,
+        calls: list[tuple[str, dict[str, Any]]],
+        *,
+        text: str = "Done.",
+        reference: FakeMessage | None = None,
+        channel: Any = None,
+    ) -> FakeMessage:
+        if calls:
+            gemini_fake.reply_function_calls(calls)
+        gemini_fake.reply(text)
+        where = channel or guild.text
+        sent = await discord_fake.send_message(
+            where, user, f"<@{discord_fake.bot_user.id}> please", reference=reference
+        )
+
+        def finished() -> FakeMessage | None:
+            replies = [m for m in discord_fake.messages_in(where) if m.reference == sent.id]
+            return replies[0] if replies and not replies[0].content.endswith("⌛") else None
+
+        asked = len(gemini_fake.requests)
+        reply = await discord_fake.wait_for(finished, timeout=15)
+        assert len(gemini_fake.requests) == asked + 1 + bool(calls), reply.content
+        return reply
+
+    return ask
+
+
+async def slash(fake: FakeDiscord, guild: FakeGuild, user: FakeUser, name: str, **options) -> dict:
+    interaction = await fake.invoke_slash(guild.text, user, "ai", options or None, subcommand=name)
+    return await interaction.wait_response()
+
+
+async def server_on(fake: FakeDiscord, guild: FakeGuild) -> None:
+    response = await slash(fake, guild, fake.owner, "tools", family="server", mode="on")
+    assert "✅ **server**" in response["data"]["embeds"][0]["description"]
+
+
+def responses(gemini: FakeGemini) -> dict[str, dict]:
+    """The function responses the model received last, by tool name."""
+    return dict(gemini.requests[-1].function_responses)
+
+
+def requests(fake: FakeDiscord, method: str, path_end: str) -> list:
+    return [r for r in fake.requests if r.method == method and r.path.endswith(path_end)]
+
+
+def reason(user: FakeUser) -> str:
+    return f"AI tool for {user.name} ({user.id})"
+
+
+async def test_server_actions_are_off_until_a_manager_turns_them_on(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    mod: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+    run: Callable[..., Any],
+) -> None:
+    await start_bot(ai_settings(**UNLIMITED))
+    reply = await run(mod, [("create_channel", {"name": "games"})], text="I cannot do that here.")
+
+    declared = set(gemini_fake.requests[0].declared_functions)
+    assert not declared & SERVER_TOOLS
+    assert {"server_info", "list_channels", "my_roles"} <= declared
+    assert "no tool named 'create_channel'" in responses(gemini_fake)["create_channel"]["error"]
+    assert reply.content == "I cannot do that here."
+    assert not requests(discord_fake, "POST", f"/guilds/{guild.id}/channels")
+
+    denied = await slash(discord_fake, guild, member, "tools", family="server", mode="on")
+    assert "Manage Server" in denied["data"]["content"]
+    await discord_fake.send_message(guild.text, member, "!ai tools server on")
+    refused = await discord_fake.wait_for_message(
+        guild.text, predicate=lambda m: "Manage Server" in m.content
+    )
+    assert refused.content.startswith("You need the Manage Server permission")
+    await run(mod, [])
+    assert not set(gemini_fake.requests[-1].declared_functions) & SERVER_TOOLS
+
+    await server_on(discord_fake, guild)
+    await run(mod, [])
+    assert set(gemini_fake.requests[-1].declared_functions) >= SERVER_TOOLS
+
+    await discord_fake.send_message(guild.text, discord_fake.owner, "!ai tools server off")
+    await discord_fake.wait_for_message(
+        guild.text,
+        predicate=lambda m: any("⛔ **server**" in e.get("description", "") for e in m.embeds),
+    )
+    await run(mod, [])
+    assert not set(gemini_fake.requests[-1].declared_functions) & SERVER_TOOLS
+
+
+async def test_channels_rename_and_slowmode(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    mod: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+    run: Callable[..., Any],
+) -> None:
+    category = guild.add_category("Hangout")
+    old = guild.add_text_channel("old-news")
+    await start_bot(ai_settings(**UNLIMITED))
+    await server_on(discord_fake, guild)
+
+    reply = await run(
+        mod,
+        [
+            ("create_channel", {"name": "Board Games", "category": "hangout"}),
+            ("create_channel", {"name": "Lounge", "kind": "voice"}),
+            ("rename_channel", {"channel": "#old-news", "name": "news"}),
+            ("set_slowmode", {"seconds": 30}),
+        ],
+        text="All set.",
+    )
+
+    results = gemini_fake.requests[-1].function_responses
+    assert [name for name, _ in results] == [
+        "create_channel",
+        "create_channel",
+        "rename_channel",
+        "set_slowmode",
+    ]
+    assert all("error" not in r and "refused" not in r for _, r in results), results
+    text = next(c for c in guild.channels.values() if c.name == "board-games")
+    voice = next(c for c in guild.channels.values() if c.name == "Lounge")
+    assert text.parent_id == category.id and text.type == 0
+    assert voice.type == 2 and voice.parent_id is None
+    assert old.name == "news"
+    assert guild.text.rate_limit_per_user == 30
+    assert results[0][1]["category"] == "Hangout"
+    changes = [
+        *requests(discord_fake, "POST", f"/guilds/{guild.id}/channels"),
+        *requests(discord_fake, "PATCH", f"/channels/{old.id}"),
+        *requests(discord_fake, "PATCH", f"/channels/{guild.text.id}"),
+    ]
+    assert len(changes) == 4 and {r.reason for r in changes} == {reason(mod)}
+    assert reply.content.startswith("All set.")
+    assert reply.content.endswith(
+        "-# 📁 created #board-games · 📁 created 🔊Lounge · ✏️ renamed #old-news to #news"
+        " · 🐢 slowmode 30s in #general"
+    )
+
+    out_of_range = await run(mod, [("set_slowmode", {"seconds": 30000})])
+    assert "Bad arguments" in responses(gemini_fake)["set_slowmode"]["error"]
+    assert guild.text.rate_limit_per_user == 30
+    assert "slowmode" not in out_of_range.content
+
+
+async def test_threads_from_the_channel_and_from_a_message(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    mod: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+    run: Callable[..., Any],
+) -> None:
+    await start_bot(ai_settings(**UNLIMITED))
+    await server_on(discord_fake, guild)
+    topic = await discord_fake.send_message(guild.text, member, "Who wants to plan the trip?")
+
+    reply = await run(
+        mod,
+        [
+            ("create_thread", {"name": "Ideas"}),
+            ("create_thread", {"name": "Trip", "message_id": str(topic.id)}),
+        ],
+    )
+
+    assert all("created" in r for _, r in gemini_fake.requests[-1].function_responses)
+    ideas = next(t for t in guild.threads.values() if t.name == "Ideas")
+    assert ideas.type == 11 and ideas.parent_id == guild.text.id  # public
+    assert guild.threads[topic.id].name == "Trip"
+    made = requests(discord_fake, "POST", "/threads")
+    assert len(made) == 2 and {r.reason for r in made} == {reason(mod)}
+    assert "-# 🧵 started #Ideas · 🧵 started #Trip" in reply.content
+
+
+async def test_pin_the_replied_message_and_unpin_by_id(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    mod: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+    run: Callable[..., Any],
+) -> None:
+    await start_bot(ai_settings(**UNLIMITED))
+    await server_on(discord_fake, guild)
+    rules = await discord_fake.send_message(guild.text, member, "Rule 1: be kind")
+
+    reply = await run(mod, [("pin_message", {})], reference=rules)
+    assert responses(gemini_fake)["pin_message"] == {"pinned": str(rules.id)}
+    assert rules.pinned
+    assert "-# 📌 pinned a message" in reply.content
+
+    no_target = await run(mod, [("pin_message", {})], text="Which one?")
+    assert "Reply to it" in responses(gemini_fake)["pin_message"]["refused"]
+    assert no_target.content == "Which one?"
+
+    await run(mod, [("unpin_message", {"message_id": str(rules.id)})])
+    assert responses(gemini_fake)["unpin_message"] == {"unpinned": str(rules.id)}
+    assert not rules.pinned
+    pins = [
+        *requests(discord_fake, "PUT", str(rules.id)),
+        *requests(discord_fake, "DELETE", str(rules.id)),
+    ]
+    assert len(pins) == 2 and {r.reason for r in pins} == {reason(mod)}
+
+    await run(member, [("pin_message", {})], reference=rules)
+    assert "needs the Pin Messages permission" in responses(gemini_fake)["pin_message"]["refused"]
+    assert not rules.pinned
+
+
+async def test_roles_harmless_only_and_only_for_the_asker(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    mod: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+    run: Callable[..., Any],
+) -> None:
+    send = discord.Permissions(send_messages=True).value
+    gamer = guild.add_role("Gamer", send, position=1)  # below the bot's role
+    mods = guild.add_role("Mods", discord.Permissions(kick_members=True).value, position=1)
+    senior = guild.add_role("Senior", send)  # above every member's own role
+    guild.give_role(discord_fake.bot_user, guild.add_role("Bot", 0))  # the bot above Senior
+    vip = guild.add_role("VIP", send)  # at the top: above the bot's role
+    await start_bot(ai_settings(**UNLIMITED))
+    await server_on(discord_fake, guild)
+
+    reply = await run(
+        mod,
+        [
+            ("create_role", {"name": "Artists", "permissions": ["attach files", "embed_links"]}),
+            ("give_role", {"role": "gamer"}),
+        ],
+    )
+    artists = next(r for r in guild.roles.values() if r.name == "Artists")
+    assert artists.permissions == discord.Permissions(attach_files=True, embed_links=True).value
+    assert gamer in guild.members[mod.id].roles
+    assert "-# 🏷️ created @Artists · 🏷️ gave you @Gamer" in reply.content
+    changes = [
+        *requests(discord_fake, "POST", f"/guilds/{guild.id}/roles"),
+        *requests(discord_fake, "PUT", f"/members/{mod.id}/roles/{gamer.id}"),
+    ]
+    assert len(changes) == 2 and {r.reason for r in changes} == {reason(mod)}
+
+    await run(mod, [("take_role", {"role": "@Gamer"})])
+    assert responses(gemini_fake)["take_role"] == {"role": "Gamer", "taken": True}
+    assert gamer not in guild.members[mod.id].roles
+
+    roles_before = len(guild.roles)
+    final = await run(
+        mod,
+        [("create_role", {"name": "Boss", "permissions": ["administrator"]})],
+        text="I can't make an admin role.",
+    )
+    refused = responses(gemini_fake)["create_role"]["refused"]
+    assert "would grant Administrator" in refused
+    assert final.content == "I can't make an admin role."
+    assert len(guild.roles) == roles_before
+
+    await run(mod, [("give_role", {"role": "VIP"})])
+    assert "not below the bot's highest role" in responses(gemini_fake)["give_role"]["refused"]
+    await run(mod, [("give_role", {"role": "Senior"})])
+    assert "not below your highest role" in responses(gemini_fake)["give_role"]["refused"]
+    await run(mod, [("give_role", {"role": "Mods"})])
+    assert "would grant Kick Members" in responses(gemini_fake)["give_role"]["refused"]
+    await run(mod, [("give_role", {"role": "@everyone"})])
+    assert "everyone's role" in responses(gemini_fake)["give_role"]["refused"]
+    assert not {vip, senior, mods} & set(guild.members[mod.id].roles)
+
+    # Nobody else: the tool takes no member, and naming one is rejected before anything runs.
+    give = next(
+        d
+        for t in gemini_fake.requests[-1].json["tools"]
+        for d in t.get("functionDeclarations", [])
+        if d["name"] == "give_role"
+    )
+    assert set(
+        (give.get("parametersJsonSchema") or give["parameters_json_schema"])["properties"]
+    ) == {"role"}
+    await run(mod, [("give_role", {"role": "Gamer", "member": f"<@{member.id}>"})])
+    assert "Bad arguments" in responses(gemini_fake)["give_role"]["error"]
+    assert gamer not in guild.members[member.id].roles
+    assert not requests(discord_fake, "PUT", f"/members/{member.id}/roles/{gamer.id}")
+
+    await run(member, [("give_role", {"role": "Gamer"})])
+    assert "needs the Manage Roles permission" in responses(gemini_fake)["give_role"]["refused"]
+    assert gamer not in guild.members[member.id].roles
+
+
+async def test_refused_without_the_permission_and_when_the_bot_lacks_it(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    mod: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+    run: Callable[..., Any],
+) -> None:
+    await start_bot(ai_settings(**UNLIMITED))
+    await server_on(discord_fake, guild)
+
+    reply = await run(
+        member,
+        [("create_channel", {"name": "mine"})],
+        text="You need Manage Channels for that, sorry.",
+    )
+    assert responses(gemini_fake)["create_channel"] == {
+        "refused": "alice needs the Manage Channels permission for that."
+    }
+    assert reply.content == "You need Manage Channels for that, sorry."
+    assert not requests(discord_fake, "POST", f"/guilds/{guild.id}/channels")
+
+    guild.add_member(discord_fake.bot_user, permissions=BASIC)  # the bot loses its admin role
+    await run(mod, [("create_channel", {"name": "mine"})])
+    assert responses(gemini_fake)["create_channel"] == {
+        "refused": "The bot needs the Manage Channels permission for that."
+    }
+    assert not requests(discord_fake, "POST", f"/guilds/{guild.id}/channels")
+    assert not any(c.name == "mine" for c in guild.channels.values())
+
+
+async def test_audit_lists_actions_for_managers_only(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    mod: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+    run: Callable[..., Any],
+) -> None:
+    await start_bot(ai_settings(**UNLIMITED))
+    await server_on(discord_fake, guild)
+    await run(mod, [("create_channel", {"name": "games"})])
+    await run(member, [("set_slowmode", {"seconds": 5})])
+
+    audit = await slash(discord_fake, guild, discord_fake.owner, "audit")
+    lines = audit["data"]["embeds"][0]["description"].splitlines()
+    assert len(lines) == 2
+    assert f"<@{member.id}> in <#{guild.text.id}>: `set_slowmode`" in lines[0]
+    assert "❌ refused: alice needs the Manage Channels permission" in lines[0]
+    assert f"<@{mod.id}> in <#{guild.text.id}>: `create_channel`" in lines[1]
+    assert '"games"' in lines[1] and "✅ 📁 created #games" in lines[1]
+    assert audit["data"]["allowed_mentions"]["parse"] == []
+
+    denied = await slash(discord_fake, guild, member, "audit")
+    assert "Manage Server" in denied["data"]["content"]
+    assert not denied["data"].get("embeds")
+
+
+async def test_info_tools(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    mod: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+    run: Callable[..., Any],
+) -> None:
+    guild.add_text_channel("rules")
+    await start_bot(ai_settings(**UNLIMITED))
+
+    await run(
+        mod,
+        [
+            ("server_info", {}),
+            ("list_channels", {}),
+            ("my_roles", {}),
+            ("member_count", {}),
+            ("current_time", {"timezone": "Europe/Paris"}),
+        ],
+    )
+
+    got = responses(gemini_fake)
+    assert got["server_info"]["name"] == "Test Guild"
+    assert got["server_info"]["text_channels"] == 2
+    names = [c["name"] for c in got["list_channels"]["channels"]]
+    assert names == ["general", "General", "rules"]
+    assert got["my_roles"] == {"roles": ["mod"]}
+    assert got["member_count"] == {"members": len(guild.members)}
+    assert got["current_time"]["timezone"] == "Europe/Paris"

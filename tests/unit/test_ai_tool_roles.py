@@ -1,0 +1,71 @@
+"""The permission allowlist of roles the AI makes or hands out."""
+
+from __future__ import annotations
+
+import discord
+import pytest
+
+from cogs.ai.tools.roles import SAFE, attributes, requested, require_safe, unsafe
+from cogs.ai.tools.toolbox import permission_name
+from utils.tools import ToolRefused
+
+NEVER = [
+    "administrator",
+    "manage_guild",
+    "manage_roles",
+    "kick_members",
+    "ban_members",
+    "moderate_members",
+    "manage_webhooks",
+    "mention_everyone",
+    "manage_channels",
+    "manage_messages",
+    "manage_threads",
+    "manage_nicknames",
+    "view_audit_log",
+    "move_members",
+    "mute_members",
+    "deafen_members",
+    "pin_messages",
+    "bypass_slowmode",
+]
+
+
+def test_names_people_use_map_to_discord_permissions() -> None:
+    permissions = requested(["Send Messages", "read-message-history", " connect ", "Video"])
+    assert attributes(permissions) == sorted(
+        ["send_messages", "read_message_history", "connect", "stream"],
+        key=attributes(discord.Permissions.all()).index,
+    )
+    assert requested(["Manage Server"]).manage_guild
+    assert requested(["timeout members"]).moderate_members
+    assert requested(["admin"]).administrator
+    assert permission_name("manage_guild") == "Manage Server"
+    assert permission_name("moderate_members") == "Timeout Members"
+    assert requested([]).value == 0
+
+
+def test_unknown_permission_is_refused_by_name() -> None:
+    with pytest.raises(ToolRefused, match="'fly' is not a Discord permission"):
+        requested(["send_messages", "fly"])
+
+
+@pytest.mark.parametrize("name", NEVER)
+def test_powerful_permissions_are_never_allowed(name: str) -> None:
+    permissions = requested(["send_messages", name])
+    assert unsafe(permissions) == [name]
+    with pytest.raises(ToolRefused) as refused:
+        require_safe(permissions, "a role made by the AI")
+    assert f"would grant {permission_name(name)}." in str(refused.value)
+
+
+def test_administrator_is_named_even_among_others() -> None:
+    with pytest.raises(ToolRefused, match=r"would grant Ban Members, Administrator\."):
+        require_safe(discord.Permissions(administrator=True, ban_members=True), "@Mods")
+
+
+def test_harmless_permissions_pass() -> None:
+    require_safe(SAFE, "a role made by the AI")
+    require_safe(requested(["send_messages", "connect", "speak", "add_reactions"]), "x")
+    assert "view_channel" in attributes(SAFE) and "read_messages" not in attributes(SAFE)
+    assert not SAFE.administrator and not SAFE.manage_guild and not SAFE.mention_everyone
