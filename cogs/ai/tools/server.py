@@ -12,22 +12,19 @@ ones they can see. Every change carries an audit-log reason naming the asker.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
-from typing import Literal, TypeAlias, TypeVar
+from typing import Literal, TypeVar
 
 import discord
 from pydantic import BaseModel, ConfigDict, Field
 
 from cogs.ai.tools import roles
-from cogs.ai.tools.toolbox import permission_name
+from cogs.ai.tools.places import editing, find_channel, find_role, require, shown, target
 from utils.tools import Asker, Done, Family, Tool, ToolRefused
 
 SLOWMODE_MAX = 21_600  # Discord's limit: six hours
 _ID = r"^\d{15,21}$"
-_MENTION = re.compile(r"<[#@]&?(\d+)>|(\d{15,21})")
 
-GuildChannel: TypeAlias = discord.abc.GuildChannel | discord.Thread
 P = TypeVar("P", bound=BaseModel)
 _RENAMABLE = (
     discord.TextChannel,
@@ -50,57 +47,6 @@ def _reason(asker: Asker) -> str:
     return f"AI tool for {asker.user.name} ({asker.user.id})"
 
 
-def _shown(name: str) -> str:
-    """A name others chose, safe in the note under a reply (no markdown, no pings)."""
-    return discord.utils.escape_mentions(discord.utils.escape_markdown(name))
-
-
-def _find_channel(member: discord.Member, text: str) -> GuildChannel:
-    """A channel or thread of the asker's server that they can see, by mention, id or name."""
-    guild = member.guild
-    wanted = text.strip()
-    if match := _MENTION.fullmatch(wanted):
-        found = guild.get_channel_or_thread(int(match[1] or match[2]))
-        candidates: list[GuildChannel] = [found] if found else []
-    else:
-        name = wanted.lstrip("#").strip().lower()
-        candidates = [
-            c
-            for c in [*guild.channels, *guild.threads]
-            if c.name.lower() in (name, re.sub(r"\s+", "-", name))
-        ]
-    for channel in candidates:
-        if channel.permissions_for(member).view_channel:
-            return channel
-    raise ToolRefused(f"There is no channel {wanted!r} here that {member.display_name} can see.")
-
-
-def _target(asker: Asker, channel: str | None) -> GuildChannel:
-    """The channel named, else the one the asker wrote in."""
-    member = asker.member()
-    if channel:
-        return _find_channel(member, channel)
-    here = asker.channel
-    if not isinstance(here, discord.abc.GuildChannel | discord.Thread):
-        raise ToolRefused("That only works in a server channel.")
-    return here
-
-
-def _require(channel: GuildChannel, member: discord.Member, attribute: str) -> None:
-    """The asker, then the bot, must hold `attribute` in `channel` (overwrites included)."""
-    name = permission_name(attribute)
-    where = _shown(channel.name)
-    if not getattr(channel.permissions_for(member), attribute):
-        raise ToolRefused(f"{member.display_name} needs the {name} permission in #{where}.")
-    if not getattr(channel.permissions_for(member.guild.me), attribute):
-        raise ToolRefused(f"The bot needs the {name} permission in #{where}.")
-
-
-def _manage(channel: GuildChannel) -> str:
-    """What editing `channel` takes: Manage Threads for a thread, else Manage Channels."""
-    return "manage_threads" if isinstance(channel, discord.Thread) else "manage_channels"
-
-
 # Channels and threads ------------------------------------------------------------------
 
 
@@ -116,10 +62,10 @@ async def create_channel(asker: Asker, args: CreateChannelIn) -> Done:
     member = asker.member()
     category = None
     if args.category:
-        found = _find_channel(member, args.category)
+        found = find_channel(member, args.category)
         if not isinstance(found, discord.CategoryChannel):
             raise ToolRefused(f"#{found.name} is not a category.")
-        _require(found, member, "manage_channels")
+        require(found, member, "manage_channels")
         category = found
     guild, reason = member.guild, _reason(asker)
     if args.kind == "voice":
@@ -129,7 +75,7 @@ async def create_channel(asker: Asker, args: CreateChannelIn) -> Done:
     result = {"created": channel.mention, "name": channel.name, "kind": args.kind}
     if category is not None:
         result["category"] = category.name
-    note = f"📁 created {'🔊' if args.kind == 'voice' else '#'}{_shown(channel.name)}"
+    note = f"📁 created {'🔊' if args.kind == 'voice' else '#'}{shown(channel.name)}"
     return Done(result, note=note, outside=category is not None)
 
 
@@ -152,7 +98,7 @@ async def create_thread(asker: Asker, args: CreateThreadIn) -> Done:
         thread = await channel.create_thread(
             name=args.name, type=discord.ChannelType.public_thread, reason=reason
         )
-    note = f"🧵 started #{_shown(thread.name)}"
+    note = f"🧵 started #{shown(thread.name)}"
     return Done({"created": thread.mention, "name": thread.name}, note=note)
 
 
@@ -165,14 +111,14 @@ class RenameIn(_Args):
 
 async def rename_channel(asker: Asker, args: RenameIn) -> Done:
     member = asker.member()
-    channel = _target(asker, args.channel)
+    channel = target(asker, args.channel)
     if not isinstance(channel, _RENAMABLE):
         raise ToolRefused(f"#{channel.name} cannot be renamed by the AI.")
-    _require(channel, member, _manage(channel))
+    require(channel, member, editing(channel))
     old = channel.name
     edited = await channel.edit(name=args.name, reason=_reason(asker))
     new = edited.name if edited is not None else args.name
-    note = f"✏️ renamed #{_shown(old)} to #{_shown(new)}"
+    note = f"✏️ renamed #{shown(old)} to #{shown(new)}"
     return Done({"renamed": channel.mention, "from": old, "to": new}, note=note, outside=True)
 
 
@@ -183,14 +129,14 @@ class SlowmodeIn(_Args):
 
 async def set_slowmode(asker: Asker, args: SlowmodeIn) -> Done:
     member = asker.member()
-    channel = _target(asker, args.channel)
+    channel = target(asker, args.channel)
     if not isinstance(
         channel, discord.TextChannel | discord.VoiceChannel | discord.StageChannel | discord.Thread
     ):
         raise ToolRefused(f"#{channel.name} has no slowmode.")
-    _require(channel, member, _manage(channel))
+    require(channel, member, editing(channel))
     await channel.edit(slowmode_delay=args.seconds, reason=_reason(asker))
-    where = _shown(channel.name)
+    where = shown(channel.name)
     note = (
         f"🐢 slowmode {args.seconds}s in #{where}"
         if args.seconds
@@ -217,7 +163,7 @@ async def _message(channel: discord.abc.Messageable, message_id: str) -> discord
         raise ToolRefused(f"There is no message {message_id} in this channel.") from error
 
 
-async def _pin_target(asker: Asker, message_id: str | None) -> discord.Message:
+async def _pintarget(asker: Asker, message_id: str | None) -> discord.Message:
     """The message named, else the one the asker's message replies to (in their channel)."""
     if message_id is None:
         reference = asker.message.reference if asker.message else None
@@ -230,13 +176,13 @@ async def _pin_target(asker: Asker, message_id: str | None) -> discord.Message:
 
 
 async def pin_message(asker: Asker, args: PinIn) -> Done:
-    message = await _pin_target(asker, args.message_id)
+    message = await _pintarget(asker, args.message_id)
     await message.pin(reason=_reason(asker))
     return Done({"pinned": str(message.id)}, note="📌 pinned a message")
 
 
 async def unpin_message(asker: Asker, args: PinIn) -> Done:
-    message = await _pin_target(asker, args.message_id)
+    message = await _pintarget(asker, args.message_id)
     await message.unpin(reason=_reason(asker))
     return Done({"unpinned": str(message.id)}, note="📍 unpinned a message")
 
@@ -270,46 +216,34 @@ async def create_role(asker: Asker, args: CreateRoleIn) -> Done:
         reason=_reason(asker),
     )
     result = {"created": role.name, "permissions": roles.attributes(permissions)}
-    return Done(result, note=f"🏷️ created @{_shown(role.name)}")
+    return Done(result, note=f"🏷️ created @{shown(role.name)}")
 
 
 class RoleIn(_Args):
     role: str = Field(min_length=1, max_length=100, description="The role's name")
 
 
-def _find_role(guild: discord.Guild, text: str) -> discord.Role:
-    wanted = text.strip()
-    if match := _MENTION.fullmatch(wanted):
-        role = guild.get_role(int(match[1] or match[2]))
-    else:
-        names = (wanted.lower(), wanted.lstrip("@").strip().lower())
-        role = next((r for r in reversed(guild.roles) if r.name.lower() in names), None)
-    if role is None:
-        raise ToolRefused(f"There is no role {wanted!r} in this server.")
-    return role
-
-
 async def give_role(asker: Asker, args: RoleIn) -> Done:
     member = asker.member()
-    role = _find_role(member.guild, args.role)
+    role = find_role(member.guild, args.role)
     roles.require_assignable(role, member)
     if role in member.roles:
         return Done(
             {"role": role.name, "given": False, "why": "they already have it"}, outside=True
         )
     await member.add_roles(role, reason=_reason(asker))
-    note = f"🏷️ gave you @{_shown(role.name)}"
+    note = f"🏷️ gave you @{shown(role.name)}"
     return Done({"role": role.name, "given": True}, note=note, outside=True)
 
 
 async def take_role(asker: Asker, args: RoleIn) -> Done:
     member = asker.member()
-    role = _find_role(member.guild, args.role)
+    role = find_role(member.guild, args.role)
     roles.require_assignable(role, member)
     if role not in member.roles:
         return Done({"role": role.name, "taken": False, "why": "they do not have it"}, outside=True)
     await member.remove_roles(role, reason=_reason(asker))
-    note = f"🏷️ took @{_shown(role.name)} from you"
+    note = f"🏷️ took @{shown(role.name)} from you"
     return Done({"role": role.name, "taken": True}, note=note, outside=True)
 
 
