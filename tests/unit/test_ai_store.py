@@ -184,6 +184,18 @@ async def test_guild_model_cache_follows_changes(store: ChatStore) -> None:
     assert (await store.guild(1)).model is None
 
 
+async def test_guild_tool_families_are_kept_beside_the_model(store: ChatStore) -> None:
+    assert (await store.guild(1)).tools is None  # never chosen: the defaults
+    await store.set_guild_model(1, "gemini-x")
+    await store.set_guild_tools(1, frozenset({"music", "server"}))
+    prefs = await store.guild(1)
+    assert prefs.model == "gemini-x" and prefs.tools == {"music", "server"}
+    await store.set_guild_tools(1, frozenset())
+    assert (await store.guild(1)).tools == frozenset()  # all off is not the defaults
+    assert (await ChatStore(store.db).guild(1)).tools == frozenset()  # stored, not only cached
+    assert (await store.guild(2)).tools is None
+
+
 async def test_a_reply_stored_early_is_rewritten_in_place(store: ChatStore) -> None:
     user, model = await store.add_turns(
         1,

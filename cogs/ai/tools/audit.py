@@ -61,6 +61,12 @@ class ToolAudit:
         )
         return [Action(*row) for row in rows]
 
+    async def export_guild(self, guild_id: int) -> list[dict[str, object]]:
+        rows = await self.db.fetchall(
+            "SELECT * FROM ai_tool_actions WHERE guild_id = ? ORDER BY id", (guild_id,)
+        )
+        return [dict(row) for row in rows]
+
     async def delete_channel(self, channel_id: int) -> int:
         return await self.db.execute(
             "DELETE FROM ai_tool_actions WHERE channel_id = ?", (channel_id,)

@@ -1,0 +1,261 @@
+"""The `/ai` commands: a channel's and a server's AI settings, its history, its tools."""
+
+from __future__ import annotations
+
+import io
+import re
+from typing import TYPE_CHECKING, Literal
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from cogs.ai.cog import AI, NOT_CONFIGURED
+from cogs.ai.export import to_jsonl, to_markdown
+from cogs.ai.personas import Persona, choose_persona
+from cogs.ai.replies import NO_PINGS
+from cogs.ai.tools.settings import audit_embed, families, tools_embed
+from utils.checks import costly, dm_or_guild_permissions, guild_permissions
+from utils.errors import BotError
+from utils.text import truncate
+from utils.tools import SWITCHABLE, Family
+
+if TYPE_CHECKING:
+    from bot import Bot
+
+Context = commands.Context["Bot"]
+
+_MODEL_NAME = re.compile(r"^[\w.\-/]{1,64}$")
+
+
+class AISettings(commands.Cog, name="AI settings"):
+    """AI settings for a channel or the server: persona, prompt, model, safety, tools."""
+
+    def __init__(self, bot: Bot, chat: AI) -> None:
+        self.bot = bot
+        self.chat = chat  # the chat cog: its engine, personas and tool audit
+
+    @commands.hybrid_group(name="ai")
+    async def ai_group(self, ctx: Context) -> None:
+        """AI chat settings for this channel."""
+        if ctx.invoked_subcommand is None:
+            names = ", ".join(f"`{c.name}`" for c in self.ai_group.commands)
+            await ctx.send(f"Subcommands: {names}", ephemeral=True)
+
+    @ai_group.command(name="reset")
+    @dm_or_guild_permissions(manage_messages=True)
+    async def ai_reset(self, ctx: Context) -> None:
+        """Forget this channel's conversation (Manage Messages)."""
+        removed = await self.bot.chats.reset(ctx.channel.id)
+        await ctx.send(f"Forgot this channel's conversation ({removed} messages).")
+
+    @ai_group.command(name="autorespond")
+    @guild_permissions(manage_channels=True)
+    @app_commands.describe(mode="on: answer every message here; off: only when addressed")
+    async def ai_autorespond(self, ctx: Context, mode: Literal["on", "off"]) -> None:
+        """Answer every message in this channel, not just mentions (Manage Channels)."""
+        assert ctx.guild is not None
+        await self.bot.chats.update_channel(
+            ctx.guild.id, ctx.channel.id, autorespond=int(mode == "on")
+        )
+        await ctx.send(f"Auto-respond is {mode} in this channel.")
+
+    @ai_group.command(name="safety")
+    @guild_permissions(manage_channels=True)
+    @app_commands.describe(
+        level="Block from this chance of harm up: low (strictest), medium, high, off; "
+        "default: Google's"
+    )
+    async def ai_safety(
+        self, ctx: Context, level: Literal["default", "low", "medium", "high", "off"]
+    ) -> None:
+        """Set how strictly Gemini's safety filter blocks replies here (Manage Channels)."""
+        assert ctx.guild is not None
+        await self.bot.chats.update_channel(
+            ctx.guild.id, ctx.channel.id, safety=None if level == "default" else level
+        )
+        if level == "default":
+            await ctx.send("This channel uses Google's default safety filter.")
+        elif level == "off":
+            await ctx.send("The safety filter is off in this channel.")
+        else:
+            await ctx.send(
+                f"The safety filter here blocks content with a {level} or higher chance of harm."
+            )
+
+    @ai_group.command(name="status")
+    async def ai_status(self, ctx: Context) -> None:
+        """Show the model, persona, history and usage for this channel."""
+        guild_id = ctx.guild.id if ctx.guild else None
+        context = await self.bot.chats.context(guild_id, ctx.channel.id)
+        prefs = context.prefs
+        embed = discord.Embed(title="AI status", colour=discord.Colour.blurple())
+        if self.chat.engine is None:
+            embed.description = NOT_CONFIGURED
+        else:
+            provider = self.chat.engine.provider
+            embed.add_field(name="Model", value=" → ".join(provider.models_for(context.model)))
+            embed.add_field(name="Circuit", value=provider.breaker.state.value)
+        persona = self._persona(prefs.persona)
+        embed.add_field(name="Persona", value=persona.title)
+        embed.add_field(name="Custom prompt", value="yes" if prefs.system_prompt else "no")
+        embed.add_field(name="Auto-respond", value="on" if prefs.autorespond else "off")
+        embed.add_field(name="Safety", value=prefs.safety or "default")
+        embed.add_field(
+            name="History", value=f"{await self.bot.chats.count(ctx.channel.id)} messages"
+        )
+        embed.add_field(name="Summary", value="yes" if prefs.summary else "no")
+        tokens = await self.bot.usage.tokens_today(guild_id or 0)
+        embed.add_field(name="Tokens today", value=f"{tokens:,}")
+        await ctx.send(embed=embed, ephemeral=True)
+
+    @ai_group.command(name="tools")
+    @commands.guild_only()
+    @app_commands.describe(
+        family="Which tools to switch; leave empty to see them all", mode="on or off"
+    )
+    async def ai_tools(
+        self,
+        ctx: Context,
+        family: Literal["music", "memory", "server", "search", "links"] | None = None,
+        mode: Literal["on", "off"] | None = None,
+    ) -> None:
+        """Show the AI's tools here, or switch a family on or off (Manage Server)."""
+        assert ctx.guild is not None and isinstance(ctx.author, discord.Member)
+        enabled = self.bot.settings.ai_tools_enabled
+        on = families((await self.bot.chats.guild(ctx.guild.id)).tools)
+        if family is not None and mode is not None and enabled:
+            if not ctx.author.guild_permissions.manage_guild:
+                raise commands.MissingPermissions(["manage_guild"])
+            switched = Family(family)
+            on = on | {switched} if mode == "on" else on - {switched}
+            await self.bot.chats.set_guild_tools(
+                ctx.guild.id, frozenset(f.value for f in on if f in SWITCHABLE)
+            )
+        await ctx.send(embed=tools_embed(on, enabled), ephemeral=True)
+
+    @ai_group.command(name="audit")
+    @guild_permissions(manage_guild=True)
+    async def ai_audit(self, ctx: Context) -> None:
+        """What the AI's tools changed here lately, who asked and how it went (Manage Server)."""
+        assert ctx.guild is not None
+        actions = await self.chat.audit.recent(ctx.guild.id, 15)
+        await ctx.send(embed=audit_embed(actions), ephemeral=True, allowed_mentions=NO_PINGS)
+
+    @ai_group.command(name="model")
+    @guild_permissions(manage_guild=True)
+    @app_commands.describe(name="A Gemini model name, or `default`")
+    async def ai_model(self, ctx: Context, name: str) -> None:
+        """Choose the Gemini model for this server (Manage Server)."""
+        assert ctx.guild is not None
+        if name.lower() == "default":
+            await self.bot.chats.set_guild_model(ctx.guild.id, None)
+            await ctx.send(
+                f"This server uses the default model `{self.bot.settings.gemini_model}`."
+            )
+            return
+        if not _MODEL_NAME.match(name):
+            raise BotError("That doesn't look like a model name (e.g. `gemini-2.5-flash`).")
+        await self.bot.chats.set_guild_model(ctx.guild.id, name)
+        await ctx.send(f"This server now uses `{name}`.")
+
+    @ai_group.command(name="export")
+    @costly(2, 60)
+    @app_commands.describe(format="markdown (readable) or jsonl (one JSON object per line)")
+    async def ai_export(
+        self, ctx: Context, format: Literal["markdown", "jsonl"] = "markdown"
+    ) -> None:
+        """Download this channel's conversation as a file."""
+        turns = await self.bot.chats.turns(ctx.channel.id)
+        if not turns:
+            raise BotError("There is no conversation to export in this channel yet.")
+        name = getattr(ctx.channel, "name", None) or "dm"
+        if format == "jsonl":
+            data, filename = to_jsonl(turns), f"conversation-{ctx.channel.id}.jsonl"
+        else:
+            data = to_markdown(turns, f"Conversation in #{name}")
+            filename = f"conversation-{ctx.channel.id}.md"
+        file = discord.File(io.BytesIO(data.encode()), filename=filename)
+        await ctx.send(f"{len(turns)} messages.", file=file, ephemeral=True)
+
+    @ai_group.command(name="summarize", aliases=["summarise"])
+    @costly(2, 60)
+    @dm_or_guild_permissions(manage_messages=True)
+    async def ai_summarize(self, ctx: Context) -> None:
+        """Summarise this channel's older conversation now (Manage Messages)."""
+        if self.chat.engine is None:
+            raise BotError(NOT_CONFIGURED)
+        await ctx.defer()
+        guild_id = ctx.guild.id if ctx.guild else None
+        if await self.chat.engine.summarise(guild_id, ctx.channel.id, everything=True):
+            summary = (await self.bot.chats.channel(ctx.channel.id)).summary or ""
+            await ctx.send(
+                f"Summary updated:\n>>> {truncate(summary, 1800)}", allowed_mentions=NO_PINGS
+            )
+        else:
+            await ctx.send("There is nothing new to summarise yet.")
+
+    @ai_group.group(name="persona")
+    async def ai_persona(self, ctx: Context) -> None:
+        """Personas: how the AI talks in this channel."""
+        if ctx.invoked_subcommand is None:
+            await self.ai_persona_show(ctx)
+
+    @ai_persona.command(name="list")
+    async def ai_persona_list(self, ctx: Context) -> None:
+        """List the available personas."""
+        lines = [f"`{p.name}`: **{p.title}**, {p.description}" for p in self.chat.personas.values()]
+        await ctx.send(truncate("\n".join(lines), 2000), ephemeral=True)
+
+    @ai_persona.command(name="show")
+    async def ai_persona_show(self, ctx: Context) -> None:
+        """Show this channel's persona."""
+        prefs = await self.bot.chats.channel(ctx.channel.id)
+        persona = self._persona(prefs.persona)
+        note = "\nA custom prompt set with `/ai prompt` replaces it." if prefs.system_prompt else ""
+        await ctx.send(
+            f"**{persona.title}** (`{persona.name}`): {persona.description}{note}", ephemeral=True
+        )
+
+    def _persona(self, name: str | None) -> Persona:
+        return choose_persona(self.chat.personas, name, self.bot.settings.ai_default_persona)
+
+    @ai_persona.command(name="set")
+    @dm_or_guild_permissions(manage_channels=True)
+    @app_commands.describe(name="A persona from /ai persona list")
+    async def ai_persona_set(self, ctx: Context, name: str) -> None:
+        """Choose the persona for this channel (Manage Channels)."""
+        key = name.lower().strip()
+        if key not in self.chat.personas:
+            raise BotError(f"No persona `{name}`. Try `/ai persona list`.")
+        guild_id = ctx.guild.id if ctx.guild else None
+        await self.bot.chats.update_channel(guild_id, ctx.channel.id, persona=key)
+        await ctx.send(f"This channel now talks with **{self.chat.personas[key].title}**.")
+
+    @ai_persona_set.autocomplete("name")
+    async def _persona_names(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        return [
+            app_commands.Choice(name=p.title[:100], value=p.name)
+            for p in self.chat.personas.values()
+            if current.lower() in p.name
+        ][:25]
+
+    @ai_group.command(name="prompt")
+    @guild_permissions(manage_guild=True)
+    @app_commands.describe(
+        text="The channel's system prompt; leave empty to go back to the persona"
+    )
+    async def ai_prompt(self, ctx: Context, *, text: str | None = None) -> None:
+        """Set a custom system prompt for this channel, replacing the persona (Manage Server)."""
+        if text is not None and len(text) > 4000:
+            raise BotError("A prompt can be at most 4000 characters.")
+        assert ctx.guild is not None
+        await self.bot.chats.update_channel(
+            ctx.guild.id, ctx.channel.id, system_prompt=text or None
+        )
+        await ctx.send(
+            "Custom prompt set for this channel." if text else "Custom prompt cleared.",
+            ephemeral=True,
+        )
