@@ -65,9 +65,10 @@ MODEL_LOADED = ("memory: embedding model", "loaded in")
 class BotProcess:
     """The bot in a process of its own (`--serve-bot`), its output read as it comes."""
 
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
+    def __init__(self, process: asyncio.subprocess.Process, *, memory: bool) -> None:
         self.process = process
         self.pid = process.pid
+        self.memory = memory
         self.output = Output(process)
 
     @classmethod
@@ -101,12 +102,20 @@ class BotProcess:
         )
         if BOT_CPUS:
             os.sched_setaffinity(process.pid, BOT_CPUS)
-        bot = cls(process)
+        bot = cls(process, memory=memory)
         await asyncio.wait_for(world.discord.ready.wait(), 60)
         if memory:
             await bot.output.wait_for(*MODEL_LOADED)
         await asyncio.sleep(0.3)  # on_ready
         return bot
+
+    async def indexed(self) -> None:
+        """Wait until the bot is idle, with what memory had queued indexed: memory
+        indexes in batches at most every 20 s, so an idle bot may still hold exchanges;
+        SIGUSR1 makes it index them now (`serve_bot`)."""
+        if self.memory:
+            self.process.send_signal(signal.SIGUSR1)
+        await settle(self.pid)
 
     async def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
@@ -129,7 +138,7 @@ async def seed(
         await asyncio.gather(
             *(converse(world, c, said[k::share], []) for k, c in enumerate(channels))
         )
-        await settle(bot.pid)  # everything said is indexed
+        await bot.indexed()
     finally:
         await bot.stop()
     db = Database(to / "bot.db")
@@ -168,7 +177,7 @@ async def measure(
             *(converse(world, c, m, done) for c, m in zip(targets, turns, strict=True))
         )
         sustained = len(done) / (time.monotonic() - started)
-        await settle(bot.pid)  # what the bot does in the background for them is done
+        await bot.indexed()  # the window below holds no work for these messages
         before = cpu_seconds(bot.pid)
         await asyncio.sleep(1)
         idle = cpu_seconds(bot.pid) - before  # per second: the lag sampler, heartbeats
@@ -184,7 +193,7 @@ async def measure(
         await offer(world, targets, offered, rate, marks)
         window = (window, time.monotonic())
         gc.enable()
-        await settle(bot.pid)  # the CPU a reply costs includes the indexing it causes
+        await bot.indexed()  # the CPU a reply costs includes the indexing it causes
         cpu = cpu_seconds(bot.pid) - cpu_before - idle * (time.monotonic() - window[0])
         rss, peak = memory_mb(bot.pid), memory_mb(bot.pid, "VmHWM")
     finally:
@@ -230,6 +239,15 @@ async def serve_bot() -> list[tuple[float, float]]:
     # only the fields.
     settings = Settings(_env_file=None)  # pyright: ignore[reportCallIssue]
     bot = Bot(settings, extensions=["cogs.admin", "cogs.ai"])
+    flushes: set[asyncio.Task[None]] = set()
+
+    def flush() -> None:  # BotProcess.indexed
+        if bot.memory is not None:
+            task = asyncio.create_task(bot.memory.flush())
+            flushes.add(task)
+            task.add_done_callback(flushes.discard)
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, flush)
     await run(bot)
     monitor.cancel()
     return samples

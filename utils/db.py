@@ -134,12 +134,14 @@ class Database:
             await conn.executemany(sql, rows)
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
-        async with self._require(self._reader).execute(sql, params) as cur:
-            return list(await cur.fetchall())
+        # One trip to the connection's thread (a cursor takes three: execute, fetch,
+        # close); every recall makes several reads.
+        return list(await self._require(self._reader).execute_fetchall(sql, params))
 
     async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
-        async with self._require(self._reader).execute(sql, params) as cur:
-            return await cur.fetchone()
+        """The row of a query that returns one at most (or its first)."""
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
 
     async def fetchval(self, sql: str, params: Params = (), default: Any = None) -> Any:
         row = await self.fetchone(sql, params)

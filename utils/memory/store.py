@@ -213,16 +213,14 @@ class MemoryStore:
         if not searched:
             return []
         marks = ",".join("?" * len(searched))
-        rows_with = {
-            row[0]: row[1]
-            for row in await self.db.fetchall(
-                f"SELECT term, doc FROM memory_terms_vocab WHERE term IN ({marks})", searched
-            )
-        }
-        if not rows_with:
+        vocab = await self.db.fetchall(
+            "SELECT term, doc, (SELECT coalesce(max(id), 0) FROM memories) "
+            f"FROM memory_terms_vocab WHERE term IN ({marks})",
+            searched,
+        )
+        if not vocab:
             return []
-        total = await self.db.fetchval("SELECT coalesce(max(id), 0) FROM memories")
-        searched = rare_enough(rows_with, total, COMMON_SHARE)
+        searched = rare_enough({row[0]: row[1] for row in vocab}, vocab[0][2], COMMON_SHARE)
         if not searched:
             return []
         match = match_expression(scope.key, searched)
