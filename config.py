@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     music_default_volume: int = Field(default=100, ge=0, le=200)
     music_ffmpeg: str = "ffmpeg"
 
+    # Roleplay
+    rp_max_characters: int = Field(default=50, ge=1, le=1000)
+
     # Health and metrics endpoint (off without a port; 0 picks a free port)
     health_host: str = Field(default="127.0.0.1", min_length=1)
     health_port: int | None = Field(default=None, ge=0, le=65535)

@@ -116,6 +116,7 @@ SQL_OWNERS = {
     "cogs/ai/tools/audit.py",
     "cogs/music/store.py",
     "cogs/admin/retention.py",
+    "cogs/roleplay/characters.py",
 }
 _SQL = re.compile(r"\b(SELECT|INSERT INTO|UPDATE \w+ SET|DELETE FROM)\b")
 

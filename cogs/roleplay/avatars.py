@@ -1,0 +1,166 @@
+"""Character avatars: fetched safely, re-encoded as small PNGs.
+
+Links are fetched only over https, and only from hosts the music links'
+:class:`~cogs.music.urls.AddressPolicy` allows (public addresses unless the operator
+allows more), every redirect hop included: hops are followed here one by one, each
+checked, and the connection goes to the addresses the policy returned (a resolver
+that asks the policy), so a name cannot pass the check and then point inward.
+Downloads stop at :data:`MAX_DOWNLOAD` while streaming. Every image, attachment or
+link, is decoded by Pillow in a thread and stored as a PNG of at most
+:data:`MAX_SIDE` pixels a side, so what is kept is small, valid and independent of
+where it came from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import socket
+import ssl
+from urllib.parse import urljoin, urlsplit
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from PIL import Image, UnidentifiedImageError
+
+from cogs.music.urls import AddressPolicy
+from cogs.roleplay.errors import RoleplayError
+
+log = logging.getLogger(__name__)
+
+MAX_DOWNLOAD = 8 * 1024 * 1024
+"""Bytes of one image (a link or an attachment) before it is refused."""
+MAX_PIXELS = 25_000_000
+"""Pixels of an image to decode (a 5000×5000 picture); larger ones are refused unread."""
+MAX_SIDE = 256
+"""Pixels a side of a stored avatar: its PNG is at most about 260 KB."""
+MAX_REDIRECTS = 5
+FETCH_TIMEOUT = 15.0
+_REDIRECTS = {301, 302, 303, 307, 308}
+_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")
+_FORMATS = {"PNG", "JPEG", "GIF", "WEBP"}
+
+
+def to_avatar(data: bytes) -> bytes:
+    """``data`` (PNG, JPEG, GIF, WebP) as a PNG of at most MAX_SIDE a side.
+
+    CPU work: call it in a thread. RoleplayError when it is not such an image.
+    """
+    try:
+        with Image.open(io.BytesIO(data), formats=sorted(_FORMATS)) as image:
+            if image.width * image.height > MAX_PIXELS:
+                raise RoleplayError(f"That image is too large (over {MAX_PIXELS:,} pixels).")
+            image.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
+            small = image.convert("RGBA" if _has_alpha(image) else "RGB")
+    except (UnidentifiedImageError, Image.DecompressionBombError):
+        raise RoleplayError("That is not an image I can use (PNG, JPEG, GIF or WebP).") from None
+    except (OSError, ValueError, SyntaxError):  # truncated or corrupt image data
+        raise RoleplayError("That image is damaged.") from None
+    out = io.BytesIO()
+    small.save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
+def _has_alpha(image: Image.Image) -> bool:
+    return image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+
+
+def looks_like_image(data: bytes) -> bool:
+    return data.startswith(_MAGIC) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+
+
+class _PolicyResolver(AbstractResolver):
+    """Name lookups through the policy: only addresses it allows are connected to."""
+
+    def __init__(self, policy: AddressPolicy) -> None:
+        self.policy = policy
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        return [
+            ResolveResult(
+                hostname=host,
+                host=address,
+                port=port,
+                family=socket.AF_INET6 if ":" in address else socket.AF_INET,
+                proto=0,
+                flags=socket.AI_NUMERICHOST,
+            )
+            for address in await self.policy.addresses(host, port)
+        ]
+
+    async def close(self) -> None:
+        return None
+
+
+class AvatarFetcher:
+    """Downloads avatar images from links (see the module docstring); ``start`` first."""
+
+    def __init__(self, policy: AddressPolicy, *, tls: ssl.SSLContext | None = None) -> None:
+        self.policy = policy
+        self._tls = tls if tls is not None else ssl.create_default_context()
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(
+            resolver=_PolicyResolver(self.policy), ssl=self._tls, limit=20
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=FETCH_TIMEOUT),
+            auto_decompress=False,
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def fetch(self, url: str) -> bytes:
+        """The avatar at ``url`` as a PNG (see :func:`to_avatar`); RoleplayError if refused."""
+        data = await self._download(url)
+        return await asyncio.to_thread(to_avatar, data)
+
+    async def _download(self, url: str) -> bytes:
+        if self._session is None:
+            raise RuntimeError("the avatar fetcher is not started")
+        for _ in range(MAX_REDIRECTS + 1):
+            if urlsplit(url).scheme.lower() != "https":
+                raise RoleplayError("Avatar links must start with https://.")
+            await self.policy.check(url)  # aiohttp skips the resolver for IP literals
+            try:
+                async with self._session.get(url, allow_redirects=False) as response:
+                    if response.status in _REDIRECTS and "Location" in response.headers:
+                        url = urljoin(url, response.headers["Location"])
+                        continue
+                    if response.status != 200:
+                        raise RoleplayError(
+                            f"I couldn't download that image (HTTP {response.status})."
+                        )
+                    return await _read_image(response)
+            except (aiohttp.ClientError, TimeoutError) as error:
+                log.info("avatar download of %s failed: %r", url, error)
+                raise RoleplayError("I couldn't download that image.") from error
+        raise RoleplayError("That link redirects too many times.")
+
+
+async def _read_image(response: aiohttp.ClientResponse) -> bytes:
+    kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if kind and not kind.startswith("image/") and kind != "application/octet-stream":
+        raise RoleplayError("That link is not an image.")
+    if response.content_length is not None and response.content_length > MAX_DOWNLOAD:
+        raise RoleplayError(_too_big())
+    data = bytearray()
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        data += chunk
+        if len(data) > MAX_DOWNLOAD:
+            raise RoleplayError(_too_big())
+    if not looks_like_image(bytes(data[:16])):
+        raise RoleplayError("That link is not an image.")
+    return bytes(data)
+
+
+def _too_big() -> str:
+    return f"That image is over {MAX_DOWNLOAD // (1024 * 1024)} MB."

@@ -1,0 +1,260 @@
+"""Each server's roleplay characters in SQLite: who they are and their avatar.
+
+Owns `rp_characters`. Every query names the guild, so one server's characters never
+show in another. Names are unique per server regardless of case (``name_key`` holds
+the casefolded name). Avatars are stored as PNG bytes (see :mod:`.avatars`), so they
+survive their source disappearing; the columns ``avatar_channel_id``,
+``avatar_message_id`` and ``avatar_url`` remember the bot message that carries the
+avatar as an attachment, which is how webhooks get a URL Discord can fetch.
+Portable SQL: timestamps are unix times from Python.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+
+from cogs.roleplay.errors import RoleplayError
+from utils.db import Database
+
+MAX_NAME = 64
+MAX_TEXT = 20_000
+"""Characters in one text field (cards in the wild run to a few thousand)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """What a character is: the text fields a card carries."""
+
+    name: str
+    description: str = ""
+    personality: str = ""
+    scenario: str = ""
+    first_message: str = ""
+    example_dialogue: str = ""
+    creator_notes: str = ""
+
+    def checked(self) -> Profile:
+        """This profile with its name trimmed; RoleplayError when a field is out of bounds."""
+        name = " ".join(self.name.split())
+        if not name:
+            raise RoleplayError("A character needs a name.")
+        if len(name) > MAX_NAME:
+            raise RoleplayError(f"Keep the name under {MAX_NAME} characters.")
+        for field in fields(self)[1:]:
+            if len(getattr(self, field.name)) > MAX_TEXT:
+                label = field.name.replace("_", " ")
+                raise RoleplayError(f"The {label} is longer than {MAX_TEXT:,} characters.")
+        return Profile(name, *(getattr(self, f.name) for f in fields(self)[1:]))
+
+
+_PROFILE = ", ".join(f.name for f in fields(Profile))
+
+
+@dataclass(frozen=True, slots=True)
+class AvatarLink:
+    """The bot message whose attachment is the avatar, and that attachment's URL."""
+
+    channel_id: int
+    message_id: int
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class Character:
+    id: int
+    guild_id: int
+    creator_id: int
+    profile: Profile
+    avatar: bytes | None
+    """PNG bytes, at most :data:`cogs.roleplay.avatars.MAX_SIDE` pixels a side."""
+    link: AvatarLink | None
+    created_at: float
+    updated_at: float
+
+    @property
+    def name(self) -> str:
+        return self.profile.name
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """A line of ``/character list``."""
+
+    name: str
+    creator_id: int
+    has_avatar: bool
+
+
+def _key(name: str) -> str:
+    return " ".join(name.split()).casefold()
+
+
+class CharacterStore:
+    """The only reader and writer of ``rp_characters``; knows nothing about Discord."""
+
+    def __init__(self, db: Database, *, limit: int, clock: Callable[[], float] = time.time) -> None:
+        self.db = db
+        self.limit = limit
+        """Characters per server (``RP_MAX_CHARACTERS``)."""
+        self.clock = clock
+
+    async def create(
+        self, guild_id: int, creator_id: int, profile: Profile, avatar: bytes | None
+    ) -> Character:
+        """Add a character; RoleplayError if the name is taken or the server is full.
+
+        The limit check and the insert share one transaction, so two creations at
+        once cannot pass the limit together.
+        """
+        profile = profile.checked()
+        now = self.clock()
+        async with self.db.transaction() as conn:
+            async with conn.execute(
+                "SELECT COUNT(*) FROM rp_characters WHERE guild_id = ?", (guild_id,)
+            ) as cursor:
+                row = await cursor.fetchone()
+            if row is not None and row[0] >= self.limit:
+                raise RoleplayError(
+                    f"This server has {self.limit} characters, its limit; delete one first."
+                )
+            try:
+                cursor = await conn.execute(
+                    f"INSERT INTO rp_characters (guild_id, name_key, creator_id, avatar, "
+                    f"created_at, updated_at, {_PROFILE}) "
+                    f"VALUES (?, ?, ?, ?, ?, ?, {', '.join('?' * len(fields(Profile)))})",
+                    (guild_id, _key(profile.name), creator_id, avatar, now, now, *_values(profile)),
+                )
+            except sqlite3.IntegrityError:
+                raise _taken(profile.name) from None
+            character_id = cursor.lastrowid
+        assert character_id is not None
+        return Character(character_id, guild_id, creator_id, profile, avatar, None, now, now)
+
+    async def get(self, guild_id: int, name: str) -> Character | None:
+        """The character called ``name`` (any case) in this server."""
+        row = await self.db.fetchone(
+            f"SELECT id, guild_id, creator_id, avatar, avatar_channel_id, avatar_message_id, "
+            f"avatar_url, created_at, updated_at, {_PROFILE} "
+            f"FROM rp_characters WHERE guild_id = ? AND name_key = ?",
+            (guild_id, _key(name)),
+        )
+        if row is None:
+            return None
+        link = None
+        if row["avatar_url"] is not None:
+            link = AvatarLink(row["avatar_channel_id"], row["avatar_message_id"], row["avatar_url"])
+        profile = Profile(*(row[f.name] for f in fields(Profile)))
+        return Character(
+            row["id"],
+            row["guild_id"],
+            row["creator_id"],
+            profile,
+            row["avatar"],
+            link,
+            row["created_at"],
+            row["updated_at"],
+        )
+
+    async def listing(self, guild_id: int) -> list[Listed]:
+        """This server's characters by name (no avatars loaded)."""
+        rows = await self.db.fetchall(
+            "SELECT name, creator_id, avatar IS NOT NULL FROM rp_characters "
+            "WHERE guild_id = ? ORDER BY name_key",
+            (guild_id,),
+        )
+        return [Listed(row[0], row[1], bool(row[2])) for row in rows]
+
+    async def names(self, guild_id: int, start: str, limit: int = 25) -> list[str]:
+        """Names containing ``start`` (any case), for autocompletion."""
+        rows = await self.db.fetchall(
+            "SELECT name FROM rp_characters WHERE guild_id = ? AND instr(name_key, ?) > 0 "
+            "ORDER BY name_key LIMIT ?",
+            (guild_id, _key(start), limit),
+        )
+        return [row[0] for row in rows]
+
+    async def update(
+        self, character: Character, profile: Profile, avatar: bytes | None
+    ) -> Character:
+        """Replace a character's profile and avatar (a new avatar drops the old link)."""
+        profile = profile.checked()
+        now = self.clock()
+        link = character.link if avatar == character.avatar else None
+        try:
+            changed = await self.db.execute(
+                f"UPDATE rp_characters SET name_key = ?, avatar = ?, avatar_channel_id = ?, "
+                f"avatar_message_id = ?, avatar_url = ?, updated_at = ?, "
+                f"{', '.join(f'{f.name} = ?' for f in fields(Profile))} "
+                f"WHERE guild_id = ? AND id = ?",
+                (
+                    _key(profile.name),
+                    avatar,
+                    link and link.channel_id,
+                    link and link.message_id,
+                    link and link.url,
+                    now,
+                    *_values(profile),
+                    character.guild_id,
+                    character.id,
+                ),
+            )
+        except sqlite3.IntegrityError:
+            raise _taken(profile.name) from None
+        if not changed:
+            raise RoleplayError(f"**{character.name}** was deleted meanwhile.")
+        return Character(
+            character.id,
+            character.guild_id,
+            character.creator_id,
+            profile,
+            avatar,
+            link,
+            character.created_at,
+            now,
+        )
+
+    async def set_link(self, character: Character, link: AvatarLink | None) -> None:
+        """Remember (or forget) the message that carries the avatar."""
+        await self.db.execute(
+            "UPDATE rp_characters SET avatar_channel_id = ?, avatar_message_id = ?, "
+            "avatar_url = ? WHERE guild_id = ? AND id = ?",
+            (
+                link and link.channel_id,
+                link and link.message_id,
+                link and link.url,
+                character.guild_id,
+                character.id,
+            ),
+        )
+
+    async def delete(self, character: Character) -> bool:
+        return bool(
+            await self.db.execute(
+                "DELETE FROM rp_characters WHERE guild_id = ? AND id = ?",
+                (character.guild_id, character.id),
+            )
+        )
+
+    async def delete_channel(self, channel_id: int) -> int:
+        """Characters belong to a server, not a channel: nothing goes. An avatar link
+        into the channel is dropped; the next use uploads the avatar again."""
+        await self.db.execute(
+            "UPDATE rp_characters SET avatar_channel_id = NULL, avatar_message_id = NULL, "
+            "avatar_url = NULL WHERE avatar_channel_id = ?",
+            (channel_id,),
+        )
+        return 0
+
+    async def delete_guild(self, guild_id: int) -> int:
+        return await self.db.execute("DELETE FROM rp_characters WHERE guild_id = ?", (guild_id,))
+
+
+def _values(profile: Profile) -> tuple[str, ...]:
+    return tuple(getattr(profile, f.name) for f in fields(Profile))
+
+
+def _taken(name: str) -> RoleplayError:
+    return RoleplayError(f"This server already has a character called **{name}**.")

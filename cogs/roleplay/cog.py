@@ -1,0 +1,288 @@
+"""The `/character` commands: each server's roleplay characters and their cards.
+
+Anyone may list, show and export characters. Creating and importing take Manage
+Messages: characters are server content that the AI will speak as, names are
+shared and the per-server limit is shared, so moderators curate them. Editing and
+deleting take Manage Messages, or being the character's creator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from cogs.music.urls import AddressPolicy
+from cogs.roleplay.avatar_links import AVATAR_FILE, AvatarLinks, avatar_file
+from cogs.roleplay.avatars import MAX_DOWNLOAD, AvatarFetcher, to_avatar
+from cogs.roleplay.cards import MAX_CARD_BYTES, read_card, write_json_card, write_png_card
+from cogs.roleplay.characters import Character, CharacterStore, Profile
+from cogs.roleplay.errors import RoleplayError
+from utils.text import truncate
+
+if TYPE_CHECKING:
+    from bot import Bot
+
+Context = commands.Context["Bot"]
+
+_TEXT_OPTIONS = {
+    "description": "Who the character is: looks, background, personality",
+    "personality": "A short summary of the personality",
+    "first_message": "What the character says to open a scene",
+    "example_dialogue": "Example lines that show how the character talks",
+}
+_AVATAR_OPTIONS = {
+    "avatar": "An image for the avatar (PNG, JPEG, GIF, WebP)",
+    "avatar_url": "An https link to the avatar image instead",
+}
+
+
+class Roleplay(commands.Cog):
+    """Roleplay characters: create them, or import SillyTavern cards."""
+
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+        settings = bot.settings
+        self.characters = CharacterStore(bot.db, limit=settings.rp_max_characters)
+        self.links = AvatarLinks(bot, self.characters)
+        self.fetcher = AvatarFetcher(
+            AddressPolicy(
+                allow_private=settings.music_allow_private_urls,
+                allowed_hosts=frozenset(settings.music_allowed_hosts),
+            )
+        )
+
+    async def cog_load(self) -> None:
+        await self.fetcher.start()
+        self.bot.data_owners.register("roleplay", self.characters)
+
+    async def cog_unload(self) -> None:
+        self.bot.data_owners.unregister("roleplay")
+        await self.fetcher.close()
+
+    @commands.hybrid_group(name="character")
+    @commands.guild_only()
+    async def character(self, ctx: Context) -> None:
+        """This server's roleplay characters."""
+        if ctx.invoked_subcommand is None:
+            names = ", ".join(f"`{c.name}`" for c in self.character.commands)
+            await ctx.send(f"Subcommands: {names}", ephemeral=True)
+
+    @character.command(name="create")
+    @commands.has_guild_permissions(manage_messages=True)
+    @app_commands.describe(name="The character's name", **_TEXT_OPTIONS, **_AVATAR_OPTIONS)
+    async def create(
+        self,
+        ctx: Context,
+        name: str,
+        description: str,
+        personality: str = "",
+        first_message: str = "",
+        example_dialogue: str = "",
+        avatar: discord.Attachment | None = None,
+        avatar_url: str | None = None,
+    ) -> None:
+        """Create a character (Manage Messages)."""
+        assert ctx.guild is not None
+        await ctx.defer()
+        image = await self._avatar(avatar, avatar_url)
+        profile = Profile(name, description, personality, "", first_message, example_dialogue)
+        made = await self.characters.create(ctx.guild.id, ctx.author.id, profile, image)
+        await self._announce(ctx, made, f"Created **{_md(made.name)}**.")
+
+    @character.command(name="import")
+    @commands.has_guild_permissions(manage_messages=True)
+    @app_commands.describe(card="A SillyTavern character card: the PNG, or its JSON file")
+    async def import_(self, ctx: Context, card: discord.Attachment) -> None:
+        """Import a SillyTavern character card (V1, V2 or V3; Manage Messages)."""
+        assert ctx.guild is not None
+        await ctx.defer()
+        data = await _read(card, MAX_CARD_BYTES)
+        profile, image = await asyncio.to_thread(_read_card, data)
+        made = await self.characters.create(ctx.guild.id, ctx.author.id, profile, image)
+        await self._announce(ctx, made, f"Imported **{_md(made.name)}**.")
+
+    @character.command(name="edit")
+    @app_commands.describe(
+        name="The character to change",
+        new_name="A new name",
+        **_TEXT_OPTIONS,
+        scenario="The situation the character is in",
+        **_AVATAR_OPTIONS,
+    )
+    async def edit(
+        self,
+        ctx: Context,
+        name: str,
+        new_name: str | None = None,
+        description: str | None = None,
+        personality: str | None = None,
+        first_message: str | None = None,
+        example_dialogue: str | None = None,
+        scenario: str | None = None,
+        avatar: discord.Attachment | None = None,
+        avatar_url: str | None = None,
+    ) -> None:
+        """Change a character: the fields you give (its creator, or Manage Messages)."""
+        character = await self._changeable(ctx, name)
+        await ctx.defer()
+        image = await self._avatar(avatar, avatar_url)
+        changes = {
+            "name": new_name,
+            "description": description,
+            "personality": personality,
+            "first_message": first_message,
+            "example_dialogue": example_dialogue,
+            "scenario": scenario,
+        }
+        profile = replace(character.profile, **{k: v for k, v in changes.items() if v is not None})
+        if profile == character.profile and image is None:
+            raise RoleplayError("Give at least one thing to change.")
+        edited = await self.characters.update(character, profile, image or character.avatar)
+        if image is None:
+            await ctx.send(f"Updated **{_md(edited.name)}**.")
+        else:
+            await self._announce(ctx, edited, f"Updated **{_md(edited.name)}**.")
+
+    @character.command(name="delete")
+    @app_commands.describe(name="The character to delete")
+    async def delete(self, ctx: Context, name: str) -> None:
+        """Delete a character (its creator, or Manage Messages)."""
+        character = await self._changeable(ctx, name)
+        await self.characters.delete(character)
+        await ctx.send(f"Deleted **{_md(character.name)}**.")
+
+    @character.command(name="list")
+    async def list_(self, ctx: Context) -> None:
+        """List this server's characters."""
+        assert ctx.guild is not None
+        listed = await self.characters.listing(ctx.guild.id)
+        if not listed:
+            await ctx.send("This server has no characters yet: `/character create` or `import`.")
+            return
+        lines = [f"**{_md(c.name)}** by <@{c.creator_id}>" for c in listed]
+        embed = discord.Embed(
+            title=f"Characters ({len(listed)}/{self.characters.limit})",
+            description=truncate("\n".join(lines), 4000),
+        )
+        await ctx.send(embed=embed, allowed_mentions=discord.AllowedMentions.none())
+
+    @character.command(name="show")
+    @app_commands.describe(name="The character to show")
+    async def show(self, ctx: Context, name: str) -> None:
+        """Show a character's profile and avatar."""
+        character = await self._get(ctx, name)
+        await ctx.send(**_card_message(character))
+
+    @character.command(name="export")
+    @app_commands.describe(name="The character to export")
+    async def export(self, ctx: Context, name: str) -> None:
+        """Download a character as a SillyTavern card (PNG with its avatar, else JSON)."""
+        character = await self._get(ctx, name)
+        await ctx.defer()
+        stem = "".join(c for c in character.name if c.isalnum() or c in " -_").strip() or "card"
+        if character.avatar is None:
+            data, filename = write_json_card(character.profile), f"{stem}.json"
+        else:
+            card = await asyncio.to_thread(write_png_card, character.profile, character.avatar)
+            data, filename = card, f"{stem}.png"
+        file = discord.File(io.BytesIO(data), filename=filename)
+        await ctx.send(f"The card of **{_md(character.name)}**.", file=file)
+
+    @edit.autocomplete("name")
+    @delete.autocomplete("name")
+    @show.autocomplete("name")
+    @export.autocomplete("name")
+    async def _names(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        if interaction.guild_id is None:
+            return []
+        names = await self.characters.names(interaction.guild_id, current)
+        return [app_commands.Choice(name=n, value=n) for n in names]
+
+    async def _get(self, ctx: Context, name: str) -> Character:
+        assert ctx.guild is not None
+        character = await self.characters.get(ctx.guild.id, name)
+        if character is None:
+            raise RoleplayError(
+                f"This server has no character called **{_md(truncate(name, 64))}**."
+            )
+        return character
+
+    async def _changeable(self, ctx: Context, name: str) -> Character:
+        character = await self._get(ctx, name)
+        author = ctx.author
+        allowed = character.creator_id == author.id or (
+            isinstance(author, discord.Member) and author.guild_permissions.manage_messages
+        )
+        if not allowed:
+            raise RoleplayError(
+                f"Only the creator of **{_md(character.name)}** or someone with "
+                "Manage Messages can change it."
+            )
+        return character
+
+    async def _avatar(self, attachment: discord.Attachment | None, url: str | None) -> bytes | None:
+        """The avatar from an attachment or a link, as a small PNG; None if neither."""
+        if attachment is not None and url:
+            raise RoleplayError("Give an avatar image or a link, not both.")
+        if attachment is not None:
+            return await asyncio.to_thread(to_avatar, await _read(attachment, MAX_DOWNLOAD))
+        if url:
+            return await self.fetcher.fetch(url.strip())
+        return None
+
+    async def _announce(self, ctx: Context, character: Character, text: str) -> None:
+        """Confirm with the character's card; its avatar attachment becomes the avatar's URL."""
+        message = await ctx.send(text, **_card_message(character))
+        if character.avatar is not None:
+            await self.links.remember(character, message)
+
+
+def _card_message(character: Character) -> dict:
+    """``ctx.send`` arguments showing a character: an embed, the avatar attached."""
+    profile = character.profile
+    embed = discord.Embed(title=profile.name, description=truncate(profile.description, 1500))
+    for label, text in (
+        ("Personality", profile.personality),
+        ("Scenario", profile.scenario),
+        ("First message", profile.first_message),
+        ("Example dialogue", profile.example_dialogue),
+        ("Creator's notes", profile.creator_notes),
+    ):
+        if text.strip():
+            embed.add_field(name=label, value=truncate(text, 500), inline=False)
+    embed.add_field(name="Created by", value=f"<@{character.creator_id}>")
+    sent: dict = {"embed": embed, "allowed_mentions": discord.AllowedMentions.none()}
+    if character.avatar is not None:
+        embed.set_thumbnail(url=f"attachment://{AVATAR_FILE}")
+        sent["file"] = avatar_file(character)
+    return sent
+
+
+def _read_card(data: bytes) -> tuple[Profile, bytes | None]:
+    """A card's profile and avatar; CPU work, run in a thread. Nothing is stored yet."""
+    card = read_card(data)
+    return card.profile, to_avatar(card.image) if card.image is not None else None
+
+
+async def _read(attachment: discord.Attachment, limit: int) -> bytes:
+    if attachment.size > limit:
+        raise RoleplayError(f"That file is over {limit // (1024 * 1024)} MB.")
+    try:
+        data = await attachment.read()
+    except discord.HTTPException as error:
+        raise RoleplayError("I couldn't download that file from Discord.") from error
+    if len(data) > limit:
+        raise RoleplayError(f"That file is over {limit // (1024 * 1024)} MB.")
+    return data
+
+
+def _md(text: str) -> str:
+    return discord.utils.escape_markdown(text)

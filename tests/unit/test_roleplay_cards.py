@@ -1,0 +1,146 @@
+"""SillyTavern cards: V1/V2/V3 read from PNG chunks and JSON, written back, refused cleanly."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import zlib
+
+import pytest
+from PIL import Image, PngImagePlugin
+
+from cogs.roleplay.cards import png_texts, read_card, write_json_card, write_png_card
+from cogs.roleplay.characters import MAX_TEXT, Profile
+from cogs.roleplay.errors import RoleplayError
+
+SERA = {
+    "name": "Seraphina",
+    "description": "A guardian of the forest glade.",
+    "personality": "gentle, protective",
+    "scenario": "You wake up in her cottage.",
+    "first_mes": "*She smiles.* You're awake!",
+    "mes_example": "<START>\n{{char}}: Rest now.",
+    "creator_notes": "Best with a slow pace.",
+}
+PROFILE = Profile(
+    "Seraphina",
+    "A guardian of the forest glade.",
+    "gentle, protective",
+    "You wake up in her cottage.",
+    "*She smiles.* You're awake!",
+    "<START>\n{{char}}: Rest now.",
+    "Best with a slow pace.",
+)
+
+
+def png(chunks: dict[str, str] | None = None, *, itxt: bool = False) -> bytes:
+    info = PngImagePlugin.PngInfo()
+    for key, value in (chunks or {}).items():
+        if itxt:
+            info.add_itxt(key, value, zip=True)
+        else:
+            info.add_text(key, value)
+    out = io.BytesIO()
+    Image.new("RGB", (40, 60), (200, 30, 30)).save(out, format="PNG", pnginfo=info)
+    return out.getvalue()
+
+
+def b64(card: object) -> str:
+    return base64.b64encode(json.dumps(card).encode()).decode()
+
+
+def v2(data: dict) -> dict:
+    return {"spec": "chara_card_v2", "spec_version": "2.0", "data": data}
+
+
+def v3(data: dict) -> dict:
+    return {"spec": "chara_card_v3", "spec_version": "3.0", "data": data}
+
+
+def test_v2_png_card() -> None:
+    card = read_card(png({"chara": b64(v2(SERA))}))
+    assert card.profile == PROFILE
+    assert card.image is not None and card.image.startswith(b"\x89PNG")
+
+
+def test_v3_png_card_wins_over_its_v2_chunk() -> None:
+    data = png({"chara": b64(v2({**SERA, "name": "Old"})), "ccv3": b64(v3(SERA))}, itxt=True)
+    assert read_card(data).profile == PROFILE
+
+
+def test_json_cards_v2_and_v1_flat() -> None:
+    assert read_card(json.dumps(v2(SERA)).encode()) == read_card(json.dumps(SERA).encode())
+    card = read_card(json.dumps(SERA).encode())
+    assert card.profile == PROFILE and card.image is None
+
+
+def test_missing_fields_are_empty_and_windows_newlines_normalised() -> None:
+    card = read_card(
+        json.dumps(v2({"name": "Bo", "description": "a\r\nb", "mes_example": None})).encode()
+    )
+    assert card.profile == Profile("Bo", "a\nb")
+
+
+def test_round_trip_through_png_and_json() -> None:
+    first = read_card(png({"chara": b64(v2(SERA))}))
+    assert first.image is not None
+    exported = write_png_card(first.profile, first.image)
+    texts = png_texts(exported, {"chara", "ccv3"})
+    assert json.loads(base64.b64decode(texts["chara"]))["spec"] == "chara_card_v2"
+    assert json.loads(base64.b64decode(texts["ccv3"]))["spec"] == "chara_card_v3"
+    assert read_card(exported).profile == first.profile
+    with Image.open(io.BytesIO(exported)) as image:
+        assert image.size == (40, 60)
+    assert read_card(write_json_card(first.profile)).profile == first.profile
+
+
+def test_unicode_survives_the_round_trip() -> None:
+    profile = Profile("Åsa 雪", "She says «bonjour» ✨")
+    exported = write_png_card(profile, png())
+    assert read_card(exported).profile == profile
+
+
+def _damaged_png() -> bytes:
+    data = png({"chara": b64(v2(SERA))})
+    return data[: len(data) // 2]
+
+
+def _bomb_chunk() -> bytes:
+    """A zTXt chunk that inflates far past the card limit."""
+    data = png()
+    body = b"chara\0\0" + zlib.compress(b"A" * (20 * 1024 * 1024))
+    chunk = (
+        len(body).to_bytes(4, "big")
+        + b"zTXt"
+        + body
+        + zlib.crc32(b"zTXt" + body).to_bytes(4, "big")
+    )
+    return data[:33] + chunk + data[33:]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"GIF89a not a card", "not a character card"),
+        (png(), "no character card in it"),
+        (png({"chara": "!!!not base64!!!"}), "damaged (bad base64 or JSON)"),
+        (png({"chara": base64.b64encode(b"{nope").decode()}), "damaged (bad base64 or JSON)"),
+        (_damaged_png(), "PNG is damaged"),
+        (_bomb_chunk(), "PNG is damaged"),
+        (b"{not json", "JSON is not valid"),
+        (b"[1, 2]", "not a character card"),
+        (json.dumps(v2({**SERA, "name": " "})).encode(), "no character name"),
+        (json.dumps({"description": "nameless"}).encode(), "no character name"),
+        (json.dumps({"spec": "chara_card_v9", "data": SERA}).encode(), "Unsupported card format"),
+        (json.dumps({"spec": "chara_card_v2", "data": "x"}).encode(), "no `data` section"),
+        (json.dumps(v2({**SERA, "description": 5})).encode(), "`description` should be text"),
+        (json.dumps(v2({**SERA, "description": "x" * (MAX_TEXT + 1)})).encode(), "longer than"),
+        (b"{" + b" " * (8 * 1024 * 1024), "over 8 MB"),
+    ],
+)
+def test_broken_cards_get_one_clear_line(data: bytes, message: str) -> None:
+    with pytest.raises(RoleplayError, match=re.escape(message)) as caught:
+        read_card(data)
+    assert "\n" not in str(caught.value)

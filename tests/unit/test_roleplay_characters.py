@@ -1,0 +1,102 @@
+"""The character store: one server's characters stay there, names unique, a limit held."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from cogs.roleplay.characters import AvatarLink, CharacterStore, Profile
+from cogs.roleplay.errors import RoleplayError
+from utils.db import Database
+
+GUILD, OTHER = 1, 2
+
+
+@pytest.fixture
+def store(db: Database) -> CharacterStore:
+    return CharacterStore(db, limit=3)
+
+
+async def test_create_get_and_list_within_one_server(store: CharacterStore) -> None:
+    made = await store.create(GUILD, 10, Profile("  Sera   Phina ", "forest"), b"png")
+    assert made.name == "Sera Phina"
+    found = await store.get(GUILD, "sera phina")
+    assert found == made
+    await store.create(OTHER, 11, Profile("Sera Phina", "desert"), None)
+    assert (await store.get(OTHER, "Sera Phina")).profile.description == "desert"  # type: ignore[union-attr]
+    assert [(c.name, c.creator_id, c.has_avatar) for c in await store.listing(GUILD)] == [
+        ("Sera Phina", 10, True)
+    ]
+    assert await store.names(GUILD, "PHI") == ["Sera Phina"]
+    assert await store.get(GUILD, "nobody") is None
+
+
+async def test_names_are_unique_per_server_regardless_of_case(store: CharacterStore) -> None:
+    await store.create(GUILD, 10, Profile("Åsa"), None)
+    with pytest.raises(RoleplayError, match="already has a character called"):
+        await store.create(GUILD, 11, Profile("ÅSA"), None)
+    other = await store.create(GUILD, 10, Profile("Bo"), None)
+    with pytest.raises(RoleplayError, match="already has a character called"):
+        await store.update(other, Profile("åsa"), None)
+
+
+async def test_the_limit_holds_even_for_creations_at_once(store: CharacterStore) -> None:
+    results = await asyncio.gather(
+        *(store.create(GUILD, 10, Profile(f"C{i}"), None) for i in range(5)),
+        return_exceptions=True,
+    )
+    refused = [r for r in results if isinstance(r, RoleplayError)]
+    assert len(refused) == 2 and "limit" in str(refused[0])
+    assert len(await store.listing(GUILD)) == 3
+    await store.create(OTHER, 10, Profile("C0"), None)  # another server has its own limit
+
+
+async def test_update_keeps_the_link_only_with_the_same_avatar(store: CharacterStore) -> None:
+    made = await store.create(GUILD, 10, Profile("Bo", "old"), b"one")
+    link = AvatarLink(5, 6, "https://cdn/a.png")
+    await store.set_link(made, link)
+    made = await store.get(GUILD, "Bo")
+    assert made is not None and made.link == link
+    same = await store.update(made, Profile("Bo", "new"), b"one")
+    assert same.link == link and (await store.get(GUILD, "Bo")) == same
+    changed = await store.update(same, Profile("Bob", "new"), b"two")
+    assert changed.link is None
+    assert (await store.get(GUILD, "bob")) == changed and await store.get(GUILD, "Bo") is None
+
+
+async def test_leaving_a_server_deletes_its_characters_only(store: CharacterStore) -> None:
+    made = await store.create(GUILD, 10, Profile("Bo"), b"png")
+    await store.create(GUILD, 10, Profile("Al"), None)
+    await store.create(OTHER, 10, Profile("Bo"), None)
+    await store.set_link(made, AvatarLink(5, 6, "https://cdn/a.png"))
+    assert await store.delete_channel(5) == 0
+    kept = await store.get(GUILD, "Bo")
+    assert kept is not None and kept.link is None and kept.avatar == b"png"
+    assert await store.delete_guild(GUILD) == 2
+    assert await store.listing(GUILD) == []
+    assert [c.name for c in await store.listing(OTHER)] == ["Bo"]
+
+
+async def test_delete_one(store: CharacterStore) -> None:
+    made = await store.create(GUILD, 10, Profile("Bo"), None)
+    assert await store.delete(made)
+    assert not await store.delete(made)
+    with pytest.raises(RoleplayError, match="deleted meanwhile"):
+        await store.update(made, Profile("Bo", "x"), None)
+
+
+@pytest.mark.parametrize(
+    ("profile", "message"),
+    [
+        (Profile("   "), "needs a name"),
+        (Profile("x" * 65), "under 64"),
+        (Profile("Bo", first_message="x" * 20_001), "first message is longer"),
+    ],
+)
+async def test_out_of_bounds_profiles_are_refused(
+    store: CharacterStore, profile: Profile, message: str
+) -> None:
+    with pytest.raises(RoleplayError, match=message):
+        await store.create(GUILD, 10, profile, None)
+    assert await store.listing(GUILD) == []
