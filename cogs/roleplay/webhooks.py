@@ -98,7 +98,7 @@ class SpokenMessage:
 
     @property
     def id(self) -> int:
-        assert self.message is not None, "edit() before the message was sent"
+        assert self.message is not None, "not sent yet"
         return self.message.id
 
     async def edit(self, *, content: str) -> None:
