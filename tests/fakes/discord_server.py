@@ -90,6 +90,7 @@ from tests.fakes.discord_rest import (
     path_id,
     request_body,
 )
+from tests.fakes.discord_webhooks import WebhookRoutes
 from tests.fakes.voice_server import FakeVoiceServer, VoiceFrame
 
 __all__ = [
@@ -342,6 +343,8 @@ class FakeDiscord:
         self._attachments: dict[int, FakeAttachment] = {}
         self._gateway = _Gateway(self)
         self._admin = AdminRoutes(self)
+        self.webhook_routes = WebhookRoutes(self)
+        """Channel webhooks; tests act through its ``add``, ``delete`` and ``rate_limit``."""
         self.ready = self._gateway.ready
         self.voice_state_updates = self._gateway.voice_state_updates
         """Every op 4 (voice state update) the bot sent, in order."""
@@ -1148,8 +1151,6 @@ class FakeDiscord:
             ("DELETE", message, self._delete_message_route),
             ("PUT", message + "/reactions/{emoji}/{user}", self._add_reaction),
             ("DELETE", message + "/reactions/{emoji}/{user}", self._remove_reaction),
-            ("GET", channel + "/webhooks", self._get_webhooks),
-            ("POST", channel + "/webhooks", self._create_webhook),
             ("GET", r"/guilds/{guild_id:\d+}", self._get_guild),
             ("GET", r"/guilds/{guild_id:\d+}/channels", self._get_guild_channels),
             ("GET", r"/guilds/{guild_id:\d+}/members/{user_id:\d+}", self._get_member),
@@ -1167,6 +1168,7 @@ class FakeDiscord:
             ("PATCH", webhook + "/messages/{message_id}", self._edit_webhook_message),
             ("DELETE", webhook + "/messages/{message_id}", self._delete_webhook_message),
             *self._admin.routes(),
+            *self.webhook_routes.routes(),
         ]
         for method, path, handler in api_routes:
             yield method, API + path, handler
@@ -1296,28 +1298,6 @@ class FakeDiscord:
             users.remove(user_id)
         return no_content()
 
-    async def _get_webhooks(self, request: web.Request) -> web.StreamResponse:
-        channel_id = self._channel(path_id(request, "channel_id")).id
-        return json_response(
-            [w.to_payload() for w in self.webhooks.values() if w.channel_id == channel_id]
-        )
-
-    async def _create_webhook(self, request: web.Request) -> web.StreamResponse:
-        channel = self._channel(path_id(request, "channel_id"))
-        if channel.guild_id is None:
-            raise ApiError(400, "Cannot execute action on a DM channel", 50003)
-        webhook_id = self._new_id()
-        webhook = FakeWebhook(
-            webhook_id,
-            f"webhook-token-{webhook_id}",
-            channel.id,
-            channel.guild_id,
-            request_body(request).payload.get("name") or "Webhook",
-            self.bot_user,
-        )
-        self.webhooks[webhook.id] = webhook
-        return json_response(webhook.to_payload())
-
     async def _get_guild(self, request: web.Request) -> web.StreamResponse:
         payload = self._guild(path_id(request, "guild_id")).to_payload()
         for key in ("channels", "members", "voice_states", "presences", "threads", "joined_at"):
@@ -1437,6 +1417,8 @@ class FakeDiscord:
                 message = None
         if message is None or message.deleted:
             raise ApiError(404, "Unknown Message", 10008)
+        if isinstance(sender, FakeWebhook):
+            self.webhook_routes.check_thread(sender, message, request)
         return message
 
     async def _execute_webhook(self, request: web.Request) -> web.StreamResponse:
@@ -1453,10 +1435,12 @@ class FakeDiscord:
             )
             sender.followups.append(message)
         else:
+            if (throttled := self.webhook_routes.throttled()) is not None:
+                return throttled
             payload = body.payload
             author = FakeUser(sender.id, payload.get("username") or sender.name, bot=True)
             message = self._message_from_payload(
-                self._channel(sender.channel_id),
+                self.webhook_routes.execute_target(sender, request),
                 author,
                 body,
                 webhook_id=sender.id,

@@ -1,0 +1,286 @@
+"""Speaking as a character: messages sent and edited through one webhook per channel.
+
+`WebhookSender` (one per bot) owns the webhooks it speaks through: created on first use
+in a channel, or found among the channel's webhooks the bot made before a restart, and
+kept in a bounded LRU cache; a thread speaks through its parent's webhook (`thread=`).
+A webhook someone deleted (10015) is looked up again once and the message resent. Where
+the bot cannot have a webhook (Manage Webhooks missing, or the channel's webhook limit,
+30007) characters speak as the bot with their name in bold, after one notice to the
+channel; webhooks are tried again after `RETRY_AFTER`. Nothing sent pings anyone.
+
+The webhooks are discord.py objects bound to the bot's connection state, so they use its
+HTTP session and discord.py's webhook rate-limit handling (429s are waited out).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+import discord
+
+from utils.errors import BotError
+from utils.text import DISCORD_LIMIT
+
+if TYPE_CHECKING:
+    from bot import Bot
+
+log = logging.getLogger(__name__)
+
+Channel: TypeAlias = discord.TextChannel | discord.VoiceChannel | discord.Thread
+Spoken: TypeAlias = discord.WebhookMessage | discord.Message
+
+WEBHOOK_NAME = "Gembot characters"
+CACHE_SIZE = 1000  # channels whose webhook (or its absence) is remembered
+RETRY_AFTER = 600.0  # seconds before a channel without a webhook is tried again
+DISCORD_TIMEOUT = 30.0  # seconds for one call to Discord, 429 waits included
+NAME_LIMIT = 80  # Discord's longest webhook username
+FALLBACK_PREFIX = "**{name}**: "
+# The most text one message may carry so that the bold-name fallback (its name
+# escaped: up to twice as long) still fits.
+TEXT_LIMIT = DISCORD_LIMIT - len(FALLBACK_PREFIX.format(name="")) - 2 * NAME_LIMIT
+
+UNKNOWN_WEBHOOK = 10015
+MAX_WEBHOOKS = 30007
+MISSING_PERMISSIONS = 50013
+NO_PINGS = discord.AllowedMentions.none()
+_FORBIDDEN_IN_NAMES = re.compile("clyde|discord", re.IGNORECASE)
+NOTICES = {
+    MISSING_PERMISSIONS: (
+        "I need the **Manage Webhooks** permission here to give characters their own "
+        "names and avatars; until then they speak as me, with their names in bold."
+    ),
+    MAX_WEBHOOKS: (
+        "This channel has reached Discord's limit of webhooks, so characters speak as me "
+        "with their names in bold. Deleting an unused webhook (channel settings → "
+        "Integrations) gives them their own names and avatars."
+    ),
+}
+
+
+def _shortened(name: str) -> str:
+    return " ".join(name.split())[:NAME_LIMIT].strip()
+
+
+def webhook_username(name: str) -> str:
+    """`name` as Discord accepts it for a webhook message: 1 to 80 characters, without
+    "clyde" or "discord" (their "c" becomes a Cyrillic look-alike)."""
+    cleaned = _FORBIDDEN_IN_NAMES.sub(
+        lambda match: match[0].replace("c", "\u0441").replace("C", "\u0421"), _shortened(name)
+    )
+    return cleaned or "Unnamed character"
+
+
+def _fallback(name: str, content: str) -> str:
+    name = discord.utils.escape_markdown(_shortened(name) or "Unnamed character")
+    return FALLBACK_PREFIX.format(name=name) + content
+
+
+class SpokenMessage:
+    """One message a character sent; `edit` keeps it in character (a `streaming.Editable`).
+
+    If the webhook behind it was deleted, the edit is sent as a new message that later
+    edits change instead."""
+
+    def __init__(
+        self, sender: WebhookSender, channel: Channel, name: str, avatar_url: str | None
+    ) -> None:
+        self._sender = sender
+        self.channel = channel
+        self.name = name
+        self.avatar_url = avatar_url
+        self.message: Spoken | None = None
+
+    @property
+    def id(self) -> int:
+        assert self.message is not None, "not sent yet"
+        return self.message.id
+
+    async def edit(self, *, content: str) -> None:
+        self.message = await self._sender._edit(self, content)
+
+
+class CharacterSink:
+    """Where `stream_reply` sends one character's reply (a `streaming.Sink`). Pass
+    `limit=TEXT_LIMIT` to `stream_reply` so a bold-name fallback never runs long."""
+
+    def __init__(
+        self, sender: WebhookSender, channel: Channel, name: str, avatar_url: str | None
+    ) -> None:
+        self._sender = sender
+        self.channel = channel
+        self.name = name
+        self.avatar_url = avatar_url
+
+    async def send(self, content: str) -> SpokenMessage:
+        return await self._sender.send(
+            self.channel, content, name=self.name, avatar_url=self.avatar_url
+        )
+
+
+class WebhookSender:
+    """Sends and edits messages as named characters (see the module docstring)."""
+
+    def __init__(self, bot: Bot, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.bot = bot
+        self.clock = clock
+        # channel id -> our webhook there, most recently used last
+        self._webhooks: OrderedDict[int, discord.Webhook] = OrderedDict()
+        # channel id -> when to try a webhook again; a channel in here was told why not
+        self._without: OrderedDict[int, float] = OrderedDict()
+        self._lookup = asyncio.Lock()  # one lookup or creation at a time: no duplicates
+
+    def sink(self, channel: Channel, *, name: str, avatar_url: str | None) -> CharacterSink:
+        return CharacterSink(self, channel, name, avatar_url)
+
+    async def send(
+        self, channel: Channel, content: str, *, name: str, avatar_url: str | None
+    ) -> SpokenMessage:
+        """Post `content` in `channel` (or thread) as the character `name`."""
+        spoken = SpokenMessage(self, channel, name, avatar_url)
+        spoken.message = await self._deliver(spoken, content)
+        return spoken
+
+    def is_ours(self, message: discord.Message) -> bool:
+        """Whether one of our character webhooks sent `message` (never user input)."""
+        if message.webhook_id is None:
+            return False
+        webhook = self._webhooks.get(_home(message.channel))
+        return webhook is not None and webhook.id == message.webhook_id
+
+    async def _deliver(self, spoken: SpokenMessage, content: str) -> Spoken:
+        """A new message; a webhook someone deleted is replaced once."""
+        try:
+            return await self._send_once(spoken, content)
+        except discord.NotFound as error:
+            if error.code != UNKNOWN_WEBHOOK:
+                raise
+        return await self._send_once(spoken, content)
+
+    async def _send_once(self, spoken: SpokenMessage, content: str) -> Spoken:
+        webhook = await self._webhook_for(spoken.channel)
+        if webhook is None:
+            async with asyncio.timeout(DISCORD_TIMEOUT):
+                return await spoken.channel.send(
+                    _fallback(spoken.name, content), allowed_mentions=NO_PINGS
+                )
+        thread = spoken.channel if isinstance(spoken.channel, discord.Thread) else None
+        try:
+            async with asyncio.timeout(DISCORD_TIMEOUT):
+                return await webhook.send(
+                    content,
+                    username=webhook_username(spoken.name),
+                    avatar_url=spoken.avatar_url or discord.utils.MISSING,
+                    thread=thread or discord.utils.MISSING,
+                    allowed_mentions=NO_PINGS,
+                    wait=True,
+                )
+        except discord.NotFound as error:
+            if error.code == UNKNOWN_WEBHOOK:
+                log.info("webhook %s of channel %s was deleted", webhook.id, spoken.channel.id)
+                self._forget(spoken.channel, webhook.id)
+            raise
+
+    async def _edit(self, spoken: SpokenMessage, content: str) -> Spoken:
+        message = spoken.message
+        assert message is not None
+        if not isinstance(message, discord.WebhookMessage):
+            async with asyncio.timeout(DISCORD_TIMEOUT):
+                return await message.edit(
+                    content=_fallback(spoken.name, content), allowed_mentions=NO_PINGS
+                )
+        try:
+            async with asyncio.timeout(DISCORD_TIMEOUT):
+                return await message.edit(content=content, allowed_mentions=NO_PINGS)
+        except discord.NotFound as error:
+            if error.code != UNKNOWN_WEBHOOK:
+                raise
+        self._forget(spoken.channel, message.webhook_id)
+        await self._remove_orphan(spoken.channel, message)
+        return await self._deliver(spoken, content)
+
+    async def _remove_orphan(self, channel: Channel, message: Spoken) -> None:
+        """The part of a reply that its deleted webhook can no longer edit goes, if the
+        bot may delete it (Manage Messages); the reply continues in a new message."""
+        try:
+            async with asyncio.timeout(DISCORD_TIMEOUT):
+                await channel.get_partial_message(message.id).delete()
+        except (discord.HTTPException, TimeoutError) as error:
+            log.info("left message %s of a deleted webhook: %r", message.id, error)
+
+    async def _webhook_for(self, channel: Channel) -> discord.Webhook | None:
+        """Our webhook for `channel` (its parent's for a thread), None where we can't
+        have one for now."""
+        home = _home(channel)
+        if (webhook := self._cached(home)) is not None:
+            return webhook
+        retry_at = self._without.get(home)
+        if retry_at is not None and self.clock() < retry_at:
+            return None
+        async with self._lookup:
+            if (webhook := self._cached(home)) is not None:
+                return webhook
+            try:
+                async with asyncio.timeout(DISCORD_TIMEOUT):
+                    webhook = await self._find_or_create(channel)
+            except discord.HTTPException as error:
+                if error.code not in NOTICES:
+                    raise
+                await self._go_without(channel, home, error.code)
+                return None
+            self._without.pop(home, None)
+            self._webhooks[home] = webhook
+            if len(self._webhooks) > CACHE_SIZE:
+                self._webhooks.popitem(last=False)
+            return webhook
+
+    async def _find_or_create(self, channel: Channel) -> discord.Webhook:
+        parent = channel.parent if isinstance(channel, discord.Thread) else channel
+        if parent is None:
+            raise BotError("I can't find the channel of this thread.")
+        me = self.bot.user
+        for webhook in await parent.webhooks():
+            mine = webhook.user is not None and me is not None and webhook.user.id == me.id
+            if mine and webhook.token is not None:
+                return webhook
+        log.info("creating the character webhook of channel %s", parent.id)
+        return await parent.create_webhook(name=WEBHOOK_NAME, reason="Roleplay characters")
+
+    async def _go_without(self, channel: Channel, home: int, code: int) -> None:
+        """Fall back to bold names in `home` for a while; say why the first time."""
+        first = home not in self._without
+        self._without[home] = self.clock() + RETRY_AFTER
+        self._without.move_to_end(home)
+        if len(self._without) > CACHE_SIZE:
+            self._without.popitem(last=False)
+        if not first:
+            return
+        log.info("no character webhook in channel %s (Discord error %s)", home, code)
+        try:
+            async with asyncio.timeout(DISCORD_TIMEOUT):
+                await channel.send(NOTICES[code], allowed_mentions=NO_PINGS)
+        except (discord.HTTPException, TimeoutError) as error:
+            log.warning("could not tell channel %s why characters speak as me: %r", home, error)
+
+    def _cached(self, home: int) -> discord.Webhook | None:
+        webhook = self._webhooks.get(home)
+        if webhook is not None:
+            self._webhooks.move_to_end(home)
+        return webhook
+
+    def _forget(self, channel: Channel, webhook_id: int | None) -> None:
+        """Drop the cached webhook of `channel` if it is still the one that failed."""
+        home = _home(channel)
+        cached = self._webhooks.get(home)
+        if cached is not None and cached.id == webhook_id:
+            del self._webhooks[home]
+
+
+def _home(channel: Any) -> int:
+    """The id of the channel whose webhook speaks in `channel`: a thread's parent."""
+    return channel.parent_id if isinstance(channel, discord.Thread) else channel.id
