@@ -3,6 +3,8 @@
 People see and delete only their own memories, only in the place they ask from (a
 server, or their DMs with the bot). Lists are private: ephemeral for slash commands,
 sent by DM for the prefix form in a server. Every command acknowledges before its work.
+The AI's memory tools (`cogs.memory.tools`) call the same methods as the commands, so
+the same rules and limits hold.
 """
 
 from __future__ import annotations

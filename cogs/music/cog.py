@@ -3,7 +3,8 @@
 Commands resolve what to play (:mod:`cogs.music.sources`,
 :mod:`cogs.music.spotify`) and act on the guild's player through
 :class:`~cogs.music.sessions.Sessions`, which owns the players, their voice
-connections and their saved state.
+connections and their saved state.  The AI's music tools (:mod:`cogs.music.tools`)
+call the same ``*_for`` methods as the commands, with the same checks.
 """
 
 from __future__ import annotations
