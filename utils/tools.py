@@ -1,10 +1,10 @@
 """What the AI can do: tool definitions and the registry the cogs fill.
 
 A cog that offers the AI something to do registers its tools here in `cog_load`
-(music its player controls, the AI cog memory, server and web tools) and removes
-them in `cog_unload`; the AI cog offers the registered tools on each reply and
-runs the calls (`cogs.ai.tools.toolbox`). A tool runs for one person, the
-`Asker` whose message started the reply: the permissions it names are checked
+(music its player controls, memory remember/recall/forget, the AI cog server and
+web tools) and removes them in `cog_unload`; the AI cog offers the registered tools
+on each reply and runs the calls (`cogs.ai.tools.toolbox`). A tool runs for one
+person, the `Asker` whose message started the reply: the permissions it names are checked
 against that person (and the bot) when it runs, never the bot's alone.
 """
 

@@ -3,11 +3,14 @@
 People see and delete only their own memories, only in the place they ask from (a
 server, or their DMs with the bot). Lists are private: ephemeral for slash commands,
 sent by DM for the prefix form in a server. Every command acknowledges before its work.
+The AI's memory tools (`cogs.memory.tools`) call the same methods as the commands, so
+the same rules and limits hold.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from typing import TYPE_CHECKING
 
@@ -15,9 +18,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from utils.checks import costly, guild_permissions
+from cogs.memory.tools import tools as memory_tools
+from utils.checks import guild_permissions
 from utils.errors import BotError
-from utils.memory.records import Memory, Scope, age_text
+from utils.memory.records import Memory, Recalled, Scope, age_text
 from utils.memory.service import MemoryService
 from utils.text import truncate
 
@@ -26,14 +30,20 @@ if TYPE_CHECKING:
 
 Context = commands.Context["Bot"]
 
+ADDS_PER_MINUTE = 10
 PAGE_SIZE = 8
 SHOWN_CHARS = 220
 TURNED_OFF = "Long-term memory is turned off on this bot."
 _SOURCES = {"conversation": "from our chat", "consolidation": "noticed", "user": "you told me"}
 
 
-def scope_of(ctx: Context) -> Scope:
-    return Scope.of(ctx.guild.id if ctx.guild else None, ctx.author.id)
+def scope_of(guild: discord.Guild | None, user: discord.abc.User) -> Scope:
+    """Where someone's memories live when they ask from `guild` (None: their DMs)."""
+    return Scope.of(guild.id if guild else None, user.id)
+
+
+def _user_id(user: discord.abc.User) -> int:
+    return user.id
 
 
 def parse_target(target: str) -> int | None:
@@ -118,6 +128,17 @@ class MemoryCog(commands.Cog, name="Memory"):
 
     def __init__(self, bot: Bot) -> None:
         self.bot = bot
+        # /memory add and the AI's remember tool share one budget per person.
+        self.adds: commands.CooldownMapping[discord.abc.User] = (
+            commands.CooldownMapping.from_cooldown(ADDS_PER_MINUTE, 60, _user_id)
+        )
+        self.tools = memory_tools(self) if bot.memory is not None else []
+
+    async def cog_load(self) -> None:
+        self.bot.tools.register(self.tools)
+
+    async def cog_unload(self) -> None:
+        self.bot.tools.unregister(self.tools)
 
     async def cog_before_invoke(self, ctx: Context) -> None:
         # Every command here may wait on the database, an index load or the model still
@@ -142,7 +163,7 @@ class MemoryCog(commands.Cog, name="Memory"):
     @app_commands.describe(page="Which page to show first")
     async def memory_show(self, ctx: Context, page: int = 1) -> None:
         """Show what the bot remembers about you here (only you can see it)."""
-        service, scope = self.service, scope_of(ctx)
+        service, scope = self.service, scope_of(ctx.guild, ctx.author)
         total = await service.count_of(scope, ctx.author.id)
         if not total:
             await ctx.send("I don't remember anything about you here yet.", ephemeral=True)
@@ -162,14 +183,19 @@ class MemoryCog(commands.Cog, name="Memory"):
         view.message = await ctx.send(embed=embed, view=view, ephemeral=True)
 
     @memory_group.command(name="add")
-    @costly(10, 60)
     @app_commands.describe(fact="Something about you for the bot to remember here")
     async def memory_add(self, ctx: Context, *, fact: str) -> None:
         """Ask the bot to remember something about you here."""
-        memory = await self.service.add_fact(
-            scope_of(ctx), ctx.author.id, ctx.author.display_name, fact
-        )
+        memory = await self.remember(ctx.guild, ctx.author, fact)
         await ctx.send(f"I'll remember that (memory `#{memory.id}`).", ephemeral=True)
+
+    async def remember(
+        self, guild: discord.Guild | None, user: discord.abc.User, fact: str
+    ) -> Memory:
+        """Remember a fact about `user` where they asked (/memory add, the remember tool)."""
+        if retry := self.adds.update_rate_limit(user):
+            raise BotError(f"Slow down: try again in {math.ceil(retry)} s.")
+        return await self.service.add_fact(scope_of(guild, user), user.id, user.display_name, fact)
 
     @memory_group.command(name="forget")
     @app_commands.describe(
@@ -180,24 +206,44 @@ class MemoryCog(commands.Cog, name="Memory"):
         self, ctx: Context, target: str, user: discord.Member | None = None
     ) -> None:
         """Delete one of your memories here, or all of them."""
-        memory_id = parse_target(target)
         subject = user or ctx.author
         if subject.id != ctx.author.id and not (
             isinstance(ctx.author, discord.Member) and ctx.author.guild_permissions.manage_guild
         ):
             raise BotError("You need the Manage Server permission to forget someone else's.")
-        removed = await self.service.forget(scope_of(ctx), subject.id, memory_id)
         about = "you" if subject.id == ctx.author.id else subject.display_name
-        if memory_id is not None and not removed:
-            raise BotError(f"There is no memory `#{memory_id}` about {about} here.")
+        removed = await self.forget(ctx.guild, subject, target, about)
         noun = "memory" if removed == 1 else "memories"
         await ctx.send(f"Forgot {removed} {noun} about {about} here.", ephemeral=True)
+
+    async def forget(
+        self, guild: discord.Guild | None, subject: discord.abc.User, target: str, about: str
+    ) -> int:
+        """Delete one of `subject`'s memories (`target` a number) or all (`all`) where they
+        are asked about (/memory forget, the forget tool); how many went."""
+        memory_id = parse_target(target)
+        removed = await self.service.forget(scope_of(guild, subject), subject.id, memory_id)
+        if memory_id is not None and not removed:
+            raise BotError(f"There is no memory `#{memory_id}` about {about} here.")
+        return removed
+
+    async def recall(
+        self, guild: discord.Guild | None, user: discord.abc.User, topic: str, limit: int
+    ) -> list[Recalled]:
+        """What is remembered where `user` asks about `topic` (the recall tool)."""
+        return await self.service.recall(
+            scope_of(guild, user),
+            topic,
+            author_id=user.id,
+            author_name=user.display_name,
+            limit=limit,
+        )
 
     @memory_group.command(name="stats")
     @guild_permissions(manage_guild=True)
     async def memory_stats(self, ctx: Context) -> None:
         """Memory counts, index and model for this server (Manage Server)."""
-        stats = await self.service.stats(scope_of(ctx))
+        stats = await self.service.stats(scope_of(ctx.guild, ctx.author))
         embed = discord.Embed(title="Memory in this server", colour=discord.Colour.blurple())
         counts = " · ".join(f"{source}: {count:,}" for source, count in stats.counts.items())
         embed.add_field(name="Memories", value=f"{sum(stats.counts.values()):,}\n{counts}".strip())

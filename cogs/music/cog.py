@@ -3,13 +3,14 @@
 Commands resolve what to play (:mod:`cogs.music.sources`,
 :mod:`cogs.music.spotify`) and act on the guild's player through
 :class:`~cogs.music.sessions.Sessions`, which owns the players, their voice
-connections and their saved state.
+connections and their saved state.  The AI's music tools (:mod:`cogs.music.tools`)
+call the same ``*_for`` methods as the commands, with the same checks.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Literal
 
 import discord
@@ -24,10 +25,12 @@ from cogs.music.player import LeaveReason, Player
 from cogs.music.sessions import Sessions
 from cogs.music.sources import Resolver
 from cogs.music.spotify import SpotifyResolver, make_client
+from cogs.music.tools import tools as music_tools
 from cogs.music.tracks import LoopMode, Track
 from cogs.music.urls import AddressPolicy, looks_like_url, normalise_url, parse_spotify
 from cogs.music.views import (
     ControlButton,
+    Queued,
     QueuePages,
     clean,
     player_controls,
@@ -69,6 +72,7 @@ class Music(commands.Cog):
             timeout=settings.music_resolve_timeout,
         )
         self.sessions = Sessions(bot, self.resolver)
+        self.tools = music_tools(self)
 
     def _spotify_factory(self) -> Callable[[], spotipy.Spotify] | None:
         client_id, secret = self.settings.spotipy_client_id, self.settings.spotipy_client_secret
@@ -83,11 +87,13 @@ class Music(commands.Cog):
         self.bot.shutdown_manager.register("music", self.close, priority=50, timeout=10)
         self.bot.data_owners.register("music", self.sessions)
         self.sessions.start()
+        self.bot.tools.register(self.tools)
         self.bot.metrics.queued_tracks.set_function(
             lambda: sum(len(player.queue) for player in self.sessions.players.values())
         )
 
     async def cog_unload(self) -> None:
+        self.bot.tools.unregister(self.tools)
         self.bot.metrics.queued_tracks.set_function(lambda: 0)
         self.bot.data_owners.unregister("music")
         self.bot.remove_dynamic_items(ControlButton)
@@ -106,16 +112,31 @@ class Music(commands.Cog):
     async def play(self, ctx: Context, *, query: str) -> None:
         """Play a link or search result in your voice channel, or add it to the queue."""
         guild, member = _guild_member(ctx)
+        queued = await self.play_for(guild, member, ctx.channel.id, query, checked=ctx.defer)
+        await ctx.send(queued.message())
+
+    async def play_for(
+        self,
+        guild: discord.Guild,
+        member: discord.Member,
+        text_channel_id: int,
+        query: str,
+        *,
+        checked: Callable[[], Awaitable[object]] | None = None,
+    ) -> Queued:
+        """Queue ``query`` for ``member``, joining their voice channel (/play and the AI's
+        play tool); ``checked`` runs once the checks passed, before the slow resolve."""
         channel = caller_channel(member)
         if guild.voice_client is None or guild.voice_client.channel != channel:
             check_can_join(channel)
-        await ctx.defer()
+        if checked is not None:
+            await checked()
         async with self.sessions.queueing(guild.id):
             room = self.sessions.room(guild.id)
             # Join while the query resolves: the first packet comes sooner.  The resolve
             # holds no guild lock: /stop and the idle leave never wait for it.
             created = guild.id not in self.sessions.players
-            joining = asyncio.create_task(self._join(guild, channel, ctx.channel.id))
+            joining = asyncio.create_task(self._join(guild, channel, text_channel_id))
             try:
                 name, tracks = await self._resolve(query, member.id, room)
             except BaseException:
@@ -124,11 +145,11 @@ class Music(commands.Cog):
             await joining
             async with self.sessions.lock(guild.id):
                 # Joins again if the player left (/stop, idle) while the query resolved.
-                player = await self.sessions.join(guild, channel, ctx.channel.id)
+                player = await self.sessions.join(guild, channel, text_channel_id)
                 busy = player.queue.current is not None
                 position = len(player.queue) + 1
                 added = player.add(tracks)
-        await ctx.send(_queued_message(tracks[:added], name, busy=busy, position=position))
+        return Queued(tracks[:added], name, busy=busy, position=position)
 
     async def _join(self, guild: discord.Guild, channel: VoiceChannel, text_id: int) -> Player:
         async with self.sessions.lock(guild.id):
@@ -138,45 +159,56 @@ class Music(commands.Cog):
     @commands.guild_only()
     async def pause(self, ctx: Context) -> None:
         """Pause the music."""
-        player = self.sessions.controlled(*_guild_member(ctx))
+        track = await self.pause_for(*_guild_member(ctx))
+        await ctx.send(f"⏸️ Paused {clean(track.title)}.")
+
+    async def pause_for(self, guild: discord.Guild, member: discord.Member) -> Track:
+        player = self.sessions.controlled(guild, member)
         track = player.pause()
         await self.sessions.refresh_now_playing(player)
-        await ctx.send(f"⏸️ Paused {clean(track.title)}.")
+        return track
 
     @commands.hybrid_command()
     @commands.guild_only()
     async def resume(self, ctx: Context) -> None:
         """Resume the paused music."""
-        player = self.sessions.controlled(*_guild_member(ctx))
+        track = await self.resume_for(*_guild_member(ctx))
+        await ctx.send(f"▶️ Resumed {clean(track.title)}.")
+
+    async def resume_for(self, guild: discord.Guild, member: discord.Member) -> Track:
+        player = self.sessions.controlled(guild, member)
         track = player.resume()
         await self.sessions.refresh_now_playing(player)
-        await ctx.send(f"▶️ Resumed {clean(track.title)}.")
+        return track
 
     @commands.hybrid_command()
     @commands.guild_only()
     async def skip(self, ctx: Context) -> None:
         """Skip the current track."""
-        player = self.sessions.controlled(*_guild_member(ctx))
-        track = player.skip()
+        track = self.skip_for(*_guild_member(ctx))
         await ctx.send(f"⏭️ Skipped {clean(track.title)}.")
+
+    def skip_for(self, guild: discord.Guild, member: discord.Member) -> Track:
+        return self.sessions.controlled(guild, member).skip()
 
     @commands.hybrid_command()
     @commands.guild_only()
     async def stop(self, ctx: Context) -> None:
         """Stop the music, clear the queue and leave the voice channel."""
-        guild, member = _guild_member(ctx)
-        self.sessions.controlled(guild, member)
-        await self.sessions.leave(guild.id)
+        await self.leave_for(*_guild_member(ctx))
         await ctx.send("⏹️ Stopped the music and cleared the queue.")
 
     @commands.hybrid_command()
     @commands.guild_only()
     async def leave(self, ctx: Context) -> None:
         """Leave the voice channel (the queue is cleared)."""
-        guild, member = _guild_member(ctx)
+        await self.leave_for(*_guild_member(ctx))
+        await ctx.send("👋 Left the voice channel.")
+
+    async def leave_for(self, guild: discord.Guild, member: discord.Member) -> None:
+        """Stop and leave (/stop, /leave and the AI's leave tool)."""
         self.sessions.controlled(guild, member)
         await self.sessions.leave(guild.id)
-        await ctx.send("👋 Left the voice channel.")
 
     @commands.hybrid_command(name="queue")
     @commands.guild_only()
@@ -184,24 +216,32 @@ class Music(commands.Cog):
     async def queue_command(self, ctx: Context, page: int = 1) -> None:
         """Show the queue, a page at a time."""
         guild, member = _guild_member(ctx)
-        player = self.sessions.players.get(guild.id)
-        if player is None or (player.queue.current is None and not len(player.queue)):
-            raise MusicError("The queue is empty.")
+        player = self.queued(guild)
         pages = QueuePages(
             lambda number: queue_page(player, number), owner_id=member.id, page=page
         )
         pages.message = await ctx.send(embed=pages.first_page(), view=pages)
 
+    def queued(self, guild: discord.Guild) -> Player:
+        """The player, if anything is playing or queued (/queue and the AI's queue tool)."""
+        player = self.sessions.players.get(guild.id)
+        if player is None or (player.queue.current is None and not len(player.queue)):
+            raise MusicError("The queue is empty.")
+        return player
+
     @commands.hybrid_command(aliases=["np"])
     @commands.guild_only()
     async def nowplaying(self, ctx: Context) -> None:
         """Show the current track with its progress and the control buttons."""
-        guild, _ = _guild_member(ctx)
+        player, track = self.playing(_guild_member(ctx)[0])
+        await ctx.send(embed=player_embed(player, track), view=player_controls(player))
+
+    def playing(self, guild: discord.Guild) -> tuple[Player, Track]:
+        """The player and its current track (/nowplaying and the AI's now_playing tool)."""
         player = self.sessions.players.get(guild.id)
         if player is None or player.queue.current is None:
             raise MusicError("Nothing is playing.")
-        embed = player_embed(player, player.queue.current)
-        await ctx.send(embed=embed, view=player_controls(player))
+        return player, player.queue.current
 
     @commands.hybrid_command()
     @commands.guild_only()
@@ -349,13 +389,3 @@ def _guild_member(ctx: Context) -> tuple[discord.Guild, discord.Member]:
     if ctx.guild is None or not isinstance(ctx.author, discord.Member):
         raise commands.NoPrivateMessage()
     return ctx.guild, ctx.author
-
-
-def _queued_message(tracks: list[Track], name: str | None, *, busy: bool, position: int) -> str:
-    if len(tracks) > 1 or name:
-        source = f" from **{clean(name)}**" if name else ""
-        return f"➕ Queued {len(tracks)} tracks{source}."
-    title = clean(tracks[0].title)
-    if not busy:
-        return f"▶️ Playing {title}."
-    return f"➕ Queued {title} (#{position})."

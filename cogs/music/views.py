@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -221,3 +222,23 @@ def queue_embed(
     embed.add_field(name=f"Up next ({total})", value=upcoming, inline=False)
     embed.set_footer(text=f"Page {page}/{pages} · loop: {loop.value}")
     return embed
+
+
+@dataclass(frozen=True)
+class Queued:
+    """What a play request added: the tracks, the playlist or album name, whether
+    something was playing already and the queue position of the first one."""
+
+    tracks: list[Track]
+    name: str | None
+    busy: bool
+    position: int
+
+    def message(self) -> str:
+        if len(self.tracks) > 1 or self.name:
+            source = f" from **{clean(self.name)}**" if self.name else ""
+            return f"➕ Queued {len(self.tracks)} tracks{source}."
+        title = clean(self.tracks[0].title)
+        if not self.busy:
+            return f"▶️ Playing {title}."
+        return f"➕ Queued {title} (#{self.position})."

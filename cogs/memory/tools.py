@@ -1,0 +1,89 @@
+"""Long-term memory as AI tools: remember a fact about the asker, recall by topic,
+forget the asker's own memories.
+
+They work where the asker is, like `/memory`: in a server its memories, in DMs the
+asker's DM memories, and they call the same cog methods as the commands (the same
+limits, the same "only your own" rule). Recalled memories are written by people, so
+that result counts as outside text.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, Field
+
+from utils.memory.records import age_text
+from utils.tools import Asker, Done, Family, Tool
+
+if TYPE_CHECKING:
+    from cogs.memory.cog import MemoryCog
+
+RECALLED = 5  # memories a recall returns at most
+
+
+class RememberIn(BaseModel):
+    fact: str = Field(
+        description="The fact about the person asking, in their own words "
+        "(e.g. 'I am allergic to peanuts')"
+    )
+
+
+class RecallIn(BaseModel):
+    topic: str = Field(description="What to look for, e.g. 'food allergies' or 'my cat'")
+
+
+class ForgetIn(BaseModel):
+    target: str = Field(
+        description="The id of one of the asker's memories (from recall), or 'all' to "
+        "forget everything remembered about them here"
+    )
+
+
+def tools(cog: MemoryCog) -> list[Tool[Any]]:
+    """The memory tools, bound to the cog whose commands they share."""
+
+    async def remember(asker: Asker, args: RememberIn) -> Done:
+        memory = await cog.remember(asker.guild, asker.user, args.fact)
+        return Done({"remembered": True, "memory_id": memory.id}, note="🧠 remembered")
+
+    async def recall(asker: Asker, args: RecallIn) -> Done:
+        found = await cog.recall(asker.guild, asker.user, args.topic, RECALLED)
+        memories = [{"memory_id": m.id, "text": m.text, "when": age_text(m.age)} for m in found]
+        return Done({"memories": memories}, note="🧠 recalled", outside=True)
+
+    async def forget(asker: Asker, args: ForgetIn) -> Done:
+        removed = await cog.forget(asker.guild, asker.user, args.target, "you")
+        return Done({"forgotten": removed}, note=f"🧠 forgot {removed}")
+
+    return [
+        Tool(
+            "remember",
+            "Remember a fact about the person asking, for later conversations here. Only "
+            "when they ask you to remember something about themselves.",
+            Family.MEMORY,
+            remember,
+            RememberIn,
+            changes=True,
+            guild_only=False,
+        ),
+        Tool(
+            "recall",
+            "Look up what is remembered here about a topic (the person asking and others "
+            "in this conversation place). Returns memory ids.",
+            Family.MEMORY,
+            recall,
+            RecallIn,
+            guild_only=False,
+        ),
+        Tool(
+            "forget",
+            "Delete one of the asker's own memories by its id, or all of them ('all'). "
+            "Only when they ask for it.",
+            Family.MEMORY,
+            forget,
+            ForgetIn,
+            changes=True,
+            guild_only=False,
+        ),
+    ]

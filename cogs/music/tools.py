@@ -1,0 +1,145 @@
+"""The music player as AI tools: play, skip, pause, resume, queue, now playing, leave.
+
+Each tool calls the same cog method as its slash command, for the person who asked,
+so the checks are the command's: they must be in a voice channel the bot may join
+(Connect, Speak) to play, and in the bot's channel to control it. Track titles are
+written by others: results that carry them count as outside text (pause and resume
+leave the title out, so a reply can still act after them).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, Field
+
+from cogs.music.channels import CONNECT_TIMEOUT
+from cogs.music.views import clean
+from utils.tools import Asker, Done, Family, NoArguments, Tool
+
+if TYPE_CHECKING:
+    from cogs.music.cog import Music
+    from cogs.music.tracks import Track
+
+SHOWN = 10  # queue entries a result lists
+
+
+class PlayIn(BaseModel):
+    query: str = Field(
+        description="What to play: a YouTube or Spotify link, a media URL, or words to search "
+        "YouTube for (e.g. 'lofi hip hop radio')"
+    )
+
+
+def _track(track: Track) -> dict[str, Any]:
+    seconds = None if track.duration is None else int(track.duration)
+    return {"title": track.title, "seconds": seconds}
+
+
+def _note(emoji: str, verb: str, track: Track) -> str:
+    return f"{emoji} {verb} *{clean(track.title, 60)}*"
+
+
+def tools(music: Music) -> list[Tool[Any]]:
+    """The music tools, bound to the cog whose commands they share."""
+
+    async def play(asker: Asker, args: PlayIn) -> Done:
+        member = asker.member()
+        queued = await music.play_for(member.guild, member, asker.channel.id, args.query)
+        result: dict[str, Any] = {
+            "queued": [_track(track) for track in queued.tracks[:SHOWN]],
+            "count": len(queued.tracks),
+            "playing_now": not queued.busy,
+            "queue_position": queued.position,
+        }
+        if queued.name:
+            result["from"] = queued.name
+        if len(queued.tracks) > 1 or queued.name:
+            source = f" from *{clean(queued.name, 60)}*" if queued.name else ""
+            note = f"🎵 queued {len(queued.tracks)} tracks{source}"
+        else:
+            note = _note("🎵", "queued", queued.tracks[0])
+        return Done(result, note=note, outside=True)
+
+    async def skip(asker: Asker, _: NoArguments) -> Done:
+        member = asker.member()
+        track = music.skip_for(member.guild, member)
+        return Done({"skipped": _track(track)}, note=_note("⏭️", "skipped", track), outside=True)
+
+    async def pause(asker: Asker, _: NoArguments) -> Done:
+        member = asker.member()
+        await music.pause_for(member.guild, member)
+        return Done({"paused": True}, note="⏸️ paused")
+
+    async def resume(asker: Asker, _: NoArguments) -> Done:
+        member = asker.member()
+        await music.resume_for(member.guild, member)
+        return Done({"resumed": True}, note="▶️ resumed")
+
+    async def leave(asker: Asker, _: NoArguments) -> Done:
+        member = asker.member()
+        await music.leave_for(member.guild, member)
+        return Done({"left": True, "queue_cleared": True}, note="👋 left voice")
+
+    async def queue(asker: Asker, _: NoArguments) -> Done:
+        player = music.queued(asker.member().guild)
+        current, upcoming = player.queue.current, player.queue.upcoming
+        result = {
+            "now_playing": _track(current) if current else None,
+            "paused": player.paused,
+            "upcoming": [_track(track) for track in upcoming[:SHOWN]],
+            "upcoming_total": len(upcoming),
+            "loop": player.queue.loop.value,
+        }
+        return Done(result, outside=True)
+
+    async def now_playing(asker: Asker, _: NoArguments) -> Done:
+        player, track = music.playing(asker.member().guild)
+        result = {
+            **_track(track),
+            "position_seconds": int(player.position),
+            "paused": player.paused,
+            "volume_percent": player.volume,
+        }
+        return Done(result, outside=True)
+
+    # The play call resolves the query (up to music_resolve_timeout) while it joins.
+    play_timeout = music.settings.music_resolve_timeout + CONNECT_TIMEOUT
+    return [
+        Tool(
+            "play",
+            "Play a song, playlist or search result in the voice channel of the person "
+            "asking, or add it to the queue if something is playing. They must be in a "
+            "voice channel.",
+            Family.MUSIC,
+            play,
+            PlayIn,
+            changes=True,
+            timeout=play_timeout,
+        ),
+        Tool("skip", "Skip the current track.", Family.MUSIC, skip, NoArguments, changes=True),
+        Tool("pause", "Pause the music.", Family.MUSIC, pause, NoArguments, changes=True),
+        Tool("resume", "Resume paused music.", Family.MUSIC, resume, NoArguments, changes=True),
+        Tool(
+            "queue",
+            "The current track and the first upcoming tracks of the queue.",
+            Family.MUSIC,
+            queue,
+            NoArguments,
+        ),
+        Tool(
+            "now_playing",
+            "The track playing now, how far it is and whether it is paused.",
+            Family.MUSIC,
+            now_playing,
+            NoArguments,
+        ),
+        Tool(
+            "leave",
+            "Stop the music, clear the queue and leave the voice channel.",
+            Family.MUSIC,
+            leave,
+            NoArguments,
+            changes=True,
+        ),
+    ]

@@ -1,0 +1,177 @@
+"""The AI remembers, recalls and forgets for the person asking, through the real bot,
+discord.py and google-genai against the fakes: the same rules as `/memory` (people see
+and delete only their own; the same per-person limit), in servers and in DMs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from bot import Bot
+from cogs.ai.tools.toolbox import READ_OUTSIDE
+from config import Settings
+from tests.conftest import BASIC, StartBot
+from tests.e2e.test_memory import slash
+from tests.fakes.discord_server import FakeChannel, FakeDiscord, FakeGuild, FakeUser
+from tests.fakes.gemini_server import FakeGemini
+from utils.memory.records import Scope
+
+
+@pytest.fixture
+def settings(ai_settings: Callable[..., Settings]) -> Callable[..., Settings]:
+    """AI with memory on (the fast hashing embedder: these tests are about the rules)."""
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "memory_enabled": True,
+            "embedding_model": "hashing",
+            "ai_user_messages_per_minute": 60,
+        }
+        return ai_settings(**values | overrides)
+
+    return make
+
+
+async def call(
+    fake: FakeDiscord,
+    gemini: FakeGemini,
+    channel: FakeChannel,
+    user: FakeUser,
+    calls: list[tuple[str, dict[str, Any]]],
+    *,
+    text: str = "Done.",
+) -> tuple[list[tuple[str, dict[str, Any]]], str]:
+    """`user` asks the AI; it makes `calls` (one turn each), then says `text`. The
+    function responses the bot sent back, in order, and the reply as shown."""
+    before = len(gemini.requests)
+    for name, args in calls:
+        gemini.reply_function_calls([(name, args)])
+    gemini.reply(text)
+    mention = "" if channel.guild_id is None else f"<@{fake.bot_user.id}> "
+    sent = await fake.send_message(channel, user, f"{mention}please")
+
+    def finished() -> str | None:
+        replies = [m for m in fake.messages_in(channel) if m.reference == sent.id]
+        done = replies and not replies[0].content.endswith("⌛") and len(gemini.requests) > before
+        return replies[0].content if done else None
+
+    reply = await fake.wait_for(finished, timeout=15)
+    responses = gemini.requests[-1].function_responses
+    return responses[len(responses) - len(calls) :], reply
+
+
+async def facts(bot: Bot, scope: Scope, user: FakeUser) -> list[str]:
+    """The facts remembered about `user` (the chat itself is remembered as well)."""
+    assert bot.memory is not None
+    return [
+        m.text for m in await bot.memory.memories_of(scope, user.id, limit=50) if m.source == "user"
+    ]
+
+
+async def test_remember_recall_and_forget_only_the_askers_own(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    settings: Callable[..., Settings],
+) -> None:
+    bob = discord_fake.add_user("bob")
+    guild.add_member(bob, permissions=BASIC)
+    bot = await start_bot(settings())
+    here = Scope("guild", guild.id)
+    bobs = await slash(discord_fake, guild.text, bob, "add", fact="my locker code is 1234")
+    bobs_id = int(bobs["content"].split("#")[1].split("`")[0])
+
+    [(name, remembered)], reply = await call(
+        discord_fake,
+        gemini_fake,
+        guild.text,
+        member,
+        [("remember", {"fact": "My locker code is 4711"})],
+        text="Noted.",
+    )
+    assert name == "remember" and remembered["remembered"] is True
+    assert reply == "Noted.\n\n-# 🧠 remembered"
+    assert await facts(bot, here, member) == ["My locker code is 4711"]
+    shown = await slash(discord_fake, guild.text, member, "show")
+    assert f"`#{remembered['memory_id']}`" in shown["embeds"][0]["description"]
+
+    # Recall reads text people wrote: a change asked for in a later round is refused.
+    [(_, recalled), (_, refused)], _ = await call(
+        discord_fake,
+        gemini_fake,
+        guild.text,
+        member,
+        [("recall", {"topic": "locker code"}), ("forget", {"target": "all"})],
+    )
+    found = {m["memory_id"]: m["text"] for m in recalled["memories"]}
+    assert found[remembered["memory_id"]] == "alice: My locker code is 4711"
+    assert refused == {"refused": READ_OUTSIDE}
+    assert await facts(bot, here, member) == ["My locker code is 4711"]
+
+    [(_, not_mine)], _ = await call(
+        discord_fake, gemini_fake, guild.text, member, [("forget", {"target": str(bobs_id)})]
+    )
+    assert not_mine == {"error": f"There is no memory `#{bobs_id}` about you here."}
+    [(_, forgotten)], reply = await call(
+        discord_fake, gemini_fake, guild.text, member, [("forget", {"target": "all"})]
+    )
+    assert bot.memory is not None
+    assert forgotten["forgotten"] >= 1 and reply.endswith(f"-# 🧠 forgot {forgotten['forgotten']}")
+    assert await bot.memory.count_of(here, member.id) == 0
+    assert await facts(bot, here, bob) == ["my locker code is 1234"], "bob's memory survives"
+
+
+async def test_in_dms_the_tools_use_the_dm_memories(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    settings: Callable[..., Settings],
+) -> None:
+    bot = await start_bot(settings())
+    dm = discord_fake.open_dm(member)
+    [(_, remembered)], _ = await call(
+        discord_fake, gemini_fake, dm, member, [("remember", {"fact": "I prefer tea"})]
+    )
+    assert remembered["remembered"] is True
+    assert await facts(bot, Scope("dm", member.id), member) == ["I prefer tea"]
+    assert await facts(bot, Scope("guild", guild.id), member) == []
+    [(_, recalled)], _ = await call(
+        discord_fake, gemini_fake, dm, member, [("recall", {"topic": "tea"})]
+    )
+    assert remembered["memory_id"] in [m["memory_id"] for m in recalled["memories"]]
+
+
+async def test_remember_shares_the_memory_add_limit(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    settings: Callable[..., Settings],
+) -> None:
+    bot = await start_bot(settings())
+    for n in range(10):
+        await slash(discord_fake, guild.text, member, "add", fact=f"note {n}")
+    [(_, answered)], _ = await call(
+        discord_fake, gemini_fake, guild.text, member, [("remember", {"fact": "one more"})]
+    )
+    assert answered == {"error": "Slow down: try again in 60 s."}
+    slowed = await slash(discord_fake, guild.text, member, "add", fact="and another")
+    assert slowed["content"].startswith("Slow down: try again in ")
+    assert len(await facts(bot, Scope("guild", guild.id), member)) == 10
+
+
+async def test_without_memory_there_are_no_memory_tools(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    start_bot: StartBot,
+    settings: Callable[..., Settings],
+) -> None:
+    bot = await start_bot(settings(memory_enabled=False))
+    assert {"remember", "recall", "forget"}.isdisjoint(tool.name for tool in bot.tools)

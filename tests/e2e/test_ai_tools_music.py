@@ -1,0 +1,231 @@
+"""The AI plays music: "play some lo-fi" in chat → a play call → audio in the asker's
+voice channel, through the real bot, discord.py and google-genai against the fakes.
+
+The fake Gemini answers with function calls; each test checks what the bot sent back
+as the function response and what the reply shows under its text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import discord
+import pytest
+
+from bot import Bot
+from config import Settings
+from tests.conftest import BASIC, StartBot, eventually
+from tests.e2e.test_ai_chat import ask
+from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
+from tests.fakes.gemini_server import FakeGemini
+from tests.fakes.media_server import FakeMediaServer
+from tests.fakes.voice_server import FakeVoiceServer
+
+NO_CONNECT = discord.Permissions(
+    view_channel=True, send_messages=True, embed_links=True, read_message_history=True, speak=True
+).value
+
+
+@pytest.fixture
+def settings(
+    ai_settings: Callable[..., Settings], local_search: dict[str, tuple[str, str]]
+) -> Callable[..., Settings]:
+    """AI settings with local media allowed and the local yt-dlp search."""
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "music_allow_private_urls": True,
+            "music_search_prefix": "localsearch",
+            "music_resolve_timeout": 10.0,
+            "ai_user_messages_per_minute": 60,
+        }
+        return ai_settings(**values | overrides)
+
+    return make
+
+
+async def call(
+    fake: FakeDiscord,
+    gemini: FakeGemini,
+    guild: FakeGuild,
+    user: FakeUser,
+    name: str,
+    args: dict[str, Any] | None = None,
+    *,
+    text: str = "Done.",
+) -> tuple[dict[str, Any], str]:
+    """`user` asks the AI; it calls tool `name` once, then says `text`. The function
+    response the bot sent back, and the reply as shown."""
+    gemini.reply_function_calls([(name, args or {})])
+    gemini.reply(text)
+    reply = await ask(fake, guild.text, user, f"please {name}")
+    responded, answered = gemini.requests[-1].function_responses[-1]
+    assert responded == name
+    return answered, reply.content
+
+
+def guild_of(bot: Bot, guild: FakeGuild) -> discord.Guild:
+    found = bot.get_guild(guild.id)
+    assert found is not None
+    return found
+
+
+def frames(fake: FakeDiscord, guild: FakeGuild, *, audio_only: bool = True) -> int:
+    return len(fake.voice_frames(guild, audio_only=audio_only))
+
+
+async def test_play_some_lofi_then_every_control(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    voice_fake: FakeVoiceServer,
+    media_server: FakeMediaServer,
+    local_search: dict[str, tuple[str, str]],
+    start_bot: StartBot,
+    settings: Callable[..., Settings],
+) -> None:
+    title = "Lofi *beats* @everyone"
+    local_search["lo-fi"] = (title, media_server.tone(440, 6, "ogg"))
+    local_search["calm"] = ("Calm tone", media_server.tone(660, 2, "ogg"))
+    bot = await start_bot(settings())
+    await discord_fake.join_voice(member, guild.voice)
+
+    played, reply = await call(
+        discord_fake, gemini_fake, guild, member, "play", {"query": "some lo-fi"}, text="Enjoy!"
+    )
+    assert [track["title"] for track in played["queued"]] == [title]
+    assert played["playing_now"] is True
+    assert reply == "Enjoy!\n\n-# 🎵 queued *Lofi \\*beats\\* @\u200beveryone*"
+    await discord_fake.wait_for(lambda: frames(discord_fake, guild) >= 25, timeout=10)
+    assert discord_fake.voice_channel_of(discord_fake.bot_user, guild) == guild.voice.id
+    assert voice_fake.undecryptable == 0
+
+    queued, reply = await call(
+        discord_fake, gemini_fake, guild, member, "play", {"query": "something calm"}
+    )
+    assert queued["playing_now"] is False and queued["queue_position"] == 1
+    assert reply.endswith("-# 🎵 queued *Calm tone*")
+
+    listing, reply = await call(discord_fake, gemini_fake, guild, member, "queue")
+    assert listing["now_playing"]["title"] == title
+    assert [track["title"] for track in listing["upcoming"]] == ["Calm tone"]
+    assert listing["upcoming_total"] == 1 and listing["paused"] is False
+    assert reply == "Done.", "reading the queue shows no note"
+
+    paused, reply = await call(discord_fake, gemini_fake, guild, member, "pause")
+    assert paused == {"paused": True} and reply.endswith("-# ⏸️ paused")
+    await discord_fake.wait_for(
+        lambda: discord_fake.voice_frames(guild, audio_only=False)[-1].silence, timeout=10
+    )
+    stopped_at = frames(discord_fake, guild)
+    current, _ = await call(discord_fake, gemini_fake, guild, member, "now_playing")
+    assert current["title"] == title and current["paused"] is True
+    assert frames(discord_fake, guild) == stopped_at, "no audio while paused"
+
+    resumed, reply = await call(discord_fake, gemini_fake, guild, member, "resume")
+    assert resumed == {"resumed": True} and reply.endswith("-# ▶️ resumed")
+    await discord_fake.wait_for(lambda: frames(discord_fake, guild) > stopped_at + 10, timeout=5)
+
+    skipped, reply = await call(discord_fake, gemini_fake, guild, member, "skip")
+    assert skipped["skipped"]["title"] == title
+    assert reply.endswith("-# ⏭️ skipped *Lofi \\*beats\\* @\u200beveryone*")
+    music: Any = bot.get_cog("Music")  # not isinstance: other tests reload the module
+    await eventually(lambda: music.playing(guild_of(bot, guild))[1].title == "Calm tone")
+    now, _ = await call(discord_fake, gemini_fake, guild, member, "now_playing")
+    assert now["title"] == "Calm tone"
+
+    left, reply = await call(discord_fake, gemini_fake, guild, member, "leave")
+    assert left == {"left": True, "queue_cleared": True}
+    assert reply.endswith("-# 👋 left voice")
+    await discord_fake.wait_for(lambda: not voice_fake.connected(guild.id), timeout=10)
+    assert discord_fake.voice_channel_of(discord_fake.bot_user, guild) is None
+    empty, _ = await call(discord_fake, gemini_fake, guild, member, "queue")
+    assert empty == {"error": "The queue is empty."}
+
+
+async def test_play_refused_like_slash_play_when_the_asker_is_not_in_voice(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    voice_fake: FakeVoiceServer,
+    start_bot: StartBot,
+    settings: Callable[..., Settings],
+) -> None:
+    await start_bot(settings())
+    slash = await discord_fake.invoke_slash(guild.text, member, "play", {"query": "lo-fi"})
+    refusal = (await slash.wait_response())["data"]["content"]
+    assert refusal == "Join a voice channel first, then ask me again."
+
+    answered, reply = await call(
+        discord_fake,
+        gemini_fake,
+        guild,
+        member,
+        "play",
+        {"query": "some lo-fi"},
+        text="Join a voice channel first and I'll play it.",
+    )
+    assert answered == {"error": refusal}
+    assert reply == "Join a voice channel first and I'll play it.", "no note: nothing was done"
+    assert discord_fake.voice_state_updates == []
+
+
+async def test_play_refused_when_the_bot_lacks_connect(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    voice_fake: FakeVoiceServer,
+    start_bot: StartBot,
+    settings: Callable[..., Settings],
+) -> None:
+    guild.everyone.permissions &= ~discord.Permissions(connect=True).value
+    guild.add_member(discord_fake.bot_user, permissions=NO_CONNECT)
+    await start_bot(settings())
+    await discord_fake.join_voice(member, guild.voice)
+
+    slash = await discord_fake.invoke_slash(guild.text, member, "play", {"query": "lo-fi"})
+    refusal = (await slash.wait_response())["data"]["content"]
+    # Without Connect, Discord takes Speak away in voice channels too.
+    assert refusal == f"I need the Connect and Speak permission in <#{guild.voice.id}>."
+
+    answered, _ = await call(
+        discord_fake, gemini_fake, guild, member, "play", {"query": "some lo-fi"}
+    )
+    assert answered == {"error": refusal}
+    assert discord_fake.voice_state_updates == [], "the bot never tried to join"
+
+
+async def test_controls_refused_to_someone_outside_the_bots_voice_channel(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    voice_fake: FakeVoiceServer,
+    media_server: FakeMediaServer,
+    start_bot: StartBot,
+    settings: Callable[..., Settings],
+) -> None:
+    bob = discord_fake.add_user("bob")
+    guild.add_member(bob, permissions=BASIC)
+    elsewhere = guild.add_voice_channel("Other")
+    await start_bot(settings())
+    await discord_fake.join_voice(member, guild.voice)
+    await discord_fake.join_voice(bob, elsewhere)
+    url = media_server.tone(440, 4, "ogg")
+    slash = await discord_fake.invoke_slash(guild.text, member, "play", {"query": url})
+    await slash.wait_response()
+    await discord_fake.wait_for(lambda: frames(discord_fake, guild) >= 10, timeout=10)
+
+    join_me = f"Join <#{guild.voice.id}> to control the music."
+    for name in ("skip", "pause", "leave"):
+        answered, _ = await call(discord_fake, gemini_fake, guild, bob, name)
+        assert answered == {"error": join_me}
+    answered, _ = await call(discord_fake, gemini_fake, guild, bob, "play", {"query": url})
+    assert answered == {"error": f"I'm playing in <#{guild.voice.id}>; join me there."}
+    before = frames(discord_fake, guild)
+    await discord_fake.wait_for(lambda: frames(discord_fake, guild) > before + 10, timeout=5)
+    assert discord_fake.voice_channel_of(discord_fake.bot_user, guild) == guild.voice.id
