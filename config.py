@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     ai_default_persona: str = "default"
     ai_tools_enabled: bool = True
     ai_max_tool_rounds: int = Field(default=5, ge=1, le=20)
-    ai_tool_timeout: float = Field(default=30.0, gt=0)
+    ai_tool_timeout: float = Field(default=60.0, gt=0)
 
     # Long-term memory
     memory_enabled: bool = True

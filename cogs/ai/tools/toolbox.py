@@ -58,7 +58,7 @@ class Toolbox:
         families: frozenset[Family],
         audit: ToolAudit | None = None,
         *,
-        timeout: float = 30.0,
+        timeout: float = 60.0,
     ) -> None:
         self.registry = registry
         self.timeout = timeout  # the most any call may take
