@@ -73,9 +73,16 @@ async def test_a_fact_is_remembered_days_later_in_the_same_guild_only(
     await ask(discord_fake, gemini_fake, guild.text, member, "my cat is named Whiskers")
     await ask(discord_fake, gemini_fake, other.text, member, "my favourite colour is green")
 
-    await bot.memory.flush()  # exchanges wait a while to be indexed together; not now
+    memory = bot.memory
+
+    async def indexed(scope: Scope) -> int:
+        # Exchanges wait a while to be indexed together; not now. The last one is handed to
+        # the indexer just after its final edit, so it may not be queued yet.
+        await memory.flush()
+        return await memory.count_of(scope, member.id)
+
     for g in (guild, other):
-        assert await bot.memory.count_of(Scope("guild", g.id), member.id) == 1
+        await eventually(lambda g=g: indexed(Scope("guild", g.id)), equals=1)
     await bot.db.execute("UPDATE memories SET created_at = created_at - ?", (3 * DAY,))
     await discord_fake.send_message(guild.text, discord_fake.owner, "!ai reset")
     await discord_fake.wait_for_message(
