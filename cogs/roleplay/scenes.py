@@ -65,12 +65,13 @@ class SceneStore:
         if len(self._running) >= MAX_SCENES:
             raise RoleplayError("Too many scenes are running on this bot; try again later.")
         now = self.clock()
-        changed = await self.db.execute(
+        async with self.db.transaction() as conn, conn.execute(
             f"INSERT INTO rp_scenes ({_COLUMNS}, updated_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?) "
-            "ON CONFLICT (channel_id) DO NOTHING",
+            "ON CONFLICT (channel_id) DO NOTHING RETURNING channel_id",
             (channel_id, guild_id, owner_id, world, json.dumps(list(characters)), "[]", now, now),
-        )
-        if not changed:
+        ) as cursor:
+            started = await cursor.fetchone()
+        if started is None:
             raise RoleplayError("A scene is already running here; `/scene end` it first.")
         self._running.add(channel_id)
         return Scene(channel_id, guild_id, owner_id, world, tuple(characters), {}, 0, now)

@@ -18,7 +18,7 @@ from bot import Bot
 from cogs.roleplay.scene_cog import Scenes
 from cogs.roleplay.scenes import SceneStore
 from config import Settings
-from tests.conftest import StartBot, eventually
+from tests.conftest import BASIC, StartBot, eventually
 from tests.e2e.test_roleplay_characters import card_png, upload
 from tests.fakes.discord_server import FakeChannel, FakeDiscord, FakeGuild, FakeMessage, FakeUser
 from tests.fakes.gemini_request import GeminiRequest
@@ -89,9 +89,8 @@ class World:
 
         def done() -> list[FakeMessage] | None:
             shown = self.fake.messages_in(self.guild.text)[before:]
-            if len(shown) >= 3 and shown[-1].content == "The fire crackles.":
-                return shown
-            return None
+            ends = [i for i, m in enumerate(shown) if m.content == "The fire crackles."]
+            return shown[ends[0] - 2 : ends[0] + 1] if ends else None
 
         return await self.fake.wait_for(done, 10)
 
@@ -194,3 +193,109 @@ async def test_a_scene_plays_fifty_turns_as_its_characters_across_a_restart(
 async def _holds_key(store: SceneStore, guild: FakeGuild) -> bool:
     scene = await store.get(guild.text.id)
     return scene is not None and scene.state.get("bren", {}).get("possessions") == "the iron key"
+
+
+async def test_who_may_change_a_scene_its_world_and_state_and_how_it_ends(
+    world: World,
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    bot = await start_bot(ai_settings())
+    owner = discord_fake.owner  # the server's owner: every permission
+    stranger = discord_fake.add_user("stranger")
+    guild.add_member(stranger, permissions=BASIC)
+    await world.character("Aria")
+    await world.character("Bren")
+
+    await world.slash(member, "start", characters="Aria", world="A rainy port town.")
+    twice = await world.slash(stranger, "start", characters="Bren")
+    assert "already running here" in twice.content
+    refused = await world.slash(stranger, "end")
+    assert "Only the one who started this scene" in refused.content
+    assert "Manage Server" in (await world.slash(member, "world", text="Elsewhere.")).content
+    assert "is set" in (await world.slash(owner, "world", text="The server's own world.")).content
+    assert "joins" in (await world.slash(owner, "add", character="bren")).content
+    fixed = await world.slash(
+        member, ["state", "set"], entity="Aria", fact="condition", value="a sprained ankle"
+    )
+    assert "Noted" in fixed.content
+
+    await world.play("hi all")
+    system = world.streams()[-1].system_text
+    assert "A rainy port town." in system and "The server's own world." not in system
+    assert "Aria (character): condition: a sprained ankle" in system
+    assert "Bren of the valley." in system
+
+    # Scenes and characters of this server are nowhere in another one.
+    other = discord_fake.add_guild("Other", owner=owner)
+    await eventually(lambda: bot.get_guild(other.id))
+    before = len(discord_fake.messages_in(other.text))
+    await discord_fake.send_message(other.text, owner, "!scene state")
+    answer = await discord_fake.wait_for_message(other.text, after=before)
+    assert "No scene is running here" in answer.content
+    await discord_fake.send_message(other.text, owner, "!scene start Aria")
+    answer = await discord_fake.wait_for_message(other.text, after=before + 1)
+    assert "no character called **Aria**" in answer.content
+    assert await scenes(bot).scenes.get(other.text.id) is None
+
+    # Ended: messages are answered only when addressed again, as the assistant.
+    assert "has ended" in (await world.slash(member, "end")).content
+    streams = len(world.streams())
+    await discord_fake.send_message(guild.text, member, "anyone still here?")
+    before = len(discord_fake.messages_in(guild.text))
+    await discord_fake.send_message(guild.text, member, f"<@{discord_fake.bot_user.id}> hello")
+    await discord_fake.wait_for_message(
+        guild.text, after=before, predicate=lambda m: not m.content.endswith("⌛")
+    )
+    assert len(world.streams()) == streams + 1
+    assert "roleplay scene" not in world.streams()[-1].system_text
+
+
+async def test_a_scene_ends_after_its_last_turn(
+    world: World,
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    bot = await start_bot(ai_settings(rp_max_scene_turns=2))
+    await world.character("Aria")
+    await world.character("Bren")
+    await world.slash(member, "start", characters="Aria, Bren")
+    await world.play("one")
+    await world.play("two")
+    notice = await discord_fake.wait_for_message(
+        guild.text, predicate=lambda m: "limit of 2 turns" in m.content
+    )
+    assert notice.webhook_id is None
+    assert not scenes(bot).scenes.running(guild.text.id)
+    assert await scenes(bot).scenes.get(guild.text.id) is None
+
+
+async def test_a_scene_in_a_thread_speaks_through_the_parents_webhook(
+    world: World,
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    bot = await start_bot(ai_settings())
+    await world.character("Aria")
+    await world.character("Bren")
+    thread = guild.add_thread(guild.text, "the tavern", member)
+    await eventually(lambda: bot.get_channel(thread.id))
+    await world.slash(member, "start", channel=thread, characters="Aria, Bren")
+    await discord_fake.send_message(thread, member, "hello")
+    narration = await discord_fake.wait_for_message(
+        thread, predicate=lambda m: m.content == "The fire crackles."
+    )
+    aria, bren = discord_fake.messages_in(thread)[-3:-1]
+    assert (aria.author.name, bren.author.name) == ("Aria", "Bren")
+    (webhook,) = discord_fake.webhooks.values()
+    assert webhook.channel_id == guild.text.id and aria.webhook_id == webhook.id
+    assert narration.channel_id == thread.id and not scenes(bot).scenes.running(guild.text.id)
