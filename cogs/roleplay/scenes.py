@@ -65,11 +65,23 @@ class SceneStore:
         if len(self._running) >= MAX_SCENES:
             raise RoleplayError("Too many scenes are running on this bot; try again later.")
         now = self.clock()
-        async with self.db.transaction() as conn, conn.execute(
-            f"INSERT INTO rp_scenes ({_COLUMNS}, updated_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?) "
-            "ON CONFLICT (channel_id) DO NOTHING RETURNING channel_id",
-            (channel_id, guild_id, owner_id, world, json.dumps(list(characters)), "[]", now, now),
-        ) as cursor:
+        async with (
+            self.db.transaction() as conn,
+            conn.execute(
+                f"INSERT INTO rp_scenes ({_COLUMNS}, updated_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?) "
+                "ON CONFLICT (channel_id) DO NOTHING RETURNING channel_id",
+                (
+                    channel_id,
+                    guild_id,
+                    owner_id,
+                    world,
+                    json.dumps(list(characters)),
+                    "[]",
+                    now,
+                    now,
+                ),
+            ) as cursor,
+        ):
             started = await cursor.fetchone()
         if started is None:
             raise RoleplayError("A scene is already running here; `/scene end` it first.")
@@ -107,11 +119,14 @@ class SceneStore:
 
     async def count_turn(self, channel_id: int) -> int:
         """Count one more turn; returns the scene's turns so far (0: no scene)."""
-        async with self.db.transaction() as conn, conn.execute(
-            "UPDATE rp_scenes SET turns = turns + 1, updated_at = ? WHERE channel_id = ? "
-            "RETURNING turns",
-            (self.clock(), channel_id),
-        ) as cursor:
+        async with (
+            self.db.transaction() as conn,
+            conn.execute(
+                "UPDATE rp_scenes SET turns = turns + 1, updated_at = ? WHERE channel_id = ? "
+                "RETURNING turns",
+                (self.clock(), channel_id),
+            ) as cursor,
+        ):
             row = await cursor.fetchone()
         return row[0] if row is not None else 0
 

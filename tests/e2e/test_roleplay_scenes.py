@@ -42,7 +42,10 @@ class World:
         if "responseSchema" in request.json.get("generationConfig", {}):
             return json.dumps(self.state_reply)  # the state update after a turn
         said = request.last_user_text.rsplit(": ", 1)[-1]
-        return f"Aria: Welcome, traveller ({said}).\nBren: I keep my secrets.\nNarrator: The fire crackles."
+        return (
+            f"Aria: Welcome, traveller ({said}).\nBren: I keep my secrets.\n"
+            "Narrator: The fire crackles."
+        )
 
     async def slash(
         self,
