@@ -63,7 +63,7 @@ def test_filters_know_their_speed() -> None:
     assert PRESETS["nightcore"].speed == 1.25 and PRESETS["vaporwave"].speed == 0.8
     assert "asetrate=60000" in PRESETS["nightcore"].chain
     assert Sound(1.0, speed(0.75)).speed == 0.75 and Sound().speed == 1.0
-    with pytest.raises(MusicError, match="from 0.5 to 2"):
+    with pytest.raises(MusicError, match=r"from 0\.5 to 2"):
         speed(3)
 
 
