@@ -379,4 +379,3 @@ class Sessions:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         task.add_done_callback(log_failure)
-
