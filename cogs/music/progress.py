@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import discord
@@ -30,12 +31,15 @@ log = logging.getLogger(__name__)
 EDIT_TIMEOUT = 30.0
 MAX_DELAY = 300.0
 
+Render = Callable[[int], discord.Embed | None]
+"""A guild's now-playing embed as it should look now; None while nobody would see it move."""
+
 
 class ProgressTicker:
     """One edit loop per guild with a now-playing message (see the module docstring)."""
 
-    def __init__(self, sessions: Sessions, interval: float) -> None:
-        self.sessions = sessions
+    def __init__(self, render: Render, interval: float) -> None:
+        self.render = render
         self.interval = interval
         self._loops: dict[int, asyncio.Task[None]] = {}
 
@@ -64,7 +68,7 @@ class ProgressTicker:
         delay = self.interval
         while True:
             await asyncio.sleep(delay)
-            embed = self._embed(guild_id)
+            embed = self.render(guild_id)
             if embed is None:
                 continue
             try:
@@ -82,14 +86,15 @@ class ProgressTicker:
                 continue
             delay = self.interval
 
-    def _embed(self, guild_id: int) -> discord.Embed | None:
-        """The message's new embed; None while nobody would see the bar move."""
-        player = self.sessions.players.get(guild_id)
-        guild = self.sessions.bot.get_guild(guild_id)
-        voice = voice_of(guild) if guild is not None else None
-        if player is None or voice is None or not player.playing or player.paused:
-            return None
-        track = player.queue.current
-        if track is None or not self.sessions.listeners(voice.channel):
-            return None
-        return player_embed(player, track)
+
+def moving_embed(sessions: Sessions, guild_id: int) -> discord.Embed | None:
+    """The guild's now-playing embed while its track plays to someone (a :data:`Render`)."""
+    player = sessions.players.get(guild_id)
+    guild = sessions.bot.get_guild(guild_id)
+    voice = voice_of(guild) if guild is not None else None
+    if player is None or voice is None or not player.playing or player.paused:
+        return None
+    track = player.queue.current
+    if track is None or not sessions.listeners(voice.channel):
+        return None
+    return player_embed(player, track)

@@ -27,7 +27,7 @@ from cogs.music.channels import VoiceChannel, check_can_join, connect, send, voi
 from cogs.music.errors import MusicError
 from cogs.music.filters import Sound
 from cogs.music.player import LeaveReason, Player
-from cogs.music.progress import ProgressTicker
+from cogs.music.progress import ProgressTicker, moving_embed
 from cogs.music.queue import TrackQueue
 from cogs.music.sources import Resolver
 from cogs.music.store import MusicStore, SaveQueue, Session
@@ -61,7 +61,9 @@ class Sessions:
         self._queueing: dict[int, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.saves = SaveQueue(MusicStore(bot.db), self._session)
-        self.progress = ProgressTicker(self, bot.settings.music_progress_interval)
+        self.progress = ProgressTicker(
+            lambda guild_id: moving_embed(self, guild_id), bot.settings.music_progress_interval
+        )
 
     def start(self) -> None:
         """Resume the saved sessions once the bot is ready."""
