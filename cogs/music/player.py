@@ -20,6 +20,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from cogs.music.errors import MusicError
+from cogs.music.filters import AudioFilter, Sound
 from cogs.music.queue import TrackQueue
 from cogs.music.tracks import LoopMode, Stream, Track
 
@@ -46,7 +47,7 @@ class Audio(Protocol):
     def frames(self) -> int: ...
     @property
     def position(self) -> float: ...
-    def set_volume(self, volume: float) -> None: ...
+    def restart(self, start: float, sound: Sound) -> None: ...
     def cleanup(self) -> None: ...
 
 
@@ -54,8 +55,8 @@ class Streams(Protocol):
     async def stream(self, track: Track) -> Stream: ...
 
 
-OpenAudio = Callable[[Stream, float, float], Audio]
-"""Blocking: ``(stream, start seconds, volume 1.0=100%)`` → an audio source."""
+OpenAudio = Callable[[Stream, float, Sound], Audio]
+"""Blocking: ``(stream, start seconds, sound)`` → an audio source."""
 
 
 class LeaveReason(StrEnum):
@@ -109,6 +110,7 @@ class Player:
         self.idle_timeout = idle_timeout
         self.alone_timeout = alone_timeout
         self.text_channel_id = text_channel_id
+        self.filter: AudioFilter | None = None
         self.paused = False
         self._audio: Audio | None = None
         self._start_at = 0.0
@@ -131,6 +133,10 @@ class Player:
     def position(self) -> float:
         """Seconds into the current track."""
         return self._audio.position if self._audio is not None else self._start_at
+
+    @property
+    def sound(self) -> Sound:
+        return Sound(self.volume / 100, self.filter)
 
     @property
     def running(self) -> bool:
@@ -227,9 +233,24 @@ class Player:
         if not 0 <= percent <= 200:
             raise MusicError("Pick a volume from 0 to 200 %.")
         self.volume = percent
-        if self._audio is not None:
-            await asyncio.to_thread(self._audio.set_volume, percent / 100)
+        await self._reopen(self.position)
         self._changed()
+
+    async def set_filter(self, audio_filter: AudioFilter | None) -> None:
+        """Use a filter (None: none) from the current position on, and for the next tracks."""
+        self.filter = audio_filter
+        await self._reopen(self.position)
+
+    async def seek(self, position: float) -> Track:
+        """Go to ``position`` s (the caller checks the track is that long); paused stays paused."""
+        track = self._require_playing()
+        await self._reopen(max(0.0, position))
+        self._changed()
+        return track
+
+    async def _reopen(self, start: float) -> None:
+        if self._audio is not None:
+            await asyncio.to_thread(self._audio.restart, start, self.sound)
 
     def set_alone(self, alone: bool) -> None:
         """Start (or cancel) the countdown to leave a channel nobody listens in."""
@@ -312,7 +333,7 @@ class Player:
     async def _open(self, track: Track, start: float) -> Audio | None:
         try:
             stream = await self.streams.stream(track)
-            return await asyncio.to_thread(self.open_audio, stream, start, self.volume / 100)
+            return await asyncio.to_thread(self.open_audio, stream, start, self.sound)
         except MusicError as error:  # how sources and FFmpeg report what can go wrong
             await self._emit(self.events.track_failed(self, track, str(error)))
             return None

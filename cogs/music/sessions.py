@@ -25,7 +25,9 @@ import discord
 from cogs.music.audio import TrackAudio
 from cogs.music.channels import VoiceChannel, check_can_join, connect, send, voice_of
 from cogs.music.errors import MusicError
+from cogs.music.filters import Sound
 from cogs.music.player import LeaveReason, Player
+from cogs.music.progress import ProgressTicker, moving_embed
 from cogs.music.queue import TrackQueue
 from cogs.music.sources import Resolver
 from cogs.music.store import MusicStore, SaveQueue, Session
@@ -59,6 +61,9 @@ class Sessions:
         self._queueing: dict[int, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.saves = SaveQueue(MusicStore(bot.db), self._session)
+        self.progress = ProgressTicker(
+            lambda guild_id: moving_embed(self, guild_id), bot.settings.music_progress_interval
+        )
 
     def start(self) -> None:
         """Resume the saved sessions once the bot is ready."""
@@ -69,6 +74,7 @@ class Sessions:
         background work."""
         for task in list(self._tasks):
             task.cancel()
+        self.progress.close()
         guild_ids = list(self.players)
         await self.saves.flush(guild_ids)
         await asyncio.gather(*(self.teardown(gid, forget=False) for gid in guild_ids))
@@ -88,6 +94,7 @@ class Sessions:
             log.warning("could not post the now-playing message: %s", error)
             return
         self._now_playing[player.guild_id] = message
+        self.progress.follow(player.guild_id, message)
 
     async def track_failed(self, player: Player, track: Track, reason: str) -> None:
         log.info("skipping %r in guild %s: %s", track.source, player.guild_id, reason)
@@ -178,13 +185,13 @@ class Sessions:
             text_channel_id=text_id,
         )
 
-    def _open_audio(self, stream: Stream, start: float, volume: float) -> TrackAudio:
+    def _open_audio(self, stream: Stream, start: float, sound: Sound) -> TrackAudio:
         try:
             return TrackAudio(
                 stream,
                 proxy=self.resolver.proxy,
                 start=start,
-                volume=volume,
+                sound=sound,
                 executable=self.settings.music_ffmpeg,
             )
         except discord.ClientException as error:
@@ -239,6 +246,7 @@ class Sessions:
             await self._clear_now_playing(guild_id)
             deleted = await self.saves.forget(guild_id)
         self._now_playing.pop(guild_id, None)
+        self.progress.stop(guild_id)
         # Not through the guild: after a kick it is gone, and its connection must go too.
         voices = (v for v in self.bot.voice_clients if isinstance(v, discord.VoiceClient))
         voice = next((v for v in voices if v.guild.id == guild_id), None)
@@ -360,6 +368,7 @@ class Sessions:
 
     async def _clear_now_playing(self, guild_id: int) -> None:
         message = self._now_playing.pop(guild_id, None)
+        self.progress.stop(guild_id)
         if message is None:
             return
         try:
@@ -372,4 +381,3 @@ class Sessions:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         task.add_done_callback(log_failure)
-
