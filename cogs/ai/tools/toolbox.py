@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 import discord
 from google.genai import types
@@ -193,7 +194,7 @@ class Toolbox:
 def footer(notes: list[str], sources: list[tuple[str, str]]) -> str:
     """The small print under a reply: what the tools did, then the pages it drew on, as
     links that do not unfurl into embeds (the first title of each web address, on one
-    line, short, its markdown escaped)."""
+    line, short, its markdown escaped, no address in it)."""
     lines = []
     if notes:
         lines.append("-# " + " · ".join(notes))
@@ -203,6 +204,8 @@ def footer(notes: list[str], sources: list[tuple[str, str]]) -> str:
             break
         if not linkable(uri) or uri in links:
             continue
+        if "://" in title:  # a bare address in a title would unfurl: show the site instead
+            title = urlsplit(uri).hostname or ""
         label = truncate(" ".join(title.split()), MAX_TITLE).replace("[", "(").replace("]", ")")
         links[uri] = f"[{discord.utils.escape_markdown(label) or 'link'}](<{uri}>)"
     if links:
