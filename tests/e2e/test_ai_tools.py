@@ -207,7 +207,7 @@ async def test_failing_tools_become_error_results_and_the_bot_goes_on(
     gemini_fake.fail(500, times=2)  # the search's request, and its one retry
     gemini_fake.reply("Sorry, the search failed and Mars has no time zone.")
     gemini_fake.reply("Still here.")
-    await start_bot(ai_settings(gemini_max_retries=1, ai_breaker_threshold=10))
+    await start_bot(ai_settings(gemini_max_retries=1))
     reply = await answer(discord_fake, guild.text, member, "news, and the time on Mars")
 
     results = dict(enumerate(r for _, r in chats(gemini_fake)[1].function_responses))
