@@ -63,7 +63,6 @@ class Toolbox:
         *,
         timeout: float = 60.0,
     ) -> None:
-        self.registry = registry
         self.timeout = timeout  # the most any call may take
         self.asker = asker
         self.audit = audit
@@ -73,6 +72,8 @@ class Toolbox:
             for tool in registry
             if tool.family in families and (in_guild or not tool.guild_only)
         }
+        # Taken now: a cog reloaded while this reply runs unregisters its tools.
+        self._declarations = {name: registry.declaration(name) for name in self.tools}
         self.read_outside = False
         self.notes: list[str] = []
         self.sources: list[Source] = []
@@ -83,7 +84,7 @@ class Toolbox:
     def declarations(self) -> list[types.FunctionDeclarationDict]:
         """What the model may call now (changing tools are gone once outside text was read)."""
         return [
-            self.registry.declaration(name)
+            self._declarations[name]
             for name, tool in self.tools.items()
             if not (tool.changes and self.read_outside)
         ]
