@@ -225,7 +225,8 @@ async def measure(
 
 
 async def serve_bot() -> list[tuple[float, float]]:
-    """The bot process: admin and AI cogs; returns its event-loop lag samples."""
+    """The bot process: the admin, AI, memory and music cogs (the last two register AI tools);
+    returns its event-loop lag samples."""
     from bot import Bot, run
     from config import Settings
 
@@ -245,7 +246,7 @@ async def serve_bot() -> list[tuple[float, float]]:
     # pydantic-settings takes `_env_file` and reads the token from the environment; pyright sees
     # only the fields.
     settings = Settings(_env_file=None)  # pyright: ignore[reportCallIssue]
-    bot = Bot(settings, extensions=["cogs.admin", "cogs.ai"])
+    bot = Bot(settings, extensions=["cogs.admin", "cogs.ai", "cogs.memory", "cogs.music"])
     flushes: set[asyncio.Task[None]] = set()
 
     def flush() -> None:  # BotProcess.indexed
