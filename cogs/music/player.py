@@ -98,6 +98,7 @@ class Player:
         idle_timeout: float = 300.0,
         alone_timeout: float = 60.0,
         text_channel_id: int | None = None,
+        stay: bool = False,
     ) -> None:
         self.guild_id = guild_id
         self.voice = voice
@@ -109,6 +110,8 @@ class Player:
         self.idle_timeout = idle_timeout
         self.alone_timeout = alone_timeout
         self.text_channel_id = text_channel_id
+        self.stay = stay
+        """24/7 mode: neither the idle nor the alone timeout leaves."""
         self.paused = False
         self._audio: Audio | None = None
         self._start_at = 0.0
@@ -231,9 +234,14 @@ class Player:
             await asyncio.to_thread(self._audio.set_volume, percent / 100)
         self._changed()
 
+    def set_stay(self, stay: bool) -> None:
+        """Turn 24/7 mode on or off; an idle wait starts again with the new rule."""
+        self.stay = stay
+        self._wake.set()
+
     def set_alone(self, alone: bool) -> None:
         """Start (or cancel) the countdown to leave a channel nobody listens in."""
-        if not alone:
+        if not alone or self.stay:
             if self._alone_timer is not None:
                 self._alone_timer.cancel()
                 self._alone_timer = None
@@ -274,7 +282,7 @@ class Player:
         if len(self.queue):
             return True
         try:
-            async with asyncio.timeout(self.idle_timeout):
+            async with asyncio.timeout(None if self.stay else self.idle_timeout):
                 await self._wake.wait()
         except TimeoutError:
             self.events.request_leave(self, LeaveReason.IDLE)
