@@ -19,7 +19,11 @@ from cogs.music.tracks import Track
 from cogs.music.views import clean
 
 
-def is_dj(member: discord.Member, channel: discord.abc.GuildChannel, rules: MusicSettings) -> bool:
+def is_dj(
+    member: discord.Member,
+    channel: discord.abc.GuildChannel | discord.Thread,
+    rules: MusicSettings,
+) -> bool:
     """Whether ``member`` may use the DJ-only controls in ``channel``."""
     if rules.dj_role_id is None:
         return True

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 
 Context = commands.Context["Bot"]
 
+# None when left out; a word that is no role is a usage error, not "no DJ role" (as in cog.py).
+_OPTIONAL = commands.parameter(default=None)
+
 
 class MusicModes(commands.Cog, name="Music settings"):
     """Autoplay, 24/7 and the DJ role of this server's music."""
@@ -51,7 +54,9 @@ class MusicModes(commands.Cog, name="Music settings"):
         else:
             rules = await self.store.get(guild.id)
             channel = ctx.channel
-            if isinstance(channel, discord.abc.GuildChannel) and not is_dj(member, channel, rules):
+            if not isinstance(channel, discord.abc.GuildChannel | discord.Thread) or not is_dj(
+                member, channel, rules
+            ):
                 raise MusicError(dj_refusal(guild, rules))
         await self.store.update(guild.id, autoplay=mode == "on")
         if mode == "on":
@@ -90,8 +95,8 @@ class MusicModes(commands.Cog, name="Music settings"):
 
     @music_group.command(name="dj")
     @guild_permissions(manage_guild=True)
-    @app_commands.describe(role="Who controls the music; leave empty (or `off`) for everyone")
-    async def music_dj(self, ctx: Context, role: discord.Role | None = None) -> None:
+    @app_commands.describe(role="Who controls the music; leave empty for everyone")
+    async def music_dj(self, ctx: Context, role: discord.Role = _OPTIONAL) -> None:
         """Set the DJ role, or turn the DJ rules off (Manage Server)."""
         guild, _ = _guild_member(ctx)
         await self.store.update(guild.id, dj_role_id=role.id if role else None)

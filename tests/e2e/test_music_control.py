@@ -14,8 +14,10 @@ import pytest
 
 from config import Settings
 from tests.conftest import BASIC, StartBot
+from tests.e2e.test_ai_tools_music import call
 from tests.e2e.test_music import World, pitch
 from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeMessage, FakeRole, FakeUser
+from tests.fakes.gemini_server import FakeGemini
 from tests.fakes.media_server import FakeMediaServer
 from tests.fakes.voice_server import FakeVoiceServer
 from tests.fakes.youtube_extractors import FakeYouTube, register_fake_youtube, watch_url
@@ -259,3 +261,34 @@ async def test_247_stays_idle_and_alone_and_comes_back_after_a_restart(world: Wo
     assert (await world.slash("247", owner, mode="off")).startswith("24/7 is off")
     await world.wait_message("Nobody is listening any more")
     assert fake.voice_channel_of(fake.bot_user, world.guild) is None
+
+
+# The AI's music tools ----------------------------------------------------------------
+
+
+async def test_the_ai_tools_follow_the_dj_rules(
+    world: World, gemini_fake: FakeGemini, ai_settings: Callable[..., Settings]
+) -> None:
+    dj = world.guild.add_role("DJ")
+    bob = listener(world, "bob")
+    await world.start(
+        ai_settings(
+            music_allow_private_urls=True,
+            music_search_prefix="localsearch",
+            ai_user_messages_per_minute=60,
+        )
+    )
+    await set_dj(world, dj)
+    await world.discord.join_voice(bob, world.guild.voice)
+    await world.slash("play", query=world.media.tone(440, 20, "ogg"))
+    await world.wait_frames(10)
+
+    answered, _ = await call(world.discord, gemini_fake, world.guild, bob, "pause")
+    assert answered == {"error": REFUSED}
+    answered, _ = await call(world.discord, gemini_fake, world.guild, bob, "skip")
+    assert answered["votes"] == 1 and answered["needed"] == 2
+    answered, _ = await call(world.discord, gemini_fake, world.guild, world.member, "pause")
+    assert answered == {"error": REFUSED}, "alice asked for the track but is no DJ"
+    world.guild.give_role(bob, dj)
+    answered, _ = await call(world.discord, gemini_fake, world.guild, bob, "pause")
+    assert answered == {"paused": True}
