@@ -2,9 +2,11 @@
 
 :class:`Sessions` joins and leaves voice channels, creates a
 :class:`~cogs.music.player.Player` per guild and answers its events (the
-now-playing message, failures, leaving), saves each session when it changes
-and at shutdown, and restores the saved sessions after a restart.  The cog's
-commands go through it.
+now-playing message, failures, leaving, autoplay), saves each session when it
+changes and at shutdown, and restores the saved sessions after a restart
+(:mod:`cogs.music.restore`).  It owns each server's music settings (24/7, autoplay,
+the DJ role: :mod:`cogs.music.settings`) and applies them: :meth:`Sessions.controlled`
+is the check every DJ-only control goes through.  The cog's commands go through it.
 
 It is also the data owner (:mod:`utils.data_owners`) of the saved sessions: leaving
 a guild only stops the music there, and the saved queue stays until the retention
@@ -114,7 +116,7 @@ class Sessions:
         if track is None:
             await self.say(player, "🔮 Autoplay found nothing new to play.")
             return False
-        if player.running and not len(player.queue):  # nobody queued meanwhile
+        if not len(player.queue):  # else someone queued a track meanwhile: that one plays
             player.add([track])
         return True
 
@@ -185,9 +187,8 @@ class Sessions:
         queue: TrackQueue | None = None,
         volume: int | None = None,
     ) -> Player:
-        """A guild's player, registered (not started), with the guild's settings loaded:
-        nothing is awaited between loading them and registering it, so they stay cached
-        while it exists."""
+        """A guild's player, registered (not started); nothing is awaited between loading
+        the guild's settings and registering it, so they stay cached while it exists."""
         settings, rules = self.settings, await self.music_settings.get(guild_id)
         player = self.players[guild_id] = Player(
             guild_id,
@@ -244,9 +245,8 @@ class Sessions:
         return self.music_settings.cached(guild_id) or MusicSettings(guild_id)
 
     def skip(self, guild: discord.Guild, member: discord.Member) -> tuple[Track, Vote | None]:
-        """Skip for a DJ or for whoever asked for the track; anyone else's skip is a vote
-        that skips once more than half of the listeners voted. Returns the track and the
-        vote (None when skipped outright)."""
+        """Skip for a DJ or whoever asked for the track, else count a vote (it skips with
+        more than half of the listeners); the track and the vote (None: skipped outright)."""
         player = self.listening(guild, member)
         track, voice = player.queue.current, voice_of(guild)
         if track is None or not player.playing or voice is None:
