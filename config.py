@@ -100,9 +100,12 @@ class Settings(BaseSettings):
     music_resume_on_start: bool = True
     music_default_volume: int = Field(default=100, ge=0, le=200)
     music_ffmpeg: str = "ffmpeg"
+    # Music: seek, filters, moving progress bar
+    music_progress_interval: float = Field(default=15.0, ge=1.0, le=3600.0)
 
     # Roleplay
     rp_max_characters: int = Field(default=50, ge=1, le=1000)
+    rp_max_scene_turns: int = Field(default=500, ge=1, le=100_000)
 
     # Health and metrics endpoint (off without a port; 0 picks a free port)
     health_host: str = Field(default="127.0.0.1", min_length=1)

@@ -1,5 +1,6 @@
 """Music cog: YouTube, Spotify and direct links played in voice channels, with a queue;
-the server's music modes (autoplay, 24/7, DJ role) in a second cog beside it."""
+/seek, /replay and /filter in a second cog beside it, the server's music modes (autoplay,
+24/7, DJ role) in a third."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from cogs.music.cog import Music
 from cogs.music.modes import MusicModes
+from cogs.music.playback import Playback
 
 if TYPE_CHECKING:
     from bot import Bot
@@ -16,3 +18,4 @@ async def setup(bot: Bot) -> None:
     music = Music(bot)
     await bot.add_cog(music)
     await bot.add_cog(MusicModes(bot, music))
+    await bot.add_cog(Playback(bot, music))

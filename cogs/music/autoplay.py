@@ -69,15 +69,16 @@ class Autoplay:
         self._recent.pop(guild_id, None)
         self._last.pop(guild_id, None)
 
-    async def related(self, guild_id: int, requester_id: int) -> Track | None:
+    async def related(self, guild_id: int) -> Track | None:
         """A track related to the last one played that the guild did not hear recently,
-        or None (not a YouTube track, nothing new in its mix, or the mix can't be read)."""
+        or None (not a YouTube track, nothing new in its mix, or the mix can't be read).
+        Whoever asked for the last track counts as asking for this one (they may skip it)."""
         last = self._last.get(guild_id)
         video = last and (youtube_id(last.page_url) or youtube_id(last.source))
         if last is None or not video:
             return None
         try:
-            _, tracks = await self.resolver.tracks(mix_url(video), requester_id, CANDIDATES)
+            _, tracks = await self.resolver.tracks(mix_url(video), last.requester_id, CANDIDATES)
         except MusicError as error:
             log.info("no autoplay in guild %s after %r: %s", guild_id, last.source, error)
             return None

@@ -32,8 +32,8 @@ def is_dj(
     return any(role.id == rules.dj_role_id for role in member.roles)
 
 
-def dj_refusal(guild: discord.Guild, rules: MusicSettings) -> str:
-    role = guild.get_role(rules.dj_role_id) if rules.dj_role_id else None
+def dj_refusal(guild: discord.Guild, rules: MusicSettings | None) -> str:
+    role = guild.get_role(rules.dj_role_id) if rules and rules.dj_role_id else None
     name = f"**{clean(role.name, 50)}**" if role else "DJ"
     return f"Only people with the {name} role (or Manage Channels) can do that here."
 

@@ -20,6 +20,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from cogs.music.errors import MusicError
+from cogs.music.filters import AudioFilter, Sound
 from cogs.music.queue import TrackQueue
 from cogs.music.tracks import LoopMode, Stream, Track
 
@@ -46,7 +47,7 @@ class Audio(Protocol):
     def frames(self) -> int: ...
     @property
     def position(self) -> float: ...
-    def set_volume(self, volume: float) -> None: ...
+    def restart(self, start: float, sound: Sound) -> None: ...
     def cleanup(self) -> None: ...
 
 
@@ -54,8 +55,8 @@ class Streams(Protocol):
     async def stream(self, track: Track) -> Stream: ...
 
 
-OpenAudio = Callable[[Stream, float, float], Audio]
-"""Blocking: ``(stream, start seconds, volume 1.0=100%)`` → an audio source."""
+OpenAudio = Callable[[Stream, float, Sound], Audio]
+"""Blocking: ``(stream, start seconds, sound)`` → an audio source."""
 
 
 class LeaveReason(StrEnum):
@@ -98,7 +99,6 @@ class Player:
         idle_timeout: float = 300.0,
         alone_timeout: float = 60.0,
         text_channel_id: int | None = None,
-        stay: bool = False,
     ) -> None:
         self.guild_id = guild_id
         self.voice = voice
@@ -110,8 +110,8 @@ class Player:
         self.idle_timeout = idle_timeout
         self.alone_timeout = alone_timeout
         self.text_channel_id = text_channel_id
-        self.stay = stay
-        """24/7 mode: neither the idle nor the alone timeout leaves."""
+        self.filter: AudioFilter | None = None
+        self.stay = False  # 24/7 (Sessions sets it): neither the idle nor the alone timer leaves
         self.paused = False
         self._audio: Audio | None = None
         self._start_at = 0.0
@@ -134,6 +134,10 @@ class Player:
     def position(self) -> float:
         """Seconds into the current track."""
         return self._audio.position if self._audio is not None else self._start_at
+
+    @property
+    def sound(self) -> Sound:
+        return Sound(self.volume / 100, self.filter)
 
     @property
     def running(self) -> bool:
@@ -230,14 +234,24 @@ class Player:
         if not 0 <= percent <= 200:
             raise MusicError("Pick a volume from 0 to 200 %.")
         self.volume = percent
-        if self._audio is not None:
-            await asyncio.to_thread(self._audio.set_volume, percent / 100)
+        await self._reopen(self.position)
         self._changed()
 
-    def set_stay(self, stay: bool) -> None:
-        """Turn 24/7 mode on or off; an idle wait starts again with the new rule."""
-        self.stay = stay
-        self._wake.set()
+    async def set_filter(self, audio_filter: AudioFilter | None) -> None:
+        """Use a filter (None: none) from the current position on, and for the next tracks."""
+        self.filter = audio_filter
+        await self._reopen(self.position)
+
+    async def seek(self, position: float) -> Track:
+        """Go to ``position`` s (the caller checks the track is that long); paused stays paused."""
+        track = self._require_playing()
+        await self._reopen(max(0.0, position))
+        self._changed()
+        return track
+
+    async def _reopen(self, start: float) -> None:
+        if self._audio is not None:
+            await asyncio.to_thread(self._audio.restart, start, self.sound)
 
     def set_alone(self, alone: bool) -> None:
         """Start (or cancel) the countdown to leave a channel nobody listens in."""
@@ -282,9 +296,11 @@ class Player:
         if len(self.queue):
             return True
         try:
-            async with asyncio.timeout(None if self.stay else self.idle_timeout):
+            async with asyncio.timeout(self.idle_timeout):
                 await self._wake.wait()
         except TimeoutError:
+            if self.stay:  # 24/7: wait another round (turned off meanwhile: leave after it)
+                return True
             self.events.request_leave(self, LeaveReason.IDLE)
             return False
         return True
@@ -320,7 +336,7 @@ class Player:
     async def _open(self, track: Track, start: float) -> Audio | None:
         try:
             stream = await self.streams.stream(track)
-            return await asyncio.to_thread(self.open_audio, stream, start, self.volume / 100)
+            return await asyncio.to_thread(self.open_audio, stream, start, self.sound)
         except MusicError as error:  # how sources and FFmpeg report what can go wrong
             await self._emit(self.events.track_failed(self, track, str(error)))
             return None

@@ -3,10 +3,9 @@
 :class:`Sessions` joins and leaves voice channels, creates a
 :class:`~cogs.music.player.Player` per guild and answers its events (the
 now-playing message, failures, leaving, autoplay), saves each session when it
-changes and at shutdown, and restores the saved sessions after a restart
-(:mod:`cogs.music.restore`).  It owns each server's music settings (24/7, autoplay,
-the DJ role: :mod:`cogs.music.settings`) and applies them: :meth:`Sessions.controlled`
-is the check every DJ-only control goes through.  The cog's commands go through it.
+changes and at shutdown, restores them after a restart (:mod:`cogs.music.restore`),
+and owns and applies each server's music settings (:mod:`cogs.music.settings`):
+:meth:`Sessions.controlled` checks every DJ-only control.  The commands go through it.
 
 It is also the data owner (:mod:`utils.data_owners`) of the saved sessions: leaving
 a guild only stops the music there, and the saved queue stays until the retention
@@ -29,7 +28,9 @@ from cogs.music.autoplay import Autoplay
 from cogs.music.channels import VoiceChannel, connect, send, voice_of
 from cogs.music.control import SkipVotes, Vote, dj_refusal, is_dj
 from cogs.music.errors import MusicError
+from cogs.music.filters import Sound
 from cogs.music.player import LeaveReason, Player
+from cogs.music.progress import ProgressTicker, moving_embed
 from cogs.music.queue import TrackQueue
 from cogs.music.restore import restore_sessions
 from cogs.music.settings import MusicSettings, MusicSettingsStore
@@ -63,6 +64,9 @@ class Sessions:
         self.music_settings = MusicSettingsStore(bot.db, keep=lambda gid: gid in self.players)
         self.autoplay = Autoplay(resolver)
         self.votes = SkipVotes()
+        self.progress = ProgressTicker(
+            lambda guild_id: moving_embed(self, guild_id), bot.settings.music_progress_interval
+        )
 
     def start(self) -> None:
         """Resume the saved sessions once the bot is ready."""
@@ -73,6 +77,7 @@ class Sessions:
         background work."""
         for task in list(self._tasks):
             task.cancel()
+        self.progress.close()
         guild_ids = list(self.players)
         await self.saves.flush(guild_ids)
         await asyncio.gather(*(self.teardown(gid, forget=False) for gid in guild_ids))
@@ -94,6 +99,7 @@ class Sessions:
             log.warning("could not post the now-playing message: %s", error)
             return
         self._now_playing[player.guild_id] = message
+        self.progress.follow(player.guild_id, message)
 
     async def track_failed(self, player: Player, track: Track, reason: str) -> None:
         log.info("skipping %r in guild %s: %s", track.source, player.guild_id, reason)
@@ -107,12 +113,10 @@ class Sessions:
         await self.say(player, "The queue is finished; add more with `/play`.")
 
     async def _autoplay(self, player: Player) -> bool:
-        """Queue a track related to the last one when the guild has autoplay on; whether
-        one was queued (the player plays it next)."""
+        """With autoplay on, queue a track related to the last one; whether one was."""
         if not (await self.music_settings.get(player.guild_id)).autoplay:
             return False
-        me = self.bot.user.id if self.bot.user else 0
-        track = await self.autoplay.related(player.guild_id, me)
+        track = await self.autoplay.related(player.guild_id)
         if track is None:
             await self.say(player, "🔮 Autoplay found nothing new to play.")
             return False
@@ -187,8 +191,8 @@ class Sessions:
         queue: TrackQueue | None = None,
         volume: int | None = None,
     ) -> Player:
-        """A guild's player, registered (not started); nothing is awaited between loading
-        the guild's settings and registering it, so they stay cached while it exists."""
+        """A guild's player, registered (not started) with no await after loading the
+        guild's settings: they stay cached as long as it exists (is_dj reads them)."""
         settings, rules = self.settings, await self.music_settings.get(guild_id)
         player = self.players[guild_id] = Player(
             guild_id,
@@ -201,17 +205,17 @@ class Sessions:
             idle_timeout=settings.music_idle_timeout,
             alone_timeout=settings.music_alone_timeout,
             text_channel_id=text_id,
-            stay=rules.stay,
         )
+        player.stay = rules.stay
         return player
 
-    def _open_audio(self, stream: Stream, start: float, volume: float) -> TrackAudio:
+    def _open_audio(self, stream: Stream, start: float, sound: Sound) -> TrackAudio:
         try:
             return TrackAudio(
                 stream,
                 proxy=self.resolver.proxy,
                 start=start,
-                volume=volume,
+                sound=sound,
                 executable=self.settings.music_ffmpeg,
             )
         except discord.ClientException as error:
@@ -229,24 +233,19 @@ class Sessions:
 
     def controlled(self, guild: discord.Guild, member: discord.Member) -> Player:
         """The player, if ``member`` is in its voice channel and may use the DJ-only
-        controls (pause, stop, seek, queue edits, volume, filters: see
-        :mod:`cogs.music.control`)."""
+        controls (pause, stop, seek, queue edits, volume, filters: :mod:`~.control`)."""
         player = self.listening(guild, member)
         if not self.is_dj(guild, member):
-            raise MusicError(dj_refusal(guild, self._rules(guild.id)))
+            raise MusicError(dj_refusal(guild, self.music_settings.cached(guild.id)))
         return player
 
     def is_dj(self, guild: discord.Guild, member: discord.Member) -> bool:
-        voice = voice_of(guild)
-        return voice is not None and is_dj(member, voice.channel, self._rules(guild.id))
-
-    def _rules(self, guild_id: int) -> MusicSettings:
-        # Always cached while the guild has a player (see new_player).
-        return self.music_settings.cached(guild_id) or MusicSettings(guild_id)
+        rules = self.music_settings.cached(guild.id) or MusicSettings(guild.id)
+        return (voice := voice_of(guild)) is not None and is_dj(member, voice.channel, rules)
 
     def skip(self, guild: discord.Guild, member: discord.Member) -> tuple[Track, Vote | None]:
-        """Skip for a DJ or whoever asked for the track, else count a vote (it skips with
-        more than half of the listeners); the track and the vote (None: skipped outright)."""
+        """Skip for a DJ or whoever asked for the track, else count a vote (more than half
+        of the listeners skip); the track and the vote (None: skipped outright)."""
         player = self.listening(guild, member)
         track, voice = player.queue.current, voice_of(guild)
         if track is None or not player.playing or voice is None:
@@ -273,7 +272,7 @@ class Sessions:
         )
         player = self.players.get(guild.id)
         if player is not None:
-            player.set_stay(channel is not None)
+            player.stay = channel is not None
             self.update_alone(guild)
 
     def listeners(self, channel: VoiceChannel) -> list[int]:
@@ -317,6 +316,7 @@ class Sessions:
             await self._clear_now_playing(guild_id)
             deleted = await self.saves.forget(guild_id)
         self._now_playing.pop(guild_id, None)
+        self.progress.stop(guild_id)
         # Not through the guild: after a kick it is gone, and its connection must go too.
         voices = (v for v in self.bot.voice_clients if isinstance(v, discord.VoiceClient))
         voice = next((v for v in voices if v.guild.id == guild_id), None)
@@ -385,6 +385,7 @@ class Sessions:
 
     async def _clear_now_playing(self, guild_id: int) -> None:
         message = self._now_playing.pop(guild_id, None)
+        self.progress.stop(guild_id)
         if message is None:
             return
         try:

@@ -85,6 +85,9 @@ async def test_dj_only_controls_are_refused_to_others(world: World) -> None:
     await world.wait_frames(10)
     for command, options in [
         ("pause", {}),
+        ("seek", {"position": "0:05"}),
+        ("replay", {}),
+        ("filter", {"effect": "bassboost"}),
         ("volume", {"percent": 50}),
         ("loop", {"mode": "track"}),
         ("shuffle", {}),
