@@ -57,5 +57,5 @@ class Track:
     page_url: str | None = None
     """A link worth showing users (never a search)."""
     autoplay: bool = False
-    """Chosen by autoplay (:mod:`cogs.music.autoplay`), not asked for by anyone."""
+    """Chosen by autoplay (:mod:`cogs.music.autoplay`); its requester is the last track's."""
     stream: Stream | None = field(default=None, compare=False, repr=False)
