@@ -1,11 +1,13 @@
 """Music cog: YouTube, Spotify and direct links played in voice channels, with a queue;
-/seek, /replay and /filter in a second cog beside it."""
+/seek, /replay and /filter in a second cog beside it, the server's music modes (autoplay,
+24/7, DJ role) in a third."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from cogs.music.cog import Music
+from cogs.music.modes import MusicModes
 from cogs.music.playback import Playback
 
 if TYPE_CHECKING:
@@ -15,4 +17,5 @@ if TYPE_CHECKING:
 async def setup(bot: Bot) -> None:
     music = Music(bot)
     await bot.add_cog(music)
+    await bot.add_cog(MusicModes(bot, music))
     await bot.add_cog(Playback(bot, music))

@@ -19,6 +19,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs.music.channels import VoiceChannel, caller_channel, check_can_join
+from cogs.music.control import Vote, skip_note
 from cogs.music.errors import MusicError
 from cogs.music.ffmpeg import ffprobe_for
 from cogs.music.player import LeaveReason, Player
@@ -184,12 +185,12 @@ class Music(commands.Cog):
     @commands.hybrid_command()
     @commands.guild_only()
     async def skip(self, ctx: Context) -> None:
-        """Skip the current track."""
-        track = self.skip_for(*_guild_member(ctx))
-        await ctx.send(f"⏭️ Skipped {clean(track.title)}.")
+        """Skip the current track (with a DJ role set, others vote to skip)."""
+        await ctx.send(skip_note(*self.skip_for(*_guild_member(ctx))))
 
-    def skip_for(self, guild: discord.Guild, member: discord.Member) -> Track:
-        return self.sessions.controlled(guild, member).skip()
+    def skip_for(self, guild: discord.Guild, member: discord.Member) -> tuple[Track, Vote | None]:
+        """Skip or vote to (/skip, its button and the AI's skip tool): Sessions.skip."""
+        return self.sessions.skip(guild, member)
 
     @commands.hybrid_command()
     @commands.guild_only()
@@ -312,21 +313,25 @@ class Music(commands.Cog):
         if guild is None or not isinstance(member, discord.Member):
             return
         try:
-            player = self.sessions.controlled(guild, member)
-            note = await self._press(player, action)
+            note = await self._press(guild, member, action)
         except MusicError as error:
             await interaction.response.send_message(str(error), ephemeral=True)
             return
-        current = player.queue.current
-        if note is None and current is not None:
+        player = self.sessions.players.get(guild.id)
+        current = player.queue.current if player else None
+        if note is None and player is not None and current is not None:
             await interaction.response.edit_message(
                 embed=player_embed(player, current), view=player_controls(player)
             )
         else:
             await interaction.response.send_message(note or "Done.", ephemeral=True)
 
-    async def _press(self, player: Player, action: str) -> str | None:
-        """Apply a button; a note to show the presser, or None to refresh the message."""
+    async def _press(self, guild: discord.Guild, member: discord.Member, action: str) -> str | None:
+        """Apply a button as the command would; a note for the presser, or None to
+        refresh the message."""
+        if action == "skip":
+            return skip_note(*self.skip_for(guild, member))
+        player = self.sessions.controlled(guild, member)
         if action == "toggle" and player.paused:
             player.resume()
         elif action == "toggle":
@@ -335,8 +340,6 @@ class Music(commands.Cog):
             player.set_loop()
         elif action == "shuffle":
             return f"🔀 Shuffled {player.shuffle()} tracks."
-        elif action == "skip":
-            return f"⏭️ Skipped {clean(player.skip().title)}."
         elif action == "stop":
             await self.sessions.leave(player.guild_id)
             return "⏹️ Stopped the music and cleared the queue."

@@ -111,6 +111,7 @@ class Player:
         self.alone_timeout = alone_timeout
         self.text_channel_id = text_channel_id
         self.filter: AudioFilter | None = None
+        self.stay = False  # 24/7 (Sessions sets it): neither the idle nor the alone timer leaves
         self.paused = False
         self._audio: Audio | None = None
         self._start_at = 0.0
@@ -254,7 +255,7 @@ class Player:
 
     def set_alone(self, alone: bool) -> None:
         """Start (or cancel) the countdown to leave a channel nobody listens in."""
-        if not alone:
+        if not alone or self.stay:
             if self._alone_timer is not None:
                 self._alone_timer.cancel()
                 self._alone_timer = None
@@ -298,6 +299,8 @@ class Player:
             async with asyncio.timeout(self.idle_timeout):
                 await self._wake.wait()
         except TimeoutError:
+            if self.stay:  # 24/7: wait another round (turned off meanwhile: leave after it)
+                return True
             self.events.request_leave(self, LeaveReason.IDLE)
             return False
         return True

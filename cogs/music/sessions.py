@@ -2,9 +2,10 @@
 
 :class:`Sessions` joins and leaves voice channels, creates a
 :class:`~cogs.music.player.Player` per guild and answers its events (the
-now-playing message, failures, leaving), saves each session when it changes
-and at shutdown, and restores the saved sessions after a restart.  The cog's
-commands go through it.
+now-playing message, failures, leaving, autoplay), saves each session when it
+changes and at shutdown, restores them after a restart (:mod:`cogs.music.restore`),
+and owns and applies each server's music settings (:mod:`cogs.music.settings`):
+:meth:`Sessions.controlled` checks every DJ-only control.  The commands go through it.
 
 It is also the data owner (:mod:`utils.data_owners`) of the saved sessions: leaving
 a guild only stops the music there, and the saved queue stays until the retention
@@ -23,16 +24,20 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from cogs.music.audio import TrackAudio
-from cogs.music.channels import VoiceChannel, check_can_join, connect, send, voice_of
+from cogs.music.autoplay import Autoplay
+from cogs.music.channels import VoiceChannel, connect, send, voice_of
+from cogs.music.control import SkipVotes, Vote, dj_refusal, is_dj
 from cogs.music.errors import MusicError
 from cogs.music.filters import Sound
 from cogs.music.player import LeaveReason, Player
 from cogs.music.progress import ProgressTicker, moving_embed
 from cogs.music.queue import TrackQueue
+from cogs.music.restore import restore_sessions
+from cogs.music.settings import MusicSettings, MusicSettingsStore
 from cogs.music.sources import Resolver
 from cogs.music.store import MusicStore, SaveQueue, Session
 from cogs.music.tracks import Stream, Track
-from cogs.music.views import clean, format_time, player_controls, player_embed
+from cogs.music.views import clean, player_controls, player_embed
 from utils.tasks import log_failure
 
 if TYPE_CHECKING:
@@ -41,11 +46,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DISCONNECT_TIMEOUT = 5.0
-RESTORE_CONCURRENCY = 4
-"""Voice channels rejoined at the same time after a restart."""
-RESTORE_CONNECT_TIMEOUT = 90.0
-"""Rejoining many channels meets the gateway's limit of 120 commands a minute (each
-join is one); discord.py waits for the limit, so restores wait longer than /play."""
 
 
 class Sessions:
@@ -61,13 +61,16 @@ class Sessions:
         self._queueing: dict[int, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.saves = SaveQueue(MusicStore(bot.db), self._session)
+        self.music_settings = MusicSettingsStore(bot.db, keep=lambda gid: gid in self.players)
+        self.autoplay = Autoplay(resolver)
+        self.votes = SkipVotes()
         self.progress = ProgressTicker(
             lambda guild_id: moving_embed(self, guild_id), bot.settings.music_progress_interval
         )
 
     def start(self) -> None:
         """Resume the saved sessions once the bot is ready."""
-        self._spawn(self._restore_sessions(), "music-restore")
+        self._spawn(restore_sessions(self), "music-restore")
 
     async def close(self) -> None:
         """Save every session (to resume after a restart), leave voice everywhere, stop
@@ -83,6 +86,8 @@ class Sessions:
     # Player events (cogs.music.player.Events) --------------------------------
 
     async def track_started(self, player: Player, track: Track) -> None:
+        self.votes.reset(player.guild_id)
+        self.autoplay.played(player.guild_id, track)
         channel = self._text_channel(player)
         if channel is None:
             return
@@ -98,11 +103,26 @@ class Sessions:
 
     async def track_failed(self, player: Player, track: Track, reason: str) -> None:
         log.info("skipping %r in guild %s: %s", track.source, player.guild_id, reason)
-        await self._say(player, f"⚠️ Skipped {clean(track.title)}: {reason}")
+        await self.say(player, f"⚠️ Skipped {clean(track.title)}: {reason}")
 
     async def queue_finished(self, player: Player) -> None:
+        self.votes.reset(player.guild_id)
+        if await self._autoplay(player):
+            return
         await self._clear_now_playing(player.guild_id)
-        await self._say(player, "The queue is finished; add more with `/play`.")
+        await self.say(player, "The queue is finished; add more with `/play`.")
+
+    async def _autoplay(self, player: Player) -> bool:
+        """With autoplay on, queue a track related to the last one; whether one was."""
+        if not (await self.music_settings.get(player.guild_id)).autoplay:
+            return False
+        track = await self.autoplay.related(player.guild_id)
+        if track is None:
+            await self.say(player, "🔮 Autoplay found nothing new to play.")
+            return False
+        if not len(player.queue):  # else someone queued a track meanwhile: that one plays
+            player.add([track])
+        return True
 
     def request_leave(self, player: Player, reason: LeaveReason) -> None:
         notes = {
@@ -157,12 +177,12 @@ class Sessions:
         if player is not None or voice is not None:
             await self.teardown(guild.id, forget=True)
         voice = await connect(channel)
-        player = self.players[guild.id] = self._new_player(guild.id, voice, text_id)
+        player = await self.new_player(guild.id, voice, text_id)
         player.start()
         self.update_alone(guild)
         return player
 
-    def _new_player(
+    async def new_player(
         self,
         guild_id: int,
         voice: discord.VoiceClient,
@@ -171,8 +191,10 @@ class Sessions:
         queue: TrackQueue | None = None,
         volume: int | None = None,
     ) -> Player:
-        settings = self.settings
-        return Player(
+        """A guild's player, registered (not started) with no await after loading the
+        guild's settings: they stay cached as long as it exists (is_dj reads them)."""
+        settings, rules = self.settings, await self.music_settings.get(guild_id)
+        player = self.players[guild_id] = Player(
             guild_id,
             voice,
             queue if queue is not None else TrackQueue(settings.music_queue_limit),
@@ -184,6 +206,8 @@ class Sessions:
             alone_timeout=settings.music_alone_timeout,
             text_channel_id=text_id,
         )
+        player.stay = rules.stay
+        return player
 
     def _open_audio(self, stream: Stream, start: float, sound: Sound) -> TrackAudio:
         try:
@@ -198,14 +222,58 @@ class Sessions:
             log.error("could not start FFmpeg (%s): %s", self.settings.music_ffmpeg, error)
             raise MusicError("FFmpeg isn't available on the bot's machine.") from error
 
-    def controlled(self, guild: discord.Guild, member: discord.Member) -> Player:
-        """The player, if ``member`` is in its voice channel (controls need that)."""
+    def listening(self, guild: discord.Guild, member: discord.Member) -> Player:
+        """The player, if ``member`` is in its voice channel (every control needs that)."""
         player, voice = self.players.get(guild.id), voice_of(guild)
         if player is None or voice is None:
             raise MusicError("I'm not playing anything right now.")
         if member.voice is None or member.voice.channel != voice.channel:
             raise MusicError(f"Join {voice.channel.mention} to control the music.")
         return player
+
+    def controlled(self, guild: discord.Guild, member: discord.Member) -> Player:
+        """The player, if ``member`` is in its voice channel and may use the DJ-only
+        controls (pause, stop, seek, queue edits, volume, filters: :mod:`~.control`)."""
+        player = self.listening(guild, member)
+        if not self.is_dj(guild, member):
+            raise MusicError(dj_refusal(guild, self.music_settings.cached(guild.id)))
+        return player
+
+    def is_dj(self, guild: discord.Guild, member: discord.Member) -> bool:
+        rules = self.music_settings.cached(guild.id) or MusicSettings(guild.id)
+        return (voice := voice_of(guild)) is not None and is_dj(member, voice.channel, rules)
+
+    def skip(self, guild: discord.Guild, member: discord.Member) -> tuple[Track, Vote | None]:
+        """Skip for a DJ or whoever asked for the track, else count a vote (more than half
+        of the listeners skip); the track and the vote (None: skipped outright)."""
+        player = self.listening(guild, member)
+        track, voice = player.queue.current, voice_of(guild)
+        if track is None or not player.playing or voice is None:
+            raise MusicError("Nothing is playing.")
+        if self.is_dj(guild, member) or track.requester_id == member.id:
+            return player.skip(), None
+        vote = self.votes.vote(guild.id, member.id, self.listeners(voice.channel))
+        if vote.passed:
+            player.skip()
+        return track, vote
+
+    async def set_stay(
+        self, guild: discord.Guild, channel: VoiceChannel | None, text_id: int
+    ) -> None:
+        """24/7 on in ``channel`` (joining it), or off with None."""
+        if channel is not None:
+            async with self.lock(guild.id):
+                await self.join(guild, channel, text_id)
+        await self.music_settings.update(
+            guild.id,
+            stay=channel is not None,
+            stay_channel_id=channel.id if channel else None,
+            stay_text_channel_id=text_id if channel else None,
+        )
+        player = self.players.get(guild.id)
+        if player is not None:
+            player.stay = channel is not None
+            self.update_alone(guild)
 
     def listeners(self, channel: VoiceChannel) -> list[int]:
         """Ids of the people (not bots) in a voice channel."""
@@ -242,6 +310,8 @@ class Sessions:
         player = self.players.pop(guild_id, None)
         if player is not None:
             await player.close()
+        self.votes.reset(guild_id)
+        self.autoplay.forget(guild_id)
         if forget:
             await self._clear_now_playing(guild_id)
             deleted = await self.saves.forget(guild_id)
@@ -272,59 +342,6 @@ class Sessions:
         self._queueing.pop(guild_id, None)
         return deleted
 
-    # Restoring after a restart ---------------------------------------------
-
-    async def _restore_sessions(self) -> None:
-        await self.bot.wait_until_ready()
-        joining = asyncio.Semaphore(RESTORE_CONCURRENCY)
-        sessions = await self.saves.store.load_all()
-        await asyncio.gather(*(self._restore_one(session, joining) for session in sessions))
-
-    async def _restore_one(self, session: Session, joining: asyncio.Semaphore) -> None:
-        async with joining:
-            if session.guild_id in self.players:
-                return
-            guild = self.bot.get_guild(session.guild_id)
-            if guild is None or guild.unavailable:
-                # Removed (perhaps by accident) or in an outage: keep the queue for when
-                # the bot is back; retention deletes it if the bot does not come back.
-                log.info("not resuming music in guild %s: not in it now", session.guild_id)
-                return
-            try:
-                await self._restore(session, guild)
-            except MusicError as error:
-                log.info("not resuming music in guild %s: %s", session.guild_id, error)
-                await self.saves.forget(session.guild_id)
-            except discord.DiscordException as error:
-                log.warning("could not resume music in guild %s: %r", session.guild_id, error)
-                await self.saves.forget(session.guild_id)
-
-    async def _restore(self, session: Session, guild: discord.Guild) -> None:
-        if not self.settings.music_resume_on_start:
-            raise MusicError("MUSIC_RESUME_ON_START is off")
-        channel = guild.get_channel(session.voice_channel_id)
-        if not isinstance(channel, VoiceChannel):
-            raise MusicError("the voice channel is gone")
-        if session.current is None and not session.upcoming:
-            raise MusicError("the queue was empty")
-        check_can_join(channel)
-        async with self.lock(guild.id):
-            queue = TrackQueue(self.settings.music_queue_limit)
-            queue.restore(session.current, session.upcoming, session.loop)
-            voice = await connect(channel, within=RESTORE_CONNECT_TIMEOUT)
-            player = self._new_player(
-                guild.id, voice, session.text_channel_id, queue=queue, volume=session.volume
-            )
-            self.players[guild.id] = player
-            player.start(position=session.position, paused=session.paused)
-            self.update_alone(guild)
-        if session.current is not None:
-            await self._say(
-                player,
-                f"🔄 Back after a restart: resuming {clean(session.current.title)} "
-                f"at {format_time(session.position)}.",
-            )
-
     # Messages ---------------------------------------------------------------
 
     def _session(self, guild_id: int) -> Session | None:
@@ -352,7 +369,7 @@ class Sessions:
         channel = self.bot.get_channel(player.text_channel_id)
         return channel if isinstance(channel, discord.abc.Messageable) else None
 
-    async def _say(self, player: Player, content: str) -> None:
+    async def say(self, player: Player, content: str) -> None:
         channel = self._text_channel(player)
         if channel is not None:
             await send(channel, content)

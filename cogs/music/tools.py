@@ -2,9 +2,10 @@
 
 Each tool calls the same cog method as its slash command, for the person who asked,
 so the checks are the command's: they must be in a voice channel the bot may join
-(Connect, Speak) to play, and in the bot's channel to control it. Track titles are
-written by others: results that carry them count as outside text (pause and resume
-leave the title out, so a reply can still act after them).
+(Connect, Speak) to play, and in the bot's channel to control it; with a DJ role set,
+pause, resume and leave need it, and skip is a vote (:mod:`cogs.music.control`).
+Track titles are written by others: results that carry them count as outside text
+(pause and resume leave the title out, so a reply can still act after them).
 """
 
 from __future__ import annotations
@@ -63,8 +64,11 @@ def tools(music: Music) -> list[Tool[Any]]:
 
     async def skip(asker: Asker, _: NoArguments) -> Done:
         member = asker.member()
-        track = music.skip_for(member.guild, member)
-        return Done({"skipped": _track(track)}, note=_note("⏭️", "skipped", track), outside=True)
+        track, vote = music.skip_for(member.guild, member)
+        if vote is None or vote.passed:
+            return Done({"skipped": _track(track)}, note=_note("⏭️", "skipped", track), outside=True)
+        result = {"voted_to_skip": _track(track), "votes": vote.votes, "needed": vote.needed}
+        return Done(result, note=f"🗳️ voted to skip ({vote.votes}/{vote.needed})", outside=True)
 
     async def pause(asker: Asker, _: NoArguments) -> Done:
         member = asker.member()
@@ -117,7 +121,14 @@ def tools(music: Music) -> list[Tool[Any]]:
             changes=True,
             timeout=play_timeout,
         ),
-        Tool("skip", "Skip the current track.", Family.MUSIC, skip, NoArguments, changes=True),
+        Tool(
+            "skip",
+            "Skip the current track (where the server has a DJ role, others' skips are votes).",
+            Family.MUSIC,
+            skip,
+            NoArguments,
+            changes=True,
+        ),
         Tool("pause", "Pause the music.", Family.MUSIC, pause, NoArguments, changes=True),
         Tool("resume", "Resume paused music.", Family.MUSIC, resume, NoArguments, changes=True),
         Tool(

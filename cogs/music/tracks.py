@@ -56,4 +56,6 @@ class Track:
     duration: float | None = None
     page_url: str | None = None
     """A link worth showing users (never a search)."""
+    autoplay: bool = False
+    """Chosen by autoplay (:mod:`cogs.music.autoplay`); its requester is the last track's."""
     stream: Stream | None = field(default=None, compare=False, repr=False)

@@ -25,6 +25,7 @@ BAR_WIDTH = 16
 PER_PAGE = 10
 QUEUE_VIEW_TIMEOUT = 180.0
 COLOUR = discord.Colour.blurple()
+AUTOPLAYED = "🔮 autoplay"
 
 
 def format_time(seconds: float | None) -> str:
@@ -54,7 +55,8 @@ def clean(text: str, limit: int = 100) -> str:
 def track_line(track: Track) -> str:
     title = clean(track.title)
     name = f"[{title}](<{track.page_url}>)" if track.page_url else f"**{title}**"
-    return f"{name} `{format_time(track.duration)}`"
+    mark = f" {AUTOPLAYED}" if track.autoplay else ""
+    return f"{name} `{format_time(track.duration)}`{mark}"
 
 
 def now_playing_embed(
@@ -71,7 +73,8 @@ def now_playing_embed(
         description=f"{track_line(track)}\n\n{progress_bar(position, track.duration)}",
         colour=COLOUR,
     )
-    embed.add_field(name="Requested by", value=f"<@{track.requester_id}>")
+    requester = AUTOPLAYED if track.autoplay else f"<@{track.requester_id}>"
+    embed.add_field(name="Requested by", value=requester)
     embed.add_field(name="Loop", value=loop.value)
     embed.add_field(name="Volume", value=f"{volume} %")
     embed.set_footer(text=f"{upcoming} up next" if upcoming else "Nothing up next")

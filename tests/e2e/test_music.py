@@ -686,7 +686,7 @@ async def test_reloading_the_cog_resumes_playback(world: World, discord_fake: Fa
 async def test_a_kick_keeps_the_saved_queue_until_the_grace_ends(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="cogs.music.sessions")
+    caplog.set_level(logging.INFO, logger="cogs.music.restore")
     guild, fake = world.guild, world.discord
     bot = await world.start()
     later = world.settings(dev_guild_id=None)  # no slash sync into a guild it is not in

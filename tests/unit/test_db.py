@@ -115,6 +115,7 @@ SQL_OWNERS = {
     "cogs/ai/store.py",
     "cogs/ai/tools/audit.py",
     "cogs/music/store.py",
+    "cogs/music/settings.py",
     "cogs/admin/retention.py",
     "cogs/roleplay/characters.py",
     "cogs/roleplay/scenes.py",

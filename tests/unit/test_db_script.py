@@ -16,6 +16,7 @@ import pytest
 
 from cogs.ai.records import Turn
 from cogs.ai.store import ChatStore
+from cogs.music.settings import MusicSettingsStore
 from cogs.music.store import MusicStore, Session
 from cogs.music.tracks import Track
 from config import Settings
@@ -241,6 +242,8 @@ async def test_export_writes_one_guilds_data_as_json_lines(data_dir: Path) -> No
     await MusicStore(db).save(
         Session(GUILD, 55, 66, current=Track("Song", "http://x/a.wav", 7), upcoming=[])
     )
+    await MusicSettingsStore(db, keep=lambda _: False).update(GUILD, autoplay=True)
+    await MusicSettingsStore(db, keep=lambda _: False).update(OTHER, dj_role_id=9)
     await db.close()
 
     out = data_dir / "export.jsonl"
@@ -255,6 +258,7 @@ async def test_export_writes_one_guilds_data_as_json_lines(data_dir: Path) -> No
         "memories",
         "music_sessions",
         "music_tracks",
+        "music_settings",
     ]
     text = out.read_text(encoding="utf-8")
     assert "hello ünïcode" in text and "likes tea" in text and "Song" in text

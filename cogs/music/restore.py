@@ -1,0 +1,97 @@
+"""Rejoining voice after a restart: the saved sessions resume where they stopped, and
+servers in 24/7 mode get the bot back in their channel, with an empty queue if need be.
+
+Sessions of guilds the bot is not in now are kept (an accidental kick loses nothing;
+retention deletes them later); sessions that cannot resume (the channel is gone, the
+queue was empty, MUSIC_RESUME_ON_START is off) are forgotten.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+
+from cogs.music.channels import VoiceChannel, check_can_join, connect
+from cogs.music.errors import MusicError
+from cogs.music.queue import TrackQueue
+from cogs.music.store import Session
+from cogs.music.views import clean, format_time
+
+if TYPE_CHECKING:
+    from cogs.music.sessions import Sessions
+
+log = logging.getLogger(__name__)
+
+RESTORE_CONCURRENCY = 4
+"""Voice channels rejoined at the same time after a restart."""
+RESTORE_CONNECT_TIMEOUT = 90.0
+"""Rejoining many channels meets the gateway's limit of 120 commands a minute (each
+join is one); discord.py waits for the limit, so restores wait longer than /play."""
+
+
+async def restore_sessions(sessions: Sessions) -> None:
+    await sessions.bot.wait_until_ready()
+    joining = asyncio.Semaphore(RESTORE_CONCURRENCY)
+    saved = {session.guild_id: session for session in await sessions.saves.store.load_all()}
+    for rules in await sessions.music_settings.staying():
+        if rules.guild_id not in saved and rules.stay_channel_id is not None:
+            saved[rules.guild_id] = Session(
+                rules.guild_id, rules.stay_channel_id, rules.stay_text_channel_id
+            )
+    await asyncio.gather(*(_restore_one(sessions, s, joining) for s in saved.values()))
+
+
+async def _restore_one(sessions: Sessions, session: Session, joining: asyncio.Semaphore) -> None:
+    async with joining:
+        if session.guild_id in sessions.players:
+            return
+        guild = sessions.bot.get_guild(session.guild_id)
+        if guild is None or guild.unavailable:
+            # Removed (perhaps by accident) or in an outage: keep the queue for when
+            # the bot is back; retention deletes it if the bot does not come back.
+            log.info("not resuming music in guild %s: not in it now", session.guild_id)
+            return
+        try:
+            await _restore(sessions, session, guild)
+        except MusicError as error:
+            log.info("not resuming music in guild %s: %s", session.guild_id, error)
+            await sessions.saves.forget(session.guild_id)
+        except discord.DiscordException as error:
+            log.warning("could not resume music in guild %s: %r", session.guild_id, error)
+            await sessions.saves.forget(session.guild_id)
+
+
+async def _restore(sessions: Sessions, session: Session, guild: discord.Guild) -> None:
+    rules = await sessions.music_settings.get(guild.id)
+    staying = rules.stay and rules.stay_channel_id is not None
+    if staying:  # 24/7: its channel, with or without the saved queue
+        session.voice_channel_id = rules.stay_channel_id or session.voice_channel_id
+        session.text_channel_id = rules.stay_text_channel_id or session.text_channel_id
+        if not sessions.settings.music_resume_on_start:
+            session.current, session.upcoming = None, []
+    elif not sessions.settings.music_resume_on_start:
+        raise MusicError("MUSIC_RESUME_ON_START is off")
+    elif session.current is None and not session.upcoming:
+        raise MusicError("the queue was empty")
+    channel = guild.get_channel(session.voice_channel_id)
+    if not isinstance(channel, VoiceChannel):
+        raise MusicError("the voice channel is gone")
+    check_can_join(channel)
+    async with sessions.lock(guild.id):
+        queue = TrackQueue(sessions.settings.music_queue_limit)
+        queue.restore(session.current, session.upcoming, session.loop)
+        voice = await connect(channel, within=RESTORE_CONNECT_TIMEOUT)
+        player = await sessions.new_player(
+            guild.id, voice, session.text_channel_id, queue=queue, volume=session.volume
+        )
+        player.start(position=session.position, paused=session.paused)
+        sessions.update_alone(guild)
+    if session.current is not None:
+        await sessions.say(
+            player,
+            f"🔄 Back after a restart: resuming {clean(session.current.title)} "
+            f"at {format_time(session.position)}.",
+        )

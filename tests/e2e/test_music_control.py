@@ -1,0 +1,297 @@
+"""Who controls the music (DJ role, vote-skip), autoplay and 24/7, end to end.
+
+The same fakes as tests/e2e/test_music.py: the real client plays generated tones into
+the fake voice server, driven through the fake Discord; YouTube's video and mix pages
+are the local stand-in extractors of tests/fakes/youtube_extractors.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from config import Settings
+from tests.conftest import BASIC, StartBot
+from tests.e2e.test_ai_tools_music import call
+from tests.e2e.test_music import World, pitch
+from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeMessage, FakeRole, FakeUser
+from tests.fakes.gemini_server import FakeGemini
+from tests.fakes.media_server import FakeMediaServer
+from tests.fakes.voice_server import FakeVoiceServer
+from tests.fakes.youtube_extractors import FakeYouTube, register_fake_youtube, watch_url
+
+MANAGE_CHANNELS = 0x10
+REFUSED = "Only people with the **DJ** role (or Manage Channels) can do that here."
+
+
+@pytest.fixture
+def world(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    voice_fake: FakeVoiceServer,
+    media_server: FakeMediaServer,
+    start_bot: StartBot,
+    music_settings: Callable[..., Settings],
+) -> World:
+    return World(discord_fake, guild, member, voice_fake, media_server, start_bot, music_settings)
+
+
+@pytest.fixture
+def youtube(local_search: dict[str, tuple[str, str]]) -> Iterator[FakeYouTube]:
+    site, undo = register_fake_youtube()
+    yield site
+    undo()
+
+
+async def set_dj(world: World, role: FakeRole | None) -> str:
+    options: dict[str, Any] = {"role": role} if role is not None else {}
+    interaction = await world.discord.invoke_slash(
+        world.guild.text, world.discord.owner, "music", options, subcommand="dj"
+    )
+    return await world.reply(interaction)
+
+
+def listener(world: World, name: str, permissions: int = BASIC, *, bot: bool = False) -> FakeUser:
+    user = world.discord.add_user(name, bot=bot)
+    world.guild.add_member(user, permissions=permissions)
+    return user
+
+
+async def press(world: World, message: FakeMessage, action: str, user: FakeUser) -> str:
+    """Press a now-playing button; the ephemeral answer, or "" when the message was updated."""
+    clicked = await world.discord.click_button(message, f"music:{action}", user)
+    response = await clicked.wait_response()
+    return response.get("data", {}).get("content", "") if response["type"] != 7 else ""
+
+
+# The DJ role ---------------------------------------------------------------------
+
+
+async def test_dj_only_controls_are_refused_to_others(world: World) -> None:
+    dj = world.guild.add_role("DJ")
+    await world.start()
+    assert "Manage Server" in await set_dj_as(world, world.member, dj)
+    assert (await set_dj(world, dj)).startswith("🎧 DJ role: **DJ**")
+    moderator = listener(world, "mod", BASIC | MANAGE_CHANNELS)
+    await world.discord.join_voice(moderator, world.guild.voice)
+
+    # Anyone in the channel still adds tracks; the controls need the role.
+    assert (await world.slash("play", query=world.media.tone(440, 20, "ogg"))).startswith("▶️")
+    assert (await world.slash("play", query=world.media.tone(880, 1, "ogg"))).startswith("➕")
+    message = await world.now_playing()
+    await world.wait_frames(10)
+    for command, options in [
+        ("pause", {}),
+        ("seek", {"position": "0:05"}),
+        ("replay", {}),
+        ("filter", {"effect": "bassboost"}),
+        ("volume", {"percent": 50}),
+        ("loop", {"mode": "track"}),
+        ("shuffle", {}),
+        ("remove", {"position": 1}),
+        ("clear", {}),
+        ("stop", {}),
+    ]:
+        assert await world.slash(command, **options) == REFUSED, command
+    assert await press(world, message, "toggle", world.member) == REFUSED
+    assert await press(world, message, "stop", world.member) == REFUSED
+    assert message.embeds[0]["title"] == "Now playing", "the refused button changed nothing"
+    assert world.voice.connected(world.guild.id)
+
+    # Manage Channels is enough, by command and by button; so is the role.
+    assert await press(world, message, "toggle", moderator) == ""
+    assert message.embeds[0]["title"] == "Paused"
+    assert (await world.slash("resume", moderator)).startswith("▶️ Resumed")
+    world.guild.give_role(world.member, dj)
+    assert (await world.slash("pause")).startswith("⏸️ Paused")
+    assert await world.slash("volume", percent=50) == "🔊 Volume set to 50 %."
+
+    # Off again: everyone in the channel controls.
+    world.guild.take_role(world.member, dj)
+    assert (await set_dj(world, None)).startswith("No DJ role")
+    assert (await world.slash("resume")).startswith("▶️ Resumed")
+
+
+async def set_dj_as(world: World, user: FakeUser, role: FakeRole) -> str:
+    interaction = await world.discord.invoke_slash(
+        world.guild.text, user, "music", {"role": role}, subcommand="dj"
+    )
+    return await world.reply(interaction)
+
+
+# Votes to skip -------------------------------------------------------------------
+
+
+async def test_skip_votes_need_more_than_half_of_the_listeners(world: World) -> None:
+    dj = world.guild.add_role("DJ")
+    await world.start()
+    await set_dj(world, dj)
+    bob, carol = listener(world, "bob"), listener(world, "carol")
+    other_bot = listener(world, "jukebox", bot=True)
+    for user in (bob, carol, other_bot):
+        await world.discord.join_voice(user, world.guild.voice)
+    first, second, third = (world.media.tone(f, 20, "ogg") for f in (440, 550, 660))
+    for url in (first, second, third):
+        await world.slash("play", query=url)  # all requested by alice
+    await world.wait_frames(10)
+
+    # 3 listeners (the other bot does not count): 1 vote is not enough, 2 are.
+    assert await world.slash("skip", bob) == (
+        "🗳️ 1/2 votes to skip tone-440hz-20s (more than half of the 3 listeners)."
+    )
+    assert (await world.slash("skip", bob)).startswith("🗳️ You voted already: 1/2 votes")
+    assert await press(world, await world.now_playing(), "skip", carol) == (
+        "⏭️ Skipped tone-440hz-20s (2/2 votes)."
+    )
+    await world.discord.wait_for(lambda: "550hz" in now_playing_title(world))
+
+    # The votes were for the previous track; the requester skips their own at once.
+    assert (await world.slash("skip", bob)).startswith("🗳️ 1/2 votes to skip tone-550hz-20s")
+    assert await world.slash("skip") == "⏭️ Skipped tone-550hz-20s."
+    await world.discord.wait_for(lambda: "660hz" in now_playing_title(world))
+
+
+def now_playing_title(world: World) -> str:
+    for message in reversed(world.discord.messages_in(world.guild.text)):
+        if not message.deleted and message.embeds and message.components:
+            return message.embeds[0]["description"]
+    return ""
+
+
+# Autoplay ------------------------------------------------------------------------
+
+
+async def test_autoplay_plays_a_related_track_not_played_recently(
+    world: World, youtube: FakeYouTube
+) -> None:
+    youtube.videos = {
+        "seedseedsee": ("Seed song", world.media.tone(440, 1, "ogg"), 1),
+        "heardheardh": ("Heard before", world.media.tone(550, 1, "ogg"), 1),
+        "relatedrela": ("Related song", world.media.tone(660, 20, "ogg"), 20),
+    }
+    youtube.mixes = {"seedseedsee": ["seedseedsee", "heardheardh", "relatedrela"]}
+    await world.start()
+    assert await world.slash("autoplay", mode="on") == (
+        "🔮 Autoplay is on: when the queue runs out, related tracks play."
+    )
+    await world.slash("play", query=watch_url("heardheardh"))
+    await world.slash("play", query=watch_url("seedseedsee"))
+
+    await world.discord.wait_for(lambda: "Related song" in now_playing_title(world), timeout=15)
+    message = await world.now_playing()
+    assert {"name": "Requested by", "value": "🔮 autoplay", "inline": True} in (
+        message.embeds[0]["fields"]
+    )
+    queue = await world.discord.invoke_slash(world.guild.text, world.member, "queue")
+    await world.reply(queue)
+    assert queue.original is not None
+    assert "🔮 autoplay" in queue.original.embeds[0]["fields"][0]["value"]
+    await world.wait_frames(3 * 50 + 20)
+    assert (await world.slash("skip")) == "⏭️ Skipped Related song."
+
+    # Nothing related to the autoplayed track: it says so and the queue ends.
+    await world.wait_message("Autoplay found nothing new to play")
+    await world.wait_message("The queue is finished")
+    heard, seed, related = world.played()
+    pitches = [(pitch(heard), 550), (pitch(seed), 440), (pitch(related), 660)]
+    assert all(abs(found - wanted) < 20 for found, wanted in pitches), pitches
+    assert watch_url("seedseedsee") + "&list=RDseedseedsee" in youtube.requested
+
+    assert (await world.slash("autoplay", mode="off")).startswith("Autoplay is off")
+    seen = len(world.discord.messages_in(world.guild.text))
+    await world.slash("play", query=watch_url("seedseedsee"))
+    await world.discord.wait_for_message(
+        world.guild.text, predicate=lambda m: "queue is finished" in m.content, after=seen
+    )
+    assert len(world.played()) == 4, "off: no related track after the queue ran out"
+
+
+# 24/7 ----------------------------------------------------------------------------
+
+
+async def test_247_stays_idle_and_alone_and_comes_back_after_a_restart(world: World) -> None:
+    """The barrier: a server without 24/7 leaves (idle, then alone) with the same short
+    timeouts while the 24/7 one, idle and alone since before, stays."""
+    fake, owner = world.discord, world.discord.owner
+    other = fake.add_guild("Other")
+    visitor = fake.add_user("visitor")
+    other.add_member(visitor, permissions=BASIC)
+    settings = world.settings(music_alone_timeout=0.5, music_idle_timeout=1.0)
+    bot = await world.start(settings)
+    assert await world.slash("247", world.member, mode="on") == (
+        "You need the Manage Server permission to do that."
+    )
+    await fake.join_voice(owner, world.guild.voice)
+    assert (await world.slash("247", owner, mode="on")).startswith(
+        f"🕒 24/7 is on: I stay in <#{world.guild.voice.id}>"
+    )
+    await world.slash("play", query=world.media.tone(440, 1, "ogg"))
+    await world.wait_message("The queue is finished")
+    await fake.leave_voice(world.member, world.guild)
+    await fake.leave_voice(owner, world.guild)  # idle and alone from here on
+
+    async def in_other(text: str) -> None:
+        await fake.send_message(other.text, visitor, text)
+
+    async def other_says(text: str) -> None:
+        await fake.wait_for_message(other.text, predicate=lambda m: text in m.content)
+
+    await fake.join_voice(visitor, other.voice)
+    await in_other(f"!play {world.media.tone(550, 1, 'ogg')}")
+    await other_says("Nothing is playing, so I left")
+    await in_other(f"!play {world.media.tone(550, 20, 'ogg')}")
+    await fake.wait_for(lambda: fake.voice_channel_of(fake.bot_user, other) == other.voice.id)
+    await fake.leave_voice(visitor, other)
+    await other_says("Nobody is listening any more")
+
+    assert fake.voice_channel_of(fake.bot_user, world.guild) == world.guild.voice.id
+    assert world.voice.connected(world.guild.id)
+    left = [m.content for m in fake.messages_in(world.guild.text) if "I left" in m.content]
+    assert left == [], "the 24/7 server was never left"
+
+    await bot.close()
+    assert fake.voice_channel_of(fake.bot_user, world.guild) is None
+    bot = await world.start_bot(settings)
+    await fake.wait_for(
+        lambda: fake.voice_channel_of(fake.bot_user, world.guild) == world.guild.voice.id
+    )
+    assert fake.voice_channel_of(fake.bot_user, other) is None, "only the 24/7 server"
+
+    # Off again: alone, it leaves like anywhere else.
+    assert (await world.slash("247", owner, mode="off")).startswith("24/7 is off")
+    await world.wait_message("Nobody is listening any more")
+    assert fake.voice_channel_of(fake.bot_user, world.guild) is None
+
+
+# The AI's music tools ----------------------------------------------------------------
+
+
+async def test_the_ai_tools_follow_the_dj_rules(
+    world: World, gemini_fake: FakeGemini, ai_settings: Callable[..., Settings]
+) -> None:
+    dj = world.guild.add_role("DJ")
+    bob = listener(world, "bob")
+    await world.start(
+        ai_settings(
+            music_allow_private_urls=True,
+            music_search_prefix="localsearch",
+            ai_user_messages_per_minute=60,
+        )
+    )
+    await set_dj(world, dj)
+    await world.discord.join_voice(bob, world.guild.voice)
+    await world.slash("play", query=world.media.tone(440, 20, "ogg"))
+    await world.wait_frames(10)
+
+    answered, _ = await call(world.discord, gemini_fake, world.guild, bob, "pause")
+    assert answered == {"error": REFUSED}
+    answered, _ = await call(world.discord, gemini_fake, world.guild, bob, "skip")
+    assert answered["votes"] == 1 and answered["needed"] == 2
+    answered, _ = await call(world.discord, gemini_fake, world.guild, world.member, "pause")
+    assert answered == {"error": REFUSED}, "alice asked for the track but is no DJ"
+    world.guild.give_role(bob, dj)
+    answered, _ = await call(world.discord, gemini_fake, world.guild, bob, "pause")
+    assert answered == {"paused": True}
