@@ -100,6 +100,11 @@ class Settings(BaseSettings):
     music_resume_on_start: bool = True
     music_default_volume: int = Field(default=100, ge=0, le=200)
     music_ffmpeg: str = "ffmpeg"
+    # Music: YouTube's bot check, voice recovery
+    music_ytdlp_cookies: Path | None = None
+    music_ytdlp_extractor_args: SecretStr | None = None
+    music_voice_reconnects: int = Field(default=3, ge=0, le=10)
+    music_voice_reconnect_wait: float = Field(default=5.0, gt=0, le=120)
 
     # Roleplay
     rp_max_characters: int = Field(default=50, ge=1, le=1000)

@@ -21,7 +21,7 @@ from discord.ext import commands
 from cogs.music.channels import VoiceChannel, caller_channel, check_can_join
 from cogs.music.errors import MusicError
 from cogs.music.ffmpeg import ffprobe_for
-from cogs.music.player import LeaveReason, Player
+from cogs.music.player import Player
 from cogs.music.sessions import Sessions
 from cogs.music.sources import Resolver
 from cogs.music.spotify import SpotifyResolver, make_client
@@ -37,6 +37,7 @@ from cogs.music.views import (
     player_embed,
     queue_page,
 )
+from cogs.music.youtube import parse_extractor_args, readable_cookies
 
 if TYPE_CHECKING:
     from bot import Bot
@@ -65,6 +66,8 @@ class Music(commands.Cog):
                 time_limit=min(settings.music_resolve_timeout, 10.0),
             ),
             ffprobe=ffprobe_for(settings.music_ffmpeg),
+            cookies=readable_cookies(settings.music_ytdlp_cookies),
+            extractor_args=parse_extractor_args(settings.music_ytdlp_extractor_args),
         )
         self.spotify = SpotifyResolver(
             self._spotify_factory(),
@@ -217,9 +220,7 @@ class Music(commands.Cog):
         """Show the queue, a page at a time."""
         guild, member = _guild_member(ctx)
         player = self.queued(guild)
-        pages = QueuePages(
-            lambda number: queue_page(player, number), owner_id=member.id, page=page
-        )
+        pages = QueuePages(lambda number: queue_page(player, number), owner_id=member.id, page=page)
         pages.message = await ctx.send(embed=pages.first_page(), view=pages)
 
     def queued(self, guild: discord.Guild) -> Player:
@@ -246,9 +247,7 @@ class Music(commands.Cog):
     @commands.hybrid_command()
     @commands.guild_only()
     @app_commands.describe(mode="off, track (repeat this one) or queue (repeat all); empty: cycle")
-    async def loop(
-        self, ctx: Context, mode: Literal["off", "track", "queue"] = _OPTIONAL
-    ) -> None:
+    async def loop(self, ctx: Context, mode: Literal["off", "track", "queue"] = _OPTIONAL) -> None:
         """Set the loop mode: off, track or queue."""
         player = self.sessions.controlled(*_guild_member(ctx))
         looping = player.set_loop(LoopMode(mode) if mode else None)
@@ -354,8 +353,8 @@ class Music(commands.Cog):
         if player is None or before.channel == after.channel:
             return
         if self.bot.user is not None and member.id == self.bot.user.id and after.channel is None:
-            # A moderator disconnected us (our own leaves drop the player first).
-            self.sessions.request_leave(player, LeaveReason.LOST)
+            # A moderator, or discord.py reconnecting (our own leaves drop the player first).
+            self.sessions.voice_left(player)
             return
         if self.bot.user is not None and member.id == self.bot.user.id:
             self.sessions.changed(player)  # moved: remember the new channel

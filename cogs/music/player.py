@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from enum import StrEnum
@@ -25,8 +26,10 @@ from cogs.music.tracks import LoopMode, Stream, Track
 
 log = logging.getLogger(__name__)
 
-RECONNECT_WAIT = 10.0
-"""Seconds to wait for a dropped voice connection to come back before giving up."""
+DROP_GRACE = 2.0
+"""Seconds a playing track's voice connection may be down (discord.py moving to a new
+voice server takes well under one) before the track is stopped and recovered."""
+WATCH_EVERY = 0.25
 
 
 class Voice(Protocol):
@@ -62,7 +65,9 @@ class LeaveReason(StrEnum):
     IDLE = "idle"
     ALONE = "alone"
     LOST = "lost"
-    """The voice connection went away and did not come back."""
+    """Someone else disconnected the bot."""
+    DROPPED = "dropped"
+    """The voice connection dropped and did not come back."""
 
 
 class Events(Protocol):
@@ -76,6 +81,11 @@ class Events(Protocol):
 
     def changed(self, player: Player) -> None:
         """The queue or the playback state changed: persist it."""
+
+    async def recover(self, player: Player) -> bool:
+        """The voice connection is down: bring it back (``player.voice`` may be replaced).
+        False when it cannot; the caller has then arranged the leave and its message."""
+        ...
 
 
 class Player:
@@ -113,6 +123,7 @@ class Player:
         self._audio: Audio | None = None
         self._start_at = 0.0
         self._skip = False
+        self._replay = False
         self._played_any = False
         self._error: Exception | None = None
         self._done = asyncio.Event()
@@ -260,6 +271,9 @@ class Player:
                 self.queue.current = None
 
     def _advance(self) -> Track | None:
+        if self._replay:  # the voice connection dropped mid-track: go on from where it was
+            self._replay = False
+            return self.queue.current
         skipped, self._skip = self._skip, False
         return self.queue.advance(skipped=skipped)
 
@@ -288,15 +302,15 @@ class Player:
         if audio is None:
             self.queue.current = None
             return True
-        if not await self._connected():
+        if not self.voice.is_connected() and not await self.events.recover(self):
             audio.cleanup()
-            self.events.request_leave(self, LeaveReason.LOST)
             return False
         self._done.clear()
         self._error = None
         self._audio = audio
+        watch = asyncio.create_task(self._watch_voice(), name=f"music-watch-{self.guild_id}")
         try:
-            self.voice.play(audio, after=self._after)
+            self.voice.play(audio, after=functools.partial(self._after, audio))
             if self.paused:
                 self.voice.pause()
             self._played_any = True
@@ -304,9 +318,33 @@ class Player:
             await self._emit(self.events.track_started(self, track))
             await self._done.wait()
         finally:
+            watch.cancel()
             self._audio = None
             audio.cleanup()
+        if not self._skip and not self.voice.is_connected():
+            return await self._resume_after_drop(audio)
         await self._check_played(track, audio)
+        return True
+
+    async def _watch_voice(self) -> None:
+        """Stop the track when its voice connection stays down: discord.py's audio
+        thread would wait for it in silence (for 4015, until its resume gives up)."""
+        down = 0.0
+        while down < DROP_GRACE:
+            await asyncio.sleep(WATCH_EVERY)
+            down = 0.0 if self.voice.is_connected() else down + WATCH_EVERY
+        log.info("voice connection of guild %s is down; recovering", self.guild_id)
+        self.voice.stop()
+        self._done.set()  # its audio thread ends only once it stops waiting to reconnect
+
+    async def _resume_after_drop(self, audio: Audio) -> bool:
+        """The voice connection dropped mid-track: reconnect, then play the track on
+        from where it stopped; False when the connection did not come back."""
+        self._start_at = audio.position
+        self._changed()
+        if not await self.events.recover(self):
+            return False
+        self._replay = True
         return True
 
     async def _open(self, track: Track, start: float) -> Audio | None:
@@ -332,23 +370,18 @@ class Player:
         self.queue.current = None
         await self._emit(self.events.track_failed(self, track, reason))
 
-    async def _connected(self) -> bool:
-        for _ in range(int(RECONNECT_WAIT / 0.2)):
-            if self.voice.is_connected():
-                return True
-            await asyncio.sleep(0.2)
-        return self.voice.is_connected()
-
-    def _after(self, error: Exception | None) -> None:
+    def _after(self, audio: Audio, error: Exception | None) -> None:
         """Called by the voice client's audio thread when a track ends."""
         with contextlib.suppress(RuntimeError):  # the loop is closed: we are shutting down
-            self._done_loop().call_soon_threadsafe(self._finish, error)
+            self._done_loop().call_soon_threadsafe(self._finish, audio, error)
 
     def _done_loop(self) -> asyncio.AbstractEventLoop:
         assert self._task is not None
         return self._task.get_loop()
 
-    def _finish(self, error: Exception | None) -> None:
+    def _finish(self, audio: Audio, error: Exception | None) -> None:
+        if audio is not self._audio:
+            return  # a track given up on after a dropped connection; a later one plays
         self._error = error
         self._done.set()
 

@@ -23,7 +23,15 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from cogs.music.audio import TrackAudio
-from cogs.music.channels import VoiceChannel, check_can_join, connect, send, voice_of
+from cogs.music.channels import (
+    MusicVoice,
+    VoiceChannel,
+    check_can_join,
+    connect,
+    send,
+    voice_of,
+    voice_problem,
+)
 from cogs.music.errors import MusicError
 from cogs.music.player import LeaveReason, Player
 from cogs.music.queue import TrackQueue
@@ -39,6 +47,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DISCONNECT_TIMEOUT = 5.0
+RETRY_PAUSE = 1.0
+"""Seconds between tries to rejoin a dropped voice connection."""
 RESTORE_CONCURRENCY = 4
 """Voice channels rejoined at the same time after a restart."""
 RESTORE_CONNECT_TIMEOUT = 90.0
@@ -62,6 +72,8 @@ class Sessions:
 
     def start(self) -> None:
         """Resume the saved sessions once the bot is ready."""
+        if problem := voice_problem():
+            log.error("music cannot play: voice does not work here: %s", problem)
         self._spawn(self._restore_sessions(), "music-restore")
 
     async def close(self) -> None:
@@ -102,11 +114,63 @@ class Sessions:
             LeaveReason.IDLE: "Nothing is playing, so I left the voice channel.",
             LeaveReason.ALONE: "Nobody is listening any more, so I left the voice channel.",
             LeaveReason.LOST: "I was disconnected from the voice channel, so I stopped the music.",
+            LeaveReason.DROPPED: "I lost the voice connection and couldn't get it back, so I "
+            "stopped the music; `/play` to start again.",
         }
         self._spawn(self.leave(player.guild_id, notes[reason], only=player), "music-leave")
 
     def changed(self, player: Player) -> None:
         self.saves.request(player.guild_id)
+
+    async def recover(self, player: Player) -> bool:
+        """Bring a dropped voice connection back by joining the channel again, up to
+        MUSIC_VOICE_RECONNECTS tries; else leave with a message.  A moderator's
+        disconnect is not recovered (its own leave says so).
+
+        discord.py moves to a new voice server by itself (the player waits
+        :data:`~cogs.music.player.DROP_GRACE` for that); for 4006, 4015 or a lost
+        network, version 2.7 resumes or retries without end, and its audio thread
+        waits in silence meanwhile.  So the connection is closed (its retries
+        stopped) and opened anew."""
+        old, guild = player.voice, self.bot.get_guild(player.guild_id)
+        if not isinstance(old, MusicVoice) or old.kicked or guild is None:
+            return False
+        for attempt in range(1, self.settings.music_voice_reconnects + 1):
+            if attempt > 1:
+                await asyncio.sleep(RETRY_PAUSE)
+            async with self.lock(guild.id):  # /play must not join meanwhile
+                if old.kicked or self.players.get(guild.id) is not player:
+                    return False
+                if old.is_connected():
+                    return True
+                if await self._rejoin(guild, player, old, attempt):
+                    return True
+        log.warning("voice connection of guild %s did not come back; leaving", guild.id)
+        self.request_leave(player, LeaveReason.DROPPED)
+        return False
+
+    async def _rejoin(
+        self, guild: discord.Guild, player: Player, old: MusicVoice, attempt: int
+    ) -> bool:
+        log.info("rejoining voice in guild %s (try %d)", guild.id, attempt)
+        if voice_of(guild) is old:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(DISCONNECT_TIMEOUT):
+                    await old.disconnect(force=True)
+        try:
+            player.voice = await connect(
+                old.channel, within=self.settings.music_voice_reconnect_wait
+            )
+        except MusicError:
+            return False
+        self.update_alone(guild)
+        return True
+
+    def voice_left(self, player: Player) -> None:
+        """The bot's voice state left its channel: a moderator's disconnect stops the
+        music; discord.py's reconnects leave and join again (the player recovers)."""
+        if isinstance(player.voice, MusicVoice) and player.voice.kicked:
+            self.request_leave(player, LeaveReason.LOST)
 
     # Players and voice ------------------------------------------------------
 
@@ -372,4 +436,3 @@ class Sessions:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         task.add_done_callback(log_failure)
-
