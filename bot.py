@@ -17,6 +17,7 @@ from discord import app_commands
 from discord.ext import commands
 from pydantic import ValidationError
 
+from cogs.ai.directors import Directors
 from cogs.ai.store import ChatStore
 from config import Settings, describe_error
 from utils.data_owners import DataOwners
@@ -103,6 +104,7 @@ class Bot(commands.Bot):
         self.gemini: GeminiProvider | None = None
         self.memory: MemoryService | None = None
         self.tools = ToolRegistry()  # what the AI can do; cogs register their tools
+        self.directors = Directors()  # channels whose replies a feature directs (scenes)
         self.shutdown_manager = ShutdownManager()
         self.started_at = time.monotonic()
         self.commands_run = 0

@@ -108,6 +108,7 @@ class Settings(BaseSettings):
 
     # Roleplay
     rp_max_characters: int = Field(default=50, ge=1, le=1000)
+    rp_max_scene_turns: int = Field(default=500, ge=1, le=100_000)
 
     # Health and metrics endpoint (off without a port; 0 picks a free port)
     health_host: str = Field(default="127.0.0.1", min_length=1)

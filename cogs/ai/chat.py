@@ -31,7 +31,7 @@ from cogs.ai.prompting import (
 )
 from cogs.ai.records import Turn
 from cogs.ai.store import ChatStore
-from cogs.ai.streaming import ReplyCutOff, Sink, stream_reply
+from cogs.ai.streaming import ReplyCutOff, Sink, Splitter, stream_reply
 from cogs.ai.tools.toolbox import Toolbox, footer
 from utils.errors import BotError
 from utils.gemini import GeminiProvider
@@ -123,9 +123,12 @@ class ChatEngine:
         *,
         deadline: float,
         toolbox: Toolbox | None = None,
+        system: str | None = None,
+        splitter: Splitter | None = None,
     ) -> Reply:
         """Answer `user` into `sink`, using the tools of `toolbox` if any; the first words
-        or an error come by `deadline` (event-loop time)."""
+        or an error come by `deadline` (event-loop time). A `system` instruction replaces
+        the persona or channel prompt, and a `splitter` the plain one (roleplay scenes)."""
         context = await self.store.context(
             place.guild_id, place.channel_id, reserve=estimate_tokens(user.text)
         )
@@ -140,11 +143,12 @@ class ChatEngine:
             )
             self.metrics.memory_recall.observe(time.monotonic() - recall_started)
         contents = build_contents(prefs.summary, history, user)
-        system = system_instruction(
-            choose_persona(self.personas, prefs.persona, self.default_persona),
-            prefs.system_prompt,
-            place.description,
-        )
+        if system is None:
+            system = system_instruction(
+                choose_persona(self.personas, prefs.persona, self.default_persona),
+                prefs.system_prompt,
+                place.description,
+            )
         system += memory_section(recalled)
         if toolbox:
             system += TOOLS_INSTRUCTION
@@ -165,7 +169,9 @@ class ChatEngine:
         )
         cut_off: ReplyCutOff | None = None
         try:
-            await stream_reply(pieces, sink, exchange.record, interval=self.edit_interval)
+            await stream_reply(
+                pieces, sink, exchange.record, interval=self.edit_interval, splitter=splitter
+            )
         except ReplyCutOff as error:  # shown and stored, marked incomplete
             cut_off = error
         if self.memory is not None:  # indexed in the background; never blocks the reply

@@ -14,6 +14,7 @@ from discord.ext import commands
 
 from cogs.ai.admission import BUSY, Admission
 from cogs.ai.chat import ChatEngine
+from cogs.ai.directors import Direction
 from cogs.ai.dispatch import ChannelDispatcher
 from cogs.ai.personas import SHIPPED_DIR, Persona, load_personas
 from cogs.ai.replies import (
@@ -115,7 +116,7 @@ class AI(commands.Cog):
             return False
         if message.guild is None:
             return self.bot.settings.ai_dm_enabled
-        if me in message.mentions:
+        if me in message.mentions or self.bot.directors.of(message.channel.id) is not None:
             return True
         resolved = message.reference.resolved if message.reference else None
         if isinstance(resolved, discord.Message) and resolved.author.id == me.id:
@@ -150,10 +151,21 @@ class AI(commands.Cog):
         return asyncio.get_running_loop().time() + self.bot.settings.ai_reply_deadline
 
     async def _answer(self, ctx: Context, text: str) -> None:
-        """Answer a mention, a reply to the bot, a DM or `/chat` (deferred already)."""
+        """Answer a mention, a reply to the bot, a DM or `/chat` (deferred already); a
+        message in a directed channel (a roleplay scene) as its director says."""
         assert self.engine is not None
         deadline = self._deadline()
         sink = ContextSink(ctx)
+        direction: Direction | None = None
+        director = self.bot.directors.of(ctx.channel.id) if ctx.interaction is None else None
+        if director is not None:
+            try:
+                direction = await director.direction(ctx)
+            except BotError as error:
+                await sink.send(str(error))
+                return
+            if direction is None:
+                return
         typing: asyncio.Task[None] | None = None
         try:
             with measured(self.bot.metrics) as reply:
@@ -164,15 +176,19 @@ class AI(commands.Cog):
                     # after google-genai has spent a millisecond or two building the request.
                     await asyncio.sleep(0)
                 user = await user_input(ctx, text, self.bot.settings.ai_max_attachment_bytes)
-                await self.engine.answer(
+                answered = await self.engine.answer(
                     place_of(ctx),
                     ctx.author.id,
                     None if ctx.interaction else ctx.message.id,
                     user,
-                    reply.watch(sink),
+                    reply.watch(direction.sink if direction else sink),
                     deadline=deadline,
-                    toolbox=await self._toolbox(ctx),
+                    toolbox=None if direction else await self._toolbox(ctx),
+                    system=direction and direction.system,
+                    splitter=direction and direction.splitter,
                 )
+                if direction is not None:
+                    await direction.after(answered.text)
         except ReplyCutOff:
             pass  # the partial reply already says what happened
         except BotError as error:

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from cogs.ai.records import WRITING
 from utils.errors import BotError
 from utils.gemini_replies import ReplyStopped
-from utils.text import DISCORD_LIMIT, StreamSplitter
+from utils.text import DISCORD_LIMIT, StreamPlan, StreamSplitter
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,15 @@ class Editable(Protocol):
 
 class Sink(Protocol):
     async def send(self, content: str) -> Editable: ...
+
+
+class Splitter(Protocol):
+    """Turns the text so far into messages (`utils.text.StreamSplitter` is one); a plan
+    with an empty tail means nothing can be shown yet."""
+
+    def feed(self, text: str) -> StreamPlan: ...
+
+    def finish(self, text: str) -> list[str]: ...
 
 
 # Called with the text shown so far, why it is incomplete (None: the whole reply) and the
@@ -82,6 +91,7 @@ async def stream_reply(
     *,
     interval: float = 1.0,
     limit: int = DISCORD_LIMIT,
+    splitter: Splitter | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> list[Editable]:
     """Show `pieces` as they arrive; return the messages sent.
@@ -91,8 +101,9 @@ async def stream_reply(
     still being written; the final messages hold exactly the model's text. If the
     stream fails or is cancelled after something was shown, the messages end with a
     short note. `record` follows what is shown (marked incomplete until the end).
+    A `splitter` replaces the plain one of `limit` (a scene splits at speakers).
     """
-    splitter = StreamSplitter(limit, WRITING_MARKER)
+    splitter = splitter or StreamSplitter(limit, WRITING_MARKER)
     messages = _Messages(sink)
     text = ""
     last_render = -math.inf
@@ -102,6 +113,8 @@ async def stream_reply(
             text += piece
             if text.strip() and clock() - last_render >= interval:
                 plan = splitter.feed(text)
+                if not plan.tail:
+                    continue
                 await messages.show([*plan.frozen, plan.tail])
                 last_render = clock()
                 await record(text, WRITING, messages.last_id)

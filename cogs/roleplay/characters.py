@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 
 from cogs.roleplay.errors import RoleplayError
@@ -51,6 +51,10 @@ class Profile:
 
 
 _PROFILE = ", ".join(f.name for f in fields(Profile))
+_COLUMNS = (
+    "id, guild_id, creator_id, avatar, avatar_channel_id, avatar_message_id, avatar_url, "
+    f"created_at, updated_at, {_PROFILE}"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,27 +140,20 @@ class CharacterStore:
     async def get(self, guild_id: int, name: str) -> Character | None:
         """The character called ``name`` (any case) in this server."""
         row = await self.db.fetchone(
-            f"SELECT id, guild_id, creator_id, avatar, avatar_channel_id, avatar_message_id, "
-            f"avatar_url, created_at, updated_at, {_PROFILE} "
-            f"FROM rp_characters WHERE guild_id = ? AND name_key = ?",
+            f"SELECT {_COLUMNS} FROM rp_characters WHERE guild_id = ? AND name_key = ?",
             (guild_id, _key(name)),
         )
-        if row is None:
-            return None
-        link = None
-        if row["avatar_url"] is not None:
-            link = AvatarLink(row["avatar_channel_id"], row["avatar_message_id"], row["avatar_url"])
-        profile = Profile(*(row[f.name] for f in fields(Profile)))
-        return Character(
-            row["id"],
-            row["guild_id"],
-            row["creator_id"],
-            profile,
-            row["avatar"],
-            link,
-            row["created_at"],
-            row["updated_at"],
+        return None if row is None else _character(row)
+
+    async def by_ids(self, guild_id: int, ids: Sequence[int]) -> list[Character]:
+        """This server's characters of ``ids``, in that order; deleted ones are left out."""
+        rows = await self.db.fetchall(
+            f"SELECT {_COLUMNS} FROM rp_characters WHERE guild_id = ? "
+            f"AND id IN ({', '.join('?' * len(ids))})",
+            (guild_id, *ids),
         )
+        found = {row["id"]: _character(row) for row in rows}
+        return [found[i] for i in ids if i in found]
 
     async def listing(self, guild_id: int) -> list[Listed]:
         """This server's characters by name (no avatars loaded)."""
@@ -250,6 +247,22 @@ class CharacterStore:
 
     async def delete_guild(self, guild_id: int) -> int:
         return await self.db.execute("DELETE FROM rp_characters WHERE guild_id = ?", (guild_id,))
+
+
+def _character(row: sqlite3.Row) -> Character:
+    link = None
+    if row["avatar_url"] is not None:
+        link = AvatarLink(row["avatar_channel_id"], row["avatar_message_id"], row["avatar_url"])
+    return Character(
+        row["id"],
+        row["guild_id"],
+        row["creator_id"],
+        Profile(*(row[f.name] for f in fields(Profile))),
+        row["avatar"],
+        link,
+        row["created_at"],
+        row["updated_at"],
+    )
 
 
 def _values(profile: Profile) -> tuple[str, ...]:

@@ -117,6 +117,7 @@ SQL_OWNERS = {
     "cogs/music/store.py",
     "cogs/admin/retention.py",
     "cogs/roleplay/characters.py",
+    "cogs/roleplay/scenes.py",
 }
 _SQL = re.compile(r"\b(SELECT|INSERT INTO|UPDATE \w+ SET|DELETE FROM)\b")
 

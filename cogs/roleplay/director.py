@@ -1,0 +1,194 @@
+"""Playing scenes: every message in a scene's channel is answered by the characters.
+
+`SceneDirector` is the roleplay cog's `cogs.ai.directors.Director`: the AI cog asks it
+whether a channel runs a scene and, for each message there, for the reply's
+`Direction`: the scene's system instruction, a `SceneSplitter` that cuts the script at
+speakers, and a `SceneSink` that sends each character's lines through the channel
+webhook with its name and avatar (narration as the bot). After each turn the scene's
+state is updated in the background through structured output, one update at a time
+per scene, so the reply never waits for it. Turns are counted; the last one allowed
+(`RP_MAX_SCENE_TURNS`) ends the scene with a notice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord.ext import commands
+
+from cogs.ai.directors import Direction
+from cogs.ai.replies import NO_PINGS, Sent
+from cogs.ai.streaming import WRITING_MARKER, Editable
+from cogs.roleplay.avatar_links import AvatarLinks
+from cogs.roleplay.characters import CharacterStore
+from cogs.roleplay.scene_prompt import scene_instruction
+from cogs.roleplay.scene_state import INSTRUCTION, SCHEMA, merge, render, updates_in
+from cogs.roleplay.scenes import SceneStore
+from cogs.roleplay.script import NARRATOR, SceneSplitter, speaker_of
+from cogs.roleplay.webhooks import DISCORD_TIMEOUT, TEXT_LIMIT, Channel, WebhookSender
+from utils.errors import BotError
+from utils.tasks import log_failure
+
+if TYPE_CHECKING:
+    from bot import Bot
+
+log = logging.getLogger(__name__)
+
+Context = commands.Context["Bot"]
+
+PENDING_EXCHANGES = 4  # exchanges waiting for a state update, per scene (older ones go)
+ENDED = (
+    "🎬 This scene reached its limit of {turns} turns and has ended. "
+    "`/scene start` begins a new one."
+)
+
+
+class _Line:
+    """A message of the scene; an edit keeps its speaker (a `streaming.Editable`)."""
+
+    def __init__(self, message: Editable) -> None:
+        self.message = message
+
+    @property
+    def id(self) -> int:
+        return self.message.id
+
+    async def edit(self, *, content: str) -> None:
+        await self.message.edit(content=speaker_of(content)[1])
+
+
+class SceneSink:
+    """Sends each message of a scene turn as its speaker (a `streaming.Sink`)."""
+
+    def __init__(
+        self, sender: WebhookSender, channel: Channel, avatars: dict[str, str | None]
+    ) -> None:
+        self.sender = sender
+        self.channel = channel
+        self.avatars = avatars  # character name -> avatar URL
+
+    async def send(self, content: str) -> _Line:
+        speaker, text = speaker_of(content)
+        if speaker == NARRATOR or speaker not in self.avatars:
+            async with asyncio.timeout(DISCORD_TIMEOUT):
+                message = await self.channel.send(text, allowed_mentions=NO_PINGS)
+            return _Line(Sent(message))
+        avatar_url = self.avatars[speaker]
+        return _Line(
+            await self.sender.send(self.channel, text, name=speaker, avatar_url=avatar_url)
+        )
+
+
+class SceneDirector:
+    """Directs the replies in channels running a scene (see the module docstring)."""
+
+    def __init__(
+        self,
+        bot: Bot,
+        scenes: SceneStore,
+        characters: CharacterStore,
+        links: AvatarLinks,
+        sender: WebhookSender,
+    ) -> None:
+        self.bot = bot
+        self.scenes = scenes
+        self.characters = characters
+        self.links = links
+        self.sender = sender
+        self._pending: dict[int, deque[str]] = {}
+        self._updating: dict[int, asyncio.Task[None]] = {}
+
+    def directs(self, channel_id: int) -> bool:
+        return self.scenes.running(channel_id)
+
+    async def direction(self, ctx: Context) -> Direction | None:
+        channel = ctx.channel
+        if not isinstance(channel, discord.TextChannel | discord.VoiceChannel | discord.Thread):
+            return None
+        scene = await self.scenes.get(channel.id)
+        if scene is None:
+            return None
+        cast = await self.characters.by_ids(scene.guild_id, scene.characters)
+        if not cast:
+            return None
+        turns = await self.scenes.count_turn(channel.id)
+        limit = self.bot.settings.rp_max_scene_turns
+        if turns >= limit:  # this is the last turn: no more are answered
+            await self.scenes.end(channel.id)
+        avatars = {c.name: await self.links.avatar_url(c, channel) for c in cast}
+        world = scene.world or await self.scenes.world(scene.guild_id)
+        where = f"#{channel.name} of the server {channel.guild.name}"
+        said = f"{ctx.author.display_name}: {ctx.message.content}"
+
+        async def after(text: str) -> None:
+            self.update_later(channel.id, f"{said}\n{text}")
+            if turns >= limit:
+                async with asyncio.timeout(DISCORD_TIMEOUT):
+                    await channel.send(ENDED.format(turns=limit), allowed_mentions=NO_PINGS)
+
+        return Direction(
+            system=scene_instruction(cast, world, scene.state, where),
+            sink=SceneSink(self.sender, channel, avatars),
+            splitter=SceneSplitter(avatars, TEXT_LIMIT, WRITING_MARKER),
+            after=after,
+        )
+
+    def update_later(self, channel_id: int, exchange: str) -> None:
+        """Fold what `exchange` established into the scene's state, in the background."""
+        if self.bot.gemini is None:
+            return
+        pending = self._pending.setdefault(channel_id, deque(maxlen=PENDING_EXCHANGES))
+        pending.append(exchange)
+        if channel_id in self._updating:
+            return  # the running update takes it next
+        task = asyncio.create_task(self._update(channel_id), name=f"rp-state-{channel_id}")
+        self._updating[channel_id] = task
+        task.add_done_callback(log_failure)
+
+    async def _update(self, channel_id: int) -> None:
+        try:
+            await self._update_while_pending(channel_id)
+        finally:  # no await since the last look at the pending exchanges: none is missed
+            self._updating.pop(channel_id, None)
+            self._pending.pop(channel_id, None)
+
+    async def _update_while_pending(self, channel_id: int) -> None:
+        assert self.bot.gemini is not None
+        while exchanges := self._pending.pop(channel_id, None):
+            scene = await self.scenes.get(channel_id)
+            if scene is None:
+                return
+            notes = render(scene.state) or "(none yet)"
+            request: list[Any] = [
+                {
+                    "role": "user",
+                    "parts": [
+                        {
+                            "text": f"Notes so far:\n{notes}\n\nLatest exchange:\n"
+                            + "\n\n".join(exchanges)
+                        }
+                    ],
+                }
+            ]
+            try:
+                reply = await self.bot.gemini.generate(request, system=INSTRUCTION, schema=SCHEMA)
+            except BotError as error:
+                log.warning("state update of scene %s failed: %s", channel_id, error)
+                continue
+            await self.bot.usage.record(
+                scene.guild_id, reply.usage.prompt_tokens, reply.usage.output_tokens
+            )
+            scene = await self.scenes.get(channel_id)  # a correction may have come meanwhile
+            if scene is None:
+                return
+            await self.scenes.set_state(channel_id, merge(scene.state, updates_in(reply.text)))
+
+    async def close(self) -> None:
+        tasks = list(self._updating.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

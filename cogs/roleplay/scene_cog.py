@@ -1,0 +1,249 @@
+"""The `/scene` commands: scenes with the server's characters in a channel or thread.
+
+Anyone who can write in a channel may start a scene there when none runs (a thread of
+one's own is the usual place). The scene's owner, or anyone with Manage Messages in the
+channel, adds and removes characters, corrects the state and ends it. The server's
+world text takes Manage Server. Playing needs no command: while a scene runs, every
+message in its channel is answered (`director.SceneDirector`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from cogs.ai.records import Turn
+from cogs.roleplay.avatar_links import AvatarLinks
+from cogs.roleplay.characters import Character, CharacterStore
+from cogs.roleplay.director import SceneDirector
+from cogs.roleplay.errors import RoleplayError
+from cogs.roleplay.scene_prompt import WORLD_CHARS, fill
+from cogs.roleplay.scene_state import CLEAR, MAX_FACT, render, set_fact
+from cogs.roleplay.scenes import Scene, SceneStore
+from cogs.roleplay.webhooks import NO_PINGS, TEXT_LIMIT, Channel, WebhookSender
+from utils.memory.chatlog import BOT_LABEL
+from utils.text import truncate
+
+if TYPE_CHECKING:
+    from bot import Bot
+
+Context = commands.Context["Bot"]
+
+MAX_CAST = 6
+Fact = Literal["location", "condition", "relationships", "possessions", "goals"]
+
+
+class Scenes(commands.Cog):
+    """Roleplay scenes: the server's characters play in a channel or thread."""
+
+    def __init__(self, bot: Bot, characters: CharacterStore, links: AvatarLinks) -> None:
+        self.bot = bot
+        self.characters = characters
+        self.links = links
+        self.scenes = SceneStore(bot.db)
+        self.sender = WebhookSender(bot)
+        self.director = SceneDirector(bot, self.scenes, characters, links, self.sender)
+
+    async def cog_load(self) -> None:
+        await self.scenes.load()
+        self.bot.data_owners.register("roleplay scenes", self.scenes)
+        self.bot.directors.register(self.director)
+
+    async def cog_unload(self) -> None:
+        self.bot.directors.unregister(self.director)
+        self.bot.data_owners.unregister("roleplay scenes")
+        await self.director.close()
+
+    @commands.hybrid_group(name="scene")
+    @commands.guild_only()
+    async def scene(self, ctx: Context) -> None:
+        """Roleplay scenes in this channel."""
+        if ctx.invoked_subcommand is None:
+            names = ", ".join(f"`{c.name}`" for c in self.scene.commands)
+            await ctx.send(f"Subcommands: {names}", ephemeral=True)
+
+    @scene.command(name="start")
+    @app_commands.describe(
+        characters=f"Up to {MAX_CAST} character names, separated by commas",
+        world="The world or situation of this scene (else the server's world)",
+    )
+    async def start(self, ctx: Context, characters: str, *, world: str | None = None) -> None:
+        """Start a scene here: the characters answer every message until `/scene end`."""
+        assert ctx.guild is not None
+        channel = _channel(ctx)
+        names = list(dict.fromkeys(n.strip() for n in characters.split(",") if n.strip()))
+        if not names or len(names) > MAX_CAST:
+            raise RoleplayError(f"Name one to {MAX_CAST} characters, separated by commas.")
+        if world is not None and len(world) > WORLD_CHARS:
+            raise RoleplayError(f"Keep the world under {WORLD_CHARS:,} characters.")
+        cast = [await self._character(ctx, name) for name in names]
+        await ctx.defer()
+        await self.scenes.start(
+            ctx.guild.id, channel.id, ctx.author.id, [c.id for c in cast], world
+        )
+        await ctx.send(
+            f"🎬 A scene begins with {_names(cast)}. Write here to play (no mention needed); "
+            "address a character by name. `/scene end` ends it.",
+            allowed_mentions=NO_PINGS,
+        )
+        await self._open(ctx, channel, cast)
+
+    async def _open(self, ctx: Context, channel: Channel, cast: list[Character]) -> None:
+        """Each character's first message, as itself; the log keeps them for the model."""
+        lines, last_id = [], None
+        for character in cast:
+            first = fill(character.profile.first_message, character.name, ctx.author.display_name)
+            if not first.strip():
+                continue
+            text = truncate(first.strip(), TEXT_LIMIT)
+            avatar_url = await self.links.avatar_url(character, channel)
+            spoken = await self.sender.send(
+                channel, text, name=character.name, avatar_url=avatar_url
+            )
+            lines.append(f"{character.name}: {text}")
+            last_id = spoken.id
+        if last_id is None:
+            return
+        opened = Turn("user", ctx.author.id, ctx.author.display_name, "(starts the scene)")
+        said = Turn("model", 0, BOT_LABEL, "\n".join(lines), last_id)
+        await self.bot.chats.add_turns(ctx.guild and ctx.guild.id, channel.id, [opened, said])
+
+    @scene.command(name="add")
+    @app_commands.describe(character="The character who joins")
+    async def add(self, ctx: Context, character: str) -> None:
+        """Bring a character into this scene (its owner, or Manage Messages)."""
+        scene = await self._changeable(ctx)
+        joining = await self._character(ctx, character)
+        if joining.id in scene.characters:
+            raise RoleplayError(f"**{_md(joining.name)}** is already in this scene.")
+        if len(scene.characters) >= MAX_CAST:
+            raise RoleplayError(f"A scene has at most {MAX_CAST} characters.")
+        await self.scenes.set_characters(scene.channel_id, [*scene.characters, joining.id])
+        await ctx.send(f"**{_md(joining.name)}** joins the scene.")
+
+    @scene.command(name="remove")
+    @app_commands.describe(character="The character who leaves")
+    async def remove(self, ctx: Context, character: str) -> None:
+        """Take a character out of this scene (its owner, or Manage Messages)."""
+        scene = await self._changeable(ctx)
+        leaving = await self._character(ctx, character)
+        if leaving.id not in scene.characters:
+            raise RoleplayError(f"**{_md(leaving.name)}** is not in this scene.")
+        if len(scene.characters) == 1:
+            raise RoleplayError("That is the last character; `/scene end` ends the scene.")
+        left = [i for i in scene.characters if i != leaving.id]
+        await self.scenes.set_characters(scene.channel_id, left)
+        await ctx.send(f"**{_md(leaving.name)}** leaves the scene.")
+
+    @scene.command(name="end")
+    async def end(self, ctx: Context) -> None:
+        """End the scene here (its owner, or Manage Messages)."""
+        scene = await self._changeable(ctx)
+        await self.scenes.end(scene.channel_id)
+        await ctx.send("🎬 The scene has ended. I answer here only when asked again.")
+
+    @scene.group(name="state", fallback="show")
+    async def state(self, ctx: Context) -> None:
+        """What the story has established about each character, place and item."""
+        scene = await self._scene(ctx)
+        shown = render(scene.state) or "Nothing established yet: it fills in as you play."
+        embed = discord.Embed(
+            title=f"Scene state (turn {scene.turns})", description=truncate(shown, 4000)
+        )
+        await ctx.send(embed=embed, allowed_mentions=NO_PINGS)
+
+    @state.command(name="set")
+    @app_commands.describe(
+        entity="The character, place or item",
+        fact="What to correct",
+        value=f"The corrected fact (`{CLEAR}` removes it)",
+    )
+    async def state_set(self, ctx: Context, entity: str, fact: Fact, *, value: str) -> None:
+        """Correct one fact of the scene's state (its owner, or Manage Messages)."""
+        scene = await self._changeable(ctx)
+        if len(value) > MAX_FACT or len(entity) > 64:
+            raise RoleplayError(f"Keep the name under 64 and the fact under {MAX_FACT} characters.")
+        await self.scenes.set_state(scene.channel_id, set_fact(scene.state, entity, fact, value))
+        await ctx.send(f"Noted: **{_md(entity)}**, {fact}: {_md(value)}", allowed_mentions=NO_PINGS)
+
+    @scene.command(name="world")
+    @commands.has_guild_permissions(manage_guild=True)
+    @app_commands.describe(text="The world, lore or setting of this server's scenes (empty: none)")
+    async def world(self, ctx: Context, *, text: str | None = None) -> None:
+        """Set this server's world for its scenes (Manage Server)."""
+        assert ctx.guild is not None
+        if text is not None and len(text) > WORLD_CHARS:
+            raise RoleplayError(f"Keep the world under {WORLD_CHARS:,} characters.")
+        await self.scenes.set_world(ctx.guild.id, text.strip() if text else None)
+        await ctx.send("The server's world is set." if text else "The server's world is cleared.")
+
+    @add.autocomplete("character")
+    @remove.autocomplete("character")
+    async def _name(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        if interaction.guild_id is None:
+            return []
+        names = await self.characters.names(interaction.guild_id, current)
+        return [app_commands.Choice(name=n, value=n) for n in names]
+
+    @start.autocomplete("characters")
+    async def _names(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        """Completes the last name of the list."""
+        if interaction.guild_id is None:
+            return []
+        done, _, last = current.rpartition(",")
+        head = f"{done.strip()}, " if done.strip() else ""
+        names = await self.characters.names(interaction.guild_id, last.strip())
+        choices = [f"{head}{n}" for n in names if len(head) + len(n) <= 100]
+        return [app_commands.Choice(name=c, value=c) for c in choices]
+
+    async def _character(self, ctx: Context, name: str) -> Character:
+        assert ctx.guild is not None
+        character = await self.characters.get(ctx.guild.id, name)
+        if character is None:
+            raise RoleplayError(
+                f"This server has no character called **{_md(truncate(name, 64))}**."
+            )
+        return character
+
+    async def _scene(self, ctx: Context) -> Scene:
+        assert ctx.guild is not None
+        scene = await self.scenes.get(ctx.channel.id)
+        if scene is None or scene.guild_id != ctx.guild.id:
+            raise RoleplayError("No scene is running here; `/scene start` begins one.")
+        return scene
+
+    async def _changeable(self, ctx: Context) -> Scene:
+        scene = await self._scene(ctx)
+        author = ctx.author
+        allowed = scene.owner_id == author.id or (
+            isinstance(author, discord.Member)
+            and ctx.channel.permissions_for(author).manage_messages
+        )
+        if not allowed:
+            raise RoleplayError(
+                "Only the one who started this scene or someone with Manage Messages can."
+            )
+        return scene
+
+
+def _channel(ctx: Context) -> Channel:
+    channel = ctx.channel
+    if not isinstance(channel, discord.TextChannel | discord.VoiceChannel | discord.Thread):
+        raise RoleplayError("Scenes play in text channels and threads.")
+    return channel
+
+
+def _names(cast: list[Character]) -> str:
+    names = [f"**{_md(c.name)}**" for c in cast]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _md(text: str) -> str:
+    return discord.utils.escape_markdown(text)

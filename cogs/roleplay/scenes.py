@@ -1,0 +1,168 @@
+"""Roleplay scenes in SQLite: which channels run one, with whom, and what it established.
+
+Owns `rp_scenes` (one scene per channel or thread) and `rp_worlds` (each server's world
+text). The channels running a scene are also kept in memory, loaded at start, so every
+message can ask `running` without a query; at most `MAX_SCENES` scenes run at once.
+A data owner: a deleted channel ends its scene, a left server loses its scenes and world.
+Portable SQL: timestamps are unix times from Python.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from cogs.roleplay.errors import RoleplayError
+from cogs.roleplay.scene_state import State, dumps, loads
+from utils.db import Database
+
+MAX_SCENES = 10_000
+"""Scenes running at once on the whole bot (the bound of the in-memory set)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Scene:
+    channel_id: int
+    guild_id: int
+    owner_id: int
+    world: str | None  # its own; None: the server's
+    characters: tuple[int, ...]  # character ids, in speaking order
+    state: State
+    turns: int
+    started_at: float
+
+
+_COLUMNS = "channel_id, guild_id, owner_id, world, characters, state, turns, started_at"
+
+
+class SceneStore:
+    """The only reader and writer of ``rp_scenes`` and ``rp_worlds``."""
+
+    def __init__(self, db: Database, *, clock: Callable[[], float] = time.time) -> None:
+        self.db = db
+        self.clock = clock
+        self._running: set[int] = set()
+
+    async def load(self) -> None:
+        """Learn which channels run a scene (at start)."""
+        rows = await self.db.fetchall("SELECT channel_id FROM rp_scenes LIMIT ?", (MAX_SCENES,))
+        self._running = {row[0] for row in rows}
+
+    def running(self, channel_id: int) -> bool:
+        return channel_id in self._running
+
+    async def start(
+        self,
+        guild_id: int,
+        channel_id: int,
+        owner_id: int,
+        characters: Sequence[int],
+        world: str | None,
+    ) -> Scene:
+        """A new scene; RoleplayError if one runs in the channel or too many run."""
+        if len(self._running) >= MAX_SCENES:
+            raise RoleplayError("Too many scenes are running on this bot; try again later.")
+        now = self.clock()
+        async with (
+            self.db.transaction() as conn,
+            conn.execute(
+                f"INSERT INTO rp_scenes ({_COLUMNS}, updated_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?) "
+                "ON CONFLICT (channel_id) DO NOTHING RETURNING channel_id",
+                (
+                    channel_id,
+                    guild_id,
+                    owner_id,
+                    world,
+                    json.dumps(list(characters)),
+                    "[]",
+                    now,
+                    now,
+                ),
+            ) as cursor,
+        ):
+            started = await cursor.fetchone()
+        if started is None:
+            raise RoleplayError("A scene is already running here; `/scene end` it first.")
+        self._running.add(channel_id)
+        return Scene(channel_id, guild_id, owner_id, world, tuple(characters), {}, 0, now)
+
+    async def get(self, channel_id: int) -> Scene | None:
+        row = await self.db.fetchone(
+            f"SELECT {_COLUMNS} FROM rp_scenes WHERE channel_id = ?", (channel_id,)
+        )
+        if row is None:
+            return None
+        return Scene(
+            row["channel_id"],
+            row["guild_id"],
+            row["owner_id"],
+            row["world"],
+            tuple(json.loads(row["characters"])),
+            loads(row["state"]),
+            row["turns"],
+            row["started_at"],
+        )
+
+    async def set_characters(self, channel_id: int, characters: Sequence[int]) -> None:
+        await self._set(channel_id, "characters", json.dumps(list(characters)))
+
+    async def set_state(self, channel_id: int, state: State) -> None:
+        await self._set(channel_id, "state", dumps(state))
+
+    async def _set(self, channel_id: int, column: str, value: str) -> None:
+        await self.db.execute(
+            f"UPDATE rp_scenes SET {column} = ?, updated_at = ? WHERE channel_id = ?",
+            (value, self.clock(), channel_id),
+        )
+
+    async def count_turn(self, channel_id: int) -> int:
+        """Count one more turn; returns the scene's turns so far (0: no scene)."""
+        async with (
+            self.db.transaction() as conn,
+            conn.execute(
+                "UPDATE rp_scenes SET turns = turns + 1, updated_at = ? WHERE channel_id = ? "
+                "RETURNING turns",
+                (self.clock(), channel_id),
+            ) as cursor,
+        ):
+            row = await cursor.fetchone()
+        return row[0] if row is not None else 0
+
+    async def end(self, channel_id: int) -> bool:
+        self._running.discard(channel_id)
+        return bool(
+            await self.db.execute("DELETE FROM rp_scenes WHERE channel_id = ?", (channel_id,))
+        )
+
+    async def world(self, guild_id: int) -> str | None:
+        return await self.db.fetchval("SELECT world FROM rp_worlds WHERE guild_id = ?", (guild_id,))
+
+    async def set_world(self, guild_id: int, world: str | None) -> None:
+        if world is None:
+            await self.db.execute("DELETE FROM rp_worlds WHERE guild_id = ?", (guild_id,))
+            return
+        now = self.clock()
+        await self.db.execute(
+            "INSERT INTO rp_worlds (guild_id, world, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (guild_id) DO UPDATE SET world = excluded.world, "
+            "updated_at = excluded.updated_at",
+            (guild_id, world, now),
+        )
+
+    async def delete_channel(self, channel_id: int) -> int:
+        return int(await self.end(channel_id))
+
+    async def delete_guild(self, guild_id: int) -> int:
+        async with self.db.transaction() as conn:
+            async with conn.execute(
+                "DELETE FROM rp_scenes WHERE guild_id = ? RETURNING channel_id", (guild_id,)
+            ) as cursor:
+                ended = [row[0] for row in await cursor.fetchall()]
+            async with conn.execute(
+                "DELETE FROM rp_worlds WHERE guild_id = ?", (guild_id,)
+            ) as cursor:
+                worlds = cursor.rowcount
+        self._running.difference_update(ended)
+        return len(ended) + max(worlds, 0)

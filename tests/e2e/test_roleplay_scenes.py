@@ -1,0 +1,304 @@
+"""Roleplay scenes end to end: the real bot against the fake Discord and the fake Gemini.
+
+Two SillyTavern cards are imported, a scene is started with `/scene start`, and the
+fake Gemini writes each turn as a script ("Aria: ...\\nBren: ...\\nNarrator: ...") that
+must come out through two webhook identities and the bot. Its answers to the state
+update requests (structured output) are JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, cast
+
+import pytest
+
+from bot import Bot
+from cogs.roleplay.scene_cog import Scenes
+from cogs.roleplay.scenes import SceneStore
+from config import Settings
+from tests.conftest import BASIC, StartBot, eventually
+from tests.e2e.test_roleplay_characters import card_png, upload
+from tests.fakes.discord_server import FakeChannel, FakeDiscord, FakeGuild, FakeMessage, FakeUser
+from tests.fakes.gemini_request import GeminiRequest
+from tests.fakes.gemini_server import FakeGemini
+
+KEY_STATE = {"entities": [{"name": "Bren", "kind": "character", "possessions": "the iron key"}]}
+
+
+class World:
+    """The fakes, the bot and the steps of a scene."""
+
+    def __init__(
+        self, fake: FakeDiscord, gemini: FakeGemini, guild: FakeGuild, player: FakeUser
+    ) -> None:
+        self.fake, self.gemini, self.guild, self.player = fake, gemini, guild, player
+        self.turns = 0
+        self.state_reply: dict[str, Any] = {"entities": []}
+        gemini.default = self._answer
+
+    def _answer(self, request: GeminiRequest) -> str:
+        if "responseSchema" in request.json.get("generationConfig", {}):
+            return json.dumps(self.state_reply)  # the state update after a turn
+        said = request.last_user_text.rsplit(": ", 1)[-1]
+        return (
+            f"Aria: Welcome, traveller ({said}).\nBren: I keep my secrets.\n"
+            "Narrator: The fire crackles."
+        )
+
+    async def slash(
+        self,
+        user: FakeUser,
+        sub: str | list[str],
+        channel: FakeChannel | None = None,
+        **options: Any,
+    ) -> FakeMessage:
+        interaction = await self.fake.invoke_slash(
+            channel or self.guild.text, user, "scene", options or None, subcommand=sub
+        )
+        await interaction.wait_response()
+        return await self.fake.wait_for(
+            lambda: (
+                interaction.original
+                if interaction.original and not interaction.original.loading
+                else None
+            ),
+            10,
+        )
+
+    async def character(self, name: str, first_message: str = "") -> None:
+        data = {"name": name, "description": f"{name} of the valley.", "first_mes": first_message}
+        interaction = await self.fake.invoke_slash(
+            self.guild.text,
+            self.fake.owner,
+            "character",
+            {"card": upload(f"{name}.png", card_png(data))},
+            subcommand="import",
+        )
+        await interaction.wait_response()
+        await self.fake.wait_for(
+            lambda: interaction.original and not interaction.original.loading, 10
+        )
+
+    def streams(self) -> list[GeminiRequest]:
+        return [r for r in self.gemini.requests if r.method == "streamGenerateContent"]
+
+    async def play(self, text: str) -> list[FakeMessage]:
+        """Say `text` in the scene; the turn's three final messages."""
+        before = len(self.fake.messages_in(self.guild.text))
+        await self.fake.send_message(self.guild.text, self.player, text)
+        self.turns += 1
+
+        def done() -> list[FakeMessage] | None:
+            shown = self.fake.messages_in(self.guild.text)[before:]
+            ends = [i for i, m in enumerate(shown) if m.content == "The fire crackles."]
+            return shown[ends[0] - 2 : ends[0] + 1] if ends else None
+
+        return await self.fake.wait_for(done, 10)
+
+
+@pytest.fixture
+def world(
+    discord_fake: FakeDiscord, gemini_fake: FakeGemini, guild: FakeGuild, member: FakeUser
+) -> World:
+    return World(discord_fake, gemini_fake, guild, member)
+
+
+def scenes(bot: Bot) -> Scenes:
+    return cast(Scenes, bot.get_cog("Scenes"))
+
+
+async def avatar_of(bot: Bot, guild: FakeGuild, name: str) -> str | None:
+    """The URL of the avatar `/character import` attached (stored once it was sent)."""
+    character = await scenes(bot).characters.get(guild.id, name)
+    return character.link.url if character and character.link else None
+
+
+async def test_a_scene_plays_fifty_turns_as_its_characters_across_a_restart(
+    world: World,
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    settings = ai_settings(ai_user_messages_per_minute=100, ai_channel_messages_per_minute=100)
+    bot = await start_bot(settings)
+    await world.character("Aria", "Hello {{user}}, I am {{char}}.")
+    await world.character("Bren")
+    avatars = {
+        name: await eventually(lambda name=name: avatar_of(bot, guild, name))
+        for name in ("Aria", "Bren")
+    }
+    assert avatars["Aria"] != avatars["Bren"]
+
+    started = await world.slash(member, "start", characters="Aria, bren")
+    assert "A scene begins with **Aria** and **Bren**" in started.content
+    opening = discord_fake.messages_in(guild.text)[-1]
+    assert (opening.author.name, opening.avatar_url) == ("Aria", avatars["Aria"])
+    assert opening.content == f"Hello {member.name}, I am Aria." and opening.webhook_id
+
+    # A message without a mention is answered: each speaker as itself, narration as the bot.
+    world.state_reply = KEY_STATE
+    aria, bren, narration = await world.play("hello there")
+    assert (aria.author.name, aria.avatar_url) == ("Aria", avatars["Aria"])
+    assert aria.content == "Welcome, traveller (hello there)."
+    assert (bren.author.name, bren.avatar_url, bren.content) == (
+        "Bren",
+        avatars["Bren"],
+        "I keep my secrets.",
+    )
+    assert aria.webhook_id == bren.webhook_id and aria.webhook_id is not None
+    assert narration.webhook_id is None and narration.author.id == discord_fake.bot_user.id
+    assert len(aria.history) > 1  # streamed: edited in place, the same speaker throughout
+    system = world.streams()[0].system_text
+    assert "Aria of the valley." in system and "Bren of the valley." in system
+    assert "Narrator" in system and "tools" not in system
+
+    # The state update (in the background) sets what the next turn's request is told.
+    await eventually(lambda: _holds_key(scenes(bot).scenes, guild))
+    world.state_reply = {"entities": []}
+    await world.play("who has the key?")
+    assert "Bren (character): possessions: the iron key" in world.streams()[-1].system_text
+    state = await world.slash(member, ["state", "show"])
+    assert "possessions: the iron key" in state.embeds[0]["description"]
+
+    # Restart: the scene, its state and its history are still there.
+    await bot.close()
+    bot = await start_bot(settings)
+    await world.play("still here?")
+    after = world.streams()[-1]
+    assert "the iron key" in after.system_text
+    assert "I keep my secrets." in json.dumps(after.contents)  # the earlier turns
+    # A webhook deleted mid-scene is made again by the sender.
+    (old,) = discord_fake.webhooks.values()
+    discord_fake.webhook_routes.delete(old)
+    aria, bren, _ = await world.play("the webhook is gone")
+    (new,) = discord_fake.webhooks.values()
+    assert new.id != old.id and aria.webhook_id == bren.webhook_id == new.id
+
+    while world.turns < 50:
+        aria, bren, narration = await world.play(f"turn {world.turns + 1}")
+        assert (aria.author.name, aria.avatar_url) == ("Aria", avatars["Aria"])
+        assert (bren.author.name, bren.avatar_url) == ("Bren", avatars["Bren"])
+        assert narration.webhook_id is None
+        assert aria.content == f"Welcome, traveller (turn {world.turns})."
+
+    # Only the players' messages were answered, never the characters' own.
+    assert len(world.streams()) == 50
+    assert "the iron key" in world.streams()[-1].system_text
+    state = await world.slash(member, ["state", "show"])
+    assert "possessions: the iron key" in state.embeds[0]["description"]
+    assert "turn 50" in state.embeds[0]["title"]
+
+
+async def _holds_key(store: SceneStore, guild: FakeGuild) -> bool:
+    scene = await store.get(guild.text.id)
+    return scene is not None and scene.state.get("bren", {}).get("possessions") == "the iron key"
+
+
+async def test_who_may_change_a_scene_its_world_and_state_and_how_it_ends(
+    world: World,
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    bot = await start_bot(ai_settings())
+    owner = discord_fake.owner  # the server's owner: every permission
+    stranger = discord_fake.add_user("stranger")
+    guild.add_member(stranger, permissions=BASIC)
+    await world.character("Aria")
+    await world.character("Bren")
+
+    await world.slash(member, "start", characters="Aria", world="A rainy port town.")
+    twice = await world.slash(stranger, "start", characters="Bren")
+    assert "already running here" in twice.content
+    refused = await world.slash(stranger, "end")
+    assert "Only the one who started this scene" in refused.content
+    assert "Manage Server" in (await world.slash(member, "world", text="Elsewhere.")).content
+    assert "is set" in (await world.slash(owner, "world", text="The server's own world.")).content
+    assert "joins" in (await world.slash(owner, "add", character="bren")).content
+    fixed = await world.slash(
+        member, ["state", "set"], entity="Aria", fact="condition", value="a sprained ankle"
+    )
+    assert "Noted" in fixed.content
+
+    await world.play("hi all")
+    system = world.streams()[-1].system_text
+    assert "A rainy port town." in system and "The server's own world." not in system
+    assert "Aria (character): condition: a sprained ankle" in system
+    assert "Bren of the valley." in system
+
+    # Scenes and characters of this server are nowhere in another one.
+    other = discord_fake.add_guild("Other", owner=owner)
+    await eventually(lambda: bot.get_guild(other.id))
+    before = len(discord_fake.messages_in(other.text))
+    await discord_fake.send_message(other.text, owner, "!scene state")
+    answer = await discord_fake.wait_for_message(other.text, after=before)
+    assert "No scene is running here" in answer.content
+    await discord_fake.send_message(other.text, owner, "!scene start Aria")
+    answer = await discord_fake.wait_for_message(other.text, after=before + 1)
+    assert "no character called **Aria**" in answer.content
+    assert await scenes(bot).scenes.get(other.text.id) is None
+
+    # Ended: messages are answered only when addressed again, as the assistant.
+    assert "has ended" in (await world.slash(member, "end")).content
+    streams = len(world.streams())
+    await discord_fake.send_message(guild.text, member, "anyone still here?")
+    before = len(discord_fake.messages_in(guild.text))
+    await discord_fake.send_message(guild.text, member, f"<@{discord_fake.bot_user.id}> hello")
+    await discord_fake.wait_for_message(
+        guild.text, after=before, predicate=lambda m: not m.content.endswith("⌛")
+    )
+    assert len(world.streams()) == streams + 1
+    assert "roleplay scene" not in world.streams()[-1].system_text
+
+
+async def test_a_scene_ends_after_its_last_turn(
+    world: World,
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    bot = await start_bot(ai_settings(rp_max_scene_turns=2))
+    await world.character("Aria")
+    await world.character("Bren")
+    await world.slash(member, "start", characters="Aria, Bren")
+    await world.play("one")
+    await world.play("two")
+    notice = await discord_fake.wait_for_message(
+        guild.text, predicate=lambda m: "limit of 2 turns" in m.content
+    )
+    assert notice.webhook_id is None
+    assert not scenes(bot).scenes.running(guild.text.id)
+    assert await scenes(bot).scenes.get(guild.text.id) is None
+
+
+async def test_a_scene_in_a_thread_speaks_through_the_parents_webhook(
+    world: World,
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    bot = await start_bot(ai_settings())
+    await world.character("Aria")
+    await world.character("Bren")
+    thread = guild.add_thread(guild.text, "the tavern", member)
+    await eventually(lambda: bot.get_channel(thread.id))
+    await world.slash(member, "start", channel=thread, characters="Aria, Bren")
+    await discord_fake.send_message(thread, member, "hello")
+    narration = await discord_fake.wait_for_message(
+        thread, predicate=lambda m: m.content == "The fire crackles."
+    )
+    aria, bren = discord_fake.messages_in(thread)[-3:-1]
+    assert (aria.author.name, bren.author.name) == ("Aria", "Bren")
+    (webhook,) = discord_fake.webhooks.values()
+    assert webhook.channel_id == guild.text.id and aria.webhook_id == webhook.id
+    assert narration.channel_id == thread.id and not scenes(bot).scenes.running(guild.text.id)
