@@ -354,7 +354,7 @@ class Music(commands.Cog):
             return
         if self.bot.user is not None and member.id == self.bot.user.id and after.channel is None:
             # A moderator, or discord.py reconnecting (our own leaves drop the player first).
-            self.sessions.voice_left(player)
+            self.sessions.recovery.voice_left(player)
             return
         if self.bot.user is not None and member.id == self.bot.user.id:
             self.sessions.changed(player)  # moved: remember the new channel

@@ -23,13 +23,9 @@ from typing import Any, Protocol
 from cogs.music.errors import MusicError
 from cogs.music.queue import TrackQueue
 from cogs.music.tracks import LoopMode, Stream, Track
+from cogs.music.voice_watch import watch_voice
 
 log = logging.getLogger(__name__)
-
-DROP_GRACE = 2.0
-"""Seconds a playing track's voice connection may be down (discord.py moving to a new
-voice server takes well under one) before the track is stopped and recovered."""
-WATCH_EVERY = 0.25
 
 
 class Voice(Protocol):
@@ -272,7 +268,6 @@ class Player:
 
     def _advance(self) -> Track | None:
         if self._replay:  # the voice connection dropped mid-track: go on from where it was
-            self._replay = False
             return self.queue.current
         skipped, self._skip = self._skip, False
         return self.queue.advance(skipped=skipped)
@@ -298,6 +293,7 @@ class Player:
     async def _play(self, track: Track) -> bool:
         """Play one track to its end; False when the voice connection is gone."""
         start, self._start_at = self._start_at, 0.0
+        replay, self._replay = self._replay, False
         audio = await self._open(track, start)
         if audio is None:
             self.queue.current = None
@@ -308,14 +304,15 @@ class Player:
         self._done.clear()
         self._error = None
         self._audio = audio
-        watch = asyncio.create_task(self._watch_voice(), name=f"music-watch-{self.guild_id}")
+        watch = asyncio.create_task(watch_voice(lambda: self.voice, self._dropped))
         try:
             self.voice.play(audio, after=functools.partial(self._after, audio))
             if self.paused:
                 self.voice.pause()
             self._played_any = True
             self._changed()
-            await self._emit(self.events.track_started(self, track))
+            if not replay:  # after a drop the track goes on: no new announcement
+                await self._emit(self.events.track_started(self, track))
             await self._done.wait()
         finally:
             watch.cancel()
@@ -326,13 +323,7 @@ class Player:
         await self._check_played(track, audio)
         return True
 
-    async def _watch_voice(self) -> None:
-        """Stop the track when its voice connection stays down: discord.py's audio
-        thread would wait for it in silence (for 4015, until its resume gives up)."""
-        down = 0.0
-        while down < DROP_GRACE:
-            await asyncio.sleep(WATCH_EVERY)
-            down = 0.0 if self.voice.is_connected() else down + WATCH_EVERY
+    def _dropped(self) -> None:
         log.info("voice connection of guild %s is down; recovering", self.guild_id)
         self.voice.stop()
         self._done.set()  # its audio thread ends only once it stops waiting to reconnect
@@ -342,10 +333,8 @@ class Player:
         from where it stopped; False when the connection did not come back."""
         self._start_at = audio.position
         self._changed()
-        if not await self.events.recover(self):
-            return False
-        self._replay = True
-        return True
+        self._replay = await self.events.recover(self)
+        return self._replay
 
     async def _open(self, track: Track, start: float) -> Audio | None:
         try:

@@ -24,7 +24,7 @@ import discord
 
 from cogs.music.audio import TrackAudio
 from cogs.music.channels import (
-    MusicVoice,
+    DISCONNECT_TIMEOUT,
     VoiceChannel,
     check_can_join,
     connect,
@@ -35,6 +35,7 @@ from cogs.music.channels import (
 from cogs.music.errors import MusicError
 from cogs.music.player import LeaveReason, Player
 from cogs.music.queue import TrackQueue
+from cogs.music.recovery import Recovery
 from cogs.music.sources import Resolver
 from cogs.music.store import MusicStore, SaveQueue, Session
 from cogs.music.tracks import Stream, Track
@@ -46,9 +47,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DISCONNECT_TIMEOUT = 5.0
-RETRY_PAUSE = 1.0
-"""Seconds between tries to rejoin a dropped voice connection."""
 RESTORE_CONCURRENCY = 4
 """Voice channels rejoined at the same time after a restart."""
 RESTORE_CONNECT_TIMEOUT = 90.0
@@ -69,6 +67,7 @@ class Sessions:
         self._queueing: dict[int, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.saves = SaveQueue(MusicStore(bot.db), self._session)
+        self.recovery = Recovery(self)
 
     def start(self) -> None:
         """Resume the saved sessions once the bot is ready."""
@@ -89,6 +88,7 @@ class Sessions:
     # Player events (cogs.music.player.Events) --------------------------------
 
     async def track_started(self, player: Player, track: Track) -> None:
+        self.bot.dispatch("music_track_started", player.guild_id, track)  # for /history
         channel = self._text_channel(player)
         if channel is None:
             return
@@ -123,54 +123,7 @@ class Sessions:
         self.saves.request(player.guild_id)
 
     async def recover(self, player: Player) -> bool:
-        """Bring a dropped voice connection back by joining the channel again, up to
-        MUSIC_VOICE_RECONNECTS tries; else leave with a message.  A moderator's
-        disconnect is not recovered (its own leave says so).
-
-        discord.py moves to a new voice server by itself (the player waits
-        :data:`~cogs.music.player.DROP_GRACE` for that); for 4006, 4015 or a lost
-        network, version 2.7 resumes or retries without end, and its audio thread
-        waits in silence meanwhile.  So the connection is closed (its retries
-        stopped) and opened anew."""
-        old, guild = player.voice, self.bot.get_guild(player.guild_id)
-        if not isinstance(old, MusicVoice) or old.kicked or guild is None:
-            return False
-        for attempt in range(1, self.settings.music_voice_reconnects + 1):
-            if attempt > 1:
-                await asyncio.sleep(RETRY_PAUSE)
-            async with self.lock(guild.id):  # /play must not join meanwhile
-                if old.kicked or self.players.get(guild.id) is not player:
-                    return False
-                if old.is_connected():
-                    return True
-                if await self._rejoin(guild, player, old, attempt):
-                    return True
-        log.warning("voice connection of guild %s did not come back; leaving", guild.id)
-        self.request_leave(player, LeaveReason.DROPPED)
-        return False
-
-    async def _rejoin(
-        self, guild: discord.Guild, player: Player, old: MusicVoice, attempt: int
-    ) -> bool:
-        log.info("rejoining voice in guild %s (try %d)", guild.id, attempt)
-        if voice_of(guild) is old:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(DISCONNECT_TIMEOUT):
-                    await old.disconnect(force=True)
-        try:
-            player.voice = await connect(
-                old.channel, within=self.settings.music_voice_reconnect_wait
-            )
-        except MusicError:
-            return False
-        self.update_alone(guild)
-        return True
-
-    def voice_left(self, player: Player) -> None:
-        """The bot's voice state left its channel: a moderator's disconnect stops the
-        music; discord.py's reconnects leave and join again (the player recovers)."""
-        if isinstance(player.voice, MusicVoice) and player.voice.kicked:
-            self.request_leave(player, LeaveReason.LOST)
+        return await self.recovery.recover(player)
 
     # Players and voice ------------------------------------------------------
 

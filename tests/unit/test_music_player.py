@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from cogs.music import player as player_module
+from cogs.music import voice_watch
 from cogs.music.errors import MusicError
 from cogs.music.player import LeaveReason, Player
 from cogs.music.queue import TrackQueue
@@ -277,8 +277,8 @@ async def test_a_connection_that_stays_down_stops_the_waiting_track(
     monkeypatch: pytest.MonkeyPatch, rig: Rig
 ) -> None:
     """discord.py's audio thread waits in silence for a 4015 resume; the player does not."""
-    monkeypatch.setattr(player_module, "DROP_GRACE", 0.1)
-    monkeypatch.setattr(player_module, "WATCH_EVERY", 0.02)
+    monkeypatch.setattr(voice_watch, "DROP_GRACE", 0.1)
+    monkeypatch.setattr(voice_watch, "WATCH_EVERY", 0.02)
     rig.player.start()
     rig.add("a")
     await eventually(lambda: rig.voice.calls == ["play https://x.example/a"])
