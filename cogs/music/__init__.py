@@ -1,14 +1,18 @@
-"""Music cog: YouTube, Spotify and direct links played in voice channels, with a queue."""
+"""Music cog: YouTube, Spotify and direct links played in voice channels, with a queue;
+the history and saved playlists in a second cog beside it."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from cogs.music.cog import Music
+from cogs.music.library import MusicLibrary
 
 if TYPE_CHECKING:
     from bot import Bot
 
 
 async def setup(bot: Bot) -> None:
-    await bot.add_cog(Music(bot))
+    music = Music(bot)
+    await bot.add_cog(music)
+    await bot.add_cog(MusicLibrary(bot, music))

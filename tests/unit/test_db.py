@@ -115,6 +115,7 @@ SQL_OWNERS = {
     "cogs/ai/store.py",
     "cogs/ai/tools/audit.py",
     "cogs/music/store.py",
+    "cogs/music/library_store.py",
     "cogs/admin/retention.py",
     "cogs/roleplay/characters.py",
     "cogs/roleplay/scenes.py",
