@@ -86,6 +86,19 @@ class Recovery:
         self.sessions.update_alone(guild)
         return True
 
+    def recovering(self, player: Player) -> bool:
+        """Whether the player's connection dropped under a track, which the player is
+        bringing back (or soon will): joining anew meanwhile would throw its queue away.
+        An idle player recovers when its next track starts."""
+        voice = player.voice
+        return (
+            player.running
+            and player.queue.current is not None
+            and isinstance(voice, MusicVoice)
+            and not voice.kicked
+            and not voice.is_connected()
+        )
+
     def voice_left(self, player: Player) -> None:
         """The bot's voice state left its channel: a moderator's disconnect stops the
         music; discord.py's own reconnects leave and join again (the player recovers)."""

@@ -164,6 +164,10 @@ class Sessions:
                 await voice.move_to(channel)
             player.text_channel_id = text_id
             return player
+        if player is not None and self.recovery.recovering(player):
+            raise MusicError(
+                "I lost the voice connection for a moment; try again in a few seconds."
+            )
         if player is not None or voice is not None:
             await self.teardown(guild.id, forget=True)
         voice = await connect(channel)

@@ -81,12 +81,17 @@ async def test_a_new_voice_server_is_followed_without_a_break_in_the_queue(
 
 
 async def test_reconnects_that_keep_failing_end_with_a_message(
-    world: World, discord_fake: FakeDiscord
+    world: World, discord_fake: FakeDiscord, caplog: pytest.LogCaptureFixture
 ) -> None:
-    await world.start(music_voice_reconnects=2, music_voice_reconnect_wait=1.0)
+    caplog.set_level(logging.INFO, logger="cogs.music")
+    await world.start(music_voice_reconnects=3, music_voice_reconnect_wait=1.0)
     await play_a_while(world)
     world.voice.refuse(world.guild.id)
     await world.voice.drop(world.guild.id, code=4006)
+    await discord_fake.wait_for(lambda: "rejoining voice" in caplog.text, 10)
+    assert await world.slash("play", query=world.media.tone(660, 1, "ogg")) == (
+        "I lost the voice connection for a moment; try again in a few seconds."
+    ), "a /play meanwhile keeps the queue that is being recovered"
     await world.wait_message("I lost the voice connection and couldn't get it back", within=20)
     bot, guild = discord_fake.bot_user, world.guild
     await discord_fake.wait_for(lambda: discord_fake.voice_channel_of(bot, guild) is None)
