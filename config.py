@@ -100,6 +100,8 @@ class Settings(BaseSettings):
     music_resume_on_start: bool = True
     music_default_volume: int = Field(default=100, ge=0, le=200)
     music_ffmpeg: str = "ffmpeg"
+    # Music: seek, filters, moving progress bar
+    music_progress_interval: float = Field(default=15.0, ge=1.0, le=3600.0)
     # Music: YouTube's bot check, voice recovery
     music_ytdlp_cookies: Path | None = None
     music_ytdlp_extractor_args: SecretStr | None = None

@@ -16,7 +16,12 @@ thousand memories; every run, memory on or off, starts from a copy of that data
 directory, so both have the same chat history and recall searches a real scope.
 The measured messages are the benchmark's questions, from the people who ask them.
 
+`--tools off on` also compares AI tools declared (AI_TOOLS_ENABLED, the default
+families: the info and web tools of the AI cog) with none, for plain replies (the
+model calls nothing): what declaring tools costs a reply that uses none.
+
     .venv/bin/python scripts/bench_chat.py [--per-channel 30] [--repeat 3] [--seed 3000]
+        [--channels 1 10 100] [--memory off on] [--tools on]
 """
 
 from __future__ import annotations
@@ -73,7 +78,7 @@ class BotProcess:
 
     @classmethod
     async def start(
-        cls, world: FakeWorld, data_dir: Path, lag_file: Path, *, memory: bool
+        cls, world: FakeWorld, data_dir: Path, lag_file: Path, *, memory: bool, tools: bool = True
     ) -> BotProcess:
         """Start the bot; returns once it is READY and, with memory, its model has loaded."""
         env = {
@@ -89,6 +94,7 @@ class BotProcess:
             "AI_CHANNEL_QUEUE_SIZE": "1000",
             "AI_MAX_CONCURRENCY": "128",
             "MEMORY_ENABLED": "true" if memory else "false",
+            "AI_TOOLS_ENABLED": "true" if tools else "false",
             "BENCH_LAG_FILE": str(lag_file),
         }
         world.discord.ready.clear()
@@ -159,10 +165,11 @@ async def measure(
     *,
     seeded: Path,
     memory: bool,
+    tools: bool,
 ) -> dict[str, float]:
     shutil.copytree(seeded, data_dir)
     lag_file = data_dir.with_suffix(".lag.json")
-    bot = await BotProcess.start(world, data_dir, lag_file, memory=memory)
+    bot = await BotProcess.start(world, data_dir, lag_file, memory=memory, tools=tools)
     try:
         warm_up = [take(asked, 2 * k, 2) for k in range(len(targets))]
         await asyncio.gather(
@@ -218,7 +225,8 @@ async def measure(
 
 
 async def serve_bot() -> list[tuple[float, float]]:
-    """The bot process: admin and AI cogs; returns its event-loop lag samples."""
+    """The bot process: the admin, AI, memory and music cogs (the last two register AI tools);
+    returns its event-loop lag samples."""
     from bot import Bot, run
     from config import Settings
 
@@ -238,7 +246,7 @@ async def serve_bot() -> list[tuple[float, float]]:
     # pydantic-settings takes `_env_file` and reads the token from the environment; pyright sees
     # only the fields.
     settings = Settings(_env_file=None)  # pyright: ignore[reportCallIssue]
-    bot = Bot(settings, extensions=["cogs.admin", "cogs.ai"])
+    bot = Bot(settings, extensions=["cogs.admin", "cogs.ai", "cogs.memory", "cogs.music"])
     flushes: set[asyncio.Task[None]] = set()
 
     def flush() -> None:  # BotProcess.indexed
@@ -293,36 +301,48 @@ async def client_cost(url: str, count: int = 300) -> tuple[float, float]:
     return statistics.median(sdk[20:]), statistics.median(raw[20:])
 
 
-def report(runs: dict[tuple[int, bool], list[dict[str, float]]], repeat: int) -> None:
+Config = tuple[int, bool, bool]  # active channels, memory on, tools declared
+
+
+def report(runs: dict[Config, list[dict[str, float]]], repeat: int) -> None:
     print(
-        f"{'channels':>8} {'memory':>6} {'msgs':>5} {'msg/s':>6} {'first p50':>9} "
+        f"{'channels':>8} {'memory':>6} {'tools':>5} {'msgs':>5} {'msg/s':>6} {'first p50':>9} "
         f"{'first p99':>9} {'final p50':>9} {'final p99':>9} {'lag p99':>7} "
         f"{'CPU/reply':>9} {'RSS MB':>7} {'peak MB':>7} {'first p50 runs':>15}"
         f"   (ms; medians of {repeat} runs, and the range of first p50 over them)"
     )
-    for (active, memory), results in runs.items():
+    for (active, memory, tools), results in runs.items():
         row = {k: statistics.median(run[k] for run in results) for k in results[0]}
         low = min(run["first_p50"] for run in results)
         high = max(run["first_p50"] for run in results)
         print(
-            f"{active:>8} {'on' if memory else 'off':>6} {row['messages']:>5.0f} "
+            f"{active:>8} {'on' if memory else 'off':>6} {'on' if tools else 'off':>5} "
+            f"{row['messages']:>5.0f} "
             f"{row['msg_per_s']:>6.1f} {row['first_p50']:>9.2f} {row['first_p99']:>9.2f} "
             f"{row['final_p50']:>9.2f} {row['final_p99']:>9.2f} {row['lag_p99']:>7.2f} "
             f"{row['cpu_ms']:>9.2f} {row['rss_mb']:>7.0f} {row['peak_mb']:>7.0f} "
             f"{low:>7.2f}–{high:<7.2f}"
         )
-    for active in dict.fromkeys(active for active, _ in runs):
-        if (active, True) not in runs or (active, False) not in runs:
-            continue
-        pairs = list(zip(runs[active, False], runs[active, True], strict=True))  # the same round
-        p50 = statistics.median(on["first_p50"] - off["first_p50"] for off, on in pairs)
-        p99 = statistics.median(on["first_p99"] - off["first_p99"] for off, on in pairs)
-        cpu = statistics.median(on["cpu_ms"] / off["cpu_ms"] for off, on in pairs)
-        rss = statistics.median(on["rss_mb"] - off["rss_mb"] for off, on in pairs)
-        print(
-            f"memory on vs off at {active} channels (median over rounds): first POST "
-            f"p50 {p50:+.2f} ms, p99 {p99:+.2f} ms; CPU per reply x{cpu:.2f}; RSS {rss:+.0f} MB"
-        )
+    for active, memory, tools in runs:
+        for name, other in (("memory", (active, False, tools)), ("tools", (active, memory, False))):
+            if other == (active, memory, tools) or other not in runs:
+                continue
+            # The same round's runs, paired.
+            pairs = list(zip(runs[other], runs[active, memory, tools], strict=True))
+            p50 = statistics.median(on["first_p50"] - off["first_p50"] for off, on in pairs)
+            p99 = statistics.median(on["first_p99"] - off["first_p99"] for off, on in pairs)
+            cpu = statistics.median(on["cpu_ms"] / off["cpu_ms"] for off, on in pairs)
+            rss = statistics.median(on["rss_mb"] - off["rss_mb"] for off, on in pairs)
+            where = (
+                f"memory {'on' if memory else 'off'}"
+                if name == "tools"
+                else (f"tools {'on' if tools else 'off'}")
+            )
+            print(
+                f"{name} on vs off at {active} channels, {where} (median over rounds): first "
+                f"POST p50 {p50:+.2f} ms, p99 {p99:+.2f} ms; CPU per reply x{cpu:.2f}; "
+                f"RSS {rss:+.0f} MB"
+            )
 
 
 async def main() -> None:
@@ -332,6 +352,7 @@ async def main() -> None:
     parser.add_argument("--rate", type=float, default=20.0, help="offered msg/s for latency")
     parser.add_argument("--channels", type=int, nargs="+", default=[1, 10, 100])
     parser.add_argument("--memory", nargs="+", choices=["off", "on"], default=["off", "on"])
+    parser.add_argument("--tools", nargs="+", choices=["off", "on"], default=["on"])
     parser.add_argument("--seed", type=int, default=3000, help="messages told before the runs")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -344,8 +365,13 @@ async def main() -> None:
     said, asked = world.conversation(guild)
     channels = [guild.text]
     channels += [guild.add_text_channel(f"c{i}") for i in range(max(args.channels) - 1)]
-    configs = [(active, memory == "on") for active in args.channels for memory in args.memory]
-    runs: dict[tuple[int, bool], list[dict[str, float]]] = {config: [] for config in configs}
+    configs = [
+        (active, memory == "on", tools == "on")
+        for active in args.channels
+        for memory in args.memory
+        for tools in args.tools
+    ]
+    runs: dict[Config, list[dict[str, float]]] = {config: [] for config in configs}
     try:
         sdk, raw = await client_cost(world.gemini_url)
         with tempfile.TemporaryDirectory() as tmp:
@@ -362,7 +388,7 @@ async def main() -> None:
             # Round after round over the configurations, so that a slow spell of the
             # machine does not fall on one configuration only.
             for r in range(args.repeat):
-                for active, memory in configs:
+                for active, memory, tools in configs:
                     per_channel = max(3, args.per_channel * 10 // max(active, 10))
                     result = await measure(
                         world,
@@ -370,11 +396,12 @@ async def main() -> None:
                         asked,
                         per_channel,
                         args.rate,
-                        Path(tmp) / f"{active}-{memory}-{r}",
+                        Path(tmp) / f"{active}-{memory}-{tools}-{r}",
                         seeded=seeded,
                         memory=memory,
+                        tools=tools,
                     )
-                    runs[active, memory].append(result)
+                    runs[active, memory, tools].append(result)
     finally:
         await world.stop()
     report(runs, args.repeat)

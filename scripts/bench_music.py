@@ -8,8 +8,10 @@ this process.  Measured:
   server: cold (the bot joins the channel first) and warm (already connected);
 - CPU per concurrent stream for 1, 5 and 20 guilds, Opus passthrough (Ogg/Opus
   source, FFmpeg copies packets) against re-encoding (WAV source, FFmpeg encodes
-  with libopus): the bot process and its FFmpeg children, sampled with psutil,
-  plus the share of 20 ms frames that arrived and the fakes' own CPU;
+  with libopus) and against a filter (the Ogg/Opus source with ``/filter
+  bassboost``: FFmpeg decodes, filters and encodes): the bot process and its
+  FFmpeg children, sampled with psutil, plus the share of 20 ms frames that
+  arrived and the fakes' own CPU;
 - time from a dropped voice connection to audio resuming on the new one (the first
   frame with a new SSRC), per kind of drop: 4006, 4015, the network lost, a new
   voice server.
@@ -45,7 +47,12 @@ from tests.fakes.voice_server import FakeVoiceServer, VoiceFrame  # noqa: E402
 FRAME = 0.02
 FAKES = psutil.Process()
 """This process: the fake Discord and voice server (decrypting every packet)."""
-MODES = {"passthrough": "ogg", "re-encode": "wav"}
+MODES = {
+    "passthrough": ("ogg", None),
+    "re-encode": ("wav", None),
+    "bassboost": ("ogg", "bassboost"),
+}
+"""Mode → (source format, /filter effect)."""
 
 
 @dataclass
@@ -63,6 +70,10 @@ class Bench:
         )
         await interaction.wait_response(30)
 
+    async def command(self, guild: FakeGuild, name: str, **options: object) -> None:
+        interaction = await self.discord.invoke_slash(guild.text, self.listener, name, options)
+        await interaction.wait_response(30)
+
     async def stop(self, guild: FakeGuild) -> None:
         interaction = await self.discord.invoke_slash(guild.text, self.listener, "stop")
         await interaction.wait_response(30)
@@ -72,8 +83,7 @@ class Bench:
         """Stop playback but stay in the channel (each voice join is a rate-limited
         gateway command: Discord allows 120 a minute per connection)."""
         for command in ("clear", "skip"):
-            interaction = await self.discord.invoke_slash(guild.text, self.listener, command)
-            await interaction.wait_response(30)
+            await self.command(guild, command)
 
     async def first_packet(self, guild: FakeGuild, url: str) -> float:
         """Seconds from sending /play to the first audio frame of this play."""
@@ -120,11 +130,14 @@ async def latency(bench: Bench, runs: int) -> dict[str, list[float]]:
 
 
 async def cpu(bench: Bench, mode: str, count: int, window: float) -> dict[str, float]:
-    url = bench.media.tone(330, 60, MODES[mode])
+    kind, effect = MODES[mode]
+    url = bench.media.tone(330, 60, kind)
     guilds = bench.guilds[:count]
     base = {g.id: len(bench.voice.frames(g.id)) for g in guilds}
     for guild in guilds:
         await bench.play(guild, url)
+        if effect is not None:
+            await bench.command(guild, "filter", effect=effect)
 
     def all_playing() -> list[bool]:
         done = all(len(bench.voice.frames(g.id)) > base[g.id] + 50 for g in guilds)
@@ -143,6 +156,8 @@ async def cpu(bench: Bench, mode: str, count: int, window: float) -> dict[str, f
     frames = sum(len(bench.voice.frames(g.id)) for g in guilds) - before_frames
     for guild in guilds:
         await bench.halt(guild)
+        if effect is not None:
+            await bench.command(guild, "filter", effect="off")
     await poll(lambda: [] if bench.bot.children() else [True], 30)
     return {
         "bot": 100 * (bot_after - bot_before) / elapsed,
@@ -228,7 +243,7 @@ async def main(runs: int, counts: list[int], window: float, drops: int) -> None:
         for guild in guilds:
             guild.add_member(listener)
         async with FakeMediaServer(media_dir) as media:
-            for kind in MODES.values():
+            for kind, _ in MODES.values():
                 media.tone(330, 60, kind)
             process = await start_bot(discord, Path(tmp) / "data")
             try:

@@ -222,8 +222,8 @@ class ChatEngine:
             contents.append(part.model_turn())
             contents.append({"role": "user", "parts": await toolbox.run_all(part.calls)})
             request["deadline"] = loop.time() + span
-        if toolbox is not None:
-            reply.sources += [(s.title, s.uri) for s in toolbox.sources]
+        if toolbox is not None:  # what the tools read came before the words that drew on it
+            reply.sources[:0] = [(s.title, s.uri) for s in toolbox.sources]
         if tail := footer(toolbox.notes if toolbox is not None else [], reply.sources):
             yield tail
 

@@ -16,6 +16,7 @@ from cogs.ai.personas import Persona, choose_persona
 from cogs.ai.replies import NO_PINGS
 from cogs.ai.tools.settings import audit_embed, families, tools_embed
 from utils.checks import costly, dm_or_guild_permissions, guild_permissions
+from utils.commands import list_subcommands
 from utils.errors import BotError
 from utils.text import truncate
 from utils.tools import SWITCHABLE, Family
@@ -39,8 +40,7 @@ class AISettings(commands.Cog, name="AI settings"):
     async def ai_group(self, ctx: Context) -> None:
         """AI chat settings for this channel."""
         if ctx.invoked_subcommand is None:
-            names = ", ".join(f"`{c.name}`" for c in self.ai_group.commands)
-            await ctx.send(f"Subcommands: {names}", ephemeral=True)
+            await list_subcommands(ctx, self.ai_group)
 
     @ai_group.command(name="reset")
     @dm_or_guild_permissions(manage_messages=True)

@@ -20,6 +20,7 @@ from discord.ext import commands
 
 from cogs.memory.tools import tools as memory_tools
 from utils.checks import guild_permissions
+from utils.commands import list_subcommands
 from utils.errors import BotError
 from utils.memory.records import Memory, Recalled, Scope, age_text
 from utils.memory.service import MemoryService
@@ -156,8 +157,7 @@ class MemoryCog(commands.Cog, name="Memory"):
     async def memory_group(self, ctx: Context) -> None:
         """What the bot remembers about you."""
         if ctx.invoked_subcommand is None:
-            names = ", ".join(f"`{c.name}`" for c in self.memory_group.commands)
-            await ctx.send(f"Subcommands: {names}", ephemeral=True)
+            await list_subcommands(ctx, self.memory_group)
 
     @memory_group.command(name="show")
     @app_commands.describe(page="Which page to show first")

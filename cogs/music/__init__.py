@@ -1,5 +1,5 @@
 """Music cog: YouTube, Spotify and direct links played in voice channels, with a queue;
-the history and saved playlists in a second cog beside it."""
+/seek, /replay and /filter, and the history and saved playlists, in cogs beside it."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from cogs.music.cog import Music
 from cogs.music.library import MusicLibrary
+from cogs.music.playback import Playback
 
 if TYPE_CHECKING:
     from bot import Bot
@@ -15,4 +16,5 @@ if TYPE_CHECKING:
 async def setup(bot: Bot) -> None:
     music = Music(bot)
     await bot.add_cog(music)
+    await bot.add_cog(Playback(bot, music))
     await bot.add_cog(MusicLibrary(bot, music))

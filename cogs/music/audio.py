@@ -1,9 +1,10 @@
 """The audio source the voice client plays: FFmpeg Opus output that knows its position.
 
 Counting the 20 ms frames handed to the voice client gives the playback
-position (for the progress bar and for resuming after a restart).  Changing
-the volume re-opens FFmpeg at the current position behind the same source, so
-the voice client keeps playing without a new ``play()`` call.
+position (for the progress bar and for resuming after a restart); a filter that
+plays faster or slower scales it.  Seeking, or changing the volume or filter,
+re-opens FFmpeg at a position behind the same source, so the voice client keeps
+playing (or stays paused) without a new ``play()`` call.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import discord
 
 from cogs.music import ffmpeg
+from cogs.music.filters import Sound
 from cogs.music.tracks import Stream
 
 FRAME_SECONDS = 0.02
@@ -29,10 +31,10 @@ class _FFmpegOpus(discord.FFmpegOpusAudio):
 
 
 class TrackAudio(discord.AudioSource):
-    """``discord.FFmpegOpusAudio`` for one stream, with position and volume.
+    """``discord.FFmpegOpusAudio`` for one stream, with position, volume and filter.
 
-    Blocking: the constructor and :meth:`set_volume` start an FFmpeg process;
-    call them from a thread.
+    Blocking: the constructor and :meth:`restart` start an FFmpeg process; call them
+    from a thread.
     """
 
     def __init__(
@@ -41,7 +43,7 @@ class TrackAudio(discord.AudioSource):
         *,
         proxy: str,
         start: float = 0.0,
-        volume: float = 1.0,
+        sound: Sound = ffmpeg.PLAIN,
         executable: str = "ffmpeg",
     ) -> None:
         self.stream = stream
@@ -49,13 +51,16 @@ class TrackAudio(discord.AudioSource):
         self._executable = executable
         self._lock = threading.Lock()
         self._offset = start
+        self._mark = 0
+        """Frames played when the current FFmpeg process took over (at ``_offset``)."""
+        self._speed = sound.speed
         self._frames = 0
         self._closed = False
         self.passthrough = False
-        self._inner = self._spawn(start, volume)
+        self._inner = self._spawn(start, sound)
 
-    def _spawn(self, start: float, volume: float) -> discord.FFmpegOpusAudio:
-        plan = ffmpeg.plan(self.stream, proxy=self._proxy, start=start, volume=volume)
+    def _spawn(self, start: float, sound: Sound) -> discord.FFmpegOpusAudio:
+        plan = ffmpeg.plan(self.stream, proxy=self._proxy, start=start, sound=sound)
         self.passthrough = plan.passthrough
         return _FFmpegOpus(
             self.stream.url,
@@ -67,12 +72,13 @@ class TrackAudio(discord.AudioSource):
 
     @property
     def frames(self) -> int:
-        """Frames played since this source opened (volume changes included)."""
+        """Frames played since this source opened (restarts included)."""
         return self._frames
 
     @property
     def position(self) -> float:
-        return self._offset + self._frames * FRAME_SECONDS
+        """Seconds into the track."""
+        return self._offset + (self._frames - self._mark) * FRAME_SECONDS * self._speed
 
     def read(self) -> bytes:
         with self._lock:
@@ -87,17 +93,16 @@ class TrackAudio(discord.AudioSource):
     def is_opus(self) -> bool:
         return True
 
-    def set_volume(self, volume: float) -> None:
-        """Re-open FFmpeg at the current position with another volume."""
-        start = self.position
-        fresh = self._spawn(start, volume)
+    def restart(self, start: float, sound: Sound) -> None:
+        """Re-open FFmpeg at ``start`` seconds with ``sound``; the old process plays on
+        while the new one starts."""
+        fresh = self._spawn(start, sound)
         with self._lock:
             if self._closed:
                 stale = fresh
             else:
                 stale, self._inner = self._inner, fresh
-                # The new process starts at `start`: frames from now on count from there.
-                self._offset = start - self._frames * FRAME_SECONDS
+                self._offset, self._mark, self._speed = start, self._frames, sound.speed
         stale.cleanup()
 
     def cleanup(self) -> None:

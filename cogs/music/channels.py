@@ -21,7 +21,6 @@ log = logging.getLogger(__name__)
 VoiceChannel = discord.VoiceChannel | discord.StageChannel
 
 CONNECT_TIMEOUT = 15.0
-DISCONNECT_TIMEOUT = 5.0
 
 
 def caller_channel(member: discord.Member) -> VoiceChannel:

@@ -17,9 +17,12 @@ import shlex
 from dataclasses import dataclass
 from pathlib import PurePath
 
+from cogs.music.filters import Sound
 from cogs.music.tracks import Stream
 
 log = logging.getLogger(__name__)
+
+PLAIN = Sound()
 
 # Network input: give up on a dead connection after 15 s, never let a playlist (HLS)
 # reach local files or other protocols, and reconnect a dropped stream.  `httpproxy`
@@ -48,26 +51,29 @@ class FFmpegPlan:
         return "copy" if self.passthrough else None
 
 
-def plan(stream: Stream, *, proxy: str, start: float = 0.0, volume: float = 1.0) -> FFmpegPlan:
-    """How to play ``stream`` through ``proxy`` from ``start`` s at ``volume`` (1.0 = unchanged).
+def plan(stream: Stream, *, proxy: str, start: float = 0.0, sound: Sound = PLAIN) -> FFmpegPlan:
+    """How to play ``stream`` through ``proxy`` from ``start`` s with ``sound``.
 
-    An Opus stream at full volume is copied into Ogg packets without decoding,
-    which costs almost no CPU; anything else is decoded and encoded to Opus.
+    An Opus stream with a plain sound (no filter, 100 %) is copied into Ogg packets
+    without decoding, which costs almost no CPU; anything else is decoded, filtered
+    and encoded to Opus.
     """
-    passthrough = stream.is_opus and abs(volume - 1.0) < 1e-6
+    passthrough = stream.is_opus and sound.plain
     before = [
         "-nostdin", *_TIMEOUT, *_PROTOCOLS, "-http_proxy", proxy, *_RECONNECT,
         *_headers(stream.headers),
     ]  # fmt: skip
     options = ["-vn"]
     if start > 0:
-        # Seeking the input lands on the container's seek point before `start` (up to
-        # seconds early in Ogg/WebM) and only decoding trims that; copied packets are
-        # trimmed exactly by seeking the output instead (reading past the skipped part).
-        seek = ["-ss", f"{start:.3f}"]
-        options, before = (options + seek, before) if passthrough else (options, before + seek)
-    if not passthrough and abs(volume - 1.0) >= 1e-6:
-        options += ["-af", f"volume={volume:.3f}"]
+        # Seeking the input is fast (HTTP range requests, nothing before `start` is
+        # read).  Decoding trims to `start` exactly; copied packets keep what lies
+        # between the container's seek point and `start` (up to a page of Ogg), with
+        # negative times that the output's `-ss 0` drops.
+        before += ["-ss", f"{start:.3f}"]
+        if passthrough:
+            options += ["-ss", "0"]
+    if (chain := sound.chain()) is not None:
+        options += ["-af", chain]
     return FFmpegPlan(shlex.join(before), shlex.join(options), passthrough)
 
 

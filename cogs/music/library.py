@@ -23,6 +23,7 @@ from cogs.music.errors import MusicError
 from cogs.music.library_store import MAX_PLAYLISTS, LibraryStore, Played, checked_name
 from cogs.music.tracks import Track
 from cogs.music.views import COLOUR, PER_PAGE, Queued, QueuePages, clean, track_line
+from utils.commands import list_subcommands
 
 if TYPE_CHECKING:
     from bot import Bot
@@ -73,8 +74,7 @@ class MusicLibrary(commands.Cog):
     async def playlist(self, ctx: Context) -> None:
         """Your saved playlists on this server."""
         if ctx.invoked_subcommand is None:
-            names = ", ".join(f"`{c.name}`" for c in self.playlist.commands)
-            await ctx.send(f"Subcommands: {names}", ephemeral=True)
+            await list_subcommands(ctx, self.playlist)
 
     @playlist.command(name="save")
     @app_commands.describe(name="A name for it (saving under a name you used replaces that one)")

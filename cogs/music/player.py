@@ -5,9 +5,9 @@ play it, wait for the end, apply the loop mode, repeat.  With nothing left it
 waits for new tracks and asks to leave after the idle timeout.  A track that
 fails to resolve or play is reported and dropped; nothing stalls the loop.
 
-Discord is reached only through the small protocols below (the voice client,
-the audio source, the cog's event handlers), so the player runs in unit tests
-with fakes.
+Discord is reached only through the small protocols of
+:mod:`cogs.music.player_protocols` (the voice client, the audio source, the cog's
+event handlers), so the player runs in unit tests with fakes.
 """
 
 from __future__ import annotations
@@ -16,45 +16,17 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Iterable
 from enum import StrEnum
-from typing import Any, Protocol
 
 from cogs.music.errors import MusicError
+from cogs.music.filters import AudioFilter, Sound
+from cogs.music.player_protocols import Audio, Events, OpenAudio, Streams, Voice
 from cogs.music.queue import TrackQueue
-from cogs.music.tracks import LoopMode, Stream, Track
+from cogs.music.tracks import LoopMode, Track
 from cogs.music.voice_watch import watch_voice
 
 log = logging.getLogger(__name__)
-
-
-class Voice(Protocol):
-    """The part of ``discord.VoiceClient`` the player uses."""
-
-    def play(self, source: Any, *, after: Callable[[Exception | None], Any]) -> None: ...
-    def stop(self) -> None: ...
-    def pause(self) -> None: ...
-    def resume(self) -> None: ...
-    def is_connected(self) -> bool: ...
-
-
-class Audio(Protocol):
-    """A playing source (:class:`cogs.music.audio.TrackAudio`)."""
-
-    @property
-    def frames(self) -> int: ...
-    @property
-    def position(self) -> float: ...
-    def set_volume(self, volume: float) -> None: ...
-    def cleanup(self) -> None: ...
-
-
-class Streams(Protocol):
-    async def stream(self, track: Track) -> Stream: ...
-
-
-OpenAudio = Callable[[Stream, float, float], Audio]
-"""Blocking: ``(stream, start seconds, volume 1.0=100%)`` → an audio source."""
 
 
 class LeaveReason(StrEnum):
@@ -64,24 +36,6 @@ class LeaveReason(StrEnum):
     """Someone else disconnected the bot."""
     DROPPED = "dropped"
     """The voice connection dropped and did not come back."""
-
-
-class Events(Protocol):
-    """What the player tells the Discord layer."""
-
-    async def track_started(self, player: Player, track: Track) -> None: ...
-    async def track_failed(self, player: Player, track: Track, reason: str) -> None: ...
-    async def queue_finished(self, player: Player) -> None: ...
-    def request_leave(self, player: Player, reason: LeaveReason) -> None:
-        """Disconnect (in a task of the caller's: the player's own task stops)."""
-
-    def changed(self, player: Player) -> None:
-        """The queue or the playback state changed: persist it."""
-
-    async def recover(self, player: Player) -> bool:
-        """The voice connection is down: bring it back (``player.voice`` may be replaced).
-        False when it cannot; the caller has then arranged the leave and its message."""
-        ...
 
 
 class Player:
@@ -115,11 +69,12 @@ class Player:
         self.idle_timeout = idle_timeout
         self.alone_timeout = alone_timeout
         self.text_channel_id = text_channel_id
+        self.filter: AudioFilter | None = None
         self.paused = False
         self._audio: Audio | None = None
         self._start_at = 0.0
         self._skip = False
-        self._replay = False
+        self._resume_dropped = False
         self._played_any = False
         self._error: Exception | None = None
         self._done = asyncio.Event()
@@ -138,6 +93,10 @@ class Player:
     def position(self) -> float:
         """Seconds into the current track."""
         return self._audio.position if self._audio is not None else self._start_at
+
+    @property
+    def sound(self) -> Sound:
+        return Sound(self.volume / 100, self.filter)
 
     @property
     def running(self) -> bool:
@@ -234,9 +193,24 @@ class Player:
         if not 0 <= percent <= 200:
             raise MusicError("Pick a volume from 0 to 200 %.")
         self.volume = percent
-        if self._audio is not None:
-            await asyncio.to_thread(self._audio.set_volume, percent / 100)
+        await self._reopen(self.position)
         self._changed()
+
+    async def set_filter(self, audio_filter: AudioFilter | None) -> None:
+        """Use a filter (None: none) from the current position on, and for the next tracks."""
+        self.filter = audio_filter
+        await self._reopen(self.position)
+
+    async def seek(self, position: float) -> Track:
+        """Go to ``position`` s (the caller checks the track is that long); paused stays paused."""
+        track = self._require_playing()
+        await self._reopen(max(0.0, position))
+        self._changed()
+        return track
+
+    async def _reopen(self, start: float) -> None:
+        if self._audio is not None:
+            await asyncio.to_thread(self._audio.restart, start, self.sound)
 
     def set_alone(self, alone: bool) -> None:
         """Start (or cancel) the countdown to leave a channel nobody listens in."""
@@ -267,7 +241,7 @@ class Player:
                 self.queue.current = None
 
     def _advance(self) -> Track | None:
-        if self._replay:  # the voice connection dropped mid-track: go on from where it was
+        if self._resume_dropped:  # the voice connection dropped mid-track: go on where it was
             return self.queue.current
         skipped, self._skip = self._skip, False
         return self.queue.advance(skipped=skipped)
@@ -293,7 +267,7 @@ class Player:
     async def _play(self, track: Track) -> bool:
         """Play one track to its end; False when the voice connection is gone."""
         start, self._start_at = self._start_at, 0.0
-        replay, self._replay = self._replay, False
+        resumed, self._resume_dropped = self._resume_dropped, False
         audio = await self._open(track, start)
         if audio is None:
             self.queue.current = None
@@ -311,7 +285,7 @@ class Player:
                 self.voice.pause()
             self._played_any = True
             self._changed()
-            if not replay:  # after a drop the track goes on: no new announcement
+            if not resumed:  # after a drop the track goes on: no new announcement
                 await self._emit(self.events.track_started(self, track))
             await self._done.wait()
         finally:
@@ -333,13 +307,13 @@ class Player:
         from where it stopped; False when the connection did not come back."""
         self._start_at = audio.position
         self._changed()
-        self._replay = await self.events.recover(self)
-        return self._replay
+        self._resume_dropped = await self.events.recover(self)
+        return self._resume_dropped
 
     async def _open(self, track: Track, start: float) -> Audio | None:
         try:
             stream = await self.streams.stream(track)
-            return await asyncio.to_thread(self.open_audio, stream, start, self.volume / 100)
+            return await asyncio.to_thread(self.open_audio, stream, start, self.sound)
         except MusicError as error:  # how sources and FFmpeg report what can go wrong
             await self._emit(self.events.track_failed(self, track, str(error)))
             return None

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from cogs.music.channels import DISCONNECT_TIMEOUT, MusicVoice, connect, voice_of
+from cogs.music.channels import MusicVoice, connect, voice_of
 from cogs.music.errors import MusicError
 from cogs.music.player import LeaveReason, Player
 
@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 RETRY_PAUSE = 1.0
 """Seconds between tries to join again."""
+HANG_UP_TIMEOUT = 5.0
+"""Seconds to wait for a broken connection to close before joining anew."""
 
 
 class Recovery:
@@ -76,7 +78,7 @@ class Recovery:
         log.info("rejoining voice in guild %s (try %d)", guild.id, attempt)
         if voice_of(guild) is old:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(DISCONNECT_TIMEOUT):
+                async with asyncio.timeout(HANG_UP_TIMEOUT):
                     await old.disconnect(force=True)
         wait = self.sessions.settings.music_voice_reconnect_wait
         try:

@@ -23,17 +23,11 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from cogs.music.audio import TrackAudio
-from cogs.music.channels import (
-    DISCONNECT_TIMEOUT,
-    VoiceChannel,
-    check_can_join,
-    connect,
-    send,
-    voice_of,
-    voice_problem,
-)
+from cogs.music.channels import VoiceChannel, check_can_join, connect, send, voice_of, voice_problem
 from cogs.music.errors import MusicError
+from cogs.music.filters import Sound
 from cogs.music.player import LeaveReason, Player
+from cogs.music.progress import ProgressTicker, moving_embed
 from cogs.music.queue import TrackQueue
 from cogs.music.recovery import Recovery
 from cogs.music.sources import Resolver
@@ -47,6 +41,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+DISCONNECT_TIMEOUT = 5.0
 RESTORE_CONCURRENCY = 4
 """Voice channels rejoined at the same time after a restart."""
 RESTORE_CONNECT_TIMEOUT = 90.0
@@ -68,10 +63,13 @@ class Sessions:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.saves = SaveQueue(MusicStore(bot.db), self._session)
         self.recovery = Recovery(self)
+        self.progress = ProgressTicker(
+            lambda guild_id: moving_embed(self, guild_id), bot.settings.music_progress_interval
+        )
 
     def start(self) -> None:
         """Resume the saved sessions once the bot is ready."""
-        if problem := voice_problem():
+        if problem := voice_problem():  # the cog still loads; /play says voice is unavailable
             log.error("music cannot play: voice does not work here: %s", problem)
         self._spawn(self._restore_sessions(), "music-restore")
 
@@ -80,6 +78,7 @@ class Sessions:
         background work."""
         for task in list(self._tasks):
             task.cancel()
+        self.progress.close()
         guild_ids = list(self.players)
         await self.saves.flush(guild_ids)
         await asyncio.gather(*(self.teardown(gid, forget=False) for gid in guild_ids))
@@ -100,6 +99,7 @@ class Sessions:
             log.warning("could not post the now-playing message: %s", error)
             return
         self._now_playing[player.guild_id] = message
+        self.progress.follow(player.guild_id, message)
 
     async def track_failed(self, player: Player, track: Track, reason: str) -> None:
         log.info("skipping %r in guild %s: %s", track.source, player.guild_id, reason)
@@ -199,13 +199,13 @@ class Sessions:
             text_channel_id=text_id,
         )
 
-    def _open_audio(self, stream: Stream, start: float, volume: float) -> TrackAudio:
+    def _open_audio(self, stream: Stream, start: float, sound: Sound) -> TrackAudio:
         try:
             return TrackAudio(
                 stream,
                 proxy=self.resolver.proxy,
                 start=start,
-                volume=volume,
+                sound=sound,
                 executable=self.settings.music_ffmpeg,
             )
         except discord.ClientException as error:
@@ -260,6 +260,7 @@ class Sessions:
             await self._clear_now_playing(guild_id)
             deleted = await self.saves.forget(guild_id)
         self._now_playing.pop(guild_id, None)
+        self.progress.stop(guild_id)
         # Not through the guild: after a kick it is gone, and its connection must go too.
         voices = (v for v in self.bot.voice_clients if isinstance(v, discord.VoiceClient))
         voice = next((v for v in voices if v.guild.id == guild_id), None)
@@ -381,6 +382,7 @@ class Sessions:
 
     async def _clear_now_playing(self, guild_id: int) -> None:
         message = self._now_playing.pop(guild_id, None)
+        self.progress.stop(guild_id)
         if message is None:
             return
         try:

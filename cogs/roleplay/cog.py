@@ -23,6 +23,7 @@ from cogs.roleplay.avatars import MAX_DOWNLOAD, AvatarFetcher, to_avatar
 from cogs.roleplay.cards import MAX_CARD_BYTES, read_card, write_json_card, write_png_card
 from cogs.roleplay.characters import Character, CharacterStore, Profile
 from cogs.roleplay.errors import RoleplayError
+from utils.commands import list_subcommands
 from utils.text import truncate
 
 if TYPE_CHECKING:
@@ -70,8 +71,7 @@ class Roleplay(commands.Cog):
     async def character(self, ctx: Context) -> None:
         """This server's roleplay characters."""
         if ctx.invoked_subcommand is None:
-            names = ", ".join(f"`{c.name}`" for c in self.character.commands)
-            await ctx.send(f"Subcommands: {names}", ephemeral=True)
+            await list_subcommands(ctx, self.character)
 
     @character.command(name="create")
     @commands.has_guild_permissions(manage_messages=True)

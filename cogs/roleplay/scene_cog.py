@@ -24,6 +24,7 @@ from cogs.roleplay.scene_prompt import WORLD_CHARS, fill
 from cogs.roleplay.scene_state import CLEAR, MAX_FACT, render, set_fact
 from cogs.roleplay.scenes import Scene, SceneStore
 from cogs.roleplay.webhooks import NO_PINGS, TEXT_LIMIT, Channel, WebhookSender
+from utils.commands import list_subcommands
 from utils.memory.chatlog import BOT_LABEL
 from utils.text import truncate
 
@@ -62,8 +63,7 @@ class Scenes(commands.Cog):
     async def scene(self, ctx: Context) -> None:
         """Roleplay scenes in this channel."""
         if ctx.invoked_subcommand is None:
-            names = ", ".join(f"`{c.name}`" for c in self.scene.commands)
-            await ctx.send(f"Subcommands: {names}", ephemeral=True)
+            await list_subcommands(ctx, self.scene)
 
     @scene.command(name="start")
     @app_commands.describe(

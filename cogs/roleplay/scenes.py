@@ -68,7 +68,8 @@ class SceneStore:
         async with (
             self.db.transaction() as conn,
             conn.execute(
-                f"INSERT INTO rp_scenes ({_COLUMNS}, updated_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?) "
+                f"INSERT INTO rp_scenes ({_COLUMNS}, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?) "
                 "ON CONFLICT (channel_id) DO NOTHING RETURNING channel_id",
                 (
                     channel_id,

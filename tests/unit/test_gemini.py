@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from google.genai import types
 
 from cogs.ai.prompting import text_part
 from tests.fakes.gemini_server import FakeGemini
@@ -245,3 +246,31 @@ async def test_safety_levels_are_sent_for_the_four_categories(gemini_fake: FakeG
     }
     assert {s["threshold"] for s in sent} == {"BLOCK_ONLY_HIGH"}
     assert "safetySettings" not in json.dumps(default.json), "default: Google's own thresholds"
+
+
+def test_model_turn_joins_streamed_text_and_keeps_signatures_and_calls() -> None:
+    call = types.FunctionCall(id="c1", name="member_count", args={})
+    reply = Reply(
+        parts=[
+            types.Part(text="Let me "),
+            types.Part(text="check."),
+            types.Part(text="thinking", thought=True),
+            types.Part(function_call=call, thought_signature=b"sig"),
+            types.Part(function_call=types.FunctionCall(name="server_info", args={})),
+            types.Part(text="Then "),
+            types.Part(text="more.", thought_signature=b"sig2"),
+            types.Part(text=" end"),
+        ]
+    )
+    turn = reply.model_turn()
+    assert turn.role == "model"
+    assert turn.parts == [
+        types.Part(text="Let me check."),
+        types.Part(text="thinking", thought=True),
+        types.Part(function_call=call, thought_signature=b"sig"),
+        types.Part(function_call=types.FunctionCall(name="server_info", args={})),
+        types.Part(text="Then "),
+        types.Part(text="more.", thought_signature=b"sig2"),
+        types.Part(text=" end"),
+    ]
+    assert Reply().model_turn() == types.Content(role="model", parts=[])

@@ -1,4 +1,4 @@
-"""FFmpeg command lines (passthrough, re-encoding, seeking, volume) and ffprobe."""
+"""FFmpeg command lines (passthrough, re-encoding, seeking, volume, filters) and ffprobe."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from contextlib import asynccontextmanager
 import pytest
 
 from cogs.music.egress import Egress
+from cogs.music.errors import MusicError
 from cogs.music.ffmpeg import _parse_probe, ffprobe_for, plan, probe
+from cogs.music.filters import PRESETS, Sound, speed
 from cogs.music.tracks import Stream
 from cogs.music.urls import AddressPolicy
 from tests.fakes.media_server import FakeMediaServer
@@ -43,20 +45,35 @@ def test_opus_at_full_volume_is_copied() -> None:
     assert before[before.index("-http_proxy") + 1] == PROXY, "every fetch goes through the egress"
 
 
-def test_other_codecs_and_volume_changes_are_reencoded() -> None:
+def test_other_codecs_volume_changes_and_filters_are_reencoded() -> None:
     assert plan(PCM, proxy=PROXY).codec is None, "None makes FFmpegOpusAudio encode with libopus"
-    quieter = plan(OPUS, proxy=PROXY, volume=0.5)
+    quieter = plan(OPUS, proxy=PROXY, sound=Sound(0.5))
     assert not quieter.passthrough
     assert shlex.split(quieter.options)[-2:] == ["-af", "volume=0.500"]
     assert "-af" not in plan(PCM, proxy=PROXY).options
+    boosted = plan(OPUS, proxy=PROXY, sound=Sound(0.5, PRESETS["bassboost"]))
+    assert not boosted.passthrough and boosted.codec is None
+    assert shlex.split(boosted.options)[-2:] == ["-af", "bass=g=10:f=110:w=0.6,volume=0.500"]
+    assert shlex.split(plan(OPUS, proxy=PROXY, sound=Sound(1.0, speed(1.5))).options)[-1] == (
+        "atempo=1.500"
+    )
 
 
-def test_seeking_is_exact_for_copies_and_fast_for_reencodes() -> None:
+def test_filters_know_their_speed() -> None:
+    assert PRESETS["nightcore"].speed == 1.25 and PRESETS["vaporwave"].speed == 0.8
+    assert "asetrate=60000" in PRESETS["nightcore"].chain
+    assert Sound(1.0, speed(0.75)).speed == 0.75 and Sound().speed == 1.0
+    with pytest.raises(MusicError, match=r"from 0\.5 to 2"):
+        speed(3)
+
+
+def test_seeking_opens_the_input_at_the_position() -> None:
     copied = plan(OPUS, proxy=PROXY, start=62.5)
-    assert shlex.split(copied.options)[-2:] == ["-ss", "62.500"]
-    assert "-ss" not in copied.before_options
+    assert shlex.split(copied.before_options)[-2:] == ["-ss", "62.500"]
+    assert shlex.split(copied.options)[-2:] == ["-ss", "0"], "drops copied packets before it"
     decoded = plan(PCM, proxy=PROXY, start=62.5)
     assert shlex.split(decoded.before_options)[-2:] == ["-ss", "62.500"]
+    assert "-ss" not in decoded.options
     assert "-ss" not in plan(PCM, proxy=PROXY).before_options
 
 

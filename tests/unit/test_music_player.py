@@ -10,6 +10,7 @@ import pytest
 
 from cogs.music import voice_watch
 from cogs.music.errors import MusicError
+from cogs.music.filters import PRESETS, Sound
 from cogs.music.player import LeaveReason, Player
 from cogs.music.queue import TrackQueue
 from cogs.music.tracks import LoopMode, Stream, Track
@@ -49,16 +50,18 @@ class FakeVoice:
 
 
 class FakeAudio:
-    def __init__(self, stream: Stream, start: float, volume: float, frames: int) -> None:
-        self.stream, self.start, self.volume, self.frames = stream, start, volume, frames
+    def __init__(self, stream: Stream, start: float, sound: Sound, frames: int) -> None:
+        self.stream, self.start, self.sound, self.frames = stream, start, sound, frames
+        self.restarts: list[tuple[float, Sound]] = []
         self.cleaned = False
 
     @property
     def position(self) -> float:
         return self.start + self.frames * 0.02
 
-    def set_volume(self, volume: float) -> None:
-        self.volume = volume
+    def restart(self, start: float, sound: Sound) -> None:
+        self.restarts.append((start, sound))
+        self.start, self.sound, self.frames = start, sound, 0
 
     def cleanup(self) -> None:
         self.cleaned = True
@@ -119,8 +122,8 @@ class Rig:
             **{"idle_timeout": 5.0, "alone_timeout": 5.0, **options},
         )
 
-    def open(self, stream: Stream, start: float, volume: float) -> FakeAudio:
-        audio = FakeAudio(stream, start, volume, self.frames)
+    def open(self, stream: Stream, start: float, sound: Sound) -> FakeAudio:
+        audio = FakeAudio(stream, start, sound, self.frames)
         self.opened.append(audio)
         return audio
 
@@ -201,6 +204,28 @@ async def test_loop_track_repeats_and_skip_moves_on(rig: Rig) -> None:
     await rig.player.close()
 
 
+async def test_seek_and_filter_reopen_the_audio_and_keep_pause(rig: Rig) -> None:
+    with pytest.raises(MusicError, match="Nothing is playing"):
+        await rig.player.seek(10)
+    rig.player.start()
+    rig.add("a", "b")
+    await eventually(lambda: rig.player.playing)
+    rig.player.pause()
+    await rig.player.seek(42.5)
+    assert rig.opened[-1].restarts == [(42.5, Sound())]
+    assert rig.player.paused and rig.voice.calls[-1] == "pause", "seeking doesn't resume"
+    assert rig.player.position == 42.5
+    await rig.player.set_filter(PRESETS["bassboost"])
+    assert rig.opened[-1].restarts[-1] == (42.5, Sound(1.0, PRESETS["bassboost"]))
+    rig.player.resume()
+    await rig.play_through("a")
+    await eventually(lambda: len(rig.opened) == 2)
+    assert rig.opened[1].sound.filter == PRESETS["bassboost"], "the filter stays on"
+    await rig.player.set_filter(None)
+    assert rig.opened[1].restarts[-1][1].plain
+    await rig.player.close()
+
+
 async def test_pause_resume_and_volume(rig: Rig) -> None:
     with pytest.raises(MusicError, match="Nothing is playing"):
         rig.player.pause()
@@ -215,7 +240,7 @@ async def test_pause_resume_and_volume(rig: Rig) -> None:
     with pytest.raises(MusicError, match="isn't paused"):
         rig.player.resume()
     await rig.player.set_volume(50)
-    assert rig.opened[-1].volume == 0.5
+    assert rig.opened[-1].restarts == [(2.0, Sound(0.5))], "re-opened where it was"
     with pytest.raises(MusicError, match="from 0 to 200"):
         await rig.player.set_volume(201)
     assert rig.voice.calls[-2:] == ["pause", "resume"]
@@ -229,7 +254,7 @@ async def test_restored_track_starts_at_its_position_and_paused(rig: Rig) -> Non
     rig.player.volume = 150
     rig.player.start(position=30.0, paused=True)
     await eventually(lambda: rig.player.playing)
-    assert (rig.opened[0].start, rig.opened[0].volume) == (30.0, 1.5)
+    assert (rig.opened[0].start, rig.opened[0].sound) == (30.0, Sound(1.5))
     assert rig.voice.calls == ["play https://x.example/a", "pause"]
     assert rig.player.position == 32.0
     await rig.player.close()

@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 import discord
 from google.genai import types
@@ -22,11 +23,13 @@ from pydantic import ValidationError
 
 from cogs.ai.tools.audit import ToolAudit
 from utils.errors import BotError
+from utils.text import truncate
 from utils.tools import Asker, Done, Family, Source, Tool, ToolRefused, ToolRegistry
 
 log = logging.getLogger(__name__)
 
 MAX_SOURCES = 5
+MAX_TITLE = 60  # characters of a source's title shown
 # Names Discord shows for the permissions tools ask for (the rest: the attribute, titled).
 _PERMISSION_NAMES = {
     "manage_guild": "Manage Server",
@@ -60,7 +63,6 @@ class Toolbox:
         *,
         timeout: float = 60.0,
     ) -> None:
-        self.registry = registry
         self.timeout = timeout  # the most any call may take
         self.asker = asker
         self.audit = audit
@@ -70,6 +72,8 @@ class Toolbox:
             for tool in registry
             if tool.family in families and (in_guild or not tool.guild_only)
         }
+        # Taken now: a cog reloaded while this reply runs unregisters its tools.
+        self._declarations = {name: registry.declaration(name) for name in self.tools}
         self.read_outside = False
         self.notes: list[str] = []
         self.sources: list[Source] = []
@@ -80,7 +84,7 @@ class Toolbox:
     def declarations(self) -> list[types.FunctionDeclarationDict]:
         """What the model may call now (changing tools are gone once outside text was read)."""
         return [
-            self.registry.declaration(name)
+            self._declarations[name]
             for name, tool in self.tools.items()
             if not (tool.changes and self.read_outside)
         ]
@@ -164,8 +168,10 @@ class Toolbox:
     def _show(self, done: Done) -> None:
         if done.note and done.note not in self.notes:
             self.notes.append(done.note)
+        known = {source.uri for source in self.sources}
         for source in done.sources:
-            if len(self.sources) < MAX_SOURCES and source not in self.sources:
+            if len(known) < MAX_SOURCES and linkable(source.uri) and source.uri not in known:
+                known.add(source.uri)
                 self.sources.append(source)
 
     async def _record(self, tool: Tool[Any], args: dict[str, Any], result: str, ok: bool) -> None:
@@ -188,17 +194,28 @@ class Toolbox:
 
 def footer(notes: list[str], sources: list[tuple[str, str]]) -> str:
     """The small print under a reply: what the tools did, then the pages it drew on, as
-    links that do not unfurl into embeds."""
+    links that do not unfurl into embeds (the first title of each web address, on one
+    line, short, its markdown escaped, no address in it)."""
     lines = []
     if notes:
         lines.append("-# " + " · ".join(notes))
-    links = []
-    for title, uri in dict.fromkeys(sources):
+    links: dict[str, str] = {}
+    for title, uri in sources:
         if len(links) == MAX_SOURCES:
             break
-        if uri.startswith(("https://", "http://")) and not any(c in uri for c in "<> "):
-            label = discord.utils.escape_markdown(title.replace("[", "(").replace("]", ")"))
-            links.append(f"[{label or 'link'}](<{uri}>)")
+        if not linkable(uri) or uri in links:
+            continue
+        if "://" in title:  # a bare address in a title would unfurl: show the site instead
+            title = urlsplit(uri).hostname or ""
+        label = truncate(" ".join(title.split()), MAX_TITLE).replace("[", "(").replace("]", ")")
+        links[uri] = f"[{discord.utils.escape_markdown(label) or 'link'}](<{uri}>)"
     if links:
-        lines.append("-# Sources: " + " · ".join(links))
+        lines.append("-# Sources: " + " · ".join(links.values()))
     return "\n\n" + "\n".join(lines) if lines else ""
+
+
+def linkable(uri: str) -> bool:
+    """A web address that can be shown as a link without breaking out of `<...>`."""
+    return uri.startswith(("https://", "http://")) and not any(
+        c in "<>" or c.isspace() for c in uri
+    )

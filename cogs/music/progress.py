@@ -1,0 +1,100 @@
+"""The now-playing message's moving progress bar.
+
+While a track plays to someone, its now-playing message is edited every
+``MUSIC_PROGRESS_INTERVAL`` seconds (15 by default).  Discord allows a channel
+about five edits in five seconds and discord.py waits out its limits, and each
+guild has one loop that awaits its edit before waiting for the next tick: never
+two edits of a guild in flight, a slow edit skips ticks, and after a 429 the loop
+waits twice as long (up to :data:`MAX_DELAY`).  No edits while paused, idle or
+alone; the loop ends with its message (deleted, replaced, the track finished) or
+the session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import discord
+
+from cogs.music.channels import voice_of
+from cogs.music.views import player_embed
+from utils.tasks import log_failure
+
+if TYPE_CHECKING:
+    from cogs.music.sessions import Sessions
+
+log = logging.getLogger(__name__)
+
+EDIT_TIMEOUT = 30.0
+MAX_DELAY = 300.0
+
+Render = Callable[[int], discord.Embed | None]
+"""A guild's now-playing embed as it should look now; None while nobody would see it move."""
+
+
+class ProgressTicker:
+    """One edit loop per guild with a now-playing message (see the module docstring)."""
+
+    def __init__(self, render: Render, interval: float) -> None:
+        self.render = render
+        self.interval = interval
+        self._loops: dict[int, asyncio.Task[None]] = {}
+
+    def follow(self, guild_id: int, message: discord.Message) -> None:
+        """Keep ``message`` (the guild's new now-playing message) moving."""
+        self.stop(guild_id)
+        task = asyncio.create_task(self._run(guild_id, message), name=f"music-progress-{guild_id}")
+        task.add_done_callback(log_failure)
+        task.add_done_callback(lambda done: self._forget(guild_id, done))
+        self._loops[guild_id] = task
+
+    def stop(self, guild_id: int) -> None:
+        task = self._loops.pop(guild_id, None)
+        if task is not None:
+            task.cancel()
+
+    def close(self) -> None:
+        for guild_id in list(self._loops):
+            self.stop(guild_id)
+
+    def _forget(self, guild_id: int, task: asyncio.Task[None]) -> None:
+        if self._loops.get(guild_id) is task:
+            del self._loops[guild_id]
+
+    async def _run(self, guild_id: int, message: discord.Message) -> None:
+        delay = self.interval
+        while True:
+            await asyncio.sleep(delay)
+            embed = self.render(guild_id)
+            if embed is None:
+                continue
+            try:
+                async with asyncio.timeout(EDIT_TIMEOUT):
+                    await message.edit(embed=embed)
+            except discord.NotFound:
+                return  # deleted: nothing left to move
+            except discord.HTTPException as error:
+                if error.status == 429:
+                    delay = min(2 * delay, MAX_DELAY)
+                log.debug("could not move the progress bar in guild %s: %s", guild_id, error)
+                continue
+            except TimeoutError:
+                log.debug("moving the progress bar in guild %s timed out", guild_id)
+                continue
+            delay = self.interval
+
+
+def moving_embed(sessions: Sessions, guild_id: int) -> discord.Embed | None:
+    """The guild's now-playing embed while its track plays to someone (a :data:`Render`)."""
+    player = sessions.players.get(guild_id)
+    guild = sessions.bot.get_guild(guild_id)
+    voice = voice_of(guild) if guild is not None else None
+    if player is None or voice is None or not player.playing or player.paused:
+        return None
+    track = player.queue.current
+    if track is None or not sessions.listeners(voice.channel):
+        return None
+    return player_embed(player, track)

@@ -1,0 +1,304 @@
+"""The AI's tool loop end to end: the real bot, discord.py and google-genai against the fakes.
+
+Calls in one turn and over several rounds, thought signatures sent back, Google's own
+tools kept apart from function declarations, the round limit, failing tools, and the
+per-server and per-bot switches. Prompt injection has tests/e2e/test_ai_tools_injection.py.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from config import Settings
+from tests.conftest import ADMIN, StartBot
+from tests.fakes.discord_server import FakeChannel, FakeDiscord, FakeGuild, FakeMessage, FakeUser
+from tests.fakes.gemini_request import GeminiRequest
+from tests.fakes.gemini_server import FakeGemini
+
+INFO_TOOLS = {"server_info", "list_channels", "my_roles", "member_count", "current_time"}
+
+
+async def answer(
+    fake: FakeDiscord, channel: FakeChannel, user: FakeUser, text: str, *, dm: bool = False
+) -> FakeMessage:
+    """Send `text` (mentioning the bot outside DMs); the bot's finished reply to it."""
+    content = text if dm else f"<@{fake.bot_user.id}> {text}"
+    sent = await fake.send_message(channel, user, content)
+
+    def finished() -> FakeMessage | None:
+        replies = [m for m in fake.messages_in(channel) if m.reference == sent.id]
+        return replies[0] if replies and not replies[-1].content.endswith("⌛") else None
+
+    return await fake.wait_for(finished, timeout=15)
+
+
+def chats(gemini: FakeGemini) -> list[GeminiRequest]:
+    """The chat requests (streamed), without the tools' own sub-requests."""
+    return [r for r in gemini.requests if r.method == "streamGenerateContent"]
+
+
+def subrequests(gemini: FakeGemini) -> list[GeminiRequest]:
+    return [r for r in gemini.requests if r.method == "generateContent"]
+
+
+def parts_of(request: GeminiRequest, role: str) -> list[dict[str, Any]]:
+    return [p for turn in request.contents if turn.get("role") == role for p in turn["parts"]]
+
+
+async def test_calls_in_one_turn_then_another_round_stream_into_one_reply(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    gemini_fake.reply_function_calls(
+        [("current_time", {"timezone": "Europe/Paris"}), ("member_count", {})],
+        text="Let me look that up.",
+    )
+    gemini_fake.reply_function_calls([("web_search", {"query": "weather in Paris"})])
+    gemini_fake.reply(  # the search's own request
+        "Paris is sunny today, 21 degrees.",
+        grounding=[("https://weather.example/paris", "Paris [weather]"), ("ftp://x.example/", "F")],
+        search_queries=["weather in Paris"],
+    )
+    gemini_fake.reply("It is sunny in Paris and the server has 2 members.")
+    await start_bot(ai_settings())
+    reply = await answer(discord_fake, guild.text, member, "time, members, weather?")
+
+    first, second, third = chats(gemini_fake)
+    assert set(first.declared_functions) >= INFO_TOOLS | {"web_search", "read_link"}
+    assert first.builtin_tools == set() and first.function_calling_mode == "AUTO"
+    # Both calls of the first turn are answered in one turn, in order, with their ids.
+    calls = [p["functionCall"] for p in parts_of(second, "model") if "functionCall" in p]
+    responses = [p["functionResponse"] for p in second.contents[-1]["parts"]]
+    assert [r["name"] for r in responses] == ["current_time", "member_count"]
+    assert [r["id"] for r in responses] == [c["id"] for c in calls]
+    assert responses[0]["response"]["timezone"] == "Europe/Paris"
+    assert responses[1]["response"] == {"members": len(guild.members)}
+    assert second.contents[-2]["parts"][0] == {"text": "Let me look that up."}
+    # The second round: the search ran as a request of its own with only Google Search.
+    (search,) = subrequests(gemini_fake)
+    assert search.builtin_tools == {"google_search"} and search.declared_functions == []
+    assert search.last_user_text == "weather in Paris"
+    assert third.function_responses[-1] == (
+        "web_search",
+        {
+            "answer": "Paris is sunny today, 21 degrees.",
+            "sources": ["https://weather.example/paris", "ftp://x.example/"],
+        },
+    )
+    assert reply.content == (
+        "Let me look that up.\n\nIt is sunny in Paris and the server has 2 members.\n\n"
+        "-# 🔎 searched the web\n"
+        "-# Sources: [Paris (weather)](<https://weather.example/paris>)"
+    )
+    assert reply.embeds == [] and reply.edits and "embeds" not in reply.edits[-1]
+
+
+async def test_thought_signatures_are_sent_back(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    gemini_fake.require_thought_signatures = True
+    gemini_fake.reply_function_calls([("member_count", {}), ("server_info", {})])
+    gemini_fake.reply_function_calls([("my_roles", {})])
+    gemini_fake.reply("Two members, and you have no roles.")
+    await start_bot(ai_settings())
+    reply = await answer(discord_fake, guild.text, member, "tell me about this place")
+
+    assert reply.content == "Two members, and you have no roles."
+    requests = chats(gemini_fake)
+    assert len(requests) == 3  # none refused for a missing signature
+    sent_back = [p for p in parts_of(requests[2], "model") if "functionCall" in p]
+    assert [p["functionCall"]["name"] for p in sent_back] == [
+        "member_count",
+        "server_info",
+        "my_roles",
+    ]
+    assert "thoughtSignature" in sent_back[0] and "thoughtSignature" in sent_back[2]
+
+
+async def test_search_and_links_never_mix_with_functions(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    gemini_fake.reject_mixed_tools = True
+    gemini_fake.reply_function_calls(
+        [
+            ("web_search", {"query": "gemini release"}),
+            ("read_link", {"url": "https://blog.example/post", "question": "the gist?"}),
+        ]
+    )
+    gemini_fake.reply("Gemini came out.", grounding=[("https://news.example/a", "News")])
+    gemini_fake.reply("The post is about kites.", url_context=["https://blog.example/post"])
+    gemini_fake.reply(
+        "Both read.",
+        grounding=[("https://news.example/a", "News again"), ("https://g.example/", "")],
+    )
+    await start_bot(ai_settings())
+    reply = await answer(discord_fake, guild.text, member, "search and read")
+
+    for chat in chats(gemini_fake):
+        assert chat.builtin_tools == set() and "web_search" in chat.declared_functions
+    search, link = subrequests(gemini_fake)
+    assert search.builtin_tools == {"google_search"} and not search.declared_functions
+    assert link.builtin_tools == {"url_context"} and not link.declared_functions
+    assert link.last_user_text == "https://blog.example/post\n\nthe gist?"
+    assert chats(gemini_fake)[-1].function_responses[-1] == (
+        "read_link",
+        {"page_says": "The post is about kites."},
+    )
+    # The sources: the search's, the link read, then the main reply's own grounding (one
+    # link per address).
+    assert reply.content.endswith(
+        "-# 🔎 searched the web · 🔗 read a link\n-# Sources: [News](<https://news.example/a>) · "
+        "[blog.example](<https://blog.example/post>) · [link](<https://g.example/>)"
+    )
+
+
+async def test_a_model_that_keeps_calling_gets_the_round_limit(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    for _ in range(3):
+        gemini_fake.reply_function_calls([("member_count", {})], text="Checking.")
+    gemini_fake.reply("Done checking: 2 members.")
+    await start_bot(ai_settings(ai_max_tool_rounds=3))
+    reply = await answer(discord_fake, guild.text, member, "count again and again")
+
+    requests = chats(gemini_fake)
+    assert [r.function_calling_mode for r in requests] == ["AUTO", "AUTO", "AUTO", "NONE"]
+    assert len(requests[-1].function_responses) == 3
+    assert reply.content == "Checking.\n\nChecking.\n\nChecking.\n\nDone checking: 2 members."
+
+
+async def test_failing_tools_become_error_results_and_the_bot_goes_on(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    gemini_fake.reply_function_calls(
+        [
+            ("web_search", {"query": "news"}),
+            ("current_time", {"timezone": "Mars/Olympus"}),
+            ("launch_rockets", {}),
+            ("current_time", {"timezone": ["not", "text"]}),
+        ]
+    )
+    gemini_fake.fail(500, times=2)  # the search's request, and its one retry
+    gemini_fake.reply("Sorry, the search failed and Mars has no time zone.")
+    gemini_fake.reply("Still here.")
+    await start_bot(ai_settings(gemini_max_retries=1))
+    reply = await answer(discord_fake, guild.text, member, "news, and the time on Mars")
+
+    results = dict(enumerate(r for _, r in chats(gemini_fake)[1].function_responses))
+    assert results[0] == {"error": "The AI is not answering right now; please try again later."}
+    assert results[1] == {"refused": "'Mars/Olympus' is not a time zone I know."}
+    assert results[2] == {"error": "There is no tool named 'launch_rockets' here."}
+    assert results[3]["error"].startswith("Bad arguments (timezone: Input should be a valid")
+    assert not any(re.search(r"127\.0\.0\.1|:\d{4,5}|/v1", str(r)) for r in results.values())
+    assert reply.content == "Sorry, the search failed and Mars has no time zone."
+    assert (await answer(discord_fake, guild.text, member, "ok?")).content == "Still here."
+
+
+async def test_a_tool_that_hangs_is_stopped_and_named(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    gemini_fake.reply_function_calls([("web_search", {"query": "slow"})])
+    gemini_fake.hang()  # the search's request never answers
+    gemini_fake.reply("The search took too long.")
+    await start_bot(ai_settings(ai_tool_timeout=0.5))
+    reply = await answer(discord_fake, guild.text, member, "search something slow")
+
+    assert chats(gemini_fake)[1].function_responses == [
+        ("web_search", {"error": "web_search took too long and was stopped."})
+    ]
+    assert reply.content == "The search took too long."
+
+
+async def test_switches_decide_what_is_declared(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    owner = discord_fake.owner
+    await start_bot(ai_settings())
+
+    async def tools_command(user: FakeUser, **options: str) -> dict[str, Any]:
+        interaction = await discord_fake.invoke_slash(
+            guild.text, user, "ai", options or None, subcommand="tools"
+        )
+        return (await interaction.wait_response())["data"]
+
+    shown = (await tools_command(member))["embeds"][0]["description"]
+    assert "✅ **search**" in shown and "⛔ **server**" in shown
+    denied = await tools_command(member, family="search", mode="off")
+    assert "Manage Server" in denied["content"]
+    await answer(discord_fake, guild.text, member, "hi")
+    assert "web_search" in chats(gemini_fake)[-1].declared_functions
+
+    switched = (await tools_command(owner, family="search", mode="off"))["embeds"][0]
+    assert "⛔ **search**" in switched["description"]
+    await answer(discord_fake, guild.text, member, "hi again")
+    declared = set(chats(gemini_fake)[-1].declared_functions)
+    assert "web_search" not in declared and declared >= INFO_TOOLS | {"read_link"}
+
+    # In DMs: no server tools; the time and the web still.
+    dm = discord_fake.open_dm(member)
+    await answer(discord_fake, dm, member, "what time is it?", dm=True)
+    declared = set(chats(gemini_fake)[-1].declared_functions)
+    assert {
+        "current_time",
+        "web_search",
+        "read_link",
+    } <= declared  # a server's switch does not reach DMs
+    assert not declared & (INFO_TOOLS - {"current_time"})
+
+
+async def test_tools_turned_off_for_the_bot(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    guild.add_member(admin := discord_fake.add_user("admin"), permissions=ADMIN)
+    await start_bot(ai_settings(ai_tools_enabled=False))
+    reply = await answer(discord_fake, guild.text, member, "search the web for me")
+
+    assert reply.content == "ok"
+    request = chats(gemini_fake)[-1]
+    assert "tools" not in request.json and "toolConfig" not in request.json
+    interaction = await discord_fake.invoke_slash(
+        guild.text, admin, "ai", {"family": "search", "mode": "on"}, subcommand="tools"
+    )
+    shown = (await interaction.wait_response())["data"]["embeds"][0]["description"]
+    assert "turned off" in shown and "AI_TOOLS_ENABLED" in shown

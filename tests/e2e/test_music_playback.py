@@ -1,0 +1,225 @@
+"""/seek, /replay, /filter and the moving progress bar, end to end through the fakes.
+
+The media here is a "clock": a tone whose pitch rises 50 Hz every second of the
+track (200 Hz in its first second, 800 Hz in its 13th), so the decoded audio the
+fake voice server receives tells where in the track the bot is playing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from bot import Bot
+from cogs.music.cog import Music
+from cogs.music.player import Player
+from config import Settings
+from tests.conftest import StartBot
+from tests.e2e.test_music import World
+from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
+from tests.fakes.media_server import FakeMediaServer
+from tests.fakes.voice_server import FakeVoiceServer, tone_frequency
+
+CLOCK_SECONDS = 20
+
+
+def clock_url(media: FakeMediaServer) -> str:
+    """Ogg/Opus, 200 Hz + 50 Hz per whole second into the track (made once; blocking)."""
+    name = f"clock-{CLOCK_SECONDS}s.ogg"
+    path: Path = media.directory / name
+    if not path.exists():
+        subprocess.run(
+            [
+                "ffmpeg", "-v", "error", "-y", "-f", "lavfi",
+                "-i", f"aevalsrc=sin(2*PI*(200+50*floor(t))*t):s=48000:d={CLOCK_SECONDS}",
+                "-ac", "2", "-c:a", "libopus", "-b:a", "96k", str(path),
+            ],
+            check=True,
+            timeout=60,
+        )  # fmt: skip
+    return media.url(name)
+
+
+def heard_at(position: float) -> float:
+    """The clock's pitch at ``position`` seconds."""
+    return 200 + 50 * math.floor(position)
+
+
+@pytest.fixture
+def world(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    voice_fake: FakeVoiceServer,
+    media_server: FakeMediaServer,
+    start_bot: StartBot,
+    music_settings: Callable[..., Settings],
+) -> World:
+    return World(discord_fake, guild, member, voice_fake, media_server, start_bot, music_settings)
+
+
+@pytest.fixture
+def ffmpeg_runs(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The arguments of every FFmpeg the bot started for playback, in order."""
+    runs: list[list[str]] = []
+    original = subprocess.Popen
+
+    class Recording(original):  # type: ignore[misc, valid-type]
+        def __init__(self, args: Any, *rest: Any, **kwargs: Any) -> None:
+            if isinstance(args, list) and args[-1:] == ["pipe:1"]:
+                runs.append([str(arg) for arg in args])
+            super().__init__(args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", Recording)
+    return runs
+
+
+def player_of(bot: Bot, world: World) -> Player:
+    return cast(Music, bot.get_cog("Music")).sessions.players[world.guild.id]
+
+
+def codec(args: list[str]) -> str:
+    return args[args.index("-c:a") + 1]
+
+
+async def pitch_after(world: World, mark: int, count: int = 20) -> float:
+    """The pitch of ``count`` audio frames after the first 5 that follow frame ``mark``
+    (those may still come from before a seek)."""
+    await world.wait_frames(mark + 5 + count)
+    return tone_frequency(world.frames()[mark + 5 : mark + 5 + count])
+
+
+async def test_seek_lands_at_the_position_in_the_decoded_audio(
+    world: World, ffmpeg_runs: list[list[str]]
+) -> None:
+    bot = await world.start()
+    await world.slash("play", query=clock_url(world.media))
+    await world.wait_frames(25)
+    assert abs(await pitch_after(world, 0) - heard_at(0)) < 25
+
+    assert await world.slash("seek", position="0:12") == f"⏩ clock-{CLOCK_SECONDS}s at 0:12."
+    assert abs(await pitch_after(world, len(world.frames())) - heard_at(12)) < 25
+    args = ffmpeg_runs[-1]
+    assert args[args.index("-i") - 2 : args.index("-i")] == ["-ss", "12.000"], "-ss before -i"
+    assert codec(args) == "copy", "seeking keeps the Opus passthrough"
+
+    await world.slash("pause")
+    paused_at = await world.wait_paused()
+    assert await world.slash("seek", position="5") == f"⏩ clock-{CLOCK_SECONDS}s at 0:05."
+    assert await world.slash("seek", position="+4") == f"⏩ clock-{CLOCK_SECONDS}s at 0:09."
+    assert player_of(bot, world).paused and player_of(bot, world).position == 9.0
+    message = await world.now_playing()
+    assert (
+        message.embeds[0]["title"] == "Paused" and "0:09 / 0:20" in message.embeds[0]["description"]
+    )
+    assert len(world.frames()) == paused_at, "seeking while paused plays nothing"
+    await world.slash("resume")
+    assert abs(await pitch_after(world, paused_at) - heard_at(9)) < 25
+    assert await world.slash("replay") == f"⏮️ Replaying clock-{CLOCK_SECONDS}s."
+    assert abs(await pitch_after(world, len(world.frames())) - heard_at(0)) < 25
+    await world.slash("stop")
+
+
+async def test_seek_refuses_bad_positions_and_live_streams(world: World) -> None:
+    bot = await world.start()
+    assert await world.slash("seek", position="1:00") == "I'm not playing anything right now."
+    await world.slash("play", query=clock_url(world.media))
+    await world.wait_frames(10)
+    usage = "Give a position such as `1:23`, `1:02:03`, `83` (seconds), `+30` or `-10`."
+    for bad in ("abc", "1:75", "1:2:3:4", "+"):
+        assert await world.slash("seek", position=bad) == usage
+    assert await world.slash("seek", position="0:21") == (
+        f"That's past the end: clock-{CLOCK_SECONDS}s is 0:20 long."
+    )
+    current = player_of(bot, world).queue.current
+    assert current is not None
+    current.duration = None  # how a live stream's track looks
+    assert await world.slash("seek", position="5") == (
+        "This is a live stream (or its length is unknown): it can't seek."
+    )
+    await world.slash("stop")
+
+
+async def test_filters_reencode_from_the_position_and_off_passes_through_again(
+    world: World, ffmpeg_runs: list[list[str]]
+) -> None:
+    bot = await world.start()
+    await world.slash("play", query=clock_url(world.media))
+    await world.wait_frames(10)
+    assert codec(ffmpeg_runs[-1]) == "copy"
+    await world.slash("pause")
+    await world.slash("seek", position="6")
+    assert await world.slash("filter", effect="bassboost") == "🎛️ Filter: **bassboost**."
+    args = ffmpeg_runs[-1]
+    assert codec(args) == "libopus", "a filter re-encodes"
+    assert args[args.index("-af") + 1].startswith("bass=")
+    assert args[args.index("-i") - 2 : args.index("-i")] == ["-ss", "6.000"], "from the position"
+    mark = await world.wait_paused()
+    await world.slash("resume")
+    assert abs(await pitch_after(world, mark) - heard_at(6)) < 25, "bass doesn't move the clock"
+
+    await world.slash("pause")
+    await world.wait_paused()
+    assert await world.slash("filter", effect="speed") == (
+        "Give the speed too, e.g. `/filter speed 1.25`."
+    )
+    assert await world.slash("filter", effect="speed", speed=3.0) == "Pick a speed from 0.5 to 2."
+    assert await world.slash("filter", effect="nightcore") == "🎛️ Filter: **nightcore**."
+    player = player_of(bot, world)
+    start, mark = player.position, len(world.frames())
+    await world.slash("resume")
+    await world.wait_frames(mark + 100)
+    await world.slash("pause")
+    paused_at = await world.wait_paused()
+    played = (paused_at - mark) * 0.02
+    assert abs(player.position - (start + 1.25 * played)) < 0.1, "nightcore plays 1.25 × faster"
+    last = world.frames()[paused_at - 15 : paused_at - 3]
+    assert abs(tone_frequency(last) - 1.25 * heard_at(player.position - 0.15)) < 40
+
+    assert await world.slash("filter", effect="off") == "🎛️ Filter off."
+    assert codec(ffmpeg_runs[-1]) == "copy", "back to passthrough"
+    at = player.position
+    await world.slash("resume")
+    heard = await pitch_after(world, paused_at, count=10)
+    assert min(abs(heard - heard_at(at + lag)) for lag in (0.1, 0.3)) < 25, "continues there"
+    await world.slash("stop")
+
+
+async def test_the_progress_bar_moves_while_someone_listens(world: World) -> None:
+    await world.start(music_progress_interval=1.0)
+    await world.slash("play", query=clock_url(world.media))
+    message = await world.now_playing()
+
+    def positions() -> list[str]:
+        bars = [e["embeds"][0]["description"] for e in message.edits if e.get("embeds")]
+        return [bar.rsplit(" ", 3)[-3] for bar in bars]
+
+    await world.discord.wait_for(lambda: len(set(positions())) >= 3, timeout=10)
+    assert "components" not in message.edits[-1], "only the embed is edited"
+
+    await world.slash("pause")
+    await world.discord.wait_for(lambda: message.embeds[0]["title"] == "Paused")
+    edits = len(message.edits)
+    await asyncio.sleep(2.5)  # two ticks: a moving bar would have been edited by now
+    assert len(message.edits) == edits, "no edits while paused"
+
+    await world.slash("resume")
+    await world.discord.wait_for(lambda: len(message.edits) >= edits + 2, timeout=5)
+    await world.discord.leave_voice(world.member, world.guild)
+    await asyncio.sleep(1.5)  # an edit already in flight lands
+    edits = len(message.edits)
+    await asyncio.sleep(2.5)
+    assert len(message.edits) == edits, "no edits while nobody listens"
+
+    await world.discord.join_voice(world.member, world.guild.voice)
+    await world.slash("stop")
+    assert message.deleted
+    edits = len(message.edits)
+    await asyncio.sleep(2.5)
+    assert len(message.edits) == edits, "none after stop"
