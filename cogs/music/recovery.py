@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from cogs.music.channels import MusicVoice, connect, voice_of
+from cogs.music.channels import MusicVoice, connect, voice_of, voice_problem
 from cogs.music.errors import MusicError
 from cogs.music.player import LeaveReason, Player
 
@@ -42,13 +42,18 @@ RETRY_PAUSE = 1.0
 """Seconds between tries to join again."""
 HANG_UP_TIMEOUT = 5.0
 """Seconds to wait for a broken connection to close before joining anew."""
+RECOVERING = "I lost the voice connection for a moment; try again in a few seconds."
 
 
 class Recovery:
-    """Joins a dropped connection again for :class:`~cogs.music.sessions.Sessions`."""
+    """Joins a dropped connection again for :class:`~cogs.music.sessions.Sessions`, and
+    says at start when voice cannot work at all (the music cog still loads; joining
+    then answers that voice is unavailable)."""
 
     def __init__(self, sessions: Sessions) -> None:
         self.sessions = sessions
+        if problem := voice_problem():
+            log.error("music cannot play: voice does not work here: %s", problem)
 
     async def recover(self, player: Player) -> bool:
         """Bring the player's voice connection back (``player.voice`` is replaced);

@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from cogs.music.audio import TrackAudio
-from cogs.music.channels import VoiceChannel, check_can_join, connect, send, voice_of, voice_problem
+from cogs.music.channels import VoiceChannel, check_can_join, connect, send, voice_of
 from cogs.music.errors import MusicError
 from cogs.music.filters import Sound
 from cogs.music.player import LeaveReason, Player
 from cogs.music.progress import ProgressTicker, moving_embed
 from cogs.music.queue import TrackQueue
-from cogs.music.recovery import Recovery
+from cogs.music.recovery import RECOVERING, Recovery
 from cogs.music.sources import Resolver
 from cogs.music.store import MusicStore, SaveQueue, Session
 from cogs.music.tracks import Stream, Track
@@ -69,8 +69,6 @@ class Sessions:
 
     def start(self) -> None:
         """Resume the saved sessions once the bot is ready."""
-        if problem := voice_problem():  # the cog still loads; /play says voice is unavailable
-            log.error("music cannot play: voice does not work here: %s", problem)
         self._spawn(self._restore_sessions(), "music-restore")
 
     async def close(self) -> None:
@@ -114,8 +112,7 @@ class Sessions:
             LeaveReason.IDLE: "Nothing is playing, so I left the voice channel.",
             LeaveReason.ALONE: "Nobody is listening any more, so I left the voice channel.",
             LeaveReason.LOST: "I was disconnected from the voice channel, so I stopped the music.",
-            LeaveReason.DROPPED: "I lost the voice connection and couldn't get it back, so I "
-            "stopped the music; `/play` to start again.",
+            LeaveReason.DROPPED: "I lost the voice connection and couldn't get it back, so I left.",
         }
         self._spawn(self.leave(player.guild_id, notes[reason], only=player), "music-leave")
 
@@ -165,9 +162,7 @@ class Sessions:
             player.text_channel_id = text_id
             return player
         if player is not None and self.recovery.recovering(player):
-            raise MusicError(
-                "I lost the voice connection for a moment; try again in a few seconds."
-            )
+            raise MusicError(RECOVERING)
         if player is not None or voice is not None:
             await self.teardown(guild.id, forget=True)
         voice = await connect(channel)
