@@ -286,6 +286,7 @@ def main() -> int:
             settings.discord_token,
             settings.gemini_api_key,
             settings.spotipy_client_secret,
+            settings.music_ytdlp_extractor_args,
         )
         if secret is not None
     ]

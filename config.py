@@ -102,6 +102,11 @@ class Settings(BaseSettings):
     music_ffmpeg: str = "ffmpeg"
     # Music: seek, filters, moving progress bar
     music_progress_interval: float = Field(default=15.0, ge=1.0, le=3600.0)
+    # Music: YouTube's bot check, voice recovery
+    music_ytdlp_cookies: Path | None = None
+    music_ytdlp_extractor_args: SecretStr | None = None
+    music_voice_reconnects: int = Field(default=3, ge=0, le=10)
+    music_voice_reconnect_wait: float = Field(default=5.0, gt=0, le=120)
 
     # Roleplay
     rp_max_characters: int = Field(default=50, ge=1, le=1000)

@@ -11,21 +11,26 @@ this process.  Measured:
   with libopus) and against a filter (the Ogg/Opus source with ``/filter
   bassboost``: FFmpeg decodes, filters and encodes): the bot process and its
   FFmpeg children, sampled with psutil, plus the share of 20 ms frames that
-  arrived and the fakes' own CPU.
+  arrived and the fakes' own CPU;
+- time from a dropped voice connection to audio resuming on the new one (the first
+  frame with a new SSRC), per kind of drop: 4006, 4015, the network lost, a new
+  voice server.
 
     .venv/bin/python scripts/bench_music.py [--runs 10] [--guilds 1,5,20,50] [--window 8]
+        [--drops 7]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 from config import Settings  # noqa: E402
 from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser  # noqa: E402
 from tests.fakes.media_server import FakeMediaServer  # noqa: E402
-from tests.fakes.voice_server import FakeVoiceServer  # noqa: E402
+from tests.fakes.voice_server import FakeVoiceServer, VoiceFrame  # noqa: E402
 
 FRAME = 0.02
 FAKES = psutil.Process()
@@ -169,6 +174,42 @@ async def idle_cpu(bench: Bench, window: float) -> float:
     return 100 * (after - before) / window
 
 
+DROPS: dict[str, Callable[[Bench, FakeGuild], Awaitable[None]]] = {
+    "4006 session no longer valid": lambda b, g: b.voice.drop(g.id, code=4006),
+    "4015 voice server crashed": lambda b, g: b.voice.drop(g.id, code=4015),
+    "network lost (no close frame)": lambda b, g: _cut(b, g),
+    "voice server change": lambda b, g: b.discord.change_voice_server(g),
+}
+
+
+async def _cut(bench: Bench, guild: FakeGuild) -> None:
+    bench.voice.cut(guild.id)
+
+
+async def recovery(bench: Bench, drops: int) -> dict[str, list[float]]:
+    """Seconds from each drop to the first audio frame of the new connection."""
+    guild = bench.guilds[0]
+    await bench.play(guild, bench.media.tone(330, 600, "ogg"))
+    await poll(lambda: bench.voice.frames(guild.id)[50:], 30)
+    found: dict[str, list[float]] = {kind: [] for kind in DROPS}
+    for _ in range(drops):
+        for kind, drop in DROPS.items():
+            seen = len(bench.voice.frames(guild.id))
+            ssrc = bench.voice.frames(guild.id)[-1].ssrc
+            started = time.monotonic()
+            await drop(bench, guild)
+            after = await poll(functools.partial(_new_frames, bench, guild, seen, ssrc), 60)
+            found[kind].append(after[0].time - started)
+            await asyncio.sleep(1.0)  # steady audio before the next drop
+    await bench.stop(guild)
+    return found
+
+
+def _new_frames(bench: Bench, guild: FakeGuild, seen: int, ssrc: int) -> list[VoiceFrame]:
+    """Frames since ``seen`` sent over another connection than ``ssrc``'s."""
+    return [f for f in bench.voice.frames(guild.id)[seen:] if f.ssrc != ssrc]
+
+
 async def start_bot(discord: FakeDiscord, data: Path) -> asyncio.subprocess.Process:
     env = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
     env.update(
@@ -188,7 +229,7 @@ async def start_bot(discord: FakeDiscord, data: Path) -> asyncio.subprocess.Proc
     )
 
 
-async def main(runs: int, counts: list[int], window: float) -> None:
+async def main(runs: int, counts: list[int], window: float, drops: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         media_dir = Path(tmp) / "media"
         media_dir.mkdir()
@@ -212,7 +253,7 @@ async def main(runs: int, counts: list[int], window: float) -> None:
                 for guild in guilds:
                     await discord.join_voice(listener, guild.voice)
                 bench = Bench(discord, voice, media, guilds, listener, psutil.Process(process.pid))
-                await report(bench, runs, counts, window)
+                await report(bench, runs, counts, window, drops)
             finally:
                 process.terminate()
                 await asyncio.wait_for(process.wait(), 30)
@@ -221,7 +262,7 @@ async def main(runs: int, counts: list[int], window: float) -> None:
         await discord.stop()
 
 
-async def report(bench: Bench, runs: int, counts: list[int], window: float) -> None:
+async def report(bench: Bench, runs: int, counts: list[int], window: float, drops: int) -> None:
     print(f"CPU: {psutil.cpu_count()} cores, {os.uname().machine}; Python {sys.version.split()[0]}")
     print(f"\n/play → first audio packet ({runs} runs, 1 s Ogg/Opus tone over local HTTP)\n")
     print("| case | p50 | p95 | max |\n| --- | --- | --- | --- |")
@@ -246,6 +287,11 @@ async def report(bench: Bench, runs: int, counts: list[int], window: float) -> N
                 f"| {mode} | {count} | {row['bot']:.1f} % | {row['ffmpeg']:.1f} % | "
                 f"{per_stream:.2f} % | {row['delivered']:.1%} | {row['fakes']:.0f} % |"
             )
+    if drops:
+        print(f"\nVoice drop → audio resuming on the new connection ({drops} drops each)\n")
+        print("| drop | median | max |\n| --- | --- | --- |")
+        for kind, values in (await recovery(bench, drops)).items():
+            print(f"| {kind} | {statistics.median(values):.2f} s | {max(values):.2f} s |")
 
 
 if __name__ == "__main__":
@@ -253,6 +299,7 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=10, help="latency samples (each cold + warm)")
     parser.add_argument("--guilds", default="1,5,20,50", help="concurrent streams to measure")
     parser.add_argument("--window", type=float, default=8.0, help="seconds of CPU sampling")
+    parser.add_argument("--drops", type=int, default=7, help="voice drops of each kind (0: none)")
     options = parser.parse_args()
     counts = [int(n) for n in options.guilds.split(",")]
-    asyncio.run(main(options.runs, counts, options.window))
+    asyncio.run(main(options.runs, counts, options.window, options.drops))

@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cogs.ai.store import ChatStore
 from cogs.ai.tools.audit import ToolAudit
+from cogs.music.library_store import LibraryStore
 from cogs.music.settings import MusicSettingsStore
 from cogs.music.store import MusicStore
 from config import Settings, describe_error
@@ -143,6 +144,7 @@ async def export(database: Path, guild_id: int, out: TextIO) -> int:
         ]
         rows += await MusicStore(db).export_guild(guild_id)
         rows += await MusicSettingsStore(db, keep=lambda _: False).export_guild(guild_id)
+        rows += await LibraryStore(db).export_guild(guild_id)
         rows += [("ai_tool_actions", row) for row in await ToolAudit(db).export_guild(guild_id)]
     finally:
         await db.close()

@@ -1,12 +1,13 @@
 """Music cog: YouTube, Spotify and direct links played in voice channels, with a queue;
-/seek, /replay and /filter in a second cog beside it, the server's music modes (autoplay,
-24/7, DJ role) in a third."""
+in cogs beside it: /seek, /replay and /filter; the server's music modes (autoplay, 24/7, DJ
+role); the history and saved playlists."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from cogs.music.cog import Music
+from cogs.music.library import MusicLibrary
 from cogs.music.modes import MusicModes
 from cogs.music.playback import Playback
 
@@ -19,3 +20,4 @@ async def setup(bot: Bot) -> None:
     await bot.add_cog(music)
     await bot.add_cog(MusicModes(bot, music))
     await bot.add_cog(Playback(bot, music))
+    await bot.add_cog(MusicLibrary(bot, music))

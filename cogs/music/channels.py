@@ -2,12 +2,15 @@
 join a channel, joining it, a guild's voice connection, and posting a plain message.
 
 Free functions shared by :class:`~cogs.music.sessions.Sessions` and the cog; they hold
-no state.
+no state.  :class:`MusicVoice` is the voice client they join with.
 """
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import logging
+from typing import Any
 
 import discord
 
@@ -36,9 +39,59 @@ def check_can_join(channel: VoiceChannel) -> None:
         raise MusicError(f"{channel.mention} is full.")
 
 
-async def connect(channel: VoiceChannel, *, within: float = CONNECT_TIMEOUT) -> discord.VoiceClient:
+VOICE_LIBRARIES = {"nacl": "PyNaCl", "davey": "davey"}
+"""Modules discord.py 2.7 needs for voice (transport encryption, DAVE end-to-end
+encryption) and the packages that provide them."""
+
+
+def voice_problem() -> str | None:
+    """Why voice cannot work on this machine (a missing library), or None."""
+    missing = []
+    for module, package in VOICE_LIBRARIES.items():
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(package)
+    if not missing:
+        return None
+    return f"{' and '.join(missing)} cannot be imported (install discord.py[voice])"
+
+
+class MusicVoice(discord.VoiceClient):
+    """discord.py's voice client, telling a moderator's disconnect from a dropped
+    connection, and leaving for good when asked to.
+
+    Discord announces a moderator's disconnect while the connection is up; discord.py's
+    own reconnects (and its giving up) take the connection down before they leave.
+    """
+
+    def __init__(self, client: discord.Client, channel: discord.abc.Connectable) -> None:
+        super().__init__(client, channel)
+        self.kicked = False
+        """Someone else took the bot out of its channel."""
+
+    async def on_voice_state_update(self, data: Any) -> None:
+        if data.get("channel_id") is None and self.is_connected():
+            self.kicked = True
+        await super().on_voice_state_update(data)
+
+    async def disconnect(self, *, force: bool = False) -> None:
+        try:
+            await super().disconnect(force=force)
+        finally:
+            # discord.py 2.7 leaves its reconnect loop running: mid-reconnect, it would
+            # later leave (taking a new connection of this guild with it) and join again.
+            runner = self._connection._runner  # pyright: ignore[reportPrivateUsage]
+            if runner is not None and runner is not asyncio.current_task():
+                runner.cancel()
+
+
+async def connect(channel: VoiceChannel, *, within: float = CONNECT_TIMEOUT) -> MusicVoice:
     try:
-        return await channel.connect(timeout=within, reconnect=True, self_deaf=True)
+        return await channel.connect(timeout=within, reconnect=True, self_deaf=True, cls=MusicVoice)
+    except RuntimeError as error:  # discord.py: a voice library is missing
+        log.error("voice is unavailable: %s", error)
+        raise MusicError("Voice is unavailable on this bot right now; tell its owner.") from error
     except (TimeoutError, discord.ClientException) as error:
         log.warning("could not join voice channel %s: %r", channel.id, error)
         raise MusicError(f"I couldn't connect to {channel.mention}; try again soon.") from error

@@ -22,7 +22,7 @@ from cogs.music.channels import VoiceChannel, caller_channel, check_can_join
 from cogs.music.control import Vote, skip_note
 from cogs.music.errors import MusicError
 from cogs.music.ffmpeg import ffprobe_for
-from cogs.music.player import LeaveReason, Player
+from cogs.music.player import Player
 from cogs.music.sessions import Sessions
 from cogs.music.sources import Resolver
 from cogs.music.spotify import SpotifyResolver, make_client
@@ -38,6 +38,7 @@ from cogs.music.views import (
     player_embed,
     queue_page,
 )
+from cogs.music.youtube import parse_extractor_args, readable_cookies
 
 if TYPE_CHECKING:
     from bot import Bot
@@ -66,6 +67,8 @@ class Music(commands.Cog):
                 time_limit=min(settings.music_resolve_timeout, 10.0),
             ),
             ffprobe=ffprobe_for(settings.music_ffmpeg),
+            cookies=readable_cookies(settings.music_ytdlp_cookies),
+            extractor_args=parse_extractor_args(settings.music_ytdlp_extractor_args),
         )
         self.spotify = SpotifyResolver(
             self._spotify_factory(),
@@ -357,8 +360,8 @@ class Music(commands.Cog):
         if player is None or before.channel == after.channel:
             return
         if self.bot.user is not None and member.id == self.bot.user.id and after.channel is None:
-            # A moderator disconnected us (our own leaves drop the player first).
-            self.sessions.request_leave(player, LeaveReason.LOST)
+            # A moderator, or discord.py reconnecting (our own leaves drop the player first).
+            self.sessions.recovery.voice_left(player)
             return
         if self.bot.user is not None and member.id == self.bot.user.id:
             self.sessions.changed(player)  # moved: remember the new channel

@@ -5,78 +5,37 @@ play it, wait for the end, apply the loop mode, repeat.  With nothing left it
 waits for new tracks and asks to leave after the idle timeout.  A track that
 fails to resolve or play is reported and dropped; nothing stalls the loop.
 
-Discord is reached only through the small protocols below (the voice client,
-the audio source, the cog's event handlers), so the player runs in unit tests
-with fakes.
+Discord is reached only through the small protocols of
+:mod:`cogs.music.player_protocols` (the voice client, the audio source, the cog's
+event handlers), so the player runs in unit tests with fakes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Iterable
 from enum import StrEnum
-from typing import Any, Protocol
 
 from cogs.music.errors import MusicError
 from cogs.music.filters import AudioFilter, Sound
+from cogs.music.player_protocols import Audio, Events, OpenAudio, Streams, Voice
 from cogs.music.queue import TrackQueue
-from cogs.music.tracks import LoopMode, Stream, Track
+from cogs.music.tracks import LoopMode, Track
+from cogs.music.voice_watch import watch_voice
 
 log = logging.getLogger(__name__)
-
-RECONNECT_WAIT = 10.0
-"""Seconds to wait for a dropped voice connection to come back before giving up."""
-
-
-class Voice(Protocol):
-    """The part of ``discord.VoiceClient`` the player uses."""
-
-    def play(self, source: Any, *, after: Callable[[Exception | None], Any]) -> None: ...
-    def stop(self) -> None: ...
-    def pause(self) -> None: ...
-    def resume(self) -> None: ...
-    def is_connected(self) -> bool: ...
-
-
-class Audio(Protocol):
-    """A playing source (:class:`cogs.music.audio.TrackAudio`)."""
-
-    @property
-    def frames(self) -> int: ...
-    @property
-    def position(self) -> float: ...
-    def restart(self, start: float, sound: Sound) -> None: ...
-    def cleanup(self) -> None: ...
-
-
-class Streams(Protocol):
-    async def stream(self, track: Track) -> Stream: ...
-
-
-OpenAudio = Callable[[Stream, float, Sound], Audio]
-"""Blocking: ``(stream, start seconds, sound)`` → an audio source."""
 
 
 class LeaveReason(StrEnum):
     IDLE = "idle"
     ALONE = "alone"
     LOST = "lost"
-    """The voice connection went away and did not come back."""
-
-
-class Events(Protocol):
-    """What the player tells the Discord layer."""
-
-    async def track_started(self, player: Player, track: Track) -> None: ...
-    async def track_failed(self, player: Player, track: Track, reason: str) -> None: ...
-    async def queue_finished(self, player: Player) -> None: ...
-    def request_leave(self, player: Player, reason: LeaveReason) -> None:
-        """Disconnect (in a task of the caller's: the player's own task stops)."""
-
-    def changed(self, player: Player) -> None:
-        """The queue or the playback state changed: persist it."""
+    """Someone else disconnected the bot."""
+    DROPPED = "dropped"
+    """The voice connection dropped and did not come back."""
 
 
 class Player:
@@ -116,6 +75,7 @@ class Player:
         self._audio: Audio | None = None
         self._start_at = 0.0
         self._skip = False
+        self._resume_dropped = False
         self._played_any = False
         self._error: Exception | None = None
         self._done = asyncio.Event()
@@ -282,6 +242,8 @@ class Player:
                 self.queue.current = None
 
     def _advance(self) -> Track | None:
+        if self._resume_dropped:  # the voice connection dropped mid-track: go on where it was
+            return self.queue.current
         skipped, self._skip = self._skip, False
         return self.queue.advance(skipped=skipped)
 
@@ -308,30 +270,48 @@ class Player:
     async def _play(self, track: Track) -> bool:
         """Play one track to its end; False when the voice connection is gone."""
         start, self._start_at = self._start_at, 0.0
+        resumed, self._resume_dropped = self._resume_dropped, False
         audio = await self._open(track, start)
         if audio is None:
             self.queue.current = None
             return True
-        if not await self._connected():
+        if not self.voice.is_connected() and not await self.events.recover(self):
             audio.cleanup()
-            self.events.request_leave(self, LeaveReason.LOST)
             return False
         self._done.clear()
         self._error = None
         self._audio = audio
+        watch = asyncio.create_task(watch_voice(lambda: self.voice, self._dropped))
         try:
-            self.voice.play(audio, after=self._after)
+            self.voice.play(audio, after=functools.partial(self._after, audio))
             if self.paused:
                 self.voice.pause()
             self._played_any = True
             self._changed()
-            await self._emit(self.events.track_started(self, track))
+            if not resumed:  # after a drop the track goes on: no new announcement
+                await self._emit(self.events.track_started(self, track))
             await self._done.wait()
         finally:
+            watch.cancel()
             self._audio = None
             audio.cleanup()
+        if not self._skip and not self.voice.is_connected():
+            return await self._resume_after_drop(audio)
         await self._check_played(track, audio)
         return True
+
+    def _dropped(self) -> None:
+        log.info("voice connection of guild %s is down; recovering", self.guild_id)
+        self.voice.stop()
+        self._done.set()  # its audio thread ends only once it stops waiting to reconnect
+
+    async def _resume_after_drop(self, audio: Audio) -> bool:
+        """The voice connection dropped mid-track: reconnect, then play the track on
+        from where it stopped; False when the connection did not come back."""
+        self._start_at = audio.position
+        self._changed()
+        self._resume_dropped = await self.events.recover(self)
+        return self._resume_dropped
 
     async def _open(self, track: Track, start: float) -> Audio | None:
         try:
@@ -356,23 +336,18 @@ class Player:
         self.queue.current = None
         await self._emit(self.events.track_failed(self, track, reason))
 
-    async def _connected(self) -> bool:
-        for _ in range(int(RECONNECT_WAIT / 0.2)):
-            if self.voice.is_connected():
-                return True
-            await asyncio.sleep(0.2)
-        return self.voice.is_connected()
-
-    def _after(self, error: Exception | None) -> None:
+    def _after(self, audio: Audio, error: Exception | None) -> None:
         """Called by the voice client's audio thread when a track ends."""
         with contextlib.suppress(RuntimeError):  # the loop is closed: we are shutting down
-            self._done_loop().call_soon_threadsafe(self._finish, error)
+            self._done_loop().call_soon_threadsafe(self._finish, audio, error)
 
     def _done_loop(self) -> asyncio.AbstractEventLoop:
         assert self._task is not None
         return self._task.get_loop()
 
-    def _finish(self, error: Exception | None) -> None:
+    def _finish(self, audio: Audio, error: Exception | None) -> None:
+        if audio is not self._audio:
+            return  # a track given up on after a dropped connection; a later one plays
         self._error = error
         self._done.set()
 

@@ -32,6 +32,7 @@ from cogs.music.filters import Sound
 from cogs.music.player import LeaveReason, Player
 from cogs.music.progress import ProgressTicker, moving_embed
 from cogs.music.queue import TrackQueue
+from cogs.music.recovery import RECOVERING, Recovery
 from cogs.music.restore import restore_sessions
 from cogs.music.settings import MusicSettings, MusicSettingsStore
 from cogs.music.sources import Resolver
@@ -64,6 +65,7 @@ class Sessions:
         self.music_settings = MusicSettingsStore(bot.db, keep=lambda gid: gid in self.players)
         self.autoplay = Autoplay(resolver)
         self.votes = SkipVotes()
+        self.recovery = Recovery(self)
         self.progress = ProgressTicker(
             lambda guild_id: moving_embed(self, guild_id), bot.settings.music_progress_interval
         )
@@ -88,6 +90,7 @@ class Sessions:
     async def track_started(self, player: Player, track: Track) -> None:
         self.votes.reset(player.guild_id)
         self.autoplay.played(player.guild_id, track)
+        self.bot.dispatch("music_track_started", player.guild_id, track)  # for /history
         channel = self._text_channel(player)
         if channel is None:
             return
@@ -129,11 +132,15 @@ class Sessions:
             LeaveReason.IDLE: "Nothing is playing, so I left the voice channel.",
             LeaveReason.ALONE: "Nobody is listening any more, so I left the voice channel.",
             LeaveReason.LOST: "I was disconnected from the voice channel, so I stopped the music.",
+            LeaveReason.DROPPED: "I lost the voice connection and couldn't get it back, so I left.",
         }
         self._spawn(self.leave(player.guild_id, notes[reason], only=player), "music-leave")
 
     def changed(self, player: Player) -> None:
         self.saves.request(player.guild_id)
+
+    async def recover(self, player: Player) -> bool:
+        return await self.recovery.recover(player)
 
     # Players and voice ------------------------------------------------------
 
@@ -174,6 +181,8 @@ class Sessions:
                 await voice.move_to(channel)
             player.text_channel_id = text_id
             return player
+        if player is not None and self.recovery.recovering(player):
+            raise MusicError(RECOVERING)
         if player is not None or voice is not None:
             await self.teardown(guild.id, forget=True)
         voice = await connect(channel)

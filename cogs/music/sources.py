@@ -15,6 +15,7 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import yt_dlp
@@ -25,6 +26,7 @@ from cogs.music.egress import REFUSED, Egress
 from cogs.music.errors import MusicError
 from cogs.music.tracks import Stream, Track
 from cogs.music.urls import AddressPolicy, PrivateAddress, looks_like_url
+from cogs.music.youtube import ExtractorArgs, bot_check, is_bot_check
 from utils.text import truncate
 
 if TYPE_CHECKING:
@@ -77,6 +79,8 @@ OPTIONS: _Params = {
 
 def user_error(error: yt_dlp.utils.YoutubeDLError) -> MusicError:
     """What to tell users about a failed extraction: never yt-dlp's own words."""
+    if is_bot_check(str(error)):
+        return bot_check()
     if REFUSED in str(error):  # the egress refused a hop (a redirect, an embedded URL)
         return PrivateAddress()
     if "Unsupported URL" in str(error):
@@ -96,12 +100,16 @@ class Resolver:
         ffprobe: str,
         workers: int = 4,
         extract: Callable[[str, int], Info] | None = None,
+        cookies: Path | None = None,
+        extractor_args: ExtractorArgs | None = None,
     ) -> None:
         self.search_prefix = search_prefix
         self.timeout = timeout
         self.policy = policy
         self.egress = Egress(policy)
         self.ffprobe = ffprobe
+        self.cookies = cookies
+        self.extractor_args = extractor_args or {}
         self._extract = extract or self._extract_with_ytdlp
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="yt-dlp")
         self._queued = 0
@@ -118,7 +126,10 @@ class Resolver:
     async def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
         for ydl in self._instances:
-            ydl.close()
+            try:
+                ydl.close()  # writes YouTube's refreshed cookies back to the cookies file
+            except OSError as error:
+                log.warning("yt-dlp could not save the cookies file: %s", error.strerror)
         self._instances.clear()
         await self.egress.close()
 
@@ -131,17 +142,25 @@ class Resolver:
         """Blocking: run yt-dlp on a URL or search (``prefix1:words``); JSON-safe result."""
         ydl = getattr(self._local, "ydl", None)
         if ydl is None:
-            options: _Params = {
-                **OPTIONS,
-                "proxy": self.proxy,
-                # yt-dlp calls only debug/info/warning/error; the stub's protocol asks for more.
-                "logger": _YtdlpLog(),  # pyright: ignore[reportAssignmentType]
-            }
-            ydl = self._local.ydl = yt_dlp.YoutubeDL(options)
+            ydl = self._local.ydl = yt_dlp.YoutubeDL(self.options())
             self._instances.append(ydl)
         ydl.params["playlistend"] = limit
         info = ydl.extract_info(target, download=False)
         return cast(Info, ydl.sanitize_info(info) if info else {})
+
+    def options(self) -> _Params:
+        """What each worker's YoutubeDL is built with."""
+        options: _Params = {
+            **OPTIONS,
+            "proxy": self.proxy,
+            # yt-dlp calls only debug/info/warning/error; the stub's protocol asks for more.
+            "logger": _YtdlpLog(),  # pyright: ignore[reportAssignmentType]
+        }
+        if self.cookies is not None:
+            options["cookiefile"] = str(self.cookies)
+        if self.extractor_args:
+            options["extractor_args"] = self.extractor_args
+        return options
 
     def search_target(self, words: str) -> str:
         return f"{self.search_prefix}1:{words}"

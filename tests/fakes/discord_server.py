@@ -555,6 +555,15 @@ class FakeDiscord:
         if user is self.bot_user and self.voice is not None:
             await self.voice.drop(guild.id, code=4014)
 
+    async def change_voice_server(self, guild: FakeGuild) -> None:
+        """Move the bot's voice connection to a new voice server (a new token), as
+        Discord does when a voice server goes away or the region changes."""
+        assert self.voice is not None, "attach_voice() first"
+        session_id = self._gateway._session_id or ""
+        token = self.voice.issue_token(guild.id, self.bot_user.id, session_id)
+        server = {"token": token, "guild_id": str(guild.id), "endpoint": self.voice.endpoint}
+        await self._gateway.dispatch("VOICE_SERVER_UPDATE", server)
+
     def voice_channel_of(self, user: FakeUser, guild: FakeGuild) -> int | None:
         return self._voice_states.get(guild.id, {}).get(user.id)
 

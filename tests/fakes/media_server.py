@@ -33,6 +33,7 @@ import yt_dlp.globals
 from aiohttp import web
 from yt_dlp.extractor import import_extractors
 from yt_dlp.extractor.common import SearchInfoExtractor
+from yt_dlp.utils import ExtractorError
 
 from tests.fakes.local_http import LocalHTTPServer
 
@@ -82,9 +83,7 @@ class FakeMediaServer(LocalHTTPServer):
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.port}/media/{quote(name)}"
 
-    def page_url(
-        self, *names: str, title: str = "Test playlist", host: str = "127.0.0.1"
-    ) -> str:
+    def page_url(self, *names: str, title: str = "Test playlist", host: str = "127.0.0.1") -> str:
         """A page with one ``<audio>`` per file name (or absolute path, such as a redirect)."""
         files = ",".join(quote(name, safe="") for name in names)
         return f"http://{host}:{self.port}/page?title={quote(title)}&files={files}"
@@ -124,7 +123,6 @@ class FakeMediaServer(LocalHTTPServer):
         body = f"<html><head><title>{title}</title></head><body>{audio}</body></html>"
         return web.Response(text=body, content_type="text/html")
 
-
     async def _cloak(self, request: web.Request) -> web.StreamResponse:
         if "Icy-MetaData" in request.headers:  # FFmpeg asks for it, yt-dlp doesn't
             self.requests.append(request.path_qs)
@@ -144,9 +142,23 @@ class LocalSearchIE(SearchInfoExtractor):
     results: ClassVar[dict[str, tuple[str, str]]] = {}
     """Lower-case words → (title, URL)."""
     searches: ClassVar[list[str]] = []
+    refusal: ClassVar[str | None] = None
+    """Set: every search fails with this message, as YouTube's sign-in wall does."""
+    seen: ClassVar[list[dict[str, Any]]] = []
+    """Per search: the YoutubeDL's extractor args and the ``SID`` cookie it holds for
+    youtube.com (from its cookies file)."""
 
     def _search_results(self, query: str) -> Iterator[dict[str, Any]]:
         self.searches.append(query)
+        cookie = self._get_cookies("https://www.youtube.com/").get("SID")
+        self.seen.append(
+            {
+                "extractor_args": self._downloader.params.get("extractor_args"),  # type: ignore[union-attr]
+                "sid": cookie.value if cookie else None,
+            }
+        )
+        if self.refusal is not None:
+            raise ExtractorError(self.refusal, expected=True)
         for words, (title, url) in self.results.items():
             if words in query.lower():
                 yield self.url_result(url, video_title=title)
@@ -158,7 +170,8 @@ def register_local_search() -> Callable[[], None]:
     context = yt_dlp.globals.extractors
     old = context.value
     context.value = {"LocalSearchIE": LocalSearchIE, **old}
-    LocalSearchIE.results, LocalSearchIE.searches = {}, []
+    LocalSearchIE.results, LocalSearchIE.searches, LocalSearchIE.seen = {}, [], []
+    LocalSearchIE.refusal = None
 
     def undo() -> None:
         context.value = old

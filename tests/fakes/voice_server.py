@@ -16,6 +16,13 @@ to Discord's:
 4. every RTP packet is decrypted with the session key and its Opus frame
    recorded per guild (:meth:`FakeVoiceServer.frames`).
 
+Failures to recover from: :meth:`FakeVoiceServer.drop` closes a guild's voice
+websockets with a close code (4006 session no longer valid: identify again; 4015
+voice server crashed: resume), :meth:`FakeVoiceServer.cut` loses the network (the
+TCP connection goes without a close frame), and :meth:`FakeVoiceServer.refuse`
+turns a guild's new connections away.  A voice server change is the fake
+Discord's (:meth:`~tests.fakes.discord_server.FakeDiscord.change_voice_server`).
+
 Everything binds to 127.0.0.1.
 """
 
@@ -79,6 +86,7 @@ class VoiceSession:
     ssrc: int = 0
     key: bytes | None = None
     ws: web.WebSocketResponse | None = None
+    transport: asyncio.BaseTransport | None = None
     speaking: list[int] = field(default_factory=list)
 
 
@@ -118,6 +126,8 @@ class FakeVoiceServer:
         self.undecryptable = 0
         """RTP packets that failed to decrypt (unknown SSRC or bad key)."""
         self.identifies = 0
+        self.refused: set[int] = set()
+        """Guilds whose identifies and resumes are closed with 4006."""
         self._runner: web.AppRunner | None = None
         self._udp: asyncio.DatagramTransport | None = None
         self.port = 0
@@ -172,10 +182,30 @@ class FakeVoiceServer:
         return token
 
     async def drop(self, guild_id: int, *, code: int = 4014) -> None:
-        """Close the guild's voice websockets, as Discord does after a forced disconnect."""
-        for session in self._sessions.values():
-            if session.guild_id == guild_id and session.ws is not None and not session.ws.closed:
-                await session.ws.close(code=code)
+        """Close the guild's voice websockets with ``code`` (4014: a forced disconnect)."""
+        for session in self._open(guild_id):
+            assert session.ws is not None
+            await session.ws.close(code=code)
+
+    def cut(self, guild_id: int) -> None:
+        """Lose the network: the guild's voice connections drop without a close frame."""
+        for session in self._open(guild_id):
+            assert session.transport is not None
+            session.transport.abort()
+
+    def refuse(self, guild_id: int, refused: bool = True) -> None:
+        """Turn the guild's new voice connections away (or, with False, let them in)."""
+        if refused:
+            self.refused.add(guild_id)
+        else:
+            self.refused.discard(guild_id)
+
+    def _open(self, guild_id: int) -> list[VoiceSession]:
+        return [
+            s
+            for s in self._sessions.values()
+            if s.guild_id == guild_id and s.ws is not None and not s.ws.closed
+        ]
 
     # Inspecting -------------------------------------------------------------
 
@@ -185,10 +215,7 @@ class FakeVoiceServer:
         return [f for f in frames if not f.silence] if audio_only else list(frames)
 
     def connected(self, guild_id: int) -> bool:
-        return any(
-            s.guild_id == guild_id and s.ws is not None and not s.ws.closed
-            for s in self._sessions.values()
-        )
+        return bool(self._open(guild_id))
 
     def speaking(self, guild_id: int) -> list[int]:
         return [
@@ -207,6 +234,8 @@ class FakeVoiceServer:
                 continue
             frame = json.loads(message.data)
             session = await self._receive(ws, session, frame.get("op"), frame.get("d") or {})
+            if session is not None:
+                session.transport = request.transport
         return ws
 
     async def _receive(
@@ -226,6 +255,9 @@ class FakeVoiceServer:
 
     async def _identify(self, ws: web.WebSocketResponse, data: Json) -> VoiceSession | None:
         session = self._sessions.get(str(data.get("token")))
+        if session is not None and session.guild_id in self.refused:
+            await ws.close(code=4006, message=b"Session no longer valid")
+            return None
         if session is None or (
             str(data.get("server_id")) != str(session.guild_id)
             or str(data.get("user_id")) != str(session.user_id)
@@ -244,7 +276,11 @@ class FakeVoiceServer:
 
     async def _resume(self, ws: web.WebSocketResponse, data: Json) -> VoiceSession | None:
         session = self._sessions.get(str(data.get("token")))
-        if session is None or data.get("session_id") != session.session_id:
+        if (
+            session is None
+            or data.get("session_id") != session.session_id
+            or session.guild_id in self.refused
+        ):
             await ws.close(code=4006, message=b"Session no longer valid")
             return None
         session.ws = ws

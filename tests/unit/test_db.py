@@ -116,6 +116,7 @@ SQL_OWNERS = {
     "cogs/ai/tools/audit.py",
     "cogs/music/store.py",
     "cogs/music/settings.py",
+    "cogs/music/library_store.py",
     "cogs/admin/retention.py",
     "cogs/roleplay/characters.py",
     "cogs/roleplay/scenes.py",

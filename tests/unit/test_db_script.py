@@ -16,6 +16,7 @@ import pytest
 
 from cogs.ai.records import Turn
 from cogs.ai.store import ChatStore
+from cogs.music.library_store import LibraryStore
 from cogs.music.settings import MusicSettingsStore
 from cogs.music.store import MusicStore, Session
 from cogs.music.tracks import Track
@@ -244,6 +245,8 @@ async def test_export_writes_one_guilds_data_as_json_lines(data_dir: Path) -> No
     )
     await MusicSettingsStore(db, keep=lambda _: False).update(GUILD, autoplay=True)
     await MusicSettingsStore(db, keep=lambda _: False).update(OTHER, dj_role_id=9)
+    await LibraryStore(db).save(GUILD, 7, "Mine", [Track("Song", "http://x/a.wav", 7)])
+    await LibraryStore(db).save(OTHER, 7, "Theirs", [Track("Other", "http://x/b.wav", 7)])
     await db.close()
 
     out = data_dir / "export.jsonl"
@@ -259,10 +262,13 @@ async def test_export_writes_one_guilds_data_as_json_lines(data_dir: Path) -> No
         "music_sessions",
         "music_tracks",
         "music_settings",
+        "music_playlists",
+        "music_playlist_tracks",
     ]
     text = out.read_text(encoding="utf-8")
     assert "hello ünïcode" in text and "likes tea" in text and "Song" in text
     assert "another guild" not in text and "coffee" not in text and "vector" not in text
+    assert "Theirs" not in text
     assert lines[3]["row"]["author_name"] == "alice"
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from cogs.music import player as player_module
+from cogs.music import voice_watch
 from cogs.music.errors import MusicError
 from cogs.music.filters import PRESETS, Sound
 from cogs.music.player import LeaveReason, Player
@@ -78,9 +78,12 @@ class Streams:
 
 
 class Events:
-    def __init__(self) -> None:
+    def __init__(self, voice: FakeVoice) -> None:
         self.log: list[tuple[Any, ...]] = []
         self.changes = 0
+        self.voice = voice
+        self.recoverable = True
+        """Whether :meth:`recover` brings the voice connection back."""
 
     async def track_started(self, player: Player, track: Track) -> None:
         self.log.append(("started", track.title))
@@ -97,10 +100,16 @@ class Events:
     def changed(self, player: Player) -> None:
         self.changes += 1
 
+    async def recover(self, player: Player) -> bool:
+        self.log.append(("recover", player.position))
+        self.voice.connected = self.recoverable
+        return self.recoverable
+
 
 class Rig:
     def __init__(self, **options: Any) -> None:
-        self.voice, self.streams, self.events = FakeVoice(), Streams(), Events()
+        self.voice, self.streams = FakeVoice(), Streams()
+        self.events = Events(self.voice)
         self.frames = 100
         self.opened: list[FakeAudio] = []
         self.player = Player(
@@ -264,15 +273,43 @@ async def test_alone_timer_asks_to_leave_unless_someone_comes_back() -> None:
     assert loop.time() - again >= 0.099, "the first countdown, cancelled, did not fire"
 
 
-async def test_a_voice_connection_that_stays_down_ends_the_player(
-    monkeypatch: pytest.MonkeyPatch, rig: Rig
-) -> None:
-    monkeypatch.setattr(player_module, "RECONNECT_WAIT", 0.2)
+async def test_a_voice_connection_that_cannot_come_back_ends_the_player(rig: Rig) -> None:
     rig.voice.connected = False
+    rig.events.recoverable = False
     rig.player.start()
     rig.add("a")
-    await eventually(lambda: ("leave", LeaveReason.LOST) in rig.events.log)
+    await eventually(lambda: not rig.player.running)
+    assert rig.events.log == [("recover", 0.0)]
     assert rig.opened[0].cleaned and rig.voice.calls == []
+
+
+async def test_a_dropped_connection_resumes_the_track_where_it_stopped(rig: Rig) -> None:
+    rig.player.start()
+    rig.add("a", "b")
+    await eventually(lambda: rig.voice.calls == ["play https://x.example/a"])
+    rig.voice.connected = False  # discord.py's audio thread gives up on a lost connection
+    rig.voice.finish()
+    await eventually(lambda: len(rig.opened) == 2)
+    assert rig.opened[1].stream.url == "https://x.example/a"
+    assert rig.opened[1].start == pytest.approx(2.0), "100 frames of 20 ms were played"
+    assert ("recover", pytest.approx(2.0)) in rig.events.log
+    rig.voice.finish()
+    await eventually(lambda: len(rig.opened) == 3)
+    assert rig.opened[2].stream.url == "https://x.example/b" and rig.opened[2].start == 0
+
+
+async def test_a_connection_that_stays_down_stops_the_waiting_track(
+    monkeypatch: pytest.MonkeyPatch, rig: Rig
+) -> None:
+    """discord.py's audio thread waits in silence for a 4015 resume; the player does not."""
+    monkeypatch.setattr(voice_watch, "DROP_GRACE", 0.1)
+    monkeypatch.setattr(voice_watch, "WATCH_EVERY", 0.02)
+    rig.player.start()
+    rig.add("a")
+    await eventually(lambda: rig.voice.calls == ["play https://x.example/a"])
+    rig.voice.connected = False
+    await eventually(lambda: len(rig.opened) == 2)
+    assert rig.voice.calls[1] == "stop" and rig.opened[1].stream.url == "https://x.example/a"
 
 
 async def test_every_queue_edit_through_the_player_is_saved(rig: Rig) -> None:

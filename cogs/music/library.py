@@ -1,0 +1,188 @@
+"""`/history` and `/playlist`: what the server played lately, and each member's saved
+playlists, in a second cog beside :class:`~cogs.music.cog.Music`.
+
+History is recorded from the ``music_track_started`` event the sessions dispatch
+when a track starts.  Loading a playlist queues its tracks with /play's rules (the
+asker in a voice channel the bot may join, the queue's room) through the music
+cog's sessions; each track is resolved when its turn comes, like any other.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sqlite3
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from cogs.music.channels import caller_channel, check_can_join
+from cogs.music.errors import MusicError
+from cogs.music.library_store import MAX_PLAYLISTS, LibraryStore, Played, checked_name
+from cogs.music.tracks import Track
+from cogs.music.views import COLOUR, PER_PAGE, Queued, QueuePages, clean, track_line
+from utils.commands import list_subcommands
+
+if TYPE_CHECKING:
+    from bot import Bot
+    from cogs.music.cog import Music
+
+log = logging.getLogger(__name__)
+
+Context = commands.Context["Bot"]
+
+
+class MusicLibrary(commands.Cog):
+    """Recently played tracks and saved playlists."""
+
+    def __init__(self, bot: Bot, music: Music) -> None:
+        self.bot = bot
+        self.music = music
+        self.store = LibraryStore(bot.db)
+
+    async def cog_load(self) -> None:
+        self.bot.data_owners.register("music-library", self.store)
+
+    async def cog_unload(self) -> None:
+        self.bot.data_owners.unregister("music-library")
+
+    @commands.Cog.listener()
+    async def on_music_track_started(self, guild_id: int, track: Track) -> None:
+        try:
+            await self.store.record(guild_id, track)
+        except sqlite3.Error as error:
+            log.error("could not record the music history of guild %s: %s", guild_id, error)
+
+    @commands.hybrid_command()
+    @commands.guild_only()
+    @app_commands.describe(page="Which page to show")
+    async def history(self, ctx: Context, page: int = 1) -> None:
+        """Show the tracks this server played lately, newest first."""
+        guild, member = _guild_member(ctx)
+        played = await self.store.history(guild.id)
+        if not played:
+            raise MusicError("Nothing has been played here yet.")
+        pages = HistoryPages(
+            lambda number: history_page(played, number), owner_id=member.id, page=page
+        )
+        pages.message = await ctx.send(embed=pages.first_page(), view=pages)
+
+    @commands.hybrid_group(name="playlist")
+    @commands.guild_only()
+    async def playlist(self, ctx: Context) -> None:
+        """Your saved playlists on this server."""
+        if ctx.invoked_subcommand is None:
+            await list_subcommands(ctx, self.playlist)
+
+    @playlist.command(name="save")
+    @app_commands.describe(name="A name for it (saving under a name you used replaces that one)")
+    async def save(self, ctx: Context, *, name: str) -> None:
+        """Save the queue, the current track first, as one of your playlists."""
+        guild, member = _guild_member(ctx)
+        player = self.music.sessions.players.get(guild.id)
+        tracks = [] if player is None else list(player.queue.upcoming)
+        if player is not None and player.queue.current is not None:
+            tracks.insert(0, player.queue.current)
+        created = await self.store.save(guild.id, member.id, name, tracks)
+        verb = "Saved" if created else "Replaced"
+        await ctx.send(f"💾 {verb} **{clean(checked_name(name))}** ({len(tracks)} tracks).")
+
+    @playlist.command(name="load")
+    @app_commands.describe(name="One of your playlists (see /playlist list)")
+    async def load(self, ctx: Context, *, name: str) -> None:
+        """Queue one of your playlists in your voice channel."""
+        guild, member = _guild_member(ctx)
+        await ctx.defer()  # joining can take a few seconds
+        queued = await self.load_for(guild, member, ctx.channel.id, name)
+        await ctx.send(queued.message())
+
+    async def load_for(
+        self, guild: discord.Guild, member: discord.Member, text_channel_id: int, name: str
+    ) -> Queued:
+        """Queue ``member``'s playlist with /play's checks, joining their channel."""
+        channel = caller_channel(member)
+        if guild.voice_client is None or guild.voice_client.channel != channel:
+            check_can_join(channel)
+        playlist = await self.store.load(guild.id, member.id, name)
+        if playlist is None:
+            raise MusicError(f"You have no playlist called **{clean(name, 50)}** here.")
+        sessions = self.music.sessions
+        async with sessions.queueing(guild.id), sessions.lock(guild.id):
+            tracks = playlist.tracks[: sessions.room(guild.id)]
+            player = await sessions.join(guild, channel, text_channel_id)
+            busy = player.queue.current is not None
+            position = len(player.queue) + 1
+            added = player.add(tracks)
+        return Queued(tracks[:added], playlist.name, busy=busy, position=position)
+
+    @playlist.command(name="list")
+    async def list_(self, ctx: Context) -> None:
+        """List your playlists on this server."""
+        guild, member = _guild_member(ctx)
+        found = await self.store.names(guild.id, member.id)
+        if not found:
+            await ctx.send("You have no playlists here; save the queue with `/playlist save`.")
+            return
+        lines = [f"• **{clean(name, 50)}** ({count} tracks)" for name, count in found]
+        embed = discord.Embed(title="Your playlists", colour=COLOUR, description="\n".join(lines))
+        embed.set_footer(text=f"{len(found)}/{MAX_PLAYLISTS}")
+        await ctx.send(embed=embed)
+
+    @playlist.command(name="delete")
+    @app_commands.describe(name="One of your playlists")
+    async def delete(self, ctx: Context, *, name: str) -> None:
+        """Delete one of your playlists."""
+        guild, member = _guild_member(ctx)
+        if not await self.store.delete(guild.id, member.id, name):
+            raise MusicError(f"You have no playlist called **{clean(name, 50)}** here.")
+        await ctx.send(f"🗑️ Deleted **{clean(name, 50)}**.")
+
+    @load.autocomplete("name")
+    @delete.autocomplete("name")
+    async def _names(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        if interaction.guild_id is None:
+            return []
+        found = await self.store.names(interaction.guild_id, interaction.user.id)
+        typed = current.casefold()
+        return [
+            app_commands.Choice(name=name, value=name)
+            for name, _ in found
+            if typed in name.casefold()
+        ][:25]
+
+
+class HistoryPages(QueuePages):
+    """The queue's page buttons, over the history."""
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        if interaction.user.id == self.owner_id:
+            return True
+        await interaction.response.send_message(
+            "These buttons belong to whoever asked; use `/history` to page through it yourself.",
+            ephemeral=True,
+        )
+        return False
+
+
+def history_page(played: list[Played], number: int) -> tuple[discord.Embed, int, int]:
+    """A page of the history (newest first): ``(embed, page shown, page count)``."""
+    pages = max(1, math.ceil(len(played) / PER_PAGE))
+    page = min(max(number, 1), pages)
+    first = (page - 1) * PER_PAGE
+    lines = [
+        f"`{first + index}.` {track_line(entry.track)} <t:{int(entry.played_at)}:R>"
+        for index, entry in enumerate(played[first : first + PER_PAGE], start=1)
+    ]
+    embed = discord.Embed(title="Recently played", colour=COLOUR, description="\n".join(lines))
+    embed.set_footer(text=f"Page {page}/{pages} · {len(played)} tracks")
+    return embed, page, pages
+
+
+def _guild_member(ctx: Context) -> tuple[discord.Guild, discord.Member]:
+    if ctx.guild is None or not isinstance(ctx.author, discord.Member):
+        raise commands.NoPrivateMessage()
+    return ctx.guild, ctx.author

@@ -1,0 +1,222 @@
+"""Music history and saved playlists in SQLite: what each server played lately, and
+each member's named playlists on each server.
+
+Owns ``music_history``, ``music_playlists`` and ``music_playlist_tracks``, and is
+their data owner (:mod:`utils.data_owners`): deleting a guild deletes both.  Sizes
+are bounded here, in the same transaction as the writes, so two writes at once
+cannot pass a limit together.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cogs.music.errors import MusicError
+from cogs.music.tracks import Track
+from utils.db import Database
+
+HISTORY_LIMIT = 50
+"""Tracks remembered per server."""
+MAX_PLAYLISTS = 25
+"""Playlists per member per server."""
+MAX_PLAYLIST_TRACKS = 500
+MAX_NAME = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Played:
+    track: Track
+    played_at: float
+    """Unix time."""
+
+
+@dataclass(frozen=True, slots=True)
+class Playlist:
+    name: str
+    tracks: list[Track]
+
+
+def checked_name(name: str) -> str:
+    """The name with its spaces tidied; MusicError when empty or too long."""
+    name = " ".join(name.split())
+    if not name:
+        raise MusicError("Give the playlist a name.")
+    if len(name) > MAX_NAME:
+        raise MusicError(f"Keep playlist names to {MAX_NAME} characters.")
+    return name
+
+
+def _key(name: str) -> str:
+    return " ".join(name.split()).casefold()
+
+
+class LibraryStore:
+    """The only reader and writer of the history and playlist tables."""
+
+    def __init__(self, db: Database, *, clock: Callable[[], float] = time.time) -> None:
+        self.db = db
+        self.clock = clock
+
+    # History ----------------------------------------------------------------
+
+    async def record(self, guild_id: int, track: Track) -> None:
+        """Remember a track the server played (a track repeated back to back, as loops
+        and restarts do, is remembered once), keeping the newest HISTORY_LIMIT."""
+        async with self.db.transaction() as conn:
+            async with conn.execute(
+                "SELECT source FROM music_history WHERE guild_id = ? ORDER BY id DESC LIMIT 1",
+                (guild_id,),
+            ) as cursor:
+                last = await cursor.fetchone()
+            if last is not None and last[0] == track.source:
+                return
+            await conn.execute(
+                "INSERT INTO music_history (guild_id, title, source, page_url, duration, "
+                "requester_id, played_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (guild_id, *_columns(track), track.requester_id, self.clock()),
+            )
+            await conn.execute(
+                "DELETE FROM music_history WHERE guild_id = ? AND id NOT IN (SELECT id FROM "
+                "music_history WHERE guild_id = ? ORDER BY id DESC LIMIT ?)",
+                (guild_id, guild_id, HISTORY_LIMIT),
+            )
+
+    async def history(self, guild_id: int) -> list[Played]:
+        """The server's remembered tracks, newest first."""
+        rows = await self.db.fetchall(
+            "SELECT * FROM music_history WHERE guild_id = ? ORDER BY id DESC LIMIT ?",
+            (guild_id, HISTORY_LIMIT),
+        )
+        return [Played(_track(row, row["requester_id"]), row["played_at"]) for row in rows]
+
+    # Playlists --------------------------------------------------------------
+
+    async def save(self, guild_id: int, user_id: int, name: str, tracks: list[Track]) -> bool:
+        """Save (or replace) a member's playlist; True if it is new.  MusicError when
+        the member has MAX_PLAYLISTS already or there are too many tracks."""
+        name = checked_name(name)
+        if not tracks:
+            raise MusicError("There's nothing in the queue to save.")
+        if len(tracks) > MAX_PLAYLIST_TRACKS:
+            raise MusicError(f"A playlist holds up to {MAX_PLAYLIST_TRACKS} tracks.")
+        now = self.clock()
+        async with self.db.transaction() as conn:
+            async with conn.execute(
+                "SELECT id FROM music_playlists WHERE guild_id = ? AND user_id = ? "
+                "AND name_key = ?",
+                (guild_id, user_id, _key(name)),
+            ) as cursor:
+                found = await cursor.fetchone()
+            if found is None:
+                async with conn.execute(
+                    "SELECT COUNT(*) FROM music_playlists WHERE guild_id = ? AND user_id = ?",
+                    (guild_id, user_id),
+                ) as cursor:
+                    count = await cursor.fetchone()
+                if count is not None and count[0] >= MAX_PLAYLISTS:
+                    raise MusicError(
+                        f"You have {MAX_PLAYLISTS} playlists here, the limit; delete one first."
+                    )
+                cursor = await conn.execute(
+                    "INSERT INTO music_playlists (guild_id, user_id, name, name_key, "
+                    "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (guild_id, user_id, name, _key(name), now, now),
+                )
+                playlist_id = cursor.lastrowid
+            else:
+                playlist_id = found[0]
+                await conn.execute(
+                    "UPDATE music_playlists SET name = ?, updated_at = ? WHERE id = ?",
+                    (name, now, playlist_id),
+                )
+                await conn.execute(
+                    "DELETE FROM music_playlist_tracks WHERE playlist_id = ?", (playlist_id,)
+                )
+            await conn.executemany(
+                "INSERT INTO music_playlist_tracks (playlist_id, slot, title, source, "
+                "page_url, duration) VALUES (?, ?, ?, ?, ?, ?)",
+                [(playlist_id, slot, *_columns(t)) for slot, t in enumerate(tracks)],
+            )
+        return found is None
+
+    async def load(self, guild_id: int, user_id: int, name: str) -> Playlist | None:
+        """A member's playlist, its tracks requested by them; None if there is none."""
+        found = await self.db.fetchone(
+            "SELECT id, name FROM music_playlists WHERE guild_id = ? AND user_id = ? "
+            "AND name_key = ?",
+            (guild_id, user_id, _key(name)),
+        )
+        if found is None:
+            return None
+        rows = await self.db.fetchall(
+            "SELECT * FROM music_playlist_tracks WHERE playlist_id = ? ORDER BY slot",
+            (found["id"],),
+        )
+        return Playlist(found["name"], [_track(row, user_id) for row in rows])
+
+    async def names(self, guild_id: int, user_id: int) -> list[tuple[str, int]]:
+        """A member's playlists on a server: (name, track count), by name."""
+        rows = await self.db.fetchall(
+            "SELECT p.name, COUNT(t.slot) AS tracks FROM music_playlists p "
+            "LEFT JOIN music_playlist_tracks t ON t.playlist_id = p.id "
+            "WHERE p.guild_id = ? AND p.user_id = ? GROUP BY p.id ORDER BY p.name_key",
+            (guild_id, user_id),
+        )
+        return [(row["name"], row["tracks"]) for row in rows]
+
+    async def delete(self, guild_id: int, user_id: int, name: str) -> bool:
+        deleted = await self.db.execute(
+            "DELETE FROM music_playlists WHERE guild_id = ? AND user_id = ? AND name_key = ?",
+            (guild_id, user_id, _key(name)),
+        )
+        return deleted > 0
+
+    # Retention (utils.data_owners) and export ---------------------------------
+
+    async def delete_channel(self, channel_id: int) -> int:
+        """Nothing here belongs to a channel."""
+        return 0
+
+    async def delete_guild(self, guild_id: int) -> int:
+        """Delete a server's history and every playlist saved on it; returns how many
+        history entries and playlists went."""
+        async with self.db.transaction() as conn:
+            history = await conn.execute(
+                "DELETE FROM music_history WHERE guild_id = ?", (guild_id,)
+            )
+            playlists = await conn.execute(
+                "DELETE FROM music_playlists WHERE guild_id = ?", (guild_id,)
+            )
+            return history.rowcount + playlists.rowcount
+
+    async def export_guild(self, guild_id: int) -> list[tuple[str, dict[str, object]]]:
+        """A server's history, playlists and their tracks as (table, row) pairs."""
+        rows: list[tuple[str, dict[str, object]]] = []
+        for table in ("music_history", "music_playlists"):
+            found = await self.db.fetchall(
+                f"SELECT * FROM {table} WHERE guild_id = ? ORDER BY id", (guild_id,)
+            )
+            rows += [(table, dict(row)) for row in found]
+        tracks = await self.db.fetchall(
+            "SELECT t.* FROM music_playlist_tracks t JOIN music_playlists p "
+            "ON p.id = t.playlist_id WHERE p.guild_id = ? ORDER BY t.playlist_id, t.slot",
+            (guild_id,),
+        )
+        return rows + [("music_playlist_tracks", dict(row)) for row in tracks]
+
+
+def _columns(track: Track) -> tuple[object, ...]:
+    return track.title, track.source, track.page_url, track.duration
+
+
+def _track(row: sqlite3.Row, requester_id: int) -> Track:
+    return Track(
+        title=row["title"],
+        source=row["source"],
+        requester_id=requester_id,
+        duration=row["duration"],
+        page_url=row["page_url"],
+    )

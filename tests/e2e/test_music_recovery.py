@@ -1,0 +1,126 @@
+"""Music end to end when voice goes wrong: dropped connections, a new voice server,
+reconnects that keep failing, a moderator's disconnect, missing voice libraries.
+
+The fake voice server drops the bot's connection with Discord's close codes or
+loses the network; the audio it decodes shows whether the track went on from
+where it was (about one track's worth of frames in all) or started over.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+
+import discord.voice_client
+import pytest
+
+from config import Settings
+from tests.conftest import StartBot
+from tests.e2e.test_music import FRAMES_PER_SECOND, World, pitch
+from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
+from tests.fakes.media_server import FakeMediaServer
+from tests.fakes.voice_server import FakeVoiceServer
+
+SECONDS = 4
+
+
+@pytest.fixture
+def world(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    voice_fake: FakeVoiceServer,
+    media_server: FakeMediaServer,
+    start_bot: StartBot,
+    music_settings: Callable[..., Settings],
+) -> World:
+    return World(discord_fake, guild, member, voice_fake, media_server, start_bot, music_settings)
+
+
+async def play_a_while(world: World) -> int:
+    """Start a tone and let a second of it play; the voice server's identify count."""
+    await world.slash("play", query=world.media.tone(440, SECONDS, "ogg"))
+    await world.wait_frames(FRAMES_PER_SECOND)
+    return world.voice.identifies
+
+
+def assert_played_once_through(world: World) -> None:
+    """Neither cut short nor started over: one track's worth of its tone."""
+    heard = len(world.frames())
+    assert abs(heard - SECONDS * FRAMES_PER_SECOND) < 25, heard
+    assert abs(pitch(world.frames()) - 440) < 15
+
+
+@pytest.mark.parametrize("drop", ["4006", "4015", "network"])
+async def test_a_dropped_connection_resumes_the_track_where_it_was(
+    world: World, caplog: pytest.LogCaptureFixture, drop: str
+) -> None:
+    caplog.set_level(logging.INFO, logger="cogs.music")
+    await world.start()
+    identifies = await play_a_while(world)
+    if drop == "network":
+        world.voice.cut(world.guild.id)
+    else:
+        await world.voice.drop(world.guild.id, code=int(drop))
+    await world.discord.wait_for(lambda: world.voice.identifies > identifies, 15)
+    await world.wait_message("The queue is finished", within=20)
+    assert_played_once_through(world)
+    assert "lost the voice connection" not in str(world.discord.messages_in(world.guild.text))
+
+
+async def test_a_new_voice_server_is_followed_without_a_break_in_the_queue(
+    world: World, discord_fake: FakeDiscord
+) -> None:
+    await world.start()
+    identifies = await play_a_while(world)
+    await discord_fake.change_voice_server(world.guild)
+    await discord_fake.wait_for(lambda: world.voice.identifies > identifies, 10)
+    await world.wait_message("The queue is finished", within=15)
+    assert_played_once_through(world)
+
+
+async def test_reconnects_that_keep_failing_end_with_a_message(
+    world: World, discord_fake: FakeDiscord, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="cogs.music")
+    await world.start(music_voice_reconnects=3, music_voice_reconnect_wait=1.0)
+    await play_a_while(world)
+    world.voice.refuse(world.guild.id)
+    await world.voice.drop(world.guild.id, code=4006)
+    await discord_fake.wait_for(lambda: "rejoining voice" in caplog.text, 10)
+    assert await world.slash("play", query=world.media.tone(660, 1, "ogg")) == (
+        "I lost the voice connection for a moment; try again in a few seconds."
+    ), "a /play meanwhile keeps the queue that is being recovered"
+    await world.wait_message("I lost the voice connection and couldn't get it back", within=20)
+    bot, guild = discord_fake.bot_user, world.guild
+    await discord_fake.wait_for(lambda: discord_fake.voice_channel_of(bot, guild) is None)
+
+    world.voice.refuse(world.guild.id, refused=False)
+    assert (await world.slash("play", query=world.media.tone(880, 1, "ogg"))).startswith("▶️")
+    await world.wait_message("The queue is finished")
+
+
+async def test_a_moderator_disconnect_is_not_undone(
+    world: World, discord_fake: FakeDiscord
+) -> None:
+    await world.start()
+    identifies = await play_a_while(world)
+    await discord_fake.disconnect_voice(discord_fake.bot_user, world.guild)
+    await world.wait_message("I was disconnected from the voice channel")
+    await world.slash("queue")  # a later reply: any rejoin would have been asked for by now
+    assert world.voice.identifies == identifies
+    assert discord_fake.voice_channel_of(discord_fake.bot_user, world.guild) is None
+
+
+async def test_without_the_voice_libraries_music_loads_and_says_so(
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="cogs.music")
+    monkeypatch.setitem(sys.modules, "davey", None)  # importing it fails
+    monkeypatch.setattr(discord.voice_client, "has_dave", False)
+    bot = await world.start()
+    assert bot.get_cog("Music") is not None
+    assert "voice does not work here: davey cannot be imported" in caplog.text
+    reply = await world.slash("play", query=world.media.tone(440, 1, "ogg"))
+    assert reply == "Voice is unavailable on this bot right now; tell its owner."
