@@ -64,8 +64,11 @@ class MusicLibrary(commands.Cog):
         played = await self.store.history(guild.id)
         if not played:
             raise MusicError("Nothing has been played here yet.")
-        pages = HistoryPages(
-            lambda number: history_page(played, number), owner_id=member.id, page=page
+        pages = QueuePages(
+            lambda number: history_page(played, number),
+            owner_id=member.id,
+            page=page,
+            command="history",
         )
         pages.message = await ctx.send(embed=pages.first_page(), view=pages)
 
@@ -153,19 +156,6 @@ class MusicLibrary(commands.Cog):
             for name, _ in found
             if typed in name.casefold()
         ][:25]
-
-
-class HistoryPages(QueuePages):
-    """The queue's page buttons, over the history."""
-
-    async def interaction_check(self, interaction: discord.Interaction) -> bool:
-        if interaction.user.id == self.owner_id:
-            return True
-        await interaction.response.send_message(
-            "These buttons belong to whoever asked; use `/history` to page through it yourself.",
-            ephemeral=True,
-        )
-        return False
 
 
 def history_page(played: list[Played], number: int) -> tuple[discord.Embed, int, int]:

@@ -161,13 +161,17 @@ PageRenderer = Callable[[int], tuple[discord.Embed, int, int]]
 
 
 class QueuePages(discord.ui.View):
-    """Previous/next buttons over the queue, for the person who asked for it."""
+    """Previous/next buttons over the pages of a list (the queue, the history), for the person
+    who asked for it with `/command`."""
 
-    def __init__(self, render: PageRenderer, *, owner_id: int, page: int = 1) -> None:
+    def __init__(
+        self, render: PageRenderer, *, owner_id: int, page: int = 1, command: str = "queue"
+    ) -> None:
         super().__init__(timeout=QUEUE_VIEW_TIMEOUT)
         self.render = render
         self.owner_id = owner_id
         self.page = page
+        self.command = command
         self.message: discord.Message | None = None
 
     def first_page(self) -> discord.Embed:
@@ -179,7 +183,8 @@ class QueuePages(discord.ui.View):
         if interaction.user.id == self.owner_id:
             return True
         await interaction.response.send_message(
-            "These buttons belong to whoever asked; use `/queue` to page through it yourself.",
+            f"These buttons belong to whoever asked; use `/{self.command}` to page through it "
+            "yourself.",
             ephemeral=True,
         )
         return False
