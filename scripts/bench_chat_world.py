@@ -1,6 +1,7 @@
 """The world scripts/bench_chat.py runs the bot in: fake Discord (on the benchmark's
 loop, with the driver) and fake Gemini (a process of its own), the messages people
-send, and the reply times read back from what reached the fake Discord.
+send, and the reply times read back from what reached the fake Discord; and what one
+request through google-genai costs next to plain aiohttp.
 """
 
 from __future__ import annotations
@@ -9,10 +10,13 @@ import asyncio
 import itertools
 import json
 import signal
+import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import aiohttp
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -187,3 +191,43 @@ async def serve_gemini() -> None:
 
 if __name__ == "__main__" and "--serve-gemini" in sys.argv:
     asyncio.run(serve_gemini())
+
+
+async def client_cost(url: str, count: int = 300) -> tuple[float, float]:
+    """p50 ms from asking to the first streamed chunk, for a typical reply request:
+    through google-genai (as the bot asks) and as the same JSON with plain aiohttp."""
+    from cogs.ai.prompting import UserInput, build_contents
+    from cogs.ai.records import Turn
+    from utils.gemini import GeminiProvider
+    from utils.reliability.circuit_breaker import CircuitBreaker
+
+    history = [
+        Turn("user" if i % 2 == 0 else "model", 1, "bench-user", f"question {i}", id=i, tokens=3)
+        for i in range(12)
+    ]
+    contents = build_contents(None, history, UserInput("bench-user", "question 12"))
+    system = "You are a friendly assistant in a Discord server. " * 10
+    body = {"contents": contents, "systemInstruction": {"parts": [{"text": system}]}}
+    model = "gemini-2.5-flash"
+    provider = GeminiProvider("bench-key", CircuitBreaker("bench"), base_url=url, model=model)
+    client = provider.client
+    sdk: list[float] = []
+    raw: list[float] = []
+    async with aiohttp.ClientSession() as session:
+        for _ in range(count + 20):  # interleaved, so both see the same machine
+            started = time.perf_counter()
+            chunks = await client.aio.models.generate_content_stream(
+                model=model, contents=contents, config={"system_instruction": system}
+            )
+            await anext(chunks)
+            sdk.append((time.perf_counter() - started) * 1000)
+            # google-genai annotates its async generator as a plain AsyncIterator.
+            await chunks.aclose()  # pyright: ignore[reportAttributeAccessIssue]
+            started = time.perf_counter()
+            async with session.post(
+                f"{url}/v1beta/models/{model}:streamGenerateContent?alt=sse", json=body
+            ) as response:
+                await response.content.readline()
+            raw.append((time.perf_counter() - started) * 1000)
+    await provider.close()
+    return statistics.median(sdk[20:]), statistics.median(raw[20:])

@@ -8,7 +8,7 @@ The only code that touches the AI chat tables; long-term memory reads the log th
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Any
 
 import aiosqlite
@@ -125,28 +125,17 @@ class ChatStore:
     async def _insert(
         conn: aiosqlite.Connection, guild_id: int | None, channel_id: int, turn: Turn
     ) -> Turn:
-        tokens, now = estimate_tokens(turn.content), time.time()
+        stored = replace(turn, tokens=estimate_tokens(turn.content), created_at=time.time())
         async with conn.execute(
             "INSERT INTO ai_messages (guild_id, channel_id, message_id, author_id, author_name, "
-            "role, content, tokens, created_at, incomplete) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            (
-                guild_id,
-                channel_id,
-                turn.message_id,
-                turn.author_id,
-                turn.author_name,
-                turn.role,
-                turn.content,
-                tokens,
-                now,
-                turn.incomplete,
-            ),
+            "role, content, tokens, created_at, incomplete) VALUES (:guild_id, :channel_id, "
+            ":message_id, :author_id, :author_name, :role, :content, :tokens, :created_at, "
+            ":incomplete) RETURNING id",
+            {**asdict(stored), "guild_id": guild_id, "channel_id": channel_id},
         ) as cursor:
             row = await cursor.fetchone()
         assert row is not None  # RETURNING yields the inserted row
-        (turn_id,) = row
-        return replace(turn, id=turn_id, tokens=tokens, created_at=now)
+        return replace(stored, id=row[0])
 
     async def recent_turns(
         self, channel_id: int, after_id: int, budget: int

@@ -360,17 +360,7 @@ class Sessions:
         voice = voice_of(guild) if guild else None
         if player is None or voice is None:
             return None
-        return Session(
-            guild_id=guild_id,
-            voice_channel_id=voice.channel.id,
-            text_channel_id=player.text_channel_id,
-            current=player.queue.current,
-            upcoming=list(player.queue.upcoming),
-            position=player.position,
-            loop=player.queue.loop,
-            volume=player.volume,
-            paused=player.paused,
-        )
+        return Session.of(player, voice.channel.id)
 
     def _text_channel(self, player: Player) -> discord.abc.Messageable | None:
         if player.text_channel_id is None:

@@ -17,10 +17,14 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from cogs.music.tracks import LoopMode, Track
 from utils.db import Database
 from utils.tasks import log_failure
+
+if TYPE_CHECKING:
+    from cogs.music.player import Player
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +42,22 @@ class Session:
     loop: LoopMode = LoopMode.OFF
     volume: int = 100
     paused: bool = False
+
+    @classmethod
+    def of(cls, player: Player, voice_channel_id: int) -> Session:
+        """Where a player is now, to save."""
+        queue = player.queue
+        return cls(
+            guild_id=player.guild_id,
+            voice_channel_id=voice_channel_id,
+            text_channel_id=player.text_channel_id,
+            current=queue.current,
+            upcoming=list(queue.upcoming),
+            position=player.position,
+            loop=queue.loop,
+            volume=player.volume,
+            paused=player.paused,
+        )
 
 
 class MusicStore:
