@@ -24,7 +24,7 @@ from tests.reliability.conftest import answered, mention
 pytestmark = pytest.mark.reliability
 
 THRESHOLD = 3
-RESET = 1.0
+RESET = 3.0  # long enough that the storm below ends before the breaker half-opens
 UNAVAILABLE = re.compile(r"AI is unavailable, try again in \d+ s\.")
 TIMEOUT = 1.0
 RETRIES = 1
