@@ -21,7 +21,8 @@ from cogs.ai.directors import Directors
 from cogs.ai.store import ChatStore
 from config import Settings, describe_error
 from utils.data_owners import DataOwners
-from utils.db import Database
+from utils.db import open_database
+from utils.db_postgres import DatabaseUnavailable
 from utils.gemini import GeminiProvider, is_transient
 from utils.guild_settings import GuildSettings
 from utils.health import HealthServer
@@ -59,7 +60,7 @@ class _Tree(app_commands.CommandTree):
         return True
 
 
-class Bot(commands.Bot):
+class Bot(commands.AutoShardedBot):
     """The bot: owns the shared services that cogs reach through `self.bot`."""
 
     def __init__(
@@ -81,6 +82,8 @@ class Bot(commands.Bot):
             case_insensitive=True,
             strip_after_prefix=True,
             tree_cls=_Tree,
+            shard_count=settings.shard_count,
+            shard_ids=list(settings.shard_ids) if settings.shard_ids is not None else None,
             **options,
         )
         self.settings = settings
@@ -88,7 +91,13 @@ class Bot(commands.Bot):
         self.extensions_to_load = (
             list(extensions) if extensions is not None else discover_extensions()
         )
-        self.db = Database(settings.database_path)
+        url = settings.database_url
+        self.db = open_database(
+            url.get_secret_value() if url else "",
+            settings.database_path,
+            pool_size=settings.database_pool_size,
+            timeout=settings.database_timeout,
+        )
         self.metrics = Metrics()
         self.health: HealthServer | None = None
         self.usage = UsageStore(self.db)
@@ -115,6 +124,18 @@ class Bot(commands.Bot):
     def breakers(self) -> list[CircuitBreaker]:
         """Every circuit breaker, for /stats and /metrics; each belongs to its client."""
         return [self.gemini.breaker] if self.gemini is not None else []
+
+    def owns(self, guild_id: int | None) -> bool:
+        """Whether this process runs the shard of ``guild_id`` (None: a DM, shard 0's).
+
+        Work kept for a guild (music sessions, memory indexes, scenes) is restored only
+        where its shard runs; with every shard in one process that is always here.
+        """
+        ids = self.settings.shard_ids
+        if ids is None:
+            return True
+        shard = 0 if guild_id is None else (guild_id >> 22) % (self.shard_count or 1)
+        return shard in ids
 
     @staticmethod
     def _prefix_for(bot: Bot, message: discord.Message) -> list[str]:
@@ -287,6 +308,7 @@ def main() -> int:
             settings.gemini_api_key,
             settings.spotipy_client_secret,
             settings.music_ytdlp_extractor_args,
+            settings.database_url,
         )
         if secret is not None
     ]
@@ -300,6 +322,9 @@ def main() -> int:
         asyncio.run(run(Bot(settings)))
     except discord.LoginFailure:
         log.error("Discord rejected DISCORD_TOKEN; check the token in the developer portal")
+        return 1
+    except DatabaseUnavailable as error:
+        log.error("%s", error)
         return 1
     except discord.PrivilegedIntentsRequired:
         log.error("enable the Message Content intent for the bot in the developer portal")

@@ -8,7 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -40,6 +47,16 @@ class Settings(BaseSettings):
 
     # Storage and logs
     data_dir: Path = Path("data")
+    # Empty: SQLite in DATA_DIR. postgresql://user:password@host:port/db for several
+    # processes or machines (see README, "Running on more than one machine").
+    database_url: SecretStr | None = None
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    database_timeout: float = Field(default=10.0, gt=0, le=300)
+
+    # Sharding: SHARD_COUNT shards in all, SHARD_IDS the ones this process runs
+    # ("0-3", "4,5"); unset: Discord's recommended count, all in this process.
+    shard_count: int | None = Field(default=None, ge=1, le=100_000)
+    shard_ids: Annotated[tuple[int, ...] | None, NoDecode] = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 
@@ -121,6 +138,33 @@ class Settings(BaseSettings):
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("shard_ids", mode="before")
+    @classmethod
+    def _shard_ranges(cls, value: object) -> object:
+        """``0-3`` or ``0,2,4`` (or both: ``0-1,4``) as a sorted tuple of ids."""
+        if not isinstance(value, str):
+            return value
+        ids: set[int] = set()
+        for part in _split_csv(value):
+            first, _, last = str(part).partition("-")
+            start, end = int(first), int(last or first)
+            if end < start:
+                raise ValueError(f"range {part} runs backwards")
+            ids.update(range(start, end + 1))
+        return tuple(sorted(ids))
+
+    @model_validator(mode="after")
+    def _shards_fit(self) -> Settings:
+        if self.shard_ids is not None:
+            if self.shard_count is None:
+                raise ValueError("SHARD_IDS needs SHARD_COUNT")
+            if not self.shard_ids or max(self.shard_ids) >= self.shard_count:
+                raise ValueError(f"SHARD_IDS must lie in 0-{self.shard_count - 1}")
+        url = self.database_url.get_secret_value() if self.database_url else ""
+        if url and not url.startswith(("postgresql://", "postgres://")):
+            raise ValueError("DATABASE_URL must start with postgresql://")
+        return self
 
     @field_validator("music_allowed_hosts", mode="before")
     @classmethod

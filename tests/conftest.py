@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
+import os
+import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import discord.http
 import pytest
 
@@ -19,7 +24,8 @@ from tests.fakes.gemini_server import FakeGemini
 from tests.fakes.media_server import FakeMediaServer, LocalSearchIE, register_local_search
 from tests.fakes.spotify_server import FakeSpotify
 from tests.fakes.voice_server import FakeVoiceServer
-from utils.db import Database
+from utils.db import Database, open_database
+from utils.db_postgres import PostgresDatabase
 from utils.memory.embedder import SentenceEmbedder
 
 ADMIN = 0x8  # Administrator
@@ -54,10 +60,91 @@ def sentence_embedder() -> SentenceEmbedder:
     return embedder
 
 
+BACKENDS = ("sqlite", "postgresql")
+_TEMPLATE = "gembot_template"
+_databases = itertools.count()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that uses storage runs once per backend; ``@pytest.mark.backends(...)``
+    narrows that for a test whose storage is beside the point."""
+    if "backend" in metafunc.fixturenames:
+        marker = metafunc.definition.get_closest_marker("backends")
+        metafunc.parametrize("backend", marker.args if marker else BACKENDS)
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A superuser URL of a PostgreSQL server with a migrated template database:
+    TEST_DATABASE_URL (what `.ci/run` starts), else a throwaway cluster of our own."""
+    url = os.environ.get("TEST_DATABASE_URL", "")
+    scratch: Path | None = None
+    if not url:
+        scratch = Path(f"/tmp/gembot-pg-{os.getpid()}")
+        started = subprocess.run(
+            ["bash", "scripts/pg_scratch.sh", "start", str(scratch)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if started.returncode != 0:
+            message = f"no PostgreSQL for the tests: {started.stderr.strip()}"
+            if os.environ.get("CI"):
+                pytest.fail(message)
+            pytest.skip(message)
+        url = started.stdout.strip()
+    # A loop of its own, in a thread: the first test that needs it may be inside one.
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, _make_template(url)).result()
+    yield url
+    if scratch is not None:
+        subprocess.run(["bash", "scripts/pg_scratch.sh", "stop", str(scratch)], check=False)
+
+
+def _database_url(server: str, name: str) -> str:
+    return f"{server.rsplit('/', 1)[0]}/{name}"
+
+
+async def _make_template(server: str) -> None:
+
+    admin = await asyncpg.connect(server)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {_TEMPLATE} WITH (FORCE)")
+        await admin.execute(f"CREATE DATABASE {_TEMPLATE}")
+    finally:
+        await admin.close()
+    template = PostgresDatabase(_database_url(server, _TEMPLATE))
+    await template.connect()
+    await template.close()
+
+
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    """An open database with every migration applied, in this test's directory."""
-    database = Database(tmp_path / "bot.db")
+async def database_url(backend: str, request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """Empty for SQLite; for PostgreSQL a new database, migrated, dropped afterwards."""
+    if backend == "sqlite":
+        yield ""
+        return
+
+    server: str = request.getfixturevalue("postgres_server")
+    name = f"gembot_test_{os.getpid()}_{next(_databases)}"
+    admin = await asyncpg.connect(server)
+    try:
+        await admin.execute(f"CREATE DATABASE {name} TEMPLATE {_TEMPLATE}")
+    finally:
+        await admin.close()
+    yield _database_url(server, name)
+    admin = await asyncpg.connect(server)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def db(tmp_path: Path, database_url: str) -> AsyncIterator[Database]:
+    """An open database with every migration applied: SQLite in this test's directory,
+    or a fresh PostgreSQL database."""
+    database = open_database(database_url, tmp_path / "bot.db")
     await database.connect()
     yield database
     await database.close()
@@ -116,12 +203,13 @@ def ai_settings(
 
 
 @pytest.fixture
-def make_settings(tmp_path: Path, guild: FakeGuild) -> Callable[..., Settings]:
+def make_settings(tmp_path: Path, guild: FakeGuild, database_url: str) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
             "discord_token": "test-token",
             "data_dir": tmp_path / "data",
             "dev_guild_id": guild.id,
+            "database_url": database_url or None,
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)

@@ -1,15 +1,24 @@
-"""The async SQLite layer: connections, migrations, serialised writes, atomic files.
+"""The storage layer: one interface, two backends (embedded SQLite, PostgreSQL).
 
-SQLite is the source of truth for everything the bot keeps. One connection
-writes (behind a lock, so multi-statement transactions never interleave) and
-one reads; WAL lets them run side by side. Schema changes are numbered SQL
-files in `utils/migrations/`, applied in order and tracked with
-`PRAGMA user_version`.
+The database is the source of truth for everything the bot keeps. Stores (guild
+settings, chat log, memory, music, ...) hold their feature's SQL and run it through
+`Database`; they never see a driver. SQL is written once for both backends: `?`
+placeholders, UTC timestamps from Python, upserts with `ON CONFLICT`, ids from
+`INSERT ... RETURNING id`, deletes that report with `RETURNING`. Where the engines
+truly differ (SQLite's FTS5 against PostgreSQL's tables for keyword search) a store
+asks `db.backend`.
 
-SQL lives in the store class of each feature (guild settings, chat log, memory,
-music, usage, pending deletions); this module only runs it. Stores keep their SQL
-portable where that costs nothing: timestamps are UTC values from Python (not
-SQLite's clock), upserts use `ON CONFLICT`, deletes that report use `RETURNING`.
+Schema changes are numbered SQL files, one folder per backend
+(`utils/migrations/sqlite`, `utils/migrations/postgresql`), applied in order at
+start-up. Writes are serialised per process (one transaction at a time), so a
+store's read-then-write inside a transaction never interleaves with another of the
+same process; processes never share a guild (see `bot.Bot.owns`).
+
+Several bot processes on one PostgreSQL also need two things from the database:
+`notify`/`on_change` tell the other processes that a setting changed (LISTEN/NOTIFY),
+and `exclusive` lets a job that must run once for the whole bot take a lock. With
+SQLite there is one process (the instance lock sees to it): nothing to tell, and the
+lock is always free.
 """
 
 from __future__ import annotations
@@ -18,10 +27,11 @@ import asyncio
 import logging
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiosqlite
 
@@ -30,10 +40,31 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[\w-]+\.sql$")
 
-Params = Sequence[Any] | dict[str, Any]
+Params = Sequence[Any]
+ChangeListener = Callable[[str, str], Awaitable[None]]
 
 
-def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[tuple[int, Path]]:
+class Row(Protocol):
+    """A result row: by position or by column name (sqlite3.Row, asyncpg.Record)."""
+
+    def __getitem__(self, key: int | str, /) -> Any: ...
+    def keys(self) -> Any: ...
+
+
+class Connection(Protocol):
+    """What a store sees inside `Database.transaction()`."""
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """Run one statement; the number of rows it changed."""
+        ...
+
+    async def executemany(self, sql: str, rows: Iterable[Params]) -> None: ...
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]: ...
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None: ...
+    async def fetchval(self, sql: str, params: Params = (), default: Any = None) -> Any: ...
+
+
+def load_migrations(directory: Path) -> list[tuple[int, Path]]:
     """Numbered migration files in order; numbers must run 1, 2, 3... with no gaps."""
     found = sorted(
         (int(match[1]), path)
@@ -48,22 +79,140 @@ def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[tuple[int, Path]]:
     return found
 
 
-class Database:
-    """aiosqlite with WAL, a busy timeout, foreign keys and one serialised writer."""
+class Database(ABC):
+    """The interface every store uses; `open_database` picks the backend."""
+
+    backend: str  # "sqlite" or "postgresql"
+
+    def __init__(self) -> None:
+        self._listeners: list[ChangeListener] = []
+
+    @abstractmethod
+    async def connect(self, migrations_dir: Path | None = None) -> None:
+        """Open, then apply the migrations this database has not seen yet."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Close every connection; idempotent."""
+
+    @abstractmethod
+    async def version(self) -> int:
+        """The number of the last migration applied."""
+
+    @abstractmethod
+    def transaction(self) -> AbstractAsyncContextManager[Connection]:
+        """Several statements as one unit: committed at the end, rolled back on error."""
+
+    @abstractmethod
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]: ...
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """Run one write in its own transaction; the number of rows it changed."""
+        async with self.transaction() as conn:
+            return await conn.execute(sql, params)
+
+    async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
+        async with self.transaction() as conn:
+            await conn.executemany(sql, rows)
+
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
+        """The row of a query that returns one at most (or its first)."""
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
+
+    async def fetchval(self, sql: str, params: Params = (), default: Any = None) -> Any:
+        row = await self.fetchone(sql, params)
+        return default if row is None else row[0]
+
+    async def ping(self) -> None:
+        """Raise if the database does not answer a read (for the readiness check)."""
+        await self.fetchval("SELECT 1")
+
+    def on_change(self, listener: ChangeListener) -> None:
+        """Call ``listener(topic, key)`` when another process reports a change."""
+        self._listeners.append(listener)
+
+    async def notify(self, topic: str, key: object) -> None:
+        """Tell the other processes that ``topic`` changed for ``key`` (e.g. a guild id)."""
+        return  # one process (SQLite): nobody else to tell
+
+    def exclusive(self, name: str) -> AbstractAsyncContextManager[bool]:
+        """Hold the bot-wide lock ``name`` while inside; yields False when another
+        process holds it (then skip the job this time)."""
+        return _always_free()
+
+    async def _deliver(self, topic: str, key: str) -> None:
+        for listener in list(self._listeners):
+            try:
+                await listener(topic, key)
+            except Exception:
+                # One cache failing to refresh must not stop the others hearing of it.
+                log.exception("a change listener failed for %s %s", topic, key)
+
+
+@asynccontextmanager
+async def _always_free() -> AsyncIterator[bool]:
+    yield True
+
+
+def open_database(
+    database_url: str, sqlite_path: Path, *, pool_size: int = 10, timeout: float = 10.0
+) -> Database:
+    """PostgreSQL when ``database_url`` names one, else SQLite at ``sqlite_path``."""
+    if database_url:
+        from utils.db_postgres import PostgresDatabase  # here: that module imports this one
+
+        return PostgresDatabase(database_url, pool_size=pool_size, timeout=timeout)
+    return SqliteDatabase(sqlite_path)
+
+
+class _SqliteConnection:
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        async with self._conn.execute(sql, params) as cursor:
+            return cursor.rowcount
+
+    async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
+        await self._conn.executemany(sql, rows)
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
+        return list(await self._conn.execute_fetchall(sql, params))
+
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
+
+    async def fetchval(self, sql: str, params: Params = (), default: Any = None) -> Any:
+        row = await self.fetchone(sql, params)
+        return default if row is None else row[0]
+
+
+class SqliteDatabase(Database):
+    """aiosqlite with WAL, a busy timeout, foreign keys and one serialised writer.
+
+    One connection writes (behind a lock, so multi-statement transactions never
+    interleave) and one reads; WAL lets them run side by side. The schema version is
+    `PRAGMA user_version`.
+    """
+
+    backend = "sqlite"
 
     def __init__(self, path: Path, *, busy_timeout_ms: int = 5000) -> None:
+        super().__init__()
         self.path = path
         self._busy_timeout_ms = busy_timeout_ms
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
 
-    async def connect(self, migrations_dir: Path = MIGRATIONS_DIR) -> None:
+    async def connect(self, migrations_dir: Path | None = None) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = await self._open()
         await _pragma(self._writer, "journal_mode=WAL")
         await _pragma(self._writer, "synchronous=NORMAL")
-        await self._migrate(load_migrations(migrations_dir))
+        await self._migrate(load_migrations(migrations_dir or MIGRATIONS_DIR / "sqlite"))
         self._reader = await self._open()
         log.info("database ready at %s (schema version %d)", self.path, await self.version())
 
@@ -108,13 +257,12 @@ class Database:
         return int(row[0])
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """Hold the single writer for several statements; commit at the end or roll back."""
+    async def transaction(self) -> AsyncIterator[Connection]:
         async with self._write_lock:
             conn = self._require(self._writer)
             try:
                 await (await conn.execute("BEGIN IMMEDIATE")).close()
-                yield conn
+                yield _SqliteConnection(conn)
             except BaseException:
                 # Also when cancelled during BEGIN: aiosqlite still runs it, so queue a
                 # rollback behind it (a no-op without a transaction), shielded.
@@ -122,34 +270,10 @@ class Database:
                 raise
             await conn.commit()
 
-    async def execute(self, sql: str, params: Params = ()) -> int:
-        """Run one write; returns lastrowid for inserts, else the number of changed rows."""
-        async with self.transaction() as conn, conn.execute(sql, params) as cur:
-            if sql.lstrip()[:6].upper() == "INSERT" and cur.lastrowid is not None:
-                return cur.lastrowid
-            return cur.rowcount
-
-    async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
-        async with self.transaction() as conn:
-            await conn.executemany(sql, rows)
-
-    async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         # One trip to the connection's thread (a cursor takes three: execute, fetch,
         # close); every recall makes several reads.
         return list(await self._require(self._reader).execute_fetchall(sql, params))
-
-    async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
-        """The row of a query that returns one at most (or its first)."""
-        rows = await self.fetchall(sql, params)
-        return rows[0] if rows else None
-
-    async def fetchval(self, sql: str, params: Params = (), default: Any = None) -> Any:
-        row = await self.fetchone(sql, params)
-        return default if row is None else row[0]
-
-    async def ping(self) -> None:
-        """Raise if the database does not answer a read (for the readiness check)."""
-        await self.fetchval("SELECT 1")
 
     @staticmethod
     def _require(conn: aiosqlite.Connection | None) -> aiosqlite.Connection:

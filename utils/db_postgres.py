@@ -1,0 +1,243 @@
+"""The PostgreSQL backend of `utils.db.Database`, on asyncpg.
+
+Selected by ``DATABASE_URL=postgresql://...``. A pool serves reads side by side;
+transactions are serialised per process like SQLite's (each process owns its own
+guilds, so processes never race for the same rows). Stores write `?` placeholders;
+they become `$1, $2, ...` here. Every call has a timeout. Changes are announced to the
+other processes with NOTIFY on one channel and heard on a dedicated LISTEN connection
+that reconnects by itself; after a reconnect every cache is told to reload, since
+notifications sent meanwhile are lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import secrets
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from functools import lru_cache, partial
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+
+from utils.db import MIGRATIONS_DIR, Connection, Database, Params, Row, load_migrations
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "gembot_changes"
+EVERYTHING = "*"  # the key of a change that means "reload all you hold"
+_MIGRATION_LOCK = 0x6E6D_6967  # advisory lock id held while migrating
+_PLACEHOLDER = re.compile(r"'(?:[^']|'')*'|\?")
+_ROWCOUNT = re.compile(r"(\d+)$")
+
+
+class DatabaseUnavailable(RuntimeError):
+    """PostgreSQL cannot be reached or refused us; the message never holds the password."""
+
+
+@lru_cache(maxsize=2048)
+def to_postgres(sql: str) -> str:
+    """``?`` placeholders as ``$1, $2, ...`` (question marks inside quotes are kept)."""
+    count = 0
+
+    def number(match: re.Match[str]) -> str:
+        nonlocal count
+        if match[0] != "?":
+            return match[0]
+        count += 1
+        return f"${count}"
+
+    return _PLACEHOLDER.sub(number, sql)
+
+
+def describe(url: str) -> str:
+    """``user@host:port/db`` of a URL, for messages: never the password."""
+    parts = urlsplit(url)
+    where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path or ''}"
+    return f"{parts.username}@{where}" if parts.username else where
+
+
+def _rowcount(status: str) -> int:
+    match = _ROWCOUNT.search(status)
+    return int(match[1]) if match else 0
+
+
+class _PostgresConnection:
+    def __init__(self, conn: asyncpg.Connection, timeout: float) -> None:
+        self._conn = conn
+        self._timeout = timeout
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        return _rowcount(await self._conn.execute(to_postgres(sql), *params, timeout=self._timeout))
+
+    async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
+        await self._conn.executemany(to_postgres(sql), list(rows), timeout=self._timeout)
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
+        return list(await self._conn.fetch(to_postgres(sql), *params, timeout=self._timeout))
+
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
+
+    async def fetchval(self, sql: str, params: Params = (), default: Any = None) -> Any:
+        row = await self.fetchone(sql, params)
+        return default if row is None else row[0]
+
+
+class PostgresDatabase(Database):
+    backend = "postgresql"
+
+    def __init__(self, url: str, *, pool_size: int = 10, timeout: float = 10.0) -> None:
+        super().__init__()
+        self.url = url
+        self._pool_size = pool_size
+        self._timeout = timeout
+        self._pool: asyncpg.Pool | None = None
+        self._write_lock = asyncio.Lock()
+        self._listener: asyncpg.Connection | None = None
+        self._listening: asyncio.Task[None] | None = None
+        self._closed = asyncio.Event()
+        self._deliveries: set[asyncio.Task[None]] = set()
+        # Our own notifications come back to us; this tells them apart.
+        self._origin = f"{os.getpid()}-{secrets.token_hex(4)}"
+
+    async def connect(self, migrations_dir: Path | None = None) -> None:
+        try:
+            self._pool = await asyncpg.create_pool(
+                self.url,
+                min_size=1,
+                max_size=self._pool_size,
+                timeout=self._timeout,
+                command_timeout=self._timeout,
+            )
+        except (OSError, TimeoutError, asyncpg.PostgresError) as error:
+            raise DatabaseUnavailable(
+                f"cannot use PostgreSQL at {describe(self.url)}: {_reason(error)}"
+            ) from None
+        await self._migrate(load_migrations(migrations_dir or MIGRATIONS_DIR / "postgresql"))
+        self._listening = asyncio.create_task(self._listen(), name="db-listen")
+        log.info(
+            "database ready at %s (schema version %d)", describe(self.url), await self.version()
+        )
+
+    async def _migrate(self, migrations: list[tuple[int, Path]]) -> None:
+        async with self._acquire() as conn:
+            # Processes starting together: one migrates, the others wait and find it done.
+            await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+            try:
+                await conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
+                )
+                current = await conn.fetchval("SELECT max(version) FROM schema_version") or 0
+                for number, path in migrations:
+                    if number <= current:
+                        continue
+                    log.info("applying migration %s", path.name)
+                    async with conn.transaction():
+                        await conn.execute(path.read_text(encoding="utf-8"))
+                        await conn.execute("INSERT INTO schema_version VALUES ($1)", number)
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+
+    async def close(self) -> None:
+        self._closed.set()
+        if self._listening is not None:
+            self._listening.cancel()
+            await asyncio.gather(self._listening, return_exceptions=True)
+            self._listening = None
+        async with self._write_lock:
+            pool, self._pool = self._pool, None
+            if pool is not None:
+                await pool.close()
+
+    async def version(self) -> int:
+        return int(await self.fetchval("SELECT coalesce(max(version), 0) FROM schema_version"))
+
+    @asynccontextmanager
+    async def _acquire(self) -> AsyncIterator[asyncpg.Connection]:
+        if self._pool is None:
+            raise RuntimeError("database is not open")
+        async with self._pool.acquire(timeout=self._timeout) as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        async with self._write_lock, self._acquire() as conn, conn.transaction():
+            yield _PostgresConnection(conn, self._timeout)
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
+        async with self._acquire() as conn:
+            return list(await conn.fetch(to_postgres(sql), *params, timeout=self._timeout))
+
+    async def notify(self, topic: str, key: object) -> None:
+        async with self._acquire() as conn:
+            await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, f"{self._origin}|{topic}|{key}")
+
+    @asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[bool]:
+        # A session lock on one pooled connection, released on the same connection.
+        async with self._acquire() as conn:
+            held = await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", name)
+            try:
+                yield bool(held)
+            finally:
+                if held:
+                    await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", name)
+
+    async def _listen(self) -> None:
+        """Keep one LISTEN connection; after each reconnect, tell every cache to reload."""
+        wait = 0.5
+        first = True
+        while not self._closed.is_set():
+            lost = asyncio.Event()
+            try:
+                conn = await asyncpg.connect(self.url, timeout=self._timeout)
+            except (OSError, TimeoutError, asyncpg.PostgresError) as error:
+                log.warning("change listener cannot connect (%s); retrying", _reason(error))
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, 30.0)
+                continue
+            wait = 0.5
+            conn.add_termination_listener(partial(_set, lost))
+            await conn.add_listener(CHANNEL, self._heard)
+            if not first:
+                await self._deliver(EVERYTHING, EVERYTHING)
+            first = False
+            try:
+                await lost.wait()
+            finally:
+                if not conn.is_closed():
+                    await conn.close(timeout=self._timeout)
+            log.warning("change listener lost its connection; reconnecting")
+
+    def _heard(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        origin, topic, key = payload.split("|", 2)
+        if origin != self._origin:
+            task = asyncio.get_running_loop().create_task(self._deliver(topic, key))
+            self._deliveries.add(task)
+            task.add_done_callback(self._deliveries.discard)
+
+
+def _set(event: asyncio.Event, _conn: object) -> None:
+    event.set()
+
+
+def _reason(error: BaseException) -> str:
+    """A short cause without addresses or secrets."""
+    if isinstance(error, asyncpg.InvalidAuthorizationSpecificationError):
+        return "the user name or password was refused"
+    if isinstance(error, asyncpg.InvalidCatalogNameError):
+        return "the database does not exist"
+    if isinstance(error, TimeoutError):
+        return "no answer in time"
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(error, OSError):
+        return "the server cannot be reached"
+    return type(error).__name__

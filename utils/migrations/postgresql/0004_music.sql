@@ -1,0 +1,22 @@
+-- Music: each guild's saved session (queue, position, settings) to resume after a restart.
+CREATE TABLE music_sessions (
+    guild_id         BIGINT PRIMARY KEY,
+    voice_channel_id BIGINT NOT NULL,
+    text_channel_id  BIGINT,                 -- where the bot announces tracks
+    position         DOUBLE PRECISION NOT NULL DEFAULT 0, -- seconds into the current track
+    loop_mode        TEXT NOT NULL DEFAULT 'off' CHECK (loop_mode IN ('off', 'track', 'queue')),
+    volume           BIGINT NOT NULL DEFAULT 100,
+    paused           BIGINT NOT NULL DEFAULT 0,
+    updated_at       DOUBLE PRECISION NOT NULL            -- unix time
+);
+
+CREATE TABLE music_tracks (
+    guild_id     BIGINT NOT NULL REFERENCES music_sessions (guild_id) ON DELETE CASCADE,
+    slot         BIGINT NOT NULL,            -- 0: the current track; 1, 2, ...: up next
+    title        TEXT NOT NULL,
+    source       TEXT NOT NULL,               -- what yt-dlp resolves: a URL or "prefix1:words"
+    page_url     TEXT,
+    duration     DOUBLE PRECISION,
+    requester_id BIGINT NOT NULL,
+    PRIMARY KEY (guild_id, slot)
+);
