@@ -36,7 +36,7 @@ import numpy as np
 import psutil
 
 from cogs.ai.records import Turn
-from utils.db import Database
+from utils.db import Database, SqliteDatabase
 from utils.memory.embedder import Backend, SentenceEmbedder
 from utils.memory.records import Scope
 from utils.memory.service import MemoryService
@@ -264,7 +264,7 @@ async def run_backend(db: Database, chat: Chat, backend: Backend, args, scratch:
 
 async def bench_speed(args, scratch: Path) -> None:
     chat = Chat.load(args.chat)
-    db = Database(scratch / "speed.db")
+    db = SqliteDatabase(scratch / "speed.db")
     await db.connect()
     started = time.perf_counter()
     await fill(db, chat, args.memories, scratch)
