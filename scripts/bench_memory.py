@@ -293,6 +293,11 @@ def main() -> None:
     speed.add_argument("--index-seconds", type=float, default=60.0)
     speed.add_argument("--idle", type=float, default=20.0, help="seconds of CPU baseline")
     speed.add_argument("--chat", type=Path, default=Path("tests/data/memory_bench.json"))
+    speed.add_argument(
+        "--database",
+        default="",
+        help="an empty PostgreSQL database (postgresql://...) to measure beside SQLite",
+    )
     args = parser.parse_args()
     if args.speed:
         with tempfile.TemporaryDirectory() as tmp:

@@ -7,7 +7,9 @@ scope, the CPU that indexing costs at 20 answered messages a second, and event-l
 bot's ONNX int8 model, PyTorch as before) gets a `MemoryService` on one database that
 holds `--memories` synthetic conversation chunks in one scope (chat texts from
 tests/data/memory_bench.json, with "blend" vectors made from real embeddings of them,
-inserted through `MemoryStore.insert`; embedding 100k texts would take an hour). Then:
+inserted through `MemoryStore.insert`; embedding 100k texts would take an hour).
+SQLite always; with `--database postgresql://...` (an empty database) the same
+memories go into PostgreSQL too, measured after SQLite in the same run. Then:
 
 1. idle: nothing runs for `--idle` seconds: the CPU baseline;
 2. recall: `--queries` real questions of the labelled benchmark, one at a time, each
@@ -37,6 +39,7 @@ import psutil
 
 from cogs.ai.records import Turn
 from utils.db import Database, SqliteDatabase
+from utils.db_postgres import PostgresDatabase
 from utils.memory.embedder import Backend, SentenceEmbedder
 from utils.memory.records import Scope
 from utils.memory.service import MemoryService
@@ -218,7 +221,8 @@ async def cpu_during(seconds: float, until: Callable[[], Awaitable[object]] | No
     return 100 * (sum(process.cpu_times()[:2]) - cpu) / (time.perf_counter() - started)
 
 
-async def run_backend(db: Database, chat: Chat, backend: Backend, args, scratch: Path) -> None:
+async def run_backend(db: Database, chat: Chat, backend: Backend, args, scratch: Path) -> list[str]:
+    """Table rows of one embedding backend on one database."""
     embedder = Timed(SentenceEmbedder(backend=backend))
     service = MemoryService(db, embedder, directory=scratch / "memory")
     await service.start()
@@ -241,7 +245,7 @@ async def run_backend(db: Database, chat: Chat, backend: Backend, args, scratch:
     await lag.stop()
     queued = service.indexer.queue.qsize()
     await service.close()
-    name = "ONNX int8" if backend == "onnx" else "PyTorch fp32"
+    name = f"{db.backend} | {'ONNX int8' if backend == 'onnx' else 'PyTorch fp32'}"
     rows = [
         ("idle", [], [], idle_lag, f"{idle_cpu:.1f} %"),
         (f"recall ({len(alone)})", alone, alone_embed, alone_lag, ""),
@@ -254,29 +258,37 @@ async def run_backend(db: Database, chat: Chat, backend: Backend, args, scratch:
         ),
         (f"recall while indexing ({len(busy)})", busy, busy_embed, busy_lag, ""),
     ]
+    table = []
     for phase, recalls, embeds, lags, cpu in rows:
         cells = [f"{pct(v, q):.1f}" if v else "" for v in (recalls, embeds) for q in (50, 99)]
         cells += [f"{pct(lags, q):.1f}" for q in (50, 99)]
-        print(f"| {name} | {phase} | {' | '.join(cells)} | {cpu} |", flush=True)
+        table.append(f"| {name} | {phase} | {' | '.join(cells)} | {cpu} |")
     if queued:
         print(f"({name}: {queued} exchanges were still queued at the end)")
+    return table
 
 
 async def bench_speed(args, scratch: Path) -> None:
     chat = Chat.load(args.chat)
-    db = SqliteDatabase(scratch / "speed.db")
-    await db.connect()
-    started = time.perf_counter()
-    await fill(db, chat, args.memories, scratch)
+    databases: list[Database] = [SqliteDatabase(scratch / "speed.db")]
+    if args.database:
+        databases.append(PostgresDatabase(args.database, timeout=120.0))
+    table = []
+    for db in databases:
+        await db.connect()
+        started = time.perf_counter()
+        await fill(db, chat, args.memories, scratch / db.backend)
+        print(
+            f"{args.memories:,} memories in one scope stored in {db.backend} and indexed in "
+            f"{time.perf_counter() - started:.0f} s",
+            flush=True,
+        )
+        for backend in args.backends.split(","):
+            table += await run_backend(db, chat, backend, args, scratch / db.backend)  # type: ignore[arg-type]
+        await db.close()
     print(
-        f"{args.memories:,} memories in one scope stored and indexed in "
-        f"{time.perf_counter() - started:.0f} s\n"
+        "\n| database | model | phase | recall p50 ms | recall p99 ms | query embedding p50 ms "
+        "| p99 ms | loop lag p50 ms | p99 ms | CPU (one core = 100 %) |"
     )
-    print(
-        "| model | phase | recall p50 ms | recall p99 ms | query embedding p50 ms | p99 ms | "
-        "loop lag p50 ms | p99 ms | CPU (one core = 100 %) |"
-    )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
-    for backend in args.backends.split(","):
-        await run_backend(db, chat, backend, args, scratch)  # type: ignore[arg-type]
-    await db.close()
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("\n".join(table))
