@@ -104,25 +104,30 @@ class Fts5Index(KeywordIndex):
 
 class PostingsIndex(KeywordIndex):
     """PostgreSQL: a row per (memory, term) and a length per memory, deleted with the
-    memory (ON DELETE CASCADE); triggers keep each scope's totals."""
+    memory (ON DELETE CASCADE); triggers keep the counts (migration 0007)."""
 
     async def write(self, conn: Connection, rows: Sequence[KeywordRow]) -> None:
-        postings: list[tuple[int, str, str, int, int]] = []
+        if not rows:
+            return
+        postings: list[tuple[int, str, str, int, int, int]] = []
         lengths: list[tuple[int, str, int]] = []
         for memory_id, scope, (names, body) in rows:
             in_names, in_body = Counter(names.split()), Counter(body.split())
-            for term in sorted(in_names.keys() | in_body.keys()):
-                postings.append((memory_id, scope.key, term, in_names[term], in_body[term]))
             # FTS5's length of a row counts the scope column's one token too.
-            lengths.append((memory_id, scope.key, in_names.total() + in_body.total() + 1))
+            tokens = in_names.total() + in_body.total() + 1
+            lengths.append((memory_id, scope.key, tokens))
+            postings += [
+                (memory_id, scope.key, term, in_names[term], in_body[term], tokens)
+                for term in sorted(in_names.keys() | in_body.keys())
+            ]
         await conn.execute(
             "DELETE FROM memory_postings WHERE memory_id = ANY(?::bigint[])",
             ([memory_id for memory_id, _, _ in rows],),
         )
         await conn.execute(
-            "INSERT INTO memory_postings (memory_id, scope, term, in_names, in_body) "
-            "SELECT * FROM unnest(?::bigint[], ?::text[], ?::text[], ?::int[], ?::int[])",
-            _columns(postings, 5),
+            "INSERT INTO memory_postings (memory_id, scope, term, in_names, in_body, tokens) "
+            "SELECT * FROM unnest(?::bigint[], ?::text[], ?::text[], ?::int[], ?::int[], ?::int[])",
+            _columns(postings, 6),
         )
         await conn.execute(
             "INSERT INTO memory_lengths (memory_id, scope, tokens) "
@@ -135,9 +140,9 @@ class PostingsIndex(KeywordIndex):
         self, scope: Scope, searched: Sequence[str], limit: int, *, names_weight: float
     ) -> list[tuple[int, float]]:
         counts = await self.db.fetchall(
-            "SELECT p.term, count(*), min(s.memories), min(s.tokens) "
-            "FROM memory_postings p JOIN memory_scope_terms s ON s.scope = p.scope "
-            "WHERE p.scope = ? AND p.term = ANY(?::text[]) GROUP BY p.term",
+            "SELECT d.term, d.memories, s.memories, s.tokens "
+            "FROM memory_term_docs d JOIN memory_scope_terms s ON s.scope = d.scope "
+            "WHERE d.scope = ? AND d.term = ANY(?::text[])",
             (scope.key, list(searched)),
         )
         if not counts:
@@ -149,13 +154,12 @@ class PostingsIndex(KeywordIndex):
             return []
         rows = await self.db.fetchall(
             "WITH hits AS ("
-            "  SELECT p.memory_id, q.idf, p.in_names * ?::float8 + p.in_body AS f"
+            "  SELECT p.memory_id, p.tokens, q.idf, p.in_names * ?::float8 + p.in_body AS f"
             "  FROM unnest(?::text[], ?::float8[]) AS q (term, idf)"
             "  JOIN memory_postings p ON p.scope = ? AND p.term = q.term) "
-            f"SELECT h.memory_id, sum(h.idf * h.f * {K1 + 1} "
-            f"  / (h.f + {K1} * ({1 - B} + {B} * l.tokens / ?::float8))) AS score "
-            "FROM hits h JOIN memory_lengths l ON l.memory_id = h.memory_id "
-            "GROUP BY h.memory_id ORDER BY score DESC, h.memory_id LIMIT ?",
+            f"SELECT memory_id, sum(idf * f * {K1 + 1} "
+            f"  / (f + {K1} * ({1 - B} + {B} * tokens / ?::float8))) AS score "
+            "FROM hits GROUP BY memory_id ORDER BY score DESC, memory_id LIMIT ?",
             (
                 names_weight,
                 rare,
