@@ -17,7 +17,9 @@ memories go into PostgreSQL too, measured after SQLite in the same run. Then:
 3. indexing: exchanges handed to `MemoryService.index_turns` at `--rate` a second,
    spread over 200 channels of 20 servers (one of them the big scope), for
    `--index-seconds`; the process CPU above the idle baseline is indexing's share;
-4. recall while indexing: phase 2 again while phase 3's feed goes on.
+4. recall while indexing: phase 2 again while phase 3's feed goes on;
+5. with `--database`: the search without the query's embedding, and its keyword part,
+   on SQLite and PostgreSQL in turn for each question (the same load for both).
 
 A task sleeping 5 ms at a time measures event-loop lag in every phase. Replies of the
 bot are 80-400 characters (the chat cuts a line at 400), so chunks are as long as real
@@ -30,6 +32,7 @@ import asyncio
 import json
 import random
 import time
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +45,7 @@ from utils.db import Database, SqliteDatabase
 from utils.db_postgres import PostgresDatabase
 from utils.memory.embedder import Backend, SentenceEmbedder
 from utils.memory.records import Scope
+from utils.memory.scoring import query_terms
 from utils.memory.service import MemoryService
 from utils.memory.store import NewMemory
 
@@ -268,6 +272,43 @@ async def run_backend(db: Database, chat: Chat, backend: Backend, args, scratch:
     return table
 
 
+async def compare_search(databases: list[Database], chat: Chat, args, scratch: Path) -> None:
+    """The search alone (`Recall.search`: FAISS, keywords, reads, ranking; the query
+    embedded beforehand) and its keyword part alone (`MemoryStore.search_terms`), on
+    each database in turn for every question, so both see the same machine load."""
+    embedder = SentenceEmbedder()
+    services = [
+        MemoryService(db, embedder, directory=scratch / db.backend / "memory") for db in databases
+    ]
+    for service in services:
+        await service.start()
+    questions = [question for _, question in chat.questions[: args.queries]]
+    vectors = await services[0].embed(questions)
+    for service in services:  # loads the index
+        await service.recaller.search(BIG, vectors[0], questions[0])
+    times: dict[tuple[str, str], list[float]] = defaultdict(list)
+    weight = services[0].config.weights.names
+    for n, (question, vector) in enumerate(zip(questions, vectors, strict=True)):
+        for service in services[n % 2 :] + services[: n % 2]:  # each goes first in turn
+            backend = service.store.db.backend
+            started = time.perf_counter()
+            await service.recaller.search(BIG, vector, question)
+            times[(backend, "search")].append((time.perf_counter() - started) * 1000)
+            started = time.perf_counter()
+            await service.store.search_terms(BIG, query_terms(question), 50, names_weight=weight)
+            times[(backend, "keywords")].append((time.perf_counter() - started) * 1000)
+    for service in services:
+        await service.close()
+    print(f"\n{len(questions)} searches on each database, in turn:\n")
+    print("| database | search p50 ms | p99 ms | keyword part p50 ms | p99 ms |")
+    print("|---|---:|---:|---:|---:|")
+    for db in databases:
+        cells = [
+            pct(times[(db.backend, part)], q) for part in ("search", "keywords") for q in (50, 99)
+        ]
+        print(f"| {db.backend} | {' | '.join(f'{cell:.2f}' for cell in cells)} |")
+
+
 async def bench_speed(args, scratch: Path) -> None:
     chat = Chat.load(args.chat)
     databases: list[Database] = [SqliteDatabase(scratch / "speed.db")]
@@ -285,10 +326,13 @@ async def bench_speed(args, scratch: Path) -> None:
         )
         for backend in args.backends.split(","):
             table += await run_backend(db, chat, backend, args, scratch / db.backend)  # type: ignore[arg-type]
-        await db.close()
     print(
         "\n| database | model | phase | recall p50 ms | recall p99 ms | query embedding p50 ms "
         "| p99 ms | loop lag p50 ms | p99 ms | CPU (one core = 100 %) |"
     )
     print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
     print("\n".join(table))
+    if len(databases) > 1:
+        await compare_search(databases, chat, args, scratch)
+    for db in databases:
+        await db.close()
