@@ -3,12 +3,15 @@
 Backups: every BACKUP_INTERVAL_HOURS a consistent copy of the database goes to
 DATA_DIR/backups/ (off the event loop), keeping the newest BACKUP_KEEP. The check
 runs hourly and looks at the newest file, so restarts neither skip nor repeat one.
+That is SQLite's file: a PostgreSQL server is backed up with its own tools (pg_dump),
+where they belong, not into one bot machine's DATA_DIR.
 
 Retention: a deleted channel or thread, or a guild that removed the bot, is recorded
 with a date DATA_RETENTION_GRACE_DAYS away; rejoining the guild before then cancels
 it. An hourly task deletes what is due through `bot.data_owners`: every live owner
 of such data (the AI chat store with its cache, the memory service with its indexes,
-the music sessions with their saved queues, the guild settings) deletes its own.
+the music sessions with their saved queues, the guild settings) deletes its own. With
+several bot processes one pass runs at a time, in whichever takes the bot-wide lock.
 """
 
 from __future__ import annotations
@@ -44,7 +47,9 @@ class Maintenance(commands.Cog):
         self.pending = PendingDeletions(bot.db, grace=settings.data_retention_grace_days * DAY)
 
     async def cog_load(self) -> None:
-        if self.backup_interval > 0:
+        if self.backup_interval > 0 and self.bot.db.backend != "sqlite":
+            log.info("no scheduled backups of PostgreSQL: back it up with pg_dump (see README)")
+        elif self.backup_interval > 0:
             self.backup_loop.change_interval(seconds=min(self.backup_interval, HOUR))
             self.backup_loop.start()
         self.retention_loop.start()
@@ -106,7 +111,9 @@ class Maintenance(commands.Cog):
     @tasks.loop(hours=1)
     async def retention_loop(self) -> None:
         try:
-            await self.purge_due()
+            async with self.bot.db.exclusive("retention") as ours:
+                if ours:  # else another process is at it
+                    await self.purge_due()
         except Exception:  # a periodic pass: log a bug or a database error, retry next hour
             log.exception("deleting the data of deleted channels and left guilds failed")
 
