@@ -196,6 +196,11 @@ async def test_changes_arrive_again_once_the_listening_connection_is_back(
     await eventually(lambda: there.prefix(GUILD), equals="?", within=1.0)
     assert heard[-1] == ("prefix", str(GUILD))
 
+    processes[1].off_change(there.changed)  # e.g. its cog unloaded
+    await here.set_prefix(GUILD, "%")
+    await eventually(lambda: heard.count(("prefix", str(GUILD))) == 2)  # told after `changed`
+    assert there.prefix(GUILD) == "?"
+
 
 async def test_after_a_lost_connection_every_cache_reads_what_it_may_have_missed(
     processes: tuple[PostgresDatabase, PostgresDatabase], database_url: str
@@ -252,7 +257,9 @@ async def test_only_one_process_holds_a_bot_wide_lock_and_it_is_released_after(
 
 
 async def test_a_bot_wide_lock_goes_with_its_holders_connection(
-    processes: tuple[PostgresDatabase, PostgresDatabase], database_url: str
+    processes: tuple[PostgresDatabase, PostgresDatabase],
+    database_url: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     here, there = processes
     async with here.exclusive("job") as ours:
@@ -263,10 +270,15 @@ async def test_a_bot_wide_lock_goes_with_its_holders_connection(
             "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
         )
         assert killed == 1
-        async with there.exclusive("job") as theirs:
-            assert theirs
+
+        async def free() -> bool:
+            async with there.exclusive("job") as theirs:
+                return theirs
+
+        await eventually(free)  # once the server has ended that connection
+    assert "lost the lock 'job' before its job ended" in caplog.text  # and the job's end is quiet
     async with here.exclusive("job") as ours:
-        assert ours  # the pool gave a live connection again
+        assert ours  # the pool gives a live connection again
 
 
 class _Gate:
@@ -318,7 +330,7 @@ async def test_a_retention_pass_runs_in_one_process_at_a_time(
 
 def _settings(data_dir: Path, database_url: str) -> Settings:
     return Settings(
-        _env_file=None,  # pyright: ignore[reportCallIssue]
+        _env_file=None,
         discord_token="test-token",
         data_dir=data_dir,
         database_url=database_url,
