@@ -85,9 +85,8 @@ class SceneStore:
         if len(self._running) >= MAX_SCENES:
             raise RoleplayError("Too many scenes are running on this bot; try again later.")
         now = self.clock()
-        async with (
-            self.db.transaction() as conn,
-            conn.execute(
+        async with self.db.transaction() as conn:
+            started = await conn.fetchval(
                 f"INSERT INTO rp_scenes ({_COLUMNS}, updated_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?) "
                 "ON CONFLICT (channel_id) DO NOTHING RETURNING channel_id",
@@ -101,9 +100,7 @@ class SceneStore:
                     now,
                     now,
                 ),
-            ) as cursor,
-        ):
-            started = await cursor.fetchone()
+            )
         if started is None:
             raise RoleplayError("A scene is already running here; `/scene end` it first.")
         self._running.add(channel_id)

@@ -164,7 +164,6 @@ async def test_a_scene_ended_in_one_process_stops_in_the_other(
     await eventually(lambda: not there.running(CHANNEL), within=1.0)
 
 
-@pytest.mark.xfail(strict=False, reason="SceneStore.start awaits the Connection API conversion")
 async def test_a_scene_started_in_one_process_runs_in_the_other(
     processes: tuple[PostgresDatabase, PostgresDatabase],
 ) -> None:
