@@ -13,9 +13,10 @@ positive value where that is not above 0 (a term in over half of them). Both lea
 terms in more than COMMON_SHARE of the memories (`scoring.rare_enough`).
 
 One difference: FTS5 counts N, n and avgD over every scope; PostgreSQL over the scope
-searched. A guild's question is ranked within that guild's memories, and each scope's
-totals row is written by the one process that owns the scope, never by all of them.
-With a single scope the two give the same scores.
+searched. A guild's question is ranked within that guild's memories, and the counts
+(kept by triggers, so a search counts nothing) are rows of the scope, which only the
+process that owns it writes: no row that every process would write. With a single
+scope the two give the same scores.
 """
 
 from __future__ import annotations
