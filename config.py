@@ -146,8 +146,8 @@ class Settings(BaseSettings):
         if not isinstance(value, str):
             return value
         ids: set[int] = set()
-        for part in _split_csv(value):
-            first, _, last = str(part).partition("-")
+        for part in value.split(","):
+            first, _, last = part.strip().partition("-")
             start, end = int(first), int(last or first)
             if end < start:
                 raise ValueError(f"range {part} runs backwards")
