@@ -1,8 +1,9 @@
 """Scheduled backups, and deleting the data of deleted channels and left guilds.
 
-Backups: every BACKUP_INTERVAL_HOURS a consistent copy of the database goes to
+Backups: every BACKUP_INTERVAL_HOURS a consistent copy of the SQLite database goes to
 DATA_DIR/backups/ (off the event loop), keeping the newest BACKUP_KEEP. The check
 runs hourly and looks at the newest file, so restarts neither skip nor repeat one.
+PostgreSQL is backed up by its own tools (pg_dump), outside the bot.
 
 Retention: a deleted channel or thread, or a guild that removed the bot, is recorded
 with a date DATA_RETENTION_GRACE_DAYS away; rejoining the guild before then cancels
@@ -44,7 +45,7 @@ class Maintenance(commands.Cog):
         self.pending = PendingDeletions(bot.db, grace=settings.data_retention_grace_days * DAY)
 
     async def cog_load(self) -> None:
-        if self.backup_interval > 0:
+        if self.backup_interval > 0 and self.bot.db.backend == "sqlite":
             self.backup_loop.change_interval(seconds=min(self.backup_interval, HOUR))
             self.backup_loop.start()
         self.retention_loop.start()
