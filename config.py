@@ -146,7 +146,9 @@ class Settings(BaseSettings):
         if not isinstance(value, str):
             return value
         ids: set[int] = set()
-        for part in _split_csv(value):
+        for part in value.split(","):
+            if not (part := part.strip()):
+                continue
             first, _, last = str(part).partition("-")
             start, end = int(first), int(last or first)
             if end < start:

@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from utils.db import MIGRATIONS_DIR, Connection, Database, Params, Row, load_migrations
 
@@ -68,7 +69,7 @@ def _rowcount(status: str) -> int:
 
 
 class _PostgresConnection:
-    def __init__(self, conn: asyncpg.Connection, timeout: float) -> None:
+    def __init__(self, conn: PoolConnectionProxy, timeout: float) -> None:
         self._conn = conn
         self._timeout = timeout
 
@@ -160,7 +161,7 @@ class PostgresDatabase(Database):
         return int(await self.fetchval("SELECT coalesce(max(version), 0) FROM schema_version"))
 
     @asynccontextmanager
-    async def _acquire(self) -> AsyncIterator[asyncpg.Connection]:
+    async def _acquire(self) -> AsyncIterator[PoolConnectionProxy]:
         if self._pool is None:
             raise RuntimeError("database is not open")
         async with self._pool.acquire(timeout=self._timeout) as conn:
@@ -197,7 +198,8 @@ class PostgresDatabase(Database):
         while not self._closed.is_set():
             lost = asyncio.Event()
             try:
-                conn = await asyncpg.connect(self.url, timeout=self._timeout)
+                # asyncpg's default timeout (60) makes the checker take it for an int.
+                conn = await asyncpg.connect(self.url, timeout=self._timeout)  # pyright: ignore[reportArgumentType]
             except (OSError, TimeoutError, asyncpg.PostgresError) as error:
                 log.warning("change listener cannot connect (%s); retrying", _reason(error))
                 await asyncio.sleep(wait)

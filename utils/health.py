@@ -135,10 +135,10 @@ class HealthServer:
     async def _readyz(self, request: web.Request) -> web.Response:
         problems = []
         bot = self.bot
-        ws = bot.ws
+        shards = bot.shards.values()  # the bot is sharded: `bot.ws` is always None
         if bot.shutdown_manager.is_shutting_down or bot.is_closed():
             problems.append("shutting down")
-        elif not bot.is_ready() or ws is None or not ws.open:
+        elif not bot.is_ready() or not shards or any(shard.is_closed() for shard in shards):
             problems.append("gateway not connected")
         if not await self._database_answers():
             problems.append("database not answering")

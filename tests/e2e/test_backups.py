@@ -8,12 +8,15 @@ import time
 from collections.abc import Callable
 from typing import cast
 
+import pytest
+
 from cogs.admin.maintenance import Maintenance
 from config import Settings
 from tests.conftest import StartBot
 from tests.fakes.discord_server import FakeDiscord
 
 
+@pytest.mark.backends("sqlite")  # PostgreSQL is backed up by its own tools
 async def test_a_due_backup_is_taken_and_old_ones_rotated_but_not_repeated(
     discord_fake: FakeDiscord,
     start_bot: StartBot,
@@ -48,10 +51,10 @@ async def test_a_due_backup_is_taken_and_old_ones_rotated_but_not_repeated(
     assert len(list(backups.glob("bot-*.db"))) == 2
 
 
-async def test_backups_can_be_turned_off(
-    start_bot: StartBot, make_settings: Callable[..., Settings]
+async def test_backups_can_be_turned_off_and_are_off_with_postgresql(
+    backend: str, start_bot: StartBot, make_settings: Callable[..., Settings]
 ) -> None:
-    settings = make_settings(backup_interval_hours=0)
+    settings = make_settings(backup_interval_hours=0 if backend == "sqlite" else 24)
     bot = await start_bot(settings)
     cog = cast(Maintenance, bot.get_cog("Maintenance"))
     assert not cog.backup_loop.is_running() and cog.retention_loop.is_running()
