@@ -1,7 +1,9 @@
-"""Scheduled backups from the running bot: due ones are taken at once, old ones rotated."""
+"""Scheduled backups from the running bot: due ones are taken at once, old ones rotated
+(SQLite's file; a PostgreSQL server is backed up with pg_dump, not by the bot)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import time
@@ -16,7 +18,7 @@ from tests.conftest import StartBot
 from tests.fakes.discord_server import FakeDiscord
 
 
-@pytest.mark.backends("sqlite")  # PostgreSQL is backed up by its own tools
+@pytest.mark.backends("sqlite")
 async def test_a_due_backup_is_taken_and_old_ones_rotated_but_not_repeated(
     discord_fake: FakeDiscord,
     start_bot: StartBot,
@@ -51,11 +53,26 @@ async def test_a_due_backup_is_taken_and_old_ones_rotated_but_not_repeated(
     assert len(list(backups.glob("bot-*.db"))) == 2
 
 
-async def test_backups_can_be_turned_off_and_are_off_with_postgresql(
-    backend: str, start_bot: StartBot, make_settings: Callable[..., Settings]
+async def test_backups_can_be_turned_off(
+    start_bot: StartBot, make_settings: Callable[..., Settings]
 ) -> None:
-    settings = make_settings(backup_interval_hours=0 if backend == "sqlite" else 24)
+    settings = make_settings(backup_interval_hours=0)
     bot = await start_bot(settings)
     cog = cast(Maintenance, bot.get_cog("Maintenance"))
     assert not cog.backup_loop.is_running() and cog.retention_loop.is_running()
+    assert not (settings.data_dir / "backups").exists()
+
+
+@pytest.mark.backends("postgresql")
+async def test_the_bot_leaves_postgresql_backups_to_pg_dump_and_says_so(
+    start_bot: StartBot, make_settings: Callable[..., Settings], caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings(backup_interval_hours=24, memory_enabled=False)
+    with caplog.at_level(logging.INFO, logger="cogs.admin.maintenance"):
+        bot = await start_bot(settings)
+    cog = cast(Maintenance, bot.get_cog("Maintenance"))
+    assert not cog.backup_loop.is_running() and cog.retention_loop.is_running()
+    assert [r.message for r in caplog.records if "pg_dump" in r.message] == [
+        "no scheduled backups of PostgreSQL: back it up with pg_dump (see README)"
+    ]
     assert not (settings.data_dir / "backups").exists()
