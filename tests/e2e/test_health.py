@@ -75,6 +75,10 @@ async def test_metrics_count_replies_tokens_errors_and_refusals(
     await discord_fake.send_message(guild.text, member, "!ping")
     await discord_fake.wait_for_message(guild.text, predicate=lambda m: "Pong" in m.content)
 
+    async def replied_ok() -> float:
+        return value((await scrape(bot))[1], "gembot_ai_replies_total", outcome="ok")
+
+    await eventually(replied_ok, equals=1)  # counted once the exchange is stored, after its edits
     text, after = await scrape(bot)
     assert value(after, "gembot_ai_replies_total", outcome="ok") == 1
     assert value(after, "gembot_ai_replies_total", outcome="rate_limited") == 1
