@@ -147,13 +147,9 @@ class Settings(BaseSettings):
             return value
         ids: set[int] = set()
         for part in value.split(","):
-<<<<<<< HEAD
-            first, _, last = part.strip().partition("-")
-=======
             if not (part := part.strip()):
                 continue
-            first, _, last = str(part).partition("-")
->>>>>>> stores
+            first, _, last = part.partition("-")
             start, end = int(first), int(last or first)
             if end < start:
                 raise ValueError(f"range {part} runs backwards")
