@@ -26,6 +26,9 @@ from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.media_server import FakeMediaServer
 from tests.fakes.voice_server import FakeVoiceServer, tone_frequency
 
+# Where audio lands in a track; storage is beside the point.
+pytestmark = pytest.mark.backends("sqlite")
+
 CLOCK_SECONDS = 20
 
 

@@ -22,6 +22,9 @@ from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.media_server import FakeMediaServer
 from tests.fakes.voice_server import FakeVoiceServer
 
+# Voice connections that drop and come back; storage is beside the point.
+pytestmark = pytest.mark.backends("sqlite")
+
 SECONDS = 4
 
 

@@ -17,6 +17,9 @@ from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.media_server import FakeMediaServer, LocalSearchIE
 from tests.fakes.voice_server import FakeVoiceServer
 
+# YouTube's bot check; storage is beside the point.
+pytestmark = pytest.mark.backends("sqlite")
+
 SIGN_IN = (
     "Sign in to confirm you’re not a bot. Use --cookies-from-browser or --cookies for the "
     "authentication. See https://github.com/yt-dlp/yt-dlp/wiki/FAQ for how to pass cookies."

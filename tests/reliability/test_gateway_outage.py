@@ -18,7 +18,8 @@ from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.gemini_server import FakeGemini
 from tests.reliability.conftest import answered, mention, replies_to
 
-pytestmark = [pytest.mark.reliability, pytest.mark.slow]
+# Model and gateway faults; storage is beside the point.
+pytestmark = [pytest.mark.reliability, pytest.mark.slow, pytest.mark.backends("sqlite")]
 
 OUTAGE = 3.0  # seconds without a gateway connection
 STORY = [*(f"Sentence {i} of the story. " for i in range(11)), "The end."]

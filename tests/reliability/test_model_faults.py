@@ -21,7 +21,8 @@ from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeMessage, Fake
 from tests.fakes.gemini_server import FakeGemini
 from tests.reliability.conftest import answered, mention
 
-pytestmark = pytest.mark.reliability
+# Model and gateway faults; storage is beside the point.
+pytestmark = [pytest.mark.reliability, pytest.mark.backends("sqlite")]
 
 THRESHOLD = 3
 RESET = 3.0  # long enough that the storm below ends before the breaker half-opens
