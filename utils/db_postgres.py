@@ -233,7 +233,7 @@ class PostgresDatabase(Database):
             task.add_done_callback(self._deliveries.discard)
 
 
-async def _unlock(conn: asyncpg.Connection, name: str) -> None:
+async def _unlock(conn: PoolConnectionProxy, name: str) -> None:
     try:
         await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", name)
     except (asyncpg.InterfaceError, asyncpg.PostgresError, OSError) as error:
