@@ -167,6 +167,7 @@ class Bot(commands.AutoShardedBot):
                 chat_log=self.chats,  # memory reads the chat log through it
                 provider=self.gemini,
                 usage=self.usage,
+                owns=self.owns,  # indexes and consolidation for this process's guilds only
             )
             await self.memory.start()
             self.data_owners.register("memory", self.memory)

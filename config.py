@@ -149,7 +149,7 @@ class Settings(BaseSettings):
         for part in value.split(","):
             if not (part := part.strip()):
                 continue
-            first, _, last = str(part).partition("-")
+            first, _, last = part.partition("-")
             start, end = int(first), int(last or first)
             if end < start:
                 raise ValueError(f"range {part} runs backwards")

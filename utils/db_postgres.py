@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import re
 import secrets
@@ -205,8 +206,7 @@ class PostgresDatabase(Database):
         while not self._closed.is_set():
             lost = asyncio.Event()
             try:
-                # asyncpg's default timeout (60) makes the checker take it for an int.
-                conn = await asyncpg.connect(self.url, timeout=self._timeout)  # pyright: ignore[reportArgumentType]
+                conn = await asyncpg.connect(self.url, timeout=math.ceil(self._timeout))
             except (OSError, TimeoutError, asyncpg.PostgresError) as error:
                 log.warning("change listener cannot connect (%s); retrying", _reason(error))
                 await asyncio.sleep(wait)
