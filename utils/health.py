@@ -133,11 +133,14 @@ class HealthServer:
     async def _readyz(self, request: web.Request) -> web.Response:
         problems = []
         bot = self.bot
-        ws = bot.ws
         if bot.shutdown_manager.is_shutting_down or bot.is_closed():
             problems.append("shutting down")
-        elif not bot.is_ready() or ws is None or not ws.open:
+        elif not bot.is_ready() or not bot.shards:
             problems.append("gateway not connected")
+        elif down := sorted(shard.id for shard in bot.shards.values() if shard.is_closed()):
+            # Every shard this process runs must be connected: the guilds of one that
+            # is down get no answer, however well the others do.
+            problems.append(f"gateway not connected (shard {', '.join(map(str, down))})")
         if not await self._database_answers():
             problems.append("database not answering")
         if problems:
