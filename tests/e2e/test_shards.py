@@ -296,7 +296,9 @@ async def test_a_global_job_runs_once_when_two_processes_start_together(
 
     async with fake.holding_connections():
         starting = [
-            asyncio.create_task(start_bot(settings_of(make_settings, tmp_path, shard)))
+            asyncio.create_task(
+                start_bot(settings_of(make_settings, tmp_path, shard), extensions=ADMIN_ONLY)
+            )
             for shard in (0, 1)
         ]
         await fake.wait_for(lambda: fake.sockets == 2, timeout=10)
