@@ -25,7 +25,7 @@ from cogs.music.settings import MusicSettingsStore
 from cogs.music.store import MusicStore, Session
 from cogs.music.tracks import Track
 from config import Settings
-from tests.conftest import ADMIN, StartBot, eventually
+from tests.conftest import StartBot, eventually
 from tests.e2e.test_health import body_if, get
 from tests.e2e.test_retention import maintenance, pending
 from tests.fakes.discord_server import FakeChannel, FakeDiscord, FakeGuild, FakeMessage, FakeUser
@@ -35,25 +35,7 @@ from utils.db import Database, open_database
 
 ADMIN_ONLY = ["cogs.admin"]
 
-
-@pytest.fixture
-async def discord_fake() -> AsyncIterator[FakeDiscord]:
-    """The fake Discord with two shards: the ``guild`` fixture lands on shard 0."""
-    fake = FakeDiscord(shards=2)
-    await fake.start()
-    undo = fake.patch_discord()
-    yield fake
-    undo()
-    await fake.stop()
-
-
-@pytest.fixture
-def far(discord_fake: FakeDiscord, member: FakeUser) -> FakeGuild:
-    """A guild on shard 1, with the owner (an admin) and the member."""
-    guild = discord_fake.add_guild("Far", shard=1)
-    guild.add_member(discord_fake.owner, permissions=ADMIN)
-    guild.add_member(member)
-    return guild
+pytestmark = pytest.mark.shards(2)
 
 
 async def ping(fake: FakeDiscord, channel: FakeChannel, user: FakeUser) -> FakeMessage:
