@@ -22,7 +22,7 @@ from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.media_server import FakeMediaServer
 from tests.fakes.voice_server import FakeVoiceServer
 from tests.reliability.conftest import ROOT, SITECUSTOMIZE, BotProcess
-from utils.db import open_database
+from utils.db import Database
 
 TOKENS = ("token-shard-0", "token-shard-1")
 
@@ -95,14 +95,10 @@ def posts(fake: FakeDiscord, guild: FakeGuild) -> list[str | None]:
     return [r.token for r in fake.requests if r.method == "POST" and r.path == path]
 
 
-async def saved_titles(database_url: str, tmp_path: Path, guild: FakeGuild) -> list[str]:
-    db = open_database(database_url, tmp_path / "unused.db")
-    await db.connect()
-    try:
-        sessions = {s.guild_id: s for s in await MusicStore(db).load_all()}
-    finally:
-        await db.close()
-    session = sessions.get(guild.id)
+async def saved_titles(db: Database, guild: FakeGuild) -> list[str]:
+    """The titles of ``guild``'s saved music session, the current one first."""
+    saved = {s.guild_id: s for s in await MusicStore(db).load_all()}
+    session = saved.get(guild.id)
     if session is None:
         return []
     return [t.title for t in ([session.current] if session.current else []) + session.upcoming]
@@ -117,8 +113,7 @@ async def test_two_processes_serve_their_own_guilds_and_a_killed_one_comes_back(
     member: FakeUser,
     voice_fake: FakeVoiceServer,
     media_server: FakeMediaServer,
-    database_url: str,
-    tmp_path: Path,
+    db: Database,
     spawn: Spawn,
 ) -> None:
     fake = discord_fake
@@ -137,7 +132,7 @@ async def test_two_processes_serve_their_own_guilds_and_a_killed_one_comes_back(
     await fake.wait_for_message(far.text, predicate=lambda m: "Playing tone-440hz-20s" in m.content)
     await fake.send_message(far.text, member, f"!play {short}")
     queue = ["tone-440hz-20s", "tone-880hz-2s"]
-    await eventually(lambda: saved_titles(database_url, tmp_path, far), equals=queue)
+    await eventually(lambda: saved_titles(db, far), equals=queue)
     await fake.wait_for(lambda: len(fake.voice_frames(far)) >= 25, timeout=10)
 
     one.kill()
@@ -156,5 +151,5 @@ async def test_two_processes_serve_their_own_guilds_and_a_killed_one_comes_back(
     )
     assert resumed.token == TOKENS[1]
     await fake.wait_for(lambda: len(fake.voice_frames(far)) >= frames + 25, timeout=15)
-    assert await saved_titles(database_url, tmp_path, far) == queue
+    assert await saved_titles(db, far) == queue
     assert fake.identifies == 3 and set(posts(fake, guild)) == {TOKENS[0]}
