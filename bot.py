@@ -110,6 +110,8 @@ class Bot(commands.AutoShardedBot):
         self.data_owners = DataOwners()
         self.data_owners.register("guild settings", self.guild_settings)
         self.data_owners.register("ai chat", self.chats)  # its cache goes with the rows
+        for store in (self.guild_settings, self.chats):  # caches other processes change too
+            self.db.on_change(store.changed)
         self.gemini: GeminiProvider | None = None
         self.memory: MemoryService | None = None
         self.tools = ToolRegistry()  # what the AI can do; cogs register their tools
