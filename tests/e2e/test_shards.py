@@ -230,7 +230,6 @@ def settings_of(
 
 
 @pytest.mark.backends("postgresql")
-@pytest.mark.xfail(strict=False, reason="needs change propagation")
 async def test_a_prefix_set_through_one_process_is_used_by_the_other_within_a_second(
     discord_fake: FakeDiscord,
     guild: FakeGuild,
@@ -254,7 +253,7 @@ async def test_a_prefix_set_through_one_process_is_used_by_the_other_within_a_se
 
 
 @pytest.mark.backends("postgresql")
-@pytest.mark.xfail(strict=False, reason="needs change propagation (db.exclusive around jobs)")
+@pytest.mark.xfail(strict=False, reason="needs ChatStore on the new database API (stores)")
 async def test_a_global_job_runs_once_when_two_processes_start_together(
     discord_fake: FakeDiscord,
     guild: FakeGuild,
