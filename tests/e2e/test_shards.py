@@ -253,7 +253,6 @@ async def test_a_prefix_set_through_one_process_is_used_by_the_other_within_a_se
 
 
 @pytest.mark.backends("postgresql")
-@pytest.mark.xfail(strict=False, reason="needs ChatStore on the new database API (stores)")
 async def test_a_global_job_runs_once_when_two_processes_start_together(
     discord_fake: FakeDiscord,
     guild: FakeGuild,
