@@ -31,7 +31,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-import asyncpg
 from pydantic import SecretStr, ValidationError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -45,7 +44,6 @@ from config import Settings, describe_error
 from scripts.db_migrate import MigrationError, migrate
 from utils.backup import BackupError, check_database, make_backup, restore_backup
 from utils.db import Database
-from utils.db_postgres import DatabaseUnavailable
 from utils.guild_settings import GuildSettings
 from utils.instance_lock import AlreadyLocked, InstanceLock
 from utils.memory.records import Scope
@@ -242,14 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     except Refused:
         print(f"the bot is running on {data_dir}; stop it first", file=sys.stderr)
         return RUNNING
-    except (
-        BackupError,
-        MigrationError,
-        DatabaseUnavailable,
-        OSError,
-        sqlite3.Error,
-        asyncpg.PostgresError,
-    ) as error:
+    except (BackupError, MigrationError, OSError, sqlite3.Error) as error:
         print(f"error: {error}", file=sys.stderr)
         return FAILED
     raise AssertionError(args.command)

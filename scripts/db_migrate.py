@@ -211,24 +211,13 @@ async def _move_sequence(conn: asyncpg.Connection, table: Table, column: str) ->
 
 async def migrate(database: Path, url: str) -> bool:
     """Copy `database` into the PostgreSQL database at `url`, then compare row counts
-    table by table (printed); True when every count matches."""
+    table by table (printed); True when every count matches. MigrationError when the
+    copy cannot be made."""
     started = time.monotonic()
-    with contextlib.closing(sqlite3.connect(database, isolation_level=None)) as source:
-        source.execute("BEGIN")  # one snapshot for the copy and its counts
-        version = source.execute("PRAGMA user_version").fetchone()[0]
-        _check_version(database, version)
-        tables, skipped = sqlite_tables(source)
-        print(f"copying {database} (schema version {version}) to {describe(url)}", flush=True)
-        await _apply_migrations(url)
-        conn = await _connect(url)
-        try:
-            only_here = await _copy(conn, source, tables)
-            counts = {
-                t.name: await conn.fetchval(f"SELECT count(*) FROM {_quote(t.name)}")
-                for t in tables
-            }
-        finally:
-            await conn.close(timeout=TIMEOUT)
+    try:
+        tables, counts, skipped, only_here = await _move(database, url)
+    except (DatabaseUnavailable, asyncpg.PostgresError) as error:
+        raise MigrationError(str(error)) from None
     print(f"{'table':<28} {'SQLite':>10} {'PostgreSQL':>10}")
     for table in tables:
         verdict = "ok" if counts[table.name] == table.rows else "DIFFERS"
@@ -246,6 +235,32 @@ async def migrate(database: Path, url: str) -> bool:
         f"Set DATABASE_URL to use {describe(url)}."
     )
     return True
+
+
+async def _move(
+    database: Path, url: str
+) -> tuple[list[Table], dict[str, int], list[str], list[str]]:
+    """The copy: the tables, their row counts in PostgreSQL afterwards, SQLite's tables
+    left out and PostgreSQL's own."""
+    with contextlib.closing(sqlite3.connect(database, isolation_level=None)) as source:
+        source.execute("BEGIN")  # one snapshot for the copy and its counts
+        version = source.execute("PRAGMA user_version").fetchone()[0]
+        _check_version(database, version)
+        tables, skipped = sqlite_tables(source)
+        print(f"copying {database} (schema version {version}) to {describe(url)}", flush=True)
+        await _apply_migrations(url)
+        conn = await _connect(url)
+        try:
+            only_here = await _copy(conn, source, tables)
+            counts = {t.name: await _count(conn, t.name) for t in tables}
+        finally:
+            await conn.close(timeout=TIMEOUT)
+    return tables, counts, skipped, only_here
+
+
+async def _count(conn: asyncpg.Connection, table: str) -> int:
+    (row,) = await conn.fetch(f"SELECT count(*) FROM {_quote(table)}", timeout=TIMEOUT)
+    return row[0]
 
 
 def _check_version(database: Path, version: int) -> None:
@@ -274,6 +289,6 @@ async def _connect(url: str) -> asyncpg.Connection:
     try:
         return await asyncpg.connect(url, timeout=TIMEOUT, command_timeout=TIMEOUT)
     except (OSError, TimeoutError, asyncpg.PostgresError) as error:
-        raise DatabaseUnavailable(
+        raise MigrationError(
             f"cannot use PostgreSQL at {describe(url)}: {type(error).__name__}"
         ) from None
