@@ -86,6 +86,17 @@ class Snowflakes:
         self._last = max(self._last + 1, stamp)
         return self._last
 
+    def on_shard(self, shard: int, shard_count: int) -> int:
+        """The next snowflake whose shard (``(id >> 22) % shard_count``, the timestamp's
+        milliseconds) is ``shard``: ids made in one millisecond would share a shard, so
+        the timestamp moves up to ``shard_count - 1`` ms ahead."""
+        candidate = self()
+        ahead = (shard - (candidate >> 22)) % shard_count
+        if ahead:
+            candidate = ((candidate >> 22) + ahead) << 22
+            self._last = candidate
+        return candidate
+
 
 @dataclass(eq=False)
 class FakeUser:
@@ -291,6 +302,8 @@ class FakeMessage:
     pinned_at: dt.datetime | None = None
     type: int = 0
     """Set for system messages (6: "pinned a message"); replies are sent as 19."""
+    token: str | None = None
+    """The bot token of the REST call that created it: which bot process sent it."""
 
     def __post_init__(self) -> None:
         self.history.append(self.content)
@@ -396,3 +409,5 @@ class RequestRecord:
     files: list[UploadedFile] = field(default_factory=list)
     reason: str | None = None
     """The ``X-Audit-Log-Reason`` header, unquoted."""
+    token: str | None = None
+    """The bot token it was made with (``Authorization: Bot …``): which process made it."""

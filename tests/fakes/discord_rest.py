@@ -41,6 +41,12 @@ def no_content() -> web.Response:
     return web.Response(status=204)
 
 
+def bot_token(request: web.Request) -> str | None:
+    """The bot token of a request (``Authorization: Bot …``), if it carries one."""
+    header = request.headers.get("Authorization", "")
+    return header.removeprefix("Bot ") if header.startswith("Bot ") else None
+
+
 def path_id(request: web.Request, key: str) -> int:
     return int(request.match_info[key])
 

@@ -37,22 +37,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import re
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote
 
 import discord.gateway
 import discord.http
 import yarl
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from tests.fakes.discord_admin import AdminRoutes
+from tests.fakes.discord_gateway import Gateway, GatewaySession, shard_of
 from tests.fakes.discord_guild import FakeGuild
 from tests.fakes.discord_models import (
     ADMINISTRATOR,
@@ -85,6 +83,7 @@ from tests.fakes.discord_rest import (
     ApiError,
     Body,
     Handler,
+    bot_token,
     json_response,
     no_content,
     path_id,
@@ -132,200 +131,15 @@ APPLICATION_FLAGS = (1 << 13) | (1 << 15) | (1 << 19)  # presence/members/conten
 VOICE_STATES_INTENT = discord.Intents(voice_states=True).value
 
 
-# --------------------------------------------------------------------------- gateway
-
-
-@dataclass(eq=False)
-class _Connection:
-    ws: web.WebSocketResponse
-    sent: int = 0
-    """Sequence number of the last dispatch sent on this socket."""
-
-
-class _Gateway:
-    """The gateway websocket: one session, rising sequence numbers, RESUME replay.
-
-    Every dispatch of the session is kept in ``_log`` (index = seq - 1) so a client
-    that RESUMEs gets what it missed.  Only one connection is live at a time.
-    """
-
-    HEARTBEAT_INTERVAL_MS = 41_250
-
-    def __init__(self, fake: FakeDiscord) -> None:
-        self._fake = fake
-        self.ready = asyncio.Event()
-        self.identifies = 0
-        self.resumes = 0
-        self.voice_state_updates: list[Json] = []
-        self.intents = 0
-        self._session_id: str | None = None
-        self._log: list[Json] = []
-        self._conn: _Connection | None = None
-        self._sockets: set[web.WebSocketResponse] = set()
-        self._send_lock = asyncio.Lock()
-        self._accepting = asyncio.Event()
-        self._accepting.set()
-        self._flushes: set[asyncio.Task[None]] = set()
-
-    def has_intent(self, intent: int) -> bool:
-        return bool(self.intents & intent)
-
-    # Sending ----------------------------------------------------------------
-
-    def emit(self, event: str, data: Json, *, intent: int | None = None) -> None:
-        """Queue a dispatch (dropped without a session or without ``intent``).
-
-        Delivery happens in a task when a loop is running, else at the next
-        :meth:`flush` (every async method of :class:`FakeDiscord` flushes).
-        """
-        if self._session_id is None or (intent is not None and not self.has_intent(intent)):
-            return
-        self._log.append({"op": 0, "t": event, "s": len(self._log) + 1, "d": data})
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return
-        task = loop.create_task(self.flush())
-        self._flushes.add(task)
-        task.add_done_callback(self._flushes.discard)
-
-    async def dispatch(self, event: str, data: Json, *, intent: int | None = None) -> None:
-        self.emit(event, data, intent=intent)
-        await self.flush()
-
-    async def flush(self) -> None:
-        """Send every queued dispatch to the live connection, in order."""
-        async with self._send_lock:
-            conn = self._conn
-            while conn is not None and conn is self._conn and conn.sent < len(self._log):
-                if not await self._send(conn, self._log[conn.sent]):
-                    return
-                conn.sent += 1
-
-    async def _send(self, conn: _Connection, frame: Json) -> bool:
-        try:
-            await conn.ws.send_str(json.dumps(frame))
-        except ConnectionResetError:
-            if self._conn is conn:
-                self._conn = None
-            return False
-        return True
-
-    # Connections ------------------------------------------------------------
-
-    async def handle(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse()
-        await ws.prepare(request)
-        self._sockets.add(ws)
-        conn = _Connection(ws)
-        try:
-            await self._accepting.wait()
-            await self._send(
-                conn, {"op": 10, "d": {"heartbeat_interval": self.HEARTBEAT_INTERVAL_MS}}
-            )
-            async for message in ws:
-                if message.type is WSMsgType.TEXT:
-                    await self._receive(conn, json.loads(message.data))
-        finally:
-            self._sockets.discard(ws)
-            if self._conn is conn:
-                self._conn = None
-        return ws
-
-    async def _receive(self, conn: _Connection, frame: Json) -> None:
-        op, data = frame.get("op"), frame.get("d")
-        if op == 1:
-            await self._send(conn, {"op": 11})
-        elif op == 2:
-            await self._identify(conn, data)
-        elif op == 6:
-            await self._resume(conn, data)
-        elif op == 8:
-            await self._request_members(data)
-        elif op == 4:
-            self.voice_state_updates.append(data)
-            await self._fake._own_voice_state(data, self._session_id or "")
-        elif op != 3:  # op 3 (presence update) needs no answer
-            log.warning("fake gateway: unhandled op %s: %s", op, data)
-
-    async def _identify(self, conn: _Connection, data: Json) -> None:
-        self.identifies += 1
-        self.ready.clear()
-        self.intents = data.get("intents", 0)
-        self._session_id = uuid.uuid4().hex
-        self._log.clear()
-        self._conn = conn
-        shard = data.get("shard") or [0, 1]
-        await self.dispatch("READY", self._fake._ready_payload(self._session_id, shard))
-        for guild in self._fake.guilds.values():
-            await self.dispatch("GUILD_CREATE", self._fake._guild_create_payload(guild))
-        self.ready.set()
-
-    async def _resume(self, conn: _Connection, data: Json) -> None:
-        if data.get("session_id") != self._session_id or data.get("seq") is None:
-            await self._send(conn, {"op": 9, "d": False})
-            return
-        self.resumes += 1
-        conn.sent = data["seq"]
-        self._conn = conn
-        await self.flush()  # replay what the client missed
-        await self.dispatch("RESUMED", {})
-
-    async def _request_members(self, data: Json) -> None:
-        guild = self._fake.guilds.get(int(data["guild_id"]))
-        if guild is None:
-            return
-        wanted = {int(user_id) for user_id in data.get("user_ids") or []}
-        query = (data.get("query") or "").lower()
-        members = [
-            member
-            for member in guild.members.values()
-            if (member.user.id in wanted if wanted else member.user.name.lower().startswith(query))
-        ]
-        if data.get("limit"):
-            members = members[: data["limit"]]
-        chunk = {
-            "guild_id": str(guild.id),
-            "members": [member.to_payload() for member in members],
-            "chunk_index": 0,
-            "chunk_count": 1,
-            "not_found": [],
-        }
-        if data.get("nonce") is not None:
-            chunk["nonce"] = data["nonce"]
-        await self.dispatch("GUILD_MEMBERS_CHUNK", chunk)
-
-    async def drop(self, code: int) -> None:
-        conn = self._conn
-        if conn is None:
-            raise AssertionError("the bot is not connected to the gateway")
-        self._conn = None
-        await conn.ws.close(code=code)
-
-    @contextlib.asynccontextmanager
-    async def disconnected(self, code: int) -> AsyncIterator[None]:
-        self._accepting.clear()
-        try:
-            await self.drop(code)
-            yield
-        finally:
-            self._accepting.set()
-
-    async def close(self) -> None:
-        self._accepting.set()
-        for ws in list(self._sockets):
-            await ws.close(code=1001)
-        for task in list(self._flushes):
-            task.cancel()
-
-
 # --------------------------------------------------------------------------- the fake
 
 
 class FakeDiscord:
     """A fake Discord API and gateway on 127.0.0.1 (see the module docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, shards: int = 1) -> None:
+        self.shards = shards
+        """The shard count GET /gateway/bot recommends, and that new guilds spread over."""
         self._new_id = Snowflakes()
         self.bot_user = FakeUser(self._new_id(), "TestBot", bot=True)
         self.application_id = self.bot_user.id  # the same, as for every modern bot
@@ -341,7 +155,8 @@ class FakeDiscord:
         self.requests: list[RequestRecord] = []
         self.typing: list[tuple[int, float]] = []
         self._attachments: dict[int, FakeAttachment] = {}
-        self._gateway = _Gateway(self)
+        self._gateway = Gateway(self)
+        self._guilds_made = 0
         self._admin = AdminRoutes(self)
         self.webhook_routes = WebhookRoutes(self)
         """Channel webhooks; tests act through its ``add``, ``delete`` and ``rate_limit``."""
@@ -395,10 +210,17 @@ class FakeDiscord:
         self.users[user.id] = user
         return user
 
-    def add_guild(self, name: str = "Test Guild", *, owner: FakeUser | None = None) -> FakeGuild:
-        """A guild with the owner and the bot (administrator) as members."""
+    def add_guild(
+        self, name: str = "Test Guild", *, owner: FakeUser | None = None, shard: int | None = None
+    ) -> FakeGuild:
+        """A guild with the owner and the bot (administrator) as members, on ``shard`` of
+        :attr:`shards` (by default the next one in turn, so guilds spread over shards)."""
         owner = owner or self.owner
-        guild = FakeGuild(self._new_id(), name, owner.id, self._new_id, bot_id=self.bot_user.id)
+        shard = self._guilds_made % self.shards if shard is None else shard
+        assert 0 <= shard < self.shards, f"shard {shard} is not one of the fake's {self.shards}"
+        self._guilds_made += 1
+        guild_id = self._new_id.on_shard(shard, self.shards)
+        guild = FakeGuild(guild_id, name, owner.id, self._new_id, bot_id=self.bot_user.id)
         guild.add_member(self.bot_user, permissions=ADMINISTRATOR, managed=True)
         guild.add_member(owner)
         self.guilds[guild.id] = guild
@@ -519,16 +341,23 @@ class FakeDiscord:
         data = {"custom_id": custom_id, "component_type": component["type"]}
         return await self._interact(channel, user, MESSAGE_COMPONENT, data, message=message)
 
-    async def drop_connection(self, *, code: int = 4000) -> None:
-        """Close the gateway socket; the client reconnects and RESUMEs."""
-        await self._gateway.drop(code)
+    async def drop_connection(self, *, code: int = 4000, shard: int = 0) -> None:
+        """Close a shard's gateway socket; the client reconnects and RESUMEs."""
+        await self._gateway.drop(code, shard)
 
-    def disconnected(self, *, code: int = 4000) -> contextlib.AbstractAsyncContextManager[None]:
-        """Drop the connection and hold reconnects (no HELLO) until the block exits.
+    def disconnected(
+        self, *, code: int = 4000, shard: int = 0
+    ) -> contextlib.AbstractAsyncContextManager[None]:
+        """Drop a shard's connection and hold reconnects (no HELLO) until the block exits.
 
         Dispatches made inside the block are certain to be replayed on RESUME.
         """
-        return self._gateway.disconnected(code)
+        return self._gateway.disconnected(code, shard)
+
+    def holding_connections(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """Hold every new gateway connection (no HELLO) until the block exits: bots
+        started inside become ready together when it ends (see :attr:`sockets`)."""
+        return self._gateway.holding()
 
     # Voice ------------------------------------------------------------------
 
@@ -559,7 +388,8 @@ class FakeDiscord:
         """Move the bot's voice connection to a new voice server (a new token), as
         Discord does when a voice server goes away or the region changes."""
         assert self.voice is not None, "attach_voice() first"
-        session_id = self._gateway._session_id or ""
+        session = self.session_of(guild)
+        session_id = session.session_id if session is not None else ""
         token = self.voice.issue_token(guild.id, self.bot_user.id, session_id)
         server = {"token": token, "guild_id": str(guild.id), "endpoint": self.voice.endpoint}
         await self._gateway.dispatch("VOICE_SERVER_UPDATE", server)
@@ -635,11 +465,32 @@ class FakeDiscord:
 
     @property
     def resumes(self) -> int:
+        """RESUMEs of the current sessions, all shards together."""
         return self._gateway.resumes
 
     @property
     def identifies(self) -> int:
+        """IDENTIFYs so far, all shards together."""
         return self._gateway.identifies
+
+    @property
+    def sessions(self) -> dict[int, GatewaySession]:
+        """The current gateway session of each shard that identified, by shard id."""
+        return self._gateway.sessions
+
+    @property
+    def sockets(self) -> int:
+        """Gateway sockets open now (identified or not; held ones too)."""
+        return self._gateway.sockets
+
+    def shard_of(self, guild: FakeGuild) -> int:
+        """The shard of :attr:`shards` that carries ``guild``'s events."""
+        return shard_of(guild.id, self.shards)
+
+    def session_of(self, guild: FakeGuild | None) -> GatewaySession | None:
+        """The session ``guild``'s events go to (None: a DM's, shard 0)."""
+        guild_id = guild.id if guild is not None else None
+        return next((s for s in self.sessions.values() if s.carries(guild_id)), None)
 
     def messages_in(
         self, channel: FakeChannel | int, *, from_bot: bool = True
@@ -1085,10 +936,13 @@ class FakeDiscord:
         return payload
 
     def _ready_payload(self, session_id: str, shard: list[int]) -> Json:
+        """READY of a shard's session: only the guilds of that shard."""
+        shard_id, shard_count = shard
+        guilds = [g for g in self.guilds if shard_of(g, shard_count) == shard_id]
         return {
             "v": 10,
             "user": {**self.bot_user.to_payload(), "verified": True, "mfa_enabled": False},
-            "guilds": [{"id": str(guild_id), "unavailable": True} for guild_id in self.guilds],
+            "guilds": [{"id": str(guild_id), "unavailable": True} for guild_id in guilds],
             "session_id": session_id,
             "session_type": "normal",
             "resume_gateway_url": f"ws://127.0.0.1:{self.port}/gateway/resume",
@@ -1201,6 +1055,7 @@ class FakeDiscord:
                     arrived,
                     body.files,
                     unquote(request.headers.get("X-Audit-Log-Reason", "")) or None,
+                    bot_token(request),
                 )
             )
         try:
@@ -1236,7 +1091,7 @@ class FakeDiscord:
         return json_response(
             {
                 "url": f"ws://127.0.0.1:{self.port}/gateway",
-                "shards": 1,
+                "shards": self.shards,
                 "session_start_limit": {
                     "total": 1000,
                     "remaining": 1000,
@@ -1269,7 +1124,9 @@ class FakeDiscord:
 
     async def _create_message(self, request: web.Request) -> web.StreamResponse:
         channel = self._channel(path_id(request, "channel_id"))
-        message = self._message_from_payload(channel, self.bot_user, request_body(request))
+        message = self._message_from_payload(
+            channel, self.bot_user, request_body(request), token=bot_token(request)
+        )
         return json_response(self._message_payload(message))
 
     async def _get_message(self, request: web.Request) -> web.StreamResponse:
