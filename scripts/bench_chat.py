@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import json
 import logging
 import os
 import shutil
@@ -46,7 +45,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scripts.bench_chat_bot import FAKE_CPUS, BotProcess  # noqa: E402
+from scripts.bench_chat_bot import BOT_CPUS, FAKE_CPUS, BotProcess, Bots  # noqa: E402
 from scripts.bench_chat_db import Postgres  # noqa: E402
 from scripts.bench_chat_report import Config, report  # noqa: E402
 from scripts.bench_chat_world import (  # noqa: E402
@@ -59,7 +58,6 @@ from scripts.bench_chat_world import (  # noqa: E402
     percentile,
     take,
 )
-from scripts.bench_process import cpu_seconds, memory_mb  # noqa: E402
 from tests.fakes.discord_server import FakeChannel, FakeGuild  # noqa: E402
 
 
@@ -121,15 +119,20 @@ async def measure(
     data_dir: Path,
     *,
     seeded: Path,
-    memory: bool,
-    tools: bool,
+    config: Config,
     postgres: Postgres | None,
+    pinned: bool,
 ) -> dict[str, float]:
-    shutil.copytree(seeded, data_dir)
-    lag_file = data_dir.with_suffix(".lag.json")
     url = await postgres.fresh() if postgres is not None else ""
-    bot = await BotProcess.start(
-        world, data_dir, lag_file, memory=memory, tools=tools, database_url=url
+    bots = await Bots.start(
+        world,
+        config.processes,
+        data_dir,
+        seeded,
+        memory=config.memory,
+        tools=config.tools,
+        database_url=url,
+        cpus=BOT_CPUS if pinned else set(),
     )
     try:
         warm_up = [take(asked, 2 * k, 2) for k in range(len(targets))]
@@ -145,10 +148,10 @@ async def measure(
             *(converse(world, c, m, done) for c, m in zip(targets, turns, strict=True))
         )
         sustained = len(done) / (time.monotonic() - started)
-        await bot.indexed()  # the window below holds no work for these messages
-        before = cpu_seconds(bot.pid)
+        await bots.indexed()  # the window below holds no work for these messages
+        before = bots.cpu_seconds()
         await asyncio.sleep(1)
-        idle = cpu_seconds(bot.pid) - before  # per second: the lag sampler, heartbeats
+        idle = bots.cpu_seconds() - before  # per second: the lag samplers, heartbeats
 
         # Latency at a fixed offered load of `rate` messages per second over all channels.
         world.discord.requests.clear()
@@ -156,22 +159,21 @@ async def measure(
         gc.disable()  # no collector pauses in this (the measuring) process while it times
         marks: list[int] = []
         window = time.monotonic()
-        cpu_before = cpu_seconds(bot.pid)
+        cpu_before = bots.cpu_seconds()
         offered = take(asked, 7 * len(targets), per_channel * len(targets))
         await offer(world, targets, offered, rate, marks)
         window = (window, time.monotonic())
         gc.enable()
-        await bot.indexed()  # the CPU a reply costs includes the indexing it causes
-        cpu = cpu_seconds(bot.pid) - cpu_before - idle * (time.monotonic() - window[0])
-        rss, peak = memory_mb(bot.pid), memory_mb(bot.pid, "VmHWM")
+        await bots.indexed()  # the CPU a reply costs includes the indexing it causes
+        cpu = bots.cpu_seconds() - cpu_before - idle * (time.monotonic() - window[0])
+        rss, peak = bots.memory_mb(), bots.memory_mb("VmHWM")
     finally:
         gc.enable()
-        await bot.stop()
+        await bots.stop()
         if postgres is not None:
             await postgres.drop(url)
-    # The bot's loop lag while the latency load ran (CLOCK_MONOTONIC is system-wide).
-    samples = json.loads(lag_file.read_text())
-    lag = [value for at, value in samples if window[0] <= at <= window[1]]
+    # The bots' loop lag while the latency load ran (CLOCK_MONOTONIC is system-wide).
+    lag = bots.lag(*window)
     first, final = latencies(world, marks)
     return {
         "messages": len(marks),
@@ -187,7 +189,7 @@ async def measure(
     }
 
 
-async def main() -> None:
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--per-channel", type=int, default=30)
     parser.add_argument("--repeat", type=int, default=3)
@@ -203,31 +205,60 @@ async def main() -> None:
         metavar="DB",
         help="sqlite, and/or PostgreSQL: scratch (a throwaway local cluster) or a URL",
     )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        nargs="+",
+        choices=[1, 2],
+        default=[1],
+        help="bot processes; with 2 in the list, two shards (one process each, or both in one)",
+    )
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     servers = [db for db in args.database if db != "sqlite"]
     if len(servers) > 1 or any(not s.startswith(("scratch", "postgres")) for s in servers):
         parser.error("--database takes sqlite and at most one of scratch or postgresql://...")
+    if 2 in args.processes and not servers:
+        parser.error("--processes 2 needs PostgreSQL in --database (processes share it)")
+    args.server = servers[0] if servers else None
+    return args
 
-    if FAKE_CPUS:
-        os.sched_setaffinity(0, FAKE_CPUS)  # the fake Gemini, started next, inherits it
-    world = FakeWorld()
-    await world.start()
-    guild = world.discord.add_guild("Bench")
-    said, asked = world.conversation(guild)
-    channels = [guild.text]
-    channels += [guild.add_text_channel(f"c{i}") for i in range(max(args.channels) - 1)]
-    configs = [
-        Config(
-            active, memory == "on", tools == "on", "sqlite" if db == "sqlite" else "postgresql", 1
-        )
+
+def _configs(args: argparse.Namespace) -> list[Config]:
+    return [
+        Config(active, memory == "on", tools == "on", _kind(db), processes)
         for active in args.channels
         for memory in args.memory
         for tools in args.tools
         for db in args.database
+        for processes in args.processes
+        if processes == 1 or db != "sqlite"  # SQLite serves one process
     ]
+
+
+def _kind(database: str) -> str:
+    return "sqlite" if database == "sqlite" else "postgresql"
+
+
+async def main() -> None:
+    args = _arguments()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # One bot process gets a core of its own, the fakes (and a scratch PostgreSQL) the
+    # others. Two bot processes and the fakes share every core: pinning one bot would
+    # favour one side of the comparison.
+    pinned = max(args.processes) == 1
+    if FAKE_CPUS and pinned:
+        os.sched_setaffinity(0, FAKE_CPUS)  # the fake Gemini, started next, inherits it
+    shards = max(args.processes)
+    world = FakeWorld(shards=shards)
+    await world.start()
+    guilds = [world.discord.add_guild(f"Bench {i}", shard=i) for i in range(shards)]
+    said, asked = world.conversation(guilds)
+    channels = [guild.text for guild in guilds]  # then spread over the guilds in turn
+    for k in range(len(channels), max(args.channels)):
+        channels.append(guilds[k % shards].add_text_channel(f"c{k}"))
+    configs = _configs(args)
     runs: dict[Config, list[dict[str, float]]] = {config: [] for config in configs}
-    postgres = await Postgres.start(servers[0]) if servers else None
+    postgres = await Postgres.start(args.server) if args.server else None
     try:
         sdk, raw = await client_cost(world.gemini_url)
         with tempfile.TemporaryDirectory() as tmp:
@@ -235,10 +266,10 @@ async def main() -> None:
             seeded.mkdir()
             if args.seed:
                 started = time.monotonic()
-                counts = await seed(world, guild, channels, said[: args.seed], seeded)
+                counts = await seed(world, guilds[0], channels, said[: args.seed], seeded)
                 print(
                     f"seeded {args.seed} messages in {time.monotonic() - started:.0f} s: "
-                    f"the guild holds {sum(counts.values())} memories {counts}",
+                    f"{guilds[0].name} holds {sum(counts.values())} memories {counts}",
                     flush=True,
                 )
             if postgres is not None:
@@ -257,9 +288,9 @@ async def main() -> None:
                         args.rate,
                         Path(tmp) / "-".join(map(str, [*config, r])),
                         seeded=seeded,
-                        memory=config.memory,
-                        tools=config.tools,
+                        config=config,
                         postgres=postgres if config.database == "postgresql" else None,
+                        pinned=pinned,
                     )
                     runs[config].append(result)
     finally:

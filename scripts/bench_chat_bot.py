@@ -9,16 +9,18 @@ import asyncio
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from scripts.bench_chat_world import FakeWorld  # noqa: E402
-from scripts.bench_process import Output, settle  # noqa: E402
+from scripts.bench_process import Output, cpu_seconds, memory_mb, settle  # noqa: E402
 
 SITECUSTOMIZE = ROOT / "tests" / "fakes" / "sitecustomize"
 LAG_INTERVAL = 0.005
@@ -33,9 +35,13 @@ MODEL_LOADED = ("memory: embedding model", "loaded in")
 class BotProcess:
     """The bot in a process of its own (`--serve-bot`), its output read as it comes."""
 
-    def __init__(self, process: asyncio.subprocess.Process, *, memory: bool) -> None:
+    def __init__(
+        self, process: asyncio.subprocess.Process, lag_file: Path, *, memory: bool
+    ) -> None:
         self.process = process
         self.pid = process.pid
+        self.lag_file = lag_file
+        """Where the process writes its event-loop lag samples when it stops."""
         self.memory = memory
         self.output = Output(process)
 
@@ -49,8 +55,13 @@ class BotProcess:
         memory: bool,
         tools: bool = True,
         database_url: str = "",
+        shard_ids: list[int] | None = None,
+        cpus: set[int] = BOT_CPUS,
     ) -> BotProcess:
-        """Start the bot; returns once it is READY and, with memory, its model has loaded."""
+        """Start the bot on `shard_ids` of the fake's shards (None: all of them) and on
+        `cpus` (empty: any); returns once each of its shards is READY and, with memory,
+        its model has loaded."""
+        shards = world.discord.shards
         env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join([str(SITECUSTOMIZE), str(ROOT)]),
@@ -67,8 +78,11 @@ class BotProcess:
             "AI_TOOLS_ENABLED": "true" if tools else "false",
             "BENCH_LAG_FILE": str(lag_file),
             "DATABASE_URL": database_url,  # empty: SQLite in DATA_DIR
+            "SHARD_COUNT": str(shards),
         }
-        world.discord.ready.clear()
+        if shard_ids is not None:
+            env["SHARD_IDS"] = ",".join(map(str, shard_ids))
+        identified = world.discord.identifies + (len(shard_ids) if shard_ids else shards)
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             __file__,
@@ -77,10 +91,10 @@ class BotProcess:
             cwd=ROOT,
             stdout=asyncio.subprocess.PIPE,
         )
-        if BOT_CPUS:
-            os.sched_setaffinity(process.pid, BOT_CPUS)
-        bot = cls(process, memory=memory)
-        await asyncio.wait_for(world.discord.ready.wait(), 60)
+        if cpus:
+            os.sched_setaffinity(process.pid, cpus)
+        bot = cls(process, lag_file, memory=memory)
+        await asyncio.wait_for(_identified(world, identified), 60)
         if memory:
             await bot.output.wait_for(*MODEL_LOADED)
         await asyncio.sleep(0.3)  # on_ready
@@ -98,6 +112,65 @@ class BotProcess:
         self.process.send_signal(signal.SIGTERM)
         await asyncio.wait_for(self.process.wait(), 60)
         await self.output.closed()
+
+
+class Bots:
+    """The bot processes of a run, the fake's shards spread over them, each with a data
+    directory of its own (its FAISS indexes) and all on the one database."""
+
+    def __init__(self, processes: list[BotProcess]) -> None:
+        self.processes = processes
+
+    @classmethod
+    async def start(
+        cls, world: FakeWorld, count: int, data_dir: Path, seeded: Path, **options: Any
+    ) -> Bots:
+        """`count` processes, one after the other, each from a copy of `seeded`;
+        `options` go to `BotProcess.start`."""
+        shards = world.discord.shards
+        bots = cls([])
+        try:
+            for i in range(count):
+                directory = data_dir / f"bot{i}"
+                shutil.copytree(seeded, directory)
+                mine = None if count == 1 else list(range(i, shards, count))
+                bot = await BotProcess.start(
+                    world, directory, directory.with_suffix(".lag.json"), shard_ids=mine, **options
+                )
+                bots.processes.append(bot)
+        except BaseException:
+            await bots.stop()
+            raise
+        return bots
+
+    def cpu_seconds(self) -> float:
+        return sum(cpu_seconds(bot.pid) for bot in self.processes)
+
+    def memory_mb(self, field: str = "VmRSS") -> float:
+        return sum(memory_mb(bot.pid, field) for bot in self.processes)
+
+    async def indexed(self) -> None:
+        await asyncio.gather(*(bot.indexed() for bot in self.processes))
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(bot.stop() for bot in self.processes))
+
+    def lag(self, start: float, end: float) -> list[float]:
+        """Every process's loop lag samples between `start` and `end` (once stopped)."""
+        return [
+            value
+            for bot in self.processes
+            for at, value in json.loads(bot.lag_file.read_text())
+            if start <= at <= end
+        ]
+
+
+async def _identified(world: FakeWorld, count: int) -> None:
+    """Until the fake has had `count` IDENTIFYs in all, the last one answered in full
+    (a process identifies its shards one after the other, 5 s apart)."""
+    # The fake's `ready` is set after every IDENTIFY: it says nothing of which one.
+    while world.discord.identifies < count or not world.discord.ready.is_set():  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
 
 
 async def serve_bot() -> list[tuple[float, float]]:

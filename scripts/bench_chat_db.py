@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
+from utils.db import SqliteDatabase
+
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = "gembot_bench_template"
 TIMEOUT = 120  # seconds for one statement (a template copy of a large database takes a while)
@@ -54,6 +56,10 @@ class Postgres:
     async def make_template(self, seeded: Path) -> str:
         """Move the SQLite database of the data directory `seeded` into a new template
         database with the migration command; returns the template's URL."""
+        if not (seeded / "bot.db").exists():  # nothing seeded: an empty database moves over
+            empty = SqliteDatabase(seeded / "bot.db")
+            await empty.connect()
+            await empty.close()
         await self._admin(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
         await self._admin(f"CREATE DATABASE {TEMPLATE}")
         url = self.url(TEMPLATE)

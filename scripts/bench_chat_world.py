@@ -21,6 +21,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.fakes import discord_gateway  # noqa: E402
 from tests.fakes.discord_server import (  # noqa: E402
     FakeChannel,
     FakeDiscord,
@@ -39,8 +40,8 @@ Said = tuple[FakeUser, str]  # who sends what
 class FakeWorld:
     """Fake Discord on this process's loop, fake Gemini in a process of its own."""
 
-    def __init__(self) -> None:
-        self.discord = FakeDiscord()
+    def __init__(self, *, shards: int = 1) -> None:
+        self.discord = FakeDiscord(shards=shards)
         self.gemini_url = ""
         self.gemini: asyncio.subprocess.Process | None = None
         self.waiters: dict[int, asyncio.Future[None]] = {}
@@ -56,7 +57,7 @@ class FakeWorld:
         self.discord._apply_edit = on_edit
         # When each MESSAGE_CREATE has left the gateway: where the bot's overhead starts.
         self.dispatched: dict[int, float] = {}
-        send_frame = self.discord._gateway._send
+        send_frame = discord_gateway.send
 
         async def timed_send(conn: Any, frame: dict[str, Any]) -> bool:
             sent = await send_frame(conn, frame)
@@ -64,7 +65,7 @@ class FakeWorld:
                 self.dispatched[int(frame["d"]["id"])] = time.monotonic()
             return sent
 
-        self.discord._gateway._send = timed_send
+        discord_gateway.send = timed_send  # what every shard's session sends with
 
     async def start(self) -> None:
         await self.discord.start()
@@ -80,25 +81,27 @@ class FakeWorld:
             self.gemini.send_signal(signal.SIGTERM)
             await self.gemini.wait()
 
-    def member(self, guild: FakeGuild, name: str) -> FakeUser:
-        """The member called `name`, added to `guild` the first time."""
+    def member(self, guilds: list[FakeGuild], name: str) -> FakeUser:
+        """The member called `name`, added to every one of `guilds` the first time."""
         if name not in self.users:
             self.users[name] = self.discord.add_user(name)
-            guild.add_member(self.users[name])
+            for guild in guilds:
+                guild.add_member(self.users[name])
         return self.users[name]
 
-    def conversation(self, guild: FakeGuild) -> tuple[list[Said], list[Said]]:
+    def conversation(self, guilds: list[FakeGuild]) -> tuple[list[Said], list[Said]]:
         """What the people of the long-conversation benchmark said (the chat that seeds
-        memory), and the questions they asked about it (the measured messages)."""
+        memory), and the questions they asked about it (the measured messages); the
+        people are members of every one of `guilds`."""
         data = json.loads(BENCH_DATA.read_text())
         said = [
-            (self.member(guild, turn["speaker"]), turn["text"])
+            (self.member(guilds, turn["speaker"]), turn["text"])
             for conversation in data["conversations"]
             for turn in conversation["turns"]
             if turn["speaker"] != "assistant"
         ]
         asked = [
-            (self.member(guild, question["asker"]), question["question"])
+            (self.member(guilds, question["asker"]), question["question"])
             for conversation in data["conversations"]
             for question in conversation["questions"]
         ]
