@@ -6,11 +6,12 @@ tables whose foreign keys point at them, ids as they are. SQLite's keyword index
 keyword rows in tables of its own, which the memory service fills at start for every
 memory that has none.
 
-Everything on the PostgreSQL side happens in one transaction: empty every table,
-copy, move each identity sequence past the largest id. A failure leaves the target as
-it was, and a rerun replaces what an earlier run copied. The SQLite side is read in
-one transaction too, so the copy and the counts it is checked against are one snapshot.
-Then each table's rows are counted again on both sides, from committed data.
+Everything on the PostgreSQL side happens in one transaction: empty the tables (and,
+by CASCADE, what refers to them there), copy, move each identity sequence past the
+largest id. A failure leaves the target as it was, and a rerun replaces what an earlier
+run copied. The SQLite side is read in one transaction too, so the rows copied and the
+counts they are checked against come from one snapshot; PostgreSQL's counts are taken
+once the copy has committed.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from utils.db import MIGRATIONS_DIR, load_migrations
 from utils.db_postgres import DatabaseUnavailable, PostgresDatabase, describe
 
 BATCH = 5000  # rows per COPY: bounded memory, whatever the table's size
+CONNECT_TIMEOUT = 10  # seconds
 TIMEOUT = 120  # seconds for one statement or one batch
 KEEP = {"schema_version"}  # the target's migrations' own bookkeeping
 
@@ -88,9 +90,9 @@ def _whole(value: Any) -> Any:
 
 
 def _real(value: Any) -> Any:
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    if type(value) is int:
         return float(value)
-    if value is None:
+    if value is None or isinstance(value, float):
         return value
     raise TypeError
 
@@ -278,7 +280,7 @@ def _check_version(database: Path, version: int) -> None:
 
 
 async def _apply_migrations(url: str) -> None:
-    target = PostgresDatabase(url, pool_size=1, timeout=TIMEOUT)
+    target = PostgresDatabase(url, pool_size=1, timeout=CONNECT_TIMEOUT)
     try:
         await target.connect()
     finally:
@@ -287,7 +289,7 @@ async def _apply_migrations(url: str) -> None:
 
 async def _connect(url: str) -> asyncpg.Connection:
     try:
-        return await asyncpg.connect(url, timeout=TIMEOUT, command_timeout=TIMEOUT)
+        return await asyncpg.connect(url, timeout=CONNECT_TIMEOUT, command_timeout=TIMEOUT)
     except (OSError, TimeoutError, asyncpg.PostgresError) as error:
         raise MigrationError(
             f"cannot use PostgreSQL at {describe(url)}: {type(error).__name__}"
