@@ -163,8 +163,11 @@ async def test_every_table_moves_with_its_rows_and_ids_and_a_rerun_replaces_the_
         assert (await characters.create(GUILD, 7, Profile("Cy"), None)).id == 3
         ada = await characters.get(GUILD, "Ada")
         assert ada is not None and ada.avatar == AVATAR
-        waiting = await MemoryStore(pg).without_terms(0, 10)
+        memories = MemoryStore(pg)
+        waiting = await memories.without_terms(0, 10)
         assert [m.text for m in waiting] == ["alice grows green tea", "bob keeps bees"]
+        await memories.write_terms(waiting)  # what the memory service does at start
+        assert await memories.without_terms(0, 10) == []
     finally:
         await pg.close()
 
@@ -175,6 +178,11 @@ async def test_every_table_moves_with_its_rows_and_ids_and_a_rerun_replaces_the_
     assert await migrate(data_dir, database_url) == 0
     await assert_same_rows(database_url, path)
     assert "every count matches" in capsys.readouterr().out
+    pg = await postgres_db(database_url)
+    try:  # the keyword rows of the earlier copy went with it
+        assert len(await MemoryStore(pg).without_terms(0, 10)) == 2
+    finally:
+        await pg.close()
 
 
 @pytest.mark.backends("postgresql")
