@@ -242,9 +242,9 @@ def _kind(database: str) -> str:
 async def main() -> None:
     args = _arguments()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    # One bot process gets a core of its own, the fakes (and a scratch PostgreSQL) the
-    # others. Two bot processes and the fakes share every core: pinning one bot would
-    # favour one side of the comparison.
+    # One bot process gets a core of its own (with a scratch PostgreSQL), the fakes the
+    # others. Two bot processes, the database and the fakes share every core: pinning
+    # would favour one side of that comparison.
     pinned = max(args.processes) == 1
     if FAKE_CPUS and pinned:
         os.sched_setaffinity(0, FAKE_CPUS)  # the fake Gemini, started next, inherits it
@@ -258,7 +258,8 @@ async def main() -> None:
         channels.append(guilds[k % shards].add_text_channel(f"c{k}"))
     configs = _configs(args)
     runs: dict[Config, list[dict[str, float]]] = {config: [] for config in configs}
-    postgres = await Postgres.start(args.server) if args.server else None
+    cpus = BOT_CPUS if pinned else set()  # a scratch PostgreSQL's: the bot's machine
+    postgres = await Postgres.start(args.server, cpus) if args.server else None
     try:
         sdk, raw = await client_cost(world.gemini_url)
         with tempfile.TemporaryDirectory() as tmp:

@@ -8,8 +8,10 @@ scripts/bench_chat.py starts a bot on it once so that it fills PostgreSQL's keyw
 (`CREATE DATABASE ... TEMPLATE`): no run sees another's writes.
 
 `scratch` is a throwaway cluster on this machine (scripts/pg_scratch.sh), removed at the
-end; it inherits the benchmark's CPU affinity, so it runs beside the fakes, not on the
-bot's core (as a database server of its own would).
+end. It runs on the bot's core when the bot has one: the database is on the bot's
+machine, as on a self-hoster's server, while the fakes stand for Discord's and Google's.
+As a test cluster it runs with fsync and synchronous_commit off: a commit waits for no
+disk, as with the bot's SQLite (WAL, synchronous=NORMAL).
 """
 
 from __future__ import annotations
@@ -40,13 +42,15 @@ class Postgres:
         self._runs = itertools.count()
 
     @classmethod
-    async def start(cls, spec: str) -> Postgres:
-        """The server at the URL `spec`, or a scratch cluster for `scratch`."""
+    async def start(cls, spec: str, cpus: set[int]) -> Postgres:
+        """The server at the URL `spec`, or for `scratch` a cluster on `cpus` (empty: the
+        benchmark's)."""
         if spec != "scratch":
             return cls(spec)
         # Not under a private temporary directory: as root, the cluster runs as `postgres`.
         scratch = Path(f"/tmp/gembot-bench-pg-{os.getpid()}")
-        out = await _run("bash", str(ROOT / "scripts" / "pg_scratch.sh"), "start", str(scratch))
+        script = str(ROOT / "scripts" / "pg_scratch.sh")
+        out = await _run("bash", script, "start", str(scratch), cpus=cpus)
         return cls(out.strip(), scratch)
 
     def url(self, name: str) -> str:
@@ -93,13 +97,15 @@ class Postgres:
             await conn.close(timeout=TIMEOUT)
 
 
-async def _run(*command: str) -> str:
-    """Run a command from the repository; its output, or RuntimeError with its errors."""
+async def _run(*command: str, cpus: set[int] | None = None) -> str:
+    """Run a command from the repository (on `cpus`, when given); its output, or
+    RuntimeError with its errors."""
     process = await asyncio.create_subprocess_exec(
         *command,
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
     )
     out, err = await asyncio.wait_for(process.communicate(), TIMEOUT)
     if process.returncode != 0:
