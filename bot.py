@@ -110,6 +110,8 @@ class Bot(commands.AutoShardedBot):
         self.data_owners = DataOwners()
         self.data_owners.register("guild settings", self.guild_settings)
         self.data_owners.register("ai chat", self.chats)  # its cache goes with the rows
+        for store in (self.guild_settings, self.chats):  # caches other processes change too
+            self.db.on_change(store.changed)
         self.gemini: GeminiProvider | None = None
         self.memory: MemoryService | None = None
         self.tools = ToolRegistry()  # what the AI can do; cogs register their tools
@@ -164,6 +166,7 @@ class Bot(commands.AutoShardedBot):
                 chat_log=self.chats,  # memory reads the chat log through it
                 provider=self.gemini,
                 usage=self.usage,
+                owns=self.owns,  # indexes and consolidation for this process's guilds only
             )
             await self.memory.start()
             self.data_owners.register("memory", self.memory)

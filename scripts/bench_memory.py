@@ -54,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cogs.ai.records import Turn
 from scripts.bench_memory_longconv import bench_labelled, with_long_turns
 from scripts.bench_memory_speed import bench_speed
-from utils.db import Database
+from utils.db import SqliteDatabase
 from utils.memory.embedder import SentenceEmbedder
 from utils.memory.index import IndexParams, VectorIndex
 from utils.memory.records import Scope
@@ -202,7 +202,7 @@ async def bench_service_search(
     vectors: np.ndarray, queries: np.ndarray, scratch: Path
 ) -> tuple[float, float]:
     """The service's search (no embedding) with every vector stored as a memory of one scope."""
-    db = Database(scratch / "search.db")
+    db = SqliteDatabase(scratch / "search.db")
     await db.connect()
     service = MemoryService(db, SentenceEmbedder(), directory=scratch / "memory")
     scope = Scope("guild", 1)
@@ -227,7 +227,7 @@ async def bench_service_search(
 
 async def bench_lag(sentences: list[str], messages: int, scratch: Path) -> dict[str, float]:
     """Index `messages` chat messages (as exchanges in 50 channels) and watch the loop."""
-    db = Database(scratch / "lag.db")
+    db = SqliteDatabase(scratch / "lag.db")
     await db.connect()
     service = MemoryService(db, SentenceEmbedder(), directory=scratch / "lag-memory")
     await service.start()
@@ -293,6 +293,11 @@ def main() -> None:
     speed.add_argument("--index-seconds", type=float, default=60.0)
     speed.add_argument("--idle", type=float, default=20.0, help="seconds of CPU baseline")
     speed.add_argument("--chat", type=Path, default=Path("tests/data/memory_bench.json"))
+    speed.add_argument(
+        "--database",
+        default="",
+        help="an empty PostgreSQL database (postgresql://...) to measure beside SQLite",
+    )
     args = parser.parse_args()
     if args.speed:
         with tempfile.TemporaryDirectory() as tmp:

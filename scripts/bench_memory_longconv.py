@@ -23,7 +23,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from cogs.ai.records import Turn
-from utils.db import Database
+from utils.db import SqliteDatabase
 from utils.memory.chatlog import render_turn
 from utils.memory.chunks import Exchange, chunk_line, plan
 from utils.memory.embedder import SentenceEmbedder
@@ -188,7 +188,7 @@ async def load_conversation(
 async def bench_labelled(path: Path, bench: dict, scratch: Path) -> None:
     categories = bench["categories"]
     now = [0.0]
-    db = Database(scratch / "labelled.db")
+    db = SqliteDatabase(scratch / "labelled.db")
     await db.connect()
     config = MemoryConfig()
     service = MemoryService(

@@ -7,7 +7,9 @@ scope, the CPU that indexing costs at 20 answered messages a second, and event-l
 bot's ONNX int8 model, PyTorch as before) gets a `MemoryService` on one database that
 holds `--memories` synthetic conversation chunks in one scope (chat texts from
 tests/data/memory_bench.json, with "blend" vectors made from real embeddings of them,
-inserted through `MemoryStore.insert`; embedding 100k texts would take an hour). Then:
+inserted through `MemoryStore.insert`; embedding 100k texts would take an hour).
+SQLite always; with `--database postgresql://...` (an empty database) the same
+memories go into PostgreSQL too, measured after SQLite in the same run. Then:
 
 1. idle: nothing runs for `--idle` seconds: the CPU baseline;
 2. recall: `--queries` real questions of the labelled benchmark, one at a time, each
@@ -15,7 +17,9 @@ inserted through `MemoryStore.insert`; embedding 100k texts would take an hour).
 3. indexing: exchanges handed to `MemoryService.index_turns` at `--rate` a second,
    spread over 200 channels of 20 servers (one of them the big scope), for
    `--index-seconds`; the process CPU above the idle baseline is indexing's share;
-4. recall while indexing: phase 2 again while phase 3's feed goes on.
+4. recall while indexing: phase 2 again while phase 3's feed goes on;
+5. with `--database`: the search without the query's embedding, and its keyword part,
+   on SQLite and PostgreSQL in turn for each question (the same load for both).
 
 A task sleeping 5 ms at a time measures event-loop lag in every phase. Replies of the
 bot are 80-400 characters (the chat cuts a line at 400), so chunks are as long as real
@@ -28,6 +32,7 @@ import asyncio
 import json
 import random
 import time
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,9 +41,11 @@ import numpy as np
 import psutil
 
 from cogs.ai.records import Turn
-from utils.db import Database
+from utils.db import Database, SqliteDatabase
+from utils.db_postgres import PostgresDatabase
 from utils.memory.embedder import Backend, SentenceEmbedder
 from utils.memory.records import Scope
+from utils.memory.scoring import query_terms
 from utils.memory.service import MemoryService
 from utils.memory.store import NewMemory
 
@@ -218,7 +225,8 @@ async def cpu_during(seconds: float, until: Callable[[], Awaitable[object]] | No
     return 100 * (sum(process.cpu_times()[:2]) - cpu) / (time.perf_counter() - started)
 
 
-async def run_backend(db: Database, chat: Chat, backend: Backend, args, scratch: Path) -> None:
+async def run_backend(db: Database, chat: Chat, backend: Backend, args, scratch: Path) -> list[str]:
+    """Table rows of one embedding backend on one database."""
     embedder = Timed(SentenceEmbedder(backend=backend))
     service = MemoryService(db, embedder, directory=scratch / "memory")
     await service.start()
@@ -241,7 +249,7 @@ async def run_backend(db: Database, chat: Chat, backend: Backend, args, scratch:
     await lag.stop()
     queued = service.indexer.queue.qsize()
     await service.close()
-    name = "ONNX int8" if backend == "onnx" else "PyTorch fp32"
+    name = f"{db.backend} | {'ONNX int8' if backend == 'onnx' else 'PyTorch fp32'}"
     rows = [
         ("idle", [], [], idle_lag, f"{idle_cpu:.1f} %"),
         (f"recall ({len(alone)})", alone, alone_embed, alone_lag, ""),
@@ -254,29 +262,77 @@ async def run_backend(db: Database, chat: Chat, backend: Backend, args, scratch:
         ),
         (f"recall while indexing ({len(busy)})", busy, busy_embed, busy_lag, ""),
     ]
+    table = []
     for phase, recalls, embeds, lags, cpu in rows:
         cells = [f"{pct(v, q):.1f}" if v else "" for v in (recalls, embeds) for q in (50, 99)]
         cells += [f"{pct(lags, q):.1f}" for q in (50, 99)]
-        print(f"| {name} | {phase} | {' | '.join(cells)} | {cpu} |", flush=True)
+        table.append(f"| {name} | {phase} | {' | '.join(cells)} | {cpu} |")
     if queued:
         print(f"({name}: {queued} exchanges were still queued at the end)")
+    return table
+
+
+async def compare_search(databases: list[Database], chat: Chat, args, scratch: Path) -> None:
+    """The search alone (`Recall.search`: FAISS, keywords, reads, ranking; the query
+    embedded beforehand) and its keyword part alone (`MemoryStore.search_terms`), on
+    each database in turn for every question, so both see the same machine load."""
+    embedder = SentenceEmbedder()
+    services = [
+        MemoryService(db, embedder, directory=scratch / db.backend / "memory") for db in databases
+    ]
+    for service in services:
+        await service.start()
+    questions = [question for _, question in chat.questions[: args.queries]]
+    vectors = await services[0].embed(questions)
+    for service in services:  # loads the index
+        await service.recaller.search(BIG, vectors[0], questions[0])
+    times: dict[tuple[str, str], list[float]] = defaultdict(list)
+    weight = services[0].config.weights.names
+    for n, (question, vector) in enumerate(zip(questions, vectors, strict=True)):
+        for service in services[n % 2 :] + services[: n % 2]:  # each goes first in turn
+            backend = service.store.db.backend
+            started = time.perf_counter()
+            await service.recaller.search(BIG, vector, question)
+            times[(backend, "search")].append((time.perf_counter() - started) * 1000)
+            started = time.perf_counter()
+            await service.store.search_terms(BIG, query_terms(question), 50, names_weight=weight)
+            times[(backend, "keywords")].append((time.perf_counter() - started) * 1000)
+    for service in services:
+        await service.close()
+    print(f"\n{len(questions)} searches on each database, in turn:\n")
+    print("| database | search p50 ms | p99 ms | keyword part p50 ms | p99 ms |")
+    print("|---|---:|---:|---:|---:|")
+    for db in databases:
+        cells = [
+            pct(times[(db.backend, part)], q) for part in ("search", "keywords") for q in (50, 99)
+        ]
+        print(f"| {db.backend} | {' | '.join(f'{cell:.2f}' for cell in cells)} |")
 
 
 async def bench_speed(args, scratch: Path) -> None:
     chat = Chat.load(args.chat)
-    db = Database(scratch / "speed.db")
-    await db.connect()
-    started = time.perf_counter()
-    await fill(db, chat, args.memories, scratch)
+    databases: list[Database] = [SqliteDatabase(scratch / "speed.db")]
+    if args.database:
+        databases.append(PostgresDatabase(args.database, timeout=120.0))
+    table = []
+    for db in databases:
+        await db.connect()
+        started = time.perf_counter()
+        await fill(db, chat, args.memories, scratch / db.backend)
+        print(
+            f"{args.memories:,} memories in one scope stored in {db.backend} and indexed in "
+            f"{time.perf_counter() - started:.0f} s",
+            flush=True,
+        )
+        for backend in args.backends.split(","):
+            table += await run_backend(db, chat, backend, args, scratch / db.backend)  # type: ignore[arg-type]
     print(
-        f"{args.memories:,} memories in one scope stored and indexed in "
-        f"{time.perf_counter() - started:.0f} s\n"
+        "\n| database | model | phase | recall p50 ms | recall p99 ms | query embedding p50 ms "
+        "| p99 ms | loop lag p50 ms | p99 ms | CPU (one core = 100 %) |"
     )
-    print(
-        "| model | phase | recall p50 ms | recall p99 ms | query embedding p50 ms | p99 ms | "
-        "loop lag p50 ms | p99 ms | CPU (one core = 100 %) |"
-    )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
-    for backend in args.backends.split(","):
-        await run_backend(db, chat, backend, args, scratch)  # type: ignore[arg-type]
-    await db.close()
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("\n".join(table))
+    if len(databases) > 1:
+        await compare_search(databases, chat, args, scratch)
+    for db in databases:
+        await db.close()

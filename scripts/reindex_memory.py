@@ -1,13 +1,15 @@
-"""Rebuild the long-term memory indexes from SQLite, re-embedding after a model change.
+"""Rebuild the long-term memory indexes from the database, re-embedding after a model change.
 
     .venv/bin/python scripts/reindex_memory.py                  # every scope
     .venv/bin/python scripts/reindex_memory.py --scope guild:123   # one server (or dm:<user id>)
 
-Reads DATA_DIR and EMBEDDING_MODEL like the bot does (environment, then `.env`).
-Memories embedded by another model are re-embedded first; then each scope's index
-file under DATA_DIR/memory/ is built from the vectors in SQLite and written
+Reads DATA_DIR, DATABASE_URL and EMBEDDING_MODEL like the bot does (environment, then
+`.env`). Memories embedded by another model are re-embedded first; then each scope's
+index file under DATA_DIR/memory/ is built from the vectors in the database and written
 atomically, and files of scopes with no memories left are removed. Stop the bot
 first: a running bot keeps its indexes in memory and would save them over these.
+Every scope of the database is built, whatever SHARD_IDS says: with several shard
+processes, give `--scope` (a process builds a missing index of its own on first use).
 """
 
 from __future__ import annotations
@@ -23,13 +25,20 @@ from pydantic import SecretStr, ValidationError
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from config import Settings, describe_error
-from utils.db import Database
+from utils.db import open_database
+from utils.db_postgres import DatabaseUnavailable
 from utils.memory.records import Scope
 from utils.memory.service import MemoryService
 
 
 async def reindex(settings: Settings, scope: Scope | None) -> None:
-    db = Database(settings.database_path)
+    url = settings.database_url
+    db = open_database(
+        url.get_secret_value() if url else "",
+        settings.database_path,
+        pool_size=settings.database_pool_size,
+        timeout=settings.database_timeout,
+    )
     await db.connect()
     memory = MemoryService.from_settings(settings, db)
     try:
@@ -61,10 +70,14 @@ def main() -> int:
     except ValidationError as error:
         print(describe_error(error), file=sys.stderr)
         return 2
-    if not settings.database_path.exists():
+    if settings.database_url is None and not settings.database_path.exists():
         print(f"no database at {settings.database_path}; nothing to index", file=sys.stderr)
         return 1
-    asyncio.run(reindex(settings, args.scope))
+    try:
+        asyncio.run(reindex(settings, args.scope))
+    except DatabaseUnavailable as error:
+        print(error, file=sys.stderr)
+        return 1
     return 0
 
 

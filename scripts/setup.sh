@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
-# Set up everything the bot and its tests need on a fresh Debian/Ubuntu machine:
-# FFmpeg from the OS, then a virtual environment in .venv with the Python packages.
-# Safe to run again; it only installs what is missing.
+# Set up everything the bot needs on a fresh Debian/Ubuntu machine: FFmpeg from the OS,
+# then a virtual environment in .venv with the Python packages. With --tests, also
+# PostgreSQL's server programs (the tests run every store on SQLite and on PostgreSQL,
+# in a throwaway cluster: scripts/pg_scratch.sh). Safe to run again; it only installs
+# what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v ffmpeg >/dev/null 2>&1; then
+packages=()
+command -v ffmpeg >/dev/null 2>&1 || packages+=(ffmpeg)
+if [ "${1:-}" = "--tests" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  packages+=(postgresql)
+fi
+if [ ${#packages[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
   $sudo apt-get update -q
-  $sudo apt-get install -y -q ffmpeg
+  $sudo apt-get install -y -q "${packages[@]}"
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[\w-]+\.sql$")
+EVERYTHING = "*"
+"""Topic and key of a change that means "reload all you hold" (changes may have been missed)."""
 
 Params = Sequence[Any]
 ChangeListener = Callable[[str, str], Awaitable[None]]
@@ -129,8 +131,13 @@ class Database(ABC):
         await self.fetchval("SELECT 1")
 
     def on_change(self, listener: ChangeListener) -> None:
-        """Call ``listener(topic, key)`` when another process reports a change."""
+        """Call ``listener(topic, key)`` when another process reports a change (both
+        EVERYTHING when changes may have been missed)."""
         self._listeners.append(listener)
+
+    def off_change(self, listener: ChangeListener) -> None:
+        """Stop calling ``listener`` (its owner is going away, e.g. a cog unloaded)."""
+        self._listeners.remove(listener)
 
     async def notify(self, topic: str, key: object) -> None:
         """Tell the other processes that ``topic`` changed for ``key`` (e.g. a guild id)."""

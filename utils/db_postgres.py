@@ -25,12 +25,19 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from utils.db import MIGRATIONS_DIR, Connection, Database, Params, Row, load_migrations
+from utils.db import (
+    EVERYTHING,
+    MIGRATIONS_DIR,
+    Connection,
+    Database,
+    Params,
+    Row,
+    load_migrations,
+)
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "gembot_changes"
-EVERYTHING = "*"  # the key of a change that means "reload all you hold"
 _MIGRATION_LOCK = 0x6E6D_6967  # advisory lock id held while migrating
 _PLACEHOLDER = re.compile(r"'(?:[^']|'')*'|\?")
 _ROWCOUNT = re.compile(r"(\d+)$")
@@ -188,7 +195,7 @@ class PostgresDatabase(Database):
                 yield bool(held)
             finally:
                 if held:
-                    await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", name)
+                    await _unlock(conn, name)
 
     async def _listen(self) -> None:
         """Keep one LISTEN connection; after each reconnect, tell every cache to reload."""
@@ -222,6 +229,14 @@ class PostgresDatabase(Database):
             task = asyncio.get_running_loop().create_task(self._deliver(topic, key))
             self._deliveries.add(task)
             task.add_done_callback(self._deliveries.discard)
+
+
+async def _unlock(conn: asyncpg.Connection, name: str) -> None:
+    try:
+        await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", name)
+    except (asyncpg.InterfaceError, asyncpg.PostgresError, OSError) as error:
+        # The lock went with its connection: the job has ended, maybe not alone.
+        log.warning("lost the lock %r before its job ended (%s)", name, _reason(error))
 
 
 def _set(event: asyncio.Event, _conn: object) -> None:

@@ -1,6 +1,7 @@
 """Per-guild bot settings (the command prefix): the `guild_settings` table and its cache.
 
 Portable SQL: `updated_at` is a UTC time from Python, the upsert is `ON CONFLICT`.
+Other bot processes hear of each change (topic :data:`TOPIC`, key the guild id).
 """
 
 from __future__ import annotations
@@ -8,7 +9,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from utils.db import Database
+from utils.db import EVERYTHING, Database
+
+TOPIC = "prefix"
 
 
 class GuildSettings:
@@ -20,10 +23,28 @@ class GuildSettings:
         self._prefixes: dict[int, str] = {}
 
     async def load(self) -> None:
-        rows = await self.db.fetchall(
-            "SELECT guild_id, prefix FROM guild_settings WHERE prefix IS NOT NULL"
-        )
-        self._prefixes = {row["guild_id"]: row["prefix"] for row in rows}
+        async with self.db.transaction() as conn:  # see `changed`
+            rows = await conn.fetchall(
+                "SELECT guild_id, prefix FROM guild_settings WHERE prefix IS NOT NULL"
+            )
+            self._prefixes = {row["guild_id"]: row["prefix"] for row in rows}
+
+    async def changed(self, topic: str, key: str) -> None:
+        """Another process changed a guild's prefix: read it afresh (every one after
+        EVERYTHING). Read inside a transaction, so that no write of this process comes
+        between the read and the copy (a write updates the copy as it commits)."""
+        if topic == EVERYTHING or (topic == TOPIC and key == EVERYTHING):
+            await self.load()
+        elif topic == TOPIC:
+            guild_id = int(key)
+            async with self.db.transaction() as conn:
+                prefix = await conn.fetchval(
+                    "SELECT prefix FROM guild_settings WHERE guild_id = ?", (guild_id,)
+                )
+                if prefix is None:
+                    self._prefixes.pop(guild_id, None)
+                else:
+                    self._prefixes[guild_id] = prefix
 
     def prefix(self, guild_id: int | None) -> str:
         if guild_id is None:
@@ -38,6 +59,7 @@ class GuildSettings:
             (guild_id, prefix, datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")),
         )
         self._prefixes[guild_id] = prefix
+        await self.db.notify(TOPIC, guild_id)
 
     async def delete_channel(self, channel_id: int) -> int:
         """Nothing here is per channel."""
@@ -49,6 +71,7 @@ class GuildSettings:
             "DELETE FROM guild_settings WHERE guild_id = ?", (guild_id,)
         )
         self._prefixes.pop(guild_id, None)
+        await self.db.notify(TOPIC, guild_id)
         return deleted
 
     async def export_guild(self, guild_id: int) -> list[dict[str, Any]]:

@@ -1,14 +1,16 @@
 """Scheduled backups, and deleting the data of deleted channels and left guilds.
 
-Backups: every BACKUP_INTERVAL_HOURS a consistent copy of the database goes to
+Backups: every BACKUP_INTERVAL_HOURS a consistent copy of the SQLite database goes to
 DATA_DIR/backups/ (off the event loop), keeping the newest BACKUP_KEEP. The check
 runs hourly and looks at the newest file, so restarts neither skip nor repeat one.
+PostgreSQL is backed up by its own tools (pg_dump), outside the bot.
 
 Retention: a deleted channel or thread, or a guild that removed the bot, is recorded
 with a date DATA_RETENTION_GRACE_DAYS away; rejoining the guild before then cancels
 it. An hourly task deletes what is due through `bot.data_owners`: every live owner
 of such data (the AI chat store with its cache, the memory service with its indexes,
-the music sessions with their saved queues, the guild settings) deletes its own.
+the music sessions with their saved queues, the guild settings) deletes its own. With
+several bot processes one pass runs at a time, in whichever takes the bot-wide lock.
 """
 
 from __future__ import annotations
@@ -44,9 +46,11 @@ class Maintenance(commands.Cog):
         self.pending = PendingDeletions(bot.db, grace=settings.data_retention_grace_days * DAY)
 
     async def cog_load(self) -> None:
-        if self.backup_interval > 0:
+        if self.backup_interval > 0 and self.bot.db.backend == "sqlite":
             self.backup_loop.change_interval(seconds=min(self.backup_interval, HOUR))
             self.backup_loop.start()
+        elif self.backup_interval > 0:
+            log.info("no scheduled backups of PostgreSQL: back it up with pg_dump (see README)")
         self.retention_loop.start()
         # First to stop: a retention pass reaches into the other features' stores.
         self.bot.shutdown_manager.register("maintenance: stop loops", self.stop, priority=5)
@@ -106,7 +110,9 @@ class Maintenance(commands.Cog):
     @tasks.loop(hours=1)
     async def retention_loop(self) -> None:
         try:
-            await self.purge_due()
+            async with self.bot.db.exclusive("retention") as ours:
+                if ours:  # else another process is at it
+                    await self.purge_due()
         except Exception:  # a periodic pass: log a bug or a database error, retry next hour
             log.exception("deleting the data of deleted channels and left guilds failed")
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from cogs.ai.records import ChannelPrefs, GuildPrefs, Tail
+from cogs.ai.records import ChannelPrefs, GuildPrefs, Tail, Turn
 
 _V = TypeVar("_V")
 
@@ -45,6 +45,43 @@ class ChatCache:
             self.writes += 1
             for cache, key in drop:
                 cache.pop(key, None)
+
+    @contextmanager
+    def extending(self, channel_id: int) -> Iterator[None]:
+        """Around a write that the channel's cached tail then follows: count it, and if it
+        fails (perhaps after committing) or is cancelled, drop the tail."""
+        try:
+            yield
+        except BaseException:
+            self.tails.pop(channel_id, None)  # it may have committed: read it afresh
+            raise
+        finally:
+            self.writes += 1
+
+    def forget(self, key: int | None = None) -> None:
+        """Drop what is kept of a channel or a guild (of all when None) after a write of
+        unknown reach or another process's change. Counted as a write, so that a read
+        racing it does not keep what it read."""
+        self.writes += 1
+        for cache in (self.tails, self.prefs, self.guilds):
+            if key is None:
+                cache.clear()
+            else:
+                cache.pop(key, None)
+
+    def rewritten(self, channel_id: int, old: Turn, new: Turn, max_tokens: int) -> None:
+        """A turn of the channel was rewritten (a reply as it grows)."""
+        if tail := self.tails.get(channel_id):
+            if new.tokens < old.tokens and tail.older_id:
+                del self.tails[channel_id]  # turns left out may fit now: read them afresh
+            else:
+                tail.replace(new, max_tokens)
+
+    def set_autorespond(self, channel_id: int, on: bool) -> None:
+        if on:
+            self.autorespond.add(channel_id)
+        else:
+            self.autorespond.discard(channel_id)
 
     @staticmethod
     def get(cache: OrderedDict[int, _V], key: int) -> _V | None:

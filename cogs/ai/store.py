@@ -1,5 +1,5 @@
-"""Conversation history and per-channel AI preferences in SQLite (records in `records`,
-the in-memory copy in `cache`).
+"""Conversation history and per-channel AI preferences in the database (records in
+`records`, the in-memory copy in `cache`).
 
 The only code that touches the AI chat tables; long-term memory reads the log through
 `channel_heads` and `newest_turns` (its `utils.memory.chatlog.ChatLog`).
@@ -24,24 +24,25 @@ from cogs.ai.records import (
     Turn,
     Unfinished,
 )
-from utils.db import Database
+from utils.db import EVERYTHING, Database
 from utils.text import estimate_tokens
 
 _TURN_COLUMNS = (
     "role, author_id, author_name, content, message_id, incomplete, id, tokens, created_at"
 )
 _CHANNEL_COLUMNS = ("persona", "system_prompt", "autorespond", "summary", "summary_upto", "safety")
+TOPIC = "ai"  # of the changes told to other processes: preferences and deletions
 
 
 class ChatStore:
     """Reads and writes the AI tables; knows nothing about Discord.
 
-    It is the only writer of these tables, so it keeps what every reply reads in a
+    The only code that writes these tables, so it keeps what every reply reads in a
     `ChatCache` for the `cached_channels` most recently used channels: the newest turns
     that fit `context_tokens`, the channel preferences and the guild preferences. Every
-    write updates or drops the cached copy right after it commits. The channels with
-    auto-respond on are all kept (`load_autorespond` at start), as every message asks
-    about them.
+    write updates or drops the cached copy right after it commits; other processes hear
+    of changed preferences and deletions (`changed`). The channels with auto-respond on
+    are all kept (`load_autorespond` at start), as every message asks about them.
     """
 
     def __init__(
@@ -103,22 +104,13 @@ class ChatStore:
             incomplete=incomplete,
             message_id=message_id,
         )
-        try:
+        with self._cache.extending(channel_id):
             await self.db.execute(
                 "UPDATE ai_messages SET content = ?, tokens = ?, incomplete = ?, message_id = ? "
                 "WHERE id = ? AND channel_id = ?",
                 (new.content, new.tokens, new.incomplete, new.message_id, new.id, channel_id),
             )
-        except BaseException:
-            self._cache.tails.pop(channel_id, None)  # it may have committed: read it afresh
-            raise
-        finally:
-            self._cache.writes += 1
-        if tail := self._cache.tails.get(channel_id):
-            if new.tokens < turn.tokens and tail.older_id:
-                del self._cache.tails[channel_id]  # turns left out may fit now: read them afresh
-            else:
-                tail.replace(new, self.context_tokens)
+        self._cache.rewritten(channel_id, turn, new, self.context_tokens)
         return new
 
     @staticmethod
@@ -181,15 +173,11 @@ class ChatStore:
             tail.tokens += row["tokens"]
         return self._cache.remember(self._cache.tails, channel_id, tail, since)
 
-    async def turns(
-        self, channel_id: int, *, after_id: int = 0, upto_id: int | None = None
-    ) -> list[Turn]:
-        sql = f"SELECT {_TURN_COLUMNS} FROM ai_messages WHERE channel_id = ? AND id > ?"
-        params: list[int] = [channel_id, after_id]
-        if upto_id is not None:
-            sql += " AND id <= ?"
-            params.append(upto_id)
-        rows = await self.db.fetchall(sql + " ORDER BY id", params)
+    async def turns(self, channel_id: int, *, after_id: int = 0) -> list[Turn]:
+        rows = await self.db.fetchall(
+            f"SELECT {_TURN_COLUMNS} FROM ai_messages WHERE channel_id = ? AND id > ? ORDER BY id",
+            (channel_id, after_id),
+        )
         return [Turn(**dict(row)) for row in rows]
 
     # What long-term memory reads (utils.memory.chatlog.ChatLog)
@@ -278,15 +266,27 @@ class ChatStore:
                 (channel_id, guild_id, *values.values()),
             )
         if "autorespond" in values:
-            if values["autorespond"]:
-                self._cache.autorespond.add(channel_id)
-            else:
-                self._cache.autorespond.discard(channel_id)
+            self._cache.set_autorespond(channel_id, bool(values["autorespond"]))
+        await self.db.notify(TOPIC, channel_id)
 
-    async def load_autorespond(self) -> None:
-        """Read which channels have auto-respond on (once, at start)."""
-        rows = await self.db.fetchall("SELECT channel_id FROM ai_channels WHERE autorespond = 1")
-        self._cache.autorespond = {row[0] for row in rows}
+    async def load_autorespond(self, channel_id: int | None = None) -> None:
+        """Read which channels have auto-respond on, or whether one has; in a transaction,
+        so that no write of this process comes between the read and the copy."""
+        sql = "SELECT channel_id FROM ai_channels WHERE autorespond = 1"
+        async with self.db.transaction() as conn:
+            if channel_id is None:
+                self._cache.autorespond = {row[0] for row in await conn.fetchall(sql)}
+            else:
+                found = await conn.fetchall(f"{sql} AND channel_id = ?", (channel_id,))
+                self._cache.set_autorespond(channel_id, bool(found))
+
+    async def changed(self, topic: str, key: str) -> None:
+        """Another process wrote: forget the copies of the channel or guild it names (of
+        all after EVERYTHING), then read auto-respond afresh."""
+        if topic in (TOPIC, EVERYTHING):
+            channel_id = None if key == EVERYTHING else int(key)
+            self._cache.forget(channel_id)
+            await self.load_autorespond(channel_id)
 
     def autoresponds(self, channel_id: int) -> bool:
         """Whether auto-respond is on in a channel (from memory: asked for every message)."""
@@ -311,20 +311,19 @@ class ChatStore:
         return self._cache.remember(self._cache.guilds, guild_id, prefs, since)
 
     async def set_guild_model(self, guild_id: int, model: str | None) -> None:
-        with self._cache.writing((self._cache.guilds, guild_id)):
-            await self.db.execute(
-                "INSERT INTO ai_guilds (guild_id, model) VALUES (?, ?) "
-                "ON CONFLICT (guild_id) DO UPDATE SET model = excluded.model",
-                (guild_id, model),
-            )
+        await self._set_guild(guild_id, "model", model)
 
     async def set_guild_tools(self, guild_id: int, families: frozenset[str]) -> None:
+        await self._set_guild(guild_id, "tools", " ".join(sorted(families)))
+
+    async def _set_guild(self, guild_id: int, column: str, value: str | None) -> None:
         with self._cache.writing((self._cache.guilds, guild_id)):
             await self.db.execute(
-                "INSERT INTO ai_guilds (guild_id, tools) VALUES (?, ?) "
-                "ON CONFLICT (guild_id) DO UPDATE SET tools = excluded.tools",
-                (guild_id, " ".join(sorted(families))),
+                f"INSERT INTO ai_guilds (guild_id, {column}) VALUES (?, ?) "
+                f"ON CONFLICT (guild_id) DO UPDATE SET {column} = excluded.{column}",
+                (guild_id, value),
             )
+        await self.db.notify(TOPIC, guild_id)
 
     # Retention and maintenance
 
@@ -333,12 +332,13 @@ class ChatStore:
         number of messages deleted."""
         with self._cache.writing((self._cache.tails, channel_id), (self._cache.prefs, channel_id)):
             async with self.db.transaction() as conn:
-                cursor = await conn.execute(
+                deleted = await conn.execute(
                     "DELETE FROM ai_messages WHERE channel_id = ?", (channel_id,)
                 )
                 await conn.execute("DELETE FROM ai_channels WHERE channel_id = ?", (channel_id,))
         self._cache.autorespond.discard(channel_id)
-        return cursor.rowcount
+        await self.db.notify(TOPIC, channel_id)
+        return deleted
 
     async def delete_guild(self, guild_id: int) -> int:
         """Forget everything of a guild: its channels, model and tool choices and usage figures;
@@ -356,10 +356,8 @@ class ChatStore:
                     await conn.execute(f"DELETE FROM {table} WHERE guild_id = ?", (guild_id,))
             self._cache.autorespond.difference_update(channels)
         finally:
-            self._cache.writes += 1
-            self._cache.tails.clear()  # which cached channels were the guild's is not known here
-            self._cache.prefs.clear()
-            self._cache.guilds.pop(guild_id, None)
+            self._cache.forget()  # which cached channels were the guild's is not known here
+        await self.db.notify(TOPIC, EVERYTHING)
         return cursor.rowcount
 
     async def prune_before(self, cutoff: float) -> int:
@@ -378,9 +376,8 @@ class ChatStore:
                     [(channel_id,) for channel_id in channels],
                 )
         finally:
-            self._cache.writes += 1
-            self._cache.tails.clear()
-            self._cache.prefs.clear()
+            self._cache.forget()
+        await self.db.notify(TOPIC, EVERYTHING)
         return len(pruned)
 
     async def export_guild(self, guild_id: int) -> list[tuple[str, dict[str, Any]]]:

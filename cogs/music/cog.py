@@ -90,6 +90,7 @@ class Music(commands.Cog):
         self.bot.add_dynamic_items(ControlButton)
         self.bot.shutdown_manager.register("music", self.close, priority=50, timeout=10)
         self.bot.data_owners.register("music", self.sessions)
+        self.bot.db.on_change(self.sessions.music_settings.changed)
         self.sessions.start()
         self.bot.tools.register(self.tools)
         self.bot.metrics.queued_tracks.set_function(
@@ -100,6 +101,7 @@ class Music(commands.Cog):
         self.bot.tools.unregister(self.tools)
         self.bot.metrics.queued_tracks.set_function(lambda: 0)
         self.bot.data_owners.unregister("music")
+        self.bot.db.off_change(self.sessions.music_settings.changed)
         self.bot.remove_dynamic_items(ControlButton)
         await self.bot.shutdown_manager.release("music")  # stops it, if still running
 

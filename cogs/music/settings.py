@@ -3,7 +3,8 @@
 Owns `music_settings`, and the in-memory copy of its rows: the most recently used
 guilds' settings, at most :data:`CACHED`, never evicting a guild the ``keep``
 predicate holds (one with a player: its controls read the DJ role without waiting
-for the database). Portable SQL: `updated_at` is a unix time from Python.
+for the database). Other bot processes hear of each change (topic :data:`TOPIC`, key
+the guild id). Portable SQL: `updated_at` is a unix time from Python.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from utils.db import Database
+from utils.db import EVERYTHING, Connection, Database
 
 CACHED = 5000
 """Guild settings kept in memory (each a few ints) besides those of guilds with a player."""
+TOPIC = "music_settings"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,13 +42,15 @@ class MusicSettingsStore:
         self.db = db
         self._keep = keep
         self._cache: OrderedDict[int, MusicSettings] = OrderedDict()
+        self._changes = 0  # another process's changes heard, so a racing read keeps nothing
 
     async def get(self, guild_id: int) -> MusicSettings:
         cached = self.cached(guild_id)
         if cached is not None:
             return cached
-        row = await self.db.fetchone("SELECT * FROM music_settings WHERE guild_id = ?", (guild_id,))
-        return self._remember(_settings(row) if row else MusicSettings(guild_id))
+        since = self._changes
+        settings = await _read(self.db, guild_id)
+        return self._remember(settings) if since == self._changes else settings
 
     def cached(self, guild_id: int) -> MusicSettings | None:
         """The guild's settings if in memory (always, for a guild with a player)."""
@@ -75,7 +79,24 @@ class MusicSettingsStore:
                 time.time(),
             ),
         )
-        return self._remember(new)
+        self._remember(new)
+        await self.db.notify(TOPIC, guild_id)
+        return new
+
+    async def changed(self, topic: str, key: str) -> None:
+        """Another process changed a guild's settings (every guild's after EVERYTHING): a
+        guild with a player reads its own afresh, in a transaction so that no write of this
+        process comes between the read and the copy; the others are read when next asked."""
+        if topic not in (TOPIC, EVERYTHING):
+            return
+        self._changes += 1
+        guild_ids = list(self._cache) if key == EVERYTHING else [int(key)]
+        async with self.db.transaction() as conn:
+            for guild_id in guild_ids:
+                if self._keep(guild_id):  # its controls read them from memory
+                    self._remember(await _read(conn, guild_id))
+                else:
+                    self._cache.pop(guild_id, None)
 
     async def staying(self) -> list[MusicSettings]:
         """The guilds in 24/7 mode (rejoined at start-up)."""
@@ -108,6 +129,7 @@ class MusicSettingsStore:
             "DELETE FROM music_settings WHERE guild_id = ?", (guild_id,)
         )
         self._cache.pop(guild_id, None)
+        await self.db.notify(TOPIC, guild_id)
         return deleted
 
     async def export_guild(self, guild_id: int) -> list[tuple[str, dict[str, object]]]:
@@ -115,6 +137,11 @@ class MusicSettingsStore:
             "SELECT * FROM music_settings WHERE guild_id = ?", (guild_id,)
         )
         return [("music_settings", dict(row)) for row in rows]
+
+
+async def _read(source: Database | Connection, guild_id: int) -> MusicSettings:
+    row = await source.fetchone("SELECT * FROM music_settings WHERE guild_id = ?", (guild_id,))
+    return _settings(row) if row else MusicSettings(guild_id)
 
 
 def _settings(row: Any) -> MusicSettings:

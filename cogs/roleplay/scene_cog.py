@@ -51,11 +51,13 @@ class Scenes(commands.Cog):
     async def cog_load(self) -> None:
         await self.scenes.load()
         self.bot.data_owners.register("roleplay scenes", self.scenes)
+        self.bot.db.on_change(self.scenes.changed)
         self.bot.directors.register(self.director)
 
     async def cog_unload(self) -> None:
         self.bot.directors.unregister(self.director)
         self.bot.data_owners.unregister("roleplay scenes")
+        self.bot.db.off_change(self.scenes.changed)
         await self.director.close()
 
     @commands.hybrid_group(name="scene")

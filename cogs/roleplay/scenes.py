@@ -3,6 +3,7 @@
 Owns `rp_scenes` (one scene per channel or thread) and `rp_worlds` (each server's world
 text). The channels running a scene are also kept in memory, loaded at start, so every
 message can ask `running` without a query; at most `MAX_SCENES` scenes run at once.
+Other bot processes hear of scenes started and ended (topic :data:`TOPIC`, key the channel).
 A data owner: a deleted channel ends its scene, a left server loses its scenes and world.
 Portable SQL: timestamps are unix times from Python.
 """
@@ -16,10 +17,11 @@ from dataclasses import dataclass
 
 from cogs.roleplay.errors import RoleplayError
 from cogs.roleplay.scene_state import State, dumps, loads
-from utils.db import Database
+from utils.db import EVERYTHING, Database
 
 MAX_SCENES = 10_000
 """Scenes running at once on the whole bot (the bound of the in-memory set)."""
+TOPIC = "scenes"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +48,27 @@ class SceneStore:
         self._running: set[int] = set()
 
     async def load(self) -> None:
-        """Learn which channels run a scene (at start)."""
-        rows = await self.db.fetchall("SELECT channel_id FROM rp_scenes LIMIT ?", (MAX_SCENES,))
-        self._running = {row[0] for row in rows}
+        """Learn which channels run a scene (at start, and after missed changes)."""
+        async with self.db.transaction() as conn:  # see `changed`
+            rows = await conn.fetchall("SELECT channel_id FROM rp_scenes LIMIT ?", (MAX_SCENES,))
+            self._running = {row[0] for row in rows}
+
+    async def changed(self, topic: str, key: str) -> None:
+        """Another process started or ended a scene: learn whether the channel runs one
+        (all of them after EVERYTHING). Read in a transaction, so that no write of this
+        process comes between the read and the copy (each write updates it as it commits)."""
+        if topic == EVERYTHING or (topic == TOPIC and key == EVERYTHING):
+            await self.load()
+        elif topic == TOPIC:
+            channel_id = int(key)
+            async with self.db.transaction() as conn:
+                found = await conn.fetchval(
+                    "SELECT 1 FROM rp_scenes WHERE channel_id = ?", (channel_id,)
+                )
+                if found:
+                    self._running.add(channel_id)
+                else:
+                    self._running.discard(channel_id)
 
     def running(self, channel_id: int) -> bool:
         return channel_id in self._running
@@ -65,9 +85,8 @@ class SceneStore:
         if len(self._running) >= MAX_SCENES:
             raise RoleplayError("Too many scenes are running on this bot; try again later.")
         now = self.clock()
-        async with (
-            self.db.transaction() as conn,
-            conn.execute(
+        async with self.db.transaction() as conn:
+            started = await conn.fetchval(
                 f"INSERT INTO rp_scenes ({_COLUMNS}, updated_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?) "
                 "ON CONFLICT (channel_id) DO NOTHING RETURNING channel_id",
@@ -81,12 +100,11 @@ class SceneStore:
                     now,
                     now,
                 ),
-            ) as cursor,
-        ):
-            started = await cursor.fetchone()
+            )
         if started is None:
             raise RoleplayError("A scene is already running here; `/scene end` it first.")
         self._running.add(channel_id)
+        await self.db.notify(TOPIC, channel_id)
         return Scene(channel_id, guild_id, owner_id, world, tuple(characters), {}, 0, now)
 
     async def get(self, channel_id: int) -> Scene | None:
@@ -132,10 +150,10 @@ class SceneStore:
         return row[0] if row is not None else 0
 
     async def end(self, channel_id: int) -> bool:
-        self._running.discard(channel_id)
-        return bool(
-            await self.db.execute("DELETE FROM rp_scenes WHERE channel_id = ?", (channel_id,))
-        )
+        ended = await self.db.execute("DELETE FROM rp_scenes WHERE channel_id = ?", (channel_id,))
+        self._running.discard(channel_id)  # as it commits: see `changed`
+        await self.db.notify(TOPIC, channel_id)
+        return bool(ended)
 
     async def world(self, guild_id: int) -> str | None:
         return await self.db.fetchval("SELECT world FROM rp_worlds WHERE guild_id = ?", (guild_id,))
@@ -166,4 +184,5 @@ class SceneStore:
             ) as cursor:
                 worlds = cursor.rowcount
         self._running.difference_update(ended)
+        await self.db.notify(TOPIC, EVERYTHING)
         return len(ended) + max(worlds, 0)

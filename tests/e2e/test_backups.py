@@ -1,12 +1,16 @@
-"""Scheduled backups from the running bot: due ones are taken at once, old ones rotated."""
+"""Scheduled backups from the running bot: due ones are taken at once, old ones rotated
+(SQLite's file; a PostgreSQL server is backed up with pg_dump, not by the bot)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import time
 from collections.abc import Callable
 from typing import cast
+
+import pytest
 
 from cogs.admin.maintenance import Maintenance
 from config import Settings
@@ -14,6 +18,7 @@ from tests.conftest import StartBot
 from tests.fakes.discord_server import FakeDiscord
 
 
+@pytest.mark.backends("sqlite")
 async def test_a_due_backup_is_taken_and_old_ones_rotated_but_not_repeated(
     discord_fake: FakeDiscord,
     start_bot: StartBot,
@@ -55,4 +60,19 @@ async def test_backups_can_be_turned_off(
     bot = await start_bot(settings)
     cog = cast(Maintenance, bot.get_cog("Maintenance"))
     assert not cog.backup_loop.is_running() and cog.retention_loop.is_running()
+    assert not (settings.data_dir / "backups").exists()
+
+
+@pytest.mark.backends("postgresql")
+async def test_the_bot_leaves_postgresql_backups_to_pg_dump_and_says_so(
+    start_bot: StartBot, make_settings: Callable[..., Settings], caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings(backup_interval_hours=24, memory_enabled=False)
+    with caplog.at_level(logging.INFO, logger="cogs.admin.maintenance"):
+        bot = await start_bot(settings)
+    cog = cast(Maintenance, bot.get_cog("Maintenance"))
+    assert not cog.backup_loop.is_running() and cog.retention_loop.is_running()
+    assert [r.message for r in caplog.records if "pg_dump" in r.message] == [
+        "no scheduled backups of PostgreSQL: back it up with pg_dump (see README)"
+    ]
     assert not (settings.data_dir / "backups").exists()

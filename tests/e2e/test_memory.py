@@ -27,7 +27,7 @@ from tests.fakes.discord_server import (
 )
 from tests.fakes.gemini_request import GeminiRequest
 from tests.fakes.gemini_server import FakeGemini
-from utils.db import Database
+from utils.db import open_database
 from utils.memory.embedder import SentenceEmbedder
 from utils.memory.records import Scope
 from utils.memory.service import MemoryConfig, MemoryService
@@ -260,11 +260,12 @@ async def test_after_a_restart_memory_is_used_as_soon_as_the_model_has_loaded(
     gemini_fake: FakeGemini,
     tmp_path: Path,
     sentence_embedder: SentenceEmbedder,
+    database_url: str,
 ) -> None:
     """A real cold start: a fresh `python bot.py` loads the model in the background,
     acknowledges /memory at once meanwhile, and its first reply uses memory."""
     data_dir = tmp_path / "data"
-    db = Database(data_dir / "bot.db")
+    db = open_database(database_url, data_dir / "bot.db")
     await db.connect()
     before = MemoryService(
         db,
@@ -287,6 +288,8 @@ async def test_after_a_restart_memory_is_used_as_soon_as_the_model_has_loaded(
         "FAKE_DISCORD_URL": discord_fake.url,
         "PYTHONPATH": str(ROOT / "tests" / "fakes" / "sitecustomize"),
     }
+    if database_url:
+        env["DATABASE_URL"] = database_url
     async with bot_process(env, tmp_path) as bot:
         await discord_fake.wait_for(lambda: discord_fake.identifies == 1, timeout=60)
         asked = time.monotonic()

@@ -112,6 +112,7 @@ SQL_OWNERS = {
     "utils/guild_settings.py",
     "utils/usage.py",
     "utils/memory/store.py",
+    "utils/memory/keywords.py",  # the store's keyword index, one class per backend
     "cogs/ai/store.py",
     "cogs/ai/tools/audit.py",
     "cogs/music/store.py",

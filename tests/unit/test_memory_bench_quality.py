@@ -29,17 +29,14 @@ FLOORS = {"single": 0.20, "multi": 0.29, "time": 0.41}  # recall@5: measured 0.2
 
 @pytest.fixture
 async def service(
-    tmp_path: Path, sentence_embedder: SentenceEmbedder, now: list[float]
+    db: Database, tmp_path: Path, sentence_embedder: SentenceEmbedder, now: list[float]
 ) -> AsyncIterator[MemoryService]:
-    db = Database(tmp_path / "bot.db")
-    await db.connect()
     memory = MemoryService(
         db, sentence_embedder, directory=tmp_path / "memory", clock=lambda: now[0]
     )
     await memory.start()
     yield memory
     await memory.close()
-    await db.close()
 
 
 @pytest.fixture

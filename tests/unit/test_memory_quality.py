@@ -36,15 +36,12 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 async def service(
-    tmp_path: Path, sentence_embedder: SentenceEmbedder, clock: FakeClock
+    db: Database, tmp_path: Path, sentence_embedder: SentenceEmbedder, clock: FakeClock
 ) -> AsyncIterator:
-    db = Database(tmp_path / "bot.db")
-    await db.connect()
     memory = MemoryService(db, sentence_embedder, directory=tmp_path / "memory", clock=clock)
     await memory.start()
     yield memory
     await memory.close()
-    await db.close()
 
 
 async def store_fact(memory: MemoryService, fact: dict, author_id: int, channel: int) -> int:

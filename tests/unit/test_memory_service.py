@@ -1,4 +1,4 @@
-"""MemoryService with SQLite and FAISS, and a hashing embedder (fast, no model).
+"""MemoryService with each database backend and FAISS, and a hashing embedder (fast, no model).
 
 Scope isolation, forgetting, rebuilding indexes from SQLite, chunking conversation,
 context and budget rules, consolidation against the fake Gemini server.
@@ -281,7 +281,7 @@ async def test_another_model_means_rebuild_and_reembedding(make_service: MakeSer
         name = "hashing-128"
 
     second = await make_service(Smaller(dim=128))
-    await eventually(lambda: second.store.stale("hashing-128", 1), equals=[])
+    await eventually(lambda: second.store.stale("hashing-128", 0, 1), equals=[])
     found = await second.recall(GUILD_A, "thing 3", limit=3)
     assert found[0].text == "alice: Fact 3: alice likes thing 3."
     assert second.indexes.loaded(GUILD_A).ids().size == 10
@@ -390,7 +390,7 @@ async def test_consolidation_pages_past_channels_already_read(
 
 
 async def test_reindex_script_rebuilds_every_index(
-    make_service: MakeService, db: Database, tmp_path: Path
+    make_service: MakeService, tmp_path: Path, database_url: str
 ) -> None:
     service = await make_service()
     await fill(service, 12)
@@ -401,6 +401,8 @@ async def test_reindex_script_rebuilds_every_index(
     (memory_dir / "guild-1.faiss").unlink()
     (memory_dir / "guild-99.faiss").write_bytes(b"left over from a scope now empty")
     env = {**os.environ, "DATA_DIR": str(tmp_path), "EMBEDDING_MODEL": "hashing"}
+    if database_url:
+        env["DATABASE_URL"] = database_url
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         str(ROOT / "scripts" / "reindex_memory.py"),

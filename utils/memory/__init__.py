@@ -3,6 +3,6 @@
 `service.MemoryService` is the facade the Bot owns, composed of parts with one job each:
 `indexer` (remembering conversation), `recall` (finding memories, returned as data),
 `consolidation` (facts from the chat log, read through `chatlog.ChatLog`), `lifecycle`
-(the model and background tasks) and `writer` (every write). Beside them: the SQLite
-store, FAISS indexes, embedder, scoring and chunking.
+(the model and background tasks) and `writer` (every write). Beside them: the store (with
+its keyword index for each database backend), FAISS indexes, embedder, scoring and chunking.
 """

@@ -55,7 +55,7 @@ class Chunk:
     text: str
     turns: int
     created_at: float  # the latest message
-    stored_text: str | None = None  # the text in SQLite when read, to spot a concurrent change
+    stored_text: str | None = None  # the text stored when read, to spot a concurrent change
 
     @property
     def changed(self) -> bool:

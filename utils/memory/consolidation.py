@@ -1,6 +1,9 @@
 """Consolidation: every few minutes, ask the model which lasting facts about people the
 AI chat messages not read yet hold, and store the new ones.
 
+Each process reads the channels of its own guilds (and DMs on shard 0's), so no
+channel is read twice and the facts go to indexes this process keeps.
+
 The conversation comes from the chat store's read API (`ChatLog`); the model answers
 with structured output (JSON of `SCHEMA`), and each name is mapped back to the
 person's id. Facts that repeat each other or a stored fact are dropped.
@@ -21,7 +24,7 @@ from utils.memory.chatlog import ChannelHead, ChatLog, LoggedTurn
 from utils.memory.chunks import chunk_line
 from utils.memory.indexes import ScopeIndexes
 from utils.memory.lifecycle import Runtime
-from utils.memory.records import Scope, describe
+from utils.memory.records import Owns, Scope, describe
 from utils.memory.store import MemoryStore, NewMemory
 from utils.memory.writer import MemoryWriter
 
@@ -118,8 +121,10 @@ class Consolidator:
         provider: GeminiProvider,
         usage: UsageStore | None,
         dedupe_similarity: float,
+        owns: Owns,
         clock: Callable[[], float],
     ) -> None:
+        self.owns = owns
         self.runtime = runtime
         self.store = store
         self.indexes = indexes
@@ -147,20 +152,22 @@ class Consolidator:
         return stored
 
     async def _pending(self) -> list[_Pending]:
-        """Up to _CHANNELS channels with unread messages, least recently active first."""
+        """Up to _CHANNELS channels of this process's guilds with unread messages,
+        least recently active first."""
         pending: list[_Pending] = []
         after = 0
         while len(pending) < _CHANNELS:
             heads: Sequence[ChannelHead] = await self.chat_log.channel_heads(after, _HEADS_PAGE)
             if not heads:
                 break
-            read = await self.store.consolidated([head.channel_id for head in heads])
+            after = heads[-1].last_id
+            ours = [head for head in heads if self.owns(head.guild_id)]
+            read = await self.store.consolidated([head.channel_id for head in ours])
             pending += [
                 _Pending(head.channel_id, head.guild_id, read.get(head.channel_id, 0))
-                for head in heads
+                for head in ours
                 if head.last_id > read.get(head.channel_id, 0)
             ]
-            after = heads[-1].last_id
         return pending[:_CHANNELS]
 
     async def _consolidate(self, guild_id: int | None, turns: Sequence[LoggedTurn]) -> int:

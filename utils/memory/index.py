@@ -10,7 +10,7 @@ and switches between flat and HNSW as the size requires.
 A file is the FAISS index, the id and tombstone arrays (int64), then a trailer: JSON
 metadata (format, scope, model, sizes, CRC-32), its length and a magic. It is written
 to a temporary file and renamed over the old one, so a crash mid-save leaves the old
-file; a torn or foreign file fails the checks and the caller rebuilds from SQLite.
+file; a torn or foreign file fails the checks and the caller rebuilds from the database.
 
 Everything here blocks and is thread-safe; async code calls it through a thread.
 """

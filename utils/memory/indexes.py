@@ -1,12 +1,14 @@
 """The loaded FAISS indexes, one per scope, kept in a bounded LRU and saved under a directory.
 
-An index is loaded on first use and reconciled with SQLite (the source of truth):
-ids SQLite no longer has are dropped, ids it has but the file lacks are added from
-their stored vectors. A missing file, a corrupt one, or one made by another model is
-rebuilt from SQLite. Least recently used indexes are saved and unloaded past the caps;
-dirty ones are saved periodically by the service and on close. FAISS work runs in
-a few threads of its own (`run`), each limited to one OpenMP thread: a single query
-gains nothing from more, and exact search gets slower with them.
+Only scopes this process owns (the guilds of its shards, and DMs on shard 0) have an
+index here; other processes keep theirs. An index is loaded on first use and reconciled
+with the database (the source of truth): ids it no longer has are dropped, ids it has
+but the file lacks are added from their stored vectors. A missing file, a corrupt
+one, or one made by another model is rebuilt from the database. Least recently used
+indexes are saved and unloaded past the caps; dirty ones are saved periodically by
+the service and on close. FAISS work runs in a few threads of its own (`run`), each
+limited to one OpenMP thread: a single query gains nothing from more, and exact
+search gets slower with them.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import faiss
 import numpy as np
 
 from utils.memory.index import CorruptIndexError, IndexParams, VectorIndex
-from utils.memory.records import Scope
+from utils.memory.records import Owns, Scope
 from utils.memory.store import MemoryStore
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,7 @@ class ScopeIndexes:
         directory: Path,
         model: str,
         *,
+        owns: Owns,
         params: IndexParams | None = None,
         max_scopes: int = 256,
         max_vectors: int = 1_000_000,
@@ -47,6 +50,7 @@ class ScopeIndexes:
         self.store = store
         self.directory = directory
         self.model = model
+        self._owns = owns
         self.params = params or IndexParams()
         self.max_scopes = max_scopes
         self.max_vectors = max_vectors
@@ -67,6 +71,14 @@ class ScopeIndexes:
     def path(self, scope: Scope) -> Path:
         return self.directory / scope.filename
 
+    def owns(self, scope: Scope) -> bool:
+        """Whether the scope's index is this process's to keep."""
+        return self._owns(scope.guild_id)
+
+    def _check_owned(self, scope: Scope) -> None:
+        if not self.owns(scope):
+            raise LookupError(f"the memory index of {scope.key} is another process's")
+
     async def run(self, func: Callable[..., T], *args: Any) -> T:
         """Run blocking FAISS work (search, add, remove...) in the index threads."""
         return await asyncio.get_running_loop().run_in_executor(self._pool, partial(func, *args))
@@ -76,20 +88,24 @@ class ScopeIndexes:
         return self._loaded.get(scope)
 
     async def get(self, scope: Scope) -> VectorIndex:
-        """The scope's index, loading (or rebuilding) it on first use."""
+        """The scope's index, loading (or rebuilding) it on first use; only for a scope
+        this process owns."""
         index = self._loaded.get(scope)
         if index is not None:
             self._loaded.move_to_end(scope)
             return index
         task = self._loading.get(scope)
         if task is None:
+            self._check_owned(scope)
             task = asyncio.create_task(self._load(scope), name=f"memory-load-{scope.key}")
             self._loading[scope] = task
             task.add_done_callback(lambda _: self._loading.pop(scope, None))
         return await asyncio.shield(task)
 
     async def rebuild(self, scope: Scope) -> VectorIndex:
-        """Build the scope's index from SQLite alone, replace the loaded one and save it."""
+        """Build the scope's index from the database alone, replace the loaded one and
+        save it; only for a scope this process owns."""
+        self._check_owned(scope)
         index = await self._from_store(scope)
         self._loaded.pop(scope, None)
         self._loaded[scope] = index

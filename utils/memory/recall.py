@@ -3,7 +3,7 @@ search, fused), minus what the conversation's context already holds, fitted into
 token budget by relevance.
 
 Returns data (`Recalled`); `cogs.ai.prompting` renders it for the model. Search
-results are checked against SQLite, so nothing forgotten is ever returned.
+results are checked against the database, so nothing forgotten is ever returned.
 """
 
 from __future__ import annotations
@@ -113,7 +113,10 @@ class Recall:
 
         The query is embedded as its author's message ("alice: what's my cat called?"),
         the form memories are embedded in, so "my" finds what that person said. Finds
-        nothing while the model is still loading after `model_wait`."""
+        nothing while the model is still loading after `model_wait`, nor in a scope of
+        another process (its messages never come here; no index is built for it)."""
+        if not self.indexes.owns(scope):
+            return []
         index = await self.indexes.get(scope)
         if not len(index) or not await self.runtime.model_loaded():
             return []  # nothing to find, or no model yet: don't wait for it

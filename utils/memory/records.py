@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 Source = Literal["conversation", "consolidation", "user"]
 ScopeKind = Literal["guild", "dm"]
+# Whether this process runs a guild's shard (None: DMs, shard 0's); `bot.Bot.owns`.
+Owns = Callable[[int | None], bool]
 
 _SCOPE_KEY = re.compile(r"^(guild|dm):(\d+)$")
 
@@ -35,8 +38,13 @@ class Scope:
         return cls(match[1], int(match[2]))  # type: ignore[arg-type]
 
     @property
+    def guild_id(self) -> int | None:
+        """The guild of a guild scope; None for a DM scope (DMs belong to shard 0)."""
+        return self.id if self.kind == "guild" else None
+
+    @property
     def key(self) -> str:
-        """How the scope is stored in SQLite: `guild:<id>` or `dm:<user id>`."""
+        """How the scope is stored in the database: `guild:<id>` or `dm:<user id>`."""
         return f"{self.kind}:{self.id}"
 
     @property

@@ -6,9 +6,11 @@
 - `Consolidator` extracts facts from chat not read yet, through the chat store's
   read API (`ChatLog`), every few minutes.
 - `Runtime` loads the embedding model in the background and runs the background tasks;
-  `MemoryWriter` is the one path of every write (SQLite and the loaded indexes).
+  `MemoryWriter` is the one path of every write (the database and the loaded indexes).
 
 This class wires them, and holds what people can see and delete and the maintenance.
+With several shard processes on one database, each keeps indexes for, consolidates
+and maintains only the scopes it `owns` (its guilds; DMs in shard 0's process).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from utils.memory.indexer import Indexer
 from utils.memory.indexes import ScopeIndexes
 from utils.memory.lifecycle import Runtime
 from utils.memory.recall import Recall, RecallLimits
-from utils.memory.records import Memory, Recalled, Scope, Source, describe
+from utils.memory.records import Memory, Owns, Recalled, Scope, Source, describe
 from utils.memory.scoring import Weights
 from utils.memory.store import MemoryStore, NewMemory
 from utils.memory.writer import MemoryWriter
@@ -48,6 +50,10 @@ log = logging.getLogger(__name__)
 
 MAX_FACT_CHARS = 500
 _REEMBED_BATCH = 256
+
+
+def _every_guild(_guild_id: int | None) -> bool:
+    return True  # one process runs every shard
 
 
 @dataclass(frozen=True)
@@ -115,6 +121,7 @@ class MemoryService:
         chat_log: ChatLog | None = None,
         provider: GeminiProvider | None = None,
         usage: UsageStore | None = None,
+        owns: Owns = _every_guild,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config = config or MemoryConfig()
@@ -125,6 +132,7 @@ class MemoryService:
             self.store,
             directory,
             embedder.name,
+            owns=owns,
             params=config.index,
             max_scopes=config.max_loaded_scopes,
             max_vectors=config.max_loaded_vectors,
@@ -152,6 +160,7 @@ class MemoryService:
                 provider=provider,
                 usage=usage,
                 dedupe_similarity=config.dedupe_similarity,
+                owns=owns,
                 clock=clock,
             )
 
@@ -164,6 +173,7 @@ class MemoryService:
         chat_log: ChatLog | None = None,
         provider: GeminiProvider | None = None,
         usage: UsageStore | None = None,
+        owns: Owns = _every_guild,
     ) -> MemoryService:
         return cls(
             db,
@@ -173,13 +183,15 @@ class MemoryService:
             chat_log=chat_log,
             provider=provider,
             usage=usage,
+            owns=owns,
         )
 
     # Lifecycle
 
     async def start(self) -> None:
         """Start loading the model and the background work (indexing, saving,
-        consolidation, re-embedding); returns without waiting for the model."""
+        consolidation, keyword rows and re-embedding of older memories); returns
+        without waiting for the model."""
         self.runtime.load_model()
         removed = await asyncio.to_thread(remove_temp_files, self.indexes.directory)
         if removed:
@@ -192,9 +204,8 @@ class MemoryService:
                 self._consolidate_quietly,
                 "memory-consolidation",
             )
-        if await self.store.without_terms(0, 1):
-            self.runtime.spawn(self._index_terms(), "memory-terms")
-        if await self.store.stale(self.embedder.name, 1):
+        self.runtime.spawn(self._index_terms(), "memory-terms")
+        if await self.store.stale(self.embedder.name, 0, 1):
             log.info("memories from another embedding model found; re-embedding them")
             self.runtime.spawn(self._reembed_quietly(), "memory-reembed")
 
@@ -339,25 +350,31 @@ class MemoryService:
     # Maintenance
 
     async def reembed_stale(self) -> int:
-        """Re-embed memories made by another model; returns how many were."""
-        done = 0
-        while stale := await self.store.stale(self.embedder.name, _REEMBED_BATCH):
-            vectors = await self.runtime.embed([m.describe() for m in stale], bulk=True)
-            await self.writer.replace_vectors(stale, vectors)
-            done += len(stale)
+        """Re-embed this process's memories made by another model; returns how many were."""
+        done = after = 0
+        while stale := await self.store.stale(self.embedder.name, after, _REEMBED_BATCH):
+            after = stale[-1].id
+            if ours := [memory for memory in stale if self.indexes.owns(memory.scope)]:
+                vectors = await self.runtime.embed([m.describe() for m in ours], bulk=True)
+                await self.writer.replace_vectors(ours, vectors)
+                done += len(ours)
         return done
 
     async def _index_terms(self) -> None:
-        """Give memories stored before the keyword index their keyword rows."""
+        """Give this process's memories that have no keyword rows theirs (stored before
+        the keyword index, or copied from another database)."""
         done = after = 0
         try:
             while memories := await self.store.without_terms(after, _REEMBED_BATCH):
-                await self.writer.unbroken(self.store.write_terms(memories))
-                done, after = done + len(memories), memories[-1].id
+                after = memories[-1].id
+                if ours := [memory for memory in memories if self.indexes.owns(memory.scope)]:
+                    await self.writer.unbroken(self.store.write_terms(ours))
+                    done += len(ours)
         except Exception:  # a background start-up task: the bot runs on; the next start retries
             log.exception("memory: adding older memories to the keyword index failed")
         else:
-            log.info("memory: %d memories added to the keyword index", done)
+            if done:
+                log.info("memory: %d memories added to the keyword index", done)
 
     async def _reembed_quietly(self) -> None:
         try:
@@ -369,10 +386,12 @@ class MemoryService:
             log.info("re-embedded %d memories with %s", count, self.embedder.name)
 
     async def rebuild_all(self) -> dict[Scope, int]:
-        """Rebuild every scope's index file from SQLite; removes files of empty scopes."""
+        """Rebuild the index file of every scope this process owns from the database;
+        removes the other files (empty scopes, other processes' scopes)."""
         built = {}
         for scope in await self.store.scopes():
-            built[scope] = len(await self.indexes.rebuild(scope))
+            if self.indexes.owns(scope):
+                built[scope] = len(await self.indexes.rebuild(scope))
         wanted = {scope.filename for scope in built}
         for path in self.indexes.directory.glob("*.faiss"):
             if path.name not in wanted:

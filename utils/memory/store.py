@@ -1,31 +1,25 @@
-"""Memories in SQLite: the source of truth every FAISS index is built from.
+"""Memories in the database: the source of truth every FAISS index is built from.
 
 Also keeps how far consolidation has read each channel's conversation (the log itself
-belongs to the chat store). Vectors are stored as float32 blobs with the name of the
-model that made them, so an index can be rebuilt without re-embedding, and a model
-change is spotted row by row.
+belongs to the chat store), and each memory's keyword rows (`keywords`, one class per
+backend), written in the memory's transaction. Vectors are stored as float32 blobs
+with the name of the model that made them, so an index can be rebuilt without
+re-embedding, and a model change is spotted row by row.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
-import aiosqlite
 import numpy as np
 
-from utils.db import Database
+from utils.db import Database, Row
 from utils.memory.chunks import Chunk
+from utils.memory.keywords import Fields, KeywordRow, keyword_index
 from utils.memory.records import Memory, Scope, Source, describe
-from utils.memory.scoring import (
-    COMMON_SHARE,
-    indexed_terms,
-    match_expression,
-    rare_enough,
-    scope_token,
-)
+from utils.memory.scoring import indexed_terms
 
 _COLUMNS = "id, scope, author_id, author_name, source, text, created_at"
 _IN_BATCH = 500  # ids per `IN (...)` query
@@ -41,7 +35,7 @@ class NewMemory:
     created_at: float
 
 
-def _memory(row: sqlite3.Row) -> Memory:
+def _memory(row: Row) -> Memory:
     return Memory(**{**dict(row), "scope": Scope.parse(row["scope"])})
 
 
@@ -49,27 +43,16 @@ def _blob(vector: np.ndarray) -> bytes:
     return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
 
 
-def _columns(rows: Sequence[sqlite3.Row]) -> tuple[np.ndarray, np.ndarray]:
+def _columns(rows: Sequence[Row]) -> tuple[np.ndarray, np.ndarray]:
     """(ids, vectors) from rows of (id, vector blob)."""
     ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
     vectors = np.frombuffer(b"".join(row[1] for row in rows), dtype=np.float32)
     return ids, vectors.reshape(len(rows), -1)
 
 
-async def _terms_of(texts: Sequence[str]) -> list[tuple[str, str]]:
+async def _terms_of(texts: Sequence[str]) -> list[Fields]:
     """The keyword rows of texts, made in a thread (stemming a batch takes a while)."""
     return await asyncio.to_thread(lambda: [indexed_terms(text) for text in texts])
-
-
-async def _write_terms(
-    conn: aiosqlite.Connection, memory_id: int, scope: Scope, fields: tuple[str, str]
-) -> None:
-    """(Re)write a memory's keyword row; in the transaction that writes the memory."""
-    names, body = fields
-    await conn.execute(
-        "INSERT OR REPLACE INTO memory_terms (rowid, scope, names, body) VALUES (?, ?, ?, ?)",
-        (memory_id, scope_token(scope.key), names, body),
-    )
 
 
 class MemoryStore:
@@ -77,19 +60,21 @@ class MemoryStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.keywords = keyword_index(db)
 
     # Writing
 
     async def insert(
         self, memories: Sequence[NewMemory], model: str, vectors: np.ndarray
     ) -> list[int]:
-        ids = []
+        ids: list[int] = []
+        keyword_rows: list[KeywordRow] = []
         fields = await _terms_of([describe(m.source, m.author_name, m.text) for m in memories])
         async with self.db.transaction() as conn:
             for memory, vector, terms in zip(memories, vectors, fields, strict=True):
-                cursor = await conn.execute(
+                memory_id = await conn.fetchval(
                     "INSERT INTO memories (scope, author_id, author_name, source, text, "
-                    "created_at, model, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "created_at, model, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                     (
                         memory.scope.key,
                         memory.author_id,
@@ -101,9 +86,9 @@ class MemoryStore:
                         _blob(vector),
                     ),
                 )
-                assert cursor.lastrowid is not None  # an INSERT always has one
-                ids.append(cursor.lastrowid)
-                await _write_terms(conn, cursor.lastrowid, memory.scope, terms)
+                ids.append(memory_id)
+                keyword_rows.append((memory_id, memory.scope, terms))
+            await self.keywords.write(conn, keyword_rows)
         return ids
 
     async def write_chunks(
@@ -113,14 +98,15 @@ class MemoryStore:
         changed or deleted meanwhile (forgotten) is dropped and its id comes back None,
         so forgotten words are never written back."""
         ids: list[int | None] = []
+        keyword_rows: list[KeywordRow] = []
         fields = await _terms_of([chunk.text for chunk in chunks])
         async with self.db.transaction() as conn:
             for chunk, vector, terms in zip(chunks, vectors, fields, strict=True):
                 if chunk.id is None:
-                    cursor = await conn.execute(
+                    memory_id = await conn.fetchval(
                         "INSERT INTO memories (scope, author_id, author_name, source, text, "
                         "channel_id, turns, created_at, model, vector) "
-                        "VALUES (?, ?, ?, 'conversation', ?, ?, ?, ?, ?, ?)",
+                        "VALUES (?, ?, ?, 'conversation', ?, ?, ?, ?, ?, ?) RETURNING id",
                         (
                             chunk.scope.key,
                             chunk.author_id,
@@ -133,11 +119,10 @@ class MemoryStore:
                             _blob(vector),
                         ),
                     )
-                    assert cursor.lastrowid is not None  # an INSERT always has one
-                    ids.append(cursor.lastrowid)
-                    await _write_terms(conn, cursor.lastrowid, chunk.scope, terms)
+                    ids.append(memory_id)
+                    keyword_rows.append((memory_id, chunk.scope, terms))
                     continue
-                cursor = await conn.execute(
+                changed = await conn.execute(
                     "UPDATE memories SET text = ?, turns = ?, created_at = ?, model = ?, "
                     "vector = ? WHERE id = ? AND text = ?",
                     (
@@ -150,9 +135,10 @@ class MemoryStore:
                         chunk.stored_text,
                     ),
                 )
-                if cursor.rowcount:
-                    await _write_terms(conn, chunk.id, chunk.scope, terms)
-                ids.append(chunk.id if cursor.rowcount else None)
+                if changed:
+                    keyword_rows.append((chunk.id, chunk.scope, terms))
+                ids.append(chunk.id if changed else None)
+            await self.keywords.write(conn, keyword_rows)
         return ids
 
     async def set_vectors(self, ids: Sequence[int], model: str, vectors: np.ndarray) -> None:
@@ -169,10 +155,7 @@ class MemoryStore:
             sql += " AND id = ?"
             params.append(memory_id)
         async with self.db.transaction() as conn:
-            cursor = await conn.execute(sql + " RETURNING id", params)
-            deleted = [row[0] for row in await cursor.fetchall()]
-            await cursor.close()
-        return deleted
+            return [row[0] for row in await conn.fetchall(sql + " RETURNING id", params)]
 
     # Reading
 
@@ -191,17 +174,20 @@ class MemoryStore:
 
     async def get(self, scope: Scope, ids: Sequence[int]) -> dict[int, Memory]:
         """The memories with these ids that exist and belong to `scope`."""
-        found: dict[int, Memory] = {}
+        # By primary key; the scope is checked on the rows (as a WHERE term SQLite would
+        # walk the scope's index instead, every row of a big scope).
+        rows = await self._by_ids(ids)
+        return {row["id"]: _memory(row) for row in rows if row["scope"] == scope.key}
+
+    async def _by_ids(self, ids: Sequence[int]) -> list[Row]:
+        rows: list[Row] = []
         for start in range(0, len(ids), _IN_BATCH):
             batch = [int(i) for i in ids[start : start + _IN_BATCH]]
             marks = ",".join("?" * len(batch))
-            # By primary key; the scope is checked on the rows (as a WHERE term SQLite
-            # would walk the scope's index instead, every row of a big scope).
-            rows = await self.db.fetchall(
+            rows += await self.db.fetchall(
                 f"SELECT {_COLUMNS} FROM memories WHERE id IN ({marks})", batch
             )
-            found.update((row["id"], _memory(row)) for row in rows if row["scope"] == scope.key)
-        return found
+        return rows
 
     async def search_terms(
         self, scope: Scope, searched: Sequence[str], limit: int, *, names_weight: float
@@ -212,41 +198,18 @@ class MemoryStore:
         cost of a search, one score per memory found."""
         if not searched:
             return []
-        marks = ",".join("?" * len(searched))
-        vocab = await self.db.fetchall(
-            "SELECT term, doc, (SELECT coalesce(max(id), 0) FROM memories) "
-            f"FROM memory_terms_vocab WHERE term IN ({marks})",
-            searched,
-        )
-        if not vocab:
-            return []
-        searched = rare_enough({row[0]: row[1] for row in vocab}, vocab[0][2], COMMON_SHARE)
-        if not searched:
-            return []
-        match = match_expression(scope.key, searched)
-        rows = await self.db.fetchall(
-            "SELECT rowid, bm25(memory_terms, 0.0, ?, 1.0) AS score FROM memory_terms "
-            "WHERE memory_terms MATCH ? ORDER BY score LIMIT ?",
-            (names_weight, match, limit),
-        )
-        return [(row[0], -row[1]) for row in rows]  # FTS5's bm25() is lower for better
+        return await self.keywords.search(scope, searched, limit, names_weight=names_weight)
 
     async def without_terms(self, after: int, limit: int) -> list[Memory]:
-        """Memories after id `after`, in id order, that have no keyword row yet (stored
-        before the keyword index)."""
-        rows = await self.db.fetchall(
-            f"SELECT {', '.join(f'm.{c}' for c in _COLUMNS.split(', '))} FROM memories m "
-            "LEFT JOIN memory_terms t ON t.rowid = m.id "
-            "WHERE m.id > ? AND t.rowid IS NULL ORDER BY m.id LIMIT ?",
-            (after, limit),
-        )
-        return [_memory(row) for row in rows]
+        """Memories after id `after`, in id order, that have no keyword rows yet."""
+        rows = await self._by_ids(await self.keywords.unindexed(after, limit))
+        return sorted((_memory(row) for row in rows), key=lambda memory: memory.id)
 
     async def write_terms(self, memories: Sequence[Memory]) -> None:
         fields = await _terms_of([memory.describe() for memory in memories])
+        rows = [(m.id, m.scope, terms) for m, terms in zip(memories, fields, strict=True)]
         async with self.db.transaction() as conn:
-            for memory, terms in zip(memories, fields, strict=True):
-                await _write_terms(conn, memory.id, memory.scope, terms)
+            await self.keywords.write(conn, rows)
 
     async def by_author(
         self, scope: Scope, author_id: int, *, limit: int, offset: int = 0
@@ -311,11 +274,13 @@ class MemoryStore:
         rows = await self.db.fetchall("SELECT DISTINCT scope FROM memories")
         return sorted(Scope.parse(row[0]) for row in rows)
 
-    async def stale(self, model: str, limit: int) -> list[Memory]:
-        """Memories embedded by another model (two index ranges, not a table scan)."""
+    async def stale(self, model: str, after: int, limit: int) -> list[Memory]:
+        """Memories after id `after`, in id order, embedded by another model (two index
+        ranges, not a table scan)."""
         rows = await self.db.fetchall(
-            f"SELECT {_COLUMNS} FROM memories WHERE model < ? OR model > ? LIMIT ?",
-            (model, model, limit),
+            f"SELECT {_COLUMNS} FROM memories WHERE (model < ? OR model > ?) AND id > ? "
+            "ORDER BY id LIMIT ?",
+            (model, model, after, limit),
         )
         return [_memory(row) for row in rows]
 
@@ -348,25 +313,21 @@ class MemoryStore:
         """Delete the conversation chunks of a channel and its consolidation mark;
         the (scope, id) of each memory deleted."""
         async with self.db.transaction() as conn:
-            cursor = await conn.execute(
+            rows = await conn.fetchall(
                 "DELETE FROM memories WHERE channel_id = ? RETURNING scope, id", (channel_id,)
             )
-            deleted = [(Scope.parse(row[0]), row[1]) for row in await cursor.fetchall()]
-            await cursor.close()
             await conn.execute(
                 "DELETE FROM memory_consolidation WHERE channel_id = ?", (channel_id,)
             )
-        return deleted
+        return [(Scope.parse(row[0]), row[1]) for row in rows]
 
     async def delete_scope(self, scope: Scope) -> list[int]:
         """Delete every memory of a scope; the ids deleted."""
         async with self.db.transaction() as conn:
-            cursor = await conn.execute(
+            rows = await conn.fetchall(
                 "DELETE FROM memories WHERE scope = ? RETURNING id", (scope.key,)
             )
-            deleted = [row[0] for row in await cursor.fetchall()]
-            await cursor.close()
-        return deleted
+        return [row[0] for row in rows]
 
     async def prune_before(self, cutoff: float, *, include_user: bool) -> list[tuple[Scope, int]]:
         """Delete memories older than `cutoff` (unix time), keeping what people added
@@ -375,10 +336,8 @@ class MemoryStore:
         if not include_user:
             sql += " AND source != 'user'"
         async with self.db.transaction() as conn:
-            cursor = await conn.execute(sql + " RETURNING scope, id", (cutoff,))
-            deleted = [(Scope.parse(row[0]), row[1]) for row in await cursor.fetchall()]
-            await cursor.close()
-        return deleted
+            rows = await conn.fetchall(sql + " RETURNING scope, id", (cutoff,))
+        return [(Scope.parse(row[0]), row[1]) for row in rows]
 
     async def export_scope(self, scope: Scope) -> list[dict[str, object]]:
         """A scope's memories as rows, oldest first, without their vectors."""

@@ -1,4 +1,4 @@
-"""Writes to memory: SQLite and the loaded FAISS indexes changed together, one at a time.
+"""Writes to memory: the database and the loaded FAISS indexes changed together, one at a time.
 
 Every write runs to its end even if its caller is cancelled (a transaction cut at
 BEGIN or COMMIT would leave the shared connection stuck); `wait` lets shutdown finish
@@ -84,10 +84,12 @@ class MemoryWriter:
             )
 
     async def _add(self, items: Iterable[tuple[Scope, int, np.ndarray]]) -> None:
-        """Put stored vectors in their scopes' indexes (with the lock held)."""
+        """Put stored vectors in their scopes' indexes (with the lock held); a scope of
+        another process has no index here: its own takes them from the database."""
         by_scope: dict[Scope, list[tuple[int, np.ndarray]]] = defaultdict(list)
         for scope, memory_id, vector in items:
-            by_scope[scope].append((memory_id, vector))
+            if self.indexes.owns(scope):
+                by_scope[scope].append((memory_id, vector))
         for scope, pairs in by_scope.items():
             index = await self.indexes.get(scope)
             ids = np.array([memory_id for memory_id, _ in pairs], dtype=np.int64)

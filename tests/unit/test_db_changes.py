@@ -1,0 +1,340 @@
+"""Several bot processes on one PostgreSQL: a setting changed through one is used by the
+others within a second, also after their listening connection was lost, and a bot-wide
+job runs in one of them at a time.
+
+Each `PostgresDatabase` stands for one process: two of them on one database, each with
+its own stores (and caches), as two bot processes would have.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from bot import Bot
+from cogs.admin.maintenance import Maintenance
+from cogs.ai.store import ChatStore
+from cogs.music.settings import MusicSettingsStore
+from cogs.roleplay.scenes import SceneStore
+from config import Settings
+from tests.conftest import eventually
+from utils.db import EVERYTHING
+from utils.db_postgres import PostgresDatabase
+from utils.guild_settings import GuildSettings
+
+pytestmark = pytest.mark.backends("postgresql")
+
+GUILD = 1001
+CHANNEL = 2002
+PLAYING = 3003  # a guild with a music player in the second process
+
+
+@pytest.fixture
+async def processes(database_url: str) -> AsyncIterator[tuple[PostgresDatabase, PostgresDatabase]]:
+    """The databases of two bot processes, both listening for changes."""
+    pair = (PostgresDatabase(database_url), PostgresDatabase(database_url))
+    for db in pair:
+        await db.connect()
+    await eventually(lambda: _listeners(database_url), equals=2)
+    yield pair
+    for db in pair:
+        await db.close()
+
+
+async def _admin(database_url: str, sql: str) -> int:
+    """Run ``sql`` (which counts something) on a connection of its own."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await conn.fetchval(sql)
+    finally:
+        await conn.close()
+
+
+_LISTENERS = "FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+
+
+async def _listeners(database_url: str) -> int:
+    return await _admin(database_url, f"SELECT count(*) {_LISTENERS}")
+
+
+async def _kill_listeners(database_url: str) -> None:
+    killed = await _admin(database_url, f"SELECT count(pg_terminate_backend(pid)) {_LISTENERS}")
+    assert killed == 2
+
+
+def _recorder(db: PostgresDatabase) -> list[tuple[str, str]]:
+    heard: list[tuple[str, str]] = []
+
+    async def record(topic: str, key: str) -> None:
+        heard.append((topic, key))
+
+    db.on_change(record)
+    return heard
+
+
+async def test_a_prefix_changed_in_one_process_is_used_by_the_other_within_a_second(
+    processes: tuple[PostgresDatabase, PostgresDatabase],
+) -> None:
+    here, there = (GuildSettings(db, "!") for db in processes)
+    for settings in (here, there):
+        settings.db.on_change(settings.changed)
+        await settings.load()
+
+    await here.set_prefix(GUILD, "?")
+    await eventually(lambda: there.prefix(GUILD), equals="?", within=1.0)
+    await here.delete_guild(GUILD)
+    await eventually(lambda: there.prefix(GUILD), equals="!", within=1.0)
+
+
+async def test_ai_preferences_changed_in_one_process_are_used_by_the_other(
+    processes: tuple[PostgresDatabase, PostgresDatabase],
+) -> None:
+    here, there = (ChatStore(db) for db in processes)
+    for store in (here, there):
+        store.db.on_change(store.changed)
+        await store.load_autorespond()
+    # Read there first, so that it holds copies a missed change would leave stale.
+    assert (await there.channel(CHANNEL)).persona is None
+    assert (await there.guild(GUILD)).model is None
+
+    await here.update_channel(GUILD, CHANNEL, persona="pirate", autorespond=True)
+    await eventually(lambda: there.autoresponds(CHANNEL), within=1.0)
+    assert (await there.channel(CHANNEL)).persona == "pirate"
+
+    async def model() -> str | None:
+        return (await there.guild(GUILD)).model
+
+    await here.set_guild_model(GUILD, "gemini-x")
+    await eventually(model, equals="gemini-x", within=1.0)
+
+    async def tools() -> frozenset[str] | None:
+        return (await there.guild(GUILD)).tools
+
+    await here.set_guild_tools(GUILD, frozenset({"music"}))
+    await eventually(tools, equals=frozenset({"music"}), within=1.0)
+
+    await here.delete_channel(CHANNEL)  # as a retention pass in the first process would
+    await eventually(lambda: not there.autoresponds(CHANNEL), within=1.0)
+    assert (await there.channel(CHANNEL)).persona is None
+
+
+async def test_music_settings_changed_in_one_process_are_used_by_the_other(
+    processes: tuple[PostgresDatabase, PostgresDatabase],
+) -> None:
+    here = MusicSettingsStore(processes[0], keep=lambda _: False)
+    there = MusicSettingsStore(processes[1], keep=lambda guild_id: guild_id == PLAYING)
+    processes[1].on_change(there.changed)
+    for guild_id in (GUILD, PLAYING):
+        assert (await there.get(guild_id)).dj_role_id is None  # now held there
+
+    async def dj_role() -> int | None:
+        return (await there.get(GUILD)).dj_role_id
+
+    await here.update(GUILD, dj_role_id=42)
+    await eventually(dj_role, equals=42, within=1.0)
+
+    # A guild with a player has its settings in memory all along (its controls read them).
+    await here.update(PLAYING, autoplay=True, stay=True, stay_channel_id=7)
+    await eventually(lambda: _autoplay(there, PLAYING), within=1.0)
+    assert there.cached(PLAYING) == await here.get(PLAYING)
+
+
+def _autoplay(store: MusicSettingsStore, guild_id: int) -> bool:
+    """Whether the guild's settings are in memory, with autoplay on."""
+    settings = store.cached(guild_id)
+    return settings is not None and settings.autoplay
+
+
+async def test_a_scene_ended_in_one_process_stops_in_the_other(
+    processes: tuple[PostgresDatabase, PostgresDatabase],
+) -> None:
+    here, there = (SceneStore(db) for db in processes)
+    for store in (here, there):
+        store.db.on_change(store.changed)
+    await _add_scene(processes[0], CHANNEL)
+    await there.load()
+    assert there.running(CHANNEL)
+
+    assert await here.end(CHANNEL)
+    await eventually(lambda: not there.running(CHANNEL), within=1.0)
+
+
+async def test_a_scene_started_in_one_process_runs_in_the_other(
+    processes: tuple[PostgresDatabase, PostgresDatabase],
+) -> None:
+    here, there = (SceneStore(db) for db in processes)
+    processes[1].on_change(there.changed)
+    await there.load()
+    await here.start(GUILD, CHANNEL, owner_id=1, characters=[], world=None)
+    await eventually(lambda: there.running(CHANNEL), within=1.0)
+
+
+async def _add_scene(db: PostgresDatabase, channel_id: int) -> None:
+    await db.execute(
+        "INSERT INTO rp_scenes (channel_id, guild_id, owner_id, world, characters, state, "
+        "turns, started_at, updated_at) VALUES (?, ?, 1, NULL, '[]', '[]', 0, ?, ?)",
+        (channel_id, GUILD, time.time(), time.time()),
+    )
+
+
+async def test_changes_arrive_again_once_the_listening_connection_is_back(
+    processes: tuple[PostgresDatabase, PostgresDatabase], database_url: str
+) -> None:
+    here, there = (GuildSettings(db, "!") for db in processes)
+    processes[1].on_change(there.changed)
+    heard = _recorder(processes[1])
+
+    await _kill_listeners(database_url)
+    await eventually(lambda: (EVERYTHING, EVERYTHING) in heard)  # it is back
+    await here.set_prefix(GUILD, "?")
+    await eventually(lambda: there.prefix(GUILD), equals="?", within=1.0)
+    assert heard[-1] == ("prefix", str(GUILD))
+
+    processes[1].off_change(there.changed)  # e.g. its cog unloaded
+    await here.set_prefix(GUILD, "%")
+    await eventually(lambda: heard.count(("prefix", str(GUILD))) == 2)  # told after `changed`
+    assert there.prefix(GUILD) == "?"
+
+
+async def test_after_a_lost_connection_every_cache_reads_what_it_may_have_missed(
+    processes: tuple[PostgresDatabase, PostgresDatabase], database_url: str
+) -> None:
+    """Changes made while a process was not listening (here: written without a notice)
+    are read again by every cache once the connection is back."""
+    db = processes[1]
+    prefixes, chats = GuildSettings(db, "!"), ChatStore(db)
+    music, scenes = MusicSettingsStore(db, keep=lambda g: g == PLAYING), SceneStore(db)
+    for store in (prefixes, chats, music, scenes):
+        db.on_change(store.changed)
+    await prefixes.load()
+    await chats.load_autorespond()
+    await scenes.load()
+    await music.get(PLAYING)
+    assert (await chats.guild(GUILD)).model is None
+
+    writer = processes[0]
+    await writer.execute(
+        "INSERT INTO guild_settings (guild_id, prefix, updated_at) VALUES (?, '?', 'now')",
+        (GUILD,),
+    )
+    await writer.execute(
+        "INSERT INTO ai_channels (channel_id, guild_id, autorespond) VALUES (?, ?, 1)",
+        (CHANNEL, GUILD),
+    )
+    await writer.execute("INSERT INTO ai_guilds (guild_id, model) VALUES (?, 'gemini-x')", (GUILD,))
+    await writer.execute(
+        "INSERT INTO music_settings (guild_id, autoplay, updated_at) VALUES (?, 1, 0)", (PLAYING,)
+    )
+    await _add_scene(writer, CHANNEL)
+    assert prefixes.prefix(GUILD) == "!" and not chats.autoresponds(CHANNEL)
+
+    await _kill_listeners(database_url)
+    await eventually(lambda: prefixes.prefix(GUILD), equals="?")
+    await eventually(lambda: chats.autoresponds(CHANNEL))
+    await eventually(lambda: scenes.running(CHANNEL))
+    await eventually(lambda: _autoplay(music, PLAYING))
+    assert (await chats.guild(GUILD)).model == "gemini-x"
+
+
+async def test_only_one_process_holds_a_bot_wide_lock_and_it_is_released_after(
+    processes: tuple[PostgresDatabase, PostgresDatabase],
+) -> None:
+    here, there = processes
+    async with here.exclusive("job") as ours:
+        assert ours
+        async with there.exclusive("job") as theirs:
+            assert not theirs
+        async with there.exclusive("another job") as another:
+            assert another
+    async with there.exclusive("job") as theirs:
+        assert theirs
+
+
+async def test_a_bot_wide_lock_goes_with_its_holders_connection(
+    processes: tuple[PostgresDatabase, PostgresDatabase],
+    database_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    here, there = processes
+    async with here.exclusive("job") as ours:
+        assert ours
+        killed = await _admin(
+            database_url,
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        assert killed == 1
+
+        async def free() -> bool:
+            async with there.exclusive("job") as theirs:
+                return theirs
+
+        await eventually(free)  # once the server has ended that connection
+    assert "lost the lock 'job' before its job ended" in caplog.text  # and the job's end is quiet
+    async with here.exclusive("job") as ours:
+        assert ours  # the pool gives a live connection again
+
+
+class _Gate:
+    """A data owner whose deletions wait until the test lets them through."""
+
+    def __init__(self, name: str, log: list[str], open_: asyncio.Event) -> None:
+        self.name, self.log, self.open = name, log, open_
+
+    async def delete_channel(self, channel_id: int) -> int:
+        self.log.append(self.name)
+        await self.open.wait()
+        return 1
+
+    async def delete_guild(self, guild_id: int) -> int:
+        return await self.delete_channel(guild_id)
+
+
+async def test_a_retention_pass_runs_in_one_process_at_a_time(
+    database_url: str, tmp_path: Path
+) -> None:
+    passes: list[str] = []
+    through = asyncio.Event()
+    cogs: list[Maintenance] = []
+    bots: list[Bot] = []
+    for name in ("first", "second"):
+        bot = Bot(_settings(tmp_path / name, database_url))
+        await bot.db.connect()
+        bot.data_owners.register("gate", _Gate(name, passes, through))
+        bots.append(bot)
+        cogs.append(Maintenance(bot))
+    try:
+        first, second = cogs
+        await first.pending.schedule("channel", CHANNEL, GUILD)
+        first.pending.clock = second.pending.clock = _later(days=30)
+
+        running = asyncio.create_task(first.retention_loop())
+        await eventually(lambda: passes == ["first"])  # inside the pass, holding the lock
+        await second.retention_loop()  # finds the lock taken: skips this hour
+        assert passes == ["first"]
+        through.set()
+        await running
+        await second.retention_loop()  # the lock is free again: nothing is due
+        assert passes == ["first"]
+        assert await second.pending.due() == []
+    finally:
+        for bot in bots:
+            await bot.db.close()
+
+
+def _settings(data_dir: Path, database_url: str) -> Settings:
+    return Settings(
+        _env_file=None,
+        discord_token="test-token",
+        data_dir=data_dir,
+        database_url=database_url,
+    )
+
+
+def _later(*, days: float) -> Callable[[], float]:
+    return lambda: time.time() + days * 86_400
