@@ -83,7 +83,8 @@ class Bot(commands.AutoShardedBot):
             strip_after_prefix=True,
             tree_cls=_Tree,
             shard_count=settings.shard_count,
-            shard_ids=list(settings.shard_ids) if settings.shard_ids is not None else None,
+            # None: every shard (discord.py's annotation says a list, its code takes None).
+            shard_ids=list(settings.shard_ids) if settings.shard_ids is not None else None,  # pyright: ignore[reportArgumentType]
             **options,
         )
         self.settings = settings
@@ -258,7 +259,7 @@ class Bot(commands.AutoShardedBot):
         Discord (discord.py then unloads the cogs, already stopped), then close the
         services, each under its own timeout; the database last."""
         register = self.shutdown_manager.register
-        register("discord", partial(commands.Bot.close, self), priority=100, timeout=10)
+        register("discord", partial(commands.AutoShardedBot.close, self), priority=100, timeout=10)
         register("health server", lambda: self.health and self.health.close(), priority=110)
         register("memory", lambda: self.memory and self.memory.close(), priority=120, timeout=15)
         register("gemini", lambda: self.gemini and self.gemini.close(), priority=130)

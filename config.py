@@ -146,8 +146,10 @@ class Settings(BaseSettings):
         if not isinstance(value, str):
             return value
         ids: set[int] = set()
-        for part in _split_csv(value):
-            first, _, last = str(part).partition("-")
+        for part in value.split(","):
+            if not (part := part.strip()):
+                continue
+            first, _, last = part.partition("-")
             start, end = int(first), int(last or first)
             if end < start:
                 raise ValueError(f"range {part} runs backwards")

@@ -66,7 +66,7 @@ async def seed(
 ) -> dict[str, int]:
     """Tell a bot with memory on `said`, round-robin over `channels`, into the data
     directory `to`; returns the guild's memories by source."""
-    from utils.db import Database
+    from utils.db import SqliteDatabase
     from utils.memory.records import Scope
     from utils.memory.store import MemoryStore
 
@@ -79,7 +79,7 @@ async def seed(
         await bot.indexed()
     finally:
         await bot.stop()
-    db = Database(to / "bot.db")
+    db = SqliteDatabase(to / "bot.db")
     await db.connect()
     try:
         return await MemoryStore(db).counts(Scope("guild", guild.id))

@@ -43,7 +43,7 @@ from cogs.music.store import MusicStore
 from config import Settings, describe_error
 from scripts.db_migrate import MigrationError, migrate
 from utils.backup import BackupError, check_database, make_backup, restore_backup
-from utils.db import Database
+from utils.db import SqliteDatabase
 from utils.guild_settings import GuildSettings
 from utils.instance_lock import AlreadyLocked, InstanceLock
 from utils.memory.records import Scope
@@ -118,7 +118,7 @@ def vacuum(data_dir: Path, database: Path) -> int:
 async def prune(data_dir: Path, database: Path, days: float, include_facts: bool) -> int:
     with bot_stopped(data_dir):
         cutoff = time.time() - days * DAY
-        db = Database(database)
+        db = SqliteDatabase(database)
         await db.connect()
         try:
             messages = await ChatStore(db).prune_before(cutoff)
@@ -134,7 +134,7 @@ async def prune(data_dir: Path, database: Path, days: float, include_facts: bool
 
 
 async def export(database: Path, guild_id: int, out: TextIO) -> int:
-    db = Database(database)
+    db = SqliteDatabase(database)
     await db.connect()
     try:
         rows: list[tuple[str, dict[str, Any]]] = [

@@ -16,7 +16,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from utils.db import load_migrations
+from utils.db import MIGRATIONS_DIR, load_migrations
 
 BACKUP_DIR = "backups"
 _BACKUP_NAME = re.compile(r"^bot-\d{8}-\d{6}(-\d+)?\.db$")  # what rotation may delete
@@ -119,7 +119,7 @@ def restore_backup(backup: Path, database: Path, memory_dir: Path) -> Path | Non
     """
     if problems := check_database(backup):
         raise BackupError(f"{backup} failed its check: {problems[0]}")
-    known = len(load_migrations())
+    known = len(load_migrations(MIGRATIONS_DIR / "sqlite"))
     if (version := schema_version(backup)) > known:
         raise BackupError(
             f"{backup} has schema version {version}; this code knows up to {known} (upgrade first)"

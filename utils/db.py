@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import aiosqlite
+import asyncpg
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,16 @@ EVERYTHING = "*"
 
 Params = Sequence[Any]
 ChangeListener = Callable[[str, str], Awaitable[None]]
+
+DB_ERRORS: tuple[type[Exception], ...] = (
+    sqlite3.Error,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,  # e.g. the connection went away
+    OSError,
+    TimeoutError,
+)
+"""What a failed database call raises on either backend: code that carries on after
+one (a lost audit line, a queue not saved) catches these, never a driver's own."""
 
 
 class Row(Protocol):

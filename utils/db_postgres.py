@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import re
 import secrets
@@ -24,6 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from utils.db import (
     EVERYTHING,
@@ -75,7 +77,7 @@ def _rowcount(status: str) -> int:
 
 
 class _PostgresConnection:
-    def __init__(self, conn: asyncpg.Connection, timeout: float) -> None:
+    def __init__(self, conn: PoolConnectionProxy, timeout: float) -> None:
         self._conn = conn
         self._timeout = timeout
 
@@ -167,7 +169,7 @@ class PostgresDatabase(Database):
         return int(await self.fetchval("SELECT coalesce(max(version), 0) FROM schema_version"))
 
     @asynccontextmanager
-    async def _acquire(self) -> AsyncIterator[asyncpg.Connection]:
+    async def _acquire(self) -> AsyncIterator[PoolConnectionProxy]:
         if self._pool is None:
             raise RuntimeError("database is not open")
         async with self._pool.acquire(timeout=self._timeout) as conn:
@@ -204,7 +206,7 @@ class PostgresDatabase(Database):
         while not self._closed.is_set():
             lost = asyncio.Event()
             try:
-                conn = await asyncpg.connect(self.url, timeout=self._timeout)
+                conn = await asyncpg.connect(self.url, timeout=math.ceil(self._timeout))
             except (OSError, TimeoutError, asyncpg.PostgresError) as error:
                 log.warning("change listener cannot connect (%s); retrying", _reason(error))
                 await asyncio.sleep(wait)
@@ -231,7 +233,7 @@ class PostgresDatabase(Database):
             task.add_done_callback(self._deliveries.discard)
 
 
-async def _unlock(conn: asyncpg.Connection, name: str) -> None:
+async def _unlock(conn: PoolConnectionProxy, name: str) -> None:
     try:
         await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", name)
     except (asyncpg.InterfaceError, asyncpg.PostgresError, OSError) as error:

@@ -2,14 +2,13 @@
 
 Served with aiohttp on `HEALTH_HOST:HEALTH_PORT` (127.0.0.1 by default; off without
 a port). Also owns the event-loop lag monitor and the collector that reads the
-bot's state (circuit breakers, voice connections, database size) at each scrape.
+bot's state (circuit breakers, voice connections, SQLite's file size) at each scrape.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -19,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from utils.db import DB_ERRORS, SqliteDatabase
 from utils.reliability.circuit_breaker import CircuitState
 
 if TYPE_CHECKING:
@@ -59,6 +59,8 @@ class _BotState(Collector):
             "Voice channels the bot is connected to",
             value=len(self.bot.voice_clients),
         )
+        if not isinstance(self.bot.db, SqliteDatabase):
+            return  # PostgreSQL's size is its server's to report
         path = self.bot.db.path
         size = sum(
             file.stat().st_size
@@ -133,10 +135,10 @@ class HealthServer:
     async def _readyz(self, request: web.Request) -> web.Response:
         problems = []
         bot = self.bot
-        ws = bot.ws
+        shards = bot.shards.values()  # the bot is sharded: `bot.ws` is always None
         if bot.shutdown_manager.is_shutting_down or bot.is_closed():
             problems.append("shutting down")
-        elif not bot.is_ready() or ws is None or not ws.open:
+        elif not bot.is_ready() or not shards or any(shard.is_closed() for shard in shards):
             problems.append("gateway not connected")
         if not await self._database_answers():
             problems.append("database not answering")
@@ -148,7 +150,7 @@ class HealthServer:
         try:
             async with asyncio.timeout(DB_TIMEOUT):
                 await self.bot.db.ping()
-        except (sqlite3.Error, RuntimeError, TimeoutError) as error:
+        except (*DB_ERRORS, RuntimeError) as error:
             log.warning("readiness: the database is not answering: %r", error)
             return False
         return True

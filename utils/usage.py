@@ -1,7 +1,7 @@
 """Gemini token usage per guild and UTC day, for `/ai status` and `/stats`.
 
 Owns `ai_usage`. Portable SQL: the day is a UTC date from Python, the upsert is
-`ON CONFLICT`.
+`ON CONFLICT` (its own columns named with the table: PostgreSQL finds a bare name ambiguous).
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ class UsageStore:
         await self.db.execute(
             "INSERT INTO ai_usage (guild_id, day, requests, prompt_tokens, output_tokens) "
             "VALUES (?, ?, 1, ?, ?) ON CONFLICT (guild_id, day) DO UPDATE SET "
-            "requests = requests + 1, prompt_tokens = prompt_tokens + excluded.prompt_tokens, "
-            "output_tokens = output_tokens + excluded.output_tokens",
+            "requests = ai_usage.requests + 1, "
+            "prompt_tokens = ai_usage.prompt_tokens + excluded.prompt_tokens, "
+            "output_tokens = ai_usage.output_tokens + excluded.output_tokens",
             (guild_id or DM_GUILD, today(), prompt_tokens, output_tokens),
         )
 
@@ -36,5 +37,7 @@ class UsageStore:
         """Tokens used today in one guild (DMs: 0), or everywhere when guild_id is None."""
         sql = "SELECT COALESCE(SUM(prompt_tokens + output_tokens), 0) FROM ai_usage WHERE day = ?"
         if guild_id is None:
-            return await self.db.fetchval(sql, (today(),))
-        return await self.db.fetchval(sql + " AND guild_id = ?", (today(), guild_id))
+            total = await self.db.fetchval(sql, (today(),))
+        else:
+            total = await self.db.fetchval(sql + " AND guild_id = ?", (today(), guild_id))
+        return int(total)  # PostgreSQL sums BIGINTs as NUMERIC

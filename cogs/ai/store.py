@@ -8,10 +8,8 @@ The only code that touches the AI chat tables; long-term memory reads the log th
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 from typing import Any
-
-import aiosqlite
 
 from cogs.ai.cache import ChatCache
 from cogs.ai.records import (
@@ -24,7 +22,7 @@ from cogs.ai.records import (
     Turn,
     Unfinished,
 )
-from utils.db import EVERYTHING, Database
+from utils.db import EVERYTHING, Connection, Database
 from utils.text import estimate_tokens
 
 _TURN_COLUMNS = (
@@ -68,13 +66,12 @@ class ChatStore:
         try:
             async with self.db.transaction() as conn:
                 stored = [await self._insert(conn, guild_id, channel_id, t) for t in turns]
-                async with conn.execute(
+                pruned = await conn.fetchall(
                     "DELETE FROM ai_messages WHERE channel_id = ? AND id <= ("
                     "SELECT id FROM ai_messages WHERE channel_id = ? ORDER BY id DESC "
                     "LIMIT 1 OFFSET ?) RETURNING id",
                     (channel_id, channel_id, self.history_limit),
-                ) as cursor:
-                    pruned = [row[0] for row in await cursor.fetchall()]
+                )
         except BaseException:
             self._cache.tails.pop(channel_id, None)  # it may have committed: read it afresh
             raise
@@ -84,7 +81,7 @@ class ChatStore:
             for turn in stored:
                 tail.append(turn, self.context_tokens)
             if pruned:
-                tail.drop_upto(max(pruned))
+                tail.drop_upto(max(row[0] for row in pruned))
         return stored
 
     async def rewrite_turn(
@@ -114,20 +111,26 @@ class ChatStore:
         return new
 
     @staticmethod
-    async def _insert(
-        conn: aiosqlite.Connection, guild_id: int | None, channel_id: int, turn: Turn
-    ) -> Turn:
+    async def _insert(conn: Connection, guild_id: int | None, channel_id: int, turn: Turn) -> Turn:
         stored = replace(turn, tokens=estimate_tokens(turn.content), created_at=time.time())
-        async with conn.execute(
+        turn_id = await conn.fetchval(
             "INSERT INTO ai_messages (guild_id, channel_id, message_id, author_id, author_name, "
-            "role, content, tokens, created_at, incomplete) VALUES (:guild_id, :channel_id, "
-            ":message_id, :author_id, :author_name, :role, :content, :tokens, :created_at, "
-            ":incomplete) RETURNING id",
-            {**asdict(stored), "guild_id": guild_id, "channel_id": channel_id},
-        ) as cursor:
-            row = await cursor.fetchone()
-        assert row is not None  # RETURNING yields the inserted row
-        return replace(stored, id=row[0])
+            "role, content, tokens, created_at, incomplete) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "RETURNING id",
+            (
+                guild_id,
+                channel_id,
+                stored.message_id,
+                stored.author_id,
+                stored.author_name,
+                stored.role,
+                stored.content,
+                stored.tokens,
+                stored.created_at,
+                stored.incomplete,
+            ),
+        )
+        return replace(stored, id=turn_id)
 
     async def recent_turns(
         self, channel_id: int, after_id: int, budget: int
@@ -226,14 +229,14 @@ class ChatStore:
         """Forget a channel's conversation and summary (its preferences stay)."""
         with self._cache.writing((self._cache.tails, channel_id), (self._cache.prefs, channel_id)):
             async with self.db.transaction() as conn:
-                cursor = await conn.execute(
+                deleted = await conn.execute(
                     "DELETE FROM ai_messages WHERE channel_id = ?", (channel_id,)
                 )
                 await conn.execute(
                     "UPDATE ai_channels SET summary = NULL, summary_upto = 0 WHERE channel_id = ?",
                     (channel_id,),
                 )
-        return cursor.rowcount
+        return deleted
 
     # Channel preferences
 
@@ -345,35 +348,31 @@ class ChatStore:
         returns the number of messages deleted."""
         try:
             async with self.db.transaction() as conn:
-                cursor = await conn.execute(
+                deleted = await conn.execute(
                     "DELETE FROM ai_messages WHERE guild_id = ?", (guild_id,)
                 )
-                async with conn.execute(
+                channels = await conn.fetchall(
                     "DELETE FROM ai_channels WHERE guild_id = ? RETURNING channel_id", (guild_id,)
-                ) as cursor_channels:
-                    channels = [row[0] for row in await cursor_channels.fetchall()]
+                )
                 for table in ("ai_guilds", "ai_usage"):
                     await conn.execute(f"DELETE FROM {table} WHERE guild_id = ?", (guild_id,))
-            self._cache.autorespond.difference_update(channels)
+            self._cache.autorespond.difference_update(row[0] for row in channels)
         finally:
             self._cache.forget()  # which cached channels were the guild's is not known here
         await self.db.notify(TOPIC, EVERYTHING)
-        return cursor.rowcount
+        return deleted
 
     async def prune_before(self, cutoff: float) -> int:
         """Delete messages older than `cutoff` (unix time), and the summaries of the
         channels that lost some (they may repeat them); returns how many went."""
         try:
             async with self.db.transaction() as conn:
-                cursor = await conn.execute(
+                pruned = await conn.fetchall(
                     "DELETE FROM ai_messages WHERE created_at < ? RETURNING channel_id", (cutoff,)
                 )
-                pruned = [row[0] for row in await cursor.fetchall()]
-                await cursor.close()
-                channels = set(pruned)
                 await conn.executemany(
                     "UPDATE ai_channels SET summary = NULL, summary_upto = 0 WHERE channel_id = ?",
-                    [(channel_id,) for channel_id in channels],
+                    [(channel_id,) for channel_id in {row[0] for row in pruned}],
                 )
         finally:
             self._cache.forget()

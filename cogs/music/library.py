@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import math
-import sqlite3
 from typing import TYPE_CHECKING
 
 import discord
@@ -24,6 +23,7 @@ from cogs.music.library_store import MAX_PLAYLISTS, LibraryStore, Played, checke
 from cogs.music.tracks import Track
 from cogs.music.views import COLOUR, PER_PAGE, Queued, QueuePages, clean, track_line
 from utils.commands import list_subcommands
+from utils.db import DB_ERRORS
 
 if TYPE_CHECKING:
     from bot import Bot
@@ -52,7 +52,7 @@ class MusicLibrary(commands.Cog):
     async def on_music_track_started(self, guild_id: int, track: Track) -> None:
         try:
             await self.store.record(guild_id, track)
-        except sqlite3.Error as error:
+        except DB_ERRORS as error:
             log.error("could not record the music history of guild %s: %s", guild_id, error)
 
     @commands.hybrid_command()

@@ -1,4 +1,4 @@
-"""Music history and saved playlists in SQLite: what each server played lately, and
+"""Music history and saved playlists in the database: what each server played lately, and
 each member's named playlists on each server.
 
 Owns ``music_history``, ``music_playlists`` and ``music_playlist_tracks``, and is
@@ -9,14 +9,13 @@ cannot pass a limit together.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from cogs.music.errors import MusicError
 from cogs.music.tracks import Track
-from utils.db import Database
+from utils.db import Database, Row
 
 HISTORY_LIMIT = 50
 """Tracks remembered per server."""
@@ -66,12 +65,11 @@ class LibraryStore:
         """Remember a track the server played (a track repeated back to back, as loops
         and restarts do, is remembered once), keeping the newest HISTORY_LIMIT."""
         async with self.db.transaction() as conn:
-            async with conn.execute(
+            last = await conn.fetchval(
                 "SELECT source FROM music_history WHERE guild_id = ? ORDER BY id DESC LIMIT 1",
                 (guild_id,),
-            ) as cursor:
-                last = await cursor.fetchone()
-            if last is not None and last[0] == track.source:
+            )
+            if last == track.source:
                 return
             await conn.execute(
                 "INSERT INTO music_history (guild_id, title, source, page_url, duration, "
@@ -104,30 +102,27 @@ class LibraryStore:
             raise MusicError(f"A playlist holds up to {MAX_PLAYLIST_TRACKS} tracks.")
         now = self.clock()
         async with self.db.transaction() as conn:
-            async with conn.execute(
+            found = await conn.fetchval(
                 "SELECT id FROM music_playlists WHERE guild_id = ? AND user_id = ? "
                 "AND name_key = ?",
                 (guild_id, user_id, _key(name)),
-            ) as cursor:
-                found = await cursor.fetchone()
+            )
             if found is None:
-                async with conn.execute(
+                count = await conn.fetchval(
                     "SELECT COUNT(*) FROM music_playlists WHERE guild_id = ? AND user_id = ?",
                     (guild_id, user_id),
-                ) as cursor:
-                    count = await cursor.fetchone()
-                if count is not None and count[0] >= MAX_PLAYLISTS:
+                )
+                if count >= MAX_PLAYLISTS:
                     raise MusicError(
                         f"You have {MAX_PLAYLISTS} playlists here, the limit; delete one first."
                     )
-                cursor = await conn.execute(
+                playlist_id = await conn.fetchval(
                     "INSERT INTO music_playlists (guild_id, user_id, name, name_key, "
-                    "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
                     (guild_id, user_id, name, _key(name), now, now),
                 )
-                playlist_id = cursor.lastrowid
             else:
-                playlist_id = found[0]
+                playlist_id = found
                 await conn.execute(
                     "UPDATE music_playlists SET name = ?, updated_at = ? WHERE id = ?",
                     (name, now, playlist_id),
@@ -190,7 +185,7 @@ class LibraryStore:
             playlists = await conn.execute(
                 "DELETE FROM music_playlists WHERE guild_id = ?", (guild_id,)
             )
-            return history.rowcount + playlists.rowcount
+            return history + playlists
 
     async def export_guild(self, guild_id: int) -> list[tuple[str, dict[str, object]]]:
         """A server's history, playlists and their tracks as (table, row) pairs."""
@@ -212,7 +207,7 @@ def _columns(track: Track) -> tuple[object, ...]:
     return track.title, track.source, track.page_url, track.duration
 
 
-def _track(row: sqlite3.Row, requester_id: int) -> Track:
+def _track(row: Row, requester_id: int) -> Track:
     return Track(
         title=row["title"],
         source=row["source"],

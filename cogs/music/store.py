@@ -1,4 +1,4 @@
-"""Saved music sessions: each guild's queue, position and settings in SQLite.
+"""Saved music sessions: each guild's queue, position and settings in the database.
 
 Sessions are written when they change (coalesced: one write in flight, each
 guild written with its latest state) and at shutdown, and read back at
@@ -13,14 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from cogs.music.tracks import LoopMode, Track
-from utils.db import Database
+from utils.db import DB_ERRORS, Database
 from utils.tasks import log_failure
 
 if TYPE_CHECKING:
@@ -201,5 +200,5 @@ class SaveQueue:
             return
         try:
             await self.store.save(session)
-        except sqlite3.Error as error:
+        except DB_ERRORS as error:
             log.error("could not save the music queue of guild %s: %s", guild_id, error)

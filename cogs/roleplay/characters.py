@@ -1,4 +1,4 @@
-"""Each server's roleplay characters in SQLite: who they are and their avatar.
+"""Each server's roleplay characters in the database: who they are and their avatar.
 
 Owns `rp_characters`. Every query names the guild, so one server's characters never
 show in another. Names are unique per server regardless of case (``name_key`` holds
@@ -11,13 +11,12 @@ Portable SQL: timestamps are unix times from Python.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 
 from cogs.roleplay.errors import RoleplayError
-from utils.db import Database
+from utils.db import Database, Row
 
 MAX_NAME = 64
 MAX_TEXT = 20_000
@@ -116,25 +115,22 @@ class CharacterStore:
         profile = profile.checked()
         now = self.clock()
         async with self.db.transaction() as conn:
-            async with conn.execute(
+            count = await conn.fetchval(
                 "SELECT COUNT(*) FROM rp_characters WHERE guild_id = ?", (guild_id,)
-            ) as cursor:
-                row = await cursor.fetchone()
-            if row is not None and row[0] >= self.limit:
+            )
+            if count >= self.limit:
                 raise RoleplayError(
                     f"This server has {self.limit} characters, its limit; delete one first."
                 )
-            try:
-                cursor = await conn.execute(
-                    f"INSERT INTO rp_characters (guild_id, name_key, creator_id, avatar, "
-                    f"created_at, updated_at, {_PROFILE}) "
-                    f"VALUES (?, ?, ?, ?, ?, ?, {', '.join('?' * len(fields(Profile)))})",
-                    (guild_id, _key(profile.name), creator_id, avatar, now, now, *_values(profile)),
-                )
-            except sqlite3.IntegrityError:
-                raise _taken(profile.name) from None
-            character_id = cursor.lastrowid
-        assert character_id is not None
+            character_id = await conn.fetchval(
+                f"INSERT INTO rp_characters (guild_id, name_key, creator_id, avatar, "
+                f"created_at, updated_at, {_PROFILE}) "
+                f"VALUES (?, ?, ?, ?, ?, ?, {', '.join('?' * len(fields(Profile)))}) "
+                "ON CONFLICT (guild_id, name_key) DO NOTHING RETURNING id",
+                (guild_id, _key(profile.name), creator_id, avatar, now, now, *_values(profile)),
+            )
+        if character_id is None:
+            raise _taken(profile.name)
         return Character(character_id, guild_id, creator_id, profile, avatar, None, now, now)
 
     async def get(self, guild_id: int, name: str) -> Character | None:
@@ -147,6 +143,8 @@ class CharacterStore:
 
     async def by_ids(self, guild_id: int, ids: Sequence[int]) -> list[Character]:
         """This server's characters of ``ids``, in that order; deleted ones are left out."""
+        if not ids:
+            return []  # PostgreSQL refuses an empty IN ()
         rows = await self.db.fetchall(
             f"SELECT {_COLUMNS} FROM rp_characters WHERE guild_id = ? "
             f"AND id IN ({', '.join('?' * len(ids))})",
@@ -166,10 +164,11 @@ class CharacterStore:
 
     async def names(self, guild_id: int, start: str, limit: int = 25) -> list[str]:
         """Names containing ``start`` (any case), for autocompletion."""
+        pattern = _key(start).replace("!", "!!").replace("%", "!%").replace("_", "!_")
         rows = await self.db.fetchall(
-            "SELECT name FROM rp_characters WHERE guild_id = ? AND instr(name_key, ?) > 0 "
+            "SELECT name FROM rp_characters WHERE guild_id = ? AND name_key LIKE ? ESCAPE '!' "
             "ORDER BY name_key LIMIT ?",
-            (guild_id, _key(start), limit),
+            (guild_id, f"%{pattern}%", limit),
         )
         return [row[0] for row in rows]
 
@@ -180,8 +179,15 @@ class CharacterStore:
         profile = profile.checked()
         now = self.clock()
         link = character.link if avatar == character.avatar else None
-        try:
-            changed = await self.db.execute(
+        async with self.db.transaction() as conn:
+            # Asked rather than caught from the unique index: each driver names that error
+            # its own way.
+            if await conn.fetchval(
+                "SELECT id FROM rp_characters WHERE guild_id = ? AND name_key = ? AND id <> ?",
+                (character.guild_id, _key(profile.name), character.id),
+            ):
+                raise _taken(profile.name)
+            changed = await conn.execute(
                 f"UPDATE rp_characters SET name_key = ?, avatar = ?, avatar_channel_id = ?, "
                 f"avatar_message_id = ?, avatar_url = ?, updated_at = ?, "
                 f"{', '.join(f'{f.name} = ?' for f in fields(Profile))} "
@@ -198,8 +204,6 @@ class CharacterStore:
                     character.id,
                 ),
             )
-        except sqlite3.IntegrityError:
-            raise _taken(profile.name) from None
         if not changed:
             raise RoleplayError(f"**{character.name}** was deleted meanwhile.")
         return Character(
@@ -249,7 +253,7 @@ class CharacterStore:
         return await self.db.execute("DELETE FROM rp_characters WHERE guild_id = ?", (guild_id,))
 
 
-def _character(row: sqlite3.Row) -> Character:
+def _character(row: Row) -> Character:
     link = None
     if row["avatar_url"] is not None:
         link = AvatarLink(row["avatar_channel_id"], row["avatar_message_id"], row["avatar_url"])

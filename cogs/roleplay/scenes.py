@@ -1,4 +1,4 @@
-"""Roleplay scenes in SQLite: which channels run one, with whom, and what it established.
+"""Roleplay scenes in the database: which channels run one, with whom, and what it established.
 
 Owns `rp_scenes` (one scene per channel or thread) and `rp_worlds` (each server's world
 text). The channels running a scene are also kept in memory, loaded at start, so every
@@ -138,16 +138,13 @@ class SceneStore:
 
     async def count_turn(self, channel_id: int) -> int:
         """Count one more turn; returns the scene's turns so far (0: no scene)."""
-        async with (
-            self.db.transaction() as conn,
-            conn.execute(
+        async with self.db.transaction() as conn:
+            return await conn.fetchval(
                 "UPDATE rp_scenes SET turns = turns + 1, updated_at = ? WHERE channel_id = ? "
                 "RETURNING turns",
                 (self.clock(), channel_id),
-            ) as cursor,
-        ):
-            row = await cursor.fetchone()
-        return row[0] if row is not None else 0
+                default=0,
+            )
 
     async def end(self, channel_id: int) -> bool:
         ended = await self.db.execute("DELETE FROM rp_scenes WHERE channel_id = ?", (channel_id,))
@@ -175,14 +172,10 @@ class SceneStore:
 
     async def delete_guild(self, guild_id: int) -> int:
         async with self.db.transaction() as conn:
-            async with conn.execute(
+            ended = await conn.fetchall(
                 "DELETE FROM rp_scenes WHERE guild_id = ? RETURNING channel_id", (guild_id,)
-            ) as cursor:
-                ended = [row[0] for row in await cursor.fetchall()]
-            async with conn.execute(
-                "DELETE FROM rp_worlds WHERE guild_id = ?", (guild_id,)
-            ) as cursor:
-                worlds = cursor.rowcount
-        self._running.difference_update(ended)
+            )
+            worlds = await conn.execute("DELETE FROM rp_worlds WHERE guild_id = ?", (guild_id,))
+        self._running.difference_update(row[0] for row in ended)
         await self.db.notify(TOPIC, EVERYTHING)
-        return len(ended) + max(worlds, 0)
+        return len(ended) + worlds

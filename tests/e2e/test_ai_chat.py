@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import asyncpg
 import pytest
 from PIL import Image
 
@@ -699,7 +700,7 @@ async def test_shutdown_mid_reply_finalises_and_stores_what_was_shown(
     assert reply.content.endswith("\n\n*⚠️ reply cut off by a restart*")
     shown = reply.content.removesuffix("\n\n*⚠️ reply cut off by a restart*")
     assert shown.startswith("Half of the answer") and not shown.endswith("and more.")
-    assert history(settings.data_dir) == [("user", "tell me", None), ("model", shown, "restart")]
+    assert await history(settings) == [("user", "tell me", None), ("model", shown, "restart")]
 
     # After the restart the model is told its last reply was cut off; export says so too.
     await start_bot(settings)
@@ -721,6 +722,7 @@ async def test_kill_9_mid_reply_keeps_the_exchange_and_the_next_start_finalises_
     tmp_path: Path,
     start_bot: StartBot,
     ai_settings: Callable[..., Settings],
+    database_url: str,
 ) -> None:
     # Three replies still being written when the process dies: a mention, a /chat and
     # one whose message is deleted before the restart.
@@ -741,6 +743,9 @@ async def test_kill_9_mid_reply_keeps_the_exchange_and_the_next_start_finalises_
         "FAKE_DISCORD_URL": discord_fake.url,
         "PYTHONPATH": str(ROOT / "tests" / "fakes" / "sitecustomize"),
     }
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    settings = ai_settings()  # the same data as the process's, for the restart
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         str(ROOT / "bot.py"),
@@ -775,17 +780,17 @@ async def test_kill_9_mid_reply_keeps_the_exchange_and_the_next_start_finalises_
             ("user", "hey", None),
             ("model", "Soon deleted", "interrupted"),
         ]
-        await discord_fake.wait_for(lambda: sorted(history(data_dir)) == sorted(expected))
+        await eventually(lambda: history(settings, ordered=False), equals=sorted(expected))
     finally:
         process.kill()
         await process.wait()
     assert reply.content == "Shown before the crash ⌛", "killed while still writing"
-    assert sorted(history(data_dir)) == sorted(expected)
+    assert await history(settings, ordered=False) == sorted(expected)
     doomed.deleted = True  # by a moderator, while the bot was down
 
     # The next start finalises what the crash left "still writing", in Discord and in the
     # history (the /chat reply through its channel message: its token may have expired).
-    bot = await start_bot(ai_settings())
+    bot = await start_bot(settings)
     note = "\n\n*⚠️ reply cut off by a restart*"
     await discord_fake.wait_for(lambda: reply.content == "Shown before the crash" + note)
     await discord_fake.wait_for(lambda: answer.content == "Answered by slash" + note)
@@ -794,7 +799,7 @@ async def test_kill_9_mid_reply_keeps_the_exchange_and_the_next_start_finalises_
     ]
     assert pings_nobody(reply.allowed_mentions) and pings_nobody(answer.allowed_mentions)
     finalised = [(role, text, None if role == "user" else "restart") for role, text, _ in expected]
-    await discord_fake.wait_for(lambda: sorted(history(data_dir)) == sorted(finalised))
+    await eventually(lambda: history(settings, ordered=False), equals=sorted(finalised))
     assert discord_fake.messages_in(gone) == [doomed], "nothing sent for the deleted reply"
 
     # The model is told its reply was cut off.
@@ -807,16 +812,26 @@ async def test_kill_9_mid_reply_keeps_the_exchange_and_the_next_start_finalises_
     assert await bot.db.fetchval("SELECT count(*) FROM ai_messages") == 8
 
 
-def history(data_dir: Path) -> list[tuple[str, str, str | None]]:
-    """The stored conversation (text stripped as Discord shows it), read from the file."""
-    if not (data_dir / "bot.db").exists():
-        return []
-    with sqlite3.connect(data_dir / "bot.db") as conn:
+async def history(settings: Settings, *, ordered: bool = True) -> list[tuple[str, str, str | None]]:
+    """The stored conversation (text stripped as Discord shows it), read from outside the
+    bot (which may be stopped or another process): in order, or sorted."""
+    sql = "SELECT role, content, incomplete FROM ai_messages ORDER BY id"
+    if settings.database_url is not None:
+        conn = await asyncpg.connect(settings.database_url.get_secret_value())
         try:
-            rows = conn.execute("SELECT role, content, incomplete FROM ai_messages ORDER BY id")
-        except sqlite3.OperationalError:  # not migrated yet
-            return []
-        return [(role, content.strip(), incomplete) for role, content, incomplete in rows]
+            rows = [tuple(row) for row in await conn.fetch(sql)]
+        finally:
+            await conn.close()
+    elif not settings.database_path.exists():
+        return []
+    else:
+        with sqlite3.connect(settings.database_path) as conn:
+            try:
+                rows = conn.execute(sql).fetchall()
+            except sqlite3.OperationalError:  # not migrated yet
+                return []
+    found = [(role, content.strip(), incomplete) for role, content, incomplete in rows]
+    return found if ordered else sorted(found)
 
 
 async def test_blocked_and_truncated_replies_say_why_and_are_stored_as_such(

@@ -237,10 +237,14 @@ async def test_replies_left_being_written_are_found_and_marked(store: ChatStore)
         Unfinished(finished.id, 11, 5),
     ]
     assert await store.unfinished(1) == found[:1], "the oldest first"
-    plan = await store.db.fetchall(
-        "EXPLAIN QUERY PLAN SELECT id FROM ai_messages WHERE incomplete = 'interrupted'"
-    )
-    assert "ai_messages_writing" in " ".join(row["detail"] for row in plan)
+    query = "SELECT id FROM ai_messages WHERE incomplete = 'interrupted' ORDER BY id"
+    if store.db.backend == "sqlite":
+        plan = [row["detail"] for row in await store.db.fetchall(f"EXPLAIN QUERY PLAN {query}")]
+    else:  # PostgreSQL scans a table this small unless told not to
+        async with store.db.transaction() as conn:
+            await conn.execute("SET LOCAL enable_seqscan = off")
+            plan = [row[0] for row in await conn.fetchall(f"EXPLAIN {query}")]
+    assert "ai_messages_writing" in " ".join(plan)
 
     assert (await store.recent_turns(10, 0, 1000))[0][-1].incomplete == "interrupted"  # cached
     await store.rewrite_turn(11, finished, "Soon whole, and done.", None, 5)  # it finished

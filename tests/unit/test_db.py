@@ -1,16 +1,42 @@
-"""The SQLite layer: pragmas, migrations, serialised writes, atomic files."""
+"""The storage layer on both backends: migrations, transactions, serialised writes;
+SQLite's pragmas and file; which modules may hold SQL."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import asyncpg
 import pytest
 
-from utils.db import MIGRATIONS_DIR, Database, load_migrations
+from utils.db import MIGRATIONS_DIR, Database, SqliteDatabase, load_migrations, open_database
 from utils.guild_settings import GuildSettings
+
+Fresh = Callable[[], Database]
+
+
+@pytest.fixture
+async def fresh(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Fresh]:
+    """Unopened `Database` objects on one empty database (no migrations applied)."""
+    if backend == "sqlite":
+        yield lambda: SqliteDatabase(tmp_path / "x.db")
+        return
+    server: str = request.getfixturevalue("postgres_server")
+    name = f"gembot_empty_{os.getpid()}"
+    admin = await asyncpg.connect(server)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.execute(f"CREATE DATABASE {name}")
+        yield lambda: open_database(f"{server.rsplit('/', 1)[0]}/{name}", Path())
+        await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    finally:
+        await admin.close()
 
 
 def write_migrations(directory: Path, *scripts: str) -> Path:
@@ -20,41 +46,54 @@ def write_migrations(directory: Path, *scripts: str) -> Path:
     return directory
 
 
-async def test_pragmas_and_schema_version(db: Database) -> None:
+@pytest.mark.backends("sqlite")
+async def test_sqlite_pragmas(db: Database) -> None:
     assert await db.fetchval("PRAGMA journal_mode") == "wal"
     assert await db.fetchval("PRAGMA foreign_keys") == 1
     assert await db.fetchval("PRAGMA busy_timeout") == 5000
-    assert await db.version() == len(load_migrations(MIGRATIONS_DIR))
 
 
-async def test_migrations_apply_once_and_resume(tmp_path: Path) -> None:
+async def test_schema_version_is_the_last_migration(db: Database) -> None:
+    assert await db.version() == len(load_migrations(MIGRATIONS_DIR / db.backend))
+
+
+def test_both_backends_have_the_same_migrations() -> None:
+    names = {
+        backend: [path.name for _, path in load_migrations(MIGRATIONS_DIR / backend)]
+        for backend in ("sqlite", "postgresql")
+    }
+    assert names["sqlite"] == names["postgresql"]
+
+
+async def test_migrations_apply_once_and_resume(fresh: Fresh, tmp_path: Path) -> None:
     migrations = write_migrations(
         tmp_path / "m",
         "CREATE TABLE a (x INTEGER);",
         "INSERT INTO a VALUES (1);",
     )
-    database = Database(tmp_path / "x.db")
+    database = fresh()
     await database.connect(migrations)
     await database.close()
     (migrations / "0003_step.sql").write_text("INSERT INTO a VALUES (3);")
+    database = fresh()
     await database.connect(migrations)
     assert await database.version() == 3
     assert [r[0] for r in await database.fetchall("SELECT x FROM a ORDER BY x")] == [1, 3]
     await database.close()
 
 
-async def test_failed_migration_rolls_back(tmp_path: Path) -> None:
+async def test_failed_migration_rolls_back(fresh: Fresh, tmp_path: Path) -> None:
     migrations = write_migrations(
         tmp_path / "m",
         "CREATE TABLE a (x INTEGER);",
         "INSERT INTO a VALUES (2); INSERT INTO missing VALUES (1);",
     )
-    database = Database(tmp_path / "x.db")
+    database = fresh()
     with pytest.raises(Exception, match="missing"):
         await database.connect(migrations)
     assert await database.version() == 1
     await database.close()
-    database = Database(tmp_path / "x.db")
+    database = fresh()
     (migrations / "0002_step.sql").write_text("INSERT INTO a VALUES (2);")
     await database.connect(migrations)
     assert await database.fetchval("SELECT count(*) FROM a") == 1
@@ -76,8 +115,7 @@ async def test_concurrent_transactions_do_not_interleave(db: Database) -> None:
 
     async def increment() -> None:
         async with db.transaction() as conn:
-            async with conn.execute("SELECT n FROM counter") as cur:
-                (n,) = await cur.fetchone()
+            n = await conn.fetchval("SELECT n FROM counter")
             await asyncio.sleep(0)
             await conn.execute("UPDATE counter SET n = ?", (n + 1,))
 
@@ -92,23 +130,56 @@ async def test_failed_transaction_rolls_back(db: Database) -> None:
             await conn.execute("INSERT INTO t VALUES (1)")
             raise ValueError
     assert await db.fetchval("SELECT count(*) FROM t") == 0
-    assert await db.execute("INSERT INTO t VALUES (5)") == 1  # lastrowid
 
 
-async def test_close_is_idempotent_and_leaves_a_sound_file(tmp_path: Path) -> None:
-    database = Database(tmp_path / "bot.db")
+async def test_writes_report_rows_changed_and_new_ids(db: Database) -> None:
+    """What every store relies on: `execute` counts changed rows, `RETURNING` gives ids."""
+    async with db.transaction() as conn:
+        ids = [
+            await conn.fetchval(
+                "INSERT INTO music_history (guild_id, title, source, requester_id, played_at) "
+                "VALUES (?, ?, ?, ?, ?) RETURNING id",
+                (1, title, "src", 7, 0.0),
+            )
+            for title in ("a", "b", "c")
+        ]
+        assert (
+            await conn.execute("UPDATE music_history SET title = ? WHERE id > ?", ("z", ids[0]))
+            == 2
+        )
+        assert await conn.fetchall("DELETE FROM music_history WHERE id = ? RETURNING id", (ids[2],))
+    assert ids == sorted(ids) and len(set(ids)) == 3
+    assert await db.execute("DELETE FROM music_history WHERE guild_id = ?", (1,)) == 2
+    assert await db.execute("DELETE FROM music_history WHERE guild_id = ?", (1,)) == 0
+    assert await db.fetchval("SELECT title FROM music_history", default="none") == "none"
+
+
+async def test_question_marks_in_quotes_are_text(db: Database) -> None:
+    row = await db.fetchone("SELECT 'why?' AS said, ? AS asked, 'it''s ?' AS quoted", ("this",))
+    assert row is not None and tuple(row) == ("why?", "this", "it's ?")
+
+
+async def test_close_is_idempotent(fresh: Fresh) -> None:
+    database = fresh()
     await database.connect()
     await database.close()
     await database.close()
     with pytest.raises(RuntimeError, match="not open"):
         await database.ping()
+
+
+async def test_sqlite_close_leaves_a_sound_file(tmp_path: Path) -> None:
+    database = SqliteDatabase(tmp_path / "bot.db")
+    await database.connect()
+    await database.close()
     assert not (tmp_path / "bot.db-wal").exists() or (tmp_path / "bot.db-wal").stat().st_size == 0
 
 
 ROOT = Path(__file__).resolve().parents[2]
-# Each feature's SQL lives in its store; a PostgreSQL backend would replace these files only.
+# Each feature's SQL lives in its store (one text for both backends) or in a backend.
 SQL_OWNERS = {
     "utils/db.py",
+    "utils/db_postgres.py",
     "utils/guild_settings.py",
     "utils/usage.py",
     "utils/memory/store.py",

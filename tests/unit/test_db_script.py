@@ -23,7 +23,7 @@ from cogs.music.tracks import Track
 from config import Settings
 from scripts.db import main
 from utils.backup import make_backup, rotate_backups
-from utils.db import Database
+from utils.db import Database, SqliteDatabase
 from utils.instance_lock import InstanceLock
 from utils.memory.records import Scope
 from utils.memory.store import MemoryStore, NewMemory
@@ -39,7 +39,7 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 async def open_db(data_dir: Path) -> Database:
-    db = Database(data_dir / "bot.db")
+    db = SqliteDatabase(data_dir / "bot.db")
     await db.connect()
     return db
 

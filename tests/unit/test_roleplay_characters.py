@@ -32,6 +32,15 @@ async def test_create_get_and_list_within_one_server(store: CharacterStore) -> N
     assert await store.get(GUILD, "nobody") is None
 
 
+async def test_completion_takes_wildcards_literally(store: CharacterStore) -> None:
+    await store.create(GUILD, 10, Profile("Half_Moon"), None)
+    await store.create(GUILD, 10, Profile("Halfmoon 100%"), None)
+    assert await store.names(GUILD, "_") == ["Half_Moon"]
+    assert await store.names(GUILD, "0%") == ["Halfmoon 100%"]
+    assert await store.names(GUILD, "HALF") == ["Half_Moon", "Halfmoon 100%"]
+    assert await store.by_ids(GUILD, []) == []
+
+
 async def test_names_are_unique_per_server_regardless_of_case(store: CharacterStore) -> None:
     await store.create(GUILD, 10, Profile("Åsa"), None)
     with pytest.raises(RoleplayError, match="already has a character called"):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sqlite3
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,6 +22,7 @@ from google.genai import types
 from pydantic import ValidationError
 
 from cogs.ai.tools.audit import ToolAudit
+from utils.db import DB_ERRORS
 from utils.errors import BotError
 from utils.text import truncate
 from utils.tools import Asker, Done, Family, Source, Tool, ToolRefused, ToolRegistry
@@ -189,7 +189,7 @@ class Toolbox:
                 result[:300],
                 ok=ok,
             )
-        except sqlite3.Error:  # the reply goes on; the log says what the audit lacks
+        except DB_ERRORS:  # the reply goes on; the log says what the audit lacks
             log.exception("could not record the %s call", tool.name)
 
 
