@@ -21,7 +21,6 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.fakes import discord_gateway  # noqa: E402
 from tests.fakes.discord_server import (  # noqa: E402
     FakeChannel,
     FakeDiscord,
@@ -57,7 +56,7 @@ class FakeWorld:
         self.discord._apply_edit = on_edit
         # When each MESSAGE_CREATE has left the gateway: where the bot's overhead starts.
         self.dispatched: dict[int, float] = {}
-        send_frame = discord_gateway.send
+        send_frame = self.discord._gateway._send
 
         async def timed_send(conn: Any, frame: dict[str, Any]) -> bool:
             sent = await send_frame(conn, frame)
@@ -65,7 +64,7 @@ class FakeWorld:
                 self.dispatched[int(frame["d"]["id"])] = time.monotonic()
             return sent
 
-        discord_gateway.send = timed_send  # what every shard's session sends with
+        self.discord._gateway._send = timed_send
 
     async def start(self) -> None:
         await self.discord.start()
