@@ -151,8 +151,11 @@ async def db(tmp_path: Path, database_url: str) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
-async def discord_fake() -> AsyncIterator[FakeDiscord]:
-    fake = FakeDiscord()
+async def discord_fake(request: pytest.FixtureRequest) -> AsyncIterator[FakeDiscord]:
+    """The fake Discord; ``@pytest.mark.shards(n)`` gives it n shards (the ``guild``
+    fixture then lands on shard 0, ``far`` on shard 1)."""
+    marker = request.node.get_closest_marker("shards")
+    fake = FakeDiscord(shards=marker.args[0] if marker else 1)
     await fake.start()
     undo = fake.patch_discord()
     yield fake
@@ -173,6 +176,16 @@ def member(discord_fake: FakeDiscord, guild: FakeGuild) -> FakeUser:
     user = discord_fake.add_user("alice")
     guild.add_member(user, permissions=BASIC)
     return user
+
+
+@pytest.fixture
+def far(discord_fake: FakeDiscord, member: FakeUser) -> FakeGuild:
+    """A guild on shard 1 (with ``@pytest.mark.shards(2)``): the owner (an admin) and
+    the member are in it too."""
+    guild = discord_fake.add_guild("Far", shard=1)
+    guild.add_member(discord_fake.owner, permissions=ADMIN)
+    guild.add_member(member, permissions=BASIC)
+    return guild
 
 
 @pytest.fixture

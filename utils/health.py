@@ -135,11 +135,14 @@ class HealthServer:
     async def _readyz(self, request: web.Request) -> web.Response:
         problems = []
         bot = self.bot
-        shards = bot.shards.values()  # the bot is sharded: `bot.ws` is always None
         if bot.shutdown_manager.is_shutting_down or bot.is_closed():
             problems.append("shutting down")
-        elif not bot.is_ready() or not shards or any(shard.is_closed() for shard in shards):
+        elif not bot.is_ready() or not bot.shards:
             problems.append("gateway not connected")
+        elif down := sorted(shard.id for shard in bot.shards.values() if shard.is_closed()):
+            # Every shard this process runs must be connected: the guilds of one that
+            # is down get no answer, however well the others do.
+            problems.append(f"gateway not connected (shard {', '.join(map(str, down))})")
         if not await self._database_answers():
             problems.append("database not answering")
         if problems:

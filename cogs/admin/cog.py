@@ -71,10 +71,15 @@ class Admin(commands.Cog):
         started = time.perf_counter()
         message = await ctx.send("Pinging…")
         rest = time.perf_counter() - started
-        await message.edit(
-            content=f"Pong! Gateway {format_latency(self.bot.latency)} · "
-            f"REST {format_latency(rest)}"
-        )
+        # The latency of the shard this server is on (DMs: shard 0), named when there
+        # are several: what an operator needs to tell a slow shard from a slow bot.
+        shard_id = ctx.guild.shard_id if ctx.guild else 0
+        shard = self.bot.get_shard(shard_id)
+        latency = shard.latency if shard is not None else self.bot.latency
+        content = f"Pong! Gateway {format_latency(latency)} · REST {format_latency(rest)}"
+        if (self.bot.shard_count or 1) > 1:
+            content += f" · shard {shard_id}"
+        await message.edit(content=content)
 
     @commands.hybrid_command()
     async def stats(self, ctx: Context) -> None:

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 HOUR = 3600.0
 DAY = 86_400.0
+GUILD_CHECK_TIMEOUT = 15.0  # seconds to ask Discord whether the bot is in a guild
 
 
 class Maintenance(commands.Cog):
@@ -136,11 +137,24 @@ class Maintenance(commands.Cog):
             log.info("deleted the data of channel %s: %s", pending.target_id, _counts(deleted))
             return
         guild_id = pending.target_id
-        if self.bot.get_guild(guild_id) is not None:
+        if await self._still_in(guild_id):
             log.info("still in guild %s: its data is kept", guild_id)
             return
         deleted = await self.bot.data_owners.delete_guild(guild_id)
         log.info("deleted the data of guild %s: %s", guild_id, _counts(deleted))
+
+    async def _still_in(self, guild_id: int) -> bool:
+        """Whether the bot is in a guild. The cache knows for the guilds of this
+        process's shards; for another shard process's guild only Discord can say (a
+        pass may run in any one process). Any other answer raises: data is kept."""
+        if self.bot.owns(guild_id):
+            return self.bot.get_guild(guild_id) is not None
+        try:
+            async with asyncio.timeout(GUILD_CHECK_TIMEOUT):
+                await self.bot.fetch_guild(guild_id, with_counts=False)
+        except (discord.NotFound, discord.Forbidden):
+            return False
+        return True
 
 
 def _counts(deleted: dict[str, int]) -> str:

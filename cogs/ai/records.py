@@ -43,6 +43,7 @@ class Unfinished:
     turn_id: int
     channel_id: int
     message_id: int | None
+    guild_id: int | None  # None in a DM; whose shard finalises it
 
 
 @dataclass(frozen=True)

@@ -206,7 +206,7 @@ class ChatStore:
     async def unfinished(self, limit: int) -> list[Unfinished]:
         """The oldest `limit` replies still marked as being written (WRITING)."""
         rows = await self.db.fetchall(
-            "SELECT id, channel_id, message_id FROM ai_messages "
+            "SELECT id, channel_id, message_id, guild_id FROM ai_messages "
             f"WHERE incomplete = '{WRITING}' ORDER BY id LIMIT ?",  # the partial index's term
             (limit,),
         )

@@ -3,7 +3,9 @@ servers in 24/7 mode get the bot back in their channel, with an empty queue if n
 
 Sessions of guilds the bot is not in now are kept (an accidental kick loses nothing;
 retention deletes them later); sessions that cannot resume (the channel is gone, the
-queue was empty, MUSIC_RESUME_ON_START is off) are forgotten.
+queue was empty, MUSIC_RESUME_ON_START is off) are forgotten. With several shard
+processes on one database each restores only the guilds of its own shards: the
+others' sessions are theirs to resume (or to find playing).
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ join is one); discord.py waits for the limit, so restores wait longer than /play
 
 
 async def restore_sessions(sessions: Sessions) -> None:
-    await sessions.bot.wait_until_ready()
+    bot = sessions.bot
+    await bot.wait_until_ready()
     joining = asyncio.Semaphore(RESTORE_CONCURRENCY)
     saved = {session.guild_id: session for session in await sessions.saves.store.load_all()}
     for rules in await sessions.music_settings.staying():
@@ -41,7 +44,8 @@ async def restore_sessions(sessions: Sessions) -> None:
             saved[rules.guild_id] = Session(
                 rules.guild_id, rules.stay_channel_id, rules.stay_text_channel_id
             )
-    await asyncio.gather(*(_restore_one(sessions, s, joining) for s in saved.values()))
+    mine = [session for session in saved.values() if bot.owns(session.guild_id)]
+    await asyncio.gather(*(_restore_one(sessions, s, joining) for s in mine))
 
 
 async def _restore_one(sessions: Sessions, session: Session, joining: asyncio.Semaphore) -> None:

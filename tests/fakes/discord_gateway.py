@@ -18,7 +18,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -88,7 +88,7 @@ class GatewaySession:
     def append(self, event: str, data: Json) -> None:
         self.log.append({"op": 0, "t": event, "s": len(self.log) + 1, "d": data})
 
-    async def flush(self) -> None:
+    async def flush(self, send: Send) -> None:
         """Send every dispatch the live connection has not had yet, in order."""
         async with self._send_lock:
             conn = self.conn
@@ -98,15 +98,7 @@ class GatewaySession:
                 conn.sent += 1
 
 
-async def send(conn: _Connection, frame: Json) -> bool:
-    """Send one frame; False (and the socket given up) if the peer is gone."""
-    try:
-        await conn.ws.send_str(json.dumps(frame))
-    except ConnectionResetError:
-        if conn.session is not None and conn.session.conn is conn:
-            conn.session.conn = None
-        return False
-    return True
+Send = Callable[[_Connection, Json], Awaitable[bool]]
 
 
 class Gateway:
@@ -167,7 +159,17 @@ class Gateway:
 
     async def flush(self) -> None:
         for session in list(self.sessions.values()):
-            await session.flush()
+            await session.flush(self._send)
+
+    async def _send(self, conn: _Connection, frame: Json) -> bool:
+        """Send one frame; False (and the socket given up) if the peer is gone."""
+        try:
+            await conn.ws.send_str(json.dumps(frame))
+        except ConnectionResetError:
+            if conn.session is not None and conn.session.conn is conn:
+                conn.session.conn = None
+            return False
+        return True
 
     def _flush_soon(self) -> None:
         try:
@@ -187,7 +189,8 @@ class Gateway:
         conn = _Connection(ws)
         try:
             await self._accepting.wait()
-            await send(conn, {"op": 10, "d": {"heartbeat_interval": self.HEARTBEAT_INTERVAL_MS}})
+            hello = {"op": 10, "d": {"heartbeat_interval": self.HEARTBEAT_INTERVAL_MS}}
+            await self._send(conn, hello)
             async for message in ws:
                 if message.type is WSMsgType.TEXT:
                     await self._receive(conn, json.loads(message.data))
@@ -201,7 +204,7 @@ class Gateway:
         op, data = frame.get("op"), frame.get("d")
         session = conn.session
         if op == 1:
-            await send(conn, {"op": 11})
+            await self._send(conn, {"op": 11})
         elif op == 2:
             await self._identify(conn, data)
         elif op == 6:
@@ -227,7 +230,7 @@ class Gateway:
         session.append("READY", fake._ready_payload(session.session_id, [shard_id, shard_count]))
         for guild in guilds:
             session.append("GUILD_CREATE", fake._guild_create_payload(guild))
-        await session.flush()
+        await session.flush(self._send)
         self.ready.set()
 
     async def _resume(self, conn: _Connection, data: Json) -> None:
@@ -235,14 +238,14 @@ class Gateway:
             (s for s in self.sessions.values() if s.session_id == data.get("session_id")), None
         )
         if session is None or data.get("seq") is None:
-            await send(conn, {"op": 9, "d": False})
+            await self._send(conn, {"op": 9, "d": False})
             return
         session.resumes += 1
         conn.sent = data["seq"]
         session.conn, conn.session = conn, session
-        await session.flush()  # replay what the client missed
+        await session.flush(self._send)  # replay what the client missed
         session.append("RESUMED", {})
-        await session.flush()
+        await session.flush(self._send)
 
     async def _request_members(self, session: GatewaySession, data: Json) -> None:
         guild = self._fake.guilds.get(int(data["guild_id"]))
@@ -267,7 +270,7 @@ class Gateway:
         if data.get("nonce") is not None:
             chunk["nonce"] = data["nonce"]
         session.append("GUILD_MEMBERS_CHUNK", chunk)
-        await session.flush()
+        await session.flush(self._send)
 
     # Breaking connections ---------------------------------------------------
 

@@ -29,6 +29,12 @@ Server administration (channels, threads, pins, roles) is served by
 :class:`~tests.fakes.discord_admin.AdminRoutes`; every request's audit-log reason
 is on its :class:`RequestRecord`.
 
+Shards: ``FakeDiscord(shards=n)`` recommends n shards in GET /gateway/bot and spreads
+new guilds over them (``add_guild(shard=...)`` picks one); each shard that IDENTIFYs
+gets its own session and only its guilds' events (:mod:`tests.fakes.discord_gateway`).
+Requests and the messages they create record the bot token they were made with, which
+tells two bot processes apart when each is given its own.
+
 Everything binds to 127.0.0.1.  The gateway sends plain text frames whatever the
 ``compress`` query parameter says (discord.py only inflates binary frames).
 """

@@ -232,9 +232,9 @@ async def test_replies_left_being_written_are_found_and_marked(store: ChatStore)
 
     found = await store.unfinished(10)
     assert found == [
-        Unfinished(left.id, 10, 2),
-        Unfinished(other.id, 12, 4),
-        Unfinished(finished.id, 11, 5),
+        Unfinished(left.id, 10, 2, 1),
+        Unfinished(other.id, 12, 4, None),
+        Unfinished(finished.id, 11, 5, 1),
     ]
     assert await store.unfinished(1) == found[:1], "the oldest first"
     query = "SELECT id FROM ai_messages WHERE incomplete = 'interrupted' ORDER BY id"
