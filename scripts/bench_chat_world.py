@@ -39,8 +39,8 @@ Said = tuple[FakeUser, str]  # who sends what
 class FakeWorld:
     """Fake Discord on this process's loop, fake Gemini in a process of its own."""
 
-    def __init__(self) -> None:
-        self.discord = FakeDiscord()
+    def __init__(self, *, shards: int = 1) -> None:
+        self.discord = FakeDiscord(shards=shards)
         self.gemini_url = ""
         self.gemini: asyncio.subprocess.Process | None = None
         self.waiters: dict[int, asyncio.Future[None]] = {}
@@ -80,25 +80,27 @@ class FakeWorld:
             self.gemini.send_signal(signal.SIGTERM)
             await self.gemini.wait()
 
-    def member(self, guild: FakeGuild, name: str) -> FakeUser:
-        """The member called `name`, added to `guild` the first time."""
+    def member(self, guilds: list[FakeGuild], name: str) -> FakeUser:
+        """The member called `name`, added to every one of `guilds` the first time."""
         if name not in self.users:
             self.users[name] = self.discord.add_user(name)
-            guild.add_member(self.users[name])
+            for guild in guilds:
+                guild.add_member(self.users[name])
         return self.users[name]
 
-    def conversation(self, guild: FakeGuild) -> tuple[list[Said], list[Said]]:
+    def conversation(self, guilds: list[FakeGuild]) -> tuple[list[Said], list[Said]]:
         """What the people of the long-conversation benchmark said (the chat that seeds
-        memory), and the questions they asked about it (the measured messages)."""
+        memory), and the questions they asked about it (the measured messages); the
+        people are members of every one of `guilds`."""
         data = json.loads(BENCH_DATA.read_text())
         said = [
-            (self.member(guild, turn["speaker"]), turn["text"])
+            (self.member(guilds, turn["speaker"]), turn["text"])
             for conversation in data["conversations"]
             for turn in conversation["turns"]
             if turn["speaker"] != "assistant"
         ]
         asked = [
-            (self.member(guild, question["asker"]), question["question"])
+            (self.member(guilds, question["asker"]), question["question"])
             for conversation in data["conversations"]
             for question in conversation["questions"]
         ]

@@ -6,11 +6,14 @@
     python -m scripts.db vacuum                         # the bot must be stopped
     python -m scripts.db prune --older-than DAYS [--include-facts]   # the bot must be stopped
     python -m scripts.db export --guild ID [--output FILE]           # JSON lines
+    python -m scripts.db migrate --to postgresql://...   # copy into PostgreSQL; bot stopped
 
 DATA_DIR comes from --data-dir, else the environment or `.env` as for the bot, else
 `data`; DISCORD_TOKEN is not needed. check, backup and export are safe while the bot
-runs. restore, vacuum and prune hold DATA_DIR/bot.lock while they work: they refuse
-to run beside the bot, and the bot cannot start until they are done.
+runs. restore, vacuum, prune and migrate hold DATA_DIR/bot.lock while they work: they
+refuse to run beside the bot, and the bot cannot start until they are done (a migration
+would miss what the bot writes meanwhile). migrate may be run again: it replaces what
+an earlier run copied.
 
 Exit status: 0 done, 1 problems found or the work failed, 2 bad usage, 3 the bot is running.
 """
@@ -38,6 +41,7 @@ from cogs.music.library_store import LibraryStore
 from cogs.music.settings import MusicSettingsStore
 from cogs.music.store import MusicStore
 from config import Settings, describe_error
+from scripts.db_migrate import MigrationError, migrate
 from utils.backup import BackupError, check_database, make_backup, restore_backup
 from utils.db import SqliteDatabase
 from utils.guild_settings import GuildSettings
@@ -175,7 +179,15 @@ def _parser() -> argparse.ArgumentParser:
     export_cmd = commands.add_parser("export", help="a guild's data as JSON lines")
     export_cmd.add_argument("--guild", type=int, required=True, metavar="ID")
     export_cmd.add_argument("--output", type=Path, help="default: standard output")
+    migrate_cmd = commands.add_parser("migrate", help="copy every table into PostgreSQL")
+    migrate_cmd.add_argument("--to", type=_postgres_url, required=True, metavar="URL")
     return parser
+
+
+def _postgres_url(value: str) -> str:
+    if not value.startswith(("postgresql://", "postgres://")):
+        raise argparse.ArgumentTypeError("the URL must start with postgresql://")
+    return value
 
 
 def _days(value: str) -> float:
@@ -222,10 +234,13 @@ def main(argv: list[str] | None = None) -> int:
                     return asyncio.run(export(database, args.guild, sys.stdout))
                 with args.output.open("w", encoding="utf-8") as out:
                     return asyncio.run(export(database, args.guild, out))
+            case "migrate":
+                with bot_stopped(data_dir):
+                    return OK if asyncio.run(migrate(database, args.to)) else FAILED
     except Refused:
         print(f"the bot is running on {data_dir}; stop it first", file=sys.stderr)
         return RUNNING
-    except (BackupError, OSError, sqlite3.Error) as error:
+    except (BackupError, MigrationError, OSError, sqlite3.Error) as error:
         print(f"error: {error}", file=sys.stderr)
         return FAILED
     raise AssertionError(args.command)

@@ -192,6 +192,7 @@ SQL_OWNERS = {
     "cogs/admin/retention.py",
     "cogs/roleplay/characters.py",
     "cogs/roleplay/scenes.py",
+    "scripts/db_migrate.py",  # copies every table, whichever store owns it
 }
 _SQL = re.compile(r"\b(SELECT|INSERT INTO|UPDATE \w+ SET|DELETE FROM)\b")
 
