@@ -37,6 +37,10 @@ from tests.fakes.media_server import FakeMediaServer, LocalSearchIE
 from tests.fakes.spotify_server import FakeSpotify
 from tests.fakes.voice_server import FakeVoiceServer, VoiceFrame, runs, tone_frequency
 
+# Playback and controls run on SQLite; what is kept across restarts (marked) on both.
+pytestmark = pytest.mark.backends("sqlite")
+both_backends = pytest.mark.backends("sqlite", "postgresql")
+
 FRAMES_PER_SECOND = 50
 TEXT_ONLY = discord.Permissions(view_channel=True, send_messages=True, embed_links=True).value
 
@@ -516,8 +520,10 @@ async def test_redirects_into_the_private_network_are_refused_alike(
         to_closed_port = await world.slash(
             "play", query=world.media.redirect_url("http://127.0.0.1:1/a.ogg", host=PUBLIC_NAME)
         )
-        assert to_open_port == to_closed_port == (
-            "That link points to a private or local network address; I won't open it."
+        assert (
+            to_open_port
+            == to_closed_port
+            == ("That link points to a private or local network address; I won't open it.")
         )
         assert internal.requests == [], "the private target never received a request"
 
@@ -632,6 +638,7 @@ async def test_leaves_when_alone_or_idle(world: World, discord_fake: FakeDiscord
 # Restarts -------------------------------------------------------------------
 
 
+@both_backends
 async def test_restart_without_resume_forgets_the_session(world: World) -> None:
     settings = world.settings()
     bot = await world.start(settings)
@@ -647,6 +654,7 @@ async def test_restart_without_resume_forgets_the_session(world: World) -> None:
     assert len(world.discord.voice_state_updates) == joins, "it did not rejoin"
 
 
+@both_backends
 async def test_restart_restores_the_queue_and_the_position(world: World) -> None:
     settings = world.settings()
     bot = await world.start(settings)
@@ -665,6 +673,7 @@ async def test_restart_restores_the_queue_and_the_position(world: World) -> None
     assert abs(pitch(resumed) - 440) < 15 and abs(pitch(last) - 880) < 20
 
 
+@both_backends
 async def test_reloading_the_cog_resumes_playback(world: World, discord_fake: FakeDiscord) -> None:
     await world.start()
     await discord_fake.send_message(
@@ -683,6 +692,7 @@ async def test_reloading_the_cog_resumes_playback(world: World, discord_fake: Fa
 
 
 @pytest.mark.slow  # ~20 s: discord.py waits CONNECT_TIMEOUT for the voice state of a left guild
+@both_backends
 async def test_a_kick_keeps_the_saved_queue_until_the_grace_ends(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
