@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 import discord
+from discord.voice_state import ConnectionFlowState, VoiceConnectionState
 
 from cogs.music.errors import MusicError
 
@@ -57,6 +58,28 @@ def voice_problem() -> str | None:
     return f"{' and '.join(missing)} cannot be imported (install discord.py[voice])"
 
 
+class VoiceConnection(VoiceConnectionState):
+    """discord.py 2.7's voice connection flow, without a lost wake-up in its handshake.
+
+    discord.py announces each state change by setting and at once clearing an event,
+    and waits for it in a task of its own that may start only after the change: when
+    VOICE_STATE_UPDATE and VOICE_SERVER_UPDATE are parsed at that moment, the join
+    waits out its whole timeout (and a restore that times out forgets the queue).
+    Waiting in place, right after looking at the state, misses no change.
+    """
+
+    async def _wait_for_state(
+        self,
+        state: ConnectionFlowState,
+        *other_states: ConnectionFlowState,
+        timeout: float | None = None,  # noqa: ASYNC109 (discord.py's signature)
+    ) -> None:
+        states = (state, *other_states)
+        async with asyncio.timeout(timeout):
+            while self.state not in states:
+                await self._state_event.wait()
+
+
 class MusicVoice(discord.VoiceClient):
     """discord.py's voice client, telling a moderator's disconnect from a dropped
     connection, and leaving for good when asked to.
@@ -69,6 +92,9 @@ class MusicVoice(discord.VoiceClient):
         super().__init__(client, channel)
         self.kicked = False
         """Someone else took the bot out of its channel."""
+
+    def create_connection_state(self) -> VoiceConnectionState:
+        return VoiceConnection(self)
 
     async def on_voice_state_update(self, data: Any) -> None:
         if data.get("channel_id") is None and self.is_connected():

@@ -129,7 +129,9 @@ async def test_two_processes_serve_their_own_guilds_and_a_killed_one_comes_back(
     await fake.join_voice(member, far.voice)
     long, short = media_server.tone(440, 20, "ogg"), media_server.tone(880, 2, "ogg")
     await fake.send_message(far.text, member, f"!play {long}")
-    await fake.wait_for_message(far.text, predicate=lambda m: "Playing tone-440hz-20s" in m.content)
+    await fake.wait_for_message(
+        far.text, predicate=lambda m: "Playing tone-440hz-20s" in m.content, timeout=15
+    )
     await fake.send_message(far.text, member, f"!play {short}")
     queue = ["tone-440hz-20s", "tone-880hz-2s"]
     await eventually(lambda: saved_titles(db, far), equals=queue)
