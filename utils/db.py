@@ -92,7 +92,23 @@ def load_migrations(directory: Path) -> list[tuple[int, Path]]:
     return found
 
 
-class Database(ABC):
+class Reads(ABC):
+    """`fetchone` and `fetchval` on top of `fetchall`, for databases and connections."""
+
+    @abstractmethod
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]: ...
+
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
+        """The row of a query that returns one at most (or its first)."""
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
+
+    async def fetchval(self, sql: str, params: Params = (), default: Any = None) -> Any:
+        row = await self.fetchone(sql, params)
+        return default if row is None else row[0]
+
+
+class Database(Reads):
     """The interface every store uses; `open_database` picks the backend."""
 
     backend: str  # "sqlite" or "postgresql"
@@ -116,9 +132,6 @@ class Database(ABC):
     def transaction(self) -> AbstractAsyncContextManager[Connection]:
         """Several statements as one unit: committed at the end, rolled back on error."""
 
-    @abstractmethod
-    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]: ...
-
     async def execute(self, sql: str, params: Params = ()) -> int:
         """Run one write in its own transaction; the number of rows it changed."""
         async with self.transaction() as conn:
@@ -127,15 +140,6 @@ class Database(ABC):
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
         async with self.transaction() as conn:
             await conn.executemany(sql, rows)
-
-    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
-        """The row of a query that returns one at most (or its first)."""
-        rows = await self.fetchall(sql, params)
-        return rows[0] if rows else None
-
-    async def fetchval(self, sql: str, params: Params = (), default: Any = None) -> Any:
-        row = await self.fetchone(sql, params)
-        return default if row is None else row[0]
 
     async def ping(self) -> None:
         """Raise if the database does not answer a read (for the readiness check)."""
@@ -184,7 +188,7 @@ def open_database(
     return SqliteDatabase(sqlite_path)
 
 
-class _SqliteConnection:
+class _SqliteConnection(Reads):
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
 
@@ -197,14 +201,6 @@ class _SqliteConnection:
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         return list(await self._conn.execute_fetchall(sql, params))
-
-    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
-        rows = await self.fetchall(sql, params)
-        return rows[0] if rows else None
-
-    async def fetchval(self, sql: str, params: Params = (), default: Any = None) -> Any:
-        row = await self.fetchone(sql, params)
-        return default if row is None else row[0]
 
 
 class SqliteDatabase(Database):

@@ -21,7 +21,6 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from functools import lru_cache, partial
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -33,6 +32,7 @@ from utils.db import (
     Connection,
     Database,
     Params,
+    Reads,
     Row,
     load_migrations,
 )
@@ -76,7 +76,7 @@ def _rowcount(status: str) -> int:
     return int(match[1]) if match else 0
 
 
-class _PostgresConnection:
+class _PostgresConnection(Reads):
     def __init__(self, conn: PoolConnectionProxy, timeout: float) -> None:
         self._conn = conn
         self._timeout = timeout
@@ -89,14 +89,6 @@ class _PostgresConnection:
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         return list(await self._conn.fetch(to_postgres(sql), *params, timeout=self._timeout))
-
-    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
-        rows = await self.fetchall(sql, params)
-        return rows[0] if rows else None
-
-    async def fetchval(self, sql: str, params: Params = (), default: Any = None) -> Any:
-        row = await self.fetchone(sql, params)
-        return default if row is None else row[0]
 
 
 class PostgresDatabase(Database):
