@@ -6,22 +6,18 @@ sent what (``FakeMessage.token``, ``RequestRecord.token``); Discord would see on
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
 from cogs.music.store import MusicStore
-from config import Settings
 from tests.conftest import eventually
 from tests.e2e.test_shards import ping
 from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.media_server import FakeMediaServer
 from tests.fakes.voice_server import FakeVoiceServer
-from tests.reliability.conftest import ROOT, SITECUSTOMIZE, BotProcess
+from tests.reliability.conftest import BotProcess
 from utils.db import Database
 
 TOKENS = ("token-shard-0", "token-shard-1")
@@ -45,29 +41,18 @@ async def spawn(
     fake, processes = discord_fake, []
 
     async def start(shard: int) -> BotProcess:
-        env = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
-        env.update(
+        bot = await BotProcess.launch(
+            fake.url,
+            tmp_path / f"data-{shard}",
+            tmp_path / f"shard-{shard}-{len(processes)}.out",
             DISCORD_TOKEN=TOKENS[shard],
-            DATA_DIR=str(tmp_path / f"data-{shard}"),
             DATABASE_URL=database_url,
             SHARD_COUNT="2",
             SHARD_IDS=str(shard),
             MEMORY_ENABLED="false",
             MUSIC_ALLOW_PRIVATE_URLS="true",
-            FAKE_DISCORD_URL=fake.url,
-            PYTHONPATH=str(SITECUSTOMIZE),
         )
-        log_path = tmp_path / f"shard-{shard}-{len(processes)}.out"
-        with log_path.open("wb") as out:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                str(ROOT / "bot.py"),
-                cwd=tmp_path,
-                env=env,
-                stdout=out,
-                stderr=asyncio.subprocess.STDOUT,
-            )
-        bot = BotProcess(process, tmp_path / f"data-{shard}", log_path)
+        process = bot.process
         processes.append(bot)
 
         def identified() -> bool:

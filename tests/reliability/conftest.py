@@ -84,6 +84,26 @@ class BotProcess:
     data_dir: Path
     log_path: Path
 
+    @classmethod
+    async def launch(cls, fake_url: str, data_dir: Path, log_path: Path, **env: str) -> BotProcess:
+        """Start `python bot.py` against the fake Discord at ``fake_url`` with the settings
+        in ``env`` (upper-case names) and none of this environment's own."""
+        full = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
+        full.update(
+            DATA_DIR=str(data_dir), FAKE_DISCORD_URL=fake_url, PYTHONPATH=str(SITECUSTOMIZE)
+        )
+        full.update(env)
+        with log_path.open("wb") as out:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                str(ROOT / "bot.py"),
+                cwd=log_path.parent,
+                env=full,
+                stdout=out,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+        return cls(process, data_dir, log_path)
+
     @property
     def database(self) -> Path:
         return self.data_dir / "bot.db"
@@ -134,27 +154,16 @@ async def spawn_bot(
     data_dir = tmp_path / "data"
 
     async def spawn(**settings: object) -> BotProcess:
-        env = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
-        env.update(
-            DISCORD_TOKEN=TOKEN,
-            DATA_DIR=str(data_dir),
-            DEV_GUILD_ID=str(guild.id),
-            FAKE_DISCORD_URL=discord_fake.url,
-            PYTHONPATH=str(SITECUSTOMIZE),
-        )
-        env.update({name.upper(): str(value) for name, value in settings.items()})
-        log_path = tmp_path / f"bot-{len(processes)}.out"
         identifies = discord_fake.identifies
-        with log_path.open("wb") as out:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                str(ROOT / "bot.py"),
-                cwd=tmp_path,
-                env=env,
-                stdout=out,
-                stderr=asyncio.subprocess.STDOUT,
-            )
-        bot = BotProcess(process, data_dir, log_path)
+        bot = await BotProcess.launch(
+            discord_fake.url,
+            data_dir,
+            tmp_path / f"bot-{len(processes)}.out",
+            DISCORD_TOKEN=TOKEN,
+            DEV_GUILD_ID=str(guild.id),
+            **{name.upper(): str(value) for name, value in settings.items()},
+        )
+        process = bot.process
         processes.append(bot)
         try:
             await discord_fake.wait_for(
