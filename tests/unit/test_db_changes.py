@@ -192,8 +192,9 @@ async def test_changes_arrive_again_once_the_listening_connection_is_back(
     await _kill_listeners(database_url)
     await eventually(lambda: (EVERYTHING, EVERYTHING) in heard)  # it is back
     await here.set_prefix(GUILD, "?")
-    await eventually(lambda: there.prefix(GUILD), equals="?", within=1.0)
-    assert heard[-1] == ("prefix", str(GUILD))
+    # The recorder is told after `changed` has finished: wait for it, then look.
+    await eventually(lambda: heard[-1], equals=("prefix", str(GUILD)), within=1.0)
+    assert there.prefix(GUILD) == "?"
 
     processes[1].off_change(there.changed)  # e.g. its cog unloaded
     await here.set_prefix(GUILD, "%")
