@@ -23,6 +23,7 @@ from utils.memory.scoring import (
     rare_enough,
     recency,
     score,
+    speaks,
     split_speakers,
     words,
 )
@@ -122,12 +123,26 @@ def test_fusion_and_score() -> None:
     assert fused(0.5, 0.0, 0.0, weights) == 0.5, "no keyword match at all"
     assert recency(365 * DAY, 365) == pytest.approx(0.5)
 
-    def scored(fusion: float, *, fact: bool = False, age: float = 400 * DAY) -> float:
-        return score(fusion, fact=fact, age_seconds=age, same_author=False, weights=weights)
+    def scored(
+        fusion: float, *, fact: bool = False, age: float = 400 * DAY, named: bool = False
+    ) -> float:
+        return score(
+            fusion, fact=fact, age_seconds=age, same_author=False, named=named, weights=weights
+        )
 
     assert scored(0.6, fact=True) > scored(0.6) and scored(0.6, age=0) > scored(0.6)
     assert scored(0.6, fact=True) > scored(0.63), "a fact wins over chat that matches alike"
     assert scored(0.7, age=3 * 365 * DAY) > scored(0.65, age=0), "being new is only a tie-break"
+    assert scored(0.6, named=True) > scored(0.7), "what the person asked about said comes first"
+    assert scored(0.6, named=True) < scored(0.8), "... unless something else matches far better"
+
+
+def test_speaks() -> None:
+    asked = frozenset(words("What does Maya do for a living these days?"))
+    assert speaks(asked, "Maya: got the offer, I start as a nurse\nGem: congrats!")
+    assert speaks(asked, "Omar: anyone seen the game?\nMaya: yes")
+    assert not speaks(asked, "Omar: Maya starts as a nurse on monday"), "named, not speaking"
+    assert not speaks(frozenset(words("what do I do?")), "Maya: I start as a nurse")
 
 
 def test_age_text() -> None:

@@ -20,7 +20,7 @@ from utils.memory.chunks import chunk_line
 from utils.memory.indexes import ScopeIndexes
 from utils.memory.lifecycle import Runtime
 from utils.memory.records import Memory, Recalled, Scope
-from utils.memory.scoring import Weights, fused, keywords, query_terms, score
+from utils.memory.scoring import Weights, fused, keywords, query_terms, score, speaks, words
 from utils.memory.store import MemoryStore
 from utils.text import estimate_tokens, truncate
 
@@ -166,6 +166,7 @@ class Recall:
                 dense.update(zip(ids.tolist(), (vectors @ vector).tolist(), strict=True))
         ranked = self._rank(
             memories,
+            named=frozenset(words(query)),
             keyword=dict(keyword_found),
             similarity=dense,
             author_id=author_id,
@@ -182,6 +183,7 @@ class Recall:
         self,
         memories: dict[int, Memory],
         *,
+        named: frozenset[str],
         keyword: dict[int, float],
         similarity: dict[int, float],
         author_id: int | None,
@@ -199,14 +201,16 @@ class Recall:
             if close < self.limits.min_similarity and not found_by_words:
                 continue  # neither close in meaning nor among the best keyword matches
             age = now - memory.created_at
+            text = memory.describe()
             total = score(
                 fused(close, keyword.get(memory_id, 0.0), best, weights),
                 fact=memory.source != "conversation",
                 age_seconds=age,
                 same_author=memory.author_id == author_id,
+                named=speaks(named, text),
                 weights=weights,
             )
-            ranked.append(Recalled(memory.id, memory.describe(), memory.source, age, total))
+            ranked.append(Recalled(memory.id, text, memory.source, age, total))
         ranked.sort(key=lambda item: (item.score, item.id), reverse=True)
         return ranked
 

@@ -44,6 +44,7 @@ class Weights:
     recency: float = 0.05  # the newest memory gets at most this much more
     half_life_days: float = 365.0
     same_author: float = 0.05  # the asker's own memories
+    named: float = 0.2  # what a person the question names said ("what does Maya do?")
 
 
 def words(text: str) -> list[str]:
@@ -86,6 +87,11 @@ def split_speakers(text: str) -> tuple[str, str]:
         else:
             body.append(line)
     return " ".join(names), "\n".join(body)
+
+
+def speaks(names: frozenset[str], text: str) -> bool:
+    """Whether one of a memory's speakers goes by one of `names` (a question's `words`)."""
+    return not names.isdisjoint(words(split_speakers(text)[0]))
 
 
 def indexed_terms(text: str) -> tuple[str, str]:
@@ -133,13 +139,21 @@ def fused(similarity: float, bm25: float, best_bm25: float, weights: Weights) ->
 
 
 def score(
-    fusion: float, *, fact: bool, age_seconds: float, same_author: bool, weights: Weights
+    fusion: float,
+    *,
+    fact: bool,
+    age_seconds: float,
+    same_author: bool,
+    named: bool,
+    weights: Weights,
 ) -> float:
     """The fused score, raised for facts, for newer memories (mildly: an old memory
-    is never buried, but of two that match alike the newer wins) and the asker's own."""
+    is never buried, but of two that match alike the newer wins), for the asker's own
+    and for what a person named in the question said."""
     bonus = (
         (weights.fact if fact else 0.0)
         + weights.recency * recency(age_seconds, weights.half_life_days)
         + (weights.same_author if same_author else 0.0)
+        + (weights.named if named else 0.0)
     )
     return fusion * (1.0 + bonus)
