@@ -58,6 +58,11 @@ from scripts.bench_chat_world import (  # noqa: E402
     percentile,
     take,
 )
+from scripts.bench_process import (  # noqa: E402
+    cpu_seconds,
+    machine_cpu_seconds,
+    named_cpu_seconds,
+)
 from tests.fakes.discord_server import FakeChannel, FakeGuild  # noqa: E402
 
 
@@ -142,12 +147,21 @@ async def measure(
 
         # Sustained rate: each channel sends its next message once the last reply is final.
         started = time.monotonic()
+        machine, bots_cpu = machine_cpu_seconds(), bots.cpu_seconds()
+        assert world.gemini is not None
+        gemini = world.gemini.pid
+        harness = time.process_time(), cpu_seconds(gemini), named_cpu_seconds("postgres")
         done: list[int] = []
         turns = [take(asked, per_channel * k, per_channel) for k in range(len(targets))]
         await asyncio.gather(
             *(converse(world, c, m, done) for c, m in zip(targets, turns, strict=True))
         )
         sustained = len(done) / (time.monotonic() - started)
+        (busy, every), (busy_before, every_before) = machine_cpu_seconds(), machine
+        others = busy - busy_before - (bots.cpu_seconds() - bots_cpu)  # the fakes, the database
+        discord_cpu = time.process_time() - harness[0]  # the fake Discord and the driver
+        gemini_cpu = cpu_seconds(gemini) - harness[1]
+        database_cpu = named_cpu_seconds("postgres") - harness[2]
         await bots.indexed()  # the window below holds no work for these messages
         before = bots.cpu_seconds()
         await asyncio.sleep(1)
@@ -178,6 +192,11 @@ async def measure(
     return {
         "messages": len(marks),
         "msg_per_s": sustained,
+        "busy_pct": (busy - busy_before) / (every - every_before) * 100,
+        "others_ms": others / len(done) * 1000,
+        "discord_ms": discord_cpu / len(done) * 1000,
+        "gemini_ms": gemini_cpu / len(done) * 1000,
+        "database_ms": database_cpu / len(done) * 1000,
         "first_p50": percentile(first, 0.5),
         "first_p99": percentile(first, 0.99),
         "final_p50": percentile(final, 0.5),

@@ -29,10 +29,15 @@ def _on(value: bool) -> str:
 def report(runs: Runs, repeat: int) -> None:
     print(
         f"{'channels':>8} {'memory':>6} {'tools':>5} {'database':>10} {'procs':>5} {'msgs':>5} "
-        f"{'msg/s':>6} {'first p50':>9} {'first p99':>9} {'final p50':>9} {'final p99':>9} "
+        f"{'msg/s':>6} {'busy %':>6} {'others':>6} {'discord':>7} {'gemini':>6} {'db':>5} "
+        f"{'first p50':>9} {'first p99':>9} "
+        f"{'final p50':>9} {'final p99':>9} "
         f"{'lag p99':>7} {'CPU/reply':>9} {'RSS MB':>7} {'peak MB':>7} {'first p50 runs':>15}"
         f"   (ms; medians of {repeat} runs, and the range of first p50 over them; "
-        "RSS and CPU: all bot processes together)"
+        "RSS and CPU: all bot processes together; busy: the whole machine's CPU while "
+        "sustained, others: the fakes' and the database's CPU per message then, of which "
+        "discord: the fake Discord's and the driver's, gemini: the fake Gemini's, "
+        "db: PostgreSQL's; the rest is the kernel's network work)"
     )
     for config, results in runs.items():
         row = {k: statistics.median(run[k] for run in results) for k in results[0]}
@@ -41,7 +46,9 @@ def report(runs: Runs, repeat: int) -> None:
         print(
             f"{config.channels:>8} {_on(config.memory):>6} {_on(config.tools):>5} "
             f"{config.database:>10} {config.processes:>5} {row['messages']:>5.0f} "
-            f"{row['msg_per_s']:>6.1f} {row['first_p50']:>9.2f} {row['first_p99']:>9.2f} "
+            f"{row['msg_per_s']:>6.1f} {row['busy_pct']:>6.0f} {row['others_ms']:>6.2f} "
+            f"{row['discord_ms']:>7.2f} {row['gemini_ms']:>6.2f} {row['database_ms']:>5.2f} "
+            f"{row['first_p50']:>9.2f} {row['first_p99']:>9.2f} "
             f"{row['final_p50']:>9.2f} {row['final_p99']:>9.2f} {row['lag_p99']:>7.2f} "
             f"{row['cpu_ms']:>9.2f} {row['rss_mb']:>7.0f} {row['peak_mb']:>7.0f} "
             f"{low:>7.2f}–{high:<7.2f}"

@@ -22,6 +22,27 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def named_cpu_seconds(name: str) -> float:
+    """CPU time so far of every process called `name` (a database server's), summed
+    over those alive now."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # gone meanwhile
+            continue
+        if text[text.index("(") + 1 : text.rindex(")")] == name:
+            total += cpu_seconds(int(stat.parent.name))
+    return total
+
+
+def machine_cpu_seconds() -> tuple[float, float]:
+    """(busy, all) CPU time of the whole machine so far, every core, from /proc/stat."""
+    ticks = [int(t) for t in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    idle = ticks[3] + ticks[4]  # idle and iowait
+    return (sum(ticks) - idle) / CLOCK_TICKS, sum(ticks) / CLOCK_TICKS
+
+
 def memory_mb(pid: int, field: str = "VmRSS") -> float:
     """A memory figure of /proc/PID/status in MiB: VmRSS now, or VmHWM (the peak RSS)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -466,7 +466,9 @@ class FakeGemini:
 
     @staticmethod
     def _usage(req: GeminiRequest, reply: _Reply) -> dict[str, int]:
-        prompt = _tokens("".join(texts(req.json)))
+        prompt = _tokens(
+            "".join(texts([req.json.get("systemInstruction"), req.json.get("contents")]))
+        )
         answer = _tokens(
             "".join(
                 p["text"] if "text" in p else json.dumps(p.get("functionCall")) for p in reply.parts
