@@ -83,11 +83,7 @@ class AI(commands.Cog):
         self.bot.tools.register(self.tools)
         self.bot.data_owners.register("ai tool audit", self.audit)
         # Before any reply starts; another shard process's replies may be live, not left.
-        unfinished = [
-            reply
-            for reply in await self.bot.chats.unfinished(UNFINISHED_LIMIT)
-            if self.bot.owns(reply.guild_id)
-        ]
+        unfinished = await self.bot.chats.unfinished(UNFINISHED_LIMIT, self.bot.owns)
         self._finishing = asyncio.create_task(
             finish_unfinished(self.bot, unfinished), name="ai-finish"
         )

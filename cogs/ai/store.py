@@ -8,6 +8,7 @@ The only code that touches the AI chat tables; long-term memory reads the log th
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -203,14 +204,24 @@ class ChatStore:
         )
         return [Turn(*row) for row in reversed(rows)]
 
-    async def unfinished(self, limit: int) -> list[Unfinished]:
-        """The oldest `limit` replies still marked as being written (WRITING)."""
-        rows = await self.db.fetchall(
-            "SELECT id, channel_id, message_id, guild_id FROM ai_messages "
-            f"WHERE incomplete = '{WRITING}' ORDER BY id LIMIT ?",  # the partial index's term
-            (limit,),
-        )
-        return [Unfinished(*row) for row in rows]
+    async def unfinished(self, limit: int, mine: Callable[[int | None], bool]) -> list[Unfinished]:
+        """The oldest `limit` replies still marked as being written (WRITING) in the
+        guilds `mine` accepts (those of this process's shards)."""
+        found: list[Unfinished] = []
+        after = 0
+        while len(found) < limit:
+            rows = await self.db.fetchall(
+                "SELECT id, channel_id, message_id, guild_id FROM ai_messages "
+                f"WHERE incomplete = '{WRITING}' AND id > ? "  # the partial index's term
+                "ORDER BY id LIMIT ?",
+                (after, limit),
+            )
+            if not rows:
+                break
+            replies = [Unfinished(*row) for row in rows]
+            found += [reply for reply in replies if mine(reply.guild_id)]
+            after = replies[-1].turn_id
+        return found[:limit]
 
     async def mark_unfinished(self, reply: Unfinished, incomplete: str) -> None:
         """Mark why a reply found still being written stopped (if it still is)."""

@@ -15,7 +15,7 @@ from typing import Any
 import discord
 from discord.voice_state import ConnectionFlowState, VoiceConnectionState
 
-from cogs.music.errors import MusicError
+from cogs.music.errors import MusicError, VoiceUnreachable
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class VoiceConnection(VoiceConnectionState):
     discord.py announces each state change by setting and at once clearing an event,
     and waits for it in a task of its own that may start only after the change: when
     VOICE_STATE_UPDATE and VOICE_SERVER_UPDATE are parsed at that moment, the join
-    waits out its whole timeout (and a restore that times out forgets the queue).
+    waits out its whole timeout.
     Waiting in place, right after looking at the state, misses no change.
     """
 
@@ -113,14 +113,25 @@ class MusicVoice(discord.VoiceClient):
 
 
 async def connect(channel: VoiceChannel, *, within: float = CONNECT_TIMEOUT) -> MusicVoice:
+    """Join `channel`. discord.py gives up after five refused handshakes without an
+    error, returning a client that is not connected: that is a failure here too."""
     try:
-        return await channel.connect(timeout=within, reconnect=True, self_deaf=True, cls=MusicVoice)
+        voice = await channel.connect(
+            timeout=within, reconnect=True, self_deaf=True, cls=MusicVoice
+        )
     except RuntimeError as error:  # discord.py: a voice library is missing
         log.error("voice is unavailable: %s", error)
         raise MusicError("Voice is unavailable on this bot right now; tell its owner.") from error
     except (TimeoutError, discord.ClientException) as error:
         log.warning("could not join voice channel %s: %r", channel.id, error)
-        raise MusicError(f"I couldn't connect to {channel.mention}; try again soon.") from error
+        raise VoiceUnreachable(
+            f"I couldn't connect to {channel.mention}; try again soon."
+        ) from error
+    if not voice.is_connected():
+        log.warning("could not join voice channel %s: the handshake kept failing", channel.id)
+        await voice.disconnect(force=True)
+        raise VoiceUnreachable(f"I couldn't connect to {channel.mention}; try again soon.")
+    return voice
 
 
 def voice_of(guild: discord.Guild) -> discord.VoiceClient | None:

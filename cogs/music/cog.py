@@ -223,9 +223,7 @@ class Music(commands.Cog):
         """Show the queue, a page at a time."""
         guild, member = _guild_member(ctx)
         player = self.queued(guild)
-        pages = QueuePages(
-            lambda number: queue_page(player, number), owner_id=member.id, page=page
-        )
+        pages = QueuePages(lambda number: queue_page(player, number), owner_id=member.id, page=page)
         pages.message = await ctx.send(embed=pages.first_page(), view=pages)
 
     def queued(self, guild: discord.Guild) -> Player:
@@ -252,9 +250,7 @@ class Music(commands.Cog):
     @commands.hybrid_command()
     @commands.guild_only()
     @app_commands.describe(mode="off, track (repeat this one) or queue (repeat all); empty: cycle")
-    async def loop(
-        self, ctx: Context, mode: Literal["off", "track", "queue"] = _OPTIONAL
-    ) -> None:
+    async def loop(self, ctx: Context, mode: Literal["off", "track", "queue"] = _OPTIONAL) -> None:
         """Set the loop mode: off, track or queue."""
         player = self.sessions.controlled(*_guild_member(ctx))
         looping = player.set_loop(LoopMode(mode) if mode else None)

@@ -7,3 +7,7 @@ from utils.errors import BotError
 
 class MusicError(BotError):
     """A music request that cannot be done (bad link, full queue, not in voice...)."""
+
+
+class VoiceUnreachable(MusicError):
+    """Joining a voice channel failed or timed out: worth trying again later."""

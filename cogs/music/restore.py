@@ -2,8 +2,10 @@
 servers in 24/7 mode get the bot back in their channel, with an empty queue if need be.
 
 Sessions of guilds the bot is not in now are kept (an accidental kick loses nothing;
-retention deletes them later); sessions that cannot resume (the channel is gone, the
-queue was empty, MUSIC_RESUME_ON_START is off) are forgotten. With several shard
+retention deletes them later), and so are sessions whose voice channel could not be
+joined (the next start tries again, unless someone plays something first); sessions
+that cannot resume (the channel is gone, the queue was empty, MUSIC_RESUME_ON_START is
+off) are forgotten. With several shard
 processes on one database each restores only the guilds of its own shards: the
 others' sessions are theirs to resume (or to find playing).
 """
@@ -16,8 +18,8 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from cogs.music.channels import VoiceChannel, check_can_join, connect
-from cogs.music.errors import MusicError
+from cogs.music.channels import VoiceChannel, check_can_join, connect, send
+from cogs.music.errors import MusicError, VoiceUnreachable
 from cogs.music.queue import TrackQueue
 from cogs.music.store import Session
 from cogs.music.views import clean, format_time
@@ -60,6 +62,15 @@ async def _restore_one(sessions: Sessions, session: Session, joining: asyncio.Se
             return
         try:
             await _restore(sessions, session, guild)
+        except VoiceUnreachable:
+            log.warning("could not rejoin voice in guild %s; the queue is kept", session.guild_id)
+            text = guild.get_channel(session.text_channel_id)
+            if session.current is not None and isinstance(text, discord.abc.Messageable):
+                await send(
+                    text,
+                    f"⚠️ I couldn't rejoin <#{session.voice_channel_id}> after a restart. "
+                    "The queue is kept for my next start, unless you play something now.",
+                )
         except MusicError as error:
             log.info("not resuming music in guild %s: %s", session.guild_id, error)
             await sessions.saves.forget(session.guild_id)

@@ -17,7 +17,7 @@ import pytest
 
 from config import Settings
 from tests.conftest import StartBot
-from tests.e2e.test_music import FRAMES_PER_SECOND, World, pitch
+from tests.e2e.test_music import FRAMES_PER_SECOND, World, pitch, saved_queue
 from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.media_server import FakeMediaServer
 from tests.fakes.voice_server import FakeVoiceServer
@@ -102,6 +102,24 @@ async def test_reconnects_that_keep_failing_end_with_a_message(
     world.voice.refuse(world.guild.id, refused=False)
     assert (await world.slash("play", query=world.media.tone(880, 1, "ogg"))).startswith("▶️")
     await world.wait_message("The queue is finished")
+
+
+@pytest.mark.slow  # ~30 s: discord.py tries the refused handshake five times, 25 s apart in all
+async def test_a_restart_that_cannot_rejoin_voice_keeps_the_queue(world: World) -> None:
+    settings = world.settings()
+    bot = await world.start(settings)
+    await play_a_while(world)
+    await bot.close()
+
+    world.voice.refuse(world.guild.id)  # the voice server turns the bot away after the restart
+    bot = await world.start(settings)
+    await world.wait_message("I couldn't rejoin", within=45)
+    assert await saved_queue(bot) == [f"tone-440hz-{SECONDS}s"]
+    await bot.close()
+
+    world.voice.refuse(world.guild.id, refused=False)
+    await world.start(settings)
+    await world.wait_message(f"Back after a restart: resuming tone-440hz-{SECONDS}s at 0:01")
 
 
 async def test_a_moderator_disconnect_is_not_undone(

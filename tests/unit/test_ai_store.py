@@ -19,6 +19,10 @@ def store(db: Database) -> ChatStore:
     return ChatStore(db, context_tokens=100, history_limit=10)
 
 
+def everywhere(guild_id: int | None) -> bool:
+    return True
+
+
 def exchange(i: int, padding: int = 36) -> list[Turn]:
     return [
         Turn("user", 7, "alice", f"question {i} " + "x" * padding),
@@ -91,7 +95,7 @@ async def test_the_cache_answers_like_the_database(
                 incomplete = rng.choice([None, "interrupted", "restart"])
                 await cached.rewrite_turn(channel, models[-1], text, incomplete, step)
         elif action < 0.65:  # replies found still being written at a start
-            for reply in await cached.unfinished(2):
+            for reply in await cached.unfinished(2, everywhere):
                 await cached.mark_unfinished(reply, "restart")
         elif action < 0.7:
             await cached.reset(channel)
@@ -230,13 +234,18 @@ async def test_replies_left_being_written_are_found_and_marked(store: ChatStore)
     _, other = await store.add_turns(None, 12, reply("In a DM", 4, "interrupted"))
     _, finished = await store.add_turns(1, 11, reply("Soon whole", 5, "interrupted"))
 
-    found = await store.unfinished(10)
+    found = await store.unfinished(10, everywhere)
     assert found == [
         Unfinished(left.id, 10, 2, 1),
         Unfinished(other.id, 12, 4, None),
         Unfinished(finished.id, 11, 5, 1),
     ]
-    assert await store.unfinished(1) == found[:1], "the oldest first"
+    assert await store.unfinished(1, everywhere) == found[:1], "the oldest first"
+    in_guilds = await store.unfinished(1, lambda guild_id: guild_id is not None)
+    assert in_guilds == [found[0]]
+    assert await store.unfinished(1, lambda guild_id: guild_id is None) == [found[1]], (
+        "another process's replies ahead of this one's do not hide them"
+    )
     query = "SELECT id FROM ai_messages WHERE incomplete = 'interrupted' ORDER BY id"
     if store.db.backend == "sqlite":
         plan = [row["detail"] for row in await store.db.fetchall(f"EXPLAIN QUERY PLAN {query}")]
@@ -255,7 +264,7 @@ async def test_replies_left_being_written_are_found_and_marked(store: ChatStore)
         ("Cut", "restart"),
         ("Soon whole, and done.", None),
     ], "a reply that finished meanwhile is left alone"
-    assert await store.unfinished(10) == []
+    assert await store.unfinished(10, everywhere) == []
 
 
 async def test_a_reply_rewritten_shorter_brings_back_the_turns_it_pushed_out(

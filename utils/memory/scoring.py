@@ -10,6 +10,7 @@ it keeps a scale on which a mild bonus (fact, newer) only decides near ties.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import threading
@@ -91,7 +92,12 @@ def split_speakers(text: str) -> tuple[str, str]:
 
 def speaks(names: frozenset[str], text: str) -> bool:
     """Whether one of a memory's speakers goes by one of `names` (a question's `words`)."""
-    return not names.isdisjoint(words(split_speakers(text)[0]))
+    return not names.isdisjoint(_name_words(split_speakers(text)[0]))
+
+
+@functools.lru_cache(maxsize=4096)  # the same few speakers over and over
+def _name_words(names: str) -> frozenset[str]:
+    return frozenset(words(names))
 
 
 def indexed_terms(text: str) -> tuple[str, str]:
