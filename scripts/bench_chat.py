@@ -37,6 +37,7 @@ import gc
 import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -260,6 +261,10 @@ def _kind(database: str) -> str:
 
 async def main() -> None:
     args = _arguments()
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    # Stopped with SIGTERM (kill, timeout): unwind like Ctrl-C, so a scratch cluster goes.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # One bot process gets a core of its own (with a scratch PostgreSQL), the fakes the
     # others. Two bot processes, the database and the fakes share every core: pinning
