@@ -119,10 +119,12 @@ async def probe(
         async with asyncio.timeout(time_limit):
             output, _ = await process.communicate()
     except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        await process.wait()
-        return None, None
+        output = b""
+    finally:
+        if process.returncode is None:  # timed out or cancelled: don't leave it running
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
     return _parse_probe(output)
 
 

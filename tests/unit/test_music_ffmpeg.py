@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import shlex
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import psutil
 import pytest
 
 from cogs.music.egress import Egress
@@ -104,6 +106,31 @@ async def test_probe_reads_codec_and_duration(media_server: FakeMediaServer) -> 
             None,
             None,
         )
+
+
+async def test_a_cancelled_probe_leaves_no_ffprobe_behind() -> None:
+    asked = asyncio.Event()
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        asked.set()
+        await reader.read()  # until ffprobe hangs up
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    me = psutil.Process()
+
+    def ffprobes() -> list[psutil.Process]:
+        return [child for child in me.children() if child.name().startswith("ffprobe")]
+
+    async with server:
+        proxy = f"http://127.0.0.1:{port}"
+        task = asyncio.create_task(probe(PCM, ffprobe="ffprobe", proxy=proxy, time_limit=30))
+        await asyncio.wait_for(asked.wait(), 10)
+        assert len(ffprobes()) == 1
+        task.cancel()  # the bot stopping, or the track skipped, while it probes
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert ffprobes() == []
 
 
 async def test_probe_cannot_bypass_the_egress(
