@@ -209,15 +209,14 @@ class ChatStore:
         guilds `mine` accepts (those of this process's shards)."""
         found: list[Unfinished] = []
         after = 0
-        while len(found) < limit:
-            rows = await self.db.fetchall(
+        while len(found) < limit and (
+            rows := await self.db.fetchall(
                 "SELECT id, channel_id, message_id, guild_id FROM ai_messages "
                 f"WHERE incomplete = '{WRITING}' AND id > ? "  # the partial index's term
                 "ORDER BY id LIMIT ?",
                 (after, limit),
             )
-            if not rows:
-                break
+        ):
             replies = [Unfinished(*row) for row in rows]
             found += [reply for reply in replies if mine(reply.guild_id)]
             after = replies[-1].turn_id
