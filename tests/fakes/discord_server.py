@@ -89,6 +89,7 @@ from tests.fakes.discord_rest import (
     ApiError,
     Body,
     Handler,
+    add_rate_limit_headers,
     bot_token,
     json_response,
     no_content,
@@ -1065,11 +1066,14 @@ class FakeDiscord:
                 )
             )
         try:
-            return await handler(request)
+            response = await handler(request)
         except ApiError as error:
-            return json_response(
+            response = json_response(
                 {"message": error.message, "code": error.code}, status=error.status
             )
+        if request.path.startswith(API + "/"):
+            add_rate_limit_headers(request, response)
+        return response
 
     async def _unknown_route(self, request: web.Request) -> web.StreamResponse:
         log.warning("fake discord: unknown route %s %s", request.method, request.path)
