@@ -1,12 +1,13 @@
-"""The embedding model in ONNX Runtime (int8), its fallback to PyTorch, and the two
-embedding threads: a query never waits behind a batch of chunks being indexed."""
+"""The embedding model in ONNX Runtime (int8), its fallback to PyTorch, the two
+embedding threads (a query never waits behind a batch of chunks being indexed), and
+the model runs indexing costs: what a conversation memory's vector is made of."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +18,10 @@ from tests.conftest import eventually
 from utils.db import Database
 from utils.memory.chunks import ChunkLimits
 from utils.memory.embedder import HashingEmbedder, SentenceEmbedder
-from utils.memory.records import Scope
+from utils.memory.records import Memory, Scope
 from utils.memory.service import MemoryConfig, MemoryService
 
-GUILD = Scope("guild", 1)
+GUILD, ALICE = Scope("guild", 1), 7
 TEXTS = [
     "alice: my cat is called Whiskers",
     "bob: I moved to Lisbon last spring and started at a bakery",
@@ -129,6 +130,70 @@ async def test_under_load_a_chunk_is_embedded_once_per_batch(db: Database, tmp_p
             await asyncio.sleep(0.05)  # one at a time, as replies finish
         await service.flush()
         [chunk] = embedder.texts[1:]
-        assert chunk.count("\n") == 7, "the grown chunk, embedded once for three exchanges"
+        assert chunk.count("\n") == 3, "the grown chunk (its people's lines), embedded once"
     finally:
         await service.close()
+
+
+@pytest.fixture
+async def counted(db: Database, tmp_path: Path) -> AsyncIterator[MemoryService]:
+    config = MemoryConfig(consolidation_interval=0)
+    service = MemoryService(db, Counting(), directory=tmp_path / "memory", config=config)
+    await service.start()
+    yield service
+    await service.close()
+
+
+def exchange(text: str, reply: str) -> list[Turn]:
+    return [Turn("user", ALICE, "alice", text), Turn("model", 0, "assistant", reply)]
+
+
+async def conversation(service: MemoryService) -> list[Memory]:
+    memories = await service.memories_of(GUILD, ALICE)
+    return [memory for memory in memories if memory.source == "conversation"]
+
+
+async def stored_vector(service: MemoryService, memory: Memory) -> np.ndarray:
+    async for _, vectors in service.store.vectors(GUILD, service.embedder.name, [memory.id]):
+        return vectors[0]
+    raise AssertionError(f"memory {memory.id} has no vector")
+
+
+async def test_indexing_an_exchange_reuses_the_vector_its_question_got_at_recall(
+    counted: MemoryService,
+) -> None:
+    embedder = counted.embedder
+    assert isinstance(embedder, Counting)
+    await counted.add_fact(GUILD, ALICE, "alice", "I keep bees.")
+    question = "what  should I feed my bees\nin winter?"
+    await counted.recall(GUILD, question, author_id=ALICE, author_name="alice")
+    spoken = "alice: what should I feed my bees in winter?"
+    assert embedder.texts[-1] == spoken
+    runs = len(embedder.texts)
+
+    counted.index_turns(GUILD, 100, exchange(question, "Sugar syrup, mostly."))
+    await counted.flush()
+    assert len(embedder.texts) == runs, "indexing ran the model on the question again"
+    [memory] = await conversation(counted)
+    assert memory.text == f"{spoken}\nassistant: Sugar syrup, mostly."
+    assert np.array_equal(await stored_vector(counted, memory), embedder.encode([spoken])[0])
+    # The bot's words are still found, by keywords.
+    [found] = await counted.recall(GUILD, "syrup", author_id=ALICE, author_name="alice", limit=1)
+    assert found.id == memory.id
+
+
+async def test_a_growing_memory_is_embedded_from_what_people_said(
+    counted: MemoryService,
+) -> None:
+    embedder = counted.embedder
+    assert isinstance(embedder, Counting)
+    counted.index_turns(GUILD, 100, exchange("my hive is by the shed", "Nice spot."))
+    await counted.flush()
+    counted.index_turns(GUILD, 100, exchange("it faces south", "Good for warmth."))
+    await counted.flush()
+    [memory] = await conversation(counted)
+    assert memory.text.count("assistant:") == 2
+    people = "alice: my hive is by the shed\nalice: it faces south"
+    assert embedder.texts[-1] == people
+    assert not any("assistant:" in text for text in embedder.texts)
+    assert np.array_equal(await stored_vector(counted, memory), embedder.encode([people])[0])

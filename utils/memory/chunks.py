@@ -63,10 +63,13 @@ class Chunk:
 
 
 def chunk_line(turn: LoggedTurn) -> str:
-    """One message as a line of a chunk (and of the history it is compared with):
-    on one line, at most TURN_CHARS long."""
-    text = truncate(" ".join(turn.content.split()), TURN_CHARS)
-    return render_turn(turn.role, turn.author_name, text)
+    """One message as a line of a chunk (and of the history it is compared with)."""
+    return line_of(turn.role, turn.author_name, turn.content)
+
+
+def line_of(role: str, author_name: str, content: str) -> str:
+    """A message as a chunk holds it: on one line, at most TURN_CHARS long."""
+    return render_turn(role, author_name, truncate(" ".join(content.split()), TURN_CHARS))
 
 
 def continues(chunk: Chunk, exchange: Exchange, limits: ChunkLimits) -> bool:

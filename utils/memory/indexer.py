@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from utils.memory.chatlog import LoggedTurn
 from utils.memory.chunks import ChunkLimits, Exchange, plan
 from utils.memory.lifecycle import Runtime
-from utils.memory.records import Scope
+from utils.memory.records import Scope, embedded
 from utils.memory.store import MemoryStore
 from utils.memory.writer import MemoryWriter
 
@@ -110,5 +110,6 @@ class Indexer:
         for channel_id, group in by_channel.items():
             chunks += plan(await self.store.open_chunk(channel_id), group, self.limits)
         if chunks:
-            vectors = await self.runtime.embed([chunk.text for chunk in chunks], bulk=True)
+            texts = [embedded("conversation", chunk.author_name, chunk.text) for chunk in chunks]
+            vectors = await self.runtime.embed(texts, bulk=True)
             await self.writer.write_chunks(chunks, vectors)

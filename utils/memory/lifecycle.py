@@ -18,6 +18,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -28,6 +29,7 @@ from discord.ext import tasks
 from utils.memory.embedder import Embedder
 
 log = logging.getLogger(__name__)
+RECENT_QUERIES = 1024  # query vectors kept for reuse (~1.5 MB with a 384-d model)
 
 
 class Runtime:
@@ -41,6 +43,7 @@ class Runtime:
         self._tasks: list[asyncio.Task[None]] = []
         self._model: asyncio.Future[None] | None = None  # done once loading has ended
         self._said_loading = False
+        self._recent: OrderedDict[str, np.ndarray] = OrderedDict()  # query vectors, LRU
 
     @property
     def running(self) -> bool:
@@ -91,11 +94,26 @@ class Runtime:
     async def embed(self, texts: Sequence[str], *, bulk: bool = False) -> np.ndarray:
         """Unit vectors for `texts`, computed in an embedding thread (once the model
         has loaded, so that thread never waits on loading): the bulk one for `bulk`
-        work, else the one queries use."""
+        work, else the one queries use. Bulk work reuses the vectors of the last
+        RECENT_QUERIES queries: a question and the memory of its exchange embed the
+        same text, so indexing an exchange costs no second model run."""
+        if not bulk:
+            vectors = await self._encode(self._pool, texts)
+            for text, vector in zip(texts, vectors, strict=True):
+                self._recent[text] = vector
+                self._recent.move_to_end(text)
+            while len(self._recent) > RECENT_QUERIES:
+                self._recent.popitem(last=False)
+            return vectors
+        known = {text: self._recent[text] for text in texts if text in self._recent}
+        if missing := [text for text in dict.fromkeys(texts) if text not in known]:
+            known |= zip(missing, await self._encode(self._bulk_pool, missing), strict=True)
+        return np.stack([known[text] for text in texts])
+
+    async def _encode(self, pool: ThreadPoolExecutor, texts: Sequence[str]) -> np.ndarray:
         if self._model is not None:
             await asyncio.shield(self._model)
         loop = asyncio.get_running_loop()
-        pool = self._bulk_pool if bulk else self._pool
         return await loop.run_in_executor(pool, self.embedder.encode, list(texts))
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:

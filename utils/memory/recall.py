@@ -15,8 +15,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from utils.memory.chatlog import LoggedTurn, render_turn
-from utils.memory.chunks import chunk_line
+from utils.memory.chatlog import LoggedTurn
+from utils.memory.chunks import chunk_line, line_of
 from utils.memory.indexes import ScopeIndexes
 from utils.memory.lifecycle import Runtime
 from utils.memory.records import Memory, Recalled, Scope
@@ -111,8 +111,9 @@ class Recall:
         """The memories of `scope` most relevant to `query`, best first, that the
         `history` does not already hold, at most `limit` and `budget_tokens`.
 
-        The query is embedded as its author's message ("alice: what's my cat called?"),
-        the form memories are embedded in, so "my" finds what that person said. Finds
+        The query is embedded as its author's line of a chunk ("alice: what's my cat
+        called?"), the form memories are embedded in, so "my" finds what that person
+        said, and indexing the exchange reuses the vector (`Runtime.embed`). Finds
         nothing while the model is still loading after `model_wait`, nor in a scope of
         another process (its messages never come here; no index is built for it)."""
         if not self.indexes.owns(scope):
@@ -120,7 +121,7 @@ class Recall:
         index = await self.indexes.get(scope)
         if not len(index) or not await self.runtime.model_loaded():
             return []  # nothing to find, or no model yet: don't wait for it
-        spoken = render_turn("user", author_name, query) if author_name else query
+        spoken = line_of("user", author_name, query) if author_name else query
         [vector] = await self.runtime.embed([spoken])
         return await self.search(
             scope,

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from utils.memory.chatlog import BOT_LABEL
+
 Source = Literal["conversation", "consolidation", "user"]
 ScopeKind = Literal["guild", "dm"]
 # Whether this process runs a guild's shard (None: DMs, shard 0's); `bot.Bot.owns`.
@@ -53,9 +55,20 @@ class Scope:
 
 
 def describe(source: Source, author_name: str, text: str) -> str:
-    """A memory as the model reads it, and as it is embedded (so "I'm allergic to
-    peanuts" is found by "what is Hana allergic to?"); chunks already name speakers."""
+    """A memory as the model reads it (so "I'm allergic to peanuts" is found by "what is
+    Hana allergic to?"); chunks already name speakers."""
     return text if source == "conversation" else f"{author_name}: {text}"
+
+
+def embedded(source: Source, author_name: str, text: str) -> str:
+    """What is embedded of a memory: as described, but a conversation memory without
+    the bot's own lines. People's words are what later questions ask about (recall is
+    as good, docs/BENCHMARKS.md), the bot's still count by keyword search, and a memory
+    of one exchange then embeds as its question did at recall, so that vector serves."""
+    if source != "conversation":
+        return describe(source, author_name, text)
+    said = [line for line in text.splitlines() if not line.startswith(f"{BOT_LABEL}: ")]
+    return "\n".join(said) or text
 
 
 @dataclass(frozen=True)
@@ -72,6 +85,9 @@ class Memory:
 
     def describe(self) -> str:
         return describe(self.source, self.author_name, self.text)
+
+    def embedded(self) -> str:
+        return embedded(self.source, self.author_name, self.text)
 
 
 @dataclass(frozen=True)

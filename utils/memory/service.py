@@ -58,7 +58,7 @@ def _every_guild(_guild_id: int | None) -> bool:
 
 @dataclass(frozen=True)
 class MemoryConfig:
-    top_k: int = 5
+    top_k: int = 12  # at most; the token budget usually decides first
     context_tokens: int = 500
     chunk: ChunkLimits = field(default_factory=ChunkLimits)
     consolidation_interval: float = 1800.0  # seconds; 0 turns it off
@@ -355,7 +355,7 @@ class MemoryService:
         while stale := await self.store.stale(self.embedder.name, after, _REEMBED_BATCH):
             after = stale[-1].id
             if ours := [memory for memory in stale if self.indexes.owns(memory.scope)]:
-                vectors = await self.runtime.embed([m.describe() for m in ours], bulk=True)
+                vectors = await self.runtime.embed([m.embedded() for m in ours], bulk=True)
                 await self.writer.replace_vectors(ours, vectors)
                 done += len(ours)
         return done
