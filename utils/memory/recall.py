@@ -196,11 +196,13 @@ class Recall:
         ranked = []
         for memory_id, close in similarity.items():
             memory = memories.get(memory_id)
-            if memory is None or in_context(memory, context):
+            if memory is None:
                 continue
             found_by_words = best > 0 and keyword.get(memory_id, 0.0) >= best / 2
             if close < self.limits.min_similarity and not found_by_words:
                 continue  # neither close in meaning nor among the best keyword matches
+            if in_context(memory, context):
+                continue
             age = now - memory.created_at
             text = memory.describe()
             total = score(

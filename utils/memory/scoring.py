@@ -92,12 +92,12 @@ def split_speakers(text: str) -> tuple[str, str]:
 
 def speaks(names: frozenset[str], text: str) -> bool:
     """Whether one of a memory's speakers goes by one of `names` (a question's `words`)."""
-    return not names.isdisjoint(_name_words(split_speakers(text)[0]))
+    return not names.isdisjoint(_speaker_words(text))
 
 
-@functools.lru_cache(maxsize=4096)  # the same few speakers over and over
-def _name_words(names: str) -> frozenset[str]:
-    return frozenset(words(names))
+@functools.lru_cache(maxsize=4096)  # the same memories are candidates again and again
+def _speaker_words(text: str) -> frozenset[str]:
+    return frozenset(words(split_speakers(text)[0]))
 
 
 def indexed_terms(text: str) -> tuple[str, str]:

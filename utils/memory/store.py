@@ -35,8 +35,11 @@ class NewMemory:
     created_at: float
 
 
-def _memory(row: Row) -> Memory:
-    return Memory(**{**dict(row), "scope": Scope.parse(row["scope"])})
+def _memory(row: Row, scope: Scope | None = None) -> Memory:
+    """A memory from a row of `_COLUMNS` (its scope parsed unless given)."""
+    memory_id, key, author_id, author_name, source, text, created_at = row
+    scope = scope or Scope.parse(key)
+    return Memory(memory_id, scope, author_id, author_name, source, text, created_at)
 
 
 def _blob(vector: np.ndarray) -> bytes:
@@ -177,7 +180,7 @@ class MemoryStore:
         # By primary key; the scope is checked on the rows (as a WHERE term SQLite would
         # walk the scope's index instead, every row of a big scope).
         rows = await self._by_ids(ids)
-        return {row["id"]: _memory(row) for row in rows if row["scope"] == scope.key}
+        return {row[0]: _memory(row, scope) for row in rows if row[1] == scope.key}
 
     async def _by_ids(self, ids: Sequence[int]) -> list[Row]:
         rows: list[Row] = []
