@@ -189,3 +189,15 @@ def test_a_long_memory_gives_way_to_its_matching_lines() -> None:
     picked = fit([long, short], wanted, limit=5, budget=200)
     assert [item.id for item in picked] == [1, 2], "the long one no longer crowds out the next"
     assert "Rosa moved to Lisbon" in picked[0].text and cost(picked[0].text) <= 200 // 3
+
+
+def test_a_cut_memory_keeps_what_people_said_before_the_bots_answers() -> None:
+    lines = [
+        "assistant: that sounds lovely, which colour did you pick?",
+        "Ravi: we finally painted the kitchen green",
+        "assistant: green is a calm choice for a kitchen, nice.",
+        "Ravi: the hallway is next, probably blue",
+    ]
+    room = cost("\n".join([lines[1], lines[3]]))
+    cut = excerpt("\n".join(lines), keywords("anything new at home?"), room)
+    assert cut.splitlines() == [lines[1], lines[3]], "people's lines first, in their order"

@@ -62,3 +62,8 @@ class ChatLog(Protocol):
 def render_turn(role: str, author_name: str, content: str) -> str:
     """A turn as a line of text: `name: words`, the bot's own as `assistant: words`."""
     return f"{BOT_LABEL if role == 'model' else author_name}: {content}"
+
+
+def by_bot(line: str) -> bool:
+    """Whether a `render_turn` line is one of the bot's own."""
+    return line.startswith(f"{BOT_LABEL}: ")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from utils.memory.chatlog import LoggedTurn
+from utils.memory.chatlog import LoggedTurn, by_bot
 from utils.memory.chunks import chunk_line, line_of
 from utils.memory.indexes import ScopeIndexes
 from utils.memory.lifecycle import Runtime
@@ -225,9 +225,14 @@ def cost(text: str) -> int:
 
 def excerpt(text: str, wanted: frozenset[str], max_tokens: int) -> str:
     """A long conversation memory cut to its lines that share the most words with the
-    question (kept in their order), within `max_tokens`; the first lines if none do."""
+    question (kept in their order), within `max_tokens`; among lines that match alike,
+    people's before the bot's, then the first ones."""
     lines = text.splitlines()
-    by_match = sorted(range(len(lines)), key=lambda n: (-len(wanted & keywords(lines[n])), n))
+
+    def order(n: int) -> tuple[int, bool, int]:
+        return (-len(wanted & keywords(lines[n])), by_bot(lines[n]), n)
+
+    by_match = sorted(range(len(lines)), key=order)
     kept: list[int] = []
     for n in by_match:
         if cost("\n".join(lines[i] for i in sorted([*kept, n]))) <= max_tokens:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from utils.memory.chatlog import BOT_LABEL
+from utils.memory.chatlog import by_bot
 
 Source = Literal["conversation", "consolidation", "user"]
 ScopeKind = Literal["guild", "dm"]
@@ -67,7 +67,7 @@ def embedded(source: Source, author_name: str, text: str) -> str:
     of one exchange then embeds as its question did at recall, so that vector serves."""
     if source != "conversation":
         return describe(source, author_name, text)
-    said = [line for line in text.splitlines() if not line.startswith(f"{BOT_LABEL}: ")]
+    said = [line for line in text.splitlines() if not by_bot(line)]
     return "\n".join(said) or text
 
 
