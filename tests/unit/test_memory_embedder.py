@@ -99,14 +99,18 @@ async def test_recall_does_not_wait_behind_indexing(db: Database, tmp_path: Path
 
 
 class Counting(HashingEmbedder):
-    """Counts the texts it embeds."""
+    """Notes the texts it embeds, call by call."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.texts: list[str] = []
+        self.calls: list[list[str]] = []
+
+    @property
+    def texts(self) -> list[str]:
+        return [text for call in self.calls for text in call]
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        self.texts += texts
+        self.calls.append(list(texts))
         return super().encode(texts)
 
 
@@ -129,8 +133,9 @@ async def test_under_load_a_chunk_is_embedded_once_per_batch(db: Database, tmp_p
             service.index_turns(GUILD, 100, said(text))
             await asyncio.sleep(0.05)  # one at a time, as replies finish
         await service.flush()
-        [chunk] = embedder.texts[1:]
-        assert chunk.count("\n") == 3, "the grown chunk (its people's lines), embedded once"
+        assert embedder.calls[1:] == [["alice: second", "alice: third", "alice: fourth"]], (
+            "the grown chunk's new lines, embedded together once (the first one is kept)"
+        )
     finally:
         await service.close()
 
@@ -176,7 +181,7 @@ async def test_indexing_an_exchange_reuses_the_vector_its_question_got_at_recall
     assert len(embedder.texts) == runs, "indexing ran the model on the question again"
     [memory] = await conversation(counted)
     assert memory.text == f"{spoken}\nassistant: Sugar syrup, mostly."
-    assert np.array_equal(await stored_vector(counted, memory), embedder.encode([spoken])[0])
+    assert np.allclose(await stored_vector(counted, memory), embedder.encode([spoken])[0])
     # The bot's words are still found, by keywords.
     [found] = await counted.recall(GUILD, "syrup", author_id=ALICE, author_name="alice", limit=1)
     assert found.id == memory.id
@@ -193,7 +198,7 @@ async def test_a_growing_memory_is_embedded_from_what_people_said(
     await counted.flush()
     [memory] = await conversation(counted)
     assert memory.text.count("assistant:") == 2
-    people = "alice: my hive is by the shed\nalice: it faces south"
-    assert embedder.texts[-1] == people
-    assert not any("assistant:" in text for text in embedder.texts)
-    assert np.array_equal(await stored_vector(counted, memory), embedder.encode([people])[0])
+    lines = ["alice: my hive is by the shed", "alice: it faces south"]
+    assert embedder.texts == lines, "each line once: the grown memory kept the first"
+    total = embedder.encode(lines).sum(axis=0)
+    assert np.allclose(await stored_vector(counted, memory), total / np.linalg.norm(total))

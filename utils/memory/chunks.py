@@ -2,8 +2,9 @@
 
 A chunk grows with each exchange until it holds `max_turns` messages or `max_chars`
 characters, someone else speaks, or the talk paused for `gap` seconds; the next
-exchange then starts a new chunk. A growing chunk is re-embedded as a whole, so it
-is searchable from its first exchange. Pure functions: the rules are testable alone.
+exchange then starts a new chunk. A growing chunk gets a new vector at each change
+(from its people's lines, `records.embedded`), so it is searchable from its first
+exchange. Pure functions: the rules are testable alone.
 """
 
 from __future__ import annotations

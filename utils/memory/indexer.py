@@ -110,6 +110,7 @@ class Indexer:
         for channel_id, group in by_channel.items():
             chunks += plan(await self.store.open_chunk(channel_id), group, self.limits)
         if chunks:
-            texts = [embedded("conversation", chunk.author_name, chunk.text) for chunk in chunks]
-            vectors = await self.runtime.embed(texts, bulk=True)
+            vectors = await self.runtime.embed_memories(
+                [embedded("conversation", chunk.author_name, chunk.text) for chunk in chunks]
+            )
             await self.writer.write_chunks(chunks, vectors)

@@ -29,7 +29,7 @@ from discord.ext import tasks
 from utils.memory.embedder import Embedder
 
 log = logging.getLogger(__name__)
-RECENT_QUERIES = 1024  # query vectors kept for reuse (~1.5 MB with a 384-d model)
+RECENT_TEXTS = 2048  # vectors kept for reuse (3 MB with a 384-d model)
 
 
 class Runtime:
@@ -43,7 +43,7 @@ class Runtime:
         self._tasks: list[asyncio.Task[None]] = []
         self._model: asyncio.Future[None] | None = None  # done once loading has ended
         self._said_loading = False
-        self._recent: OrderedDict[str, np.ndarray] = OrderedDict()  # query vectors, LRU
+        self._recent: OrderedDict[str, np.ndarray] = OrderedDict()  # RECENT_TEXTS, LRU
 
     @property
     def running(self) -> bool:
@@ -94,21 +94,34 @@ class Runtime:
     async def embed(self, texts: Sequence[str], *, bulk: bool = False) -> np.ndarray:
         """Unit vectors for `texts`, computed in an embedding thread (once the model
         has loaded, so that thread never waits on loading): the bulk one for `bulk`
-        work, else the one queries use. Bulk work reuses the vectors of the last
-        RECENT_QUERIES queries: a question and the memory of its exchange embed the
-        same text, so indexing an exchange costs no second model run."""
-        if not bulk:
-            vectors = await self._encode(self._pool, texts)
-            for text, vector in zip(texts, vectors, strict=True):
-                self._recent[text] = vector
-                self._recent.move_to_end(text)
-            while len(self._recent) > RECENT_QUERIES:
-                self._recent.popitem(last=False)
-            return vectors
-        known = {text: self._recent[text] for text in texts if text in self._recent}
-        if missing := [text for text in dict.fromkeys(texts) if text not in known]:
-            known |= zip(missing, await self._encode(self._bulk_pool, missing), strict=True)
+        work, else the one queries use. The vectors of the last RECENT_TEXTS texts are
+        kept for bulk work: a question, embedded at recall, is a line of the memory of
+        its exchange, and a memory that grows keeps its earlier lines."""
+        if bulk:
+            known = {text: self._recent[text] for text in texts if text in self._recent}
+            missing = [text for text in dict.fromkeys(texts) if text not in known]
+        else:
+            known, missing = {}, list(texts)
+        if missing:
+            vectors = await self._encode(self._bulk_pool if bulk else self._pool, missing)
+            known |= zip(missing, vectors, strict=True)
+        for text in texts:
+            self._recent[text] = known[text]
+            self._recent.move_to_end(text)
+        while len(self._recent) > RECENT_TEXTS:
+            self._recent.popitem(last=False)
         return np.stack([known[text] for text in texts])
+
+    async def embed_memories(self, parts: Sequence[Sequence[str]]) -> np.ndarray:
+        """One unit vector per memory, the sum of its parts' vectors (`Memory.embedded`)
+        normalised; bulk work."""
+        vectors = await self.embed([text for texts in parts for text in texts], bulk=True)
+        rows, start = [], 0
+        for texts in parts:
+            total = vectors[start : start + len(texts)].sum(axis=0)
+            rows.append(total / max(float(np.linalg.norm(total)), 1e-12))
+            start += len(texts)
+        return np.stack(rows).astype(np.float32)
 
     async def _encode(self, pool: ThreadPoolExecutor, texts: Sequence[str]) -> np.ndarray:
         if self._model is not None:

@@ -60,15 +60,15 @@ def describe(source: Source, author_name: str, text: str) -> str:
     return text if source == "conversation" else f"{author_name}: {text}"
 
 
-def embedded(source: Source, author_name: str, text: str) -> str:
-    """What is embedded of a memory: as described, but a conversation memory without
-    the bot's own lines. People's words are what later questions ask about (recall is
-    as good, docs/BENCHMARKS.md), the bot's still count by keyword search, and a memory
-    of one exchange then embeds as its question did at recall, so that vector serves."""
+def embedded(source: Source, author_name: str, text: str) -> list[str]:
+    """The texts whose vectors, added up, make a memory's vector: the memory as
+    described, but for a conversation memory each line people said, without the bot's.
+    People's words are what later questions ask about (recall is better,
+    docs/BENCHMARKS.md), the bot's still count by keyword search, and each line is
+    embedded as its question was at recall, so those vectors serve again."""
     if source != "conversation":
-        return describe(source, author_name, text)
-    said = [line for line in text.splitlines() if not by_bot(line)]
-    return "\n".join(said) or text
+        return [describe(source, author_name, text)]
+    return [line for line in text.splitlines() if not by_bot(line)] or [text]
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ class Memory:
     def describe(self) -> str:
         return describe(self.source, self.author_name, self.text)
 
-    def embedded(self) -> str:
+    def embedded(self) -> list[str]:
         return embedded(self.source, self.author_name, self.text)
 
 

@@ -355,7 +355,7 @@ class MemoryService:
         while stale := await self.store.stale(self.embedder.name, after, _REEMBED_BATCH):
             after = stale[-1].id
             if ours := [memory for memory in stale if self.indexes.owns(memory.scope)]:
-                vectors = await self.runtime.embed([m.embedded() for m in ours], bulk=True)
+                vectors = await self.runtime.embed_memories([m.embedded() for m in ours])
                 await self.writer.replace_vectors(ours, vectors)
                 done += len(ours)
         return done
