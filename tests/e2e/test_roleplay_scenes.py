@@ -135,7 +135,8 @@ async def test_a_scene_plays_fifty_turns_as_its_characters_across_a_restart(
 
     started = await world.slash(member, "start", characters="Aria, bren")
     assert "A scene begins with **Aria** and **Bren**" in started.content
-    opening = discord_fake.messages_in(guild.text)[-1]
+    # The greeting follows the answer to the command, through the webhook.
+    opening = await discord_fake.wait_for_message(guild.text, predicate=lambda m: m.webhook_id)
     assert (opening.author.name, opening.avatar_url) == ("Aria", avatars["Aria"])
     assert opening.content == f"Hello {member.name}, I am Aria." and opening.webhook_id
 
