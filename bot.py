@@ -18,6 +18,7 @@ from discord.ext import commands
 from pydantic import ValidationError
 
 from cogs.ai.directors import Directors
+from cogs.ai.log import ChatLogReader
 from cogs.ai.store import ChatStore
 from config import Settings, describe_error
 from utils.data_owners import DataOwners
@@ -164,7 +165,7 @@ class Bot(commands.AutoShardedBot):
             self.memory = MemoryService.from_settings(
                 self.settings,
                 self.db,
-                chat_log=self.chats,  # memory reads the chat log through it
+                chat_log=ChatLogReader(self.db),
                 provider=self.gemini,
                 usage=self.usage,
                 owns=self.owns,  # indexes and consolidation for this process's guilds only

@@ -4,7 +4,7 @@ and `Tail`, a channel's newest turns as `cogs.ai.store.ChatStore` keeps them in 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Literal
 
 Role = Literal["user", "model"]
@@ -25,6 +25,9 @@ class Turn:
     id: int = 0
     tokens: int = 0
     created_at: float = 0.0
+
+
+TURN_COLUMNS = ", ".join(f.name for f in fields(Turn))  # its columns in ai_messages
 
 
 @dataclass(frozen=True)

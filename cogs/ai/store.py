@@ -1,8 +1,8 @@
 """Conversation history and per-channel AI preferences in the database (records in
 `records`, the in-memory copy in `cache`).
 
-The only code that touches the AI chat tables; long-term memory reads the log through
-`channel_heads` and `newest_turns` (its `utils.memory.chatlog.ChatLog`).
+The only code that writes the AI chat tables; long-term memory reads the log through
+`cogs.ai.log.ChatLogReader`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any
 
 from cogs.ai.cache import ChatCache
 from cogs.ai.records import (
+    TURN_COLUMNS,
     WRITING,
-    ChannelHead,
     ChannelPrefs,
     GuildPrefs,
     ReplyContext,
@@ -26,9 +26,6 @@ from cogs.ai.records import (
 from utils.db import EVERYTHING, Connection, Database
 from utils.text import estimate_tokens
 
-_TURN_COLUMNS = (
-    "role, author_id, author_name, content, message_id, incomplete, id, tokens, created_at"
-)
 _CHANNEL_COLUMNS = ("persona", "system_prompt", "autorespond", "summary", "summary_upto", "safety")
 TOPIC = "ai"  # of the changes told to other processes: preferences and deletions
 
@@ -165,7 +162,7 @@ class ChatStore:
     async def _load_tail(self, channel_id: int) -> Tail:
         since = self._cache.writes
         rows = await self.db.fetchall(
-            f"SELECT {_TURN_COLUMNS} FROM ai_messages WHERE channel_id = ? ORDER BY id DESC",
+            f"SELECT {TURN_COLUMNS} FROM ai_messages WHERE channel_id = ? ORDER BY id DESC",
             (channel_id,),
         )
         tail = Tail()
@@ -179,30 +176,10 @@ class ChatStore:
 
     async def turns(self, channel_id: int, *, after_id: int = 0) -> list[Turn]:
         rows = await self.db.fetchall(
-            f"SELECT {_TURN_COLUMNS} FROM ai_messages WHERE channel_id = ? AND id > ? ORDER BY id",
+            f"SELECT {TURN_COLUMNS} FROM ai_messages WHERE channel_id = ? AND id > ? ORDER BY id",
             (channel_id, after_id),
         )
         return [Turn(**dict(row)) for row in rows]
-
-    # What long-term memory reads (utils.memory.chatlog.ChatLog)
-
-    async def channel_heads(self, after_id: int, limit: int) -> list[ChannelHead]:
-        """Channels whose newest turn is after `after_id`, by that turn, oldest first."""
-        rows = await self.db.fetchall(
-            "SELECT channel_id, max(guild_id), max(id) AS last FROM ai_messages WHERE id > ? "
-            "GROUP BY channel_id ORDER BY last LIMIT ?",
-            (after_id, limit),
-        )
-        return [ChannelHead(*row) for row in rows]
-
-    async def newest_turns(self, channel_id: int, after_id: int, limit: int) -> list[Turn]:
-        """A channel's newest `limit` turns after `after_id`, oldest first."""
-        rows = await self.db.fetchall(
-            f"SELECT {_TURN_COLUMNS} FROM ai_messages WHERE channel_id = ? AND id > ? "
-            "ORDER BY id DESC LIMIT ?",
-            (channel_id, after_id, limit),
-        )
-        return [Turn(*row) for row in reversed(rows)]
 
     async def unfinished(self, limit: int, mine: Callable[[int | None], bool]) -> list[Unfinished]:
         """The oldest `limit` replies still marked as being written (WRITING) in the

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 
+from cogs.ai.log import ChatLogReader
 from cogs.ai.records import Tail, Turn, Unfinished
 from cogs.ai.store import ChatStore
 from utils.db import Database
@@ -286,22 +287,23 @@ async def test_a_reply_rewritten_shorter_brings_back_the_turns_it_pushed_out(
 async def test_the_read_api_memory_uses(store: ChatStore) -> None:
     """Channels with turns after an id (by their newest turn, oldest first, paged), and
     a channel's newest turns after an id, oldest first."""
+    log = ChatLogReader(store.db)
     first = await store.add_turns(1, 10, exchange(0))
     await store.add_turns(None, 20, exchange(1))
     third = await store.add_turns(1, 10, exchange(2))
-    heads = await store.channel_heads(0, 10)
+    heads = await log.channel_heads(0, 10)
     assert [(h.channel_id, h.guild_id, h.last_id) for h in heads] == [
         (20, None, first[-1].id + 2),
         (10, 1, third[-1].id),
     ]
-    [page] = await store.channel_heads(0, 1)
+    [page] = await log.channel_heads(0, 1)
     assert page.channel_id == 20
-    assert [h.channel_id for h in await store.channel_heads(page.last_id, 1)] == [10]
-    assert await store.channel_heads(third[-1].id, 10) == []
-    newest = await store.newest_turns(10, first[0].id, 2)
+    assert [h.channel_id for h in await log.channel_heads(page.last_id, 1)] == [10]
+    assert await log.channel_heads(third[-1].id, 10) == []
+    newest = await log.newest_turns(10, first[0].id, 2)
     assert [t.id for t in newest] == [t.id for t in third]
     assert [t.content for t in newest] == ["question 2 " + "x" * 36, "answer 2"]
-    assert [t.id for t in await store.newest_turns(10, 0, 10)] == [t.id for t in first + third]
+    assert [t.id for t in await log.newest_turns(10, 0, 10)] == [t.id for t in first + third]
 
 
 async def test_auto_respond_is_answered_from_memory_and_follows_every_change(

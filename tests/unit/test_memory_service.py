@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from cogs.ai.log import ChatLogReader
 from cogs.ai.records import Turn
 from cogs.ai.store import ChatStore
 from tests.conftest import eventually
@@ -57,7 +58,7 @@ async def make_service(db: Database, tmp_path: Path) -> AsyncIterator[MakeServic
             embedder or HashingEmbedder(),
             directory=tmp_path / "memory",
             config=MemoryConfig(**config),
-            chat_log=ChatStore(db),
+            chat_log=ChatLogReader(db),
             provider=provider,
         )
         await service.start()

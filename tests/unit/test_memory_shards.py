@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from cogs.ai.log import ChatLogReader
 from cogs.ai.records import Turn
 from cogs.ai.store import ChatStore
 from tests.conftest import eventually
@@ -45,7 +46,7 @@ async def make_service(db: Database, tmp_path: Path) -> AsyncIterator[MakeServic
             embedder or HashingEmbedder(),
             directory=tmp_path / name,
             config=MemoryConfig(consolidation_interval=0),
-            chat_log=ChatStore(db),
+            chat_log=ChatLogReader(db),
             **options,
         )
         await service.start()
