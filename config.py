@@ -95,8 +95,8 @@ class Settings(BaseSettings):
     # Long-term memory
     memory_enabled: bool = True
     embedding_model: str = Field(default="all-MiniLM-L6-v2", min_length=1)
-    memory_top_k: int = Field(default=12, ge=1, le=50)
-    memory_context_tokens: int = Field(default=500, ge=50)
+    memory_top_k: int = Field(default=40, ge=1, le=100)
+    memory_context_tokens: int = Field(default=1200, ge=50)
     memory_chunk_turns: int = Field(default=6, ge=2, le=50)
     memory_consolidation_minutes: float = Field(default=30.0, ge=0)
     memory_model_wait: float = Field(default=1.5, ge=0, le=10)

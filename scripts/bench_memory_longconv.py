@@ -8,8 +8,8 @@ conversation is fed through `MemoryService.index_turns` as the AI chat stores ex
 (the clock set to each message's time), then every question is asked at the bot (its
 recall, as at reply time), at BM25 and at dense-only search over the same stored chunks.
 A question is answered by the chunks holding its evidence turns; recall@k is the share of
-its evidence turns in the top k, and "budget" is the bot's default (MEMORY_TOP_K=12 within
-MEMORY_CONTEXT_TOKENS=500). For never-said questions it reports how often something
+its evidence turns in the top k, and "budget" is the bot's default (MEMORY_TOP_K=40 within
+MEMORY_CONTEXT_TOKENS=1200). For never-said questions it reports how often something
 passes the bot's relevance threshold (a false find).
 """
 

@@ -3,8 +3,9 @@
 Three conversations of tests/data/memory_bench.json (months of chat, five people and
 the bot) go through `MemoryService.index_turns` with the real embedding model, as the
 AI chat stores them; then every question is asked. Per category, the bot's recall@5
-must stay above a floor a few points under what it measured when the floors were set
-(scripts/bench_memory.py --bench runs the whole set) and above plain BM25 over the
+and its recall within the default context budget (what a reply's prompt holds) must
+stay above floors a few points under what they measured when the floors were set
+(scripts/bench_memory.py --bench runs the whole set), and above plain BM25 over the
 same stored chunks, computed here in the same run.
 """
 
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.bench_memory_longconv import BM25, DAY_SECONDS, load_conversation
+from scripts.bench_memory_longconv import BM25, DAY_SECONDS, load_conversation, shown
 from utils.db import Database
 from utils.memory.embedder import SentenceEmbedder
 from utils.memory.records import Scope
@@ -25,6 +26,7 @@ from utils.memory.service import MemoryService
 DATA = Path(__file__).resolve().parents[1] / "data" / "memory_bench.json"
 CONVERSATIONS = 3
 FLOORS = {"single": 0.24, "multi": 0.25, "time": 0.44}  # recall@5: measured 0.30, 0.28, 0.46
+BUDGET_FLOORS = {"single": 0.75, "multi": 0.58, "time": 0.78}  # at the budget: 0.81, 0.63, 0.83
 
 
 @pytest.fixture
@@ -49,7 +51,7 @@ def share(evidence: set[int], found: list[set[int]]) -> float:
 
 
 @pytest.mark.slow
-async def test_recall_at_5_per_category(service: MemoryService, now: list[float]) -> None:
+async def test_recall_per_category(service: MemoryService, now: list[float]) -> None:
     bench = json.loads(DATA.read_text())
     sums: dict[tuple[str, str], list[float]] = {}
     for n, conversation in enumerate(bench["conversations"][:CONVERSATIONS]):
@@ -70,9 +72,16 @@ async def test_recall_at_5_per_category(service: MemoryService, now: list[float]
                 limit=5,
                 budget_tokens=10**6,
             )
+            in_prompt = await service.recall(
+                scope,
+                question["question"],
+                author_id=people[question["asker"]],
+                author_name=question["asker"],
+            )
             keyword = [set(units[memories[i].id]) for i in bm25.rank(question["question"])[:5]]
             for method, units_found in (
                 ("bot", [set(units[r.id]) for r in found]),
+                ("bot at budget", shown(in_prompt, units)),
                 ("BM25", keyword),
             ):
                 tally = sums.setdefault((method, question["category"]), [0.0, 0.0])
@@ -84,3 +93,6 @@ async def test_recall_at_5_per_category(service: MemoryService, now: list[float]
         bot, keyword = recall[("bot", category)], recall[("BM25", category)]
         assert bot >= floor, f"{category}: recall@5 {bot:.3f} fell under {floor}"
         assert bot > keyword, f"{category}: recall@5 {bot:.3f} not above BM25's {keyword:.3f}"
+    for category, floor in BUDGET_FLOORS.items():
+        budget = recall[("bot at budget", category)]
+        assert budget >= floor, f"{category}: recall at the budget {budget:.3f} fell under {floor}"

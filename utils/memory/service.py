@@ -58,13 +58,13 @@ def _every_guild(_guild_id: int | None) -> bool:
 
 @dataclass(frozen=True)
 class MemoryConfig:
-    top_k: int = 12  # at most; the token budget usually decides first
-    context_tokens: int = 500
+    top_k: int = 40  # at most; the token budget usually decides first
+    context_tokens: int = 1200
     chunk: ChunkLimits = field(default_factory=ChunkLimits)
     consolidation_interval: float = 1800.0  # seconds; 0 turns it off
     min_similarity: float = 0.3
     dedupe_similarity: float = 0.9
-    candidates: int = 50  # nearest neighbours re-ranked per query
+    candidates: int = 80  # nearest neighbours re-ranked per query
     weights: Weights = field(default_factory=Weights)
     index: IndexParams = field(default_factory=IndexParams)
     max_loaded_scopes: int = 256
