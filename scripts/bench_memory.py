@@ -284,6 +284,11 @@ def main() -> None:
     parser.add_argument(
         "--long-turns", action="store_true", help="with --bench: pad messages to ~150 chars"
     )
+    parser.add_argument(
+        "--budgets",
+        default="",
+        help="with --bench: the bot's recall within other budgets too, as TOKENS:COUNT,...",
+    )
     speed = parser.add_argument_group("--speed mode")
     speed.add_argument("--speed", action="store_true", help="measure recall and indexing speed")
     speed.add_argument("--backends", default="onnx,torch", help="embedding backends to compare")
@@ -308,7 +313,9 @@ def main() -> None:
         if args.long_turns:
             bench = with_long_turns(bench)
         with tempfile.TemporaryDirectory() as tmp:
-            asyncio.run(bench_labelled(args.bench, bench, Path(tmp)))
+            pairs = (b.split(":") for b in args.budgets.split(",") if b)
+            budgets = [(int(tokens), int(count)) for tokens, count in pairs]
+            asyncio.run(bench_labelled(args.bench, bench, Path(tmp), budgets))
         return
     sizes = [int(s) for s in args.sizes.split(",") if s]
     faiss.omp_set_num_threads(1)  # as in the bot's index threads (see utils/memory/indexes.py)

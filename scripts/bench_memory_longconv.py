@@ -185,7 +185,10 @@ async def load_conversation(
     return memories, {m.id: held for m, held in zip(memories, held_by, strict=True)}
 
 
-async def bench_labelled(path: Path, bench: dict, scratch: Path) -> None:
+async def bench_labelled(
+    path: Path, bench: dict, scratch: Path, budgets: list[tuple[int, int]]
+) -> None:
+    """The report; `budgets` (tokens, count) add the bot's recall within each of them."""
     categories = bench["categories"]
     now = [0.0]
     db = SqliteDatabase(scratch / "labelled.db")
@@ -234,6 +237,16 @@ async def bench_labelled(path: Path, bench: dict, scratch: Path) -> None:
             category = question["category"]
             bot = [set(units[item.id]) for item in found]
             tally.add("bot", category, evidence, bot, shown(default, units))
+            for tokens, count in budgets:
+                within = await service.recaller.search(
+                    scope,
+                    vector,
+                    question["question"],
+                    author_id=asker,
+                    limit=count,
+                    budget_tokens=tokens,
+                )
+                tally.add(f"bot {tokens}:{count}", category, evidence, bot, shown(within, units))
             for method, order in (("BM25", bm25.rank(question["question"])), ("dense", dense)):
                 ranked = [set(units[memories[i].id]) for i in order[:10]]
                 kept = at_budget(memories, order, question["question"], config)
@@ -248,7 +261,7 @@ async def bench_labelled(path: Path, bench: dict, scratch: Path) -> None:
         f"{elapsed:.0f} s\n"
     )
     scored = [c for c in categories if c != "never"]
-    print(tally.markdown(["bot", "BM25", "dense"], scored))
+    print(tally.markdown(["bot", "BM25", "dense", *(f"bot {t}:{c}" for t, c in budgets)], scored))
     print(
         f"\nnever-said ({never} questions), something above the relevance threshold: "
         f"bot {100 * false_finds['bot'] / never:.1f} %, "

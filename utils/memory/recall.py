@@ -9,6 +9,7 @@ results are checked against the database, so nothing forgotten is ever returned.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -16,7 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from utils.memory.chatlog import LoggedTurn, by_bot
-from utils.memory.chunks import chunk_line, line_of
+from utils.memory.chunks import line_of
 from utils.memory.indexes import ScopeIndexes
 from utils.memory.lifecycle import Runtime
 from utils.memory.records import Memory, Recalled, Scope
@@ -41,18 +42,33 @@ def _normal(text: str) -> str:
     return " ".join(text.split()).lower()
 
 
+# A reply's context holds hundreds of turns and its search a hundred candidates, most
+# of them seen by the replies before: their normal forms are kept, not made anew.
+_FORMS = 8192
+
+
+@functools.lru_cache(maxsize=_FORMS)
+def _turn_forms(role: str, author_name: str, content: str) -> tuple[str, str]:
+    """A turn as a memory holds it (its chunk line) and as a fact may quote it."""
+    return _normal(line_of(role, author_name, content)), _normal(content)
+
+
+@functools.lru_cache(maxsize=_FORMS)
+def _normal_lines(text: str) -> tuple[str, ...]:
+    return tuple(_normal(line) for line in text.splitlines())
+
+
 def context_lines(history: Iterable[LoggedTurn]) -> frozenset[str]:
     """What a conversation's context already says, in the forms memories take."""
     lines: set[str] = set()
     for turn in history:
-        lines.add(_normal(chunk_line(turn)))
-        lines.add(_normal(turn.content))
+        lines.update(_turn_forms(turn.role, turn.author_name, turn.content))
     return frozenset(lines)
 
 
 def in_context(memory: Memory, context: frozenset[str]) -> bool:
     if memory.source == "conversation":
-        return all(_normal(line) in context for line in memory.text.splitlines())
+        return all(line in context for line in _normal_lines(memory.text))
     return _normal(memory.text) in context
 
 
