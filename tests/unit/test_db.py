@@ -185,6 +185,7 @@ SQL_OWNERS = {
     "utils/memory/store.py",
     "utils/memory/keywords.py",  # the store's keyword index, one class per backend
     "cogs/ai/store.py",
+    "cogs/ai/log.py",  # the chat log as memory reads it
     "cogs/ai/tools/audit.py",
     "cogs/music/store.py",
     "cogs/music/settings.py",
