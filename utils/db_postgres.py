@@ -228,7 +228,12 @@ class PostgresDatabase(Database):
 async def _unlock(conn: PoolConnectionProxy, name: str) -> None:
     try:
         await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", name)
-    except (asyncpg.InterfaceError, asyncpg.PostgresError, OSError) as error:
+    except (
+        asyncpg.InterfaceError,
+        asyncpg.InternalClientError,  # the server's goodbye arrived but the close has not yet
+        asyncpg.PostgresError,
+        OSError,
+    ) as error:
         # The lock went with its connection: the job has ended, maybe not alone.
         log.warning("lost the lock %r before its job ended (%s)", name, _reason(error))
 
