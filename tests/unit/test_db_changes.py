@@ -24,7 +24,7 @@ from cogs.roleplay.scenes import SceneStore
 from config import Settings
 from tests.conftest import eventually
 from utils.db import EVERYTHING
-from utils.db_postgres import PostgresDatabase
+from utils.db_postgres import PostgresDatabase, _unlock
 from utils.guild_settings import GuildSettings
 
 pytestmark = pytest.mark.backends("postgresql")
@@ -279,6 +279,23 @@ async def test_a_bot_wide_lock_goes_with_its_holders_connection(
     assert "lost the lock 'job' before its job ended" in caplog.text  # and the job's end is quiet
     async with here.exclusive("job") as ours:
         assert ours  # the pool gives a live connection again
+
+
+class _EndedConnection:
+    """A pooled connection whose server has just said goodbye: asyncpg has read the
+    message but not yet seen the socket close, and refuses the next query."""
+
+    async def execute(self, *_args: object) -> str:
+        raise asyncpg.InternalClientError(
+            "cannot switch to state 11; another operation (2) is in progress"
+        )
+
+
+async def test_a_lock_is_let_go_quietly_while_its_connection_is_still_closing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await _unlock(_EndedConnection(), "job")  # type: ignore[arg-type]  # asyncpg's part only
+    assert "lost the lock 'job' before its job ended (InternalClientError)" in caplog.text
 
 
 class _Gate:
