@@ -211,7 +211,13 @@ async def measure(
 
 def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--per-channel", type=int, default=30)
+    parser.add_argument(
+        "--per-channel",
+        type=int,
+        default=30,
+        help="messages a phase per channel at 10 channels; every run sends 10 times as many "
+        "in all, spread over its channels",
+    )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--rate", type=float, default=20.0, help="offered msg/s for latency")
     parser.add_argument("--channels", type=int, nargs="+", default=[1, 10, 100])
@@ -304,7 +310,7 @@ async def main() -> None:
             for r in range(args.repeat):
                 for config in configs:
                     active = config.channels
-                    per_channel = max(3, args.per_channel * 10 // max(active, 10))
+                    per_channel = max(3, args.per_channel * 10 // active)
                     result = await measure(
                         world,
                         channels[:active],
