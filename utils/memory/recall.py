@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 
@@ -60,15 +62,13 @@ def _normal_lines(text: str) -> tuple[str, ...]:
 
 def context_lines(history: Iterable[LoggedTurn]) -> frozenset[str]:
     """What a conversation's context already says, in the forms memories take."""
-    lines: set[str] = set()
-    for turn in history:
-        lines.update(_turn_forms(turn.role, turn.author_name, turn.content))
-    return frozenset(lines)
+    forms = (_turn_forms(turn.role, turn.author_name, turn.content) for turn in history)
+    return frozenset(itertools.chain.from_iterable(forms))
 
 
 def in_context(memory: Memory, context: frozenset[str]) -> bool:
     if memory.source == "conversation":
-        return all(line in context for line in _normal_lines(memory.text))
+        return context.issuperset(_normal_lines(memory.text))
     return _normal(memory.text) in context
 
 
@@ -208,21 +208,21 @@ class Recall:
     ) -> list[Recalled]:
         now = self.clock()
         weights = self.limits.weights
+        floor = self.limits.min_similarity
         best = max(keyword.values(), default=0.0)
+        among_best = best / 2 if best > 0 else math.inf  # a keyword score from here up
         ranked = []
         for memory_id, close in similarity.items():
             memory = memories.get(memory_id)
-            if memory is None:
-                continue
-            found_by_words = best > 0 and keyword.get(memory_id, 0.0) >= best / 2
-            if close < self.limits.min_similarity and not found_by_words:
-                continue  # neither close in meaning nor among the best keyword matches
+            matched = keyword.get(memory_id, 0.0)
+            if memory is None or (close < floor and matched < among_best):
+                continue  # gone, or neither close in meaning nor among the best keyword matches
             if in_context(memory, context):
                 continue
             age = now - memory.created_at
             text = memory.describe()
             total = score(
-                fused(close, keyword.get(memory_id, 0.0), best, weights),
+                fused(close, matched, best, weights),
                 fact=memory.source != "conversation",
                 age_seconds=age,
                 same_author=memory.author_id == author_id,

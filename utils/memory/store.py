@@ -180,7 +180,8 @@ class MemoryStore:
         # By primary key; the scope is checked on the rows (as a WHERE term SQLite would
         # walk the scope's index instead, every row of a big scope).
         rows = await self._by_ids(ids)
-        return {row[0]: _memory(row, scope) for row in rows if row[1] == scope.key}
+        key = scope.key
+        return {row[0]: _memory(row, scope) for row in rows if row[1] == key}
 
     async def _by_ids(self, ids: Sequence[int]) -> list[Row]:
         rows: list[Row] = []
