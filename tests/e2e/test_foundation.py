@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -156,6 +157,16 @@ async def test_owner_shutdown_stops_the_bot(
     await bot.close()  # waits for the shutdown already under way to finish
     with pytest.raises(RuntimeError, match="not open"):
         await bot.db.ping()
+
+
+async def test_what_start_up_made_is_left_out_of_full_collections(start_bot: StartBot) -> None:
+    bot = await start_bot()
+    admin = bot.get_cog("Admin")
+    assert admin is not None and gc.is_tracked(admin)
+    assert gc.get_freeze_count() > 0
+    assert all(tracked is not admin for tracked in gc.get_objects())  # frozen: never scanned
+    await bot.close()
+    assert gc.get_freeze_count() == 0  # collectable again once the bot has stopped
 
 
 async def test_owner_reload_and_sync(
