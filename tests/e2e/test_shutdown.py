@@ -59,6 +59,7 @@ async def test_close_stops_each_cog_once_in_priority_order(
         "memory",
         "gemini",
         "database",
+        "start-up objects",
     ]
     assert set(results.values()) == {"ok"}
     assert bot.is_closed()
