@@ -210,7 +210,8 @@ class Recall:
         weights = self.limits.weights
         floor = self.limits.min_similarity
         best = max(keyword.values(), default=0.0)
-        among_best = best / 2 if best > 0 else math.inf  # a keyword score from here up
+        # A keyword score of half the best one or more is among the best matches.
+        among_best = best / 2 if best > 0 else math.inf
         ranked = []
         for memory_id, close in similarity.items():
             memory = memories.get(memory_id)
