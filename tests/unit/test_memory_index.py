@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -90,6 +91,44 @@ def test_changes_during_a_rebuild_are_kept(monkeypatch: pytest.MonkeyPatch) -> N
     assert 5 not in index.ids() and 1000 in index.ids() and len(index) == 300
 
 
+def test_searches_go_on_while_the_index_is_saved_and_changes_wait_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vectors = unit_vectors(300, seed=7)
+    index = VectorIndex(SMALL)
+    index.add(np.arange(300), vectors)
+    path = tmp_path / "guild-1.faiss"
+    writing, release = threading.Event(), threading.Event()
+    real_fsync = os.fsync
+
+    def slow_fsync(fd: int) -> None:  # a slow disk: the file is written, not yet synced
+        writing.set()
+        release.wait(5)
+        real_fsync(fd)
+
+    monkeypatch.setattr("utils.memory.index.os.fsync", slow_fsync)
+    saver = threading.Thread(target=index.save, args=(path, META))
+    saver.start()
+    assert writing.wait(5)
+    searched: list[int] = []
+    searcher = threading.Thread(target=lambda: searched.extend(index.search(vectors[5], 1)[0]))
+    searcher.start()
+    searcher.join(2)
+    assert searched == [5], "a search does not wait for the disk"
+    index.remove([5])
+    new = unit_vectors(1, seed=9)
+    index.add(np.array([1000]), new)
+    release.set()
+    saver.join(5)
+    monkeypatch.undo()
+    assert 5 not in index.ids() and index.search(new[0], 1)[0].tolist() == [1000]
+    assert index.dirty, "the file does not hold the changes made while it was written"
+    assert sorted(VectorIndex.load(path, META).ids().tolist()) == list(range(300))
+    index.save(path, META)
+    saved = VectorIndex.load(path, META)
+    assert 5 not in saved.ids() and 1000 in saved.ids() and len(saved) == 300
+
+
 @pytest.mark.parametrize("kind", ["flat", "hnsw"])
 def test_file_round_trip_gives_the_same_results(tmp_path: Path, kind: str) -> None:
     vectors = unit_vectors(400, seed=4)
@@ -145,6 +184,7 @@ def test_failed_save_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.Monk
     with pytest.raises(OSError, match="disk full"):
         bigger.save(path, META)
     monkeypatch.undo()
+    assert bigger.dirty, "what it holds is still unsaved"
     assert len(VectorIndex.load(path, META)) == 10
     assert list(tmp_path.iterdir()) == [path], "no temporary file is left"
 

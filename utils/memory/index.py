@@ -39,6 +39,7 @@ _TRAILER = struct.Struct("<I8s")  # JSON length, magic
 _READ_CHUNK = 1 << 20
 
 Kind = Literal["empty", "flat", "hnsw"]
+Journal = list[tuple[Literal["add", "remove"], np.ndarray, np.ndarray | None]]
 
 
 class CorruptIndexError(Exception):
@@ -68,8 +69,10 @@ class VectorIndex:
         self._count = 0
         self._tombstones: set[int] = set()  # positions
         self._search_params: faiss.SearchParameters | None = None
-        self._journal: list[tuple[str, np.ndarray, np.ndarray | None]] | None = None
+        self._journal: Journal | None = None  # changes to replay on a rebuilt index
+        self._held: Journal | None = None  # changes waiting while a save reads the index
         self._lock = threading.RLock()
+        self._save_lock = threading.Lock()
 
     # Facts
 
@@ -107,6 +110,9 @@ class VectorIndex:
         if not len(ids):
             return
         with self._lock:
+            if self._held is not None:  # the index is being saved: change it after
+                self._held.append(("add", ids.copy(), vectors.copy()))
+                return
             self._remove(ids)
             if self._index is None:
                 self._index = self._new_index(vectors.shape[1], hnsw=False)
@@ -118,7 +124,9 @@ class VectorIndex:
     def remove(self, ids: Iterable[int]) -> None:
         ids = np.fromiter(ids, dtype=np.int64)
         with self._lock:
-            if self._remove(ids):
+            if self._held is not None:
+                self._held.append(("remove", ids, None))
+            elif self._remove(ids):
                 self._log("remove", ids, None)
                 self.dirty = True
 
@@ -144,12 +152,7 @@ class VectorIndex:
         try:
             fresh = VectorIndex.build(ids, vectors, self.params)
             with self._lock:
-                for op, op_ids, op_vectors in self._journal:
-                    if op == "add":
-                        assert op_vectors is not None  # _log("add") always has them
-                        fresh.add(op_ids, op_vectors)
-                    else:
-                        fresh.remove(op_ids)
+                _replay(self._journal, fresh)
                 self._index, self._ids, self._count = fresh._index, fresh._ids, fresh._count
                 self._tombstones, self._search_params = fresh._tombstones, None
                 self.dirty = True
@@ -174,41 +177,29 @@ class VectorIndex:
     # Files
 
     def save(self, path: Path, meta: dict[str, Any]) -> None:
-        """Write atomically (temp file, fsync, rename); an empty index removes the file."""
-        with self._lock:
-            if self._index is None or not len(self):
-                path.unlink(missing_ok=True)
-                self.dirty = False
-                return
-            with atomic_file(path) as handle:
-                self._write(handle, meta)
-            self.dirty = False
+        """Write atomically (temp file, fsync, rename); an empty index removes the file.
 
-    def _write(self, handle: BinaryIO, meta: dict[str, Any]) -> None:
-        assert self._index is not None  # save() writes only a non-empty index
-        crc = 0
-
-        def write(chunk: bytes) -> int:
-            nonlocal crc
-            crc = zlib.crc32(chunk, crc)
-            return handle.write(chunk)
-
-        # faiss's bundled stubs (here and below) lack the callback IO and HNSW search classes.
-        writer = faiss.PyCallbackIOWriter(write)  # pyright: ignore[reportAttributeAccessIssue]
-        faiss.write_index(self._index, writer)
-        faiss_bytes = handle.tell()
-        write(self._ids[: self._count].tobytes())
-        write(np.fromiter(sorted(self._tombstones), dtype=np.int64).tobytes())
-        trailer = {
-            **meta,
-            "format": FORMAT,
-            "faiss_bytes": faiss_bytes,
-            "count": self._count,
-            "tombstones": len(self._tombstones),
-            "crc32": crc,
-        }
-        data = json.dumps(trailer).encode()
-        handle.write(data + _TRAILER.pack(len(data), MAGIC))
+        Searches go on while the file is written (a few hundred ms at 100k vectors,
+        more on a slow disk); changes made meanwhile wait and are applied after it."""
+        with self._save_lock:  # one save at a time: an older state never lands last
+            with self._lock:
+                if self._index is None or not len(self):
+                    path.unlink(missing_ok=True)
+                    self.dirty = False
+                    return
+                index, ids = self._index, self._ids[: self._count]
+                tombstones = np.fromiter(sorted(self._tombstones), dtype=np.int64)
+                self._held, self.dirty = [], False
+            try:
+                with atomic_file(path) as handle:
+                    _write(handle, index, ids, tombstones, meta)
+            except BaseException:
+                self.dirty = True  # what changed is still unsaved
+                raise
+            finally:
+                with self._lock:
+                    held, self._held = self._held, None
+                    _replay(held, self)
 
     @classmethod
     def load(
@@ -307,9 +298,53 @@ class VectorIndex:
             self._search_params.efSearch = ef_search  # pyright: ignore[reportAttributeAccessIssue]
         return self._search_params
 
-    def _log(self, op: str, ids: np.ndarray, vectors: np.ndarray | None) -> None:
+    def _log(
+        self, op: Literal["add", "remove"], ids: np.ndarray, vectors: np.ndarray | None
+    ) -> None:
         if self._journal is not None:
             self._journal.append((op, ids.copy(), None if vectors is None else vectors.copy()))
+
+
+def _write(
+    handle: BinaryIO,
+    index: faiss.Index,
+    ids: np.ndarray,
+    tombstones: np.ndarray,
+    meta: dict[str, Any],
+) -> None:
+    """The file `load` reads: FAISS's bytes, the ids, the tombstones, then the trailer."""
+    crc = 0
+
+    def write(chunk: bytes) -> int:
+        nonlocal crc
+        crc = zlib.crc32(chunk, crc)
+        return handle.write(chunk)
+
+    # faiss's bundled stubs (here and below) lack the callback IO and HNSW search classes.
+    writer = faiss.PyCallbackIOWriter(write)  # pyright: ignore[reportAttributeAccessIssue]
+    faiss.write_index(index, writer)
+    faiss_bytes = handle.tell()
+    write(ids.tobytes())
+    write(tombstones.tobytes())
+    trailer = {
+        **meta,
+        "format": FORMAT,
+        "faiss_bytes": faiss_bytes,
+        "count": len(ids),
+        "tombstones": len(tombstones),
+        "crc32": crc,
+    }
+    data = json.dumps(trailer).encode()
+    handle.write(data + _TRAILER.pack(len(data), MAGIC))
+
+
+def _replay(journal: Journal, index: VectorIndex) -> None:
+    for op, ids, vectors in journal:
+        if op == "add":
+            assert vectors is not None  # an "add" always has them
+            index.add(ids, vectors)
+        else:
+            index.remove(ids)
 
 
 def _read_trailer(handle: BinaryIO) -> tuple[dict[str, Any], int]:
