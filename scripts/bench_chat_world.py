@@ -181,7 +181,7 @@ def latencies(world: FakeWorld, marks: list[int]) -> tuple[list[float], list[flo
 
 async def serve_gemini() -> None:
     """The Gemini process: an instant model until SIGTERM; prints its URL first."""
-    gemini = FakeGemini(stream_chunks=2)
+    gemini = FakeGemini(stream_chunks=2, record=False)
     gemini.default = lambda request: ANSWER
     await gemini.start()
     print(gemini.url, flush=True)

@@ -110,11 +110,17 @@ class FakeGemini:
     turn of the current exchange whose first call lacks the ``thoughtSignature``
     this fake issued; with ``reject_mixed_tools`` (Gemini 2.x) function
     declarations next to a built-in tool such as ``googleSearch``.
+
+    Every request is kept in :attr:`requests` unless ``record`` is False (a long
+    benchmark: a heap of old requests makes the collector pause the fake).
     """
 
-    def __init__(self, *, stream_chunks: int = 3, embedding_dim: int = 8) -> None:
+    def __init__(
+        self, *, stream_chunks: int = 3, embedding_dim: int = 8, record: bool = True
+    ) -> None:
         self.stream_chunks = stream_chunks
         self.embedding_dim = embedding_dim
+        self.record = record
         self.requests: list[GeminiRequest] = []
         self.default: Callable[[GeminiRequest], str] | None = None
         self.model_unavailable: set[str] = set()
@@ -316,7 +322,8 @@ class FakeGemini:
             json=body,
             time=arrived,
         )
-        self.requests.append(req)
+        if self.record:
+            self.requests.append(req)
         if req.method not in _METHODS:
             return self._error(404, f"Method {req.method} not found.")
         if req.model in self.model_unavailable:

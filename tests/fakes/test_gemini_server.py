@@ -35,6 +35,18 @@ async def test_text_reply(fake: FakeGemini, client: genai.client.AsyncClient) ->
     assert usage.total_token_count == usage.prompt_token_count + usage.candidates_token_count
 
 
+async def test_a_fake_that_does_not_record_answers_and_keeps_nothing(
+    fake: FakeGemini, client: genai.client.AsyncClient
+) -> None:
+    fake.record = False
+    fake.reply("Still here.")
+
+    response = await client.models.generate_content(model=MODEL, contents="hi")
+
+    assert response.text == "Still here."
+    assert fake.requests == []
+
+
 async def test_stream_arrives_in_scripted_chunks_with_delays(
     fake: FakeGemini, client: genai.client.AsyncClient
 ) -> None:
