@@ -281,6 +281,40 @@ async def test_a_bot_wide_lock_goes_with_its_holders_connection(
         assert ours  # the pool gives a live connection again
 
 
+async def test_a_lock_whose_release_never_ran_is_gone_once_its_connection_is_back(
+    processes: tuple[PostgresDatabase, PostgresDatabase], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    here, there = processes
+
+    async def interrupted(*_args: object) -> None:  # as if cancelled before it was sent
+        return None
+
+    monkeypatch.setattr("utils.db_postgres._unlock", interrupted)
+    async with here.exclusive("job") as ours:
+        assert ours
+    async with there.exclusive("job") as theirs:
+        assert theirs
+
+
+async def test_a_pooled_query_takes_one_trip_with_no_reset_after_it(database_url: str) -> None:
+    db = PostgresDatabase(database_url, pool_size=1)
+    await db.connect()
+    try:
+        assert await db.fetchval("SELECT 40 + 2") == 42
+        conn = await asyncpg.connect(database_url)
+        try:
+            last = await conn.fetch(
+                "SELECT query FROM pg_stat_activity WHERE datname = current_database() "
+                "AND backend_type = 'client backend' AND pid <> pg_backend_pid() "
+                "AND query NOT LIKE 'LISTEN%'"
+            )
+        finally:
+            await conn.close()
+    finally:
+        await db.close()
+    assert [row["query"] for row in last] == ["SELECT 40 + 2"]
+
+
 class _EndedConnection:
     """A pooled connection whose server has just said goodbye: asyncpg has read the
     message but not yet seen the socket close, and refuses the next query."""
