@@ -192,6 +192,28 @@ class Feed:
         await self.service.flush()
 
 
+class Saving:
+    """The big scope's index saved back to back, as the periodic save (every minute)
+    writes a scope that keeps changing, until stopped."""
+
+    def __init__(self, service: MemoryService) -> None:
+        self.service = service
+        self.saves = 0
+        self._stopping = False
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        index = await self.service.indexes.get(BIG)
+        while not self._stopping:
+            await self.service.indexes.save(BIG, index)
+            self.saves += 1
+
+    async def stop(self) -> None:
+        """Stop after the save under way: its thread would write on regardless."""
+        self._stopping = True
+        await self._task
+
+
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
@@ -246,6 +268,11 @@ async def run_backend(db: Database, chat: Chat, backend: Backend, args, scratch:
     busy, busy_embed = await timed_recalls(service, chat, args.queries)
     busy_lag = lag.take()
     await feed.stop()
+    saving = Saving(service)
+    lag.take()
+    saved, saved_embed = await timed_recalls(service, chat, args.queries)
+    saved_lag = lag.take()
+    await saving.stop()
     await lag.stop()
     queued = service.indexer.queue.qsize()
     await service.close()
@@ -261,6 +288,13 @@ async def run_backend(db: Database, chat: Chat, backend: Backend, args, scratch:
             f"**{indexing_cpu - idle_cpu:.1f} %** (embedding {embedding_share:.1f} %)",
         ),
         (f"recall while indexing ({len(busy)})", busy, busy_embed, busy_lag, ""),
+        (
+            f"recall while the index is saved ({len(saved)}, {saving.saves} saves)",
+            saved,
+            saved_embed,
+            saved_lag,
+            "",
+        ),
     ]
     table = []
     for phase, recalls, embeds, lags, cpu in rows:
