@@ -18,7 +18,9 @@ from cogs.ai.records import Turn
 from tests.conftest import eventually
 from tests.fakes.clock import FakeClock
 from utils.db import Database
+from utils.memory import scoring
 from utils.memory.embedder import HashingEmbedder
+from utils.memory.keywords import COUNTS_SECONDS, Fts5Index
 from utils.memory.recall import cost, excerpt, fit
 from utils.memory.records import Recalled, Scope
 from utils.memory.scoring import DAY, keywords, query_terms
@@ -157,6 +159,37 @@ async def test_keyword_rows_follow_every_write_and_delete(blind: MemoryService) 
     }[store.db.backend]
     for table in tables:
         assert await store.db.fetchval(f"SELECT count(*) FROM {table}") == 0, table
+
+
+@pytest.mark.backends("sqlite")
+async def test_sqlite_keeps_term_counts_a_minute_and_finds_a_new_term_at_once(
+    hashing: MemoryService, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FTS5 walks a term's rows to count them, so a search's counts are kept a while.
+    A term no memory held is searched as soon as one does; a count kept past a change
+    (here, deletes) is read again once it expires."""
+    keywords = hashing.store.keywords
+    assert isinstance(keywords, Fts5Index)
+    counts = FakeClock()
+    keywords.clock = counts
+
+    async def ids(query: str) -> list[int]:
+        found = await hashing.store.search_terms(GUILD, query_terms(query), 10, names_weight=0.5)
+        return [memory_id for memory_id, _ in found]
+
+    assert await ids("kazoo") == []  # no memory holds it
+    kazoo = await hashing.add_fact(GUILD, RAVI, "Ravi", "I found a kazoo.")
+    assert await ids("kazoo") == [kazoo.id]
+    monkeypatch.setattr(scoring, "CHEAP_ROWS", 0)  # the 5 % rule alone
+    harp = [await hashing.add_fact(GUILD, BOB, "Bob", f"I tune my harp, {n}.") for n in range(3)]
+    for n in range(40):
+        await hashing.add_fact(GUILD, BOB, "Bob", f"Note {n}.")
+    assert await ids("harp") == []  # in 3 of 44: too common to score
+    for fact in harp[1:]:
+        await hashing.forget(GUILD, BOB, fact.id)
+    assert await ids("harp") == [], "the count kept still holds the deleted ones"
+    counts.now += COUNTS_SECONDS + 1
+    assert await ids("harp") == [harp[0].id]  # in 1 of 44 (counted by the highest id)
 
 
 async def test_memories_without_keyword_rows_get_them_at_start(

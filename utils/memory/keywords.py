@@ -22,9 +22,10 @@ scope the two give the same scores.
 from __future__ import annotations
 
 import math
+import time
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from utils.db import Connection, Database
 from utils.memory.records import Scope
@@ -33,6 +34,8 @@ from utils.memory.scoring import COMMON_SHARE, match_expression, rare_enough, sc
 K1 = 1.2
 B = 0.75
 MIN_IDF = 1e-6
+COUNTS_KEPT = 50_000  # terms whose counts SQLite's searches reuse
+COUNTS_SECONDS = 60.0  # ... for this long
 
 Fields = tuple[str, str]  # a memory's (names, body) terms: `scoring.indexed_terms`
 KeywordRow = tuple[int, Scope, Fields]  # (memory id, its scope, its terms)
@@ -65,7 +68,23 @@ class KeywordIndex(ABC):
 
 
 class Fts5Index(KeywordIndex):
-    """SQLite: one FTS5 row per memory (rowid = memory id); a trigger deletes it."""
+    """SQLite: one FTS5 row per memory (rowid = memory id); a trigger deletes it.
+
+    FTS5 counts the memories holding a term by walking the term's rows, so the counts
+    of the terms a search finds are kept for COUNTS_SECONDS (at most COUNTS_KEPT terms)
+    and used by the searches after it. A term no memory holds is not kept: it is looked
+    up again, so it is searched as soon as one does. A count kept may be off until it
+    expires (memories written or deleted since); it only decides whether a term is too
+    common to score (`scoring.rare_enough`): BM25 itself is FTS5's, on the rows as they
+    are.
+    """
+
+    def __init__(self, db: Database, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(db)
+        self.clock = clock
+        self._counts: dict[str, int] = {}  # term -> memories holding it
+        self._memories = 0  # the memories counted (the highest id, as FTS5 counts rows)
+        self._counted_at = -math.inf
 
     async def write(self, conn: Connection, rows: Sequence[KeywordRow]) -> None:
         await conn.executemany(
@@ -76,15 +95,7 @@ class Fts5Index(KeywordIndex):
     async def search(
         self, scope: Scope, searched: Sequence[str], limit: int, *, names_weight: float
     ) -> list[tuple[int, float]]:
-        marks = ",".join("?" * len(searched))
-        vocab = await self.db.fetchall(
-            "SELECT term, doc, (SELECT coalesce(max(id), 0) FROM memories) "
-            f"FROM memory_terms_vocab WHERE term IN ({marks})",
-            searched,
-        )
-        if not vocab:
-            return []
-        rare = rare_enough({row[0]: row[1] for row in vocab}, vocab[0][2], COMMON_SHARE)
+        rare = rare_enough(await self._counted(searched), self._memories, COMMON_SHARE)
         if not rare:
             return []
         rows = await self.db.fetchall(
@@ -93,6 +104,28 @@ class Fts5Index(KeywordIndex):
             (names_weight, match_expression(scope.key, rare), limit),
         )
         return [(row[0], -row[1]) for row in rows]  # FTS5's bm25() is lower for better
+
+    async def _counted(self, terms: Sequence[str]) -> dict[str, int]:
+        """How many memories hold each of `terms` that some memory holds; read for
+        those not kept (all of them once the counts kept expire)."""
+        now = self.clock()
+        if now - self._counted_at > COUNTS_SECONDS or len(self._counts) > COUNTS_KEPT:
+            self._counts.clear()
+            self._counted_at = now
+        kept = {term: self._counts[term] for term in terms if term in self._counts}
+        missing = [term for term in dict.fromkeys(terms) if term not in kept]
+        if missing:
+            rows = await self.db.fetchall(
+                "SELECT term, doc, (SELECT coalesce(max(id), 0) FROM memories) "
+                f"FROM memory_terms_vocab WHERE term IN ({','.join('?' * len(missing))})",
+                missing,
+            )
+            if rows:
+                self._memories = rows[0][2]
+            read = {row[0]: row[1] for row in rows}
+            self._counts.update(read)
+            kept.update(read)
+        return kept
 
     async def unindexed(self, after: int, limit: int) -> list[int]:
         rows = await self.db.fetchall(

@@ -101,12 +101,10 @@ class Recall:
         """`recall` for a reply to `query`: never raises and gives up after the recall
         timeout, so a reply goes ahead without memories rather than fail or hang."""
         try:
-            return await asyncio.wait_for(
-                self.recall(
+            async with asyncio.timeout(self.limits.timeout):
+                return await self.recall(
                     scope, query, author_id=author_id, author_name=author_name, history=history
-                ),
-                self.limits.timeout,
-            )
+                )
         except TimeoutError:
             log.warning("memory recall in %s timed out; answering without it", scope.key)
         except Exception:  # memory is an extra: any failure answers without it, logged
@@ -172,15 +170,18 @@ class Recall:
             ),
         )
         dense = dict(zip(dense_ids.tolist(), similarities.tolist(), strict=True))
-        keyword_ids = [memory_id for memory_id, _ in keyword_found]
-        memories = await self.store.get(scope, list(dense.keys() | set(keyword_ids)))
+        # Found by keywords only: their vectors come with them, to tell how close in
+        # meaning they are too.
+        unseen = {memory_id for memory_id, _ in keyword_found if memory_id not in dense}
+        memories, vectors = await self.store.candidates(
+            scope, [*dense, *unseen], self.indexes.model, unseen
+        )
         gone = [i for i in dense if i not in memories]
         if gone:  # forgotten while the index was not loaded or mid-write: drop them now
             await self.indexes.run(index.remove, gone)
-        unseen = [i for i in keyword_ids if i not in dense and i in memories]
-        if unseen:  # found by keywords only: how close they are in meaning too
-            async for ids, vectors in self.store.vectors(scope, self.indexes.model, unseen):
-                dense.update(zip(ids.tolist(), (vectors @ vector).tolist(), strict=True))
+        if vectors:
+            found = np.stack(list(vectors.values()))
+            dense.update(zip(vectors, (found @ vector).tolist(), strict=True))
         ranked = self._rank(
             memories,
             named=frozenset(words(query)),
@@ -269,9 +270,11 @@ def fit(ranked: list[Recalled], wanted: frozenset[str], limit: int, budget: int)
     for item in ranked:
         if len(picked) >= limit:
             break
-        if item.source == "conversation" and cost(item.text) > share:
+        tokens = cost(item.text)
+        if item.source == "conversation" and tokens > share:
             item = replace(item, text=excerpt(item.text, wanted, share))
-        if used + cost(item.text) <= budget:
+            tokens = cost(item.text)
+        if used + tokens <= budget:
             picked.append(item)
-            used += cost(item.text)
+            used += tokens
     return picked

@@ -10,7 +10,7 @@ re-embedding, and a model change is spotted row by row.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,10 +36,9 @@ class NewMemory:
 
 
 def _memory(row: Row, scope: Scope | None = None) -> Memory:
-    """A memory from a row of `_COLUMNS` (its scope parsed unless given)."""
-    memory_id, key, author_id, author_name, source, text, created_at = row
-    scope = scope or Scope.parse(key)
-    return Memory(memory_id, scope, author_id, author_name, source, text, created_at)
+    """A memory from a row that starts with `_COLUMNS` (its scope parsed unless given)."""
+    scope = scope or Scope.parse(row[1])
+    return Memory(row[0], scope, row[2], row[3], row[4], row[5], row[6])
 
 
 def _blob(vector: np.ndarray) -> bytes:
@@ -177,11 +176,38 @@ class MemoryStore:
 
     async def get(self, scope: Scope, ids: Sequence[int]) -> dict[int, Memory]:
         """The memories with these ids that exist and belong to `scope`."""
+        memories, _ = await self.candidates(scope, ids)
+        return memories
+
+    async def candidates(
+        self, scope: Scope, ids: Sequence[int], model: str = "", vectors_of: Collection[int] = ()
+    ) -> tuple[dict[int, Memory], dict[int, np.ndarray]]:
+        """`get`, with the stored vectors of those in `vectors_of` that `model` made, in
+        the same read (a search's candidates that only its keywords found)."""
         # By primary key; the scope is checked on the rows (as a WHERE term SQLite would
         # walk the scope's index instead, every row of a big scope).
-        rows = await self._by_ids(ids)
+        memories: dict[int, Memory] = {}
+        vectors: dict[int, np.ndarray] = {}
         key = scope.key
-        return {row[0]: _memory(row, scope) for row in rows if row[1] == key}
+        for start in range(0, len(ids), _IN_BATCH):
+            batch = [int(i) for i in ids[start : start + _IN_BATCH]]
+            wanted = [i for i in batch if i in vectors_of]
+            vector = "NULL"
+            if wanted:
+                marks = ",".join("?" * len(wanted))
+                vector = f"CASE WHEN model = ? AND id IN ({marks}) THEN vector END"
+            rows = await self.db.fetchall(
+                f"SELECT {_COLUMNS}, {vector} FROM memories "
+                f"WHERE id IN ({','.join('?' * len(batch))})",
+                [model, *wanted, *batch] if wanted else batch,
+            )
+            for row in rows:
+                if row[1] != key:
+                    continue
+                memories[row[0]] = _memory(row, scope)
+                if row[7] is not None:
+                    vectors[row[0]] = np.frombuffer(row[7], dtype=np.float32)
+        return memories, vectors
 
     async def _by_ids(self, ids: Sequence[int]) -> list[Row]:
         rows: list[Row] = []
