@@ -80,7 +80,9 @@ async def found(service: MemoryService, query: str, scope: Scope = GUILD, **kwar
 
 
 async def test_keywords_find_what_dense_search_cannot(blind: MemoryService) -> None:
-    for n in range(40):
+    # More notes than dense search returns (`MemoryConfig.candidates`): the banjo is
+    # found by its keywords alone and ranked with its stored vector.
+    for n in range(100):
         await blind.add_fact(GUILD, RAVI, "Ravi", f"Note number {n} about the weather.")
     await blind.add_fact(GUILD, RAVI, "Ravi", "I practise the banjo every evening.")
     assert (await found(blind, "who plays a banjo?"))[
