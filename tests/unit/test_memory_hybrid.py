@@ -165,7 +165,7 @@ async def test_keyword_rows_follow_every_write_and_delete(blind: MemoryService) 
 
 @pytest.mark.backends("sqlite")
 async def test_sqlite_keeps_term_counts_a_minute_and_finds_a_new_term_at_once(
-    hashing: MemoryService, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+    hashing: MemoryService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """FTS5 walks a term's rows to count them, so a search's counts are kept a while.
     A term no memory held is searched as soon as one does; a count kept past a change
