@@ -17,12 +17,12 @@ import pytest
 from cogs.ai.records import Turn
 from tests.conftest import eventually
 from tests.fakes.clock import FakeClock
-from utils.db import Database
+from utils.db import Database, Row
 from utils.memory import scoring
 from utils.memory.embedder import HashingEmbedder
 from utils.memory.keywords import COUNTS_SECONDS, Fts5Index
 from utils.memory.recall import cost, excerpt, fit
-from utils.memory.records import Recalled, Scope
+from utils.memory.records import Memory, Recalled, Scope
 from utils.memory.scoring import DAY, keywords, query_terms
 from utils.memory.service import MemoryService
 
@@ -192,6 +192,35 @@ async def test_sqlite_keeps_term_counts_a_minute_and_finds_a_new_term_at_once(
     assert await ids("harp") == [], "the count kept still holds the deleted ones"
     counts.now += COUNTS_SECONDS + 1
     assert await ids("harp") == [harp[0].id]  # in 1 of 44 (counted by the highest id)
+
+
+@pytest.mark.backends("sqlite")
+async def test_a_search_that_overlaps_a_write_does_not_learn_a_term_is_absent(
+    hashing: MemoryService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Terms no memory holds are kept as absent, but not by a search whose read may
+    have missed a memory written meanwhile: the next search must find it."""
+    keywords = hashing.store.keywords
+    read = keywords.db.fetchall
+    oboe: list[Memory] = []
+
+    async def fetchall(sql: str, params: Sequence[object] = ()) -> list[Row]:
+        rows = await read(sql, params)
+        if "memory_terms_vocab" in sql and not oboe:  # the write lands after the read
+            oboe.append(await hashing.add_fact(GUILD, RAVI, "Ravi", "I play the oboe."))
+        return rows
+
+    monkeypatch.setattr(keywords.db, "fetchall", fetchall)
+
+    async def ids(query: str) -> list[int]:
+        found = await hashing.store.search_terms(GUILD, query_terms(query), 10, names_weight=0.5)
+        return [memory_id for memory_id, _ in found]
+
+    assert await ids("oboe") == []  # read before the write
+    assert await ids("oboe") == [oboe[0].id]
+    assert await ids("tuba") == []
+    tuba = await hashing.add_fact(GUILD, RAVI, "Ravi", "I play the tuba.")
+    assert await ids("tuba") == [tuba.id]  # known absent until written
 
 
 async def test_memories_without_keyword_rows_get_them_at_start(

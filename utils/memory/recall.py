@@ -14,7 +14,7 @@ import itertools
 import logging
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -136,11 +136,16 @@ class Recall:
         if not len(index) or not await self.runtime.model_loaded():
             return []  # nothing to find, or no model yet: don't wait for it
         spoken = line_of("user", author_name, query) if author_name else query
-        [vector] = await self.runtime.embed([spoken])
-        return await self.search(
+        nearest = functools.partial(index.search, k=self.limits.candidates)
+        (vector, dense), keyword = await asyncio.gather(
+            self.runtime.embed_then(spoken, nearest), self._keywords(scope, query)
+        )
+        return await self._found(
             scope,
             vector,
             query,
+            dense,
+            keyword,
             author_id=author_id,
             context=context_lines(history),
             limit=limit,
@@ -154,21 +159,50 @@ class Recall:
         query: str,
         *,
         author_id: int | None = None,
+        limit: int | None = None,
+        budget_tokens: int | None = None,
+    ) -> list[Recalled]:
+        """`recall` for a query embedded already (benchmarks embed their questions once)."""
+        index = await self.indexes.get(scope)
+        dense, keyword = await asyncio.gather(
+            self.indexes.run(index.search, vector, self.limits.candidates),
+            self._keywords(scope, query),
+        )
+        return await self._found(
+            scope,
+            vector,
+            query,
+            dense,
+            keyword,
+            author_id=author_id,
+            limit=limit,
+            budget_tokens=budget_tokens,
+        )
+
+    async def _keywords(self, scope: Scope, query: str) -> list[tuple[int, float]]:
+        return await self.store.search_terms(
+            scope,
+            query_terms(query),
+            self.limits.candidates,
+            names_weight=self.limits.weights.names,
+        )
+
+    async def _found(
+        self,
+        scope: Scope,
+        vector: np.ndarray,
+        query: str,
+        nearest: tuple[np.ndarray, np.ndarray],
+        keyword_found: list[tuple[int, float]],
+        *,
+        author_id: int | None = None,
         context: frozenset[str] = frozenset(),
         limit: int | None = None,
         budget_tokens: int | None = None,
     ) -> list[Recalled]:
-        """`recall` for an embedded query: the nearest memories by meaning (FAISS) and
-        the best keyword matches (BM25), fused, re-ranked and fitted into the budget."""
-        index = await self.indexes.get(scope)
-        candidates = self.limits.candidates
-        searched = query_terms(query)
-        (dense_ids, similarities), keyword_found = await asyncio.gather(
-            self.indexes.run(index.search, vector, candidates),
-            self.store.search_terms(
-                scope, searched, candidates, names_weight=self.limits.weights.names
-            ),
-        )
+        """The nearest memories by meaning (FAISS) and the best keyword matches (BM25),
+        fused, re-ranked and fitted into the budget."""
+        dense_ids, similarities = nearest
         dense = dict(zip(dense_ids.tolist(), similarities.tolist(), strict=True))
         # Found by keywords only: their vectors come with them, to tell how close in
         # meaning they are too.
@@ -178,6 +212,7 @@ class Recall:
         )
         gone = [i for i in dense if i not in memories]
         if gone:  # forgotten while the index was not loaded or mid-write: drop them now
+            index = await self.indexes.get(scope)
             await self.indexes.run(index.remove, gone)
         if vectors:
             found = np.stack(list(vectors.values()))
@@ -192,7 +227,7 @@ class Recall:
         )
         return fit(
             ranked,
-            frozenset(searched),
+            frozenset(query_terms(query)),
             self.limits.top_k if limit is None else limit,
             self.limits.context_tokens if budget_tokens is None else budget_tokens,
         )
@@ -272,7 +307,7 @@ def fit(ranked: list[Recalled], wanted: frozenset[str], limit: int, budget: int)
             break
         tokens = cost(item.text)
         if item.source == "conversation" and tokens > share:
-            item = replace(item, text=excerpt(item.text, wanted, share))
+            item = item._replace(text=excerpt(item.text, wanted, share))
             tokens = cost(item.text)
         if used + tokens <= budget:
             picked.append(item)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from utils.memory.chatlog import by_bot
 
@@ -71,9 +71,9 @@ def embedded(source: Source, author_name: str, text: str) -> list[str]:
     return [line for line in text.splitlines() if not by_bot(line)] or [text]
 
 
-@dataclass(frozen=True)
-class Memory:
-    """One stored memory."""
+class Memory(NamedTuple):
+    """One stored memory. (Memories and what recall makes of them are named tuples: a
+    recall makes a hundred or more, five times as fast as frozen dataclasses.)"""
 
     id: int
     scope: Scope
@@ -90,8 +90,7 @@ class Memory:
         return embedded(self.source, self.author_name, self.text)
 
 
-@dataclass(frozen=True)
-class Recalled:
+class Recalled(NamedTuple):
     """A memory found for a query: what it says (as the model reads it), where it came
     from, how old it is (seconds) and how well it matched."""
 

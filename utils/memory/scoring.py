@@ -15,6 +15,7 @@ import math
 import re
 import threading
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import Stemmer
@@ -117,7 +118,7 @@ def query_terms(query: str) -> list[str]:
     return list(dict.fromkeys(terms(query)))[:MAX_QUERY_TERMS]
 
 
-def match_expression(scope_key: str, searched: list[str]) -> str:
+def match_expression(scope_key: str, searched: Sequence[str]) -> str:
     """The FTS5 query for any of the `searched` terms, in names or in what was said,
     within a scope."""
     any_term = " OR ".join(f'"{term}"' for term in searched)

@@ -91,6 +91,7 @@ class MemoryStore:
                 ids.append(memory_id)
                 keyword_rows.append((memory_id, memory.scope, terms))
             await self.keywords.write(conn, keyword_rows)
+        self.keywords.written(keyword_rows)
         return ids
 
     async def write_chunks(
@@ -141,6 +142,7 @@ class MemoryStore:
                     keyword_rows.append((chunk.id, chunk.scope, terms))
                 ids.append(chunk.id if changed else None)
             await self.keywords.write(conn, keyword_rows)
+        self.keywords.written(keyword_rows)
         return ids
 
     async def set_vectors(self, ids: Sequence[int], model: str, vectors: np.ndarray) -> None:
@@ -240,6 +242,7 @@ class MemoryStore:
         rows = [(m.id, m.scope, terms) for m, terms in zip(memories, fields, strict=True)]
         async with self.db.transaction() as conn:
             await self.keywords.write(conn, rows)
+        self.keywords.written(rows)
 
     async def by_author(
         self, scope: Scope, author_id: int, *, limit: int, offset: int = 0
