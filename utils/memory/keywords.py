@@ -37,12 +37,6 @@ MIN_IDF = 1e-6
 COUNTS_KEPT = 50_000  # terms whose counts SQLite's searches reuse
 COUNTS_SECONDS = 60.0  # ... for this long
 
-# The best `limit` matches of an FTS5 query (bm25() is lower for better).
-_SCORED = (
-    "SELECT rowid, bm25(memory_terms, 0.0, ?, 1.0) AS score FROM memory_terms "
-    "WHERE memory_terms MATCH ? ORDER BY score LIMIT ?"
-)
-
 Fields = tuple[str, str]  # a memory's (names, body) terms: `scoring.indexed_terms`
 KeywordRow = tuple[int, Scope, Fields]  # (memory id, its scope, its terms)
 
@@ -87,8 +81,7 @@ class Fts5Index(KeywordIndex):
     is written (`written`), so it is searched for from then on. A count kept may be
     off until it expires (memories written or deleted since); it only decides whether
     a term is too common to score (`scoring.rare_enough`): BM25 itself is FTS5's, on
-    the rows as they are. Terms seen for the first time are counted and searched for
-    in one read.
+    the rows as they are.
     """
 
     def __init__(self, db: Database, clock: Callable[[], float] = time.monotonic) -> None:
@@ -114,48 +107,43 @@ class Fts5Index(KeywordIndex):
     async def search(
         self, scope: Scope, searched: Sequence[str], limit: int, *, names_weight: float
     ) -> list[tuple[int, float]]:
+        rare = rare_enough(await self._counted(searched), self._memories, COMMON_SHARE)
+        if not rare:
+            return []
+        rows = await self.db.fetchall(
+            "SELECT rowid, bm25(memory_terms, 0.0, ?, 1.0) AS score FROM memory_terms "
+            "WHERE memory_terms MATCH ? ORDER BY score LIMIT ?",
+            (names_weight, match_expression(scope.key, rare), limit),
+        )
+        return [(row[0], -row[1]) for row in rows]  # FTS5's bm25() is lower for better
+
+    async def _counted(self, terms: Sequence[str]) -> dict[str, int]:
+        """How many memories hold each of `terms` that some memory holds; read for
+        those neither kept nor known absent (all of them once what is kept expires)."""
         now = self.clock()
         if now - self._counted_at > COUNTS_SECONDS or len(self._counts) > COUNTS_KEPT:
             self._counts.clear()
             self._absent.clear()
             self._counted_at = now
-        known = {term: self._counts[term] for term in searched if term in self._counts}
-        rare = rare_enough(known, self._memories, COMMON_SHARE)
-        unknown = [
-            term
-            for term in dict.fromkeys(searched)
-            if term not in known and term not in self._absent
+        kept = {term: self._counts[term] for term in terms if term in self._counts}
+        missing = [
+            term for term in dict.fromkeys(terms) if term not in kept and term not in self._absent
         ]
-        if not unknown:
-            return await self._scored(scope, rare, limit, names_weight) if rare else []
-        # The terms not kept are counted and searched for in the same read (one trip):
-        # a term no memory holds matches nothing, and one that proves too common is
-        # left out by a second search.
-        writes = self._writes
-        rows = await self.db.fetchall(
-            f"SELECT 0, term, doc FROM memory_terms_vocab WHERE term IN ({_marks(unknown)}) "
-            "UNION ALL SELECT 1, NULL, coalesce(max(id), 0) FROM memories "
-            f"UNION ALL SELECT 2, * FROM ({_SCORED})",
-            [*unknown, names_weight, match_expression(scope.key, [*rare, *unknown]), limit],
-        )
-        counted = {row[1]: row[2] for row in rows if row[0] == 0}
-        self._memories = next(row[2] for row in rows if row[0] == 1)
-        self._counts.update(counted)
-        if writes == self._writes and len(self._absent) < COUNTS_KEPT:
-            self._absent.update(term for term in unknown if term not in counted)
-        wanted = rare_enough(known | counted, self._memories, COMMON_SHARE)
-        if set(wanted) != set(rare) | counted.keys():
-            return await self._scored(scope, wanted, limit, names_weight) if wanted else []
-        found = sorted((row[2], row[1]) for row in rows if row[0] == 2)
-        return [(memory_id, -score) for score, memory_id in found]
-
-    async def _scored(
-        self, scope: Scope, terms: Sequence[str], limit: int, names_weight: float
-    ) -> list[tuple[int, float]]:
-        rows = await self.db.fetchall(
-            _SCORED, (names_weight, match_expression(scope.key, terms), limit)
-        )
-        return [(row[0], -row[1]) for row in rows]  # FTS5's bm25() is lower for better
+        if missing:
+            writes = self._writes
+            rows = await self.db.fetchall(
+                "SELECT term, doc, (SELECT coalesce(max(id), 0) FROM memories) "
+                f"FROM memory_terms_vocab WHERE term IN ({','.join('?' * len(missing))})",
+                missing,
+            )
+            if rows:
+                self._memories = rows[0][2]
+            read = {row[0]: row[1] for row in rows}
+            self._counts.update(read)
+            kept.update(read)
+            if writes == self._writes and len(self._absent) < COUNTS_KEPT:
+                self._absent.update(term for term in missing if term not in read)
+        return kept
 
     async def unindexed(self, after: int, limit: int) -> list[int]:
         rows = await self.db.fetchall(
@@ -245,10 +233,6 @@ class PostingsIndex(KeywordIndex):
             (after, limit),
         )
         return [row[0] for row in rows]
-
-
-def _marks(values: Sequence[object]) -> str:
-    return ",".join("?" * len(values))
 
 
 def _columns(rows: Sequence[tuple[object, ...]], width: int) -> list[list[object]]:

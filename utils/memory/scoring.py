@@ -15,7 +15,6 @@ import math
 import re
 import threading
 import unicodedata
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import Stemmer
@@ -118,7 +117,7 @@ def query_terms(query: str) -> list[str]:
     return list(dict.fromkeys(terms(query)))[:MAX_QUERY_TERMS]
 
 
-def match_expression(scope_key: str, searched: Sequence[str]) -> str:
+def match_expression(scope_key: str, searched: list[str]) -> str:
     """The FTS5 query for any of the `searched` terms, in names or in what was said,
     within a scope."""
     any_term = " OR ".join(f'"{term}"' for term in searched)
