@@ -72,8 +72,9 @@ def embedded(source: Source, author_name: str, text: str) -> list[str]:
 
 
 class Memory(NamedTuple):
-    """One stored memory. (Memories and what recall makes of them are named tuples: a
-    recall makes a hundred or more, five times as fast as frozen dataclasses.)"""
+    """One stored memory. (This and `Recalled` are named tuples: a recall makes a
+    hundred or more, and a named tuple is made five times as fast as a frozen
+    dataclass.)"""
 
     id: int
     scope: Scope
