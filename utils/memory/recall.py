@@ -13,7 +13,7 @@ import functools
 import itertools
 import logging
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +28,7 @@ from utils.memory.store import MemoryStore
 from utils.text import estimate_tokens, truncate
 
 log = logging.getLogger(__name__)
+Neighbours = tuple[np.ndarray, np.ndarray]  # FAISS: ids and similarities, best first
 
 
 @dataclass(frozen=True)
@@ -137,15 +138,10 @@ class Recall:
             return []  # nothing to find, or no model yet: don't wait for it
         spoken = line_of("user", author_name, query) if author_name else query
         nearest = functools.partial(index.search, k=self.limits.candidates)
-        (vector, dense), keyword = await asyncio.gather(
-            self.runtime.embed_then(spoken, nearest), self._keywords(scope, query)
-        )
         return await self._found(
             scope,
-            vector,
             query,
-            dense,
-            keyword,
+            self.runtime.embed_then(spoken, nearest),
             author_id=author_id,
             context=context_lines(history),
             limit=limit,
@@ -164,45 +160,35 @@ class Recall:
     ) -> list[Recalled]:
         """`recall` for a query embedded already (benchmarks embed their questions once)."""
         index = await self.indexes.get(scope)
-        dense, keyword = await asyncio.gather(
-            self.indexes.run(index.search, vector, self.limits.candidates),
-            self._keywords(scope, query),
-        )
-        return await self._found(
-            scope,
-            vector,
-            query,
-            dense,
-            keyword,
-            author_id=author_id,
-            limit=limit,
-            budget_tokens=budget_tokens,
-        )
 
-    async def _keywords(self, scope: Scope, query: str) -> list[tuple[int, float]]:
-        return await self.store.search_terms(
-            scope,
-            query_terms(query),
-            self.limits.candidates,
-            names_weight=self.limits.weights.names,
+        async def nearest() -> tuple[np.ndarray, Neighbours]:
+            return vector, await self.indexes.run(index.search, vector, self.limits.candidates)
+
+        return await self._found(
+            scope, query, nearest(), author_id=author_id, limit=limit, budget_tokens=budget_tokens
         )
 
     async def _found(
         self,
         scope: Scope,
-        vector: np.ndarray,
         query: str,
-        nearest: tuple[np.ndarray, np.ndarray],
-        keyword_found: list[tuple[int, float]],
+        nearest: Awaitable[tuple[np.ndarray, Neighbours]],
         *,
         author_id: int | None = None,
         context: frozenset[str] = frozenset(),
         limit: int | None = None,
         budget_tokens: int | None = None,
     ) -> list[Recalled]:
-        """The nearest memories by meaning (FAISS) and the best keyword matches (BM25),
-        fused, re-ranked and fitted into the budget."""
-        dense_ids, similarities = nearest
+        """The nearest memories by meaning (FAISS: `nearest` gives the query's vector and
+        its neighbours) and the best keyword matches (BM25, searched meanwhile), fused,
+        re-ranked and fitted into the budget."""
+        searched = query_terms(query)
+        (vector, (dense_ids, similarities)), keyword_found = await asyncio.gather(
+            nearest,
+            self.store.search_terms(
+                scope, searched, self.limits.candidates, names_weight=self.limits.weights.names
+            ),
+        )
         dense = dict(zip(dense_ids.tolist(), similarities.tolist(), strict=True))
         # Found by keywords only: their vectors come with them, to tell how close in
         # meaning they are too.
@@ -227,7 +213,7 @@ class Recall:
         )
         return fit(
             ranked,
-            frozenset(query_terms(query)),
+            frozenset(searched),
             self.limits.top_k if limit is None else limit,
             self.limits.context_tokens if budget_tokens is None else budget_tokens,
         )
