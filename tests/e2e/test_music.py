@@ -12,116 +12,26 @@ import logging
 import subprocess
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
 import discord
 import pytest
 
-from bot import Bot
 from cogs.music.cog import Music
-from cogs.music.store import MusicStore
-from config import Settings
-from tests.conftest import StartBot, eventually
+from tests.conftest import eventually
+from tests.e2e.music_world import FRAMES_PER_SECOND, World, pitch, saved_queue
 from tests.e2e.test_retention import maintenance, pending
-from tests.fakes.discord_server import (
-    FakeDiscord,
-    FakeGuild,
-    FakeInteraction,
-    FakeMessage,
-    FakeUser,
-)
+from tests.fakes.discord_server import FakeDiscord, FakeInteraction
 from tests.fakes.media_server import FakeMediaServer, LocalSearchIE
 from tests.fakes.spotify_server import FakeSpotify
-from tests.fakes.voice_server import FakeVoiceServer, VoiceFrame, runs, tone_frequency
+from tests.fakes.voice_server import runs
 
 # Playback and controls run on SQLite; what is kept across restarts (marked) on both.
 pytestmark = pytest.mark.backends("sqlite")
 both_backends = pytest.mark.backends("sqlite", "postgresql")
 
-FRAMES_PER_SECOND = 50
 TEXT_ONLY = discord.Permissions(view_channel=True, send_messages=True, embed_links=True).value
-
-
-@dataclass
-class World:
-    """The fakes of one test and shortcuts to act in them."""
-
-    discord: FakeDiscord
-    guild: FakeGuild
-    member: FakeUser
-    voice: FakeVoiceServer
-    media: FakeMediaServer
-    start_bot: StartBot
-    settings: Callable[..., Settings]
-
-    async def start(self, settings: Settings | None = None, **overrides: Any) -> Bot:
-        bot = await self.start_bot(settings or self.settings(**overrides))
-        if self.discord.voice_channel_of(self.member, self.guild) is None:
-            await self.discord.join_voice(self.member, self.guild.voice)
-        return bot
-
-    async def slash(self, name: str, user: FakeUser | None = None, **options: Any) -> str:
-        """Run a slash command and return the bot's reply (ephemeral ones included)."""
-        interaction = await self.discord.invoke_slash(
-            self.guild.text, user or self.member, name, options
-        )
-        return await self.reply(interaction)
-
-    async def reply(self, interaction: FakeInteraction, within: float = 10) -> str:
-        await interaction.wait_response(within)
-
-        def answered() -> FakeMessage | None:
-            message = interaction.original
-            return message if message is not None and not message.loading else None
-
-        message = await self.discord.wait_for(answered, within)
-        return message.content
-
-    def frames(self, *, audio_only: bool = True) -> list[VoiceFrame]:
-        return self.discord.voice_frames(self.guild, audio_only=audio_only)
-
-    def played(self) -> list[list[VoiceFrame]]:
-        """Runs of audio between the silences the bot sends at each track end or pause."""
-        return runs(self.frames(audio_only=False))
-
-    async def wait_frames(self, count: int, within: float = 10) -> None:
-        await self.discord.wait_for(lambda: len(self.frames()) >= count, within)
-
-    async def wait_paused(self) -> int:
-        """Wait for the silence a pausing player sends before it blocks; the audio frames
-        played so far (no more can come until it is resumed)."""
-        await self.discord.wait_for(lambda: (f := self.frames(audio_only=False)) and f[-1].silence)
-        return len(self.frames())
-
-    async def wait_message(self, text: str, within: float = 10) -> FakeMessage:
-        return await self.discord.wait_for_message(
-            self.guild.text, predicate=lambda m: text in m.content, timeout=within
-        )
-
-    async def now_playing(self, within: float = 10) -> FakeMessage:
-        def find() -> FakeMessage | None:
-            for message in reversed(self.discord.messages_in(self.guild.text)):
-                if not message.deleted and message.embeds and message.components:
-                    return message
-            return None
-
-        return await self.discord.wait_for(find, within)
-
-
-@pytest.fixture
-def world(
-    discord_fake: FakeDiscord,
-    guild: FakeGuild,
-    member: FakeUser,
-    voice_fake: FakeVoiceServer,
-    media_server: FakeMediaServer,
-    start_bot: StartBot,
-    music_settings: Callable[..., Settings],
-) -> World:
-    return World(discord_fake, guild, member, voice_fake, media_server, start_bot, music_settings)
 
 
 @pytest.fixture
@@ -138,10 +48,6 @@ def ffmpeg_codecs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(subprocess, "Popen", Recording)
     return codecs
-
-
-def pitch(frames: list[VoiceFrame]) -> float:
-    return tone_frequency(frames[2:-2] if len(frames) > 10 else frames)
 
 
 # Playback -------------------------------------------------------------------
@@ -731,13 +637,3 @@ async def test_a_kick_keeps_the_saved_queue_until_the_grace_ends(
     assert await maintenance(bot, days_from_now=8).purge_due() == 1
     assert await saved_queue(bot) is None
     assert await bot.db.fetchval("SELECT count(*) FROM music_tracks") == 0
-
-
-async def saved_queue(bot: Bot) -> list[str] | None:
-    """The titles of the saved session (current first), or None if none is saved."""
-    sessions = await MusicStore(bot.db).load_all()
-    if not sessions:
-        return None
-    (session,) = sessions
-    tracks = [session.current] if session.current else []
-    return [track.title for track in tracks + session.upcoming]

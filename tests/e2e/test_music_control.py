@@ -13,30 +13,15 @@ from typing import Any
 import pytest
 
 from config import Settings
-from tests.conftest import BASIC, StartBot
+from tests.conftest import BASIC
+from tests.e2e.music_world import World, pitch
 from tests.e2e.test_ai_tools_music import call
-from tests.e2e.test_music import World, pitch
-from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeMessage, FakeRole, FakeUser
+from tests.fakes.discord_server import FakeMessage, FakeRole, FakeUser
 from tests.fakes.gemini_server import FakeGemini
-from tests.fakes.media_server import FakeMediaServer
-from tests.fakes.voice_server import FakeVoiceServer
 from tests.fakes.youtube_extractors import FakeYouTube, register_fake_youtube, watch_url
 
 MANAGE_CHANNELS = 0x10
 REFUSED = "Only people with the **DJ** role (or Manage Channels) can do that here."
-
-
-@pytest.fixture
-def world(
-    discord_fake: FakeDiscord,
-    guild: FakeGuild,
-    member: FakeUser,
-    voice_fake: FakeVoiceServer,
-    media_server: FakeMediaServer,
-    start_bot: StartBot,
-    music_settings: Callable[..., Settings],
-) -> World:
-    return World(discord_fake, guild, member, voice_fake, media_server, start_bot, music_settings)
 
 
 @pytest.fixture

@@ -3,30 +3,11 @@ server across restarts, and a member's saved queue plays again from /playlist lo
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-import pytest
-
-from config import Settings
-from tests.conftest import StartBot
-from tests.e2e.test_music import World, pitch
-from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeMessage, FakeUser
-from tests.fakes.media_server import FakeMediaServer
-from tests.fakes.voice_server import FakeVoiceServer, runs
-
-
-@pytest.fixture
-def world(
-    discord_fake: FakeDiscord,
-    guild: FakeGuild,
-    member: FakeUser,
-    voice_fake: FakeVoiceServer,
-    media_server: FakeMediaServer,
-    start_bot: StartBot,
-    music_settings: Callable[..., Settings],
-) -> World:
-    return World(discord_fake, guild, member, voice_fake, media_server, start_bot, music_settings)
+from tests.e2e.music_world import World, pitch
+from tests.fakes.discord_server import FakeDiscord, FakeMessage, FakeUser
+from tests.fakes.voice_server import runs
 
 
 async def command(

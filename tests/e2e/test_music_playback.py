@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import math
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -19,12 +18,9 @@ import pytest
 from bot import Bot
 from cogs.music.cog import Music
 from cogs.music.player import Player
-from config import Settings
-from tests.conftest import StartBot
-from tests.e2e.test_music import World
-from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
+from tests.e2e.music_world import World
 from tests.fakes.media_server import FakeMediaServer
-from tests.fakes.voice_server import FakeVoiceServer, tone_frequency
+from tests.fakes.voice_server import tone_frequency
 
 # Where audio lands in a track; storage is beside the point.
 pytestmark = pytest.mark.backends("sqlite")
@@ -52,19 +48,6 @@ def clock_url(media: FakeMediaServer) -> str:
 def heard_at(position: float) -> float:
     """The clock's pitch at ``position`` seconds."""
     return 200 + 50 * math.floor(position)
-
-
-@pytest.fixture
-def world(
-    discord_fake: FakeDiscord,
-    guild: FakeGuild,
-    member: FakeUser,
-    voice_fake: FakeVoiceServer,
-    media_server: FakeMediaServer,
-    start_bot: StartBot,
-    music_settings: Callable[..., Settings],
-) -> World:
-    return World(discord_fake, guild, member, voice_fake, media_server, start_bot, music_settings)
 
 
 @pytest.fixture

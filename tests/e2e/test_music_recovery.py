@@ -10,35 +10,17 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
 
 import discord.voice_client
 import pytest
 
-from config import Settings
-from tests.conftest import StartBot
-from tests.e2e.test_music import FRAMES_PER_SECOND, World, pitch, saved_queue
-from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
-from tests.fakes.media_server import FakeMediaServer
-from tests.fakes.voice_server import FakeVoiceServer
+from tests.e2e.music_world import FRAMES_PER_SECOND, World, pitch, saved_queue
+from tests.fakes.discord_server import FakeDiscord
 
 # Voice connections that drop and come back; storage is beside the point.
 pytestmark = pytest.mark.backends("sqlite")
 
 SECONDS = 4
-
-
-@pytest.fixture
-def world(
-    discord_fake: FakeDiscord,
-    guild: FakeGuild,
-    member: FakeUser,
-    voice_fake: FakeVoiceServer,
-    media_server: FakeMediaServer,
-    start_bot: StartBot,
-    music_settings: Callable[..., Settings],
-) -> World:
-    return World(discord_fake, guild, member, voice_fake, media_server, start_bot, music_settings)
 
 
 async def play_a_while(world: World) -> int:

@@ -5,17 +5,12 @@ line; the cookies file and extractor arguments reach yt-dlp."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from config import Settings
-from tests.conftest import StartBot
-from tests.e2e.test_music import World
-from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
-from tests.fakes.media_server import FakeMediaServer, LocalSearchIE
-from tests.fakes.voice_server import FakeVoiceServer
+from tests.e2e.music_world import World
+from tests.fakes.media_server import LocalSearchIE
 
 # YouTube's bot check; storage is beside the point.
 pytestmark = pytest.mark.backends("sqlite")
@@ -25,19 +20,6 @@ SIGN_IN = (
     "authentication. See https://github.com/yt-dlp/yt-dlp/wiki/FAQ for how to pass cookies."
 )
 COOKIES = "# Netscape HTTP Cookie File\n.youtube.com\tTRUE\t/\tTRUE\t0\tSID\tlogged-in-sid\n"
-
-
-@pytest.fixture
-def world(
-    discord_fake: FakeDiscord,
-    guild: FakeGuild,
-    member: FakeUser,
-    voice_fake: FakeVoiceServer,
-    media_server: FakeMediaServer,
-    start_bot: StartBot,
-    music_settings: Callable[..., Settings],
-) -> World:
-    return World(discord_fake, guild, member, voice_fake, media_server, start_bot, music_settings)
 
 
 async def test_the_bot_check_gets_one_clear_line_and_tells_the_owner_what_to_do(
