@@ -37,7 +37,7 @@ from utils.errors import BotError
 from utils.gemini import GeminiProvider
 from utils.gemini_replies import AIError, AIUnavailableError, Reply
 from utils.memory.chatlog import BOT_LABEL
-from utils.memory.records import Recalled, Scope
+from utils.memory.records import Readable, Recalled, Scope
 from utils.memory.service import MemoryService
 from utils.metrics import Metrics
 from utils.text import estimate_tokens
@@ -125,10 +125,12 @@ class ChatEngine:
         toolbox: Toolbox | None = None,
         system: str | None = None,
         splitter: Splitter | None = None,
+        readable: Readable | None = None,
     ) -> Reply:
         """Answer `user` into `sink`, using the tools of `toolbox` if any; the first words
         or an error come by `deadline` (event-loop time). A `system` instruction replaces
-        the persona or channel prompt, and a `splitter` the plain one (roleplay scenes)."""
+        the persona or channel prompt, and a `splitter` the plain one (roleplay scenes).
+        Memories come only from channels the person may read (`readable`)."""
         context = await self.store.context(
             place.guild_id, place.channel_id, reserve=estimate_tokens(user.text)
         )
@@ -139,7 +141,12 @@ class ChatEngine:
         if self.memory is not None:
             recall_started = time.monotonic()
             recalled = await self.memory.for_reply(
-                scope, user.text, history, author_id=author_id, author_name=user.author_name
+                scope,
+                user.text,
+                history,
+                author_id=author_id,
+                author_name=user.author_name,
+                readable=readable,
             )
             self.metrics.memory_recall.observe(time.monotonic() - recall_started)
         contents = build_contents(prefs.summary, history, user)
@@ -265,10 +272,13 @@ class ChatEngine:
         )
         if not result.text.strip():
             raise AIError("The AI returned an empty summary.")
-        await self.store.update_channel(
-            guild_id, channel_id, summary=result.text.strip(), summary_upto=older[-1].id
-        )
         await self.usage.record(guild_id, result.usage.prompt_tokens, result.usage.output_tokens)
+        saved = await self.store.save_summary(
+            guild_id, channel_id, result.text.strip(), older, prefs.summary_upto
+        )
+        if not saved:  # reset, or a message deleted, while the model wrote: it starts over
+            log.info("the summary of channel %s is dropped: the conversation changed", channel_id)
+            return False
         log.info("summarised %d turns of channel %s", len(older), channel_id)
         return True
 

@@ -30,6 +30,7 @@ from cogs.ai.tools import info, server, web
 from cogs.ai.tools.audit import ToolAudit
 from cogs.ai.tools.settings import families
 from cogs.ai.tools.toolbox import Toolbox
+from utils.checks import readable
 from utils.errors import BotError
 from utils.tasks import log_failure
 from utils.tools import Asker
@@ -145,6 +146,21 @@ class AI(commands.Cog):
             self.bot.metrics.ai_outcome("busy")
             await self.admission.notice(("busy", message.channel.id), ctx.reply, BUSY)
 
+    @commands.Cog.listener()
+    async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
+        await self._forget_deleted(payload.channel_id, {payload.message_id})
+
+    @commands.Cog.listener()
+    async def on_raw_bulk_message_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
+        await self._forget_deleted(payload.channel_id, payload.message_ids)
+
+    async def _forget_deleted(self, channel_id: int, message_ids: set[int]) -> None:
+        """Messages deleted in Discord leave the conversation: its history, its summary
+        and the long-term memories that hold them."""
+        turns = await self.bot.chats.delete_messages(channel_id, message_ids)
+        if turns and self.bot.memory is not None:
+            await self.bot.memory.unsay(channel_id, turns)
+
     # Answering
 
     def _deadline(self) -> float:
@@ -187,6 +203,7 @@ class AI(commands.Cog):
                     toolbox=None if direction else await self._toolbox(ctx),
                     system=direction and direction.system,
                     splitter=direction and direction.splitter,
+                    readable=readable(ctx.author),
                 )
                 if direction is not None:
                     await direction.after(answered.text)

@@ -28,3 +28,7 @@ class ChatLogReader:
             (channel_id, after_id, limit),
         )
         return [Turn(*row) for row in reversed(rows)]
+
+    async def last_id(self) -> int:
+        """The id of the newest turn of the whole log (0 while it is empty)."""
+        return await self.db.fetchval("SELECT COALESCE(MAX(id), 0) FROM ai_messages")

@@ -8,7 +8,7 @@ The only code that writes the AI chat tables; long-term memory reads the log thr
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import replace
 from typing import Any
 
@@ -224,6 +224,64 @@ class ChatStore:
                     (channel_id,),
                 )
         return deleted
+
+    async def save_summary(
+        self, guild_id: int | None, channel_id: int, summary: str, folded: list[Turn], since: int
+    ) -> bool:
+        """Store `summary` of `folded` (the oldest turns after the summary mark `since`),
+        unless the conversation changed meanwhile (a reset, a message deleted, another
+        summary): then nothing is stored (False), lest it bring back what is gone."""
+        with self._cache.writing((self._cache.prefs, channel_id)):
+            async with self.db.transaction() as conn:
+                await conn.execute(
+                    "INSERT INTO ai_channels (channel_id, guild_id) VALUES (?, ?) "
+                    "ON CONFLICT (channel_id) DO NOTHING",
+                    (channel_id, guild_id),
+                )
+                saved = await conn.execute(
+                    "UPDATE ai_channels SET summary = ?, summary_upto = ? "
+                    "WHERE channel_id = ? AND summary_upto = ? AND (SELECT count(*) "
+                    "FROM ai_messages WHERE channel_id = ? AND id BETWEEN ? AND ?) = ?",
+                    (
+                        summary,
+                        folded[-1].id,
+                        channel_id,
+                        since,
+                        channel_id,
+                        folded[0].id,
+                        folded[-1].id,
+                        len(folded),
+                    ),
+                )
+        await self.db.notify(TOPIC, channel_id)
+        return bool(saved)
+
+    async def delete_messages(self, channel_id: int, message_ids: Collection[int]) -> list[Turn]:
+        """Forget the turns of messages deleted in Discord (people's, or replies of the
+        bot's), and the summary if it covered one; the turns deleted."""
+        marks = ",".join("?" * len(message_ids))
+        with self._cache.writing((self._cache.tails, channel_id), (self._cache.prefs, channel_id)):
+            async with self.db.transaction() as conn:
+                rows = await conn.fetchall(
+                    f"DELETE FROM ai_messages WHERE channel_id = ? AND message_id IN ({marks}) "
+                    f"RETURNING {TURN_COLUMNS}",
+                    (channel_id, *message_ids),
+                )
+                turns = [Turn(*row) for row in rows]
+                if turns:
+                    await self._drop_summary(conn, channel_id, min(t.id for t in turns))
+        if turns:
+            await self.db.notify(TOPIC, channel_id)
+        return turns
+
+    @staticmethod
+    async def _drop_summary(conn: Connection, channel_id: int, turn_id: int) -> None:
+        """Drop a channel's summary if it covered `turn_id` (the next long reply writes anew)."""
+        await conn.execute(
+            "UPDATE ai_channels SET summary = NULL, summary_upto = 0 "
+            "WHERE channel_id = ? AND summary_upto >= ?",
+            (channel_id, turn_id),
+        )
 
     # Channel preferences
 

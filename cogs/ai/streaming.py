@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 WRITING_MARKER = " ⌛"
 CUT_OFF_NOTE = "\n\n*⚠️ {error}*"
 RESTART_NOTE = CUT_OFF_NOTE.format(error="reply cut off by a restart")
+FAILED = "the reply could not be finished"  # shown when Discord or storage failed mid-reply
 FINALISE_TIMEOUT = 3.0  # seconds a cancelled reply gets to be stored and finalised
 RESTART = "restart"  # stored for a reply cut off by a shutdown, or by a crash (at the next start)
 
@@ -105,7 +106,7 @@ async def stream_reply(
     """
     splitter = splitter or StreamSplitter(limit, WRITING_MARKER)
     messages = _Messages(sink)
-    text = ""
+    text = seen = ""  # seen: the text of the last show that went through
     last_render = -math.inf
     shown_whole = False
     try:
@@ -116,6 +117,7 @@ async def stream_reply(
                 if not plan.tail:
                     continue
                 await messages.show([*plan.frozen, plan.tail])
+                seen = text
                 last_render = clock()
                 await record(text, WRITING, messages.last_id)
         final = splitter.finish(text)
@@ -131,6 +133,17 @@ async def stream_reply(
         reason = error.reason if isinstance(error, ReplyStopped) else "error"
         await record(text, reason, messages.last_id)
         raise ReplyCutOff(str(error)) from error
+    except Exception as error:  # Discord or the history failed mid-reply (a message deleted...)
+        if not messages.sent or shown_whole:
+            raise
+        log.warning("a reply was cut off: %r", error)
+        # Best effort: a deleted message can't be edited, but the history must still
+        # hold the reply as cut off, as far as it was seen, not as being written.
+        note = CUT_OFF_NOTE.format(error=FAILED)
+        if await _finalise(messages, splitter.finish(text.rstrip() + note)):
+            seen = text
+        await _finalise(messages, None, lambda: record(seen, "error", messages.last_id))
+        raise ReplyCutOff(FAILED) from error
     except asyncio.CancelledError:
         if shown_whole:
             await _finalise(messages, None, lambda: record(text, None, messages.last_id))
@@ -145,19 +158,24 @@ async def stream_reply(
 
 
 async def _finalise(
-    messages: _Messages, contents: list[str] | None, store: Callable[[], Awaitable[None]]
-) -> None:
-    """Show `contents` of a reply cut off by cancellation, then store it, within
-    FINALISE_TIMEOUT in all: a dead Discord or disk must not hold up a shutdown. If either
-    fails, the stored reply stays marked as being written, and the next start finalises it.
+    messages: _Messages,
+    contents: list[str] | None,
+    store: Callable[[], Awaitable[None]] | None = None,
+) -> bool:
+    """Show `contents` of a reply cut off, then `store` it, within FINALISE_TIMEOUT in
+    all: a dead Discord or disk must not hold up a shutdown. If either fails (False), the
+    stored reply stays marked as being written, and the next start finalises it.
     """
     try:
         async with asyncio.timeout(FINALISE_TIMEOUT):
             if contents is not None:
                 await messages.show(contents)
-            await store()
+            if store is not None:
+                await store()
     except Exception as error:
-        log.warning("could not finalise a reply cut off by a restart: %r", error)
+        log.warning("could not finalise a reply cut off: %r", error)
+        return False
+    return True
 
 
 def after_crash(shown: str, limit: int = DISCORD_LIMIT) -> list[str] | None:

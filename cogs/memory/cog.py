@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 import time
 from typing import TYPE_CHECKING
 
@@ -19,7 +20,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs.memory.tools import tools as memory_tools
-from utils.checks import guild_permissions
+from utils.checks import guild_permissions, readable
 from utils.commands import list_subcommands
 from utils.errors import BotError
 from utils.memory.records import Memory, Recalled, Scope, age_text
@@ -35,6 +36,10 @@ ADDS_PER_MINUTE = 10
 PAGE_SIZE = 8
 SHOWN_CHARS = 220
 TURNED_OFF = "Long-term memory is turned off on this bot."
+# ASCII digits only (str.isdigit takes "²", which int() refuses), and no more than
+# the signed 64-bit ids SQLite and PostgreSQL (BIGINT) store.
+_MEMORY_NUMBER = re.compile(r"[0-9]{1,19}")
+_LARGEST_ID = 2**63 - 1
 _SOURCES = {"conversation": "from our chat", "consolidation": "noticed", "user": "you told me"}
 
 
@@ -52,7 +57,7 @@ def parse_target(target: str) -> int | None:
     value = target.strip().lower().removeprefix("#")
     if value == "all":
         return None
-    if value.isdigit():
+    if _MEMORY_NUMBER.fullmatch(value) and int(value) <= _LARGEST_ID:
         return int(value)
     raise BotError("Say which memory to forget: its number from `/memory show`, or `all`.")
 
@@ -230,12 +235,14 @@ class MemoryCog(commands.Cog, name="Memory"):
     async def recall(
         self, guild: discord.Guild | None, user: discord.abc.User, topic: str, limit: int
     ) -> list[Recalled]:
-        """What is remembered where `user` asks about `topic` (the recall tool)."""
+        """What is remembered where `user` asks about `topic` (the recall tool), from
+        channels they may read."""
         return await self.service.recall(
             scope_of(guild, user),
             topic,
             author_id=user.id,
             author_name=user.display_name,
+            readable=readable(user),
             limit=limit,
         )
 

@@ -382,6 +382,125 @@ async def test_refused_without_the_permission_and_when_the_bot_lacks_it(
     assert not any(c.name == "mine" for c in guild.channels.values())
 
 
+async def test_a_channel_overwrite_does_not_reach_server_wide_actions(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+    run: Callable[..., Any],
+) -> None:
+    """Roles and new channels belong to the server: Manage Roles or Manage Channels in one
+    channel only (a ticket's owner) is not enough for them, as Discord itself rules."""
+    manage = discord.Permissions(manage_channels=True, manage_roles=True).value
+    insiders = guild.add_role("Insiders", discord.Permissions(send_messages=True).value, position=1)
+    ticket = guild.add_text_channel("ticket-alice")
+    guild.set_overwrite(ticket, member.id, allow=manage, member=True)
+    await start_bot(ai_settings(**UNLIMITED))
+    await server_on(discord_fake, guild)
+    server_wide = [
+        ("give_role", {"role": "Insiders"}),
+        ("create_role", {"name": "Spam"}),
+        ("create_channel", {"name": "spam"}),
+    ]
+
+    await run(member, [*server_wide, ("take_role", {"role": "Insiders"})], channel=ticket)
+    assert responses(gemini_fake) == {
+        "give_role": {"refused": "alice needs the Manage Roles permission for that."},
+        "create_role": {"refused": "alice needs the Manage Roles permission for that."},
+        "create_channel": {"refused": "alice needs the Manage Channels permission for that."},
+        "take_role": {"refused": "alice needs the Manage Roles permission for that."},
+    }
+    assert insiders not in guild.members[member.id].roles
+    assert not any(r.name == "Spam" for r in guild.roles.values())
+    assert not requests(discord_fake, "POST", f"/guilds/{guild.id}/channels")
+
+    # In the ticket itself the overwrite is what counts.
+    await run(
+        member,
+        [("set_slowmode", {"seconds": 10}), ("rename_channel", {"name": "done"})],
+        channel=ticket,
+    )
+    assert ticket.rate_limit_per_user == 10 and ticket.name == "done"
+
+    guild.add_member(member, permissions=BASIC | manage)  # now server-wide
+    await run(member, server_wide, channel=ticket)
+    got = responses(gemini_fake)
+    assert got["give_role"] == {"role": "Insiders", "given": True}
+    assert got["create_role"]["created"] == "Spam"
+    assert got["create_channel"]["name"] == "spam"
+    assert insiders in guild.members[member.id].roles
+    assert any(c.name == "spam" for c in guild.channels.values())
+
+
+async def test_a_channel_in_a_category_needs_manage_channels_there(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+    run: Callable[..., Any],
+) -> None:
+    hangout = guild.add_category("Hangout")
+    guild.add_category("Staff")
+    guild.set_overwrite(
+        hangout, member.id, allow=discord.Permissions(manage_channels=True).value, member=True
+    )
+    await start_bot(ai_settings(**UNLIMITED))
+    await server_on(discord_fake, guild)
+
+    await run(member, [("create_channel", {"name": "board games", "category": "hangout"})])
+    assert responses(gemini_fake)["create_channel"]["category"] == "Hangout"
+    made = next(c for c in guild.channels.values() if c.name == "board-games")
+    assert made.parent_id == hangout.id
+
+    await run(member, [("create_channel", {"name": "secret", "category": "staff"})])
+    assert responses(gemini_fake)["create_channel"] == {
+        "refused": "alice needs the Manage Channels permission in #Staff."
+    }
+    await run(member, [("create_channel", {"name": "loose"})])
+    assert responses(gemini_fake)["create_channel"] == {
+        "refused": "alice needs the Manage Channels permission for that."
+    }
+    assert len(requests(discord_fake, "POST", f"/guilds/{guild.id}/channels")) == 1
+
+
+async def test_the_bot_needs_server_wide_permissions_too(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    mod: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+    run: Callable[..., Any],
+) -> None:
+    guild.add_role("Insiders", discord.Permissions(send_messages=True).value, position=1)
+    guild.add_member(discord_fake.bot_user, permissions=BASIC)  # the bot loses its admin role
+    manage = discord.Permissions(manage_channels=True, manage_roles=True).value
+    guild.set_overwrite(guild.text, discord_fake.bot_user.id, allow=manage, member=True)
+    await start_bot(ai_settings(**UNLIMITED))
+    await server_on(discord_fake, guild)
+
+    await run(
+        mod,
+        [
+            ("give_role", {"role": "Insiders"}),
+            ("create_role", {"name": "Spam"}),
+            ("create_channel", {"name": "spam"}),
+        ],
+    )
+    assert responses(gemini_fake) == {
+        "give_role": {"refused": "The bot needs the Manage Roles permission for that."},
+        "create_role": {"refused": "The bot needs the Manage Roles permission for that."},
+        "create_channel": {"refused": "The bot needs the Manage Channels permission for that."},
+    }
+    assert not requests(discord_fake, "POST", f"/guilds/{guild.id}/roles")
+    assert not requests(discord_fake, "POST", f"/guilds/{guild.id}/channels")
+    assert not [r for r in discord_fake.requests if r.method == "PUT" and "/roles/" in r.path]
+
+
 async def test_audit_lists_actions_for_managers_only(
     discord_fake: FakeDiscord,
     gemini_fake: FakeGemini,

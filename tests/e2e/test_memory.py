@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import discord
 import pytest
 
 from config import Settings
@@ -101,6 +102,70 @@ async def test_a_fact_is_remembered_days_later_in_the_same_guild_only(
     assert "Whiskers" not in in_dm.system_text + json.dumps(in_dm.contents)
 
 
+async def test_what_was_said_in_a_channel_is_recalled_only_for_those_who_can_read_it(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    gemini_fake: FakeGemini,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    staff = guild.add_text_channel("staff")
+    view = discord.Permissions(view_channel=True).value
+    guild.set_overwrite(staff, guild.id, deny=view, member=False)  # hidden from @everyone
+    bot = await start_bot(
+        ai_settings(memory_enabled=True, embedding_model="hashing", memory_consolidation_minutes=0)
+    )
+    owner = discord_fake.owner
+    await ask(discord_fake, gemini_fake, staff, owner, "carol's appeal password is tulip77")
+    memory = bot.memory
+    assert memory is not None
+
+    async def indexed() -> int:
+        await memory.flush()
+        return await memory.count_of(Scope("guild", guild.id), owner.id)
+
+    await eventually(indexed, equals=1)
+    question = "what is carol's appeal password?"
+    asked = await ask(discord_fake, gemini_fake, guild.text, member, question)
+    assert "tulip77" not in asked.system_text
+    # The owner reads #staff: the same question, in the same channel, recalls it.
+    asked = await ask(discord_fake, gemini_fake, guild.text, owner, question)
+    assert "tulip77" in asked.system_text
+
+
+async def test_a_deleted_message_leaves_the_history_and_the_memory(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    gemini_fake: FakeGemini,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    bot = await start_bot(
+        ai_settings(memory_enabled=True, embedding_model="hashing", memory_consolidation_minutes=0)
+    )
+    memory = bot.memory
+    assert memory is not None
+    await ask(discord_fake, gemini_fake, guild.text, member, "my cat is Whiskers")
+    await ask(discord_fake, gemini_fake, guild.text, member, "my PIN is 4821")
+
+    async def remembered() -> list[str]:
+        await memory.flush()
+        return [m.text for m in await memory.memories_of(Scope("guild", guild.id), member.id)]
+
+    await eventually(
+        lambda: remembered(),
+        equals=["alice: my cat is Whiskers\nassistant: ok\nalice: my PIN is 4821\nassistant: ok"],
+    )
+    [pin] = [m for m in discord_fake.messages_in(guild.text, from_bot=False) if "4821" in m.content]
+    discord_fake._delete_message(pin)  # Alice deletes her message
+    await eventually(lambda: remembered(), equals=[])  # its chunk goes, whole
+    asked = await ask(discord_fake, gemini_fake, guild.text, member, "what is my PIN?")
+    said = asked.system_text + json.dumps(asked.contents)
+    assert "4821" not in said and "Whiskers" in said  # the history keeps the rest
+
+
 async def slash(
     discord_fake: FakeDiscord,
     channel: FakeChannel,
@@ -176,6 +241,20 @@ async def test_memory_commands_show_add_forget_stats(
         discord_fake, guild.text, discord_fake.owner, "forget", target="all", user=bob
     )
     assert removed["content"] == "Forgot 1 memory about bob here."
+
+
+async def test_forget_explains_a_number_it_cannot_use(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+) -> None:
+    await start_bot(make_settings(memory_enabled=True, embedding_model="hashing"))
+    usage = "Say which memory to forget: its number from `/memory show`, or `all`."
+    for target in ("²", "99999999999999999999"):
+        answer = await slash(discord_fake, guild.text, member, "forget", target=target)
+        assert answer["content"] == usage
 
 
 async def test_prefix_show_in_a_server_goes_to_dms(

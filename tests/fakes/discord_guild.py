@@ -108,6 +108,20 @@ class FakeGuild:
         event = "THREAD_UPDATE" if channel.is_thread else "CHANNEL_UPDATE"
         self._push(event, channel.to_payload(), intent=GUILDS_INTENT)
 
+    def set_overwrite(
+        self, channel: FakeChannel, target: int, *, allow: int = 0, deny: int = 0, member: bool
+    ) -> None:
+        """Allow and deny permissions in ``channel`` for a member or a role (``target``; the
+        guild's id is @everyone), replacing its overwrite there, and tell the bot."""
+        kind = 1 if member else 0
+        channel.overwrites = [
+            o for o in channel.overwrites if (o["id"], o["type"]) != (str(target), kind)
+        ]
+        channel.overwrites.append(
+            {"id": str(target), "type": kind, "allow": str(allow), "deny": str(deny)}
+        )
+        self.channel_updated(channel)
+
     def delete_channel(self, channel: FakeChannel) -> None:
         del self.channels[channel.id]
         self._push("CHANNEL_DELETE", channel.to_payload(), intent=GUILDS_INTENT)

@@ -189,6 +189,8 @@ class FakeChannel:
     owner_id: int | None = None
     """Who started a thread."""
     created: dt.datetime = field(default_factory=now)
+    overwrites: list[Json] = field(default_factory=list)
+    """Permission overwrites as Discord sends them (`FakeGuild.set_overwrite`)."""
 
     @property
     def is_thread(self) -> bool:
@@ -229,7 +231,7 @@ class FakeChannel:
                 },
             )
             return payload
-        payload.update(position=self.position, permission_overwrites=[], nsfw=False)
+        payload.update(position=self.position, permission_overwrites=self.overwrites, nsfw=False)
         if self.type == VOICE_CHANNEL:
             payload.update(bitrate=64_000, user_limit=0, rtc_region=None, last_message_id=None)
         elif self.type != CATEGORY_CHANNEL:

@@ -110,6 +110,52 @@ async def test_failure_after_text_marks_the_reply() -> None:
     assert record.calls[-1] == ("partial answer", "error")
 
 
+class FlakyMessage(FakeMessage):
+    """A message whose edits fail `failures` times (Discord erred, or it was deleted)."""
+
+    failures = 1
+
+    async def edit(self, *, content: str) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionResetError("Discord went away")
+        await super().edit(content=content)
+
+
+class FlakySink(Sink):
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    async def send(self, content: str) -> FakeMessage:
+        message = FlakyMessage(content)
+        message.failures = self.failures
+        self.messages.append(message)
+        return message
+
+
+async def test_a_discord_failure_mid_reply_cuts_it_off_and_says_so() -> None:
+    clock, sink, record = Clock(), FlakySink(failures=1), Recorder()
+    with pytest.raises(ReplyCutOff, match="could not be finished"):
+        await stream_reply(
+            pieces(["Shown ", "then more"], clock, 1.0), sink, record, interval=1.0, clock=clock
+        )
+    assert sink.messages[0].versions[-1] == (
+        "Shown then more\n\n*⚠️ the reply could not be finished*"
+    )
+    assert record.calls[-1] == ("Shown then more", "error")
+
+
+async def test_a_reply_whose_message_is_gone_is_stored_cut_off_as_it_was_seen() -> None:
+    clock, sink, record = Clock(), FlakySink(failures=99), Recorder()
+    with pytest.raises(ReplyCutOff):
+        await stream_reply(
+            pieces(["Shown ", "never seen"], clock, 1.0), sink, record, interval=1.0, clock=clock
+        )
+    assert sink.messages[0].versions == ["Shown" + WRITING_MARKER]
+    assert record.calls[-1] == ("Shown ", "error")
+
+
 async def test_failure_before_text_sends_nothing() -> None:
     clock, sink, record = Clock(), Sink(), Recorder()
     with pytest.raises(BotError) as info:

@@ -69,6 +69,7 @@ async def fill(db: Database) -> None:
     vectors = np.random.default_rng(1).random((2, 8), dtype=np.float32)
     await memories.insert(said, "test-model", vectors)
     await memories.mark_consolidated(1, 2)
+    await memories.forget(Scope("guild", GUILD), 11, 1)
     song = Track("Song", "http://x/a.wav", 7, duration=61.5, page_url="http://x/a")
     other = Track("Other", "ytsearch1:other", 8)
     await MusicStore(db).save(Session(GUILD, 55, 66, song, [other], position=12.25, volume=80))

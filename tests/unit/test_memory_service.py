@@ -369,6 +369,74 @@ async def test_consolidation_extracts_dedupes_and_moves_on(
     assert "I play drums" not in request.last_user_text, "only what was not read yet"
 
 
+async def test_facts_are_recalled_only_for_those_who_can_read_where_they_were_learnt(
+    make_service: MakeService, provider: GeminiProvider, gemini_fake: FakeGemini, db: Database
+) -> None:
+    service = await make_service(provider=provider)
+    await ChatStore(db).add_turns(1, 10, [Turn("user", ALICE, "Alice", "I keep bees")])
+    gemini_fake.reply('[{"user": "Alice", "fact": "Alice keeps bees."}]')
+    assert await service.consolidate_once() == 1
+    await service.add_fact(GUILD_A, BOB, "Bob", "I keep bees too")  # told directly: no channel
+    [learnt] = await service.memories_of(GUILD_A, ALICE)
+    assert learnt.channel_id == 10
+
+    async def found(readable: Callable[[int], bool] | None) -> set[str]:
+        return {m.text for m in await service.recall(GUILD_A, "who keeps bees?", readable=readable)}
+
+    everything = {"Alice: Alice keeps bees.", "Bob: I keep bees too"}
+    assert await found(None) == everything
+    assert await found(lambda channel_id: channel_id == 10) == everything
+    assert await found(lambda channel_id: False) == {"Bob: I keep bees too"}
+
+
+async def test_what_a_person_forgot_is_not_remembered_again_later(
+    make_service: MakeService, provider: GeminiProvider, gemini_fake: FakeGemini, db: Database
+) -> None:
+    service = await make_service(provider=provider, index_delay=3600)
+    chat = ChatStore(db)
+    said = await chat.add_turns(
+        1,
+        10,
+        [
+            Turn("user", ALICE, "Alice", "my PIN is 4821"),
+            Turn("model", 0, "assistant", "4821, noted"),
+            Turn("user", BOB, "Bob", "I play drums"),
+            Turn("model", 0, "assistant", "Nice!"),
+        ],
+    )
+    service.index_turns(GUILD_A, 10, said[:2])  # waits to be indexed with others
+    assert await service.forget(GUILD_A, ALICE) == 0  # nothing stored yet, but all of it goes
+    await service.flush()
+    assert await service.memories_of(GUILD_A, ALICE) == []
+
+    gemini_fake.reply('[{"user": "Bob", "fact": "Bob plays the drums."}]')
+    assert await service.consolidate_once() == 1
+    read = gemini_fake.requests[-1].last_user_text
+    assert "4821" not in read and "I play drums" in read
+    assert await service.memories_of(GUILD_A, ALICE) == []
+
+    # What Alice says afterwards is remembered as before.
+    later = await chat.add_turns(1, 10, exchange("my cat is Whiskers", author=ALICE, name="Alice"))
+    service.index_turns(GUILD_A, 10, later)
+    await service.flush()
+    [kept] = await service.memories_of(GUILD_A, ALICE)
+    assert "Whiskers" in kept.text and "4821" not in kept.text
+
+
+async def test_a_fact_read_before_a_forget_is_not_stored_after_it(
+    make_service: MakeService, provider: GeminiProvider, gemini_fake: FakeGemini, db: Database
+) -> None:
+    service = await make_service(provider=provider)
+    await ChatStore(db).add_turns(1, 10, [Turn("user", ALICE, "Alice", "my PIN is 4821")])
+    # The model is still answering when Alice tells the bot to forget everything.
+    gemini_fake.reply('[{"user": "Alice", "fact": "Alice\'s PIN is 4821."}]', chunk_delay=1.0)
+    reading = asyncio.create_task(service.consolidate_once())
+    await eventually(lambda: gemini_fake.requests)
+    await service.forget(GUILD_A, ALICE)
+    assert await reading == 0
+    assert await service.memories_of(GUILD_A, ALICE) == []
+
+
 async def test_consolidation_pages_past_channels_already_read(
     make_service: MakeService,
     provider: GeminiProvider,

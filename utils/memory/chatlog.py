@@ -58,6 +58,10 @@ class ChatLog(Protocol):
         """A channel's newest `limit` turns after `after_id`, oldest first."""
         ...
 
+    async def last_id(self) -> int:
+        """The id of the newest turn of the whole log (0 while it is empty)."""
+        ...
+
 
 def render_turn(role: str, author_name: str, content: str) -> str:
     """A turn as a line of text: `name: words`, the bot's own as `assistant: words`."""

@@ -36,12 +36,14 @@ class Exchange:
     author_name: str
     lines: tuple[str, ...]
     at: float
+    turn_ids: tuple[int, ...]  # its turns in the chat log (none if not stored there)
 
     @classmethod
     def of(cls, scope: Scope, channel_id: int, turns: Sequence[LoggedTurn], at: float) -> Exchange:
         human = next((t for t in turns if t.role == "user"), turns[0])
         lines = tuple(chunk_line(turn) for turn in turns)
-        return cls(scope, channel_id, human.author_id, human.author_name, lines, at)
+        ids = tuple(turn.id for turn in turns if turn.id)
+        return cls(scope, channel_id, human.author_id, human.author_name, lines, at, ids)
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,12 @@ class Chunk:
     turns: int
     created_at: float  # the latest message
     stored_text: str | None = None  # the text stored when read, to spot a concurrent change
+    turn_ids: tuple[int, ...] = ()  # the turns of the chat log it takes in now
+
+    @property
+    def turn_id(self) -> int | None:
+        """The first of them (None: none)."""
+        return min(self.turn_ids, default=None)
 
     @property
     def changed(self) -> bool:
@@ -98,6 +106,7 @@ def plan(
                 text="\n".join((last.text, *exchange.lines)),
                 turns=last.turns + len(exchange.lines),
                 created_at=exchange.at,
+                turn_ids=last.turn_ids + exchange.turn_ids,
             )
         else:
             chunks.append(
@@ -110,6 +119,7 @@ def plan(
                     "\n".join(exchange.lines),
                     len(exchange.lines),
                     exchange.at,
+                    turn_ids=exchange.turn_ids,
                 )
             )
     return [chunk for chunk in chunks if chunk.changed]

@@ -142,8 +142,11 @@ class Consolidator:
             turns = await self.chat_log.newest_turns(pending.channel_id, pending.upto_id, _TURNS)
             if not turns:
                 continue  # deleted meanwhile
-            if any(turn.role == "user" for turn in turns):
-                stored += await self._consolidate(pending.guild_id, turns)
+            readable = await self._remembered(pending.guild_id, turns)
+            if any(turn.role == "user" for turn in readable):
+                stored += await self._consolidate(
+                    pending.guild_id, pending.channel_id, readable, turns[-1].id
+                )
             await self.writer.unbroken(
                 self.store.mark_consolidated(pending.channel_id, turns[-1].id)
             )
@@ -170,7 +173,27 @@ class Consolidator:
             ]
         return pending[:_CHANNELS]
 
-    async def _consolidate(self, guild_id: int | None, turns: Sequence[LoggedTurn]) -> int:
+    async def _remembered(
+        self, guild_id: int | None, turns: Sequence[LoggedTurn]
+    ) -> list[LoggedTurn]:
+        """The turns without those their authors told the bot to forget (and the bot's
+        replies to them)."""
+        forgotten: dict[Scope, dict[int, int]] = {}
+        kept: list[LoggedTurn] = []
+        dropping = False
+        for turn in turns:
+            if turn.role == "user":
+                scope = Scope.of(guild_id, turn.author_id)
+                if scope not in forgotten:
+                    forgotten[scope] = await self.store.forgotten(scope)
+                dropping = turn.id <= forgotten[scope].get(turn.author_id, 0)
+            if not dropping:
+                kept.append(turn)
+        return kept
+
+    async def _consolidate(
+        self, guild_id: int | None, channel_id: int, turns: Sequence[LoggedTurn], upto_id: int
+    ) -> int:
         people = {
             t.author_name.lower(): (t.author_id, t.author_name) for t in turns if t.role == "user"
         }
@@ -189,12 +212,22 @@ class Consolidator:
         keep = await self._novel(scope, facts, vectors)
         now = self.clock()
         new = [
-            NewMemory(scope, fact.author_id, fact.author_name, "consolidation", fact.text, now)
+            NewMemory(
+                scope,
+                fact.author_id,
+                fact.author_name,
+                "consolidation",
+                fact.text,
+                now,
+                channel_id,
+                upto_id,
+            )
             for fact in (facts[i] for i in keep)
         ]
-        if new:
-            await self.writer.add_facts(new, vectors[keep])
-        return len(new)
+        if not new:
+            return 0
+        ids = await self.writer.add_facts(new, vectors[keep])
+        return sum(memory_id is not None for memory_id in ids)
 
     async def _novel(self, scope: Scope, facts: list[Fact], vectors: np.ndarray) -> list[int]:
         """Positions of the facts that repeat neither each other nor a stored fact."""

@@ -22,7 +22,7 @@ from utils.memory.chatlog import LoggedTurn, by_bot
 from utils.memory.chunks import line_of
 from utils.memory.indexes import ScopeIndexes
 from utils.memory.lifecycle import Runtime
-from utils.memory.records import Memory, Recalled, Scope
+from utils.memory.records import Memory, Readable, Recalled, Scope
 from utils.memory.scoring import Weights, fused, keywords, query_terms, score, speaks, words
 from utils.memory.store import MemoryStore
 from utils.text import estimate_tokens, truncate
@@ -73,6 +73,11 @@ def in_context(memory: Memory, context: frozenset[str]) -> bool:
     return _normal(memory.text) in context
 
 
+def _may_read(readable: Readable | None, memory: Memory) -> bool:
+    """Whether the asker may read where a memory was said or learnt."""
+    return readable is None or memory.channel_id is None or readable(memory.channel_id)
+
+
 class Recall:
     """Finds what to remember for a message."""
 
@@ -98,13 +103,19 @@ class Recall:
         *,
         author_id: int,
         author_name: str,
+        readable: Readable | None = None,
     ) -> list[Recalled]:
         """`recall` for a reply to `query`: never raises and gives up after the recall
         timeout, so a reply goes ahead without memories rather than fail or hang."""
         try:
             async with asyncio.timeout(self.limits.timeout):
                 return await self.recall(
-                    scope, query, author_id=author_id, author_name=author_name, history=history
+                    scope,
+                    query,
+                    author_id=author_id,
+                    author_name=author_name,
+                    history=history,
+                    readable=readable,
                 )
         except TimeoutError:
             log.warning("memory recall in %s timed out; answering without it", scope.key)
@@ -120,11 +131,13 @@ class Recall:
         author_id: int | None = None,
         author_name: str | None = None,
         history: Sequence[LoggedTurn] = (),
+        readable: Readable | None = None,
         limit: int | None = None,
         budget_tokens: int | None = None,
     ) -> list[Recalled]:
         """The memories of `scope` most relevant to `query`, best first, that the
-        `history` does not already hold, at most `limit` and `budget_tokens`.
+        `history` does not already hold, from channels the asker may read (`readable`;
+        None: any), at most `limit` and `budget_tokens`.
 
         The query is embedded as its author's line of a chunk ("alice: what's my cat
         called?"), the form memories are embedded in, so "my" finds what that person
@@ -144,6 +157,7 @@ class Recall:
             self.runtime.embed_then(spoken, nearest),
             author_id=author_id,
             context=context_lines(history),
+            readable=readable,
             limit=limit,
             budget_tokens=budget_tokens,
         )
@@ -176,6 +190,7 @@ class Recall:
         *,
         author_id: int | None = None,
         context: frozenset[str] = frozenset(),
+        readable: Readable | None = None,
         limit: int | None = None,
         budget_tokens: int | None = None,
     ) -> list[Recalled]:
@@ -210,6 +225,7 @@ class Recall:
             similarity=dense,
             author_id=author_id,
             context=context,
+            readable=readable,
         )
         return fit(
             ranked,
@@ -227,6 +243,7 @@ class Recall:
         similarity: dict[int, float],
         author_id: int | None,
         context: frozenset[str],
+        readable: Readable | None,
     ) -> list[Recalled]:
         now = self.clock()
         weights = self.limits.weights
@@ -240,7 +257,7 @@ class Recall:
             matched = keyword.get(memory_id, 0.0)
             if memory is None or (close < floor and matched < among_best):
                 continue  # gone, or neither close in meaning nor among the best keyword matches
-            if in_context(memory, context):
+            if in_context(memory, context) or not _may_read(readable, memory):
                 continue
             age = now - memory.created_at
             text = memory.describe()

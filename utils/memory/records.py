@@ -13,6 +13,9 @@ Source = Literal["conversation", "consolidation", "user"]
 ScopeKind = Literal["guild", "dm"]
 # Whether this process runs a guild's shard (None: DMs, shard 0's); `bot.Bot.owns`.
 Owns = Callable[[int | None], bool]
+# Whether the person a recall is for may read a channel's messages (`utils.checks.readable`):
+# a memory of a channel they can't read is never recalled for them.
+Readable = Callable[[int], bool]
 
 _SCOPE_KEY = re.compile(r"^(guild|dm):(\d+)$")
 
@@ -83,6 +86,7 @@ class Memory(NamedTuple):
     source: Source
     text: str
     created_at: float
+    channel_id: int | None  # where it was said or learnt; None: told the bot directly
 
     def describe(self) -> str:
         return describe(self.source, self.author_name, self.text)

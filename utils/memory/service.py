@@ -27,7 +27,7 @@ import numpy as np
 
 from utils.errors import BotError
 from utils.memory.chatlog import ChatLog, LoggedTurn
-from utils.memory.chunks import ChunkLimits
+from utils.memory.chunks import ChunkLimits, chunk_line
 from utils.memory.consolidation import Consolidator
 from utils.memory.embedder import Embedder, make_embedder
 from utils.memory.index import IndexParams, remove_temp_files
@@ -35,7 +35,7 @@ from utils.memory.indexer import Indexer
 from utils.memory.indexes import ScopeIndexes
 from utils.memory.lifecycle import Runtime
 from utils.memory.recall import Recall, RecallLimits
-from utils.memory.records import Memory, Owns, Recalled, Scope, Source, describe
+from utils.memory.records import Memory, Owns, Readable, Recalled, Scope, Source, describe
 from utils.memory.scoring import Weights
 from utils.memory.store import MemoryStore, NewMemory
 from utils.memory.writer import MemoryWriter
@@ -126,6 +126,7 @@ class MemoryService:
     ) -> None:
         self.config = config = config or MemoryConfig()
         self.store = MemoryStore(db)
+        self.chat_log = chat_log
         self.embedder = embedder
         self.clock = clock
         self.indexes = ScopeIndexes(
@@ -240,10 +241,11 @@ class MemoryService:
         *,
         author_id: int,
         author_name: str,
+        readable: Readable | None = None,
     ) -> list[Recalled]:
         """The memories for a reply to `query`; never raises, gives up after a while."""
         return await self.recaller.for_reply(
-            scope, query, history, author_id=author_id, author_name=author_name
+            scope, query, history, author_id=author_id, author_name=author_name, readable=readable
         )
 
     async def recall(
@@ -254,6 +256,7 @@ class MemoryService:
         author_id: int | None = None,
         author_name: str | None = None,
         history: Sequence[LoggedTurn] = (),
+        readable: Readable | None = None,
         limit: int | None = None,
         budget_tokens: int | None = None,
     ) -> list[Recalled]:
@@ -264,6 +267,7 @@ class MemoryService:
             author_id=author_id,
             author_name=author_name,
             history=history,
+            readable=readable,
             limit=limit,
             budget_tokens=budget_tokens,
         )
@@ -282,7 +286,8 @@ class MemoryService:
         new = NewMemory(scope, author_id, author_name, source, text, self.clock())
         vectors = await self.runtime.embed([describe(source, author_name, text)])
         [memory_id] = await self.writer.add_facts([new], vectors)
-        return Memory(memory_id, scope, author_id, author_name, source, text, new.created_at)
+        assert memory_id is not None  # only what was learnt from chat can be forgotten
+        return Memory(memory_id, scope, author_id, author_name, source, text, new.created_at, None)
 
     async def consolidate_once(self) -> int:
         """Extract facts from AI chat messages not read yet; returns how many were new."""
@@ -308,14 +313,31 @@ class MemoryService:
         return await self.store.count_by_author(scope, author_id)
 
     async def forget(self, scope: Scope, author_id: int, memory_id: int | None = None) -> int:
-        """Delete one of a person's memories in a scope, or all; gone from recall at once."""
+        """Delete one of a person's memories in a scope, or all; gone from recall at once.
+        All: nothing they said so far is remembered again either (an exchange still
+        waiting to be indexed, facts not yet read from the chat log)."""
 
         async def delete() -> list[tuple[Scope, int]]:
-            return [(scope, i) for i in await self.store.delete(scope, author_id, memory_id)]
+            if memory_id is not None:
+                deleted = await self.store.delete(scope, author_id, memory_id)
+            else:
+                upto = await self.chat_log.last_id() if self.chat_log else 0
+                deleted = await self.store.forget(scope, author_id, upto)
+            return [(scope, i) for i in deleted]
 
         deleted = await self.writer.delete(delete())
         if deleted:
             log.info("forgot %d memories of user %s in %s", len(deleted), author_id, scope.key)
+        return len(deleted)
+
+    async def unsay(self, channel_id: int, turns: Sequence[LoggedTurn]) -> int:
+        """Messages were deleted in Discord: what holds them is forgotten (conversation
+        chunks, whole), and an exchange not yet indexed is not; how many memories went."""
+        self.writer.unsay(turn.id for turn in turns)
+        lines = [chunk_line(turn) for turn in turns]
+        deleted = await self.writer.delete(self.store.delete_saying(channel_id, lines))
+        if deleted:
+            log.info("forgot %d memories holding deleted messages", len(deleted))
         return len(deleted)
 
     async def stats(self, scope: Scope) -> MemoryStats:

@@ -1,7 +1,8 @@
 """Memories in the database: the source of truth every FAISS index is built from.
 
 Also keeps how far consolidation has read each channel's conversation (the log itself
-belongs to the chat store), and each memory's keyword rows (`keywords`, one class per
+belongs to the chat store), up to which message each person told the bot to forget
+their conversation, and each memory's keyword rows (`keywords`, one class per
 backend), written in the memory's transaction. Vectors are stored as float32 blobs
 with the name of the model that made them, so an index can be rebuilt without
 re-embedding, and a model change is spotted row by row.
@@ -15,13 +16,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from utils.db import Database, Row
+from utils.db import Connection, Database, Row
 from utils.memory.chunks import Chunk
 from utils.memory.keywords import Fields, KeywordRow, keyword_index
 from utils.memory.records import Memory, Scope, Source, describe
 from utils.memory.scoring import indexed_terms
 
-_COLUMNS = "id, scope, author_id, author_name, source, text, created_at"
+_COLUMNS = "id, scope, author_id, author_name, source, text, created_at, channel_id"
 _IN_BATCH = 500  # ids per `IN (...)` query
 
 
@@ -33,12 +34,14 @@ class NewMemory:
     source: Source
     text: str
     created_at: float
+    channel_id: int | None = None  # the channel a fact was learnt in; None: told directly
+    turn_id: int | None = None  # the newest turn of the chat log it was learnt from
 
 
 def _memory(row: Row, scope: Scope | None = None) -> Memory:
     """A memory from a row that starts with `_COLUMNS` (its scope parsed unless given)."""
     scope = scope or Scope.parse(row[1])
-    return Memory(row[0], scope, row[2], row[3], row[4], row[5], row[6])
+    return Memory(row[0], scope, row[2], row[3], row[4], row[5], row[6], row[7])
 
 
 def _blob(vector: np.ndarray) -> bytes:
@@ -50,6 +53,29 @@ def _columns(rows: Sequence[Row]) -> tuple[np.ndarray, np.ndarray]:
     ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
     vectors = np.frombuffer(b"".join(row[1] for row in rows), dtype=np.float32)
     return ids, vectors.reshape(len(rows), -1)
+
+
+Forgotten = dict[tuple[Scope, int], int]  # (scope, person): forgotten up to this message
+
+
+async def _forgotten(conn: Connection, scopes: Collection[Scope]) -> Forgotten:
+    found: Forgotten = {}
+    for scope in scopes:
+        rows = await conn.fetchall(
+            "SELECT author_id, upto_id FROM memory_forgotten WHERE scope = ?", (scope.key,)
+        )
+        found.update(((scope, row[0]), row[1]) for row in rows)
+    return found
+
+
+def _forgets(forgotten: Forgotten, scope: Scope, author_id: int, turn_id: int | None) -> bool:
+    """Whether a memory learnt from chat message `turn_id` on is one to forget."""
+    upto = forgotten.get((scope, author_id))
+    return upto is not None and turn_id is not None and turn_id <= upto
+
+
+def _like_escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 async def _terms_of(texts: Sequence[str]) -> list[Fields]:
@@ -68,21 +94,29 @@ class MemoryStore:
 
     async def insert(
         self, memories: Sequence[NewMemory], model: str, vectors: np.ndarray
-    ) -> list[int]:
-        ids: list[int] = []
+    ) -> list[int | None]:
+        """Insert memories; one learnt from chat its author has since told the bot to
+        forget is not (its id comes back None)."""
+        ids: list[int | None] = []
         keyword_rows: list[KeywordRow] = []
         fields = await _terms_of([describe(m.source, m.author_name, m.text) for m in memories])
         async with self.db.transaction() as conn:
+            forgotten = await _forgotten(conn, {memory.scope for memory in memories})
             for memory, vector, terms in zip(memories, vectors, fields, strict=True):
+                if _forgets(forgotten, memory.scope, memory.author_id, memory.turn_id):
+                    ids.append(None)
+                    continue
                 memory_id = await conn.fetchval(
                     "INSERT INTO memories (scope, author_id, author_name, source, text, "
-                    "created_at, model, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    "channel_id, created_at, model, vector) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                     (
                         memory.scope.key,
                         memory.author_id,
                         memory.author_name,
                         memory.source,
                         memory.text,
+                        memory.channel_id,
                         memory.created_at,
                         model,
                         _blob(vector),
@@ -98,13 +132,20 @@ class MemoryStore:
         self, chunks: Sequence[Chunk], model: str, vectors: np.ndarray
     ) -> list[int | None]:
         """Insert new chunks and update grown ones, atomically. An update whose row was
-        changed or deleted meanwhile (forgotten) is dropped and its id comes back None,
-        so forgotten words are never written back."""
+        changed or deleted meanwhile (forgotten), or a new chunk of messages its author
+        has since told the bot to forget, is dropped and its id comes back None, so
+        forgotten words are never written back."""
         ids: list[int | None] = []
         keyword_rows: list[KeywordRow] = []
         fields = await _terms_of([chunk.text for chunk in chunks])
         async with self.db.transaction() as conn:
+            forgotten = await _forgotten(conn, {chunk.scope for chunk in chunks})
             for chunk, vector, terms in zip(chunks, vectors, fields, strict=True):
+                if chunk.id is None and _forgets(
+                    forgotten, chunk.scope, chunk.author_id, chunk.turn_id
+                ):
+                    ids.append(None)
+                    continue
                 if chunk.id is None:
                     memory_id = await conn.fetchval(
                         "INSERT INTO memories (scope, author_id, author_name, source, text, "
@@ -151,15 +192,35 @@ class MemoryStore:
             [(model, _blob(v), i) for i, v in zip(ids, vectors, strict=True)],
         )
 
-    async def delete(self, scope: Scope, author_id: int, memory_id: int | None = None) -> list[int]:
-        """Delete one of an author's memories in a scope, or all of them; the ids deleted."""
-        sql = "DELETE FROM memories WHERE scope = ? AND author_id = ?"
-        params: list[object] = [scope.key, author_id]
-        if memory_id is not None:
-            sql += " AND id = ?"
-            params.append(memory_id)
+    async def delete(self, scope: Scope, author_id: int, memory_id: int) -> list[int]:
+        """Delete one of an author's memories in a scope; the ids deleted."""
         async with self.db.transaction() as conn:
-            return [row[0] for row in await conn.fetchall(sql + " RETURNING id", params)]
+            rows = await conn.fetchall(
+                "DELETE FROM memories WHERE scope = ? AND author_id = ? AND id = ? RETURNING id",
+                (scope.key, author_id, memory_id),
+            )
+        return [row[0] for row in rows]
+
+    async def forget(self, scope: Scope, author_id: int, upto_id: int) -> list[int]:
+        """Delete all of an author's memories in a scope, and note that their chat
+        messages up to `upto_id` are never to be remembered again; the ids deleted."""
+        async with self.db.transaction() as conn:
+            rows = await conn.fetchall(
+                "DELETE FROM memories WHERE scope = ? AND author_id = ? RETURNING id",
+                (scope.key, author_id),
+            )
+            await conn.execute(
+                "INSERT INTO memory_forgotten (scope, author_id, upto_id) VALUES (?, ?, ?) "
+                "ON CONFLICT (scope, author_id) DO UPDATE SET upto_id = "
+                "CASE WHEN excluded.upto_id > memory_forgotten.upto_id "
+                "THEN excluded.upto_id ELSE memory_forgotten.upto_id END",
+                (scope.key, author_id, upto_id),
+            )
+        return [row[0] for row in rows]
+
+    async def forgotten(self, scope: Scope) -> dict[int, int]:
+        """Up to which chat message each person of a scope told the bot to forget."""
+        return {author: upto for (_, author), upto in (await _forgotten(self.db, {scope})).items()}
 
     # Reading
 
@@ -207,8 +268,8 @@ class MemoryStore:
                 if row[1] != key:
                     continue
                 memories[row[0]] = _memory(row, scope)
-                if row[7] is not None:
-                    vectors[row[0]] = np.frombuffer(row[7], dtype=np.float32)
+                if row[8] is not None:
+                    vectors[row[0]] = np.frombuffer(row[8], dtype=np.float32)
         return memories, vectors
 
     async def _by_ids(self, ids: Sequence[int]) -> list[Row]:
@@ -343,8 +404,8 @@ class MemoryStore:
     # Retention and maintenance
 
     async def delete_channel(self, channel_id: int) -> list[tuple[Scope, int]]:
-        """Delete the conversation chunks of a channel and its consolidation mark;
-        the (scope, id) of each memory deleted."""
+        """Delete the memories of a channel (its conversation chunks, the facts learnt
+        there) and its consolidation mark; the (scope, id) of each memory deleted."""
         async with self.db.transaction() as conn:
             rows = await conn.fetchall(
                 "DELETE FROM memories WHERE channel_id = ? RETURNING scope, id", (channel_id,)
@@ -354,12 +415,27 @@ class MemoryStore:
             )
         return [(Scope.parse(row[0]), row[1]) for row in rows]
 
+    async def delete_saying(
+        self, channel_id: int, lines: Collection[str]
+    ) -> list[tuple[Scope, int]]:
+        """Delete the conversation chunks of a channel that hold any of these lines (of
+        messages deleted in Discord); the (scope, id) of each memory deleted."""
+        holds = " OR ".join("text LIKE ? ESCAPE '\\'" for _ in lines)
+        async with self.db.transaction() as conn:
+            rows = await conn.fetchall(
+                "DELETE FROM memories WHERE channel_id = ? AND source = 'conversation' "
+                f"AND ({holds}) RETURNING scope, id",
+                (channel_id, *(f"%{_like_escaped(line)}%" for line in lines)),
+            )
+        return [(Scope.parse(row[0]), row[1]) for row in rows]
+
     async def delete_scope(self, scope: Scope) -> list[int]:
-        """Delete every memory of a scope; the ids deleted."""
+        """Delete every memory of a scope (and what was forgotten there); the ids deleted."""
         async with self.db.transaction() as conn:
             rows = await conn.fetchall(
                 "DELETE FROM memories WHERE scope = ? RETURNING id", (scope.key,)
             )
+            await conn.execute("DELETE FROM memory_forgotten WHERE scope = ?", (scope.key,))
         return [row[0] for row in rows]
 
     async def prune_before(self, cutoff: float, *, include_user: bool) -> list[tuple[Scope, int]]:
@@ -375,7 +451,7 @@ class MemoryStore:
     async def export_scope(self, scope: Scope) -> list[dict[str, object]]:
         """A scope's memories as rows, oldest first, without their vectors."""
         rows = await self.db.fetchall(
-            f"SELECT {_COLUMNS}, channel_id, model FROM memories WHERE scope = ? ORDER BY id",
+            f"SELECT {_COLUMNS}, model FROM memories WHERE scope = ? ORDER BY id",
             (scope.key,),
         )
         return [dict(row) for row in rows]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Coroutine, Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -22,6 +22,7 @@ from utils.memory.store import MemoryStore, NewMemory
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+UNSAID_TURNS = 10_000  # deleted chat turns kept in mind, lest a late index write them
 
 
 class MemoryWriter:
@@ -33,6 +34,7 @@ class MemoryWriter:
         self.model = model
         self._lock = asyncio.Lock()
         self._writes: set[asyncio.Task[Any]] = set()
+        self._unsaid: OrderedDict[int, None] = OrderedDict()
 
     async def unbroken(self, write: Coroutine[Any, Any, T]) -> T:
         """Run a database write to its end even if the caller is cancelled."""
@@ -53,21 +55,38 @@ class MemoryWriter:
     async def write_chunks(self, chunks: list[Chunk], vectors: np.ndarray) -> None:
         await self.unbroken(self._write_chunks(chunks, vectors))
 
+    def unsay(self, turn_ids: Iterable[int]) -> None:
+        """Chat turns were deleted: a chunk still waiting to take one in is not written."""
+        for turn_id in turn_ids:
+            self._unsaid[turn_id] = None
+        while len(self._unsaid) > UNSAID_TURNS:
+            self._unsaid.popitem(last=False)
+
     async def _write_chunks(self, chunks: list[Chunk], vectors: np.ndarray) -> None:
         async with self._lock:
+            said = [
+                i
+                for i, chunk in enumerate(chunks)
+                if self._unsaid.keys().isdisjoint(chunk.turn_ids)
+            ]
+            chunks, vectors = [chunks[i] for i in said], vectors[said]
+            if not chunks:
+                return
             ids = await self.store.write_chunks(chunks, self.model, vectors)
             written = [(c.scope, i, v) for c, i, v in zip(chunks, ids, vectors, strict=True) if i]
             await self._add(written)
 
-    async def add_facts(self, facts: Sequence[NewMemory], vectors: np.ndarray) -> list[int]:
+    async def add_facts(self, facts: Sequence[NewMemory], vectors: np.ndarray) -> list[int | None]:
+        """Store facts; None for one learnt from chat since forgotten (`MemoryStore.insert`)."""
         return await self.unbroken(self._add_facts(facts, vectors))
 
-    async def _add_facts(self, facts: Sequence[NewMemory], vectors: np.ndarray) -> list[int]:
+    async def _add_facts(self, facts: Sequence[NewMemory], vectors: np.ndarray) -> list[int | None]:
         async with self._lock:
             ids = await self.store.insert(facts, self.model, vectors)
             await self._add(
                 (fact.scope, memory_id, vector)
                 for fact, memory_id, vector in zip(facts, ids, vectors, strict=True)
+                if memory_id is not None
             )
         return ids
 

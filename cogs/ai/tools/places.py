@@ -1,5 +1,6 @@
 """Finding the channels and roles a model names: in the asker's server only, among the
-ones the asker can see; and checking a permission there for the asker and the bot."""
+ones the asker can see; and checking a permission for the asker and the bot where
+Discord checks it: in a channel, or server-wide."""
 
 from __future__ import annotations
 
@@ -60,6 +61,16 @@ def require(channel: GuildChannel, member: discord.Member, attribute: str) -> No
         raise ToolRefused(f"{member.display_name} needs the {name} permission in #{where}.")
     if not getattr(channel.permissions_for(member.guild.me), attribute):
         raise ToolRefused(f"The bot needs the {name} permission in #{where}.")
+
+
+def require_server(member: discord.Member, attribute: str) -> None:
+    """The asker, then the bot, must hold `attribute` server-wide, as Discord requires for
+    roles and for channels outside a category: one channel's overwrite is not enough."""
+    name = permission_name(attribute)
+    if not getattr(member.guild_permissions, attribute):
+        raise ToolRefused(f"{member.display_name} needs the {name} permission for that.")
+    if not getattr(member.guild.me.guild_permissions, attribute):
+        raise ToolRefused(f"The bot needs the {name} permission for that.")
 
 
 def editing(channel: GuildChannel) -> str:

@@ -2,12 +2,15 @@
 pins, and harmless roles for themselves. Off until a server turns them on
 (`/ai tools server on`).
 
-Each runs only if the asker holds the matching permission (checked by the toolbox in
-their channel, and here again in any other channel named) and the bot does too. Only
-what is here exists: no tool deletes, kicks, bans, times out, touches webhooks or
-server settings, or changes another member's roles, so no request can reach those.
-Channels and roles named by the model are looked up in the asker's server among the
-ones they can see. Every change carries an audit-log reason naming the asker.
+Each runs only if the asker holds the matching permission where Discord checks it, and
+the bot does too: in the asker's channel (the toolbox checks it) and in any other channel
+or category named; server-wide for roles and for channels outside a category, so Manage
+Roles or Manage Channels from one channel's overwrite (a ticket's owner) reaches no
+further than that channel. Only what is here exists: no tool deletes, kicks, bans, times
+out, touches webhooks or server settings, or changes another member's roles, so no
+request can reach those. Channels and roles named by the model are looked up in the
+asker's server among the ones they can see. Every change carries an audit-log reason
+naming the asker.
 """
 
 from __future__ import annotations
@@ -19,7 +22,15 @@ import discord
 from pydantic import BaseModel, ConfigDict, Field
 
 from cogs.ai.tools import roles
-from cogs.ai.tools.places import editing, find_channel, find_role, require, shown, target
+from cogs.ai.tools.places import (
+    editing,
+    find_channel,
+    find_role,
+    require,
+    require_server,
+    shown,
+    target,
+)
 from utils.tools import Asker, Done, Family, Tool, ToolRefused
 
 SLOWMODE_MAX = 21_600  # Discord's limit: six hours
@@ -67,6 +78,8 @@ async def create_channel(asker: Asker, args: CreateChannelIn) -> Done:
             raise ToolRefused(f"#{found.name} is not a category.")
         require(found, member, "manage_channels")
         category = found
+    else:
+        require_server(member, "manage_channels")
     guild, reason = member.guild, _reason(asker)
     if args.kind == "voice":
         channel = await guild.create_voice_channel(args.name, category=category, reason=reason)
@@ -203,6 +216,7 @@ class CreateRoleIn(_Args):
 
 async def create_role(asker: Asker, args: CreateRoleIn) -> Done:
     member = asker.member()
+    require_server(member, "manage_roles")
     permissions = roles.requested(args.permissions)
     roles.require_safe(permissions, "a role made by the AI")
     roles.require_held(permissions, member, member.display_name)
@@ -225,6 +239,7 @@ class RoleIn(_Args):
 
 async def give_role(asker: Asker, args: RoleIn) -> Done:
     member = asker.member()
+    require_server(member, "manage_roles")
     role = find_role(member.guild, args.role)
     roles.require_assignable(role, member)
     if role in member.roles:
@@ -238,6 +253,7 @@ async def give_role(asker: Asker, args: RoleIn) -> Done:
 
 async def take_role(asker: Asker, args: RoleIn) -> Done:
     member = asker.member()
+    require_server(member, "manage_roles")
     role = find_role(member.guild, args.role)
     roles.require_assignable(role, member)
     if role not in member.roles:
@@ -252,17 +268,21 @@ def _tool(
     description: str,
     run: Callable[[Asker, P], Awaitable[Done]],
     params: type[P],
-    permission: str,
+    *,
+    in_channel: str | None = None,
 ) -> Tool[P]:
-    """A server action: it changes things, and both the asker and the bot need `permission`."""
+    """A server action: it changes things. `in_channel`: the permission the asker and the
+    bot need in the asker's channel (the toolbox checks it); an action on the server or on
+    a category checks its permission there itself (`require_server`, `require`)."""
+    permissions = (in_channel,) if in_channel else ()
     return Tool(
         name,
         description,
         Family.SERVER,
         run,
         params,
-        asker_permissions=(permission,),
-        bot_permissions=(permission,),
+        asker_permissions=permissions,
+        bot_permissions=permissions,
         changes=True,
     )
 
@@ -272,63 +292,59 @@ TOOLS: list[Tool] = [
         "create_channel",
         "Create a text or voice channel, optionally in a category.",
         create_channel,
-        CreateChannelIn,
-        "manage_channels",
+        CreateChannelIn,  # Manage Channels server-wide, or in the category named
     ),
     _tool(
         "create_thread",
         "Start a public thread in this channel, optionally from one of its messages.",
         create_thread,
         CreateThreadIn,
-        "create_public_threads",
+        in_channel="create_public_threads",
     ),
     _tool(
         "rename_channel",
         "Rename a channel (default: this one).",
         rename_channel,
         RenameIn,
-        "manage_channels",
+        in_channel="manage_channels",
     ),
     _tool(
         "set_slowmode",
         "Set a channel's slowmode in seconds (0 turns it off; at most 21600).",
         set_slowmode,
         SlowmodeIn,
-        "manage_channels",
+        in_channel="manage_channels",
     ),
     _tool(
         "pin_message",
         "Pin a message of this channel (default: the one the person replied to).",
         pin_message,
         PinIn,
-        "pin_messages",
+        in_channel="pin_messages",
     ),
     _tool(
         "unpin_message",
         "Unpin a message of this channel (default: the one the person replied to).",
         unpin_message,
         PinIn,
-        "pin_messages",
+        in_channel="pin_messages",
     ),
     _tool(
         "create_role",
         "Create a role with harmless permissions only (no moderation or admin permission).",
         create_role,
-        CreateRoleIn,
-        "manage_roles",
+        CreateRoleIn,  # Manage Roles server-wide, as for giving and taking roles
     ),
     _tool(
         "give_role",
         "Give the person asking one of the server's harmless roles (only to them).",
         give_role,
         RoleIn,
-        "manage_roles",
     ),
     _tool(
         "take_role",
         "Take one of the server's harmless roles from the person asking (only from them).",
         take_role,
         RoleIn,
-        "manage_roles",
     ),
 ]

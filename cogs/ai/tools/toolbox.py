@@ -2,7 +2,8 @@
 
 Each call is checked when it runs, against the asker (the human whose message started
 the reply) and the bot: the tool's family must be on here, both must hold the tool's
-permissions in the channel, and a tool that changes something is withheld once the
+permissions in the channel (a tool acting on the server or on another channel checks
+its permission there itself), and a tool that changes something is withheld once the
 reply has read text others wrote (web pages, memories, titles, names): actions come
 only from what the asker wrote. A call that is refused, fails or times out becomes an
 error result the model explains; it never ends the reply. Changes are recorded for

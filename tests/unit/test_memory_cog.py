@@ -1,0 +1,44 @@
+"""The /memory commands' parsing, without Discord."""
+
+from __future__ import annotations
+
+import pytest
+
+from cogs.memory.cog import parse_target
+from utils.errors import BotError
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("12", 12),
+        ("#12", 12),
+        (" #7 ", 7),
+        ("all", None),
+        ("ALL", None),
+        ("9223372036854775807", 2**63 - 1),  # the largest id SQLite and PostgreSQL store
+    ],
+)
+def test_a_number_or_all_is_understood(target: str, expected: int | None) -> None:
+    assert parse_target(target) == expected
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "²",  # a digit to str.isdigit, not to int()
+        "١٢",  # Arabic-Indic digits: int() takes them, but no one means them
+        "99999999999999999999",  # past 64 bits: SQLite and asyncpg fail on it
+        "9223372036854775808",
+        "1" * 5000,  # past the digits int() converts at all
+        "",
+        "#",
+        "-3",
+        "+3",
+        "1_000",
+        "twelve",
+    ],
+)
+def test_anything_else_gets_the_usage(target: str) -> None:
+    with pytest.raises(BotError, match="its number from `/memory show`, or `all`"):
+        parse_target(target)
