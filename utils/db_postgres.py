@@ -49,6 +49,14 @@ class DatabaseUnavailable(RuntimeError):
     """PostgreSQL cannot be reached or refused us; the message never holds the password."""
 
 
+_MALFORMED_URL = (
+    "DATABASE_URL is not a valid PostgreSQL URL "
+    "(postgresql://user:password@host:port/database?option=value); "
+    "percent-encode special characters in the user name and password, "
+    "e.g. / as %2F, # as %23, ? as %3F, @ as %40"
+)
+
+
 @lru_cache(maxsize=2048)
 def to_postgres(sql: str) -> str:
     """``?`` placeholders as ``$1, $2, ...`` (question marks inside quotes are kept)."""
@@ -119,7 +127,12 @@ class PostgresDatabase(Database):
                 command_timeout=self._timeout,
                 reset=self._reset,
             )
-        except (OSError, TimeoutError, asyncpg.PostgresError) as error:
+        except (ValueError, OverflowError):
+            # asyncpg could not read the URL (ClientConfigurationError is a ValueError too).
+            # Its text can quote a piece of the password, and `describe` could not read the
+            # URL either, so the line names neither.
+            raise DatabaseUnavailable(_MALFORMED_URL) from None
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             raise DatabaseUnavailable(
                 f"cannot use PostgreSQL at {describe(self.url)}: {_reason(error)}"
             ) from None
@@ -262,6 +275,8 @@ def _reason(error: BaseException) -> str:
         return "the user name or password was refused"
     if isinstance(error, asyncpg.InvalidCatalogNameError):
         return "the database does not exist"
+    if isinstance(error, asyncpg.InterfaceError):
+        return "the server's answer could not be used (is it PostgreSQL, with password login?)"
     if isinstance(error, TimeoutError):
         return "no answer in time"
     if isinstance(error, ConnectionRefusedError):

@@ -19,6 +19,9 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 DISCORD_LIMIT = 2000
+# How much of a user's input a reply repeats (a name not found, say): enough to
+# recognise it, never enough to push the reply past DISCORD_LIMIT.
+ECHO_LIMIT = 100
 
 _FENCE = "```"
 _CLOSE = "\n```"

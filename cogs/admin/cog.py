@@ -17,7 +17,7 @@ from cogs.admin.errors import unwrap, user_message
 from utils.checks import guild_permissions
 from utils.errors import BotError
 from utils.log import current_request
-from utils.text import truncate
+from utils.text import DISCORD_LIMIT, ECHO_LIMIT, truncate
 
 if TYPE_CHECKING:
     from bot import Bot
@@ -114,7 +114,7 @@ class Admin(commands.Cog):
         if command:
             found = self.bot.get_command(command.strip().removeprefix(prefix))
             if found is None or found.hidden:
-                raise BotError(f"No command called `{command}`.")
+                raise BotError(f"No command called `{truncate(command, ECHO_LIMIT)}`.")
             usage = f"{prefix}{found.qualified_name} {found.signature}".strip()
             embed = discord.Embed(title=usage, description=found.help or "No description.")
             await ctx.send(embed=embed, ephemeral=True)
@@ -203,6 +203,7 @@ class Admin(commands.Cog):
             return
         original = unwrap(error)
         message = user_message(original)
+        usage = ""
         if message is None:
             message = self._report_unexpected(original, where=f"command {ctx.command}")
         elif (
@@ -210,7 +211,9 @@ class Admin(commands.Cog):
             and ctx.command is not None
             and isinstance(original, commands.UserInputError)
         ):
-            message += f" Usage: `{ctx.clean_prefix}{ctx.command} {ctx.command.signature}`"
+            usage = f" Usage: `{ctx.clean_prefix}{ctx.command} {ctx.command.signature}`"
+        # Discord refuses a longer message outright, and the user would get nothing.
+        message = truncate(message, DISCORD_LIMIT - len(usage)) + usage
         try:
             if ctx.interaction is None:
                 await ctx.reply(message, mention_author=False)
@@ -227,6 +230,7 @@ class Admin(commands.Cog):
         if message is None:
             name = interaction.command.qualified_name if interaction.command else "?"
             message = self._report_unexpected(original, where=f"slash command {name}")
+        message = truncate(message, DISCORD_LIMIT)
         try:
             if interaction.response.is_done():
                 await interaction.followup.send(message, ephemeral=True)

@@ -8,6 +8,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from utils.errors import BotError
+from utils.text import ECHO_LIMIT, truncate
 
 _WRAPPERS = (
     commands.CommandInvokeError,
@@ -26,6 +27,16 @@ def unwrap(error: BaseException) -> BaseException:
 
 def _perm_names(perms: list[str]) -> str:
     return ", ".join(p.replace("_", " ").replace("guild", "server").title() for p in perms)
+
+
+def _input_error(error: commands.UserInputError | app_commands.TransformerError) -> str:
+    """The error's text, the input it quotes cut to ECHO_LIMIT: discord.py's converters
+    quote all of it (`Role "..." not found.`)."""
+    text = str(error)
+    argument = getattr(error, "argument", None)
+    if isinstance(argument, str) and len(argument) > ECHO_LIMIT:
+        text = text.replace(argument, truncate(argument, ECHO_LIMIT))
+    return text or "That input is not valid."
 
 
 def user_message(error: BaseException) -> str | None:
@@ -50,7 +61,7 @@ def user_message(error: BaseException) -> str | None:
         case commands.BadLiteralArgument():
             return f"`{error.param.name}` must be one of: {', '.join(map(str, error.literals))}."
         case commands.UserInputError() | app_commands.TransformerError():
-            return str(error) or "That input is not valid."
+            return _input_error(error)
         case commands.CheckFailure() | app_commands.CheckFailure():
             return "You can't use this command here."
         case commands.DisabledCommand():

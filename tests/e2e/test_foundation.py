@@ -230,6 +230,46 @@ async def test_errors_user_and_unexpected(
     assert unknown.content == "No command called `nosuch`."
 
 
+async def test_error_replies_that_repeat_the_input_fit_in_a_message(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """Discord refuses a message over 2000 characters, so a reply that repeats a long
+    input whole would never arrive: names are shortened where they are repeated, and
+    the handlers cut whatever else is too long."""
+    await start_bot(ai_settings(), extensions=[*discover_extensions(), "tests.e2e.boom_cog"])
+    owner = discord_fake.owner
+    prefixed = [
+        (member, "!help " + "h" * 1990, "No command called `hhh", "…`."),
+        (owner, "!music dj " + "r" * 1985, 'Role "rrr', '…" not found. Usage: `!music dj [role]`'),
+        (owner, "!ai persona set " + "p" * 1980, "No persona `ppp", "…`. Try `/ai persona list`."),
+        (member, "!echo " + "e" * 1990, "Won't echo eee", "…"),
+    ]
+    for n, (user, text, starts, ends) in enumerate(prefixed):
+        await discord_fake.send_message(guild.text, user, text)
+        reply = await discord_fake.wait_for_message(guild.text, after=n)
+        content = reply.content
+        assert len(content) <= 2000, text[:20]
+        assert content.startswith(starts) and content.endswith(ends), content[-80:]
+
+    slashed = [
+        (member, "help", None, {"command": "h" * 6000}, "No command called `hhh", "…`."),
+        (owner, "ai", ["persona", "set"], {"name": "p" * 6000}, "No persona `ppp", "list`."),
+        (member, "echo", None, {"text": "e" * 6000}, "Won't echo eee", "…"),
+        (member, "shout", None, {"text": "s" * 6000}, "Won't shout sss", "…"),
+    ]
+    for user, name, subcommand, options, starts, ends in slashed:
+        interaction = await discord_fake.invoke_slash(
+            guild.text, user, name, options, subcommand=subcommand
+        )
+        content = (await interaction.wait_response())["data"]["content"]
+        assert len(content) <= 2000, name
+        assert content.startswith(starts) and content.endswith(ends), content[-80:]
+
+
 async def test_help_and_stats_slash(
     discord_fake: FakeDiscord, guild: FakeGuild, member: FakeUser, start_bot: StartBot
 ) -> None:

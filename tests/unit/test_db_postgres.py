@@ -50,6 +50,47 @@ async def test_an_unreachable_server_is_named_without_the_password() -> None:
     assert message == f"cannot use PostgreSQL at bot@127.0.0.1:{port}/gembot: connection refused"
 
 
+# Pasted without percent-encoding, "/", "#" or "?" in a password ends the URL's address
+# early; a port out of range and an unknown option are malformed too.
+MALFORMED_URLS = [
+    "postgresql://bot:hunter2/not4logs@127.0.0.1:5432/gembot",
+    "postgresql://bot:hunter2#not4logs@127.0.0.1:5432/gembot",
+    "postgresql://bot:hunter2?not4logs@127.0.0.1:5432/gembot",
+    "postgresql://bot:hunter2not4logs@127.0.0.1:99999/gembot",
+    "postgresql://bot:hunter2not4logs@127.0.0.1:5432/gembot?sslmode=sometimes",
+]
+
+
+@pytest.mark.parametrize("url", MALFORMED_URLS)
+async def test_a_malformed_url_gets_one_line_without_any_part_of_the_password(url: str) -> None:
+    message = await unavailable(url)
+    assert message.startswith("DATABASE_URL is not a valid PostgreSQL URL")
+    assert "percent-encode" in message and "\n" not in message
+    assert "hunter2" not in message and "not4logs" not in message
+
+
+async def test_a_server_we_cannot_talk_to_is_named_in_one_line() -> None:
+    """A server that asks for a login method asyncpg lacks (Kerberos V5) makes it raise
+    InterfaceError, whose text is the library's."""
+
+    async def ask_for_kerberos(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(8)  # the start-up packet's length and protocol version
+        writer.write(b"R" + (8).to_bytes(4, "big") + (2).to_bytes(4, "big"))
+        writer.close()
+        await writer.wait_closed()
+
+    server = await asyncio.start_server(ask_for_kerberos, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        message = await unavailable(
+            f"postgresql://bot:{PASSWORD}@127.0.0.1:{port}/gembot?sslmode=disable"
+        )
+    assert message == (
+        f"cannot use PostgreSQL at bot@127.0.0.1:{port}/gembot: "
+        "the server's answer could not be used (is it PostgreSQL, with password login?)"
+    )
+
+
 async def test_a_refused_login_and_a_missing_database_say_which(postgres_server: str) -> None:
     server = urlsplit(postgres_server)
     where = f"{server.hostname}:{server.port}"
@@ -62,15 +103,29 @@ async def test_a_refused_login_and_a_missing_database_say_which(postgres_server:
 
 
 @pytest.mark.slow
-async def test_the_bot_exits_with_one_clear_line_when_postgresql_is_unreachable(
-    discord_fake: FakeDiscord, tmp_path: Path
+@pytest.mark.parametrize(
+    ("url", "line"),
+    [
+        (
+            "postgresql://bot:hunter2not4logs@127.0.0.1:{port}/gembot",
+            "cannot use PostgreSQL at bot@127.0.0.1:{port}/gembot: connection refused",
+        ),
+        (
+            "postgresql://bot:hunter2/not4logs@127.0.0.1:{port}/gembot",
+            "DATABASE_URL is not a valid PostgreSQL URL",
+        ),
+    ],
+    ids=["unreachable", "malformed"],
+)
+async def test_the_bot_exits_with_one_clear_line_when_postgresql_cannot_be_used(
+    discord_fake: FakeDiscord, tmp_path: Path, url: str, line: str
 ) -> None:
     port = closed_port()
     env = {
         **{k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields},
         "DISCORD_TOKEN": "test-token-for-subprocess",
         "DATA_DIR": str(tmp_path / "data"),
-        "DATABASE_URL": f"postgresql://bot:{PASSWORD}@127.0.0.1:{port}/gembot",
+        "DATABASE_URL": url.format(port=port),
         "FAKE_DISCORD_URL": discord_fake.url,
         "PYTHONPATH": str(ROOT / "tests" / "fakes" / "sitecustomize"),
     }
@@ -92,8 +147,7 @@ async def test_the_bot_exits_with_one_clear_line_when_postgresql_is_unreachable(
     assert process.returncode == 1, log
     errors = [line for line in log.splitlines() if "ERROR" in line]
     assert len(errors) == 1, log
-    assert errors[0].endswith(
-        f"cannot use PostgreSQL at bot@127.0.0.1:{port}/gembot: connection refused"
-    )
+    assert line.format(port=port) in errors[0]
     assert "Traceback" not in log
-    assert PASSWORD not in log + (tmp_path / "data" / "logs" / "bot.log").read_text()
+    everything = log + (tmp_path / "data" / "logs" / "bot.log").read_text()
+    assert "hunter2" not in everything and "not4logs" not in everything
