@@ -22,6 +22,7 @@ from cogs.ai.replies import (
     finish_unfinished,
     measured,
     place_of,
+    say_dropped,
     show_typing,
     user_input,
 )
@@ -142,7 +143,10 @@ class AI(commands.Cog):
             key, notice = problem
             await self.admission.notice(key, ctx.reply, notice)
             return
-        if not self.dispatcher.submit(message.channel.id, partial(self._answer, ctx, text)):
+        answer = partial(self._answer, ctx, text)
+        if not self.dispatcher.submit(
+            message.channel.id, answer, dropped=partial(say_dropped, ctx)
+        ):
             self.bot.metrics.ai_outcome("busy")
             await self.admission.notice(("busy", message.channel.id), ctx.reply, BUSY)
 
@@ -240,6 +244,7 @@ class AI(commands.Cog):
         if problem is not None:
             raise BotError(problem[1])
         await ctx.defer()  # the slash form: Discord shows "thinking" until the reply
-        if not self.dispatcher.submit(ctx.channel.id, partial(self._answer, ctx, prompt)):
+        answer = partial(self._answer, ctx, prompt)
+        if not self.dispatcher.submit(ctx.channel.id, answer, dropped=partial(say_dropped, ctx)):
             self.bot.metrics.ai_outcome("busy")
             raise BotError(BUSY)

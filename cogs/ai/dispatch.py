@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Hashable
 log = logging.getLogger(__name__)
 
 Job = Callable[[], Awaitable[None]]
+Submitted = tuple[contextvars.Context, Job, Job | None]  # its context, the job, its `dropped`
 
 
 class ChannelDispatcher:
@@ -18,19 +19,21 @@ class ChannelDispatcher:
 
     Each key with work has one worker task that exits when its queue is empty, so
     idle channels cost nothing. A key holds at most `queue_size` waiting jobs. A job
-    runs in the context it was submitted from (so it logs with its own request).
+    runs in the context it was submitted from (so it logs with its own request); so does
+    its `dropped` callback, which tells whoever waits for it that `close` dropped it.
     """
 
     def __init__(self, *, max_concurrency: int, queue_size: int) -> None:
         self.queue_size = queue_size
         self._slots = asyncio.Semaphore(max_concurrency)
-        self._queues: dict[Hashable, deque[tuple[contextvars.Context, Job]]] = {}
+        self._queues: dict[Hashable, deque[Submitted]] = {}
         self._workers: dict[Hashable, asyncio.Task[None]] = {}
 
-    def submit(self, key: Hashable, job: Job) -> bool:
-        """Queue `job`; False when the key's queue is full (the job is dropped)."""
+    def submit(self, key: Hashable, job: Job, *, dropped: Job | None = None) -> bool:
+        """Queue `job`; False when the key's queue is full (the job is dropped). If `close`
+        comes while the job waits, `dropped` runs instead (to say so)."""
         queue = self._queues.setdefault(key, deque())
-        submitted = (contextvars.copy_context(), job)
+        submitted = (contextvars.copy_context(), job, dropped)
         if key not in self._workers:
             self._workers[key] = asyncio.create_task(self._work(key, submitted), name=f"ai-{key}")
             return True
@@ -39,11 +42,11 @@ class ChannelDispatcher:
         queue.append(submitted)
         return True
 
-    async def _work(self, key: Hashable, submitted: tuple[contextvars.Context, Job]) -> None:
+    async def _work(self, key: Hashable, submitted: Submitted) -> None:
         queue = self._queues[key]
         try:
             while True:
-                context, job = submitted
+                context, job, _ = submitted
                 async with self._slots:
                     # Cancelling this worker cancels the job's task too.
                     await asyncio.create_task(self._run(key, job), context=context)
@@ -64,12 +67,18 @@ class ChannelDispatcher:
             log.exception("AI job for %s failed", key)
 
     async def close(self, grace: float = 0.0) -> None:
-        """Drop waiting jobs, give running ones `grace` seconds to finish, cancel the rest."""
-        for queue in self._queues.values():
+        """Drop waiting jobs and run their `dropped` callbacks, give those and the running
+        jobs `grace` seconds to finish, cancel the rest."""
+        tasks = list(self._workers.values())
+        for key, queue in self._queues.items():
+            tasks += [
+                asyncio.create_task(self._run(key, dropped), context=context)
+                for context, _, dropped in queue
+                if dropped is not None
+            ]
             queue.clear()
-        workers = list(self._workers.values())
-        if workers and grace > 0:
-            await asyncio.wait(workers, timeout=grace)
-        for task in workers:
+        if tasks and grace > 0:
+            await asyncio.wait(tasks, timeout=grace)
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)

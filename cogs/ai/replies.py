@@ -37,6 +37,7 @@ Context = commands.Context["Bot"]
 # AI output may mention anyone by accident or on request: it pings no one.
 NO_PINGS = discord.AllowedMentions.none()
 ATTACHMENT_TIMEOUT = 30.0  # seconds to download one attachment
+DROPPED = "I'm restarting and couldn't get to this. Please ask again in a moment."
 UNFINISHED_TIMEOUT = 10.0  # seconds to fetch and edit the last message of each
 
 
@@ -74,6 +75,15 @@ class ContextSink:
         )
 
 
+async def say_dropped(ctx: Context) -> None:
+    """Tell the asker their request was dropped unanswered by a restart: best effort, its
+    time bounded by the shutdown (`ChannelDispatcher.close`)."""
+    try:
+        await ContextSink(ctx).send(DROPPED)
+    except (discord.HTTPException, aiohttp.ClientError, OSError) as error:
+        log.info("could not say a request was dropped: %r", error)
+
+
 def place_of(ctx: Context) -> Place:
     """Where a message or slash command asks for a reply."""
     channel = ctx.channel
@@ -98,7 +108,7 @@ async def user_input(ctx: Context, text: str, max_attachment_bytes: int) -> User
             continue
         try:
             attachment.data = await asyncio.wait_for(item.read(), ATTACHMENT_TIMEOUT)
-        except (discord.HTTPException, TimeoutError) as error:
+        except (discord.HTTPException, aiohttp.ClientError, TimeoutError) as error:
             raise BotError(f"I couldn't download `{item.filename}`.") from error
         part, note = await attachment_part(attachment)
         user.parts.append(part)

@@ -15,10 +15,10 @@ from cogs.ai.export import to_jsonl, to_markdown
 from cogs.ai.personas import Persona, choose_persona
 from cogs.ai.replies import NO_PINGS
 from cogs.ai.tools.settings import audit_embed, families, tools_embed
-from utils.checks import costly, dm_or_guild_permissions, guild_permissions
+from utils.checks import costly, dm_or_guild_permissions, guild_permissions, readable
 from utils.commands import list_subcommands
 from utils.errors import BotError
-from utils.text import truncate
+from utils.text import ECHO_LIMIT, truncate
 from utils.tools import SWITCHABLE, Family
 
 if TYPE_CHECKING:
@@ -27,6 +27,15 @@ if TYPE_CHECKING:
 Context = commands.Context["Bot"]
 
 _MODEL_NAME = re.compile(r"^[\w.\-/]{1,64}$")
+
+
+async def _reads_history(ctx: Context) -> bool:
+    """A check: the asker can read this channel's past messages (in DMs the conversation
+    is their own)."""
+    can_read = readable(ctx.author)
+    if can_read is not None and not can_read(ctx.channel.id):
+        raise commands.MissingPermissions(["read_message_history"])
+    return True
 
 
 class AISettings(commands.Cog, name="AI settings"):
@@ -160,12 +169,13 @@ class AISettings(commands.Cog, name="AI settings"):
         await ctx.send(f"This server now uses `{name}`.")
 
     @ai_group.command(name="export")
+    @commands.check(_reads_history)
     @costly(2, 60)
     @app_commands.describe(format="markdown (readable) or jsonl (one JSON object per line)")
     async def ai_export(
         self, ctx: Context, format: Literal["markdown", "jsonl"] = "markdown"
     ) -> None:
-        """Download this channel's conversation as a file."""
+        """Download this channel's conversation as a file (Read Message History)."""
         turns = await self.bot.chats.turns(ctx.channel.id)
         if not turns:
             raise BotError("There is no conversation to export in this channel yet.")
@@ -227,7 +237,7 @@ class AISettings(commands.Cog, name="AI settings"):
         """Choose the persona for this channel (Manage Channels)."""
         key = name.lower().strip()
         if key not in self.chat.personas:
-            raise BotError(f"No persona `{name}`. Try `/ai persona list`.")
+            raise BotError(f"No persona `{truncate(name, ECHO_LIMIT)}`. Try `/ai persona list`.")
         guild_id = ctx.guild.id if ctx.guild else None
         await self.bot.chats.update_channel(guild_id, ctx.channel.id, persona=key)
         await ctx.send(f"This channel now talks with **{self.chat.personas[key].title}**.")

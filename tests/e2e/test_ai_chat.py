@@ -14,7 +14,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import aiohttp
 import asyncpg
+import discord
 import pytest
 from PIL import Image
 
@@ -313,6 +315,30 @@ async def test_stream_cut_off_midway_is_marked_and_stored_as_incomplete(
         lambda: stored_rows(bot, guild.text.id),
         equals=[("user", "go", None), ("model", "The answer begins and then", "error")],
     )
+
+
+async def test_a_reply_deleted_while_streaming_leaves_the_history(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    gemini_fake.reply(["First part ", "second part ", "end."], chunk_delay=0.5)
+    bot = await start_bot(ai_settings())
+    await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} hi")
+    first = await discord_fake.wait_for_message(guild.text)
+    assert first.content.endswith("⌛")
+    discord_fake._delete_message(first)  # a moderator deletes the half-written reply
+    # Deleted, it leaves the history; its next edit fails, and nothing is left "being
+    # written" (the stream's own handling of such a failure: test_ai_streaming.py).
+    await eventually(lambda: stored_rows(bot, guild.text.id), equals=[("user", "hi", None)])
+    await ask(discord_fake, guild.text, member, "again")  # and the channel still answers
+    assert (await stored_rows(bot, guild.text.id))[:2] == [
+        ("user", "hi", None),
+        ("user", "again", None),
+    ]
 
 
 async def test_image_attachment_is_sent_inline(
@@ -1060,3 +1086,100 @@ async def test_channel_rate_limit_counts_everyone_in_the_channel(
         "bob: m1",
         "carol: m2",
     ]
+
+
+async def test_export_needs_read_message_history_in_the_channel(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    gemini_fake.default = lambda request: "ok " + request.last_user_text.rsplit(": ", 1)[-1]
+    bot = await start_bot(ai_settings())
+    await ask(discord_fake, guild.text, discord_fake.owner, "the plans")
+    await eventually(lambda: stored_count(bot, guild.text.id), equals=2)
+    read_message_history = 0x10000
+    guild.set_overwrite(guild.text, guild.id, deny=read_message_history, member=False)
+
+    refusal = "You need the Read Message History permission to do that."
+    denied = await discord_fake.invoke_slash(guild.text, member, "ai", subcommand="export")
+    assert (await denied.wait_response())["data"]["content"] == refusal
+    assert not denied.original.attachments
+    shown = len(discord_fake.messages_in(guild.text))
+    await discord_fake.send_message(guild.text, member, "!ai export")
+    answer = await discord_fake.wait_for_message(guild.text, after=shown)
+    assert answer.content == refusal and not answer.attachments
+
+    allowed = await discord_fake.invoke_slash(
+        guild.text, discord_fake.owner, "ai", subcommand="export"
+    )
+    await allowed.wait_response()
+    assert allowed.original.content == "2 messages."
+    assert "the plans" in allowed.original.attachments[0].data.decode()
+
+    # In a DM the conversation is the member's own.
+    dm = discord_fake.open_dm(member)
+    await discord_fake.send_message(dm, member, "mine")
+    await wait_reply_done(discord_fake, dm)
+    await discord_fake.send_message(dm, member, "!ai export jsonl")
+    export = await discord_fake.wait_for_message(dm, predicate=lambda m: m.attachments)
+    assert "mine" in export.attachments[0].data.decode()
+
+
+async def test_an_attachment_download_cut_off_gets_the_short_message(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def reset(self: discord.Attachment, **kwargs: object) -> bytes:
+        raise aiohttp.ClientPayloadError("Response payload is not completed")
+
+    monkeypatch.setattr(discord.Attachment, "read", reset)
+    await start_bot(ai_settings())
+    await discord_fake.send_message(
+        guild.text,
+        member,
+        f"{mention(discord_fake)} read this",
+        attachments=[{"filename": "notes.txt", "content_type": "text/plain", "data": b"hello"}],
+    )
+    answer = await discord_fake.wait_for_message(guild.text)
+    assert answer.content == "I couldn't download `notes.txt`."
+    assert gemini_fake.requests == []
+
+
+async def test_a_reload_tells_those_still_waiting_to_ask_again(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    gemini_fake.reply(["Once upon ", "a time, ", "the end."], chunk_delay=0.5)
+    await start_bot(ai_settings())
+    bob, carol = discord_fake.add_user("bob"), discord_fake.add_user("carol")
+    for person in (bob, carol):
+        guild.add_member(person, permissions=BASIC)
+    await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} a story")
+    streaming = await discord_fake.wait_for_message(guild.text)
+    assert streaming.content.endswith("⌛")
+    queued = await discord_fake.send_message(guild.text, bob, f"{mention(discord_fake)} me too")
+    slash = await discord_fake.invoke_slash(guild.text, carol, "chat", {"prompt": "and me"})
+    assert (await slash.wait_response())["type"] == 5  # deferred: "thinking…"
+
+    await discord_fake.send_message(guild.text, discord_fake.owner, "!reload ai")
+    await discord_fake.wait_for_message(
+        guild.text, predicate=lambda m: m.content == "Reloaded `cogs.ai`."
+    )
+    notice = "I'm restarting and couldn't get to this. Please ask again in a moment."
+    (told,) = [m for m in discord_fake.messages_in(guild.text) if m.reference == queued.id]
+    assert told.content == notice and pings_nobody(told.allowed_mentions)
+    assert slash.original is not None and slash.original.content == notice
+    assert streaming.content == "Once upon a time, the end.", "the running reply finished"
+    assert [r.last_user_text for r in gemini_fake.requests] == ["alice: a story"]

@@ -102,3 +102,30 @@ async def test_close_cancels_work() -> None:
     await started.wait()
     await asyncio.wait_for(dispatcher.close(), 1)
     assert cancelled.is_set()
+
+
+async def test_close_tells_waiting_jobs_within_the_grace() -> None:
+    dispatcher = ChannelDispatcher(max_concurrency=1, queue_size=5)
+    started = asyncio.Event()
+    told: list[str] = []
+
+    async def forever() -> None:
+        started.set()
+        await asyncio.sleep(3600)
+
+    async def never() -> None:
+        raise AssertionError("a dropped job must not run")
+
+    async def tell() -> None:
+        told.append("dropped")
+
+    async def hang() -> None:  # a dead Discord
+        await asyncio.sleep(3600)
+
+    dispatcher.submit("x", forever)
+    dispatcher.submit("x", never, dropped=tell)
+    dispatcher.submit("x", never, dropped=hang)
+    dispatcher.submit("x", never)
+    await started.wait()
+    await asyncio.wait_for(dispatcher.close(grace=0.1), 1)
+    assert told == ["dropped"]
