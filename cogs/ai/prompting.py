@@ -43,6 +43,8 @@ TEXT_SUFFIXES = {
     ".go",
 }
 TEXT_LIMIT = 100_000
+MAX_PIXELS = 25_000_000
+"""Pixels of a GIF to decode (a 5000×5000 picture); larger ones are refused unread."""
 RECENT_TURNS = 2  # history turns sent as separate contents; older ones go in one part
 
 MEMORY_HEADER = (
@@ -109,19 +111,31 @@ def check_attachment(attachment: Attachment, max_bytes: int) -> bool:
     return True
 
 
-def _first_frame_png(data: bytes) -> bytes:
-    with Image.open(io.BytesIO(data)) as image:
-        image.seek(0)
-        out = io.BytesIO()
-        image.convert("RGBA").save(out, format="PNG")
-        return out.getvalue()
+def _first_frame_png(data: bytes, filename: str) -> bytes:
+    """The first frame as a PNG; BotError if it is too large or damaged. CPU work: use a thread."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.width * image.height > MAX_PIXELS:
+                raise BotError(_too_many_pixels(filename))
+            image.seek(0)
+            out = io.BytesIO()
+            image.convert("RGBA").save(out, format="PNG")
+            return out.getvalue()
+    except Image.DecompressionBombError:
+        raise BotError(_too_many_pixels(filename)) from None
+    except (OSError, ValueError, SyntaxError):  # not an image, truncated or corrupt
+        raise BotError(f"I couldn't read the image `{filename}`.") from None
+
+
+def _too_many_pixels(filename: str) -> str:
+    return f"`{filename}` is too large for me (limit {MAX_PIXELS:,} pixels)."
 
 
 async def attachment_part(attachment: Attachment) -> tuple[types.PartDict, str]:
     """The model part for a downloaded attachment, and the note kept in history."""
     kind = attachment.content_type.split(";")[0].strip().lower()
     if kind == "image/gif":
-        png = await asyncio.to_thread(_first_frame_png, attachment.data)
+        png = await asyncio.to_thread(_first_frame_png, attachment.data, attachment.filename)
         return inline_part(png, "image/png"), f"[image: {attachment.filename}]"
     if kind in IMAGE_TYPES:
         return inline_part(attachment.data, kind), f"[image: {attachment.filename}]"

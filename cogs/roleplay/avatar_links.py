@@ -74,7 +74,8 @@ class AvatarLinks:
     async def avatar_url(
         self, character: Character, channel: discord.abc.Messageable
     ) -> str | None:
-        """A URL of the character's avatar that works now; None without an avatar.
+        """A URL of the character's avatar that works now; None without an avatar, or
+        when it cannot be uploaded again (the webhook's own avatar is shown then).
 
         ``channel`` is where the avatar is uploaded again if its message is gone
         (the scene's channel, say); that costs one visible bot message.
@@ -89,12 +90,16 @@ class AvatarLinks:
             if fresh is not None:
                 await self.store.set_link(character, fresh)
                 return fresh.url
-        message = await channel.send(
-            f"Avatar of **{discord.utils.escape_markdown(character.name)}**",
-            file=avatar_file(character),
-            silent=True,
-            allowed_mentions=discord.AllowedMentions.none(),
-        )
+        try:
+            message = await channel.send(
+                f"Avatar of **{discord.utils.escape_markdown(character.name)}**",
+                file=avatar_file(character),
+                silent=True,
+                allowed_mentions=discord.AllowedMentions.none(),
+            )
+        except discord.HTTPException as error:  # no Attach Files there, say
+            log.warning("could not upload the avatar of character %s: %s", character.id, error)
+            return None
         fresh = link_of(message)
         await self.store.set_link(character, fresh)
         return fresh.url if fresh is not None else None

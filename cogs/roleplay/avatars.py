@@ -40,6 +40,7 @@ FETCH_TIMEOUT = 15.0
 _REDIRECTS = {301, 302, 303, 307, 308}
 _MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")
 _FORMATS = {"PNG", "JPEG", "GIF", "WEBP"}
+_INVALID_LINK = "That is not a valid avatar link."
 
 
 def to_avatar(data: bytes) -> bytes:
@@ -126,14 +127,14 @@ class AvatarFetcher:
     async def _download(self, url: str) -> bytes:
         if self._session is None:
             raise RuntimeError("the avatar fetcher is not started")
+        location = ""
         for _ in range(MAX_REDIRECTS + 1):
-            if urlsplit(url).scheme.lower() != "https":
-                raise RoleplayError("Avatar links must start with https://.")
+            url = _https_link(url, location)
             await self.policy.check(url)  # aiohttp skips the resolver for IP literals
             try:
                 async with self._session.get(url, allow_redirects=False) as response:
                     if response.status in _REDIRECTS and "Location" in response.headers:
-                        url = urljoin(url, response.headers["Location"])
+                        location = response.headers["Location"]
                         continue
                     if response.status != 200:
                         raise RoleplayError(
@@ -144,6 +145,21 @@ class AvatarFetcher:
                 log.info("avatar download of %s failed: %r", url, error)
                 raise RoleplayError("I couldn't download that image.") from error
         raise RoleplayError("That link redirects too many times.")
+
+
+def _https_link(url: str, location: str) -> str:
+    """``location`` (a redirect, or "") resolved against ``url``; RoleplayError unless https."""
+    try:
+        link = urljoin(url, location)
+        parts = urlsplit(link)
+        _ = parts.port  # ValueError unless it is a number from 0 to 65535
+    except ValueError:
+        raise RoleplayError(_INVALID_LINK) from None
+    if parts.scheme.lower() != "https":
+        raise RoleplayError("Avatar links must start with https://.")
+    if not parts.hostname:
+        raise RoleplayError(_INVALID_LINK)
+    return link
 
 
 async def _read_image(response: aiohttp.ClientResponse) -> bytes:

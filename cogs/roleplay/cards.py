@@ -100,6 +100,8 @@ def _text(kind: bytes, rest: bytes) -> str:
         return rest.decode("latin-1")
     if kind == b"zTXt":  # method byte, then zlib data
         return _inflate(rest[1:]).decode("latin-1")
+    if len(rest) < 2:
+        raise ValueError("iTXt chunk too short")
     compressed = rest[0]  # iTXt: flag, method, language\0, translated keyword\0, text
     _, _, rest = rest[2:].partition(b"\0")
     _, _, text = rest.partition(b"\0")

@@ -42,6 +42,8 @@ class Profile:
             raise RoleplayError("A character needs a name.")
         if len(name) > MAX_NAME:
             raise RoleplayError(f"Keep the name under {MAX_NAME} characters.")
+        if ":" in name:  # scenes are written as "Name: line"
+            raise RoleplayError("A name can't contain a colon (`:`).")
         for field in fields(self)[1:]:
             if len(getattr(self, field.name)) > MAX_TEXT:
                 label = field.name.replace("_", " ")

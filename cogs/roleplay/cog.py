@@ -13,10 +13,12 @@ import io
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+import aiohttp
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from cogs.ai.replies import ATTACHMENT_TIMEOUT
 from cogs.music.urls import AddressPolicy
 from cogs.roleplay.avatar_links import AVATAR_FILE, AvatarLinks, avatar_file
 from cogs.roleplay.avatars import MAX_DOWNLOAD, AvatarFetcher, to_avatar
@@ -154,7 +156,8 @@ class Roleplay(commands.Cog):
     async def delete(self, ctx: Context, name: str) -> None:
         """Delete a character (its creator, or Manage Messages)."""
         character = await self._changeable(ctx, name)
-        await self.characters.delete(character)
+        if await self.characters.delete(character):
+            self.bot.dispatch("character_deleted", character)  # it leaves its scenes
         await ctx.send(f"Deleted **{_md(character.name)}**.")
 
     @character.command(name="list")
@@ -276,8 +279,8 @@ async def _read(attachment: discord.Attachment, limit: int) -> bytes:
     if attachment.size > limit:
         raise RoleplayError(f"That file is over {limit // (1024 * 1024)} MB.")
     try:
-        data = await attachment.read()
-    except discord.HTTPException as error:
+        data = await asyncio.wait_for(attachment.read(), ATTACHMENT_TIMEOUT)
+    except (discord.HTTPException, aiohttp.ClientError, TimeoutError) as error:
         raise RoleplayError("I couldn't download that file from Discord.") from error
     if len(data) > limit:
         raise RoleplayError(f"That file is over {limit // (1024 * 1024)} MB.")

@@ -6,8 +6,9 @@ whether a channel runs a scene and, for each message there, for the reply's
 speakers, and a `SceneSink` that sends each character's lines through the channel
 webhook with its name and avatar (narration as the bot). After each turn the scene's
 state is updated in the background through structured output, one update at a time
-per scene, so the reply never waits for it. Turns are counted; the last one allowed
-(`RP_MAX_SCENE_TURNS`) ends the scene with a notice.
+per scene, so the reply never waits for it. Turns are counted once their reply went
+out; the last one allowed (`RP_MAX_SCENE_TURNS`) ends the scene with a notice, and so
+does a message to a scene whose characters are all gone.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from cogs.ai.replies import NO_PINGS, Sent
 from cogs.ai.streaming import WRITING_MARKER, Editable
 from cogs.roleplay.avatar_links import AvatarLinks
 from cogs.roleplay.characters import CharacterStore
+from cogs.roleplay.errors import RoleplayError
 from cogs.roleplay.scene_prompt import scene_instruction
 from cogs.roleplay.scene_state import INSTRUCTION, SCHEMA, merge, render, updates_in
 from cogs.roleplay.scenes import SceneStore
@@ -45,6 +47,7 @@ ENDED = (
     "🎬 This scene reached its limit of {turns} turns and has ended. "
     "`/scene start` begins a new one."
 )
+CAST_GONE = "🎬 This scene has ended: its characters were deleted. `/scene start` begins a new one."
 
 
 class _Line:
@@ -113,12 +116,9 @@ class SceneDirector:
         if scene is None:
             return None
         cast = await self.characters.by_ids(scene.guild_id, scene.characters)
-        if not cast:
-            return None
-        turns = await self.scenes.count_turn(channel.id)
-        limit = self.bot.settings.rp_max_scene_turns
-        if turns >= limit:  # this is the last turn: no more are answered
+        if not cast:  # all deleted meanwhile (a deletion racing `/scene start`, say)
             await self.scenes.end(channel.id)
+            raise RoleplayError(CAST_GONE)
         avatars = {c.name: await self.links.avatar_url(c, channel) for c in cast}
         world = scene.world or await self.scenes.world(scene.guild_id)
         where = f"#{channel.name} of the server {channel.guild.name}"
@@ -126,7 +126,9 @@ class SceneDirector:
 
         async def after(text: str) -> None:
             self.update_later(channel.id, f"{said}\n{text}")
-            if turns >= limit:
+            limit = self.bot.settings.rp_max_scene_turns
+            if await self.scenes.count_turn(channel.id) >= limit:  # the last one: no more
+                await self.scenes.end(channel.id)
                 async with asyncio.timeout(DISCORD_TIMEOUT):
                     await channel.send(ENDED.format(turns=limit), allowed_mentions=NO_PINGS)
 

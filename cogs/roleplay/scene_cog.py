@@ -9,6 +9,8 @@ message in its channel is answered (`director.SceneDirector`).
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import TYPE_CHECKING, Literal
 
 import discord
@@ -18,18 +20,20 @@ from discord.ext import commands
 from cogs.ai.records import Turn
 from cogs.roleplay.avatar_links import AvatarLinks
 from cogs.roleplay.characters import Character, CharacterStore
-from cogs.roleplay.director import SceneDirector
+from cogs.roleplay.director import CAST_GONE, SceneDirector
 from cogs.roleplay.errors import RoleplayError
 from cogs.roleplay.scene_prompt import WORLD_CHARS, fill
 from cogs.roleplay.scene_state import CLEAR, MAX_FACT, render, set_fact
 from cogs.roleplay.scenes import Scene, SceneStore
-from cogs.roleplay.webhooks import NO_PINGS, TEXT_LIMIT, Channel, WebhookSender
+from cogs.roleplay.webhooks import DISCORD_TIMEOUT, NO_PINGS, TEXT_LIMIT, Channel, WebhookSender
 from utils.commands import list_subcommands
 from utils.memory.chatlog import BOT_LABEL
 from utils.text import truncate
 
 if TYPE_CHECKING:
     from bot import Bot
+
+log = logging.getLogger(__name__)
 
 Context = commands.Context["Bot"]
 
@@ -59,6 +63,18 @@ class Scenes(commands.Cog):
         self.bot.data_owners.unregister("roleplay scenes")
         self.bot.db.off_change(self.scenes.changed)
         await self.director.close()
+
+    @commands.Cog.listener()
+    async def on_character_deleted(self, character: Character) -> None:
+        """A deleted character leaves its scenes; one left empty ends with a notice."""
+        for channel_id in await self.scenes.remove_character(character.guild_id, character.id):
+            try:
+                async with asyncio.timeout(DISCORD_TIMEOUT):
+                    await self.bot.get_partial_messageable(channel_id).send(
+                        CAST_GONE, allowed_mentions=NO_PINGS
+                    )
+            except (discord.HTTPException, TimeoutError) as error:
+                log.warning("could not say in %s that its scene ended: %s", channel_id, error)
 
     @commands.hybrid_group(name="scene")
     @commands.guild_only()
@@ -121,9 +137,10 @@ class Scenes(commands.Cog):
         joining = await self._character(ctx, character)
         if joining.id in scene.characters:
             raise RoleplayError(f"**{_md(joining.name)}** is already in this scene.")
-        if len(scene.characters) >= MAX_CAST:
+        cast = await self.characters.by_ids(scene.guild_id, scene.characters)  # deleted: gone
+        if len(cast) >= MAX_CAST:
             raise RoleplayError(f"A scene has at most {MAX_CAST} characters.")
-        await self.scenes.set_characters(scene.channel_id, [*scene.characters, joining.id])
+        await self.scenes.set_characters(scene.channel_id, [*(c.id for c in cast), joining.id])
         await ctx.send(f"**{_md(joining.name)}** joins the scene.")
 
     @scene.command(name="remove")

@@ -5,6 +5,7 @@ text). The channels running a scene are also kept in memory, loaded at start, so
 message can ask `running` without a query; at most `MAX_SCENES` scenes run at once.
 Other bot processes hear of scenes started and ended (topic :data:`TOPIC`, key the channel).
 A data owner: a deleted channel ends its scene, a left server loses its scenes and world.
+A deleted character leaves its scenes (`remove_character`).
 Portable SQL: timestamps are unix times from Python.
 """
 
@@ -135,6 +136,33 @@ class SceneStore:
             f"UPDATE rp_scenes SET {column} = ?, updated_at = ? WHERE channel_id = ?",
             (value, self.clock(), channel_id),
         )
+
+    async def remove_character(self, guild_id: int, character_id: int) -> list[int]:
+        """A deleted character leaves this server's scenes; those it leaves empty end.
+        Returns the channels of the scenes that ended."""
+        ended: list[int] = []
+        now = self.clock()
+        async with self.db.transaction() as conn:
+            rows = await conn.fetchall(
+                "SELECT channel_id, characters FROM rp_scenes WHERE guild_id = ?", (guild_id,)
+            )
+            for row in rows:
+                channel_id, cast = row["channel_id"], json.loads(row["characters"])
+                if character_id not in cast:
+                    continue
+                cast.remove(character_id)
+                if cast:
+                    await conn.execute(
+                        "UPDATE rp_scenes SET characters = ?, updated_at = ? WHERE channel_id = ?",
+                        (json.dumps(cast), now, channel_id),
+                    )
+                else:
+                    await conn.execute("DELETE FROM rp_scenes WHERE channel_id = ?", (channel_id,))
+                    ended.append(channel_id)
+        self._running.difference_update(ended)  # as it commits: see `changed`
+        for channel_id in ended:
+            await self.db.notify(TOPIC, channel_id)
+        return ended
 
     async def count_turn(self, channel_id: int) -> int:
         """Count one more turn; returns the scene's turns so far (0: no scene)."""

@@ -20,8 +20,16 @@ from utils.text import StreamPlan, StreamSplitter
 NARRATOR = "Narrator"
 _MARK = "\x1f"  # a content is _MARK + speaker + _MARK + text
 _NAME = 64
-# "Name:", also "**Name:**" or "*Name*:" as models like to bold names
-_TAG = re.compile(rf"[ \t]*[*_]{{0,2}}([^\n:*_]{{1,{_NAME}}}?)[*_]{{0,2}}[ \t]*:[*_]{{0,2}}[ \t]?")
+
+
+def _tag(names: Iterable[str]) -> re.Pattern[str]:
+    """``Name:`` of one of ``names`` (taken literally, longest first, any case), also
+    ``**Name:**`` or ``*Name*:`` as models like to bold names."""
+    longest_first = sorted(names, key=len, reverse=True)
+    pattern = "|".join(r"[ \t]+".join(map(re.escape, n.split())) for n in longest_first)
+    return re.compile(
+        rf"[ \t]*[*_]{{0,2}}({pattern})[*_]{{0,2}}[ \t]*:[*_]{{0,2}}[ \t]?", re.IGNORECASE
+    )
 
 
 def marked(speaker: str, text: str) -> str:
@@ -42,6 +50,7 @@ class SceneSplitter:
     def __init__(self, speakers: Iterable[str], limit: int, marker: str) -> None:
         self._names = {NARRATOR.casefold(): NARRATOR}
         self._names.update({" ".join(s.split()).casefold(): s for s in speakers})
+        self._tag = _tag(self._names.values())
         self._lines = StreamSplitter(limit, marker)
 
     def feed(self, text: str) -> StreamPlan:
@@ -81,7 +90,7 @@ class SceneSplitter:
         return [(speaker, "\n".join(said)) for speaker, said in segments]
 
     def _tagged(self, line: str) -> tuple[str | None, str]:
-        match = _TAG.match(line)
+        match = self._tag.match(line)
         if match is None:
             return None, line
         speaker = self._names.get(" ".join(match[1].split()).casefold())

@@ -6,12 +6,15 @@ attaches and stores is checked as users and the scene code would see it.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
+import sys
 from dataclasses import asdict
 from typing import Any, cast
 
+import aiohttp
 import discord
 import pytest
 from PIL import Image, PngImagePlugin
@@ -192,6 +195,27 @@ async def test_broken_cards_are_refused_and_nothing_is_stored(
     assert await roleplay(bot).characters.listing(guild.id) == []
 
 
+async def test_a_download_from_discord_that_stalls_is_given_up(
+    bot: Bot,
+    slash: Slash,
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def stalled(self: discord.Attachment, **kwargs: Any) -> bytes:
+        await asyncio.sleep(3600)
+        return b""
+
+    monkeypatch.setattr(discord.Attachment, "read", stalled)
+    # the bot's own module: its extensions are fresh imports
+    monkeypatch.setattr(sys.modules[type(roleplay(bot)).__module__], "ATTACHMENT_TIMEOUT", 0.1)
+    answer = await slash(
+        discord_fake.owner, "import", card=upload("a.png", card_png({"name": "A"}))
+    )
+    assert answer.content == "I couldn't download that file from Discord."
+    assert await roleplay(bot).characters.listing(guild.id) == []
+
+
 async def test_oversized_card_picture_and_the_server_limit(
     bot: Bot, slash: Slash, discord_fake: FakeDiscord, guild: FakeGuild
 ) -> None:
@@ -270,3 +294,21 @@ async def test_characters_stay_in_their_server_and_go_with_it(
     assert await roleplay(bot).characters.get(other.id, "Sera") is None
     assert (await bot.data_owners.delete_guild(guild.id))["roleplay"] == 1
     assert "no characters yet" in (await slash(discord_fake.owner, "list")).content
+
+
+async def test_a_download_from_discord_cut_off_is_refused_clearly(
+    bot: Bot,
+    slash: Slash,
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def reset(self: discord.Attachment, **kwargs: Any) -> bytes:
+        raise aiohttp.ClientPayloadError("Response payload is not completed")
+
+    monkeypatch.setattr(discord.Attachment, "read", reset)
+    answer = await slash(
+        discord_fake.owner, "import", card=upload("a.png", card_png({"name": "A"}))
+    )
+    assert answer.content == "I couldn't download that file from Discord."
+    assert await roleplay(bot).characters.listing(guild.id) == []

@@ -16,10 +16,10 @@ import pytest
 
 from bot import Bot
 from cogs.roleplay.scene_cog import Scenes
-from cogs.roleplay.scenes import SceneStore
+from cogs.roleplay.scenes import Scene, SceneStore
 from config import Settings
 from tests.conftest import BASIC, StartBot, eventually
-from tests.e2e.test_roleplay_characters import card_png, upload
+from tests.e2e.test_roleplay_characters import Slash, card_png, upload
 from tests.fakes.discord_server import FakeChannel, FakeDiscord, FakeGuild, FakeMessage, FakeUser
 from tests.fakes.gemini_request import GeminiRequest
 from tests.fakes.gemini_server import FakeGemini
@@ -189,6 +189,7 @@ async def test_a_scene_plays_fifty_turns_as_its_characters_across_a_restart(
     # Only the players' messages were answered, never the characters' own.
     assert len(world.streams()) == 50
     assert "the iron key" in world.streams()[-1].system_text
+    await eventually(lambda: _turns_of(scenes(bot).scenes, guild), equals=50)  # once shown
     state = await world.slash(member, ["state", "show"])
     assert "possessions: the iron key" in state.embeds[0]["description"]
     assert "turn 50" in state.embeds[0]["title"]
@@ -303,3 +304,124 @@ async def test_a_scene_in_a_thread_speaks_through_the_parents_webhook(
     (webhook,) = discord_fake.webhooks.values()
     assert webhook.channel_id == guild.text.id and aria.webhook_id == webhook.id
     assert narration.channel_id == thread.id and not scenes(bot).scenes.running(guild.text.id)
+
+
+async def test_deleted_characters_leave_their_scenes_and_the_last_one_ends_it(
+    world: World,
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    bot = await start_bot(ai_settings())
+    store, delete = scenes(bot).scenes, Slash(discord_fake, guild)
+    for name in ("Aria", "Bren", "Cato", "Dara", "Eli", "Fenn", "Gus"):
+        await world.character(name)
+    await world.slash(member, "start", characters="Aria, Bren, Cato, Dara, Eli, Fenn")
+    fenn = await scenes(bot).characters.get(guild.id, "Fenn")
+    assert fenn is not None
+
+    # A full scene loses a deleted character at once, so another one may join.
+    assert "Deleted" in (await delete(discord_fake.owner, "delete", name="Fenn")).content
+    await eventually(lambda: _cast_of(store, guild), equals=5)
+    assert "joins" in (await world.slash(discord_fake.owner, "add", character="Gus")).content
+    assert fenn.id not in (await _scene_of(store, guild)).characters
+
+    # The scene is played on by those left; deleting the last one ends it with a notice.
+    world.gemini.default = lambda request: "Aria: Still here."
+    await discord_fake.send_message(guild.text, member, "who is left?")
+    await discord_fake.wait_for_message(guild.text, predicate=lambda m: m.content == "Still here.")
+    for name in ("Aria", "Bren", "Cato", "Dara", "Eli", "Gus"):
+        await delete(discord_fake.owner, "delete", name=name)
+    notice = await discord_fake.wait_for_message(
+        guild.text, predicate=lambda m: "characters were deleted" in m.content
+    )
+    assert notice.webhook_id is None and not store.running(guild.text.id)
+
+    # The channel answers as usual again: only when addressed, as the assistant.
+    streams = len(world.streams())
+    await discord_fake.send_message(guild.text, member, "anyone still here?")
+    before = len(discord_fake.messages_in(guild.text))
+    await discord_fake.send_message(guild.text, member, f"<@{discord_fake.bot_user.id}> hello")
+    await discord_fake.wait_for_message(
+        guild.text, after=before, predicate=lambda m: not m.content.endswith("⌛")
+    )
+    assert len(world.streams()) == streams + 1
+    assert "roleplay scene" not in world.streams()[-1].system_text
+
+
+async def test_characters_deleted_meanwhile_neither_block_nor_silence_a_scene(
+    world: World,
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """Rows deleted behind the scenes' back (a deletion racing `/scene start`, say)."""
+    bot = await start_bot(ai_settings())
+    store, characters = scenes(bot).scenes, scenes(bot).characters
+    for name in ("Aria", "Bren", "Cato", "Dara", "Eli", "Fenn", "Gus"):
+        await world.character(name)
+    await world.slash(member, "start", characters="Aria, Bren, Cato, Dara, Eli, Fenn")
+    fenn = await characters.get(guild.id, "Fenn")
+    assert fenn is not None and await characters.delete(fenn)
+
+    # Only characters that still exist count towards the cap.
+    assert "joins" in (await world.slash(discord_fake.owner, "add", character="Gus")).content
+    assert await _cast_of(store, guild) == 6
+
+    # A scene whose characters are all gone ends at its next message, with a notice.
+    for name in ("Aria", "Bren", "Cato", "Dara", "Eli", "Gus"):
+        gone = await characters.get(guild.id, name)
+        assert gone is not None and await characters.delete(gone)
+    before = len(discord_fake.messages_in(guild.text))
+    await discord_fake.send_message(guild.text, member, "hello?")
+    notice = await discord_fake.wait_for_message(guild.text, after=before)
+    assert "characters were deleted" in notice.content and notice.webhook_id is None
+    assert not store.running(guild.text.id)
+    streams = len(world.streams())
+    before = len(discord_fake.messages_in(guild.text))
+    await discord_fake.send_message(guild.text, member, f"<@{discord_fake.bot_user.id}> hello")
+    await discord_fake.wait_for_message(
+        guild.text, after=before, predicate=lambda m: not m.content.endswith("⌛")
+    )
+    assert len(world.streams()) == streams + 1
+    assert "roleplay scene" not in world.streams()[-1].system_text
+
+
+async def test_a_turn_counts_only_once_its_reply_went_out(
+    world: World,
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    bot = await start_bot(ai_settings())
+    await world.character("Aria")
+    await world.slash(member, "start", characters="Aria")
+    gemini_fake.fail(400)  # the turn's reply fails
+    before = len(discord_fake.messages_in(guild.text))
+    await discord_fake.send_message(guild.text, member, "hello")
+    failed = await discord_fake.wait_for_message(guild.text, after=before)
+    assert failed.webhook_id is None
+    assert await _turns_of(scenes(bot).scenes, guild) == 0
+    await world.play("hello again")
+    await eventually(lambda: _turns_of(scenes(bot).scenes, guild), equals=1)
+
+
+async def _scene_of(store: SceneStore, guild: FakeGuild) -> Scene:
+    scene = await store.get(guild.text.id)
+    assert scene is not None
+    return scene
+
+
+async def _turns_of(store: SceneStore, guild: FakeGuild) -> int:
+    return (await _scene_of(store, guild)).turns
+
+
+async def _cast_of(store: SceneStore, guild: FakeGuild) -> int:
+    return len((await _scene_of(store, guild)).characters)

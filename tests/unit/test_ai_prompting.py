@@ -1,21 +1,30 @@
 """Request building: summary first, older turns as one transcript part, recent turns as turns;
-recalled memories and the one label of the bot."""
+recalled memories and the one label of the bot; GIF attachments as bounded PNGs."""
 
 from __future__ import annotations
 
+import io
 import itertools
+import re
+import struct
+
+import pytest
+from PIL import Image
 
 from cogs.ai.personas import parse_persona
 from cogs.ai.prompting import (
     MEMORY_HEADER,
     RECENT_TURNS,
+    Attachment,
     UserInput,
+    attachment_part,
     build_contents,
     memory_section,
     summary_request,
     system_instruction,
 )
 from cogs.ai.records import Turn
+from utils.errors import BotError
 from utils.memory import consolidation
 from utils.memory.chunks import Exchange
 from utils.memory.records import Recalled, Scope
@@ -97,3 +106,38 @@ def test_recalled_memories_are_rendered_with_their_age() -> None:
         f"\n\n{MEMORY_HEADER}\n- (today) alice: My cat is named Whiskers."
         "\n- (3 days ago) alice: hi\n  assistant: hello"
     )
+
+
+def gif(size: tuple[int, int], claimed: tuple[int, int] | None = None) -> bytes:
+    """A GIF of ``size``; its header may claim another size (cheap to make, not to decode)."""
+    out = io.BytesIO()
+    Image.new("P", size).save(out, format="GIF")
+    data = out.getvalue()
+    return data if claimed is None else data[:6] + struct.pack("<HH", *claimed) + data[10:]
+
+
+TOO_LARGE = "`a.gif` is too large for me (limit 25,000,000 pixels)."
+
+
+async def test_a_gif_goes_as_the_png_of_its_first_frame() -> None:
+    data = gif((30, 20))
+    part, note = await attachment_part(Attachment("a.gif", "image/gif", len(data), data))
+    inline = part.get("inline_data") or {}
+    assert inline.get("mime_type") == "image/png" and note == "[image: a.gif]"
+    with Image.open(io.BytesIO(inline.get("data") or b"")) as png:
+        assert png.format == "PNG" and png.size == (30, 20)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (gif((1, 1), claimed=(6000, 5000)), TOO_LARGE),
+        (gif((1, 1), claimed=(65535, 65535)), TOO_LARGE),
+        (gif((30, 20))[:20], "I couldn't read the image `a.gif`."),
+        (b"GIF89a but not really", "I couldn't read the image `a.gif`."),
+    ],
+    ids=["over the cap", "over Pillow's limit", "truncated", "not a GIF"],
+)
+async def test_a_gif_too_large_or_damaged_gets_one_short_line(data: bytes, message: str) -> None:
+    with pytest.raises(BotError, match=f"^{re.escape(message)}$"):
+        await attachment_part(Attachment("a.gif", "image/gif", len(data), data))

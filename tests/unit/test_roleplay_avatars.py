@@ -108,8 +108,8 @@ class Site:
 
     async def answer(self, request: web.Request) -> web.StreamResponse:
         self.requests.append(request.path_qs)
-        if "to" in request.query:
-            raise web.HTTPFound(request.query["to"])
+        if "to" in request.query:  # as given: a server may send a malformed Location
+            return web.Response(status=302, headers={"Location": request.query["to"]})
         if request.path == "/loop":
             raise web.HTTPFound("/loop")
         if request.path == "/big":  # no Content-Length: only streaming can stop it
@@ -210,6 +210,29 @@ async def test_bad_answers_are_refused(
     public, _ = sites
     with pytest.raises(RoleplayError, match=message):
         await fetcher.fetch(f"{public.url}{path}")
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "https://[::1",
+        "https://example.com:99999/a.png",
+        "https://example.com:abc/a.png",
+        "https:///a.png",
+    ],
+)
+async def test_malformed_links_are_refused_unfetched(fetcher: AvatarFetcher, link: str) -> None:
+    with pytest.raises(RoleplayError, match=r"^That is not a valid avatar link\.$"):
+        await fetcher.fetch(link)
+
+
+async def test_a_malformed_redirect_is_refused(
+    fetcher: AvatarFetcher, sites: tuple[Site, Site]
+) -> None:
+    public, _ = sites
+    with pytest.raises(RoleplayError, match=r"^That is not a valid avatar link\.$"):
+        await fetcher.fetch(f"{public.url}/go?to=https://[::1")
+    assert public.requests == ["/go?to=https://%5B::1"]
 
 
 def test_images_become_bounded_pngs() -> None:

@@ -107,17 +107,16 @@ def _damaged_png() -> bytes:
     return data[: len(data) // 2]
 
 
+def _with_chunk(kind: bytes, body: bytes) -> bytes:
+    """A PNG with one more chunk right after its header."""
+    data = png()
+    chunk = len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+    return data[:33] + chunk + data[33:]
+
+
 def _bomb_chunk() -> bytes:
     """A zTXt chunk that inflates far past the card limit."""
-    data = png()
-    body = b"chara\0\0" + zlib.compress(b"A" * (20 * 1024 * 1024))
-    chunk = (
-        len(body).to_bytes(4, "big")
-        + b"zTXt"
-        + body
-        + zlib.crc32(b"zTXt" + body).to_bytes(4, "big")
-    )
-    return data[:33] + chunk + data[33:]
+    return _with_chunk(b"zTXt", b"chara\0\0" + zlib.compress(b"A" * (20 * 1024 * 1024)))
 
 
 @pytest.mark.parametrize(
@@ -129,6 +128,8 @@ def _bomb_chunk() -> bytes:
         (png({"chara": base64.b64encode(b"{nope").decode()}), "damaged (bad base64 or JSON)"),
         (_damaged_png(), "PNG is damaged"),
         (_bomb_chunk(), "PNG is damaged"),
+        (_with_chunk(b"iTXt", b"chara\0"), "PNG is damaged"),  # no flag, method or text
+        (_with_chunk(b"iTXt", b"chara\0\0"), "PNG is damaged"),
         (b"{not json", "JSON is not valid"),
         (b"[1, 2]", "not a character card"),
         (json.dumps(v2({**SERA, "name": " "})).encode(), "no character name"),

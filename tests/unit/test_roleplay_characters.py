@@ -100,6 +100,7 @@ async def test_delete_one(store: CharacterStore) -> None:
     [
         (Profile("   "), "needs a name"),
         (Profile("x" * 65), "under 64"),
+        (Profile("Dr: Who"), "colon"),  # the script could not tell the name from its lines
         (Profile("Bo", first_message="x" * 20_001), "first message is longer"),
     ],
 )

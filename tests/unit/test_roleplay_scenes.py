@@ -57,6 +57,28 @@ def test_unknown_names_continue_the_current_speaker_and_untagged_text_is_narrati
     ]
 
 
+def test_names_with_markdown_characters_speak_as_themselves() -> None:
+    script = (
+        "Red_Fox: hello there\n*Star*: Hi.\n**Red_Fox:** Again.\n***Star***: Bold.\n"
+        "Red: Me, not the fox.\nred_fox: Lower case."
+    )
+    split = SceneSplitter(["Red", "Red_Fox", "*Star*"], 2000, MARKER)
+    seen: dict[int, str] = {}  # message index -> its speaker, whenever it was shown
+    for end in range(1, len(script) + 1):
+        plan = split.feed(script[:end])
+        contents = [*plan.frozen, plan.tail] if plan.tail else plan.frozen
+        for index, (speaker, _) in enumerate(shown(contents)):
+            assert seen.setdefault(index, speaker) == speaker, script[:end]
+    assert shown(split.finish(script)) == [
+        ("Red_Fox", "hello there"),
+        ("*Star*", "Hi."),
+        ("Red_Fox", "Again."),
+        ("*Star*", "Bold."),
+        ("Red", "Me, not the fox."),
+        ("Red_Fox", "Lower case."),
+    ]
+
+
 def test_a_speaker_past_the_limit_continues_in_a_new_message_as_itself() -> None:
     words = " ".join(f"word{i}" for i in range(60))
     finished = shown(splitter(limit=100).finish(f"Bren: {words}\nAria: Short."))
