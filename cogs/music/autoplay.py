@@ -3,7 +3,9 @@
 The related tracks are YouTube's mix for the last track (the playlist
 ``watch?v=ID&list=RDID``), read flat by the resolver like any playlist link, so the
 same egress and limits apply. Tracks played recently in the guild (the last
-:data:`RECENT` of them) are passed over, so a mix does not loop back.
+:data:`RECENT` of them) are passed over, so a mix does not loop back, and so are
+related tracks that failed to play; after :data:`MAX_FAILURES` such failures in a row
+autoplay gives up until a track plays again.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ RECENT = 50
 """Tracks remembered per guild to avoid repeats."""
 CANDIDATES = 25
 """Entries of a mix read to find one not played recently."""
+MAX_FAILURES = 3
+"""Related tracks in a row that may fail to play before autoplay stops looking."""
 YOUTUBE_HOSTS = frozenset({"youtube.com", "www.youtube.com", "m.youtube.com", "music.youtube.com"})
 
 
@@ -56,26 +60,38 @@ class Autoplay:
         self.resolver = resolver
         self._recent: dict[int, deque[str]] = {}
         self._last: dict[int, Track] = {}
+        self._failures: dict[int, int] = {}
 
     def played(self, guild_id: int, track: Track) -> None:
         self._last[guild_id] = track
-        recent = self._recent.setdefault(guild_id, deque(maxlen=RECENT))
-        key = track_key(track)
-        if key not in recent:
-            recent.append(key)
+        self._failures.pop(guild_id, None)
+        self._remember(guild_id, track)
+
+    def failed(self, guild_id: int, track: Track) -> None:
+        """An autoplayed track could not play: it is not picked again."""
+        self._failures[guild_id] = self._failures.get(guild_id, 0) + 1
+        self._remember(guild_id, track)
 
     def forget(self, guild_id: int) -> None:
         """The guild's player is gone (its history goes with it)."""
         self._recent.pop(guild_id, None)
         self._last.pop(guild_id, None)
+        self._failures.pop(guild_id, None)
+
+    def _remember(self, guild_id: int, track: Track) -> None:
+        recent = self._recent.setdefault(guild_id, deque(maxlen=RECENT))
+        key = track_key(track)
+        if key not in recent:
+            recent.append(key)
 
     async def related(self, guild_id: int) -> Track | None:
         """A track related to the last one played that the guild did not hear recently,
-        or None (not a YouTube track, nothing new in its mix, or the mix can't be read).
+        or None (not a YouTube track, nothing new in its mix, the mix can't be read, or
+        too many related tracks in a row failed).
         Whoever asked for the last track counts as asking for this one (they may skip it)."""
         last = self._last.get(guild_id)
         video = last and (youtube_id(last.page_url) or youtube_id(last.source))
-        if last is None or not video:
+        if last is None or not video or self._failures.get(guild_id, 0) >= MAX_FAILURES:
             return None
         try:
             _, tracks = await self.resolver.tracks(mix_url(video), last.requester_id, CANDIDATES)

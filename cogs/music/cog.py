@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 Context = commands.Context["Bot"]
 
 MAX_QUERY = 500
+STOPPED = "⏹️ Stopped the music and cleared the queue."
 # An optional argument that is None when left out.  Typed `X | None`, a prefix command
 # would take `!volume abc` as "no argument" and carry on; typed `X` with this default,
 # a word that doesn't convert is a usage error (the admin cog's error handler).
@@ -201,19 +202,29 @@ class Music(commands.Cog):
     @commands.guild_only()
     async def stop(self, ctx: Context) -> None:
         """Stop the music, clear the queue and leave the voice channel."""
-        await self.leave_for(*_guild_member(ctx))
-        await ctx.send("⏹️ Stopped the music and cleared the queue.")
+        await self.leave_for(*_guild_member(ctx), checked=ctx.defer)
+        await ctx.send(STOPPED)
 
     @commands.hybrid_command()
     @commands.guild_only()
     async def leave(self, ctx: Context) -> None:
         """Leave the voice channel (the queue is cleared)."""
-        await self.leave_for(*_guild_member(ctx))
+        await self.leave_for(*_guild_member(ctx), checked=ctx.defer)
         await ctx.send("👋 Left the voice channel.")
 
-    async def leave_for(self, guild: discord.Guild, member: discord.Member) -> None:
-        """Stop and leave (/stop, /leave and the AI's leave tool)."""
+    async def leave_for(
+        self,
+        guild: discord.Guild,
+        member: discord.Member,
+        *,
+        checked: Callable[[], Awaitable[object]] | None = None,
+    ) -> None:
+        """Stop and leave (/stop, /leave, the Stop button and the AI's leave tool);
+        ``checked`` runs once the checks passed, before the slow leave (it waits for the
+        voice connection to close)."""
         self.sessions.controlled(guild, member)
+        if checked is not None:
+            await checked()
         await self.sessions.leave(guild.id)
 
     @commands.hybrid_command(name="queue")
@@ -314,6 +325,10 @@ class Music(commands.Cog):
         if guild is None or not isinstance(member, discord.Member):
             return
         try:
+            if action == "stop":  # slow (the voice connection closes): defer, then follow up
+                await self.leave_for(guild, member, checked=interaction.response.defer)
+                await interaction.followup.send(STOPPED, ephemeral=True)
+                return
             note = await self._press(guild, member, action)
         except MusicError as error:
             await interaction.response.send_message(str(error), ephemeral=True)
@@ -341,9 +356,6 @@ class Music(commands.Cog):
             player.set_loop()
         elif action == "shuffle":
             return f"🔀 Shuffled {player.shuffle()} tracks."
-        elif action == "stop":
-            await self.sessions.leave(player.guild_id)
-            return "⏹️ Stopped the music and cleared the queue."
         else:
             raise MusicError("That button doesn't do anything any more.")
         return None

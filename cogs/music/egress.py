@@ -10,6 +10,10 @@ and to a private one a moment later gains nothing.  HTTPS goes through
 
 A refused host answers ``403`` with the reason :data:`REFUSED`; failures answer
 ``502``/``504``.  None of it reaches users: the callers show their own messages.
+
+A proxy may also limit each answer (:class:`AnswerLimit`): yt-dlp's proxy does, so
+an endless or dripping page ends and its worker thread with it; FFmpeg's does not,
+as a stream may rightly play for hours.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
 from cogs.music.errors import MusicError
@@ -37,6 +42,19 @@ CHUNK = 64 * 1024
 _HOP_HEADERS = {b"connection", b"keep-alive", b"proxy-connection", b"proxy-authorization"}
 
 
+@dataclass(frozen=True, slots=True)
+class AnswerLimit:
+    """How large and how long one answer may be: what comes back after the client last
+    sent bytes (its request, also inside a CONNECT tunnel).  Past it the connection is
+    closed; a kept-alive connection's next request starts afresh."""
+
+    max_bytes: int
+    max_seconds: float
+
+    def exceeded(self, size: int, seconds: float) -> bool:
+        return size > self.max_bytes or seconds > self.max_seconds
+
+
 class _Reply(Exception):
     """Answer the client with this status instead of relaying."""
 
@@ -48,8 +66,9 @@ class _Reply(Exception):
 class Egress:
     """The checking proxy (see the module docstring); ``start`` it before use."""
 
-    def __init__(self, policy: AddressPolicy) -> None:
+    def __init__(self, policy: AddressPolicy, *, answers: AnswerLimit | None = None) -> None:
         self.policy = policy
+        self.answers = answers
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self._url: str | None = None
@@ -112,7 +131,7 @@ class Egress:
             up_reader, up_writer = await self._open(host.strip("[]"), int(port))
             try:
                 writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
-                await _relay(reader, writer, up_reader, up_writer)
+                await _relay(reader, writer, up_reader, up_writer, self.answers)
             finally:
                 up_writer.close()
             return
@@ -157,7 +176,7 @@ class Egress:
             + _without_hop_headers(answer_headers)
             + b"Connection: close\r\n\r\n"
         )
-        await _relay(reader, writer, up_reader, up_writer)
+        await _relay(reader, writer, up_reader, up_writer, self.answers)
 
     async def _open(
         self, host: str, port: int
@@ -195,27 +214,40 @@ async def _relay(
     writer: asyncio.StreamWriter,
     up_reader: asyncio.StreamReader,
     up_writer: asyncio.StreamWriter,
+    limit: AnswerLimit | None,
 ) -> None:
-    """Copy bytes both ways until one side closes or nothing moves for IDLE_TIMEOUT."""
+    """Copy bytes both ways until one side closes, nothing moves for IDLE_TIMEOUT, or an
+    answer goes past ``limit``."""
     loop = asyncio.get_running_loop()
-    last = [loop.time()]
+    last = asked = loop.time()
+    answered = 0  # bytes back since the client last sent some, at `asked`
 
-    async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    async def pump(
+        source: asyncio.StreamReader, sink: asyncio.StreamWriter, *, answer: bool
+    ) -> None:
+        nonlocal last, asked, answered
         while data := await source.read(CHUNK):
+            if not answer:
+                asked, answered = loop.time(), 0
+            elif limit is not None:
+                answered += len(data)
+                if limit.exceeded(answered, loop.time() - asked):
+                    log.info("music egress cut an answer at %d bytes", answered)
+                    return
             sink.write(data)
             await sink.drain()
-            last[0] = loop.time()
+            last = loop.time()
 
     pumps = [
-        asyncio.create_task(pump(reader, up_writer)),
-        asyncio.create_task(pump(up_reader, writer)),
+        asyncio.create_task(pump(reader, up_writer, answer=False)),
+        asyncio.create_task(pump(up_reader, writer, answer=True)),
     ]
     try:
         while True:
             done, _ = await asyncio.wait(
                 pumps, timeout=IDLE_TIMEOUT / 10, return_when=asyncio.FIRST_COMPLETED
             )
-            if done or loop.time() - last[0] > IDLE_TIMEOUT:
+            if done or loop.time() - last > IDLE_TIMEOUT:
                 return
     finally:
         for task in pumps:

@@ -19,14 +19,18 @@ from pathlib import PurePath
 
 from cogs.music.filters import Sound
 from cogs.music.tracks import Stream
+from cogs.music.urls import media_url
 
 log = logging.getLogger(__name__)
 
 PLAIN = Sound()
 
 # Network input: give up on a dead connection after 15 s, never let a playlist (HLS)
-# reach local files or other protocols, and reconnect a dropped stream.  `httpproxy`
-# is the CONNECT tunnel FFmpeg opens to the proxy for https.
+# reach local files or other protocols, and reconnect a dropped stream.  The whitelist
+# covers nested protocols too: http runs on `tcp` (to the proxy), https on `tls` over
+# `httpproxy` (the CONNECT tunnel through the proxy); `crypto` decrypts HLS segments.
+# So FFmpeg would open a `tcp://` or `tls://` input directly, past the proxy: the input
+# must be http(s) (media_url), and HLS opens only http(s) segments.
 _TIMEOUT = ("-rw_timeout", "15000000")
 _PROTOCOLS = ("-protocol_whitelist", "http,https,tcp,tls,crypto,httpproxy")
 _RECONNECT = (
@@ -52,12 +56,14 @@ class FFmpegPlan:
 
 
 def plan(stream: Stream, *, proxy: str, start: float = 0.0, sound: Sound = PLAIN) -> FFmpegPlan:
-    """How to play ``stream`` through ``proxy`` from ``start`` s with ``sound``.
+    """How to play ``stream`` through ``proxy`` from ``start`` s with ``sound``
+    (MusicError unless it is http(s)).
 
     An Opus stream with a plain sound (no filter, 100 %) is copied into Ogg packets
     without decoding, which costs almost no CPU; anything else is decoded, filtered
     and encoded to Opus.
     """
+    media_url(stream.url)  # any other scheme would not go through the proxy
     passthrough = stream.is_opus and sound.plain
     before = [
         "-nostdin", *_TIMEOUT, *_PROTOCOLS, "-http_proxy", proxy, *_RECONNECT,
@@ -98,12 +104,13 @@ def ffprobe_for(ffmpeg: str) -> str:
 async def probe(
     stream: Stream, *, ffprobe: str, proxy: str, time_limit: float
 ) -> tuple[str | None, float | None]:
-    """``(audio codec, duration)`` of a stream, ``(None, None)`` when ffprobe can't tell."""
+    """``(audio codec, duration)`` of a stream, ``(None, None)`` when ffprobe can't tell;
+    MusicError for a stream that is not http(s)."""
     args = [
         ffprobe, "-v", "error", *_TIMEOUT, *_PROTOCOLS, "-http_proxy", proxy,
         *_headers(stream.headers),
         "-select_streams", "a:0", "-show_entries", "stream=codec_name:format=duration",
-        "-of", "json", stream.url,
+        "-of", "json", media_url(stream.url),
     ]  # fmt: skip
     try:
         process = await asyncio.create_subprocess_exec(

@@ -274,6 +274,7 @@ class Player:
         audio = await self._open(track, start)
         if audio is None:
             self.queue.current = None
+            self._played_any = True  # its turn came: the end of the queue is announced
             return True
         if not self.voice.is_connected() and not await self.events.recover(self):
             audio.cleanup()

@@ -64,6 +64,7 @@ async def _restore_one(sessions: Sessions, session: Session, joining: asyncio.Se
             await _restore(sessions, session, guild)
         except VoiceUnreachable:
             log.warning("could not rejoin voice in guild %s; the queue is kept", session.guild_id)
+            sessions.keep_saved(session.guild_id)
             text = session.text_channel_id and guild.get_channel(session.text_channel_id)
             if session.current is not None and isinstance(text, discord.abc.Messageable):
                 await send(

@@ -61,6 +61,8 @@ class Sessions:
         self._locks: dict[int, asyncio.Lock] = {}
         self._queueing: dict[int, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._kept: set[int] = set()
+        """Guilds whose saved queue could not resume after a restart (:meth:`keep_saved`)."""
         self.saves = SaveQueue(MusicStore(bot.db), self._session)
         self.music_settings = MusicSettingsStore(bot.db, keep=lambda gid: gid in self.players)
         self.autoplay = Autoplay(resolver)
@@ -106,6 +108,8 @@ class Sessions:
 
     async def track_failed(self, player: Player, track: Track, reason: str) -> None:
         log.info("skipping %r in guild %s: %s", track.source, player.guild_id, reason)
+        if track.autoplay:
+            self.autoplay.failed(player.guild_id, track)
         await self.say(player, f"⚠️ Skipped {clean(track.title)}: {reason}")
 
     async def queue_finished(self, player: Player) -> None:
@@ -169,6 +173,12 @@ class Sessions:
             idle = player.queue.current is None and not len(player.queue)
             if created and idle and self.players.get(guild_id) is player:
                 await self.teardown(guild_id, forget=True)
+
+    def keep_saved(self, guild_id: int) -> None:
+        """The guild's saved queue could not resume (voice turned the bot away): keep it
+        for the next start until something else is queued, neither overwritten by an
+        empty player nor deleted when that player leaves."""
+        self._kept.add(guild_id)
 
     async def join(self, guild: discord.Guild, channel: VoiceChannel, text_id: int) -> Player:
         """The guild's player, joining (or moving to) ``channel`` when needed; the caller
@@ -313,8 +323,9 @@ class Sessions:
 
     async def teardown(self, guild_id: int, *, forget: bool) -> int:
         """Stop the guild's player and leave voice; ``forget`` also deletes its saved
-        session and now-playing message (kept when suspending for a restart, or when
-        the bot left the guild). Returns how many saved sessions were deleted."""
+        session (unless it is kept: :meth:`keep_saved`) and now-playing message (kept
+        when suspending for a restart, or when the bot left the guild). Returns how many
+        saved sessions were deleted."""
         deleted = 0
         player = self.players.pop(guild_id, None)
         if player is not None:
@@ -323,7 +334,8 @@ class Sessions:
         self.autoplay.forget(guild_id)
         if forget:
             await self._clear_now_playing(guild_id)
-            deleted = await self.saves.forget(guild_id)
+            if guild_id not in self._kept:
+                deleted = await self.saves.forget(guild_id)
         self._now_playing.pop(guild_id, None)
         self.progress.stop(guild_id)
         # Not through the guild: after a kick it is gone, and its connection must go too.
@@ -345,6 +357,7 @@ class Sessions:
     async def delete_guild(self, guild_id: int) -> int:
         """Stop any music in the guild and delete its saved queue; returns 1 if one was
         saved."""
+        self._kept.discard(guild_id)
         async with self.lock(guild_id):
             deleted = await self.teardown(guild_id, forget=True)
         self._locks.pop(guild_id, None)
@@ -360,7 +373,11 @@ class Sessions:
         voice = voice_of(guild) if guild else None
         if player is None or voice is None:
             return None
-        return Session.of(player, voice.channel.id)
+        session = Session.of(player, voice.channel.id)
+        if guild_id in self._kept and session.current is None and not session.upcoming:
+            return None  # nothing queued yet: the kept queue stays
+        self._kept.discard(guild_id)  # this session replaces it
+        return session
 
     def _text_channel(self, player: Player) -> discord.abc.Messageable | None:
         if player.text_channel_id is None:

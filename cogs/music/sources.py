@@ -2,10 +2,15 @@
 and a Track becomes a playable Stream when its turn comes.
 
 Everything yt-dlp and ffprobe fetch goes through the resolver's
-:class:`~cogs.music.egress.Egress`, which checks every hop; FFmpeg uses it too
-(:attr:`Resolver.proxy`).  Only a track's link is also checked beforehand (one name
-lookup), for a clear early message; its media URL is left to the egress.  yt-dlp's
-errors are logged, never shown: they carry hosts, ports and library text.
+:class:`~cogs.music.egress.Egress` proxies, which check every hop; FFmpeg uses the
+media one too (:attr:`Resolver.proxy`).  Only a track's link is also checked
+beforehand (one name lookup), for a clear early message; its media URL is left to the
+egress, and must be http(s), the only media that goes through it.  yt-dlp's errors
+are logged, never shown: they carry hosts, ports and library text.
+
+yt-dlp's proxy limits each answer (:data:`FETCH_BYTES`, and the resolve timeout), so
+a page that never ends cannot hold a worker thread for ever; an extraction keeps its
+place among the workers until it ends, not only while someone waits for it.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -22,10 +27,10 @@ import yt_dlp
 import yt_dlp.utils
 
 from cogs.music import ffmpeg
-from cogs.music.egress import REFUSED, Egress
+from cogs.music.egress import REFUSED, AnswerLimit, Egress
 from cogs.music.errors import MusicError
 from cogs.music.tracks import Stream, Track
-from cogs.music.urls import AddressPolicy, PrivateAddress, looks_like_url
+from cogs.music.urls import AddressPolicy, PrivateAddress, looks_like_url, media_url
 from cogs.music.youtube import ExtractorArgs, bot_check, is_bot_check
 from utils.text import truncate
 
@@ -37,12 +42,17 @@ log = logging.getLogger(__name__)
 Info = dict[str, Any]
 
 # Prefer Opus over plain HTTP(S) (YouTube's format 251): FFmpeg then copies it untouched.
+# Only HTTP(S) or HLS (m3u8) formats: FFmpeg would open any other protocol (`tcp://`)
+# directly, past the egress; _media checks the chosen URL's scheme as well.
 FORMAT = (
-    "bestaudio[acodec=opus][protocol^=http]/bestaudio[protocol^=http]"
-    "/bestaudio/best[protocol^=http]/best"
+    "bestaudio[acodec=opus][protocol^=http]/bestaudio[protocol^=http]/bestaudio[protocol^=m3u8]"
+    "/best[protocol^=http]/best[protocol^=m3u8]"
 )
 QUEUED_PER_WORKER = 50
 """Extractions allowed to wait per worker thread; past that, requests are refused."""
+FETCH_BYTES = 32 * 1024 * 1024
+"""Bytes of one answer yt-dlp may download: pages, API answers and YouTube's player
+script are a few MB."""
 
 
 class _YtdlpLog:
@@ -85,6 +95,8 @@ def user_error(error: yt_dlp.utils.YoutubeDLError) -> MusicError:
         return PrivateAddress()
     if "Unsupported URL" in str(error):
         return MusicError("I couldn't find anything to play at that link.")
+    if "Requested format is not available" in str(error):  # none over http(s): FORMAT
+        return MusicError("I couldn't find an audio stream I can play in that.")
     return MusicError("I couldn't load that link.")
 
 
@@ -107,12 +119,16 @@ class Resolver:
         self.timeout = timeout
         self.policy = policy
         self.egress = Egress(policy)
+        """FFmpeg's and ffprobe's way out (a stream may play for hours)."""
+        # yt-dlp's: an answer that takes longer than the resolve timeout is of no use.
+        self.fetches = Egress(policy, answers=AnswerLimit(FETCH_BYTES, timeout))
         self.ffprobe = ffprobe
         self.cookies = cookies
         self.extractor_args = extractor_args or {}
         self._extract = extract or self._extract_with_ytdlp
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="yt-dlp")
-        self._queued = 0
+        self._pending: set[Future[Info]] = set()
+        """Extractions not ended yet (waiting for a thread or running), awaited or not."""
         self._max_queued = workers * QUEUED_PER_WORKER
         # One YoutubeDL per worker thread: building one costs ~50 ms, and they aren't
         # thread-safe.  At most `workers` exist; close() closes them.
@@ -120,8 +136,9 @@ class Resolver:
         self._instances: list[yt_dlp.YoutubeDL] = []
 
     async def start(self) -> None:
-        """Open the egress proxy (before anything is resolved or played)."""
+        """Open the egress proxies (before anything is resolved or played)."""
         await self.egress.start()
+        await self.fetches.start()
 
     async def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -132,6 +149,7 @@ class Resolver:
                 log.warning("yt-dlp could not save the cookies file: %s", error.strerror)
         self._instances.clear()
         await self.egress.close()
+        await self.fetches.close()
 
     @property
     def proxy(self) -> str:
@@ -152,7 +170,7 @@ class Resolver:
         """What each worker's YoutubeDL is built with."""
         options: _Params = {
             **OPTIONS,
-            "proxy": self.proxy,
+            "proxy": self.fetches.url,
             # yt-dlp calls only debug/info/warning/error; the stub's protocol asks for more.
             "logger": _YtdlpLog(),  # pyright: ignore[reportAssignmentType]
         }
@@ -185,7 +203,8 @@ class Resolver:
         return _entry_track(_first_entry(info, words), requester_id)
 
     async def stream(self, track: Track) -> Stream:
-        """A fresh stream for ``track`` (resolved now unless it was resolved recently)."""
+        """A fresh stream for ``track`` (resolved now unless it was resolved recently);
+        the track takes its length when known (a playlist entry often has none)."""
         if track.stream is None or not track.stream.is_fresh():
             if looks_like_url(track.source):  # a playlist entry may point anywhere
                 await self.check(track.source)
@@ -193,6 +212,7 @@ class Resolver:
             if info.get("entries") is not None:
                 info = await self._resolved(_first_entry(info, track.title))
             track.stream = await self._stream(info)
+            track.duration = track.stream.duration or track.duration
         return track.stream
 
     async def check(self, url: str) -> None:
@@ -229,20 +249,21 @@ class Resolver:
         return stream
 
     async def _run(self, target: str, limit: int) -> Info:
-        if self._queued >= self._max_queued:
+        if len(self._pending) >= self._max_queued:
             raise MusicError("I'm busy loading other requests; try again in a moment.")
-        loop = asyncio.get_running_loop()
-        self._queued += 1
+        work = self._pool.submit(self._extract, target, limit)
+        # Given up on (timed out), it keeps its slot while its thread still runs; one
+        # still waiting for a thread is cancelled.  set.discard is atomic (worker thread).
+        self._pending.add(work)
+        work.add_done_callback(self._pending.discard)
         try:
             async with asyncio.timeout(self.timeout):
-                return await loop.run_in_executor(self._pool, self._extract, target, limit)
+                return await asyncio.wrap_future(work)
         except TimeoutError:
             raise MusicError("That took too long to load; try again later.") from None
         except yt_dlp.utils.YoutubeDLError as error:
             log.info("yt-dlp could not load %r: %s", target, error)
             raise user_error(error) from error
-        finally:
-            self._queued -= 1
 
 
 def _media(info: Info) -> tuple[str, dict[str, str], str | None]:
@@ -256,7 +277,7 @@ def _media(info: Info) -> tuple[str, dict[str, str], str | None]:
     codec = chosen.get("acodec")
     codec = None if codec in (None, "none") else codec.split(".")[0]
     headers = {str(k): str(v) for k, v in (chosen.get("http_headers") or {}).items()}
-    return chosen["url"], headers, codec
+    return media_url(chosen["url"]), headers, codec
 
 
 def _duration(info: Info) -> float | None:

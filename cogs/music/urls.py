@@ -1,8 +1,9 @@
 """What a /play query is (Spotify link, other URL, search words) and whether a URL is safe.
 
-Only http(s) URLs are played.  Unless private URLs are allowed, a URL whose
-host resolves to a private, loopback, link-local or otherwise non-global
-address is refused, so people cannot make the bot probe the network it runs in.
+Only http(s) URLs are played, and only http(s) media (:func:`media_url`).  Unless
+private URLs are allowed, a URL whose host resolves to a private, loopback,
+link-local or otherwise non-global address is refused, so people cannot make the
+bot probe the network it runs in.
 :class:`AddressPolicy` owns that rule and the name lookups; the egress proxy
 (:mod:`cogs.music.egress`) applies it to every connection.
 """
@@ -26,6 +27,7 @@ _SPOTIFY = re.compile(
     r"|spotify:(?P<uri_kind>[a-z]+):(?P<uri_id>[A-Za-z0-9]+))(?:[/?#].*)?$"
 )
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_INVALID_URL = "That link isn't a valid URL."
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,13 +55,32 @@ def looks_like_url(text: str) -> bool:
 
 
 def normalise_url(text: str) -> str:
-    """Give a bare ``www.`` host a scheme and refuse every scheme but http(s)."""
+    """Give a bare ``www.`` host a scheme and refuse every scheme but http(s), and
+    malformed URLs (``http://[::1``, a port that is not a number from 1 to 65535)."""
     url = text.strip()
     if url.lower().startswith("www."):
         url = "https://" + url
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # ValueError unless a number from 0 to 65535
+    except ValueError:
+        raise MusicError(_INVALID_URL) from None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise MusicError("I can only play http:// and https:// links.")
+    if port == 0:
+        raise MusicError(_INVALID_URL)
+    return url
+
+
+def media_url(url: str) -> str:
+    """``url`` if FFmpeg and ffprobe may open it: http(s) only.  Any other scheme
+    (``tcp://``, ``tls://``, ``rtmp://``...) would connect directly, past the egress proxy."""
+    try:
+        scheme = urlsplit(url).scheme.lower()
+    except ValueError:
+        scheme = ""
+    if scheme not in ("http", "https"):
+        raise MusicError("I can only play media that comes over http:// or https://.")
     return url
 
 

@@ -8,10 +8,12 @@ many 20 ms frames arrived and, decoded, which tone they carry.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import subprocess
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -171,6 +173,47 @@ async def test_stop_and_leave_disconnect(world: World) -> None:
     assert await world.slash("queue") == "The queue is empty."
 
 
+async def test_stop_leave_and_the_stop_button_answer_before_a_slow_disconnect(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Leaving waits for the voice connection to close (up to 5 s): Discord wants an
+    answer within 3 s, so the deferral comes first."""
+    closing = asyncio.Event()
+    disconnect = discord.VoiceClient.disconnect
+
+    async def slow_disconnect(self: discord.VoiceClient, *, force: bool = False) -> None:
+        await closing.wait()
+        await disconnect(self, force=force)
+
+    monkeypatch.setattr(discord.VoiceClient, "disconnect", slow_disconnect)
+    await world.start()
+
+    async def leave(start: Callable[[], Awaitable[FakeInteraction]], deferral: int) -> str:
+        await world.slash("play", query=world.media.tone(440, 30, "ogg"))
+        await world.wait_frames(len(world.frames()) + 10)
+        closing.clear()
+        interaction = await start()
+        assert (await interaction.wait_response(3))["type"] == deferral
+        closing.set()
+        if deferral == 5:
+            return await world.reply(interaction)
+        (followup,) = await world.discord.wait_for(lambda: interaction.followups)
+        return followup.content
+
+    async def press_stop() -> FakeInteraction:
+        return await world.discord.click_button(
+            await world.now_playing(), "music:stop", world.member
+        )
+
+    def slash(name: str) -> Callable[[], Awaitable[FakeInteraction]]:
+        return lambda: world.discord.invoke_slash(world.guild.text, world.member, name, {})
+
+    assert await leave(slash("stop"), 5) == "⏹️ Stopped the music and cleared the queue."
+    assert await leave(slash("leave"), 5) == "👋 Left the voice channel."
+    assert await leave(press_stop, 6) == "⏹️ Stopped the music and cleared the queue."
+    await world.discord.wait_for(lambda: not world.voice.connected(world.guild.id))
+
+
 async def test_volume_reopens_ffmpeg_with_a_filter(world: World, ffmpeg_codecs: list[str]) -> None:
     await world.start()
     await world.slash("play", query=world.media.tone(440, 3, "ogg"))
@@ -327,7 +370,9 @@ async def test_buttons_only_work_for_people_in_the_voice_channel(
     assert len(world.frames()) == paused_at, "no audio while paused"
     assert message.find_component("music:loop")["label"] == "Loop: track"
     stopped = await discord_fake.click_button(message, "music:stop", world.member)
-    assert "Stopped" in (await stopped.wait_response())["data"]["content"]
+    assert (await stopped.wait_response())["type"] == 6, "deferred: leaving takes a while"
+    (note,) = await discord_fake.wait_for(lambda: stopped.followups)
+    assert "Stopped" in note.content and note.flags & 64, "only the presser sees it"
     await world.discord.wait_for(lambda: not world.voice.connected(world.guild.id))
 
 
@@ -400,6 +445,13 @@ async def test_private_addresses_are_refused_unless_allowed(world: World) -> Non
     assert await world.slash("play", query="file:///etc/passwd") == (
         "I can only play http:// and https:// links."
     )
+    for malformed in (
+        "http://[::1",
+        "https://example.com:99999/a.mp3",
+        "https://example.com:abc/a.mp3",
+        "https://example.com:0/a.mp3",
+    ):
+        assert await world.slash("play", query=malformed) == "That link isn't a valid URL."
     assert world.frames() == []
     assert world.media.requests == [], "nothing was fetched"
     bot_user = world.discord.bot_user
@@ -461,6 +513,27 @@ async def test_ffprobe_and_ffmpeg_hops_are_checked_too(
         assert any(path.startswith("/cloak/") for path in world.media.requests), "were sent"
         played = world.played()
         assert len(played) == 1 and abs(pitch(played[0]) - 880) < 20
+
+
+async def test_media_that_is_not_http_is_refused(world: World) -> None:
+    """A page's ``tcp://`` or ``tls://`` media would take FFmpeg and ffprobe straight to an
+    internal port (the egress only sees http): nothing connects there."""
+    connections: list[object] = []
+
+    async def internal(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer.get_extra_info("peername"))
+        writer.close()
+
+    async with await asyncio.start_server(internal, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        await world.start(music_allow_private_urls=False, music_allowed_hosts=(PUBLIC_NAME,))
+        for scheme in ("tcp", "tls"):
+            page = world.media.page_url(f"{scheme}://127.0.0.1:{port}/a.mp3", host=PUBLIC_NAME)
+            assert await world.slash("play", query=page) == (
+                "I couldn't find an audio stream I can play in that."
+            )
+    assert connections == [], "neither ffprobe nor FFmpeg reached the internal port"
+    assert world.frames() == []
 
 
 # Spotify --------------------------------------------------------------------

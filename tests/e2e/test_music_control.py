@@ -194,6 +194,28 @@ async def test_autoplay_plays_a_related_track_not_played_recently(
     assert len(world.played()) == 4, "off: no related track after the queue ran out"
 
 
+async def test_autoplay_goes_on_past_a_related_track_that_fails(
+    world: World, youtube: FakeYouTube
+) -> None:
+    youtube.videos = {
+        "seedseedsee": ("Seed song", world.media.tone(440, 1, "ogg"), 1),
+        "brokenbroke": ("Broken song", world.media.tone(550, 1, "ogg"), 1),
+        "goodgoodgoo": ("Good song", world.media.tone(660, 1, "ogg"), 1),
+    }
+    youtube.unavailable = {"brokenbroke"}
+    youtube.mixes = {"seedseedsee": ["seedseedsee", "brokenbroke", "goodgoodgoo"]}
+    await world.start()
+    await world.slash("autoplay", mode="on")
+    await world.slash("play", query=watch_url("seedseedsee"))
+
+    await world.wait_message("Skipped Broken song")
+    await world.discord.wait_for(lambda: "Good song" in now_playing_title(world), timeout=15)
+    await world.wait_message("The queue is finished")
+    seed, good = world.played()
+    assert abs(pitch(seed) - 440) < 20 and abs(pitch(good) - 660) < 20
+    assert youtube.requested.count(watch_url("brokenbroke")) == 1, "not picked again"
+
+
 # 24/7 ----------------------------------------------------------------------------
 
 

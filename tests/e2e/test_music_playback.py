@@ -18,6 +18,8 @@ import pytest
 from bot import Bot
 from cogs.music.cog import Music
 from cogs.music.player import Player
+from cogs.music.store import MusicStore
+from tests.conftest import eventually
 from tests.e2e.music_world import World
 from tests.fakes.media_server import FakeMediaServer
 from tests.fakes.voice_server import tone_frequency
@@ -129,6 +131,25 @@ async def test_seek_refuses_bad_positions_and_live_streams(world: World) -> None
     assert await world.slash("seek", position="5") == (
         "This is a live stream (or its length is unknown): it can't seek."
     )
+    await world.slash("stop")
+
+
+async def test_a_playlist_entry_takes_its_length_when_it_plays(world: World) -> None:
+    """A page's entries come without a length; their stream knows it, and seeking needs it."""
+    bot = await world.start()
+    names = [clock_url(world.media), world.media.tone(440, 1, "ogg")]
+    page = world.media.page_url(*(url.rsplit("/", 1)[1] for url in names), title="Clocks")
+    assert await world.slash("play", query=page) == "➕ Queued 2 tracks from **Clocks**."
+    await world.wait_frames(10)
+    assert await world.slash("seek", position="0:02") == "⏩ Clocks (1) at 0:02."
+    assert abs(await pitch_after(world, len(world.frames())) - heard_at(2)) < 25
+    assert "0:20" in (await world.now_playing()).embeds[0]["description"]
+
+    async def saved_length() -> float | None:
+        (session,) = await MusicStore(bot.db).load_all()
+        return session.current.duration if session.current else None
+
+    assert round(await eventually(saved_length)) == CLOCK_SECONDS, "saved with the queue"
     await world.slash("stop")
 
 

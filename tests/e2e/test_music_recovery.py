@@ -97,9 +97,18 @@ async def test_a_restart_that_cannot_rejoin_voice_keeps_the_queue(world: World) 
     bot = await world.start(settings)
     await world.wait_message("I couldn't rejoin", within=45)
     assert await saved_queue(bot) == [f"tone-440hz-{SECONDS}s"]
+
+    # A /play that fails (a dead link) joins and leaves again: it plays nothing, so the
+    # kept queue is neither overwritten by its empty player nor deleted when it leaves.
+    world.voice.refuse(world.guild.id, refused=False)
+    dead = world.media.url("no-such-file.ogg")
+    assert await world.slash("play", query=dead) == "I couldn't load that link."
+    await world.discord.wait_for(
+        lambda: world.discord.voice_channel_of(world.discord.bot_user, world.guild) is None
+    )
+    assert await saved_queue(bot) == [f"tone-440hz-{SECONDS}s"]
     await bot.close()
 
-    world.voice.refuse(world.guild.id, refused=False)
     await world.start(settings)
     await world.wait_message(f"Back after a restart: resuming tone-440hz-{SECONDS}s at 0:01")
 

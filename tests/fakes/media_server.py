@@ -5,13 +5,15 @@ or WebM/Opus (the bot passes the Opus through).  :class:`FakeMediaServer`
 serves a directory on 127.0.0.1:
 
 - ``/media/<name>``: the file, with HTTP range support (FFmpeg seeks with it);
-- ``/page?files=a.wav,b.ogg&title=T``: an HTML page with one ``<audio>`` per file,
-  which yt-dlp's generic extractor reads as a playlist;
+- ``/page?files=a.wav,b.ogg&title=T``: an HTML page with one ``<audio>`` per file (or
+  path or URL), which yt-dlp's generic extractor reads as a playlist;
 - a file passed to :meth:`FakeMediaServer.break_file` answers 404 from then on
   (a link that dies between ``/play`` and its turn);
 - ``/redirect?to=URL``: a 302 to any URL (:meth:`FakeMediaServer.redirect_url`);
 - ``/cloak/<name>?to=URL``: the file for yt-dlp, a 302 to URL for FFmpeg and ffprobe
-  (which send ``Icy-MetaData``), as a site would that hides where it leads.
+  (which send ``Icy-MetaData``), as a site would that hides where it leads;
+- ``/endless?drip=S``: a page that never ends, as fast as it is read or one byte every
+  ``S`` seconds (:meth:`FakeMediaServer.endless_url`).
 
 :attr:`FakeMediaServer.requests` records every path asked for, so a test can
 show that a server was never reached.
@@ -22,6 +24,8 @@ words → URLs, standing in for ``ytsearch`` (which needs YouTube) in tests.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import html
 import subprocess
 from collections.abc import Callable, Iterator
@@ -75,6 +79,7 @@ class FakeMediaServer(LocalHTTPServer):
         app.router.add_get("/page", self._page)
         app.router.add_get("/redirect", self._redirect)
         app.router.add_get("/cloak/{name}", self._cloak)
+        app.router.add_get("/endless", self._endless)
 
     def tone(self, frequency: int, seconds: float, kind: str = "wav") -> str:
         """The URL of a tone (generated on first use; blocking)."""
@@ -84,7 +89,8 @@ class FakeMediaServer(LocalHTTPServer):
         return f"http://127.0.0.1:{self.port}/media/{quote(name)}"
 
     def page_url(self, *names: str, title: str = "Test playlist", host: str = "127.0.0.1") -> str:
-        """A page with one ``<audio>`` per file name (or absolute path, such as a redirect)."""
+        """A page with one ``<audio>`` per file name (or absolute path, such as a redirect,
+        or URL)."""
         files = ",".join(quote(name, safe="") for name in names)
         return f"http://{host}:{self.port}/page?title={quote(title)}&files={files}"
 
@@ -93,6 +99,9 @@ class FakeMediaServer(LocalHTTPServer):
 
     def cloaked_url(self, name: str, target: str, host: str = "127.0.0.1") -> str:
         return f"http://{host}:{self.port}/cloak/{quote(name)}?to={quote(target, safe='')}"
+
+    def endless_url(self, drip: float = 0.0) -> str:
+        return f"http://127.0.0.1:{self.port}/endless?drip={drip:g}"
 
     @staticmethod
     def redirect_path(target: str) -> str:
@@ -118,7 +127,10 @@ class FakeMediaServer(LocalHTTPServer):
         title = html.escape(request.query.get("title", "Playlist"))
         names = [name for name in request.query.get("files", "").split(",") if name]
         self.requests.append(request.path_qs)
-        sources = [name if name.startswith("/") else f"/media/{quote(name)}" for name in names]
+        sources = [
+            name if name.startswith("/") or "://" in name else f"/media/{quote(name)}"
+            for name in names
+        ]
         audio = "".join(f'<audio src="{html.escape(src)}"></audio>' for src in sources)
         body = f"<html><head><title>{title}</title></head><body>{audio}</body></html>"
         return web.Response(text=body, content_type="text/html")
@@ -128,6 +140,19 @@ class FakeMediaServer(LocalHTTPServer):
             self.requests.append(request.path_qs)
             raise web.HTTPFound(request.query["to"])
         return await self._media(request)
+
+    async def _endless(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append(request.path_qs)
+        drip = float(request.query.get("drip", "0"))
+        chunk = b"a" if drip else b"<p>" + b"a" * 65536 + b"</p>"
+        response = web.StreamResponse(headers={"Content-Type": "text/html"})
+        await response.prepare(request)
+        with contextlib.suppress(ConnectionError):  # until the reader hangs up
+            await response.write(b"<html><head><title>Endless</title></head><body>")
+            while True:
+                await response.write(chunk)
+                await asyncio.sleep(drip)
+        return response
 
     async def _redirect(self, request: web.Request) -> web.StreamResponse:
         self.requests.append(request.path_qs)

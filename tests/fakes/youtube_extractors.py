@@ -26,10 +26,12 @@ def watch_url(video: str) -> str:
 
 @dataclass
 class FakeYouTube:
-    """What the fake extractors know: id → (title, media URL, seconds), id → related ids."""
+    """What the fake extractors know: id → (title, media URL, seconds), id → related ids,
+    and the ids listed (in mixes) whose video is unavailable."""
 
     videos: dict[str, tuple[str, str, float]] = field(default_factory=dict)
     mixes: dict[str, list[str]] = field(default_factory=dict)
+    unavailable: set[str] = field(default_factory=set)
     requested: list[str] = field(default_factory=list)
 
 
@@ -41,7 +43,7 @@ class FakeVideoIE(InfoExtractor):
     def _real_extract(self, url: str) -> dict[str, Any]:
         self.site.requested.append(url)
         video = self._match_id(url)
-        if video not in self.site.videos:
+        if video not in self.site.videos or video in self.site.unavailable:
             raise ExtractorError("Video unavailable", expected=True)
         title, media, seconds = self.site.videos[video]
         return {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,8 +17,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from cogs.music.egress import REFUSED, Egress
+from cogs.music.egress import CHUNK, HEAD_LIMIT, REFUSED, AnswerLimit, Egress
 from cogs.music.urls import AddressPolicy
+from tests.fakes.media_server import FakeMediaServer
 
 PUBLIC = "127.0.0.2"
 
@@ -164,3 +166,60 @@ async def test_answers_close_the_connection_so_no_second_request_rides_on_it(
     head = answer.split(b"\r\n\r\n", 1)[0].lower()
     assert head.startswith(b"http/1.1 200") and b"connection: close" in head
     assert b"keep-alive" not in head
+
+
+@pytest.fixture
+async def limited() -> AsyncIterator[Egress]:
+    proxy = Egress(
+        AddressPolicy(allow_private=True),
+        answers=AnswerLimit(max_bytes=1024 * 1024, max_seconds=0.5),
+    )
+    await proxy.start()
+    yield proxy
+    await proxy.close()
+
+
+async def open_proxy(proxy: Egress) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    host, port = proxy.url.removeprefix("http://").split(":")
+    return await asyncio.open_connection(host, int(port))
+
+
+async def test_a_limited_proxy_cuts_answers_that_never_end(
+    limited: Egress, media_server: FakeMediaServer
+) -> None:
+    """yt-dlp's proxy: a page that never ends (fast, or a byte at a time) is cut."""
+    assert limited.answers is not None
+    for drip in (0.0, 0.05):
+        reader, writer = await open_proxy(limited)
+        writer.write(f"GET {media_server.endless_url(drip)} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        started = time.monotonic()
+        answer = await asyncio.wait_for(reader.read(), 10)  # until the proxy hangs up
+        took = time.monotonic() - started
+        writer.close()
+        assert answer.startswith(b"HTTP/1.1 200")
+        if drip:
+            assert limited.answers.max_seconds < took < 5, took
+        else:
+            assert limited.answers.max_bytes - CHUNK < len(answer)
+            assert len(answer) <= limited.answers.max_bytes + HEAD_LIMIT
+
+
+async def test_each_request_on_a_kept_alive_tunnel_has_its_own_limit(
+    limited: Egress, media_server: FakeMediaServer
+) -> None:
+    """A connection yt-dlp keeps for its next requests is not cut for their sum, nor for
+    idling longer than an answer may take."""
+    assert limited.answers is not None
+    size = limited.answers.max_bytes * 3 // 4
+    media_server.write("big.bin", b"x" * size)
+    reader, writer = await open_proxy(limited)
+    target = f"127.0.0.1:{media_server.port}"
+    writer.write(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
+    assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200")
+    for _ in range(2):
+        writer.write(b"GET /media/big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert head.startswith(b"HTTP/1.1 200") and f"Content-Length: {size}".encode() in head
+        assert len(await asyncio.wait_for(reader.readexactly(size), 10)) == size
+        await asyncio.sleep(limited.answers.max_seconds * 1.5)  # idle, as between requests
+    writer.close()

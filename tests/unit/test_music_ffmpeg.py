@@ -145,3 +145,26 @@ async def test_probe_cannot_bypass_the_egress(
             None,
         )
     assert media_server.requests == [], "the egress refused 127.0.0.1 before any request"
+
+
+@pytest.mark.parametrize("scheme", ["tcp", "tls", "crypto:tcp", "rtmp"])
+async def test_only_http_media_reaches_ffmpeg_and_ffprobe(scheme: str) -> None:
+    """Their whitelist has ``tcp`` and ``tls`` (http and https run on them), so such an
+    input would connect straight to its address, past the egress."""
+    connections: list[object] = []
+
+    async def internal(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer.get_extra_info("peername"))
+        writer.close()
+
+    async with (
+        await asyncio.start_server(internal, "127.0.0.1", 0) as server,
+        egress(AddressPolicy(allow_private=True)) as proxy,
+    ):
+        port = server.sockets[0].getsockname()[1]
+        stream = Stream(f"{scheme}://127.0.0.1:{port}/a.mp3")
+        with pytest.raises(MusicError, match="only play media that comes over http"):
+            plan(stream, proxy=proxy)
+        with pytest.raises(MusicError, match="only play media that comes over http"):
+            await probe(stream, ffprobe="ffprobe", proxy=proxy, time_limit=5)
+    assert connections == []

@@ -169,6 +169,34 @@ async def test_a_track_that_fails_to_resolve_is_reported_and_skipped(rig: Rig) -
     await rig.player.close()
 
 
+async def test_the_end_of_the_queue_is_announced_after_a_track_that_failed(rig: Rig) -> None:
+    """Autoplay queues a related track at each end of the queue: one that fails to
+    resolve must not end autoplay for good."""
+    related = iter(["broken", "good"])
+
+    async def queue_finished(player: Player) -> None:  # as Sessions does with autoplay on
+        rig.events.log.append(("finished",))
+        if title := next(related, None):
+            player.add([Track(title, f"https://x.example/{title}", 1, autoplay=True)])
+
+    rig.events.queue_finished = queue_finished  # type: ignore[method-assign]
+    rig.streams.broken.add("https://x.example/broken")
+    rig.player.start()
+    rig.add("seed")
+    await rig.play_through("seed")
+    await rig.play_through("good")
+    await eventually(lambda: rig.events.log.count(("finished",)) == 3)
+    assert rig.events.log == [
+        ("started", "seed"),
+        ("finished",),
+        ("failed", "broken", "that link is gone."),
+        ("finished",),
+        ("started", "good"),
+        ("finished",),
+    ]
+    await rig.player.close()
+
+
 async def test_a_silent_stream_is_reported_and_not_looped(rig: Rig) -> None:
     rig.player.queue.loop = LoopMode.TRACK
     rig.frames = 0

@@ -15,6 +15,8 @@ from cogs.music.errors import MusicError
 from cogs.music.sources import QUEUED_PER_WORKER, Resolver
 from cogs.music.tracks import Stream, Track
 from cogs.music.urls import AddressPolicy
+from tests.conftest import eventually
+from tests.fakes.media_server import FakeMediaServer
 
 VIDEO = {
     "_type": "video",
@@ -130,6 +132,7 @@ async def test_stream_resolves_searches_and_reuses_fresh_streams() -> None:
     source = resolver(extract)
     stream = await source.stream(track)
     assert stream.url == VIDEO["url"] and track.stream is stream
+    assert track.duration == 212, "the track takes the length of what it plays"
     assert await source.stream(track) is stream
     assert len(extract.calls) == 2
     track.stream = Stream(stream.url, resolved_at=time.monotonic() - 3600)
@@ -177,6 +180,11 @@ async def test_one_name_lookup_per_track(monkeypatch: pytest.MonkeyPatch) -> Non
             "ERROR: [generic] x: Unable to download webpage: HTTPConnectionPool(host='10.0.0.7',"
             " port=1): Max retries exceeded (Caused by NewConnectionError(Connection refused))",
             "I couldn't load that link.",
+        ),
+        (
+            "ERROR: [html5] page-1: Requested format is not available. Use --list-formats for"
+            " a list of available formats",
+            "I couldn't find an audio stream I can play in that.",
         ),
         (
             "ERROR: [generic] x: Unable to download webpage: HTTP Error 403: Private Address"
@@ -244,9 +252,94 @@ async def test_too_many_waiting_extractions_are_refused() -> None:
     await source.close()
 
 
+async def resolves(source: Resolver, url: str) -> bool:
+    """Whether ``url`` resolves now; False while the workers are all taken."""
+    try:
+        await source.tracks(url, 1, 1)
+    except MusicError as error:
+        assert "busy" in str(error)
+        return False
+    return True
+
+
+async def test_an_extraction_given_up_on_keeps_its_worker_until_it_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its thread still runs: counting it free would let more requests queue behind it."""
+    monkeypatch.setattr("cogs.music.sources.QUEUED_PER_WORKER", 1)
+    release = threading.Event()
+    extract = Extractor(
+        {
+            "https://stuck.example/": lambda: release.wait(10) and VIDEO,
+            "https://youtu.be/abc": VIDEO,
+        }
+    )
+    source = resolver(extract, workers=1, timeout=0.2, allow_private=True)
+    with pytest.raises(MusicError, match="took too long"):
+        await source.tracks("https://stuck.example/", 1, 1)
+    with pytest.raises(MusicError, match="busy loading other requests"):
+        await source.tracks("https://youtu.be/abc", 1, 1)
+    release.set()  # the stuck extraction ends: its worker takes the next one
+    await eventually(lambda: resolves(source, "https://youtu.be/abc"))
+    assert [target for target, _ in extract.calls] == [
+        "https://stuck.example/",
+        "https://youtu.be/abc",
+    ]
+    await source.close()
+
+
+@pytest.mark.parametrize(("drip", "give_up"), [(0.0, 30.0), (0.05, 1.0)], ids=["flood", "drip"])
+async def test_a_page_that_never_ends_gives_its_worker_back(
+    media_server: FakeMediaServer, monkeypatch: pytest.MonkeyPatch, drip: float, give_up: float
+) -> None:
+    """yt-dlp reads a page to its end: its proxy cuts one that has none, by size (a
+    flood) or by time (a drip), so the extraction ends and the worker is free again."""
+    monkeypatch.setattr("cogs.music.sources.QUEUED_PER_WORKER", 1)
+    monkeypatch.setattr("cogs.music.sources.FETCH_BYTES", 1024 * 1024)
+    tone = media_server.tone(440, 1, "ogg")
+    source = Resolver(
+        search_prefix="ytsearch",
+        timeout=give_up,
+        policy=AddressPolicy(allow_private=True),
+        ffprobe="ffprobe",
+        workers=1,
+    )
+    await source.start()
+    started = time.monotonic()
+    with pytest.raises(MusicError) as info:
+        await source.tracks(media_server.endless_url(drip), 1, 1)
+    if not drip:
+        assert "took too long" not in str(info.value), "cut long before the timeout"
+        assert time.monotonic() - started < 10
+    await eventually(lambda: resolves(source, tone), within=give_up + 5)
+    await source.close()
+
+
 async def test_a_playlist_entry_pointing_inside_is_refused_before_it_loads() -> None:
     extract = Extractor({})
     entry = Track("entry", "http://10.0.0.5/internal", 1)
     with pytest.raises(MusicError, match="private or local network"):
         await resolver(extract).stream(entry)
     assert extract.calls == []
+
+
+@pytest.mark.parametrize(
+    "media", ["tcp://10.0.0.7:6379/a.mp3", "tls://10.0.0.7:443/a.m3u8", "rtmp://host/live", "a.mp3"]
+)
+async def test_only_http_media_is_chosen(media: str) -> None:
+    """FFmpeg would open other schemes itself, past the egress."""
+    extract = Extractor(
+        {
+            "https://youtu.be/abc": {**VIDEO, "url": media},
+            "https://www.youtube.com/watch?v=1": {
+                "_type": "video",
+                "title": "One",
+                "requested_formats": [{**VIDEO, "url": media}],
+            },
+        }
+    )
+    source = resolver(extract)
+    with pytest.raises(MusicError, match="only play media that comes over http"):
+        await source.tracks("https://youtu.be/abc", 1, 1)
+    with pytest.raises(MusicError, match="only play media that comes over http"):
+        await source.stream(Track("One", "https://www.youtube.com/watch?v=1", 1))

@@ -64,6 +64,9 @@ def test_only_http_and_https_are_played() -> None:
     for bad in ("ftp://example.com/x", "file:///etc/passwd", "https://", "rtmp://host/live"):
         with pytest.raises(MusicError, match="only play http:// and https://"):
             normalise_url(bad)
+    for malformed in ("http://[::1", "https://a.example:99999/", "https://a.example:abc/"):
+        with pytest.raises(MusicError, match="That link isn't a valid URL"):
+            normalise_url(malformed)
 
 
 @pytest.mark.parametrize(
@@ -123,6 +126,9 @@ async def test_check_refuses_private_literals_and_names(monkeypatch: pytest.Monk
     await AddressPolicy(allowed_hosts=frozenset({"nas.lan"})).check("https://NAS.lan/a")
     with pytest.raises(MusicError, match="only play http"):
         await AddressPolicy(allow_private=True).check("file:///etc/passwd")
+    for malformed in ("http://[::1", "https://example.com:99999/a", "https://example.com:x/a"):
+        with pytest.raises(MusicError, match="That link isn't a valid URL"):
+            await policy.check(malformed)
 
 
 async def test_a_host_name_that_cannot_be_encoded_is_a_clear_error() -> None:
