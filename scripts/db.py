@@ -6,14 +6,16 @@
     python -m scripts.db vacuum                         # the bot must be stopped
     python -m scripts.db prune --older-than DAYS [--include-facts]   # the bot must be stopped
     python -m scripts.db export --guild ID [--output FILE]           # JSON lines
-    python -m scripts.db migrate --to postgresql://...   # copy into PostgreSQL; bot stopped
+    python -m scripts.db migrate [--to postgresql://...]  # copy into PostgreSQL; bot stopped
 
 DATA_DIR comes from --data-dir, else the environment or `.env` as for the bot, else
 `data`; DISCORD_TOKEN is not needed. check, backup and export are safe while the bot
 runs. restore, vacuum, prune and migrate hold DATA_DIR/bot.lock while they work: they
 refuse to run beside the bot, and the bot cannot start until they are done (a migration
-would miss what the bot writes meanwhile). migrate may be run again: it replaces what
-an earlier run copied.
+would miss what the bot writes meanwhile). migrate copies into --to, else DATABASE_URL
+(which keeps the password off the command line), and may be run again: it replaces what
+an earlier run copied. With DATABASE_URL set the bot uses PostgreSQL, so every other
+command, which works on SQLite's file, refuses.
 
 Exit status: 0 done, 1 problems found or the work failed, 2 bad usage, 3 the bot is running.
 """
@@ -44,6 +46,7 @@ from config import Settings, describe_error
 from scripts.db_migrate import MigrationError, migrate
 from utils.backup import BackupError, check_database, make_backup, restore_backup
 from utils.db import SqliteDatabase
+from utils.db_postgres import DatabaseUnavailable, describe
 from utils.guild_settings import GuildSettings
 from utils.instance_lock import AlreadyLocked, InstanceLock
 from utils.memory.records import Scope
@@ -51,6 +54,7 @@ from utils.memory.store import MemoryStore
 
 OK, FAILED, USAGE, RUNNING = 0, 1, 2, 3
 DAY = 86_400.0
+POSTGRES_TOOLS = {"backup": "pg_dump", "restore": "pg_restore"}  # what to use instead
 
 
 class Refused(Exception):
@@ -119,8 +123,8 @@ async def prune(data_dir: Path, database: Path, days: float, include_facts: bool
     with bot_stopped(data_dir):
         cutoff = time.time() - days * DAY
         db = SqliteDatabase(database)
-        await db.connect()
         try:
+            await db.connect()
             messages = await ChatStore(db).prune_before(cutoff)
             memories = await MemoryStore(db).prune_before(cutoff, include_user=include_facts)
         finally:
@@ -135,8 +139,8 @@ async def prune(data_dir: Path, database: Path, days: float, include_facts: bool
 
 async def export(database: Path, guild_id: int, out: TextIO) -> int:
     db = SqliteDatabase(database)
-    await db.connect()
     try:
+        await db.connect()
         rows: list[tuple[str, dict[str, Any]]] = [
             ("guild_settings", row)
             for row in await GuildSettings(db, default_prefix="").export_guild(guild_id)
@@ -180,7 +184,9 @@ def _parser() -> argparse.ArgumentParser:
     export_cmd.add_argument("--guild", type=int, required=True, metavar="ID")
     export_cmd.add_argument("--output", type=Path, help="default: standard output")
     migrate_cmd = commands.add_parser("migrate", help="copy every table into PostgreSQL")
-    migrate_cmd.add_argument("--to", type=_postgres_url, required=True, metavar="URL")
+    migrate_cmd.add_argument(
+        "--to", type=_postgres_url, metavar="URL", help="default: DATABASE_URL"
+    )
     return parser
 
 
@@ -188,6 +194,17 @@ def _postgres_url(value: str) -> str:
     if not value.startswith(("postgresql://", "postgres://")):
         raise argparse.ArgumentTypeError("the URL must start with postgresql://")
     return value
+
+
+def _unusable(url: str) -> str | None:
+    """Why migrate cannot copy into `url`, in words that quote no part of the password."""
+    if not url:
+        return "give --to URL, or set DATABASE_URL"
+    try:
+        describe(url)
+    except DatabaseUnavailable as error:
+        return str(error)
+    return None
 
 
 def _days(value: str) -> float:
@@ -200,21 +217,28 @@ def _days(value: str) -> float:
     return days
 
 
-def _data_dir(given: Path | None) -> Path:
-    if given is not None:
-        return given
-    # The bot's token is not needed here; a placeholder keeps Settings from asking.
-    return Settings(discord_token=SecretStr("not-used-by-this-script")).data_dir
-
-
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        data_dir = _data_dir(args.data_dir)
+        # The bot's token is not needed here; a placeholder keeps Settings from asking.
+        settings = Settings(discord_token=SecretStr("not-used-by-this-script"))
     except ValidationError as error:
         print(describe_error(error), file=sys.stderr)
         return USAGE
+    data_dir = args.data_dir or settings.data_dir
     database = Settings.model_construct(data_dir=data_dir).database_path
+    database_url = settings.database_url.get_secret_value() if settings.database_url else ""
+    if database_url and args.command != "migrate":
+        instead = POSTGRES_TOOLS.get(args.command, "PostgreSQL's own tools")
+        print(
+            f"error: the bot uses PostgreSQL (DATABASE_URL); {args.command} works on "
+            f"SQLite's file only: use {instead}",
+            file=sys.stderr,
+        )
+        return USAGE
+    if args.command == "migrate" and (problem := _unusable(args.to or database_url)):
+        print(f"error: {problem}", file=sys.stderr)
+        return USAGE
     try:
         if args.command != "restore" and not database.is_file():
             raise BackupError(f"no database at {database}")
@@ -236,11 +260,11 @@ def main(argv: list[str] | None = None) -> int:
                     return asyncio.run(export(database, args.guild, out))
             case "migrate":
                 with bot_stopped(data_dir):
-                    return OK if asyncio.run(migrate(database, args.to)) else FAILED
+                    return OK if asyncio.run(migrate(database, args.to or database_url)) else FAILED
     except Refused:
         print(f"the bot is running on {data_dir}; stop it first", file=sys.stderr)
         return RUNNING
-    except (BackupError, MigrationError, OSError, sqlite3.Error) as error:
+    except (BackupError, DatabaseUnavailable, MigrationError, OSError, sqlite3.Error) as error:
         print(f"error: {error}", file=sys.stderr)
         return FAILED
     raise AssertionError(args.command)

@@ -6,10 +6,11 @@
 Reads DATA_DIR, DATABASE_URL and EMBEDDING_MODEL like the bot does (environment, then
 `.env`). Memories embedded by another model are re-embedded first; then each scope's
 index file under DATA_DIR/memory/ is built from the vectors in the database and written
-atomically, and files of scopes with no memories left are removed. Stop the bot
-first: a running bot keeps its indexes in memory and would save them over these.
-Every scope of the database is built, whatever SHARD_IDS says: with several shard
-processes, give `--scope` (a process builds a missing index of its own on first use).
+atomically, and files of scopes with no memories left are removed. It holds
+DATA_DIR/bot.lock while it works and refuses (exit status 3) while the bot runs there:
+a running bot keeps its indexes in memory and would save them over these. Every scope
+of the database is built, whatever SHARD_IDS says: with several shard processes, give
+`--scope` (a process builds a missing index of its own on first use).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from config import Settings, describe_error
 from utils.db import open_database
 from utils.db_postgres import DatabaseUnavailable
+from utils.instance_lock import AlreadyLocked, InstanceLock
 from utils.memory.records import Scope
 from utils.memory.service import MemoryService
 
@@ -39,9 +41,9 @@ async def reindex(settings: Settings, scope: Scope | None) -> None:
         pool_size=settings.database_pool_size,
         timeout=settings.database_timeout,
     )
-    await db.connect()
-    memory = MemoryService.from_settings(settings, db)
+    memory = MemoryService.from_settings(settings, db)  # loads nothing yet
     try:
+        await db.connect()
         started = time.perf_counter()
         reembedded = await memory.reembed_stale()
         if reembedded:
@@ -74,7 +76,11 @@ def main() -> int:
         print(f"no database at {settings.database_path}; nothing to index", file=sys.stderr)
         return 1
     try:
-        asyncio.run(reindex(settings, args.scope))
+        with InstanceLock(settings.data_dir):
+            asyncio.run(reindex(settings, args.scope))
+    except AlreadyLocked:
+        print(f"the bot is running on {settings.data_dir}; stop it first", file=sys.stderr)
+        return 3
     except DatabaseUnavailable as error:
         print(error, file=sys.stderr)
         return 1

@@ -26,12 +26,18 @@ class BackupError(Exception):
     """A backup could not be made, checked or restored; the message says why."""
 
 
+def _read_only(path: Path) -> contextlib.closing[sqlite3.Connection]:
+    # as_uri() percent-encodes the path: a bare "#", "?" or "%" in a URI would name
+    # another file (which SQLite then creates, empty, without mode=ro).
+    return contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True))
+
+
 def check_database(path: Path) -> list[str]:
     """Problems PRAGMA integrity_check and foreign_key_check find (empty: healthy)."""
     if not path.is_file():
         raise BackupError(f"no database at {path}")
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        with _read_only(path) as conn:
             problems = [row[0] for row in conn.execute("PRAGMA integrity_check")]
             if problems == ["ok"]:
                 problems = []
@@ -43,8 +49,19 @@ def check_database(path: Path) -> list[str]:
 
 
 def schema_version(path: Path) -> int:
-    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+    with _read_only(path) as conn:
         return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _shape(path: Path) -> tuple[int, int]:
+    """The number of tables and the schema version: a copy has its source's."""
+    try:
+        with _read_only(path) as conn:
+            tables = conn.execute("PRAGMA main.table_list").fetchall()
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.Error as error:
+        raise BackupError(f"could not read {path}: {error}") from error
+    return sum(not row[1].startswith("sqlite_") for row in tables), int(version)
 
 
 def copy_database(source: Path, target: Path) -> Path:
@@ -55,7 +72,7 @@ def copy_database(source: Path, target: Path) -> Path:
     tmp = target.with_name(f".{target.name}.tmp")
     try:
         with (
-            contextlib.closing(sqlite3.connect(f"file:{source}?mode=ro", uri=True)) as src,
+            _read_only(source) as src,
             contextlib.closing(sqlite3.connect(tmp)) as dst,
         ):
             src.backup(dst)  # all pages in one step: one consistent snapshot
@@ -83,11 +100,18 @@ def timestamped_path(directory: Path, prefix: str = "bot") -> Path:
 
 def make_backup(database: Path, target: Path | None = None) -> Path:
     """Back `database` up to `target` (a file, or a directory for a new timestamped file;
-    default: its backups/ directory) and check the copy; returns its path."""
+    default: its backups/ directory) and check the copy, against `database` too; returns
+    its path."""
     if target is None or target.is_dir():
         target = timestamped_path(target or database.parent / BACKUP_DIR)
     copy_database(database, target)
-    if problems := check_database(target):
+    problems = check_database(target)
+    if not problems and (copied := _shape(target)) != (source := _shape(database)):
+        problems = [
+            f"it has {copied[0]} tables at schema version {copied[1]}, "
+            f"{database} has {source[0]} at {source[1]}"
+        ]
+    if problems:
         target.unlink(missing_ok=True)
         raise BackupError(f"the copy failed its check: {problems[0]}")
     return target

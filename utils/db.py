@@ -92,6 +92,18 @@ def load_migrations(directory: Path) -> list[tuple[int, Path]]:
     return found
 
 
+def refuse_newer(where: str, version: int, migrations: list[tuple[int, Path]]) -> None:
+    """Raise DatabaseUnavailable if a newer bot migrated the database past what this code
+    knows (the code was rolled back, say): it would misread or lose what is there."""
+    if version > (known := len(migrations)):
+        from utils.db_postgres import DatabaseUnavailable  # here: that module imports this one
+
+        raise DatabaseUnavailable(
+            f"{where} has schema version {version}, newer than this bot's ({known}): "
+            "upgrade the bot, or restore an older backup"
+        )
+
+
 class Reads(ABC):
     """`fetchone` and `fetchval` on top of `fetchall`, for databases and connections."""
 
@@ -237,9 +249,10 @@ class SqliteDatabase(Database):
         await _pragma(conn, "foreign_keys=ON")
         return conn
 
-    async def _migrate(self, migrations: Iterable[tuple[int, Path]]) -> None:
+    async def _migrate(self, migrations: list[tuple[int, Path]]) -> None:
         writer = self._require(self._writer)
         current = await self.version()
+        refuse_newer(str(self.path), current, migrations)
         for number, path in migrations:
             if number <= current:
                 continue

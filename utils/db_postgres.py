@@ -35,6 +35,7 @@ from utils.db import (
     Reads,
     Row,
     load_migrations,
+    refuse_newer,
 )
 
 log = logging.getLogger(__name__)
@@ -73,9 +74,20 @@ def to_postgres(sql: str) -> str:
 
 
 def describe(url: str) -> str:
-    """``user@host:port/db`` of a URL, for messages: never the password."""
-    parts = urlsplit(url)
-    where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path or ''}"
+    """``user@host:port/db`` of a URL, for messages: never the password.
+
+    DatabaseUnavailable for a URL that cannot be read: an unencoded "/", "#" or "?" in
+    the password ends the address early and leaves the "@" after it (its digits may read
+    as a port), and a port out of range or a broken IPv6 address fail to parse.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise DatabaseUnavailable(_MALFORMED_URL) from None
+    if "@" in parts.path + parts.query + parts.fragment:
+        raise DatabaseUnavailable(_MALFORMED_URL)
+    where = f"{parts.hostname or 'localhost'}:{port or 5432}{parts.path or ''}"
     return f"{parts.username}@{where}" if parts.username else where
 
 
@@ -118,6 +130,7 @@ class PostgresDatabase(Database):
         self._origin = f"{os.getpid()}-{secrets.token_hex(4)}"
 
     async def connect(self, migrations_dir: Path | None = None) -> None:
+        where = describe(self.url)  # first: a malformed URL is refused before any lookup
         try:
             self._pool = await asyncpg.create_pool(
                 self.url,
@@ -134,7 +147,7 @@ class PostgresDatabase(Database):
             raise DatabaseUnavailable(_MALFORMED_URL) from None
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             raise DatabaseUnavailable(
-                f"cannot use PostgreSQL at {describe(self.url)}: {_reason(error)}"
+                f"cannot use PostgreSQL at {where}: {_reason(error)}"
             ) from None
         await self._migrate(load_migrations(migrations_dir or MIGRATIONS_DIR / "postgresql"))
         self._listening = asyncio.create_task(self._listen(), name="db-listen")
@@ -162,6 +175,7 @@ class PostgresDatabase(Database):
                     "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
                 )
                 current = await conn.fetchval("SELECT max(version) FROM schema_version") or 0
+                refuse_newer(f"the database at {describe(self.url)}", current, migrations)
                 for number, path in migrations:
                     if number <= current:
                         continue

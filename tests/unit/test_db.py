@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import sqlite3
+import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,10 +15,14 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from config import Settings
+from tests.fakes.discord_server import FakeDiscord
 from utils.db import MIGRATIONS_DIR, Database, SqliteDatabase, load_migrations, open_database
+from utils.db_postgres import DatabaseUnavailable
 from utils.guild_settings import GuildSettings
 
 Fresh = Callable[[], Database]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -100,6 +106,85 @@ async def test_failed_migration_rolls_back(fresh: Fresh, tmp_path: Path) -> None
     await database.close()
 
 
+async def test_a_database_newer_than_the_code_is_refused(fresh: Fresh, tmp_path: Path) -> None:
+    """After the code is rolled back, say: the newer schema's data must not be misread."""
+    newer = write_migrations(tmp_path / "newer", "CREATE TABLE a (x INTEGER);", "SELECT 1;")
+    database = fresh()
+    await database.connect(newer)
+    await database.close()
+    older = write_migrations(tmp_path / "older", "CREATE TABLE a (x INTEGER);")
+    database = fresh()
+    try:
+        with pytest.raises(DatabaseUnavailable) as raised:
+            await database.connect(older)
+    finally:
+        await database.close()
+    message = str(raised.value)
+    assert message.endswith(
+        "has schema version 2, newer than this bot's (1): "
+        "upgrade the bot, or restore an older backup"
+    )
+    assert "\n" not in message
+
+
+@pytest.mark.backends("sqlite")
+async def test_a_sqlite_file_of_a_newer_bot_is_named_when_refused(tmp_path: Path) -> None:
+    path = tmp_path / "bot.db"
+    await (database := SqliteDatabase(path)).connect()
+    await database.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA user_version = 99")
+    known = len(load_migrations(MIGRATIONS_DIR / "sqlite"))
+    database = SqliteDatabase(path)
+    try:
+        with pytest.raises(DatabaseUnavailable) as raised:
+            await database.connect()
+    finally:
+        await database.close()
+    assert str(raised.value) == (
+        f"{path} has schema version 99, newer than this bot's ({known}): "
+        "upgrade the bot, or restore an older backup"
+    )
+
+
+@pytest.mark.slow
+async def test_the_bot_stops_with_one_line_on_a_database_newer_than_the_code(
+    discord_fake: FakeDiscord, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    await (database := SqliteDatabase(data_dir / "bot.db")).connect()
+    await database.close()
+    with sqlite3.connect(data_dir / "bot.db") as conn:
+        conn.execute("PRAGMA user_version = 99")
+    env = {
+        **{k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields},
+        "DISCORD_TOKEN": "test-token-for-subprocess",
+        "DATA_DIR": str(data_dir),
+        "FAKE_DISCORD_URL": discord_fake.url,
+        "PYTHONPATH": str(ROOT / "tests" / "fakes" / "sitecustomize"),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(ROOT / "bot.py"),
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        output, _ = await asyncio.wait_for(process.communicate(), 60)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    log = output.decode()
+    assert process.returncode == 1, log
+    errors = [line for line in log.splitlines() if "ERROR" in line]
+    assert len(errors) == 1, log
+    assert "has schema version 99, newer than this bot's" in errors[0]
+    assert "Traceback" not in log
+
+
 def test_migrations_must_be_numbered_in_order(tmp_path: Path) -> None:
     directory = tmp_path / "m"
     directory.mkdir()
@@ -175,7 +260,6 @@ async def test_sqlite_close_leaves_a_sound_file(tmp_path: Path) -> None:
     assert not (tmp_path / "bot.db-wal").exists() or (tmp_path / "bot.db-wal").stat().st_size == 0
 
 
-ROOT = Path(__file__).resolve().parents[2]
 # Each feature's SQL lives in its store (one text for both backends) or in a backend.
 SQL_OWNERS = {
     "utils/db.py",

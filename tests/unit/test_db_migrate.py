@@ -285,3 +285,53 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+# Pasted without percent-encoding, "#", "?" or "/" in the password ends the address early
+# (digits before it read as a port); a port out of range and a broken IPv6 literal too.
+MALFORMED_TARGETS = [
+    "postgresql://gembot:Sup#hunter2@127.0.0.1:5432/bot",
+    "postgresql://gembot:Sup?hunter2@127.0.0.1:5432/bot",
+    "postgresql://gembot:Sup/hunter2@127.0.0.1:5432/bot",
+    "postgresql://gembot:4321#hunter2@127.0.0.1:5432/bot",
+    "postgresql://gembot:4321/hunter2@127.0.0.1:5432/bot",
+    "postgresql://gembot:Suphunter2@127.0.0.1:99999/bot",
+    "postgresql://gembot:Suphunter2@[::1/bot",
+]
+
+
+@pytest.mark.parametrize("url", MALFORMED_TARGETS)
+async def test_a_malformed_url_is_bad_usage_in_one_line_without_the_password(
+    data_dir: Path, url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await (await sqlite_db(data_dir)).close()
+    assert await migrate(data_dir, url) == 2
+    monkeypatch.setenv("DATABASE_URL", url)  # the same URL given the other way
+    assert await asyncio.to_thread(main, ["--data-dir", str(data_dir), "migrate"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    first, second = captured.err.splitlines()  # one line each time, no traceback
+    assert first == second
+    assert first.startswith("error: DATABASE_URL is not a valid PostgreSQL URL")
+    assert "percent-encode" in first
+    assert not any(part in captured.err for part in ("Sup", "4321", "hunter2"))
+
+
+@pytest.mark.backends("postgresql")
+async def test_the_target_can_come_from_database_url_instead_of_the_command_line(
+    data_dir: Path,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    db = await sqlite_db(data_dir)
+    await GuildSettings(db, "!").set_prefix(GUILD, "?")
+    await db.close()
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    assert await asyncio.to_thread(main, ["--data-dir", str(data_dir), "migrate"]) == 2
+    assert capsys.readouterr().err == "error: give --to URL, or set DATABASE_URL\n"
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    assert await asyncio.to_thread(main, ["--data-dir", str(data_dir), "migrate"]) == 0
+    assert await postgres_rows(database_url, data_dir / "bot.db", "guild_settings") == (
+        sqlite_rows(data_dir / "bot.db", "guild_settings")
+    )

@@ -22,7 +22,7 @@ from cogs.music.store import MusicStore, Session
 from cogs.music.tracks import Track
 from config import Settings
 from scripts.db import main
-from utils.backup import make_backup, rotate_backups
+from utils.backup import BackupError, make_backup, rotate_backups
 from utils.db import Database, SqliteDatabase
 from utils.instance_lock import InstanceLock
 from utils.memory.records import Scope
@@ -310,3 +310,74 @@ def test_rotation_keeps_the_newest_and_never_touches_other_files(tmp_path: Path)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [*names[4:], "my-own-copy.db", "replaced-20240101-000000.db"]
     )
+
+
+@pytest.mark.parametrize("folder", ["a#b", "a?b", "a%41"])
+async def test_backup_restore_and_check_work_where_the_path_has_uri_characters(
+    tmp_path: Path, folder: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data_dir = tmp_path / folder / "data"
+    db = await open_db(data_dir)
+    await ChatStore(db).add_turns(GUILD, 1, [Turn("user", 7, "alice", "kept")])
+    await db.close()
+    assert await arun(data_dir, "backup") == 0
+    (backup,) = (data_dir / "backups").glob("bot-*.db")
+    assert rows(backup, "SELECT content FROM ai_messages") == [("kept",)]
+
+    db = await open_db(data_dir)
+    await ChatStore(db).add_turns(GUILD, 1, [Turn("user", 7, "alice", "after the backup")])
+    await db.close()
+    assert await arun(data_dir, "restore", str(backup)) == 0
+    assert rows(data_dir / "bot.db", "SELECT content FROM ai_messages") == [("kept",)]
+    capsys.readouterr()
+    assert await arun(data_dir, "check") == 0
+    assert capsys.readouterr().out == f"{data_dir / 'bot.db'}: ok (integrity and foreign keys)\n"
+    assert os.listdir(tmp_path) == [folder]  # no stray database beside it
+
+
+def test_a_copy_that_does_not_match_its_database_is_not_kept(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asyncio.run(_fresh(data_dir))
+
+    def copy_the_wrong_file(source: Path, target: Path) -> Path:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        sqlite3.connect(target).close()  # a sound but empty database
+        return target
+
+    monkeypatch.setattr("utils.backup.copy_database", copy_the_wrong_file)
+    with pytest.raises(BackupError, match="the copy failed its check: it has 0 tables"):
+        make_backup(data_dir / "bot.db")
+    assert not list((data_dir / "backups").glob("*"))
+
+
+@pytest.mark.parametrize(
+    ("command", "instead"),
+    [
+        (["backup"], "pg_dump"),
+        (["restore", "old.db"], "pg_restore"),
+        (["check"], "PostgreSQL's own tools"),
+        (["vacuum"], "PostgreSQL's own tools"),
+        (["prune", "--older-than", "30"], "PostgreSQL's own tools"),
+        (["export", "--guild", str(GUILD)], "PostgreSQL's own tools"),
+    ],
+)
+def test_commands_for_sqlites_file_refuse_when_the_bot_uses_postgresql(
+    data_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: list[str],
+    instead: str,
+) -> None:
+    asyncio.run(_fresh(data_dir))  # left over from before the move to PostgreSQL
+    before = (data_dir / "bot.db").read_bytes()
+    monkeypatch.setenv("DATABASE_URL", "postgresql://gembot:hunter2@127.0.0.1:5432/gembot")
+    assert run(data_dir, *command) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert captured.err.startswith(
+        f"error: the bot uses PostgreSQL (DATABASE_URL); {command[0]} works on SQLite's file only"
+    )
+    assert instead in captured.err and "hunter2" not in captured.err
+    assert (data_dir / "bot.db").read_bytes() == before
+    assert not (data_dir / "backups").exists()

@@ -24,6 +24,7 @@ from tests.conftest import eventually
 from tests.fakes.gemini_server import FakeGemini
 from utils.db import Database
 from utils.gemini import GeminiProvider
+from utils.instance_lock import InstanceLock
 from utils.memory import consolidation
 from utils.memory.chunks import Chunk, ChunkLimits
 from utils.memory.embedder import HashingEmbedder
@@ -486,6 +487,33 @@ async def test_reindex_script_rebuilds_every_index(
     assert sorted(p.name for p in memory_dir.iterdir()) == ["dm-7.faiss", "guild-1.faiss"]
     again = await make_service()
     assert await results(again) == expected
+
+
+async def test_reindex_script_refuses_while_the_bot_runs(
+    make_service: MakeService, tmp_path: Path, database_url: str
+) -> None:
+    service = await make_service()
+    await fill(service, 3)
+    await service.close()
+    index = tmp_path / "memory" / "guild-1.faiss"
+    before = index.read_bytes()
+    env = {**os.environ, "DATA_DIR": str(tmp_path), "EMBEDDING_MODEL": "hashing"}
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    with InstanceLock(tmp_path):  # what a running bot holds
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(ROOT / "scripts" / "reindex_memory.py"),
+            env=env,
+            cwd=tmp_path,  # away from any .env of the checkout
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 3, err.decode()
+    assert out == b""
+    assert err.decode() == f"the bot is running on {tmp_path}; stop it first\n"
+    assert index.read_bytes() == before
 
 
 async def test_changed_indexes_are_saved_every_save_interval(
