@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import gc
 import logging
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -13,6 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import discord
 from discord import app_commands
 from discord.ext import commands
@@ -23,14 +25,15 @@ from cogs.ai.log import ChatLogReader
 from cogs.ai.store import ChatStore
 from config import Settings, describe_error
 from utils.data_owners import DataOwners
-from utils.db import open_database
-from utils.db_postgres import DatabaseUnavailable
+from utils.db import Database, DatabaseUnavailable, open_database
 from utils.gemini import GeminiProvider, is_transient
 from utils.guild_settings import GuildSettings
-from utils.health import HealthServer
+from utils.health import HealthServer, HealthUnavailable
 from utils.instance_lock import AlreadyLocked, InstanceLock
 from utils.log import setup_logging, start_request
+from utils.memory.records import Scope
 from utils.memory.service import MemoryService
+from utils.memory.store import MemoryStore
 from utils.metrics import Metrics
 from utils.reliability.circuit_breaker import CircuitBreaker
 from utils.reliability.shutdown import ShutdownManager
@@ -123,6 +126,7 @@ class Bot(commands.AutoShardedBot):
         self.started_at = time.monotonic()
         self.commands_run = 0
         self.failed_extensions: dict[str, str] = {}
+        self._start: asyncio.Task[None] | None = None
         self._register_closers()
 
     @property
@@ -149,6 +153,22 @@ class Bot(commands.AutoShardedBot):
 
     # Lifecycle
 
+    async def start(self, token: str, *, reconnect: bool = True) -> None:
+        """Log in, set up, connect the shards and run until closed.
+
+        It runs as a task that close() ends once the shutdown has run: stopped during
+        start-up, discord.py would go on, retrying a shard for ever on the closed session.
+        """
+        self._start = asyncio.create_task(
+            super().start(token, reconnect=reconnect), name="discord start"
+        )
+        try:
+            await self._start
+        except asyncio.CancelledError:
+            caller = asyncio.current_task()
+            if caller is not None and caller.cancelling():
+                raise  # our caller was cancelled, not ended by close()
+
     async def setup_hook(self) -> None:
         await self.db.connect()
         if self.settings.health_port is not None:
@@ -173,7 +193,13 @@ class Bot(commands.AutoShardedBot):
             )
             await self.memory.start()
             self.data_owners.register("memory", self.memory)
+        else:  # what was remembered while memory was on still goes with its channel or guild
+            self.data_owners.register(
+                "memory", StoredMemories(self.db, self.settings.data_dir / "memory")
+            )
         for name in self.extensions_to_load:
+            if self.shutdown_manager.is_shutting_down:
+                return  # stopped during start-up: close() ends the start
             try:
                 await self.load_extension(name)
             except commands.ExtensionError as error:
@@ -181,6 +207,8 @@ class Bot(commands.AutoShardedBot):
                 log.exception("could not load %s; the other cogs still run", name)
             else:
                 log.info("loaded %s", name)
+        if self.shutdown_manager.is_shutting_down:
+            return
         if self.settings.dev_guild_id:
             await self._sync_dev_guild(self.settings.dev_guild_id)
         # What start-up made (modules, cogs, yt-dlp's extractors: ~190k objects) lives as
@@ -206,6 +234,10 @@ class Bot(commands.AutoShardedBot):
             )
             return
         log.info("synced %d slash commands to guild %s", len(synced), guild.id)
+
+    async def launch_shards(self) -> None:
+        if not self.shutdown_manager.is_shutting_down:  # stopped during setup_hook
+            await super().launch_shards()
 
     def _make_gemini(self, api_key: str) -> GeminiProvider:
         settings = self.settings
@@ -258,8 +290,11 @@ class Bot(commands.AutoShardedBot):
             self.metrics.messages_answered.labels("command").inc()
 
     async def close(self) -> None:
-        """Stop the bot: every caller waits for the same single run of the shutdown."""
+        """Stop the bot: every caller waits for the same single run of the shutdown; then
+        start() ends, unless it is the caller (it then returns or raises by itself)."""
         await self.shutdown_manager.shutdown("bot closing")
+        if self._start is not None and self._start is not asyncio.current_task():
+            self._start.cancel()
 
     def _register_closers(self) -> None:
         """The bot's part of the shutdown, after the cogs' (priorities below 100): leave
@@ -272,6 +307,37 @@ class Bot(commands.AutoShardedBot):
         register("gemini", lambda: self.gemini and self.gemini.close(), priority=130)
         register("database", self.db.close, priority=200, timeout=15)
         register("start-up objects", gc.unfreeze, priority=210)  # collectable again
+
+
+class StoredMemories:
+    """The data owner of the memories while memory is off (no model, no service): it
+    deletes the rows, and the index files of their scopes, derived data that memory
+    rebuilds from the database when it is on again."""
+
+    def __init__(self, db: Database, directory: Path) -> None:
+        self.store = MemoryStore(db)
+        self.directory = directory
+
+    async def delete_channel(self, channel_id: int) -> int:
+        deleted = await self.store.delete_channel(channel_id)
+        await self._delete_indexes({scope for scope, _ in deleted})
+        return len(deleted)
+
+    async def delete_guild(self, guild_id: int) -> int:
+        scope = Scope("guild", guild_id)
+        deleted = await self.store.delete_scope(scope)
+        await self._delete_indexes({scope})
+        return len(deleted)
+
+    async def _delete_indexes(self, scopes: set[Scope]) -> None:
+        for scope in scopes:
+            await asyncio.to_thread((self.directory / scope.filename).unlink, missing_ok=True)
+
+
+def is_damaged(error: sqlite3.DatabaseError) -> bool:
+    """Whether SQLite found the file no database, or no longer a sound one."""
+    code = getattr(error, "sqlite_errorcode", None)  # absent on the sqlite3 module's own errors
+    return code is not None and code & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 
 
 def claim_data_dir(data_dir: Path) -> InstanceLock | None:
@@ -340,6 +406,23 @@ def main() -> int:
         return 1
     except discord.PrivilegedIntentsRequired:
         log.error("enable the Message Content intent for the bot in the developer portal")
+        return 1
+    except HealthUnavailable as error:
+        log.error("%s", error)
+        return 1
+    except aiohttp.ClientConnectionError as error:
+        log.error("cannot reach Discord (%s); check the network and discordstatus.com", error)
+        return 1
+    except sqlite3.DatabaseError as error:
+        if not is_damaged(error):
+            raise
+        log.error(
+            "the database %s is damaged (%s); restore a backup with"
+            " `python -m scripts.db restore PATH` (backups are in %s)",
+            settings.database_path,
+            error,
+            settings.data_dir / "backups",
+        )
         return 1
     return 0
 

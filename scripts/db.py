@@ -45,8 +45,8 @@ from cogs.music.store import MusicStore
 from config import Settings, describe_error
 from scripts.db_migrate import MigrationError, migrate
 from utils.backup import BackupError, check_database, make_backup, restore_backup
-from utils.db import SqliteDatabase
-from utils.db_postgres import DatabaseUnavailable, describe
+from utils.db import DatabaseUnavailable, SqliteDatabase
+from utils.db_postgres import describe
 from utils.guild_settings import GuildSettings
 from utils.instance_lock import AlreadyLocked, InstanceLock
 from utils.memory.records import Scope

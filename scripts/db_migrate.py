@@ -27,8 +27,8 @@ from typing import Any
 
 import asyncpg
 
-from utils.db import MIGRATIONS_DIR, load_migrations
-from utils.db_postgres import DatabaseUnavailable, PostgresDatabase, describe
+from utils.db import MIGRATIONS_DIR, DatabaseUnavailable, load_migrations
+from utils.db_postgres import PostgresDatabase, describe
 
 BATCH = 5000  # rows per COPY: bounded memory, whatever the table's size
 CONNECT_TIMEOUT = 10  # seconds

@@ -26,8 +26,7 @@ from pydantic import SecretStr, ValidationError
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from config import Settings, describe_error
-from utils.db import open_database
-from utils.db_postgres import DatabaseUnavailable
+from utils.db import DatabaseUnavailable, open_database
 from utils.instance_lock import AlreadyLocked, InstanceLock
 from utils.memory.records import Scope
 from utils.memory.service import MemoryService

@@ -92,12 +92,15 @@ def load_migrations(directory: Path) -> list[tuple[int, Path]]:
     return found
 
 
+class DatabaseUnavailable(RuntimeError):
+    """The database cannot be used: PostgreSQL unreachable or refusing us, a malformed
+    URL, a schema newer than this code. One line; it never holds a password."""
+
+
 def refuse_newer(where: str, version: int, migrations: list[tuple[int, Path]]) -> None:
     """Raise DatabaseUnavailable if a newer bot migrated the database past what this code
     knows (the code was rolled back, say): it would misread or lose what is there."""
     if version > (known := len(migrations)):
-        from utils.db_postgres import DatabaseUnavailable  # here: that module imports this one
-
         raise DatabaseUnavailable(
             f"{where} has schema version {version}, newer than this bot's ({known}): "
             "upgrade the bot, or restore an older backup"

@@ -31,6 +31,7 @@ from utils.db import (
     MIGRATIONS_DIR,
     Connection,
     Database,
+    DatabaseUnavailable,
     Params,
     Reads,
     Row,
@@ -44,10 +45,6 @@ CHANNEL = "gembot_changes"
 _MIGRATION_LOCK = 0x6E6D_6967  # advisory lock id held while migrating
 _PLACEHOLDER = re.compile(r"'(?:[^']|'')*'|\?")
 _ROWCOUNT = re.compile(r"(\d+)$")
-
-
-class DatabaseUnavailable(RuntimeError):
-    """PostgreSQL cannot be reached or refused us; the message never holds the password."""
 
 
 _MALFORMED_URL = (

@@ -8,7 +8,9 @@ bot's state (circuit breakers, voice connections, SQLite's file size) at each sc
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import os
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -28,6 +30,10 @@ log = logging.getLogger(__name__)
 
 LAG_INTERVAL = 0.5  # seconds between event-loop lag measurements
 DB_TIMEOUT = 2.0  # seconds /readyz waits for the database
+
+
+class HealthUnavailable(RuntimeError):
+    """HEALTH_HOST:HEALTH_PORT cannot be served; the message says why, in one line."""
 
 
 class _BotState(Collector):
@@ -93,7 +99,17 @@ class HealthServer:
     async def start(self) -> None:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                reason = "the port is in use (each bot process needs a HEALTH_PORT of its own)"
+            else:  # e.g. HEALTH_HOST is no address of this machine
+                why = os.strerror(error.errno) if error.errno and error.errno > 0 else str(error)
+                reason = f"{why} (check HEALTH_HOST and HEALTH_PORT)"
+            raise HealthUnavailable(
+                f"cannot serve health checks on {self.host}:{self.port}: {reason}"
+            ) from error
         self.port = self._runner.addresses[0][1]
         self._last_tick = time.monotonic()
         self._monitor = asyncio.create_task(self._measure_lag(), name="event-loop-lag")

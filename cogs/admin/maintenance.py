@@ -8,9 +8,11 @@ PostgreSQL is backed up by its own tools (pg_dump), outside the bot.
 Retention: a deleted channel or thread, or a guild that removed the bot, is recorded
 with a date DATA_RETENTION_GRACE_DAYS away; rejoining the guild before then cancels
 it. An hourly task deletes what is due through `bot.data_owners`: every live owner
-of such data (the AI chat store with its cache, the memory service with its indexes,
-the music sessions with their saved queues, the guild settings) deletes its own. With
-several bot processes one pass runs at a time, in whichever takes the bot-wide lock.
+of such data (the AI chat store with its cache, the memory service with its indexes or,
+with memory off, its store, the music sessions with their saved queues, the guild
+settings) deletes its own. While a cog has failed to load nothing is deleted, as its
+feature's data would stay behind. With several bot processes one pass runs at a time,
+in whichever takes the bot-wide lock.
 """
 
 from __future__ import annotations
@@ -122,7 +124,18 @@ class Maintenance(commands.Cog):
         await self.bot.wait_until_ready()
 
     async def purge_due(self) -> int:
-        """Carry out every deletion whose grace has ended; returns how many."""
+        """Carry out every deletion whose grace has ended; returns how many. None while a
+        cog failed to load: its feature's data would stay behind (they wait for a pass
+        in which every cog runs)."""
+        failed = ", ".join(self.bot.failed_extensions)
+        if failed:
+            if await self.pending.due(limit=1):
+                log.warning(
+                    "data of deleted channels and left guilds is kept while %s failed to load"
+                    " (its data would stay behind); reload it or restart once it is fixed",
+                    failed,
+                )
+            return 0
         done = 0
         while batch := await self.pending.due():
             for pending in batch:

@@ -12,7 +12,9 @@ import time
 from collections.abc import Callable
 from typing import cast
 
-from bot import Bot
+import pytest
+
+from bot import Bot, discover_extensions
 from cogs.admin.maintenance import Maintenance
 from cogs.ai.records import Turn
 from cogs.ai.store import ChatStore
@@ -145,6 +147,82 @@ async def test_rejoining_within_the_grace_keeps_a_guild_and_leaving_for_good_del
     assert await memory.count_of(Scope("guild", guild.id), member.id) == 0
     assert await memory.recall(Scope("guild", guild.id), "likes tea") == []
     assert await memory.count_of(Scope("guild", other.id), member.id) == 1
+
+
+async def test_memories_go_with_their_channel_and_guild_while_memory_is_off(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+) -> None:
+    other = discord_fake.add_guild("Other")
+    here, there = Scope("guild", guild.id), Scope("guild", other.id)
+    memory_on = make_settings(memory_enabled=True, embedding_model="hashing")
+    bot = await start_bot(memory_on)
+    doomed = guild.add_text_channel("doomed")
+    await discord_fake.wait_for(lambda: bot.get_channel(doomed.id))
+    assert bot.memory is not None
+    for scope, channel_id, text in (
+        (here, doomed.id, "doomed words"),
+        (here, guild.text.id, "kept words"),
+        (there, other.text.id, "other words"),
+    ):
+        bot.memory.index_turns(scope, channel_id, words(member, text))
+    await bot.memory.add_fact(there, member.id, member.name, "alice likes tea")
+    await bot.memory.flush()
+    await bot.close()  # saves the indexes
+    indexes = memory_on.data_dir / "memory"
+    assert (indexes / here.filename).exists() and (indexes / there.filename).exists()
+
+    bot = await start_bot(make_settings(memory_enabled=False))  # memory turned off since
+    assert bot.memory is None
+    maintenance(bot)
+    guild.delete_channel(doomed)
+    discord_fake.remove_guild(other)
+    expected = sorted([("channel", doomed.id), ("guild", other.id)])
+    await eventually(lambda: pending(bot), equals=expected)
+    assert await maintenance(bot, days_from_now=8).purge_due() == 2
+    assert await pending(bot) == []
+    rows = await bot.db.fetchall("SELECT scope, text FROM memories")
+    assert {row[0] for row in rows} == {here.key}
+    assert all("kept words" in row[1] for row in rows)
+    assert not (indexes / there.filename).exists()
+    await bot.close()
+
+    bot = await start_bot(memory_on)  # memory back on: what went does not come back
+    assert bot.memory is not None
+    recalled = await bot.memory.recall(here, "doomed words kept words", limit=10)
+    assert any("kept words" in r.text for r in recalled)
+    assert not any("doomed" in r.text for r in recalled)
+    assert await bot.memory.count_of(there, member.id) == 0
+
+
+async def test_deletions_wait_while_a_cog_failed_to_load_and_run_once_every_cog_loads(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    other = discord_fake.add_guild("Other")
+    settings = make_settings(memory_enabled=False)
+    # The broken cog stands for any feature whose store, unloaded, could not delete its data.
+    bot = await start_bot(settings, extensions=[*discover_extensions(), "tests.e2e.broken_cog"])
+    await bot.guild_settings.set_prefix(other.id, "?")
+    maintenance(bot)
+    discord_fake.remove_guild(other)
+    await eventually(lambda: pending(bot), equals=[("guild", other.id)])
+    assert await maintenance(bot, days_from_now=8).purge_due() == 0
+    assert await pending(bot) == [("guild", other.id)]
+    assert bot.guild_settings.prefix(other.id) == "?"
+    assert "tests.e2e.broken_cog failed to load" in caplog.text
+    await bot.close()
+
+    bot = await start_bot(settings)  # the cog fixed: the deletion runs
+    assert await maintenance(bot, days_from_now=8).purge_due() == 1
+    assert await pending(bot) == []
+    assert bot.guild_settings.prefix(other.id) == "!"
 
 
 async def test_a_purged_guild_leaves_nothing_in_the_live_ai_cog_for_a_re_add(

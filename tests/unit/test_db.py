@@ -17,8 +17,14 @@ import pytest
 
 from config import Settings
 from tests.fakes.discord_server import FakeDiscord
-from utils.db import MIGRATIONS_DIR, Database, SqliteDatabase, load_migrations, open_database
-from utils.db_postgres import DatabaseUnavailable
+from utils.db import (
+    MIGRATIONS_DIR,
+    Database,
+    DatabaseUnavailable,
+    SqliteDatabase,
+    load_migrations,
+    open_database,
+)
 from utils.guild_settings import GuildSettings
 
 Fresh = Callable[[], Database]

@@ -14,7 +14,8 @@ import pytest
 
 from config import Settings
 from tests.fakes.discord_server import FakeDiscord
-from utils.db_postgres import DatabaseUnavailable, PostgresDatabase, to_postgres
+from utils.db import DatabaseUnavailable
+from utils.db_postgres import PostgresDatabase, to_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "hunter2-not-for-logs"

@@ -230,10 +230,14 @@ def test_rejects_non_positive_timeouts(timeout: float) -> None:
         ShutdownManager().register("x", lambda: None, timeout=timeout)
 
 
-async def test_sigterm_starts_on_signal_once() -> None:
+async def test_sigterm_starts_on_signal_and_a_second_one_exits_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     manager = ShutdownManager()
     signalled = asyncio.Event()
     calls = 0
+    exits: list[int] = []
+    monkeypatch.setattr(os, "_exit", exits.append)
 
     async def on_signal() -> None:
         nonlocal calls
@@ -249,11 +253,13 @@ async def test_sigterm_starts_on_signal_once() -> None:
         async with asyncio.timeout(1):
             await signalled.wait()
         assert calls == 1
+        assert exits == []
 
-        with logged("ignoring") as ignored:
-            os.kill(os.getpid(), signal.SIGTERM)
+        with logged("exiting now") as exiting:
+            os.kill(os.getpid(), signal.SIGINT)
             async with asyncio.timeout(1):
-                await ignored.wait()
+                await exiting.wait()
+        assert exits == [128 + signal.SIGINT]
         assert calls == 1
     finally:
         manager.remove_signal_handlers()
@@ -261,10 +267,14 @@ async def test_sigterm_starts_on_signal_once() -> None:
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-async def test_signal_during_shutdown_is_ignored() -> None:
+async def test_signal_during_shutdown_is_ignored_unless_repeated(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     manager = ShutdownManager()
     release = asyncio.Event()
     called: list[str] = []
+    exits: list[int] = []
+    monkeypatch.setattr(os, "_exit", exits.append)
 
     async def on_signal() -> None:
         called.append("on_signal")
@@ -275,10 +285,16 @@ async def test_signal_during_shutdown_is_ignored() -> None:
         assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
         run = asyncio.create_task(manager.shutdown("owner command"))
         await asyncio.sleep(0)
-        with logged("ignoring") as ignored:
+        with logged("send it again") as ignored:
             os.kill(os.getpid(), signal.SIGTERM)
             async with asyncio.timeout(1):
                 await ignored.wait()
+        assert exits == []
+        with logged("exiting now") as exiting:
+            os.kill(os.getpid(), signal.SIGTERM)
+            async with asyncio.timeout(1):
+                await exiting.wait()
+        assert exits == [128 + signal.SIGTERM]
         release.set()
         assert await run == {"slow": "ok"}
     finally:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ class ShutdownManager:
         self._handlers: dict[str, _Handler] = {}
         self._run: asyncio.Task[dict[str, str]] | None = None
         self._installed: list[tuple[asyncio.AbstractEventLoop, signal.Signals]] = []
+        self._signalled = False
         self._signal_task: asyncio.Future[None] | None = None
 
     def register(
@@ -103,7 +105,9 @@ class ShutdownManager:
         return dict(await asyncio.shield(self._run))
 
     def install_signal_handlers(self, on_signal: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        """Start ``on_signal()`` as a task on the first SIGTERM or SIGINT; ignore later ones.
+        """Start ``on_signal()`` as a task on the first SIGTERM or SIGINT (unless a
+        shutdown is already running); on a second one (Ctrl-C pressed again), exit the
+        process at once without waiting for the shutdown.
 
         Does nothing where the running loop cannot handle signals (Windows,
         or a loop outside the main thread).
@@ -126,10 +130,16 @@ class ShutdownManager:
     def _on_signal(
         self, sig: signal.Signals, on_signal: Callable[[], Coroutine[Any, Any, None]]
     ) -> None:
-        if self._signal_task is not None or self.is_shutting_down:
-            log.warning("received %s while shutting down; ignoring it", sig.name)
+        if self._signalled:
+            log.error(
+                "received %s, a second signal; exiting now, before the shutdown ends", sig.name
+            )
+            os._exit(128 + sig)
+        self._signalled = True
+        if self.is_shutting_down:
+            log.warning("received %s while shutting down; send it again to exit at once", sig.name)
             return
-        log.warning("received %s; shutting down", sig.name)
+        log.warning("received %s; shutting down (send it again to exit at once)", sig.name)
         self._signal_task = asyncio.create_task(on_signal(), name="signal handler")
         self._signal_task.add_done_callback(partial(log_failure, logger=log))
 

@@ -1,0 +1,178 @@
+"""Start-up as an operator sees it: stopped half-way, or unable to start.
+
+SIGTERM while the second shard waits its turn to IDENTIFY (discord.py spaces them 5 s
+apart), or while setup_hook loads the cogs, ends the bot at once and cleanly. A health
+port in use, a damaged database or an unreachable Discord stop it with one line and exit
+code 1, as systemd's journal shows them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from bot import Bot, run
+from config import Settings
+from tests.fakes.discord_server import FakeDiscord, FakeGuild
+from tests.reliability.conftest import TOKEN, BotProcess
+
+pytestmark = [pytest.mark.reliability, pytest.mark.slow]
+
+EXIT_WITHIN = 10.0  # seconds
+SIGTERM_COG = "tests.reliability.sigterm_cog"
+
+
+@pytest.mark.shards(2)
+async def test_sigterm_while_the_second_shard_waits_its_turn_exits_at_once(
+    discord_fake: FakeDiscord, guild: FakeGuild, tmp_path: Path
+) -> None:
+    bot = await BotProcess.launch(
+        discord_fake.url,
+        tmp_path / "data",
+        tmp_path / "bot.out",
+        DISCORD_TOKEN=TOKEN,
+        SHARD_COUNT="2",
+        MEMORY_ENABLED="false",
+    )
+    try:
+        await discord_fake.wait_for(
+            lambda: discord_fake.identifies or bot.process.returncode is not None, timeout=60
+        )
+        assert bot.process.returncode is None, bot.output()
+        elapsed = await bot.terminate(EXIT_WITHIN)
+    finally:
+        await bot.stop()
+    print(f"SIGTERM while shard 1 waited: exited in {elapsed:.1f} s")
+    output = bot.output()
+    assert bot.process.returncode == 0, output[-3000:]
+    assert discord_fake.identifies == 1, "shard 1 identified after the SIGTERM"
+    assert "Traceback" not in output, output[-3000:]
+    assert "Failed to connect" not in output, output[-3000:]
+
+
+@pytest.mark.backends("sqlite")
+@pytest.mark.parametrize(
+    "extensions",
+    [
+        ["cogs.admin", SIGTERM_COG, "cogs.music"],
+        ["cogs.admin", "cogs.music", SIGTERM_COG],
+    ],
+    ids=["the cogs after it", "the slash commands"],
+)
+async def test_sigterm_during_setup_loads_no_more_cogs_and_exits_cleanly(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    make_settings: Callable[..., Settings],
+    caplog: pytest.LogCaptureFixture,
+    extensions: list[str],
+) -> None:
+    caplog.set_level(logging.INFO)
+    bot = Bot(make_settings(memory_enabled=False), extensions=extensions, guild_ready_timeout=0.1)
+    try:
+        async with asyncio.timeout(EXIT_WITHIN):
+            await run(bot)  # SIGTERM_COG gets SIGTERM while it loads
+    finally:
+        await bot.close()
+    after = extensions.index(SIGTERM_COG) + 1
+    assert [n for n in extensions if f"loaded {n}" in caplog.text] == extensions[:after]
+    assert discord_fake.identifies == 0
+    assert discord_fake.commands == {}, "slash commands were synced after the SIGTERM"
+    failures = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert failures == []
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that another program listens on."""
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        yield other.getsockname()[1]
+
+
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A port on 127.0.0.1 where connections are refused (held, so nobody takes it)."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield held.getsockname()[1]
+
+
+def error_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if " ERROR " in line or " CRITICAL " in line]
+
+
+async def exited(bot: BotProcess) -> str:
+    """The output of a bot that stops by itself, once it has (fails past 60 s)."""
+    try:
+        await asyncio.wait_for(bot.process.wait(), 60)
+    finally:
+        await bot.stop()
+    return bot.output()
+
+
+async def test_a_health_port_in_use_stops_the_start_with_one_line(
+    discord_fake: FakeDiscord, guild: FakeGuild, tmp_path: Path, busy_port: int
+) -> None:
+    bot = await BotProcess.launch(
+        discord_fake.url,
+        tmp_path / "data",
+        tmp_path / "bot.out",
+        DISCORD_TOKEN=TOKEN,
+        MEMORY_ENABLED="false",
+        HEALTH_PORT=str(busy_port),
+    )
+    output = await exited(bot)
+    assert bot.process.returncode == 1, output
+    assert "Traceback" not in output, output
+    [line] = error_lines(output)
+    assert f"127.0.0.1:{busy_port}" in line
+    assert "HEALTH_PORT" in line
+    assert "in use" in line
+    assert TOKEN not in output
+
+
+async def test_a_damaged_database_stops_the_start_with_one_line(
+    discord_fake: FakeDiscord, guild: FakeGuild, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "bot.db").write_bytes(b"this is not an SQLite database " * 200)
+    bot = await BotProcess.launch(
+        discord_fake.url,
+        data_dir,
+        tmp_path / "bot.out",
+        DISCORD_TOKEN=TOKEN,
+        MEMORY_ENABLED="false",
+    )
+    output = await exited(bot)
+    assert bot.process.returncode == 1, output
+    assert "Traceback" not in output, output
+    [line] = error_lines(output)
+    assert str(data_dir / "bot.db") in line
+    assert "damaged" in line
+    assert "scripts.db restore" in line
+    assert TOKEN not in output
+
+
+async def test_an_unreachable_discord_stops_the_start_with_one_line(
+    tmp_path: Path, closed_port: int
+) -> None:
+    bot = await BotProcess.launch(
+        f"http://127.0.0.1:{closed_port}",
+        tmp_path / "data",
+        tmp_path / "bot.out",
+        DISCORD_TOKEN=TOKEN,
+        MEMORY_ENABLED="false",
+    )
+    output = await exited(bot)
+    assert bot.process.returncode == 1, output
+    assert "Traceback" not in output, output
+    [line] = error_lines(output)
+    assert "cannot reach Discord" in line
+    assert TOKEN not in output
