@@ -25,15 +25,14 @@ from cogs.ai.log import ChatLogReader
 from cogs.ai.store import ChatStore
 from config import Settings, describe_error
 from utils.data_owners import DataOwners
-from utils.db import Database, DatabaseUnavailable, open_database
+from utils.db import DatabaseUnavailable, is_damaged, open_database
 from utils.gemini import GeminiProvider, is_transient
 from utils.guild_settings import GuildSettings
 from utils.health import HealthServer, HealthUnavailable
 from utils.instance_lock import AlreadyLocked, InstanceLock
 from utils.log import setup_logging, start_request
-from utils.memory.records import Scope
 from utils.memory.service import MemoryService
-from utils.memory.store import MemoryStore
+from utils.memory.stored import StoredMemories
 from utils.metrics import Metrics
 from utils.reliability.circuit_breaker import CircuitBreaker
 from utils.reliability.shutdown import ShutdownManager
@@ -307,37 +306,6 @@ class Bot(commands.AutoShardedBot):
         register("gemini", lambda: self.gemini and self.gemini.close(), priority=130)
         register("database", self.db.close, priority=200, timeout=15)
         register("start-up objects", gc.unfreeze, priority=210)  # collectable again
-
-
-class StoredMemories:
-    """The data owner of the memories while memory is off (no model, no service): it
-    deletes the rows, and the index files of their scopes, derived data that memory
-    rebuilds from the database when it is on again."""
-
-    def __init__(self, db: Database, directory: Path) -> None:
-        self.store = MemoryStore(db)
-        self.directory = directory
-
-    async def delete_channel(self, channel_id: int) -> int:
-        deleted = await self.store.delete_channel(channel_id)
-        await self._delete_indexes({scope for scope, _ in deleted})
-        return len(deleted)
-
-    async def delete_guild(self, guild_id: int) -> int:
-        scope = Scope("guild", guild_id)
-        deleted = await self.store.delete_scope(scope)
-        await self._delete_indexes({scope})
-        return len(deleted)
-
-    async def _delete_indexes(self, scopes: set[Scope]) -> None:
-        for scope in scopes:
-            await asyncio.to_thread((self.directory / scope.filename).unlink, missing_ok=True)
-
-
-def is_damaged(error: sqlite3.DatabaseError) -> bool:
-    """Whether SQLite found the file no database, or no longer a sound one."""
-    code = getattr(error, "sqlite_errorcode", None)  # absent on the sqlite3 module's own errors
-    return code is not None and code & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 
 
 def claim_data_dir(data_dir: Path) -> InstanceLock | None:

@@ -55,10 +55,11 @@ from cogs.ai.records import Turn
 from scripts.bench_memory_longconv import bench_labelled, with_long_turns
 from scripts.bench_memory_speed import bench_speed
 from utils.db import SqliteDatabase
+from utils.memory.config import MemoryConfig
 from utils.memory.embedder import SentenceEmbedder
 from utils.memory.index import IndexParams, VectorIndex
 from utils.memory.records import Scope
-from utils.memory.service import MemoryConfig, MemoryService
+from utils.memory.service import MemoryService
 from utils.memory.store import NewMemory
 
 QUERIES = 500

@@ -26,11 +26,12 @@ from cogs.ai.records import Turn
 from utils.db import SqliteDatabase
 from utils.memory.chatlog import render_turn
 from utils.memory.chunks import Exchange, chunk_line, plan
+from utils.memory.config import MemoryConfig
 from utils.memory.embedder import SentenceEmbedder
 from utils.memory.recall import fit
 from utils.memory.records import Memory, Recalled, Scope
 from utils.memory.scoring import keywords
-from utils.memory.service import MemoryConfig, MemoryService
+from utils.memory.service import MemoryService
 
 DAY_SECONDS = 86_400
 CHATTER = (  # padding for --long-turns: everyday talk that answers none of the questions

@@ -92,6 +92,12 @@ def load_migrations(directory: Path) -> list[tuple[int, Path]]:
     return found
 
 
+def is_damaged(error: sqlite3.DatabaseError) -> bool:
+    """Whether SQLite found the file no database, or no longer a sound one."""
+    code = getattr(error, "sqlite_errorcode", None)  # absent on the sqlite3 module's own errors
+    return code is not None and code & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+
 class DatabaseUnavailable(RuntimeError):
     """The database cannot be used: PostgreSQL unreachable or refusing us, a malformed
     URL, a schema newer than this code. One line; it never holds a password."""

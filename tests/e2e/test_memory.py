@@ -29,9 +29,10 @@ from tests.fakes.discord_server import (
 from tests.fakes.gemini_request import GeminiRequest
 from tests.fakes.gemini_server import FakeGemini
 from utils.db import open_database
+from utils.memory.config import MemoryConfig
 from utils.memory.embedder import SentenceEmbedder
 from utils.memory.records import Scope
-from utils.memory.service import MemoryConfig, MemoryService
+from utils.memory.service import MemoryService
 
 DAY = 86_400
 ROOT = Path(__file__).resolve().parents[2]

@@ -17,9 +17,10 @@ from cogs.ai.records import Turn
 from tests.conftest import eventually
 from utils.db import Database
 from utils.memory.chunks import ChunkLimits
+from utils.memory.config import MemoryConfig
 from utils.memory.embedder import HashingEmbedder, SentenceEmbedder
 from utils.memory.records import Memory, Scope
-from utils.memory.service import MemoryConfig, MemoryService
+from utils.memory.service import MemoryService
 
 GUILD, ALICE = Scope("guild", 1), 7
 TEXTS = [

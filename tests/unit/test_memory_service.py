@@ -27,11 +27,12 @@ from utils.gemini import GeminiProvider
 from utils.instance_lock import InstanceLock
 from utils.memory import consolidation
 from utils.memory.chunks import Chunk, ChunkLimits
+from utils.memory.config import MemoryConfig
 from utils.memory.embedder import HashingEmbedder
 from utils.memory.index import IndexParams
 from utils.memory.indexes import ScopeIndexes
 from utils.memory.records import Scope
-from utils.memory.service import MemoryConfig, MemoryService
+from utils.memory.service import MemoryService
 from utils.reliability.circuit_breaker import CircuitBreaker
 
 ROOT = Path(__file__).resolve().parents[2]

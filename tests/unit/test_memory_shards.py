@@ -19,10 +19,11 @@ from tests.conftest import eventually
 from tests.fakes.gemini_server import FakeGemini
 from utils.db import Database
 from utils.gemini import GeminiProvider
+from utils.memory.config import MemoryConfig
 from utils.memory.embedder import HashingEmbedder
 from utils.memory.records import Scope
 from utils.memory.scoring import query_terms
-from utils.memory.service import MemoryConfig, MemoryService
+from utils.memory.service import MemoryService
 from utils.reliability.circuit_breaker import CircuitBreaker
 
 GUILD_A, GUILD_B, DM = Scope("guild", 1), Scope("guild", 2), Scope("dm", 7)

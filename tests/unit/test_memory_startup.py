@@ -18,9 +18,10 @@ import pytest
 
 from tests.conftest import eventually
 from utils.db import Database
+from utils.memory.config import MemoryConfig
 from utils.memory.embedder import HashingEmbedder
 from utils.memory.records import Scope
-from utils.memory.service import MemoryConfig, MemoryService
+from utils.memory.service import MemoryService
 
 GUILD = Scope("guild", 1)
 ALICE = 7

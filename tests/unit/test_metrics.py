@@ -18,9 +18,10 @@ from tests.fakes.gemini_server import FakeGemini
 from utils.db import Database
 from utils.gemini import GeminiProvider, error_kind
 from utils.gemini_replies import AIError
+from utils.memory.config import MemoryConfig
 from utils.memory.embedder import HashingEmbedder
 from utils.memory.records import Scope
-from utils.memory.service import MemoryConfig, MemoryService
+from utils.memory.service import MemoryService
 from utils.metrics import Metrics
 from utils.reliability.circuit_breaker import CircuitBreaker, CircuitOpenError
 from utils.usage import UsageStore

@@ -1,0 +1,36 @@
+"""Memories while memory is off: the data owner that still deletes them with their
+channel or guild (`bot.Bot` registers it instead of the `MemoryService`)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from utils.db import Database
+from utils.memory.records import Scope
+from utils.memory.store import MemoryStore
+
+
+class StoredMemories:
+    """The data owner of the memories while memory is off (no model, no service): it
+    deletes the rows, and the index files of their scopes, derived data that memory
+    rebuilds from the database when it is on again."""
+
+    def __init__(self, db: Database, directory: Path) -> None:
+        self.store = MemoryStore(db)
+        self.directory = directory
+
+    async def delete_channel(self, channel_id: int) -> int:
+        deleted = await self.store.delete_channel(channel_id)
+        await self._delete_indexes({scope for scope, _ in deleted})
+        return len(deleted)
+
+    async def delete_guild(self, guild_id: int) -> int:
+        scope = Scope("guild", guild_id)
+        deleted = await self.store.delete_scope(scope)
+        await self._delete_indexes({scope})
+        return len(deleted)
+
+    async def _delete_indexes(self, scopes: set[Scope]) -> None:
+        for scope in scopes:
+            await asyncio.to_thread((self.directory / scope.filename).unlink, missing_ok=True)
