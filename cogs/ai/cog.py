@@ -17,6 +17,7 @@ from cogs.ai.chat import ChatEngine
 from cogs.ai.directors import Direction
 from cogs.ai.dispatch import ChannelDispatcher
 from cogs.ai.personas import SHIPPED_DIR, Persona, load_personas
+from cogs.ai.prompting import Attachment, UserInput, note_of
 from cogs.ai.replies import (
     ContextSink,
     finish_unfinished,
@@ -44,6 +45,11 @@ Context = commands.Context["Bot"]
 NOT_CONFIGURED = "AI is not configured on this bot (the owner has not set GEMINI_API_KEY)."
 SHUTDOWN_GRACE = 3.0  # seconds replies in progress get to finish (and be stored) at shutdown
 UNFINISHED_LIMIT = 100  # replies left marked as being written that one start finalises
+
+
+def spoken(content: str, bot_id: int) -> str:
+    """What a message says to the AI: its text without mentions of the bot."""
+    return re.sub(rf"<@!?{bot_id}>", "", content).strip()
 
 
 class AI(commands.Cog):
@@ -137,7 +143,7 @@ class AI(commands.Cog):
         if self.engine is None:
             await self.admission.notice(("config", message.channel.id), ctx.reply, NOT_CONFIGURED)
             return
-        text = re.sub(rf"<@!?{ctx.me.id}>", "", message.content).strip()
+        text = spoken(message.content, ctx.me.id)
         problem = self.admission.check(text, message.author.id, message.channel.id)
         if problem is not None:
             key, notice = problem
@@ -157,6 +163,25 @@ class AI(commands.Cog):
     @commands.Cog.listener()
     async def on_raw_bulk_message_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
         await self._forget_deleted(payload.channel_id, payload.message_ids)
+
+    @commands.Cog.listener()
+    async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
+        """An edited message replaces what the history holds of it; the long-term
+        memories that hold what it first said are forgotten."""
+        me = self.bot.user
+        message = payload.message
+        if me is None or message.author.id == me.id or "content" not in payload.data:
+            return  # the bot's own edits (replies as they grow) are stored as they are made
+        notes = [
+            note_of(Attachment(item.filename, item.content_type or "", item.size))
+            for item in message.attachments
+        ]
+        text = UserInput(message.author.display_name, spoken(message.content, me.id), notes=notes)
+        first = await self.bot.chats.edit_message(
+            payload.channel_id, payload.message_id, text.stored_text
+        )
+        if first is not None and self.bot.memory is not None:
+            await self.bot.memory.unsay(payload.channel_id, [first])
 
     async def _forget_deleted(self, channel_id: int, message_ids: set[int]) -> None:
         """Messages deleted in Discord leave the conversation: its history, its summary

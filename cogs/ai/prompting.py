@@ -15,6 +15,7 @@ from PIL import Image
 from cogs.ai.personas import Persona
 from cogs.ai.records import Turn
 from utils.errors import BotError
+from utils.images import MAX_PIXELS, open_image
 from utils.memory.chatlog import BOT_LABEL, render_turn
 from utils.memory.records import Recalled, age_text
 
@@ -43,8 +44,6 @@ TEXT_SUFFIXES = {
     ".go",
 }
 TEXT_LIMIT = 100_000
-MAX_PIXELS = 25_000_000
-"""Pixels of a GIF to decode (a 5000×5000 picture); larger ones are refused unread."""
 RECENT_TURNS = 2  # history turns sent as separate contents; older ones go in one part
 
 MEMORY_HEADER = (
@@ -114,21 +113,25 @@ def check_attachment(attachment: Attachment, max_bytes: int) -> bool:
 def _first_frame_png(data: bytes, filename: str) -> bytes:
     """The first frame as a PNG; BotError if it is too large or damaged. CPU work: use a thread."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            if image.width * image.height > MAX_PIXELS:
-                raise BotError(_too_many_pixels(filename))
+        with open_image(data) as image:
             image.seek(0)
             out = io.BytesIO()
             image.convert("RGBA").save(out, format="PNG")
             return out.getvalue()
     except Image.DecompressionBombError:
-        raise BotError(_too_many_pixels(filename)) from None
+        raise BotError(f"`{filename}` is too large for me (limit {MAX_PIXELS:,} pixels).") from None
     except (OSError, ValueError, SyntaxError):  # not an image, truncated or corrupt
         raise BotError(f"I couldn't read the image `{filename}`.") from None
 
 
-def _too_many_pixels(filename: str) -> str:
-    return f"`{filename}` is too large for me (limit {MAX_PIXELS:,} pixels)."
+def note_of(attachment: Attachment) -> str:
+    """How the history notes an attachment, in place of its content."""
+    kind = attachment.content_type.split(";")[0].strip().lower()
+    if kind in IMAGE_TYPES:
+        return f"[image: {attachment.filename}]"
+    if is_text_file(attachment):
+        return f"[file: {attachment.filename}]"
+    return f"[unsupported attachment: {attachment.filename}]"
 
 
 async def attachment_part(attachment: Attachment) -> tuple[types.PartDict, str]:
@@ -136,12 +139,13 @@ async def attachment_part(attachment: Attachment) -> tuple[types.PartDict, str]:
     kind = attachment.content_type.split(";")[0].strip().lower()
     if kind == "image/gif":
         png = await asyncio.to_thread(_first_frame_png, attachment.data, attachment.filename)
-        return inline_part(png, "image/png"), f"[image: {attachment.filename}]"
-    if kind in IMAGE_TYPES:
-        return inline_part(attachment.data, kind), f"[image: {attachment.filename}]"
-    text = attachment.data.decode("utf-8", errors="replace")
-    part = text_part(f"[file {attachment.filename}]\n```\n{text}\n```")
-    return part, f"[file: {attachment.filename}]"
+        part = inline_part(png, "image/png")
+    elif kind in IMAGE_TYPES:
+        part = inline_part(attachment.data, kind)
+    else:
+        text = attachment.data.decode("utf-8", errors="replace")
+        part = text_part(f"[file {attachment.filename}]\n```\n{text}\n```")
+    return part, note_of(attachment)
 
 
 def text_part(text: str) -> types.PartDict:

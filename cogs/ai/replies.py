@@ -20,7 +20,13 @@ import discord
 from discord.ext import commands
 
 from cogs.ai.chat import Place
-from cogs.ai.prompting import Attachment, UserInput, attachment_part, check_attachment
+from cogs.ai.prompting import (
+    Attachment,
+    UserInput,
+    attachment_part,
+    check_attachment,
+    note_of,
+)
 from cogs.ai.records import Unfinished
 from cogs.ai.streaming import RESTART, ReplyCutOff, after_crash
 from utils.errors import BotError
@@ -104,7 +110,7 @@ async def user_input(ctx: Context, text: str, max_attachment_bytes: int) -> User
     for item in ctx.message.attachments if ctx.interaction is None else []:
         attachment = Attachment(item.filename, item.content_type or "", item.size)
         if not check_attachment(attachment, max_attachment_bytes):
-            user.notes.append(f"[unsupported attachment: {item.filename}]")
+            user.notes.append(note_of(attachment))
             continue
         try:
             attachment.data = await asyncio.wait_for(item.read(), ATTACHMENT_TIMEOUT)

@@ -274,6 +274,30 @@ class ChatStore:
             await self.db.notify(TOPIC, channel_id)
         return turns
 
+    async def edit_message(self, channel_id: int, message_id: int, content: str) -> Turn | None:
+        """A person edited a message in Discord: its turn now holds `content`, and the
+        summary goes if it covered it; the turn as it was, if it changed."""
+        row = await self.db.fetchone(
+            f"SELECT {TURN_COLUMNS} FROM ai_messages "
+            "WHERE channel_id = ? AND message_id = ? AND role = 'user'",
+            (channel_id, message_id),
+        )
+        first = None if row is None else Turn(*row)
+        if first is None or first.content == content:
+            return None  # not in the history, or only its embeds changed
+        with self._cache.writing((self._cache.tails, channel_id), (self._cache.prefs, channel_id)):
+            async with self.db.transaction() as conn:
+                changed = await conn.execute(
+                    "UPDATE ai_messages SET content = ?, tokens = ? WHERE id = ? AND content = ?",
+                    (content, estimate_tokens(content), first.id, first.content),
+                )
+                if changed:
+                    await self._drop_summary(conn, channel_id, first.id)
+        if not changed:
+            return None  # deleted or edited again meanwhile
+        await self.db.notify(TOPIC, channel_id)
+        return first
+
     @staticmethod
     async def _drop_summary(conn: Connection, channel_id: int, turn_id: int) -> None:
         """Drop a channel's summary if it covered `turn_id` (the next long reply writes anew)."""

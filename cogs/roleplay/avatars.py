@@ -26,13 +26,12 @@ from PIL import Image, UnidentifiedImageError
 
 from cogs.music.urls import AddressPolicy
 from cogs.roleplay.errors import RoleplayError
+from utils.images import MAX_PIXELS, open_image
 
 log = logging.getLogger(__name__)
 
 MAX_DOWNLOAD = 8 * 1024 * 1024
 """Bytes of one image (a link or an attachment) before it is refused."""
-MAX_PIXELS = 25_000_000
-"""Pixels of an image to decode (a 5000×5000 picture); larger ones are refused unread."""
 MAX_SIDE = 256
 """Pixels a side of a stored avatar: its PNG is at most about 260 KB."""
 MAX_REDIRECTS = 5
@@ -49,12 +48,12 @@ def to_avatar(data: bytes) -> bytes:
     CPU work: call it in a thread. RoleplayError when it is not such an image.
     """
     try:
-        with Image.open(io.BytesIO(data), formats=sorted(_FORMATS)) as image:
-            if image.width * image.height > MAX_PIXELS:
-                raise RoleplayError(f"That image is too large (over {MAX_PIXELS:,} pixels).")
+        with open_image(data, tuple(sorted(_FORMATS))) as image:
             image.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
             small = image.convert("RGBA" if _has_alpha(image) else "RGB")
-    except (UnidentifiedImageError, Image.DecompressionBombError):
+    except Image.DecompressionBombError:
+        raise RoleplayError(f"That image is too large (over {MAX_PIXELS:,} pixels).") from None
+    except UnidentifiedImageError:
         raise RoleplayError("That is not an image I can use (PNG, JPEG, GIF or WebP).") from None
     except (OSError, ValueError, SyntaxError):  # truncated or corrupt image data
         raise RoleplayError("That image is damaged.") from None

@@ -36,6 +36,7 @@ from utils.memory.service import MemoryService
 
 DAY = 86_400
 ROOT = Path(__file__).resolve().parents[2]
+CHUNK = "alice: my cat is Whiskers\nassistant: ok\nalice: my PIN is 4821\nassistant: ok"
 INTERACTION_WINDOW = 3.0  # seconds Discord gives an interaction's first response
 
 
@@ -157,7 +158,7 @@ async def test_a_deleted_message_leaves_the_history_and_the_memory(
 
     await eventually(
         lambda: remembered(),
-        equals=["alice: my cat is Whiskers\nassistant: ok\nalice: my PIN is 4821\nassistant: ok"],
+        equals=[CHUNK],
     )
     [pin] = [m for m in discord_fake.messages_in(guild.text, from_bot=False) if "4821" in m.content]
     discord_fake._delete_message(pin)  # Alice deletes her message
@@ -165,6 +166,37 @@ async def test_a_deleted_message_leaves_the_history_and_the_memory(
     asked = await ask(discord_fake, gemini_fake, guild.text, member, "what is my PIN?")
     said = asked.system_text + json.dumps(asked.contents)
     assert "4821" not in said and "Whiskers" in said  # the history keeps the rest
+
+
+async def test_an_edited_message_replaces_what_the_history_and_the_memory_held(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    gemini_fake: FakeGemini,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    bot = await start_bot(
+        ai_settings(memory_enabled=True, embedding_model="hashing", memory_consolidation_minutes=0)
+    )
+    memory = bot.memory
+    assert memory is not None
+    await ask(discord_fake, gemini_fake, guild.text, member, "my cat is Whiskers")
+    await ask(discord_fake, gemini_fake, guild.text, member, "my PIN is 4821")
+
+    async def remembered() -> list[str]:
+        await memory.flush()
+        return [m.text for m in await memory.memories_of(Scope("guild", guild.id), member.id)]
+
+    await eventually(lambda: remembered(), equals=[CHUNK])
+    [pin] = [m for m in discord_fake.messages_in(guild.text, from_bot=False) if "4821" in m.content]
+    mention = f"<@{discord_fake.bot_user.id}>"
+    discord_fake.edit_by_author(pin, f"{mention} my PIN is none of your business")
+    await eventually(lambda: remembered(), equals=[])  # what it first said is forgotten
+    asked = await ask(discord_fake, gemini_fake, guild.text, member, "what is my PIN?")
+    said = json.dumps(asked.contents)
+    assert "4821" not in said and "my PIN is none of your business" in said
+    assert "Whiskers" in said  # the rest of the history stays
 
 
 async def slash(

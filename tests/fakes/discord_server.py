@@ -709,6 +709,10 @@ class FakeDiscord:
                 intent=self._messages_intent(message),
             )
 
+    def edit_by_author(self, message: FakeMessage, content: str) -> None:
+        """The message's author edits its text in Discord (MESSAGE_UPDATE follows)."""
+        self._apply_edit(message, Body({"content": content}))
+
     def _delete_message(self, message: FakeMessage) -> None:
         message.deleted = True
         data = {"id": str(message.id), "channel_id": str(message.channel_id)}

@@ -342,3 +342,22 @@ async def test_context_is_one_read_of_everything_a_reply_needs(db: Database) -> 
     assert (await store.context(1, 10)).turns == turns and not (await store.context(1, 10)).overflow
     await db.close()  # read once, a channel's context comes from the cache
     assert await store.context(1, 10, reserve=40) == context
+
+
+async def test_an_edited_message_is_rewritten_and_its_summary_dropped(store: ChatStore) -> None:
+    question = Turn("user", 7, "alice", "my PIN is 4821", message_id=500)
+    reply = Turn("model", 0, "ai", "noted", message_id=501)
+    stored = await store.add_turns(1, 10, [question, reply])
+    await store.add_turns(1, 10, exchange(1))
+    assert await store.save_summary(1, 10, "Alice's PIN is 4821.", stored, since=0)
+
+    assert await store.edit_message(10, 500, "my PIN is 4821") is None  # a link preview came
+    assert (await store.channel(10)).summary == "Alice's PIN is 4821."
+    assert await store.edit_message(10, 501, "changed") is None  # replies are the bot's
+    assert await store.edit_message(11, 500, "changed") is None  # another channel's
+
+    first = await store.edit_message(10, 500, "my PIN is secret")
+    assert first is not None and first.content == "my PIN is 4821"
+    assert (await store.channel(10)).summary is None
+    contents = [t.content for t in await store.turns(10)]
+    assert contents[:2] == ["my PIN is secret", "noted"]
