@@ -43,8 +43,9 @@ log = logging.getLogger("bot")
 
 COGS_DIR = Path(__file__).with_name("cogs")
 
-# Nothing the bot sends may ping @everyone, @here or a role, whatever a user or the model wrote.
-SAFE_MENTIONS = discord.AllowedMentions(everyone=False, roles=False, users=True, replied_user=True)
+# Nothing the bot sends pings anyone, whatever a user, a title or the model wrote: no
+# message of the bot's is meant to notify (replies are sent with mention_author=False).
+SAFE_MENTIONS = discord.AllowedMentions.none()
 
 
 def discover_extensions(directory: Path = COGS_DIR) -> list[str]:

@@ -6,7 +6,8 @@ import logging
 import math
 import secrets
 import time
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Literal
 
 import discord
 import psutil
@@ -38,6 +39,32 @@ def format_duration(seconds: float) -> str:
 
 def format_latency(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms" if math.isfinite(seconds) else "n/a"
+
+
+FIELD_LIMIT = 1024  # characters of an embed field's value
+
+
+def _listed_name(command: commands.Command[Any, ..., Any]) -> str | None:
+    """How `/help` lists a command: groups by their fallback (`settings show`), if any."""
+    if command.hidden:
+        return None
+    if isinstance(command, commands.Group):
+        fallback = getattr(command, "fallback", None)  # hybrid groups only
+        return f"{command.qualified_name} {fallback}" if fallback else None
+    return command.qualified_name
+
+
+def _fields(lines: list[str]) -> Iterator[str]:
+    """`lines` as embed field values, whole lines in each, none over FIELD_LIMIT."""
+    field = ""
+    for line in lines:
+        line = truncate(line, FIELD_LIMIT)
+        if field and len(field) + 1 + len(line) > FIELD_LIMIT:
+            yield field
+            field = ""
+        field = f"{field}\n{line}" if field else line
+    if field:
+        yield field
 
 
 def validate_prefix(prefix: str) -> str:
@@ -112,8 +139,8 @@ class Admin(commands.Cog):
         """List the commands, or explain one."""
         prefix = self.bot.guild_settings.prefix(ctx.guild.id if ctx.guild else None)
         if command:
-            found = self.bot.get_command(command.strip().removeprefix(prefix))
-            if found is None or found.hidden:
+            found = self._command_named(command.strip().removeprefix(prefix).removeprefix("/"))
+            if found is None:
                 raise BotError(f"No command called `{truncate(command, ECHO_LIMIT)}`.")
             usage = f"{prefix}{found.qualified_name} {found.signature}".strip()
             embed = discord.Embed(title=usage, description=found.help or "No description.")
@@ -126,13 +153,23 @@ class Admin(commands.Cog):
         )
         for cog_name, cog in sorted(self.bot.cogs.items()):
             lines = [
-                f"`{cmd.qualified_name}` {cmd.short_doc}"
+                f"`{name}` {cmd.short_doc}"
                 for cmd in sorted(cog.walk_commands(), key=lambda c: c.qualified_name)
-                if not cmd.hidden and not isinstance(cmd, commands.Group)
+                if (name := _listed_name(cmd))
             ]
-            if lines:
-                embed.add_field(name=cog_name, value=truncate("\n".join(lines), 1024), inline=False)
+            for part, value in enumerate(_fields(lines)):
+                embed.add_field(name=cog_name if part == 0 else "\u200b", value=value, inline=False)
         await ctx.send(embed=embed, ephemeral=True)
+
+    def _command_named(self, name: str) -> commands.Command[Any, ..., Any] | None:
+        """The command `/help` explains: a group's fallback (`settings show`) is the group."""
+        found = self.bot.get_command(name)
+        if found is None:
+            parent, _, last = name.rpartition(" ")
+            group = self.bot.get_command(parent) if parent else None
+            if isinstance(group, commands.HybridGroup) and group.fallback == last:
+                found = group
+        return None if found is None or found.hidden else found
 
     # Server managers
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import discord
 from discord import app_commands
 from discord.ext import commands
 
@@ -66,4 +67,8 @@ def user_message(error: BaseException) -> str | None:
             return "You can't use this command here."
         case commands.DisabledCommand():
             return "This command is disabled."
+        case app_commands.CommandNotFound():  # Discord still lists one the bot no longer has
+            return "That command isn't available right now."
+        case discord.Forbidden():
+            return "I'm missing a permission for that here."
     return None

@@ -12,10 +12,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from utils.text import truncate
+
 log = logging.getLogger(__name__)
 
 SHIPPED_DIR = Path(__file__).resolve().parents[2] / "data" / "personas"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+TITLE_CHARS = 100
+DESCRIPTION_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,13 @@ def parse_persona(name: str, text: str) -> Persona:
         title = lines.pop(0)[2:].strip()
     body = "\n".join(lines).strip()
     description = next((line.strip() for line in body.splitlines() if line.strip()), "")
-    return Persona(name=name, title=title, description=description, prompt=body)
+    # Shown in lists and replies: a persona whose first line is its whole prompt must fit.
+    return Persona(
+        name=name,
+        title=truncate(title, TITLE_CHARS),
+        description=truncate(description, DESCRIPTION_CHARS),
+        prompt=body,
+    )
 
 
 def load_personas(*directories: Path) -> dict[str, Persona]:

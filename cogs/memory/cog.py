@@ -202,7 +202,9 @@ class MemoryCog(commands.Cog, name="Memory"):
             raise BotError(f"Slow down: try again in {math.ceil(retry)} s.")
         return await self.service.add_fact(scope_of(guild, user), user.id, user.display_name, fact)
 
-    @memory_group.command(name="forget")
+    # ignore_extra=False: a member name that does not resolve must not be dropped, or
+    # `!memory forget all bobby_typo` would forget the asker's own memories.
+    @memory_group.command(name="forget", ignore_extra=False)
     @app_commands.describe(
         target="A memory number from /memory show, or `all`",
         user="Forget this member's memories instead of yours (Manage Server)",

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from discord.ext import commands
 
 from bot import discover_extensions
 from config import Settings
@@ -276,15 +277,47 @@ async def test_help_and_stats_slash(
     bot = await start_bot()
     interaction = await discord_fake.invoke_slash(guild.text, member, "help")
     help_embed = (await interaction.wait_response())["data"]["embeds"][0]
-    listed = " ".join(field["value"] for field in help_embed["fields"])
+    fields = help_embed["fields"]
+    listed = " ".join(field["value"] for field in fields)
     assert "`ping`" in listed and "`settings prefix`" in listed
+    assert "`settings show`" in listed, "a group's fallback is listed as a command"
     assert "shutdown" not in listed, "owner commands are hidden"
+    assert all(len(field["value"]) <= 1024 for field in fields), "Discord's field limit"
+    for command in bot.walk_commands():  # none cut off by a full field
+        if not command.hidden and not isinstance(command, commands.Group):
+            assert f"`{command.qualified_name}`" in listed, command.qualified_name
+    for asked, title in (("/ping", "!ping"), ("settings show", "!settings"), ("!ping", "!ping")):
+        interaction = await discord_fake.invoke_slash(
+            guild.text, member, "help", {"command": asked}
+        )
+        explained = (await interaction.wait_response())["data"]["embeds"][0]
+        assert explained["title"] == title, asked
     interaction = await discord_fake.invoke_slash(guild.text, member, "stats")
     stats = (await interaction.wait_response())["data"]["embeds"][0]
     fields = {f["name"]: f["value"] for f in stats["fields"]}
     assert fields["Memory"].endswith("MiB")
     assert int(fields["Commands run"]) >= 1
     await discord_fake.wait_for(lambda: bot.commands_run >= 2)
+
+
+async def test_a_slash_command_the_bot_no_longer_has_gets_a_plain_answer(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Discord offers a command until the next sync (after an update removed it, or
+    while its cog failed to load): using it is no bug of the bot's to report."""
+    bot = await start_bot()  # synced to the dev guild with every cog
+    await bot.close()
+    without_music = [e for e in discover_extensions() if e != "cogs.music"]
+    await start_bot(make_settings(dev_guild_id=None), extensions=without_music)
+    interaction = await discord_fake.invoke_slash(guild.text, member, "skip")
+    response = await interaction.wait_response()
+    assert response["data"]["content"] == "That command isn't available right now."
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 async def test_resumes_after_connection_drop(

@@ -276,6 +276,26 @@ async def test_memory_commands_show_add_forget_stats(
     assert removed["content"] == "Forgot 1 memory about bob here."
 
 
+async def test_forget_with_a_member_it_cannot_find_forgets_nothing(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+) -> None:
+    """A mistyped member name is not dropped: the asker's own memories would go instead."""
+    bot = await start_bot(make_settings(memory_enabled=True, embedding_model="hashing"))
+    owner = discord_fake.owner
+    await discord_fake.send_message(guild.text, owner, "!memory add I like green tea")
+    await discord_fake.wait_for_message(
+        guild.text, predicate=lambda m: "I'll remember that" in m.content
+    )
+    await discord_fake.send_message(guild.text, owner, "!memory forget all bobby_typo")
+    refused = await discord_fake.wait_for_message(guild.text, after=1)
+    assert refused.content.startswith("Too many arguments.")
+    assert bot.memory is not None
+    assert await bot.memory.count_of(Scope("guild", guild.id), owner.id) == 1
+
+
 async def test_forget_explains_a_number_it_cannot_use(
     discord_fake: FakeDiscord,
     guild: FakeGuild,

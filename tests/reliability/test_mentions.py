@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from config import Settings
-from tests.conftest import StartBot
+from tests.conftest import BASIC, StartBot
 from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.gemini_server import FakeGemini
 from tests.reliability.conftest import answered, mention, replies_to
@@ -101,3 +101,45 @@ async def test_hostile_model_output_pings_nobody_on_any_path(
     ai_messages = [m for m in bot_messages if "@everyone" in m.content]
     assert len(ai_messages) >= 6
     assert all(m.mentions == [] for m in ai_messages), "not even the user it answers"
+
+
+async def test_names_people_gave_ping_nobody_when_the_bot_repeats_them(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """A character's name is server content: the bot's confirmations repeat it, and a
+    user mention in it must not notify that user."""
+    await start_bot(ai_settings())
+    owner = discord_fake.owner
+    victim = discord_fake.add_user("victim")
+    guild.add_member(victim, permissions=BASIC)
+    name = f"<@{victim.id}> fan"
+    for command, sub, options in (
+        ("character", "create", {"name": name, "description": "x"}),
+        ("character", "create", {"name": "Bren", "description": "y"}),
+        ("character", "edit", {"name": name, "personality": "calm"}),
+        ("scene", "start", {"characters": "Bren"}),
+        ("scene", "add", {"character": name}),
+        ("scene", "remove", {"character": name}),
+        ("character", "delete", {"name": name}),
+    ):
+        interaction = await discord_fake.invoke_slash(
+            guild.text, owner, command, options, subcommand=sub
+        )
+        await interaction.wait_response()
+        await discord_fake.wait_for(
+            lambda: interaction.original is not None and not interaction.original.loading
+        )
+
+    repeated = 0
+    for request in discord_fake.requests:
+        found = sent_content(request.json) if request.method in ("POST", "PATCH") else None
+        if found is None or f"<@{victim.id}>" not in found[0]:
+            continue
+        content, allowed = found
+        assert allowed is not None and allowed.get("parse") == [], content
+        assert not allowed.get("users") and not allowed.get("replied_user"), content
+        repeated += 1
+    assert repeated >= 4, "the edit, add, remove and delete confirmations name the character"

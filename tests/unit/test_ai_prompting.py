@@ -68,6 +68,16 @@ def test_custom_prompt_replaces_the_persona() -> None:
     assert custom.startswith("Be brief.") and "pirate" not in custom
 
 
+def test_a_persona_written_without_a_description_line_is_shown_short() -> None:
+    """An operator's persona may start its instructions right after the title: lists
+    and `/ai persona show` show its start, and the model still gets all of it."""
+    rhyme = "You are a bard who answers in rhyme. " * 80
+    persona = parse_persona("bard", f"# {'Bard ' * 40}\n\n{rhyme}")
+    assert len(persona.title) <= 100 and len(persona.description) <= 200
+    assert persona.description.startswith("You are a bard") and persona.description.endswith("…")
+    assert persona.prompt == rhyme.strip()
+
+
 def test_a_reply_that_stopped_early_says_so_in_the_context() -> None:
     history = [
         Turn("user", 7, "alice", "tell a story", id=1),
