@@ -158,9 +158,10 @@ def measured(metrics: Metrics) -> Iterator[ReplyTimer]:
 async def finish_unfinished(bot: Bot, replies: list[Unfinished]) -> None:
     """Finalise replies the last run left marked as being written (it died, or Discord
     failed at its shutdown), once the bot is ready: the last message of each loses the
-    writing marker and gets the restart note, and the history marks the reply cut off
-    by a restart. A message that is gone, or that the bot can't see or edit (an
-    ephemeral or user-app reply), is only marked in the history."""
+    writing marker and gets the restart note (a character's through the bot's webhook),
+    and the history marks the reply cut off by a restart. A message that is gone, or that
+    the bot can't see or edit (an ephemeral or user-app reply, a webhook not the bot's),
+    is only marked in the history."""
     if not replies:
         return
     await bot.wait_until_ready()
@@ -168,7 +169,8 @@ async def finish_unfinished(bot: Bot, replies: list[Unfinished]) -> None:
         try:
             async with asyncio.timeout(UNFINISHED_TIMEOUT):
                 await _finish_message(bot, reply)
-        except (discord.HTTPException, aiohttp.ClientError, OSError) as error:  # timeouts too
+        except (discord.HTTPException, aiohttp.ClientError, OSError, BotError) as error:
+            # OSError: timeouts too; BotError: a thread whose channel I can't find
             log.info("the last message of unfinished reply %s stays as it is: %r", reply, error)
         await bot.chats.mark_unfinished(reply, RESTART)
     log.info("finalised %d replies the last run left unfinished", len(replies))
@@ -183,6 +185,23 @@ async def _finish_message(bot: Bot, reply: Unfinished) -> None:
     if contents is None:  # its final text was shown after all
         return
     first, *rest = contents
-    await message.edit(content=first, allowed_mentions=NO_PINGS)
+    if message.webhook_id is None:
+        await message.edit(content=first, allowed_mentions=NO_PINGS)
+    elif not await _edit_as_character(bot, reply.channel_id, message, first):
+        log.info("unfinished reply %s was sent by a webhook that is not mine", reply)
+        return
     for content in rest:
         await channel.send(content, allowed_mentions=NO_PINGS)
+
+
+async def _edit_as_character(
+    bot: Bot, channel_id: int, message: discord.Message, content: str
+) -> bool:
+    """Edit a character's message (a webhook's, in a roleplay scene): the bot's token may
+    not, only the webhook that sent it. False if that webhook is not the bot's."""
+    from cogs.roleplay.webhooks import Channel, WebhookSender  # cogs.roleplay imports us
+
+    channel = bot.get_channel(channel_id) or await bot.fetch_channel(channel_id)
+    if not isinstance(channel, Channel):
+        return False
+    return await WebhookSender(bot).edit_after_restart(channel, message, content)

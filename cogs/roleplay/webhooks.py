@@ -70,9 +70,11 @@ def _shortened(name: str) -> str:
 def webhook_username(name: str) -> str:
     """`name` as Discord accepts it for a webhook message: 1 to 80 characters, without
     "clyde" or "discord" (their "c" becomes a Cyrillic look-alike)."""
-    cleaned = _FORBIDDEN_IN_NAMES.sub(
-        lambda match: match[0].replace("c", "\u0441").replace("C", "\u0421"), _shortened(name)
-    )
+    cleaned = _shortened(name)
+    while _FORBIDDEN_IN_NAMES.search(cleaned):  # again: "Discordiscord" overlaps
+        cleaned = _FORBIDDEN_IN_NAMES.sub(
+            lambda match: match[0].replace("c", "\u0441").replace("C", "\u0421"), cleaned
+        )
     return cleaned or "Unnamed character"
 
 
@@ -145,6 +147,22 @@ class WebhookSender:
         spoken = SpokenMessage(self, channel, name, avatar_url)
         spoken.message = await self._deliver(spoken, content)
         return spoken
+
+    async def edit_after_restart(
+        self, channel: Channel, message: discord.Message, content: str
+    ) -> bool:
+        """Edit `message`, which a character sent in `channel` before a restart; False if
+        the webhook that sent it is not ours (any more). Creates no webhook: a new one
+        could not edit it."""
+        webhook = await self._find(channel)
+        if webhook is None or webhook.id != message.webhook_id:
+            return False
+        thread = channel if isinstance(channel, discord.Thread) else discord.utils.MISSING
+        async with asyncio.timeout(DISCORD_TIMEOUT):
+            await webhook.edit_message(
+                message.id, content=content, thread=thread, allowed_mentions=NO_PINGS
+            )
+        return True
 
     def is_ours(self, message: discord.Message) -> bool:
         """Whether one of our character webhooks sent `message` (never user input)."""
@@ -240,16 +258,20 @@ class WebhookSender:
             return webhook
 
     async def _find_or_create(self, channel: Channel) -> discord.Webhook:
-        parent = channel.parent if isinstance(channel, discord.Thread) else channel
-        if parent is None:
-            raise BotError("I can't find the channel of this thread.")
+        if (webhook := await self._find(channel)) is not None:
+            return webhook
+        parent = _parent(channel)
+        log.info("creating the character webhook of channel %s", parent.id)
+        return await parent.create_webhook(name=WEBHOOK_NAME, reason="Roleplay characters")
+
+    async def _find(self, channel: Channel) -> discord.Webhook | None:
+        """The webhook the bot made in `channel` (its parent for a thread), if any."""
         me = self.bot.user
-        for webhook in await parent.webhooks():
+        for webhook in await _parent(channel).webhooks():
             mine = webhook.user is not None and me is not None and webhook.user.id == me.id
             if mine and webhook.token is not None:
                 return webhook
-        log.info("creating the character webhook of channel %s", parent.id)
-        return await parent.create_webhook(name=WEBHOOK_NAME, reason="Roleplay characters")
+        return None
 
     async def _go_without(self, channel: Channel, home: int, code: int) -> None:
         """Fall back to bold names in `home` for a while; say why the first time."""
@@ -279,6 +301,14 @@ class WebhookSender:
         cached = self._webhooks.get(home)
         if cached is not None and cached.id == webhook_id:
             del self._webhooks[home]
+
+
+def _parent(channel: Channel) -> discord.TextChannel | discord.VoiceChannel | discord.ForumChannel:
+    """The channel whose webhooks speak in `channel`: itself, or a thread's parent."""
+    parent = channel.parent if isinstance(channel, discord.Thread) else channel
+    if parent is None:
+        raise BotError("I can't find the channel of this thread.")
+    return parent
 
 
 def _home(channel: Any) -> int:

@@ -3,11 +3,13 @@ Discord, driven through `WebhookSender` with the bot's own channel objects."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable
 
 import discord
 
-from cogs.ai.streaming import stream_reply
+from cogs.ai.records import WRITING, Turn
+from cogs.ai.streaming import RESTART, RESTART_NOTE, WRITING_MARKER, stream_reply
 from cogs.roleplay.webhooks import RETRY_AFTER, TEXT_LIMIT, WEBHOOK_NAME, WebhookSender
 from config import Settings
 from tests.conftest import ADMIN, BASIC, StartBot, eventually
@@ -87,6 +89,22 @@ async def test_two_characters_speak_as_themselves_and_ping_nobody(
     stranger = discord_fake.webhook_routes.add(guild.text, "Tupperbox", member)
     posted = await discord_fake.send_message(guild.text, member, "proxied", webhook_id=stranger.id)
     assert not sender.is_ours(await channel.fetch_message(posted.id))
+
+
+async def test_characters_named_with_overlapping_forbidden_words_still_speak(
+    discord_fake: FakeDiscord, guild: FakeGuild, start_bot: StartBot
+) -> None:
+    bot = await start_bot(extensions=[])
+    sender = WebhookSender(bot)
+    channel = text_channel(bot, guild.text)
+
+    # One pass of the disguise would leave "Dis\u0441ordiscord": still refused (50035).
+    for name in ("Discordiscord", "Clydeclyde", "xDISCORDISCORDx"):
+        spoken = await sender.send(channel, f"I am {name}", name=name, avatar_url=None)
+        message = fake_message(discord_fake, spoken.id)
+        assert (message.content, message.webhook_id is not None) == (f"I am {name}", True)
+        assert message.author.name.lower().replace("\u0441", "c") == name.lower()
+        assert not re.search("clyde|discord", message.author.name, re.IGNORECASE)
 
 
 async def test_a_streamed_reply_keeps_its_speaker_across_edits_and_splits(
@@ -266,6 +284,57 @@ async def test_a_rate_limited_send_is_retried_by_discord_py(
     assert fake_message(discord_fake, spoken.id).content == "patience"
     assert len(executes(discord_fake)) == 3  # two 429s, then the message
     assert len(discord_fake.messages_in(guild.text)) == 1
+
+
+async def test_characters_replies_left_writing_by_a_crash_are_finalised_at_the_next_start(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    settings = ai_settings()
+    bot = await start_bot(settings, extensions=[])
+    sender = WebhookSender(bot)
+    scene = guild.add_thread(guild.text, "scene", discord_fake.owner)
+    thread = await eventually(lambda: bot.get_channel(scene.id))
+    assert isinstance(thread, discord.Thread)
+    other = guild.add_text_channel("other")
+    elsewhere = await eventually(lambda: bot.get_channel(other.id))
+    assert isinstance(elsewhere, discord.TextChannel)
+    # Replies a crash left being written: in a channel, in a thread (through its parent's
+    # webhook), and where someone deleted the webhook while the bot was down.
+    left = []
+    for channel, name in (
+        (text_channel(bot, guild.text), "Alice"),
+        (thread, "Bob"),
+        (elsewhere, "Cy"),
+    ):
+        spoken = await sender.send(
+            channel, f"{name} was saying" + WRITING_MARKER, name=name, avatar_url=None
+        )
+        turn = Turn(
+            "model", discord_fake.bot_user.id, name, f"{name} was saying", spoken.id, WRITING
+        )
+        await bot.chats.add_turns(guild.id, channel.id, [turn])
+        left.append(fake_message(discord_fake, spoken.id))
+    await bot.close()
+    discord_fake.webhook_routes.delete(discord_fake.webhooks[left[2].webhook_id])
+
+    bot = await start_bot(settings, extensions=["cogs.ai"])
+    alice, bob, cy = left
+    await eventually(lambda: alice.content, equals="Alice was saying" + RESTART_NOTE)
+    await eventually(lambda: bob.content, equals="Bob was saying" + RESTART_NOTE)
+    assert alice.allowed_mentions == bob.allowed_mentions == NO_PINGS
+    edits = [r for r in discord_fake.requests if r.method == "PATCH" and "/messages/" in r.path]
+    assert [r.path.startswith("/webhooks/") for r in edits] == [True, True]
+    assert edits[1].query["thread_id"] == str(scene.id)
+    assert cy.content == "Cy was saying" + WRITING_MARKER, "a deleted webhook edits nothing"
+    assert webhook_creations(discord_fake) == 2  # nor is made again: a new one could not
+    # The history marks all three cut off by the restart.
+    await eventually(lambda: bot.chats.unfinished(10, lambda _: True), equals=[])
+    for channel_id, name in ((guild.text.id, "Alice"), (scene.id, "Bob"), (other.id, "Cy")):
+        turns = await bot.chats.turns(channel_id)
+        assert [(t.content, t.incomplete) for t in turns] == [(f"{name} was saying", RESTART)]
 
 
 async def test_a_character_mentioning_the_bot_is_not_answered(
