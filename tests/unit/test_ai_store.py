@@ -6,6 +6,7 @@ import asyncio
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 import pytest
 
@@ -361,3 +362,15 @@ async def test_an_edited_message_is_rewritten_and_its_summary_dropped(store: Cha
     assert (await store.channel(10)).summary is None
     contents = [t.content for t in await store.turns(10)]
     assert contents[:2] == ["my PIN is secret", "noted"]
+
+
+async def test_the_id_of_a_deleted_message_is_never_given_again(store: ChatStore) -> None:
+    """Marks are kept by turn id (summaries, what memory read or was told to forget): a
+    new message must not take the id of the newest one after it was deleted."""
+    question, reply = await store.add_turns(1, 10, exchange(1))
+    assert await store.delete_messages(10, [501]) == [] and reply.id > question.id
+    gone = await store.add_turns(1, 10, [replace(reply, message_id=501, id=0)])
+    await store.delete_messages(10, [501])
+    await store.reset(10)
+    [new] = await store.add_turns(1, 10, exchange(2)[:1])
+    assert new.id > gone[0].id
