@@ -229,10 +229,17 @@ class ChatStore:
         self, guild_id: int | None, channel_id: int, summary: str, folded: list[Turn], since: int
     ) -> bool:
         """Store `summary` of `folded` (the oldest turns after the summary mark `since`),
-        unless the conversation changed meanwhile (a reset, a message deleted, another
-        summary): then nothing is stored (False), lest it bring back what is gone."""
+        unless the conversation changed meanwhile (a reset, a message deleted or edited,
+        another summary): then nothing is stored (False), lest it bring back what is gone."""
         with self._cache.writing((self._cache.prefs, channel_id)):
             async with self.db.transaction() as conn:
+                now = await conn.fetchall(
+                    "SELECT id, content FROM ai_messages "
+                    "WHERE channel_id = ? AND id BETWEEN ? AND ? ORDER BY id",
+                    (channel_id, folded[0].id, folded[-1].id),
+                )
+                if [tuple(row) for row in now] != [(t.id, t.content) for t in folded]:
+                    return False
                 await conn.execute(
                     "INSERT INTO ai_channels (channel_id, guild_id) VALUES (?, ?) "
                     "ON CONFLICT (channel_id) DO NOTHING",
@@ -240,18 +247,8 @@ class ChatStore:
                 )
                 saved = await conn.execute(
                     "UPDATE ai_channels SET summary = ?, summary_upto = ? "
-                    "WHERE channel_id = ? AND summary_upto = ? AND (SELECT count(*) "
-                    "FROM ai_messages WHERE channel_id = ? AND id BETWEEN ? AND ?) = ?",
-                    (
-                        summary,
-                        folded[-1].id,
-                        channel_id,
-                        since,
-                        channel_id,
-                        folded[0].id,
-                        folded[-1].id,
-                        len(folded),
-                    ),
+                    "WHERE channel_id = ? AND summary_upto = ?",
+                    (summary, folded[-1].id, channel_id, since),
                 )
         await self.db.notify(TOPIC, channel_id)
         return bool(saved)

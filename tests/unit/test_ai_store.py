@@ -374,3 +374,19 @@ async def test_the_id_of_a_deleted_message_is_never_given_again(store: ChatStore
     await store.reset(10)
     [new] = await store.add_turns(1, 10, exchange(2)[:1])
     assert new.id > gone[0].id
+
+
+async def test_a_summary_of_turns_changed_meanwhile_is_not_stored(store: ChatStore) -> None:
+    """The model writes a summary from turns read earlier: if one was edited, deleted or
+    reset since, or another summary came first, storing it would bring back what is gone."""
+    question = Turn("user", 7, "alice", "my PIN is 4821", message_id=500)
+    folded = await store.add_turns(1, 10, [question, Turn("model", 0, "ai", "noted")])
+    await store.edit_message(10, 500, "my PIN is secret")
+    assert not await store.save_summary(1, 10, "Alice's PIN is 4821.", folded, since=0)
+    folded = await store.turns(10)
+    await store.delete_messages(10, [500])
+    assert not await store.save_summary(1, 10, "Alice's PIN is a secret.", folded, since=0)
+    folded = await store.turns(10)
+    assert await store.save_summary(1, 10, "The bot noted something.", folded, since=0)
+    assert not await store.save_summary(1, 10, "Again.", folded, since=0)  # the mark moved
+    assert (await store.channel(10)).summary == "The bot noted something."
