@@ -1,7 +1,10 @@
 """`python -m scripts.db migrate --to postgresql://...`: copy the SQLite database into PostgreSQL.
 
 The tables come from the SQLite file itself (not a list kept here), parents before the
-tables whose foreign keys point at them, ids as they are. SQLite's keyword index
+tables whose foreign keys point at them, ids as they are. Text is copied the way the
+bot stores it on either backend (`utils.db.storable`): a NUL, which PostgreSQL's text
+cannot hold and a database written by an older bot may, becomes U+FFFD, and the output
+counts such values per column. SQLite's keyword index
 (FTS5 virtual tables and their shadow tables) is not copied: PostgreSQL keeps its
 keyword rows in tables of its own, which the memory service fills at start for every
 memory that has none.
@@ -27,7 +30,7 @@ from typing import Any
 
 import asyncpg
 
-from utils.db import MIGRATIONS_DIR, DatabaseUnavailable, load_migrations
+from utils.db import MIGRATIONS_DIR, DatabaseUnavailable, load_migrations, storable
 from utils.db_postgres import PostgresDatabase, describe
 
 BATCH = 5000  # rows per COPY: bounded memory, whatever the table's size
@@ -47,6 +50,8 @@ class Table:
     parents: set[str] = field(default_factory=set)
     rows: int = 0  # in the SQLite snapshot
     sequence: int = 0  # SQLite's AUTOINCREMENT high mark (ids never handed out again)
+    replaced: dict[str, int] = field(default_factory=dict)
+    """Per column, how many text values were copied changed (`storable`)."""
 
 
 def _quote(name: str) -> str:
@@ -104,8 +109,10 @@ def _bytes(value: Any) -> Any:
 
 
 def _text(value: Any) -> Any:
-    if value is None or isinstance(value, str):
+    if value is None:
         return value
+    if isinstance(value, str):
+        return storable(value)
     raise TypeError
 
 
@@ -140,12 +147,15 @@ def _rows(
             row = []
             for (column, convert), value in zip(converters, values, strict=True):
                 try:
-                    row.append(convert(value))
+                    copied = convert(value)
                 except TypeError:
                     raise MigrationError(
                         f"{table.name}, row {read}: {column} holds a {type(value).__name__} "
                         f"that PostgreSQL's {types[column]} column cannot take"
                     ) from None
+                if copied is not value and isinstance(value, str):
+                    table.replaced[column] = table.replaced.get(column, 0) + 1
+                row.append(copied)
             converted.append(tuple(row))
         yield converted
 
@@ -224,6 +234,13 @@ async def migrate(database: Path, url: str) -> bool:
     for table in tables:
         verdict = "ok" if counts[table.name] == table.rows else "DIFFERS"
         print(f"{table.name:<28} {table.rows:>10} {counts[table.name]:>10}  {verdict}")
+    for table in tables:
+        for column, count in table.replaced.items():
+            print(
+                f"{table.name}.{column}: {count} value{'s' if count > 1 else ''} held NUL, "
+                "which PostgreSQL's text cannot; copied with U+FFFD in its place, as the bot "
+                "now stores text on both backends"
+            )
     if skipped:
         print(f"not copied: {', '.join(skipped)} (SQLite's keyword index)")
     if only_here:

@@ -14,6 +14,11 @@ start-up. Writes are serialised per process (one transaction at a time), so a
 store's read-then-write inside a transaction never interleaves with another of the
 same process; processes never share a guild (see `bot.Bot.owns`).
 
+Both backends hold the same text: PostgreSQL's text cannot hold NUL (``\\x00``) and
+neither driver can encode a lone surrogate (half of a UTF-16 pair, e.g. from a JSON
+``"\\ud83d"``), so every str parameter is stored with those replaced by U+FFFD
+(`storable`), on SQLite too.
+
 Several bot processes on one PostgreSQL also need two things from the database:
 `notify`/`on_change` tell the other processes that a setting changed (LISTEN/NOTIFY),
 and `exclusive` lets a job that must run once for the whole bot take a lock. With
@@ -50,11 +55,35 @@ DB_ERRORS: tuple[type[Exception], ...] = (
     sqlite3.Error,
     asyncpg.PostgresError,
     asyncpg.InterfaceError,  # e.g. the connection went away
+    asyncpg.InternalClientError,  # "cannot switch to state ...": the server just dropped it
     OSError,
     TimeoutError,
 )
 """What a failed database call raises on either backend: code that carries on after
 one (a lost audit line, a queue not saved) catches these, never a driver's own."""
+
+
+def storable(text: str) -> str:
+    """``text`` as the database stores it, on either backend: NUL and lone surrogates
+    (which PostgreSQL, or both drivers, refuse) each replaced by U+FFFD; ``text`` itself
+    (the same object) when it holds neither, which is nearly always."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    if not text.isascii():  # a flag in CPython: free for ASCII text
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            # A surrogate pair split over two code points becomes its character.
+            text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
+
+
+def storable_params(params: Params) -> Params:
+    """``params`` with every str `storable`; ``params`` itself when none needs it."""
+    for value in params:
+        if isinstance(value, str) and storable(value) is not value:
+            return [storable(v) if isinstance(v, str) else v for v in params]
+    return params
 
 
 class Row(Protocol):
@@ -214,14 +243,14 @@ class _SqliteConnection(Reads):
         self._conn = conn
 
     async def execute(self, sql: str, params: Params = ()) -> int:
-        async with self._conn.execute(sql, params) as cursor:
+        async with self._conn.execute(sql, storable_params(params)) as cursor:
             return cursor.rowcount
 
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
-        await self._conn.executemany(sql, rows)
+        await self._conn.executemany(sql, [storable_params(row) for row in rows])
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
-        return list(await self._conn.execute_fetchall(sql, params))
+        return list(await self._conn.execute_fetchall(sql, storable_params(params)))
 
 
 class SqliteDatabase(Database):
@@ -309,7 +338,8 @@ class SqliteDatabase(Database):
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         # One trip to the connection's thread (a cursor takes three: execute, fetch,
         # close); every recall makes several reads.
-        return list(await self._require(self._reader).execute_fetchall(sql, params))
+        reader = self._require(self._reader)
+        return list(await reader.execute_fetchall(sql, storable_params(params)))
 
     @staticmethod
     def _require(conn: aiosqlite.Connection | None) -> aiosqlite.Connection:

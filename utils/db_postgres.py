@@ -5,8 +5,9 @@ transactions are serialised per process like SQLite's (each process owns its own
 guilds, so processes never race for the same rows). Stores write `?` placeholders;
 they become `$1, $2, ...` here. Every call has a timeout. Changes are announced to the
 other processes with NOTIFY on one channel and heard on a dedicated LISTEN connection
-that reconnects by itself; after a reconnect every cache is told to reload, since
-notifications sent meanwhile are lost.
+that reconnects by itself, trying every second; after a reconnect every cache is told
+to reload, since notifications sent meanwhile are lost. A bot-wide lock (`exclusive`)
+is held on a connection of its own too, so a job holding it can use the whole pool.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from functools import lru_cache, partial
 from pathlib import Path
+from typing import cast
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -37,6 +39,7 @@ from utils.db import (
     Row,
     load_migrations,
     refuse_newer,
+    storable_params,
 )
 
 log = logging.getLogger(__name__)
@@ -45,6 +48,16 @@ CHANNEL = "gembot_changes"
 _MIGRATION_LOCK = 0x6E6D_6967  # advisory lock id held while migrating
 _PLACEHOLDER = re.compile(r"'(?:[^']|'')*'|\?")
 _ROWCOUNT = re.compile(r"(\d+)$")
+_RETRY = 1.0  # seconds between the listener's attempts to connect: changes arrive within
+# a second of the server being back (a refused attempt costs next to nothing)
+_LOST = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # the server's goodbye arrived but the close has not yet
+)
+"""What a connection that cannot be made, or went away while used, raises."""
 
 
 _MALFORMED_URL = (
@@ -99,13 +112,18 @@ class _PostgresConnection(Reads):
         self._timeout = timeout
 
     async def execute(self, sql: str, params: Params = ()) -> int:
-        return _rowcount(await self._conn.execute(to_postgres(sql), *params, timeout=self._timeout))
+        status = await self._conn.execute(
+            to_postgres(sql), *storable_params(params), timeout=self._timeout
+        )
+        return _rowcount(status)
 
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
-        await self._conn.executemany(to_postgres(sql), list(rows), timeout=self._timeout)
+        await self._conn.executemany(
+            to_postgres(sql), [storable_params(row) for row in rows], timeout=self._timeout
+        )
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
-        return list(await self._conn.fetch(to_postgres(sql), *params, timeout=self._timeout))
+        return await _fetch(self._conn, sql, params, self._timeout)
 
 
 class PostgresDatabase(Database):
@@ -155,8 +173,8 @@ class PostgresDatabase(Database):
     async def _reset(self, conn: asyncpg.Connection) -> None:
         """Ready a connection for its next user; asyncpg has already rolled back what
         the last one left open. The only session state set here is the advisory lock of
-        `exclusive` and of migrations, so asyncpg's own reset query, a second round trip
-        after every use (it doubled what a query cost), runs only after those."""
+        migrations, so asyncpg's own reset query, a second round trip after every use (it
+        doubled what a query cost), runs only after that."""
         pid = conn.get_server_pid()
         if pid in self._locking:
             self._locking.discard(pid)
@@ -211,7 +229,7 @@ class PostgresDatabase(Database):
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         async with self._acquire() as conn:
-            return list(await conn.fetch(to_postgres(sql), *params, timeout=self._timeout))
+            return await _fetch(conn, sql, params, self._timeout)
 
     async def notify(self, topic: str, key: object) -> None:
         async with self._acquire() as conn:
@@ -219,40 +237,66 @@ class PostgresDatabase(Database):
 
     @asynccontextmanager
     async def exclusive(self, name: str) -> AsyncIterator[bool]:
-        # A session lock on one pooled connection, released on the same connection.
-        async with self._acquire() as conn:
-            self._locking.add(conn.get_server_pid())  # a lock left behind goes on release
+        # A session lock on a connection of its own, not a pooled one: the job inside
+        # uses the pool, all of it (a pool of one included). Closing the connection
+        # releases a lock whose unlock never ran.
+        conn = await asyncpg.connect(
+            self.url, timeout=math.ceil(self._timeout), command_timeout=self._timeout
+        )
+        try:
             held = await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", name)
             try:
                 yield bool(held)
             finally:
                 if held:
                     await _unlock(conn, name)
+        finally:
+            await _hang_up(conn, self._timeout)
 
     async def _listen(self) -> None:
-        """Keep one LISTEN connection; after each reconnect, tell every cache to reload."""
-        wait = 0.5
-        first = True
+        """Keep one LISTEN connection; after each reconnect, tell every cache to reload.
+        Runs until `close`: a connection lost at any point is made again a second later."""
+        try:
+            await self._keep_listening()
+        except Exception:  # a bug: without this line the process would go deaf silently
+            log.exception(
+                "change listener stopped: settings changed by other processes are no "
+                "longer seen here until a restart"
+            )
+
+    async def _keep_listening(self) -> None:
+        reload = False  # on connecting: changes may have gone unheard, caches must reload
+        failures = 0
         while not self._closed.is_set():
             lost = asyncio.Event()
+            conn: asyncpg.Connection | None = None
             try:
-                conn = await asyncpg.connect(self.url, timeout=math.ceil(self._timeout))
-            except (OSError, TimeoutError, asyncpg.PostgresError) as error:
-                log.warning("change listener cannot connect (%s); retrying", _reason(error))
-                await asyncio.sleep(wait)
-                wait = min(wait * 2, 30.0)
+                conn = cast(
+                    asyncpg.Connection,
+                    await asyncpg.connect(self.url, timeout=math.ceil(self._timeout)),
+                )
+                conn.add_termination_listener(partial(_set, lost))
+                await conn.add_listener(CHANNEL, self._heard)
+                if reload:
+                    await self._deliver(EVERYTHING, EVERYTHING)
+            except _LOST as error:
+                if conn is not None:  # connected, then lost it (or LISTEN was refused)
+                    await _hang_up(conn, self._timeout)
+                if not failures:  # one line an outage, not one a second
+                    why = _reason(error) if conn is None else f"lost it: {type(error).__name__}"
+                    log.warning("change listener cannot connect (%s); retrying", why)
+                failures += 1
+                reload = True
+                await asyncio.sleep(_RETRY)
                 continue
-            wait = 0.5
-            conn.add_termination_listener(partial(_set, lost))
-            await conn.add_listener(CHANNEL, self._heard)
-            if not first:
-                await self._deliver(EVERYTHING, EVERYTHING)
-            first = False
+            if failures:
+                log.info("change listener connected again after %d attempts", failures + 1)
+            failures = 0
+            reload = True  # what ends this connection makes changes go unheard
             try:
                 await lost.wait()
             finally:
-                if not conn.is_closed():
-                    await conn.close(timeout=self._timeout)
+                await _hang_up(conn, self._timeout)
             log.warning("change listener lost its connection; reconnecting")
 
     def _heard(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
@@ -263,17 +307,28 @@ class PostgresDatabase(Database):
             task.add_done_callback(self._deliveries.discard)
 
 
-async def _unlock(conn: PoolConnectionProxy, name: str) -> None:
+async def _fetch(
+    conn: asyncpg.Connection | PoolConnectionProxy, sql: str, params: Params, seconds: float
+) -> list[Row]:
+    return list(await conn.fetch(to_postgres(sql), *storable_params(params), timeout=seconds))
+
+
+async def _unlock(conn: asyncpg.Connection, name: str) -> None:
     try:
         await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", name)
-    except (
-        asyncpg.InterfaceError,
-        asyncpg.InternalClientError,  # the server's goodbye arrived but the close has not yet
-        asyncpg.PostgresError,
-        OSError,
-    ) as error:
+    except _LOST as error:
         # The lock went with its connection: the job has ended, maybe not alone.
         log.warning("lost the lock %r before its job ended (%s)", name, _reason(error))
+
+
+async def _hang_up(conn: asyncpg.Connection, seconds: float) -> None:
+    """Close a connection of our own, however it is; never raises (but on cancel)."""
+    if conn.is_closed():
+        return
+    try:
+        await conn.close(timeout=seconds)
+    except _LOST:
+        conn.terminate()
 
 
 def _set(event: asyncio.Event, _conn: object) -> None:

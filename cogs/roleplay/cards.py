@@ -6,6 +6,10 @@ V1 cards are the same fields without the ``data`` wrapper. Reading refuses anyth
 off-spec with one line a user can act on; nothing here touches Discord or the
 database. Chunks are read by hand (the format is simple), so a text chunk's size is
 bounded by the file's and Pillow only decodes the picture, in :mod:`.avatars`.
+
+Text the database would store changed (a NUL, ``\\u0000`` in the JSON, or half of an
+emoji's surrogate pair, ``\\ud83d`` alone) is read changed the same way, to U+FFFD
+(`utils.db.storable`), so the character shown on import is the one kept.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from PIL import Image, PngImagePlugin
 
 from cogs.roleplay.characters import Profile
 from cogs.roleplay.errors import RoleplayError
+from utils.db import storable
 
 MAX_CARD_BYTES = 8 * 1024 * 1024
 """A card file (PNG or JSON) past this is refused before it is read."""
@@ -136,7 +141,7 @@ def _from_json(card: Any) -> Profile:
             value = ""
         if not isinstance(value, str):
             raise RoleplayError(f"The card's `{key}` should be text.")
-        values[field] = value.replace("\r\n", "\n")
+        values[field] = storable(value.replace("\r\n", "\n"))
     if not values["name"].strip():
         raise RoleplayError("That card has no character name.")
     return Profile(**values).checked()

@@ -15,6 +15,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from cogs.music.library_store import LibraryStore
+from cogs.music.store import MusicStore, Session
+from cogs.music.tracks import Track
 from config import Settings
 from tests.fakes.discord_server import FakeDiscord
 from utils.db import (
@@ -24,6 +27,8 @@ from utils.db import (
     SqliteDatabase,
     load_migrations,
     open_database,
+    storable,
+    storable_params,
 )
 from utils.guild_settings import GuildSettings
 
@@ -250,6 +255,59 @@ async def test_question_marks_in_quotes_are_text(db: Database) -> None:
     assert row is not None and tuple(row) == ("why?", "this", "it's ?")
 
 
+# Text PostgreSQL refuses (NUL) or neither driver can encode (half of a surrogate pair),
+# each with what both backends store instead.
+ODD_TEXT = [
+    ("intro\x00.mp3", "intro\ufffd.mp3"),  # yt-dlp's title for https://host/intro%00.mp3
+    ("smile \ud83d", "smile \ufffd"),  # a card's JSON "smile \ud83d"
+    ("\ude00\x00\ud83d", "\ufffd\ufffd\ufffd"),
+    ("\ud83d\ude00", "😀"),  # a pair split over two code points is its character
+]
+
+
+async def test_text_with_nul_or_half_a_surrogate_pair_is_stored_the_same_on_both_backends(
+    db: Database,
+) -> None:
+    await db.execute("CREATE TABLE t (id INTEGER, x TEXT)")
+    (first, _), (second, _), (third, _), (fourth, _) = ODD_TEXT
+    await db.execute("INSERT INTO t VALUES (?, ?)", (1, first))
+    await db.executemany("INSERT INTO t VALUES (?, ?)", [(2, second)])
+    async with db.transaction() as conn:
+        await conn.execute("INSERT INTO t VALUES (?, ?)", (3, third))
+        await conn.executemany("INSERT INTO t VALUES (?, ?)", [(4, fourth)])
+        assert await conn.fetchval("SELECT id FROM t WHERE x = ?", (third,)) == 3
+    rows = await db.fetchall("SELECT id, x FROM t ORDER BY id")
+    assert [row[1] for row in rows] == [stored for _, stored in ODD_TEXT]
+    assert await db.fetchval("SELECT id FROM t WHERE x = ?", (first,)) == 1  # found as stored
+
+
+async def test_a_nul_in_a_track_title_does_not_stop_its_queue_history_or_playlist_saving(
+    db: Database,
+) -> None:
+    """/play https://host/intro%00.mp3: PostgreSQL refused the whole guild's session."""
+    now = Track("Now", "https://x.example/now", 5)
+    nul = Track("intro\x00", "https://x.example/intro%00.mp3", 6)
+    music = MusicStore(db)
+    await music.save(Session(1, 10, 20, now, [nul], position=1.0))
+    [loaded] = await music.load_all()
+    assert [t.title for t in loaded.upcoming] == ["intro\ufffd"]
+    library = LibraryStore(db)
+    await library.record(1, nul)
+    assert [played.track.title for played in await library.history(1)] == ["intro\ufffd"]
+    assert await library.save(1, 6, "mix", [nul])
+    playlist = await library.load(1, 6, "mix")
+    assert playlist is not None and [t.title for t in playlist.tracks] == ["intro\ufffd"]
+
+
+def test_ordinary_text_and_parameters_pass_through_untouched() -> None:
+    """The check costs next to nothing: no copy of text or parameters that need none."""
+    for text in ("plain", "ünïcödé 東京 🎉", ""):
+        assert storable(text) is text
+    params = (1, "plain", "🎉", b"\x00", None)
+    assert storable_params(params) is params
+    assert storable_params((1, "a\x00", b"\x00")) == [1, "a\ufffd", b"\x00"]  # bytes kept
+
+
 async def test_close_is_idempotent(fresh: Fresh) -> None:
     database = fresh()
     await database.connect()
@@ -319,3 +377,36 @@ async def test_guild_settings_stores_when_a_prefix_changed(db: Database) -> None
     assert row["prefix"] == ">"
     stamp = datetime.strptime(row["updated_at"], "%Y-%m-%d %H:%M:%S")
     assert before <= stamp <= before + timedelta(minutes=1)
+
+
+@pytest.mark.backends("sqlite")
+async def test_upgrading_keeps_message_ids_and_never_gives_a_marked_one_again(
+    tmp_path: Path,
+) -> None:
+    """0014 rebuilds ai_messages so SQLite never reuses an id: the next message comes
+    after every id a mark still names, though its message is already deleted."""
+    older = tmp_path / "older"
+    older.mkdir()
+    for _, path in load_migrations(MIGRATIONS_DIR / "sqlite")[:13]:
+        (older / path.name).write_text(path.read_text())
+    database = SqliteDatabase(tmp_path / "bot.db")
+    await database.connect(older)
+    row = "(?, 10, 7, 'alice', 'user', ?, 1, 0)"
+    columns = "(id, channel_id, author_id, author_name, role, content, tokens, created_at)"
+    for turn_id in (1, 2):
+        await database.execute(f"INSERT INTO ai_messages {columns} VALUES {row}", (turn_id, "hi"))
+    await database.execute("INSERT INTO memory_forgotten VALUES ('guild:1', 7, 5)")
+    await database.close()
+
+    database = SqliteDatabase(tmp_path / "bot.db")
+    await database.connect()
+    try:
+        kept = await database.fetchall("SELECT id, content FROM ai_messages ORDER BY id")
+        assert [tuple(r) for r in kept] == [(1, "hi"), (2, "hi")]
+        new = await database.fetchval(
+            "INSERT INTO ai_messages (channel_id, author_id, author_name, role, content, "
+            "tokens, created_at) VALUES (10, 7, 'alice', 'user', 'again', 1, 0) RETURNING id"
+        )
+        assert new == 6, "after the forget mark at 5"
+    finally:
+        await database.close()

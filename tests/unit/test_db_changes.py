@@ -11,19 +11,22 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 
 from bot import Bot
 from cogs.admin.maintenance import Maintenance
+from cogs.admin.retention import PendingDeletions
 from cogs.ai.store import ChatStore
 from cogs.music.settings import MusicSettingsStore
 from cogs.roleplay.scenes import SceneStore
 from config import Settings
 from tests.conftest import eventually
-from utils.db import EVERYTHING
+from utils.db import DB_ERRORS, EVERYTHING
 from utils.db_postgres import PostgresDatabase, _unlock
 from utils.guild_settings import GuildSettings
 
@@ -242,6 +245,114 @@ async def test_after_a_lost_connection_every_cache_reads_what_it_may_have_missed
     assert (await chats.guild(GUILD)).model == "gemini-x"
 
 
+def _sabotage_listening(
+    db: PostgresDatabase, monkeypatch: pytest.MonkeyPatch, failure: Callable[..., Any]
+) -> list[asyncpg.Connection]:
+    """Make the next LISTEN of ``db``'s listener fail with ``failure(connection, url)``;
+    returns the connections it failed on (one, once it has happened)."""
+    real = asyncpg.Connection.add_listener
+    failed: list[asyncpg.Connection] = []
+
+    async def add_listener(conn: asyncpg.Connection, *args: Any) -> None:
+        if not failed and asyncio.current_task() is db._listening:
+            failed.append(conn)
+            await failure(conn, db.url)
+        await real(conn, *args)
+
+    monkeypatch.setattr(asyncpg.Connection, "add_listener", add_listener)
+    return failed
+
+
+async def _dropped_by_the_server(conn: asyncpg.Connection, url: str) -> None:
+    """A restart, a failover, a pooler or an operator ends it before LISTEN is sent."""
+    await _admin(url, f"SELECT pg_terminate_backend({conn.get_server_pid()})")
+    await eventually(conn.is_closed)
+
+
+async def _goodbye_read_close_not_seen(_conn: asyncpg.Connection, _url: str) -> None:
+    raise asyncpg.InternalClientError(
+        "cannot switch to state 11; another operation (2) is in progress"
+    )
+
+
+@pytest.mark.parametrize(
+    "failure", [_dropped_by_the_server, _goodbye_read_close_not_seen], ids=["dropped", "closing"]
+)
+async def test_changes_arrive_again_after_the_connection_is_lost_while_listening_starts(
+    processes: tuple[PostgresDatabase, PostgresDatabase],
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    failure: Callable[..., Any],
+) -> None:
+    here, there = (GuildSettings(db, "!") for db in processes)
+    processes[1].on_change(there.changed)
+    heard = _recorder(processes[1])
+    failed = _sabotage_listening(processes[1], monkeypatch, failure)
+
+    await _kill_listeners(database_url)
+    await eventually(lambda: failed)  # its first reconnect is lost before LISTEN
+    await eventually(lambda: (EVERYTHING, EVERYTHING) in heard)  # the next one listens
+    await here.set_prefix(GUILD, "?")
+    await eventually(lambda: there.prefix(GUILD), equals="?", within=1.0)
+    assert "change listener cannot connect (lost it: " in caplog.text
+
+
+async def test_a_listener_that_stops_on_a_bug_says_so(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = PostgresDatabase(database_url)
+
+    async def bug(_conn: asyncpg.Connection, _url: str) -> None:
+        raise RuntimeError("a bug")
+
+    _sabotage_listening(db, monkeypatch, bug)
+    await db.connect()
+    try:
+        await eventually(lambda: db._listening is not None and db._listening.done())
+    finally:
+        await db.close()
+    assert "change listener stopped: settings changed by other processes" in caplog.text
+
+
+async def test_changes_arrive_within_a_second_of_the_server_being_back_after_an_outage(
+    processes: tuple[PostgresDatabase, PostgresDatabase],
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """While the server is down the listener tries again and again; it waits at most a
+    second between tries, so it listens again at most a second after the server is back
+    (the waits are recorded, not slept: the outage is a count of refused connections)."""
+    there = processes[1]
+    heard = _recorder(there)
+    real_connect, real_sleep = asyncpg.connect, asyncio.sleep
+    refusals = 0
+    waits: list[float] = []
+
+    async def connect(*args: Any, **kwargs: Any) -> asyncpg.Connection:
+        nonlocal refusals
+        if refusals and asyncio.current_task() is there._listening:
+            refusals -= 1
+            raise ConnectionRefusedError(111, "Connect call failed")
+        return await real_connect(*args, **kwargs)
+
+    async def sleep(delay: float, result: Any = None) -> Any:
+        if asyncio.current_task() is there._listening:
+            waits.append(delay)
+            delay = 0
+        return await real_sleep(delay, result)
+
+    monkeypatch.setattr(asyncpg, "connect", connect)
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    refusals = 10  # a long outage: the tries of an ever longer wait would reach 2 minutes
+    await _kill_listeners(database_url)
+    await eventually(lambda: (EVERYTHING, EVERYTHING) in heard)
+    assert refusals == 0 and len(waits) == 10
+    assert max(waits) <= 1.0, waits
+    assert caplog.text.count("change listener cannot connect") == 1  # not one a second
+
+
 async def test_only_one_process_holds_a_bot_wide_lock_and_it_is_released_after(
     processes: tuple[PostgresDatabase, PostgresDatabase],
 ) -> None:
@@ -319,10 +430,45 @@ class _EndedConnection:
     """A pooled connection whose server has just said goodbye: asyncpg has read the
     message but not yet seen the socket close, and refuses the next query."""
 
-    async def execute(self, *_args: object) -> str:
+    async def execute(self, *_args: object, **_kwargs: object) -> str:
         raise asyncpg.InternalClientError(
             "cannot switch to state 11; another operation (2) is in progress"
         )
+
+    fetch = execute
+
+
+async def test_a_query_on_a_connection_the_server_just_ended_fails_as_a_database_error(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Callers (the readiness check, saving a queue) catch DB_ERRORS: asyncpg's
+    InternalClientError, right after the server dropped pooled connections, is one."""
+    db = PostgresDatabase(database_url)
+    await db.connect()
+
+    @asynccontextmanager
+    async def ended() -> AsyncIterator[_EndedConnection]:
+        yield _EndedConnection()
+
+    monkeypatch.setattr(db, "_acquire", ended)
+    try:
+        with pytest.raises(DB_ERRORS):
+            await db.ping()
+    finally:
+        await db.close()
+
+
+async def test_a_bot_wide_job_can_use_the_database_with_a_pool_of_one(database_url: str) -> None:
+    """The lock is held on a connection of its own: with DATABASE_POOL_SIZE=1 the
+    retention pass inside it still gets the pool's connection."""
+    db = PostgresDatabase(database_url, pool_size=1, timeout=2.0)
+    await db.connect()
+    try:
+        async with db.exclusive("retention") as ours:  # as Maintenance.retention_loop
+            assert ours
+            assert await PendingDeletions(db, grace=0).due() == []
+    finally:
+        await db.close()
 
 
 async def test_a_lock_is_let_go_quietly_while_its_connection_is_still_closing(

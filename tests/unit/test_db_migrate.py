@@ -210,6 +210,30 @@ async def test_a_value_postgresql_cannot_take_stops_the_copy_and_changes_nothing
 
 
 @pytest.mark.backends("postgresql")
+async def test_a_nul_in_sqlite_text_is_copied_as_the_bot_stores_it_and_reported(
+    data_dir: Path, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A database written before text was stored alike on both backends may hold a NUL
+    (/play https://host/intro%00.mp3): PostgreSQL's text cannot, so it becomes U+FFFD."""
+    db = await sqlite_db(data_dir)
+    await LibraryStore(db).record(GUILD, Track("intro", "https://host/intro%00.mp3", 6))
+    await db.close()
+    with sqlite3.connect(data_dir / "bot.db") as conn:  # as an older bot left it
+        conn.execute("UPDATE music_history SET title = 'intro' || char(0)")
+    capsys.readouterr()
+
+    assert await migrate(data_dir, database_url) == 0
+    out = capsys.readouterr().out
+    assert "\nmusic_history.title: 1 value held NUL, which PostgreSQL's text cannot; " in out
+    pg = await postgres_db(database_url)
+    try:
+        [played] = await LibraryStore(pg).history(GUILD)
+    finally:
+        await pg.close()
+    assert played.track.title == "intro\ufffd"
+
+
+@pytest.mark.backends("postgresql")
 async def test_a_table_that_lost_rows_on_the_way_is_reported_and_fails_the_run(
     data_dir: Path, database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -12,8 +12,9 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 from cogs.roleplay.cards import png_texts, read_card, write_json_card, write_png_card
-from cogs.roleplay.characters import MAX_TEXT, Profile
+from cogs.roleplay.characters import MAX_TEXT, CharacterStore, Profile
 from cogs.roleplay.errors import RoleplayError
+from utils.db import Database
 
 SERA = {
     "name": "Seraphina",
@@ -100,6 +101,17 @@ def test_unicode_survives_the_round_trip() -> None:
     profile = Profile("Åsa 雪", "She says «bonjour» ✨")
     exported = write_png_card(profile, png())
     assert read_card(exported).profile == profile
+
+
+async def test_a_card_with_a_nul_or_half_an_emoji_imports_as_it_is_shown(db: Database) -> None:
+    """JSON escapes the database cannot keep as they are, "\\u0000" and half of an
+    emoji's "\\ud83d\\ude00" pair, are read as U+FFFD: the card imports on either
+    backend (it said "something went wrong"), and the character shown is the one kept."""
+    card = read_card(b'{"name": "Nyx\\ud83d", "description": "dark\\u0000ness"}')
+    assert card.profile == Profile("Nyx\ufffd", "dark\ufffdness")
+    store = CharacterStore(db, limit=10)
+    made = await store.create(1, 10, card.profile, None)
+    assert await store.get(1, "Nyx\ufffd") == made
 
 
 def _damaged_png() -> bytes:
