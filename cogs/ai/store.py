@@ -238,7 +238,7 @@ class ChatStore:
                     "WHERE channel_id = ? AND id BETWEEN ? AND ? ORDER BY id",
                     (channel_id, folded[0].id, folded[-1].id),
                 )
-                if [tuple(row) for row in now] != [(t.id, t.content) for t in folded]:
+                if [(row[0], row[1]) for row in now] != [(t.id, t.content) for t in folded]:
                     return False
                 await conn.execute(
                     "INSERT INTO ai_channels (channel_id, guild_id) VALUES (?, ?) "

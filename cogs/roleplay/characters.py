@@ -1,9 +1,11 @@
 """Each server's roleplay characters in the database: who they are and their avatar.
 
 Owns `rp_characters`. Every query names the guild, so one server's characters never
-show in another. Names are unique per server regardless of case (``name_key`` holds
-the casefolded name). Avatars are stored as PNG bytes (see :mod:`.avatars`), so they
-survive their source disappearing; the columns ``avatar_channel_id``,
+show in another. Names are unique per server regardless of case and of how their
+letters are encoded (``name_key`` holds `names.name_key` of the name; a row an older
+version keyed differently is still found, by comparing the names themselves).
+Avatars are stored as PNG bytes (see :mod:`.avatars`), so they survive their source
+disappearing; the columns ``avatar_channel_id``,
 ``avatar_message_id`` and ``avatar_url`` remember the bot message that carries the
 avatar as an attachment, which is how webhooks get a URL Discord can fetch.
 Portable SQL: timestamps are unix times from Python.
@@ -12,11 +14,13 @@ Portable SQL: timestamps are unix times from Python.
 from __future__ import annotations
 
 import time
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 
 from cogs.roleplay.errors import RoleplayError
-from utils.db import Database, Row
+from cogs.roleplay.names import NARRATOR, name_key
+from utils.db import Connection, Database, Row
 
 MAX_NAME = 64
 MAX_TEXT = 20_000
@@ -36,14 +40,18 @@ class Profile:
     creator_notes: str = ""
 
     def checked(self) -> Profile:
-        """This profile with its name trimmed; RoleplayError when a field is out of bounds."""
-        name = " ".join(self.name.split())
-        if not name:
+        """This profile with its name trimmed and composed (NFC); RoleplayError when a
+        field is out of bounds."""
+        name = unicodedata.normalize("NFC", " ".join(self.name.split()))
+        key = name_key(name)
+        if not key:  # nothing visible: "" or only zero-width characters
             raise RoleplayError("A character needs a name.")
         if len(name) > MAX_NAME:
             raise RoleplayError(f"Keep the name under {MAX_NAME} characters.")
-        if ":" in name:  # scenes are written as "Name: line"
+        if ":" in key:  # scenes are written as "Name: line"
             raise RoleplayError("A name can't contain a colon (`:`).")
+        if key == name_key(NARRATOR):  # "Narrator:" lines are the bot's own narration
+            raise RoleplayError(f"**{NARRATOR}** is the scenes' narrator; choose another name.")
         for field in fields(self)[1:]:
             if len(getattr(self, field.name)) > MAX_TEXT:
                 label = field.name.replace("_", " ")
@@ -93,10 +101,6 @@ class Listed:
     has_avatar: bool
 
 
-def _key(name: str) -> str:
-    return " ".join(name.split()).casefold()
-
-
 class CharacterStore:
     """The only reader and writer of ``rp_characters``; knows nothing about Discord."""
 
@@ -115,32 +119,41 @@ class CharacterStore:
         once cannot pass the limit together.
         """
         profile = profile.checked()
+        key = name_key(profile.name)
         now = self.clock()
         async with self.db.transaction() as conn:
-            count = await conn.fetchval(
-                "SELECT COUNT(*) FROM rp_characters WHERE guild_id = ?", (guild_id,)
-            )
-            if count >= self.limit:
+            keys = await _keys(conn, guild_id)
+            if len(keys) >= self.limit:
                 raise RoleplayError(
                     f"This server has {self.limit} characters, its limit; delete one first."
                 )
+            if key in keys.values():
+                raise _taken(profile.name)
             character_id = await conn.fetchval(
                 f"INSERT INTO rp_characters (guild_id, name_key, creator_id, avatar, "
                 f"created_at, updated_at, {_PROFILE}) "
                 f"VALUES (?, ?, ?, ?, ?, ?, {', '.join('?' * len(fields(Profile)))}) "
                 "ON CONFLICT (guild_id, name_key) DO NOTHING RETURNING id",
-                (guild_id, _key(profile.name), creator_id, avatar, now, now, *_values(profile)),
+                (guild_id, key, creator_id, avatar, now, now, *_values(profile)),
             )
         if character_id is None:
             raise _taken(profile.name)
         return Character(character_id, guild_id, creator_id, profile, avatar, None, now, now)
 
     async def get(self, guild_id: int, name: str) -> Character | None:
-        """The character called ``name`` (any case) in this server."""
+        """The character called ``name`` (any case or encoding) in this server."""
+        key = name_key(name)
         row = await self.db.fetchone(
             f"SELECT {_COLUMNS} FROM rp_characters WHERE guild_id = ? AND name_key = ?",
-            (guild_id, _key(name)),
+            (guild_id, key),
         )
+        if row is None:  # perhaps keyed by an older version: compare the names themselves
+            keys = await _keys(self.db, guild_id)
+            if found := [i for i, k in keys.items() if k == key]:
+                row = await self.db.fetchone(
+                    f"SELECT {_COLUMNS} FROM rp_characters WHERE guild_id = ? AND id = ?",
+                    (guild_id, found[0]),
+                )
         return None if row is None else _character(row)
 
     async def by_ids(self, guild_id: int, ids: Sequence[int]) -> list[Character]:
@@ -166,7 +179,7 @@ class CharacterStore:
 
     async def names(self, guild_id: int, start: str, limit: int = 25) -> list[str]:
         """Names containing ``start`` (any case), for autocompletion."""
-        pattern = _key(start).replace("!", "!!").replace("%", "!%").replace("_", "!_")
+        pattern = name_key(start).replace("!", "!!").replace("%", "!%").replace("_", "!_")
         rows = await self.db.fetchall(
             "SELECT name FROM rp_characters WHERE guild_id = ? AND name_key LIKE ? ESCAPE '!' "
             "ORDER BY name_key LIMIT ?",
@@ -179,15 +192,14 @@ class CharacterStore:
     ) -> Character:
         """Replace a character's profile and avatar (a new avatar drops the old link)."""
         profile = profile.checked()
+        key = name_key(profile.name)
         now = self.clock()
         link = character.link if avatar == character.avatar else None
         async with self.db.transaction() as conn:
             # Asked rather than caught from the unique index: each driver names that error
-            # its own way.
-            if await conn.fetchval(
-                "SELECT id FROM rp_characters WHERE guild_id = ? AND name_key = ? AND id <> ?",
-                (character.guild_id, _key(profile.name), character.id),
-            ):
+            # its own way, and rows keyed by an older version would not trip it.
+            keys = await _keys(conn, character.guild_id)
+            if any(k == key for i, k in keys.items() if i != character.id):
                 raise _taken(profile.name)
             changed = await conn.execute(
                 f"UPDATE rp_characters SET name_key = ?, avatar = ?, avatar_channel_id = ?, "
@@ -195,7 +207,7 @@ class CharacterStore:
                 f"{', '.join(f'{f.name} = ?' for f in fields(Profile))} "
                 f"WHERE guild_id = ? AND id = ?",
                 (
-                    _key(profile.name),
+                    key,
                     avatar,
                     link and link.channel_id,
                     link and link.message_id,
@@ -253,6 +265,13 @@ class CharacterStore:
 
     async def delete_guild(self, guild_id: int) -> int:
         return await self.db.execute("DELETE FROM rp_characters WHERE guild_id = ?", (guild_id,))
+
+
+async def _keys(conn: Connection, guild_id: int) -> dict[int, str]:
+    """Each of the server's characters' id and `name_key`, computed from its name: a
+    stored key of an older version may differ."""
+    rows = await conn.fetchall("SELECT id, name FROM rp_characters WHERE guild_id = ?", (guild_id,))
+    return {row[0]: name_key(row[1]) for row in rows}
 
 
 def _character(row: Row) -> Character:

@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 
 Context = commands.Context["Bot"]
 
+LIST_PAGE = 20
+"""Characters on a page of `/character list` (20 of the longest lines fit an embed)."""
+
 _TEXT_OPTIONS = {
     "description": "Who the character is: looks, background, personality",
     "personality": "A short summary of the personality",
@@ -161,18 +164,24 @@ class Roleplay(commands.Cog):
         await ctx.send(f"Deleted **{_md(character.name)}**.")
 
     @character.command(name="list")
-    async def list_(self, ctx: Context) -> None:
-        """List this server's characters."""
+    @app_commands.describe(page="Which page of the list")
+    async def list_(self, ctx: Context, page: int = 1) -> None:
+        """List this server's characters, a page at a time."""
         assert ctx.guild is not None
         listed = await self.characters.listing(ctx.guild.id)
         if not listed:
             await ctx.send("This server has no characters yet: `/character create` or `import`.")
             return
-        lines = [f"**{_md(c.name)}** by <@{c.creator_id}>" for c in listed]
+        pages = -(-len(listed) // LIST_PAGE)
+        page = min(max(1, page), pages)
+        shown = listed[(page - 1) * LIST_PAGE : page * LIST_PAGE]
         embed = discord.Embed(
             title=f"Characters ({len(listed)}/{self.characters.limit})",
-            description=truncate("\n".join(lines), 4000),
+            description="\n".join(f"**{_md(c.name)}** by <@{c.creator_id}>" for c in shown),
         )
+        if pages > 1:
+            more = f" · /character list page:{page + 1} shows the next" if page < pages else ""
+            embed.set_footer(text=f"Page {page}/{pages}{more}")
         await ctx.send(embed=embed, allowed_mentions=discord.AllowedMentions.none())
 
     @character.command(name="show")

@@ -23,12 +23,12 @@ from cogs.roleplay.characters import Character, CharacterStore
 from cogs.roleplay.director import CAST_GONE, SceneDirector
 from cogs.roleplay.errors import RoleplayError
 from cogs.roleplay.scene_prompt import WORLD_CHARS, fill
-from cogs.roleplay.scene_state import CLEAR, MAX_FACT, render, set_fact
+from cogs.roleplay.scene_state import CLEAR, MAX_FACT, noted, render, set_fact
 from cogs.roleplay.scenes import Scene, SceneStore
 from cogs.roleplay.webhooks import DISCORD_TIMEOUT, NO_PINGS, TEXT_LIMIT, Channel, WebhookSender
 from utils.commands import list_subcommands
 from utils.memory.chatlog import BOT_LABEL
-from utils.text import truncate
+from utils.text import split_message, truncate
 
 if TYPE_CHECKING:
     from bot import Bot
@@ -83,21 +83,29 @@ class Scenes(commands.Cog):
         if ctx.invoked_subcommand is None:
             await list_subcommands(ctx, self.scene)
 
-    @scene.command(name="start")
+    @scene.command(name="start", usage="<characters> [| world]")
     @app_commands.describe(
         characters=f"Up to {MAX_CAST} character names, separated by commas",
         world="The world or situation of this scene (else the server's world)",
     )
-    async def start(self, ctx: Context, characters: str, *, world: str | None = None) -> None:
-        """Start a scene here: the characters answer every message until `/scene end`."""
+    async def start(self, ctx: Context, *, characters: str, world: str | None = None) -> None:
+        """Start a scene here: the characters answer every message until `/scene end`.
+
+        Typed as a command, the names take the line; a world follows a `|`:
+        `!scene start Aria, Bren | A rainy port town`.
+        """
         assert ctx.guild is not None
         channel = _channel(ctx)
+        if ctx.interaction is None:  # the names consumed the line, the world with them
+            characters, _, after = characters.partition("|")
+            world = after.strip() or None
         names = list(dict.fromkeys(n.strip() for n in characters.split(",") if n.strip()))
         if not names or len(names) > MAX_CAST:
             raise RoleplayError(f"Name one to {MAX_CAST} characters, separated by commas.")
         if world is not None and len(world) > WORLD_CHARS:
             raise RoleplayError(f"Keep the world under {WORLD_CHARS:,} characters.")
-        cast = [await self._character(ctx, name) for name in names]
+        found = [await self._character(ctx, name) for name in names]
+        cast = list({c.id: c for c in found}.values())  # "Aria, aria" is Aria once
         await ctx.defer()
         await self.scenes.start(
             ctx.guild.id, channel.id, ctx.author.id, [c.id for c in cast], world
@@ -110,19 +118,20 @@ class Scenes(commands.Cog):
         await self._open(ctx, channel, cast)
 
     async def _open(self, ctx: Context, channel: Channel, cast: list[Character]) -> None:
-        """Each character's first message, as itself; the log keeps them for the model."""
+        """Each character's first message, as itself (a long one over several messages);
+        the log keeps them whole for the model."""
         lines, last_id = [], None
         for character in cast:
             first = fill(character.profile.first_message, character.name, ctx.author.display_name)
             if not first.strip():
                 continue
-            text = truncate(first.strip(), TEXT_LIMIT)
             avatar_url = await self.links.avatar_url(character, channel)
-            spoken = await self.sender.send(
-                channel, text, name=character.name, avatar_url=avatar_url
-            )
-            lines.append(f"{character.name}: {text}")
-            last_id = spoken.id
+            for text in split_message(first.strip(), TEXT_LIMIT):
+                spoken = await self.sender.send(
+                    channel, text, name=character.name, avatar_url=avatar_url
+                )
+                last_id = spoken.id
+            lines.append(f"{character.name}: {first.strip()}")
         if last_id is None:
             return
         opened = Turn("user", ctx.author.id, ctx.author.display_name, "(starts the scene)")
@@ -185,6 +194,8 @@ class Scenes(commands.Cog):
         scene = await self._changeable(ctx)
         if len(value) > MAX_FACT or len(entity) > 64:
             raise RoleplayError(f"Keep the name under 64 and the fact under {MAX_FACT} characters.")
+        if value.strip() == CLEAR and not noted(scene.state, entity, fact):
+            raise RoleplayError(f"**{_md(entity)}** has no {fact} noted: nothing to remove.")
         await self.scenes.set_state(scene.channel_id, set_fact(scene.state, entity, fact, value))
         await ctx.send(f"Noted: **{_md(entity)}**, {fact}: {_md(value)}", allowed_mentions=NO_PINGS)
 

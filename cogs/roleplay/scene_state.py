@@ -63,17 +63,19 @@ def _clean(value: Any, limit: int) -> str:
 
 
 def merge(state: State, updates: Iterable[Mapping[str, Any]]) -> State:
-    """`state` with `updates` (entities as `SCHEMA` gives them) folded in."""
+    """`state` with `updates` (entities as `SCHEMA` gives them) folded in. An update
+    that only removes facts of an entity not in `state` is dropped (no empty entity)."""
     merged = {key: dict(entity) for key, entity in state.items()}
     for update in updates:
         name = _clean(update.get("name"), MAX_NAME)
-        if not name:
+        values = {fact: _clean(update.get(fact), MAX_FACT) for fact in FACTS}
+        removes_only = CLEAR in values.values() and set(values.values()) <= {CLEAR, ""}
+        if not name or (removes_only and name.casefold() not in merged):
             continue
         entity = merged.pop(name.casefold(), {"name": name, "kind": KINDS[0]})
         if update.get("kind") in KINDS:
             entity["kind"] = update["kind"]
-        for fact in FACTS:
-            value = _clean(update.get(fact), MAX_FACT)
+        for fact, value in values.items():
             if value == CLEAR:
                 entity.pop(fact, None)
             elif value:
@@ -87,6 +89,11 @@ def merge(state: State, updates: Iterable[Mapping[str, Any]]) -> State:
 def set_fact(state: State, name: str, fact: str, value: str) -> State:
     """A correction: one fact of one entity (CLEAR removes it)."""
     return merge(state, [{"name": name, fact: value}])
+
+
+def noted(state: State, name: str, fact: str) -> str:
+    """One fact of one entity of `state` ("" when none is noted)."""
+    return state.get(_clean(name, MAX_NAME).casefold(), {}).get(fact, "")
 
 
 def updates_in(text: str) -> list[Mapping[str, Any]]:

@@ -6,30 +6,26 @@ text at speaker changes and, within one speaker's lines, at the length limit, an
 starts each message's content with a marker naming its speaker, which the scene's
 sink strips (`speaker_of`) to send the message as that character. A message keeps
 its speaker: while streaming, a last line that might still become a ``Name:`` tag is
-held back until it is decided. A tag of an unknown name is text of the current
-speaker; text before any tag is narration. No Discord here.
+held back until it is decided. Tags are compared with the names by `name_key` (any
+case or encoding). A tag of an unknown name is text of the current speaker; text
+before any tag is narration. No Discord here.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from itertools import product
 
+from cogs.roleplay.names import NARRATOR, name_key
 from utils.text import StreamPlan, StreamSplitter
 
-NARRATOR = "Narrator"
 _MARK = "\x1f"  # a content is _MARK + speaker + _MARK + text
 _NAME = 64
-
-
-def _tag(names: Iterable[str]) -> re.Pattern[str]:
-    """``Name:`` of one of ``names`` (taken literally, longest first, any case), also
-    ``**Name:**`` or ``*Name*:`` as models like to bold names."""
-    longest_first = sorted(names, key=len, reverse=True)
-    pattern = "|".join(r"[ \t]+".join(map(re.escape, n.split())) for n in longest_first)
-    return re.compile(
-        rf"[ \t]*[*_]{{0,2}}({pattern})[*_]{{0,2}}[ \t]*:[*_]{{0,2}}[ \t]?", re.IGNORECASE
-    )
+_AFTER_TAG = re.compile(r"^[*_]{0,2}[ \t]?")  # the end of `**Name:** ` after its colon
+# How much markdown to strip from around a tag's name, the least first: models bold
+# names (`**Name:**`, `*Name*:`) and names may hold `*` and `_` themselves.
+_MARKDOWN_CUTS = sorted(product(range(3), repeat=2), key=sum)
 
 
 def marked(speaker: str, text: str) -> str:
@@ -48,9 +44,8 @@ class SceneSplitter:
     """Plans the messages of a streamed scene turn (see the module docstring)."""
 
     def __init__(self, speakers: Iterable[str], limit: int, marker: str) -> None:
-        self._names = {NARRATOR.casefold(): NARRATOR}
-        self._names.update({" ".join(s.split()).casefold(): s for s in speakers})
-        self._tag = _tag(self._names.values())
+        self._names = {name_key(NARRATOR): NARRATOR}
+        self._names.update({name_key(s): s for s in speakers})
         self._lines = StreamSplitter(limit, marker)
 
     def feed(self, text: str) -> StreamPlan:
@@ -90,11 +85,17 @@ class SceneSplitter:
         return [(speaker, "\n".join(said)) for speaker, said in segments]
 
     def _tagged(self, line: str) -> tuple[str | None, str]:
-        match = self._tag.match(line)
-        if match is None:
+        """The speaker a line's ``Name:`` tag names (None: no tag) and the line after it."""
+        head, colon, said = line.partition(":")  # names hold no colon
+        if not colon or len(head) > _NAME + 8:
             return None, line
-        speaker = self._names.get(" ".join(match[1].split()).casefold())
-        return (speaker, line[match.end() :]) if speaker else (None, line)
+        head = head.strip()
+        for left, right in _MARKDOWN_CUTS:
+            if set(head[:left] + head[len(head) - right :]) <= {"*", "_"}:
+                speaker = self._names.get(name_key(head[left : len(head) - right]))
+                if speaker:
+                    return speaker, _AFTER_TAG.sub("", said, count=1)
+        return None, line
 
 
 def _decided(line: str) -> bool:

@@ -10,6 +10,7 @@ import asyncio
 import base64
 import io
 import json
+import re
 import sys
 from dataclasses import asdict
 from typing import Any, cast
@@ -21,7 +22,7 @@ from PIL import Image, PngImagePlugin
 
 from bot import Bot
 from cogs.roleplay.cards import png_texts, read_card
-from cogs.roleplay.characters import AvatarLink, Character
+from cogs.roleplay.characters import AvatarLink, Character, Profile
 from cogs.roleplay.cog import Roleplay
 from tests.conftest import BASIC, StartBot, eventually
 from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeMessage, FakeUser
@@ -312,3 +313,29 @@ async def test_a_download_from_discord_cut_off_is_refused_clearly(
     )
     assert answer.content == "I couldn't download that file from Discord."
     assert await roleplay(bot).characters.listing(guild.id) == []
+
+
+async def test_the_list_shows_every_character_a_page_of_whole_lines_at_a_time(
+    start_bot: StartBot, make_settings: Any, discord_fake: FakeDiscord, guild: FakeGuild
+) -> None:
+    bot = await start_bot(make_settings(memory_enabled=False, rp_max_characters=50))
+    owner, store = discord_fake.owner, roleplay(bot).characters
+    names = [f"Character {i:02} " + "_" * 50 for i in range(45)]  # escaped: long lines
+    for name in names:
+        await store.create(guild.id, owner.id, Profile(name, "x"), None)
+    slash, shown = Slash(discord_fake, guild), []
+    for page in (1, 2, 3):
+        embed = (await slash(owner, "list", page=page)).embeds[0]
+        assert embed["title"] == "Characters (45/50)"
+        lines = embed["description"].split("\n")
+        assert all(re.fullmatch(rf"\*\*.+\*\* by <@{owner.id}>", line) for line in lines)
+        shown += [line.removeprefix("**").split("**")[0] for line in lines]
+        if page < 3:
+            assert (
+                embed["footer"]["text"]
+                == f"Page {page}/3 · /character list page:{page + 1} shows the next"
+            )
+    assert embed["footer"]["text"] == "Page 3/3"
+    assert shown == [discord.utils.escape_markdown(name) for name in names]
+    last = (await slash(owner, "list", page=9)).embeds[0]  # past the end: the last page
+    assert last["description"].endswith(f"{shown[-1]}** by <@{owner.id}>")

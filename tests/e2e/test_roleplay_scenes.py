@@ -17,6 +17,7 @@ import pytest
 from bot import Bot
 from cogs.roleplay.scene_cog import Scenes
 from cogs.roleplay.scenes import Scene, SceneStore
+from cogs.roleplay.webhooks import TEXT_LIMIT
 from config import Settings
 from tests.conftest import BASIC, StartBot, eventually
 from tests.e2e.test_roleplay_characters import Slash, card_png, upload
@@ -411,6 +412,96 @@ async def test_a_turn_counts_only_once_its_reply_went_out(
     assert await _turns_of(scenes(bot).scenes, guild) == 0
     await world.play("hello again")
     await eventually(lambda: _turns_of(scenes(bot).scenes, guild), equals=1)
+
+
+async def test_typed_scene_start_takes_several_names_and_a_world_after_a_bar(
+    world: World,
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    bot = await start_bot(ai_settings())
+    await world.character("Aria")
+    await world.character("Bren")
+    await discord_fake.send_message(guild.text, member, "!scene start Aria, bren | A port town.")
+    started = await discord_fake.wait_for_message(
+        guild.text, predicate=lambda m: "scene begins" in m.content
+    )
+    assert "A scene begins with **Aria** and **Bren**" in started.content
+    scene = await _scene_of(scenes(bot).scenes, guild)
+    assert len(scene.characters) == 2 and scene.world == "A port town."
+    await world.slash(member, "end")
+    await discord_fake.send_message(guild.text, member, "!scene start Aria")  # no world
+    await discord_fake.wait_for(lambda: scenes(bot).scenes.running(guild.text.id), 10)
+    assert (await _scene_of(scenes(bot).scenes, guild)).world is None
+
+
+async def test_a_character_named_twice_in_another_case_joins_once(
+    world: World,
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    bot = await start_bot(ai_settings())
+    await world.character("Aria", "Hello, I am {{char}}.")
+    started = await world.slash(member, "start", characters="Aria, ARIA, aria")
+    assert "A scene begins with **Aria**. Write here" in started.content
+    await discord_fake.wait_for_message(guild.text, predicate=lambda m: m.webhook_id)
+    await world.play("hello")  # any second greeting would have come before the turn
+    greetings = [m for m in discord_fake.messages_in(guild.text) if "I am Aria" in m.content]
+    assert len(greetings) == 1
+    assert len((await _scene_of(scenes(bot).scenes, guild)).characters) == 1
+
+
+async def test_a_long_first_message_opens_the_scene_over_several_messages(
+    world: World,
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """Imported cards' greetings often run to a few thousand characters."""
+    await start_bot(ai_settings())
+    greeting = " ".join(f"word{i}" for i in range(500))  # about 4,400 characters
+    await world.character("Aria", greeting)
+    await world.slash(member, "start", characters="Aria")
+    await discord_fake.wait_for_message(guild.text, predicate=lambda m: "word499" in m.content)
+    said = [m for m in discord_fake.messages_in(guild.text) if m.webhook_id]
+    assert len(said) > 2 and {m.author.name for m in said} == {"Aria"}
+    assert all(len(m.content) <= TEXT_LIMIT for m in said)
+    assert " ".join(m.content for m in said) == greeting
+    await world.play("hello")
+    assert f"Aria: {greeting}" in json.dumps(world.streams()[-1].contents)  # kept whole
+
+
+async def test_removing_a_fact_never_noted_is_refused_and_changes_nothing(
+    world: World,
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    bot = await start_bot(ai_settings())
+    await world.character("Aria")
+    await world.slash(member, "start", characters="Aria")
+    await world.slash(member, ["state", "set"], entity="Aria", fact="location", value="the inn")
+    for entity, fact in (("Ghost", "location"), ("aria", "goals")):  # a typo'd name, say
+        refused = await world.slash(member, ["state", "set"], entity=entity, fact=fact, value="-")
+        assert f"has no {fact} noted: nothing to remove" in refused.content
+    state = (await _scene_of(scenes(bot).scenes, guild)).state
+    assert state == {"aria": {"name": "Aria", "kind": "character", "location": "the inn"}}
+    removed = await world.slash(member, ["state", "set"], entity="ARIA", fact="location", value="-")
+    assert "Noted" in removed.content
+    assert (await _scene_of(scenes(bot).scenes, guild)).state["aria"] == {
+        "name": "Aria",
+        "kind": "character",
+    }
 
 
 async def _scene_of(store: SceneStore, guild: FakeGuild) -> Scene:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import unicodedata
 
 import pytest
 
@@ -99,6 +100,10 @@ async def test_delete_one(store: CharacterStore) -> None:
     ("profile", "message"),
     [
         (Profile("   "), "needs a name"),
+        (Profile("\u200b \u2060"), "needs a name"),  # invisible: zero-width characters only
+        (Profile("nArRaToR"), "scenes' narrator"),  # "Narrator:" lines are the bot's
+        (Profile("Narrator\u200b"), "scenes' narrator"),
+        (Profile("Dr\uff1a Who"), "colon"),  # a full-width colon is a colon too
         (Profile("x" * 65), "under 64"),
         (Profile("Dr: Who"), "colon"),  # the script could not tell the name from its lines
         (Profile("Bo", first_message="x" * 20_001), "first message is longer"),
@@ -110,3 +115,40 @@ async def test_out_of_bounds_profiles_are_refused(
     with pytest.raises(RoleplayError, match=message):
         await store.create(GUILD, 10, profile, None)
     assert await store.listing(GUILD) == []
+
+
+async def test_names_compare_whatever_their_encoding_and_invisible_characters(
+    store: CharacterStore,
+) -> None:
+    decomposed = unicodedata.normalize("NFD", "Zoë")  # as cards written on macOS hold it
+    made = await store.create(GUILD, 10, Profile(decomposed), None)
+    assert made.name == "Zoë" and len(made.name) == 3  # stored composed
+    assert await store.get(GUILD, "ZOË") == made  # as typed
+    assert await store.names(GUILD, "zoë") == ["Zoë"]
+    with pytest.raises(RoleplayError, match="already has a character called"):
+        await store.create(GUILD, 11, Profile("Zoë\u200b"), None)  # looks the same
+    aria = await store.create(GUILD, 10, Profile("Aria\u2060"), None)
+    assert await store.get(GUILD, "\u200baria") == aria
+    assert [c.name for c in await store.listing(GUILD)] == ["Aria\u2060", "Zoë"]
+
+
+async def test_a_name_keyed_by_an_older_version_is_still_found_and_taken(
+    store: CharacterStore, db: Database
+) -> None:
+    """Older versions stored the key as the casefolded name, decomposed letters and
+    zero-width characters kept: such rows are found and stay unique all the same."""
+    for name in (unicodedata.normalize("NFD", "Zoë"), "Bo\u200b"):
+        await db.execute(
+            "INSERT INTO rp_characters (guild_id, name, name_key, description, creator_id, "
+            "created_at, updated_at) VALUES (?, ?, ?, 'old', 10, 0, 0)",
+            (GUILD, name, name.casefold()),
+        )
+    zoe = await store.get(GUILD, "Zoë")
+    assert zoe is not None and zoe.profile.description == "old"
+    assert await store.get(GUILD, "bo") is not None
+    with pytest.raises(RoleplayError, match="already has a character called"):
+        await store.create(GUILD, 11, Profile("ZOË"), None)
+    with pytest.raises(RoleplayError, match="already has a character called"):
+        await store.update(zoe, Profile("Bo"), None)
+    await store.update(zoe, Profile("Zoë", "new"), None)  # itself is no other character
+    assert (await store.get(GUILD, "zoë")).profile.description == "new"  # type: ignore[union-attr]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 from cogs.roleplay.scene_state import (
     MAX_ENTITIES,
     MAX_FACT,
@@ -91,6 +93,17 @@ def test_a_speaker_past_the_limit_continues_in_a_new_message_as_itself() -> None
     assert {speaker_of(c)[0] for c in [*plan.frozen, plan.tail]} == {"Bren"}
 
 
+def test_tags_name_speakers_whatever_their_encoding_and_invisible_characters() -> None:
+    zoe = unicodedata.normalize("NFD", "Zoë")  # a name stored by an older version
+    split = SceneSplitter([zoe, "Aria\u200b"], 2000, MARKER)
+    script = "Zoë: Hello.\n**ARIA:** Hi.\nＺＯË: Full width."  # as the model writes them
+    assert shown(split.finish(script)) == [
+        (zoe, "Hello."),
+        ("Aria\u200b", "Hi."),
+        (zoe, "Full width."),
+    ]
+
+
 def test_state_merges_updates_and_keeps_what_was_not_changed() -> None:
     state = merge({}, [{"name": "Bren", "kind": "character", "possessions": "the key"}])
     state = merge(state, [{"name": "bren", "kind": "character", "condition": "a cut hand"}])
@@ -121,3 +134,11 @@ def test_state_is_bounded() -> None:
 def test_only_replies_of_the_schemas_shape_give_updates() -> None:
     assert updates_in('{"entities": [{"name": "Bren"}, 3]}') == [{"name": "Bren"}]
     assert updates_in("not json") == updates_in('{"entities": "x"}') == updates_in("[1]") == []
+
+
+def test_removing_a_fact_of_an_entity_never_noted_adds_and_evicts_nothing() -> None:
+    full = merge({}, [{"name": f"Extra {i}", "location": "here"} for i in range(MAX_ENTITIES)])
+    assert set_fact(full, "Ghost", "location", "-") == full  # a typo'd name, say
+    model = [{"name": "Ghost", "kind": "character", "goals": "-", "condition": ""}]
+    assert merge(full, model) == full
+    assert "ghost" in set_fact(full, "Ghost", "location", "the attic")
