@@ -7,7 +7,9 @@ model is missing (404) or out of quota (429 RESOURCE_EXHAUSTED, while another
 model is left). It refuses at once while the circuit breaker is open, and a
 reply's wait for its first words is bounded by a deadline over all of that.
 A reply Google stopped early (safety filters, length limit, ...) ends with a
-`ReplyStopped` saying why.
+`ReplyStopped` saying why. An answer that can't be read (no events, not JSON, not
+UTF-8) is retried like a dropped connection; a stream that ends without a finish
+reason was cut, like one that breaks.
 """
 
 from __future__ import annotations
@@ -45,6 +47,17 @@ DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 NOT_ANSWERING = "The AI is not answering right now; please try again later."
 
 
+class IncompleteAnswer(Exception):
+    """A stream with no events at all, or one that ended without a finish reason."""
+
+
+# Answers that can't be read: incomplete, not JSON (a proxy's error page, a cut event; the
+# SDK raises UnknownApiResponseError) or not UTF-8.
+UNREADABLE = (IncompleteAnswer, errors.UnknownApiResponseError, UnicodeDecodeError)
+# Failures worth another try (before a stream's first event; after it, they cut the reply).
+FAILED_TRY = (TimeoutError, aiohttp.ClientError, *UNREADABLE)
+
+
 def retry_delay(error: errors.APIError) -> float | None:
     """The `RetryInfo.retryDelay` Google sent with an error, in seconds."""
     body = error.details if isinstance(error.details, dict) else {}
@@ -65,7 +78,7 @@ def is_transient(error: BaseException) -> bool:
     """Failures that say the provider is struggling (they count for the breaker)."""
     if isinstance(error, errors.APIError):
         return error.code in RETRYABLE_STATUS
-    return isinstance(error, TimeoutError | aiohttp.ClientError | ConnectionError)
+    return isinstance(error, (TimeoutError, aiohttp.ClientError, ConnectionError, *UNREADABLE))
 
 
 def error_kind(error: BaseException) -> str:
@@ -78,6 +91,8 @@ def error_kind(error: BaseException) -> str:
         if error.code in UNAVAILABLE_MODEL_STATUS:
             return "model_unavailable"
         return "server" if error.code in RETRYABLE_STATUS else "refused"
+    if isinstance(error, UNREADABLE):
+        return "server"
     return "timeout" if isinstance(error, TimeoutError) else "network"
 
 
@@ -167,7 +182,10 @@ class GeminiProvider:
                     break
                 if text := self._take(chunk, reply):
                     yield text
-        except (errors.APIError, TimeoutError, aiohttp.ClientError) as error:
+            if reply.finish_reason is None and reply.block_reason is None:
+                # Gemini ends every answer with a finish reason: this one was cut.
+                raise IncompleteAnswer("the stream ended without a finish reason")
+        except (errors.APIError, *FAILED_TRY) as error:
             self.metrics.gemini_error(error_kind(error))
             if is_transient(error):
                 self.breaker.record_failure()
@@ -196,12 +214,14 @@ class GeminiProvider:
         model: str | None = None,
         schema: types.SchemaDict | None = None,
         tools: list[types.ToolDict] | None = None,
+        max_output_tokens: int | None = None,
     ) -> Reply:
         """A whole reply at once (for summaries and background work); with `schema`,
         the reply is JSON text of that shape (structured output); `tools` may be Google's
-        own (search, URL context), whose sources end up in `reply.sources`."""
+        own (search, URL context), whose sources end up in `reply.sources`;
+        `max_output_tokens` bounds what the model writes (thinking included)."""
         reply = Reply()
-        config = _config(system, None, schema, tools=tools)
+        config = _config(system, None, schema, tools=tools, max_output_tokens=max_output_tokens)
 
         async def request(name: str) -> types.GenerateContentResponse:
             return await self.client.aio.models.generate_content(
@@ -225,6 +245,8 @@ class GeminiProvider:
         )
         try:
             return chunks, await anext(chunks)
+        except StopAsyncIteration:
+            raise IncompleteAnswer("the stream ended before its first event") from None
         except BaseException:
             # google-genai annotates its async generator as a plain AsyncIterator.
             await chunks.aclose()  # pyright: ignore[reportAttributeAccessIssue]
@@ -251,7 +273,7 @@ class GeminiProvider:
         except CircuitOpenError as error:
             self.metrics.gemini_error(error_kind(error))
             raise AIUnavailableError(error.retry_after) from error
-        except (errors.APIError, TimeoutError, aiohttp.ClientError) as error:
+        except (errors.APIError, *FAILED_TRY) as error:
             # No model answered (see _give_up).
             if self.breaker.retry_after:
                 raise AIUnavailableError(self.breaker.retry_after) from error
@@ -292,7 +314,7 @@ class GeminiProvider:
                         log.warning("model %s: %s; trying the next", model, error.status)
                         break
                     asked = retry_delay(error)
-                except (TimeoutError, aiohttp.ClientError) as error:
+                except FAILED_TRY as error:
                     self.metrics.gemini_error(error_kind(error))
                     failures.append(error)
                 else:
@@ -365,10 +387,13 @@ def _config(
     *,
     tools: list[types.ToolDict] | None = None,
     tool_mode: types.FunctionCallingConfigMode = types.FunctionCallingConfigMode.AUTO,
+    max_output_tokens: int | None = None,
 ) -> types.GenerateContentConfigDict | None:
     config: types.GenerateContentConfigDict = {}
     if system:
         config["system_instruction"] = system
+    if max_output_tokens is not None:
+        config["max_output_tokens"] = max_output_tokens
     if schema is not None:  # structured output: the reply is JSON text of that shape
         config["response_mime_type"] = "application/json"
         config["response_schema"] = schema

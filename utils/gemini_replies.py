@@ -82,6 +82,9 @@ SAFETY_CATEGORIES = (
 
 @dataclass
 class Usage:
+    """Tokens as Google bills them: input (the prompt and what its own tools added to it)
+    and output (the reply and the model's thinking)."""
+
     prompt_tokens: int = 0
     output_tokens: int = 0
 
@@ -89,8 +92,10 @@ class Usage:
         """Record the latest totals (Gemini reports running totals per chunk)."""
         if metadata is None:
             return
-        self.prompt_tokens = metadata.prompt_token_count or self.prompt_tokens
-        self.output_tokens = metadata.candidates_token_count or self.output_tokens
+        prompt = (metadata.prompt_token_count or 0) + (metadata.tool_use_prompt_token_count or 0)
+        output = (metadata.candidates_token_count or 0) + (metadata.thoughts_token_count or 0)
+        self.prompt_tokens = prompt or self.prompt_tokens
+        self.output_tokens = output or self.output_tokens
 
 
 @dataclass

@@ -3,12 +3,12 @@
 Pure functions with no Discord import, so they are testable alone.
 
 Splitting guarantee (:func:`split_message`): every chunk is at most ``limit``
-characters, not empty and not whitespace-only. Remove from each chunk the fence
-lines the splitter added (a leading ``"```lang\\n"`` on chunks that continue a code
-block, a trailing ``"\\n```"`` on chunks that end inside one) and the original text
-is ``ws0 + body1 + ws1 + body2 + ... + bodyN + wsN`` where every ``ws`` is
-whitespace only (possibly empty). Only whitespace at split points and at the ends
-is ever dropped; a hard cut drops nothing.
+characters (the last at most ``last_limit``), not empty and not whitespace-only.
+Remove from each chunk the fence lines the splitter added (a leading ``"```lang\\n"``
+on chunks that continue a code block, a trailing ``"\\n```"`` on chunks that end
+inside one) and the original text is ``ws0 + body1 + ws1 + body2 + ... + bodyN +
+wsN`` where every ``ws`` is whitespace only (possibly empty). Only whitespace at
+split points and at the ends is ever dropped; a hard cut drops nothing.
 """
 
 from __future__ import annotations
@@ -40,27 +40,31 @@ class _Fence(NamedTuple):
         return f"{_FENCE}{self.lang}\n" if self.inside else ""
 
 
-def split_message(text: str, limit: int = DISCORD_LIMIT) -> list[str]:
-    """Split ``text`` into chunks of at most ``limit`` characters (see the module docstring).
+def split_message(
+    text: str, limit: int = DISCORD_LIMIT, *, last_limit: int | None = None
+) -> list[str]:
+    """Split ``text`` into chunks of at most ``limit`` characters, the last of at most
+    ``last_limit`` (``limit`` if None; see the module docstring).
 
     Each split falls on the best boundary in the chunk's second half, else anywhere:
     paragraph break, line break, sentence end (``. ! ?`` before a space, or a CJK
     full stop, exclamation or question mark), whitespace, then a hard cut that
-    avoids splitting backtick runs and combining marks. A split inside a code
-    block closes it at the end of the chunk and re-opens it, with its language, at
-    the start of the next.
+    avoids splitting backtick runs and visible characters (a letter and its combining
+    marks, an emoji sequence, a flag). A split inside a code block closes it at the
+    end of the chunk and re-opens it, with its language, at the start of the next.
 
     Splitting is prefix-stable: for a text and any extension of it, all chunks but
     the last of the shorter text are also the first chunks of the longer one.
     """
     if limit < _MIN_LIMIT:
         raise ValueError(f"limit must be at least {_MIN_LIMIT}, got {limit}")
+    last_limit = limit if last_limit is None else last_limit
     chunks: list[str] = []
     fence = _Fence()
     rest = _skip_blank(text, limit)
     while rest:
         prefix = fence.reopen
-        if len(prefix) + len(rest.rstrip()) <= limit:
+        if len(prefix) + len(rest.rstrip()) <= last_limit:
             chunks.append(prefix + rest.rstrip())
             break
         budget = limit - len(prefix)
@@ -119,7 +123,7 @@ def _cut(rest: str, budget: int) -> int:
             if cut >= low:
                 return cut
     cut = budget
-    while cut > first + 1 and (_joins(rest[cut - 1], rest[cut]) or rest[cut - 1] == "`"):
+    while cut > first + 1 and (_joins(rest, cut) or rest[cut - 1] == "`"):
         cut -= 1
     return cut
 
@@ -133,13 +137,33 @@ def _last_space(window: str, low: int) -> int:
     return next((i for i in range(len(window) - 1, low - 1, -1) if window[i].isspace()), -1)
 
 
-def _joins(before: str, after: str) -> bool:
-    """Whether cutting between ``before`` and ``after`` would break a visible character."""
+def _joins(text: str, at: int) -> bool:
+    """Whether cutting ``text`` at ``at`` would break a visible character.
+
+    Reads only ``text[: at + 1]``."""
+    before, after = text[at - 1], text[at]
+    if _regional(before) and _regional(after):
+        # A flag is two regional indicators; a run of them pairs up from its start.
+        start = at - 1
+        while start > 0 and _regional(text[start - 1]):
+            start -= 1
+        return (at - start) % 2 == 1
     return (
         before == "\u200d"
         or after in "\u200d\ufe0f"
+        or "\U0001f3fb" <= after <= "\U0001f3ff"  # a skin tone
+        or "\U000e0020" <= after <= "\U000e007f"  # the tags of a flag such as England's
         or unicodedata.category(after) in {"Mn", "Mc", "Me"}
     )
+
+
+def _regional(char: str) -> bool:
+    return "\U0001f1e6" <= char <= "\U0001f1ff"
+
+
+def close_code_block(text: str) -> str:
+    """``text``, closing a code block it leaves open."""
+    return text + _CLOSE if _fences(text, _Fence()).inside else text
 
 
 def plan(text: str, limit: int = DISCORD_LIMIT, reserve: int = 0) -> list[str]:
@@ -163,7 +187,8 @@ class StreamSplitter:
 
     Call :meth:`feed` with the whole text so far: send or finalise each ``frozen``
     chunk once and keep editing the last message with ``tail``. When the stream
-    ends, :meth:`finish` gives the final text of every message.
+    ends, :meth:`finish` gives the final text of every message; the last may use the
+    room the marker took (a reply that fits in one message is one message).
     """
 
     def __init__(self, limit: int = DISCORD_LIMIT, marker: str = " ⚪") -> None:
@@ -173,14 +198,14 @@ class StreamSplitter:
 
     def feed(self, text: str) -> StreamPlan:
         """Plan the messages for the accumulated ``text``."""
-        *frozen, tail = plan(text, self.limit, self.reserve) or [""]
-        if _fences(tail, _Fence()).inside:
-            tail += _CLOSE
-        return StreamPlan(frozen, tail + self.marker)
+        *frozen, tail = self.finish(text) or [""]
+        if len(tail) > self.limit - self.reserve:  # the live message shows what fits of it
+            tail = plan(text, self.limit, self.reserve)[len(frozen)]
+        return StreamPlan(frozen, close_code_block(tail) + self.marker)
 
     def finish(self, text: str) -> list[str]:
         """Return every message's final text; the earlier ones equal the frozen chunks."""
-        return plan(text, self.limit, self.reserve)
+        return split_message(text, self.limit - self.reserve, last_limit=self.limit)
 
 
 def truncate(text: str, limit: int, suffix: str = "…") -> str:

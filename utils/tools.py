@@ -49,6 +49,7 @@ class Asker:
     channel: discord.abc.MessageableChannel
     guild: discord.Guild | None  # None in DMs (and in servers the bot is not in)
     message: discord.Message | None  # None for `/chat`
+    text: str = ""  # what they wrote to the bot: the message's words, or `/chat`'s prompt
 
     def member(self) -> discord.Member:
         """The asker as a member of a server the bot is in (for server-only tools)."""

@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +36,7 @@ from cogs.ai.streaming import ReplyCutOff, Sink, Splitter, stream_reply
 from cogs.ai.tools.toolbox import Toolbox, footer
 from utils.errors import BotError
 from utils.gemini import GeminiProvider
-from utils.gemini_replies import AIError, AIUnavailableError, Reply
+from utils.gemini_replies import AIError, AIUnavailableError, Reply, Usage
 from utils.memory.chatlog import BOT_LABEL
 from utils.memory.records import Readable, Recalled, Scope
 from utils.memory.service import MemoryService
@@ -158,6 +159,7 @@ class ChatEngine:
             )
         system += memory_section(recalled)
         if toolbox:
+            toolbox.saw_memories(recalled)  # others' memories: no actions in this reply
             system += TOOLS_INSTRUCTION
         reply = Reply()
         exchange = _Exchange(
@@ -176,16 +178,18 @@ class ChatEngine:
         )
         cut_off: ReplyCutOff | None = None
         try:
-            await stream_reply(
-                pieces, sink, exchange.record, interval=self.edit_interval, splitter=splitter
-            )
+            async with aclosing(pieces):  # ended at once, so the round in progress counts too
+                await stream_reply(
+                    pieces, sink, exchange.record, interval=self.edit_interval, splitter=splitter
+                )
         except ReplyCutOff as error:  # shown and stored, marked incomplete
             cut_off = error
+        except BotError:  # nothing shown (blocked, failed), but what Google answered is billed
+            await self._count(place.guild_id, reply.usage)
+            raise
         if self.memory is not None:  # indexed in the background; never blocks the reply
             self.memory.index_turns(scope, place.channel_id, exchange.turns)
-        await self.usage.record(
-            place.guild_id, reply.usage.prompt_tokens, reply.usage.output_tokens
-        )
+        await self._count(place.guild_id, reply.usage)
         if context.overflow:
             self.summarise_later(place.guild_id, place.channel_id)
         if cut_off is not None:
@@ -198,7 +202,7 @@ class ChatEngine:
         reply: Reply,
         toolbox: Toolbox | None,
         **request: Any,
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         """The reply's text over as many requests as its tool calls take (at most
         `max_tool_rounds` rounds of calls; the last request must answer in text), then a
         line of what the tools did and the sources. `reply` collects all of it; each
@@ -212,17 +216,19 @@ class ChatEngine:
                 tools = [{"function_declarations": toolbox.declarations()}]
             mode = _AUTO if round_ < self.max_tool_rounds else _NONE
             first = True
-            async for text in self.provider.stream(
-                contents, reply=part, tools=tools, tool_mode=mode, **request
-            ):
-                if first and reply.text and not reply.text[-1].isspace():
-                    yield "\n\n"  # a new round's words start a new paragraph
-                first = False
-                reply.text += text
-                yield text
+            try:
+                async for text in self.provider.stream(
+                    contents, reply=part, tools=tools, tool_mode=mode, **request
+                ):
+                    if first and reply.text and not reply.text[-1].isspace():
+                        yield "\n\n"  # a new round's words start a new paragraph
+                    first = False
+                    reply.text += text
+                    yield text
+            finally:  # Google bills a round however it ended
+                reply.usage.prompt_tokens += part.usage.prompt_tokens
+                reply.usage.output_tokens += part.usage.output_tokens
             reply.model = part.model
-            reply.usage.prompt_tokens += part.usage.prompt_tokens
-            reply.usage.output_tokens += part.usage.output_tokens
             reply.sources += part.sources
             if toolbox is None or not part.calls or mode == _NONE:
                 break
@@ -270,9 +276,12 @@ class ChatEngine:
         result = await self.provider.generate(
             summary_request(prefs.summary, older), system=SUMMARY_INSTRUCTION
         )
+        await self._count(guild_id, result.usage)
+        if stopped := result.stopped():  # a summary cut short would lose what it leaves out
+            log.warning("the summary of channel %s was stopped: %s", channel_id, stopped.reason)
+            raise AIError("The AI stopped before the summary was finished; nothing was changed.")
         if not result.text.strip():
             raise AIError("The AI returned an empty summary.")
-        await self.usage.record(guild_id, result.usage.prompt_tokens, result.usage.output_tokens)
         saved = await self.store.save_summary(
             guild_id, channel_id, result.text.strip(), older, prefs.summary_upto
         )
@@ -281,6 +290,11 @@ class ChatEngine:
             return False
         log.info("summarised %d turns of channel %s", len(older), channel_id)
         return True
+
+    async def _count(self, guild_id: int | None, usage: Usage) -> None:
+        """Add to the day's usage what Google bills (nothing for a request it never answered)."""
+        if usage.prompt_tokens or usage.output_tokens:
+            await self.usage.record(guild_id, usage.prompt_tokens, usage.output_tokens)
 
     async def close(self) -> None:
         tasks = list(self._summaries.values())

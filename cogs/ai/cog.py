@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from functools import partial
 from typing import TYPE_CHECKING
@@ -40,9 +41,12 @@ from utils.tools import Asker
 if TYPE_CHECKING:
     from bot import Bot
 
+log = logging.getLogger(__name__)
+
 Context = commands.Context["Bot"]
 
 NOT_CONFIGURED = "AI is not configured on this bot (the owner has not set GEMINI_API_KEY)."
+SORRY = "Sorry, something went wrong on my side; please try again."
 SHUTDOWN_GRACE = 3.0  # seconds replies in progress get to finish (and be stored) at shutdown
 UNFINISHED_LIMIT = 100  # replies left marked as being written that one start finalises
 
@@ -65,7 +69,8 @@ class AI(commands.Cog):
         self.personas: dict[str, Persona] = {}
         self.engine: ChatEngine | None = None
         self.audit = ToolAudit(bot.db)
-        self.tools = [*info.TOOLS, *server.TOOLS, *(web.tools(bot.gemini) if bot.gemini else [])]
+        web_tools = web.tools(bot.gemini, bot.usage) if bot.gemini else []
+        self.tools = [*info.TOOLS, *server.TOOLS, *web_tools]
         self._finishing: asyncio.Task[None] | None = None
 
     async def cog_load(self) -> None:
@@ -172,14 +177,19 @@ class AI(commands.Cog):
         message = payload.message
         if me is None or message.author.id == me.id or "content" not in payload.data:
             return  # the bot's own edits (replies as they grow) are stored as they are made
+        ctx = await self.bot.get_context(message)
+        if not ctx.valid:
+            text = spoken(message.content, me.id)
+        elif ctx.command is self.chat:
+            text = ctx.view.read_rest().strip()  # what `!chat` took as its prompt
+        else:
+            return  # another command: nothing the history holds
         notes = [
             note_of(Attachment(item.filename, item.content_type or "", item.size))
             for item in message.attachments
         ]
-        text = UserInput(message.author.display_name, spoken(message.content, me.id), notes=notes)
-        first = await self.bot.chats.edit_message(
-            payload.channel_id, payload.message_id, text.stored_text
-        )
+        said = UserInput(message.author.display_name, text, notes=notes).stored_text
+        first = await self.bot.chats.edit_message(payload.channel_id, payload.message_id, said)
         if first is not None and self.bot.memory is not None:
             await self.bot.memory.unsay(payload.channel_id, [first])
 
@@ -229,7 +239,7 @@ class AI(commands.Cog):
                     user,
                     reply.watch(direction.sink if direction else sink),
                     deadline=deadline,
-                    toolbox=None if direction else await self._toolbox(ctx),
+                    toolbox=None if direction else await self._toolbox(ctx, text),
                     system=direction and direction.system,
                     splitter=direction and direction.splitter,
                     readable=readable(ctx.author),
@@ -240,20 +250,24 @@ class AI(commands.Cog):
             pass  # the partial reply already says what happened
         except BotError as error:
             await sink.send(str(error))
+        except Exception:
+            # A bug: the asker still gets an answer, not silence (or "thinking…" for good).
+            log.exception("answering in channel %s failed", ctx.channel.id)
+            await sink.send(SORRY)
         finally:
             if typing is not None:
                 # Long sent by now; only an indicator stuck on a dead Discord is cut short.
                 typing.cancel()
                 await asyncio.gather(typing, return_exceptions=True)
 
-    async def _toolbox(self, ctx: Context) -> Toolbox | None:
-        """The tools this reply may use, for the person who asked."""
+    async def _toolbox(self, ctx: Context, text: str) -> Toolbox | None:
+        """The tools this reply may use, for the person who asked `text`."""
         if not self.bot.settings.ai_tools_enabled:
             return None
         guild = ctx.guild
         on = families((await self.bot.chats.guild(guild.id if guild else None)).tools)
         message = None if ctx.interaction else ctx.message
-        asker = Asker(ctx.author, ctx.channel, guild, message)
+        asker = Asker(ctx.author, ctx.channel, guild, message, text)
         timeout = self.bot.settings.ai_tool_timeout
         return Toolbox(self.bot.tools, asker, on, self.audit, timeout=timeout)
 

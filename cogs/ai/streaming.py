@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from cogs.ai.records import WRITING
 from utils.errors import BotError
 from utils.gemini_replies import ReplyStopped
-from utils.text import DISCORD_LIMIT, StreamPlan, StreamSplitter
+from utils.text import DISCORD_LIMIT, StreamPlan, StreamSplitter, close_code_block
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ async def stream_reply(
     except BotError as error:
         if not messages.sent:
             raise
-        await messages.show(splitter.finish(text.rstrip() + CUT_OFF_NOTE.format(error=error)))
+        await messages.show(splitter.finish(_noted(text, CUT_OFF_NOTE.format(error=error))))
         reason = error.reason if isinstance(error, ReplyStopped) else "error"
         await record(text, reason, messages.last_id)
         raise ReplyCutOff(str(error)) from error
@@ -140,7 +140,7 @@ async def stream_reply(
         # Best effort: a deleted message can't be edited, but the history must still
         # hold the reply as cut off, as far as it was seen, not as being written.
         note = CUT_OFF_NOTE.format(error=FAILED)
-        if await _finalise(messages, splitter.finish(text.rstrip() + note)):
+        if await _finalise(messages, splitter.finish(_noted(text, note))):
             seen = text
         await _finalise(messages, None, lambda: record(seen, "error", messages.last_id))
         raise ReplyCutOff(FAILED) from error
@@ -150,7 +150,7 @@ async def stream_reply(
         elif messages.sent:
             await _finalise(
                 messages,
-                splitter.finish(text.rstrip() + RESTART_NOTE),
+                splitter.finish(_noted(text, RESTART_NOTE)),
                 lambda: record(text, RESTART, messages.last_id),
             )
         raise
@@ -185,5 +185,10 @@ def after_crash(shown: str, limit: int = DISCORD_LIMIT) -> list[str] | None:
     if not shown.endswith(WRITING_MARKER):
         return None
     return StreamSplitter(limit, WRITING_MARKER).finish(
-        shown.removesuffix(WRITING_MARKER).rstrip() + RESTART_NOTE
+        _noted(shown.removesuffix(WRITING_MARKER), RESTART_NOTE)
     )
+
+
+def _noted(text: str, note: str) -> str:
+    """A reply cut off, as it ends: its text, a code block it left open closed, `note`."""
+    return close_code_block(text.rstrip()) + note

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from utils.memory.records import age_text
 from utils.tools import Asker, Done, Family, Tool
@@ -34,6 +34,8 @@ class RecallIn(BaseModel):
 
 
 class ForgetIn(BaseModel):
+    model_config = ConfigDict(coerce_numbers_to_str=True)  # recall gives ids as numbers
+
     target: str = Field(
         description="The id of one of the asker's memories (from recall), or 'all' to "
         "forget everything remembered about them here"

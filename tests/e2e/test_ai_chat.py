@@ -141,6 +141,29 @@ async def test_long_reply_with_code_is_split_cleanly(
     assert strip("".join(m.content for m in messages)) == strip(text)
 
 
+async def test_a_reply_that_fills_one_message_stays_one_message(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    text = ("word " * 400)[:1996] + "end."  # no room left for the writing marker
+    assert len(text) == 2000
+    gemini_fake.reply([text[:1000], text[1000:]], chunk_delay=0.1)
+    bot = await start_bot(ai_settings())
+    await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} fill it")
+    (reply,) = await wait_reply_done(discord_fake, guild.text)
+    await discord_fake.wait_for(lambda: reply.content == text)
+    assert discord_fake.messages_in(guild.text) == [reply]
+    assert all(len(shown) <= 2000 for shown in reply.history)
+    await eventually(
+        lambda: stored_rows(bot, guild.text.id),
+        equals=[("user", "fill it", None), ("model", text, None)],
+    )
+
+
 async def test_model_output_pings_nobody(
     discord_fake: FakeDiscord,
     gemini_fake: FakeGemini,
@@ -296,6 +319,89 @@ async def test_failed_generation_is_not_stored(
     assert await bot.db.fetchval("SELECT count(*) FROM ai_messages") == 0
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b"", id="empty stream"),
+        pytest.param(b'data: {"candidates": [\r\n\r\n', id="not JSON"),
+        pytest.param(b"data: \xff\xfe\r\n\r\n", id="not UTF-8"),
+    ],
+)
+async def test_an_unreadable_answer_is_retried(
+    body: bytes,
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    gemini_fake.answer_raw(body)
+    gemini_fake.reply("Here I am.")
+    bot = await start_bot(ai_settings())
+    reply = await ask(discord_fake, guild.text, member, "hello?")
+    assert reply.content == "Here I am."
+    assert len(gemini_fake.requests) == 2
+    await eventually(
+        lambda: stored_rows(bot, guild.text.id),
+        equals=[("user", "hello?", None), ("model", "Here I am.", None)],
+    )
+
+
+async def test_slash_chat_says_when_no_answer_can_be_read(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    for _ in range(2):
+        gemini_fake.answer_raw(b"")
+    bot = await start_bot(ai_settings(gemini_max_retries=1))
+    interaction = await discord_fake.invoke_slash(guild.text, member, "chat", {"prompt": "hi"})
+    assert (await interaction.wait_response())["type"] == 5  # deferred: "thinking…"
+    # The "thinking" response is filled in with the error, not left thinking.
+    await discord_fake.wait_for(
+        lambda: interaction.original is not None and interaction.original.content, timeout=5
+    )
+    assert interaction.original.content == (
+        "The AI is not answering right now; please try again later."
+    )
+    assert len(gemini_fake.requests) == 2
+    assert await stored_rows(bot, guild.text.id) == []
+
+
+async def test_a_bug_in_the_answer_path_still_gets_a_short_apology(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bot = await start_bot(ai_settings())
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(bot.chats, "context", broken)  # a bug before any Gemini request
+    await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} hi")
+    apology = await discord_fake.wait_for_message(guild.text)
+    assert apology.content == "Sorry, something went wrong on my side; please try again."
+    interaction = await discord_fake.invoke_slash(guild.text, member, "chat", {"prompt": "hi"})
+    await interaction.wait_response()
+    await discord_fake.wait_for(
+        lambda: interaction.original is not None and interaction.original.content, timeout=5
+    )
+    assert interaction.original.content == apology.content, "not left thinking"
+    failures = [r for r in caplog.records if r.exc_info and "a bug" in str(r.exc_info[1])]
+    assert len(failures) == 2
+    assert gemini_fake.requests == []
+
+
 async def test_stream_cut_off_midway_is_marked_and_stored_as_incomplete(
     discord_fake: FakeDiscord,
     gemini_fake: FakeGemini,
@@ -314,6 +420,48 @@ async def test_stream_cut_off_midway_is_marked_and_stored_as_incomplete(
     await eventually(
         lambda: stored_rows(bot, guild.text.id),
         equals=[("user", "go", None), ("model", "The answer begins and then", "error")],
+    )
+
+
+async def test_a_stream_that_ends_without_a_finish_reason_is_cut_off(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """Gemini ends every answer with a finish reason; one that ends without was cut."""
+    gemini_fake.reply(["The answer begins ", "and then"], finish_reason=None)
+    bot = await start_bot(ai_settings())
+    reply = await ask(discord_fake, guild.text, member, "go")
+    await discord_fake.wait_for(lambda: "⚠️" in reply.content)
+    assert reply.content == (
+        "The answer begins and then\n\n*⚠️ The reply was cut off by an AI error; please try again.*"
+    )
+    await eventually(
+        lambda: stored_rows(bot, guild.text.id),
+        equals=[("user", "go", None), ("model", "The answer begins and then", "error")],
+    )
+
+
+async def test_a_reply_cut_off_inside_a_code_block_closes_it_before_the_note(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    code = "Here is the script:\n```python\ndef main():\n    x = compute("
+    gemini_fake.reply([code[:30], code[30:], ""], finish_reason="MAX_TOKENS")
+    bot = await start_bot(ai_settings())
+    reply = await ask(discord_fake, guild.text, member, "code")
+    await discord_fake.wait_for(lambda: "⚠️" in reply.content)
+    assert reply.content == code + "\n```\n\n*⚠️ reply cut at the length limit*"
+    await eventually(
+        lambda: stored_rows(bot, guild.text.id),
+        equals=[("user", "code", None), ("model", code, "length")],
     )
 
 
@@ -687,6 +835,43 @@ async def test_ai_summarize_folds_all_but_the_last_exchange(
     assert "I grow roses" not in json.dumps(gemini_fake.requests[-1].contents)
 
 
+async def test_a_summary_the_ai_stopped_early_is_not_saved(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    bot = await start_bot(ai_settings())
+    for text in ("I grow roses", "and tulips", "what next?"):
+        await ask(discord_fake, guild.text, member, text)
+    await eventually(lambda: stored_count(bot, guild.text.id), equals=6)
+
+    gemini_fake.reply(["SUMMARY: alice grows", ""], finish_reason="SAFETY")
+    interaction = await discord_fake.invoke_slash(
+        guild.text, discord_fake.owner, "ai", subcommand="summarize"
+    )
+    await interaction.wait_response()
+    error = await discord_fake.wait_for(
+        lambda: next(
+            (
+                m
+                for m in discord_fake.messages_in(guild.text)
+                if m.from_bot and m.interaction_id == interaction.id and m.content
+            ),
+            None,
+        ),
+        timeout=10,
+    )
+    assert error.content == "The AI stopped before the summary was finished; nothing was changed."
+    assert (await bot.chats.channel(guild.text.id)).summary is None
+    # The turns it would have folded are still sent as they were.
+    await ask(discord_fake, guild.text, member, "and now?")
+    assert "I grow roses" in json.dumps(gemini_fake.requests[-1].contents)
+    assert "SUMMARY" not in json.dumps(gemini_fake.requests[-1].contents)
+
+
 async def test_without_api_key_ai_says_not_configured(
     discord_fake: FakeDiscord,
     guild: FakeGuild,
@@ -896,6 +1081,41 @@ async def test_blocked_and_truncated_replies_say_why_and_are_stored_as_such(
             ("model", "Here is how ", "safety"),
         ],
     )
+
+
+async def test_usage_counts_replies_cut_off_or_blocked(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """Google bills a reply however it ends: one cut at the length limit used all its
+    output, one blocked before any text still read the prompt."""
+    gemini_fake.reply(
+        ["A very long story ", "that goes on", ""],
+        finish_reason="MAX_TOKENS",
+        usage={"promptTokenCount": 100, "candidatesTokenCount": 8000},
+    )
+    gemini_fake.reply(
+        [""], finish_reason="SAFETY", usage={"promptTokenCount": 50, "candidatesTokenCount": 0}
+    )
+    await start_bot(ai_settings())
+
+    async def tokens_today() -> str:
+        interaction = await discord_fake.invoke_slash(guild.text, member, "ai", subcommand="status")
+        status = (await interaction.wait_response())["data"]["embeds"][0]
+        return {f["name"]: f["value"] for f in status["fields"]}["Tokens today"]
+
+    long = await ask(discord_fake, guild.text, member, "a long story")
+    await discord_fake.wait_for(lambda: "⚠️" in long.content)
+    await eventually(tokens_today, equals="8,100")
+
+    await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} how to")
+    refused = await discord_fake.wait_for_message(guild.text, after=1)
+    assert refused.content == "I can't answer that: the reply was blocked by the safety filter."
+    await eventually(tokens_today, equals="8,150")
 
 
 async def test_ai_safety_sets_the_channel_threshold(

@@ -11,8 +11,16 @@ from typing import Any
 import discord
 import pytest
 
+from cogs.ai.tools.toolbox import (
+    MAX_CALLS,
+    MAX_CHANGES,
+    REPEATED,
+    TOO_MANY_CALLS,
+    TOO_MANY_CHANGES,
+)
 from config import Settings
 from tests.conftest import BASIC, StartBot
+from tests.e2e.test_ai_tools import answer
 from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeMessage, FakeUser
 from tests.fakes.gemini_server import FakeGemini
 
@@ -499,6 +507,33 @@ async def test_the_bot_needs_server_wide_permissions_too(
     assert not requests(discord_fake, "POST", f"/guilds/{guild.id}/roles")
     assert not requests(discord_fake, "POST", f"/guilds/{guild.id}/channels")
     assert not [r for r in discord_fake.requests if r.method == "PUT" and "/roles/" in r.path]
+
+
+async def test_one_reply_makes_a_bounded_number_of_changes(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    mod: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """One message can't make dozens of channels: a turn runs `MAX_CALLS` calls, a reply
+    makes `MAX_CHANGES` changes over all its rounds, and never the same one twice."""
+    await start_bot(ai_settings(**UNLIMITED))
+    await server_on(discord_fake, guild)
+    teams = [("create_channel", {"name": f"team-{n}"}) for n in range(40)]
+    gemini_fake.reply_function_calls([("create_channel", {"name": "news"})] * 2 + teams)
+    gemini_fake.reply_function_calls([("create_channel", {"name": "late"})])
+    gemini_fake.reply("Made some of them.")
+    await answer(discord_fake, guild.text, mod, "make a news channel and 40 team channels")
+
+    made = [r.json["name"] for r in requests(discord_fake, "POST", f"/guilds/{guild.id}/channels")]
+    assert made == ["news", *(f"team-{n}" for n in range(MAX_CHANGES - 1))]
+    results = [result for _, result in gemini_fake.requests[-1].function_responses]
+    assert results[1] == {"refused": REPEATED}
+    assert results[MAX_CHANGES + 1 : MAX_CALLS] == [{"refused": TOO_MANY_CHANGES}]
+    assert results[MAX_CALLS:-1] == [{"refused": TOO_MANY_CALLS}] * (42 - MAX_CALLS)
+    assert results[-1] == {"refused": TOO_MANY_CHANGES}, "the next round too"
 
 
 async def test_audit_lists_actions_for_managers_only(

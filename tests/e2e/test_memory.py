@@ -199,6 +199,29 @@ async def test_an_edited_message_replaces_what_the_history_and_the_memory_held(
     assert "Whiskers" in said  # the rest of the history stays
 
 
+async def test_an_edited_chat_command_keeps_its_prompt_as_the_turn(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    gemini_fake: FakeGemini,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """`!chat` stores its prompt: an edit stores the new prompt, not the command line."""
+    bot = await start_bot(ai_settings())
+    sent = await discord_fake.send_message(guild.text, member, "!chat hello https://example.com")
+    await discord_fake.wait_for_message(
+        guild.text, predicate=lambda m: m.reference == sent.id and m.content == "ok"
+    )
+
+    async def said() -> list[str]:
+        return [t.content for t in await bot.chats.turns(guild.text.id) if t.role == "user"]
+
+    assert await said() == ["hello https://example.com"]
+    discord_fake.edit_by_author(sent, "!chat goodbye https://example.com")
+    await eventually(lambda: said(), equals=["goodbye https://example.com"])
+
+
 async def slash(
     discord_fake: FakeDiscord,
     channel: FakeChannel,

@@ -5,7 +5,8 @@ at a started :class:`FakeGemini` and script its answers: text (whole or streamed
 chunks, optionally grounded by Google Search or URL context), turns of function
 calls with thought signatures, Google-shaped errors, hangs, streams that break or
 stall mid-way, replies that end with another ``finishReason`` (``SAFETY``,
-``MAX_TOKENS``, ...) and prompts refused through ``promptFeedback.blockReason``.
+``MAX_TOKENS``, ...) or none, prompts refused through ``promptFeedback.blockReason``
+and raw bodies (an empty stream, one that is not JSON).
 Every request is recorded in :attr:`FakeGemini.requests`; :class:`GeminiRequest`
 reads the tools, function responses and texts it carries.
 
@@ -60,7 +61,7 @@ class _Reply:
     parts: list[dict[str, Any]]  # one part per stream chunk
     chunk_delay: float = 0.0
     usage: dict[str, int] | None = None
-    finish_reason: str = "STOP"
+    finish_reason: str | None = "STOP"
     metadata: dict[str, Any] = field(default_factory=dict)  # for the final chunk's candidate
 
 
@@ -74,6 +75,11 @@ class _Fail:
     status: int
     message: str
     retry_delay: float | None
+
+
+@dataclass(frozen=True)
+class _Raw:
+    body: bytes
 
 
 @dataclass(frozen=True)
@@ -93,7 +99,7 @@ class _StalledStream:
     seconds: float
 
 
-_Script = _Reply | _Fail | _Hang | _BrokenStream | _StalledStream | _Blocked
+_Script = _Reply | _Fail | _Hang | _BrokenStream | _StalledStream | _Blocked | _Raw
 
 
 class FakeGemini:
@@ -172,7 +178,7 @@ class FakeGemini:
         chunk_delay: float = 0.0,
         usage: dict[str, int] | None = None,
         model: str | None = None,
-        finish_reason: str = "STOP",
+        finish_reason: str | None = "STOP",
         grounding: list[tuple[str, str]] | None = None,
         search_queries: list[str] | None = None,
         url_context: list[str] | None = None,
@@ -185,7 +191,8 @@ class FakeGemini:
         the sum). ``usage`` overrides fields of the estimated ``usageMetadata``.
         The last chunk carries ``finish_reason`` (``"SAFETY"``, ``"MAX_TOKENS"``...);
         an empty last chunk of a stopped reply has no ``content``, as Google sends a
-        block.
+        block. None sends no finish reason (nor usage): a stream cut short that still
+        ends cleanly, as a proxy may cut it.
 
         ``grounding`` (``(uri, title)`` web sources) and ``search_queries`` make it a
         Google Search grounded answer: the last chunk's candidate gets
@@ -259,6 +266,11 @@ class FakeGemini:
         """
         for _ in range(times):
             self._push(model, _Fail(status, message or payloads.message(status), retry_delay))
+
+    def answer_raw(self, body: bytes, *, model: str | None = None) -> None:
+        """Queue an answer of ``body`` as it is, with status 200: an empty stream
+        (``b""``), an event that is not JSON, bytes that are not UTF-8."""
+        self._push(model, _Raw(body))
 
     def hang(self, seconds: float = 3600, *, model: str | None = None) -> None:
         """Leave the next request unanswered for ``seconds``, then answer with the default.
@@ -365,6 +377,13 @@ class FakeGemini:
                     return web.json_response(payload)
                 response = await self._open_stream(request)
                 await response.write(payloads.sse(payload))
+                await response.write_eof()
+                return response
+            case _Raw(body):
+                if not stream:
+                    return web.Response(body=body, content_type="application/json")
+                response = await self._open_stream(request)
+                await response.write(body)
                 await response.write_eof()
                 return response
             case _Fail(status, message, retry_delay):

@@ -10,13 +10,14 @@ along with the pings the fake computed for every message the bot left.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import pytest
 
 from config import Settings
 from tests.conftest import BASIC, StartBot
-from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
+from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeInteraction, FakeUser
 from tests.fakes.gemini_server import FakeGemini
 from tests.reliability.conftest import answered, mention, replies_to
 
@@ -25,6 +26,10 @@ pytestmark = pytest.mark.reliability
 
 def hostile(role_id: int, user_id: int) -> str:
     return f"Hey @everyone and @here, look <@&{role_id}> and <@{user_id}> <@!{user_id}>! "
+
+
+def answered_in_full(interaction: FakeInteraction) -> bool:
+    return interaction.original is not None and not interaction.original.loading
 
 
 def sent_content(body: Any) -> tuple[str, dict[str, Any] | None] | None:
@@ -129,9 +134,7 @@ async def test_names_people_gave_ping_nobody_when_the_bot_repeats_them(
             guild.text, owner, command, options, subcommand=sub
         )
         await interaction.wait_response()
-        await discord_fake.wait_for(
-            lambda: interaction.original is not None and not interaction.original.loading
-        )
+        await discord_fake.wait_for(partial(answered_in_full, interaction))
 
     repeated = 0
     for request in discord_fake.requests:

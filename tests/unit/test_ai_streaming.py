@@ -110,6 +110,24 @@ async def test_failure_after_text_marks_the_reply() -> None:
     assert record.calls[-1] == ("partial answer", "error")
 
 
+async def test_a_note_after_an_open_code_block_closes_it_first() -> None:
+    code = "Look:\n```py\nx = compute(\n"
+    sink, record = Sink(), Recorder()
+    with pytest.raises(ReplyCutOff):
+        await stream_reply(pieces([code], Clock(), 1.0, fail=True), sink, record)
+    assert sink.messages[0].versions[-1] == "Look:\n```py\nx = compute(\n```\n\n*⚠️ cut*"
+    assert record.calls[-1] == (code, "error")
+
+    sink, record, started = Sink(), Recorder(), asyncio.Event()
+    task = asyncio.create_task(stream_reply(endless(code, started), sink, record))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert sink.messages[0].versions[-1] == "Look:\n```py\nx = compute(\n```" + RESTART_NOTE
+    assert record.calls[-1] == (code, "restart")
+
+
 class FlakyMessage(FakeMessage):
     """A message whose edits fail `failures` times (Discord erred, or it was deleted)."""
 

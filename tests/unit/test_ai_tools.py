@@ -1,8 +1,22 @@
-"""The small print under a reply with tools: what was done, and the sources as links."""
+"""Tools in small: the print under a reply (what was done, the sources as links), the
+time one turn's calls share, which links count as the asker's, and the audit (shown as
+plain text, refused calls kept apart)."""
 
 from __future__ import annotations
 
-from cogs.ai.tools.toolbox import MAX_SOURCES, MAX_TITLE, footer
+import asyncio
+import json
+from typing import Any, cast
+
+import pytest
+from google.genai import types
+
+from cogs.ai.tools import audit
+from cogs.ai.tools.settings import audit_embed
+from cogs.ai.tools.toolbox import MAX_SOURCES, MAX_TITLE, OUT_OF_TIME, Toolbox, footer
+from cogs.ai.tools.web import pasted
+from utils.db import Database
+from utils.tools import Asker, Done, Family, NoArguments, Tool, ToolRegistry
 
 
 def test_nothing_done_and_no_sources_adds_nothing() -> None:
@@ -56,3 +70,79 @@ def test_one_link_per_address_and_a_limit() -> None:
 def test_a_title_with_an_address_shows_the_site() -> None:
     tail = footer([], [("see https://evil.example/x", "https://news.example/a")])
     assert tail == "\n\n-# Sources: [news.example](<https://news.example/a>)"
+
+
+async def test_one_turns_calls_share_a_time_limit() -> None:
+    async def nap(_: Asker, __: NoArguments) -> Done:
+        await asyncio.sleep(0.2)
+        return Done({"slept": True})
+
+    registry = ToolRegistry()
+    registry.register([Tool("nap", "Sleep.", Family.INFO, nap, NoArguments, guild_only=False)])
+    asker = Asker(cast(Any, None), cast(Any, None), None, None)
+    toolbox = Toolbox(registry, asker, frozenset(Family), timeout=0.3, round_time=0.3)
+    parts = await toolbox.run_all([types.FunctionCall(name="nap", args={})] * 3)
+
+    assert [part["function_response"]["response"] for part in parts] == [  # type: ignore[index]
+        {"slept": True},
+        {"error": "nap took too long and was stopped."},  # had only the turn's 0.1 s left
+        {"error": OUT_OF_TIME},
+    ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "read https://a.example/page",
+        "read https://a.example/page/ please",
+        "what does a.example/page say?",
+        "[this](https://a.example/page), or <https://a.example/page>.",
+        "is HTTP://a.example/page (the page) good?",
+    ],
+)
+def test_a_link_the_asker_wrote_is_theirs(text: str) -> None:
+    assert pasted("https://a.example/page", text)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://a.example/page?d=what-you-know",
+        "https://a.example/",
+        "https://evil.example/page",
+        "https://a.example/page/more",
+    ],
+)
+def test_a_link_the_asker_never_wrote_is_not(url: str) -> None:
+    assert not pasted(url, "read https://a.example/page and a.example/other")
+
+
+def test_audit_shows_what_the_model_chose_as_plain_text() -> None:
+    arguments = json.dumps({"name": "[Verify your account](https://evil.example/login) **now**"})
+    result = "refused: @everyone [x](https://evil.example)"
+    action = audit.Action(1, 2, 3, "create_channel", arguments, result, False, 0.0)
+    description = audit_embed([action]).description or ""
+
+    assert "](https://evil.example" not in description  # no masked link to click
+    assert "\\*\\*now\\*\\*" in description and "@\u200beveryone" in description
+
+
+async def test_refused_calls_never_push_out_recorded_changes(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(audit, "KEEP", 3)
+    monkeypatch.setattr(audit, "KEEP_FAILED", 2)
+    log = audit.ToolAudit(db)
+    await log.record(1, 2, 3, "create_role", '{"name": "mods"}', "created @mods", ok=True)
+    for n in range(5):  # anyone can ask for what they may not do
+        await log.record(1, 2, 4, "create_role", f'{{"name": "{n}"}}', "refused", ok=False)
+    kept = await log.recent(1, 100)
+    assert [(a.arguments, a.ok) for a in kept] == [
+        ('{"name": "4"}', False),
+        ('{"name": "3"}', False),
+        ('{"name": "mods"}', True),
+    ]
+
+    for n in range(3):
+        await log.record(1, 2, 3, "pin_message", f'{{"message_id": {n}}}', "pinned", ok=True)
+    assert [a.tool for a in await log.recent(1, 100) if a.ok] == ["pin_message"] * 3

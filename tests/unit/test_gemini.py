@@ -12,9 +12,10 @@ import pytest
 from google.genai import types
 
 from cogs.ai.prompting import text_part
+from tests.fakes.gemini_payloads import sse
 from tests.fakes.gemini_server import FakeGemini
 from utils.gemini import GeminiProvider
-from utils.gemini_replies import AIError, Reply, ReplyStopped
+from utils.gemini_replies import AIError, Reply, ReplyStopped, Usage
 from utils.reliability.circuit_breaker import CircuitBreaker
 
 
@@ -175,6 +176,93 @@ async def test_the_deadline_bounds_the_wait_across_retries_and_fallbacks(
         await provider.close()
     assert loop.time() - started < 1.0
     assert gemini_fake.requests, "it did try"
+
+
+UNREADABLE = [
+    pytest.param(b"", id="empty stream"),
+    pytest.param(b'data: {"candidates": [\r\n\r\n', id="not JSON"),
+    pytest.param(b"data: \xff\xfe\r\n\r\n", id="not UTF-8"),
+]
+
+
+@pytest.mark.parametrize("body", UNREADABLE)
+async def test_an_unreadable_answer_is_retried(gemini_fake: FakeGemini, body: bytes) -> None:
+    gemini_fake.answer_raw(body)
+    provider = provider_for(gemini_fake)
+    try:
+        assert await collect(provider) == "ok"
+    finally:
+        await provider.close()
+    assert len(gemini_fake.requests) == 2
+    assert provider.breaker.failures == 0
+
+
+@pytest.mark.parametrize("body", UNREADABLE)
+async def test_answers_that_stay_unreadable_are_not_answering(
+    gemini_fake: FakeGemini, body: bytes
+) -> None:
+    for _ in range(2):
+        gemini_fake.answer_raw(body)
+    provider = provider_for(gemini_fake, max_retries=1)
+    try:
+        with pytest.raises(AIError, match="not answering"):
+            await collect(provider)
+    finally:
+        await provider.close()
+    assert len(gemini_fake.requests) == 2
+    assert provider.breaker.failures == 2, "a provider that answers garbage is struggling"
+
+
+async def test_an_unreadable_event_mid_stream_cuts_the_reply_off(gemini_fake: FakeGemini) -> None:
+    first = {"candidates": [{"content": {"role": "model", "parts": [{"text": "The start "}]}}]}
+    gemini_fake.answer_raw(sse(first) + b"data: {oops\r\n\r\n")
+    provider = provider_for(gemini_fake)
+    pieces: list[str] = []
+    try:
+        with pytest.raises(AIError, match="cut off by an AI error"):
+            async for piece in provider.stream(HI):
+                pieces.append(piece)
+    finally:
+        await provider.close()
+    assert pieces == ["The start "]
+
+
+async def test_a_stream_that_ends_without_a_finish_reason_is_cut_off(
+    gemini_fake: FakeGemini,
+) -> None:
+    gemini_fake.reply(["The start ", "of it"], finish_reason=None)
+    provider = provider_for(gemini_fake)
+    pieces: list[str] = []
+    try:
+        with pytest.raises(AIError, match="cut off by an AI error") as info:
+            async for piece in provider.stream(HI):
+                pieces.append(piece)
+    finally:
+        await provider.close()
+    assert "".join(pieces) == "The start of it"
+    assert not isinstance(info.value, ReplyStopped)
+
+
+async def test_usage_counts_thinking_as_output_and_tool_prompts_as_input(
+    gemini_fake: FakeGemini,
+) -> None:
+    """What Google bills: thoughts are output tokens, tool-use prompts input tokens."""
+    usage = {
+        "promptTokenCount": 100,
+        "toolUsePromptTokenCount": 20,
+        "candidatesTokenCount": 10,
+        "thoughtsTokenCount": 900,
+    }
+    gemini_fake.reply(["Short ", "answer."], usage=usage)
+    gemini_fake.reply("Short answer.", usage=usage)
+    provider = provider_for(gemini_fake)
+    streamed = Reply()
+    try:
+        await collect(provider, streamed)
+        whole = await provider.generate(HI)
+    finally:
+        await provider.close()
+    assert streamed.usage == whole.usage == Usage(prompt_tokens=120, output_tokens=910)
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,8 @@ from utils.text import (
 )
 
 _REOPEN = re.compile(r"```[\w+#.-]*\n")
+# England's flag: a black flag, the tag characters "gbeng" and a cancel tag.
+ENGLAND = "\U0001f3f4" + "".join(chr(0xE0000 + ord(c)) for c in "gbeng") + "\U000e007f"
 
 
 def _fence_lines(chunk: str) -> int:
@@ -122,6 +124,23 @@ def test_hard_cut_keeps_combining_marks_with_their_letter() -> None:
     assert "".join(chunks) == text
 
 
+@pytest.mark.parametrize(
+    "grapheme",
+    [
+        pytest.param("\U0001f1fa\U0001f1f8", id="flag"),  # two regional indicators
+        pytest.param("\U0001f44d\U0001f3fd", id="skin tone"),  # thumbs up + a skin tone
+        pytest.param(ENGLAND, id="tags"),
+    ],
+)
+def test_hard_cut_keeps_emoji_sequences_whole(grapheme: str) -> None:
+    text = "x" + grapheme * 60  # a wall of emoji, nowhere better to cut
+
+    chunks = split_message(text, 40)
+
+    assert "".join(chunks) == text
+    assert all(c.startswith(grapheme) for c in chunks[1:])
+
+
 def test_empty_and_blank_text() -> None:
     assert split_message("") == []
     assert split_message(" \n\n \t") == []
@@ -146,7 +165,9 @@ def _random_text(rng: random.Random) -> str:
         elif roll < 0.8:
             pieces.append(word(40, 400))
         elif roll < 0.85:
-            pieces.append(rng.choice(["ภาษาไทยไม่มีช่องว่าง", "e\u0301" * 20, "👩\u200d💻" * 5]))
+            pieces.append(
+                rng.choice(["ภาษาไทยไม่มีช่องว่าง", "e\u0301" * 20, "👩\u200d💻" * 5, "🇺🇸🇯🇵" * 10])
+            )
         elif roll < 0.95:
             lang = rng.choice(["py", "js", "", "c++"])
             lines = [" " * rng.choice([0, 4, 8]) + word() + " = " + word() for _ in range(20)]
@@ -172,10 +193,11 @@ def test_random_texts_split_prefix_stably() -> None:
     for _ in range(100):
         text = _random_text(rng)
         limit = rng.randint(32, 300)
-        full = split_message(text, limit)
+        last_limit = limit + rng.choice([0, 6])
+        full = split_message(text, limit, last_limit=last_limit)
         for end in sorted(rng.sample(range(len(text) + 1), min(15, len(text) + 1))):
-            partial = split_message(text[:end], limit)
-            assert partial[:-1] == full[: len(partial) - 1]
+            partial = split_message(text[:end], limit, last_limit=last_limit)
+            assert partial[:-1] == full[: len(partial[:-1])]
 
 
 def test_stream_splitter_frozen_chunks_never_change() -> None:
@@ -196,9 +218,26 @@ def test_stream_splitter_frozen_chunks_never_change() -> None:
 
     final = splitter.finish(text)
     assert final[: len(frozen)] == frozen
-    assert final == split_message(text, DISCORD_LIMIT - splitter.reserve)
-    assert final == plan(text, DISCORD_LIMIT, splitter.reserve)
+    assert final == split_message(text, DISCORD_LIMIT - splitter.reserve, last_limit=DISCORD_LIMIT)
+    assert final[:-1] == plan(text, DISCORD_LIMIT, splitter.reserve)[: len(final) - 1]
     assert len(final) > 3
+
+
+def test_stream_splitter_final_message_may_use_the_markers_room() -> None:
+    splitter = StreamSplitter()
+    text = ("word " * 400)[:1996] + "end."
+    assert len(text) == DISCORD_LIMIT
+
+    live = splitter.feed(text)
+
+    assert live.frozen == [], "the live message shows what fits, not a second message"
+    assert len(live.tail) <= DISCORD_LIMIT and live.tail.endswith(splitter.marker)
+    assert text.startswith(live.tail.removesuffix(splitter.marker))
+    assert splitter.finish(text) == [text]
+    # Once the text outgrows one message, the first is frozen as streaming showed it.
+    longer = splitter.feed(text + " and more")
+    assert longer.frozen == [live.tail.removesuffix(splitter.marker)]
+    assert splitter.finish(text + " and more")[0] == longer.frozen[0]
 
 
 def test_stream_splitter_starts_empty() -> None:

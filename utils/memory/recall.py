@@ -269,7 +269,7 @@ class Recall:
                 named=speaks(named, text),
                 weights=weights,
             )
-            ranked.append(Recalled(memory.id, text, memory.source, age, total))
+            ranked.append(Recalled(memory.id, text, memory.source, age, total, memory.author_id))
         ranked.sort(key=lambda item: (item.score, item.id), reverse=True)
         return ranked
 

@@ -97,13 +97,15 @@ class Memory(NamedTuple):
 
 class Recalled(NamedTuple):
     """A memory found for a query: what it says (as the model reads it), where it came
-    from, how old it is (seconds) and how well it matched."""
+    from, how old it is (seconds), how well it matched, and whose it is (the person a fact
+    is about, the person of a conversation memory's exchanges; None: not known)."""
 
     id: int
     text: str
     source: Source
     age: float
     score: float
+    author_id: int | None = None
 
 
 def age_text(seconds: float) -> str:

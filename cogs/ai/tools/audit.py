@@ -1,6 +1,8 @@
 """The record of what tools changed: who asked, what, when, and how it went (`/ai audit`).
 
-Owns the `ai_tool_actions` table. Each server keeps its newest `KEEP` entries.
+Owns the `ai_tool_actions` table. Each server keeps its newest `KEEP` entries of calls
+that went through and, apart, its newest `KEEP_FAILED` of calls refused or failed: a
+flood of refused calls, which anyone can cause, never pushes out what was done.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 from utils.db import Database
 
 KEEP = 500
+KEEP_FAILED = 100
 
 
 @dataclass(frozen=True)
@@ -47,10 +50,10 @@ class ToolAudit:
                 (guild_id, channel_id, user_id, tool, arguments, result, int(ok), time.time()),
             )
             await conn.execute(
-                "DELETE FROM ai_tool_actions WHERE guild_id = ? AND id <= ("
-                "SELECT id FROM ai_tool_actions WHERE guild_id = ? "
+                "DELETE FROM ai_tool_actions WHERE guild_id = ? AND ok = ? AND id <= ("
+                "SELECT id FROM ai_tool_actions WHERE guild_id = ? AND ok = ? "
                 "ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                (guild_id, guild_id, KEEP),
+                (guild_id, int(ok), guild_id, int(ok), KEEP if ok else KEEP_FAILED),
             )
 
     async def recent(self, guild_id: int, limit: int) -> list[Action]:

@@ -63,7 +63,9 @@ async def member_count(asker: Asker, _: NoArguments) -> Done:
 
 class TimeIn(BaseModel):
     timezone: str = Field(
-        default="UTC", description="An IANA time zone such as Europe/Paris or America/New_York"
+        default="UTC",
+        max_length=64,  # the longest IANA name has 32 characters
+        description="An IANA time zone such as Europe/Paris or America/New_York",
     )
 
 

@@ -43,11 +43,20 @@ def tools_embed(on: frozenset[Family], enabled: bool) -> discord.Embed:
 
 
 def audit_embed(actions: list[Action]) -> discord.Embed:
+    """The recent actions, one a line; their arguments and results (which the model and
+    so anyone asking chose) shown as plain text: no masked links, formatting or mentions."""
     embed = discord.Embed(title="What AI tools did here", colour=discord.Colour.blurple())
     lines = [
         f"<t:{int(a.created_at)}:R> <@{a.user_id}> in <#{a.channel_id}>: `{a.tool}` "
-        f"{truncate(a.arguments, 120)} → {'✅' if a.ok else '❌'} {truncate(a.result, 120)}"
+        f"{plain(a.arguments)} → {'✅' if a.ok else '❌'} {plain(a.result)}"
         for a in actions
     ]
     embed.description = truncate("\n".join(lines), 4000) or "No tool has changed anything yet."
     return embed
+
+
+def plain(text: str) -> str:
+    """Recorded text shown as it is: short, its markdown and mentions escaped (a masked
+    link's `](` too, so no part of it makes a link with a label)."""
+    escaped = discord.utils.escape_markdown(truncate(text, 120)).replace("](", "]\\(")
+    return discord.utils.escape_mentions(escaped)

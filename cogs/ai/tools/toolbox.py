@@ -5,9 +5,11 @@ the reply) and the bot: the tool's family must be on here, both must hold the to
 permissions in the channel (a tool acting on the server or on another channel checks
 its permission there itself), and a tool that changes something is withheld once the
 reply has read text others wrote (web pages, memories, titles, names): actions come
-only from what the asker wrote. A call that is refused, fails or times out becomes an
-error result the model explains; it never ends the reply. Changes are recorded for
-`/ai audit` (memory is private and is not).
+only from what the asker wrote. A reply's calls are bounded: `MAX_CALLS` run per model
+turn, together within `ROUND_TIME` seconds, and at most `MAX_CHANGES` calls that change
+something per reply, never the same one twice. A call that is refused, fails or times
+out becomes an error result the model explains; it never ends the reply. Changes are
+recorded for `/ai audit` (memory is private and is not).
 """
 
 from __future__ import annotations
@@ -15,16 +17,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
 import discord
 from google.genai import types
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from cogs.ai.tools.audit import ToolAudit
 from utils.db import DB_ERRORS
 from utils.errors import BotError
+from utils.memory.records import Recalled
 from utils.text import truncate
 from utils.tools import Asker, Done, Family, Source, Tool, ToolRefused, ToolRegistry
 
@@ -32,6 +36,9 @@ log = logging.getLogger(__name__)
 
 MAX_SOURCES = 5
 MAX_TITLE = 60  # characters of a source's title shown
+MAX_CALLS = 8  # calls of one model turn that run; the model is told the rest were not
+MAX_CHANGES = 6  # calls that change something, per reply
+ROUND_TIME = 90.0  # seconds one turn's calls may take together (at least one call's timeout)
 # Names Discord shows for the permissions tools ask for (the rest: the attribute, titled).
 _PERMISSION_NAMES = {
     "manage_guild": "Manage Server",
@@ -46,6 +53,13 @@ READ_OUTSIDE = (
     "and actions are only taken on what the person asked directly. Ask them to confirm in "
     "a new message."
 )
+TOO_MANY_CALLS = f"Not run: at most {MAX_CALLS} tool calls run per turn. Ask for fewer at once."
+TOO_MANY_CHANGES = (
+    f"Not done: one reply makes at most {MAX_CHANGES} changes. Ask them to send a new "
+    "message for the rest."
+)
+REPEATED = "Not done again: this reply already made that exact call."
+OUT_OF_TIME = "Not run: this turn's tool calls took too long together."
 
 
 def permission_name(attribute: str) -> str:
@@ -64,8 +78,10 @@ class Toolbox:
         audit: ToolAudit | None = None,
         *,
         timeout: float = 60.0,
+        round_time: float = ROUND_TIME,
     ) -> None:
         self.timeout = timeout  # the most any call may take
+        self.round_time = max(round_time, timeout)  # the most one turn's calls take together
         self.asker = asker
         self.audit = audit
         in_guild = asker.guild is not None
@@ -77,11 +93,18 @@ class Toolbox:
         # Taken now: a cog reloaded while this reply runs unregisters its tools.
         self._declarations = {name: registry.declaration(name) for name in self.tools}
         self.read_outside = False
+        self._changes: set[tuple[str, str]] = set()  # changing calls made: tool, arguments
         self.notes: list[str] = []
         self.sources: list[Source] = []
 
     def __bool__(self) -> bool:
         return bool(self.tools)
+
+    def saw_memories(self, recalled: Iterable[Recalled]) -> None:
+        """Memories put in the prompt: one by or about anyone but the asker (a conversation
+        memory holds one person's exchanges with the bot) is outside text."""
+        if any(memory.author_id != self.asker.user.id for memory in recalled):
+            self.read_outside = True
 
     def declarations(self) -> list[types.FunctionDeclarationDict]:
         """What the model may call now (changing tools are gone once outside text was read)."""
@@ -95,12 +118,21 @@ class Toolbox:
         """Run one model turn's calls in order; their results as function-response parts.
 
         The calls of one turn were all written before any result was read, so text that
-        a result brings in withholds actions only from the next turns."""
+        a result brings in withholds actions only from the next turns. Past `MAX_CALLS`,
+        or once the turn has taken `round_time`, a call is answered without running."""
         parts: list[types.PartDict] = []
         outside = False
-        for call in calls:
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + self.round_time
+        for n, call in enumerate(calls):
             name = call.name or ""
-            result, read = await self._run(name, call.args or {})
+            left = ends - loop.time()
+            if n >= MAX_CALLS:
+                result, read = {"refused": TOO_MANY_CALLS}, False
+            elif left <= 0:
+                result, read = {"error": OUT_OF_TIME}, False
+            else:
+                result, read = await self._run(name, call.args or {}, left)
             outside |= read
             response: types.FunctionResponseDict = {"name": name, "response": result}
             if call.id:
@@ -109,15 +141,20 @@ class Toolbox:
         self.read_outside |= outside
         return parts
 
-    async def _run(self, name: str, args: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-        """A call's result for the model, and whether it carries outside text."""
+    async def _run(
+        self, name: str, args: dict[str, Any], left: float
+    ) -> tuple[dict[str, Any], bool]:
+        """A call's result for the model (given at most `left` seconds), and whether it
+        carries outside text."""
         tool = self.tools.get(name)
         if tool is None:
             return {"error": f"There is no tool named {name!r} here."}, False
         try:
             self._check(tool)
             params = tool.params.model_validate(args)
-            async with asyncio.timeout(min(tool.timeout, self.timeout)):
+            if tool.changes:
+                self._count_change(tool, params)
+            async with asyncio.timeout(min(tool.timeout, self.timeout, left)):
                 done = await tool.run(self.asker, params)
         except ToolRefused as refused:
             await self._record(tool, args, f"refused: {refused}", ok=False)
@@ -166,6 +203,15 @@ class Toolbox:
         if missing := [p for p in tool.bot_permissions if not getattr(bots, p)]:
             names = " and ".join(permission_name(p) for p in missing)
             raise ToolRefused(f"The bot needs the {names} permission for that.")
+
+    def _count_change(self, tool: Tool[Any], params: BaseModel) -> None:
+        """Take one of the reply's changes for this call (refused: a repeat, or none left)."""
+        call = (tool.name, params.model_dump_json())
+        if call in self._changes:
+            raise ToolRefused(REPEATED)
+        if len(self._changes) >= MAX_CHANGES:
+            raise ToolRefused(TOO_MANY_CHANGES)
+        self._changes.add(call)
 
     def _show(self, done: Done) -> None:
         if done.note and done.note not in self.notes:
