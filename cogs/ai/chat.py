@@ -62,18 +62,26 @@ class _Exchange:
     """The stored rows of one exchange: written when the reply is first shown, then
     rewritten as it grows and when it ends."""
 
-    def __init__(self, store: ChatStore, place: Place, user: Turn) -> None:
+    def __init__(self, store: ChatStore, place: Place, user: Turn, continues: int) -> None:
         self.store = store
         self.place = place
         self.user = user
+        self.continues = continues  # the newest turn of the context it answers (0: none)
         self.turns: list[Turn] = []
+        self.dropped = False  # the channel was reset before it could be stored
 
     async def record(self, text: str, incomplete: str | None, message_id: int) -> None:
+        if self.dropped:
+            return
         if not self.turns:
             model = Turn("model", 0, BOT_LABEL, text, message_id, incomplete)
             self.turns = await self.store.add_turns(
-                self.place.guild_id, self.place.channel_id, [self.user, model]
+                self.place.guild_id,
+                self.place.channel_id,
+                [self.user, model],
+                continues=self.continues,
             )
+            self.dropped = not self.turns
             return
         old = self.turns[1]
         if (text, incomplete, message_id) != (old.content, old.incomplete, old.message_id):
@@ -166,6 +174,7 @@ class ChatEngine:
             self.store,
             place,
             Turn("user", author_id, user.author_name, user.stored_text, message_id),
+            continues=history[-1].id if history else prefs.summary_upto,
         )
         pieces = self._rounds(
             [*contents],

@@ -72,6 +72,9 @@ class AI(commands.Cog):
         web_tools = web.tools(bot.gemini, bot.usage) if bot.gemini else []
         self.tools = [*info.TOOLS, *server.TOOLS, *web_tools]
         self._finishing: asyncio.Task[None] | None = None
+        # Messages queued or being answered: what each says now (None: deleted since),
+        # so an edit or a deletion before the history holds it is not lost.
+        self._pending: dict[int, str | None] = {}
 
     async def cog_load(self) -> None:
         settings = self.bot.settings
@@ -154,12 +157,20 @@ class AI(commands.Cog):
             key, notice = problem
             await self.admission.notice(key, ctx.reply, notice)
             return
-        answer = partial(self._answer, ctx, text)
-        if not self.dispatcher.submit(
-            message.channel.id, answer, dropped=partial(say_dropped, ctx)
-        ):
-            self.bot.metrics.ai_outcome("busy")
+        if not self._submit(ctx, text):
             await self.admission.notice(("busy", message.channel.id), ctx.reply, BUSY)
+
+    def _submit(self, ctx: Context, text: str) -> bool:
+        """Queue the answer to `text` in its channel; False when the queue is full."""
+        if ctx.interaction is None:
+            self._pending[ctx.message.id] = text
+        answer = partial(self._answer, ctx, text)
+        if self.dispatcher.submit(ctx.channel.id, answer, dropped=partial(say_dropped, ctx)):
+            return True
+        if ctx.interaction is None:
+            del self._pending[ctx.message.id]
+        self.bot.metrics.ai_outcome("busy")
+        return False
 
     @commands.Cog.listener()
     async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
@@ -168,6 +179,14 @@ class AI(commands.Cog):
     @commands.Cog.listener()
     async def on_raw_bulk_message_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
         await self._forget_deleted(payload.channel_id, payload.message_ids)
+
+    def _said(self, message: discord.Message, text: str) -> str:
+        """What the history holds of `message` saying `text`: with its attachments' notes."""
+        notes = [
+            note_of(Attachment(item.filename, item.content_type or "", item.size))
+            for item in message.attachments
+        ]
+        return UserInput(message.author.display_name, text, notes=notes).stored_text
 
     @commands.Cog.listener()
     async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
@@ -184,18 +203,20 @@ class AI(commands.Cog):
             text = ctx.view.read_rest().strip()  # what `!chat` took as its prompt
         else:
             return  # another command: nothing the history holds
-        notes = [
-            note_of(Attachment(item.filename, item.content_type or "", item.size))
-            for item in message.attachments
-        ]
-        said = UserInput(message.author.display_name, text, notes=notes).stored_text
-        first = await self.bot.chats.edit_message(payload.channel_id, payload.message_id, said)
+        if message.id in self._pending:
+            self._pending[message.id] = text
+        await self._forget_edited(payload.channel_id, message.id, self._said(message, text))
+
+    async def _forget_edited(self, channel_id: int, message_id: int, said: str) -> None:
+        first = await self.bot.chats.edit_message(channel_id, message_id, said)
         if first is not None and self.bot.memory is not None:
-            await self.bot.memory.unsay(payload.channel_id, [first])
+            await self.bot.memory.unsay(channel_id, [first])
 
     async def _forget_deleted(self, channel_id: int, message_ids: set[int]) -> None:
         """Messages deleted in Discord leave the conversation: its history, its summary
         and the long-term memories that hold them."""
+        for message_id in message_ids & self._pending.keys():
+            self._pending[message_id] = None
         turns = await self.bot.chats.delete_messages(channel_id, message_ids)
         if turns and self.bot.memory is not None:
             await self.bot.memory.unsay(channel_id, turns)
@@ -208,7 +229,25 @@ class AI(commands.Cog):
 
     async def _answer(self, ctx: Context, text: str) -> None:
         """Answer a mention, a reply to the bot, a DM or `/chat` (deferred already); a
-        message in a directed channel (a roleplay scene) as its director says."""
+        message in a directed channel (a roleplay scene) as its director says. A message
+        edited while it waited is answered as it reads now; one deleted is not."""
+        if ctx.interaction is not None:
+            await self._reply(ctx, text)
+            return
+        message = ctx.message
+        try:
+            if (now := self._pending.get(message.id, text)) is not None:
+                text = now
+                await self._reply(ctx, text)
+        finally:
+            now = self._pending.pop(message.id, text)
+            # Changed while answered, before the history held it: as the listeners would.
+            if now is None:
+                await self._forget_deleted(message.channel.id, {message.id})
+            elif now != text:
+                await self._forget_edited(message.channel.id, message.id, self._said(message, now))
+
+    async def _reply(self, ctx: Context, text: str) -> None:
         assert self.engine is not None
         deadline = self._deadline()
         sink = ContextSink(ctx)
@@ -222,6 +261,8 @@ class AI(commands.Cog):
                 return
             if direction is None:
                 return
+        elif ctx.command is None and not self.addressed(ctx.message):
+            return  # not `/chat`: it came for a roleplay scene, which ended while it waited
         typing: asyncio.Task[None] | None = None
         try:
             with measured(self.bot.metrics) as reply:
@@ -283,7 +324,5 @@ class AI(commands.Cog):
         if problem is not None:
             raise BotError(problem[1])
         await ctx.defer()  # the slash form: Discord shows "thinking" until the reply
-        answer = partial(self._answer, ctx, prompt)
-        if not self.dispatcher.submit(ctx.channel.id, answer, dropped=partial(say_dropped, ctx)):
-            self.bot.metrics.ai_outcome("busy")
+        if not self._submit(ctx, prompt):
             raise BotError(BUSY)

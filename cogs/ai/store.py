@@ -57,12 +57,19 @@ class ChatStore:
     # Conversation
 
     async def add_turns(
-        self, guild_id: int | None, channel_id: int, turns: list[Turn]
+        self, guild_id: int | None, channel_id: int, turns: list[Turn], *, continues: int = 0
     ) -> list[Turn]:
         """Store turns and prune the channel to `history_limit` turns, atomically;
-        return them as stored."""
+        return them as stored. A reply to a conversation whose newest turn was
+        `continues` is not stored (nothing is: []) when none of it is left, since the
+        channel was reset meanwhile: the reply would bring back what was forgotten."""
         try:
             async with self.db.transaction() as conn:
+                if continues and not await conn.fetchval(
+                    "SELECT 1 FROM ai_messages WHERE channel_id = ? AND id <= ? LIMIT 1",
+                    (channel_id, continues),
+                ):
+                    return []
                 stored = [await self._insert(conn, guild_id, channel_id, t) for t in turns]
                 pruned = await conn.fetchall(
                     "DELETE FROM ai_messages WHERE channel_id = ? AND id <= ("

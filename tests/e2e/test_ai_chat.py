@@ -303,6 +303,94 @@ async def test_history_persists_and_reset_clears_it(
     assert "kayaking" not in json.dumps(gemini_fake.requests[-1].contents)
 
 
+async def test_a_reply_to_a_conversation_reset_meanwhile_is_not_stored(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """A reply written from a conversation `/ai reset` forgot while it waited for its
+    first words would bring the forgotten conversation back into the fresh history."""
+    bot = await start_bot(ai_settings())
+    await ask(discord_fake, guild.text, member, "I love kayaking")
+    gemini_fake.reply(["You love kayaking", "!"], chunk_delay=1.0)  # slow first words
+    await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} what do I love?")
+    await discord_fake.wait_for(lambda: len(gemini_fake.requests) >= 2 or None)
+    reset = await discord_fake.invoke_slash(
+        guild.text, discord_fake.owner, "ai", subcommand="reset"
+    )
+    assert "(2 messages)" in (await reset.wait_response())["data"]["content"]
+    await discord_fake.wait_for_message(
+        guild.text, predicate=lambda m: m.content == "You love kayaking!", timeout=10
+    )
+    await ask(discord_fake, guild.text, member, "hello again")
+    assert "kayaking" not in json.dumps(gemini_fake.requests[-1].contents)
+    assert [content for _, content, _ in await stored_rows(bot, guild.text.id)] == [
+        "hello again",
+        "ok",
+    ]
+
+
+async def test_a_message_edited_or_deleted_while_it_waits_is_answered_as_it_is_now(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """Messages wait in their channel's queue while an earlier one is answered: an
+    edit before their turn is what gets answered and stored, a deletion is not answered."""
+    gemini_fake.reply(["slow ", "first ", "reply."], chunk_delay=0.4)
+    bot = await start_bot(ai_settings())
+    at = mention(discord_fake)
+    await discord_fake.send_message(guild.text, member, f"{at} first")
+    await discord_fake.wait_for(lambda: len(gemini_fake.requests) == 1 or None)
+    edited = await discord_fake.send_message(guild.text, member, f"{at} my PIN is 4821")
+    deleted = await discord_fake.send_message(guild.text, member, f"{at} my card is 4000")
+    discord_fake.edit_by_author(edited, f"{at} my PIN is none of your business")
+    discord_fake._delete_message(deleted)
+    last = await ask(discord_fake, guild.text, member, "last")  # answered after both
+    assert last.content == "ok"
+
+    asked = [r.last_user_text for r in gemini_fake.requests]
+    assert asked == ["alice: first", "alice: my PIN is none of your business", "alice: last"]
+    assert not [m for m in discord_fake.messages_in(guild.text) if m.reference == deleted.id]
+    stored = [content for role, content, _ in await stored_rows(bot, guild.text.id)]
+    assert "4821" not in str(stored) and "4000" not in str(stored)
+    assert "my PIN is none of your business" in stored
+
+
+async def test_a_message_edited_or_deleted_while_it_is_answered_leaves_the_history(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """Changed after its answer began but before the history held it: the history gets
+    the change once it does."""
+    gemini_fake.reply(["Let me ", "think."], chunk_delay=0.6)
+    gemini_fake.reply(["Noted ", "that."], chunk_delay=0.6)
+    bot = await start_bot(ai_settings())
+    at = mention(discord_fake)
+    edited = await discord_fake.send_message(guild.text, member, f"{at} my PIN is 4821")
+    await discord_fake.wait_for(lambda: len(gemini_fake.requests) == 1 or None)
+    discord_fake.edit_by_author(edited, f"{at} my PIN is secret")
+    await wait_reply_done(discord_fake, guild.text)
+    deleted = await discord_fake.send_message(guild.text, member, f"{at} my card is 4000")
+    await discord_fake.wait_for(lambda: len(gemini_fake.requests) == 2 or None)
+    discord_fake._delete_message(deleted)
+    await wait_reply_done(discord_fake, guild.text, count=2)
+    await ask(discord_fake, guild.text, member, "last")
+
+    stored = [content for _, content, _ in await stored_rows(bot, guild.text.id)]
+    assert stored == ["my PIN is secret", "Let me think.", "Noted that.", "last", "ok"]
+
+
 async def test_failed_generation_is_not_stored(
     discord_fake: FakeDiscord,
     gemini_fake: FakeGemini,

@@ -282,6 +282,33 @@ async def test_a_scene_ends_after_its_last_turn(
     assert await scenes(bot).scenes.get(guild.text.id) is None
 
 
+async def test_a_message_left_waiting_when_the_scene_ends_gets_no_reply(
+    world: World,
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """A message taken for the scene's last turn's queue was for the scene, not for the
+    assistant: once the scene is over it gets no reply (it never mentioned the bot)."""
+    await start_bot(ai_settings(rp_max_scene_turns=1))
+    await world.character("Aria")
+    await world.character("Bren")
+    await world.slash(member, "start", characters="Aria, Bren")
+    await discord_fake.send_message(guild.text, member, "one")
+    late = await discord_fake.send_message(guild.text, member, "two")  # waits behind "one"
+    await discord_fake.wait_for_message(
+        guild.text, predicate=lambda m: "limit of 1 turn" in m.content
+    )
+    hello = await discord_fake.send_message(
+        guild.text, member, f"<@{discord_fake.bot_user.id}> hello"
+    )
+    await discord_fake.wait_for_message(guild.text, predicate=lambda m: m.reference == hello.id)
+    assert [r.last_user_text.rsplit(": ", 1)[-1] for r in world.streams()] == ["one", "hello"]
+    assert not [m for m in discord_fake.messages_in(guild.text) if m.reference == late.id]
+
+
 async def test_a_scene_in_a_thread_speaks_through_the_parents_webhook(
     world: World,
     discord_fake: FakeDiscord,
