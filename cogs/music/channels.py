@@ -1,5 +1,6 @@
 """Discord channel helpers for music: the caller's voice channel, whether the bot may
-join a channel, joining it, a guild's voice connection, and posting a plain message.
+join a channel, joining it (and speaking on a Stage), a guild's voice connection, and
+posting a plain message.
 
 Free functions shared by :class:`~cogs.music.sessions.Sessions` and the cog; they hold
 no state.  :class:`MusicVoice` is the voice client they join with.
@@ -15,7 +16,7 @@ from typing import Any
 import discord
 from discord.voice_state import ConnectionFlowState, VoiceConnectionState
 
-from cogs.music.errors import MusicError, VoiceUnreachable
+from cogs.music.errors import CannotJoin, MusicError, VoiceUnreachable
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +35,10 @@ def check_can_join(channel: VoiceChannel) -> None:
     perms = channel.permissions_for(channel.guild.me)
     missing = [name for name, ok in (("Connect", perms.connect), ("Speak", perms.speak)) if not ok]
     if missing:
-        raise MusicError(f"I need the {' and '.join(missing)} permission in {channel.mention}.")
+        raise CannotJoin(f"I need the {' and '.join(missing)} permission in {channel.mention}.")
     limit = getattr(channel, "user_limit", 0)
     if limit and len(channel.voice_states) >= limit and not perms.move_members:
-        raise MusicError(f"{channel.mention} is full.")
+        raise CannotJoin(f"{channel.mention} is full.")
 
 
 VOICE_LIBRARIES = {"nacl": "PyNaCl", "davey": "davey"}
@@ -134,6 +135,29 @@ async def connect(channel: VoiceChannel, *, within: float = CONNECT_TIMEOUT) -> 
     return voice
 
 
+async def become_speaker(me: discord.Member) -> str | None:
+    """On a Stage channel the bot arrives in the audience, where nobody hears it: become
+    a speaker (that needs Mute Members), else ask to speak. What to tell people when it
+    is left waiting for a stage moderator, or None."""
+    state = me.voice
+    channel = state.channel if state else None
+    if not isinstance(channel, discord.StageChannel) or not state or not state.suppress:
+        return None
+    if state.requested_to_speak_at is not None:
+        return None  # asked already: people were told
+    try:
+        if channel.permissions_for(me).mute_members:
+            await me.edit(suppress=False)
+            return None
+        await me.request_to_speak()
+    except discord.HTTPException as error:
+        log.warning("could not speak in stage channel %s: %s", channel.id, error)
+    return (
+        f"🎙️ I'm in the audience of {channel.mention}, where nobody hears me: invite me to "
+        "speak, or give me the Mute Members permission there."
+    )
+
+
 def voice_of(guild: discord.Guild) -> discord.VoiceClient | None:
     voice = guild.voice_client
     return voice if isinstance(voice, discord.VoiceClient) else None
@@ -141,6 +165,6 @@ def voice_of(guild: discord.Guild) -> discord.VoiceClient | None:
 
 async def send(channel: discord.abc.Messageable, content: str) -> None:
     try:
-        await channel.send(content)
+        await channel.send(content, allowed_mentions=discord.AllowedMentions.none())
     except discord.HTTPException as error:
         log.warning("could not send a music message: %s", error)

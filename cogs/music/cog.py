@@ -47,6 +47,7 @@ Context = commands.Context["Bot"]
 
 MAX_QUERY = 500
 STOPPED = "⏹️ Stopped the music and cleared the queue."
+OUT_OF_DATE = "That message is out of date: `/nowplaying` shows what plays now, with its buttons."
 # An optional argument that is None when left out.  Typed `X | None`, a prefix command
 # would take `!volume abc` as "no argument" and carry on; typed `X` with this default,
 # a word that doesn't convert is a usage error (the admin cog's error handler).
@@ -233,8 +234,12 @@ class Music(commands.Cog):
     async def queue_command(self, ctx: Context, page: int = 1) -> None:
         """Show the queue, a page at a time."""
         guild, member = _guild_member(ctx)
-        player = self.queued(guild)
-        pages = QueuePages(lambda number: queue_page(player, number), owner_id=member.id, page=page)
+        self.queued(guild)
+        pages = QueuePages(  # each press shows the queue of the player playing then
+            lambda number: queue_page(self.sessions.players.get(guild.id), number),
+            owner_id=member.id,
+            page=page,
+        )
         pages.message = await ctx.send(embed=pages.first_page(), view=pages)
 
     def queued(self, guild: discord.Guild) -> Player:
@@ -320,9 +325,15 @@ class Music(commands.Cog):
     # Buttons ----------------------------------------------------------------
 
     @commands.Cog.listener()
-    async def on_music_control(self, interaction: discord.Interaction, action: str) -> None:
+    async def on_music_control(
+        self, interaction: discord.Interaction, action: str, play: str | None
+    ) -> None:
         guild, member = interaction.guild, interaction.user
         if guild is None or not isinstance(member, discord.Member):
+            return
+        player = self.sessions.players.get(guild.id)
+        if play is None or player is None or play != player.play_id:  # an earlier track's
+            await interaction.response.send_message(OUT_OF_DATE, ephemeral=True)
             return
         try:
             if action == "stop":  # slow (the voice connection closes): defer, then follow up
@@ -375,6 +386,7 @@ class Music(commands.Cog):
             return
         if self.bot.user is not None and member.id == self.bot.user.id:
             self.sessions.changed(player)  # moved: remember the new channel
+            await self.sessions.take_the_stage(member.guild)  # moved (or back) onto a Stage
         self.sessions.update_alone(member.guild)
 
     @commands.Cog.listener()

@@ -11,3 +11,7 @@ class MusicError(BotError):
 
 class VoiceUnreachable(MusicError):
     """Joining a voice channel failed or timed out: worth trying again later."""
+
+
+class CannotJoin(MusicError):
+    """The bot may not join a voice channel now (a permission is missing, it is full)."""

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import secrets
 from collections.abc import Awaitable, Iterable
 from enum import StrEnum
 
@@ -72,6 +73,9 @@ class Player:
         self.filter: AudioFilter | None = None
         self.stay = False  # 24/7 (Sessions sets it): neither the idle nor the alone timer leaves
         self.paused = False
+        self.play_id: str | None = None
+        """Which play of a track this is (new each time one starts; None between tracks):
+        the now-playing buttons carry it, so those of an earlier track do nothing."""
         self._audio: Audio | None = None
         self._start_at = 0.0
         self._skip = False
@@ -250,6 +254,7 @@ class Player:
     async def _wait_for_tracks(self) -> bool:
         """Wait for new tracks; False when the idle timeout ran out."""
         self.paused = False
+        self.play_id = None
         self._changed()
         if self._played_any:
             self._played_any = False
@@ -290,6 +295,7 @@ class Player:
             self._played_any = True
             self._changed()
             if not resumed:  # after a drop the track goes on: no new announcement
+                self.play_id = secrets.token_hex(4)  # unique across restarts too
                 await self._emit(self.events.track_started(self, track))
             await self._done.wait()
         finally:

@@ -3,11 +3,13 @@ servers in 24/7 mode get the bot back in their channel, with an empty queue if n
 
 Sessions of guilds the bot is not in now are kept (an accidental kick loses nothing;
 retention deletes them later), and so are sessions whose voice channel could not be
-joined (the next start tries again, unless someone plays something first); sessions
-that cannot resume (the channel is gone, the queue was empty, MUSIC_RESUME_ON_START is
-off) are forgotten. With several shard
-processes on one database each restores only the guilds of its own shards: the
-others' sessions are theirs to resume (or to find playing).
+joined (voice turned the bot away, it lost a permission there, the channel is full:
+the next start tries again, unless someone plays something first); sessions that
+cannot resume (the channel is gone, the queue was empty, MUSIC_RESUME_ON_START is
+off) are forgotten.  When a queue with tracks is kept or dropped because of its voice
+channel, its text channel is told why.  With several shard processes on one database
+each restores only the guilds of its own shards: the others' sessions are theirs to
+resume (or to find playing).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from cogs.music.channels import VoiceChannel, check_can_join, connect, send
-from cogs.music.errors import MusicError, VoiceUnreachable
+from cogs.music.errors import CannotJoin, MusicError, VoiceUnreachable
 from cogs.music.queue import TrackQueue
 from cogs.music.store import Session
 from cogs.music.views import clean, format_time
@@ -34,6 +36,10 @@ RESTORE_CONCURRENCY = 4
 RESTORE_CONNECT_TIMEOUT = 90.0
 """Rejoining many channels meets the gateway's limit of 120 commands a minute (each
 join is one); discord.py waits for the limit, so restores wait longer than /play."""
+
+
+class ChannelGone(MusicError):
+    """The session's voice channel was deleted."""
 
 
 async def restore_sessions(sessions: Sessions) -> None:
@@ -62,22 +68,38 @@ async def _restore_one(sessions: Sessions, session: Session, joining: asyncio.Se
             return
         try:
             await _restore(sessions, session, guild)
-        except VoiceUnreachable:
-            log.warning("could not rejoin voice in guild %s; the queue is kept", session.guild_id)
+        except (VoiceUnreachable, CannotJoin) as error:
+            log.warning("could not rejoin voice in guild %s: %s; queue kept", guild.id, error)
             sessions.keep_saved(session.guild_id)
-            text = session.text_channel_id and guild.get_channel(session.text_channel_id)
-            if session.current is not None and isinstance(text, discord.abc.Messageable):
-                await send(
-                    text,
-                    f"⚠️ I couldn't rejoin <#{session.voice_channel_id}> after a restart. "
-                    "The queue is kept for my next start, unless you play something now.",
-                )
+            why = f": {error}" if isinstance(error, CannotJoin) else "."
+            await _tell(
+                session,
+                guild,
+                f"⚠️ I couldn't rejoin <#{session.voice_channel_id}> after a restart{why} "
+                "The queue is kept for my next start, unless you play something now.",
+            )
+        except ChannelGone:
+            log.info("not resuming music in guild %s: the voice channel is gone", guild.id)
+            await sessions.saves.forget(session.guild_id)
+            await _tell(
+                session,
+                guild,
+                "⚠️ The voice channel I was playing in is gone, so the queue from before my "
+                "restart is dropped.",
+            )
         except MusicError as error:
             log.info("not resuming music in guild %s: %s", session.guild_id, error)
             await sessions.saves.forget(session.guild_id)
         except discord.DiscordException as error:
             log.warning("could not resume music in guild %s: %r", session.guild_id, error)
             await sessions.saves.forget(session.guild_id)
+
+
+async def _tell(session: Session, guild: discord.Guild, note: str) -> None:
+    """Say why a queue with tracks in it does not resume, where it was played."""
+    text = session.text_channel_id and guild.get_channel(session.text_channel_id)
+    if (session.current or session.upcoming) and isinstance(text, discord.abc.Messageable):
+        await send(text, note)
 
 
 async def _restore(sessions: Sessions, session: Session, guild: discord.Guild) -> None:
@@ -94,7 +116,7 @@ async def _restore(sessions: Sessions, session: Session, guild: discord.Guild) -
         raise MusicError("the queue was empty")
     channel = guild.get_channel(session.voice_channel_id)
     if not isinstance(channel, VoiceChannel):
-        raise MusicError("the voice channel is gone")
+        raise ChannelGone("the voice channel is gone")
     check_can_join(channel)
     async with sessions.lock(guild.id):
         queue = TrackQueue(sessions.settings.music_queue_limit)
@@ -105,6 +127,7 @@ async def _restore(sessions: Sessions, session: Session, guild: discord.Guild) -
         )
         player.start(position=session.position, paused=session.paused)
         sessions.update_alone(guild)
+        await sessions.take_the_stage(guild)
     if session.current is not None:
         await sessions.say(
             player,

@@ -25,7 +25,7 @@ import discord
 
 from cogs.music.audio import TrackAudio
 from cogs.music.autoplay import Autoplay
-from cogs.music.channels import VoiceChannel, connect, send, voice_of
+from cogs.music.channels import VoiceChannel, become_speaker, connect, send, voice_of
 from cogs.music.control import SkipVotes, Vote, dj_refusal, is_dj
 from cogs.music.errors import MusicError
 from cogs.music.filters import Sound
@@ -77,14 +77,18 @@ class Sessions:
         self._spawn(restore_sessions(self), "music-restore")
 
     async def close(self) -> None:
-        """Save every session (to resume after a restart), leave voice everywhere, stop
-        background work."""
+        """Save every session (to resume after a restart), leave voice everywhere, take
+        the buttons off the now-playing messages, stop background work."""
         for task in list(self._tasks):
             task.cancel()
         self.progress.close()
         guild_ids = list(self.players)
         await self.saves.flush(guild_ids)
-        await asyncio.gather(*(self.teardown(gid, forget=False) for gid in guild_ids))
+        messages = [self._now_playing[gid] for gid in guild_ids if gid in self._now_playing]
+        await asyncio.gather(
+            *(self.teardown(gid, forget=False) for gid in guild_ids),
+            *(_without_buttons(message) for message in messages),  # out of date after it
+        )
         await self.saves.close()
 
     # Player events (cogs.music.player.Events) --------------------------------
@@ -199,6 +203,7 @@ class Sessions:
         player = await self.new_player(guild.id, voice, text_id)
         player.start()
         self.update_alone(guild)
+        await self.take_the_stage(guild)
         return player
 
     async def new_player(
@@ -293,6 +298,12 @@ class Sessions:
         if player is not None:
             player.stay = channel is not None
             self.update_alone(guild)
+
+    async def take_the_stage(self, guild: discord.Guild) -> None:
+        """On a Stage channel, become a speaker, or ask to and say so (:func:`become_speaker`)."""
+        player = self.players.get(guild.id)
+        if player is not None and (note := await become_speaker(guild.me)):
+            await self.say(player, note)
 
     def listeners(self, channel: VoiceChannel) -> list[int]:
         """Ids of the people (not bots) in a voice channel."""
@@ -414,3 +425,10 @@ class Sessions:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         task.add_done_callback(log_failure)
+
+
+async def _without_buttons(message: discord.Message) -> None:
+    try:
+        await message.edit(view=None)
+    except discord.HTTPException as error:
+        log.debug("could not take the buttons off the now-playing message: %s", error)

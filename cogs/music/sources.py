@@ -31,8 +31,8 @@ from cogs.music.egress import REFUSED, AnswerLimit, Egress
 from cogs.music.errors import MusicError
 from cogs.music.tracks import Stream, Track
 from cogs.music.urls import AddressPolicy, PrivateAddress, looks_like_url, media_url
+from cogs.music.views import clean
 from cogs.music.youtube import ExtractorArgs, bot_check, is_bot_check
-from utils.text import truncate
 
 if TYPE_CHECKING:
     from yt_dlp import _Params  # yt-dlp's option names, from its type stubs
@@ -288,7 +288,7 @@ def _duration(info: Info) -> float | None:
 def _first_entry(info: Info, words: str) -> Info:
     entries = [entry for entry in info.get("entries") or [] if entry]
     if not entries:
-        raise MusicError(f"No results for `{truncate(words, 80)}`.")
+        raise MusicError(f"No results for **{clean(words, 80)}**.")  # a user's or Spotify's words
     return entries[0]
 
 

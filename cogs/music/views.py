@@ -1,8 +1,10 @@
 """What people see of the music: the now-playing embed and its buttons, queue pages.
 
-The control buttons are :class:`discord.ui.DynamicItem` s: they work on every
-now-playing message, also those sent before a restart, and cost no per-message
-state.  A press is handed to the cog as the ``music_control`` event.
+The control buttons are :class:`discord.ui.DynamicItem` s: they cost no per-message
+state.  Each carries the player's :attr:`~cogs.music.player.Player.play_id` of the
+track its message shows; a press is handed to the cog as the ``music_control`` event,
+which acts only if that track is still the one playing (a message left from an earlier
+track, or from before a restart, is out of date).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from cogs.music.errors import MusicError
 from cogs.music.tracks import LoopMode, Track
 from utils.text import truncate
 
@@ -26,6 +29,9 @@ PER_PAGE = 10
 QUEUE_VIEW_TIMEOUT = 180.0
 COLOUR = discord.Colour.blurple()
 AUTOPLAYED = "🔮 autoplay"
+MAX_LINK = 200
+"""Longer page URLs are not made links: a page of ten queue lines always fits an embed."""
+_LINK_SYNTAX = re.compile(r"([\[\]()])")
 
 
 def format_time(seconds: float | None) -> str:
@@ -47,14 +53,19 @@ def progress_bar(position: float, duration: float | None, width: int = BAR_WIDTH
 
 
 def clean(text: str, limit: int = 100) -> str:
-    """A title safe to put in a message: no markdown tricks, no pings, bounded length."""
-    text = discord.utils.escape_mentions(discord.utils.escape_markdown(text))
-    return truncate(text, limit)
+    """A title safe to put in a message: no markdown tricks (a masked link of its own
+    included: brackets and parentheses are escaped too), no pings, bounded length."""
+    pieces = _LINK_SYNTAX.split(text)  # odd indices: the brackets and parentheses
+    text = "".join(
+        f"\\{piece}" if index % 2 else discord.utils.escape_markdown(piece)
+        for index, piece in enumerate(pieces)
+    )
+    return truncate(discord.utils.escape_mentions(text), limit)
 
 
 def track_line(track: Track) -> str:
-    title = clean(track.title)
-    name = f"[{title}](<{track.page_url}>)" if track.page_url else f"**{title}**"
+    title, url = clean(track.title), track.page_url
+    name = f"[{title}](<{url}>)" if url and len(url) <= MAX_LINK else f"**{title}**"
     mark = f" {AUTOPLAYED}" if track.autoplay else ""
     return f"{name} `{format_time(track.duration)}`{mark}"
 
@@ -82,9 +93,12 @@ def now_playing_embed(
 
 
 class ControlButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"music:(?P<action>[a-z]+)"
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=r"music:(?P<action>[a-z]+)(?::(?P<play>[0-9a-f]+))?",
 ):
-    """One control of the now-playing message; the cog handles the press."""
+    """One control of the now-playing message of a track's play (``play``: the player's
+    ``play_id`` then; None on messages sent before buttons carried it); the cog handles
+    the press."""
 
     ACTIONS = {
         "toggle": ("Pause", "⏸️", discord.ButtonStyle.secondary),
@@ -94,14 +108,14 @@ class ControlButton(
         "shuffle": ("Shuffle", "🔀", discord.ButtonStyle.secondary),
     }
 
-    def __init__(self, action: str, *, label: str | None = None) -> None:
+    def __init__(self, action: str, play: str | None, *, label: str | None = None) -> None:
         default, emoji, style = self.ACTIONS.get(action, (action, None, discord.ButtonStyle.grey))
+        custom_id = f"music:{action}:{play}" if play else f"music:{action}"
         super().__init__(
-            discord.ui.Button(
-                label=label or default, emoji=emoji, style=style, custom_id=f"music:{action}"
-            )
+            discord.ui.Button(label=label or default, emoji=emoji, style=style, custom_id=custom_id)
         )
         self.action = action
+        self.play = play
 
     @classmethod
     async def from_custom_id(
@@ -111,19 +125,19 @@ class ControlButton(
         match: re.Match[str],
         /,
     ) -> ControlButton:
-        return cls(match["action"])
+        return cls(match["action"], match["play"])
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        interaction.client.dispatch("music_control", interaction, self.action)
+        interaction.client.dispatch("music_control", interaction, self.action, self.play)
 
 
-def controls(*, paused: bool, loop: LoopMode) -> discord.ui.View:
+def controls(*, paused: bool, loop: LoopMode, play: str | None) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    view.add_item(ControlButton("toggle", label="Resume" if paused else "Pause"))
-    view.add_item(ControlButton("skip"))
-    view.add_item(ControlButton("stop"))
-    view.add_item(ControlButton("loop", label=f"Loop: {loop.value}"))
-    view.add_item(ControlButton("shuffle"))
+    view.add_item(ControlButton("toggle", play, label="Resume" if paused else "Pause"))
+    view.add_item(ControlButton("skip", play))
+    view.add_item(ControlButton("stop", play))
+    view.add_item(ControlButton("loop", play, label=f"Loop: {loop.value}"))
+    view.add_item(ControlButton("shuffle", play))
     return view
 
 
@@ -139,11 +153,14 @@ def player_embed(player: Player, track: Track) -> discord.Embed:
 
 
 def player_controls(player: Player) -> discord.ui.View:
-    return controls(paused=player.paused, loop=player.queue.loop)
+    return controls(paused=player.paused, loop=player.queue.loop, play=player.play_id)
 
 
-def queue_page(player: Player, number: int) -> tuple[discord.Embed, int, int]:
-    """A :data:`PageRenderer` over the player's live queue."""
+def queue_page(player: Player | None, number: int) -> tuple[discord.Embed, int, int]:
+    """A page of a guild's queue, as it is now (its player looked up at each press:
+    stopped, or replaced by a new one); MusicError once it is empty."""
+    if player is None or (player.queue.current is None and not len(player.queue)):
+        raise MusicError("The queue is empty.")
     entries, page, pages = player.queue.page(number, PER_PAGE)
     embed = queue_embed(
         player.queue.current,
@@ -157,7 +174,8 @@ def queue_page(player: Player, number: int) -> tuple[discord.Embed, int, int]:
 
 
 PageRenderer = Callable[[int], tuple[discord.Embed, int, int]]
-"""``page → (embed, page shown, page count)``: rendered from the live queue at each press."""
+"""``page → (embed, page shown, page count)``: rendered from the live list at each press;
+a MusicError when there is nothing left to show."""
 
 
 class QueuePages(discord.ui.View):
@@ -198,7 +216,13 @@ class QueuePages(discord.ui.View):
         await self._show(interaction, self.page + 1)
 
     async def _show(self, interaction: discord.Interaction, page: int) -> None:
-        embed, self.page, pages = self.render(page)
+        try:
+            embed, self.page, pages = self.render(page)
+        except MusicError as error:  # nothing left to page through (the queue was stopped)
+            self.stop()
+            gone = discord.Embed(description=str(error), colour=COLOUR)
+            await interaction.response.edit_message(embed=gone, view=None)
+            return
         self._update_buttons(pages)
         await interaction.response.edit_message(embed=embed, view=self)
 
@@ -222,12 +246,12 @@ def queue_embed(
     total: int,
     loop: LoopMode,
 ) -> discord.Embed:
-    embed = discord.Embed(title="Queue", colour=COLOUR)
-    if current is not None:
-        embed.add_field(name="Now playing", value=track_line(current), inline=False)
+    """The current track and a page of the upcoming ones, in the description (4096
+    characters: ten lines of :func:`track_line` always fit)."""
+    parts = [f"**Now playing**\n{track_line(current)}"] if current is not None else []
     lines = [f"`{number}.` {track_line(track)}" for number, track in entries]
-    upcoming = truncate("\n".join(lines), 1024) or "Nothing."
-    embed.add_field(name=f"Up next ({total})", value=upcoming, inline=False)
+    parts.append(f"**Up next ({total})**\n" + ("\n".join(lines) or "Nothing."))
+    embed = discord.Embed(title="Queue", colour=COLOUR, description="\n\n".join(parts))
     embed.set_footer(text=f"Page {page}/{pages} · loop: {loop.value}")
     return embed
 

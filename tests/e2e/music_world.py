@@ -90,6 +90,23 @@ class World:
 
         return await self.discord.wait_for(find, within)
 
+    async def press(
+        self, message: FakeMessage, action: str, user: FakeUser | None = None
+    ) -> FakeInteraction:
+        """Press a now-playing button (``toggle``, ``skip``, ``stop``, ``loop``, ``shuffle``)."""
+        return await self.discord.click_button(
+            message, button(message, action), user or self.member
+        )
+
+
+def button(message: FakeMessage, action: str) -> str:
+    """The custom id of a now-playing button: ``music:<action>:<play id>``."""
+    for row in message.components:
+        for component in row.get("components", []):
+            if component.get("custom_id", "").startswith(f"music:{action}:"):
+                return component["custom_id"]
+    raise AssertionError(f"message {message.id} has no {action} button: {message.components}")
+
 
 def pitch(frames: list[VoiceFrame]) -> float:
     return tone_frequency(frames[2:-2] if len(frames) > 10 else frames)

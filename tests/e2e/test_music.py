@@ -22,9 +22,9 @@ import pytest
 
 from cogs.music.cog import Music
 from tests.conftest import eventually
-from tests.e2e.music_world import FRAMES_PER_SECOND, World, pitch, saved_queue
+from tests.e2e.music_world import FRAMES_PER_SECOND, World, button, pitch, saved_queue
 from tests.e2e.test_retention import maintenance, pending
-from tests.fakes.discord_server import FakeDiscord, FakeInteraction
+from tests.fakes.discord_server import FakeDiscord, FakeInteraction, FakeMessage
 from tests.fakes.media_server import FakeMediaServer, LocalSearchIE
 from tests.fakes.spotify_server import FakeSpotify
 from tests.fakes.voice_server import runs
@@ -201,9 +201,7 @@ async def test_stop_leave_and_the_stop_button_answer_before_a_slow_disconnect(
         return followup.content
 
     async def press_stop() -> FakeInteraction:
-        return await world.discord.click_button(
-            await world.now_playing(), "music:stop", world.member
-        )
+        return await world.press(await world.now_playing(), "stop")
 
     def slash(name: str) -> Callable[[], Awaitable[FakeInteraction]]:
         return lambda: world.discord.invoke_slash(world.guild.text, world.member, name, {})
@@ -264,10 +262,9 @@ async def test_queue_edits_and_pages(world: World, discord_fake: FakeDiscord) ->
     await world.reply(interaction)
     message = interaction.original
     assert message is not None
-    fields = message.embeds[0]["fields"]
-    assert "tone-440hz-20s" in fields[0]["value"]
-    assert fields[1]["name"] == "Up next (11)"
-    assert fields[1]["value"].splitlines()[0].startswith("`1.` [tone-500hz-12s]")
+    now_playing, up_next = message.embeds[0]["description"].split("\n\n")
+    assert now_playing.startswith("**Now playing**\n[tone-440hz-20s]")
+    assert up_next.startswith("**Up next (11)**\n`1.` [tone-500hz-12s]")
     assert message.embeds[0]["footer"]["text"] == "Page 1/2 · loop: off"
 
     next_button = message.components[0]["components"][1]["custom_id"]
@@ -278,9 +275,77 @@ async def test_queue_edits_and_pages(world: World, discord_fake: FakeDiscord) ->
     click = await discord_fake.click_button(message, next_button, world.member)
     await click.wait_response()
     await discord_fake.wait_for(lambda: message.embeds[0]["footer"]["text"].startswith("Page 2/2"))
-    assert message.embeds[0]["fields"][1]["value"].startswith("`11.`")
+    assert "**Up next (11)**\n`11.` [tone-500hz-11s]" in message.embeds[0]["description"]
     assert await world.slash("clear") == "🧹 Cleared 11 tracks from the queue."
     assert (await world.slash("shuffle")) == "There is nothing to shuffle."
+
+
+async def queue_pages(world: World) -> list[list[str]]:
+    """/queue, then Next up to the last page: the numbered lines of each page."""
+    interaction = await world.discord.invoke_slash(world.guild.text, world.member, "queue")
+    await world.reply(interaction)
+    message = interaction.original
+    assert message is not None
+    pages: list[list[str]] = []
+    while True:
+        embed = message.embeds[0]
+        pages.append([line for line in embed["description"].splitlines() if line[:1] == "`"])
+        shown, count = embed["footer"]["text"].split()[1].split("/")  # "Page 1/2 · loop: off"
+        assert int(shown) == len(pages)
+        if shown == count:
+            return pages
+        next_button = message.components[0]["components"][1]["custom_id"]
+        pressed = await world.discord.click_button(message, next_button, world.member)
+        assert (await pressed.wait_response())["type"] == 7, "the message shows the next page"
+
+
+async def test_every_queued_track_shows_on_a_queue_page(
+    world: World, local_search: dict[str, tuple[str, str]]
+) -> None:
+    """Ordinary titles of some 75 characters: all ten lines of a page fit on it."""
+    title = "Some Artist - A Fairly Ordinary Song Title Number {:02} (Official Music Video)"
+    for n in range(12):
+        local_search[f"track {n:02}"] = (title.format(n), world.media.tone(440 + n, 30, "ogg"))
+    await world.start()
+    for n in range(12):
+        await world.slash("play", query=f"track {n:02}")
+
+    first, second = await queue_pages(world)
+    shown = [line.split("` [", 1) for line in first + second]
+    assert [number for number, _ in shown] == [f"`{n}." for n in range(1, 12)]
+    escaped = title.replace("(", "\\(").replace(")", "\\)")
+    assert [text.split("](<")[0] for _, text in shown] == [escaped.format(n) for n in range(1, 12)]
+
+
+async def test_queue_buttons_show_the_queue_as_it_is_now(world: World) -> None:
+    """A /queue message pages through the queue playing when a button is pressed: after
+    /stop and a new /play, the new one; once the music stopped, none."""
+    await world.start()
+    for seconds in range(21, 34):
+        await world.slash("play", query=world.media.tone(500, seconds, "ogg"))
+    messages = []
+    for _ in range(2):
+        interaction = await world.discord.invoke_slash(world.guild.text, world.member, "queue")
+        await world.reply(interaction)
+        assert interaction.original is not None
+        messages.append(interaction.original)
+    assert messages[0].embeds[0]["footer"]["text"] == "Page 1/2 · loop: off"
+
+    assert (await world.slash("stop")).startswith("⏹️ Stopped the music")
+    assert (await world.slash("play", query=world.media.tone(880, 20, "ogg"))).startswith("▶️")
+    replaced, emptied = messages
+    next_button = replaced.components[0]["components"][1]["custom_id"]
+    await (await world.discord.click_button(replaced, next_button, world.member)).wait_response()
+    embed = replaced.embeds[0]
+    assert embed["description"].startswith("**Now playing**\n[tone-880hz-20s]")
+    assert "**Up next (0)**\nNothing." in embed["description"]
+    assert embed["footer"]["text"] == "Page 1/1 · loop: off"
+
+    assert (await world.slash("stop")).startswith("⏹️ Stopped the music")
+    next_button = emptied.components[0]["components"][1]["custom_id"]
+    await (await world.discord.click_button(emptied, next_button, world.member)).wait_response()
+    assert emptied.embeds[0]["description"] == "The queue is empty."
+    assert emptied.components == [], "nothing left to page through"
 
 
 @pytest.mark.slow  # ~5 s: three plays, a stop and an idle leave
@@ -353,27 +418,66 @@ async def test_buttons_only_work_for_people_in_the_voice_channel(
     message = await world.now_playing()
     await world.wait_frames(10)
 
-    refused = await discord_fake.click_button(message, "music:toggle", outsider)
+    refused = await world.press(message, "toggle", outsider)
     response = await refused.wait_response()
     assert response["data"]["content"] == f"Join <#{world.guild.voice.id}> to control the music."
     assert refused.ephemeral
     before = len(world.frames())
     await world.discord.wait_for(lambda: len(world.frames()) > before + 10, timeout=3)
 
-    pressed = await discord_fake.click_button(message, "music:toggle", world.member)
+    pressed = await world.press(message, "toggle")
     assert (await pressed.wait_response())["type"] == 7, "the message is updated in place"
     assert message.embeds[0]["title"] == "Paused"
-    assert message.find_component("music:toggle")["label"] == "Resume"
+    assert message.find_component(button(message, "toggle"))["label"] == "Resume"
     paused_at = await world.wait_paused()
-    looped = await discord_fake.click_button(message, "music:loop", world.member)
+    looped = await world.press(message, "loop")
     await looped.wait_response()
     assert len(world.frames()) == paused_at, "no audio while paused"
-    assert message.find_component("music:loop")["label"] == "Loop: track"
-    stopped = await discord_fake.click_button(message, "music:stop", world.member)
+    assert message.find_component(button(message, "loop"))["label"] == "Loop: track"
+    stopped = await world.press(message, "stop")
     assert (await stopped.wait_response())["type"] == 6, "deferred: leaving takes a while"
     (note,) = await discord_fake.wait_for(lambda: stopped.followups)
     assert "Stopped" in note.content and note.flags & 64, "only the presser sees it"
     await world.discord.wait_for(lambda: not world.voice.connected(world.guild.id))
+
+
+async def test_buttons_of_an_earlier_track_do_nothing(world: World) -> None:
+    """A /nowplaying message stays in the channel; once its track is over, its buttons
+    say so instead of acting on whatever plays now."""
+    await world.start()
+    for hz in (440, 550):
+        await world.slash("play", query=world.media.tone(hz, 20, "ogg"))
+    interaction = await world.discord.invoke_slash(world.guild.text, world.member, "nowplaying")
+    await world.reply(interaction)
+    old = interaction.original
+    assert old is not None and "[tone-440hz-20s]" in old.embeds[0]["description"]
+
+    assert await world.slash("skip") == "⏭️ Skipped tone-440hz-20s."
+    current = await world.discord.wait_for(
+        lambda: next((m for m in world.discord.messages_in(world.guild.text) if playing(m)), None)
+    )
+    for action in ("skip", "toggle", "stop"):
+        pressed = await world.press(old, action)
+        response = await pressed.wait_response()
+        assert response["data"]["content"] == (
+            "That message is out of date: `/nowplaying` shows what plays now, with its buttons."
+        )
+        assert pressed.ephemeral
+    assert "[tone-440hz-20s]" in old.embeds[0]["description"], "left as it was"
+    assert playing(current), "tone-550hz-20s still plays"
+    pressed = await world.press(current, "toggle")
+    assert (await pressed.wait_response())["type"] == 7, "the current message's buttons work"
+    assert current.embeds[0]["title"] == "Paused"
+
+
+def playing(message: FakeMessage) -> bool:
+    """A live now-playing message of tone-550hz-20s."""
+    return bool(
+        not message.deleted
+        and message.components
+        and message.embeds[0].get("title") == "Now playing"
+        and "[tone-550hz-20s]" in message.embeds[0]["description"]
+    )
 
 
 async def test_controls_need_the_caller_in_the_voice_channel(
@@ -536,6 +640,24 @@ async def test_media_that_is_not_http_is_refused(world: World) -> None:
     assert world.frames() == []
 
 
+async def test_a_title_cannot_turn_into_a_link_of_its_own(
+    world: World, local_search: dict[str, tuple[str, str]]
+) -> None:
+    """Whoever uploads a track picks its title; in the embeds it stays text inside the
+    track's own link, never a masked link of its own."""
+    url = world.media.tone(440, 20, "ogg")
+    local_search["spoof"] = ("Official Video](https://evil.example/free-nitro) ", url)
+    await world.start()
+    await world.slash("play", query="spoof")
+    line = f"[Official Video\\]\\(https://evil.example/free-nitro\\) ](<{url}>) `0:20`"
+    message = await world.now_playing()
+    assert message.embeds[0]["description"].startswith(f"{line}\n\n")
+    interaction = await world.discord.invoke_slash(world.guild.text, world.member, "queue")
+    await world.reply(interaction)
+    assert interaction.original is not None
+    assert interaction.original.embeds[0]["description"].startswith(f"**Now playing**\n{line}\n")
+
+
 # Spotify --------------------------------------------------------------------
 
 
@@ -569,6 +691,24 @@ async def test_spotify_album_and_playlist_links(
     assert LocalSearchIE.searches[0] == "The Tones - Song 1", "searched when its turn came"
 
 
+async def test_a_spotify_song_not_found_is_skipped_without_a_ping(
+    world: World, spotify_fake: FakeSpotify, local_search: dict[str, tuple[str, str]]
+) -> None:
+    """The notice repeats Spotify's title, which is anyone's to write: it pings nobody."""
+    victim = world.discord.add_user("victim")
+    world.guild.add_member(victim)
+    spotify_fake.add_track("t1", "Band", f"hey <@{victim.id}> *now*")
+    await world.start(
+        spotipy_client_id=spotify_fake.client_id,
+        spotipy_client_secret=spotify_fake.client_secret,
+    )
+    await world.slash("play", query="https://open.spotify.com/track/t1")
+    notice = await world.wait_message("Skipped", within=20)
+    cleaned = f"Band - hey <@\u200b{victim.id}> \\*now\\*"
+    assert notice.content == f"⚠️ Skipped {cleaned}: No results for **{cleaned}**."
+    assert notice.mentions == [] and notice.allowed_mentions == {"parse": []}
+
+
 async def test_spotify_without_keys_explains_and_youtube_still_works(world: World) -> None:
     await world.start()
     reply = await world.slash("play", query="https://open.spotify.com/track/abc123")
@@ -598,6 +738,44 @@ async def test_survives_moderator_move_and_disconnect(
     await discord_fake.wait_for(lambda: bot.get_guild(world.guild.id).voice_client is None)
     assert (await world.slash("play", query=world.media.tone(440, 1, "ogg"))).startswith("▶️")
     await world.wait_message("The queue is finished")
+
+
+async def test_on_a_stage_it_becomes_a_speaker(world: World) -> None:
+    """On a Stage everyone arrives in the audience, where nobody hears them: with Mute
+    Members (an administrator has it) the bot makes itself a speaker, whether it joins
+    a Stage or a moderator moves it onto one."""
+    bot_user, guild = world.discord.bot_user, world.guild
+    stage = guild.add_stage_channel("Stage")
+    speaking = {"suppress": False, "request_to_speak_timestamp": None}
+    await world.start()
+    await world.discord.join_voice(world.member, stage)
+    assert (await world.slash("play", query=world.media.tone(440, 3, "ogg"))).startswith("▶️")
+    await world.discord.wait_for(lambda: world.discord.stage_state(bot_user, guild) == speaking)
+    await world.wait_frames(10)
+    assert (await world.slash("stop")).startswith("⏹️")
+
+    await world.discord.join_voice(world.member, guild.voice)
+    await world.slash("play", query=world.media.tone(440, 3, "ogg"))
+    await world.discord.move_member_voice(world.member, stage)
+    await world.discord.move_member_voice(bot_user, stage)
+    assert world.discord.stage_state(bot_user, guild) == {**speaking, "suppress": True}
+    await world.discord.wait_for(lambda: world.discord.stage_state(bot_user, guild) == speaking)
+
+
+async def test_on_a_stage_without_mute_members_it_asks_to_speak_and_says_so(world: World) -> None:
+    perms = discord.Permissions(connect=True, speak=True, request_to_speak=True).value
+    world.guild.add_member(world.discord.bot_user, permissions=TEXT_ONLY | perms)
+    stage = world.guild.add_stage_channel("Stage")
+    await world.start()
+    await world.discord.join_voice(world.member, stage)
+    assert (await world.slash("play", query=world.media.tone(440, 3, "ogg"))).startswith("▶️")
+    note = await world.wait_message("in the audience")
+    assert note.content == (
+        f"🎙️ I'm in the audience of <#{stage.id}>, where nobody hears me: invite me to speak, "
+        "or give me the Mute Members permission there."
+    )
+    state = world.discord.stage_state(world.discord.bot_user, world.guild)
+    assert state is not None and state["suppress"] and state["request_to_speak_timestamp"]
 
 
 async def test_leaves_when_alone_or_idle(world: World, discord_fake: FakeDiscord) -> None:
@@ -650,6 +828,22 @@ async def test_restart_restores_the_queue_and_the_position(world: World) -> None
     resumed, last = runs(world.frames(audio_only=False)[mark:])
     assert abs(heard + len(resumed) - 4 * FRAMES_PER_SECOND) < 20, "resumed where it stopped"
     assert abs(pitch(resumed) - 440) < 15 and abs(pitch(last) - 880) < 20
+
+
+async def test_a_restart_takes_the_buttons_off_the_now_playing_message(world: World) -> None:
+    settings = world.settings()
+    bot = await world.start(settings)
+    await world.slash("play", query=world.media.tone(440, 6, "ogg"))
+    before = await world.now_playing()
+    await world.wait_frames(20)
+    await bot.close()
+    assert not before.deleted and before.components == [], "it stays, without its buttons"
+
+    await world.start(settings)
+    await world.wait_message("Back after a restart: resuming tone-440hz-6s")
+    current = await world.now_playing()
+    live = [m for m in world.discord.messages_in(world.guild.text) if m.components]
+    assert live == [current] and current is not before
 
 
 @both_backends

@@ -47,7 +47,7 @@ def listener(world: World, name: str, permissions: int = BASIC, *, bot: bool = F
 
 async def press(world: World, message: FakeMessage, action: str, user: FakeUser) -> str:
     """Press a now-playing button; the ephemeral answer, or "" when the message was updated."""
-    clicked = await world.discord.click_button(message, f"music:{action}", user)
+    clicked = await world.press(message, action, user)
     response = await clicked.wait_response()
     return response.get("data", {}).get("content", "") if response["type"] != 7 else ""
 
@@ -173,7 +173,10 @@ async def test_autoplay_plays_a_related_track_not_played_recently(
     queue = await world.discord.invoke_slash(world.guild.text, world.member, "queue")
     await world.reply(queue)
     assert queue.original is not None
-    assert "🔮 autoplay" in queue.original.embeds[0]["fields"][0]["value"]
+    now_playing = queue.original.embeds[0]["description"].split("\n\n")[0]
+    assert (
+        now_playing.startswith("**Now playing**\n[Related song]") and "🔮 autoplay" in now_playing
+    )
     await world.wait_frames(3 * 50 + 20)
     assert (await world.slash("skip")) == "⏭️ Skipped Related song."
 

@@ -1,5 +1,6 @@
 """Music end to end when voice goes wrong: dropped connections, a new voice server,
-reconnects that keep failing, a moderator's disconnect, missing voice libraries.
+reconnects that keep failing, a restart into a channel it can't (or may no longer)
+join, a moderator's disconnect, missing voice libraries.
 
 The fake voice server drops the bot's connection with Discord's close codes or
 loses the network; the audio it decodes shows whether the track went on from
@@ -21,6 +22,8 @@ from tests.fakes.discord_server import FakeDiscord
 pytestmark = pytest.mark.backends("sqlite")
 
 SECONDS = 4
+TEXT_ONLY = discord.Permissions(view_channel=True, send_messages=True, embed_links=True).value
+CONNECT = discord.Permissions(connect=True).value
 
 
 async def play_a_while(world: World) -> int:
@@ -111,6 +114,53 @@ async def test_a_restart_that_cannot_rejoin_voice_keeps_the_queue(world: World) 
 
     await world.start(settings)
     await world.wait_message(f"Back after a restart: resuming tone-440hz-{SECONDS}s at 0:01")
+
+
+async def test_a_restart_into_a_channel_it_may_no_longer_join_says_why_and_keeps_the_queue(
+    world: World,
+) -> None:
+    settings = world.settings()
+    bot = await world.start(settings)
+    await play_a_while(world)
+    await bot.close()
+    # Meanwhile the bot became an ordinary member, and nobody may connect to the channel.
+    world.guild.add_member(world.discord.bot_user, permissions=TEXT_ONLY)
+    voice = world.guild.voice
+    world.guild.set_overwrite(voice, world.guild.id, deny=CONNECT, member=False)
+
+    bot = await world.start(settings)
+    note = await world.wait_message("I couldn't rejoin")
+    assert note.content == (
+        f"⚠️ I couldn't rejoin <#{voice.id}> after a restart: I need the Connect and Speak "
+        f"permission in <#{voice.id}>. The queue is kept for my next start, unless you play "
+        "something now."
+    )
+    assert await saved_queue(bot) == [f"tone-440hz-{SECONDS}s"]
+    assert world.discord.voice_state_updates[-1]["channel_id"] is None, "it did not try to join"
+    await bot.close()
+
+    world.guild.set_overwrite(voice, world.guild.id, member=False)  # Connect is back
+    await world.start(settings)
+    await world.wait_message(f"Back after a restart: resuming tone-440hz-{SECONDS}s at 0:01")
+
+
+async def test_a_restart_after_its_voice_channel_was_deleted_says_the_queue_is_dropped(
+    world: World,
+) -> None:
+    settings = world.settings()
+    bot = await world.start(settings)
+    await play_a_while(world)
+    await bot.close()
+    await world.discord.leave_voice(world.member, world.guild)
+    world.guild.delete_channel(world.guild.voice)
+
+    bot = await world.start_bot(settings)
+    note = await world.wait_message("is gone")
+    assert note.content == (
+        "⚠️ The voice channel I was playing in is gone, so the queue from before my restart "
+        "is dropped."
+    )
+    assert await saved_queue(bot) is None
 
 
 async def test_a_moderator_disconnect_is_not_undone(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from typing import Any
 
 from tests.fakes.discord_models import (
@@ -26,6 +27,18 @@ from tests.fakes.discord_models import (
 )
 
 Emit = Callable[..., None]
+
+STAGE_CHANNEL = 13
+
+
+@dataclass(eq=False)
+class FakeStageChannel(FakeChannel):
+    """A Stage channel: who joins it is in the audience (suppressed) until they may speak."""
+
+    def to_payload(self) -> Json:
+        payload = super().to_payload()
+        payload.update(bitrate=64_000, user_limit=0, rtc_region=None)
+        return payload
 
 
 class FakeGuild:
@@ -64,6 +77,14 @@ class FakeGuild:
 
     def add_voice_channel(self, name: str) -> FakeChannel:
         return self.add_channel(name, VOICE_CHANNEL)
+
+    def add_stage_channel(self, name: str) -> FakeChannel:
+        stage = FakeStageChannel(
+            self._new_id(), name, STAGE_CHANNEL, self.id, position=len(self.channels)
+        )
+        self.channels[stage.id] = stage
+        self._push("CHANNEL_CREATE", stage.to_payload(), intent=GUILDS_INTENT)
+        return stage
 
     def add_category(self, name: str) -> FakeChannel:
         return self.add_channel(name, CATEGORY_CHANNEL)

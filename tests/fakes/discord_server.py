@@ -23,7 +23,10 @@ into voice channels (:meth:`~FakeDiscord.join_voice`), act as moderators
 (:meth:`~FakeDiscord.move_member_voice`, :meth:`~FakeDiscord.disconnect_voice`)
 and read what the bot played (:meth:`~FakeDiscord.voice_frames`).  Voice states
 reach the bot through GUILD_CREATE ``voice_states`` (with those members) and
-VOICE_STATE_UPDATE, with the ``voice_states`` intent.
+VOICE_STATE_UPDATE, with the ``voice_states`` intent.  Who joins a Stage channel
+(:meth:`FakeGuild.add_stage_channel`) is in its audience (``suppress``); the bot
+becomes a speaker (needs Mute Members) or asks to speak (needs Request to Speak)
+with PATCH /guilds/{id}/voice-states/@me (:meth:`~FakeDiscord.stage_state`).
 
 Server administration (channels, threads, pins, roles) is served by
 :class:`~tests.fakes.discord_admin.AdminRoutes`; every request's audit-log reason
@@ -57,7 +60,7 @@ from aiohttp import web
 
 from tests.fakes.discord_admin import AdminRoutes
 from tests.fakes.discord_gateway import Gateway, GatewaySession, shard_of
-from tests.fakes.discord_guild import FakeGuild
+from tests.fakes.discord_guild import STAGE_CHANNEL, FakeGuild
 from tests.fakes.discord_models import (
     ADMINISTRATOR,
     DEFAULT_PERMS,
@@ -92,6 +95,7 @@ from tests.fakes.discord_rest import (
     add_rate_limit_headers,
     bot_token,
     json_response,
+    missing_permissions,
     no_content,
     path_id,
     request_body,
@@ -173,6 +177,9 @@ class FakeDiscord:
         self.voice: FakeVoiceServer | None = None
         self._voice_states: dict[int, dict[int, int]] = {}
         """guild id -> user id -> voice channel id."""
+        self._stage_states: dict[tuple[int, int], Json] = {}
+        """(guild id, user id) -> ``suppress`` and ``request_to_speak_timestamp`` of who is
+        in a Stage channel."""
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -404,6 +411,11 @@ class FakeDiscord:
     def voice_channel_of(self, user: FakeUser, guild: FakeGuild) -> int | None:
         return self._voice_states.get(guild.id, {}).get(user.id)
 
+    def stage_state(self, user: FakeUser, guild: FakeGuild) -> Json | None:
+        """``suppress`` (True: in the audience) and ``request_to_speak_timestamp`` of
+        ``user`` in a Stage channel; None when not in one."""
+        return self._stage_states.get((guild.id, user.id))
+
     def voice_frames(self, guild: FakeGuild, *, audio_only: bool = True) -> list[VoiceFrame]:
         """The Opus frames the bot played in ``guild`` (decrypted by the voice server)."""
         assert self.voice is not None, "attach_voice() first"
@@ -430,6 +442,14 @@ class FakeDiscord:
         session_id: str | None = None,
     ) -> None:
         states = self._voice_states.setdefault(guild.id, {})
+        channel = guild.channels.get(channel_id) if channel_id is not None else None
+        if channel is None or channel.type != STAGE_CHANNEL:
+            self._stage_states.pop((guild.id, user.id), None)
+        elif states.get(user.id) != channel_id:  # on a Stage, newcomers are in the audience
+            self._stage_states[guild.id, user.id] = {
+                "suppress": True,
+                "request_to_speak_timestamp": None,
+            }
         if channel_id is None:
             states.pop(user.id, None)
         else:
@@ -463,6 +483,7 @@ class FakeDiscord:
             "self_stream": False,
             "suppress": False,
             "request_to_speak_timestamp": None,
+            **self._stage_states.get((guild.id, user_id), {}),
         }
         if member is not None and with_member:
             payload["member"] = member.to_payload()
@@ -1028,6 +1049,7 @@ class FakeDiscord:
             ("GET", r"/guilds/{guild_id:\d+}", self._get_guild),
             ("GET", r"/guilds/{guild_id:\d+}/channels", self._get_guild_channels),
             ("GET", r"/guilds/{guild_id:\d+}/members/{user_id:\d+}", self._get_member),
+            ("PATCH", r"/guilds/{guild_id:\d+}/voice-states/@me", self._edit_own_voice_state),
             ("GET", commands + "/commands", self._get_commands),
             ("PUT", commands + "/commands", self._put_commands),
             ("GET", commands + r"/guilds/{guild_id:\d+}/commands", self._get_commands),
@@ -1193,6 +1215,32 @@ class FakeDiscord:
         if member is None:
             raise ApiError(404, "Unknown Member", 10007)
         return json_response(member.to_payload())
+
+    async def _edit_own_voice_state(self, request: web.Request) -> web.StreamResponse:
+        """The bot on a Stage: speak (``suppress: false``, needs Mute Members), go back to
+        the audience, or ask to speak (``request_to_speak_timestamp``, needs Request to
+        Speak)."""
+        guild = self._guild(path_id(request, "guild_id"))
+        body = request_body(request).payload
+        channel_id = self.voice_channel_of(self.bot_user, guild)
+        state = self._stage_states.get((guild.id, self.bot_user.id))
+        if state is None or str(body.get("channel_id")) != str(channel_id):
+            raise ApiError(400, "Cannot execute action on this channel type", 50024)
+        mine = discord.Permissions(guild.permissions_for(self.bot_user.id))
+        if (body.get("suppress") is False and not mine.mute_members) or (
+            body.get("request_to_speak_timestamp") and not mine.request_to_speak
+        ):
+            raise missing_permissions()
+        state.update({k: body[k] for k in ("suppress", "request_to_speak_timestamp") if k in body})
+        session = self.session_of(guild)
+        flags = next(
+            (d for d in reversed(self.voice_state_updates) if int(d["guild_id"]) == guild.id), {}
+        )
+        payload = self._voice_state_payload(
+            guild, self.bot_user.id, channel_id, flags, session.session_id if session else None
+        )
+        await self._gateway.dispatch("VOICE_STATE_UPDATE", payload, intent=VOICE_STATES_INTENT)
+        return no_content()
 
     def _command_scope(self, request: web.Request) -> int | None:
         if path_id(request, "application_id") != self.application_id:

@@ -120,8 +120,12 @@ async def test_search_takes_the_first_result_without_resolving_it() -> None:
     assert track.title == "One" and track.source == "https://www.youtube.com/watch?v=1"
     assert extract.calls == [("ytsearch1:one song", 1)]
     extract.answers["ytsearch1:nothing"] = {"_type": "playlist", "entries": []}
-    with pytest.raises(MusicError, match="No results for `nothing`"):
+    with pytest.raises(MusicError, match=r"No results for \*\*nothing\*\*\."):
         await resolver(extract).search("nothing", 3)
+    extract.answers["ytsearch1:hey <@123456789012345678> *`"] = {"entries": []}
+    with pytest.raises(MusicError) as raised:
+        await resolver(extract).search("hey <@123456789012345678> *`", 3)
+    assert str(raised.value) == "No results for **hey <@\u200b123456789012345678> \\*\\`**."
 
 
 async def test_stream_resolves_searches_and_reuses_fresh_streams() -> None:

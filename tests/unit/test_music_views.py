@@ -10,6 +10,7 @@ from cogs.music.views import (
     now_playing_embed,
     progress_bar,
     queue_embed,
+    track_line,
 )
 
 TRACK = Track("Song *bold* @everyone", "https://x.example/s", 42, 200.0, "https://x.example/s")
@@ -40,6 +41,21 @@ def test_titles_cannot_ping_or_format() -> None:
     assert len(clean("a" * 500)) == 100
 
 
+def test_a_title_cannot_make_a_link_of_its_own() -> None:
+    assert clean("[Free Nitro](https://evil.example) \\](x)") == (
+        "\\[Free Nitro\\]\\(https://evil.example\\) \\\\\\]\\(x\\)"
+    )
+    spoof = Track("Video](https://evil.example/nitro) ", "s", 1, 20.0, "https://x.example/v")
+    assert track_line(spoof) == (
+        "[Video\\]\\(https://evil.example/nitro\\) ](<https://x.example/v>) `0:20`"
+    )
+
+
+def test_long_page_urls_are_not_made_links() -> None:
+    long = Track("Song", "s", 1, 20.0, "https://x.example/" + "a" * 300)
+    assert track_line(long) == "**Song** `0:20`"
+
+
 def test_now_playing_embed() -> None:
     embed = now_playing_embed(
         TRACK, position=50, paused=True, loop=LoopMode.QUEUE, volume=80, upcoming=3
@@ -58,21 +74,31 @@ def test_now_playing_embed() -> None:
     assert embed.footer.text == "3 up next"
 
 
-def test_controls_carry_the_state_in_their_labels() -> None:
-    view = controls(paused=True, loop=LoopMode.TRACK)
+def test_controls_carry_the_state_in_their_labels_and_the_play_in_their_ids() -> None:
+    view = controls(paused=True, loop=LoopMode.TRACK, play="0a1b2c3d")
     buttons = {item.item.custom_id: item.item.label for item in view.children}  # type: ignore[attr-defined]
     assert buttons == {
-        "music:toggle": "Resume",
-        "music:skip": "Skip",
-        "music:stop": "Stop",
-        "music:loop": "Loop: track",
-        "music:shuffle": "Shuffle",
+        "music:toggle:0a1b2c3d": "Resume",
+        "music:skip:0a1b2c3d": "Skip",
+        "music:stop:0a1b2c3d": "Stop",
+        "music:loop:0a1b2c3d": "Loop: track",
+        "music:shuffle:0a1b2c3d": "Shuffle",
     }
     assert view.timeout is None
 
 
 def test_queue_embed() -> None:
     embed = queue_embed(TRACK, [(11, TRACK)], page=2, pages=2, total=11, loop=LoopMode.OFF)
-    assert embed.fields[1].name == "Up next (11)"
-    assert embed.fields[1].value is not None and embed.fields[1].value.startswith("`11.` [Song")
+    line = track_line(TRACK)
+    assert embed.description == f"**Now playing**\n{line}\n\n**Up next (11)**\n`11.` {line}"
     assert embed.footer.text == "Page 2/2 · loop: off"
+
+
+def test_a_full_queue_page_fits_its_embed() -> None:
+    """Ten of the longest lines: within the description's 4096 characters, none cut off."""
+    longest = Track("[" * 200, "s", 1, 360_000.0, "https://x.example/" + "a" * 182, autoplay=True)
+    entries = [(490 + n, longest) for n in range(10)]
+    embed = queue_embed(longest, entries, page=50, pages=50, total=500, loop=LoopMode.OFF)
+    assert embed.description is not None and len(embed.description) <= 4096
+    assert embed.description.endswith(f"`499.` {track_line(longest)}")
+    assert len(embed) <= 6000
