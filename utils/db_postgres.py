@@ -240,9 +240,7 @@ class PostgresDatabase(Database):
         # A session lock on a connection of its own, not a pooled one: the job inside
         # uses the pool, all of it (a pool of one included). Closing the connection
         # releases a lock whose unlock never ran.
-        conn = await asyncpg.connect(
-            self.url, timeout=math.ceil(self._timeout), command_timeout=self._timeout
-        )
+        conn = await _connect(self.url, self._timeout, command_timeout=self._timeout)
         try:
             held = await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", name)
             try:
@@ -271,10 +269,7 @@ class PostgresDatabase(Database):
             lost = asyncio.Event()
             conn: asyncpg.Connection | None = None
             try:
-                conn = cast(
-                    asyncpg.Connection,
-                    await asyncpg.connect(self.url, timeout=math.ceil(self._timeout)),
-                )
+                conn = await _connect(self.url, self._timeout)
                 conn.add_termination_listener(partial(_set, lost))
                 await conn.add_listener(CHANNEL, self._heard)
                 if reload:
@@ -319,6 +314,24 @@ async def _unlock(conn: asyncpg.Connection, name: str) -> None:
     except _LOST as error:
         # The lock went with its connection: the job has ended, maybe not alone.
         log.warning("lost the lock %r before its job ended (%s)", name, _reason(error))
+
+
+async def _connect(
+    url: str, seconds: float, *, command_timeout: float | None = None
+) -> asyncpg.Connection:
+    """A connection of our own. Cancelled while connecting (at shutdown), it still ends
+    the attempt and closes what it made: asyncpg cancelled mid-handshake leaves an
+    error behind that asyncio logs as never retrieved."""
+    attempt = asyncio.ensure_future(
+        asyncpg.connect(url, timeout=math.ceil(seconds), command_timeout=command_timeout)
+    )
+    try:
+        return cast(asyncpg.Connection, await asyncio.shield(attempt))
+    except asyncio.CancelledError:
+        made = (await asyncio.gather(attempt, return_exceptions=True))[0]
+        if isinstance(made, asyncpg.Connection):
+            await _hang_up(made, seconds)
+        raise
 
 
 async def _hang_up(conn: asyncpg.Connection, seconds: float) -> None:

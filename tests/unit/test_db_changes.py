@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -330,12 +330,15 @@ async def test_changes_arrive_within_a_second_of_the_server_being_back_after_an_
     refusals = 0
     waits: list[float] = []
 
-    async def connect(*args: Any, **kwargs: Any) -> asyncpg.Connection:
-        nonlocal refusals
+    async def refused() -> asyncpg.Connection:
+        raise ConnectionRefusedError(111, "Connect call failed")
+
+    def connect(*args: Any, **kwargs: Any) -> Coroutine[Any, Any, asyncpg.Connection]:
+        nonlocal refusals  # asked by the listener's task (the attempt runs in one of its own)
         if refusals and asyncio.current_task() is there._listening:
             refusals -= 1
-            raise ConnectionRefusedError(111, "Connect call failed")
-        return await real_connect(*args, **kwargs)
+            return refused()
+        return real_connect(*args, **kwargs)
 
     async def sleep(delay: float, result: Any = None) -> Any:
         if asyncio.current_task() is there._listening:
