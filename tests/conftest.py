@@ -61,7 +61,7 @@ def sentence_embedder() -> SentenceEmbedder:
 
 
 BACKENDS = ("sqlite", "postgresql")
-_TEMPLATE = "gembot_template"
+_TEMPLATE = f"gembot_template_{os.getpid()}"  # one per process: pytest-xdist runs several
 _databases = itertools.count()
 
 
@@ -97,8 +97,18 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with ThreadPoolExecutor(1) as thread:
         thread.submit(asyncio.run, _make_template(url)).result()
     yield url
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, _drop_template(url)).result()
     if scratch is not None:
         subprocess.run(["bash", "scripts/pg_scratch.sh", "stop", str(scratch)], check=False)
+
+
+async def _drop_template(server: str) -> None:
+    admin = await asyncpg.connect(server)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {_TEMPLATE} WITH (FORCE)")
+    finally:
+        await admin.close()
 
 
 def _database_url(server: str, name: str) -> str:

@@ -11,6 +11,9 @@ from typing import Any
 import pytest
 import yt_dlp
 
+# The modules themselves, not their names: e2e tests reload the music cog, which puts
+# new module objects in sys.modules, while Resolver here is the one imported first.
+from cogs.music import ffmpeg, sources
 from cogs.music.errors import MusicError
 from cogs.music.sources import QUEUED_PER_WORKER, Resolver
 from cogs.music.tracks import Stream, Track
@@ -230,7 +233,7 @@ async def test_unknown_codec_and_length_are_probed(monkeypatch: pytest.MonkeyPat
         probed.append((stream.url, proxy))
         return "opus", 42.0
 
-    monkeypatch.setattr("cogs.music.ffmpeg.probe", probe)
+    monkeypatch.setattr(ffmpeg, "probe", probe)
     source = resolver(Extractor({"https://cdn.example/a.ogg": direct}), allow_private=True)
     await source.start()
     proxy = source.proxy
@@ -270,7 +273,7 @@ async def test_an_extraction_given_up_on_keeps_its_worker_until_it_ends(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Its thread still runs: counting it free would let more requests queue behind it."""
-    monkeypatch.setattr("cogs.music.sources.QUEUED_PER_WORKER", 1)
+    monkeypatch.setattr(sources, "QUEUED_PER_WORKER", 1)
     release = threading.Event()
     extract = Extractor(
         {
@@ -298,8 +301,8 @@ async def test_a_page_that_never_ends_gives_its_worker_back(
 ) -> None:
     """yt-dlp reads a page to its end: its proxy cuts one that has none, by size (a
     flood) or by time (a drip), so the extraction ends and the worker is free again."""
-    monkeypatch.setattr("cogs.music.sources.QUEUED_PER_WORKER", 1)
-    monkeypatch.setattr("cogs.music.sources.FETCH_BYTES", 1024 * 1024)
+    monkeypatch.setattr(sources, "QUEUED_PER_WORKER", 1)
+    monkeypatch.setattr(sources, "FETCH_BYTES", 1024 * 1024)
     tone = media_server.tone(440, 1, "ogg")
     source = Resolver(
         search_prefix="ytsearch",
