@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -17,6 +18,9 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MAX_SHARDS = 100_000
+_SHARD_RANGE = re.compile(r"(\d+)(?:-(\d+))?")  # a shard id, or a range of them: 0-3
 
 
 def _split_csv(value: object) -> object:
@@ -55,7 +59,7 @@ class Settings(BaseSettings):
 
     # Sharding: SHARD_COUNT shards in all, SHARD_IDS the ones this process runs
     # ("0-3", "4,5"); unset: Discord's recommended count, all in this process.
-    shard_count: int | None = Field(default=None, ge=1, le=100_000)
+    shard_count: int | None = Field(default=None, ge=1, le=MAX_SHARDS)
     shard_ids: Annotated[tuple[int, ...] | None, NoDecode] = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["text", "json"] = "text"
@@ -149,10 +153,13 @@ class Settings(BaseSettings):
         for part in value.split(","):
             if not (part := part.strip()):
                 continue
-            first, _, last = part.partition("-")
-            start, end = int(first), int(last or first)
+            if not (match := _SHARD_RANGE.fullmatch(part)):
+                raise ValueError(f"{part!r} is not a shard id or range (like 0-3 or 0,2,4)")
+            start, end = int(match[1]), int(match[2] or match[1])
             if end < start:
                 raise ValueError(f"range {part} runs backwards")
+            if end >= MAX_SHARDS:  # checked before the ids are made: `0-300000000` is a typo
+                raise ValueError(f"shard {end} is past the most shards a bot has ({MAX_SHARDS})")
             ids.update(range(start, end + 1))
         return tuple(sorted(ids))
 

@@ -102,3 +102,25 @@ def test_bot_exits_with_one_line(env: dict[str, str], expected: str, tmp_path: P
     assert expected in lines[0]
     assert "Traceback" not in result.stderr
     assert "hush-hush-secret" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(
+    ("shard_ids", "says"),
+    [
+        ("-1", "'-1' is not a shard id or range (like 0-3 or 0,2,4)"),
+        ("1-", "'1-' is not a shard id or range"),
+        ("0-3-5", "'0-3-5' is not a shard id or range"),
+        ("0..3", "'0..3' is not a shard id or range"),
+        ("3-0", "range 3-0 runs backwards"),
+        ("0-300000000", "shard 300000000 is past the most shards a bot has (100000)"),
+    ],
+)
+def test_shard_ids_name_the_form_they_take(shard_ids: str, says: str) -> None:
+    """A typo in SHARD_IDS gets one line saying what is expected, at once: a huge range
+    is refused before its ids are made."""
+    assert says in error_line(DISCORD_TOKEN="t", SHARD_COUNT="4", SHARD_IDS=shard_ids)
+
+
+def test_shard_ids_take_ids_ranges_and_spaces() -> None:
+    settings = Settings(_env_file=None, discord_token="t", shard_count=8, shard_ids=" 0-1, 4 ,6")
+    assert settings.shard_ids == (0, 1, 4, 6)
