@@ -201,8 +201,9 @@ class AI(commands.Cog):
             text = spoken(message.content, me.id)
         elif ctx.command is self.chat:
             text = ctx.view.read_rest().strip()  # what `!chat` took as its prompt
-        else:
-            return  # another command: nothing the history holds
+        else:  # it reads as another command now: what it said is gone
+            await self._forget_deleted(payload.channel_id, {message.id})
+            return
         if message.id in self._pending:
             self._pending[message.id] = text
         await self._forget_edited(payload.channel_id, message.id, self._said(message, text))

@@ -207,7 +207,8 @@ async def test_an_edited_chat_command_keeps_its_prompt_as_the_turn(
     start_bot: StartBot,
     ai_settings: Callable[..., Settings],
 ) -> None:
-    """`!chat` stores its prompt: an edit stores the new prompt, not the command line."""
+    """`!chat` stores its prompt: an edit stores the new prompt, not the command line; an
+    edit into another command takes the message out of the history."""
     bot = await start_bot(ai_settings())
     sent = await discord_fake.send_message(guild.text, member, "!chat hello https://example.com")
     await discord_fake.wait_for_message(
@@ -220,6 +221,8 @@ async def test_an_edited_chat_command_keeps_its_prompt_as_the_turn(
     assert await said() == ["hello https://example.com"]
     discord_fake.edit_by_author(sent, "!chat goodbye https://example.com")
     await eventually(lambda: said(), equals=["goodbye https://example.com"])
+    discord_fake.edit_by_author(sent, "!ping")  # no longer said to the AI: as if deleted
+    await eventually(lambda: said(), equals=[])
 
 
 async def slash(
