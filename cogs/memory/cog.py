@@ -24,7 +24,7 @@ from utils.checks import guild_permissions, readable
 from utils.commands import list_subcommands
 from utils.errors import BotError
 from utils.memory.records import Memory, Recalled, Scope, age_text
-from utils.memory.service import MemoryService
+from utils.memory.service import MAX_FACT_CHARS, MemoryService, fact_text
 from utils.text import truncate
 
 if TYPE_CHECKING:
@@ -73,19 +73,22 @@ def _line(memory: Memory, now: float) -> str:
 
 
 class MemoryPages(discord.ui.View):
-    """Pages of one person's memories; only they can turn them."""
+    """Pages of one person's memories; only they can turn them. Each page is counted
+    and read afresh (a memory may have been forgotten meanwhile)."""
 
-    def __init__(self, service: MemoryService, scope: Scope, user_id: int, total: int) -> None:
+    def __init__(self, service: MemoryService, scope: Scope, user_id: int, page: int) -> None:
         super().__init__(timeout=180)
         self.service = service
         self.scope = scope
         self.user_id = user_id
-        self.pages = max(1, -(-total // PAGE_SIZE))
-        self.total = total
-        self.page = 1
+        self.page = page
         self.message: discord.Message | None = None
 
     async def embed(self) -> discord.Embed:
+        """The page `page` (the last one if there are fewer now)."""
+        total = await self.service.count_of(self.scope, self.user_id)
+        pages = max(1, -(-total // PAGE_SIZE))
+        self.page = min(max(1, self.page), pages)
         memories = await self.service.memories_of(
             self.scope, self.user_id, offset=(self.page - 1) * PAGE_SIZE, limit=PAGE_SIZE
         )
@@ -97,11 +100,11 @@ class MemoryPages(discord.ui.View):
             colour=discord.Colour.blurple(),
         )
         embed.set_footer(
-            text=f"Page {self.page}/{self.pages} · {self.total} memories · "
+            text=f"Page {self.page}/{pages} · {total} memories · "
             "/memory forget <number> deletes one, /memory forget all deletes them all"
         )
         self.previous.disabled = self.page <= 1
-        self.next.disabled = self.page >= self.pages
+        self.next.disabled = self.page >= pages
         return embed
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
@@ -111,7 +114,7 @@ class MemoryPages(discord.ui.View):
         return False
 
     async def _turn(self, interaction: discord.Interaction, step: int) -> None:
-        self.page = min(max(1, self.page + step), self.pages)
+        self.page += step
         await interaction.response.edit_message(embed=await self.embed(), view=self)
 
     @discord.ui.button(label="Previous", custom_id="memory:previous")
@@ -169,12 +172,10 @@ class MemoryCog(commands.Cog, name="Memory"):
     async def memory_show(self, ctx: Context, page: int = 1) -> None:
         """Show what the bot remembers about you here (only you can see it)."""
         service, scope = self.service, scope_of(ctx.guild, ctx.author)
-        total = await service.count_of(scope, ctx.author.id)
-        if not total:
+        if not await service.count_of(scope, ctx.author.id):
             await ctx.send("I don't remember anything about you here yet.", ephemeral=True)
             return
-        view = MemoryPages(service, scope, ctx.author.id, total)
-        view.page = min(max(1, page), view.pages)
+        view = MemoryPages(service, scope, ctx.author.id, page)
         embed = await view.embed()
         if ctx.interaction is None and ctx.guild is not None:
             try:
@@ -189,7 +190,9 @@ class MemoryCog(commands.Cog, name="Memory"):
 
     @memory_group.command(name="add")
     @app_commands.describe(fact="Something about you for the bot to remember here")
-    async def memory_add(self, ctx: Context, *, fact: str) -> None:
+    async def memory_add(
+        self, ctx: Context, *, fact: commands.Range[str, 1, MAX_FACT_CHARS]
+    ) -> None:
         """Ask the bot to remember something about you here."""
         memory = await self.remember(ctx.guild, ctx.author, fact)
         await ctx.send(f"I'll remember that (memory `#{memory.id}`).", ephemeral=True)
@@ -197,7 +200,9 @@ class MemoryCog(commands.Cog, name="Memory"):
     async def remember(
         self, guild: discord.Guild | None, user: discord.abc.User, fact: str
     ) -> Memory:
-        """Remember a fact about `user` where they asked (/memory add, the remember tool)."""
+        """Remember a fact about `user` where they asked (/memory add, the remember tool);
+        only a fact that is taken counts against the budget."""
+        fact = fact_text(fact)
         if retry := self.adds.update_rate_limit(user):
             raise BotError(f"Slow down: try again in {math.ceil(retry)} s.")
         return await self.service.add_fact(scope_of(guild, user), user.id, user.display_name, fact)

@@ -16,6 +16,7 @@ from typing import Any
 import discord
 import pytest
 
+from cogs.memory.cog import ADDS_PER_MINUTE
 from config import Settings
 from tests.conftest import BASIC, StartBot, eventually
 from tests.fakes.discord_server import (
@@ -300,6 +301,52 @@ async def test_memory_commands_show_add_forget_stats(
         discord_fake, guild.text, discord_fake.owner, "forget", target="all", user=bob
     )
     assert removed["content"] == "Forgot 1 memory about bob here."
+
+
+async def test_a_refused_add_uses_none_of_the_add_budget(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+) -> None:
+    await start_bot(make_settings(memory_enabled=True, embedding_model="hashing"))
+    for _ in range(ADDS_PER_MINUTE):
+        refused = await slash(discord_fake, guild.text, member, "add", fact="x" * 501)
+        assert refused["content"] == "A memory can be at most 500 characters."
+        blank = await slash(discord_fake, guild.text, member, "add", fact=" \n ")
+        assert blank["content"] == "There is nothing to remember in that."
+    await discord_fake.send_message(guild.text, member, "!memory add " + "y" * 501)
+    await discord_fake.wait_for_message(
+        guild.text, predicate=lambda m: "between 1 and 500 characters" in m.content
+    )
+    added = await slash(discord_fake, guild.text, member, "add", fact="I like jazz")
+    assert added["content"].startswith("I'll remember that (memory `#")
+
+
+async def test_pages_turned_after_a_forget_show_what_is_left(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+) -> None:
+    await start_bot(make_settings(memory_enabled=True, embedding_model="hashing"))
+    added = [
+        await slash(discord_fake, guild.text, member, "add", fact=f"Note number {n}")
+        for n in range(9)
+    ]
+    shown = await slash(discord_fake, guild.text, member, "show")
+    page = shown["interaction"].original
+    assert page.embeds[0]["footer"]["text"].startswith("Page 1/2 · 9 memories")
+    oldest = added[0]["content"].split("#")[1].split("`")[0]
+    await slash(discord_fake, guild.text, member, "forget", target=oldest)
+
+    turned = await discord_fake.click_button(page, "memory:next", member)
+    await turned.wait_response()
+    assert page.embeds[0]["footer"]["text"].startswith("Page 1/1 · 8 memories")
+    assert "Note number 8" in page.embeds[0]["description"]
+    assert page.find_component("memory:next")["disabled"]
 
 
 async def test_forget_with_a_member_it_cannot_find_forgets_nothing(

@@ -30,6 +30,7 @@ from utils.db import MIGRATIONS_DIR, Database, SqliteDatabase
 from utils.db_postgres import PostgresDatabase
 from utils.guild_settings import GuildSettings
 from utils.instance_lock import InstanceLock
+from utils.memory.chunks import Chunk
 from utils.memory.records import Scope
 from utils.memory.store import MemoryStore, NewMemory
 from utils.usage import UsageStore
@@ -54,7 +55,9 @@ async def fill(db: Database) -> None:
     now = time.time()
     await GuildSettings(db, "!").set_prefix(GUILD, "?")
     chat = ChatStore(db)
-    await chat.add_turns(GUILD, 1, [Turn("user", 7, "alice", "hello ünïcode", message_id=5)])
+    hello = await chat.add_turns(
+        GUILD, 1, [Turn("user", 7, "alice", "hello ünïcode", message_id=5)]
+    )
     await chat.add_turns(GUILD, 1, [Turn("model", 9, "bot", "hi", incomplete="interrupted")])
     await chat.add_turns(None, 2, [Turn("user", 8, "bob", "a DM")])
     await chat.update_channel(GUILD, 1, persona="pirate", summary="tea", summary_upto=1)
@@ -68,6 +71,11 @@ async def fill(db: Database) -> None:
     ]
     vectors = np.random.default_rng(1).random((2, 8), dtype=np.float32)
     await memories.insert(said, "test-model", vectors)
+    [turn] = hello
+    chunk = Chunk(
+        None, Scope("guild", GUILD), 1, 7, "alice", "alice: hello", 1, now, None, (turn.id,)
+    )
+    await memories.write_chunks([chunk], "test-model", vectors[:1])
     await memories.mark_consolidated(1, 2)
     await memories.forget(Scope("guild", GUILD), 11, 1)
     song = Track("Song", "http://x/a.wav", 7, duration=61.5, page_url="http://x/a")
@@ -166,7 +174,8 @@ async def test_every_table_moves_with_its_rows_and_ids_and_a_rerun_replaces_the_
         assert ada is not None and ada.avatar == AVATAR
         memories = MemoryStore(pg)
         waiting = await memories.without_terms(0, 10)
-        assert [m.text for m in waiting] == ["alice grows green tea", "bob keeps bees"]
+        texts = ["alice grows green tea", "bob keeps bees", "alice: hello"]
+        assert [m.text for m in waiting] == texts
         await memories.write_terms(waiting)  # what the memory service does at start
         assert await memories.without_terms(0, 10) == []
     finally:
@@ -181,7 +190,7 @@ async def test_every_table_moves_with_its_rows_and_ids_and_a_rerun_replaces_the_
     assert "every count matches" in capsys.readouterr().out
     pg = await postgres_db(database_url)
     try:  # the keyword rows of the earlier copy went with it
-        assert len(await MemoryStore(pg).without_terms(0, 10)) == 2
+        assert len(await MemoryStore(pg).without_terms(0, 10)) == len(texts)
     finally:
         await pg.close()
 

@@ -1,11 +1,12 @@
-"""The /memory commands' parsing, without Discord."""
+"""The /memory commands' parsing and options, without Discord."""
 
 from __future__ import annotations
 
 import pytest
 
-from cogs.memory.cog import parse_target
+from cogs.memory.cog import MemoryCog, parse_target
 from utils.errors import BotError
+from utils.memory.service import MAX_FACT_CHARS
 
 
 @pytest.mark.parametrize(
@@ -42,3 +43,9 @@ def test_a_number_or_all_is_understood(target: str, expected: int | None) -> Non
 def test_anything_else_gets_the_usage(target: str) -> None:
     with pytest.raises(BotError, match="its number from `/memory show`, or `all`"):
         parse_target(target)
+
+
+def test_the_fact_to_add_is_no_longer_than_a_memory_holds() -> None:
+    """Discord refuses a longer one as it is typed, before it costs any of the budget."""
+    [fact] = MemoryCog.memory_add.app_command.parameters
+    assert (fact.min_value, fact.max_value) == (1, MAX_FACT_CHARS)

@@ -171,11 +171,19 @@ def test_parse_structured_answer_maps_names_to_people() -> None:
     ]
 
 
-def test_parse_single_person_and_answers_that_are_not_a_list() -> None:
-    text = '[{"user": "someone", "fact": "Likes tea."}]'
+def test_parse_drops_facts_about_the_assistant_or_anyone_absent() -> None:
+    """Even with one person present: a fact labelled with anyone else is not theirs."""
+    text = (
+        '[{"user": "assistant", "fact": "The assistant is called Gem."},'
+        ' {"user": "Carol", "fact": "Carol is a chef."},'
+        ' {"user": " ALICE ", "fact": "Alice likes tea."}]'
+    )
     assert consolidation.parse(text, {"alice": (7, "Alice")}) == [
-        consolidation.Fact(7, "Alice", "Likes tea.")
+        consolidation.Fact(7, "Alice", "Alice likes tea.")
     ]
+
+
+def test_parse_answers_that_are_not_a_list() -> None:
     assert consolidation.parse("[]", PEOPLE) == []
     assert consolidation.parse('{"user": "Alice", "fact": "Likes tea."}', PEOPLE) == []
     assert consolidation.parse("Nothing worth keeping.", PEOPLE) == []

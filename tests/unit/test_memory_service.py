@@ -24,11 +24,12 @@ from tests.conftest import eventually
 from tests.fakes.gemini_server import FakeGemini
 from utils.db import Database
 from utils.gemini import GeminiProvider
+from utils.gemini_replies import AIUnavailableError
 from utils.instance_lock import InstanceLock
-from utils.memory import consolidation
+from utils.memory import consolidation, store
 from utils.memory.chunks import Chunk, ChunkLimits
 from utils.memory.config import MemoryConfig
-from utils.memory.embedder import HashingEmbedder
+from utils.memory.embedder import HashingEmbedder, SentenceEmbedder
 from utils.memory.index import IndexParams
 from utils.memory.indexes import ScopeIndexes
 from utils.memory.records import Scope
@@ -213,6 +214,80 @@ async def test_forgetting_a_growing_chunk_is_not_undone(make_service: MakeServic
     assert [m.text for m in await service.memories_of(GUILD_A, ALICE)] == [
         "alice: something else\nassistant: ok"
     ]
+
+
+async def said(
+    service: MemoryService, chat: ChatStore, text: str, reply: str, *, channel: int = 10
+) -> list[Turn]:
+    """An exchange of alice's as the AI chat stores it (its turns get ids), remembered."""
+    turns = await chat.add_turns(1, channel, exchange(text, reply))
+    service.index_turns(GUILD_A, channel, turns)
+    await service.flush()
+    return turns
+
+
+async def test_a_deleted_message_forgets_only_the_chunks_holding_it(
+    make_service: MakeService, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store, "_IN_BATCH", 2)  # the turns are looked up in batches
+    service = await make_service(chunk=ChunkLimits(max_turns=2))  # an exchange a chunk
+    chat = ChatStore(db)
+    await said(service, chat, "hiking in the Alps is my hobby", "ok, lovely")
+    await said(service, chat, "my cat is called Whiskers", "ok")
+    hi = await said(service, chat, "hi", "ok")
+    say_ok = await said(service, chat, "say ok", "ok")
+    assert await service.count_of(GUILD_A, ALICE) == 4
+    # "alice: hi" starts a line of the hiking chunk, and three chunks hold "assistant: ok".
+    assert await service.unsay(10, [*hi, say_ok[1]]) == 2
+    assert [m.text for m in await service.memories_of(GUILD_A, ALICE)] == [
+        "alice: my cat is called Whiskers\nassistant: ok",
+        "alice: hiking in the Alps is my hobby\nassistant: ok, lovely",
+    ]
+
+
+async def test_chunks_stored_before_their_turns_were_kept_are_matched_by_whole_lines(
+    make_service: MakeService, db: Database
+) -> None:
+    service = await make_service(chunk=ChunkLimits(max_turns=2))
+    chat = ChatStore(db)
+    await said(service, chat, "hiking in the Alps is my hobby", "100% lovely")
+    hi = await said(service, chat, "hi", "Hello!")
+    await db.execute("DELETE FROM memory_turns")  # as chunks stored before migration 0015
+    assert await service.unsay(10, [Turn("model", 0, "assistant", "100")]) == 0
+    assert await service.unsay(10, [hi[0]]) == 1
+    assert [m.text for m in await service.memories_of(GUILD_A, ALICE)] == [
+        "alice: hiking in the Alps is my hobby\nassistant: 100% lovely"
+    ]
+
+
+async def test_the_turns_a_chunk_holds_go_with_it(make_service: MakeService, db: Database) -> None:
+    service = await make_service()
+    chat = ChatStore(db)
+    first = await said(service, chat, "my cat is Whiskers", "ok")
+    second = await said(service, chat, "my dog is Rex", "ok")  # the same chunk, grown
+    [chunk] = await service.memories_of(GUILD_A, ALICE)
+    rows = await db.fetchall(
+        "SELECT turn_id FROM memory_turns WHERE memory_id = ? ORDER BY turn_id", (chunk.id,)
+    )
+    assert [row[0] for row in rows] == [turn.id for turn in first + second]
+
+    async def turn_rows() -> int:
+        return await db.fetchval("SELECT count(*) FROM memory_turns")
+
+    assert await service.forget(GUILD_A, ALICE, chunk.id) == 1
+    assert await turn_rows() == 0
+    await said(service, chat, "my PIN is 4821", "ok")
+    assert await service.forget(GUILD_A, ALICE) == 1
+    assert await turn_rows() == 0
+    await said(service, chat, "I live in Leeds", "ok", channel=11)
+    assert await service.delete_channel(11) == 1
+    assert await turn_rows() == 0
+    await said(service, chat, "I play chess", "ok", channel=12)
+    assert await service.delete_guild(1) == 1
+    assert await turn_rows() == 0
+    await said(service, chat, "I like tea", "ok", channel=13)
+    assert len(await service.store.prune_before(1e18, include_user=False)) == 1
+    assert await turn_rows() == 0
 
 
 async def fill(service: MemoryService, count: int = 30) -> None:
@@ -458,6 +533,82 @@ async def test_consolidation_pages_past_channels_already_read(
     assert "I play drums" in gemini_fake.requests[-1].last_user_text
     assert "Leeds" not in gemini_fake.requests[-1].last_user_text
     assert await service.consolidate_once() == 0 and len(gemini_fake.requests) == 2
+
+
+async def test_a_changed_fact_replaces_the_one_it_updates(
+    make_service: MakeService,
+    provider: GeminiProvider,
+    gemini_fake: FakeGemini,
+    db: Database,
+    sentence_embedder: SentenceEmbedder,
+) -> None:
+    """The newest word wins: the model's embeddings put "is 31" 0.97 from "is 30"."""
+    service = await make_service(sentence_embedder, provider=provider)
+    chat = ChatStore(db)
+    await chat.add_turns(1, 10, [Turn("user", ALICE, "Alice", "I'm 30 and vegetarian")])
+    gemini_fake.reply(
+        '[{"user": "Alice", "fact": "Alice is 30 years old."},'
+        ' {"user": "Alice", "fact": "Alice is vegetarian."}]'
+    )
+    assert await service.consolidate_once() == 2
+    told = await service.add_fact(GUILD_A, ALICE, "Alice", "Alice is 30 years old.")
+    old = {m.text: m.id for m in await service.memories_of(GUILD_A, ALICE)}
+
+    await chat.add_turns(
+        1, 10, [Turn("user", ALICE, "Alice", "I turned 31; no meat for a while, now again")]
+    )
+    gemini_fake.reply(
+        '[{"user": "Alice", "fact": "Alice is 31 years old."},'
+        ' {"user": "Alice", "fact": "Alice is no longer vegetarian."},'
+        ' {"user": "Alice", "fact": "Alice is vegetarian again."},'  # later in the batch: wins
+        ' {"user": "Alice", "fact": "alice is 31 years old"}]'  # a repeat
+    )
+    assert await service.consolidate_once() == 2
+    now = await service.memories_of(GUILD_A, ALICE)
+    assert {(m.text, m.source) for m in now} == {
+        ("Alice is 30 years old.", "user"),  # what she told the bot herself stays
+        ("Alice is 31 years old.", "consolidation"),
+        ("Alice is vegetarian again.", "consolidation"),
+    }
+    index = service.indexes.loaded(GUILD_A)
+    assert index is not None and sorted(index.ids()) == sorted(m.id for m in now)
+    assert told.id in index.ids()
+
+    await chat.add_turns(1, 10, [Turn("user", ALICE, "Alice", "still veggie")])
+    gemini_fake.reply('[{"user": "Alice", "fact": "Alice is vegetarian again."}]')
+    assert await service.consolidate_once() == 0, "a repeat replaces nothing"
+    assert await service.memories_of(GUILD_A, ALICE) == now
+    assert old["Alice is vegetarian."] not in {m.id for m in now}
+
+
+async def test_a_channel_the_model_fails_on_does_not_hold_up_the_others(
+    make_service: MakeService, provider: GeminiProvider, gemini_fake: FakeGemini, db: Database
+) -> None:
+    service = await make_service(provider=provider)
+    chat = ChatStore(db)
+    [refused] = await chat.add_turns(1, 10, [Turn("user", ALICE, "Alice", "what it refuses")])
+    await chat.add_turns(1, 11, [Turn("user", BOB, "Bob", "I play drums")])
+    gemini_fake.default = lambda _: '[{"user": "Bob", "fact": "Bob plays the drums."}]'
+    gemini_fake.fail(400)  # channel 10's request: read first, the older
+    assert await service.consolidate_once() == 1
+    assert [m.text for m in await service.memories_of(GUILD_A, BOB)] == ["Bob plays the drums."]
+    assert 10 not in await service.store.consolidated([10]), "tried again next pass"
+    gemini_fake.fail(400)
+    assert await service.consolidate_once() == 0
+    assert 10 not in await service.store.consolidated([10])
+    gemini_fake.fail(400)
+    assert await service.consolidate_once() == 0
+    assert await service.store.consolidated([10]) == {10: refused.id}, "given up after 3"
+    asked = len(gemini_fake.requests)
+    assert await service.consolidate_once() == 0 and len(gemini_fake.requests) == asked
+
+    # While the AI is unavailable (its breaker open) the pass stops, and reads nothing.
+    [later] = await chat.add_turns(1, 11, [Turn("user", BOB, "Bob", "I play bass too")])
+    for _ in range(provider.breaker.failure_threshold):
+        provider.breaker.record_failure()
+    with pytest.raises(AIUnavailableError):
+        await service.consolidate_once()
+    assert (await service.store.consolidated([11]))[11] < later.id
 
 
 async def test_reindex_script_rebuilds_every_index(

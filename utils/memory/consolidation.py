@@ -6,7 +6,11 @@ channel is read twice and the facts go to indexes this process keeps.
 
 The conversation comes from the chat store's read API (`ChatLog`); the model answers
 with structured output (JSON of `SCHEMA`), and each name is mapped back to the
-person's id. Facts that repeat each other or a stored fact are dropped.
+person's id; a fact about anyone else (the bot, someone absent) is dropped. The newest
+word on something wins: a fact that repeats a known one is dropped, and one close to
+a fact of the same person but worded otherwise ("is 31" after "is 30") replaces it.
+A channel the model fails on is tried again next pass, and after _FAILURES passes in
+a row its unread messages are given up, so it never holds up the other channels.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from google.genai import types
 
-from utils.memory.chatlog import ChannelHead, ChatLog, LoggedTurn
+from utils.gemini_replies import AIError, AIUnavailableError
+from utils.memory.chatlog import BOT_LABEL, ChannelHead, ChatLog, LoggedTurn
 from utils.memory.chunks import chunk_line
 from utils.memory.indexes import ScopeIndexes
 from utils.memory.lifecycle import Runtime
@@ -38,6 +43,7 @@ MAX_FACT_CHARS = 300
 _CHANNELS = 50  # per run
 _TURNS = 60  # newest unread messages per channel
 _HEADS_PAGE = 500  # channels read from the log at a time
+_FAILURES = 3  # passes in a row the model fails on a channel before its messages are skipped
 
 INSTRUCTION = (
     "You keep the long-term memory of a Discord chat assistant. Read the conversation and "
@@ -85,7 +91,7 @@ def request(turns: Sequence[LoggedTurn]) -> list[types.ContentDict]:
 
 def parse(text: str, people: Mapping[str, tuple[int, str]]) -> list[Fact]:
     """Facts from the model's JSON answer. `people` maps lower-cased names to (id, name);
-    a fact naming no one known goes to the only person present, else it is dropped."""
+    a fact about anyone else (the assistant, someone not in the conversation) is dropped."""
     try:
         items = json.loads(text)
     except json.JSONDecodeError:
@@ -99,9 +105,8 @@ def parse(text: str, people: Mapping[str, tuple[int, str]]) -> list[Fact]:
         if not isinstance(fact, str) or not 3 <= len(fact.strip()) <= MAX_FACT_CHARS:
             continue
         name = item.get("user")
-        person = people.get(name.strip().lower()) if isinstance(name, str) else None
-        if person is None and len(people) == 1:
-            person = next(iter(people.values()))
+        name = name.strip().lower() if isinstance(name, str) else ""
+        person = people.get(name) if name != BOT_LABEL else None
         if person is not None:
             facts.append(Fact(person[0], person[1], " ".join(fact.split())))
     return facts
@@ -134,9 +139,11 @@ class Consolidator:
         self.usage = usage
         self.dedupe_similarity = dedupe_similarity
         self.clock = clock
+        self._failures: dict[int, int] = {}  # channel: passes in a row the model failed on it
 
     async def once(self) -> int:
-        """Extract facts from AI chat messages not read yet; returns how many were new."""
+        """Extract facts from AI chat messages not read yet; returns how many were new.
+        Stops early (raising) only while the AI is unavailable."""
         stored = 0
         for pending in await self._pending():
             turns = await self.chat_log.newest_turns(pending.channel_id, pending.upto_id, _TURNS)
@@ -144,15 +151,38 @@ class Consolidator:
                 continue  # deleted meanwhile
             readable = await self._remembered(pending.guild_id, turns)
             if any(turn.role == "user" for turn in readable):
-                stored += await self._consolidate(
-                    pending.guild_id, pending.channel_id, readable, turns[-1].id
-                )
+                try:
+                    stored += await self._consolidate(
+                        pending.guild_id, pending.channel_id, readable, turns[-1].id
+                    )
+                except AIUnavailableError:
+                    raise  # the AI is down (its breaker is open): the next pass tries again
+                except AIError as error:
+                    if not self._given_up(pending.channel_id, error):
+                        continue  # tried again next pass
+            self._failures.pop(pending.channel_id, None)
             await self.writer.unbroken(
                 self.store.mark_consolidated(pending.channel_id, turns[-1].id)
             )
         if stored:
             log.info("consolidation stored %d new facts", stored)
         return stored
+
+    def _given_up(self, channel_id: int, error: AIError) -> bool:
+        """The model failed on a channel: whether to give its unread messages up (it
+        failed _FAILURES passes in a row, a conversation it refuses, say)."""
+        failures = self._failures[channel_id] = self._failures.get(channel_id, 0) + 1
+        if failures < _FAILURES:
+            log.warning("consolidation: channel %s failed (%s); trying again", channel_id, error)
+            return False
+        log.warning(
+            "consolidation: channel %s failed %d passes in a row (%s); its unread "
+            "messages are skipped",
+            channel_id,
+            failures,
+            error,
+        )
+        return True
 
     async def _pending(self) -> list[_Pending]:
         """Up to _CHANNELS channels of this process's guilds with unread messages,
@@ -214,39 +244,61 @@ class Consolidator:
         new = [
             NewMemory(
                 scope,
-                fact.author_id,
-                fact.author_name,
+                facts[i].author_id,
+                facts[i].author_name,
                 "consolidation",
-                fact.text,
+                facts[i].text,
                 now,
                 channel_id,
                 upto_id,
+                replaces=tuple(sorted(replaced)),
             )
-            for fact in (facts[i] for i in keep)
+            for i, replaced in keep.items()
         ]
         if not new:
             return 0
-        ids = await self.writer.add_facts(new, vectors[keep])
+        ids = await self.writer.add_facts(new, vectors[list(keep)])
         return sum(memory_id is not None for memory_id in ids)
 
-    async def _novel(self, scope: Scope, facts: list[Fact], vectors: np.ndarray) -> list[int]:
-        """Positions of the facts that repeat neither each other nor a stored fact."""
+    async def _novel(
+        self, scope: Scope, facts: list[Fact], vectors: np.ndarray
+    ) -> dict[int, set[int]]:
+        """The facts to store, by position, each with the ids of the stored facts it
+        replaces. A fact close (`dedupe_similarity`) to another of the same person is
+        the newer word on it: if it repeats it (the same words, case and spacing aside)
+        it is dropped; if not, it replaces the earlier one of its batch and the
+        person's stored consolidation facts (what people told with /memory add stays)."""
         threshold = self.dedupe_similarity
         index = await self.indexes.get(scope)
-        keep: list[int] = []
+        keep: dict[int, set[int]] = {}
         for i, (fact, vector) in enumerate(zip(facts, vectors, strict=True)):
-            if any(
-                facts[j].author_id == fact.author_id and float(vector @ vectors[j]) >= threshold
+            earlier = [
+                j
                 for j in keep
-            ):
+                if facts[j].author_id == fact.author_id and float(vector @ vectors[j]) >= threshold
+            ]
+            if any(_same(facts[j].text, fact.text) for j in earlier):
                 continue
             ids, similarities = await self.indexes.run(index.search, vector, 20)
             close = [int(m) for m, s in zip(ids, similarities, strict=True) if s >= threshold]
-            existing = await self.store.get(scope, close) if close else {}
-            if any(
-                m.author_id == fact.author_id and m.source != "conversation"
-                for m in existing.values()
-            ):
+            stored = [
+                memory
+                for memory in (await self.store.get(scope, close) if close else {}).values()
+                if memory.author_id == fact.author_id and memory.source != "conversation"
+            ]
+            if any(_same(memory.text, fact.text) for memory in stored):
                 continue
-            keep.append(i)
+            replaced = {memory.id for memory in stored if memory.source == "consolidation"}
+            for j in earlier:
+                replaced |= keep.pop(j)
+            keep[i] = replaced
         return keep
+
+
+def _same(text: str, other: str) -> bool:
+    """Whether two facts say the same words (case, spacing and a final full stop aside)."""
+
+    def words(fact: str) -> str:
+        return " ".join(fact.casefold().split()).removesuffix(".")
+
+    return words(text) == words(other)

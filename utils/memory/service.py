@@ -56,6 +56,17 @@ def _every_guild(_guild_id: int | None) -> bool:
     return True  # one process runs every shard
 
 
+def fact_text(text: str) -> str:
+    """A fact someone tells the bot, as it is stored (on one line); refused (BotError)
+    if empty or longer than MAX_FACT_CHARS."""
+    text = " ".join(text.split())
+    if not text:
+        raise BotError("There is nothing to remember in that.")
+    if len(text) > MAX_FACT_CHARS:
+        raise BotError(f"A memory can be at most {MAX_FACT_CHARS} characters.")
+    return text
+
+
 @dataclass(frozen=True)
 class MemoryStats:
     counts: dict[str, int]  # memories in the scope by source
@@ -236,12 +247,9 @@ class MemoryService:
     async def add_fact(
         self, scope: Scope, author_id: int, author_name: str, text: str, *, source: Source = "user"
     ) -> Memory:
-        """Remember a fact about a person (from `/memory add`)."""
-        text = " ".join(text.split())
-        if not text:
-            raise BotError("There is nothing to remember in that.")
-        if len(text) > MAX_FACT_CHARS:
-            raise BotError(f"A memory can be at most {MAX_FACT_CHARS} characters.")
+        """Remember a fact about a person (from `/memory add`); `fact_text` says which
+        are refused."""
+        text = fact_text(text)
         new = NewMemory(scope, author_id, author_name, source, text, self.clock())
         vectors = await self.runtime.embed([describe(source, author_name, text)])
         [memory_id] = await self.writer.add_facts([new], vectors)
@@ -290,11 +298,13 @@ class MemoryService:
         return len(deleted)
 
     async def unsay(self, channel_id: int, turns: Sequence[LoggedTurn]) -> int:
-        """Messages were deleted in Discord: what holds them is forgotten (conversation
-        chunks, whole), and an exchange not yet indexed is not; how many memories went."""
-        self.writer.unsay(turn.id for turn in turns)
+        """Messages were deleted or edited in Discord: the conversation chunks holding
+        their turns are forgotten (whole, and only those), and an exchange not yet
+        indexed is not remembered; how many memories went."""
+        turn_ids = [turn.id for turn in turns]
+        self.writer.unsay(turn_ids)
         lines = [chunk_line(turn) for turn in turns]
-        deleted = await self.writer.delete(self.store.delete_saying(channel_id, lines))
+        deleted = await self.writer.delete(self.store.delete_saying(channel_id, turn_ids, lines))
         if deleted:
             log.info("forgot %d memories holding deleted messages", len(deleted))
         return len(deleted)

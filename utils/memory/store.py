@@ -2,8 +2,9 @@
 
 Also keeps how far consolidation has read each channel's conversation (the log itself
 belongs to the chat store), up to which message each person told the bot to forget
-their conversation, and each memory's keyword rows (`keywords`, one class per
-backend), written in the memory's transaction. Vectors are stored as float32 blobs
+their conversation, which chat turns each conversation chunk holds (`memory_turns`),
+and each memory's keyword rows (`keywords`, one class per backend), the last two
+written in the memory's transaction. Vectors are stored as float32 blobs
 with the name of the model that made them, so an index can be rebuilt without
 re-embedding, and a model change is spotted row by row.
 """
@@ -36,6 +37,7 @@ class NewMemory:
     created_at: float
     channel_id: int | None = None  # the channel a fact was learnt in; None: told directly
     turn_id: int | None = None  # the newest turn of the chat log it was learnt from
+    replaces: tuple[int, ...] = ()  # its author's consolidation facts it supersedes
 
 
 def _memory(row: Row, scope: Scope | None = None) -> Memory:
@@ -95,8 +97,8 @@ class MemoryStore:
     async def insert(
         self, memories: Sequence[NewMemory], model: str, vectors: np.ndarray
     ) -> list[int | None]:
-        """Insert memories; one learnt from chat its author has since told the bot to
-        forget is not (its id comes back None)."""
+        """Insert memories, each deleting the facts it `replaces`; one learnt from chat
+        its author has since told the bot to forget is not (its id comes back None)."""
         ids: list[int | None] = []
         keyword_rows: list[KeywordRow] = []
         fields = await _terms_of([describe(m.source, m.author_name, m.text) for m in memories])
@@ -124,6 +126,13 @@ class MemoryStore:
                 )
                 ids.append(memory_id)
                 keyword_rows.append((memory_id, memory.scope, terms))
+                if memory.replaces:
+                    marks = ",".join("?" * len(memory.replaces))
+                    await conn.execute(
+                        f"DELETE FROM memories WHERE id IN ({marks}) AND scope = ? "
+                        "AND author_id = ? AND source = 'consolidation'",
+                        (*memory.replaces, memory.scope.key, memory.author_id),
+                    )
             await self.keywords.write(conn, keyword_rows)
         self.keywords.written(keyword_rows)
         return ids
@@ -137,6 +146,7 @@ class MemoryStore:
         forgotten words are never written back."""
         ids: list[int | None] = []
         keyword_rows: list[KeywordRow] = []
+        turn_rows: list[tuple[int, int]] = []  # (memory id, turn id) of the turns taken in
         fields = await _terms_of([chunk.text for chunk in chunks])
         async with self.db.transaction() as conn:
             forgotten = await _forgotten(conn, {chunk.scope for chunk in chunks})
@@ -165,6 +175,7 @@ class MemoryStore:
                     )
                     ids.append(memory_id)
                     keyword_rows.append((memory_id, chunk.scope, terms))
+                    turn_rows += [(memory_id, turn_id) for turn_id in chunk.turn_ids]
                     continue
                 changed = await conn.execute(
                     "UPDATE memories SET text = ?, turns = ?, created_at = ?, model = ?, "
@@ -181,8 +192,14 @@ class MemoryStore:
                 )
                 if changed:
                     keyword_rows.append((chunk.id, chunk.scope, terms))
+                    turn_rows += [(chunk.id, turn_id) for turn_id in chunk.turn_ids]
                 ids.append(chunk.id if changed else None)
             await self.keywords.write(conn, keyword_rows)
+            await conn.executemany(
+                "INSERT INTO memory_turns (memory_id, turn_id) VALUES (?, ?) "
+                "ON CONFLICT DO NOTHING",
+                turn_rows,
+            )
         self.keywords.written(keyword_rows)
         return ids
 
@@ -416,17 +433,36 @@ class MemoryStore:
         return [(Scope.parse(row[0]), row[1]) for row in rows]
 
     async def delete_saying(
-        self, channel_id: int, lines: Collection[str]
+        self, channel_id: int, turn_ids: Sequence[int], lines: Sequence[str]
     ) -> list[tuple[Scope, int]]:
-        """Delete the conversation chunks of a channel that hold any of these lines (of
-        messages deleted in Discord); the (scope, id) of each memory deleted."""
-        holds = " OR ".join("text LIKE ? ESCAPE '\\'" for _ in lines)
+        """Delete the conversation chunks of a channel that hold any of these chat turns
+        (of messages deleted or edited in Discord; `lines` are the turns as a chunk
+        holds them, `chunks.chunk_line`); the (scope, id) of each memory deleted.
+
+        A chunk holds the turns `memory_turns` names. One that holds messages with no
+        row there (stored before the rows were kept, or grown from such a chunk) also
+        holds each of `lines` that is a whole line of its text."""
+        rows: list[Row] = []
+        chunks = "DELETE FROM memories WHERE channel_id = ? AND source = 'conversation' AND "
         async with self.db.transaction() as conn:
-            rows = await conn.fetchall(
-                "DELETE FROM memories WHERE channel_id = ? AND source = 'conversation' "
-                f"AND ({holds}) RETURNING scope, id",
-                (channel_id, *(f"%{_like_escaped(line)}%" for line in lines)),
-            )
+            for start in range(0, len(turn_ids), _IN_BATCH):
+                batch = [int(i) for i in turn_ids[start : start + _IN_BATCH]]
+                marks = ",".join("?" * len(batch))
+                rows += await conn.fetchall(
+                    f"{chunks} id IN (SELECT memory_id FROM memory_turns "
+                    f"WHERE turn_id IN ({marks})) RETURNING scope, id",
+                    (channel_id, *batch),
+                )
+            for start in range(0, len(lines), _IN_BATCH):
+                batch = lines[start : start + _IN_BATCH]
+                # A whole line: between newlines once the text is wrapped in two (the
+                # SQL strings hold a newline character).
+                holds = " OR ".join("('\n' || text || '\n') LIKE ? ESCAPE '\\'" for _ in batch)
+                rows += await conn.fetchall(
+                    f"{chunks} turns > (SELECT count(*) FROM memory_turns "
+                    f"WHERE memory_id = memories.id) AND ({holds}) RETURNING scope, id",
+                    (channel_id, *(f"%\n{_like_escaped(line)}\n%" for line in batch)),
+                )
         return [(Scope.parse(row[0]), row[1]) for row in rows]
 
     async def delete_scope(self, scope: Scope) -> list[int]:

@@ -77,12 +77,15 @@ class MemoryWriter:
             await self._add(written)
 
     async def add_facts(self, facts: Sequence[NewMemory], vectors: np.ndarray) -> list[int | None]:
-        """Store facts; None for one learnt from chat since forgotten (`MemoryStore.insert`)."""
+        """Store facts, deleting those they replace; None for one learnt from chat since
+        forgotten (`MemoryStore.insert`)."""
         return await self.unbroken(self._add_facts(facts, vectors))
 
     async def _add_facts(self, facts: Sequence[NewMemory], vectors: np.ndarray) -> list[int | None]:
         async with self._lock:
             ids = await self.store.insert(facts, self.model, vectors)
+            stored = [fact for fact, memory_id in zip(facts, ids, strict=True) if memory_id]
+            await self._remove((fact.scope, old) for fact in stored for old in fact.replaces)
             await self._add(
                 (fact.scope, memory_id, vector)
                 for fact, memory_id, vector in zip(facts, ids, vectors, strict=True)
@@ -127,11 +130,15 @@ class MemoryWriter:
     ) -> list[tuple[Scope, int]]:
         async with self._lock:
             deleted = await delete
-            by_scope: dict[Scope, list[int]] = defaultdict(list)
-            for scope, memory_id in deleted:
-                by_scope[scope].append(memory_id)
-            for scope, ids in by_scope.items():
-                if (index := self.indexes.loaded(scope)) is not None:
-                    await self.indexes.run(index.remove, ids)
-                    self.indexes.changed(scope, index)
+            await self._remove(deleted)
         return deleted
+
+    async def _remove(self, deleted: Iterable[tuple[Scope, int]]) -> None:
+        """Drop deleted memories from the loaded indexes (with the lock held)."""
+        by_scope: dict[Scope, list[int]] = defaultdict(list)
+        for scope, memory_id in deleted:
+            by_scope[scope].append(memory_id)
+        for scope, ids in by_scope.items():
+            if (index := self.indexes.loaded(scope)) is not None:
+                await self.indexes.run(index.remove, ids)
+                self.indexes.changed(scope, index)
