@@ -206,12 +206,19 @@ class AI(commands.Cog):
             return
         if message.id in self._pending:
             self._pending[message.id] = text
-        await self._forget_edited(payload.channel_id, message.id, self._said(message, text))
+        said = self._said(message, text)
+        await self._forget_edited(payload.channel_id, message.id, message.author.display_name, said)
 
-    async def _forget_edited(self, channel_id: int, message_id: int, said: str) -> None:
-        first = await self.bot.chats.edit_message(channel_id, message_id, said)
-        if first is not None and self.bot.memory is not None:
-            await self.bot.memory.unsay(channel_id, [first])
+    async def _forget_edited(
+        self, channel_id: int, message_id: int, author: str, said: str
+    ) -> None:
+        held, first = await self.bot.chats.edit_message(channel_id, message_id, said)
+        if self.bot.memory is None:
+            return
+        if first is not None:
+            await self.bot.memory.unsay(channel_id, {message_id}, [first])
+        elif not held:  # older than the history: memories that no longer say it go
+            await self.bot.memory.unsay(channel_id, {message_id}, still_says=(author, said))
 
     async def _forget_deleted(self, channel_id: int, message_ids: set[int]) -> None:
         """Messages deleted in Discord leave the conversation: its history, its summary
@@ -219,8 +226,8 @@ class AI(commands.Cog):
         for message_id in message_ids & self._pending.keys():
             self._pending[message_id] = None
         turns = await self.bot.chats.delete_messages(channel_id, message_ids)
-        if turns and self.bot.memory is not None:
-            await self.bot.memory.unsay(channel_id, turns)
+        if self.bot.memory is not None:  # also what the history no longer holds
+            await self.bot.memory.unsay(channel_id, message_ids, turns)
 
     # Answering
 
@@ -246,7 +253,9 @@ class AI(commands.Cog):
             if now is None:
                 await self._forget_deleted(message.channel.id, {message.id})
             elif now != text:
-                await self._forget_edited(message.channel.id, message.id, self._said(message, now))
+                said = self._said(message, now)
+                name = message.author.display_name
+                await self._forget_edited(message.channel.id, message.id, name, said)
 
     async def _reply(self, ctx: Context, text: str) -> None:
         assert self.engine is not None

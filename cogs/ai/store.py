@@ -278,9 +278,12 @@ class ChatStore:
             await self.db.notify(TOPIC, channel_id)
         return turns
 
-    async def edit_message(self, channel_id: int, message_id: int, content: str) -> Turn | None:
+    async def edit_message(
+        self, channel_id: int, message_id: int, content: str
+    ) -> tuple[bool, Turn | None]:
         """A person edited a message in Discord: its turn now holds `content`, and the
-        summary goes if it covered it; the turn as it was, if it changed."""
+        summary goes if it covered it. Whether the history holds the message, and the
+        turn as it was if it changed."""
         row = await self.db.fetchone(
             f"SELECT {TURN_COLUMNS} FROM ai_messages "
             "WHERE channel_id = ? AND message_id = ? AND role = 'user'",
@@ -288,7 +291,7 @@ class ChatStore:
         )
         first = None if row is None else Turn(*row)
         if first is None or first.content == content:
-            return None  # not in the history, or only its embeds changed
+            return first is not None, None  # not in the history, or only its embeds changed
         with self._cache.writing((self._cache.tails, channel_id), (self._cache.prefs, channel_id)):
             async with self.db.transaction() as conn:
                 changed = await conn.execute(
@@ -298,9 +301,9 @@ class ChatStore:
                 if changed:
                     await self._drop_summary(conn, channel_id, first.id)
         if not changed:
-            return None  # deleted or edited again meanwhile
+            return True, None  # edited again meanwhile (or deleted: then the delete forgets)
         await self.db.notify(TOPIC, channel_id)
-        return first
+        return True, first
 
     @staticmethod
     async def _drop_summary(conn: Connection, channel_id: int, turn_id: int) -> None:

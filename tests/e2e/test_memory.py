@@ -200,6 +200,46 @@ async def test_an_edited_message_replaces_what_the_history_and_the_memory_held(
     assert "Whiskers" in said  # the rest of the history stays
 
 
+async def test_a_message_deleted_after_the_history_let_it_go_leaves_the_memory(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    gemini_fake: FakeGemini,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """Memory lives for weeks; the history keeps AI_HISTORY_LIMIT turns per channel."""
+    bot = await start_bot(
+        ai_settings(
+            memory_enabled=True,
+            embedding_model="hashing",
+            memory_consolidation_minutes=0,
+            ai_history_limit=10,
+            ai_user_messages_per_minute=100,
+        )
+    )
+    memory = bot.memory
+    assert memory is not None
+    await ask(discord_fake, gemini_fake, guild.text, member, "my cat is Whiskers")
+    await ask(discord_fake, gemini_fake, guild.text, member, "my PIN is 4821")
+
+    async def remembered() -> list[str]:
+        await memory.flush()
+        return [m.text for m in await memory.memories_of(Scope("guild", guild.id), member.id)]
+
+    await eventually(lambda: remembered(), equals=[CHUNK])
+    for n in range(5):  # the channel goes on talking: the PIN leaves the 10-turn history
+        await ask(discord_fake, gemini_fake, guild.text, member, f"filler number {n}")
+    assert not [t for t in await bot.chats.turns(guild.text.id) if "4821" in t.content]
+    [pin] = [m for m in discord_fake.messages_in(guild.text, from_bot=False) if "4821" in m.content]
+    discord_fake._delete_message(pin)
+
+    async def holding_the_pin() -> list[str]:
+        return [text for text in await remembered() if "4821" in text]
+
+    await eventually(lambda: holding_the_pin(), equals=[])
+
+
 async def test_an_edited_chat_command_keeps_its_prompt_as_the_turn(
     discord_fake: FakeDiscord,
     guild: FakeGuild,

@@ -352,12 +352,13 @@ async def test_an_edited_message_is_rewritten_and_its_summary_dropped(store: Cha
     await store.add_turns(1, 10, exchange(1))
     assert await store.save_summary(1, 10, "Alice's PIN is 4821.", stored, since=0)
 
-    assert await store.edit_message(10, 500, "my PIN is 4821") is None  # a link preview came
+    assert await store.edit_message(10, 500, "my PIN is 4821") == (True, None)  # a link preview
     assert (await store.channel(10)).summary == "Alice's PIN is 4821."
-    assert await store.edit_message(10, 501, "changed") is None  # replies are the bot's
-    assert await store.edit_message(11, 500, "changed") is None  # another channel's
+    assert await store.edit_message(10, 501, "changed") == (False, None)  # replies are the bot's
+    assert await store.edit_message(11, 500, "changed") == (False, None)  # another channel's
 
-    first = await store.edit_message(10, 500, "my PIN is secret")
+    held, first = await store.edit_message(10, 500, "my PIN is secret")
+    assert held
     assert first is not None and first.content == "my PIN is 4821"
     assert (await store.channel(10)).summary is None
     contents = [t.content for t in await store.turns(10)]

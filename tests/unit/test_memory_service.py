@@ -238,10 +238,36 @@ async def test_a_deleted_message_forgets_only_the_chunks_holding_it(
     say_ok = await said(service, chat, "say ok", "ok")
     assert await service.count_of(GUILD_A, ALICE) == 4
     # "alice: hi" starts a line of the hiking chunk, and three chunks hold "assistant: ok".
-    assert await service.unsay(10, [*hi, say_ok[1]]) == 2
+    assert await service.unsay(10, [], [*hi, say_ok[1]]) == 2
     assert [m.text for m in await service.memories_of(GUILD_A, ALICE)] == [
         "alice: my cat is called Whiskers\nassistant: ok",
         "alice: hiking in the Alps is my hobby\nassistant: ok, lovely",
+    ]
+
+
+async def test_a_message_the_history_no_longer_holds_is_forgotten_by_its_discord_id(
+    make_service: MakeService, db: Database
+) -> None:
+    """The history keeps the newest messages (or was reset): deleting or editing an older
+    one in Discord still forgets the memories holding it. A message update that changed
+    nothing it said (a pin, a link preview) keeps them."""
+    service = await make_service(chunk=ChunkLimits(max_turns=2))
+    chat = ChatStore(db)
+    turns = [
+        Turn("user", ALICE, "alice", text, message_id=500 + n)
+        for n, text in enumerate(("my PIN is 4821", "my cat is Whiskers", "I live in Leeds"))
+    ]
+    for turn in turns:
+        stored = await chat.add_turns(1, 10, [turn, Turn("model", 0, "assistant", "ok")])
+        service.index_turns(GUILD_A, 10, stored)
+        await service.flush()
+    await chat.reset(10)  # the history holds none of them now
+
+    assert await service.unsay(10, [500]) == 1
+    assert await service.unsay(10, [501], still_says=("alice", "my cat is Whiskers")) == 0
+    assert await service.unsay(10, [502], still_says=("alice", "I live in York")) == 1
+    assert [m.text for m in await service.memories_of(GUILD_A, ALICE)] == [
+        "alice: my cat is Whiskers\nassistant: ok"
     ]
 
 
@@ -253,8 +279,8 @@ async def test_chunks_stored_before_their_turns_were_kept_are_matched_by_whole_l
     await said(service, chat, "hiking in the Alps is my hobby", "100% lovely")
     hi = await said(service, chat, "hi", "Hello!")
     await db.execute("DELETE FROM memory_turns")  # as chunks stored before migration 0015
-    assert await service.unsay(10, [Turn("model", 0, "assistant", "100")]) == 0
-    assert await service.unsay(10, [hi[0]]) == 1
+    assert await service.unsay(10, [], [Turn("model", 0, "assistant", "100")]) == 0
+    assert await service.unsay(10, [], [hi[0]]) == 1
     assert [m.text for m in await service.memories_of(GUILD_A, ALICE)] == [
         "alice: hiking in the Alps is my hobby\nassistant: 100% lovely"
     ]
@@ -679,3 +705,16 @@ async def test_changed_indexes_are_saved_every_save_interval(
             break
         await asyncio.sleep(0.01)
     assert path.exists()
+
+
+async def test_a_left_guilds_index_file_goes_with_its_memories(make_service: MakeService) -> None:
+    """Deleted whether its index is loaded or not (after a restart, it is not)."""
+    first = await make_service()
+    await first.add_fact(GUILD_A, ALICE, "alice", "My PIN is 4821.")
+    await first.close()  # saves guild-1.faiss
+    path = first.indexes.path(GUILD_A)
+    assert path.exists()
+    second = await make_service()
+    assert second.indexes.loaded(GUILD_A) is None
+    assert await second.delete_guild(1) == 1
+    assert not path.exists()

@@ -31,6 +31,9 @@ class LoggedTurn(Protocol):
     @property
     def content(self) -> str: ...
 
+    @property
+    def message_id(self) -> int | None: ...  # its Discord message (a reply's latest)
+
 
 class ChannelHead(Protocol):
     """A channel of the log and its newest turn."""

@@ -37,13 +37,23 @@ class Exchange:
     lines: tuple[str, ...]
     at: float
     turn_ids: tuple[int, ...]  # its turns in the chat log (none if not stored there)
+    message_ids: tuple[int | None, ...]  # their Discord messages, one for each
 
     @classmethod
     def of(cls, scope: Scope, channel_id: int, turns: Sequence[LoggedTurn], at: float) -> Exchange:
         human = next((t for t in turns if t.role == "user"), turns[0])
         lines = tuple(chunk_line(turn) for turn in turns)
-        ids = tuple(turn.id for turn in turns if turn.id)
-        return cls(scope, channel_id, human.author_id, human.author_name, lines, at, ids)
+        stored = [turn for turn in turns if turn.id]
+        return cls(
+            scope,
+            channel_id,
+            human.author_id,
+            human.author_name,
+            lines,
+            at,
+            tuple(turn.id for turn in stored),
+            tuple(turn.message_id for turn in stored),
+        )
 
 
 @dataclass(frozen=True)
@@ -60,6 +70,7 @@ class Chunk:
     created_at: float  # the latest message
     stored_text: str | None = None  # the text stored when read, to spot a concurrent change
     turn_ids: tuple[int, ...] = ()  # the turns of the chat log it takes in now
+    message_ids: tuple[int | None, ...] = ()  # their Discord messages, one for each
 
     @property
     def turn_id(self) -> int | None:
@@ -107,6 +118,7 @@ def plan(
                 turns=last.turns + len(exchange.lines),
                 created_at=exchange.at,
                 turn_ids=last.turn_ids + exchange.turn_ids,
+                message_ids=last.message_ids + exchange.message_ids,
             )
         else:
             chunks.append(
@@ -120,6 +132,7 @@ def plan(
                     len(exchange.lines),
                     exchange.at,
                     turn_ids=exchange.turn_ids,
+                    message_ids=exchange.message_ids,
                 )
             )
     return [chunk for chunk in chunks if chunk.changed]

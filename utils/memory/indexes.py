@@ -128,6 +128,11 @@ class ScopeIndexes:
                 "memory index of %s could not be rebuilt", scope.key, exc_info=task.exception()
             )
 
+    async def discard(self, scope: Scope) -> None:
+        """Forget a scope's index, in memory and on disk (its memories are gone)."""
+        self._loaded.pop(scope, None)
+        await asyncio.to_thread(self.path(scope).unlink, missing_ok=True)
+
     async def save(self, scope: Scope, index: VectorIndex) -> None:
         meta = {"scope": scope.key, "model": self.model}
         try:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,7 +27,7 @@ import numpy as np
 
 from utils.errors import BotError
 from utils.memory.chatlog import ChatLog, LoggedTurn
-from utils.memory.chunks import chunk_line
+from utils.memory.chunks import chunk_line, line_of
 from utils.memory.config import MemoryConfig
 from utils.memory.consolidation import Consolidator
 from utils.memory.embedder import Embedder, make_embedder
@@ -297,14 +297,27 @@ class MemoryService:
             log.info("forgot %d memories of user %s in %s", len(deleted), author_id, scope.key)
         return len(deleted)
 
-    async def unsay(self, channel_id: int, turns: Sequence[LoggedTurn]) -> int:
+    async def unsay(
+        self,
+        channel_id: int,
+        message_ids: Collection[int],
+        turns: Sequence[LoggedTurn] = (),
+        *,
+        still_says: tuple[str, str] | None = None,
+    ) -> int:
         """Messages were deleted or edited in Discord: the conversation chunks holding
-        their turns are forgotten (whole, and only those), and an exchange not yet
-        indexed is not remembered; how many memories went."""
+        them are forgotten (whole, and only those), though the chat history may no longer
+        hold them, and an exchange not yet indexed is not remembered (`turns`: what the
+        history held of them). An edit the history did not hold keeps the chunks that
+        still say what it says now (`still_says`: its author's name and text), as when
+        only its link preview came. How many memories went."""
         turn_ids = [turn.id for turn in turns]
         self.writer.unsay(turn_ids)
         lines = [chunk_line(turn) for turn in turns]
-        deleted = await self.writer.delete(self.store.delete_saying(channel_id, turn_ids, lines))
+        kept = still_says and line_of("user", *still_says)
+        deleted = await self.writer.delete(
+            self.store.delete_saying(channel_id, sorted(message_ids), turn_ids, lines, kept)
+        )
         if deleted:
             log.info("forgot %d memories holding deleted messages", len(deleted))
         return len(deleted)
@@ -336,7 +349,9 @@ class MemoryService:
         async def delete() -> list[tuple[Scope, int]]:
             return [(scope, memory_id) for memory_id in await self.store.delete_scope(scope)]
 
-        return len(await self.writer.delete(delete()))
+        deleted = await self.writer.delete(delete())
+        await self.indexes.discard(scope)  # its file too, loaded or not: every vector goes
+        return len(deleted)
 
     # Maintenance
 

@@ -76,6 +76,10 @@ def _forgets(forgotten: Forgotten, scope: Scope, author_id: int, turn_id: int | 
     return upto is not None and turn_id is not None and turn_id <= upto
 
 
+def _turn_rows(memory_id: int, chunk: Chunk) -> list[tuple[int, int, int | None]]:
+    return [(memory_id, *pair) for pair in zip(chunk.turn_ids, chunk.message_ids, strict=True)]
+
+
 def _like_escaped(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -146,7 +150,7 @@ class MemoryStore:
         forgotten words are never written back."""
         ids: list[int | None] = []
         keyword_rows: list[KeywordRow] = []
-        turn_rows: list[tuple[int, int]] = []  # (memory id, turn id) of the turns taken in
+        turn_rows: list[tuple[int, int, int | None]] = []  # (memory, turn, message) taken in
         fields = await _terms_of([chunk.text for chunk in chunks])
         async with self.db.transaction() as conn:
             forgotten = await _forgotten(conn, {chunk.scope for chunk in chunks})
@@ -175,7 +179,7 @@ class MemoryStore:
                     )
                     ids.append(memory_id)
                     keyword_rows.append((memory_id, chunk.scope, terms))
-                    turn_rows += [(memory_id, turn_id) for turn_id in chunk.turn_ids]
+                    turn_rows += _turn_rows(memory_id, chunk)
                     continue
                 changed = await conn.execute(
                     "UPDATE memories SET text = ?, turns = ?, created_at = ?, model = ?, "
@@ -192,11 +196,11 @@ class MemoryStore:
                 )
                 if changed:
                     keyword_rows.append((chunk.id, chunk.scope, terms))
-                    turn_rows += [(chunk.id, turn_id) for turn_id in chunk.turn_ids]
+                    turn_rows += _turn_rows(chunk.id, chunk)
                 ids.append(chunk.id if changed else None)
             await self.keywords.write(conn, keyword_rows)
             await conn.executemany(
-                "INSERT INTO memory_turns (memory_id, turn_id) VALUES (?, ?) "
+                "INSERT INTO memory_turns (memory_id, turn_id, message_id) VALUES (?, ?, ?) "
                 "ON CONFLICT DO NOTHING",
                 turn_rows,
             )
@@ -433,26 +437,36 @@ class MemoryStore:
         return [(Scope.parse(row[0]), row[1]) for row in rows]
 
     async def delete_saying(
-        self, channel_id: int, turn_ids: Sequence[int], lines: Sequence[str]
+        self,
+        channel_id: int,
+        message_ids: Sequence[int],
+        turn_ids: Sequence[int],
+        lines: Sequence[str],
+        kept: str | None = None,
     ) -> list[tuple[Scope, int]]:
-        """Delete the conversation chunks of a channel that hold any of these chat turns
-        (of messages deleted or edited in Discord; `lines` are the turns as a chunk
-        holds them, `chunks.chunk_line`); the (scope, id) of each memory deleted.
+        """Delete the conversation chunks of a channel that hold any of these Discord
+        messages or chat turns (of messages deleted or edited in Discord: the chat
+        history may no longer hold them; `lines` are the turns it does hold as a chunk
+        holds them, `chunks.chunk_line`); the (scope, id) of each memory deleted. A
+        chunk that has `kept` as a whole line stays.
 
         A chunk holds the turns `memory_turns` names. One that holds messages with no
         row there (stored before the rows were kept, or grown from such a chunk) also
         holds each of `lines` that is a whole line of its text."""
         rows: list[Row] = []
         chunks = "DELETE FROM memories WHERE channel_id = ? AND source = 'conversation' AND "
+        unless = "" if kept is None else " AND NOT ('\n' || text || '\n') LIKE ? ESCAPE '\\'"
+        kept_params = () if kept is None else (f"%\n{_like_escaped(kept)}\n%",)
         async with self.db.transaction() as conn:
-            for start in range(0, len(turn_ids), _IN_BATCH):
-                batch = [int(i) for i in turn_ids[start : start + _IN_BATCH]]
-                marks = ",".join("?" * len(batch))
-                rows += await conn.fetchall(
-                    f"{chunks} id IN (SELECT memory_id FROM memory_turns "
-                    f"WHERE turn_id IN ({marks})) RETURNING scope, id",
-                    (channel_id, *batch),
-                )
+            for column, ids in (("message_id", message_ids), ("turn_id", turn_ids)):
+                for start in range(0, len(ids), _IN_BATCH):
+                    batch = [int(i) for i in ids[start : start + _IN_BATCH]]
+                    marks = ",".join("?" * len(batch))
+                    rows += await conn.fetchall(
+                        f"{chunks} id IN (SELECT memory_id FROM memory_turns "
+                        f"WHERE {column} IN ({marks})){unless} RETURNING scope, id",
+                        (channel_id, *batch, *kept_params),
+                    )
             for start in range(0, len(lines), _IN_BATCH):
                 batch = lines[start : start + _IN_BATCH]
                 # A whole line: between newlines once the text is wrapped in two (the
