@@ -73,7 +73,15 @@ async def fill(db: Database) -> None:
     await memories.insert(said, "test-model", vectors)
     [turn] = hello
     chunk = Chunk(
-        None, Scope("guild", GUILD), 1, 7, "alice", "alice: hello", 1, now, None, (turn.id,)
+        None,
+        Scope("guild", GUILD),
+        1,
+        7,
+        "alice",
+        "alice: hello",
+        1,
+        now,
+        held=((turn.id, turn.message_id),),
     )
     await memories.write_chunks([chunk], "test-model", vectors[:1])
     await memories.mark_consolidated(1, 2)

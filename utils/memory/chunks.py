@@ -26,6 +26,11 @@ class ChunkLimits:
     gap: float = 3600.0  # seconds of silence that close a chunk
 
 
+Held = tuple[int, int | None]
+"""A chat turn a memory holds: its id in the log and its Discord message (a reply's
+latest; None for `/chat`, whose question has none)."""
+
+
 @dataclass(frozen=True)
 class Exchange:
     """Messages stored together by the AI chat (a user message and the reply)."""
@@ -36,8 +41,7 @@ class Exchange:
     author_name: str
     lines: tuple[str, ...]
     at: float
-    turn_ids: tuple[int, ...]  # its turns in the chat log (none if not stored there)
-    message_ids: tuple[int | None, ...]  # their Discord messages, one for each
+    held: tuple[Held, ...]  # its turns in the chat log (none if not stored there)
 
     @classmethod
     def of(cls, scope: Scope, channel_id: int, turns: Sequence[LoggedTurn], at: float) -> Exchange:
@@ -51,8 +55,7 @@ class Exchange:
             human.author_name,
             lines,
             at,
-            tuple(turn.id for turn in stored),
-            tuple(turn.message_id for turn in stored),
+            tuple((turn.id, turn.message_id) for turn in stored),
         )
 
 
@@ -69,8 +72,11 @@ class Chunk:
     turns: int
     created_at: float  # the latest message
     stored_text: str | None = None  # the text stored when read, to spot a concurrent change
-    turn_ids: tuple[int, ...] = ()  # the turns of the chat log it takes in now
-    message_ids: tuple[int | None, ...] = ()  # their Discord messages, one for each
+    held: tuple[Held, ...] = ()  # the turns of the chat log it takes in now
+
+    @property
+    def turn_ids(self) -> tuple[int, ...]:
+        return tuple(turn_id for turn_id, _ in self.held)
 
     @property
     def turn_id(self) -> int | None:
@@ -117,8 +123,7 @@ def plan(
                 text="\n".join((last.text, *exchange.lines)),
                 turns=last.turns + len(exchange.lines),
                 created_at=exchange.at,
-                turn_ids=last.turn_ids + exchange.turn_ids,
-                message_ids=last.message_ids + exchange.message_ids,
+                held=last.held + exchange.held,
             )
         else:
             chunks.append(
@@ -131,8 +136,7 @@ def plan(
                     "\n".join(exchange.lines),
                     len(exchange.lines),
                     exchange.at,
-                    turn_ids=exchange.turn_ids,
-                    message_ids=exchange.message_ids,
+                    held=exchange.held,
                 )
             )
     return [chunk for chunk in chunks if chunk.changed]

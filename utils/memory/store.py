@@ -77,7 +77,7 @@ def _forgets(forgotten: Forgotten, scope: Scope, author_id: int, turn_id: int | 
 
 
 def _turn_rows(memory_id: int, chunk: Chunk) -> list[tuple[int, int, int | None]]:
-    return [(memory_id, *pair) for pair in zip(chunk.turn_ids, chunk.message_ids, strict=True)]
+    return [(memory_id, turn_id, message_id) for turn_id, message_id in chunk.held]
 
 
 def _like_escaped(text: str) -> str:
