@@ -189,6 +189,21 @@ def test_failed_save_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.Monk
     assert list(tmp_path.iterdir()) == [path], "no temporary file is left"
 
 
+def test_a_forgotten_vector_is_not_in_the_saved_file(tmp_path: Path) -> None:
+    """A flat index keeps a removed vector as dead until it is compacted; its file must
+    not hold the vectors of what people told the bot to forget."""
+    path = tmp_path / "guild-1.faiss"
+    vectors = unit_vectors(3)
+    index = VectorIndex.build(np.arange(3), vectors)
+    index.remove([1])
+    assert index.tombstones == 1  # in memory: dead, not yet compacted
+    index.save(path, META)
+    assert vectors[1].tobytes() not in path.read_bytes()
+    loaded = VectorIndex.load(path, META)
+    assert loaded.tombstones == 0 and sorted(loaded.ids().tolist()) == [0, 2]
+    assert loaded.search(vectors[2], 1)[0].tolist() == [2]
+
+
 CRASH = """
 import os, signal, sys
 import numpy as np

@@ -189,6 +189,13 @@ class VectorIndex:
                     return
                 index, ids = self._index, self._ids[: self._count]
                 tombstones = np.fromiter(sorted(self._tombstones), dtype=np.int64)
+                if len(tombstones) and self.kind == "flat":
+                    # What was forgotten leaves the file too: a flat index is copied
+                    # without its dead vectors (HNSW ones go when it is rebuilt).
+                    live = self._live_positions()
+                    compact = VectorIndex.build(self._ids[live], self._vectors(live), self.params)
+                    ids, tombstones = compact._ids[: compact._count], np.empty(0, np.int64)
+                    index = compact._index or index
                 self._held, self.dirty = [], False
             try:
                 with atomic_file(path) as handle:
