@@ -7,6 +7,7 @@ import inspect
 import itertools
 import os
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -60,6 +61,7 @@ def sentence_embedder() -> SentenceEmbedder:
     return embedder
 
 
+ROOT = Path(__file__).resolve().parents[1]
 BACKENDS = ("sqlite", "postgresql")
 _TEMPLATE = f"gembot_template_{os.getpid()}"  # one per process: pytest-xdist runs several
 _databases = itertools.count()
@@ -344,3 +346,34 @@ def music_settings(
         return make_settings(**values)
 
     return make
+
+
+async def bot_stopped_at_start(fake: FakeDiscord, cwd: Path, **env: str) -> str:
+    """Run `python bot.py` with `env` (on top of a token and the fake Discord) until it
+    exits at start-up; its whole output. It must exit 1 with one ERROR line and no
+    traceback: what a start refused for a reason the operator can act on looks like."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(ROOT / "bot.py"),
+        cwd=cwd,
+        env={
+            **{k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields},
+            "DISCORD_TOKEN": "test-token-for-subprocess",
+            "FAKE_DISCORD_URL": fake.url,
+            "PYTHONPATH": str(ROOT / "tests" / "fakes" / "sitecustomize"),
+            **env,
+        },
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        output, _ = await asyncio.wait_for(process.communicate(), 60)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    log = output.decode()
+    assert process.returncode == 1, log
+    assert len([line for line in log.splitlines() if "ERROR" in line]) == 1, log
+    assert "Traceback" not in log
+    return log

@@ -10,12 +10,14 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import discord
 import pytest
 
+from bot import Bot
 from cogs.memory.cog import ADDS_PER_MINUTE
 from config import Settings
 from tests.conftest import BASIC, StartBot, eventually
@@ -25,6 +27,7 @@ from tests.fakes.discord_server import (
     FakeChannel,
     FakeDiscord,
     FakeGuild,
+    FakeMessage,
     FakeUser,
 )
 from tests.fakes.gemini_request import GeminiRequest
@@ -137,6 +140,37 @@ async def test_what_was_said_in_a_channel_is_recalled_only_for_those_who_can_rea
     assert "tulip77" in asked.system_text
 
 
+@dataclass
+class Remembered:
+    """Alice told the bot her cat's name and her PIN; it holds them in one memory."""
+
+    bot: Bot
+    pin: FakeMessage  # her message with the PIN
+
+    async def texts(self, guild: FakeGuild, member: FakeUser) -> list[str]:
+        memory = self.bot.memory
+        assert memory is not None
+        await memory.flush()
+        return [m.text for m in await memory.memories_of(Scope("guild", guild.id), member.id)]
+
+
+async def cat_and_pin(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    settings: Settings,
+) -> Remembered:
+    bot = await start_bot(settings)
+    await ask(discord_fake, gemini_fake, guild.text, member, "my cat is Whiskers")
+    await ask(discord_fake, gemini_fake, guild.text, member, "my PIN is 4821")
+    said = [m for m in discord_fake.messages_in(guild.text, from_bot=False) if "4821" in m.content]
+    remembered = Remembered(bot, said[0])
+    await eventually(lambda: remembered.texts(guild, member), equals=[CHUNK])
+    return remembered
+
+
 async def test_a_deleted_message_leaves_the_history_and_the_memory(
     discord_fake: FakeDiscord,
     guild: FakeGuild,
@@ -145,25 +179,12 @@ async def test_a_deleted_message_leaves_the_history_and_the_memory(
     start_bot: StartBot,
     ai_settings: Callable[..., Settings],
 ) -> None:
-    bot = await start_bot(
-        ai_settings(memory_enabled=True, embedding_model="hashing", memory_consolidation_minutes=0)
+    settings = ai_settings(
+        memory_enabled=True, embedding_model="hashing", memory_consolidation_minutes=0
     )
-    memory = bot.memory
-    assert memory is not None
-    await ask(discord_fake, gemini_fake, guild.text, member, "my cat is Whiskers")
-    await ask(discord_fake, gemini_fake, guild.text, member, "my PIN is 4821")
-
-    async def remembered() -> list[str]:
-        await memory.flush()
-        return [m.text for m in await memory.memories_of(Scope("guild", guild.id), member.id)]
-
-    await eventually(
-        lambda: remembered(),
-        equals=[CHUNK],
-    )
-    [pin] = [m for m in discord_fake.messages_in(guild.text, from_bot=False) if "4821" in m.content]
-    discord_fake._delete_message(pin)  # Alice deletes her message
-    await eventually(lambda: remembered(), equals=[])  # its chunk goes, whole
+    alice = await cat_and_pin(discord_fake, gemini_fake, guild, member, start_bot, settings)
+    discord_fake._delete_message(alice.pin)  # Alice deletes her message
+    await eventually(lambda: alice.texts(guild, member), equals=[])  # its chunk goes, whole
     asked = await ask(discord_fake, gemini_fake, guild.text, member, "what is my PIN?")
     said = asked.system_text + json.dumps(asked.contents)
     assert "4821" not in said and "Whiskers" in said  # the history keeps the rest
@@ -177,23 +198,13 @@ async def test_an_edited_message_replaces_what_the_history_and_the_memory_held(
     start_bot: StartBot,
     ai_settings: Callable[..., Settings],
 ) -> None:
-    bot = await start_bot(
-        ai_settings(memory_enabled=True, embedding_model="hashing", memory_consolidation_minutes=0)
+    settings = ai_settings(
+        memory_enabled=True, embedding_model="hashing", memory_consolidation_minutes=0
     )
-    memory = bot.memory
-    assert memory is not None
-    await ask(discord_fake, gemini_fake, guild.text, member, "my cat is Whiskers")
-    await ask(discord_fake, gemini_fake, guild.text, member, "my PIN is 4821")
-
-    async def remembered() -> list[str]:
-        await memory.flush()
-        return [m.text for m in await memory.memories_of(Scope("guild", guild.id), member.id)]
-
-    await eventually(lambda: remembered(), equals=[CHUNK])
-    [pin] = [m for m in discord_fake.messages_in(guild.text, from_bot=False) if "4821" in m.content]
+    alice = await cat_and_pin(discord_fake, gemini_fake, guild, member, start_bot, settings)
     mention = f"<@{discord_fake.bot_user.id}>"
-    discord_fake.edit_by_author(pin, f"{mention} my PIN is none of your business")
-    await eventually(lambda: remembered(), equals=[])  # what it first said is forgotten
+    discord_fake.edit_by_author(alice.pin, f"{mention} my PIN is none of your business")
+    await eventually(lambda: alice.texts(guild, member), equals=[])  # what it first said goes
     asked = await ask(discord_fake, gemini_fake, guild.text, member, "what is my PIN?")
     said = json.dumps(asked.contents)
     assert "4821" not in said and "my PIN is none of your business" in said
@@ -209,33 +220,21 @@ async def test_a_message_deleted_after_the_history_let_it_go_leaves_the_memory(
     ai_settings: Callable[..., Settings],
 ) -> None:
     """Memory lives for weeks; the history keeps AI_HISTORY_LIMIT turns per channel."""
-    bot = await start_bot(
-        ai_settings(
-            memory_enabled=True,
-            embedding_model="hashing",
-            memory_consolidation_minutes=0,
-            ai_history_limit=10,
-            ai_user_messages_per_minute=100,
-        )
+    settings = ai_settings(
+        memory_enabled=True,
+        embedding_model="hashing",
+        memory_consolidation_minutes=0,
+        ai_history_limit=10,
+        ai_user_messages_per_minute=100,
     )
-    memory = bot.memory
-    assert memory is not None
-    await ask(discord_fake, gemini_fake, guild.text, member, "my cat is Whiskers")
-    await ask(discord_fake, gemini_fake, guild.text, member, "my PIN is 4821")
-
-    async def remembered() -> list[str]:
-        await memory.flush()
-        return [m.text for m in await memory.memories_of(Scope("guild", guild.id), member.id)]
-
-    await eventually(lambda: remembered(), equals=[CHUNK])
+    alice = await cat_and_pin(discord_fake, gemini_fake, guild, member, start_bot, settings)
     for n in range(5):  # the channel goes on talking: the PIN leaves the 10-turn history
         await ask(discord_fake, gemini_fake, guild.text, member, f"filler number {n}")
-    assert not [t for t in await bot.chats.turns(guild.text.id) if "4821" in t.content]
-    [pin] = [m for m in discord_fake.messages_in(guild.text, from_bot=False) if "4821" in m.content]
-    discord_fake._delete_message(pin)
+    assert not [t for t in await alice.bot.chats.turns(guild.text.id) if "4821" in t.content]
+    discord_fake._delete_message(alice.pin)
 
     async def holding_the_pin() -> list[str]:
-        return [text for text in await remembered() if "4821" in text]
+        return [text for text in await alice.texts(guild, member) if "4821" in text]
 
     await eventually(lambda: holding_the_pin(), equals=[])
 

@@ -7,7 +7,6 @@ import asyncio
 import os
 import re
 import sqlite3
-import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 from cogs.music.library_store import LibraryStore
 from cogs.music.store import MusicStore, Session
 from cogs.music.tracks import Track
-from config import Settings
+from tests.conftest import bot_stopped_at_start
 from tests.fakes.discord_server import FakeDiscord
 from utils.db import (
     MIGRATIONS_DIR,
@@ -167,33 +166,9 @@ async def test_the_bot_stops_with_one_line_on_a_database_newer_than_the_code(
     await database.close()
     with sqlite3.connect(data_dir / "bot.db") as conn:
         conn.execute("PRAGMA user_version = 99")
-    env = {
-        **{k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields},
-        "DISCORD_TOKEN": "test-token-for-subprocess",
-        "DATA_DIR": str(data_dir),
-        "FAKE_DISCORD_URL": discord_fake.url,
-        "PYTHONPATH": str(ROOT / "tests" / "fakes" / "sitecustomize"),
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(ROOT / "bot.py"),
-        cwd=tmp_path,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    try:
-        output, _ = await asyncio.wait_for(process.communicate(), 60)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    log = output.decode()
-    assert process.returncode == 1, log
-    errors = [line for line in log.splitlines() if "ERROR" in line]
-    assert len(errors) == 1, log
-    assert "has schema version 99, newer than this bot's" in errors[0]
-    assert "Traceback" not in log
+    log = await bot_stopped_at_start(discord_fake, tmp_path, DATA_DIR=str(data_dir))
+    [error] = [line for line in log.splitlines() if "ERROR" in line]
+    assert "has schema version 99, newer than this bot's" in error
 
 
 def test_migrations_must_be_numbered_in_order(tmp_path: Path) -> None:

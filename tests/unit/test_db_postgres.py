@@ -4,15 +4,13 @@ when the server cannot be used, from the backend and from `python bot.py`."""
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
-import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-from config import Settings
+from tests.conftest import bot_stopped_at_start
 from tests.fakes.discord_server import FakeDiscord
 from utils.db import DatabaseUnavailable
 from utils.db_postgres import PostgresDatabase, to_postgres
@@ -122,33 +120,13 @@ async def test_the_bot_exits_with_one_clear_line_when_postgresql_cannot_be_used(
     discord_fake: FakeDiscord, tmp_path: Path, url: str, line: str
 ) -> None:
     port = closed_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields},
-        "DISCORD_TOKEN": "test-token-for-subprocess",
-        "DATA_DIR": str(tmp_path / "data"),
-        "DATABASE_URL": url.format(port=port),
-        "FAKE_DISCORD_URL": discord_fake.url,
-        "PYTHONPATH": str(ROOT / "tests" / "fakes" / "sitecustomize"),
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(ROOT / "bot.py"),
-        cwd=tmp_path,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+    log = await bot_stopped_at_start(
+        discord_fake,
+        tmp_path,
+        DATA_DIR=str(tmp_path / "data"),
+        DATABASE_URL=url.format(port=port),
     )
-    try:
-        output, _ = await asyncio.wait_for(process.communicate(), 60)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    log = output.decode()
-    assert process.returncode == 1, log
-    errors = [line for line in log.splitlines() if "ERROR" in line]
-    assert len(errors) == 1, log
-    assert line.format(port=port) in errors[0]
-    assert "Traceback" not in log
+    [error] = [line for line in log.splitlines() if "ERROR" in line]
+    assert line.format(port=port) in error
     everything = log + (tmp_path / "data" / "logs" / "bot.log").read_text()
     assert "hunter2" not in everything and "not4logs" not in everything
