@@ -6,11 +6,21 @@ channel's or a guild's data asks every one of them, so no cached copy outlives t
 rows and nobody deletes another feature's tables. The Bot owns the registry and
 registers its own services; cogs register theirs in `cog_load` and unregister in
 `cog_unload`.
+
+Each owner also says where it holds data (`places`), so that a guild left or a
+channel deleted while the bot was offline is found at the next start
+(`cogs.admin.absent`).
 """
 
 from __future__ import annotations
 
 from typing import Protocol
+
+from utils.db import Database
+
+Place = tuple[int, int | None]
+"""Where an owner holds data: (guild id, channel or thread id), or (guild id, None) for
+data of the whole guild. Data of DMs has no place: nothing deletes it."""
 
 
 class DataOwner(Protocol):
@@ -19,6 +29,16 @@ class DataOwner(Protocol):
     async def delete_channel(self, channel_id: int) -> int: ...
 
     async def delete_guild(self, guild_id: int) -> int: ...
+
+    async def places(self) -> set[Place]: ...
+
+
+async def places_in(db: Database, table: str, channel: str | None = None) -> set[Place]:
+    """The places the rows of ``table`` name: its ``guild_id`` column with ``channel``'s
+    (a column name; None: guild-wide data). Rows of DMs (no guild) are left out."""
+    column = channel or "NULL"
+    rows = await db.fetchall(f"SELECT DISTINCT guild_id, {column} FROM {table} WHERE guild_id > 0")
+    return {(row[0], row[1]) for row in rows}
 
 
 class DataOwners:
@@ -49,3 +69,10 @@ class DataOwners:
         return {
             name: await owner.delete_guild(guild_id) for name, owner in list(self._owners.items())
         }
+
+    async def places(self) -> set[Place]:
+        """Every place some owner holds data of."""
+        found: set[Place] = set()
+        for owner in list(self._owners.values()):
+            found |= await owner.places()
+        return found

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from utils.data_owners import Place, places_in
 from utils.db import EVERYTHING, Database
 
 TOPIC = "prefix"
@@ -73,6 +74,9 @@ class GuildSettings:
         self._prefixes.pop(guild_id, None)
         await self.db.notify(TOPIC, guild_id)
         return deleted
+
+    async def places(self) -> set[Place]:
+        return await places_in(self.db, "guild_settings")
 
     async def export_guild(self, guild_id: int) -> list[dict[str, Any]]:
         rows = await self.db.fetchall(

@@ -12,7 +12,8 @@ of such data (the AI chat store with its cache, the memory service with its inde
 with memory off, its store, the music sessions with their saved queues, the guild
 settings) deletes its own. While a cog has failed to load nothing is deleted, as its
 feature's data would stay behind. With several bot processes one pass runs at a time,
-in whichever takes the bot-wide lock.
+in whichever takes the bot-wide lock. Guilds left and channels deleted while the bot
+was offline are found once this process is ready, and daily after (`cogs.admin.absent`).
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from typing import TYPE_CHECKING
 import discord
 from discord.ext import commands, tasks
 
+from cogs.admin.absent import find_gone
 from cogs.admin.retention import Kind, Pending, PendingDeletions
 from utils.backup import BackupError, make_backup, newest_backup_age, rotate_backups
+from utils.db import DB_ERRORS
 
 if TYPE_CHECKING:
     from bot import Bot
@@ -55,6 +58,7 @@ class Maintenance(commands.Cog):
         elif self.backup_interval > 0:
             log.info("no scheduled backups of PostgreSQL: back it up with pg_dump (see README)")
         self.retention_loop.start()
+        self.absent_loop.start()
         # First to stop: a retention pass reaches into the other features' stores.
         self.bot.shutdown_manager.register("maintenance: stop loops", self.stop, priority=5)
 
@@ -63,9 +67,10 @@ class Maintenance(commands.Cog):
 
     async def stop(self) -> None:
         """Stop the loops; a pass in progress ends at its next await."""
-        passes = [loop.get_task() for loop in (self.backup_loop, self.retention_loop)]
-        self.backup_loop.cancel()
-        self.retention_loop.cancel()
+        loops = (self.backup_loop, self.retention_loop, self.absent_loop)
+        passes = [loop.get_task() for loop in loops]
+        for loop in loops:
+            loop.cancel()
         await asyncio.gather(*(task for task in passes if task is not None), return_exceptions=True)
 
     # Backups
@@ -119,9 +124,27 @@ class Maintenance(commands.Cog):
         except Exception:  # a periodic pass: log a bug or a database error, retry next hour
             log.exception("deleting the data of deleted channels and left guilds failed")
 
+    @tasks.loop(hours=24)
+    async def absent_loop(self) -> None:
+        try:
+            await self.schedule_gone()
+        except DB_ERRORS:  # tried again tomorrow (and at the next start)
+            log.exception("looking for data of guilds and channels gone while offline failed")
+
     @retention_loop.before_loop
+    @absent_loop.before_loop
     async def _wait_ready(self) -> None:
         await self.bot.wait_until_ready()
+
+    async def schedule_gone(self) -> None:
+        """Schedule the deletion of the data of this process's guilds the bot is no
+        longer in, and of their channels that no longer exist."""
+        known = await self.pending.targets("guild") | await self.pending.targets("channel")
+        gone = await find_gone(self.bot, await self.bot.data_owners.places(), known)
+        for guild_id in gone.guilds:
+            await self._schedule("guild", guild_id)
+        for channel_id, guild_id in gone.channels.items():
+            await self._schedule("channel", channel_id, guild_id)
 
     async def purge_due(self) -> int:
         """Carry out every deletion whose grace has ended; returns how many. None while a

@@ -53,6 +53,13 @@ class PendingDeletions:
         """Keep a guild's data (the bot is back); its deleted channels still go."""
         return bool(await self.done("guild", guild_id))
 
+    async def targets(self, kind: Kind) -> set[int]:
+        """The channels or guilds whose data is to be deleted."""
+        rows = await self.db.fetchall(
+            "SELECT target_id FROM pending_deletions WHERE kind = ?", (kind,)
+        )
+        return {row[0] for row in rows}
+
     async def due(self, limit: int = 100) -> list[Pending]:
         """Deletions whose grace has ended, oldest first."""
         rows = await self.db.fetchall(

@@ -23,6 +23,7 @@ from cogs.ai.records import (
     Turn,
     Unfinished,
 )
+from utils.data_owners import Place, places_in
 from utils.db import EVERYTHING, Connection, Database
 from utils.text import estimate_tokens
 
@@ -437,6 +438,13 @@ class ChatStore:
             self._cache.forget()  # which cached channels were the guild's is not known here
         await self.db.notify(TOPIC, EVERYTHING)
         return deleted
+
+    async def places(self) -> set[Place]:
+        found = await places_in(self.db, "ai_messages", "channel_id")
+        found |= await places_in(self.db, "ai_channels", "channel_id")
+        for table in ("ai_guilds", "ai_usage"):
+            found |= await places_in(self.db, table)
+        return found
 
     async def prune_before(self, cutoff: float) -> int:
         """Delete messages older than `cutoff` (unix time), and the summaries of the

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from cogs.music.errors import MusicError
 from cogs.music.tracks import Track
+from utils.data_owners import Place, places_in
 from utils.db import Database, Row
 
 HISTORY_LIMIT = 50
@@ -186,6 +187,11 @@ class LibraryStore:
                 "DELETE FROM music_playlists WHERE guild_id = ?", (guild_id,)
             )
             return history + playlists
+
+    async def places(self) -> set[Place]:
+        return await places_in(self.db, "music_history") | await places_in(
+            self.db, "music_playlists"
+        )
 
     async def export_guild(self, guild_id: int) -> list[tuple[str, dict[str, object]]]:
         """A server's history, playlists and their tracks as (table, row) pairs."""

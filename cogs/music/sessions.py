@@ -39,6 +39,7 @@ from cogs.music.sources import Resolver
 from cogs.music.store import MusicStore, SaveQueue, Session
 from cogs.music.tracks import Stream, Track
 from cogs.music.views import clean, player_controls, player_embed
+from utils.data_owners import Place, places_in
 from utils.tasks import log_failure
 
 if TYPE_CHECKING:
@@ -374,6 +375,9 @@ class Sessions:
         self._locks.pop(guild_id, None)
         self._queueing.pop(guild_id, None)
         return deleted
+
+    async def places(self) -> set[Place]:
+        return await places_in(self.bot.db, "music_sessions")
 
     # Messages ---------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from utils.data_owners import Place, places_in
 from utils.db import EVERYTHING, Connection, Database
 
 CACHED = 5000
@@ -131,6 +132,9 @@ class MusicSettingsStore:
         self._cache.pop(guild_id, None)
         await self.db.notify(TOPIC, guild_id)
         return deleted
+
+    async def places(self) -> set[Place]:
+        return await places_in(self.db, "music_settings", "stay_channel_id")
 
     async def export_guild(self, guild_id: int) -> list[tuple[str, dict[str, object]]]:
         rows = await self.db.fetchall(

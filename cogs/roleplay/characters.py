@@ -20,6 +20,7 @@ from dataclasses import dataclass, fields
 
 from cogs.roleplay.errors import RoleplayError
 from cogs.roleplay.names import NARRATOR, name_key
+from utils.data_owners import Place, places_in
 from utils.db import Connection, Database, Row
 
 MAX_NAME = 64
@@ -265,6 +266,9 @@ class CharacterStore:
 
     async def delete_guild(self, guild_id: int) -> int:
         return await self.db.execute("DELETE FROM rp_characters WHERE guild_id = ?", (guild_id,))
+
+    async def places(self) -> set[Place]:
+        return await places_in(self.db, "rp_characters", "avatar_channel_id")
 
 
 async def _keys(conn: Connection, guild_id: int) -> dict[int, str]:

@@ -43,10 +43,7 @@ log = logging.getLogger(__name__)
 Context = commands.Context["Bot"]
 
 PENDING_EXCHANGES = 4  # exchanges waiting for a state update, per scene (older ones go)
-ENDED = (
-    "🎬 This scene reached its limit of {turns} turns and has ended. "
-    "`/scene start` begins a new one."
-)
+ENDED = "🎬 This scene reached its limit of {turns} and has ended. `/scene start` begins a new one."
 CAST_GONE = "🎬 This scene has ended: its characters were deleted. `/scene start` begins a new one."
 
 
@@ -130,7 +127,10 @@ class SceneDirector:
             if await self.scenes.count_turn(channel.id) >= limit:  # the last one: no more
                 await self.scenes.end(channel.id)
                 async with asyncio.timeout(DISCORD_TIMEOUT):
-                    await channel.send(ENDED.format(turns=limit), allowed_mentions=NO_PINGS)
+                    await channel.send(
+                        ENDED.format(turns=f"{limit} turn" if limit == 1 else f"{limit} turns"),
+                        allowed_mentions=NO_PINGS,
+                    )
 
         return Direction(
             system=scene_instruction(cast, world, scene.state, where),

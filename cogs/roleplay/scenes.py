@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from cogs.roleplay.errors import RoleplayError
 from cogs.roleplay.scene_state import State, dumps, loads
+from utils.data_owners import Place, places_in
 from utils.db import EVERYTHING, Database
 
 MAX_SCENES = 10_000
@@ -207,3 +208,8 @@ class SceneStore:
         self._running.difference_update(row[0] for row in ended)
         await self.db.notify(TOPIC, EVERYTHING)
         return len(ended) + worlds
+
+    async def places(self) -> set[Place]:
+        return await places_in(self.db, "rp_scenes", "channel_id") | await places_in(
+            self.db, "rp_worlds"
+        )

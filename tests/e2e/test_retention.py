@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import cast
 
 import pytest
@@ -18,8 +18,13 @@ from bot import Bot, discover_extensions
 from cogs.admin.maintenance import Maintenance
 from cogs.ai.records import Turn
 from cogs.ai.store import ChatStore
+from cogs.ai.tools.audit import ToolAudit
+from cogs.music.library_store import LibraryStore
+from cogs.music.settings import MusicSettingsStore
 from cogs.music.store import MusicStore, Session
 from cogs.music.tracks import Track
+from cogs.roleplay.characters import CharacterStore, Profile
+from cogs.roleplay.scenes import SceneStore
 from config import Settings
 from tests.conftest import StartBot, eventually
 from tests.fakes.clock import FakeClock
@@ -102,6 +107,105 @@ async def test_deleted_channel_and_thread_data_goes_after_the_grace_across_a_res
     assert not any("doomed" in text or "thread" in text for text in texts)
     recalled = await bot.memory.recall(scope, "doomed words thread words", limit=10)
     assert not any("doomed" in r.text for r in recalled)
+
+
+async def test_a_guild_left_and_channels_deleted_while_the_bot_was_offline_go_after_the_grace(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+) -> None:
+    other = discord_fake.add_guild("Other")
+    settings = make_settings(memory_enabled=True, embedding_model="hashing")
+    bot = await start_bot(settings)
+    doomed = guild.add_text_channel("doomed")
+    archived = guild.add_thread(guild.text, "old thread", member)
+    await discord_fake.wait_for(lambda: bot.get_channel(doomed.id))
+    lost_thread = doomed.id + 1000  # a thread of `doomed`: it goes with it, unannounced
+    dm = discord_fake.open_dm(member)
+    chat, memory = ChatStore(bot.db), bot.memory
+    assert memory is not None
+    for guild_id, channel_id, text in (
+        (guild.id, guild.text.id, "kept words"),
+        (guild.id, archived.id, "archived words"),
+        (guild.id, doomed.id, "doomed words"),
+        (guild.id, lost_thread, "thread words"),
+        (other.id, other.text.id, "other words"),
+        (None, dm.id, "dm words"),
+    ):
+        await chat.add_turns(guild_id, channel_id, words(member, text))
+    for channel_id, text in ((doomed.id, "doomed words"), (guild.text.id, "kept words")):
+        memory.index_turns(Scope("guild", guild.id), channel_id, words(member, text))
+    await memory.add_fact(Scope("guild", other.id), member.id, member.name, "likes tea")
+    await bot.guild_settings.set_prefix(other.id, "?")
+    await memory.flush()
+    await bot.close()
+
+    guild.delete_channel(doomed)  # while the bot is offline: no event reaches it
+    discord_fake.delete_thread(guild, lost_thread, doomed)
+    archived.archived = True  # no longer in the guild's payload, but still there
+    discord_fake.remove_guild(other)
+    bot = await start_bot(settings)
+    expected = [("channel", doomed.id), ("channel", lost_thread), ("guild", other.id)]
+    await eventually(lambda: pending(bot), equals=sorted(expected))
+
+    def lookups() -> list[int]:
+        paths = {f"/channels/{c}": c for c in (archived.id, doomed.id, lost_thread)}
+        return [paths[r.path] for r in discord_fake.requests if r.path in paths]
+
+    assert sorted(lookups()) == sorted([archived.id, doomed.id, lost_thread])
+    await maintenance(bot).schedule_gone()  # a later pass: what is due is not asked again
+    assert sorted(lookups()) == sorted([archived.id, archived.id, doomed.id, lost_thread])
+    assert await pending(bot) == sorted(expected)
+    assert await maintenance(bot, days_from_now=8).purge_due() == 3
+    assert await contents(bot) == [
+        "kept words",
+        "noted",
+        "archived words",
+        "noted",
+        "dm words",
+        "noted",
+    ]
+    assert bot.guild_settings.prefix(other.id) == "!"
+    assert bot.memory is not None
+    assert await bot.memory.count_of(Scope("guild", other.id), member.id) == 0
+    rows = await bot.db.fetchall("SELECT text FROM memories")
+    assert [row[0] for row in rows if "words" in row[0]] == ["alice: kept words\nassistant: noted"]
+
+
+async def test_a_guild_left_while_offline_is_found_by_whichever_feature_holds_its_data(
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+) -> None:
+    bot = await start_bot(make_settings(memory_enabled=True, embedding_model="hashing"))
+    memory = bot.memory
+    assert memory is not None
+    song = Track("Song", "https://example.com/song", member.id)
+    left = iter(range(guild.id + 1, guild.id + 100))  # guilds the bot is not in
+    holders: dict[str, Callable[[int], Awaitable[object]]] = {
+        "guild settings": lambda g: bot.guild_settings.set_prefix(g, "?"),
+        "ai chat": lambda g: ChatStore(bot.db).set_guild_model(g, "gemini-x"),
+        "ai tool audit": lambda g: ToolAudit(bot.db).record(
+            g, g + 1, member.id, "create_channel", "{}", "made", ok=True
+        ),
+        "memory": lambda g: memory.add_fact(Scope("guild", g), member.id, "Al", "likes tea"),
+        "music": lambda g: MusicStore(bot.db).save(Session(g, 1, 2, current=song)),
+        "music settings": lambda g: MusicSettingsStore(bot.db, keep=bool).update(g, stay=True),
+        "music library": lambda g: LibraryStore(bot.db).record(g, song),
+        "roleplay": lambda g: CharacterStore(bot.db, limit=5).create(
+            g, member.id, Profile("Aria"), None
+        ),
+        "roleplay scenes": lambda g: SceneStore(bot.db).set_world(g, "a moon base"),
+    }
+    guilds = {name: next(left) for name in holders}
+    for name, hold in holders.items():
+        await hold(guilds[name])
+
+    await maintenance(bot).schedule_gone()
+    assert await pending(bot) == sorted(("guild", g) for g in guilds.values())
 
 
 async def test_rejoining_within_the_grace_keeps_a_guild_and_leaving_for_good_deletes_it(

@@ -299,7 +299,7 @@ async def test_a_message_left_waiting_when_the_scene_ends_gets_no_reply(
     await discord_fake.send_message(guild.text, member, "one")
     late = await discord_fake.send_message(guild.text, member, "two")  # waits behind "one"
     await discord_fake.wait_for_message(
-        guild.text, predicate=lambda m: "limit of 1 turn" in m.content
+        guild.text, predicate=lambda m: "limit of 1 turn and" in m.content
     )
     hello = await discord_fake.send_message(
         guild.text, member, f"<@{discord_fake.bot_user.id}> hello"

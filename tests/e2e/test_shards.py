@@ -215,6 +215,23 @@ async def test_retention_keeps_a_guild_the_bot_is_still_in_on_another_shard(
     assert await bot.guild_settings.export_guild(far.id) != []
 
 
+@pytest.mark.backends("sqlite")
+async def test_a_process_looks_for_guilds_left_while_offline_among_its_shards_only(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    far: FakeGuild,
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+) -> None:
+    """Shard 1's guilds are not in shard 0's cache: their absence there means nothing."""
+    bot = await start_bot(make_settings(shard_count=2, shard_ids="0"), extensions=ADMIN_ONLY)
+    left = guild.id + (2 << 22)  # another guild of shard 0, which the bot has left
+    for guild_id in (guild.id, far.id, left):
+        await bot.guild_settings.set_prefix(guild_id, "?")
+    await maintenance(bot).schedule_gone()
+    assert await pending(bot) == [("guild", left)]
+
+
 def settings_of(
     make_settings: Callable[..., Settings], tmp_path: Path, shard: int, **values: Any
 ) -> Settings:

@@ -266,7 +266,7 @@ class FakeGuild:
             "members": [member.to_payload() for member in members],
             "voice_states": [],
             "presences": [],
-            "threads": [thread.to_payload() for thread in self.threads.values()],
+            "threads": [t.to_payload() for t in self.threads.values() if not t.archived],
             "stage_instances": [],
             "guild_scheduled_events": [],
             "soundboard_sounds": [],

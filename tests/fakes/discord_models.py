@@ -188,6 +188,8 @@ class FakeChannel:
     """The category of a channel, the channel of a thread."""
     owner_id: int | None = None
     """Who started a thread."""
+    archived: bool = False
+    """An archived thread: Discord leaves it out of GUILD_CREATE, so it is not cached."""
     created: dt.datetime = field(default_factory=now)
     overwrites: list[Json] = field(default_factory=list)
     """Permission overwrites as Discord sends them (`FakeGuild.set_overwrite`)."""
@@ -222,7 +224,7 @@ class FakeChannel:
                 member_count=1,
                 total_message_sent=0,
                 thread_metadata={
-                    "archived": False,
+                    "archived": self.archived,
                     "auto_archive_duration": 1440,
                     "archive_timestamp": iso(self.created),
                     "locked": False,

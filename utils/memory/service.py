@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from utils.data_owners import Place
 from utils.errors import BotError
 from utils.memory.chatlog import ChatLog, LoggedTurn
 from utils.memory.chunks import chunk_line, line_of
@@ -352,6 +353,9 @@ class MemoryService:
         deleted = await self.writer.delete(delete())
         await self.indexes.discard(scope)  # its file too, loaded or not: every vector goes
         return len(deleted)
+
+    async def places(self) -> set[Place]:
+        return await self.store.places()
 
     # Maintenance
 

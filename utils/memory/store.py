@@ -498,6 +498,15 @@ class MemoryStore:
             rows = await conn.fetchall(sql + " RETURNING scope, id", (cutoff,))
         return [(Scope.parse(row[0]), row[1]) for row in rows]
 
+    async def places(self) -> set[tuple[int, int | None]]:
+        """The guilds with memories, with the channels they were learnt in (see
+        `utils.data_owners.Place`)."""
+        rows = await self.db.fetchall(
+            "SELECT scope, channel_id FROM memories WHERE scope LIKE 'guild:%' "
+            "UNION SELECT scope, NULL FROM memory_forgotten WHERE scope LIKE 'guild:%'"
+        )
+        return {(Scope.parse(row[0]).id, row[1]) for row in rows}
+
     async def export_scope(self, scope: Scope) -> list[dict[str, object]]:
         """A scope's memories as rows, oldest first, without their vectors."""
         rows = await self.db.fetchall(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from utils.data_owners import Place
 from utils.db import Database
 from utils.memory.records import Scope
 from utils.memory.store import MemoryStore
@@ -30,6 +31,9 @@ class StoredMemories:
         deleted = await self.store.delete_scope(scope)
         await self._delete_indexes({scope})
         return len(deleted)
+
+    async def places(self) -> set[Place]:
+        return await self.store.places()
 
     async def _delete_indexes(self, scopes: set[Scope]) -> None:
         for scope in scopes:

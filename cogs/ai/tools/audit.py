@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from utils.data_owners import Place, places_in
 from utils.db import Database
 
 KEEP = 500
@@ -77,3 +78,6 @@ class ToolAudit:
 
     async def delete_guild(self, guild_id: int) -> int:
         return await self.db.execute("DELETE FROM ai_tool_actions WHERE guild_id = ?", (guild_id,))
+
+    async def places(self) -> set[Place]:
+        return await places_in(self.db, "ai_tool_actions", "channel_id")
