@@ -16,8 +16,6 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from utils.db import Database
-
 Place = tuple[int, int | None]
 """Where an owner holds data: (guild id, channel or thread id), or (guild id, None) for
 data of the whole guild. Data of DMs has no place: nothing deletes it."""
@@ -31,14 +29,6 @@ class DataOwner(Protocol):
     async def delete_guild(self, guild_id: int) -> int: ...
 
     async def places(self) -> set[Place]: ...
-
-
-async def places_in(db: Database, table: str, channel: str | None = None) -> set[Place]:
-    """The places the rows of ``table`` name: its ``guild_id`` column with ``channel``'s
-    (a column name; None: guild-wide data). Rows of DMs (no guild) are left out."""
-    column = channel or "NULL"
-    rows = await db.fetchall(f"SELECT DISTINCT guild_id, {column} FROM {table} WHERE guild_id > 0")
-    return {(row[0], row[1]) for row in rows}
 
 
 class DataOwners:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from utils.data_owners import Place, places_in
+from utils.data_owners import Place
 from utils.db import EVERYTHING, Database
 
 TOPIC = "prefix"
@@ -76,7 +76,8 @@ class GuildSettings:
         return deleted
 
     async def places(self) -> set[Place]:
-        return await places_in(self.db, "guild_settings")
+        rows = await self.db.fetchall("SELECT guild_id FROM guild_settings")
+        return {(row[0], None) for row in rows}
 
     async def export_guild(self, guild_id: int) -> list[dict[str, Any]]:
         rows = await self.db.fetchall(

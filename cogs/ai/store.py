@@ -23,7 +23,7 @@ from cogs.ai.records import (
     Turn,
     Unfinished,
 )
-from utils.data_owners import Place, places_in
+from utils.data_owners import Place
 from utils.db import EVERYTHING, Connection, Database
 from utils.text import estimate_tokens
 
@@ -440,11 +440,15 @@ class ChatStore:
         return deleted
 
     async def places(self) -> set[Place]:
-        found = await places_in(self.db, "ai_messages", "channel_id")
-        found |= await places_in(self.db, "ai_channels", "channel_id")
-        for table in ("ai_guilds", "ai_usage"):
-            found |= await places_in(self.db, table)
-        return found
+        """Where the conversations, channel and guild choices and usage figures are
+        (not those of DMs: no guild, or guild 0 in `ai_usage`)."""
+        rows = await self.db.fetchall(
+            "SELECT guild_id, channel_id FROM ai_messages WHERE guild_id IS NOT NULL "
+            "UNION SELECT guild_id, channel_id FROM ai_channels WHERE guild_id IS NOT NULL "
+            "UNION SELECT guild_id, NULL FROM ai_guilds "
+            "UNION SELECT guild_id, NULL FROM ai_usage WHERE guild_id != 0"
+        )
+        return {(row[0], row[1]) for row in rows}
 
     async def prune_before(self, cutoff: float) -> int:
         """Delete messages older than `cutoff` (unix time), and the summaries of the

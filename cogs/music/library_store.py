@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from cogs.music.errors import MusicError
 from cogs.music.tracks import Track
-from utils.data_owners import Place, places_in
+from utils.data_owners import Place
 from utils.db import Database, Row
 
 HISTORY_LIMIT = 50
@@ -189,9 +189,10 @@ class LibraryStore:
             return history + playlists
 
     async def places(self) -> set[Place]:
-        return await places_in(self.db, "music_history") | await places_in(
-            self.db, "music_playlists"
+        rows = await self.db.fetchall(
+            "SELECT guild_id FROM music_history UNION SELECT guild_id FROM music_playlists"
         )
+        return {(row[0], None) for row in rows}
 
     async def export_guild(self, guild_id: int) -> list[tuple[str, dict[str, object]]]:
         """A server's history, playlists and their tracks as (table, row) pairs."""

@@ -39,7 +39,7 @@ from cogs.music.sources import Resolver
 from cogs.music.store import MusicStore, SaveQueue, Session
 from cogs.music.tracks import Stream, Track
 from cogs.music.views import clean, player_controls, player_embed
-from utils.data_owners import Place, places_in
+from utils.data_owners import Place
 from utils.tasks import log_failure
 
 if TYPE_CHECKING:
@@ -377,7 +377,7 @@ class Sessions:
         return deleted
 
     async def places(self) -> set[Place]:
-        return await places_in(self.bot.db, "music_sessions")
+        return await self.saves.store.places()
 
     # Messages ---------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from utils.data_owners import Place, places_in
+from utils.data_owners import Place
 from utils.db import EVERYTHING, Connection, Database
 
 CACHED = 5000
@@ -134,7 +134,8 @@ class MusicSettingsStore:
         return deleted
 
     async def places(self) -> set[Place]:
-        return await places_in(self.db, "music_settings", "stay_channel_id")
+        rows = await self.db.fetchall("SELECT guild_id, stay_channel_id FROM music_settings")
+        return {(row[0], row[1]) for row in rows}
 
     async def export_guild(self, guild_id: int) -> list[tuple[str, dict[str, object]]]:
         rows = await self.db.fetchall(

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from cogs.music.tracks import LoopMode, Track
+from utils.data_owners import Place
 from utils.db import DB_ERRORS, Database
 from utils.tasks import log_failure
 
@@ -95,6 +96,10 @@ class MusicStore:
     async def delete(self, guild_id: int) -> int:
         """Delete a guild's session (its tracks go with it); returns 1 if there was one."""
         return await self.db.execute("DELETE FROM music_sessions WHERE guild_id = ?", (guild_id,))
+
+    async def places(self) -> set[Place]:
+        rows = await self.db.fetchall("SELECT guild_id FROM music_sessions")
+        return {(row[0], None) for row in rows}
 
     async def load_all(self) -> list[Session]:
         sessions = {

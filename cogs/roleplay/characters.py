@@ -20,7 +20,7 @@ from dataclasses import dataclass, fields
 
 from cogs.roleplay.errors import RoleplayError
 from cogs.roleplay.names import NARRATOR, name_key
-from utils.data_owners import Place, places_in
+from utils.data_owners import Place
 from utils.db import Connection, Database, Row
 
 MAX_NAME = 64
@@ -268,7 +268,10 @@ class CharacterStore:
         return await self.db.execute("DELETE FROM rp_characters WHERE guild_id = ?", (guild_id,))
 
     async def places(self) -> set[Place]:
-        return await places_in(self.db, "rp_characters", "avatar_channel_id")
+        rows = await self.db.fetchall(
+            "SELECT DISTINCT guild_id, avatar_channel_id FROM rp_characters"
+        )
+        return {(row[0], row[1]) for row in rows}
 
 
 async def _keys(conn: Connection, guild_id: int) -> dict[int, str]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from cogs.roleplay.errors import RoleplayError
 from cogs.roleplay.scene_state import State, dumps, loads
-from utils.data_owners import Place, places_in
+from utils.data_owners import Place
 from utils.db import EVERYTHING, Database
 
 MAX_SCENES = 10_000
@@ -210,6 +210,7 @@ class SceneStore:
         return len(ended) + worlds
 
     async def places(self) -> set[Place]:
-        return await places_in(self.db, "rp_scenes", "channel_id") | await places_in(
-            self.db, "rp_worlds"
+        rows = await self.db.fetchall(
+            "SELECT guild_id, channel_id FROM rp_scenes UNION SELECT guild_id, NULL FROM rp_worlds"
         )
+        return {(row[0], row[1]) for row in rows}

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from utils.data_owners import Place
 from utils.db import Connection, Database, Row
 from utils.memory.chunks import Chunk
 from utils.memory.keywords import Fields, KeywordRow, keyword_index
@@ -498,7 +499,7 @@ class MemoryStore:
             rows = await conn.fetchall(sql + " RETURNING scope, id", (cutoff,))
         return [(Scope.parse(row[0]), row[1]) for row in rows]
 
-    async def places(self) -> set[tuple[int, int | None]]:
+    async def places(self) -> set[Place]:
         """The guilds with memories, with the channels they were learnt in (see
         `utils.data_owners.Place`)."""
         rows = await self.db.fetchall(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from utils.data_owners import Place, places_in
+from utils.data_owners import Place
 from utils.db import Database
 
 KEEP = 500
@@ -80,4 +80,5 @@ class ToolAudit:
         return await self.db.execute("DELETE FROM ai_tool_actions WHERE guild_id = ?", (guild_id,))
 
     async def places(self) -> set[Place]:
-        return await places_in(self.db, "ai_tool_actions", "channel_id")
+        rows = await self.db.fetchall("SELECT DISTINCT guild_id, channel_id FROM ai_tool_actions")
+        return {(row[0], row[1]) for row in rows}
