@@ -18,12 +18,11 @@ import aiohttp
 import discord
 from discord import app_commands
 from discord.ext import commands
-from pydantic import ValidationError
 
 from cogs.ai.directors import Directors
 from cogs.ai.log import ChatLogReader
 from cogs.ai.store import ChatStore
-from config import Settings, describe_error
+from config import ConfigError, Settings, load_settings
 from utils.data_owners import DataOwners
 from utils.db import DatabaseUnavailable, is_damaged, open_database
 from utils.gemini import GeminiProvider, is_transient
@@ -340,10 +339,9 @@ async def run(bot: Bot) -> None:
 
 def main() -> int:
     try:
-        # pydantic-settings reads the required fields from the environment; pyright can't see that.
-        settings = Settings()  # pyright: ignore[reportCallIssue]
-    except ValidationError as error:
-        print(describe_error(error), file=sys.stderr)
+        settings = load_settings()
+    except ConfigError as error:
+        print(error, file=sys.stderr)
         return 2
     lock = claim_data_dir(settings.data_dir)  # held until the process exits
     if lock is None:
@@ -359,12 +357,16 @@ def main() -> int:
         )
         if secret is not None
     ]
-    setup_logging(
-        level=settings.log_level,
-        fmt=settings.log_format,
-        log_dir=settings.log_dir,
-        secrets=secrets,
-    )
+    try:
+        setup_logging(
+            level=settings.log_level,
+            fmt=settings.log_format,
+            log_dir=settings.log_dir,
+            secrets=secrets,
+        )
+    except OSError as error:  # e.g. DATA_DIR/logs left behind by a run as another user
+        print(f"Cannot write the log in {settings.log_dir}: {error.strerror}", file=sys.stderr)
+        return 1
     try:
         asyncio.run(run(Bot(settings)))
     except discord.LoginFailure:
@@ -382,16 +384,31 @@ def main() -> int:
     except aiohttp.ClientConnectionError as error:
         log.error("cannot reach Discord (%s); check the network and discordstatus.com", error)
         return 1
+    except (discord.HTTPException, discord.GatewayNotFound) as error:
+        # Logging in or asking for the gateway failed (an outage, say); the answer's body
+        # may be a whole HTML page, so only its status is worth a line.
+        answer = error if isinstance(error, discord.HTTPException) else error.__cause__
+        why = f"HTTP {answer.status}" if isinstance(answer, discord.HTTPException) else "no gateway"
+        log.error("Discord failed the start (%s); try again later (discordstatus.com)", why)
+        return 1
     except sqlite3.DatabaseError as error:
-        if not is_damaged(error):
+        if is_damaged(error):
+            log.error(
+                "the database %s is damaged (%s); restore a backup with"
+                " `python -m scripts.db restore PATH` (backups are in %s)",
+                settings.database_path,
+                error,
+                settings.data_dir / "backups",
+            )
+        elif isinstance(error, sqlite3.OperationalError):  # the file, not the code
+            log.error(
+                "cannot use the database %s (%s); check the disk and that the bot's user"
+                " may write it",
+                settings.database_path,
+                error,
+            )
+        else:
             raise
-        log.error(
-            "the database %s is damaged (%s); restore a backup with"
-            " `python -m scripts.db restore PATH` (backups are in %s)",
-            settings.database_path,
-            error,
-            settings.data_dir / "backups",
-        )
         return 1
     return 0
 

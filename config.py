@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     Field,
@@ -41,10 +41,14 @@ class Settings(BaseSettings):
         env_ignore_empty=True,
         extra="ignore",
         case_sensitive=False,
+        allow_inf_nan=False,  # `inf` as a timeout or interval breaks what it reaches
+        # A key pasted with a newline (a secret file, `docker --env-file`) is the key; in an
+        # HTTP header the newline failed every request.
+        str_strip_whitespace=True,
     )
 
     # Discord
-    discord_token: SecretStr
+    discord_token: SecretStr = Field(min_length=1)
     command_prefix: str = Field(default="!", min_length=1, max_length=5)
     owner_ids: Annotated[frozenset[int], NoDecode] = frozenset()
     dev_guild_id: int | None = None
@@ -70,7 +74,7 @@ class Settings(BaseSettings):
     data_retention_grace_days: float = Field(default=7.0, ge=0)
 
     # Gemini
-    gemini_api_key: SecretStr | None = None
+    gemini_api_key: SecretStr | None = Field(default=None, min_length=1)
     gemini_model: str = "gemini-2.5-flash"
     gemini_fallback_models: Annotated[tuple[str, ...], NoDecode] = ()
     gemini_base_url: str | None = None
@@ -84,7 +88,7 @@ class Settings(BaseSettings):
     ai_user_messages_per_minute: int = Field(default=6, ge=1)
     ai_channel_messages_per_minute: int = Field(default=20, ge=1)
     ai_context_tokens: int = Field(default=6000, ge=500)
-    ai_history_limit: int = Field(default=500, ge=10)
+    ai_history_limit: int = Field(default=500, ge=10, le=1_000_000)  # a query parameter
     ai_max_input_chars: int = Field(default=4000, ge=100)
     ai_max_attachment_bytes: int = Field(default=8_000_000, ge=1)
     ai_edit_interval: float = Field(default=1.0, gt=0)
@@ -205,6 +209,25 @@ class Settings(BaseSettings):
     @property
     def log_dir(self) -> Path:
         return self.data_dir / "logs"
+
+
+class ConfigError(Exception):
+    """The settings cannot be read: one line naming the variable (or `.env`), no value."""
+
+
+def load_settings(**values: Any) -> Settings:
+    """Settings from the environment and `.env`, with `values` over them."""
+    try:
+        return Settings(**values)
+    except ValidationError as error:
+        raise ConfigError(describe_error(error)) from None
+    except UnicodeDecodeError as error:  # .env saved by an editor in Windows-1252, say
+        line = error.object[: error.start].count(b"\n") + 1
+        raise ConfigError(
+            f"Configuration error: .env is not UTF-8 text (line {line}); save it as UTF-8"
+        ) from None
+    except OSError as error:  # .env unreadable, e.g. owned by root with mode 600
+        raise ConfigError(f"Configuration error: cannot read .env: {error.strerror}") from None
 
 
 def describe_error(error: ValidationError) -> str:

@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from pydantic import SecretStr, ValidationError
+from pydantic import SecretStr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -42,7 +42,7 @@ from cogs.ai.tools.audit import ToolAudit
 from cogs.music.library_store import LibraryStore
 from cogs.music.settings import MusicSettingsStore
 from cogs.music.store import MusicStore
-from config import Settings, describe_error
+from config import ConfigError, Settings, load_settings
 from scripts.db_migrate import MigrationError, migrate
 from utils.backup import BackupError, check_database, make_backup, restore_backup
 from utils.db import DatabaseUnavailable, SqliteDatabase
@@ -181,7 +181,7 @@ def _parser() -> argparse.ArgumentParser:
         "--include-facts", action="store_true", help="also facts people added with /memory add"
     )
     export_cmd = commands.add_parser("export", help="a guild's data as JSON lines")
-    export_cmd.add_argument("--guild", type=int, required=True, metavar="ID")
+    export_cmd.add_argument("--guild", type=_guild_id, required=True, metavar="ID")
     export_cmd.add_argument("--output", type=Path, help="default: standard output")
     migrate_cmd = commands.add_parser("migrate", help="copy every table into PostgreSQL")
     migrate_cmd.add_argument(
@@ -213,17 +213,28 @@ def _days(value: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError("DAYS must be a number") from None
     if not 0 < days < 100_000:
-        raise argparse.ArgumentTypeError("DAYS must be more than 0")
+        raise argparse.ArgumentTypeError("DAYS must be more than 0 and less than 100000")
     return days
+
+
+def _guild_id(value: str) -> int:
+    """A server id as Discord gives them: the database stores them as 64-bit integers."""
+    try:
+        guild_id = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("ID must be a server id (a number)") from None
+    if not 0 < guild_id < 2**63:
+        raise argparse.ArgumentTypeError("ID must be a server id, like 123456789012345678")
+    return guild_id
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         # The bot's token is not needed here; a placeholder keeps Settings from asking.
-        settings = Settings(discord_token=SecretStr("not-used-by-this-script"))
-    except ValidationError as error:
-        print(describe_error(error), file=sys.stderr)
+        settings = load_settings(discord_token=SecretStr("not-used-by-this-script"))
+    except ConfigError as error:
+        print(error, file=sys.stderr)
         return USAGE
     data_dir = args.data_dir or settings.data_dir
     database = Settings.model_construct(data_dir=data_dir).database_path

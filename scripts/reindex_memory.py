@@ -21,11 +21,11 @@ import sys
 import time
 from pathlib import Path
 
-from pydantic import SecretStr, ValidationError
+from pydantic import SecretStr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from config import Settings, describe_error
+from config import ConfigError, Settings, load_settings
 from utils.db import DatabaseUnavailable, open_database
 from utils.instance_lock import AlreadyLocked, InstanceLock
 from utils.memory.records import Scope
@@ -67,9 +67,9 @@ def main() -> int:
     args = parser.parse_args()
     try:
         # The bot's token is not needed here; a placeholder keeps Settings from asking.
-        settings = Settings(discord_token=SecretStr("not-used-by-this-script"))
-    except ValidationError as error:
-        print(describe_error(error), file=sys.stderr)
+        settings = load_settings(discord_token=SecretStr("not-used-by-this-script"))
+    except ConfigError as error:
+        print(error, file=sys.stderr)
         return 2
     if settings.database_url is None and not settings.database_path.exists():
         print(f"no database at {settings.database_path}; nothing to index", file=sys.stderr)

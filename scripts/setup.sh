@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 
 packages=()
 command -v ffmpeg >/dev/null 2>&1 || packages+=(ffmpeg)
+# Debian and Ubuntu ship Python without ensurepip: `python3 -m venv` needs python3-venv.
+python3 -c 'import ensurepip' >/dev/null 2>&1 || packages+=(python3-venv)
 if [ "${1:-}" = "--tests" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   packages+=(postgresql)
 fi
@@ -18,7 +20,8 @@ if [ ${#packages[@]} -gt 0 ]; then
   $sudo apt-get install -y -q "${packages[@]}"
 fi
 
-[ -x .venv/bin/python ] || python3 -m venv .venv
+# A .venv without pip (left by a try before python3-venv was installed) is made anew.
+.venv/bin/python -m pip --version >/dev/null 2>&1 || python3 -m venv --clear .venv
 # torch first, pinned: the CPU build, instead of several GB of CUDA wheels that
 # sentence-transformers would otherwise pull in.
 .venv/bin/python -m pip install -q torch==2.13.0

@@ -20,6 +20,10 @@ from utils.db import MIGRATIONS_DIR, load_migrations
 
 BACKUP_DIR = "backups"
 _BACKUP_NAME = re.compile(r"^bot-\d{8}-\d{6}(-\d+)?\.db$")  # what rotation may delete
+# A partial copy untouched this long was left by a killed process (kill -9, the OOM
+# killer, a power cut); one being written is younger. Each is as big as the database.
+LEFTOVER_AGE = 3600.0
+_COMPANIONS = ("", "-wal", "-shm", "-journal")  # a database file and SQLite's files beside it
 
 
 class BackupError(Exception):
@@ -104,6 +108,10 @@ def make_backup(database: Path, target: Path | None = None) -> Path:
     its path."""
     if target is None or target.is_dir():
         target = timestamped_path(target or database.parent / BACKUP_DIR)
+    # `backup data/bot.db` read as "back this file up" would replace the live database
+    # (or its write-ahead log) under the running bot.
+    if target.resolve() in {Path(f"{database.resolve()}{suffix}") for suffix in _COMPANIONS}:
+        raise BackupError(f"{target} is the database itself; give another file or a directory")
     copy_database(database, target)
     problems = check_database(target)
     if not problems and (copied := _shape(target)) != (source := _shape(database)):
@@ -118,10 +126,16 @@ def make_backup(database: Path, target: Path | None = None) -> Path:
 
 
 def rotate_backups(directory: Path, keep: int) -> list[Path]:
-    """Delete all but the newest `keep` scheduled-style backups; returns what went.
-    Files named otherwise (copies people made by hand) are never touched."""
+    """Delete all but the newest `keep` scheduled-style backups, and the partial copies
+    of backups a killed process left; returns what went. Files named otherwise (copies
+    people made by hand) are never touched."""
     backups = sorted(p for p in directory.glob("bot-*.db") if _BACKUP_NAME.match(p.name))
     old = backups[: max(len(backups) - keep, 0)]
+    cutoff = time.time() - LEFTOVER_AGE
+    for path in directory.glob(".bot-*.db.tmp"):
+        with contextlib.suppress(FileNotFoundError):  # another rotation took it
+            if _BACKUP_NAME.match(path.name[1:-4]) and path.stat().st_mtime < cutoff:
+                old.append(path)
     for path in old:
         path.unlink(missing_ok=True)
     return old

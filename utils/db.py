@@ -281,7 +281,14 @@ class SqliteDatabase(Database):
         log.info("database ready at %s (schema version %d)", self.path, await self.version())
 
     async def _open(self) -> aiosqlite.Connection:
-        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        conn = aiosqlite.connect(self.path, isolation_level=None)
+        try:
+            await conn
+        except sqlite3.Error:
+            # aiosqlite stops its thread without waiting for it: were the loop closed first
+            # (the bot exits on this error), the thread would die printing a traceback.
+            await asyncio.to_thread(conn._thread.join, 5)
+            raise
         conn.row_factory = sqlite3.Row
         await _pragma(conn, f"busy_timeout={int(self._busy_timeout_ms)}")
         await _pragma(conn, "foreign_keys=ON")

@@ -11,12 +11,14 @@ import contextvars
 import json
 import logging
 import logging.handlers
+import sys
 import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from types import TracebackType
 
 REDACTED = "[redacted]"
 
@@ -72,7 +74,14 @@ class _RedactingFormatter(logging.Formatter):
 
     def __init__(self, fmt: str | None, secrets: Iterable[str]) -> None:
         super().__init__(fmt)
-        self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+        # Also as JSON spells them: JSON lines escape a quote or a backslash in a password.
+        spellings = {
+            spelling
+            for secret in secrets
+            if len(secret) >= 4
+            for spelling in (secret, json.dumps(secret, ensure_ascii=False)[1:-1])
+        }
+        self._secrets = sorted(spellings, key=len, reverse=True)
 
     def redact(self, text: str) -> str:
         for secret in self._secrets:
@@ -134,3 +143,17 @@ def setup_logging(
     root.setLevel(level)
     # discord.http logs every request at DEBUG; keep it one notch quieter than ours.
     logging.getLogger("discord.http").setLevel(max(logging.getLevelName(level), logging.INFO))
+    sys.excepthook = _log_uncaught
+
+
+def _log_uncaught(
+    kind: type[BaseException], error: BaseException, trace: TracebackType | None
+) -> None:
+    """A crash's traceback goes where every other line goes: redacted, into the log file,
+    one JSON object with LOG_FORMAT=json (Python would print it raw on stderr only)."""
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, error, trace)
+        return
+    logging.getLogger("bot").critical(
+        "stopped by an unexpected error", exc_info=(kind, error, trace)
+    )

@@ -15,10 +15,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from bot import Bot, run
 from config import Settings
 from tests.fakes.discord_server import FakeDiscord, FakeGuild
+from tests.fakes.local_http import LocalHTTPServer
 from tests.reliability.conftest import TOKEN, BotProcess
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
@@ -95,6 +97,17 @@ def busy_port() -> Iterator[int]:
         yield other.getsockname()[1]
 
 
+class DiscordOutage(LocalHTTPServer):
+    """Discord in an outage: every request gets Cloudflare's HTML page with a 503."""
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_route("*", "/{tail:.*}", self._down)
+
+    async def _down(self, request: web.Request) -> web.Response:
+        page = "<html><body>" + "503 Service Temporarily Unavailable " * 50 + "</body></html>"
+        return web.Response(status=503, text=page, content_type="text/html")
+
+
 @pytest.fixture
 def closed_port() -> Iterator[int]:
     """A port on 127.0.0.1 where connections are refused (held, so nobody takes it)."""
@@ -158,6 +171,67 @@ async def test_a_damaged_database_stops_the_start_with_one_line(
     assert "damaged" in line
     assert "scripts.db restore" in line
     assert TOKEN not in output
+
+
+async def test_a_database_the_bot_cannot_open_stops_the_start_with_one_line(
+    discord_fake: FakeDiscord, guild: FakeGuild, tmp_path: Path
+) -> None:
+    """Say an owner's mistake left DATA_DIR/bot.db unopenable (here: a directory)."""
+    data_dir = tmp_path / "data"
+    (data_dir / "bot.db").mkdir(parents=True)
+    bot = await BotProcess.launch(
+        discord_fake.url,
+        data_dir,
+        tmp_path / "bot.out",
+        DISCORD_TOKEN=TOKEN,
+        MEMORY_ENABLED="false",
+    )
+    output = await exited(bot)
+    assert bot.process.returncode == 1, output
+    assert "Traceback" not in output, output
+    [line] = error_lines(output)
+    assert f"cannot use the database {data_dir / 'bot.db'}" in line
+    assert "unable to open database file" in line
+    assert TOKEN not in output
+
+
+async def test_a_log_directory_the_bot_cannot_write_stops_the_start_with_one_line(
+    discord_fake: FakeDiscord, guild: FakeGuild, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "logs").write_text("a file where the bot keeps its logs\n")
+    bot = await BotProcess.launch(
+        discord_fake.url,
+        data_dir,
+        tmp_path / "bot.out",
+        DISCORD_TOKEN=TOKEN,
+        MEMORY_ENABLED="false",
+    )
+    output = await exited(bot)
+    assert bot.process.returncode == 1, output
+    assert output.strip().splitlines() == [
+        f"Cannot write the log in {data_dir / 'logs'}: File exists"
+    ]
+
+
+async def test_a_discord_outage_stops_the_start_with_one_line(tmp_path: Path) -> None:
+    async with DiscordOutage() as outage:
+        bot = await BotProcess.launch(
+            f"http://127.0.0.1:{outage.port}",
+            tmp_path / "data",
+            tmp_path / "bot.out",
+            DISCORD_TOKEN=TOKEN,
+            MEMORY_ENABLED="false",
+        )
+        output = await exited(bot)
+    assert bot.process.returncode == 1, output
+    assert "Traceback" not in output, output
+    [line] = error_lines(output)
+    assert line.endswith(
+        "Discord failed the start (HTTP 503); try again later (discordstatus.com)"
+    ), line
+    assert "<html>" not in output
 
 
 async def test_an_unreachable_discord_stops_the_start_with_one_line(

@@ -69,10 +69,59 @@ def test_other_invalid_values(name: str, value: str) -> None:
     assert name in error_line(DISCORD_TOKEN="t", **{name: value})
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("GEMINI_TIMEOUT", "inf", "GEMINI_TIMEOUT: Input should be a finite number"),
+        ("BACKUP_INTERVAL_HOURS", "infinity", "BACKUP_INTERVAL_HOURS: Input should be a finite"),
+        ("DATA_RETENTION_GRACE_DAYS", "inf", "DATA_RETENTION_GRACE_DAYS: Input should be a finite"),
+        ("AI_HISTORY_LIMIT", "1" + "0" * 20, "AI_HISTORY_LIMIT: Input should be less than or"),
+    ],
+)
+def test_an_endless_or_huge_number_is_refused_by_name(name: str, value: str, says: str) -> None:
+    """`GEMINI_TIMEOUT=inf` stopped the start with a traceback (OverflowError), and a
+    history limit past 64 bits failed every AI reply (a query parameter)."""
+    assert says in error_line(DISCORD_TOKEN="t", **{name: value})
+
+
+def test_values_pasted_with_spaces_or_a_newline_are_read_without_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DISCORD_TOKEN", " tok\n")
+    monkeypatch.setenv("GEMINI_API_KEY", "AIza-key\n")
+    monkeypatch.setenv("GEMINI_MODEL", " gemini-2.5-pro ")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:p@db/gembot\n")
+    settings = Settings(_env_file=None)
+    assert settings.discord_token.get_secret_value() == "tok"
+    assert settings.gemini_api_key is not None
+    assert settings.gemini_api_key.get_secret_value() == "AIza-key"
+    assert settings.gemini_model == "gemini-2.5-pro"
+    assert settings.database_url is not None
+    assert settings.database_url.get_secret_value() == "postgresql://u:p@db/gembot"
+
+
+@pytest.mark.parametrize("name", ["DISCORD_TOKEN", "GEMINI_API_KEY"])
+def test_a_key_of_only_spaces_is_refused_by_name(name: str) -> None:
+    line = error_line(**{"DISCORD_TOKEN": "t", name: "   "})
+    assert line.startswith(f"Configuration error: {name}: "), line
+
+
 def test_env_example_documents_every_setting() -> None:
     text = (ROOT / ".env.example").read_text()
     documented = set(re.findall(r"^([A-Z_]+)=", text, flags=re.MULTILINE))
     assert documented == {name.upper() for name in Settings.model_fields}
+
+
+@pytest.mark.parametrize("unit", ["gembot.service", "gembot@.service"])
+def test_the_systemd_units_give_the_embedding_model_a_writable_cache(unit: str) -> None:
+    """ProtectSystem=strict leaves only ReadWritePaths (and systemd's own directories)
+    writable: the default cache in the home directory was not, so the model's export
+    failed at every start and memory ran on PyTorch instead."""
+    lines = (ROOT / "scripts" / unit).read_text().splitlines()
+    options = [line.split("=", 1) for line in lines if "=" in line and not line.startswith("#")]
+    assert ["ProtectSystem", "strict"] in options
+    assert ["CacheDirectory", "gembot"] in options
+    assert ["Environment", "XDG_CACHE_HOME=%C/gembot"] in options
 
 
 def run_bot(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
@@ -102,6 +151,20 @@ def test_bot_exits_with_one_line(env: dict[str, str], expected: str, tmp_path: P
     assert expected in lines[0]
     assert "Traceback" not in result.stderr
     assert "hush-hush-secret" not in result.stderr + result.stdout
+
+
+def test_a_dotenv_saved_in_another_encoding_than_utf8_is_named_in_one_line(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / ".env").write_bytes(
+        "DISCORD_TOKEN=hush-hush-secret\nCOMMAND_PREFIX=§\n".encode("cp1252")
+    )
+    result = run_bot({}, tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == (
+        "Configuration error: .env is not UTF-8 text (line 2); save it as UTF-8\n"
+    )
+    assert "hush-hush-secret" not in result.stdout
 
 
 @pytest.mark.parametrize(

@@ -53,6 +53,11 @@ def run(data_dir: Path, *args: str) -> int:
     return main(["--data-dir", str(data_dir), *args])
 
 
+def files_of(directory: Path) -> dict[str, int]:
+    """Each file's name and inode: a file replaced under its name has another."""
+    return {path.name: path.stat().st_ino for path in directory.iterdir()}
+
+
 async def arun(data_dir: Path, *args: str) -> int:
     """The CLI from a test with a running loop (it runs its own)."""
     return await asyncio.to_thread(run, data_dir, *args)
@@ -230,6 +235,47 @@ def test_prune_needs_a_positive_number_of_days(
     assert "DAYS must be" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("days", ["1e6", "inf", "nan"])
+def test_prune_says_how_many_days_it_takes_at_most(
+    data_dir: Path, capsys: pytest.CaptureFixture[str], days: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        run(data_dir, "prune", "--older-than", days)
+    assert exit_info.value.code == 2
+    assert "DAYS must be more than 0 and less than 100000" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("guild", ["abc", "0", "-5", "99999999999999999999999"])
+async def test_export_of_something_that_is_no_server_id_is_bad_usage_in_one_line(
+    data_dir: Path, capsys: pytest.CaptureFixture[str], guild: str
+) -> None:
+    await (await open_db(data_dir)).close()
+    with pytest.raises(SystemExit) as exit_info:
+        await arun(data_dir, "export", "--guild", guild)
+    assert exit_info.value.code == 2
+    assert "ID must be a server id" in capsys.readouterr().err
+
+
+async def test_a_backup_onto_the_database_itself_is_refused_and_changes_nothing(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = await open_db(data_dir)
+    await ChatStore(db).add_turns(GUILD, 1, [Turn("user", 7, "alice", "kept")])
+    database = data_dir / "bot.db"
+    before = files_of(data_dir)
+    try:
+        for target in (database, Path(f"{database}-wal")):
+            assert await arun(data_dir, "backup", str(target)) == 1
+            assert capsys.readouterr().err == (
+                f"error: {target} is the database itself; give another file or a directory\n"
+            )
+        assert files_of(data_dir) == before
+        await ChatStore(db).add_turns(GUILD, 1, [Turn("user", 7, "alice", "still written")])
+    finally:
+        await db.close()
+    assert rows(database, "SELECT content FROM ai_messages") == [("kept",), ("still written",)]
+
+
 async def test_export_writes_one_guilds_data_as_json_lines(data_dir: Path) -> None:
     db = await open_db(data_dir)
     chat = ChatStore(db)
@@ -310,6 +356,21 @@ def test_rotation_keeps_the_newest_and_never_touches_other_files(tmp_path: Path)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [*names[4:], "my-own-copy.db", "replaced-20240101-000000.db"]
     )
+
+
+def test_rotation_removes_partial_copies_a_killed_backup_left_but_not_one_being_written(
+    tmp_path: Path,
+) -> None:
+    left = tmp_path / ".bot-20240101-120000.db.tmp"
+    writing = tmp_path / ".bot-20240102-120000.db.tmp"
+    other = tmp_path / ".my-notes.db.tmp"
+    for path in (left, writing, other):
+        path.write_bytes(b"x" * 1000)
+    two_hours_ago = time.time() - 7200
+    for path in (left, other):
+        os.utime(path, (two_hours_ago, two_hours_ago))
+    assert rotate_backups(tmp_path, keep=3) == [left]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([writing.name, other.name])
 
 
 @pytest.mark.parametrize("folder", ["a#b", "a?b", "a%41"])

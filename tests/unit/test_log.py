@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
@@ -17,8 +18,9 @@ from utils.log import REDACTED, current_request, setup_logging, start_request
 @pytest.fixture(autouse=True)
 def restore_root_logger() -> Iterator[None]:
     root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
+    handlers, level, excepthook = root.handlers[:], root.level, sys.excepthook
     yield
+    sys.excepthook = excepthook
     for handler in root.handlers[:]:
         root.removeHandler(handler)
         handler.close()
@@ -43,6 +45,34 @@ def test_json_lines_to_file_with_secrets_redacted(tmp_path: Path) -> None:
     assert entries[0]["message"] == f"connecting with {REDACTED}"
     assert entries[1]["level"] == "ERROR"
     assert "RuntimeError" in entries[1]["exception"]
+
+
+def test_json_lines_redact_a_secret_holding_quotes_and_backslashes(tmp_path: Path) -> None:
+    url = 'postgresql://gembot:pa"ss\\word@db/gembot'
+    setup_logging(level="INFO", fmt="json", log_dir=tmp_path, secrets=[url])
+    try:
+        raise ConnectionError(f"cannot connect to {url}")
+    except ConnectionError:
+        logging.getLogger("bot").exception("database %s is down", url)
+    [entry] = _json_lines(tmp_path)
+    assert entry["message"] == f"database {REDACTED} is down"
+    exception = str(entry["exception"])
+    assert url not in exception
+    assert f"cannot connect to {REDACTED}" in exception
+
+
+def test_a_crash_is_logged_as_json_into_the_file_with_secrets_redacted(tmp_path: Path) -> None:
+    """Python prints an uncaught exception raw on stderr: not in bot.log, not JSON, and
+    with whatever its message quotes."""
+    setup_logging(level="INFO", fmt="json", log_dir=tmp_path, secrets=["tok-SECRET-123"])
+    try:
+        raise RuntimeError("login with tok-SECRET-123 failed")
+    except RuntimeError:
+        sys.excepthook(*sys.exc_info())  # what the interpreter calls as the process ends
+    [entry] = _json_lines(tmp_path)
+    assert entry["level"] == "CRITICAL"
+    assert entry["message"] == "stopped by an unexpected error"
+    assert f"RuntimeError: login with {REDACTED} failed" in str(entry["exception"])
 
 
 def test_text_format_and_level(tmp_path: Path) -> None:
