@@ -71,8 +71,13 @@ def validate_prefix(prefix: str) -> str:
     prefix = prefix.strip()
     if not 1 <= len(prefix) <= 5:
         raise BotError("A prefix must be 1 to 5 characters.")
-    if any(ch.isspace() for ch in prefix) or any(ch in prefix for ch in "@<>`\\"):
-        raise BotError("A prefix can't contain spaces, mentions or the characters @ < > ` \\.")
+    # Invisible characters (zero-width, controls, NUL) would make a prefix nobody can see
+    # or type; NUL is also stored differently by SQLite and PostgreSQL.
+    if not prefix.isprintable() or any(ch.isspace() or ch in "@<>`\\" for ch in prefix):
+        raise BotError(
+            "A prefix can't contain spaces, invisible characters, mentions"
+            " or the characters @ < > ` \\."
+        )
     return prefix
 
 
@@ -139,7 +144,11 @@ class Admin(commands.Cog):
         """List the commands, or explain one."""
         prefix = self.bot.guild_settings.prefix(ctx.guild.id if ctx.guild else None)
         if command:
-            found = self._command_named(command.strip().removeprefix(prefix).removeprefix("/"))
+            asked = command.strip()
+            # As typed first: a prefix may start a command's name (prefix `s`, `help stats`).
+            found = self._command_named(asked) or self._command_named(
+                asked.removeprefix(prefix).removeprefix("/")
+            )
             if found is None:
                 raise BotError(f"No command called `{truncate(command, ECHO_LIMIT)}`.")
             usage = f"{prefix}{found.qualified_name} {found.signature}".strip()

@@ -67,7 +67,9 @@ def user_message(error: BaseException) -> str | None:
             return "You can't use this command here."
         case commands.DisabledCommand():
             return "This command is disabled."
-        case app_commands.CommandNotFound():  # Discord still lists one the bot no longer has
+        # Discord still has a command the bot no longer has, or an older form of it (other
+        # options, a command now a group) until the next sync.
+        case app_commands.CommandNotFound() | app_commands.CommandSignatureMismatch():
             return "That command isn't available right now."
         case discord.Forbidden():
             return "I'm missing a permission for that here."

@@ -76,12 +76,15 @@ class MemoryPages(discord.ui.View):
     """Pages of one person's memories; only they can turn them. Each page is counted
     and read afresh (a memory may have been forgotten meanwhile)."""
 
-    def __init__(self, service: MemoryService, scope: Scope, user_id: int, page: int) -> None:
+    def __init__(
+        self, service: MemoryService, scope: Scope, user_id: int, page: int, where: str
+    ) -> None:
         super().__init__(timeout=180)
         self.service = service
         self.scope = scope
         self.user_id = user_id
         self.page = page
+        self.where = where  # the place, as the title names it
         self.message: discord.Message | None = None
 
     async def embed(self) -> discord.Embed:
@@ -92,10 +95,9 @@ class MemoryPages(discord.ui.View):
         memories = await self.service.memories_of(
             self.scope, self.user_id, offset=(self.page - 1) * PAGE_SIZE, limit=PAGE_SIZE
         )
-        where = "in our DMs" if self.scope.kind == "dm" else "in this server"
         now = time.time()
         embed = discord.Embed(
-            title=f"What I remember about you {where}",
+            title=f"What I remember about you {self.where}",
             description="\n".join(_line(m, now) for m in memories) or "Nothing on this page.",
             colour=discord.Colour.blurple(),
         )
@@ -175,7 +177,9 @@ class MemoryCog(commands.Cog, name="Memory"):
         if not await service.count_of(scope, ctx.author.id):
             await ctx.send("I don't remember anything about you here yet.", ephemeral=True)
             return
-        view = MemoryPages(service, scope, ctx.author.id, page)
+        # The prefix form's list goes to DMs, where "this server" would name nothing.
+        where = f"in {ctx.guild.name}" if ctx.guild else "in our DMs"
+        view = MemoryPages(service, scope, ctx.author.id, page, where)
         embed = await view.embed()
         if ctx.interaction is None and ctx.guild is not None:
             try:
@@ -208,14 +212,15 @@ class MemoryCog(commands.Cog, name="Memory"):
         return await self.service.add_fact(scope_of(guild, user), user.id, user.display_name, fact)
 
     # ignore_extra=False: a member name that does not resolve must not be dropped, or
-    # `!memory forget all bobby_typo` would forget the asker's own memories.
+    # `!memory forget all bobby_typo` would forget the asker's own memories. A user, not
+    # a member: what is remembered about someone who left the server can go too.
     @memory_group.command(name="forget", ignore_extra=False)
     @app_commands.describe(
         target="A memory number from /memory show, or `all`",
-        user="Forget this member's memories instead of yours (Manage Server)",
+        user="Forget this person's memories instead of yours (Manage Server)",
     )
     async def memory_forget(
-        self, ctx: Context, target: str, user: discord.Member | None = None
+        self, ctx: Context, target: str, user: discord.User | None = None
     ) -> None:
         """Delete one of your memories here, or all of them."""
         subject = user or ctx.author

@@ -408,6 +408,25 @@ async def test_forget_with_a_member_it_cannot_find_forgets_nothing(
     assert await bot.memory.count_of(Scope("guild", guild.id), owner.id) == 1
 
 
+async def test_a_manager_can_forget_what_is_remembered_about_someone_who_left(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+) -> None:
+    """Whoever left can no longer ask here themselves: Manage Server can, for them."""
+    bot = await start_bot(make_settings(memory_enabled=True, embedding_model="hashing"))
+    gone = discord_fake.add_user("gone")  # not a member (any more)
+    assert bot.memory is not None
+    here = Scope("guild", guild.id)
+    await bot.memory.add_fact(here, gone.id, "gone", "I live at 12 Elm Street")
+    removed = await slash(
+        discord_fake, guild.text, discord_fake.owner, "forget", target="all", user=gone
+    )
+    assert removed["content"] == "Forgot 1 memory about gone here."
+    assert await bot.memory.count_of(here, gone.id) == 0
+
+
 async def test_forget_explains_a_number_it_cannot_use(
     discord_fake: FakeDiscord,
     guild: FakeGuild,
@@ -439,6 +458,7 @@ async def test_prefix_show_in_a_server_goes_to_dms(
     dm = discord_fake.open_dm(member)
     listing = await discord_fake.wait_for_message(dm, predicate=lambda m: m.embeds)
     assert "my locker code is 4711" in listing.embeds[0]["description"]
+    assert listing.embeds[0]["title"] == f"What I remember about you in {guild.name}"
 
 
 class BotProcess:
