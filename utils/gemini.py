@@ -212,16 +212,18 @@ class GeminiProvider:
         *,
         system: str | None = None,
         model: str | None = None,
+        safety: str | None = None,
         schema: types.SchemaDict | None = None,
         tools: list[types.ToolDict] | None = None,
         max_output_tokens: int | None = None,
     ) -> Reply:
-        """A whole reply at once (for summaries and background work); with `schema`,
-        the reply is JSON text of that shape (structured output); `tools` may be Google's
-        own (search, URL context), whose sources end up in `reply.sources`;
-        `max_output_tokens` bounds what the model writes (thinking included)."""
+        """A whole reply at once (for summaries and background work); `safety` as in
+        `stream`; with `schema`, the reply is JSON text of that shape (structured output);
+        `tools` may be Google's own (search, URL context), whose sources end up in
+        `reply.sources`; `max_output_tokens` bounds what the model writes (thinking
+        included)."""
         reply = Reply()
-        config = _config(system, None, schema, tools=tools, max_output_tokens=max_output_tokens)
+        config = _config(system, safety, schema, tools=tools, max_output_tokens=max_output_tokens)
 
         async def request(name: str) -> types.GenerateContentResponse:
             return await self.client.aio.models.generate_content(

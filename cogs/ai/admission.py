@@ -4,6 +4,7 @@ rate limits; and the short notices that say why not, each at most once per inter
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable, Hashable
 from typing import TYPE_CHECKING
 
@@ -40,12 +41,12 @@ class Admission:
             return None, (
                 f"That message is too long for me: {len(text)} characters (the limit is {limit})."
             )
-        wait = max(self.user_limits.peek(user_id), self.channel_limits.peek(channel_id))
-        if wait > 0:
+        mine, everyone = self.user_limits.peek(user_id), self.channel_limits.peek(channel_id)
+        if mine or everyone:
             self.metrics.ai_outcome("rate_limited")
-            return ("rate", user_id), (
-                f"You're sending messages faster than I can answer; try again in {wait:.0f} s."
-            )
+            seconds = math.ceil(max(mine, everyone))  # never "try again in 0 s"
+            who = "You're sending messages" if mine >= everyone else "Messages here are coming"
+            return ("rate", user_id), f"{who} faster than I can answer; try again in {seconds} s."
         self.user_limits.acquire(user_id)
         self.channel_limits.acquire(channel_id)
         return None

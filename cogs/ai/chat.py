@@ -30,10 +30,11 @@ from cogs.ai.prompting import (
     summary_request,
     system_instruction,
 )
-from cogs.ai.records import Turn
+from cogs.ai.records import ChannelPrefs, Turn
 from cogs.ai.store import ChatStore
 from cogs.ai.streaming import ReplyCutOff, Sink, Splitter, stream_reply
 from cogs.ai.tools.toolbox import Toolbox, footer
+from utils.db import DB_ERRORS
 from utils.errors import BotError
 from utils.gemini import GeminiProvider
 from utils.gemini_replies import AIError, AIUnavailableError, Reply, Usage
@@ -56,6 +57,7 @@ class Place:
     guild_id: int | None
     channel_id: int
     description: str  # e.g. "the #general channel of the server Foo"
+    parent_id: int | None = None  # of a thread (or forum post): the channel it is in
 
 
 class _Exchange:
@@ -143,7 +145,7 @@ class ChatEngine:
         context = await self.store.context(
             place.guild_id, place.channel_id, reserve=estimate_tokens(user.text)
         )
-        prefs, history = context.prefs, context.turns
+        prefs, history = await self._within(place, context.prefs), context.turns
         # Long-term memory: what this guild (or this person's DMs) said before, if relevant.
         scope = Scope.of(place.guild_id, author_id)
         recalled: list[Recalled] = []
@@ -200,7 +202,7 @@ class ChatEngine:
             self.memory.index_turns(scope, place.channel_id, exchange.turns)
         await self._count(place.guild_id, reply.usage)
         if context.overflow:
-            self.summarise_later(place.guild_id, place.channel_id)
+            self.summarise_later(place)
         if cut_off is not None:
             raise cut_off
         return reply
@@ -249,32 +251,41 @@ class ChatEngine:
         if tail := footer(toolbox.notes if toolbox is not None else [], reply.sources):
             yield tail
 
-    def summarise_later(self, guild_id: int | None, channel_id: int) -> None:
+    async def _within(self, place: Place, prefs: ChannelPrefs) -> ChannelPrefs:
+        """The preferences a reply in `place` follows: a thread's own, and for what it
+        leaves unset, its channel's."""
+        if place.parent_id is None:
+            return prefs
+        return prefs.within(await self.store.channel(place.parent_id))
+
+    def summarise_later(self, place: Place) -> None:
         """Summarise the turns that no longer fit, in the background, once at a time."""
+        channel_id = place.channel_id
         if channel_id in self._summaries:
             return
-        task = asyncio.create_task(self._summarise_quietly(guild_id, channel_id))
+        task = asyncio.create_task(self._summarise_quietly(place))
         self._summaries[channel_id] = task
         task.add_done_callback(lambda _: self._summaries.pop(channel_id, None))
 
-    async def _summarise_quietly(self, guild_id: int | None, channel_id: int) -> None:
+    async def _summarise_quietly(self, place: Place) -> None:
         try:
-            await self.summarise(guild_id, channel_id)
+            await self.summarise(place)
         except BotError as error:
-            log.warning("summary of channel %s failed: %s", channel_id, error)
+            log.warning("summary of channel %s failed: %s", place.channel_id, error)
+        except DB_ERRORS:  # nobody awaits this task: the log is all that hears of it
+            log.exception("summary of channel %s could not be read or stored", place.channel_id)
 
-    async def summarise(
-        self, guild_id: int | None, channel_id: int, *, everything: bool = False
-    ) -> bool:
+    async def summarise(self, place: Place, *, everything: bool = False) -> bool:
         """Fold older turns into the channel summary; False when there was nothing to fold.
 
         Normally only the turns outside the context budget are folded; `everything`
         folds all but the last exchange (for `/ai summarize`).
         """
+        guild_id, channel_id = place.guild_id, place.channel_id
         context = await self.store.context(
             guild_id, channel_id, reserve=self.store.context_tokens // 2
         )
-        prefs, kept = context.prefs, context.turns
+        prefs, kept = await self._within(place, context.prefs), context.turns
         pending = await self.store.turns(channel_id, after_id=prefs.summary_upto)
         if everything:
             kept = pending[-2:]
@@ -282,8 +293,10 @@ class ChatEngine:
         older = [t for t in pending if cutoff is None or t.id < cutoff]
         if not older:
             return False
+        # The channel's safety level: a summary of what its replies may say must not be
+        # blocked by a stricter filter (else every reply asks for it again, and in vain).
         result = await self.provider.generate(
-            summary_request(prefs.summary, older), system=SUMMARY_INSTRUCTION
+            summary_request(prefs.summary, older), system=SUMMARY_INSTRUCTION, safety=prefs.safety
         )
         await self._count(guild_id, result.usage)
         if stopped := result.stopped():  # a summary cut short would lose what it leaves out

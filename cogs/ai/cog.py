@@ -18,11 +18,12 @@ from cogs.ai.chat import ChatEngine
 from cogs.ai.directors import Direction
 from cogs.ai.dispatch import ChannelDispatcher
 from cogs.ai.personas import SHIPPED_DIR, Persona, load_personas
-from cogs.ai.prompting import Attachment, UserInput, note_of
+from cogs.ai.prompting import UserInput
 from cogs.ai.replies import (
     ContextSink,
     finish_unfinished,
     measured,
+    notes_of,
     place_of,
     say_dropped,
     show_typing,
@@ -46,9 +47,11 @@ log = logging.getLogger(__name__)
 Context = commands.Context["Bot"]
 
 NOT_CONFIGURED = "AI is not configured on this bot (the owner has not set GEMINI_API_KEY)."
+DMS_OFF = "I don't chat in direct messages on this bot; mention me in a server instead."
 SORRY = "Sorry, something went wrong on my side; please try again."
 SHUTDOWN_GRACE = 3.0  # seconds replies in progress get to finish (and be stored) at shutdown
 UNFINISHED_LIMIT = 100  # replies left marked as being written that one start finalises
+SAID = (discord.MessageType.default, discord.MessageType.reply)  # what people write, not system
 
 
 def spoken(content: str, bot_id: int) -> str:
@@ -127,12 +130,15 @@ class AI(commands.Cog):
     # Deciding to answer
 
     def addressed(self, message: discord.Message) -> bool:
-        """Whether a message asks the AI for a reply (before checking it is a command)."""
+        """Whether a message asks the AI for a reply (before checking it is a command);
+        every DM does (it is answered, or told that DMs are off)."""
         me = self.bot.user
         if message.author.bot or message.webhook_id is not None or me is None:
             return False
+        if message.type not in SAID:
+            return False  # "started a thread: <name>", "pinned a message", a join, a boost...
         if message.guild is None:
-            return self.bot.settings.ai_dm_enabled
+            return True
         if me in message.mentions or self.bot.directors.of(message.channel.id) is not None:
             return True
         resolved = message.reference.resolved if message.reference else None
@@ -150,6 +156,9 @@ class AI(commands.Cog):
             return  # a command, handled by the command framework
         if self.engine is None:
             await self.admission.notice(("config", message.channel.id), ctx.reply, NOT_CONFIGURED)
+            return
+        if message.guild is None and not self.bot.settings.ai_dm_enabled:
+            await self.admission.notice(("dm", message.author.id), ctx.reply, DMS_OFF)
             return
         text = spoken(message.content, ctx.me.id)
         problem = self.admission.check(text, message.author.id, message.channel.id)
@@ -181,12 +190,9 @@ class AI(commands.Cog):
         await self._forget_deleted(payload.channel_id, payload.message_ids)
 
     def _said(self, message: discord.Message, text: str) -> str:
-        """What the history holds of `message` saying `text`: with its attachments' notes."""
-        notes = [
-            note_of(Attachment(item.filename, item.content_type or "", item.size))
-            for item in message.attachments
-        ]
-        return UserInput(message.author.display_name, text, notes=notes).stored_text
+        """What the history holds of `message` saying `text`: with the notes of its
+        attachments and stickers."""
+        return UserInput(message.author.display_name, text, notes=notes_of(message)).stored_text
 
     @commands.Cog.listener()
     async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
@@ -194,8 +200,12 @@ class AI(commands.Cog):
         memories that hold what it first said are forgotten."""
         me = self.bot.user
         message = payload.message
-        if me is None or message.author.id == me.id or "content" not in payload.data:
-            return  # the bot's own edits (replies as they grow) are stored as they are made
+        if me is None or message.author.bot or message.webhook_id is not None:
+            # The bot's own edits (replies as they grow) are stored as they are made, and no
+            # other bot's or webhook's message is ever answered: the history can't hold it.
+            return
+        if "content" not in payload.data:
+            return
         ctx = await self.bot.get_context(message)
         if not ctx.valid:
             text = spoken(message.content, me.id)
@@ -330,6 +340,8 @@ class AI(commands.Cog):
         """Talk to the AI in this channel."""
         if self.engine is None:
             raise BotError(NOT_CONFIGURED)
+        if place_of(ctx).guild_id is None and not self.bot.settings.ai_dm_enabled:
+            raise BotError(DMS_OFF)
         problem = self.admission.check(prompt, ctx.author.id, ctx.channel.id)
         if problem is not None:
             raise BotError(problem[1])

@@ -6,6 +6,7 @@ A reply that stopped early says why (`incomplete`: restart, safety, length, ...)
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from cogs.ai.records import Turn
@@ -43,3 +44,22 @@ def to_jsonl(turns: list[Turn]) -> str:
         + "\n"
         for turn in turns
     )
+
+
+def newest_that_fit(
+    turns: list[Turn], render: Callable[[list[Turn]], str], limit: int
+) -> tuple[bytes, int]:
+    """The file of the newest turns whose rendering fits `limit` bytes (Discord's upload
+    limit), and how many turns it holds (0: not even the newest one fits)."""
+    data = render(turns).encode()
+    if len(data) <= limit:
+        return data, len(turns)
+    low, high = 1, len(turns)  # the earliest first turn to keep that fits: in [low, high]
+    while low < high:
+        middle = (low + high) // 2
+        if len(render(turns[middle:]).encode()) <= limit:
+            high = middle
+        else:
+            low = middle + 1
+    kept = turns[low:]
+    return (render(kept).encode() if kept else b""), len(kept)

@@ -5,6 +5,7 @@ the new message. Everything the model reads is rendered here; a turn is written 
 from __future__ import annotations
 
 import asyncio
+import codecs
 import io
 from dataclasses import dataclass, field
 from pathlib import PurePath
@@ -44,6 +45,9 @@ TEXT_SUFFIXES = {
     ".go",
 }
 TEXT_LIMIT = 100_000
+INLINE_LIMIT = 15_000_000
+"""Bytes of files one message may send the model: Gemini takes requests of up to 20 MB,
+and base64 makes files a third larger (this also bounds what one reply holds in memory)."""
 RECENT_TURNS = 2  # history turns sent as separate contents; older ones go in one part
 
 MEMORY_HEADER = (
@@ -134,8 +138,21 @@ def note_of(attachment: Attachment) -> str:
     return f"[unsupported attachment: {attachment.filename}]"
 
 
-async def attachment_part(attachment: Attachment) -> tuple[types.PartDict, str]:
-    """The model part for a downloaded attachment, and the note kept in history."""
+def sticker_note(name: str) -> str:
+    """How the model and the history note a sticker (the model sees only its name)."""
+    return f"[sticker: {name}]"
+
+
+def decoded(data: bytes) -> str:
+    """A text file's text: UTF-8, or UTF-16 when it starts with a byte-order mark (Windows
+    tools write that); bytes that don't decode become U+FFFD."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return data.decode("utf-16", errors="replace")
+    return data.decode("utf-8-sig", errors="replace")
+
+
+async def attachment_part(attachment: Attachment) -> types.PartDict:
+    """The model part for a downloaded attachment."""
     kind = attachment.content_type.split(";")[0].strip().lower()
     if kind == "image/gif":
         png = await asyncio.to_thread(_first_frame_png, attachment.data, attachment.filename)
@@ -143,9 +160,9 @@ async def attachment_part(attachment: Attachment) -> tuple[types.PartDict, str]:
     elif kind in IMAGE_TYPES:
         part = inline_part(attachment.data, kind)
     else:
-        text = attachment.data.decode("utf-8", errors="replace")
+        text = decoded(attachment.data)
         part = text_part(f"[file {attachment.filename}]\n```\n{text}\n```")
-    return part, note_of(attachment)
+    return part
 
 
 def text_part(text: str) -> types.PartDict:
@@ -212,7 +229,8 @@ def build_contents(
         if turn.role == "user":
             line = render_turn(turn.role, turn.author_name, line)
         entries.append((turn.role, [text_part(line)]))
-    said = render_turn("user", new.author_name, new.text)
+    # With the notes, so the model knows of what it can't see (a PDF, a sticker).
+    said = render_turn("user", new.author_name, new.stored_text)
     entries.append(("user", [text_part(said), *new.parts]))
     contents: list[types.ContentDict] = []
     joined: list[types.PartDict] = []

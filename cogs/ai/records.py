@@ -4,7 +4,7 @@ and `Tail`, a channel's newest turns as `cogs.ai.store.ChatStore` keeps them in 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Literal
 
 Role = Literal["user", "model"]
@@ -57,6 +57,16 @@ class ChannelPrefs:
     summary: str | None = None
     summary_upto: int = 0
     safety: str | None = None
+
+    def within(self, parent: ChannelPrefs) -> ChannelPrefs:
+        """A thread's preferences: the persona, prompt and safety level it leaves unset are
+        its channel's (`parent`), so a thread keeps the rules of the channel it is in."""
+        return replace(
+            self,
+            persona=self.persona or parent.persona,
+            system_prompt=self.system_prompt or parent.system_prompt,
+            safety=self.safety or parent.safety,
+        )
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,13 @@ from discord.ext import commands
 
 from cogs.ai.chat import Place
 from cogs.ai.prompting import (
+    INLINE_LIMIT,
     Attachment,
     UserInput,
     attachment_part,
     check_attachment,
     note_of,
+    sticker_note,
 )
 from cogs.ai.records import Unfinished
 from cogs.ai.streaming import RESTART, ReplyCutOff, after_crash
@@ -101,24 +103,41 @@ def place_of(ctx: Context) -> Place:
         description = f'the #{name} channel of the Discord server "{guild.name if guild else "?"}"'
     # A slash command of a user-installed app may come from a guild the bot is not in.
     guild_id = ctx.interaction.guild_id if ctx.interaction else ctx.guild and ctx.guild.id
-    return Place(guild_id, channel.id, description)
+    parent_id = channel.parent_id if isinstance(channel, discord.Thread) else None
+    return Place(guild_id, channel.id, description, parent_id)
+
+
+def notes_of(message: discord.Message) -> list[str]:
+    """What the model and the history read of a message's attachments and stickers: a
+    note each (the content of those the model can read goes beside it)."""
+    notes = [
+        note_of(Attachment(item.filename, item.content_type or "", item.size))
+        for item in message.attachments
+    ]
+    return notes + [sticker_note(sticker.name) for sticker in message.stickers]
 
 
 async def user_input(ctx: Context, text: str, max_attachment_bytes: int) -> UserInput:
-    """What the person sent: their text and the attachments the model can read."""
+    """What the person sent: their text, notes of what they attached, and the attachments
+    the model can read."""
     user = UserInput(author_name=ctx.author.display_name, text=text)
-    for item in ctx.message.attachments if ctx.interaction is None else []:
-        attachment = Attachment(item.filename, item.content_type or "", item.size)
-        if not check_attachment(attachment, max_attachment_bytes):
-            user.notes.append(note_of(attachment))
-            continue
+    if ctx.interaction is not None:
+        return user
+    user.notes = notes_of(ctx.message)
+    attached = [
+        (item, Attachment(item.filename, item.content_type or "", item.size))
+        for item in ctx.message.attachments
+    ]
+    readable = [(item, a) for item, a in attached if check_attachment(a, max_attachment_bytes)]
+    if sum(attachment.size for _, attachment in readable) > INLINE_LIMIT:
+        limit = INLINE_LIMIT // 1_000_000
+        raise BotError(f"The files of one message can be at most {limit} MB together for me.")
+    for item, attachment in readable:
         try:
             attachment.data = await asyncio.wait_for(item.read(), ATTACHMENT_TIMEOUT)
         except (discord.HTTPException, aiohttp.ClientError, TimeoutError) as error:
             raise BotError(f"I couldn't download `{item.filename}`.") from error
-        part, note = await attachment_part(attachment)
-        user.parts.append(part)
-        user.notes.append(note)
+        user.parts.append(await attachment_part(attachment))
     return user
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
+from functools import partial
 from typing import TYPE_CHECKING, Literal
 
 import discord
@@ -11,14 +13,15 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs.ai.cog import AI, NOT_CONFIGURED
-from cogs.ai.export import to_jsonl, to_markdown
+from cogs.ai.export import newest_that_fit, to_jsonl, to_markdown
 from cogs.ai.personas import Persona, choose_persona
-from cogs.ai.replies import NO_PINGS
+from cogs.ai.records import ChannelPrefs
+from cogs.ai.replies import NO_PINGS, place_of
 from cogs.ai.tools.settings import audit_embed, families, tools_embed
 from utils.checks import costly, dm_or_guild_permissions, guild_permissions, readable
 from utils.commands import list_subcommands
 from utils.errors import BotError
-from utils.text import ECHO_LIMIT, truncate
+from utils.text import ECHO_LIMIT, split_message, truncate
 from utils.tools import SWITCHABLE, Family
 
 if TYPE_CHECKING:
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
 Context = commands.Context["Bot"]
 
 _MODEL_NAME = re.compile(r"^[\w.\-/]{1,64}$")
+MIB = 1024 * 1024
 
 
 async def _reads_history(ctx: Context) -> bool:
@@ -36,6 +40,13 @@ async def _reads_history(ctx: Context) -> bool:
     if can_read is not None and not can_read(ctx.channel.id):
         raise commands.MissingPermissions(["read_message_history"])
     return True
+
+
+def upload_limit(ctx: Context) -> int:
+    """The largest file the bot may send here, in bytes."""
+    if ctx.interaction is not None:
+        return ctx.interaction.filesize_limit
+    return ctx.guild.filesize_limit if ctx.guild else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
 
 
 class AISettings(commands.Cog, name="AI settings"):
@@ -83,7 +94,9 @@ class AISettings(commands.Cog, name="AI settings"):
         await self.bot.chats.update_channel(
             ctx.guild.id, ctx.channel.id, safety=None if level == "default" else level
         )
-        if level == "default":
+        if level == "default" and isinstance(ctx.channel, discord.Thread):
+            await ctx.send("This thread uses the safety filter of its channel.")
+        elif level == "default":
             await ctx.send("This channel uses Google's default safety filter.")
         elif level == "off":
             await ctx.send("The safety filter is off in this channel.")
@@ -97,7 +110,7 @@ class AISettings(commands.Cog, name="AI settings"):
         """Show the model, persona, history and usage for this channel."""
         guild_id = ctx.guild.id if ctx.guild else None
         context = await self.bot.chats.context(guild_id, ctx.channel.id)
-        prefs = context.prefs
+        prefs = await self._prefs(ctx)
         embed = discord.Embed(title="AI status", colour=discord.Colour.blurple())
         if self.chat.engine is None:
             embed.description = NOT_CONFIGURED
@@ -114,8 +127,9 @@ class AISettings(commands.Cog, name="AI settings"):
             name="History", value=f"{await self.bot.chats.count(ctx.channel.id)} messages"
         )
         embed.add_field(name="Summary", value="yes" if prefs.summary else "no")
-        tokens = await self.bot.usage.tokens_today(guild_id or 0)
-        embed.add_field(name="Tokens today", value=f"{tokens:,}")
+        if guild_id is not None:  # DMs are counted together: not one person's to see
+            tokens = await self.bot.usage.tokens_today(guild_id)
+            embed.add_field(name="Tokens today", value=f"{tokens:,}")
         await ctx.send(embed=embed, ephemeral=True)
 
     @ai_group.command(name="tools")
@@ -176,17 +190,28 @@ class AISettings(commands.Cog, name="AI settings"):
         self, ctx: Context, format: Literal["markdown", "jsonl"] = "markdown"
     ) -> None:
         """Download this channel's conversation as a file (Read Message History)."""
+        await ctx.defer(ephemeral=True)  # a long history takes a while to read and render
         turns = await self.bot.chats.turns(ctx.channel.id)
         if not turns:
             raise BotError("There is no conversation to export in this channel yet.")
         name = getattr(ctx.channel, "name", None) or "dm"
         if format == "jsonl":
-            data, filename = to_jsonl(turns), f"conversation-{ctx.channel.id}.jsonl"
+            render, filename = to_jsonl, f"conversation-{ctx.channel.id}.jsonl"
         else:
-            data = to_markdown(turns, f"Conversation in #{name}")
+            render = partial(to_markdown, title=f"Conversation in #{name}")
             filename = f"conversation-{ctx.channel.id}.md"
-        file = discord.File(io.BytesIO(data.encode()), filename=filename)
-        await ctx.send(f"{len(turns)} messages.", file=file, ephemeral=True)
+        limit = upload_limit(ctx)
+        data, kept = await asyncio.to_thread(newest_that_fit, turns, render, limit)
+        if not kept:
+            raise BotError("The newest message here is too large to send as a file.")
+        said = f"{kept} messages."
+        if kept < len(turns):
+            said = (
+                f"The newest {kept} of {len(turns)} messages "
+                f"(a file here can be at most {limit / MIB:.0f} MiB)."
+            )
+        file = discord.File(io.BytesIO(data), filename=filename)
+        await ctx.send(said, file=file, ephemeral=True)
 
     @ai_group.command(name="summarize", aliases=["summarise"])
     @costly(2, 60)
@@ -196,8 +221,7 @@ class AISettings(commands.Cog, name="AI settings"):
         if self.chat.engine is None:
             raise BotError(NOT_CONFIGURED)
         await ctx.defer()
-        guild_id = ctx.guild.id if ctx.guild else None
-        if await self.chat.engine.summarise(guild_id, ctx.channel.id, everything=True):
+        if await self.chat.engine.summarise(place_of(ctx), everything=True):
             summary = (await self.bot.chats.channel(ctx.channel.id)).summary or ""
             await ctx.send(
                 f"Summary updated:\n>>> {truncate(summary, 1800)}", allowed_mentions=NO_PINGS
@@ -215,17 +239,25 @@ class AISettings(commands.Cog, name="AI settings"):
     async def ai_persona_list(self, ctx: Context) -> None:
         """List the available personas."""
         lines = [f"`{p.name}`: **{p.title}**, {p.description}" for p in self.chat.personas.values()]
-        await ctx.send(truncate("\n".join(lines), 2000), ephemeral=True)
+        for chunk in split_message("\n".join(lines)):  # all of them, over several messages
+            await ctx.send(chunk, ephemeral=True)
 
     @ai_persona.command(name="show")
     async def ai_persona_show(self, ctx: Context) -> None:
         """Show this channel's persona."""
-        prefs = await self.bot.chats.channel(ctx.channel.id)
+        prefs = await self._prefs(ctx)
         persona = self._persona(prefs.persona)
         note = "\nA custom prompt set with `/ai prompt` replaces it." if prefs.system_prompt else ""
         await ctx.send(
             f"**{persona.title}** (`{persona.name}`): {persona.description}{note}", ephemeral=True
         )
+
+    async def _prefs(self, ctx: Context) -> ChannelPrefs:
+        """The preferences replies here follow (a thread's unset ones are its channel's)."""
+        prefs = await self.bot.chats.channel(ctx.channel.id)
+        if isinstance(ctx.channel, discord.Thread):
+            prefs = prefs.within(await self.bot.chats.channel(ctx.channel.parent_id))
+        return prefs
 
     def _persona(self, name: str | None) -> Persona:
         return choose_persona(self.chat.personas, name, self.bot.settings.ai_default_persona)

@@ -21,6 +21,7 @@ import pytest
 from PIL import Image
 
 from cogs.ai.cog import SHUTDOWN_GRACE
+from cogs.ai.records import Turn
 from cogs.ai.streaming import FINALISE_TIMEOUT
 from config import Settings
 from tests.conftest import BASIC, StartBot, eventually
@@ -1332,7 +1333,8 @@ async def test_export_markdown(
     gemini_fake.reply(["Tulips need ", "cold winters", ""], finish_reason="MAX_TOKENS")
     bot = await start_bot(ai_settings())
     empty = await discord_fake.invoke_slash(guild.text, member, "ai", subcommand="export")
-    assert "no conversation to export" in (await empty.wait_response())["data"]["content"]
+    (nothing,) = await discord_fake.wait_for(lambda: empty.followups)
+    assert "no conversation to export" in nothing.content
     await ask(discord_fake, guild.text, member, "roses?")
     await ask(discord_fake, guild.text, member, "tulips?")
     await eventually(
@@ -1348,8 +1350,9 @@ async def test_export_markdown(
     interaction = await discord_fake.invoke_slash(
         guild.text, member, "ai", {"format": "markdown"}, subcommand="export"
     )
-    await interaction.wait_response()
+    assert (await interaction.wait_response())["type"] == 5, "deferred before reading"
     assert interaction.ephemeral, "only the asker sees it"
+    await discord_fake.wait_for(lambda: interaction.followups)
     assert interaction.original.content == "4 messages."
     (file,) = interaction.original.attachments
     assert file.filename == f"conversation-{guild.text.id}.md"
@@ -1413,7 +1416,7 @@ async def test_export_needs_read_message_history_in_the_channel(
 
     refusal = "You need the Read Message History permission to do that."
     denied = await discord_fake.invoke_slash(guild.text, member, "ai", subcommand="export")
-    assert (await denied.wait_response())["data"]["content"] == refusal
+    assert (await denied.wait_response())["data"]["content"] == refusal  # refused at once
     assert not denied.original.attachments
     shown = len(discord_fake.messages_in(guild.text))
     await discord_fake.send_message(guild.text, member, "!ai export")
@@ -1423,7 +1426,7 @@ async def test_export_needs_read_message_history_in_the_channel(
     allowed = await discord_fake.invoke_slash(
         guild.text, discord_fake.owner, "ai", subcommand="export"
     )
-    await allowed.wait_response()
+    await discord_fake.wait_for(lambda: allowed.followups)
     assert allowed.original.content == "2 messages."
     assert "the plans" in allowed.original.attachments[0].data.decode()
 
@@ -1491,3 +1494,276 @@ async def test_a_reload_tells_those_still_waiting_to_ask_again(
     assert slash.original is not None and slash.original.content == notice
     assert streaming.content == "Once upon a time, the end.", "the running reply finished"
     assert [r.last_user_text for r in gemini_fake.requests] == ["alice: a story"]
+
+
+async def test_system_messages_in_an_auto_respond_channel_get_no_reply(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    gemini_fake.default = lambda request: "ok " + request.last_user_text.rsplit(": ", 1)[-1]
+    await start_bot(ai_settings())
+    interaction = await discord_fake.invoke_slash(
+        guild.text, discord_fake.owner, "ai", {"mode": "on"}, subcommand="autorespond"
+    )
+    assert "Auto-respond is on" in (await interaction.wait_response())["data"]["content"]
+    before = len(discord_fake.messages_in(guild.text))
+    # "alice started a thread: Movie night", "alice pinned a message", alice joined.
+    for kind, content in ((18, "Movie night"), (6, ""), (7, "")):
+        await discord_fake.send_message(guild.text, member, content, type=kind)
+    await discord_fake.send_message(guild.text, member, "hello")
+    (reply,) = await wait_reply_done(discord_fake, guild.text, after=before)
+    assert reply.content == "ok hello"
+    assert [r.last_user_text for r in gemini_fake.requests] == ["alice: hello"]
+
+
+async def test_with_dms_off_a_dm_or_chat_in_a_dm_gets_one_short_line(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    await start_bot(ai_settings(ai_dm_enabled=False))
+    dm = discord_fake.open_dm(member)
+    off = "I don't chat in direct messages on this bot; mention me in a server instead."
+    await discord_fake.send_message(dm, member, "hello")
+    assert (await discord_fake.wait_for_message(dm)).content == off
+    await discord_fake.send_message(dm, member, "!chat hello anyway")
+    assert (await discord_fake.wait_for_message(dm, after=1)).content == off
+    await ask(discord_fake, guild.text, member, "in the server then")
+    assert [r.last_user_text for r in gemini_fake.requests] == ["alice: in the server then"]
+
+
+async def test_the_model_is_told_of_a_sticker_or_a_file_it_cannot_read(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    bot = await start_bot(ai_settings())
+    dm = discord_fake.open_dm(member)
+    await discord_fake.send_message(dm, member, "", stickers=["Wave"])
+    await wait_reply_done(discord_fake, dm)
+    assert gemini_fake.requests[-1].last_user_text == "alice: [sticker: Wave]"
+
+    await discord_fake.send_message(
+        guild.text,
+        member,
+        f"{mention(discord_fake)} summarise this",
+        attachments=[
+            {"filename": "report.pdf", "content_type": "application/pdf", "data": b"%PDF-1.7"}
+        ],
+    )
+    await wait_reply_done(discord_fake, guild.text)
+    said = "summarise this [unsupported attachment: report.pdf]"
+    assert gemini_fake.requests[-1].last_user_text == f"alice: {said}"
+    assert (await stored_rows(bot, guild.text.id))[0][1] == said
+
+
+async def test_a_thread_keeps_the_prompt_and_safety_of_its_channel(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    await start_bot(ai_settings())
+
+    async def slash(channel, *path: str, **options: object) -> dict:
+        interaction = await discord_fake.invoke_slash(
+            channel, discord_fake.owner, path[0], options, subcommand=list(path[1:])
+        )
+        return await interaction.wait_response()
+
+    await slash(guild.text, "ai", "safety", level="low")
+    await slash(guild.text, "ai", "prompt", text="Only talk about gardening.")
+    thread = guild.add_thread(guild.text, "side talk", member)
+    await ask(discord_fake, thread, member, "hello")
+    request = gemini_fake.requests[-1]
+    assert request.system_text.startswith("Only talk about gardening.")
+    sent = request.json.get("safetySettings") or request.json["generationConfig"].get(
+        "safetySettings"
+    )
+    assert {s["threshold"] for s in sent} == {"BLOCK_LOW_AND_ABOVE"}
+    status = (await slash(thread, "ai", "status"))["data"]["embeds"][0]
+    fields = {f["name"]: f["value"] for f in status["fields"]}
+    assert (fields["Safety"], fields["Custom prompt"]) == ("low", "yes")
+
+    # What the thread sets itself wins.
+    await slash(thread, "ai", "safety", level="high")
+    await ask(discord_fake, thread, member, "again")
+    request = gemini_fake.requests[-1]
+    sent = request.json.get("safetySettings") or request.json["generationConfig"].get(
+        "safetySettings"
+    )
+    assert {s["threshold"] for s in sent} == {"BLOCK_ONLY_HIGH"}
+
+
+async def test_an_export_larger_than_discord_takes_sends_the_newest_messages_that_fit(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    bot = await start_bot(ai_settings())
+    long = [Turn("user", member.id, "alice", f"{i}" + "x" * 1_000_000) for i in range(11)]
+    await bot.chats.add_turns(guild.id, guild.text.id, long)
+    await discord_fake.send_message(guild.text, member, "!ai export jsonl")
+    export = await discord_fake.wait_for_message(guild.text, timeout=15)
+    assert export.content == "The newest 10 of 11 messages (a file here can be at most 10 MiB)."
+    (file,) = export.attachments
+    lines = file.data.decode().splitlines()
+    assert [json.loads(line)["content"].rstrip("x") for line in lines] == [
+        str(i) for i in range(1, 11)
+    ]
+
+
+async def test_persona_list_shows_every_persona_however_many(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    settings = ai_settings()
+    folder = settings.data_dir / "personas"
+    folder.mkdir(parents=True)
+    for i in range(12):
+        description = f"Persona number {i}, " + "who explains things at length. " * 6
+        (folder / f"extra{i:02}.md").write_text(f"# Extra {i}\n{description}\n\nBe extra.")
+    await start_bot(settings)
+    await discord_fake.send_message(guild.text, member, "!ai persona list")
+    await discord_fake.wait_for(
+        lambda: "`extra11`" in final_text(discord_fake.messages_in(guild.text))
+    )
+    messages = discord_fake.messages_in(guild.text)
+    assert all(len(m.content) <= 2000 for m in messages)
+    listed = final_text(messages)
+    assert all(f"`extra{i:02}`" in listed for i in range(12)) and "`default`" in listed
+
+
+async def test_edits_by_other_bots_and_webhooks_cost_no_database_work(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another bot streaming its replies, or a music bot's progress bar, edits all the time:
+    none of those messages can be in the history, so none is looked up there."""
+    robot = discord_fake.add_user("robot", bot=True)
+    guild.add_member(robot, permissions=BASIC)
+    bot = await start_bot(ai_settings())
+    looked_up: list[int] = []
+    edit_message = bot.chats.edit_message
+
+    async def spy(channel_id: int, message_id: int, content: str) -> tuple[bool, Turn | None]:
+        looked_up.append(message_id)
+        return await edit_message(channel_id, message_id, content)
+
+    monkeypatch.setattr(bot.chats, "edit_message", spy)
+    bots = await discord_fake.send_message(guild.text, robot, "now playing 0:01")
+    hooked = await discord_fake.send_message(guild.text, member, "proxied", webhook_id=42)
+    mine = await discord_fake.send_message(guild.text, member, "a typo")
+    discord_fake.edit_by_author(bots, "now playing 0:02")
+    discord_fake.edit_by_author(hooked, "proxied, edited")
+    discord_fake.edit_by_author(mine, "no typo")
+    # The handlers run in the order of the events: the others' edits would come first.
+    await discord_fake.wait_for(lambda: mine.id in looked_up or None)
+    assert looked_up == [mine.id]
+
+
+async def test_a_summary_is_asked_for_with_the_safety_level_of_its_channel(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """Google's default filter could block the summary of what the channel's own level let
+    through; then every reply would ask for it again, the whole backlog each time."""
+    gemini_fake.default = lambda request: (
+        "SUMMARY: roses." if "summarise" in request.system_text else "ok"
+    )
+    bot = await start_bot(ai_settings())
+    thread = guild.add_thread(guild.text, "garden", member)
+    safety = await discord_fake.invoke_slash(
+        guild.text, discord_fake.owner, "ai", {"level": "off"}, subcommand="safety"
+    )
+    assert "off" in (await safety.wait_response())["data"]["content"]
+    for text in ("I grow roses", "and tulips", "what next?"):
+        await ask(discord_fake, thread, member, text)
+    await eventually(lambda: stored_count(bot, thread.id), equals=6)
+
+    await discord_fake.send_message(thread, discord_fake.owner, "!ai summarize")
+    await discord_fake.wait_for_message(
+        thread, predicate=lambda m: m.content.startswith("Summary updated:")
+    )
+    summariser = next(r for r in gemini_fake.requests if r.method == "generateContent")
+    sent = summariser.json.get("safetySettings") or summariser.json["generationConfig"].get(
+        "safetySettings"
+    )
+    assert len(sent) == 4 and {s["threshold"] for s in sent} == {"OFF"}
+
+
+async def test_files_too_large_together_for_one_request_get_one_short_line(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """Each under the 8 MB a file may have, but two of them (base64 in the request) would be
+    over the 20 MB Gemini takes: said before anything is downloaded or sent."""
+    await start_bot(ai_settings())
+    photo = b"\x89PNG" + b"x" * 7_600_000
+    await discord_fake.send_message(
+        guild.text,
+        member,
+        f"{mention(discord_fake)} compare these",
+        attachments=[
+            {"filename": f"{name}.png", "content_type": "image/png", "data": photo}
+            for name in ("left", "right")
+        ],
+    )
+    answer = await discord_fake.wait_for_message(guild.text, timeout=15)
+    assert answer.content == "The files of one message can be at most 15 MB together for me."
+    assert gemini_fake.requests == []
+
+
+async def test_ai_status_in_a_dm_shows_no_one_the_tokens_of_everyones_dms(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    gemini_fake.reply("hi bob", usage={"promptTokenCount": 70, "candidatesTokenCount": 7})
+    await start_bot(ai_settings())
+    bob = discord_fake.add_user("bob")
+    guild.add_member(bob, permissions=BASIC)
+    bobs = discord_fake.open_dm(bob)
+    await discord_fake.send_message(bobs, bob, "hello")
+    await wait_reply_done(discord_fake, bobs)
+
+    alices = discord_fake.open_dm(member)
+    await discord_fake.send_message(alices, member, "!ai status")
+    status = await discord_fake.wait_for_message(alices, predicate=lambda m: m.embeds)
+    names = [field["name"] for field in status.embeds[0]["fields"]]
+    assert "History" in names and "Tokens today" not in names

@@ -34,4 +34,6 @@ async def test_a_costly_command_used_again_too_soon_says_when_to_retry(
     bob = discord_fake.add_user("bob")
     guild.add_member(bob, permissions=BASIC)
     interaction = await discord_fake.invoke_slash(guild.text, bob, "ai", subcommand="export")
-    assert (await interaction.wait_response())["data"]["content"] == EMPTY
+    await interaction.wait_response()  # deferred: the answer follows
+    (answer,) = await discord_fake.wait_for(lambda: interaction.followups)
+    assert answer.content == EMPTY

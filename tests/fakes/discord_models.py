@@ -283,6 +283,8 @@ class FakeMessage:
     embeds: list[Json] = field(default_factory=list)
     components: list[Json] = field(default_factory=list)
     attachments: list[FakeAttachment] = field(default_factory=list)
+    stickers: list[Json] = field(default_factory=list)
+    """Sticker items: ``{id, name, format_type}``."""
     allowed_mentions: Json | None = None
     reference: int | None = None
     """The id of the message this one replies to."""

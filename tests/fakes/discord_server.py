@@ -288,8 +288,11 @@ class FakeDiscord:
         attachments: list[Json] | None = None,
         reference: FakeMessage | None = None,
         webhook_id: int | None = None,
+        stickers: list[str] | None = None,
+        type: int = 0,
     ) -> FakeMessage:
-        """Post a message as ``author`` (attachments: ``{filename, content_type, data}``)."""
+        """Post a message as ``author`` (attachments: ``{filename, content_type, data}``;
+        stickers: their names; type: a system message's, e.g. 18 "started a thread")."""
         if webhook_id is None:
             self._require_member(channel, author)
         message = FakeMessage(
@@ -307,6 +310,11 @@ class FakeDiscord:
             ],
             reference=reference.id if reference else None,
             webhook_id=webhook_id,
+            stickers=[
+                {"id": str(self._new_id()), "name": name, "format_type": 1}
+                for name in stickers or []
+            ],
+            type=type,
         )
         self._publish(message)
         await self._gateway.flush()
@@ -873,6 +881,7 @@ class FakeDiscord:
             "pinned": message.pinned,
             "type": message.type,
             "flags": message.flags,
+            "sticker_items": message.stickers,
         }
         if message.guild_id:
             payload["guild_id"] = str(message.guild_id)

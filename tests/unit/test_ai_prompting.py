@@ -131,9 +131,9 @@ TOO_LARGE = "`a.gif` is too large for me (limit 25,000,000 pixels)."
 
 async def test_a_gif_goes_as_the_png_of_its_first_frame() -> None:
     data = gif((30, 20))
-    part, note = await attachment_part(Attachment("a.gif", "image/gif", len(data), data))
+    part = await attachment_part(Attachment("a.gif", "image/gif", len(data), data))
     inline = part.get("inline_data") or {}
-    assert inline.get("mime_type") == "image/png" and note == "[image: a.gif]"
+    assert inline.get("mime_type") == "image/png"
     with Image.open(io.BytesIO(inline.get("data") or b"")) as png:
         assert png.format == "PNG" and png.size == (30, 20)
 
@@ -151,3 +151,18 @@ async def test_a_gif_goes_as_the_png_of_its_first_frame() -> None:
 async def test_a_gif_too_large_or_damaged_gets_one_short_line(data: bytes, message: str) -> None:
     with pytest.raises(BotError, match=f"^{re.escape(message)}$"):
         await attachment_part(Attachment("a.gif", "image/gif", len(data), data))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        "naïve café\n".encode("utf-16"),  # what Windows PowerShell's `>` writes
+        b"\xfe\xff" + "naïve café\n".encode("utf-16-be"),
+        "naïve café\n".encode("utf-8-sig"),
+        "naïve café\n".encode(),
+    ],
+    ids=["utf-16 le", "utf-16 be", "utf-8 with bom", "utf-8"],
+)
+async def test_a_text_file_reads_the_same_in_utf8_or_utf16(data: bytes) -> None:
+    part = await attachment_part(Attachment("log.txt", "text/plain", len(data), data))
+    assert part.get("text") == "[file log.txt]\n```\nnaïve café\n\n```"

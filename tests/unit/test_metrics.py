@@ -117,6 +117,24 @@ async def test_a_reply_counts_tokens_errors_and_memory_recall(
     assert sample(metrics, "gembot_gemini_errors_total", kind="rate_limited") == 1
 
 
+async def test_a_background_summary_the_database_fails_is_logged_not_left_unretrieved(
+    db: Database, provider: GeminiProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = ChatEngine(
+        provider,
+        ChatStore(db),
+        UsageStore(db),
+        load_personas(SHIPPED_DIR),
+        default_persona="default",
+        edit_interval=0.0,
+    )
+    await db.execute("DROP TABLE ai_channels")  # a database error in the summary's reads
+    engine.summarise_later(Place(1, 2, "a test channel"))
+    (task,) = engine._summaries.values()
+    await task  # raises if the failure escaped the task
+    assert "summary of channel 2 could not be read or stored" in caplog.text
+
+
 async def test_a_broken_stream_counts_its_error(
     gemini_fake: FakeGemini, provider: GeminiProvider
 ) -> None:
