@@ -10,12 +10,15 @@ are logged, never shown: they carry hosts, ports and library text.
 
 yt-dlp's proxy limits each answer (:data:`FETCH_BYTES`, and the resolve timeout), so
 a page that never ends cannot hold a worker thread for ever; an extraction keeps its
-place among the workers until it ends, not only while someone waits for it.
+place among the workers until it ends, not only while someone waits for it.  yt-dlp
+itself reads each answer at most FETCH_BYTES unpacked, so a packed one cannot fill
+memory either.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable
@@ -25,6 +28,9 @@ from typing import TYPE_CHECKING, Any, cast
 
 import yt_dlp
 import yt_dlp.utils
+from yt_dlp.networking import Request, Response
+from yt_dlp.networking.exceptions import HTTPError, TransportError
+from yt_dlp.networking.websocket import WebSocketResponse
 
 from cogs.music import ffmpeg
 from cogs.music.egress import REFUSED, AnswerLimit, Egress
@@ -33,6 +39,7 @@ from cogs.music.tracks import Stream, Track
 from cogs.music.urls import AddressPolicy, PrivateAddress, looks_like_url, media_url
 from cogs.music.views import clean
 from cogs.music.youtube import ExtractorArgs, bot_check, is_bot_check
+from utils.text import truncate
 
 if TYPE_CHECKING:
     from yt_dlp import _Params  # yt-dlp's option names, from its type stubs
@@ -51,8 +58,12 @@ FORMAT = (
 QUEUED_PER_WORKER = 50
 """Extractions allowed to wait per worker thread; past that, requests are refused."""
 FETCH_BYTES = 32 * 1024 * 1024
-"""Bytes of one answer yt-dlp may download: pages, API answers and YouTube's player
-script are a few MB."""
+"""Bytes of one answer yt-dlp may download, and read once unpacked: pages, API answers
+and YouTube's player script are a few MB."""
+_READ_CHUNK = 1024 * 1024
+MAX_TITLE = 200
+"""Characters of a title kept: a page's title is whatever its author wrote, and titles
+go to the model (tool results), the saved queue and messages."""
 
 
 class _YtdlpLog:
@@ -69,6 +80,41 @@ class _YtdlpLog:
 
     def error(self, message: str) -> None:
         log.debug("yt-dlp: %s", message)
+
+
+class _CappedAnswer(Response):
+    """An answer whose body yt-dlp reads unpacked only up to FETCH_BYTES.  The proxy counts
+    the bytes on the wire, but yt-dlp unpacks a gzip or brotli body whole into memory:
+    a page sent packed (over TLS the proxy cannot even tell) would pass the proxy small
+    and grow a thousandfold, 32 MB of gzip into 32 GB."""
+
+    def __init__(self, answer: Response) -> None:
+        super().__init__(answer, answer.url, {}, answer.status, answer.reason, answer.extensions)
+        self.headers = answer.headers  # the same object: repeated headers (cookies) stay
+        self._left = FETCH_BYTES
+
+    def read(self, amt: int | None = None) -> bytes:
+        if amt is None:
+            return b"".join(iter(lambda: self.read(_READ_CHUNK), b""))
+        data = self.fp.read(min(amt, self._left + 1))
+        self._left -= len(data)
+        if self._left < 0:
+            self.close()
+            raise TransportError(f"an answer of more than {FETCH_BYTES} bytes once unpacked")
+        return data
+
+
+class _YoutubeDL(yt_dlp.YoutubeDL):
+    """yt-dlp whose HTTP answers are read at most FETCH_BYTES unpacked (_CappedAnswer)."""
+
+    def urlopen(self, req: Request | str) -> Response:
+        try:
+            # The stub names urllib's Request; yt-dlp passes its own.
+            answer = super().urlopen(req)  # pyright: ignore[reportArgumentType]
+        except HTTPError as error:  # extractors read some error pages (an API's answer)
+            error.response = _CappedAnswer(error.response)
+            raise
+        return answer if isinstance(answer, WebSocketResponse) else _CappedAnswer(answer)
 
 
 OPTIONS: _Params = {
@@ -160,7 +206,7 @@ class Resolver:
         """Blocking: run yt-dlp on a URL or search (``prefix1:words``); JSON-safe result."""
         ydl = getattr(self._local, "ydl", None)
         if ydl is None:
-            ydl = self._local.ydl = yt_dlp.YoutubeDL(self.options())
+            ydl = self._local.ydl = _YoutubeDL(self.options())
             self._instances.append(ydl)
         ydl.params["playlistend"] = limit
         info = ydl.extract_info(target, download=False)
@@ -195,7 +241,7 @@ class Resolver:
         tracks = [_entry_track(entry, requester_id) for entry in entries if entry][:limit]
         if not tracks:
             raise MusicError("That playlist has nothing I can play.")
-        return info.get("title"), tracks
+        return _title(info), tracks
 
     async def search(self, words: str, requester_id: int) -> Track:
         """The first search result for ``words`` (its stream is resolved at play time)."""
@@ -222,7 +268,7 @@ class Resolver:
     async def _single(self, info: Info, url: str, requester_id: int) -> Track:
         stream = await self._stream(info)
         return Track(
-            title=info.get("title") or url,
+            title=_title(info) or truncate(url, MAX_TITLE),
             source=info.get("original_url") or info.get("webpage_url") or url,
             requester_id=requester_id,
             duration=stream.duration,
@@ -238,13 +284,15 @@ class Resolver:
 
     async def _stream(self, info: Info) -> Stream:
         url, headers, codec = _media(info)
-        stream = Stream(url, headers, codec, _duration(info))
+        stream = Stream(url, headers, codec, _duration(info), page_url=info.get("webpage_url"))
         if stream.codec is None or stream.duration is None:
             probed_codec, probed_duration = await ffmpeg.probe(
                 stream, ffprobe=self.ffprobe, proxy=self.proxy, time_limit=min(self.timeout, 10)
             )
-            stream = Stream(
-                url, headers, stream.codec or probed_codec, stream.duration or probed_duration
+            stream = dataclasses.replace(
+                stream,
+                codec=stream.codec or probed_codec,
+                duration=stream.duration or probed_duration,
             )
         return stream
 
@@ -285,6 +333,11 @@ def _duration(info: Info) -> float | None:
     return float(duration) if isinstance(duration, int | float) and duration > 0 else None
 
 
+def _title(info: Info) -> str | None:
+    title = info.get("title")
+    return truncate(str(title), MAX_TITLE) if title else None
+
+
 def _first_entry(info: Info, words: str) -> Info:
     entries = [entry for entry in info.get("entries") or [] if entry]
     if not entries:
@@ -299,7 +352,7 @@ def _entry_track(entry: Info, requester_id: int) -> Track:
         raise MusicError("That result has no link I can play.")
     flat = entry.get("_type") in ("url", "url_transparent")
     return Track(
-        title=entry.get("title") or url,
+        title=_title(entry) or truncate(url, MAX_TITLE),
         source=url,
         requester_id=requester_id,
         duration=_duration(entry),

@@ -28,6 +28,14 @@ _SPOTIFY = re.compile(
 )
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _INVALID_URL = "That link isn't a valid URL."
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052: the IPv4 address is the last 32 bits
+# IPv6 ranges no public site uses, whose IPv4 part Python's `is_global` does not look at:
+# local-use NAT64 (RFC 8215), IPv4-compatible (deprecated) and IPv4-translated (SIIT).
+_NEVER_PUBLIC = (
+    ipaddress.IPv6Network("64:ff9b:1::/48"),
+    ipaddress.IPv6Network("::/96"),
+    ipaddress.IPv6Network("::ffff:0:0:0/96"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +80,20 @@ def normalise_url(text: str) -> str:
     return url
 
 
+def link_to_play(text: str) -> str:
+    """A link someone asked to play, as :func:`normalise_url` makes it; MusicError if it
+    carries credentials (``https://user:token@host/``): the link is shown with its track
+    (now playing, ``/queue``) and kept in the log."""
+    url = normalise_url(text)
+    parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        raise MusicError(
+            "That link holds a user name or password, which everyone here would see; "
+            "send it without them."
+        )
+    return url
+
+
 def media_url(url: str) -> str:
     """``url`` if FFmpeg and ffprobe may open it: http(s) only.  Any other scheme
     (``tcp://``, ``tls://``, ``rtmp://``...) would connect directly, past the egress proxy."""
@@ -85,10 +107,17 @@ def media_url(url: str) -> str:
 
 
 def is_public(address: str) -> bool:
-    """True for a globally routable unicast address (IPv4-mapped IPv6 unwrapped)."""
+    """True for a globally routable unicast address.  An IPv6 address that carries an IPv4
+    one (mapped, 6to4, NAT64) counts as that IPv4 address: a NAT64 gateway or 6to4
+    relay delivers to it, be it 10.0.0.1 or the cloud metadata service."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if any(ip in network for network in _NEVER_PUBLIC):
+            return False
+        if ip in _NAT64:
+            ip = ipaddress.IPv4Address(int(ip) & 0xFFFF_FFFF)
+        elif (inner := ip.ipv4_mapped or ip.sixtofour) is not None:
+            ip = inner
     return ip.is_global and not ip.is_multicast
 
 

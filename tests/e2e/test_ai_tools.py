@@ -12,7 +12,14 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from cogs.ai.tools.web import MAX_ANSWER, MAX_OUTPUT_TOKENS, MAX_SOURCES, MAX_URI, NOT_PASTED
+from cogs.ai.tools.web import (
+    MAX_ANSWER,
+    MAX_OUTPUT_TOKENS,
+    MAX_SOURCES,
+    MAX_URI,
+    NOT_A_LINK,
+    NOT_PASTED,
+)
 from config import Settings
 from tests.conftest import ADMIN, StartBot, eventually
 from tests.fakes.discord_server import FakeChannel, FakeDiscord, FakeGuild, FakeMessage, FakeUser
@@ -213,6 +220,24 @@ async def test_only_links_the_person_wrote_are_read(
         "read_link",
         {"page_says": "A post about kites."},
     )
+
+
+async def test_a_malformed_link_is_refused_as_not_a_web_link(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    gemini_fake.reply_function_calls([("read_link", {"url": "http://[oops/page"})])
+    gemini_fake.reply("That link looks broken.")
+    await start_bot(ai_settings())
+    reply = await answer(discord_fake, guild.text, member, "read http://[oops/page")
+
+    assert chats(gemini_fake)[1].function_responses[-1] == ("read_link", {"refused": NOT_A_LINK})
+    assert subrequests(gemini_fake) == [], "nothing was read"
+    assert reply.content.startswith("That link looks broken.")
 
 
 async def test_what_the_web_tools_hand_the_model_is_bounded(

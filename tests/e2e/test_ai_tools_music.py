@@ -145,6 +145,30 @@ async def test_play_some_lofi_then_every_control(
     assert empty == {"error": "The queue is empty."}
 
 
+async def test_a_title_of_any_length_reaches_the_model_cut_short(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    voice_fake: FakeVoiceServer,
+    media_server: FakeMediaServer,
+    local_search: dict[str, tuple[str, str]],
+    start_bot: StartBot,
+    settings: Callable[..., Settings],
+) -> None:
+    """A title is whatever a page's author wrote, megabytes even: the play result (which
+    goes back to the model) and the queue carry it cut short."""
+    local_search["long"] = ("Long title " * 10_000, media_server.tone(440, 2, "ogg"))
+    await start_bot(settings())
+    await discord_fake.join_voice(member, guild.voice)
+    played, reply = await call(
+        discord_fake, gemini_fake, guild, member, "play", {"query": "a long one"}
+    )
+    [track] = played["queued"]
+    assert track["title"].startswith("Long title Long title") and len(track["title"]) <= 200
+    assert "queued *Long title" in reply
+
+
 async def test_play_refused_like_slash_play_when_the_asker_is_not_in_voice(
     discord_fake: FakeDiscord,
     gemini_fake: FakeGemini,

@@ -13,7 +13,9 @@ serves a directory on 127.0.0.1:
 - ``/cloak/<name>?to=URL``: the file for yt-dlp, a 302 to URL for FFmpeg and ffprobe
   (which send ``Icy-MetaData``), as a site would that hides where it leads;
 - ``/endless?drip=S``: a page that never ends, as fast as it is read or one byte every
-  ``S`` seconds (:meth:`FakeMediaServer.endless_url`).
+  ``S`` seconds (:meth:`FakeMediaServer.endless_url`);
+- ``/packed/<name>?size=N``: a page with an ``<audio>`` of the file after N bytes of
+  padding, sent gzip-compressed whatever was asked (:meth:`FakeMediaServer.packed_url`).
 
 :attr:`FakeMediaServer.requests` records every path asked for, so a test can
 show that a server was never reached.
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import html
 import subprocess
 from collections.abc import Callable, Iterator
@@ -80,6 +83,7 @@ class FakeMediaServer(LocalHTTPServer):
         app.router.add_get("/redirect", self._redirect)
         app.router.add_get("/cloak/{name}", self._cloak)
         app.router.add_get("/endless", self._endless)
+        app.router.add_get("/packed/{name}", self._packed)
 
     def tone(self, frequency: int, seconds: float, kind: str = "wav") -> str:
         """The URL of a tone (generated on first use; blocking)."""
@@ -102,6 +106,9 @@ class FakeMediaServer(LocalHTTPServer):
 
     def endless_url(self, drip: float = 0.0) -> str:
         return f"http://127.0.0.1:{self.port}/endless?drip={drip:g}"
+
+    def packed_url(self, name: str, size: int) -> str:
+        return f"http://127.0.0.1:{self.port}/packed/{quote(name)}?size={size}"
 
     @staticmethod
     def redirect_path(target: str) -> str:
@@ -153,6 +160,15 @@ class FakeMediaServer(LocalHTTPServer):
                 await response.write(chunk)
                 await asyncio.sleep(drip)
         return response
+
+    async def _packed(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append(request.path_qs)
+        src = html.escape(f"/media/{quote(request.match_info['name'])}")
+        padding = b"a" * int(request.query["size"])
+        page = b"<html><head><title>Packed</title></head><body><!--" + padding + b"-->"
+        page += f'<audio src="{src}"></audio></body></html>'.encode()
+        headers = {"Content-Type": "text/html", "Content-Encoding": "gzip"}
+        return web.Response(body=gzip.compress(page), headers=headers)
 
     async def _redirect(self, request: web.Request) -> web.StreamResponse:
         self.requests.append(request.path_qs)

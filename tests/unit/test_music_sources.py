@@ -19,7 +19,7 @@ from cogs.music.sources import QUEUED_PER_WORKER, Resolver
 from cogs.music.tracks import Stream, Track
 from cogs.music.urls import AddressPolicy
 from tests.conftest import eventually
-from tests.fakes.media_server import FakeMediaServer
+from tests.fakes.media_server import FakeMediaServer, make_tone
 
 VIDEO = {
     "_type": "video",
@@ -320,6 +320,30 @@ async def test_a_page_that_never_ends_gives_its_worker_back(
         assert time.monotonic() - started < 10
     await eventually(lambda: resolves(source, tone), within=give_up + 5)
     await source.close()
+
+
+async def test_a_packed_page_is_read_no_larger_than_the_limit_once_unpacked(
+    media_server: FakeMediaServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A gzip page passes the proxy small; unpacked whole it could fill memory (32 MB of
+    gzip are 32 GB of page), so yt-dlp stops reading it at the limit."""
+    monkeypatch.setattr(sources, "FETCH_BYTES", 1024 * 1024)
+    tone = make_tone(media_server.directory, 440, 1, "ogg")
+    source = Resolver(
+        search_prefix="ytsearch",
+        timeout=30,
+        policy=AddressPolicy(allow_private=True),
+        ffprobe="ffprobe",
+        workers=1,
+    )
+    await source.start()
+    try:
+        _, [track] = await source.tracks(media_server.packed_url(tone, 512 * 1024), 1, 1)
+        assert track.stream is not None and track.stream.url.endswith(tone)
+        with pytest.raises(MusicError, match="couldn't load that link"):
+            await source.tracks(media_server.packed_url(tone, 4 * 1024 * 1024), 1, 1)
+    finally:
+        await source.close()
 
 
 async def test_a_playlist_entry_pointing_inside_is_refused_before_it_loads() -> None:

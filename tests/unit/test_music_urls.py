@@ -13,6 +13,7 @@ from cogs.music.urls import (
     PrivateAddress,
     SpotifyLink,
     is_public,
+    link_to_play,
     looks_like_url,
     normalise_url,
     parse_spotify,
@@ -69,6 +70,13 @@ def test_only_http_and_https_are_played() -> None:
             normalise_url(malformed)
 
 
+def test_a_link_with_credentials_is_not_played_where_everyone_would_see_them() -> None:
+    for secret in ("https://user:token@example.com/a.mp3", "https://token@example.com/a.mp3"):
+        with pytest.raises(MusicError, match="user name or password"):
+            link_to_play(secret)
+    assert link_to_play("www.example.com/a.mp3") == "https://www.example.com/a.mp3"
+
+
 @pytest.mark.parametrize(
     ("address", "public"),
     [
@@ -87,6 +95,17 @@ def test_only_http_and_https_are_played() -> None:
         ("fd00::1", False),
         ("::ffff:10.0.0.1", False),
         ("::ffff:8.8.8.8", True),
+        # IPv6 forms that carry an IPv4 address: judged by that address
+        ("64:ff9b::a9fe:a9fe", False),  # NAT64 of 169.254.169.254 (cloud metadata)
+        ("64:ff9b::10.0.0.1", False),
+        ("64:ff9b::8.8.8.8", True),
+        ("64:ff9b:1::a00:1", False),  # local-use NAT64
+        ("2002:7f00:1::1", False),  # 6to4 of 127.0.0.1
+        ("2002:c0a8:1::1", False),  # 6to4 of 192.168.0.1
+        ("2002:808:808::1", True),
+        ("::127.0.0.1", False),  # IPv4-compatible
+        ("::ffff:0:a00:1", False),  # IPv4-translated
+        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", False),  # Teredo
     ],
 )
 def test_public_addresses(address: str, public: bool) -> None:
@@ -113,6 +132,7 @@ async def test_check_refuses_private_literals_and_names(monkeypatch: pytest.Monk
     for url in (
         "http://127.0.0.1:8080/a",
         "http://[::1]/a",
+        "http://[64:ff9b::a00:7]/a",
         "https://intranet.example/a",
         "https://mixed.example/a",
         "https://nas.lan/a",

@@ -41,6 +41,7 @@ MAX_OUTPUT_TOKENS = 4096  # of a grounded request (thinking included); it is tol
 MAX_ANSWER = 4000  # characters of its answer the model gets
 MAX_SOURCES = 5  # source addresses the model gets
 MAX_URI = 300  # characters of each
+NOT_A_LINK = "That is not a web link (http or https)."
 NOT_PASTED = (
     "Not opened: only links the person wrote in their message are read. Ask them to "
     "paste the link if they want it read."
@@ -107,9 +108,12 @@ def tools(provider: GeminiProvider, usage: UsageStore) -> list[Tool]:
 
     async def read_link(asker: Asker, args: LinkArgs) -> Done:
         url = args.url.strip()
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ToolRefused("That is not a web link (http or https).")
+        try:
+            parts = urlsplit(url)
+        except ValueError:  # an unclosed `[` of an IPv6 address, say
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ToolRefused(NOT_A_LINK)
         if not pasted(url, asker.text):
             raise ToolRefused(NOT_PASTED)
         question = f"{url}\n\n{args.question}"
