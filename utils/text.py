@@ -217,6 +217,11 @@ def truncate(text: str, limit: int, suffix: str = "…") -> str:
     return text[: limit - len(suffix)].rstrip() + suffix
 
 
+def counted(count: int, noun: str) -> str:
+    """``count`` and ``noun``, made plural with an "s" unless the count is one."""
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
+
+
 def estimate_tokens(text: str) -> int:
     """Estimate Gemini tokens as about four characters each (0 for empty text)."""
     return -(-len(text) // 4)

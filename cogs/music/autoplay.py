@@ -1,11 +1,11 @@
 """Autoplay: when a guild's queue runs out, a track related to the last one.
 
-The related tracks are YouTube's mix for the last track (the playlist
-``watch?v=ID&list=RDID``), read flat by the resolver like any playlist link, so the
-same egress and limits apply. Tracks played recently in the guild (the last
-:data:`RECENT` of them) are passed over, so a mix does not loop back, and so are
-related tracks that failed to play; after :data:`MAX_FAILURES` such failures in a row
-autoplay gives up until a track plays again.
+The related tracks are YouTube's mix for the last track, or for the video it played
+as (a Spotify track plays a search's result): the playlist ``watch?v=ID&list=RDID``,
+read flat by the resolver like any playlist link, so the same egress and limits apply.
+Tracks played recently in the guild (the last :data:`RECENT` of them) are passed over,
+so a mix does not loop back, and so are related tracks that failed to play; after
+:data:`MAX_FAILURES` such failures in a row autoplay gives up until a track plays again.
 """
 
 from __future__ import annotations
@@ -48,9 +48,15 @@ def mix_url(video: str) -> str:
     return f"https://www.youtube.com/watch?v={video}&list=RD{video}"
 
 
+def video_of(track: Track) -> str | None:
+    """The YouTube video a track is, or played as: a Spotify track plays a search's result."""
+    played = track.stream.page_url if track.stream is not None else None
+    return youtube_id(track.page_url) or youtube_id(track.source) or youtube_id(played)
+
+
 def track_key(track: Track) -> str:
     """What identifies a track in the history: its YouTube id, else its source."""
-    return youtube_id(track.page_url) or youtube_id(track.source) or track.source
+    return video_of(track) or track.source
 
 
 class Autoplay:
@@ -90,7 +96,7 @@ class Autoplay:
         too many related tracks in a row failed).
         Whoever asked for the last track counts as asking for this one (they may skip it)."""
         last = self._last.get(guild_id)
-        video = last and (youtube_id(last.page_url) or youtube_id(last.source))
+        video = last and video_of(last)
         if last is None or not video or self._failures.get(guild_id, 0) >= MAX_FAILURES:
             return None
         try:

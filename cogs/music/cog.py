@@ -28,7 +28,7 @@ from cogs.music.sources import Resolver
 from cogs.music.spotify import SpotifyResolver, make_client
 from cogs.music.tools import tools as music_tools
 from cogs.music.tracks import LoopMode, Track
-from cogs.music.urls import AddressPolicy, looks_like_url, normalise_url, parse_spotify
+from cogs.music.urls import AddressPolicy, link_to_play, looks_like_url, parse_spotify
 from cogs.music.views import (
     ControlButton,
     Queued,
@@ -39,6 +39,7 @@ from cogs.music.views import (
     queue_page,
 )
 from cogs.music.youtube import parse_extractor_args, readable_cookies
+from utils.text import counted
 
 if TYPE_CHECKING:
     from bot import Bot
@@ -110,6 +111,7 @@ class Music(commands.Cog):
     async def close(self) -> None:
         """Save every session and leave voice (to resume after a restart), then close."""
         await self.sessions.close()
+        self.spotify.close()
         await self.resolver.close()
 
     # Commands ---------------------------------------------------------------
@@ -320,7 +322,7 @@ class Music(commands.Cog):
         """Clear the upcoming tracks (the current one keeps playing)."""
         player = self.sessions.controlled(*_guild_member(ctx))
         count = player.clear()
-        await ctx.send(f"🧹 Cleared {count} tracks from the queue.")
+        await ctx.send(f"🧹 Cleared {counted(count, 'track')} from the queue.")
 
     # Buttons ----------------------------------------------------------------
 
@@ -399,6 +401,8 @@ class Music(commands.Cog):
         self, query: str, requester_id: int, limit: int
     ) -> tuple[str | None, list[Track]]:
         query = query.strip()
+        if query.startswith("<") and query.endswith(">"):  # a link wrapped to hide its preview
+            query = query[1:-1].strip()
         if not query:
             raise MusicError("Tell me what to play: a link, or words to search for.")
         if len(query) > MAX_QUERY:
@@ -406,7 +410,7 @@ class Music(commands.Cog):
         if link := parse_spotify(query):
             return await self.spotify.tracks(link, requester_id, limit)
         if looks_like_url(query):
-            return await self.resolver.tracks(normalise_url(query), requester_id, limit)
+            return await self.resolver.tracks(link_to_play(query), requester_id, limit)
         return None, [await self.resolver.search(query, requester_id)]
 
 

@@ -118,7 +118,8 @@ class MusicLibrary(commands.Cog):
             busy = player.queue.current is not None
             position = len(player.queue) + 1
             added = player.add(tracks)
-        return Queued(tracks[:added], playlist.name, busy=busy, position=position)
+        total = len(playlist.tracks)
+        return Queued(tracks[:added], playlist.name, busy=busy, position=position, total=total)
 
     @playlist.command(name="list")
     async def list_(self, ctx: Context) -> None:

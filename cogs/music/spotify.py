@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import requests
@@ -29,15 +29,17 @@ NOT_CONFIGURED = (
     "Spotify links need `SPOTIPY_CLIENT_ID` and `SPOTIPY_CLIENT_SECRET`, which the bot "
     "owner hasn't set. YouTube links, other links and searches still work."
 )
-UNREADABLE_PLAYLIST = (
-    "Spotify doesn't let apps read that playlist: since November 2024 playlists made by "
-    "Spotify (editorial, Daily Mix, Discover Weekly and other personalised ones) are off "
-    "limits. Copy its songs into a playlist of your own and share that link instead."
+UNREADABLE_PLAYLIST = (  # Spotify answers 404 alike for both
+    "Spotify doesn't let apps read that playlist: it is private, or made by Spotify (since "
+    "November 2024 editorial, Daily Mix, Discover Weekly and other personalised playlists "
+    "are off limits). Make it public, or copy its songs into a public playlist of your "
+    "own, and share that link instead."
 )
 BAD_CREDENTIALS = (
     "Spotify refused the bot's credentials; the bot owner should check "
     "`SPOTIPY_CLIENT_ID` and `SPOTIPY_CLIENT_SECRET`."
 )
+UNREACHABLE = "I couldn't reach Spotify; try again later."
 SUPPORTED = ("track", "album", "playlist")
 PAGE_SIZE = 50
 
@@ -58,7 +60,12 @@ def make_client(client_id: str, client_secret: str, *, timeout: float) -> spotip
         # Unannotated in spotipy: pyright infers int from its default; requests takes a float.
         requests_timeout=timeout,  # pyright: ignore[reportArgumentType]
         retries=1,
-        status_retries=1,
+        # No retry on an error status: urllib3 would first sleep for Spotify's Retry-After,
+        # up to 6 hours on a 429, in a thread the user's request already gave up on.  Only
+        # 429 listed: spotipy reports every status it gave up on as a 429, so a 5xx would
+        # read "rate limited"; unlisted, it keeps its own status.
+        status_retries=0,
+        status_forcelist=(429,),
         backoff_factor=0.5,
     )
 
@@ -77,11 +84,17 @@ class SpotifyResolver:
         self._client: spotipy.Spotify | None = None
         self._search_target = search_target
         self.timeout = timeout
-        self._lock = threading.Lock()
+        # A thread of its own, one request at a time (the client and its token are not
+        # shared between threads): a slow Spotify then holds up only Spotify links, never
+        # the event loop's default threads, and a link given up on while it waits never runs.
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spotify")
 
     @property
     def configured(self) -> bool:
         return self._factory is not None
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def tracks(
         self, link: SpotifyLink, requester_id: int, limit: int
@@ -93,17 +106,23 @@ class SpotifyResolver:
             raise MusicError(f"I can play Spotify tracks, albums and playlists, not {link.kind}s.")
         try:
             async with asyncio.timeout(self.timeout):
-                name, items = await asyncio.to_thread(self._fetch, link, limit)
+                loop = asyncio.get_running_loop()
+                name, items = await loop.run_in_executor(self._pool, self._fetch, link, limit)
         except TimeoutError:
             raise MusicError("Spotify took too long to answer; try again later.") from None
         except spotipy.SpotifyOauthError as error:
-            log.warning("Spotify refused the client credentials: %s", error)
-            raise MusicError(BAD_CREDENTIALS) from error
+            # Only `invalid_client` is about the credentials; anything else (an outage's
+            # HTML page, a rate limit) is Spotify's trouble, not the owner's to fix.
+            if error.error == "invalid_client":
+                log.warning("Spotify refused the client credentials: %s", error.error_description)
+                raise MusicError(BAD_CREDENTIALS) from error
+            log.warning("Spotify's token service failed: %.200s", error.error)
+            raise MusicError(UNREACHABLE) from error
         except spotipy.SpotifyException as error:
             raise MusicError(_explain(error, link)) from error
         except requests.RequestException as error:
             log.warning("Spotify request failed: %s", error)
-            raise MusicError("I couldn't reach Spotify; try again later.") from error
+            raise MusicError(UNREACHABLE) from error
         tracks = [self._track(item, requester_id) for item in items]
         if not tracks:
             raise MusicError(f"That Spotify {link.kind} has no tracks I can play.")
@@ -111,17 +130,16 @@ class SpotifyResolver:
 
     def _fetch(self, link: SpotifyLink, limit: int) -> tuple[str | None, list[Json]]:
         """Blocking: the name and up to ``limit`` track objects behind ``link``."""
-        with self._lock:
-            client = self._connect()
-            if link.kind == "track":
-                return None, [_answer(client.track(link.id))]
-            if link.kind == "album":
-                album = _answer(client.album(link.id))
-                pages = _pages(client, album["tracks"])
-                return album.get("name"), _take(pages, limit, lambda item: item)
-            playlist = _answer(client.playlist(link.id, fields="name"))
-            pages = _pages(client, client.playlist_items(link.id, limit=PAGE_SIZE))
-            return playlist.get("name"), _take(pages, limit, _playlist_track)
+        client = self._connect()
+        if link.kind == "track":
+            return None, [_answer(client.track(link.id))]
+        if link.kind == "album":
+            album = _answer(client.album(link.id))
+            pages = _pages(client, album["tracks"])
+            return album.get("name"), _take(pages, limit, lambda item: item)
+        playlist = _answer(client.playlist(link.id, fields="name"))
+        pages = _pages(client, client.playlist_items(link.id, limit=PAGE_SIZE))
+        return playlist.get("name"), _take(pages, limit, _playlist_track)
 
     def _connect(self) -> spotipy.Spotify:
         if self._client is None:

@@ -32,6 +32,8 @@ class Stream:
     """Audio codec when known (``opus`` allows passthrough without re-encoding)."""
     duration: float | None = None
     resolved_at: float = field(default_factory=time.monotonic)
+    page_url: str | None = None
+    """The page yt-dlp resolved it from: for a search (a Spotify track), the result's."""
 
     @property
     def is_opus(self) -> bool:

@@ -19,7 +19,7 @@ import discord
 
 from cogs.music.errors import MusicError
 from cogs.music.tracks import LoopMode, Track
-from utils.text import truncate
+from utils.text import counted, truncate
 
 if TYPE_CHECKING:
     from cogs.music.player import Player
@@ -32,6 +32,8 @@ AUTOPLAYED = "🔮 autoplay"
 MAX_LINK = 200
 """Longer page URLs are not made links: a page of ten queue lines always fits an embed."""
 _LINK_SYNTAX = re.compile(r"([\[\]()])")
+_ENDS_LINK = re.compile(r"[\s<>]")
+"""What would end a ``(<url>)`` link target early, the rest of the URL then being markdown."""
 
 
 def format_time(seconds: float | None) -> str:
@@ -65,7 +67,8 @@ def clean(text: str, limit: int = 100) -> str:
 
 def track_line(track: Track) -> str:
     title, url = clean(track.title), track.page_url
-    name = f"[{title}](<{url}>)" if url and len(url) <= MAX_LINK else f"**{title}**"
+    linkable = url and len(url) <= MAX_LINK and not _ENDS_LINK.search(url)
+    name = f"[{title}](<{url}>)" if linkable else f"**{title}**"
     mark = f" {AUTOPLAYED}" if track.autoplay else ""
     return f"{name} `{format_time(track.duration)}`{mark}"
 
@@ -265,11 +268,18 @@ class Queued:
     name: str | None
     busy: bool
     position: int
+    total: int | None = None
+    """How many tracks were asked for, when known and more than the queue took."""
 
     def message(self) -> str:
         if len(self.tracks) > 1 or self.name:
             source = f" from **{clean(self.name)}**" if self.name else ""
-            return f"➕ Queued {len(self.tracks)} tracks{source}."
+            if self.total is not None and self.total > len(self.tracks):
+                return (
+                    f"➕ Queued {len(self.tracks)} of {counted(self.total, 'track')}{source}: "
+                    "that's all the queue takes now."
+                )
+            return f"➕ Queued {counted(len(self.tracks), 'track')}{source}."
         title = clean(self.tracks[0].title)
         if not self.busy:
             return f"▶️ Playing {title}."

@@ -23,8 +23,11 @@ log = logging.getLogger(__name__)
 
 ExtractorArgs = dict[str, dict[str, list[str]]]
 
+# The wall's own words, not yt-dlp's `--cookies` hint: that one also ends the errors of
+# videos no login of the bot's would open (a private one: "Sign in if you've been granted
+# access").
 _SIGN_IN = re.compile(
-    r"confirm (you(?:'|’| a)re not a bot|your age)|po[ _-]?token|--cookies", re.IGNORECASE
+    r"sign in to confirm|confirm you(?:'|’| a)re not a bot|po[ _-]?token", re.IGNORECASE
 )
 OWNER_HINT = (
     "YouTube asked this bot to sign in (its bot check): give yt-dlp the cookies of a "

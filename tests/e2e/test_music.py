@@ -107,6 +107,25 @@ async def test_search_words_play_the_first_result(
     await world.wait_frames(40)
 
 
+async def test_a_link_wrapped_in_angle_brackets_plays_that_link(
+    world: World, spotify_fake: FakeSpotify, local_search: dict[str, tuple[str, str]]
+) -> None:
+    """Discord users wrap a link in <...> so that it shows no preview: it is still a link,
+    not words to search for."""
+    spotify_fake.add_track("t1", "Band", "Song")
+    local_search["band - song"] = ("Band - Song", world.media.tone(660, 1, "ogg"))
+    await world.start(
+        spotipy_client_id=spotify_fake.client_id,
+        spotipy_client_secret=spotify_fake.client_secret,
+    )
+    reply = await world.slash("play", query=f"<{world.media.tone(440, 1, 'ogg')}>")
+    assert reply == "▶️ Playing tone-440hz-1s."
+    reply = await world.slash("play", query=" <https://open.spotify.com/track/t1> ")
+    assert reply == "➕ Queued Band - Song (#1)."
+    await world.wait_message("The queue is finished")
+    assert [round(pitch(run), -1) for run in world.played()] == [440, 660]
+
+
 async def test_playlist_page_queues_every_entry(world: World) -> None:
     names = [world.media.tone(440, 1, "wav"), world.media.tone(880, 1, "ogg")]
     page = world.media.page_url(*(url.rsplit("/", 1)[1] for url in names), title="Two tones")

@@ -18,6 +18,7 @@ from tests.e2e.music_world import World, pitch
 from tests.e2e.test_ai_tools_music import call
 from tests.fakes.discord_server import FakeMessage, FakeRole, FakeUser
 from tests.fakes.gemini_server import FakeGemini
+from tests.fakes.spotify_server import FakeSpotify
 from tests.fakes.youtube_extractors import FakeYouTube, register_fake_youtube, watch_url
 
 MANAGE_CHANNELS = 0x10
@@ -217,6 +218,31 @@ async def test_autoplay_goes_on_past_a_related_track_that_fails(
     seed, good = world.played()
     assert abs(pitch(seed) - 440) < 20 and abs(pitch(good) - 660) < 20
     assert youtube.requested.count(watch_url("brokenbroke")) == 1, "not picked again"
+
+
+async def test_autoplay_follows_a_spotify_track_by_the_video_it_played(
+    world: World,
+    youtube: FakeYouTube,
+    spotify_fake: FakeSpotify,
+    local_search: dict[str, tuple[str, str]],
+) -> None:
+    youtube.videos = {
+        "seedseedsee": ("Seed song", world.media.tone(440, 1, "ogg"), 1),
+        "relatedrela": ("Related song", world.media.tone(660, 1, "ogg"), 1),
+    }
+    youtube.mixes = {"seedseedsee": ["seedseedsee", "relatedrela"]}
+    spotify_fake.add_track("t1", "Band", "Seed")
+    local_search["band - seed"] = ("Seed song", watch_url("seedseedsee"))
+    await world.start(
+        spotipy_client_id=spotify_fake.client_id,
+        spotipy_client_secret=spotify_fake.client_secret,
+    )
+    await world.slash("autoplay", mode="on")
+    await world.slash("play", query="https://open.spotify.com/track/t1")
+    await world.discord.wait_for(lambda: "Related song" in now_playing_title(world), timeout=15)
+    await world.wait_message("The queue is finished")
+    seed, related = world.played()
+    assert abs(pitch(seed) - 440) < 20 and abs(pitch(related) - 660) < 20
 
 
 # 24/7 ----------------------------------------------------------------------------

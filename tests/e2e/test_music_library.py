@@ -105,3 +105,19 @@ async def test_a_saved_queue_loads_and_plays_again_for_its_owner_only(
     deleted = await bot.data_owners.delete_guild(world.guild.id)
     assert deleted["music-library"] == 2, "440 (stopped, then again: once), 880; no playlist"
     assert (await command(world, "history")).content == "Nothing has been played here yet."
+
+
+async def test_a_saved_playlist_longer_than_the_queue_takes_says_how_much_was_queued(
+    world: World,
+) -> None:
+    await world.start(music_playlist_limit=2)
+    for frequency in (440, 550, 660):
+        await world.slash("play", query=world.media.tone(frequency, 3, "ogg"))
+    saved = await command(world, "playlist save", name="Three")
+    assert saved.content == "💾 Saved **Three** (3 tracks)."
+    assert (await world.slash("stop")).startswith("⏹️")
+    loaded = await command(world, "playlist load", name="Three")
+    assert loaded.content == (
+        "➕ Queued 2 of 3 tracks from **Three**: that's all the queue takes now."
+    )
+    assert (await world.slash("stop")).startswith("⏹️")

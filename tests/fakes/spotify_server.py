@@ -7,12 +7,19 @@
   paged with ``limit``/``offset`` and absolute ``next`` links.
 - Unknown ids, and playlists made by Spotify (editorial, algorithmic), answer 404
   as the real Web API has done for apps since November 2024.
+- :attr:`FakeSpotify.retry_after` set: the Web API answers 429 with that
+  ``Retry-After``, as Spotify does to an app over its rate limit (often for hours).
+- :attr:`FakeSpotify.api_down`: the Web API answers 502 with an HTML page (an outage).
+- :attr:`FakeSpotify.delay`: seconds each Web API answer waits (a slow Spotify).
+- :attr:`FakeSpotify.token_status` set: the token endpoint fails with that status and
+  an HTML page, as a service that is down does.
 
 Point spotipy here with :meth:`FakeSpotify.patch_spotipy` (tests only).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import secrets
 from collections.abc import Callable
@@ -42,6 +49,10 @@ class FakeSpotify(LocalHTTPServer):
         self.albums: dict[str, Json] = {}
         self.playlists: dict[str, Json] = {}
         self.requests: list[str] = []
+        self.retry_after: int | None = None
+        self.api_down = False
+        self.delay = 0.0
+        self.token_status: int | None = None
         self._tokens: set[str] = set()
 
     # Lifecycle --------------------------------------------------------------
@@ -109,6 +120,10 @@ class FakeSpotify(LocalHTTPServer):
 
     async def _token(self, request: web.Request) -> web.StreamResponse:
         self.requests.append("token")
+        if self.token_status is not None:
+            return web.Response(
+                status=self.token_status, text="<html>Unavailable</html>", content_type="text/html"
+            )
         expected = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
         form = await request.post()
         if request.headers.get("Authorization") != f"Basic {expected}":
@@ -123,40 +138,49 @@ class FakeSpotify(LocalHTTPServer):
             {"access_token": token, "token_type": "Bearer", "expires_in": 3600}
         )
 
-    def _authorised(self, request: web.Request) -> None:
+    async def _authorised(self, request: web.Request) -> None:
         self.requests.append(request.path_qs)
+        await asyncio.sleep(self.delay)
         header = request.headers.get("Authorization", "")
         if header.removeprefix("Bearer ") not in self._tokens:
             raise _error(401, "Invalid access token")
+        if self.api_down:
+            raise web.HTTPBadGateway(text="<html>Bad gateway</html>", content_type="text/html")
+        if self.retry_after is not None:
+            raise web.HTTPTooManyRequests(
+                headers={"Retry-After": str(self.retry_after)},
+                text='{"error": {"status": 429, "message": "API rate limit exceeded"}}',
+                content_type="application/json",
+            )
 
     async def _track(self, request: web.Request) -> web.StreamResponse:
-        self._authorised(request)
+        await self._authorised(request)
         track = self.tracks.get(request.match_info["id"])
         if track is None:
             raise _error(404, "Resource not found")
         return web.json_response(track)
 
     async def _album(self, request: web.Request) -> web.StreamResponse:
-        self._authorised(request)
+        await self._authorised(request)
         album = self._find(self.albums, request)
         path = f"/v1/albums/{album['id']}/tracks"
         first = self._page(album["tracks"], path, 0, self.page_size, wrap=None)
         return web.json_response({"id": album["id"], "name": album["name"], "tracks": first})
 
     async def _album_tracks(self, request: web.Request) -> web.StreamResponse:
-        self._authorised(request)
+        await self._authorised(request)
         album = self._find(self.albums, request)
         offset, limit = _paging(request, self.page_size)
         page = self._page(album["tracks"], request.path, offset, limit, wrap=None)
         return web.json_response(page)
 
     async def _playlist(self, request: web.Request) -> web.StreamResponse:
-        self._authorised(request)
+        await self._authorised(request)
         playlist = self._find_playlist(request)
         return web.json_response({"id": playlist["id"], "name": playlist["name"]})
 
     async def _playlist_items(self, request: web.Request) -> web.StreamResponse:
-        self._authorised(request)
+        await self._authorised(request)
         playlist = self._find_playlist(request)
         offset, limit = _paging(request, self.page_size)
         page = self._page(playlist["tracks"], request.path, offset, limit, wrap="item")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from cogs.music.tracks import LoopMode, Track
 from cogs.music.views import (
+    Queued,
     clean,
     controls,
     format_time,
@@ -49,6 +50,16 @@ def test_a_title_cannot_make_a_link_of_its_own() -> None:
     assert track_line(spoof) == (
         "[Video\\]\\(https://evil.example/nitro\\) ](<https://x.example/v>) `0:20`"
     )
+
+
+def test_a_page_url_cannot_add_a_link_of_its_own() -> None:
+    """A link's page URL is the asker's (or a playlist page's) to write: one that would
+    close the link target early is not made a link, so its rest cannot be markdown."""
+    for spoof in (
+        "https://x.example/a>)[Free Nitro](https://evil.example",
+        "https://x.example/a b",
+    ):
+        assert track_line(Track("Song", "s", 1, 20.0, spoof)) == "**Song** `0:20`"
 
 
 def test_long_page_urls_are_not_made_links() -> None:
@@ -102,3 +113,14 @@ def test_a_full_queue_page_fits_its_embed() -> None:
     assert embed.description is not None and len(embed.description) <= 4096
     assert embed.description.endswith(f"`499.` {track_line(longest)}")
     assert len(embed) <= 6000
+
+
+def test_what_a_play_queued_counts_one_track_as_one_track() -> None:
+    song = Track("Song", "https://x.example/s", 42)
+    assert Queued([song], "Mix", busy=True, position=1).message() == (
+        "➕ Queued 1 track from **Mix**."
+    )
+    assert Queued([song], "Mix", busy=True, position=1, total=3).message() == (
+        "➕ Queued 1 of 3 tracks from **Mix**: that's all the queue takes now."
+    )
+    assert Queued([song, song], None, busy=True, position=1).message() == "➕ Queued 2 tracks."

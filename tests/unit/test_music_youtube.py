@@ -27,6 +27,19 @@ def test_the_sign_in_wall_is_recognised(message: str) -> None:
     assert isinstance(user_error(yt_dlp.utils.DownloadError(message)), BotCheck)
 
 
+def test_a_private_video_is_not_taken_for_the_bot_check() -> None:
+    """yt-dlp ends every sign-in reason with its cookies hint; a private video's (in a
+    playlist, say) is not the wall, and the owner is not told to fix it with cookies."""
+    message = (
+        "ERROR: [youtube] abc: Private video. Sign in if you've been granted access to this "
+        "video. Use --cookies-from-browser or --cookies for the authentication. See  "
+        "https://github.com/yt-dlp/yt-dlp/wiki/FAQ#how-do-i-pass-cookies-to-yt-dlp  for how "
+        "to manually pass cookies"
+    )
+    assert not is_bot_check(message)
+    assert str(user_error(yt_dlp.utils.DownloadError(message))) == "I couldn't load that link."
+
+
 def test_other_failures_are_not_the_bot_check() -> None:
     assert not is_bot_check("ERROR: [generic] Unsupported URL: https://x.example/")
     assert not isinstance(user_error(yt_dlp.utils.DownloadError("HTTP Error 404")), BotCheck)
