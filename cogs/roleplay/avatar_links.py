@@ -12,6 +12,7 @@ message is gone, uploads the avatar again in the channel it is needed in.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import time
@@ -22,6 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 import discord
 
 from cogs.roleplay.characters import AvatarLink, Character, CharacterStore
+from cogs.roleplay.webhooks import DISCORD_TIMEOUT
 
 if TYPE_CHECKING:
     from bot import Bot
@@ -75,7 +77,8 @@ class AvatarLinks:
         self, character: Character, channel: discord.abc.Messageable
     ) -> str | None:
         """A URL of the character's avatar that works now; None without an avatar, or
-        when it cannot be uploaded again (the webhook's own avatar is shown then).
+        when it cannot be uploaded again or Discord fails (the webhook's own avatar is
+        shown then).
 
         ``channel`` is where the avatar is uploaded again if its message is gone
         (the scene's channel, say); that costs one visible bot message.
@@ -86,18 +89,25 @@ class AvatarLinks:
         if link is not None and self._fresh(link.url):
             return link.url
         if link is not None:
-            fresh = await self._refetch(link)
+            try:
+                fresh = await self._refetch(link)
+            except (discord.HTTPException, TimeoutError) as error:
+                # Discord failing for now (a 5xx, a long rate limit): the character speaks
+                # all the same, with the old URL while it works, and no copy is posted.
+                log.warning("could not renew the avatar of character %s: %r", character.id, error)
+                return link.url if self._working(link.url) else None
             if fresh is not None:
                 await self.store.set_link(character, fresh)
                 return fresh.url
         try:
-            message = await channel.send(
-                f"Avatar of **{discord.utils.escape_markdown(character.name)}**",
-                file=avatar_file(character),
-                silent=True,
-                allowed_mentions=discord.AllowedMentions.none(),
-            )
-        except discord.HTTPException as error:  # no Attach Files there, say
+            async with asyncio.timeout(DISCORD_TIMEOUT):
+                message = await channel.send(
+                    f"Avatar of **{discord.utils.escape_markdown(character.name)}**",
+                    file=avatar_file(character),
+                    silent=True,
+                    allowed_mentions=discord.AllowedMentions.none(),
+                )
+        except (discord.HTTPException, TimeoutError) as error:  # no Attach Files there, say
             log.warning("could not upload the avatar of character %s: %s", character.id, error)
             return None
         fresh = link_of(message)
@@ -108,10 +118,15 @@ class AvatarLinks:
         expiry = expires_at(url)
         return expiry is None or expiry - self.clock() > REFRESH_MARGIN
 
+    def _working(self, url: str) -> bool:
+        expiry = expires_at(url)
+        return expiry is None or expiry > self.clock()
+
     async def _refetch(self, link: AvatarLink) -> AvatarLink | None:
         """The message's attachment again, freshly signed; None when it is gone."""
         try:
-            data = await self.bot.http.get_message(link.channel_id, link.message_id)
+            async with asyncio.timeout(DISCORD_TIMEOUT):
+                data = await self.bot.http.get_message(link.channel_id, link.message_id)
         except (discord.NotFound, discord.Forbidden):
             return None
         for attachment in data.get("attachments", []):

@@ -22,7 +22,7 @@ from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
-from PIL import Image, UnidentifiedImageError
+from PIL import ExifTags, Image, UnidentifiedImageError
 
 from cogs.music.urls import AddressPolicy
 from cogs.roleplay.errors import RoleplayError
@@ -40,6 +40,15 @@ _REDIRECTS = {301, 302, 303, 307, 308}
 _MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")
 _FORMATS = {"PNG", "JPEG", "GIF", "WEBP"}
 _INVALID_LINK = "That is not a valid avatar link."
+_TURNS = {  # EXIF Orientation -> what shows the photo upright
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 def to_avatar(data: bytes) -> bytes:
@@ -50,7 +59,8 @@ def to_avatar(data: bytes) -> bytes:
     try:
         with open_image(data, tuple(sorted(_FORMATS))) as image:
             image.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
-            small = image.convert("RGBA" if _has_alpha(image) else "RGB")
+            upright = _turned_upright(image)
+            small = upright.convert("RGBA" if _has_alpha(upright) else "RGB")
     except Image.DecompressionBombError:
         raise RoleplayError(f"That image is too large (over {MAX_PIXELS:,} pixels).") from None
     except UnidentifiedImageError:
@@ -60,6 +70,15 @@ def to_avatar(data: bytes) -> bytes:
     out = io.BytesIO()
     small.save(out, format="PNG", optimize=True)
     return out.getvalue()
+
+
+def _turned_upright(image: Image.Image) -> Image.Image:
+    """``image`` turned as its EXIF Orientation says: cameras store a photo as taken and
+    say how to turn it. (``ImageOps.exif_transpose`` also rewrites the EXIF, and fails
+    on a corrupt one; only the pixels are kept here.)"""
+    orientation = image.getexif().get(ExifTags.Base.Orientation)
+    turn = _TURNS.get(orientation) if isinstance(orientation, int) else None
+    return image if turn is None else image.transpose(turn)
 
 
 def _has_alpha(image: Image.Image) -> bool:
@@ -126,12 +145,23 @@ class AvatarFetcher:
     async def _download(self, url: str) -> bytes:
         if self._session is None:
             raise RuntimeError("the avatar fetcher is not started")
+        try:
+            # All hops together: each request's own limit would let a chain of slow
+            # redirects keep the person waiting for minutes.
+            async with asyncio.timeout(FETCH_TIMEOUT):
+                return await self._follow(self._session, url)
+        except TimeoutError:
+            log.info("avatar download of %s took too long", url)
+            raise RoleplayError("That image took too long to download.") from None
+
+    async def _follow(self, session: aiohttp.ClientSession, url: str) -> bytes:
+        """The image at ``url``, its redirects followed hop by hop, each checked."""
         location = ""
         for _ in range(MAX_REDIRECTS + 1):
             url = _https_link(url, location)
             await self.policy.check(url)  # aiohttp skips the resolver for IP literals
             try:
-                async with self._session.get(url, allow_redirects=False) as response:
+                async with session.get(url, allow_redirects=False) as response:
                     if response.status in _REDIRECTS and "Location" in response.headers:
                         location = response.headers["Location"]
                         continue

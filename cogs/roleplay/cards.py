@@ -32,6 +32,7 @@ from utils.db import storable
 MAX_CARD_BYTES = 8 * 1024 * 1024
 """A card file (PNG or JSON) past this is refused before it is read."""
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+UTF8_BOM = b"\xef\xbb\xbf"
 _SPECS = {"chara_card_v2": "chara", "chara_card_v3": "ccv3"}
 _FIELDS = {  # card field -> Profile field
     "name": "name",
@@ -57,11 +58,8 @@ def read_card(data: bytes) -> Card:
         raise RoleplayError(f"That card is over {MAX_CARD_BYTES // (1024 * 1024)} MB.")
     if data.startswith(PNG_SIGNATURE):
         return Card(_from_json(_card_json(data)), data)
-    if data.lstrip()[:1] == b"{":
-        try:
-            return Card(_from_json(json.loads(data)), None)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise RoleplayError("That card's JSON is not valid.") from None
+    if data.removeprefix(UTF8_BOM).lstrip()[:1] == b"{":  # Notepad may save a BOM first
+        return Card(_from_json(_parsed(data, "That card's JSON is not valid.")), None)
     raise RoleplayError("That is not a character card: send a card PNG or its JSON file.")
 
 
@@ -71,14 +69,28 @@ def _card_json(png: bytes) -> Any:
     encoded = texts.get("ccv3") or texts.get("chara")
     if encoded is None:
         raise RoleplayError("That PNG has no character card in it (no `chara` or `ccv3` chunk).")
+    damaged = "That card's character data is damaged (bad base64 or JSON)."
     try:
-        return json.loads(base64.b64decode(encoded, validate=True))
+        decoded = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
-        raise RoleplayError("That card's character data is damaged (bad base64 or JSON).") from None
+        raise RoleplayError(damaged) from None
+    return _parsed(decoded, damaged)
+
+
+def _parsed(data: bytes, message: str) -> Any:
+    """``data`` as JSON; RoleplayError(message) for bad JSON or UTF-8, and for JSON that
+    is valid but unreadable: nested past the recursion limit, or an integer of thousands
+    of digits (ValueError, not JSONDecodeError)."""
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):
+        raise RoleplayError(message) from None
 
 
 def png_texts(png: bytes, keys: set[str]) -> dict[str, str]:
-    """The tEXt/zTXt/iTXt chunks named in ``keys``; RoleplayError for a broken PNG."""
+    """The tEXt/zTXt/iTXt chunks named in ``keys``, the first of each as SillyTavern
+    reads them; RoleplayError for a broken PNG. A repeat is not even inflated: else a
+    file of a thousand small zlib bombs would cost gigabytes of inflating."""
     found: dict[str, str] = {}
     at = len(PNG_SIGNATURE)
     try:
@@ -93,7 +105,7 @@ def png_texts(png: bytes, keys: set[str]) -> dict[str, str]:
             if kind in (b"tEXt", b"zTXt", b"iTXt"):
                 key, _, rest = body.partition(b"\0")
                 name = key.decode("latin-1")
-                if name in keys:
+                if name in keys and name not in found:
                     found[name] = _text(kind, rest)
     except (ValueError, struct.error, zlib.error, UnicodeDecodeError):
         raise RoleplayError("That PNG is damaged.") from None
@@ -128,7 +140,7 @@ def _from_json(card: Any) -> Profile:
     spec = card.get("spec")
     if spec is None:  # V1: flat fields
         data = card
-    elif spec in _SPECS:
+    elif isinstance(spec, str) and spec in _SPECS:  # a list or an object is unhashable
         data = card.get("data")
         if not isinstance(data, dict):
             raise RoleplayError("That card has no `data` section.")

@@ -4,6 +4,9 @@ Anyone may list, show and export characters. Creating and importing take Manage
 Messages: characters are server content that the AI will speak as, names are
 shared and the per-server limit is shared, so moderators curate them. Editing and
 deleting take Manage Messages, or being the character's creator.
+
+Typed, `show`, `export` and `delete` take the rest of the line as the name, so a name
+of several words needs no quotes: `!character delete Aria Moon` is Aria Moon, not Aria.
 """
 
 from __future__ import annotations
@@ -156,7 +159,7 @@ class Roleplay(commands.Cog):
 
     @character.command(name="delete")
     @app_commands.describe(name="The character to delete")
-    async def delete(self, ctx: Context, name: str) -> None:
+    async def delete(self, ctx: Context, *, name: str) -> None:
         """Delete a character (its creator, or Manage Messages)."""
         character = await self._changeable(ctx, name)
         if await self.characters.delete(character):
@@ -186,14 +189,14 @@ class Roleplay(commands.Cog):
 
     @character.command(name="show")
     @app_commands.describe(name="The character to show")
-    async def show(self, ctx: Context, name: str) -> None:
+    async def show(self, ctx: Context, *, name: str) -> None:
         """Show a character's profile and avatar."""
         character = await self._get(ctx, name)
         await ctx.send(**_card_message(character))
 
     @character.command(name="export")
     @app_commands.describe(name="The character to export")
-    async def export(self, ctx: Context, name: str) -> None:
+    async def export(self, ctx: Context, *, name: str) -> None:
         """Download a character as a SillyTavern card (PNG with its avatar, else JSON)."""
         character = await self._get(ctx, name)
         await ctx.defer()

@@ -34,6 +34,7 @@ from cogs.roleplay.script import NARRATOR, SceneSplitter, speaker_of
 from cogs.roleplay.webhooks import DISCORD_TIMEOUT, TEXT_LIMIT, Channel, WebhookSender
 from utils.errors import BotError
 from utils.tasks import log_failure
+from utils.text import counted
 
 if TYPE_CHECKING:
     from bot import Bot
@@ -128,7 +129,7 @@ class SceneDirector:
                 await self.scenes.end(channel.id)
                 async with asyncio.timeout(DISCORD_TIMEOUT):
                     await channel.send(
-                        ENDED.format(turns=f"{limit} turn" if limit == 1 else f"{limit} turns"),
+                        ENDED.format(turns=counted(limit, "turn")),
                         allowed_mentions=NO_PINGS,
                     )
 

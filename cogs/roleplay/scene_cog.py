@@ -140,7 +140,7 @@ class Scenes(commands.Cog):
 
     @scene.command(name="add")
     @app_commands.describe(character="The character who joins")
-    async def add(self, ctx: Context, character: str) -> None:
+    async def add(self, ctx: Context, *, character: str) -> None:
         """Bring a character into this scene (its owner, or Manage Messages)."""
         scene = await self._changeable(ctx)
         joining = await self._character(ctx, character)
@@ -154,7 +154,7 @@ class Scenes(commands.Cog):
 
     @scene.command(name="remove")
     @app_commands.describe(character="The character who leaves")
-    async def remove(self, ctx: Context, character: str) -> None:
+    async def remove(self, ctx: Context, *, character: str) -> None:
         """Take a character out of this scene (its owner, or Manage Messages)."""
         scene = await self._changeable(ctx)
         leaving = await self._character(ctx, character)

@@ -18,6 +18,7 @@ import asyncio
 import logging
 import re
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -50,6 +51,9 @@ MAX_WEBHOOKS = 30007
 MISSING_PERMISSIONS = 50013
 NO_PINGS = discord.AllowedMentions.none()
 _FORBIDDEN_IN_NAMES = re.compile("clyde|discord", re.IGNORECASE)
+_RESERVED_NAMES = frozenset({"everyone", "here", "system message"})
+"""Names Discord refuses as a whole, in any case (400 50035 "Username cannot be")."""
+_CYRILLIC_E = str.maketrans("eE", "\u0435\u0415")
 NOTICES = {
     MISSING_PERMISSIONS: (
         "I need the **Manage Webhooks** permission here to give characters their own "
@@ -69,12 +73,15 @@ def _shortened(name: str) -> str:
 
 def webhook_username(name: str) -> str:
     """`name` as Discord accepts it for a webhook message: 1 to 80 characters, without
-    "clyde" or "discord" (their "c" becomes a Cyrillic look-alike)."""
+    "clyde" or "discord" (their "c" becomes a Cyrillic look-alike), and not "everyone",
+    "here" or "system message" (their "e"s do)."""
     cleaned = _shortened(name)
     while _FORBIDDEN_IN_NAMES.search(cleaned):  # again: "Discordiscord" overlaps
         cleaned = _FORBIDDEN_IN_NAMES.sub(
             lambda match: match[0].replace("c", "\u0441").replace("C", "\u0421"), cleaned
         )
+    if cleaned.casefold() in _RESERVED_NAMES:
+        cleaned = cleaned.translate(_CYRILLIC_E)
     return cleaned or "Unnamed character"
 
 
@@ -135,7 +142,12 @@ class WebhookSender:
         self._webhooks: OrderedDict[int, discord.Webhook] = OrderedDict()
         # channel id -> when to try a webhook again; a channel in here was told why not
         self._without: OrderedDict[int, float] = OrderedDict()
-        self._lookup = asyncio.Lock()  # one lookup or creation at a time: no duplicates
+        # channel id -> its lookup or creation, one at a time (no duplicate webhooks);
+        # a lock lasts while someone holds or awaits it, and one channel's slow lookup
+        # keeps no other channel waiting.
+        self._lookups: weakref.WeakValueDictionary[int, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
 
     def sink(self, channel: Channel, *, name: str, avatar_url: str | None) -> CharacterSink:
         return CharacterSink(self, channel, name, avatar_url)
@@ -240,7 +252,10 @@ class WebhookSender:
         retry_at = self._without.get(home)
         if retry_at is not None and self.clock() < retry_at:
             return None
-        async with self._lookup:
+        lock = self._lookups.get(home)
+        if lock is None:
+            lock = self._lookups[home] = asyncio.Lock()
+        async with lock:
             if (webhook := self._cached(home)) is not None:
                 return webhook
             try:

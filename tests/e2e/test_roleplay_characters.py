@@ -181,6 +181,11 @@ async def test_card_import_export_round_trip(
         (upload("x.png", card_png({"description": "nameless"})), "no character name"),
         (upload("x.png", picture(text={"chara": "%%%"})), "damaged"),
         (upload("x.png", broken_picture(card_png({"name": "Bo"}))), "image is damaged"),
+        (
+            upload("x.json", b'{"x": ' + b"[" * 10**5 + b"]" * 10**5 + b"}", "text/plain"),
+            "not valid",
+        ),
+        (upload("x.json", b'{"spec": ["chara_card_v2"]}', "text/plain"), "Unsupported card"),
     ],
 )
 async def test_broken_cards_are_refused_and_nothing_is_stored(
@@ -339,3 +344,21 @@ async def test_the_list_shows_every_character_a_page_of_whole_lines_at_a_time(
     assert shown == [discord.utils.escape_markdown(name) for name in names]
     last = (await slash(owner, "list", page=9)).embeds[0]  # past the end: the last page
     assert last["description"].endswith(f"{shown[-1]}** by <@{owner.id}>")
+
+
+async def test_typed_commands_take_a_name_of_several_words_whole(
+    bot: Bot, discord_fake: FakeDiscord, guild: FakeGuild
+) -> None:
+    owner, store = discord_fake.owner, roleplay(bot).characters
+    for name in ("Aria", "Aria Moon"):
+        await store.create(guild.id, owner.id, Profile(name, f"{name} herself."), None)
+
+    await discord_fake.send_message(guild.text, owner, "!character show Aria Moon")
+    shown = await discord_fake.wait_for_message(guild.text, predicate=lambda m: m.embeds)
+    assert shown.embeds[0]["title"] == "Aria Moon"
+    await discord_fake.send_message(guild.text, owner, "!character delete Aria Moon")
+    deleted = await discord_fake.wait_for_message(
+        guild.text, predicate=lambda m: m.content.startswith("Deleted")
+    )
+    assert deleted.content == "Deleted **Aria Moon**."
+    assert [c.name for c in await store.listing(guild.id)] == ["Aria"]

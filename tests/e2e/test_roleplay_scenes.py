@@ -465,6 +465,26 @@ async def test_typed_scene_start_takes_several_names_and_a_world_after_a_bar(
     assert (await _scene_of(scenes(bot).scenes, guild)).world is None
 
 
+async def test_typed_scene_add_and_remove_take_a_name_of_several_words_whole(
+    world: World,
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    await start_bot(ai_settings())
+    for name in ("Aria", "Aria Moon", "Bren"):
+        await world.character(name)
+    await world.slash(member, "start", characters="Aria, Bren")
+    for command, done in (("add", "joins"), ("remove", "leaves")):
+        await discord_fake.send_message(guild.text, member, f"!scene {command} Aria Moon")
+        said = await discord_fake.wait_for_message(
+            guild.text, predicate=lambda m, done=done: done in m.content
+        )
+        assert said.content == f"**Aria Moon** {done} the scene."
+
+
 async def test_a_character_named_twice_in_another_case_joins_once(
     world: World,
     discord_fake: FakeDiscord,

@@ -3,6 +3,7 @@ Discord, driven through `WebhookSender` with the bot's own channel objects."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Callable
 
@@ -105,6 +106,43 @@ async def test_characters_named_with_overlapping_forbidden_words_still_speak(
         assert (message.content, message.webhook_id is not None) == (f"I am {name}", True)
         assert message.author.name.lower().replace("\u0441", "c") == name.lower()
         assert not re.search("clyde|discord", message.author.name, re.IGNORECASE)
+
+
+async def test_characters_named_everyone_or_here_still_speak(
+    discord_fake: FakeDiscord, guild: FakeGuild, start_bot: StartBot
+) -> None:
+    bot = await start_bot(extensions=[])
+    sender = WebhookSender(bot)
+    channel = text_channel(bot, guild.text)
+
+    # Discord refuses these names as a whole (400 50035), not inside longer ones.
+    for name in ("Everyone", "here", " System  Message ", "Here We Go"):
+        spoken = await sender.send(channel, f"I am {name}", name=name, avatar_url=None)
+        message = fake_message(discord_fake, spoken.id)
+        assert (message.content, message.webhook_id is not None) == (f"I am {name}", True)
+        assert message.author.name.replace("\u0435", "e").replace("\u0415", "E") == " ".join(
+            name.split()
+        )
+    assert fake_message(discord_fake, spoken.id).author.name == "Here We Go"
+
+
+async def test_a_slow_webhook_lookup_in_one_channel_keeps_no_other_channel_waiting(
+    discord_fake: FakeDiscord, guild: FakeGuild, start_bot: StartBot
+) -> None:
+    bot = await start_bot(extensions=[])
+    sender = WebhookSender(bot)
+    other = guild.add_text_channel("other")
+    await discord_fake.wait_for(lambda: bot.get_channel(other.id))
+    release = discord_fake.webhook_routes.stall(guild.text)
+    slow = asyncio.create_task(
+        sender.send(text_channel(bot, guild.text), "Hi", name=ALICE[0], avatar_url=ALICE[1])
+    )
+    await discord_fake.wait_for(lambda: webhook_lookups(discord_fake) == 1)
+    quick = await sender.send(text_channel(bot, other), "Hello", name=BOB[0], avatar_url=None)
+    assert fake_message(discord_fake, quick.id).channel_id == other.id
+    assert not slow.done(), "the first channel's lookup is still held"
+    release.set()
+    assert fake_message(discord_fake, (await slow).id).author.name == ALICE[0]
 
 
 async def test_a_streamed_reply_keeps_its_speaker_across_edits_and_splits(

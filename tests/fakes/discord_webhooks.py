@@ -4,14 +4,17 @@ As on Discord: listing and creating need MANAGE_WEBHOOKS (403 50013), a channel 
 at most 15 webhooks (400 30007), a deleted webhook answers 10015, an execute names a
 thread of the webhook's channel with ``thread_id`` (and editing a message in a thread
 needs it too, else 10008), and webhook usernames must be 1-80 characters without
-"clyde" or "discord" (400 50035).  Tests act as other people: :meth:`add` (a webhook
-someone else made), :meth:`delete` (someone deletes ours) and :meth:`rate_limit`
-(the next executes are answered 429, with the ``Via`` header Discord's edge sends).
+"clyde" or "discord", and not "everyone", "here" or "system message" (400 50035).
+Tests act as other people: :meth:`add` (a webhook someone else made), :meth:`delete`
+(someone deletes ours), :meth:`rate_limit` (the next executes are answered 429,
+with the ``Via`` header Discord's edge sends) and :meth:`stall` (a channel's listing
+answers only once the test says so).
 The gateway hears WEBHOOKS_UPDATE after each change.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from typing import TYPE_CHECKING
@@ -37,6 +40,7 @@ MANAGE_WEBHOOKS = discord.Permissions(manage_webhooks=True).value
 WEBHOOKS_INTENT = discord.Intents(webhooks=True).value
 MAX_WEBHOOKS = 15
 _FORBIDDEN_NAME = re.compile("clyde|discord", re.IGNORECASE)
+_RESERVED_NAMES = {"everyone", "here", "system message"}
 
 
 class WebhookRoutes:
@@ -46,6 +50,7 @@ class WebhookRoutes:
         self._fake = fake
         self._rate_limited: list[float] = []
         """``retry_after`` of each coming execute to answer 429."""
+        self._stalled: dict[int, asyncio.Event] = {}
 
     def routes(self) -> list[tuple[str, str, Handler]]:
         channel = r"/channels/{channel_id:\d+}"
@@ -76,6 +81,11 @@ class WebhookRoutes:
         """Answer the next ``times`` webhook executes 429 (retry after ``retry_after`` s)."""
         self._rate_limited.extend([retry_after] * times)
 
+    def stall(self, channel: FakeChannel) -> asyncio.Event:
+        """Hold listings of ``channel``'s webhooks until the event returned is set."""
+        release = self._stalled[channel.id] = asyncio.Event()
+        return release
+
     # Used by the execute and message routes ---------------------------------
 
     def throttled(self) -> web.Response | None:
@@ -101,7 +111,9 @@ class WebhookRoutes:
         username passed Discord's rules."""
         username = request_body(request).payload.get("username")
         if username is not None and (
-            not 1 <= len(username.strip()) <= 80 or _FORBIDDEN_NAME.search(username)
+            not 1 <= len(username.strip()) <= 80
+            or _FORBIDDEN_NAME.search(username)
+            or username.strip().lower() in _RESERVED_NAMES
         ):
             raise invalid_form_body()
         channel = self._fake._channel(webhook.channel_id)
@@ -138,6 +150,8 @@ class WebhookRoutes:
 
     async def _list(self, request: web.Request) -> web.StreamResponse:
         channel = self._channel(request)
+        if (release := self._stalled.get(channel.id)) is not None:
+            await release.wait()
         return json_response([w.to_payload() for w in self._in(channel)])
 
     async def _create(self, request: web.Request) -> web.StreamResponse:

@@ -1,7 +1,9 @@
-"""Avatar links: a character whose avatar cannot be posted again speaks without it.
+"""Avatar links: a character whose avatar cannot be posted again, or whose link Discord
+fails to renew, still speaks.
 
 The channel is a stub at our own seam (`AvatarLinks.avatar_url` takes any Messageable):
-the fake Discord does not refuse attachments, so the refusal is raised here.
+the fake Discord neither refuses attachments nor fails, so refusals and failures are
+raised here.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import discord
 import pytest
 
 from cogs.roleplay.avatar_links import AvatarLinks
-from cogs.roleplay.characters import CharacterStore, Profile
+from cogs.roleplay.characters import AvatarLink, CharacterStore, Profile
 from utils.db import Database
 
 if TYPE_CHECKING:
@@ -42,3 +44,45 @@ async def test_an_avatar_that_cannot_be_uploaded_gives_no_url(
     assert url is None
     assert f"avatar of character {character.id}" in caplog.text
     assert (await store.get(GUILD, "Aria")) == character  # no link remembered
+
+
+class FailingDiscord:
+    """A bot whose requests for a message get Discord's 500."""
+
+    def __init__(self) -> None:
+        self.http = self
+
+    async def get_message(self, channel_id: int, message_id: int) -> dict[str, Any]:
+        response = SimpleNamespace(status=500, reason="Internal Server Error")
+        raise discord.DiscordServerError(response, {"code": 0, "message": "500"})  # type: ignore[arg-type]
+
+
+class Recording:
+    """A channel that keeps what the bot posts in it."""
+
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+
+    async def send(self, *args: Any, **kwargs: Any) -> discord.Message:
+        self.sent.append(args)
+        raise AssertionError("nothing should be posted")
+
+
+async def test_a_discord_outage_while_renewing_an_avatar_link_posts_nothing(
+    db: Database,
+) -> None:
+    """The character still speaks: with the old URL while it works, else without an avatar;
+    before, the 500 ended the reply."""
+    store = CharacterStore(db, limit=3)
+    now = 1_000_000.0
+    links = AvatarLinks(cast("Bot", FailingDiscord()), store, clock=lambda: now)
+    character = await store.create(GUILD, 10, Profile("Aria"), b"png")
+    channel = Recording()
+    for expiry, works in ((now + 60, True), (now - 60, False)):
+        url = f"https://cdn.example.invalid/avatar.png?ex={int(expiry):x}"
+        await store.set_link(character, AvatarLink(5, 6, url))
+        linked = await store.get(GUILD, "Aria")
+        assert linked is not None
+        messageable = cast(discord.abc.Messageable, channel)
+        assert await links.avatar_url(linked, messageable) == (url if works else None)
+    assert channel.sent == []

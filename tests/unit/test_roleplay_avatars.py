@@ -27,6 +27,7 @@ from cryptography.x509.oid import NameOID
 from PIL import Image
 
 from cogs.music.urls import AddressPolicy
+from cogs.roleplay import avatars
 from cogs.roleplay.avatars import MAX_DOWNLOAD, MAX_SIDE, AvatarFetcher, to_avatar
 from cogs.roleplay.errors import RoleplayError
 from utils.errors import BotError
@@ -112,6 +113,9 @@ class Site:
             return web.Response(status=302, headers={"Location": request.query["to"]})
         if request.path == "/loop":
             raise web.HTTPFound("/loop")
+        if request.path == "/slow-loop":  # each hop well within a request's time limit
+            await asyncio.sleep(0.4)
+            raise web.HTTPFound("/slow-loop")
         if request.path == "/big":  # no Content-Length: only streaming can stop it
             response = web.StreamResponse(headers={"Content-Type": "image/png"})
             await response.prepare(request)
@@ -212,6 +216,18 @@ async def test_bad_answers_are_refused(
         await fetcher.fetch(f"{public.url}{path}")
 
 
+async def test_a_chain_of_slow_redirects_ends_within_the_time_limit(
+    fetcher: AvatarFetcher, sites: tuple[Site, Site], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    public, _ = sites
+    monkeypatch.setattr(avatars, "FETCH_TIMEOUT", 1.0)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(RoleplayError, match="took too long to download"):
+        await fetcher.fetch(f"{public.url}/slow-loop")
+    assert loop.time() - started < 2.0
+
+
 @pytest.mark.parametrize(
     "link",
     [
@@ -241,6 +257,15 @@ def test_images_become_bounded_pngs() -> None:
             assert stored.format == "PNG" and max(stored.size) == MAX_SIDE
     with Image.open(io.BytesIO(to_avatar(image((30, 20))))) as stored:
         assert stored.size == (30, 20)  # small images stay as they are
+
+
+def test_a_photo_turned_by_its_exif_is_stored_upright() -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: shown turned 90° clockwise, as phones save portraits
+    out = io.BytesIO()
+    Image.new("RGB", (400, 200)).save(out, format="JPEG", exif=exif.tobytes())
+    with Image.open(io.BytesIO(to_avatar(out.getvalue()))) as stored:
+        assert stored.size == (128, 256)
 
 
 @pytest.mark.parametrize(

@@ -114,21 +114,39 @@ async def test_a_card_with_a_nul_or_half_an_emoji_imports_as_it_is_shown(db: Dat
     assert await store.get(1, "Nyx\ufffd") == made
 
 
+def test_a_json_card_saved_with_a_byte_order_mark_imports() -> None:
+    assert read_card(b"\xef\xbb\xbf" + json.dumps(v2(SERA)).encode()).profile == PROFILE
+
+
 def _damaged_png() -> bytes:
     data = png({"chara": b64(v2(SERA))})
     return data[: len(data) // 2]
 
 
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+
+
 def _with_chunk(kind: bytes, body: bytes) -> bytes:
     """A PNG with one more chunk right after its header."""
     data = png()
-    chunk = len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
-    return data[:33] + chunk + data[33:]
+    return data[:33] + _chunk(kind, body) + data[33:]
+
+
+def _bomb() -> bytes:
+    """A zTXt ``chara`` chunk's body that inflates far past the card limit."""
+    return b"chara\0\0" + zlib.compress(b"A" * (20 * 1024 * 1024))
 
 
 def _bomb_chunk() -> bytes:
-    """A zTXt chunk that inflates far past the card limit."""
-    return _with_chunk(b"zTXt", b"chara\0\0" + zlib.compress(b"A" * (20 * 1024 * 1024)))
+    return _with_chunk(b"zTXt", _bomb())
+
+
+def test_a_repeated_card_chunk_is_read_as_sillytavern_reads_it_the_first() -> None:
+    """Repeats are skipped unread: here zlib bombs, each inflating past the card limit."""
+    data = png({"chara": b64(v2(SERA))})
+    end = data.index(b"IEND") - 4
+    assert read_card(data[:end] + _chunk(b"zTXt", _bomb()) * 3 + data[end:]).profile == PROFILE
 
 
 @pytest.mark.parametrize(
@@ -148,6 +166,10 @@ def _bomb_chunk() -> bytes:
         (json.dumps({"description": "nameless"}).encode(), "no character name"),
         (json.dumps({"spec": "chara_card_v9", "data": SERA}).encode(), "Unsupported card format"),
         (json.dumps({"spec": "chara_card_v2", "data": "x"}).encode(), "no `data` section"),
+        (json.dumps({"spec": ["chara_card_v2"], "data": SERA}).encode(), "Unsupported card"),
+        (b'{"name": "A", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "JSON is not valid"),
+        (b'{"name": "A", "x": ' + b"1" * 5000 + b"}", "JSON is not valid"),  # int too long
+        (png({"chara": base64.b64encode(b"[" * 100_000).decode()}), "damaged (bad base64"),
         (json.dumps(v2({**SERA, "description": 5})).encode(), "`description` should be text"),
         (json.dumps(v2({**SERA, "description": "x" * (MAX_TEXT + 1)})).encode(), "longer than"),
         (b"{" + b" " * (8 * 1024 * 1024), "over 8 MB"),
