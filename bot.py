@@ -253,6 +253,7 @@ class Bot(commands.AutoShardedBot):
             base_url=settings.gemini_base_url,
             model=settings.gemini_model,
             fallback_models=settings.gemini_fallback_models,
+            allowed_models=settings.gemini_allowed_models,
             timeout=settings.gemini_timeout,
             max_retries=settings.gemini_max_retries,
             metrics=self.metrics,

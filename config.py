@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     gemini_api_key: SecretStr | None = Field(default=None, min_length=1)
     gemini_model: str = "gemini-2.5-flash"
     gemini_fallback_models: Annotated[tuple[str, ...], NoDecode] = ()
+    # What `/ai model` may choose besides GEMINI_MODEL and the fallbacks: the owner pays.
+    gemini_allowed_models: Annotated[tuple[str, ...], NoDecode] = ()
     gemini_base_url: str | None = None
     gemini_timeout: float = Field(default=60.0, gt=0)
     gemini_max_retries: int = Field(default=3, ge=0, le=10)
@@ -142,7 +144,7 @@ class Settings(BaseSettings):
     health_port: int | None = Field(default=None, ge=0, le=65535)
     health_max_lag: float = Field(default=5.0, gt=0)
 
-    @field_validator("owner_ids", "gemini_fallback_models", mode="before")
+    @field_validator("owner_ids", "gemini_fallback_models", "gemini_allowed_models", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)

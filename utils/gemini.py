@@ -107,6 +107,7 @@ class GeminiProvider:
         model: str,
         base_url: str | None = None,
         fallback_models: Sequence[str] = (),
+        allowed_models: Sequence[str] = (),
         timeout: float = 60.0,
         max_retries: int = 3,
         base_delay: float = 0.5,
@@ -127,6 +128,8 @@ class GeminiProvider:
         self.breaker = breaker
         self.model = model
         self.fallback_models = tuple(fallback_models)
+        # What a server may choose (`/ai model`): the owner pays for every request.
+        self.allowed_models = tuple(dict.fromkeys([model, *fallback_models, *allowed_models]))
         self.timeout = timeout
         self.max_retries = max_retries
         self.base_delay = base_delay
@@ -138,7 +141,15 @@ class GeminiProvider:
         await self.client.aio.aclose()
         await self.session.close()
 
+    def allowed(self, name: str) -> str | None:
+        """The allowed model called `name` (in any case), or None."""
+        return next((m for m in self.allowed_models if m.lower() == name.lower()), None)
+
     def models_for(self, preferred: str | None) -> list[str]:
+        """The models a request tries in turn; a server's choice the owner no longer
+        allows (stored before it was taken off the list) gives way to the default."""
+        if preferred is not None and preferred not in self.allowed_models:
+            preferred = None
         chain = [preferred or self.model, self.model, *self.fallback_models]
         return list(dict.fromkeys(chain))
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +48,11 @@ from utils.usage import UsageStore
 log = logging.getLogger(__name__)
 
 _AUTO, _NONE = types.FunctionCallingConfigMode.AUTO, types.FunctionCallingConfigMode.NONE
+# A background summary that failed is not asked for again before this many seconds,
+# doubling with each failure: every try is a billed request.
+SUMMARY_RETRY_FIRST = 60.0
+SUMMARY_RETRY_MAX = 3600.0
+SUMMARY_BACKOFF_CHANNELS = 1000  # channels whose failed summaries are remembered
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,7 @@ class ChatEngine:
         max_tool_rounds: int = 5,
         memory: MemoryService | None = None,
         metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.provider = provider
         self.store = store
@@ -117,7 +123,11 @@ class ChatEngine:
         self.max_tool_rounds = max_tool_rounds
         self.memory = memory
         self.metrics = metrics or Metrics()
+        self.clock = clock
         self._summaries: dict[int, asyncio.Task[None]] = {}
+        # Channels whose last background summary failed: (not before, wait that set it),
+        # the least recently failed first.
+        self._summary_backoff: dict[int, tuple[float, float]] = {}
 
     def check_available(self) -> None:
         """Refuse at once while the AI's breaker is open (before any other work)."""
@@ -259,21 +269,37 @@ class ChatEngine:
         return prefs.within(await self.store.channel(place.parent_id))
 
     def summarise_later(self, place: Place) -> None:
-        """Summarise the turns that no longer fit, in the background, once at a time."""
+        """Summarise the turns that no longer fit, in the background, once at a time, and
+        not again while a failed one backs off."""
         channel_id = place.channel_id
         if channel_id in self._summaries:
+            return
+        backoff = self._summary_backoff.get(channel_id)
+        if backoff is not None and self.clock() < backoff[0]:
             return
         task = asyncio.create_task(self._summarise_quietly(place))
         self._summaries[channel_id] = task
         task.add_done_callback(lambda _: self._summaries.pop(channel_id, None))
 
     async def _summarise_quietly(self, place: Place) -> None:
+        asked = self.clock()
         try:
             await self.summarise(place)
         except BotError as error:
+            self._back_off(place.channel_id, asked)
             log.warning("summary of channel %s failed: %s", place.channel_id, error)
         except DB_ERRORS:  # nobody awaits this task: the log is all that hears of it
+            self._back_off(place.channel_id, asked)
             log.exception("summary of channel %s could not be read or stored", place.channel_id)
+
+    def _back_off(self, channel_id: int, asked: float) -> None:
+        """Wait twice as long as last time (a minute at first) after the failed summary
+        was asked for before asking again."""
+        _, last = self._summary_backoff.pop(channel_id, (0.0, 0.0))
+        wait = min(last * 2, SUMMARY_RETRY_MAX) if last else SUMMARY_RETRY_FIRST
+        self._summary_backoff[channel_id] = (asked + wait, wait)
+        if len(self._summary_backoff) > SUMMARY_BACKOFF_CHANNELS:
+            del self._summary_backoff[next(iter(self._summary_backoff))]
 
     async def summarise(self, place: Place, *, everything: bool = False) -> bool:
         """Fold older turns into the channel summary; False when there was nothing to fold.
@@ -310,6 +336,7 @@ class ChatEngine:
         if not saved:  # reset, or a message deleted, while the model wrote: it starts over
             log.info("the summary of channel %s is dropped: the conversation changed", channel_id)
             return False
+        self._summary_backoff.pop(channel_id, None)  # it works again (or `/ai summarize` did)
         log.info("summarised %d turns of channel %s", len(older), channel_id)
         return True
 

@@ -98,6 +98,7 @@ class AI(commands.Cog):
                 max_tool_rounds=settings.ai_max_tool_rounds,
                 memory=self.bot.memory,
                 metrics=self.bot.metrics,
+                clock=self.bot.clock,
             )
         self.bot.tools.register(self.tools)
         self.bot.data_owners.register("ai tool audit", self.audit)

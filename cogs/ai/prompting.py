@@ -143,6 +143,17 @@ def sticker_note(name: str) -> str:
     return f"[sticker: {name}]"
 
 
+def poll_note(question: str, answers: list[str]) -> str:
+    """How the model and the history note a poll: its question and answers."""
+    return f"[poll: {question} (answers: {' / '.join(answers)})]"
+
+
+def forward_note(said: str) -> str:
+    """How the model and the history note a forwarded message: what it said, with notes
+    of its files and stickers (which the model does not see)."""
+    return f"[forwarded message: {said}]"
+
+
 def decoded(data: bytes) -> str:
     """A text file's text: UTF-8, or UTF-16 when it starts with a byte-order mark (Windows
     tools write that); bytes that don't decode become U+FFFD."""

@@ -26,7 +26,9 @@ from cogs.ai.prompting import (
     UserInput,
     attachment_part,
     check_attachment,
+    forward_note,
     note_of,
+    poll_note,
     sticker_note,
 )
 from cogs.ai.records import Unfinished
@@ -108,13 +110,26 @@ def place_of(ctx: Context) -> Place:
 
 
 def notes_of(message: discord.Message) -> list[str]:
-    """What the model and the history read of a message's attachments and stickers: a
-    note each (the content of those the model can read goes beside it)."""
+    """What the model and the history read of a message besides its text: a note of each
+    attachment and sticker (the content of those the model can read goes beside it), of
+    a poll, and of each message it forwards (whose text is in nothing else it reads)."""
+    notes = _file_notes(message.attachments, message.stickers)
+    if message.poll is not None:
+        notes.append(poll_note(message.poll.question, [a.text for a in message.poll.answers]))
+    for snapshot in message.message_snapshots:
+        said = " ".join([snapshot.content, *_file_notes(snapshot.attachments, snapshot.stickers)])
+        notes.append(forward_note(said.strip()))
+    return notes
+
+
+def _file_notes(
+    attachments: list[discord.Attachment], stickers: list[discord.StickerItem]
+) -> list[str]:
     notes = [
         note_of(Attachment(item.filename, item.content_type or "", item.size))
-        for item in message.attachments
+        for item in attachments
     ]
-    return notes + [sticker_note(sticker.name) for sticker in message.stickers]
+    return notes + [sticker_note(sticker.name) for sticker in stickers]
 
 
 async def user_input(ctx: Context, text: str, max_attachment_bytes: int) -> UserInput:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import re
 from functools import partial
 from typing import TYPE_CHECKING, Literal
 
@@ -29,17 +28,23 @@ if TYPE_CHECKING:
 
 Context = commands.Context["Bot"]
 
-_MODEL_NAME = re.compile(r"^[\w.\-/]{1,64}$")
 MIB = 1024 * 1024
 
 
 async def _reads_history(ctx: Context) -> bool:
     """A check: the asker can read this channel's past messages (in DMs the conversation
-    is their own)."""
+    is their own). The asker is in this channel, so a private thread asks only for their
+    permissions: without the members intent the bot can't tell who else is in it."""
     can_read = readable(ctx.author)
-    if can_read is not None and not can_read(ctx.channel.id):
-        raise commands.MissingPermissions(["read_message_history"])
-    return True
+    if can_read is None or can_read(ctx.channel.id):
+        return True
+    channel, author = ctx.channel, ctx.author
+    if isinstance(channel, discord.Thread) and channel.is_private():
+        assert isinstance(author, discord.Member)  # readable() answers None for a User
+        permissions = channel.permissions_for(author)
+        if permissions.read_messages and permissions.read_message_history:
+            return True
+    raise commands.MissingPermissions(["read_message_history"])
 
 
 def upload_limit(ctx: Context) -> int:
@@ -116,7 +121,10 @@ class AISettings(commands.Cog, name="AI settings"):
             embed.description = NOT_CONFIGURED
         else:
             provider = self.chat.engine.provider
-            embed.add_field(name="Model", value=" → ".join(provider.models_for(context.model)))
+            models = " → ".join(provider.models_for(context.model))
+            if context.model is not None and context.model not in provider.allowed_models:
+                models += f"\n(`{context.model}` is no longer allowed: the default is used)"
+            embed.add_field(name="Model", value=models)
             embed.add_field(name="Circuit", value=provider.breaker.state.value)
         persona = self._persona(prefs.persona)
         embed.add_field(name="Persona", value=persona.title)
@@ -167,20 +175,36 @@ class AISettings(commands.Cog, name="AI settings"):
 
     @ai_group.command(name="model")
     @guild_permissions(manage_guild=True)
-    @app_commands.describe(name="A Gemini model name, or `default`")
+    @app_commands.describe(name="A model the bot's owner allows, or `default`")
     async def ai_model(self, ctx: Context, name: str) -> None:
-        """Choose the Gemini model for this server (Manage Server)."""
+        """Choose the Gemini model for this server, among those allowed (Manage Server)."""
         assert ctx.guild is not None
+        if self.chat.engine is None:
+            raise BotError(NOT_CONFIGURED)
+        provider = self.chat.engine.provider
         if name.lower() == "default":
             await self.bot.chats.set_guild_model(ctx.guild.id, None)
-            await ctx.send(
-                f"This server uses the default model `{self.bot.settings.gemini_model}`."
-            )
+            await ctx.send(f"This server uses the default model `{provider.model}`.")
             return
-        if not _MODEL_NAME.match(name):
-            raise BotError("That doesn't look like a model name (e.g. `gemini-2.5-flash`).")
-        await self.bot.chats.set_guild_model(ctx.guild.id, name)
-        await ctx.send(f"This server now uses `{name}`.")
+        if (model := provider.allowed(name)) is None:
+            allowed = ", ".join(f"`{m}`" for m in provider.allowed_models)
+            raise BotError(
+                f"`{truncate(name, ECHO_LIMIT)}` is not allowed here. Choose one of: "
+                f"{truncate(allowed, 1500)}, or `default`."
+            )
+        await self.bot.chats.set_guild_model(ctx.guild.id, model)
+        await ctx.send(f"This server now uses `{model}`.")
+
+    @ai_model.autocomplete("name")
+    async def _model_names(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        names = self.chat.engine.provider.allowed_models if self.chat.engine else ()
+        return [
+            app_commands.Choice(name=n, value=n)
+            for n in ("default", *names)
+            if current.lower() in n.lower()
+        ][:25]
 
     @ai_group.command(name="export")
     @commands.check(_reads_history)

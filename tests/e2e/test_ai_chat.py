@@ -26,6 +26,7 @@ from cogs.ai.streaming import FINALISE_TIMEOUT
 from config import Settings
 from tests.conftest import BASIC, StartBot, eventually
 from tests.fakes.clock import FakeClock
+from tests.fakes.discord_models import PRIVATE_THREAD
 from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeMessage, FakeUser
 from tests.fakes.gemini_server import FakeGemini
 
@@ -674,6 +675,51 @@ async def test_summary_opens_the_context_once_budget_is_exceeded(
     assert opening.startswith("(Summary of the earlier conversation: SUMMARY: Alice")
 
 
+async def test_a_failing_summary_is_asked_for_again_only_after_a_growing_wait(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """An empty summary (or a stopped or blocked one) is billed all the same: a reply
+    that overflows the context does not ask for it again and again."""
+    summary = ""
+
+    def answer(request) -> str:
+        return summary if "summarise" in request.system_text else "Noted. " * 40
+
+    def summaries() -> int:
+        return sum(r.method == "generateContent" for r in gemini_fake.requests)
+
+    gemini_fake.default = answer
+    clock = FakeClock()
+    settings = ai_settings(ai_context_tokens=500, ai_user_messages_per_minute=20)
+    bot = await start_bot(settings, clock=clock)
+    for i in range(6):
+        await ask(discord_fake, guild.text, member, f"story {i}: " + "my garden grows. " * 20)
+    assert summaries() == 1
+
+    clock.advance(60)
+    await ask(discord_fake, guild.text, member, "more")
+    await eventually(summaries, equals=2)
+    clock.advance(60)  # the wait doubled: two minutes now
+    await ask(discord_fake, guild.text, member, "more")
+    assert summaries() == 2
+    clock.advance(60)
+    summary = "SUMMARY: a garden."
+    await ask(discord_fake, guild.text, member, "more")
+    await eventually(summaries, equals=3)
+    await eventually(
+        lambda: bot.db.fetchval(
+            "SELECT summary FROM ai_channels WHERE channel_id = ?", (guild.text.id,)
+        ),
+        equals=summary,
+    )
+    assert summaries() == 3
+
+
 async def test_slash_chat_streams_through_the_interaction(
     discord_fake: FakeDiscord,
     gemini_fake: FakeGemini,
@@ -834,7 +880,7 @@ async def test_commands_status_persona_prompt_model_export(
     ai_settings: Callable[..., Settings],
 ) -> None:
     owner = discord_fake.owner
-    bot = await start_bot(ai_settings())
+    bot = await start_bot(ai_settings(gemini_allowed_models=("gemini-special",)))
 
     async def slash(user: FakeUser, *path: str, **options: object) -> dict:
         interaction = await discord_fake.invoke_slash(
@@ -874,6 +920,50 @@ async def test_commands_status_persona_prompt_model_export(
     lines = [json.loads(x) for x in export.attachments[0].data.decode().splitlines()]
     assert [entry["role"] for entry in lines] == ["user", "model", "user", "model"]
     assert lines[0]["author_name"] == "alice" and lines[0]["content"] == "ahoy"
+
+
+async def test_ai_model_offers_only_the_models_the_owner_allows(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    bot = await start_bot(
+        ai_settings(
+            gemini_model="gemini-main",
+            gemini_fallback_models=("gemini-b",),
+            gemini_allowed_models=("gemini-pro",),
+        )
+    )
+
+    async def slash(*path: str, **options: object) -> str:
+        interaction = await discord_fake.invoke_slash(
+            guild.text, discord_fake.owner, path[0], options or None, subcommand=list(path[1:])
+        )
+        response = (await interaction.wait_response())["data"]
+        if response.get("embeds"):
+            return response["embeds"][0]["fields"][0]["value"]
+        return response["content"]
+
+    refused = await slash("ai", "model", name="gemini-ultra-costly")
+    assert refused == (
+        "`gemini-ultra-costly` is not allowed here. Choose one of: "
+        "`gemini-main`, `gemini-b`, `gemini-pro`, or `default`."
+    )
+    assert (await bot.chats.guild(guild.id)).model is None
+    assert await slash("ai", "model", name="Gemini-Pro") == "This server now uses `gemini-pro`."
+    await ask(discord_fake, guild.text, member, "hi")
+    assert gemini_fake.requests[-1].model == "gemini-pro"
+
+    # Chosen while the owner still allowed it (or by an older version): no longer used.
+    await bot.chats.set_guild_model(guild.id, "gemini-ultra-costly")
+    await ask(discord_fake, guild.text, member, "again")
+    assert gemini_fake.requests[-1].model == "gemini-main"
+    status = await slash("ai", "status")
+    assert status.startswith("gemini-main → gemini-b")
+    assert "`gemini-ultra-costly` is no longer allowed: the default is used" in status
 
 
 async def test_ai_summarize_folds_all_but_the_last_exchange(
@@ -1439,6 +1529,37 @@ async def test_export_needs_read_message_history_in_the_channel(
     assert "mine" in export.attachments[0].data.decode()
 
 
+async def test_export_in_a_private_thread_works_for_those_in_it(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """Without the members intent the bot doesn't know who is in a private thread; the one
+    using a command there is in it."""
+    gemini_fake.default = lambda request: "ok " + request.last_user_text.rsplit(": ", 1)[-1]
+    bot = await start_bot(ai_settings())
+    thread = guild.add_thread(guild.text, "plans", discord_fake.owner, type=PRIVATE_THREAD)
+    await ask(discord_fake, thread, member, "the secret plans")
+    await eventually(lambda: stored_count(bot, thread.id), equals=2)
+
+    export = await discord_fake.invoke_slash(thread, member, "ai", subcommand="export")
+    await discord_fake.wait_for(lambda: export.followups)
+    assert export.original.content == "2 messages."
+    assert "the secret plans" in export.original.attachments[0].data.decode()
+    await discord_fake.send_message(thread, member, "!ai export jsonl")
+    sent = await discord_fake.wait_for_message(thread, predicate=lambda m: m.attachments)
+    assert "the secret plans" in sent.attachments[0].data.decode()
+
+    # Its permissions still count: without Read Message History, no export.
+    read_message_history = 0x10000
+    guild.set_overwrite(guild.text, guild.id, deny=read_message_history, member=False)
+    denied = await discord_fake.invoke_slash(thread, member, "ai", subcommand="export")
+    assert "Read Message History" in (await denied.wait_response())["data"]["content"]
+
+
 async def test_an_attachment_download_cut_off_gets_the_short_message(
     discord_fake: FakeDiscord,
     gemini_fake: FakeGemini,
@@ -1565,6 +1686,36 @@ async def test_the_model_is_told_of_a_sticker_or_a_file_it_cannot_read(
     said = "summarise this [unsupported attachment: report.pdf]"
     assert gemini_fake.requests[-1].last_user_text == f"alice: {said}"
     assert (await stored_rows(bot, guild.text.id))[0][1] == said
+
+
+async def test_the_model_is_told_what_a_forwarded_message_or_a_poll_says(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    bot = await start_bot(ai_settings())
+    original = await discord_fake.send_message(
+        guild.text,
+        member,
+        "Meet at six",
+        attachments=[{"filename": "map.pdf", "content_type": "application/pdf", "data": b"%"}],
+    )
+    dm = discord_fake.open_dm(member)
+    await discord_fake.send_message(dm, member, "", forwarded=original)
+    await wait_reply_done(discord_fake, dm)
+    forward = "[forwarded message: Meet at six [unsupported attachment: map.pdf]]"
+    assert gemini_fake.requests[-1].last_user_text == f"alice: {forward}"
+
+    await discord_fake.send_message(dm, member, "", poll=("Pizza or tacos?", ["pizza", "tacos"]))
+    await wait_reply_done(discord_fake, dm, after=1)
+    poll = "[poll: Pizza or tacos? (answers: pizza / tacos)]"
+    assert gemini_fake.requests[-1].last_user_text == f"alice: {poll}"
+    await eventually(lambda: stored_count(bot, dm.id), equals=4)
+    stored = await stored_rows(bot, dm.id)
+    assert [content for role, content, _ in stored if role == "user"] == [forward, poll]
 
 
 async def test_a_thread_keeps_the_prompt_and_safety_of_its_channel(

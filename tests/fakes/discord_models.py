@@ -285,6 +285,9 @@ class FakeMessage:
     attachments: list[FakeAttachment] = field(default_factory=list)
     stickers: list[Json] = field(default_factory=list)
     """Sticker items: ``{id, name, format_type}``."""
+    forwarded: list[Json] = field(default_factory=list)
+    """Message snapshots of a forward: ``{"message": {content, attachments, ...}}``."""
+    poll: Json | None = None
     allowed_mentions: Json | None = None
     reference: int | None = None
     """The id of the message this one replies to."""

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import re
 import time
@@ -290,9 +291,12 @@ class FakeDiscord:
         webhook_id: int | None = None,
         stickers: list[str] | None = None,
         type: int = 0,
+        forwarded: FakeMessage | None = None,
+        poll: tuple[str, list[str]] | None = None,
     ) -> FakeMessage:
         """Post a message as ``author`` (attachments: ``{filename, content_type, data}``;
-        stickers: their names; type: a system message's, e.g. 18 "started a thread")."""
+        stickers: their names; type: a system message's, e.g. 18 "started a thread";
+        forwarded: the message it forwards; poll: its question and answers)."""
         if webhook_id is None:
             self._require_member(channel, author)
         message = FakeMessage(
@@ -315,10 +319,36 @@ class FakeDiscord:
                 for name in stickers or []
             ],
             type=type,
+            forwarded=[{"message": self._snapshot_payload(forwarded)}] if forwarded else [],
+            poll=self._poll_payload(*poll) if poll else None,
         )
         self._publish(message)
         await self._gateway.flush()
         return message
+
+    def _snapshot_payload(self, message: FakeMessage) -> Json:
+        keys = ("type", "content", "embeds", "attachments", "timestamp", "edited_timestamp")
+        payload = self._message_payload(message, nested=True)
+        return {
+            **{key: payload[key] for key in keys},
+            "flags": payload["flags"],
+            "mentions": [],
+            "mention_roles": [],
+            "sticker_items": payload["sticker_items"],
+        }
+
+    @staticmethod
+    def _poll_payload(question: str, answers: list[str]) -> Json:
+        return {
+            "question": {"text": question},
+            "answers": [
+                {"answer_id": i, "poll_media": {"text": text}}
+                for i, text in enumerate(answers, start=1)
+            ],
+            "expiry": iso(now() + dt.timedelta(hours=24)),
+            "allow_multiselect": False,
+            "layout_type": 1,
+        }
 
     async def invoke_slash(
         self,
@@ -883,6 +913,10 @@ class FakeDiscord:
             "flags": message.flags,
             "sticker_items": message.stickers,
         }
+        if message.forwarded:
+            payload["message_snapshots"] = message.forwarded
+        if message.poll is not None:
+            payload["poll"] = message.poll
         if message.guild_id:
             payload["guild_id"] = str(message.guild_id)
         if message.webhook_id:
