@@ -217,6 +217,15 @@ def truncate(text: str, limit: int, suffix: str = "…") -> str:
     return text[: limit - len(suffix)].rstrip() + suffix
 
 
+def name_key(name: str) -> str:
+    """How names people give (characters, playlists) compare: compatibility-normalised
+    (NFKC), casefolded, without format characters (zero-width spaces and the like),
+    whitespace collapsed. "Zoë" typed and "Zoë" decomposed in a card are one name; so
+    are "Aria" and "Aria" + U+200B."""
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+    return " ".join("".join(c for c in folded if unicodedata.category(c) != "Cf").split())
+
+
 def counted(count: int, noun: str) -> str:
     """``count`` and ``noun``, made plural with an "s" unless the count is one."""
     return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"

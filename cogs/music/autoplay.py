@@ -100,12 +100,12 @@ class Autoplay:
         if last is None or not video or self._failures.get(guild_id, 0) >= MAX_FAILURES:
             return None
         try:
-            _, tracks = await self.resolver.tracks(mix_url(video), last.requester_id, CANDIDATES)
+            found = await self.resolver.tracks(mix_url(video), last.requester_id, CANDIDATES)
         except MusicError as error:
             log.info("no autoplay in guild %s after %r: %s", guild_id, last.source, error)
             return None
         recent = set(self._recent.get(guild_id, ())) | {video}
-        for track in tracks:
+        for track in found.tracks:
             if track_key(track) not in recent:
                 track.autoplay = True
                 return track

@@ -24,10 +24,11 @@ from cogs.music.errors import MusicError
 from cogs.music.ffmpeg import ffprobe_for
 from cogs.music.player import Player
 from cogs.music.sessions import Sessions
+from cogs.music.shortlinks import ShortLinks, is_short_link
 from cogs.music.sources import Resolver
 from cogs.music.spotify import SpotifyResolver, make_client
 from cogs.music.tools import tools as music_tools
-from cogs.music.tracks import LoopMode, Track
+from cogs.music.tracks import Found, LoopMode, Track
 from cogs.music.urls import AddressPolicy, link_to_play, looks_like_url, parse_spotify
 from cogs.music.views import (
     ControlButton,
@@ -78,6 +79,9 @@ class Music(commands.Cog):
             search_target=self.resolver.search_target,
             timeout=settings.music_resolve_timeout,
         )
+        self.short_links = ShortLinks(
+            self.resolver, timeout=min(settings.music_resolve_timeout, 10.0)
+        )
         self.sessions = Sessions(bot, self.resolver)
         self.tools = music_tools(self)
 
@@ -90,6 +94,7 @@ class Music(commands.Cog):
 
     async def cog_load(self) -> None:
         await self.resolver.start()
+        await self.short_links.start()
         self.bot.add_dynamic_items(ControlButton)
         self.bot.shutdown_manager.register("music", self.close, priority=50, timeout=10)
         self.bot.data_owners.register("music", self.sessions)
@@ -112,6 +117,7 @@ class Music(commands.Cog):
         """Save every session and leave voice (to resume after a restart), then close."""
         await self.sessions.close()
         self.spotify.close()
+        await self.short_links.close()
         await self.resolver.close()
 
     # Commands ---------------------------------------------------------------
@@ -148,7 +154,7 @@ class Music(commands.Cog):
             created = guild.id not in self.sessions.players
             joining = asyncio.create_task(self._join(guild, channel, text_channel_id))
             try:
-                name, tracks = await self._resolve(query, member.id, room)
+                found = await self._resolve(query, member.id, room)
             except BaseException:
                 await self.sessions.abandon(guild.id, joining, created=created)
                 raise
@@ -158,8 +164,10 @@ class Music(commands.Cog):
                 player = await self.sessions.join(guild, channel, text_channel_id)
                 busy = player.queue.current is not None
                 position = len(player.queue) + 1
-                added = player.add(tracks)
-        return Queued(tracks[:added], name, busy=busy, position=position)
+                added = player.add(found.tracks)
+        # The queue may have filled while the query resolved: then it took fewer.
+        total = found.total or len(found.tracks)
+        return Queued(found.tracks[:added], found.name, busy=busy, position=position, total=total)
 
     async def _join(self, guild: discord.Guild, channel: VoiceChannel, text_id: int) -> Player:
         async with self.sessions.lock(guild.id):
@@ -397,9 +405,7 @@ class Music(commands.Cog):
         # (Sessions.delete_guild), so an accidental kick loses nothing.
         await self.sessions.teardown(guild.id, forget=False)
 
-    async def _resolve(
-        self, query: str, requester_id: int, limit: int
-    ) -> tuple[str | None, list[Track]]:
+    async def _resolve(self, query: str, requester_id: int, limit: int) -> Found:
         query = query.strip()
         if query.startswith("<") and query.endswith(">"):  # a link wrapped to hide its preview
             query = query[1:-1].strip()
@@ -407,11 +413,14 @@ class Music(commands.Cog):
             raise MusicError("Tell me what to play: a link, or words to search for.")
         if len(query) > MAX_QUERY:
             raise MusicError(f"That's too long: keep it under {MAX_QUERY} characters.")
+        if is_short_link(query):
+            link = await self.short_links.expand(link_to_play(query))
+            return await self.spotify.tracks(link, requester_id, limit)
         if link := parse_spotify(query):
             return await self.spotify.tracks(link, requester_id, limit)
         if looks_like_url(query):
             return await self.resolver.tracks(link_to_play(query), requester_id, limit)
-        return None, [await self.resolver.search(query, requester_id)]
+        return Found(None, [await self.resolver.search(query, requester_id)])
 
 
 # Helpers -------------------------------------------------------------------------

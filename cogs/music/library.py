@@ -24,6 +24,7 @@ from cogs.music.tracks import Track
 from cogs.music.views import COLOUR, PER_PAGE, Queued, QueuePages, clean, track_line
 from utils.commands import list_subcommands
 from utils.db import DB_ERRORS
+from utils.text import name_key
 
 if TYPE_CHECKING:
     from bot import Bot
@@ -44,6 +45,10 @@ class MusicLibrary(commands.Cog):
 
     async def cog_load(self) -> None:
         self.bot.data_owners.register("music-library", self.store)
+        # One process rewrites the keys of playlists saved under an older rule.
+        async with self.bot.db.exclusive("music-playlist-keys") as ours:
+            if ours and (changed := await self.store.rekey()):
+                log.info("rewrote the name keys of %d saved playlists", changed)
 
     async def cog_unload(self) -> None:
         self.bot.data_owners.unregister("music-library")
@@ -151,11 +156,11 @@ class MusicLibrary(commands.Cog):
         if interaction.guild_id is None:
             return []
         found = await self.store.names(interaction.guild_id, interaction.user.id)
-        typed = current.casefold()
+        typed = name_key(current)
         return [
             app_commands.Choice(name=name, value=name)
             for name, _ in found
-            if typed in name.casefold()
+            if typed in name_key(name)
         ][:25]
 
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from cogs.music.errors import MusicError
 from cogs.music.tracks import Track
 from utils.data_owners import Place
-from utils.db import Database, Row
+from utils.db import Connection, Database, Row
+from utils.text import name_key
 
 HISTORY_LIMIT = 50
 """Tracks remembered per server."""
@@ -24,6 +25,11 @@ MAX_PLAYLISTS = 25
 """Playlists per member per server."""
 MAX_PLAYLIST_TRACKS = 500
 MAX_NAME = 50
+KEY_VERSION = 1
+"""The rule ``name_key`` follows: rows with an older ``key_version`` (stored before it)
+get their key rewritten at start-up (:meth:`LibraryStore.rekey`)."""
+UNNAMED = "Unnamed"
+"""The name a playlist saved under only invisible characters gets when rekeyed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,17 +46,14 @@ class Playlist:
 
 
 def checked_name(name: str) -> str:
-    """The name with its spaces tidied; MusicError when empty or too long."""
+    """The name with its spaces tidied; MusicError when nothing in it shows (only spaces
+    or invisible characters) or it is too long."""
     name = " ".join(name.split())
-    if not name:
+    if not name_key(name):
         raise MusicError("Give the playlist a name.")
     if len(name) > MAX_NAME:
         raise MusicError(f"Keep playlist names to {MAX_NAME} characters.")
     return name
-
-
-def _key(name: str) -> str:
-    return " ".join(name.split()).casefold()
 
 
 class LibraryStore:
@@ -106,7 +109,7 @@ class LibraryStore:
             found = await conn.fetchval(
                 "SELECT id FROM music_playlists WHERE guild_id = ? AND user_id = ? "
                 "AND name_key = ?",
-                (guild_id, user_id, _key(name)),
+                (guild_id, user_id, name_key(name)),
             )
             if found is None:
                 count = await conn.fetchval(
@@ -119,8 +122,9 @@ class LibraryStore:
                     )
                 playlist_id = await conn.fetchval(
                     "INSERT INTO music_playlists (guild_id, user_id, name, name_key, "
-                    "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-                    (guild_id, user_id, name, _key(name), now, now),
+                    "key_version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                    "RETURNING id",
+                    (guild_id, user_id, name, name_key(name), KEY_VERSION, now, now),
                 )
             else:
                 playlist_id = found
@@ -143,7 +147,7 @@ class LibraryStore:
         found = await self.db.fetchone(
             "SELECT id, name FROM music_playlists WHERE guild_id = ? AND user_id = ? "
             "AND name_key = ?",
-            (guild_id, user_id, _key(name)),
+            (guild_id, user_id, name_key(name)),
         )
         if found is None:
             return None
@@ -166,9 +170,31 @@ class LibraryStore:
     async def delete(self, guild_id: int, user_id: int, name: str) -> bool:
         deleted = await self.db.execute(
             "DELETE FROM music_playlists WHERE guild_id = ? AND user_id = ? AND name_key = ?",
-            (guild_id, user_id, _key(name)),
+            (guild_id, user_id, name_key(name)),
         )
         return deleted > 0
+
+    async def rekey(self) -> int:
+        """Give the playlists stored under an older key rule (:data:`KEY_VERSION`) the
+        keys of today's; returns how many keys changed.  Two of a member's playlists
+        whose names now compare equal are both kept: the later one is renamed ("Mix (2)"),
+        as is a name with nothing visible (:data:`UNNAMED`)."""
+        changed = 0
+        async with self.db.transaction() as conn:
+            rows = await conn.fetchall(
+                "SELECT id, guild_id, user_id, name, name_key FROM music_playlists "
+                "WHERE key_version < ? ORDER BY id",
+                (KEY_VERSION,),
+            )
+            for row in rows:
+                name = await _free_name(conn, row)
+                changed += name_key(name) != row["name_key"]
+                await conn.execute(
+                    "UPDATE music_playlists SET name = ?, name_key = ?, key_version = ? "
+                    "WHERE id = ?",
+                    (name, name_key(name), KEY_VERSION, row["id"]),
+                )
+        return changed
 
     # Retention (utils.data_owners) and export ---------------------------------
 
@@ -208,6 +234,23 @@ class LibraryStore:
             (guild_id,),
         )
         return rows + [("music_playlist_tracks", dict(row)) for row in tracks]
+
+
+async def _free_name(conn: Connection, row: Row) -> str:
+    """The playlist's name, or its first numbered form ("Mix (2)") no other playlist of
+    its owner has the key of; UNNAMED stands for a name with nothing visible."""
+    base = row["name"] if name_key(row["name"]) else UNNAMED
+    name, number = base, 1
+    # Ends: each number is a new key, and the owner has finitely many playlists.
+    while await conn.fetchval(
+        "SELECT id FROM music_playlists WHERE guild_id = ? AND user_id = ? AND id <> ? "
+        "AND name_key = ?",
+        (row["guild_id"], row["user_id"], row["id"], name_key(name)),
+    ):
+        number += 1
+        suffix = f" ({number})"
+        name = base[: MAX_NAME - len(suffix)] + suffix
+    return name
 
 
 def _columns(track: Track) -> tuple[object, ...]:

@@ -29,6 +29,7 @@ from cogs.music.channels import VoiceChannel, become_speaker, connect, send, voi
 from cogs.music.control import SkipVotes, Vote, dj_refusal, is_dj
 from cogs.music.errors import MusicError
 from cogs.music.filters import Sound
+from cogs.music.notices import SkipNotices
 from cogs.music.player import LeaveReason, Player
 from cogs.music.progress import ProgressTicker, moving_embed
 from cogs.music.queue import TrackQueue
@@ -38,7 +39,7 @@ from cogs.music.settings import MusicSettings, MusicSettingsStore
 from cogs.music.sources import Resolver
 from cogs.music.store import MusicStore, SaveQueue, Session
 from cogs.music.tracks import Stream, Track
-from cogs.music.views import clean, player_controls, player_embed
+from cogs.music.views import player_controls, player_embed
 from utils.data_owners import Place
 from utils.tasks import log_failure
 
@@ -68,6 +69,7 @@ class Sessions:
         self.music_settings = MusicSettingsStore(bot.db, keep=lambda gid: gid in self.players)
         self.autoplay = Autoplay(resolver)
         self.votes = SkipVotes()
+        self.skips = SkipNotices()
         self.recovery = Recovery(self)
         self.progress = ProgressTicker(
             lambda guild_id: moving_embed(self, guild_id), bot.settings.music_progress_interval
@@ -96,6 +98,7 @@ class Sessions:
 
     async def track_started(self, player: Player, track: Track) -> None:
         self.votes.reset(player.guild_id)
+        self.skips.end(player.guild_id)
         self.autoplay.played(player.guild_id, track)
         self.bot.dispatch("music_track_started", player.guild_id, track)  # for /history
         channel = self._text_channel(player)
@@ -115,10 +118,13 @@ class Sessions:
         log.info("skipping %r in guild %s: %s", track.source, player.guild_id, reason)
         if track.autoplay:
             self.autoplay.failed(player.guild_id, track)
-        await self.say(player, f"⚠️ Skipped {clean(track.title)}: {reason}")
+        channel = self._text_channel(player)
+        if channel is not None:
+            await self.skips.failed(player.guild_id, channel, track.title, reason)
 
     async def queue_finished(self, player: Player) -> None:
         self.votes.reset(player.guild_id)
+        self.skips.end(player.guild_id)
         if await self._autoplay(player):
             return
         await self._clear_now_playing(player.guild_id)
@@ -343,6 +349,7 @@ class Sessions:
         if player is not None:
             await player.close()
         self.votes.reset(guild_id)
+        self.skips.end(guild_id)
         self.autoplay.forget(guild_id)
         if forget:
             await self._clear_now_playing(guild_id)

@@ -35,7 +35,7 @@ from yt_dlp.networking.websocket import WebSocketResponse
 from cogs.music import ffmpeg
 from cogs.music.egress import REFUSED, AnswerLimit, Egress
 from cogs.music.errors import MusicError
-from cogs.music.tracks import Stream, Track
+from cogs.music.tracks import Found, Stream, Track, cut_total
 from cogs.music.urls import AddressPolicy, PrivateAddress, looks_like_url, media_url
 from cogs.music.views import clean
 from cogs.music.youtube import ExtractorArgs, bot_check, is_bot_check
@@ -229,19 +229,20 @@ class Resolver:
     def search_target(self, words: str) -> str:
         return f"{self.search_prefix}1:{words}"
 
-    async def tracks(
-        self, url: str, requester_id: int, limit: int
-    ) -> tuple[str | None, list[Track]]:
-        """The tracks of a link: ``(playlist title or None, tracks)``, at most ``limit``."""
+    async def tracks(self, url: str, requester_id: int, limit: int) -> Found:
+        """The tracks of a link (its playlist title, if any), at most ``limit``; the
+        playlist's length too when it has more."""
         await self.check(url)
         info = await self._run(url, limit)
         entries = info.get("entries")
         if entries is None:
-            return None, [await self._single(info, url, requester_id)]
+            return Found(None, [await self._single(info, url, requester_id)])
         tracks = [_entry_track(entry, requester_id) for entry in entries if entry][:limit]
         if not tracks:
             raise MusicError("That playlist has nothing I can play.")
-        return _title(info), tracks
+        return Found(
+            _title(info), tracks, cut_total(info.get("playlist_count"), len(tracks), limit)
+        )
 
     async def search(self, words: str, requester_id: int) -> Track:
         """The first search result for ``words`` (its stream is resolved at play time)."""

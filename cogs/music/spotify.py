@@ -18,7 +18,7 @@ import spotipy
 from spotipy.cache_handler import MemoryCacheHandler
 
 from cogs.music.errors import MusicError
-from cogs.music.tracks import Track
+from cogs.music.tracks import Found, Track, cut_total
 from cogs.music.urls import SpotifyLink
 
 log = logging.getLogger(__name__)
@@ -96,10 +96,9 @@ class SpotifyResolver:
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    async def tracks(
-        self, link: SpotifyLink, requester_id: int, limit: int
-    ) -> tuple[str | None, list[Track]]:
-        """``(album/playlist name or None, tracks)``, at most ``limit`` tracks."""
+    async def tracks(self, link: SpotifyLink, requester_id: int, limit: int) -> Found:
+        """The album or playlist name (None for a track) and at most ``limit`` tracks;
+        the album's or playlist's length too when it has more."""
         if self._factory is None:
             raise MusicError(NOT_CONFIGURED)
         if link.kind not in SUPPORTED:
@@ -107,7 +106,9 @@ class SpotifyResolver:
         try:
             async with asyncio.timeout(self.timeout):
                 loop = asyncio.get_running_loop()
-                name, items = await loop.run_in_executor(self._pool, self._fetch, link, limit)
+                name, items, count = await loop.run_in_executor(
+                    self._pool, self._fetch, link, limit
+                )
         except TimeoutError:
             raise MusicError("Spotify took too long to answer; try again later.") from None
         except spotipy.SpotifyOauthError as error:
@@ -126,20 +127,23 @@ class SpotifyResolver:
         tracks = [self._track(item, requester_id) for item in items]
         if not tracks:
             raise MusicError(f"That Spotify {link.kind} has no tracks I can play.")
-        return name, tracks
+        return Found(name, tracks, cut_total(count, len(tracks), limit))
 
-    def _fetch(self, link: SpotifyLink, limit: int) -> tuple[str | None, list[Json]]:
-        """Blocking: the name and up to ``limit`` track objects behind ``link``."""
+    def _fetch(self, link: SpotifyLink, limit: int) -> tuple[str | None, list[Json], int | None]:
+        """Blocking: the name, up to ``limit`` track objects behind ``link``, and how many
+        tracks Spotify says it has (None for a track)."""
         client = self._connect()
         if link.kind == "track":
-            return None, [_answer(client.track(link.id))]
+            return None, [_answer(client.track(link.id))], None
         if link.kind == "album":
             album = _answer(client.album(link.id))
-            pages = _pages(client, album["tracks"])
-            return album.get("name"), _take(pages, limit, lambda item: item)
+            first = album["tracks"]
+            items = _take(_pages(client, first), limit, lambda item: item)
+            return album.get("name"), items, first.get("total")
         playlist = _answer(client.playlist(link.id, fields="name"))
-        pages = _pages(client, client.playlist_items(link.id, limit=PAGE_SIZE))
-        return playlist.get("name"), _take(pages, limit, _playlist_track)
+        first = _answer(client.playlist_items(link.id, limit=PAGE_SIZE))
+        items = _take(_pages(client, first), limit, _playlist_track)
+        return playlist.get("name"), items, first.get("total")
 
     def _connect(self) -> spotipy.Spotify:
         if self._client is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class LoopMode(StrEnum):
@@ -61,3 +62,20 @@ class Track:
     autoplay: bool = False
     """Chosen by autoplay (:mod:`cogs.music.autoplay`); its requester is the last track's."""
     stream: Stream | None = field(default=None, compare=False, repr=False)
+
+
+class Found(NamedTuple):
+    """What a link holds: its playlist or album name (None for one track), the tracks
+    taken from it, and how many it has when they were more than the tracks taken."""
+
+    name: str | None
+    tracks: list[Track]
+    total: int | None = None
+
+
+def cut_total(count: object, taken: int, limit: int) -> int | None:
+    """``count`` (a playlist's own count of its tracks) if the tracks taken stopped at
+    ``limit`` short of it; otherwise None (fewer taken because some were unplayable)."""
+    if isinstance(count, int) and taken >= limit and count > taken:
+        return count
+    return None

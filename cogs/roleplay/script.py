@@ -17,8 +17,10 @@ import re
 from collections.abc import Iterable
 from itertools import product
 
-from cogs.roleplay.names import NARRATOR, name_key
-from utils.text import StreamPlan, StreamSplitter
+from utils.text import StreamPlan, StreamSplitter, name_key
+
+NARRATOR = "Narrator"
+"""The speaker of a scene's narration (the bot itself), so no character's name."""
 
 _MARK = "\x1f"  # a content is _MARK + speaker + _MARK + text
 _NAME = 64

@@ -135,6 +135,31 @@ async def test_playlist_page_queues_every_entry(world: World) -> None:
     assert len(world.played()) == 2
 
 
+async def test_a_playlist_longer_than_the_queue_takes_says_tracks_were_left_out(
+    world: World, spotify_fake: FakeSpotify
+) -> None:
+    names = [world.media.tone(f, 1, "ogg").rsplit("/", 1)[1] for f in (440, 660, 880)]
+    page = world.media.page_url(*names, title="Three tones")
+    songs = [spotify_fake.add_track(f"t{i}", "The Tones", f"Song {i}") for i in range(1, 4)]
+    spotify_fake.add_playlist("list1", "My Mix", songs)
+    spotify_fake.add_album("album1", "Tone Album", songs)
+    await world.start(
+        music_playlist_limit=2,
+        spotipy_client_id=spotify_fake.client_id,
+        spotipy_client_secret=spotify_fake.client_secret,
+    )
+    left_out = ": that's all the queue takes now."
+    assert await world.slash("play", query=page) == (
+        f"➕ Queued 2 of 3 tracks from **Three tones**{left_out}"
+    )
+    assert await world.slash("play", query="spotify:playlist:list1") == (
+        f"➕ Queued 2 of 3 tracks from **My Mix**{left_out}"
+    )
+    assert await world.slash("play", query="https://open.spotify.com/album/album1") == (
+        f"➕ Queued 2 of 3 tracks from **Tone Album**{left_out}"
+    )
+
+
 # Controls -------------------------------------------------------------------
 
 
@@ -557,6 +582,30 @@ async def test_broken_link_is_skipped_and_the_next_track_plays(world: World) -> 
     assert abs(pitch(played[1]) - 880) < 20
 
 
+async def test_a_playlist_of_dead_videos_gets_one_skip_notice_not_one_each(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Failures in a row share one notice, edited as they come; a track that plays ends
+    the run.  The log keeps a line per failure."""
+    dead = [f"gone-{n}.ogg" for n in range(1, 6)]
+    good = world.media.tone(440, 1, "ogg").rsplit("/", 1)[1]
+    page = world.media.page_url(*dead, good, "gone-6.ogg", title="Mostly gone")
+    await world.start()
+    caplog.set_level(logging.INFO, logger="cogs.music.sessions")
+    assert await world.slash("play", query=page) == "➕ Queued 7 tracks from **Mostly gone**."
+    await world.wait_message("The queue is finished", within=20)
+
+    notices = [m for m in world.discord.messages_in(world.guild.text) if "Skipped" in m.content]
+    assert len(notices) == 2
+    first, second = (m.content for m in notices)
+    assert first.startswith("⚠️ Skipped 5 tracks I couldn't play; the last was ")
+    assert second.startswith("⚠️ Skipped ") and "tracks" not in second
+    assert all(m.allowed_mentions == {"parse": []} for m in notices)
+    assert len(world.played()) == 1
+    skipped = [r for r in caplog.records if r.getMessage().startswith("skipping")]
+    assert len(skipped) == 6
+
+
 async def test_private_addresses_are_refused_unless_allowed(world: World) -> None:
     await world.start(music_allow_private_urls=False)
     url = world.media.tone(440, 1, "ogg")
@@ -708,6 +757,38 @@ async def test_spotify_album_and_playlist_links(
     assert len(played) == 5
     assert [round(pitch(run), -1) for run in played] == [440, 660, 880, 880, 440]
     assert LocalSearchIE.searches[0] == "The Tones - Song 1", "searched when its turn came"
+
+
+async def test_a_spotify_short_link_plays_the_song_it_leads_to(
+    world: World,
+    spotify_fake: FakeSpotify,
+    local_search: dict[str, tuple[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """spotify.link/… (from Spotify's share button) redirects to open.spotify.com: the
+    redirect is read, not followed, through the egress (which looks the host up)."""
+    loop = asyncio.get_running_loop()
+    lookup = loop.getaddrinfo
+
+    async def getaddrinfo(host: str, port: int, **kwargs: Any) -> list[tuple[Any, ...]]:
+        # The fake media server stands in for spotify.link: no lookup leaves the machine.
+        return await lookup("127.0.0.1" if host == "spotify.link" else host, port, **kwargs)
+
+    monkeypatch.setattr(loop, "getaddrinfo", getaddrinfo)
+    spotify_fake.add_track("t1", "Band", "Song")
+    local_search["band - song"] = ("Band - Song", world.media.tone(440, 1, "ogg"))
+    await world.start(
+        spotipy_client_id=spotify_fake.client_id,
+        spotipy_client_secret=spotify_fake.client_secret,
+    )
+    short = world.media.redirect_url("https://open.spotify.com/track/t1?si=x", host="spotify.link")
+    assert await world.slash("play", query=short) == "▶️ Playing Band - Song."
+    elsewhere = world.media.redirect_url("https://example.com/", host="spotify.link")
+    assert await world.slash("play", query=elsewhere) == (
+        "That spotify.link doesn't lead to a Spotify track, album or playlist."
+    )
+    assert len([r for r in world.media.requests if r.startswith("/redirect")]) == 2
+    await world.wait_frames(40)
 
 
 async def test_a_spotify_song_not_found_is_skipped_without_a_ping(

@@ -6,7 +6,7 @@ from typing import cast
 
 from cogs.music.autoplay import MAX_FAILURES, Autoplay, mix_url
 from cogs.music.sources import Resolver
-from cogs.music.tracks import Track
+from cogs.music.tracks import Found, Track
 
 
 def video(name: str) -> Track:
@@ -21,9 +21,9 @@ class Mixes:
         self.related = related
         self.asked: list[str] = []
 
-    async def tracks(self, url: str, requester_id: int, limit: int) -> tuple[str, list[Track]]:
+    async def tracks(self, url: str, requester_id: int, limit: int) -> Found:
         self.asked.append(url)
-        return "Mix", [video(name) for name in self.related][:limit]
+        return Found("Mix", [video(name) for name in self.related][:limit])
 
 
 async def test_related_tracks_that_failed_are_passed_over_until_too_many_fail() -> None:

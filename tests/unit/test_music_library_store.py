@@ -44,6 +44,21 @@ async def test_playlists_are_per_member_and_per_server(db: Database) -> None:
     assert await store.load(1, 11, "road trip") is not None
 
 
+async def test_playlist_names_compare_as_they_look(db: Database) -> None:
+    """A name typed precomposed, decomposed, in full width or with a zero-width space is
+    one playlist; a name of invisible characters only is refused."""
+    store = LibraryStore(db)
+    assert await store.save(1, 10, "Caf\u00e9 Mix", [track(1)]) is True
+    assert await store.save(1, 10, "Cafe\u0301 \uff2d\u200bix", [track(2)]) is False
+    assert await store.names(1, 10) == [("Cafe\u0301 \uff2d\u200bix", 1)]
+    loaded = await store.load(1, 10, "café mix")
+    assert loaded is not None and [t.title for t in loaded.tracks] == ["T2"]
+    for invisible in ("\u200b", "\u200b \u2060", "\ufeff"):
+        with pytest.raises(MusicError, match="Give the playlist a name"):
+            await store.save(1, 10, invisible, [track(1)])
+    assert await store.delete(1, 10, "CAF\u00c9 MIX\u200b") is True
+
+
 async def test_playlist_bounds(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     store = LibraryStore(db)
     monkeypatch.setattr(library_store, "MAX_PLAYLISTS", 2)

@@ -1,0 +1,54 @@
+"""Skip notices: tracks that fail one after another (a playlist of deleted or private
+videos) share one message, edited as each fails, instead of one message each.
+
+A run ends when a track starts, the queue ends or the player stops; the next failure
+then posts a new notice.  Each failure still gets its own log line (the sessions').
+"""
+
+from __future__ import annotations
+
+import logging
+
+import discord
+
+from cogs.music.views import clean
+
+log = logging.getLogger(__name__)
+
+_NO_PINGS = discord.AllowedMentions.none()
+
+
+class SkipNotices:
+    """Each guild's notice of its current run of failed tracks, and its count."""
+
+    def __init__(self) -> None:
+        self._runs: dict[int, tuple[discord.Message, int]] = {}
+        """One entry per guild with a player (ended with it: :meth:`end`)."""
+
+    async def failed(
+        self, guild_id: int, channel: discord.abc.Messageable, title: str, reason: str
+    ) -> None:
+        """Tell the channel a track was skipped: a new notice, or the run's one edited."""
+        last = f"{clean(title)}: {reason}"
+        run = self._runs.get(guild_id)
+        if run is not None:
+            message, count = run
+            content = f"⚠️ Skipped {count + 1} tracks I couldn't play; the last was {last}"
+            try:
+                await message.edit(content=content, allowed_mentions=_NO_PINGS)
+            except discord.HTTPException as error:  # deleted meanwhile: post a new one
+                log.debug("could not update the skip notice: %s", error)
+            else:
+                self._runs[guild_id] = (message, count + 1)
+                return
+        try:
+            message = await channel.send(f"⚠️ Skipped {last}", allowed_mentions=_NO_PINGS)
+        except discord.HTTPException as error:
+            log.warning("could not send a music message: %s", error)
+            self._runs.pop(guild_id, None)
+            return
+        self._runs[guild_id] = (message, 1)
+
+    def end(self, guild_id: int) -> None:
+        """End the guild's run: its next failure gets a notice of its own."""
+        self._runs.pop(guild_id, None)
