@@ -18,10 +18,13 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 
+from discord.utils import escape_markdown
+
 from cogs.roleplay.errors import RoleplayError
-from cogs.roleplay.names import NARRATOR, name_key
+from cogs.roleplay.script import NARRATOR
 from utils.data_owners import Place
 from utils.db import Connection, Database, Row
+from utils.text import name_key
 
 MAX_NAME = 64
 MAX_TEXT = 20_000
@@ -220,7 +223,7 @@ class CharacterStore:
                 ),
             )
         if not changed:
-            raise RoleplayError(f"**{character.name}** was deleted meanwhile.")
+            raise RoleplayError(f"**{escape_markdown(character.name)}** was deleted meanwhile.")
         return Character(
             character.id,
             character.guild_id,
@@ -302,4 +305,4 @@ def _values(profile: Profile) -> tuple[str, ...]:
 
 
 def _taken(name: str) -> RoleplayError:
-    return RoleplayError(f"This server already has a character called **{name}**.")
+    return RoleplayError(f"This server already has a character called **{escape_markdown(name)}**.")

@@ -65,6 +65,12 @@ class Scenes(commands.Cog):
         await self.director.close()
 
     @commands.Cog.listener()
+    async def on_webhooks_update(self, channel: discord.abc.GuildChannel) -> None:
+        """A webhook of `channel` was made, edited, moved or deleted: perhaps ours, which
+        would then speak elsewhere or not at all."""
+        self.sender.forget_channel(channel.id)
+
+    @commands.Cog.listener()
     async def on_character_deleted(self, character: Character) -> None:
         """A deleted character leaves its scenes; one left empty ends with a notice."""
         for channel_id in await self.scenes.remove_character(character.guild_id, character.id):

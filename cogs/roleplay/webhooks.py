@@ -3,10 +3,13 @@
 `WebhookSender` (one per bot) owns the webhooks it speaks through: created on first use
 in a channel, or found among the channel's webhooks the bot made before a restart, and
 kept in a bounded LRU cache; a thread speaks through its parent's webhook (`thread=`).
-A webhook someone deleted (10015) is looked up again once and the message resent. Where
-the bot cannot have a webhook (Manage Webhooks missing, or the channel's webhook limit,
-30007) characters speak as the bot with their name in bold, after one notice to the
-channel; webhooks are tried again after `RETRY_AFTER`. Nothing sent pings anyone.
+A channel's WEBHOOKS_UPDATE (one of its webhooks made, edited, moved or deleted) drops
+its cached webhook (`forget_channel`). A webhook someone deleted (10015), or moved to
+another channel unseen (the message lands elsewhere: it is deleted there), is looked up
+again once and the message resent. Where the bot cannot have a webhook (Manage Webhooks
+missing, or the channel's or the server's webhook limit, 30007 or 30058) characters
+speak as the bot with their name in bold, after one notice to the channel; webhooks are
+tried again after `RETRY_AFTER`. Nothing sent pings anyone.
 
 The webhooks are discord.py objects bound to the bot's connection state, so they use its
 HTTP session and discord.py's webhook rate-limit handling (429s are waited out).
@@ -48,6 +51,7 @@ TEXT_LIMIT = DISCORD_LIMIT - len(FALLBACK_PREFIX.format(name="")) - 2 * NAME_LIM
 
 UNKNOWN_WEBHOOK = 10015
 MAX_WEBHOOKS = 30007
+MAX_GUILD_WEBHOOKS = 30058
 MISSING_PERMISSIONS = 50013
 NO_PINGS = discord.AllowedMentions.none()
 _FORBIDDEN_IN_NAMES = re.compile("clyde|discord", re.IGNORECASE)
@@ -63,6 +67,11 @@ NOTICES = {
         "This channel has reached Discord's limit of webhooks, so characters speak as me "
         "with their names in bold. Deleting an unused webhook (channel settings → "
         "Integrations) gives them their own names and avatars."
+    ),
+    MAX_GUILD_WEBHOOKS: (
+        "This server has reached Discord's limit of webhooks, so characters speak as me "
+        "with their names in bold. Deleting unused webhooks (server settings → "
+        "Integrations → Webhooks) gives them their own names and avatars."
     ),
 }
 
@@ -88,6 +97,10 @@ def webhook_username(name: str) -> str:
 def _fallback(name: str, content: str) -> str:
     name = discord.utils.escape_markdown(_shortened(name) or "Unnamed character")
     return FALLBACK_PREFIX.format(name=name) + content
+
+
+class _Moved(BotError):
+    """Our webhook of a channel spoke in another: a moderator moved it meanwhile."""
 
 
 class SpokenMessage:
@@ -176,20 +189,20 @@ class WebhookSender:
             )
         return True
 
-    def is_ours(self, message: discord.Message) -> bool:
-        """Whether one of our character webhooks sent `message` (never user input)."""
-        if message.webhook_id is None:
-            return False
-        webhook = self._webhooks.get(_home(message.channel))
-        return webhook is not None and webhook.id == message.webhook_id
+    def forget_channel(self, channel_id: int) -> None:
+        """Look the webhook of `channel_id` up again before its next message: one of the
+        channel's webhooks was made, edited, moved or deleted (WEBHOOKS_UPDATE)."""
+        self._webhooks.pop(channel_id, None)
 
     async def _deliver(self, spoken: SpokenMessage, content: str) -> Spoken:
-        """A new message; a webhook someone deleted is replaced once."""
+        """A new message; a webhook someone deleted or moved away is replaced once."""
         try:
             return await self._send_once(spoken, content)
         except discord.NotFound as error:
             if error.code != UNKNOWN_WEBHOOK:
                 raise
+        except _Moved:
+            pass
         return await self._send_once(spoken, content)
 
     async def _send_once(self, spoken: SpokenMessage, content: str) -> Spoken:
@@ -202,7 +215,7 @@ class WebhookSender:
         thread = spoken.channel if isinstance(spoken.channel, discord.Thread) else None
         try:
             async with asyncio.timeout(DISCORD_TIMEOUT):
-                return await webhook.send(
+                message = await webhook.send(
                     content,
                     username=webhook_username(spoken.name),
                     avatar_url=spoken.avatar_url or discord.utils.MISSING,
@@ -215,6 +228,28 @@ class WebhookSender:
                 log.info("webhook %s of channel %s was deleted", webhook.id, spoken.channel.id)
                 self._forget(spoken.channel, webhook.id)
             raise
+        if message.channel.id != spoken.channel.id:
+            await self._take_back(spoken.channel, webhook, message)
+            raise _Moved("My character webhook here was just moved; please try again.")
+        return message
+
+    async def _take_back(
+        self, channel: Channel, webhook: discord.Webhook, message: discord.WebhookMessage
+    ) -> None:
+        """`message` landed in another channel: our webhook was moved there while the
+        update that says so was missed (a reconnect, say). It goes from there, and the
+        webhook of `channel` is looked up again."""
+        log.info(
+            "webhook %s of channel %s was moved to %s", webhook.id, channel.id, message.channel.id
+        )
+        self._forget(channel, webhook.id)
+        try:
+            async with asyncio.timeout(DISCORD_TIMEOUT):
+                await message.delete()
+        except (discord.HTTPException, TimeoutError) as error:
+            log.warning(
+                "could not delete message %s sent in the wrong channel: %r", message.id, error
+            )
 
     async def _edit(self, spoken: SpokenMessage, content: str) -> Spoken:
         message = spoken.message

@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator, Callable
+from typing import cast
 
 import discord
 
 from cogs.ai.records import WRITING, Turn
 from cogs.ai.streaming import RESTART, RESTART_NOTE, WRITING_MARKER, stream_reply
+from cogs.roleplay.scene_cog import Scenes
 from cogs.roleplay.webhooks import RETRY_AFTER, TEXT_LIMIT, WEBHOOK_NAME, WebhookSender
 from config import Settings
 from tests.conftest import ADMIN, BASIC, StartBot, eventually
@@ -85,11 +87,6 @@ async def test_two_characters_speak_as_themselves_and_ping_nobody(
     assert len(requests) == 4
     assert all(r.json["allowed_mentions"] == NO_PINGS for r in requests)
     assert not (first.mention_everyone or first.mentions or first.mention_roles)
-
-    assert alice.message is not None and sender.is_ours(alice.message)
-    stranger = discord_fake.webhook_routes.add(guild.text, "Tupperbox", member)
-    posted = await discord_fake.send_message(guild.text, member, "proxied", webhook_id=stranger.id)
-    assert not sender.is_ours(await channel.fetch_message(posted.id))
 
 
 async def test_characters_named_with_overlapping_forbidden_words_still_speak(
@@ -256,6 +253,72 @@ async def test_the_webhook_limit_falls_back_to_bold_names_with_one_notice(
     message = fake_message(discord_fake, spoken.id)
     assert (message.author.name, message.webhook_id is not None) == ("Alice", True)
     assert len(discord_fake.messages_in(guild.text)) == 4
+
+
+async def test_the_servers_webhook_limit_falls_back_to_bold_names_with_one_notice(
+    discord_fake: FakeDiscord, guild: FakeGuild, member: FakeUser, start_bot: StartBot
+) -> None:
+    other = guild.add_text_channel("other")
+    discord_fake.webhook_routes.guild_limit = 1  # Discord's 1000, all used
+    discord_fake.webhook_routes.add(other, "hook", member)
+    bot = await start_bot(extensions=[])
+    sender = WebhookSender(bot)
+    channel = text_channel(bot, guild.text)
+
+    await sender.send(channel, "One", name="Alice", avatar_url=None)
+    await sender.send(channel, "Two", name="Alice", avatar_url=None)
+
+    shown = [m.content for m in discord_fake.messages_in(guild.text)]
+    assert len(shown) == 3 and "This server has reached Discord's limit" in shown[0]
+    assert shown[1:] == ["**Alice**: One", "**Alice**: Two"]
+    assert webhook_lookups(discord_fake) == 2  # one list, one refused creation: then no more
+
+
+async def test_characters_speak_in_their_channel_after_a_moderator_moves_the_webhook(
+    discord_fake: FakeDiscord, guild: FakeGuild, start_bot: StartBot
+) -> None:
+    bot = await start_bot(extensions=["cogs.roleplay"])
+    sender = cast(Scenes, bot.get_cog("Scenes")).sender
+    other = guild.add_text_channel("other")
+    await discord_fake.wait_for(lambda: bot.get_channel(other.id))
+    channel = text_channel(bot, guild.text)
+    await sender.send(channel, "before", name="Alice", avatar_url=None)
+    (webhook,) = discord_fake.webhooks.values()
+
+    # WEBHOOKS_UPDATE comes for the channel it left, then for the one it went to.
+    moved = asyncio.create_task(
+        bot.wait_for("webhooks_update", check=lambda changed: changed.id == other.id)
+    )
+    discord_fake.webhook_routes.move(webhook, other)
+    await moved
+    spoken = await sender.send(channel, "after", name="Alice", avatar_url=None)
+
+    message = fake_message(discord_fake, spoken.id)
+    assert (message.channel_id, message.author.name) == (guild.text.id, "Alice")
+    assert message.webhook_id not in (None, webhook.id)
+    assert discord_fake.messages_in(other, from_bot=False) == [], "not even for a moment"
+
+
+async def test_a_webhook_moved_unseen_is_replaced_and_its_stray_message_deleted(
+    discord_fake: FakeDiscord, guild: FakeGuild, start_bot: StartBot
+) -> None:
+    bot = await start_bot(extensions=[])
+    sender = WebhookSender(bot)  # hears no WEBHOOKS_UPDATE, as after a missed one
+    other = guild.add_text_channel("other")
+    await discord_fake.wait_for(lambda: bot.get_channel(other.id))
+    channel = text_channel(bot, guild.text)
+    await sender.send(channel, "before", name="Alice", avatar_url=None)
+    (webhook,) = discord_fake.webhooks.values()
+    discord_fake.webhook_routes.move(webhook, other)
+
+    spoken = await sender.send(channel, "after", name="Alice", avatar_url=None)
+
+    message = fake_message(discord_fake, spoken.id)
+    assert (message.channel_id, message.content) == (guild.text.id, "after")
+    assert message.webhook_id not in (None, webhook.id)
+    (stray,) = discord_fake.messages_in(other, from_bot=False)
+    assert (stray.content, stray.deleted) == ("after", True)
+    assert webhook_creations(discord_fake) == 2
 
 
 async def test_without_manage_webhooks_characters_speak_as_the_bot_with_one_notice(

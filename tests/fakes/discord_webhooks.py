@@ -1,15 +1,17 @@
 """Channel webhooks of the fake Discord: listing, creating, deleting and executing them.
 
 As on Discord: listing and creating need MANAGE_WEBHOOKS (403 50013), a channel holds
-at most 15 webhooks (400 30007), a deleted webhook answers 10015, an execute names a
-thread of the webhook's channel with ``thread_id`` (and editing a message in a thread
-needs it too, else 10008), and webhook usernames must be 1-80 characters without
-"clyde" or "discord", and not "everyone", "here" or "system message" (400 50035).
+at most 15 webhooks (400 30007) and a guild ``guild_limit`` (400 30058; Discord's is
+1000), a deleted webhook answers 10015, an execute names a thread of the webhook's
+channel with ``thread_id`` (and editing a message in a thread needs it too, else 10008),
+and webhook usernames must be 1-80 characters without "clyde" or "discord", and not
+"everyone", "here" or "system message" (400 50035).
 Tests act as other people: :meth:`add` (a webhook someone else made), :meth:`delete`
-(someone deletes ours), :meth:`rate_limit` (the next executes are answered 429,
-with the ``Via`` header Discord's edge sends) and :meth:`stall` (a channel's listing
-answers only once the test says so).
-The gateway hears WEBHOOKS_UPDATE after each change.
+(someone deletes ours), :meth:`move` (a moderator moves one to another channel),
+:meth:`rate_limit` (the next executes are answered 429, with the ``Via`` header
+Discord's edge sends) and :meth:`stall` (a channel's listing answers only once the
+test says so).
+The gateway hears WEBHOOKS_UPDATE after each change (for both channels of a move).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
 MANAGE_WEBHOOKS = discord.Permissions(manage_webhooks=True).value
 WEBHOOKS_INTENT = discord.Intents(webhooks=True).value
 MAX_WEBHOOKS = 15
+MAX_GUILD_WEBHOOKS = 1000
 _FORBIDDEN_NAME = re.compile("clyde|discord", re.IGNORECASE)
 _RESERVED_NAMES = {"everyone", "here", "system message"}
 
@@ -51,6 +54,8 @@ class WebhookRoutes:
         self._rate_limited: list[float] = []
         """``retry_after`` of each coming execute to answer 429."""
         self._stalled: dict[int, asyncio.Event] = {}
+        self.guild_limit = MAX_GUILD_WEBHOOKS
+        """Webhooks a guild may hold; a test lowers it rather than make a thousand."""
 
     def routes(self) -> list[tuple[str, str, Handler]]:
         channel = r"/channels/{channel_id:\d+}"
@@ -75,6 +80,14 @@ class WebhookRoutes:
     def delete(self, webhook: FakeWebhook) -> None:
         """Someone deletes ``webhook``; its messages stay, as on Discord."""
         del self._fake.webhooks[webhook.id]
+        self._changed(webhook)
+
+    def move(self, webhook: FakeWebhook, channel: FakeChannel) -> None:
+        """A moderator moves ``webhook`` to ``channel`` (PATCH /webhooks/{id} with
+        ``channel_id``); both channels' WEBHOOKS_UPDATE follow, as on Discord."""
+        old = self._fake._channel(webhook.channel_id)
+        webhook.channel_id = channel.id
+        self._changed(webhook, old)
         self._changed(webhook)
 
     def rate_limit(self, times: int = 1, retry_after: float = 0.05) -> None:
@@ -158,6 +171,10 @@ class WebhookRoutes:
         channel = self._channel(request)
         if len(self._in(channel)) >= MAX_WEBHOOKS:
             raise ApiError(400, f"Maximum number of webhooks reached ({MAX_WEBHOOKS})", 30007)
+        in_guild = [w for w in self._fake.webhooks.values() if w.guild_id == channel.guild_id]
+        if len(in_guild) >= self.guild_limit:
+            message = f"Maximum number of webhooks per guild reached ({self.guild_limit})"
+            raise ApiError(400, message, 30058)
         name = request_body(request).payload.get("name") or "Webhook"
         if _FORBIDDEN_NAME.search(name) or len(name) > 80:
             raise invalid_form_body()
@@ -166,6 +183,8 @@ class WebhookRoutes:
     def _in(self, channel: FakeChannel) -> list[FakeWebhook]:
         return [w for w in self._fake.webhooks.values() if w.channel_id == channel.id]
 
-    def _changed(self, webhook: FakeWebhook) -> None:
-        data = {"guild_id": str(webhook.guild_id), "channel_id": str(webhook.channel_id)}
+    def _changed(self, webhook: FakeWebhook, channel: FakeChannel | None = None) -> None:
+        """WEBHOOKS_UPDATE for ``channel``, else for the webhook's channel."""
+        channel_id = webhook.channel_id if channel is None else channel.id
+        data = {"guild_id": str(webhook.guild_id), "channel_id": str(channel_id)}
         self._fake._gateway.emit("WEBHOOKS_UPDATE", data, intent=WEBHOOKS_INTENT)

@@ -96,6 +96,19 @@ async def test_delete_one(store: CharacterStore) -> None:
         await store.update(made, Profile("Bo", "x"), None)
 
 
+async def test_names_in_taken_and_deleted_messages_show_literally(store: CharacterStore) -> None:
+    """A name's markdown would bold, strike or hide parts of the message (`**` closes
+    the bold around it); it is escaped as in the cog's own messages."""
+    made = await store.create(GUILD, 10, Profile("B*o*b_~~x~~"), None)
+    with pytest.raises(RoleplayError) as taken:
+        await store.create(GUILD, 11, Profile("B*o*b_~~x~~"), None)
+    assert str(taken.value).endswith("called **B\\*o\\*b\\_\\~\\~x\\~\\~**.")
+    assert await store.delete(made)
+    with pytest.raises(RoleplayError) as gone:
+        await store.update(made, Profile("Bo"), None)
+    assert str(gone.value) == "**B\\*o\\*b\\_\\~\\~x\\~\\~** was deleted meanwhile."
+
+
 @pytest.mark.parametrize(
     ("profile", "message"),
     [
