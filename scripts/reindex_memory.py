@@ -11,12 +11,16 @@ DATA_DIR/bot.lock while it works and refuses (exit status 3) while the bot runs 
 a running bot keeps its indexes in memory and would save them over these. Every scope
 of the database is built, whatever SHARD_IDS says: with several shard processes, give
 `--scope` (a process builds a missing index of its own on first use).
+
+Exit status: 0 done, 1 the database or the disk failed (one line says how), 2 bad usage
+or setting, 3 the bot is running.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 import time
 from pathlib import Path
@@ -26,10 +30,24 @@ from pydantic import SecretStr
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from config import ConfigError, Settings, load_settings
-from utils.db import DatabaseUnavailable, open_database
+from utils.db import DB_ERRORS, DatabaseUnavailable, open_database
 from utils.instance_lock import AlreadyLocked, InstanceLock
 from utils.memory.records import Scope
 from utils.memory.service import MemoryService
+
+
+class _Problems(logging.Handler):
+    """What the memory service logs and carries on after (an index file it could not
+    write, say): one line each instead of a traceback; an error makes the script fail."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.errors = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.errors += record.levelno >= logging.ERROR
+        why = f": {record.exc_info[1]}" if record.exc_info else ""
+        print(f"{record.levelname.lower()}: {record.getMessage()}{why}", file=sys.stderr)
 
 
 async def reindex(settings: Settings, scope: Scope | None) -> None:
@@ -61,9 +79,22 @@ async def reindex(settings: Settings, scope: Scope | None) -> None:
         await db.close()
 
 
+def _scope(value: str) -> Scope:
+    """A scope whose id is one as Discord gives them: the database stores 64-bit integers."""
+    try:
+        scope = Scope.parse(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            "SCOPE must be guild:<server id> or dm:<user id>"
+        ) from None
+    if not 0 < scope.id < 2**63:
+        raise argparse.ArgumentTypeError(f"{scope.kind}:<id> needs an id like 123456789012345678")
+    return scope
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--scope", type=Scope.parse, help="guild:<id> or dm:<user id>")
+    parser.add_argument("--scope", type=_scope, help="guild:<id> or dm:<user id>")
     args = parser.parse_args()
     try:
         # The bot's token is not needed here; a placeholder keeps Settings from asking.
@@ -74,6 +105,8 @@ def main() -> int:
     if settings.database_url is None and not settings.database_path.exists():
         print(f"no database at {settings.database_path}; nothing to index", file=sys.stderr)
         return 1
+    problems = _Problems()
+    logging.getLogger().addHandler(problems)
     try:
         with InstanceLock(settings.data_dir):
             asyncio.run(reindex(settings, args.scope))
@@ -83,7 +116,10 @@ def main() -> int:
     except DatabaseUnavailable as error:
         print(error, file=sys.stderr)
         return 1
-    return 0
+    except DB_ERRORS as error:  # a damaged database or a full disk, say: no traceback
+        print(f"error: could not rebuild the memory indexes: {error}", file=sys.stderr)
+        return 1
+    return 1 if problems.errors else 0
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """Database backups: consistent copies, checks, restore and rotation of DATA_DIR/backups/.
 
-Copies use SQLite's online backup API in one step, so a copy taken while the bot
-writes is one consistent snapshot (WAL lets the bot go on writing meanwhile) and
-holds every transaction committed before it began. Every function here blocks:
-call them through `asyncio.to_thread` from async code.
+Copies use SQLite's online backup API in steps of `STEP_PAGES` pages, inside one read
+transaction, so a copy taken while the bot writes is one consistent snapshot (WAL lets
+the bot go on writing meanwhile) and holds every transaction committed before it began;
+a `stop` event set meanwhile ends it after the current step, leaving no partial file.
+Every function here blocks: call them through `asyncio.to_thread` from async code.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import contextlib
 import os
 import re
 import sqlite3
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +26,9 @@ _BACKUP_NAME = re.compile(r"^bot-\d{8}-\d{6}(-\d+)?\.db$")  # what rotation may 
 # killer, a power cut); one being written is younger. Each is as big as the database.
 LEFTOVER_AGE = 3600.0
 _COMPANIONS = ("", "-wal", "-shm", "-journal")  # a database file and SQLite's files beside it
+# Pages copied per step: 4 MiB at SQLite's default page size, a few milliseconds of work,
+# which is as long as a stop waits (a thread cannot be interrupted otherwise).
+STEP_PAGES = 1024
 
 
 class BackupError(Exception):
@@ -68,18 +73,28 @@ def _shape(path: Path) -> tuple[int, int]:
     return sum(not row[1].startswith("sqlite_") for row in tables), int(version)
 
 
-def copy_database(source: Path, target: Path) -> Path:
-    """Copy a live database to `target` (a single file, not in WAL mode), atomically."""
+def copy_database(source: Path, target: Path, stop: threading.Event | None = None) -> Path:
+    """Copy a live database to `target` (a single file, not in WAL mode), atomically;
+    BackupError once `stop` is set."""
     if not source.is_file():
         raise BackupError(f"no database at {source}")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp")
+
+    def between_steps(status: int, remaining: int, total: int) -> None:
+        if stop is not None and stop.is_set():
+            raise BackupError(f"the copy of {source} was stopped")
+
     try:
         with (
             _read_only(source) as src,
             contextlib.closing(sqlite3.connect(tmp)) as dst,
         ):
-            src.backup(dst)  # all pages in one step: one consistent snapshot
+            # Every step reads the snapshot of this transaction: the bot's writes
+            # meanwhile neither enter the copy nor make SQLite start it over.
+            src.execute("BEGIN")
+            src.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            src.backup(dst, pages=STEP_PAGES, progress=between_steps)
             dst.execute("PRAGMA journal_mode=DELETE")
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
@@ -102,17 +117,19 @@ def timestamped_path(directory: Path, prefix: str = "bot") -> Path:
     return path
 
 
-def make_backup(database: Path, target: Path | None = None) -> Path:
+def make_backup(
+    database: Path, target: Path | None = None, *, stop: threading.Event | None = None
+) -> Path:
     """Back `database` up to `target` (a file, or a directory for a new timestamped file;
     default: its backups/ directory) and check the copy, against `database` too; returns
-    its path."""
+    its path. Setting `stop` ends the copy between two steps (BackupError)."""
     if target is None or target.is_dir():
         target = timestamped_path(target or database.parent / BACKUP_DIR)
     # `backup data/bot.db` read as "back this file up" would replace the live database
     # (or its write-ahead log) under the running bot.
     if target.resolve() in {Path(f"{database.resolve()}{suffix}") for suffix in _COMPANIONS}:
         raise BackupError(f"{target} is the database itself; give another file or a directory")
-    copy_database(database, target)
+    copy_database(database, target, stop)
     problems = check_database(target)
     if not problems and (copied := _shape(target)) != (source := _shape(database)):
         problems = [

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from typing import TYPE_CHECKING
 
 import discord
@@ -49,6 +50,9 @@ class Maintenance(commands.Cog):
         self.backup_interval = settings.backup_interval_hours * HOUR
         self.backup_keep = settings.backup_keep
         self.backup_dir = settings.data_dir / "backups"
+        # Set when the cog stops: a backup thread in progress ends at its next step
+        # (a cancelled task cannot end its thread, and the process waits for it).
+        self._stopping = threading.Event()
         self.pending = PendingDeletions(bot.db, grace=settings.data_retention_grace_days * DAY)
 
     async def cog_load(self) -> None:
@@ -66,7 +70,9 @@ class Maintenance(commands.Cog):
         await self.bot.shutdown_manager.release("maintenance: stop loops")
 
     async def stop(self) -> None:
-        """Stop the loops; a pass in progress ends at its next await."""
+        """Stop the loops; a pass in progress ends at its next await, a backup's copy
+        after its current step."""
+        self._stopping.set()
         loops = (self.backup_loop, self.retention_loop, self.absent_loop)
         passes = [loop.get_task() for loop in loops]
         for loop in loops:
@@ -85,7 +91,7 @@ class Maintenance(commands.Cog):
     async def backup_now(self) -> None:
         database = self.bot.settings.database_path
         try:
-            path = await asyncio.to_thread(make_backup, database)
+            path = await asyncio.to_thread(make_backup, database, stop=self._stopping)
             removed = await asyncio.to_thread(rotate_backups, self.backup_dir, self.backup_keep)
         except (BackupError, OSError) as error:
             log.error("scheduled backup failed: %s", error)

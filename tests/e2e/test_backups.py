@@ -6,16 +6,19 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import cast
 
 import pytest
 
 from cogs.admin.maintenance import Maintenance
 from config import Settings
-from tests.conftest import StartBot
+from tests.conftest import StartBot, eventually
 from tests.fakes.discord_server import FakeDiscord
+from utils.backup import STEP_PAGES, BackupError, copy_database
 
 
 @pytest.mark.backends("sqlite")
@@ -76,3 +79,60 @@ async def test_the_bot_leaves_postgresql_backups_to_pg_dump_and_says_so(
         "no scheduled backups of PostgreSQL: back it up with pg_dump (see README)"
     ]
     assert not (settings.data_dir / "backups").exists()
+
+
+class FirstStepHeld(threading.Event):
+    """Stands for the stop event the copy checks between steps: holds the copy after its
+    first step until the real one is set, so the stop comes mid-copy."""
+
+    def __init__(self, stop: threading.Event, partial: Path) -> None:
+        super().__init__()
+        self.stop = stop
+        self.partial = partial
+        self.copying = threading.Event()
+        self.checks = 0
+        self.copied = 0  # bytes of the partial file after the first step
+
+    def is_set(self) -> bool:
+        self.checks += 1
+        self.copied = self.copied or self.partial.stat().st_size
+        self.copying.set()
+        self.stop.wait(10)
+        return self.stop.is_set()
+
+
+@pytest.mark.backends("sqlite")
+async def test_a_stop_during_a_long_backup_ends_it_at_once_leaving_no_partial_file(
+    start_bot: StartBot, make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM used to wait for the whole copy (the thread outlives its cancelled task,
+    and the process waits for it): systemd then killed the bot, leaving the partial file."""
+    settings = make_settings(backup_interval_hours=24)
+    settings.database_path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(settings.database_path) as conn:  # several steps' worth of pages
+        conn.execute("CREATE TABLE ballast (data BLOB)")
+        conn.executemany("INSERT INTO ballast VALUES (randomblob(4000))", [()] * 3 * STEP_PAGES)
+    size = settings.database_path.stat().st_size
+    assert size > 2 * STEP_PAGES * 4096
+    held: list[FirstStepHeld] = []
+    ended: list[BaseException] = []
+
+    def copy(source: Path, target: Path, stop: threading.Event | None = None) -> Path:
+        assert stop is not None, "the bot's backups can be stopped"
+        held.append(FirstStepHeld(stop, target.with_name(f".{target.name}.tmp")))
+        try:
+            return copy_database(source, target, held[0])
+        except BackupError as error:
+            ended.append(error)
+            raise
+
+    monkeypatch.setattr("utils.backup.copy_database", copy)
+    bot = await start_bot(settings)
+    await eventually(lambda: held and held[0].copying.is_set())
+
+    await bot.close()
+
+    await eventually(lambda: ended)
+    assert "was stopped" in str(ended[0]) and held[0].checks == 1
+    assert 0 < held[0].copied < size / 2, "stopped after its first step"
+    assert list((settings.data_dir / "backups").iterdir()) == []

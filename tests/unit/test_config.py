@@ -42,6 +42,14 @@ def test_reads_environment_and_lists(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.command_prefix == "!"
 
 
+def test_allowed_models_are_read_as_a_list_like_the_fallbacks() -> None:
+    settings = Settings(
+        _env_file=None, discord_token="tok", gemini_allowed_models=" gemini-pro, ,gemini-x "
+    )
+    assert settings.gemini_allowed_models == ("gemini-pro", "gemini-x")
+    assert Settings(_env_file=None, discord_token="tok").gemini_allowed_models == ()
+
+
 def test_reads_dotenv_file(tmp_path: Path) -> None:
     env_file = tmp_path / ".env"
     env_file.write_text("DISCORD_TOKEN=from-file\nCOMMAND_PREFIX=?\n")
@@ -122,6 +130,18 @@ def test_the_systemd_units_give_the_embedding_model_a_writable_cache(unit: str) 
     assert ["ProtectSystem", "strict"] in options
     assert ["CacheDirectory", "gembot"] in options
     assert ["Environment", "XDG_CACHE_HOME=%C/gembot"] in options
+
+
+@pytest.mark.parametrize("unit", ["gembot.service", "gembot@.service"])
+def test_the_systemd_units_stop_restarting_after_a_bad_setting(unit: str, tmp_path: Path) -> None:
+    """Restart=on-failure alone started the bot every 5 s forever after a bad setting;
+    a failed start that may pass later (an outage: exit status 1) is still retried."""
+    lines = (ROOT / "scripts" / unit).read_text().splitlines()
+    options = [line.split("=", 1) for line in lines if "=" in line and not line.startswith("#")]
+    prevented = [value.split() for key, value in options if key == "RestartPreventExitStatus"]
+    bad_setting = run_bot({}, tmp_path).returncode  # DISCORD_TOKEN missing
+    assert ["Restart", "on-failure"] in options
+    assert prevented == [[str(bad_setting)]] and bad_setting not in (0, 1)
 
 
 def run_bot(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:

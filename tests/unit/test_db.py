@@ -303,6 +303,7 @@ async def test_sqlite_close_leaves_a_sound_file(tmp_path: Path) -> None:
 SQL_OWNERS = {
     "utils/db.py",
     "utils/db_postgres.py",
+    "utils/backup.py",  # copies the SQLite file whole, from a snapshot it reads
     "utils/guild_settings.py",
     "utils/usage.py",
     "utils/memory/store.py",
@@ -352,6 +353,57 @@ async def test_guild_settings_stores_when_a_prefix_changed(db: Database) -> None
     assert row["prefix"] == ">"
     stamp = datetime.strptime(row["updated_at"], "%Y-%m-%d %H:%M:%S")
     assert before <= stamp <= before + timedelta(minutes=1)
+
+
+async def test_upgrading_rekeys_playlists_and_keeps_both_of_two_that_now_share_a_name(
+    fresh: Fresh, tmp_path: Path
+) -> None:
+    """0016 marks the playlists saved when names compared by casefold only; rekey gives
+    them today's keys (NFKC, no invisible characters), renaming rather than merging."""
+    older = tmp_path / "older"
+    older.mkdir()
+    for _, path in load_migrations(MIGRATIONS_DIR / fresh().backend)[:15]:
+        (older / path.name).write_text(path.read_text())
+    database = fresh()
+    await database.connect(older)
+    names = ["Caf\u00e9", "Cafe\u0301", "\u200b", "Mix", "Mi\u200bx", "Other"]
+    for number, name in enumerate(names, start=1):
+        await database.execute(
+            "INSERT INTO music_playlists (id, guild_id, user_id, name, name_key, created_at, "
+            "updated_at) VALUES (?, 1, 10, ?, ?, 0, 0)",
+            (number, name, name.casefold()),
+        )
+        await database.execute(
+            "INSERT INTO music_playlist_tracks (playlist_id, slot, title, source) "
+            "VALUES (?, 0, ?, 'x')",
+            (number, f"T{number}"),
+        )
+    await database.close()
+
+    database = fresh()
+    await database.connect()
+    try:
+        store = LibraryStore(database)
+        assert await store.rekey() == 3
+        assert await store.rekey() == 0, "once"
+        assert [name for name, count in await store.names(1, 10) if count == 1] == [
+            "Caf\u00e9",
+            "Cafe\u0301 (2)",
+            "Mix",
+            "Mi\u200bx (2)",
+            "Other",
+            "Unnamed",
+        ]
+        for name, title in [
+            ("café", "T1"),
+            ("café (2)", "T2"),
+            ("Unnamed", "T3"),
+            ("mix (2)", "T5"),
+        ]:
+            loaded = await store.load(1, 10, name)
+            assert loaded is not None and [t.title for t in loaded.tracks] == [title]
+    finally:
+        await database.close()
 
 
 @pytest.mark.backends("sqlite")

@@ -8,6 +8,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from cogs.music.store import MusicStore, Session
 from cogs.music.tracks import Track
 from config import Settings
 from scripts.db import main
-from utils.backup import BackupError, make_backup, rotate_backups
+from utils.backup import STEP_PAGES, BackupError, make_backup, rotate_backups
 from utils.db import Database, SqliteDatabase
 from utils.instance_lock import InstanceLock
 from utils.memory.records import Scope
@@ -110,6 +111,33 @@ async def test_backup_taken_during_a_write_burst_restores_every_committed_row(
     assert restored[: len(before)] == before  # every row committed before it began
     assert restored == committed[: len(restored)]  # and nothing half-written or reordered
     assert rows(data_dir / "bot.db", "PRAGMA integrity_check") == [("ok",)]
+
+
+def test_a_backup_in_steps_is_one_snapshot_despite_writes_between_them(tmp_path: Path) -> None:
+    """The copy goes in steps (so a stop can end it); a write between two of them neither
+    enters the copy nor starts it over."""
+    database = tmp_path / "bot.db"
+    with sqlite3.connect(database) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE ballast (data BLOB)")
+        conn.executemany("INSERT INTO ballast VALUES (randomblob(4000))", [()] * 3 * STEP_PAGES)
+    writer = sqlite3.connect(database, isolation_level=None)
+
+    class WriteBetweenSteps(threading.Event):
+        steps = 0
+
+        def is_set(self) -> bool:
+            self.steps += 1
+            if self.steps <= 3:  # a copy started over at each write would never end
+                writer.execute("INSERT INTO ballast VALUES (randomblob(4000))")
+            return False
+
+    between = WriteBetweenSteps()
+    backup = make_backup(database, tmp_path / "copy.db", stop=between)
+    writer.close()
+    assert 3 <= between.steps <= 4, "each step once: never started over"
+    assert rows(backup, "SELECT count(*) FROM ballast") == [(3 * STEP_PAGES,)]
+    assert rows(database, "SELECT count(*) FROM ballast") == [(3 * STEP_PAGES + 3,)]
 
 
 async def test_restore_keeps_the_replaced_db_and_drops_memory_indexes(data_dir: Path) -> None:
@@ -401,7 +429,7 @@ def test_a_copy_that_does_not_match_its_database_is_not_kept(
 ) -> None:
     asyncio.run(_fresh(data_dir))
 
-    def copy_the_wrong_file(source: Path, target: Path) -> Path:
+    def copy_the_wrong_file(source: Path, target: Path, stop: threading.Event | None) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         sqlite3.connect(target).close()  # a sound but empty database
         return target

@@ -694,6 +694,61 @@ async def test_reindex_script_refuses_while_the_bot_runs(
     assert index.read_bytes() == before
 
 
+async def run_reindex(data_dir: Path, *args: str) -> tuple[int | None, str, str]:
+    """`scripts/reindex_memory.py` on SQLite in `data_dir`: exit status, stdout, stderr."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(ROOT / "scripts" / "reindex_memory.py"),
+        *args,
+        env={**os.environ, "DATA_DIR": str(data_dir), "EMBEDDING_MODEL": "hashing"},
+        cwd=data_dir,  # away from any .env of the checkout
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    return process.returncode, out.decode(), err.decode()
+
+
+@pytest.mark.backends("sqlite")
+@pytest.mark.parametrize("scope", [f"guild:{2**64}", "dm:0", "guild:abc"])
+async def test_reindex_script_names_an_impossible_scope_in_one_line(
+    make_service: MakeService, tmp_path: Path, scope: str
+) -> None:
+    await (await make_service()).close()
+    status, out, err = await run_reindex(tmp_path, "--scope", scope)
+    assert (status, out) == (2, "")
+    assert err.splitlines()[-1].startswith("reindex_memory.py: error: argument --scope: ")
+    assert "Traceback" not in err
+
+
+@pytest.mark.backends("sqlite")
+async def test_reindex_script_names_a_damaged_database_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "bot.db").write_bytes(b"not a database, whatever happened to it" * 100)
+    status, out, err = await run_reindex(tmp_path)
+    assert (status, out) == (1, "")
+    assert err == "error: could not rebuild the memory indexes: file is not a database\n"
+
+
+@pytest.mark.backends("sqlite")
+async def test_reindex_script_names_an_index_it_could_not_write_in_one_line(
+    make_service: MakeService, tmp_path: Path
+) -> None:
+    service = await make_service()
+    await fill(service, 3)
+    await service.close()
+    memory_dir = tmp_path / "memory"
+    for index in memory_dir.iterdir():
+        index.unlink()
+    memory_dir.rmdir()
+    memory_dir.write_bytes(b"a file where the index directory belongs")
+    status, _, err = await run_reindex(tmp_path)
+    assert status == 1, err
+    lines = err.splitlines()  # one a try: after the rebuild, and again at the close
+    assert lines and all(
+        line.startswith("error: could not save the memory index of guild:1: ") for line in lines
+    ), err
+
+
 async def test_changed_indexes_are_saved_every_save_interval(
     make_service: MakeService,
 ) -> None:
