@@ -513,7 +513,7 @@ async def test_a_long_first_message_opens_the_scene_over_several_messages(
     ai_settings: Callable[..., Settings],
 ) -> None:
     """Imported cards' greetings often run to a few thousand characters."""
-    await start_bot(ai_settings())
+    bot = await start_bot(ai_settings())
     greeting = " ".join(f"word{i}" for i in range(500))  # about 4,400 characters
     await world.character("Aria", greeting)
     await world.slash(member, "start", characters="Aria")
@@ -522,6 +522,8 @@ async def test_a_long_first_message_opens_the_scene_over_several_messages(
     assert len(said) > 2 and {m.author.name for m in said} == {"Aria"}
     assert all(len(m.content) <= TEXT_LIMIT for m in said)
     assert " ".join(m.content for m in said) == greeting
+    # The greeting is stored once all of it is shown: play only after that.
+    await eventually(lambda: _stored_turns(bot, guild), equals=2)
     await world.play("hello")
     assert f"Aria: {greeting}" in json.dumps(world.streams()[-1].contents)  # kept whole
 
@@ -559,6 +561,10 @@ async def _scene_of(store: SceneStore, guild: FakeGuild) -> Scene:
 
 async def _turns_of(store: SceneStore, guild: FakeGuild) -> int:
     return (await _scene_of(store, guild)).turns
+
+
+async def _stored_turns(bot: Bot, guild: FakeGuild) -> int:
+    return len(await bot.chats.turns(guild.text.id))
 
 
 async def _cast_of(store: SceneStore, guild: FakeGuild) -> int:
