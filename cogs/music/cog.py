@@ -398,6 +398,7 @@ class Music(commands.Cog):
             self.sessions.changed(player)  # moved: remember the new channel
             await self.sessions.take_the_stage(member.guild)  # moved (or back) onto a Stage
         self.sessions.update_alone(member.guild)
+        await self.sessions.recount_votes(member.guild)
 
     @commands.Cog.listener()
     async def on_guild_remove(self, guild: discord.Guild) -> None:

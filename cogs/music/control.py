@@ -79,9 +79,17 @@ class SkipVotes:
         voters = self._votes.setdefault(guild_id, set())
         new = member_id not in voters
         voters.add(member_id)
+        return self._tally(voters, listeners, new)
+
+    def recount(self, guild_id: int, listeners: list[int]) -> Vote | None:
+        """Where the votes stand now that the listeners changed; None without votes."""
+        voters = self._votes.get(guild_id)
+        return self._tally(voters, listeners, new=False) if voters else None
+
+    @staticmethod
+    def _tally(voters: set[int], listeners: list[int], new: bool) -> Vote:
         voters &= set(listeners)
-        needed = len(listeners) // 2 + 1
-        return Vote(len(voters), needed, len(listeners), new)
+        return Vote(len(voters), len(listeners) // 2 + 1, len(listeners), new)
 
     def reset(self, guild_id: int) -> None:
         """A new track (or none): the votes were for the previous one."""

@@ -56,8 +56,8 @@ class FFmpegPlan:
 
 
 def plan(stream: Stream, *, proxy: str, start: float = 0.0, sound: Sound = PLAIN) -> FFmpegPlan:
-    """How to play ``stream`` through ``proxy`` from ``start`` s with ``sound``
-    (MusicError unless it is http(s)).
+    """How to play ``stream`` through ``proxy`` from ``start`` s (a live stream: from
+    now) with ``sound`` (MusicError unless it is http(s)).
 
     An Opus stream with a plain sound (no filter, 100 %) is copied into Ogg packets
     without decoding, which costs almost no CPU; anything else is decoded, filtered
@@ -70,7 +70,10 @@ def plan(stream: Stream, *, proxy: str, start: float = 0.0, sound: Sound = PLAIN
         *_headers(stream.headers),
     ]  # fmt: skip
     options = ["-vn"]
-    if start > 0:
+    # A stream of no known length (a live one) can't seek: FFmpeg would read and drop
+    # `start` seconds of it as they arrive, silence for as long after a volume or filter
+    # change or a resume.  It plays on from now instead.
+    if start > 0 and stream.duration is not None:
         # Seeking the input is fast (HTTP range requests, nothing before `start` is
         # read).  Decoding trims to `start` exactly; copied packets keep what lies
         # between the container's seek point and `start` (up to a page of Ogg), with

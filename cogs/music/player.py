@@ -85,6 +85,7 @@ class Player:
         self._done = asyncio.Event()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._reopening = asyncio.Lock()
         self._alone_timer: asyncio.Task[None] | None = None
 
     # State ------------------------------------------------------------------
@@ -198,13 +199,13 @@ class Player:
         if not 0 <= percent <= 200:
             raise MusicError("Pick a volume from 0 to 200 %.")
         self.volume = percent
-        await self._reopen(self.position)
+        await self._reopen()
         self._changed()
 
     async def set_filter(self, audio_filter: AudioFilter | None) -> None:
         """Use a filter (None: none) from the current position on, and for the next tracks."""
         self.filter = audio_filter
-        await self._reopen(self.position)
+        await self._reopen()
 
     async def seek(self, position: float) -> Track:
         """Go to ``position`` s (the caller checks the track is that long); paused stays paused."""
@@ -213,9 +214,13 @@ class Player:
         self._changed()
         return track
 
-    async def _reopen(self, start: float) -> None:
-        if self._audio is not None:
-            await asyncio.to_thread(self._audio.restart, start, self.sound)
+    async def _reopen(self, start: float | None = None) -> None:
+        """Re-open the audio at ``start`` (None: where it is) with the sound as it is then.
+        One at a time: of two quick changes, the later one's FFmpeg must take over last."""
+        async with self._reopening:
+            if self._audio is not None:
+                at = self.position if start is None else start
+                await asyncio.to_thread(self._audio.restart, at, self.sound)
 
     def set_alone(self, alone: bool) -> None:
         """Start (or cancel) the countdown to leave a channel nobody listens in."""

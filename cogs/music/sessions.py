@@ -288,6 +288,18 @@ class Sessions:
             player.skip()
         return track, vote
 
+    async def recount_votes(self, guild: discord.Guild) -> None:
+        """Someone left the channel: the votes to skip may now be more than half."""
+        player, voice = self.players.get(guild.id), voice_of(guild)
+        track = player.queue.current if player else None
+        if player is None or voice is None or track is None or not player.playing:
+            return
+        vote = self.votes.recount(guild.id, self.listeners(voice.channel))
+        if vote is not None and vote.passed:
+            self.votes.reset(guild.id)  # counted: another leave must not skip again
+            player.skip()
+            await self.say(player, vote.message(track.title))
+
     async def set_stay(
         self, guild: discord.Guild, channel: VoiceChannel | None, text_id: int
     ) -> None:

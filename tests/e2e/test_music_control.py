@@ -140,6 +140,25 @@ async def test_skip_votes_need_more_than_half_of_the_listeners(world: World) -> 
     await world.discord.wait_for(lambda: "660hz" in now_playing_title(world))
 
 
+async def test_a_skip_vote_passes_when_listeners_who_did_not_vote_leave(world: World) -> None:
+    dj = world.guild.add_role("DJ")
+    await world.start()
+    await set_dj(world, dj)
+    bob, carol, dave = listener(world, "bob"), listener(world, "carol"), listener(world, "dave")
+    for user in (bob, carol, dave):
+        await world.discord.join_voice(user, world.guild.voice)
+    for frequency in (440, 550):
+        await world.slash("play", query=world.media.tone(frequency, 20, "ogg"))
+    await world.wait_frames(10)
+
+    # 4 listeners: 2 votes of the 3 needed; with dave gone, 2 of 3 listeners are enough.
+    assert (await world.slash("skip", bob)).startswith("🗳️ 1/3 votes")
+    assert (await world.slash("skip", carol)).startswith("🗳️ 2/3 votes")
+    await world.discord.leave_voice(dave, world.guild)
+    await world.wait_message("⏭️ Skipped tone-440hz-20s (2/2 votes).")
+    await world.discord.wait_for(lambda: "550hz" in now_playing_title(world))
+
+
 def now_playing_title(world: World) -> str:
     for message in reversed(world.discord.messages_in(world.guild.text)):
         if not message.deleted and message.embeds and message.components:

@@ -6,6 +6,7 @@ import asyncio
 import shlex
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 import psutil
 import pytest
@@ -70,13 +71,21 @@ def test_filters_know_their_speed() -> None:
 
 
 def test_seeking_opens_the_input_at_the_position() -> None:
-    copied = plan(OPUS, proxy=PROXY, start=62.5)
+    copied = plan(replace(OPUS, duration=180.0), proxy=PROXY, start=62.5)
     assert shlex.split(copied.before_options)[-2:] == ["-ss", "62.500"]
     assert shlex.split(copied.options)[-2:] == ["-ss", "0"], "drops copied packets before it"
-    decoded = plan(PCM, proxy=PROXY, start=62.5)
+    decoded = plan(replace(PCM, duration=180.0), proxy=PROXY, start=62.5)
     assert shlex.split(decoded.before_options)[-2:] == ["-ss", "62.500"]
     assert "-ss" not in decoded.options
     assert "-ss" not in plan(PCM, proxy=PROXY).before_options
+
+
+def test_a_live_stream_reopens_at_the_live_edge_not_minutes_of_silence_later() -> None:
+    """Volume, filter and resume reopen a live stream (no length) at the player's
+    position: FFmpeg must not wait for that many seconds of it to arrive."""
+    for stream in (OPUS, PCM):
+        reopened = plan(stream, proxy=PROXY, start=62.5, sound=Sound(0.5))
+        assert "-ss" not in reopened.before_options and "-ss" not in reopened.options
 
 
 def test_ffprobe_sits_next_to_ffmpeg() -> None:

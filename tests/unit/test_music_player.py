@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -275,6 +276,25 @@ async def test_pause_resume_and_volume(rig: Rig) -> None:
     assert rig.player.position == 2.0
     await rig.player.close()
     assert rig.voice.calls[-1] == "stop"
+
+
+async def test_a_volume_and_a_filter_changed_at_once_both_stay_on(rig: Rig) -> None:
+    rig.player.start()
+    rig.add("a")
+    await eventually(lambda: rig.player.playing)
+    audio, entered = rig.opened[0], []
+    restart = audio.restart
+
+    def slow_first(start: float, sound: Sound) -> None:
+        entered.append(sound)
+        if len(entered) == 1:  # the first FFmpeg takes longer to start
+            time.sleep(0.3)
+        restart(start, sound)
+
+    audio.restart = slow_first  # type: ignore[method-assign]
+    await asyncio.gather(rig.player.set_volume(50), rig.player.set_filter(PRESETS["8d"]))
+    assert audio.sound == Sound(0.5, PRESETS["8d"]), "the later change plays"
+    await rig.player.close()
 
 
 async def test_restored_track_starts_at_its_position_and_paused(rig: Rig) -> None:
