@@ -22,7 +22,7 @@ from cogs.music.channels import VoiceChannel, caller_channel, check_can_join
 from cogs.music.control import Vote, skip_note
 from cogs.music.errors import MusicError
 from cogs.music.ffmpeg import ffprobe_for
-from cogs.music.player import Player
+from cogs.music.player import Player, checked_volume
 from cogs.music.sessions import Sessions
 from cogs.music.shortlinks import ShortLinks, is_short_link
 from cogs.music.sources import Resolver
@@ -320,6 +320,8 @@ class Music(commands.Cog):
             await ctx.send(f"🔊 Volume: {current} %.")
             return
         player = self.sessions.controlled(guild, member)
+        checked_volume(percent)
+        await ctx.defer()  # FFmpeg opens the track again at the new volume
         await player.set_volume(percent)
         await self.sessions.refresh_now_playing(player)
         await ctx.send(f"🔊 Volume set to {percent} %.")

@@ -9,6 +9,7 @@ rule about who controls the music applies here too.
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Literal
 
 import discord
@@ -64,20 +65,26 @@ class Playback(commands.Cog):
     @app_commands.describe(position="1:23, 1:02:03 or 83 (seconds); +30 or -10 from here")
     async def seek(self, ctx: Context, position: str) -> None:
         """Jump to a position in the current track."""
-        track, at = await self.seek_for(*_guild_member(ctx), position)
+        track, at = await self.seek_for(*_guild_member(ctx), position, checked=ctx.defer)
         await ctx.send(f"⏩ {clean(track.title)} at {format_time(at)}.")
 
     @commands.hybrid_command()
     @commands.guild_only()
     async def replay(self, ctx: Context) -> None:
         """Play the current track again from the start."""
-        track, _ = await self.seek_for(*_guild_member(ctx), "0")
+        track, _ = await self.seek_for(*_guild_member(ctx), "0", checked=ctx.defer)
         await ctx.send(f"⏮️ Replaying {clean(track.title)}.")
 
     async def seek_for(
-        self, guild: discord.Guild, member: discord.Member, position: str
+        self,
+        guild: discord.Guild,
+        member: discord.Member,
+        position: str,
+        *,
+        checked: Callable[[], Awaitable[object]] | None = None,
     ) -> tuple[Track, float]:
-        """Seek for ``member`` (/seek, /replay); the track and the new position."""
+        """Seek for ``member`` (/seek, /replay); the track and the new position.
+        ``checked`` runs once the checks passed, before FFmpeg opens the track again."""
         player = self.sessions.controlled(guild, member)
         track = player.queue.current
         if track is None or not player.playing:
@@ -89,6 +96,8 @@ class Playback(commands.Cog):
             raise MusicError(
                 f"That's past the end: {clean(track.title)} is {format_time(track.duration)} long."
             )
+        if checked is not None:
+            await checked()
         await player.seek(at)
         await self.sessions.refresh_now_playing(player)
         return track, at
@@ -103,7 +112,7 @@ class Playback(commands.Cog):
         self, ctx: Context, effect: FilterName, speed: float = _OPTIONAL
     ) -> None:
         """Change how the music sounds (from where it is now); off plays it unchanged."""
-        chosen = await self.filter_for(*_guild_member(ctx), effect, speed)
+        chosen = await self.filter_for(*_guild_member(ctx), effect, speed, checked=ctx.defer)
         await ctx.send(f"🎛️ Filter: **{chosen.label}**." if chosen else "🎛️ Filter off.")
 
     async def filter_for(
@@ -112,10 +121,15 @@ class Playback(commands.Cog):
         member: discord.Member,
         effect: str,
         speed: float | None = None,
+        *,
+        checked: Callable[[], Awaitable[object]] | None = None,
     ) -> AudioFilter | None:
-        """Set the filter for ``member`` (/filter); the filter now on (None: off)."""
+        """Set the filter for ``member`` (/filter); the filter now on (None: off).
+        ``checked`` runs once the checks passed, before FFmpeg opens the track again."""
         player = self.sessions.controlled(guild, member)
         chosen = _choose(effect, speed)
+        if checked is not None:
+            await checked()
         await player.set_filter(chosen)
         await self.sessions.refresh_now_playing(player)
         return chosen

@@ -196,9 +196,7 @@ class Player:
         return track
 
     async def set_volume(self, percent: int) -> None:
-        if not 0 <= percent <= 200:
-            raise MusicError("Pick a volume from 0 to 200 %.")
-        self.volume = percent
+        self.volume = checked_volume(percent)
         await self._reopen()
         self._changed()
 
@@ -385,3 +383,10 @@ class Player:
             await event
         except Exception:  # the cog's handler; whatever it raises must not stop playback
             log.exception("music: an event handler failed in guild %s", self.guild_id)
+
+
+def checked_volume(percent: int) -> int:
+    """``percent`` if it is a volume the player takes; MusicError otherwise."""
+    if not 0 <= percent <= 200:
+        raise MusicError("Pick a volume from 0 to 200 %.")
+    return percent

@@ -114,6 +114,34 @@ async def test_seek_lands_at_the_position_in_the_decoded_audio(
     await world.slash("stop")
 
 
+async def test_seek_volume_and_filter_defer_before_ffmpeg_opens_the_track_again(
+    world: World,
+) -> None:
+    """Opening the track again takes FFmpeg's start: the interaction is deferred first,
+    and a refusal comes at once."""
+    await world.start()
+    await world.slash("play", query=clock_url(world.media))
+    await world.wait_frames(10)
+    for name, options, said in (
+        ("seek", {"position": "0:05"}, f"⏩ clock-{CLOCK_SECONDS}s at 0:05."),
+        ("volume", {"percent": 80}, "🔊 Volume set to 80 %."),
+        ("filter", {"effect": "bassboost"}, "🎛️ Filter: **bassboost**."),
+        (
+            "seek",
+            {"position": "0:21"},
+            f"That's past the end: clock-{CLOCK_SECONDS}s is 0:20 long.",
+        ),
+        ("volume", {"percent": 300}, "Pick a volume from 0 to 200 %."),
+    ):
+        interaction = await world.discord.invoke_slash(
+            world.guild.text, world.member, name, options
+        )
+        first = await interaction.wait_response()
+        assert first["type"] == (4 if "past" in said or "Pick" in said else 5), name
+        assert await world.reply(interaction) == said
+    await world.slash("stop")
+
+
 async def test_seek_refuses_bad_positions_and_live_streams(world: World) -> None:
     bot = await world.start()
     assert await world.slash("seek", position="1:00") == "I'm not playing anything right now."
