@@ -198,18 +198,21 @@ class MemoryCog(commands.Cog, name="Memory"):
         self, ctx: Context, *, fact: commands.Range[str, 1, MAX_FACT_CHARS]
     ) -> None:
         """Ask the bot to remember something about you here."""
-        memory = await self.remember(ctx.guild, ctx.author, fact)
+        memory = await self.remember(ctx.guild, ctx.author, fact, None)
         await ctx.send(f"I'll remember that (memory `#{memory.id}`).", ephemeral=True)
 
     async def remember(
-        self, guild: discord.Guild | None, user: discord.abc.User, fact: str
+        self, guild: discord.Guild | None, user: discord.abc.User, fact: str, channel_id: int | None
     ) -> Memory:
         """Remember a fact about `user` where they asked (/memory add, the remember tool);
-        only a fact that is taken counts against the budget."""
+        only a fact that is taken counts against the budget. One said in a channel's
+        conversation (`channel_id`) is recalled only for those who may read it."""
         fact = fact_text(fact)
         if retry := self.adds.update_rate_limit(user):
             raise BotError(f"Slow down: try again in {math.ceil(retry)} s.")
-        return await self.service.add_fact(scope_of(guild, user), user.id, user.display_name, fact)
+        return await self.service.add_fact(
+            scope_of(guild, user), user.id, user.display_name, fact, channel_id=channel_id
+        )
 
     # ignore_extra=False: a member name that does not resolve must not be dropped, or
     # `!memory forget all bobby_typo` would forget the asker's own memories. A user, not

@@ -46,7 +46,8 @@ def tools(cog: MemoryCog) -> list[Tool[Any]]:
     """The memory tools, bound to the cog whose commands they share."""
 
     async def remember(asker: Asker, args: RememberIn) -> Done:
-        memory = await cog.remember(asker.guild, asker.user, args.fact)
+        # Said in the conversation of the asker's channel: only its readers recall it.
+        memory = await cog.remember(asker.guild, asker.user, args.fact, asker.channel.id)
         return Done({"remembered": True, "memory_id": memory.id}, note="🧠 remembered")
 
     async def recall(asker: Asker, args: RecallIn) -> Done:

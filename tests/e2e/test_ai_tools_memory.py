@@ -61,6 +61,7 @@ async def call(
         return replies[0].content if done else None
 
     reply = await fake.wait_for(finished, timeout=15)
+    assert reply is not None  # wait_for returns only a truthy value
     responses = gemini.requests[-1].function_responses
     return responses[len(responses) - len(calls) :], reply
 
@@ -126,6 +127,35 @@ async def test_remember_recall_and_forget_only_the_askers_own(
     assert forgotten["forgotten"] >= 1 and reply.endswith(f"-# 🧠 forgot {forgotten['forgotten']}")
     assert await bot.memory.count_of(here, member.id) == 0
     assert await facts(bot, here, bob) == ["my locker code is 1234"], "bob's memory survives"
+
+
+async def test_what_the_ai_remembered_in_a_hidden_channel_is_recalled_only_for_its_readers(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    settings: Callable[..., Settings],
+) -> None:
+    staff = guild.add_text_channel("staff")
+    view = discord.Permissions(view_channel=True).value
+    guild.set_overwrite(staff, guild.id, deny=view, member=False)  # hidden from @everyone
+    await start_bot(settings(memory_consolidation_minutes=0))
+    owner = discord_fake.owner
+    secret = "I will ban carol on friday"
+    [(_, remembered)], _ = await call(
+        discord_fake, gemini_fake, staff, owner, [("remember", {"fact": secret})]
+    )
+    assert remembered["remembered"] is True
+
+    for asker, sees in ((member, False), (owner, True)):
+        [(_, recalled)], _ = await call(
+            discord_fake, gemini_fake, guild.text, asker, [("recall", {"topic": "ban carol"})]
+        )
+        texts = [m["text"] for m in recalled["memories"]]
+        assert any(secret in text for text in texts) is sees, asker.name
+        if not sees:
+            assert secret not in gemini_fake.requests[-1].system_text
 
 
 async def test_in_dms_the_tools_use_the_dm_memories(

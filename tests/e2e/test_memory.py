@@ -363,6 +363,21 @@ async def test_a_refused_add_uses_none_of_the_add_budget(
     assert added["content"].startswith("I'll remember that (memory `#")
 
 
+async def test_adding_the_same_fact_again_keeps_one_memory(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+) -> None:
+    bot = await start_bot(make_settings(memory_enabled=True, embedding_model="hashing"))
+    first = await slash(discord_fake, guild.text, member, "add", fact="I like jazz")
+    again = await slash(discord_fake, guild.text, member, "add", fact="  I like   jazz ")
+    assert again["content"] == first["content"]
+    assert bot.memory is not None
+    assert await bot.memory.count_of(Scope("guild", guild.id), member.id) == 1
+
+
 async def test_pages_turned_after_a_forget_show_what_is_left(
     discord_fake: FakeDiscord,
     guild: FakeGuild,

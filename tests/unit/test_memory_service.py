@@ -194,7 +194,8 @@ async def test_forgotten_while_unloaded_never_comes_back(make_service: MakeServi
     assert await second.forget(GUILD_A, ALICE, cat.id) == 1  # the file still has it
     found = await second.recall(GUILD_A, "my cat is named Whiskers", limit=10)
     assert cat.id not in [r.id for r in found]
-    assert cat.id not in second.indexes.loaded(GUILD_A).ids()
+    index = second.indexes.loaded(GUILD_A)
+    assert index is not None and cat.id not in index.ids()
 
 
 async def test_forgetting_a_growing_chunk_is_not_undone(make_service: MakeService) -> None:
@@ -388,7 +389,8 @@ async def test_another_model_means_rebuild_and_reembedding(make_service: MakeSer
     await eventually(lambda: second.store.stale("hashing-128", 0, 1), equals=[])
     found = await second.recall(GUILD_A, "thing 3", limit=3)
     assert found[0].text == "alice: Fact 3: alice likes thing 3."
-    assert second.indexes.loaded(GUILD_A).ids().size == 10
+    index = second.indexes.loaded(GUILD_A)
+    assert index is not None and index.ids().size == 10
     await second.close()
     assert b'"model": "hashing-128"' in second.indexes.path(GUILD_A).read_bytes()
 
@@ -399,6 +401,7 @@ async def test_big_scope_moves_to_hnsw_and_forget_still_works(
     service = await make_service(index=IndexParams(flat_limit=20))
     await fill(service, 40)
     index = service.indexes.loaded(GUILD_A)
+    assert index is not None
     await eventually(lambda: index.kind, equals="hnsw")
     [top] = await service.recall(GUILD_A, "fact 33 thing 5", limit=1)
     assert await service.forget(GUILD_A, ALICE, top.id) == 1
@@ -470,6 +473,33 @@ async def test_consolidation_extracts_dedupes_and_moves_on(
     request = gemini_fake.requests[-1]
     assert "Whiskers is a cat, yes" in request.last_user_text
     assert "I play drums" not in request.last_user_text, "only what was not read yet"
+
+
+async def test_a_fact_about_a_name_two_speakers_share_is_kept_for_neither(
+    make_service: MakeService, provider: GeminiProvider, gemini_fake: FakeGemini, db: Database
+) -> None:
+    """Two people whose names differ only in case or width can't be told apart by the
+    model: its fact about either name would be given to whoever spoke last."""
+    service = await make_service(provider=provider)
+    await ChatStore(db).add_turns(
+        1,
+        10,
+        [
+            Turn("user", ALICE, "Sam", "I'm allergic to peanuts"),
+            Turn("user", BOB, "sam", "I love peanuts"),
+            Turn("user", 9, "\uff33\uff41\uff4d", "me too"),
+            Turn("user", 10, "Robin", "I fly kites"),
+        ],
+    )
+    gemini_fake.reply(
+        '[{"user": "Sam", "fact": "Sam is allergic to peanuts."},'
+        ' {"user": "Robin", "fact": "Robin flies kites."}]'
+    )
+    assert await service.consolidate_once() == 1
+    assert await service.memories_of(GUILD_A, ALICE) == []
+    assert await service.memories_of(GUILD_A, BOB) == []
+    assert await service.memories_of(GUILD_A, 9) == []
+    assert [m.text for m in await service.memories_of(GUILD_A, 10)] == ["Robin flies kites."]
 
 
 async def test_facts_are_recalled_only_for_those_who_can_read_where_they_were_learnt(

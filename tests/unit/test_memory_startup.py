@@ -18,6 +18,7 @@ import pytest
 
 from tests.conftest import eventually
 from utils.db import Database
+from utils.errors import BotError
 from utils.memory.config import MemoryConfig
 from utils.memory.embedder import HashingEmbedder
 from utils.memory.records import Scope
@@ -94,6 +95,25 @@ async def test_recall_while_the_model_loads_answers_at_once_and_logs_it_once(
             section, _ = await ask(service)
         assert "alice: My cat is named Whiskers." in section
         assert sum(STILL_LOADING in r.getMessage() for r in caplog.records) == 1
+    finally:
+        await service.close()
+
+
+async def test_a_recall_asked_for_while_the_model_loads_says_memory_is_still_loading(
+    db: Database, tmp_path: Path, slow: SlowLoading
+) -> None:
+    """The recall tool's answer: not "nothing remembered", which the model would pass on."""
+    earlier = service_with(db, tmp_path, HashingEmbedder())
+    await earlier.start()
+    await earlier.add_fact(GUILD, ALICE, "alice", "My cat is named Whiskers.")
+    await earlier.close()
+    service = service_with(db, tmp_path, slow)
+    await service.start()
+    try:
+        with pytest.raises(BotError, match="still loading"):
+            await service.recall(GUILD, "what is my cat called?")
+        section, _ = await ask(service)
+        assert section == [], "a reply goes on without memory"
     finally:
         await service.close()
 

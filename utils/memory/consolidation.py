@@ -6,9 +6,10 @@ channel is read twice and the facts go to indexes this process keeps.
 
 The conversation comes from the chat store's read API (`ChatLog`); the model answers
 with structured output (JSON of `SCHEMA`), and each name is mapped back to the
-person's id; a fact about anyone else (the bot, someone absent) is dropped. The newest
-word on something wins: a fact that repeats a known one is dropped, and one close to
-a fact of the same person but worded otherwise ("is 31" after "is 30") replaces it.
+person's id; a fact about anyone else (the bot, someone absent, a name two speakers
+share) is dropped. The newest word on something wins: a fact that repeats a known one
+is dropped, and one close to a fact of the same person but worded otherwise ("is 31"
+after "is 30") replaces it.
 A channel the model fails on is tried again next pass, and after _FAILURES passes in
 a row its unread messages are given up, so it never holds up the other channels.
 """
@@ -32,6 +33,7 @@ from utils.memory.lifecycle import Runtime
 from utils.memory.records import Owns, Scope, describe
 from utils.memory.store import MemoryStore, NewMemory
 from utils.memory.writer import MemoryWriter
+from utils.text import name_key
 
 if TYPE_CHECKING:
     from utils.gemini import GeminiProvider
@@ -89,9 +91,24 @@ def request(turns: Sequence[LoggedTurn]) -> list[types.ContentDict]:
     return [{"role": "user", "parts": [{"text": text}]}]
 
 
+def people_of(turns: Sequence[LoggedTurn]) -> dict[str, tuple[int, str]]:
+    """The speakers of `turns` by `name_key`, as (id, name). A name two speakers share is
+    nobody's: the model cannot tell whose a fact about it is."""
+    people: dict[str, tuple[int, str]] = {}
+    shared: set[str] = set()
+    for turn in turns:
+        if turn.role == "user":
+            key = name_key(turn.author_name)
+            if key in people and people[key][0] != turn.author_id:
+                shared.add(key)
+            people[key] = (turn.author_id, turn.author_name)
+    return {key: person for key, person in people.items() if key not in shared}
+
+
 def parse(text: str, people: Mapping[str, tuple[int, str]]) -> list[Fact]:
-    """Facts from the model's JSON answer. `people` maps lower-cased names to (id, name);
-    a fact about anyone else (the assistant, someone not in the conversation) is dropped."""
+    """Facts from the model's JSON answer. `people` maps `name_key`s to (id, name); a
+    fact about anyone else (the assistant, someone not in the conversation, a name two
+    people share) is dropped."""
     try:
         items = json.loads(text)
     except json.JSONDecodeError:
@@ -105,7 +122,7 @@ def parse(text: str, people: Mapping[str, tuple[int, str]]) -> list[Fact]:
         if not isinstance(fact, str) or not 3 <= len(fact.strip()) <= MAX_FACT_CHARS:
             continue
         name = item.get("user")
-        name = name.strip().lower() if isinstance(name, str) else ""
+        name = name_key(name) if isinstance(name, str) else ""
         person = people.get(name) if name != BOT_LABEL else None
         if person is not None:
             facts.append(Fact(person[0], person[1], " ".join(fact.split())))
@@ -224,9 +241,7 @@ class Consolidator:
     async def _consolidate(
         self, guild_id: int | None, channel_id: int, turns: Sequence[LoggedTurn], upto_id: int
     ) -> int:
-        people = {
-            t.author_name.lower(): (t.author_id, t.author_name) for t in turns if t.role == "user"
-        }
+        people = people_of(turns)
         reply = await self.provider.generate(request(turns), system=INSTRUCTION, schema=SCHEMA)
         if self.usage is not None:
             await self.writer.unbroken(
@@ -235,7 +250,7 @@ class Consolidator:
         facts = parse(reply.text, people)
         if not facts:
             return 0
-        scope = Scope.of(guild_id, next(iter(people.values()))[0])
+        scope = Scope.of(guild_id, facts[0].author_id)
         vectors = await self.runtime.embed(
             [describe("consolidation", fact.author_name, fact.text) for fact in facts]
         )

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from utils.errors import BotError
 from utils.memory.chatlog import LoggedTurn, by_bot
 from utils.memory.chunks import line_of
 from utils.memory.indexes import ScopeIndexes
@@ -29,6 +30,13 @@ from utils.text import estimate_tokens, truncate
 
 log = logging.getLogger(__name__)
 Neighbours = tuple[np.ndarray, np.ndarray]  # FAISS: ids and similarities, best first
+
+
+class MemoryLoading(BotError):
+    """A recall asked for while the embedding model is still loading (after a start)."""
+
+    def __init__(self) -> None:
+        super().__init__("My memory is still loading after a restart; ask again in a minute.")
 
 
 @dataclass(frozen=True)
@@ -117,6 +125,8 @@ class Recall:
                     history=history,
                     readable=readable,
                 )
+        except MemoryLoading:
+            pass  # `Runtime.model_loaded` has said so in the log, once
         except TimeoutError:
             log.warning("memory recall in %s timed out; answering without it", scope.key)
         except Exception:  # memory is an extra: any failure answers without it, logged
@@ -142,13 +152,16 @@ class Recall:
         The query is embedded as its author's line of a chunk ("alice: what's my cat
         called?"), the form memories are embedded in, so "my" finds what that person
         said, and indexing the exchange reuses the vector (`Runtime.embed`). Finds
-        nothing while the model is still loading after `model_wait`, nor in a scope of
-        another process (its messages never come here; no index is built for it)."""
+        nothing in a scope of another process (its messages never come here; no index
+        is built for it); raises MemoryLoading while the model is still loading after
+        `model_wait` (rather than say nothing is remembered)."""
         if not self.indexes.owns(scope):
             return []
         index = await self.indexes.get(scope)
-        if not len(index) or not await self.runtime.model_loaded():
-            return []  # nothing to find, or no model yet: don't wait for it
+        if not len(index):
+            return []
+        if not await self.runtime.model_loaded():
+            raise MemoryLoading  # don't wait for it
         spoken = line_of("user", author_name, query) if author_name else query
         nearest = functools.partial(index.search, k=self.limits.candidates)
         return await self._found(

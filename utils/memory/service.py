@@ -246,16 +246,28 @@ class MemoryService:
     # Facts
 
     async def add_fact(
-        self, scope: Scope, author_id: int, author_name: str, text: str, *, source: Source = "user"
+        self,
+        scope: Scope,
+        author_id: int,
+        author_name: str,
+        text: str,
+        *,
+        source: Source = "user",
+        channel_id: int | None = None,
     ) -> Memory:
-        """Remember a fact about a person (from `/memory add`); `fact_text` says which
-        are refused."""
+        """Remember a fact about a person (from `/memory add`; `channel_id`: said in that
+        channel's conversation, recalled only for those who may read it); `fact_text`
+        says which are refused. A fact the person told the bot before in the same words
+        is not stored twice: that memory comes back."""
         text = fact_text(text)
-        new = NewMemory(scope, author_id, author_name, source, text, self.clock())
+        if source == "user" and (known := await self.store.told(scope, author_id, text)):
+            return known
+        created = self.clock()
+        new = NewMemory(scope, author_id, author_name, source, text, created, channel_id)
         vectors = await self.runtime.embed([describe(source, author_name, text)])
         [memory_id] = await self.writer.add_facts([new], vectors)
         assert memory_id is not None  # only what was learnt from chat can be forgotten
-        return Memory(memory_id, scope, author_id, author_name, source, text, new.created_at, None)
+        return Memory(memory_id, scope, author_id, author_name, source, text, created, channel_id)
 
     async def consolidate_once(self) -> int:
         """Extract facts from AI chat messages not read yet; returns how many were new."""

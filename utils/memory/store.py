@@ -338,6 +338,16 @@ class MemoryStore:
         )
         return [_memory(row) for row in rows]
 
+    async def told(self, scope: Scope, author_id: int, text: str) -> Memory | None:
+        """The fact an author told the bot in a scope (source 'user') that says exactly
+        `text`, if there is one."""
+        row = await self.db.fetchone(
+            f"SELECT {_COLUMNS} FROM memories WHERE scope = ? AND author_id = ? "
+            "AND source = 'user' AND text = ? LIMIT 1",
+            (scope.key, author_id, text),
+        )
+        return None if row is None else _memory(row)
+
     async def count_by_author(self, scope: Scope, author_id: int) -> int:
         return await self.db.fetchval(
             "SELECT count(*) FROM memories WHERE scope = ? AND author_id = ?",
