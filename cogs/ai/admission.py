@@ -38,7 +38,8 @@ class Admission:
         limit = self.max_input_chars
         if len(text) > limit:
             self.metrics.ai_outcome("too_long")
-            return None, (
+            # One notice per person a while: a flood of long messages gets no flood back.
+            return ("long", user_id), (
                 f"That message is too long for me: {len(text)} characters (the limit is {limit})."
             )
         mine, everyone = self.user_limits.peek(user_id), self.channel_limits.peek(channel_id)
@@ -52,10 +53,10 @@ class Admission:
         return None
 
     async def notice(
-        self, key: Hashable | None, send: Callable[..., Awaitable[object]], text: str
+        self, key: Hashable, send: Callable[..., Awaitable[object]], text: str
     ) -> None:
         """Send a short notice, at most once per key every NOTICE_INTERVAL seconds."""
-        if key is not None and self.notices.acquire(key) > 0:
+        if self.notices.acquire(key) > 0:
             return
         try:
             await send(text, allowed_mentions=NO_PINGS)

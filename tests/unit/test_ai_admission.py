@@ -40,3 +40,18 @@ def test_a_full_channel_does_not_blame_the_person_who_wrote_once() -> None:
         ("rate", BOB),
         "Messages here are coming faster than I can answer; try again in 60 s.",
     )
+
+
+async def test_a_flood_of_too_long_messages_gets_one_notice_a_while() -> None:
+    limits = admission(FakeClock(), per_user=100, per_channel=100)
+    sent: list[str] = []
+
+    async def send(text: str, **_: object) -> None:
+        sent.append(text)
+
+    for _ in range(3):
+        refused = limits.check("x" * (limits.max_input_chars + 1), ALICE, CHANNEL)
+        assert refused is not None
+        key, text = refused
+        await limits.notice(key, send, text)
+    assert len(sent) == 1 and sent[0].startswith("That message is too long for me")

@@ -103,6 +103,30 @@ async def test_failing_and_hanging_handlers_do_not_stop_the_rest(
     assert broken_record.exc_info is not None
 
 
+async def test_a_handler_that_swallows_cancellation_still_ends_at_its_timeout() -> None:
+    manager = ShutdownManager()
+    ran: list[str] = []
+    done = asyncio.Event()
+
+    async def stop_players() -> None:
+        # Like a cog stopping its players one by one, each `with suppress(CancelledError):
+        # await task`: that also swallows the cancellation its timeout sends.
+        while not done.is_set():
+            player = asyncio.create_task(asyncio.sleep(0.05))
+            with contextlib.suppress(asyncio.CancelledError):
+                await player
+
+    manager.register("players", stop_players, priority=1, timeout=0.1)
+    manager.register("database", lambda: ran.append("database"), priority=2)
+    try:
+        results = await asyncio.wait_for(manager.shutdown(), 3)
+    finally:
+        done.set()
+
+    assert results == {"players": "timeout", "database": "ok"}
+    assert ran == ["database"]
+
+
 async def test_default_timeout_applies() -> None:
     manager = ShutdownManager(default_timeout=0.05)
 

@@ -25,6 +25,7 @@ from utils.tasks import log_failure
 log = logging.getLogger(__name__)
 
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
+CANCEL_GRACE = 1.0  # seconds a timed-out handler gets to end once cancelled
 
 
 @dataclass(slots=True, eq=False)
@@ -150,26 +151,33 @@ class ShutdownManager:
 
 
 async def _run_handler(handler: _Handler) -> str:
-    deadline = asyncio.timeout(handler.timeout)
+    call = asyncio.get_running_loop().create_task(
+        _call(handler.callback), name=f"shutdown handler: {handler.name}"
+    )
     try:
-        async with deadline:
-            result = handler.callback()
-            if inspect.isawaitable(result):
-                await result
-    except TimeoutError as exc:
-        if not deadline.expired():
-            log.exception("shutdown handler %r failed", handler.name)
-            return f"error: {type(exc).__name__}"
+        done, _ = await asyncio.wait({call}, timeout=handler.timeout)
+    except asyncio.CancelledError:
+        call.cancel()
+        raise
+    if not done:
+        # A handler may swallow the cancellation (`suppress(CancelledError)` around an
+        # await) and go on: give it a moment to end, then leave it so the rest can run.
+        call.cancel()
+        call.add_done_callback(partial(log_failure, logger=log))
+        await asyncio.wait({call}, timeout=CANCEL_GRACE)
         log.error("shutdown handler %r timed out after %.1f s", handler.name, handler.timeout)
         return "timeout"
-    except asyncio.CancelledError as exc:
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            raise
+    if call.cancelled():
         # The handler let a cancellation of its own escape; the shutdown goes on.
         log.error("shutdown handler %r raised CancelledError", handler.name)
-        return f"error: {type(exc).__name__}"
-    except Exception as exc:
-        log.exception("shutdown handler %r failed", handler.name)
-        return f"error: {type(exc).__name__}"
+        return "error: CancelledError"
+    if (error := call.exception()) is not None:
+        log.error("shutdown handler %r failed", handler.name, exc_info=error)
+        return f"error: {type(error).__name__}"
     return "ok"
+
+
+async def _call(callback: Callable[[], Awaitable[object] | object]) -> None:
+    result = callback()
+    if inspect.isawaitable(result):
+        await result
