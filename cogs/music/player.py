@@ -126,10 +126,8 @@ class Player:
             if task is not asyncio.current_task():
                 task.cancel()
         self.voice.stop()
-        for task in tasks:
-            if task is not asyncio.current_task():
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        if others := {task for task in tasks if task is not asyncio.current_task()}:
+            await asyncio.wait(others)  # the caller's own cancellation still reaches it
 
     # Queue edits: each one is saved -----------------------------------------
 

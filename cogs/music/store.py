@@ -11,7 +11,6 @@ from Python, the upsert is `ON CONFLICT`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -190,8 +189,9 @@ class SaveQueue:
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # Waits for the task to end; a cancellation of the caller's own (a shutdown
+            # step's timeout) still reaches the caller at once.
+            await asyncio.wait({self._task})
 
     async def _drain(self) -> None:
         while self._pending:

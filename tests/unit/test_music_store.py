@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from cogs.music.store import MusicStore, SaveQueue, Session
 from cogs.music.tracks import LoopMode, Track
 from tests.conftest import eventually
@@ -98,3 +100,25 @@ async def test_flush_writes_now(db: Database) -> None:
     saves = SaveQueue(store, {4: session(4)}.get)
     await saves.flush([4, 5])
     assert [s.guild_id for s in await store.load_all()] == [4]
+
+
+async def test_closing_while_a_save_hangs_leaves_a_timeout_to_the_caller(db: Database) -> None:
+    """A save that will not end at once must not keep a shutdown step past its time."""
+    release = asyncio.Event()
+
+    class StuckStore(MusicStore):
+        async def save(self, state: Session) -> None:
+            try:
+                await release.wait()
+            except asyncio.CancelledError:
+                await release.wait()  # ends only once released
+                raise
+
+    saves = SaveQueue(StuckStore(db), {1: session(1)}.get)
+    saves.request(1)
+    await asyncio.sleep(0)  # the save has started
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.2):
+            await saves.close()
+    release.set()
+    await saves.close()
