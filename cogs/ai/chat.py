@@ -65,6 +65,14 @@ class Place:
     parent_id: int | None = None  # of a thread (or forum post): the channel it is in
 
 
+async def followed(store: ChatStore, place: Place, prefs: ChannelPrefs) -> ChannelPrefs:
+    """The preferences replies in `place` follow (`prefs` are its own): a thread's, and
+    for what it leaves unset, its channel's."""
+    if place.parent_id is None:
+        return prefs
+    return prefs.within(await store.channel(place.parent_id))
+
+
 class _Exchange:
     """The stored rows of one exchange: written when the reply is first shown, then
     rewritten as it grows and when it ends."""
@@ -155,7 +163,7 @@ class ChatEngine:
         context = await self.store.context(
             place.guild_id, place.channel_id, reserve=estimate_tokens(user.text)
         )
-        prefs, history = await self._within(place, context.prefs), context.turns
+        prefs, history = await followed(self.store, place, context.prefs), context.turns
         # Long-term memory: what this guild (or this person's DMs) said before, if relevant.
         scope = Scope.of(place.guild_id, author_id)
         recalled: list[Recalled] = []
@@ -261,13 +269,6 @@ class ChatEngine:
         if tail := footer(toolbox.notes if toolbox is not None else [], reply.sources):
             yield tail
 
-    async def _within(self, place: Place, prefs: ChannelPrefs) -> ChannelPrefs:
-        """The preferences a reply in `place` follows: a thread's own, and for what it
-        leaves unset, its channel's."""
-        if place.parent_id is None:
-            return prefs
-        return prefs.within(await self.store.channel(place.parent_id))
-
     def summarise_later(self, place: Place) -> None:
         """Summarise the turns that no longer fit, in the background, once at a time, and
         not again while a failed one backs off."""
@@ -311,7 +312,7 @@ class ChatEngine:
         context = await self.store.context(
             guild_id, channel_id, reserve=self.store.context_tokens // 2
         )
-        prefs, kept = await self._within(place, context.prefs), context.turns
+        prefs, kept = await followed(self.store, place, context.prefs), context.turns
         pending = await self.store.turns(channel_id, after_id=prefs.summary_upto)
         if everything:
             kept = pending[-2:]

@@ -11,6 +11,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from cogs.ai.chat import followed
 from cogs.ai.cog import AI, NOT_CONFIGURED
 from cogs.ai.export import newest_that_fit, to_jsonl, to_markdown
 from cogs.ai.personas import Persona, choose_persona
@@ -278,10 +279,8 @@ class AISettings(commands.Cog, name="AI settings"):
 
     async def _prefs(self, ctx: Context) -> ChannelPrefs:
         """The preferences replies here follow (a thread's unset ones are its channel's)."""
-        prefs = await self.bot.chats.channel(ctx.channel.id)
-        if isinstance(ctx.channel, discord.Thread):
-            prefs = prefs.within(await self.bot.chats.channel(ctx.channel.parent_id))
-        return prefs
+        own = await self.bot.chats.channel(ctx.channel.id)
+        return await followed(self.bot.chats, place_of(ctx), own)
 
     def _persona(self, name: str | None) -> Persona:
         return choose_persona(self.chat.personas, name, self.bot.settings.ai_default_persona)
