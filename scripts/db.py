@@ -6,7 +6,7 @@
     python -m scripts.db vacuum                         # the bot must be stopped
     python -m scripts.db prune --older-than DAYS [--include-facts]   # the bot must be stopped
     python -m scripts.db export --guild ID [--output FILE]           # JSON lines
-    python -m scripts.db migrate [--to postgresql://...]  # copy into PostgreSQL; bot stopped
+    python -m scripts.db migrate [--to postgresql://...] [--replace]  # into PostgreSQL; bot stopped
 
 DATA_DIR comes from --data-dir, else the environment or `.env` as for the bot, else
 `data`; DISCORD_TOKEN is not needed. check, backup and export are safe while the bot
@@ -14,7 +14,8 @@ runs. restore, vacuum, prune and migrate hold DATA_DIR/bot.lock while they work:
 refuse to run beside the bot, and the bot cannot start until they are done (a migration
 would miss what the bot writes meanwhile). migrate copies into --to, else DATABASE_URL
 (which keeps the password off the command line), and may be run again: it replaces what
-an earlier run copied. With DATABASE_URL set the bot uses PostgreSQL, so every other
+an earlier run copied, but not rows the bot wrote in PostgreSQL after SQLite's newest
+unless given --replace. With DATABASE_URL set the bot uses PostgreSQL, so every other
 command, which works on SQLite's file, refuses.
 
 Exit status: 0 done, 1 problems found or the work failed, 2 bad usage, 3 the bot is running.
@@ -187,6 +188,11 @@ def _parser() -> argparse.ArgumentParser:
     migrate_cmd.add_argument(
         "--to", type=_postgres_url, metavar="URL", help="default: DATABASE_URL"
     )
+    migrate_cmd.add_argument(
+        "--replace",
+        action="store_true",
+        help="also when PostgreSQL holds rows newer than SQLite's (they are lost)",
+    )
     return parser
 
 
@@ -271,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
                     return asyncio.run(export(database, args.guild, out))
             case "migrate":
                 with bot_stopped(data_dir):
-                    return OK if asyncio.run(migrate(database, args.to or database_url)) else FAILED
+                    copied = migrate(database, args.to or database_url, replace=args.replace)
+                    return OK if asyncio.run(copied) else FAILED
     except Refused:
         print(f"the bot is running on {data_dir}; stop it first", file=sys.stderr)
         return RUNNING

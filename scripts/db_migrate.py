@@ -12,8 +12,10 @@ memory that has none.
 Everything on the PostgreSQL side happens in one transaction: empty the tables (and,
 by CASCADE, what refers to them there), copy, move each identity sequence past the
 largest id. A failure leaves the target as it was, and a rerun replaces what an earlier
-run copied. The SQLite side is read in one transaction too, so the rows copied and the
-counts they are checked against come from one snapshot; PostgreSQL's counts are taken
+run copied, unless the target holds rows written after the newest of SQLite's (the bot
+has run on PostgreSQL since): that copy would lose them, so it needs `replace`. The
+SQLite side is read in one transaction too, so the rows copied and the counts they are
+checked against come from one snapshot; PostgreSQL's counts are taken
 once the copy has committed.
 """
 
@@ -25,6 +27,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +40,7 @@ BATCH = 5000  # rows per COPY: bounded memory, whatever the table's size
 CONNECT_TIMEOUT = 10  # seconds
 TIMEOUT = 120  # seconds for one statement or one batch
 KEEP = {"schema_version"}  # the target's migrations' own bookkeeping
+WRITTEN = ("created_at", "updated_at", "played_at")  # unix times rows are written with
 
 
 class MigrationError(Exception):
@@ -186,12 +190,15 @@ def _check_columns(tables: list[Table], types: dict[str, dict[str, str]]) -> Non
 
 
 async def _copy(
-    conn: asyncpg.Connection, source: sqlite3.Connection, tables: list[Table]
+    conn: asyncpg.Connection, source: sqlite3.Connection, tables: list[Table], *, replace: bool
 ) -> list[str]:
     """Empty the target's copies of `tables` and copy them, in one transaction; returns
-    the target's tables that SQLite does not have."""
+    the target's tables that SQLite does not have. MigrationError, unless `replace`, when
+    the target holds rows written after the newest of SQLite's."""
     types, numbered = await _target_schema(conn)
     _check_columns(tables, types)
+    if not replace:
+        await _refuse_newer_target(conn, source, tables, types)
     names = ", ".join(_quote(t.name) for t in tables)
     async with conn.transaction():
         # CASCADE: also what refers to them and exists only here (keyword rows of memories).
@@ -205,6 +212,39 @@ async def _copy(
                 if f"{table.name}.{column}" in numbered:
                     await _move_sequence(conn, table, column)
     return sorted(set(types) - KEEP - {t.name for t in tables})
+
+
+async def _refuse_newer_target(
+    conn: asyncpg.Connection,
+    source: sqlite3.Connection,
+    tables: list[Table],
+    types: dict[str, dict[str, str]],
+) -> None:
+    """MigrationError if a row of the target was written after every row of SQLite."""
+    newest = {"SQLite": 0.0, "PostgreSQL": 0.0}
+    for table in tables:
+        for column in WRITTEN:
+            if types[table.name].get(column) not in ("real", "double precision"):
+                continue  # not a unix time (guild_settings.updated_at is text)
+            what = f"SELECT max({_quote(column)}) FROM {_quote(table.name)}"
+            for side, value in (
+                ("SQLite", source.execute(what).fetchone()[0]),
+                ("PostgreSQL", await conn.fetchval(what, timeout=TIMEOUT)),
+            ):
+                if isinstance(value, int | float):
+                    newest[side] = max(newest[side], float(value))
+    if newest["PostgreSQL"] > newest["SQLite"]:
+        when = {side: _utc(value) for side, value in newest.items()}
+        raise MigrationError(
+            f"PostgreSQL holds rows written at {when['PostgreSQL']} UTC, after the newest "
+            f"of the SQLite database ({when['SQLite']} UTC): the bot has run on PostgreSQL "
+            "since, and the copy would replace what it wrote there. To replace it anyway, "
+            "add --replace"
+        )
+
+
+def _utc(unix_time: float) -> str:
+    return datetime.fromtimestamp(unix_time, UTC).strftime("%Y-%m-%d %H:%M")
 
 
 async def _move_sequence(conn: asyncpg.Connection, table: Table, column: str) -> None:
@@ -221,13 +261,13 @@ async def _move_sequence(conn: asyncpg.Connection, table: Table, column: str) ->
     )
 
 
-async def migrate(database: Path, url: str) -> bool:
+async def migrate(database: Path, url: str, *, replace: bool = False) -> bool:
     """Copy `database` into the PostgreSQL database at `url`, then compare row counts
     table by table (printed); True when every count matches. MigrationError when the
-    copy cannot be made."""
+    copy cannot be made (or, unless `replace`, would lose rows newer than SQLite's)."""
     started = time.monotonic()
     try:
-        tables, counts, skipped, only_here = await _move(database, url)
+        tables, counts, skipped, only_here = await _move(database, url, replace)
     except (DatabaseUnavailable, asyncpg.PostgresError) as error:
         raise MigrationError(str(error)) from None
     print(f"{'table':<28} {'SQLite':>10} {'PostgreSQL':>10}")
@@ -257,7 +297,7 @@ async def migrate(database: Path, url: str) -> bool:
 
 
 async def _move(
-    database: Path, url: str
+    database: Path, url: str, replace: bool
 ) -> tuple[list[Table], dict[str, int], list[str], list[str]]:
     """The copy: the tables, their row counts in PostgreSQL afterwards, SQLite's tables
     left out and PostgreSQL's own."""
@@ -270,7 +310,7 @@ async def _move(
         await _apply_migrations(url)
         conn = await _connect(url)
         try:
-            only_here = await _copy(conn, source, tables)
+            only_here = await _copy(conn, source, tables, replace=replace)
             counts = {t.name: await _count(conn, t.name) for t in tables}
         finally:
             await conn.close(timeout=TIMEOUT)

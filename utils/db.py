@@ -4,9 +4,11 @@ The database is the source of truth for everything the bot keeps. Stores (guild
 settings, chat log, memory, music, ...) hold their feature's SQL and run it through
 `Database`; they never see a driver. SQL is written once for both backends: `?`
 placeholders, UTC timestamps from Python, upserts with `ON CONFLICT`, ids from
-`INSERT ... RETURNING id`, deletes that report with `RETURNING`. Where the engines
-truly differ (SQLite's FTS5 against PostgreSQL's tables for keyword search) a store
-asks `db.backend`.
+`INSERT ... RETURNING id`, deletes that report with `RETURNING`, LIKE that tells letter
+case apart on both, and no ORDER BY over text people see (PostgreSQL sorts text by the
+database's collation, SQLite by code point: such lists are sorted in Python). Where the
+engines truly differ (SQLite's FTS5 against PostgreSQL's tables for keyword search) a
+store asks `db.backend`.
 
 Schema changes are numbered SQL files, one folder per backend
 (`utils/migrations/sqlite`, `utils/migrations/postgresql`), applied in order at
@@ -292,6 +294,8 @@ class SqliteDatabase(Database):
         conn.row_factory = sqlite3.Row
         await _pragma(conn, f"busy_timeout={int(self._busy_timeout_ms)}")
         await _pragma(conn, "foreign_keys=ON")
+        # LIKE tells letter case apart, as PostgreSQL's does (SQLite's own ignores ASCII case).
+        await _pragma(conn, "case_sensitive_like=ON")
         return conn
 
     async def _migrate(self, migrations: list[tuple[int, Path]]) -> None:

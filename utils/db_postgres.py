@@ -5,14 +5,17 @@ transactions are serialised per process like SQLite's (each process owns its own
 guilds, so processes never race for the same rows). Stores write `?` placeholders;
 they become `$1, $2, ...` here. Every call has a timeout. Changes are announced to the
 other processes with NOTIFY on one channel and heard on a dedicated LISTEN connection
-that reconnects by itself, trying every second; after a reconnect every cache is told
-to reload, since notifications sent meanwhile are lost. A bot-wide lock (`exclusive`)
-is held on a connection of its own too, so a job holding it can use the whole pool.
+(`connect` returns once it listens, so caches read after it miss nothing), queried now
+and then to tell it is still there, that reconnects by itself, trying every second;
+after a reconnect every cache is told to reload, since notifications sent meanwhile
+are lost. A bot-wide lock (`exclusive`) is held on a connection of its own too, so a
+job holding it can use the whole pool.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import os
@@ -46,10 +49,15 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "gembot_changes"
 _MIGRATION_LOCK = 0x6E6D_6967  # advisory lock id held while migrating
+_MIGRATION_TIMEOUT = 3600.0  # seconds for one migration, or to wait for another process's:
+# an upgrade may rewrite big tables, far past DATABASE_TIMEOUT (meant for a query)
 _PLACEHOLDER = re.compile(r"'(?:[^']|'')*'|\?")
 _ROWCOUNT = re.compile(r"(\d+)$")
 _RETRY = 1.0  # seconds between the listener's attempts to connect: changes arrive within
 # a second of the server being back (a refused attempt costs next to nothing)
+_PROBE = 30.0  # seconds between checks that the LISTEN connection still answers: one
+# dropped without a word (a NAT or firewall forgetting an idle connection, a failover to
+# another host) is never closed here, and would leave this process deaf until a restart
 _LOST = (
     OSError,
     TimeoutError,
@@ -139,6 +147,9 @@ class PostgresDatabase(Database):
         self._listener: asyncpg.Connection | None = None
         self._listening: asyncio.Task[None] | None = None
         self._closed = asyncio.Event()
+        # Set once the listener has tried to listen (or `connect` stopped waiting for it):
+        # from then on caches hold what they read, so each LISTEN made tells them to reload.
+        self._tried = asyncio.Event()
         self._deliveries: set[asyncio.Task[None]] = set()
         self._locking: set[int] = set()  # server pids of connections that took a lock
         # Our own notifications come back to us; this tells them apart.
@@ -164,8 +175,21 @@ class PostgresDatabase(Database):
             raise DatabaseUnavailable(
                 f"cannot use PostgreSQL at {where}: {_reason(error)}"
             ) from None
-        await self._migrate(load_migrations(migrations_dir or MIGRATIONS_DIR / "postgresql"))
+        try:
+            await self._migrate(load_migrations(migrations_dir or MIGRATIONS_DIR / "postgresql"))
+        except asyncpg.InsufficientPrivilegeError as error:
+            raise DatabaseUnavailable(
+                f"cannot use PostgreSQL at {where}: {_reason(error)}"
+            ) from None
         self._listening = asyncio.create_task(self._listen(), name="db-listen")
+        # Caches are read once this returns: a change told before this process listens
+        # would never reach them. Wait for the first try (its connect and LISTEN).
+        tried = asyncio.ensure_future(self._tried.wait())
+        await asyncio.wait(
+            {tried, self._listening}, timeout=2 * self._timeout, return_when="FIRST_COMPLETED"
+        )
+        tried.cancel()
+        self._tried.set()  # a try still under way: its LISTEN tells every cache to reload
         log.info(
             "database ready at %s (schema version %d)", describe(self.url), await self.version()
         )
@@ -184,7 +208,9 @@ class PostgresDatabase(Database):
         async with self._acquire() as conn:
             self._locking.add(conn.get_server_pid())
             # Processes starting together: one migrates, the others wait and find it done.
-            await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+            await conn.execute(
+                "SELECT pg_advisory_lock($1)", _MIGRATION_LOCK, timeout=_MIGRATION_TIMEOUT
+            )
             try:
                 await conn.execute(
                     "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
@@ -196,7 +222,9 @@ class PostgresDatabase(Database):
                         continue
                     log.info("applying migration %s", path.name)
                     async with conn.transaction():
-                        await conn.execute(path.read_text(encoding="utf-8"))
+                        await conn.execute(
+                            path.read_text(encoding="utf-8"), timeout=_MIGRATION_TIMEOUT
+                        )
                         await conn.execute("INSERT INTO schema_version VALUES ($1)", number)
             finally:
                 await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
@@ -210,7 +238,10 @@ class PostgresDatabase(Database):
         async with self._write_lock:
             pool, self._pool = self._pool, None
             if pool is not None:
-                await pool.close()
+                try:
+                    await pool.close()
+                except _LOST:  # e.g. a server gone silent never answers the goodbye
+                    pool.terminate()
 
     async def version(self) -> int:
         return int(await self.fetchval("SELECT coalesce(max(version), 0) FROM schema_version"))
@@ -263,7 +294,6 @@ class PostgresDatabase(Database):
             )
 
     async def _keep_listening(self) -> None:
-        reload = False  # on connecting: changes may have gone unheard, caches must reload
         failures = 0
         while not self._closed.is_set():
             lost = asyncio.Event()
@@ -272,7 +302,7 @@ class PostgresDatabase(Database):
                 conn = await _connect(self.url, self._timeout)
                 conn.add_termination_listener(partial(_set, lost))
                 await conn.add_listener(CHANNEL, self._heard)
-                if reload:
+                if self._tried.is_set():  # changes may have gone unheard meanwhile
                     await self._deliver(EVERYTHING, EVERYTHING)
             except _LOST as error:
                 if conn is not None:  # connected, then lost it (or LISTEN was refused)
@@ -281,18 +311,32 @@ class PostgresDatabase(Database):
                     why = _reason(error) if conn is None else f"lost it: {type(error).__name__}"
                     log.warning("change listener cannot connect (%s); retrying", why)
                 failures += 1
-                reload = True
+                self._tried.set()
                 await asyncio.sleep(_RETRY)
                 continue
             if failures:
                 log.info("change listener connected again after %d attempts", failures + 1)
             failures = 0
-            reload = True  # what ends this connection makes changes go unheard
+            self._tried.set()
             try:
-                await lost.wait()
+                await self._watch(conn, lost)
             finally:
                 await _hang_up(conn, self._timeout)
             log.warning("change listener lost its connection; reconnecting")
+
+    async def _watch(self, conn: asyncpg.Connection, lost: asyncio.Event) -> None:
+        """Return once the LISTEN connection is gone: closed, or silent to a query every
+        `_PROBE` seconds (which also keeps an idle connection known to what lies between)."""
+        while not lost.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_PROBE):
+                    await lost.wait()
+                    return
+            try:  # LISTEN again: a no-op that needs an answer (and the session still
+                # shows as the listener's in pg_stat_activity)
+                await conn.execute(f'LISTEN "{CHANNEL}"', timeout=self._timeout)
+            except _LOST:
+                return
 
     def _heard(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         origin, topic, key = payload.split("|", 2)
@@ -354,6 +398,9 @@ def _reason(error: BaseException) -> str:
         return "the user name or password was refused"
     if isinstance(error, asyncpg.InvalidCatalogNameError):
         return "the database does not exist"
+    if isinstance(error, asyncpg.InsufficientPrivilegeError):  # PostgreSQL 15 and later:
+        # only a database's owner may create tables in it, whatever GRANT ALL ON DATABASE
+        return "the user may not create the bot's tables there (make it the database's owner)"
     if isinstance(error, asyncpg.InterfaceError):
         return "the server's answer could not be used (is it PostgreSQL, with password login?)"
     if isinstance(error, TimeoutError):

@@ -160,12 +160,15 @@ class LibraryStore:
     async def names(self, guild_id: int, user_id: int) -> list[tuple[str, int]]:
         """A member's playlists on a server: (name, track count), by name."""
         rows = await self.db.fetchall(
-            "SELECT p.name, COUNT(t.slot) AS tracks FROM music_playlists p "
+            "SELECT p.name, p.name_key, COUNT(t.slot) AS tracks FROM music_playlists p "
             "LEFT JOIN music_playlist_tracks t ON t.playlist_id = p.id "
-            "WHERE p.guild_id = ? AND p.user_id = ? GROUP BY p.id ORDER BY p.name_key",
+            "WHERE p.guild_id = ? AND p.user_id = ? GROUP BY p.id",
             (guild_id, user_id),
         )
-        return [(row["name"], row["tracks"]) for row in rows]
+        # Sorted here, by code point: PostgreSQL's ORDER BY follows the database's
+        # collation (en_US's puts "~" before letters), SQLite's the code points.
+        ordered = sorted(rows, key=lambda row: row["name_key"])
+        return [(row["name"], row["tracks"]) for row in ordered]
 
     async def delete(self, guild_id: int, user_id: int, name: str) -> bool:
         deleted = await self.db.execute(

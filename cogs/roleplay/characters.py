@@ -175,21 +175,21 @@ class CharacterStore:
     async def listing(self, guild_id: int) -> list[Listed]:
         """This server's characters by name (no avatars loaded)."""
         rows = await self.db.fetchall(
-            "SELECT name, creator_id, avatar IS NOT NULL FROM rp_characters "
-            "WHERE guild_id = ? ORDER BY name_key",
+            "SELECT name, creator_id, avatar IS NOT NULL, name_key FROM rp_characters "
+            "WHERE guild_id = ?",
             (guild_id,),
         )
-        return [Listed(row[0], row[1], bool(row[2])) for row in rows]
+        return [Listed(row[0], row[1], bool(row[2])) for row in _by_key(rows)]
 
     async def names(self, guild_id: int, start: str, limit: int = 25) -> list[str]:
         """Names containing ``start`` (any case), for autocompletion."""
         pattern = name_key(start).replace("!", "!!").replace("%", "!%").replace("_", "!_")
         rows = await self.db.fetchall(
-            "SELECT name FROM rp_characters WHERE guild_id = ? AND name_key LIKE ? ESCAPE '!' "
-            "ORDER BY name_key LIMIT ?",
-            (guild_id, f"%{pattern}%", limit),
+            "SELECT name, name_key FROM rp_characters "
+            "WHERE guild_id = ? AND name_key LIKE ? ESCAPE '!'",
+            (guild_id, f"%{pattern}%"),
         )
-        return [row[0] for row in rows]
+        return [row[0] for row in _by_key(rows)[:limit]]
 
     async def update(
         self, character: Character, profile: Profile, avatar: bytes | None
@@ -275,6 +275,13 @@ class CharacterStore:
             "SELECT DISTINCT guild_id, avatar_channel_id FROM rp_characters"
         )
         return {(row[0], row[1]) for row in rows}
+
+
+def _by_key(rows: list[Row]) -> list[Row]:
+    """Rows in the order of their ``name_key``, by code point: the same on both backends
+    (PostgreSQL's ORDER BY follows the database's collation, e.g. en_US's puts "~" first).
+    A server has at most RP_MAX_CHARACTERS rows to sort."""
+    return sorted(rows, key=lambda row: row["name_key"])
 
 
 async def _keys(conn: Connection, guild_id: int) -> dict[int, str]:

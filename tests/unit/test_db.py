@@ -10,6 +10,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import asyncpg
 import pytest
@@ -17,6 +18,7 @@ import pytest
 from cogs.music.library_store import LibraryStore
 from cogs.music.store import MusicStore, Session
 from cogs.music.tracks import Track
+from cogs.roleplay.characters import CharacterStore, Profile
 from tests.conftest import bot_stopped_at_start
 from tests.fakes.discord_server import FakeDiscord
 from utils.db import (
@@ -29,7 +31,10 @@ from utils.db import (
     storable,
     storable_params,
 )
+from utils.db_postgres import PostgresDatabase
 from utils.guild_settings import GuildSettings
+from utils.memory.records import Scope
+from utils.memory.store import MemoryStore
 
 Fresh = Callable[[], Database]
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,6 +55,24 @@ async def fresh(
         await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         await admin.execute(f"CREATE DATABASE {name}")
         yield lambda: open_database(f"{server.rsplit('/', 1)[0]}/{name}", Path())
+        await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def collated(postgres_server: str) -> AsyncIterator[str]:
+    """The URL of an empty PostgreSQL database whose text sorts as English does (ICU's
+    en-US), as on a server installed with an English locale; the scratch cluster's is C."""
+    name = f"gembot_en_{os.getpid()}"
+    admin = await asyncpg.connect(postgres_server)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.execute(
+            f"CREATE DATABASE {name} TEMPLATE template0 "
+            "LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
+        )
+        yield f"{postgres_server.rsplit('/', 1)[0]}/{name}"
         await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
     finally:
         await admin.close()
@@ -114,6 +137,26 @@ async def test_failed_migration_rolls_back(fresh: Fresh, tmp_path: Path) -> None
     await database.connect(migrations)
     assert await database.fetchval("SELECT count(*) FROM a") == 1
     await database.close()
+
+
+@pytest.mark.backends("postgresql")
+async def test_a_migration_may_take_longer_than_a_query_and_a_process_waits_for_it(
+    fresh: Fresh, tmp_path: Path
+) -> None:
+    """An upgrade rewriting big tables outlasts DATABASE_TIMEOUT; a second process
+    starting meanwhile waits for it, then finds it done."""
+    migrations = write_migrations(
+        tmp_path / "m", "CREATE TABLE a (x INTEGER);", "SELECT pg_sleep(1.5);"
+    )
+    url = cast(PostgresDatabase, fresh()).url
+    starting = [PostgresDatabase(url, timeout=1.0) for _ in range(2)]
+    try:
+        started = [database.connect(migrations) for database in starting]
+        assert await asyncio.gather(*started, return_exceptions=True) == [None, None]
+        assert [await database.version() for database in starting] == [2, 2]
+    finally:
+        for database in starting:
+            await database.close()
 
 
 async def test_a_database_newer_than_the_code_is_refused(fresh: Fresh, tmp_path: Path) -> None:
@@ -437,3 +480,68 @@ async def test_upgrading_keeps_message_ids_and_never_gives_a_marked_one_again(
         assert new == 6, "after the forget mark at 5"
     finally:
         await database.close()
+
+
+async def test_upgrading_gives_consolidation_marks_their_guild_so_they_go_with_it(
+    fresh: Fresh, tmp_path: Path
+) -> None:
+    """0018: a mark takes its guild from its channel's history (None in a DM); a mark of
+    a channel with no history left marks nothing and goes."""
+    older = tmp_path / "older"
+    older.mkdir()
+    for _, path in load_migrations(MIGRATIONS_DIR / fresh().backend)[:17]:
+        (older / path.name).write_text(path.read_text())
+    database = fresh()
+    await database.connect(older)
+    columns = "(guild_id, channel_id, author_id, author_name, role, content, tokens, created_at)"
+    for guild_id, channel_id in ((1, 10), (None, 20)):
+        await database.execute(
+            f"INSERT INTO ai_messages {columns} VALUES (?, ?, 7, 'alice', 'user', 'hi', 1, 0)",
+            (guild_id, channel_id),
+        )
+    for channel_id in (10, 20, 30):
+        await database.execute(
+            "INSERT INTO memory_consolidation (channel_id, upto_id) VALUES (?, 1)", (channel_id,)
+        )
+    await database.close()
+
+    database = fresh()
+    await database.connect()
+    try:
+        rows = await database.fetchall(
+            "SELECT channel_id, guild_id FROM memory_consolidation ORDER BY channel_id"
+        )
+        assert [tuple(row) for row in rows] == [(10, 1), (20, None)]
+        assert await MemoryStore(database).places() == {(1, 10)}
+        await MemoryStore(database).delete_scope(Scope("guild", 1))
+        assert await MemoryStore(database).consolidated([10, 20]) == {20: 1}
+    finally:
+        await database.close()
+
+
+async def test_lists_of_names_come_in_the_same_order_whatever_postgresqls_collation(
+    collated: str, tmp_path: Path
+) -> None:
+    """/character list, its completion and /playlist list: PostgreSQL sorted by the
+    database's collation (en_US puts "~" and "_" before digits and letters, "É" by "E"),
+    SQLite by code point."""
+    names = ["~star", "apple", "_under", "1st", "\u00c9mile", "zed"]
+    song = Track("Song", "https://x.example/song", 7)
+    listings = []
+    for database in (SqliteDatabase(tmp_path / "bot.db"), open_database(collated, Path())):
+        await database.connect()
+        try:
+            characters, library = CharacterStore(database, limit=10), LibraryStore(database)
+            for name in names:
+                await characters.create(1, 7, Profile(name), None)
+                await library.save(1, 7, name, [song])
+            listings.append(
+                (
+                    [listed.name for listed in await characters.listing(1)],
+                    await characters.names(1, "", limit=3),
+                    [name for name, _ in await library.names(1, 7)],
+                )
+            )
+        finally:
+            await database.close()
+    assert listings[1] == listings[0]

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -185,6 +186,33 @@ async def _add_scene(db: PostgresDatabase, channel_id: int) -> None:
     )
 
 
+async def test_a_prefix_changed_while_another_process_starts_is_used_there(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The starting process reads its caches once its database is open: a change told
+    before it listened would never reach it (here its LISTEN is slow to go through)."""
+    here = PostgresDatabase(database_url)
+    await here.connect()
+    there = PostgresDatabase(database_url)
+    real = asyncpg.Connection.add_listener
+
+    async def slow(conn: asyncpg.Connection, *args: Any) -> None:
+        await asyncio.sleep(0.5)
+        await real(conn, *args)
+
+    monkeypatch.setattr(asyncpg.Connection, "add_listener", slow)
+    try:
+        await there.connect()
+        starting = GuildSettings(there, "!")
+        there.on_change(starting.changed)
+        await starting.load()
+        await GuildSettings(here, "!").set_prefix(GUILD, "?")
+        await eventually(lambda: starting.prefix(GUILD), equals="?", within=2.0)
+    finally:
+        for db in (here, there):
+            await db.close()
+
+
 async def test_changes_arrive_again_once_the_listening_connection_is_back(
     processes: tuple[PostgresDatabase, PostgresDatabase], database_url: str
 ) -> None:
@@ -354,6 +382,89 @@ async def test_changes_arrive_within_a_second_of_the_server_being_back_after_an_
     assert refusals == 0 and len(waits) == 10
     assert max(waits) <= 1.0, waits
     assert caplog.text.count("change listener cannot connect") == 1  # not one a second
+
+
+class _Relay:
+    """A TCP relay to PostgreSQL whose connections so far can be silenced: nothing they
+    send arrives any more, and nothing closes them, as when a NAT or a firewall forgets
+    an idle connection or the server's host is gone. Connections made later pass."""
+
+    def __init__(self, database_url: str) -> None:
+        self._target = urlsplit(database_url)
+        self._silenced: set[asyncio.StreamWriter] = set()
+        self._writers: list[asyncio.StreamWriter] = []
+        self._server: asyncio.Server | None = None
+        self.url = ""
+
+    async def __aenter__(self) -> _Relay:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        login, _, _ = self._target.netloc.rpartition("@")
+        where = f"127.0.0.1:{port}"
+        self.url = self._target._replace(netloc=f"{login}@{where}" if login else where).geturl()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in self._writers:
+            writer.close()
+        await self._server.wait_closed()
+
+    def silence(self) -> None:
+        self._silenced.update(self._writers)
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(
+            self._target.hostname, self._target.port
+        )
+        self._writers += [writer, up_writer]
+        await asyncio.gather(
+            self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True
+        )
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            if writer not in self._silenced:
+                writer.write(data)
+        writer.close()
+
+
+async def test_changes_arrive_again_after_the_listening_connection_went_silent(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection nobody closes tells nothing: the listener asks it a question now and
+    then, and connects again when no answer comes."""
+    monkeypatch.setattr("utils.db_postgres._PROBE", 0.2)
+    async with _Relay(database_url) as relay:
+        here, there = PostgresDatabase(database_url), PostgresDatabase(relay.url, timeout=1.0)
+        for db in (here, there):
+            await db.connect()
+        try:
+            await eventually(lambda: _listeners(database_url), equals=2)
+            heard = _recorder(there)
+            relay.silence()  # its listener's connection among them
+            await eventually(lambda: (EVERYTHING, EVERYTHING) in heard)  # it is back
+            await here.notify("prefix", GUILD)
+            await eventually(lambda: heard[-1], equals=("prefix", str(GUILD)), within=1.0)
+        finally:
+            await here.close()
+    await there.close()  # once the relay has closed what it silenced
+
+
+async def test_a_process_whose_database_went_silent_closes_without_an_error(
+    database_url: str,
+) -> None:
+    """At shutdown: the goodbye goes unanswered; the connections are dropped after the
+    timeout, and the shutdown step does not fail."""
+    async with _Relay(database_url) as relay:
+        db = PostgresDatabase(relay.url, timeout=1.0)
+        await db.connect()
+        assert await db.fetchval("SELECT 1") == 1
+        relay.silence()
+        started = time.monotonic()
+        await db.close()
+        assert time.monotonic() - started < 3
 
 
 async def test_only_one_process_holds_a_bot_wide_lock_and_it_is_released_after(

@@ -58,7 +58,9 @@ async def fill(db: Database) -> None:
     hello = await chat.add_turns(
         GUILD, 1, [Turn("user", 7, "alice", "hello ünïcode", message_id=5)]
     )
-    await chat.add_turns(GUILD, 1, [Turn("model", 9, "bot", "hi", incomplete="interrupted")])
+    await chat.add_turns(
+        GUILD, 1, [Turn("model", 9, "bot", "hi", 6, incomplete="interrupted")], parts=[4]
+    )
     await chat.add_turns(None, 2, [Turn("user", 8, "bob", "a DM")])
     await chat.update_channel(GUILD, 1, persona="pirate", summary="tea", summary_upto=1)
     await chat.set_guild_model(GUILD, "gemini-x")
@@ -84,7 +86,7 @@ async def fill(db: Database) -> None:
         held=((turn.id, turn.message_id),),
     )
     await memories.write_chunks([chunk], "test-model", vectors[:1])
-    await memories.mark_consolidated(1, 2)
+    await memories.mark_consolidated(GUILD, 1, 2)
     await memories.forget(Scope("guild", GUILD), 11, 1)
     song = Track("Song", "http://x/a.wav", 7, duration=61.5, page_url="http://x/a")
     other = Track("Other", "ytsearch1:other", 8)
@@ -201,6 +203,35 @@ async def test_every_table_moves_with_its_rows_and_ids_and_a_rerun_replaces_the_
         assert len(await MemoryStore(pg).without_terms(0, 10)) == len(texts)
     finally:
         await pg.close()
+
+
+@pytest.mark.backends("postgresql")
+async def test_a_rerun_keeps_what_the_bot_wrote_in_postgresql_since_unless_told_to_replace_it(
+    data_dir: Path, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's setup run again once the shards run on PostgreSQL (their DATA_DIRs
+    are not the one that holds bot.db, so its lock is free): weeks of it would go."""
+    db = await sqlite_db(data_dir)
+    await fill(db)
+    await db.close()
+    path = data_dir / "bot.db"
+    assert await migrate(data_dir, database_url) == 0
+    pg = await postgres_db(database_url)
+    try:
+        await ChatStore(pg).add_turns(GUILD, 1, [Turn("user", 7, "alice", "said on PostgreSQL")])
+    finally:
+        await pg.close()
+    capsys.readouterr()
+
+    assert await migrate(data_dir, database_url) == 1
+    error = capsys.readouterr().err
+    assert "the bot has run on PostgreSQL since" in error and "--replace" in error
+    rows = await postgres_rows(database_url, path, "ai_messages")
+    assert any("said on PostgreSQL" in row for row in rows), "nothing was replaced"
+
+    argv = ["--data-dir", str(data_dir), "migrate", "--to", database_url, "--replace"]
+    assert await asyncio.to_thread(main, argv) == 0
+    await assert_same_rows(database_url, path)
 
 
 @pytest.mark.backends("postgresql")

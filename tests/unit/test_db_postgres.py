@@ -4,10 +4,12 @@ when the server cannot be used, from the backend and from `python bot.py`."""
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import asyncpg
 import pytest
 
 from tests.conftest import bot_stopped_at_start
@@ -99,6 +101,35 @@ async def test_a_refused_login_and_a_missing_database_say_which(postgres_server:
     )
     missing = await unavailable(f"{postgres_server.rsplit('/', 1)[0]}/no_such_database")
     assert missing.endswith(f"{where}/no_such_database: the database does not exist")
+
+
+async def test_a_user_who_may_not_create_tables_is_told_what_to_do(postgres_server: str) -> None:
+    """`CREATE DATABASE gembot; GRANT ALL ON DATABASE gembot TO bot`: from PostgreSQL 15
+    on, the bot's user may not create its tables there (only the database's owner may)."""
+    server = urlsplit(postgres_server)
+    name = f"gembot_guest_{os.getpid()}"
+    admin = await asyncpg.connect(postgres_server)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.execute(f"DROP ROLE IF EXISTS {name}")
+        await admin.execute(f"CREATE ROLE {name} LOGIN")
+        await admin.execute(f"CREATE DATABASE {name}")
+        await admin.execute(f"GRANT ALL ON DATABASE {name} TO {name}")
+        inside = await asyncpg.connect(f"{postgres_server.rsplit('/', 1)[0]}/{name}")
+        try:  # as PostgreSQL 15 does by itself, for older servers too
+            await inside.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+        finally:
+            await inside.close()
+        where = f"{name}@{server.hostname}:{server.port}/{name}"
+        message = await unavailable(f"postgresql://{where}")
+    finally:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.execute(f"DROP ROLE IF EXISTS {name}")
+        await admin.close()
+    assert message == (
+        f"cannot use PostgreSQL at {where}: the user may not create the bot's tables there "
+        "(make it the database's owner)"
+    )
 
 
 @pytest.mark.slow
