@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import gc
 import logging
+import secrets
 import sqlite3
 import sys
 import time
@@ -123,6 +124,7 @@ class Bot(commands.AutoShardedBot):
         self.directors = Directors()  # channels whose replies a feature directs (scenes)
         self.shutdown_manager = ShutdownManager()
         self.started_at = time.monotonic()
+        self.run_id = secrets.token_hex(4)  # page buttons of an earlier run are told apart
         self.commands_run = 0
         self.failed_extensions: dict[str, str] = {}
         self._start: asyncio.Task[None] | None = None
@@ -370,9 +372,13 @@ def main() -> int:
         return 1
     try:
         asyncio.run(run(Bot(settings)))
-    except discord.LoginFailure:
+    except (discord.LoginFailure, discord.ConnectionClosed) as error:
+        # 4004: the gateway refused the token (reset while the bot ran, say).
+        if isinstance(error, discord.ConnectionClosed) and error.code != 4004:
+            raise
+        # A bad setting like those of load_settings: restarting cannot fix it (status 2).
         log.error("Discord rejected DISCORD_TOKEN; check the token in the developer portal")
-        return 1
+        return 2
     except DatabaseUnavailable as error:
         log.error("%s", error)
         return 1

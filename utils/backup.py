@@ -5,6 +5,7 @@ transaction, so a copy taken while the bot writes is one consistent snapshot (WA
 the bot go on writing meanwhile) and holds every transaction committed before it began;
 a `stop` event set meanwhile ends it after the current step, leaving no partial file.
 Every function here blocks: call them through `asyncio.to_thread` from async code.
+`BackupSchedule` says when the next scheduled backup is due.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import re
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -106,9 +108,14 @@ def copy_database(source: Path, target: Path, stop: threading.Event | None = Non
     return target
 
 
+def _stamp() -> str:
+    """The wall time as backup names carry it."""
+    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+
+
 def timestamped_path(directory: Path, prefix: str = "bot") -> Path:
     """directory/<prefix>-YYYYMMDD-HHMMSS.db (UTC), with a suffix if that name is taken."""
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    stamp = _stamp()
     path = directory / f"{prefix}-{stamp}.db"
     number = 1
     while path.exists():
@@ -145,8 +152,16 @@ def make_backup(
 def rotate_backups(directory: Path, keep: int) -> list[Path]:
     """Delete all but the newest `keep` scheduled-style backups, and the partial copies
     of backups a killed process left; returns what went. Files named otherwise (copies
-    people made by hand) are never touched."""
-    backups = sorted(p for p in directory.glob("bot-*.db") if _BACKUP_NAME.match(p.name))
+    people made by hand) are never touched.
+
+    Names carry the wall time of their making: one named in the future was made while
+    the clock ran ahead, before it was set back, so it counts as older than the rest
+    (else each backup made since the clock was set back would be the first to go)."""
+    now = _stamp()
+    backups = sorted(
+        (p for p in directory.glob("bot-*.db") if _BACKUP_NAME.match(p.name)),
+        key=lambda path: (path.name[4:19] <= now, path.name),  # bot-YYYYMMDD-HHMMSS
+    )
     old = backups[: max(len(backups) - keep, 0)]
     cutoff = time.time() - LEFTOVER_AGE
     for path in directory.glob(".bot-*.db.tmp"):
@@ -162,6 +177,39 @@ def newest_backup_age(directory: Path) -> float | None:
     """Seconds since the newest backup in `directory` was written, or None."""
     times = [p.stat().st_mtime for p in directory.glob("bot-*.db") if _BACKUP_NAME.match(p.name)]
     return time.time() - max(times) if times else None
+
+
+class BackupSchedule:
+    """When the next scheduled backup is due, every `interval` seconds of `clock`.
+
+    The interval runs on a monotonic clock: the wall clock set back (NTP fixing a wrong
+    clock, say) no longer holds backups back until it catches up with the newest one's
+    time, nor does setting it forward take one early. Only where the schedule starts
+    does it read wall time, the age of the newest backup file, so that a restart neither
+    skips nor repeats a backup; a backup dated in the future counts as just made.
+    """
+
+    def __init__(self, interval: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = interval
+        self.clock = clock
+        self._due = clock()
+
+    def resume(self, newest_age: float | None) -> None:
+        """Carry on from the newest backup, `newest_age` seconds old (None: there is none)."""
+        wait = 0.0 if newest_age is None else self.interval - max(newest_age, 0.0)
+        self._due = self.clock() + max(wait, 0.0)
+
+    def wait(self) -> float:
+        """Seconds until the next backup is due; 0 when it is."""
+        return max(self._due - self.clock(), 0.0)
+
+    def done(self) -> None:
+        """A backup was made: the next one is an interval away."""
+        self._due = self.clock() + self.interval
+
+    def retry_in(self, seconds: float) -> None:
+        """A backup failed: try again in `seconds`."""
+        self._due = self.clock() + seconds
 
 
 def restore_backup(backup: Path, database: Path, memory_dir: Path) -> Path | None:

@@ -1,8 +1,9 @@
 """Scheduled backups, and deleting the data of deleted channels and left guilds.
 
 Backups: every BACKUP_INTERVAL_HOURS a consistent copy of the SQLite database goes to
-DATA_DIR/backups/ (off the event loop), keeping the newest BACKUP_KEEP. The check
-runs hourly and looks at the newest file, so restarts neither skip nor repeat one.
+DATA_DIR/backups/ (off the event loop), keeping the newest BACKUP_KEEP. The schedule
+(`BackupSchedule`) starts from the newest file's age, so restarts neither skip nor
+repeat one, and then runs on the monotonic clock, so wall-clock jumps move no backup.
 PostgreSQL is backed up by its own tools (pg_dump), outside the bot.
 
 Retention: a deleted channel or thread, or a guild that removed the bot, is recorded
@@ -28,8 +29,15 @@ from discord.ext import commands, tasks
 
 from cogs.admin.absent import find_gone
 from cogs.admin.retention import Kind, Pending, PendingDeletions
-from utils.backup import BackupError, make_backup, newest_backup_age, rotate_backups
+from utils.backup import (
+    BackupError,
+    BackupSchedule,
+    make_backup,
+    newest_backup_age,
+    rotate_backups,
+)
 from utils.db import DB_ERRORS
+from utils.tasks import log_failure
 
 if TYPE_CHECKING:
     from bot import Bot
@@ -48,6 +56,8 @@ class Maintenance(commands.Cog):
         self.bot = bot
         settings = bot.settings
         self.backup_interval = settings.backup_interval_hours * HOUR
+        self.backups = BackupSchedule(self.backup_interval, clock=bot.clock)
+        self.backup_task: asyncio.Task[None] | None = None
         self.backup_keep = settings.backup_keep
         self.backup_dir = settings.data_dir / "backups"
         # Set when the cog stops: a backup thread in progress ends at its next step
@@ -57,8 +67,8 @@ class Maintenance(commands.Cog):
 
     async def cog_load(self) -> None:
         if self.backup_interval > 0 and self.bot.db.backend == "sqlite":
-            self.backup_loop.change_interval(seconds=min(self.backup_interval, HOUR))
-            self.backup_loop.start()
+            self.backup_task = asyncio.create_task(self._backup_loop(), name="scheduled backups")
+            self.backup_task.add_done_callback(log_failure)
         elif self.backup_interval > 0:
             log.info("no scheduled backups of PostgreSQL: back it up with pg_dump (see README)")
         self.retention_loop.start()
@@ -73,29 +83,41 @@ class Maintenance(commands.Cog):
         """Stop the loops; a pass in progress ends at its next await, a backup's copy
         after its current step."""
         self._stopping.set()
-        loops = (self.backup_loop, self.retention_loop, self.absent_loop)
-        passes = [loop.get_task() for loop in loops]
+        loops = (self.retention_loop, self.absent_loop)
+        passes = [self.backup_task, *(loop.get_task() for loop in loops)]
         for loop in loops:
             loop.cancel()
+        if self.backup_task is not None:
+            self.backup_task.cancel()
         await asyncio.gather(*(task for task in passes if task is not None), return_exceptions=True)
 
     # Backups
 
-    @tasks.loop(hours=1)
-    async def backup_loop(self) -> None:
-        age = await asyncio.to_thread(newest_backup_age, self.backup_dir)
-        if age is not None and age < self.backup_interval:
-            return
-        await self.backup_now()
+    async def _backup_loop(self) -> None:
+        """Back up whenever the schedule says; asyncio's sleep runs on the monotonic clock
+        (discord.py's task loops time their passes by the wall clock)."""
+        try:
+            age = await asyncio.to_thread(newest_backup_age, self.backup_dir)
+        except OSError as error:
+            log.warning("could not read the times of the backups (%s); backing up now", error)
+            age = None
+        self.backups.resume(age)
+        while True:
+            await self.backup_if_due()
+            await asyncio.sleep(self.backups.wait())
 
-    async def backup_now(self) -> None:
+    async def backup_if_due(self) -> None:
+        if self.backups.wait() > 0:
+            return
         database = self.bot.settings.database_path
         try:
             path = await asyncio.to_thread(make_backup, database, stop=self._stopping)
             removed = await asyncio.to_thread(rotate_backups, self.backup_dir, self.backup_keep)
         except (BackupError, OSError) as error:
             log.error("scheduled backup failed: %s", error)
+            self.backups.retry_in(min(self.backup_interval, HOUR))
             return
+        self.backups.done()
         log.info("backed the database up to %s (%d old backups removed)", path, len(removed))
 
     # Retention

@@ -6,9 +6,10 @@ whether a channel runs a scene and, for each message there, for the reply's
 speakers, and a `SceneSink` that sends each character's lines through the channel
 webhook with its name and avatar (narration as the bot). After each turn the scene's
 state is updated in the background through structured output, one update at a time
-per scene, so the reply never waits for it. Turns are counted once their reply went
-out; the last one allowed (`RP_MAX_SCENE_TURNS`) ends the scene with a notice, and so
-does a message to a scene whose characters are all gone.
+per channel, so the reply never waits for it; an update goes only to the scene whose
+exchanges it read, never to one started in the channel since. Turns are counted once
+their reply went out; the last one allowed (`RP_MAX_SCENE_TURNS`) ends the scene with
+a notice, and so does a message to a scene whose characters are all gone.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from cogs.roleplay.characters import CharacterStore
 from cogs.roleplay.errors import RoleplayError
 from cogs.roleplay.scene_prompt import scene_instruction
 from cogs.roleplay.scene_state import INSTRUCTION, SCHEMA, merge, render, updates_in
-from cogs.roleplay.scenes import SceneStore
+from cogs.roleplay.scenes import Scene, SceneStore
 from cogs.roleplay.script import NARRATOR, SceneSplitter, speaker_of
 from cogs.roleplay.webhooks import DISCORD_TIMEOUT, TEXT_LIMIT, Channel, WebhookSender
 from utils.errors import BotError
@@ -100,7 +101,8 @@ class SceneDirector:
         self.characters = characters
         self.links = links
         self.sender = sender
-        self._pending: dict[int, deque[str]] = {}
+        # channel id -> (start of the scene, exchange) waiting for a state update
+        self._pending: dict[int, deque[tuple[float, str]]] = {}
         self._updating: dict[int, asyncio.Task[None]] = {}
 
     def directs(self, channel_id: int) -> bool:
@@ -123,7 +125,7 @@ class SceneDirector:
         said = f"{ctx.author.display_name}: {ctx.message.content}"
 
         async def after(text: str) -> None:
-            self.update_later(channel.id, f"{said}\n{text}")
+            self.update_later(scene, f"{said}\n{text}")
             limit = self.bot.settings.rp_max_scene_turns
             if await self.scenes.count_turn(channel.id) >= limit:  # the last one: no more
                 await self.scenes.end(channel.id)
@@ -140,12 +142,13 @@ class SceneDirector:
             after=after,
         )
 
-    def update_later(self, channel_id: int, exchange: str) -> None:
-        """Fold what `exchange` established into the scene's state, in the background."""
+    def update_later(self, scene: Scene, exchange: str) -> None:
+        """Fold what `exchange` established into `scene`'s state, in the background."""
         if self.bot.gemini is None:
             return
+        channel_id = scene.channel_id
         pending = self._pending.setdefault(channel_id, deque(maxlen=PENDING_EXCHANGES))
-        pending.append(exchange)
+        pending.append((scene.started_at, exchange))
         if channel_id in self._updating:
             return  # the running update takes it next
         task = asyncio.create_task(self._update(channel_id), name=f"rp-state-{channel_id}")
@@ -161,10 +164,13 @@ class SceneDirector:
 
     async def _update_while_pending(self, channel_id: int) -> None:
         assert self.bot.gemini is not None
-        while exchanges := self._pending.pop(channel_id, None):
+        while pending := self._pending.pop(channel_id, None):
             scene = await self.scenes.get(channel_id)
             if scene is None:
                 return
+            exchanges = [text for started, text in pending if started == scene.started_at]
+            if not exchanges:  # all of a scene that ended since
+                continue
             notes = render(scene.state) or "(none yet)"
             request: list[Any] = [
                 {
@@ -185,10 +191,10 @@ class SceneDirector:
             await self.bot.usage.record(
                 scene.guild_id, reply.usage.prompt_tokens, reply.usage.output_tokens
             )
-            scene = await self.scenes.get(channel_id)  # a correction may have come meanwhile
-            if scene is None:
-                return
-            await self.scenes.set_state(channel_id, merge(scene.state, updates_in(reply.text)))
+            now = await self.scenes.get(channel_id)  # a correction may have come meanwhile
+            if now is None or now.started_at != scene.started_at:
+                continue  # that scene ended: what it established is not the next one's
+            await self.scenes.set_state(channel_id, merge(now.state, updates_in(reply.text)))
 
     async def close(self) -> None:
         tasks = list(self._updating.values())

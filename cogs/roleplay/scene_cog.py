@@ -102,6 +102,10 @@ class Scenes(commands.Cog):
         """
         assert ctx.guild is not None
         channel = _channel(ctx)
+        # A slash command needs no right to write: a scene would post in a channel its
+        # starter may only read (an announcements channel, say).
+        if not _may_write(ctx, channel):
+            raise RoleplayError("You can't write here, so you can't start a scene here.")
         if ctx.interaction is None:  # the names consumed the line, the world with them
             characters, _, after = characters.partition("|")
             world = after.strip() or None
@@ -274,6 +278,13 @@ def _channel(ctx: Context) -> Channel:
     if not isinstance(channel, discord.TextChannel | discord.VoiceChannel | discord.Thread):
         raise RoleplayError("Scenes play in text channels and threads.")
     return channel
+
+
+def _may_write(ctx: Context, channel: Channel) -> bool:
+    permissions = ctx.permissions
+    if isinstance(channel, discord.Thread):
+        return permissions.send_messages_in_threads
+    return permissions.send_messages
 
 
 def _names(cast: list[Character]) -> str:

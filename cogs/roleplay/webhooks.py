@@ -5,8 +5,9 @@ in a channel, or found among the channel's webhooks the bot made before a restar
 kept in a bounded LRU cache; a thread speaks through its parent's webhook (`thread=`).
 A channel's WEBHOOKS_UPDATE (one of its webhooks made, edited, moved or deleted) drops
 its cached webhook (`forget_channel`). A webhook someone deleted (10015), or moved to
-another channel unseen (the message lands elsewhere: it is deleted there), is looked up
-again once and the message resent. Where the bot cannot have a webhook (Manage Webhooks
+another channel unseen (the message lands elsewhere: it is deleted there; sent to a
+thread, it is refused with 10003 Unknown Channel), is looked up again once and the
+message resent. Where the bot cannot have a webhook (Manage Webhooks
 missing, or the channel's or the server's webhook limit, 30007 or 30058) characters
 speak as the bot with their name in bold, after one notice to the channel; webhooks are
 tried again after `RETRY_AFTER`. Nothing sent pings anyone.
@@ -49,6 +50,7 @@ FALLBACK_PREFIX = "**{name}**: "
 # escaped: up to twice as long) still fits.
 TEXT_LIMIT = DISCORD_LIMIT - len(FALLBACK_PREFIX.format(name="")) - 2 * NAME_LIMIT
 
+UNKNOWN_CHANNEL = 10003
 UNKNOWN_WEBHOOK = 10015
 MAX_WEBHOOKS = 30007
 MAX_GUILD_WEBHOOKS = 30058
@@ -97,6 +99,9 @@ def webhook_username(name: str) -> str:
 def _fallback(name: str, content: str) -> str:
     name = discord.utils.escape_markdown(_shortened(name) or "Unnamed character")
     return FALLBACK_PREFIX.format(name=name) + content
+
+
+MOVED = "My character webhook here was just moved; please try again."
 
 
 class _Moved(BotError):
@@ -223,14 +228,20 @@ class WebhookSender:
                     allowed_mentions=NO_PINGS,
                     wait=True,
                 )
-        except discord.NotFound as error:
+        except discord.HTTPException as error:
             if error.code == UNKNOWN_WEBHOOK:
                 log.info("webhook %s of channel %s was deleted", webhook.id, spoken.channel.id)
                 self._forget(spoken.channel, webhook.id)
+            elif error.code == UNKNOWN_CHANNEL and thread is not None:
+                # Discord knows no such thread in the webhook's channel: it was moved away
+                # from the thread's parent unseen. Nothing was sent.
+                log.info("webhook %s of channel %s was moved", webhook.id, _home(thread))
+                self._forget(thread, webhook.id)
+                raise _Moved(MOVED) from error
             raise
         if message.channel.id != spoken.channel.id:
             await self._take_back(spoken.channel, webhook, message)
-            raise _Moved("My character webhook here was just moved; please try again.")
+            raise _Moved(MOVED)
         return message
 
     async def _take_back(

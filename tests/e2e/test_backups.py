@@ -14,9 +14,10 @@ from typing import cast
 
 import pytest
 
-from cogs.admin.maintenance import Maintenance
+from cogs.admin.maintenance import DAY, HOUR, Maintenance
 from config import Settings
 from tests.conftest import StartBot, eventually
+from tests.fakes.clock import FakeClock
 from tests.fakes.discord_server import FakeDiscord
 from utils.backup import STEP_PAGES, BackupError, copy_database
 
@@ -52,8 +53,44 @@ async def test_a_due_backup_is_taken_and_old_ones_rotated_but_not_repeated(
 
     bot = await start_bot(settings)
     cog = cast(Maintenance, bot.get_cog("Maintenance"))
-    await cog.backup_loop()  # one more pass, as the hourly loop runs it: not due yet
+    await cog.backup_if_due()  # one more look, as the schedule's loop takes: not due yet
     assert len(list(backups.glob("bot-*.db"))) == 2
+
+
+@pytest.mark.backends("sqlite")
+async def test_the_wall_clock_set_back_or_forward_neither_holds_back_nor_repeats_a_backup(
+    start_bot: StartBot, make_settings: Callable[..., Settings]
+) -> None:
+    """The schedule read the newest backup's age by the wall clock: set back three days
+    (NTP fixing a clock that ran ahead), it took no backup for three days and a day;
+    set forward, it took one at once."""
+    settings = make_settings(backup_interval_hours=24)
+    backups = settings.data_dir / "backups"
+    backups.mkdir(parents=True)
+    ahead = backups / "bot-20200101-000000.db"  # made while the clock ran 3 days ahead
+    ahead.write_bytes(b"a backup")
+    later = time.time() + 3 * DAY
+    os.utime(ahead, (later, later))
+    clock = FakeClock()
+
+    bot = await start_bot(settings, clock=clock)
+    cog = cast(Maintenance, bot.get_cog("Maintenance"))
+    await eventually(lambda: cog.backups.wait() > 0)  # the schedule read the newest backup
+    await cog.backup_if_due()
+    assert list(backups.glob("bot-*.db")) == [ahead], "it counts as just made"
+    clock.advance(DAY)
+    await cog.backup_if_due()
+    (new,) = [p for p in backups.glob("bot-*.db") if p != ahead]
+
+    # The wall clock jumps a week forward: the backup made an hour ago is not due again.
+    earlier = time.time() - 7 * DAY
+    os.utime(new, (earlier, earlier))
+    clock.advance(HOUR)
+    await cog.backup_if_due()
+    assert len(list(backups.glob("bot-*.db"))) == 2
+    clock.advance(DAY - HOUR)
+    await cog.backup_if_due()
+    assert len(list(backups.glob("bot-*.db"))) == 3
 
 
 async def test_backups_can_be_turned_off(
@@ -62,7 +99,7 @@ async def test_backups_can_be_turned_off(
     settings = make_settings(backup_interval_hours=0)
     bot = await start_bot(settings)
     cog = cast(Maintenance, bot.get_cog("Maintenance"))
-    assert not cog.backup_loop.is_running() and cog.retention_loop.is_running()
+    assert cog.backup_task is None and cog.retention_loop.is_running()
     assert not (settings.data_dir / "backups").exists()
 
 
@@ -74,7 +111,7 @@ async def test_the_bot_leaves_postgresql_backups_to_pg_dump_and_says_so(
     with caplog.at_level(logging.INFO, logger="cogs.admin.maintenance"):
         bot = await start_bot(settings)
     cog = cast(Maintenance, bot.get_cog("Maintenance"))
-    assert not cog.backup_loop.is_running() and cog.retention_loop.is_running()
+    assert cog.backup_task is None and cog.retention_loop.is_running()
     assert [r.message for r in caplog.records if "pg_dump" in r.message] == [
         "no scheduled backups of PostgreSQL: back it up with pg_dump (see README)"
     ]

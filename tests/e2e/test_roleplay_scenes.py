@@ -25,6 +25,7 @@ from tests.fakes.discord_server import FakeChannel, FakeDiscord, FakeGuild, Fake
 from tests.fakes.gemini_request import GeminiRequest
 from tests.fakes.gemini_server import FakeGemini
 
+SEND_MESSAGES = 0x800
 KEY_STATE = {"entities": [{"name": "Bren", "kind": "character", "possessions": "the iron key"}]}
 
 
@@ -260,6 +261,28 @@ async def test_who_may_change_a_scene_its_world_and_state_and_how_it_ends(
     assert "roleplay scene" not in world.streams()[-1].system_text
 
 
+async def test_a_member_who_may_not_write_here_cannot_start_a_scene_by_slash_command(
+    world: World,
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """Slash commands need no right to write: a member who may only read started a scene,
+    and the characters' greetings and every later turn appeared where they can't write."""
+    guild.everyone.permissions &= ~SEND_MESSAGES  # a server where only some roles write
+    reader = discord_fake.add_user("reader")
+    guild.add_member(reader, permissions=0)
+    bot = await start_bot(ai_settings())
+    await world.character("Aria", "Hello, I am {{char}}.")
+
+    refused = await world.slash(reader, "start", characters="Aria")
+
+    assert refused.content == "You can't write here, so you can't start a scene here."
+    assert await scenes(bot).scenes.get(guild.text.id) is None
+    assert not [m for m in discord_fake.messages_in(guild.text) if m.webhook_id]
+
+
 async def test_a_scene_ends_after_its_last_turn(
     world: World,
     discord_fake: FakeDiscord,
@@ -439,6 +462,37 @@ async def test_a_turn_counts_only_once_its_reply_went_out(
     assert await _turns_of(scenes(bot).scenes, guild) == 0
     await world.play("hello again")
     await eventually(lambda: _turns_of(scenes(bot).scenes, guild), equals=1)
+
+
+async def test_a_new_scene_starts_with_nothing_established_by_the_scene_before_it(
+    world: World,
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """The state update of the last turn of a scene, still running when the scene was
+    ended and another started, wrote what the old scene established into the new one."""
+    bot = await start_bot(ai_settings())
+    await world.character("Aria")
+    await world.character("Bren")
+    await world.slash(member, "start", characters="Aria, Bren")
+    world.state_reply = KEY_STATE
+    gemini_fake.reply(
+        "Aria: Welcome, traveller.\nBren: I keep my secrets.\nNarrator: The fire crackles."
+    )
+    gemini_fake.hang(1.5)  # the state update after the turn, answered with KEY_STATE
+    await world.play("hello")
+    await eventually(lambda: [r for r in gemini_fake.requests if r.method == "generateContent"])
+
+    await world.slash(member, "end")
+    await world.slash(member, "start", characters="Aria")
+    await eventually(lambda: not scenes(bot).director._updating)
+
+    scene = await scenes(bot).scenes.get(guild.text.id)
+    assert scene is not None and scene.characters and scene.state == {}
 
 
 async def test_typed_scene_start_takes_several_names_and_a_world_after_a_bar(

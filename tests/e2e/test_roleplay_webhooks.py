@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import cast
 
 import discord
+import pytest
 
 from cogs.ai.records import WRITING, Turn
 from cogs.ai.streaming import RESTART, RESTART_NOTE, WRITING_MARKER, stream_reply
@@ -156,7 +157,7 @@ async def test_a_streamed_reply_keeps_its_speaker_across_edits_and_splits(
 
     recorded: list[str | None] = []
 
-    async def record(shown: str, incomplete: str | None, message_id: int) -> None:
+    async def record(shown: str, incomplete: str | None, message_ids: list[int]) -> None:
         recorded.append(incomplete)
 
     sink = sender.sink(text_channel(bot, guild.text), name=ALICE[0], avatar_url=ALICE[1])
@@ -318,6 +319,39 @@ async def test_a_webhook_moved_unseen_is_replaced_and_its_stray_message_deleted(
     assert message.webhook_id not in (None, webhook.id)
     (stray,) = discord_fake.messages_in(other, from_bot=False)
     assert (stray.content, stray.deleted) == ("after", True)
+    assert webhook_creations(discord_fake) == 2
+
+
+@pytest.mark.parametrize("change", ["moved", "deleted"])
+async def test_a_character_in_a_thread_speaks_once_after_its_webhook_went_unseen(
+    discord_fake: FakeDiscord, guild: FakeGuild, start_bot: StartBot, change: str
+) -> None:
+    """Sent to a thread of the channel it left, a moved webhook gets 404 10003 Unknown
+    Channel (no stray message to take back, as in a channel): that raised, and the
+    character's message was lost."""
+    bot = await start_bot(extensions=[])
+    sender = WebhookSender(bot)  # hears no WEBHOOKS_UPDATE, as after a missed one
+    other = guild.add_text_channel("other")
+    scene = guild.add_thread(guild.text, "scene", discord_fake.owner)
+    await discord_fake.wait_for(lambda: bot.get_channel(other.id))
+    thread = await eventually(lambda: bot.get_channel(scene.id))
+    assert isinstance(thread, discord.Thread)
+    await sender.send(thread, "before", name="Alice", avatar_url=None)
+    (webhook,) = discord_fake.webhooks.values()
+    if change == "moved":
+        discord_fake.webhook_routes.move(webhook, other)
+    else:
+        discord_fake.webhook_routes.delete(webhook)
+
+    spoken = await sender.send(thread, "after", name="Alice", avatar_url=None)
+    await spoken.edit(content="after, and more")
+
+    message = fake_message(discord_fake, spoken.id)
+    assert (message.channel_id, message.author.name) == (scene.id, "Alice")
+    assert message.webhook_id not in (None, webhook.id)
+    shown = [m.content for m in discord_fake.messages_in(scene, from_bot=False)]
+    assert shown == ["before", "after, and more"], "delivered once"
+    assert discord_fake.messages_in(other, from_bot=False) == []
     assert webhook_creations(discord_fake) == 2
 
 

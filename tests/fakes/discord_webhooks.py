@@ -3,7 +3,9 @@
 As on Discord: listing and creating need MANAGE_WEBHOOKS (403 50013), a channel holds
 at most 15 webhooks (400 30007) and a guild ``guild_limit`` (400 30058; Discord's is
 1000), a deleted webhook answers 10015, an execute names a thread of the webhook's
-channel with ``thread_id`` (and editing a message in a thread needs it too, else 10008),
+channel with ``thread_id`` (another channel's thread, or a deleted one: 404 10003 Unknown
+Channel, as for a webhook moved away from a thread's parent; editing a message in a
+thread needs it too, else 10008),
 and webhook usernames must be 1-80 characters without "clyde" or "discord", and not
 "everyone", "here" or "system message" (400 50035).
 Tests act as other people: :meth:`add` (a webhook someone else made), :meth:`delete`
@@ -135,7 +137,7 @@ class WebhookRoutes:
             return channel
         thread = self._fake._channel(int(thread_id))
         if not thread.is_thread or thread.parent_id != channel.id:
-            raise ApiError(400, "Unknown Channel", 10003)
+            raise ApiError(404, "Unknown Channel", 10003)
         return thread
 
     def check_thread(

@@ -3,7 +3,7 @@
 SIGTERM while the second shard waits its turn to IDENTIFY (discord.py spaces them 5 s
 apart), or while setup_hook loads the cogs, ends the bot at once and cleanly. A health
 port in use, a damaged database or an unreachable Discord stop it with one line and exit
-code 1, as systemd's journal shows them.
+code 1, as systemd's journal shows them; a token Discord rejects, a bad setting, with 2.
 """
 
 from __future__ import annotations
@@ -108,6 +108,17 @@ class DiscordOutage(LocalHTTPServer):
         return web.Response(status=503, text=page, content_type="text/html")
 
 
+class DiscordRejectingTheToken(LocalHTTPServer):
+    """Discord for a token reset or mistyped: every request is answered 401."""
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_route("*", "/{tail:.*}", self._unauthorized)
+
+    async def _unauthorized(self, request: web.Request) -> web.Response:
+        body = b'{"message": "401: Unauthorized", "code": 0}'
+        return web.Response(status=401, body=body, headers={"Content-Type": "application/json"})
+
+
 @pytest.fixture
 def closed_port() -> Iterator[int]:
     """A port on 127.0.0.1 where connections are refused (held, so nobody takes it)."""
@@ -129,9 +140,10 @@ async def exited(bot: BotProcess) -> str:
     return bot.output()
 
 
-async def refused_start(discord_url: str, data_dir: Path, **env: str) -> str:
-    """Start the bot on ``data_dir``; the one ERROR line it stops with (exit code 1, no
-    traceback, no token), or the whole output if the log itself could not start."""
+async def refused_start(discord_url: str, data_dir: Path, status: int = 1, **env: str) -> str:
+    """Start the bot on ``data_dir``; the one ERROR line it stops with (exit code
+    ``status``, no traceback, no token), or the whole output if the log itself could not
+    start."""
     bot = await BotProcess.launch(
         discord_url,
         data_dir,
@@ -141,7 +153,7 @@ async def refused_start(discord_url: str, data_dir: Path, **env: str) -> str:
         **env,
     )
     output = await exited(bot)
-    assert bot.process.returncode == 1, output
+    assert bot.process.returncode == status, output
     assert "Traceback" not in output, output
     assert TOKEN not in output
     lines = error_lines(output) or output.strip().splitlines()
@@ -204,3 +216,41 @@ async def test_an_unreachable_discord_stops_the_start_with_one_line(
 ) -> None:
     line = await refused_start(f"http://127.0.0.1:{closed_port}", tmp_path / "data")
     assert "cannot reach Discord" in line
+
+
+async def test_a_rejected_token_stops_the_start_as_a_bad_setting_not_restarted(
+    tmp_path: Path,
+) -> None:
+    """Exit status 1 made systemd start the bot again every 5 s for ever; a rejected
+    token is a setting to fix, as RestartPreventExitStatus=2 of the units knows them."""
+    async with DiscordRejectingTheToken() as discord:
+        line = await refused_start(f"http://127.0.0.1:{discord.port}", tmp_path / "data", 2)
+    assert line.endswith(
+        "Discord rejected DISCORD_TOKEN; check the token in the developer portal"
+    ), line
+
+
+async def test_a_token_reset_while_the_bot_runs_stops_it_as_a_bad_setting(
+    discord_fake: FakeDiscord, guild: FakeGuild, tmp_path: Path
+) -> None:
+    """The gateway closes with 4004 (authentication failed) once the token is reset in
+    the developer portal: that ended in a traceback and exit status 1 (restarted)."""
+    bot = await BotProcess.launch(
+        discord_fake.url,
+        tmp_path / "data",
+        tmp_path / "bot.out",
+        DISCORD_TOKEN=TOKEN,
+        MEMORY_ENABLED="false",
+    )
+    try:
+        await discord_fake.wait_for(
+            lambda: discord_fake.identifies or bot.process.returncode is not None, timeout=60
+        )
+        await discord_fake.drop_connection(code=4004)
+    finally:
+        output = await exited(bot)
+    assert bot.process.returncode == 2, output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
+    assert error_lines(output)[-1].endswith(
+        "Discord rejected DISCORD_TOKEN; check the token in the developer portal"
+    ), output[-3000:]

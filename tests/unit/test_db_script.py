@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -384,6 +385,22 @@ def test_rotation_keeps_the_newest_and_never_touches_other_files(tmp_path: Path)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [*names[4:], "my-own-copy.db", "replaced-20240101-000000.db"]
     )
+
+
+def test_rotation_after_the_clock_was_set_back_keeps_the_backups_made_since(
+    tmp_path: Path,
+) -> None:
+    """Backups are named by the wall clock: those made while it ran three days ahead
+    sorted newest, so after it was set back each new backup was the first to go."""
+    now = datetime.now(UTC)
+    ahead, since = (
+        [tmp_path / f"bot-{(now + timedelta(hours=h)).strftime('%Y%m%d-%H%M%S')}.db" for h in hours]
+        for hours in ((72, 96, 120), (-48, -24, 0))
+    )
+    for path in [*ahead, *since]:
+        path.write_bytes(b"x")
+    assert sorted(rotate_backups(tmp_path, keep=3)) == ahead
+    assert sorted(tmp_path.iterdir()) == since
 
 
 def test_rotation_removes_partial_copies_a_killed_backup_left_but_not_one_being_written(
