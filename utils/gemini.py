@@ -2,10 +2,11 @@
 
 Every request goes through `GeminiProvider`: it tries `GEMINI_MODEL`, then each
 fallback model; on one model it retries 429/5xx/timeouts with exponential backoff
-and jitter, honouring the delay Google asks for, and moves on at once when the
-model is missing (404) or out of quota (429 RESOURCE_EXHAUSTED, while another
-model is left). It refuses at once while the circuit breaker is open, and a
-reply's wait for its first words is bounded by a deadline over all of that.
+and jitter, honouring the delay Google (or a `Retry-After`) asks for, and moves on
+at once when the model is missing (404), out of quota (429 RESOURCE_EXHAUSTED,
+while another model is left) or asks to wait longer than the longest backoff. It
+refuses at once while the circuit breaker is open, and a reply's wait for its first
+words is bounded by a deadline over all of that.
 A reply Google stopped early (safety filters, length limit, ...) ends with a
 `ReplyStopped` saying why. An answer that can't be read (no events, not JSON, not
 UTF-8) is retried like a dropped connection; a stream that ends without a finish
@@ -42,9 +43,11 @@ log = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 UNAVAILABLE_MODEL_STATUS = frozenset({404})
-_DURATION = re.compile(r"^\s*([\d.]+)s\s*$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
+_SECONDS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*$")  # Retry-After's other form is a date
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 NOT_ANSWERING = "The AI is not answering right now; please try again later."
+REFUSED_KEY = "The AI service refused the bot's API key; the bot's owner needs to check it."
 
 
 class IncompleteAnswer(Exception):
@@ -58,20 +61,40 @@ UNREADABLE = (IncompleteAnswer, errors.UnknownApiResponseError, UnicodeDecodeErr
 FAILED_TRY = (TimeoutError, aiohttp.ClientError, *UNREADABLE)
 
 
-def retry_delay(error: errors.APIError) -> float | None:
-    """The `RetryInfo.retryDelay` Google sent with an error, in seconds."""
+def _details(error: errors.APIError) -> list[dict[str, Any]]:
+    """The `details` of Google's error body; none from a body of another shape (a
+    proxy's `{"error": "busy"}`)."""
     body = error.details if isinstance(error.details, dict) else {}
-    for detail in body.get("error", {}).get("details", []) or []:
-        if str(detail.get("@type", "")).endswith("RetryInfo"):
-            match = _DURATION.match(str(detail.get("retryDelay", "")))
-            if match:
-                return float(match[1])
+    inner = body.get("error")
+    details = inner.get("details") if isinstance(inner, dict) else None
+    return [d for d in details if isinstance(d, dict)] if isinstance(details, list) else []
+
+
+def retry_delay(error: errors.APIError) -> float | None:
+    """How long to wait before another try, in seconds: the `RetryInfo.retryDelay` Google
+    sent with an error, else a `Retry-After` header in seconds (a proxy's, say)."""
+    for detail in _details(error):
+        if not str(detail.get("@type")).endswith("RetryInfo"):
+            continue
+        if match := _DURATION.match(str(detail.get("retryDelay", ""))):
+            return float(match[1])
+    headers = getattr(error.response, "headers", None) or {}
+    if match := _SECONDS.match(str(headers.get("Retry-After", ""))):
+        return float(match[1])
     return None
 
 
 def is_quota(error: errors.APIError) -> bool:
     """A 429 saying this model's quota is used up (Google sends RESOURCE_EXHAUSTED)."""
     return error.code == 429 and error.status == "RESOURCE_EXHAUSTED"
+
+
+def is_refused_key(error: errors.APIError) -> bool:
+    """Google refusing the key itself (invalid, expired, or not allowed this API): the
+    owner's setting, not the asker's message, is at fault."""
+    if error.code in (401, 403):
+        return True
+    return any(detail.get("reason") == "API_KEY_INVALID" for detail in _details(error))
 
 
 def is_transient(error: BaseException) -> bool:
@@ -123,6 +146,9 @@ class GeminiProvider:
             base_url=base_url,
             timeout=int(timeout * 10 * 1000),
             aiohttp_client=self.session,
+            # One try per call: the retries are ours. Without retry options, google-genai
+            # retries a dropped connection itself after sleeping 1 to 10 s.
+            retry_options=types.HttpRetryOptions(attempts=1),
         )
         self.client = genai.Client(api_key=api_key, http_options=options)
         self.breaker = breaker
@@ -319,6 +345,8 @@ class GeminiProvider:
                     self.metrics.gemini_error(error_kind(error))
                     if error.code not in RETRYABLE_STATUS | UNAVAILABLE_MODEL_STATUS:
                         log.error("Gemini refused the request: %s %s", error.code, error.message)
+                        if is_refused_key(error):
+                            raise AIError(REFUSED_KEY) from error
                         raise AIError("The AI could not process that message.") from error
                     failures.append(error)
                     if error.code in UNAVAILABLE_MODEL_STATUS or (
@@ -327,6 +355,10 @@ class GeminiProvider:
                         log.warning("model %s: %s; trying the next", model, error.status)
                         break
                     asked = retry_delay(error)
+                    if asked is not None and asked > self.max_delay:
+                        # A try before then fails again (a quota used up for the day, say).
+                        log.warning("model %s asks for %.0f s; trying the next", model, asked)
+                        break
                 except FAILED_TRY as error:
                     self.metrics.gemini_error(error_kind(error))
                     failures.append(error)

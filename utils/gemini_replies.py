@@ -26,8 +26,11 @@ class AIUnavailableError(AIError):
         super().__init__(f"AI is unavailable, try again in {max(1, round(retry_after))} s.")
 
 
+# A model turn that tried to call a tool and got the call wrong (worth asking again).
+MALFORMED_CALL = "malformed_call"
 # Why Google stopped a reply early: finish reason -> (stored reason, what users are told).
 _FINISH_REASONS = {
+    "MALFORMED_FUNCTION_CALL": (MALFORMED_CALL, "cut short by a malformed tool call"),
     "MAX_TOKENS": ("length", "cut at the length limit"),
     "SAFETY": ("safety", "blocked by the safety filter"),
     "IMAGE_SAFETY": ("safety", "blocked by the safety filter"),

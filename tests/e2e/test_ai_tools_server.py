@@ -509,6 +509,26 @@ async def test_the_bot_needs_server_wide_permissions_too(
     assert not [r for r in discord_fake.requests if r.method == "PUT" and "/roles/" in r.path]
 
 
+async def test_what_was_done_shows_when_the_reply_then_fails(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    mod: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    await start_bot(ai_settings(gemini_max_retries=0, **UNLIMITED))
+    await server_on(discord_fake, guild)
+    gemini_fake.reply_function_calls([("create_channel", {"name": "events"})])
+    gemini_fake.fail(503)  # the round after the call: no model answers
+    reply = await answer(discord_fake, guild.text, mod, "make an events channel")
+
+    assert any(c.name == "events" for c in guild.channels.values())
+    assert reply.content == (
+        "-# 📁 created #events\n\n*⚠️ The AI is not answering right now; please try again later.*"
+    )
+
+
 async def test_one_reply_makes_a_bounded_number_of_changes(
     discord_fake: FakeDiscord,
     gemini_fake: FakeGemini,

@@ -45,9 +45,21 @@ def sse(payload: dict[str, Any]) -> bytes:
     return f"data: {json.dumps(payload)}\r\n\r\n".encode()
 
 
-def error_body(status: int, text: str, retry_delay: float | None, model: str) -> dict[str, Any]:
-    """Google's ``{"error": {...}}``; a 429 names its quota, ``retry_delay`` adds RetryInfo."""
+def error_body(
+    status: int, text: str, retry_delay: float | None, model: str, reason: str | None = None
+) -> dict[str, Any]:
+    """Google's ``{"error": {...}}``; a 429 names its quota, ``retry_delay`` adds RetryInfo
+    and ``reason`` ErrorInfo (what Google sends for a bad key: ``API_KEY_INVALID``)."""
     details: list[dict[str, Any]] = []
+    if reason is not None:
+        details.append(
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": reason,
+                "domain": "googleapis.com",
+                "metadata": {"service": "generativelanguage.googleapis.com"},
+            }
+        )
     if status == 429:
         details.append(
             {

@@ -3,10 +3,10 @@
 Point ``genai.Client(api_key="test", http_options=types.HttpOptions(base_url=fake.url))``
 at a started :class:`FakeGemini` and script its answers: text (whole or streamed in
 chunks, optionally grounded by Google Search or URL context), turns of function
-calls with thought signatures, Google-shaped errors, hangs, streams that break or
-stall mid-way, replies that end with another ``finishReason`` (``SAFETY``,
-``MAX_TOKENS``, ...) or none, prompts refused through ``promptFeedback.blockReason``
-and raw bodies (an empty stream, one that is not JSON).
+calls with thought signatures, Google-shaped errors, dropped connections, hangs,
+streams that break or stall mid-way, replies that end with another ``finishReason``
+(``SAFETY``, ``MAX_TOKENS``, ...) or none, prompts refused through
+``promptFeedback.blockReason`` and raw bodies (an empty stream, one that is not JSON).
 Every request is recorded in :attr:`FakeGemini.requests`; :class:`GeminiRequest`
 reads the tools, function responses and texts it carries.
 
@@ -75,11 +75,19 @@ class _Fail:
     status: int
     message: str
     retry_delay: float | None
+    retry_after: float | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class _Drop:
+    pass
 
 
 @dataclass(frozen=True)
 class _Raw:
     body: bytes
+    status: int = 200
 
 
 @dataclass(frozen=True)
@@ -99,7 +107,7 @@ class _StalledStream:
     seconds: float
 
 
-_Script = _Reply | _Fail | _Hang | _BrokenStream | _StalledStream | _Blocked | _Raw
+_Script = _Reply | _Fail | _Drop | _Hang | _BrokenStream | _StalledStream | _Blocked | _Raw
 
 
 class FakeGemini:
@@ -256,21 +264,32 @@ class FakeGemini:
         *,
         times: int = 1,
         retry_delay: float | None = None,
+        retry_after: float | None = None,
         message: str | None = None,
         model: str | None = None,
+        reason: str | None = None,
     ) -> None:
         """Queue ``times`` error answers in Google's ``{"error": {...}}`` shape.
 
         A 429 carries a ``QuotaFailure`` detail; ``retry_delay`` adds a
-        ``google.rpc.RetryInfo`` detail (``"retryDelay": "1.5s"``) to any status.
+        ``google.rpc.RetryInfo`` detail (``"retryDelay": "1.5s"``) to any status,
+        ``reason`` a ``google.rpc.ErrorInfo`` one (``API_KEY_INVALID``), and
+        ``retry_after`` a ``Retry-After`` header (seconds), as a proxy may send.
         """
+        text = message or payloads.message(status)
         for _ in range(times):
-            self._push(model, _Fail(status, message or payloads.message(status), retry_delay))
+            self._push(model, _Fail(status, text, retry_delay, retry_after, reason))
 
-    def answer_raw(self, body: bytes, *, model: str | None = None) -> None:
-        """Queue an answer of ``body`` as it is, with status 200: an empty stream
-        (``b""``), an event that is not JSON, bytes that are not UTF-8."""
-        self._push(model, _Raw(body))
+    def drop(self, *, model: str | None = None) -> None:
+        """Close the next request's connection without answering (the client sees the
+        server disconnect, as when a kept-alive connection goes stale)."""
+        self._push(model, _Drop())
+
+    def answer_raw(self, body: bytes, *, status: int = 200, model: str | None = None) -> None:
+        """Queue an answer of ``body`` as it is: with status 200 an empty stream
+        (``b""``), an event that is not JSON, bytes that are not UTF-8; with another
+        status, a JSON error body that is not Google's (a proxy's)."""
+        self._push(model, _Raw(body, status))
 
     def hang(self, seconds: float = 3600, *, model: str | None = None) -> None:
         """Leave the next request unanswered for ``seconds``, then answer with the default.
@@ -379,15 +398,20 @@ class FakeGemini:
                 await response.write(payloads.sse(payload))
                 await response.write_eof()
                 return response
-            case _Raw(body):
-                if not stream:
-                    return web.Response(body=body, content_type="application/json")
+            case _Raw(body, status):
+                if not stream or status != 200:
+                    return web.Response(status=status, body=body, content_type="application/json")
                 response = await self._open_stream(request)
                 await response.write(body)
                 await response.write_eof()
                 return response
-            case _Fail(status, message, retry_delay):
-                return self._error(status, message, retry_delay, req.model)
+            case _Fail(status, message, retry_delay, retry_after, reason):
+                error = self._error(status, message, retry_delay, req.model, reason)
+                if retry_after is not None:
+                    error.headers["Retry-After"] = f"{retry_after:g}"
+                return error
+            case _Drop():
+                return self._drop(request, web.Response())
             case _Hang(seconds):
                 try:
                     await asyncio.wait_for(self._closing.wait(), seconds)
@@ -512,8 +536,13 @@ class FakeGemini:
         return {"values": _embedding("".join(texts(item.get("content", {}))), dim)}
 
     def _error(
-        self, status: int, message: str, retry_delay: float | None = None, model: str = ""
+        self,
+        status: int,
+        message: str,
+        retry_delay: float | None = None,
+        model: str = "",
+        reason: str | None = None,
     ) -> web.Response:
         return web.json_response(
-            payloads.error_body(status, message, retry_delay, model), status=status
+            payloads.error_body(status, message, retry_delay, model, reason), status=status
         )

@@ -149,6 +149,25 @@ async def test_the_last_model_out_of_quota_is_retried_after_the_delay_google_ask
     assert len(slept) == 1 and slept[0] >= 2
 
 
+async def test_a_wait_longer_than_the_longest_backoff_is_not_waited_for(
+    gemini_fake: FakeGemini,
+) -> None:
+    """A quota used up for the day: trying again within the backoff would fail again."""
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    gemini_fake.fail(429, retry_delay=3600)
+    provider = provider_for(gemini_fake, sleep=sleep)
+    try:
+        with pytest.raises(AIError, match="not answering"):
+            await collect(provider)
+    finally:
+        await provider.close()
+    assert slept == [] and len(gemini_fake.requests) == 1
+
+
 async def test_a_refused_request_does_not_try_the_fallbacks(gemini_fake: FakeGemini) -> None:
     gemini_fake.fail(400)
     provider = provider_for(gemini_fake, fallback_models=("gemini-b",))
@@ -158,6 +177,59 @@ async def test_a_refused_request_does_not_try_the_fallbacks(gemini_fake: FakeGem
     finally:
         await provider.close()
     assert [r.model for r in gemini_fake.requests] == ["gemini-main"]
+
+
+async def test_a_dropped_connection_is_tried_again_at_once(gemini_fake: FakeGemini) -> None:
+    """google-genai on its own sleeps 1 to 10 s before trying a dropped connection again;
+    the provider's backoff (here at most 0.01 s) is the only wait."""
+    gemini_fake.drop()
+    provider = provider_for(gemini_fake)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        assert await collect(provider) == "ok"
+    finally:
+        await provider.close()
+    assert loop.time() - started < 0.9
+    assert len(gemini_fake.requests) == 2
+
+
+async def test_the_next_try_waits_as_long_as_retry_after_asks(gemini_fake: FakeGemini) -> None:
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    gemini_fake.fail(503, retry_after=3)
+    provider = provider_for(gemini_fake, sleep=sleep)
+    try:
+        assert await collect(provider) == "ok"
+    finally:
+        await provider.close()
+    assert len(gemini_fake.requests) == 2
+    assert len(slept) == 1 and slept[0] >= 3
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b'{"error": "busy"}', id="error as text"),
+        pytest.param(
+            b'{"error": {"details": ["x", {"@type": "RetryInfo", "retryDelay": "1.2.3s"}]}}',
+            id="odd details",
+        ),
+    ],
+)
+async def test_a_rate_limit_in_a_proxys_words_is_retried(
+    gemini_fake: FakeGemini, body: bytes
+) -> None:
+    gemini_fake.answer_raw(body, status=429)
+    provider = provider_for(gemini_fake)
+    try:
+        assert await collect(provider) == "ok"
+    finally:
+        await provider.close()
+    assert len(gemini_fake.requests) == 2
 
 
 async def test_the_deadline_bounds_the_wait_across_retries_and_fallbacks(

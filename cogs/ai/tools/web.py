@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 
 from utils.db import DB_ERRORS
 from utils.gemini import GeminiProvider
-from utils.gemini_replies import Reply
+from utils.gemini_replies import AIError, Reply
 from utils.text import truncate
 from utils.tools import Asker, Done, Family, Source, Tool, ToolRefused
 from utils.usage import UsageStore
@@ -42,6 +42,7 @@ MAX_ANSWER = 4000  # characters of its answer the model gets
 MAX_SOURCES = 5  # source addresses the model gets
 MAX_URI = 300  # characters of each
 NOT_A_LINK = "That is not a web link (http or https)."
+NO_ANSWER = "Google gave no answer this time ({why}). Do not answer as if it had."
 NOT_PASTED = (
     "Not opened: only links the person wrote in their message are read. Ask them to "
     "paste the link if they want it read."
@@ -78,7 +79,8 @@ def _bare(link: str) -> str:
 
 def tools(provider: GeminiProvider, usage: UsageStore) -> list[Tool]:
     async def grounded(asker: Asker, text: str, system: str, tool: types.ToolDict) -> Reply:
-        """One request with only Google's `tool`; its tokens count for the asker's server."""
+        """One request with only Google's `tool`; its tokens count for the asker's server.
+        A reply without text is an error the model explains."""
         reply = await provider.generate(
             [{"role": "user", "parts": [{"text": text}]}],
             system=system,
@@ -92,6 +94,11 @@ def tools(provider: GeminiProvider, usage: UsageStore) -> list[Tool]:
                 await usage.record(guild_id, spent.prompt_tokens, spent.output_tokens)
             except DB_ERRORS:  # the person still gets the answer; the log says what usage lacks
                 log.exception("could not count the tokens of a web tool's request")
+        if not reply.text.strip():
+            # Blocked, or its thinking used up MAX_OUTPUT_TOKENS: an empty answer would
+            # read as "nothing was found there".
+            stopped = reply.stopped()
+            raise AIError(NO_ANSWER.format(why=stopped.reason if stopped else "empty"))
         return reply
 
     def found(reply: Reply) -> list[Source]:
