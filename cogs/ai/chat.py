@@ -3,7 +3,8 @@
 An exchange is stored as soon as the first words of the reply are shown, and
 kept in step with what is shown until it ends, marked incomplete if it stopped
 early. The model turn also keeps the id of the reply's latest Discord message, so
-a reply the process died while writing can be finalised at the next start. A
+a reply the process died while writing can be finalised at the next start, and the
+ids of its earlier ones, so that deleting any of them takes the reply out of the history. A
 reply that failed before showing anything stores nothing: the person saw only an
 error.
 """
@@ -37,7 +38,14 @@ from cogs.ai.tools.toolbox import Toolbox, footer
 from utils.db import DB_ERRORS
 from utils.errors import BotError
 from utils.gemini import GeminiProvider
-from utils.gemini_replies import AIError, AIUnavailableError, Reply, Usage
+from utils.gemini_replies import (
+    MALFORMED_CALL,
+    AIError,
+    AIUnavailableError,
+    Reply,
+    ReplyStopped,
+    Usage,
+)
 from utils.memory.chatlog import BOT_LABEL
 from utils.memory.records import Readable, Recalled, Scope
 from utils.memory.service import MemoryService
@@ -83,11 +91,14 @@ class _Exchange:
         self.user = user
         self.continues = continues  # the newest turn of the context it answers (0: none)
         self.turns: list[Turn] = []
+        self.parts: list[int] = []  # the reply's earlier messages, stored with it
         self.dropped = False  # the channel was reset before it could be stored
 
-    async def record(self, text: str, incomplete: str | None, message_id: int) -> None:
+    async def record(self, text: str, incomplete: str | None, message_ids: list[int]) -> None:
         if self.dropped:
             return
+        *earlier, message_id = message_ids
+        parts = earlier[len(self.parts) :]  # those not stored yet
         if not self.turns:
             model = Turn("model", 0, BOT_LABEL, text, message_id, incomplete)
             self.turns = await self.store.add_turns(
@@ -95,14 +106,16 @@ class _Exchange:
                 self.place.channel_id,
                 [self.user, model],
                 continues=self.continues,
+                parts=parts,
             )
             self.dropped = not self.turns
-            return
-        old = self.turns[1]
-        if (text, incomplete, message_id) != (old.content, old.incomplete, old.message_id):
-            self.turns[1] = await self.store.rewrite_turn(
-                self.place.channel_id, old, text, incomplete, message_id
-            )
+        else:
+            old = self.turns[1]
+            if (text, incomplete, message_id) != (old.content, old.incomplete, old.message_id):
+                self.turns[1] = await self.store.rewrite_turn(
+                    self.place.channel_id, old, text, incomplete, message_id, parts
+                )
+        self.parts = earlier
 
 
 class ChatEngine:
@@ -233,9 +246,11 @@ class ChatEngine:
         **request: Any,
     ) -> AsyncGenerator[str, None]:
         """The reply's text over as many requests as its tool calls take (at most
-        `max_tool_rounds` rounds of calls; the last request must answer in text), then a
-        line of what the tools did and the sources. `reply` collects all of it; each
-        request gets as long for its first words as the first one had."""
+        `max_tool_rounds` rounds of calls, a malformed call asked for again counting as
+        one; the last request must answer in text), then a line of what the tools did and
+        the sources (what they did shows above an error that ends a later round too).
+        `reply` collects all of it; each request gets as long for its first words as the
+        first one had."""
         loop = asyncio.get_running_loop()
         span = request["deadline"] - loop.time()
         for round_ in range(self.max_tool_rounds + 1):
@@ -254,6 +269,23 @@ class ChatEngine:
                     first = False
                     reply.text += text
                     yield text
+            except BotError as error:
+                if (
+                    isinstance(error, ReplyStopped)
+                    and error.reason == MALFORMED_CALL
+                    and not part.text
+                    and mode != _NONE
+                ):
+                    # A call the model got wrong (Gemini does that now and then) is asked
+                    # for again, as a round of its own.
+                    log.info("%s made a malformed tool call; asking again", part.model)
+                    request["deadline"] = loop.time() + span
+                    continue
+                # What earlier rounds' tools did (a channel made, a song queued) shows
+                # above the error, so nobody asks for it twice.
+                if toolbox is not None and (done := footer(toolbox.notes, [])):
+                    yield done
+                raise
             finally:  # Google bills a round however it ended
                 reply.usage.prompt_tokens += part.usage.prompt_tokens
                 reply.usage.output_tokens += part.usage.output_tokens

@@ -8,7 +8,7 @@ The only code that writes the AI chat tables; long-term memory reads the log thr
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -58,12 +58,20 @@ class ChatStore:
     # Conversation
 
     async def add_turns(
-        self, guild_id: int | None, channel_id: int, turns: list[Turn], *, continues: int = 0
+        self,
+        guild_id: int | None,
+        channel_id: int,
+        turns: list[Turn],
+        *,
+        continues: int = 0,
+        parts: Sequence[int] = (),
     ) -> list[Turn]:
         """Store turns and prune the channel to `history_limit` turns, atomically;
         return them as stored. A reply to a conversation whose newest turn was
         `continues` is not stored (nothing is: []) when none of it is left, since the
-        channel was reset meanwhile: the reply would bring back what was forgotten."""
+        channel was reset meanwhile: the reply would bring back what was forgotten.
+        `parts`: the earlier Discord messages of the last turn (a reply split over
+        several; its `message_id` is the latest)."""
         try:
             async with self.db.transaction() as conn:
                 if continues and not await conn.fetchval(
@@ -72,6 +80,8 @@ class ChatStore:
                 ):
                     return []
                 stored = [await self._insert(conn, guild_id, channel_id, t) for t in turns]
+                if parts:
+                    await self._add_parts(conn, stored[-1].id, parts)
                 pruned = await conn.fetchall(
                     "DELETE FROM ai_messages WHERE channel_id = ? AND id <= ("
                     "SELECT id FROM ai_messages WHERE channel_id = ? ORDER BY id DESC "
@@ -97,9 +107,11 @@ class ChatStore:
         content: str,
         incomplete: str | None,
         message_id: int | None,
+        parts: Sequence[int] = (),
     ) -> Turn:
-        """Replace a stored turn's text, incomplete mark and Discord message (a reply as
-        it grows)."""
+        """Replace a stored turn's text, incomplete mark and latest Discord message (a
+        reply as it grows); `parts`: the reply's earlier messages not stored yet (it
+        continued in a new message)."""
         new = replace(
             turn,
             content=content,
@@ -108,13 +120,26 @@ class ChatStore:
             message_id=message_id,
         )
         with self._cache.extending(channel_id):
-            await self.db.execute(
-                "UPDATE ai_messages SET content = ?, tokens = ?, incomplete = ?, message_id = ? "
-                "WHERE id = ? AND channel_id = ?",
-                (new.content, new.tokens, new.incomplete, new.message_id, new.id, channel_id),
-            )
+            async with self.db.transaction() as conn:
+                await conn.execute(
+                    "UPDATE ai_messages SET content = ?, tokens = ?, incomplete = ?, "
+                    "message_id = ? WHERE id = ? AND channel_id = ?",
+                    (new.content, new.tokens, new.incomplete, new.message_id, new.id, channel_id),
+                )
+                await self._add_parts(conn, new.id, parts)
         self._cache.rewritten(channel_id, turn, new, self.context_tokens)
         return new
+
+    @staticmethod
+    async def _add_parts(conn: Connection, turn_id: int, parts: Sequence[int]) -> None:
+        """Note earlier messages of a reply, unless the reply is gone (deleted meanwhile)."""
+        if not parts:
+            return
+        await conn.executemany(
+            "INSERT INTO ai_reply_parts (message_id, turn_id) "
+            "SELECT ?, id FROM ai_messages WHERE id = ? ON CONFLICT DO NOTHING",
+            [(message_id, turn_id) for message_id in parts],
+        )
 
     @staticmethod
     async def _insert(conn: Connection, guild_id: int | None, channel_id: int, turn: Turn) -> Turn:
@@ -263,14 +288,17 @@ class ChatStore:
 
     async def delete_messages(self, channel_id: int, message_ids: Collection[int]) -> list[Turn]:
         """Forget the turns of messages deleted in Discord (people's, or replies of the
-        bot's), and the summary if it covered one; the turns deleted."""
+        bot's), and the summary if it covered one; the turns deleted. A reply split over
+        several messages goes whole when any of them is deleted: what is left of it in
+        Discord reads as a fragment, and the history keeps no part of a reply alone."""
         marks = ",".join("?" * len(message_ids))
         with self._cache.writing((self._cache.tails, channel_id), (self._cache.prefs, channel_id)):
             async with self.db.transaction() as conn:
                 rows = await conn.fetchall(
-                    f"DELETE FROM ai_messages WHERE channel_id = ? AND message_id IN ({marks}) "
+                    f"DELETE FROM ai_messages WHERE channel_id = ? AND (message_id IN ({marks}) "
+                    f"OR id IN (SELECT turn_id FROM ai_reply_parts WHERE message_id IN ({marks}))) "
                     f"RETURNING {TURN_COLUMNS}",
-                    (channel_id, *message_ids),
+                    (channel_id, *message_ids, *message_ids),
                 )
                 turns = [Turn(*row) for row in rows]
                 if turns:

@@ -57,8 +57,8 @@ class Splitter(Protocol):
 
 
 # Called with the text shown so far, why it is incomplete (None: the whole reply) and the
-# id of the reply's latest message (the one that shows the writing marker).
-Recorder = Callable[[str, str | None, int], Awaitable[None]]
+# ids of the reply's messages so far, in order (the latest shows the writing marker).
+Recorder = Callable[[str, str | None, list[int]], Awaitable[None]]
 
 
 class _Messages:
@@ -81,8 +81,8 @@ class _Messages:
                 self.edits += 1
 
     @property
-    def last_id(self) -> int:
-        return self.sent[-1].id
+    def ids(self) -> list[int]:
+        return [message.id for message in self.sent]
 
 
 async def stream_reply(
@@ -119,19 +119,19 @@ async def stream_reply(
                 await messages.show([*plan.frozen, plan.tail])
                 seen = text
                 last_render = clock()
-                await record(text, WRITING, messages.last_id)
+                await record(text, WRITING, messages.ids)
         final = splitter.finish(text)
         if not final:
             raise BotError("The AI sent an empty reply; please try again.")
         await messages.show(final)
         shown_whole = True
-        await record(text, None, messages.last_id)
+        await record(text, None, messages.ids)
     except BotError as error:
         if not messages.sent:
             raise
         await messages.show(splitter.finish(_noted(text, CUT_OFF_NOTE.format(error=error))))
         reason = error.reason if isinstance(error, ReplyStopped) else "error"
-        await record(text, reason, messages.last_id)
+        await record(text, reason, messages.ids)
         raise ReplyCutOff(str(error)) from error
     except Exception as error:  # Discord or the history failed mid-reply (a message deleted...)
         if not messages.sent or shown_whole:
@@ -142,16 +142,16 @@ async def stream_reply(
         note = CUT_OFF_NOTE.format(error=FAILED)
         if await _finalise(messages, splitter.finish(_noted(text, note))):
             seen = text
-        await _finalise(messages, None, lambda: record(seen, "error", messages.last_id))
+        await _finalise(messages, None, lambda: record(seen, "error", messages.ids))
         raise ReplyCutOff(FAILED) from error
     except asyncio.CancelledError:
         if shown_whole:
-            await _finalise(messages, None, lambda: record(text, None, messages.last_id))
+            await _finalise(messages, None, lambda: record(text, None, messages.ids))
         elif messages.sent:
             await _finalise(
                 messages,
                 splitter.finish(_noted(text, RESTART_NOTE)),
-                lambda: record(text, RESTART, messages.last_id),
+                lambda: record(text, RESTART, messages.ids),
             )
         raise
     return messages.sent

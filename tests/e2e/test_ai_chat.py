@@ -29,6 +29,7 @@ from tests.fakes.clock import FakeClock
 from tests.fakes.discord_models import PRIVATE_THREAD
 from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeMessage, FakeUser
 from tests.fakes.gemini_server import FakeGemini
+from utils.memory.records import Scope
 
 FENCE_LINE = re.compile(r"^```", re.MULTILINE)
 ROOT = Path(__file__).resolve().parents[2]
@@ -141,6 +142,37 @@ async def test_long_reply_with_code_is_split_cleanly(
         return re.sub(r"\s+|```(python)?", "", value)
 
     assert strip("".join(m.content for m in messages)) == strip(text)
+
+
+async def test_deleting_the_first_message_of_a_long_reply_takes_the_reply_out_of_the_history(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    text = "This sentence explains a point in some detail. " * 100
+    gemini_fake.reply([text[i : i + 700] for i in range(0, len(text), 700)], chunk_delay=0.02)
+    settings = ai_settings(
+        memory_enabled=True, embedding_model="hashing", memory_consolidation_minutes=0
+    )
+    bot = await start_bot(settings)
+    await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} explain")
+    first, *_ = await wait_reply_done(discord_fake, guild.text, count=3)
+    assert [role for role, _, _ in await stored_rows(bot, guild.text.id)] == ["user", "model"]
+    memory, scope = bot.memory, Scope("guild", guild.id)
+    assert memory is not None
+
+    async def remembered() -> list[str]:
+        await memory.flush()  # the exchange is handed to memory once the reply is stored
+        return [m.text for m in await memory.memories_of(scope, member.id)]
+
+    assert "alice: explain" in (await eventually(remembered))[0]
+
+    discord_fake._delete_message(first)  # a moderator deletes the start of the reply
+    await eventually(lambda: stored_rows(bot, guild.text.id), equals=[("user", "explain", None)])
+    await eventually(remembered, equals=[])  # the memory of the exchange goes too
 
 
 async def test_a_reply_that_fills_one_message_stays_one_message(
@@ -407,6 +439,35 @@ async def test_failed_generation_is_not_stored(
     reply = await discord_fake.wait_for_message(guild.text)
     assert reply.content == "The AI could not process that message."
     assert await bot.db.fetchval("SELECT count(*) FROM ai_messages") == 0
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [
+        pytest.param(400, "API_KEY_INVALID", id="invalid key"),
+        pytest.param(403, None, id="key not allowed this API"),
+    ],
+)
+async def test_a_key_google_refuses_is_blamed_on_the_owners_setting_not_the_message(
+    status: int,
+    reason: str | None,
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    gemini_fake.fail(
+        status, message="API key not valid. Please pass a valid API key.", reason=reason
+    )
+    await start_bot(ai_settings())
+    reply = await ask(discord_fake, guild.text, member, "hello?")
+    assert (
+        reply.content
+        == "The AI service refused the bot's API key; the bot's owner needs to check it."
+    )
+    assert len(gemini_fake.requests) == 1  # not retried: another try is refused the same
 
 
 @pytest.mark.parametrize(
@@ -1816,6 +1877,26 @@ async def test_persona_list_shows_every_persona_however_many(
     assert all(len(m.content) <= 2000 for m in messages)
     listed = final_text(messages)
     assert all(f"`extra{i:02}`" in listed for i in range(12)) and "`default`" in listed
+
+
+async def test_persona_names_complete_from_the_titles_people_see(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    await start_bot(ai_settings())
+    typed = await discord_fake.invoke_slash(
+        guild.text,
+        discord_fake.owner,
+        "ai",
+        {"name": "capt"},
+        subcommand=["persona", "set"],
+        focused="name",
+    )
+    response = await typed.wait_response()
+    assert response["type"] == 8
+    assert response["data"]["choices"] == [{"name": "Captain Byte", "value": "pirate"}]
 
 
 async def test_edits_by_other_bots_and_webhooks_cost_no_database_work(

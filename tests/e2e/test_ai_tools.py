@@ -17,6 +17,7 @@ from cogs.ai.tools.web import (
     MAX_OUTPUT_TOKENS,
     MAX_SOURCES,
     MAX_URI,
+    NO_ANSWER,
     NOT_A_LINK,
     NOT_PASTED,
 )
@@ -267,6 +268,26 @@ async def test_what_the_web_tools_hand_the_model_is_bounded(
     assert len(read["page_says"]) == MAX_ANSWER
 
 
+async def test_a_search_google_gave_no_answer_to_is_an_error_not_an_empty_answer(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    gemini_fake.reply_function_calls([("web_search", {"query": "x"})])
+    gemini_fake.reply("", finish_reason="MAX_TOKENS")  # its thinking used up its tokens
+    gemini_fake.reply("The search gave me nothing this time.")
+    await start_bot(ai_settings())
+    reply = await answer(discord_fake, guild.text, member, "search x")
+
+    assert chats(gemini_fake)[1].function_responses == [
+        ("web_search", {"error": NO_ANSWER.format(why="length")})
+    ]
+    assert reply.content == "The search gave me nothing this time."
+
+
 async def test_the_web_tools_requests_count_in_the_servers_usage(
     discord_fake: FakeDiscord,
     gemini_fake: FakeGemini,
@@ -307,6 +328,26 @@ async def test_a_model_that_keeps_calling_gets_the_round_limit(
     assert [r.function_calling_mode for r in requests] == ["AUTO", "AUTO", "AUTO", "NONE"]
     assert len(requests[-1].function_responses) == 3
     assert reply.content == "Checking.\n\nChecking.\n\nChecking.\n\nDone checking: 2 members."
+
+
+async def test_a_malformed_tool_call_is_asked_for_again(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    gemini_fake.reply("", finish_reason="MALFORMED_FUNCTION_CALL")
+    gemini_fake.reply_function_calls([("member_count", {})])
+    gemini_fake.reply("The server has 2 members.")
+    await start_bot(ai_settings())
+    reply = await answer(discord_fake, guild.text, member, "how many members?")
+
+    assert reply.content == "The server has 2 members."
+    first, again, last = chats(gemini_fake)
+    assert again.contents == first.contents, "asked again as it was"
+    assert last.function_responses == [("member_count", {"members": len(guild.members)})]
 
 
 async def test_failing_tools_become_error_results_and_the_bot_goes_on(
@@ -405,6 +446,36 @@ async def test_switches_decide_what_is_declared(
         "read_link",
     } <= declared  # a server's switch does not reach DMs
     assert not declared & (INFO_TOOLS - {"current_time"})
+
+
+async def test_a_misspelt_tools_switch_is_refused_not_ignored(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """`!ai tools search of` used to show the list as if nothing had been asked."""
+    await start_bot(ai_settings())
+
+    async def typed(text: str) -> str:
+        sent = await discord_fake.send_message(guild.text, discord_fake.owner, text)
+        answer = await discord_fake.wait_for_message(
+            guild.text, predicate=lambda m: m.id > sent.id and bool(m.content or m.embeds)
+        )
+        return answer.content
+
+    assert (await typed("!ai tools search of")).startswith("`mode` must be one of: on, off.")
+    assert (await typed("!ai tools serch off")).startswith("`family` must be one of: music,")
+    half = await discord_fake.invoke_slash(
+        guild.text, discord_fake.owner, "ai", {"mode": "off"}, subcommand="tools"
+    )
+    assert (await half.wait_response())["data"]["content"] == (
+        "Give a family and on or off to switch it, or neither to see them."
+    )
+    await answer(discord_fake, guild.text, member, "hi")
+    assert "web_search" in chats(gemini_fake)[-1].declared_functions, "search is still on"
 
 
 async def test_tools_turned_off_for_the_bot(

@@ -192,6 +192,9 @@ async def test_a_guild_left_while_offline_is_found_by_whichever_feature_holds_it
             g, g + 1, member.id, "create_channel", "{}", "made", ok=True
         ),
         "memory": lambda g: memory.add_fact(Scope("guild", g), member.id, "Al", "likes tea"),
+        "memory (how far consolidation read)": lambda g: memory.store.mark_consolidated(
+            g, g + 1, 5
+        ),
         "music": lambda g: MusicStore(bot.db).save(Session(g, 1, 2, current=song)),
         "music settings": lambda g: MusicSettingsStore(bot.db, keep=bool).update(g, stay=True),
         "music library": lambda g: LibraryStore(bot.db).record(g, song),
@@ -224,6 +227,8 @@ async def test_rejoining_within_the_grace_keeps_a_guild_and_leaving_for_good_del
     await chat.add_turns(other.id, other.text.id, words(member, "other words"))
     await memory.add_fact(Scope("guild", guild.id), member.id, member.name, "likes tea")
     await memory.add_fact(Scope("guild", other.id), member.id, member.name, "likes coffee")
+    await memory.store.mark_consolidated(guild.id, guild.text.id, 2)
+    await memory.store.mark_consolidated(other.id, other.text.id, 4)
     await bot.guild_settings.set_prefix(guild.id, "?")
     await MusicStore(bot.db).save(
         Session(guild.id, guild.voice.id, guild.text.id, current=Track("Song", "x", member.id))
@@ -251,6 +256,8 @@ async def test_rejoining_within_the_grace_keeps_a_guild_and_leaving_for_good_del
     assert await memory.count_of(Scope("guild", guild.id), member.id) == 0
     assert await memory.recall(Scope("guild", guild.id), "likes tea") == []
     assert await memory.count_of(Scope("guild", other.id), member.id) == 1
+    read = await memory.store.consolidated([guild.text.id, other.text.id])
+    assert read == {other.text.id: 4}, "how far the guild's channels were read goes with it"
 
 
 async def test_memories_go_with_their_channel_and_guild_while_memory_is_off(

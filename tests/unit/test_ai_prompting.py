@@ -101,6 +101,7 @@ def test_the_bot_has_one_label_in_the_prompt_the_summary_and_memory() -> None:
     summary = summary_request(None, said)[0]["parts"][0]["text"]
     memory = "\n".join(Exchange.of(Scope("guild", 1), 5, said, 0.0).lines)
     facts = consolidation.request(said)[0]["parts"][0]["text"]
+    facts = re.sub(r"^\[\d+\] ", "", facts, flags=re.MULTILINE)  # its lines are numbered
     for text in (transcript, summary, memory, facts):
         assert "alice: hi\nassistant: hello" in text, text
     assert "'assistant'" in system_instruction(parse_persona("p", "A."), None, "#general")

@@ -223,6 +223,49 @@ async def test_a_reply_stored_early_is_rewritten_in_place(store: ChatStore) -> N
     assert (await store.recent_turns(10, 0, 1000))[0] == [user, whole]
 
 
+async def test_deleting_any_message_of_a_reply_split_over_several_takes_the_reply_out(
+    store: ChatStore,
+) -> None:
+    async def split_reply(first: int, question: str) -> Turn:
+        """A reply shown in messages first, first + 1 and first + 2, stored as it grew."""
+        _, model = await store.add_turns(
+            1,
+            10,
+            [Turn("user", 7, "alice", question), Turn("model", 0, "ai", "a", first + 1)],
+            parts=[first],  # its first words already filled a message
+        )
+        return await store.rewrite_turn(10, model, "a b", None, first + 2, [first + 1])
+
+    await split_reply(100, "one")
+    await split_reply(200, "two")
+    await split_reply(300, "three")
+    await store.recent_turns(10, 0, 1000)  # cached
+
+    assert [t.content for t in await store.delete_messages(10, [100])] == ["a b"]
+    assert [t.content for t in await store.delete_messages(10, [201, 999])] == ["a b"]
+    # A bulk delete of a part and the latest message of another reply: each goes once.
+    assert [t.content for t in await store.delete_messages(10, [300, 302])] == ["a b"]
+    assert [t.content for t in (await store.recent_turns(10, 0, 1000))[0]] == [
+        "one",
+        "two",
+        "three",
+    ]
+    assert await store.db.fetchval("SELECT count(*) FROM ai_reply_parts") == 0
+    await split_reply(400, "four")
+    await store.reset(10)  # the parts go with their reply, whatever deletes it
+    assert await store.db.fetchval("SELECT count(*) FROM ai_reply_parts") == 0
+
+
+async def test_a_reply_deleted_while_it_grows_notes_no_parts(store: ChatStore) -> None:
+    _, model = await store.add_turns(
+        1, 10, [Turn("user", 7, "alice", "q"), Turn("model", 0, "ai", "a", 1)]
+    )
+    await store.delete_messages(10, [1])
+    await store.rewrite_turn(10, model, "a b", None, 2, [1])  # its next message went out
+    assert await store.db.fetchval("SELECT count(*) FROM ai_reply_parts") == 0
+    assert [t.content for t in await store.turns(10)] == ["q"]
+
+
 async def test_replies_left_being_written_are_found_and_marked(store: ChatStore) -> None:
     def reply(text: str, message_id: int, incomplete: str | None) -> list[Turn]:
         return [

@@ -44,16 +44,18 @@ class Sink:
 
 
 class Recorder:
-    """What the history would hold: every (text, incomplete) the stream reported, and
-    the latest message it named each time."""
+    """What the history would hold: every (text, incomplete) the stream reported, the
+    latest message it named each time, and every message it named the last time."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str | None]] = []
         self.message_ids: list[int] = []
+        self.all_ids: list[int] = []
 
-    async def __call__(self, text: str, incomplete: str | None, message_id: int) -> None:
+    async def __call__(self, text: str, incomplete: str | None, message_ids: list[int]) -> None:
         self.calls.append((text, incomplete))
-        self.message_ids.append(message_id)
+        self.message_ids.append(message_ids[-1])
+        self.all_ids = list(message_ids)
 
 
 class Clock:
@@ -98,6 +100,16 @@ async def test_long_reply_continues_in_new_messages() -> None:
     ids = [m.id for m in sink.messages]
     assert record.message_ids[0] == ids[0] and record.message_ids[-1] == ids[-1]
     assert sorted(set(record.message_ids)) == ids
+
+
+async def test_the_record_names_every_message_of_a_reply_even_those_sent_at_once() -> None:
+    clock, sink, record = Clock(), Sink(), Recorder()
+    text = "A sentence of some length that keeps going. " * 120
+    # The first piece already fills three messages: none of them is ever "the latest"
+    # alone at a record but the last, yet the history must know them all.
+    await stream_reply(pieces([text], clock, 1.0), sink, record, interval=1.0, clock=clock)
+    assert len(sink.messages) == 3
+    assert record.all_ids == [m.id for m in sink.messages]
 
 
 async def test_failure_after_text_marks_the_reply() -> None:

@@ -66,6 +66,27 @@ def test_grows_into_hnsw_with_high_recall_and_keeps_deletes() -> None:
     assert 1500 not in index.search(vectors[500], 10)[0]
 
 
+def test_dead_hnsw_vectors_never_come_back_and_are_compacted_past_their_share(
+    tmp_path: Path,
+) -> None:
+    vectors = unit_vectors(400, seed=5)
+    index = VectorIndex.build(np.arange(400), vectors, SMALL)
+    assert index.kind == "hnsw"
+    dead = set(range(0, 400, 7))
+    index.remove(dead)
+    path = tmp_path / "guild-1.faiss"
+    index.save(path, META)
+    loaded = VectorIndex.load(path, META, SMALL)
+    for current in (index, loaded):
+        for i in dead:  # each the nearest to its own query
+            assert not set(current.search(vectors[i], 50)[0].tolist()) & dead
+    assert not index.needs_rebuild()  # 58 of 400: under the share
+    index.remove(range(1, 400, 7))
+    assert index.needs_rebuild()
+    index.rebuilt()
+    assert index.tombstones == 0 and len(index) == 400 - 58 - 57
+
+
 def test_changes_during_a_rebuild_are_kept(monkeypatch: pytest.MonkeyPatch) -> None:
     vectors = unit_vectors(300, seed=3)
     index = VectorIndex(SMALL)

@@ -154,39 +154,54 @@ def test_age_text() -> None:
     ]
 
 
-PEOPLE = {"alice": (7, "Alice"), "bob": (8, "Bob")}
+SPEAKERS = [(7, "Alice"), None, (8, "Bob")]  # by line: Alice, the assistant, Bob
 
 
-def test_parse_structured_answer_maps_names_to_people() -> None:
+def test_parse_structured_answer_maps_lines_to_people() -> None:
     text = (
-        '[{"user": "Alice", "fact": "Alice has a cat named Whiskers."},'
-        ' {"user": "bob", "fact": "Bob plays the drums."},'
-        ' {"user": "Carol", "fact": "Carol is unknown here."},'
-        ' {"user": "Alice", "fact": ""}, "chatter", {"fact": 3}]'
+        '[{"line": 1, "user": "Alice", "fact": "Alice has a cat named Whiskers."},'
+        ' {"line": 3, "user": "bob", "fact": "Bob plays the drums."},'
+        ' {"line": 3, "user": "Carol", "fact": "Carol is unknown here."},'
+        ' {"line": 1, "user": "Alice", "fact": ""}, "chatter", {"fact": 3},'
+        ' {"line": 4, "user": "Bob", "fact": "Bob has no such line."},'
+        ' {"line": "1", "user": "Alice", "fact": "Alice names no line."},'
+        ' {"line": true, "user": "Alice", "fact": "Alice names no line either."}]'
     )
-    facts = consolidation.parse(text, PEOPLE)
+    facts = consolidation.parse(text, SPEAKERS)
     assert facts == [
-        consolidation.Fact(7, "Alice", "Alice has a cat named Whiskers."),
-        consolidation.Fact(8, "Bob", "Bob plays the drums."),
+        consolidation.Fact(7, "Alice", "Alice has a cat named Whiskers.", 1),
+        consolidation.Fact(8, "Bob", "Bob plays the drums.", 3),
     ]
 
 
-def test_parse_drops_facts_about_the_assistant_or_anyone_absent() -> None:
-    """Even with one person present: a fact labelled with anyone else is not theirs."""
+def test_parse_keeps_a_fact_only_for_who_said_it_of_themselves() -> None:
+    """A fact about Alice drawn from Bob's line, or the assistant's, is nobody's."""
     text = (
-        '[{"user": "assistant", "fact": "The assistant is called Gem."},'
-        ' {"user": "Carol", "fact": "Carol is a chef."},'
-        ' {"user": " ALICE ", "fact": "Alice likes tea."}]'
+        '[{"line": 2, "user": "assistant", "fact": "The assistant is called Gem."},'
+        ' {"line": 3, "user": "Alice", "fact": "Alice is a thief."},'
+        ' {"line": 2, "user": "Alice", "fact": "Alice is a chef."},'
+        ' {"line": 1, "user": " ALICE ", "fact": "Alice likes tea."}]'
     )
-    assert consolidation.parse(text, {"alice": (7, "Alice")}) == [
-        consolidation.Fact(7, "Alice", "Alice likes tea.")
+    assert consolidation.parse(text, SPEAKERS) == [
+        consolidation.Fact(7, "Alice", "Alice likes tea.", 1)
     ]
+
+
+def test_speakers_are_nobody_for_the_bot_and_for_a_name_two_people_share() -> None:
+    turns = [
+        Turn("user", 7, "Sam", "a"),
+        Turn("model", 0, "assistant", "b"),
+        Turn("user", 8, "sam", "c"),
+        Turn("user", 9, "Robin", "d"),
+        Turn("user", 10, "Assistant", "e"),
+    ]
+    assert consolidation.speakers_of(turns) == [None, None, None, (9, "Robin"), None]
 
 
 def test_parse_answers_that_are_not_a_list() -> None:
-    assert consolidation.parse("[]", PEOPLE) == []
-    assert consolidation.parse('{"user": "Alice", "fact": "Likes tea."}', PEOPLE) == []
-    assert consolidation.parse("Nothing worth keeping.", PEOPLE) == []
+    assert consolidation.parse("[]", SPEAKERS) == []
+    assert consolidation.parse('{"line": 1, "user": "Alice", "fact": "Likes tea."}', SPEAKERS) == []
+    assert consolidation.parse("Nothing worth keeping.", SPEAKERS) == []
 
 
 def test_memory_reads_the_chat_log_only_through_the_chat_store() -> None:

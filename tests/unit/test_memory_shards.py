@@ -144,13 +144,13 @@ async def test_each_process_consolidates_the_channels_of_its_own_guilds(
     first = await make_service("first", provider=provider, owns=not_guild_b)
     second = await make_service("second", provider=provider, owns=lambda g: g == GUILD_B.id)
 
-    gemini_fake.reply('[{"user": "Alice", "fact": "Alice lives in Leeds."}]')
+    gemini_fake.reply('[{"line": 1, "user": "Alice", "fact": "Alice lives in Leeds."}]')
     assert await first.consolidate_once() == 1
     [request] = gemini_fake.requests
-    assert request.last_user_text == "Conversation:\nAlice: I live in Leeds"
+    assert request.last_user_text == "Conversation:\n[1] Alice: I live in Leeds"
     assert second.indexes.loaded(GUILD_A) is None
 
-    gemini_fake.reply('[{"user": "Bob", "fact": "Bob plays the drums."}]')
+    gemini_fake.reply('[{"line": 1, "user": "Bob", "fact": "Bob plays the drums."}]')
     assert await second.consolidate_once() == 1
     assert "Bob: I play drums" in gemini_fake.requests[-1].last_user_text
     assert await first.consolidate_once() == await second.consolidate_once() == 0

@@ -4,10 +4,12 @@ AI chat messages not read yet hold, and store the new ones.
 Each process reads the channels of its own guilds (and DMs on shard 0's), so no
 channel is read twice and the facts go to indexes this process keeps.
 
-The conversation comes from the chat store's read API (`ChatLog`); the model answers
-with structured output (JSON of `SCHEMA`), and each name is mapped back to the
-person's id; a fact about anyone else (the bot, someone absent, a name two speakers
-share) is dropped. The newest word on something wins: a fact that repeats a known one
+The conversation comes from the chat store's read API (`ChatLog`), one numbered line
+per message; the model answers with structured output (JSON of `SCHEMA`): each fact
+with the person it is about and the line where they say it. A fact is kept only for
+the person who said it of themselves: the line must be theirs (what Bob says of Alice
+is neither Alice's fact nor Bob's), and theirs alone (not the bot's, nor a name two
+speakers share). The newest word on something wins: a fact that repeats a known one
 is dropped, and one close to a fact of the same person but worded otherwise ("is 31"
 after "is 30") replaces it.
 A channel the model fails on is tried again next pass, and after _FAILURES passes in
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -51,10 +53,12 @@ INSTRUCTION = (
     "You keep the long-term memory of a Discord chat assistant. Read the conversation and "
     "list lasting facts about the people in it (never about the assistant, whose messages "
     "are labelled 'assistant'): names they go by, pets, family, work, places, tastes, plans, "
-    "and anything they ask to be remembered. Skip greetings, passing moods, questions and "
-    "one-off requests. Write each fact as one short third-person sentence that names the "
-    "person, in the conversation's language, with the person's name as written in `user`. "
-    "Answer with an empty list when there is nothing worth keeping."
+    "and anything they ask to be remembered. Keep only what people say about themselves in "
+    "their own messages: what someone says about another person is no fact about either. "
+    "Skip greetings, passing moods, questions and one-off requests. Write each fact as one "
+    "short third-person sentence that names the person, in the conversation's language, "
+    "with the person's name as written in `user` and in `line` the number of the line in "
+    "which that person says it. Answer with an empty list when there is nothing worth keeping."
 )
 
 SCHEMA: types.SchemaDict = {
@@ -62,10 +66,11 @@ SCHEMA: types.SchemaDict = {
     "items": {
         "type": types.Type.OBJECT,
         "properties": {
+            "line": {"type": types.Type.INTEGER},
             "user": {"type": types.Type.STRING},
             "fact": {"type": types.Type.STRING},
         },
-        "required": ["user", "fact"],
+        "required": ["line", "user", "fact"],
     },
 }
 
@@ -75,6 +80,7 @@ class Fact:
     author_id: int
     author_name: str
     text: str
+    line: int  # where its author says it: the position of the turn, from 1
 
 
 @dataclass(frozen=True)
@@ -87,28 +93,34 @@ class _Pending:
 
 
 def request(turns: Sequence[LoggedTurn]) -> list[types.ContentDict]:
-    text = "Conversation:\n" + "\n".join(chunk_line(turn) for turn in turns)
+    lines = (f"[{number}] {chunk_line(turn)}" for number, turn in enumerate(turns, start=1))
+    text = "Conversation:\n" + "\n".join(lines)
     return [{"role": "user", "parts": [{"text": text}]}]
 
 
-def people_of(turns: Sequence[LoggedTurn]) -> dict[str, tuple[int, str]]:
-    """The speakers of `turns` by `name_key`, as (id, name). A name two speakers share is
-    nobody's: the model cannot tell whose a fact about it is."""
-    people: dict[str, tuple[int, str]] = {}
-    shared: set[str] = set()
+def speakers_of(turns: Sequence[LoggedTurn]) -> list[tuple[int, str] | None]:
+    """Who said each of `turns`, as (id, name): None for the bot's, and for a name two
+    speakers share or the bot's label (the model cannot tell whose a fact about it is)."""
+    ids: dict[str, int] = {}
+    shared = {BOT_LABEL}
     for turn in turns:
         if turn.role == "user":
             key = name_key(turn.author_name)
-            if key in people and people[key][0] != turn.author_id:
+            if ids.setdefault(key, turn.author_id) != turn.author_id:
                 shared.add(key)
-            people[key] = (turn.author_id, turn.author_name)
-    return {key: person for key, person in people.items() if key not in shared}
+    return [
+        (turn.author_id, turn.author_name)
+        if turn.role == "user" and name_key(turn.author_name) not in shared
+        else None
+        for turn in turns
+    ]
 
 
-def parse(text: str, people: Mapping[str, tuple[int, str]]) -> list[Fact]:
-    """Facts from the model's JSON answer. `people` maps `name_key`s to (id, name); a
-    fact about anyone else (the assistant, someone not in the conversation, a name two
-    people share) is dropped."""
+def parse(text: str, speakers: Sequence[tuple[int, str] | None]) -> list[Fact]:
+    """Facts from the model's JSON answer; `speakers` says who said each line (`line`
+    counts from 1). A fact is kept only if the line it cites is by the person it is
+    about: not what someone said of another, nor anything of the assistant or of a name
+    two people share."""
     try:
         items = json.loads(text)
     except json.JSONDecodeError:
@@ -121,11 +133,12 @@ def parse(text: str, people: Mapping[str, tuple[int, str]]) -> list[Fact]:
         fact = item.get("fact")
         if not isinstance(fact, str) or not 3 <= len(fact.strip()) <= MAX_FACT_CHARS:
             continue
-        name = item.get("user")
-        name = name_key(name) if isinstance(name, str) else ""
-        person = people.get(name) if name != BOT_LABEL else None
-        if person is not None:
-            facts.append(Fact(person[0], person[1], " ".join(fact.split())))
+        name, line = item.get("user"), item.get("line")
+        if not isinstance(name, str) or type(line) is not int or not 1 <= line <= len(speakers):
+            continue
+        person = speakers[line - 1]
+        if person is not None and name_key(name) == name_key(person[1]):
+            facts.append(Fact(person[0], person[1], " ".join(fact.split()), line))
     return facts
 
 
@@ -179,7 +192,7 @@ class Consolidator:
                         continue  # tried again next pass
             self._failures.pop(pending.channel_id, None)
             await self.writer.unbroken(
-                self.store.mark_consolidated(pending.channel_id, turns[-1].id)
+                self.store.mark_consolidated(pending.guild_id, pending.channel_id, turns[-1].id)
             )
         if stored:
             log.info("consolidation stored %d new facts", stored)
@@ -241,13 +254,12 @@ class Consolidator:
     async def _consolidate(
         self, guild_id: int | None, channel_id: int, turns: Sequence[LoggedTurn], upto_id: int
     ) -> int:
-        people = people_of(turns)
         reply = await self.provider.generate(request(turns), system=INSTRUCTION, schema=SCHEMA)
         if self.usage is not None:
             await self.writer.unbroken(
                 self.usage.record(guild_id, reply.usage.prompt_tokens, reply.usage.output_tokens)
             )
-        facts = parse(reply.text, people)
+        facts = parse(reply.text, speakers_of(turns))
         if not facts:
             return 0
         scope = Scope.of(guild_id, facts[0].author_id)
@@ -256,20 +268,23 @@ class Consolidator:
         )
         keep = await self._novel(scope, facts, vectors)
         now = self.clock()
-        new = [
-            NewMemory(
-                scope,
-                facts[i].author_id,
-                facts[i].author_name,
-                "consolidation",
-                facts[i].text,
-                now,
-                channel_id,
-                upto_id,
-                replaces=tuple(sorted(replaced)),
+        new = []
+        for i, replaced in keep.items():
+            fact, said = facts[i], turns[facts[i].line - 1]
+            new.append(
+                NewMemory(
+                    scope,
+                    fact.author_id,
+                    fact.author_name,
+                    "consolidation",
+                    fact.text,
+                    now,
+                    channel_id,
+                    upto_id,
+                    replaces=tuple(sorted(replaced)),
+                    held=((said.id, said.message_id),),  # its message deleted, it goes too
+                )
             )
-            for i, replaced in keep.items()
-        ]
         if not new:
             return 0
         ids = await self.writer.add_facts(new, vectors[list(keep)])

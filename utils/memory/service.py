@@ -360,11 +360,11 @@ class MemoryService:
         scope = Scope("guild", guild_id)
 
         async def delete() -> list[tuple[Scope, int]]:
-            return [(scope, memory_id) for memory_id in await self.store.delete_scope(scope)]
+            deleted = await self.store.delete_scope(scope)
+            await self.indexes.discard(scope)  # its file too, loaded or not: every vector goes
+            return [(scope, memory_id) for memory_id in deleted]
 
-        deleted = await self.writer.delete(delete())
-        await self.indexes.discard(scope)  # its file too, loaded or not: every vector goes
-        return len(deleted)
+        return len(await self.writer.delete(delete()))
 
     async def places(self) -> set[Place]:
         return await self.store.places()

@@ -2,11 +2,11 @@
 
 Also keeps how far consolidation has read each channel's conversation (the log itself
 belongs to the chat store), up to which message each person told the bot to forget
-their conversation, which chat turns each conversation chunk holds (`memory_turns`),
-and each memory's keyword rows (`keywords`, one class per backend), the last two
-written in the memory's transaction. Vectors are stored as float32 blobs
-with the name of the model that made them, so an index can be rebuilt without
-re-embedding, and a model change is spotted row by row.
+their conversation, which chat turns each conversation chunk holds and each fact was
+learnt from (`memory_turns`), and each memory's keyword rows (`keywords`, one class
+per backend), the last two written in the memory's transaction. Vectors are stored as
+float32 blobs with the name of the model that made them, so an index can be rebuilt
+without re-embedding, and a model change is spotted row by row.
 """
 
 from __future__ import annotations
@@ -19,13 +19,17 @@ import numpy as np
 
 from utils.data_owners import Place
 from utils.db import Connection, Database, Row
-from utils.memory.chunks import Chunk
+from utils.memory.chunks import Chunk, Held
 from utils.memory.keywords import Fields, KeywordRow, keyword_index
 from utils.memory.records import Memory, Scope, Source, describe
 from utils.memory.scoring import indexed_terms
 
 _COLUMNS = "id, scope, author_id, author_name, source, text, created_at, channel_id"
 _IN_BATCH = 500  # ids per `IN (...)` query
+_ADD_TURNS = (
+    "INSERT INTO memory_turns (memory_id, turn_id, message_id) VALUES (?, ?, ?) "
+    "ON CONFLICT DO NOTHING"
+)
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,7 @@ class NewMemory:
     channel_id: int | None = None  # the channel a fact was learnt in; None: told directly
     turn_id: int | None = None  # the newest turn of the chat log it was learnt from
     replaces: tuple[int, ...] = ()  # its author's consolidation facts it supersedes
+    held: tuple[Held, ...] = ()  # the chat turn it was learnt from (`memory_turns`)
 
 
 def _memory(row: Row, scope: Scope | None = None) -> Memory:
@@ -77,8 +82,8 @@ def _forgets(forgotten: Forgotten, scope: Scope, author_id: int, turn_id: int | 
     return upto is not None and turn_id is not None and turn_id <= upto
 
 
-def _turn_rows(memory_id: int, chunk: Chunk) -> list[tuple[int, int, int | None]]:
-    return [(memory_id, turn_id, message_id) for turn_id, message_id in chunk.held]
+def _turn_rows(memory_id: int, held: Sequence[Held]) -> list[tuple[int, int, int | None]]:
+    return [(memory_id, turn_id, message_id) for turn_id, message_id in held]
 
 
 def _like_escaped(text: str) -> str:
@@ -106,6 +111,7 @@ class MemoryStore:
         its author has since told the bot to forget is not (its id comes back None)."""
         ids: list[int | None] = []
         keyword_rows: list[KeywordRow] = []
+        turn_rows: list[tuple[int, int, int | None]] = []
         fields = await _terms_of([describe(m.source, m.author_name, m.text) for m in memories])
         async with self.db.transaction() as conn:
             forgotten = await _forgotten(conn, {memory.scope for memory in memories})
@@ -131,6 +137,7 @@ class MemoryStore:
                 )
                 ids.append(memory_id)
                 keyword_rows.append((memory_id, memory.scope, terms))
+                turn_rows += _turn_rows(memory_id, memory.held)
                 if memory.replaces:
                     marks = ",".join("?" * len(memory.replaces))
                     await conn.execute(
@@ -139,6 +146,7 @@ class MemoryStore:
                         (*memory.replaces, memory.scope.key, memory.author_id),
                     )
             await self.keywords.write(conn, keyword_rows)
+            await conn.executemany(_ADD_TURNS, turn_rows)
         self.keywords.written(keyword_rows)
         return ids
 
@@ -180,7 +188,7 @@ class MemoryStore:
                     )
                     ids.append(memory_id)
                     keyword_rows.append((memory_id, chunk.scope, terms))
-                    turn_rows += _turn_rows(memory_id, chunk)
+                    turn_rows += _turn_rows(memory_id, chunk.held)
                     continue
                 changed = await conn.execute(
                     "UPDATE memories SET text = ?, turns = ?, created_at = ?, model = ?, "
@@ -197,14 +205,10 @@ class MemoryStore:
                 )
                 if changed:
                     keyword_rows.append((chunk.id, chunk.scope, terms))
-                    turn_rows += _turn_rows(chunk.id, chunk)
+                    turn_rows += _turn_rows(chunk.id, chunk.held)
                 ids.append(chunk.id if changed else None)
             await self.keywords.write(conn, keyword_rows)
-            await conn.executemany(
-                "INSERT INTO memory_turns (memory_id, turn_id, message_id) VALUES (?, ?, ?) "
-                "ON CONFLICT DO NOTHING",
-                turn_rows,
-            )
+            await conn.executemany(_ADD_TURNS, turn_rows)
         self.keywords.written(keyword_rows)
         return ids
 
@@ -426,11 +430,13 @@ class MemoryStore:
             found.update((row[0], row[1]) for row in rows)
         return found
 
-    async def mark_consolidated(self, channel_id: int, upto_id: int) -> None:
+    async def mark_consolidated(self, guild_id: int | None, channel_id: int, upto_id: int) -> None:
+        """Note how far a channel (of `guild_id`, None in DMs) was read."""
         await self.db.execute(
-            "INSERT INTO memory_consolidation (channel_id, upto_id) VALUES (?, ?) "
-            "ON CONFLICT (channel_id) DO UPDATE SET upto_id = excluded.upto_id",
-            (channel_id, upto_id),
+            "INSERT INTO memory_consolidation (channel_id, guild_id, upto_id) VALUES (?, ?, ?) "
+            "ON CONFLICT (channel_id) DO UPDATE SET guild_id = excluded.guild_id, "
+            "upto_id = excluded.upto_id",
+            (channel_id, guild_id, upto_id),
         )
 
     # Retention and maintenance
@@ -458,15 +464,21 @@ class MemoryStore:
         """Delete the conversation chunks of a channel that hold any of these Discord
         messages or chat turns (of messages deleted or edited in Discord: the chat
         history may no longer hold them; `lines` are the turns it does hold as a chunk
-        holds them, `chunks.chunk_line`); the (scope, id) of each memory deleted. A
-        chunk that has `kept` as a whole line stays.
+        holds them, `chunks.chunk_line`), and the facts learnt from them; the (scope, id)
+        of each memory deleted. A chunk that has `kept` as a whole line stays.
 
-        A chunk holds the turns `memory_turns` names. One that holds messages with no
-        row there (stored before the rows were kept, or grown from such a chunk) also
-        holds each of `lines` that is a whole line of its text."""
+        A chunk holds the turns `memory_turns` names, and so does a fact learnt from one.
+        A chunk that holds messages with no row there (stored before the rows were kept,
+        or grown from such a chunk) also holds each of `lines` that is a whole line of
+        its text."""
         rows: list[Row] = []
-        chunks = "DELETE FROM memories WHERE channel_id = ? AND source = 'conversation' AND "
-        unless = "" if kept is None else " AND NOT ('\n' || text || '\n') LIKE ? ESCAPE '\\'"
+        held = "DELETE FROM memories WHERE channel_id = ? AND "
+        chunks = f"{held}source = 'conversation' AND "
+        unless = ""  # a fact can't say what its message says now: it goes with it
+        if kept is not None:
+            unless = (
+                " AND (source != 'conversation' OR NOT ('\n' || text || '\n') LIKE ? ESCAPE '\\')"
+            )
         kept_params = () if kept is None else (f"%\n{_like_escaped(kept)}\n%",)
         async with self.db.transaction() as conn:
             for column, ids in (("message_id", message_ids), ("turn_id", turn_ids)):
@@ -474,7 +486,7 @@ class MemoryStore:
                     batch = [int(i) for i in ids[start : start + _IN_BATCH]]
                     marks = ",".join("?" * len(batch))
                     rows += await conn.fetchall(
-                        f"{chunks} id IN (SELECT memory_id FROM memory_turns "
+                        f"{held}id IN (SELECT memory_id FROM memory_turns "
                         f"WHERE {column} IN ({marks})){unless} RETURNING scope, id",
                         (channel_id, *batch, *kept_params),
                     )
@@ -491,12 +503,17 @@ class MemoryStore:
         return [(Scope.parse(row[0]), row[1]) for row in rows]
 
     async def delete_scope(self, scope: Scope) -> list[int]:
-        """Delete every memory of a scope (and what was forgotten there); the ids deleted."""
+        """Delete every memory of a scope (and what was forgotten there; of a guild, how
+        far its channels were read); the ids deleted."""
         async with self.db.transaction() as conn:
             rows = await conn.fetchall(
                 "DELETE FROM memories WHERE scope = ? RETURNING id", (scope.key,)
             )
             await conn.execute("DELETE FROM memory_forgotten WHERE scope = ?", (scope.key,))
+            if scope.guild_id is not None:
+                await conn.execute(
+                    "DELETE FROM memory_consolidation WHERE guild_id = ?", (scope.guild_id,)
+                )
         return [row[0] for row in rows]
 
     async def prune_before(self, cutoff: float, *, include_user: bool) -> list[tuple[Scope, int]]:
@@ -510,13 +527,18 @@ class MemoryStore:
         return [(Scope.parse(row[0]), row[1]) for row in rows]
 
     async def places(self) -> set[Place]:
-        """The guilds with memories, with the channels they were learnt in (see
-        `utils.data_owners.Place`)."""
+        """The guilds with memories, with the channels they were learnt in, and the
+        channels consolidation read (see `utils.data_owners.Place`)."""
         rows = await self.db.fetchall(
             "SELECT scope, channel_id FROM memories WHERE scope LIKE 'guild:%' "
             "UNION SELECT scope, NULL FROM memory_forgotten WHERE scope LIKE 'guild:%'"
         )
-        return {(Scope.parse(row[0]).id, row[1]) for row in rows}
+        marks = await self.db.fetchall(
+            "SELECT guild_id, channel_id FROM memory_consolidation WHERE guild_id IS NOT NULL"
+        )
+        return {(Scope.parse(row[0]).id, row[1]) for row in rows} | {
+            (row[0], row[1]) for row in marks
+        }
 
     async def export_scope(self, scope: Scope) -> list[dict[str, object]]:
         """A scope's memories as rows, oldest first, without their vectors."""

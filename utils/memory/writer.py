@@ -134,11 +134,20 @@ class MemoryWriter:
         return deleted
 
     async def _remove(self, deleted: Iterable[tuple[Scope, int]]) -> None:
-        """Drop deleted memories from the loaded indexes (with the lock held)."""
+        """Drop deleted memories from their indexes (with the lock held). An index saved
+        but not loaded is loaded, which drops them (it catches up with the database),
+        so that its file, saved again, no longer holds what was deleted."""
         by_scope: dict[Scope, list[int]] = defaultdict(list)
         for scope, memory_id in deleted:
             by_scope[scope].append(memory_id)
         for scope, ids in by_scope.items():
-            if (index := self.indexes.loaded(scope)) is not None:
+            index = self.indexes.loaded(scope)
+            if (
+                index is None
+                and self.indexes.owns(scope)
+                and await asyncio.to_thread(self.indexes.path(scope).exists)
+            ):
+                index = await self.indexes.get(scope)
+            if index is not None:
                 await self.indexes.run(index.remove, ids)
                 self.indexes.changed(scope, index)
