@@ -118,6 +118,7 @@ class Settings(BaseSettings):
     # Music
     music_queue_limit: int = Field(default=500, ge=1, le=10_000)
     music_playlist_limit: int = Field(default=100, ge=1, le=1000)
+    music_max_queued_per_member: int = Field(default=100, ge=0, le=10_000)
     music_search_prefix: str = Field(default="ytsearch", pattern=r"^[a-z][a-z0-9_]*$")
     music_allow_private_urls: bool = False
     music_allowed_hosts: Annotated[tuple[str, ...], NoDecode] = ()

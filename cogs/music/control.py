@@ -25,11 +25,22 @@ def is_dj(
     rules: MusicSettings,
 ) -> bool:
     """Whether ``member`` may use the DJ-only controls in ``channel``."""
-    if rules.dj_role_id is None:
-        return True
+    return rules.dj_role_id is None or unlimited(member, channel, rules)
+
+
+def unlimited(
+    member: discord.Member,
+    channel: discord.abc.GuildChannel | discord.Thread,
+    rules: MusicSettings,
+) -> bool:
+    """Whether ``member`` may queue past the per-member cap (MUSIC_MAX_QUEUED_PER_MEMBER)
+    in ``channel``: Manage Channels there, or the DJ role when the server set one.
+    Without a DJ role everyone controls, so that alone exempts nobody."""
     if channel.permissions_for(member).manage_channels:
         return True
-    return any(role.id == rules.dj_role_id for role in member.roles)
+    return rules.dj_role_id is not None and any(
+        role.id == rules.dj_role_id for role in member.roles
+    )
 
 
 def dj_refusal(guild: discord.Guild, rules: MusicSettings | None) -> str:

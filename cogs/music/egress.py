@@ -36,6 +36,10 @@ MAX_CONNECTIONS = 1000
 HEAD_LIMIT = 64 * 1024
 HEAD_TIMEOUT = 15.0
 CONNECT_TIMEOUT = 10.0
+"""Seconds to connect to a host, across all of its addresses."""
+ADDRESS_TIMEOUT = 3.0
+"""Seconds one of several addresses gets at least (the time left allowing): a dead
+first address leaves the next ones time to answer."""
 IDLE_TIMEOUT = 300.0
 """A connection with no bytes either way for this long is closed (FFmpeg reconnects)."""
 CHUNK = 64 * 1024
@@ -192,9 +196,15 @@ class Egress:
         except MusicError:
             raise _Reply(502, "Unknown Host") from None
         error: Exception | None = None
-        for address in addresses:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CONNECT_TIMEOUT  # one for all: a listener waits no longer
+        for index, address in enumerate(addresses):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            share = max(remaining / (len(addresses) - index), ADDRESS_TIMEOUT)
             try:
-                async with asyncio.timeout(CONNECT_TIMEOUT):
+                async with asyncio.timeout(min(remaining, share)):
                     return await asyncio.open_connection(address, port, limit=HEAD_LIMIT)
             except (OSError, TimeoutError) as failure:
                 error = failure

@@ -51,12 +51,9 @@ class MusicModes(commands.Cog, name="Music settings"):
         guild, member = _guild_member(ctx)
         if guild.id in self.sessions.players:
             self.sessions.controlled(guild, member)  # in the channel, a DJ if there is a role
-        else:
+        else:  # judged as the controls are: in the voice channel, here theirs
             rules = await self.store.get(guild.id)
-            channel = ctx.channel
-            if not isinstance(channel, discord.abc.GuildChannel | discord.Thread) or not is_dj(
-                member, channel, rules
-            ):
+            if not is_dj(member, caller_channel(member), rules):
                 raise MusicError(dj_refusal(guild, rules))
         await self.store.update(guild.id, autoplay=mode == "on")
         if mode == "on":

@@ -99,7 +99,7 @@ class Playback(commands.Cog):
         if checked is not None:
             await checked()
         await player.seek(at)
-        await self.sessions.refresh_now_playing(player)
+        self.sessions.refresh_now_playing(player)
         return track, at
 
     @commands.hybrid_command(name="filter")
@@ -131,7 +131,7 @@ class Playback(commands.Cog):
         if checked is not None:
             await checked()
         await player.set_filter(chosen)
-        await self.sessions.refresh_now_playing(player)
+        self.sessions.refresh_now_playing(player)
         return chosen
 
 

@@ -37,6 +37,10 @@ class TrackQueue:
     def room(self) -> int:
         return self.limit - len(self._upcoming)
 
+    def queued_by(self, requester_id: int) -> int:
+        """How many upcoming tracks ``requester_id`` asked for (autoplay's are nobody's)."""
+        return sum(1 for t in self._upcoming if t.requester_id == requester_id and not t.autoplay)
+
     def add(self, tracks: Iterable[Track]) -> int:
         """Append tracks up to the limit; returns how many were added.
 

@@ -26,7 +26,7 @@ import discord
 from cogs.music.audio import TrackAudio
 from cogs.music.autoplay import Autoplay
 from cogs.music.channels import VoiceChannel, become_speaker, connect, send, voice_of
-from cogs.music.control import SkipVotes, Vote, dj_refusal, is_dj
+from cogs.music.control import SkipVotes, Vote, dj_refusal, is_dj, unlimited
 from cogs.music.errors import MusicError
 from cogs.music.filters import Sound
 from cogs.music.notices import SkipNotices
@@ -42,6 +42,7 @@ from cogs.music.tracks import Stream, Track
 from cogs.music.views import player_controls, player_embed
 from utils.data_owners import Place
 from utils.tasks import log_failure
+from utils.text import counted
 
 if TYPE_CHECKING:
     from bot import Bot
@@ -167,11 +168,32 @@ class Sessions:
         the order they were asked for; nothing else waits for it (not /stop, not a leave)."""
         return self._queueing.setdefault(guild_id, asyncio.Lock())
 
-    def room(self, guild_id: int) -> int:
+    async def share(
+        self, guild: discord.Guild, member: discord.Member, channel: VoiceChannel
+    ) -> int | None:
+        """The most tracks ``member`` may have waiting in the queue when playing in
+        ``channel`` (MUSIC_MAX_QUEUED_PER_MEMBER), or None: no cap, or they are exempt
+        (:func:`~cogs.music.control.unlimited`)."""
+        cap = self.settings.music_max_queued_per_member
+        if not cap or unlimited(member, channel, await self.music_settings.get(guild.id)):
+            return None
+        return cap
+
+    def room(self, guild_id: int, member_id: int, share: int | None) -> int:
+        """How many tracks ``member_id`` may add now: the queue's room, at most a
+        playlist's worth, and what is left of their ``share``; MusicError when none."""
         player = self.players.get(guild_id)
         room = player.queue.room if player else self.settings.music_queue_limit
         if room <= 0:
             raise MusicError(f"The queue is full ({self.settings.music_queue_limit} tracks).")
+        if share is not None:
+            queued = player.queue.queued_by(member_id) if player else 0
+            if queued >= share:
+                raise MusicError(
+                    f"You have {counted(queued, 'track')} waiting in the queue, as many as "
+                    "one person may add here; add more once some have played."
+                )
+            room = min(room, share - queued)
         return min(room, self.settings.music_playlist_limit)
 
     async def abandon(self, guild_id: int, joining: asyncio.Task[Player], *, created: bool) -> None:
@@ -424,9 +446,15 @@ class Sessions:
         if channel is not None:
             await send(channel, content)
 
-    async def refresh_now_playing(self, player: Player) -> None:
+    def refresh_now_playing(self, player: Player) -> None:
+        """Show the player as it is on its now-playing message, in the background: the
+        edit may wait out the channel's rate limit (shared with AI replies streaming
+        there), and the command's own reply must not wait (an interaction has 3 s)."""
+        self._spawn(self._refresh_now_playing(player), "music-refresh")
+
+    async def _refresh_now_playing(self, player: Player) -> None:
         message, current = self._now_playing.get(player.guild_id), player.queue.current
-        if message is None or current is None:
+        if message is None or current is None or self.players.get(player.guild_id) is not player:
             return
         try:
             await message.edit(embed=player_embed(player, current), view=player_controls(player))

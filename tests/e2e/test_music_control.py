@@ -264,6 +264,25 @@ async def test_autoplay_follows_a_spotify_track_by_the_video_it_played(
     assert abs(pitch(seed) - 440) < 20 and abs(pitch(related) - 660) < 20
 
 
+async def test_autoplay_with_nothing_playing_follows_the_dj_rules_of_the_voice_channel(
+    world: World,
+) -> None:
+    """As every control: Manage Channels counts in the voice channel (the asker's, with
+    nothing playing), not in the text channel the command was typed in."""
+    dj = world.guild.add_role("DJ")
+    await world.start()
+    await set_dj(world, dj)
+    text, voice = world.guild.text, world.guild.voice
+    world.guild.set_overwrite(text, world.member.id, allow=MANAGE_CHANNELS, member=True)
+    assert await world.slash("autoplay", mode="on") == REFUSED
+    world.guild.set_overwrite(voice, world.member.id, allow=MANAGE_CHANNELS, member=True)
+    assert (await world.slash("autoplay", mode="on")).startswith("🔮 Autoplay is on")
+    await world.discord.leave_voice(world.member, world.guild)
+    assert await world.slash("autoplay", mode="off") == (
+        "Join a voice channel first, then ask me again."
+    )
+
+
 # 24/7 ----------------------------------------------------------------------------
 
 
@@ -319,6 +338,40 @@ async def test_247_stays_idle_and_alone_and_comes_back_after_a_restart(world: Wo
     assert (await world.slash("247", owner, mode="off")).startswith("24/7 is off")
     await world.wait_message("Nobody is listening any more")
     assert fake.voice_channel_of(fake.bot_user, world.guild) is None
+
+
+async def test_a_moderator_disconnect_in_247_is_respected_until_someone_plays_again(
+    world: World,
+) -> None:
+    """The bot does not fight a moderator's disconnect, even mid-track; the next /play
+    brings it back, still in 24/7 mode: idle and alone since, it stays."""
+    fake, owner = world.discord, world.discord.owner
+    other = fake.add_guild("Other")
+    visitor = fake.add_user("visitor")
+    other.add_member(visitor, permissions=BASIC)
+    settings = world.settings(music_alone_timeout=0.5, music_idle_timeout=1.0)
+    await world.start(settings)
+    await fake.join_voice(owner, world.guild.voice)
+    assert (await world.slash("247", owner, mode="on")).startswith("🕒 24/7 is on")
+    await world.slash("play", query=world.media.tone(440, 20, "ogg"))
+    await world.wait_frames(20)
+    identifies = world.voice.identifies
+
+    await fake.disconnect_voice(fake.bot_user, world.guild)
+    await world.wait_message("I was disconnected from the voice channel")
+    await world.slash("queue")  # a later reply: any rejoin would have been asked for by now
+    assert world.voice.identifies == identifies
+    assert fake.voice_channel_of(fake.bot_user, world.guild) is None
+
+    assert (await world.slash("play", query=world.media.tone(550, 1, "ogg"))).startswith("▶️")
+    assert fake.voice_channel_of(fake.bot_user, world.guild) == world.guild.voice.id
+    await fake.leave_voice(world.member, world.guild)
+    await fake.leave_voice(owner, world.guild)  # idle and alone from here on
+    # The barrier: a server without 24/7 leaves, with the same timeouts, idle then alone.
+    await fake.join_voice(visitor, other.voice)
+    await fake.send_message(other.text, visitor, f"!play {world.media.tone(550, 1, 'ogg')}")
+    await fake.wait_for_message(other.text, predicate=lambda m: "I left" in m.content)
+    assert fake.voice_channel_of(fake.bot_user, world.guild) == world.guild.voice.id
 
 
 # The AI's music tools ----------------------------------------------------------------

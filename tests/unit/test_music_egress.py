@@ -223,3 +223,52 @@ async def test_each_request_on_a_kept_alive_tunnel_has_its_own_limit(
         assert len(await asyncio.wait_for(reader.readexactly(size), 10)) == size
         await asyncio.sleep(limited.answers.max_seconds * 1.5)  # idle, as between requests
     writer.close()
+
+
+DEAD = [f"192.0.2.{n}" for n in range(1, 7)]
+"""Addresses that never answer a connect (documentation addresses: never dialled here)."""
+
+
+async def test_a_host_with_many_dead_addresses_answers_within_one_connect_timeout(
+    sites: tuple[Site, Site], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A listener waits for one connect timeout, not one per address of the host, and a
+    dead first address leaves the next ones time to answer."""
+    public, _ = sites
+    monkeypatch.setattr("cogs.music.egress.CONNECT_TIMEOUT", 2.0)
+    monkeypatch.setattr("cogs.music.egress.ADDRESS_TIMEOUT", 0.2)
+    hosts = {"dead.test": DEAD, "slow.test": [*DEAD[:2], PUBLIC]}
+    loop = asyncio.get_running_loop()
+    real_connect = asyncio.open_connection
+
+    async def getaddrinfo(host: str, port: int, **kwargs: Any) -> list[tuple[Any, ...]]:
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port)) for a in hosts[host]]
+
+    async def open_connection(host: str, port: int, **kwargs: Any) -> Any:
+        if host in DEAD:
+            await asyncio.Event().wait()  # a SYN nobody answers
+        return await real_connect(host, port, **kwargs)
+
+    class DeadCountsAsPublic(StandInPublic):
+        def allows(self, host: str, address: str) -> bool:
+            return address in DEAD or super().allows(host, address)
+
+    monkeypatch.setattr(loop, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(asyncio, "open_connection", open_connection)
+    proxy = Egress(DeadCountsAsPublic(time_limit=2))
+    await proxy.start()
+    try:
+        started = time.monotonic()
+        assert await fetch(proxy, f"http://dead.test:{public.port}/song") == (
+            504,
+            "Bad Gateway",
+            "",
+        )
+        assert time.monotonic() - started < 3.0, "one timeout for all six addresses"
+
+        started = time.monotonic()
+        status, _, body = await fetch(proxy, f"http://slow.test:{public.port}/song")
+        assert (status, body) == (200, f"hello from {PUBLIC}")
+        assert time.monotonic() - started < 2.5, "the live third address was reached in time"
+    finally:
+        await proxy.close()

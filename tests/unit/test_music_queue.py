@@ -147,3 +147,12 @@ def test_restore_trims_to_the_limit() -> None:
     assert queue.current is current
     assert titles(queue) == ["b", "c"]
     assert queue.loop is LoopMode.QUEUE
+
+
+def test_queued_by_counts_what_a_member_has_waiting() -> None:
+    queue = TrackQueue(10)
+    queue.add(tracks("a", "b"))
+    queue.add([Track("c", "https://example.com/c", 2), Track("d", "https://example.com/d", 1)])
+    queue.add([Track("mix", "https://example.com/mix", 1, autoplay=True)])
+    queue.advance()  # "a" plays: no longer waiting
+    assert (queue.queued_by(1), queue.queued_by(2), queue.queued_by(3)) == (2, 1, 0)
