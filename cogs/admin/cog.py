@@ -18,6 +18,7 @@ from cogs.admin.errors import unwrap, user_message
 from utils.checks import guild_permissions
 from utils.errors import BotError
 from utils.log import current_request
+from utils.pages import PageButton
 from utils.text import DISCORD_LIMIT, ECHO_LIMIT, truncate
 
 if TYPE_CHECKING:
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Context = commands.Context["Bot"]
+
+PAGES_GONE = "These buttons stopped working when I restarted: use `/{command}` again."
 
 
 def format_duration(seconds: float) -> str:
@@ -91,8 +94,10 @@ class Admin(commands.Cog):
     async def cog_load(self) -> None:
         self._previous_tree_error = self.bot.tree.on_error
         self.bot.tree.on_error = self.on_app_command_error
+        self.bot.add_dynamic_items(PageButton)
 
     async def cog_unload(self) -> None:
+        self.bot.remove_dynamic_items(PageButton)
         self.bot.tree.on_error = self._previous_tree_error
 
     # Everyone
@@ -284,6 +289,19 @@ class Admin(commands.Cog):
                 await interaction.response.send_message(message, ephemeral=True)
         except discord.HTTPException:
             log.warning("could not send the error reply for interaction %s", interaction.id)
+
+    @commands.Cog.listener()
+    async def on_page_press(self, interaction: discord.Interaction, run: str, command: str) -> None:
+        """A page button of an earlier run: its view went with the restart (this run's
+        views answer their own buttons)."""
+        if run == self.bot.run_id:
+            return
+        try:
+            await interaction.response.send_message(
+                PAGES_GONE.format(command=command), ephemeral=True
+            )
+        except discord.HTTPException:
+            log.warning("could not answer the press of interaction %s", interaction.id)
 
     @staticmethod
     def _report_unexpected(error: BaseException, *, where: str) -> str:

@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 Context = commands.Context["Bot"]
 
 MIB = 1024 * 1024
+# An optional argument that is None when left out. Typed `X | None`, a prefix command takes
+# a word that doesn't convert (`!ai tools search of`) as "no argument" and carries on.
+_OPTIONAL = commands.parameter(default=None)
 
 
 async def _reads_history(ctx: Context) -> bool:
@@ -149,11 +152,13 @@ class AISettings(commands.Cog, name="AI settings"):
     async def ai_tools(
         self,
         ctx: Context,
-        family: Literal["music", "memory", "server", "search", "links"] | None = None,
-        mode: Literal["on", "off"] | None = None,
+        family: Literal["music", "memory", "server", "search", "links"] = _OPTIONAL,
+        mode: Literal["on", "off"] = _OPTIONAL,
     ) -> None:
         """Show the AI's tools here, or switch a family on or off (Manage Server)."""
         assert ctx.guild is not None and isinstance(ctx.author, discord.Member)
+        if (family is None) != (mode is None):
+            raise BotError("Give a family and on or off to switch it, or neither to see them.")
         enabled = self.bot.settings.ai_tools_enabled
         on = families((await self.bot.chats.guild(ctx.guild.id)).tools)
         if family is not None and mode is not None and enabled:
@@ -301,10 +306,11 @@ class AISettings(commands.Cog, name="AI settings"):
     async def _persona_names(
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
+        typed = current.lower()  # what the list shows is the title: match it as well
         return [
             app_commands.Choice(name=p.title[:100], value=p.name)
             for p in self.chat.personas.values()
-            if current.lower() in p.name
+            if typed in p.name or typed in p.title.lower()
         ][:25]
 
     @ai_group.command(name="prompt")

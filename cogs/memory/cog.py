@@ -25,6 +25,7 @@ from utils.commands import list_subcommands
 from utils.errors import BotError
 from utils.memory.records import Memory, Recalled, Scope, age_text
 from utils.memory.service import MAX_FACT_CHARS, MemoryService, fact_text
+from utils.pages import page_ids
 from utils.text import truncate
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ Context = commands.Context["Bot"]
 
 ADDS_PER_MINUTE = 10
 PAGE_SIZE = 8
+PAGES_TIMEOUT = 180.0  # seconds without a press before the page buttons come off
 SHOWN_CHARS = 220
 TURNED_OFF = "Long-term memory is turned off on this bot."
 # ASCII digits only (str.isdigit takes "²", which int() refuses), and no more than
@@ -77,15 +79,19 @@ class MemoryPages(discord.ui.View):
     and read afresh (a memory may have been forgotten meanwhile)."""
 
     def __init__(
-        self, service: MemoryService, scope: Scope, user_id: int, page: int, where: str
+        self, service: MemoryService, scope: Scope, user_id: int, page: int, where: str, run: str
     ) -> None:
-        super().__init__(timeout=180)
+        super().__init__(timeout=PAGES_TIMEOUT)
+        self.previous.custom_id, self.next.custom_id = page_ids(run, "memory show")
         self.service = service
         self.scope = scope
         self.user_id = user_id
         self.page = page
         self.where = where  # the place, as the title names it
         self.message: discord.Message | None = None
+        # The last press, whose token outlives the timeout: the list's own (an ephemeral
+        # follow-up, edited only through it) stops working 15 minutes after /memory show.
+        self.pressed: discord.Interaction | None = None
 
     async def embed(self) -> discord.Embed:
         """The page `page` (the last one if there are fewer now)."""
@@ -118,19 +124,22 @@ class MemoryPages(discord.ui.View):
     async def _turn(self, interaction: discord.Interaction, step: int) -> None:
         self.page += step
         await interaction.response.edit_message(embed=await self.embed(), view=self)
+        self.pressed = interaction
 
-    @discord.ui.button(label="Previous", custom_id="memory:previous")
+    @discord.ui.button(label="Previous")
     async def previous(self, interaction: discord.Interaction, _: discord.ui.Button) -> None:
         await self._turn(interaction, -1)
 
-    @discord.ui.button(label="Next", custom_id="memory:next")
+    @discord.ui.button(label="Next")
     async def next(self, interaction: discord.Interaction, _: discord.ui.Button) -> None:
         await self._turn(interaction, +1)
 
     async def on_timeout(self) -> None:
-        if self.message is not None:
-            # The message may be gone or the interaction expired: then there is nothing to tidy.
-            with contextlib.suppress(discord.HTTPException):
+        # The message may be gone: then there is nothing to tidy.
+        with contextlib.suppress(discord.HTTPException):
+            if self.pressed is not None:
+                await self.pressed.edit_original_response(view=None)
+            elif self.message is not None:
                 await self.message.edit(view=None)
 
 
@@ -179,7 +188,7 @@ class MemoryCog(commands.Cog, name="Memory"):
             return
         # The prefix form's list goes to DMs, where "this server" would name nothing.
         where = f"in {ctx.guild.name}" if ctx.guild else "in our DMs"
-        view = MemoryPages(service, scope, ctx.author.id, page, where)
+        view = MemoryPages(service, scope, ctx.author.id, page, where, self.bot.run_id)
         embed = await view.embed()
         if ctx.interaction is None and ctx.guild is not None:
             try:

@@ -147,8 +147,9 @@ class Music(commands.Cog):
             check_can_join(channel)
         if checked is not None:
             await checked()
+        share = await self.sessions.share(guild, member, channel)
         async with self.sessions.queueing(guild.id):
-            room = self.sessions.room(guild.id)
+            room = self.sessions.room(guild.id, member.id, share)
             # Join while the query resolves: the first packet comes sooner.  The resolve
             # holds no guild lock: /stop and the idle leave never wait for it.
             created = guild.id not in self.sessions.players
@@ -164,7 +165,7 @@ class Music(commands.Cog):
                 player = await self.sessions.join(guild, channel, text_channel_id)
                 busy = player.queue.current is not None
                 position = len(player.queue) + 1
-                added = player.add(found.tracks)
+                added = player.add(found.tracks[: self.sessions.room(guild.id, member.id, share)])
         # The queue may have filled while the query resolved: then it took fewer.
         total = found.total or len(found.tracks)
         return Queued(found.tracks[:added], found.name, busy=busy, position=position, total=total)
@@ -183,7 +184,7 @@ class Music(commands.Cog):
     async def pause_for(self, guild: discord.Guild, member: discord.Member) -> Track:
         player = self.sessions.controlled(guild, member)
         track = player.pause()
-        await self.sessions.refresh_now_playing(player)
+        self.sessions.refresh_now_playing(player)
         return track
 
     @commands.hybrid_command()
@@ -196,7 +197,7 @@ class Music(commands.Cog):
     async def resume_for(self, guild: discord.Guild, member: discord.Member) -> Track:
         player = self.sessions.controlled(guild, member)
         track = player.resume()
-        await self.sessions.refresh_now_playing(player)
+        self.sessions.refresh_now_playing(player)
         return track
 
     @commands.hybrid_command()
@@ -248,6 +249,7 @@ class Music(commands.Cog):
         pages = QueuePages(  # each press shows the queue of the player playing then
             lambda number: queue_page(self.sessions.players.get(guild.id), number),
             owner_id=member.id,
+            run=self.bot.run_id,
             page=page,
         )
         pages.message = await ctx.send(embed=pages.first_page(), view=pages)
@@ -280,7 +282,7 @@ class Music(commands.Cog):
         """Set the loop mode: off, track or queue."""
         player = self.sessions.controlled(*_guild_member(ctx))
         looping = player.set_loop(LoopMode(mode) if mode else None)
-        await self.sessions.refresh_now_playing(player)
+        self.sessions.refresh_now_playing(player)
         await ctx.send(f"🔁 Loop: **{looping.value}**.")
 
     @commands.hybrid_command()
@@ -323,7 +325,7 @@ class Music(commands.Cog):
         checked_volume(percent)
         await ctx.defer()  # FFmpeg opens the track again at the new volume
         await player.set_volume(percent)
-        await self.sessions.refresh_now_playing(player)
+        self.sessions.refresh_now_playing(player)
         await ctx.send(f"🔊 Volume set to {percent} %.")
 
     @commands.hybrid_command()

@@ -72,6 +72,7 @@ class MusicLibrary(commands.Cog):
         pages = QueuePages(
             lambda number: history_page(played, number),
             owner_id=member.id,
+            run=self.bot.run_id,
             page=page,
             command="history",
         )
@@ -117,8 +118,9 @@ class MusicLibrary(commands.Cog):
         if playlist is None:
             raise MusicError(f"You have no playlist called **{clean(name, 50)}** here.")
         sessions = self.music.sessions
+        share = await sessions.share(guild, member, channel)
         async with sessions.queueing(guild.id), sessions.lock(guild.id):
-            tracks = playlist.tracks[: sessions.room(guild.id)]
+            tracks = playlist.tracks[: sessions.room(guild.id, member.id, share)]
             player = await sessions.join(guild, channel, text_channel_id)
             busy = player.queue.current is not None
             position = len(player.queue) + 1

@@ -19,6 +19,7 @@ import discord
 
 from cogs.music.errors import MusicError
 from cogs.music.tracks import LoopMode, Track
+from utils.pages import page_ids
 from utils.text import counted, truncate
 
 if TYPE_CHECKING:
@@ -186,9 +187,16 @@ class QueuePages(discord.ui.View):
     who asked for it with `/command`."""
 
     def __init__(
-        self, render: PageRenderer, *, owner_id: int, page: int = 1, command: str = "queue"
+        self,
+        render: PageRenderer,
+        *,
+        owner_id: int,
+        run: str,
+        page: int = 1,
+        command: str = "queue",
     ) -> None:
         super().__init__(timeout=QUEUE_VIEW_TIMEOUT)
+        self.previous.custom_id, self.next.custom_id = page_ids(run, command)
         self.render = render
         self.owner_id = owner_id
         self.page = page
@@ -228,6 +236,9 @@ class QueuePages(discord.ui.View):
             return
         self._update_buttons(pages)
         await interaction.response.edit_message(embed=embed, view=self)
+        # The message as the channel has it: /queue's reply edited through its interaction
+        # would fail once that is 15 minutes old, leaving dead buttons at the timeout.
+        self.message = interaction.message
 
     def _update_buttons(self, pages: int) -> None:
         self.previous.disabled = self.page <= 1

@@ -37,6 +37,7 @@ from utils.memory.config import MemoryConfig
 from utils.memory.embedder import SentenceEmbedder
 from utils.memory.records import Scope
 from utils.memory.service import MemoryService
+from utils.pages import page_ids
 
 DAY = 86_400
 ROOT = Path(__file__).resolve().parents[2]
@@ -299,7 +300,8 @@ async def test_memory_commands_show_add_forget_stats(
 ) -> None:
     bob = discord_fake.add_user("bob")
     guild.add_member(bob, permissions=BASIC)
-    await start_bot(make_settings(memory_enabled=True, embedding_model="hashing"))
+    bot = await start_bot(make_settings(memory_enabled=True, embedding_model="hashing"))
+    previous, next_ = page_ids(bot.run_id, "memory show")
 
     added = await slash(discord_fake, guild.text, member, "add", fact="I like jazz")
     assert added["content"].startswith("I'll remember that (memory `#")
@@ -312,11 +314,11 @@ async def test_memory_commands_show_add_forget_stats(
     assert embed["footer"]["text"].startswith("Page 1/2 · 10 memories")
     assert "Note number 8" in embed["description"] and "metal" not in embed["description"]
     page = shown["interaction"].original
-    turned = await discord_fake.click_button(page, "memory:next", member)
+    turned = await discord_fake.click_button(page, next_, member)
     await turned.wait_response()
     assert "I like jazz" in page.embeds[0]["description"]
     assert page.embeds[0]["footer"]["text"].startswith("Page 2/2")
-    refused = await discord_fake.click_button(page, "memory:previous", bob)
+    refused = await discord_fake.click_button(page, previous, bob)
     assert (await refused.wait_response())["data"]["content"] == "These are not your memories."
 
     jazz_id = added["content"].split("#")[1].split("`")[0]
@@ -385,7 +387,8 @@ async def test_pages_turned_after_a_forget_show_what_is_left(
     start_bot: StartBot,
     make_settings: Callable[..., Settings],
 ) -> None:
-    await start_bot(make_settings(memory_enabled=True, embedding_model="hashing"))
+    bot = await start_bot(make_settings(memory_enabled=True, embedding_model="hashing"))
+    _, next_ = page_ids(bot.run_id, "memory show")
     added = [
         await slash(discord_fake, guild.text, member, "add", fact=f"Note number {n}")
         for n in range(9)
@@ -396,11 +399,55 @@ async def test_pages_turned_after_a_forget_show_what_is_left(
     oldest = added[0]["content"].split("#")[1].split("`")[0]
     await slash(discord_fake, guild.text, member, "forget", target=oldest)
 
-    turned = await discord_fake.click_button(page, "memory:next", member)
+    turned = await discord_fake.click_button(page, next_, member)
     await turned.wait_response()
     assert page.embeds[0]["footer"]["text"].startswith("Page 1/1 · 8 memories")
     assert "Note number 8" in page.embeds[0]["description"]
-    assert page.find_component("memory:next")["disabled"]
+    assert page.find_component(next_)["disabled"]
+
+
+async def test_memory_buttons_come_off_after_paging_longer_than_a_token_lives(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bot = await start_bot(make_settings(memory_enabled=True, embedding_model="hashing"))
+    monkeypatch.setattr(sys.modules[type(bot.get_cog("Memory")).__module__], "PAGES_TIMEOUT", 2.0)
+    for n in range(9):
+        await slash(discord_fake, guild.text, member, "add", fact=f"Note number {n}")
+    shown = await slash(discord_fake, guild.text, member, "show")
+    page = shown["interaction"].original
+    _, next_ = page_ids(bot.run_id, "memory show")
+    await (await discord_fake.click_button(page, next_, member)).wait_response()
+    shown["interaction"].expired = True  # paged for over 15 minutes: its token no longer works
+
+    await discord_fake.wait_for(lambda: not page.components, 5)
+
+
+async def test_memory_pages_shown_before_a_restart_say_to_ask_again(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings(memory_enabled=True, embedding_model="hashing")
+    bot = await start_bot(settings)
+    for n in range(9):
+        await slash(discord_fake, guild.text, member, "add", fact=f"Note number {n}")
+    page = (await slash(discord_fake, guild.text, member, "show"))["interaction"].original
+    _, next_ = page_ids(bot.run_id, "memory show")
+    await bot.close()
+    await start_bot(settings)
+
+    pressed = await discord_fake.click_button(page, next_, member)
+    assert (await pressed.wait_response())["data"]["content"] == (
+        "These buttons stopped working when I restarted: use `/memory show` again."
+    )
+    assert pressed.ephemeral
 
 
 async def test_forget_with_a_member_it_cannot_find_forgets_nothing(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -21,13 +22,14 @@ import discord
 import pytest
 
 from cogs.music.cog import Music
-from tests.conftest import eventually
+from tests.conftest import BASIC, eventually
 from tests.e2e.music_world import FRAMES_PER_SECOND, World, button, pitch, saved_queue
 from tests.e2e.test_retention import maintenance, pending
 from tests.fakes.discord_server import FakeDiscord, FakeInteraction, FakeMessage
 from tests.fakes.media_server import FakeMediaServer, LocalSearchIE
 from tests.fakes.spotify_server import FakeSpotify
 from tests.fakes.voice_server import runs
+from utils.pages import page_ids
 
 # Playback and controls run on SQLite; what is kept across restarts (marked) on both.
 pytestmark = pytest.mark.backends("sqlite")
@@ -160,7 +162,68 @@ async def test_a_playlist_longer_than_the_queue_takes_says_tracks_were_left_out(
     )
 
 
+async def test_one_member_queues_only_their_share_and_playlists_are_cut_to_it(
+    world: World, spotify_fake: FakeSpotify
+) -> None:
+    """MUSIC_MAX_QUEUED_PER_MEMBER: one member cannot fill the queue for everyone, by
+    /play or !play, with a link or a playlist; others still add theirs, and people with
+    Manage Channels in the voice channel are not held to it."""
+    names = [world.media.tone(f, 1, "ogg").rsplit("/", 1)[1] for f in (440, 660, 880)]
+    page = world.media.page_url(*names, title="Three tones")
+    songs = [spotify_fake.add_track(f"t{i}", "The Tones", f"Song {i}") for i in range(1, 4)]
+    spotify_fake.add_playlist("list1", "My Mix", songs)
+    bob, mod = world.discord.add_user("bob"), world.discord.add_user("mod")
+    world.guild.add_member(bob, permissions=BASIC)
+    world.guild.add_member(mod, permissions=BASIC | discord.Permissions(manage_channels=True).value)
+    await world.start(
+        music_max_queued_per_member=2,
+        spotipy_client_id=spotify_fake.client_id,
+        spotipy_client_secret=spotify_fake.client_secret,
+    )
+    for user in (bob, mod):
+        await world.discord.join_voice(user, world.guild.voice)
+    left_out = ": that's all the queue takes now."
+    playing = await world.slash("play", query=world.media.tone(440, 30, "ogg"))
+    assert playing.startswith("▶️"), "the playing track is not waiting in the queue"
+    assert await world.slash("play", query="spotify:playlist:list1") == (
+        f"➕ Queued 2 of 3 tracks from **My Mix**{left_out}"
+    )
+    full = "You have 2 tracks waiting in the queue, as many as one person may add here; "
+    assert (await world.slash("play", query=page)).startswith(full)
+    await world.discord.send_message(
+        world.guild.text, world.member, f"!play {world.media.tone(550, 1, 'ogg')}"
+    )
+    await world.wait_message(full)
+
+    assert await world.slash("play", bob, query=page) == (
+        f"➕ Queued 2 of 3 tracks from **Three tones**{left_out}"
+    )
+    assert await world.slash("play", mod, query=page) == "➕ Queued 3 tracks from **Three tones**."
+
+
 # Controls -------------------------------------------------------------------
+
+
+async def test_pause_answers_while_the_now_playing_message_waits_for_its_edit(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Editing the now-playing message may wait out the channel's rate limit (AI replies
+    streaming there share it): /pause answers all the same (an interaction has 3 s), and
+    the message shows the pause once its edit goes through."""
+    await world.start()
+    await world.slash("play", query=world.media.tone(440, 20, "ogg"))
+    message = await world.now_playing()
+    edit, released = discord.Message.edit, asyncio.Event()
+
+    async def held_edit(self: discord.Message, **changes: Any) -> discord.Message:
+        await released.wait()
+        return await edit(self, **changes)
+
+    monkeypatch.setattr(discord.Message, "edit", held_edit)
+    assert await world.slash("pause") == "⏸️ Paused tone-440hz-20s."
+    assert message.embeds[0]["title"] == "Now playing"
+    released.set()
+    await world.discord.wait_for(lambda: message.embeds[0]["title"] == "Paused")
 
 
 async def test_skip_moves_to_the_next_track(world: World) -> None:
@@ -341,6 +404,26 @@ async def queue_pages(world: World) -> list[list[str]]:
         next_button = message.components[0]["components"][1]["custom_id"]
         pressed = await world.discord.click_button(message, next_button, world.member)
         assert (await pressed.wait_response())["type"] == 7, "the message shows the next page"
+
+
+async def test_queue_buttons_come_off_after_paging_longer_than_a_token_lives(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tones = [world.media.tone(440 + n, 20, "ogg").rsplit("/", 1)[1] for n in range(12)]
+    await world.start()
+    # The module the bot loaded (each start imports the cog's modules afresh).
+    monkeypatch.setattr(sys.modules["cogs.music.views"], "QUEUE_VIEW_TIMEOUT", 2.0)
+    await world.slash("play", query=world.media.page_url(*tones, title="Twelve"))
+    interaction = await world.discord.invoke_slash(world.guild.text, world.member, "queue")
+    await world.reply(interaction)
+    message = interaction.original
+    assert message is not None
+    next_button = message.components[0]["components"][1]["custom_id"]
+    pressed = await world.discord.click_button(message, next_button, world.member)
+    await pressed.wait_response()
+    interaction.expired = True  # paged for over 15 minutes: /queue's token no longer works
+
+    await world.discord.wait_for(lambda: not message.components, 5)
 
 
 async def test_every_queued_track_shows_on_a_queue_page(
@@ -947,6 +1030,26 @@ async def test_a_restart_takes_the_buttons_off_the_now_playing_message(world: Wo
 
 
 @both_backends
+async def test_queue_pages_shown_before_a_restart_say_to_ask_again(world: World) -> None:
+    tones = [world.media.tone(440 + n, 20, "ogg").rsplit("/", 1)[1] for n in range(12)]
+    playlist = world.media.page_url(*tones, title="Twelve")
+    bot = await world.start()
+    await world.slash("play", query=playlist)
+    interaction = await world.discord.invoke_slash(world.guild.text, world.member, "queue")
+    await world.reply(interaction)
+    message = interaction.original
+    assert message is not None
+    _, next_ = page_ids(bot.run_id, "queue")
+    await bot.close()
+    await world.start(music_resume_on_start=False)
+
+    pressed = await world.discord.click_button(message, next_, world.member)
+    assert (await pressed.wait_response())["data"]["content"] == (
+        "These buttons stopped working when I restarted: use `/queue` again."
+    )
+    assert pressed.ephemeral
+
+
 async def test_reloading_the_cog_resumes_playback(world: World, discord_fake: FakeDiscord) -> None:
     await world.start()
     await discord_fake.send_message(

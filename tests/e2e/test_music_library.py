@@ -121,3 +121,15 @@ async def test_a_saved_playlist_longer_than_the_queue_takes_says_how_much_was_qu
         "➕ Queued 2 of 3 tracks from **Three**: that's all the queue takes now."
     )
     assert (await world.slash("stop")).startswith("⏹️")
+
+
+async def test_a_saved_playlist_loads_only_as_much_as_the_loaders_share(world: World) -> None:
+    await world.start(music_max_queued_per_member=2)
+    for frequency in (440, 550, 660):
+        await world.slash("play", query=world.media.tone(frequency, 3, "ogg"))
+    assert (await command(world, "playlist save", name="Three")).content.startswith("💾 Saved")
+    assert (await world.slash("stop")).startswith("⏹️")
+    loaded = await command(world, "playlist load", name="Three")
+    assert loaded.content == (
+        "➕ Queued 2 of 3 tracks from **Three**: that's all the queue takes now."
+    )

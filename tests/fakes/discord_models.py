@@ -36,6 +36,7 @@ EVERYONE_PERMS = discord.Permissions(
     add_reactions=True,
     view_channel=True,
     send_messages=True,
+    send_messages_in_threads=True,
     embed_links=True,
     attach_files=True,
     read_message_history=True,
@@ -355,6 +356,8 @@ class FakeInteraction:
     followups: list[FakeMessage] = field(default_factory=list)
     original: FakeMessage | None = None
     """The message a type 4/5 response created, or the component message for 6/7."""
+    expired: bool = False
+    """Its token no longer works (on Discord, 15 minutes after the interaction)."""
     _answered: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     @property

@@ -131,6 +131,7 @@ _TRUE = frozenset({"1", "true", "True"})
 # Interaction and callback types (https://discord.com/developers/docs/interactions)
 APPLICATION_COMMAND = 2
 MESSAGE_COMPONENT = 3
+APPLICATION_COMMAND_AUTOCOMPLETE = 4
 CHANNEL_MESSAGE = 4
 DEFERRED_CHANNEL_MESSAGE = 5
 DEFERRED_UPDATE_MESSAGE = 6
@@ -358,11 +359,14 @@ class FakeDiscord:
         options: dict[str, Any] | None = None,
         *,
         subcommand: str | list[str] | None = None,
+        focused: str | None = None,
     ) -> FakeInteraction:
         """Run ``/name [subcommand...] options`` as ``user``, typed by the synced schema.
 
         Option values: plain values, :class:`FakeUser`, :class:`FakeChannel`,
         :class:`FakeRole`, or ``{filename, content_type, data}`` for attachments.
+        ``focused``: the option being typed; the interaction is then an autocomplete
+        request, answered with ``{"type": 8, "data": {"choices": [...]}}``.
         """
         command, scope = self._synced_command(name, channel.guild_id)
         path = [subcommand] if isinstance(subcommand, str) else list(subcommand or [])
@@ -377,7 +381,16 @@ class FakeDiscord:
             data["options"] = built
         if resolved:
             data["resolved"] = resolved
-        return await self._interact(channel, user, APPLICATION_COMMAND, data)
+        if focused is None:
+            return await self._interact(channel, user, APPLICATION_COMMAND, data)
+        leaves = built
+        while leaves and leaves[0]["type"] in (SUBCOMMAND, SUBCOMMAND_GROUP):
+            leaves = leaves[0]["options"]
+        typed = next((o for o in leaves if o["name"] == focused), None)
+        if typed is None:
+            raise AssertionError(f"the focused option {focused!r} needs a value (what is typed)")
+        typed["focused"] = True
+        return await self._interact(channel, user, APPLICATION_COMMAND_AUTOCOMPLETE, data)
 
     async def click_button(
         self, message: FakeMessage, custom_id: str, user: FakeUser
@@ -1366,8 +1379,11 @@ class FakeDiscord:
         webhook_id, token = path_id(request, "webhook_id"), request.match_info["token"]
         if webhook_id == self.application_id:
             for interaction in self.interactions:
-                if interaction.token == token:
-                    return interaction
+                if interaction.token != token:
+                    continue
+                if interaction.expired:
+                    raise ApiError(401, "Invalid Webhook Token", 50027)
+                return interaction
         webhook = self.webhooks.get(webhook_id)
         if webhook is None or webhook.token != token:
             raise ApiError(404, "Unknown Webhook", 10015)
