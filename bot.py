@@ -26,7 +26,8 @@ from cogs.ai.store import ChatStore
 from config import ConfigError, Settings, load_settings
 from utils.data_owners import DataOwners
 from utils.db import DatabaseUnavailable, is_damaged, open_database
-from utils.gemini import GeminiProvider, is_transient
+from utils.gemini import GeminiProvider
+from utils.gemini_errors import is_transient
 from utils.guild_settings import GuildSettings
 from utils.health import HealthServer, HealthUnavailable
 from utils.instance_lock import AlreadyLocked, InstanceLock

@@ -19,7 +19,6 @@ import asyncio
 import logging
 import math
 import random
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, NoReturn
 
@@ -29,6 +28,17 @@ from google import genai
 from google.genai import errors, types
 from yarl import URL
 
+from utils.gemini_errors import (
+    FAILED_TRY,
+    RETRYABLE_STATUS,
+    UNAVAILABLE_MODEL_STATUS,
+    IncompleteAnswer,
+    error_kind,
+    is_quota,
+    is_refused_key,
+    is_transient,
+    retry_delay,
+)
 from utils.gemini_replies import (
     SAFETY_CATEGORIES,
     SAFETY_LEVELS,
@@ -41,82 +51,9 @@ from utils.reliability.circuit_breaker import CircuitBreaker, CircuitOpenError
 
 log = logging.getLogger(__name__)
 
-RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-UNAVAILABLE_MODEL_STATUS = frozenset({404})
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
-_SECONDS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*$")  # Retry-After's other form is a date
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 NOT_ANSWERING = "The AI is not answering right now; please try again later."
 REFUSED_KEY = "The AI service refused the bot's API key; the bot's owner needs to check it."
-
-
-class IncompleteAnswer(Exception):
-    """A stream with no events at all, or one that ended without a finish reason."""
-
-
-# Answers that can't be read: incomplete, not JSON (a proxy's error page, a cut event; the
-# SDK raises UnknownApiResponseError) or not UTF-8.
-UNREADABLE = (IncompleteAnswer, errors.UnknownApiResponseError, UnicodeDecodeError)
-# Failures worth another try (before a stream's first event; after it, they cut the reply).
-FAILED_TRY = (TimeoutError, aiohttp.ClientError, *UNREADABLE)
-
-
-def _details(error: errors.APIError) -> list[dict[str, Any]]:
-    """The `details` of Google's error body; none from a body of another shape (a
-    proxy's `{"error": "busy"}`)."""
-    body = error.details if isinstance(error.details, dict) else {}
-    inner = body.get("error")
-    details = inner.get("details") if isinstance(inner, dict) else None
-    return [d for d in details if isinstance(d, dict)] if isinstance(details, list) else []
-
-
-def retry_delay(error: errors.APIError) -> float | None:
-    """How long to wait before another try, in seconds: the `RetryInfo.retryDelay` Google
-    sent with an error, else a `Retry-After` header in seconds (a proxy's, say)."""
-    for detail in _details(error):
-        if not str(detail.get("@type")).endswith("RetryInfo"):
-            continue
-        if match := _DURATION.match(str(detail.get("retryDelay", ""))):
-            return float(match[1])
-    headers = getattr(error.response, "headers", None) or {}
-    if match := _SECONDS.match(str(headers.get("Retry-After", ""))):
-        return float(match[1])
-    return None
-
-
-def is_quota(error: errors.APIError) -> bool:
-    """A 429 saying this model's quota is used up (Google sends RESOURCE_EXHAUSTED)."""
-    return error.code == 429 and error.status == "RESOURCE_EXHAUSTED"
-
-
-def is_refused_key(error: errors.APIError) -> bool:
-    """Google refusing the key itself (invalid, expired, or not allowed this API): the
-    owner's setting, not the asker's message, is at fault."""
-    if error.code in (401, 403):
-        return True
-    return any(detail.get("reason") == "API_KEY_INVALID" for detail in _details(error))
-
-
-def is_transient(error: BaseException) -> bool:
-    """Failures that say the provider is struggling (they count for the breaker)."""
-    if isinstance(error, errors.APIError):
-        return error.code in RETRYABLE_STATUS
-    return isinstance(error, (TimeoutError, aiohttp.ClientError, ConnectionError, *UNREADABLE))
-
-
-def error_kind(error: BaseException) -> str:
-    """A short fixed name for why a call failed (a metrics label)."""
-    if isinstance(error, CircuitOpenError):
-        return "circuit_open"
-    if isinstance(error, errors.APIError):
-        if error.code == 429:
-            return "rate_limited"
-        if error.code in UNAVAILABLE_MODEL_STATUS:
-            return "model_unavailable"
-        return "server" if error.code in RETRYABLE_STATUS else "refused"
-    if isinstance(error, UNREADABLE):
-        return "server"
-    return "timeout" if isinstance(error, TimeoutError) else "network"
 
 
 class GeminiProvider:

@@ -16,7 +16,8 @@ from cogs.ai.prompting import UserInput
 from cogs.ai.store import ChatStore
 from tests.fakes.gemini_server import FakeGemini
 from utils.db import Database
-from utils.gemini import GeminiProvider, error_kind
+from utils.gemini import GeminiProvider
+from utils.gemini_errors import error_kind
 from utils.gemini_replies import AIError
 from utils.memory.config import MemoryConfig
 from utils.memory.embedder import HashingEmbedder
