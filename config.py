@@ -23,6 +23,20 @@ MAX_SHARDS = 100_000
 _SHARD_RANGE = re.compile(r"(\d+)(?:-(\d+))?")  # a shard id, or a range of them: 0-3
 
 
+def prefix_problem(prefix: str) -> str | None:
+    """What is wrong with ``prefix`` as a command prefix ("A prefix ..."), or None.
+
+    Invisible characters (zero-width, controls, NUL) make a prefix nobody can see or type
+    (NUL is also stored differently by SQLite and PostgreSQL); @ < > read as mentions and
+    ` \\ break the code spans that show the prefix in help and replies.
+    """
+    if not 1 <= len(prefix) <= 5:
+        return "must be 1 to 5 characters"
+    if not prefix.isprintable() or any(ch.isspace() or ch in "@<>`\\" for ch in prefix):
+        return "can't contain spaces, invisible characters, mentions or the characters @ < > ` \\"
+    return None
+
+
 def _split_csv(value: object) -> object:
     """Accept `a,b,c` for list-valued settings, as people write them in `.env`."""
     if isinstance(value, str):
@@ -49,7 +63,7 @@ class Settings(BaseSettings):
 
     # Discord
     discord_token: SecretStr = Field(min_length=1)
-    command_prefix: str = Field(default="!", min_length=1, max_length=5)
+    command_prefix: str = "!"
     owner_ids: Annotated[frozenset[int], NoDecode] = frozenset()
     dev_guild_id: int | None = None
 
@@ -75,7 +89,7 @@ class Settings(BaseSettings):
 
     # Gemini
     gemini_api_key: SecretStr | None = Field(default=None, min_length=1)
-    gemini_model: str = "gemini-2.5-flash"
+    gemini_model: str = Field(default="gemini-2.5-flash", min_length=1)
     gemini_fallback_models: Annotated[tuple[str, ...], NoDecode] = ()
     # What `/ai model` may choose besides GEMINI_MODEL and the fallbacks: the owner pays.
     gemini_allowed_models: Annotated[tuple[str, ...], NoDecode] = ()
@@ -200,9 +214,9 @@ class Settings(BaseSettings):
 
     @field_validator("command_prefix")
     @classmethod
-    def _no_spaces(cls, value: str) -> str:
-        if any(ch.isspace() for ch in value):
-            raise ValueError("must not contain spaces")
+    def _usable_prefix(cls, value: str) -> str:
+        if problem := prefix_problem(value):
+            raise ValueError(problem)
         return value
 
     @property

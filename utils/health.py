@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 
 LAG_INTERVAL = 0.5  # seconds between event-loop lag measurements
 DB_TIMEOUT = 2.0  # seconds /readyz waits for the database
+# Seconds a connection may sit without a whole request (idle, or headers trickling in).
+# aiohttp's default is an hour: connections nobody closes would hold the bot's file
+# descriptors, which Discord, voice and the database need.
+IDLE_TIMEOUT = 5.0
 
 
 class HealthUnavailable(RuntimeError):
@@ -93,7 +97,7 @@ class HealthServer:
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/metrics", self._metrics)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None, keepalive_timeout=IDLE_TIMEOUT)
         bot.metrics.registry.register(_BotState(bot))
 
     async def start(self) -> None:

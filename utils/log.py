@@ -11,6 +11,7 @@ import contextvars
 import json
 import logging
 import logging.handlers
+import re
 import sys
 import time
 import uuid
@@ -21,6 +22,13 @@ from pathlib import Path
 from types import TracebackType
 
 REDACTED = "[redacted]"
+
+# Tokens discord.py logs at DEBUG: webhook and interaction URLs carry one in their path
+# (a webhook's lasts until it is deleted and lets anyone post as it), and gateway events
+# and voice frames as a "token" field. JSON lines escape the quotes with a backslash.
+_DISCORD_TOKENS = re.compile(
+    r"""(/(?:webhooks|interactions)/\d+/)[\w.-]{20,}|(\\?["']token\\?["']:\s*\\?["'])[^"'\\]+"""
+)
 
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
 _RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
@@ -86,7 +94,7 @@ class _RedactingFormatter(logging.Formatter):
     def redact(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, REDACTED)
-        return text
+        return _DISCORD_TOKENS.sub(lambda m: (m[1] or m[2]) + REDACTED, text)
 
     def format(self, record: logging.LogRecord) -> str:
         request_id = getattr(record, "request_id", None)

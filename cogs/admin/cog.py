@@ -15,6 +15,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs.admin.errors import unwrap, user_message
+from config import prefix_problem
 from utils.checks import guild_permissions
 from utils.errors import BotError
 from utils.log import current_request
@@ -72,15 +73,8 @@ def _fields(lines: list[str]) -> Iterator[str]:
 
 def validate_prefix(prefix: str) -> str:
     prefix = prefix.strip()
-    if not 1 <= len(prefix) <= 5:
-        raise BotError("A prefix must be 1 to 5 characters.")
-    # Invisible characters (zero-width, controls, NUL) would make a prefix nobody can see
-    # or type; NUL is also stored differently by SQLite and PostgreSQL.
-    if not prefix.isprintable() or any(ch.isspace() or ch in "@<>`\\" for ch in prefix):
-        raise BotError(
-            "A prefix can't contain spaces, invisible characters, mentions"
-            " or the characters @ < > ` \\."
-        )
+    if problem := prefix_problem(prefix):
+        raise BotError(f"A prefix {problem}.")
     return prefix
 
 

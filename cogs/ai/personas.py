@@ -20,6 +20,9 @@ SHIPPED_DIR = Path(__file__).resolve().parents[2] / "data" / "personas"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 TITLE_CHARS = 100
 DESCRIPTION_CHARS = 200
+# The prompt goes with every request: a file past this is a mistake (a log, a book), and
+# would cost its whole size in tokens each time.
+MAX_PERSONA_BYTES = 32_000
 
 
 @dataclass(frozen=True)
@@ -57,8 +60,29 @@ def load_personas(*directories: Path) -> dict[str, Persona]:
             if not _NAME.match(name):
                 log.warning("skipping persona %s: names are a-z, 0-9, - and _", path)
                 continue
-            personas[name] = parse_persona(name, path.read_text(encoding="utf-8"))
+            text = _read(path)
+            if text is not None:
+                personas[name] = parse_persona(name, text)
     return personas
+
+
+def _read(path: Path) -> str | None:
+    """The text of a persona file, or None (and one log line) if it cannot be one: one bad
+    file of an operator's costs that persona, not the AI cog."""
+    try:
+        with path.open("rb") as file:
+            data = file.read(MAX_PERSONA_BYTES + 1)
+    except OSError as error:  # unreadable, a directory named *.md, a dangling link
+        log.warning("skipping persona %s: %s", path, error.strerror or type(error).__name__)
+        return None
+    if len(data) > MAX_PERSONA_BYTES:
+        log.warning("skipping persona %s: larger than %d bytes", path, MAX_PERSONA_BYTES)
+        return None
+    try:
+        return data.decode("utf-8-sig")  # Notepad may start it with a byte-order mark
+    except UnicodeDecodeError:
+        log.warning("skipping persona %s: not UTF-8 text; save it as UTF-8", path)
+        return None
 
 
 def choose_persona(personas: dict[str, Persona], name: str | None, default: str) -> Persona:

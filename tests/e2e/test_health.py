@@ -7,8 +7,10 @@ import time
 from collections.abc import Callable
 
 import aiohttp
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+import utils.health
 from bot import Bot
 from config import Settings
 from tests.conftest import StartBot, eventually
@@ -179,3 +181,26 @@ async def test_healthz_reports_a_stalled_event_loop(
     _, samples = await scrape(bot)
     assert value(samples, "gembot_event_loop_lag_seconds") >= 0.49
     await eventually(lambda: body_if(bot, "/healthz", 200))  # the next measurement is on time again
+
+
+@pytest.mark.backends("sqlite")  # the HTTP server, whichever the database
+async def test_a_connection_that_sends_no_whole_request_is_closed(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A client that connects and stalls (or trickles its headers) gives its socket back
+    within the idle timeout: many of them would otherwise hold the bot's file descriptors."""
+    monkeypatch.setattr(utils.health, "IDLE_TIMEOUT", 0.5)
+    bot = await start_bot(make_settings(health_port=0), extensions=[])
+    assert bot.health is not None
+    silent = await asyncio.open_connection("127.0.0.1", bot.health.port)
+    trickling = await asyncio.open_connection("127.0.0.1", bot.health.port)
+    trickling[1].write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # never the blank line
+    for reader, writer in (silent, trickling):
+        async with asyncio.timeout(5):
+            assert await reader.read() == b""  # closed by the bot
+        writer.close()
+    assert await get(bot, "/healthz") == (200, "ok\n")

@@ -7,11 +7,12 @@ import io
 import itertools
 import re
 import struct
+from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from cogs.ai.personas import parse_persona
+from cogs.ai.personas import MAX_PERSONA_BYTES, load_personas, parse_persona
 from cogs.ai.prompting import (
     MEMORY_HEADER,
     RECENT_TURNS,
@@ -76,6 +77,28 @@ def test_a_persona_written_without_a_description_line_is_shown_short() -> None:
     assert len(persona.title) <= 100 and len(persona.description) <= 200
     assert persona.description.startswith("You are a bard") and persona.description.endswith("…")
     assert persona.prompt == rhyme.strip()
+
+
+def test_a_bad_persona_file_is_skipped_with_one_line_and_the_others_load(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An operator's persona file in another encoding, too big or unreadable costs that
+    persona only: the AI cog still loads with every other one."""
+    shipped, extra = tmp_path / "shipped", tmp_path / "extra"
+    shipped.mkdir()
+    extra.mkdir()
+    (shipped / "default.md").write_text("# Default\nHelpful.\n\nBe helpful.")
+    (extra / "latin.md").write_bytes("# Café\nÇa va.".encode("cp1252"))
+    (extra / "huge.md").write_text("# Huge\n" + "x" * MAX_PERSONA_BYTES)
+    (extra / "folder.md").mkdir()
+    (extra / "bom.md").write_bytes("\ufeff# Bom\nSaved by Notepad.".encode())
+    (extra / "pirate.md").write_text("# Captain\nA pirate.\n\nArr.")
+    with caplog.at_level("WARNING", logger="cogs.ai.personas"):
+        personas = load_personas(shipped, extra)
+    assert sorted(personas) == ["bom", "default", "pirate"]
+    assert personas["bom"].title == "Bom"
+    assert len(caplog.records) == 3
+    assert all("skipping persona" in r.getMessage() for r in caplog.records)
 
 
 def test_a_reply_that_stopped_early_says_so_in_the_context() -> None:

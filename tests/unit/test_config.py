@@ -77,6 +77,14 @@ def test_other_invalid_values(name: str, value: str) -> None:
     assert name in error_line(DISCORD_TOKEN="t", **{name: value})
 
 
+@pytest.mark.parametrize("prefix", ["`", "@", "<>", "\\", "!\u200b", "toolong"])
+def test_a_command_prefix_servers_could_not_set_is_refused_at_start(prefix: str) -> None:
+    """COMMAND_PREFIX follows the rules of `/settings prefix`: a backtick broke the code
+    spans of `/help`, an invisible character made a prefix nobody can type."""
+    line = error_line(DISCORD_TOKEN="t", COMMAND_PREFIX=prefix)
+    assert line.startswith("Configuration error: COMMAND_PREFIX: "), line
+
+
 @pytest.mark.parametrize(
     ("name", "value", "says"),
     [
@@ -108,8 +116,8 @@ def test_values_pasted_with_spaces_or_a_newline_are_read_without_them(
     assert settings.database_url.get_secret_value() == "postgresql://u:p@db/gembot"
 
 
-@pytest.mark.parametrize("name", ["DISCORD_TOKEN", "GEMINI_API_KEY"])
-def test_a_key_of_only_spaces_is_refused_by_name(name: str) -> None:
+@pytest.mark.parametrize("name", ["DISCORD_TOKEN", "GEMINI_API_KEY", "GEMINI_MODEL"])
+def test_a_key_or_model_of_only_spaces_is_refused_by_name(name: str) -> None:
     line = error_line(**{"DISCORD_TOKEN": "t", name: "   "})
     assert line.startswith(f"Configuration error: {name}: "), line
 

@@ -61,6 +61,43 @@ def test_json_lines_redact_a_secret_holding_quotes_and_backslashes(tmp_path: Pat
     assert f"cannot connect to {REDACTED}" in exception
 
 
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_discord_tokens_in_debug_lines_are_redacted(tmp_path: Path, fmt: str) -> None:
+    """With LOG_LEVEL=DEBUG discord.py logs webhook and interaction URLs (their token in
+    the path), gateway events and voice frames (a "token" field): none reach the log."""
+    webhook = "Kx9_-aQ2" * 9
+    interaction = "aW50ZXJhY3Rpb246" * 5
+    setup_logging(level="DEBUG", fmt=fmt, log_dir=tmp_path)
+    logging.getLogger("discord.webhook.async_").debug(
+        "Webhook ID %s with %s %s has returned status code %s",
+        123,
+        "POST",
+        f"https://discord.com/api/v10/webhooks/123/{webhook}?wait=1",
+        200,
+    )
+    logging.getLogger("discord.webhook.async_").debug(
+        "Webhook ID %s with %s %s has returned status code %s",
+        9,
+        "POST",
+        f"https://discord.com/api/v10/interactions/9/{interaction}/callback",
+        204,
+    )
+    event = {"t": "INTERACTION_CREATE", "d": {"id": "9", "token": interaction, "type": 2}}
+    logging.getLogger("discord.gateway").debug("For Shard ID %s: WebSocket Event: %s", 0, event)
+    frame = {"op": 0, "d": {"server_id": "1", "session_id": "s", "token": "9f2c4e1a7b3d"}}
+    logging.getLogger("discord.gateway").debug("Sending voice websocket frame: %s.", frame)
+    logging.getLogger("x").debug("tokens used: %s", {"tokens": 12})
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    text = (tmp_path / "bot.log").read_text()
+    for token in (webhook, interaction, "9f2c4e1a7b3d"):
+        assert token not in text
+    assert f"/webhooks/123/{REDACTED}?wait=1" in text
+    assert f"/interactions/9/{REDACTED}/callback" in text
+    assert text.count(REDACTED) == 4
+    assert "'tokens': 12" in text  # other fields are left alone
+
+
 def test_a_crash_is_logged_as_json_into_the_file_with_secrets_redacted(tmp_path: Path) -> None:
     """Python prints an uncaught exception raw on stderr: not in bot.log, not JSON, and
     with whatever its message quotes."""
