@@ -38,7 +38,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import aiosqlite
 import asyncpg
@@ -51,6 +51,7 @@ EVERYTHING = "*"
 """Topic and key of a change that means "reload all you hold" (changes may have been missed)."""
 
 Params = Sequence[Any]
+T = TypeVar("T")
 ChangeListener = Callable[[str, str], Awaitable[None]]
 
 DB_ERRORS: tuple[type[Exception], ...] = (
@@ -144,6 +145,12 @@ def refuse_newer(where: str, version: int, migrations: list[tuple[int, Path]]) -
         )
 
 
+def migration_failed(name: str, why: str) -> DatabaseUnavailable:
+    """The line of a migration that failed: rolled back, so the schema is as it was."""
+    first = why.strip().splitlines()[0] if why.strip() else "no reason given"
+    return DatabaseUnavailable(f"migration {name} failed and was rolled back: {first}")
+
+
 class Reads(ABC):
     """`fetchone` and `fetchval` on top of `fetchall`, for databases and connections."""
 
@@ -184,6 +191,14 @@ class Database(Reads):
     def transaction(self) -> AbstractAsyncContextManager[Connection]:
         """Several statements as one unit: committed at the end, rolled back on error."""
 
+    async def in_transaction(self, work: Callable[[Connection], Awaitable[T]]) -> T:
+        """What ``work(conn)`` returns, run in a transaction. Where another process may
+        write the same rows at once (PostgreSQL), the server can abort a transaction
+        (two waiting for each other's rows); `work` then runs again in a new one, so it
+        must change nothing but through ``conn``."""
+        async with self.transaction() as conn:
+            return await work(conn)
+
     async def execute(self, sql: str, params: Params = ()) -> int:
         """Run one write in its own transaction; the number of rows it changed."""
         async with self.transaction() as conn:
@@ -212,7 +227,9 @@ class Database(Reads):
 
     def exclusive(self, name: str) -> AbstractAsyncContextManager[bool]:
         """Hold the bot-wide lock ``name`` while inside; yields False when another
-        process holds it (then skip the job this time)."""
+        process holds it (then skip the job this time). Should the lock be lost on the
+        way, the job inside is stopped where it is and the block ends (a warning is
+        logged): the job must be one that the next holder can finish."""
         return _always_free()
 
     async def _deliver(self, topic: str, key: str) -> None:
@@ -309,10 +326,12 @@ class SqliteDatabase(Database):
             log.info("applying migration %s", path.name)
             try:
                 await writer.executescript(f"BEGIN;\n{sql}\nPRAGMA user_version={number};\nCOMMIT;")
-            except sqlite3.Error:
+            except sqlite3.Error as error:
                 if writer.in_transaction:
                     await writer.rollback()
-                raise
+                if isinstance(error, sqlite3.DatabaseError) and is_damaged(error):
+                    raise  # the file, not the migration: bot.py tells how to restore it
+                raise migration_failed(path.name, str(error)) from None
 
     async def close(self) -> None:
         """Close both connections (SQLite checkpoints the WAL on the last close); idempotent."""
@@ -339,12 +358,14 @@ class SqliteDatabase(Database):
             try:
                 await (await conn.execute("BEGIN IMMEDIATE")).close()
                 yield _SqliteConnection(conn)
+                # A COMMIT that fails (a full disk) leaves the transaction open: every
+                # later BEGIN would fail, so it is rolled back below too.
+                await conn.commit()
             except BaseException:
                 # Also when cancelled during BEGIN: aiosqlite still runs it, so queue a
                 # rollback behind it (a no-op without a transaction), shielded.
                 await asyncio.shield(conn.rollback())
                 raise
-            await conn.commit()
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         # One trip to the connection's thread (a cursor takes three: execute, fetch,

@@ -19,9 +19,10 @@ import contextlib
 import logging
 import math
 import os
+import random
 import re
 import secrets
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from functools import lru_cache, partial
 from pathlib import Path
@@ -40,7 +41,9 @@ from utils.db import (
     Params,
     Reads,
     Row,
+    T,
     load_migrations,
+    migration_failed,
     refuse_newer,
     storable_params,
 )
@@ -58,6 +61,7 @@ _RETRY = 1.0  # seconds between the listener's attempts to connect: changes arri
 _PROBE = 30.0  # seconds between checks that the LISTEN connection still answers: one
 # dropped without a word (a NAT or firewall forgetting an idle connection, a failover to
 # another host) is never closed here, and would leave this process deaf until a restart
+_ATTEMPTS = 5  # tries of a transaction that the server aborted for another's sake
 _LOST = (
     OSError,
     TimeoutError,
@@ -177,7 +181,7 @@ class PostgresDatabase(Database):
             ) from None
         try:
             await self._migrate(load_migrations(migrations_dir or MIGRATIONS_DIR / "postgresql"))
-        except asyncpg.InsufficientPrivilegeError as error:
+        except _LOST as error:  # e.g. no table may be made, or the server went away
             raise DatabaseUnavailable(
                 f"cannot use PostgreSQL at {where}: {_reason(error)}"
             ) from None
@@ -221,13 +225,17 @@ class PostgresDatabase(Database):
                     if number <= current:
                         continue
                     log.info("applying migration %s", path.name)
-                    async with conn.transaction():
-                        await conn.execute(
-                            path.read_text(encoding="utf-8"), timeout=_MIGRATION_TIMEOUT
-                        )
-                        await conn.execute("INSERT INTO schema_version VALUES ($1)", number)
+                    try:
+                        async with conn.transaction():
+                            await conn.execute(
+                                path.read_text(encoding="utf-8"), timeout=_MIGRATION_TIMEOUT
+                            )
+                            await conn.execute("INSERT INTO schema_version VALUES ($1)", number)
+                    except _LOST as error:
+                        raise migration_failed(path.name, _why(error)) from None
             finally:
-                await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+                with contextlib.suppress(*_LOST):  # a lost connection took the lock with it
+                    await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
 
     async def close(self) -> None:
         self._closed.set()
@@ -258,6 +266,18 @@ class PostgresDatabase(Database):
         async with self._write_lock, self._acquire() as conn, conn.transaction():
             yield _PostgresConnection(conn, self._timeout)
 
+    async def in_transaction(self, work: Callable[[Connection], Awaitable[T]]) -> T:
+        for attempt in range(1, _ATTEMPTS):
+            try:
+                async with self.transaction() as conn:
+                    return await work(conn)
+            except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as error:
+                # Another process wrote the same rows (e.g. the memory keyword counts)
+                # in another order; the server rolled this one back, the other goes on.
+                log.info("transaction aborted (%s); trying again", type(error).__name__)
+                await asyncio.sleep(random.uniform(0.0, 0.05 * attempt))  # not in step
+        return await super().in_transaction(work)  # the last try: its error is the caller's
+
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         async with self._acquire() as conn:
             return await _fetch(conn, sql, params, self._timeout)
@@ -268,16 +288,33 @@ class PostgresDatabase(Database):
 
     @asynccontextmanager
     async def exclusive(self, name: str) -> AsyncIterator[bool]:
+        """`Database.exclusive`. The lock lives as long as its connection: once that is
+        gone (the server ended it, e.g. idle_session_timeout, or it fell silent) another
+        process may take the lock and start the same job, so this one is stopped where it
+        is (cancelled: what it had under way rolls back) and the block ends with a
+        warning; the next holder runs the job."""
         # A session lock on a connection of its own, not a pooled one: the job inside
         # uses the pool, all of it (a pool of one included). Closing the connection
         # releases a lock whose unlock never ran.
         conn = await _connect(self.url, self._timeout, command_timeout=self._timeout)
         try:
-            held = await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", name)
+            if not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", name):
+                yield False
+                return
+            hold = _Hold(conn, self._timeout)
             try:
-                yield bool(held)
+                yield True
+            except asyncio.CancelledError:
+                if not hold.lost or hold.job.uncancel():  # cancelled from outside too
+                    raise
+                log.warning(
+                    "lost the lock %r (its connection went away): its job stopped, for "
+                    "whichever process takes the lock next",
+                    name,
+                )
             finally:
-                if held:
+                await hold.end()
+                if not hold.lost:
                     await _unlock(conn, name)
         finally:
             await _hang_up(conn, self._timeout)
@@ -346,6 +383,48 @@ class PostgresDatabase(Database):
             task.add_done_callback(self._deliveries.discard)
 
 
+class _Hold:
+    """Watches the connection of a lock held by the current task (its job) until `end`:
+    once the connection is closed, or silent to a query every `_PROBE` seconds (which
+    also keeps the server from ending it as idle), the job's task is cancelled."""
+
+    def __init__(self, conn: asyncpg.Connection, seconds: float) -> None:
+        job = asyncio.current_task()
+        assert job is not None  # `exclusive` runs in a task
+        self.job = job
+        self.lost = False
+        self._conn = conn
+        self._seconds = seconds
+        self._ended = asyncio.Event()
+        conn.add_termination_listener(self._closed)
+        self._probing = asyncio.create_task(self._probe(), name="db-lock-probe")
+
+    def _closed(self, _conn: object) -> None:
+        self._lose()
+
+    def _lose(self) -> None:
+        if not self.lost and not self._ended.is_set():
+            self.lost = True
+            self.job.cancel()
+
+    async def _probe(self) -> None:
+        while not self.lost:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_PROBE):
+                    await self._ended.wait()
+                    return
+            try:
+                await self._conn.execute("SELECT 1", timeout=self._seconds)
+            except _LOST:
+                self._lose()
+
+    async def end(self) -> None:
+        """Stop watching (the job is over); waits for a query under way, if any."""
+        self._ended.set()
+        self._conn.remove_termination_listener(self._closed)
+        await self._probing
+
+
 async def _fetch(
     conn: asyncpg.Connection | PoolConnectionProxy, sql: str, params: Params, seconds: float
 ) -> list[Row]:
@@ -390,6 +469,16 @@ async def _hang_up(conn: asyncpg.Connection, seconds: float) -> None:
 
 def _set(event: asyncio.Event, _conn: object) -> None:
     event.set()
+
+
+def _why(error: BaseException) -> str:
+    """Why a statement failed: the server's own words (they name what the SQL names,
+    never the server or the login), or `_reason` for what is not the server's answer."""
+    if isinstance(error, asyncpg.PostgresError) and not isinstance(
+        error, asyncpg.InsufficientPrivilegeError
+    ):
+        return str(error)
+    return _reason(error)
 
 
 def _reason(error: BaseException) -> str:

@@ -13,7 +13,8 @@ of such data (the AI chat store with its cache, the memory service with its inde
 with memory off, its store, the music sessions with their saved queues, the guild
 settings) deletes its own. While a cog has failed to load nothing is deleted, as its
 feature's data would stay behind. With several bot processes one pass runs at a time,
-in whichever takes the bot-wide lock. Guilds left and channels deleted while the bot
+in whichever takes the bot-wide lock; a pass that loses it stops, and what it left is
+done by the next pass to take it. Guilds left and channels deleted while the bot
 was offline are found once this process is ready, and daily after (`cogs.admin.absent`).
 """
 

@@ -128,8 +128,10 @@ async def test_failed_migration_rolls_back(fresh: Fresh, tmp_path: Path) -> None
         "INSERT INTO a VALUES (2); INSERT INTO missing VALUES (1);",
     )
     database = fresh()
-    with pytest.raises(Exception, match="missing"):
+    with pytest.raises(DatabaseUnavailable) as raised:
         await database.connect(migrations)
+    assert str(raised.value).startswith("migration 0002_step.sql failed and was rolled back: ")
+    assert "missing" in str(raised.value) and "\n" not in str(raised.value)
     assert await database.version() == 1
     await database.close()
     database = fresh()
@@ -214,6 +216,29 @@ async def test_the_bot_stops_with_one_line_on_a_database_newer_than_the_code(
     assert "has schema version 99, newer than this bot's" in error
 
 
+@pytest.mark.slow
+async def test_a_migration_that_fails_stops_the_start_with_one_line_naming_it(
+    discord_fake: FakeDiscord, tmp_path: Path, backend: str, database_url: str
+) -> None:
+    """Say a table the upgrade creates is there already (made by hand): the migration
+    fails, and the owner reads which one, without the server's address."""
+    data_dir = tmp_path / "data"
+    migrations = load_migrations(MIGRATIONS_DIR / backend)
+    last, name = len(migrations), migrations[-1][1].name
+    await (database := open_database(database_url, data_dir / "bot.db")).connect()
+    if backend == "postgresql":  # what the last migration made stays, so it fails again
+        await database.execute("DELETE FROM schema_version WHERE version = ?", (last,))
+    await database.close()
+    if backend == "sqlite":
+        with sqlite3.connect(data_dir / "bot.db") as conn:
+            conn.execute(f"PRAGMA user_version = {last - 1}")
+    env = {"DATABASE_URL": database_url} if database_url else {}
+    log = await bot_stopped_at_start(discord_fake, tmp_path, DATA_DIR=str(data_dir), **env)
+    [error] = [line for line in log.splitlines() if "ERROR" in line]
+    assert f"migration {name} failed and was rolled back: " in error
+    assert "127.0.0.1" not in error
+
+
 def test_migrations_must_be_numbered_in_order(tmp_path: Path) -> None:
     directory = tmp_path / "m"
     directory.mkdir()
@@ -244,6 +269,26 @@ async def test_failed_transaction_rolls_back(db: Database) -> None:
             await conn.execute("INSERT INTO t VALUES (1)")
             raise ValueError
     assert await db.fetchval("SELECT count(*) FROM t") == 0
+
+
+@pytest.mark.backends("sqlite")
+async def test_writes_go_on_after_a_commit_failed_on_a_full_disk(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await db.execute("CREATE TABLE t (x INTEGER)")
+    writer = cast(SqliteDatabase, db)._writer
+    assert writer is not None
+    commit = writer.commit
+
+    async def full() -> None:
+        monkeypatch.setattr(writer, "commit", commit)  # the next one goes through
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(writer, "commit", full)
+    with pytest.raises(sqlite3.OperationalError):
+        await db.execute("INSERT INTO t VALUES (1)")
+    await db.execute("INSERT INTO t VALUES (2)")
+    assert [row[0] for row in await db.fetchall("SELECT x FROM t")] == [2]
 
 
 async def test_writes_report_rows_changed_and_new_ids(db: Database) -> None:

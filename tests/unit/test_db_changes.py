@@ -481,29 +481,67 @@ async def test_only_one_process_holds_a_bot_wide_lock_and_it_is_released_after(
         assert theirs
 
 
-async def test_a_bot_wide_lock_goes_with_its_holders_connection(
+async def _end_lock_holders(database_url: str) -> None:
+    """End the connections holding advisory locks, as idle_session_timeout would."""
+    killed = await _admin(
+        database_url,
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' "
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    assert killed == 1
+
+
+async def test_a_job_whose_lock_went_with_its_connection_stops_and_another_process_runs_it(
     processes: tuple[PostgresDatabase, PostgresDatabase],
     database_url: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     here, there = processes
-    async with here.exclusive("job") as ours:
-        assert ours
-        killed = await _admin(
-            database_url,
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' "
-            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-        )
-        assert killed == 1
+    steps: list[str] = []
+    forever = asyncio.Event()
 
-        async def free() -> bool:
-            async with there.exclusive("job") as theirs:
-                return theirs
+    async def job(db: PostgresDatabase, who: str) -> bool:
+        async with db.exclusive("job") as ours:
+            if ours:
+                steps.append(f"{who} starts")
+                await forever.wait()  # a long pass
+                steps.append(f"{who} goes on")
+        return ours
 
-        await eventually(free)  # once the server has ended that connection
-    assert "lost the lock 'job' before its job ended" in caplog.text  # and the job's end is quiet
+    running = asyncio.create_task(job(here, "here"))
+    await eventually(lambda: steps == ["here starts"])
+    await _end_lock_holders(database_url)
+    async with asyncio.timeout(5):
+        assert await running  # stopped: the block ends, quietly for its caller
+    assert "lost the lock 'job' (its connection went away): its job stopped" in caplog.text
+    taken = asyncio.create_task(job(there, "there"))
+    await eventually(lambda: steps == ["here starts", "there starts"])
+    forever.set()
+    assert await taken
+    assert steps == ["here starts", "there starts", "there goes on"]  # here never went on
     async with here.exclusive("job") as ours:
         assert ours  # the pool gives a live connection again
+
+
+async def test_a_job_whose_lock_connection_went_silent_stops(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection nobody closes (a network drop) is asked a question now and then; no
+    answer in time, and the job stops: the server may give the lock to another."""
+    monkeypatch.setattr("utils.db_postgres._PROBE", 0.2)
+    async with _Relay(database_url) as relay:
+        db = PostgresDatabase(relay.url, timeout=1.0)
+        await db.connect()
+        went_on = False
+        try:
+            async with asyncio.timeout(5), db.exclusive("job") as ours:
+                assert ours
+                relay.silence()
+                await asyncio.sleep(10)
+                went_on = True
+        finally:
+            await db.close()
+        assert not went_on
 
 
 async def test_a_lock_whose_release_never_ran_is_gone_once_its_connection_is_back(
@@ -605,6 +643,38 @@ class _Gate:
 
     async def delete_guild(self, guild_id: int) -> int:
         return await self.delete_channel(guild_id)
+
+
+async def test_a_retention_pass_that_lost_its_lock_stops_and_the_next_holder_finishes_it(
+    database_url: str, tmp_path: Path
+) -> None:
+    passes: list[str] = []
+    through = asyncio.Event()
+    cogs: list[Maintenance] = []
+    bots: list[Bot] = []
+    for name in ("first", "second"):
+        bot = Bot(_settings(tmp_path / name, database_url))
+        await bot.db.connect()
+        bot.data_owners.register("gate", _Gate(name, passes, through))
+        bots.append(bot)
+        cogs.append(Maintenance(bot))
+    try:
+        first, second = cogs
+        await first.pending.schedule("channel", CHANNEL, GUILD)
+        first.pending.clock = second.pending.clock = _later(days=30)
+        running = asyncio.create_task(first.retention_loop())
+        await eventually(lambda: passes == ["first"])  # inside the pass, holding the lock
+        await _end_lock_holders(database_url)
+        async with asyncio.timeout(5):
+            await running  # stopped, not stuck, and not the end of the hourly loop
+        assert await second.pending.due() != []  # not marked done: it may not be
+        through.set()
+        await second.retention_loop()
+        assert passes == ["first", "second"]
+        assert await second.pending.due() == []
+    finally:
+        for bot in bots:
+            await bot.db.close()
 
 
 async def test_a_retention_pass_runs_in_one_process_at_a_time(

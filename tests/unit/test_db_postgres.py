@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import bot_stopped_at_start
 from tests.fakes.discord_server import FakeDiscord
 from utils.db import DatabaseUnavailable
-from utils.db_postgres import PostgresDatabase, to_postgres
+from utils.db_postgres import _MIGRATION_LOCK, PostgresDatabase, to_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "hunter2-not-for-logs"
@@ -161,3 +161,18 @@ async def test_the_bot_exits_with_one_clear_line_when_postgresql_cannot_be_used(
     assert line.format(port=port) in error
     everything = log + (tmp_path / "data" / "logs" / "bot.log").read_text()
     assert "hunter2" not in everything and "not4logs" not in everything
+
+
+@pytest.mark.backends("postgresql")
+async def test_a_start_that_waits_too_long_for_another_processs_migration_says_so_in_one_line(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("utils.db_postgres._MIGRATION_TIMEOUT", 0.5)
+    migrating = await asyncpg.connect(database_url)  # as another process's upgrade
+    try:
+        await migrating.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+        message = await unavailable(database_url)
+    finally:
+        await migrating.close()
+    assert message.startswith("cannot use PostgreSQL at ") and "\n" not in message
+    assert message.endswith(": no answer in time")

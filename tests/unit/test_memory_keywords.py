@@ -7,22 +7,26 @@ every memory goes to both in the same order (so with the same ids), at the same 
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from cogs.ai.records import Turn
 from tests.fakes.clock import FakeClock
 from utils.db import Database, SqliteDatabase
+from utils.db_postgres import PostgresDatabase
 from utils.memory import scoring
 from utils.memory.embedder import HashingEmbedder
 from utils.memory.keywords import idf
 from utils.memory.records import Scope
 from utils.memory.scoring import query_terms
 from utils.memory.service import MemoryService
+from utils.memory.store import MemoryStore, NewMemory
 
 pytestmark = pytest.mark.backends("postgresql")
 
@@ -123,3 +127,47 @@ async def test_common_terms_are_left_out_on_both_backends(
 def test_idf_is_fts5s() -> None:
     assert idf(100, 1) == pytest.approx(math.log(99.5 / 1.5))
     assert idf(100, 50) == 1e-6 and idf(100, 90) == 1e-6  # held by half or more
+
+
+async def _store_alike(store: MemoryStore, texts: list[str]) -> list[int]:
+    memories = [NewMemory(GUILD, 5, "Ann", "user", text, 1.0) for text in texts]
+    ids = await store.insert(memories, "m", np.zeros((len(texts), 4), np.float32))
+    return [memory_id for memory_id in ids if memory_id is not None]
+
+
+@pytest.mark.backends("sqlite", "postgresql")
+async def test_equally_good_memories_past_the_limit_are_the_newest_on_both_backends(
+    db: Database,
+) -> None:
+    store = MemoryStore(db)
+    ids = await _store_alike(store, ["I keep bees in the garden."] * 6)
+    others = [f"I play {word}." for word in WORDS if word not in ("bees", "garden")]
+    await _store_alike(store, others)  # so bees is a rare term
+    found = await store.search_terms(GUILD, query_terms("bees"), 3, names_weight=0.5)
+    assert [memory_id for memory_id, _ in found] == sorted(ids, reverse=True)[:3]
+
+
+async def test_two_processes_writing_one_scopes_keywords_at_once_lose_no_memory(
+    db: Database, database_url: str
+) -> None:
+    other = PostgresDatabase(database_url)
+    await other.connect()
+    kept: list[int] = []
+
+    async def write(store: MemoryStore, seed: int) -> None:
+        rng = random.Random(seed)
+        for n in range(30):  # term sets of other sizes lock the counts in other orders
+            texts = [" ".join(rng.sample(WORDS, rng.randint(3, 20))) for _ in range(3)]
+            ids = await _store_alike(store, texts)
+            if n % 3 == 0:
+                await store.delete(GUILD, 5, ids.pop(0))
+            kept.extend(ids)
+
+    try:
+        await asyncio.gather(write(MemoryStore(db), 1), write(MemoryStore(other), 2))
+    finally:
+        await other.close()
+    assert len(kept) == 2 * 30 * 3 - 2 * 10
+    assert await db.fetchval("SELECT memories FROM memory_scope_terms") == len(kept)
+    held = await db.fetchval("SELECT count(DISTINCT term) FROM memory_postings")
+    assert await db.fetchval("SELECT count(*) FROM memory_term_docs") == held

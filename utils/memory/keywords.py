@@ -112,7 +112,8 @@ class Fts5Index(KeywordIndex):
             return []
         rows = await self.db.fetchall(
             "SELECT rowid, bm25(memory_terms, 0.0, ?, 1.0) AS score FROM memory_terms "
-            "WHERE memory_terms MATCH ? ORDER BY score LIMIT ?",
+            # Ties go to the newest, as on PostgreSQL: both keep the same ones at the limit.
+            "WHERE memory_terms MATCH ? ORDER BY score, rowid DESC LIMIT ?",
             (names_weight, match_expression(scope.key, rare), limit),
         )
         return [(row[0], -row[1]) for row in rows]  # FTS5's bm25() is lower for better
@@ -214,7 +215,7 @@ class PostingsIndex(KeywordIndex):
             "  JOIN memory_postings p ON p.scope = ? AND p.term = q.term) "
             f"SELECT memory_id, sum(idf * f * {K1 + 1} "
             f"  / (f + {K1} * ({1 - B} + {B} * tokens / ?::float8))) AS score "
-            "FROM hits GROUP BY memory_id ORDER BY score DESC, memory_id LIMIT ?",
+            "FROM hits GROUP BY memory_id ORDER BY score DESC, memory_id DESC LIMIT ?",
             (
                 names_weight,
                 rare,
