@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import os
 import random
 import re
@@ -26,12 +25,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from functools import lru_cache, partial
 from pathlib import Path
-from typing import cast
 from urllib.parse import urlsplit
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from utils import db_postgres_sessions as sessions
 from utils.db import (
     EVERYTHING,
     MIGRATIONS_DIR,
@@ -47,6 +46,16 @@ from utils.db import (
     refuse_newer,
     storable_params,
 )
+from utils.db_postgres_sessions import (
+    LOST,
+    LockHold,
+    connect,
+    hang_up,
+    reason,
+    set_event,
+    unlock,
+    why_failed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,18 +67,7 @@ _PLACEHOLDER = re.compile(r"'(?:[^']|'')*'|\?")
 _ROWCOUNT = re.compile(r"(\d+)$")
 _RETRY = 1.0  # seconds between the listener's attempts to connect: changes arrive within
 # a second of the server being back (a refused attempt costs next to nothing)
-_PROBE = 30.0  # seconds between checks that the LISTEN connection still answers: one
-# dropped without a word (a NAT or firewall forgetting an idle connection, a failover to
-# another host) is never closed here, and would leave this process deaf until a restart
 _ATTEMPTS = 5  # tries of a transaction that the server aborted for another's sake
-_LOST = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,  # the server's goodbye arrived but the close has not yet
-)
-"""What a connection that cannot be made, or went away while used, raises."""
 
 
 _MALFORMED_URL = (
@@ -177,13 +175,13 @@ class PostgresDatabase(Database):
             raise DatabaseUnavailable(_MALFORMED_URL) from None
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             raise DatabaseUnavailable(
-                f"cannot use PostgreSQL at {where}: {_reason(error)}"
+                f"cannot use PostgreSQL at {where}: {reason(error)}"
             ) from None
         try:
             await self._migrate(load_migrations(migrations_dir or MIGRATIONS_DIR / "postgresql"))
-        except _LOST as error:  # e.g. no table may be made, or the server went away
+        except LOST as error:  # e.g. no table may be made, or the server went away
             raise DatabaseUnavailable(
-                f"cannot use PostgreSQL at {where}: {_reason(error)}"
+                f"cannot use PostgreSQL at {where}: {reason(error)}"
             ) from None
         self._listening = asyncio.create_task(self._listen(), name="db-listen")
         # Caches are read once this returns: a change told before this process listens
@@ -231,10 +229,10 @@ class PostgresDatabase(Database):
                                 path.read_text(encoding="utf-8"), timeout=_MIGRATION_TIMEOUT
                             )
                             await conn.execute("INSERT INTO schema_version VALUES ($1)", number)
-                    except _LOST as error:
-                        raise migration_failed(path.name, _why(error)) from None
+                    except LOST as error:
+                        raise migration_failed(path.name, why_failed(error)) from None
             finally:
-                with contextlib.suppress(*_LOST):  # a lost connection took the lock with it
+                with contextlib.suppress(*LOST):  # a lost connection took the lock with it
                     await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
 
     async def close(self) -> None:
@@ -248,7 +246,7 @@ class PostgresDatabase(Database):
             if pool is not None:
                 try:
                     await pool.close()
-                except _LOST:  # e.g. a server gone silent never answers the goodbye
+                except LOST:  # e.g. a server gone silent never answers the goodbye
                     pool.terminate()
 
     async def version(self) -> int:
@@ -296,12 +294,12 @@ class PostgresDatabase(Database):
         # A session lock on a connection of its own, not a pooled one: the job inside
         # uses the pool, all of it (a pool of one included). Closing the connection
         # releases a lock whose unlock never ran.
-        conn = await _connect(self.url, self._timeout, command_timeout=self._timeout)
+        conn = await connect(self.url, self._timeout, command_timeout=self._timeout)
         try:
             if not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", name):
                 yield False
                 return
-            hold = _Hold(conn, self._timeout)
+            hold = LockHold(conn, self._timeout)
             try:
                 yield True
             except asyncio.CancelledError:
@@ -315,9 +313,9 @@ class PostgresDatabase(Database):
             finally:
                 await hold.end()
                 if not hold.lost:
-                    await _unlock(conn, name)
+                    await unlock(conn, name)
         finally:
-            await _hang_up(conn, self._timeout)
+            await hang_up(conn, self._timeout)
 
     async def _listen(self) -> None:
         """Keep one LISTEN connection; after each reconnect, tell every cache to reload.
@@ -336,16 +334,16 @@ class PostgresDatabase(Database):
             lost = asyncio.Event()
             conn: asyncpg.Connection | None = None
             try:
-                conn = await _connect(self.url, self._timeout)
-                conn.add_termination_listener(partial(_set, lost))
+                conn = await connect(self.url, self._timeout)
+                conn.add_termination_listener(partial(set_event, lost))
                 await conn.add_listener(CHANNEL, self._heard)
                 if self._tried.is_set():  # changes may have gone unheard meanwhile
                     await self._deliver(EVERYTHING, EVERYTHING)
-            except _LOST as error:
+            except LOST as error:
                 if conn is not None:  # connected, then lost it (or LISTEN was refused)
-                    await _hang_up(conn, self._timeout)
+                    await hang_up(conn, self._timeout)
                 if not failures:  # one line an outage, not one a second
-                    why = _reason(error) if conn is None else f"lost it: {type(error).__name__}"
+                    why = reason(error) if conn is None else f"lost it: {type(error).__name__}"
                     log.warning("change listener cannot connect (%s); retrying", why)
                 failures += 1
                 self._tried.set()
@@ -358,21 +356,22 @@ class PostgresDatabase(Database):
             try:
                 await self._watch(conn, lost)
             finally:
-                await _hang_up(conn, self._timeout)
+                await hang_up(conn, self._timeout)
             log.warning("change listener lost its connection; reconnecting")
 
     async def _watch(self, conn: asyncpg.Connection, lost: asyncio.Event) -> None:
         """Return once the LISTEN connection is gone: closed, or silent to a query every
-        `_PROBE` seconds (which also keeps an idle connection known to what lies between)."""
+        `sessions.PROBE` seconds (which also keeps an idle connection known to what lies
+        between)."""
         while not lost.is_set():
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(_PROBE):
+                async with asyncio.timeout(sessions.PROBE):
                     await lost.wait()
                     return
             try:  # LISTEN again: a no-op that needs an answer (and the session still
                 # shows as the listener's in pg_stat_activity)
                 await conn.execute(f'LISTEN "{CHANNEL}"', timeout=self._timeout)
-            except _LOST:
+            except LOST:
                 return
 
     def _heard(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
@@ -383,119 +382,7 @@ class PostgresDatabase(Database):
             task.add_done_callback(self._deliveries.discard)
 
 
-class _Hold:
-    """Watches the connection of a lock held by the current task (its job) until `end`:
-    once the connection is closed, or silent to a query every `_PROBE` seconds (which
-    also keeps the server from ending it as idle), the job's task is cancelled."""
-
-    def __init__(self, conn: asyncpg.Connection, seconds: float) -> None:
-        job = asyncio.current_task()
-        assert job is not None  # `exclusive` runs in a task
-        self.job = job
-        self.lost = False
-        self._conn = conn
-        self._seconds = seconds
-        self._ended = asyncio.Event()
-        conn.add_termination_listener(self._closed)
-        self._probing = asyncio.create_task(self._probe(), name="db-lock-probe")
-
-    def _closed(self, _conn: object) -> None:
-        self._lose()
-
-    def _lose(self) -> None:
-        if not self.lost and not self._ended.is_set():
-            self.lost = True
-            self.job.cancel()
-
-    async def _probe(self) -> None:
-        while not self.lost:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(_PROBE):
-                    await self._ended.wait()
-                    return
-            try:
-                await self._conn.execute("SELECT 1", timeout=self._seconds)
-            except _LOST:
-                self._lose()
-
-    async def end(self) -> None:
-        """Stop watching (the job is over); waits for a query under way, if any."""
-        self._ended.set()
-        self._conn.remove_termination_listener(self._closed)
-        await self._probing
-
-
 async def _fetch(
     conn: asyncpg.Connection | PoolConnectionProxy, sql: str, params: Params, seconds: float
 ) -> list[Row]:
     return list(await conn.fetch(to_postgres(sql), *storable_params(params), timeout=seconds))
-
-
-async def _unlock(conn: asyncpg.Connection, name: str) -> None:
-    try:
-        await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", name)
-    except _LOST as error:
-        # The lock went with its connection: the job has ended, maybe not alone.
-        log.warning("lost the lock %r before its job ended (%s)", name, _reason(error))
-
-
-async def _connect(
-    url: str, seconds: float, *, command_timeout: float | None = None
-) -> asyncpg.Connection:
-    """A connection of our own. Cancelled while connecting (at shutdown), it still ends
-    the attempt and closes what it made: asyncpg cancelled mid-handshake leaves an
-    error behind that asyncio logs as never retrieved."""
-    attempt = asyncio.ensure_future(
-        asyncpg.connect(url, timeout=math.ceil(seconds), command_timeout=command_timeout)
-    )
-    try:
-        return cast(asyncpg.Connection, await asyncio.shield(attempt))
-    except asyncio.CancelledError:
-        made = (await asyncio.gather(attempt, return_exceptions=True))[0]
-        if isinstance(made, asyncpg.Connection):
-            await _hang_up(made, seconds)
-        raise
-
-
-async def _hang_up(conn: asyncpg.Connection, seconds: float) -> None:
-    """Close a connection of our own, however it is; never raises (but on cancel)."""
-    if conn.is_closed():
-        return
-    try:
-        await conn.close(timeout=seconds)
-    except _LOST:
-        conn.terminate()
-
-
-def _set(event: asyncio.Event, _conn: object) -> None:
-    event.set()
-
-
-def _why(error: BaseException) -> str:
-    """Why a statement failed: the server's own words (they name what the SQL names,
-    never the server or the login), or `_reason` for what is not the server's answer."""
-    if isinstance(error, asyncpg.PostgresError) and not isinstance(
-        error, asyncpg.InsufficientPrivilegeError
-    ):
-        return str(error)
-    return _reason(error)
-
-
-def _reason(error: BaseException) -> str:
-    """A short cause without addresses or secrets."""
-    if isinstance(error, asyncpg.InvalidAuthorizationSpecificationError):
-        return "the user name or password was refused"
-    if isinstance(error, asyncpg.InvalidCatalogNameError):
-        return "the database does not exist"
-    if isinstance(error, asyncpg.InsufficientPrivilegeError):  # PostgreSQL 15 and later:
-        # only a database's owner may create tables in it, whatever GRANT ALL ON DATABASE
-        return "the user may not create the bot's tables there (make it the database's owner)"
-    if isinstance(error, asyncpg.InterfaceError):
-        return "the server's answer could not be used (is it PostgreSQL, with password login?)"
-    if isinstance(error, TimeoutError):
-        return "no answer in time"
-    if isinstance(error, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(error, OSError):
-        return "the server cannot be reached"
-    return type(error).__name__

@@ -391,6 +391,7 @@ async def test_sqlite_close_leaves_a_sound_file(tmp_path: Path) -> None:
 SQL_OWNERS = {
     "utils/db.py",
     "utils/db_postgres.py",
+    "utils/db_postgres_sessions.py",
     "utils/backup.py",  # copies the SQLite file whole, from a snapshot it reads
     "utils/guild_settings.py",
     "utils/usage.py",

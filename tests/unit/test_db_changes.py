@@ -28,7 +28,8 @@ from cogs.roleplay.scenes import SceneStore
 from config import Settings
 from tests.conftest import eventually
 from utils.db import DB_ERRORS, EVERYTHING
-from utils.db_postgres import PostgresDatabase, _unlock
+from utils.db_postgres import PostgresDatabase
+from utils.db_postgres_sessions import unlock
 from utils.guild_settings import GuildSettings
 
 pytestmark = pytest.mark.backends("postgresql")
@@ -435,7 +436,7 @@ async def test_changes_arrive_again_after_the_listening_connection_went_silent(
 ) -> None:
     """A connection nobody closes tells nothing: the listener asks it a question now and
     then, and connects again when no answer comes."""
-    monkeypatch.setattr("utils.db_postgres._PROBE", 0.2)
+    monkeypatch.setattr("utils.db_postgres_sessions.PROBE", 0.2)
     async with _Relay(database_url) as relay:
         here, there = PostgresDatabase(database_url), PostgresDatabase(relay.url, timeout=1.0)
         for db in (here, there):
@@ -528,7 +529,7 @@ async def test_a_job_whose_lock_connection_went_silent_stops(
 ) -> None:
     """A connection nobody closes (a network drop) is asked a question now and then; no
     answer in time, and the job stops: the server may give the lock to another."""
-    monkeypatch.setattr("utils.db_postgres._PROBE", 0.2)
+    monkeypatch.setattr("utils.db_postgres_sessions.PROBE", 0.2)
     async with _Relay(database_url) as relay:
         db = PostgresDatabase(relay.url, timeout=1.0)
         await db.connect()
@@ -552,7 +553,7 @@ async def test_a_lock_whose_release_never_ran_is_gone_once_its_connection_is_bac
     async def interrupted(*_args: object) -> None:  # as if cancelled before it was sent
         return None
 
-    monkeypatch.setattr("utils.db_postgres._unlock", interrupted)
+    monkeypatch.setattr("utils.db_postgres.unlock", interrupted)
     async with here.exclusive("job") as ours:
         assert ours
     async with there.exclusive("job") as theirs:
@@ -626,7 +627,7 @@ async def test_a_bot_wide_job_can_use_the_database_with_a_pool_of_one(database_u
 async def test_a_lock_is_let_go_quietly_while_its_connection_is_still_closing(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    await _unlock(_EndedConnection(), "job")  # type: ignore[arg-type]  # asyncpg's part only
+    await unlock(_EndedConnection(), "job")  # type: ignore[arg-type]  # asyncpg's part only
     assert "lost the lock 'job' before its job ended (InternalClientError)" in caplog.text
 
 

@@ -1,0 +1,142 @@
+"""PostgreSQL connections of the bot's own, outside the pool: the change listener's and
+each bot-wide lock's. Made and closed here whatever state they are in; one that falls
+silent is found by a query every `PROBE` seconds; why one failed is said without
+addresses or secrets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from typing import cast
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+
+PROBE = 30.0  # seconds between checks that a connection of ours still answers: one
+# dropped without a word (a NAT or firewall forgetting an idle connection, a failover to
+# another host) is never closed here; it would leave the listener deaf until a restart,
+# or a job running under a lock another process has taken
+LOST = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # the server's goodbye arrived but the close has not yet
+)
+"""What a connection that cannot be made, or went away while used, raises."""
+
+
+class LockHold:
+    """Watches the connection of a lock held by the current task (its job) until `end`:
+    once the connection is closed, or silent to a query every `PROBE` seconds (which
+    also keeps the server from ending it as idle), the job's task is cancelled."""
+
+    def __init__(self, conn: asyncpg.Connection, seconds: float) -> None:
+        job = asyncio.current_task()
+        assert job is not None  # `exclusive` runs in a task
+        self.job = job
+        self.lost = False
+        self._conn = conn
+        self._seconds = seconds
+        self._ended = asyncio.Event()
+        conn.add_termination_listener(self._closed)
+        self._probing = asyncio.create_task(self._probe(), name="db-lock-probe")
+
+    def _closed(self, _conn: object) -> None:
+        self._lose()
+
+    def _lose(self) -> None:
+        if not self.lost and not self._ended.is_set():
+            self.lost = True
+            self.job.cancel()
+
+    async def _probe(self) -> None:
+        while not self.lost:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(PROBE):
+                    await self._ended.wait()
+                    return
+            try:
+                await self._conn.execute("SELECT 1", timeout=self._seconds)
+            except LOST:
+                self._lose()
+
+    async def end(self) -> None:
+        """Stop watching (the job is over); waits for a query under way, if any."""
+        self._ended.set()
+        self._conn.remove_termination_listener(self._closed)
+        await self._probing
+
+
+async def unlock(conn: asyncpg.Connection, name: str) -> None:
+    try:
+        await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", name)
+    except LOST as error:
+        # The lock went with its connection: the job has ended, maybe not alone.
+        log.warning("lost the lock %r before its job ended (%s)", name, reason(error))
+
+
+async def connect(
+    url: str, seconds: float, *, command_timeout: float | None = None
+) -> asyncpg.Connection:
+    """A connection of our own. Cancelled while connecting (at shutdown), it still ends
+    the attempt and closes what it made: asyncpg cancelled mid-handshake leaves an
+    error behind that asyncio logs as never retrieved."""
+    attempt = asyncio.ensure_future(
+        asyncpg.connect(url, timeout=math.ceil(seconds), command_timeout=command_timeout)
+    )
+    try:
+        return cast(asyncpg.Connection, await asyncio.shield(attempt))
+    except asyncio.CancelledError:
+        made = (await asyncio.gather(attempt, return_exceptions=True))[0]
+        if isinstance(made, asyncpg.Connection):
+            await hang_up(made, seconds)
+        raise
+
+
+async def hang_up(conn: asyncpg.Connection, seconds: float) -> None:
+    """Close a connection of our own, however it is; never raises (but on cancel)."""
+    if conn.is_closed():
+        return
+    try:
+        await conn.close(timeout=seconds)
+    except LOST:
+        conn.terminate()
+
+
+def set_event(event: asyncio.Event, _conn: object) -> None:
+    event.set()
+
+
+def why_failed(error: BaseException) -> str:
+    """Why a statement failed: the server's own words (they name what the SQL names,
+    never the server or the login), or `reason` for what is not the server's answer."""
+    if isinstance(error, asyncpg.PostgresError) and not isinstance(
+        error, asyncpg.InsufficientPrivilegeError
+    ):
+        return str(error)
+    return reason(error)
+
+
+def reason(error: BaseException) -> str:
+    """A short cause without addresses or secrets."""
+    if isinstance(error, asyncpg.InvalidAuthorizationSpecificationError):
+        return "the user name or password was refused"
+    if isinstance(error, asyncpg.InvalidCatalogNameError):
+        return "the database does not exist"
+    if isinstance(error, asyncpg.InsufficientPrivilegeError):  # PostgreSQL 15 and later:
+        # only a database's owner may create tables in it, whatever GRANT ALL ON DATABASE
+        return "the user may not create the bot's tables there (make it the database's owner)"
+    if isinstance(error, asyncpg.InterfaceError):
+        return "the server's answer could not be used (is it PostgreSQL, with password login?)"
+    if isinstance(error, TimeoutError):
+        return "no answer in time"
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(error, OSError):
+        return "the server cannot be reached"
+    return type(error).__name__
