@@ -230,7 +230,7 @@ class ChatEngine:
             await self._count(place.guild_id, reply.usage)
             raise
         if self.memory is not None:  # indexed in the background; never blocks the reply
-            self.memory.index_turns(scope, place.channel_id, exchange.turns)
+            self.memory.index_turns(scope, place.channel_id, exchange.turns, exchange.parts)
         await self._count(place.guild_id, reply.usage)
         if context.overflow:
             self.summarise_later(place)

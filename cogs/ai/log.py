@@ -30,5 +30,13 @@ class ChatLogReader:
         return [Turn(*row) for row in reversed(rows)]
 
     async def last_id(self) -> int:
-        """The id of the newest turn of the whole log (0 while it is empty)."""
-        return await self.db.fetchval("SELECT COALESCE(MAX(id), 0) FROM ai_messages")
+        """The highest id the log has given a turn, deleted since or not (0: none yet):
+        a purge that follows the chat's own still covers the turns it deleted."""
+        if self.db.backend == "sqlite":
+            given = "SELECT seq FROM sqlite_sequence WHERE name = 'ai_messages'"
+        else:
+            given = "SELECT pg_sequence_last_value(pg_get_serial_sequence('ai_messages', 'id'))"
+        return await self.db.fetchval(
+            f"SELECT max(id) FROM (SELECT MAX(id) AS id FROM ai_messages UNION ALL "
+            f"SELECT ({given}) UNION ALL SELECT 0) AS ids"
+        )

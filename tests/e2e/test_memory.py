@@ -240,6 +240,47 @@ async def test_a_message_deleted_after_the_history_let_it_go_leaves_the_memory(
     await eventually(lambda: holding_the_pin(), equals=[])
 
 
+async def test_deleting_any_part_of_a_split_reply_the_history_let_go_leaves_the_memory(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    gemini_fake: FakeGemini,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    settings = ai_settings(
+        memory_enabled=True,
+        embedding_model="hashing",
+        memory_consolidation_minutes=0,
+        ai_history_limit=10,
+        ai_user_messages_per_minute=100,
+    )
+    bot = await start_bot(settings)
+    memory = bot.memory
+    assert memory is not None
+    gemini_fake.reply("Once upon a time " + "la " * 480 + "\n\nThe end " + "la " * 480)
+    await discord_fake.send_message(
+        guild.text, member, f"<@{discord_fake.bot_user.id}> tell me a story"
+    )
+
+    def story() -> list[FakeMessage]:
+        return [m for m in discord_fake.messages_in(guild.text) if "la la" in m.content]
+
+    await eventually(lambda: len(story()) == 2 and "The end" in story()[1].content)
+
+    async def holding_it() -> list[str]:
+        await memory.flush()
+        remembered = await memory.memories_of(Scope("guild", guild.id), member.id)
+        return [m.text for m in remembered if "Once upon" in m.text]
+
+    await eventually(holding_it)
+    for n in range(5):  # the channel goes on talking: the story leaves the 10-turn history
+        await ask(discord_fake, gemini_fake, guild.text, member, f"filler number {n}")
+    assert not [t for t in await bot.chats.turns(guild.text.id) if "Once upon" in t.content]
+    discord_fake._delete_message(story()[0])  # not the reply's latest message
+    await eventually(holding_it, equals=[])
+
+
 async def test_an_edited_chat_command_keeps_its_prompt_as_the_turn(
     discord_fake: FakeDiscord,
     guild: FakeGuild,

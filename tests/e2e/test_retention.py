@@ -203,6 +203,16 @@ async def test_a_guild_left_while_offline_is_found_by_whichever_feature_holds_it
         ),
         "roleplay scenes": lambda g: SceneStore(bot.db).set_world(g, "a moon base"),
     }
+
+    async def forgot_one(g: int) -> None:  # only what was forgotten is left of it
+        chat, scope = ChatStore(bot.db), Scope("guild", g)
+        memory.index_turns(scope, g + 1, await chat.add_turns(g, g + 1, words(member, "hi")))
+        await memory.flush()
+        [chunk] = await memory.memories_of(scope, member.id)
+        await memory.forget(scope, member.id, chunk.id)
+        await chat.delete_guild(g)
+
+    holders["memory (what was forgotten one by one)"] = forgot_one
     guilds = {name: next(left) for name in holders}
     for name, hold in holders.items():
         await hold(guilds[name])

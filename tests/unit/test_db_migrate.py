@@ -8,6 +8,7 @@ import shutil
 import socket
 import sqlite3
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from utils.guild_settings import GuildSettings
 from utils.instance_lock import InstanceLock
 from utils.memory.chunks import Chunk
 from utils.memory.records import Scope
-from utils.memory.store import MemoryStore, NewMemory
+from utils.memory.store import MemoryStore, NewMemory, Purge
 from utils.usage import UsageStore
 
 GUILD = 111
@@ -84,8 +85,14 @@ async def fill(db: Database) -> None:
         1,
         now,
         held=((turn.id, turn.message_id),),
+        parts=(5,),
     )
     await memories.write_chunks([chunk], "test-model", vectors[:1])
+    forgotten = replace(chunk, channel_id=3, parts=())
+    [forgotten_id] = await memories.write_chunks([forgotten], "test-model", vectors[:1])
+    assert forgotten_id is not None
+    await memories.delete(Scope("guild", GUILD), 7, forgotten_id)
+    await memories.delete_channel(98, Purge(3, now))
     await memories.mark_consolidated(GUILD, 1, 2)
     await memories.forget(Scope("guild", GUILD), 11, 1)
     song = Track("Song", "http://x/a.wav", 7, duration=61.5, page_url="http://x/a")

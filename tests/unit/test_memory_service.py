@@ -439,6 +439,32 @@ async def test_big_scope_moves_to_hnsw_and_forget_still_works(
     assert top.id not in [r.id for r in await service.recall(GUILD_A, "fact 33")]
 
 
+async def test_a_split_reply_is_forgotten_by_any_of_its_messages_after_the_history_let_it_go(
+    make_service: MakeService, db: Database
+) -> None:
+    """A reply sent as several Discord messages: deleting an earlier one (not its latest)
+    forgets the memories holding it, also once the history no longer holds the reply."""
+    service = await make_service(chunk=ChunkLimits(max_turns=2))
+    chat = ChatStore(db)
+    for n, (text, reply) in enumerate((("tell me a secret", "part one"), ("hi", "hello"))):
+        base = 600 + 10 * n
+        turns = [
+            Turn("user", ALICE, "alice", text, message_id=base),
+            Turn("model", 0, "assistant", reply, message_id=base + 3),
+        ]
+        stored = await chat.add_turns(1, 10, turns, parts=[base + 1, base + 2])
+        service.index_turns(GUILD_A, 10, stored, parts=[base + 1, base + 2])
+        await service.flush()
+    await chat.reset(10)  # the history holds neither reply now
+
+    assert await service.unsay(10, [601]) == 1
+    assert [m.text for m in await service.memories_of(GUILD_A, ALICE)] == [
+        "alice: hi\nassistant: hello"
+    ]
+    assert await service.unsay(10, [612]) == 1
+    assert await service.memories_of(GUILD_A, ALICE) == []
+
+
 # Consolidation
 
 
@@ -639,20 +665,130 @@ async def test_what_a_person_forgot_is_not_remembered_again_later(
     assert "Whiskers" in kept.text and "4821" not in kept.text
 
 
+def gated(
+    provider: GeminiProvider, monkeypatch: pytest.MonkeyPatch
+) -> tuple[asyncio.Event, asyncio.Event]:
+    """Hold every model request until the returned `release` is set; `asked` is set when
+    one is waiting."""
+    asked, release = asyncio.Event(), asyncio.Event()
+    generate = provider.generate
+
+    async def held(*args: Any, **kwargs: Any) -> Any:
+        asked.set()
+        await release.wait()
+        return await generate(*args, **kwargs)
+
+    monkeypatch.setattr(provider, "generate", held)
+    return asked, release
+
+
 async def test_a_fact_read_before_a_forget_is_not_stored_after_it(
-    make_service: MakeService, provider: GeminiProvider, gemini_fake: FakeGemini, db: Database
+    make_service: MakeService,
+    provider: GeminiProvider,
+    gemini_fake: FakeGemini,
+    db: Database,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     service = await make_service(provider=provider)
     await ChatStore(db).add_turns(1, 10, [Turn("user", ALICE, "Alice", "my PIN is 4821")])
-    # The model is still answering when Alice tells the bot to forget everything.
-    gemini_fake.reply(
-        '[{"line": 1, "user": "Alice", "fact": "Alice\'s PIN is 4821."}]', chunk_delay=1.0
-    )
+    asked, release = gated(provider, monkeypatch)
+    gemini_fake.reply('[{"line": 1, "user": "Alice", "fact": "Alice\'s PIN is 4821."}]')
     reading = asyncio.create_task(service.consolidate_once())
-    await eventually(lambda: gemini_fake.requests)
+    await asked.wait()  # the model is still answering when Alice forgets everything
     await service.forget(GUILD_A, ALICE)
+    release.set()
     assert await reading == 0
     assert await service.memories_of(GUILD_A, ALICE) == []
+
+
+async def test_a_forgotten_conversation_memory_does_not_come_back_as_a_fact(
+    make_service: MakeService, provider: GeminiProvider, gemini_fake: FakeGemini, db: Database
+) -> None:
+    service = await make_service(provider=provider)
+    chat = ChatStore(db)
+    secret = await said(service, chat, "my PIN is 4821", "4821, noted")
+    [chunk] = await service.memories_of(GUILD_A, ALICE)
+    assert await service.forget(GUILD_A, ALICE, chunk.id) == 1
+    later = await chat.add_turns(1, 10, [Turn("user", ALICE, "alice", "I keep bees")])
+    gemini_fake.reply('[{"line": 1, "user": "alice", "fact": "alice keeps bees."}]')
+    assert await service.consolidate_once() == 1
+    read = gemini_fake.requests[-1].last_user_text
+    assert "4821" not in read and "I keep bees" in read
+    assert [m.text for m in await service.memories_of(GUILD_A, ALICE)] == ["alice keeps bees."]
+    # What was forgotten is kept in mind only while consolidation could still read it.
+    rows = await db.fetchval("SELECT count(*) FROM memory_forgotten_turns")
+    assert rows == 0 and secret[0].id < later[0].id
+
+
+async def test_a_fact_read_before_one_memory_is_forgotten_is_not_stored_after_it(
+    make_service: MakeService,
+    provider: GeminiProvider,
+    gemini_fake: FakeGemini,
+    db: Database,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    service = await make_service(provider=provider)
+    await said(service, ChatStore(db), "my PIN is 4821", "4821, noted")
+    [chunk] = await service.memories_of(GUILD_A, ALICE)
+    asked, release = gated(provider, monkeypatch)
+    gemini_fake.reply('[{"line": 1, "user": "alice", "fact": "alice\'s PIN is 4821."}]')
+    reading = asyncio.create_task(service.consolidate_once())
+    await asked.wait()  # the model is still answering when alice forgets that memory
+    assert await service.forget(GUILD_A, ALICE, chunk.id) == 1
+    release.set()
+    assert await reading == 0
+    assert await service.memories_of(GUILD_A, ALICE) == []
+
+
+@pytest.mark.parametrize("purge", ["channel", "guild"])
+async def test_a_consolidation_pass_under_way_writes_nothing_back_for_a_purged_place(
+    make_service: MakeService,
+    provider: GeminiProvider,
+    gemini_fake: FakeGemini,
+    db: Database,
+    monkeypatch: pytest.MonkeyPatch,
+    purge: str,
+) -> None:
+    service = await make_service(provider=provider)
+    chat = ChatStore(db)
+    await chat.add_turns(1, 10, [Turn("user", ALICE, "alice", "I keep bees")])
+    asked, release = gated(provider, monkeypatch)
+    gemini_fake.reply('[{"line": 1, "user": "alice", "fact": "alice keeps bees."}]')
+    reading = asyncio.create_task(service.consolidate_once())
+    await asked.wait()  # the channel is purged while the model is answering
+    if purge == "channel":
+        await chat.delete_channel(10)
+        await service.delete_channel(10)
+    else:
+        await chat.delete_guild(1)
+        await service.delete_guild(1)
+    release.set()
+    assert await reading == 0
+    assert await service.memories_of(GUILD_A, ALICE) == []
+    assert await service.places() == set()
+
+
+@pytest.mark.parametrize("purge", ["channel", "guild"])
+async def test_conversation_queued_for_memory_is_not_written_back_for_a_purged_place(
+    make_service: MakeService, db: Database, purge: str
+) -> None:
+    service = await make_service(index_delay=3600)  # indexed at the flush
+    chat = ChatStore(db)
+    turns = await chat.add_turns(1, 10, exchange("my PIN is 4821"))
+    service.index_turns(GUILD_A, 10, turns)
+    if purge == "channel":
+        await service.delete_channel(10)
+    else:
+        await service.delete_guild(1)
+    await service.flush()
+    assert await service.memories_of(GUILD_A, ALICE) == []
+    # The place in use again later (the bot back in the guild) is remembered as before.
+    later = await chat.add_turns(1, 10, exchange("I keep bees"))
+    service.index_turns(GUILD_A, 10, later)
+    await service.flush()
+    assert [m.text for m in await service.memories_of(GUILD_A, ALICE)] == [
+        "alice: I keep bees\nassistant: ok"
+    ]
 
 
 async def test_consolidation_pages_past_channels_already_read(

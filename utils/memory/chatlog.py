@@ -62,7 +62,7 @@ class ChatLog(Protocol):
         ...
 
     async def last_id(self) -> int:
-        """The id of the newest turn of the whole log (0 while it is empty)."""
+        """The highest id the log has given a turn, deleted since or not (0: none yet)."""
         ...
 
 

@@ -42,9 +42,17 @@ class Exchange:
     lines: tuple[str, ...]
     at: float
     held: tuple[Held, ...]  # its turns in the chat log (none if not stored there)
+    parts: tuple[int, ...] = ()  # the earlier Discord messages of its reply (split)
 
     @classmethod
-    def of(cls, scope: Scope, channel_id: int, turns: Sequence[LoggedTurn], at: float) -> Exchange:
+    def of(
+        cls,
+        scope: Scope,
+        channel_id: int,
+        turns: Sequence[LoggedTurn],
+        at: float,
+        parts: Sequence[int] = (),
+    ) -> Exchange:
         human = next((t for t in turns if t.role == "user"), turns[0])
         lines = tuple(chunk_line(turn) for turn in turns)
         stored = [turn for turn in turns if turn.id]
@@ -56,6 +64,7 @@ class Exchange:
             lines,
             at,
             tuple((turn.id, turn.message_id) for turn in stored),
+            tuple(parts),
         )
 
 
@@ -73,6 +82,7 @@ class Chunk:
     created_at: float  # the latest message
     stored_text: str | None = None  # the text stored when read, to spot a concurrent change
     held: tuple[Held, ...] = ()  # the turns of the chat log it takes in now
+    parts: tuple[int, ...] = ()  # the earlier Discord messages of split replies it takes in
 
     @property
     def turn_ids(self) -> tuple[int, ...]:
@@ -124,6 +134,7 @@ def plan(
                 turns=last.turns + len(exchange.lines),
                 created_at=exchange.at,
                 held=last.held + exchange.held,
+                parts=last.parts + exchange.parts,
             )
         else:
             chunks.append(
@@ -137,6 +148,7 @@ def plan(
                     len(exchange.lines),
                     exchange.at,
                     held=exchange.held,
+                    parts=exchange.parts,
                 )
             )
     return [chunk for chunk in chunks if chunk.changed]

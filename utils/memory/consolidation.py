@@ -179,7 +179,7 @@ class Consolidator:
             turns = await self.chat_log.newest_turns(pending.channel_id, pending.upto_id, _TURNS)
             if not turns:
                 continue  # deleted meanwhile
-            readable = await self._remembered(pending.guild_id, turns)
+            readable = await self._remembered(pending, turns)
             if any(turn.role == "user" for turn in readable):
                 try:
                     stored += await self._consolidate(
@@ -233,21 +233,20 @@ class Consolidator:
             ]
         return pending[:_CHANNELS]
 
-    async def _remembered(
-        self, guild_id: int | None, turns: Sequence[LoggedTurn]
-    ) -> list[LoggedTurn]:
+    async def _remembered(self, pending: _Pending, turns: Sequence[LoggedTurn]) -> list[LoggedTurn]:
         """The turns without those their authors told the bot to forget (and the bot's
-        replies to them)."""
+        replies to them), and those of single memories forgotten."""
         forgotten: dict[Scope, dict[int, int]] = {}
+        single = await self.store.forgotten_turns(pending.channel_id, pending.upto_id)
         kept: list[LoggedTurn] = []
         dropping = False
         for turn in turns:
             if turn.role == "user":
-                scope = Scope.of(guild_id, turn.author_id)
+                scope = Scope.of(pending.guild_id, turn.author_id)
                 if scope not in forgotten:
                     forgotten[scope] = await self.store.forgotten(scope)
                 dropping = turn.id <= forgotten[scope].get(turn.author_id, 0)
-            if not dropping:
+            if not dropping and turn.id not in single:
                 kept.append(turn)
         return kept
 

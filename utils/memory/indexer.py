@@ -50,12 +50,19 @@ class Indexer:
         self.closing = False
         self._hurry = asyncio.Event()  # index what is queued now, without the delay
 
-    def index_turns(self, scope: Scope, channel_id: int, turns: Sequence[LoggedTurn]) -> None:
-        """Queue a stored exchange to be chunked and indexed; never blocks, never raises."""
+    def index_turns(
+        self,
+        scope: Scope,
+        channel_id: int,
+        turns: Sequence[LoggedTurn],
+        parts: Sequence[int] = (),
+    ) -> None:
+        """Queue a stored exchange to be chunked and indexed (`parts`: the earlier
+        Discord messages of its reply); never blocks, never raises."""
         if self.closing or not turns:
             return
         try:
-            self.queue.put_nowait(Exchange.of(scope, channel_id, turns, self.clock()))
+            self.queue.put_nowait(Exchange.of(scope, channel_id, turns, self.clock(), parts))
         except asyncio.QueueFull:
             log.warning("memory indexing is behind; an exchange in %s is not remembered", scope.key)
 

@@ -38,7 +38,7 @@ from utils.memory.indexes import ScopeIndexes
 from utils.memory.lifecycle import Runtime
 from utils.memory.recall import Recall
 from utils.memory.records import Memory, Owns, Readable, Recalled, Scope, Source, describe
-from utils.memory.store import MemoryStore, NewMemory
+from utils.memory.store import MemoryStore, NewMemory, Purge
 from utils.memory.writer import MemoryWriter
 
 if TYPE_CHECKING:
@@ -196,9 +196,16 @@ class MemoryService:
 
     # Conversation and recall (the AI chat)
 
-    def index_turns(self, scope: Scope, channel_id: int, turns: Sequence[LoggedTurn]) -> None:
-        """Queue a stored exchange to be remembered; never blocks, never raises."""
-        self.indexer.index_turns(scope, channel_id, turns)
+    def index_turns(
+        self,
+        scope: Scope,
+        channel_id: int,
+        turns: Sequence[LoggedTurn],
+        parts: Sequence[int] = (),
+    ) -> None:
+        """Queue a stored exchange to be remembered (`parts`: the earlier Discord messages
+        of its reply, split over several); never blocks, never raises."""
+        self.indexer.index_turns(scope, channel_id, turns, parts)
 
     async def flush(self) -> None:
         """Index every queued exchange now and wait until it is."""
@@ -352,15 +359,19 @@ class MemoryService:
     # Retention (the Bot registers the service as a data owner: utils.data_owners)
 
     async def delete_channel(self, channel_id: int) -> int:
-        """Delete what was remembered from a channel's conversation; returns how many."""
-        return len(await self.writer.delete(self.store.delete_channel(channel_id)))
+        """Delete what was remembered from a channel's conversation; returns how many.
+        Work under way (a consolidation pass, queued indexing) writes none of it back."""
+        purge = await self._purge()
+        return len(await self.writer.delete(self.store.delete_channel(channel_id, purge)))
 
     async def delete_guild(self, guild_id: int) -> int:
-        """Delete every memory of a guild (the bot left it); returns how many."""
+        """Delete every memory of a guild (the bot left it); returns how many. Work under
+        way writes none of it back."""
         scope = Scope("guild", guild_id)
+        purge = await self._purge()
 
         async def delete() -> list[tuple[Scope, int]]:
-            deleted = await self.store.delete_scope(scope)
+            deleted = await self.store.delete_scope(scope, purge)
             await self.indexes.discard(scope)  # its file too, loaded or not: every vector goes
             return [(scope, memory_id) for memory_id in deleted]
 
@@ -368,6 +379,10 @@ class MemoryService:
 
     async def places(self) -> set[Place]:
         return await self.store.places()
+
+    async def _purge(self) -> Purge:
+        """A purge now: every chat turn so far is the purged place's to drop, if its."""
+        return Purge(await self.chat_log.last_id() if self.chat_log else 0, self.clock())
 
     # Maintenance
 

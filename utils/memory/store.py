@@ -3,10 +3,13 @@
 Also keeps how far consolidation has read each channel's conversation (the log itself
 belongs to the chat store), up to which message each person told the bot to forget
 their conversation, which chat turns each conversation chunk holds and each fact was
-learnt from (`memory_turns`), and each memory's keyword rows (`keywords`, one class
-per backend), the last two written in the memory's transaction. Vectors are stored as
-float32 blobs with the name of the model that made them, so an index can be rebuilt
-without re-embedding, and a model change is spotted row by row.
+learnt from (`memory_turns`, and the earlier messages of split replies in
+`memory_reply_parts`), and each memory's keyword rows (`keywords`, one class per
+backend), written in the memory's transaction; and, lest work under way write them
+back, the chat turns of single memories forgotten that consolidation may still read
+(`memory_forgotten_turns`) and the channels and guilds just purged (`memory_purges`).
+Vectors are stored as float32 blobs with the name of the model that made them, so an
+index can be rebuilt without re-embedding, and a model change is spotted row by row.
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ _ADD_TURNS = (
     "INSERT INTO memory_turns (memory_id, turn_id, message_id) VALUES (?, ?, ?) "
     "ON CONFLICT DO NOTHING"
 )
+_ADD_PARTS = (
+    "INSERT INTO memory_reply_parts (memory_id, message_id) VALUES (?, ?) ON CONFLICT DO NOTHING"
+)
+_PURGES_KEPT = 86_400.0  # seconds a purge is kept in mind: far longer than work under way runs
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,15 @@ class NewMemory:
     turn_id: int | None = None  # the newest turn of the chat log it was learnt from
     replaces: tuple[int, ...] = ()  # its author's consolidation facts it supersedes
     held: tuple[Held, ...] = ()  # the chat turn it was learnt from (`memory_turns`)
+
+
+@dataclass(frozen=True)
+class Purge:
+    """A channel's or guild's memories being purged: the newest chat turn of the log
+    then (`upto_id`; none of the place's turns up to it is written back) and when."""
+
+    upto_id: int
+    at: float
 
 
 def _memory(row: Row, scope: Scope | None = None) -> Memory:
@@ -82,6 +98,57 @@ def _forgets(forgotten: Forgotten, scope: Scope, author_id: int, turn_id: int | 
     return upto is not None and turn_id is not None and turn_id <= upto
 
 
+Purged = dict[tuple[str, int], int]  # ('channel' | 'guild', id): purged up to this turn
+
+
+async def _purged(conn: Connection, places: Collection[tuple[Scope, int | None]]) -> Purged:
+    """The purges of these (scope, channel) places still kept in mind."""
+    targets = {("channel", channel) for _, channel in places if channel is not None}
+    targets |= {("guild", scope.guild_id) for scope, _ in places if scope.guild_id is not None}
+    found: Purged = {}
+    for kind, target_id in targets:
+        upto = await conn.fetchval(
+            "SELECT upto_id FROM memory_purges WHERE kind = ? AND target_id = ?",
+            (kind, target_id),
+        )
+        if upto is not None:
+            found[kind, target_id] = upto
+    return found
+
+
+def _purges(purged: Purged, scope: Scope, channel_id: int | None, turn_id: int | None) -> bool:
+    """Whether a memory of chat turn `turn_id` on, in this place, was purged meanwhile."""
+    if turn_id is None:
+        return False
+    uptos = (purged.get(("channel", channel_id or 0)), purged.get(("guild", scope.guild_id or 0)))
+    return any(upto is not None and turn_id <= upto for upto in uptos)
+
+
+async def _record_purge(conn: Connection, kind: str, target_id: int, purge: Purge) -> None:
+    await conn.execute("DELETE FROM memory_purges WHERE purged_at < ?", (purge.at - _PURGES_KEPT,))
+    await conn.execute(
+        "INSERT INTO memory_purges (kind, target_id, upto_id, purged_at) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (kind, target_id) DO UPDATE SET upto_id = excluded.upto_id, "
+        "purged_at = excluded.purged_at",
+        (kind, target_id, purge.upto_id, purge.at),
+    )
+
+
+async def _forgotten_turns(conn: Connection, turn_ids: Collection[int]) -> set[int]:
+    """Those of `turn_ids` in a single memory forgotten since (`memory_forgotten_turns`)."""
+    found: set[int] = set()
+    ids = sorted(turn_ids)
+    for start in range(0, len(ids), _IN_BATCH):
+        batch = ids[start : start + _IN_BATCH]
+        rows = await conn.fetchall(
+            "SELECT turn_id FROM memory_forgotten_turns "
+            f"WHERE turn_id IN ({','.join('?' * len(batch))})",
+            batch,
+        )
+        found.update(row[0] for row in rows)
+    return found
+
+
 def _turn_rows(memory_id: int, held: Sequence[Held]) -> list[tuple[int, int, int | None]]:
     return [(memory_id, turn_id, message_id) for turn_id, message_id in held]
 
@@ -108,15 +175,23 @@ class MemoryStore:
         self, memories: Sequence[NewMemory], model: str, vectors: np.ndarray
     ) -> list[int | None]:
         """Insert memories, each deleting the facts it `replaces`; one learnt from chat
-        its author has since told the bot to forget is not (its id comes back None)."""
-        ids: list[int | None] = []
-        keyword_rows: list[KeywordRow] = []
-        turn_rows: list[tuple[int, int, int | None]] = []
+        its author has since told the bot to forget (all of it, or the memory holding
+        its turn), or from a place purged since, is not (its id comes back None)."""
         fields = await _terms_of([describe(m.source, m.author_name, m.text) for m in memories])
-        async with self.db.transaction() as conn:
+
+        async def write(conn: Connection) -> tuple[list[int | None], list[KeywordRow]]:
+            ids: list[int | None] = []
+            keyword_rows: list[KeywordRow] = []
+            turn_rows: list[tuple[int, int, int | None]] = []
             forgotten = await _forgotten(conn, {memory.scope for memory in memories})
+            purged = await _purged(conn, {(m.scope, m.channel_id) for m in memories})
+            single = await _forgotten_turns(conn, {t for m in memories for t, _ in m.held})
             for memory, vector, terms in zip(memories, vectors, fields, strict=True):
-                if _forgets(forgotten, memory.scope, memory.author_id, memory.turn_id):
+                if (
+                    _forgets(forgotten, memory.scope, memory.author_id, memory.turn_id)
+                    or _purges(purged, memory.scope, memory.channel_id, memory.turn_id)
+                    or any(turn_id in single for turn_id, _ in memory.held)
+                ):
                     ids.append(None)
                     continue
                 memory_id = await conn.fetchval(
@@ -147,6 +222,9 @@ class MemoryStore:
                     )
             await self.keywords.write(conn, keyword_rows)
             await conn.executemany(_ADD_TURNS, turn_rows)
+            return ids, keyword_rows
+
+        ids, keyword_rows = await self.db.in_transaction(write)
         self.keywords.written(keyword_rows)
         return ids
 
@@ -154,18 +232,22 @@ class MemoryStore:
         self, chunks: Sequence[Chunk], model: str, vectors: np.ndarray
     ) -> list[int | None]:
         """Insert new chunks and update grown ones, atomically. An update whose row was
-        changed or deleted meanwhile (forgotten), or a new chunk of messages its author
-        has since told the bot to forget, is dropped and its id comes back None, so
-        forgotten words are never written back."""
-        ids: list[int | None] = []
-        keyword_rows: list[KeywordRow] = []
-        turn_rows: list[tuple[int, int, int | None]] = []  # (memory, turn, message) taken in
+        changed or deleted meanwhile (forgotten, purged), or a new chunk of messages its
+        author has since told the bot to forget or of a place purged since, is dropped
+        and its id comes back None, so forgotten words are never written back."""
         fields = await _terms_of([chunk.text for chunk in chunks])
-        async with self.db.transaction() as conn:
+
+        async def write(conn: Connection) -> tuple[list[int | None], list[KeywordRow]]:
+            ids: list[int | None] = []
+            keyword_rows: list[KeywordRow] = []
+            turn_rows: list[tuple[int, int, int | None]] = []  # (memory, turn, message) taken in
+            part_rows: list[tuple[int, int]] = []  # (memory, message) of split replies taken in
             forgotten = await _forgotten(conn, {chunk.scope for chunk in chunks})
+            purged = await _purged(conn, {(chunk.scope, chunk.channel_id) for chunk in chunks})
             for chunk, vector, terms in zip(chunks, vectors, fields, strict=True):
-                if chunk.id is None and _forgets(
-                    forgotten, chunk.scope, chunk.author_id, chunk.turn_id
+                if chunk.id is None and (
+                    _forgets(forgotten, chunk.scope, chunk.author_id, chunk.turn_id)
+                    or _purges(purged, chunk.scope, chunk.channel_id, chunk.turn_id)
                 ):
                     ids.append(None)
                     continue
@@ -189,6 +271,7 @@ class MemoryStore:
                     ids.append(memory_id)
                     keyword_rows.append((memory_id, chunk.scope, terms))
                     turn_rows += _turn_rows(memory_id, chunk.held)
+                    part_rows += [(memory_id, message_id) for message_id in chunk.parts]
                     continue
                 changed = await conn.execute(
                     "UPDATE memories SET text = ?, turns = ?, created_at = ?, model = ?, "
@@ -206,9 +289,14 @@ class MemoryStore:
                 if changed:
                     keyword_rows.append((chunk.id, chunk.scope, terms))
                     turn_rows += _turn_rows(chunk.id, chunk.held)
+                    part_rows += [(chunk.id, message_id) for message_id in chunk.parts]
                 ids.append(chunk.id if changed else None)
             await self.keywords.write(conn, keyword_rows)
             await conn.executemany(_ADD_TURNS, turn_rows)
+            await conn.executemany(_ADD_PARTS, part_rows)
+            return ids, keyword_rows
+
+        ids, keyword_rows = await self.db.in_transaction(write)
         self.keywords.written(keyword_rows)
         return ids
 
@@ -219,18 +307,34 @@ class MemoryStore:
         )
 
     async def delete(self, scope: Scope, author_id: int, memory_id: int) -> list[int]:
-        """Delete one of an author's memories in a scope; the ids deleted."""
-        async with self.db.transaction() as conn:
-            rows = await conn.fetchall(
+        """Delete one of an author's memories in a scope; the ids deleted. The chat
+        turns it holds that consolidation has not read yet are noted, so that it skips
+        them: what was forgotten does not come back as a fact."""
+
+        async def delete(conn: Connection) -> list[Row]:
+            await conn.execute(
+                "INSERT INTO memory_forgotten_turns (turn_id, channel_id, guild_id) "
+                "SELECT memory_turns.turn_id, memories.channel_id, ? FROM memory_turns "
+                "JOIN memories ON memories.id = memory_turns.memory_id "
+                "WHERE memories.id = ? AND memories.scope = ? AND memories.author_id = ? "
+                "AND memories.channel_id IS NOT NULL AND memory_turns.turn_id > COALESCE(("
+                "SELECT upto_id FROM memory_consolidation "
+                "WHERE memory_consolidation.channel_id = memories.channel_id), 0) "
+                "ON CONFLICT DO NOTHING",
+                (scope.guild_id, memory_id, scope.key, author_id),
+            )
+            return await conn.fetchall(
                 "DELETE FROM memories WHERE scope = ? AND author_id = ? AND id = ? RETURNING id",
                 (scope.key, author_id, memory_id),
             )
-        return [row[0] for row in rows]
+
+        return [row[0] for row in await self.db.in_transaction(delete)]
 
     async def forget(self, scope: Scope, author_id: int, upto_id: int) -> list[int]:
         """Delete all of an author's memories in a scope, and note that their chat
         messages up to `upto_id` are never to be remembered again; the ids deleted."""
-        async with self.db.transaction() as conn:
+
+        async def forget(conn: Connection) -> list[Row]:
             rows = await conn.fetchall(
                 "DELETE FROM memories WHERE scope = ? AND author_id = ? RETURNING id",
                 (scope.key, author_id),
@@ -242,11 +346,21 @@ class MemoryStore:
                 "THEN excluded.upto_id ELSE memory_forgotten.upto_id END",
                 (scope.key, author_id, upto_id),
             )
-        return [row[0] for row in rows]
+            return rows
+
+        return [row[0] for row in await self.db.in_transaction(forget)]
 
     async def forgotten(self, scope: Scope) -> dict[int, int]:
         """Up to which chat message each person of a scope told the bot to forget."""
         return {author: upto for (_, author), upto in (await _forgotten(self.db, {scope})).items()}
+
+    async def forgotten_turns(self, channel_id: int, after_id: int) -> set[int]:
+        """A channel's chat turns after `after_id` in single memories forgotten since."""
+        rows = await self.db.fetchall(
+            "SELECT turn_id FROM memory_forgotten_turns WHERE channel_id = ? AND turn_id > ?",
+            (channel_id, after_id),
+        )
+        return {row[0] for row in rows}
 
     # Reading
 
@@ -327,8 +441,7 @@ class MemoryStore:
     async def write_terms(self, memories: Sequence[Memory]) -> None:
         fields = await _terms_of([memory.describe() for memory in memories])
         rows = [(m.id, m.scope, terms) for m, terms in zip(memories, fields, strict=True)]
-        async with self.db.transaction() as conn:
-            await self.keywords.write(conn, rows)
+        await self.db.in_transaction(lambda conn: self.keywords.write(conn, rows))
         self.keywords.written(rows)
 
     async def by_author(
@@ -431,27 +544,51 @@ class MemoryStore:
         return found
 
     async def mark_consolidated(self, guild_id: int | None, channel_id: int, upto_id: int) -> None:
-        """Note how far a channel (of `guild_id`, None in DMs) was read."""
-        await self.db.execute(
-            "INSERT INTO memory_consolidation (channel_id, guild_id, upto_id) VALUES (?, ?, ?) "
-            "ON CONFLICT (channel_id) DO UPDATE SET guild_id = excluded.guild_id, "
-            "upto_id = excluded.upto_id",
-            (channel_id, guild_id, upto_id),
-        )
+        """Note how far a channel (of `guild_id`, None in DMs) was read, unless it was
+        purged meanwhile; the turns forgotten there that it read past are let go."""
+
+        async def mark(conn: Connection) -> None:
+            await conn.execute(
+                "DELETE FROM memory_forgotten_turns WHERE channel_id = ? AND turn_id <= ?",
+                (channel_id, upto_id),
+            )
+            await conn.execute(
+                "INSERT INTO memory_consolidation (channel_id, guild_id, upto_id) "
+                "SELECT ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM memory_purges WHERE "
+                "((kind = 'channel' AND target_id = ?) OR (kind = 'guild' AND target_id = ?)) "
+                "AND upto_id >= ?) "
+                "ON CONFLICT (channel_id) DO UPDATE SET guild_id = excluded.guild_id, "
+                "upto_id = excluded.upto_id",
+                (channel_id, guild_id, upto_id, channel_id, guild_id, upto_id),
+            )
+
+        await self.db.in_transaction(mark)
 
     # Retention and maintenance
 
-    async def delete_channel(self, channel_id: int) -> list[tuple[Scope, int]]:
+    async def delete_channel(
+        self, channel_id: int, purge: Purge | None = None
+    ) -> list[tuple[Scope, int]]:
         """Delete the memories of a channel (its conversation chunks, the facts learnt
-        there) and its consolidation mark; the (scope, id) of each memory deleted."""
-        async with self.db.transaction() as conn:
+        there), its consolidation mark and what was forgotten there; the (scope, id) of
+        each memory deleted. A `purge` (work may be under way) is noted, so that none of
+        it is written back."""
+
+        async def delete(conn: Connection) -> list[Row]:
             rows = await conn.fetchall(
                 "DELETE FROM memories WHERE channel_id = ? RETURNING scope, id", (channel_id,)
             )
             await conn.execute(
                 "DELETE FROM memory_consolidation WHERE channel_id = ?", (channel_id,)
             )
-        return [(Scope.parse(row[0]), row[1]) for row in rows]
+            await conn.execute(
+                "DELETE FROM memory_forgotten_turns WHERE channel_id = ?", (channel_id,)
+            )
+            if purge is not None:
+                await _record_purge(conn, "channel", channel_id, purge)
+            return rows
+
+        return [(Scope.parse(row[0]), row[1]) for row in await self.db.in_transaction(delete)]
 
     async def delete_saying(
         self,
@@ -471,7 +608,6 @@ class MemoryStore:
         A chunk that holds messages with no row there (stored before the rows were kept,
         or grown from such a chunk) also holds each of `lines` that is a whole line of
         its text."""
-        rows: list[Row] = []
         held = "DELETE FROM memories WHERE channel_id = ? AND "
         chunks = f"{held}source = 'conversation' AND "
         unless = ""  # a fact can't say what its message says now: it goes with it
@@ -480,15 +616,24 @@ class MemoryStore:
                 " AND (source != 'conversation' OR NOT ('\n' || text || '\n') LIKE ? ESCAPE '\\')"
             )
         kept_params = () if kept is None else (f"%\n{_like_escaped(kept)}\n%",)
-        async with self.db.transaction() as conn:
+
+        async def delete(conn: Connection) -> list[Row]:
+            rows: list[Row] = []
             for column, ids in (("message_id", message_ids), ("turn_id", turn_ids)):
                 for start in range(0, len(ids), _IN_BATCH):
                     batch = [int(i) for i in ids[start : start + _IN_BATCH]]
                     marks = ",".join("?" * len(batch))
+                    # A Discord message may also be an earlier one of a split reply.
+                    parts = (
+                        f" UNION SELECT memory_id FROM memory_reply_parts "
+                        f"WHERE message_id IN ({marks})"
+                        if column == "message_id"
+                        else ""
+                    )
                     rows += await conn.fetchall(
                         f"{held}id IN (SELECT memory_id FROM memory_turns "
-                        f"WHERE {column} IN ({marks})){unless} RETURNING scope, id",
-                        (channel_id, *batch, *kept_params),
+                        f"WHERE {column} IN ({marks}){parts}){unless} RETURNING scope, id",
+                        (channel_id, *batch, *(batch if parts else ()), *kept_params),
                     )
             for start in range(0, len(lines), _IN_BATCH):
                 batch = lines[start : start + _IN_BATCH]
@@ -500,12 +645,16 @@ class MemoryStore:
                     f"WHERE memory_id = memories.id) AND ({holds}) RETURNING scope, id",
                     (channel_id, *(f"%\n{_like_escaped(line)}\n%" for line in batch)),
                 )
-        return [(Scope.parse(row[0]), row[1]) for row in rows]
+            return rows
 
-    async def delete_scope(self, scope: Scope) -> list[int]:
+        return [(Scope.parse(row[0]), row[1]) for row in await self.db.in_transaction(delete)]
+
+    async def delete_scope(self, scope: Scope, purge: Purge | None = None) -> list[int]:
         """Delete every memory of a scope (and what was forgotten there; of a guild, how
-        far its channels were read); the ids deleted."""
-        async with self.db.transaction() as conn:
+        far its channels were read); the ids deleted. A `purge` of a guild (work may be
+        under way) is noted, so that none of it is written back."""
+
+        async def delete(conn: Connection) -> list[Row]:
             rows = await conn.fetchall(
                 "DELETE FROM memories WHERE scope = ? RETURNING id", (scope.key,)
             )
@@ -514,7 +663,14 @@ class MemoryStore:
                 await conn.execute(
                     "DELETE FROM memory_consolidation WHERE guild_id = ?", (scope.guild_id,)
                 )
-        return [row[0] for row in rows]
+                await conn.execute(
+                    "DELETE FROM memory_forgotten_turns WHERE guild_id = ?", (scope.guild_id,)
+                )
+                if purge is not None:
+                    await _record_purge(conn, "guild", scope.guild_id, purge)
+            return rows
+
+        return [row[0] for row in await self.db.in_transaction(delete)]
 
     async def prune_before(self, cutoff: float, *, include_user: bool) -> list[tuple[Scope, int]]:
         """Delete memories older than `cutoff` (unix time), keeping what people added
@@ -522,19 +678,23 @@ class MemoryStore:
         sql = "DELETE FROM memories WHERE created_at < ?"
         if not include_user:
             sql += " AND source != 'user'"
-        async with self.db.transaction() as conn:
-            rows = await conn.fetchall(sql + " RETURNING scope, id", (cutoff,))
+        rows = await self.db.in_transaction(
+            lambda conn: conn.fetchall(sql + " RETURNING scope, id", (cutoff,))
+        )
         return [(Scope.parse(row[0]), row[1]) for row in rows]
 
     async def places(self) -> set[Place]:
         """The guilds with memories, with the channels they were learnt in, and the
-        channels consolidation read (see `utils.data_owners.Place`)."""
+        channels consolidation read or holds forgotten turns of (see
+        `utils.data_owners.Place`)."""
         rows = await self.db.fetchall(
             "SELECT scope, channel_id FROM memories WHERE scope LIKE 'guild:%' "
             "UNION SELECT scope, NULL FROM memory_forgotten WHERE scope LIKE 'guild:%'"
         )
         marks = await self.db.fetchall(
-            "SELECT guild_id, channel_id FROM memory_consolidation WHERE guild_id IS NOT NULL"
+            "SELECT guild_id, channel_id FROM memory_consolidation WHERE guild_id IS NOT NULL "
+            "UNION SELECT guild_id, channel_id FROM memory_forgotten_turns "
+            "WHERE guild_id IS NOT NULL"
         )
         return {(Scope.parse(row[0]).id, row[1]) for row in rows} | {
             (row[0], row[1]) for row in marks
