@@ -396,6 +396,7 @@ SQL_OWNERS = {
     "utils/guild_settings.py",
     "utils/usage.py",
     "utils/memory/store.py",
+    "utils/memory/tombstones.py",
     "utils/memory/keywords.py",  # the store's keyword index, one class per backend
     "cogs/ai/store.py",
     "cogs/ai/log.py",  # the chat log as memory reads it

@@ -33,7 +33,8 @@ from utils.guild_settings import GuildSettings
 from utils.instance_lock import InstanceLock
 from utils.memory.chunks import Chunk
 from utils.memory.records import Scope
-from utils.memory.store import MemoryStore, NewMemory, Purge
+from utils.memory.store import MemoryStore, NewMemory
+from utils.memory.tombstones import Purge
 from utils.usage import UsageStore
 
 GUILD = 111

@@ -38,7 +38,8 @@ from utils.memory.indexes import ScopeIndexes
 from utils.memory.lifecycle import Runtime
 from utils.memory.recall import Recall
 from utils.memory.records import Memory, Owns, Readable, Recalled, Scope, Source, describe
-from utils.memory.store import MemoryStore, NewMemory, Purge
+from utils.memory.store import MemoryStore, NewMemory
+from utils.memory.tombstones import Purge
 from utils.memory.writer import MemoryWriter
 
 if TYPE_CHECKING:

@@ -5,9 +5,8 @@ belongs to the chat store), up to which message each person told the bot to forg
 their conversation, which chat turns each conversation chunk holds and each fact was
 learnt from (`memory_turns`, and the earlier messages of split replies in
 `memory_reply_parts`), and each memory's keyword rows (`keywords`, one class per
-backend), written in the memory's transaction; and, lest work under way write them
-back, the chat turns of single memories forgotten that consolidation may still read
-(`memory_forgotten_turns`) and the channels and guilds just purged (`memory_purges`).
+backend), written in the memory's transaction; and what was forgotten or purged, lest
+work under way write it back (`tombstones`).
 Vectors are stored as float32 blobs with the name of the model that made them, so an
 index can be rebuilt without re-embedding, and a model change is spotted row by row.
 """
@@ -26,6 +25,7 @@ from utils.memory.chunks import Chunk, Held
 from utils.memory.keywords import Fields, KeywordRow, keyword_index
 from utils.memory.records import Memory, Scope, Source, describe
 from utils.memory.scoring import indexed_terms
+from utils.memory.tombstones import Purge, Tombstones, forgotten, record_purge
 
 _COLUMNS = "id, scope, author_id, author_name, source, text, created_at, channel_id"
 _IN_BATCH = 500  # ids per `IN (...)` query
@@ -36,7 +36,6 @@ _ADD_TURNS = (
 _ADD_PARTS = (
     "INSERT INTO memory_reply_parts (memory_id, message_id) VALUES (?, ?) ON CONFLICT DO NOTHING"
 )
-_PURGES_KEPT = 86_400.0  # seconds a purge is kept in mind: far longer than work under way runs
 
 
 @dataclass(frozen=True)
@@ -51,15 +50,6 @@ class NewMemory:
     turn_id: int | None = None  # the newest turn of the chat log it was learnt from
     replaces: tuple[int, ...] = ()  # its author's consolidation facts it supersedes
     held: tuple[Held, ...] = ()  # the chat turn it was learnt from (`memory_turns`)
-
-
-@dataclass(frozen=True)
-class Purge:
-    """A channel's or guild's memories being purged: the newest chat turn of the log
-    then (`upto_id`; none of the place's turns up to it is written back) and when."""
-
-    upto_id: int
-    at: float
 
 
 def _memory(row: Row, scope: Scope | None = None) -> Memory:
@@ -77,76 +67,6 @@ def _columns(rows: Sequence[Row]) -> tuple[np.ndarray, np.ndarray]:
     ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
     vectors = np.frombuffer(b"".join(row[1] for row in rows), dtype=np.float32)
     return ids, vectors.reshape(len(rows), -1)
-
-
-Forgotten = dict[tuple[Scope, int], int]  # (scope, person): forgotten up to this message
-
-
-async def _forgotten(conn: Connection, scopes: Collection[Scope]) -> Forgotten:
-    found: Forgotten = {}
-    for scope in scopes:
-        rows = await conn.fetchall(
-            "SELECT author_id, upto_id FROM memory_forgotten WHERE scope = ?", (scope.key,)
-        )
-        found.update(((scope, row[0]), row[1]) for row in rows)
-    return found
-
-
-def _forgets(forgotten: Forgotten, scope: Scope, author_id: int, turn_id: int | None) -> bool:
-    """Whether a memory learnt from chat message `turn_id` on is one to forget."""
-    upto = forgotten.get((scope, author_id))
-    return upto is not None and turn_id is not None and turn_id <= upto
-
-
-Purged = dict[tuple[str, int], int]  # ('channel' | 'guild', id): purged up to this turn
-
-
-async def _purged(conn: Connection, places: Collection[tuple[Scope, int | None]]) -> Purged:
-    """The purges of these (scope, channel) places still kept in mind."""
-    targets = {("channel", channel) for _, channel in places if channel is not None}
-    targets |= {("guild", scope.guild_id) for scope, _ in places if scope.guild_id is not None}
-    found: Purged = {}
-    for kind, target_id in targets:
-        upto = await conn.fetchval(
-            "SELECT upto_id FROM memory_purges WHERE kind = ? AND target_id = ?",
-            (kind, target_id),
-        )
-        if upto is not None:
-            found[kind, target_id] = upto
-    return found
-
-
-def _purges(purged: Purged, scope: Scope, channel_id: int | None, turn_id: int | None) -> bool:
-    """Whether a memory of chat turn `turn_id` on, in this place, was purged meanwhile."""
-    if turn_id is None:
-        return False
-    uptos = (purged.get(("channel", channel_id or 0)), purged.get(("guild", scope.guild_id or 0)))
-    return any(upto is not None and turn_id <= upto for upto in uptos)
-
-
-async def _record_purge(conn: Connection, kind: str, target_id: int, purge: Purge) -> None:
-    await conn.execute("DELETE FROM memory_purges WHERE purged_at < ?", (purge.at - _PURGES_KEPT,))
-    await conn.execute(
-        "INSERT INTO memory_purges (kind, target_id, upto_id, purged_at) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT (kind, target_id) DO UPDATE SET upto_id = excluded.upto_id, "
-        "purged_at = excluded.purged_at",
-        (kind, target_id, purge.upto_id, purge.at),
-    )
-
-
-async def _forgotten_turns(conn: Connection, turn_ids: Collection[int]) -> set[int]:
-    """Those of `turn_ids` in a single memory forgotten since (`memory_forgotten_turns`)."""
-    found: set[int] = set()
-    ids = sorted(turn_ids)
-    for start in range(0, len(ids), _IN_BATCH):
-        batch = ids[start : start + _IN_BATCH]
-        rows = await conn.fetchall(
-            "SELECT turn_id FROM memory_forgotten_turns "
-            f"WHERE turn_id IN ({','.join('?' * len(batch))})",
-            batch,
-        )
-        found.update(row[0] for row in rows)
-    return found
 
 
 def _turn_rows(memory_id: int, held: Sequence[Held]) -> list[tuple[int, int, int | None]]:
@@ -183,14 +103,14 @@ class MemoryStore:
             ids: list[int | None] = []
             keyword_rows: list[KeywordRow] = []
             turn_rows: list[tuple[int, int, int | None]] = []
-            forgotten = await _forgotten(conn, {memory.scope for memory in memories})
-            purged = await _purged(conn, {(m.scope, m.channel_id) for m in memories})
-            single = await _forgotten_turns(conn, {t for m in memories for t, _ in m.held})
+            gone = await Tombstones.read(
+                conn,
+                {(m.scope, m.channel_id) for m in memories},
+                {turn_id for m in memories for turn_id, _ in m.held},
+            )
             for memory, vector, terms in zip(memories, vectors, fields, strict=True):
-                if (
-                    _forgets(forgotten, memory.scope, memory.author_id, memory.turn_id)
-                    or _purges(purged, memory.scope, memory.channel_id, memory.turn_id)
-                    or any(turn_id in single for turn_id, _ in memory.held)
+                if gone.cover(
+                    memory.scope, memory.author_id, memory.channel_id, memory.turn_id, memory.held
                 ):
                     ids.append(None)
                     continue
@@ -242,12 +162,12 @@ class MemoryStore:
             keyword_rows: list[KeywordRow] = []
             turn_rows: list[tuple[int, int, int | None]] = []  # (memory, turn, message) taken in
             part_rows: list[tuple[int, int]] = []  # (memory, message) of split replies taken in
-            forgotten = await _forgotten(conn, {chunk.scope for chunk in chunks})
-            purged = await _purged(conn, {(chunk.scope, chunk.channel_id) for chunk in chunks})
+            gone = await Tombstones.read(
+                conn, {(chunk.scope, chunk.channel_id) for chunk in chunks}
+            )
             for chunk, vector, terms in zip(chunks, vectors, fields, strict=True):
-                if chunk.id is None and (
-                    _forgets(forgotten, chunk.scope, chunk.author_id, chunk.turn_id)
-                    or _purges(purged, chunk.scope, chunk.channel_id, chunk.turn_id)
+                if chunk.id is None and gone.cover(
+                    chunk.scope, chunk.author_id, chunk.channel_id, chunk.turn_id
                 ):
                     ids.append(None)
                     continue
@@ -352,7 +272,7 @@ class MemoryStore:
 
     async def forgotten(self, scope: Scope) -> dict[int, int]:
         """Up to which chat message each person of a scope told the bot to forget."""
-        return {author: upto for (_, author), upto in (await _forgotten(self.db, {scope})).items()}
+        return {author: upto for (_, author), upto in (await forgotten(self.db, {scope})).items()}
 
     async def forgotten_turns(self, channel_id: int, after_id: int) -> set[int]:
         """A channel's chat turns after `after_id` in single memories forgotten since."""
@@ -585,7 +505,7 @@ class MemoryStore:
                 "DELETE FROM memory_forgotten_turns WHERE channel_id = ?", (channel_id,)
             )
             if purge is not None:
-                await _record_purge(conn, "channel", channel_id, purge)
+                await record_purge(conn, "channel", channel_id, purge)
             return rows
 
         return [(Scope.parse(row[0]), row[1]) for row in await self.db.in_transaction(delete)]
@@ -667,7 +587,7 @@ class MemoryStore:
                     "DELETE FROM memory_forgotten_turns WHERE guild_id = ?", (scope.guild_id,)
                 )
                 if purge is not None:
-                    await _record_purge(conn, "guild", scope.guild_id, purge)
+                    await record_purge(conn, "guild", scope.guild_id, purge)
             return rows
 
         return [row[0] for row in await self.db.in_transaction(delete)]
