@@ -9,6 +9,7 @@ import re
 from functools import partial
 from typing import TYPE_CHECKING
 
+import aiohttp
 import discord
 from discord import app_commands
 from discord.ext import commands
@@ -52,6 +53,22 @@ SORRY = "Sorry, something went wrong on my side; please try again."
 SHUTDOWN_GRACE = 3.0  # seconds replies in progress get to finish (and be stored) at shutdown
 UNFINISHED_LIMIT = 100  # replies left marked as being written that one start finalises
 SAID = (discord.MessageType.default, discord.MessageType.reply)  # what people write, not system
+
+
+async def _say_why(sink: ContextSink, text: str) -> None:
+    """Tell the asker why there is no reply: best effort, as Discord may refuse it too."""
+    try:
+        await sink.send(text)
+    except (discord.HTTPException, aiohttp.ClientError, OSError) as error:
+        log.warning("could not say why there is no reply: %r", error)
+
+
+def _may_write(ctx: Context) -> bool:
+    """Whether the bot may write where a message asks it for a reply."""
+    permissions = ctx.bot_permissions
+    if isinstance(ctx.channel, discord.Thread):
+        return permissions.send_messages_in_threads
+    return permissions.send_messages
 
 
 def spoken(content: str, bot_id: int) -> str:
@@ -155,6 +172,10 @@ class AI(commands.Cog):
         ctx = await self.bot.get_context(message)
         if ctx.valid:
             return  # a command, handled by the command framework
+        if self.bot.directors.of(message.channel.id) is None and not _may_write(ctx):
+            # No answer (nor notice) could be shown: Google is not asked for one. (A scene's
+            # characters speak through webhooks, which need no right to write.)
+            return
         if self.engine is None:
             await self.admission.notice(("config", message.channel.id), ctx.reply, NOT_CONFIGURED)
             return
@@ -278,7 +299,7 @@ class AI(commands.Cog):
             try:
                 direction = await director.direction(ctx)
             except BotError as error:
-                await sink.send(str(error))
+                await _say_why(sink, str(error))
                 return
             if direction is None:
                 return
@@ -311,11 +332,14 @@ class AI(commands.Cog):
         except ReplyCutOff:
             pass  # the partial reply already says what happened
         except BotError as error:
-            await sink.send(str(error))
+            await _say_why(sink, str(error))
+        except discord.HTTPException as error:  # not a bug: the channel went, a permission...
+            log.warning("Discord refused the reply in channel %s: %r", ctx.channel.id, error)
+            await _say_why(sink, SORRY)
         except Exception:
             # A bug: the asker still gets an answer, not silence (or "thinking…" for good).
             log.exception("answering in channel %s failed", ctx.channel.id)
-            await sink.send(SORRY)
+            await _say_why(sink, SORRY)
         finally:
             if typing is not None:
                 # Long sent by now; only an indicator stuck on a dead Discord is cut short.

@@ -49,6 +49,7 @@ NO_PINGS = discord.AllowedMentions.none()
 ATTACHMENT_TIMEOUT = 30.0  # seconds to download one attachment
 DROPPED = "I'm restarting and couldn't get to this. Please ask again in a moment."
 UNFINISHED_TIMEOUT = 10.0  # seconds to fetch and edit the last message of each
+TOKEN_EXPIRED = 50027  # Discord's "Invalid Webhook Token": an interaction's, after 15 minutes
 
 
 @dataclass
@@ -65,24 +66,53 @@ class Sent:
         await self.message.edit(content=content, allowed_mentions=NO_PINGS)
 
 
+@dataclass
+class _Followup(Sent):
+    """A message of a reply sent through an interaction. Its token lives 15 minutes (a
+    reply can outlast it): then the message is edited as any message of the bot's."""
+
+    channel: discord.PartialMessageable
+
+    async def edit(self, *, content: str) -> None:
+        try:
+            await super().edit(content=content)
+        except discord.HTTPException as error:
+            if error.code != TOKEN_EXPIRED:
+                raise
+            partial = self.channel.get_partial_message(self.id)
+            self.message = await partial.edit(content=content, allowed_mentions=NO_PINGS)
+
+
 class ContextSink:
     """Sends a reply where it was asked for. A message gets replies to it; a slash command,
     deferred, gets its "thinking" response filled in by the first message, then follow-ups
-    (discord.py's `Context.send`)."""
+    (discord.py's `Context.send`), and plain channel messages once its token has expired."""
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self._expired = False
 
     async def send(self, content: str) -> Sent:
-        if self.ctx.interaction is not None:
-            return Sent(await self.ctx.send(content, allowed_mentions=NO_PINGS))
-        # A reply to the user's message, which may be gone by now.
-        reference = self.ctx.message.to_reference(fail_if_not_exists=False)
-        return Sent(
-            await self.ctx.send(
-                content, reference=reference, mention_author=False, allowed_mentions=NO_PINGS
+        ctx = self.ctx
+        if ctx.interaction is None:
+            # A reply to the user's message, which may be gone by now.
+            reference = ctx.message.to_reference(fail_if_not_exists=False)
+            return Sent(
+                await ctx.send(
+                    content, reference=reference, mention_author=False, allowed_mentions=NO_PINGS
+                )
             )
-        )
+        channel = ctx.bot.get_partial_messageable(ctx.channel.id)
+        if not self._expired:
+            try:
+                return _Followup(await ctx.send(content, allowed_mentions=NO_PINGS), channel)
+            except discord.HTTPException as error:
+                if error.code != TOKEN_EXPIRED:
+                    raise
+                self._expired = True
+        # Like discord.py's `Context.send` past the expiry it knows of: the asker is not
+        # pinged for it (mentioning them would put their name in what the history holds).
+        return Sent(await channel.send(content, allowed_mentions=NO_PINGS))
 
 
 async def say_dropped(ctx: Context) -> None:

@@ -129,9 +129,13 @@ async def stream_reply(
     except BotError as error:
         if not messages.sent:
             raise
-        await messages.show(splitter.finish(_noted(text, CUT_OFF_NOTE.format(error=error))))
+        try:
+            await messages.show(splitter.finish(_noted(text, CUT_OFF_NOTE.format(error=error))))
+            seen = text
+        except Exception as failure:  # Discord failed too: stored as seen, not "being written"
+            log.warning("could not say why a reply was cut off: %r", failure)
         reason = error.reason if isinstance(error, ReplyStopped) else "error"
-        await record(text, reason, messages.ids)
+        await record(seen, reason, messages.ids)
         raise ReplyCutOff(str(error)) from error
     except Exception as error:  # Discord or the history failed mid-reply (a message deleted...)
         if not messages.sent or shown_whole:

@@ -26,13 +26,14 @@ from cogs.ai.streaming import FINALISE_TIMEOUT
 from config import Settings
 from tests.conftest import BASIC, StartBot, eventually
 from tests.fakes.clock import FakeClock
-from tests.fakes.discord_models import PRIVATE_THREAD
+from tests.fakes.discord_models import DEFAULT_PERMS, PRIVATE_THREAD
 from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeMessage, FakeUser
 from tests.fakes.gemini_server import FakeGemini
 from utils.memory.records import Scope
 
 FENCE_LINE = re.compile(r"^```", re.MULTILINE)
 ROOT = Path(__file__).resolve().parents[2]
+SEND_MESSAGES = discord.Permissions(send_messages=True).value
 
 
 def mention(fake: FakeDiscord) -> str:
@@ -2013,3 +2014,107 @@ async def test_ai_status_in_a_dm_shows_no_one_the_tokens_of_everyones_dms(
     status = await discord_fake.wait_for_message(alices, predicate=lambda m: m.embeds)
     names = [field["name"] for field in status.embeds[0]["fields"]]
     assert "History" in names and "Tokens today" not in names
+
+
+async def test_a_slash_chat_answered_after_its_token_expired_is_sent_in_the_channel(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Waited past the 15 minutes an interaction token lives (a full queue, a slow model):
+    the answer comes as a channel message that pings nobody, and the history holds it."""
+    gemini_fake.reply(["Late ", "but here"], chunk_delay=0.3)
+    bot = await start_bot(ai_settings())
+    interaction = await discord_fake.invoke_slash(guild.text, member, "chat", {"prompt": "hi"})
+    assert (await interaction.wait_response())["type"] == 5
+    interaction.expired = True
+
+    def answered() -> list[FakeMessage]:
+        sent = [m for m in discord_fake.messages_in(guild.text) if m.interaction_id is None]
+        return sent if sent and not sent[0].content.endswith("⌛") else []
+
+    (answer,) = await discord_fake.wait_for(answered, timeout=10)
+    assert answer.content == "Late but here"
+    assert answer.reference is None and pings_nobody(answer.allowed_mentions)
+    assert interaction.followups == []
+    await eventually(
+        lambda: stored_rows(bot, guild.text.id),
+        equals=[("user", "hi", None), ("model", "Late but here", None)],
+    )
+    assert not [r for r in caplog.records if r.exc_info], "no tracebacks"
+
+
+async def test_a_slash_chat_whose_token_expires_while_streaming_is_finished_in_the_channel(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Edits through an expired token fail; the reply is still finished, not left writing."""
+    gemini_fake.reply(["Begun ", "through the token, ", "ended without it"], chunk_delay=0.3)
+    bot = await start_bot(ai_settings())
+    interaction = await discord_fake.invoke_slash(guild.text, member, "chat", {"prompt": "hi"})
+    await discord_fake.wait_for(
+        lambda: interaction.original is not None and interaction.original.content == "Begun ⌛"
+    )
+    interaction.expired = True
+    reply = interaction.original
+    assert reply is not None
+    await discord_fake.wait_for(lambda: not reply.content.endswith("⌛"), timeout=10)
+    assert reply.content == "Begun through the token, ended without it"
+    assert pings_nobody(reply.allowed_mentions)
+    assert [m.id for m in discord_fake.messages_in(guild.text)] == [reply.id]
+    await eventually(
+        lambda: stored_rows(bot, guild.text.id),
+        equals=[("user", "hi", None), ("model", "Begun through the token, ended without it", None)],
+    )
+    assert not [r for r in caplog.records if r.exc_info], "no tracebacks"
+
+
+async def test_a_mention_where_the_bot_may_not_write_costs_no_ai_request(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """Its answer could not be shown: Google is not asked (and billed) for it."""
+    muted = guild.add_text_channel("announcements")
+    guild.add_member(discord_fake.bot_user, permissions=DEFAULT_PERMS)  # not an administrator
+    guild.set_overwrite(muted, discord_fake.bot_user.id, deny=SEND_MESSAGES, member=True)
+    await start_bot(ai_settings())
+    await discord_fake.send_message(muted, member, f"{mention(discord_fake)} hi")
+    gemini_fake.reply("Answered here")
+    assert (await ask(discord_fake, guild.text, member, "and here?")).content == "Answered here"
+    assert [r.last_user_text for r in gemini_fake.requests] == ["alice: and here?"]
+    assert discord_fake.messages_in(muted) == []
+
+
+async def test_a_reply_to_a_channel_deleted_meanwhile_is_dropped_without_a_traceback(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    doomed = guild.add_text_channel("doomed")
+    gemini_fake.reply("Nobody will read this", chunk_delay=0.5)
+    bot = await start_bot(ai_settings())
+    await discord_fake.send_message(doomed, member, f"{mention(discord_fake)} hi")
+    await discord_fake.wait_for(lambda: gemini_fake.requests)
+    guild.delete_channel(doomed)
+    await discord_fake.wait_for(
+        lambda: any("could not say why" in r.getMessage() for r in caplog.records), timeout=10
+    )
+    assert not [r for r in caplog.records if r.exc_info], "no tracebacks"
+    assert await stored_rows(bot, doomed.id) == []

@@ -186,6 +186,21 @@ async def test_a_reply_whose_message_is_gone_is_stored_cut_off_as_it_was_seen() 
     assert record.calls[-1] == ("Shown ", "error")
 
 
+async def test_a_reply_the_ai_cut_off_where_discord_fails_too_is_stored_cut_off_as_seen() -> None:
+    """Not left "being written" until the next start: stored as far as it was seen."""
+    clock, sink, record = Clock(), FlakySink(failures=99), Recorder()
+    with pytest.raises(ReplyCutOff, match="cut"):
+        await stream_reply(
+            pieces(["Shown ", "never seen"], clock, 0.0, fail=True),
+            sink,
+            record,
+            interval=1.0,
+            clock=clock,
+        )
+    assert sink.messages[0].versions == ["Shown" + WRITING_MARKER]
+    assert record.calls[-1] == ("Shown ", "error")
+
+
 async def test_failure_before_text_sends_nothing() -> None:
     clock, sink, record = Clock(), Sink(), Recorder()
     with pytest.raises(BotError) as info:
