@@ -9,8 +9,10 @@ no state.  :class:`MusicVoice` is the voice client they join with.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
+import socket
 from typing import Any
 
 import discord
@@ -67,6 +69,7 @@ class VoiceConnection(VoiceConnectionState):
     VOICE_STATE_UPDATE and VOICE_SERVER_UPDATE are parsed at that moment, the join
     waits out its whole timeout.
     Waiting in place, right after looking at the state, misses no change.
+    A move to another channel (:func:`_wake_reader`) no longer waits out a stale socket.
     """
 
     async def _wait_for_state(
@@ -79,6 +82,20 @@ class VoiceConnection(VoiceConnectionState):
         async with asyncio.timeout(timeout):
             while self.state not in states:
                 await self._state_event.wait()
+
+    def _create_socket(self) -> None:
+        old = self.socket
+        super()._create_socket()
+        if isinstance(old, socket.socket):
+            _wake_reader(old)
+
+
+def _wake_reader(old: socket.socket) -> None:
+    """On a move to another channel discord.py 2.7 opens a new UDP socket, while its
+    reader thread still waits (up to 30 s) on the old one: the new connection's IP
+    discovery, and so the move, would wait that long. Shutting the old one wakes it."""
+    with contextlib.suppress(OSError):  # ENOTCONN if it never connected: woken all the same
+        old.shutdown(socket.SHUT_RDWR)
 
 
 class MusicVoice(discord.VoiceClient):

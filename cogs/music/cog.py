@@ -10,6 +10,8 @@ call the same ``*_for`` methods as the commands, with the same checks.
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Literal
 
@@ -40,14 +42,18 @@ from cogs.music.views import (
     queue_page,
 )
 from cogs.music.youtube import parse_extractor_args, readable_cookies
+from utils.db import DB_ERRORS
 from utils.text import counted
 
 if TYPE_CHECKING:
     from bot import Bot
 
+log = logging.getLogger(__name__)
+
 Context = commands.Context["Bot"]
 
 MAX_QUERY = 500
+STUCK_PAGES = 1000
 STOPPED = "⏹️ Stopped the music and cleared the queue."
 OUT_OF_DATE = "That message is out of date: `/nowplaying` shows what plays now, with its buttons."
 # An optional argument that is None when left out.  Typed `X | None`, a prefix command
@@ -83,6 +89,8 @@ class Music(commands.Cog):
             self.resolver, timeout=min(settings.music_resolve_timeout, 10.0)
         )
         self.sessions = Sessions(bot, self.resolver)
+        self.stuck_pages: deque[int] = deque(maxlen=STUCK_PAGES)
+        """Messages of /queue and /history pages whose buttons outlived their view."""
         self.tools = music_tools(self)
 
     def _spotify_factory(self) -> Callable[[], spotipy.Spotify] | None:
@@ -149,13 +157,13 @@ class Music(commands.Cog):
             await checked()
         share = await self.sessions.share(guild, member, channel)
         async with self.sessions.queueing(guild.id):
-            room = self.sessions.room(guild.id, member.id, share)
+            asked = self.sessions.room(guild.id, member.id, share)
             # Join while the query resolves: the first packet comes sooner.  The resolve
             # holds no guild lock: /stop and the idle leave never wait for it.
             created = guild.id not in self.sessions.players
             joining = asyncio.create_task(self._join(guild, channel, text_channel_id))
             try:
-                found = await self._resolve(query, member.id, room)
+                found = await self._resolve(query, member.id, asked.count)
             except BaseException:
                 await self.sessions.abandon(guild.id, joining, created=created)
                 raise
@@ -165,10 +173,12 @@ class Music(commands.Cog):
                 player = await self.sessions.join(guild, channel, text_channel_id)
                 busy = player.queue.current is not None
                 position = len(player.queue) + 1
-                added = player.add(found.tracks[: self.sessions.room(guild.id, member.id, share)])
-        # The queue may have filled while the query resolved: then it took fewer.
+                # The queue may have filled while the query resolved: then it takes fewer.
+                room = min(asked, self.sessions.room(guild.id, member.id, share))
+                added = player.add(found.tracks[: room.count])
         total = found.total or len(found.tracks)
-        return Queued(found.tracks[:added], found.name, busy=busy, position=position, total=total)
+        tracks = found.tracks[:added]
+        return Queued(tracks, found.name, busy=busy, position=position, total=total, cut=room.cut)
 
     async def _join(self, guild: discord.Guild, channel: VoiceChannel, text_id: int) -> Player:
         async with self.sessions.lock(guild.id):
@@ -250,6 +260,7 @@ class Music(commands.Cog):
             lambda number: queue_page(self.sessions.players.get(guild.id), number),
             owner_id=member.id,
             run=self.bot.run_id,
+            stuck=self.stuck_pages.append,
             page=page,
         )
         pages.message = await ctx.send(embed=pages.first_page(), view=pages)
@@ -356,7 +367,11 @@ class Music(commands.Cog):
                 return
             note = await self._press(guild, member, action)
         except MusicError as error:
-            await interaction.response.send_message(str(error), ephemeral=True)
+            await _answer(interaction, str(error))
+            return
+        except DB_ERRORS as error:  # Stop forgets the saved queue
+            log.error("the %s button failed in guild %s: %r", action, guild.id, error)
+            await _answer(interaction, "Something went wrong on my side; try again in a moment.")
             return
         player = self.sessions.players.get(guild.id)
         current = player.queue.current if player else None
@@ -366,6 +381,24 @@ class Music(commands.Cog):
             )
         else:
             await interaction.response.send_message(note or "Done.", ephemeral=True)
+
+    @commands.Cog.listener()
+    async def on_page_press(self, interaction: discord.Interaction, run: str, command: str) -> None:
+        """A press on page buttons of this run whose view timed out while Discord was
+        unreachable (its buttons stayed on): say so, and take them off now."""
+        message = interaction.message
+        if run != self.bot.run_id or message is None or message.id not in self.stuck_pages:
+            return
+        try:
+            await interaction.response.send_message(
+                f"These buttons have expired; use `/{command}` again.", ephemeral=True
+            )
+            await message.edit(view=None)
+        except discord.HTTPException as error:
+            log.warning("could not answer the press of interaction %s: %s", interaction.id, error)
+            return
+        if message.id in self.stuck_pages:  # not taken off by a press at the same time
+            self.stuck_pages.remove(message.id)
 
     async def _press(self, guild: discord.Guild, member: discord.Member, action: str) -> str | None:
         """Apply a button as the command would; a note for the presser, or None to
@@ -429,6 +462,17 @@ class Music(commands.Cog):
 
 
 # Helpers -------------------------------------------------------------------------
+
+
+async def _answer(interaction: discord.Interaction, content: str) -> None:
+    """Answer a press for the presser alone, whether it was deferred or not."""
+    try:
+        if interaction.response.is_done():
+            await interaction.followup.send(content, ephemeral=True)
+        else:
+            await interaction.response.send_message(content, ephemeral=True)
+    except discord.HTTPException as error:
+        log.warning("could not answer the press of interaction %s: %s", interaction.id, error)
 
 
 def _guild_member(ctx: Context) -> tuple[discord.Guild, discord.Member]:

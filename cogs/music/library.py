@@ -73,6 +73,7 @@ class MusicLibrary(commands.Cog):
             lambda number: history_page(played, number),
             owner_id=member.id,
             run=self.bot.run_id,
+            stuck=self.music.stuck_pages.append,
             page=page,
             command="history",
         )
@@ -120,13 +121,16 @@ class MusicLibrary(commands.Cog):
         sessions = self.music.sessions
         share = await sessions.share(guild, member, channel)
         async with sessions.queueing(guild.id), sessions.lock(guild.id):
-            tracks = playlist.tracks[: sessions.room(guild.id, member.id, share)]
+            room = sessions.room(guild.id, member.id, share)
+            tracks = playlist.tracks[: room.count]
             player = await sessions.join(guild, channel, text_channel_id)
             busy = player.queue.current is not None
             position = len(player.queue) + 1
             added = player.add(tracks)
         total = len(playlist.tracks)
-        return Queued(tracks[:added], playlist.name, busy=busy, position=position, total=total)
+        return Queued(
+            tracks[:added], playlist.name, busy=busy, position=position, total=total, cut=room.cut
+        )
 
     @playlist.command(name="list")
     async def list_(self, ctx: Context) -> None:

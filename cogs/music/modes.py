@@ -110,14 +110,19 @@ class MusicModes(commands.Cog, name="Music settings"):
     async def on_voice_state_update(
         self, member: discord.Member, before: discord.VoiceState, after: discord.VoiceState
     ) -> None:
-        """Moved by a moderator while in 24/7 mode: stay in the new channel from now on."""
+        """Moved by a moderator while in 24/7 mode: stay in the new channel from now on
+        (a /play from another channel is a visit: :attr:`~.sessions.Sessions.visits`)."""
         if self.bot.user is None or member.id != self.bot.user.id:
             return
         if after.channel is None or before.channel == after.channel:
             return
-        rules = await self.store.get(member.guild.id)
+        guild_id = member.guild.id
+        if self.sessions.visits.get(guild_id) == after.channel.id:
+            return
+        rules = await self.store.get(guild_id)
         if rules.stay and rules.stay_channel_id != after.channel.id:
-            await self.store.update(member.guild.id, stay_channel_id=after.channel.id)
+            self.sessions.visits.pop(guild_id, None)
+            await self.store.update(guild_id, stay_channel_id=after.channel.id)
 
 
 def _guild_member(ctx: Context) -> tuple[discord.Guild, discord.Member]:

@@ -25,7 +25,15 @@ import discord
 
 from cogs.music.audio import TrackAudio
 from cogs.music.autoplay import Autoplay
-from cogs.music.channels import VoiceChannel, become_speaker, connect, send, voice_of
+from cogs.music.channels import (
+    CONNECT_TIMEOUT,
+    VoiceChannel,
+    become_speaker,
+    check_can_join,
+    connect,
+    send,
+    voice_of,
+)
 from cogs.music.control import SkipVotes, Vote, dj_refusal, is_dj, unlimited
 from cogs.music.errors import MusicError
 from cogs.music.filters import Sound
@@ -39,7 +47,7 @@ from cogs.music.settings import MusicSettings, MusicSettingsStore
 from cogs.music.sources import Resolver
 from cogs.music.store import MusicStore, SaveQueue, Session
 from cogs.music.tracks import Stream, Track
-from cogs.music.views import player_controls, player_embed
+from cogs.music.views import Cut, Room, player_controls, player_embed
 from utils.data_owners import Place
 from utils.tasks import log_failure
 from utils.text import counted
@@ -65,6 +73,10 @@ class Sessions:
         self._queueing: dict[int, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._kept: set[int] = set()
+        self.visits: dict[int, int] = {}
+        """Guild → the voice channel a /play took the bot to, away from its 24/7 channel:
+        not a new 24/7 channel (:class:`~cogs.music.modes.MusicModes`); once it empties
+        the bot goes back (:meth:`update_alone`)."""
         """Guilds whose saved queue could not resume after a restart (:meth:`keep_saved`)."""
         self.saves = SaveQueue(MusicStore(bot.db), self._session)
         self.music_settings = MusicSettingsStore(bot.db, keep=lambda gid: gid in self.players)
@@ -179,12 +191,12 @@ class Sessions:
             return None
         return cap
 
-    def room(self, guild_id: int, member_id: int, share: int | None) -> int:
+    def room(self, guild_id: int, member_id: int, share: int | None) -> Room:
         """How many tracks ``member_id`` may add now: the queue's room, at most a
         playlist's worth, and what is left of their ``share``; MusicError when none."""
         player = self.players.get(guild_id)
-        room = player.queue.room if player else self.settings.music_queue_limit
-        if room <= 0:
+        room = Room(player.queue.room if player else self.settings.music_queue_limit, Cut.QUEUE)
+        if room.count <= 0:
             raise MusicError(f"The queue is full ({self.settings.music_queue_limit} tracks).")
         if share is not None:
             queued = player.queue.queued_by(member_id) if player else 0
@@ -193,8 +205,8 @@ class Sessions:
                     f"You have {counted(queued, 'track')} waiting in the queue, as many as "
                     "one person may add here; add more once some have played."
                 )
-            room = min(room, share - queued)
-        return min(room, self.settings.music_playlist_limit)
+            room = min(room, Room(share - queued, Cut.SHARE))
+        return min(room, Room(self.settings.music_playlist_limit, Cut.PLAYLIST))
 
     async def abandon(self, guild_id: int, joining: asyncio.Task[Player], *, created: bool) -> None:
         """/play failed to resolve: leave again if it joined for nothing."""
@@ -221,6 +233,7 @@ class Sessions:
             if voice.channel != channel:
                 if self.listeners(voice.channel):
                     raise MusicError(f"I'm playing in {voice.channel.mention}; join me there.")
+                await self._note_visit(guild.id, channel)
                 await voice.move_to(channel)
             player.text_channel_id = text_id
             return player
@@ -228,12 +241,43 @@ class Sessions:
             raise MusicError(RECOVERING)
         if player is not None or voice is not None:
             await self.teardown(guild.id, forget=True)
+        await self._note_visit(guild.id, channel)
         voice = await connect(channel)
         player = await self.new_player(guild.id, voice, text_id)
         player.start()
         self.update_alone(guild)
         await self.take_the_stage(guild)
         return player
+
+    async def _note_visit(self, guild_id: int, channel: VoiceChannel) -> None:
+        """Before joining ``channel`` for a /play: note it if it is not the 24/7 one."""
+        rules = await self.music_settings.get(guild_id)
+        if rules.stay and rules.stay_channel_id not in (None, channel.id):
+            self.visits[guild_id] = channel.id
+        else:
+            self.visits.pop(guild_id, None)
+
+    async def _go_home(self, guild: discord.Guild) -> None:
+        """Back to the 24/7 channel from a visit nobody listens to any more."""
+        rules = await self.music_settings.get(guild.id)
+        home = guild.get_channel(rules.stay_channel_id) if rules.stay_channel_id else None
+        async with self.lock(guild.id):
+            voice = voice_of(guild)
+            if voice is None or self.visits.get(guild.id) != voice.channel.id:
+                return  # moved, left or back already
+            if self.listeners(voice.channel):
+                return  # someone came back meanwhile: the visit goes on
+            del self.visits[guild.id]
+            if not rules.stay or not isinstance(home, VoiceChannel):
+                return  # 24/7 is off, or its channel is gone: the alone timer decides
+            try:
+                check_can_join(home)
+                await voice.move_to(home, timeout=CONNECT_TIMEOUT)
+            except (MusicError, TimeoutError) as error:
+                log.warning(
+                    "could not go back to the 24/7 channel in guild %s: %s", guild.id, error
+                )
+        self.update_alone(guild)
 
     async def new_player(
         self,
@@ -335,6 +379,7 @@ class Sessions:
             stay_channel_id=channel.id if channel else None,
             stay_text_channel_id=text_id if channel else None,
         )
+        self.visits.pop(guild.id, None)  # the new 24/7 channel, or no more 24/7
         player = self.players.get(guild.id)
         if player is not None:
             player.stay = channel is not None
@@ -358,7 +403,10 @@ class Sessions:
     def update_alone(self, guild: discord.Guild) -> None:
         player, voice = self.players.get(guild.id), voice_of(guild)
         if player is not None and voice is not None:
-            player.set_alone(not self.listeners(voice.channel))
+            alone = not self.listeners(voice.channel)
+            if alone and self.visits.get(guild.id) == voice.channel.id:
+                self._spawn(self._go_home(guild), "music-home")
+            player.set_alone(alone)
 
     async def leave(
         self, guild_id: int, note: str | None = None, *, only: Player | None = None
@@ -385,10 +433,9 @@ class Sessions:
         self.votes.reset(guild_id)
         self.skips.end(guild_id)
         self.autoplay.forget(guild_id)
+        self.visits.pop(guild_id, None)
         if forget:
             await self._clear_now_playing(guild_id)
-            if guild_id not in self._kept:
-                deleted = await self.saves.forget(guild_id)
         self._now_playing.pop(guild_id, None)
         self.progress.stop(guild_id)
         # Not through the guild: after a kick it is gone, and its connection must go too.
@@ -398,6 +445,8 @@ class Sessions:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(DISCONNECT_TIMEOUT):
                     await voice.disconnect(force=True)
+        if forget and guild_id not in self._kept:  # last: a database error still leaves voice
+            deleted = await self.saves.forget(guild_id)
         return deleted
 
     # Retention (utils.data_owners) ------------------------------------------

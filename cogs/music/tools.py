@@ -47,17 +47,23 @@ def tools(music: Music) -> list[Tool[Any]]:
     async def play(asker: Asker, args: PlayIn) -> Done:
         member = asker.member()
         queued = await music.play_for(member.guild, member, asker.channel.id, args.query)
+        count = len(queued.tracks)
         result: dict[str, Any] = {
             "queued": [_track(track) for track in queued.tracks[:SHOWN]],
-            "count": len(queued.tracks),
+            "count": count,
+            "asked_for": count + queued.left_out,
+            "left_out": queued.left_out,
             "playing_now": not queued.busy,
             "queue_position": queued.position,
         }
+        if queued.left_out:  # so the reply does not say the whole playlist was queued
+            result["why_left_out"] = queued.cut.value
         if queued.name:
             result["from"] = queued.name
-        if len(queued.tracks) > 1 or queued.name:
+        if count > 1 or queued.name:
             source = f" from *{clean(queued.name, 60)}*" if queued.name else ""
-            note = f"🎵 queued {len(queued.tracks)} tracks{source}"
+            of = f" of {count + queued.left_out}" if queued.left_out else ""
+            note = f"🎵 queued {count}{of} tracks{source}"
         else:
             note = _note("🎵", "queued", queued.tracks[0])
         return Done(result, note=note, outside=True)

@@ -9,11 +9,11 @@ track, or from before a restart, is out of date).
 
 from __future__ import annotations
 
-import contextlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import discord
 
@@ -184,7 +184,8 @@ a MusicError when there is nothing left to show."""
 
 class QueuePages(discord.ui.View):
     """Previous/next buttons over the pages of a list (the queue, the history), for the person
-    who asked for it with `/command`."""
+    who asked for it with `/command`; ``stuck`` gets the id of a message whose buttons could
+    not be taken off at the timeout (:meth:`~cogs.music.cog.Music.on_page_press`)."""
 
     def __init__(
         self,
@@ -192,6 +193,7 @@ class QueuePages(discord.ui.View):
         *,
         owner_id: int,
         run: str,
+        stuck: Callable[[int], object],
         page: int = 1,
         command: str = "queue",
     ) -> None:
@@ -201,6 +203,7 @@ class QueuePages(discord.ui.View):
         self.owner_id = owner_id
         self.page = page
         self.command = command
+        self.stuck = stuck
         self.message: discord.Message | None = None
 
     def first_page(self) -> discord.Embed:
@@ -247,8 +250,10 @@ class QueuePages(discord.ui.View):
     async def on_timeout(self) -> None:
         if self.message is None:
             return
-        with contextlib.suppress(discord.HTTPException):
+        try:
             await self.message.edit(view=None)
+        except discord.HTTPException:  # Discord unreachable: the buttons outlive this view
+            self.stuck(self.message.id)
 
 
 def queue_embed(
@@ -270,6 +275,21 @@ def queue_embed(
     return embed
 
 
+class Cut(StrEnum):
+    """Why a play request may queue fewer tracks than its link holds."""
+
+    QUEUE = "that's all the queue takes now"
+    SHARE = "that's as many as one person may have waiting in the queue here"
+    PLAYLIST = "that's the most one playlist adds at a time"
+
+
+class Room(NamedTuple):
+    """How many tracks a member may add now, and what sets that number."""
+
+    count: int
+    cut: Cut
+
+
 @dataclass(frozen=True)
 class Queued:
     """What a play request added: the tracks, the playlist or album name, whether
@@ -280,15 +300,21 @@ class Queued:
     busy: bool
     position: int
     total: int | None = None
-    """How many tracks were asked for, when known and more than the queue took."""
+    """How many tracks were asked for, when known."""
+    cut: Cut = Cut.QUEUE
+    """What stopped the queueing when fewer than ``total`` were queued."""
+
+    @property
+    def left_out(self) -> int:
+        return max(0, (self.total or 0) - len(self.tracks))
 
     def message(self) -> str:
         if len(self.tracks) > 1 or self.name:
             source = f" from **{clean(self.name)}**" if self.name else ""
-            if self.total is not None and self.total > len(self.tracks):
+            if self.left_out:
                 return (
-                    f"➕ Queued {len(self.tracks)} of {counted(self.total, 'track')}{source}: "
-                    "that's all the queue takes now."
+                    f"➕ Queued {len(self.tracks)} of {counted(self.total or 0, 'track')}"
+                    f"{source}: {self.cut}."
                 )
             return f"➕ Queued {counted(len(self.tracks), 'track')}{source}."
         title = clean(self.tracks[0].title)

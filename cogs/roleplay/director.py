@@ -8,8 +8,9 @@ webhook with its name and avatar (narration as the bot). After each turn the sce
 state is updated in the background through structured output, one update at a time
 per channel, so the reply never waits for it; an update goes only to the scene whose
 exchanges it read, never to one started in the channel since. Turns are counted once
-their reply went out; the last one allowed (`RP_MAX_SCENE_TURNS`) ends the scene with
-a notice, and so does a message to a scene whose characters are all gone.
+their reply went out, toward their own scene only; the last one allowed
+(`RP_MAX_SCENE_TURNS`) ends the scene with a notice, and so does a message to a scene
+whose characters are all gone.
 """
 
 from __future__ import annotations
@@ -127,7 +128,8 @@ class SceneDirector:
         async def after(text: str) -> None:
             self.update_later(scene, f"{said}\n{text}")
             limit = self.bot.settings.rp_max_scene_turns
-            if await self.scenes.count_turn(channel.id) >= limit:  # the last one: no more
+            # Of this scene only: it may have ended, and another started, while it was written.
+            if await self.scenes.count_turn(channel.id, scene.started_at) >= limit:
                 await self.scenes.end(channel.id)
                 async with asyncio.timeout(DISCORD_TIMEOUT):
                     await channel.send(

@@ -165,13 +165,14 @@ class SceneStore:
             await self.db.notify(TOPIC, channel_id)
         return ended
 
-    async def count_turn(self, channel_id: int) -> int:
-        """Count one more turn; returns the scene's turns so far (0: no scene)."""
+    async def count_turn(self, channel_id: int, started_at: float) -> int:
+        """Count one more turn of the scene started at ``started_at``; returns its turns
+        so far (0: that scene is over, perhaps another one runs here now)."""
         async with self.db.transaction() as conn:
             return await conn.fetchval(
-                "UPDATE rp_scenes SET turns = turns + 1, updated_at = ? WHERE channel_id = ? "
-                "RETURNING turns",
-                (self.clock(), channel_id),
+                "UPDATE rp_scenes SET turns = turns + 1, updated_at = ? "
+                "WHERE channel_id = ? AND started_at = ? RETURNING turns",
+                (self.clock(), channel_id, started_at),
                 default=0,
             )
 

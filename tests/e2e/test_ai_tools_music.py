@@ -253,3 +253,52 @@ async def test_controls_refused_to_someone_outside_the_bots_voice_channel(
     before = frames(discord_fake, guild)
     await discord_fake.wait_for(lambda: frames(discord_fake, guild) > before + 10, timeout=5)
     assert discord_fake.voice_channel_of(discord_fake.bot_user, guild) == guild.voice.id
+
+
+async def test_play_of_a_playlist_cut_to_the_askers_share_tells_the_model_so(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    voice_fake: FakeVoiceServer,
+    media_server: FakeMediaServer,
+    start_bot: StartBot,
+    settings: Callable[..., Settings],
+) -> None:
+    """A playlist cut short (here to the asker's share, MUSIC_MAX_QUEUED_PER_MEMBER):
+    the result says how many of how many were queued and why, so the model cannot tell
+    the asker the whole playlist was queued."""
+    names = [media_server.tone(f, 1, "ogg").rsplit("/", 1)[1] for f in (440, 660, 880)]
+    page = media_server.page_url(*names, title="Three tones")
+    await start_bot(settings(music_max_queued_per_member=2))
+    await discord_fake.join_voice(member, guild.voice)
+    slash = await discord_fake.invoke_slash(
+        guild.text, member, "play", {"query": media_server.tone(440, 30, "ogg")}
+    )
+    await slash.wait_response()
+
+    played, reply = await call(discord_fake, gemini_fake, guild, member, "play", {"query": page})
+    assert played["count"] == 2 and played["asked_for"] == 3
+    assert played["left_out"] == 1
+    assert "one person may have waiting" in played["why_left_out"]
+    assert reply.endswith("-# 🎵 queued 2 of 3 tracks from *Three tones*")
+
+
+async def test_play_of_a_whole_playlist_says_nothing_was_left_out(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    voice_fake: FakeVoiceServer,
+    media_server: FakeMediaServer,
+    start_bot: StartBot,
+    settings: Callable[..., Settings],
+) -> None:
+    names = [media_server.tone(f, 1, "ogg").rsplit("/", 1)[1] for f in (440, 660, 880)]
+    page = media_server.page_url(*names, title="Three tones")
+    await start_bot(settings())
+    await discord_fake.join_voice(member, guild.voice)
+    played, reply = await call(discord_fake, gemini_fake, guild, member, "play", {"query": page})
+    assert played["count"] == 3 and played["asked_for"] == 3 and played["left_out"] == 0
+    assert "why_left_out" not in played
+    assert reply.endswith("-# 🎵 queued 3 tracks from *Three tones*")

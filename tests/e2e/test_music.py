@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, cast
 
 import discord
@@ -150,7 +152,7 @@ async def test_a_playlist_longer_than_the_queue_takes_says_tracks_were_left_out(
         spotipy_client_id=spotify_fake.client_id,
         spotipy_client_secret=spotify_fake.client_secret,
     )
-    left_out = ": that's all the queue takes now."
+    left_out = ": that's the most one playlist adds at a time."
     assert await world.slash("play", query=page) == (
         f"➕ Queued 2 of 3 tracks from **Three tones**{left_out}"
     )
@@ -182,7 +184,7 @@ async def test_one_member_queues_only_their_share_and_playlists_are_cut_to_it(
     )
     for user in (bob, mod):
         await world.discord.join_voice(user, world.guild.voice)
-    left_out = ": that's all the queue takes now."
+    left_out = ": that's as many as one person may have waiting in the queue here."
     playing = await world.slash("play", query=world.media.tone(440, 30, "ogg"))
     assert playing.startswith("▶️"), "the playing track is not waiting in the queue"
     assert await world.slash("play", query="spotify:playlist:list1") == (
@@ -426,6 +428,40 @@ async def test_queue_buttons_come_off_after_paging_longer_than_a_token_lives(
     await world.discord.wait_for(lambda: not message.components, 5)
 
 
+async def test_queue_buttons_left_on_by_an_outage_answer_that_they_expired(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Discord unreachable when the view timed out: its buttons stayed on the message, and
+    a later press is answered (not "This interaction failed")."""
+    tones = [world.media.tone(440 + n, 20, "ogg").rsplit("/", 1)[1] for n in range(12)]
+    await world.start()
+    monkeypatch.setattr(sys.modules["cogs.music.views"], "QUEUE_VIEW_TIMEOUT", 1.0)
+    await world.slash("play", query=world.media.page_url(*tones, title="Twelve"))
+    interaction = await world.discord.invoke_slash(world.guild.text, world.member, "queue")
+    await world.reply(interaction)
+    message = interaction.original
+    assert message is not None
+    next_button = message.components[0]["components"][1]["custom_id"]
+    await (await world.discord.click_button(message, next_button, world.member)).wait_response()
+    failed: list[object] = []
+
+    async def unreachable(self: discord.Message, **changes: Any) -> discord.Message:
+        failed.append(changes)
+        response = cast(Any, SimpleNamespace(status=503, reason="unreachable"))
+        raise discord.HTTPException(response, "down")
+
+    with monkeypatch.context() as outage:
+        outage.setattr(discord.Message, "edit", unreachable)
+        await eventually(lambda: failed)
+    assert message.components, "the buttons stayed on"
+
+    previous_button = message.components[0]["components"][0]["custom_id"]
+    pressed = await world.discord.click_button(message, previous_button, world.member)
+    answer = await pressed.wait_response()
+    assert answer["data"]["content"] == "These buttons have expired; use `/queue` again."
+    await world.discord.wait_for(lambda: not message.components, 5)
+
+
 async def test_every_queued_track_shows_on_a_queue_page(
     world: World, local_search: dict[str, tuple[str, str]]
 ) -> None:
@@ -565,6 +601,30 @@ async def test_buttons_only_work_for_people_in_the_voice_channel(
     assert (await stopped.wait_response())["type"] == 6, "deferred: leaving takes a while"
     (note,) = await discord_fake.wait_for(lambda: stopped.followups)
     assert "Stopped" in note.content and note.flags & 64, "only the presser sees it"
+    await world.discord.wait_for(lambda: not world.voice.connected(world.guild.id))
+
+
+async def test_the_stop_button_answers_when_the_database_fails(
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A database error while stopping: the presser gets a short answer, not "This
+    interaction failed", and the failure is logged once, without a traceback."""
+    await world.start()
+    await world.slash("play", query=world.media.tone(440, 20, "ogg"))
+    message = await world.now_playing()
+
+    async def broken(self: object, guild_id: int) -> int:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(sys.modules["cogs.music.store"].SaveQueue, "forget", broken)
+    stopped = await world.press(message, "stop")
+    assert (await stopped.wait_response())["type"] == 6
+    (note,) = await world.discord.wait_for(lambda: stopped.followups)
+    assert note.content == "Something went wrong on my side; try again in a moment."
+    assert note.flags & 64
+    failures = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(failures) == 1 and failures[0].exc_info is None
+    assert "disk I/O error" in failures[0].getMessage()
     await world.discord.wait_for(lambda: not world.voice.connected(world.guild.id))
 
 

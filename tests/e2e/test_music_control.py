@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from config import Settings
-from tests.conftest import BASIC
+from tests.conftest import BASIC, eventually
 from tests.e2e.music_world import World, pitch
 from tests.e2e.test_ai_tools_music import call
 from tests.fakes.discord_server import FakeMessage, FakeRole, FakeUser
@@ -372,6 +372,51 @@ async def test_a_moderator_disconnect_in_247_is_respected_until_someone_plays_ag
     await fake.send_message(other.text, visitor, f"!play {world.media.tone(550, 1, 'ogg')}")
     await fake.wait_for_message(other.text, predicate=lambda m: "I left" in m.content)
     assert fake.voice_channel_of(fake.bot_user, world.guild) == world.guild.voice.id
+
+
+async def stay_channel(bot: Any, world: World) -> int | None:
+    return (await bot.get_cog("Music").sessions.music_settings.get(world.guild.id)).stay_channel_id
+
+
+async def test_a_play_from_another_channel_in_247_plays_there_then_goes_back_home(
+    world: World,
+) -> None:
+    """24/7's channel is the owner's choice: a /play from another voice channel, while
+    the bot idles alone at home, plays there, and once that channel empties the bot
+    goes back home; the 24/7 channel stays the one /247 chose."""
+    fake, owner = world.discord, world.discord.owner
+    elsewhere = world.guild.add_voice_channel("Elsewhere")
+    bot = await world.start()
+    await fake.join_voice(owner, world.guild.voice)
+    assert (await world.slash("247", owner, mode="on")).startswith("🕒 24/7 is on")
+    await fake.leave_voice(owner, world.guild)
+    await fake.join_voice(world.member, elsewhere)
+
+    assert (await world.slash("play", query=world.media.tone(440, 20, "ogg"))).startswith("▶️")
+    assert fake.voice_channel_of(fake.bot_user, world.guild) == elsewhere.id
+    await world.wait_frames(10)
+    assert await stay_channel(bot, world) == world.guild.voice.id
+
+    await fake.leave_voice(world.member, world.guild)
+    await fake.wait_for(
+        lambda: fake.voice_channel_of(fake.bot_user, world.guild) == world.guild.voice.id
+    )
+    assert await stay_channel(bot, world) == world.guild.voice.id
+
+
+async def test_a_moderator_moving_the_bot_in_247_makes_that_its_channel(world: World) -> None:
+    fake, owner = world.discord, world.discord.owner
+    elsewhere = world.guild.add_voice_channel("Elsewhere")
+    bot = await world.start(music_alone_timeout=0.5)
+    await fake.join_voice(owner, world.guild.voice)
+    assert (await world.slash("247", owner, mode="on")).startswith("🕒 24/7 is on")
+    await fake.leave_voice(owner, world.guild)
+    await fake.leave_voice(world.member, world.guild)
+
+    await fake.move_member_voice(fake.bot_user, elsewhere)
+    await eventually(lambda: stay_channel(bot, world), equals=elsewhere.id)
+    await world.slash("queue")  # a later reply: a move back would have been asked for by now
+    assert fake.voice_channel_of(fake.bot_user, world.guild) == elsewhere.id
 
 
 # The AI's music tools ----------------------------------------------------------------

@@ -118,7 +118,7 @@ async def test_a_saved_playlist_longer_than_the_queue_takes_says_how_much_was_qu
     assert (await world.slash("stop")).startswith("⏹️")
     loaded = await command(world, "playlist load", name="Three")
     assert loaded.content == (
-        "➕ Queued 2 of 3 tracks from **Three**: that's all the queue takes now."
+        "➕ Queued 2 of 3 tracks from **Three**: that's the most one playlist adds at a time."
     )
     assert (await world.slash("stop")).startswith("⏹️")
 
@@ -131,5 +131,6 @@ async def test_a_saved_playlist_loads_only_as_much_as_the_loaders_share(world: W
     assert (await world.slash("stop")).startswith("⏹️")
     loaded = await command(world, "playlist load", name="Three")
     assert loaded.content == (
-        "➕ Queued 2 of 3 tracks from **Three**: that's all the queue takes now."
+        "➕ Queued 2 of 3 tracks from **Three**: "
+        "that's as many as one person may have waiting in the queue here."
     )

@@ -464,6 +464,34 @@ async def test_a_turn_counts_only_once_its_reply_went_out(
     await eventually(lambda: _turns_of(scenes(bot).scenes, guild), equals=1)
 
 
+async def test_the_last_turn_of_an_ended_scene_does_not_count_toward_the_next_one(
+    world: World,
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """A turn whose reply finishes after `/scene end` and a new `/scene start` was the old
+    scene's: with a limit of one turn, it ended the new scene before anyone spoke."""
+    bot = await start_bot(ai_settings(rp_max_scene_turns=1))
+    await world.character("Aria")
+    await world.character("Bren")
+    await world.slash(member, "start", characters="Aria, Bren")
+    gemini_fake.hang(1.5)  # the old scene's turn, still being written
+    await discord_fake.send_message(guild.text, member, "hello")
+    await eventually(lambda: world.streams())
+    await world.slash(member, "end")
+    await world.slash(member, "start", characters="Aria")
+    await discord_fake.wait_for_message(guild.text, predicate=lambda m: m.webhook_id is not None)
+    await eventually(lambda: not scenes(bot).director._updating)
+
+    assert await _turns_of(scenes(bot).scenes, guild) == 0
+    assert scenes(bot).scenes.running(guild.text.id)
+    assert not [m for m in discord_fake.messages_in(guild.text) if "limit of 1 turn" in m.content]
+
+
 async def test_a_new_scene_starts_with_nothing_established_by_the_scene_before_it(
     world: World,
     discord_fake: FakeDiscord,

@@ -258,6 +258,17 @@ class FakeDiscord:
         del payload["unavailable"]  # as Discord sends a join (False means "back from an outage")
         self._gateway.emit("GUILD_CREATE", payload)
 
+    def start_outage(self, guild: FakeGuild) -> None:
+        """Discord loses ``guild`` for a while: GUILD_DELETE with ``unavailable``; a READY
+        meanwhile lists it as unavailable, with no GUILD_CREATE after."""
+        self._gateway.outages.add(guild.id)
+        self._gateway.emit("GUILD_DELETE", {"id": str(guild.id), "unavailable": True})
+
+    def end_outage(self, guild: FakeGuild) -> None:
+        """``guild`` is back: GUILD_CREATE with ``unavailable: false``."""
+        self._gateway.outages.discard(guild.id)
+        self._gateway.emit("GUILD_CREATE", self._guild_create_payload(guild))
+
     def delete_thread(self, guild: FakeGuild, thread_id: int, parent: FakeChannel) -> None:
         """A thread of ``parent`` is deleted (made by ``guild.add_thread`` or not)."""
         guild.threads.pop(thread_id, None)
@@ -410,6 +421,16 @@ class FakeDiscord:
         """Close a shard's gateway socket; the client reconnects and RESUMEs."""
         await self._gateway.drop(code, shard)
 
+    async def request_reconnect(self, *, shard: int = 0) -> None:
+        """Ask a shard to reconnect (op 7), as Discord does before moving a session."""
+        await self._gateway.request_reconnect(shard)
+
+    async def invalidate_session(self, *, shard: int = 0) -> None:
+        """End a shard's session (op 9, not resumable): it IDENTIFYs again and gets a
+        fresh READY, without what happened in between (a RESUME held by
+        :meth:`disconnected` is refused the same way)."""
+        await self._gateway.invalidate(shard)
+
     def disconnected(
         self, *, code: int = 4000, shard: int = 0
     ) -> contextlib.AbstractAsyncContextManager[None]:
@@ -478,11 +499,15 @@ class FakeDiscord:
         if guild is None or self.voice is None:
             return
         channel_id = int(data["channel_id"]) if data.get("channel_id") else None
+        was_in = self.voice_channel_of(self.bot_user, guild)
         await self._set_voice_state(guild, self.bot_user, channel_id, data, session_id)
         if channel_id is not None:
             token = self.voice.issue_token(guild.id, self.bot_user.id, session_id)
             server = {"token": token, "guild_id": str(guild.id), "endpoint": self.voice.endpoint}
             await self._gateway.dispatch("VOICE_SERVER_UPDATE", server)
+            if was_in is not None and was_in != channel_id:
+                # As Discord does on a move: the old voice connection ends, a new one starts.
+                await self.voice.drop(guild.id)
 
     async def _set_voice_state(
         self,
