@@ -41,7 +41,9 @@ async def answer(
         replies = [m for m in fake.messages_in(channel) if m.reference == sent.id]
         return replies[0] if replies and not replies[-1].content.endswith("⌛") else None
 
-    return await fake.wait_for(finished, timeout=15)
+    reply = await fake.wait_for(finished, timeout=15)
+    assert reply is not None
+    return reply
 
 
 def chats(gemini: FakeGemini) -> list[GeminiRequest]:

@@ -54,7 +54,7 @@ async def test_a_search_result_cannot_start_an_action(
     assert channel_posts(discord_fake, guild) == []
     assert reply.content.startswith("I won't change anything")
     audit = await bot.db.fetchall("SELECT tool, ok FROM ai_tool_actions")
-    assert [tuple(row) for row in audit] == [("create_channel", 0)]
+    assert [(row[0], row[1]) for row in audit] == [("create_channel", 0)]
 
     # Asked directly in a new message, the same action is declared and runs.
     gemini_fake.reply_function_calls([("create_channel", {"name": "kites"})])

@@ -14,6 +14,7 @@ import pytest
 from cogs.ai.tools.toolbox import (
     MAX_CALLS,
     MAX_CHANGES,
+    REFUSED_BY_DISCORD,
     REPEATED,
     TOO_MANY_CALLS,
     TOO_MANY_CHANGES,
@@ -63,7 +64,9 @@ def run(discord_fake: FakeDiscord, gemini_fake: FakeGemini, guild: FakeGuild) ->
         text: str = "Done.",
         reference: FakeMessage | None = None,
         channel: Any = None,
+        meanwhile: Callable[[], object] | None = None,
     ) -> FakeMessage:
+        """`meanwhile` runs once the message is sent, while the bot works on it."""
         if calls:
             gemini_fake.reply_function_calls(calls)
         gemini_fake.reply(text)
@@ -71,6 +74,8 @@ def run(discord_fake: FakeDiscord, gemini_fake: FakeGemini, guild: FakeGuild) ->
         sent = await discord_fake.send_message(
             where, user, f"<@{discord_fake.bot_user.id}> please", reference=reference
         )
+        if meanwhile is not None:
+            meanwhile()
 
         def finished() -> FakeMessage | None:
             replies = [m for m in discord_fake.messages_in(where) if m.reference == sent.id]
@@ -78,6 +83,7 @@ def run(discord_fake: FakeDiscord, gemini_fake: FakeGemini, guild: FakeGuild) ->
 
         asked = len(gemini_fake.requests)
         reply = await discord_fake.wait_for(finished, timeout=15)
+        assert reply is not None
         assert len(gemini_fake.requests) == asked + 1 + bool(calls), reply.content
         return reply
 
@@ -238,6 +244,10 @@ async def test_threads_from_the_channel_and_from_a_message(
     assert len(made) == 2 and {r.reason for r in made} == {reason(mod)}
     assert "-# 🧵 started #Ideas · 🧵 started #Trip" in reply.content
 
+    # Discord refuses a second thread from the same message: asking again won't help.
+    await run(mod, [("create_thread", {"name": "Again", "message_id": str(topic.id)})])
+    assert responses(gemini_fake)["create_thread"] == {"error": REFUSED_BY_DISCORD}
+
 
 async def test_pin_the_replied_message_and_unpin_by_id(
     discord_fake: FakeDiscord,
@@ -274,6 +284,34 @@ async def test_pin_the_replied_message_and_unpin_by_id(
     await run(member, [("pin_message", {})], reference=rules)
     assert "needs the Pin Messages permission" in responses(gemini_fake)["pin_message"]["refused"]
     assert not rules.pinned
+
+
+async def test_names_in_what_was_done_neither_ping_nor_break_its_line(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    mod: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+    run: Callable[..., Any],
+) -> None:
+    await start_bot(ai_settings(**UNLIMITED))
+    await server_on(discord_fake, guild)
+
+    reply = await run(
+        mod,
+        [
+            ("create_role", {"name": "@everyone\n# FREE **nitro**"}),
+            ("create_channel", {"name": "Lounge\n\n-# <@&1234567890123456789>", "kind": "voice"}),
+            ("create_role", {"name": "here"}),
+        ],
+        text="Made them.",
+    )
+
+    assert reply.content == (
+        "Made them.\n\n-# 🏷️ created @@\u200beveryone # FREE \\*\\*nitro\\*\\*"
+        " · 📁 created 🔊Lounge -# <@\u200b&1234567890123456789> · 🏷️ created @\u200bhere"
+    )
 
 
 async def test_roles_harmless_only_and_only_for_the_asker(
@@ -355,6 +393,37 @@ async def test_roles_harmless_only_and_only_for_the_asker(
     await run(member, [("give_role", {"role": "Gamer"})])
     assert "needs the Manage Roles permission" in responses(gemini_fake)["give_role"]["refused"]
     assert gamer not in guild.members[member.id].roles
+
+
+async def test_a_role_that_grants_power_in_a_channel_is_not_handed_out(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    mod: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+    run: Callable[..., Any],
+) -> None:
+    """A role with no permission of its own can still grant moderation through a
+    channel's overwrite; a role that only opens a channel to read stays harmless."""
+    helpers = guild.add_role("Helpers", 0, position=1)
+    gamers = guild.add_role("Gamers", 0, position=1)
+    moderate = discord.Permissions(manage_messages=True, view_channel=True).value
+    guild.set_overwrite(guild.add_text_channel("support"), helpers.id, allow=moderate, member=False)
+    opens = discord.Permissions(view_channel=True, send_messages=True).value
+    guild.set_overwrite(guild.add_text_channel("games"), gamers.id, allow=opens, member=False)
+    await start_bot(ai_settings(**UNLIMITED))
+    await server_on(discord_fake, guild)
+
+    await run(mod, [("give_role", {"role": "Helpers"}), ("give_role", {"role": "Gamers"})])
+
+    (_, refused), (_, given) = gemini_fake.requests[-1].function_responses
+    assert refused["refused"].startswith(
+        "Refused: @Helpers in #support would grant Manage Messages."
+    )
+    assert given == {"role": "Gamers", "given": True}
+    assert helpers not in guild.members[mod.id].roles
+    assert gamers in guild.members[mod.id].roles
 
 
 async def test_refused_without_the_permission_and_when_the_bot_lacks_it(
@@ -473,6 +542,54 @@ async def test_a_channel_in_a_category_needs_manage_channels_there(
         "refused": "alice needs the Manage Channels permission for that."
     }
     assert len(requests(discord_fake, "POST", f"/guilds/{guild.id}/channels")) == 1
+
+
+async def test_a_permission_taken_away_after_asking_no_longer_counts(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+    run: Callable[..., Any],
+) -> None:
+    """The bot hears of no member's role change (no members intent), and a reply can run
+    long after its message: a tool reads the asker's roles when it runs."""
+    manage = discord.Permissions(manage_channels=True, manage_roles=True).value
+    managers = guild.add_role("Managers", manage, position=1)
+    guild.add_role("Gamer", discord.Permissions(send_messages=True).value, position=1)
+    guild.give_role(member, managers)
+    await start_bot(ai_settings(**UNLIMITED))
+    await server_on(discord_fake, guild)
+    await run(member, [("create_channel", {"name": "first"})])
+    assert responses(gemini_fake)["create_channel"]["name"] == "first"
+
+    await run(
+        member,
+        [
+            ("create_channel", {"name": "second"}),
+            ("set_slowmode", {"seconds": 60}),
+            ("give_role", {"role": "Gamer"}),
+        ],
+        meanwhile=lambda: guild.take_role(member, managers),  # demoted while the AI works
+    )
+    assert responses(gemini_fake) == {
+        "create_channel": {"refused": "alice needs the Manage Channels permission for that."},
+        "set_slowmode": {"refused": "alice needs the Manage Channels permission for that."},
+        "give_role": {"refused": "alice needs the Manage Roles permission for that."},
+    }
+    assert not any(c.name == "second" for c in guild.channels.values())
+    assert guild.text.rate_limit_per_user == 0
+    assert [r.name for r in guild.members[member.id].roles] == ["alice"]
+
+    await run(
+        member,
+        [("create_channel", {"name": "third"})],
+        meanwhile=lambda: guild.members.pop(member.id),  # left (no event without the intent)
+    )
+    assert responses(gemini_fake)["create_channel"] == {
+        "refused": "alice is no longer a member of this server."
+    }
 
 
 async def test_the_bot_needs_server_wide_permissions_too(
@@ -595,6 +712,9 @@ async def test_info_tools(
     run: Callable[..., Any],
 ) -> None:
     guild.add_text_channel("rules")
+    hidden = discord.Permissions(view_channel=True).value
+    guild.set_overwrite(guild.add_text_channel("staff"), guild.id, deny=hidden, member=False)
+    guild.set_overwrite(guild.add_voice_channel("Staff Room"), guild.id, deny=hidden, member=False)
     await start_bot(ai_settings(**UNLIMITED))
 
     await run(
@@ -610,7 +730,8 @@ async def test_info_tools(
 
     got = responses(gemini_fake)
     assert got["server_info"]["name"] == "Test Guild"
-    assert got["server_info"]["text_channels"] == 2
+    assert got["server_info"]["text_channels"] == 2, "hidden channels are not counted"
+    assert got["server_info"]["voice_channels"] == 1
     names = [c["name"] for c in got["list_channels"]["channels"]]
     assert names == ["general", "General", "rules"]
     assert got["my_roles"] == {"roles": ["mod"]}

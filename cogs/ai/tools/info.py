@@ -16,13 +16,19 @@ MAX_CHANNELS = 50
 
 
 async def server_info(asker: Asker, _: NoArguments) -> Done:
-    guild = asker.member().guild
+    """Facts anyone in the server sees: the channels counted are the asker's visible ones."""
+    member = asker.member()
+    guild = member.guild
+
+    def visible(channels: list[discord.TextChannel] | list[discord.VoiceChannel]) -> int:
+        return sum(1 for channel in channels if channel.permissions_for(member).view_channel)
+
     result = {
         "name": guild.name,
         "created": guild.created_at.date().isoformat(),
         "members": guild.member_count,
-        "text_channels": len(guild.text_channels),
-        "voice_channels": len(guild.voice_channels),
+        "text_channels": visible(guild.text_channels),
+        "voice_channels": visible(guild.voice_channels),
         "roles": len(guild.roles) - 1,
         "boost_level": guild.premium_tier,
         "description": guild.description or "",

@@ -18,8 +18,11 @@ GuildChannel: TypeAlias = discord.abc.GuildChannel | discord.Thread
 
 
 def shown(name: str) -> str:
-    """A name others chose, safe in the note under a reply (no markdown, no pings)."""
-    return discord.utils.escape_mentions(discord.utils.escape_markdown(name))
+    """A name others chose, safe in the note under a reply: on one line (a line break
+    would end the small print), no markdown, no pings (pass a role's name with its @:
+    "@" + "here" is a ping)."""
+    one_line = " ".join(name.split())
+    return discord.utils.escape_mentions(discord.utils.escape_markdown(one_line))
 
 
 def find_channel(member: discord.Member, text: str) -> GuildChannel:

@@ -1,10 +1,10 @@
 """Which roles the AI may make or hand out: an allowlist of harmless permissions, and the
 hierarchy rules Discord applies to people, applied to the asker.
 
-A role the AI creates, gives or takes carries only permissions on `SAFE`; anything
-else (administrator, manage server, kick, ban, timeout, webhooks, @everyone pings,
-managing channels, messages or roles, ...) is refused by name, whatever the request
-says, so no wording can make the AI hand out power.
+A role the AI creates, gives or takes carries only permissions on `SAFE`, in the server
+and in every channel's overwrites; anything else (administrator, manage server, kick,
+ban, timeout, webhooks, @everyone pings, managing channels, messages or roles, ...) is
+refused by name, whatever the request says, so no wording can make the AI hand out power.
 """
 
 from __future__ import annotations
@@ -123,8 +123,9 @@ def require_held(permissions: discord.Permissions, member: discord.Member, who: 
 
 
 def require_assignable(role: discord.Role, asker: discord.Member) -> None:
-    """A role the asker may take or drop through the AI: harmless, not special, and below
-    both the bot's top role and the asker's own (Discord's hierarchy, owners aside)."""
+    """A role the asker may take or drop through the AI: harmless (in the server and in
+    every channel's overwrites), not special, and below both the bot's top role and the
+    asker's own (Discord's hierarchy, owners aside)."""
     name = f"@{role.name}"
     if role.is_default():
         raise ToolRefused("@everyone is everyone's role; it cannot be given or taken.")
@@ -137,3 +138,7 @@ def require_assignable(role: discord.Role, asker: discord.Member) -> None:
     if asker.guild.owner_id != asker.id and role >= asker.top_role:
         raise ToolRefused(f"{name} is not below your highest role, so you cannot assign it.")
     require_safe(role.permissions, name)
+    # A role can grant power in a channel through that channel's overwrite alone.
+    for channel in role.guild.channels:
+        allowed, _ = channel.overwrites_for(role).pair()
+        require_safe(allowed, f"{name} in #{channel.name}")

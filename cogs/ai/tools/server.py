@@ -230,7 +230,7 @@ async def create_role(asker: Asker, args: CreateRoleIn) -> Done:
         reason=_reason(asker),
     )
     result = {"created": role.name, "permissions": roles.attributes(permissions)}
-    return Done(result, note=f"🏷️ created @{shown(role.name)}")
+    return Done(result, note=f"🏷️ created {shown('@' + role.name)}")
 
 
 class RoleIn(_Args):
@@ -247,7 +247,7 @@ async def give_role(asker: Asker, args: RoleIn) -> Done:
             {"role": role.name, "given": False, "why": "they already have it"}, outside=True
         )
     await member.add_roles(role, reason=_reason(asker))
-    note = f"🏷️ gave you @{shown(role.name)}"
+    note = f"🏷️ gave you {shown('@' + role.name)}"
     return Done({"role": role.name, "given": True}, note=note, outside=True)
 
 
@@ -259,7 +259,7 @@ async def take_role(asker: Asker, args: RoleIn) -> Done:
     if role not in member.roles:
         return Done({"role": role.name, "taken": False, "why": "they do not have it"}, outside=True)
     await member.remove_roles(role, reason=_reason(asker))
-    note = f"🏷️ took @{shown(role.name)} from you"
+    note = f"🏷️ took {shown('@' + role.name)} from you"
     return Done({"role": role.name, "taken": True}, note=note, outside=True)
 
 

@@ -1,20 +1,22 @@
 """The tools offered to one reply, and running the model's calls for the person who asked.
 
 Each call is checked when it runs, against the asker (the human whose message started
-the reply) and the bot: the tool's family must be on here, both must hold the tool's
-permissions in the channel (a tool acting on the server or on another channel checks
-its permission there itself), and a tool that changes something is withheld once the
-reply has read text others wrote (web pages, memories, titles, names): actions come
-only from what the asker wrote. A reply's calls are bounded: `MAX_CALLS` run per model
-turn, together within `ROUND_TIME` seconds, and at most `MAX_CHANGES` calls that change
-something per reply, never the same one twice. A call that is refused, fails or times
-out becomes an error result the model explains; it never ends the reply. Changes are
-recorded for `/ai audit` (memory is private and is not).
+the reply, their roles read from Discord then) and the bot: the tool's family must be
+on here, both must hold the tool's permissions in the channel (a tool acting on the
+server or on another channel checks its permission there itself), and a tool that
+changes something is withheld once the reply has read text others wrote (web pages,
+memories, titles, names): actions come only from what the asker wrote. A reply's calls
+are bounded: `MAX_CALLS` run per model turn, together within `ROUND_TIME` seconds, and
+at most `MAX_CHANGES` calls that change something per reply, never the same one twice.
+A call that is refused, fails or times out becomes an error result the model explains;
+it never ends the reply. Changes are recorded for `/ai audit` (memory is private and is
+not).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from collections.abc import Iterable
@@ -60,6 +62,10 @@ TOO_MANY_CHANGES = (
 )
 REPEATED = "Not done again: this reply already made that exact call."
 OUT_OF_TIME = "Not run: this turn's tool calls took too long together."
+REFUSED_BY_DISCORD = (
+    "Discord did not accept that (not allowed there, or a limit reached); the same again "
+    "would fail too."
+)
 
 
 def permission_name(attribute: str) -> str:
@@ -150,12 +156,12 @@ class Toolbox:
         if tool is None:
             return {"error": f"There is no tool named {name!r} here."}, False
         try:
-            self._check(tool)
-            params = tool.params.model_validate(args)
-            if tool.changes:
-                self._count_change(tool, params)
             async with asyncio.timeout(min(tool.timeout, self.timeout, left)):
-                done = await tool.run(self.asker, params)
+                asker = await self._check(tool)
+                params = tool.params.model_validate(args)
+                if tool.changes:
+                    self._count_change(tool, params)
+                done = await tool.run(asker, params)
         except ToolRefused as refused:
             await self._record(tool, args, f"refused: {refused}", ok=False)
             return {"refused": str(refused)}, False
@@ -177,7 +183,9 @@ class Toolbox:
         except discord.HTTPException as error:
             log.warning("tool %s: Discord answered %s", name, error.status)
             await self._record(tool, args, f"Discord error {error.status}", ok=False)
-            return {"error": "Discord did not accept that; try again later."}, False
+            if error.status < 500 and error.status != 429:
+                return {"error": REFUSED_BY_DISCORD}, False
+            return {"error": "Discord is not answering properly; try again later."}, False
         except Exception:  # a bug in one tool: the model says it failed, the reply goes on
             log.exception("tool %s failed", name)
             await self._record(tool, args, "failed", ok=False)
@@ -186,13 +194,15 @@ class Toolbox:
         self._show(done)
         return done.result, done.outside
 
-    def _check(self, tool: Tool[Any]) -> None:
+    async def _check(self, tool: Tool[Any]) -> Asker:
+        """The asker as the tool runs for them, once it may run (`ToolRefused` if not)."""
         if tool.changes and self.read_outside:
             raise ToolRefused(READ_OUTSIDE)
+        asker = await self._asker_now(tool)
         if not (tool.asker_permissions or tool.bot_permissions):
-            return
-        member = self.asker.member()
-        channel = self.asker.channel
+            return asker
+        member = asker.member()
+        channel = asker.channel
         if not isinstance(channel, discord.abc.GuildChannel | discord.Thread):
             raise ToolRefused("That only works in a server channel.")
         mine = channel.permissions_for(member)
@@ -203,6 +213,21 @@ class Toolbox:
         if missing := [p for p in tool.bot_permissions if not getattr(bots, p)]:
             names = " and ".join(permission_name(p) for p in missing)
             raise ToolRefused(f"The bot needs the {names} permission for that.")
+        return asker
+
+    async def _asker_now(self, tool: Tool[Any]) -> Asker:
+        """For a server tool, the asker with their roles as they are now: the message's
+        copy may be minutes old, and the bot hears of no member's role change (it has no
+        members intent), so a permission taken away since would still count."""
+        asker, guild = self.asker, self.asker.guild
+        if guild is None or not tool.guild_only or not isinstance(asker.user, discord.Member):
+            return asker
+        try:
+            member = await guild.fetch_member(asker.user.id)
+        except discord.NotFound as error:
+            name = asker.user.display_name
+            raise ToolRefused(f"{name} is no longer a member of this server.") from error
+        return dataclasses.replace(asker, user=member)
 
     def _count_change(self, tool: Tool[Any], params: BaseModel) -> None:
         """Take one of the reply's changes for this call (refused: a repeat, or none left)."""
