@@ -50,6 +50,7 @@ from utils.db import DatabaseUnavailable, SqliteDatabase
 from utils.db_postgres import describe
 from utils.guild_settings import GuildSettings
 from utils.instance_lock import AlreadyLocked, InstanceLock
+from utils.memory.deletions import MemoryDeletions
 from utils.memory.records import Scope
 from utils.memory.store import MemoryStore
 
@@ -127,7 +128,7 @@ async def prune(data_dir: Path, database: Path, days: float, include_facts: bool
         try:
             await db.connect()
             messages = await ChatStore(db).prune_before(cutoff)
-            memories = await MemoryStore(db).prune_before(cutoff, include_user=include_facts)
+            memories = await MemoryDeletions(db).prune_before(cutoff, include_user=include_facts)
         finally:
             await db.close()
         # The indexes of the scopes that lost memories are rebuilt from SQLite on first use.

@@ -62,11 +62,11 @@ async def reindex(settings: Settings, scope: Scope | None) -> None:
     try:
         await db.connect()
         started = time.perf_counter()
-        reembedded = await memory.reembed_stale()
+        reembedded = await memory.upkeep.reembed_stale()
         if reembedded:
             print(f"re-embedded {reembedded:,} memories with {memory.embedder.name}")
         if scope is None:
-            built = await memory.rebuild_all()
+            built = await memory.upkeep.rebuild_all()
         else:
             built = {scope: len(await memory.indexes.rebuild(scope))}
         for each, vectors in built.items():

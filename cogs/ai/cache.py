@@ -1,5 +1,6 @@
-"""`ChatCache`: the in-memory copy `cogs.ai.store.ChatStore` keeps of what every reply
-reads, bounded per channel and guarded against reads that race a write. No I/O."""
+"""`ChatCache`: the in-memory copy `cogs.ai.store.ChatStore` keeps (and shares with its
+`ChatPrefs`) of what every reply reads, bounded per channel and guarded against reads
+that race a write. No I/O."""
 
 from __future__ import annotations
 
@@ -11,13 +12,16 @@ from typing import Any, TypeVar
 from cogs.ai.records import ChannelPrefs, GuildPrefs, Tail, Turn
 
 _V = TypeVar("_V")
+TOPIC = "ai"  # of the changes told to other processes (preferences and deletions), so
+# that they drop their copies (`ChatStore.changed`)
 
 
 class ChatCache:
     """The newest turns that fit the context (`tails`), the channel preferences (`prefs`)
     and the guild preferences (`guilds`) of the `size` most recently used channels or guilds,
-    plus every channel with auto-respond on (`autorespond`). `writes` counts the store's
-    writes, so a read that raced one returns what it read but does not cache it."""
+    plus every channel with auto-respond on (`autorespond`). `writes` counts the writes of
+    the store and its preferences (`ChatPrefs`), so a read that raced one returns what it
+    read but does not cache it."""
 
     def __init__(self, size: int) -> None:
         self.size = size

@@ -78,7 +78,7 @@ async def followed(store: ChatStore, place: Place, prefs: ChannelPrefs) -> Chann
     for what it leaves unset, its channel's."""
     if place.parent_id is None:
         return prefs
-    return prefs.within(await store.channel(place.parent_id))
+    return prefs.within(await store.prefs.channel(place.parent_id))
 
 
 class _Exchange:

@@ -103,7 +103,7 @@ class AI(commands.Cog):
         )
         if not self.personas:
             raise RuntimeError(f"no persona files found in {SHIPPED_DIR}")
-        await self.bot.chats.load_autorespond()
+        await self.bot.chats.prefs.load_autorespond()
         if self.bot.gemini is not None:
             self.engine = ChatEngine(
                 self.bot.gemini,
@@ -162,7 +162,7 @@ class AI(commands.Cog):
         resolved = message.reference.resolved if message.reference else None
         if isinstance(resolved, discord.Message) and resolved.author.id == me.id:
             return True
-        return self.bot.chats.autoresponds(message.channel.id)
+        return self.bot.chats.prefs.autoresponds(message.channel.id)
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
@@ -351,7 +351,7 @@ class AI(commands.Cog):
         if not self.bot.settings.ai_tools_enabled:
             return None
         guild = ctx.guild
-        on = families((await self.bot.chats.guild(guild.id if guild else None)).tools)
+        on = families((await self.bot.chats.prefs.guild(guild.id if guild else None)).tools)
         message = None if ctx.interaction else ctx.message
         asker = Asker(ctx.author, ctx.channel, guild, message, text)
         timeout = self.bot.settings.ai_tool_timeout

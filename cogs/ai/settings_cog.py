@@ -84,7 +84,7 @@ class AISettings(commands.Cog, name="AI settings"):
     async def ai_autorespond(self, ctx: Context, mode: Literal["on", "off"]) -> None:
         """Answer every message in this channel, not just mentions (Manage Channels)."""
         assert ctx.guild is not None
-        await self.bot.chats.update_channel(
+        await self.bot.chats.prefs.update_channel(
             ctx.guild.id, ctx.channel.id, autorespond=int(mode == "on")
         )
         await ctx.send(f"Auto-respond is {mode} in this channel.")
@@ -100,7 +100,7 @@ class AISettings(commands.Cog, name="AI settings"):
     ) -> None:
         """Set how strictly Gemini's safety filter blocks replies here (Manage Channels)."""
         assert ctx.guild is not None
-        await self.bot.chats.update_channel(
+        await self.bot.chats.prefs.update_channel(
             ctx.guild.id, ctx.channel.id, safety=None if level == "default" else level
         )
         if level == "default" and isinstance(ctx.channel, discord.Thread):
@@ -160,13 +160,13 @@ class AISettings(commands.Cog, name="AI settings"):
         if (family is None) != (mode is None):
             raise BotError("Give a family and on or off to switch it, or neither to see them.")
         enabled = self.bot.settings.ai_tools_enabled
-        on = families((await self.bot.chats.guild(ctx.guild.id)).tools)
+        on = families((await self.bot.chats.prefs.guild(ctx.guild.id)).tools)
         if family is not None and mode is not None and enabled:
             if not ctx.author.guild_permissions.manage_guild:
                 raise commands.MissingPermissions(["manage_guild"])
             switched = Family(family)
             on = on | {switched} if mode == "on" else on - {switched}
-            await self.bot.chats.set_guild_tools(
+            await self.bot.chats.prefs.set_guild_tools(
                 ctx.guild.id, frozenset(f.value for f in on if f in SWITCHABLE)
             )
         await ctx.send(embed=tools_embed(on, enabled), ephemeral=True)
@@ -189,7 +189,7 @@ class AISettings(commands.Cog, name="AI settings"):
             raise BotError(NOT_CONFIGURED)
         provider = self.chat.engine.provider
         if name.lower() == "default":
-            await self.bot.chats.set_guild_model(ctx.guild.id, None)
+            await self.bot.chats.prefs.set_guild_model(ctx.guild.id, None)
             await ctx.send(f"This server uses the default model `{provider.model}`.")
             return
         if (model := provider.allowed(name)) is None:
@@ -198,7 +198,7 @@ class AISettings(commands.Cog, name="AI settings"):
                 f"`{truncate(name, ECHO_LIMIT)}` is not allowed here. Choose one of: "
                 f"{truncate(allowed, 1500)}, or `default`."
             )
-        await self.bot.chats.set_guild_model(ctx.guild.id, model)
+        await self.bot.chats.prefs.set_guild_model(ctx.guild.id, model)
         await ctx.send(f"This server now uses `{model}`.")
 
     @ai_model.autocomplete("name")
@@ -252,7 +252,7 @@ class AISettings(commands.Cog, name="AI settings"):
             raise BotError(NOT_CONFIGURED)
         await ctx.defer()
         if await self.chat.engine.summarise(place_of(ctx), everything=True):
-            summary = (await self.bot.chats.channel(ctx.channel.id)).summary or ""
+            summary = (await self.bot.chats.prefs.channel(ctx.channel.id)).summary or ""
             await ctx.send(
                 f"Summary updated:\n>>> {truncate(summary, 1800)}", allowed_mentions=NO_PINGS
             )
@@ -284,7 +284,7 @@ class AISettings(commands.Cog, name="AI settings"):
 
     async def _prefs(self, ctx: Context) -> ChannelPrefs:
         """The preferences replies here follow (a thread's unset ones are its channel's)."""
-        own = await self.bot.chats.channel(ctx.channel.id)
+        own = await self.bot.chats.prefs.channel(ctx.channel.id)
         return await followed(self.bot.chats, place_of(ctx), own)
 
     def _persona(self, name: str | None) -> Persona:
@@ -299,7 +299,7 @@ class AISettings(commands.Cog, name="AI settings"):
         if key not in self.chat.personas:
             raise BotError(f"No persona `{truncate(name, ECHO_LIMIT)}`. Try `/ai persona list`.")
         guild_id = ctx.guild.id if ctx.guild else None
-        await self.bot.chats.update_channel(guild_id, ctx.channel.id, persona=key)
+        await self.bot.chats.prefs.update_channel(guild_id, ctx.channel.id, persona=key)
         await ctx.send(f"This channel now talks with **{self.chat.personas[key].title}**.")
 
     @ai_persona_set.autocomplete("name")
@@ -323,7 +323,7 @@ class AISettings(commands.Cog, name="AI settings"):
         if text is not None and len(text) > 4000:
             raise BotError("A prompt can be at most 4000 characters.")
         assert ctx.guild is not None
-        await self.bot.chats.update_channel(
+        await self.bot.chats.prefs.update_channel(
             ctx.guild.id, ctx.channel.id, system_prompt=text or None
         )
         await ctx.send(

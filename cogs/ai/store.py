@@ -1,7 +1,9 @@
-"""Conversation history and per-channel AI preferences in the database (records in
-`records`, the in-memory copy in `cache`).
+"""Conversation history in the database, with each channel's summary of it (records in
+`records`, the in-memory copy in `cache`), and the deletion of a channel's or guild's
+AI chat rows (it is their data owner).
 
-The only code that writes the AI chat tables; long-term memory reads the log through
+With the preferences (`prefs.ChatPrefs`, which it holds and shares its cache with), the
+only code that writes the AI chat tables; long-term memory reads the log through
 `cogs.ai.log.ChatLogReader`.
 """
 
@@ -12,34 +14,22 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from typing import Any
 
-from cogs.ai.cache import ChatCache
-from cogs.ai.records import (
-    TURN_COLUMNS,
-    WRITING,
-    ChannelPrefs,
-    GuildPrefs,
-    ReplyContext,
-    Tail,
-    Turn,
-    Unfinished,
-)
+from cogs.ai.cache import TOPIC, ChatCache
+from cogs.ai.prefs import ChatPrefs
+from cogs.ai.records import TURN_COLUMNS, WRITING, ReplyContext, Tail, Turn, Unfinished
 from utils.data_owners import Place
 from utils.db import EVERYTHING, Connection, Database
 from utils.text import estimate_tokens
 
-_CHANNEL_COLUMNS = ("persona", "system_prompt", "autorespond", "summary", "summary_upto", "safety")
-TOPIC = "ai"  # of the changes told to other processes: preferences and deletions
-
 
 class ChatStore:
-    """Reads and writes the AI tables; knows nothing about Discord.
+    """Reads and writes the conversation; knows nothing about Discord.
 
-    The only code that writes these tables, so it keeps what every reply reads in a
-    `ChatCache` for the `cached_channels` most recently used channels: the newest turns
-    that fit `context_tokens`, the channel preferences and the guild preferences. Every
-    write updates or drops the cached copy right after it commits; other processes hear
-    of changed preferences and deletions (`changed`). The channels with auto-respond on
-    are all kept (`load_autorespond` at start), as every message asks about them.
+    With `prefs` the only code that writes the AI tables, so it keeps what every reply
+    reads in a `ChatCache` for the `cached_channels` most recently used channels: the
+    newest turns that fit `context_tokens`, the channel preferences and the guild
+    preferences. Every write updates or drops the cached copy right after it commits;
+    other processes hear of changed preferences and deletions (`changed`).
     """
 
     def __init__(
@@ -54,6 +44,7 @@ class ChatStore:
         self.context_tokens = context_tokens
         self.history_limit = history_limit
         self._cache = ChatCache(cached_channels)
+        self.prefs = ChatPrefs(db, self._cache)
 
     # Conversation
 
@@ -187,10 +178,10 @@ class ChatStore:
         """What a reply needs: the channel's preferences, the guild's model and the newest
         unsummarised turns that fit `context_tokens` less the summary and `reserve` tokens
         (e.g. the new message). From the cache when it has them: no database read."""
-        prefs = await self.channel(channel_id)
+        prefs = await self.prefs.channel(channel_id)
         budget = self.context_tokens - estimate_tokens(prefs.summary or "") - reserve
         turns, overflow = await self.recent_turns(channel_id, prefs.summary_upto, max(budget, 0))
-        return ReplyContext(prefs, turns, overflow, (await self.guild(guild_id)).model)
+        return ReplyContext(prefs, turns, overflow, (await self.prefs.guild(guild_id)).model)
 
     async def _load_tail(self, channel_id: int) -> Tail:
         since = self._cache.writes
@@ -343,50 +334,7 @@ class ChatStore:
             (channel_id, turn_id),
         )
 
-    # Channel preferences
-
-    async def channel(self, channel_id: int) -> ChannelPrefs:
-        if prefs := self._cache.get(self._cache.prefs, channel_id):
-            return prefs
-        since = self._cache.writes
-        row = await self.db.fetchone(
-            f"SELECT {', '.join(_CHANNEL_COLUMNS)} FROM ai_channels WHERE channel_id = ?",
-            (channel_id,),
-        )
-        prefs = ChannelPrefs()
-        if row is not None:
-            values = dict(row)
-            values["autorespond"] = bool(values["autorespond"])
-            prefs = ChannelPrefs(**values)
-        return self._cache.remember(self._cache.prefs, channel_id, prefs, since)
-
-    async def update_channel(self, guild_id: int | None, channel_id: int, **values: object) -> None:
-        """Set some of persona, system_prompt, autorespond, summary, summary_upto, safety."""
-        if not values or not values.keys() <= set(_CHANNEL_COLUMNS):
-            raise ValueError(f"unknown channel preference in {sorted(values)}")
-        columns = ", ".join(values)
-        marks = ", ".join("?" for _ in values)
-        updates = ", ".join(f"{name} = excluded.{name}" for name in values)
-        with self._cache.writing((self._cache.prefs, channel_id)):
-            await self.db.execute(
-                f"INSERT INTO ai_channels (channel_id, guild_id, {columns}) "
-                f"VALUES (?, ?, {marks}) ON CONFLICT (channel_id) DO UPDATE SET {updates}",
-                (channel_id, guild_id, *values.values()),
-            )
-        if "autorespond" in values:
-            self._cache.set_autorespond(channel_id, bool(values["autorespond"]))
-        await self.db.notify(TOPIC, channel_id)
-
-    async def load_autorespond(self, channel_id: int | None = None) -> None:
-        """Read which channels have auto-respond on, or whether one has; in a transaction,
-        so that no write of this process comes between the read and the copy."""
-        sql = "SELECT channel_id FROM ai_channels WHERE autorespond = 1"
-        async with self.db.transaction() as conn:
-            if channel_id is None:
-                self._cache.autorespond = {row[0] for row in await conn.fetchall(sql)}
-            else:
-                found = await conn.fetchall(f"{sql} AND channel_id = ?", (channel_id,))
-                self._cache.set_autorespond(channel_id, bool(found))
+    # Other processes' writes
 
     async def changed(self, topic: str, key: str) -> None:
         """Another process wrote: forget the copies of the channel or guild it names (of
@@ -394,44 +342,7 @@ class ChatStore:
         if topic in (TOPIC, EVERYTHING):
             channel_id = None if key == EVERYTHING else int(key)
             self._cache.forget(channel_id)
-            await self.load_autorespond(channel_id)
-
-    def autoresponds(self, channel_id: int) -> bool:
-        """Whether auto-respond is on in a channel (from memory: asked for every message)."""
-        return channel_id in self._cache.autorespond
-
-    # Guild preferences
-
-    async def guild(self, guild_id: int | None) -> GuildPrefs:
-        """A guild's model and tool families (the defaults for DMs)."""
-        if guild_id is None:
-            return GuildPrefs()
-        if (cached := self._cache.get(self._cache.guilds, guild_id)) is not None:
-            return cached
-        since = self._cache.writes
-        row = await self.db.fetchone(
-            "SELECT model, tools FROM ai_guilds WHERE guild_id = ?", (guild_id,)
-        )
-        prefs = GuildPrefs()
-        if row is not None:
-            tools = row["tools"]
-            prefs = GuildPrefs(row["model"], None if tools is None else frozenset(tools.split()))
-        return self._cache.remember(self._cache.guilds, guild_id, prefs, since)
-
-    async def set_guild_model(self, guild_id: int, model: str | None) -> None:
-        await self._set_guild(guild_id, "model", model)
-
-    async def set_guild_tools(self, guild_id: int, families: frozenset[str]) -> None:
-        await self._set_guild(guild_id, "tools", " ".join(sorted(families)))
-
-    async def _set_guild(self, guild_id: int, column: str, value: str | None) -> None:
-        with self._cache.writing((self._cache.guilds, guild_id)):
-            await self.db.execute(
-                f"INSERT INTO ai_guilds (guild_id, {column}) VALUES (?, ?) "
-                f"ON CONFLICT (guild_id) DO UPDATE SET {column} = excluded.{column}",
-                (guild_id, value),
-            )
-        await self.db.notify(TOPIC, guild_id)
+            await self.prefs.load_autorespond(channel_id)
 
     # Retention and maintenance
 

@@ -1028,13 +1028,13 @@ async def test_ai_model_offers_only_the_models_the_owner_allows(
         "`gemini-ultra-costly` is not allowed here. Choose one of: "
         "`gemini-main`, `gemini-b`, `gemini-pro`, or `default`."
     )
-    assert (await bot.chats.guild(guild.id)).model is None
+    assert (await bot.chats.prefs.guild(guild.id)).model is None
     assert await slash("ai", "model", name="Gemini-Pro") == "This server now uses `gemini-pro`."
     await ask(discord_fake, guild.text, member, "hi")
     assert gemini_fake.requests[-1].model == "gemini-pro"
 
     # Chosen while the owner still allowed it (or by an older version): no longer used.
-    await bot.chats.set_guild_model(guild.id, "gemini-ultra-costly")
+    await bot.chats.prefs.set_guild_model(guild.id, "gemini-ultra-costly")
     await ask(discord_fake, guild.text, member, "again")
     assert gemini_fake.requests[-1].model == "gemini-main"
     status = await slash("ai", "status")
@@ -1120,7 +1120,7 @@ async def test_a_summary_the_ai_stopped_early_is_not_saved(
         timeout=10,
     )
     assert error.content == "The AI stopped before the summary was finished; nothing was changed."
-    assert (await bot.chats.channel(guild.text.id)).summary is None
+    assert (await bot.chats.prefs.channel(guild.text.id)).summary is None
     # The turns it would have folded are still sent as they were.
     await ask(discord_fake, guild.text, member, "and now?")
     assert "I grow roses" in json.dumps(gemini_fake.requests[-1].contents)

@@ -30,6 +30,7 @@ from tests.conftest import StartBot, eventually
 from tests.fakes.clock import FakeClock
 from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeMessage, FakeUser
 from tests.fakes.gemini_server import FakeGemini
+from utils.memory.consolidation_marks import ConsolidationMarks
 from utils.memory.records import Scope
 
 DAY = 86_400.0
@@ -82,7 +83,7 @@ async def test_deleted_channel_and_thread_data_goes_after_the_grace_across_a_res
     ):
         await chat.add_turns(guild.id, channel_id, words(member, text))
         memory.index_turns(scope, channel_id, words(member, text))
-    await chat.update_channel(guild.id, doomed.id, persona="pirate")
+    await chat.prefs.update_channel(guild.id, doomed.id, persona="pirate")
     await memory.add_fact(scope, member.id, member.name, "alice likes tea")
     await memory.flush()
 
@@ -98,7 +99,7 @@ async def test_deleted_channel_and_thread_data_goes_after_the_grace_across_a_res
     assert len(await contents(bot)) == 6
     assert await maintenance(bot, days_from_now=7.1).purge_due() == 2
     assert await contents(bot) == ["kept words", "noted"]
-    assert (await ChatStore(bot.db).channel(doomed.id)).persona is None
+    assert (await ChatStore(bot.db).prefs.channel(doomed.id)).persona is None
     assert await pending(bot) == []
     assert bot.memory is not None
     texts = [m.text for m in await bot.memory.memories_of(scope, member.id, limit=50)]
@@ -185,16 +186,15 @@ async def test_a_guild_left_while_offline_is_found_by_whichever_feature_holds_it
     assert memory is not None
     song = Track("Song", "https://example.com/song", member.id)
     left = iter(range(guild.id + 1, guild.id + 100))  # guilds the bot is not in
+    marks = ConsolidationMarks(bot.db)
     holders: dict[str, Callable[[int], Awaitable[object]]] = {
         "guild settings": lambda g: bot.guild_settings.set_prefix(g, "?"),
-        "ai chat": lambda g: ChatStore(bot.db).set_guild_model(g, "gemini-x"),
+        "ai chat": lambda g: ChatStore(bot.db).prefs.set_guild_model(g, "gemini-x"),
         "ai tool audit": lambda g: ToolAudit(bot.db).record(
             g, g + 1, member.id, "create_channel", "{}", "made", ok=True
         ),
         "memory": lambda g: memory.add_fact(Scope("guild", g), member.id, "Al", "likes tea"),
-        "memory (how far consolidation read)": lambda g: memory.store.mark_consolidated(
-            g, g + 1, 5
-        ),
+        "memory (how far consolidation read)": lambda g: marks.mark_consolidated(g, g + 1, 5),
         "music": lambda g: MusicStore(bot.db).save(Session(g, 1, 2, current=song)),
         "music settings": lambda g: MusicSettingsStore(bot.db, keep=bool).update(g, stay=True),
         "music library": lambda g: LibraryStore(bot.db).record(g, song),
@@ -221,6 +221,28 @@ async def test_a_guild_left_while_offline_is_found_by_whichever_feature_holds_it
     assert await pending(bot) == sorted(("guild", g) for g in guilds.values())
 
 
+async def test_a_guild_left_while_the_session_could_not_resume_is_left_and_its_data_goes(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+) -> None:
+    other = discord_fake.add_guild("Other")
+    bot = await start_bot(make_settings(memory_enabled=False), extensions=["cogs.admin"])
+    await bot.guild_settings.set_prefix(other.id, "?")
+    async with discord_fake.disconnected():
+        discord_fake.remove_guild(other)  # kicked while the bot was away...
+        await discord_fake.invalidate_session()  # ...and its GUILD_DELETE went with the session
+    # discord.py waits 5 s before IDENTIFYing again
+    await discord_fake.wait_for(lambda: discord_fake.identifies == 2, timeout=15)
+    await eventually(lambda: pending(bot), equals=[("guild", other.id)])
+    assert bot.get_guild(other.id) is None
+    assert [g.id for g in bot.guilds] == [guild.id]
+    assert await maintenance(bot, days_from_now=8).purge_due() == 1
+    assert bot.guild_settings.prefix(other.id) == "!"
+
+
 async def test_rejoining_within_the_grace_keeps_a_guild_and_leaving_for_good_deletes_it(
     discord_fake: FakeDiscord,
     guild: FakeGuild,
@@ -233,12 +255,13 @@ async def test_rejoining_within_the_grace_keeps_a_guild_and_leaving_for_good_del
     chat, memory = ChatStore(bot.db), bot.memory
     assert memory is not None
     await chat.add_turns(guild.id, guild.text.id, words(member, "guild words"))
-    await chat.set_guild_model(guild.id, "gemini-x")
+    await chat.prefs.set_guild_model(guild.id, "gemini-x")
     await chat.add_turns(other.id, other.text.id, words(member, "other words"))
     await memory.add_fact(Scope("guild", guild.id), member.id, member.name, "likes tea")
     await memory.add_fact(Scope("guild", other.id), member.id, member.name, "likes coffee")
-    await memory.store.mark_consolidated(guild.id, guild.text.id, 2)
-    await memory.store.mark_consolidated(other.id, other.text.id, 4)
+    marks = ConsolidationMarks(bot.db)
+    await marks.mark_consolidated(guild.id, guild.text.id, 2)
+    await marks.mark_consolidated(other.id, other.text.id, 4)
     await bot.guild_settings.set_prefix(guild.id, "?")
     await MusicStore(bot.db).save(
         Session(guild.id, guild.voice.id, guild.text.id, current=Track("Song", "x", member.id))
@@ -259,14 +282,14 @@ async def test_rejoining_within_the_grace_keeps_a_guild_and_leaving_for_good_del
     assert await maintenance(bot, days_from_now=6).purge_due() == 0
     assert await maintenance(bot, days_from_now=8).purge_due() == 1
     assert await contents(bot) == ["other words", "noted"]
-    assert (await chat.guild(guild.id)).model is None
+    assert (await chat.prefs.guild(guild.id)).model is None
     assert bot.guild_settings.prefix(guild.id) == "!"
     assert await bot.db.fetchval("SELECT count(*) FROM guild_settings") == 0
     assert await bot.db.fetchval("SELECT count(*) FROM music_sessions") == 0
     assert await memory.count_of(Scope("guild", guild.id), member.id) == 0
     assert await memory.recall(Scope("guild", guild.id), "likes tea") == []
     assert await memory.count_of(Scope("guild", other.id), member.id) == 1
-    read = await memory.store.consolidated([guild.text.id, other.text.id])
+    read = await marks.consolidated([guild.text.id, other.text.id])
     assert read == {other.text.id: 4}, "how far the guild's channels were read goes with it"
 
 

@@ -57,23 +57,23 @@ async def test_history_is_pruned_to_the_limit(store: ChatStore) -> None:
 
 async def test_reset_clears_history_and_summary_but_keeps_prefs(store: ChatStore) -> None:
     await store.add_turns(1, 10, exchange(0))
-    await store.update_channel(1, 10, persona="pirate", summary="s", summary_upto=2)
+    await store.prefs.update_channel(1, 10, persona="pirate", summary="s", summary_upto=2)
     assert await store.reset(10) == 2
-    prefs = await store.channel(10)
+    prefs = await store.prefs.channel(10)
     assert prefs.persona == "pirate" and prefs.summary is None and prefs.summary_upto == 0
     assert await store.count(10) == 0
 
 
 async def test_channel_preferences_and_guild_model(store: ChatStore) -> None:
-    assert (await store.channel(5)).autorespond is False
-    await store.update_channel(1, 5, autorespond=1)
-    await store.update_channel(1, 6, autorespond=0)
-    assert store.autoresponds(5) and not store.autoresponds(6)
+    assert (await store.prefs.channel(5)).autorespond is False
+    await store.prefs.update_channel(1, 5, autorespond=1)
+    await store.prefs.update_channel(1, 6, autorespond=0)
+    assert store.prefs.autoresponds(5) and not store.prefs.autoresponds(6)
     with pytest.raises(ValueError):
-        await store.update_channel(1, 5, nonsense=1)
-    await store.set_guild_model(1, "gemini-x")
-    assert (await store.guild(1)).model == "gemini-x"
-    assert (await store.guild(None)).model is None
+        await store.prefs.update_channel(1, 5, nonsense=1)
+    await store.prefs.set_guild_model(1, "gemini-x")
+    assert (await store.prefs.guild(1)).model == "gemini-x"
+    assert (await store.prefs.guild(None)).model is None
 
 
 @pytest.mark.parametrize(("context_tokens", "history_limit"), [(60, 12), (200, 6), (60, 6)])
@@ -105,13 +105,13 @@ async def test_the_cache_answers_like_the_database(
             turns = await cached.turns(channel)
             if turns:
                 upto = rng.choice(turns).id
-                await cached.update_channel(1, channel, summary=f"s{step}", summary_upto=upto)
+                await cached.prefs.update_channel(1, channel, summary=f"s{step}", summary_upto=upto)
         else:
             safety = rng.choice([None, "low", "off"])
-            await cached.update_channel(1, channel, persona=f"p{step}", safety=safety)
+            await cached.prefs.update_channel(1, channel, persona=f"p{step}", safety=safety)
         fresh = ChatStore(db, **limits)
-        prefs = await cached.channel(channel)
-        assert prefs == await fresh.channel(channel)
+        prefs = await cached.prefs.channel(channel)
+        assert prefs == await fresh.prefs.channel(channel)
         for after_id in {0, prefs.summary_upto}:
             for budget in (5, 30, context_tokens):
                 got = await cached.recent_turns(channel, after_id, budget)
@@ -153,8 +153,8 @@ async def test_a_write_cancelled_after_it_committed_leaves_no_stale_cache(
 ) -> None:
     store = ChatStore(db)
     await store.add_turns(1, 10, exchange(0))
-    await store.update_channel(1, 10, persona="first")
-    assert (await store.channel(10)).persona == "first"  # both now cached
+    await store.prefs.update_channel(1, 10, persona="first")
+    assert (await store.prefs.channel(10)).persona == "first"  # both now cached
     assert (await store.recent_turns(10, 0, 1000))[0][-1].content == "answer 0"
     transaction = db.transaction
 
@@ -168,10 +168,10 @@ async def test_a_write_cancelled_after_it_committed_leaves_no_stale_cache(
     with pytest.raises(asyncio.CancelledError):
         await store.add_turns(1, 10, exchange(1))
     with pytest.raises(asyncio.CancelledError):
-        await store.update_channel(1, 10, persona="second")
+        await store.prefs.update_channel(1, 10, persona="second")
     monkeypatch.undo()
     assert (await store.recent_turns(10, 0, 1000))[0][-1].content == "answer 1"
-    assert (await store.channel(10)).persona == "second"
+    assert (await store.prefs.channel(10)).persona == "second"
 
 
 def test_a_turn_loaded_and_then_appended_is_kept_once() -> None:
@@ -183,23 +183,24 @@ def test_a_turn_loaded_and_then_appended_is_kept_once() -> None:
 
 
 async def test_guild_model_cache_follows_changes(store: ChatStore) -> None:
-    assert (await store.guild(1)).model is None
-    await store.set_guild_model(1, "gemini-x")
-    assert (await store.guild(1)).model == "gemini-x"
-    await store.set_guild_model(1, None)
-    assert (await store.guild(1)).model is None
+    assert (await store.prefs.guild(1)).model is None
+    await store.prefs.set_guild_model(1, "gemini-x")
+    assert (await store.prefs.guild(1)).model == "gemini-x"
+    await store.prefs.set_guild_model(1, None)
+    assert (await store.prefs.guild(1)).model is None
 
 
 async def test_guild_tool_families_are_kept_beside_the_model(store: ChatStore) -> None:
-    assert (await store.guild(1)).tools is None  # never chosen: the defaults
-    await store.set_guild_model(1, "gemini-x")
-    await store.set_guild_tools(1, frozenset({"music", "server"}))
-    prefs = await store.guild(1)
+    assert (await store.prefs.guild(1)).tools is None  # never chosen: the defaults
+    await store.prefs.set_guild_model(1, "gemini-x")
+    await store.prefs.set_guild_tools(1, frozenset({"music", "server"}))
+    prefs = await store.prefs.guild(1)
     assert prefs.model == "gemini-x" and prefs.tools == {"music", "server"}
-    await store.set_guild_tools(1, frozenset())
-    assert (await store.guild(1)).tools == frozenset()  # all off is not the defaults
-    assert (await ChatStore(store.db).guild(1)).tools == frozenset()  # stored, not only cached
-    assert (await store.guild(2)).tools is None
+    await store.prefs.set_guild_tools(1, frozenset())
+    assert (await store.prefs.guild(1)).tools == frozenset()  # all off is not the defaults
+    reread = ChatStore(store.db).prefs
+    assert (await reread.guild(1)).tools == frozenset()  # stored, not only cached
+    assert (await store.prefs.guild(2)).tools is None
 
 
 async def test_a_reply_stored_early_is_rewritten_in_place(store: ChatStore) -> None:
@@ -353,27 +354,27 @@ async def test_the_read_api_memory_uses(store: ChatStore) -> None:
 async def test_auto_respond_is_answered_from_memory_and_follows_every_change(
     db: Database, store: ChatStore
 ) -> None:
-    await store.update_channel(1, 5, autorespond=1)
-    await store.update_channel(1, 6, autorespond=1)
-    await store.update_channel(2, 7, autorespond=1)
-    await store.update_channel(2, 8, autorespond=1)
-    await store.update_channel(1, 6, autorespond=0)
+    await store.prefs.update_channel(1, 5, autorespond=1)
+    await store.prefs.update_channel(1, 6, autorespond=1)
+    await store.prefs.update_channel(2, 7, autorespond=1)
+    await store.prefs.update_channel(2, 8, autorespond=1)
+    await store.prefs.update_channel(1, 6, autorespond=0)
     await store.delete_channel(7)
     await store.delete_guild(1)
     expected = {5: False, 6: False, 7: False, 8: True}
-    assert {channel: store.autoresponds(channel) for channel in expected} == expected
+    assert {channel: store.prefs.autoresponds(channel) for channel in expected} == expected
     restarted = ChatStore(db)
-    await restarted.load_autorespond()
+    await restarted.prefs.load_autorespond()
     await db.close()  # asked for every message: it never reads the database
-    assert {channel: restarted.autoresponds(channel) for channel in expected} == expected
+    assert {channel: restarted.prefs.autoresponds(channel) for channel in expected} == expected
 
 
 async def test_context_is_one_read_of_everything_a_reply_needs(db: Database) -> None:
     store = ChatStore(db, context_tokens=100)
     for i in range(4):
         await store.add_turns(1, 10, exchange(i))
-    await store.update_channel(1, 10, persona="pirate", safety="high", summary="s" * 80)
-    await store.set_guild_model(1, "gemini-x")
+    await store.prefs.update_channel(1, 10, persona="pirate", safety="high", summary="s" * 80)
+    await store.prefs.set_guild_model(1, "gemini-x")
     turns, _ = await store.recent_turns(10, 0, 1000)
     # 100 tokens less 20 of summary and 40 reserved: the newest 5 turns fit (2+12+2+12+2)
     context = await store.context(1, 10, reserve=40)
@@ -396,14 +397,14 @@ async def test_an_edited_message_is_rewritten_and_its_summary_dropped(store: Cha
     assert await store.save_summary(1, 10, "Alice's PIN is 4821.", stored, since=0)
 
     assert await store.edit_message(10, 500, "my PIN is 4821") == (True, None)  # a link preview
-    assert (await store.channel(10)).summary == "Alice's PIN is 4821."
+    assert (await store.prefs.channel(10)).summary == "Alice's PIN is 4821."
     assert await store.edit_message(10, 501, "changed") == (False, None)  # replies are the bot's
     assert await store.edit_message(11, 500, "changed") == (False, None)  # another channel's
 
     held, first = await store.edit_message(10, 500, "my PIN is secret")
     assert held
     assert first is not None and first.content == "my PIN is 4821"
-    assert (await store.channel(10)).summary is None
+    assert (await store.prefs.channel(10)).summary is None
     contents = [t.content for t in await store.turns(10)]
     assert contents[:2] == ["my PIN is secret", "noted"]
 
@@ -433,4 +434,4 @@ async def test_a_summary_of_turns_changed_meanwhile_is_not_stored(store: ChatSto
     folded = await store.turns(10)
     assert await store.save_summary(1, 10, "The bot noted something.", folded, since=0)
     assert not await store.save_summary(1, 10, "Again.", folded, since=0)  # the mark moved
-    assert (await store.channel(10)).summary == "The bot noted something."
+    assert (await store.prefs.channel(10)).summary == "The bot noted something."

@@ -33,8 +33,9 @@ from utils.db import (
 )
 from utils.db_postgres import PostgresDatabase
 from utils.guild_settings import GuildSettings
+from utils.memory.consolidation_marks import ConsolidationMarks
+from utils.memory.deletions import MemoryDeletions
 from utils.memory.records import Scope
-from utils.memory.store import MemoryStore
 
 Fresh = Callable[[], Database]
 ROOT = Path(__file__).resolve().parents[2]
@@ -396,9 +397,12 @@ SQL_OWNERS = {
     "utils/guild_settings.py",
     "utils/usage.py",
     "utils/memory/store.py",
+    "utils/memory/deletions.py",
+    "utils/memory/consolidation_marks.py",
     "utils/memory/tombstones.py",
     "utils/memory/keywords.py",  # the store's keyword index, one class per backend
     "cogs/ai/store.py",
+    "cogs/ai/prefs.py",  # the channel and guild preferences, through the store's cache
     "cogs/ai/log.py",  # the chat log as memory reads it
     "cogs/ai/tools/audit.py",
     "cogs/music/store.py",
@@ -559,9 +563,9 @@ async def test_upgrading_gives_consolidation_marks_their_guild_so_they_go_with_i
             "SELECT channel_id, guild_id FROM memory_consolidation ORDER BY channel_id"
         )
         assert [tuple(row) for row in rows] == [(10, 1), (20, None)]
-        assert await MemoryStore(database).places() == {(1, 10)}
-        await MemoryStore(database).delete_scope(Scope("guild", 1))
-        assert await MemoryStore(database).consolidated([10, 20]) == {20: 1}
+        assert await MemoryDeletions(database).places() == {(1, 10)}
+        await MemoryDeletions(database).delete_scope(Scope("guild", 1))
+        assert await ConsolidationMarks(database).consolidated([10, 20]) == {20: 1}
     finally:
         await database.close()
 

@@ -102,30 +102,30 @@ async def test_ai_preferences_changed_in_one_process_are_used_by_the_other(
     here, there = (ChatStore(db) for db in processes)
     for store in (here, there):
         store.db.on_change(store.changed)
-        await store.load_autorespond()
+        await store.prefs.load_autorespond()
     # Read there first, so that it holds copies a missed change would leave stale.
-    assert (await there.channel(CHANNEL)).persona is None
-    assert (await there.guild(GUILD)).model is None
+    assert (await there.prefs.channel(CHANNEL)).persona is None
+    assert (await there.prefs.guild(GUILD)).model is None
 
-    await here.update_channel(GUILD, CHANNEL, persona="pirate", autorespond=True)
-    await eventually(lambda: there.autoresponds(CHANNEL), within=1.0)
-    assert (await there.channel(CHANNEL)).persona == "pirate"
+    await here.prefs.update_channel(GUILD, CHANNEL, persona="pirate", autorespond=True)
+    await eventually(lambda: there.prefs.autoresponds(CHANNEL), within=1.0)
+    assert (await there.prefs.channel(CHANNEL)).persona == "pirate"
 
     async def model() -> str | None:
-        return (await there.guild(GUILD)).model
+        return (await there.prefs.guild(GUILD)).model
 
-    await here.set_guild_model(GUILD, "gemini-x")
+    await here.prefs.set_guild_model(GUILD, "gemini-x")
     await eventually(model, equals="gemini-x", within=1.0)
 
     async def tools() -> frozenset[str] | None:
-        return (await there.guild(GUILD)).tools
+        return (await there.prefs.guild(GUILD)).tools
 
-    await here.set_guild_tools(GUILD, frozenset({"music"}))
+    await here.prefs.set_guild_tools(GUILD, frozenset({"music"}))
     await eventually(tools, equals=frozenset({"music"}), within=1.0)
 
     await here.delete_channel(CHANNEL)  # as a retention pass in the first process would
-    await eventually(lambda: not there.autoresponds(CHANNEL), within=1.0)
-    assert (await there.channel(CHANNEL)).persona is None
+    await eventually(lambda: not there.prefs.autoresponds(CHANNEL), within=1.0)
+    assert (await there.prefs.channel(CHANNEL)).persona is None
 
 
 async def test_music_settings_changed_in_one_process_are_used_by_the_other(
@@ -245,10 +245,10 @@ async def test_after_a_lost_connection_every_cache_reads_what_it_may_have_missed
     for store in (prefixes, chats, music, scenes):
         db.on_change(store.changed)
     await prefixes.load()
-    await chats.load_autorespond()
+    await chats.prefs.load_autorespond()
     await scenes.load()
     await music.get(PLAYING)
-    assert (await chats.guild(GUILD)).model is None
+    assert (await chats.prefs.guild(GUILD)).model is None
 
     writer = processes[0]
     await writer.execute(
@@ -264,14 +264,14 @@ async def test_after_a_lost_connection_every_cache_reads_what_it_may_have_missed
         "INSERT INTO music_settings (guild_id, autoplay, updated_at) VALUES (?, 1, 0)", (PLAYING,)
     )
     await _add_scene(writer, CHANNEL)
-    assert prefixes.prefix(GUILD) == "!" and not chats.autoresponds(CHANNEL)
+    assert prefixes.prefix(GUILD) == "!" and not chats.prefs.autoresponds(CHANNEL)
 
     await _kill_listeners(database_url)
     await eventually(lambda: prefixes.prefix(GUILD), equals="?")
-    await eventually(lambda: chats.autoresponds(CHANNEL))
+    await eventually(lambda: chats.prefs.autoresponds(CHANNEL))
     await eventually(lambda: scenes.running(CHANNEL))
     await eventually(lambda: _autoplay(music, PLAYING))
-    assert (await chats.guild(GUILD)).model == "gemini-x"
+    assert (await chats.prefs.guild(GUILD)).model == "gemini-x"
 
 
 def _sabotage_listening(

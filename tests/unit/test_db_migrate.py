@@ -32,6 +32,8 @@ from utils.db_postgres import PostgresDatabase
 from utils.guild_settings import GuildSettings
 from utils.instance_lock import InstanceLock
 from utils.memory.chunks import Chunk
+from utils.memory.consolidation_marks import ConsolidationMarks
+from utils.memory.deletions import MemoryDeletions
 from utils.memory.records import Scope
 from utils.memory.store import MemoryStore, NewMemory
 from utils.memory.tombstones import Purge
@@ -64,9 +66,9 @@ async def fill(db: Database) -> None:
         GUILD, 1, [Turn("model", 9, "bot", "hi", 6, incomplete="interrupted")], parts=[4]
     )
     await chat.add_turns(None, 2, [Turn("user", 8, "bob", "a DM")])
-    await chat.update_channel(GUILD, 1, persona="pirate", summary="tea", summary_upto=1)
-    await chat.set_guild_model(GUILD, "gemini-x")
-    await chat.set_guild_tools(GUILD, frozenset({"info"}))
+    await chat.prefs.update_channel(GUILD, 1, persona="pirate", summary="tea", summary_upto=1)
+    await chat.prefs.set_guild_model(GUILD, "gemini-x")
+    await chat.prefs.set_guild_tools(GUILD, frozenset({"info"}))
     await UsageStore(db).record(GUILD, 10, 20)
     memories = MemoryStore(db)
     said = [
@@ -92,10 +94,11 @@ async def fill(db: Database) -> None:
     forgotten = replace(chunk, channel_id=3, parts=())
     [forgotten_id] = await memories.write_chunks([forgotten], "test-model", vectors[:1])
     assert forgotten_id is not None
-    await memories.delete(Scope("guild", GUILD), 7, forgotten_id)
-    await memories.delete_channel(98, Purge(3, now))
-    await memories.mark_consolidated(GUILD, 1, 2)
-    await memories.forget(Scope("guild", GUILD), 11, 1)
+    deletions = MemoryDeletions(db)
+    await deletions.delete(Scope("guild", GUILD), 7, forgotten_id)
+    await deletions.delete_channel(98, Purge(3, now))
+    await ConsolidationMarks(db).mark_consolidated(GUILD, 1, 2)
+    await deletions.forget(Scope("guild", GUILD), 11, 1)
     song = Track("Song", "http://x/a.wav", 7, duration=61.5, page_url="http://x/a")
     other = Track("Other", "ytsearch1:other", 8)
     await MusicStore(db).save(Session(GUILD, 55, 66, song, [other], position=12.25, volume=80))

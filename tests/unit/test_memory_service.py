@@ -26,9 +26,10 @@ from utils.db import Database
 from utils.gemini import GeminiProvider
 from utils.gemini_replies import AIUnavailableError
 from utils.instance_lock import InstanceLock
-from utils.memory import consolidation, store
+from utils.memory import consolidation, deletions
 from utils.memory.chunks import Chunk, ChunkLimits
 from utils.memory.config import MemoryConfig
+from utils.memory.consolidation_marks import ConsolidationMarks
 from utils.memory.embedder import HashingEmbedder, SentenceEmbedder
 from utils.memory.index import IndexParams
 from utils.memory.indexes import ScopeIndexes
@@ -246,7 +247,7 @@ async def said(
 async def test_a_deleted_message_forgets_only_the_chunks_holding_it(
     make_service: MakeService, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(store, "_IN_BATCH", 2)  # the turns are looked up in batches
+    monkeypatch.setattr(deletions, "_IN_BATCH", 2)  # the turns are looked up in batches
     service = await make_service(chunk=ChunkLimits(max_turns=2))  # an exchange a chunk
     chat = ChatStore(db)
     await said(service, chat, "hiking in the Alps is my hobby", "ok, lovely")
@@ -344,7 +345,7 @@ async def test_the_turns_a_chunk_holds_go_with_it(make_service: MakeService, db:
     assert await service.delete_guild(1) == 1
     assert await turn_rows() == 0
     await said(service, chat, "I like tea", "ok", channel=13)
-    assert len(await service.store.prune_before(1e18, include_user=False)) == 1
+    assert len(await service.deletions.prune_before(1e18, include_user=False)) == 1
     assert await turn_rows() == 0
 
 
@@ -870,13 +871,13 @@ async def test_a_channel_the_model_fails_on_does_not_hold_up_the_others(
     gemini_fake.fail(400)  # channel 10's request: read first, the older
     assert await service.consolidate_once() == 1
     assert [m.text for m in await service.memories_of(GUILD_A, BOB)] == ["Bob plays the drums."]
-    assert 10 not in await service.store.consolidated([10]), "tried again next pass"
+    assert 10 not in await ConsolidationMarks(db).consolidated([10]), "tried again next pass"
     gemini_fake.fail(400)
     assert await service.consolidate_once() == 0
-    assert 10 not in await service.store.consolidated([10])
+    assert 10 not in await ConsolidationMarks(db).consolidated([10])
     gemini_fake.fail(400)
     assert await service.consolidate_once() == 0
-    assert await service.store.consolidated([10]) == {10: refused.id}, "given up after 3"
+    assert await ConsolidationMarks(db).consolidated([10]) == {10: refused.id}, "given up after 3"
     asked = len(gemini_fake.requests)
     assert await service.consolidate_once() == 0 and len(gemini_fake.requests) == asked
 
@@ -886,7 +887,7 @@ async def test_a_channel_the_model_fails_on_does_not_hold_up_the_others(
         provider.breaker.record_failure()
     with pytest.raises(AIUnavailableError):
         await service.consolidate_once()
-    assert (await service.store.consolidated([11]))[11] < later.id
+    assert (await ConsolidationMarks(db).consolidated([11]))[11] < later.id
 
 
 async def test_reindex_script_rebuilds_every_index(

@@ -81,7 +81,7 @@ async def test_no_index_for_a_guild_of_another_process_and_the_others_served(
     # A write in another process's guild reaches the database, and its owner, not here.
     await mine.add_fact(GUILD_B, BOB, "bob", "My cat is named Felix.")
     assert "bob: My cat is named Felix." in await texts(every, GUILD_B, "cat named Felix")
-    assert await mine.rebuild_all() == {GUILD_A: 1, DM: 1}
+    assert await mine.upkeep.rebuild_all() == {GUILD_A: 1, DM: 1}
     assert mine.indexes.loaded(GUILD_B) is None
     assert sorted(path.name for path in mine.indexes.directory.iterdir()) == [
         "dm-7.faiss",

@@ -30,6 +30,7 @@ from google.genai import types
 from utils.gemini_replies import AIError, AIUnavailableError
 from utils.memory.chatlog import BOT_LABEL, ChannelHead, ChatLog, LoggedTurn
 from utils.memory.chunks import chunk_line
+from utils.memory.consolidation_marks import ConsolidationMarks
 from utils.memory.indexes import ScopeIndexes
 from utils.memory.lifecycle import Runtime
 from utils.memory.records import Owns, Scope, describe
@@ -149,6 +150,7 @@ class Consolidator:
         self,
         runtime: Runtime,
         store: MemoryStore,
+        marks: ConsolidationMarks,
         indexes: ScopeIndexes,
         writer: MemoryWriter,
         *,
@@ -162,6 +164,7 @@ class Consolidator:
         self.owns = owns
         self.runtime = runtime
         self.store = store
+        self.marks = marks
         self.indexes = indexes
         self.writer = writer
         self.chat_log = log_reader
@@ -192,7 +195,7 @@ class Consolidator:
                         continue  # tried again next pass
             self._failures.pop(pending.channel_id, None)
             await self.writer.unbroken(
-                self.store.mark_consolidated(pending.guild_id, pending.channel_id, turns[-1].id)
+                self.marks.mark_consolidated(pending.guild_id, pending.channel_id, turns[-1].id)
             )
         if stored:
             log.info("consolidation stored %d new facts", stored)
@@ -225,7 +228,7 @@ class Consolidator:
                 break
             after = heads[-1].last_id
             ours = [head for head in heads if self.owns(head.guild_id)]
-            read = await self.store.consolidated([head.channel_id for head in ours])
+            read = await self.marks.consolidated([head.channel_id for head in ours])
             pending += [
                 _Pending(head.channel_id, head.guild_id, read.get(head.channel_id, 0))
                 for head in ours
@@ -237,14 +240,14 @@ class Consolidator:
         """The turns without those their authors told the bot to forget (and the bot's
         replies to them), and those of single memories forgotten."""
         forgotten: dict[Scope, dict[int, int]] = {}
-        single = await self.store.forgotten_turns(pending.channel_id, pending.upto_id)
+        single = await self.marks.forgotten_turns(pending.channel_id, pending.upto_id)
         kept: list[LoggedTurn] = []
         dropping = False
         for turn in turns:
             if turn.role == "user":
                 scope = Scope.of(pending.guild_id, turn.author_id)
                 if scope not in forgotten:
-                    forgotten[scope] = await self.store.forgotten(scope)
+                    forgotten[scope] = await self.marks.forgotten(scope)
                 dropping = turn.id <= forgotten[scope].get(turn.author_id, 0)
             if not dropping and turn.id not in single:
                 kept.append(turn)

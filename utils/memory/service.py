@@ -7,8 +7,10 @@
   read API (`ChatLog`), every few minutes.
 - `Runtime` loads the embedding model in the background and runs the background tasks;
   `MemoryWriter` is the one path of every write (the database and the loaded indexes).
+- `Upkeep` brings older memories up to date (keyword rows, re-embedding) and rebuilds
+  the index files.
 
-This class wires them, and holds what people can see and delete and the maintenance.
+This class wires them, and holds what people can see and delete.
 With several shard processes on one database, each keeps indexes for, consolidates
 and maintains only the scopes it `owns` (its guilds; DMs in shard 0's process).
 """
@@ -31,6 +33,8 @@ from utils.memory.chatlog import ChatLog, LoggedTurn
 from utils.memory.chunks import chunk_line, line_of
 from utils.memory.config import MemoryConfig
 from utils.memory.consolidation import Consolidator
+from utils.memory.consolidation_marks import ConsolidationMarks
+from utils.memory.deletions import MemoryDeletions
 from utils.memory.embedder import Embedder, make_embedder
 from utils.memory.index import remove_temp_files
 from utils.memory.indexer import Indexer
@@ -40,6 +44,7 @@ from utils.memory.recall import Recall
 from utils.memory.records import Memory, Owns, Readable, Recalled, Scope, Source, describe
 from utils.memory.store import MemoryStore, NewMemory
 from utils.memory.tombstones import Purge
+from utils.memory.upkeep import Upkeep
 from utils.memory.writer import MemoryWriter
 
 if TYPE_CHECKING:
@@ -51,7 +56,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_FACT_CHARS = 500
-_REEMBED_BATCH = 256
 
 
 def _every_guild(_guild_id: int | None) -> bool:
@@ -98,6 +102,7 @@ class MemoryService:
     ) -> None:
         self.config = config = config or MemoryConfig()
         self.store = MemoryStore(db)
+        self.deletions = MemoryDeletions(db)
         self.chat_log = chat_log
         self.embedder = embedder
         self.clock = clock
@@ -121,12 +126,14 @@ class MemoryService:
             delay=config.index_delay,
             clock=clock,
         )
+        self.upkeep = Upkeep(self.runtime, self.store, self.indexes, self.writer)
         self.recaller = Recall(self.runtime, self.store, self.indexes, config.recall_limits, clock)
         self.consolidator: Consolidator | None = None
         if chat_log is not None and provider is not None:
             self.consolidator = Consolidator(
                 self.runtime,
                 self.store,
+                ConsolidationMarks(db),
                 self.indexes,
                 self.writer,
                 log_reader=chat_log,
@@ -177,10 +184,7 @@ class MemoryService:
                 self._consolidate_quietly,
                 "memory-consolidation",
             )
-        self.runtime.spawn(self._index_terms(), "memory-terms")
-        if await self.store.stale(self.embedder.name, 0, 1):
-            log.info("memories from another embedding model found; re-embedding them")
-            self.runtime.spawn(self._reembed_quietly(), "memory-reembed")
+        await self.upkeep.start()
 
     async def close(self) -> None:
         """Index what is queued (for a few seconds at most), stop, and save the indexes."""
@@ -307,10 +311,10 @@ class MemoryService:
 
         async def delete() -> list[tuple[Scope, int]]:
             if memory_id is not None:
-                deleted = await self.store.delete(scope, author_id, memory_id)
+                deleted = await self.deletions.delete(scope, author_id, memory_id)
             else:
                 upto = await self.chat_log.last_id() if self.chat_log else 0
-                deleted = await self.store.forget(scope, author_id, upto)
+                deleted = await self.deletions.forget(scope, author_id, upto)
             return [(scope, i) for i in deleted]
 
         deleted = await self.writer.delete(delete())
@@ -337,7 +341,7 @@ class MemoryService:
         lines = [chunk_line(turn) for turn in turns]
         kept = still_says and line_of("user", *still_says)
         deleted = await self.writer.delete(
-            self.store.delete_saying(channel_id, sorted(message_ids), turn_ids, lines, kept)
+            self.deletions.delete_saying(channel_id, sorted(message_ids), turn_ids, lines, kept)
         )
         if deleted:
             log.info("forgot %d memories holding deleted messages", len(deleted))
@@ -363,7 +367,7 @@ class MemoryService:
         """Delete what was remembered from a channel's conversation; returns how many.
         Work under way (a consolidation pass, queued indexing) writes none of it back."""
         purge = await self._purge()
-        return len(await self.writer.delete(self.store.delete_channel(channel_id, purge)))
+        return len(await self.writer.delete(self.deletions.delete_channel(channel_id, purge)))
 
     async def delete_guild(self, guild_id: int) -> int:
         """Delete every memory of a guild (the bot left it); returns how many. Work under
@@ -372,66 +376,15 @@ class MemoryService:
         purge = await self._purge()
 
         async def delete() -> list[tuple[Scope, int]]:
-            deleted = await self.store.delete_scope(scope, purge)
+            deleted = await self.deletions.delete_scope(scope, purge)
             await self.indexes.discard(scope)  # its file too, loaded or not: every vector goes
             return [(scope, memory_id) for memory_id in deleted]
 
         return len(await self.writer.delete(delete()))
 
     async def places(self) -> set[Place]:
-        return await self.store.places()
+        return await self.deletions.places()
 
     async def _purge(self) -> Purge:
         """A purge now: every chat turn so far is the purged place's to drop, if its."""
         return Purge(await self.chat_log.last_id() if self.chat_log else 0, self.clock())
-
-    # Maintenance
-
-    async def reembed_stale(self) -> int:
-        """Re-embed this process's memories made by another model; returns how many were."""
-        done = after = 0
-        while stale := await self.store.stale(self.embedder.name, after, _REEMBED_BATCH):
-            after = stale[-1].id
-            if ours := [memory for memory in stale if self.indexes.owns(memory.scope)]:
-                vectors = await self.runtime.embed_memories([m.embedded() for m in ours])
-                await self.writer.replace_vectors(ours, vectors)
-                done += len(ours)
-        return done
-
-    async def _index_terms(self) -> None:
-        """Give this process's memories that have no keyword rows theirs (stored before
-        the keyword index, or copied from another database)."""
-        done = after = 0
-        try:
-            while memories := await self.store.without_terms(after, _REEMBED_BATCH):
-                after = memories[-1].id
-                if ours := [memory for memory in memories if self.indexes.owns(memory.scope)]:
-                    await self.writer.unbroken(self.store.write_terms(ours))
-                    done += len(ours)
-        except Exception:  # a background start-up task: the bot runs on; the next start retries
-            log.exception("memory: adding older memories to the keyword index failed")
-        else:
-            if done:
-                log.info("memory: %d memories added to the keyword index", done)
-
-    async def _reembed_quietly(self) -> None:
-        try:
-            count = await self.reembed_stale()
-        except Exception:  # a background start-up task: whatever fails (model, disk or
-            # database), the bot runs on and the log says how to re-embed by hand
-            log.exception("re-embedding memories failed; run scripts/reindex_memory.py")
-        else:
-            log.info("re-embedded %d memories with %s", count, self.embedder.name)
-
-    async def rebuild_all(self) -> dict[Scope, int]:
-        """Rebuild the index file of every scope this process owns from the database;
-        removes the other files (empty scopes, other processes' scopes)."""
-        built = {}
-        for scope in await self.store.scopes():
-            if self.indexes.owns(scope):
-                built[scope] = len(await self.indexes.rebuild(scope))
-        wanted = {scope.filename for scope in built}
-        for path in self.indexes.directory.glob("*.faiss"):
-            if path.name not in wanted:
-                await asyncio.to_thread(path.unlink, missing_ok=True)
-        return built

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from utils.data_owners import Place
 from utils.db import Database
+from utils.memory.deletions import MemoryDeletions
 from utils.memory.records import Scope
-from utils.memory.store import MemoryStore
 
 
 class StoredMemories:
@@ -18,22 +18,22 @@ class StoredMemories:
     rebuilds from the database when it is on again."""
 
     def __init__(self, db: Database, directory: Path) -> None:
-        self.store = MemoryStore(db)
+        self.deletions = MemoryDeletions(db)
         self.directory = directory
 
     async def delete_channel(self, channel_id: int) -> int:
-        deleted = await self.store.delete_channel(channel_id)
+        deleted = await self.deletions.delete_channel(channel_id)
         await self._delete_indexes({scope for scope, _ in deleted})
         return len(deleted)
 
     async def delete_guild(self, guild_id: int) -> int:
         scope = Scope("guild", guild_id)
-        deleted = await self.store.delete_scope(scope)
+        deleted = await self.deletions.delete_scope(scope)
         await self._delete_indexes({scope})
         return len(deleted)
 
     async def places(self) -> set[Place]:
-        return await self.store.places()
+        return await self.deletions.places()
 
     async def _delete_indexes(self, scopes: set[Scope]) -> None:
         for scope in scopes:

@@ -2,8 +2,8 @@
 (all of a person's up to a message, `memory_forgotten`; the chat turns of single
 memories forgotten that consolidation may still read, `memory_forgotten_turns`) and the
 channels and guilds just purged (`memory_purges`). The store reads them in the
-transaction of each write (`Tombstones`) and records a purge in the transaction that
-deletes.
+transaction of each write (`Tombstones`), and `deletions` records a purge in the
+transaction that deletes.
 """
 
 from __future__ import annotations
