@@ -26,6 +26,7 @@ from cogs.ai.store import ChatStore
 from config import ConfigError, Settings, load_settings
 from utils.data_owners import DataOwners
 from utils.db import DatabaseUnavailable, is_damaged, open_database
+from utils.gateway import ShardedState
 from utils.gemini import GeminiProvider
 from utils.gemini_errors import is_transient
 from utils.guild_settings import GuildSettings
@@ -130,6 +131,16 @@ class Bot(commands.AutoShardedBot):
         self.failed_extensions: dict[str, str] = {}
         self._start: asyncio.Task[None] | None = None
         self._register_closers()
+
+    def _get_state(self, **options: Any) -> ShardedState:
+        # The cache kept right across new gateway sessions (see utils/gateway.py).
+        return ShardedState(
+            dispatch=self.dispatch,
+            handlers=self._handlers,
+            hooks=self._hooks,
+            http=self.http,
+            **options,
+        )
 
     @property
     def breakers(self) -> list[CircuitBreaker]:

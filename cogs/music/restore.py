@@ -1,10 +1,11 @@
 """Rejoining voice after a restart: the saved sessions resume where they stopped, and
 servers in 24/7 mode get the bot back in their channel, with an empty queue if need be.
 
-Sessions of guilds the bot is not in now are kept (an accidental kick loses nothing;
-retention deletes them later), and so are sessions whose voice channel could not be
-joined (voice turned the bot away, it lost a permission there, the channel is full:
-the next start tries again, unless someone plays something first); sessions that
+Sessions of guilds in an outage resume once Discord has the guild back.  Sessions of
+guilds the bot is not in now are kept (an accidental kick loses nothing; retention
+deletes them later), and so are sessions whose voice channel could not be joined
+(voice turned the bot away, it lost a permission there, the channel is full: the
+next start tries again, unless someone plays something first); sessions that
 cannot resume (the channel is gone, the queue was empty, MUSIC_RESUME_ON_START is
 off) are forgotten.  When a queue with tracks is kept or dropped because of its voice
 channel, its text channel is told why.  With several shard processes on one database
@@ -57,13 +58,19 @@ async def restore_sessions(sessions: Sessions) -> None:
 
 
 async def _restore_one(sessions: Sessions, session: Session, joining: asyncio.Semaphore) -> None:
+    bot = sessions.bot
+    guild = bot.get_guild(session.guild_id)
+    if guild is not None and guild.unavailable:
+        # In an outage: it resumes once Discord has the server back (the wait ends
+        # with the bot, which cancels the restore).
+        log.info("music in guild %s waits for the end of its outage", session.guild_id)
+        guild = await bot.wait_for("guild_available", check=lambda g: g.id == session.guild_id)
     async with joining:
         if session.guild_id in sessions.players:
             return
-        guild = sessions.bot.get_guild(session.guild_id)
-        if guild is None or guild.unavailable:
-            # Removed (perhaps by accident) or in an outage: keep the queue for when
-            # the bot is back; retention deletes it if the bot does not come back.
+        if guild is None:
+            # Removed, perhaps by accident: keep the queue for when the bot is back;
+            # retention deletes it if the bot does not come back.
             log.info("not resuming music in guild %s: not in it now", session.guild_id)
             return
         try:

@@ -376,6 +376,26 @@ async def test_resumes_after_connection_drop(
     assert discord_fake.identifies == 1
 
 
+async def test_answers_after_discord_asks_to_reconnect_and_after_a_session_it_ends(
+    discord_fake: FakeDiscord, guild: FakeGuild, member: FakeUser, start_bot: StartBot
+) -> None:
+    bot = await start_bot(extensions=["cogs.admin"])
+    readies: list[None] = []
+
+    async def on_ready() -> None:
+        readies.append(None)
+
+    bot.add_listener(on_ready)
+    await discord_fake.request_reconnect()  # op 7: RESUME
+    await discord_fake.wait_for(lambda: discord_fake.resumes == 1, timeout=15)
+    await discord_fake.invalidate_session()  # op 9, not resumable: IDENTIFY, a fresh READY
+    await discord_fake.wait_for(lambda: readies, timeout=15)  # discord.py waits 5 s first
+    assert discord_fake.identifies == 2
+    assert [g.id for g in bot.guilds] == [guild.id] and not bot.guilds[0].unavailable
+    await discord_fake.send_message(guild.text, member, "!ping")
+    await discord_fake.wait_for_message(guild.text, predicate=lambda m: "Pong!" in m.content)
+
+
 @pytest.mark.slow
 async def test_process_stops_cleanly_on_sigterm(
     discord_fake: FakeDiscord, guild: FakeGuild, member: FakeUser, tmp_path: Path

@@ -68,6 +68,24 @@ async def test_a_new_voice_server_is_followed_without_a_break_in_the_queue(
     assert_played_once_through(world)
 
 
+async def test_after_a_gateway_session_that_could_not_resume_it_still_leaves_when_alone(
+    world: World, discord_fake: FakeDiscord
+) -> None:
+    bot = await world.start(music_alone_timeout=0.5)
+    await world.slash("play", query=world.media.tone(440, 8, "ogg"))
+    await world.wait_frames(5)
+    before = bot.get_guild(world.guild.id)
+    await discord_fake.invalidate_session()  # a fresh READY: every guild and channel anew
+
+    def renewed() -> bool:
+        guild = bot.get_guild(world.guild.id)
+        return guild is not before and guild is not None and not guild.unavailable
+
+    await discord_fake.wait_for(renewed, 15)
+    await discord_fake.leave_voice(world.member, world.guild)
+    await world.wait_message("Nobody is listening any more")
+
+
 async def test_reconnects_that_keep_failing_end_with_a_message(
     world: World, discord_fake: FakeDiscord, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -114,6 +132,25 @@ async def test_a_restart_that_cannot_rejoin_voice_keeps_the_queue(world: World) 
 
     await world.start(settings)
     await world.wait_message(f"Back after a restart: resuming tone-440hz-{SECONDS}s at 0:01")
+
+
+async def test_a_restart_during_an_outage_of_the_server_resumes_once_the_server_is_back(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="cogs.music")
+    settings = world.settings()
+    bot = await world.start(settings)
+    await play_a_while(world)
+    await bot.close()
+
+    world.discord.start_outage(world.guild)
+    bot = await world.start(settings)
+    guild = bot.get_guild(world.guild.id)
+    assert guild is not None and guild.unavailable
+    await world.discord.wait_for(lambda: f"music in guild {guild.id}" in caplog.text)  # seen
+    world.discord.end_outage(world.guild)
+    await world.wait_message(f"Back after a restart: resuming tone-440hz-{SECONDS}s at 0:01")
+    await world.wait_message("The queue is finished", within=15)
 
 
 async def test_a_restart_into_a_channel_it_may_no_longer_join_says_why_and_keeps_the_queue(

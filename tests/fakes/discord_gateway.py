@@ -114,6 +114,8 @@ class Gateway:
         """Set once the latest IDENTIFY got its READY and GUILD_CREATEs."""
         self.identifies = 0
         self.voice_state_updates: list[Json] = []
+        self.outages: set[int] = set()
+        """Guilds in an outage: unavailable in READY, no GUILD_CREATE."""
         self.intents = 0
         """The intents of the latest IDENTIFY (the bot's processes all send the same)."""
         self._sockets: set[web.WebSocketResponse] = set()
@@ -226,7 +228,11 @@ class Gateway:
         self.sessions[shard_id] = session  # a new IDENTIFY ends the shard's old session
         session.conn, conn.session = conn, session
         fake = self._fake
-        guilds = [guild for guild in fake.guilds.values() if session.carries(guild.id)]
+        guilds = [
+            guild
+            for guild in fake.guilds.values()
+            if session.carries(guild.id) and guild.id not in self.outages
+        ]
         session.append("READY", fake._ready_payload(session.session_id, [shard_id, shard_count]))
         for guild in guilds:
             session.append("GUILD_CREATE", fake._guild_create_payload(guild))
@@ -281,6 +287,23 @@ class Gateway:
             raise AssertionError(f"the bot is not connected to the gateway on shard {shard}")
         session.conn = None
         await conn.ws.close(code=code)
+
+    async def request_reconnect(self, shard: int) -> None:
+        """Discord asks a shard to reconnect (op 7): it closes its socket and RESUMEs."""
+        session = self.sessions.get(shard)
+        if session is None or session.conn is None:
+            raise AssertionError(f"the bot is not connected to the gateway on shard {shard}")
+        await self._send(session.conn, {"op": 7, "d": None})
+
+    async def invalidate(self, shard: int) -> None:
+        """Discord ends a shard's session (op 9, not resumable): the shard IDENTIFYs
+        again and gets a fresh READY; what happened in between is never replayed."""
+        session = self.sessions.pop(shard, None)
+        if session is None:
+            raise AssertionError(f"shard {shard} has no session")
+        conn, session.conn = session.conn, None
+        if conn is not None:
+            await self._send(conn, {"op": 9, "d": False})
 
     @contextlib.asynccontextmanager
     async def holding(self) -> AsyncIterator[None]:
