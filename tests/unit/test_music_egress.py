@@ -17,6 +17,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+# The module itself, not its name: e2e tests reload the music cog, which puts new module
+# objects in sys.modules, while Egress here is the one imported first.
+from cogs.music import egress as egress_module
 from cogs.music.egress import CHUNK, HEAD_LIMIT, REFUSED, AnswerLimit, Egress
 from cogs.music.urls import AddressPolicy
 from tests.fakes.media_server import FakeMediaServer
@@ -235,8 +238,8 @@ async def test_a_host_with_many_dead_addresses_answers_within_one_connect_timeou
     """A listener waits for one connect timeout, not one per address of the host, and a
     dead first address leaves the next ones time to answer."""
     public, _ = sites
-    monkeypatch.setattr("cogs.music.egress.CONNECT_TIMEOUT", 2.0)
-    monkeypatch.setattr("cogs.music.egress.ADDRESS_TIMEOUT", 0.2)
+    monkeypatch.setattr(egress_module, "CONNECT_TIMEOUT", 2.0)
+    monkeypatch.setattr(egress_module, "ADDRESS_TIMEOUT", 0.2)
     hosts = {"dead.test": DEAD, "slow.test": [*DEAD[:2], PUBLIC]}
     loop = asyncio.get_running_loop()
     real_connect = asyncio.open_connection
