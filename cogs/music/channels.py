@@ -175,6 +175,16 @@ async def become_speaker(me: discord.Member) -> str | None:
     )
 
 
+def listeners(channel: VoiceChannel) -> list[int]:
+    """Ids of the people (not bots) in a voice channel."""
+    guild = channel.guild
+    return [
+        user_id
+        for user_id in channel.voice_states
+        if not ((member := guild.get_member(user_id)) and member.bot) and user_id != guild.me.id
+    ]
+
+
 def voice_of(guild: discord.Guild) -> discord.VoiceClient | None:
     voice = guild.voice_client
     return voice if isinstance(voice, discord.VoiceClient) else None

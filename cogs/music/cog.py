@@ -1,10 +1,10 @@
 """Music commands, buttons and voice events: the Discord-facing layer.
 
-Commands resolve what to play (:mod:`cogs.music.sources`,
-:mod:`cogs.music.spotify`) and act on the guild's player through
-:class:`~cogs.music.sessions.Sessions`, which owns the players, their voice
-connections and their saved state.  The AI's music tools (:mod:`cogs.music.tools`)
-call the same ``*_for`` methods as the commands, with the same checks.
+Commands resolve what to play (:class:`~cogs.music.lookup.Lookup`) and act on the
+guild's player through :class:`~cogs.music.sessions.Sessions`, which owns the
+players, their voice connections and their saved state; a button press is answered
+by :func:`cogs.music.buttons.press`.  The AI's music tools (:mod:`cogs.music.tools`)
+and the buttons call the same ``*_for`` methods as the commands, with the same checks.
 """
 
 from __future__ import annotations
@@ -16,22 +16,18 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Literal
 
 import discord
-import spotipy
 from discord import app_commands
 from discord.ext import commands
 
+from cogs.music.buttons import press
 from cogs.music.channels import VoiceChannel, caller_channel, check_can_join
-from cogs.music.control import Vote, skip_note
+from cogs.music.control import STOPPED, Vote, skip_note
 from cogs.music.errors import MusicError
-from cogs.music.ffmpeg import ffprobe_for
+from cogs.music.lookup import Lookup
 from cogs.music.player import Player, checked_volume
 from cogs.music.sessions import Sessions
-from cogs.music.shortlinks import ShortLinks, is_short_link
-from cogs.music.sources import Resolver
-from cogs.music.spotify import SpotifyResolver, make_client
 from cogs.music.tools import tools as music_tools
-from cogs.music.tracks import Found, LoopMode, Track
-from cogs.music.urls import AddressPolicy, link_to_play, looks_like_url, parse_spotify
+from cogs.music.tracks import LoopMode, Track
 from cogs.music.views import (
     ControlButton,
     Queued,
@@ -41,8 +37,6 @@ from cogs.music.views import (
     player_embed,
     queue_page,
 )
-from cogs.music.youtube import parse_extractor_args, readable_cookies
-from utils.db import DB_ERRORS
 from utils.text import counted
 
 if TYPE_CHECKING:
@@ -52,10 +46,7 @@ log = logging.getLogger(__name__)
 
 Context = commands.Context["Bot"]
 
-MAX_QUERY = 500
 STUCK_PAGES = 1000
-STOPPED = "⏹️ Stopped the music and cleared the queue."
-OUT_OF_DATE = "That message is out of date: `/nowplaying` shows what plays now, with its buttons."
 # An optional argument that is None when left out.  Typed `X | None`, a prefix command
 # would take `!volume abc` as "no argument" and carry on; typed `X` with this default,
 # a word that doesn't convert is a usage error (the admin cog's error handler).
@@ -68,41 +59,14 @@ class Music(commands.Cog):
     def __init__(self, bot: Bot) -> None:
         self.bot = bot
         self.settings = settings = bot.settings
-        self.resolver = Resolver(
-            search_prefix=settings.music_search_prefix,
-            timeout=settings.music_resolve_timeout,
-            policy=AddressPolicy(
-                allow_private=settings.music_allow_private_urls,
-                allowed_hosts=frozenset(settings.music_allowed_hosts),
-                time_limit=min(settings.music_resolve_timeout, 10.0),
-            ),
-            ffprobe=ffprobe_for(settings.music_ffmpeg),
-            cookies=readable_cookies(settings.music_ytdlp_cookies),
-            extractor_args=parse_extractor_args(settings.music_ytdlp_extractor_args),
-        )
-        self.spotify = SpotifyResolver(
-            self._spotify_factory(),
-            search_target=self.resolver.search_target,
-            timeout=settings.music_resolve_timeout,
-        )
-        self.short_links = ShortLinks(
-            self.resolver, timeout=min(settings.music_resolve_timeout, 10.0)
-        )
-        self.sessions = Sessions(bot, self.resolver)
+        self.lookup = Lookup(settings)
+        self.sessions = Sessions(bot, self.lookup.resolver)
         self.stuck_pages: deque[int] = deque(maxlen=STUCK_PAGES)
         """Messages of /queue and /history pages whose buttons outlived their view."""
         self.tools = music_tools(self)
 
-    def _spotify_factory(self) -> Callable[[], spotipy.Spotify] | None:
-        client_id, secret = self.settings.spotipy_client_id, self.settings.spotipy_client_secret
-        if not client_id or secret is None:
-            return None
-        timeout = min(self.settings.music_resolve_timeout, 15.0)
-        return lambda: make_client(client_id, secret.get_secret_value(), timeout=timeout)
-
     async def cog_load(self) -> None:
-        await self.resolver.start()
-        await self.short_links.start()
+        await self.lookup.start()
         self.bot.add_dynamic_items(ControlButton)
         self.bot.shutdown_manager.register("music", self.close, priority=50, timeout=10)
         self.bot.data_owners.register("music", self.sessions)
@@ -124,9 +88,7 @@ class Music(commands.Cog):
     async def close(self) -> None:
         """Save every session and leave voice (to resume after a restart), then close."""
         await self.sessions.close()
-        self.spotify.close()
-        await self.short_links.close()
-        await self.resolver.close()
+        await self.lookup.close()
 
     # Commands ---------------------------------------------------------------
 
@@ -155,15 +117,15 @@ class Music(commands.Cog):
             check_can_join(channel)
         if checked is not None:
             await checked()
-        share = await self.sessions.share(guild, member, channel)
+        share = await self.sessions.shares.cap(guild, member, channel)
         async with self.sessions.queueing(guild.id):
-            asked = self.sessions.room(guild.id, member.id, share)
+            asked = self.sessions.shares.room(guild.id, member.id, share)
             # Join while the query resolves: the first packet comes sooner.  The resolve
             # holds no guild lock: /stop and the idle leave never wait for it.
             created = guild.id not in self.sessions.players
             joining = asyncio.create_task(self._join(guild, channel, text_channel_id))
             try:
-                found = await self._resolve(query, member.id, asked.count)
+                found = await self.lookup.tracks(query, member.id, asked.count)
             except BaseException:
                 await self.sessions.abandon(guild.id, joining, created=created)
                 raise
@@ -174,7 +136,7 @@ class Music(commands.Cog):
                 busy = player.queue.current is not None
                 position = len(player.queue) + 1
                 # The queue may have filled while the query resolved: then it takes fewer.
-                room = min(asked, self.sessions.room(guild.id, member.id, share))
+                room = min(asked, self.sessions.shares.room(guild.id, member.id, share))
                 added = player.add(found.tracks[: room.count])
         total = found.total or len(found.tracks)
         tracks = found.tracks[:added]
@@ -192,9 +154,9 @@ class Music(commands.Cog):
         await ctx.send(f"⏸️ Paused {clean(track.title)}.")
 
     async def pause_for(self, guild: discord.Guild, member: discord.Member) -> Track:
-        player = self.sessions.controlled(guild, member)
+        player = self.sessions.access.controlled(guild, member)
         track = player.pause()
-        self.sessions.refresh_now_playing(player)
+        self.sessions.now_playing.refresh(player)
         return track
 
     @commands.hybrid_command()
@@ -205,9 +167,9 @@ class Music(commands.Cog):
         await ctx.send(f"▶️ Resumed {clean(track.title)}.")
 
     async def resume_for(self, guild: discord.Guild, member: discord.Member) -> Track:
-        player = self.sessions.controlled(guild, member)
+        player = self.sessions.access.controlled(guild, member)
         track = player.resume()
-        self.sessions.refresh_now_playing(player)
+        self.sessions.now_playing.refresh(player)
         return track
 
     @commands.hybrid_command()
@@ -244,7 +206,7 @@ class Music(commands.Cog):
         """Stop and leave (/stop, /leave, the Stop button and the AI's leave tool);
         ``checked`` runs once the checks passed, before the slow leave (it waits for the
         voice connection to close)."""
-        self.sessions.controlled(guild, member)
+        self.sessions.access.controlled(guild, member)
         if checked is not None:
             await checked()
         await self.sessions.leave(guild.id)
@@ -291,16 +253,16 @@ class Music(commands.Cog):
     @app_commands.describe(mode="off, track (repeat this one) or queue (repeat all); empty: cycle")
     async def loop(self, ctx: Context, mode: Literal["off", "track", "queue"] = _OPTIONAL) -> None:
         """Set the loop mode: off, track or queue."""
-        player = self.sessions.controlled(*_guild_member(ctx))
+        player = self.sessions.access.controlled(*_guild_member(ctx))
         looping = player.set_loop(LoopMode(mode) if mode else None)
-        self.sessions.refresh_now_playing(player)
+        self.sessions.now_playing.refresh(player)
         await ctx.send(f"🔁 Loop: **{looping.value}**.")
 
     @commands.hybrid_command()
     @commands.guild_only()
     async def shuffle(self, ctx: Context) -> None:
         """Shuffle the upcoming tracks."""
-        player = self.sessions.controlled(*_guild_member(ctx))
+        player = self.sessions.access.controlled(*_guild_member(ctx))
         await ctx.send(f"🔀 Shuffled {player.shuffle()} tracks.")
 
     @commands.hybrid_command()
@@ -308,7 +270,7 @@ class Music(commands.Cog):
     @app_commands.describe(position="The track's number in /queue")
     async def remove(self, ctx: Context, position: int) -> None:
         """Remove a track from the queue."""
-        player = self.sessions.controlled(*_guild_member(ctx))
+        player = self.sessions.access.controlled(*_guild_member(ctx))
         track = player.remove(position)
         await ctx.send(f"🗑️ Removed {clean(track.title)}.")
 
@@ -317,7 +279,7 @@ class Music(commands.Cog):
     @app_commands.describe(source="The track's number in /queue", destination="Its new number")
     async def move(self, ctx: Context, source: int, destination: int) -> None:
         """Move a track to another place in the queue."""
-        player = self.sessions.controlled(*_guild_member(ctx))
+        player = self.sessions.access.controlled(*_guild_member(ctx))
         track = player.move(source, destination)
         await ctx.send(f"↕️ Moved {clean(track.title)} to position {destination}.")
 
@@ -332,18 +294,18 @@ class Music(commands.Cog):
             current = player.volume if player else self.settings.music_default_volume
             await ctx.send(f"🔊 Volume: {current} %.")
             return
-        player = self.sessions.controlled(guild, member)
+        player = self.sessions.access.controlled(guild, member)
         checked_volume(percent)
         await ctx.defer()  # FFmpeg opens the track again at the new volume
         await player.set_volume(percent)
-        self.sessions.refresh_now_playing(player)
+        self.sessions.now_playing.refresh(player)
         await ctx.send(f"🔊 Volume set to {percent} %.")
 
     @commands.hybrid_command()
     @commands.guild_only()
     async def clear(self, ctx: Context) -> None:
         """Clear the upcoming tracks (the current one keeps playing)."""
-        player = self.sessions.controlled(*_guild_member(ctx))
+        player = self.sessions.access.controlled(*_guild_member(ctx))
         count = player.clear()
         await ctx.send(f"🧹 Cleared {counted(count, 'track')} from the queue.")
 
@@ -353,34 +315,7 @@ class Music(commands.Cog):
     async def on_music_control(
         self, interaction: discord.Interaction, action: str, play: str | None
     ) -> None:
-        guild, member = interaction.guild, interaction.user
-        if guild is None or not isinstance(member, discord.Member):
-            return
-        player = self.sessions.players.get(guild.id)
-        if play is None or player is None or play != player.play_id:  # an earlier track's
-            await interaction.response.send_message(OUT_OF_DATE, ephemeral=True)
-            return
-        try:
-            if action == "stop":  # slow (the voice connection closes): defer, then follow up
-                await self.leave_for(guild, member, checked=interaction.response.defer)
-                await interaction.followup.send(STOPPED, ephemeral=True)
-                return
-            note = await self._press(guild, member, action)
-        except MusicError as error:
-            await _answer(interaction, str(error))
-            return
-        except DB_ERRORS as error:  # Stop forgets the saved queue
-            log.error("the %s button failed in guild %s: %r", action, guild.id, error)
-            await _answer(interaction, "Something went wrong on my side; try again in a moment.")
-            return
-        player = self.sessions.players.get(guild.id)
-        current = player.queue.current if player else None
-        if note is None and player is not None and current is not None:
-            await interaction.response.edit_message(
-                embed=player_embed(player, current), view=player_controls(player)
-            )
-        else:
-            await interaction.response.send_message(note or "Done.", ephemeral=True)
+        await press(self, interaction, action, play)
 
     @commands.Cog.listener()
     async def on_page_press(self, interaction: discord.Interaction, run: str, command: str) -> None:
@@ -399,24 +334,6 @@ class Music(commands.Cog):
             return
         if message.id in self.stuck_pages:  # not taken off by a press at the same time
             self.stuck_pages.remove(message.id)
-
-    async def _press(self, guild: discord.Guild, member: discord.Member, action: str) -> str | None:
-        """Apply a button as the command would; a note for the presser, or None to
-        refresh the message."""
-        if action == "skip":
-            return skip_note(*self.skip_for(guild, member))
-        player = self.sessions.controlled(guild, member)
-        if action == "toggle" and player.paused:
-            player.resume()
-        elif action == "toggle":
-            player.pause()
-        elif action == "loop":
-            player.set_loop()
-        elif action == "shuffle":
-            return f"🔀 Shuffled {player.shuffle()} tracks."
-        else:
-            raise MusicError("That button doesn't do anything any more.")
-        return None
 
     # Voice events -----------------------------------------------------------
 
@@ -443,36 +360,8 @@ class Music(commands.Cog):
         # (Sessions.delete_guild), so an accidental kick loses nothing.
         await self.sessions.teardown(guild.id, forget=False)
 
-    async def _resolve(self, query: str, requester_id: int, limit: int) -> Found:
-        query = query.strip()
-        if query.startswith("<") and query.endswith(">"):  # a link wrapped to hide its preview
-            query = query[1:-1].strip()
-        if not query:
-            raise MusicError("Tell me what to play: a link, or words to search for.")
-        if len(query) > MAX_QUERY:
-            raise MusicError(f"That's too long: keep it under {MAX_QUERY} characters.")
-        if is_short_link(query):
-            link = await self.short_links.expand(link_to_play(query))
-            return await self.spotify.tracks(link, requester_id, limit)
-        if link := parse_spotify(query):
-            return await self.spotify.tracks(link, requester_id, limit)
-        if looks_like_url(query):
-            return await self.resolver.tracks(link_to_play(query), requester_id, limit)
-        return Found(None, [await self.resolver.search(query, requester_id)])
-
 
 # Helpers -------------------------------------------------------------------------
-
-
-async def _answer(interaction: discord.Interaction, content: str) -> None:
-    """Answer a press for the presser alone, whether it was deferred or not."""
-    try:
-        if interaction.response.is_done():
-            await interaction.followup.send(content, ephemeral=True)
-        else:
-            await interaction.response.send_message(content, ephemeral=True)
-    except discord.HTTPException as error:
-        log.warning("could not answer the press of interaction %s: %s", interaction.id, error)
 
 
 def _guild_member(ctx: Context) -> tuple[discord.Guild, discord.Member]:

@@ -74,6 +74,10 @@ class Vote:
         )
 
 
+STOPPED = "⏹️ Stopped the music and cleared the queue."
+"""What /stop and the Stop button say."""
+
+
 def skip_note(track: Track, vote: Vote | None) -> str:
     """What /skip, the button and the AI tool say: skipped, or where the vote stands."""
     return vote.message(track.title) if vote else f"⏭️ Skipped {clean(track.title)}."

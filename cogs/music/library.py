@@ -119,9 +119,9 @@ class MusicLibrary(commands.Cog):
         if playlist is None:
             raise MusicError(f"You have no playlist called **{clean(name, 50)}** here.")
         sessions = self.music.sessions
-        share = await sessions.share(guild, member, channel)
+        share = await sessions.shares.cap(guild, member, channel)
         async with sessions.queueing(guild.id), sessions.lock(guild.id):
-            room = sessions.room(guild.id, member.id, share)
+            room = sessions.shares.room(guild.id, member.id, share)
             tracks = playlist.tracks[: room.count]
             player = await sessions.join(guild, channel, text_channel_id)
             busy = player.queue.current is not None

@@ -50,7 +50,7 @@ class MusicModes(commands.Cog, name="Music settings"):
         """When the queue runs out, play a track related to the last one (or stop)."""
         guild, member = _guild_member(ctx)
         if guild.id in self.sessions.players:
-            self.sessions.controlled(guild, member)  # in the channel, a DJ if there is a role
+            self.sessions.access.controlled(guild, member)  # in the channel, a DJ if a role is set
         else:  # judged as the controls are: in the voice channel, here theirs
             rules = await self.store.get(guild.id)
             if not is_dj(member, caller_channel(member), rules):
@@ -111,17 +111,17 @@ class MusicModes(commands.Cog, name="Music settings"):
         self, member: discord.Member, before: discord.VoiceState, after: discord.VoiceState
     ) -> None:
         """Moved by a moderator while in 24/7 mode: stay in the new channel from now on
-        (a /play from another channel is a visit: :attr:`~.sessions.Sessions.visits`)."""
+        (a /play from another channel is a visit: :mod:`~.visits`)."""
         if self.bot.user is None or member.id != self.bot.user.id:
             return
         if after.channel is None or before.channel == after.channel:
             return
         guild_id = member.guild.id
-        if self.sessions.visits.get(guild_id) == after.channel.id:
+        if self.sessions.visits.of(guild_id) == after.channel.id:
             return
         rules = await self.store.get(guild_id)
         if rules.stay and rules.stay_channel_id != after.channel.id:
-            self.sessions.visits.pop(guild_id, None)
+            self.sessions.visits.end(guild_id)
             await self.store.update(guild_id, stay_channel_id=after.channel.id)
 
 

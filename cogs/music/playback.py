@@ -2,7 +2,7 @@
 
 A second cog beside :class:`~cogs.music.cog.Music`, sharing its sessions.  The
 checks live in the ``*_for`` methods, which start from
-:meth:`Sessions.controlled <cogs.music.sessions.Sessions.controlled>`, so every
+:meth:`PlayerAccess.controlled <cogs.music.access.PlayerAccess.controlled>`, so every
 rule about who controls the music applies here too.
 """
 
@@ -85,7 +85,7 @@ class Playback(commands.Cog):
     ) -> tuple[Track, float]:
         """Seek for ``member`` (/seek, /replay); the track and the new position.
         ``checked`` runs once the checks passed, before FFmpeg opens the track again."""
-        player = self.sessions.controlled(guild, member)
+        player = self.sessions.access.controlled(guild, member)
         track = player.queue.current
         if track is None or not player.playing:
             raise MusicError("Nothing is playing.")
@@ -99,7 +99,7 @@ class Playback(commands.Cog):
         if checked is not None:
             await checked()
         await player.seek(at)
-        self.sessions.refresh_now_playing(player)
+        self.sessions.now_playing.refresh(player)
         return track, at
 
     @commands.hybrid_command(name="filter")
@@ -126,12 +126,12 @@ class Playback(commands.Cog):
     ) -> AudioFilter | None:
         """Set the filter for ``member`` (/filter); the filter now on (None: off).
         ``checked`` runs once the checks passed, before FFmpeg opens the track again."""
-        player = self.sessions.controlled(guild, member)
+        player = self.sessions.access.controlled(guild, member)
         chosen = _choose(effect, speed)
         if checked is not None:
             await checked()
         await player.set_filter(chosen)
-        self.sessions.refresh_now_playing(player)
+        self.sessions.now_playing.refresh(player)
         return chosen
 
 

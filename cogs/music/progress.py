@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from cogs.music.channels import voice_of
+from cogs.music.channels import listeners, voice_of
 from cogs.music.views import player_embed
 from utils.tasks import log_failure
 
@@ -95,6 +95,6 @@ def moving_embed(sessions: Sessions, guild_id: int) -> discord.Embed | None:
     if player is None or voice is None or not player.playing or player.paused:
         return None
     track = player.queue.current
-    if track is None or not sessions.listeners(voice.channel):
+    if track is None or not listeners(voice.channel):
         return None
     return player_embed(player, track)

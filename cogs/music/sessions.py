@@ -2,10 +2,12 @@
 
 :class:`Sessions` joins and leaves voice channels, creates a
 :class:`~cogs.music.player.Player` per guild and answers its events (the
-now-playing message, failures, leaving, autoplay), saves each session when it
-changes and at shutdown, restores them after a restart (:mod:`cogs.music.restore`),
-and owns and applies each server's music settings (:mod:`cogs.music.settings`):
-:meth:`Sessions.controlled` checks every DJ-only control.  The commands go through it.
+now-playing message: :mod:`cogs.music.now_playing`; failures, leaving, autoplay),
+saves each session when it changes and at shutdown, restores them after a restart
+(:mod:`cogs.music.restore`), and owns and applies each server's music settings
+(:mod:`cogs.music.settings`).  The commands go through it: who may use the player
+is :mod:`cogs.music.access`, how much one may queue :mod:`cogs.music.shares`, and
+the 24/7 visits :mod:`cogs.music.visits`.
 
 It is also the data owner (:mod:`utils.data_owners`) of the saved sessions: leaving
 a guild only stops the music there, and the saved queue stays until the retention
@@ -23,34 +25,28 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from cogs.music.access import PlayerAccess
 from cogs.music.audio import TrackAudio
 from cogs.music.autoplay import Autoplay
-from cogs.music.channels import (
-    CONNECT_TIMEOUT,
-    VoiceChannel,
-    become_speaker,
-    check_can_join,
-    connect,
-    send,
-    voice_of,
-)
-from cogs.music.control import SkipVotes, Vote, dj_refusal, is_dj, unlimited
+from cogs.music.channels import VoiceChannel, become_speaker, connect, listeners, send, voice_of
+from cogs.music.control import SkipVotes, Vote
 from cogs.music.errors import MusicError
 from cogs.music.filters import Sound
 from cogs.music.notices import SkipNotices
+from cogs.music.now_playing import NowPlaying
 from cogs.music.player import LeaveReason, Player
 from cogs.music.progress import ProgressTicker, moving_embed
 from cogs.music.queue import TrackQueue
 from cogs.music.recovery import RECOVERING, Recovery
 from cogs.music.restore import restore_sessions
-from cogs.music.settings import MusicSettings, MusicSettingsStore
+from cogs.music.settings import MusicSettingsStore
+from cogs.music.shares import QueueShares
 from cogs.music.sources import Resolver
 from cogs.music.store import MusicStore, SaveQueue, Session
 from cogs.music.tracks import Stream, Track
-from cogs.music.views import Cut, Room, player_controls, player_embed
+from cogs.music.visits import Visits
 from utils.data_owners import Place
 from utils.tasks import log_failure
-from utils.text import counted
 
 if TYPE_CHECKING:
     from bot import Bot
@@ -68,25 +64,24 @@ class Sessions:
         self.settings = bot.settings
         self.resolver = resolver
         self.players: dict[int, Player] = {}
-        self._now_playing: dict[int, discord.Message] = {}
         self._locks: dict[int, asyncio.Lock] = {}
         self._queueing: dict[int, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._kept: set[int] = set()
-        self.visits: dict[int, int] = {}
-        """Guild → the voice channel a /play took the bot to, away from its 24/7 channel:
-        not a new 24/7 channel (:class:`~cogs.music.modes.MusicModes`); once it empties
-        the bot goes back (:meth:`update_alone`)."""
         """Guilds whose saved queue could not resume after a restart (:meth:`keep_saved`)."""
+        self.visits = Visits(self)
         self.saves = SaveQueue(MusicStore(bot.db), self._session)
         self.music_settings = MusicSettingsStore(bot.db, keep=lambda gid: gid in self.players)
+        self.access = PlayerAccess(self.players, self.music_settings)
+        self.shares = QueueShares(bot.settings, self.music_settings, self.players)
         self.autoplay = Autoplay(resolver)
         self.votes = SkipVotes()
         self.skips = SkipNotices()
         self.recovery = Recovery(self)
-        self.progress = ProgressTicker(
+        progress = ProgressTicker(
             lambda guild_id: moving_embed(self, guild_id), bot.settings.music_progress_interval
         )
+        self.now_playing = NowPlaying(self.players, progress, self._spawn)
 
     def start(self) -> None:
         """Resume the saved sessions once the bot is ready."""
@@ -97,13 +92,12 @@ class Sessions:
         the buttons off the now-playing messages, stop background work."""
         for task in list(self._tasks):
             task.cancel()
-        self.progress.close()
+        self.now_playing.progress.close()
         guild_ids = list(self.players)
         await self.saves.flush(guild_ids)
-        messages = [self._now_playing[gid] for gid in guild_ids if gid in self._now_playing]
         await asyncio.gather(
+            self.now_playing.unbutton(guild_ids),  # first: before the teardowns forget them
             *(self.teardown(gid, forget=False) for gid in guild_ids),
-            *(_without_buttons(message) for message in messages),  # out of date after it
         )
         await self.saves.close()
 
@@ -115,17 +109,8 @@ class Sessions:
         self.autoplay.played(player.guild_id, track)
         self.bot.dispatch("music_track_started", player.guild_id, track)  # for /history
         channel = self._text_channel(player)
-        if channel is None:
-            return
-        await self._clear_now_playing(player.guild_id)
-        embed, view = player_embed(player, track), player_controls(player)
-        try:
-            message = await channel.send(embed=embed, view=view)
-        except discord.HTTPException as error:
-            log.warning("could not post the now-playing message: %s", error)
-            return
-        self._now_playing[player.guild_id] = message
-        self.progress.follow(player.guild_id, message)
+        if channel is not None:
+            await self.now_playing.post(player, channel, track)
 
     async def track_failed(self, player: Player, track: Track, reason: str) -> None:
         log.info("skipping %r in guild %s: %s", track.source, player.guild_id, reason)
@@ -140,7 +125,7 @@ class Sessions:
         self.skips.end(player.guild_id)
         if await self._autoplay(player):
             return
-        await self._clear_now_playing(player.guild_id)
+        await self.now_playing.clear(player.guild_id)
         await self.say(player, "The queue is finished; add more with `/play`.")
 
     async def _autoplay(self, player: Player) -> bool:
@@ -180,34 +165,6 @@ class Sessions:
         the order they were asked for; nothing else waits for it (not /stop, not a leave)."""
         return self._queueing.setdefault(guild_id, asyncio.Lock())
 
-    async def share(
-        self, guild: discord.Guild, member: discord.Member, channel: VoiceChannel
-    ) -> int | None:
-        """The most tracks ``member`` may have waiting in the queue when playing in
-        ``channel`` (MUSIC_MAX_QUEUED_PER_MEMBER), or None: no cap, or they are exempt
-        (:func:`~cogs.music.control.unlimited`)."""
-        cap = self.settings.music_max_queued_per_member
-        if not cap or unlimited(member, channel, await self.music_settings.get(guild.id)):
-            return None
-        return cap
-
-    def room(self, guild_id: int, member_id: int, share: int | None) -> Room:
-        """How many tracks ``member_id`` may add now: the queue's room, at most a
-        playlist's worth, and what is left of their ``share``; MusicError when none."""
-        player = self.players.get(guild_id)
-        room = Room(player.queue.room if player else self.settings.music_queue_limit, Cut.QUEUE)
-        if room.count <= 0:
-            raise MusicError(f"The queue is full ({self.settings.music_queue_limit} tracks).")
-        if share is not None:
-            queued = player.queue.queued_by(member_id) if player else 0
-            if queued >= share:
-                raise MusicError(
-                    f"You have {counted(queued, 'track')} waiting in the queue, as many as "
-                    "one person may add here; add more once some have played."
-                )
-            room = min(room, Room(share - queued, Cut.SHARE))
-        return min(room, Room(self.settings.music_playlist_limit, Cut.PLAYLIST))
-
     async def abandon(self, guild_id: int, joining: asyncio.Task[Player], *, created: bool) -> None:
         """/play failed to resolve: leave again if it joined for nothing."""
         try:
@@ -231,9 +188,9 @@ class Sessions:
         player, voice = self.players.get(guild.id), voice_of(guild)
         if player is not None and voice is not None and voice.is_connected():
             if voice.channel != channel:
-                if self.listeners(voice.channel):
+                if listeners(voice.channel):
                     raise MusicError(f"I'm playing in {voice.channel.mention}; join me there.")
-                await self._note_visit(guild.id, channel)
+                await self.visits.note(guild.id, channel)
                 await voice.move_to(channel)
             player.text_channel_id = text_id
             return player
@@ -241,43 +198,13 @@ class Sessions:
             raise MusicError(RECOVERING)
         if player is not None or voice is not None:
             await self.teardown(guild.id, forget=True)
-        await self._note_visit(guild.id, channel)
+        await self.visits.note(guild.id, channel)
         voice = await connect(channel)
         player = await self.new_player(guild.id, voice, text_id)
         player.start()
         self.update_alone(guild)
         await self.take_the_stage(guild)
         return player
-
-    async def _note_visit(self, guild_id: int, channel: VoiceChannel) -> None:
-        """Before joining ``channel`` for a /play: note it if it is not the 24/7 one."""
-        rules = await self.music_settings.get(guild_id)
-        if rules.stay and rules.stay_channel_id not in (None, channel.id):
-            self.visits[guild_id] = channel.id
-        else:
-            self.visits.pop(guild_id, None)
-
-    async def _go_home(self, guild: discord.Guild) -> None:
-        """Back to the 24/7 channel from a visit nobody listens to any more."""
-        rules = await self.music_settings.get(guild.id)
-        home = guild.get_channel(rules.stay_channel_id) if rules.stay_channel_id else None
-        async with self.lock(guild.id):
-            voice = voice_of(guild)
-            if voice is None or self.visits.get(guild.id) != voice.channel.id:
-                return  # moved, left or back already
-            if self.listeners(voice.channel):
-                return  # someone came back meanwhile: the visit goes on
-            del self.visits[guild.id]
-            if not rules.stay or not isinstance(home, VoiceChannel):
-                return  # 24/7 is off, or its channel is gone: the alone timer decides
-            try:
-                check_can_join(home)
-                await voice.move_to(home, timeout=CONNECT_TIMEOUT)
-            except (MusicError, TimeoutError) as error:
-                log.warning(
-                    "could not go back to the 24/7 channel in guild %s: %s", guild.id, error
-                )
-        self.update_alone(guild)
 
     async def new_player(
         self,
@@ -319,37 +246,16 @@ class Sessions:
             log.error("could not start FFmpeg (%s): %s", self.settings.music_ffmpeg, error)
             raise MusicError("FFmpeg isn't available on the bot's machine.") from error
 
-    def listening(self, guild: discord.Guild, member: discord.Member) -> Player:
-        """The player, if ``member`` is in its voice channel (every control needs that)."""
-        player, voice = self.players.get(guild.id), voice_of(guild)
-        if player is None or voice is None:
-            raise MusicError("I'm not playing anything right now.")
-        if member.voice is None or member.voice.channel != voice.channel:
-            raise MusicError(f"Join {voice.channel.mention} to control the music.")
-        return player
-
-    def controlled(self, guild: discord.Guild, member: discord.Member) -> Player:
-        """The player, if ``member`` is in its voice channel and may use the DJ-only
-        controls (pause, stop, seek, queue edits, volume, filters: :mod:`~.control`)."""
-        player = self.listening(guild, member)
-        if not self.is_dj(guild, member):
-            raise MusicError(dj_refusal(guild, self.music_settings.cached(guild.id)))
-        return player
-
-    def is_dj(self, guild: discord.Guild, member: discord.Member) -> bool:
-        rules = self.music_settings.cached(guild.id) or MusicSettings(guild.id)
-        return (voice := voice_of(guild)) is not None and is_dj(member, voice.channel, rules)
-
     def skip(self, guild: discord.Guild, member: discord.Member) -> tuple[Track, Vote | None]:
         """Skip for a DJ or whoever asked for the track, else count a vote (more than half
         of the listeners skip); the track and the vote (None: skipped outright)."""
-        player = self.listening(guild, member)
+        player = self.access.listening(guild, member)
         track, voice = player.queue.current, voice_of(guild)
         if track is None or not player.playing or voice is None:
             raise MusicError("Nothing is playing.")
-        if self.is_dj(guild, member) or track.requester_id == member.id:
+        if self.access.is_dj(guild, member) or track.requester_id == member.id:
             return player.skip(), None
-        vote = self.votes.vote(guild.id, member.id, self.listeners(voice.channel))
+        vote = self.votes.vote(guild.id, member.id, listeners(voice.channel))
         if vote.passed:
             player.skip()
         return track, vote
@@ -360,7 +266,7 @@ class Sessions:
         track = player.queue.current if player else None
         if player is None or voice is None or track is None or not player.playing:
             return
-        vote = self.votes.recount(guild.id, self.listeners(voice.channel))
+        vote = self.votes.recount(guild.id, listeners(voice.channel))
         if vote is not None and vote.passed:
             self.votes.reset(guild.id)  # counted: another leave must not skip again
             player.skip()
@@ -379,7 +285,7 @@ class Sessions:
             stay_channel_id=channel.id if channel else None,
             stay_text_channel_id=text_id if channel else None,
         )
-        self.visits.pop(guild.id, None)  # the new 24/7 channel, or no more 24/7
+        self.visits.end(guild.id)  # the new 24/7 channel, or no more 24/7
         player = self.players.get(guild.id)
         if player is not None:
             player.stay = channel is not None
@@ -391,21 +297,12 @@ class Sessions:
         if player is not None and (note := await become_speaker(guild.me)):
             await self.say(player, note)
 
-    def listeners(self, channel: VoiceChannel) -> list[int]:
-        """Ids of the people (not bots) in a voice channel."""
-        guild = channel.guild
-        return [
-            user_id
-            for user_id in channel.voice_states
-            if not ((member := guild.get_member(user_id)) and member.bot) and user_id != guild.me.id
-        ]
-
     def update_alone(self, guild: discord.Guild) -> None:
         player, voice = self.players.get(guild.id), voice_of(guild)
         if player is not None and voice is not None:
-            alone = not self.listeners(voice.channel)
-            if alone and self.visits.get(guild.id) == voice.channel.id:
-                self._spawn(self._go_home(guild), "music-home")
+            alone = not listeners(voice.channel)
+            if alone and self.visits.of(guild.id) == voice.channel.id:
+                self._spawn(self.visits.go_home(guild), "music-home")
             player.set_alone(alone)
 
     async def leave(
@@ -433,11 +330,10 @@ class Sessions:
         self.votes.reset(guild_id)
         self.skips.end(guild_id)
         self.autoplay.forget(guild_id)
-        self.visits.pop(guild_id, None)
+        self.visits.end(guild_id)
         if forget:
-            await self._clear_now_playing(guild_id)
-        self._now_playing.pop(guild_id, None)
-        self.progress.stop(guild_id)
+            await self.now_playing.clear(guild_id)
+        self.now_playing.drop(guild_id)
         # Not through the guild: after a kick it is gone, and its connection must go too.
         voices = (v for v in self.bot.voice_clients if isinstance(v, discord.VoiceClient))
         voice = next((v for v in voices if v.guild.id == guild_id), None)
@@ -495,40 +391,8 @@ class Sessions:
         if channel is not None:
             await send(channel, content)
 
-    def refresh_now_playing(self, player: Player) -> None:
-        """Show the player as it is on its now-playing message, in the background: the
-        edit may wait out the channel's rate limit (shared with AI replies streaming
-        there), and the command's own reply must not wait (an interaction has 3 s)."""
-        self._spawn(self._refresh_now_playing(player), "music-refresh")
-
-    async def _refresh_now_playing(self, player: Player) -> None:
-        message, current = self._now_playing.get(player.guild_id), player.queue.current
-        if message is None or current is None or self.players.get(player.guild_id) is not player:
-            return
-        try:
-            await message.edit(embed=player_embed(player, current), view=player_controls(player))
-        except discord.HTTPException as error:
-            log.debug("could not update the now-playing message: %s", error)
-
-    async def _clear_now_playing(self, guild_id: int) -> None:
-        message = self._now_playing.pop(guild_id, None)
-        self.progress.stop(guild_id)
-        if message is None:
-            return
-        try:
-            await message.delete()
-        except discord.HTTPException as error:
-            log.debug("could not delete the now-playing message: %s", error)
-
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         task.add_done_callback(log_failure)
-
-
-async def _without_buttons(message: discord.Message) -> None:
-    try:
-        await message.edit(view=None)
-    except discord.HTTPException as error:
-        log.debug("could not take the buttons off the now-playing message: %s", error)

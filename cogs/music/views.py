@@ -2,9 +2,10 @@
 
 The control buttons are :class:`discord.ui.DynamicItem` s: they cost no per-message
 state.  Each carries the player's :attr:`~cogs.music.player.Player.play_id` of the
-track its message shows; a press is handed to the cog as the ``music_control`` event,
-which acts only if that track is still the one playing (a message left from an earlier
-track, or from before a restart, is out of date).
+track its message shows; a press is handed to the cog as the ``music_control`` event
+(answered by :func:`cogs.music.buttons.press`), which acts only if that track is still
+the one playing (a message left from an earlier track, or from before a restart, is
+out of date).
 """
 
 from __future__ import annotations

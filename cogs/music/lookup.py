@@ -1,0 +1,89 @@
+"""What a /play query means, and which resolver answers it.
+
+:class:`Lookup` owns the resolvers the Music cog plays from, built from the settings:
+yt-dlp's (:mod:`cogs.music.sources`, also the players' streams), Spotify's
+(:mod:`cogs.music.spotify`) and the spotify.link expander (:mod:`cogs.music.shortlinks`).
+It starts them with the cog and closes them at shutdown, and routes each query: a
+short link or an open.spotify.com link to Spotify, another link to yt-dlp, words to
+a search.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import spotipy
+
+from cogs.music.errors import MusicError
+from cogs.music.ffmpeg import ffprobe_for
+from cogs.music.shortlinks import ShortLinks, is_short_link
+from cogs.music.sources import Resolver
+from cogs.music.spotify import SpotifyResolver, make_client
+from cogs.music.tracks import Found
+from cogs.music.urls import AddressPolicy, link_to_play, looks_like_url, parse_spotify
+from cogs.music.youtube import parse_extractor_args, readable_cookies
+from config import Settings
+
+MAX_QUERY = 500
+
+
+class Lookup:
+    """The resolvers behind /play (see the module docstring)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.resolver = Resolver(
+            search_prefix=settings.music_search_prefix,
+            timeout=settings.music_resolve_timeout,
+            policy=AddressPolicy(
+                allow_private=settings.music_allow_private_urls,
+                allowed_hosts=frozenset(settings.music_allowed_hosts),
+                time_limit=min(settings.music_resolve_timeout, 10.0),
+            ),
+            ffprobe=ffprobe_for(settings.music_ffmpeg),
+            cookies=readable_cookies(settings.music_ytdlp_cookies),
+            extractor_args=parse_extractor_args(settings.music_ytdlp_extractor_args),
+        )
+        self.spotify = SpotifyResolver(
+            self._spotify_factory(),
+            search_target=self.resolver.search_target,
+            timeout=settings.music_resolve_timeout,
+        )
+        self.short_links = ShortLinks(
+            self.resolver, timeout=min(settings.music_resolve_timeout, 10.0)
+        )
+
+    def _spotify_factory(self) -> Callable[[], spotipy.Spotify] | None:
+        client_id, secret = self.settings.spotipy_client_id, self.settings.spotipy_client_secret
+        if not client_id or secret is None:
+            return None
+        timeout = min(self.settings.music_resolve_timeout, 15.0)
+        return lambda: make_client(client_id, secret.get_secret_value(), timeout=timeout)
+
+    async def start(self) -> None:
+        await self.resolver.start()
+        await self.short_links.start()
+
+    async def close(self) -> None:
+        self.spotify.close()
+        await self.short_links.close()
+        await self.resolver.close()
+
+    async def tracks(self, query: str, requester_id: int, limit: int) -> Found:
+        """The tracks ``query`` names (at most ``limit``); MusicError when it can't be
+        played."""
+        query = query.strip()
+        if query.startswith("<") and query.endswith(">"):  # a link wrapped to hide its preview
+            query = query[1:-1].strip()
+        if not query:
+            raise MusicError("Tell me what to play: a link, or words to search for.")
+        if len(query) > MAX_QUERY:
+            raise MusicError(f"That's too long: keep it under {MAX_QUERY} characters.")
+        if is_short_link(query):
+            link = await self.short_links.expand(link_to_play(query))
+            return await self.spotify.tracks(link, requester_id, limit)
+        if link := parse_spotify(query):
+            return await self.spotify.tracks(link, requester_id, limit)
+        if looks_like_url(query):
+            return await self.resolver.tracks(link_to_play(query), requester_id, limit)
+        return Found(None, [await self.resolver.search(query, requester_id)])

@@ -1,0 +1,95 @@
+"""Now-playing messages: the message each guild's player posts when a track starts, with
+its buttons and its moving progress bar (:mod:`cogs.music.progress`).
+
+:class:`NowPlaying` owns which message is each guild's: it posts a new one per track
+(deleting the last), edits it when a control changes the player, deletes it when the
+queue ends or the session is forgotten, and takes its buttons off at shutdown (they
+would act on a player that is gone).  The sessions decide when; this is the only
+writer of that state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from typing import Any
+
+import discord
+
+from cogs.music.player import Player
+from cogs.music.progress import ProgressTicker
+from cogs.music.tracks import Track
+from cogs.music.views import player_controls, player_embed
+
+log = logging.getLogger(__name__)
+
+Spawn = Callable[[Coroutine[Any, Any, Any], str], None]
+"""Runs a coroutine in the background under a task name (the sessions' tasks)."""
+
+
+class NowPlaying:
+    """Each guild's now-playing message (see the module docstring)."""
+
+    def __init__(self, players: dict[int, Player], progress: ProgressTicker, spawn: Spawn) -> None:
+        self._players = players
+        self._messages: dict[int, discord.Message] = {}
+        self.progress = progress
+        self._spawn = spawn
+
+    async def post(self, player: Player, channel: discord.abc.Messageable, track: Track) -> None:
+        """A track started: replace the guild's message with one showing it."""
+        await self.clear(player.guild_id)
+        embed, view = player_embed(player, track), player_controls(player)
+        try:
+            message = await channel.send(embed=embed, view=view)
+        except discord.HTTPException as error:
+            log.warning("could not post the now-playing message: %s", error)
+            return
+        self._messages[player.guild_id] = message
+        self.progress.follow(player.guild_id, message)
+
+    def refresh(self, player: Player) -> None:
+        """Show the player as it is on its now-playing message, in the background: the
+        edit may wait out the channel's rate limit (shared with AI replies streaming
+        there), and the command's own reply must not wait (an interaction has 3 s)."""
+        self._spawn(self._refresh(player), "music-refresh")
+
+    async def _refresh(self, player: Player) -> None:
+        message, current = self._messages.get(player.guild_id), player.queue.current
+        if message is None or current is None or self._players.get(player.guild_id) is not player:
+            return
+        try:
+            await message.edit(embed=player_embed(player, current), view=player_controls(player))
+        except discord.HTTPException as error:
+            log.debug("could not update the now-playing message: %s", error)
+
+    async def clear(self, guild_id: int) -> None:
+        """Delete the guild's message."""
+        message = self._messages.pop(guild_id, None)
+        self.progress.stop(guild_id)
+        if message is None:
+            return
+        try:
+            await message.delete()
+        except discord.HTTPException as error:
+            log.debug("could not delete the now-playing message: %s", error)
+
+    def drop(self, guild_id: int) -> None:
+        """Forget the guild's message, leaving it in its channel."""
+        self._messages.pop(guild_id, None)
+        self.progress.stop(guild_id)
+
+    def unbutton(self, guild_ids: Iterable[int]) -> Awaitable[object]:
+        """Take the buttons off these guilds' messages (out of date once their sessions
+        are suspended for a restart); the messages are taken now, before a teardown
+        forgets them, and the edits run when awaited."""
+        messages = [self._messages[gid] for gid in guild_ids if gid in self._messages]
+        return asyncio.gather(*(_without_buttons(message) for message in messages))
+
+
+async def _without_buttons(message: discord.Message) -> None:
+    try:
+        await message.edit(view=None)
+    except discord.HTTPException as error:
+        log.debug("could not take the buttons off the now-playing message: %s", error)
