@@ -1,16 +1,16 @@
 """The tools offered to one reply, and running the model's calls for the person who asked.
 
 Each call is checked when it runs, against the asker (the human whose message started
-the reply, their roles read from Discord then) and the bot: the tool's family must be
-on here, both must hold the tool's permissions in the channel (a tool acting on the
-server or on another channel checks its permission there itself), and a tool that
-changes something is withheld once the reply has read text others wrote (web pages,
-memories, titles, names): actions come only from what the asker wrote. A reply's calls
-are bounded: `MAX_CALLS` run per model turn, together within `ROUND_TIME` seconds, and
-at most `MAX_CHANGES` calls that change something per reply, never the same one twice.
-A call that is refused, fails or times out becomes an error result the model explains;
-it never ends the reply. Changes are recorded for `/ai audit` (memory is private and is
-not).
+the reply, their roles read from Discord at the reply's first server tool) and the bot:
+the tool's family must be on here, both must hold the tool's permissions in the channel
+(a tool acting on the server or on another channel checks its permission there itself),
+and a tool that changes something is withheld once the reply has read text others wrote
+(web pages, memories, titles, names): actions come only from what the asker wrote. A
+reply's calls are bounded: `MAX_CALLS` run per model turn, together within `ROUND_TIME`
+seconds, and at most `MAX_CHANGES` calls that change something per reply, never the
+same one twice. A call that is refused, fails or times out becomes an error result the
+model explains; it never ends the reply. Changes are recorded for `/ai audit` (memory is
+private and is not).
 """
 
 from __future__ import annotations
@@ -99,6 +99,8 @@ class Toolbox:
         # Taken now: a cog reloaded while this reply runs unregisters its tools.
         self._declarations = {name: registry.declaration(name) for name in self.tools}
         self.read_outside = False
+        self._fresh: Asker | None = None  # the asker as Discord has them now (`_asker_now`)
+        self._fetching = asyncio.Lock()  # one fetch for the calls of a turn run together
         self._changes: set[tuple[str, str]] = set()  # changing calls made: tool, arguments
         self.notes: list[str] = []
         self.sources: list[Source] = []
@@ -218,16 +220,20 @@ class Toolbox:
     async def _asker_now(self, tool: Tool[Any]) -> Asker:
         """For a server tool, the asker with their roles as they are now: the message's
         copy may be minutes old, and the bot hears of no member's role change (it has no
-        members intent), so a permission taken away since would still count."""
+        members intent), so a permission taken away since would still count. Fetched
+        once a reply, at its first server tool."""
         asker, guild = self.asker, self.asker.guild
         if guild is None or not tool.guild_only or not isinstance(asker.user, discord.Member):
             return asker
-        try:
-            member = await guild.fetch_member(asker.user.id)
-        except discord.NotFound as error:
-            name = asker.user.display_name
-            raise ToolRefused(f"{name} is no longer a member of this server.") from error
-        return dataclasses.replace(asker, user=member)
+        async with self._fetching:
+            if self._fresh is None:
+                try:
+                    member = await guild.fetch_member(asker.user.id)
+                except discord.NotFound as error:
+                    name = asker.user.display_name
+                    raise ToolRefused(f"{name} is no longer a member of this server.") from error
+                self._fresh = dataclasses.replace(asker, user=member)
+        return self._fresh
 
     def _count_change(self, tool: Tool[Any], params: BaseModel) -> None:
         """Take one of the reply's changes for this call (refused: a repeat, or none left)."""
