@@ -35,7 +35,7 @@ import logging
 import re
 import sqlite3
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -143,6 +143,16 @@ def refuse_newer(where: str, version: int, migrations: list[tuple[int, Path]]) -
             f"{where} has schema version {version}, newer than this bot's ({known}): "
             "upgrade the bot, or restore an older backup"
         )
+
+
+IN_BATCH = 500
+"""Values per `IN (...)` list: below SQLite's limit on a statement's parameters."""
+
+
+def in_batches(values: Sequence[T]) -> Iterator[Sequence[T]]:
+    """`values` in slices of at most `IN_BATCH`, one `IN (...)` query each."""
+    for start in range(0, len(values), IN_BATCH):
+        yield values[start : start + IN_BATCH]
 
 
 def migration_failed(name: str, why: str) -> DatabaseUnavailable:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+import utils.db
 from cogs.ai.log import ChatLogReader
 from cogs.ai.records import Turn
 from cogs.ai.store import ChatStore
@@ -26,7 +27,7 @@ from utils.db import Database
 from utils.gemini import GeminiProvider
 from utils.gemini_replies import AIUnavailableError
 from utils.instance_lock import InstanceLock
-from utils.memory import consolidation, deletions
+from utils.memory import consolidation
 from utils.memory.chunks import Chunk, ChunkLimits
 from utils.memory.config import MemoryConfig
 from utils.memory.consolidation_marks import ConsolidationMarks
@@ -247,7 +248,7 @@ async def said(
 async def test_a_deleted_message_forgets_only_the_chunks_holding_it(
     make_service: MakeService, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(deletions, "_IN_BATCH", 2)  # the turns are looked up in batches
+    monkeypatch.setattr(utils.db, "IN_BATCH", 2)  # the turns are looked up in batches
     service = await make_service(chunk=ChunkLimits(max_turns=2))  # an exchange a chunk
     chat = ChatStore(db)
     await said(service, chat, "hiking in the Alps is my hobby", "ok, lovely")

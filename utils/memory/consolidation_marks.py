@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from utils.db import Connection, Database
+from utils.db import Connection, Database, in_batches
 from utils.memory.records import Scope
 from utils.memory.tombstones import forgotten
-
-_IN_BATCH = 500  # ids per `IN (...)` query
 
 
 class ConsolidationMarks:
@@ -26,8 +24,7 @@ class ConsolidationMarks:
     async def consolidated(self, channel_ids: Sequence[int]) -> dict[int, int]:
         """How far consolidation has read these channels: the last message id read."""
         found: dict[int, int] = {}
-        for start in range(0, len(channel_ids), _IN_BATCH):
-            batch = list(channel_ids[start : start + _IN_BATCH])
+        for batch in in_batches(channel_ids):
             marks = ",".join("?" * len(batch))
             rows = await self.db.fetchall(
                 "SELECT channel_id, upto_id FROM memory_consolidation "

@@ -15,11 +15,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from utils.data_owners import Place
-from utils.db import Connection, Database, Row
+from utils.db import Connection, Database, Row, in_batches
 from utils.memory.records import Scope
 from utils.memory.tombstones import Purge, record_purge
-
-_IN_BATCH = 500  # ids per `IN (...)` query
 
 
 def _like_escaped(text: str) -> str:
@@ -135,8 +133,8 @@ class MemoryDeletions:
         async def delete(conn: Connection) -> list[Row]:
             rows: list[Row] = []
             for column, ids in (("message_id", message_ids), ("turn_id", turn_ids)):
-                for start in range(0, len(ids), _IN_BATCH):
-                    batch = [int(i) for i in ids[start : start + _IN_BATCH]]
+                for chunk in in_batches(ids):
+                    batch = [int(i) for i in chunk]
                     marks = ",".join("?" * len(batch))
                     # A Discord message may also be an earlier one of a split reply.
                     parts = (
@@ -150,8 +148,7 @@ class MemoryDeletions:
                         f"WHERE {column} IN ({marks}){parts}){unless} RETURNING scope, id",
                         (channel_id, *batch, *(batch if parts else ()), *kept_params),
                     )
-            for start in range(0, len(lines), _IN_BATCH):
-                batch = lines[start : start + _IN_BATCH]
+            for batch in in_batches(lines):
                 # A whole line: between newlines once the text is wrapped in two (the
                 # SQL strings hold a newline character).
                 holds = " OR ".join("('\n' || text || '\n') LIKE ? ESCAPE '\\'" for _ in batch)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from utils.db import Connection, Database, Row
+from utils.db import Connection, Database, Row, in_batches
 from utils.memory.chunks import Chunk, Held
 from utils.memory.keywords import Fields, KeywordRow, keyword_index
 from utils.memory.records import Memory, Scope, Source, describe
@@ -26,7 +26,6 @@ from utils.memory.scoring import indexed_terms
 from utils.memory.tombstones import Tombstones
 
 _COLUMNS = "id, scope, author_id, author_name, source, text, created_at, channel_id"
-_IN_BATCH = 500  # ids per `IN (...)` query
 _ADD_TURNS = (
     "INSERT INTO memory_turns (memory_id, turn_id, message_id) VALUES (?, ?, ?) "
     "ON CONFLICT DO NOTHING"
@@ -250,8 +249,8 @@ class MemoryStore:
         memories: dict[int, Memory] = {}
         vectors: dict[int, np.ndarray] = {}
         key = scope.key
-        for start in range(0, len(ids), _IN_BATCH):
-            batch = [int(i) for i in ids[start : start + _IN_BATCH]]
+        for chunk in in_batches(ids):
+            batch = [int(i) for i in chunk]
             wanted = [i for i in batch if i in vectors_of]
             vector = "NULL"
             if wanted:
@@ -272,8 +271,8 @@ class MemoryStore:
 
     async def _by_ids(self, ids: Sequence[int]) -> list[Row]:
         rows: list[Row] = []
-        for start in range(0, len(ids), _IN_BATCH):
-            batch = [int(i) for i in ids[start : start + _IN_BATCH]]
+        for chunk in in_batches(ids):
+            batch = [int(i) for i in chunk]
             marks = ",".join("?" * len(batch))
             rows += await self.db.fetchall(
                 f"SELECT {_COLUMNS} FROM memories WHERE id IN ({marks})", batch
@@ -348,8 +347,8 @@ class MemoryStore:
     ) -> AsyncIterator[tuple[np.ndarray, np.ndarray]]:
         """(ids, vectors) of a scope's memories made by `model`, all or these, in batches."""
         if ids is not None:
-            for start in range(0, len(ids), _IN_BATCH):
-                part = [int(i) for i in ids[start : start + _IN_BATCH]]
+            for chunk in in_batches(ids):
+                part = [int(i) for i in chunk]
                 marks = ",".join("?" * len(part))
                 rows = await self.db.fetchall(
                     f"SELECT id, vector FROM memories WHERE scope = ? AND model = ? "

@@ -11,12 +11,11 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
-from utils.db import Connection
+from utils.db import Connection, in_batches
 from utils.memory.chunks import Held
 from utils.memory.records import Scope
 
 PURGES_KEPT = 86_400.0  # seconds a purge is kept in mind: far longer than work under way runs
-_IN_BATCH = 500  # ids per `IN (...)` query
 
 
 @dataclass(frozen=True)
@@ -115,8 +114,7 @@ async def _forgotten_turns(conn: Connection, turn_ids: Collection[int]) -> set[i
     """Those of `turn_ids` in a single memory forgotten since (`memory_forgotten_turns`)."""
     found: set[int] = set()
     ids = sorted(turn_ids)
-    for start in range(0, len(ids), _IN_BATCH):
-        batch = ids[start : start + _IN_BATCH]
+    for batch in in_batches(ids):
         rows = await conn.fetchall(
             "SELECT turn_id FROM memory_forgotten_turns "
             f"WHERE turn_id IN ({','.join('?' * len(batch))})",
