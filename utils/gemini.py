@@ -40,12 +40,11 @@ from utils.gemini_errors import (
     retry_delay,
 )
 from utils.gemini_replies import (
-    SAFETY_CATEGORIES,
-    SAFETY_LEVELS,
     AIError,
     AIUnavailableError,
     Reply,
 )
+from utils.gemini_requests import request_config
 from utils.metrics import Metrics
 from utils.reliability.circuit_breaker import CircuitBreaker, CircuitOpenError
 
@@ -138,7 +137,7 @@ class GeminiProvider:
         answer in text).
         """
         reply = reply if reply is not None else Reply()
-        config = _config(system, safety, tools=tools, tool_mode=tool_mode)
+        config = request_config(system, safety, tools=tools, tool_mode=tool_mode)
         chunks, first = await self._with_retries(
             lambda name: self._open_stream(name, contents, config),
             model,
@@ -197,7 +196,9 @@ class GeminiProvider:
         `reply.sources`; `max_output_tokens` bounds what the model writes (thinking
         included)."""
         reply = Reply()
-        config = _config(system, safety, schema, tools=tools, max_output_tokens=max_output_tokens)
+        config = request_config(
+            system, safety, schema, tools=tools, max_output_tokens=max_output_tokens
+        )
 
         async def request(name: str) -> types.GenerateContentResponse:
             return await self.client.aio.models.generate_content(
@@ -360,37 +361,6 @@ class GeminiProvider:
         if feedback is not None and feedback.block_reason:
             reply.block_reason = feedback.block_reason.value
         return text
-
-
-def _config(
-    system: str | None,
-    safety: str | None,
-    schema: types.SchemaDict | None = None,
-    *,
-    tools: list[types.ToolDict] | None = None,
-    tool_mode: types.FunctionCallingConfigMode = types.FunctionCallingConfigMode.AUTO,
-    max_output_tokens: int | None = None,
-) -> types.GenerateContentConfigDict | None:
-    config: types.GenerateContentConfigDict = {}
-    if system:
-        config["system_instruction"] = system
-    if max_output_tokens is not None:
-        config["max_output_tokens"] = max_output_tokens
-    if schema is not None:  # structured output: the reply is JSON text of that shape
-        config["response_mime_type"] = "application/json"
-        config["response_schema"] = schema
-    if safety in SAFETY_LEVELS:
-        threshold = SAFETY_LEVELS[safety]
-        config["safety_settings"] = [
-            {"category": category, "threshold": threshold} for category in SAFETY_CATEGORIES
-        ]
-    if tools:
-        config["tools"] = tools
-        # The bot runs the calls itself: it checks permissions, bounds time and streams.
-        config["automatic_function_calling"] = {"disable": True}
-        if any("function_declarations" in tool for tool in tools):
-            config["tool_config"] = {"function_calling_config": {"mode": tool_mode}}
-    return config or None
 
 
 def _session(base_url: str) -> aiohttp.ClientSession:

@@ -2,9 +2,8 @@
 
 `AIError` is any failure users may see; `AIUnavailableError` says when to try again;
 `ReplyStopped` says why Google ended a reply early or refused the prompt (the finish
-and block reasons map to a stored reason and a user-facing phrase). The `/ai safety`
-levels say which harm categories a request blocks from which probability up.
-The provider (`utils.gemini`) fills these in.
+and block reasons map to a stored reason and a user-facing phrase). The provider
+(`utils.gemini`) fills these in.
 """
 
 from __future__ import annotations
@@ -66,21 +65,6 @@ class ReplyStopped(AIError):
         else:
             message = f"I can't answer that: the reply was {why}."
         super().__init__(message)
-
-
-# `/ai safety` levels: block content from this harm probability up, in four categories.
-SAFETY_LEVELS: dict[str, types.HarmBlockThreshold] = {
-    "low": types.HarmBlockThreshold.BLOCK_LOW_AND_ABOVE,
-    "medium": types.HarmBlockThreshold.BLOCK_MEDIUM_AND_ABOVE,
-    "high": types.HarmBlockThreshold.BLOCK_ONLY_HIGH,
-    "off": types.HarmBlockThreshold.OFF,
-}
-SAFETY_CATEGORIES = (
-    types.HarmCategory.HARM_CATEGORY_HARASSMENT,
-    types.HarmCategory.HARM_CATEGORY_HATE_SPEECH,
-    types.HarmCategory.HARM_CATEGORY_SEXUALLY_EXPLICIT,
-    types.HarmCategory.HARM_CATEGORY_DANGEROUS_CONTENT,
-)
 
 
 @dataclass
