@@ -265,16 +265,43 @@ class PostgresDatabase(Database):
             yield _PostgresConnection(conn, self._timeout)
 
     async def in_transaction(self, work: Callable[[Connection], Awaitable[T]]) -> T:
-        for attempt in range(1, _ATTEMPTS):
+        async def once() -> T:
+            async with self.transaction() as conn:
+                return await work(conn)
+
+        return await self._retried(once)
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        # One statement is atomic on its own: no BEGIN and COMMIT, two round trips fewer.
+        async def once() -> int:
+            async with self._write_lock, self._acquire() as conn:
+                return await _PostgresConnection(conn, self._timeout).execute(sql, params)
+
+        return await self._retried(once)
+
+    async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
+        rows = list(rows)  # read again if the server aborts the first try
+
+        async def once() -> None:
+            async with self._write_lock, self._acquire() as conn:
+                # asyncpg runs the rows in a transaction of its own when none is open.
+                await _PostgresConnection(conn, self._timeout).executemany(sql, rows)
+
+        await self._retried(once)
+
+    @staticmethod
+    async def _retried(attempt: Callable[[], Awaitable[T]]) -> T:
+        """What `attempt` returns, tried again when the server aborted it for another
+        transaction's sake; the last try's error is the caller's."""
+        for tries in range(1, _ATTEMPTS):
             try:
-                async with self.transaction() as conn:
-                    return await work(conn)
+                return await attempt()
             except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as error:
                 # Another process wrote the same rows (e.g. the memory keyword counts)
                 # in another order; the server rolled this one back, the other goes on.
                 log.info("transaction aborted (%s); trying again", type(error).__name__)
-                await asyncio.sleep(random.uniform(0.0, 0.05 * attempt))  # not in step
-        return await super().in_transaction(work)  # the last try: its error is the caller's
+                await asyncio.sleep(random.uniform(0.0, 0.05 * tries))  # not in step
+        return await attempt()
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         async with self._acquire() as conn:

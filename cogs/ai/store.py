@@ -110,14 +110,18 @@ class ChatStore:
             incomplete=incomplete,
             message_id=message_id,
         )
+        update = (
+            "UPDATE ai_messages SET content = ?, tokens = ?, incomplete = ?, message_id = ? "
+            "WHERE id = ? AND channel_id = ?",
+            (new.content, new.tokens, new.incomplete, new.message_id, new.id, channel_id),
+        )
         with self._cache.extending(channel_id):
-            async with self.db.transaction() as conn:
-                await conn.execute(
-                    "UPDATE ai_messages SET content = ?, tokens = ?, incomplete = ?, "
-                    "message_id = ? WHERE id = ? AND channel_id = ?",
-                    (new.content, new.tokens, new.incomplete, new.message_id, new.id, channel_id),
-                )
-                await self._add_parts(conn, new.id, parts)
+            if not parts:  # one statement: no transaction to open and commit
+                await self.db.execute(*update)
+            else:
+                async with self.db.transaction() as conn:
+                    await conn.execute(*update)
+                    await self._add_parts(conn, new.id, parts)
         self._cache.rewritten(channel_id, turn, new, self.context_tokens)
         return new
 

@@ -13,7 +13,7 @@ import pytest
 from cogs.ai.log import ChatLogReader
 from cogs.ai.records import Tail, Turn, Unfinished
 from cogs.ai.store import ChatStore
-from utils.db import Database
+from utils.db import Database, Params
 
 
 @pytest.fixture
@@ -164,7 +164,14 @@ async def test_a_write_cancelled_after_it_committed_leaves_no_stale_cache(
             yield conn
         raise asyncio.CancelledError  # as if cancelled while the commit came back
 
+    execute = db.execute
+
+    async def execute_then_cancel(sql: str, params: Params = ()) -> int:
+        await execute(sql, params)  # one statement runs without a transaction on PostgreSQL
+        raise asyncio.CancelledError
+
     monkeypatch.setattr(db, "transaction", commit_then_cancel)
+    monkeypatch.setattr(db, "execute", execute_then_cancel)
     with pytest.raises(asyncio.CancelledError):
         await store.add_turns(1, 10, exchange(1))
     with pytest.raises(asyncio.CancelledError):

@@ -12,9 +12,9 @@ from urllib.parse import urlsplit
 import asyncpg
 import pytest
 
-from tests.conftest import bot_stopped_at_start
+from tests.conftest import bot_stopped_at_start, eventually
 from tests.fakes.discord_server import FakeDiscord
-from utils.db import DatabaseUnavailable
+from utils.db import Database, DatabaseUnavailable
 from utils.db_postgres import _MIGRATION_LOCK, PostgresDatabase, to_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -176,3 +176,31 @@ async def test_a_start_that_waits_too_long_for_another_processs_migration_says_s
         await migrating.close()
     assert message.startswith("cannot use PostgreSQL at ") and "\n" not in message
     assert message.endswith(": no answer in time")
+
+
+@pytest.mark.backends("postgresql")
+async def test_a_single_write_the_server_aborted_for_a_deadlock_is_tried_again(
+    db: Database, database_url: str
+) -> None:
+    """One statement runs without BEGIN and COMMIT, yet a deadlock with another process
+    (which the server ends by aborting this statement) does not lose the write."""
+    await db.execute("CREATE TABLE pairs (id INTEGER PRIMARY KEY, hits INTEGER NOT NULL)")
+    await db.executemany("INSERT INTO pairs VALUES (?, 0)", [(1,), (2,)])
+    other = await asyncpg.connect(database_url)  # another process, in a transaction
+    try:
+        await other.execute("SET deadlock_timeout = '10s'")  # this side is never the one aborted
+        async with other.transaction():
+            await other.execute("UPDATE pairs SET hits = hits + 10 WHERE id = 2")
+            # Takes row 1, then waits for row 2, which the other process holds...
+            write = asyncio.create_task(db.execute("UPDATE pairs SET hits = hits + 1"))
+            waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            await eventually(lambda: other.fetchval(waiting), equals=1)
+            # ...which now wants row 1: a deadlock, and the server aborts the single write.
+            await other.execute("UPDATE pairs SET hits = hits + 10 WHERE id = 1")
+        assert await write == 2
+    finally:
+        await other.close()
+    assert [tuple(r) for r in await db.fetchall("SELECT id, hits FROM pairs ORDER BY id")] == [
+        (1, 11),
+        (2, 11),
+    ]
