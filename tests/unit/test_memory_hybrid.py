@@ -255,6 +255,23 @@ def test_a_long_memory_gives_way_to_its_matching_lines() -> None:
     assert "Rosa moved to Lisbon" in picked[0].text and cost(picked[0].text) <= 200 // 3
 
 
+def test_only_memories_that_would_go_in_are_checked_and_a_refused_one_takes_no_room() -> None:
+    ranked = [
+        Recalled(n, f"Ravi: fact number {n} " + "word " * 40, "fact", 0.0, 1.0) for n in range(60)
+    ]
+    asked: list[int] = []
+
+    def keep(item: Recalled) -> bool:  # e.g. whether the asker may read where it was said
+        asked.append(item.id)
+        return item.id != 0
+
+    picked = fit(ranked, frozenset(), limit=40, budget=2 * cost(ranked[0].text))
+    assert [item.id for item in picked] == [0, 1]
+    picked = fit(ranked, frozenset(), limit=40, budget=2 * cost(ranked[0].text), keep=keep)
+    assert [item.id for item in picked] == [1, 2], "the refused one left its room to the next"
+    assert asked == [0, 1, 2], "those that could not fit anyway were not checked"
+
+
 def test_a_cut_memory_keeps_what_people_said_before_the_bots_answers() -> None:
     lines = [
         "assistant: that sounds lovely, which colour did you pick?",

@@ -86,6 +86,26 @@ def _may_read(readable: Readable | None, memory: Memory) -> bool:
     return readable is None or memory.channel_id is None or readable(memory.channel_id)
 
 
+def _new_and_readable(
+    memories: dict[int, Memory], history: Sequence[LoggedTurn], readable: Readable | None
+) -> Callable[[Recalled], bool]:
+    """Whether a memory found may go in the prompt: said where the asker may read, and
+    not already in the conversation's context. Asked only of those that would go in
+    (a few of the candidates), so the context's forms are made only when needed."""
+    context: frozenset[str] | None = None
+
+    def keep(item: Recalled) -> bool:
+        nonlocal context
+        memory = memories[item.id]
+        if not _may_read(readable, memory):
+            return False
+        if context is None:
+            context = context_lines(history)
+        return not in_context(memory, context)
+
+    return keep
+
+
 class Recall:
     """Finds what to remember for a message."""
 
@@ -169,7 +189,7 @@ class Recall:
             query,
             self.runtime.embed_then(spoken, nearest),
             author_id=author_id,
-            context=context_lines(history),
+            history=history,
             readable=readable,
             limit=limit,
             budget_tokens=budget_tokens,
@@ -202,7 +222,7 @@ class Recall:
         nearest: Awaitable[tuple[np.ndarray, Neighbours]],
         *,
         author_id: int | None = None,
-        context: frozenset[str] = frozenset(),
+        history: Sequence[LoggedTurn] = (),
         readable: Readable | None = None,
         limit: int | None = None,
         budget_tokens: int | None = None,
@@ -237,14 +257,13 @@ class Recall:
             keyword=dict(keyword_found),
             similarity=dense,
             author_id=author_id,
-            context=context,
-            readable=readable,
         )
         return fit(
             ranked,
             frozenset(searched),
             self.limits.top_k if limit is None else limit,
             self.limits.context_tokens if budget_tokens is None else budget_tokens,
+            keep=_new_and_readable(memories, history, readable),
         )
 
     def _rank(
@@ -255,8 +274,6 @@ class Recall:
         keyword: dict[int, float],
         similarity: dict[int, float],
         author_id: int | None,
-        context: frozenset[str],
-        readable: Readable | None,
     ) -> list[Recalled]:
         now = self.clock()
         weights = self.limits.weights
@@ -270,8 +287,6 @@ class Recall:
             matched = keyword.get(memory_id, 0.0)
             if memory is None or (close < floor and matched < among_best):
                 continue  # gone, or neither close in meaning nor among the best keyword matches
-            if in_context(memory, context) or not _may_read(readable, memory):
-                continue
             age = now - memory.created_at
             text = memory.describe()
             total = score(
@@ -311,10 +326,17 @@ def excerpt(text: str, wanted: frozenset[str], max_tokens: int) -> str:
     return "\n".join(lines[n] for n in sorted(kept))
 
 
-def fit(ranked: list[Recalled], wanted: frozenset[str], limit: int, budget: int) -> list[Recalled]:
+def fit(
+    ranked: list[Recalled],
+    wanted: frozenset[str],
+    limit: int,
+    budget: int,
+    keep: Callable[[Recalled], bool] = lambda _: True,
+) -> list[Recalled]:
     """The best memories that fit the token budget, at most `limit`, in order of
     relevance; a long conversation memory gives way to its matching lines rather than
-    crowd out the next memories (each takes at most a third of the budget)."""
+    crowd out the next memories (each takes at most a third of the budget). Only those
+    that would go in are asked whether to `keep` them."""
     picked: list[Recalled] = []
     used = 0
     share = max(budget // 3, 1)
@@ -325,7 +347,7 @@ def fit(ranked: list[Recalled], wanted: frozenset[str], limit: int, budget: int)
         if item.source == "conversation" and tokens > share:
             item = item._replace(text=excerpt(item.text, wanted, share))
             tokens = cost(item.text)
-        if used + tokens <= budget:
+        if used + tokens <= budget and keep(item):
             picked.append(item)
             used += tokens
     return picked
