@@ -7,7 +7,6 @@ request through google-genai costs next to plain aiohttp.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import signal
 import statistics
@@ -44,11 +43,13 @@ class FakeWorld:
         self.gemini_url = ""
         self.gemini: asyncio.subprocess.Process | None = None
         self.waiters: dict[int, asyncio.Future[None]] = {}
+        self.edited: set[int] = set()  # messages whose reply got an edit
         self.users: dict[str, FakeUser] = {}
         apply_edit = self.discord._apply_edit
 
         def on_edit(message: FakeMessage, body: Any) -> None:
             apply_edit(message, body)
+            self.edited.add(message.reference or 0)
             waiter = self.waiters.pop(message.reference or 0, None)
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
@@ -108,8 +109,7 @@ class FakeWorld:
 
     async def wait_reply(self, message_id: int) -> None:
         """Wait until the reply to `message_id` got its final edit."""
-        recent = itertools.islice(reversed(self.discord.messages.values()), 300)
-        if not any(m.reference == message_id and m.edits for m in recent):
+        if message_id not in self.edited:
             waiter = asyncio.get_running_loop().create_future()
             self.waiters[message_id] = waiter
             await asyncio.wait_for(waiter, 30)

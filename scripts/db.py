@@ -47,7 +47,7 @@ from config import ConfigError, Settings, load_settings
 from scripts.db_migrate import MigrationError, migrate
 from utils.backup import BackupError, check_database, make_backup, restore_backup
 from utils.db import DatabaseUnavailable, SqliteDatabase
-from utils.db_postgres import describe
+from utils.db_postgres_sessions import describe
 from utils.guild_settings import GuildSettings
 from utils.instance_lock import AlreadyLocked, InstanceLock
 from utils.memory.deletions import MemoryDeletions

@@ -34,7 +34,8 @@ from typing import Any
 import asyncpg
 
 from utils.db import MIGRATIONS_DIR, DatabaseUnavailable, load_migrations, storable
-from utils.db_postgres import PostgresDatabase, describe
+from utils.db_postgres import PostgresDatabase
+from utils.db_postgres_sessions import describe
 
 BATCH = 5000  # rows per COPY: bounded memory, whatever the table's size
 CONNECT_TIMEOUT = 10  # seconds

@@ -25,7 +25,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from functools import lru_cache, partial
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -48,8 +47,10 @@ from utils.db import (
 )
 from utils.db_postgres_sessions import (
     LOST,
+    MALFORMED_URL,
     LockHold,
     connect,
+    describe,
     hang_up,
     reason,
     set_event,
@@ -70,14 +71,6 @@ _RETRY = 1.0  # seconds between the listener's attempts to connect: changes arri
 _ATTEMPTS = 5  # tries of a transaction that the server aborted for another's sake
 
 
-_MALFORMED_URL = (
-    "DATABASE_URL is not a valid PostgreSQL URL "
-    "(postgresql://user:password@host:port/database?option=value); "
-    "percent-encode special characters in the user name and password, "
-    "e.g. / as %2F, # as %23, ? as %3F, @ as %40"
-)
-
-
 @lru_cache(maxsize=2048)
 def to_postgres(sql: str) -> str:
     """``?`` placeholders as ``$1, $2, ...`` (question marks inside quotes are kept)."""
@@ -91,24 +84,6 @@ def to_postgres(sql: str) -> str:
         return f"${count}"
 
     return _PLACEHOLDER.sub(number, sql)
-
-
-def describe(url: str) -> str:
-    """``user@host:port/db`` of a URL, for messages: never the password.
-
-    DatabaseUnavailable for a URL that cannot be read: an unencoded "/", "#" or "?" in
-    the password ends the address early and leaves the "@" after it (its digits may read
-    as a port), and a port out of range or a broken IPv6 address fail to parse.
-    """
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        raise DatabaseUnavailable(_MALFORMED_URL) from None
-    if "@" in parts.path + parts.query + parts.fragment:
-        raise DatabaseUnavailable(_MALFORMED_URL)
-    where = f"{parts.hostname or 'localhost'}:{port or 5432}{parts.path or ''}"
-    return f"{parts.username}@{where}" if parts.username else where
 
 
 def _rowcount(status: str) -> int:
@@ -172,7 +147,7 @@ class PostgresDatabase(Database):
             # asyncpg could not read the URL (ClientConfigurationError is a ValueError too).
             # Its text can quote a piece of the password, and `describe` could not read the
             # URL either, so the line names neither.
-            raise DatabaseUnavailable(_MALFORMED_URL) from None
+            raise DatabaseUnavailable(MALFORMED_URL) from None
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             raise DatabaseUnavailable(
                 f"cannot use PostgreSQL at {where}: {reason(error)}"

@@ -1,7 +1,7 @@
 """PostgreSQL connections of the bot's own, outside the pool: the change listener's and
 each bot-wide lock's. Made and closed here whatever state they are in; one that falls
-silent is found by a query every `PROBE` seconds; why one failed is said without
-addresses or secrets.
+silent is found by a query every `PROBE` seconds; where a server is and why a
+connection failed are said without secrets (`describe`: never the password).
 """
 
 from __future__ import annotations
@@ -11,8 +11,11 @@ import contextlib
 import logging
 import math
 from typing import cast
+from urllib.parse import urlsplit
 
 import asyncpg
+
+from utils.db import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +31,32 @@ LOST = (
     asyncpg.InternalClientError,  # the server's goodbye arrived but the close has not yet
 )
 """What a connection that cannot be made, or went away while used, raises."""
+
+
+MALFORMED_URL = (
+    "DATABASE_URL is not a valid PostgreSQL URL "
+    "(postgresql://user:password@host:port/database?option=value); "
+    "percent-encode special characters in the user name and password, "
+    "e.g. / as %2F, # as %23, ? as %3F, @ as %40"
+)
+
+
+def describe(url: str) -> str:
+    """``user@host:port/db`` of a URL, for messages: never the password.
+
+    DatabaseUnavailable for a URL that cannot be read: an unencoded "/", "#" or "?" in
+    the password ends the address early and leaves the "@" after it (its digits may read
+    as a port), and a port out of range or a broken IPv6 address fail to parse.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise DatabaseUnavailable(MALFORMED_URL) from None
+    if "@" in parts.path + parts.query + parts.fragment:
+        raise DatabaseUnavailable(MALFORMED_URL)
+    where = f"{parts.hostname or 'localhost'}:{port or 5432}{parts.path or ''}"
+    return f"{parts.username}@{where}" if parts.username else where
 
 
 class LockHold:
