@@ -26,6 +26,15 @@ def guild_permissions(**perms: bool) -> Callable[[T], T]:
     return decorator
 
 
+def needs_guild(ctx: commands.Context) -> bool:
+    """A `cog_check` for a cog whose every command is a server's. The `guild_only` of a
+    hybrid group does not do it: discord.py invokes the prefix form of its subcommands
+    without the group's checks (hybrid groups are `invoke_without_command`)."""
+    if ctx.guild is None:
+        raise commands.NoPrivateMessage()
+    return True
+
+
 def dm_or_guild_permissions(**perms: bool) -> Callable[[T], T]:
     """Anyone in DMs (it is their own conversation); in a server, these permissions."""
     in_guild = commands.has_guild_permissions(**perms).predicate
@@ -42,12 +51,29 @@ def costly(uses: int, per: float) -> Callable[[T], T]:
     return commands.cooldown(uses, per, commands.BucketType.user)
 
 
-def readable(user: discord.abc.User) -> Callable[[int], bool] | None:
+def sees(member: discord.Member, channel: discord.abc.GuildChannel | discord.Thread) -> bool:
+    """Whether `member` can see `channel`: View Channel there and, in a private thread,
+    being its owner, one of its members the bot knows of, or a manager of threads."""
+    permissions = channel.permissions_for(member)
+    if not permissions.view_channel:
+        return False
+    if isinstance(channel, discord.Thread) and channel.is_private():
+        return (
+            channel.owner_id == member.id
+            or any(other.id == member.id for other in channel.members)
+            or permissions.manage_threads
+        )
+    return True
+
+
+def readable(user: discord.abc.User, here: int | None = None) -> Callable[[int], bool] | None:
     """Whether `user` may read a channel's past messages, by channel id (remembered for
     the life of the returned function: one reply); None outside a server, where a
     person's conversations are their own. A channel the bot no longer sees (deleted,
     or a thread it has lost from view) is unreadable; a private thread is readable
-    by its owner, its members the bot knows of, and those who manage threads."""
+    by its owner, its members the bot knows of, and those who manage threads, and
+    (`here`) by whoever writes in it: without the members intent the bot knows of
+    few of its members."""
     if not isinstance(user, discord.Member):
         return None
     guild = user.guild
@@ -60,12 +86,6 @@ def readable(user: discord.abc.User) -> Callable[[int], bool] | None:
         permissions = channel.permissions_for(user)
         if not (permissions.read_messages and permissions.read_message_history):
             return False
-        if isinstance(channel, discord.Thread) and channel.is_private():
-            return (
-                channel.owner_id == user.id
-                or any(member.id == user.id for member in channel.members)
-                or permissions.manage_threads
-            )
-        return True
+        return channel_id == here or sees(user, channel)
 
     return can_read

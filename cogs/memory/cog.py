@@ -257,16 +257,21 @@ class MemoryCog(commands.Cog, name="Memory"):
         return removed
 
     async def recall(
-        self, guild: discord.Guild | None, user: discord.abc.User, topic: str, limit: int
+        self,
+        guild: discord.Guild | None,
+        user: discord.abc.User,
+        here: int,
+        topic: str,
+        limit: int,
     ) -> list[Recalled]:
-        """What is remembered where `user` asks about `topic` (the recall tool), from
-        channels they may read."""
+        """What is remembered where `user` asks (in channel `here`) about `topic` (the
+        recall tool), from channels they may read."""
         return await self.service.recall(
             scope_of(guild, user),
             topic,
             author_id=user.id,
             author_name=user.display_name,
-            readable=readable(user),
+            readable=readable(user, here),
             limit=limit,
         )
 

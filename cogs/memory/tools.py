@@ -51,7 +51,7 @@ def tools(cog: MemoryCog) -> list[Tool[Any]]:
         return Done({"remembered": True, "memory_id": memory.id}, note="🧠 remembered")
 
     async def recall(asker: Asker, args: RecallIn) -> Done:
-        found = await cog.recall(asker.guild, asker.user, args.topic, RECALLED)
+        found = await cog.recall(asker.guild, asker.user, asker.channel.id, args.topic, RECALLED)
         memories = [{"memory_id": m.id, "text": m.text, "when": age_text(m.age)} for m in found]
         return Done({"memories": memories}, note="🧠 recalled", outside=True)
 

@@ -17,6 +17,7 @@ from config import Settings
 from tests.conftest import BASIC, StartBot
 from tests.e2e.test_ai_tools import answer, chats
 from tests.e2e.test_memory import slash
+from tests.fakes.discord_models import PRIVATE_THREAD
 from tests.fakes.discord_server import FakeChannel, FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.gemini_server import FakeGemini
 from utils.memory.records import Scope
@@ -156,6 +157,34 @@ async def test_what_the_ai_remembered_in_a_hidden_channel_is_recalled_only_for_i
         assert any(secret in text for text in texts) is sees, asker.name
         if not sees:
             assert secret not in gemini_fake.requests[-1].system_text
+
+
+async def test_what_was_remembered_in_a_private_thread_is_recalled_there_for_those_in_it(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    settings: Callable[..., Settings],
+) -> None:
+    """A ticket's thread belongs to whoever opened it (a bot, a moderator): those who
+    write in it are in it, though without the members intent the bot can't tell."""
+    bob = discord_fake.add_user("bob")
+    guild.add_member(bob, permissions=BASIC)
+    ticket = guild.add_thread(guild.text, "ticket-42", discord_fake.owner, type=PRIVATE_THREAD)
+    await start_bot(settings(memory_consolidation_minutes=0))
+    fact = "My order number is 98765"
+    [(_, remembered)], _ = await call(
+        discord_fake, gemini_fake, ticket, member, [("remember", {"fact": fact})]
+    )
+    assert remembered["remembered"] is True
+
+    for channel, asker, recalls in ((ticket, member, True), (guild.text, bob, False)):
+        [(_, recalled)], _ = await call(
+            discord_fake, gemini_fake, channel, asker, [("recall", {"topic": "order number"})]
+        )
+        texts = [m["text"] for m in recalled["memories"]]
+        assert any(fact in text for text in texts) is recalls, asker.name
 
 
 async def test_in_dms_the_tools_use_the_dm_memories(

@@ -22,6 +22,7 @@ from cogs.ai.tools.toolbox import (
 from config import Settings
 from tests.conftest import BASIC, StartBot
 from tests.e2e.test_ai_tools import answer
+from tests.fakes.discord_models import PRIVATE_THREAD
 from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeMessage, FakeUser
 from tests.fakes.gemini_server import FakeGemini
 
@@ -314,6 +315,33 @@ async def test_names_in_what_was_done_neither_ping_nor_break_its_line(
     )
 
 
+async def test_a_name_that_is_a_link_does_not_unfurl_under_the_reply(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    mod: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+    run: Callable[..., Any],
+) -> None:
+    await start_bot(ai_settings(**UNLIMITED))
+    await server_on(discord_fake, guild)
+
+    reply = await run(
+        mod,
+        [
+            ("create_role", {"name": "https://example.com"}),
+            ("create_channel", {"name": "see https://x.example/@everyone now", "kind": "voice"}),
+        ],
+        text="Made them.",
+    )
+
+    assert reply.content == (
+        "Made them.\n\n-# 🏷️ created @<https://example.com>"
+        " · 📁 created 🔊see <https://x.example/@\u200beveryone> now"
+    )
+
+
 async def test_roles_harmless_only_and_only_for_the_asker(
     discord_fake: FakeDiscord,
     gemini_fake: FakeGemini,
@@ -457,6 +485,45 @@ async def test_refused_without_the_permission_and_when_the_bot_lacks_it(
     }
     assert not requests(discord_fake, "POST", f"/guilds/{guild.id}/channels")
     assert not any(c.name == "mine" for c in guild.channels.values())
+
+
+async def test_a_private_thread_is_found_only_for_those_in_it_and_thread_managers(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    mod: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+    run: Callable[..., Any],
+) -> None:
+    hidden = guild.add_thread(guild.text, "secret-plans", discord_fake.owner, type=PRIVATE_THREAD)
+    guild.add_thread(guild.text, "my-plans", mod, type=PRIVATE_THREAD)
+    await start_bot(ai_settings(**UNLIMITED))
+    await server_on(discord_fake, guild)
+
+    await run(
+        mod,
+        [
+            ("set_slowmode", {"seconds": 30, "channel": "secret-plans"}),
+            ("set_slowmode", {"seconds": 30, "channel": f"<#{hidden.id}>"}),
+            ("set_slowmode", {"seconds": 30, "channel": "my-plans"}),
+        ],
+    )
+    # The refusal is the one for a name that does not exist: it confirms nothing.
+    assert [r for _, r in gemini_fake.requests[-1].function_responses] == [
+        {"refused": "There is no channel 'secret-plans' here that mod can see."},
+        {"refused": f"There is no channel '<#{hidden.id}>' here that mod can see."},
+        {"refused": "mod needs the Manage Threads permission in #my-plans."},
+    ]
+    assert hidden.rate_limit_per_user == 0
+
+    guild.add_member(mod, permissions=MODERATOR | discord.Permissions(manage_threads=True).value)
+    await run(mod, [("set_slowmode", {"seconds": 30, "channel": "secret-plans"})])
+    assert responses(gemini_fake)["set_slowmode"] == {
+        "channel": f"<#{hidden.id}>",
+        "slowmode_seconds": 30,
+    }
+    assert hidden.rate_limit_per_user == 30
 
 
 async def test_a_channel_overwrite_does_not_reach_server_wide_actions(

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from utils.memory.index import IndexParams
 from utils.memory.indexes import ScopeIndexes
 from utils.memory.records import Scope
 from utils.memory.service import MemoryService
+from utils.memory.tombstones import FORGOTTEN_TURNS_KEPT
 from utils.reliability.circuit_breaker import CircuitBreaker
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,7 +57,10 @@ async def make_service(db: Database, tmp_path: Path) -> AsyncIterator[MakeServic
     started: list[MemoryService] = []
 
     async def make(
-        embedder: Any = None, provider: GeminiProvider | None = None, **config: Any
+        embedder: Any = None,
+        provider: GeminiProvider | None = None,
+        clock: Callable[[], float] = time.time,
+        **config: Any,
     ) -> MemoryService:
         config.setdefault("consolidation_interval", 0)
         service = MemoryService(
@@ -65,6 +70,7 @@ async def make_service(db: Database, tmp_path: Path) -> AsyncIterator[MakeServic
             config=MemoryConfig(**config),
             chat_log=ChatLogReader(db),
             provider=provider,
+            clock=clock,
         )
         await service.start()
         started.append(service)
@@ -722,6 +728,40 @@ async def test_a_forgotten_conversation_memory_does_not_come_back_as_a_fact(
     assert rows == 0 and secret[0].id < later[0].id
 
 
+async def test_a_forgotten_memory_of_a_channel_never_read_again_is_let_go_a_week_later(
+    make_service: MakeService, provider: GeminiProvider, db: Database
+) -> None:
+    """Its chat turns are kept in mind while consolidation could still read them; a
+    channel whose history was cleared is read no more, so they go after a week."""
+    now = [time.time()]
+    service = await make_service(provider=provider, clock=lambda: now[0])
+    chat = ChatStore(db)
+
+    async def forget_said(channel: int) -> None:
+        await said(service, chat, "my PIN is 4821", "4821, noted", channel=channel)
+        [chunk] = await service.memories_of(GUILD_A, ALICE)
+        assert await service.forget(GUILD_A, ALICE, chunk.id) == 1
+
+    async def kept_in_mind() -> int:
+        return await db.fetchval("SELECT count(*) FROM memory_forgotten_turns")
+
+    await forget_said(10)
+    await chat.reset(10)  # the history is cleared: no pass reads this channel again
+    assert await service.consolidate_once() == 0
+    assert await kept_in_mind() == 2
+    now[0] += FORGOTTEN_TURNS_KEPT + 1
+    assert await service.consolidate_once() == 0
+    assert await kept_in_mind() == 0
+
+    # Without consolidation passes, forgetting lets go of what was noted a week before.
+    await forget_said(11)
+    assert await kept_in_mind() == 2
+    now[0] += FORGOTTEN_TURNS_KEPT + 1
+    fact = await service.add_fact(GUILD_A, ALICE, "alice", "I like tea")
+    assert await service.forget(GUILD_A, ALICE, fact.id) == 1
+    assert await kept_in_mind() == 0
+
+
 async def test_a_fact_read_before_one_memory_is_forgotten_is_not_stored_after_it(
     make_service: MakeService,
     provider: GeminiProvider,
@@ -889,6 +929,26 @@ async def test_a_channel_the_model_fails_on_does_not_hold_up_the_others(
     with pytest.raises(AIUnavailableError):
         await service.consolidate_once()
     assert (await ConsolidationMarks(db).consolidated([11]))[11] < later.id
+
+
+async def test_failures_before_a_channel_was_cleared_do_not_give_up_its_new_messages(
+    make_service: MakeService, provider: GeminiProvider, gemini_fake: FakeGemini, db: Database
+) -> None:
+    service = await make_service(provider=provider)
+    chat = ChatStore(db)
+    await chat.add_turns(1, 10, [Turn("user", ALICE, "Alice", "what it refuses")])
+    for _ in range(2):
+        gemini_fake.fail(400)
+        assert await service.consolidate_once() == 0
+    await chat.reset(10)
+    assert await service.consolidate_once() == 0  # nothing left to read there
+
+    await chat.add_turns(1, 10, [Turn("user", ALICE, "Alice", "I keep bees")])
+    gemini_fake.fail(400)
+    assert await service.consolidate_once() == 0
+    assert 10 not in await ConsolidationMarks(db).consolidated([10]), "tried again next pass"
+    gemini_fake.reply('[{"line": 1, "user": "Alice", "fact": "Alice keeps bees."}]')
+    assert await service.consolidate_once() == 1
 
 
 async def test_reindex_script_rebuilds_every_index(

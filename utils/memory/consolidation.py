@@ -178,7 +178,13 @@ class Consolidator:
         """Extract facts from AI chat messages not read yet; returns how many were new.
         Stops early (raising) only while the AI is unavailable."""
         stored = 0
-        for pending in await self._pending():
+        await self.marks.let_go_forgotten_turns(self.clock())
+        channels = await self._pending()
+        # Failures count passes in a row: a channel with nothing left to read (its
+        # history cleared) starts again from none, and the count is kept for no other.
+        unread = {pending.channel_id for pending in channels}
+        self._failures = {c: n for c, n in self._failures.items() if c in unread}
+        for pending in channels:
             turns = await self.chat_log.newest_turns(pending.channel_id, pending.upto_id, _TURNS)
             if not turns:
                 continue  # deleted meanwhile

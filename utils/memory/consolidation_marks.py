@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from utils.db import Connection, Database, in_batches
 from utils.memory.records import Scope
-from utils.memory.tombstones import forgotten
+from utils.memory.tombstones import forgotten, let_go_forgotten_turns
 
 
 class ConsolidationMarks:
@@ -54,6 +54,12 @@ class ConsolidationMarks:
             )
 
         await self.db.in_transaction(mark)
+
+    async def let_go_forgotten_turns(self, now: float) -> None:
+        """Let go of the forgotten turns noted over `FORGOTTEN_TURNS_KEPT` ago: also
+        those of channels no pass reads again (their history cleared), which no mark
+        ever passes."""
+        await let_go_forgotten_turns(self.db, now)
 
     async def forgotten(self, scope: Scope) -> dict[int, int]:
         """Up to which chat message each person of a scope told the bot to forget."""

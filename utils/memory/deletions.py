@@ -12,12 +12,13 @@ indexes is the caller's (`MemoryWriter.delete`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from utils.data_owners import Place
 from utils.db import Connection, Database, Row, in_batches
 from utils.memory.records import Scope
-from utils.memory.tombstones import Purge, record_purge
+from utils.memory.tombstones import Purge, let_go_forgotten_turns, record_purge
 
 
 def _like_escaped(text: str) -> str:
@@ -28,27 +29,32 @@ class MemoryDeletions:
     """Deletes memories (one, a person's, a channel's, a scope's, the old ones) and
     says where memories are kept (`places`, for retention)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, clock: Callable[[], float] = time.time) -> None:
         self.db = db
+        self.clock = clock
 
     # What people have the bot forget
 
     async def delete(self, scope: Scope, author_id: int, memory_id: int) -> list[int]:
         """Delete one of an author's memories in a scope; the ids deleted. The chat
         turns it holds that consolidation has not read yet are noted, so that it skips
-        them: what was forgotten does not come back as a fact."""
+        them: what was forgotten does not come back as a fact (for a week at most, as
+        those noted earlier: `FORGOTTEN_TURNS_KEPT`)."""
+        now = self.clock()
 
         async def delete(conn: Connection) -> list[Row]:
+            await let_go_forgotten_turns(conn, now)
             await conn.execute(
-                "INSERT INTO memory_forgotten_turns (turn_id, channel_id, guild_id) "
-                "SELECT memory_turns.turn_id, memories.channel_id, ? FROM memory_turns "
+                "INSERT INTO memory_forgotten_turns "
+                "(turn_id, channel_id, guild_id, forgotten_at) "
+                "SELECT memory_turns.turn_id, memories.channel_id, ?, ? FROM memory_turns "
                 "JOIN memories ON memories.id = memory_turns.memory_id "
                 "WHERE memories.id = ? AND memories.scope = ? AND memories.author_id = ? "
                 "AND memories.channel_id IS NOT NULL AND memory_turns.turn_id > COALESCE(("
                 "SELECT upto_id FROM memory_consolidation "
                 "WHERE memory_consolidation.channel_id = memories.channel_id), 0) "
-                "ON CONFLICT DO NOTHING",
-                (scope.guild_id, memory_id, scope.key, author_id),
+                "ON CONFLICT (turn_id) DO UPDATE SET forgotten_at = excluded.forgotten_at",
+                (scope.guild_id, now, memory_id, scope.key, author_id),
             )
             return await conn.fetchall(
                 "DELETE FROM memories WHERE scope = ? AND author_id = ? AND id = ? RETURNING id",

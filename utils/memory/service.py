@@ -102,7 +102,7 @@ class MemoryService:
     ) -> None:
         self.config = config = config or MemoryConfig()
         self.store = MemoryStore(db)
-        self.deletions = MemoryDeletions(db)
+        self.deletions = MemoryDeletions(db, clock)
         self.chat_log = chat_log
         self.embedder = embedder
         self.clock = clock

@@ -16,6 +16,9 @@ from utils.memory.chunks import Held
 from utils.memory.records import Scope
 
 PURGES_KEPT = 86_400.0  # seconds a purge is kept in mind: far longer than work under way runs
+# Seconds a forgotten chat turn is kept in mind at most, when consolidation never reads
+# its channel again (history cleared, consolidation off): far longer than it lags.
+FORGOTTEN_TURNS_KEPT = 7 * 86_400.0
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,13 @@ async def record_purge(conn: Connection, kind: str, target_id: int, purge: Purge
         "ON CONFLICT (kind, target_id) DO UPDATE SET upto_id = excluded.upto_id, "
         "purged_at = excluded.purged_at",
         (kind, target_id, purge.upto_id, purge.at),
+    )
+
+
+async def let_go_forgotten_turns(conn: Connection, now: float) -> None:
+    """Let go of the forgotten chat turns noted longer than FORGOTTEN_TURNS_KEPT ago."""
+    await conn.execute(
+        "DELETE FROM memory_forgotten_turns WHERE forgotten_at < ?", (now - FORGOTTEN_TURNS_KEPT,)
     )
 
 

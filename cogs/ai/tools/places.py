@@ -10,9 +10,11 @@ from typing import TypeAlias
 import discord
 
 from cogs.ai.tools.toolbox import permission_name
+from utils.checks import sees
 from utils.tools import Asker, ToolRefused
 
 _MENTION = re.compile(r"<[#@]&?(\d+)>|(\d{15,21})")
+_LINK = re.compile(r"(?:https?|steam)://[^\s<>]+", re.IGNORECASE)  # what Discord embeds
 
 GuildChannel: TypeAlias = discord.abc.GuildChannel | discord.Thread
 
@@ -20,13 +22,16 @@ GuildChannel: TypeAlias = discord.abc.GuildChannel | discord.Thread
 def shown(name: str) -> str:
     """A name others chose, safe in the note under a reply: on one line (a line break
     would end the small print), no markdown, no pings (pass a role's name with its @:
-    "@" + "here" is a ping)."""
+    "@" + "here" is a ping), and a web address in it in <...>, so it does not unfurl
+    into an embed under the reply."""
     one_line = " ".join(name.split())
-    return discord.utils.escape_mentions(discord.utils.escape_markdown(one_line))
+    escaped = discord.utils.escape_mentions(discord.utils.escape_markdown(one_line))
+    return _LINK.sub(lambda link: f"<{link[0]}>", escaped)
 
 
 def find_channel(member: discord.Member, text: str) -> GuildChannel:
-    """A channel or thread of the asker's server that they can see, by mention, id or name."""
+    """A channel or thread of the asker's server that they can see (`utils.checks.sees`),
+    by mention, id or name."""
     guild = member.guild
     wanted = text.strip()
     if match := _MENTION.fullmatch(wanted):
@@ -40,7 +45,7 @@ def find_channel(member: discord.Member, text: str) -> GuildChannel:
             if c.name.lower() in (name, re.sub(r"\s+", "-", name))
         ]
     for channel in candidates:
-        if channel.permissions_for(member).view_channel:
+        if sees(member, channel):  # a private thread: only for those in it
             return channel
     raise ToolRefused(f"There is no channel {wanted!r} here that {member.display_name} can see.")
 
