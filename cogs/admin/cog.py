@@ -46,6 +46,10 @@ def format_latency(seconds: float) -> str:
 
 
 FIELD_LIMIT = 1024  # characters of an embed field's value
+EMBED_LIMIT = 6000  # characters of a message's embeds together: Discord refuses more
+EMBED_FIELDS = 25  # fields of one embed
+TITLE_LIMIT = 256  # characters of an embed's title
+DESCRIPTION_LIMIT = 4096  # characters of an embed's description
 
 
 def _listed_name(command: commands.Command[Any, ..., Any]) -> str | None:
@@ -69,6 +73,23 @@ def _fields(lines: list[str]) -> Iterator[str]:
         field = f"{field}\n{line}" if field else line
     if field:
         yield field
+
+
+def help_embeds(intro: str, sections: list[tuple[str, list[str]]]) -> list[discord.Embed]:
+    """The command list: `intro`, then each section's lines in fields, over as many
+    embeds (one a message) as Discord's limits take; a section split over several
+    fields or embeds keeps its name on the first."""
+    embeds = [discord.Embed(title="Commands", description=intro)]
+    for name, lines in sections:
+        for part, value in enumerate(_fields(lines)):
+            field_name = name if part == 0 else "\u200b"
+            embed = embeds[-1]
+            full = len(embed.fields) == EMBED_FIELDS
+            if full or len(embed) + len(field_name) + len(value) > EMBED_LIMIT:
+                embed = discord.Embed(title="Commands (continued)")
+                embeds.append(embed)
+            embed.add_field(name=field_name, value=value, inline=False)
+    return embeds
 
 
 def validate_prefix(prefix: str) -> str:
@@ -114,7 +135,8 @@ class Admin(commands.Cog):
 
     @commands.hybrid_command()
     async def stats(self, ctx: Context) -> None:
-        """Show uptime, guilds, latency, memory, commands run and circuit states."""
+        """Show uptime, guilds, latency, memory, commands run, this server's AI tokens and
+        circuit states."""
         embed = discord.Embed(title="Bot stats", colour=discord.Colour.blurple())
         embed.add_field(
             name="Uptime", value=format_duration(time.monotonic() - self.bot.started_at)
@@ -124,7 +146,9 @@ class Admin(commands.Cog):
         rss = self._process.memory_info().rss
         embed.add_field(name="Memory", value=f"{rss / 2**20:.0f} MiB")
         embed.add_field(name="Commands run", value=str(self.bot.commands_run))
-        embed.add_field(name="AI tokens today", value=f"{await self.bot.usage.tokens_today():,}")
+        if ctx.guild is not None:  # this server's: other servers' use is theirs
+            tokens = await self.bot.usage.tokens_today(ctx.guild.id)
+            embed.add_field(name="AI tokens today", value=f"{tokens:,}")
         embed.add_field(
             name="Circuits",
             value="\n".join(f"{b.name}: {b.state}" for b in self.bot.breakers) or "none yet",
@@ -151,23 +175,29 @@ class Admin(commands.Cog):
             if found is None:
                 raise BotError(f"No command called `{truncate(command, ECHO_LIMIT)}`.")
             usage = f"{prefix}{found.qualified_name} {found.signature}".strip()
-            embed = discord.Embed(title=usage, description=found.help or "No description.")
+            embed = discord.Embed(
+                title=truncate(usage, TITLE_LIMIT),
+                description=truncate(found.help or "No description.", DESCRIPTION_LIMIT),
+            )
             await ctx.send(embed=embed, ephemeral=True)
             return
-        embed = discord.Embed(
-            title="Commands",
-            description=f"Use `/` or the `{prefix}` prefix (or mention me). "
-            f"`{prefix}help <command>` explains one.",
+        intro = (
+            f"Use `/` or the `{prefix}` prefix (or mention me). "
+            f"`{prefix}help <command>` explains one."
         )
-        for cog_name, cog in sorted(self.bot.cogs.items()):
-            lines = [
-                f"`{name}` {cmd.short_doc}"
-                for cmd in sorted(cog.walk_commands(), key=lambda c: c.qualified_name)
-                if (name := _listed_name(cmd))
-            ]
-            for part, value in enumerate(_fields(lines)):
-                embed.add_field(name=cog_name if part == 0 else "\u200b", value=value, inline=False)
-        await ctx.send(embed=embed, ephemeral=True)
+        sections = [
+            (
+                cog_name,
+                [
+                    f"`{name}` {cmd.short_doc}"
+                    for cmd in sorted(cog.walk_commands(), key=lambda c: c.qualified_name)
+                    if (name := _listed_name(cmd))
+                ],
+            )
+            for cog_name, cog in sorted(self.bot.cogs.items())
+        ]
+        for embed in help_embeds(intro, sections):
+            await ctx.send(embed=embed, ephemeral=True)
 
     def _command_named(self, name: str) -> commands.Command[Any, ..., Any] | None:
         """The command `/help` explains: a group's fallback (`settings show`) is the group."""

@@ -50,7 +50,7 @@ from utils.memory.chatlog import BOT_LABEL
 from utils.memory.records import Readable, Recalled, Scope
 from utils.memory.service import MemoryService
 from utils.metrics import Metrics
-from utils.text import estimate_tokens
+from utils.text import estimate_tokens, truncate
 from utils.usage import UsageStore
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,7 @@ _AUTO, _NONE = types.FunctionCallingConfigMode.AUTO, types.FunctionCallingConfig
 SUMMARY_RETRY_FIRST = 60.0
 SUMMARY_RETRY_MAX = 3600.0
 SUMMARY_BACKOFF_CHANNELS = 1000  # channels whose failed summaries are remembered
+SUMMARY_SHARE = 4  # a summary takes at most this part of the context
 
 
 @dataclass(frozen=True)
@@ -229,14 +230,23 @@ class ChatEngine:
         except BotError:  # nothing shown (blocked, failed), but what Google answered is billed
             await self._count(place.guild_id, reply.usage)
             raise
-        if self.memory is not None:  # indexed in the background; never blocks the reply
-            self.memory.index_turns(scope, place.channel_id, exchange.turns, exchange.parts)
+        except asyncio.CancelledError:
+            # A shutdown: what was shown is stored, cut off by the restart (`stream_reply`);
+            # it is remembered (memory indexes its queue as it stops) and billed all the same.
+            self._remember(scope, place, exchange)
+            await self._count(place.guild_id, reply.usage)
+            raise
+        self._remember(scope, place, exchange)
         await self._count(place.guild_id, reply.usage)
         if context.overflow:
             self.summarise_later(place)
         if cut_off is not None:
             raise cut_off
         return reply
+
+    def _remember(self, scope: Scope, place: Place, exchange: _Exchange) -> None:
+        if self.memory is not None:  # indexed in the background; never blocks the reply
+            self.memory.index_turns(scope, place.channel_id, exchange.turns, exchange.parts)
 
     async def _rounds(
         self,
@@ -361,10 +371,17 @@ class ChatEngine:
         if stopped := result.stopped():  # a summary cut short would lose what it leaves out
             log.warning("the summary of channel %s was stopped: %s", channel_id, stopped.reason)
             raise AIError("The AI stopped before the summary was finished; nothing was changed.")
-        if not result.text.strip():
+        summary = result.text.strip()
+        if not summary:
             raise AIError("The AI returned an empty summary.")
+        # The summary's tokens come out of the context: one far longer than asked for
+        # would leave no room for the conversation itself.
+        longest = self.store.context_tokens // SUMMARY_SHARE
+        if estimate_tokens(summary) > longest:
+            log.warning("the summary of channel %s was too long; it is cut short", channel_id)
+            summary = truncate(summary, 4 * longest)
         saved = await self.store.save_summary(
-            guild_id, channel_id, result.text.strip(), older, prefs.summary_upto
+            guild_id, channel_id, summary, older, prefs.summary_upto
         )
         if not saved:  # reset, or a message deleted, while the model wrote: it starts over
             log.info("the summary of channel %s is dropped: the conversation changed", channel_id)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from functools import partial
@@ -21,6 +22,7 @@ from cogs.ai.dispatch import ChannelDispatcher
 from cogs.ai.personas import SHIPPED_DIR, Persona, load_personas
 from cogs.ai.prompting import UserInput
 from cogs.ai.replies import (
+    DROPPED,
     ContextSink,
     finish_unfinished,
     measured,
@@ -42,6 +44,7 @@ from utils.tools import Asker
 
 if TYPE_CHECKING:
     from bot import Bot
+    from utils.metrics import ReplyTimer
 
 log = logging.getLogger(__name__)
 
@@ -172,15 +175,16 @@ class AI(commands.Cog):
         ctx = await self.bot.get_context(message)
         if ctx.valid:
             return  # a command, handled by the command framework
-        if self.bot.directors.of(message.channel.id) is None and not _may_write(ctx):
-            # No answer (nor notice) could be shown: Google is not asked for one. (A scene's
-            # characters speak through webhooks, which need no right to write.)
+        if not self._can_answer(ctx):
             return
         if self.engine is None:
             await self.admission.notice(("config", message.channel.id), ctx.reply, NOT_CONFIGURED)
             return
         if message.guild is None and not self.bot.settings.ai_dm_enabled:
             await self.admission.notice(("dm", message.author.id), ctx.reply, DMS_OFF)
+            return
+        if self.dispatcher.closed:  # stopping: a reply begun now would outlive the stop
+            await self.admission.notice(("restart", message.channel.id), ctx.reply, DROPPED)
             return
         text = spoken(message.content, ctx.me.id)
         problem = self.admission.check(text, message.author.id, message.channel.id)
@@ -191,12 +195,20 @@ class AI(commands.Cog):
         if not self._submit(ctx, text):
             await self.admission.notice(("busy", message.channel.id), ctx.reply, BUSY)
 
-    def _submit(self, ctx: Context, text: str) -> bool:
-        """Queue the answer to `text` in its channel; False when the queue is full."""
+    def _can_answer(self, ctx: Context) -> bool:
+        """Whether an answer (or a notice) to a message could be shown: else Google is not
+        asked for one. A scene's characters speak through webhooks, which need no right to
+        write."""
+        return self.bot.directors.of(ctx.channel.id) is not None or _may_write(ctx)
+
+    def _submit(self, ctx: Context, text: str, thinking: int | None = None) -> bool:
+        """Queue the answer to `text` in its channel (`thinking`: the id of a deferred slash
+        command's "thinking" message); False when the queue is full."""
         if ctx.interaction is None:
             self._pending[ctx.message.id] = text
-        answer = partial(self._answer, ctx, text)
-        if self.dispatcher.submit(ctx.channel.id, answer, dropped=partial(say_dropped, ctx)):
+        sink = ContextSink(ctx, thinking)
+        answer = partial(self._answer, ctx, text, sink)
+        if self.dispatcher.submit(ctx.channel.id, answer, dropped=partial(say_dropped, sink)):
             return True
         if ctx.interaction is None:
             del self._pending[ctx.message.id]
@@ -211,10 +223,11 @@ class AI(commands.Cog):
     async def on_raw_bulk_message_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
         await self._forget_deleted(payload.channel_id, payload.message_ids)
 
-    def _said(self, message: discord.Message, text: str) -> str:
+    def _said(self, message: discord.Message, text: str, bot_id: int) -> str:
         """What the history holds of `message` saying `text`: with the notes of its
-        attachments and stickers."""
-        return UserInput(message.author.display_name, text, notes=notes_of(message)).stored_text
+        attachments, stickers, forward and the message it replies to."""
+        notes = notes_of(message, bot_id)
+        return UserInput(message.author.display_name, text, notes=notes).stored_text
 
     @commands.Cog.listener()
     async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
@@ -238,7 +251,7 @@ class AI(commands.Cog):
             return
         if message.id in self._pending:
             self._pending[message.id] = text
-        said = self._said(message, text)
+        said = self._said(message, text, me.id)
         await self._forget_edited(payload.channel_id, message.id, message.author.display_name, said)
 
     async def _forget_edited(
@@ -267,32 +280,31 @@ class AI(commands.Cog):
         """When a reply starting now must show its first words or an error."""
         return asyncio.get_running_loop().time() + self.bot.settings.ai_reply_deadline
 
-    async def _answer(self, ctx: Context, text: str) -> None:
+    async def _answer(self, ctx: Context, text: str, sink: ContextSink) -> None:
         """Answer a mention, a reply to the bot, a DM or `/chat` (deferred already); a
         message in a directed channel (a roleplay scene) as its director says. A message
         edited while it waited is answered as it reads now; one deleted is not."""
         if ctx.interaction is not None:
-            await self._reply(ctx, text)
+            await self._reply(ctx, text, sink)
             return
         message = ctx.message
         try:
             if (now := self._pending.get(message.id, text)) is not None:
                 text = now
-                await self._reply(ctx, text)
+                await self._reply(ctx, text, sink)
         finally:
             now = self._pending.pop(message.id, text)
             # Changed while answered, before the history held it: as the listeners would.
             if now is None:
                 await self._forget_deleted(message.channel.id, {message.id})
             elif now != text:
-                said = self._said(message, now)
+                said = self._said(message, now, ctx.me.id)
                 name = message.author.display_name
                 await self._forget_edited(message.channel.id, message.id, name, said)
 
-    async def _reply(self, ctx: Context, text: str) -> None:
+    async def _reply(self, ctx: Context, text: str, sink: ContextSink) -> None:
         assert self.engine is not None
         deadline = self._deadline()
-        sink = ContextSink(ctx)
         direction: Direction | None = None
         director = self.bot.directors.of(ctx.channel.id) if ctx.interaction is None else None
         if director is not None:
@@ -306,8 +318,9 @@ class AI(commands.Cog):
         elif ctx.command is None and not self.addressed(ctx.message):
             return  # not `/chat`: it came for a roleplay scene, which ended while it waited
         typing: asyncio.Task[None] | None = None
+        timer: ReplyTimer | None = None
         try:
-            with measured(self.bot.metrics) as reply:
+            with measured(self.bot.metrics) as timer:
                 self.engine.check_available()  # an open breaker refuses before any other work
                 if ctx.interaction is None:  # a deferred slash command shows "thinking" instead
                     typing = asyncio.create_task(show_typing(ctx.channel))
@@ -320,12 +333,12 @@ class AI(commands.Cog):
                     ctx.author.id,
                     None if ctx.interaction else ctx.message.id,
                     user,
-                    reply.watch(direction.sink if direction else sink),
+                    timer.watch(direction.sink if direction else sink),
                     deadline=deadline,
                     toolbox=None if direction else await self._toolbox(ctx, text),
                     system=direction and direction.system,
                     splitter=direction and direction.splitter,
-                    readable=readable(ctx.author),
+                    readable=readable(ctx.author, ctx.channel.id),
                 )
                 if direction is not None:
                     await direction.after(answered.text)
@@ -340,6 +353,14 @@ class AI(commands.Cog):
             # A bug: the asker still gets an answer, not silence (or "thinking…" for good).
             log.exception("answering in channel %s failed", ctx.channel.id)
             await _say_why(sink, SORRY)
+        except asyncio.CancelledError:
+            if timer is None or timer.first_text is None:
+                # Stopped (a restart) before a word was shown: told to ask again, as the
+                # requests still waiting are, not left with silence or "thinking" for good.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(FINALISE_TIMEOUT):
+                        await say_dropped(sink)
+            raise
         finally:
             if typing is not None:
                 # Long sent by now; only an indicator stuck on a dead Discord is cut short.
@@ -363,13 +384,20 @@ class AI(commands.Cog):
     @app_commands.describe(prompt="What to say to the AI")
     async def chat(self, ctx: Context, *, prompt: str) -> None:
         """Talk to the AI in this channel."""
+        if ctx.interaction is None and not self._can_answer(ctx):
+            return
         if self.engine is None:
             raise BotError(NOT_CONFIGURED)
         if place_of(ctx).guild_id is None and not self.bot.settings.ai_dm_enabled:
             raise BotError(DMS_OFF)
+        if self.dispatcher.closed:
+            raise BotError(DROPPED)
         problem = self.admission.check(prompt, ctx.author.id, ctx.channel.id)
         if problem is not None:
             raise BotError(problem[1])
-        await ctx.defer()  # the slash form: Discord shows "thinking" until the reply
-        if not self._submit(ctx, prompt):
+        thinking = None
+        if ctx.interaction is not None:  # Discord shows "thinking" until the reply comes
+            deferred = await ctx.interaction.response.defer()
+            thinking = deferred.message_id if deferred is not None else None
+        if not self._submit(ctx, prompt, thinking):
             raise BotError(BUSY)

@@ -28,10 +28,13 @@ class ChannelDispatcher:
         self._slots = asyncio.Semaphore(max_concurrency)
         self._queues: dict[Hashable, deque[Submitted]] = {}
         self._workers: dict[Hashable, asyncio.Task[None]] = {}
+        self.closed = False  # by `close`: nothing new starts (it would outlive the stop)
 
     def submit(self, key: Hashable, job: Job, *, dropped: Job | None = None) -> bool:
-        """Queue `job`; False when the key's queue is full (the job is dropped). If `close`
-        comes while the job waits, `dropped` runs instead (to say so)."""
+        """Queue `job`; False when the key's queue is full or `close` has come (the job is
+        dropped). If `close` comes while the job waits, `dropped` runs instead (to say so)."""
+        if self.closed:
+            return False
         queue = self._queues.setdefault(key, deque())
         submitted = (contextvars.copy_context(), job, dropped)
         if key not in self._workers:
@@ -69,6 +72,7 @@ class ChannelDispatcher:
     async def close(self, grace: float = 0.0) -> None:
         """Drop waiting jobs and run their `dropped` callbacks, give those and the running
         jobs `grace` seconds to finish, cancel the rest."""
+        self.closed = True
         tasks = list(self._workers.values())
         for key, queue in self._queues.items():
             tasks += [

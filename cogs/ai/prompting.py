@@ -128,6 +128,18 @@ def _first_frame_png(data: bytes, filename: str) -> bytes:
         raise BotError(f"I couldn't read the image `{filename}`.") from None
 
 
+def _check_image(data: bytes, filename: str) -> None:
+    """BotError unless `data` opens as an image: Gemini refuses a whole request for one it
+    can't read, naming none. Only the header is read (the pixels are Gemini's to decode,
+    and a phone's photo may have more than MAX_PIXELS). Use a thread."""
+    try:
+        Image.open(io.BytesIO(data)).close()
+    except Image.DecompressionBombError:
+        raise BotError(f"`{filename}` has too many pixels for me.") from None
+    except (OSError, ValueError, SyntaxError):  # not an image, or a damaged one
+        raise BotError(f"I couldn't read the image `{filename}`.") from None
+
+
 def note_of(attachment: Attachment) -> str:
     """How the history notes an attachment, in place of its content."""
     kind = attachment.content_type.split(";")[0].strip().lower()
@@ -154,6 +166,18 @@ def forward_note(said: str) -> str:
     return f"[forwarded message: {said}]"
 
 
+def reply_note(author_name: str, said: str) -> str:
+    """How the model and the history note the message one replies to (`said` as in
+    `forward_note`): "what does he mean?" needs it."""
+    return f"[replying to {author_name}: {said}]"
+
+
+def embed_note(text: str) -> str:
+    """How a forwarded or replied-to message's embed (a link preview, a bot's card) is
+    noted: its title and description."""
+    return f"[embed: {text}]"
+
+
 def decoded(data: bytes) -> str:
     """A text file's text: UTF-8, or UTF-16 when it starts with a byte-order mark (Windows
     tools write that); bytes that don't decode become U+FFFD."""
@@ -169,6 +193,7 @@ async def attachment_part(attachment: Attachment) -> types.PartDict:
         png = await asyncio.to_thread(_first_frame_png, attachment.data, attachment.filename)
         part = inline_part(png, "image/png")
     elif kind in IMAGE_TYPES:
+        await asyncio.to_thread(_check_image, attachment.data, attachment.filename)
         part = inline_part(attachment.data, kind)
     else:
         text = decoded(attachment.data)

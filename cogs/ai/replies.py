@@ -26,9 +26,11 @@ from cogs.ai.prompting import (
     UserInput,
     attachment_part,
     check_attachment,
+    embed_note,
     forward_note,
     note_of,
     poll_note,
+    reply_note,
     sticker_note,
 )
 from cogs.ai.records import Unfinished
@@ -36,6 +38,7 @@ from cogs.ai.streaming import RESTART, ReplyCutOff, after_crash
 from utils.errors import BotError
 from utils.gemini_replies import AIUnavailableError, ReplyStopped
 from utils.metrics import Metrics, ReplyTimer
+from utils.text import truncate
 
 if TYPE_CHECKING:
     from bot import Bot
@@ -47,6 +50,7 @@ Context = commands.Context["Bot"]
 # AI output may mention anyone by accident or on request: it pings no one.
 NO_PINGS = discord.AllowedMentions.none()
 ATTACHMENT_TIMEOUT = 30.0  # seconds to download one attachment
+EMBED_CHARS = 500  # of an embed noted: enough for a preview or a card, not a page
 DROPPED = "I'm restarting and couldn't get to this. Please ask again in a moment."
 UNFINISHED_TIMEOUT = 10.0  # seconds to fetch and edit the last message of each
 TOKEN_EXPIRED = 50027  # Discord's "Invalid Webhook Token": an interaction's, after 15 minutes
@@ -86,10 +90,13 @@ class _Followup(Sent):
 class ContextSink:
     """Sends a reply where it was asked for. A message gets replies to it; a slash command,
     deferred, gets its "thinking" response filled in by the first message, then follow-ups
-    (discord.py's `Context.send`), and plain channel messages once its token has expired."""
+    (discord.py's `Context.send`). Once its token has expired, the first message is the
+    "thinking" message edited in the channel (`thinking`: its id, as the deferral named
+    it), lest it stay for good beside the answer; the rest are plain channel messages."""
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, thinking: int | None = None) -> None:
         self.ctx = ctx
+        self.thinking = thinking
         self._expired = False
 
     async def send(self, content: str) -> Sent:
@@ -103,23 +110,34 @@ class ContextSink:
                 )
             )
         channel = ctx.bot.get_partial_messageable(ctx.channel.id)
-        if not self._expired:
+        # discord.py's own clock sends past the 15 minutes as a channel message: not asked.
+        if not self._expired and not ctx.interaction.is_expired():
             try:
-                return _Followup(await ctx.send(content, allowed_mentions=NO_PINGS), channel)
+                sent = _Followup(await ctx.send(content, allowed_mentions=NO_PINGS), channel)
             except discord.HTTPException as error:
                 if error.code != TOKEN_EXPIRED:
                     raise
-                self._expired = True
-        # Like discord.py's `Context.send` past the expiry it knows of: the asker is not
-        # pinged for it (mentioning them would put their name in what the history holds).
+            else:
+                self.thinking = None  # filled in by this message
+                return sent
+        self._expired = True
+        if (thinking := self.thinking) is not None:
+            self.thinking = None
+            try:
+                message = channel.get_partial_message(thinking)
+                return Sent(await message.edit(content=content, allowed_mentions=NO_PINGS))
+            except discord.NotFound:
+                log.info("the thinking message of a slash command was deleted; sending anew")
+        # Not a reply: the asker is not pinged for it (mentioning them would put their name
+        # in what the history holds).
         return Sent(await channel.send(content, allowed_mentions=NO_PINGS))
 
 
-async def say_dropped(ctx: Context) -> None:
+async def say_dropped(sink: ContextSink) -> None:
     """Tell the asker their request was dropped unanswered by a restart: best effort, its
     time bounded by the shutdown (`ChannelDispatcher.close`)."""
     try:
-        await ContextSink(ctx).send(DROPPED)
+        await sink.send(DROPPED)
     except (discord.HTTPException, aiohttp.ClientError, OSError) as error:
         log.info("could not say a request was dropped: %r", error)
 
@@ -139,17 +157,34 @@ def place_of(ctx: Context) -> Place:
     return Place(guild_id, channel.id, description, parent_id)
 
 
-def notes_of(message: discord.Message) -> list[str]:
+def notes_of(message: discord.Message, bot_id: int) -> list[str]:
     """What the model and the history read of a message besides its text: a note of each
     attachment and sticker (the content of those the model can read goes beside it), of
-    a poll, and of each message it forwards (whose text is in nothing else it reads)."""
+    a poll, of each message it forwards and of the message it replies to (whose text is
+    in nothing else it reads), unless that is the bot's own (the history holds those)."""
     notes = _file_notes(message.attachments, message.stickers)
     if message.poll is not None:
         notes.append(poll_note(message.poll.question, [a.text for a in message.poll.answers]))
     for snapshot in message.message_snapshots:
-        said = " ".join([snapshot.content, *_file_notes(snapshot.attachments, snapshot.stickers)])
-        notes.append(forward_note(said.strip()))
+        notes.append(forward_note(_content_of(snapshot)))
+    reference = message.reference
+    replied = reference.resolved if reference is not None else None
+    # A forward has a reference too, but never a resolved message; one deleted has none.
+    if isinstance(replied, discord.Message) and replied.author.id != bot_id:
+        notes.append(reply_note(replied.author.display_name, _content_of(replied)))
     return notes
+
+
+def _content_of(message: discord.Message | discord.MessageSnapshot) -> str:
+    """What a forwarded or replied-to message says: its text, its embeds' (a link's
+    preview, another bot's card, often all there is) and notes of its files and stickers."""
+    embeds = [
+        embed_note(truncate(" / ".join(filter(None, (e.title, e.description))), EMBED_CHARS))
+        for e in message.embeds
+        if e.title or e.description
+    ]
+    files = _file_notes(message.attachments, message.stickers)
+    return " ".join([message.content, *embeds, *files]).strip()
 
 
 def _file_notes(
@@ -168,7 +203,7 @@ async def user_input(ctx: Context, text: str, max_attachment_bytes: int) -> User
     user = UserInput(author_name=ctx.author.display_name, text=text)
     if ctx.interaction is not None:
         return user
-    user.notes = notes_of(ctx.message)
+    user.notes = notes_of(ctx.message, ctx.me.id)
     attached = [
         (item, Attachment(item.filename, item.content_type or "", item.size))
         for item in ctx.message.attachments
@@ -249,7 +284,9 @@ async def _finish_message(bot: Bot, reply: Unfinished) -> None:
     if contents is None:  # its final text was shown after all
         return
     first, *rest = contents
-    if message.webhook_id is None:
+    # Discord marks the messages of an interaction (a `/chat` reply) with the application's
+    # id as their webhook's: those are the bot's own, edited as any other of its messages.
+    if message.webhook_id in (None, bot.application_id):
         await message.edit(content=first, allowed_mentions=NO_PINGS)
     elif not await _edit_as_character(bot, reply.channel_id, message, first):
         log.info("unfinished reply %s was sent by a webhook that is not mine", reply)

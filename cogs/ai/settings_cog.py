@@ -37,17 +37,10 @@ _OPTIONAL = commands.parameter(default=None)
 
 async def _reads_history(ctx: Context) -> bool:
     """A check: the asker can read this channel's past messages (in DMs the conversation
-    is their own). The asker is in this channel, so a private thread asks only for their
-    permissions: without the members intent the bot can't tell who else is in it."""
-    can_read = readable(ctx.author)
+    is their own)."""
+    can_read = readable(ctx.author, ctx.channel.id)
     if can_read is None or can_read(ctx.channel.id):
         return True
-    channel, author = ctx.channel, ctx.author
-    if isinstance(channel, discord.Thread) and channel.is_private():
-        assert isinstance(author, discord.Member)  # readable() answers None for a User
-        permissions = channel.permissions_for(author)
-        if permissions.read_messages and permissions.read_message_history:
-            return True
     raise commands.MissingPermissions(["read_message_history"])
 
 

@@ -18,8 +18,20 @@ from cogs.ai.cache import TOPIC, ChatCache
 from cogs.ai.prefs import ChatPrefs
 from cogs.ai.records import TURN_COLUMNS, WRITING, ReplyContext, Tail, Turn, Unfinished
 from utils.data_owners import Place
-from utils.db import EVERYTHING, Connection, Database
+from utils.db import EVERYTHING, Connection, Database, storable
 from utils.text import estimate_tokens
+
+
+def _as_stored(turn: Turn) -> Turn:
+    """`turn` as the database holds it (`storable` text), so that the turns given back and
+    the cache hold the same as a restart reads."""
+    content = storable(turn.content)
+    return replace(
+        turn,
+        author_name=storable(turn.author_name),
+        content=content,
+        tokens=estimate_tokens(content),
+    )
 
 
 class ChatStore:
@@ -103,12 +115,8 @@ class ChatStore:
         """Replace a stored turn's text, incomplete mark and latest Discord message (a
         reply as it grows); `parts`: the reply's earlier messages not stored yet (it
         continued in a new message)."""
-        new = replace(
-            turn,
-            content=content,
-            tokens=estimate_tokens(content),
-            incomplete=incomplete,
-            message_id=message_id,
+        new = _as_stored(
+            replace(turn, content=content, incomplete=incomplete, message_id=message_id)
         )
         update = (
             "UPDATE ai_messages SET content = ?, tokens = ?, incomplete = ?, message_id = ? "
@@ -125,6 +133,21 @@ class ChatStore:
         self._cache.rewritten(channel_id, turn, new, self.context_tokens)
         return new
 
+    async def replace_message(self, channel_id: int, old_id: int, new_id: int) -> None:
+        """A reply's Discord message `old_id` was sent again as `new_id` (a character's,
+        whose webhook went meanwhile): the history follows it there, so that deleting the
+        old one does not take the reply out of the history."""
+        with self._cache.writing((self._cache.tails, channel_id)):
+            async with self.db.transaction() as conn:
+                await conn.execute(
+                    "UPDATE ai_messages SET message_id = ? WHERE channel_id = ? AND message_id = ?",
+                    (new_id, channel_id, old_id),
+                )
+                await conn.execute(
+                    "UPDATE ai_reply_parts SET message_id = ? WHERE message_id = ?",
+                    (new_id, old_id),
+                )
+
     @staticmethod
     async def _add_parts(conn: Connection, turn_id: int, parts: Sequence[int]) -> None:
         """Note earlier messages of a reply, unless the reply is gone (deleted meanwhile)."""
@@ -138,7 +161,7 @@ class ChatStore:
 
     @staticmethod
     async def _insert(conn: Connection, guild_id: int | None, channel_id: int, turn: Turn) -> Turn:
-        stored = replace(turn, tokens=estimate_tokens(turn.content), created_at=time.time())
+        stored = replace(_as_stored(turn), created_at=time.time())
         turn_id = await conn.fetchval(
             "INSERT INTO ai_messages (guild_id, channel_id, message_id, author_id, author_name, "
             "role, content, tokens, created_at, incomplete) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -308,6 +331,7 @@ class ChatStore:
         """A person edited a message in Discord: its turn now holds `content`, and the
         summary goes if it covered it. Whether the history holds the message, and the
         turn as it was if it changed."""
+        content = storable(content)  # as what the turn holds, to tell whether it changed
         row = await self.db.fetchone(
             f"SELECT {TURN_COLUMNS} FROM ai_messages "
             "WHERE channel_id = ? AND message_id = ? AND role = 'user'",

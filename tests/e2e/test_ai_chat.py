@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import aiohttp
 import asyncpg
@@ -20,7 +21,7 @@ import discord
 import pytest
 from PIL import Image
 
-from cogs.ai.cog import SHUTDOWN_GRACE
+from cogs.ai.cog import AI, SHUTDOWN_GRACE
 from cogs.ai.records import Turn
 from cogs.ai.streaming import FINALISE_TIMEOUT
 from config import Settings
@@ -1180,6 +1181,67 @@ async def test_shutdown_mid_reply_finalises_and_stores_what_was_shown(
 
 
 @pytest.mark.slow
+async def test_a_shutdown_before_the_first_words_tells_the_asker_to_ask_again(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """The model has not answered when the grace replies get at shutdown runs out: the
+    mention and the `/chat` are told to ask again, as requests still waiting are (not
+    silence, nor "thinking" for good), and the history holds nothing of them."""
+    gemini_fake.hang()
+    gemini_fake.hang()
+    other = guild.add_text_channel("random")
+    settings = ai_settings()
+    bot = await start_bot(settings)
+    sent = await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} tell me")
+    slash = await discord_fake.invoke_slash(other, member, "chat", {"prompt": "and me"})
+    assert (await slash.wait_response())["type"] == 5  # deferred: "thinking…"
+    await discord_fake.wait_for(lambda: len(gemini_fake.requests) == 2 or None, timeout=10)
+    began = time.monotonic()
+    await bot.close()
+    assert time.monotonic() - began < SHUTDOWN_GRACE + FINALISE_TIMEOUT + 1
+
+    notice = "I'm restarting and couldn't get to this. Please ask again in a moment."
+    (told,) = discord_fake.messages_in(guild.text)
+    assert told.content == notice and told.reference == sent.id
+    assert pings_nobody(told.allowed_mentions)
+    assert slash.original is not None and slash.original.content == notice
+    assert await history(settings) == []
+
+
+@pytest.mark.slow
+async def test_a_message_during_the_shutdown_is_told_to_ask_again_not_answered(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """Messages still arrive while the replies in progress get their grace at shutdown:
+    they are told at once to ask again, and none starts a reply that would outlive the
+    stop (and the database, and Discord)."""
+    gemini_fake.reply(["Once upon ", "a time, ", "the end."], chunk_delay=0.5)
+    bot = await start_bot(ai_settings())
+    await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} a story")
+    streaming = await discord_fake.wait_for_message(guild.text)
+    closing = asyncio.create_task(bot.close())
+    await eventually(lambda: cast(AI, bot.get_cog("AI")).dispatcher.closed)
+    late = await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} me too")
+    told = await discord_fake.wait_for_message(
+        guild.text, predicate=lambda m: m.reference == late.id
+    )
+    assert told.content == "I'm restarting and couldn't get to this. Please ask again in a moment."
+    await closing
+    assert streaming.content == "Once upon a time, the end."
+    assert [r.last_user_text for r in gemini_fake.requests] == ["alice: a story"]
+
+
+@pytest.mark.slow
 async def test_kill_9_mid_reply_keeps_the_exchange_and_the_next_start_finalises_it(
     discord_fake: FakeDiscord,
     gemini_fake: FakeGemini,
@@ -1253,6 +1315,8 @@ async def test_kill_9_mid_reply_keeps_the_exchange_and_the_next_start_finalises_
     assert reply.content == "Shown before the crash ⌛", "killed while still writing"
     assert await history(settings, ordered=False) == sorted(expected)
     doomed.deleted = True  # by a moderator, while the bot was down
+    assert answer is not None
+    answer.webhook_id = discord_fake.application_id  # as Discord marks an interaction's
 
     # The next start finalises what the crash left "still writing", in Discord and in the
     # history (the /chat reply through its channel message: its token may have expired).
@@ -1794,6 +1858,43 @@ async def test_the_model_is_told_what_a_forwarded_message_or_a_poll_says(
     assert [content for role, content, _ in stored if role == "user"] == [forward, poll]
 
 
+async def test_the_model_is_told_what_the_message_replied_to_says(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """A "@bot what does he mean?" in reply to someone's message: the model reads that
+    message (its text, its embed's, notes of its files) and the history keeps it with the
+    question. A reply to the bot's own message adds nothing: the history holds that."""
+    bot = await start_bot(ai_settings())
+    bob = discord_fake.add_user("bob")
+    guild.add_member(bob, permissions=BASIC)
+    said = await discord_fake.send_message(
+        guild.text,
+        bob,
+        "Moved, see the card",
+        attachments=[{"filename": "agenda.pdf", "content_type": "application/pdf", "data": b"%"}],
+    )
+    said.embeds = [{"type": "rich", "title": "Team sync", "description": "Thursday at ten"}]
+    question = f"{mention(discord_fake)} what does he mean?"
+    await discord_fake.send_message(guild.text, member, question, reference=said)
+    (answer,) = await wait_reply_done(discord_fake, guild.text)
+    note = (
+        "[replying to bob: Moved, see the card [embed: Team sync / Thursday at ten] "
+        "[unsupported attachment: agenda.pdf]]"
+    )
+    assert gemini_fake.requests[-1].last_user_text == f"alice: what does he mean? {note}"
+    await eventually(lambda: stored_count(bot, guild.text.id), equals=2)
+    assert (await stored_rows(bot, guild.text.id))[0][1] == f"what does he mean? {note}"
+
+    await discord_fake.send_message(guild.text, member, "and where?", reference=answer)
+    await wait_reply_done(discord_fake, guild.text, count=2)
+    assert gemini_fake.requests[-1].last_user_text == "alice: and where?"
+
+
 async def test_a_thread_keeps_the_prompt_and_safety_of_its_channel(
     discord_fake: FakeDiscord,
     gemini_fake: FakeGemini,
@@ -1967,6 +2068,28 @@ async def test_a_summary_is_asked_for_with_the_safety_level_of_its_channel(
     assert len(sent) == 4 and {s["threshold"] for s in sent} == {"OFF"}
 
 
+async def test_a_file_said_to_be_an_image_that_is_not_one_gets_one_short_line(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """Gemini refuses a whole request for an image it can't read, naming none: the asker
+    is told which file, and Google is not asked."""
+    await start_bot(ai_settings())
+    await discord_fake.send_message(
+        guild.text,
+        member,
+        f"{mention(discord_fake)} what is this?",
+        attachments=[{"filename": "photo.jpg", "content_type": "image/jpeg", "data": b"oops"}],
+    )
+    answer = await discord_fake.wait_for_message(guild.text)
+    assert answer.content == "I couldn't read the image `photo.jpg`."
+    assert gemini_fake.requests == []
+
+
 async def test_files_too_large_together_for_one_request_get_one_short_line(
     discord_fake: FakeDiscord,
     gemini_fake: FakeGemini,
@@ -2016,7 +2139,47 @@ async def test_ai_status_in_a_dm_shows_no_one_the_tokens_of_everyones_dms(
     assert "History" in names and "Tokens today" not in names
 
 
-async def test_a_slash_chat_answered_after_its_token_expired_is_sent_in_the_channel(
+@pytest.mark.parametrize("told_by", ["discord", "clock"])
+async def test_a_slash_chat_answered_after_its_token_expired_fills_in_its_thinking_message(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    told_by: str,
+) -> None:
+    """Waited past the 15 minutes an interaction token lives (a full queue, a slow model),
+    as Discord refusing the token or discord.py's own clock tells: the "thinking" message
+    is edited in the channel to carry the answer (none is left "thinking" for good beside
+    it), pinging nobody, and the history holds it."""
+    gemini_fake.reply(["Late ", "but here"], chunk_delay=0.3)
+    bot = await start_bot(ai_settings())
+    interaction = await discord_fake.invoke_slash(guild.text, member, "chat", {"prompt": "hi"})
+    assert (await interaction.wait_response())["type"] == 5
+    if told_by == "discord":
+        interaction.expired = True
+    else:
+        monkeypatch.setattr(discord.Interaction, "is_expired", lambda self: True)
+        interaction.expired = True  # what Discord would say too
+    thinking = interaction.original
+    assert thinking is not None and thinking.loading
+
+    await discord_fake.wait_for(lambda: thinking.content == "Late but here", timeout=10)
+    assert not thinking.loading and pings_nobody(thinking.allowed_mentions)
+    assert [m.id for m in discord_fake.messages_in(guild.text)] == [thinking.id]
+    assert interaction.followups == []
+    await eventually(
+        lambda: stored_rows(bot, guild.text.id),
+        equals=[("user", "hi", None), ("model", "Late but here", None)],
+    )
+    assert not [r for r in caplog.records if r.exc_info], "no tracebacks"
+
+
+@pytest.mark.backends("sqlite")
+async def test_a_slash_chat_whose_thinking_message_was_deleted_is_answered_in_the_channel(
     discord_fake: FakeDiscord,
     gemini_fake: FakeGemini,
     guild: FakeGuild,
@@ -2025,26 +2188,22 @@ async def test_a_slash_chat_answered_after_its_token_expired_is_sent_in_the_chan
     ai_settings: Callable[..., Settings],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Waited past the 15 minutes an interaction token lives (a full queue, a slow model):
-    the answer comes as a channel message that pings nobody, and the history holds it."""
+    """Past the token's life, with its "thinking" message gone: a plain channel message."""
     gemini_fake.reply(["Late ", "but here"], chunk_delay=0.3)
-    bot = await start_bot(ai_settings())
+    await start_bot(ai_settings())
     interaction = await discord_fake.invoke_slash(guild.text, member, "chat", {"prompt": "hi"})
     assert (await interaction.wait_response())["type"] == 5
     interaction.expired = True
+    assert interaction.original is not None
+    discord_fake._delete_message(interaction.original)
 
     def answered() -> list[FakeMessage]:
-        sent = [m for m in discord_fake.messages_in(guild.text) if m.interaction_id is None]
+        sent = [m for m in discord_fake.messages_in(guild.text) if not m.deleted]
         return sent if sent and not sent[0].content.endswith("⌛") else []
 
     (answer,) = await discord_fake.wait_for(answered, timeout=10)
-    assert answer.content == "Late but here"
+    assert answer.content == "Late but here" and answer.interaction_id is None
     assert answer.reference is None and pings_nobody(answer.allowed_mentions)
-    assert interaction.followups == []
-    await eventually(
-        lambda: stored_rows(bot, guild.text.id),
-        equals=[("user", "hi", None), ("model", "Late but here", None)],
-    )
     assert not [r for r in caplog.records if r.exc_info], "no tracebacks"
 
 
@@ -2086,12 +2245,14 @@ async def test_a_mention_where_the_bot_may_not_write_costs_no_ai_request(
     start_bot: StartBot,
     ai_settings: Callable[..., Settings],
 ) -> None:
-    """Its answer could not be shown: Google is not asked (and billed) for it."""
+    """Its answer could not be shown: Google is not asked (and billed) for it, whether
+    the bot is mentioned or asked with `!chat`."""
     muted = guild.add_text_channel("announcements")
     guild.add_member(discord_fake.bot_user, permissions=DEFAULT_PERMS)  # not an administrator
     guild.set_overwrite(muted, discord_fake.bot_user.id, deny=SEND_MESSAGES, member=True)
     await start_bot(ai_settings())
     await discord_fake.send_message(muted, member, f"{mention(discord_fake)} hi")
+    await discord_fake.send_message(muted, member, "!chat hello")
     gemini_fake.reply("Answered here")
     assert (await ask(discord_fake, guild.text, member, "and here?")).content == "Answered here"
     assert [r.last_user_text for r in gemini_fake.requests] == ["alice: and here?"]
@@ -2118,3 +2279,36 @@ async def test_a_reply_to_a_channel_deleted_meanwhile_is_dropped_without_a_trace
     )
     assert not [r for r in caplog.records if r.exc_info], "no tracebacks"
     assert await stored_rows(bot, doomed.id) == []
+
+
+async def test_a_summary_far_longer_than_asked_leaves_room_for_the_conversation(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    def answer(request) -> str:
+        if "summarise" in request.system_text:
+            return "SUMMARY: Alice talked about her garden. " + "And on. " * 1000
+        return "Noted. " * 40
+
+    gemini_fake.default = answer
+    bot = await start_bot(ai_settings(ai_context_tokens=500))
+    for i in range(4):
+        await discord_fake.send_message(
+            guild.text, member, f"{mention(discord_fake)} story {i}: " + "my garden grows. " * 20
+        )
+        await wait_reply_done(discord_fake, guild.text, after=i)
+    summary = await eventually(
+        lambda: bot.db.fetchval(
+            "SELECT summary FROM ai_channels WHERE channel_id = ?", (guild.text.id,)
+        )
+    )
+    assert summary.startswith("SUMMARY: Alice talked about her garden.")
+    assert len(summary) <= 4 * 500 // 4
+    await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} and now?")
+    await wait_reply_done(discord_fake, guild.text, after=4)
+    asked = json.dumps(gemini_fake.requests[-1].contents)
+    assert "story 3" in asked, "the latest exchange is still in the prompt"

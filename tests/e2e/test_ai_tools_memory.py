@@ -5,6 +5,7 @@ others had remembered, recalled into a reply, can't make it act."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +16,7 @@ from bot import Bot
 from cogs.ai.tools.toolbox import READ_OUTSIDE
 from config import Settings
 from tests.conftest import BASIC, StartBot
+from tests.e2e.test_ai_chat import ask
 from tests.e2e.test_ai_tools import answer, chats
 from tests.e2e.test_memory import slash
 from tests.fakes.discord_models import PRIVATE_THREAD
@@ -185,6 +187,28 @@ async def test_what_was_remembered_in_a_private_thread_is_recalled_there_for_tho
         )
         texts = [m["text"] for m in recalled["memories"]]
         assert any(fact in text for text in texts) is recalls, asker.name
+
+
+async def test_what_was_remembered_in_a_private_thread_comes_back_in_replies_there(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    settings: Callable[..., Settings],
+) -> None:
+    """Not only the recall tool: the memories put in a reply's prompt come from the
+    private thread it is asked in, though the bot can't tell who is in it."""
+    ticket = guild.add_thread(guild.text, "ticket-42", discord_fake.owner, type=PRIVATE_THREAD)
+    await start_bot(settings(memory_consolidation_minutes=0))
+    fact = "My order number is 98765"
+    [(_, remembered)], _ = await call(
+        discord_fake, gemini_fake, ticket, member, [("remember", {"fact": fact})]
+    )
+    assert remembered["remembered"] is True
+    await ask(discord_fake, ticket, member, "what is my order number?")
+    asked = gemini_fake.requests[-1]
+    assert fact in asked.system_text + json.dumps(asked.contents)
 
 
 async def test_in_dms_the_tools_use_the_dm_memories(

@@ -10,8 +10,9 @@ import signal
 import sqlite3
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import cast
 
 import pytest
 from discord.ext import commands
@@ -19,7 +20,7 @@ from discord.ext import commands
 from bot import discover_extensions
 from config import Settings
 from tests.conftest import StartBot
-from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
+from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeMessage, FakeUser
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -256,6 +257,36 @@ async def test_errors_user_and_unexpected(
     assert unknown.content == "No command called `nosuch`."
 
 
+async def test_server_commands_in_a_dm_say_they_need_a_server(
+    discord_fake: FakeDiscord, guild: FakeGuild, member: FakeUser, start_bot: StartBot
+) -> None:
+    """A server's commands typed with the prefix in a DM (Discord offers their slash forms
+    in servers only) get one plain line, the subcommands of a server-only group too."""
+    await start_bot()
+    dm = discord_fake.open_dm(member)
+    asked = [
+        "!play something",
+        "!queue",
+        "!playlist list",
+        "!247 on",
+        "!music dj",
+        "!settings",
+        "!settings prefix ?",
+        "!character list",
+        "!character show Hana",
+        "!scene end",
+        "!scene state",
+        "!ai autorespond on",
+        "!ai tools",
+        "!ai prompt hi",
+        "!memory stats",
+    ]
+    for count, text in enumerate(asked, start=1):
+        await discord_fake.send_message(dm, member, text)
+        answer = await discord_fake.wait_for_message(dm, after=count - 1)
+        assert answer.content == "This command only works in a server.", text
+
+
 async def test_error_replies_that_repeat_the_input_fit_in_a_message(
     discord_fake: FakeDiscord,
     guild: FakeGuild,
@@ -323,6 +354,74 @@ async def test_help_and_stats_slash(
     assert fields["Memory"].endswith("MiB")
     assert int(fields["Commands run"]) >= 1
     await discord_fake.wait_for(lambda: bot.commands_run >= 2)
+
+
+async def test_stats_counts_the_ai_tokens_of_its_own_server_only(
+    discord_fake: FakeDiscord, guild: FakeGuild, member: FakeUser, start_bot: StartBot
+) -> None:
+    bot = await start_bot()
+    await bot.usage.record(guild.id, 7, 3)
+    await bot.usage.record(guild.id + 1, 1000, 500)  # another server's use is not ours to see
+    await bot.usage.record(None, 200, 100)  # nor the DMs'
+    interaction = await discord_fake.invoke_slash(guild.text, member, "stats")
+    stats = (await interaction.wait_response())["data"]["embeds"][0]
+    assert {f["name"]: f["value"] for f in stats["fields"]}["AI tokens today"] == "10"
+
+
+def many_commands(count: int, doc_length: int) -> commands.Cog:
+    """A cog of `count` prefix commands, each with a long one-line description."""
+
+    async def run(self: commands.Cog, ctx: commands.Context) -> None:
+        return None
+
+    made = {
+        f"extra{i}": commands.command(name=f"extra{i:03}", help=f"{i} " + "d" * doc_length)(run)
+        for i in range(count)
+    }
+    return cast(commands.Cog, commands.CogMeta("Extras", (commands.Cog,), made)())
+
+
+@pytest.mark.backends("sqlite")
+async def test_help_listing_more_than_one_embed_holds_comes_in_several(
+    discord_fake: FakeDiscord, guild: FakeGuild, member: FakeUser, start_bot: StartBot
+) -> None:
+    """Discord refuses a message whose embeds hold over 6,000 characters: a command list
+    that grows past it comes in several messages, each within the limits, listing all."""
+    bot = await start_bot()
+    await bot.add_cog(many_commands(60, 150))
+    wanted = {
+        f"`{command.qualified_name}`"
+        for command in bot.walk_commands()
+        if not command.hidden and not isinstance(command, commands.Group)
+    }
+
+    def listed(embeds: list[dict]) -> str:
+        return " ".join(field["value"] for embed in embeds for field in embed["fields"])
+
+    def check(embeds: list[dict]) -> None:
+        for embed in embeds:
+            size = len(embed.get("title", "")) + len(embed.get("description", ""))
+            size += sum(len(f["name"]) + len(f["value"]) for f in embed["fields"])
+            assert size <= 6000 and len(embed["fields"]) <= 25
+            assert all(len(f["value"]) <= 1024 for f in embed["fields"])
+
+    def answered(messages: Sequence[FakeMessage | None]) -> list[dict]:
+        embeds = [e for m in messages if m is not None for e in m.embeds]
+        return embeds if all(w in listed(embeds) for w in wanted) else []
+
+    await discord_fake.send_message(guild.text, member, "!help")
+    embeds = await discord_fake.wait_for(lambda: answered(discord_fake.messages_in(guild.text)))
+    check(embeds)
+    assert len(embeds) == len(discord_fake.messages_in(guild.text)) > 1, "one embed a message"
+
+    interaction = await discord_fake.invoke_slash(guild.text, member, "help")
+    await interaction.wait_response()
+    check(
+        await discord_fake.wait_for(
+            lambda: answered([interaction.original, *interaction.followups])
+        )
+    )
+    assert interaction.ephemeral and all(m.flags & 64 for m in interaction.followups)
 
 
 async def test_a_slash_command_the_bot_no_longer_has_gets_a_plain_answer(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 import sys
@@ -107,6 +108,31 @@ async def test_a_fact_is_remembered_days_later_in_the_same_guild_only(
     dm = discord_fake.open_dm(member)
     in_dm = await ask(discord_fake, gemini_fake, dm, member, "what is my cat called?")
     assert "Whiskers" not in in_dm.system_text + json.dumps(in_dm.contents)
+
+
+@pytest.mark.slow
+async def test_an_exchange_cut_off_by_a_shutdown_is_still_remembered(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    gemini_fake: FakeGemini,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+    sentence_embedder: SentenceEmbedder,
+) -> None:
+    """A stop while the bot answers: the exchange shown so far, stored as cut off by the
+    restart, is remembered too (memory indexes what it was handed as it stops)."""
+    settings = ai_settings(memory_enabled=True, memory_consolidation_minutes=0)
+    gemini_fake.reply(["Whiskers is ", "a fine ", "name for ", "a cat."], chunk_delay=2.5)
+    bot = await start_bot(settings)
+    said = f"<@{discord_fake.bot_user.id}> my cat is named Whiskers"
+    await discord_fake.send_message(guild.text, member, said)
+    assert (await discord_fake.wait_for_message(guild.text)).content.endswith("⌛")
+    await bot.close()
+
+    bot = await start_bot(settings)
+    assert bot.memory is not None
+    assert await bot.memory.count_of(Scope("guild", guild.id), member.id) == 1
 
 
 async def test_what_was_said_in_a_channel_is_recalled_only_for_those_who_can_read_it(
@@ -445,6 +471,33 @@ async def test_pages_turned_after_a_forget_show_what_is_left(
     assert page.embeds[0]["footer"]["text"].startswith("Page 1/1 · 8 memories")
     assert "Note number 8" in page.embeds[0]["description"]
     assert page.find_component(next_)["disabled"]
+
+
+async def test_a_bug_behind_a_memory_page_button_gets_the_presser_a_short_answer(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bot = await start_bot(make_settings(memory_enabled=True, embedding_model="hashing"))
+    for n in range(9):
+        await slash(discord_fake, guild.text, member, "add", fact=f"Note number {n}")
+    page = (await slash(discord_fake, guild.text, member, "show"))["interaction"].original
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(sys.modules[type(bot.get_cog("Memory")).__module__], "_line", broken)
+    _, next_ = page_ids(bot.run_id, "memory show")
+    pressed = await discord_fake.click_button(page, next_, member)
+    response = await pressed.wait_response()
+    assert response["data"]["content"] == "Something went wrong on my side; try again in a moment."
+    assert pressed.ephemeral
+    failed = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert failed == ["a press of /memory show's pages failed"]
 
 
 async def test_memory_buttons_come_off_after_paging_longer_than_a_token_lives(

@@ -264,6 +264,22 @@ async def test_deleting_any_message_of_a_reply_split_over_several_takes_the_repl
     assert await store.db.fetchval("SELECT count(*) FROM ai_reply_parts") == 0
 
 
+async def test_a_reply_message_sent_again_leaves_the_reply_when_the_old_one_is_deleted(
+    store: ChatStore,
+) -> None:
+    """A character's message whose webhook went is sent again and the old one deleted:
+    that deletion took the reply out of the history."""
+    await store.add_turns(
+        1, 10, [Turn("user", 7, "alice", "q"), Turn("model", 0, "ai", "a", 2)], parts=[1]
+    )
+    await store.recent_turns(10, 0, 1000)  # cached
+    await store.replace_message(10, 1, 11)  # an earlier part
+    await store.replace_message(10, 2, 12)  # the latest message
+    assert await store.delete_messages(10, [1, 2]) == []
+    assert [t.message_id for t in (await store.recent_turns(10, 0, 1000))[0]] == [None, 12]
+    assert [t.content for t in await store.delete_messages(10, [11])] == ["a"]
+
+
 async def test_a_reply_deleted_while_it_grows_notes_no_parts(store: ChatStore) -> None:
     _, model = await store.add_turns(
         1, 10, [Turn("user", 7, "alice", "q"), Turn("model", 0, "ai", "a", 1)]
@@ -442,3 +458,27 @@ async def test_a_summary_of_turns_changed_meanwhile_is_not_stored(store: ChatSto
     assert await store.save_summary(1, 10, "The bot noted something.", folded, since=0)
     assert not await store.save_summary(1, 10, "Again.", folded, since=0)  # the mark moved
     assert (await store.prefs.channel(10)).summary == "The bot noted something."
+
+
+async def test_text_the_database_cannot_hold_is_kept_in_memory_as_it_is_stored(
+    store: ChatStore, db: Database
+) -> None:
+    """A NUL or half a surrogate pair (from a message, or the model) is stored replaced by
+    U+FFFD: the turns given back and the cache hold the same, so a restart changes
+    nothing of the history, a summary of them is saved, and an edit that changes nothing
+    (a link preview) is no change."""
+    odd = "a NUL \x00 and half \ud83d a pair"
+    said = "a NUL \ufffd and half \ufffd a pair"
+    question, reply = await store.add_turns(
+        1, 10, [Turn("user", 7, "al\x00ice", odd, message_id=500), Turn("model", 0, "ai", "ok")]
+    )
+    assert (question.content, question.author_name) == (said, "al\ufffdice")
+    reply = await store.rewrite_turn(10, reply, f"ok: {odd}", None, 501)
+    assert reply.content == f"ok: {said}"
+    cached = await store.recent_turns(10, 0, 100)
+    assert cached == await ChatStore(db, context_tokens=100).recent_turns(10, 0, 100)
+    assert [t.content for t in cached[0]] == [said, f"ok: {said}"]
+
+    assert await store.edit_message(10, 500, odd) == (True, None)
+    assert await store.save_summary(1, 10, "Alice wrote oddly.", [question, reply], since=0)
+    assert (await store.prefs.channel(10)).summary == "Alice wrote oddly."
