@@ -28,6 +28,7 @@ from cogs.roleplay.avatars import MAX_DOWNLOAD, AvatarFetcher, to_avatar
 from cogs.roleplay.cards import MAX_CARD_BYTES, read_card, write_json_card, write_png_card
 from cogs.roleplay.characters import Character, CharacterStore, Profile
 from cogs.roleplay.errors import RoleplayError
+from utils.checks import needs_guild
 from utils.commands import list_subcommands
 from utils.text import truncate
 
@@ -73,6 +74,9 @@ class Roleplay(commands.Cog):
     async def cog_unload(self) -> None:
         self.bot.data_owners.unregister("roleplay")
         await self.fetcher.close()
+
+    def cog_check(self, ctx: Context) -> bool:
+        return needs_guild(ctx)
 
     @commands.hybrid_group(name="character")
     @commands.guild_only()

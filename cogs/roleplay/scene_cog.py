@@ -26,6 +26,7 @@ from cogs.roleplay.scene_prompt import WORLD_CHARS, fill
 from cogs.roleplay.scene_state import CLEAR, MAX_FACT, noted, render, set_fact
 from cogs.roleplay.scenes import Scene, SceneStore
 from cogs.roleplay.webhooks import DISCORD_TIMEOUT, NO_PINGS, TEXT_LIMIT, Channel, WebhookSender
+from utils.checks import needs_guild
 from utils.commands import list_subcommands
 from utils.memory.chatlog import BOT_LABEL
 from utils.text import split_message, truncate
@@ -63,6 +64,9 @@ class Scenes(commands.Cog):
         self.bot.data_owners.unregister("roleplay scenes")
         self.bot.db.off_change(self.scenes.changed)
         await self.director.close()
+
+    def cog_check(self, ctx: Context) -> bool:
+        return needs_guild(ctx)
 
     @commands.Cog.listener()
     async def on_webhooks_update(self, channel: discord.abc.GuildChannel) -> None:
@@ -104,8 +108,12 @@ class Scenes(commands.Cog):
         channel = _channel(ctx)
         # A slash command needs no right to write: a scene would post in a channel its
         # starter may only read (an announcements channel, say).
-        if not _may_write(ctx, channel):
+        if not _may_write(ctx.permissions, channel):
             raise RoleplayError("You can't write here, so you can't start a scene here.")
+        # The narration and notices of a scene are the bot's own messages (the permissions
+        # of its channel: an interaction's are said to allow sending, whatever they are).
+        if not _may_write(channel.permissions_for(channel.guild.me), channel):
+            raise RoleplayError("I can't write here, so I can't run a scene here.")
         if ctx.interaction is None:  # the names consumed the line, the world with them
             characters, _, after = characters.partition("|")
             world = after.strip() or None
@@ -280,8 +288,7 @@ def _channel(ctx: Context) -> Channel:
     return channel
 
 
-def _may_write(ctx: Context, channel: Channel) -> bool:
-    permissions = ctx.permissions
+def _may_write(permissions: discord.Permissions, channel: Channel) -> bool:
     if isinstance(channel, discord.Thread):
         return permissions.send_messages_in_threads
     return permissions.send_messages

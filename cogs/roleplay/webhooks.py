@@ -7,7 +7,9 @@ A channel's WEBHOOKS_UPDATE (one of its webhooks made, edited, moved or deleted)
 its cached webhook (`forget_channel`). A webhook someone deleted (10015), or moved to
 another channel unseen (the message lands elsewhere: it is deleted there; sent to a
 thread, it is refused with 10003 Unknown Channel), is looked up again once and the
-message resent. Where the bot cannot have a webhook (Manage Webhooks
+message resent. An edit whose webhook was deleted or moved meanwhile (a moved one no
+longer finds its message: 10008, or 10003 in a thread) continues in a new message from
+the channel's webhook, the old one deleted. Where the bot cannot have a webhook (Manage Webhooks
 missing, or the channel's or the server's webhook limit, 30007 or 30058) characters
 speak as the bot with their name in bold, after one notice to the channel; webhooks are
 tried again after `RETRY_AFTER`. Nothing sent pings anyone.
@@ -51,6 +53,7 @@ FALLBACK_PREFIX = "**{name}**: "
 TEXT_LIMIT = DISCORD_LIMIT - len(FALLBACK_PREFIX.format(name="")) - 2 * NAME_LIMIT
 
 UNKNOWN_CHANNEL = 10003
+UNKNOWN_MESSAGE = 10008
 UNKNOWN_WEBHOOK = 10015
 MAX_WEBHOOKS = 30007
 MAX_GUILD_WEBHOOKS = 30058
@@ -111,8 +114,8 @@ class _Moved(BotError):
 class SpokenMessage:
     """One message a character sent; `edit` keeps it in character (a `streaming.Editable`).
 
-    If the webhook behind it was deleted, the edit is sent as a new message that later
-    edits change instead."""
+    If the webhook behind it was deleted or moved away, the edit is sent as a new message
+    that later edits change instead."""
 
     def __init__(
         self, sender: WebhookSender, channel: Channel, name: str, avatar_url: str | None
@@ -274,20 +277,42 @@ class WebhookSender:
             async with asyncio.timeout(DISCORD_TIMEOUT):
                 return await message.edit(content=content, allowed_mentions=NO_PINGS)
         except discord.NotFound as error:
-            if error.code != UNKNOWN_WEBHOOK:
+            if error.code == UNKNOWN_WEBHOOK:
+                self._forget(spoken.channel, message.webhook_id)
+            elif error.code not in (UNKNOWN_MESSAGE, UNKNOWN_CHANNEL) or not await self._moved(
+                spoken.channel, message.webhook_id
+            ):
                 raise
-        self._forget(spoken.channel, message.webhook_id)
+        replacement = await self._deliver(spoken, content)
+        # The history follows the reply to its new message before the old one goes: that
+        # deletion, heard back from Discord, would take the reply out of it.
+        await self.bot.chats.replace_message(spoken.channel.id, message.id, replacement.id)
         await self._remove_orphan(spoken.channel, message)
-        return await self._deliver(spoken, content)
+        return replacement
+
+    async def _moved(self, channel: Channel, webhook_id: int | None) -> bool:
+        """Whether the webhook `webhook_id`, whose message in `channel` Discord no longer
+        finds, has left the channel (moved to another: a webhook edits only in its own),
+        rather than the message been deleted."""
+        try:
+            async with asyncio.timeout(DISCORD_TIMEOUT):
+                webhooks = await _parent(channel).webhooks()
+        except discord.Forbidden:  # Manage Webhooks taken away: no telling
+            return False
+        if any(webhook.id == webhook_id for webhook in webhooks):
+            return False
+        log.info("webhook %s of channel %s was moved", webhook_id, _home(channel))
+        self._forget(channel, webhook_id)
+        return True
 
     async def _remove_orphan(self, channel: Channel, message: Spoken) -> None:
-        """The part of a reply that its deleted webhook can no longer edit goes, if the
-        bot may delete it (Manage Messages); the reply continues in a new message."""
+        """The part of a reply that its webhook, deleted or moved, can no longer edit goes,
+        if the bot may delete it (Manage Messages); the reply continued in a new message."""
         try:
             async with asyncio.timeout(DISCORD_TIMEOUT):
                 await channel.get_partial_message(message.id).delete()
         except (discord.HTTPException, TimeoutError) as error:
-            log.info("left message %s of a deleted webhook: %r", message.id, error)
+            log.info("left message %s, whose webhook went: %r", message.id, error)
 
     async def _webhook_for(self, channel: Channel) -> discord.Webhook | None:
         """Our webhook for `channel` (its parent's for a thread), None where we can't

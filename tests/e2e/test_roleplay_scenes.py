@@ -26,6 +26,7 @@ from tests.fakes.gemini_request import GeminiRequest
 from tests.fakes.gemini_server import FakeGemini
 
 SEND_MESSAGES = 0x800
+MANAGE_WEBHOOKS = 0x20000000
 KEY_STATE = {"entities": [{"name": "Bren", "kind": "character", "possessions": "the iron key"}]}
 
 
@@ -279,6 +280,28 @@ async def test_a_member_who_may_not_write_here_cannot_start_a_scene_by_slash_com
     refused = await world.slash(reader, "start", characters="Aria")
 
     assert refused.content == "You can't write here, so you can't start a scene here."
+    assert await scenes(bot).scenes.get(guild.text.id) is None
+    assert not [m for m in discord_fake.messages_in(guild.text) if m.webhook_id]
+
+
+async def test_a_scene_is_not_started_where_the_bot_may_not_write(
+    world: World,
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """Narration is the bot's own messages: where it could speak only through webhooks,
+    a scene started, and each turn broke off at its first narrated line."""
+    guild.everyone.permissions &= ~SEND_MESSAGES
+    guild.add_member(discord_fake.bot_user, permissions=(BASIC | MANAGE_WEBHOOKS) & ~SEND_MESSAGES)
+    bot = await start_bot(ai_settings())
+    await world.character("Aria", "Hello, I am {{char}}.")
+
+    refused = await world.slash(member, "start", characters="Aria")
+
+    assert refused.content == "I can't write here, so I can't run a scene here."
     assert await scenes(bot).scenes.get(guild.text.id) is None
     assert not [m for m in discord_fake.messages_in(guild.text) if m.webhook_id]
 
@@ -651,3 +674,45 @@ async def _stored_turns(bot: Bot, guild: FakeGuild) -> int:
 
 async def _cast_of(store: SceneStore, guild: FakeGuild) -> int:
     return len((await _scene_of(store, guild)).characters)
+
+
+async def test_a_turn_whose_webhook_is_moved_while_written_is_shown_and_stored_whole(
+    world: World,
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """The part its old webhook can no longer edit is deleted and the turn goes on in a new
+    message: that deletion, heard back from Discord, took the turn out of the history."""
+    bot = await start_bot(ai_settings())
+    await world.character("Aria")
+    await world.slash(member, "start", characters="Aria")
+    other = guild.add_text_channel("other")
+    await discord_fake.wait_for(lambda: bot.get_channel(other.id))
+    words = [f"word{i}" for i in range(10)]
+    gemini_fake.reply(["Aria:", *(f" {w}" for w in words)], chunk_delay=0.1)
+    before = len(discord_fake.messages_in(guild.text))
+    await discord_fake.send_message(guild.text, member, "hello")
+    await discord_fake.wait_for_message(guild.text, after=before, predicate=lambda m: m.webhook_id)
+    (webhook,) = discord_fake.webhooks.values()
+    discord_fake.webhook_routes.move(webhook, other)
+
+    said = " ".join(words)
+    shown = await discord_fake.wait_for_message(
+        guild.text, after=before, predicate=lambda m: m.content == said and not m.deleted
+    )
+    assert shown.author.name == "Aria" and shown.webhook_id != webhook.id
+    turns = await eventually(lambda: _reply_stored(bot, guild))
+    assert [(t.role, t.content, t.incomplete) for t in turns[-2:]] == [
+        ("user", "hello", None),
+        ("model", f"Aria: {said}", None),
+    ]
+
+
+async def _reply_stored(bot: Bot, guild: FakeGuild) -> list | None:
+    turns = await bot.chats.turns(guild.text.id)
+    done = turns and turns[-1].role == "model" and turns[-1].incomplete is None
+    return turns if done else None

@@ -355,6 +355,68 @@ async def test_a_character_in_a_thread_speaks_once_after_its_webhook_went_unseen
     assert webhook_creations(discord_fake) == 2
 
 
+@pytest.mark.parametrize("where", ["channel", "thread"])
+async def test_a_streamed_reply_continues_whole_in_its_channel_after_its_webhook_is_moved(
+    discord_fake: FakeDiscord, guild: FakeGuild, start_bot: StartBot, where: str
+) -> None:
+    """Once its webhook is moved to another channel, Discord finds the reply's message no
+    more (10008 in a channel, 10003 in a thread): the reply was cut off, its message left
+    showing the writing marker."""
+    bot = await start_bot(extensions=[])
+    sender = WebhookSender(bot)  # hears no WEBHOOKS_UPDATE, as after a missed one
+    other = guild.add_text_channel("other")
+    await discord_fake.wait_for(lambda: bot.get_channel(other.id))
+    target = guild.text
+    channel: discord.abc.Messageable = text_channel(bot, guild.text)
+    if where == "thread":
+        target = guild.add_thread(guild.text, "scene", discord_fake.owner)
+        channel = await eventually(lambda: bot.get_channel(target.id))
+    assert isinstance(channel, discord.TextChannel | discord.Thread)
+    words = [f"word{i}" for i in range(6)]
+
+    async def pieces() -> AsyncIterator[str]:
+        for index, word in enumerate(words):
+            if index == 2:  # a moderator moves the webhook while the reply is written
+                (webhook,) = discord_fake.webhooks.values()
+                discord_fake.webhook_routes.move(webhook, other)
+            yield word + " "
+
+    recorded: list[str | None] = []
+
+    async def record(shown: str, incomplete: str | None, message_ids: list[int]) -> None:
+        recorded.append(incomplete)
+
+    sink = sender.sink(channel, name=ALICE[0], avatar_url=ALICE[1])
+    (sent,) = await stream_reply(pieces(), sink, record, interval=0, limit=TEXT_LIMIT)
+
+    message = fake_message(discord_fake, sent.id)
+    assert (message.channel_id, message.content) == (target.id, " ".join(words))
+    assert (message.author.name, message.avatar_url) == ALICE
+    assert recorded[-1] is None, "stored whole, not cut off"
+    first, *_ = discord_fake.messages_in(target, from_bot=False)
+    assert first.id != message.id and first.deleted, "the part its old webhook left goes"
+    assert discord_fake.messages_in(other, from_bot=False) == []
+    assert webhook_creations(discord_fake) == 2
+
+
+async def test_a_characters_message_deleted_while_streamed_is_not_sent_again(
+    discord_fake: FakeDiscord, guild: FakeGuild, start_bot: StartBot
+) -> None:
+    """Discord answers its edit 10008 as for a webhook moved away; but the webhook is still
+    the channel's: a moderator deleted the message, and the reply stays cut off."""
+    bot = await start_bot(extensions=[])
+    sender = WebhookSender(bot)
+    spoken = await sender.send(
+        text_channel(bot, guild.text), "part one", name="Alice", avatar_url=None
+    )
+    discord_fake._delete_message(fake_message(discord_fake, spoken.id))
+
+    with pytest.raises(discord.NotFound):
+        await spoken.edit(content="part one and two")
+    assert len(discord_fake.messages_in(guild.text, from_bot=False)) == 1
+    assert webhook_creations(discord_fake) == 1
+
+
 async def test_without_manage_webhooks_characters_speak_as_the_bot_with_one_notice(
     discord_fake: FakeDiscord, guild: FakeGuild, start_bot: StartBot
 ) -> None:

@@ -5,7 +5,8 @@ at most 15 webhooks (400 30007) and a guild ``guild_limit`` (400 30058; Discord'
 1000), a deleted webhook answers 10015, an execute names a thread of the webhook's
 channel with ``thread_id`` (another channel's thread, or a deleted one: 404 10003 Unknown
 Channel, as for a webhook moved away from a thread's parent; editing a message in a
-thread needs it too, else 10008),
+thread needs it too, else 10008; a message in the channel a webhook was moved away
+from is not found, 10008),
 and webhook usernames must be 1-80 characters without "clyde" or "discord", and not
 "everyone", "here" or "system message" (400 50035).
 Tests act as other people: :meth:`add` (a webhook someone else made), :meth:`delete`
@@ -143,9 +144,14 @@ class WebhookRoutes:
     def check_thread(
         self, webhook: FakeWebhook, message: FakeMessage, request: web.Request
     ) -> None:
-        """A message a webhook sent in a thread is found only with that ``thread_id``."""
+        """A message a webhook sent in a thread is found only with that ``thread_id``,
+        which must name a thread of the webhook's channel, as for an execute (10003)."""
         in_thread = message.channel_id != webhook.channel_id
         wanted = request.query.get("thread_id")
+        if wanted is not None:
+            thread = self._fake._channel(int(wanted))
+            if not thread.is_thread or thread.parent_id != webhook.channel_id:
+                raise ApiError(404, "Unknown Channel", 10003)
         if (str(message.channel_id) if in_thread else None) != wanted:
             raise ApiError(404, "Unknown Message", 10008)
 
