@@ -5,19 +5,45 @@ A page view lives in the process that sent it: after a restart nothing handles i
 buttons and Discord would show "This interaction failed". Their custom ids name the
 bot's run (:attr:`bot.Bot.run_id`); :class:`PageButton` matches every page button and
 hands a press to the ``page_press`` event, answered (admin cog) only for another run's.
+A press the view fails to answer is handled by :class:`Pages`.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
 import discord
 
+from utils.errors import SORRY
+
+log = logging.getLogger(__name__)
+
 
 def page_ids(run: str, command: str) -> tuple[str, str]:
     """The custom ids of the previous and next buttons of `/command`'s pages in run `run`."""
     return f"pages:{run}:previous:{command}", f"pages:{run}:next:{command}"
+
+
+class Pages(discord.ui.View):
+    """A view of page buttons for `/command`'s list: a press it fails to answer is logged
+    in one line (discord.py's default logs a traceback) and, for a bug, the presser gets
+    a short answer instead of "This interaction failed"."""
+
+    command: str
+
+    async def on_error(
+        self, interaction: discord.Interaction, error: Exception, item: discord.ui.Item[Any], /
+    ) -> None:
+        if isinstance(error, discord.HTTPException):  # the answer refused: a press too late...
+            log.warning("could not answer a press of /%s's pages: %r", self.command, error)
+            return
+        log.error("a press of /%s's pages failed", self.command, exc_info=error)
+        try:
+            await interaction.response.send_message(SORRY, ephemeral=True)
+        except (discord.HTTPException, discord.InteractionResponded) as failure:
+            log.warning("could not answer a press of /%s's pages: %r", self.command, failure)
 
 
 class PageButton(

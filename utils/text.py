@@ -208,6 +208,16 @@ class StreamSplitter:
         return split_message(text, self.limit - self.reserve, last_limit=self.limit)
 
 
+# What Discord previews; a backslash after it (an escape) is the text's, not the address's.
+_WEB_ADDRESS = re.compile(r"(?:https?|steam)://[^\s<>\\]+", re.IGNORECASE)
+
+
+def without_previews(text: str) -> str:
+    """`text` with each web address in <...>: Discord shows it as a link, without a
+    preview of that page (an embed) under the message."""
+    return _WEB_ADDRESS.sub(lambda link: f"<{link[0]}>", text)
+
+
 def truncate(text: str, limit: int, suffix: str = "…") -> str:
     """Shorten ``text`` to at most ``limit`` characters, ending with ``suffix`` if cut."""
     if len(text) <= limit:

@@ -20,6 +20,7 @@ from google.genai import types
 from pydantic import BaseModel
 
 from utils.errors import BotError
+from utils.text import without_previews
 
 
 class Family(StrEnum):
@@ -76,6 +77,17 @@ class Done:
     note: str | None = None
     outside: bool = False
     sources: list[Source] = field(default_factory=list)
+
+
+def shown(name: str) -> str:
+    """A name or title others chose, safe in a `Done.note`: on one line (a line break
+    would end the small print), no markdown, no pings (pass a role's name with its @:
+    "@" + "here" is a ping), and a web address in it in <...>, so it does not unfurl
+    into an embed under the reply. Cut it short before, not after: a cut could drop
+    the closing >."""
+    one_line = " ".join(name.split())
+    escaped = discord.utils.escape_mentions(discord.utils.escape_markdown(one_line))
+    return without_previews(escaped)
 
 
 P = TypeVar("P", bound=BaseModel)

@@ -25,7 +25,7 @@ from utils.commands import list_subcommands
 from utils.errors import BotError
 from utils.memory.records import Memory, Recalled, Scope, age_text
 from utils.memory.service import MAX_FACT_CHARS, MemoryService, fact_text
-from utils.pages import page_ids
+from utils.pages import Pages, page_ids
 from utils.text import truncate
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ def _line(memory: Memory, now: float) -> str:
     )
 
 
-class MemoryPages(discord.ui.View):
+class MemoryPages(Pages):
     """Pages of one person's memories; only they can turn them. Each page is counted
     and read afresh (a memory may have been forgotten meanwhile)."""
 
@@ -82,7 +82,8 @@ class MemoryPages(discord.ui.View):
         self, service: MemoryService, scope: Scope, user_id: int, page: int, where: str, run: str
     ) -> None:
         super().__init__(timeout=PAGES_TIMEOUT)
-        self.previous.custom_id, self.next.custom_id = page_ids(run, "memory show")
+        self.command = "memory show"
+        self.previous.custom_id, self.next.custom_id = page_ids(run, self.command)
         self.service = service
         self.scope = scope
         self.user_id = user_id

@@ -19,6 +19,7 @@ from cogs.music.control import STOPPED, skip_note
 from cogs.music.errors import MusicError
 from cogs.music.views import player_controls, player_embed
 from utils.db import DB_ERRORS
+from utils.errors import SORRY
 
 if TYPE_CHECKING:
     from cogs.music.cog import Music
@@ -31,7 +32,23 @@ OUT_OF_DATE = "That message is out of date: `/nowplaying` shows what plays now, 
 async def press(
     music: Music, interaction: discord.Interaction, action: str, play: str | None
 ) -> None:
-    """Answer a press of ``action`` on the message of the track ``play``."""
+    """Answer a press of ``action`` on the message of the track ``play``. A failure is
+    handled here, logged once: the ``music_control`` event has no handler after this one,
+    and discord.py would log its traceback while the presser saw "This interaction failed"."""
+    try:
+        await _press(music, interaction, action, play)
+    except discord.HTTPException as error:  # the answer refused: a press answered too late...
+        log.warning(
+            "could not answer the %s button in guild %s: %r", action, interaction.guild_id, error
+        )
+    except Exception:  # a bug: logged once, and the presser still gets an answer
+        log.exception("the %s button failed in guild %s", action, interaction.guild_id)
+        await _answer(interaction, SORRY)
+
+
+async def _press(
+    music: Music, interaction: discord.Interaction, action: str, play: str | None
+) -> None:
     guild, member = interaction.guild, interaction.user
     if guild is None or not isinstance(member, discord.Member):
         return
@@ -50,7 +67,7 @@ async def press(
         return
     except DB_ERRORS as error:  # Stop forgets the saved queue
         log.error("the %s button failed in guild %s: %r", action, guild.id, error)
-        await _answer(interaction, "Something went wrong on my side; try again in a moment.")
+        await _answer(interaction, SORRY)
         return
     player = music.sessions.players.get(guild.id)
     current = player.queue.current if player else None

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, Field
 
 from cogs.music.channels import CONNECT_TIMEOUT
-from cogs.music.views import clean
-from utils.tools import Asker, Done, Family, NoArguments, Tool
+from utils.text import truncate
+from utils.tools import Asker, Done, Family, NoArguments, Tool, shown
 
 if TYPE_CHECKING:
     from cogs.music.cog import Music
@@ -37,8 +37,13 @@ def _track(track: Track) -> dict[str, Any]:
     return {"title": track.title, "seconds": seconds}
 
 
+def _name(text: str) -> str:
+    """A title or playlist name in a note: cut short, then made safe (`shown`)."""
+    return f"*{shown(truncate(text, 60))}*"
+
+
 def _note(emoji: str, verb: str, track: Track) -> str:
-    return f"{emoji} {verb} *{clean(track.title, 60)}*"
+    return f"{emoji} {verb} {_name(track.title)}"
 
 
 def tools(music: Music) -> list[Tool[Any]]:
@@ -61,7 +66,7 @@ def tools(music: Music) -> list[Tool[Any]]:
         if queued.name:
             result["from"] = queued.name
         if count > 1 or queued.name:
-            source = f" from *{clean(queued.name, 60)}*" if queued.name else ""
+            source = f" from {_name(queued.name)}" if queued.name else ""
             of = f" of {count + queued.left_out}" if queued.left_out else ""
             note = f"🎵 queued {count}{of} tracks{source}"
         else:

@@ -20,8 +20,8 @@ import discord
 
 from cogs.music.errors import MusicError
 from cogs.music.tracks import LoopMode, Track
-from utils.pages import page_ids
-from utils.text import counted, truncate
+from utils.pages import Pages, page_ids
+from utils.text import counted, truncate, without_previews
 
 if TYPE_CHECKING:
     from cogs.music.player import Player
@@ -57,8 +57,14 @@ def progress_bar(position: float, duration: float | None, width: int = BAR_WIDTH
 
 
 def clean(text: str, limit: int = 100) -> str:
-    """A title safe to put in a message: no markdown tricks (a masked link of its own
-    included: brackets and parentheses are escaped too), no pings, bounded length."""
+    """A title safe to put in a message: `escaped`, and a web address in it shown
+    without a preview of its page (an embed under the message)."""
+    return without_previews(escaped(text, limit))
+
+
+def escaped(text: str, limit: int = 100) -> str:
+    """A title safe in an embed: no markdown tricks (a masked link of its own included:
+    brackets and parentheses are escaped too), no pings, at most `limit` characters."""
     pieces = _LINK_SYNTAX.split(text)  # odd indices: the brackets and parentheses
     text = "".join(
         f"\\{piece}" if index % 2 else discord.utils.escape_markdown(piece)
@@ -68,7 +74,8 @@ def clean(text: str, limit: int = 100) -> str:
 
 
 def track_line(track: Track) -> str:
-    title, url = clean(track.title), track.page_url
+    """A track in an embed (no previews there), linked to its page where it can be."""
+    title, url = escaped(track.title), track.page_url
     linkable = url and len(url) <= MAX_LINK and not _ENDS_LINK.search(url)
     name = f"[{title}](<{url}>)" if linkable else f"**{title}**"
     mark = f" {AUTOPLAYED}" if track.autoplay else ""
@@ -183,7 +190,7 @@ PageRenderer = Callable[[int], tuple[discord.Embed, int, int]]
 a MusicError when there is nothing left to show."""
 
 
-class QueuePages(discord.ui.View):
+class QueuePages(Pages):
     """Previous/next buttons over the pages of a list (the queue, the history), for the person
     who asked for it with `/command`; ``stuck`` gets the id of a message whose buttons could
     not be taken off at the timeout (:meth:`~cogs.music.cog.Music.on_page_press`)."""

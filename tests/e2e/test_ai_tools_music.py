@@ -302,3 +302,35 @@ async def test_play_of_a_whole_playlist_says_nothing_was_left_out(
     assert played["count"] == 3 and played["asked_for"] == 3 and played["left_out"] == 0
     assert "why_left_out" not in played
     assert reply.endswith("-# 🎵 queued 3 tracks from *Three tones*")
+
+
+async def test_a_title_or_playlist_name_that_is_a_link_does_not_unfurl_under_the_reply(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    voice_fake: FakeVoiceServer,
+    media_server: FakeMediaServer,
+    local_search: dict[str, tuple[str, str]],
+    start_bot: StartBot,
+    settings: Callable[..., Settings],
+) -> None:
+    """Titles are written by others: one that is a web address is shown in <...> (no
+    embed of that page under the reply), on one line, its pings still escaped."""
+    local_search["link"] = (
+        "https://example.com/x\n<@&123456789012345678>",
+        media_server.tone(440, 8, "ogg"),
+    )
+    names = [media_server.tone(f, 1, "ogg").rsplit("/", 1)[1] for f in (660, 880)]
+    page = media_server.page_url(*names, title="steam://run/42 @here")
+    await start_bot(settings())
+    await discord_fake.join_voice(member, guild.voice)
+
+    _, reply = await call(discord_fake, gemini_fake, guild, member, "play", {"query": "a link"})
+    shown = "*<https://example.com/x> <@\u200b&123456789012345678>*"
+    assert reply == f"Done.\n\n-# 🎵 queued {shown}"
+    _, reply = await call(discord_fake, gemini_fake, guild, member, "play", {"query": page})
+    assert reply.endswith("-# 🎵 queued 2 tracks from *<steam://run/42> @\u200bhere*")
+    await discord_fake.wait_for(lambda: frames(discord_fake, guild) >= 10, timeout=10)
+    _, reply = await call(discord_fake, gemini_fake, guild, member, "skip")
+    assert reply.endswith(f"-# ⏭️ skipped {shown}")

@@ -111,6 +111,19 @@ async def test_search_words_play_the_first_result(
     await world.wait_frames(40)
 
 
+async def test_a_title_that_is_a_link_is_shown_without_a_preview_of_its_page(
+    world: World, local_search: dict[str, tuple[str, str]]
+) -> None:
+    """Titles are written by others: a web address in one is put in <...>, so the bot's
+    messages about the track carry no embed of that page; its pings stay escaped."""
+    local_search["a link"] = ("https://example.com/x @here", world.media.tone(440, 20, "ogg"))
+    await world.start()
+    shown = "<https://example.com/x> @\u200bhere"
+    assert await world.slash("play", query="a link") == f"▶️ Playing {shown}."
+    await world.now_playing()
+    assert await world.slash("pause") == f"⏸️ Paused {shown}."
+
+
 async def test_a_link_wrapped_in_angle_brackets_plays_that_link(
     world: World, spotify_fake: FakeSpotify, local_search: dict[str, tuple[str, str]]
 ) -> None:

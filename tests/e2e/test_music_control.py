@@ -7,9 +7,13 @@ are the local stand-in extractors of tests/fakes/youtube_extractors.py.
 
 from __future__ import annotations
 
+import logging
+import sys
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
 
+import discord
 import pytest
 
 from config import Settings
@@ -106,6 +110,87 @@ async def set_dj_as(world: World, user: FakeUser, role: FakeRole) -> str:
         world.guild.text, user, "music", {"role": role}, subcommand="dj"
     )
     return await world.reply(interaction)
+
+
+# Buttons that fail ---------------------------------------------------------------
+
+
+@pytest.mark.backends("sqlite")
+async def test_a_button_press_discord_refuses_to_answer_is_logged_in_one_line(
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Answered too late (Discord no longer knows the interaction): one warning, no
+    traceback; the player did what was asked."""
+    await world.start()
+    await world.slash("play", query=world.media.tone(440, 20, "ogg"))
+    message = await world.now_playing()
+
+    async def refused(self: discord.InteractionResponse, **kwargs: Any) -> None:
+        raise discord.NotFound(
+            SimpleNamespace(status=404, reason="Not Found"),  # type: ignore[arg-type]
+            {"code": 10062, "message": "Unknown interaction"},
+        )
+
+    monkeypatch.setattr(discord.InteractionResponse, "edit_message", refused)
+    await world.press(message, "toggle")
+    warned = await world.discord.wait_for(
+        lambda: [r for r in caplog.records if "could not answer the toggle button" in r.message]
+    )
+    assert len(warned) == 1 and warned[0].exc_info is None
+    assert "Unknown interaction" in warned[0].getMessage()
+    assert not [r for r in caplog.records if r.exc_info], "no tracebacks"
+    await world.wait_paused()
+
+
+@pytest.mark.backends("sqlite")
+async def test_a_bug_behind_a_button_gets_the_presser_a_short_answer(
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Not "This interaction failed" and discord.py's "Ignoring exception": a short
+    answer for the presser alone, and the bug logged once."""
+    await world.start()
+    await world.slash("play", query=world.media.tone(440, 20, "ogg"))
+    message = await world.now_playing()
+
+    def broken(self: object) -> int:
+        raise RuntimeError("a bug")
+
+    # The module the bot loaded (each start imports the cog's modules afresh).
+    monkeypatch.setattr(sys.modules["cogs.music.player"].Player, "shuffle", broken)
+    pressed = await world.press(message, "shuffle")
+    response = await pressed.wait_response()
+    assert response["data"]["content"] == "Something went wrong on my side; try again in a moment."
+    assert pressed.ephemeral
+    await world.discord.wait_for(lambda: [r for r in caplog.records if r.exc_info])
+    logged = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.getMessage() for r in logged] == [
+        f"the shuffle button failed in guild {world.guild.id}"
+    ], "logged once, by the bot"
+
+
+@pytest.mark.backends("sqlite")
+async def test_a_bug_behind_a_queue_page_button_gets_the_presser_a_short_answer(
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    tones = [world.media.tone(440 + n, 20, "ogg").rsplit("/", 1)[1] for n in range(12)]
+    await world.start()
+    await world.slash("play", query=world.media.page_url(*tones, title="Twelve"))
+    interaction = await world.discord.invoke_slash(world.guild.text, world.member, "queue")
+    await world.reply(interaction)
+    message = interaction.original
+    assert message is not None
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(sys.modules["cogs.music.views"], "queue_embed", broken)
+    next_button = message.components[0]["components"][1]["custom_id"]
+    pressed = await world.discord.click_button(message, next_button, world.member)
+    response = await pressed.wait_response()
+    assert response["data"]["content"] == "Something went wrong on my side; try again in a moment."
+    assert pressed.ephemeral
+    logged = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.getMessage() for r in logged] == ["a press of /queue's pages failed"]
 
 
 # Votes to skip -------------------------------------------------------------------

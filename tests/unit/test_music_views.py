@@ -43,8 +43,9 @@ def test_titles_cannot_ping_or_format() -> None:
 
 
 def test_a_title_cannot_make_a_link_of_its_own() -> None:
+    # In a message the address shows as itself, without a preview of its page.
     assert clean("[Free Nitro](https://evil.example) \\](x)") == (
-        "\\[Free Nitro\\]\\(https://evil.example\\) \\\\\\]\\(x\\)"
+        "\\[Free Nitro\\]\\(<https://evil.example>\\) \\\\\\]\\(x\\)"
     )
     spoof = Track("Video](https://evil.example/nitro) ", "s", 1, 20.0, "https://x.example/v")
     assert track_line(spoof) == (

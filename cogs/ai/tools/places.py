@@ -11,22 +11,11 @@ import discord
 
 from cogs.ai.tools.toolbox import permission_name
 from utils.checks import sees
-from utils.tools import Asker, ToolRefused
+from utils.tools import Asker, ToolRefused, shown
 
 _MENTION = re.compile(r"<[#@]&?(\d+)>|(\d{15,21})")
-_LINK = re.compile(r"(?:https?|steam)://[^\s<>]+", re.IGNORECASE)  # what Discord embeds
 
 GuildChannel: TypeAlias = discord.abc.GuildChannel | discord.Thread
-
-
-def shown(name: str) -> str:
-    """A name others chose, safe in the note under a reply: on one line (a line break
-    would end the small print), no markdown, no pings (pass a role's name with its @:
-    "@" + "here" is a ping), and a web address in it in <...>, so it does not unfurl
-    into an embed under the reply."""
-    one_line = " ".join(name.split())
-    escaped = discord.utils.escape_mentions(discord.utils.escape_markdown(one_line))
-    return _LINK.sub(lambda link: f"<{link[0]}>", escaped)
 
 
 def find_channel(member: discord.Member, text: str) -> GuildChannel:

@@ -28,10 +28,9 @@ from cogs.ai.tools.places import (
     find_role,
     require,
     require_server,
-    shown,
     target,
 )
-from utils.tools import Asker, Done, Family, Tool, ToolRefused
+from utils.tools import Asker, Done, Family, Tool, ToolRefused, shown
 
 SLOWMODE_MAX = 21_600  # Discord's limit: six hours
 _ID = r"^\d{15,21}$"
