@@ -338,8 +338,8 @@ class GeminiProvider:
 
     @staticmethod
     def _take(response: types.GenerateContentResponse, reply: Reply) -> str:
-        """Add a response's parts, text, usage, sources and finish or block reason to
-        `reply`; return the text."""
+        """Add a response's parts, text, usage, sources, pages read and finish or block
+        reason to `reply`; return the text."""
         text = ""
         candidate = response.candidates[0] if response.candidates else None
         if candidate is not None:
@@ -355,6 +355,10 @@ class GeminiProvider:
             for chunk in grounding.grounding_chunks or [] if grounding else []:
                 if chunk.web is not None and chunk.web.uri:
                     reply.sources.append((chunk.web.title or chunk.web.domain or "", chunk.web.uri))
+            context = candidate.url_context_metadata
+            for page in context.url_metadata or [] if context else []:
+                if page.url_retrieval_status is not None:
+                    reply.url_statuses.append(page.url_retrieval_status.value)
         reply.text += text
         reply.usage.add(response.usage_metadata)
         feedback = response.prompt_feedback

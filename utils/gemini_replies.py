@@ -97,6 +97,8 @@ class Reply:
     parts: list[types.Part] = field(default_factory=list)  # the model's turn as it came
     calls: list[types.FunctionCall] = field(default_factory=list)  # tools it asks to run
     sources: list[tuple[str, str]] = field(default_factory=list)  # (title, uri) it drew on
+    # How each page Google's url_context tool tried went ("URL_RETRIEVAL_STATUS_SUCCESS"...)
+    url_statuses: list[str] = field(default_factory=list)
 
     def model_turn(self) -> types.Content:
         """The model's turn to send back with the results of its calls: its parts as they

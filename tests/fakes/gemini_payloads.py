@@ -123,11 +123,13 @@ def grounding_metadata(text: str, sources: list[tuple[str, str]], queries: list[
     return metadata
 
 
-def url_context_metadata(urls: list[str]) -> dict[str, Any]:
-    """``urlContextMetadata`` for URLs the ``url_context`` tool read successfully."""
+def url_context_metadata(urls: list[str] | dict[str, str]) -> dict[str, Any]:
+    """``urlContextMetadata`` for URLs the ``url_context`` tool read successfully (a
+    list), or tried to read (a dict: URL to how it went, "SUCCESS", "ERROR", "PAYWALL"...)."""
+    statuses = urls if isinstance(urls, dict) else dict.fromkeys(urls, "SUCCESS")
     return {
         "urlMetadata": [
-            {"retrievedUrl": url, "urlRetrievalStatus": "URL_RETRIEVAL_STATUS_SUCCESS"}
-            for url in urls
+            {"retrievedUrl": url, "urlRetrievalStatus": f"URL_RETRIEVAL_STATUS_{status}"}
+            for url, status in statuses.items()
         ]
     }

@@ -189,7 +189,7 @@ class FakeGemini:
         finish_reason: str | None = "STOP",
         grounding: list[tuple[str, str]] | None = None,
         search_queries: list[str] | None = None,
-        url_context: list[str] | None = None,
+        url_context: list[str] | dict[str, str] | None = None,
     ) -> None:
         """Queue a text answer.
 
@@ -205,7 +205,8 @@ class FakeGemini:
         ``grounding`` (``(uri, title)`` web sources) and ``search_queries`` make it a
         Google Search grounded answer: the last chunk's candidate gets
         ``groundingMetadata``. ``url_context`` lists URLs the ``url_context`` tool
-        read; they go to ``urlContextMetadata``.
+        read (or maps each to how it went: "ERROR", "PAYWALL"...); they go to
+        ``urlContextMetadata``.
         """
         parts = self._text_parts(text)
         metadata: dict[str, Any] = {}
@@ -438,7 +439,7 @@ class FakeGemini:
                 with contextlib.suppress(ConnectionError):
                     for chunk in chunks if stream else []:
                         await response.write(
-                            payloads.sse(self._chunk(req, [{"text": chunk}], final=False))
+                            payloads.sse(self._chunk(req, [{"text": chunk}], final=None))
                         )
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._closing.wait(), seconds)

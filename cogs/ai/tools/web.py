@@ -6,7 +6,8 @@ and these two run a separate grounded request with only the built-in tool; its a
 and sources come back as the function's result, cut to a few thousand characters and
 `MAX_SOURCES` addresses. Google reads the pages: the bot fetches nothing, so no private
 address can be reached from here. Only a link the asker wrote is read, so a page can't
-have the model open an address of its making (one carrying the conversation away).
+have the model open an address of its making (one carrying the conversation away);
+a page Google could not open is an error, not Google's guess at what it says.
 What the grounded requests cost counts in the server's AI usage.
 """
 
@@ -43,6 +44,12 @@ MAX_SOURCES = 5  # source addresses the model gets
 MAX_URI = 300  # characters of each
 NOT_A_LINK = "That is not a web link (http or https)."
 NO_ANSWER = "Google gave no answer this time ({why}). Do not answer as if it had."
+NOT_READ = "Google could not open that page ({why}). Do not describe it as if it had been read."
+_UNREAD = {
+    "URL_RETRIEVAL_STATUS_ERROR": "it did not load",
+    "URL_RETRIEVAL_STATUS_PAYWALL": "it is behind a paywall",
+    "URL_RETRIEVAL_STATUS_UNSAFE": "Google flagged it as unsafe",
+}
 NOT_PASTED = (
     "Not opened: only links the person wrote in their message are read. Ask them to "
     "paste the link if they want it read."
@@ -125,6 +132,11 @@ def tools(provider: GeminiProvider, usage: UsageStore) -> list[Tool]:
             raise ToolRefused(NOT_PASTED)
         question = f"{url}\n\n{args.question}"
         reply = await grounded(asker, question, LINK_INSTRUCTION, {"url_context": {}})
+        statuses = reply.url_statuses
+        if "URL_RETRIEVAL_STATUS_SUCCESS" not in statuses:
+            # Google answers anyway, from what it guesses the page holds.
+            why = next((_UNREAD[s] for s in statuses if s in _UNREAD), "it was not opened")
+            raise AIError(NOT_READ.format(why=why))
         sources = found(reply) or [Source(parts.hostname, url)]
         result = {"page_says": truncate(reply.text, MAX_ANSWER)}
         return Done(result, note="🔗 read a link", outside=True, sources=sources)
