@@ -117,7 +117,7 @@ class Bot(commands.AutoShardedBot):
         self.guild_settings = GuildSettings(self.db, settings.command_prefix)
         self.data_owners = DataOwners()
         self.data_owners.register("guild settings", self.guild_settings)
-        self.data_owners.register("ai chat", self.chats)  # its cache goes with the rows
+        self.data_owners.register("ai chat", self.chats.data)  # its cache goes with the rows
         for store in (self.guild_settings, self.chats):  # caches other processes change too
             self.db.on_change(store.changed)
         self.gemini: GeminiProvider | None = None

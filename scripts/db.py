@@ -127,7 +127,7 @@ async def prune(data_dir: Path, database: Path, days: float, include_facts: bool
         db = SqliteDatabase(database)
         try:
             await db.connect()
-            messages = await ChatStore(db).prune_before(cutoff)
+            messages = await ChatStore(db).data.prune_before(cutoff)
             memories = await MemoryDeletions(db).prune_before(cutoff, include_user=include_facts)
         finally:
             await db.close()
@@ -147,7 +147,7 @@ async def export(database: Path, guild_id: int, out: TextIO) -> int:
             ("guild_settings", row)
             for row in await GuildSettings(db, default_prefix="").export_guild(guild_id)
         ]
-        rows += await ChatStore(db).export_guild(guild_id)
+        rows += await ChatStore(db).data.export_guild(guild_id)
         rows += [
             ("memories", row)
             for row in await MemoryStore(db).export_scope(Scope("guild", guild_id))

@@ -1,9 +1,9 @@
 """Conversation history in the database, with each channel's summary of it (records in
-`records`, the in-memory copy in `cache`), and the deletion of a channel's or guild's
-AI chat rows (it is their data owner).
+`records`, the in-memory copy in `cache`).
 
-With the preferences (`prefs.ChatPrefs`, which it holds and shares its cache with), the
-only code that writes the AI chat tables; long-term memory reads the log through
+With the preferences (`prefs.ChatPrefs`) and the rows by place (`chat_data.ChatData`:
+deleting a channel's or guild's), which it holds and shares its cache with, the only
+code that writes the AI chat tables; long-term memory reads the log through
 `cogs.ai.log.ChatLogReader`.
 """
 
@@ -12,12 +12,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
-from typing import Any
 
 from cogs.ai.cache import TOPIC, ChatCache
+from cogs.ai.chat_data import ChatData
 from cogs.ai.prefs import ChatPrefs
 from cogs.ai.records import TURN_COLUMNS, WRITING, ReplyContext, Tail, Turn, Unfinished
-from utils.data_owners import Place
 from utils.db import EVERYTHING, Connection, Database, storable
 from utils.text import estimate_tokens
 
@@ -57,6 +56,7 @@ class ChatStore:
         self.history_limit = history_limit
         self._cache = ChatCache(cached_channels)
         self.prefs = ChatPrefs(db, self._cache)
+        self.data = ChatData(db, self._cache)
 
     # Conversation
 
@@ -371,80 +371,3 @@ class ChatStore:
             channel_id = None if key == EVERYTHING else int(key)
             self._cache.forget(channel_id)
             await self.prefs.load_autorespond(channel_id)
-
-    # Retention and maintenance
-
-    async def delete_channel(self, channel_id: int) -> int:
-        """Forget a channel entirely (conversation, summary, preferences); returns the
-        number of messages deleted."""
-        with self._cache.writing((self._cache.tails, channel_id), (self._cache.prefs, channel_id)):
-            async with self.db.transaction() as conn:
-                deleted = await conn.execute(
-                    "DELETE FROM ai_messages WHERE channel_id = ?", (channel_id,)
-                )
-                await conn.execute("DELETE FROM ai_channels WHERE channel_id = ?", (channel_id,))
-        self._cache.autorespond.discard(channel_id)
-        await self.db.notify(TOPIC, channel_id)
-        return deleted
-
-    async def delete_guild(self, guild_id: int) -> int:
-        """Forget everything of a guild: its channels, model and tool choices and usage figures;
-        returns the number of messages deleted."""
-        try:
-            async with self.db.transaction() as conn:
-                deleted = await conn.execute(
-                    "DELETE FROM ai_messages WHERE guild_id = ?", (guild_id,)
-                )
-                channels = await conn.fetchall(
-                    "DELETE FROM ai_channels WHERE guild_id = ? RETURNING channel_id", (guild_id,)
-                )
-                for table in ("ai_guilds", "ai_usage"):
-                    await conn.execute(f"DELETE FROM {table} WHERE guild_id = ?", (guild_id,))
-            self._cache.autorespond.difference_update(row[0] for row in channels)
-        finally:
-            self._cache.forget()  # which cached channels were the guild's is not known here
-        await self.db.notify(TOPIC, EVERYTHING)
-        return deleted
-
-    async def places(self) -> set[Place]:
-        """Where the conversations, channel and guild choices and usage figures are
-        (not those of DMs: no guild, or guild 0 in `ai_usage`)."""
-        rows = await self.db.fetchall(
-            "SELECT guild_id, channel_id FROM ai_messages WHERE guild_id IS NOT NULL "
-            "UNION SELECT guild_id, channel_id FROM ai_channels WHERE guild_id IS NOT NULL "
-            "UNION SELECT guild_id, NULL FROM ai_guilds "
-            "UNION SELECT guild_id, NULL FROM ai_usage WHERE guild_id != 0"
-        )
-        return {(row[0], row[1]) for row in rows}
-
-    async def prune_before(self, cutoff: float) -> int:
-        """Delete messages older than `cutoff` (unix time), and the summaries of the
-        channels that lost some (they may repeat them); returns how many went."""
-        try:
-            async with self.db.transaction() as conn:
-                pruned = await conn.fetchall(
-                    "DELETE FROM ai_messages WHERE created_at < ? RETURNING channel_id", (cutoff,)
-                )
-                await conn.executemany(
-                    "UPDATE ai_channels SET summary = NULL, summary_upto = 0 WHERE channel_id = ?",
-                    [(channel_id,) for channel_id in {row[0] for row in pruned}],
-                )
-        finally:
-            self._cache.forget()
-        await self.db.notify(TOPIC, EVERYTHING)
-        return len(pruned)
-
-    async def export_guild(self, guild_id: int) -> list[tuple[str, dict[str, Any]]]:
-        """Every AI row of a guild as (table, row) pairs, messages in order."""
-        rows: list[tuple[str, dict[str, Any]]] = []
-        for table, order in (
-            ("ai_guilds", "guild_id"),
-            ("ai_channels", "channel_id"),
-            ("ai_messages", "id"),
-            ("ai_usage", "day"),
-        ):
-            found = await self.db.fetchall(
-                f"SELECT * FROM {table} WHERE guild_id = ? ORDER BY {order}", (guild_id,)
-            )
-            rows += [(table, dict(row)) for row in found]
-        return rows

@@ -210,7 +210,7 @@ async def test_a_guild_left_while_offline_is_found_by_whichever_feature_holds_it
         await memory.flush()
         [chunk] = await memory.memories_of(scope, member.id)
         await memory.forget(scope, member.id, chunk.id)
-        await chat.delete_guild(g)
+        await chat.data.delete_guild(g)
 
     holders["memory (what was forgotten one by one)"] = forgot_one
     guilds = {name: next(left) for name in holders}

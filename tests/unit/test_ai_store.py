@@ -382,8 +382,8 @@ async def test_auto_respond_is_answered_from_memory_and_follows_every_change(
     await store.prefs.update_channel(2, 7, autorespond=1)
     await store.prefs.update_channel(2, 8, autorespond=1)
     await store.prefs.update_channel(1, 6, autorespond=0)
-    await store.delete_channel(7)
-    await store.delete_guild(1)
+    await store.data.delete_channel(7)
+    await store.data.delete_guild(1)
     expected = {5: False, 6: False, 7: False, 8: True}
     assert {channel: store.prefs.autoresponds(channel) for channel in expected} == expected
     restarted = ChatStore(db)

@@ -403,6 +403,7 @@ SQL_OWNERS = {
     "utils/memory/keywords.py",  # the store's keyword index, one class per backend
     "cogs/ai/store.py",
     "cogs/ai/prefs.py",  # the channel and guild preferences, through the store's cache
+    "cogs/ai/chat_data.py",  # the chat rows by place (retention, export), through the store's cache
     "cogs/ai/log.py",  # the chat log as memory reads it
     "cogs/ai/tools/audit.py",
     "cogs/music/store.py",

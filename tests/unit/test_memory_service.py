@@ -799,10 +799,10 @@ async def test_a_consolidation_pass_under_way_writes_nothing_back_for_a_purged_p
     reading = asyncio.create_task(service.consolidate_once())
     await asked.wait()  # the channel is purged while the model is answering
     if purge == "channel":
-        await chat.delete_channel(10)
+        await chat.data.delete_channel(10)
         await service.delete_channel(10)
     else:
-        await chat.delete_guild(1)
+        await chat.data.delete_guild(1)
         await service.delete_guild(1)
     release.set()
     assert await reading == 0

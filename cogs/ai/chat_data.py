@@ -1,0 +1,96 @@
+"""The AI chat's rows of a channel or a guild as a whole: their data owner (deleted when a
+channel or guild goes, `places` for retention), the export of a guild's, and the pruning
+of old messages (`scripts/db.py`). Held by the chat store (`ChatStore.data`), whose cache
+every deletion updates.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cogs.ai.cache import TOPIC, ChatCache
+from utils.data_owners import Place
+from utils.db import EVERYTHING, Database
+
+
+class ChatData:
+    """Deletes, lists and exports the AI chat tables' rows by place."""
+
+    def __init__(self, db: Database, cache: ChatCache) -> None:
+        self.db = db
+        self._cache = cache
+
+    async def delete_channel(self, channel_id: int) -> int:
+        """Forget a channel entirely (conversation, summary, preferences); returns the
+        number of messages deleted."""
+        with self._cache.writing((self._cache.tails, channel_id), (self._cache.prefs, channel_id)):
+            async with self.db.transaction() as conn:
+                deleted = await conn.execute(
+                    "DELETE FROM ai_messages WHERE channel_id = ?", (channel_id,)
+                )
+                await conn.execute("DELETE FROM ai_channels WHERE channel_id = ?", (channel_id,))
+        self._cache.autorespond.discard(channel_id)
+        await self.db.notify(TOPIC, channel_id)
+        return deleted
+
+    async def delete_guild(self, guild_id: int) -> int:
+        """Forget everything of a guild: its channels, model and tool choices and usage figures;
+        returns the number of messages deleted."""
+        try:
+            async with self.db.transaction() as conn:
+                deleted = await conn.execute(
+                    "DELETE FROM ai_messages WHERE guild_id = ?", (guild_id,)
+                )
+                channels = await conn.fetchall(
+                    "DELETE FROM ai_channels WHERE guild_id = ? RETURNING channel_id", (guild_id,)
+                )
+                for table in ("ai_guilds", "ai_usage"):
+                    await conn.execute(f"DELETE FROM {table} WHERE guild_id = ?", (guild_id,))
+            self._cache.autorespond.difference_update(row[0] for row in channels)
+        finally:
+            self._cache.forget()  # which cached channels were the guild's is not known here
+        await self.db.notify(TOPIC, EVERYTHING)
+        return deleted
+
+    async def places(self) -> set[Place]:
+        """Where the conversations, channel and guild choices and usage figures are
+        (not those of DMs: no guild, or guild 0 in `ai_usage`)."""
+        rows = await self.db.fetchall(
+            "SELECT guild_id, channel_id FROM ai_messages WHERE guild_id IS NOT NULL "
+            "UNION SELECT guild_id, channel_id FROM ai_channels WHERE guild_id IS NOT NULL "
+            "UNION SELECT guild_id, NULL FROM ai_guilds "
+            "UNION SELECT guild_id, NULL FROM ai_usage WHERE guild_id != 0"
+        )
+        return {(row[0], row[1]) for row in rows}
+
+    async def prune_before(self, cutoff: float) -> int:
+        """Delete messages older than `cutoff` (unix time), and the summaries of the
+        channels that lost some (they may repeat them); returns how many went."""
+        try:
+            async with self.db.transaction() as conn:
+                pruned = await conn.fetchall(
+                    "DELETE FROM ai_messages WHERE created_at < ? RETURNING channel_id", (cutoff,)
+                )
+                await conn.executemany(
+                    "UPDATE ai_channels SET summary = NULL, summary_upto = 0 WHERE channel_id = ?",
+                    [(channel_id,) for channel_id in {row[0] for row in pruned}],
+                )
+        finally:
+            self._cache.forget()
+        await self.db.notify(TOPIC, EVERYTHING)
+        return len(pruned)
+
+    async def export_guild(self, guild_id: int) -> list[tuple[str, dict[str, Any]]]:
+        """Every AI row of a guild as (table, row) pairs, messages in order."""
+        rows: list[tuple[str, dict[str, Any]]] = []
+        for table, order in (
+            ("ai_guilds", "guild_id"),
+            ("ai_channels", "channel_id"),
+            ("ai_messages", "id"),
+            ("ai_usage", "day"),
+        ):
+            found = await self.db.fetchall(
+                f"SELECT * FROM {table} WHERE guild_id = ? ORDER BY {order}", (guild_id,)
+            )
+            rows += [(table, dict(row)) for row in found]
+        return rows
