@@ -123,7 +123,7 @@ async def test_ai_preferences_changed_in_one_process_are_used_by_the_other(
     await here.prefs.set_guild_tools(GUILD, frozenset({"music"}))
     await eventually(tools, equals=frozenset({"music"}), within=1.0)
 
-    await here.delete_channel(CHANNEL)  # as a retention pass in the first process would
+    await here.data.delete_channel(CHANNEL)  # as a retention pass in the first process would
     await eventually(lambda: not there.prefs.autoresponds(CHANNEL), within=1.0)
     assert (await there.prefs.channel(CHANNEL)).persona is None
 
