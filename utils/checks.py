@@ -35,12 +35,27 @@ def needs_guild(ctx: commands.Context) -> bool:
     return True
 
 
-def dm_or_guild_permissions(**perms: bool) -> Callable[[T], T]:
-    """Anyone in DMs (it is their own conversation); in a server, these permissions."""
-    in_guild = commands.has_guild_permissions(**perms).predicate
+def channel_permissions(**perms: bool) -> Callable[[T], T]:
+    """Require permissions in the channel the command is used in, for a setting of that
+    channel: its overwrites count, as they do for what Discord lets members do there (a
+    moderator denied Manage Channels in one channel does not manage it through the bot)."""
+
+    def decorator(func: T) -> T:
+        # discord.py runs a function's checks in the order of its decorators, the reverse
+        # of the order they were added: in a DM, "only in a server" comes first.
+        func = commands.has_permissions(**perms)(func)
+        return commands.guild_only()(func)
+
+    return decorator
+
+
+def dm_or_channel_permissions(**perms: bool) -> Callable[[T], T]:
+    """Anyone in DMs (it is their own conversation); in a server, these permissions in
+    the channel the command is used in (see `channel_permissions`)."""
+    in_channel = commands.has_permissions(**perms).predicate
 
     async def predicate(ctx: commands.Context) -> bool:
-        return ctx.guild is None or await in_guild(ctx)
+        return ctx.guild is None or await in_channel(ctx)
 
     return commands.check(predicate)
 

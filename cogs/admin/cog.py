@@ -240,7 +240,9 @@ class Admin(commands.Cog):
                 await self.bot.reload_extension(name)
             else:
                 await self.bot.load_extension(name)
-        except commands.ExtensionError as error:
+        # A dotted name under a module that does not exist (`reload foo.bar`) fails in
+        # importlib before discord.py can wrap it.
+        except (commands.ExtensionError, ModuleNotFoundError) as error:
             log.exception("reload of %s failed", name)
             cause = error.__cause__ or error
             raise BotError(f"Reloading `{name}` failed: {type(cause).__name__}.") from error

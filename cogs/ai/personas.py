@@ -37,7 +37,8 @@ def parse_persona(name: str, text: str) -> Persona:
     lines = text.strip().splitlines()
     title = name.title()
     if lines and lines[0].startswith("# "):
-        title = lines.pop(0)[2:].strip()
+        # A `# ` line without a title keeps the file's name: Discord refuses empty names.
+        title = lines.pop(0)[2:].strip() or title
     body = "\n".join(lines).strip()
     description = next((line.strip() for line in body.splitlines() if line.strip()), "")
     # Shown in lists and replies: a persona whose first line is its whole prompt must fit.

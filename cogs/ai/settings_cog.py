@@ -18,7 +18,13 @@ from cogs.ai.personas import Persona, choose_persona
 from cogs.ai.records import ChannelPrefs
 from cogs.ai.replies import NO_PINGS, place_of
 from cogs.ai.tools.settings import audit_embed, families, tools_embed
-from utils.checks import costly, dm_or_guild_permissions, guild_permissions, readable
+from utils.checks import (
+    channel_permissions,
+    costly,
+    dm_or_channel_permissions,
+    guild_permissions,
+    readable,
+)
 from utils.commands import list_subcommands
 from utils.errors import BotError
 from utils.text import ECHO_LIMIT, split_message, truncate
@@ -44,6 +50,11 @@ async def _reads_history(ctx: Context) -> bool:
     raise commands.MissingPermissions(["read_message_history"])
 
 
+def _kind(ctx: Context) -> str:
+    """What the settings of `ctx.channel` are named in replies."""
+    return "thread" if isinstance(ctx.channel, discord.Thread) else "channel"
+
+
 def upload_limit(ctx: Context) -> int:
     """The largest file the bot may send here, in bytes."""
     if ctx.interaction is not None:
@@ -65,14 +76,14 @@ class AISettings(commands.Cog, name="AI settings"):
             await list_subcommands(ctx, self.ai_group)
 
     @ai_group.command(name="reset")
-    @dm_or_guild_permissions(manage_messages=True)
+    @dm_or_channel_permissions(manage_messages=True)
     async def ai_reset(self, ctx: Context) -> None:
         """Forget this channel's conversation (Manage Messages)."""
         removed = await self.bot.chats.reset(ctx.channel.id)
         await ctx.send(f"Forgot this channel's conversation ({removed} messages).")
 
     @ai_group.command(name="autorespond")
-    @guild_permissions(manage_channels=True)
+    @channel_permissions(manage_channels=True)
     @app_commands.describe(mode="on: answer every message here; off: only when addressed")
     async def ai_autorespond(self, ctx: Context, mode: Literal["on", "off"]) -> None:
         """Answer every message in this channel, not just mentions (Manage Channels)."""
@@ -83,7 +94,7 @@ class AISettings(commands.Cog, name="AI settings"):
         await ctx.send(f"Auto-respond is {mode} in this channel.")
 
     @ai_group.command(name="safety")
-    @guild_permissions(manage_channels=True)
+    @channel_permissions(manage_channels=True)
     @app_commands.describe(
         level="Block from this chance of harm up: low (strictest), medium, high, off; "
         "default: Google's"
@@ -238,7 +249,7 @@ class AISettings(commands.Cog, name="AI settings"):
 
     @ai_group.command(name="summarize", aliases=["summarise"])
     @costly(2, 60)
-    @dm_or_guild_permissions(manage_messages=True)
+    @dm_or_channel_permissions(manage_messages=True)
     async def ai_summarize(self, ctx: Context) -> None:
         """Summarise this channel's older conversation now (Manage Messages)."""
         if self.chat.engine is None:
@@ -270,9 +281,10 @@ class AISettings(commands.Cog, name="AI settings"):
         """Show this channel's persona."""
         prefs = await self._prefs(ctx)
         persona = self._persona(prefs.persona)
-        note = "\nA custom prompt set with `/ai prompt` replaces it." if prefs.system_prompt else ""
         await ctx.send(
-            f"**{persona.title}** (`{persona.name}`): {persona.description}{note}", ephemeral=True
+            f"**{persona.title}** (`{persona.name}`): {persona.description}"
+            f"{await self._prompt_note(ctx)}",
+            ephemeral=True,
         )
 
     async def _prefs(self, ctx: Context) -> ChannelPrefs:
@@ -280,11 +292,25 @@ class AISettings(commands.Cog, name="AI settings"):
         own = await self.bot.chats.prefs.channel(ctx.channel.id)
         return await followed(self.bot.chats, place_of(ctx), own)
 
+    async def _prompt_note(self, ctx: Context) -> str:
+        """What to add to a reply about the persona when a custom prompt replaces it here:
+        this channel's own, or in a thread its channel's (which `/ai prompt` in the
+        thread does not clear)."""
+        own = await self.bot.chats.prefs.channel(ctx.channel.id)
+        if own.system_prompt:
+            return "\nA custom prompt set with `/ai prompt` replaces it here."
+        if (await followed(self.bot.chats, place_of(ctx), own)).system_prompt:
+            return (
+                "\nThe custom prompt of this thread's channel replaces it: "
+                "`/ai prompt` with no text in the channel clears it."
+            )
+        return ""
+
     def _persona(self, name: str | None) -> Persona:
         return choose_persona(self.chat.personas, name, self.bot.settings.ai_default_persona)
 
     @ai_persona.command(name="set")
-    @dm_or_guild_permissions(manage_channels=True)
+    @dm_or_channel_permissions(manage_channels=True)
     @app_commands.describe(name="A persona from /ai persona list")
     async def ai_persona_set(self, ctx: Context, name: str) -> None:
         """Choose the persona for this channel (Manage Channels)."""
@@ -293,7 +319,10 @@ class AISettings(commands.Cog, name="AI settings"):
             raise BotError(f"No persona `{truncate(name, ECHO_LIMIT)}`. Try `/ai persona list`.")
         guild_id = ctx.guild.id if ctx.guild else None
         await self.bot.chats.prefs.update_channel(guild_id, ctx.channel.id, persona=key)
-        await ctx.send(f"This channel now talks with **{self.chat.personas[key].title}**.")
+        await ctx.send(
+            f"This {_kind(ctx)} now talks with **{self.chat.personas[key].title}**."
+            f"{await self._prompt_note(ctx)}"
+        )
 
     @ai_persona_set.autocomplete("name")
     async def _persona_names(
@@ -319,7 +348,13 @@ class AISettings(commands.Cog, name="AI settings"):
         await self.bot.chats.prefs.update_channel(
             ctx.guild.id, ctx.channel.id, system_prompt=text or None
         )
-        await ctx.send(
-            "Custom prompt set for this channel." if text else "Custom prompt cleared.",
-            ephemeral=True,
-        )
+        if text:
+            said = f"Custom prompt set for this {_kind(ctx)}."
+        elif (await self._prefs(ctx)).system_prompt:
+            said = (
+                "Custom prompt of this thread cleared; it still follows its channel's: "
+                "`/ai prompt` with no text in the channel clears that one."
+            )
+        else:
+            said = "Custom prompt cleared."
+        await ctx.send(said, ephemeral=True)

@@ -212,6 +212,16 @@ async def test_owner_reload_and_sync(
     assert puts and any(cmd["name"] == "ping" for cmd in puts[-1].json)
 
 
+@pytest.mark.backends("sqlite")
+async def test_reloading_a_cog_under_a_package_that_does_not_exist_says_it_failed(
+    discord_fake: FakeDiscord, guild: FakeGuild, start_bot: StartBot
+) -> None:
+    await start_bot()
+    await discord_fake.send_message(guild.text, discord_fake.owner, "!reload nosuch.cog")
+    failed = await discord_fake.wait_for_message(guild.text)
+    assert failed.content == "Reloading `cogs.nosuch.cog` failed: ModuleNotFoundError."
+
+
 async def test_failing_cog_does_not_stop_the_others(
     discord_fake: FakeDiscord,
     guild: FakeGuild,

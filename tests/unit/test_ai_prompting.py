@@ -79,6 +79,14 @@ def test_a_persona_written_without_a_description_line_is_shown_short() -> None:
     assert persona.prompt == rhyme.strip()
 
 
+def test_a_persona_whose_title_line_is_empty_is_named_after_its_file() -> None:
+    """Discord refuses an embed field or a choice with an empty name: `/ai status` and
+    the persona list must get a title even when the file's `# ` line has none."""
+    persona = parse_persona("night-owl", "# \nA late-night helper.\n\nBe calm.")
+    assert persona.title == "Night-Owl"
+    assert persona.description == "A late-night helper."
+
+
 def test_a_bad_persona_file_is_skipped_with_one_line_and_the_others_load(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
