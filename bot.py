@@ -184,6 +184,8 @@ class Bot(commands.AutoShardedBot):
 
     async def setup_hook(self) -> None:
         await self.db.connect()
+        if self.shutdown_manager.is_shutting_down:
+            return  # stopped while it opened (an upgrade's migrations, say): it is closed
         if self.settings.health_port is not None:
             self.health = HealthServer(
                 self,
@@ -340,6 +342,29 @@ def claim_data_dir(data_dir: Path) -> InstanceLock | None:
     return lock
 
 
+SHARDING_REFUSED = {
+    4010: "invalid shard",
+    4011: "sharding required: the bot is in too many servers for that many shards",
+}
+"""Gateway close codes that say the shards do not suit the bot's servers."""
+
+
+def _sharding_refused(settings: Settings, code: int) -> int:
+    """Say why Discord refused the shards; the exit status (2: SHARD_COUNT is a setting
+    to fix, and a restart would only spend one more of Discord's daily IDENTIFYs)."""
+    why = f"gateway close code {code}: {SHARDING_REFUSED[code]}"
+    if settings.shard_count is None:  # Discord's own count, fetched again at the next start
+        log.error("Discord refused its recommended shard count (%s); try again later", why)
+        return 1
+    log.error(
+        "Discord refused SHARD_COUNT=%d (%s); set more shards, or leave SHARD_COUNT empty"
+        " for Discord's recommended count",
+        settings.shard_count,
+        why,
+    )
+    return 2
+
+
 async def run(bot: Bot) -> None:
     """Start `bot` and return once it has stopped (by `close()` or a signal)."""
     async with bot:
@@ -385,15 +410,18 @@ def main() -> int:
     try:
         asyncio.run(run(Bot(settings)))
     except (discord.LoginFailure, discord.ConnectionClosed) as error:
+        code = error.code if isinstance(error, discord.ConnectionClosed) else 4004
+        if code in SHARDING_REFUSED:
+            return _sharding_refused(settings, code)
         # 4004: the gateway refused the token (reset while the bot ran, say).
-        if isinstance(error, discord.ConnectionClosed) and error.code != 4004:
+        if code != 4004:
             raise
         # A bad setting like those of load_settings: restarting cannot fix it (status 2).
         log.error("Discord rejected DISCORD_TOKEN; check the token in the developer portal")
         return 2
     except DatabaseUnavailable as error:
         log.error("%s", error)
-        return 1
+        return 2 if error.setting else 1  # 2: DATABASE_URL to fix, as load_settings's
     except discord.PrivilegedIntentsRequired:
         log.error("enable the Message Content intent for the bot in the developer portal")
         return 1

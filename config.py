@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     Field,
@@ -21,6 +22,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MAX_SHARDS = 100_000
 _SHARD_RANGE = re.compile(r"(\d+)(?:-(\d+))?")  # a shard id, or a range of them: 0-3
+_MODEL_NAME = re.compile(r"[\w.\-/:@]+")  # gemini-2.5-flash, models/gemini-2.5-pro, ...
 
 
 def prefix_problem(prefix: str) -> str | None:
@@ -196,6 +198,56 @@ class Settings(BaseSettings):
             raise ValueError("DATABASE_URL must start with postgresql://")
         return self
 
+    @field_validator("gemini_model", "gemini_fallback_models", "gemini_allowed_models")
+    @classmethod
+    def _model_names(cls, value: str | tuple[str, ...]) -> str | tuple[str, ...]:
+        """Names as Google spells them. A space inside is two names without the comma
+        between them: that model would be asked for, and not found, only when needed."""
+        for name in (value,) if isinstance(value, str) else value:
+            if not _MODEL_NAME.fullmatch(name):
+                raise ValueError(
+                    f"{name!r} is not a model name (like gemini-2.5-flash; separate several"
+                    " with commas)"
+                )
+        return value
+
+    @field_validator("discord_token", "gemini_api_key")
+    @classmethod
+    def _one_word(cls, value: SecretStr | None) -> SecretStr | None:
+        """Keys travel in HTTP headers, where a space or a control character inside (a
+        paste gone wrong) fails every request: the token's with a traceback at start."""
+        key = value.get_secret_value() if value is not None else ""
+        if not key.isprintable() or any(ch.isspace() for ch in key):
+            raise ValueError("must be the key alone, with no spaces or invisible characters")
+        return value
+
+    @field_validator("data_dir", "music_ytdlp_cookies")
+    @classmethod
+    def _home(cls, value: Path | None) -> Path | None:
+        """``~/gembot`` as a shell reads it: `.env` and systemd's Environment= are not read
+        by one, and a directory named ``~`` in the working directory is a trap."""
+        try:
+            return value.expanduser() if value is not None else None
+        except RuntimeError:  # ~name of no user, or no home directory to be found
+            raise ValueError("its ~ names no home directory known here") from None
+
+    @field_validator("gemini_base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        """Every AI request goes there: without a scheme (a host name alone, say) each
+        reply would fail as "not answering" while the start said nothing."""
+        if value is None:
+            return None
+        try:
+            parts = urlsplit(value)
+            usable = parts.scheme in ("http", "https") and bool(parts.hostname)
+            usable = usable and (parts.port is None or parts.port > 0)
+        except ValueError:  # a port out of range, a broken IPv6 address
+            usable = False
+        if not usable:
+            raise ValueError("must be an http:// or https:// URL, like https://host/path")
+        return value
+
     @field_validator("music_allowed_hosts", mode="before")
     @classmethod
     def _host_names(cls, value: object) -> object:
@@ -251,9 +303,12 @@ def describe_error(error: ValidationError) -> str:
     """One line naming each bad variable and what is wrong, never its value."""
     problems = []
     for item in error.errors(include_url=False, include_input=False):
-        name = "_".join(str(part) for part in item["loc"][:1]).upper() or "settings"
+        name = str(item["loc"][0]).upper() if item["loc"] else ""
         if item["type"] == "missing":
             problems.append(f"{name} is required but not set")
-        else:
-            problems.append(f"{name}: {item['msg']}")
+            continue
+        # Our validators' own words, without pydantic's "Value error, " before them; those
+        # that check several variables together (no name here) name them themselves.
+        message = item["msg"].removeprefix("Value error, ")
+        problems.append(f"{name}: {message}" if name else message)
     return "Configuration error: " + "; ".join(problems) + " (see .env.example)"

@@ -35,7 +35,7 @@ import asyncpg
 
 from utils.db import MIGRATIONS_DIR, DatabaseUnavailable, load_migrations, storable
 from utils.db_postgres import PostgresDatabase
-from utils.db_postgres_sessions import describe
+from utils.db_postgres_sessions import LOST, describe, reason
 
 BATCH = 5000  # rows per COPY: bounded memory, whatever the table's size
 CONNECT_TIMEOUT = 10  # seconds
@@ -271,6 +271,14 @@ async def migrate(database: Path, url: str, *, replace: bool = False) -> bool:
         tables, counts, skipped, only_here = await _move(database, url, replace)
     except (DatabaseUnavailable, asyncpg.PostgresError) as error:
         raise MigrationError(str(error)) from None
+    except LOST as error:  # the connection went away, or a statement waited too long
+        why = reason(error)
+        if isinstance(error, TimeoutError):  # e.g. behind the locks of a bot still running
+            why = (
+                f"no answer within {TIMEOUT:g} s; "
+                "stop every bot process using it, then run this again"
+            )
+        raise MigrationError(f"the copy into {describe(url)} stopped: {why}") from None
     print(f"{'table':<28} {'SQLite':>10} {'PostgreSQL':>10}")
     for table in tables:
         verdict = "ok" if counts[table.name] == table.rows else "DIFFERS"

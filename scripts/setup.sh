@@ -22,7 +22,12 @@ fi
 
 # A .venv without pip (left by a try before python3-venv was installed) is made anew.
 .venv/bin/python -m pip --version >/dev/null 2>&1 || python3 -m venv --clear .venv
-# torch first, pinned: the CPU build, instead of several GB of CUDA wheels that
-# sentence-transformers would otherwise pull in.
-.venv/bin/python -m pip install -q torch==2.13.0
+# torch first, pinned, as the CPU build: PyPI's torch for Linux is the CUDA one, several
+# GB of wheels that sentence-transformers would otherwise pull in. A CPU wheel pip can
+# already find (its find-links) is taken offline; otherwise PyTorch's CPU index serves it.
+torch_index=(--extra-index-url https://download.pytorch.org/whl/cpu)
+if .venv/bin/python -m pip install -q --dry-run --no-index --no-deps "torch==2.13.0+cpu" >/dev/null 2>&1; then
+  torch_index=()
+fi
+.venv/bin/python -m pip install -q torch==2.13.0 "${torch_index[@]}"
 .venv/bin/python -m pip install -q -e ".[dev]"

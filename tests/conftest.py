@@ -348,10 +348,11 @@ def music_settings(
     return make
 
 
-async def bot_stopped_at_start(fake: FakeDiscord, cwd: Path, **env: str) -> str:
+async def bot_stopped_at_start(fake: FakeDiscord, cwd: Path, status: int = 1, **env: str) -> str:
     """Run `python bot.py` with `env` (on top of a token and the fake Discord) until it
-    exits at start-up; its whole output. It must exit 1 with one ERROR line and no
-    traceback: what a start refused for a reason the operator can act on looks like."""
+    exits at start-up; its whole output. It must exit with `status` (2: a bad setting,
+    not restarted) with one ERROR line and no traceback: what a start refused for a
+    reason the operator can act on looks like."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         str(ROOT / "bot.py"),
@@ -373,7 +374,7 @@ async def bot_stopped_at_start(fake: FakeDiscord, cwd: Path, **env: str) -> str:
             process.kill()
             await process.wait()
     log = output.decode()
-    assert process.returncode == 1, log
+    assert process.returncode == status, log
     assert len([line for line in log.splitlines() if "ERROR" in line]) == 1, log
     assert "Traceback" not in log
     return log

@@ -132,7 +132,14 @@ def is_damaged(error: sqlite3.DatabaseError) -> bool:
 
 class DatabaseUnavailable(RuntimeError):
     """The database cannot be used: PostgreSQL unreachable or refusing us, a malformed
-    URL, a schema newer than this code. One line; it never holds a password."""
+    URL, a schema newer than this code. One line; it never holds a password.
+
+    `setting`: DATABASE_URL itself is wrong (malformed, or naming a login or database the
+    server refuses), so starting again cannot help until it is changed."""
+
+    def __init__(self, message: str, *, setting: bool = False) -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 def refuse_newer(where: str, version: int, migrations: list[tuple[int, Path]]) -> None:
@@ -301,13 +308,20 @@ class SqliteDatabase(Database):
         self._write_lock = asyncio.Lock()
 
     async def connect(self, migrations_dir: Path | None = None) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = await self._open()
-        await _pragma(self._writer, "journal_mode=WAL")
-        await _pragma(self._writer, "synchronous=NORMAL")
-        await self._migrate(load_migrations(migrations_dir or MIGRATIONS_DIR / "sqlite"))
-        self._reader = await self._open()
-        log.info("database ready at %s (schema version %d)", self.path, await self.version())
+        self._closing = False
+        self._closing = False
+        # Under the writers' lock: a close meanwhile (SIGTERM during an upgrade) waits for
+        # the migration under way and stops the ones after it, which the next start applies.
+        async with self._write_lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = await self._open()
+            await _pragma(self._writer, "journal_mode=WAL")
+            await _pragma(self._writer, "synchronous=NORMAL")
+            await self._migrate(load_migrations(migrations_dir or MIGRATIONS_DIR / "sqlite"))
+            if self._closing:
+                return
+            self._reader = await self._open()
+            log.info("database ready at %s (schema version %d)", self.path, await self.version())
 
     async def _open(self) -> aiosqlite.Connection:
         conn = aiosqlite.connect(self.path, isolation_level=None)
@@ -337,6 +351,8 @@ class SqliteDatabase(Database):
             try:
                 await writer.executescript(f"BEGIN;\n{sql}\nPRAGMA user_version={number};\nCOMMIT;")
             except sqlite3.Error as error:
+            if self._closing:
+                return
                 if writer.in_transaction:
                     await writer.rollback()
                 if isinstance(error, sqlite3.DatabaseError) and is_damaged(error):
@@ -350,6 +366,7 @@ class SqliteDatabase(Database):
             self._reader = self._writer = None
             for conn in connections:
                 try:
+        self._closing = True
                     await conn.close()
                 except sqlite3.Error:
                     # Each connection owns a thread: a failed close must not skip the next.

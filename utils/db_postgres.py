@@ -48,12 +48,14 @@ from utils.db import (
 from utils.db_postgres_sessions import (
     LOST,
     MALFORMED_URL,
+    REFUSED_SETTING,
     LockHold,
     connect,
     describe,
     hang_up,
     reason,
     set_event,
+    unless_set,
     unlock,
     why_failed,
 )
@@ -133,40 +135,60 @@ class PostgresDatabase(Database):
         self._origin = f"{os.getpid()}-{secrets.token_hex(4)}"
 
     async def connect(self, migrations_dir: Path | None = None) -> None:
+        # Under the writers' lock: a close meanwhile (SIGTERM during an upgrade) waits for
+        # the migration under way and stops the ones after it; the next start applies them.
+        async with self._write_lock:
+            await self._open(migrations_dir)
+
+    async def _open(self, migrations_dir: Path | None) -> None:
         where = describe(self.url)  # first: a malformed URL is refused before any lookup
         try:
-            self._pool = await asyncpg.create_pool(
-                self.url,
-                min_size=1,
-                max_size=self._pool_size,
-                timeout=self._timeout,
-                command_timeout=self._timeout,
-                reset=self._reset,
+            self._pool = await unless_set(
+                self._closed,
+                asyncpg.create_pool(
+                    self.url,
+                    min_size=1,
+                    max_size=self._pool_size,
+                    timeout=self._timeout,
+                    command_timeout=self._timeout,
+                    reset=self._reset,
+                ),
             )
         except (ValueError, OverflowError):
             # asyncpg could not read the URL (ClientConfigurationError is a ValueError too).
             # Its text can quote a piece of the password, and `describe` could not read the
             # URL either, so the line names neither.
-            raise DatabaseUnavailable(MALFORMED_URL) from None
+            raise DatabaseUnavailable(MALFORMED_URL, setting=True) from None
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             raise DatabaseUnavailable(
-                f"cannot use PostgreSQL at {where}: {reason(error)}"
+                f"cannot use PostgreSQL at {where}: {reason(error)}",
+                setting=isinstance(error, REFUSED_SETTING),
             ) from None
+        if self._pool is None:
+            return  # closed while it connected
         try:
             await self._migrate(load_migrations(migrations_dir or MIGRATIONS_DIR / "postgresql"))
         except LOST as error:  # e.g. no table may be made, or the server went away
             raise DatabaseUnavailable(
-                f"cannot use PostgreSQL at {where}: {reason(error)}"
+                f"cannot use PostgreSQL at {where}: {reason(error)}",
+                setting=isinstance(error, REFUSED_SETTING),
             ) from None
+        if self._closed.is_set():
+            return
         self._listening = asyncio.create_task(self._listen(), name="db-listen")
         # Caches are read once this returns: a change told before this process listens
         # would never reach them. Wait for the first try (its connect and LISTEN).
         tried = asyncio.ensure_future(self._tried.wait())
-        await asyncio.wait(
-            {tried, self._listening}, timeout=2 * self._timeout, return_when="FIRST_COMPLETED"
+        await unless_set(
+            self._closed,
+            asyncio.wait(
+                {tried, self._listening}, timeout=2 * self._timeout, return_when="FIRST_COMPLETED"
+            ),
         )
         tried.cancel()
         self._tried.set()  # a try still under way: its LISTEN tells every cache to reload
+        if self._closed.is_set():
+            return
         log.info(
             "database ready at %s (schema version %d)", describe(self.url), await self.version()
         )
@@ -185,9 +207,11 @@ class PostgresDatabase(Database):
         async with self._acquire() as conn:
             self._locking.add(conn.get_server_pid())
             # Processes starting together: one migrates, the others wait and find it done.
-            await conn.execute(
+            locking = conn.execute(
                 "SELECT pg_advisory_lock($1)", _MIGRATION_LOCK, timeout=_MIGRATION_TIMEOUT
             )
+            if await unless_set(self._closed, locking) is None:
+                return  # closed while another process migrates (pooled: `_reset` unlocks)
             try:
                 await conn.execute(
                     "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
@@ -197,6 +221,8 @@ class PostgresDatabase(Database):
                 for number, path in migrations:
                     if number <= current:
                         continue
+                    if self._closed.is_set():
+                        break
                     log.info("applying migration %s", path.name)
                     try:
                         async with conn.transaction():
@@ -212,11 +238,11 @@ class PostgresDatabase(Database):
 
     async def close(self) -> None:
         self._closed.set()
-        if self._listening is not None:
-            self._listening.cancel()
-            await asyncio.gather(self._listening, return_exceptions=True)
-            self._listening = None
-        async with self._write_lock:
+        async with self._write_lock:  # after a connect under way, which holds it too
+            if self._listening is not None:
+                self._listening.cancel()
+                await asyncio.gather(self._listening, return_exceptions=True)
+                self._listening = None
             pool, self._pool = self._pool, None
             if pool is not None:
                 try:

@@ -10,7 +10,8 @@ import asyncio
 import contextlib
 import logging
 import math
-from typing import cast
+from collections.abc import Awaitable
+from typing import TypeVar, cast
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -18,6 +19,7 @@ import asyncpg
 from utils.db import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 PROBE = 30.0  # seconds between checks that a connection of ours still answers: one
 # dropped without a word (a NAT or firewall forgetting an idle connection, a failover to
@@ -31,6 +33,14 @@ LOST = (
     asyncpg.InternalClientError,  # the server's goodbye arrived but the close has not yet
 )
 """What a connection that cannot be made, or went away while used, raises."""
+
+
+REFUSED_SETTING = (
+    asyncpg.InvalidAuthorizationSpecificationError,  # the user name or password
+    asyncpg.InvalidCatalogNameError,  # the database
+    asyncpg.InsufficientPrivilegeError,  # the user may not create the bot's tables
+)
+"""What the server answers when DATABASE_URL names what it refuses, every time."""
 
 
 MALFORMED_URL = (
@@ -52,9 +62,9 @@ def describe(url: str) -> str:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
-        raise DatabaseUnavailable(MALFORMED_URL) from None
+        raise DatabaseUnavailable(MALFORMED_URL, setting=True) from None
     if "@" in parts.path + parts.query + parts.fragment:
-        raise DatabaseUnavailable(MALFORMED_URL)
+        raise DatabaseUnavailable(MALFORMED_URL, setting=True)
     where = f"{parts.hostname or 'localhost'}:{port or 5432}{parts.path or ''}"
     return f"{parts.username}@{where}" if parts.username else where
 
@@ -139,6 +149,22 @@ async def hang_up(conn: asyncpg.Connection, seconds: float) -> None:
 
 def set_event(event: asyncio.Event, _conn: object) -> None:
     event.set()
+
+
+async def unless_set(event: asyncio.Event, work: Awaitable[T]) -> T | None:
+    """What `work` gives, or None once `event` is set first (`work` is then cancelled):
+    a close (SIGTERM at start-up) waits neither for a server that does not answer yet
+    nor for another process's migration, which may take an hour."""
+    running = asyncio.ensure_future(work)
+    happened = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait({running, happened}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        happened.cancel()
+        if not running.done():
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+    return None if running.cancelled() else running.result()
 
 
 def why_failed(error: BaseException) -> str:

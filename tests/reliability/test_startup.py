@@ -9,8 +9,13 @@ code 1, as systemd's journal shows them; a token Discord rejects, a bad setting,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import shutil
+import signal
 import socket
+import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,6 +27,7 @@ from config import Settings
 from tests.fakes.discord_server import FakeDiscord, FakeGuild
 from tests.fakes.local_http import LocalHTTPServer
 from tests.reliability.conftest import TOKEN, BotProcess
+from utils.db import MIGRATIONS_DIR
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 
@@ -86,6 +92,54 @@ async def test_sigterm_during_setup_loads_no_more_cogs_and_exits_cleanly(
     assert discord_fake.commands == {}, "slash commands were synced after the SIGTERM"
     failures = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
     assert failures == []
+
+
+@pytest.mark.backends("sqlite")
+async def test_sigterm_during_an_upgrade_ends_the_migration_under_way_and_exits_cleanly(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    make_settings: Callable[..., Settings],
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The database was closed under the migrations, and the start went on with it:
+    `ValueError: no active connection` (or `database is not open`), a traceback."""
+    shipped = sorted((MIGRATIONS_DIR / "sqlite").glob("*.sql"))
+    upgrade = tmp_path / "migrations" / "sqlite"
+    upgrade.mkdir(parents=True)
+    for path in shipped:
+        shutil.copy(path, upgrade)
+    slow = f"{len(shipped) + 1:04d}_slow.sql"
+    (upgrade / slow).write_text(
+        "CREATE TABLE slow AS WITH RECURSIVE c(x) AS "
+        "(SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000000) SELECT x FROM c;"
+    )
+    (upgrade / f"{len(shipped) + 2:04d}_next.sql").write_text("CREATE TABLE next (x INTEGER);")
+    monkeypatch.setattr("utils.db.MIGRATIONS_DIR", upgrade.parent)
+
+    class SigtermDuringTheUpgrade(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage() == f"applying migration {slow}":
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    caplog.set_level(logging.INFO)
+    stopper = SigtermDuringTheUpgrade()
+    logging.getLogger("utils.db").addHandler(stopper)
+    settings = make_settings(memory_enabled=False)
+    bot = Bot(settings, extensions=["cogs.admin"], guild_ready_timeout=0.1)
+    try:
+        async with asyncio.timeout(EXIT_WITHIN):
+            await run(bot)
+    finally:
+        logging.getLogger("utils.db").removeHandler(stopper)
+        await bot.close()
+    failures = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert failures == []
+    assert discord_fake.identifies == 0
+    assert "loaded cogs.admin" not in caplog.text
+    with contextlib.closing(sqlite3.connect(settings.database_path)) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(shipped) + 1
 
 
 @pytest.fixture
@@ -254,3 +308,30 @@ async def test_a_token_reset_while_the_bot_runs_stops_it_as_a_bad_setting(
     assert error_lines(output)[-1].endswith(
         "Discord rejected DISCORD_TOKEN; check the token in the developer portal"
     ), output[-3000:]
+
+
+async def test_too_few_shards_for_discord_stop_the_start_as_a_bad_setting(
+    discord_fake: FakeDiscord, guild: FakeGuild, tmp_path: Path
+) -> None:
+    """Discord closes the gateway with 4011 (sharding required) when SHARD_COUNT is too
+    low for the bot's servers: that ended in a traceback and exit status 1, and systemd
+    started it again every 5 s, each start one more IDENTIFY of Discord's daily 1000."""
+    bot = await BotProcess.launch(
+        discord_fake.url,
+        tmp_path / "data",
+        tmp_path / "bot.out",
+        DISCORD_TOKEN=TOKEN,
+        MEMORY_ENABLED="false",
+        SHARD_COUNT="1",
+    )
+    try:
+        await discord_fake.wait_for(
+            lambda: discord_fake.identifies or bot.process.returncode is not None, timeout=60
+        )
+        await discord_fake.drop_connection(code=4011)
+    finally:
+        output = await exited(bot)
+    assert bot.process.returncode == 2, output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
+    line = error_lines(output)[-1]
+    assert "SHARD_COUNT=1" in line and "4011" in line, line

@@ -215,3 +215,97 @@ def test_shard_ids_name_the_form_they_take(shard_ids: str, says: str) -> None:
 def test_shard_ids_take_ids_ranges_and_spaces() -> None:
     settings = Settings(_env_file=None, discord_token="t", shard_count=8, shard_ids=" 0-1, 4 ,6")
     assert settings.shard_ids == (0, 1, 4, 6)
+
+
+def test_settings_checked_together_are_named_in_plain_words() -> None:
+    """`settings: Value error, SHARD_IDS must lie in 0-1` named no variable first and
+    carried pydantic's own words."""
+    line = error_line(DISCORD_TOKEN="t", SHARD_COUNT="2", SHARD_IDS="0-9")
+    assert line == "Configuration error: SHARD_IDS must lie in 0-1 (see .env.example)"
+    line = error_line(DISCORD_TOKEN="t", SHARD_COUNT="4", SHARD_IDS="3-1")
+    assert line == "Configuration error: SHARD_IDS: range 3-1 runs backwards (see .env.example)"
+
+
+def test_paths_under_the_home_directory_are_read_as_a_shell_reads_them(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`.env` is read by no shell: DATA_DIR=~/gembot made a directory named `~` in the
+    working directory, one that `rm -r ~` would remove."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    settings = Settings(
+        _env_file=None,
+        discord_token="t",
+        data_dir="~/gembot",
+        music_ytdlp_cookies="~/cookies.txt",
+    )
+    assert settings.data_dir == tmp_path / "gembot"
+    assert settings.music_ytdlp_cookies == tmp_path / "cookies.txt"
+    line = error_line(DISCORD_TOKEN="t", DATA_DIR="~no-such-user-here/gembot")
+    assert line.startswith("Configuration error: DATA_DIR: "), line
+
+
+def test_setup_installs_the_cpu_build_of_torch_not_the_cuda_one_of_pypi() -> None:
+    """PyPI's torch for Linux is the CUDA build (several GB of NVIDIA wheels): on a fresh
+    machine setup.sh took it from there, though it meant to install the CPU build."""
+    script = (ROOT / "scripts" / "setup.sh").read_text()
+    assert "torch_index=(--extra-index-url https://download.pytorch.org/whl/cpu)" in script
+    [torch] = [
+        line
+        for line in script.splitlines()
+        if line.startswith(".venv/bin/python -m pip install -q torch==")
+    ]
+    assert torch.endswith('"${torch_index[@]}"')
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["generativelanguage.googleapis.com", "localhost:8080/gemini", "https://", "http://h:99999"],
+)
+def test_a_gemini_base_url_requests_cannot_use_is_refused_by_name(url: str) -> None:
+    """Without a scheme every AI reply said "not answering" for ever; the start said
+    nothing."""
+    line = error_line(DISCORD_TOKEN="t", GEMINI_BASE_URL=url)
+    assert line.startswith("Configuration error: GEMINI_BASE_URL: must be an http"), line
+
+
+def test_a_gemini_base_url_of_a_proxy_is_taken() -> None:
+    url = "http://127.0.0.1:8080/gemini"
+    assert Settings(_env_file=None, discord_token="t", gemini_base_url=url).gemini_base_url == url
+
+
+@pytest.mark.parametrize("name", ["DISCORD_TOKEN", "GEMINI_API_KEY"])
+@pytest.mark.parametrize("key", ["MTIz\x7fNDU2.secret", "MTIz NDU2.secret", "MTIz\tNDU2.secret"])
+def test_a_key_with_a_space_or_control_character_inside_is_refused_by_name(
+    name: str, key: str
+) -> None:
+    """A control character in DISCORD_TOKEN stopped the start with aiohttp's traceback
+    (forbidden in a header); in GEMINI_API_KEY it failed every AI reply."""
+    line = error_line(**{"DISCORD_TOKEN": "t", name: key})
+    assert line.startswith(f"Configuration error: {name}: must be the key alone"), line
+    assert "secret" not in line
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("GEMINI_FALLBACK_MODELS", "gemini-2.5-pro gemini-2.0-flash"),
+        ("GEMINI_ALLOWED_MODELS", "gemini-2.5-pro;gemini-2.0-flash"),
+        ("GEMINI_MODEL", "gemini-2.5-flash?alt=sse"),
+    ],
+)
+def test_a_model_list_without_commas_is_refused_by_name(name: str, value: str) -> None:
+    """`GEMINI_FALLBACK_MODELS=a b` was one model named "a b": its 404 came only once the
+    main model failed, when the fallback was needed."""
+    line = error_line(DISCORD_TOKEN="t", **{name: value})
+    assert line.startswith(f"Configuration error: {name}: '"), line
+    assert "is not a model name" in line
+
+
+def test_model_names_as_google_spells_them_are_taken() -> None:
+    settings = Settings(
+        _env_file=None,
+        discord_token="t",
+        gemini_model="models/gemini-2.5-flash-preview-05-20",
+        gemini_fallback_models="gemini-2.5-pro, gemini-2.0-flash-001",
+    )
+    assert settings.gemini_fallback_models == ("gemini-2.5-pro", "gemini-2.0-flash-001")

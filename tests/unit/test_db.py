@@ -4,6 +4,7 @@ SQLite's pragmas and file; which modules may hold SQL."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import sqlite3
@@ -19,7 +20,7 @@ from cogs.music.library_store import LibraryStore
 from cogs.music.store import MusicStore, Session
 from cogs.music.tracks import Track
 from cogs.roleplay.characters import CharacterStore, Profile
-from tests.conftest import bot_stopped_at_start
+from tests.conftest import bot_stopped_at_start, eventually
 from tests.fakes.discord_server import FakeDiscord
 from utils.db import (
     MIGRATIONS_DIR,
@@ -140,6 +141,45 @@ async def test_failed_migration_rolls_back(fresh: Fresh, tmp_path: Path) -> None
     await database.connect(migrations)
     assert await database.fetchval("SELECT count(*) FROM a") == 1
     await database.close()
+
+
+SLOW_MIGRATION = {  # about a second of work
+    "sqlite": "CREATE TABLE b AS WITH RECURSIVE c(x) AS "
+    "(SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000000) SELECT x FROM c;",
+    "postgresql": "SELECT pg_sleep(1);",
+}
+
+
+async def test_a_close_while_migrations_run_ends_the_current_one_and_leaves_the_rest(
+    fresh: Fresh, backend: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SIGTERM during an upgrade at start-up: the database was closed under the
+    migrations, which went on and failed (`ValueError: no active connection`, a
+    traceback as the bot exited). The next start applies what was left."""
+    migrations = write_migrations(
+        tmp_path / "m",
+        "CREATE TABLE a (x INTEGER);",
+        SLOW_MIGRATION[backend],
+        "CREATE TABLE later (x INTEGER);",
+    )
+    caplog.set_level(logging.INFO)
+    database = fresh()
+    connecting = asyncio.create_task(database.connect(migrations))
+    await eventually(lambda: "applying migration 0002_step.sql" in caplog.text)
+    await database.close()
+    await connecting
+    assert "applying migration 0003_step.sql" not in caplog.text
+    assert "database ready" not in caplog.text
+    caplog.clear()
+
+    database = fresh()
+    await database.connect(migrations)
+    try:
+        assert "applying migration 0002_step.sql" not in caplog.text
+        assert "applying migration 0003_step.sql" in caplog.text
+        assert await database.version() == 3
+    finally:
+        await database.close()
 
 
 @pytest.mark.backends("postgresql")

@@ -321,6 +321,38 @@ async def test_a_table_that_lost_rows_on_the_way_is_reported_and_fails_the_run(
     assert out.endswith("row counts differ in ai_tool_actions: the copy is not complete\n")
 
 
+@pytest.mark.backends("postgresql")
+async def test_a_target_a_running_bot_keeps_busy_fails_in_one_line_and_keeps_its_rows(
+    data_dir: Path,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A shard process still running on PostgreSQL holds a table: the copy waits past its
+    timeout. That printed `error: ` and nothing else (a TimeoutError has no text)."""
+    db = await sqlite_db(data_dir)
+    await GuildSettings(db, "!").set_prefix(GUILD, "?")
+    await db.close()
+    assert await migrate(data_dir, database_url) == 0
+    copied = await postgres_rows(database_url, data_dir / "bot.db", "guild_settings")
+    with sqlite3.connect(data_dir / "bot.db") as conn:
+        conn.execute("UPDATE guild_settings SET prefix = '$'")
+    monkeypatch.setattr("scripts.db_migrate.TIMEOUT", 0.5)
+    capsys.readouterr()
+
+    bot = await asyncpg.connect(database_url)
+    try:
+        async with bot.transaction():  # a read under way in the bot: TRUNCATE must wait
+            await bot.fetch("SELECT * FROM guild_settings")
+            assert await migrate(data_dir, database_url) == 1
+    finally:
+        await bot.close()
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: the copy into ") and "no answer within 0.5 s" in line, line
+    assert line.endswith("; stop every bot process using it, then run this again"), line
+    assert await postgres_rows(database_url, data_dir / "bot.db", "guild_settings") == copied
+
+
 async def test_an_unusable_target_fails_with_one_line_and_no_password(
     data_dir: Path, postgres_server: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -134,26 +134,29 @@ async def test_a_user_who_may_not_create_tables_is_told_what_to_do(postgres_serv
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("url", "line"),
+    ("url", "line", "status"),
     [
         (
             "postgresql://bot:hunter2not4logs@127.0.0.1:{port}/gembot",
             "cannot use PostgreSQL at bot@127.0.0.1:{port}/gembot: connection refused",
+            1,  # the server may be back at the next try
         ),
         (
             "postgresql://bot:hunter2/not4logs@127.0.0.1:{port}/gembot",
             "DATABASE_URL is not a valid PostgreSQL URL",
+            2,  # a bad setting: systemd does not start it again every 5 s
         ),
     ],
     ids=["unreachable", "malformed"],
 )
 async def test_the_bot_exits_with_one_clear_line_when_postgresql_cannot_be_used(
-    discord_fake: FakeDiscord, tmp_path: Path, url: str, line: str
+    discord_fake: FakeDiscord, tmp_path: Path, url: str, line: str, status: int
 ) -> None:
     port = closed_port()
     log = await bot_stopped_at_start(
         discord_fake,
         tmp_path,
+        status,
         DATA_DIR=str(tmp_path / "data"),
         DATABASE_URL=url.format(port=port),
     )
@@ -161,6 +164,25 @@ async def test_the_bot_exits_with_one_clear_line_when_postgresql_cannot_be_used(
     assert line.format(port=port) in error
     everything = log + (tmp_path / "data" / "logs" / "bot.log").read_text()
     assert "hunter2" not in everything and "not4logs" not in everything
+
+
+@pytest.mark.slow
+async def test_a_password_postgresql_refuses_stops_the_bot_as_a_bad_setting(
+    discord_fake: FakeDiscord, tmp_path: Path, postgres_server: str
+) -> None:
+    """Exit status 1 made systemd start the bot again every 5 s for ever, each time
+    refused the same way; DATABASE_URL is a setting to fix, like a rejected token."""
+    where = urlsplit(postgres_server).netloc.rsplit("@", 1)[-1]
+    log = await bot_stopped_at_start(
+        discord_fake,
+        tmp_path,
+        2,
+        DATA_DIR=str(tmp_path / "data"),
+        DATABASE_URL=f"postgresql://nobody:{PASSWORD}@{where}/postgres",
+    )
+    [error] = [line for line in log.splitlines() if "ERROR" in line]
+    assert error.endswith(f"nobody@{where}/postgres: the user name or password was refused")
+    assert PASSWORD not in log
 
 
 @pytest.mark.backends("postgresql")
@@ -176,6 +198,50 @@ async def test_a_start_that_waits_too_long_for_another_processs_migration_says_s
         await migrating.close()
     assert message.startswith("cannot use PostgreSQL at ") and "\n" not in message
     assert message.endswith(": no answer in time")
+
+
+async def test_a_close_while_the_server_has_not_answered_yet_ends_at_once() -> None:
+    """SIGTERM while PostgreSQL does not answer (yet): the close waits no DATABASE_TIMEOUT,
+    and the start stops without an error."""
+    reached = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        reached.set()
+        await reader.read()  # until the client hangs up
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        database = PostgresDatabase(
+            f"postgresql://bot:{PASSWORD}@127.0.0.1:{port}/gembot?sslmode=disable", timeout=10
+        )
+        connecting = asyncio.create_task(database.connect())
+        await reached.wait()
+        async with asyncio.timeout(2):
+            await database.close()
+            await connecting
+
+
+@pytest.mark.backends("postgresql")
+async def test_a_close_while_waiting_for_another_processs_migration_ends_at_once(
+    database_url: str,
+) -> None:
+    """SIGTERM while another process upgrades the database: the close waited for the
+    migration lock (up to an hour), until the shutdown gave up on it 15 s later."""
+    migrating = await asyncpg.connect(database_url)  # as another process's upgrade
+    try:
+        await migrating.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+        database = PostgresDatabase(database_url, timeout=10)
+        connecting = asyncio.create_task(database.connect())
+        waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        await eventually(lambda: migrating.fetchval(waiting), equals=1)
+        async with asyncio.timeout(2):
+            await database.close()
+            await connecting
+        assert await migrating.fetchval(waiting) == 0
+    finally:
+        await migrating.close()
 
 
 @pytest.mark.backends("postgresql")
