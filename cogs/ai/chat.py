@@ -50,7 +50,7 @@ from utils.memory.chatlog import BOT_LABEL
 from utils.memory.records import Readable, Recalled, Scope
 from utils.memory.service import MemoryService
 from utils.metrics import Metrics
-from utils.text import estimate_tokens, truncate
+from utils.text import DISCORD_LIMIT, estimate_tokens, truncate
 from utils.usage import UsageStore
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,10 @@ SUMMARY_RETRY_FIRST = 60.0
 SUMMARY_RETRY_MAX = 3600.0
 SUMMARY_BACKOFF_CHANNELS = 1000  # channels whose failed summaries are remembered
 SUMMARY_SHARE = 4  # a summary takes at most this part of the context
+# Characters of one reply shown: a model asked to count to a million would otherwise
+# flood the channel with a hundred messages (and hold its queue for minutes).
+MAX_REPLY_CHARS = 10 * DISCORD_LIMIT
+TOO_LONG = "cut at the length limit"
 
 
 @dataclass(frozen=True)
@@ -86,14 +90,18 @@ class _Exchange:
     """The stored rows of one exchange: written when the reply is first shown, then
     rewritten as it grows and when it ends."""
 
-    def __init__(self, store: ChatStore, place: Place, user: Turn, continues: int) -> None:
+    def __init__(
+        self, store: ChatStore, place: Place, user: Turn, continues: int, fresh_from: int
+    ) -> None:
         self.store = store
         self.place = place
         self.user = user
         self.continues = continues  # the newest turn of the context it answers (0: none)
+        self.fresh_from = fresh_from  # the channel's fresh-start mark when it was read
         self.turns: list[Turn] = []
         self.parts: list[int] = []  # the reply's earlier messages, stored with it
         self.dropped = False  # the channel was reset before it could be stored
+        self._adding: asyncio.Task[list[Turn]] | None = None  # the first write
 
     async def record(self, text: str, incomplete: str | None, message_ids: list[int]) -> None:
         if self.dropped:
@@ -101,16 +109,25 @@ class _Exchange:
         *earlier, message_id = message_ids
         parts = earlier[len(self.parts) :]  # those not stored yet
         if not self.turns:
-            model = Turn("model", 0, BOT_LABEL, text, message_id, incomplete)
-            self.turns = await self.store.add_turns(
-                self.place.guild_id,
-                self.place.channel_id,
-                [self.user, model],
-                continues=self.continues,
-                parts=parts,
-            )
+            adding = self._adding
+            if adding is None or (adding.done() and (adding.cancelled() or adding.exception())):
+                model = Turn("model", 0, BOT_LABEL, text, message_id, incomplete)
+                adding = self._adding = asyncio.create_task(
+                    self.store.add_turns(
+                        self.place.guild_id,
+                        self.place.channel_id,
+                        [self.user, model],
+                        continues=self.continues,
+                        fresh_from=self.fresh_from,
+                        parts=parts,
+                    )
+                )
+            # Shielded: a shutdown cancelling the reply during this write can't stop it
+            # committing (the database's thread runs it), so the record that finalises the
+            # reply waits for this same write, then rewrites it: never a second exchange.
+            self.turns = await asyncio.shield(adding)
             self.dropped = not self.turns
-        else:
+        if self.turns:
             old = self.turns[1]
             if (text, incomplete, message_id) != (old.content, old.incomplete, old.message_id):
                 self.turns[1] = await self.store.rewrite_turn(
@@ -209,6 +226,7 @@ class ChatEngine:
             place,
             Turn("user", author_id, user.author_name, user.stored_text, message_id),
             continues=history[-1].id if history else prefs.summary_upto,
+            fresh_from=prefs.context_from,
         )
         pieces = self._rounds(
             [*contents],
@@ -277,8 +295,11 @@ class ChatEngine:
                     if first and reply.text and not reply.text[-1].isspace():
                         yield "\n\n"  # a new round's words start a new paragraph
                     first = False
-                    reply.text += text
-                    yield text
+                    kept = text[: MAX_REPLY_CHARS - len(reply.text)]
+                    reply.text += kept
+                    yield kept
+                    if kept != text:
+                        raise ReplyStopped("length", TOO_LONG, prompt=False, partial=True)
             except BotError as error:
                 if (
                     isinstance(error, ReplyStopped)
@@ -355,7 +376,7 @@ class ChatEngine:
             guild_id, channel_id, reserve=self.store.context_tokens // 2
         )
         prefs, kept = await followed(self.store, place, context.prefs), context.turns
-        pending = await self.store.turns(channel_id, after_id=prefs.summary_upto)
+        pending = await self.store.turns(channel_id, after_id=prefs.read_after)
         if everything:
             kept = pending[-2:]
         cutoff = kept[0].id if kept else None

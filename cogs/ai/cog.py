@@ -197,8 +197,8 @@ class AI(commands.Cog):
 
     def _can_answer(self, ctx: Context) -> bool:
         """Whether an answer (or a notice) to a message could be shown: else Google is not
-        asked for one. A scene's characters speak through webhooks, which need no right to
-        write."""
+        asked for one. A directed channel's director decides (a roleplay scene where the
+        bot may not write tells its starter why it pauses)."""
         return self.bot.directors.of(ctx.channel.id) is not None or _may_write(ctx)
 
     def _submit(self, ctx: Context, text: str, thinking: int | None = None) -> bool:

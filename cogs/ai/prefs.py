@@ -14,7 +14,15 @@ from cogs.ai.cache import TOPIC, ChatCache
 from cogs.ai.records import ChannelPrefs, GuildPrefs
 from utils.db import Database
 
-_CHANNEL_COLUMNS = ("persona", "system_prompt", "autorespond", "summary", "summary_upto", "safety")
+_CHANNEL_COLUMNS = (
+    "persona",
+    "system_prompt",
+    "autorespond",
+    "summary",
+    "summary_upto",
+    "safety",
+    "context_from",
+)
 
 
 class ChatPrefs:

@@ -57,6 +57,12 @@ class ChannelPrefs:
     summary: str | None = None
     summary_upto: int = 0
     safety: str | None = None
+    context_from: int = 0  # the conversation started afresh after this turn (0: never)
+
+    @property
+    def read_after(self) -> int:
+        """The newest turn replies do not read: summarised, or before a fresh start."""
+        return max(self.summary_upto, self.context_from)
 
     def within(self, parent: ChannelPrefs) -> ChannelPrefs:
         """A thread's preferences: the persona, prompt and safety level it leaves unset are

@@ -177,14 +177,18 @@ def notes_of(message: discord.Message, bot_id: int) -> list[str]:
 
 def _content_of(message: discord.Message | discord.MessageSnapshot) -> str:
     """What a forwarded or replied-to message says: its text, its embeds' (a link's
-    preview, another bot's card, often all there is) and notes of its files and stickers."""
+    preview, another bot's card, often all there is), notes of its files and stickers,
+    and what a replied-to forward forwards (its own text is empty)."""
     embeds = [
         embed_note(truncate(" / ".join(filter(None, (e.title, e.description))), EMBED_CHARS))
         for e in message.embeds
         if e.title or e.description
     ]
     files = _file_notes(message.attachments, message.stickers)
-    return " ".join([message.content, *embeds, *files]).strip()
+    forwards: list[str] = []
+    if isinstance(message, discord.Message):  # a snapshot forwards nothing itself
+        forwards = [forward_note(_content_of(s)) for s in message.message_snapshots]
+    return " ".join([message.content, *embeds, *files, *forwards]).strip()
 
 
 def _file_notes(

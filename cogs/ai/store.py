@@ -20,6 +20,12 @@ from cogs.ai.records import TURN_COLUMNS, WRITING, ReplyContext, Tail, Turn, Unf
 from utils.db import EVERYTHING, Connection, Database, storable
 from utils.text import estimate_tokens
 
+# An id of ai_messages that no turn will have (turns get larger ones), as a mark.
+_RESERVE_ID = {
+    "sqlite": "UPDATE sqlite_sequence SET seq = seq + 1 WHERE name = 'ai_messages' RETURNING seq",
+    "postgresql": "SELECT nextval(pg_get_serial_sequence('ai_messages', 'id'))",
+}
+
 
 def _as_stored(turn: Turn) -> Turn:
     """`turn` as the database holds it (`storable` text), so that the turns given back and
@@ -67,12 +73,15 @@ class ChatStore:
         turns: list[Turn],
         *,
         continues: int = 0,
+        fresh_from: int | None = None,
         parts: Sequence[int] = (),
     ) -> list[Turn]:
         """Store turns and prune the channel to `history_limit` turns, atomically;
         return them as stored. A reply to a conversation whose newest turn was
         `continues` is not stored (nothing is: []) when none of it is left, since the
         channel was reset meanwhile: the reply would bring back what was forgotten.
+        Nor is a reply to a context read when the channel's fresh-start mark was
+        `fresh_from`, if it started afresh since: the reply belongs to what was left.
         `parts`: the earlier Discord messages of the last turn (a reply split over
         several; its `message_id` is the latest)."""
         try:
@@ -80,6 +89,11 @@ class ChatStore:
                 if continues and not await conn.fetchval(
                     "SELECT 1 FROM ai_messages WHERE channel_id = ? AND id <= ? LIMIT 1",
                     (channel_id, continues),
+                ):
+                    return []
+                if fresh_from is not None and await conn.fetchval(
+                    "SELECT 1 FROM ai_channels WHERE channel_id = ? AND context_from > ?",
+                    (channel_id, fresh_from),
                 ):
                     return []
                 stored = [await self._insert(conn, guild_id, channel_id, t) for t in turns]
@@ -207,7 +221,7 @@ class ChatStore:
         (e.g. the new message). From the cache when it has them: no database read."""
         prefs = await self.prefs.channel(channel_id)
         budget = self.context_tokens - estimate_tokens(prefs.summary or "") - reserve
-        turns, overflow = await self.recent_turns(channel_id, prefs.summary_upto, max(budget, 0))
+        turns, overflow = await self.recent_turns(channel_id, prefs.read_after, max(budget, 0))
         return ReplyContext(prefs, turns, overflow, (await self.prefs.guild(guild_id)).model)
 
     async def _load_tail(self, channel_id: int) -> Tail:
@@ -276,12 +290,31 @@ class ChatStore:
                 )
         return deleted
 
+    async def start_afresh(self, guild_id: int | None, channel_id: int) -> None:
+        """Later replies in the channel read nothing said there so far, nor its summary (a
+        roleplay scene began or ended there), and a reply being written meanwhile is not
+        stored (`add_turns`); what was said stays stored and exportable. The mark is an id
+        the log reserves, above every id given so far: each fresh start moves it."""
+        with self._cache.writing((self._cache.prefs, channel_id)):
+            async with self.db.transaction() as conn:
+                mark = await conn.fetchval(_RESERVE_ID[self.db.backend])
+                if mark is None:
+                    return  # no turn was ever stored (SQLite): nothing to leave behind
+                await conn.execute(
+                    "INSERT INTO ai_channels (channel_id, guild_id, context_from) VALUES (?, ?, ?) "
+                    "ON CONFLICT (channel_id) DO UPDATE SET context_from = excluded.context_from, "
+                    "summary = NULL, summary_upto = 0",
+                    (channel_id, guild_id, mark),
+                )
+        await self.db.notify(TOPIC, channel_id)
+
     async def save_summary(
         self, guild_id: int | None, channel_id: int, summary: str, folded: list[Turn], since: int
     ) -> bool:
         """Store `summary` of `folded` (the oldest turns after the summary mark `since`),
         unless the conversation changed meanwhile (a reset, a message deleted or edited,
-        another summary): then nothing is stored (False), lest it bring back what is gone."""
+        another summary, a fresh start): then nothing is stored (False), lest it bring back
+        what is gone."""
         with self._cache.writing((self._cache.prefs, channel_id)):
             async with self.db.transaction() as conn:
                 now = await conn.fetchall(
@@ -298,8 +331,8 @@ class ChatStore:
                 )
                 saved = await conn.execute(
                     "UPDATE ai_channels SET summary = ?, summary_upto = ? "
-                    "WHERE channel_id = ? AND summary_upto = ?",
-                    (summary, folded[-1].id, channel_id, since),
+                    "WHERE channel_id = ? AND summary_upto = ? AND context_from < ?",
+                    (summary, folded[-1].id, channel_id, since, folded[0].id),
                 )
         await self.db.notify(TOPIC, channel_id)
         return bool(saved)

@@ -69,16 +69,38 @@ class _Messages:
         self.sent: list[Editable] = []
         self.shown: list[str] = []
         self.edits = 0
+        self.sending: tuple[str, asyncio.Task[Editable]] | None = None
 
     async def show(self, contents: list[str]) -> None:
         for index, content in enumerate(contents):
             if index == len(self.sent):
-                self.sent.append(await self.sink.send(content))
-                self.shown.append(content)
+                await self._send(content)
             elif self.shown[index] != content:
                 await self.sent[index].edit(content=content)
                 self.shown[index] = content
                 self.edits += 1
+
+    async def _send(self, content: str) -> None:
+        # Shielded: Discord may make the message though a shutdown stops the wait for it.
+        # It stays `sending` then, and `settle` counts it once sent, so that it is
+        # finalised, not left showing the writing marker for good (nor sent again).
+        task = asyncio.create_task(self.sink.send(content))
+        self.sending = (content, task)
+        try:
+            await asyncio.shield(task)
+        except Exception:
+            self.sending = None  # not sent
+            raise
+        await self.settle()
+
+    async def settle(self) -> None:
+        """Count the message being sent when the reply was cancelled, once it is sent."""
+        if self.sending is not None:
+            content, task = self.sending
+            message = await task
+            self.sending = None
+            self.sent.append(message)
+            self.shown.append(content)
 
     @property
     def ids(self) -> list[int]:
@@ -151,7 +173,7 @@ async def stream_reply(
     except asyncio.CancelledError:
         if shown_whole:
             await _finalise(messages, None, lambda: record(text, None, messages.ids))
-        elif messages.sent:
+        elif messages.sent or messages.sending:
             await _finalise(
                 messages,
                 splitter.finish(_noted(text, RESTART_NOTE)),
@@ -172,6 +194,7 @@ async def _finalise(
     """
     try:
         async with asyncio.timeout(FINALISE_TIMEOUT):
+            await messages.settle()
             if contents is not None:
                 await messages.show(contents)
             if store is not None:

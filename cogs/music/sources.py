@@ -35,7 +35,7 @@ from yt_dlp.networking.websocket import WebSocketResponse
 from cogs.music import ffmpeg
 from cogs.music.egress import REFUSED, AnswerLimit, Egress
 from cogs.music.errors import MusicError
-from cogs.music.tracks import Found, Stream, Track, cut_total
+from cogs.music.tracks import MAX_TITLE, Found, Stream, Track, cut_total
 from cogs.music.urls import AddressPolicy, PrivateAddress, looks_like_url, media_url
 from cogs.music.views import clean
 from cogs.music.youtube import ExtractorArgs, bot_check, is_bot_check
@@ -61,9 +61,6 @@ FETCH_BYTES = 32 * 1024 * 1024
 """Bytes of one answer yt-dlp may download, and read once unpacked: pages, API answers
 and YouTube's player script are a few MB."""
 _READ_CHUNK = 1024 * 1024
-MAX_TITLE = 200
-"""Characters of a title kept: a page's title is whatever its author wrote, and titles
-go to the model (tool results), the saved queue and messages."""
 
 
 class _YtdlpLog:

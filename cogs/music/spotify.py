@@ -18,8 +18,9 @@ import spotipy
 from spotipy.cache_handler import MemoryCacheHandler
 
 from cogs.music.errors import MusicError
-from cogs.music.tracks import Found, Track, cut_total
+from cogs.music.tracks import MAX_TITLE, Found, Track, cut_total
 from cogs.music.urls import SpotifyLink
+from utils.text import truncate
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,7 @@ class SpotifyResolver:
         tracks = [self._track(item, requester_id) for item in items]
         if not tracks:
             raise MusicError(f"That Spotify {link.kind} has no tracks I can play.")
+        name = truncate(name, MAX_TITLE) if name else None
         return Found(name, tracks, cut_total(count, len(tracks), limit))
 
     def _fetch(self, link: SpotifyLink, limit: int) -> tuple[str | None, list[Json], int | None]:
@@ -153,7 +155,7 @@ class SpotifyResolver:
 
     def _track(self, item: Json, requester_id: int) -> Track:
         artists = ", ".join(a["name"] for a in item.get("artists") or [] if a.get("name"))
-        words = f"{artists} - {item['name']}" if artists else item["name"]
+        words = truncate(f"{artists} - {item['name']}" if artists else item["name"], MAX_TITLE)
         duration_ms = item.get("duration_ms")
         return Track(
             title=words,

@@ -19,6 +19,11 @@ class LoopMode(StrEnum):
         return modes[(modes.index(self) + 1) % len(modes)]
 
 
+MAX_TITLE = 200
+"""Characters of a title or playlist name kept: a page's title, a Spotify track's or
+playlist's name is whatever its author wrote, and titles go to the model (tool results),
+the saved queue and messages."""
+
 STREAM_TTL = 30 * 60
 """Seconds a resolved stream URL is trusted (YouTube's expire after hours)."""
 

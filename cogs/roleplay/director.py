@@ -10,16 +10,23 @@ per channel, so the reply never waits for it; an update goes only to the scene w
 exchanges it read, never to one started in the channel since. Turns are counted once
 their reply went out, toward their own scene only; the last one allowed
 (`RP_MAX_SCENE_TURNS`) ends the scene with a notice, and so does a message to a scene
-whose characters are all gone.
+whose characters are all gone. A scene that ends leaves its lines out of what is said
+next in its channel (`end`).
+
+A scene plays only while the bot may write in its channel, as when it started: its
+narration and notices are the bot's own messages, and a moderator who mutes the bot
+there mutes its characters too (their webhooks would not be refused). Meanwhile its
+messages get no reply, and the scene's starter is told once, in a direct message.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
+from collections import OrderedDict, deque
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import discord
 from discord.ext import commands
 
@@ -48,6 +55,19 @@ Context = commands.Context["Bot"]
 PENDING_EXCHANGES = 4  # exchanges waiting for a state update, per scene (older ones go)
 ENDED = "🎬 This scene reached its limit of {turns} and has ended. `/scene start` begins a new one."
 CAST_GONE = "🎬 This scene has ended: its characters were deleted. `/scene start` begins a new one."
+PAUSED = (
+    "🎬 Your scene in {channel} is paused: I may no longer send messages there, so its "
+    "characters keep quiet too. It goes on once I may write there again; `/scene end` "
+    "there ends it."
+)
+PAUSED_CHANNELS = 1000  # paused scenes whose starter was told (the oldest are forgotten)
+
+
+def may_write(permissions: discord.Permissions, channel: Channel) -> bool:
+    """Whether `permissions` allow sending messages in `channel` (or thread)."""
+    if isinstance(channel, discord.Thread):
+        return permissions.send_messages_in_threads
+    return permissions.send_messages
 
 
 class _Line:
@@ -105,6 +125,8 @@ class SceneDirector:
         # channel id -> (start of the scene, exchange) waiting for a state update
         self._pending: dict[int, deque[tuple[float, str]]] = {}
         self._updating: dict[int, asyncio.Task[None]] = {}
+        # channels whose paused scene's starter was told so, the least recent first
+        self._paused: OrderedDict[int, None] = OrderedDict()
 
     def directs(self, channel_id: int) -> bool:
         return self.scenes.running(channel_id)
@@ -116,9 +138,13 @@ class SceneDirector:
         scene = await self.scenes.get(channel.id)
         if scene is None:
             return None
+        if not may_write(channel.permissions_for(channel.guild.me), channel):
+            await self._tell_paused(scene, channel)
+            return None
+        self._paused.pop(channel.id, None)  # it may write (again): a new pause is told
         cast = await self.characters.by_ids(scene.guild_id, scene.characters)
         if not cast:  # all deleted meanwhile (a deletion racing `/scene start`, say)
-            await self.scenes.end(channel.id)
+            await self.end(scene.guild_id, channel.id)
             raise RoleplayError(CAST_GONE)
         avatars = {c.name: await self.links.avatar_url(c, channel) for c in cast}
         world = scene.world or await self.scenes.world(scene.guild_id)
@@ -130,7 +156,7 @@ class SceneDirector:
             limit = self.bot.settings.rp_max_scene_turns
             # Of this scene only: it may have ended, and another started, while it was written.
             if await self.scenes.count_turn(channel.id, scene.started_at) >= limit:
-                await self.scenes.end(channel.id)
+                await self.end(scene.guild_id, channel.id)
                 async with asyncio.timeout(DISCORD_TIMEOUT):
                     await channel.send(
                         ENDED.format(turns=counted(limit, "turn")),
@@ -143,6 +169,33 @@ class SceneDirector:
             splitter=SceneSplitter(avatars, TEXT_LIMIT, WRITING_MARKER),
             after=after,
         )
+
+    async def end(self, guild_id: int, channel_id: int) -> bool:
+        """End the scene of a channel (False: none ran). What is said there next starts
+        afresh, without the scene's lines; they stay in the channel's stored history."""
+        ended = await self.scenes.end(channel_id)
+        self._paused.pop(channel_id, None)  # a scene started there next is told anew
+        await self.bot.chats.start_afresh(guild_id, channel_id)
+        return ended
+
+    async def _tell_paused(self, scene: Scene, channel: Channel) -> None:
+        """Tell the scene's starter, once per pause, why it gets no reply."""
+        if channel.id in self._paused:
+            return
+        self._paused[channel.id] = None
+        if len(self._paused) > PAUSED_CHANNELS:
+            self._paused.popitem(last=False)
+        log.info("the scene in channel %s is paused: I may not write there", channel.id)
+        try:
+            async with asyncio.timeout(DISCORD_TIMEOUT):
+                starter = self.bot.get_user(scene.owner_id) or await self.bot.fetch_user(
+                    scene.owner_id
+                )
+                await starter.send(
+                    PAUSED.format(channel=channel.mention), allowed_mentions=NO_PINGS
+                )
+        except (discord.HTTPException, aiohttp.ClientError, OSError) as error:  # DMs closed...
+            log.info("could not tell the starter of the scene in %s: %r", channel.id, error)
 
     def update_later(self, scene: Scene, exchange: str) -> None:
         """Fold what `exchange` established into `scene`'s state, in the background."""

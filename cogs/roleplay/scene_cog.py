@@ -20,7 +20,7 @@ from discord.ext import commands
 from cogs.ai.records import Turn
 from cogs.roleplay.avatar_links import AvatarLinks
 from cogs.roleplay.characters import Character, CharacterStore
-from cogs.roleplay.director import CAST_GONE, SceneDirector
+from cogs.roleplay.director import CAST_GONE, SceneDirector, may_write
 from cogs.roleplay.errors import RoleplayError
 from cogs.roleplay.scene_prompt import WORLD_CHARS, fill
 from cogs.roleplay.scene_state import CLEAR, MAX_FACT, noted, render, set_fact
@@ -78,6 +78,7 @@ class Scenes(commands.Cog):
     async def on_character_deleted(self, character: Character) -> None:
         """A deleted character leaves its scenes; one left empty ends with a notice."""
         for channel_id in await self.scenes.remove_character(character.guild_id, character.id):
+            await self.bot.chats.start_afresh(character.guild_id, channel_id)
             try:
                 async with asyncio.timeout(DISCORD_TIMEOUT):
                     await self.bot.get_partial_messageable(channel_id).send(
@@ -108,11 +109,11 @@ class Scenes(commands.Cog):
         channel = _channel(ctx)
         # A slash command needs no right to write: a scene would post in a channel its
         # starter may only read (an announcements channel, say).
-        if not _may_write(ctx.permissions, channel):
+        if not may_write(ctx.permissions, channel):
             raise RoleplayError("You can't write here, so you can't start a scene here.")
         # The narration and notices of a scene are the bot's own messages (the permissions
         # of its channel: an interaction's are said to allow sending, whatever they are).
-        if not _may_write(channel.permissions_for(channel.guild.me), channel):
+        if not may_write(channel.permissions_for(channel.guild.me), channel):
             raise RoleplayError("I can't write here, so I can't run a scene here.")
         if ctx.interaction is None:  # the names consumed the line, the world with them
             characters, _, after = characters.partition("|")
@@ -128,6 +129,8 @@ class Scenes(commands.Cog):
         await self.scenes.start(
             ctx.guild.id, channel.id, ctx.author.id, [c.id for c in cast], world
         )
+        # The scene reads none of what was said here before it (another scene, say).
+        await self.bot.chats.start_afresh(ctx.guild.id, channel.id)
         await ctx.send(
             f"🎬 A scene begins with {_names(cast)}. Write here to play (no mention needed); "
             "address a character by name. `/scene end` ends it.",
@@ -188,7 +191,7 @@ class Scenes(commands.Cog):
     async def end(self, ctx: Context) -> None:
         """End the scene here (its owner, or Manage Messages)."""
         scene = await self._changeable(ctx)
-        await self.scenes.end(scene.channel_id)
+        await self.director.end(scene.guild_id, scene.channel_id)
         await ctx.send("🎬 The scene has ended. I answer here only when asked again.")
 
     @scene.group(name="state", fallback="show")
@@ -286,12 +289,6 @@ def _channel(ctx: Context) -> Channel:
     if not isinstance(channel, discord.TextChannel | discord.VoiceChannel | discord.Thread):
         raise RoleplayError("Scenes play in text channels and threads.")
     return channel
-
-
-def _may_write(permissions: discord.Permissions, channel: Channel) -> bool:
-    if isinstance(channel, discord.Thread):
-        return permissions.send_messages_in_threads
-    return permissions.send_messages
 
 
 def _names(cast: list[Character]) -> str:

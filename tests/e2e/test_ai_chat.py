@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import aiohttp
 import asyncpg
@@ -21,6 +21,7 @@ import discord
 import pytest
 from PIL import Image
 
+from cogs.ai.chat import MAX_REPLY_CHARS
 from cogs.ai.cog import AI, SHUTDOWN_GRACE
 from cogs.ai.records import Turn
 from cogs.ai.streaming import FINALISE_TIMEOUT
@@ -144,6 +145,37 @@ async def test_long_reply_with_code_is_split_cleanly(
         return re.sub(r"\s+|```(python)?", "", value)
 
     assert strip("".join(m.content for m in messages)) == strip(text)
+
+
+async def test_a_reply_that_goes_on_and_on_stops_at_the_length_limit(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """Asked to "count to a million", the model would write on for a hundred messages: the
+    reply stops after about ten, says so, and the history holds what was shown."""
+    gemini_fake.reply(["one more line of counting.\n" * 100] * 40)  # 108,000 characters
+    bot = await start_bot(ai_settings())
+    await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} count")
+    note = "\n\n*⚠️ reply cut at the length limit*"
+
+    def cut_off() -> list[FakeMessage] | None:
+        sent = discord_fake.messages_in(guild.text)
+        return sent if sent and sent[-1].content.endswith(note) else None
+
+    messages = await discord_fake.wait_for(cut_off, timeout=30)
+    assert messages is not None
+    assert len(messages) <= MAX_REPLY_CHARS // 1900 + 1
+    shown = final_text(messages).removesuffix(note)
+    assert 0.9 * MAX_REPLY_CHARS < len(shown) <= MAX_REPLY_CHARS
+
+    async def incomplete() -> list[str | None]:
+        return [row[2] for row in await stored_rows(bot, guild.text.id)]
+
+    await eventually(incomplete, equals=[None, "length"])
 
 
 async def test_deleting_the_first_message_of_a_long_reply_takes_the_reply_out_of_the_history(
@@ -1181,6 +1213,45 @@ async def test_shutdown_mid_reply_finalises_and_stores_what_was_shown(
 
 
 @pytest.mark.slow
+async def test_a_shutdown_during_the_first_history_write_stores_the_exchange_once(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The database's thread commits a write whoever stops waiting for it: a shutdown that
+    cancels the reply while its first write comes back must not have the finalising
+    write store the exchange a second time."""
+    gemini_fake.reply(["Half of ", "the answer."])
+    settings = ai_settings()
+    bot = await start_bot(settings)
+    add_turns, written, released = bot.chats.add_turns, asyncio.Event(), asyncio.Event()
+
+    async def committed_then_slow(*args: Any, **kwargs: Any) -> list[Turn]:
+        stored = await add_turns(*args, **kwargs)
+        written.set()
+        await released.wait()  # committed; the answer is on its way back when cancelled
+        return stored
+
+    monkeypatch.setattr(bot.chats, "add_turns", committed_then_slow)
+    await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} tell me")
+    await written.wait()
+    closing = asyncio.create_task(bot.close())
+    note = "\n\n*⚠️ reply cut off by a restart*"
+    (reply,) = await discord_fake.wait_for(
+        lambda: [m for m in discord_fake.messages_in(guild.text) if m.content.endswith(note)],
+        timeout=SHUTDOWN_GRACE + 5,
+    )
+    released.set()
+    await closing
+    shown = reply.content.removesuffix(note)
+    assert await history(settings) == [("user", "tell me", None), ("model", shown, "restart")]
+
+
+@pytest.mark.slow
 async def test_a_shutdown_before_the_first_words_tells_the_asker_to_ask_again(
     discord_fake: FakeDiscord,
     gemini_fake: FakeGemini,
@@ -1893,6 +1964,30 @@ async def test_the_model_is_told_what_the_message_replied_to_says(
     await discord_fake.send_message(guild.text, member, "and where?", reference=answer)
     await wait_reply_done(discord_fake, guild.text, count=2)
     assert gemini_fake.requests[-1].last_user_text == "alice: and where?"
+
+
+async def test_the_model_is_told_what_a_forward_replied_to_forwards(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """A forward's own text is empty (what it forwards is in its snapshot): "@bot is this
+    true?" in reply to one reads what it forwards, not "[replying to bob: ]"."""
+    bot = await start_bot(ai_settings())
+    bob = discord_fake.add_user("bob")
+    guild.add_member(bob, permissions=BASIC)
+    original = await discord_fake.send_message(guild.text, bob, "The moon is made of cheese")
+    forward = await discord_fake.send_message(guild.text, bob, "", forwarded=original)
+    question = f"{mention(discord_fake)} is this true?"
+    await discord_fake.send_message(guild.text, member, question, reference=forward)
+    await wait_reply_done(discord_fake, guild.text)
+    said = "is this true? [replying to bob: [forwarded message: The moon is made of cheese]]"
+    assert gemini_fake.requests[-1].last_user_text == f"alice: {said}"
+    await eventually(lambda: stored_count(bot, guild.text.id), equals=2)
+    assert (await stored_rows(bot, guild.text.id))[0][1] == said
 
 
 async def test_a_thread_keeps_the_prompt_and_safety_of_its_channel(

@@ -183,6 +183,38 @@ async def test_search_and_links_never_mix_with_functions(
     )
 
 
+async def test_source_titles_under_a_reply_mention_no_one(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """A page's title is whatever its author wrote: under the reply it shows no
+    @everyone, user or role mention (a highlighted name, and a ping were the bot's
+    mentions ever allowed), as a tool's note does not."""
+    gemini_fake.reply_function_calls([("web_search", {"query": "who won"})])
+    user = f"<@{member.id}>"
+    gemini_fake.reply(
+        "They did.",
+        grounding=[
+            ("https://a.example/", "@everyone read this"),
+            ("https://b.example/", f"{user} and <@&{guild.id}> won"),
+        ],
+    )
+    gemini_fake.reply("They won.")
+    await start_bot(ai_settings())
+    reply = await answer(discord_fake, guild.text, member, "who won?")
+
+    sources = reply.content.split("-# Sources: ", 1)[1]
+    assert sources == (
+        "[@\u200beveryone read this](<https://a.example/>) · "
+        f"[<@\u200b{member.id}> and <@\u200b&{guild.id}> won](<https://b.example/>)"
+    )
+    assert not re.search(r"@(everyone|here|[!&]?\d)", sources)
+
+
 async def test_only_links_the_person_wrote_are_read(
     discord_fake: FakeDiscord,
     gemini_fake: FakeGemini,

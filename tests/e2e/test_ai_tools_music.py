@@ -20,6 +20,7 @@ from tests.e2e.test_ai_chat import ask
 from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.gemini_server import FakeGemini
 from tests.fakes.media_server import FakeMediaServer
+from tests.fakes.spotify_server import FakeSpotify
 from tests.fakes.voice_server import FakeVoiceServer
 
 NO_CONNECT = discord.Permissions(
@@ -167,6 +168,35 @@ async def test_a_title_of_any_length_reaches_the_model_cut_short(
     [track] = played["queued"]
     assert track["title"].startswith("Long title Long title") and len(track["title"]) <= 200
     assert "queued *Long title" in reply
+
+
+async def test_a_spotify_name_of_any_length_reaches_the_model_cut_short(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    voice_fake: FakeVoiceServer,
+    media_server: FakeMediaServer,
+    local_search: dict[str, tuple[str, str]],
+    spotify_fake: FakeSpotify,
+    start_bot: StartBot,
+    settings: Callable[..., Settings],
+) -> None:
+    """A Spotify track's or playlist's name is whatever its author wrote: the play result
+    and the queue carry it cut short, as a yt-dlp title is."""
+    songs = [spotify_fake.add_track("t1", "Band", "Long song " * 1_000)]
+    spotify_fake.add_playlist("p1", "Long mix " * 1_000, songs)
+    local_search["band"] = ("Band song", media_server.tone(440, 2, "ogg"))
+    keys = {"spotipy_client_id": spotify_fake.client_id}
+    await start_bot(settings(**keys, spotipy_client_secret=spotify_fake.client_secret))
+    await discord_fake.join_voice(member, guild.voice)
+    played, reply = await call(
+        discord_fake, gemini_fake, guild, member, "play", {"query": "spotify:playlist:p1"}
+    )
+    [track] = played["queued"]
+    assert track["title"].startswith("Band - Long song") and len(track["title"]) <= 200
+    assert played["from"].startswith("Long mix Long mix") and len(played["from"]) <= 200
+    assert " from *Long mix Long mix" in reply
 
 
 async def test_play_refused_like_slash_play_when_the_asker_is_not_in_voice(

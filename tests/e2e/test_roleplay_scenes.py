@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable
 from typing import Any, cast
 
+import discord
 import pytest
 
 from bot import Bot
@@ -716,3 +717,118 @@ async def _reply_stored(bot: Bot, guild: FakeGuild) -> list | None:
     turns = await bot.chats.turns(guild.text.id)
     done = turns and turns[-1].role == "model" and turns[-1].incomplete is None
     return turns if done else None
+
+
+async def test_what_an_ended_scene_said_stays_out_of_what_comes_after_it(
+    world: World,
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """After `/scene end`, the assistant asked in the channel and the next scene there
+    were given the ended scene's script as their conversation so far."""
+    bot = await start_bot(ai_settings())
+    await world.character("Aria", "Hello, I am {{char}}.")
+    await world.character("Bren")
+    await world.slash(member, "start", characters="Aria, Bren")
+    await world.play("the password is xyzzy")
+    await eventually(lambda: _reply_stored(bot, guild))
+    await world.slash(member, "end")
+
+    before = len(discord_fake.messages_in(guild.text))
+    await discord_fake.send_message(guild.text, member, f"<@{discord_fake.bot_user.id}> hi")
+    await discord_fake.wait_for_message(
+        guild.text, after=before, predicate=lambda m: not m.content.endswith("⌛")
+    )
+    await eventually(lambda: _reply_stored(bot, guild))
+    plain = json.dumps(world.streams()[-1].contents)
+    assert "xyzzy" not in plain and "I am Aria" not in plain and "I keep my secrets" not in plain
+
+    await world.slash(member, "start", characters="Bren")
+    await world.play("do you remember?")
+    second = json.dumps(world.streams()[-1].contents)
+    assert "xyzzy" not in second and "I am Aria" not in second and " hi" not in second
+    assert "do you remember?" in second
+    # The ended scene's lines stay in the stored history, as before.
+    assert any("xyzzy" in turn.content for turn in await bot.chats.turns(guild.text.id))
+
+
+async def test_the_turn_being_written_when_a_scene_ends_stays_out_of_what_comes_after(
+    world: World,
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """A turn whose first words came after `/scene end` was stored after the scene's end,
+    so the assistant answering next in the channel read it."""
+    await start_bot(ai_settings())
+    await world.character("Aria")
+    await world.character("Bren")
+    await world.slash(member, "start", characters="Aria, Bren")
+    gemini_fake.hang(1.5)  # the scene's turn, still being written
+    await discord_fake.send_message(guild.text, member, "the password is xyzzy")
+    await eventually(lambda: world.streams())
+    await world.slash(member, "end")
+
+    before = len(discord_fake.messages_in(guild.text))
+    await discord_fake.send_message(guild.text, member, f"<@{discord_fake.bot_user.id}> hi")
+    await discord_fake.wait_for_message(
+        guild.text, after=before, predicate=lambda m: m.reference and not m.content.endswith("⌛")
+    )
+    assert "(the password is xyzzy)" in " ".join(
+        m.content for m in discord_fake.messages_in(guild.text)
+    )  # shown all the same
+    plain = json.dumps(world.streams()[-1].contents)
+    assert "xyzzy" not in plain and "I keep my secrets" not in plain
+
+
+async def test_a_scene_where_the_bot_may_no_longer_write_pauses_and_tells_its_starter_once(
+    world: World,
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """A moderator took the bot's Send Messages in a scene's channel: its characters went
+    on through the webhook while each narrated line failed, which cut the turn short."""
+    guild.add_member(discord_fake.bot_user, permissions=BASIC | MANAGE_WEBHOOKS)  # no admin
+    bot = await start_bot(ai_settings())
+    await world.character("Aria")
+    await world.character("Bren")
+    await world.slash(member, "start", characters="Aria, Bren")
+    await world.play("hello")
+    me = discord_fake.bot_user.id
+    guild.set_overwrite(guild.text, me, deny=SEND_MESSAGES, member=True)
+    await eventually(lambda: not _may_send(bot, guild))
+
+    spoken = len([m for m in discord_fake.messages_in(guild.text) if m.webhook_id])
+    streams = len(world.streams())
+    await discord_fake.send_message(guild.text, member, "anyone?")
+    await discord_fake.send_message(guild.text, member, "still nobody?")
+    # `/chat` waits in the channel's queue behind both, and answers through its interaction.
+    chat = await discord_fake.invoke_slash(guild.text, member, "chat", {"prompt": "ping"})
+    await chat.wait_response()
+    await discord_fake.wait_for(lambda: chat.original and chat.original.content, 10)
+    dm = discord_fake.open_dm(member)
+    (told,) = discord_fake.messages_in(dm)  # once
+    assert "is paused" in told.content and f"<#{guild.text.id}>" in told.content
+    assert len(world.streams()) == streams + 1  # the `/chat` alone
+    assert len([m for m in discord_fake.messages_in(guild.text) if m.webhook_id]) == spoken
+
+    guild.set_overwrite(guild.text, me, member=True)  # the right to write comes back
+    await eventually(lambda: _may_send(bot, guild))
+    aria, bren, narration = await world.play("there you are")
+    assert (aria.author.name, bren.author.name) == ("Aria", "Bren")
+    assert narration.webhook_id is None
+
+
+def _may_send(bot: Bot, guild: FakeGuild) -> bool:
+    channel = bot.get_channel(guild.text.id)
+    assert isinstance(channel, discord.TextChannel)
+    return channel.permissions_for(channel.guild.me).send_messages

@@ -460,6 +460,34 @@ async def test_a_summary_of_turns_changed_meanwhile_is_not_stored(store: ChatSto
     assert (await store.prefs.channel(10)).summary == "The bot noted something."
 
 
+async def test_after_a_fresh_start_replies_read_nothing_from_before_it_which_stays_stored(
+    store: ChatStore,
+) -> None:
+    """A roleplay scene began or ended in the channel: what was said before it, and its
+    summary, stay out of the context; a summary of those turns, or a reply to them,
+    written meanwhile is not stored (it would bring them back)."""
+    before = await store.add_turns(1, 10, exchange(0))
+    await store.prefs.update_channel(1, 10, summary="Of old.", summary_upto=before[0].id)
+    assert (await store.context(1, 10)).turns == before[1:]
+
+    await store.start_afresh(1, 10)
+    context = await store.context(1, 10)
+    assert context.turns == [] and context.prefs.summary is None
+    assert not await store.save_summary(1, 10, "Of what went before.", before, since=0)
+    after = await store.add_turns(1, 10, exchange(1))
+    assert (await store.context(1, 10)).turns == after
+    assert [t.id for t in await store.turns(10)] == [t.id for t in before + after]
+
+    read = (await store.prefs.channel(10)).context_from  # by a reply, still being written
+    await store.start_afresh(1, 10)
+    first = (await store.prefs.channel(10)).context_from
+    await store.start_afresh(1, 10)  # nothing said in between: the mark moves all the same
+    mark = (await store.prefs.channel(10)).context_from
+    assert read < first < mark and (await store.context(1, 10)).turns == []
+    assert await store.add_turns(1, 10, exchange(2), continues=after[1].id, fresh_from=read) == []
+    assert await store.add_turns(1, 10, exchange(3), fresh_from=mark)
+
+
 async def test_text_the_database_cannot_hold_is_kept_in_memory_as_it_is_stored(
     store: ChatStore, db: Database
 ) -> None:

@@ -259,6 +259,36 @@ async def test_a_cancelled_reply_is_finalised_and_recorded_as_cut_off() -> None:
     assert record.calls[-1] == ("Half of the", "restart")
 
 
+async def test_a_message_sent_as_the_reply_is_cancelled_is_finalised_not_left_writing() -> None:
+    """Discord may make a message though a shutdown stops the wait for it: that message
+    gets the restart note and the reply is recorded, not left showing ⌛ for good."""
+    made, answered = asyncio.Event(), asyncio.Event()
+
+    class SlowSink(Sink):
+        async def send(self, content: str) -> FakeMessage:
+            message = await super().send(content)  # Discord has made it
+            made.set()
+            await answered.wait()  # its answer is on the way back
+            return message
+
+    async def first_words() -> AsyncIterator[str]:
+        yield "Half of the"
+        await asyncio.Event().wait()  # a model still writing
+        yield "never"
+
+    sink, record = SlowSink(), Recorder()
+    task = asyncio.create_task(stream_reply(first_words(), sink, record))
+    await made.wait()
+    task.cancel()
+    answered.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    (message,) = sink.messages
+    assert message.versions[-1] == "Half of the\n\n*⚠️ reply cut off by a restart*"
+    assert record.calls == [("Half of the", "restart")]
+    assert record.message_ids == [message.id]
+
+
 async def test_a_cancelled_reply_is_not_held_up_by_a_dead_discord() -> None:
     class DeadMessage(FakeMessage):
         async def edit(self, *, content: str) -> None:

@@ -13,7 +13,14 @@ from google.genai import types
 
 from cogs.ai.tools import audit
 from cogs.ai.tools.settings import audit_embed
-from cogs.ai.tools.toolbox import MAX_SOURCES, MAX_TITLE, OUT_OF_TIME, Toolbox, footer
+from cogs.ai.tools.toolbox import (
+    MAX_LINK,
+    MAX_SOURCES,
+    MAX_TITLE,
+    OUT_OF_TIME,
+    Toolbox,
+    footer,
+)
 from cogs.ai.tools.web import pasted
 from utils.db import Database
 from utils.tools import Asker, Done, Family, NoArguments, Tool, ToolRegistry
@@ -56,6 +63,14 @@ def test_only_web_addresses_that_stay_inside_the_brackets() -> None:
         ],
     )
     assert tail == "\n\n-# Sources: [ok](<https://ok.example/>)"
+
+
+def test_an_address_too_long_to_stay_in_one_message_is_left_out() -> None:
+    """A 2000-character link cut between two messages would lose its closing > and
+    unfurl into an embed."""
+    long = "https://long.example/" + "a" * MAX_LINK
+    tail = footer(["🔗 read a link"], [("long.example", long), ("ok", "https://ok.example/")])
+    assert tail == "\n\n-# 🔗 read a link\n-# Sources: [ok](<https://ok.example/>)"
 
 
 def test_one_link_per_address_and_a_limit() -> None:

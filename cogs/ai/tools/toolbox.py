@@ -32,12 +32,24 @@ from utils.db import DB_ERRORS
 from utils.errors import BotError
 from utils.memory.records import Recalled
 from utils.text import truncate
-from utils.tools import Asker, Done, Family, Source, Tool, ToolRefused, ToolRegistry
+from utils.tools import (
+    Asker,
+    Done,
+    Family,
+    Source,
+    Tool,
+    ToolRefused,
+    ToolRegistry,
+    shown,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_SOURCES = 5
 MAX_TITLE = 60  # characters of a source's title shown
+# Characters of a source's address shown: a longer one (a link pasted to be read) could be
+# cut between two messages, losing its closing > and so unfurling into an embed.
+MAX_LINK = 1000
 MAX_CALLS = 8  # calls of one model turn that run; the model is told the rest were not
 MAX_CHANGES = 6  # calls that change something, per reply
 ROUND_TIME = 90.0  # seconds one turn's calls may take together (at least one call's timeout)
@@ -273,8 +285,8 @@ class Toolbox:
 
 def footer(notes: list[str], sources: list[tuple[str, str]]) -> str:
     """The small print under a reply: what the tools did, then the pages it drew on, as
-    links that do not unfurl into embeds (the first title of each web address, on one
-    line, short, its markdown escaped, no address in it)."""
+    links that do not unfurl into embeds (the first title of each web address, short and
+    made safe as a tool's note is, `shown`; no address in it)."""
     lines = []
     if notes:
         lines.append("-# " + " · ".join(notes))
@@ -287,14 +299,17 @@ def footer(notes: list[str], sources: list[tuple[str, str]]) -> str:
         if "://" in title:  # a bare address in a title would unfurl: show the site instead
             title = urlsplit(uri).hostname or ""
         label = truncate(" ".join(title.split()), MAX_TITLE).replace("[", "(").replace("]", ")")
-        links[uri] = f"[{discord.utils.escape_markdown(label) or 'link'}](<{uri}>)"
+        links[uri] = f"[{shown(label) or 'link'}](<{uri}>)"
     if links:
         lines.append("-# Sources: " + " · ".join(links.values()))
     return "\n\n" + "\n".join(lines) if lines else ""
 
 
 def linkable(uri: str) -> bool:
-    """A web address that can be shown as a link without breaking out of `<...>`."""
-    return uri.startswith(("https://", "http://")) and not any(
-        c in "<>" or c.isspace() for c in uri
+    """A web address that can be shown as a link without breaking out of `<...>`, in one
+    message."""
+    return (
+        uri.startswith(("https://", "http://"))
+        and len(uri) <= MAX_LINK
+        and not any(c in "<>" or c.isspace() for c in uri)
     )
