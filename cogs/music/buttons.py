@@ -20,6 +20,7 @@ from cogs.music.errors import MusicError
 from cogs.music.views import player_controls, player_embed
 from utils.db import DB_ERRORS
 from utils.errors import SORRY
+from utils.text import counted
 
 if TYPE_CHECKING:
     from cogs.music.cog import Music
@@ -92,7 +93,7 @@ def _apply(music: Music, guild: discord.Guild, member: discord.Member, action: s
     elif action == "loop":
         player.set_loop()
     elif action == "shuffle":
-        return f"🔀 Shuffled {player.shuffle()} tracks."
+        return f"🔀 Shuffled {counted(player.shuffle(), 'track')}."
     else:
         raise MusicError("That button doesn't do anything any more.")
     return None

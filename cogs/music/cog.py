@@ -263,7 +263,7 @@ class Music(commands.Cog):
     async def shuffle(self, ctx: Context) -> None:
         """Shuffle the upcoming tracks."""
         player = self.sessions.access.controlled(*_guild_member(ctx))
-        await ctx.send(f"🔀 Shuffled {player.shuffle()} tracks.")
+        await ctx.send(f"🔀 Shuffled {counted(player.shuffle(), 'track')}.")
 
     @commands.hybrid_command()
     @commands.guild_only()

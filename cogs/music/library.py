@@ -24,7 +24,7 @@ from cogs.music.tracks import Track
 from cogs.music.views import COLOUR, PER_PAGE, Queued, QueuePages, clean, track_line
 from utils.commands import list_subcommands
 from utils.db import DB_ERRORS
-from utils.text import name_key
+from utils.text import counted, name_key
 
 if TYPE_CHECKING:
     from bot import Bot
@@ -97,7 +97,8 @@ class MusicLibrary(commands.Cog):
             tracks.insert(0, player.queue.current)
         created = await self.store.save(guild.id, member.id, name, tracks)
         verb = "Saved" if created else "Replaced"
-        await ctx.send(f"💾 {verb} **{clean(checked_name(name))}** ({len(tracks)} tracks).")
+        held = counted(len(tracks), "track")
+        await ctx.send(f"💾 {verb} **{clean(checked_name(name))}** ({held}).")
 
     @playlist.command(name="load")
     @app_commands.describe(name="One of your playlists (see /playlist list)")
@@ -140,7 +141,7 @@ class MusicLibrary(commands.Cog):
         if not found:
             await ctx.send("You have no playlists here; save the queue with `/playlist save`.")
             return
-        lines = [f"• **{clean(name, 50)}** ({count} tracks)" for name, count in found]
+        lines = [f"• **{clean(name, 50)}** ({counted(count, 'track')})" for name, count in found]
         embed = discord.Embed(title="Your playlists", colour=COLOUR, description="\n".join(lines))
         embed.set_footer(text=f"{len(found)}/{MAX_PLAYLISTS}")
         await ctx.send(embed=embed)
@@ -180,7 +181,7 @@ def history_page(played: list[Played], number: int) -> tuple[discord.Embed, int,
         for index, entry in enumerate(played[first : first + PER_PAGE], start=1)
     ]
     embed = discord.Embed(title="Recently played", colour=COLOUR, description="\n".join(lines))
-    embed.set_footer(text=f"Page {page}/{pages} · {len(played)} tracks")
+    embed.set_footer(text=f"Page {page}/{pages} · {counted(len(played), 'track')}")
     return embed, page, pages
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, Field
 
 from cogs.music.channels import CONNECT_TIMEOUT
-from utils.text import truncate
+from utils.text import counted, truncate
 from utils.tools import Asker, Done, Family, NoArguments, Tool, shown
 
 if TYPE_CHECKING:
@@ -67,8 +67,9 @@ def tools(music: Music) -> list[Tool[Any]]:
             result["from"] = queued.name
         if count > 1 or queued.name:
             source = f" from {_name(queued.name)}" if queued.name else ""
-            of = f" of {count + queued.left_out}" if queued.left_out else ""
-            note = f"🎵 queued {count}{of} tracks{source}"
+            total = count + queued.left_out
+            what = f"{count} of {total} tracks" if queued.left_out else counted(count, "track")
+            note = f"🎵 queued {what}{source}"
         else:
             note = _note("🎵", "queued", queued.tracks[0])
         return Done(result, note=note, outside=True)

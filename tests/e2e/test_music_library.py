@@ -62,6 +62,18 @@ async def test_history_remembers_played_tracks_newest_first_across_restarts(
     assert message.embeds[0]["description"].splitlines()[-1].startswith("`13.` [tone-440hz-1s]")
 
 
+async def test_a_queue_of_one_track_is_counted_as_one_track(
+    world: World, discord_fake: FakeDiscord
+) -> None:
+    await world.start()
+    await world.slash("play", query=world.media.tone(440, 3, "ogg"))
+    await world.wait_frames(10)
+    saved = await command(world, "playlist save", name="Solo")
+    assert saved.content == "💾 Saved **Solo** (1 track)."
+    listed = await command(world, "playlist list")
+    assert listed.embeds[0]["description"] == "• **Solo** (1 track)"
+
+
 async def test_a_saved_queue_loads_and_plays_again_for_its_owner_only(
     world: World, discord_fake: FakeDiscord
 ) -> None:
