@@ -306,9 +306,9 @@ class SqliteDatabase(Database):
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
+        self._closing = False
 
     async def connect(self, migrations_dir: Path | None = None) -> None:
-        self._closing = False
         self._closing = False
         # Under the writers' lock: a close meanwhile (SIGTERM during an upgrade) waits for
         # the migration under way and stops the ones after it, which the next start applies.
@@ -346,13 +346,13 @@ class SqliteDatabase(Database):
         for number, path in migrations:
             if number <= current:
                 continue
+            if self._closing:
+                return
             sql = path.read_text(encoding="utf-8")
             log.info("applying migration %s", path.name)
             try:
                 await writer.executescript(f"BEGIN;\n{sql}\nPRAGMA user_version={number};\nCOMMIT;")
             except sqlite3.Error as error:
-            if self._closing:
-                return
                 if writer.in_transaction:
                     await writer.rollback()
                 if isinstance(error, sqlite3.DatabaseError) and is_damaged(error):
@@ -361,12 +361,12 @@ class SqliteDatabase(Database):
 
     async def close(self) -> None:
         """Close both connections (SQLite checkpoints the WAL on the last close); idempotent."""
+        self._closing = True
         async with self._write_lock:
             connections = [conn for conn in (self._reader, self._writer) if conn is not None]
             self._reader = self._writer = None
             for conn in connections:
                 try:
-        self._closing = True
                     await conn.close()
                 except sqlite3.Error:
                     # Each connection owns a thread: a failed close must not skip the next.
