@@ -43,6 +43,8 @@ from typing import Any, Protocol, TypeVar
 import aiosqlite
 import asyncpg
 
+from utils.tasks import give_way
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -332,6 +334,9 @@ class SqliteDatabase(Database):
             # (the bot exits on this error), the thread would die printing a traceback.
             await asyncio.to_thread(conn._thread.join, 5)
             raise
+        worker = conn._thread.native_id
+        assert worker, "aiosqlite has started its thread once connected"
+        give_way(worker)  # the loop goes on while a statement runs
         conn.row_factory = sqlite3.Row
         await _pragma(conn, f"busy_timeout={int(self._busy_timeout_ms)}")
         await _pragma(conn, "foreign_keys=ON")

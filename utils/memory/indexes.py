@@ -28,9 +28,15 @@ import numpy as np
 from utils.memory.index import CorruptIndexError, IndexParams, VectorIndex
 from utils.memory.records import Owns, Scope
 from utils.memory.store import MemoryStore
+from utils.tasks import give_way
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+def _faiss_thread() -> None:
+    faiss.omp_set_num_threads(1)
+    give_way()
 
 
 class ScopeIndexes:
@@ -61,8 +67,7 @@ class ScopeIndexes:
         self._pool = ThreadPoolExecutor(
             3,
             thread_name_prefix="memory-faiss",
-            initializer=faiss.omp_set_num_threads,
-            initargs=(1,),
+            initializer=_faiss_thread,
         )
 
     def __len__(self) -> int:

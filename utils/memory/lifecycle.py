@@ -28,6 +28,7 @@ import numpy as np
 from discord.ext import tasks
 
 from utils.memory.embedder import Embedder
+from utils.tasks import give_way
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -40,8 +41,10 @@ class Runtime:
     def __init__(self, embedder: Embedder, *, model_wait: float) -> None:
         self.embedder = embedder
         self.model_wait = model_wait
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="memory-embed")
-        self._bulk_pool = ThreadPoolExecutor(1, thread_name_prefix="memory-embed-bulk")
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="memory-embed", initializer=give_way)
+        self._bulk_pool = ThreadPoolExecutor(
+            1, thread_name_prefix="memory-embed-bulk", initializer=give_way
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self._model: asyncio.Future[None] | None = None  # done once loading has ended
         self._said_loading = False
