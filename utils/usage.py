@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from utils.db import Database
+from utils.gemini_replies import Usage
 
 DM_GUILD = 0  # usage in direct messages is kept under guild id 0
 
@@ -22,6 +23,12 @@ class UsageStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+
+    async def bill(self, guild_id: int | None, usage: Usage) -> None:
+        """Add to the day's usage what Google bills for a request (nothing for one it
+        never answered)."""
+        if usage.prompt_tokens or usage.output_tokens:
+            await self.record(guild_id, usage.prompt_tokens, usage.output_tokens)
 
     async def record(self, guild_id: int | None, prompt_tokens: int, output_tokens: int) -> None:
         await self.db.execute(

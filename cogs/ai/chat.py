@@ -1,4 +1,5 @@
-"""The conversation engine: context, generation, storage and summaries for a channel.
+"""The conversation engine: context, generation and storage of a channel's replies (its
+summaries: `cogs.ai.summaries`).
 
 An exchange is stored as soon as the first words of the reply are shown, and
 kept in step with what is shown until it ends, marked incomplete if it stopped
@@ -16,74 +17,45 @@ import logging
 import time
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
-from dataclasses import dataclass
 from typing import Any
 
 from google.genai import types
 
 from cogs.ai.personas import Persona, choose_persona
 from cogs.ai.prompting import (
-    SUMMARY_INSTRUCTION,
     TOOLS_INSTRUCTION,
     UserInput,
     build_contents,
     memory_section,
-    summary_request,
     system_instruction,
 )
-from cogs.ai.records import ChannelPrefs, Turn
+from cogs.ai.records import Place, Turn
 from cogs.ai.store import ChatStore
 from cogs.ai.streaming import ReplyCutOff, Sink, Splitter, stream_reply
+from cogs.ai.summaries import Summaries
 from cogs.ai.tools.toolbox import Toolbox, footer
-from utils.db import DB_ERRORS
 from utils.errors import BotError
 from utils.gemini import GeminiProvider
 from utils.gemini_replies import (
     MALFORMED_CALL,
-    AIError,
     AIUnavailableError,
     Reply,
     ReplyStopped,
-    Usage,
 )
 from utils.memory.chatlog import BOT_LABEL
 from utils.memory.records import Readable, Recalled, Scope
 from utils.memory.service import MemoryService
 from utils.metrics import Metrics
-from utils.text import DISCORD_LIMIT, estimate_tokens, truncate
+from utils.text import DISCORD_LIMIT, estimate_tokens
 from utils.usage import UsageStore
 
 log = logging.getLogger(__name__)
 
 _AUTO, _NONE = types.FunctionCallingConfigMode.AUTO, types.FunctionCallingConfigMode.NONE
-# A background summary that failed is not asked for again before this many seconds,
-# doubling with each failure: every try is a billed request.
-SUMMARY_RETRY_FIRST = 60.0
-SUMMARY_RETRY_MAX = 3600.0
-SUMMARY_BACKOFF_CHANNELS = 1000  # channels whose failed summaries are remembered
-SUMMARY_SHARE = 4  # a summary takes at most this part of the context
 # Characters of one reply shown: a model asked to count to a million would otherwise
 # flood the channel with a hundred messages (and hold its queue for minutes).
 MAX_REPLY_CHARS = 10 * DISCORD_LIMIT
 TOO_LONG = "cut at the length limit"
-
-
-@dataclass(frozen=True)
-class Place:
-    """Where a conversation happens."""
-
-    guild_id: int | None
-    channel_id: int
-    description: str  # e.g. "the #general channel of the server Foo"
-    parent_id: int | None = None  # of a thread (or forum post): the channel it is in
-
-
-async def followed(store: ChatStore, place: Place, prefs: ChannelPrefs) -> ChannelPrefs:
-    """The preferences replies in `place` follow (`prefs` are its own): a thread's, and
-    for what it leaves unset, its channel's."""
-    if place.parent_id is None:
-        return prefs
-    return prefs.within(await store.prefs.channel(place.parent_id))
 
 
 class _Exchange:
@@ -163,10 +135,7 @@ class ChatEngine:
         self.memory = memory
         self.metrics = metrics or Metrics()
         self.clock = clock
-        self._summaries: dict[int, asyncio.Task[None]] = {}
-        # Channels whose last background summary failed: (not before, wait that set it),
-        # the least recently failed first.
-        self._summary_backoff: dict[int, tuple[float, float]] = {}
+        self.summaries = Summaries(provider, store, usage, clock=clock)
 
     def check_available(self) -> None:
         """Refuse at once while the AI's breaker is open (before any other work)."""
@@ -194,7 +163,7 @@ class ChatEngine:
         context = await self.store.context(
             place.guild_id, place.channel_id, reserve=estimate_tokens(user.text)
         )
-        prefs, history = await followed(self.store, place, context.prefs), context.turns
+        prefs, history = await self.store.prefs.followed(place, context.prefs), context.turns
         # Long-term memory: what this guild (or this person's DMs) said before, if relevant.
         scope = Scope.of(place.guild_id, author_id)
         recalled: list[Recalled] = []
@@ -246,18 +215,18 @@ class ChatEngine:
         except ReplyCutOff as error:  # shown and stored, marked incomplete
             cut_off = error
         except BotError:  # nothing shown (blocked, failed), but what Google answered is billed
-            await self._count(place.guild_id, reply.usage)
+            await self.usage.bill(place.guild_id, reply.usage)
             raise
         except asyncio.CancelledError:
             # A shutdown: what was shown is stored, cut off by the restart (`stream_reply`);
             # it is remembered (memory indexes its queue as it stops) and billed all the same.
             self._remember(scope, place, exchange)
-            await self._count(place.guild_id, reply.usage)
+            await self.usage.bill(place.guild_id, reply.usage)
             raise
         self._remember(scope, place, exchange)
-        await self._count(place.guild_id, reply.usage)
+        await self.usage.bill(place.guild_id, reply.usage)
         if context.overflow:
-            self.summarise_later(place)
+            self.summaries.later(place)
         if cut_off is not None:
             raise cut_off
         return reply
@@ -332,92 +301,5 @@ class ChatEngine:
         if tail := footer(toolbox.notes if toolbox is not None else [], reply.sources):
             yield tail
 
-    def summarise_later(self, place: Place) -> None:
-        """Summarise the turns that no longer fit, in the background, once at a time, and
-        not again while a failed one backs off."""
-        channel_id = place.channel_id
-        if channel_id in self._summaries:
-            return
-        backoff = self._summary_backoff.get(channel_id)
-        if backoff is not None and self.clock() < backoff[0]:
-            return
-        task = asyncio.create_task(self._summarise_quietly(place))
-        self._summaries[channel_id] = task
-        task.add_done_callback(lambda _: self._summaries.pop(channel_id, None))
-
-    async def _summarise_quietly(self, place: Place) -> None:
-        asked = self.clock()
-        try:
-            await self.summarise(place)
-        except BotError as error:
-            self._back_off(place.channel_id, asked)
-            log.warning("summary of channel %s failed: %s", place.channel_id, error)
-        except DB_ERRORS:  # nobody awaits this task: the log is all that hears of it
-            self._back_off(place.channel_id, asked)
-            log.exception("summary of channel %s could not be read or stored", place.channel_id)
-
-    def _back_off(self, channel_id: int, asked: float) -> None:
-        """Wait twice as long as last time (a minute at first) after the failed summary
-        was asked for before asking again."""
-        _, last = self._summary_backoff.pop(channel_id, (0.0, 0.0))
-        wait = min(last * 2, SUMMARY_RETRY_MAX) if last else SUMMARY_RETRY_FIRST
-        self._summary_backoff[channel_id] = (asked + wait, wait)
-        if len(self._summary_backoff) > SUMMARY_BACKOFF_CHANNELS:
-            del self._summary_backoff[next(iter(self._summary_backoff))]
-
-    async def summarise(self, place: Place, *, everything: bool = False) -> bool:
-        """Fold older turns into the channel summary; False when there was nothing to fold.
-
-        Normally only the turns outside the context budget are folded; `everything`
-        folds all but the last exchange (for `/ai summarize`).
-        """
-        guild_id, channel_id = place.guild_id, place.channel_id
-        context = await self.store.context(
-            guild_id, channel_id, reserve=self.store.context_tokens // 2
-        )
-        prefs, kept = await followed(self.store, place, context.prefs), context.turns
-        pending = await self.store.turns(channel_id, after_id=prefs.read_after)
-        if everything:
-            kept = pending[-2:]
-        cutoff = kept[0].id if kept else None
-        older = [t for t in pending if cutoff is None or t.id < cutoff]
-        if not older:
-            return False
-        # The channel's safety level: a summary of what its replies may say must not be
-        # blocked by a stricter filter (else every reply asks for it again, and in vain).
-        result = await self.provider.generate(
-            summary_request(prefs.summary, older), system=SUMMARY_INSTRUCTION, safety=prefs.safety
-        )
-        await self._count(guild_id, result.usage)
-        if stopped := result.stopped():  # a summary cut short would lose what it leaves out
-            log.warning("the summary of channel %s was stopped: %s", channel_id, stopped.reason)
-            raise AIError("The AI stopped before the summary was finished; nothing was changed.")
-        summary = result.text.strip()
-        if not summary:
-            raise AIError("The AI returned an empty summary.")
-        # The summary's tokens come out of the context: one far longer than asked for
-        # would leave no room for the conversation itself.
-        longest = self.store.context_tokens // SUMMARY_SHARE
-        if estimate_tokens(summary) > longest:
-            log.warning("the summary of channel %s was too long; it is cut short", channel_id)
-            summary = truncate(summary, 4 * longest)
-        saved = await self.store.save_summary(
-            guild_id, channel_id, summary, older, prefs.summary_upto
-        )
-        if not saved:  # reset, or a message deleted, while the model wrote: it starts over
-            log.info("the summary of channel %s is dropped: the conversation changed", channel_id)
-            return False
-        self._summary_backoff.pop(channel_id, None)  # it works again (or `/ai summarize` did)
-        log.info("summarised %d turns of channel %s", len(older), channel_id)
-        return True
-
-    async def _count(self, guild_id: int | None, usage: Usage) -> None:
-        """Add to the day's usage what Google bills (nothing for a request it never answered)."""
-        if usage.prompt_tokens or usage.output_tokens:
-            await self.usage.record(guild_id, usage.prompt_tokens, usage.output_tokens)
-
     async def close(self) -> None:
-        tasks = list(self._summaries.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.summaries.close()

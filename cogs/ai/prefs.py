@@ -11,7 +11,7 @@ or guild's rows is the chat store's (`ChatStore.delete_channel`, `delete_guild`)
 from __future__ import annotations
 
 from cogs.ai.cache import TOPIC, ChatCache
-from cogs.ai.records import ChannelPrefs, GuildPrefs
+from cogs.ai.records import ChannelPrefs, GuildPrefs, Place
 from utils.db import Database
 
 _CHANNEL_COLUMNS = (
@@ -48,6 +48,13 @@ class ChatPrefs:
             values["autorespond"] = bool(values["autorespond"])
             prefs = ChannelPrefs(**values)
         return self._cache.remember(self._cache.prefs, channel_id, prefs, since)
+
+    async def followed(self, place: Place, prefs: ChannelPrefs) -> ChannelPrefs:
+        """The preferences replies in `place` follow (`prefs` are its own): a thread's, and
+        for what it leaves unset, its channel's."""
+        if place.parent_id is None:
+            return prefs
+        return prefs.within(await self.channel(place.parent_id))
 
     async def update_channel(self, guild_id: int | None, channel_id: int, **values: object) -> None:
         """Set some of persona, system_prompt, autorespond, summary, summary_upto, safety."""

@@ -91,6 +91,16 @@ class ReplyContext:
     model: str | None  # the guild's model (None: the default)
 
 
+@dataclass(frozen=True)
+class Place:
+    """Where a conversation happens."""
+
+    guild_id: int | None
+    channel_id: int
+    description: str  # e.g. "the #general channel of the server Foo"
+    parent_id: int | None = None  # of a thread (or forum post): the channel it is in
+
+
 @dataclass
 class Tail:
     """A channel's newest turns, oldest first: as many as fit the largest context."""

@@ -19,7 +19,6 @@ import aiohttp
 import discord
 from discord.ext import commands
 
-from cogs.ai.chat import Place
 from cogs.ai.prompting import (
     INLINE_LIMIT,
     Attachment,
@@ -33,7 +32,7 @@ from cogs.ai.prompting import (
     reply_note,
     sticker_note,
 )
-from cogs.ai.records import Unfinished
+from cogs.ai.records import Place, Unfinished
 from cogs.ai.streaming import RESTART, ReplyCutOff, after_crash
 from utils.errors import BotError
 from utils.gemini_replies import AIUnavailableError, ReplyStopped

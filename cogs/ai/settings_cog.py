@@ -11,7 +11,6 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.ai.chat import followed
 from cogs.ai.cog import AI, NOT_CONFIGURED
 from cogs.ai.export import newest_that_fit, to_jsonl, to_markdown
 from cogs.ai.personas import Persona, choose_persona
@@ -255,7 +254,7 @@ class AISettings(commands.Cog, name="AI settings"):
         if self.chat.engine is None:
             raise BotError(NOT_CONFIGURED)
         await ctx.defer()
-        if await self.chat.engine.summarise(place_of(ctx), everything=True):
+        if await self.chat.engine.summaries.summarise(place_of(ctx), everything=True):
             summary = (await self.bot.chats.prefs.channel(ctx.channel.id)).summary or ""
             await ctx.send(
                 f"Summary updated:\n>>> {truncate(summary, 1800)}", allowed_mentions=NO_PINGS
@@ -290,7 +289,7 @@ class AISettings(commands.Cog, name="AI settings"):
     async def _prefs(self, ctx: Context) -> ChannelPrefs:
         """The preferences replies here follow (a thread's unset ones are its channel's)."""
         own = await self.bot.chats.prefs.channel(ctx.channel.id)
-        return await followed(self.bot.chats, place_of(ctx), own)
+        return await self.bot.chats.prefs.followed(place_of(ctx), own)
 
     async def _prompt_note(self, ctx: Context) -> str:
         """What to add to a reply about the persona when a custom prompt replaces it here:
@@ -299,7 +298,7 @@ class AISettings(commands.Cog, name="AI settings"):
         own = await self.bot.chats.prefs.channel(ctx.channel.id)
         if own.system_prompt:
             return "\nA custom prompt set with `/ai prompt` replaces it here."
-        if (await followed(self.bot.chats, place_of(ctx), own)).system_prompt:
+        if (await self.bot.chats.prefs.followed(place_of(ctx), own)).system_prompt:
             return (
                 "\nThe custom prompt of this thread's channel replaces it: "
                 "`/ai prompt` with no text in the channel clears it."

@@ -10,9 +10,10 @@ import aiohttp
 import pytest
 from google.genai import errors
 
-from cogs.ai.chat import ChatEngine, Place
+from cogs.ai.chat import ChatEngine
 from cogs.ai.personas import SHIPPED_DIR, load_personas
 from cogs.ai.prompting import UserInput
+from cogs.ai.records import Place
 from cogs.ai.store import ChatStore
 from tests.fakes.gemini_server import FakeGemini
 from utils.db import Database
@@ -130,8 +131,8 @@ async def test_a_background_summary_the_database_fails_is_logged_not_left_unretr
         edit_interval=0.0,
     )
     await db.execute("DROP TABLE ai_channels")  # a database error in the summary's reads
-    engine.summarise_later(Place(1, 2, "a test channel"))
-    (task,) = engine._summaries.values()
+    engine.summaries.later(Place(1, 2, "a test channel"))
+    (task,) = engine.summaries._running.values()
     await task  # raises if the failure escaped the task
     assert "summary of channel 2 could not be read or stored" in caplog.text
 
