@@ -7,7 +7,6 @@ import contextvars
 import gc
 import logging
 import secrets
-import sqlite3
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -15,7 +14,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import discord
 from discord import app_commands
 from discord.ext import commands
@@ -25,12 +23,12 @@ from cogs.ai.log import ChatLogReader
 from cogs.ai.store import ChatStore
 from config import ConfigError, Settings, load_settings
 from utils.data_owners import DataOwners
-from utils.db import DatabaseUnavailable, is_damaged, open_database
+from utils.db import open_database
 from utils.gateway import ShardedState
 from utils.gemini import GeminiProvider
 from utils.gemini_errors import is_transient
 from utils.guild_settings import GuildSettings
-from utils.health import HealthServer, HealthUnavailable
+from utils.health import HealthServer
 from utils.instance_lock import AlreadyLocked, InstanceLock
 from utils.log import setup_logging, start_request
 from utils.memory.service import MemoryService
@@ -38,6 +36,7 @@ from utils.memory.stored import StoredMemories
 from utils.metrics import Metrics
 from utils.reliability.circuit_breaker import CircuitBreaker
 from utils.reliability.shutdown import ShutdownManager
+from utils.startup import START_FAILURES, failed_start
 from utils.tools import ToolRegistry
 from utils.usage import UsageStore
 
@@ -342,29 +341,6 @@ def claim_data_dir(data_dir: Path) -> InstanceLock | None:
     return lock
 
 
-SHARDING_REFUSED = {
-    4010: "invalid shard",
-    4011: "sharding required: the bot is in too many servers for that many shards",
-}
-"""Gateway close codes that say the shards do not suit the bot's servers."""
-
-
-def _sharding_refused(settings: Settings, code: int) -> int:
-    """Say why Discord refused the shards; the exit status (2: SHARD_COUNT is a setting
-    to fix, and a restart would only spend one more of Discord's daily IDENTIFYs)."""
-    why = f"gateway close code {code}: {SHARDING_REFUSED[code]}"
-    if settings.shard_count is None:  # Discord's own count, fetched again at the next start
-        log.error("Discord refused its recommended shard count (%s); try again later", why)
-        return 1
-    log.error(
-        "Discord refused SHARD_COUNT=%d (%s); set more shards, or leave SHARD_COUNT empty"
-        " for Discord's recommended count",
-        settings.shard_count,
-        why,
-    )
-    return 2
-
-
 async def run(bot: Bot) -> None:
     """Start `bot` and return once it has stopped (by `close()` or a signal)."""
     async with bot:
@@ -409,54 +385,8 @@ def main() -> int:
         return 1
     try:
         asyncio.run(run(Bot(settings)))
-    except (discord.LoginFailure, discord.ConnectionClosed) as error:
-        code = error.code if isinstance(error, discord.ConnectionClosed) else 4004
-        if code in SHARDING_REFUSED:
-            return _sharding_refused(settings, code)
-        # 4004: the gateway refused the token (reset while the bot ran, say).
-        if code != 4004:
-            raise
-        # A bad setting like those of load_settings: restarting cannot fix it (status 2).
-        log.error("Discord rejected DISCORD_TOKEN; check the token in the developer portal")
-        return 2
-    except DatabaseUnavailable as error:
-        log.error("%s", error)
-        return 2 if error.setting else 1  # 2: DATABASE_URL to fix, as load_settings's
-    except discord.PrivilegedIntentsRequired:
-        log.error("enable the Message Content intent for the bot in the developer portal")
-        return 1
-    except HealthUnavailable as error:
-        log.error("%s", error)
-        return 1
-    except aiohttp.ClientConnectionError as error:
-        log.error("cannot reach Discord (%s); check the network and discordstatus.com", error)
-        return 1
-    except (discord.HTTPException, discord.GatewayNotFound) as error:
-        # Logging in or asking for the gateway failed (an outage, say); the answer's body
-        # may be a whole HTML page, so only its status is worth a line.
-        answer = error if isinstance(error, discord.HTTPException) else error.__cause__
-        why = f"HTTP {answer.status}" if isinstance(answer, discord.HTTPException) else "no gateway"
-        log.error("Discord failed the start (%s); try again later (discordstatus.com)", why)
-        return 1
-    except sqlite3.DatabaseError as error:
-        if is_damaged(error):
-            log.error(
-                "the database %s is damaged (%s); restore a backup with"
-                " `python -m scripts.db restore PATH` (backups are in %s)",
-                settings.database_path,
-                error,
-                settings.data_dir / "backups",
-            )
-        elif isinstance(error, sqlite3.OperationalError):  # the file, not the code
-            log.error(
-                "cannot use the database %s (%s); check the disk and that the bot's user"
-                " may write it",
-                settings.database_path,
-                error,
-            )
-        else:
-            raise
-        return 1
+    except START_FAILURES as error:
+        return failed_start(settings, error)
     return 0
 
 
