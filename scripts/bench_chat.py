@@ -72,7 +72,7 @@ async def seed(
 ) -> dict[str, int]:
     """Tell a bot with memory on `said`, round-robin over `channels`, into the data
     directory `to`; returns the guild's memories by source."""
-    from utils.db import SqliteDatabase
+    from utils.db_sqlite import SqliteDatabase
     from utils.memory.records import Scope
     from utils.memory.store import MemoryStore
 

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from utils.db import SqliteDatabase
+from utils.db_sqlite import SqliteDatabase
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = "gembot_bench_template"

@@ -54,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cogs.ai.records import Turn
 from scripts.bench_memory_longconv import bench_labelled, with_long_turns
 from scripts.bench_memory_speed import bench_speed
-from utils.db import SqliteDatabase
+from utils.db_sqlite import SqliteDatabase
 from utils.memory.config import MemoryConfig
 from utils.memory.embedder import SentenceEmbedder
 from utils.memory.index import IndexParams, VectorIndex

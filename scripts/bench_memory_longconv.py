@@ -23,7 +23,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from cogs.ai.records import Turn
-from utils.db import SqliteDatabase
+from utils.db_sqlite import SqliteDatabase
 from utils.memory.chatlog import render_turn
 from utils.memory.chunks import Exchange, chunk_line, plan
 from utils.memory.config import MemoryConfig

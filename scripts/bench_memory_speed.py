@@ -41,8 +41,9 @@ import numpy as np
 import psutil
 
 from cogs.ai.records import Turn
-from utils.db import Database, SqliteDatabase
+from utils.db import Database
 from utils.db_postgres import PostgresDatabase
+from utils.db_sqlite import SqliteDatabase
 from utils.memory.embedder import Backend, SentenceEmbedder
 from utils.memory.records import Scope
 from utils.memory.scoring import query_terms

@@ -46,8 +46,9 @@ from cogs.music.store import MusicStore
 from config import ConfigError, Settings, load_settings
 from scripts.db_migrate import MigrationError, migrate
 from utils.backup import BackupError, check_database, make_backup, restore_backup
-from utils.db import DatabaseUnavailable, SqliteDatabase
+from utils.db import DatabaseUnavailable
 from utils.db_postgres_sessions import describe
+from utils.db_sqlite import SqliteDatabase
 from utils.guild_settings import GuildSettings
 from utils.instance_lock import AlreadyLocked, InstanceLock
 from utils.memory.deletions import MemoryDeletions

@@ -20,7 +20,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from utils.db import DB_ERRORS, SqliteDatabase
+from utils.db import DB_ERRORS
+from utils.db_sqlite import SqliteDatabase
 from utils.reliability.circuit_breaker import CircuitState
 
 if TYPE_CHECKING:

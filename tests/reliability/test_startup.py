@@ -116,7 +116,7 @@ async def test_sigterm_during_an_upgrade_ends_the_migration_under_way_and_exits_
         "(SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000000) SELECT x FROM c;"
     )
     (upgrade / f"{len(shipped) + 2:04d}_next.sql").write_text("CREATE TABLE next (x INTEGER);")
-    monkeypatch.setattr("utils.db.MIGRATIONS_DIR", upgrade.parent)
+    monkeypatch.setattr("utils.db_sqlite.MIGRATIONS_DIR", upgrade.parent)
 
     class SigtermDuringTheUpgrade(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
@@ -125,14 +125,14 @@ async def test_sigterm_during_an_upgrade_ends_the_migration_under_way_and_exits_
 
     caplog.set_level(logging.INFO)
     stopper = SigtermDuringTheUpgrade()
-    logging.getLogger("utils.db").addHandler(stopper)
+    logging.getLogger("utils.db_sqlite").addHandler(stopper)
     settings = make_settings(memory_enabled=False)
     bot = Bot(settings, extensions=["cogs.admin"], guild_ready_timeout=0.1)
     try:
         async with asyncio.timeout(EXIT_WITHIN):
             await run(bot)
     finally:
-        logging.getLogger("utils.db").removeHandler(stopper)
+        logging.getLogger("utils.db_sqlite").removeHandler(stopper)
         await bot.close()
     failures = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
     assert failures == []

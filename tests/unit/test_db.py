@@ -26,13 +26,13 @@ from utils.db import (
     MIGRATIONS_DIR,
     Database,
     DatabaseUnavailable,
-    SqliteDatabase,
     load_migrations,
     open_database,
     storable,
     storable_params,
 )
 from utils.db_postgres import PostgresDatabase
+from utils.db_sqlite import SqliteDatabase
 from utils.guild_settings import GuildSettings
 from utils.memory.consolidation_marks import ConsolidationMarks
 from utils.memory.deletions import MemoryDeletions
@@ -431,6 +431,7 @@ async def test_sqlite_close_leaves_a_sound_file(tmp_path: Path) -> None:
 # Each feature's SQL lives in its store (one text for both backends) or in a backend.
 SQL_OWNERS = {
     "utils/db.py",
+    "utils/db_sqlite.py",
     "utils/db_postgres.py",
     "utils/db_postgres_sessions.py",
     "utils/backup.py",  # copies the SQLite file whole, from a snapshot it reads

@@ -27,8 +27,9 @@ from cogs.music.tracks import Track
 from cogs.roleplay.characters import CharacterStore, Profile
 from cogs.roleplay.scenes import SceneStore
 from scripts.db import main
-from utils.db import MIGRATIONS_DIR, Database, SqliteDatabase
+from utils.db import MIGRATIONS_DIR, Database
 from utils.db_postgres import PostgresDatabase
+from utils.db_sqlite import SqliteDatabase
 from utils.guild_settings import GuildSettings
 from utils.instance_lock import InstanceLock
 from utils.memory.chunks import Chunk

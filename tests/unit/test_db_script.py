@@ -25,7 +25,8 @@ from cogs.music.tracks import Track
 from config import Settings
 from scripts.db import main
 from utils.backup import STEP_PAGES, BackupError, make_backup, rotate_backups
-from utils.db import Database, SqliteDatabase
+from utils.db import Database
+from utils.db_sqlite import SqliteDatabase
 from utils.instance_lock import InstanceLock
 from utils.memory.records import Scope
 from utils.memory.store import MemoryStore, NewMemory

@@ -18,8 +18,9 @@ import pytest
 
 from cogs.ai.records import Turn
 from tests.fakes.clock import FakeClock
-from utils.db import Database, SqliteDatabase
+from utils.db import Database
 from utils.db_postgres import PostgresDatabase
+from utils.db_sqlite import SqliteDatabase
 from utils.memory import scoring
 from utils.memory.deletions import MemoryDeletions
 from utils.memory.embedder import HashingEmbedder

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cogs.ai.records import Turn
-from utils.db import SqliteDatabase
+from utils.db_sqlite import SqliteDatabase
 from utils.memory.embedder import HashingEmbedder
 from utils.memory.records import Scope
 from utils.memory.service import MemoryService
