@@ -341,6 +341,7 @@ class AISettings(commands.Cog, name="AI settings"):
     )
     async def ai_prompt(self, ctx: Context, *, text: str | None = None) -> None:
         """Set a custom system prompt for this channel, replacing the persona (Manage Server)."""
+        text = text.strip() if text else None  # only spaces: no prompt, not a blank one
         if text is not None and len(text) > 4000:
             raise BotError("A prompt can be at most 4000 characters.")
         assert ctx.guild is not None

@@ -226,9 +226,10 @@ class Scenes(commands.Cog):
     async def world(self, ctx: Context, *, text: str | None = None) -> None:
         """Set this server's world for its scenes (Manage Server)."""
         assert ctx.guild is not None
+        text = text.strip() if text else None  # only spaces: no world, not a blank one
         if text is not None and len(text) > WORLD_CHARS:
             raise RoleplayError(f"Keep the world under {WORLD_CHARS:,} characters.")
-        await self.scenes.set_world(ctx.guild.id, text.strip() if text else None)
+        await self.scenes.set_world(ctx.guild.id, text or None)
         await ctx.send("The server's world is set." if text else "The server's world is cleared.")
 
     @add.autocomplete("character")

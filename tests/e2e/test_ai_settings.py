@@ -67,6 +67,22 @@ async def test_clearing_a_threads_prompt_says_it_still_follows_its_channels(
     assert await _slash(discord_fake, guild.text, "ai", "prompt") == "Custom prompt cleared."
 
 
+async def test_a_prompt_of_only_spaces_clears_the_prompt_rather_than_set_a_blank_one(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """A blank prompt would replace the persona with nothing."""
+    await start_bot(ai_settings())
+    await _slash(discord_fake, guild.text, "ai", "prompt", text="Only talk about gardening.")
+    assert await _slash(discord_fake, guild.text, "ai", "prompt", text="   ") == (
+        "Custom prompt cleared."
+    )
+    shown = await _slash(discord_fake, guild.text, "ai", "persona", "show")
+    assert PROMPT_REPLACES not in shown
+
+
 async def test_a_channels_ai_settings_follow_the_permissions_people_have_in_that_channel(
     discord_fake: FakeDiscord,
     guild: FakeGuild,

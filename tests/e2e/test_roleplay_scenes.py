@@ -225,6 +225,8 @@ async def test_who_may_change_a_scene_its_world_and_state_and_how_it_ends(
     refused = await world.slash(stranger, "end")
     assert "Only the one who started this scene" in refused.content
     assert "Manage Server" in (await world.slash(member, "world", text="Elsewhere.")).content
+    blank = await world.slash(owner, "world", text="   ")  # a world of nothing is none
+    assert "is cleared" in blank.content and await scenes(bot).scenes.world(guild.id) is None
     assert "is set" in (await world.slash(owner, "world", text="The server's own world.")).content
     assert "joins" in (await world.slash(owner, "add", character="bren")).content
     fixed = await world.slash(
