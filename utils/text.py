@@ -161,9 +161,14 @@ def _regional(char: str) -> bool:
     return "\U0001f1e6" <= char <= "\U0001f1ff"
 
 
+def code_block_closer(text: str) -> str:
+    """What closes a code block ``text`` leaves open ("" when it leaves none)."""
+    return _CLOSE if _fences(text, _Fence()).inside else ""
+
+
 def close_code_block(text: str) -> str:
     """``text``, closing a code block it leaves open."""
-    return text + _CLOSE if _fences(text, _Fence()).inside else text
+    return text + code_block_closer(text)
 
 
 def plan(text: str, limit: int = DISCORD_LIMIT, reserve: int = 0) -> list[str]:

@@ -46,7 +46,7 @@ from utils.memory.chatlog import BOT_LABEL
 from utils.memory.records import Readable, Recalled, Scope
 from utils.memory.service import MemoryService
 from utils.metrics import Metrics
-from utils.text import DISCORD_LIMIT, estimate_tokens
+from utils.text import DISCORD_LIMIT, code_block_closer, estimate_tokens
 from utils.usage import UsageStore
 
 log = logging.getLogger(__name__)
@@ -284,7 +284,7 @@ class ChatEngine:
                 # What earlier rounds' tools did (a channel made, a song queued) shows
                 # above the error, so nobody asks for it twice.
                 if toolbox is not None and (done := footer(toolbox.notes, [])):
-                    yield done
+                    yield code_block_closer(reply.text) + done
                 raise
             finally:  # Google bills a round however it ended
                 reply.usage.prompt_tokens += part.usage.prompt_tokens
@@ -299,7 +299,7 @@ class ChatEngine:
         if toolbox is not None:  # what the tools read came before the words that drew on it
             reply.sources[:0] = [(s.title, s.uri) for s in toolbox.sources]
         if tail := footer(toolbox.notes if toolbox is not None else [], reply.sources):
-            yield tail
+            yield code_block_closer(reply.text) + tail  # under the reply, not in its code
 
     async def close(self) -> None:
         await self.summaries.close()

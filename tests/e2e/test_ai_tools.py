@@ -183,6 +183,27 @@ async def test_search_and_links_never_mix_with_functions(
     )
 
 
+async def test_sources_under_a_reply_that_ends_in_code_show_below_the_code(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """A model that leaves its code block open would otherwise put the sources in it."""
+    gemini_fake.reply_function_calls([("web_search", {"query": "hello world in python"})])
+    gemini_fake.reply("Like this.", grounding=[("https://a.example/", "Python docs")])
+    gemini_fake.reply("Like this:\n```python\nprint('hello')")
+    await start_bot(ai_settings())
+    reply = await answer(discord_fake, guild.text, member, "hello world in python?")
+
+    assert reply.content.endswith(
+        "```python\nprint('hello')\n```\n\n-# 🔎 searched the web\n"
+        "-# Sources: [Python docs](<https://a.example/>)"
+    )
+
+
 async def test_source_titles_under_a_reply_mention_no_one(
     discord_fake: FakeDiscord,
     gemini_fake: FakeGemini,
