@@ -41,7 +41,10 @@ class Pages(discord.ui.View):
             return
         log.error("a press of /%s's pages failed", self.command, exc_info=error)
         try:
-            await interaction.response.send_message(SORRY, ephemeral=True)
+            if interaction.response.is_done():  # acknowledged before the page was read
+                await interaction.followup.send(SORRY, ephemeral=True)
+            else:
+                await interaction.response.send_message(SORRY, ephemeral=True)
         except (discord.HTTPException, discord.InteractionResponded) as failure:
             log.warning("could not answer a press of /%s's pages: %r", self.command, failure)
 

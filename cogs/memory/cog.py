@@ -123,8 +123,10 @@ class MemoryPages(Pages):
         return False
 
     async def _turn(self, interaction: discord.Interaction, step: int) -> None:
+        # The page is read from the database, which may be busy: acknowledge first (3 s).
+        await interaction.response.defer()
         self.page += step
-        await interaction.response.edit_message(embed=await self.embed(), view=self)
+        await interaction.edit_original_response(embed=await self.embed(), view=self)
         self.pressed = interaction
 
     @discord.ui.button(label="Previous")

@@ -25,6 +25,8 @@ from tests.conftest import BASIC, StartBot, eventually
 from tests.fakes.discord_server import (
     CHANNEL_MESSAGE,
     DEFERRED_CHANNEL_MESSAGE,
+    DEFERRED_UPDATE_MESSAGE,
+    EPHEMERAL,
     FakeChannel,
     FakeDiscord,
     FakeGuild,
@@ -381,9 +383,8 @@ async def test_memory_commands_show_add_forget_stats(
     assert embed["footer"]["text"].startswith("Page 1/2 · 10 memories")
     assert "Note number 8" in embed["description"] and "metal" not in embed["description"]
     page = shown["interaction"].original
-    turned = await discord_fake.click_button(page, next_, member)
-    await turned.wait_response()
-    assert "I like jazz" in page.embeds[0]["description"]
+    await discord_fake.click_button(page, next_, member)
+    await discord_fake.wait_for(lambda: "I like jazz" in page.embeds[0]["description"], 5)
     assert page.embeds[0]["footer"]["text"].startswith("Page 2/2")
     refused = await discord_fake.click_button(page, previous, bob)
     assert (await refused.wait_response())["data"]["content"] == "These are not your memories."
@@ -466,11 +467,45 @@ async def test_pages_turned_after_a_forget_show_what_is_left(
     oldest = added[0]["content"].split("#")[1].split("`")[0]
     await slash(discord_fake, guild.text, member, "forget", target=oldest)
 
-    turned = await discord_fake.click_button(page, next_, member)
-    await turned.wait_response()
-    assert page.embeds[0]["footer"]["text"].startswith("Page 1/1 · 8 memories")
+    await discord_fake.click_button(page, next_, member)
+    footer = "Page 1/1 · 8 memories"
+    await discord_fake.wait_for(lambda: page.embeds[0]["footer"]["text"].startswith(footer), 5)
     assert "Note number 8" in page.embeds[0]["description"]
     assert page.find_component(next_)["disabled"]
+
+
+async def test_a_page_press_is_acknowledged_before_the_page_is_read(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Reading a page waits on the database (busy with a big write, say): the press is
+    answered within Discord's 3 s all the same, and the page follows."""
+    bot = await start_bot(make_settings(memory_enabled=True, embedding_model="hashing"))
+    for n in range(9):
+        await slash(discord_fake, guild.text, member, "add", fact=f"Note number {n}")
+    page = (await slash(discord_fake, guild.text, member, "show"))["interaction"].original
+    assert bot.memory is not None
+    busy = asyncio.Event()
+    count_of = bot.memory.count_of
+
+    async def slow_count(*args: Any) -> int:
+        await busy.wait()
+        return await count_of(*args)
+
+    monkeypatch.setattr(bot.memory, "count_of", slow_count)
+    _, next_ = page_ids(bot.run_id, "memory show")
+    pressed = await discord_fake.click_button(page, next_, member)
+    assert (await pressed.wait_response(timeout=INTERACTION_WINDOW))["type"] == (
+        DEFERRED_UPDATE_MESSAGE
+    )
+    busy.set()
+    await discord_fake.wait_for(
+        lambda: page.embeds[0]["footer"]["text"].startswith("Page 2/2"), timeout=5
+    )
 
 
 async def test_a_bug_behind_a_memory_page_button_gets_the_presser_a_short_answer(
@@ -493,9 +528,9 @@ async def test_a_bug_behind_a_memory_page_button_gets_the_presser_a_short_answer
     monkeypatch.setattr(sys.modules[type(bot.get_cog("Memory")).__module__], "_line", broken)
     _, next_ = page_ids(bot.run_id, "memory show")
     pressed = await discord_fake.click_button(page, next_, member)
-    response = await pressed.wait_response()
-    assert response["data"]["content"] == "Something went wrong on my side; try again in a moment."
-    assert pressed.ephemeral
+    [sorry] = await discord_fake.wait_for(lambda: pressed.followups, 5)
+    assert sorry.content == "Something went wrong on my side; try again in a moment."
+    assert sorry.flags & EPHEMERAL
     failed = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert failed == ["a press of /memory show's pages failed"]
 

@@ -10,8 +10,9 @@ import asyncio
 import logging
 import os
 import sys
+import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import numpy as np
 import pytest
 
 import utils.db
+import utils.memory.store
 from cogs.ai.log import ChatLogReader
 from cogs.ai.records import Turn
 from cogs.ai.store import ChatStore
@@ -434,6 +436,68 @@ async def test_another_model_means_rebuild_and_reembedding(make_service: MakeSer
     assert b'"model": "hashing-128"' in second.indexes.path(GUILD_A).read_bytes()
 
 
+async def test_memories_forgotten_while_being_reembedded_stay_out_of_the_index(
+    make_service: MakeService, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = await make_service()
+    await fill(first, 10)
+    await first.close()
+    embedding, release = threading.Event(), threading.Event()
+
+    class Smaller(HashingEmbedder):
+        name = "hashing-128"
+
+        def encode(self, texts: Sequence[str]) -> np.ndarray:
+            embedding.set()
+            release.wait(10)
+            return super().encode(texts)
+
+    caplog.set_level(logging.INFO, "utils.memory.upkeep")
+    second = await make_service(Smaller(dim=128))
+    assert await asyncio.to_thread(embedding.wait, 10)
+    assert await second.forget(GUILD_A, ALICE) == 10  # while they are being re-embedded
+    release.set()
+    await eventually(lambda: "re-embedded 10 memories" in caplog.text)
+    index = second.indexes.loaded(GUILD_A)
+    assert index is not None and index.ids().size == 0
+    await second.close()
+    assert not second.indexes.path(GUILD_A).exists()
+
+
+async def test_memories_forgotten_while_getting_their_keyword_rows_leave_none_behind(
+    make_service: MakeService,
+    db: Database,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    vector = HashingEmbedder().encode(["x"])[0].tobytes()
+    for text in ("my PIN is 4821", "I keep bees"):  # stored before the keyword index
+        await db.execute(
+            "INSERT INTO memories (scope, author_id, author_name, source, text, created_at, "
+            "model, vector) VALUES (?, ?, 'alice', 'user', ?, 0, 'hashing', ?)",
+            (GUILD_A.key, ALICE, text, vector),
+        )
+    stemming, release = threading.Event(), threading.Event()
+    indexed_terms = utils.memory.store.indexed_terms
+
+    def held(text: str) -> tuple[str, str]:
+        stemming.set()
+        release.wait(10)
+        return indexed_terms(text)
+
+    monkeypatch.setattr(utils.memory.store, "indexed_terms", held)
+    caplog.set_level(logging.INFO, "utils.memory.upkeep")
+    service = await make_service()
+    assert await asyncio.to_thread(stemming.wait, 10)
+    assert await service.forget(GUILD_A, ALICE) == 2  # while their keyword rows are made
+    release.set()
+    await eventually(lambda: "keyword index" in caplog.text)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    tables = {"sqlite": ["memory_terms"], "postgresql": ["memory_postings", "memory_lengths"]}
+    for table in tables[db.backend]:
+        assert await db.fetchval(f"SELECT count(*) FROM {table}") == 0, table
+
+
 async def test_big_scope_moves_to_hnsw_and_forget_still_works(
     make_service: MakeService,
 ) -> None:
@@ -726,6 +790,29 @@ async def test_a_forgotten_conversation_memory_does_not_come_back_as_a_fact(
     # What was forgotten is kept in mind only while consolidation could still read it.
     rows = await db.fetchval("SELECT count(*) FROM memory_forgotten_turns")
     assert rows == 0 and secret[0].id < later[0].id
+
+
+async def test_forgetting_a_conversation_memory_forgets_the_facts_learnt_from_it(
+    make_service: MakeService, provider: GeminiProvider, gemini_fake: FakeGemini, db: Database
+) -> None:
+    """Consolidation read it before it was forgotten: what it learnt from its messages
+    goes with it (forgotten first, it would not have been learnt), and nothing else."""
+    service = await make_service(provider=provider, chunk=ChunkLimits(max_turns=2))
+    chat = ChatStore(db)
+    await said(service, chat, "my PIN is 4821", "4821, noted")
+    await said(service, chat, "I keep bees", "lovely")
+    gemini_fake.reply(
+        '[{"line": 1, "user": "alice", "fact": "alice\'s PIN is 4821."},'
+        ' {"line": 3, "user": "alice", "fact": "alice keeps bees."}]'
+    )
+    assert await service.consolidate_once() == 2
+    await service.add_fact(GUILD_A, ALICE, "alice", "my PIN is 4821")
+    pin = next(m for m in await service.memories_of(GUILD_A, ALICE) if "4821, noted" in m.text)
+
+    assert await service.forget(GUILD_A, ALICE, pin.id) == 2
+    left = {m.text for m in await service.memories_of(GUILD_A, ALICE)}
+    assert left == {"alice: I keep bees\nassistant: lovely", "alice keeps bees.", "my PIN is 4821"}
+    assert "alice's PIN is 4821." not in await texts(service, GUILD_A, "what is alice's PIN?")
 
 
 async def test_a_forgotten_memory_of_a_channel_never_read_again_is_let_go_a_week_later(

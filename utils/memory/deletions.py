@@ -36,10 +36,11 @@ class MemoryDeletions:
     # What people have the bot forget
 
     async def delete(self, scope: Scope, author_id: int, memory_id: int) -> list[int]:
-        """Delete one of an author's memories in a scope; the ids deleted. The chat
-        turns it holds that consolidation has not read yet are noted, so that it skips
-        them: what was forgotten does not come back as a fact (for a week at most, as
-        those noted earlier: `FORGOTTEN_TURNS_KEPT`)."""
+        """Delete one of an author's memories in a scope; the ids deleted. What was
+        forgotten does not live on as a fact: a conversation memory takes with it the
+        facts consolidation learnt from its chat turns, and those turns that it has not
+        read yet are noted, so that it skips them (for a week at most, as those noted
+        earlier: `FORGOTTEN_TURNS_KEPT`)."""
         now = self.clock()
 
         async def delete(conn: Connection) -> list[Row]:
@@ -57,8 +58,13 @@ class MemoryDeletions:
                 (scope.guild_id, now, memory_id, scope.key, author_id),
             )
             return await conn.fetchall(
-                "DELETE FROM memories WHERE scope = ? AND author_id = ? AND id = ? RETURNING id",
-                (scope.key, author_id, memory_id),
+                "DELETE FROM memories WHERE scope = ? AND author_id = ? AND (id = ? OR ("
+                "source = 'consolidation' AND id IN (SELECT learnt.memory_id "
+                "FROM memory_turns learnt JOIN memory_turns held ON held.turn_id = learnt.turn_id "
+                "JOIN memories chunk ON chunk.id = held.memory_id WHERE chunk.id = ? "
+                "AND chunk.source = 'conversation' AND chunk.scope = ? AND chunk.author_id = ?"
+                "))) RETURNING id",
+                (scope.key, author_id, memory_id, memory_id, scope.key, author_id),
             )
 
         return [row[0] for row in await self.db.in_transaction(delete)]

@@ -305,9 +305,10 @@ class MemoryService:
         return await self.store.count_by_author(scope, author_id)
 
     async def forget(self, scope: Scope, author_id: int, memory_id: int | None = None) -> int:
-        """Delete one of a person's memories in a scope, or all; gone from recall at once.
-        All: nothing they said so far is remembered again either (an exchange still
-        waiting to be indexed, facts not yet read from the chat log)."""
+        """Delete one of a person's memories in a scope (a conversation memory with the
+        facts learnt from it), or all; gone from recall at once. All: nothing they said
+        so far is remembered again either (an exchange still waiting to be indexed,
+        facts not yet read from the chat log)."""
 
         async def delete() -> list[tuple[Scope, int]]:
             if memory_id is not None:

@@ -213,11 +213,20 @@ class MemoryStore:
         self.keywords.written(keyword_rows)
         return ids
 
-    async def set_vectors(self, ids: Sequence[int], model: str, vectors: np.ndarray) -> None:
-        await self.db.executemany(
-            "UPDATE memories SET model = ?, vector = ? WHERE id = ?",
-            [(model, _blob(v), i) for i, v in zip(ids, vectors, strict=True)],
-        )
+    async def set_vectors(self, ids: Sequence[int], model: str, vectors: np.ndarray) -> set[int]:
+        """Store new vectors; the ids of those still stored (not deleted meanwhile)."""
+
+        async def write(conn: Connection) -> set[int]:
+            kept: set[int] = set()
+            for memory_id, vector in zip(ids, vectors, strict=True):
+                if await conn.execute(
+                    "UPDATE memories SET model = ?, vector = ? WHERE id = ?",
+                    (model, _blob(vector), memory_id),
+                ):
+                    kept.add(memory_id)
+            return kept
+
+        return await self.db.in_transaction(write)
 
     # Reading
 
@@ -296,10 +305,23 @@ class MemoryStore:
         return sorted((_memory(row) for row in rows), key=lambda memory: memory.id)
 
     async def write_terms(self, memories: Sequence[Memory]) -> None:
+        """Write memories' keyword rows; none for one deleted meanwhile (forgotten while
+        its terms were made): its words would outlive it (FTS5 rows have no foreign key;
+        PostgreSQL's refuse it)."""
         fields = await _terms_of([memory.describe() for memory in memories])
         rows = [(m.id, m.scope, terms) for m, terms in zip(memories, fields, strict=True)]
-        await self.db.in_transaction(lambda conn: self.keywords.write(conn, rows))
-        self.keywords.written(rows)
+
+        async def write(conn: Connection) -> list[KeywordRow]:
+            stored: set[int] = set()
+            for batch in in_batches([memory_id for memory_id, _, _ in rows]):
+                marks = ",".join("?" * len(batch))
+                found = await conn.fetchall(f"SELECT id FROM memories WHERE id IN ({marks})", batch)
+                stored.update(row[0] for row in found)
+            kept = [row for row in rows if row[0] in stored]
+            await self.keywords.write(conn, kept)
+            return kept
+
+        self.keywords.written(await self.db.in_transaction(write))
 
     async def by_author(
         self, scope: Scope, author_id: int, *, limit: int, offset: int = 0

@@ -98,11 +98,12 @@ class MemoryWriter:
 
     async def _replace_vectors(self, memories: list[Memory], vectors: np.ndarray) -> None:
         async with self._lock:
-            await self.store.set_vectors([m.id for m in memories], self.model, vectors)
+            # One forgotten since it was read for re-embedding stays out of its index.
+            kept = await self.store.set_vectors([m.id for m in memories], self.model, vectors)
             await self._add(
                 (memory.scope, memory.id, vector)
                 for memory, vector in zip(memories, vectors, strict=True)
-                if self.indexes.loaded(memory.scope) is not None
+                if memory.id in kept and self.indexes.loaded(memory.scope) is not None
             )
 
     async def _add(self, items: Iterable[tuple[Scope, int, np.ndarray]]) -> None:
