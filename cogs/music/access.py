@@ -2,8 +2,8 @@
 controls (pause, stop, seek, queue edits, volume, filters) only the DJs.
 
 :class:`PlayerAccess` answers every command and button with the player or a short
-:class:`~cogs.music.errors.MusicError` saying why not; the DJ rule itself (a DJ role,
-Manage Channels, alone with the bot) is :mod:`cogs.music.control`'s.  It reads the
+:class:`~cogs.music.errors.MusicError` saying why not; the DJ rule itself (a DJ role or
+Manage Channels) is :mod:`cogs.music.control`'s.  It reads the
 sessions' players and the server's cached music settings, and writes nothing.
 """
 

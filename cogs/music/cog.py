@@ -115,6 +115,7 @@ class Music(commands.Cog):
         channel = caller_channel(member)
         if guild.voice_client is None or guild.voice_client.channel != channel:
             check_can_join(channel)
+            self.sessions.check_move(guild, channel)  # now, not after a long resolve
         if checked is not None:
             await checked()
         share = await self.sessions.shares.cap(guild, member, channel)

@@ -34,11 +34,17 @@ class NowPlaying:
     def __init__(self, players: dict[int, Player], progress: ProgressTicker, spawn: Spawn) -> None:
         self._players = players
         self._messages: dict[int, discord.Message] = {}
+        self._plays: dict[int, str | None] = {}
+        """The play (:attr:`Player.play_id`) each guild's message shows."""
         self.progress = progress
         self._spawn = spawn
 
     async def post(self, player: Player, channel: discord.abc.Messageable, track: Track) -> None:
-        """A track started: replace the guild's message with one showing it."""
+        """A track started: replace the guild's message with one showing it.  A looped
+        track's repeat keeps its message (a short clip would post one a second); the
+        progress bar shows it starting over."""
+        if player.guild_id in self._messages and self._plays.get(player.guild_id) == player.play_id:
+            return
         await self.clear(player.guild_id)
         embed, view = player_embed(player, track), player_controls(player)
         try:
@@ -47,6 +53,7 @@ class NowPlaying:
             log.warning("could not post the now-playing message: %s", error)
             return
         self._messages[player.guild_id] = message
+        self._plays[player.guild_id] = player.play_id
         self.progress.follow(player.guild_id, message)
 
     def refresh(self, player: Player) -> None:
@@ -67,6 +74,7 @@ class NowPlaying:
     async def clear(self, guild_id: int) -> None:
         """Delete the guild's message."""
         message = self._messages.pop(guild_id, None)
+        self._plays.pop(guild_id, None)
         self.progress.stop(guild_id)
         if message is None:
             return
@@ -78,6 +86,7 @@ class NowPlaying:
     def drop(self, guild_id: int) -> None:
         """Forget the guild's message, leaving it in its channel."""
         self._messages.pop(guild_id, None)
+        self._plays.pop(guild_id, None)
         self.progress.stop(guild_id)
 
     def unbutton(self, guild_ids: Iterable[int]) -> Awaitable[object]:

@@ -81,6 +81,8 @@ class Player:
         self._skip = False
         self._resume_dropped = False
         self._played_any = False
+        self._repeat = False
+        """The track about to play is the one that just played through (loop)."""
         self._error: Exception | None = None
         self._done = asyncio.Event()
         self._wake = asyncio.Event()
@@ -250,7 +252,10 @@ class Player:
         if self._resume_dropped:  # the voice connection dropped mid-track: go on where it was
             return self.queue.current
         skipped, self._skip = self._skip, False
-        return self.queue.advance(skipped=skipped)
+        finished = self.queue.current
+        track = self.queue.advance(skipped=skipped)
+        self._repeat = track is not None and track is finished
+        return track
 
     async def _wait_for_tracks(self) -> bool:
         """Wait for new tracks; False when the idle timeout ran out."""
@@ -296,7 +301,8 @@ class Player:
             self._played_any = True
             self._changed()
             if not resumed:  # after a drop the track goes on: no new announcement
-                self.play_id = secrets.token_hex(4)  # unique across restarts too
+                if not self._repeat or self.play_id is None:  # a loop's repeat is one play
+                    self.play_id = secrets.token_hex(4)  # unique across restarts too
                 await self._emit(self.events.track_started(self, track))
             await self._done.wait()
         finally:

@@ -126,6 +126,9 @@ async def _restore(sessions: Sessions, session: Session, guild: discord.Guild) -
         raise ChannelGone("the voice channel is gone")
     check_can_join(channel)
     async with sessions.lock(guild.id):
+        if guild.id in sessions.players:  # someone played meanwhile: theirs replaces it
+            log.info("not resuming music in guild %s: something plays already", guild.id)
+            return
         queue = TrackQueue(sessions.settings.music_queue_limit)
         queue.restore(session.current, session.upcoming, session.loop)
         voice = await connect(channel, within=RESTORE_CONNECT_TIMEOUT)

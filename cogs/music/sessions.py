@@ -188,8 +188,7 @@ class Sessions:
         player, voice = self.players.get(guild.id), voice_of(guild)
         if player is not None and voice is not None and voice.is_connected():
             if voice.channel != channel:
-                if listeners(voice.channel):
-                    raise MusicError(f"I'm playing in {voice.channel.mention}; join me there.")
+                self.check_move(guild, channel)
                 await self.visits.note(guild.id, channel)
                 await voice.move_to(channel)
             player.text_channel_id = text_id
@@ -205,6 +204,15 @@ class Sessions:
         self.update_alone(guild)
         await self.take_the_stage(guild)
         return player
+
+    def check_move(self, guild: discord.Guild, channel: VoiceChannel) -> None:
+        """MusicError if the bot plays to people in another channel than ``channel``:
+        joining ``channel`` would take it away from them."""
+        voice = voice_of(guild)
+        if guild.id not in self.players or voice is None or not voice.is_connected():
+            return
+        if voice.channel != channel and listeners(voice.channel):
+            raise MusicError(f"I'm playing in {voice.channel.mention}; join me there.")
 
     async def new_player(
         self,

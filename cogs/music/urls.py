@@ -22,9 +22,13 @@ from cogs.music.errors import MusicError
 
 log = logging.getLogger(__name__)
 
+# Playlist links from before 2018 name their owner first (`user/NAME/playlist/ID`,
+# `spotify:user:NAME:playlist:ID`); Spotify still opens them.
 _SPOTIFY = re.compile(
-    r"^(?:https?://open\.spotify\.com/(?:intl-[\w-]+/)?(?:embed/)?(?P<kind>[a-z]+)/(?P<id>[A-Za-z0-9]+)"
-    r"|spotify:(?P<uri_kind>[a-z]+):(?P<uri_id>[A-Za-z0-9]+))(?:[/?#].*)?$"
+    r"^(?:https?://open\.spotify\.com/(?:intl-[\w-]+/)?(?:embed/)?(?:user/[^/?#]+/(?=playlist/))?"
+    r"(?P<kind>[a-z]+)/(?P<id>[A-Za-z0-9]+)"
+    r"|spotify:(?:user:[^:]+:(?=playlist:))?(?P<uri_kind>[a-z]+):(?P<uri_id>[A-Za-z0-9]+))"
+    r"(?:[/?#].*)?$"
 )
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _INVALID_URL = "That link isn't a valid URL."

@@ -262,6 +262,22 @@ async def test_loop_track_repeats_it(world: World) -> None:
     assert all(len(run) >= 45 for run in world.played()[:2])
 
 
+async def test_a_looped_track_keeps_its_now_playing_message_and_buttons(world: World) -> None:
+    """Each repeat of a looped track is not announced again: a short clip on loop would
+    post (and delete) a message every second; the one message goes on, buttons working."""
+    await world.start()
+    await world.slash("play", query=world.media.tone(440, 1, "ogg"))
+    message = await world.now_playing()
+    assert await world.slash("loop", mode="track") == "🔁 Loop: **track**."
+    await world.discord.wait_for(lambda: len(world.played()) >= 3, timeout=10)
+    posted = [m for m in world.discord.messages_in(world.guild.text) if m.embeds]
+    assert posted == [message] and not message.deleted
+    pressed = await world.press(message, "toggle")
+    assert (await pressed.wait_response())["type"] == 7, "its buttons still act"
+    assert message.embeds[0]["title"] == "Paused"
+    await world.slash("stop")
+
+
 async def test_pause_stops_packets_and_resume_restarts_them(world: World) -> None:
     await world.start()
     await world.slash("play", query=world.media.tone(440, 3, "ogg"))
@@ -702,6 +718,35 @@ async def test_controls_need_the_caller_in_the_voice_channel(
     assert await world.slash("play", nobody, query="anything") == (
         "Join a voice channel first, then ask me again."
     )
+
+
+async def test_a_play_from_another_channel_is_refused_before_the_query_resolves(
+    world: World,
+    discord_fake: FakeDiscord,
+    local_search: dict[str, tuple[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While the bot plays to people elsewhere, a /play from another channel gets its
+    refusal at once: it does not wait for its query (a long playlist) to resolve first."""
+    local_search["song"] = ("a song", world.media.tone(660, 1, "ogg"))
+    searched: list[str] = []
+    search = LocalSearchIE._search_results
+
+    def recorded(self: LocalSearchIE, query: str) -> Any:
+        searched.append(query)
+        return search(self, query)
+
+    monkeypatch.setattr(LocalSearchIE, "_search_results", recorded)
+    await world.start()
+    elsewhere = world.guild.add_voice_channel("Other")
+    listener = discord_fake.add_user("dave")
+    world.guild.add_member(listener)
+    await discord_fake.join_voice(listener, elsewhere)
+    await world.slash("play", query=world.media.tone(440, 20, "ogg"))
+    assert await world.slash("play", listener, query="song") == (
+        f"I'm playing in <#{world.guild.voice.id}>; join me there."
+    )
+    assert searched == [], "nothing was resolved for a play that cannot happen"
 
 
 async def test_play_needs_connect_and_speak_in_the_channel(

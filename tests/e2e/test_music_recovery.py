@@ -9,6 +9,7 @@ where it was (about one track's worth of frames in all) or started over.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 
@@ -17,6 +18,7 @@ import pytest
 
 from tests.e2e.music_world import FRAMES_PER_SECOND, World, pitch, saved_queue
 from tests.fakes.discord_server import FakeDiscord
+from utils.db import Params, Reads, Row
 
 # Voice connections that drop and come back; storage is beside the point.
 pytestmark = pytest.mark.backends("sqlite")
@@ -223,3 +225,35 @@ async def test_without_the_voice_libraries_music_loads_and_says_so(
     assert "voice does not work here: davey cannot be imported" in caplog.text
     reply = await world.slash("play", query=world.media.tone(440, 1, "ogg"))
     assert reply == "Voice is unavailable on this bot right now; tell its owner."
+
+
+async def test_a_play_while_the_saved_queue_resumes_is_not_called_a_failed_rejoin(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone plays a track just as the bot, after a restart, is about to rejoin for the
+    saved queue: their track plays, and nobody is told that a rejoin failed and the
+    queue was kept (it was not: their session replaced it, as when they play first)."""
+    settings = world.settings()
+    bot = await world.start(settings)
+    await play_a_while(world)
+    await bot.close()
+
+    resuming, go_on = asyncio.Event(), asyncio.Event()
+    fetchone = Reads.fetchone
+
+    async def held(self: Reads, sql: str, params: Params = ()) -> Row | None:
+        if "FROM music_settings WHERE guild_id" in sql and not resuming.is_set():
+            resuming.set()  # the restore's read, just before it rejoins
+            await go_on.wait()
+        return await fetchone(self, sql, params)
+
+    monkeypatch.setattr(Reads, "fetchone", held)
+    bot = await world.start(settings)
+    await asyncio.wait_for(resuming.wait(), 10)
+    assert await world.slash("play", query=world.media.tone(550, 2, "ogg")) == (
+        "▶️ Playing tone-550hz-2s."
+    )
+    go_on.set()
+    await world.wait_message("The queue is finished", within=15)
+    said = [m.content for m in world.discord.messages_in(world.guild.text)]
+    assert not [line for line in said if "couldn't rejoin" in line or "Back after" in line]

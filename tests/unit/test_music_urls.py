@@ -45,6 +45,24 @@ def test_spotify_links(text: str, expected: tuple[str, str]) -> None:
 
 
 @pytest.mark.parametrize(
+    "text",
+    [
+        "https://open.spotify.com/user/spotify/playlist/37i9dQZF1DXcBWIGoYBM5M",
+        "https://open.spotify.com/user/jane.doe_99/playlist/37i9dQZF1DXcBWIGoYBM5M?si=x",
+        "spotify:user:spotify:playlist:37i9dQZF1DXcBWIGoYBM5M",
+    ],
+)
+def test_old_playlist_links_under_a_user_are_playlists(text: str) -> None:
+    """Playlist links from before 2018 name their owner; Spotify still opens them."""
+    assert parse_spotify(text) == SpotifyLink("playlist", "37i9dQZF1DXcBWIGoYBM5M")
+
+
+def test_a_user_profile_link_is_a_user() -> None:
+    assert parse_spotify("https://open.spotify.com/user/spotify") == SpotifyLink("user", "spotify")
+    assert parse_spotify("spotify:user:spotify") == SpotifyLink("user", "spotify")
+
+
+@pytest.mark.parametrize(
     "text", ["never gonna give you up", "https://www.youtube.com/watch?v=x", "spotify rocks"]
 )
 def test_not_spotify(text: str) -> None:
