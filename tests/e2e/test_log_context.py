@@ -74,7 +74,9 @@ async def test_each_queued_reply_logs_with_its_own_request(
     [retry] = [e for e in entries if e["logger"] == "utils.gemini" and "retry 1" in e["message"]]
     assert retry["request_id"] == alice["request_id"] and retry["user_id"] == member.id
     assert alice["outcome"] == "ok", "extra= fields are kept"
-    assert all("request_id" not in e for e in entries if e["logger"] in ("utils.db", "utils.db_sqlite"))
+    assert all(
+        "request_id" not in e for e in entries if e["logger"] in ("utils.db", "utils.db_sqlite")
+    )
 
 
 async def test_prefix_and_slash_commands_log_with_their_request(
