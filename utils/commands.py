@@ -11,5 +11,6 @@ async def list_subcommands(
     ctx: commands.Context[Any], group: commands.Group[Any, ..., Any]
 ) -> None:
     """Answer a group used on its own (`!memory`) with the names of its subcommands."""
-    names = ", ".join(f"`{c.name}`" for c in group.commands)
+    # In the order they are defined (`commands` is a set: its order changes from run to run).
+    names = ", ".join(f"`{name}`" for name, c in group.all_commands.items() if name == c.name)
     await ctx.send(f"Subcommands: {names}", ephemeral=True)

@@ -117,3 +117,19 @@ async def test_a_channels_ai_settings_follow_the_permissions_people_have_in_that
     await discord_fake.send_message(dm, moderator, "!ai autorespond on")
     only_in_servers = await discord_fake.wait_for_message(dm, after=1)
     assert only_in_servers.content == "This command only works in a server."
+
+
+async def test_a_group_named_alone_lists_its_subcommands_in_the_order_they_are_defined(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """The same list every run (the group's own set of commands has no order)."""
+    await start_bot(ai_settings())
+    await discord_fake.send_message(guild.text, discord_fake.owner, "!ai")
+    listed = await discord_fake.wait_for_message(guild.text)
+    assert listed.content == (
+        "Subcommands: `reset`, `autorespond`, `safety`, `status`, `tools`, `audit`, `model`, "
+        "`export`, `summarize`, `persona`, `prompt`"
+    )
