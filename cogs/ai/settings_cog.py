@@ -26,7 +26,7 @@ from utils.checks import (
 )
 from utils.commands import list_subcommands
 from utils.errors import BotError
-from utils.text import ECHO_LIMIT, split_message, truncate
+from utils.text import ECHO_LIMIT, counted, split_message, truncate
 from utils.tools import SWITCHABLE, Family
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ class AISettings(commands.Cog, name="AI settings"):
     async def ai_reset(self, ctx: Context) -> None:
         """Forget this channel's conversation (Manage Messages)."""
         removed = await self.bot.chats.reset(ctx.channel.id)
-        await ctx.send(f"Forgot this channel's conversation ({removed} messages).")
+        await ctx.send(f"Forgot this {_kind(ctx)}'s conversation ({counted(removed, 'message')}).")
 
     @ai_group.command(name="autorespond")
     @channel_permissions(manage_channels=True)
@@ -90,7 +90,7 @@ class AISettings(commands.Cog, name="AI settings"):
         await self.bot.chats.prefs.update_channel(
             ctx.guild.id, ctx.channel.id, autorespond=int(mode == "on")
         )
-        await ctx.send(f"Auto-respond is {mode} in this channel.")
+        await ctx.send(f"Auto-respond is {mode} in this {_kind(ctx)}.")
 
     @ai_group.command(name="safety")
     @channel_permissions(manage_channels=True)
@@ -111,7 +111,7 @@ class AISettings(commands.Cog, name="AI settings"):
         elif level == "default":
             await ctx.send("This channel uses Google's default safety filter.")
         elif level == "off":
-            await ctx.send("The safety filter is off in this channel.")
+            await ctx.send(f"The safety filter is off in this {_kind(ctx)}.")
         else:
             await ctx.send(
                 f"The safety filter here blocks content with a {level} or higher chance of harm."

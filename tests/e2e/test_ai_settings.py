@@ -133,3 +133,22 @@ async def test_a_group_named_alone_lists_its_subcommands_in_the_order_they_are_d
         "Subcommands: `reset`, `autorespond`, `safety`, `status`, `tools`, `audit`, `model`, "
         "`export`, `summarize`, `persona`, `prompt`"
     )
+
+
+async def test_settings_changed_in_a_thread_say_thread(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    await start_bot(ai_settings())
+    thread = guild.add_thread(guild.text, "side talk", member)
+    on = await _slash(discord_fake, thread, "ai", "autorespond", mode="on")
+    assert on == "Auto-respond is on in this thread."
+    assert await _slash(discord_fake, thread, "ai", "safety", level="off") == (
+        "The safety filter is off in this thread."
+    )
+    assert await _slash(discord_fake, thread, "ai", "reset") == (
+        "Forgot this thread's conversation (0 messages)."
+    )
