@@ -43,6 +43,8 @@ from cogs.ai.tools.audit import ToolAudit
 from cogs.music.library_store import LibraryStore
 from cogs.music.settings import MusicSettingsStore
 from cogs.music.store import MusicStore
+from cogs.roleplay.characters import CharacterStore
+from cogs.roleplay.scenes import SceneStore
 from config import ConfigError, Settings, load_settings
 from scripts.db_migrate import MigrationError, migrate
 from utils.backup import BackupError, check_database, make_backup, restore_backup
@@ -157,6 +159,8 @@ async def export(database: Path, guild_id: int, out: TextIO) -> int:
         rows += await MusicSettingsStore(db, keep=lambda _: False).export_guild(guild_id)
         rows += await LibraryStore(db).export_guild(guild_id)
         rows += [("ai_tool_actions", row) for row in await ToolAudit(db).export_guild(guild_id)]
+        rows += await CharacterStore(db, limit=0).export_guild(guild_id)  # reads only
+        rows += await SceneStore(db).export_guild(guild_id)
     finally:
         await db.close()
     for table, row in rows:

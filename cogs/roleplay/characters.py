@@ -13,6 +13,7 @@ Portable SQL: timestamps are unix times from Python.
 
 from __future__ import annotations
 
+import base64
 import time
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -275,6 +276,19 @@ class CharacterStore:
             "SELECT DISTINCT guild_id, avatar_channel_id FROM rp_characters"
         )
         return {(row[0], row[1]) for row in rows}
+
+    async def export_guild(self, guild_id: int) -> list[tuple[str, dict[str, object]]]:
+        """A guild's characters as (table, row) pairs, the avatar's PNG in base64."""
+        rows = await self.db.fetchall(
+            "SELECT * FROM rp_characters WHERE guild_id = ? ORDER BY id", (guild_id,)
+        )
+        exported = []
+        for row in rows:
+            values = dict(row)
+            if values["avatar"] is not None:
+                values["avatar"] = base64.b64encode(bytes(values["avatar"])).decode()
+            exported.append(("rp_characters", values))
+        return exported
 
 
 def _by_key(rows: list[Row]) -> list[Row]:

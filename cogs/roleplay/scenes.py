@@ -215,3 +215,13 @@ class SceneStore:
             "SELECT guild_id, channel_id FROM rp_scenes UNION SELECT guild_id, NULL FROM rp_worlds"
         )
         return {(row[0], row[1]) for row in rows}
+
+    async def export_guild(self, guild_id: int) -> list[tuple[str, dict[str, object]]]:
+        """A guild's scenes and world as (table, row) pairs."""
+        rows: list[tuple[str, dict[str, object]]] = []
+        for table, order in (("rp_scenes", "channel_id"), ("rp_worlds", "guild_id")):
+            found = await self.db.fetchall(
+                f"SELECT * FROM {table} WHERE guild_id = ? ORDER BY {order}", (guild_id,)
+            )
+            rows += [(table, dict(row)) for row in found]
+        return rows

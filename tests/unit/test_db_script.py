@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import sqlite3
@@ -22,6 +23,8 @@ from cogs.music.library_store import LibraryStore
 from cogs.music.settings import MusicSettingsStore
 from cogs.music.store import MusicStore, Session
 from cogs.music.tracks import Track
+from cogs.roleplay.characters import CharacterStore, Profile
+from cogs.roleplay.scenes import SceneStore
 from config import Settings
 from scripts.db import main
 from utils.backup import STEP_PAGES, BackupError, make_backup, rotate_backups
@@ -323,6 +326,11 @@ async def test_export_writes_one_guilds_data_as_json_lines(data_dir: Path) -> No
     await MusicSettingsStore(db, keep=lambda _: False).update(OTHER, dj_role_id=9)
     await LibraryStore(db).save(GUILD, 7, "Mine", [Track("Song", "http://x/a.wav", 7)])
     await LibraryStore(db).save(OTHER, 7, "Theirs", [Track("Other", "http://x/b.wav", 7)])
+    characters = CharacterStore(db, limit=10)
+    aria = await characters.create(GUILD, 7, Profile("Aria", "A bard."), b"\x89PNG")
+    await characters.create(OTHER, 8, Profile("Nemo", "Not exported."), None)
+    await SceneStore(db).start(GUILD, 3, 7, [aria.id], world="A rainy port.")
+    await SceneStore(db).set_world(GUILD, "The server's lore.")
     await db.close()
 
     out = data_dir / "export.jsonl"
@@ -340,11 +348,17 @@ async def test_export_writes_one_guilds_data_as_json_lines(data_dir: Path) -> No
         "music_settings",
         "music_playlists",
         "music_playlist_tracks",
+        "rp_characters",
+        "rp_scenes",
+        "rp_worlds",
     ]
     text = out.read_text(encoding="utf-8")
     assert "hello ünïcode" in text and "likes tea" in text and "Song" in text
+    assert "A bard." in text and "A rainy port." in text and "The server's lore." in text
+    [character] = [line["row"] for line in lines if line["table"] == "rp_characters"]
+    assert base64.b64decode(character["avatar"]) == b"\x89PNG"
     assert "another guild" not in text and "coffee" not in text and "vector" not in text
-    assert "Theirs" not in text
+    assert "Theirs" not in text and "Nemo" not in text
     assert lines[3]["row"]["author_name"] == "alice"
 
 
