@@ -3,9 +3,10 @@
 With a DJ role set for a server, pausing, stopping, seeking, editing the queue and
 changing the volume or filters need that role or Manage Channels in the voice
 channel; anyone there may still add tracks, and a skip by anyone else is a vote
-that wins with more than half of the listeners (bots excluded). Without a DJ role
-everyone in the channel controls, as before. Pure rules and one bounded table of
-votes (one entry per guild with a track playing); no Discord calls.
+that wins with more than half of the listeners (bots excluded). Without a DJ role (or
+once the one set is deleted) everyone in the channel controls, as before. Pure rules
+and one bounded table of votes (one entry per guild with a track playing); no Discord
+calls.
 """
 
 from __future__ import annotations
@@ -24,8 +25,13 @@ def is_dj(
     channel: discord.abc.GuildChannel | discord.Thread,
     rules: MusicSettings,
 ) -> bool:
-    """Whether ``member`` may use the DJ-only controls in ``channel``."""
-    return rules.dj_role_id is None or unlimited(member, channel, rules)
+    """Whether ``member`` may use the DJ-only controls in ``channel``: anyone there while
+    no DJ role is set, or once the role set has been deleted (else only Manage Channels
+    would be left in control, refused in the name of a role nobody can be given)."""
+    role_id = rules.dj_role_id
+    if role_id is None or member.guild.get_role(role_id) is None:
+        return True
+    return unlimited(member, channel, rules)
 
 
 def unlimited(

@@ -62,7 +62,7 @@ async def press(world: World, message: FakeMessage, action: str, user: FakeUser)
 
 async def test_dj_only_controls_are_refused_to_others(world: World) -> None:
     dj = world.guild.add_role("DJ")
-    await world.start()
+    bot = await world.start()
     assert "Manage Server" in await set_dj_as(world, world.member, dj)
     assert (await set_dj(world, dj)).startswith("🎧 DJ role: **DJ**")
     moderator = listener(world, "mod", BASIC | MANAGE_CHANNELS)
@@ -103,6 +103,13 @@ async def test_dj_only_controls_are_refused_to_others(world: World) -> None:
     world.guild.take_role(world.member, dj)
     assert (await set_dj(world, None)).startswith("No DJ role")
     assert (await world.slash("resume")).startswith("▶️ Resumed")
+
+    # A DJ role deleted on Discord lifts the rule rather than lock out all but moderators.
+    assert (await set_dj(world, dj)).startswith("🎧 DJ role: **DJ**")
+    assert await world.slash("pause") == REFUSED
+    world.guild.delete_role(dj)
+    await eventually(lambda: bot.get_guild(world.guild.id).get_role(dj.id) is None)
+    assert (await world.slash("pause")).startswith("⏸️ Paused")
 
 
 async def set_dj_as(world: World, user: FakeUser, role: FakeRole) -> str:

@@ -171,6 +171,15 @@ class FakeGuild:
         self._push("GUILD_ROLE_CREATE", {"role": role.to_payload()}, intent=GUILDS_INTENT)
         return role
 
+    def delete_role(self, role: FakeRole) -> None:
+        """A moderator deletes ``role``: members lose it (GUILD_ROLE_DELETE, as Discord
+        sends no member updates for it)."""
+        del self.roles[role.id]
+        for member in self.members.values():
+            if role in member.roles:
+                member.roles.remove(role)
+        self._push("GUILD_ROLE_DELETE", {"role_id": str(role.id)}, intent=GUILDS_INTENT)
+
     def give_role(self, who: FakeMember | FakeUser, role: FakeRole) -> FakeMember:
         member = self._as_member(who)
         if role not in member.roles:
