@@ -189,6 +189,8 @@ async def exited(bot: BotProcess) -> str:
     """The output of a bot that stops by itself, once it has (fails past 60 s)."""
     try:
         await asyncio.wait_for(bot.process.wait(), 60)
+    except TimeoutError:
+        raise AssertionError(f"the bot did not stop:\n{bot.output()[-3000:]}") from None
     finally:
         await bot.stop()
     return bot.output()
@@ -325,12 +327,15 @@ async def test_too_few_shards_for_discord_stop_the_start_as_a_bad_setting(
         SHARD_COUNT="1",
     )
     try:
+        # Its session is set up (READY sent), so the close lands on the shard's socket.
         await discord_fake.wait_for(
-            lambda: discord_fake.identifies or bot.process.returncode is not None, timeout=60
+            lambda: discord_fake.ready.is_set() or bot.process.returncode is not None, timeout=60
         )
         await discord_fake.drop_connection(code=4011)
-    finally:
-        output = await exited(bot)
+    except BaseException:
+        await bot.stop()
+        raise
+    output = await exited(bot)
     assert bot.process.returncode == 2, output[-3000:]
     assert "Traceback" not in output, output[-3000:]
     line = error_lines(output)[-1]
