@@ -118,6 +118,8 @@ class Gateway:
         """Guilds in an outage: unavailable in READY, no GUILD_CREATE."""
         self.intents = 0
         """The intents of the latest IDENTIFY (the bot's processes all send the same)."""
+        self.refusal: int | None = None
+        """A close code every IDENTIFY and RESUME is answered with (4011: sharding required)."""
         self._sockets: set[web.WebSocketResponse] = set()
         self._accepting = asyncio.Event()
         self._accepting.set()
@@ -207,6 +209,10 @@ class Gateway:
         session = conn.session
         if op == 1:
             await self._send(conn, {"op": 11})
+        elif op in (2, 6) and self.refusal is not None:
+            if op == 2:
+                self.identifies += 1
+            await conn.ws.close(code=self.refusal)
         elif op == 2:
             await self._identify(conn, data)
         elif op == 6:

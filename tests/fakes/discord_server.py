@@ -421,6 +421,11 @@ class FakeDiscord:
         """Close a shard's gateway socket; the client reconnects and RESUMEs."""
         await self._gateway.drop(code, shard)
 
+    def refuse_sessions(self, code: int) -> None:
+        """Answer every IDENTIFY and RESUME from now on by closing with ``code``, as
+        Discord does while the shards do not suit the bot (4010, 4011)."""
+        self._gateway.refusal = code
+
     async def request_reconnect(self, *, shard: int = 0) -> None:
         """Ask a shard to reconnect (op 7), as Discord does before moving a session."""
         await self._gateway.request_reconnect(shard)
