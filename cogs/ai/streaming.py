@@ -88,9 +88,9 @@ class _Messages:
         self.sending = (content, task)
         try:
             await asyncio.shield(task)
-        except Exception:
-            self.sending = None  # not sent
-            raise
+        finally:
+            if task.done() and (task.cancelled() or task.exception() is not None):
+                self.sending = None  # not sent (only a stop while it is under way keeps it)
         await self.settle()
 
     async def settle(self) -> None:
