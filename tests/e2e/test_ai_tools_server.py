@@ -642,7 +642,7 @@ async def test_a_permission_taken_away_after_asking_no_longer_counts(
     )
     assert responses(gemini_fake) == {
         "create_channel": {"refused": "alice needs the Manage Channels permission for that."},
-        "set_slowmode": {"refused": "alice needs the Manage Channels permission for that."},
+        "set_slowmode": {"refused": "alice needs the Manage Channels permission in #general."},
         "give_role": {"refused": "alice needs the Manage Roles permission for that."},
     }
     assert not any(c.name == "second" for c in guild.channels.values())

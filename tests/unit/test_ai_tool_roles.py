@@ -45,6 +45,20 @@ def test_names_people_use_map_to_discord_permissions() -> None:
     assert requested([]).value == 0
 
 
+@pytest.mark.parametrize(
+    ("name", "attribute"),
+    [
+        ("Send Messages and Create Posts", "send_messages"),
+        ("Send Messages in Threads and Posts", "send_messages_in_threads"),
+        ("Use Slash Commands", "use_application_commands"),
+        ("View Server Insights", "view_guild_insights"),
+        ("Mention @everyone, @here, and All Roles", "mention_everyone"),
+    ],
+)
+def test_names_discords_settings_show_are_permissions(name: str, attribute: str) -> None:
+    assert attributes(requested([name])) == [attribute]
+
+
 def test_unknown_permission_is_refused_by_name() -> None:
     with pytest.raises(ToolRefused, match="'fly' is not a Discord permission"):
         requested(["send_messages", "fly"])

@@ -10,20 +10,23 @@ from typing import Any, cast
 
 import pytest
 from google.genai import types
+from pydantic import BaseModel
 
 from cogs.ai.tools import audit
-from cogs.ai.tools.settings import audit_embed
+from cogs.ai.tools.settings import audit_embed, plain
 from cogs.ai.tools.toolbox import (
+    MAX_CHANGES,
     MAX_LINK,
     MAX_SOURCES,
     MAX_TITLE,
     OUT_OF_TIME,
+    REPEATED,
     Toolbox,
     footer,
 )
 from cogs.ai.tools.web import pasted
 from utils.db import Database
-from utils.tools import Asker, Done, Family, NoArguments, Tool, ToolRegistry
+from utils.tools import Asker, Done, Family, NoArguments, Tool, ToolRefused, ToolRegistry
 
 
 def test_nothing_done_and_no_sources_adds_nothing() -> None:
@@ -105,6 +108,39 @@ async def test_one_turns_calls_share_a_time_limit() -> None:
     ]
 
 
+class NameIn(BaseModel):
+    name: str
+
+
+async def test_calls_refused_take_none_of_the_changes_a_reply_may_make() -> None:
+    """A model guessing a channel's name: each wrong guess changed nothing."""
+
+    async def rename(_: Asker, args: NameIn) -> Done:
+        if args.name != "general":
+            raise ToolRefused(f"There is no channel {args.name!r} here.")
+        return Done({"renamed": args.name})
+
+    registry = ToolRegistry()
+    registry.register(
+        [Tool("rename", "Rename.", Family.INFO, rename, NameIn, changes=True, guild_only=False)]
+    )
+    toolbox = Toolbox(
+        registry, Asker(cast(Any, None), cast(Any, None), None, None), frozenset(Family)
+    )
+    guesses = [f"general-{n}" for n in range(MAX_CHANGES)] + ["general-0", "general"]
+    parts = await toolbox.run_all(
+        [types.FunctionCall(name="rename", args={"name": name}) for name in guesses]
+    )
+
+    results = [part["function_response"]["response"] for part in parts]  # type: ignore[index]
+    assert results[-2:] == [
+        {"refused": "There is no channel 'general-0' here."},
+        {"renamed": "general"},
+    ]
+    again = await toolbox.run_all([types.FunctionCall(name="rename", args={"name": "general"})])
+    assert again[0]["function_response"]["response"] == {"refused": REPEATED}  # type: ignore[index]
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -132,6 +168,24 @@ def test_a_link_the_asker_never_wrote_is_not(url: str) -> None:
     assert not pasted(url, "read https://a.example/page and a.example/other")
 
 
+@pytest.mark.parametrize(
+    ("url", "text"),
+    [
+        ("https://de.wikipedia.org/wiki/K%C3%B6ln", "what's on https://de.wikipedia.org/wiki/Köln"),
+        ("https://de.wikipedia.org/wiki/Köln", "sum up https://de.wikipedia.org/wiki/K%C3%B6ln"),
+        ("https://ja.example/%E6%9D%B1%E4%BA%AC?q=%E2%9C%93", "ja.example/東京?q=✓"),
+        ("https://docs.example.com/Guide", "read https://Docs.Example.COM/Guide"),
+    ],
+)
+def test_a_link_the_asker_wrote_in_another_spelling_is_theirs(url: str, text: str) -> None:
+    """The model may write a link percent-encoded, or decoded, or its host in lower case."""
+    assert pasted(url, text)
+
+
+def test_a_path_in_other_letters_is_another_page() -> None:
+    assert not pasted("https://a.example/Page", "read https://a.example/page")
+
+
 def test_audit_shows_what_the_model_chose_as_plain_text() -> None:
     arguments = json.dumps({"name": "[Verify your account](https://evil.example/login) **now**"})
     result = "refused: @everyone [x](https://evil.example)"
@@ -140,6 +194,22 @@ def test_audit_shows_what_the_model_chose_as_plain_text() -> None:
 
     assert "](https://evil.example" not in description  # no masked link to click
     assert "\\*\\*now\\*\\*" in description and "@\u200beveryone" in description
+
+
+def test_audit_shows_whole_lines_only() -> None:
+    """Fifteen long entries do not fit an embed: the oldest are left out, none cut."""
+    arguments, result = json.dumps({"name": "x" * 300}), f"created @{'y' * 300}"
+    actions = [
+        audit.Action(n, 2, 3, "create_role", arguments, result, True, 1_700_000_000 + n)
+        for n in range(15)
+    ]
+    lines = (audit_embed(actions).description or "").splitlines()
+
+    assert 10 <= len(lines) < 15
+    assert [line.split(":")[1] for line in lines] == [
+        f"{1_700_000_000 + n}" for n in range(len(lines))
+    ]
+    assert all(line.endswith(plain(result)) for line in lines)
 
 
 async def test_refused_calls_never_push_out_recorded_changes(

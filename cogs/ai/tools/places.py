@@ -18,9 +18,10 @@ _MENTION = re.compile(r"<[#@]&?(\d+)>|(\d{15,21})")
 GuildChannel: TypeAlias = discord.abc.GuildChannel | discord.Thread
 
 
-def find_channel(member: discord.Member, text: str) -> GuildChannel:
+def find_channel(member: discord.Member, text: str, *, category: bool = False) -> GuildChannel:
     """A channel or thread of the asker's server that they can see (`utils.checks.sees`),
-    by mention, id or name."""
+    by mention, id or name. Of a category and a channel of the same name ("General" over
+    #general), the channel, unless a `category` is wanted."""
     guild = member.guild
     wanted = text.strip()
     if match := _MENTION.fullmatch(wanted):
@@ -33,6 +34,7 @@ def find_channel(member: discord.Member, text: str) -> GuildChannel:
             for c in [*guild.channels, *guild.threads]
             if c.name.lower() in (name, re.sub(r"\s+", "-", name))
         ]
+        candidates.sort(key=lambda c: isinstance(c, discord.CategoryChannel) != category)
     for channel in candidates:
         if sees(member, channel):  # a private thread: only for those in it
             return channel

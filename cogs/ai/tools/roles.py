@@ -56,6 +56,12 @@ _ALIASES = {
     "video": "stream",
     "use_activities": "use_embedded_activities",
     "create_invite": "create_instant_invite",
+    # Discord's settings, word for word
+    "send_messages_and_create_posts": "send_messages",
+    "send_messages_in_threads_and_posts": "send_messages_in_threads",
+    "use_slash_commands": "use_application_commands",
+    "view_server_insights": "view_guild_insights",
+    "mention_everyone_here_and_all_roles": "mention_everyone",
 }
 
 
@@ -87,7 +93,7 @@ def requested(names: list[str]) -> discord.Permissions:
     """The permissions a model asked a new role to have, as Discord's or discord.py's names."""
     permissions = discord.Permissions.none()
     for name in names:
-        key = re.sub(r"[\s\-]+", "_", name.strip().lower()).strip("_")
+        key = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
         key = _ALIASES.get(key, key)
         if key not in discord.Permissions.VALID_FLAGS:
             raise ToolRefused(f"{name!r} is not a Discord permission.")

@@ -3,14 +3,14 @@ pins, and harmless roles for themselves. Off until a server turns them on
 (`/ai tools server on`).
 
 Each runs only if the asker holds the matching permission where Discord checks it, and
-the bot does too: in the asker's channel (the toolbox checks it) and in any other channel
-or category named; server-wide for roles and for channels outside a category, so Manage
-Roles or Manage Channels from one channel's overwrite (a ticket's owner) reaches no
-further than that channel. Only what is here exists: no tool deletes, kicks, bans, times
-out, touches webhooks or server settings, or changes another member's roles, so no
-request can reach those. Channels and roles named by the model are looked up in the
-asker's server among the ones they can see. Every change carries an audit-log reason
-naming the asker.
+the bot does too: in the asker's channel for threads and pins (the toolbox checks it); in
+the channel, thread (Manage Threads) or category acted on; server-wide for roles and for
+channels outside a category, so Manage Roles or Manage Channels from one channel's
+overwrite (a ticket's owner) reaches no further than that channel. Only what is here
+exists: no tool deletes, kicks, bans, times out, touches webhooks or server settings, or
+changes another member's roles, so no request can reach those. Channels and roles named
+by the model are looked up in the asker's server among the ones they can see. Every
+change carries an audit-log reason naming the asker.
 """
 
 from __future__ import annotations
@@ -47,9 +47,10 @@ _RENAMABLE = (
 
 
 class _Args(BaseModel):
-    """Arguments the model may pass; anything else (a member to act on...) is refused."""
+    """Arguments the model may pass; anything else (a member to act on...) is refused.
+    Names are taken without the spaces around them (a blank one is no name)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 def _reason(asker: Asker) -> str:
@@ -72,7 +73,7 @@ async def create_channel(asker: Asker, args: CreateChannelIn) -> Done:
     member = asker.member()
     category = None
     if args.category:
-        found = find_channel(member, args.category)
+        found = find_channel(member, args.category, category=True)
         if not isinstance(found, discord.CategoryChannel):
             raise ToolRefused(f"#{found.name} is not a category.")
         require(found, member, "manage_channels")
@@ -143,7 +144,12 @@ async def set_slowmode(asker: Asker, args: SlowmodeIn) -> Done:
     member = asker.member()
     channel = target(asker, args.channel)
     if not isinstance(
-        channel, discord.TextChannel | discord.VoiceChannel | discord.StageChannel | discord.Thread
+        channel,
+        discord.TextChannel
+        | discord.VoiceChannel
+        | discord.StageChannel
+        | discord.ForumChannel  # between posts
+        | discord.Thread,
     ):
         raise ToolRefused(f"#{channel.name} has no slowmode.")
     require(channel, member, editing(channel))
@@ -189,12 +195,16 @@ async def _pintarget(asker: Asker, message_id: str | None) -> discord.Message:
 
 async def pin_message(asker: Asker, args: PinIn) -> Done:
     message = await _pintarget(asker, args.message_id)
+    if message.pinned:  # Discord would answer as if it had pinned it
+        return Done({"message": str(message.id), "pinned": False, "why": "it is already pinned"})
     await message.pin(reason=_reason(asker))
     return Done({"pinned": str(message.id)}, note="📌 pinned a message")
 
 
 async def unpin_message(asker: Asker, args: PinIn) -> Done:
     message = await _pintarget(asker, args.message_id)
+    if not message.pinned:
+        return Done({"message": str(message.id), "unpinned": False, "why": "it is not pinned"})
     await message.unpin(reason=_reason(asker))
     return Done({"unpinned": str(message.id)}, note="📍 unpinned a message")
 
@@ -271,8 +281,9 @@ def _tool(
     in_channel: str | None = None,
 ) -> Tool[P]:
     """A server action: it changes things. `in_channel`: the permission the asker and the
-    bot need in the asker's channel (the toolbox checks it); an action on the server or on
-    a category checks its permission there itself (`require_server`, `require`)."""
+    bot need in the asker's channel (the toolbox checks it); an action on the server, on a
+    category or on a channel it names checks its permission there itself
+    (`require_server`, `require`)."""
     permissions = (in_channel,) if in_channel else ()
     return Tool(
         name,
@@ -304,15 +315,13 @@ TOOLS: list[Tool] = [
         "rename_channel",
         "Rename a channel (default: this one).",
         rename_channel,
-        RenameIn,
-        in_channel="manage_channels",
+        RenameIn,  # Manage Channels (Manage Threads for a thread) in the one renamed
     ),
     _tool(
         "set_slowmode",
         "Set a channel's slowmode in seconds (0 turns it off; at most 21600).",
         set_slowmode,
-        SlowmodeIn,
-        in_channel="manage_channels",
+        SlowmodeIn,  # as for renaming: in the channel or thread it is set in
     ),
     _tool(
         "pin_message",

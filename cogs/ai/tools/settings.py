@@ -8,6 +8,8 @@ from cogs.ai.tools.audit import Action
 from utils.text import truncate
 from utils.tools import DEFAULT_FAMILIES, SWITCHABLE, Family
 
+MAX_DESCRIPTION = 4000  # characters of the audit shown (an embed's description holds 4096)
+
 # What each switch covers, as `/ai tools` shows it.
 FAMILY_HELP = {
     Family.MUSIC: "play, skip, pause, resume, queue, now playing, leave",
@@ -43,15 +45,22 @@ def tools_embed(on: frozenset[Family], enabled: bool) -> discord.Embed:
 
 
 def audit_embed(actions: list[Action]) -> discord.Embed:
-    """The recent actions, one a line; their arguments and results (which the model and
-    so anyone asking chose) shown as plain text: no masked links, formatting or mentions."""
+    """The recent actions, one a line, as many whole lines as the embed holds; their
+    arguments and results (which the model and so anyone asking chose) shown as plain
+    text: no masked links, formatting or mentions."""
     embed = discord.Embed(title="What AI tools did here", colour=discord.Colour.blurple())
-    lines = [
-        f"<t:{int(a.created_at)}:R> <@{a.user_id}> in <#{a.channel_id}>: `{a.tool}` "
-        f"{plain(a.arguments)} → {'✅' if a.ok else '❌'} {plain(a.result)}"
-        for a in actions
-    ]
-    embed.description = truncate("\n".join(lines), 4000) or "No tool has changed anything yet."
+    lines: list[str] = []
+    room = MAX_DESCRIPTION
+    for a in actions:
+        line = (
+            f"<t:{int(a.created_at)}:R> <@{a.user_id}> in <#{a.channel_id}>: `{a.tool}` "
+            f"{plain(a.arguments)} → {'✅' if a.ok else '❌'} {plain(a.result)}"
+        )
+        room -= len(line) + 1
+        if room < 0:  # a line cut short could end inside a timestamp or a mention
+            break
+        lines.append(line)
+    embed.description = "\n".join(lines) or "No tool has changed anything yet."
     return embed
 
 

@@ -8,9 +8,9 @@ and a tool that changes something is withheld once the reply has read text other
 (web pages, memories, titles, names): actions come only from what the asker wrote. A
 reply's calls are bounded: `MAX_CALLS` run per model turn, together within `ROUND_TIME`
 seconds, and at most `MAX_CHANGES` calls that change something per reply, never the
-same one twice. A call that is refused, fails or times out becomes an error result the
-model explains; it never ends the reply. Changes are recorded for `/ai audit` (memory is
-private and is not).
+same one twice (a call the tool refused changed nothing: it counts for neither). A call
+that is refused, fails or times out becomes an error result the model explains; it never
+ends the reply. Changes are recorded for `/ai audit` (memory is private and is not).
 """
 
 from __future__ import annotations
@@ -169,14 +169,17 @@ class Toolbox:
         tool = self.tools.get(name)
         if tool is None:
             return {"error": f"There is no tool named {name!r} here."}, False
+        change = None
         try:
             async with asyncio.timeout(min(tool.timeout, self.timeout, left)):
                 asker = await self._check(tool)
                 params = tool.params.model_validate(args)
                 if tool.changes:
-                    self._count_change(tool, params)
+                    change = self._count_change(tool, params)
                 done = await tool.run(asker, params)
         except ToolRefused as refused:
+            if change is not None:  # the tool changed nothing: the change is not used up
+                self._changes.discard(change)
             await self._record(tool, args, f"refused: {refused}", ok=False)
             return {"refused": str(refused)}, False
         except ValidationError as error:
@@ -247,7 +250,7 @@ class Toolbox:
                 self._fresh = dataclasses.replace(asker, user=member)
         return self._fresh
 
-    def _count_change(self, tool: Tool[Any], params: BaseModel) -> None:
+    def _count_change(self, tool: Tool[Any], params: BaseModel) -> tuple[str, str]:
         """Take one of the reply's changes for this call (refused: a repeat, or none left)."""
         call = (tool.name, params.model_dump_json())
         if call in self._changes:
@@ -255,6 +258,7 @@ class Toolbox:
         if len(self._changes) >= MAX_CHANGES:
             raise ToolRefused(TOO_MANY_CHANGES)
         self._changes.add(call)
+        return call
 
     def _show(self, done: Done) -> None:
         if done.note and done.note not in self.notes:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from google.genai import types
 from pydantic import BaseModel, Field
@@ -73,7 +73,8 @@ class LinkArgs(BaseModel):
 
 def pasted(url: str, text: str) -> bool:
     """Whether `text` holds the link `url` (with or without its scheme, a trailing slash,
-    or the punctuation or markdown around it)."""
+    or the punctuation or markdown around it; percent-encoded or not, its host in any
+    case)."""
     candidates = re.findall(r"https?://[^\s<>]+", text, re.IGNORECASE)
     candidates += re.split(r"[\s<>()\[\]]+", text)  # links without their scheme
     wanted = _bare(url)
@@ -81,7 +82,8 @@ def pasted(url: str, text: str) -> bool:
 
 
 def _bare(link: str) -> str:
-    return re.sub(r"^https?://", "", link.strip(), flags=re.IGNORECASE).rstrip("/")
+    host, slash, rest = re.sub(r"^https?://", "", link.strip(), flags=re.IGNORECASE).partition("/")
+    return f"{host.lower()}{slash}{unquote(rest)}".rstrip("/")
 
 
 def tools(provider: GeminiProvider, usage: UsageStore) -> list[Tool]:
@@ -122,6 +124,8 @@ def tools(provider: GeminiProvider, usage: UsageStore) -> list[Tool]:
 
     async def read_link(asker: Asker, args: LinkArgs) -> Done:
         url = args.url.strip()
+        if "://" not in url:  # written as people write links: "blog.example/post"
+            url = f"https://{url}"
         try:
             parts = urlsplit(url)
         except ValueError:  # an unclosed `[` of an IPv6 address, say
