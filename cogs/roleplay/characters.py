@@ -195,7 +195,8 @@ class CharacterStore:
     async def update(
         self, character: Character, profile: Profile, avatar: bytes | None
     ) -> Character:
-        """Replace a character's profile and avatar (a new avatar drops the old link)."""
+        """Replace a character's profile and avatar (a new avatar drops the old link);
+        RoleplayError if it was changed or deleted since ``character`` was read."""
         profile = profile.checked()
         key = name_key(profile.name)
         now = self.clock()
@@ -210,7 +211,7 @@ class CharacterStore:
                 f"UPDATE rp_characters SET name_key = ?, avatar = ?, avatar_channel_id = ?, "
                 f"avatar_message_id = ?, avatar_url = ?, updated_at = ?, "
                 f"{', '.join(f'{f.name} = ?' for f in fields(Profile))} "
-                f"WHERE guild_id = ? AND id = ?",
+                f"WHERE guild_id = ? AND id = ? AND updated_at = ?",  # as it was read
                 (
                     key,
                     avatar,
@@ -221,10 +222,15 @@ class CharacterStore:
                     *_values(profile),
                     character.guild_id,
                     character.id,
+                    character.updated_at,
                 ),
             )
-        if not changed:
-            raise RoleplayError(f"**{escape_markdown(character.name)}** was deleted meanwhile.")
+            still = changed or character.id in keys
+        name = escape_markdown(character.name)
+        if not still:
+            raise RoleplayError(f"**{name}** was deleted meanwhile.")
+        if not changed:  # another edit came first: this one, from before it, would undo it
+            raise RoleplayError(f"**{name}** was changed meanwhile; please try again.")
         return Character(
             character.id,
             character.guild_id,

@@ -166,8 +166,9 @@ class Roleplay(commands.Cog):
     async def delete(self, ctx: Context, *, name: str) -> None:
         """Delete a character (its creator, or Manage Messages)."""
         character = await self._changeable(ctx, name)
-        if await self.characters.delete(character):
-            self.bot.dispatch("character_deleted", character)  # it leaves its scenes
+        if not await self.characters.delete(character):  # another deletion came first
+            raise RoleplayError(f"**{_md(character.name)}** was deleted meanwhile.")
+        self.bot.dispatch("character_deleted", character)  # it leaves its scenes
         await ctx.send(f"Deleted **{_md(character.name)}**.")
 
     @character.command(name="list")

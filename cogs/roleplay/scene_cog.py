@@ -17,6 +17,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from cogs.ai.cog import NOT_CONFIGURED
 from cogs.ai.records import Turn
 from cogs.roleplay.avatar_links import AvatarLinks
 from cogs.roleplay.characters import Character, CharacterStore
@@ -29,7 +30,7 @@ from cogs.roleplay.webhooks import DISCORD_TIMEOUT, NO_PINGS, TEXT_LIMIT, Channe
 from utils.checks import needs_guild
 from utils.commands import list_subcommands
 from utils.memory.chatlog import BOT_LABEL
-from utils.text import split_message, truncate
+from utils.text import name_key, split_message, truncate
 
 if TYPE_CHECKING:
     from bot import Bot
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 Context = commands.Context["Bot"]
 
 MAX_CAST = 6
+CHANGED = "The scene changed meanwhile; please try again."
 Fact = Literal["location", "condition", "relationships", "possessions", "goals"]
 
 
@@ -106,6 +108,8 @@ class Scenes(commands.Cog):
         `!scene start Aria, Bren | A rainy port town`.
         """
         assert ctx.guild is not None
+        if self.bot.gemini is None:  # its every turn is the AI's
+            raise RoleplayError(NOT_CONFIGURED)
         channel = _channel(ctx)
         # A slash command needs no right to write: a scene would post in a channel its
         # starter may only read (an announcements channel, say).
@@ -118,7 +122,8 @@ class Scenes(commands.Cog):
         if ctx.interaction is None:  # the names consumed the line, the world with them
             characters, _, after = characters.partition("|")
             world = after.strip() or None
-        names = list(dict.fromkeys(n.strip() for n in characters.split(",") if n.strip()))
+        known = {name_key(c.name) for c in await self.characters.listing(ctx.guild.id)}
+        names = list(dict.fromkeys(_split_names(characters, known)))
         if not names or len(names) > MAX_CAST:
             raise RoleplayError(f"Name one to {MAX_CAST} characters, separated by commas.")
         if world is not None and len(world) > WORLD_CHARS:
@@ -170,7 +175,9 @@ class Scenes(commands.Cog):
         cast = await self.characters.by_ids(scene.guild_id, scene.characters)  # deleted: gone
         if len(cast) >= MAX_CAST:
             raise RoleplayError(f"A scene has at most {MAX_CAST} characters.")
-        await self.scenes.set_characters(scene.channel_id, [*(c.id for c in cast), joining.id])
+        joined = [*(c.id for c in cast), joining.id]
+        if not await self.scenes.set_characters(scene.channel_id, joined, was=scene.characters):
+            raise RoleplayError(CHANGED)
         await ctx.send(f"**{_md(joining.name)}** joins the scene.")
 
     @scene.command(name="remove")
@@ -184,7 +191,8 @@ class Scenes(commands.Cog):
         if len(scene.characters) == 1:
             raise RoleplayError("That is the last character; `/scene end` ends the scene.")
         left = [i for i in scene.characters if i != leaving.id]
-        await self.scenes.set_characters(scene.channel_id, left)
+        if not await self.scenes.set_characters(scene.channel_id, left, was=scene.characters):
+            raise RoleplayError(CHANGED)
         await ctx.send(f"**{_md(leaving.name)}** leaves the scene.")
 
     @scene.command(name="end")
@@ -213,6 +221,8 @@ class Scenes(commands.Cog):
     async def state_set(self, ctx: Context, entity: str, fact: Fact, *, value: str) -> None:
         """Correct one fact of the scene's state (its owner, or Manage Messages)."""
         scene = await self._changeable(ctx)
+        if not name_key(entity):  # "" or only spaces and invisible characters
+            raise RoleplayError("Name the character, place or item whose fact you correct.")
         if len(value) > MAX_FACT or len(entity) > 64:
             raise RoleplayError(f"Keep the name under 64 and the fact under {MAX_FACT} characters.")
         if value.strip() == CLEAR and not noted(scene.state, entity, fact):
@@ -246,14 +256,19 @@ class Scenes(commands.Cog):
     async def _names(
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
-        """Completes the last name of the list."""
+        """Completes the last name of the list, which may hold commas of its own
+        ("Bren, Seraphina, Fo": "Bren, Seraphina, Forest Guardian")."""
         if interaction.guild_id is None:
             return []
-        done, _, last = current.rpartition(",")
-        head = f"{done.strip()}, " if done.strip() else ""
-        names = await self.characters.names(interaction.guild_id, last.strip())
-        choices = [f"{head}{n}" for n in names if len(head) + len(n) <= 100]
-        return [app_commands.Choice(name=c, value=c) for c in choices]
+        listed = await self.characters.listing(interaction.guild_id)
+        keyed = [(c.name, name_key(c.name)) for c in listed]
+        most = max((key.count(",") for _, key in keyed), default=0)
+        pieces, choices = current.split(","), []
+        for at in range(max(0, len(pieces) - 1 - most), len(pieces)):  # longest last first
+            done, typed = ",".join(pieces[:at]).strip(), name_key(",".join(pieces[at:]))
+            head = f"{done}, " if done else ""
+            choices += [f"{head}{n}" for n, k in keyed if typed in k and len(head + n) <= 100]
+        return [app_commands.Choice(name=c, value=c) for c in list(dict.fromkeys(choices))[:25]]
 
     async def _character(self, ctx: Context, name: str) -> Character:
         assert ctx.guild is not None
@@ -290,6 +305,26 @@ def _channel(ctx: Context) -> Channel:
     if not isinstance(channel, discord.TextChannel | discord.VoiceChannel | discord.Thread):
         raise RoleplayError("Scenes play in text channels and threads.")
     return channel
+
+
+def _split_names(text: str, known: set[str]) -> list[str]:
+    """The names of a comma-separated list; a character's name that holds commas
+    ("Seraphina, Forest Guardian", as cards are often named) is one name, the longest
+    that is a character's taken first."""
+    pieces, names, at = text.split(","), [], 0
+    most = max((key.count(",") for key in known), default=0)
+    while at < len(pieces):
+        end = next(
+            (
+                end
+                for end in range(min(len(pieces), at + 1 + most), at + 1, -1)
+                if name_key(",".join(pieces[at:end])) in known
+            ),
+            at + 1,
+        )
+        names.append(",".join(pieces[at:end]).strip())
+        at = end
+    return [name for name in names if name]
 
 
 def _names(cast: list[Character]) -> str:

@@ -126,8 +126,17 @@ class SceneStore:
             row["started_at"],
         )
 
-    async def set_characters(self, channel_id: int, characters: Sequence[int]) -> None:
-        await self._set(channel_id, "characters", json.dumps(list(characters)))
+    async def set_characters(
+        self, channel_id: int, characters: Sequence[int], *, was: Sequence[int]
+    ) -> bool:
+        """Change the cast from ``was``; False if it is no longer that (another change
+        came first, or the scene ended), and nothing is changed."""
+        changed = await self.db.execute(
+            "UPDATE rp_scenes SET characters = ?, updated_at = ? "
+            "WHERE channel_id = ? AND characters = ?",
+            (json.dumps(list(characters)), self.clock(), channel_id, json.dumps(list(was))),
+        )
+        return bool(changed)
 
     async def set_state(self, channel_id: int, state: State) -> None:
         await self._set(channel_id, "state", dumps(state))

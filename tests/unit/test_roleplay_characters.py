@@ -165,3 +165,16 @@ async def test_a_name_keyed_by_an_older_version_is_still_found_and_taken(
         await store.update(zoe, Profile("Bo"), None)
     await store.update(zoe, Profile("Zoë", "new"), None)  # itself is no other character
     assert (await store.get(GUILD, "zoë")).profile.description == "new"  # type: ignore[union-attr]
+
+
+async def test_an_edit_of_a_character_changed_meanwhile_is_refused_not_lost(db: Database) -> None:
+    """Two people editing at once: the second edit, made from what the first changed,
+    would silently undo it."""
+    ticks = iter(range(1, 100))
+    store = CharacterStore(db, limit=3, clock=lambda: float(next(ticks)))
+    made = await store.create(GUILD, 10, Profile("Bo", "a smith"), None)
+    await store.update(made, Profile("Bo", "a smith", personality="calm"), None)
+    with pytest.raises(RoleplayError, match=r"^\*\*Bo\*\* was changed meanwhile; please try"):
+        await store.update(made, Profile("Bo", "a baker"), None)
+    kept = await store.get(GUILD, "Bo")
+    assert kept is not None and kept.profile == Profile("Bo", "a smith", personality="calm")
