@@ -1,8 +1,9 @@
 """The `/memory` commands (the Discord layer over `bot.memory`).
 
 People see and delete only their own memories, only in the place they ask from (a
-server, or their DMs with the bot). Lists are private: ephemeral for slash commands,
-sent by DM for the prefix form in a server. Every command acknowledges before its work.
+server, or their DMs with the bot); with memory turned off, still what it kept. Lists
+are private: ephemeral for slash commands, sent by DM for the prefix form in a server.
+Every command acknowledges before its work.
 The AI's memory tools (`cogs.memory.tools`) call the same methods as the commands, so
 the same rules and limits hold.
 """
@@ -19,12 +20,14 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from cogs.ai.log import ChatLogReader
 from cogs.memory.tools import tools as memory_tools
 from utils.checks import guild_permissions, readable
 from utils.commands import list_subcommands
 from utils.errors import BotError
 from utils.memory.records import Memory, Recalled, Scope, age_text
 from utils.memory.service import MAX_FACT_CHARS, MemoryService, fact_text
+from utils.memory.stored import StoredMemories
 from utils.pages import Pages, page_ids
 from utils.text import truncate
 
@@ -64,6 +67,10 @@ def parse_target(target: str) -> int | None:
     raise BotError("Say which memory to forget: its number from `/memory show`, or `all`.")
 
 
+def _memories(count: int) -> str:
+    return f"{count:,} memory" if count == 1 else f"{count:,} memories"
+
+
 def _line(memory: Memory, now: float) -> str:
     text = " / ".join(memory.text.splitlines())
     text = truncate(text, SHOWN_CHARS)
@@ -79,7 +86,15 @@ class MemoryPages(Pages):
     and read afresh (a memory may have been forgotten meanwhile)."""
 
     def __init__(
-        self, service: MemoryService, scope: Scope, user_id: int, page: int, where: str, run: str
+        self,
+        service: MemoryService | StoredMemories,
+        scope: Scope,
+        user_id: int,
+        page: int,
+        where: str,
+        run: str,
+        *,
+        away: bool = False,
     ) -> None:
         super().__init__(timeout=PAGES_TIMEOUT)
         self.command = "memory show"
@@ -89,6 +104,8 @@ class MemoryPages(Pages):
         self.user_id = user_id
         self.page = page
         self.where = where  # the place, as the title names it
+        # Shown in DMs, where /memory forget would forget the DM memories instead.
+        self.away = away
         self.message: discord.Message | None = None
         # The last press, whose token outlives the timeout: the list's own (an ephemeral
         # follow-up, edited only through it) stops working 15 minutes after /memory show.
@@ -108,10 +125,10 @@ class MemoryPages(Pages):
             description="\n".join(_line(m, now) for m in memories) or "Nothing on this page.",
             colour=discord.Colour.blurple(),
         )
-        embed.set_footer(
-            text=f"Page {self.page}/{pages} · {total} memories · "
-            "/memory forget <number> deletes one, /memory forget all deletes them all"
-        )
+        forget = "/memory forget <number> deletes one, /memory forget all deletes them all"
+        if self.away:
+            forget += f" (use them {self.where}, not here)"
+        embed.set_footer(text=f"Page {self.page}/{pages} · {_memories(total)} · {forget}")
         self.previous.disabled = self.page <= 1
         self.next.disabled = self.page >= pages
         return embed
@@ -156,6 +173,12 @@ class MemoryCog(commands.Cog, name="Memory"):
             commands.CooldownMapping.from_cooldown(ADDS_PER_MINUTE, 60, _user_id)
         )
         self.tools = memory_tools(self) if bot.memory is not None else []
+        # What people see and delete of their own; with memory off, what it kept then.
+        self.kept: MemoryService | StoredMemories = (
+            bot.memory
+            if bot.memory is not None
+            else StoredMemories(bot.db, bot.settings.data_dir / "memory", ChatLogReader(bot.db))
+        )
 
     async def cog_load(self) -> None:
         self.bot.tools.register(self.tools)
@@ -185,15 +208,16 @@ class MemoryCog(commands.Cog, name="Memory"):
     @app_commands.describe(page="Which page to show first")
     async def memory_show(self, ctx: Context, page: int = 1) -> None:
         """Show what the bot remembers about you here (only you can see it)."""
-        service, scope = self.service, scope_of(ctx.guild, ctx.author)
+        service, scope = self.kept, scope_of(ctx.guild, ctx.author)
         if not await service.count_of(scope, ctx.author.id):
             await ctx.send("I don't remember anything about you here yet.", ephemeral=True)
             return
         # The prefix form's list goes to DMs, where "this server" would name nothing.
         where = f"in {ctx.guild.name}" if ctx.guild else "in our DMs"
-        view = MemoryPages(service, scope, ctx.author.id, page, where, self.bot.run_id)
+        away = ctx.interaction is None and ctx.guild is not None
+        view = MemoryPages(service, scope, ctx.author.id, page, where, self.bot.run_id, away=away)
         embed = await view.embed()
-        if ctx.interaction is None and ctx.guild is not None:
+        if away:
             try:
                 view.message = await ctx.author.send(embed=embed, view=view)
             except discord.Forbidden as error:
@@ -217,11 +241,13 @@ class MemoryCog(commands.Cog, name="Memory"):
         self, guild: discord.Guild | None, user: discord.abc.User, fact: str, channel_id: int | None
     ) -> Memory:
         """Remember a fact about `user` where they asked (/memory add, the remember tool);
-        only a fact that is taken counts against the budget. One said in a channel's
-        conversation (`channel_id`) is recalled only for those who may read it."""
+        only a fact that is taken counts against the budget. One said in a server
+        channel's conversation (`channel_id`) is recalled only for those who may read it;
+        DMs are the person's own conversation, which no channel sets apart."""
         fact = fact_text(fact)
         if retry := self.adds.update_rate_limit(user):
             raise BotError(f"Slow down: try again in {math.ceil(retry)} s.")
+        channel_id = channel_id if guild is not None else None
         return await self.service.add_fact(
             scope_of(guild, user), user.id, user.display_name, fact, channel_id=channel_id
         )
@@ -243,10 +269,13 @@ class MemoryCog(commands.Cog, name="Memory"):
             isinstance(ctx.author, discord.Member) and ctx.author.guild_permissions.manage_guild
         ):
             raise BotError("You need the Manage Server permission to forget someone else's.")
-        about = "you" if subject.id == ctx.author.id else subject.display_name
+        about = (
+            "you"
+            if subject.id == ctx.author.id
+            else discord.utils.escape_markdown(subject.display_name)
+        )
         removed = await self.forget(ctx.guild, subject, target, about)
-        noun = "memory" if removed == 1 else "memories"
-        await ctx.send(f"Forgot {removed} {noun} about {about} here.", ephemeral=True)
+        await ctx.send(f"Forgot {_memories(removed)} about {about} here.", ephemeral=True)
 
     async def forget(
         self, guild: discord.Guild | None, subject: discord.abc.User, target: str, about: str
@@ -254,7 +283,7 @@ class MemoryCog(commands.Cog, name="Memory"):
         """Delete one of `subject`'s memories (`target` a number) or all (`all`) where they
         are asked about (/memory forget, the forget tool); how many went."""
         memory_id = parse_target(target)
-        removed = await self.service.forget(scope_of(guild, subject), subject.id, memory_id)
+        removed = await self.kept.forget(scope_of(guild, subject), subject.id, memory_id)
         if memory_id is not None and not removed:
             raise BotError(f"There is no memory `#{memory_id}` about {about} here.")
         return removed

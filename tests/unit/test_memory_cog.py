@@ -6,7 +6,7 @@ import pytest
 
 from cogs.memory.cog import MemoryCog, parse_target
 from utils.errors import BotError
-from utils.memory.service import MAX_FACT_CHARS
+from utils.memory.service import MAX_FACT_CHARS, fact_text
 
 
 @pytest.mark.parametrize(
@@ -49,3 +49,10 @@ def test_the_fact_to_add_is_no_longer_than_a_memory_holds() -> None:
     """Discord refuses a longer one as it is typed, before it costs any of the budget."""
     [fact] = MemoryCog.memory_add.app_command.parameters
     assert (fact.min_value, fact.max_value) == (1, MAX_FACT_CHARS)
+
+
+@pytest.mark.parametrize("fact", ["\u200b", "\u200b \u200d\ufeff", "\u2060\n\u00ad"])
+def test_a_fact_of_only_invisible_characters_is_nothing_to_remember(fact: str) -> None:
+    """Zero-width and other format characters show as nothing: a blank memory."""
+    with pytest.raises(BotError, match=r"There is nothing to remember in that\."):
+        fact_text(fact)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import unicodedata
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,9 +65,10 @@ def _every_guild(_guild_id: int | None) -> bool:
 
 def fact_text(text: str) -> str:
     """A fact someone tells the bot, as it is stored (on one line); refused (BotError)
-    if empty or longer than MAX_FACT_CHARS."""
+    if empty (or only format characters, zero-width spaces and the like, which show as
+    nothing) or longer than MAX_FACT_CHARS."""
     text = " ".join(text.split())
-    if not text:
+    if all(char == " " or unicodedata.category(char) == "Cf" for char in text):
         raise BotError("There is nothing to remember in that.")
     if len(text) > MAX_FACT_CHARS:
         raise BotError(f"A memory can be at most {MAX_FACT_CHARS} characters.")
@@ -106,6 +108,7 @@ class MemoryService:
         self.chat_log = chat_log
         self.embedder = embedder
         self.clock = clock
+        self._telling = asyncio.Lock()  # the same fact told twice at once is stored once
         self.indexes = ScopeIndexes(
             self.store,
             directory,
@@ -270,14 +273,18 @@ class MemoryService:
         """Remember a fact about a person (from `/memory add`; `channel_id`: said in that
         channel's conversation, recalled only for those who may read it); `fact_text`
         says which are refused. A fact the person told the bot before in the same words
-        is not stored twice: that memory comes back."""
+        is not stored twice: that memory comes back (one said in a channel's
+        conversation only for the same channel: told to all, a fact counts for all)."""
         text = fact_text(text)
-        if source == "user" and (known := await self.store.told(scope, author_id, text)):
-            return known
-        created = self.clock()
-        new = NewMemory(scope, author_id, author_name, source, text, created, channel_id)
-        vectors = await self.runtime.embed([describe(source, author_name, text)])
-        [memory_id] = await self.writer.add_facts([new], vectors)
+        async with self._telling:
+            if source == "user" and (
+                known := await self.store.told(scope, author_id, text, channel_id)
+            ):
+                return known
+            created = self.clock()
+            new = NewMemory(scope, author_id, author_name, source, text, created, channel_id)
+            vectors = await self.runtime.embed([describe(source, author_name, text)])
+            [memory_id] = await self.writer.add_facts([new], vectors)
         assert memory_id is not None  # only what was learnt from chat can be forgotten
         return Memory(memory_id, scope, author_id, author_name, source, text, created, channel_id)
 

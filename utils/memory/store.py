@@ -334,13 +334,16 @@ class MemoryStore:
         )
         return [_memory(row) for row in rows]
 
-    async def told(self, scope: Scope, author_id: int, text: str) -> Memory | None:
+    async def told(
+        self, scope: Scope, author_id: int, text: str, channel_id: int | None
+    ) -> Memory | None:
         """The fact an author told the bot in a scope (source 'user') that says exactly
-        `text`, if there is one."""
+        `text` and is recalled wherever one told in `channel_id` would be, if any."""
         row = await self.db.fetchone(
-            f"SELECT {_COLUMNS} FROM memories WHERE scope = ? AND author_id = ? "
-            "AND source = 'user' AND text = ? LIMIT 1",
-            (scope.key, author_id, text),
+            f"SELECT {_COLUMNS} FROM memories WHERE scope = ? AND author_id = ? AND source = "
+            "'user' AND text = ? AND (channel_id IS NULL OR channel_id = ?) "
+            "ORDER BY channel_id IS NOT NULL LIMIT 1",
+            (scope.key, author_id, text, channel_id),
         )
         return None if row is None else _memory(row)
 

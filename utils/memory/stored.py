@@ -1,5 +1,6 @@
 """Memories while memory is off: the data owner that still deletes them with their
-channel or guild (`bot.Bot` registers it instead of the `MemoryService`)."""
+channel or guild (`bot.Bot` registers it instead of the `MemoryService`), and what
+people can still see and delete of their own (the `/memory` commands use it then)."""
 
 from __future__ import annotations
 
@@ -8,18 +9,43 @@ from pathlib import Path
 
 from utils.data_owners import Place
 from utils.db import Database
+from utils.memory.chatlog import ChatLog
 from utils.memory.deletions import MemoryDeletions
-from utils.memory.records import Scope
+from utils.memory.records import Memory, Scope
+from utils.memory.store import MemoryStore
 
 
 class StoredMemories:
-    """The data owner of the memories while memory is off (no model, no service): it
-    deletes the rows, and the index files of their scopes, derived data that memory
-    rebuilds from the database when it is on again."""
+    """The memories while memory is off (no model, no service), kept for when it is on
+    again: it deletes the rows, and the index files of their scopes, derived data that
+    memory rebuilds from the database then."""
 
-    def __init__(self, db: Database, directory: Path) -> None:
+    def __init__(self, db: Database, directory: Path, chat_log: ChatLog | None = None) -> None:
+        self.store = MemoryStore(db)
         self.deletions = MemoryDeletions(db)
         self.directory = directory
+        self.chat_log = chat_log
+
+    async def memories_of(
+        self, scope: Scope, author_id: int, *, offset: int = 0, limit: int = 10
+    ) -> list[Memory]:
+        """A person's memories in a scope, newest first."""
+        return await self.store.by_author(scope, author_id, limit=limit, offset=offset)
+
+    async def count_of(self, scope: Scope, author_id: int) -> int:
+        return await self.store.count_by_author(scope, author_id)
+
+    async def forget(self, scope: Scope, author_id: int, memory_id: int | None = None) -> int:
+        """Delete one of a person's memories in a scope, or all, as `MemoryService.forget`
+        does (all: their chat so far is not read for facts when memory is on again)."""
+        if memory_id is not None:
+            deleted = await self.deletions.delete(scope, author_id, memory_id)
+        else:
+            upto = await self.chat_log.last_id() if self.chat_log else 0
+            deleted = await self.deletions.forget(scope, author_id, upto)
+        if deleted:
+            await self._delete_indexes({scope})
+        return len(deleted)
 
     async def delete_channel(self, channel_id: int) -> int:
         deleted = await self.deletions.delete_channel(channel_id)
