@@ -76,6 +76,9 @@ async def _press(
         await interaction.response.edit_message(
             embed=player_embed(player, current), view=player_controls(player)
         )
+        # The track's own message shows it too, when a /nowplaying copy was pressed.
+        pressed = interaction.message.id if interaction.message else None
+        music.sessions.now_playing.refresh(player, shown=pressed)
     else:
         await interaction.response.send_message(note or "Done.", ephemeral=True)
 

@@ -113,6 +113,7 @@ class Music(commands.Cog):
         """Queue ``query`` for ``member``, joining their voice channel (/play and the AI's
         play tool); ``checked`` runs once the checks passed, before the slow resolve."""
         channel = caller_channel(member)
+        self.lookup.checked(query)  # before joining: a query refused at once never joins
         if guild.voice_client is None or guild.voice_client.channel != channel:
             check_can_join(channel)
             self.sessions.check_move(guild, channel)  # now, not after a long resolve
@@ -139,6 +140,8 @@ class Music(commands.Cog):
                 # The queue may have filled while the query resolved: then it takes fewer.
                 room = min(asked, self.sessions.shares.room(guild.id, member.id, share))
                 added = player.add(found.tracks[: room.count])
+        if busy:  # its now-playing message counts the tracks up next
+            self.sessions.now_playing.refresh(player)
         total = found.total or len(found.tracks)
         tracks = found.tracks[:added]
         return Queued(tracks, found.name, busy=busy, position=position, total=total, cut=room.cut)
@@ -273,6 +276,7 @@ class Music(commands.Cog):
         """Remove a track from the queue."""
         player = self.sessions.access.controlled(*_guild_member(ctx))
         track = player.remove(position)
+        self.sessions.now_playing.refresh(player)
         await ctx.send(f"🗑️ Removed {clean(track.title)}.")
 
     @commands.hybrid_command()
@@ -308,6 +312,7 @@ class Music(commands.Cog):
         """Clear the upcoming tracks (the current one keeps playing)."""
         player = self.sessions.access.controlled(*_guild_member(ctx))
         count = player.clear()
+        self.sessions.now_playing.refresh(player)
         await ctx.send(f"🧹 Cleared {counted(count, 'track')} from the queue.")
 
     # Buttons ----------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import discord
@@ -105,21 +106,30 @@ class MusicLibrary(commands.Cog):
     async def load(self, ctx: Context, *, name: str) -> None:
         """Queue one of your playlists in your voice channel."""
         guild, member = _guild_member(ctx)
-        await ctx.defer()  # joining can take a few seconds
-        queued = await self.load_for(guild, member, ctx.channel.id, name)
+        queued = await self.load_for(guild, member, ctx.channel.id, name, checked=ctx.defer)
         await ctx.send(queued.message())
 
     async def load_for(
-        self, guild: discord.Guild, member: discord.Member, text_channel_id: int, name: str
+        self,
+        guild: discord.Guild,
+        member: discord.Member,
+        text_channel_id: int,
+        name: str,
+        *,
+        checked: Callable[[], Awaitable[object]] | None = None,
     ) -> Queued:
-        """Queue ``member``'s playlist with /play's checks, joining their channel."""
+        """Queue ``member``'s playlist with /play's checks, joining their channel;
+        ``checked`` runs once the checks passed, before the join (a few seconds)."""
         channel = caller_channel(member)
+        sessions = self.music.sessions
         if guild.voice_client is None or guild.voice_client.channel != channel:
             check_can_join(channel)
+            sessions.check_move(guild, channel)
         playlist = await self.store.load(guild.id, member.id, name)
         if playlist is None:
             raise MusicError(f"You have no playlist called **{clean(name, 50)}** here.")
-        sessions = self.music.sessions
+        if checked is not None:
+            await checked()
         share = await sessions.shares.cap(guild, member, channel)
         async with sessions.queueing(guild.id), sessions.lock(guild.id):
             room = sessions.shares.room(guild.id, member.id, share)
@@ -128,6 +138,8 @@ class MusicLibrary(commands.Cog):
             busy = player.queue.current is not None
             position = len(player.queue) + 1
             added = player.add(tracks)
+        if busy:  # its now-playing message counts the tracks up next
+            sessions.now_playing.refresh(player)
         total = len(playlist.tracks)
         return Queued(
             tracks[:added], playlist.name, busy=busy, position=position, total=total, cut=room.cut

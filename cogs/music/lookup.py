@@ -69,9 +69,11 @@ class Lookup:
         await self.short_links.close()
         await self.resolver.close()
 
-    async def tracks(self, query: str, requester_id: int, limit: int) -> Found:
-        """The tracks ``query`` names (at most ``limit``); MusicError when it can't be
-        played."""
+    def checked(self, query: str) -> str:
+        """``query`` as :meth:`tracks` reads it (a link's ``<...>`` taken off); MusicError at
+        once for what is refused without a lookup: nothing or too much, a malformed link or
+        one with credentials, a Spotify link the bot cannot play.  /play asks before it
+        joins voice, so such a query never takes the bot in and out of the channel."""
         query = query.strip()
         if query.startswith("<") and query.endswith(">"):  # a link wrapped to hide its preview
             query = query[1:-1].strip()
@@ -79,6 +81,19 @@ class Lookup:
             raise MusicError("Tell me what to play: a link, or words to search for.")
         if len(query) > MAX_QUERY:
             raise MusicError(f"That's too long: keep it under {MAX_QUERY} characters.")
+        if is_short_link(query):
+            link_to_play(query)
+            self.spotify.check()
+        elif link := parse_spotify(query):
+            self.spotify.check(link)
+        elif looks_like_url(query):
+            link_to_play(query)
+        return query
+
+    async def tracks(self, query: str, requester_id: int, limit: int) -> Found:
+        """The tracks ``query`` names (at most ``limit``); MusicError when it can't be
+        played."""
+        query = self.checked(query)
         if is_short_link(query):
             link = await self.short_links.expand(link_to_play(query))
             return await self.spotify.tracks(link, requester_id, limit)

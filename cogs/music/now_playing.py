@@ -56,10 +56,15 @@ class NowPlaying:
         self._plays[player.guild_id] = player.play_id
         self.progress.follow(player.guild_id, message)
 
-    def refresh(self, player: Player) -> None:
+    def refresh(self, player: Player, *, shown: int | None = None) -> None:
         """Show the player as it is on its now-playing message, in the background: the
         edit may wait out the channel's rate limit (shared with AI replies streaming
-        there), and the command's own reply must not wait (an interaction has 3 s)."""
+        there), and the command's own reply must not wait (an interaction has 3 s).
+        ``shown``: a message that shows it already (a pressed button's, edited in the
+        press's answer), which needs no edit if it is that one."""
+        message = self._messages.get(player.guild_id)
+        if message is not None and message.id == shown:
+            return
         self._spawn(self._refresh(player), "music-refresh")
 
     async def _refresh(self, player: Player) -> None:

@@ -139,8 +139,10 @@ async def _restore(sessions: Sessions, session: Session, guild: discord.Guild) -
         sessions.update_alone(guild)
         await sessions.take_the_stage(guild)
     if session.current is not None:
+        title, at = clean(session.current.title), format_time(session.position)
         await sessions.say(
             player,
-            f"🔄 Back after a restart: resuming {clean(session.current.title)} "
-            f"at {format_time(session.position)}.",
+            f"🔄 Back after a restart: {title} is paused at {at}; `/resume` plays it on."
+            if session.paused
+            else f"🔄 Back after a restart: resuming {title} at {at}.",
         )

@@ -97,13 +97,18 @@ class SpotifyResolver:
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
+    def check(self, link: SpotifyLink | None = None) -> None:
+        """MusicError unless the bot can play ``link`` (None: a link not read yet, such as
+        a short link): Spotify keys are set, and it is a kind of link the bot plays."""
+        if self._factory is None:
+            raise MusicError(NOT_CONFIGURED)
+        if link is not None and link.kind not in SUPPORTED:
+            raise MusicError(f"I can play Spotify tracks, albums and playlists, not {link.kind}s.")
+
     async def tracks(self, link: SpotifyLink, requester_id: int, limit: int) -> Found:
         """The album or playlist name (None for a track) and at most ``limit`` tracks;
         the album's or playlist's length too when it has more."""
-        if self._factory is None:
-            raise MusicError(NOT_CONFIGURED)
-        if link.kind not in SUPPORTED:
-            raise MusicError(f"I can play Spotify tracks, albums and playlists, not {link.kind}s.")
+        self.check(link)
         try:
             async with asyncio.timeout(self.timeout):
                 loop = asyncio.get_running_loop()
