@@ -174,13 +174,13 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m scripts.db", description=(__doc__ or "").split("\n")[0]
     )
-    parser.add_argument("--data-dir", type=Path, help="default: DATA_DIR, else ./data")
+    parser.add_argument("--data-dir", type=_path, help="default: DATA_DIR, else ./data")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("check", help="integrity and foreign key checks")
     backup_cmd = commands.add_parser("backup", help="copy the database, safe while the bot runs")
-    backup_cmd.add_argument("path", nargs="?", type=Path, help="default: DATA_DIR/backups/")
+    backup_cmd.add_argument("path", nargs="?", type=_path, help="default: DATA_DIR/backups/")
     restore_cmd = commands.add_parser("restore", help="replace the database with a backup")
-    restore_cmd.add_argument("path", type=Path)
+    restore_cmd.add_argument("path", type=_path)
     commands.add_parser("vacuum", help="rebuild the database file to reclaim space")
     prune_cmd = commands.add_parser("prune", help="delete old history and memories")
     prune_cmd.add_argument("--older-than", type=_days, required=True, metavar="DAYS")
@@ -189,7 +189,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     export_cmd = commands.add_parser("export", help="a guild's data as JSON lines")
     export_cmd.add_argument("--guild", type=_guild_id, required=True, metavar="ID")
-    export_cmd.add_argument("--output", type=Path, help="default: standard output")
+    export_cmd.add_argument("--output", type=_path, help="default: standard output")
     migrate_cmd = commands.add_parser("migrate", help="copy every table into PostgreSQL")
     migrate_cmd.add_argument(
         "--to", type=_postgres_url, metavar="URL", help="default: DATABASE_URL"
@@ -200,6 +200,15 @@ def _parser() -> argparse.ArgumentParser:
         help="also when PostgreSQL holds rows newer than SQLite's (they are lost)",
     )
     return parser
+
+
+def _path(value: str) -> Path:
+    """``~/gembot`` as the bot reads DATA_DIR: no shell expands the ~ of ``--data-dir=~/x``,
+    and a directory named ``~`` in the working directory would be restored into."""
+    try:
+        return Path(value).expanduser()
+    except RuntimeError:  # ~name of no user, or no home directory to be found
+        raise argparse.ArgumentTypeError(f"{value}: its ~ names no home directory here") from None
 
 
 def _postgres_url(value: str) -> str:

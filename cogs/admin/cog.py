@@ -6,7 +6,7 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 import discord
@@ -62,6 +62,15 @@ def _listed_name(command: commands.Command[Any, ..., Any]) -> str | None:
     return command.qualified_name
 
 
+def _command_lines(found: Iterable[commands.Command[Any, ..., Any]]) -> list[str]:
+    """How `/help` lists commands: one line each, by name."""
+    return [
+        f"`{name}` {command.short_doc}"
+        for command in sorted(found, key=lambda c: c.qualified_name)
+        if (name := _listed_name(command))
+    ]
+
+
 def _fields(lines: list[str]) -> Iterator[str]:
     """`lines` as embed field values, whole lines in each, none over FIELD_LIMIT."""
     field = ""
@@ -90,6 +99,16 @@ def help_embeds(intro: str, sections: list[tuple[str, list[str]]]) -> list[disco
                 embeds.append(embed)
             embed.add_field(name=field_name, value=value, inline=False)
     return embeds
+
+
+async def answer(ctx: Context, content: str) -> None:
+    """Answer a prefix command as a reply to its message, or plainly where Discord would
+    refuse the reply: without Read Message History, or once the message is deleted."""
+    if not ctx.bot_permissions.read_message_history:
+        await ctx.send(content)
+        return
+    reference = ctx.message.to_reference(fail_if_not_exists=False)
+    await ctx.send(content, reference=reference, mention_author=False)
 
 
 def validate_prefix(prefix: str) -> str:
@@ -166,18 +185,23 @@ class Admin(commands.Cog):
     async def help_command(self, ctx: Context, *, command: str | None = None) -> None:
         """List the commands, or explain one."""
         prefix = self.bot.guild_settings.prefix(ctx.guild.id if ctx.guild else None)
-        if command:
-            asked = command.strip()
+        if asked := (command or "").strip():
             # As typed first: a prefix may start a command's name (prefix `s`, `help stats`).
             found = self._command_named(asked) or self._command_named(
                 asked.removeprefix(prefix).removeprefix("/")
             )
             if found is None:
-                raise BotError(f"No command called `{truncate(command, ECHO_LIMIT)}`.")
+                # One line without backticks: else the name typed ends the code span and
+                # the rest reads as the bot's own words (headings, masked links).
+                shown = " ".join(asked.replace("`", "").split())
+                raise BotError(f"No command called `{truncate(shown, ECHO_LIMIT)}`.")
             usage = f"{prefix}{found.qualified_name} {found.signature}".strip()
+            description = found.help or "No description."
+            if isinstance(found, commands.Group):  # used alone it only lists them
+                description += "\n\n" + "\n".join(_command_lines(found.walk_commands()))
             embed = discord.Embed(
                 title=truncate(usage, TITLE_LIMIT),
-                description=truncate(found.help or "No description.", DESCRIPTION_LIMIT),
+                description=truncate(description, DESCRIPTION_LIMIT),
             )
             await ctx.send(embed=embed, ephemeral=True)
             return
@@ -186,14 +210,7 @@ class Admin(commands.Cog):
             f"`{prefix}help <command>` explains one."
         )
         sections = [
-            (
-                cog_name,
-                [
-                    f"`{name}` {cmd.short_doc}"
-                    for cmd in sorted(cog.walk_commands(), key=lambda c: c.qualified_name)
-                    if (name := _listed_name(cmd))
-                ],
-            )
+            (cog_name, _command_lines(cog.walk_commands()))
             for cog_name, cog in sorted(self.bot.cogs.items())
         ]
         for embed in help_embeds(intro, sections):
@@ -247,27 +264,39 @@ class Admin(commands.Cog):
             cause = error.__cause__ or error
             raise BotError(f"Reloading `{name}` failed: {type(cause).__name__}.") from error
         self.bot.failed_extensions.pop(name, None)
-        await ctx.reply(f"Reloaded `{name}`.", mention_author=False)
+        await answer(ctx, f"Reloaded `{name}`.")
 
     @commands.command(hidden=True)
     @commands.is_owner()
-    async def sync(self, ctx: Context, scope: Literal["guild", "global"] = "guild") -> None:
-        """Sync slash commands to this server (`guild`) or everywhere (`global`)."""
+    async def sync(
+        self, ctx: Context, scope: Literal["guild", "global", "clear"] = "guild"
+    ) -> None:
+        """Sync slash commands to this server (`guild`) or everywhere (`global`), or take
+        this server's copies off (`clear`): once global, the copies list each one twice."""
         if scope == "global":
             synced = await self.bot.tree.sync()
         else:
             if ctx.guild is None:
                 raise BotError("Use `sync global` in DMs.")
-            self.bot.tree.copy_global_to(guild=ctx.guild)
+            if scope == "clear":
+                self.bot.tree.clear_commands(guild=ctx.guild)
+            else:
+                self.bot.tree.copy_global_to(guild=ctx.guild)
             synced = await self.bot.tree.sync(guild=ctx.guild)
-        await ctx.reply(f"Synced {len(synced)} commands ({scope}).", mention_author=False)
+        if scope == "clear":
+            await answer(ctx, "Took this server's copies of the slash commands off.")
+        else:
+            await answer(ctx, f"Synced {len(synced)} commands ({scope}).")
 
     @commands.command(hidden=True)
     @commands.is_owner()
     async def shutdown(self, ctx: Context) -> None:
         """Stop the bot cleanly."""
         log.warning("shutdown requested by %s (%s)", ctx.author, ctx.author.id)
-        await ctx.reply("Shutting down.", mention_author=False)
+        try:
+            await answer(ctx, "Shutting down.")
+        except discord.HTTPException as error:  # the stop was asked for, not the word
+            log.warning("could not say so in channel %s: %s", ctx.channel.id, error)
         await self.bot.close()
 
     # Errors
@@ -293,7 +322,7 @@ class Admin(commands.Cog):
         message = truncate(message, DISCORD_LIMIT - len(usage)) + usage
         try:
             if ctx.interaction is None:
-                await ctx.reply(message, mention_author=False)
+                await answer(ctx, message)
             else:
                 await ctx.send(message, ephemeral=True)
         except discord.HTTPException:

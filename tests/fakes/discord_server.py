@@ -95,6 +95,7 @@ from tests.fakes.discord_rest import (
     Handler,
     add_rate_limit_headers,
     bot_token,
+    invalid_form_body,
     json_response,
     missing_permissions,
     no_content,
@@ -127,6 +128,8 @@ T = TypeVar("T")
 _USER_MENTION = re.compile(r"<@!?(\d+)>")
 _ROLE_MENTION = re.compile(r"<@&(\d+)>")
 _TRUE = frozenset({"1", "true", "True"})
+READ_MESSAGE_HISTORY = discord.Permissions(read_message_history=True).value
+ATTACH_FILES = discord.Permissions(attach_files=True).value
 
 # Interaction and callback types (https://discord.com/developers/docs/interactions)
 APPLICATION_COMMAND = 2
@@ -1246,10 +1249,38 @@ class FakeDiscord:
 
     async def _create_message(self, request: web.Request) -> web.StreamResponse:
         channel = self._channel(path_id(request, "channel_id"))
-        message = self._message_from_payload(
-            channel, self.bot_user, request_body(request), token=bot_token(request)
-        )
+        body = request_body(request)
+        if body.payload.get("message_reference") and not self._bot_may(
+            channel, READ_MESSAGE_HISTORY
+        ):
+            raise missing_permissions()  # as on Discord: a reply needs Read Message History
+        if body.files and not self._bot_may(channel, ATTACH_FILES):
+            raise missing_permissions()  # and a file needs Attach Files
+        if self._replies_to_a_deleted_message(body.payload):
+            raise invalid_form_body()  # unless it says `fail_if_not_exists: false`
+        message = self._message_from_payload(channel, self.bot_user, body, token=bot_token(request))
         return json_response(self._message_payload(message))
+
+    def _replies_to_a_deleted_message(self, payload: Json) -> bool:
+        reference = payload.get("message_reference") or {}
+        if not reference.get("message_id") or reference.get("fail_if_not_exists") is False:
+            return False
+        referenced = self.messages.get(int(reference["message_id"]))
+        return referenced is None or referenced.deleted
+
+    def _bot_may(self, channel: FakeChannel, permission: int) -> bool:
+        """Whether the bot has ``permission`` in ``channel``: its guild permissions and the
+        overwrite for it there (a bot that is no member is not checked)."""
+        guild = self.guilds.get(channel.guild_id) if channel.guild_id else None
+        if guild is None or self.bot_user.id not in guild.members:
+            return True
+        permissions = guild.permissions_for(self.bot_user.id)
+        if permissions & ADMINISTRATOR:
+            return True
+        for overwrite in channel.overwrites:
+            if overwrite["id"] == str(self.bot_user.id):
+                permissions = permissions & ~int(overwrite["deny"]) | int(overwrite["allow"])
+        return bool(permissions & permission)
 
     async def _get_message(self, request: web.Request) -> web.StreamResponse:
         message = self._message(path_id(request, "channel_id"), path_id(request, "message_id"))

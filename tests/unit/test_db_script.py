@@ -502,3 +502,27 @@ def test_commands_for_sqlites_file_refuse_when_the_bot_uses_postgresql(
     assert instead in captured.err and "hunter2" not in captured.err
     assert (data_dir / "bot.db").read_bytes() == before
     assert not (data_dir / "backups").exists()
+
+
+async def test_paths_written_with_a_tilde_are_under_home_as_the_bot_reads_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--data-dir=~/gembot` (no shell expands a ~ after `=`) names the directory the bot
+    uses with DATA_DIR=~/gembot, not a directory called `~` in the working directory."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    db = await open_db(home / "gembot")
+    await ChatStore(db).add_turns(GUILD, 1, [Turn("user", 7, "alice", "hello")])
+    await db.close()
+
+    def cli(*args: str) -> int:
+        return main(["--data-dir=~/gembot", *args])
+
+    assert await asyncio.to_thread(cli, "backup", "~/copy.db") == 0
+    assert (home / "copy.db").is_file()
+    assert await asyncio.to_thread(cli, "restore", "~/copy.db") == 0
+    assert await asyncio.to_thread(cli, "export", "--guild", str(GUILD), "--output=~/g.jsonl") == 0
+    assert "hello" in (home / "g.jsonl").read_text(encoding="utf-8")
+    assert list(work.iterdir()) == []
