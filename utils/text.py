@@ -26,6 +26,7 @@ ECHO_LIMIT = 100
 _FENCE = "```"
 _CLOSE = "\n```"
 _LANG = re.compile(r"([\w+#.-]{1,16})\n")  # Discord reads a language only before a newline
+_FENCE_LINE = re.compile(r"```[\w+#.-]*\s*")  # an opening fence with nothing after it
 _SENTENCE_END = re.compile(r"[.!?](?=\s)|[。！？]")
 # Longest added fence lines: "```" + 16-char language + "\n" and "\n```".
 _MIN_LIMIT = 32
@@ -73,6 +74,9 @@ def split_message(
         if after.inside:
             cut = _cut(rest, budget - len(_CLOSE))
             after = _fences(rest[: cut + 1], fence)
+        if after.inside:
+            cut = _before_empty_block(rest, cut)
+            after = _fences(rest[: cut + 1], fence)
         chunks.append(prefix + rest[:cut].rstrip() + (_CLOSE if after.inside else ""))
         fence = after
         rest = _skip_blank(rest[cut:], limit)
@@ -102,6 +106,16 @@ def _fences(segment: str, fence: _Fence) -> _Fence:
             tag = _LANG.match(segment, match.end())
             fence = _Fence(True, tag.group(1) if tag else "")
     return fence
+
+
+def _before_empty_block(rest: str, cut: int) -> int:
+    """``cut``, or the start of the code block ``rest[:cut]`` opens last and ends inside,
+    when that holds its fence line alone (closed at once, it would show an empty box)
+    after some text."""
+    starts = [match.start() for match in re.finditer(_FENCE, rest[:cut])]
+    if starts and rest[: starts[-1]].strip() and _FENCE_LINE.fullmatch(rest, starts[-1], cut):
+        return starts[-1]
+    return cut
 
 
 def _cut(rest: str, budget: int) -> int:
@@ -213,23 +227,42 @@ class StreamSplitter:
         return split_message(text, self.limit - self.reserve, last_limit=self.limit)
 
 
-# What Discord previews; a backslash after it (an escape) is the text's, not the address's.
-_WEB_ADDRESS = re.compile(r"(?:https?|steam)://[^\s<>\\]+", re.IGNORECASE)
+# What Discord previews, unless already in <...>; a backslash after it (an escape) is
+# the text's, not the address's.
+_WEB_ADDRESS = re.compile(r"(?<!<)(?:https?|steam)://[^\s<>\\]+", re.IGNORECASE)
+# Ending an address, these are the sentence's, as Discord reads them; a closing bracket
+# too unless the address opened it (Wikipedia's "Foo_(bar)").
+_TRAILING = ".,:;'\""
+_CLOSING = {")": "(", "]": "["}
 
 
 def without_previews(text: str) -> str:
     """`text` with each web address in <...>: Discord shows it as a link, without a
     preview of that page (an embed) under the message."""
-    return _WEB_ADDRESS.sub(lambda link: f"<{link[0]}>", text)
+    return _WEB_ADDRESS.sub(_bracketed, text)
+
+
+def _bracketed(match: re.Match[str]) -> str:
+    link = match[0]
+    end = len(link)
+    while (last := link[end - 1]) in _TRAILING or (
+        last in _CLOSING and link.count(last, 0, end) > link.count(_CLOSING[last], 0, end)
+    ):
+        end -= 1
+    return f"<{link[:end]}>{link[end:]}"
 
 
 def truncate(text: str, limit: int, suffix: str = "…") -> str:
-    """Shorten ``text`` to at most ``limit`` characters, ending with ``suffix`` if cut."""
+    """Shorten ``text`` to at most ``limit`` characters, ending with ``suffix`` if cut
+    (never inside a visible character: a letter and its marks, an emoji sequence, a flag)."""
     if len(text) <= limit:
         return text
     if limit <= len(suffix):
         return suffix[:limit]
-    return text[: limit - len(suffix)].rstrip() + suffix
+    cut = limit - len(suffix)
+    while cut > 0 and _joins(text, cut):
+        cut -= 1
+    return text[:cut].rstrip() + suffix
 
 
 def name_key(name: str) -> str:

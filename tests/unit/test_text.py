@@ -76,6 +76,21 @@ def test_long_text_with_code_block_splits_in_three() -> None:
     assert_valid(text, chunks, DISCORD_LIMIT)
 
 
+@pytest.mark.parametrize("words", range(392, 398))
+def test_a_message_never_ends_with_an_empty_code_block(words: int) -> None:
+    """A code block that starts near the end of a message goes whole to the next one:
+    its fence line alone, closed at once, would show an empty box."""
+    code = "\n".join(f"    line_{i} = {i} * 2  # comment" for i in range(80))
+    text = "word " * words + "\n```python\n" + code + "\n```\nafter text here."
+
+    chunks = split_message(text)
+
+    assert chunks[0].endswith("word")
+    assert chunks[1].startswith("```python\n    line_0 = 0")
+    assert not any(re.search(r"```[\w+#.-]*\s*```", c) for c in chunks)
+    assert_valid(text, chunks, DISCORD_LIMIT)
+
+
 def test_prefers_paragraph_then_newline_over_space() -> None:
     paragraph = "a" * 24 + "\n\n" + "b" * 8 + "\nccc ddd eee fff"
     line = "a" * 24 + "\n" + "bbb ccc ddd eee fff"
@@ -252,6 +267,22 @@ def test_truncate() -> None:
     assert truncate("a long sentence here", 10) == "a long se…"
     assert len(truncate("x" * 50, 10)) == 10
     assert truncate("abcdef", 2, suffix="...") == ".."
+
+
+@pytest.mark.parametrize(
+    ("title", "limit", "shown"),
+    [
+        ("ab🇯🇵 cd", 4, "ab…"),
+        ("ab🇯🇵🇯🇵 cd", 6, "ab🇯🇵…"),
+        ("ab👩\u200d💻 cd", 4, "ab…"),
+        ("ab👩\u200d💻 cd", 5, "ab…"),
+        ("ab👍🏽 cd", 4, "ab…"),
+        ("Cafe\u0301 music", 5, "Caf…"),
+    ],
+)
+def test_truncate_never_cuts_a_character_in_half(title: str, limit: int, shown: str) -> None:
+    """A flag, an emoji sequence or a letter with its accent is kept whole or left out."""
+    assert truncate(title, limit) == shown
 
 
 def test_estimate_tokens() -> None:
