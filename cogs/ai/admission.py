@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from cogs.ai.replies import NO_PINGS
 from utils.reliability.rate_limiter import RateLimiter
 
 if TYPE_CHECKING:
@@ -53,13 +52,14 @@ class Admission:
         return None
 
     async def notice(
-        self, key: Hashable, send: Callable[..., Awaitable[object]], text: str
+        self, key: Hashable, send: Callable[[str], Awaitable[object]], text: str
     ) -> None:
-        """Send a short notice, at most once per key every NOTICE_INTERVAL seconds."""
+        """Send a short notice (through `send`, which pings no one), at most once per key
+        every NOTICE_INTERVAL seconds."""
         if self.notices.acquire(key) > 0:
             return
         try:
-            await send(text, allowed_mentions=NO_PINGS)
+            await send(text)
         except discord.HTTPException:
             log.warning("could not send a notice: %s", text)
         else:

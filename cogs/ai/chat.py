@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
+from dataclasses import replace
 from typing import Any
 
 from google.genai import types
@@ -164,6 +165,11 @@ class ChatEngine:
             place.guild_id, place.channel_id, reserve=estimate_tokens(user.text)
         )
         prefs, history = await self.store.prefs.followed(place, context.prefs), context.turns
+        asked = user  # what the model reads of the message
+        if user.replied and user.replied[0] not in {turn.message_id for turn in history}:
+            # A message of the bot's the history does not hold: the model reads it, the
+            # history keeps the message as any edit of it reads (`AI._said`).
+            asked = replace(user, notes=[*user.notes, user.replied[1]])
         # Long-term memory: what this guild (or this person's DMs) said before, if relevant.
         scope = Scope.of(place.guild_id, author_id)
         recalled: list[Recalled] = []
@@ -178,7 +184,7 @@ class ChatEngine:
                 readable=readable,
             )
             self.metrics.memory_recall.observe(time.monotonic() - recall_started)
-        contents = build_contents(prefs.summary, history, user)
+        contents = build_contents(prefs.summary, history, asked)
         if system is None:
             system = system_instruction(
                 choose_persona(self.personas, prefs.persona, self.default_persona),

@@ -177,23 +177,24 @@ class AI(commands.Cog):
             return  # a command, handled by the command framework
         if not self._can_answer(ctx):
             return
+        say = ContextSink(ctx).send  # a notice goes where the answer would
         if self.engine is None:
-            await self.admission.notice(("config", message.channel.id), ctx.reply, NOT_CONFIGURED)
+            await self.admission.notice(("config", message.channel.id), say, NOT_CONFIGURED)
             return
         if message.guild is None and not self.bot.settings.ai_dm_enabled:
-            await self.admission.notice(("dm", message.author.id), ctx.reply, DMS_OFF)
+            await self.admission.notice(("dm", message.author.id), say, DMS_OFF)
             return
         if self.dispatcher.closed:  # stopping: a reply begun now would outlive the stop
-            await self.admission.notice(("restart", message.channel.id), ctx.reply, DROPPED)
+            await self.admission.notice(("restart", message.channel.id), say, DROPPED)
             return
         text = spoken(message.content, ctx.me.id)
         problem = self.admission.check(text, message.author.id, message.channel.id)
         if problem is not None:
             key, notice = problem
-            await self.admission.notice(key, ctx.reply, notice)
+            await self.admission.notice(key, say, notice)
             return
         if not self._submit(ctx, text):
-            await self.admission.notice(("busy", message.channel.id), ctx.reply, BUSY)
+            await self.admission.notice(("busy", message.channel.id), say, BUSY)
 
     def _can_answer(self, ctx: Context) -> bool:
         """Whether an answer (or a notice) to a message could be shown: else Google is not
@@ -323,7 +324,7 @@ class AI(commands.Cog):
             with measured(self.bot.metrics) as timer:
                 self.engine.check_available()  # an open breaker refuses before any other work
                 if ctx.interaction is None:  # a deferred slash command shows "thinking" instead
-                    typing = asyncio.create_task(show_typing(ctx.channel))
+                    typing = asyncio.create_task(show_typing(ctx.channel, timer))
                     # Let the indicator go out now. Otherwise it waits for the first real await,
                     # after google-genai has spent a millisecond or two building the request.
                     await asyncio.sleep(0)
@@ -363,7 +364,7 @@ class AI(commands.Cog):
             raise
         finally:
             if typing is not None:
-                # Long sent by now; only an indicator stuck on a dead Discord is cut short.
+                # Done at the first words; else (an error, a stop) the indicator ends here.
                 typing.cancel()
                 await asyncio.gather(typing, return_exceptions=True)
 

@@ -89,6 +89,9 @@ class UserInput:
     text: str
     parts: list[types.PartDict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # The bot's own message this one replies to: its id and note, which the model reads
+    # unless the history it reads holds that message (`ChatEngine.answer`).
+    replied: tuple[int, str] | None = None
 
     @property
     def stored_text(self) -> str:

@@ -36,6 +36,7 @@ from cogs.ai.records import Place, Unfinished
 from cogs.ai.streaming import RESTART, ReplyCutOff, after_crash
 from utils.errors import BotError
 from utils.gemini_replies import AIUnavailableError, ReplyStopped
+from utils.memory.chatlog import BOT_LABEL
 from utils.metrics import Metrics, ReplyTimer
 from utils.text import truncate
 
@@ -53,6 +54,7 @@ EMBED_CHARS = 500  # of an embed noted: enough for a preview or a card, not a pa
 DROPPED = "I'm restarting and couldn't get to this. Please ask again in a moment."
 UNFINISHED_TIMEOUT = 10.0  # seconds to fetch and edit the last message of each
 TOKEN_EXPIRED = 50027  # Discord's "Invalid Webhook Token": an interaction's, after 15 minutes
+TYPING_EVERY = 8.0  # seconds between typing indicators: Discord shows each for about 10
 
 
 @dataclass
@@ -101,7 +103,10 @@ class ContextSink:
     async def send(self, content: str) -> Sent:
         ctx = self.ctx
         if ctx.interaction is None:
-            # A reply to the user's message, which may be gone by now.
+            # A reply to the user's message, which may be gone by now. Discord refuses a
+            # reply where the bot can't read the history: there it is a plain message.
+            if not ctx.bot_permissions.read_message_history:
+                return Sent(await ctx.send(content, allowed_mentions=NO_PINGS))
             reference = ctx.message.to_reference(fail_if_not_exists=False)
             return Sent(
                 await ctx.send(
@@ -160,7 +165,7 @@ def notes_of(message: discord.Message, bot_id: int) -> list[str]:
     """What the model and the history read of a message besides its text: a note of each
     attachment and sticker (the content of those the model can read goes beside it), of
     a poll, of each message it forwards and of the message it replies to (whose text is
-    in nothing else it reads), unless that is the bot's own (the history holds those)."""
+    in nothing else it reads), unless that is the bot's own (`bot_replied`)."""
     notes = _file_notes(message.attachments, message.stickers)
     if message.poll is not None:
         notes.append(poll_note(message.poll.question, [a.text for a in message.poll.answers]))
@@ -172,6 +177,17 @@ def notes_of(message: discord.Message, bot_id: int) -> list[str]:
     if isinstance(replied, discord.Message) and replied.author.id != bot_id:
         notes.append(reply_note(replied.author.display_name, _content_of(replied)))
     return notes
+
+
+def bot_replied(message: discord.Message, bot_id: int) -> tuple[int, str] | None:
+    """The bot's own message that `message` replies to, its id and note: the model reads
+    it unless the history of the reply holds it (not so of a music card, a command's
+    answer, a reply summarised or pruned since)."""
+    reference = message.reference
+    replied = reference.resolved if reference is not None else None
+    if isinstance(replied, discord.Message) and replied.author.id == bot_id:
+        return replied.id, reply_note(BOT_LABEL, _content_of(replied))  # as the model knows it
+    return None
 
 
 def _content_of(message: discord.Message | discord.MessageSnapshot) -> str:
@@ -207,6 +223,7 @@ async def user_input(ctx: Context, text: str, max_attachment_bytes: int) -> User
     if ctx.interaction is not None:
         return user
     user.notes = notes_of(ctx.message, ctx.me.id)
+    user.replied = bot_replied(ctx.message, ctx.me.id)
     attached = [
         (item, Attachment(item.filename, item.content_type or "", item.size))
         for item in ctx.message.attachments
@@ -224,12 +241,17 @@ async def user_input(ctx: Context, text: str, max_attachment_bytes: int) -> User
     return user
 
 
-async def show_typing(channel: discord.abc.Messageable) -> None:
-    """Show the typing indicator; a failure only costs the indicator."""
-    try:
-        await channel.typing()
-    except discord.HTTPException as error:
-        log.debug("typing indicator failed: %s", error)
+async def show_typing(channel: discord.abc.Messageable, timer: ReplyTimer) -> None:
+    """Show the typing indicator until the reply's first words are shown: Discord shows
+    one for about 10 seconds, and a model may think (or retry) longer before it writes.
+    A failure only costs the indicator."""
+    while timer.first_text is None:
+        try:
+            await channel.typing()
+        except discord.HTTPException as error:
+            log.debug("typing indicator failed: %s", error)
+            return
+        await asyncio.sleep(TYPING_EVERY)
 
 
 @contextmanager

@@ -139,7 +139,7 @@ class AISettings(commands.Cog, name="AI settings"):
         embed.add_field(name="Auto-respond", value="on" if prefs.autorespond else "off")
         embed.add_field(name="Safety", value=prefs.safety or "default")
         embed.add_field(
-            name="History", value=f"{await self.bot.chats.count(ctx.channel.id)} messages"
+            name="History", value=counted(await self.bot.chats.count(ctx.channel.id), "message")
         )
         embed.add_field(name="Summary", value="yes" if prefs.summary else "no")
         if guild_id is not None:  # DMs are counted together: not one person's to see
@@ -227,17 +227,18 @@ class AISettings(commands.Cog, name="AI settings"):
         turns = await self.bot.chats.turns(ctx.channel.id)
         if not turns:
             raise BotError("There is no conversation to export in this channel yet.")
-        name = getattr(ctx.channel, "name", None) or "dm"
         if format == "jsonl":
             render, filename = to_jsonl, f"conversation-{ctx.channel.id}.jsonl"
         else:
-            render = partial(to_markdown, title=f"Conversation in #{name}")
+            name = getattr(ctx.channel, "name", None)  # a DM has none
+            title = f"Conversation in #{name}" if name else f"Direct messages with {ctx.me.name}"
+            render = partial(to_markdown, title=title)
             filename = f"conversation-{ctx.channel.id}.md"
         limit = upload_limit(ctx)
         data, kept = await asyncio.to_thread(newest_that_fit, turns, render, limit)
         if not kept:
             raise BotError("The newest message here is too large to send as a file.")
-        said = f"{kept} messages."
+        said = f"{counted(kept, 'message')}."
         if kept < len(turns):
             said = (
                 f"The newest {kept} of {len(turns)} messages "
@@ -254,7 +255,7 @@ class AISettings(commands.Cog, name="AI settings"):
         if self.chat.engine is None:
             raise BotError(NOT_CONFIGURED)
         await ctx.defer()
-        if await self.chat.engine.summaries.summarise(place_of(ctx), everything=True):
+        if await self.chat.engine.summaries.now(place_of(ctx)):
             summary = (await self.bot.chats.prefs.channel(ctx.channel.id)).summary or ""
             await ctx.send(
                 f"Summary updated:\n>>> {truncate(summary, 1800)}", allowed_mentions=NO_PINGS

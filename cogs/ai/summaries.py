@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 
 from cogs.ai.prompting import SUMMARY_INSTRUCTION, summary_request
 from cogs.ai.records import Place
@@ -46,7 +47,8 @@ class Summaries:
         self.store = store
         self.usage = usage
         self.clock = clock
-        self._running: dict[int, asyncio.Task[None]] = {}
+        # The summary under way per channel: a background task, or `now`'s mark.
+        self._running: dict[int, asyncio.Future[None]] = {}
         # Channels whose last background summary failed: (not before, wait that set it),
         # the least recently failed first.
         self._backoff: dict[int, tuple[float, float]] = {}
@@ -62,7 +64,26 @@ class Summaries:
             return
         task = asyncio.create_task(self._summarise_quietly(place))
         self._running[channel_id] = task
-        task.add_done_callback(lambda _: self._running.pop(channel_id, None))
+        task.add_done_callback(partial(self._ended, channel_id))
+
+    async def now(self, place: Place) -> bool:
+        """Fold all but the last exchange now (`/ai summarize`), after the summary of the
+        channel under way if any: both would fold the same turns, and the one saved
+        second would be dropped though billed. None starts in the background meanwhile."""
+        channel_id = place.channel_id
+        while (running := self._running.get(channel_id)) is not None and not running.done():
+            await asyncio.wait([running])
+        asked = self._running[channel_id] = asyncio.get_running_loop().create_future()
+        try:
+            return await self.summarise(place, everything=True)
+        finally:
+            self._ended(channel_id, asked)
+            if not asked.done():  # `close` cancels it, not the command that asked
+                asked.set_result(None)
+
+    def _ended(self, channel_id: int, summary: asyncio.Future[None]) -> None:
+        if self._running.get(channel_id) is summary:  # not one begun since
+            del self._running[channel_id]
 
     async def _summarise_quietly(self, place: Place) -> None:
         asked = self.clock()
