@@ -57,6 +57,13 @@ def link_of(message: discord.Message) -> AvatarLink | None:
     return None
 
 
+def may_attach(channel: discord.abc.Messageable) -> bool:
+    """Whether the bot may attach files in `channel` (a server's channel or thread)."""
+    if not isinstance(channel, discord.abc.GuildChannel | discord.Thread):
+        return True
+    return channel.permissions_for(channel.guild.me).attach_files
+
+
 class AvatarLinks:
     """Hands out avatar URLs and keeps the stored link fresh."""
 
@@ -99,6 +106,8 @@ class AvatarLinks:
             if fresh is not None:
                 await self.store.set_link(character, fresh)
                 return fresh.url
+        if not may_attach(channel):  # else refused again on every turn
+            return None
         try:
             async with asyncio.timeout(DISCORD_TIMEOUT):
                 message = await channel.send(

@@ -23,7 +23,7 @@ from discord.ext import commands
 
 from cogs.ai.replies import ATTACHMENT_TIMEOUT
 from cogs.music.urls import AddressPolicy
-from cogs.roleplay.avatar_links import AVATAR_FILE, AvatarLinks, avatar_file
+from cogs.roleplay.avatar_links import AVATAR_FILE, AvatarLinks, avatar_file, may_attach
 from cogs.roleplay.avatars import MAX_DOWNLOAD, AvatarFetcher, to_avatar
 from cogs.roleplay.cards import MAX_CARD_BYTES, read_card, write_json_card, write_png_card
 from cogs.roleplay.characters import Character, CharacterStore, Profile
@@ -197,7 +197,7 @@ class Roleplay(commands.Cog):
     async def show(self, ctx: Context, *, name: str) -> None:
         """Show a character's profile and avatar."""
         character = await self._get(ctx, name)
-        await ctx.send(**_card_message(character))
+        await ctx.send(**_card_message(character, attach=may_attach(ctx.channel)))
 
     @character.command(name="export")
     @app_commands.describe(name="The character to export")
@@ -260,13 +260,14 @@ class Roleplay(commands.Cog):
 
     async def _announce(self, ctx: Context, character: Character, text: str) -> None:
         """Confirm with the character's card; its avatar attachment becomes the avatar's URL."""
-        message = await ctx.send(text, **_card_message(character))
+        message = await ctx.send(text, **_card_message(character, attach=may_attach(ctx.channel)))
         if character.avatar is not None:
             await self.links.remember(character, message)
 
 
-def _card_message(character: Character) -> dict:
-    """``ctx.send`` arguments showing a character: an embed, the avatar attached."""
+def _card_message(character: Character, *, attach: bool) -> dict:
+    """``ctx.send`` arguments showing a character: an embed, the avatar attached if the
+    bot may attach files there (else its avatar shows where it speaks)."""
     profile = character.profile
     embed = discord.Embed(title=profile.name, description=truncate(profile.description, 1500))
     for label, text in (
@@ -280,7 +281,7 @@ def _card_message(character: Character) -> dict:
             embed.add_field(name=label, value=truncate(text, 500), inline=False)
     embed.add_field(name="Created by", value=f"<@{character.creator_id}>")
     sent: dict = {"embed": embed, "allowed_mentions": discord.AllowedMentions.none()}
-    if character.avatar is not None:
+    if character.avatar is not None and attach:
         embed.set_thumbnail(url=f"attachment://{AVATAR_FILE}")
         sent["file"] = avatar_file(character)
     return sent

@@ -246,10 +246,12 @@ class SceneDirector:
             await self.bot.usage.record(
                 scene.guild_id, reply.usage.prompt_tokens, reply.usage.output_tokens
             )
-            now = await self.scenes.get(channel_id)  # a correction may have come meanwhile
-            if now is None or now.started_at != scene.started_at:
-                continue  # that scene ended: what it established is not the next one's
-            await self.scenes.set_state(channel_id, merge(now.state, updates_in(reply.text)))
+            # Onto the state as it is now (a correction may have come meanwhile), and only
+            # of that scene: what it established is not the next one's.
+            updates = updates_in(reply.text)
+            await self.scenes.change_state(
+                channel_id, scene.started_at, lambda state, updates=updates: merge(state, updates)
+            )
 
     async def close(self) -> None:
         tasks = list(self._updating.values())

@@ -42,6 +42,7 @@ Context = commands.Context["Bot"]
 MAX_CAST = 6
 CHANGED = "The scene changed meanwhile; please try again."
 Fact = Literal["location", "condition", "relationships", "possessions", "goals"]
+Kind = Literal["character", "place", "item"]
 
 
 class Scenes(commands.Cog):
@@ -74,7 +75,7 @@ class Scenes(commands.Cog):
     async def on_webhooks_update(self, channel: discord.abc.GuildChannel) -> None:
         """A webhook of `channel` was made, edited, moved or deleted: perhaps ours, which
         would then speak elsewhere or not at all."""
-        self.sender.forget_channel(channel.id)
+        self.sender.forget_channel(channel.id, channel.guild.id)
 
     @commands.Cog.listener()
     async def on_character_deleted(self, character: Character) -> None:
@@ -119,10 +120,9 @@ class Scenes(commands.Cog):
         # of its channel: an interaction's are said to allow sending, whatever they are).
         if not may_write(channel.permissions_for(channel.guild.me), channel):
             raise RoleplayError("I can't write here, so I can't run a scene here.")
-        if ctx.interaction is None:  # the names consumed the line, the world with them
-            characters, _, after = characters.partition("|")
-            world = after.strip() or None
         known = {name_key(c.name) for c in await self.characters.listing(ctx.guild.id)}
+        if ctx.interaction is None:  # the names consumed the line, the world with them
+            characters, world = _cut_world(characters, known)
         names = list(dict.fromkeys(_split_names(characters, known)))
         if not names or len(names) > MAX_CAST:
             raise RoleplayError(f"Name one to {MAX_CAST} characters, separated by commas.")
@@ -217,8 +217,11 @@ class Scenes(commands.Cog):
         entity="The character, place or item",
         fact="What to correct",
         value=f"The corrected fact (`{CLEAR}` removes it)",
+        kind="Whether it is a character, a place or an item (new ones: a character)",
     )
-    async def state_set(self, ctx: Context, entity: str, fact: Fact, *, value: str) -> None:
+    async def state_set(
+        self, ctx: Context, entity: str, fact: Fact, *, value: str, kind: Kind | None = None
+    ) -> None:
         """Correct one fact of the scene's state (its owner, or Manage Messages)."""
         scene = await self._changeable(ctx)
         if not name_key(entity):  # "" or only spaces and invisible characters
@@ -227,7 +230,12 @@ class Scenes(commands.Cog):
             raise RoleplayError(f"Keep the name under 64 and the fact under {MAX_FACT} characters.")
         if value.strip() == CLEAR and not noted(scene.state, entity, fact):
             raise RoleplayError(f"**{_md(entity)}** has no {fact} noted: nothing to remove.")
-        await self.scenes.set_state(scene.channel_id, set_fact(scene.state, entity, fact, value))
+        if not await self.scenes.change_state(
+            scene.channel_id,
+            scene.started_at,
+            lambda state: set_fact(state, entity, fact, value, kind),
+        ):
+            raise RoleplayError(CHANGED)
         await ctx.send(f"Noted: **{_md(entity)}**, {fact}: {_md(value)}", allowed_mentions=NO_PINGS)
 
     @scene.command(name="world")
@@ -325,6 +333,23 @@ def _split_names(text: str, known: set[str]) -> list[str]:
         names.append(",".join(pieces[at:end]).strip())
         at = end
     return [name for name in names if name]
+
+
+def _cut_world(text: str, known: set[str]) -> tuple[str, str | None]:
+    """The names and the world of a typed `scene start`: the world follows the last `|`
+    before which all are characters' names, so a name may hold a `|` ("Aria|Moon, Bren |
+    A port"); else the first `|` (its unknown name is then refused)."""
+    bars = [at for at, char in enumerate(text) if char == "|"]
+    # Only the bars that the most names could hold come before the world's.
+    most = max((key.count("|") for key in known), default=0)
+    cuts = [*bars[: MAX_CAST * most + 1], len(text)]
+
+    def all_named(at: int) -> bool:
+        return all(name_key(name) in known for name in _split_names(text[:at], known))
+
+    fallback = bars[0] if bars else len(text)
+    at = next((at for at in reversed(cuts) if all_named(at)), fallback)
+    return text[:at], text[at + 1 :].strip() or None
 
 
 def _names(cast: list[Character]) -> str:

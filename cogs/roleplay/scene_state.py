@@ -86,9 +86,9 @@ def merge(state: State, updates: Iterable[Mapping[str, Any]]) -> State:
     return merged
 
 
-def set_fact(state: State, name: str, fact: str, value: str) -> State:
-    """A correction: one fact of one entity (CLEAR removes it)."""
-    return merge(state, [{"name": name, fact: value}])
+def set_fact(state: State, name: str, fact: str, value: str, kind: str | None = None) -> State:
+    """A correction: one fact of one entity (CLEAR removes it), and its kind if given."""
+    return merge(state, [{"name": name, "kind": kind, fact: value}])
 
 
 def noted(state: State, name: str, fact: str) -> str:

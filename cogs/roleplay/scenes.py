@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from cogs.roleplay.errors import RoleplayError
 from cogs.roleplay.scene_state import State, dumps, loads
 from utils.data_owners import Place
-from utils.db import EVERYTHING, Database
+from utils.db import EVERYTHING, Connection, Database
 
 MAX_SCENES = 10_000
 """Scenes running at once on the whole bot (the bound of the in-memory set)."""
@@ -138,14 +138,27 @@ class SceneStore:
         )
         return bool(changed)
 
-    async def set_state(self, channel_id: int, state: State) -> None:
-        await self._set(channel_id, "state", dumps(state))
+    async def change_state(
+        self, channel_id: int, started_at: float, change: Callable[[State], State]
+    ) -> bool:
+        """Replace the state of the scene started at ``started_at`` by ``change(state)``,
+        read and written in one transaction (a correction and a background update never
+        overwrite each other); False if that scene is over."""
 
-    async def _set(self, channel_id: int, column: str, value: str) -> None:
-        await self.db.execute(
-            f"UPDATE rp_scenes SET {column} = ?, updated_at = ? WHERE channel_id = ?",
-            (value, self.clock(), channel_id),
-        )
+        async def work(conn: Connection) -> bool:
+            text = await conn.fetchval(
+                "SELECT state FROM rp_scenes WHERE channel_id = ? AND started_at = ?",
+                (channel_id, started_at),
+            )
+            if text is None:
+                return False
+            await conn.execute(
+                "UPDATE rp_scenes SET state = ?, updated_at = ? WHERE channel_id = ?",
+                (dumps(change(loads(text))), self.clock(), channel_id),
+            )
+            return True
+
+        return await self.db.in_transaction(work)
 
     async def remove_character(self, guild_id: int, character_id: int) -> list[int]:
         """A deleted character leaves this server's scenes; those it leaves empty end.

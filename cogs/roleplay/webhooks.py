@@ -12,8 +12,8 @@ longer finds its message: 10008, or 10003 in a thread) continues in a new messag
 the channel's webhook, the old one deleted. Where the bot cannot have a webhook (Manage Webhooks
 missing, or the channel's or the server's webhook limit, 30007 or 30058) characters
 speak as the bot with their name in bold, after one notice to the channel; webhooks are
-tried again after `RETRY_AFTER`, at its next WEBHOOKS_UPDATE, or once Manage Webhooks is
-granted. Nothing sent pings anyone.
+tried again after `RETRY_AFTER`, at its next WEBHOOKS_UPDATE (any channel's, for the
+server's limit), or once Manage Webhooks is granted. Nothing sent pings anyone.
 
 The webhooks are discord.py objects bound to the bot's connection state, so they use its
 HTTP session and discord.py's webhook rate-limit handling (429s are waited out).
@@ -162,8 +162,8 @@ class WebhookSender:
         self.clock = clock
         # channel id -> our webhook there, most recently used last
         self._webhooks: OrderedDict[int, discord.Webhook] = OrderedDict()
-        # channel id -> when to try a webhook again and why not; it was told why not
-        self._without: OrderedDict[int, tuple[float, int]] = OrderedDict()
+        # channel id -> when to try a webhook again, why not, and its server; it was told
+        self._without: OrderedDict[int, tuple[float, int, int]] = OrderedDict()
         # channel id -> its lookup or creation, one at a time (no duplicate webhooks);
         # a lock lasts while someone holds or awaits it, and one channel's slow lookup
         # keeps no other channel waiting.
@@ -198,13 +198,15 @@ class WebhookSender:
             )
         return True
 
-    def forget_channel(self, channel_id: int) -> None:
+    def forget_channel(self, channel_id: int, guild_id: int) -> None:
         """Look the webhook of `channel_id` up again before its next message: one of the
         channel's webhooks was made, edited, moved or deleted (WEBHOOKS_UPDATE). Without
-        one there, try again now (room made, as the notice asked); told once already."""
+        one there, try again now (room made, as the notice asked); told once already.
+        So too in every channel of the server that met the server's webhook limit."""
         self._webhooks.pop(channel_id, None)
-        if (without := self._without.get(channel_id)) is not None:
-            self._without[channel_id] = (self.clock(), without[1])
+        for home, (_, code, guild) in list(self._without.items()):
+            if home == channel_id or (code == MAX_GUILD_WEBHOOKS and guild == guild_id):
+                self._without[home] = (self.clock(), code, guild)
 
     async def _deliver(self, spoken: SpokenMessage, content: str) -> Spoken:
         """A new message; a webhook someone deleted or moved away is replaced once."""
@@ -370,7 +372,7 @@ class WebhookSender:
     async def _go_without(self, channel: Channel, home: int, code: int) -> None:
         """Fall back to bold names in `home` for a while; say why the first time."""
         first = home not in self._without
-        self._without[home] = (self.clock() + RETRY_AFTER, code)
+        self._without[home] = (self.clock() + RETRY_AFTER, code, channel.guild.id)
         self._without.move_to_end(home)
         if len(self._without) > CACHE_SIZE:
             self._without.popitem(last=False)
