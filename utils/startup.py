@@ -53,8 +53,10 @@ def failed_start(settings: Settings, error: Exception) -> int:
         log.error("%s", error)
         return 2 if error.setting else 1  # 2: DATABASE_URL to fix, as load_settings's
     if isinstance(error, discord.PrivilegedIntentsRequired):
+        # A setting of the developer portal: a restart cannot fix it, and would spend one
+        # more of Discord's daily IDENTIFYs.
         log.error("enable the Message Content intent for the bot in the developer portal")
-        return 1
+        return 2
     if isinstance(error, HealthUnavailable):
         log.error("%s", error)
         return 1

@@ -333,3 +333,26 @@ async def test_too_few_shards_for_discord_stop_the_start_as_a_bad_setting(
     assert "Traceback" not in output, output[-3000:]
     line = error_lines(output)[-1]
     assert "SHARD_COUNT=1" in line and "4011" in line, line
+
+
+async def test_the_message_content_intent_off_stops_the_start_as_a_bad_setting(
+    discord_fake: FakeDiscord, guild: FakeGuild, tmp_path: Path
+) -> None:
+    """Discord closes the gateway with 4014 while the Message Content intent is off in
+    the developer portal. Exit status 1 made systemd start the bot again every 5 s, each
+    start one more IDENTIFY of Discord's daily 1000, until the portal was fixed."""
+    discord_fake.refuse_sessions(4014)
+    bot = await BotProcess.launch(
+        discord_fake.url,
+        tmp_path / "data",
+        tmp_path / "bot.out",
+        DISCORD_TOKEN=TOKEN,
+        MEMORY_ENABLED="false",
+    )
+    output = await exited(bot)
+    assert discord_fake.identifies >= 1
+    assert bot.process.returncode == 2, output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
+    assert error_lines(output)[-1].endswith(
+        "enable the Message Content intent for the bot in the developer portal"
+    ), output[-3000:]
