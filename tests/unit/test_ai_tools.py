@@ -13,6 +13,7 @@ from google.genai import types
 from pydantic import BaseModel
 
 from cogs.ai.tools import audit
+from cogs.ai.tools.info import TimeIn, current_time
 from cogs.ai.tools.settings import audit_embed, plain
 from cogs.ai.tools.toolbox import (
     MAX_CHANGES,
@@ -231,3 +232,19 @@ async def test_refused_calls_never_push_out_recorded_changes(
     for n in range(3):
         await log.record(1, 2, 3, "pin_message", f'{{"message_id": {n}}}', "pinned", ok=True)
     assert [a.tool for a in await log.recent(1, 100) if a.ok] == ["pin_message"] * 3
+
+
+@pytest.mark.parametrize(
+    ("asked", "zone"),
+    [("utc", "UTC"), ("europe/paris", "Europe/Paris"), ("AMERICA/NEW_YORK", "America/New_York")],
+)
+async def test_a_time_zone_in_other_letter_case_is_known(asked: str, zone: str) -> None:
+    """The model passes zones as people write them: "utc" or "europe/paris" were
+    refused as unknown, though only their letter case differs from the IANA name."""
+    done = await current_time(cast(Asker, None), TimeIn(timezone=asked))
+    assert done.result["timezone"] == zone
+
+
+async def test_a_time_zone_that_does_not_exist_is_still_refused() -> None:
+    with pytest.raises(ToolRefused, match="not a time zone I know"):
+        await current_time(cast(Asker, None), TimeIn(timezone="mars/olympus"))

@@ -4,8 +4,9 @@ written by people, so their results count as outside text."""
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import discord
 from pydantic import BaseModel, Field
@@ -75,9 +76,16 @@ class TimeIn(BaseModel):
     )
 
 
+@functools.cache
+def _zone_names() -> dict[str, str]:
+    """IANA names by their lower case ("europe/paris" → "Europe/Paris")."""
+    return {name.lower(): name for name in available_timezones()}
+
+
 async def current_time(_: Asker, args: TimeIn) -> Done:
+    asked = args.timezone.strip()
     try:
-        zone = ZoneInfo(args.timezone.strip())
+        zone = ZoneInfo(_zone_names().get(asked.lower(), asked))
     except (ZoneInfoNotFoundError, ValueError) as error:
         raise ToolRefused(f"{args.timezone!r} is not a time zone I know.") from error
     now = datetime.now(UTC).astimezone(zone)
