@@ -10,42 +10,40 @@ the same rules and limits hold.
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import math
 import re
-import time
+from collections import deque
 from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from cogs.admin.cog import answer
 from cogs.ai.log import ChatLogReader
+from cogs.memory.pages import AwayButton, MemoryPages, counted
 from cogs.memory.tools import tools as memory_tools
 from utils.checks import guild_permissions, readable
 from utils.commands import list_subcommands
 from utils.errors import BotError
-from utils.memory.records import Memory, Recalled, Scope, age_text
+from utils.memory.records import Memory, Recalled, Scope
 from utils.memory.service import MAX_FACT_CHARS, MemoryService, fact_text
 from utils.memory.stored import StoredMemories
-from utils.pages import Pages, page_ids
-from utils.text import truncate
 
 if TYPE_CHECKING:
     from bot import Bot
 
 Context = commands.Context["Bot"]
+log = logging.getLogger(__name__)
 
 ADDS_PER_MINUTE = 10
-PAGE_SIZE = 8
-PAGES_TIMEOUT = 180.0  # seconds without a press before the page buttons come off
-SHOWN_CHARS = 220
+STUCK_PAGES = 100  # lists whose buttons outlived their view, kept in mind to answer
 TURNED_OFF = "Long-term memory is turned off on this bot."
 # ASCII digits only (str.isdigit takes "²", which int() refuses), and no more than
 # the signed 64-bit ids SQLite and PostgreSQL (BIGINT) store.
 _MEMORY_NUMBER = re.compile(r"[0-9]{1,19}")
 _LARGEST_ID = 2**63 - 1
-_SOURCES = {"conversation": "from our chat", "consolidation": "noticed", "user": "you told me"}
 
 
 def scope_of(guild: discord.Guild | None, user: discord.abc.User) -> Scope:
@@ -67,102 +65,6 @@ def parse_target(target: str) -> int | None:
     raise BotError("Say which memory to forget: its number from `/memory show`, or `all`.")
 
 
-def _memories(count: int) -> str:
-    return f"{count:,} memory" if count == 1 else f"{count:,} memories"
-
-
-def _line(memory: Memory, now: float) -> str:
-    text = " / ".join(memory.text.splitlines())
-    text = truncate(text, SHOWN_CHARS)
-    source = _SOURCES[memory.source]
-    return (
-        f"`#{memory.id}` · {age_text(now - memory.created_at)} · {source}\n"
-        f"> {discord.utils.escape_markdown(text)}"
-    )
-
-
-class MemoryPages(Pages):
-    """Pages of one person's memories; only they can turn them. Each page is counted
-    and read afresh (a memory may have been forgotten meanwhile)."""
-
-    def __init__(
-        self,
-        service: MemoryService | StoredMemories,
-        scope: Scope,
-        user_id: int,
-        page: int,
-        where: str,
-        run: str,
-        *,
-        away: bool = False,
-    ) -> None:
-        super().__init__(timeout=PAGES_TIMEOUT)
-        self.command = "memory show"
-        self.previous.custom_id, self.next.custom_id = page_ids(run, self.command)
-        self.service = service
-        self.scope = scope
-        self.user_id = user_id
-        self.page = page
-        self.where = where  # the place, as the title names it
-        # Shown in DMs, where /memory forget would forget the DM memories instead.
-        self.away = away
-        self.message: discord.Message | None = None
-        # The last press, whose token outlives the timeout: the list's own (an ephemeral
-        # follow-up, edited only through it) stops working 15 minutes after /memory show.
-        self.pressed: discord.Interaction | None = None
-
-    async def embed(self) -> discord.Embed:
-        """The page `page` (the last one if there are fewer now)."""
-        total = await self.service.count_of(self.scope, self.user_id)
-        pages = max(1, -(-total // PAGE_SIZE))
-        self.page = min(max(1, self.page), pages)
-        memories = await self.service.memories_of(
-            self.scope, self.user_id, offset=(self.page - 1) * PAGE_SIZE, limit=PAGE_SIZE
-        )
-        now = time.time()
-        embed = discord.Embed(
-            title=f"What I remember about you {self.where}",
-            description="\n".join(_line(m, now) for m in memories) or "Nothing on this page.",
-            colour=discord.Colour.blurple(),
-        )
-        forget = "/memory forget <number> deletes one, /memory forget all deletes them all"
-        if self.away:
-            forget += f" (use them {self.where}, not here)"
-        embed.set_footer(text=f"Page {self.page}/{pages} · {_memories(total)} · {forget}")
-        self.previous.disabled = self.page <= 1
-        self.next.disabled = self.page >= pages
-        return embed
-
-    async def interaction_check(self, interaction: discord.Interaction) -> bool:
-        if interaction.user.id == self.user_id:
-            return True
-        await interaction.response.send_message("These are not your memories.", ephemeral=True)
-        return False
-
-    async def _turn(self, interaction: discord.Interaction, step: int) -> None:
-        # The page is read from the database, which may be busy: acknowledge first (3 s).
-        await interaction.response.defer()
-        self.page += step
-        await interaction.edit_original_response(embed=await self.embed(), view=self)
-        self.pressed = interaction
-
-    @discord.ui.button(label="Previous")
-    async def previous(self, interaction: discord.Interaction, _: discord.ui.Button) -> None:
-        await self._turn(interaction, -1)
-
-    @discord.ui.button(label="Next")
-    async def next(self, interaction: discord.Interaction, _: discord.ui.Button) -> None:
-        await self._turn(interaction, +1)
-
-    async def on_timeout(self) -> None:
-        # The message may be gone: then there is nothing to tidy.
-        with contextlib.suppress(discord.HTTPException):
-            if self.pressed is not None:
-                await self.pressed.edit_original_response(view=None)
-            elif self.message is not None:
-                await self.message.edit(view=None)
-
-
 class MemoryCog(commands.Cog, name="Memory"):
     """See and manage what the bot remembers about you."""
 
@@ -173,6 +75,8 @@ class MemoryCog(commands.Cog, name="Memory"):
             commands.CooldownMapping.from_cooldown(ADDS_PER_MINUTE, 60, _user_id)
         )
         self.tools = memory_tools(self) if bot.memory is not None else []
+        self.stuck_pages: deque[int] = deque(maxlen=STUCK_PAGES)
+        """Messages of /memory show lists whose buttons outlived their view."""
         # What people see and delete of their own; with memory off, what it kept then.
         self.kept: MemoryService | StoredMemories = (
             bot.memory
@@ -181,10 +85,12 @@ class MemoryCog(commands.Cog, name="Memory"):
         )
 
     async def cog_load(self) -> None:
+        self.bot.add_dynamic_items(AwayButton)
         self.bot.tools.register(self.tools)
 
     async def cog_unload(self) -> None:
         self.bot.tools.unregister(self.tools)
+        self.bot.remove_dynamic_items(AwayButton)
 
     async def cog_before_invoke(self, ctx: Context) -> None:
         # Every command here may wait on the database, an index load or the model still
@@ -214,19 +120,68 @@ class MemoryCog(commands.Cog, name="Memory"):
             return
         # The prefix form's list goes to DMs, where "this server" would name nothing.
         where = f"in {ctx.guild.name}" if ctx.guild else "in our DMs"
-        away = ctx.interaction is None and ctx.guild is not None
-        view = MemoryPages(service, scope, ctx.author.id, page, where, self.bot.run_id, away=away)
+        away = ctx.guild.id if ctx.interaction is None and ctx.guild is not None else None
+        view = MemoryPages(
+            service,
+            scope,
+            ctx.author.id,
+            page,
+            where,
+            self.bot.run_id,
+            stuck=self.stuck_pages.append,
+            away=away,
+        )
         embed = await view.embed()
-        if away:
+        if away is not None:
             try:
                 view.message = await ctx.author.send(embed=embed, view=view)
             except discord.Forbidden as error:
                 raise BotError(
                     "I can't send you a DM; use the slash command `/memory show` instead."
                 ) from error
-            await ctx.reply("I sent you the list in a DM.", mention_author=False)
+            await answer(ctx, "I sent you the list in a DM.")
             return
         view.message = await ctx.send(embed=embed, view=view, ephemeral=True)
+
+    @commands.Cog.listener()
+    async def on_page_press(self, interaction: discord.Interaction, run: str, command: str) -> None:
+        """A press on this run's /memory show buttons whose view timed out while Discord
+        was unreachable (they stayed on): say so, and take them off now."""
+        if run == self.bot.run_id:
+            await self._expired(interaction, "")
+
+    @commands.Cog.listener()
+    async def on_memory_away_press(
+        self, interaction: discord.Interaction, run: str, guild_id: int
+    ) -> None:
+        """A press on a server's list shown in DMs whose view is gone (a restart, or
+        buttons that stayed on): say to ask in that server."""
+        guild = self.bot.get_guild(guild_id)
+        where = f" in {discord.utils.escape_markdown(guild.name)}" if guild else " in that server"
+        if run == self.bot.run_id:
+            await self._expired(interaction, where)
+            return
+        try:
+            await interaction.response.send_message(
+                f"These buttons stopped working when I restarted: use `/memory show`{where} again.",
+                ephemeral=True,
+            )
+        except discord.HTTPException as error:
+            log.warning("could not answer the press of interaction %s: %s", interaction.id, error)
+
+    async def _expired(self, interaction: discord.Interaction, where: str) -> None:
+        message = interaction.message
+        if message is None or message.id not in self.stuck_pages:
+            return  # this run's view answers its own buttons
+        try:
+            await interaction.response.edit_message(
+                content=f"These buttons have expired; use `/memory show`{where} again.", view=None
+            )
+        except discord.HTTPException as error:
+            log.warning("could not answer the press of interaction %s: %s", interaction.id, error)
+            return
+        if message.id in self.stuck_pages:  # not taken off by a press at the same time
+            self.stuck_pages.remove(message.id)
 
     @memory_group.command(name="add")
     @app_commands.describe(fact="Something about you for the bot to remember here")
@@ -275,7 +230,7 @@ class MemoryCog(commands.Cog, name="Memory"):
             else discord.utils.escape_markdown(subject.display_name)
         )
         removed = await self.forget(ctx.guild, subject, target, about)
-        await ctx.send(f"Forgot {_memories(removed)} about {about} here.", ephemeral=True)
+        await ctx.send(f"Forgot {counted(removed)} about {about} here.", ephemeral=True)
 
     async def forget(
         self, guild: discord.Guild | None, subject: discord.abc.User, target: str, about: str

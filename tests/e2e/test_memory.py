@@ -525,7 +525,7 @@ async def test_a_bug_behind_a_memory_page_button_gets_the_presser_a_short_answer
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(sys.modules[type(bot.get_cog("Memory")).__module__], "_line", broken)
+    monkeypatch.setattr(sys.modules["cogs.memory.pages"], "_line", broken)
     _, next_ = page_ids(bot.run_id, "memory show")
     pressed = await discord_fake.click_button(page, next_, member)
     [sorry] = await discord_fake.wait_for(lambda: pressed.followups, 5)
@@ -544,7 +544,7 @@ async def test_memory_buttons_come_off_after_paging_longer_than_a_token_lives(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     bot = await start_bot(make_settings(memory_enabled=True, embedding_model="hashing"))
-    monkeypatch.setattr(sys.modules[type(bot.get_cog("Memory")).__module__], "PAGES_TIMEOUT", 2.0)
+    monkeypatch.setattr(sys.modules["cogs.memory.pages"], "PAGES_TIMEOUT", 2.0)
     for n in range(9):
         await slash(discord_fake, guild.text, member, "add", fact=f"Note number {n}")
     shown = await slash(discord_fake, guild.text, member, "show")
