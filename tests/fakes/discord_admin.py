@@ -22,6 +22,8 @@ from tests.fakes.discord_models import (
     CATEGORY_CHANNEL,
     DM_MESSAGES_INTENT,
     GUILDS_INTENT,
+    NEWS_CHANNEL,
+    NEWS_THREAD,
     PRIVATE_THREAD,
     PUBLIC_THREAD,
     TEXT_CHANNEL,
@@ -54,6 +56,7 @@ MANAGE_ROLES = discord.Permissions(manage_roles=True).value
 PIN_MESSAGES = discord.Permissions(pin_messages=True).value
 """Since 2026-02-23 MANAGE_MESSAGES alone no longer lets a bot pin."""
 CREATE_THREADS = {
+    NEWS_THREAD: discord.Permissions(create_public_threads=True).value,
     PUBLIC_THREAD: discord.Permissions(create_public_threads=True).value,
     PRIVATE_THREAD: discord.Permissions(create_private_threads=True).value,
 }
@@ -134,18 +137,20 @@ class AdminRoutes:
         return json_response(channel.to_payload())
 
     async def _start_thread(self, request: web.Request) -> web.StreamResponse:
-        """From a message (public, same id as the message) or without (default: private)."""
+        """From a message (public, same id as the message) or without (default: private);
+        in an announcement channel only announcement threads."""
         channel, guild = self._guild_channel(request)
-        if channel.type != TEXT_CHANNEL:
+        if channel.type not in (TEXT_CHANNEL, NEWS_CHANNEL):
             raise ApiError(400, "Cannot execute action on this channel type", 50024)
         payload = request_body(request).payload
+        news = channel.type == NEWS_CHANNEL
         message: FakeMessage | None = None
         if "message_id" in request.match_info:
             message = self._fake._message(channel.id, path_id(request, "message_id"))
-            kind = PUBLIC_THREAD
+            kind = NEWS_THREAD if news else PUBLIC_THREAD
         else:
             kind = payload.get("type") or PRIVATE_THREAD
-        if kind not in CREATE_THREADS:
+        if kind not in CREATE_THREADS or (kind == NEWS_THREAD) != news:
             raise invalid_form_body()
         self._require(guild, CREATE_THREADS[kind])
         if message is not None and message.id in guild.threads:

@@ -169,6 +169,9 @@ class FakeDiscord:
         self.messages: dict[int, FakeMessage] = {}
         self.interactions: list[FakeInteraction] = []
         self.requests: list[RequestRecord] = []
+        self.fail_after: dict[tuple[str, str], int] = {}
+        """(method, path below ``/api/v10``) -> status: the next such request is carried
+        out, then answered with that status (Discord failing after the change)."""
         self.typing: list[tuple[int, float]] = []
         self._attachments: dict[int, FakeAttachment] = {}
         self._gateway = Gateway(self)
@@ -1186,6 +1189,8 @@ class FakeDiscord:
             response = json_response(
                 {"message": error.message, "code": error.code}, status=error.status
             )
+        if failed := self.fail_after.pop((request.method, request.path.removeprefix(API)), None):
+            response = json_response({"message": "Server error", "code": 0}, status=failed)
         if request.path.startswith(API + "/"):
             add_rate_limit_headers(request, response)
         return response

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+from types import SimpleNamespace
 from typing import Any, cast
 
+import discord
 import pytest
 from google.genai import types
 from pydantic import BaseModel
@@ -22,6 +24,8 @@ from cogs.ai.tools.toolbox import (
     MAX_TITLE,
     OUT_OF_TIME,
     REPEATED,
+    UNKNOWN_OUTCOME,
+    UNKNOWN_REPEATED,
     Toolbox,
     footer,
 )
@@ -142,6 +146,61 @@ async def test_calls_refused_take_none_of_the_changes_a_reply_may_make() -> None
     assert again[0]["function_response"]["response"] == {"refused": REPEATED}  # type: ignore[index]
 
 
+def _flaky_rename(failure: BaseException) -> Toolbox:
+    """A toolbox whose `rename` fails with `failure` on its first call, then works."""
+    failures = [failure]
+
+    async def rename(_: Asker, args: NameIn) -> Done:
+        if failures:
+            raise failures.pop()
+        return Done({"renamed": args.name})
+
+    registry = ToolRegistry()
+    registry.register(
+        [Tool("rename", "Rename.", Family.INFO, rename, NameIn, changes=True, guild_only=False)]
+    )
+    return Toolbox(registry, Asker(cast(Any, None), cast(Any, None), None, None), frozenset(Family))
+
+
+async def _results(toolbox: Toolbox, times: int) -> list[Any]:
+    call = types.FunctionCall(name="rename", args={"name": "general"})
+    parts = await toolbox.run_all([call] * times)
+    return [part["function_response"]["response"] for part in parts]  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        TimeoutError(),
+        discord.DiscordServerError(SimpleNamespace(status=503, reason="Unavailable"), ""),
+        RuntimeError("a bug"),
+    ],
+)
+async def test_a_change_that_may_have_been_made_is_not_called_made(failure: Exception) -> None:
+    """A change that timed out or got a Discord 5xx may have been made: the model is told
+    that it does not know, then and when it calls it again, never that it was made."""
+    toolbox = _flaky_rename(failure)
+    first, again = await _results(toolbox, 2)
+
+    assert first["error"].endswith(UNKNOWN_OUTCOME) and again == {"refused": UNKNOWN_REPEATED}
+    assert "already made" not in again["refused"]
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        discord.Forbidden(SimpleNamespace(status=403, reason="Forbidden"), ""),
+        discord.HTTPException(SimpleNamespace(status=400, reason="Bad Request"), ""),
+    ],
+)
+async def test_a_change_discord_refused_was_not_made(failure: Exception) -> None:
+    """Discord refusing it changed nothing: calling it again is not "already made"."""
+    toolbox = _flaky_rename(failure)
+    first, again = await _results(toolbox, 2)
+
+    assert "error" in first and again == {"renamed": "general"}
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -181,6 +240,28 @@ def test_a_link_the_asker_never_wrote_is_not(url: str) -> None:
 def test_a_link_the_asker_wrote_in_another_spelling_is_theirs(url: str, text: str) -> None:
     """The model may write a link percent-encoded, or decoded, or its host in lower case."""
     assert pasted(url, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "read [Foo](https://en.wikipedia.org/wiki/Foo_(bar))",
+        "read https://en.wikipedia.org/wiki/Foo_(bar)",
+        "(see https://en.wikipedia.org/wiki/Foo_(bar)).",
+        "what does en.wikipedia.org/wiki/Foo_(bar) say?",
+    ],
+)
+def test_a_link_whose_path_ends_in_a_bracket_is_theirs(text: str) -> None:
+    """Wikipedia's addresses end in ")": the markdown or punctuation after one is not it."""
+    assert pasted("https://en.wikipedia.org/wiki/Foo_(bar)", text)
+    assert not pasted("https://en.wikipedia.org/wiki/Foo_(baz)", text)
+
+
+def test_a_link_the_asker_wrote_to_a_part_of_a_page_gives_that_page() -> None:
+    """The model may leave out the `#part` of the page pasted, never add one."""
+    text = "what does https://en.wikipedia.org/wiki/Foo#History say?"
+    assert pasted("https://en.wikipedia.org/wiki/Foo", text)
+    assert not pasted("https://a.example/page#more", "read https://a.example/page")
 
 
 def test_a_path_in_other_letters_is_another_page() -> None:

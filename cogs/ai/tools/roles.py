@@ -14,6 +14,7 @@ import re
 import discord
 
 from cogs.ai.tools.toolbox import permission_name
+from utils.checks import sees
 from utils.tools import ToolRefused
 
 SAFE = discord.Permissions(
@@ -144,7 +145,11 @@ def require_assignable(role: discord.Role, asker: discord.Member) -> None:
     if asker.guild.owner_id != asker.id and role >= asker.top_role:
         raise ToolRefused(f"{name} is not below your highest role, so you cannot assign it.")
     require_safe(role.permissions, name)
-    # A role can grant power in a channel through that channel's overwrite alone.
+    # A role can grant power in a channel through that channel's overwrite alone; a
+    # channel hidden from the asker is not named to them.
     for channel in role.guild.channels:
         allowed, _ = channel.overwrites_for(role).pair()
-        require_safe(allowed, f"{name} in #{channel.name}")
+        where = f"#{channel.name}"
+        if not sees(asker, channel):
+            where = f"a channel {asker.display_name} cannot see"
+        require_safe(allowed, f"{name} in {where}")

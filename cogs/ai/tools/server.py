@@ -108,9 +108,11 @@ async def create_thread(asker: Asker, args: CreateThreadIn) -> Done:
         message = await _message(channel, args.message_id)
         thread = await message.create_thread(name=args.name, reason=reason)
     else:
-        thread = await channel.create_thread(
-            name=args.name, type=discord.ChannelType.public_thread, reason=reason
-        )
+        # In an announcement channel Discord makes only announcement threads.
+        kind = discord.ChannelType.public_thread
+        if channel.is_news():
+            kind = discord.ChannelType.news_thread
+        thread = await channel.create_thread(name=args.name, type=kind, reason=reason)
     note = f"🧵 started #{shown(thread.name)}"
     return Done({"created": thread.mention, "name": thread.name}, note=note)
 

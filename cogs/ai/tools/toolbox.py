@@ -8,9 +8,11 @@ and a tool that changes something is withheld once the reply has read text other
 (web pages, memories, titles, names): actions come only from what the asker wrote. A
 reply's calls are bounded: `MAX_CALLS` run per model turn, together within `ROUND_TIME`
 seconds, and at most `MAX_CHANGES` calls that change something per reply, never the
-same one twice (a call the tool refused changed nothing: it counts for neither). A call
-that is refused, fails or times out becomes an error result the model explains; it never
-ends the reply. Changes are recorded for `/ai audit` (memory is private and is not).
+same one twice (a call the tool or Discord refused changed nothing: it counts for
+neither). A call that is refused, fails or times out becomes an error result the model
+explains; it never ends the reply. A change that timed out, failed or met a Discord server
+error may have been made: the model is told its outcome is unknown, then and if called
+again. Changes are recorded for `/ai audit` (memory is private and is not).
 """
 
 from __future__ import annotations
@@ -73,7 +75,16 @@ TOO_MANY_CHANGES = (
     "message for the rest."
 )
 REPEATED = "Not done again: this reply already made that exact call."
+UNKNOWN_OUTCOME = (
+    "Whether it was done is unknown: it may have been. Tell them so, and to check before "
+    "asking again."
+)
+UNKNOWN_REPEATED = (
+    "Not run again: this reply already tried that exact call, and whether it was done is "
+    "unknown. Tell them so, and to check before asking again."
+)
 OUT_OF_TIME = "Not run: this turn's tool calls took too long together."
+NOT_ANSWERING = "Discord is not answering properly; try again later."
 REFUSED_BY_DISCORD = (
     "Discord did not accept that (not allowed there, or a limit reached); the same again "
     "would fail too."
@@ -114,6 +125,7 @@ class Toolbox:
         self._fresh: Asker | None = None  # the asker as Discord has them now (`_asker_now`)
         self._fetching = asyncio.Lock()  # one fetch for the calls of a turn run together
         self._changes: set[tuple[str, str]] = set()  # changing calls made: tool, arguments
+        self._maybe_made: set[tuple[str, str]] = set()  # of those, the ones of unknown outcome
         self.notes: list[str] = []
         self.sources: list[Source] = []
 
@@ -178,8 +190,7 @@ class Toolbox:
                     change = self._count_change(tool, params)
                 done = await tool.run(asker, params)
         except ToolRefused as refused:
-            if change is not None:  # the tool changed nothing: the change is not used up
-                self._changes.discard(change)
+            self._unmade(change)
             await self._record(tool, args, f"refused: {refused}", ok=False)
             return {"refused": str(refused)}, False
         except ValidationError as error:
@@ -189,24 +200,30 @@ class Toolbox:
             return {"error": f"Bad arguments ({problems})."}, False
         except TimeoutError:
             log.warning("tool %s timed out", name)
-            await self._record(tool, args, "timed out", ok=False)
-            return {"error": f"{name} took too long and was stopped."}, False
+            stopped = f"{name} took too long and was stopped."
+            return await self._unsure(tool, args, change, "timed out", stopped), False
         except BotError as error:  # its message is meant for people
+            self._unmade(change)
             await self._record(tool, args, str(error), ok=False)
             return {"error": str(error)}, False
         except discord.Forbidden:
+            self._unmade(change)
             await self._record(tool, args, "Discord refused: missing permission", ok=False)
             return {"error": "Discord refused: the bot lacks a permission for that."}, False
         except discord.HTTPException as error:
             log.warning("tool %s: Discord answered %s", name, error.status)
-            await self._record(tool, args, f"Discord error {error.status}", ok=False)
-            if error.status < 500 and error.status != 429:
-                return {"error": REFUSED_BY_DISCORD}, False
-            return {"error": "Discord is not answering properly; try again later."}, False
+            what = f"Discord error {error.status}"
+            if error.status >= 500:  # it may have been done before Discord failed
+                return await self._unsure(tool, args, change, what, NOT_ANSWERING), False
+            self._unmade(change)
+            await self._record(tool, args, what, ok=False)
+            if error.status == 429:
+                return {"error": NOT_ANSWERING}, False
+            return {"error": REFUSED_BY_DISCORD}, False
         except Exception:  # a bug in one tool: the model says it failed, the reply goes on
             log.exception("tool %s failed", name)
-            await self._record(tool, args, "failed", ok=False)
-            return {"error": f"{name} failed unexpectedly."}, False
+            failed = f"{name} failed unexpectedly."
+            return await self._unsure(tool, args, change, "failed", failed), False
         await self._record(tool, args, done.note or "done", ok=True)
         self._show(done)
         return done.result, done.outside
@@ -254,11 +271,32 @@ class Toolbox:
         """Take one of the reply's changes for this call (refused: a repeat, or none left)."""
         call = (tool.name, params.model_dump_json())
         if call in self._changes:
-            raise ToolRefused(REPEATED)
+            raise ToolRefused(UNKNOWN_REPEATED if call in self._maybe_made else REPEATED)
         if len(self._changes) >= MAX_CHANGES:
             raise ToolRefused(TOO_MANY_CHANGES)
         self._changes.add(call)
         return call
+
+    def _unmade(self, change: tuple[str, str] | None) -> None:
+        """A change that failed before anything changed: it is not used up."""
+        if change is not None:
+            self._changes.discard(change)
+
+    async def _unsure(
+        self,
+        tool: Tool[Any],
+        args: dict[str, Any],
+        change: tuple[str, str] | None,
+        what: str,
+        error: str,
+    ) -> dict[str, Any]:
+        """The result of a call that failed part way (`what` for the audit, `error` for the
+        model): a change it was making may have been made."""
+        if change is not None:
+            self._maybe_made.add(change)
+            what, error = f"{what} (may have been done)", f"{error} {UNKNOWN_OUTCOME}"
+        await self._record(tool, args, what, ok=False)
+        return {"error": error}
 
     def _show(self, done: Done) -> None:
         if done.note and done.note not in self.notes:

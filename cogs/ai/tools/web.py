@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
 from urllib.parse import unquote, urlsplit
 
 from google.genai import types
@@ -73,12 +74,23 @@ class LinkArgs(BaseModel):
 
 def pasted(url: str, text: str) -> bool:
     """Whether `text` holds the link `url` (with or without its scheme, a trailing slash,
-    or the punctuation or markdown around it; percent-encoded or not, its host in any
-    case)."""
+    the `#part` of the page, or the punctuation or markdown around it; percent-encoded or
+    not, its host in any case)."""
     candidates = re.findall(r"https?://[^\s<>]+", text, re.IGNORECASE)
     candidates += re.split(r"[\s<>()\[\]]+", text)  # links without their scheme
+    candidates += [word.lstrip("([{'\"*_~") for word in re.split(r"[\s<>]+", text)]
+    candidates += [found.partition("#")[0] for found in candidates if "#" in found]  # the page
     wanted = _bare(url)
-    return any(wanted in (_bare(found), _bare(found.rstrip(_TRAILING))) for found in candidates)
+    return any(wanted in map(_bare, _endings(found)) for found in candidates)
+
+
+def _endings(found: str) -> Iterator[str]:
+    """`found`, then it without each more of the punctuation or markdown after it: a link
+    may itself end in one (Wikipedia's `.../Foo_(bar)` inside `[Foo](...)`)."""
+    yield found
+    while found and found[-1] in _TRAILING:
+        found = found[:-1]
+        yield found
 
 
 def _bare(link: str) -> str:
