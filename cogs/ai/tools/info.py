@@ -78,15 +78,15 @@ class TimeIn(BaseModel):
 
 @functools.cache
 def _zone_names() -> dict[str, str]:
-    """IANA names by their lower case ("europe/paris" → "Europe/Paris")."""
-    return {name.lower(): name for name in available_timezones()}
+    """IANA names by their lower case ("europe/paris" → "Europe/Paris"), without the
+    host's own zone ("localtime": where the bot runs is nobody's business)."""
+    return {name.lower(): name for name in available_timezones() if name != "localtime"}
 
 
 async def current_time(_: Asker, args: TimeIn) -> Done:
-    asked = args.timezone.strip()
     try:
-        zone = ZoneInfo(_zone_names().get(asked.lower(), asked))
-    except (ZoneInfoNotFoundError, ValueError) as error:
+        zone = ZoneInfo(_zone_names()[args.timezone.strip().lower()])
+    except (KeyError, ZoneInfoNotFoundError) as error:
         raise ToolRefused(f"{args.timezone!r} is not a time zone I know.") from error
     now = datetime.now(UTC).astimezone(zone)
     return Done({"timezone": str(zone), "time": now.strftime("%A %d %B %Y, %H:%M")})
