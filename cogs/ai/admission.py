@@ -51,6 +51,12 @@ class Admission:
         self.channel_limits.acquire(channel_id)
         return None
 
+    def refund(self, user_id: int, channel_id: int) -> None:
+        """Give back what `check` took for a message then refused (a full queue, files
+        that fail): only the messages the AI takes count against the limits."""
+        self.user_limits.refund(user_id)
+        self.channel_limits.refund(channel_id)
+
     async def notice(
         self, key: Hashable, send: Callable[[str], Awaitable[object]], text: str
     ) -> None:

@@ -204,7 +204,7 @@ class AI(commands.Cog):
 
     def _submit(self, ctx: Context, text: str, thinking: int | None = None) -> bool:
         """Queue the answer to `text` in its channel (`thinking`: the id of a deferred slash
-        command's "thinking" message); False when the queue is full."""
+        command's "thinking" message); False when the queue is full (then not counted)."""
         if ctx.interaction is None:
             self._pending[ctx.message.id] = text
         sink = ContextSink(ctx, thinking)
@@ -213,6 +213,7 @@ class AI(commands.Cog):
             return True
         if ctx.interaction is None:
             del self._pending[ctx.message.id]
+        self.admission.refund(ctx.author.id, ctx.channel.id)
         self.bot.metrics.ai_outcome("busy")
         return False
 
@@ -328,7 +329,11 @@ class AI(commands.Cog):
                     # Let the indicator go out now. Otherwise it waits for the first real await,
                     # after google-genai has spent a millisecond or two building the request.
                     await asyncio.sleep(0)
-                user = await user_input(ctx, text, self.bot.settings.ai_max_attachment_bytes)
+                try:
+                    user = await user_input(ctx, text, self.bot.settings.ai_max_attachment_bytes)
+                except BotError:  # files too large or not downloaded: not a message taken
+                    self.admission.refund(ctx.author.id, ctx.channel.id)
+                    raise
                 answered = await self.engine.answer(
                     place_of(ctx),
                     ctx.author.id,

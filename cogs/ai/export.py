@@ -1,6 +1,7 @@
 """A channel's conversation as Markdown or JSON Lines, for `/ai export`.
 
-A reply that stopped early says why (`incomplete`: restart, safety, length, ...).
+A reply that stopped early says why (`incomplete`: restart, safety, length, ...); one
+still being written (WRITING) says so instead, as it has not stopped.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from cogs.ai.records import Turn
+from cogs.ai.records import WRITING, Turn
 
 
 def _when(turn: Turn) -> str:
@@ -21,7 +22,9 @@ def to_markdown(turns: list[Turn], title: str) -> str:
     for turn in turns:
         name = "Assistant" if turn.role == "model" else turn.author_name
         lines += [f"**{name}** · {_when(turn)}", "", turn.content, ""]
-        if turn.incomplete:
+        if turn.incomplete == WRITING:
+            lines += ["*(still being written)*", ""]
+        elif turn.incomplete:
             lines += [f"*(incomplete: {turn.incomplete})*", ""]
     return "\n".join(lines)
 
@@ -37,7 +40,8 @@ def to_jsonl(turns: list[Turn]) -> str:
                 "content": turn.content,
                 "tokens": turn.tokens,
                 "created_at": datetime.fromtimestamp(turn.created_at, UTC).isoformat(),
-                "incomplete": turn.incomplete,
+                "incomplete": None if turn.incomplete == WRITING else turn.incomplete,
+                "writing": turn.incomplete == WRITING,
             },
             ensure_ascii=False,
         )

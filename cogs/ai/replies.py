@@ -285,29 +285,32 @@ async def finish_unfinished(bot: Bot, replies: list[Unfinished]) -> None:
     writing marker and gets the restart note (a character's through the bot's webhook),
     and the history marks the reply cut off by a restart. A message that is gone, or that
     the bot can't see or edit (an ephemeral or user-app reply, a webhook not the bot's),
-    is only marked in the history."""
+    is only marked in the history. One that shows its final text (only storing that
+    failed) was shown whole: the history marks it whole, not cut off."""
     if not replies:
         return
     await bot.wait_until_ready()
     for reply in replies:
+        cut_off = True
         try:
             async with asyncio.timeout(UNFINISHED_TIMEOUT):
-                await _finish_message(bot, reply)
+                cut_off = await _finish_message(bot, reply)
         except (discord.HTTPException, aiohttp.ClientError, OSError, BotError) as error:
             # OSError: timeouts too; BotError: a thread whose channel I can't find
             log.info("the last message of unfinished reply %s stays as it is: %r", reply, error)
-        await bot.chats.mark_unfinished(reply, RESTART)
+        await bot.chats.mark_unfinished(reply, RESTART if cut_off else None)
     log.info("finalised %d replies the last run left unfinished", len(replies))
 
 
-async def _finish_message(bot: Bot, reply: Unfinished) -> None:
+async def _finish_message(bot: Bot, reply: Unfinished) -> bool:
+    """Finalise the last message of `reply`; False if it shows the reply's final text."""
     if reply.message_id is None:  # stored before replies kept their message
-        return
+        return True
     channel = bot.get_partial_messageable(reply.channel_id)
     message = await channel.fetch_message(reply.message_id)
     contents = after_crash(message.content)
     if contents is None:  # its final text was shown after all
-        return
+        return False
     first, *rest = contents
     # Discord marks the messages of an interaction (a `/chat` reply) with the application's
     # id as their webhook's: those are the bot's own, edited as any other of its messages.
@@ -315,9 +318,10 @@ async def _finish_message(bot: Bot, reply: Unfinished) -> None:
         await message.edit(content=first, allowed_mentions=NO_PINGS)
     elif not await _edit_as_character(bot, reply.channel_id, message, first):
         log.info("unfinished reply %s was sent by a webhook that is not mine", reply)
-        return
+        return True
     for content in rest:
         await channel.send(content, allowed_mentions=NO_PINGS)
+    return True
 
 
 async def _edit_as_character(

@@ -67,6 +67,7 @@ class AISettings(commands.Cog, name="AI settings"):
     def __init__(self, bot: Bot, chat: AI) -> None:
         self.bot = bot
         self.chat = chat  # the chat cog: its engine, personas and tool audit
+        self._switching = asyncio.Lock()  # tool families: one read-and-write at a time
 
     @commands.hybrid_group(name="ai")
     async def ai_group(self, ctx: Context) -> None:
@@ -163,15 +164,16 @@ class AISettings(commands.Cog, name="AI settings"):
         if (family is None) != (mode is None):
             raise BotError("Give a family and on or off to switch it, or neither to see them.")
         enabled = self.bot.settings.ai_tools_enabled
-        on = families((await self.bot.chats.prefs.guild(ctx.guild.id)).tools)
-        if family is not None and mode is not None and enabled:
-            if not ctx.author.guild_permissions.manage_guild:
-                raise commands.MissingPermissions(["manage_guild"])
-            switched = Family(family)
-            on = on | {switched} if mode == "on" else on - {switched}
-            await self.bot.chats.prefs.set_guild_tools(
-                ctx.guild.id, frozenset(f.value for f in on if f in SWITCHABLE)
-            )
+        async with self._switching:  # another switch at once would undo this one
+            on = families((await self.bot.chats.prefs.guild(ctx.guild.id)).tools)
+            if family is not None and mode is not None and enabled:
+                if not ctx.author.guild_permissions.manage_guild:
+                    raise commands.MissingPermissions(["manage_guild"])
+                switched = Family(family)
+                on = on | {switched} if mode == "on" else on - {switched}
+                await self.bot.chats.prefs.set_guild_tools(
+                    ctx.guild.id, frozenset(f.value for f in on if f in SWITCHABLE)
+                )
         await ctx.send(embed=tools_embed(on, enabled), ephemeral=True)
 
     @ai_group.command(name="audit")

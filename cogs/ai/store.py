@@ -264,8 +264,9 @@ class ChatStore:
             after = replies[-1].turn_id
         return found[:limit]
 
-    async def mark_unfinished(self, reply: Unfinished, incomplete: str) -> None:
-        """Mark why a reply found still being written stopped (if it still is)."""
+    async def mark_unfinished(self, reply: Unfinished, incomplete: str | None) -> None:
+        """Mark why a reply found still being written stopped, or None: it was shown whole
+        (if it is still marked as being written)."""
         with self._cache.writing((self._cache.tails, reply.channel_id)):
             await self.db.execute(
                 "UPDATE ai_messages SET incomplete = ? WHERE id = ? AND incomplete = ?",
@@ -288,6 +289,7 @@ class ChatStore:
                     "UPDATE ai_channels SET summary = NULL, summary_upto = 0 WHERE channel_id = ?",
                     (channel_id,),
                 )
+        await self.db.notify(TOPIC, channel_id)
         return deleted
 
     async def start_afresh(self, guild_id: int | None, channel_id: int) -> None:

@@ -147,7 +147,11 @@ async def stream_reply(
             raise BotError("The AI sent an empty reply; please try again.")
         await messages.show(final)
         shown_whole = True
-        await record(text, None, messages.ids)
+        try:
+            await record(text, None, messages.ids)
+        except Exception as error:  # shown whole all the same: no error to show for it
+            log.warning("could not store a reply shown whole; trying again: %r", error)
+            await _finalise(messages, None, lambda: record(text, None, messages.ids))
     except BotError as error:
         if not messages.sent:
             raise
@@ -160,7 +164,7 @@ async def stream_reply(
         await record(seen, reason, messages.ids)
         raise ReplyCutOff(str(error)) from error
     except Exception as error:  # Discord or the history failed mid-reply (a message deleted...)
-        if not messages.sent or shown_whole:
+        if not messages.sent:
             raise
         log.warning("a reply was cut off: %r", error)
         # Best effort: a deleted message can't be edited, but the history must still

@@ -55,3 +55,14 @@ async def test_a_flood_of_too_long_messages_gets_one_notice_a_while() -> None:
         key, text = refused
         await limits.notice(key, send, text)
     assert len(sent) == 1 and sent[0].startswith("That message is too long for me")
+
+
+def test_a_message_refunded_counts_against_no_limit() -> None:
+    limits = admission(FakeClock(), per_user=1, per_channel=1)
+    assert limits.check("hi", ALICE, CHANNEL) is None
+    limits.refund(ALICE, CHANNEL)  # refused after all (a full queue, files that failed)
+    assert limits.check("hi again", ALICE, CHANNEL) is None
+    assert limits.check("and again", ALICE, CHANNEL) is not None
+    limits.refund(BOB, CHANNEL + 1)  # nothing taken: nothing given
+    assert limits.check("hello", BOB, CHANNEL + 1) is None
+    assert limits.check("hello again", BOB, CHANNEL + 1) is not None

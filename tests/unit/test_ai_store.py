@@ -510,3 +510,19 @@ async def test_text_the_database_cannot_hold_is_kept_in_memory_as_it_is_stored(
     assert await store.edit_message(10, 500, odd) == (True, None)
     assert await store.save_summary(1, 10, "Alice wrote oddly.", [question, reply], since=0)
     assert (await store.prefs.channel(10)).summary == "Alice wrote oddly."
+
+
+async def test_a_reset_tells_the_other_processes(
+    store: ChatStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another shard process must not keep answering from the history it has cached."""
+    told: list[tuple[str, object]] = []
+
+    async def notify(topic: str, key: object) -> None:
+        told.append((topic, key))
+
+    monkeypatch.setattr(store.db, "notify", notify)
+    await store.add_turns(1, 10, exchange(0))
+    told.clear()
+    await store.reset(10)
+    assert [key for _, key in told] == [10]

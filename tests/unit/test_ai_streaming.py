@@ -340,3 +340,20 @@ def test_after_a_crash_the_last_message_loses_the_marker_and_gets_the_note() -> 
 def test_after_a_crash_a_full_last_message_continues_in_a_new_one() -> None:
     words = ("word " * 400)[: DISCORD_LIMIT - 10].strip()
     assert after_crash(words + WRITING_MARKER) == [words, RESTART_NOTE.strip()]
+
+
+async def test_a_reply_shown_whole_whose_storing_fails_once_is_stored_whole_not_failed() -> None:
+    """What people saw is what the history holds, and a reply shown whole is no error."""
+    clock, sink = Clock(), Sink()
+    calls: list[tuple[str, str | None]] = []
+
+    async def record(text: str, incomplete: str | None, message_ids: list[int]) -> None:
+        calls.append((text, incomplete))
+        if incomplete is None and len(calls) == 2:
+            raise OSError("database is locked")
+
+    sent = await stream_reply(
+        pieces(["All ", "of it"], clock, 0.0), sink, record, interval=1.0, clock=clock
+    )
+    assert [m.versions[-1] for m in sent] == ["All of it"]
+    assert calls[-1] == ("All of it", None)

@@ -76,6 +76,16 @@ class RateLimiter:
                 return 0.0
             return self._wait_for(cost - bucket.tokens)
 
+    def refund(self, key: Hashable, cost: float = 1.0) -> None:
+        """Give back ``cost`` tokens :meth:`acquire` took for what then did not happen."""
+        self._check_cost(cost)
+        with self._lock:
+            bucket = self._buckets.get(key)
+            if bucket is not None:
+                now = self._clock()
+                bucket.tokens = min(self.capacity, self._tokens_at(bucket, now) + cost)
+                bucket.updated = now
+
     def peek(self, key: Hashable, cost: float = 1.0) -> float:
         """What :meth:`acquire` would return now, without taking tokens or reordering keys."""
         self._check_cost(cost)
