@@ -40,7 +40,7 @@ from cogs.ai.tools.toolbox import Toolbox
 from utils.checks import readable
 from utils.errors import BotError
 from utils.tasks import log_failure
-from utils.tools import Asker
+from utils.tools import Asker, Family
 
 if TYPE_CHECKING:
     from bot import Bot
@@ -378,11 +378,17 @@ class AI(commands.Cog):
         if not self.bot.settings.ai_tools_enabled:
             return None
         guild = ctx.guild
-        on = families((await self.bot.chats.prefs.guild(guild.id if guild else None)).tools)
+        prefs = self.bot.chats.prefs
+
+        async def on() -> frozenset[Family]:
+            return families((await prefs.guild(guild.id if guild else None)).tools)
+
         message = None if ctx.interaction else ctx.message
         asker = Asker(ctx.author, ctx.channel, guild, message, text)
         timeout = self.bot.settings.ai_tool_timeout
-        return Toolbox(self.bot.tools, asker, on, self.audit, timeout=timeout)
+        return Toolbox(
+            self.bot.tools, asker, await on(), self.audit, families_now=on, timeout=timeout
+        )
 
     # Commands
 

@@ -331,3 +331,32 @@ async def test_a_time_zone_that_is_not_an_iana_name_is_refused(asked: str) -> No
     """Not "localtime" either: the host's own zone, which says where the bot runs."""
     with pytest.raises(ToolRefused, match="not a time zone I know"):
         await current_time(cast(Asker, None), TimeIn(timezone=asked))
+
+
+async def test_a_family_switched_off_while_a_reply_runs_refuses_its_next_calls() -> None:
+    """`/ai tools server off` while the model works: the reply's later server calls are
+    refused, not run with the families the reply started with."""
+    on = {Family.INFO, Family.SERVER}
+
+    async def families_now() -> frozenset[Family]:
+        return frozenset(on)
+
+    async def rename(_: Asker, args: NameIn) -> Done:
+        return Done({"renamed": args.name})
+
+    registry = ToolRegistry()
+    registry.register(
+        [Tool("rename", "Rename.", Family.SERVER, rename, NameIn, changes=True, guild_only=False)]
+    )
+    asker = Asker(cast(Any, None), cast(Any, None), None, None)
+    toolbox = Toolbox(registry, asker, frozenset(on), families_now=families_now)
+    call = types.FunctionCall(name="rename", args={"name": "first"})
+    assert (await toolbox.run_all([call]))[0]["function_response"]["response"] == {  # type: ignore[index]
+        "renamed": "first"
+    }
+
+    on.discard(Family.SERVER)
+    call = types.FunctionCall(name="rename", args={"name": "second"})
+    assert (await toolbox.run_all([call]))[0]["function_response"]["response"] == {  # type: ignore[index]
+        "refused": "The server tools were switched off here meanwhile."
+    }

@@ -21,7 +21,7 @@ import asyncio
 import dataclasses
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -106,9 +106,13 @@ class Toolbox:
         families: frozenset[Family],
         audit: ToolAudit | None = None,
         *,
+        families_now: Callable[[], Awaitable[frozenset[Family]]] | None = None,
         timeout: float = 60.0,
         round_time: float = ROUND_TIME,
     ) -> None:
+        """`families` are on when the reply starts; `families_now` says which are on as a
+        call runs (switched off meanwhile: refused)."""
+        self.families_now = families_now
         self.timeout = timeout  # the most any call may take
         self.round_time = max(round_time, timeout)  # the most one turn's calls take together
         self.asker = asker
@@ -232,6 +236,8 @@ class Toolbox:
         """The asker as the tool runs for them, once it may run (`ToolRefused` if not)."""
         if tool.changes and self.read_outside:
             raise ToolRefused(READ_OUTSIDE)
+        if self.families_now is not None and tool.family not in await self.families_now():
+            raise ToolRefused(f"The {tool.family} tools were switched off here meanwhile.")
         asker = await self._asker_now(tool)
         if not (tool.asker_permissions or tool.bot_permissions):
             return asker
