@@ -4,6 +4,7 @@ written by people, so their results count as outside text."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -85,7 +86,8 @@ def _zone_names() -> dict[str, str]:
 
 async def current_time(_: Asker, args: TimeIn) -> Done:
     try:
-        zone = ZoneInfo(_zone_names()[args.timezone.strip().lower()])
+        # The first call reads the zone files: not on the event loop.
+        zone = ZoneInfo((await asyncio.to_thread(_zone_names))[args.timezone.strip().lower()])
     except (KeyError, ZoneInfoNotFoundError) as error:
         raise ToolRefused(f"{args.timezone!r} is not a time zone I know.") from error
     now = datetime.now(UTC).astimezone(zone)
