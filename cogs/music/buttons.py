@@ -54,7 +54,8 @@ async def _press(
     if guild is None or not isinstance(member, discord.Member):
         return
     player = music.sessions.players.get(guild.id)
-    if play is None or player is None or play != player.play_id:  # an earlier track's
+    # An earlier track's message, or the last track's while the next one loads.
+    if play is None or player is None or play != player.play_id or player.loading:
         await interaction.response.send_message(OUT_OF_DATE, ephemeral=True)
         return
     try:

@@ -37,7 +37,8 @@ def check_can_join(channel: VoiceChannel) -> None:
     perms = channel.permissions_for(channel.guild.me)
     missing = [name for name, ok in (("Connect", perms.connect), ("Speak", perms.speak)) if not ok]
     if missing:
-        raise CannotJoin(f"I need the {' and '.join(missing)} permission in {channel.mention}.")
+        needs = f"{' and '.join(missing)} permission{'s' if len(missing) > 1 else ''}"
+        raise CannotJoin(f"I need the {needs} in {channel.mention}.")
     limit = getattr(channel, "user_limit", 0)
     if limit and len(channel.voice_states) >= limit and not perms.move_members:
         raise CannotJoin(f"{channel.mention} is full.")

@@ -163,9 +163,10 @@ class MusicLibrary(commands.Cog):
     async def delete(self, ctx: Context, *, name: str) -> None:
         """Delete one of your playlists."""
         guild, member = _guild_member(ctx)
-        if not await self.store.delete(guild.id, member.id, name):
+        deleted = await self.store.delete(guild.id, member.id, name)
+        if deleted is None:
             raise MusicError(f"You have no playlist called **{clean(name, 50)}** here.")
-        await ctx.send(f"🗑️ Deleted **{clean(name, 50)}**.")
+        await ctx.send(f"🗑️ Deleted **{clean(deleted, 50)}**.")
 
     @load.autocomplete("name")
     @delete.autocomplete("name")

@@ -170,12 +170,14 @@ class LibraryStore:
         ordered = sorted(rows, key=lambda row: row["name_key"])
         return [(row["name"], row["tracks"]) for row in ordered]
 
-    async def delete(self, guild_id: int, user_id: int, name: str) -> bool:
-        deleted = await self.db.execute(
-            "DELETE FROM music_playlists WHERE guild_id = ? AND user_id = ? AND name_key = ?",
-            (guild_id, user_id, name_key(name)),
-        )
-        return deleted > 0
+    async def delete(self, guild_id: int, user_id: int, name: str) -> str | None:
+        """Delete a member's playlist; the name it was saved under, None if there is none."""
+        async with self.db.transaction() as conn:
+            return await conn.fetchval(
+                "DELETE FROM music_playlists WHERE guild_id = ? AND user_id = ? "
+                "AND name_key = ? RETURNING name",
+                (guild_id, user_id, name_key(name)),
+            )
 
     async def rekey(self) -> int:
         """Give the playlists stored under an older key rule (:data:`KEY_VERSION`) the

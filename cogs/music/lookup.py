@@ -80,7 +80,7 @@ class Lookup:
         if not query:
             raise MusicError("Tell me what to play: a link, or words to search for.")
         if len(query) > MAX_QUERY:
-            raise MusicError(f"That's too long: keep it under {MAX_QUERY} characters.")
+            raise MusicError(f"That's too long: keep it to {MAX_QUERY} characters.")
         if is_short_link(query):
             link_to_play(query)
             self.spotify.check()

@@ -24,7 +24,7 @@ from cogs.music.errors import MusicError
 from cogs.music.filters import AudioFilter, Sound
 from cogs.music.player_protocols import Audio, Events, OpenAudio, Streams, Voice
 from cogs.music.queue import TrackQueue
-from cogs.music.tracks import LoopMode, Track
+from cogs.music.tracks import LoopMode, Stream, Track
 from cogs.music.voice_watch import watch_voice
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,7 @@ class Player:
         """Which play of a track this is (new each time one starts; None between tracks):
         the now-playing buttons carry it, so those of an earlier track do nothing."""
         self._audio: Audio | None = None
+        self._loading: asyncio.Task[Stream] | None = None  # a skip cancels it
         self._start_at = 0.0
         self._skip = False
         self._resume_dropped = False
@@ -96,6 +97,11 @@ class Player:
     def playing(self) -> bool:
         """A track's audio is open (playing or paused)."""
         return self._audio is not None
+
+    @property
+    def loading(self) -> bool:
+        """The current track's stream is being resolved; it plays next."""
+        return self._loading is not None
 
     @property
     def position(self) -> float:
@@ -175,6 +181,8 @@ class Player:
         self._skip = True
         self.paused = False
         self.voice.stop()
+        if self._loading is not None:
+            self._loading.cancel()
         return track
 
     def pause(self) -> Track:
@@ -280,11 +288,14 @@ class Player:
 
     async def _play(self, track: Track) -> bool:
         """Play one track to its end; False when the voice connection is gone."""
-        start, self._start_at = self._start_at, 0.0
         resumed, self._resume_dropped = self._resume_dropped, False
-        audio = await self._open(track, start)
+        try:
+            audio = await self._open(track, self._start_at)  # its position while it loads
+        finally:
+            self._start_at = 0.0
         if audio is None:
-            self.queue.current = None
+            if not self._skip:  # it failed; a skipped one stays current for the loop mode
+                self.queue.current = None
             self._played_any = True  # its turn came: the end of the queue is announced
             return True
         if not self.voice.is_connected() and not await self.events.recover(self):
@@ -329,11 +340,27 @@ class Player:
 
     async def _open(self, track: Track, start: float) -> Audio | None:
         try:
-            stream = await self.streams.stream(track)
+            stream = await self._resolve(track)
+            if stream is None:
+                return None
             return await asyncio.to_thread(self.open_audio, stream, start, self.sound)
         except MusicError as error:  # how sources and FFmpeg report what can go wrong
             await self._emit(self.events.track_failed(self, track, str(error)))
             return None
+
+    async def _resolve(self, track: Track) -> Stream | None:
+        """The track's stream; None when it was skipped while it loaded."""
+        self._loading = asyncio.ensure_future(self.streams.stream(track))
+        try:
+            stream = await self._loading
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if self._skip and (task is None or not task.cancelling()):
+                return None  # skipped while it loaded
+            raise
+        finally:
+            self._loading = None
+        return None if self._skip else stream
 
     async def _check_played(self, track: Track, audio: Audio) -> None:
         """Report a track that played nothing (dead link, not media) or broke off."""
@@ -372,7 +399,7 @@ class Player:
     # Helpers ----------------------------------------------------------------
 
     def _require_playing(self) -> Track:
-        if self._audio is None or self.queue.current is None:
+        if self.queue.current is None or (self._audio is None and self._loading is None):
             raise MusicError("Nothing is playing.")
         return self.queue.current
 

@@ -87,6 +87,8 @@ class TrackQueue:
 
     def clear(self) -> int:
         """Drop the upcoming tracks (the current one keeps playing); returns how many."""
+        if not self._upcoming:
+            raise MusicError("There is nothing to clear.")
         count = len(self._upcoming)
         self._upcoming.clear()
         return count

@@ -259,7 +259,7 @@ class Sessions:
         of the listeners skip); the track and the vote (None: skipped outright)."""
         player = self.access.listening(guild, member)
         track, voice = player.queue.current, voice_of(guild)
-        if track is None or not player.playing or voice is None:
+        if track is None or not (player.playing or player.loading) or voice is None:
             raise MusicError("Nothing is playing.")
         if self.access.is_dj(guild, member) or track.requester_id == member.id:
             return player.skip(), None

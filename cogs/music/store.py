@@ -88,7 +88,7 @@ class MusicStore:
             await conn.execute("DELETE FROM music_tracks WHERE guild_id = ?", (session.guild_id,))
             await conn.executemany(
                 "INSERT INTO music_tracks (guild_id, slot, title, source, page_url, duration, "
-                "requester_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "requester_id, autoplay) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [(session.guild_id, slot, *_columns(track)) for slot, track in _slots(session)],
             )
 
@@ -124,6 +124,7 @@ class MusicStore:
                 requester_id=row["requester_id"],
                 duration=row["duration"],
                 page_url=row["page_url"],
+                autoplay=bool(row["autoplay"]),
             )
             if row["slot"] == 0:
                 session.current = track
@@ -143,7 +144,14 @@ class MusicStore:
 
 
 def _columns(track: Track) -> tuple[object, ...]:
-    return track.title, track.source, track.page_url, track.duration, track.requester_id
+    return (
+        track.title,
+        track.source,
+        track.page_url,
+        track.duration,
+        track.requester_id,
+        int(track.autoplay),
+    )
 
 
 def _slots(session: Session) -> Iterable[tuple[int, Track]]:

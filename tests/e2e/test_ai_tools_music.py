@@ -244,7 +244,7 @@ async def test_play_refused_when_the_bot_lacks_connect(
     slash = await discord_fake.invoke_slash(guild.text, member, "play", {"query": "lo-fi"})
     refusal = (await slash.wait_response())["data"]["content"]
     # Without Connect, Discord takes Speak away in voice channels too.
-    assert refusal == f"I need the Connect and Speak permission in <#{guild.voice.id}>."
+    assert refusal == f"I need the Connect and Speak permissions in <#{guild.voice.id}>."
 
     answered, _ = await call(
         discord_fake, gemini_fake, guild, member, "play", {"query": "some lo-fi"}

@@ -415,6 +415,7 @@ async def test_queue_edits_and_pages(world: World, discord_fake: FakeDiscord) ->
     await discord_fake.wait_for(lambda: message.embeds[0]["footer"]["text"].startswith("Page 2/2"))
     assert "**Up next (11)**\n`11.` [tone-500hz-11s]" in message.embeds[0]["description"]
     assert await world.slash("clear") == "🧹 Cleared 11 tracks from the queue."
+    assert await world.slash("clear") == "There is nothing to clear."
     assert (await world.slash("shuffle")) == "There is nothing to shuffle."
 
 
@@ -756,7 +757,7 @@ async def test_play_needs_connect_and_speak_in_the_channel(
     world.guild.add_member(discord_fake.bot_user, permissions=TEXT_ONLY)
     await world.start()
     assert await world.slash("play", query="anything") == (
-        f"I need the Connect and Speak permission in <#{world.guild.voice.id}>."
+        f"I need the Connect and Speak permissions in <#{world.guild.voice.id}>."
     )
     assert world.discord.voice_state_updates == []
 

@@ -108,8 +108,8 @@ async def test_a_saved_queue_loads_and_plays_again_for_its_owner_only(
     assert (await command(world, "playlist save", name="x" * 51)).content == (
         "Keep playlist names to 50 characters."
     )
-    deleted = await command(world, "playlist delete", name="Evening Mix")
-    assert deleted.content == "🗑️ Deleted **Evening Mix**."
+    deleted = await command(world, "playlist delete", name="EVENING mix")
+    assert deleted.content == "🗑️ Deleted **Evening mix**.", "the name it was saved under"
     assert (await command(world, "playlist list")).content.startswith("You have no playlists")
 
     empty = await command(world, "playlist save", name="kept")

@@ -171,7 +171,7 @@ async def test_a_restart_into_a_channel_it_may_no_longer_join_says_why_and_keeps
     note = await world.wait_message("I couldn't rejoin")
     assert note.content == (
         f"⚠️ I couldn't rejoin <#{voice.id}> after a restart: I need the Connect and Speak "
-        f"permission in <#{voice.id}>. The queue is kept for my next start, unless you play "
+        f"permissions in <#{voice.id}>. The queue is kept for my next start, unless you play "
         "something now."
     )
     assert await saved_queue(bot) == [f"tone-440hz-{SECONDS}s"]

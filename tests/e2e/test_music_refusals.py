@@ -21,7 +21,7 @@ async def test_a_play_refused_without_a_lookup_never_joins_voice(world: World) -
     spotify = await world.slash("play", query="https://open.spotify.com/track/abc123")
     assert "SPOTIPY_CLIENT_ID" in spotify
     assert await world.slash("play", query="x" * 501) == (
-        "That's too long: keep it under 500 characters."
+        "That's too long: keep it to 500 characters."
     )
     assert await world.slash("play", query="http://[::1") == "That link isn't a valid URL."
     assert (await world.slash("play", query="https://me:secret@example.com/a.ogg")).startswith(

@@ -76,6 +76,9 @@ class FakeMediaServer(LocalHTTPServer):
         self.directory = directory
         self.broken: set[str] = set()
         self.requests: list[str] = []
+        self.held: set[str] = set()
+        """Files whose requests wait until :attr:`release` is set (a slow source)."""
+        self.release = asyncio.Event()
 
     def routes(self, app: web.Application) -> None:
         app.router.add_get("/media/{name}", self._media)
@@ -125,6 +128,8 @@ class FakeMediaServer(LocalHTTPServer):
     async def _media(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
         self.requests.append(name)
+        if name in self.held:
+            await self.release.wait()
         path = self.directory / name
         if name in self.broken or "/" in name or not path.is_file():
             raise web.HTTPNotFound()

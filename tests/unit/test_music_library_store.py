@@ -38,8 +38,8 @@ async def test_playlists_are_per_member_and_per_server(db: Database) -> None:
     assert loaded is not None and loaded.name == "road TRIP"
     assert [(t.title, t.requester_id, t.duration) for t in loaded.tracks] == [("T3", 10, 63.0)]
     assert await store.names(1, 10) == [("road TRIP", 1)]
-    assert await store.delete(1, 10, "road trip") is True
-    assert await store.delete(1, 10, "road trip") is False
+    assert await store.delete(1, 10, "road trip") == "road TRIP", "the name it was saved under"
+    assert await store.delete(1, 10, "road trip") is None
     assert await store.load(1, 10, "road trip") is None
     assert await store.load(1, 11, "road trip") is not None
 
@@ -56,7 +56,7 @@ async def test_playlist_names_compare_as_they_look(db: Database) -> None:
     for invisible in ("\u200b", "\u200b \u2060", "\ufeff"):
         with pytest.raises(MusicError, match="Give the playlist a name"):
             await store.save(1, 10, invisible, [track(1)])
-    assert await store.delete(1, 10, "CAF\u00c9 MIX\u200b") is True
+    assert await store.delete(1, 10, "CAF\u00c9 MIX\u200b") == "Cafe\u0301 \uff2d\u200bix"
 
 
 async def test_playlist_bounds(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -124,6 +124,8 @@ def test_clear_keeps_the_current_track_and_reset_drops_it() -> None:
     queue.add(tracks("a", "b", "c"))
     queue.advance()
     assert queue.clear() == 2
+    with pytest.raises(MusicError, match="nothing to clear"):
+        queue.clear()
     assert queue.current is not None and not queue.upcoming
     queue.reset()
     assert queue.current is None

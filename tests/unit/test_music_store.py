@@ -122,3 +122,14 @@ async def test_closing_while_a_save_hangs_leaves_a_timeout_to_the_caller(db: Dat
             await saves.close()
     release.set()
     await saves.close()
+
+
+async def test_autoplay_marks_survive_a_restart(db: Database) -> None:
+    store = MusicStore(db)
+    saved = session(4)
+    saved.current = Track("Now", "https://x.example/now", 5, autoplay=True)
+    saved.upcoming[1].autoplay = True
+    await store.save(saved)
+    [loaded] = await store.load_all()
+    assert loaded.current is not None and loaded.current.autoplay
+    assert [t.autoplay for t in loaded.upcoming] == [False, True]

@@ -1,0 +1,76 @@
+"""The play loop while the next track's stream is still being resolved."""
+
+from __future__ import annotations
+
+import asyncio
+
+from cogs.music.tracks import LoopMode, Stream, Track
+from tests.conftest import eventually
+from tests.unit.test_music_player import Rig, Streams
+
+
+class SlowStreams(Streams):
+    """Streams whose ``slow`` sources resolve only once ``release`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.slow: set[str] = set()
+        self.release = asyncio.Event()
+        self.waiting: list[str] = []
+
+    async def stream(self, track: Track) -> Stream:
+        if track.source in self.slow:
+            self.waiting.append(track.source)
+            await self.release.wait()
+        return await super().stream(track)
+
+
+class SlowRig(Rig):
+    """A rig whose track ``b`` loads until ``slow.release`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.slow = self.streams = self.player.streams = SlowStreams()
+        self.slow.slow.add("https://x.example/b")
+
+
+async def test_a_track_still_loading_can_be_skipped() -> None:
+    rig = SlowRig()
+    rig.player.queue.loop = LoopMode.QUEUE
+    rig.player.start()
+    rig.add("a", "b", "c")
+    await rig.play_through("a")
+    await eventually(lambda: rig.slow.waiting)
+    assert rig.player.skip().title == "b"
+    await eventually(lambda: ("started", "c") in rig.events.log)
+    assert not any(entry[0] == "failed" for entry in rig.events.log), "a skip is no failure"
+    assert "play https://x.example/b" not in rig.voice.calls
+    assert [t.title for t in rig.player.queue.upcoming] == ["a", "b"], "it stays in the loop"
+    await rig.player.close()
+
+
+async def test_a_track_still_loading_can_be_paused() -> None:
+    rig = SlowRig()
+    rig.player.start()
+    rig.add("a", "b")
+    await rig.play_through("a")
+    await eventually(lambda: rig.slow.waiting)
+    assert rig.player.pause().title == "b"
+    rig.slow.release.set()
+    await eventually(lambda: ("started", "b") in rig.events.log)
+    assert rig.voice.calls[-2:] == ["play https://x.example/b", "pause"]
+    assert rig.player.paused
+    await rig.player.close()
+
+
+async def test_a_restored_track_keeps_its_position_while_it_loads() -> None:
+    """A save while it loads (a track queued meanwhile) must not reset it to the start."""
+    rig = SlowRig()
+    rig.player.queue.restore(Track("b", "https://x.example/b", 1), [], LoopMode.OFF)
+    rig.player.start(position=62.0)
+    await eventually(lambda: rig.slow.waiting)
+    assert rig.player.position == 62.0
+    rig.slow.release.set()
+    await eventually(lambda: rig.opened)
+    assert rig.opened[0].start == 62.0
+    await rig.player.close()
