@@ -69,7 +69,15 @@ def costly(uses: int, per: float) -> Callable[[T], T]:
 def sees(member: discord.Member, channel: discord.abc.GuildChannel | discord.Thread) -> bool:
     """Whether `member` can see `channel`: View Channel there and, in a private thread,
     being its owner, one of its members the bot knows of, or a manager of threads."""
-    permissions = channel.permissions_for(member)
+    return _sees(member, channel, channel.permissions_for(member))
+
+
+def _sees(
+    member: discord.Member,
+    channel: discord.abc.GuildChannel | discord.Thread,
+    permissions: discord.Permissions,
+) -> bool:
+    """`sees`, with the member's permissions in the channel worked out already."""
     if not permissions.view_channel:
         return False
     if isinstance(channel, discord.Thread) and channel.is_private():
@@ -101,6 +109,6 @@ def readable(user: discord.abc.User, here: int | None = None) -> Callable[[int],
         permissions = channel.permissions_for(user)
         if not (permissions.read_messages and permissions.read_message_history):
             return False
-        return channel_id == here or sees(user, channel)
+        return channel_id == here or _sees(user, channel, permissions)
 
     return can_read
