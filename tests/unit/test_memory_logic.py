@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import utils.memory
@@ -16,12 +15,14 @@ from utils.memory.scoring import (
     DAY,
     MAX_QUERY_TERMS,
     Weights,
+    fused,
     indexed_terms,
     keywords,
     match_expression,
     query_terms,
     rare_enough,
-    scores,
+    recency,
+    score,
     speaks,
     split_speakers,
     words,
@@ -117,35 +118,17 @@ def test_search_terms_stay_in_their_scope_and_skip_common_words() -> None:
 
 def test_fusion_and_score() -> None:
     weights = Weights()
+    assert fused(0.5, 4.0, 4.0, weights) == pytest.approx(0.5 + weights.keyword)
+    assert fused(0.5, 2.0, 4.0, weights) == pytest.approx(0.5 + weights.keyword / 2)
+    assert fused(0.5, 0.0, 0.0, weights) == 0.5, "no keyword match at all"
+    assert recency(365 * DAY, 365) == pytest.approx(0.5)
 
     def scored(
-        similarity: float,
-        bm25: float = 0.0,
-        best: float = 0.0,
-        *,
-        fact: bool = False,
-        age: float = 400 * DAY,
-        named: bool = False,
+        fusion: float, *, fact: bool = False, age: float = 400 * DAY, named: bool = False
     ) -> float:
-        (total,) = scores(
-            np.array([similarity]),
-            np.array([bm25]),
-            best,
-            fact=np.array([fact]),
-            age_seconds=np.array([age]),
-            same_author=np.array([False]),
-            named=np.array([named]),
-            weights=weights,
+        return score(
+            fusion, fact=fact, age_seconds=age, same_author=False, named=named, weights=weights
         )
-        return float(total)
-
-    plain = scored(0.5)
-    assert scored(0.5, 4.0, 4.0) == pytest.approx(plain + weights.keyword * plain / 0.5)
-    assert scored(0.5, 2.0, 4.0) == pytest.approx(plain + weights.keyword / 2 * plain / 0.5)
-    assert scored(0.5, 0.0, 0.0) == plain, "no keyword match at all"
-    at_half_life = scored(0.5, age=365 * DAY) / 0.5 - 1
-    assert at_half_life == pytest.approx(weights.recency / 2), "half the recency after a year"
-    assert scored(0.5, age=-DAY) == scored(0.5, age=0), "a clock set back gives no more than new"
 
     assert scored(0.6, fact=True) > scored(0.6) and scored(0.6, age=0) > scored(0.6)
     assert scored(0.6, fact=True) > scored(0.63), "a fact wins over chat that matches alike"

@@ -13,7 +13,7 @@ import functools
 import itertools
 import logging
 import math
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +24,7 @@ from utils.memory.chunks import line_of
 from utils.memory.indexes import ScopeIndexes
 from utils.memory.lifecycle import Runtime
 from utils.memory.records import Memory, Readable, Recalled, Scope
-from utils.memory.scoring import Weights, keywords, query_terms, scores, speaks, words
+from utils.memory.scoring import Weights, fused, keywords, query_terms, score, speaks, words
 from utils.memory.store import MemoryStore
 from utils.text import estimate_tokens, truncate
 
@@ -273,53 +273,32 @@ class Recall:
         keyword: dict[int, float],
         similarity: dict[int, float],
         author_id: int | None,
-    ) -> Iterator[Recalled]:
-        """The candidates best first, made as they are taken: `fit` takes a few dozen."""
+    ) -> list[Recalled]:
         now = self.clock()
+        weights = self.limits.weights
+        floor = self.limits.min_similarity
         best = max(keyword.values(), default=0.0)
         # A keyword score of half the best one or more is among the best matches.
         among_best = best / 2 if best > 0 else math.inf
-        floor = self.limits.min_similarity
-        found: list[tuple[Memory, float, float]] = []
+        ranked = []
         for memory_id, close in similarity.items():
+            memory = memories.get(memory_id)
             matched = keyword.get(memory_id, 0.0)
-            if memory_id in memories and (close >= floor or matched >= among_best):
-                found.append((memories[memory_id], close, matched))
-            # else gone, or neither close in meaning nor among the best keyword matches
-        texts = [memory.describe() for memory, _, _ in found]
-        columns = np.array(
-            [
-                (
-                    close,
-                    matched,
-                    memory.source != "conversation",
-                    memory.created_at,
-                    memory.author_id == author_id,
-                    speaks(named, text),
-                )
-                for (memory, close, matched), text in zip(found, texts, strict=True)
-            ],
-            dtype=float,
-        ).reshape(-1, 6)
-        closeness, bm25, fact, created, own, said = columns.T
-        total = scores(
-            closeness,
-            bm25,
-            best,
-            fact=fact,
-            age_seconds=now - created,
-            same_author=own,
-            named=said,
-            weights=self.limits.weights,
-        )
-        ids = np.array([memory.id for memory, _, _ in found])
-        # Best first; of two that score alike, the newer (its id is higher).
-        for n in np.lexsort((ids, total))[::-1].tolist():
-            memory = found[n][0]
+            if memory is None or (close < floor and matched < among_best):
+                continue  # gone, or neither close in meaning nor among the best keyword matches
             age = now - memory.created_at
-            yield Recalled(
-                memory.id, texts[n], memory.source, age, float(total[n]), memory.author_id
+            text = memory.describe()
+            total = score(
+                fused(close, matched, best, weights),
+                fact=memory.source != "conversation",
+                age_seconds=age,
+                same_author=memory.author_id == author_id,
+                named=speaks(named, text),
+                weights=weights,
             )
+            ranked.append(Recalled(memory.id, text, memory.source, age, total, memory.author_id))
+        ranked.sort(key=lambda item: (item.score, item.id), reverse=True)
+        return ranked
 
 
 def cost(text: str) -> int:
@@ -347,7 +326,7 @@ def excerpt(text: str, wanted: frozenset[str], max_tokens: int) -> str:
 
 
 def fit(
-    ranked: Iterable[Recalled],
+    ranked: list[Recalled],
     wanted: frozenset[str],
     limit: int,
     budget: int,

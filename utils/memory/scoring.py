@@ -11,12 +11,12 @@ it keeps a scale on which a mild bonus (fact, newer) only decides near ties.
 from __future__ import annotations
 
 import functools
+import math
 import re
 import threading
 import unicodedata
 from dataclasses import dataclass
 
-import numpy as np
 import Stemmer
 
 DAY = 86_400.0
@@ -133,29 +133,33 @@ def rare_enough(rows_with: dict[str, int], rows: int, share: float) -> list[str]
     return [term for term, count in rows_with.items() if count <= most]
 
 
-def scores(
-    similarity: np.ndarray,
-    bm25: np.ndarray,
-    best_bm25: float,
+def recency(age_seconds: float, half_life_days: float) -> float:
+    """1 for now, 0.5 after one half-life, towards 0 for old memories."""
+    return math.pow(0.5, max(age_seconds, 0.0) / (half_life_days * DAY))
+
+
+def fused(similarity: float, bm25: float, best_bm25: float, weights: Weights) -> float:
+    """A memory's cosine similarity to the query plus its BM25 score as a share of the
+    best one among the candidates (0 when the keywords did not find it)."""
+    return similarity + (weights.keyword * bm25 / best_bm25 if best_bm25 > 0 else 0.0)
+
+
+def score(
+    fusion: float,
     *,
-    fact: np.ndarray,
-    age_seconds: np.ndarray,
-    same_author: np.ndarray,
-    named: np.ndarray,
+    fact: bool,
+    age_seconds: float,
+    same_author: bool,
+    named: bool,
     weights: Weights,
-) -> np.ndarray:
-    """Each candidate's score: its cosine similarity to the query plus its BM25 score as
-    a share of the best one among the candidates (0 when the keywords did not find it),
-    raised for facts, for newer memories (mildly: an old memory is never buried, but of
-    two that match alike the newer wins; 1 for now, 0.5 after one half-life), for the
-    asker's own and for what a person named in the question said. A recall scores a
-    hundred or more at once."""
-    fusion = similarity + (weights.keyword * bm25 / best_bm25 if best_bm25 > 0 else 0.0)
-    newer = np.power(0.5, np.maximum(age_seconds, 0.0) / (weights.half_life_days * DAY))
+) -> float:
+    """The fused score, raised for facts, for newer memories (mildly: an old memory
+    is never buried, but of two that match alike the newer wins), for the asker's own
+    and for what a person named in the question said."""
     bonus = (
-        weights.fact * fact
-        + weights.recency * newer
-        + weights.same_author * same_author
-        + weights.named * named
+        (weights.fact if fact else 0.0)
+        + weights.recency * recency(age_seconds, weights.half_life_days)
+        + (weights.same_author if same_author else 0.0)
+        + (weights.named if named else 0.0)
     )
     return fusion * (1.0 + bonus)
