@@ -59,7 +59,7 @@ def to_avatar(data: bytes) -> bytes:
     try:
         with open_image(data, tuple(sorted(_FORMATS))) as image:
             image.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
-            upright = _turned_upright(image)
+            upright = _eight_bit(_turned_upright(image))
             small = upright.convert("RGBA" if _has_alpha(upright) else "RGB")
     except Image.DecompressionBombError:
         raise RoleplayError(f"That image is too large (over {MAX_PIXELS:,} pixels).") from None
@@ -79,6 +79,14 @@ def _turned_upright(image: Image.Image) -> Image.Image:
     orientation = image.getexif().get(ExifTags.Base.Orientation)
     turn = _TURNS.get(orientation) if isinstance(orientation, int) else None
     return image if turn is None else image.transpose(turn)
+
+
+def _eight_bit(image: Image.Image) -> Image.Image:
+    """A 16-bit grey PNG (mode ``I;16``) as 8-bit grey: converted as it is, every shade
+    past 255 of 65,535 would be white."""
+    if image.mode.startswith("I"):
+        return image.point(lambda value: value / 257).convert("L")
+    return image
 
 
 def _has_alpha(image: Image.Image) -> bool:

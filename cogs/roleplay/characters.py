@@ -243,16 +243,19 @@ class CharacterStore:
         )
 
     async def set_link(self, character: Character, link: AvatarLink | None) -> None:
-        """Remember (or forget) the message that carries the avatar."""
+        """Remember (or forget) the message that carries the avatar of ``character`` as
+        it was read; nothing changes if it was edited since: a link found for its old
+        avatar would bring that avatar back."""
         await self.db.execute(
             "UPDATE rp_characters SET avatar_channel_id = ?, avatar_message_id = ?, "
-            "avatar_url = ? WHERE guild_id = ? AND id = ?",
+            "avatar_url = ? WHERE guild_id = ? AND id = ? AND updated_at = ?",
             (
                 link and link.channel_id,
                 link and link.message_id,
                 link and link.url,
                 character.guild_id,
                 character.id,
+                character.updated_at,
             ),
         )
 

@@ -40,7 +40,8 @@ from cogs.roleplay.scene_prompt import scene_instruction
 from cogs.roleplay.scene_state import INSTRUCTION, SCHEMA, merge, render, updates_in
 from cogs.roleplay.scenes import Scene, SceneStore
 from cogs.roleplay.script import NARRATOR, SceneSplitter, speaker_of
-from cogs.roleplay.webhooks import DISCORD_TIMEOUT, TEXT_LIMIT, Channel, WebhookSender
+from cogs.roleplay.webhook_names import TEXT_LIMIT
+from cogs.roleplay.webhooks import DISCORD_TIMEOUT, Channel, WebhookSender
 from utils.errors import BotError
 from utils.tasks import log_failure
 from utils.text import counted

@@ -26,7 +26,8 @@ from cogs.roleplay.errors import RoleplayError
 from cogs.roleplay.scene_prompt import WORLD_CHARS, fill
 from cogs.roleplay.scene_state import CLEAR, MAX_FACT, noted, render, set_fact
 from cogs.roleplay.scenes import Scene, SceneStore
-from cogs.roleplay.webhooks import DISCORD_TIMEOUT, NO_PINGS, TEXT_LIMIT, Channel, WebhookSender
+from cogs.roleplay.webhook_names import TEXT_LIMIT
+from cogs.roleplay.webhooks import DISCORD_TIMEOUT, NO_PINGS, Channel, WebhookSender
 from utils.checks import needs_guild
 from utils.commands import list_subcommands
 from utils.memory.chatlog import BOT_LABEL

@@ -18,12 +18,14 @@ DETAIL_CHARS = 600  # personality, scenario
 EXAMPLES_CHARS = 1000
 WORLD_CHARS = 4000
 STATE_CHARS = 8000
-_PLACEHOLDER = re.compile(r"\{\{(char|user)\}\}", re.IGNORECASE)
+# Cards of the TavernAI era write <BOT> (or <CHAR>) and <USER>; SillyTavern fills both.
+_PLACEHOLDER = re.compile(r"\{\{(char|user)\}\}|<(bot|char|user)>", re.IGNORECASE)
 
 
 def fill(text: str, char: str, user: str) -> str:
-    """SillyTavern's ``{{char}}`` and ``{{user}}`` placeholders filled in."""
-    return _PLACEHOLDER.sub(lambda m: char if m[1].lower() == "char" else user, text)
+    """SillyTavern's placeholders filled in, in any case: ``{{char}}`` (``<BOT>``,
+    ``<CHAR>``) and ``{{user}}`` (``<USER>``)."""
+    return _PLACEHOLDER.sub(lambda m: user if (m[1] or m[2]).lower() == "user" else char, text)
 
 
 def _portrait(character: Character) -> str:

@@ -9,11 +9,12 @@ another channel unseen (the message lands elsewhere: it is deleted there; sent t
 thread, it is refused with 10003 Unknown Channel), is looked up again once and the
 message resent. An edit whose webhook was deleted or moved meanwhile (a moved one no
 longer finds its message: 10008, or 10003 in a thread) continues in a new message from
-the channel's webhook, the old one deleted. Where the bot cannot have a webhook (Manage Webhooks
-missing, or the channel's or the server's webhook limit, 30007 or 30058) characters
-speak as the bot with their name in bold, after one notice to the channel; webhooks are
-tried again after `RETRY_AFTER`, at its next WEBHOOKS_UPDATE (any channel's, for the
-server's limit), or once Manage Webhooks is granted. Nothing sent pings anyone.
+the channel's webhook, the old one deleted. Where the bot cannot have a webhook (Manage
+Webhooks missing, or the channel's or the server's webhook limit, 30007 or 30058)
+characters speak as the bot with their name in bold (`webhook_names`), after one notice
+to the channel; webhooks are tried again after `RETRY_AFTER`, at its next
+WEBHOOKS_UPDATE (any channel's, for the server's limit), or once Manage Webhooks is
+granted. Nothing sent pings anyone.
 
 The webhooks are discord.py objects bound to the bot's connection state, so they use its
 HTTP session and discord.py's webhook rate-limit handling (429s are waited out).
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 import weakref
 from collections import OrderedDict
@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import discord
 
+from cogs.roleplay.webhook_names import in_bold, webhook_username
 from utils.errors import BotError
-from utils.text import DISCORD_LIMIT
 
 if TYPE_CHECKING:
     from bot import Bot
@@ -47,11 +47,6 @@ WEBHOOK_NAME = "Gembot characters"
 CACHE_SIZE = 1000  # channels whose webhook (or its absence) is remembered
 RETRY_AFTER = 600.0  # seconds before a channel without a webhook is tried again
 DISCORD_TIMEOUT = 30.0  # seconds for one call to Discord, 429 waits included
-NAME_LIMIT = 80  # Discord's longest webhook username
-FALLBACK_PREFIX = "**{name}**: "
-# The most text one message may carry so that the bold-name fallback (its name
-# escaped: up to twice as long) still fits.
-TEXT_LIMIT = DISCORD_LIMIT - len(FALLBACK_PREFIX.format(name="")) - 2 * NAME_LIMIT
 
 UNKNOWN_CHANNEL = 10003
 UNKNOWN_MESSAGE = 10008
@@ -60,10 +55,6 @@ MAX_WEBHOOKS = 30007
 MAX_GUILD_WEBHOOKS = 30058
 MISSING_PERMISSIONS = 50013
 NO_PINGS = discord.AllowedMentions.none()
-_FORBIDDEN_IN_NAMES = re.compile("clyde|discord", re.IGNORECASE)
-_RESERVED_NAMES = frozenset({"everyone", "here", "system message"})
-"""Names Discord refuses as a whole, in any case (400 50035 "Username cannot be")."""
-_CYRILLIC_E = str.maketrans("eE", "\u0435\u0415")
 NOTICES = {
     MISSING_PERMISSIONS: (
         "I need the **Manage Webhooks** permission here to give characters their own "
@@ -80,29 +71,6 @@ NOTICES = {
         "Integrations → Webhooks) gives them their own names and avatars."
     ),
 }
-
-
-def _shortened(name: str) -> str:
-    return " ".join(name.split())[:NAME_LIMIT].strip()
-
-
-def webhook_username(name: str) -> str:
-    """`name` as Discord accepts it for a webhook message: 1 to 80 characters, without
-    "clyde" or "discord" (their "c" becomes a Cyrillic look-alike), and not "everyone",
-    "here" or "system message" (their "e"s do)."""
-    cleaned = _shortened(name)
-    while _FORBIDDEN_IN_NAMES.search(cleaned):  # again: "Discordiscord" overlaps
-        cleaned = _FORBIDDEN_IN_NAMES.sub(
-            lambda match: match[0].replace("c", "\u0441").replace("C", "\u0421"), cleaned
-        )
-    if cleaned.casefold() in _RESERVED_NAMES:
-        cleaned = cleaned.translate(_CYRILLIC_E)
-    return cleaned or "Unnamed character"
-
-
-def _fallback(name: str, content: str) -> str:
-    name = discord.utils.escape_markdown(_shortened(name) or "Unnamed character")
-    return FALLBACK_PREFIX.format(name=name) + content
 
 
 MOVED = "My character webhook here was just moved; please try again."
@@ -136,24 +104,6 @@ class SpokenMessage:
         self.message = await self._sender._edit(self, content)
 
 
-class CharacterSink:
-    """Where `stream_reply` sends one character's reply (a `streaming.Sink`). Pass
-    `limit=TEXT_LIMIT` to `stream_reply` so a bold-name fallback never runs long."""
-
-    def __init__(
-        self, sender: WebhookSender, channel: Channel, name: str, avatar_url: str | None
-    ) -> None:
-        self._sender = sender
-        self.channel = channel
-        self.name = name
-        self.avatar_url = avatar_url
-
-    async def send(self, content: str) -> SpokenMessage:
-        return await self._sender.send(
-            self.channel, content, name=self.name, avatar_url=self.avatar_url
-        )
-
-
 class WebhookSender:
     """Sends and edits messages as named characters (see the module docstring)."""
 
@@ -170,9 +120,6 @@ class WebhookSender:
         self._lookups: weakref.WeakValueDictionary[int, asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
-
-    def sink(self, channel: Channel, *, name: str, avatar_url: str | None) -> CharacterSink:
-        return CharacterSink(self, channel, name, avatar_url)
 
     async def send(
         self, channel: Channel, content: str, *, name: str, avatar_url: str | None
@@ -224,7 +171,7 @@ class WebhookSender:
         if webhook is None:
             async with asyncio.timeout(DISCORD_TIMEOUT):
                 return await spoken.channel.send(
-                    _fallback(spoken.name, content), allowed_mentions=NO_PINGS
+                    in_bold(spoken.name, content), allowed_mentions=NO_PINGS
                 )
         thread = spoken.channel if isinstance(spoken.channel, discord.Thread) else None
         try:
@@ -277,7 +224,7 @@ class WebhookSender:
         if not isinstance(message, discord.WebhookMessage):
             async with asyncio.timeout(DISCORD_TIMEOUT):
                 return await message.edit(
-                    content=_fallback(spoken.name, content), allowed_mentions=NO_PINGS
+                    content=in_bold(spoken.name, content), allowed_mentions=NO_PINGS
                 )
         try:
             async with asyncio.timeout(DISCORD_TIMEOUT):

@@ -18,7 +18,7 @@ import pytest
 from bot import Bot
 from cogs.roleplay.scene_cog import Scenes
 from cogs.roleplay.scenes import Scene, SceneStore
-from cogs.roleplay.webhooks import TEXT_LIMIT
+from cogs.roleplay.webhook_names import TEXT_LIMIT
 from config import Settings
 from tests.conftest import BASIC, StartBot, eventually
 from tests.e2e.test_roleplay_characters import Slash, card_png, upload

@@ -14,7 +14,14 @@ import pytest
 from cogs.ai.records import WRITING, Turn
 from cogs.ai.streaming import RESTART, RESTART_NOTE, WRITING_MARKER, stream_reply
 from cogs.roleplay.scene_cog import Scenes
-from cogs.roleplay.webhooks import RETRY_AFTER, TEXT_LIMIT, WEBHOOK_NAME, WebhookSender
+from cogs.roleplay.webhook_names import TEXT_LIMIT
+from cogs.roleplay.webhooks import (
+    RETRY_AFTER,
+    WEBHOOK_NAME,
+    Channel,
+    SpokenMessage,
+    WebhookSender,
+)
 from config import Settings
 from tests.conftest import ADMIN, BASIC, StartBot, eventually
 from tests.fakes.clock import FakeClock
@@ -24,6 +31,21 @@ from tests.fakes.gemini_server import FakeGemini
 ALICE = ("Alice", "https://example.invalid/alice.png")
 BOB = ("Bob", "https://example.invalid/bob.png")
 NO_PINGS = {"parse": []}
+
+
+class Speaking:
+    """Where `stream_reply` sends one character's reply (a `streaming.Sink`), as a scene's
+    sink sends each speaker's lines."""
+
+    def __init__(
+        self, sender: WebhookSender, channel: Channel, name: str, avatar_url: str | None
+    ) -> None:
+        self.sender, self.channel, self.name, self.avatar_url = sender, channel, name, avatar_url
+
+    async def send(self, content: str) -> SpokenMessage:
+        return await self.sender.send(
+            self.channel, content, name=self.name, avatar_url=self.avatar_url
+        )
 
 
 def text_channel(bot: discord.Client, channel: FakeChannel) -> discord.TextChannel:
@@ -160,7 +182,7 @@ async def test_a_streamed_reply_keeps_its_speaker_across_edits_and_splits(
     async def record(shown: str, incomplete: str | None, message_ids: list[int]) -> None:
         recorded.append(incomplete)
 
-    sink = sender.sink(text_channel(bot, guild.text), name=ALICE[0], avatar_url=ALICE[1])
+    sink = Speaking(sender, text_channel(bot, guild.text), *ALICE)
     sent = await stream_reply(pieces(), sink, record, interval=0, limit=TEXT_LIMIT)
 
     messages = [fake_message(discord_fake, s.id) for s in sent]
@@ -386,7 +408,7 @@ async def test_a_streamed_reply_continues_whole_in_its_channel_after_its_webhook
     async def record(shown: str, incomplete: str | None, message_ids: list[int]) -> None:
         recorded.append(incomplete)
 
-    sink = sender.sink(channel, name=ALICE[0], avatar_url=ALICE[1])
+    sink = Speaking(sender, channel, *ALICE)
     (sent,) = await stream_reply(pieces(), sink, record, interval=0, limit=TEXT_LIMIT)
 
     message = fake_message(discord_fake, sent.id)

@@ -1,5 +1,5 @@
 """Avatar links: a character whose avatar cannot be posted again, or whose link Discord
-fails to renew, still speaks.
+fails to renew, still speaks; a link renewed while the avatar changed is not kept.
 
 The channel is a stub at our own seam (`AvatarLinks.avatar_url` takes any Messageable):
 the fake Discord neither refuses attachments nor fails, so refusals and failures are
@@ -86,3 +86,40 @@ async def test_a_discord_outage_while_renewing_an_avatar_link_posts_nothing(
         messageable = cast(discord.abc.Messageable, channel)
         assert await links.avatar_url(linked, messageable) == (url if works else None)
     assert channel.sent == []
+
+
+class EditedWhileAsked:
+    """A bot whose request for the avatar's message is answered only after the character
+    got a new avatar (`/character edit`, its confirmation remembered meanwhile)."""
+
+    def __init__(self, store: CharacterStore, new_link: AvatarLink) -> None:
+        self.http = self
+        self.store = store
+        self.new_link = new_link
+
+    async def get_message(self, channel_id: int, message_id: int) -> dict[str, Any]:
+        character = await self.store.get(GUILD, "Aria")
+        assert character is not None
+        edited = await self.store.update(character, character.profile, b"new png")
+        await self.store.set_link(edited, self.new_link)
+        fresh = "https://cdn.example.invalid/old/avatar.png?ex=ffffffff"
+        return {"attachments": [{"filename": "avatar.png", "url": fresh}]}
+
+
+async def test_an_avatar_renewed_while_the_character_is_edited_does_not_come_back(
+    db: Database,
+) -> None:
+    """The renewed link of the old avatar was stored over the new avatar's: the character
+    spoke with its old avatar from then on."""
+    store = CharacterStore(db, limit=3)
+    new_link = AvatarLink(7, 8, "https://cdn.example.invalid/new/avatar.png?ex=ffffffff")
+    links = AvatarLinks(cast("Bot", EditedWhileAsked(store, new_link)), store)
+    made = await store.create(GUILD, 10, Profile("Aria"), b"old png")
+    await store.set_link(made, AvatarLink(5, 6, "https://cdn.example.invalid/old/avatar.png?ex=1"))
+    read = await store.get(GUILD, "Aria")  # as a turn reads its cast
+    assert read is not None
+
+    await links.avatar_url(read, cast(discord.abc.Messageable, Recording()))
+
+    now = await store.get(GUILD, "Aria")
+    assert now is not None and (now.avatar, now.link) == (b"new png", new_link)

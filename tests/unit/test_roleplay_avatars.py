@@ -259,6 +259,14 @@ def test_images_become_bounded_pngs() -> None:
         assert stored.size == (30, 20)  # small images stay as they are
 
 
+def test_a_16_bit_grey_picture_keeps_its_shades() -> None:
+    """Its shades (0 to 65,535) were read as 8-bit ones: all but the darkest came out white."""
+    out = io.BytesIO()
+    Image.new("I;16", (40, 40), 30_000).save(out, format="PNG")
+    with Image.open(io.BytesIO(to_avatar(out.getvalue()))) as stored:
+        assert stored.getpixel((20, 20)) == (116, 116, 116)  # 30,000 / 65,535 of white
+
+
 def test_a_photo_turned_by_its_exif_is_stored_upright() -> None:
     exif = Image.Exif()
     exif[0x0112] = 6  # Orientation: shown turned 90° clockwise, as phones save portraits
