@@ -237,8 +237,10 @@ class FakeGemini:
         model: str | None = None,
         thought_signature: bool = True,
         call_ids: bool = True,
+        chunk_delay: float = 0.0,
     ) -> None:
-        """Queue one model turn: ``text`` parts (if any), then a ``functionCall`` per call.
+        """Queue one model turn: ``text`` parts (if any), then a ``functionCall`` per call
+        (``chunk_delay`` is slept before every chunk, as for :meth:`reply`).
 
         As Gemini 3 answers: every call has an ``id`` (``call_ids=False`` gives the
         id-less calls of Gemini 2.x) and the first carries a base64 ``thoughtSignature``
@@ -257,7 +259,7 @@ class FakeGemini:
                 self._signatures.add(signature)
                 part["thoughtSignature"] = base64.b64encode(signature).decode()
             parts.append(part)
-        self._push(model, _Reply(parts))
+        self._push(model, _Reply(parts, chunk_delay))
 
     def fail(
         self,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import discord
 import pytest
+from pydantic import BaseModel, ValidationError
 
 from cogs.ai.tools.roles import SAFE, attributes, requested, require_safe, unsafe
+from cogs.ai.tools.server import CreateChannelIn, CreateRoleIn, RenameIn, SlowmodeIn
 from cogs.ai.tools.toolbox import permission_name
 from utils.tools import ToolRefused
 
@@ -83,3 +85,25 @@ def test_harmless_permissions_pass() -> None:
     require_safe(requested(["send_messages", "connect", "speak", "add_reactions"]), "x")
     assert "view_channel" in attributes(SAFE) and "read_messages" not in attributes(SAFE)
     assert not SAFE.administrator and not SAFE.manage_guild and not SAFE.mention_everyone
+
+
+@pytest.mark.parametrize(
+    ("params", "args"),
+    [
+        (CreateChannelIn, {"name": "games", "category": "c" * 111}),
+        (RenameIn, {"name": "games", "channel": "#" + "c" * 110}),
+        (SlowmodeIn, {"seconds": 5, "channel": "c" * 5000}),
+        (CreateRoleIn, {"name": "Gamer", "permissions": ["send_messages" * 10]}),
+    ],
+)
+def test_a_name_longer_than_discord_allows_is_refused_before_any_lookup(
+    params: type[BaseModel], args: dict[str, object]
+) -> None:
+    """A model's huge argument is not matched against every channel nor echoed back whole
+    in the refusal."""
+    with pytest.raises(ValidationError):
+        params.model_validate(args)
+
+
+def test_a_channel_named_in_full_is_taken() -> None:
+    assert RenameIn.model_validate({"name": "x", "channel": " #" + "c" * 100}).channel

@@ -29,7 +29,7 @@ from cogs.ai.tools.toolbox import (
     Toolbox,
     footer,
 )
-from cogs.ai.tools.web import pasted
+from cogs.ai.tools.web import foreign_address, pasted
 from utils.db import Database
 from utils.tools import Asker, Done, Family, NoArguments, Tool, ToolRefused, ToolRegistry
 
@@ -360,3 +360,22 @@ async def test_a_family_switched_off_while_a_reply_runs_refuses_its_next_calls()
     assert (await toolbox.run_all([call]))[0]["function_response"]["response"] == {  # type: ignore[index]
         "refused": "The server tools were switched off here meanwhile."
     }
+
+
+@pytest.mark.parametrize(
+    ("question", "address"),
+    [
+        ("What is this page about?", None),
+        ("Is v2.0 out, e.g. for 3.14? Mr. Smith asks.", None),
+        ("Does it mention a.example/page or A.EXAMPLE/other?", None),
+        ("what about https://evil.example/?d=secret", "https://evil.example/?d=secret"),
+        ("see secret-data.evil.example.", "secret-data.evil.example"),
+        ("fetch ftp://x.example/y too", "ftp://x.example/y"),
+        ("and evil。example/c?d=1", "evil。example/c?d=1"),
+        ("and пример.рф?", "пример.рф"),
+    ],
+)
+def test_an_address_in_a_question_must_be_one_the_asker_wrote(
+    question: str, address: str | None
+) -> None:
+    assert foreign_address(question, "read https://a.example/page and a.example/other") == address

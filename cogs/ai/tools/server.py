@@ -16,7 +16,7 @@ change carries an audit-log reason naming the asker.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 import discord
 from pydantic import BaseModel, ConfigDict, Field
@@ -34,6 +34,7 @@ from utils.tools import Asker, Done, Family, Tool, ToolRefused, shown
 
 SLOWMODE_MAX = 21_600  # Discord's limit: six hours
 _ID = r"^\d{15,21}$"
+_PLACE = 110  # characters naming a channel: a mention, an id, or a name (100 at most) and #
 
 P = TypeVar("P", bound=BaseModel)
 _RENAMABLE = (
@@ -65,7 +66,9 @@ class CreateChannelIn(_Args):
     name: str = Field(min_length=1, max_length=100, description="The new channel's name")
     kind: Literal["text", "voice"] = "text"
     category: str | None = Field(
-        default=None, description="An existing category to put it in (its name)"
+        default=None,
+        max_length=_PLACE,
+        description="An existing category to put it in (its name)",
     )
 
 
@@ -120,7 +123,9 @@ async def create_thread(asker: Asker, args: CreateThreadIn) -> Done:
 class RenameIn(_Args):
     name: str = Field(min_length=1, max_length=100, description="The new name")
     channel: str | None = Field(
-        default=None, description="The channel to rename (#name); default: this one"
+        default=None,
+        max_length=_PLACE,
+        description="The channel to rename (#name); default: this one",
     )
 
 
@@ -139,7 +144,9 @@ async def rename_channel(asker: Asker, args: RenameIn) -> Done:
 
 class SlowmodeIn(_Args):
     seconds: int = Field(ge=0, le=SLOWMODE_MAX, description="Seconds between messages; 0: off")
-    channel: str | None = Field(default=None, description="Which channel (#name); default: this")
+    channel: str | None = Field(
+        default=None, max_length=_PLACE, description="Which channel (#name); default: this"
+    )
 
 
 async def set_slowmode(asker: Asker, args: SlowmodeIn) -> Done:
@@ -216,7 +223,7 @@ async def unpin_message(asker: Asker, args: PinIn) -> Done:
 
 class CreateRoleIn(_Args):
     name: str = Field(min_length=1, max_length=100, description="The role's name")
-    permissions: list[str] = Field(
+    permissions: list[Annotated[str, Field(max_length=60)]] = Field(
         default_factory=list,
         max_length=30,
         description="Permissions it grants (e.g. send_messages, connect); only harmless ones "

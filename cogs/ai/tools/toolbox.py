@@ -1,7 +1,7 @@
 """The tools offered to one reply, and running the model's calls for the person who asked.
 
 Each call is checked when it runs, against the asker (the human whose message started
-the reply, their roles read from Discord at the reply's first server tool) and the bot:
+the reply, their roles read from Discord at each model turn's first server tool) and the bot:
 the tool's family must be on here, both must hold the tool's permissions in the channel
 (a tool acting on the server or on another channel checks its permission there itself),
 and a tool that changes something is withheld once the reply has read text others wrote
@@ -156,6 +156,7 @@ class Toolbox:
         The calls of one turn were all written before any result was read, so text that
         a result brings in withholds actions only from the next turns. Past `MAX_CALLS`,
         or once the turn has taken `round_time`, a call is answered without running."""
+        self._fresh = None  # the asker may have lost a role (or left) since the last turn
         parts: list[types.PartDict] = []
         outside = False
         loop = asyncio.get_running_loop()
@@ -259,7 +260,8 @@ class Toolbox:
         """For a server tool, the asker with their roles as they are now: the message's
         copy may be minutes old, and the bot hears of no member's role change (it has no
         members intent), so a permission taken away since would still count. Fetched
-        once a reply, at its first server tool."""
+        once a model turn (its calls were written together), at its first server tool:
+        a reply's turns can span minutes of the model thinking."""
         asker, guild = self.asker, self.asker.guild
         if guild is None or not tool.guild_only or not isinstance(asker.user, discord.Member):
             return asker
