@@ -22,7 +22,7 @@ from discord.ext import commands
 
 from cogs.admin.cog import answer
 from cogs.ai.log import ChatLogReader
-from cogs.memory.pages import AwayButton, MemoryPages, counted
+from cogs.memory.pages import TITLE, AwayButton, MemoryPages, counted
 from cogs.memory.tools import tools as memory_tools
 from utils.checks import guild_permissions, readable
 from utils.commands import list_subcommands
@@ -139,6 +139,10 @@ class MemoryCog(commands.Cog, name="Memory"):
                 raise BotError(
                     "I can't send you a DM; use the slash command `/memory show` instead."
                 ) from error
+            if not self.bot.owns(None):
+                # Presses in DMs go to shard 0's process, which turns the pages from then
+                # on: this view would take the buttons off under it when it times out.
+                view.stop()
             await answer(ctx, "I sent you the list in a DM.")
             return
         view.message = await ctx.send(embed=embed, view=view, ephemeral=True)
@@ -147,41 +151,57 @@ class MemoryCog(commands.Cog, name="Memory"):
     async def on_page_press(self, interaction: discord.Interaction, run: str, command: str) -> None:
         """A press on this run's /memory show buttons whose view timed out while Discord
         was unreachable (they stayed on): say so, and take them off now."""
-        if run == self.bot.run_id:
-            await self._expired(interaction, "")
-
-    @commands.Cog.listener()
-    async def on_memory_away_press(
-        self, interaction: discord.Interaction, run: str, guild_id: int
-    ) -> None:
-        """A press on a server's list shown in DMs whose view is gone (a restart, or
-        buttons that stayed on): say to ask in that server."""
-        guild = self.bot.get_guild(guild_id)
-        where = f" in {discord.utils.escape_markdown(guild.name)}" if guild else " in that server"
-        if run == self.bot.run_id:
-            await self._expired(interaction, where)
+        if run != self.bot.run_id:
             return
-        try:
-            await interaction.response.send_message(
-                f"These buttons stopped working when I restarted: use `/memory show`{where} again.",
-                ephemeral=True,
-            )
-        except discord.HTTPException as error:
-            log.warning("could not answer the press of interaction %s: %s", interaction.id, error)
-
-    async def _expired(self, interaction: discord.Interaction, where: str) -> None:
         message = interaction.message
         if message is None or message.id not in self.stuck_pages:
             return  # this run's view answers its own buttons
         try:
             await interaction.response.edit_message(
-                content=f"These buttons have expired; use `/memory show`{where} again.", view=None
+                content="These buttons have expired; use `/memory show` again.", view=None
             )
         except discord.HTTPException as error:
             log.warning("could not answer the press of interaction %s: %s", interaction.id, error)
             return
         if message.id in self.stuck_pages:  # not taken off by a press at the same time
             self.stuck_pages.remove(message.id)
+
+    @commands.Cog.listener()
+    async def on_memory_away_press(
+        self, interaction: discord.Interaction, run: str, guild_id: int, page: int
+    ) -> None:
+        """A press on a server's list shown in DMs that no view here answers: sent by
+        another shard process (DMs come to shard 0's), before a restart, or buttons that
+        stayed on. The page is turned here, and this run's view takes the list over."""
+        message = interaction.message
+        if message is None or (run == self.bot.run_id and message.id not in self.stuck_pages):
+            return  # this run's view answers its own buttons
+        if message.id in self.stuck_pages:
+            self.stuck_pages.remove(message.id)
+        view = MemoryPages(
+            self.kept,
+            Scope("guild", guild_id),
+            interaction.user.id,
+            page,
+            self._away_where(guild_id, message),
+            self.bot.run_id,
+            stuck=self.stuck_pages.append,
+            away=guild_id,
+        )
+        view.message = message
+        try:
+            await view.turn(interaction, 0)
+        except Exception as error:  # as a press the view answers: logged, a short answer
+            await view.on_error(interaction, error, view.next)
+
+    def _away_where(self, guild_id: int, message: discord.Message) -> str:
+        """The server a list shown in DMs is of, as its title names it."""
+        guild = self.bot.get_guild(guild_id)
+        if guild is not None:
+            return f"in {guild.name}"
+        # Another process's server: the list's own title names it.
+        title = message.embeds[0].title if message.embeds else None
+        return title.removeprefix(TITLE).strip() if title else "in that server"
 
     @memory_group.command(name="add")
     @app_commands.describe(fact="Something about you for the bot to remember here")

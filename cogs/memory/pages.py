@@ -20,6 +20,7 @@ from utils.text import truncate
 PAGE_SIZE = 8
 PAGES_TIMEOUT = 180.0  # seconds without a press before the page buttons come off
 SHOWN_CHARS = 220
+TITLE = "What I remember about you"  # then where: "in <server>", "in our DMs"
 _SOURCES = {"conversation": "from our chat", "consolidation": "noticed", "user": "you told me"}
 
 
@@ -37,24 +38,33 @@ def _line(memory: Memory, now: float) -> str:
     )
 
 
-def away_ids(run: str, guild_id: int) -> tuple[str, str]:
-    """The custom ids of the previous and next buttons of a server's list shown in DMs."""
-    return f"memory:{run}:previous:{guild_id}", f"memory:{run}:next:{guild_id}"
+def away_ids(run: str, guild_id: int, page: int) -> tuple[str, str]:
+    """The custom ids of the previous and next buttons of a server's list shown in DMs
+    at `page`: each names the page it leads to."""
+    return (
+        f"memory:{run}:previous:{guild_id}:{page - 1}",
+        f"memory:{run}:next:{guild_id}:{page + 1}",
+    )
 
 
 class AwayButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]],
-    template=r"memory:(?P<run>[0-9a-f]+):(?P<action>previous|next):(?P<guild>[0-9]+)",
+    template=r"memory:(?P<run>[0-9a-f]+):(?P<action>previous|next):(?P<guild>[0-9]+)"
+    r"(?::(?P<page>[0-9]{1,9}))?",
 ):
-    """A page button of a server's list shown in DMs, whichever run sent it: a press goes
-    to the ``memory_away_press`` event with the run and the server. (Not a
-    :class:`~utils.pages.PageButton`: after a restart, `/memory show` in the DMs would
-    list the DM memories, so the answer names the server.)"""
+    """A page button of a server's list shown in DMs, whichever run or process sent it:
+    a press goes to the ``memory_away_press`` event with the run, the server and the page
+    it leads to (a list sent before the ids named pages: the first). DMs come to shard
+    0's process, which may not be the one that sent the list, and a restart loses its
+    view: the event's handler then turns the page itself. (Not a
+    :class:`~utils.pages.PageButton`: `/memory show` in the DMs would list the DM
+    memories.)"""
 
-    def __init__(self, run: str, action: str, guild_id: int) -> None:
-        super().__init__(discord.ui.Button(custom_id=f"memory:{run}:{action}:{guild_id}"))
+    def __init__(self, run: str, action: str, guild_id: int, page: int) -> None:
+        super().__init__(discord.ui.Button(custom_id=f"memory:{run}:{action}:{guild_id}:{page}"))
         self.run = run
         self.guild_id = guild_id
+        self.page = page
 
     @classmethod
     async def from_custom_id(
@@ -64,10 +74,12 @@ class AwayButton(
         match: re.Match[str],
         /,
     ) -> AwayButton:
-        return cls(match["run"], match["action"], int(match["guild"]))
+        return cls(match["run"], match["action"], int(match["guild"]), int(match["page"] or 1))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        interaction.client.dispatch("memory_away_press", interaction, self.run, self.guild_id)
+        interaction.client.dispatch(
+            "memory_away_press", interaction, self.run, self.guild_id, self.page
+        )
 
 
 class MemoryPages(Pages):
@@ -90,8 +102,9 @@ class MemoryPages(Pages):
         super().__init__(timeout=PAGES_TIMEOUT)
         self.command = "memory show"
         self.previous.custom_id, self.next.custom_id = (
-            page_ids(run, self.command) if away is None else away_ids(run, away)
+            page_ids(run, self.command) if away is None else away_ids(run, away, page)
         )
+        self.run = run
         self.service = service
         self.scope = scope
         self.user_id = user_id
@@ -116,7 +129,7 @@ class MemoryPages(Pages):
         )
         now = time.time()
         embed = discord.Embed(
-            title=f"What I remember about you {self.where}",
+            title=f"{TITLE} {self.where}",
             description="\n".join(_line(m, now) for m in memories) or "Nothing on this page.",
             colour=discord.Colour.blurple(),
         )
@@ -126,6 +139,8 @@ class MemoryPages(Pages):
         embed.set_footer(text=f"Page {self.page}/{pages} · {counted(total)} · {forget}")
         self.previous.disabled = self.page <= 1
         self.next.disabled = self.page >= pages
+        if self.away is not None:
+            self.previous.custom_id, self.next.custom_id = away_ids(self.run, self.away, self.page)
         return embed
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
@@ -134,7 +149,8 @@ class MemoryPages(Pages):
         await interaction.response.send_message("These are not your memories.", ephemeral=True)
         return False
 
-    async def _turn(self, interaction: discord.Interaction, step: int) -> None:
+    async def turn(self, interaction: discord.Interaction, step: int) -> None:
+        """Show the page `step` pages on in answer to `interaction`'s press."""
         # The page is read from the database, which may be busy: acknowledge first (3 s).
         await interaction.response.defer()
         self.page += step
@@ -143,11 +159,11 @@ class MemoryPages(Pages):
 
     @discord.ui.button(label="Previous")
     async def previous(self, interaction: discord.Interaction, _: discord.ui.Button) -> None:
-        await self._turn(interaction, -1)
+        await self.turn(interaction, -1)
 
     @discord.ui.button(label="Next")
     async def next(self, interaction: discord.Interaction, _: discord.ui.Button) -> None:
-        await self._turn(interaction, +1)
+        await self.turn(interaction, +1)
 
     async def on_timeout(self) -> None:
         if self.message is None:

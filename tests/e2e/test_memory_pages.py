@@ -4,8 +4,10 @@ pressed after a restart."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -30,6 +32,10 @@ async def _dm_list(discord_fake: FakeDiscord, guild: FakeGuild, member: FakeUser
     return await discord_fake.wait_for_message(
         discord_fake.open_dm(member), predicate=lambda m: m.embeds
     )
+
+
+def _footer(message: Any) -> str:
+    return message.embeds[0]["footer"]["text"]
 
 
 def _next_button(message: Any) -> str:
@@ -88,25 +94,66 @@ async def test_memory_buttons_left_on_by_an_outage_answer_that_they_expired(
     await discord_fake.wait_for(lambda: not page.components, 5)
 
 
-async def test_a_servers_list_in_dms_pressed_after_a_restart_says_to_ask_in_the_server(
+async def test_a_servers_list_in_dms_still_turns_its_pages_after_a_restart(
     discord_fake: FakeDiscord,
     guild: FakeGuild,
     member: FakeUser,
     start_bot: StartBot,
     make_settings: Callable[..., Settings],
 ) -> None:
-    """`/memory show` in the DMs the list is in would list the DM memories instead."""
+    """The buttons name the page they lead to: the new run turns it from the database
+    (`/memory show` in the DMs the list is in would list the DM memories instead)."""
     settings = make_settings(memory_enabled=True, embedding_model="hashing")
     bot = await start_bot(settings)
     listing = await _dm_list(discord_fake, guild, member)
     await bot.close()
     await start_bot(settings)
 
+    await (await discord_fake.click_button(listing, _next_button(listing), member)).wait_response()
+    await discord_fake.wait_for(lambda: _footer(listing).startswith("Page 2/2"), 5)
+    assert listing.embeds[0]["title"] == f"What I remember about you in {guild.name}"
+    previous = listing.components[0]["components"][0]["custom_id"]
+    await (await discord_fake.click_button(listing, previous, member)).wait_response()
+    await discord_fake.wait_for(lambda: _footer(listing).startswith("Page 1/2"), 5)
+
+
+@pytest.mark.shards(2)
+@pytest.mark.backends("postgresql")
+async def test_a_servers_list_in_dms_turns_its_pages_when_another_process_runs_the_server(
+    discord_fake: FakeDiscord,
+    far: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two shard processes: the list of a server of shard 1 is sent by shard 1's
+    process, but presses in DMs come to shard 0's, which turns the pages from then on
+    (shard 1's process does not take the buttons off at its view's timeout)."""
+    for shard in (0, 1):
+        await start_bot(
+            make_settings(
+                shard_count=2,
+                shard_ids=str(shard),
+                discord_token=f"token-{shard}",
+                data_dir=tmp_path / f"data-{shard}",
+                memory_enabled=True,
+                embedding_model="hashing",
+            )
+        )
+    with monkeypatch.context() as brief:  # the view of shard 1's list times out soon
+        brief.setattr(sys.modules["cogs.memory.pages"], "PAGES_TIMEOUT", 1.0)
+        listing = await _dm_list(discord_fake, far, member)
+    assert listing.token == "token-1"
     pressed = await discord_fake.click_button(listing, _next_button(listing), member)
-    assert (await pressed.wait_response())["data"]["content"] == (
-        f"These buttons stopped working when I restarted: use `/memory show` in {guild.name} again."
-    )
-    assert pressed.ephemeral
+    await pressed.wait_response()
+    await discord_fake.wait_for(lambda: _footer(listing).startswith("Page 2/2"), 5)
+    assert listing.embeds[0]["title"] == f"What I remember about you in {far.name}"
+    await asyncio.sleep(1.5)  # past the timeout of shard 1's view
+    previous = listing.components[0]["components"][0]["custom_id"]
+    await (await discord_fake.click_button(listing, previous, member)).wait_response()
+    await discord_fake.wait_for(lambda: _footer(listing).startswith("Page 1/2"), 5)
 
 
 async def test_a_servers_list_in_dms_still_turns_its_pages(
@@ -119,6 +166,4 @@ async def test_a_servers_list_in_dms_still_turns_its_pages(
     await start_bot(make_settings(memory_enabled=True, embedding_model="hashing"))
     listing = await _dm_list(discord_fake, guild, member)
     await (await discord_fake.click_button(listing, _next_button(listing), member)).wait_response()
-    await discord_fake.wait_for(
-        lambda: listing.embeds[0]["footer"]["text"].startswith("Page 2/2"), 5
-    )
+    await discord_fake.wait_for(lambda: _footer(listing).startswith("Page 2/2"), 5)

@@ -51,8 +51,12 @@ def test_the_fact_to_add_is_no_longer_than_a_memory_holds() -> None:
     assert (fact.min_value, fact.max_value) == (1, MAX_FACT_CHARS)
 
 
-@pytest.mark.parametrize("fact", ["\u200b", "\u200b \u200d\ufeff", "\u2060\n\u00ad"])
+@pytest.mark.parametrize(
+    "fact",
+    ["\u200b", "\u200b \u200d\ufeff", "\u2060\n\u00ad", "\u3164", "\u3164 \u2800\uffa0"],
+)
 def test_a_fact_of_only_invisible_characters_is_nothing_to_remember(fact: str) -> None:
-    """Zero-width and other format characters show as nothing: a blank memory."""
+    """Zero-width and other format characters show as nothing: a blank memory; so do
+    the Hangul fillers and the blank Braille pattern people send as blank messages."""
     with pytest.raises(BotError, match=r"There is nothing to remember in that\."):
         fact_text(fact)

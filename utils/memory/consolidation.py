@@ -185,6 +185,7 @@ class Consolidator:
         unread = {pending.channel_id for pending in channels}
         self._failures = {c: n for c, n in self._failures.items() if c in unread}
         for pending in channels:
+            read = self.writer.unsaid()  # a message deleted or edited after gives no fact
             turns = await self.chat_log.newest_turns(pending.channel_id, pending.upto_id, _TURNS)
             if not turns:
                 continue  # deleted meanwhile
@@ -192,7 +193,7 @@ class Consolidator:
             if any(turn.role == "user" for turn in readable):
                 try:
                     stored += await self._consolidate(
-                        pending.guild_id, pending.channel_id, readable, turns[-1].id
+                        pending.guild_id, pending.channel_id, readable, turns[-1].id, read
                     )
                 except AIUnavailableError:
                     raise  # the AI is down (its breaker is open): the next pass tries again
@@ -260,7 +261,12 @@ class Consolidator:
         return kept
 
     async def _consolidate(
-        self, guild_id: int | None, channel_id: int, turns: Sequence[LoggedTurn], upto_id: int
+        self,
+        guild_id: int | None,
+        channel_id: int,
+        turns: Sequence[LoggedTurn],
+        upto_id: int,
+        read: int,
     ) -> int:
         reply = await self.provider.generate(request(turns), system=INSTRUCTION, schema=SCHEMA)
         if self.usage is not None:
@@ -295,7 +301,7 @@ class Consolidator:
             )
         if not new:
             return 0
-        ids = await self.writer.add_facts(new, vectors[list(keep)])
+        ids = await self.writer.add_facts(new, vectors[list(keep)], read)
         return sum(memory_id is not None for memory_id in ids)
 
     async def _novel(

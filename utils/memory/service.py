@@ -57,6 +57,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_FACT_CHARS = 500
+# Shown as nothing though not format characters: Hangul fillers, the blank Braille cell.
+_BLANK = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 
 
 def _every_guild(_guild_id: int | None) -> bool:
@@ -65,10 +67,9 @@ def _every_guild(_guild_id: int | None) -> bool:
 
 def fact_text(text: str) -> str:
     """A fact someone tells the bot, as it is stored (on one line); refused (BotError)
-    if empty (or only format characters, zero-width spaces and the like, which show as
-    nothing) or longer than MAX_FACT_CHARS."""
+    if it shows as nothing (zero-width spaces, _BLANK...) or is over MAX_FACT_CHARS."""
     text = " ".join(text.split())
-    if all(char == " " or unicodedata.category(char) == "Cf" for char in text):
+    if all(char == " " or char in _BLANK or unicodedata.category(char) == "Cf" for char in text):
         raise BotError("There is nothing to remember in that.")
     if len(text) > MAX_FACT_CHARS:
         raise BotError(f"A memory can be at most {MAX_FACT_CHARS} characters.")

@@ -34,7 +34,9 @@ class MemoryWriter:
         self.model = model
         self._lock = asyncio.Lock()
         self._writes: set[asyncio.Task[Any]] = set()
-        self._unsaid: OrderedDict[int, None] = OrderedDict()
+        # Deleted or edited chat turns: at which `unsaid` count each was (the latest time).
+        self._unsaid: OrderedDict[int, int] = OrderedDict()
+        self._unsays = 0
 
     async def unbroken(self, write: Coroutine[Any, Any, T]) -> T:
         """Run a database write to its end even if the caller is cancelled."""
@@ -56,11 +58,19 @@ class MemoryWriter:
         await self.unbroken(self._write_chunks(chunks, vectors))
 
     def unsay(self, turn_ids: Iterable[int]) -> None:
-        """Chat turns were deleted: a chunk still waiting to take one in is not written."""
+        """Chat turns were deleted or edited: a chunk still waiting to take one in is not
+        written, nor a fact learnt from what one said before (`add_facts`)."""
+        self._unsays += 1
         for turn_id in turn_ids:
-            self._unsaid[turn_id] = None
+            self._unsaid[turn_id] = self._unsays
+            self._unsaid.move_to_end(turn_id)
         while len(self._unsaid) > UNSAID_TURNS:
             self._unsaid.popitem(last=False)
+
+    def unsaid(self) -> int:
+        """How far chat turns have been unsaid: taken before turns are read, it tells
+        `add_facts` which were deleted or edited after."""
+        return self._unsays
 
     async def _write_chunks(self, chunks: list[Chunk], vectors: np.ndarray) -> None:
         async with self._lock:
@@ -76,14 +86,29 @@ class MemoryWriter:
             written = [(c.scope, i, v) for c, i, v in zip(chunks, ids, vectors, strict=True) if i]
             await self._add(written)
 
-    async def add_facts(self, facts: Sequence[NewMemory], vectors: np.ndarray) -> list[int | None]:
+    async def add_facts(
+        self, facts: Sequence[NewMemory], vectors: np.ndarray, read: int | None = None
+    ) -> list[int | None]:
         """Store facts, deleting those they replace; None for one learnt from chat since
-        forgotten (`MemoryStore.insert`)."""
-        return await self.unbroken(self._add_facts(facts, vectors))
+        forgotten (`MemoryStore.insert`), or from a chat turn deleted or edited since
+        it was `read` (an `unsaid` count taken before; the deletion of what was learnt
+        from it waits for this write, so it takes what was stored before it)."""
+        return await self.unbroken(self._add_facts(facts, vectors, read))
 
-    async def _add_facts(self, facts: Sequence[NewMemory], vectors: np.ndarray) -> list[int | None]:
+    async def _add_facts(
+        self, facts: Sequence[NewMemory], vectors: np.ndarray, read: int | None
+    ) -> list[int | None]:
         async with self._lock:
-            ids = await self.store.insert(facts, self.model, vectors)
+            said = [
+                i
+                for i, fact in enumerate(facts)
+                if read is None or all(self._unsaid.get(t, 0) <= read for t, _ in fact.held)
+            ]
+            ids: list[int | None] = [None] * len(facts)
+            if said:
+                new = await self.store.insert([facts[i] for i in said], self.model, vectors[said])
+                for i, memory_id in zip(said, new, strict=True):
+                    ids[i] = memory_id
             stored = [fact for fact, memory_id in zip(facts, ids, strict=True) if memory_id]
             await self._remove((fact.scope, old) for fact in stored for old in fact.replaces)
             await self._add(
