@@ -2,7 +2,9 @@
 
 A card is a PNG whose ``chara`` (Character Card V2, base64 JSON) or ``ccv3`` (V3)
 text chunk holds the character, the picture being its avatar; or the JSON alone.
-V1 cards are the same fields without the ``data`` wrapper. Reading refuses anything
+V1 cards are the same fields without the ``data`` wrapper; Pygmalion's JSON (of its
+editor and text-generation-webui: ``char_name``, ``char_persona``...) is read as
+SillyTavern imports it, when it has no ``name``. Reading refuses anything
 off-spec with one line a user can act on; nothing here touches Discord or the
 database. Chunks are read by hand (the format is simple), so a text chunk's size is
 bounded by the file's and Pillow only decodes the picture, in :mod:`.avatars`.
@@ -41,6 +43,14 @@ _FIELDS = {  # card field -> Profile field
     "scenario": "scenario",
     "first_mes": "first_message",
     "mes_example": "example_dialogue",
+    "creator_notes": "creator_notes",
+}
+_PYGMALION = {  # its field -> Profile field, as SillyTavern maps them
+    "char_name": "name",
+    "char_persona": "description",
+    "world_scenario": "scenario",
+    "char_greeting": "first_message",
+    "example_dialogue": "example_dialogue",
     "creator_notes": "creator_notes",
 }
 
@@ -88,8 +98,9 @@ def _parsed(data: bytes, message: str) -> Any:
 
 
 def png_texts(png: bytes, keys: set[str]) -> dict[str, str]:
-    """The tEXt/zTXt/iTXt chunks named in ``keys``, the first of each as SillyTavern
-    reads them; RoleplayError for a broken PNG. A repeat is not even inflated: else a
+    """The tEXt/zTXt/iTXt chunks named in ``keys`` (lowercase), the first of each as
+    SillyTavern reads them, whatever the case of their keyword ("Chara" is ``chara``);
+    RoleplayError for a broken PNG. A repeat is not even inflated: else a
     file of a thousand small zlib bombs would cost gigabytes of inflating."""
     found: dict[str, str] = {}
     at = len(PNG_SIGNATURE)
@@ -104,7 +115,7 @@ def png_texts(png: bytes, keys: set[str]) -> dict[str, str]:
                 break
             if kind in (b"tEXt", b"zTXt", b"iTXt"):
                 key, _, rest = body.partition(b"\0")
-                name = key.decode("latin-1")
+                name = key.decode("latin-1").lower()
                 if name in keys and name not in found:
                     found[name] = _text(kind, rest)
     except (ValueError, struct.error, zlib.error, UnicodeDecodeError):
@@ -137,17 +148,19 @@ def _inflate(data: bytes) -> bytes:
 def _from_json(card: Any) -> Profile:
     if not isinstance(card, dict):
         raise RoleplayError("That card's JSON is not a character card.")
-    spec = card.get("spec")
+    spec, names = card.get("spec"), _FIELDS
     if spec is None:  # V1: flat fields
         data = card
+        if "name" not in card and "char_name" in card:  # how SillyTavern tells them apart
+            names = _PYGMALION
     elif isinstance(spec, str) and spec in _SPECS:  # a list or an object is unhashable
         data = card.get("data")
         if not isinstance(data, dict):
             raise RoleplayError("That card has no `data` section.")
     else:
         raise RoleplayError(f"Unsupported card format `{str(spec)[:40]}` (V1, V2 and V3 work).")
-    values: dict[str, str] = {}
-    for key, field in _FIELDS.items():
+    values = dict.fromkeys(_FIELDS.values(), "")
+    for key, field in names.items():
         value = data.get(key, "")
         if value is None:
             value = ""

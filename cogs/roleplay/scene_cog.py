@@ -124,6 +124,7 @@ class Scenes(commands.Cog):
         known = {name_key(c.name) for c in await self.characters.listing(ctx.guild.id)}
         if ctx.interaction is None:  # the names consumed the line, the world with them
             characters, world = _cut_world(characters, known)
+        world = _given(world)  # a blank world is none: the server's applies
         names = list(dict.fromkeys(_split_names(characters, known)))
         if not names or len(names) > MAX_CAST:
             raise RoleplayError(f"Name one to {MAX_CAST} characters, separated by commas.")
@@ -227,6 +228,8 @@ class Scenes(commands.Cog):
         scene = await self._changeable(ctx)
         if not name_key(entity):  # "" or only spaces and invisible characters
             raise RoleplayError("Name the character, place or item whose fact you correct.")
+        if not name_key(value):  # would note nothing, yet say "Noted"
+            raise RoleplayError(f"Give the {fact}, or `{CLEAR}` to remove it.")
         if len(value) > MAX_FACT or len(entity) > 64:
             raise RoleplayError(f"Keep the name under 64 and the fact under {MAX_FACT} characters.")
         if value.strip() == CLEAR and not noted(scene.state, entity, fact):
@@ -245,10 +248,10 @@ class Scenes(commands.Cog):
     async def world(self, ctx: Context, *, text: str | None = None) -> None:
         """Set this server's world for its scenes (Manage Server)."""
         assert ctx.guild is not None
-        text = text.strip() if text else None  # only spaces: no world, not a blank one
+        text = _given(text)  # a blank world is none, not an empty one
         if text is not None and len(text) > WORLD_CHARS:
             raise RoleplayError(f"Keep the world under {WORLD_CHARS:,} characters.")
-        await self.scenes.set_world(ctx.guild.id, text or None)
+        await self.scenes.set_world(ctx.guild.id, text)
         await ctx.send("The server's world is set." if text else "The server's world is cleared.")
 
     @add.autocomplete("character")
@@ -336,7 +339,7 @@ def _split_names(text: str, known: set[str]) -> list[str]:
     return [name for name in names if name]
 
 
-def _cut_world(text: str, known: set[str]) -> tuple[str, str | None]:
+def _cut_world(text: str, known: set[str]) -> tuple[str, str]:
     """The names and the world of a typed `scene start`: the world follows the last `|`
     before which all are characters' names, so a name may hold a `|` ("Aria|Moon, Bren |
     A port"); else the first `|` (its unknown name is then refused)."""
@@ -350,7 +353,13 @@ def _cut_world(text: str, known: set[str]) -> tuple[str, str | None]:
 
     fallback = bars[0] if bars else len(text)
     at = next((at for at in reversed(cuts) if all_named(at)), fallback)
-    return text[:at], text[at + 1 :].strip() or None
+    return text[:at], text[at + 1 :]
+
+
+def _given(text: str | None) -> str | None:
+    """``text`` trimmed; None (not given) when it shows nothing: "", only spaces (of any
+    script) or invisible characters such as zero-width spaces."""
+    return text.strip() if text and name_key(text) else None
 
 
 def _names(cast: list[Character]) -> str:

@@ -159,3 +159,60 @@ async def test_a_character_deleted_twice_at_once_is_reported_deleted_once(
     )
     said = [a.content for a in answers]
     assert sum(s == "Deleted **Aria**." for s in said) == 1, said
+
+
+async def test_a_blank_world_given_to_a_scene_leaves_the_servers_world(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """Only spaces (of any script) or invisible characters are no world: the scene plays
+    in the server's, neither in an empty one nor in a world of zero-width spaces."""
+    world = World(discord_fake, gemini_fake, guild, member)
+    bot = await start_bot(ai_settings())
+    await world.character("Aria")
+    owner = discord_fake.owner
+    invisible = await world.slash(owner, "world", text="\u200b\u3000")
+    assert "is cleared" in invisible.content and await scenes(bot).scenes.world(guild.id) is None
+    await world.slash(owner, "world", text="The server's own world.")
+
+    for blank in ("   ", "\u00a0\u3000", "\u200b \u2060"):
+        await world.slash(member, "start", characters="Aria", world=blank)
+        scene = await scenes(bot).scenes.get(guild.text.id)
+        assert scene is not None and scene.world is None, repr(blank)
+        await world.play("hello")
+        assert "# The world\nThe server's own world." in world.streams()[-1].system_text
+        await world.slash(member, "end")
+
+    before = len(discord_fake.messages_in(guild.text))
+    await discord_fake.send_message(guild.text, member, "!scene start Aria | \u200b ")
+    await discord_fake.wait_for_message(
+        guild.text, after=before, predicate=lambda m: "scene begins" in m.content
+    )
+    scene = await scenes(bot).scenes.get(guild.text.id)
+    assert scene is not None and scene.world is None
+
+
+async def test_a_correction_to_a_blank_fact_is_refused_not_noted(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    world = World(discord_fake, gemini_fake, guild, member)
+    bot = await start_bot(ai_settings())
+    await world.character("Aria")
+    await world.slash(member, "start", characters="Aria")
+
+    for blank in ("   ", "\u200b"):
+        refused = await world.slash(
+            member, ["state", "set"], entity="Bren", fact="location", value=blank
+        )
+        assert "Noted" not in refused.content and "Give the location" in refused.content
+    scene = await scenes(bot).scenes.get(guild.text.id)
+    assert scene is not None and scene.state == {}

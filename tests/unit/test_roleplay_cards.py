@@ -7,6 +7,7 @@ import io
 import json
 import re
 import zlib
+from dataclasses import replace
 
 import pytest
 from PIL import Image, PngImagePlugin
@@ -82,6 +83,30 @@ def test_missing_fields_are_empty_and_windows_newlines_normalised() -> None:
         json.dumps(v2({"name": "Bo", "description": "a\r\nb", "mes_example": None})).encode()
     )
     assert card.profile == Profile("Bo", "a\nb")
+
+
+def test_a_card_chunk_keyword_in_another_case_is_read_as_sillytavern_reads_it() -> None:
+    assert read_card(png({"Chara": b64(v2(SERA))})).profile == PROFILE
+    mixed = png({"CHARA": b64(v2({**SERA, "name": "Old"})), "CcV3": b64(v3(SERA))}, itxt=True)
+    assert read_card(mixed).profile == PROFILE
+
+
+def test_a_pygmalion_json_card_imports_as_sillytavern_maps_it() -> None:
+    """Pygmalion's editor and text-generation-webui write ``char_name`` and friends; a
+    card with a ``name`` too is a V1 card, as SillyTavern reads it."""
+    pygmalion = {
+        "char_name": "Seraphina",
+        "char_persona": "A guardian of the forest glade.",
+        "world_scenario": "You wake up in her cottage.",
+        "char_greeting": "*She smiles.* You're awake!",
+        "example_dialogue": "<START>\n{{char}}: Rest now.",
+        "creator_notes": "Best with a slow pace.",
+    }
+    card = read_card(json.dumps(pygmalion).encode())
+    assert card.profile == replace(PROFILE, personality="") and card.image is None
+    assert read_card(json.dumps({**pygmalion, "name": "Sera"}).encode()).profile.name == "Sera"
+    with pytest.raises(RoleplayError, match="`char_persona` should be text"):
+        read_card(json.dumps({**pygmalion, "char_persona": 5}).encode())
 
 
 def test_round_trip_through_png_and_json() -> None:
