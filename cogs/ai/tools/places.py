@@ -20,8 +20,11 @@ GuildChannel: TypeAlias = discord.abc.GuildChannel | discord.Thread
 
 def find_channel(member: discord.Member, text: str, *, category: bool = False) -> GuildChannel:
     """A channel or thread of the asker's server that they can see (`utils.checks.sees`),
-    by mention, id or name. Of a category and a channel of the same name ("General" over
-    #general), the channel, unless a `category` is wanted."""
+    by mention, id or name, to edit or to create in. Of a category and a channel of the
+    same name ("General" over #general), the channel, unless a `category` is wanted. Of
+    several of that name, the one the asker and the bot may edit, as the asker would
+    mean; none: the first (its check says why); more than one: the model is asked which,
+    by mention."""
     guild = member.guild
     wanted = text.strip()
     if match := _MENTION.fullmatch(wanted):
@@ -35,10 +38,31 @@ def find_channel(member: discord.Member, text: str, *, category: bool = False) -
             if c.name.lower() in (name, re.sub(r"\s+", "-", name))
         ]
         candidates.sort(key=lambda c: isinstance(c, discord.CategoryChannel) != category)
-    for channel in candidates:
-        if sees(member, channel):  # a private thread: only for those in it
-            return channel
-    raise ToolRefused(f"There is no channel {wanted!r} here that {member.display_name} can see.")
+    seen = [c for c in candidates if sees(member, c)]  # a private thread: only for those in it
+    if not seen:
+        raise ToolRefused(
+            f"There is no channel {wanted!r} here that {member.display_name} can see."
+        )
+    kind = [c for c in seen if _is_category(c) == _is_category(seen[0])]
+    editable = [c for c in kind if _may(c, member, editing(c))]
+    if len(editable) > 1:
+        mentions = ", ".join(c.mention for c in editable)
+        raise ToolRefused(
+            f"{len(editable)} channels are named {wanted!r}; ask which is meant, then name "
+            f"it by its mention ({mentions})."
+        )
+    return editable[0] if editable else kind[0]
+
+
+def _is_category(channel: GuildChannel) -> bool:
+    return isinstance(channel, discord.CategoryChannel)
+
+
+def _may(channel: GuildChannel, member: discord.Member, attribute: str) -> bool:
+    """Whether the asker and the bot both hold `attribute` in `channel`."""
+    return all(
+        getattr(channel.permissions_for(who), attribute) for who in (member, member.guild.me)
+    )
 
 
 def target(asker: Asker, channel: str | None) -> GuildChannel:
@@ -77,14 +101,16 @@ def editing(channel: GuildChannel) -> str:
     return "manage_threads" if isinstance(channel, discord.Thread) else "manage_channels"
 
 
-def find_role(guild: discord.Guild, text: str) -> discord.Role:
-    """A role of the asker's server by mention, id or name (with or without its @)."""
+def find_roles(guild: discord.Guild, text: str) -> list[discord.Role]:
+    """The roles of the asker's server a model names: by mention or id (that one), else
+    every role of that name (with or without its @), highest first."""
     wanted = text.strip()
     if match := _MENTION.fullmatch(wanted):
         role = guild.get_role(int(match[1] or match[2]))
+        found = [role] if role else []
     else:
         names = (wanted.lower(), wanted.lstrip("@").strip().lower())
-        role = next((r for r in reversed(guild.roles) if r.name.lower() in names), None)
-    if role is None:
+        found = [r for r in reversed(guild.roles) if r.name.lower() in names]
+    if not found:
         raise ToolRefused(f"There is no role {wanted!r} in this server.")
-    return role
+    return found

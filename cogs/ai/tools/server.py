@@ -9,8 +9,9 @@ channels outside a category, so Manage Roles or Manage Channels from one channel
 overwrite (a ticket's owner) reaches no further than that channel. Only what is here
 exists: no tool deletes, kicks, bans, times out, touches webhooks or server settings, or
 changes another member's roles, so no request can reach those. Channels and roles named
-by the model are looked up in the asker's server among the ones they can see. Every
-change carries an audit-log reason naming the asker.
+by the model are looked up in the asker's server among the ones they can see; of several
+of one name, the one they may act on is meant (still several: the model asks which).
+Every change carries an audit-log reason naming the asker.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from cogs.ai.tools import roles
 from cogs.ai.tools.places import (
     editing,
     find_channel,
-    find_role,
+    find_roles,
     require,
     require_server,
     target,
@@ -252,14 +253,40 @@ async def create_role(asker: Asker, args: CreateRoleIn) -> Done:
 
 
 class RoleIn(_Args):
-    role: str = Field(min_length=1, max_length=100, description="The role's name")
+    role: str = Field(min_length=1, max_length=100, description="The role's name (or its id)")
+
+
+def _assignable(role: discord.Role, member: discord.Member) -> bool:
+    try:
+        roles.require_assignable(role, member)
+    except ToolRefused:
+        return False
+    return True
+
+
+def _role(member: discord.Member, text: str, *, held: bool) -> discord.Role:
+    """The role named, to give (`held`: False) or take (True). Of several roles of that
+    name, the one the asker may assign, preferring the one they lack (to give) or hold
+    (to take), as they would mean; none they may assign: the highest one's refusal; still
+    more than one: the model is asked which, by id."""
+    found = find_roles(member.guild, text)
+    allowed = [role for role in found if _assignable(role, member)]
+    if not allowed:
+        roles.require_assignable(found[0], member)  # says why not
+    wanted = [role for role in allowed if (role in member.roles) == held] or allowed
+    if len(wanted) > 1:
+        ids = ", ".join(str(role.id) for role in wanted)
+        raise ToolRefused(
+            f"{len(wanted)} roles are named @{wanted[0].name}; ask which is meant, then "
+            f"name it by its id ({ids})."
+        )
+    return wanted[0]
 
 
 async def give_role(asker: Asker, args: RoleIn) -> Done:
     member = asker.member()
     require_server(member, "manage_roles")
-    role = find_role(member.guild, args.role)
-    roles.require_assignable(role, member)
+    role = _role(member, args.role, held=False)
     if role in member.roles:
         return Done(
             {"role": role.name, "given": False, "why": "they already have it"}, outside=True
@@ -272,8 +299,7 @@ async def give_role(asker: Asker, args: RoleIn) -> Done:
 async def take_role(asker: Asker, args: RoleIn) -> Done:
     member = asker.member()
     require_server(member, "manage_roles")
-    role = find_role(member.guild, args.role)
-    roles.require_assignable(role, member)
+    role = _role(member, args.role, held=True)
     if role not in member.roles:
         return Done({"role": role.name, "taken": False, "why": "they do not have it"}, outside=True)
     await member.remove_roles(role, reason=_reason(asker))

@@ -12,7 +12,10 @@ same one twice (a call the tool or Discord refused changed nothing: it counts fo
 neither). A call that is refused, fails or times out becomes an error result the model
 explains; it never ends the reply. A change that timed out, failed or met a Discord server
 error may have been made: the model is told its outcome is unknown, then and if called
-again. Changes are recorded for `/ai audit` (memory is private and is not).
+again; after a change (or one that may have been made) the asker is read again, so the
+next call sees it. A web call (search, link) is a paid request whose answer does not go
+stale within a reply: the same call again is answered with "see above", not made again.
+Changes are recorded for `/ai audit` (memory is private and is not).
 """
 
 from __future__ import annotations
@@ -75,6 +78,8 @@ TOO_MANY_CHANGES = (
     "message for the rest."
 )
 REPEATED = "Not done again: this reply already made that exact call."
+ALREADY_ASKED = "Not asked again: this reply already made that exact call; see its result above."
+_ASKED_ONCE = (Family.SEARCH, Family.LINKS)  # paid requests; their answers keep for a reply
 UNKNOWN_OUTCOME = (
     "Whether it was done is unknown: it may have been. Tell them so, and to check before "
     "asking again."
@@ -130,6 +135,7 @@ class Toolbox:
         self._fetching = asyncio.Lock()  # one fetch for the calls of a turn run together
         self._changes: set[tuple[str, str]] = set()  # changing calls made: tool, arguments
         self._maybe_made: set[tuple[str, str]] = set()  # of those, the ones of unknown outcome
+        self._asked: set[tuple[str, str]] = set()  # web calls made: tool, arguments
         self.notes: list[str] = []
         self.sources: list[Source] = []
 
@@ -193,6 +199,11 @@ class Toolbox:
                 params = tool.params.model_validate(args)
                 if tool.changes:
                     change = self._count_change(tool, params)
+                elif tool.family in _ASKED_ONCE:
+                    call = (tool.name, params.model_dump_json())
+                    if call in self._asked:
+                        return {"refused": ALREADY_ASKED}, False
+                    self._asked.add(call)
                 done = await tool.run(asker, params)
         except ToolRefused as refused:
             self._unmade(change)
@@ -229,6 +240,8 @@ class Toolbox:
             log.exception("tool %s failed", name)
             failed = f"{name} failed unexpectedly."
             return await self._unsure(tool, args, change, "failed", failed), False
+        if tool.changes:  # the asker's roles, say, may have changed
+            self._fresh = None
         await self._record(tool, args, done.note or "done", ok=True)
         self._show(done)
         return done.result, done.outside
@@ -260,8 +273,9 @@ class Toolbox:
         """For a server tool, the asker with their roles as they are now: the message's
         copy may be minutes old, and the bot hears of no member's role change (it has no
         members intent), so a permission taken away since would still count. Fetched
-        once a model turn (its calls were written together), at its first server tool:
-        a reply's turns can span minutes of the model thinking."""
+        once a model turn (its calls were written together), at its first server tool,
+        and again after a change (a role given): a reply's turns can span minutes of the
+        model thinking."""
         asker, guild = self.asker, self.asker.guild
         if guild is None or not tool.guild_only or not isinstance(asker.user, discord.Member):
             return asker
@@ -302,6 +316,7 @@ class Toolbox:
         model): a change it was making may have been made."""
         if change is not None:
             self._maybe_made.add(change)
+            self._fresh = None
             what, error = f"{what} (may have been done)", f"{error} {UNKNOWN_OUTCOME}"
         await self._record(tool, args, what, ok=False)
         return {"error": error}
