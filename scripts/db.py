@@ -10,7 +10,8 @@
 
 DATA_DIR comes from --data-dir, else the environment or `.env` as for the bot, else
 `data`; DISCORD_TOKEN is not needed. check, backup and export are safe while the bot
-runs. restore, vacuum, prune and migrate hold DATA_DIR/bot.lock while they work: they
+runs (export upgrades a database older than this code, so then it needs the bot stopped
+too). restore, vacuum, prune and migrate hold DATA_DIR/bot.lock while they work: they
 refuse to run beside the bot, and the bot cannot start until they are done (a migration
 would miss what the bot writes meanwhile). migrate copies into --to, else DATABASE_URL
 (which keeps the password off the command line), and may be run again: it replaces what
@@ -32,7 +33,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from pydantic import SecretStr
 
@@ -47,8 +48,15 @@ from cogs.roleplay.characters import CharacterStore
 from cogs.roleplay.scenes import SceneStore
 from config import ConfigError, Settings, load_settings
 from scripts.db_migrate import MigrationError, migrate
-from utils.backup import BackupError, check_database, make_backup, restore_backup
-from utils.db import DatabaseUnavailable
+from utils.backup import (
+    BackupError,
+    check_database,
+    is_database_file,
+    make_backup,
+    restore_backup,
+    schema_version,
+)
+from utils.db import MIGRATIONS_DIR, DatabaseUnavailable, load_migrations
 from utils.db_postgres_sessions import describe
 from utils.db_sqlite import SqliteDatabase
 from utils.guild_settings import GuildSettings
@@ -63,7 +71,8 @@ POSTGRES_TOOLS = {"backup": "pg_dump", "restore": "pg_restore"}  # what to use i
 
 
 class Refused(Exception):
-    """The bot runs on this data directory."""
+    """The bot runs on this data directory; the message, if any, says why that stops the
+    command (else: it needs the bot stopped)."""
 
 
 @contextlib.contextmanager
@@ -142,7 +151,37 @@ async def prune(data_dir: Path, database: Path, days: float, include_facts: bool
     return OK
 
 
-async def export(database: Path, guild_id: int, out: TextIO) -> int:
+async def export(data_dir: Path, database: Path, guild_id: int, output: Path | None) -> int:
+    """Write a guild's rows to `output` (standard output if None), which is opened only
+    once they are read: a refused or failed export leaves an earlier one as it was."""
+    with contextlib.ExitStack() as held:
+        # Opening a database older than this code upgrades it: not under a running bot,
+        # whose code (older, not restarted since an update) would then misread it.
+        known = len(load_migrations(MIGRATIONS_DIR / "sqlite"))
+        if (version := schema_version(database)) < known:
+            try:
+                held.enter_context(bot_stopped(data_dir))
+            except Refused:
+                raise Refused(
+                    f"its database is at schema version {version}, older than this code's "
+                    f"({known}): export with the code the bot runs, or restart the bot on this"
+                    " code first (it upgrades the database)"
+                ) from None
+        rows = await _guild_rows(database, guild_id)
+    lines = [
+        json.dumps({"table": table, "row": row}, ensure_ascii=False) + "\n" for table, row in rows
+    ]
+    if output is None:
+        sys.stdout.writelines(lines)
+        sys.stdout.flush()
+    else:
+        with output.open("w", encoding="utf-8") as out:
+            out.writelines(lines)
+    print(f"exported {len(rows)} rows of guild {guild_id}", file=sys.stderr)
+    return OK
+
+
+async def _guild_rows(database: Path, guild_id: int) -> list[tuple[str, dict[str, Any]]]:
     db = SqliteDatabase(database)
     try:
         await db.connect()
@@ -163,11 +202,7 @@ async def export(database: Path, guild_id: int, out: TextIO) -> int:
         rows += await SceneStore(db).export_guild(guild_id)
     finally:
         await db.close()
-    for table, row in rows:
-        out.write(json.dumps({"table": table, "row": row}, ensure_ascii=False) + "\n")
-    out.flush()
-    print(f"exported {len(rows)} rows of guild {guild_id}", file=sys.stderr)
-    return OK
+    return rows
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -286,16 +321,18 @@ def main(argv: list[str] | None = None) -> int:
             case "prune":
                 return asyncio.run(prune(data_dir, database, args.older_than, args.include_facts))
             case "export":
-                if args.output is None:
-                    return asyncio.run(export(database, args.guild, sys.stdout))
-                with args.output.open("w", encoding="utf-8") as out:
-                    return asyncio.run(export(database, args.guild, out))
+                if args.output is not None and is_database_file(args.output, database):
+                    raise BackupError(  # writing it would destroy the database
+                        f"{args.output} is the database itself; give another file to write"
+                    )
+                return asyncio.run(export(data_dir, database, args.guild, args.output))
             case "migrate":
                 with bot_stopped(data_dir):
                     copied = migrate(database, args.to or database_url, replace=args.replace)
                     return OK if asyncio.run(copied) else FAILED
-    except Refused:
-        print(f"the bot is running on {data_dir}; stop it first", file=sys.stderr)
+    except Refused as refused:
+        why = str(refused) or "stop it first"
+        print(f"the bot is running on {data_dir}; {why}", file=sys.stderr)
         return RUNNING
     except (BackupError, DatabaseUnavailable, MigrationError, OSError, sqlite3.Error) as error:
         print(f"error: {error}", file=sys.stderr)

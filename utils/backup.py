@@ -124,6 +124,11 @@ def timestamped_path(directory: Path, prefix: str = "bot") -> Path:
     return path
 
 
+def is_database_file(path: Path, database: Path) -> bool:
+    """Whether writing `path` would overwrite `database` or one of SQLite's files beside it."""
+    return path.resolve() in {Path(f"{database.resolve()}{suffix}") for suffix in _COMPANIONS}
+
+
 def make_backup(
     database: Path, target: Path | None = None, *, stop: threading.Event | None = None
 ) -> Path:
@@ -134,7 +139,7 @@ def make_backup(
         target = timestamped_path(target or database.parent / BACKUP_DIR)
     # `backup data/bot.db` read as "back this file up" would replace the live database
     # (or its write-ahead log) under the running bot.
-    if target.resolve() in {Path(f"{database.resolve()}{suffix}") for suffix in _COMPANIONS}:
+    if is_database_file(target, database):
         raise BackupError(f"{target} is the database itself; give another file or a directory")
     copy_database(database, target, stop)
     problems = check_database(target)

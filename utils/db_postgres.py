@@ -4,12 +4,10 @@ Selected by ``DATABASE_URL=postgresql://...``. A pool serves reads side by side;
 transactions are serialised per process like SQLite's (each process owns its own
 guilds, so processes never race for the same rows). Stores write `?` placeholders;
 they become `$1, $2, ...` here. Every call has a timeout. Changes are announced to the
-other processes with NOTIFY on one channel and heard on a dedicated LISTEN connection
-(`connect` returns once it listens, so caches read after it miss nothing), queried now
-and then to tell it is still there, that reconnects by itself, trying every second;
-after a reconnect every cache is told to reload, since notifications sent meanwhile
-are lost. A bot-wide lock (`exclusive`) is held on a connection of its own too, so a
-job holding it can use the whole pool.
+other processes with NOTIFY and heard through `utils.db_postgres_changes` (`connect`
+returns once this process listens, so caches read after it miss nothing). A bot-wide
+lock (`exclusive`) is held on a connection of its own too, so a job holding it can use
+the whole pool.
 """
 
 from __future__ import annotations
@@ -17,21 +15,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import random
 import re
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
-from functools import lru_cache, partial
+from functools import lru_cache
 from pathlib import Path
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from utils import db_postgres_sessions as sessions
 from utils.db import (
-    EVERYTHING,
     MIGRATIONS_DIR,
     Connection,
     Database,
@@ -45,6 +39,7 @@ from utils.db import (
     refuse_newer,
     storable_params,
 )
+from utils.db_postgres_changes import CHANNEL, Listener
 from utils.db_postgres_sessions import (
     LOST,
     MALFORMED_URL,
@@ -54,7 +49,6 @@ from utils.db_postgres_sessions import (
     describe,
     hang_up,
     reason,
-    set_event,
     unless_set,
     unlock,
     why_failed,
@@ -62,14 +56,11 @@ from utils.db_postgres_sessions import (
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "gembot_changes"
 _MIGRATION_LOCK = 0x6E6D_6967  # advisory lock id held while migrating
 _MIGRATION_TIMEOUT = 3600.0  # seconds for one migration, or to wait for another process's:
 # an upgrade may rewrite big tables, far past DATABASE_TIMEOUT (meant for a query)
 _PLACEHOLDER = re.compile(r"'(?:[^']|'')*'|\?")
 _ROWCOUNT = re.compile(r"(\d+)$")
-_RETRY = 1.0  # seconds between the listener's attempts to connect: changes arrive within
-# a second of the server being back (a refused attempt costs next to nothing)
 _ATTEMPTS = 5  # tries of a transaction that the server aborted for another's sake
 
 
@@ -123,16 +114,9 @@ class PostgresDatabase(Database):
         self._timeout = timeout
         self._pool: asyncpg.Pool | None = None
         self._write_lock = asyncio.Lock()
-        self._listener: asyncpg.Connection | None = None
-        self._listening: asyncio.Task[None] | None = None
         self._closed = asyncio.Event()
-        # Set once the listener has tried to listen (or `connect` stopped waiting for it):
-        # from then on caches hold what they read, so each LISTEN made tells them to reload.
-        self._tried = asyncio.Event()
-        self._deliveries: set[asyncio.Task[None]] = set()
+        self._changes = Listener(url, timeout, self._closed, self._deliver)
         self._locking: set[int] = set()  # server pids of connections that took a lock
-        # Our own notifications come back to us; this tells them apart.
-        self._origin = f"{os.getpid()}-{secrets.token_hex(4)}"
 
     async def connect(self, migrations_dir: Path | None = None) -> None:
         # Under the writers' lock: a close meanwhile (SIGTERM during an upgrade) waits for
@@ -175,18 +159,7 @@ class PostgresDatabase(Database):
             ) from None
         if self._closed.is_set():
             return
-        self._listening = asyncio.create_task(self._listen(), name="db-listen")
-        # Caches are read once this returns: a change told before this process listens
-        # would never reach them. Wait for the first try (its connect and LISTEN).
-        tried = asyncio.ensure_future(self._tried.wait())
-        await unless_set(
-            self._closed,
-            asyncio.wait(
-                {tried, self._listening}, timeout=2 * self._timeout, return_when="FIRST_COMPLETED"
-            ),
-        )
-        tried.cancel()
-        self._tried.set()  # a try still under way: its LISTEN tells every cache to reload
+        await self._changes.start()
         if self._closed.is_set():
             return
         log.info(
@@ -239,10 +212,7 @@ class PostgresDatabase(Database):
     async def close(self) -> None:
         self._closed.set()
         async with self._write_lock:  # after a connect under way, which holds it too
-            if self._listening is not None:
-                self._listening.cancel()
-                await asyncio.gather(self._listening, return_exceptions=True)
-                self._listening = None
+            await self._changes.stop()
             pool, self._pool = self._pool, None
             if pool is not None:
                 try:
@@ -310,7 +280,9 @@ class PostgresDatabase(Database):
 
     async def notify(self, topic: str, key: object) -> None:
         async with self._acquire() as conn:
-            await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, f"{self._origin}|{topic}|{key}")
+            await conn.execute(
+                "SELECT pg_notify($1, $2)", CHANNEL, self._changes.payload(topic, key)
+            )
 
     @asynccontextmanager
     async def exclusive(self, name: str) -> AsyncIterator[bool]:
@@ -344,70 +316,6 @@ class PostgresDatabase(Database):
                     await unlock(conn, name)
         finally:
             await hang_up(conn, self._timeout)
-
-    async def _listen(self) -> None:
-        """Keep one LISTEN connection; after each reconnect, tell every cache to reload.
-        Runs until `close`: a connection lost at any point is made again a second later."""
-        try:
-            await self._keep_listening()
-        except Exception:  # a bug: without this line the process would go deaf silently
-            log.exception(
-                "change listener stopped: settings changed by other processes are no "
-                "longer seen here until a restart"
-            )
-
-    async def _keep_listening(self) -> None:
-        failures = 0
-        while not self._closed.is_set():
-            lost = asyncio.Event()
-            conn: asyncpg.Connection | None = None
-            try:
-                conn = await connect(self.url, self._timeout)
-                conn.add_termination_listener(partial(set_event, lost))
-                await conn.add_listener(CHANNEL, self._heard)
-                if self._tried.is_set():  # changes may have gone unheard meanwhile
-                    await self._deliver(EVERYTHING, EVERYTHING)
-            except LOST as error:
-                if conn is not None:  # connected, then lost it (or LISTEN was refused)
-                    await hang_up(conn, self._timeout)
-                if not failures:  # one line an outage, not one a second
-                    why = reason(error) if conn is None else f"lost it: {type(error).__name__}"
-                    log.warning("change listener cannot connect (%s); retrying", why)
-                failures += 1
-                self._tried.set()
-                await asyncio.sleep(_RETRY)
-                continue
-            if failures:
-                log.info("change listener connected again after %d attempts", failures + 1)
-            failures = 0
-            self._tried.set()
-            try:
-                await self._watch(conn, lost)
-            finally:
-                await hang_up(conn, self._timeout)
-            log.warning("change listener lost its connection; reconnecting")
-
-    async def _watch(self, conn: asyncpg.Connection, lost: asyncio.Event) -> None:
-        """Return once the LISTEN connection is gone: closed, or silent to a query every
-        `sessions.PROBE` seconds (which also keeps an idle connection known to what lies
-        between)."""
-        while not lost.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(sessions.PROBE):
-                    await lost.wait()
-                    return
-            try:  # LISTEN again: a no-op that needs an answer (and the session still
-                # shows as the listener's in pg_stat_activity)
-                await conn.execute(f'LISTEN "{CHANNEL}"', timeout=self._timeout)
-            except LOST:
-                return
-
-    def _heard(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
-        origin, topic, key = payload.split("|", 2)
-        if origin != self._origin:
-            task = asyncio.get_running_loop().create_task(self._deliver(topic, key))
-            self._deliveries.add(task)
-            task.add_done_callback(self._deliveries.discard)
 
 
 async def _fetch(

@@ -179,6 +179,11 @@ class Admin(commands.Cog):
                 value=", ".join(self.bot.failed_extensions),
                 inline=False,
             )
+        if (shard_ids := self.bot.settings.shard_ids) is not None:  # other processes run the rest
+            embed.set_footer(
+                text=f"This process runs {len(shard_ids)} of {self.bot.shard_count} shards: "
+                "the guilds, latency, memory and commands run are its own"
+            )
         await ctx.send(embed=embed)
 
     @commands.hybrid_command(name="help")
@@ -284,7 +289,10 @@ class Admin(commands.Cog):
                 self.bot.tree.copy_global_to(guild=ctx.guild)
             synced = await self.bot.tree.sync(guild=ctx.guild)
         if scope == "clear":
-            await answer(ctx, "Took this server's copies of the slash commands off.")
+            cleared = "Took this server's copies of the slash commands off."
+            if ctx.guild is not None and ctx.guild.id == self.bot.settings.dev_guild_id:
+                cleared += " They come back at the next start while DEV_GUILD_ID names this server."
+            await answer(ctx, cleared)
         else:
             await answer(ctx, f"Synced {len(synced)} commands ({scope}).")
 

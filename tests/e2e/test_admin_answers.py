@@ -121,7 +121,10 @@ async def test_the_owner_can_take_a_servers_copies_of_the_slash_commands_off(
 
     await discord_fake.send_message(guild.text, discord_fake.owner, "!sync clear")
     cleared = await discord_fake.wait_for_message(guild.text, after=1)
-    assert cleared.content == "Took this server's copies of the slash commands off."
+    assert cleared.content == (
+        "Took this server's copies of the slash commands off. They come back at the next"
+        " start while DEV_GUILD_ID names this server."
+    )
     assert discord_fake.commands[guild.id] == []
     assert any(command["name"] == "ping" for command in discord_fake.commands[None])
     await bot.close()

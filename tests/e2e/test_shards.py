@@ -303,3 +303,23 @@ async def test_a_global_job_runs_once_when_two_processes_start_together(
     await eventually(lambda: pending(zero), equals=[])
     deleted = [r.getMessage() for r in caplog.records if "deleted the data of guild" in r.msg]
     assert len(deleted) == len(gone), deleted
+
+
+@pytest.mark.backends("sqlite")
+async def test_stats_of_a_process_that_runs_some_shards_says_its_figures_are_its_own(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    far: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+) -> None:
+    """The bot is in two servers; this process sees one of them, and says so rather than
+    give its count as the bot's."""
+    await start_bot(make_settings(shard_count=2, shard_ids="0"), extensions=ADMIN_ONLY)
+    await discord_fake.send_message(guild.text, member, "!stats")
+    stats = (await discord_fake.wait_for_message(guild.text)).embeds[0]
+    assert {f["name"]: f["value"] for f in stats["fields"]}["Guilds"] == "1"
+    assert stats["footer"]["text"] == (
+        "This process runs 1 of 2 shards: the guilds, latency, memory and commands run are its own"
+    )

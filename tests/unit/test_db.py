@@ -433,6 +433,7 @@ SQL_OWNERS = {
     "utils/db.py",
     "utils/db_sqlite.py",
     "utils/db_postgres.py",
+    "utils/db_postgres_changes.py",
     "utils/db_postgres_sessions.py",
     "utils/backup.py",  # copies the SQLite file whole, from a snapshot it reads
     "utils/guild_settings.py",

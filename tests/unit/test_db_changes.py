@@ -283,7 +283,7 @@ def _sabotage_listening(
     failed: list[asyncpg.Connection] = []
 
     async def add_listener(conn: asyncpg.Connection, *args: Any) -> None:
-        if not failed and asyncio.current_task() is db._listening:
+        if not failed and asyncio.current_task() is db._changes.task:
             failed.append(conn)
             await failure(conn, db.url)
         await real(conn, *args)
@@ -338,7 +338,7 @@ async def test_a_listener_that_stops_on_a_bug_says_so(
     _sabotage_listening(db, monkeypatch, bug)
     await db.connect()
     try:
-        await eventually(lambda: db._listening is not None and db._listening.done())
+        await eventually(lambda: db._changes.task is not None and db._changes.task.done())
     finally:
         await db.close()
     assert "change listener stopped: settings changed by other processes" in caplog.text
@@ -364,13 +364,13 @@ async def test_changes_arrive_within_a_second_of_the_server_being_back_after_an_
 
     def connect(*args: Any, **kwargs: Any) -> Coroutine[Any, Any, asyncpg.Connection]:
         nonlocal refusals  # asked by the listener's task (the attempt runs in one of its own)
-        if refusals and asyncio.current_task() is there._listening:
+        if refusals and asyncio.current_task() is there._changes.task:
             refusals -= 1
             return refused()
         return real_connect(*args, **kwargs)
 
     async def sleep(delay: float, result: Any = None) -> Any:
-        if asyncio.current_task() is there._listening:
+        if asyncio.current_task() is there._changes.task:
             waits.append(delay)
             delay = 0
         return await real_sleep(delay, result)
@@ -721,3 +721,31 @@ def _settings(data_dir: Path, database_url: str) -> Settings:
 
 def _later(*, days: float) -> Callable[[], float]:
     return lambda: time.time() + days * 86_400
+
+
+async def test_changes_arrive_again_after_the_connection_went_silent_while_listening_starts(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection made, then silent before LISTEN is answered (a failover, a NAT that
+    forgot it): the LISTEN times out and the listener connects again, rather than wait
+    for an answer that never comes and stay deaf until a restart."""
+    async with _Relay(database_url) as relay:
+        here, there = PostgresDatabase(database_url), PostgresDatabase(relay.url, timeout=1.0)
+        for db in (here, there):
+            await db.connect()
+        try:
+            await eventually(lambda: _listeners(database_url), equals=2)
+            heard = _recorder(there)
+
+            async def silenced(_conn: asyncpg.Connection, _url: str) -> None:
+                relay.silence()  # the new listening connection among them
+
+            failed = _sabotage_listening(there, monkeypatch, silenced)
+            await _kill_listeners(database_url)  # here's and there's: both connect again
+            await eventually(lambda: failed)
+            await eventually(lambda: (EVERYTHING, EVERYTHING) in heard)  # listening again
+            await here.notify("prefix", GUILD)
+            await eventually(lambda: heard[-1], equals=("prefix", str(GUILD)), within=1.0)
+        finally:
+            await here.close()
+    await there.close()  # once the relay has closed what it silenced

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -27,8 +28,8 @@ from cogs.roleplay.characters import CharacterStore, Profile
 from cogs.roleplay.scenes import SceneStore
 from config import Settings
 from scripts.db import main
-from utils.backup import STEP_PAGES, BackupError, make_backup, rotate_backups
-from utils.db import Database
+from utils.backup import STEP_PAGES, BackupError, make_backup, rotate_backups, schema_version
+from utils.db import MIGRATIONS_DIR, Database, load_migrations
 from utils.db_sqlite import SqliteDatabase
 from utils.instance_lock import InstanceLock
 from utils.memory.records import Scope
@@ -526,3 +527,51 @@ async def test_paths_written_with_a_tilde_are_under_home_as_the_bot_reads_them(
     assert await asyncio.to_thread(cli, "export", "--guild", str(GUILD), "--output=~/g.jsonl") == 0
     assert "hello" in (home / "g.jsonl").read_text(encoding="utf-8")
     assert list(work.iterdir()) == []
+
+
+async def test_export_never_upgrades_the_database_under_a_running_bot(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The code was updated but the bot not restarted yet: exporting must not apply the
+    new migrations to the database the older bot still runs on."""
+    older = tmp_path / "older-migrations"
+    older.mkdir()
+    *kept, _newest = load_migrations(MIGRATIONS_DIR / "sqlite")
+    for _, path in kept:
+        shutil.copy(path, older / path.name)
+    db = SqliteDatabase(data_dir / "bot.db")
+    await db.connect(older)
+    await db.execute("INSERT INTO guild_settings (guild_id, prefix) VALUES (?, '?')", (GUILD,))
+    await db.close()
+    database = data_dir / "bot.db"
+    out = tmp_path / "export.jsonl"
+    out.write_text("an earlier export\n", encoding="utf-8")
+
+    with InstanceLock(data_dir):  # what the running bot holds
+        assert await arun(data_dir, "export", "--guild", str(GUILD), "--output", str(out)) == 3
+        assert schema_version(database) == len(kept)
+    assert out.read_text(encoding="utf-8") == "an earlier export\n"  # not emptied either
+    assert capsys.readouterr().err == (
+        f"the bot is running on {data_dir}; its database is at schema version {len(kept)},"
+        f" older than this code's ({len(kept) + 1}): export with the code the bot runs, or"
+        " restart the bot on this code first (it upgrades the database)\n"
+    )
+
+    assert await arun(data_dir, "export", "--guild", str(GUILD), "--output", str(out)) == 0
+    assert schema_version(database) == len(kept) + 1  # the bot is stopped: upgraded
+    assert '"prefix": "?"' in out.read_text(encoding="utf-8")
+
+
+async def test_an_export_onto_the_database_itself_is_refused_and_changes_nothing(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = await open_db(data_dir)
+    await ChatStore(db).add_turns(GUILD, 1, [Turn("user", 7, "alice", "kept")])
+    await db.close()
+    database = data_dir / "bot.db"
+    for target in (database, Path(f"{database}-wal")):
+        assert await arun(data_dir, "export", "--guild", str(GUILD), "--output", str(target)) == 1
+        assert capsys.readouterr().err == (
+            f"error: {target} is the database itself; give another file to write\n"
+        )
+    assert rows(database, "SELECT content FROM ai_messages") == [("kept",)]
