@@ -21,6 +21,7 @@ from bot import discover_extensions
 from config import Settings
 from tests.conftest import StartBot
 from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeMessage, FakeUser
+from utils.reliability.shutdown import CANCEL_GRACE
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -547,3 +548,21 @@ async def test_process_stops_cleanly_on_sigterm(
     assert "test-token-for-subprocess" not in (data_dir / "logs" / "bot.log").read_text()
     with sqlite3.connect(data_dir / "bot.db") as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+async def test_systemd_waits_for_every_step_of_the_shutdown_before_it_kills(
+    start_bot: StartBot,
+) -> None:
+    """Each step of the shutdown has a timeout of its own. The units' TimeoutStopSec was
+    30 s against ~70 s were every step to run out: systemd then killed the bot before it
+    had saved the memory indexes and closed the database."""
+    bot = await start_bot()
+    steps = bot.shutdown_manager._handlers.values()
+    worst = sum(step.timeout + CANCEL_GRACE for step in steps)
+    assert worst > 30, "the case this test is about: more than the old TimeoutStopSec"
+    for unit in ("gembot.service", "gembot@.service"):
+        lines = (ROOT / "scripts" / unit).read_text().splitlines()
+        [stop_after] = [
+            line.split("=", 1)[1] for line in lines if line.startswith("TimeoutStopSec=")
+        ]
+        assert worst < float(stop_after), unit
