@@ -554,7 +554,7 @@ async def test_systemd_waits_for_every_step_of_the_shutdown_before_it_kills(
     start_bot: StartBot,
 ) -> None:
     """Each step of the shutdown has a timeout of its own. The units' TimeoutStopSec was
-    30 s against ~70 s were every step to run out: systemd then killed the bot before it
+    30 s against ~85 s were every step to run out: systemd then killed the bot before it
     had saved the memory indexes and closed the database."""
     bot = await start_bot()
     steps = bot.shutdown_manager._handlers.values()
