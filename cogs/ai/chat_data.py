@@ -1,20 +1,25 @@
-"""The AI chat's rows of a channel or a guild as a whole: their data owner (deleted when a
-channel or guild goes, `places` for retention), the export of a guild's, and the pruning
-of old messages (`scripts/db.py`). Held by the chat store (`ChatStore.data`), whose cache
-every deletion updates.
+"""The AI chat's rows as Discord and retention take them away: a channel's or a guild's
+as a whole (their data owner: deleted when a channel or guild goes, `places` for
+retention), the turns of messages deleted or edited in Discord, the export of a guild's,
+and the pruning of old messages (`scripts/db.py`). Held by the chat store
+(`ChatStore.data`), whose cache every deletion updates.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from cogs.ai.cache import TOPIC, ChatCache
+from cogs.ai.records import TURN_COLUMNS, Turn
 from utils.data_owners import Place
-from utils.db import EVERYTHING, Database
+from utils.db import EVERYTHING, Connection, Database, storable
+from utils.text import estimate_tokens
 
 
 class ChatData:
-    """Deletes, lists and exports the AI chat tables' rows by place."""
+    """Deletes, lists and exports the AI chat tables' rows by place, and follows the
+    messages people delete or edit in Discord."""
 
     def __init__(self, db: Database, cache: ChatCache) -> None:
         self.db = db
@@ -51,6 +56,64 @@ class ChatData:
             self._cache.forget()  # which cached channels were the guild's is not known here
         await self.db.notify(TOPIC, EVERYTHING)
         return deleted
+
+    async def delete_messages(self, channel_id: int, message_ids: Collection[int]) -> list[Turn]:
+        """Forget the turns of messages deleted in Discord (people's, or replies of the
+        bot's), and the summary if it covered one; the turns deleted. A reply split over
+        several messages goes whole when any of them is deleted: what is left of it in
+        Discord reads as a fragment, and the history keeps no part of a reply alone."""
+        marks = ",".join("?" * len(message_ids))
+        with self._cache.writing((self._cache.tails, channel_id), (self._cache.prefs, channel_id)):
+            async with self.db.transaction() as conn:
+                rows = await conn.fetchall(
+                    f"DELETE FROM ai_messages WHERE channel_id = ? AND (message_id IN ({marks}) "
+                    f"OR id IN (SELECT turn_id FROM ai_reply_parts WHERE message_id IN ({marks}))) "
+                    f"RETURNING {TURN_COLUMNS}",
+                    (channel_id, *message_ids, *message_ids),
+                )
+                turns = [Turn(*row) for row in rows]
+                if turns:
+                    await self._drop_summary(conn, channel_id, min(t.id for t in turns))
+        if turns:
+            await self.db.notify(TOPIC, channel_id)
+        return turns
+
+    async def edit_message(
+        self, channel_id: int, message_id: int, content: str
+    ) -> tuple[bool, Turn | None]:
+        """A person edited a message in Discord: its turn now holds `content`, and the
+        summary goes if it covered it. Whether the history holds the message, and the
+        turn as it was if it changed."""
+        content = storable(content)  # as what the turn holds, to tell whether it changed
+        row = await self.db.fetchone(
+            f"SELECT {TURN_COLUMNS} FROM ai_messages "
+            "WHERE channel_id = ? AND message_id = ? AND role = 'user'",
+            (channel_id, message_id),
+        )
+        first = None if row is None else Turn(*row)
+        if first is None or first.content == content:
+            return first is not None, None  # not in the history, or only its embeds changed
+        with self._cache.writing((self._cache.tails, channel_id), (self._cache.prefs, channel_id)):
+            async with self.db.transaction() as conn:
+                changed = await conn.execute(
+                    "UPDATE ai_messages SET content = ?, tokens = ? WHERE id = ? AND content = ?",
+                    (content, estimate_tokens(content), first.id, first.content),
+                )
+                if changed:
+                    await self._drop_summary(conn, channel_id, first.id)
+        if not changed:
+            return True, None  # edited again meanwhile (or deleted: then the delete forgets)
+        await self.db.notify(TOPIC, channel_id)
+        return True, first
+
+    @staticmethod
+    async def _drop_summary(conn: Connection, channel_id: int, turn_id: int) -> None:
+        """Drop a channel's summary if it covered `turn_id` (the next long reply writes anew)."""
+        await conn.execute(
+            "UPDATE ai_channels SET summary = NULL, summary_upto = 0 "
+            "WHERE channel_id = ? AND summary_upto >= ?",
+            (channel_id, turn_id),
+        )
 
     async def places(self) -> set[Place]:
         """Where the conversations, channel and guild choices and usage figures are

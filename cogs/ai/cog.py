@@ -6,11 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from functools import partial
 from typing import TYPE_CHECKING
 
-import aiohttp
 import discord
 from discord import app_commands
 from discord.ext import commands
@@ -25,11 +23,14 @@ from cogs.ai.replies import (
     DROPPED,
     ContextSink,
     finish_unfinished,
+    may_write,
     measured,
     notes_of,
     place_of,
     say_dropped,
+    say_why,
     show_typing,
+    spoken,
     user_input,
 )
 from cogs.ai.streaming import FINALISE_TIMEOUT, ReplyCutOff
@@ -56,27 +57,6 @@ SORRY = "Sorry, something went wrong on my side; please try again."
 SHUTDOWN_GRACE = 3.0  # seconds replies in progress get to finish (and be stored) at shutdown
 UNFINISHED_LIMIT = 100  # replies left marked as being written that one start finalises
 SAID = (discord.MessageType.default, discord.MessageType.reply)  # what people write, not system
-
-
-async def _say_why(sink: ContextSink, text: str) -> None:
-    """Tell the asker why there is no reply: best effort, as Discord may refuse it too."""
-    try:
-        await sink.send(text)
-    except (discord.HTTPException, aiohttp.ClientError, OSError) as error:
-        log.warning("could not say why there is no reply: %r", error)
-
-
-def _may_write(ctx: Context) -> bool:
-    """Whether the bot may write where a message asks it for a reply."""
-    permissions = ctx.bot_permissions
-    if isinstance(ctx.channel, discord.Thread):
-        return permissions.send_messages_in_threads
-    return permissions.send_messages
-
-
-def spoken(content: str, bot_id: int) -> str:
-    """What a message says to the AI: its text without mentions of the bot."""
-    return re.sub(rf"<@!?{bot_id}>", "", content).strip()
 
 
 class AI(commands.Cog):
@@ -162,6 +142,8 @@ class AI(commands.Cog):
             return True
         if me in message.mentions or self.bot.directors.of(message.channel.id) is not None:
             return True
+        if message.role_mentions and message.guild.self_role in message.role_mentions:
+            return True  # the bot's own role: Discord offers it beside the bot for @ and its name
         resolved = message.reference.resolved if message.reference else None
         if isinstance(resolved, discord.Message) and resolved.author.id == me.id:
             return True
@@ -187,7 +169,7 @@ class AI(commands.Cog):
         if self.dispatcher.closed:  # stopping: a reply begun now would outlive the stop
             await self.admission.notice(("restart", message.channel.id), say, DROPPED)
             return
-        text = spoken(message.content, ctx.me.id)
+        text = spoken(message, ctx.me.id)
         problem = self.admission.check(text, message.author.id, message.channel.id)
         if problem is not None:
             key, notice = problem
@@ -200,7 +182,7 @@ class AI(commands.Cog):
         """Whether an answer (or a notice) to a message could be shown: else Google is not
         asked for one. A directed channel's director decides (a roleplay scene where the
         bot may not write tells its starter why it pauses)."""
-        return self.bot.directors.of(ctx.channel.id) is not None or _may_write(ctx)
+        return self.bot.directors.of(ctx.channel.id) is not None or may_write(ctx)
 
     def _submit(self, ctx: Context, text: str, thinking: int | None = None) -> bool:
         """Queue the answer to `text` in its channel (`thinking`: the id of a deferred slash
@@ -245,7 +227,7 @@ class AI(commands.Cog):
             return
         ctx = await self.bot.get_context(message)
         if not ctx.valid:
-            text = spoken(message.content, me.id)
+            text = spoken(message, me.id)
         elif ctx.command is self.chat:
             text = ctx.view.read_rest().strip()  # what `!chat` took as its prompt
         else:  # it reads as another command now: what it said is gone
@@ -259,7 +241,7 @@ class AI(commands.Cog):
     async def _forget_edited(
         self, channel_id: int, message_id: int, author: str, said: str
     ) -> None:
-        held, first = await self.bot.chats.edit_message(channel_id, message_id, said)
+        held, first = await self.bot.chats.data.edit_message(channel_id, message_id, said)
         if self.bot.memory is None:
             return
         if first is not None:
@@ -272,7 +254,7 @@ class AI(commands.Cog):
         and the long-term memories that hold them."""
         for message_id in message_ids & self._pending.keys():
             self._pending[message_id] = None
-        turns = await self.bot.chats.delete_messages(channel_id, message_ids)
+        turns = await self.bot.chats.data.delete_messages(channel_id, message_ids)
         if self.bot.memory is not None:  # also what the history no longer holds
             await self.bot.memory.unsay(channel_id, message_ids, turns)
 
@@ -313,12 +295,14 @@ class AI(commands.Cog):
             try:
                 direction = await director.direction(ctx)
             except BotError as error:
-                await _say_why(sink, str(error))
+                await say_why(sink, str(error))
                 return
             if direction is None:
                 return
         elif ctx.command is None and not self.addressed(ctx.message):
             return  # not `/chat`: it came for a roleplay scene, which ended while it waited
+        if ctx.interaction is None and not self._can_answer(ctx):
+            return  # the bot was muted while it waited: no answer anyone could see is paid for
         typing: asyncio.Task[None] | None = None
         timer: ReplyTimer | None = None
         try:
@@ -351,14 +335,14 @@ class AI(commands.Cog):
         except ReplyCutOff:
             pass  # the partial reply already says what happened
         except BotError as error:
-            await _say_why(sink, str(error))
+            await say_why(sink, str(error))
         except discord.HTTPException as error:  # not a bug: the channel went, a permission...
             log.warning("Discord refused the reply in channel %s: %r", ctx.channel.id, error)
-            await _say_why(sink, SORRY)
+            await say_why(sink, SORRY)
         except Exception:
             # A bug: the asker still gets an answer, not silence (or "thinking…" for good).
             log.exception("answering in channel %s failed", ctx.channel.id)
-            await _say_why(sink, SORRY)
+            await say_why(sink, SORRY)
         except asyncio.CancelledError:
             if timer is None or timer.first_text is None:
                 # Stopped (a restart) before a word was shown: told to ask again, as the

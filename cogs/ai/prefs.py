@@ -5,7 +5,7 @@ that `cogs.ai.store.ChatStore` writes there) and a guild's (model and tool famil
 through it, so each write drops the cached copy once it commits; other processes hear
 of each change (`TOPIC`). The channels with auto-respond on are all kept in memory
 (`load_autorespond` at start), as every message asks about them. Deleting a channel's
-or guild's rows is the chat store's (`ChatStore.delete_channel`, `delete_guild`).
+or guild's rows is the chat store's (`ChatData.delete_channel`, `delete_guild`).
 """
 
 from __future__ import annotations

@@ -253,6 +253,10 @@ def build_contents(
     docs/BENCHMARKS.md.
     """
     older, recent = history[:-RECENT_TURNS], history[-RECENT_TURNS:]
+    if not summary and not older and recent and recent[0].role == "model":
+        # Gemini refuses contents that open with its own turn (400): a reply whose question
+        # was deleted since opens the transcript instead.
+        older, recent = recent[:1], recent[1:]
     opening = []
     if summary:
         opening.append(f"(Summary of the earlier conversation: {summary})")

@@ -1,6 +1,6 @@
-"""How an AI reply meets Discord: where a request came from, what the person sent, the sink
-a reply streams into, the typing indicator, the reply's metrics, and finalising replies a
-crash left being written.
+"""How an AI reply meets Discord: where a request came from, what the person sent, whether
+and where a reply (or why there is none) can be shown, the sink a reply streams into, the
+typing indicator, the reply's metrics, and finalising replies a crash left being written.
 
 Mentions and `/chat` (prefix or slash) take the same path: a `commands.Context`, built by
 discord.py for a command and by `bot.get_context` for a message that is not one.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -105,7 +106,7 @@ class ContextSink:
         if ctx.interaction is None:
             # A reply to the user's message, which may be gone by now. Discord refuses a
             # reply where the bot can't read the history: there it is a plain message.
-            if not ctx.bot_permissions.read_message_history:
+            if not permissions_now(ctx).read_message_history:
                 return Sent(await ctx.send(content, allowed_mentions=NO_PINGS))
             reference = ctx.message.to_reference(fail_if_not_exists=False)
             return Sent(
@@ -144,6 +145,38 @@ async def say_dropped(sink: ContextSink) -> None:
         await sink.send(DROPPED)
     except (discord.HTTPException, aiohttp.ClientError, OSError) as error:
         log.info("could not say a request was dropped: %r", error)
+
+
+async def say_why(sink: ContextSink, text: str) -> None:
+    """Tell the asker why there is no reply: best effort, as Discord may refuse it too."""
+    try:
+        await sink.send(text)
+    except (discord.HTTPException, aiohttp.ClientError, OSError) as error:
+        log.warning("could not say why there is no reply: %r", error)
+
+
+def permissions_now(ctx: Context) -> discord.Permissions:
+    """The bot's permissions now where a message asks it for a reply (`ctx.bot_permissions`
+    is worked out once, and a message may wait a while for its turn)."""
+    if not isinstance(ctx.me, discord.Member):
+        return ctx.bot_permissions  # a DM's, which do not change
+    return ctx.channel.permissions_for(ctx.me)
+
+
+def may_write(ctx: Context) -> bool:
+    """Whether the bot may write now where a message asks it for a reply."""
+    permissions = permissions_now(ctx)
+    if isinstance(ctx.channel, discord.Thread):
+        return permissions.send_messages_in_threads
+    return permissions.send_messages
+
+
+def spoken(message: discord.Message, bot_id: int) -> str:
+    """What a message says to the AI: its text without mentions of the bot or of its own
+    role (Discord offers both for @ and its name)."""
+    role = message.guild.self_role if message.guild else None
+    mine = rf"<@!?{bot_id}>" + (rf"|<@&{role.id}>" if role else "")
+    return re.sub(mine, "", message.content).strip()
 
 
 def place_of(ctx: Context) -> Place:

@@ -2,15 +2,15 @@
 `records`, the in-memory copy in `cache`).
 
 With the preferences (`prefs.ChatPrefs`) and the rows by place (`chat_data.ChatData`:
-deleting a channel's or guild's), which it holds and shares its cache with, the only
-code that writes the AI chat tables; long-term memory reads the log through
-`cogs.ai.log.ChatLogReader`.
+deleting a channel's or guild's, and the turns of messages deleted or edited in Discord),
+which it holds and shares its cache with, the only code that writes the AI chat tables;
+long-term memory reads the log through `cogs.ai.log.ChatLogReader`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from cogs.ai.cache import TOPIC, ChatCache
@@ -338,64 +338,6 @@ class ChatStore:
                 )
         await self.db.notify(TOPIC, channel_id)
         return bool(saved)
-
-    async def delete_messages(self, channel_id: int, message_ids: Collection[int]) -> list[Turn]:
-        """Forget the turns of messages deleted in Discord (people's, or replies of the
-        bot's), and the summary if it covered one; the turns deleted. A reply split over
-        several messages goes whole when any of them is deleted: what is left of it in
-        Discord reads as a fragment, and the history keeps no part of a reply alone."""
-        marks = ",".join("?" * len(message_ids))
-        with self._cache.writing((self._cache.tails, channel_id), (self._cache.prefs, channel_id)):
-            async with self.db.transaction() as conn:
-                rows = await conn.fetchall(
-                    f"DELETE FROM ai_messages WHERE channel_id = ? AND (message_id IN ({marks}) "
-                    f"OR id IN (SELECT turn_id FROM ai_reply_parts WHERE message_id IN ({marks}))) "
-                    f"RETURNING {TURN_COLUMNS}",
-                    (channel_id, *message_ids, *message_ids),
-                )
-                turns = [Turn(*row) for row in rows]
-                if turns:
-                    await self._drop_summary(conn, channel_id, min(t.id for t in turns))
-        if turns:
-            await self.db.notify(TOPIC, channel_id)
-        return turns
-
-    async def edit_message(
-        self, channel_id: int, message_id: int, content: str
-    ) -> tuple[bool, Turn | None]:
-        """A person edited a message in Discord: its turn now holds `content`, and the
-        summary goes if it covered it. Whether the history holds the message, and the
-        turn as it was if it changed."""
-        content = storable(content)  # as what the turn holds, to tell whether it changed
-        row = await self.db.fetchone(
-            f"SELECT {TURN_COLUMNS} FROM ai_messages "
-            "WHERE channel_id = ? AND message_id = ? AND role = 'user'",
-            (channel_id, message_id),
-        )
-        first = None if row is None else Turn(*row)
-        if first is None or first.content == content:
-            return first is not None, None  # not in the history, or only its embeds changed
-        with self._cache.writing((self._cache.tails, channel_id), (self._cache.prefs, channel_id)):
-            async with self.db.transaction() as conn:
-                changed = await conn.execute(
-                    "UPDATE ai_messages SET content = ?, tokens = ? WHERE id = ? AND content = ?",
-                    (content, estimate_tokens(content), first.id, first.content),
-                )
-                if changed:
-                    await self._drop_summary(conn, channel_id, first.id)
-        if not changed:
-            return True, None  # edited again meanwhile (or deleted: then the delete forgets)
-        await self.db.notify(TOPIC, channel_id)
-        return True, first
-
-    @staticmethod
-    async def _drop_summary(conn: Connection, channel_id: int, turn_id: int) -> None:
-        """Drop a channel's summary if it covered `turn_id` (the next long reply writes anew)."""
-        await conn.execute(
-            "UPDATE ai_channels SET summary = NULL, summary_upto = 0 "
-            "WHERE channel_id = ? AND summary_upto >= ?",
-            (channel_id, turn_id),
-        )
 
     # Other processes' writes
 

@@ -2111,13 +2111,13 @@ async def test_edits_by_other_bots_and_webhooks_cost_no_database_work(
     guild.add_member(robot, permissions=BASIC)
     bot = await start_bot(ai_settings())
     looked_up: list[int] = []
-    edit_message = bot.chats.edit_message
+    edit_message = bot.chats.data.edit_message
 
     async def spy(channel_id: int, message_id: int, content: str) -> tuple[bool, Turn | None]:
         looked_up.append(message_id)
         return await edit_message(channel_id, message_id, content)
 
-    monkeypatch.setattr(bot.chats, "edit_message", spy)
+    monkeypatch.setattr(bot.chats.data, "edit_message", spy)
     bots = await discord_fake.send_message(guild.text, robot, "now playing 0:01")
     hooked = await discord_fake.send_message(guild.text, member, "proxied", webhook_id=42)
     mine = await discord_fake.send_message(guild.text, member, "a typo")

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from typing import cast
 
 import discord
 import pytest
 
+from cogs.ai.cog import AI
 from config import Settings
 from tests.conftest import StartBot, eventually
 from tests.fakes.discord_models import DEFAULT_PERMS
@@ -17,6 +19,7 @@ from tests.fakes.gemini_server import FakeGemini
 from utils.memory.chatlog import BOT_LABEL
 
 READ_MESSAGE_HISTORY = discord.Permissions(read_message_history=True).value
+SEND_MESSAGES = discord.Permissions(send_messages=True).value
 
 
 def mention(fake: FakeDiscord) -> str:
@@ -143,3 +146,108 @@ async def test_a_reply_to_a_message_of_the_bots_the_history_lacks_tells_the_mode
         guild.text, after=2, predicate=lambda m: m.content == "It is the persona."
     )
     assert gemini_fake.requests[-1].last_user_text == "alice: and this?"
+
+
+async def test_a_mention_of_the_bots_own_role_is_a_mention_of_the_bot(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """Typing @ and the bot's name, Discord offers the bot and its role of the same name:
+    either is a mention of the bot, which reads as one the model does not see. Another
+    role's mention is not."""
+    bot_role = guild.add_member(discord_fake.bot_user, managed=True).roles[0]
+    other = guild.add_role("helpers", mentionable=True)
+    gemini_fake.default = lambda request: "At your service"
+    await start_bot(ai_settings())
+    await discord_fake.send_message(guild.text, member, f"<@&{other.id}> anyone?")
+    await discord_fake.send_message(guild.text, member, f"<@&{bot_role.id}> hello there")
+    answer = await discord_fake.wait_for_message(
+        guild.text, predicate=lambda m: m.content == "At your service"
+    )
+    assert [r.last_user_text for r in gemini_fake.requests] == ["alice: hello there"]
+    assert answer.reference is not None
+
+
+async def test_a_message_waiting_where_the_bot_may_no_longer_write_costs_no_ai_request(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """Moderators stop a flood by taking Send Messages from the bot (or timing it out):
+    the messages still waiting in that channel's queue are not sent to Google, whose
+    answers no one could see."""
+    guild.add_member(discord_fake.bot_user, permissions=DEFAULT_PERMS)
+    gemini_fake.reply(["Slow ", "first ", "answer."], chunk_delay=0.4)
+    bot = await start_bot(ai_settings())
+    cog = cast(AI, bot.get_cog("AI"))  # its module as the bot loaded it
+    await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} first")
+    await discord_fake.wait_for(lambda: len(gemini_fake.requests) == 1 or None)
+    await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} second")
+    await eventually(lambda: len(cog._pending), equals=2)  # the second waits its turn
+    guild.set_overwrite(guild.text, discord_fake.bot_user.id, deny=SEND_MESSAGES, member=True)
+    await eventually(lambda: len(cog._pending), equals=0)  # both done with
+    assert [r.last_user_text for r in gemini_fake.requests] == ["alice: first"]
+
+
+async def test_a_message_waiting_while_the_bot_loses_read_message_history_is_still_answered(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """Discord refuses a quoted reply once the bot can't read the history: a message that
+    waited its turn meanwhile gets its answer as a plain message, not an apology that
+    fails too after Google was paid."""
+    guild.add_member(discord_fake.bot_user, permissions=DEFAULT_PERMS)
+    gemini_fake.reply(["Slow ", "first ", "answer."], chunk_delay=0.4)
+    gemini_fake.reply("Second answer")
+    bot = await start_bot(ai_settings())
+    cog = cast(AI, bot.get_cog("AI"))
+    await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} first")
+    await discord_fake.wait_for(lambda: len(gemini_fake.requests) == 1 or None)
+    await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} second")
+    await eventually(lambda: len(cog._pending), equals=2)  # the second waits its turn
+    deny = READ_MESSAGE_HISTORY
+    guild.set_overwrite(guild.text, discord_fake.bot_user.id, deny=deny, member=True)
+    answer = await discord_fake.wait_for_message(
+        guild.text, predicate=lambda m: m.content == "Second answer"
+    )
+    assert answer.reference is None
+
+
+async def test_a_conversation_whose_first_question_was_deleted_is_still_answered(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """The history keeps a reply whose question was deleted: Gemini refuses contents that
+    open with its own turn, so the next request must not, nor every one after it."""
+    gemini_fake.reply("First answer")
+    gemini_fake.reply("Second answer")
+    bot = await start_bot(ai_settings())
+    asked = await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} hi")
+    await discord_fake.wait_for_message(guild.text, predicate=lambda m: m.content == "First answer")
+    discord_fake._delete_message(asked)
+    await eventually(
+        lambda: bot.db.fetchval(
+            "SELECT count(*) FROM ai_messages WHERE channel_id = ?", (guild.text.id,)
+        ),
+        equals=1,
+    )
+    await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} and now?")
+    await discord_fake.wait_for_message(
+        guild.text, predicate=lambda m: m.content == "Second answer"
+    )
+    assert "First answer" in str(gemini_fake.requests[-1].contents)

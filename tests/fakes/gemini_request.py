@@ -116,6 +116,8 @@ class GeminiRequest:
         if reject_mixed_tools and self.declared_functions and self.builtin_tools:
             return "Tool use with function calling is unsupported by the model."
         contents = self.contents
+        if contents and contents[0].get("role", "user") != "user":
+            return "Please ensure that multiturn requests alternate between user and model."
         # Gemini 3 checks signatures in the current exchange: since the last user message
         # that is not function responses.
         exchange = max(

@@ -119,11 +119,12 @@ class FakeGemini:
     404 NOT_FOUND without consuming scripts, which suits fallback-chain tests.
 
     Requests Gemini would refuse get its 400 INVALID_ARGUMENT, also without
-    consuming a script: function responses that do not answer every call of the
-    turn before them; with ``require_thought_signatures`` (Gemini 3) a function-call
-    turn of the current exchange whose first call lacks the ``thoughtSignature``
-    this fake issued; with ``reject_mixed_tools`` (Gemini 2.x) function
-    declarations next to a built-in tool such as ``googleSearch``.
+    consuming a script: contents that open with a model turn; function responses
+    that do not answer every call of the turn before them; with
+    ``require_thought_signatures`` (Gemini 3) a function-call turn of the current
+    exchange whose first call lacks the ``thoughtSignature`` this fake issued; with
+    ``reject_mixed_tools`` (Gemini 2.x) function declarations next to a built-in tool
+    such as ``googleSearch``.
 
     Every request is kept in :attr:`requests` unless ``record`` is False (a long
     benchmark: a heap of old requests makes the collector pause the fake).

@@ -109,6 +109,18 @@ def test_a_bad_persona_file_is_skipped_with_one_line_and_the_others_load(
     assert all("skipping persona" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.parametrize("kept", [1, 2])
+def test_contents_open_with_a_user_turn_when_the_history_opens_with_a_reply(kept: int) -> None:
+    """Gemini refuses contents that open with its own turn (400): a reply whose question
+    was deleted, kept alone or with a reply after it, goes in an opening transcript."""
+    history = [Turn("model", 0, "assistant", f"answer {i}", id=i) for i in range(kept)]
+    contents = build_contents(None, history, UserInput("alice", "and now?"))
+    assert contents[0]["role"] == "user"
+    said = "\n\n".join(part["text"] for c in contents for part in c["parts"])
+    assert all(f"answer {i}" in said for i in range(kept))
+    assert contents[-1]["parts"][-1]["text"].endswith("alice: and now?")
+
+
 def test_a_reply_that_stopped_early_says_so_in_the_context() -> None:
     history = [
         Turn("user", 7, "alice", "tell a story", id=1),

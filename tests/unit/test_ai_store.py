@@ -249,10 +249,10 @@ async def test_deleting_any_message_of_a_reply_split_over_several_takes_the_repl
     await split_reply(300, "three")
     await store.recent_turns(10, 0, 1000)  # cached
 
-    assert [t.content for t in await store.delete_messages(10, [100])] == ["a b"]
-    assert [t.content for t in await store.delete_messages(10, [201, 999])] == ["a b"]
+    assert [t.content for t in await store.data.delete_messages(10, [100])] == ["a b"]
+    assert [t.content for t in await store.data.delete_messages(10, [201, 999])] == ["a b"]
     # A bulk delete of a part and the latest message of another reply: each goes once.
-    assert [t.content for t in await store.delete_messages(10, [300, 302])] == ["a b"]
+    assert [t.content for t in await store.data.delete_messages(10, [300, 302])] == ["a b"]
     assert [t.content for t in (await store.recent_turns(10, 0, 1000))[0]] == [
         "one",
         "two",
@@ -275,16 +275,16 @@ async def test_a_reply_message_sent_again_leaves_the_reply_when_the_old_one_is_d
     await store.recent_turns(10, 0, 1000)  # cached
     await store.replace_message(10, 1, 11)  # an earlier part
     await store.replace_message(10, 2, 12)  # the latest message
-    assert await store.delete_messages(10, [1, 2]) == []
+    assert await store.data.delete_messages(10, [1, 2]) == []
     assert [t.message_id for t in (await store.recent_turns(10, 0, 1000))[0]] == [None, 12]
-    assert [t.content for t in await store.delete_messages(10, [11])] == ["a"]
+    assert [t.content for t in await store.data.delete_messages(10, [11])] == ["a"]
 
 
 async def test_a_reply_deleted_while_it_grows_notes_no_parts(store: ChatStore) -> None:
     _, model = await store.add_turns(
         1, 10, [Turn("user", 7, "alice", "q"), Turn("model", 0, "ai", "a", 1)]
     )
-    await store.delete_messages(10, [1])
+    await store.data.delete_messages(10, [1])
     await store.rewrite_turn(10, model, "a b", None, 2, [1])  # its next message went out
     assert await store.db.fetchval("SELECT count(*) FROM ai_reply_parts") == 0
     assert [t.content for t in await store.turns(10)] == ["q"]
@@ -419,12 +419,13 @@ async def test_an_edited_message_is_rewritten_and_its_summary_dropped(store: Cha
     await store.add_turns(1, 10, exchange(1))
     assert await store.save_summary(1, 10, "Alice's PIN is 4821.", stored, since=0)
 
-    assert await store.edit_message(10, 500, "my PIN is 4821") == (True, None)  # a link preview
+    data = store.data
+    assert await data.edit_message(10, 500, "my PIN is 4821") == (True, None)  # a link preview
     assert (await store.prefs.channel(10)).summary == "Alice's PIN is 4821."
-    assert await store.edit_message(10, 501, "changed") == (False, None)  # replies are the bot's
-    assert await store.edit_message(11, 500, "changed") == (False, None)  # another channel's
+    assert await data.edit_message(10, 501, "changed") == (False, None)  # replies are the bot's
+    assert await data.edit_message(11, 500, "changed") == (False, None)  # another channel's
 
-    held, first = await store.edit_message(10, 500, "my PIN is secret")
+    held, first = await data.edit_message(10, 500, "my PIN is secret")
     assert held
     assert first is not None and first.content == "my PIN is 4821"
     assert (await store.prefs.channel(10)).summary is None
@@ -436,9 +437,9 @@ async def test_the_id_of_a_deleted_message_is_never_given_again(store: ChatStore
     """Marks are kept by turn id (summaries, what memory read or was told to forget): a
     new message must not take the id of the newest one after it was deleted."""
     question, reply = await store.add_turns(1, 10, exchange(1))
-    assert await store.delete_messages(10, [501]) == [] and reply.id > question.id
+    assert await store.data.delete_messages(10, [501]) == [] and reply.id > question.id
     gone = await store.add_turns(1, 10, [replace(reply, message_id=501, id=0)])
-    await store.delete_messages(10, [501])
+    await store.data.delete_messages(10, [501])
     await store.reset(10)
     [new] = await store.add_turns(1, 10, exchange(2)[:1])
     assert new.id > gone[0].id
@@ -449,10 +450,10 @@ async def test_a_summary_of_turns_changed_meanwhile_is_not_stored(store: ChatSto
     reset since, or another summary came first, storing it would bring back what is gone."""
     question = Turn("user", 7, "alice", "my PIN is 4821", message_id=500)
     folded = await store.add_turns(1, 10, [question, Turn("model", 0, "ai", "noted")])
-    await store.edit_message(10, 500, "my PIN is secret")
+    await store.data.edit_message(10, 500, "my PIN is secret")
     assert not await store.save_summary(1, 10, "Alice's PIN is 4821.", folded, since=0)
     folded = await store.turns(10)
-    await store.delete_messages(10, [500])
+    await store.data.delete_messages(10, [500])
     assert not await store.save_summary(1, 10, "Alice's PIN is a secret.", folded, since=0)
     folded = await store.turns(10)
     assert await store.save_summary(1, 10, "The bot noted something.", folded, since=0)
@@ -507,7 +508,7 @@ async def test_text_the_database_cannot_hold_is_kept_in_memory_as_it_is_stored(
     assert cached == await ChatStore(db, context_tokens=100).recent_turns(10, 0, 100)
     assert [t.content for t in cached[0]] == [said, f"ok: {said}"]
 
-    assert await store.edit_message(10, 500, odd) == (True, None)
+    assert await store.data.edit_message(10, 500, odd) == (True, None)
     assert await store.save_summary(1, 10, "Alice wrote oddly.", [question, reply], since=0)
     assert (await store.prefs.channel(10)).summary == "Alice wrote oddly."
 
