@@ -4,11 +4,13 @@ Counting the 20 ms frames handed to the voice client gives the playback
 position (for the progress bar and for resuming after a restart); a filter that
 plays faster or slower scales it.  Seeking, or changing the volume or filter,
 re-opens FFmpeg at a position behind the same source, so the voice client keeps
-playing (or stays paused) without a new ``play()`` call.
+playing (or stays paused) without a new ``play()`` call.  :func:`open_audio` is how
+the player opens one, and says so when FFmpeg cannot start.
 """
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import threading
 from typing import Any
@@ -16,8 +18,11 @@ from typing import Any
 import discord
 
 from cogs.music import ffmpeg
+from cogs.music.errors import MusicError
 from cogs.music.filters import Sound
 from cogs.music.tracks import Stream
+
+log = logging.getLogger(__name__)
 
 FRAME_SECONDS = 0.02
 OGG_HEADERS = (b"OpusHead", b"OpusTags")
@@ -111,3 +116,15 @@ class TrackAudio(discord.AudioSource):
         inner = getattr(self, "_inner", None)  # also called from __del__
         if inner is not None:
             inner.cleanup()
+
+
+def open_audio(
+    stream: Stream, start: float, sound: Sound, *, proxy: str, executable: str
+) -> TrackAudio:
+    """Blocking: a stream's audio from ``start`` s (the player's
+    :data:`~cogs.music.player_protocols.OpenAudio`); MusicError when FFmpeg won't start."""
+    try:
+        return TrackAudio(stream, proxy=proxy, start=start, sound=sound, executable=executable)
+    except discord.ClientException as error:
+        log.error("could not start FFmpeg (%s): %s", executable, error)
+        raise MusicError("FFmpeg isn't available on the bot's machine.") from error

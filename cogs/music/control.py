@@ -90,22 +90,31 @@ def skip_note(track: Track, vote: Vote | None) -> str:
 
 
 class SkipVotes:
-    """Each guild's votes to skip its current track; reset when the track changes."""
+    """Each guild's votes to skip its current track: reset when another play starts (a
+    loop's repeat is the same play) or the track is skipped."""
 
     def __init__(self) -> None:
-        self._votes: dict[int, set[int]] = {}
+        self._votes: dict[int, tuple[Track, set[int]]] = {}
 
-    def vote(self, guild_id: int, member_id: int, listeners: list[int]) -> Vote:
-        """Count ``member_id``'s vote; only people listening now count."""
-        voters = self._votes.setdefault(guild_id, set())
+    def vote(self, guild_id: int, member_id: int, track: Track, listeners: list[int]) -> Vote:
+        """Count ``member_id``'s vote to skip ``track``; only people listening now count.
+        Votes cast against another track (one that ended before this one loaded) are
+        dropped."""
+        voters = self._voters(guild_id, track)
+        self._votes[guild_id] = (track, voters)
         new = member_id not in voters
         voters.add(member_id)
         return self._tally(voters, listeners, new)
 
-    def recount(self, guild_id: int, listeners: list[int]) -> Vote | None:
-        """Where the votes stand now that the listeners changed; None without votes."""
-        voters = self._votes.get(guild_id)
+    def recount(self, guild_id: int, track: Track, listeners: list[int]) -> Vote | None:
+        """Where the votes to skip ``track`` stand now that the listeners changed; None
+        without votes."""
+        voters = self._voters(guild_id, track)
         return self._tally(voters, listeners, new=False) if voters else None
+
+    def _voters(self, guild_id: int, track: Track) -> set[int]:
+        held = self._votes.get(guild_id)
+        return held[1] if held is not None and held[0] is track else set()
 
     @staticmethod
     def _tally(voters: set[int], listeners: list[int], new: bool) -> Vote:

@@ -20,7 +20,13 @@ from discord.ext import commands
 
 from cogs.music.channels import caller_channel, check_can_join
 from cogs.music.errors import MusicError
-from cogs.music.library_store import MAX_PLAYLISTS, LibraryStore, Played, checked_name
+from cogs.music.library_store import (
+    MAX_PLAYLIST_TRACKS,
+    MAX_PLAYLISTS,
+    LibraryStore,
+    Played,
+    checked_name,
+)
 from cogs.music.tracks import Track
 from cogs.music.views import COLOUR, PER_PAGE, Queued, QueuePages, clean, track_line
 from utils.commands import list_subcommands
@@ -96,9 +102,12 @@ class MusicLibrary(commands.Cog):
         tracks = [] if player is None else list(player.queue.upcoming)
         if player is not None and player.queue.current is not None:
             tracks.insert(0, player.queue.current)
+        queued, tracks = len(tracks), tracks[:MAX_PLAYLIST_TRACKS]  # a full queue + current
         created = await self.store.save(guild.id, member.id, name, tracks)
         verb = "Saved" if created else "Replaced"
         held = counted(len(tracks), "track")
+        if queued > len(tracks):
+            held = f"the first {held} of the {queued} queued: a playlist holds no more"
         await ctx.send(f"💾 {verb} **{clean(checked_name(name))}** ({held}).")
 
     @playlist.command(name="load")

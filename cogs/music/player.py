@@ -7,7 +7,8 @@ fails to resolve or play is reported and dropped; nothing stalls the loop.
 
 Discord is reached only through the small protocols of
 :mod:`cogs.music.player_protocols` (the voice client, the audio source, the cog's
-event handlers), so the player runs in unit tests with fakes.
+event handlers), so the player runs in unit tests with fakes; a track's stream and
+audio are loaded by :mod:`cogs.music.loading`.
 """
 
 from __future__ import annotations
@@ -18,25 +19,16 @@ import functools
 import logging
 import secrets
 from collections.abc import Awaitable, Iterable
-from enum import StrEnum
 
 from cogs.music.errors import MusicError
 from cogs.music.filters import AudioFilter, Sound
-from cogs.music.player_protocols import Audio, Events, OpenAudio, Streams, Voice
+from cogs.music.loading import Loader
+from cogs.music.player_protocols import Audio, Events, LeaveReason, OpenAudio, Streams, Voice
 from cogs.music.queue import TrackQueue
-from cogs.music.tracks import LoopMode, Stream, Track
+from cogs.music.tracks import LoopMode, Track
 from cogs.music.voice_watch import watch_voice
 
 log = logging.getLogger(__name__)
-
-
-class LeaveReason(StrEnum):
-    IDLE = "idle"
-    ALONE = "alone"
-    LOST = "lost"
-    """Someone else disconnected the bot."""
-    DROPPED = "dropped"
-    """The voice connection dropped and did not come back."""
 
 
 class Player:
@@ -63,8 +55,7 @@ class Player:
         self.guild_id = guild_id
         self.voice = voice
         self.queue = queue
-        self.streams = streams
-        self.open_audio = open_audio
+        self.loader = Loader(streams, open_audio)
         self.events = events
         self.volume = volume
         self.idle_timeout = idle_timeout
@@ -77,13 +68,13 @@ class Player:
         """Which play of a track this is (new each time one starts; None between tracks):
         the now-playing buttons carry it, so those of an earlier track do nothing."""
         self._audio: Audio | None = None
-        self._loading: asyncio.Task[Stream] | None = None  # a skip cancels it
         self._start_at = 0.0
         self._skip = False
         self._resume_dropped = False
         self._played_any = False
-        self._repeat = False
-        """The track about to play is the one that just played through (loop)."""
+        self.repeat = False
+        """The track about to play (or playing) is the one that just played through: a
+        loop's repeat, the same play."""
         self._error: Exception | None = None
         self._done = asyncio.Event()
         self._wake = asyncio.Event()
@@ -101,7 +92,7 @@ class Player:
     @property
     def loading(self) -> bool:
         """The current track's stream is being resolved; it plays next."""
-        return self._loading is not None
+        return self.loader.busy
 
     @property
     def position(self) -> float:
@@ -181,8 +172,7 @@ class Player:
         self._skip = True
         self.paused = False
         self.voice.stop()
-        if self._loading is not None:
-            self._loading.cancel()
+        self.loader.cancel()
         return track
 
     def pause(self) -> Track:
@@ -262,7 +252,7 @@ class Player:
         skipped, self._skip = self._skip, False
         finished = self.queue.current
         track = self.queue.advance(skipped=skipped)
-        self._repeat = track is not None and track is finished
+        self.repeat = track is not None and track is finished
         return track
 
     async def _wait_for_tracks(self) -> bool:
@@ -312,7 +302,7 @@ class Player:
             self._played_any = True
             self._changed()
             if not resumed:  # after a drop the track goes on: no new announcement
-                if not self._repeat or self.play_id is None:  # a loop's repeat is one play
+                if not self.repeat or self.play_id is None:  # a loop's repeat is one play
                     self.play_id = secrets.token_hex(4)  # unique across restarts too
                 await self._emit(self.events.track_started(self, track))
             await self._done.wait()
@@ -339,28 +329,12 @@ class Player:
         return self._resume_dropped
 
     async def _open(self, track: Track, start: float) -> Audio | None:
+        """The track's audio; None when it failed (reported) or was skipped while it loaded."""
         try:
-            stream = await self._resolve(track)
-            if stream is None:
-                return None
-            return await asyncio.to_thread(self.open_audio, stream, start, self.sound)
+            return await self.loader.open(track, start, lambda: self.sound, lambda: self._skip)
         except MusicError as error:  # how sources and FFmpeg report what can go wrong
             await self._emit(self.events.track_failed(self, track, str(error)))
             return None
-
-    async def _resolve(self, track: Track) -> Stream | None:
-        """The track's stream; None when it was skipped while it loaded."""
-        self._loading = asyncio.ensure_future(self.streams.stream(track))
-        try:
-            stream = await self._loading
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if self._skip and (task is None or not task.cancelling()):
-                return None  # skipped while it loaded
-            raise
-        finally:
-            self._loading = None
-        return None if self._skip else stream
 
     async def _check_played(self, track: Track, audio: Audio) -> None:
         """Report a track that played nothing (dead link, not media) or broke off."""
@@ -399,7 +373,7 @@ class Player:
     # Helpers ----------------------------------------------------------------
 
     def _require_playing(self) -> Track:
-        if self.queue.current is None or (self._audio is None and self._loading is None):
+        if self.queue.current is None or (self._audio is None and not self.loading):
             raise MusicError("Nothing is playing.")
         return self.queue.current
 

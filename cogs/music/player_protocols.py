@@ -1,19 +1,31 @@
 """What the player (:mod:`cogs.music.player`) works with, as small protocols: the
 voice client, the audio source, the stream resolver and the Discord layer's event
-handlers.  Discord is reached only through them, so the player runs in unit tests
-with fakes.
+handlers (with the reasons the player gives for leaving).  Discord is reached only
+through them, so the player runs in unit tests with fakes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from cogs.music.filters import Sound
 from cogs.music.tracks import Stream, Track
 
 if TYPE_CHECKING:
-    from cogs.music.player import LeaveReason, Player
+    from cogs.music.player import Player
+
+
+class LeaveReason(StrEnum):
+    """Why the player asks to leave (:meth:`Events.request_leave`)."""
+
+    IDLE = "idle"
+    ALONE = "alone"
+    LOST = "lost"
+    """Someone else disconnected the bot."""
+    DROPPED = "dropped"
+    """The voice connection dropped and did not come back."""
 
 
 class Voice(Protocol):

@@ -31,7 +31,8 @@ import discord
 
 from cogs.music.channels import MusicVoice, connect, voice_of, voice_problem
 from cogs.music.errors import MusicError
-from cogs.music.player import LeaveReason, Player
+from cogs.music.player import Player
+from cogs.music.player_protocols import LeaveReason
 
 if TYPE_CHECKING:
     from cogs.music.sessions import Sessions

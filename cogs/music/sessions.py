@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
@@ -26,15 +27,15 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from cogs.music.access import PlayerAccess
-from cogs.music.audio import TrackAudio
+from cogs.music.audio import open_audio
 from cogs.music.autoplay import Autoplay
 from cogs.music.channels import VoiceChannel, become_speaker, connect, listeners, send, voice_of
 from cogs.music.control import SkipVotes, Vote
 from cogs.music.errors import MusicError
-from cogs.music.filters import Sound
 from cogs.music.notices import SkipNotices
 from cogs.music.now_playing import NowPlaying
-from cogs.music.player import LeaveReason, Player
+from cogs.music.player import Player
+from cogs.music.player_protocols import LeaveReason
 from cogs.music.progress import ProgressTicker, moving_embed
 from cogs.music.queue import TrackQueue
 from cogs.music.recovery import RECOVERING, Recovery
@@ -43,7 +44,7 @@ from cogs.music.settings import MusicSettingsStore
 from cogs.music.shares import QueueShares
 from cogs.music.sources import Resolver
 from cogs.music.store import MusicStore, SaveQueue, Session
-from cogs.music.tracks import Stream, Track
+from cogs.music.tracks import Track
 from cogs.music.visits import Visits
 from utils.data_owners import Place
 from utils.tasks import log_failure
@@ -104,7 +105,8 @@ class Sessions:
     # Player events (cogs.music.player.Events) --------------------------------
 
     async def track_started(self, player: Player, track: Track) -> None:
-        self.votes.reset(player.guild_id)
+        if not player.repeat:  # a loop's repeat is the same play: the votes against it stand
+            self.votes.reset(player.guild_id)
         self.skips.end(player.guild_id)
         self.autoplay.played(player.guild_id, track)
         self.bot.dispatch("music_track_started", player.guild_id, track)  # for /history
@@ -231,7 +233,9 @@ class Sessions:
             voice,
             queue if queue is not None else TrackQueue(settings.music_queue_limit),
             streams=self.resolver,
-            open_audio=self._open_audio,
+            open_audio=functools.partial(
+                open_audio, proxy=self.resolver.proxy, executable=settings.music_ffmpeg
+            ),
             events=self,
             volume=settings.music_default_volume if volume is None else volume,
             idle_timeout=settings.music_idle_timeout,
@@ -241,19 +245,6 @@ class Sessions:
         player.stay = rules.stay
         return player
 
-    def _open_audio(self, stream: Stream, start: float, sound: Sound) -> TrackAudio:
-        try:
-            return TrackAudio(
-                stream,
-                proxy=self.resolver.proxy,
-                start=start,
-                sound=sound,
-                executable=self.settings.music_ffmpeg,
-            )
-        except discord.ClientException as error:
-            log.error("could not start FFmpeg (%s): %s", self.settings.music_ffmpeg, error)
-            raise MusicError("FFmpeg isn't available on the bot's machine.") from error
-
     def skip(self, guild: discord.Guild, member: discord.Member) -> tuple[Track, Vote | None]:
         """Skip for a DJ or whoever asked for the track, else count a vote (more than half
         of the listeners skip); the track and the vote (None: skipped outright)."""
@@ -261,10 +252,11 @@ class Sessions:
         track, voice = player.queue.current, voice_of(guild)
         if track is None or not (player.playing or player.loading) or voice is None:
             raise MusicError("Nothing is playing.")
-        if self.access.is_dj(guild, member) or track.requester_id == member.id:
-            return player.skip(), None
-        vote = self.votes.vote(guild.id, member.id, listeners(voice.channel))
-        if vote.passed:
+        vote = None
+        if not self.access.is_dj(guild, member) and track.requester_id != member.id:
+            vote = self.votes.vote(guild.id, member.id, track, listeners(voice.channel))
+        if vote is None or vote.passed:
+            self.votes.reset(guild.id)  # a loop may play it again: as a new play
             player.skip()
         return track, vote
 
@@ -274,7 +266,7 @@ class Sessions:
         track = player.queue.current if player else None
         if player is None or voice is None or track is None or not player.playing:
             return
-        vote = self.votes.recount(guild.id, listeners(voice.channel))
+        vote = self.votes.recount(guild.id, track, listeners(voice.channel))
         if vote is not None and vote.passed:
             self.votes.reset(guild.id)  # counted: another leave must not skip again
             player.skip()

@@ -34,6 +34,7 @@ AUTOPLAYED = "🔮 autoplay"
 MAX_LINK = 200
 """Longer page URLs are not made links: a page of ten queue lines always fits an embed."""
 _LINK_SYNTAX = re.compile(r"([\[\]()])")
+_SPACES = re.compile(r"\s+")
 _ENDS_LINK = re.compile(r"[\s<>]")
 """What would end a ``(<url>)`` link target early, the rest of the URL then being markdown."""
 
@@ -63,9 +64,10 @@ def clean(text: str, limit: int = 100) -> str:
 
 
 def escaped(text: str, limit: int = 100) -> str:
-    """A title safe in an embed: no markdown tricks (a masked link of its own included:
+    """A title safe in an embed: one line (its line breaks would break its link, or pass
+    for lines of the bot's own), no markdown tricks (a masked link of its own included:
     brackets and parentheses are escaped too), no pings, at most `limit` characters."""
-    pieces = _LINK_SYNTAX.split(text)  # odd indices: the brackets and parentheses
+    pieces = _LINK_SYNTAX.split(_SPACES.sub(" ", text))  # odd: the brackets and parentheses
     text = "".join(
         f"\\{piece}" if index % 2 else discord.utils.escape_markdown(piece)
         for index, piece in enumerate(pieces)

@@ -12,7 +12,8 @@ import pytest
 from cogs.music import voice_watch
 from cogs.music.errors import MusicError
 from cogs.music.filters import PRESETS, Sound
-from cogs.music.player import LeaveReason, Player
+from cogs.music.player import Player
+from cogs.music.player_protocols import LeaveReason
 from cogs.music.queue import TrackQueue
 from cogs.music.tracks import LoopMode, Stream, Track
 from tests.conftest import eventually

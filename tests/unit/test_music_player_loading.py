@@ -30,7 +30,7 @@ class SlowRig(Rig):
 
     def __init__(self) -> None:
         super().__init__()
-        self.slow = self.streams = self.player.streams = SlowStreams()
+        self.slow = self.streams = self.player.loader.streams = SlowStreams()
         self.slow.slow.add("https://x.example/b")
 
 

@@ -9,6 +9,7 @@ from cogs.music import settings as settings_module
 from cogs.music.autoplay import mix_url, youtube_id
 from cogs.music.control import SkipVotes
 from cogs.music.settings import MusicSettings, MusicSettingsStore
+from cogs.music.tracks import Track
 from utils.db import Database
 
 
@@ -50,14 +51,23 @@ async def test_retention_deletes_the_guild_and_ends_247_in_a_deleted_channel(
 
 
 def test_votes_count_only_listeners_and_reset() -> None:
-    votes = SkipVotes()
-    first = votes.vote(1, 10, [10, 11, 12])
+    votes, track = SkipVotes(), Track("a", "https://x.example/a", 1)
+    first = votes.vote(1, 10, track, [10, 11, 12])
     assert (first.votes, first.needed, first.passed, first.new) == (1, 2, False, True)
-    assert not votes.vote(1, 10, [10, 11, 12]).new
-    assert votes.vote(1, 11, [10, 11, 12]).passed
-    assert votes.vote(1, 12, [11, 12, 13, 14]).votes == 2, "10 left the channel"
+    assert not votes.vote(1, 10, track, [10, 11, 12]).new
+    assert votes.vote(1, 11, track, [10, 11, 12]).passed
+    assert votes.vote(1, 12, track, [11, 12, 13, 14]).votes == 2, "10 left the channel"
     votes.reset(1)
-    assert votes.vote(1, 12, [11, 12]).votes == 1
+    assert votes.vote(1, 12, track, [11, 12]).votes == 1
+
+
+def test_votes_against_a_track_do_not_count_against_the_next() -> None:
+    votes = SkipVotes()
+    first, second = (Track(t, f"https://x.example/{t}", 1) for t in "ab")
+    votes.vote(1, 10, first, [10, 11, 12])
+    assert votes.recount(1, second, [10, 11]) is None
+    vote = votes.vote(1, 11, second, [10, 11, 12])
+    assert (vote.votes, vote.passed) == (1, False)
 
 
 def test_youtube_ids_and_mix_urls() -> None:

@@ -1,0 +1,100 @@
+"""Music edge cases end to end: skip votes across tracks, and other corners of the player.
+
+The same fakes as tests/e2e/test_music.py: the real client plays generated tones into
+the fake voice server, driven through the fake Discord.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import eventually
+from tests.e2e.music_world import World, pitch
+from tests.e2e.test_music_control import listener, set_dj
+from tests.e2e.test_music_library import command
+
+pytestmark = pytest.mark.backends("sqlite")
+
+
+async def test_a_vote_to_skip_a_track_that_ended_does_not_count_against_the_next(
+    world: World,
+) -> None:
+    """Bob voted against the first track, which then played to its end: while the second
+    one loads, Carol's vote is the only one against it (1 of the 2 needed)."""
+    dj = world.guild.add_role("DJ")
+    tones = [(440, 4), (660, 1), (880, 1)]
+    names = [world.media.tone(f, s, "ogg").rsplit("/", 1)[1] for f, s in tones]
+    world.media.held.add(names[1])
+    await world.start()
+    await set_dj(world, dj)
+    bob, carol = listener(world, "bob"), listener(world, "carol")
+    for user in (bob, carol):
+        await world.discord.join_voice(user, world.guild.voice)
+    await world.slash("play", query=world.media.page_url(*names, title="Tones"))
+    await world.wait_frames(5)
+    assert (await world.slash("skip", bob)).startswith("🗳️ 1/2 votes to skip Tones \\(1\\)")
+    await eventually(lambda: names[1] in world.media.requests)  # the first one ended
+
+    assert (await world.slash("skip", carol)).startswith("🗳️ 1/2 votes to skip Tones \\(2\\)")
+    world.media.release.set()
+    await world.wait_message("The queue is finished")
+    assert [round(pitch(run), -1) for run in world.played()] == [440, 660, 880]
+
+
+async def test_votes_to_skip_a_looped_track_stand_when_it_starts_over(world: World) -> None:
+    """A loop's repeat is the same play (one now-playing message): the votes against it
+    stand, so listeners of a short looped clip can still outvote it."""
+    dj = world.guild.add_role("DJ")
+    await world.start()
+    bob, carol = listener(world, "bob"), listener(world, "carol")
+    for user in (bob, carol):
+        await world.discord.join_voice(user, world.guild.voice)
+    await world.slash("play", query=world.media.tone(440, 2, "ogg"))
+    assert await world.slash("loop", mode="track") == "🔁 Loop: **track**."
+    await set_dj(world, dj)
+    await world.wait_frames(5)
+    assert (await world.slash("skip", bob)).startswith("🗳️ 1/2 votes to skip tone-440hz-2s")
+    runs = len(world.played())
+    await world.discord.wait_for(lambda: len(world.played()) > runs)  # it started over
+
+    assert await world.slash("skip", carol) == "⏭️ Skipped tone-440hz-2s (2/2 votes)."
+    await world.wait_message("The queue is finished")
+
+
+async def test_a_full_queue_saves_as_a_playlist_of_as_many_tracks_as_one_holds(
+    world: World,
+) -> None:
+    """A queue at its bound (500 up next) and its current track are one more than a
+    playlist holds: the first 500 are saved, and the reply says so."""
+    await world.start(music_max_queued_per_member=0, music_playlist_limit=1000)
+    await world.slash("play", query=world.media.tone(440, 30, "ogg"))
+    tone = world.media.tone(550, 1, "ogg").rsplit("/", 1)[1]
+    world.media.write("t.ogg", (world.media.directory / tone).read_bytes())  # short: 60 a page
+    for count in [60] * 8 + [20]:
+        page = world.media.page_url(*["t.ogg"] * count, title="Many")
+        assert await world.slash("play", query=page) == f"➕ Queued {count} tracks from **Many**."
+    assert (await world.slash("play", query=world.media.tone(660, 1, "ogg"))).startswith(
+        "The queue is full"
+    )
+
+    saved = await command(world, "playlist save", name="Big")
+    assert saved.content == (
+        "💾 Saved **Big** (the first 500 tracks of the 501 queued: a playlist holds no more)."
+    )
+
+
+async def test_a_title_with_line_breaks_stays_on_its_one_line(
+    world: World, local_search: dict[str, tuple[str, str]]
+) -> None:
+    """Titles are written by others (a page's og:title may hold `&#10;`): one with line
+    breaks must neither break its link in the embeds nor add lines that pass for queue
+    entries."""
+    title = "Line one\n`2.` Line two\u2028end"
+    local_search["broken"] = (title, world.media.tone(440, 20, "ogg"))
+    await world.start()
+    assert await world.slash("play", query="broken") == (
+        "▶️ Playing Line one \\`2.\\` Line two end."
+    )
+    message = await world.now_playing()
+    link = f"[Line one \\`2.\\` Line two end](<{world.media.tone(440, 20, 'ogg')}>)"
+    assert message.embeds[0]["description"].startswith(f"{link} `0:20`\n\n")
