@@ -30,6 +30,7 @@ from utils.errors import BotError
 from utils.memory.records import Memory, Recalled, Scope
 from utils.memory.service import MAX_FACT_CHARS, MemoryService, fact_text
 from utils.memory.stored import StoredMemories
+from utils.reliability.rate_limiter import RateLimiter
 
 if TYPE_CHECKING:
     from bot import Bot
@@ -44,6 +45,7 @@ TURNED_OFF = "Long-term memory is turned off on this bot."
 # the signed 64-bit ids SQLite and PostgreSQL (BIGINT) store.
 _MEMORY_NUMBER = re.compile(r"[0-9]{1,19}")
 _LARGEST_ID = 2**63 - 1
+_MENTION_OR_ID = re.compile(r"<@!?[0-9]{15,20}>|[0-9]{15,20}")  # as discord.py's converters
 
 
 def scope_of(guild: discord.Guild | None, user: discord.abc.User) -> Scope:
@@ -51,8 +53,30 @@ def scope_of(guild: discord.Guild | None, user: discord.abc.User) -> Scope:
     return Scope.of(guild.id if guild else None, user.id)
 
 
-def _user_id(user: discord.abc.User) -> int:
-    return user.id
+class Person(commands.Converter[discord.abc.User], app_commands.Transformer):
+    """Someone a command is about. By mention or id anyone: what is remembered about
+    someone who left the server can still go. By name a member of the server it is used
+    in (asked of Discord if need be), or in DMs the asker; never a same-named person of
+    another server, as discord.py's user converter, which searches every user the bot
+    has cached, could give. (The slash form is Discord's own user option.)"""
+
+    @property
+    def type(self) -> discord.AppCommandOptionType:
+        return discord.AppCommandOptionType.user
+
+    async def transform(
+        self, interaction: discord.Interaction, value: discord.abc.User
+    ) -> discord.abc.User:
+        return value
+
+    async def convert(self, ctx: Context, argument: str) -> discord.abc.User:
+        if _MENTION_OR_ID.fullmatch(argument):
+            return await commands.UserConverter().convert(ctx, argument)
+        if ctx.guild is not None:
+            return await commands.MemberConverter().convert(ctx, argument)
+        if argument in (ctx.author.name, ctx.author.global_name):
+            return ctx.author
+        raise commands.UserNotFound(argument)
 
 
 def parse_target(target: str) -> int | None:
@@ -71,9 +95,7 @@ class MemoryCog(commands.Cog, name="Memory"):
     def __init__(self, bot: Bot) -> None:
         self.bot = bot
         # /memory add and the AI's remember tool share one budget per person.
-        self.adds: commands.CooldownMapping[discord.abc.User] = (
-            commands.CooldownMapping.from_cooldown(ADDS_PER_MINUTE, 60, _user_id)
-        )
+        self.adds = RateLimiter(ADDS_PER_MINUTE, 60)  # by user id
         self.tools = memory_tools(self) if bot.memory is not None else []
         self.stuck_pages: deque[int] = deque(maxlen=STUCK_PAGES)
         """Messages of /memory show lists whose buttons outlived their view."""
@@ -220,12 +242,19 @@ class MemoryCog(commands.Cog, name="Memory"):
         channel's conversation (`channel_id`) is recalled only for those who may read it;
         DMs are the person's own conversation, which no channel sets apart."""
         fact = fact_text(fact)
-        if retry := self.adds.update_rate_limit(user):
-            raise BotError(f"Slow down: try again in {math.ceil(retry)} s.")
+        service, scope = self.service, scope_of(guild, user)
         channel_id = channel_id if guild is not None else None
-        return await self.service.add_fact(
-            scope_of(guild, user), user.id, user.display_name, fact, channel_id=channel_id
-        )
+        if known := await service.told(scope, user.id, fact, channel_id):
+            return known  # nothing new to take
+        if retry := self.adds.acquire(user.id):
+            raise BotError(f"Slow down: try again in {math.ceil(retry)} s.")
+        try:
+            return await service.add_fact(
+                scope, user.id, user.display_name, fact, channel_id=channel_id
+            )
+        except BaseException:  # not taken (cancelled too): the use is given back
+            self.adds.refund(user.id)
+            raise
 
     # ignore_extra=False: a member name that does not resolve must not be dropped, or
     # `!memory forget all bobby_typo` would forget the asker's own memories. A user, not
@@ -236,7 +265,10 @@ class MemoryCog(commands.Cog, name="Memory"):
         user="Forget this person's memories instead of yours (Manage Server)",
     )
     async def memory_forget(
-        self, ctx: Context, target: str, user: discord.User | None = None
+        self,
+        ctx: Context,
+        target: str,
+        user: app_commands.Transform[discord.abc.User, Person] | None = None,
     ) -> None:
         """Delete one of your memories here, or all of them."""
         subject = user or ctx.author
@@ -296,6 +328,5 @@ class MemoryCog(commands.Cog, name="Memory"):
             f"{stats.index_file_bytes / 2**20:.1f} MiB on disk",
         )
         embed.add_field(name="Embedding model", value=f"`{stats.model}`")
-        embed.add_field(name="Indexes in memory", value=str(stats.loaded_scopes))
-        embed.add_field(name="Waiting to be indexed", value=str(stats.queued))
+        embed.add_field(name="Exchanges waiting to be indexed", value=f"{stats.queued:,}")
         await ctx.send(embed=embed, ephemeral=True)

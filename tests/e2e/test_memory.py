@@ -406,6 +406,8 @@ async def test_memory_commands_show_add_forget_stats(
     stats = await slash(discord_fake, guild.text, discord_fake.owner, "stats")
     fields = {f["name"]: f["value"] for f in stats["embeds"][0]["fields"]}
     assert fields["Memories"].startswith("1\n") and fields["Embedding model"] == "`hashing`"
+    assert fields["Exchanges waiting to be indexed"] == "0"  # this server's
+    assert "Indexes in memory" not in fields  # the whole bot's: not a server's business
     removed = await slash(
         discord_fake, guild.text, discord_fake.owner, "forget", target="all", user=bob
     )

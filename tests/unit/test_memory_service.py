@@ -180,6 +180,22 @@ async def test_indexing_never_blocks_and_drops_when_far_behind(
     await service.close()
 
 
+async def test_stats_count_only_the_scopes_own_exchanges_waiting(
+    db: Database, tmp_path: Path
+) -> None:
+    """/memory stats is a server's: another server's chat waiting to be indexed is not
+    counted in it."""
+    service = MemoryService(db, HashingEmbedder(), directory=tmp_path / "m")
+    service.index_turns(GUILD_B, 2, exchange("one"))  # not started: nothing drains the queue
+    service.index_turns(GUILD_B, 2, exchange("two"))
+    assert (await service.stats(GUILD_A)).queued == 0
+    assert (await service.stats(GUILD_B)).queued == 2
+    await service.start()
+    await service.flush()
+    assert (await service.stats(GUILD_B)).queued == 0
+    await service.close()
+
+
 async def test_forget_is_immediate_and_only_ones_own(make_service: MakeService) -> None:
     service = await make_service()
     cat = await service.add_fact(GUILD_A, ALICE, "alice", "My cat is named Whiskers.")

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import math
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 
 from utils.memory.chatlog import LoggedTurn
@@ -47,6 +47,8 @@ class Indexer:
         self.clock = clock
         self.delay = delay
         self.queue: asyncio.Queue[Exchange] = asyncio.Queue(queue_size)
+        # Exchanges queued or being indexed, by scope (as many keys as queued at most).
+        self.waiting: Counter[Scope] = Counter()
         self.closing = False
         self._hurry = asyncio.Event()  # index what is queued now, without the delay
 
@@ -65,6 +67,8 @@ class Indexer:
             self.queue.put_nowait(Exchange.of(scope, channel_id, turns, self.clock(), parts))
         except asyncio.QueueFull:
             log.warning("memory indexing is behind; an exchange in %s is not remembered", scope.key)
+        else:
+            self.waiting[scope] += 1
 
     async def flush(self) -> None:
         """Index what is queued now and wait until it is."""
@@ -104,8 +108,11 @@ class Indexer:
             except Exception:  # the worker outlives any one batch: log it, take the next
                 log.exception("memory: indexing %d exchanges failed", len(batch))
             finally:
-                for _ in batch:
+                for exchange in batch:
                     self.queue.task_done()
+                    self.waiting[exchange.scope] -= 1
+                    if not self.waiting[exchange.scope]:
+                        del self.waiting[exchange.scope]
                 if self.queue.empty() and not self.closing:
                     self._hurry.clear()
 

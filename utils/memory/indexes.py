@@ -70,9 +70,6 @@ class ScopeIndexes:
             initializer=_faiss_thread,
         )
 
-    def __len__(self) -> int:
-        return len(self._loaded)
-
     def path(self, scope: Scope) -> Path:
         return self.directory / scope.filename
 

@@ -1,18 +1,15 @@
 """MemoryService: the long-term memory the Bot owns, composed of parts with one job each.
 
 - `Indexer` remembers conversation: the AI chat hands over each stored exchange.
-- `Recall` finds the memories for a message and returns them as data (`Recalled`);
-  `cogs.ai.prompting` renders them for the model.
-- `Consolidator` extracts facts from chat not read yet, through the chat store's
-  read API (`ChatLog`), every few minutes.
-- `Runtime` loads the embedding model in the background and runs the background tasks;
-  `MemoryWriter` is the one path of every write (the database and the loaded indexes).
-- `Upkeep` brings older memories up to date (keyword rows, re-embedding) and rebuilds
-  the index files.
+- `Recall` finds the memories for a message as data (`Recalled`); prompting renders them.
+- `Consolidator` extracts facts from chat not read yet (`ChatLog`) every few minutes.
+- `Runtime` loads the embedding model and runs the background tasks; `MemoryWriter` is
+  the one path of every write (the database and the loaded indexes).
+- `Upkeep` updates older memories (keyword rows, re-embedding), rebuilds index files.
 
-This class wires them, and holds what people can see and delete.
-With several shard processes on one database, each keeps indexes for, consolidates
-and maintains only the scopes it `owns` (its guilds; DMs in shard 0's process).
+This class wires them, and holds what people can see and delete. With several shard
+processes on one database, each keeps indexes for, consolidates and maintains only the
+scopes it `owns` (its guilds; DMs in shard 0's process).
 """
 
 from __future__ import annotations
@@ -83,8 +80,7 @@ class MemoryStats:
     index_vectors: int
     index_file_bytes: int
     model: str
-    loaded_scopes: int
-    queued: int
+    queued: int  # exchanges of the scope waiting to be indexed
 
 
 class MemoryService:
@@ -289,6 +285,12 @@ class MemoryService:
         assert memory_id is not None  # only what was learnt from chat can be forgotten
         return Memory(memory_id, scope, author_id, author_name, source, text, created, channel_id)
 
+    async def told(
+        self, scope: Scope, author_id: int, text: str, channel_id: int | None
+    ) -> Memory | None:
+        """The fact the person told before in these words, which `add_fact` gives back."""
+        return await self.store.told(scope, author_id, text, channel_id)
+
     async def consolidate_once(self) -> int:
         """Extract facts from AI chat messages not read yet; returns how many were new."""
         return 0 if self.consolidator is None else await self.consolidator.once()
@@ -314,9 +316,8 @@ class MemoryService:
 
     async def forget(self, scope: Scope, author_id: int, memory_id: int | None = None) -> int:
         """Delete one of a person's memories in a scope (a conversation memory with the
-        facts learnt from it), or all; gone from recall at once. All: nothing they said
-        so far is remembered again either (an exchange still waiting to be indexed,
-        facts not yet read from the chat log)."""
+        facts learnt from it), or all; gone from recall at once. All: nothing they said so
+        far is remembered again either (an exchange waiting to be indexed, facts unread)."""
 
         async def delete() -> list[tuple[Scope, int]]:
             if memory_id is not None:
@@ -366,8 +367,7 @@ class MemoryService:
             index_vectors=len(index),
             index_file_bytes=size,
             model=self.embedder.name,
-            loaded_scopes=len(self.indexes),
-            queued=self.indexer.queue.qsize(),
+            queued=self.indexer.waiting[scope],
         )
 
     # Retention (the Bot registers the service as a data owner: utils.data_owners)
