@@ -15,22 +15,22 @@ from discord.ext import commands
 
 from cogs.ai.admission import BUSY, Admission
 from cogs.ai.chat import ChatEngine
-from cogs.ai.directors import Direction
+from cogs.ai.directors import Direction, directed
 from cogs.ai.dispatch import ChannelDispatcher
 from cogs.ai.personas import SHIPPED_DIR, Persona, load_personas
-from cogs.ai.prompting import UserInput
 from cogs.ai.replies import (
     DROPPED,
+    SORRY,
     ContextSink,
     finish_unfinished,
     may_write,
     measured,
-    notes_of,
     place_of,
     say_dropped,
     say_why,
     show_typing,
     spoken,
+    stored_text,
     user_input,
 )
 from cogs.ai.streaming import FINALISE_TIMEOUT, ReplyCutOff
@@ -40,11 +40,13 @@ from cogs.ai.tools.settings import families
 from cogs.ai.tools.toolbox import Toolbox
 from utils.checks import readable
 from utils.errors import BotError
+from utils.memory.stored import StoredMemories
 from utils.tasks import log_failure
 from utils.tools import Asker, Family
 
 if TYPE_CHECKING:
     from bot import Bot
+    from utils.memory.service import MemoryService
     from utils.metrics import ReplyTimer
 
 log = logging.getLogger(__name__)
@@ -53,7 +55,6 @@ Context = commands.Context["Bot"]
 
 NOT_CONFIGURED = "AI is not configured on this bot (the owner has not set GEMINI_API_KEY)."
 DMS_OFF = "I don't chat in direct messages on this bot; mention me in a server instead."
-SORRY = "Sorry, something went wrong on my side; please try again."
 SHUTDOWN_GRACE = 3.0  # seconds replies in progress get to finish (and be stored) at shutdown
 UNFINISHED_LIMIT = 100  # replies left marked as being written that one start finalises
 SAID = (discord.MessageType.default, discord.MessageType.reply)  # what people write, not system
@@ -75,9 +76,14 @@ class AI(commands.Cog):
         web_tools = web.tools(bot.gemini, bot.usage) if bot.gemini else []
         self.tools = [*info.TOOLS, *server.TOOLS, *web_tools]
         self._finishing: asyncio.Task[None] | None = None
-        # Messages queued or being answered: what each says now (None: deleted since),
-        # so an edit or a deletion before the history holds it is not lost.
-        self._pending: dict[int, str | None] = {}
+        # Messages queued or being answered: each as it is now and what it says (None:
+        # deleted since), so an edit or a deletion before the history holds it is not lost.
+        self._pending: dict[int, tuple[Context, str] | None] = {}
+        # Memories holding messages deleted or edited go with memory off too (else recalled
+        # once it is on again).
+        self.memories: MemoryService | StoredMemories = bot.memory or StoredMemories(
+            bot.db, settings.data_dir / "memory"
+        )
 
     async def cog_load(self) -> None:
         settings = self.bot.settings
@@ -188,7 +194,7 @@ class AI(commands.Cog):
         """Queue the answer to `text` in its channel (`thinking`: the id of a deferred slash
         command's "thinking" message); False when the queue is full (then not counted)."""
         if ctx.interaction is None:
-            self._pending[ctx.message.id] = text
+            self._pending[ctx.message.id] = (ctx, text)
         sink = ContextSink(ctx, thinking)
         answer = partial(self._answer, ctx, text, sink)
         if self.dispatcher.submit(ctx.channel.id, answer, dropped=partial(say_dropped, sink)):
@@ -206,12 +212,6 @@ class AI(commands.Cog):
     @commands.Cog.listener()
     async def on_raw_bulk_message_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
         await self._forget_deleted(payload.channel_id, payload.message_ids)
-
-    def _said(self, message: discord.Message, text: str, bot_id: int) -> str:
-        """What the history holds of `message` saying `text`: with the notes of its
-        attachments, stickers, forward and the message it replies to."""
-        notes = notes_of(message, bot_id)
-        return UserInput(message.author.display_name, text, notes=notes).stored_text
 
     @commands.Cog.listener()
     async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
@@ -234,20 +234,18 @@ class AI(commands.Cog):
             await self._forget_deleted(payload.channel_id, {message.id})
             return
         if message.id in self._pending:
-            self._pending[message.id] = text
-        said = self._said(message, text, me.id)
+            self._pending[message.id] = (ctx, text)
+        said = stored_text(message, text, me.id)
         await self._forget_edited(payload.channel_id, message.id, message.author.display_name, said)
 
     async def _forget_edited(
         self, channel_id: int, message_id: int, author: str, said: str
     ) -> None:
         held, first = await self.bot.chats.data.edit_message(channel_id, message_id, said)
-        if self.bot.memory is None:
-            return
         if first is not None:
-            await self.bot.memory.unsay(channel_id, {message_id}, [first])
+            await self.memories.unsay(channel_id, {message_id}, [first])
         elif not held:  # older than the history: memories that no longer say it go
-            await self.bot.memory.unsay(channel_id, {message_id}, still_says=(author, said))
+            await self.memories.unsay(channel_id, {message_id}, still_says=(author, said))
 
     async def _forget_deleted(self, channel_id: int, message_ids: set[int]) -> None:
         """Messages deleted in Discord leave the conversation: its history, its summary
@@ -255,8 +253,7 @@ class AI(commands.Cog):
         for message_id in message_ids & self._pending.keys():
             self._pending[message_id] = None
         turns = await self.bot.chats.data.delete_messages(channel_id, message_ids)
-        if self.bot.memory is not None:  # also what the history no longer holds
-            await self.bot.memory.unsay(channel_id, message_ids, turns)
+        await self.memories.unsay(channel_id, message_ids, turns)  # also those not held now
 
     # Answering
 
@@ -267,24 +264,28 @@ class AI(commands.Cog):
     async def _answer(self, ctx: Context, text: str, sink: ContextSink) -> None:
         """Answer a mention, a reply to the bot, a DM or `/chat` (deferred already); a
         message in a directed channel (a roleplay scene) as its director says. A message
-        edited while it waited is answered as it reads now; one deleted is not."""
+        edited while it waited is answered as it is now; one deleted is not."""
         if ctx.interaction is not None:
             await self._reply(ctx, text, sink)
             return
         message = ctx.message
+        asked = self._pending.get(message.id, (ctx, text))
         try:
-            if (now := self._pending.get(message.id, text)) is not None:
-                text = now
-                await self._reply(ctx, text, sink)
+            if asked is None:
+                self.admission.refund(ctx.author.id, ctx.channel.id)
+            else:
+                await self._reply(*asked, sink)
         finally:
-            now = self._pending.pop(message.id, text)
+            now = self._pending.pop(message.id, asked)
             # Changed while answered, before the history held it: as the listeners would.
             if now is None:
                 await self._forget_deleted(message.channel.id, {message.id})
-            elif now != text:
-                said = self._said(message, now, ctx.me.id)
-                name = message.author.display_name
-                await self._forget_edited(message.channel.id, message.id, name, said)
+            elif now is not asked:
+                edited = now[0].message
+                said = stored_text(edited, now[1], ctx.me.id)
+                await self._forget_edited(
+                    message.channel.id, message.id, edited.author.display_name, said
+                )
 
     async def _reply(self, ctx: Context, text: str, sink: ContextSink) -> None:
         assert self.engine is not None
@@ -292,17 +293,13 @@ class AI(commands.Cog):
         direction: Direction | None = None
         director = self.bot.directors.of(ctx.channel.id) if ctx.interaction is None else None
         if director is not None:
-            try:
-                direction = await director.direction(ctx)
-            except BotError as error:
-                await say_why(sink, str(error))
-                return
-            if direction is None:
-                return
-        elif ctx.command is None and not self.addressed(ctx.message):
-            return  # not `/chat`: it came for a roleplay scene, which ended while it waited
-        if ctx.interaction is None and not self._can_answer(ctx):
-            return  # the bot was muted while it waited: no answer anyone could see is paid for
+            answering = (direction := await directed(director, ctx, sink)) is not None
+        else:  # not `/chat`: it came for a roleplay scene that ended, or was edited, meanwhile
+            answering = ctx.command is not None or self.addressed(ctx.message)
+        # Nor if the bot was muted while it waited: no answer anyone could see is paid for.
+        if not answering or (ctx.interaction is None and not self._can_answer(ctx)):
+            self.admission.refund(ctx.author.id, ctx.channel.id)  # not taken: not counted
+            return
         typing: asyncio.Task[None] | None = None
         timer: ReplyTimer | None = None
         try:

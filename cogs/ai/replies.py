@@ -53,6 +53,7 @@ NO_PINGS = discord.AllowedMentions.none()
 ATTACHMENT_TIMEOUT = 30.0  # seconds to download one attachment
 EMBED_CHARS = 500  # of an embed noted: enough for a preview or a card, not a page
 DROPPED = "I'm restarting and couldn't get to this. Please ask again in a moment."
+SORRY = "Sorry, something went wrong on my side; please try again."
 UNFINISHED_TIMEOUT = 10.0  # seconds to fetch and edit the last message of each
 TOKEN_EXPIRED = 50027  # Discord's "Invalid Webhook Token": an interaction's, after 15 minutes
 TYPING_EVERY = 8.0  # seconds between typing indicators: Discord shows each for about 10
@@ -212,6 +213,12 @@ def notes_of(message: discord.Message, bot_id: int) -> list[str]:
     return notes
 
 
+def stored_text(message: discord.Message, text: str, bot_id: int) -> str:
+    """What the history holds of `message` saying `text`: with the notes of its
+    attachments, stickers, forward and the message it replies to."""
+    return UserInput(message.author.display_name, text, notes=notes_of(message, bot_id)).stored_text
+
+
 def bot_replied(message: discord.Message, bot_id: int) -> tuple[int, str] | None:
     """The bot's own message that `message` replies to, its id and note: the model reads
     it unless the history of the reply holds it (not so of a music card, a command's
@@ -315,11 +322,12 @@ def measured(metrics: Metrics) -> Iterator[ReplyTimer]:
 async def finish_unfinished(bot: Bot, replies: list[Unfinished]) -> None:
     """Finalise replies the last run left marked as being written (it died, or Discord
     failed at its shutdown), once the bot is ready: the last message of each loses the
-    writing marker and gets the restart note (a character's through the bot's webhook),
-    and the history marks the reply cut off by a restart. A message that is gone, or that
-    the bot can't see or edit (an ephemeral or user-app reply, a webhook not the bot's),
-    is only marked in the history. One that shows its final text (only storing that
-    failed) was shown whole: the history marks it whole, not cut off."""
+    writing marker and gets the restart note (a character's through the bot's webhook,
+    what no longer fits following as that character), and the history marks the reply
+    cut off by a restart. A message that is gone, or that the bot can't see or edit (an
+    ephemeral or user-app reply, a webhook not the bot's), is only marked in the
+    history. One that shows its final text (only storing that failed) was shown whole:
+    the history marks it whole, not cut off."""
     if not replies:
         return
     await bot.wait_until_ready()
@@ -344,27 +352,37 @@ async def _finish_message(bot: Bot, reply: Unfinished) -> bool:
     contents = after_crash(message.content)
     if contents is None:  # its final text was shown after all
         return False
-    first, *rest = contents
     # Discord marks the messages of an interaction (a `/chat` reply) with the application's
     # id as their webhook's: those are the bot's own, edited as any other of its messages.
-    if message.webhook_id in (None, bot.application_id):
-        await message.edit(content=first, allowed_mentions=NO_PINGS)
-    elif not await _edit_as_character(bot, reply.channel_id, message, first):
-        log.info("unfinished reply %s was sent by a webhook that is not mine", reply)
+    if message.webhook_id not in (None, bot.application_id):
+        if not await _finish_as_character(bot, reply.channel_id, message, contents):
+            log.info("unfinished reply %s was sent by a webhook that is not mine", reply)
         return True
+    first, *rest = contents
+    await message.edit(content=first, allowed_mentions=NO_PINGS)
     for content in rest:
         await channel.send(content, allowed_mentions=NO_PINGS)
     return True
 
 
-async def _edit_as_character(
-    bot: Bot, channel_id: int, message: discord.Message, content: str
+async def _finish_as_character(
+    bot: Bot, channel_id: int, message: discord.Message, contents: list[str]
 ) -> bool:
-    """Edit a character's message (a webhook's, in a roleplay scene): the bot's token may
-    not, only the webhook that sent it. False if that webhook is not the bot's."""
+    """Finalise a character's message (a webhook's, in a roleplay scene) as that character:
+    the bot's token may not edit it, only the webhook that sent it, and what no longer
+    fits follows with the character's name and avatar. False if that webhook is not the
+    bot's."""
     from cogs.roleplay.webhooks import Channel, WebhookSender  # cogs.roleplay imports us
 
     channel = bot.get_channel(channel_id) or await bot.fetch_channel(channel_id)
     if not isinstance(channel, Channel):
         return False
-    return await WebhookSender(bot).edit_after_restart(channel, message, content)
+    sender = WebhookSender(bot)
+    first, *rest = contents
+    if not await sender.edit_after_restart(channel, message, first):
+        return False
+    avatar = message.author.avatar
+    url = avatar.url if avatar is not None else None
+    for content in rest:
+        await sender.send(channel, content, name=message.author.name, avatar_url=url)
+    return True

@@ -172,6 +172,9 @@ class FakeDiscord:
         self.fail_after: dict[tuple[str, str], int] = {}
         """(method, path below ``/api/v10``) -> status: the next such request is carried
         out, then answered with that status (Discord failing after the change)."""
+        self.dropping: set[tuple[str, str]] = set()
+        """(method, path below ``/api/v10``) of requests whose connection is aborted
+        unanswered (a connection reset), while they are in the set."""
         self.typing: list[tuple[int, float]] = []
         self._attachments: dict[int, FakeAttachment] = {}
         self._gateway = Gateway(self)
@@ -1183,6 +1186,10 @@ class FakeDiscord:
                     bot_token(request),
                 )
             )
+        if (request.method, request.path.removeprefix(API)) in self.dropping:
+            assert request.transport is not None
+            request.transport.abort()  # aiohttp then writes no response, quietly
+            return web.Response()
         try:
             response = await handler(request)
         except ApiError as error:

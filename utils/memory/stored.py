@@ -1,15 +1,18 @@
 """Memories while memory is off: the data owner that still deletes them with their
-channel or guild (`bot.Bot` registers it instead of the `MemoryService`), and what
-people can still see and delete of their own (the `/memory` commands use it then)."""
+channel or guild (`bot.Bot` registers it instead of the `MemoryService`), what people
+can still see and delete of their own (the `/memory` commands use it then), and those
+holding messages deleted or edited in Discord since (the AI chat forgets them)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from utils.data_owners import Place
 from utils.db import Database
-from utils.memory.chatlog import ChatLog
+from utils.memory.chatlog import ChatLog, LoggedTurn
+from utils.memory.chunks import chunk_line, line_of
 from utils.memory.deletions import MemoryDeletions
 from utils.memory.records import Memory, Scope
 from utils.memory.store import MemoryStore
@@ -56,6 +59,24 @@ class StoredMemories:
         scope = Scope("guild", guild_id)
         deleted = await self.deletions.delete_scope(scope)
         await self._delete_indexes({scope})
+        return len(deleted)
+
+    async def unsay(
+        self,
+        channel_id: int,
+        message_ids: Collection[int],
+        turns: Sequence[LoggedTurn] = (),
+        *,
+        still_says: tuple[str, str] | None = None,
+    ) -> int:
+        """Forget the memories holding messages deleted or edited in Discord, as
+        `MemoryService.unsay` does, lest memory recall them once it is on again."""
+        lines = [chunk_line(turn) for turn in turns]
+        kept = still_says and line_of("user", *still_says)
+        deleted = await self.deletions.delete_saying(
+            channel_id, sorted(message_ids), [turn.id for turn in turns], lines, kept
+        )
+        await self._delete_indexes({scope for scope, _ in deleted})
         return len(deleted)
 
     async def places(self) -> set[Place]:

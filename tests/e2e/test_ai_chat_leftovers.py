@@ -1,0 +1,200 @@
+"""AI chat end to end: messages edited or deleted while they wait for their turn, the
+rate limits of messages never answered, and memories of messages deleted or edited while
+memory is off."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, cast
+
+import discord
+
+from cogs.ai.cog import AI
+from config import Settings
+from tests.conftest import StartBot, eventually
+from tests.fakes.discord_models import DEFAULT_PERMS
+from tests.fakes.discord_rest import Body
+from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeMessage, FakeUser
+from tests.fakes.gemini_server import FakeGemini
+
+if TYPE_CHECKING:
+    from bot import Bot
+
+SEND_MESSAGES = discord.Permissions(send_messages=True).value
+
+
+def mention(fake: FakeDiscord) -> str:
+    return f"<@{fake.bot_user.id}>"
+
+
+def replies_to(fake: FakeDiscord, guild: FakeGuild, message: FakeMessage) -> list[FakeMessage]:
+    return [m for m in fake.messages_in(guild.text) if m.reference == message.id]
+
+
+def forget_cached(bot: Bot) -> None:
+    """A busy bot's message cache (discord.py keeps the last 1000 messages of all its
+    servers) no longer holds the messages sent so far: an edit then comes as a new
+    message object, not as a change to the one the bot has."""
+    cached = bot._connection._messages
+    assert cached is not None
+    cached.clear()
+
+
+async def answered(fake: FakeDiscord, guild: FakeGuild, message: FakeMessage) -> str:
+    """The text of the bot's finished reply to `message`."""
+
+    def done() -> str | None:
+        replies = replies_to(fake, guild, message)
+        return replies[0].content if replies and not replies[0].content.endswith("⌛") else None
+
+    text = await fake.wait_for(done, timeout=10)
+    assert text is not None
+    return text
+
+
+async def test_a_message_edited_while_it_waits_to_no_longer_mention_the_bot_is_not_answered(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """A message "@bot are you there?" edited to "never mind, talking to Bob" before its
+    turn is no longer asked of the bot: no reply, no AI request, and no rate limit spent
+    (with a bot busy enough that its message cache has moved on)."""
+    gemini_fake.reply(["slow ", "first ", "reply."], chunk_delay=0.4)
+    bot = await start_bot(ai_settings(ai_user_messages_per_minute=2))
+    cog = cast(AI, bot.get_cog("AI"))
+    at = mention(discord_fake)
+    await discord_fake.send_message(guild.text, member, f"{at} first")
+    await discord_fake.wait_for(lambda: len(gemini_fake.requests) == 1 or None)
+    edited = await discord_fake.send_message(guild.text, member, f"{at} are you there?")
+    await eventually(lambda: len(cog._pending), equals=2)
+    forget_cached(bot)
+    discord_fake.edit_by_author(edited, "never mind, talking to Bob")
+    await eventually(lambda: len(cog._pending), equals=0)  # the first answered, the edit not
+    last = await discord_fake.send_message(guild.text, member, f"{at} last")
+
+    assert await answered(discord_fake, guild, last) == "ok"  # not refused: 2 a minute
+    asked = [r.last_user_text for r in gemini_fake.requests]
+    assert asked == ["alice: first", "alice: last"]
+    assert replies_to(discord_fake, guild, edited) == []
+
+
+async def test_a_message_edited_while_it_waits_is_answered_with_what_it_holds_now(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """A file taken off a waiting message (sent by mistake) does not reach Google (with a
+    bot busy enough that its message cache has moved on)."""
+    gemini_fake.reply(["slow ", "first ", "reply."], chunk_delay=0.4)
+    bot = await start_bot(ai_settings())
+    cog = cast(AI, bot.get_cog("AI"))
+    at = mention(discord_fake)
+    await discord_fake.send_message(guild.text, member, f"{at} first")
+    await discord_fake.wait_for(lambda: len(gemini_fake.requests) == 1 or None)
+    secret = {"filename": "secrets.txt", "content_type": "text/plain", "data": b"PIN 4821"}
+    edited = await discord_fake.send_message(
+        guild.text, member, f"{at} read this", attachments=[secret]
+    )
+    await eventually(lambda: len(cog._pending), equals=2)
+    forget_cached(bot)
+    discord_fake._apply_edit(edited, Body({"content": f"{at} read nothing", "attachments": []}))
+
+    assert await answered(discord_fake, guild, edited) == "ok"
+    sent = json.dumps(gemini_fake.requests[-1].contents)
+    assert "read nothing" in sent
+    assert "4821" not in sent and "secrets.txt" not in sent
+
+
+async def test_messages_deleted_or_muted_while_they_wait_cost_no_rate_limit(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """Only the messages the AI takes count against the limits: one deleted before its
+    turn, or waiting while moderators muted the bot, does not."""
+    guild.add_member(discord_fake.bot_user, permissions=DEFAULT_PERMS)
+    gemini_fake.reply(["slow ", "first ", "reply."], chunk_delay=0.4)
+    gemini_fake.reply(["slow ", "second ", "reply."], chunk_delay=0.4)
+    bot = await start_bot(ai_settings(ai_user_messages_per_minute=3))
+    cog = cast(AI, bot.get_cog("AI"))
+    at = mention(discord_fake)
+    await discord_fake.send_message(guild.text, member, f"{at} first")
+    await discord_fake.wait_for(lambda: len(gemini_fake.requests) == 1 or None)
+    deleted = await discord_fake.send_message(guild.text, member, f"{at} oops")
+    await eventually(lambda: len(cog._pending), equals=2)
+    discord_fake._delete_message(deleted)
+    await eventually(lambda: len(cog._pending), equals=0)  # the first answered, `oops` not
+
+    await discord_fake.send_message(guild.text, member, f"{at} second")
+    await discord_fake.wait_for(lambda: len(gemini_fake.requests) == 2 or None)
+    await discord_fake.send_message(guild.text, member, f"{at} while muted")
+    await eventually(lambda: len(cog._pending), equals=2)
+    guild.set_overwrite(guild.text, discord_fake.bot_user.id, deny=SEND_MESSAGES, member=True)
+    await eventually(lambda: len(cog._pending), equals=0)
+    guild.set_overwrite(guild.text, discord_fake.bot_user.id, member=True)
+    channel = bot.get_channel(guild.text.id)
+    assert isinstance(channel, discord.TextChannel)
+    await eventually(lambda: channel.permissions_for(channel.guild.me).send_messages)
+
+    last = await discord_fake.send_message(guild.text, member, f"{at} last")
+    assert await answered(discord_fake, guild, last) == "ok"  # the third of three a minute
+    asked = [r.last_user_text for r in gemini_fake.requests]
+    assert asked == ["alice: first", "alice: second", "alice: last"]
+
+
+async def remembered(bot: Bot, guild: FakeGuild, message: FakeMessage) -> None:
+    """A conversation memory holding `message`, as memory left it when it was on."""
+    memory_id = await bot.db.fetchval(
+        "INSERT INTO memories (scope, author_id, author_name, source, text, channel_id, "
+        "turns, created_at, model, vector) VALUES (?, ?, ?, 'conversation', ?, ?, 1, 0, "
+        "'test', ?) RETURNING id",
+        (
+            f"guild:{guild.id}",
+            message.author.id,
+            "alice",
+            f"alice: {message.content}",
+            guild.text.id,
+            bytes(4),
+        ),
+    )
+    await bot.db.execute(
+        "INSERT INTO memory_turns (memory_id, turn_id, message_id) VALUES (?, ?, ?)",
+        (memory_id, memory_id, message.id),
+    )
+
+
+async def test_with_memory_off_memories_of_deleted_or_edited_messages_go(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """Memory switched off for a while keeps what it remembered for when it is on again:
+    a message deleted (or edited) in Discord meanwhile must not be recalled then."""
+    bot = await start_bot(ai_settings(memory_enabled=False))
+    deleted = await discord_fake.send_message(guild.text, member, "my PIN is 4821")
+    edited = await discord_fake.send_message(guild.text, member, "my card is 4000")
+    kept = await discord_fake.send_message(guild.text, member, "I like kayaking")
+    for message in (deleted, edited, kept):
+        await remembered(bot, guild, message)
+
+    discord_fake._delete_message(deleted)
+    discord_fake.edit_by_author(edited, "my card is none of your business")
+
+    async def texts() -> list[str]:
+        rows = await bot.db.fetchall("SELECT text FROM memories ORDER BY id")
+        return [row[0] for row in rows]
+
+    await eventually(texts, equals=["alice: I like kayaking"])
