@@ -23,8 +23,9 @@ from cogs.music.buttons import press
 from cogs.music.channels import VoiceChannel, caller_channel, check_can_join
 from cogs.music.control import STOPPED, Vote, skip_note
 from cogs.music.errors import MusicError
+from cogs.music.filters import checked_volume
 from cogs.music.lookup import Lookup
-from cogs.music.player import Player, checked_volume
+from cogs.music.player import Player
 from cogs.music.sessions import Sessions
 from cogs.music.tools import tools as music_tools
 from cogs.music.tracks import LoopMode, Track
@@ -124,12 +125,12 @@ class Music(commands.Cog):
             asked = self.sessions.shares.room(guild.id, member.id, share)
             # Join while the query resolves: the first packet comes sooner.  The resolve
             # holds no guild lock: /stop and the idle leave never wait for it.
-            created = guild.id not in self.sessions.players
+            before = self.sessions.players.get(guild.id)
             joining = asyncio.create_task(self._join(guild, channel, text_channel_id))
             try:
                 found = await self.lookup.tracks(query, member.id, asked.count)
             except BaseException:
-                await self.sessions.abandon(guild.id, joining, created=created)
+                await self.sessions.abandon(guild.id, joining, before=before)
                 raise
             await joining
             async with self.sessions.lock(guild.id):
@@ -243,7 +244,11 @@ class Music(commands.Cog):
     async def nowplaying(self, ctx: Context) -> None:
         """Show the current track with its progress and the control buttons."""
         player, track = self.playing(_guild_member(ctx)[0])
-        await ctx.send(embed=player_embed(player, track), view=player_controls(player))
+        embed = player_embed(player, track)
+        if player.loading:  # the controls would be the last track's: its own message brings them
+            await ctx.send(embed=embed)
+        else:
+            await ctx.send(embed=embed, view=player_controls(player))
 
     def playing(self, guild: discord.Guild) -> tuple[Player, Track]:
         """The player and its current track (/nowplaying and the AI's now_playing tool)."""

@@ -54,6 +54,21 @@ def speed(factor: float) -> AudioFilter:
     return AudioFilter("speed", f"atempo={factor:.3f}", factor)
 
 
+def saved(name: str | None, factor: float) -> AudioFilter | None:
+    """The filter saved as ``name`` (:attr:`AudioFilter.name`) and ``factor`` (its speed);
+    None for none, or for one this version does not have."""
+    if name == "speed" and MIN_SPEED <= factor <= MAX_SPEED:
+        return speed(factor)
+    return PRESETS.get(name or "")
+
+
+def checked_volume(percent: int) -> int:
+    """``percent`` if it is a volume the player takes; MusicError otherwise."""
+    if not 0 <= percent <= 200:
+        raise MusicError("Pick a volume from 0 to 200 %.")
+    return percent
+
+
 @dataclass(frozen=True, slots=True)
 class Sound:
     """What the player asks FFmpeg for besides the stream: volume (1.0 = 100 %) and a filter."""

@@ -1,7 +1,7 @@
 """Loading a track for the player (:mod:`cogs.music.player`): its stream resolved, then
 its audio opened.
 
-:class:`Loader` owns the one resolve in flight for a player: a skip cancels it
+:class:`Loader` owns the one load in flight for a player: a skip cancels its resolve
 (:meth:`Loader.cancel`), and the player asks whether one is under way
 (:attr:`Loader.busy`) to tell a track that loads from nothing playing.
 """
@@ -23,11 +23,12 @@ class Loader:
         self.streams = streams
         self.open_audio = open_audio
         self._task: asyncio.Task[Stream] | None = None
+        self._loading = False
 
     @property
     def busy(self) -> bool:
-        """A track's stream is being resolved."""
-        return self._task is not None
+        """A track is loading: its stream being resolved, or its audio opened."""
+        return self._loading
 
     def cancel(self) -> None:
         """Give up on the stream being resolved (a skip)."""
@@ -35,14 +36,35 @@ class Loader:
             self._task.cancel()
 
     async def open(
-        self, track: Track, start: float, sound: Callable[[], Sound], skipped: Callable[[], bool]
+        self,
+        track: Track,
+        start: Callable[[], float],
+        sound: Callable[[], Sound],
+        skipped: Callable[[], bool],
     ) -> Audio | None:
-        """The track's audio from ``start`` s with the ``sound`` of the moment it opens;
-        None when it was ``skipped`` while it loaded.  MusicError when it can't play."""
-        stream = await self._resolve(track, skipped)
-        if stream is None:
+        """The track's audio from ``start()`` s with the ``sound()`` of the moment it opens,
+        opened again if either changed meanwhile (a seek, /volume, /filter); None when it
+        was ``skipped`` while it loaded.  MusicError when it can't play."""
+        self._loading = True
+        try:
+            stream = await self._resolve(track, skipped)
+            if stream is None:
+                return None
+            opened = (start(), sound())
+            audio = await asyncio.to_thread(self.open_audio, stream, *opened)
+            try:
+                while not skipped() and (start(), sound()) != opened:
+                    opened = (start(), sound())
+                    await asyncio.to_thread(audio.restart, *opened)
+            except BaseException:
+                audio.cleanup()
+                raise
+        finally:
+            self._loading = False
+        if skipped():
+            audio.cleanup()
             return None
-        return await asyncio.to_thread(self.open_audio, stream, start, sound())
+        return audio
 
     async def _resolve(self, track: Track, skipped: Callable[[], bool]) -> Stream | None:
         self._task = asyncio.ensure_future(self.streams.stream(track))

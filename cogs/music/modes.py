@@ -68,7 +68,7 @@ class MusicModes(commands.Cog, name="Music settings"):
         """24/7: stay in the voice channel, also when idle or alone (Manage Server)."""
         guild, member = _guild_member(ctx)
         if mode == "off":
-            await self.sessions.set_stay(guild, None, ctx.channel.id)
+            await self.sessions.visits.set_stay(guild, None, ctx.channel.id)
             await ctx.send("24/7 is off: I leave again when idle or alone.")
             return
         voice = voice_of(guild)
@@ -76,7 +76,7 @@ class MusicModes(commands.Cog, name="Music settings"):
         if voice is None:
             check_can_join(channel)
         await ctx.defer()
-        await self.sessions.set_stay(guild, channel, ctx.channel.id)
+        await self.sessions.visits.set_stay(guild, channel, ctx.channel.id)
         await ctx.send(
             f"🕒 24/7 is on: I stay in {channel.mention}, also with nothing to play or "
             "nobody listening, and come back there after a restart."

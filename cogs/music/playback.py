@@ -87,8 +87,10 @@ class Playback(commands.Cog):
         ``checked`` runs once the checks passed, before FFmpeg opens the track again."""
         player = self.sessions.access.controlled(guild, member)
         track = player.queue.current
-        if track is None or not player.playing:
+        if track is None or not (player.playing or player.loading):
             raise MusicError("Nothing is playing.")
+        if track.duration is None and player.loading:  # a playlist's entry learns it now
+            raise MusicError(f"{clean(track.title)} is still loading; try again in a moment.")
         if track.duration is None:
             raise MusicError("This is a live stream (or its length is unknown): it can't seek.")
         at = parse_position(position, player.position)

@@ -21,7 +21,7 @@ import secrets
 from collections.abc import Awaitable, Iterable
 
 from cogs.music.errors import MusicError
-from cogs.music.filters import AudioFilter, Sound
+from cogs.music.filters import AudioFilter, Sound, checked_volume
 from cogs.music.loading import Loader
 from cogs.music.player_protocols import Audio, Events, LeaveReason, OpenAudio, Streams, Voice
 from cogs.music.queue import TrackQueue
@@ -63,6 +63,7 @@ class Player:
         self.text_channel_id = text_channel_id
         self.filter: AudioFilter | None = None
         self.stay = False  # 24/7 (Sessions sets it): neither the idle nor the alone timer leaves
+        self.leaving = False  # asked to leave (Sessions sets it): a /play needs a new player
         self.paused = False
         self.play_id: str | None = None
         """Which play of a track this is (new each time one starts; None between tracks):
@@ -91,7 +92,7 @@ class Player:
 
     @property
     def loading(self) -> bool:
-        """The current track's stream is being resolved; it plays next."""
+        """The current track is loading (its stream resolved, its audio opened); it plays next."""
         return self.loader.busy
 
     @property
@@ -202,9 +203,11 @@ class Player:
         """Use a filter (None: none) from the current position on, and for the next tracks."""
         self.filter = audio_filter
         await self._reopen()
+        self._changed()
 
     async def seek(self, position: float) -> Track:
-        """Go to ``position`` s (the caller checks the track is that long); paused stays paused."""
+        """Go to ``position`` s (the caller checks the track is that long); paused stays
+        paused, and a track still loading opens there."""
         track = self._require_playing()
         await self._reopen(max(0.0, position))
         self._changed()
@@ -212,11 +215,14 @@ class Player:
 
     async def _reopen(self, start: float | None = None) -> None:
         """Re-open the audio at ``start`` (None: where it is) with the sound as it is then.
-        One at a time: of two quick changes, the later one's FFmpeg must take over last."""
+        One at a time: of two quick changes, the later one's FFmpeg must take over last.
+        A track still loading opens with them (:meth:`Loader.open`)."""
         async with self._reopening:
             if self._audio is not None:
                 at = self.position if start is None else start
                 await asyncio.to_thread(self._audio.restart, at, self.sound)
+            elif start is not None:
+                self._start_at = start
 
     def set_alone(self, alone: bool) -> None:
         """Start (or cancel) the countdown to leave a channel nobody listens in."""
@@ -280,7 +286,7 @@ class Player:
         """Play one track to its end; False when the voice connection is gone."""
         resumed, self._resume_dropped = self._resume_dropped, False
         try:
-            audio = await self._open(track, self._start_at)  # its position while it loads
+            audio = await self._open(track)
         finally:
             self._start_at = 0.0
         if audio is None:
@@ -328,10 +334,12 @@ class Player:
         self._resume_dropped = await self.events.recover(self)
         return self._resume_dropped
 
-    async def _open(self, track: Track, start: float) -> Audio | None:
+    async def _open(self, track: Track) -> Audio | None:
         """The track's audio; None when it failed (reported) or was skipped while it loaded."""
         try:
-            return await self.loader.open(track, start, lambda: self.sound, lambda: self._skip)
+            return await self.loader.open(  # where it is (a seek moves it) and how it sounds
+                track, lambda: self._start_at, lambda: self.sound, lambda: self._skip
+            )
         except MusicError as error:  # how sources and FFmpeg report what can go wrong
             await self._emit(self.events.track_failed(self, track, str(error)))
             return None
@@ -388,10 +396,3 @@ class Player:
             await event
         except Exception:  # the cog's handler; whatever it raises must not stop playback
             log.exception("music: an event handler failed in guild %s", self.guild_id)
-
-
-def checked_volume(percent: int) -> int:
-    """``percent`` if it is a volume the player takes; MusicError otherwise."""
-    if not 0 <= percent <= 200:
-        raise MusicError("Pick a volume from 0 to 200 %.")
-    return percent

@@ -111,7 +111,11 @@ async def _tell(session: Session, guild: discord.Guild, note: str) -> None:
 
 async def _restore(sessions: Sessions, session: Session, guild: discord.Guild) -> None:
     rules = await sessions.music_settings.get(guild.id)
-    staying = rules.stay and rules.stay_channel_id is not None
+    home = (
+        guild.get_channel(rules.stay_channel_id) if rules.stay and rules.stay_channel_id else None
+    )
+    # A deleted 24/7 channel is no home: the queue resumes where it played, and may end.
+    staying = isinstance(home, VoiceChannel)
     if staying:  # 24/7: its channel, with or without the saved queue
         session.voice_channel_id = rules.stay_channel_id or session.voice_channel_id
         session.text_channel_id = rules.stay_text_channel_id or session.text_channel_id
@@ -135,6 +139,8 @@ async def _restore(sessions: Sessions, session: Session, guild: discord.Guild) -
         player = await sessions.new_player(
             guild.id, voice, session.text_channel_id, queue=queue, volume=session.volume
         )
+        player.filter = session.audio_filter
+        player.stay = staying  # not with 24/7's channel gone: the timers decide
         player.start(position=session.position, paused=session.paused)
         sessions.update_alone(guild)
         await sessions.take_the_stage(guild)

@@ -7,7 +7,7 @@ saves each session when it changes and at shutdown, restores them after a restar
 (:mod:`cogs.music.restore`), and owns and applies each server's music settings
 (:mod:`cogs.music.settings`).  The commands go through it: who may use the player
 is :mod:`cogs.music.access`, how much one may queue :mod:`cogs.music.shares`, and
-the 24/7 visits :mod:`cogs.music.visits`.
+24/7 and its visits :mod:`cogs.music.visits`.
 
 It is also the data owner (:mod:`utils.data_owners`) of the saved sessions: leaving
 a guild only stops the music there, and the saved queue stays until the retention
@@ -149,6 +149,7 @@ class Sessions:
             LeaveReason.LOST: "I was disconnected from the voice channel, so I stopped the music.",
             LeaveReason.DROPPED: "I lost the voice connection and couldn't get it back, so I left.",
         }
+        player.leaving = True
         self._spawn(self.leave(player.guild_id, notes[reason], only=player), "music-leave")
 
     def changed(self, player: Player) -> None:
@@ -167,15 +168,18 @@ class Sessions:
         the order they were asked for; nothing else waits for it (not /stop, not a leave)."""
         return self._queueing.setdefault(guild_id, asyncio.Lock())
 
-    async def abandon(self, guild_id: int, joining: asyncio.Task[Player], *, created: bool) -> None:
-        """/play failed to resolve: leave again if it joined for nothing."""
+    async def abandon(
+        self, guild_id: int, joining: asyncio.Task[Player], *, before: Player | None
+    ) -> None:
+        """/play failed to resolve: leave again if it joined for nothing (its join made a
+        new player, not ``before``: the one there when it began)."""
         try:
             player = await joining
         except MusicError:
             return  # the resolve error is the one to report
         async with self.lock(guild_id):
             idle = player.queue.current is None and not len(player.queue)
-            if created and idle and self.players.get(guild_id) is player:
+            if player is not before and idle and self.players.get(guild_id) is player:
                 await self.teardown(guild_id, forget=True)
 
     def keep_saved(self, guild_id: int) -> None:
@@ -188,7 +192,8 @@ class Sessions:
         """The guild's player, joining (or moving to) ``channel`` when needed; the caller
         holds the guild's :meth:`lock`."""
         player, voice = self.players.get(guild.id), voice_of(guild)
-        if player is not None and voice is not None and voice.is_connected():
+        leaving = player is not None and player.leaving  # then a new player replaces it
+        if player is not None and not leaving and voice is not None and voice.is_connected():
             if voice.channel != channel:
                 self.check_move(guild, channel)
                 await self.visits.note(guild.id, channel)
@@ -271,25 +276,6 @@ class Sessions:
             self.votes.reset(guild.id)  # counted: another leave must not skip again
             player.skip()
             await self.say(player, vote.message(track.title))
-
-    async def set_stay(
-        self, guild: discord.Guild, channel: VoiceChannel | None, text_id: int
-    ) -> None:
-        """24/7 on in ``channel`` (joining it), or off with None."""
-        if channel is not None:
-            async with self.lock(guild.id):
-                await self.join(guild, channel, text_id)
-        await self.music_settings.update(
-            guild.id,
-            stay=channel is not None,
-            stay_channel_id=channel.id if channel else None,
-            stay_text_channel_id=text_id if channel else None,
-        )
-        self.visits.end(guild.id)  # the new 24/7 channel, or no more 24/7
-        player = self.players.get(guild.id)
-        if player is not None:
-            player.stay = channel is not None
-            self.update_alone(guild)
 
     async def take_the_stage(self, guild: discord.Guild) -> None:
         """On a Stage channel, become a speaker, or ask to and say so (:func:`become_speaker`)."""

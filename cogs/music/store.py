@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from cogs.music import filters
+from cogs.music.filters import AudioFilter
 from cogs.music.tracks import LoopMode, Track
 from utils.data_owners import Place
 from utils.db import DB_ERRORS, Database
@@ -41,6 +43,7 @@ class Session:
     loop: LoopMode = LoopMode.OFF
     volume: int = 100
     paused: bool = False
+    audio_filter: AudioFilter | None = None
 
     @classmethod
     def of(cls, player: Player, voice_channel_id: int) -> Session:
@@ -56,6 +59,7 @@ class Session:
             loop=queue.loop,
             volume=player.volume,
             paused=player.paused,
+            audio_filter=player.filter,
         )
 
 
@@ -66,14 +70,17 @@ class MusicStore:
         self.db = db
 
     async def save(self, session: Session) -> None:
+        chosen = session.audio_filter
         async with self.db.transaction() as conn:
             await conn.execute(
                 "INSERT INTO music_sessions (guild_id, voice_channel_id, text_channel_id, "
-                "position, loop_mode, volume, paused, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "position, loop_mode, volume, paused, filter_name, filter_speed, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT(guild_id) DO UPDATE SET voice_channel_id = excluded.voice_channel_id, "
                 "text_channel_id = excluded.text_channel_id, position = excluded.position, "
                 "loop_mode = excluded.loop_mode, volume = excluded.volume, "
-                "paused = excluded.paused, updated_at = excluded.updated_at",
+                "paused = excluded.paused, filter_name = excluded.filter_name, "
+                "filter_speed = excluded.filter_speed, updated_at = excluded.updated_at",
                 (
                     session.guild_id,
                     session.voice_channel_id,
@@ -82,6 +89,8 @@ class MusicStore:
                     session.loop.value,
                     session.volume,
                     int(session.paused),
+                    chosen.name if chosen else None,
+                    chosen.speed if chosen else 1.0,
                     time.time(),
                 ),
             )
@@ -110,6 +119,7 @@ class MusicStore:
                 loop=LoopMode(row["loop_mode"]),
                 volume=row["volume"],
                 paused=bool(row["paused"]),
+                audio_filter=filters.saved(row["filter_name"], row["filter_speed"]),
             )
             for row in await self.db.fetchall("SELECT * FROM music_sessions")
         }

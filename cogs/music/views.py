@@ -92,9 +92,10 @@ def now_playing_embed(
     loop: LoopMode,
     volume: int,
     upcoming: int,
+    loading: bool = False,
 ) -> discord.Embed:
     embed = discord.Embed(
-        title="Paused" if paused else "Now playing",
+        title="Loading" if loading else "Paused" if paused else "Now playing",
         description=f"{track_line(track)}\n\n{progress_bar(position, track.duration)}",
         colour=COLOUR,
     )
@@ -163,6 +164,7 @@ def player_embed(player: Player, track: Track) -> discord.Embed:
         loop=player.queue.loop,
         volume=player.volume,
         upcoming=len(player.queue),
+        loading=player.loading,
     )
 
 

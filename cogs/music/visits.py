@@ -1,10 +1,11 @@
-"""24/7 visits: a /play from another voice channel than the 24/7 one takes the bot
-there for a visit, not to a new 24/7 channel; once nobody listens there any more it
-goes back home.
+"""24/7 and its visits: `/247` sets the channel the bot stays in; a /play from another
+voice channel takes the bot there for a visit, not to a new 24/7 channel; once nobody
+listens there any more it goes back home.
 
-:class:`Visits` owns which channel each guild is visiting: noted when the sessions
-join for a /play, ended when the session ends, 24/7 changes or a moderator moves the
-bot (:class:`~cogs.music.modes.MusicModes`), and when it goes home.
+:class:`Visits` turns 24/7 on and off (:meth:`Visits.set_stay`) and owns which channel
+each guild is visiting: noted when the sessions join for a /play, ended when the
+session ends, 24/7 changes or a moderator moves the bot
+(:class:`~cogs.music.modes.MusicModes`), and when it goes home.
 """
 
 from __future__ import annotations
@@ -37,6 +38,26 @@ class Visits:
     def end(self, guild_id: int) -> None:
         self._channels.pop(guild_id, None)
 
+    async def set_stay(
+        self, guild: discord.Guild, channel: VoiceChannel | None, text_id: int
+    ) -> None:
+        """24/7 on in ``channel`` (joining it), or off with None."""
+        sessions = self.sessions
+        if channel is not None:
+            async with sessions.lock(guild.id):
+                await sessions.join(guild, channel, text_id)
+        await sessions.music_settings.update(
+            guild.id,
+            stay=channel is not None,
+            stay_channel_id=channel.id if channel else None,
+            stay_text_channel_id=text_id if channel else None,
+        )
+        self.end(guild.id)  # the new 24/7 channel, or no more 24/7
+        player = sessions.players.get(guild.id)
+        if player is not None:
+            player.stay = channel is not None
+            sessions.update_alone(guild)
+
     async def note(self, guild_id: int, channel: VoiceChannel) -> None:
         """Before joining ``channel`` for a /play: note it if it is not the 24/7 one."""
         rules = await self.sessions.music_settings.get(guild_id)
@@ -57,13 +78,14 @@ class Visits:
             if listeners(voice.channel):
                 return  # someone came back meanwhile: the visit goes on
             del self._channels[guild.id]
-            if not rules.stay or not isinstance(home, VoiceChannel):
-                return  # 24/7 is off, or its channel is gone: the alone timer decides
-            try:
-                check_can_join(home)
-                await voice.move_to(home, timeout=CONNECT_TIMEOUT)
-            except (MusicError, TimeoutError) as error:
-                log.warning(
-                    "could not go back to the 24/7 channel in guild %s: %s", guild.id, error
-                )
+            if rules.stay and isinstance(home, VoiceChannel):
+                try:
+                    check_can_join(home)
+                    await voice.move_to(home, timeout=CONNECT_TIMEOUT)
+                except (MusicError, TimeoutError) as error:
+                    log.warning(
+                        "could not go back to the 24/7 channel in guild %s: %s", guild.id, error
+                    )
+            elif (player := sessions.players.get(guild.id)) is not None:
+                player.stay = False  # 24/7 is off, or its channel is gone: the alone timer decides
         sessions.update_alone(guild)

@@ -540,3 +540,49 @@ async def test_the_ai_tools_follow_the_dj_rules(
     world.guild.give_role(bob, dj)
     answered, _ = await call(world.discord, gemini_fake, world.guild, bob, "pause")
     assert answered == {"paused": True}
+
+
+async def test_a_visit_in_247_whose_home_channel_was_deleted_leaves_when_alone(
+    world: World,
+) -> None:
+    """With the 24/7 channel gone there is no home to go back to: alone in the channel it
+    was visiting, the bot leaves as it would without 24/7."""
+    fake, owner = world.discord, world.discord.owner
+    elsewhere = world.guild.add_voice_channel("Elsewhere")
+    await world.start(music_alone_timeout=0.5)
+    await fake.join_voice(owner, world.guild.voice)
+    assert (await world.slash("247", owner, mode="on")).startswith("🕒 24/7 is on")
+    await fake.leave_voice(owner, world.guild)
+    await fake.join_voice(world.member, elsewhere)
+    assert (await world.slash("play", query=world.media.tone(440, 20, "ogg"))).startswith("▶️")
+    assert fake.voice_channel_of(fake.bot_user, world.guild) == elsewhere.id
+    world.guild.delete_channel(world.guild.voice)
+
+    await fake.leave_voice(world.member, world.guild)
+    await world.wait_message("Nobody is listening any more, so I left the voice channel.")
+    assert fake.voice_channel_of(fake.bot_user, world.guild) is None
+
+
+async def test_a_restart_after_the_247_channel_was_deleted_resumes_where_it_played(
+    world: World,
+) -> None:
+    """The queue a visit played resumes in that channel (not dropped for the deleted 24/7
+    one), and with no home to stay in, the bot leaves once nobody listens."""
+    fake, owner = world.discord, world.discord.owner
+    elsewhere = world.guild.add_voice_channel("Elsewhere")
+    settings = world.settings(music_alone_timeout=0.5)
+    bot = await world.start(settings)
+    await fake.join_voice(owner, world.guild.voice)
+    assert (await world.slash("247", owner, mode="on")).startswith("🕒 24/7 is on")
+    await fake.leave_voice(owner, world.guild)
+    await fake.join_voice(world.member, elsewhere)
+    assert (await world.slash("play", query=world.media.tone(440, 20, "ogg"))).startswith("▶️")
+    await world.wait_frames(10)
+    world.guild.delete_channel(world.guild.voice)
+    await bot.close()
+
+    await world.start_bot(settings)
+    await world.wait_message("Back after a restart: resuming tone-440hz-20s")
+    assert fake.voice_channel_of(fake.bot_user, world.guild) == elsewhere.id
+    await fake.leave_voice(world.member, world.guild)
+    await world.wait_message("Nobody is listening any more, so I left the voice channel.")

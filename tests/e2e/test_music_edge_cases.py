@@ -6,8 +6,12 @@ the fake voice server, driven through the fake Discord.
 
 from __future__ import annotations
 
+import asyncio
+from typing import cast
+
 import pytest
 
+from cogs.music.cog import Music
 from tests.conftest import eventually
 from tests.e2e.music_world import World, pitch
 from tests.e2e.test_music_control import listener, set_dj
@@ -98,3 +102,59 @@ async def test_a_title_with_line_breaks_stays_on_its_one_line(
     message = await world.now_playing()
     link = f"[Line one \\`2.\\` Line two end](<{world.media.tone(440, 20, 'ogg')}>)"
     assert message.embeds[0]["description"].startswith(f"{link} `0:20`\n\n")
+
+
+async def test_a_play_that_gets_in_just_as_the_idle_timer_fires_plays_and_stays(
+    world: World,
+) -> None:
+    """The idle timer fires while a /play waits for the guild's lock to queue its track:
+    the track plays, and the leave asked for by the idle player does not end it."""
+    bot = await world.start(music_idle_timeout=5.0)  # time enough to resolve first
+    await world.slash("play", query=world.media.tone(440, 1, "ogg"))
+    await world.wait_message("The queue is finished")
+    sessions = cast(Music, bot.get_cog("Music")).sessions
+    idle, lock = sessions.players[world.guild.id], sessions.lock(world.guild.id)
+    url = world.media.tone(660, 1, "ogg")
+    world.media.held.add(url.rsplit("/", 1)[1])
+    playing = asyncio.create_task(world.slash("play", query=url))
+    await eventually(lambda: url.rsplit("/", 1)[1] in world.media.requests)  # it resolves
+    async with lock:
+        world.media.release.set()
+        await eventually(lambda: len(lock._waiters or ()) == 1)  # the /play, to queue its track
+        await eventually(lambda: not idle.running, within=8)  # the leave waits behind it
+    assert (await playing).startswith("▶️")
+
+    def finished() -> int:
+        return sum(
+            "The queue is finished" in m.content
+            for m in world.discord.messages_in(world.guild.text)
+        )
+
+    await eventually(finished, equals=2)
+    assert [round(pitch(run), -1) for run in world.played()] == [440, 660]
+    assert not [m for m in world.discord.messages_in(world.guild.text) if "I left" in m.content]
+
+
+async def test_a_failed_play_that_got_in_just_as_the_idle_timer_fired_leaves(
+    world: World,
+) -> None:
+    """As above, but the /play finds nothing: the player its join put in place of the
+    idle one is left again, as a /play that joined for nothing is."""
+    bot = await world.start(music_idle_timeout=3.0)
+    await world.slash("play", query=world.media.tone(440, 1, "ogg"))
+    await world.wait_message("The queue is finished")
+    sessions = cast(Music, bot.get_cog("Music")).sessions
+    idle, lock = sessions.players[world.guild.id], sessions.lock(world.guild.id)
+    url = world.media.tone(660, 1, "ogg")
+    world.media.held.add(url.rsplit("/", 1)[1])
+    world.media.break_file(url)
+    async with lock:
+        asking = await world.discord.invoke_slash(
+            world.guild.text, world.member, "play", {"query": url}
+        )
+        await eventually(lambda: url.rsplit("/", 1)[1] in world.media.requests)  # it resolves
+        await eventually(lambda: len(lock._waiters or ()) == 1)  # its join waits
+        await eventually(lambda: not idle.running, within=5)  # the leave waits behind it
+        world.media.release.set()
+    assert "Nothing is playing" not in await world.reply(asking)
+    assert not world.voice.connected(world.guild.id), "it did not stay for nothing"

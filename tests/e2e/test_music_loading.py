@@ -59,3 +59,13 @@ async def test_pause_while_the_next_track_loads(world: World) -> None:
     assert await world.slash("resume") == f"▶️ Resumed {SECOND}."
     await world.wait_message("The queue is finished")
     assert [round(pitch(run), -1) for run in world.played()] == [440, 660, 880]
+
+
+async def test_seek_while_a_playlist_entry_of_unknown_length_loads_says_so(world: World) -> None:
+    """A page's entry learns its length as it loads: until then a seek can't be checked."""
+    await three_tones(world)
+    assert await world.slash("seek", position="0:01") == (
+        f"{SECOND} is still loading; try again in a moment."
+    )
+    world.media.release.set()
+    await world.wait_message("The queue is finished")

@@ -259,3 +259,48 @@ async def test_the_progress_bar_moves_while_someone_listens(world: World) -> Non
     edits = len(message.edits)
     await asyncio.sleep(2.5)
     assert len(message.edits) == edits, "none after stop"
+
+
+async def test_a_filter_stays_on_after_a_restart(
+    world: World, ffmpeg_runs: list[list[str]]
+) -> None:
+    settings = world.settings()
+    bot = await world.start(settings)
+    await world.slash("play", query=clock_url(world.media))
+    await world.wait_frames(10)
+    assert await world.slash("filter", effect="nightcore") == "🎛️ Filter: **nightcore**."
+    chain = ffmpeg_runs[-1][ffmpeg_runs[-1].index("-af") + 1]
+    await bot.close()
+    ffmpeg_runs.clear()
+
+    bot = await world.start(settings)
+    await world.wait_message("Back after a restart: resuming clock-")
+    await eventually(lambda: bool(ffmpeg_runs))
+    args = ffmpeg_runs[-1]
+    assert codec(args) == "libopus" and args[args.index("-af") + 1] == chain, "still nightcore"
+    await world.slash("stop")
+
+
+async def test_seek_and_nowplaying_while_the_track_loads_after_a_restart(world: World) -> None:
+    """A restored track loads again after a restart: /seek moves where it will start, and
+    /nowplaying shows it loading, without the buttons of the play before the restart."""
+    settings = world.settings()
+    bot = await world.start(settings)
+    url = clock_url(world.media)
+    await world.slash("play", query=url)
+    await world.wait_frames(10)
+    await bot.close()
+    name, mark = url.rsplit("/", 1)[1], len(world.frames())
+    world.media.held.add(name)
+    asked = world.media.requests.count(name)
+
+    await world.start(settings)
+    await eventually(lambda: world.media.requests.count(name) > asked)  # it loads
+    assert await world.slash("seek", position="0:06") == f"⏩ clock-{CLOCK_SECONDS}s at 0:06."
+    shown = await world.discord.invoke_slash(world.guild.text, world.member, "nowplaying", {})
+    answer = (await shown.wait_response())["data"]
+    assert answer["embeds"][0]["title"] == "Loading" and not answer.get("components")
+    assert "0:06 / 0:20" in answer["embeds"][0]["description"]
+    world.media.release.set()
+    assert abs(await pitch_after(world, mark) - heard_at(6)) < 25, "it starts where it was sought"
+    await world.slash("stop")

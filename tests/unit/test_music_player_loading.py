@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
+from cogs.music.filters import PRESETS, Sound
 from cogs.music.tracks import LoopMode, Stream, Track
 from tests.conftest import eventually
-from tests.unit.test_music_player import Rig, Streams
+from tests.unit.test_music_player import FakeAudio, Rig, Streams
 
 
 class SlowStreams(Streams):
@@ -73,4 +75,60 @@ async def test_a_restored_track_keeps_its_position_while_it_loads() -> None:
     rig.slow.release.set()
     await eventually(lambda: rig.opened)
     assert rig.opened[0].start == 62.0
+    await rig.player.close()
+
+
+class OpeningRig(Rig):
+    """A rig whose FFmpeg for track ``b`` opens only once ``opening`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.opening, self.blocked = threading.Event(), threading.Event()
+
+    def open(self, stream: Stream, start: float, sound: Sound) -> FakeAudio:
+        if stream.url.endswith("/b"):
+            self.blocked.set()
+            self.opening.wait(5)
+        return super().open(stream, start, sound)
+
+
+async def test_a_seek_while_the_track_resolves_opens_it_there() -> None:
+    rig = SlowRig()
+    rig.player.start()
+    rig.add("a", "b")
+    await rig.play_through("a")
+    await eventually(lambda: rig.slow.waiting)
+    assert (await rig.player.seek(30.0)).title == "b"
+    assert rig.player.position == 30.0
+    rig.slow.release.set()
+    await eventually(lambda: ("started", "b") in rig.events.log)
+    assert (rig.opened[-1].start, rig.opened[-1].restarts) == (30.0, [])
+    await rig.player.close()
+
+
+async def test_a_seek_or_a_filter_while_ffmpeg_opens_the_track_opens_it_again() -> None:
+    rig = OpeningRig()
+    rig.player.start()
+    rig.add("a", "b")
+    await rig.play_through("a")
+    await asyncio.to_thread(rig.blocked.wait, 5)
+    assert rig.player.loading
+    await rig.player.seek(40.0)
+    await rig.player.set_filter(PRESETS["8d"])
+    rig.opening.set()
+    await eventually(lambda: ("started", "b") in rig.events.log)
+    assert rig.opened[-1].restarts == [(40.0, Sound(1.0, PRESETS["8d"]))]
+    await rig.player.close()
+
+
+async def test_a_skip_while_ffmpeg_opens_the_track_skips_it() -> None:
+    rig = OpeningRig()
+    rig.player.start()
+    rig.add("a", "b", "c")
+    await rig.play_through("a")
+    await asyncio.to_thread(rig.blocked.wait, 5)
+    assert rig.player.skip().title == "b"
+    rig.opening.set()
+    await eventually(lambda: ("started", "c") in rig.events.log)
+    assert ("started", "b") not in rig.events.log and rig.opened[1].cleaned
     await rig.player.close()

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from cogs.music import filters
 from cogs.music.store import MusicStore, SaveQueue, Session
 from cogs.music.tracks import LoopMode, Track
 from tests.conftest import eventually
@@ -133,3 +134,13 @@ async def test_autoplay_marks_survive_a_restart(db: Database) -> None:
     [loaded] = await store.load_all()
     assert loaded.current is not None and loaded.current.autoplay
     assert [t.autoplay for t in loaded.upcoming] == [False, True]
+
+
+async def test_the_filter_survives_a_restart(db: Database) -> None:
+    store = MusicStore(db)
+    for chosen in (filters.PRESETS["nightcore"], filters.speed(1.5), None):
+        saved = session(5)
+        saved.audio_filter = chosen
+        await store.save(saved)
+        [loaded] = await store.load_all()
+        assert loaded.audio_filter == chosen
