@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
+import aiohttp
 import discord
 
 from cogs.roleplay.characters import AvatarLink, Character, CharacterStore
@@ -98,9 +99,10 @@ class AvatarLinks:
         if link is not None:
             try:
                 fresh = await self._refetch(link)
-            except (discord.HTTPException, TimeoutError) as error:
-                # Discord failing for now (a 5xx, a long rate limit): the character speaks
-                # all the same, with the old URL while it works, and no copy is posted.
+            except (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError) as error:
+                # Discord failing for now (a 5xx, a long rate limit, a connection reset):
+                # the character speaks all the same, with the old URL while it works, and
+                # no copy is posted.
                 log.warning("could not renew the avatar of character %s: %r", character.id, error)
                 return link.url if self._working(link.url) else None
             if fresh is not None:
@@ -116,7 +118,8 @@ class AvatarLinks:
                     silent=True,
                     allowed_mentions=discord.AllowedMentions.none(),
                 )
-        except (discord.HTTPException, TimeoutError) as error:  # no Attach Files there, say
+        except (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError) as error:
+            # no Attach Files there, say, or the connection reset
             log.warning("could not upload the avatar of character %s: %s", character.id, error)
             return None
         fresh = link_of(message)

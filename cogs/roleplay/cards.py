@@ -4,7 +4,9 @@ A card is a PNG whose ``chara`` (Character Card V2, base64 JSON) or ``ccv3`` (V3
 text chunk holds the character, the picture being its avatar; or the JSON alone.
 V1 cards are the same fields without the ``data`` wrapper; Pygmalion's JSON (of its
 editor and text-generation-webui: ``char_name``, ``char_persona``...) is read as
-SillyTavern imports it, when it has no ``name``. Reading refuses anything
+SillyTavern imports it, when it has no ``name``. As in SillyTavern, a V2/V3 field
+missing from ``data`` is read from beside it, and a V1 card's creator's comment is its
+``creatorcomment``, else its ``creator_notes``. Reading refuses anything
 off-spec with one line a user can act on; nothing here touches Discord or the
 database. Chunks are read by hand (the format is simple), so a text chunk's size is
 bounded by the file's and Pillow only decodes the picture, in :mod:`.avatars`.
@@ -45,6 +47,11 @@ _FIELDS = {  # card field -> Profile field
     "mes_example": "example_dialogue",
     "creator_notes": "creator_notes",
 }
+_V1_FALLBACK = ("name", "description", "personality", "scenario", "first_mes", "mes_example")
+"""The fields of a V2 or V3 card that SillyTavern takes from beside its ``data`` when
+``data`` lacks them (its own cards carry both)."""
+_PLACEHOLDER = "Creator's notes go here."
+"""What the V1 and Pygmalion editors put in ``creator_notes``; SillyTavern drops it."""
 _PYGMALION = {  # its field -> Profile field, as SillyTavern maps them
     "char_name": "name",
     "char_persona": "description",
@@ -150,13 +157,17 @@ def _from_json(card: Any) -> Profile:
         raise RoleplayError("That card's JSON is not a character card.")
     spec, names = card.get("spec"), _FIELDS
     if spec is None:  # V1: flat fields
-        data = card
+        data = _v1(card)
         if "name" not in card and "char_name" in card:  # how SillyTavern tells them apart
             names = _PYGMALION
     elif isinstance(spec, str) and spec in _SPECS:  # a list or an object is unhashable
         data = card.get("data")
-        if not isinstance(data, dict):
+        if data is None:  # SillyTavern reads the V1 fields beside it then
+            data = _v1(card)
+        elif not isinstance(data, dict):
             raise RoleplayError("That card has no `data` section.")
+        else:  # a field `data` lacks is the V1 one beside it, as SillyTavern reads it
+            data = {**{key: card[key] for key in _V1_FALLBACK if key in card}, **data}
     else:
         raise RoleplayError(f"Unsupported card format `{str(spec)[:40]}` (V1, V2 and V3 work).")
     values = dict.fromkeys(_FIELDS.values(), "")
@@ -170,6 +181,19 @@ def _from_json(card: Any) -> Profile:
     if not values["name"].strip():
         raise RoleplayError("That card has no character name.")
     return Profile(**values).checked()
+
+
+def _v1(card: dict[str, Any]) -> dict[str, Any]:
+    """A V1 or Pygmalion card's fields, its creator's comment as SillyTavern reads it:
+    ``creatorcomment``, else ``creator_notes`` without the editors' placeholder."""
+    comment = card.get("creatorcomment")
+    if comment is None:
+        comment = card.get("creator_notes")
+        if isinstance(comment, str):
+            comment = comment.replace(_PLACEHOLDER, "", 1)
+    elif not isinstance(comment, str):
+        raise RoleplayError("The card's `creatorcomment` should be text.")
+    return {**card, "creator_notes": comment}
 
 
 def card_json(profile: Profile, spec: str = "chara_card_v2") -> dict[str, Any]:

@@ -25,9 +25,11 @@ from cogs.roleplay.errors import RoleplayError
 from cogs.roleplay.script import NARRATOR
 from utils.data_owners import Place
 from utils.db import Connection, Database, Row
-from utils.text import name_key
+from utils.text import name_key, truncate
 
 MAX_NAME = 64
+_QUOTES = {'"': '"', "'": "'", "\u201c": "\u201d", "\u201e": "\u201c", "\u00ab": "\u00bb"}
+"""Opening quote -> its closing quote, as people type them around a name."""
 MAX_TEXT = 20_000
 """Characters in one text field (cards in the wild run to a few thousand)."""
 
@@ -160,6 +162,21 @@ class CharacterStore:
                     (guild_id, found[0]),
                 )
         return None if row is None else _character(row)
+
+    async def named(self, guild_id: int, name: str) -> Character:
+        """The character a person named in this server; RoleplayError if none. A name in
+        quotes is also looked up without them: typed commands take the rest of the line
+        as it is (`!character show "Aria Moon"`)."""
+        if not name_key(name):  # "" or only spaces and invisible characters
+            raise RoleplayError("Name a character: that name shows nothing.")
+        character = await self.get(guild_id, name)
+        inner = name.strip()
+        if character is None and len(inner) > 2 and _QUOTES.get(inner[0]) == inner[-1]:
+            character = await self.get(guild_id, inner[1:-1])
+        if character is None:
+            shown = escape_markdown(truncate(name, MAX_NAME))
+            raise RoleplayError(f"This server has no character called **{shown}**.")
+        return character
 
     async def by_ids(self, guild_id: int, ids: Sequence[int]) -> list[Character]:
         """This server's characters of ``ids``, in that order; deleted ones are left out."""

@@ -6,7 +6,8 @@ shared and the per-server limit is shared, so moderators curate them. Editing an
 deleting take Manage Messages, or being the character's creator.
 
 Typed, `show`, `export` and `delete` take the rest of the line as the name, so a name
-of several words needs no quotes: `!character delete Aria Moon` is Aria Moon, not Aria.
+of several words needs no quotes: `!character delete Aria Moon` is Aria Moon, not Aria
+(`"Aria Moon"` in quotes is found too).
 """
 
 from __future__ import annotations
@@ -228,12 +229,7 @@ class Roleplay(commands.Cog):
 
     async def _get(self, ctx: Context, name: str) -> Character:
         assert ctx.guild is not None
-        character = await self.characters.get(ctx.guild.id, name)
-        if character is None:
-            raise RoleplayError(
-                f"This server has no character called **{_md(truncate(name, 64))}**."
-            )
-        return character
+        return await self.characters.named(ctx.guild.id, name)
 
     async def _changeable(self, ctx: Context, name: str) -> Character:
         character = await self._get(ctx, name)

@@ -284,12 +284,7 @@ class Scenes(commands.Cog):
 
     async def _character(self, ctx: Context, name: str) -> Character:
         assert ctx.guild is not None
-        character = await self.characters.get(ctx.guild.id, name)
-        if character is None:
-            raise RoleplayError(
-                f"This server has no character called **{_md(truncate(name, 64))}**."
-            )
-        return character
+        return await self.characters.named(ctx.guild.id, name)
 
     async def _scene(self, ctx: Context) -> Scene:
         assert ctx.guild is not None
@@ -336,7 +331,7 @@ def _split_names(text: str, known: set[str]) -> list[str]:
         )
         names.append(",".join(pieces[at:end]).strip())
         at = end
-    return [name for name in names if name]
+    return [name for name in names if name_key(name)]  # "Aria, Bren," or an invisible one
 
 
 def _cut_world(text: str, known: set[str]) -> tuple[str, str]:

@@ -12,6 +12,7 @@ import logging
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, cast
 
+import aiohttp
 import discord
 import pytest
 
@@ -43,6 +44,28 @@ async def test_an_avatar_that_cannot_be_uploaded_gives_no_url(
         url = await links.avatar_url(character, cast(discord.abc.Messageable, NoAttachFiles()))
     assert url is None
     assert f"avatar of character {character.id}" in caplog.text
+    assert (await store.get(GUILD, "Aria")) == character  # no link remembered
+
+
+class ResetChannel:
+    """A channel whose upload meets a connection reset (what aiohttp raises then)."""
+
+    async def send(self, *args: Any, **kwargs: Any) -> discord.Message:
+        raise aiohttp.ServerDisconnectedError()
+
+
+async def test_a_connection_reset_uploading_an_avatar_gives_no_url(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Like a Discord error, the character speaks without an avatar; before, the reset
+    ended the turn (or `/scene start`'s opening lines) with "something went wrong"."""
+    store = CharacterStore(db, limit=3)
+    links = AvatarLinks(cast("Bot", None), store)
+    character = await store.create(GUILD, 10, Profile("Aria"), b"png")
+    with caplog.at_level(logging.WARNING, logger="cogs.roleplay.avatar_links"):
+        url = await links.avatar_url(character, cast(discord.abc.Messageable, ResetChannel()))
+    assert url is None
+    assert f"could not upload the avatar of character {character.id}" in caplog.text
     assert (await store.get(GUILD, "Aria")) == character  # no link remembered
 
 

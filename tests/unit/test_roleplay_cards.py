@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 import re
@@ -107,6 +108,43 @@ def test_a_pygmalion_json_card_imports_as_sillytavern_maps_it() -> None:
     assert read_card(json.dumps({**pygmalion, "name": "Sera"}).encode()).profile.name == "Sera"
     with pytest.raises(RoleplayError, match="`char_persona` should be text"):
         read_card(json.dumps({**pygmalion, "char_persona": 5}).encode())
+
+
+def creator_notes(card: dict, **fields: object) -> str:
+    return read_card(json.dumps({**card, **fields}).encode()).profile.creator_notes
+
+
+def test_v1_and_pygmalion_cards_keep_the_creators_comment_as_sillytavern_reads_it() -> None:
+    """SillyTavern takes ``creatorcomment`` (what it writes itself), else
+    ``creator_notes`` without the editors' "Creator's notes go here." placeholder."""
+    pygmalion = {"char_name": "Seraphina", "char_persona": "A guardian."}
+    for flat in (SERA, pygmalion):
+        bare = {k: v for k, v in flat.items() if k != "creator_notes"}
+        notes = functools.partial(creator_notes, bare)
+        assert notes(creatorcomment="Slow pace.") == "Slow pace."
+        assert notes(creatorcomment="Slow pace.", creator_notes="Other.") == "Slow pace."
+        assert notes(creatorcomment="", creator_notes="Other.") == ""
+        assert notes(creatorcomment=None, creator_notes="Other.") == "Other."
+        assert notes(creator_notes="Creator's notes go here. Slow pace.") == " Slow pace."
+        with pytest.raises(RoleplayError, match="`creatorcomment` should be text"):
+            notes(creatorcomment=["Slow pace."])
+    # A V2 card's notes are its data's; a creatorcomment beside them is SillyTavern's copy.
+    card = read_card(json.dumps({**v2(SERA), "creatorcomment": "Other."}).encode())
+    assert card.profile.creator_notes == "Best with a slow pace."
+
+
+def test_a_v2_card_missing_fields_in_its_data_reads_them_beside_it_as_sillytavern() -> None:
+    """SillyTavern's cards carry the V1 fields beside ``data``; some makers fill only
+    those, or leave ``data`` out: SillyTavern reads them there, and so do we."""
+    partial = {"name": "Seraphina", "description": "A guardian of the forest glade."}
+    card = {**SERA, **v2(partial)}
+    assert read_card(json.dumps(card).encode()).profile == replace(PROFILE, creator_notes="")
+    beside = {**SERA, "spec": "chara_card_v2", "spec_version": "2.0"}
+    assert read_card(png({"chara": b64(beside)})).profile == PROFILE
+    # What `data` holds wins, even empty.
+    card = {**SERA, **v2({**partial, "name": "Sera", "first_mes": None})}
+    profile = read_card(json.dumps(card).encode()).profile
+    assert (profile.name, profile.first_message) == ("Sera", "")
 
 
 def test_round_trip_through_png_and_json() -> None:
