@@ -72,7 +72,7 @@ class Directors:
 
 async def directed(director: Director, ctx: Context, sink: ContextSink) -> Direction | None:
     """How to answer a message in a directed channel; None: it gets no answer (a failure
-    is told to the asker, `sink`: as Discord failing to renew a character's avatar link)."""
+    is told to the asker, `sink`: a refusal, or the database or Discord failing)."""
     try:
         return await director.direction(ctx)
     except BotError as error:
