@@ -74,10 +74,13 @@ class Listener:
         self._tried.set()  # a try still under way: its LISTEN tells every cache to reload
 
     async def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            await asyncio.gather(self.task, return_exceptions=True)
-            self.task = None
+        """Stop listening, and the deliveries under way: the database closes next, and a
+        cache reading it then would only fail (and log a traceback)."""
+        tasks = [task for task in (self.task, *self._deliveries) if task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.task = None
 
     async def _listen(self) -> None:
         """Keep one LISTEN connection; after each reconnect, tell every cache to reload.

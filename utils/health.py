@@ -94,6 +94,7 @@ class HealthServer:
         self._last_lag = 0.0
         self._last_tick = time.monotonic()
         self._monitor: asyncio.Task[None] | None = None
+        self._database_down = False  # as the last probe found it
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
@@ -171,12 +172,19 @@ class HealthServer:
         return web.Response(text="ready\n")
 
     async def _database_answers(self) -> bool:
+        """Whether the database answers; logs when that changes, not at every probe
+        (a probe every few seconds would repeat one line all through an outage)."""
         try:
             async with asyncio.timeout(DB_TIMEOUT):
                 await self.bot.db.ping()
         except (*DB_ERRORS, RuntimeError) as error:
-            log.warning("readiness: the database is not answering: %r", error)
+            if not self._database_down:
+                log.warning("readiness: the database is not answering: %r", error)
+            self._database_down = True
             return False
+        if self._database_down:
+            log.info("readiness: the database answers again")
+        self._database_down = False
         return True
 
     async def _metrics(self, request: web.Request) -> web.Response:

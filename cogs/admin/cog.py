@@ -17,6 +17,7 @@ from discord.ext import commands
 from cogs.admin.errors import unwrap, user_message
 from config import prefix_problem
 from utils.checks import guild_permissions
+from utils.embeds import send_embeds
 from utils.errors import BotError
 from utils.log import current_request
 from utils.pages import PageButton
@@ -184,7 +185,7 @@ class Admin(commands.Cog):
                 text=f"This process runs {len(shard_ids)} of {self.bot.shard_count} shards: "
                 "the guilds, latency, memory and commands run are its own"
             )
-        await ctx.send(embed=embed)
+        await send_embeds(ctx, [embed])
 
     @commands.hybrid_command(name="help")
     async def help_command(self, ctx: Context, *, command: str | None = None) -> None:
@@ -208,7 +209,7 @@ class Admin(commands.Cog):
                 title=truncate(usage, TITLE_LIMIT),
                 description=truncate(description, DESCRIPTION_LIMIT),
             )
-            await ctx.send(embed=embed, ephemeral=True)
+            await send_embeds(ctx, [embed], ephemeral=True)
             return
         intro = (
             f"Use `/` or the `{prefix}` prefix (or mention me). "
@@ -218,8 +219,7 @@ class Admin(commands.Cog):
             (cog_name, _command_lines(cog.walk_commands()))
             for cog_name, cog in sorted(self.bot.cogs.items())
         ]
-        for embed in help_embeds(intro, sections):
-            await ctx.send(embed=embed, ephemeral=True)
+        await send_embeds(ctx, help_embeds(intro, sections), ephemeral=True)
 
     def _command_named(self, name: str) -> commands.Command[Any, ..., Any] | None:
         """The command `/help` explains: a group's fallback (`settings show`) is the group."""

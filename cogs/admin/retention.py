@@ -2,7 +2,7 @@
 
 Owns the `pending_deletions` table. It only records what is due and when; the
 maintenance cog carries deletions out by asking each feature's store.
-Portable SQL: `due_at` is a unix time from Python, the insert is `ON CONFLICT`.
+Portable SQL: `due_at` is a unix time from Python, the insert is an upsert with `RETURNING`.
 """
 
 from __future__ import annotations
@@ -38,16 +38,15 @@ class PendingDeletions:
     async def schedule(self, kind: Kind, target_id: int, guild_id: int | None = None) -> float:
         """Delete a channel's or guild's data once the grace ends; returns when. A second
         request keeps the first date."""
-        due = self.clock() + self.grace
-        await self.db.execute(
-            "INSERT INTO pending_deletions (kind, target_id, guild_id, due_at) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT (kind, target_id) DO NOTHING",
-            (kind, target_id, guild_id, due),
-        )
-        return await self.db.fetchval(
-            "SELECT due_at FROM pending_deletions WHERE kind = ? AND target_id = ?",
-            (kind, target_id),
-        )
+        # One statement: a row read back after the insert may be gone by then (carried
+        # out, or cancelled by a rejoin). The no-op update makes the conflict return it.
+        async with self.db.transaction() as conn:
+            return await conn.fetchval(
+                "INSERT INTO pending_deletions (kind, target_id, guild_id, due_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (kind, target_id) "
+                "DO UPDATE SET due_at = pending_deletions.due_at RETURNING due_at",
+                (kind, target_id, guild_id, self.clock() + self.grace),
+            )
 
     async def cancel_guild(self, guild_id: int) -> bool:
         """Keep a guild's data (the bot is back); its deleted channels still go."""

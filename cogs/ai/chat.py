@@ -24,6 +24,7 @@ from google.genai import types
 
 from cogs.ai.personas import Persona, choose_persona
 from cogs.ai.prompting import (
+    ONE_MESSAGE_INSTRUCTION,
     TOOLS_INSTRUCTION,
     UserInput,
     build_contents,
@@ -156,11 +157,13 @@ class ChatEngine:
         system: str | None = None,
         splitter: Splitter | None = None,
         readable: Readable | None = None,
+        one_message: bool = False,
     ) -> Reply:
         """Answer `user` into `sink`, using the tools of `toolbox` if any; the first words
         or an error come by `deadline` (event-loop time). A `system` instruction replaces
         the persona or channel prompt, and a `splitter` the plain one (roleplay scenes).
-        Memories come only from channels the person may read (`readable`)."""
+        Memories come only from channels the person may read (`readable`). With
+        `one_message` (slowmode) the reply stops where its first message ends."""
         context = await self.store.context(
             place.guild_id, place.channel_id, reserve=estimate_tokens(user.text)
         )
@@ -192,6 +195,8 @@ class ChatEngine:
                 place.description,
             )
         system += memory_section(recalled)
+        if one_message:
+            system += ONE_MESSAGE_INSTRUCTION
         if toolbox:
             toolbox.saw_memories(recalled)  # others' memories: no actions in this reply
             system += TOOLS_INSTRUCTION
@@ -216,7 +221,12 @@ class ChatEngine:
         try:
             async with aclosing(pieces):  # ended at once, so the round in progress counts too
                 await stream_reply(
-                    pieces, sink, exchange.record, interval=self.edit_interval, splitter=splitter
+                    pieces,
+                    sink,
+                    exchange.record,
+                    interval=self.edit_interval,
+                    splitter=splitter,
+                    one_message=one_message,
                 )
         except ReplyCutOff as error:  # shown and stored, marked incomplete
             cut_off = error

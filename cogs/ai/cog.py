@@ -23,6 +23,7 @@ from cogs.ai.replies import (
     SORRY,
     ContextSink,
     finish_unfinished,
+    held_by_slowmode,
     may_write,
     measured,
     place_of,
@@ -326,6 +327,7 @@ class AI(commands.Cog):
                     system=direction and direction.system,
                     splitter=direction and direction.splitter,
                     readable=readable(ctx.author, ctx.channel.id),
+                    one_message=direction is None and held_by_slowmode(ctx),
                 )
                 if direction is not None:
                     await direction.after(answered.text)

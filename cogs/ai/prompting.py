@@ -55,6 +55,11 @@ MEMORY_HEADER = (
     "use them only when they are relevant):"
 )
 
+# Where slowmode holds the bot's next message, a reply past one Discord message is cut off.
+ONE_MESSAGE_INSTRUCTION = (
+    "\n\nSlowmode here lets you send only one message at a time: keep your reply under "
+    "1,800 characters."
+)
 TOOLS_INSTRUCTION = (
     "\n\nYou have tools, and you use them for the person who wrote the last message, with "
     "their permissions. Call a tool when they ask for something it does (play music, "

@@ -172,6 +172,16 @@ def may_write(ctx: Context) -> bool:
     return permissions.send_messages
 
 
+def held_by_slowmode(ctx: Context) -> bool:
+    """Whether slowmode holds the bot's messages where a message asks it for a reply."""
+    if ctx.interaction is not None or not getattr(ctx.channel, "slowmode_delay", 0):
+        return False  # an interaction's messages are the webhook's, which slowmode spares
+    can = permissions_now(ctx)
+    thread = isinstance(ctx.channel, discord.Thread)
+    spared = can.manage_messages or can.manage_channels or (thread and can.manage_threads)
+    return not (spared or can.bypass_slowmode)
+
+
 def spoken(message: discord.Message, bot_id: int) -> str:
     """What a message says to the AI: its text without mentions of the bot or of its own
     role (Discord offers both for @ and its name)."""

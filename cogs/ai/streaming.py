@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from cogs.ai.records import WRITING
 from utils.errors import BotError
 from utils.gemini_replies import ReplyStopped
-from utils.text import DISCORD_LIMIT, StreamPlan, StreamSplitter, close_code_block
+from utils.text import DISCORD_LIMIT, StreamPlan, StreamSplitter, close_code_block, split_message
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,8 @@ RESTART_NOTE = CUT_OFF_NOTE.format(error="reply cut off by a restart")
 FAILED = "the reply could not be finished"  # shown when Discord or storage failed mid-reply
 FINALISE_TIMEOUT = 3.0  # seconds a cancelled reply gets to be stored and finalised
 RESTART = "restart"  # stored for a reply cut off by a shutdown, or by a crash (at the next start)
+SLOWMODE = "slowmode"  # stored for a reply cut to the one message slowmode let the bot send
+SLOWMODE_NOTE = CUT_OFF_NOTE.format(error="the rest is cut off: slowmode holds my next message")
 
 
 class ReplyCutOff(BotError):
@@ -116,6 +118,7 @@ async def stream_reply(
     limit: int = DISCORD_LIMIT,
     splitter: Splitter | None = None,
     clock: Callable[[], float] = time.monotonic,
+    one_message: bool = False,
 ) -> list[Editable]:
     """Show `pieces` as they arrive; return the messages sent.
 
@@ -125,15 +128,28 @@ async def stream_reply(
     stream fails or is cancelled after something was shown, the messages end with a
     short note. `record` follows what is shown (marked incomplete until the end).
     A `splitter` replaces the plain one of `limit` (a scene splits at speakers).
+    With `one_message` (slowmode holds the bot's next message) a reply past one message
+    stops there, its message saying the rest is cut off, and is stored so.
     """
     splitter = splitter or StreamSplitter(limit, WRITING_MARKER)
     messages = _Messages(sink)
     text = seen = ""  # seen: the text of the last show that went through
     last_render = -math.inf
     shown_whole = False
+    stopped: str | None = None  # why the reply stopped short of the model's end
+
+    def fitting(text: str, note: str) -> str:
+        """What of `text` is shown with `note` (with `one_message`, what fits in one)."""
+        if one_message and len(splitter.finish(_noted(text, note))) > 1:
+            return split_message(text, limit - len(note))[0]
+        return text
+
     try:
         async for piece in pieces:
             text += piece
+            if one_message and len(splitter.finish(text)) > 1:
+                stopped = SLOWMODE  # the model is not asked for more than can be shown
+                break
             if text.strip() and clock() - last_render >= interval:
                 plan = splitter.feed(text)
                 if not plan.tail:
@@ -143,21 +159,26 @@ async def stream_reply(
                 last_render = clock()
                 await record(text, WRITING, messages.ids)
         final = splitter.finish(text)
+        if stopped is not None:
+            text = fitting(text, SLOWMODE_NOTE)
+            final = splitter.finish(_noted(text, SLOWMODE_NOTE))
         if not final:
             raise BotError("The AI sent an empty reply; please try again.")
         await messages.show(final)
         shown_whole = True
         try:
-            await record(text, None, messages.ids)
+            await record(text, stopped, messages.ids)
         except Exception as error:  # shown whole all the same: no error to show for it
             log.warning("could not store a reply shown whole; trying again: %r", error)
-            await _finalise(messages, None, lambda: record(text, None, messages.ids))
+            await _finalise(messages, None, lambda: record(text, stopped, messages.ids))
     except BotError as error:
         if not messages.sent:
             raise
         try:
-            await messages.show(splitter.finish(_noted(text, CUT_OFF_NOTE.format(error=error))))
-            seen = text
+            note = CUT_OFF_NOTE.format(error=error)
+            shown = fitting(text, note)
+            await messages.show(splitter.finish(_noted(shown, note)))
+            seen = shown
         except Exception as failure:  # Discord failed too: stored as seen, not "being written"
             log.warning("could not say why a reply was cut off: %r", failure)
         reason = error.reason if isinstance(error, ReplyStopped) else "error"
@@ -170,20 +191,23 @@ async def stream_reply(
         # Best effort: a deleted message can't be edited, but the history must still
         # hold the reply as cut off, as far as it was seen, not as being written.
         note = CUT_OFF_NOTE.format(error=FAILED)
-        if await _finalise(messages, splitter.finish(_noted(text, note))):
-            seen = text
+        if await _finalise(messages, splitter.finish(_noted(shown := fitting(text, note), note))):
+            seen = shown
         await _finalise(messages, None, lambda: record(seen, "error", messages.ids))
         raise ReplyCutOff(FAILED) from error
     except asyncio.CancelledError:
         if shown_whole:
-            await _finalise(messages, None, lambda: record(text, None, messages.ids))
+            await _finalise(messages, None, lambda: record(text, stopped, messages.ids))
         elif messages.sent or messages.sending:
+            shown = fitting(text, RESTART_NOTE)
             await _finalise(
                 messages,
-                splitter.finish(_noted(text, RESTART_NOTE)),
-                lambda: record(text, RESTART, messages.ids),
+                splitter.finish(_noted(shown, RESTART_NOTE)),
+                lambda: record(shown, RESTART, messages.ids),
             )
         raise
+    if stopped is not None:
+        raise ReplyCutOff(SLOWMODE_NOTE)  # shown and stored as cut off
     return messages.sent
 
 

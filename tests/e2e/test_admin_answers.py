@@ -12,6 +12,7 @@ from tests.fakes.discord_models import DEFAULT_PERMS
 from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
 
 READ_MESSAGE_HISTORY = discord.Permissions(read_message_history=True).value
+EMBED_LINKS = discord.Permissions(embed_links=True).value
 
 
 async def test_a_channel_whose_history_the_bot_may_not_read_still_gets_its_answers(
@@ -45,6 +46,36 @@ async def test_a_channel_whose_history_the_bot_may_not_read_still_gets_its_answe
     said = await discord_fake.wait_for_message(guild.text, after=3)
     assert said.content == "Shutting down."
     await discord_fake.wait_for(bot.is_closed)
+
+
+async def test_a_channel_where_the_bot_may_not_embed_gets_its_answers_as_text(
+    discord_fake: FakeDiscord, guild: FakeGuild, member: FakeUser, start_bot: StartBot
+) -> None:
+    """Without Embed Links Discord drops a message's embeds and refuses the empty rest:
+    `!stats` and `!help` answer in plain text there instead of saying nothing."""
+    bot = await start_bot()
+    guild.add_member(discord_fake.bot_user, permissions=DEFAULT_PERMS)  # no administrator
+    guild.set_overwrite(guild.text, discord_fake.bot_user.id, deny=EMBED_LINKS, member=True)
+
+    def embeds_denied() -> bool:
+        channel = bot.get_channel(guild.text.id)
+        assert isinstance(channel, discord.TextChannel)
+        return not channel.permissions_for(channel.guild.me).embed_links
+
+    await discord_fake.wait_for(embeds_denied)
+
+    await discord_fake.send_message(guild.text, member, "!stats")
+    stats = await discord_fake.wait_for_message(guild.text)
+    assert stats.content.startswith("**Bot stats**\n**Uptime**: ")
+    assert "**Circuits**\n" in stats.content
+    await discord_fake.send_message(guild.text, member, "!help ping")
+    ping = await discord_fake.wait_for_message(guild.text, after=1)
+    assert ping.content == "**!ping**\nShow the gateway latency and a REST round trip."
+    await discord_fake.send_message(guild.text, member, "!help")
+    listing = await discord_fake.wait_for_message(guild.text, after=2)
+    assert listing.content.startswith("**Commands**\nUse `/` or the `!` prefix")
+    assert "`stats` Show uptime" in listing.content
+    assert not any(m.embeds for m in discord_fake.messages_in(guild.text.id, from_bot=True))
 
 
 async def test_a_command_whose_message_is_deleted_at_once_still_gets_its_answer(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 
@@ -163,6 +164,32 @@ async def test_readyz_follows_the_gateway_and_the_database(
         pass
     else:
         raise AssertionError("the endpoint is still open after close")
+
+
+@pytest.mark.backends("sqlite")  # a closed SQLite database can be opened again
+async def test_readyz_logs_when_the_database_goes_and_comes_back_not_at_every_probe(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A probe every few seconds through an outage: one warning when it starts, one line
+    when it ends, and a warning again for the next."""
+    caplog.set_level(logging.INFO, logger="utils.health")
+    bot = await start_bot(make_settings(health_port=0), extensions=[])
+    down = "readiness: the database is not answering"
+    await bot.db.close()
+    for _ in range(3):
+        assert await get(bot, "/readyz") == (503, "not ready: database not answering\n")
+    assert caplog.text.count(down) == 1
+    await bot.db.connect()
+    assert await get(bot, "/readyz") == (200, "ready\n")
+    assert await get(bot, "/readyz") == (200, "ready\n")
+    assert caplog.text.count("readiness: the database answers again") == 1
+    await bot.db.close()
+    assert await get(bot, "/readyz") == (503, "not ready: database not answering\n")
+    assert caplog.text.count(down) == 2
 
 
 async def test_healthz_reports_a_stalled_event_loop(

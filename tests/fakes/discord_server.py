@@ -38,6 +38,10 @@ gets its own session and only its guilds' events (:mod:`tests.fakes.discord_gate
 Requests and the messages they create record the bot token they were made with, which
 tells two bot processes apart when each is given its own.
 
+Slowmode (a channel's ``rate_limit_per_user``) holds the bot's own messages too, as on
+Discord, unless it may manage messages or the channel (or bypass slowmode): one it posts
+too soon after its last there is answered 429, code 20016, with ``retry_after``.
+
 Everything binds to 127.0.0.1.  The gateway sends plain text frames whatever the
 ``compress`` query parameter says (discord.py only inflates binary frames).
 """
@@ -47,7 +51,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import logging
+import math
 import re
 import time
 from collections.abc import Callable, Iterable
@@ -130,6 +136,13 @@ _ROLE_MENTION = re.compile(r"<@&(\d+)>")
 _TRUE = frozenset({"1", "true", "True"})
 READ_MESSAGE_HISTORY = discord.Permissions(read_message_history=True).value
 ATTACH_FILES = discord.Permissions(attach_files=True).value
+EMBED_LINKS = discord.Permissions(embed_links=True).value
+# Who has one of these is not held by slowmode (bypass_slowmode: Discord's newer one).
+SLOWMODE_EXEMPT = discord.Permissions(
+    manage_messages=True, manage_channels=True, bypass_slowmode=True
+).value
+MANAGE_THREADS = discord.Permissions(manage_threads=True).value  # spares in threads
+SLOWMODE_CODE = 20016
 
 # Interaction and callback types (https://discord.com/developers/docs/interactions)
 APPLICATION_COMMAND = 2
@@ -145,6 +158,25 @@ MESSAGE_TYPE_REPLY, MESSAGE_TYPE_COMMAND = 19, 20
 ATTACHMENT_SIZE_LIMIT = 10 * 1024 * 1024
 APPLICATION_FLAGS = (1 << 13) | (1 << 15) | (1 << 19)  # presence/members/content "limited"
 VOICE_STATES_INTENT = discord.Intents(voice_states=True).value
+
+
+def slowmode_refusal(wait: float) -> web.Response:
+    """Discord's answer to a message slowmode holds: a 429 (code 20016) that discord.py
+    treats as a rate limit (the ``Via`` header), waiting ``retry_after`` to send again."""
+    body = {
+        "message": "You are being rate limited.",
+        "retry_after": round(wait, 3),
+        "global": False,
+        "code": SLOWMODE_CODE,
+    }
+    headers = {
+        "Via": "1.1 google",
+        "Retry-After": str(math.ceil(wait)),
+        "X-RateLimit-Scope": "user",
+    }
+    return web.Response(
+        body=json.dumps(body).encode(), status=429, headers=headers, content_type="application/json"
+    )
 
 
 # --------------------------------------------------------------------------- the fake
@@ -176,6 +208,8 @@ class FakeDiscord:
         """(method, path below ``/api/v10``) of requests whose connection is aborted
         unanswered (a connection reset), while they are in the set."""
         self.typing: list[tuple[int, float]] = []
+        self._bot_posted: dict[int, float] = {}
+        """channel id -> when the bot last posted there (what slowmode counts from)."""
         self._attachments: dict[int, FakeAttachment] = {}
         self._gateway = Gateway(self)
         self._guilds_made = 0
@@ -1268,10 +1302,31 @@ class FakeDiscord:
             raise missing_permissions()  # as on Discord: a reply needs Read Message History
         if body.files and not self._bot_may(channel, ATTACH_FILES):
             raise missing_permissions()  # and a file needs Attach Files
+        if body.payload.get("embeds") and not self._bot_may(channel, EMBED_LINKS):
+            body.payload["embeds"] = []  # as on Discord: dropped without Embed Links,
+            if not (body.payload.get("content") or body.files or body.payload.get("components")):
+                raise ApiError(400, "Cannot send an empty message", 50006)  # and then empty
         if self._replies_to_a_deleted_message(body.payload):
             raise invalid_form_body()  # unless it says `fail_if_not_exists: false`
+        if wait := self._slowmode_wait(channel):
+            return slowmode_refusal(wait)
         message = self._message_from_payload(channel, self.bot_user, body, token=bot_token(request))
         return json_response(self._message_payload(message))
+
+    def _slowmode_wait(self, channel: FakeChannel) -> float:
+        """Seconds the channel's slowmode still holds the bot's next message (0: it may
+        post now, and that post starts the next wait). As on Discord, bots are held too
+        unless they may manage messages or the channel, a thread's threads, or bypass
+        slowmode."""
+        exempt = SLOWMODE_EXEMPT | (MANAGE_THREADS if channel.is_thread else 0)
+        if not channel.rate_limit_per_user or self._bot_may(channel, exempt):
+            return 0.0
+        now = time.monotonic()
+        wait = self._bot_posted.get(channel.id, -math.inf) + channel.rate_limit_per_user - now
+        if wait > 0:
+            return wait
+        self._bot_posted[channel.id] = now
+        return 0.0
 
     def _replies_to_a_deleted_message(self, payload: Json) -> bool:
         reference = payload.get("message_reference") or {}

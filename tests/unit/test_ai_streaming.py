@@ -13,6 +13,8 @@ import pytest
 from cogs.ai.streaming import (
     FINALISE_TIMEOUT,
     RESTART_NOTE,
+    SLOWMODE,
+    SLOWMODE_NOTE,
     WRITING_MARKER,
     ReplyCutOff,
     after_crash,
@@ -357,3 +359,45 @@ async def test_a_reply_shown_whole_whose_storing_fails_once_is_stored_whole_not_
     )
     assert [m.versions[-1] for m in sent] == ["All of it"]
     assert calls[-1] == ("All of it", None)
+
+
+async def test_with_one_message_a_long_reply_stops_there_and_is_stored_cut_off() -> None:
+    """Slowmode would hold a second message: the reply stops in its first, which says
+    the rest is cut off, and what it shows is stored as cut off by slowmode; the model's
+    stream is not read past it."""
+    clock, sink, record = Clock(), Sink(), Recorder()
+    read: list[str] = []
+
+    async def long() -> AsyncIterator[str]:
+        for _ in range(10):
+            read.append("x")
+            yield "word " * 100  # 500 characters each
+            clock.now += 2
+
+    with pytest.raises(ReplyCutOff):
+        await stream_reply(long(), sink, record, clock=clock, one_message=True)
+    assert len(sink.messages) == 1
+    final = sink.messages[0].versions[-1]
+    assert final.endswith(SLOWMODE_NOTE) and len(final) <= DISCORD_LIMIT
+    shown = final.removesuffix(SLOWMODE_NOTE)
+    assert record.calls[-1] == (shown, SLOWMODE)
+    assert len(read) == 5  # the fifth piece went past one message
+
+
+async def test_with_one_message_a_note_after_a_full_message_stays_in_it() -> None:
+    """A reply the AI stops just short of a full message: its note takes the room of the
+    end of the text, not a second message that slowmode would hold."""
+    clock, sink, record = Clock(), Sink(), Recorder()
+    stopped = ReplyStopped("safety", "blocked by the safety filter", prompt=False, partial=True)
+
+    async def nearly_full() -> AsyncIterator[str]:
+        yield "word " * 398  # 1,990 characters
+        raise stopped
+
+    with pytest.raises(ReplyCutOff):
+        await stream_reply(nearly_full(), sink, record, clock=clock, one_message=True)
+    assert len(sink.messages) == 1
+    final = sink.messages[0].versions[-1]
+    assert final.endswith("*⚠️ reply blocked by the safety filter*")
+    assert len(final) <= DISCORD_LIMIT
+    assert record.calls[-1] == (final.split("\n\n*⚠️")[0], "safety")

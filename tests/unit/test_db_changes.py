@@ -468,6 +468,33 @@ async def test_a_process_whose_database_went_silent_closes_without_an_error(
         assert time.monotonic() - started < 3
 
 
+async def test_a_change_being_delivered_at_close_is_stopped_quietly(
+    processes: tuple[PostgresDatabase, PostgresDatabase], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A cache still refreshing when its process closes the database stops there: it
+    would otherwise go on to read a closed database and log a traceback."""
+    here, there = processes
+    entered, release = asyncio.Event(), asyncio.Event()
+    outcome: list[str] = []
+
+    async def refresh(topic: str, key: str) -> None:
+        entered.set()
+        try:
+            await release.wait()
+            await there.fetchval("SELECT 1")
+        except asyncio.CancelledError:
+            outcome.append("cancelled")
+            raise
+
+    there.on_change(refresh)
+    await here.notify("prefix", GUILD)
+    await asyncio.wait_for(entered.wait(), 5)
+    await there.close()
+    assert outcome == ["cancelled"]
+    release.set()
+    assert "a change listener failed" not in caplog.text
+
+
 async def test_only_one_process_holds_a_bot_wide_lock_and_it_is_released_after(
     processes: tuple[PostgresDatabase, PostgresDatabase],
 ) -> None:
