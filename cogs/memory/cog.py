@@ -28,7 +28,7 @@ from utils.checks import guild_permissions, readable
 from utils.commands import list_subcommands
 from utils.errors import BotError
 from utils.memory.records import Memory, Recalled, Scope
-from utils.memory.service import MAX_FACT_CHARS, MemoryService, fact_text
+from utils.memory.service import MemoryService
 from utils.memory.stored import StoredMemories
 from utils.reliability.rate_limiter import RateLimiter
 
@@ -227,10 +227,10 @@ class MemoryCog(commands.Cog, name="Memory"):
 
     @memory_group.command(name="add")
     @app_commands.describe(fact="Something about you for the bot to remember here")
-    async def memory_add(
-        self, ctx: Context, *, fact: commands.Range[str, 1, MAX_FACT_CHARS]
-    ) -> None:
+    async def memory_add(self, ctx: Context, *, fact: str) -> None:
         """Ask the bot to remember something about you here."""
+        # Its length is checked as it is stored, on one line (`fact_text`): runs of spaces
+        # and line breaks collapse, so a longer one typed may still fit.
         memory = await self.remember(ctx.guild, ctx.author, fact, None)
         await ctx.send(f"I'll remember that (memory `#{memory.id}`).", ephemeral=True)
 
@@ -241,19 +241,27 @@ class MemoryCog(commands.Cog, name="Memory"):
         only a fact that is taken counts against the budget. One said in a server
         channel's conversation (`channel_id`) is recalled only for those who may read it;
         DMs are the person's own conversation, which no channel sets apart."""
-        fact = fact_text(fact)
-        service, scope = self.service, scope_of(guild, user)
+        charged = False
+
+        def charge() -> None:  # once the fact is known to be new, while no other is told
+            nonlocal charged
+            if retry := self.adds.acquire(user.id):
+                raise BotError(f"Slow down: try again in {math.ceil(retry)} s.")
+            charged = True
+
         channel_id = channel_id if guild is not None else None
-        if known := await service.told(scope, user.id, fact, channel_id):
-            return known  # nothing new to take
-        if retry := self.adds.acquire(user.id):
-            raise BotError(f"Slow down: try again in {math.ceil(retry)} s.")
         try:
-            return await service.add_fact(
-                scope, user.id, user.display_name, fact, channel_id=channel_id
+            return await self.service.add_fact(
+                scope_of(guild, user),
+                user.id,
+                user.display_name,
+                fact,
+                channel_id=channel_id,
+                charge=charge,
             )
         except BaseException:  # not taken (cancelled too): the use is given back
-            self.adds.refund(user.id)
+            if charged:
+                self.adds.refund(user.id)
             raise
 
     # ignore_extra=False: a member name that does not resolve must not be dropped, or
@@ -285,11 +293,19 @@ class MemoryCog(commands.Cog, name="Memory"):
         await ctx.send(f"Forgot {counted(removed)} about {about} here.", ephemeral=True)
 
     async def forget(
-        self, guild: discord.Guild | None, subject: discord.abc.User, target: str, about: str
+        self,
+        guild: discord.Guild | None,
+        subject: discord.abc.User,
+        target: str,
+        about: str,
+        asked_in: discord.Message | None = None,
     ) -> int:
         """Delete one of `subject`'s memories (`target` a number) or all (`all`) where they
-        are asked about (/memory forget, the forget tool); how many went."""
+        are asked about (/memory forget, the forget tool: `asked_in` the message that
+        asked the AI, whose exchange is then not remembered either); how many went."""
         memory_id = parse_target(target)
+        if memory_id is None and asked_in is not None and self.bot.memory is not None:
+            self.bot.memory.forgotten_in(asked_in.id)
         removed = await self.kept.forget(scope_of(guild, subject), subject.id, memory_id)
         if memory_id is not None and not removed:
             raise BotError(f"There is no memory `#{memory_id}` about {about} here.")

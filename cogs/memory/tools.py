@@ -56,7 +56,7 @@ def tools(cog: MemoryCog) -> list[Tool[Any]]:
         return Done({"memories": memories}, note="🧠 recalled", outside=True)
 
     async def forget(asker: Asker, args: ForgetIn) -> Done:
-        removed = await cog.forget(asker.guild, asker.user, args.target, "you")
+        removed = await cog.forget(asker.guild, asker.user, args.target, "you", asker.message)
         return Done({"forgotten": removed}, note=f"🧠 forgot {removed}")
 
     return [

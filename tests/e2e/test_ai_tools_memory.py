@@ -16,7 +16,7 @@ import pytest
 from bot import Bot
 from cogs.ai.tools.toolbox import READ_OUTSIDE
 from config import Settings
-from tests.conftest import BASIC, StartBot
+from tests.conftest import BASIC, StartBot, eventually
 from tests.e2e.test_ai_chat import ask
 from tests.e2e.test_ai_tools import answer, chats
 from tests.e2e.test_memory import slash
@@ -300,3 +300,34 @@ async def test_without_memory_there_are_no_memory_tools(
 ) -> None:
     bot = await start_bot(settings(memory_enabled=False))
     assert {"remember", "recall", "forget"}.isdisjoint(tool.name for tool in bot.tools)
+
+
+async def test_forgetting_all_through_the_ai_forgets_that_exchange_too(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    settings: Callable[..., Settings],
+) -> None:
+    """Asked through the AI to forget everything about them: the exchange that asks it,
+    stored once the reply is done, is neither remembered nor read for facts; what is
+    said after is."""
+    bot = await start_bot(settings())
+    memory = bot.memory
+    assert memory is not None
+    here = Scope("guild", guild.id)
+    await call(discord_fake, gemini_fake, guild.text, member, [("remember", {"fact": "PIN 4711"})])
+    await call(discord_fake, gemini_fake, guild.text, member, [("forget", {"target": "all"})])
+    await call(discord_fake, gemini_fake, guild.text, member, [], text="Hello again.")
+
+    async def remembered() -> list[str]:
+        await memory.flush()
+        return [m.text for m in await memory.memories_of(here, member.id)]
+
+    assert await eventually(remembered) == ["alice: please\nassistant: Hello again."]
+    gemini_fake.reply("[]")
+    await memory.consolidate_once()
+    read = gemini_fake.requests[-1].last_user_text
+    assert "Hello again." in read
+    assert "forgot" not in read and "remembered" not in read

@@ -429,7 +429,7 @@ async def test_a_refused_add_uses_none_of_the_add_budget(
         assert blank["content"] == "There is nothing to remember in that."
     await discord_fake.send_message(guild.text, member, "!memory add " + "y" * 501)
     await discord_fake.wait_for_message(
-        guild.text, predicate=lambda m: "between 1 and 500 characters" in m.content
+        guild.text, predicate=lambda m: m.content == "A memory can be at most 500 characters."
     )
     added = await slash(discord_fake, guild.text, member, "add", fact="I like jazz")
     assert added["content"].startswith("I'll remember that (memory `#")

@@ -3,6 +3,8 @@ budget, and who a name given to `/memory forget` can be."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Callable
 
 import pytest
@@ -11,7 +13,7 @@ from cogs.memory.cog import ADDS_PER_MINUTE
 from config import Settings
 from tests.conftest import BASIC, StartBot
 from tests.e2e.test_memory import slash
-from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
+from tests.fakes.discord_server import DEFERRED_CHANNEL_MESSAGE, FakeDiscord, FakeGuild, FakeUser
 from utils.memory.records import Scope
 
 
@@ -30,6 +32,84 @@ async def test_telling_a_fact_again_uses_none_of_the_add_budget(
         assert again["content"] == first["content"]
     added = await slash(discord_fake, guild.text, member, "add", fact="I like tea")
     assert added["content"].startswith("I'll remember that (memory `#")
+
+
+class WatchedLock(asyncio.Lock):
+    """A lock that counts who asked for it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked = 0
+
+    async def acquire(self) -> bool:
+        self.asked += 1
+        return await super().acquire()
+
+
+async def test_the_same_new_fact_told_twice_at_once_uses_one_use_of_the_budget(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A double click (or the command and the remember tool at once): one memory is
+    stored, and only it costs a use."""
+    bot = await start_bot(make_settings(memory_enabled=True, embedding_model="hashing"))
+    assert bot.memory is not None
+    embedder = bot.memory.runtime.embedder
+    encode, embedding, go_on = embedder.encode, threading.Event(), threading.Event()
+
+    def held(texts: list[str]) -> object:
+        embedding.set()
+        go_on.wait(10)
+        return encode(texts)
+
+    monkeypatch.setattr(embedder, "encode", held)
+    telling = bot.memory._telling = WatchedLock()
+    first, second = [
+        await discord_fake.invoke_slash(
+            guild.text, member, "memory", {"fact": "I like jazz"}, subcommand="add"
+        )
+        for _ in range(2)
+    ]
+    await discord_fake.wait_for(lambda: embedding.is_set() and telling.asked == 2, timeout=10)
+    go_on.set()
+    answers = []
+    for interaction in (first, second):
+        response = await interaction.wait_response()
+        assert response["type"] == DEFERRED_CHANNEL_MESSAGE
+        [answer] = await discord_fake.wait_for(lambda i=interaction: i.followups, timeout=10)
+        answers.append(answer.content)
+    assert answers[0] == answers[1]
+    assert answers[0].startswith("I'll remember that (memory `#")
+    for n in range(ADDS_PER_MINUTE - 1):
+        added = await slash(discord_fake, guild.text, member, "add", fact=f"Note {n}")
+        assert added["content"].startswith("I'll remember that (memory `#")
+
+
+async def test_a_fact_padded_with_spaces_is_measured_as_it_is_stored(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+) -> None:
+    """Runs of spaces and line breaks are stored as one space: a fact that fits so is
+    taken, whether typed as a slash or a prefix command."""
+    bot = await start_bot(make_settings(memory_enabled=True, embedding_model="hashing"))
+    fact = "I like jazz" + " " * 300 + "x" * 300
+    added = await slash(discord_fake, guild.text, member, "add", fact=fact)
+    assert added["content"].startswith("I'll remember that (memory `#")
+    await discord_fake.send_message(
+        guild.text, member, "!memory add I like tea" + "\n" * 300 + "y" * 300
+    )
+    answer = await discord_fake.wait_for_message(guild.text, predicate=lambda m: "#" in m.content)
+    assert answer.content.startswith("I'll remember that (memory `#")
+    assert bot.memory is not None
+    stored = await bot.memory.memories_of(Scope("guild", guild.id), member.id)
+    assert sorted(m.text for m in stored) == ["I like jazz " + "x" * 300, "I like tea " + "y" * 300]
 
 
 async def test_an_add_that_fails_uses_none_of_the_add_budget(

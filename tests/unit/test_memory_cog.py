@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from cogs.memory.cog import MemoryCog, parse_target
+from cogs.memory.cog import parse_target
 from utils.errors import BotError
-from utils.memory.service import MAX_FACT_CHARS, fact_text
+from utils.memory.facts import MAX_FACT_CHARS, fact_text
 
 
 @pytest.mark.parametrize(
@@ -45,10 +45,12 @@ def test_anything_else_gets_the_usage(target: str) -> None:
         parse_target(target)
 
 
-def test_the_fact_to_add_is_no_longer_than_a_memory_holds() -> None:
-    """Discord refuses a longer one as it is typed, before it costs any of the budget."""
-    [fact] = MemoryCog.memory_add.app_command.parameters
-    assert (fact.min_value, fact.max_value) == (1, MAX_FACT_CHARS)
+def test_a_fact_is_measured_on_one_line() -> None:
+    """Runs of spaces and line breaks count as one space, as the fact is stored."""
+    fact = "a" * (MAX_FACT_CHARS - 2) + " \n\n  " + "b"
+    assert fact_text(fact) == "a" * (MAX_FACT_CHARS - 2) + " b"
+    with pytest.raises(BotError, match="at most 500 characters"):
+        fact_text(fact + "c")
 
 
 @pytest.mark.parametrize(

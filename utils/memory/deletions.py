@@ -89,6 +89,21 @@ class MemoryDeletions:
 
         return [row[0] for row in await self.db.in_transaction(forget)]
 
+    async def forget_turns(
+        self, channel_id: int, guild_id: int | None, turn_ids: Sequence[int]
+    ) -> None:
+        """Note chat turns that consolidation is never to read (they are no memory yet:
+        an exchange in which its author had all forgotten)."""
+        now = self.clock()
+        await self.db.in_transaction(
+            lambda conn: conn.executemany(
+                "INSERT INTO memory_forgotten_turns "
+                "(turn_id, channel_id, guild_id, forgotten_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (turn_id) DO UPDATE SET forgotten_at = excluded.forgotten_at",
+                [(turn_id, channel_id, guild_id, now) for turn_id in turn_ids],
+            )
+        )
+
     # Retention
 
     async def delete_channel(

@@ -11,11 +11,12 @@ import contextlib
 import logging
 import math
 import time
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Sequence
 
 from utils.memory.chatlog import LoggedTurn
 from utils.memory.chunks import ChunkLimits, Exchange, plan
+from utils.memory.deletions import MemoryDeletions
 from utils.memory.lifecycle import Runtime
 from utils.memory.records import Scope, embedded
 from utils.memory.store import MemoryStore
@@ -24,6 +25,7 @@ from utils.memory.writer import MemoryWriter
 log = logging.getLogger(__name__)
 _BATCH = 1024  # exchanges indexed together at most
 _DRAIN_SECONDS = 5.0  # how long shutdown waits for the queue
+_FORGETTING = 1000  # messages in which a person had all forgotten, kept in mind
 
 
 class Indexer:
@@ -34,6 +36,7 @@ class Indexer:
         runtime: Runtime,
         store: MemoryStore,
         writer: MemoryWriter,
+        deletions: MemoryDeletions,
         *,
         limits: ChunkLimits,
         queue_size: int,
@@ -43,6 +46,7 @@ class Indexer:
         self.runtime = runtime
         self.store = store
         self.writer = writer
+        self.deletions = deletions
         self.limits = limits
         self.clock = clock
         self.delay = delay
@@ -51,6 +55,7 @@ class Indexer:
         self.waiting: Counter[Scope] = Counter()
         self.closing = False
         self._hurry = asyncio.Event()  # index what is queued now, without the delay
+        self._forgetting: deque[int] = deque(maxlen=_FORGETTING)
 
     def index_turns(
         self,
@@ -69,6 +74,11 @@ class Indexer:
             log.warning("memory indexing is behind; an exchange in %s is not remembered", scope.key)
         else:
             self.waiting[scope] += 1
+
+    def forgotten_in(self, message_id: int) -> None:
+        """Its author had all forgotten in answer to this message (the forget tool): its
+        exchange, queued once the reply is done, is not remembered, nor read for facts."""
+        self._forgetting.append(message_id)
 
     async def flush(self) -> None:
         """Index what is queued now and wait until it is."""
@@ -119,6 +129,15 @@ class Indexer:
     async def _index(self, exchanges: list[Exchange]) -> None:
         by_channel: dict[int, list[Exchange]] = defaultdict(list)
         for exchange in exchanges:
+            if any(message_id in self._forgetting for _, message_id in exchange.held):
+                await self.writer.unbroken(
+                    self.deletions.forget_turns(
+                        exchange.channel_id,
+                        exchange.scope.guild_id,
+                        [turn_id for turn_id, _ in exchange.held],
+                    )
+                )
+                continue
             by_channel[exchange.channel_id].append(exchange)
         chunks = []
         for channel_id, group in by_channel.items():

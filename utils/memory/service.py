@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import unicodedata
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ from utils.memory.consolidation import Consolidator
 from utils.memory.consolidation_marks import ConsolidationMarks
 from utils.memory.deletions import MemoryDeletions
 from utils.memory.embedder import Embedder, make_embedder
+from utils.memory.facts import fact_text
 from utils.memory.index import remove_temp_files
 from utils.memory.indexer import Indexer
 from utils.memory.indexes import ScopeIndexes
@@ -53,24 +53,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MAX_FACT_CHARS = 500
-# Shown as nothing though not format characters: Hangul fillers, the blank Braille cell.
-_BLANK = frozenset("\u115f\u1160\u3164\uffa0\u2800")
-
 
 def _every_guild(_guild_id: int | None) -> bool:
     return True  # one process runs every shard
-
-
-def fact_text(text: str) -> str:
-    """A fact someone tells the bot, as it is stored (on one line); refused (BotError)
-    if it shows as nothing (zero-width spaces, _BLANK...) or is over MAX_FACT_CHARS."""
-    text = " ".join(text.split())
-    if all(char == " " or char in _BLANK or unicodedata.category(char) == "Cf" for char in text):
-        raise BotError("There is nothing to remember in that.")
-    if len(text) > MAX_FACT_CHARS:
-        raise BotError(f"A memory can be at most {MAX_FACT_CHARS} characters.")
-    return text
 
 
 @dataclass(frozen=True)
@@ -121,6 +106,7 @@ class MemoryService:
             self.runtime,
             self.store,
             self.writer,
+            self.deletions,
             limits=config.chunk,
             queue_size=config.queue_size,
             delay=config.index_delay,
@@ -266,30 +252,28 @@ class MemoryService:
         *,
         source: Source = "user",
         channel_id: int | None = None,
+        charge: Callable[[], None] | None = None,
     ) -> Memory:
         """Remember a fact about a person (from `/memory add`; `channel_id`: said in that
         channel's conversation, recalled only for those who may read it); `fact_text`
         says which are refused. A fact the person told the bot before in the same words
         is not stored twice: that memory comes back (one said in a channel's
-        conversation only for the same channel: told to all, a fact counts for all)."""
+        conversation only for the same channel: told to all, a fact counts for all).
+        `charge` is called once the fact is found new (what it raises stops the add)."""
         text = fact_text(text)
         async with self._telling:
             if source == "user" and (
                 known := await self.store.told(scope, author_id, text, channel_id)
             ):
                 return known
+            if charge is not None:
+                charge()
             created = self.clock()
             new = NewMemory(scope, author_id, author_name, source, text, created, channel_id)
             vectors = await self.runtime.embed([describe(source, author_name, text)])
             [memory_id] = await self.writer.add_facts([new], vectors)
         assert memory_id is not None  # only what was learnt from chat can be forgotten
         return Memory(memory_id, scope, author_id, author_name, source, text, created, channel_id)
-
-    async def told(
-        self, scope: Scope, author_id: int, text: str, channel_id: int | None
-    ) -> Memory | None:
-        """The fact the person told before in these words, which `add_fact` gives back."""
-        return await self.store.told(scope, author_id, text, channel_id)
 
     async def consolidate_once(self) -> int:
         """Extract facts from AI chat messages not read yet; returns how many were new."""
@@ -331,6 +315,11 @@ class MemoryService:
         if deleted:
             log.info("forgot %d memories of user %s in %s", len(deleted), author_id, scope.key)
         return len(deleted)
+
+    def forgotten_in(self, message_id: int) -> None:
+        """A person had all their memories forgotten in answer to this Discord message:
+        its exchange, stored after, is not remembered either (`Indexer.forgotten_in`)."""
+        self.indexer.forgotten_in(message_id)
 
     async def unsay(
         self,
