@@ -54,8 +54,8 @@ async def _press(
     if guild is None or not isinstance(member, discord.Member):
         return
     player = music.sessions.players.get(guild.id)
-    # An earlier track's message, or the last track's while the next one loads.
-    if play is None or player is None or play != player.play_id or player.loading:
+    # An earlier track's message (one edited while this track loads carries its play).
+    if play is None or player is None or play != player.play_id:
         await interaction.response.send_message(OUT_OF_DATE, ephemeral=True)
         return
     try:

@@ -244,11 +244,7 @@ class Music(commands.Cog):
     async def nowplaying(self, ctx: Context) -> None:
         """Show the current track with its progress and the control buttons."""
         player, track = self.playing(_guild_member(ctx)[0])
-        embed = player_embed(player, track)
-        if player.loading:  # the controls would be the last track's: its own message brings them
-            await ctx.send(embed=embed)
-        else:
-            await ctx.send(embed=embed, view=player_controls(player))
+        await ctx.send(embed=player_embed(player, track), view=player_controls(player))
 
     def playing(self, guild: discord.Guild) -> tuple[Player, Track]:
         """The player and its current track (/nowplaying and the AI's now_playing tool)."""

@@ -66,8 +66,8 @@ class Player:
         self.leaving = False  # asked to leave (Sessions sets it): a /play needs a new player
         self.paused = False
         self.play_id: str | None = None
-        """Which play of a track this is (new each time one starts; None between tracks):
-        the now-playing buttons carry it, so those of an earlier track do nothing."""
+        """Which play of a track this is (new as each one starts loading; None between
+        tracks): the now-playing buttons carry it, so those of an earlier track do nothing."""
         self._audio: Audio | None = None
         self._start_at = 0.0
         self._skip = False
@@ -285,6 +285,8 @@ class Player:
     async def _play(self, track: Track) -> bool:
         """Play one track to its end; False when the voice connection is gone."""
         resumed, self._resume_dropped = self._resume_dropped, False
+        if not resumed and (not self.repeat or self.play_id is None):  # a repeat: one play
+            self.play_id = secrets.token_hex(4)  # from its load on: buttons shown then act
         try:
             audio = await self._open(track)
         finally:
@@ -308,8 +310,6 @@ class Player:
             self._played_any = True
             self._changed()
             if not resumed:  # after a drop the track goes on: no new announcement
-                if not self.repeat or self.play_id is None:  # a loop's repeat is one play
-                    self.play_id = secrets.token_hex(4)  # unique across restarts too
                 await self._emit(self.events.track_started(self, track))
             await self._done.wait()
         finally:

@@ -102,6 +102,7 @@ def tools(music: Music) -> list[Tool[Any]]:
         current, upcoming = player.queue.current, player.queue.upcoming
         result = {
             "now_playing": _track(current) if current else None,
+            "loading": player.loading,
             "paused": player.paused,
             "upcoming": [_track(track) for track in upcoming[:SHOWN]],
             "upcoming_total": len(upcoming),
@@ -114,6 +115,7 @@ def tools(music: Music) -> list[Tool[Any]]:
         result = {
             **_track(track),
             "position_seconds": int(player.position),
+            "loading": player.loading,
             "paused": player.paused,
             "volume_percent": player.volume,
         }
@@ -152,7 +154,7 @@ def tools(music: Music) -> list[Tool[Any]]:
         ),
         Tool(
             "now_playing",
-            "The track playing now, how far it is and whether it is paused.",
+            "The track playing now, how far it is and whether it is paused or still loading.",
             Family.MUSIC,
             now_playing,
             NoArguments,

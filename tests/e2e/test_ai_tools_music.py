@@ -113,6 +113,7 @@ async def test_play_some_lofi_then_every_control(
     assert listing["now_playing"]["title"] == title
     assert [track["title"] for track in listing["upcoming"]] == ["Calm tone"]
     assert listing["upcoming_total"] == 1 and listing["paused"] is False
+    assert listing["loading"] is False
     assert reply == "Done.", "reading the queue shows no note"
 
     paused, reply = await call(discord_fake, gemini_fake, guild, member, "pause")
@@ -123,6 +124,7 @@ async def test_play_some_lofi_then_every_control(
     stopped_at = frames(discord_fake, guild)
     current, _ = await call(discord_fake, gemini_fake, guild, member, "now_playing")
     assert current["title"] == title and current["paused"] is True
+    assert current["loading"] is False
     assert frames(discord_fake, guild) == stopped_at, "no audio while paused"
 
     resumed, reply = await call(discord_fake, gemini_fake, guild, member, "resume")
@@ -144,6 +146,32 @@ async def test_play_some_lofi_then_every_control(
     assert discord_fake.voice_channel_of(discord_fake.bot_user, guild) is None
     empty, _ = await call(discord_fake, gemini_fake, guild, member, "queue")
     assert empty == {"error": "The queue is empty."}
+
+
+async def test_now_playing_says_the_track_is_still_loading(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    voice_fake: FakeVoiceServer,
+    media_server: FakeMediaServer,
+    start_bot: StartBot,
+    settings: Callable[..., Settings],
+) -> None:
+    names = [media_server.tone(f, 1, "ogg").rsplit("/", 1)[1] for f in (440, 660)]
+    media_server.held.add(names[1])
+    await start_bot(settings())
+    await discord_fake.join_voice(member, guild.voice)
+    page = media_server.page_url(*names, title="Two tones")
+    await call(discord_fake, gemini_fake, guild, member, "play", {"query": page})
+    await eventually(lambda: names[1] in media_server.requests)
+    now, _ = await call(discord_fake, gemini_fake, guild, member, "now_playing")
+    assert now["title"] == "Two tones (2)" and now["loading"] is True
+    listing, _ = await call(discord_fake, gemini_fake, guild, member, "queue")
+    assert listing["now_playing"]["title"] == "Two tones (2)" and listing["loading"] is True
+    media_server.release.set()
+    left, _ = await call(discord_fake, gemini_fake, guild, member, "leave")
+    assert left == {"left": True, "queue_cleared": True}
 
 
 async def test_a_title_of_any_length_reaches_the_model_cut_short(

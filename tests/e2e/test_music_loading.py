@@ -49,6 +49,23 @@ async def test_the_buttons_of_the_track_that_ended_do_not_act_on_the_one_loading
     assert [round(pitch(run), -1) for run in world.played()] == [440, 660, 880]
 
 
+async def test_the_message_edited_while_a_track_loads_has_buttons_that_act_on_it(
+    world: World,
+) -> None:
+    """/loop while the second track loads shows it on the message, with buttons of its own."""
+    await three_tones(world)
+    message = await world.now_playing()
+    assert await world.slash("loop", mode="off") == "🔁 Loop: **off**."
+    await world.discord.wait_for(lambda: message.embeds[0]["title"] == "Loading")
+    assert SECOND in message.embeds[0]["description"]
+    pressed = await world.press(message, "skip")
+    response = await pressed.wait_response()
+    assert response["data"]["content"] == f"⏭️ Skipped {SECOND}."
+    await world.wait_message("The queue is finished")
+    world.media.release.set()
+    assert [round(pitch(run), -1) for run in world.played()] == [440, 880]
+
+
 async def test_pause_while_the_next_track_loads(world: World) -> None:
     bot = await three_tones(world)
     assert await world.slash("pause") == f"⏸️ Paused {SECOND}."

@@ -20,7 +20,7 @@ from cogs.music.cog import Music
 from cogs.music.player import Player
 from cogs.music.store import MusicStore
 from tests.conftest import eventually
-from tests.e2e.music_world import World
+from tests.e2e.music_world import World, button
 from tests.fakes.media_server import FakeMediaServer
 from tests.fakes.voice_server import tone_frequency
 
@@ -283,12 +283,13 @@ async def test_a_filter_stays_on_after_a_restart(
 
 async def test_seek_and_nowplaying_while_the_track_loads_after_a_restart(world: World) -> None:
     """A restored track loads again after a restart: /seek moves where it will start, and
-    /nowplaying shows it loading, without the buttons of the play before the restart."""
+    /nowplaying shows it loading, with buttons of this play (not the one before the restart)."""
     settings = world.settings()
     bot = await world.start(settings)
     url = clock_url(world.media)
     await world.slash("play", query=url)
     await world.wait_frames(10)
+    before = button(await world.now_playing(), "skip")
     await bot.close()
     name, mark = url.rsplit("/", 1)[1], len(world.frames())
     world.media.held.add(name)
@@ -299,7 +300,9 @@ async def test_seek_and_nowplaying_while_the_track_loads_after_a_restart(world: 
     assert await world.slash("seek", position="0:06") == f"⏩ clock-{CLOCK_SECONDS}s at 0:06."
     shown = await world.discord.invoke_slash(world.guild.text, world.member, "nowplaying", {})
     answer = (await shown.wait_response())["data"]
-    assert answer["embeds"][0]["title"] == "Loading" and not answer.get("components")
+    assert answer["embeds"][0]["title"] == "Loading"
+    skip = [c["custom_id"] for c in answer["components"][0]["components"]][1]
+    assert skip.startswith("music:skip:") and skip != before
     assert "0:06 / 0:20" in answer["embeds"][0]["description"]
     world.media.release.set()
     assert abs(await pitch_after(world, mark) - heard_at(6)) < 25, "it starts where it was sought"
