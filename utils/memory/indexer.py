@@ -15,7 +15,7 @@ from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Sequence
 
 from utils.memory.chatlog import LoggedTurn
-from utils.memory.chunks import ChunkLimits, Exchange, plan
+from utils.memory.chunks import Chunk, ChunkLimits, Exchange, plan
 from utils.memory.deletions import MemoryDeletions
 from utils.memory.lifecycle import Runtime
 from utils.memory.records import Scope, embedded
@@ -142,8 +142,15 @@ class Indexer:
         chunks = []
         for channel_id, group in by_channel.items():
             chunks += plan(await self.store.open_chunk(channel_id), group, self.limits)
-        if chunks:
-            vectors = await self.runtime.embed_memories(
-                [embedded("conversation", chunk.author_name, chunk.text) for chunk in chunks]
-            )
-            await self.writer.write_chunks(chunks, vectors)
+        # A chunk forgotten (or changed) while it grew stays so: its channel's new
+        # exchanges are written again as new chunks of their own.
+        dropped = await self._write(chunks)
+        await self._write([c for ch in dropped for c in plan(None, by_channel[ch], self.limits)])
+
+    async def _write(self, chunks: list[Chunk]) -> set[int]:
+        if not chunks:
+            return set()
+        vectors = await self.runtime.embed_memories(
+            [embedded("conversation", chunk.author_name, chunk.text) for chunk in chunks]
+        )
+        return await self.writer.write_chunks(chunks, vectors)

@@ -147,7 +147,9 @@ class MemoryStore:
         """Insert new chunks and update grown ones, atomically. An update whose row was
         changed or deleted meanwhile (forgotten, purged), or a new chunk of messages its
         author has since told the bot to forget or of a place purged since, is dropped
-        and its id comes back None, so forgotten words are never written back."""
+        and its id comes back None, so forgotten words are never written back; so do
+        the chunks after a dropped update in its channel (for the caller to write its
+        new exchanges again as new chunks, in order)."""
         fields = await _terms_of([chunk.text for chunk in chunks])
 
         async def write(conn: Connection) -> tuple[list[int | None], list[KeywordRow]]:
@@ -158,9 +160,11 @@ class MemoryStore:
             gone = await Tombstones.read(
                 conn, {(chunk.scope, chunk.channel_id) for chunk in chunks}
             )
+            dropped: set[int] = set()  # channels whose grown chunk was dropped
             for chunk, vector, terms in zip(chunks, vectors, fields, strict=True):
-                if chunk.id is None and gone.cover(
-                    chunk.scope, chunk.author_id, chunk.channel_id, chunk.turn_id
+                if chunk.channel_id in dropped or (
+                    chunk.id is None
+                    and gone.cover(chunk.scope, chunk.author_id, chunk.channel_id, chunk.turn_id)
                 ):
                     ids.append(None)
                     continue
@@ -203,6 +207,8 @@ class MemoryStore:
                     keyword_rows.append((chunk.id, chunk.scope, terms))
                     turn_rows += _turn_rows(chunk.id, chunk.held)
                     part_rows += [(chunk.id, message_id) for message_id in chunk.parts]
+                else:
+                    dropped.add(chunk.channel_id)
                 ids.append(chunk.id if changed else None)
             await self.keywords.write(conn, keyword_rows)
             await conn.executemany(_ADD_TURNS, turn_rows)

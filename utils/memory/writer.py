@@ -54,8 +54,11 @@ class MemoryWriter:
         """Wait for the writes under way (at shutdown)."""
         await asyncio.gather(*self._writes, return_exceptions=True)
 
-    async def write_chunks(self, chunks: list[Chunk], vectors: np.ndarray) -> None:
-        await self.unbroken(self._write_chunks(chunks, vectors))
+    async def write_chunks(self, chunks: list[Chunk], vectors: np.ndarray) -> set[int]:
+        """Write chunks; the channels whose grown chunk was changed or deleted meanwhile
+        (`MemoryStore.write_chunks`): their chunks are not written, for the caller to
+        write their exchanges again as new chunks."""
+        return await self.unbroken(self._write_chunks(chunks, vectors))
 
     def unsay(self, turn_ids: Iterable[int]) -> None:
         """Chat turns were deleted or edited: a chunk still waiting to take one in is not
@@ -72,7 +75,7 @@ class MemoryWriter:
         `add_facts` which were deleted or edited after."""
         return self._unsays
 
-    async def _write_chunks(self, chunks: list[Chunk], vectors: np.ndarray) -> None:
+    async def _write_chunks(self, chunks: list[Chunk], vectors: np.ndarray) -> set[int]:
         async with self._lock:
             said = [
                 i
@@ -81,10 +84,13 @@ class MemoryWriter:
             ]
             chunks, vectors = [chunks[i] for i in said], vectors[said]
             if not chunks:
-                return
+                return set()
             ids = await self.store.write_chunks(chunks, self.model, vectors)
             written = [(c.scope, i, v) for c, i, v in zip(chunks, ids, vectors, strict=True) if i]
             await self._add(written)
+        return {
+            c.channel_id for c, i in zip(chunks, ids, strict=True) if c.id is not None and i is None
+        }
 
     async def add_facts(
         self, facts: Sequence[NewMemory], vectors: np.ndarray, read: int | None = None
