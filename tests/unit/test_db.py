@@ -439,6 +439,7 @@ SQL_OWNERS = {
     "utils/guild_settings.py",
     "utils/usage.py",
     "utils/memory/store.py",
+    "utils/memory/vectors.py",  # the store's vector columns
     "utils/memory/deletions.py",
     "utils/memory/consolidation_marks.py",
     "utils/memory/tombstones.py",

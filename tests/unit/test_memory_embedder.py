@@ -160,7 +160,7 @@ async def conversation(service: MemoryService) -> list[Memory]:
 
 
 async def stored_vector(service: MemoryService, memory: Memory) -> np.ndarray:
-    async for _, vectors in service.store.vectors(GUILD, service.embedder.name, [memory.id]):
+    async for _, vectors in service.store.vectors.read(GUILD, service.embedder.name, [memory.id]):
         return vectors[0]
     raise AssertionError(f"memory {memory.id} has no vector")
 

@@ -172,11 +172,11 @@ class ScopeIndexes:
         return index
 
     async def _from_store(self, scope: Scope) -> VectorIndex:
-        ids, vectors = await self._gather(scope, await self.store.ids(scope, self.model))
+        ids, vectors = await self._gather(scope, await self.store.vectors.ids(scope, self.model))
         return await self.run(VectorIndex.build, ids, vectors, self.params)
 
     async def _reconcile(self, scope: Scope, index: VectorIndex) -> None:
-        wanted = await self.store.ids(scope, self.model)
+        wanted = await self.store.vectors.ids(scope, self.model)
         have = await self.run(index.ids)
         extra = np.setdiff1d(have, wanted, assume_unique=True)
         missing = np.setdiff1d(wanted, have, assume_unique=True)
@@ -200,7 +200,7 @@ class ScopeIndexes:
         matrix: np.ndarray | None = None
         filled = 0
         wanted = None if len(ids) > 50_000 else ids.tolist()  # a full scan beats huge IN lists
-        async for part_ids, part in self.store.vectors(scope, self.model, wanted):
+        async for part_ids, part in self.store.vectors.read(scope, self.model, wanted):
             if wanted is None:
                 keep = np.isin(part_ids, ids)
                 part_ids, part = part_ids[keep], part[keep]

@@ -5,15 +5,15 @@ each fact was learnt from (`memory_turns`, and the earlier messages of split rep
 `memory_reply_parts`), and each memory's keyword rows (`keywords`, one class per
 backend), written in the memory's transaction; a write leaves out what was forgotten or
 purged meanwhile, lest work under way write it back (`tombstones`). Deleting memories
-is `deletions`; how far consolidation has read each channel is `consolidation_marks`.
-Vectors are stored as float32 blobs with the name of the model that made them, so an
-index can be rebuilt without re-embedding, and a model change is spotted row by row.
+is `deletions`; how far consolidation has read each channel is `consolidation_marks`;
+reading and rewriting the vectors (float32 blobs with the name of the model that made
+them) is `vectors`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +24,7 @@ from utils.memory.keywords import Fields, KeywordRow, keyword_index
 from utils.memory.records import Memory, Scope, Source, describe
 from utils.memory.scoring import indexed_terms
 from utils.memory.tombstones import Tombstones
+from utils.memory.vectors import MemoryVectors, blob
 
 _COLUMNS = "id, scope, author_id, author_name, source, text, created_at, channel_id"
 _ADD_TURNS = (
@@ -55,17 +56,6 @@ def _memory(row: Row, scope: Scope | None = None) -> Memory:
     return Memory(row[0], scope, row[2], row[3], row[4], row[5], row[6], row[7])
 
 
-def _blob(vector: np.ndarray) -> bytes:
-    return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
-
-
-def _columns(rows: Sequence[Row]) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, vectors) from rows of (id, vector blob)."""
-    ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
-    vectors = np.frombuffer(b"".join(row[1] for row in rows), dtype=np.float32)
-    return ids, vectors.reshape(len(rows), -1)
-
-
 def _turn_rows(memory_id: int, held: Sequence[Held]) -> list[tuple[int, int, int | None]]:
     return [(memory_id, turn_id, message_id) for turn_id, message_id in held]
 
@@ -81,6 +71,7 @@ class MemoryStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.keywords = keyword_index(db)
+        self.vectors = MemoryVectors(db)
 
     # Writing
 
@@ -120,7 +111,7 @@ class MemoryStore:
                         memory.channel_id,
                         memory.created_at,
                         model,
-                        _blob(vector),
+                        blob(vector),
                     ),
                 )
                 ids.append(memory_id)
@@ -182,7 +173,7 @@ class MemoryStore:
                             chunk.turns,
                             chunk.created_at,
                             model,
-                            _blob(vector),
+                            blob(vector),
                         ),
                     )
                     ids.append(memory_id)
@@ -198,7 +189,7 @@ class MemoryStore:
                         chunk.turns,
                         chunk.created_at,
                         model,
-                        _blob(vector),
+                        blob(vector),
                         chunk.id,
                         chunk.stored_text,
                     ),
@@ -218,21 +209,6 @@ class MemoryStore:
         ids, keyword_rows = await self.db.in_transaction(write)
         self.keywords.written(keyword_rows)
         return ids
-
-    async def set_vectors(self, ids: Sequence[int], model: str, vectors: np.ndarray) -> set[int]:
-        """Store new vectors; the ids of those still stored (not deleted meanwhile)."""
-
-        async def write(conn: Connection) -> set[int]:
-            kept: set[int] = set()
-            for memory_id, vector in zip(ids, vectors, strict=True):
-                if await conn.execute(
-                    "UPDATE memories SET model = ?, vector = ? WHERE id = ?",
-                    (model, _blob(vector), memory_id),
-                ):
-                    kept.add(memory_id)
-            return kept
-
-        return await self.db.in_transaction(write)
 
     # Reading
 
@@ -365,41 +341,6 @@ class MemoryStore:
             "SELECT source, count(*) FROM memories WHERE scope = ? GROUP BY source", (scope.key,)
         )
         return {row[0]: row[1] for row in rows}
-
-    async def ids(self, scope: Scope, model: str) -> np.ndarray:
-        """Ids of a scope's memories whose vectors come from `model`."""
-        rows = await self.db.fetchall(
-            "SELECT id FROM memories WHERE scope = ? AND model = ?", (scope.key, model)
-        )
-        return np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
-
-    async def vectors(
-        self, scope: Scope, model: str, ids: Sequence[int] | None = None, *, batch: int = 5000
-    ) -> AsyncIterator[tuple[np.ndarray, np.ndarray]]:
-        """(ids, vectors) of a scope's memories made by `model`, all or these, in batches."""
-        if ids is not None:
-            for chunk in in_batches(ids):
-                part = [int(i) for i in chunk]
-                marks = ",".join("?" * len(part))
-                rows = await self.db.fetchall(
-                    f"SELECT id, vector FROM memories WHERE scope = ? AND model = ? "
-                    f"AND id IN ({marks})",
-                    (scope.key, model, *part),
-                )
-                if rows:
-                    yield _columns(rows)
-            return
-        after = 0
-        while True:
-            rows = await self.db.fetchall(
-                "SELECT id, vector FROM memories WHERE scope = ? AND model = ? AND id > ? "
-                "ORDER BY id LIMIT ?",
-                (scope.key, model, after, batch),
-            )
-            if not rows:
-                return
-            after = rows[-1][0]
-            yield _columns(rows)
 
     async def scopes(self) -> list[Scope]:
         rows = await self.db.fetchall("SELECT DISTINCT scope FROM memories")

@@ -130,7 +130,7 @@ class MemoryWriter:
     async def _replace_vectors(self, memories: list[Memory], vectors: np.ndarray) -> None:
         async with self._lock:
             # One forgotten since it was read for re-embedding stays out of its index.
-            kept = await self.store.set_vectors([m.id for m in memories], self.model, vectors)
+            kept = await self.store.vectors.replace([m.id for m in memories], self.model, vectors)
             await self._add(
                 (memory.scope, memory.id, vector)
                 for memory, vector in zip(memories, vectors, strict=True)
