@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     discord_token: SecretStr = Field(min_length=1)
     command_prefix: str = "!"
     owner_ids: Annotated[frozenset[int], NoDecode] = frozenset()
-    dev_guild_id: int | None = None
+    dev_guild_id: int | None = Field(default=None, gt=0, lt=2**64)  # a Discord id
 
     # Storage and logs
     data_dir: Path = Path("data")

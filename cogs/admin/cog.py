@@ -157,6 +157,7 @@ class Admin(commands.Cog):
     async def stats(self, ctx: Context) -> None:
         """Show uptime, guilds, latency, memory, commands run, this server's AI tokens and
         circuit states."""
+        await ctx.defer()  # the tokens are read from the database
         embed = discord.Embed(title="Bot stats", colour=discord.Colour.blurple())
         embed.add_field(
             name="Uptime", value=format_duration(time.monotonic() - self.bot.started_at)

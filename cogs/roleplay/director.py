@@ -147,7 +147,10 @@ class SceneDirector:
         if not cast:  # all deleted meanwhile (a deletion racing `/scene start`, say)
             await self.end(scene.guild_id, channel.id)
             raise RoleplayError(CAST_GONE)
-        avatars = {c.name: await self.links.avatar_url(c, channel) for c in cast}
+        # At once, not one after another: each may wait on Discord (a renewal, an upload)
+        # before the reply starts, and a cast is at most MAX_CAST characters.
+        urls = await asyncio.gather(*(self.links.avatar_url(c, channel) for c in cast))
+        avatars = {c.name: url for c, url in zip(cast, urls, strict=True)}
         world = scene.world or await self.scenes.world(scene.guild_id)
         where = f"#{channel.name} of the server {channel.guild.name}"
         said = f"{ctx.author.display_name}: {ctx.message.content}"

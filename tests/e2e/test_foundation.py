@@ -360,8 +360,8 @@ async def test_help_and_stats_slash(
         explained = (await interaction.wait_response())["data"]["embeds"][0]
         assert explained["title"] == title, asked
     interaction = await discord_fake.invoke_slash(guild.text, member, "stats")
-    stats = (await interaction.wait_response())["data"]["embeds"][0]
-    fields = {f["name"]: f["value"] for f in stats["fields"]}
+    (stats,) = await discord_fake.wait_for(lambda: interaction.followups)  # deferred first
+    fields = {f["name"]: f["value"] for f in stats.embeds[0]["fields"]}
     assert fields["Memory"].endswith("MiB")
     assert int(fields["Commands run"]) >= 1
     await discord_fake.wait_for(lambda: bot.commands_run >= 2)
@@ -375,8 +375,8 @@ async def test_stats_counts_the_ai_tokens_of_its_own_server_only(
     await bot.usage.record(guild.id + 1, 1000, 500)  # another server's use is not ours to see
     await bot.usage.record(None, 200, 100)  # nor the DMs'
     interaction = await discord_fake.invoke_slash(guild.text, member, "stats")
-    stats = (await interaction.wait_response())["data"]["embeds"][0]
-    assert {f["name"]: f["value"] for f in stats["fields"]}["AI tokens today"] == "10"
+    (stats,) = await discord_fake.wait_for(lambda: interaction.followups)  # deferred first
+    assert {f["name"]: f["value"] for f in stats.embeds[0]["fields"]}["AI tokens today"] == "10"
 
 
 def many_commands(count: int, doc_length: int) -> commands.Cog:

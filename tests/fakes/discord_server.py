@@ -207,6 +207,9 @@ class FakeDiscord:
         self.dropping: set[tuple[str, str]] = set()
         """(method, path below ``/api/v10``) of requests whose connection is aborted
         unanswered (a connection reset), while they are in the set."""
+        self.holding: dict[tuple[str, str], asyncio.Event] = {}
+        """(method, path below ``/api/v10``) -> event: such a request is recorded, then
+        waits unanswered until the event is set (Discord slow to answer)."""
         self.typing: list[tuple[int, float]] = []
         self._bot_posted: dict[int, float] = {}
         """channel id -> when the bot last posted there (what slowmode counts from)."""
@@ -1220,6 +1223,8 @@ class FakeDiscord:
                     bot_token(request),
                 )
             )
+        if gate := self.holding.get((request.method, request.path.removeprefix(API))):
+            await gate.wait()
         if (request.method, request.path.removeprefix(API)) in self.dropping:
             assert request.transport is not None
             request.transport.abort()  # aiohttp then writes no response, quietly

@@ -309,3 +309,16 @@ def test_model_names_as_google_spells_them_are_taken() -> None:
         gemini_fallback_models="gemini-2.5-pro, gemini-2.0-flash-001",
     )
     assert settings.gemini_fallback_models == ("gemini-2.5-pro", "gemini-2.0-flash-001")
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "1" + "0" * 20])
+def test_a_dev_guild_id_no_server_has_is_refused_by_name(value: str) -> None:
+    """No server has such an id: the slash commands' sync failed with a warning at start."""
+    assert error_line(DISCORD_TOKEN="t", DEV_GUILD_ID=value).startswith(
+        "Configuration error: DEV_GUILD_ID: Input should be "
+    )
+
+
+def test_a_dev_guild_id_is_taken() -> None:
+    settings = Settings(_env_file=None, discord_token="t", dev_guild_id="123456789012345678")
+    assert settings.dev_guild_id == 123456789012345678
