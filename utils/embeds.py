@@ -36,14 +36,22 @@ def embed_text(embed: discord.Embed) -> str:
 
 
 async def send_embeds(
-    ctx: commands.Context[Any], embeds: Iterable[discord.Embed], *, ephemeral: bool = False
-) -> None:
-    """Send each embed in a message of its own; as plain text where the bot may not
-    send embeds (a prefix command in a channel without Embed Links)."""
+    ctx: commands.Context[Any],
+    embeds: Iterable[discord.Embed],
+    *,
+    ephemeral: bool = False,
+    view: discord.ui.View | None = None,
+) -> discord.Message | None:
+    """Send each embed in a message of its own, ``view`` under the last one (returned); as
+    plain text where the bot may not send embeds (a prefix command in a channel without
+    Embed Links)."""
     if ctx.interaction is not None or ctx.bot_permissions.embed_links:
-        for embed in embeds:
-            await ctx.send(embed=embed, ephemeral=ephemeral)
-        return
-    for embed in embeds:
-        for chunk in split_message(embed_text(embed)):
-            await ctx.send(chunk)
+        sends: list[dict[str, Any]] = [{"embed": e, "ephemeral": ephemeral} for e in embeds]
+    else:
+        sends = [{"content": chunk} for e in embeds for chunk in split_message(embed_text(e))]
+    if sends and view is not None:
+        sends[-1]["view"] = view
+    message = None
+    for send in sends:
+        message = await ctx.send(**send)
+    return message

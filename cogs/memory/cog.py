@@ -26,6 +26,7 @@ from cogs.memory.pages import TITLE, AwayButton, MemoryPages, counted
 from cogs.memory.tools import tools as memory_tools
 from utils.checks import guild_permissions, readable
 from utils.commands import list_subcommands
+from utils.embeds import send_embeds
 from utils.errors import BotError
 from utils.memory.records import Memory, Recalled, Scope
 from utils.memory.service import MemoryService
@@ -167,7 +168,7 @@ class MemoryCog(commands.Cog, name="Memory"):
                 view.stop()
             await answer(ctx, "I sent you the list in a DM.")
             return
-        view.message = await ctx.send(embed=embed, view=view, ephemeral=True)
+        view.message = await send_embeds(ctx, [embed], view=view, ephemeral=True)
 
     @commands.Cog.listener()
     async def on_page_press(self, interaction: discord.Interaction, run: str, command: str) -> None:
@@ -345,4 +346,4 @@ class MemoryCog(commands.Cog, name="Memory"):
         )
         embed.add_field(name="Embedding model", value=f"`{stats.model}`")
         embed.add_field(name="Exchanges waiting to be indexed", value=f"{stats.queued:,}")
-        await ctx.send(embed=embed, ephemeral=True)
+        await send_embeds(ctx, [embed], ephemeral=True)

@@ -17,7 +17,7 @@ import discord
 
 from cogs.music.control import STOPPED, skip_note
 from cogs.music.errors import MusicError
-from cogs.music.views import player_controls, player_embed
+from cogs.music.views import player_controls, player_embed, shown_as
 from utils.db import DB_ERRORS
 from utils.errors import SORRY
 from utils.text import counted
@@ -75,7 +75,8 @@ async def _press(
     current = player.queue.current if player else None
     if note is None and player is not None and current is not None:
         await interaction.response.edit_message(
-            embed=player_embed(player, current), view=player_controls(player)
+            **shown_as(interaction.message, player_embed(player, current)),
+            view=player_controls(player),
         )
         # The track's own message shows it too, when a /nowplaying copy was pressed.
         pressed = interaction.message.id if interaction.message else None

@@ -38,6 +38,7 @@ from cogs.music.views import (
     player_embed,
     queue_page,
 )
+from utils.embeds import send_embeds
 from utils.text import counted
 
 if TYPE_CHECKING:
@@ -230,7 +231,7 @@ class Music(commands.Cog):
             stuck=self.stuck_pages.append,
             page=page,
         )
-        pages.message = await ctx.send(embed=pages.first_page(), view=pages)
+        pages.message = await send_embeds(ctx, [pages.first_page()], view=pages)
 
     def queued(self, guild: discord.Guild) -> Player:
         """The player, if anything is playing or queued (/queue and the AI's queue tool)."""
@@ -244,7 +245,7 @@ class Music(commands.Cog):
     async def nowplaying(self, ctx: Context) -> None:
         """Show the current track with its progress and the control buttons."""
         player, track = self.playing(_guild_member(ctx)[0])
-        await ctx.send(embed=player_embed(player, track), view=player_controls(player))
+        await send_embeds(ctx, [player_embed(player, track)], view=player_controls(player))
 
     def playing(self, guild: discord.Guild) -> tuple[Player, Track]:
         """The player and its current track (/nowplaying and the AI's now_playing tool)."""

@@ -31,6 +31,7 @@ from cogs.music.tracks import Track
 from cogs.music.views import COLOUR, PER_PAGE, Queued, QueuePages, clean, track_line
 from utils.commands import list_subcommands
 from utils.db import DB_ERRORS
+from utils.embeds import send_embeds
 from utils.text import counted, name_key
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ class MusicLibrary(commands.Cog):
             page=page,
             command="history",
         )
-        pages.message = await ctx.send(embed=pages.first_page(), view=pages)
+        pages.message = await send_embeds(ctx, [pages.first_page()], view=pages)
 
     @commands.hybrid_group(name="playlist")
     @commands.guild_only()
@@ -165,7 +166,7 @@ class MusicLibrary(commands.Cog):
         lines = [f"• **{clean(name, 50)}** ({counted(count, 'track')})" for name, count in found]
         embed = discord.Embed(title="Your playlists", colour=COLOUR, description="\n".join(lines))
         embed.set_footer(text=f"{len(found)}/{MAX_PLAYLISTS}")
-        await ctx.send(embed=embed)
+        await send_embeds(ctx, [embed])
 
     @playlist.command(name="delete")
     @app_commands.describe(name="One of your playlists")

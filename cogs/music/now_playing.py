@@ -20,7 +20,9 @@ import discord
 from cogs.music.player import Player
 from cogs.music.progress import ProgressTicker
 from cogs.music.tracks import Track
-from cogs.music.views import player_controls, player_embed
+from cogs.music.views import player_controls, player_embed, shown_as
+from utils.embeds import embed_text
+from utils.text import DISCORD_LIMIT, truncate
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +50,10 @@ class NowPlaying:
         await self.clear(player.guild_id)
         embed, view = player_embed(player, track), player_controls(player)
         try:
-            message = await channel.send(embed=embed, view=view)
+            if _may_embed(channel):
+                message = await channel.send(embed=embed, view=view)
+            else:  # Discord would drop the embed, leaving the buttons alone
+                message = await channel.send(truncate(embed_text(embed), DISCORD_LIMIT), view=view)
         except discord.HTTPException as error:
             log.warning("could not post the now-playing message: %s", error)
             return
@@ -72,7 +77,9 @@ class NowPlaying:
         if message is None or current is None or self._players.get(player.guild_id) is not player:
             return
         try:
-            await message.edit(embed=player_embed(player, current), view=player_controls(player))
+            await message.edit(
+                **shown_as(message, player_embed(player, current)), view=player_controls(player)
+            )
         except discord.HTTPException as error:
             log.debug("could not update the now-playing message: %s", error)
 
@@ -100,6 +107,12 @@ class NowPlaying:
         forgets them, and the edits run when awaited."""
         messages = [self._messages[gid] for gid in guild_ids if gid in self._messages]
         return asyncio.gather(*(_without_buttons(message) for message in messages))
+
+
+def _may_embed(channel: discord.abc.Messageable) -> bool:
+    if isinstance(channel, discord.abc.GuildChannel | discord.Thread):
+        return channel.permissions_for(channel.guild.me).embed_links
+    return True
 
 
 async def _without_buttons(message: discord.Message) -> None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from cogs.music.channels import listeners, voice_of
-from cogs.music.views import player_embed
+from cogs.music.views import player_embed, shown_as
 from utils.tasks import log_failure
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ class ProgressTicker:
                 continue
             try:
                 async with asyncio.timeout(EDIT_TIMEOUT):
-                    await message.edit(embed=embed)
+                    await message.edit(**shown_as(message, embed))
             except discord.NotFound:
                 return  # deleted: nothing left to move
             except discord.HTTPException as error:

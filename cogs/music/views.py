@@ -20,8 +20,9 @@ import discord
 
 from cogs.music.errors import MusicError
 from cogs.music.tracks import LoopMode, Track
+from utils.embeds import embed_text
 from utils.pages import Pages, page_ids
-from utils.text import counted, truncate, without_previews
+from utils.text import DISCORD_LIMIT, counted, truncate, without_previews
 
 if TYPE_CHECKING:
     from cogs.music.player import Player
@@ -156,6 +157,14 @@ def controls(*, paused: bool, loop: LoopMode, play: str | None) -> discord.ui.Vi
     return view
 
 
+def shown_as(message: discord.Message | None, embed: discord.Embed) -> dict[str, Any]:
+    """How an edit of ``message`` shows ``embed``: as text if the message is text (it was
+    sent where the bot may not embed, see utils.embeds)."""
+    if message is not None and message.content:
+        return {"content": truncate(embed_text(embed), DISCORD_LIMIT), "embed": None}
+    return {"embed": embed}
+
+
 def player_embed(player: Player, track: Track) -> discord.Embed:
     return now_playing_embed(
         track,
@@ -247,10 +256,12 @@ class QueuePages(Pages):
         except MusicError as error:  # nothing left to page through (the queue was stopped)
             self.stop()
             gone = discord.Embed(description=str(error), colour=COLOUR)
-            await interaction.response.edit_message(embed=gone, view=None)
+            await interaction.response.edit_message(
+                **shown_as(interaction.message, gone), view=None
+            )
             return
         self._update_buttons(pages)
-        await interaction.response.edit_message(embed=embed, view=self)
+        await interaction.response.edit_message(**shown_as(interaction.message, embed), view=self)
         # The message as the channel has it: /queue's reply edited through its interaction
         # would fail once that is 15 minutes old, leaving dead buttons at the timeout.
         self.message = interaction.message

@@ -20,6 +20,7 @@ class Message:
     """The part of a ``discord.Message`` the ticker uses, with failures and a gate."""
 
     def __init__(self) -> None:
+        self.content = ""  # a message with an embed (text ones are edited as text)
         self.edits: list[discord.Embed] = []
         self.fail: list[Exception] = []
         self.gate = asyncio.Event()
