@@ -265,9 +265,11 @@ class MemoryCog(commands.Cog, name="Memory"):
                 self.adds.refund(user.id)
             raise
 
-    # ignore_extra=False: a member name that does not resolve must not be dropped, or
-    # `!memory forget all bobby_typo` would forget the asker's own memories. A user, not
-    # a member: what is remembered about someone who left the server can go too.
+    # A member name that does not resolve must not be dropped, or `!memory forget all
+    # bobby_typo` would forget the asker's own memories: `user` is not Optional (an
+    # Optional converter's failure is passed over), so the name not found is refused as
+    # such; ignore_extra=False refuses more words. A user, not a member: what is
+    # remembered about someone who left the server can go too.
     @memory_group.command(name="forget", ignore_extra=False)
     @app_commands.describe(
         target="A memory number from /memory show, or `all`",
@@ -277,10 +279,12 @@ class MemoryCog(commands.Cog, name="Memory"):
         self,
         ctx: Context,
         target: str,
-        user: app_commands.Transform[discord.abc.User, Person] | None = None,
+        user: app_commands.Transform[discord.abc.User | None, Person] = None,
     ) -> None:
         """Delete one of your memories here, or all of them."""
         subject = user or ctx.author
+        if subject.id != ctx.author.id and ctx.guild is None:
+            raise BotError("In our DMs you can forget only your own memories.")
         if subject.id != ctx.author.id and not (
             isinstance(ctx.author, discord.Member) and ctx.author.guild_permissions.manage_guild
         ):

@@ -587,7 +587,8 @@ async def test_forget_with_a_member_it_cannot_find_forgets_nothing(
     start_bot: StartBot,
     make_settings: Callable[..., Settings],
 ) -> None:
-    """A mistyped member name is not dropped: the asker's own memories would go instead."""
+    """A mistyped member name is not dropped (the asker's own memories would go instead),
+    and the answer says which name it could not find."""
     bot = await start_bot(make_settings(memory_enabled=True, embedding_model="hashing"))
     owner = discord_fake.owner
     await discord_fake.send_message(guild.text, owner, "!memory add I like green tea")
@@ -596,6 +597,9 @@ async def test_forget_with_a_member_it_cannot_find_forgets_nothing(
     )
     await discord_fake.send_message(guild.text, owner, "!memory forget all bobby_typo")
     refused = await discord_fake.wait_for_message(guild.text, after=1)
+    assert refused.content.startswith('Member "bobby_typo" not found.')
+    await discord_fake.send_message(guild.text, owner, f"!memory forget all <@{owner.id}> typo")
+    refused = await discord_fake.wait_for_message(guild.text, after=2)
     assert refused.content.startswith("Too many arguments.")
     assert bot.memory is not None
     assert await bot.memory.count_of(Scope("guild", guild.id), owner.id) == 1

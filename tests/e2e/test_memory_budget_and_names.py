@@ -166,7 +166,7 @@ async def test_forget_by_name_finds_the_member_of_this_server(
     assert await bot.memory.count_of(here, bob.id) == 0
     await discord_fake.send_message(guild.text, owner, "!memory forget all carol")
     refused = await discord_fake.wait_for_message(guild.text, after=1)
-    assert refused.content.startswith("Too many arguments.")
+    assert refused.content.startswith('Member "carol" not found.')
     assert await bot.memory.count_of(here, carol.id) == 1
 
 
@@ -185,7 +185,10 @@ async def test_in_dms_a_name_is_only_the_askers_own(
     dm = discord_fake.open_dm(member)
     await discord_fake.send_message(dm, member, "!memory forget all bob")
     refused = await discord_fake.wait_for_message(dm)
-    assert refused.content.startswith("Too many arguments.")
+    assert refused.content.startswith('User "bob" not found.')
+    await discord_fake.send_message(dm, member, f"!memory forget all <@{bob.id}>")
+    refused = await discord_fake.wait_for_message(dm, after=1)
+    assert refused.content == "In our DMs you can forget only your own memories."
     await discord_fake.send_message(dm, member, "!memory forget all alice")
-    done = await discord_fake.wait_for_message(dm, after=1)
+    done = await discord_fake.wait_for_message(dm, after=2)
     assert done.content == "Forgot 1 memory about you here."

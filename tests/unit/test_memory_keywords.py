@@ -149,6 +149,24 @@ async def test_equally_good_memories_past_the_limit_are_the_newest_on_both_backe
     assert [memory_id for memory_id, _ in found] == sorted(ids, reverse=True)[:3]
 
 
+@pytest.mark.backends("sqlite", "postgresql")
+async def test_greek_words_and_fancy_letters_are_found_alike_on_both_backends(
+    db: Database,
+) -> None:
+    store = MemoryStore(db)
+    # A final sigma (FTS5 folds it as the other), a name in bold letters (no lower case).
+    greek, maya = await _store_alike(store, ["Ο Γιάννης έχει σκύλο.", "𝐌𝐚𝐲𝐚 plays the cello."])
+    await _store_alike(store, [f"I play {word}." for word in WORDS])
+    for question, memory_id in [
+        ("ΓΙΑΝΝΗΣ;", greek),
+        ("who is γιάννης", greek),
+        ("tell me about Maya", maya),
+        ("𝐌𝐀𝐘𝐀", maya),
+    ]:
+        found = await store.search_terms(GUILD, query_terms(question), 5, names_weight=0.5)
+        assert [found_id for found_id, _ in found] == [memory_id], question
+
+
 async def test_two_processes_writing_one_scopes_keywords_at_once_lose_no_memory(
     db: Database, database_url: str
 ) -> None:

@@ -12,8 +12,9 @@ is neither Alice's fact nor Bob's), and theirs alone (not the bot's, nor a name 
 speakers share). The newest word on something wins: a fact that repeats a known one
 is dropped, and one close to a fact of the same person but worded otherwise ("is 31"
 after "is 30") replaces it.
-A channel the model fails on is tried again next pass, and after _FAILURES passes in
-a row its unread messages are given up, so it never holds up the other channels.
+A channel the model fails on (an error, an answer cut short or refused) is tried again
+next pass, and after _FAILURES passes in a row its unread messages are given up, so it
+never holds up the other channels.
 """
 
 from __future__ import annotations
@@ -273,6 +274,8 @@ class Consolidator:
             await self.writer.unbroken(
                 self.usage.record(guild_id, reply.usage.prompt_tokens, reply.usage.output_tokens)
             )
+        if stopped := reply.stopped():
+            raise stopped  # cut short (its JSON torn) or refused: a failure, not "no facts"
         facts = parse(reply.text, speakers_of(turns))
         if not facts:
             return 0

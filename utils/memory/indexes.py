@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -63,7 +64,9 @@ class ScopeIndexes:
         self._loaded: OrderedDict[Scope, VectorIndex] = OrderedDict()
         self._loading: dict[Scope, asyncio.Task[VectorIndex]] = {}
         self._rebuilding: dict[Scope, asyncio.Task[None]] = {}
-        self._saving: set[asyncio.Task[None]] = set()
+        # Evicted indexes being saved, and indexes of scopes gone, never to be saved again.
+        self._saving: dict[asyncio.Task[None], tuple[Scope, VectorIndex]] = {}
+        self._discarded: weakref.WeakSet[VectorIndex] = weakref.WeakSet()
         self._pool = ThreadPoolExecutor(
             3,
             thread_name_prefix="memory-faiss",
@@ -131,16 +134,24 @@ class ScopeIndexes:
             )
 
     async def discard(self, scope: Scope) -> None:
-        """Forget a scope's index, in memory and on disk (its memories are gone)."""
-        self._loaded.pop(scope, None)
+        """Forget a scope's index, in memory and on disk (its memories are gone); one
+        being saved meanwhile (periodically, or evicted) takes its file with it."""
+        gone = [index for place, index in self._saving.values() if place == scope]
+        if (loaded := self._loaded.pop(scope, None)) is not None:
+            gone.append(loaded)
+        self._discarded.update(gone)
         await asyncio.to_thread(self.path(scope).unlink, missing_ok=True)
 
     async def save(self, scope: Scope, index: VectorIndex) -> None:
+        if index in self._discarded:
+            return
         meta = {"scope": scope.key, "model": self.model}
         try:
             await self.run(index.save, self.path(scope), meta)
         except OSError:
             log.exception("could not save the memory index of %s", scope.key)
+        if index in self._discarded:  # discarded while its file was written
+            await asyncio.to_thread(self.path(scope).unlink, missing_ok=True)
 
     async def save_dirty(self) -> None:
         for scope, index in list(self._loaded.items()):
@@ -222,5 +233,5 @@ class ScopeIndexes:
             total -= len(index)
             if index.dirty:
                 task = asyncio.create_task(self.save(scope, index))
-                self._saving.add(task)
-                task.add_done_callback(self._saving.discard)
+                self._saving[task] = (scope, index)
+                task.add_done_callback(lambda done: self._saving.pop(done, None))

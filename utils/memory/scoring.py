@@ -51,7 +51,10 @@ class Weights:
 def words(text: str) -> list[str]:
     """Content words in order, lower-cased and without accents (as the keyword index's
     tokenizer folds them), without stopwords and one-letter words."""
-    folded = unicodedata.normalize("NFKD", text.lower())
+    # Lower-cased once in compatibility form (a mathematical bold B has no lower case;
+    # as a plain B it has), and a final sigma as the other sigma: FTS5 folds them so,
+    # PostgreSQL compares the terms as they are, so both find the same.
+    folded = unicodedata.normalize("NFKD", text).lower().replace("\u03c2", "\u03c3")
     plain = "".join(char for char in folded if not unicodedata.combining(char))
     return [
         word

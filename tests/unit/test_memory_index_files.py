@@ -1,0 +1,62 @@
+"""Memory's index files and a guild that goes: no file holds its memories after, even
+one saved while it went."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+
+from tests.unit.test_memory_service import ALICE, GUILD_A, GUILD_B, MakeService, make_service
+from utils.memory import index
+
+__all__ = ["make_service"]  # the fixture, shared with the service's tests
+
+
+async def test_an_index_saved_while_its_guild_goes_leaves_no_file(
+    make_service: MakeService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = await make_service()
+    await service.add_fact(GUILD_A, ALICE, "alice", "My PIN is 4821.")
+    writing, release = threading.Event(), threading.Event()
+    write = index._write
+
+    def held(*args: Any) -> None:
+        writing.set()
+        release.wait()
+        write(*args)
+
+    monkeypatch.setattr(index, "_write", held)
+    saving = asyncio.create_task(service.indexes.save_dirty())  # the periodic save
+    await asyncio.to_thread(writing.wait)
+    assert await service.delete_guild(GUILD_A.id) == 1  # the bot left while it wrote
+    release.set()
+    await saving
+    assert not service.indexes.path(GUILD_A).exists()
+    assert service.indexes.loaded(GUILD_A) is None
+    await service.indexes.save_dirty()
+    assert not service.indexes.path(GUILD_A).exists()
+
+
+async def test_an_index_evicted_and_saved_while_its_guild_goes_leaves_no_file(
+    make_service: MakeService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = await make_service(max_loaded_scopes=1)
+    await service.add_fact(GUILD_A, ALICE, "alice", "My PIN is 4821.")
+    writing, release = threading.Event(), threading.Event()
+    write = index._write
+
+    def held(*args: Any) -> None:
+        writing.set()
+        release.wait()
+        write(*args)
+
+    monkeypatch.setattr(index, "_write", held)
+    await service.add_fact(GUILD_B, ALICE, "alice", "I like tea.")  # GUILD_A's index goes
+    await asyncio.to_thread(writing.wait)  # ... and is saved in the background
+    assert await service.delete_guild(GUILD_A.id) == 1
+    release.set()
+    await service.indexes.close()  # waits for the saves under way
+    assert not service.indexes.path(GUILD_A).exists()
