@@ -50,8 +50,11 @@ async def restore_sessions(sessions: Sessions) -> None:
     saved = {session.guild_id: session for session in await sessions.saves.store.load_all()}
     for rules in await sessions.music_settings.staying():
         if rules.guild_id not in saved and rules.stay_channel_id is not None:
-            saved[rules.guild_id] = Session(
-                rules.guild_id, rules.stay_channel_id, rules.stay_text_channel_id
+            saved[rules.guild_id] = Session(  # nothing saved (a /stop): as a new player
+                rules.guild_id,
+                rules.stay_channel_id,
+                rules.stay_text_channel_id,
+                volume=sessions.settings.music_default_volume,
             )
     mine = [session for session in saved.values() if bot.owns(session.guild_id)]
     await asyncio.gather(*(_restore_one(sessions, s, joining) for s in mine))
@@ -104,7 +107,7 @@ async def _restore_one(sessions: Sessions, session: Session, joining: asyncio.Se
 
 async def _tell(session: Session, guild: discord.Guild, note: str) -> None:
     """Say why a queue with tracks in it does not resume, where it was played."""
-    text = session.text_channel_id and guild.get_channel(session.text_channel_id)
+    text = session.text_channel_id and guild.get_channel_or_thread(session.text_channel_id)
     if (session.current or session.upcoming) and isinstance(text, discord.abc.Messageable):
         await send(text, note)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -61,6 +62,12 @@ FETCH_BYTES = 32 * 1024 * 1024
 """Bytes of one answer yt-dlp may download, and read once unpacked: pages, API answers
 and YouTube's player script are a few MB."""
 _READ_CHUNK = 1024 * 1024
+# What YouTube (and yt-dlp's geo restriction) say of a premiere or live stream still to
+# come, and of a video blocked where the bot runs.
+_NOT_STARTED = re.compile(r"premieres in|premiere will begin|live event will begin", re.I)
+_GEO_BLOCKED = re.compile(
+    r"not made this video available in your country|not available from your location"
+)
 
 
 class _YtdlpLog:
@@ -140,6 +147,13 @@ def user_error(error: yt_dlp.utils.YoutubeDLError) -> MusicError:
         return MusicError("I couldn't find anything to play at that link.")
     if "Requested format is not available" in str(error):  # none over http(s): FORMAT
         return MusicError("I couldn't find an audio stream I can play in that.")
+    if _NOT_STARTED.search(str(error)):
+        return MusicError(
+            "That video hasn't started yet (a premiere or a scheduled live stream); "
+            "play it once it's on."
+        )
+    if _GEO_BLOCKED.search(str(error)):
+        return MusicError("That video isn't available in the country the bot runs in.")
     return MusicError("I couldn't load that link.")
 
 

@@ -158,3 +158,22 @@ async def test_a_failed_play_that_got_in_just_as_the_idle_timer_fired_leaves(
         world.media.release.set()
     assert "Nothing is playing" not in await world.reply(asking)
     assert not world.voice.connected(world.guild.id), "it did not stay for nothing"
+
+
+async def test_a_247_return_with_no_saved_queue_plays_at_the_default_volume(
+    world: World,
+) -> None:
+    """After /stop in 24/7 mode nothing is saved; the next start brings the bot back to
+    its channel at MUSIC_DEFAULT_VOLUME, as any new player, not at 100 %."""
+    owner = world.discord.owner
+    settings = world.settings(music_default_volume=40)
+    bot = await world.start(settings)
+    await world.discord.join_voice(owner, world.guild.voice)
+    assert (await world.slash("247", owner, mode="on")).startswith("🕒 24/7 is on")
+    assert await world.slash("stop", owner) == "⏹️ Stopped the music and cleared the queue."
+    await bot.close()
+
+    bot = await world.start_bot(settings)
+    music = cast(Music, bot.get_cog("Music"))
+    await eventually(lambda: world.guild.id in music.sessions.players)
+    assert await world.slash("volume") == "🔊 Volume: 40 %."

@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections.abc import Awaitable
 
 import discord.voice_client
 import pytest
 
 from tests.e2e.music_world import FRAMES_PER_SECOND, World, pitch, saved_queue
-from tests.fakes.discord_server import FakeDiscord
+from tests.fakes.discord_server import FakeDiscord, FakeMessage
 from utils.db import Params, Reads, Row
 
 # Voice connections that drop and come back; storage is beside the point.
@@ -158,17 +159,26 @@ async def test_a_restart_during_an_outage_of_the_server_resumes_once_the_server_
 async def test_a_restart_into_a_channel_it_may_no_longer_join_says_why_and_keeps_the_queue(
     world: World,
 ) -> None:
+    """Played from a thread: the notes go there."""
     settings = world.settings()
     bot = await world.start(settings)
-    await play_a_while(world)
+    thread = world.guild.add_thread(world.guild.text, "tunes", world.member)
+    played = await world.discord.invoke_slash(
+        thread, world.member, "play", {"query": world.media.tone(440, SECONDS, "ogg")}
+    )
+    await world.reply(played)
+    await world.wait_frames(FRAMES_PER_SECOND)
     await bot.close()
     # Meanwhile the bot became an ordinary member, and nobody may connect to the channel.
     world.guild.add_member(world.discord.bot_user, permissions=TEXT_ONLY)
     voice = world.guild.voice
     world.guild.set_overwrite(voice, world.guild.id, deny=CONNECT, member=False)
 
+    def in_thread(text: str) -> Awaitable[FakeMessage]:
+        return world.discord.wait_for_message(thread, predicate=lambda m: text in m.content)
+
     bot = await world.start(settings)
-    note = await world.wait_message("I couldn't rejoin")
+    note = await in_thread("I couldn't rejoin")
     assert note.content == (
         f"⚠️ I couldn't rejoin <#{voice.id}> after a restart: I need the Connect and Speak "
         f"permissions in <#{voice.id}>. The queue is kept for my next start, unless you play "
@@ -180,7 +190,7 @@ async def test_a_restart_into_a_channel_it_may_no_longer_join_says_why_and_keeps
 
     world.guild.set_overwrite(voice, world.guild.id, member=False)  # Connect is back
     await world.start(settings)
-    await world.wait_message(f"Back after a restart: resuming tone-440hz-{SECONDS}s at 0:01")
+    await in_thread(f"Back after a restart: resuming tone-440hz-{SECONDS}s at 0:01")
 
 
 async def test_a_restart_after_its_voice_channel_was_deleted_says_the_queue_is_dropped(

@@ -198,6 +198,26 @@ async def test_one_name_lookup_per_track(monkeypatch: pytest.MonkeyPatch) -> Non
             " Refused (caused by <HTTPError 403: Private Address Refused>)",
             "That link points to a private or local network address; I won't open it.",
         ),
+        (
+            "ERROR: [youtube] abc: Premieres in 2 hours",
+            "That video hasn't started yet (a premiere or a scheduled live stream); "
+            "play it once it's on.",
+        ),
+        (
+            "ERROR: [youtube] abc: This live event will begin in a few moments.",
+            "That video hasn't started yet (a premiere or a scheduled live stream); "
+            "play it once it's on.",
+        ),
+        (
+            "ERROR: [youtube] abc: Video unavailable. The uploader has not made this video "
+            "available in your country",
+            "That video isn't available in the country the bot runs in.",
+        ),
+        (
+            "ERROR: [vimeo] 123: This video is not available from your location due to geo "
+            "restriction. You might want to use a VPN or a proxy server",
+            "That video isn't available in the country the bot runs in.",
+        ),
     ],
 )
 async def test_yt_dlp_errors_never_reach_users(
