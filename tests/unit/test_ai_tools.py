@@ -209,6 +209,11 @@ async def test_a_change_discord_refused_was_not_made(failure: Exception) -> None
         "what does a.example/page say?",
         "[this](https://a.example/page), or <https://a.example/page>.",
         "is HTTP://a.example/page (the page) good?",
+        "这个链接https://a.example/page，讲了什么？",  # full-width punctuation ends it too
+        "看看 https://a.example/page。",
+        "「https://a.example/page」を読んで",
+        "read “https://a.example/page”…",  # as a phone types quotes
+        "what is «a.example/page»?",
     ],
 )
 def test_a_link_the_asker_wrote_is_theirs(text: str) -> None:
@@ -373,6 +378,11 @@ async def test_a_family_switched_off_while_a_reply_runs_refuses_its_next_calls()
         ("fetch ftp://x.example/y too", "ftp://x.example/y"),
         ("and evil。example/c?d=1", "evil。example/c?d=1"),
         ("and пример.рф?", "пример.рф"),
+        ("and 203.0.113.7/c?d=secret", "203.0.113.7/c?d=secret"),
+        ("or secret@203.0.113.7", "203.0.113.7"),
+        ("or [2001:db8::7]/c?d=secret", "[2001:db8::7]/c?d=secret"),
+        ("What do a[1:3] and a[::2] give, in version 3.12.1?", None),
+        ("What is said at [1:02:33]? And at [10:00]?", None),
     ],
 )
 def test_an_address_in_a_question_must_be_one_the_asker_wrote(

@@ -10,11 +10,12 @@ reply's calls are bounded: `MAX_CALLS` run per model turn, together within `ROUN
 seconds, and at most `MAX_CHANGES` calls that change something per reply, never the
 same one twice (a call the tool or Discord refused changed nothing: it counts for
 neither). A call that is refused, fails or times out becomes an error result the model
-explains; it never ends the reply. A change that timed out, failed or met a Discord server
-error may have been made: the model is told its outcome is unknown, then and if called
-again; after a change (or one that may have been made) the asker is read again, so the
-next call sees it. A web call (search, link) is a paid request whose answer does not go
-stale within a reply: the same call again is answered with "see above", not made again.
+explains; it never ends the reply. A tool whose cog was reloaded meanwhile does not run.
+A change that timed out, failed or met a Discord server error may have been made: the
+model is told its outcome is unknown, then and if called again; after a change (or one
+that may have been made) the asker is read again, so the next call sees it. A web call
+(search, link) is a paid request whose answer does not go stale within a reply: the
+same call again is answered with "see above", not made again.
 Changes are recorded for `/ai audit` (memory is private and is not).
 """
 
@@ -24,6 +25,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
@@ -52,9 +54,10 @@ log = logging.getLogger(__name__)
 
 MAX_SOURCES = 5
 MAX_TITLE = 60  # characters of a source's title shown
-# Characters of a source's address shown: a longer one (a link pasted to be read) could be
-# cut between two messages, losing its closing > and so unfurling into an embed.
-MAX_LINK = 1000
+# Characters of a line of the small print: under half a message, as a reply is split at a
+# line break in a message's second half if any, so none is cut (its rest: full-size text).
+MAX_LINE = 980
+MAX_LINK = 800  # characters of a source's address shown: its link fits on such a line
 MAX_CALLS = 8  # calls of one model turn that run; the model is told the rest were not
 MAX_CHANGES = 6  # calls that change something, per reply
 ROUND_TIME = 90.0  # seconds one turn's calls may take together (at least one call's timeout)
@@ -89,11 +92,14 @@ UNKNOWN_REPEATED = (
     "unknown. Tell them so, and to check before asking again."
 )
 OUT_OF_TIME = "Not run: this turn's tool calls took too long together."
+RELOADED = "The {family} tools were unloaded or reloaded meanwhile; ask again in a new message."
 NOT_ANSWERING = "Discord is not answering properly; try again later."
 REFUSED_BY_DISCORD = (
     "Discord did not accept that (not allowed there, or a limit reached); the same again "
     "would fail too."
 )
+# The backslashes `shown` (discord.utils.escape_markdown) puts before markdown in a name.
+_MARKDOWN_ESCAPE = re.compile(r"\\([\\_*~|`>#\[\s-])")
 
 
 def permission_name(attribute: str) -> str:
@@ -128,7 +134,8 @@ class Toolbox:
             for tool in registry
             if tool.family in families and (in_guild or not tool.guild_only)
         }
-        # Taken now: a cog reloaded while this reply runs unregisters its tools.
+        # Taken now: a cog reloaded meanwhile unregisters its tools (its old ones don't run).
+        self._registry = registry
         self._declarations = {name: registry.declaration(name) for name in self.tools}
         self.read_outside = False
         self._fresh: Asker | None = None  # the asker as Discord has them now (`_asker_now`)
@@ -192,6 +199,8 @@ class Toolbox:
         tool = self.tools.get(name)
         if tool is None:
             return {"error": f"There is no tool named {name!r} here."}, False
+        if self._registry.get(name) is not tool:
+            return {"error": RELOADED.format(family=tool.family)}, False
         change = None
         try:
             async with asyncio.timeout(min(tool.timeout, self.timeout, left)):
@@ -341,7 +350,9 @@ class Toolbox:
                 self.asker.user.id,
                 tool.name,
                 json.dumps(args, ensure_ascii=False, default=str)[:500],
-                result[:300],
+                # As plain text: the audit escapes what it shows (`settings.plain`), so a
+                # name escaped for the line under the reply would show its backslashes.
+                _MARKDOWN_ESCAPE.sub(r"\1", result)[:300],
                 ok=ok,
             )
         except DB_ERRORS:  # the reply goes on; the log says what the audit lacks
@@ -351,10 +362,8 @@ class Toolbox:
 def footer(notes: list[str], sources: list[tuple[str, str]]) -> str:
     """The small print under a reply: what the tools did, then the pages it drew on, as
     links that do not unfurl into embeds (the first title of each web address, short and
-    made safe as a tool's note is, `shown`; no address in it)."""
-    lines = []
-    if notes:
-        lines.append("-# " + " · ".join(notes))
+    made safe as a tool's note is, `shown`; no address in it), on lines of `MAX_LINE`."""
+    lines = _small_print("-# ", notes)
     links: dict[str, str] = {}
     for title, uri in sources:
         if len(links) == MAX_SOURCES:
@@ -365,9 +374,19 @@ def footer(notes: list[str], sources: list[tuple[str, str]]) -> str:
             title = urlsplit(uri).hostname or ""
         label = truncate(" ".join(title.split()), MAX_TITLE).replace("[", "(").replace("]", ")")
         links[uri] = f"[{shown(label) or 'link'}](<{uri}>)"
-    if links:
-        lines.append("-# Sources: " + " · ".join(links.values()))
+    lines += _small_print("-# Sources: ", list(links.values()))
     return "\n\n" + "\n".join(lines) if lines else ""
+
+
+def _small_print(lead: str, items: list[str]) -> list[str]:
+    """`items` after `lead`, " · " between them, on as many lines as `MAX_LINE` takes."""
+    lines: list[str] = []
+    for item in items:
+        if lines and len(lines[-1]) + len(" · ") + len(item) <= MAX_LINE:
+            lines[-1] += " · " + item
+        else:
+            lines.append(("-# " if lines else lead) + item)
+    return lines
 
 
 def linkable(uri: str) -> bool:

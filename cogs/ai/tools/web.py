@@ -61,13 +61,23 @@ NOT_ASKED = (
     "Not opened: the question holds an address the person did not write ({address}). "
     "Ask about the page without it."
 )
-# Something Google's URL tool could take for an address: a scheme, or a host name (its
-# dots in any of the spellings IDNA reads as dots, its top level in any letters).
+# Something Google's URL tool could take for an address: a scheme, a host name (its
+# dots in any of the spellings IDNA reads as dots, its top level in any letters), an
+# IPv4 address, or an IPv6 one in brackets with a path after it (not `a[::2]` or `[1:02:33]`).
 _ADDRESS = re.compile(
-    r"[a-z][a-z0-9+.-]*://\S*|(?:[\w-]+[.。．｡])+[^\W\d_]{2,63}\b\S*", re.IGNORECASE
+    r"[a-z][a-z0-9+.-]*://\S*|(?:[\w-]+[.。．｡])+[^\W\d_]{2,63}\b\S*"
+    r"|\b\d{1,3}(?:[.。．｡]\d{1,3}){3}\b\S*|\[[\da-f.]*:[\da-f:.]*:[\da-f:.]*\](?::\d+)?/\S*",
+    re.IGNORECASE,
 )
 # Where a link in a message ends: the punctuation or markdown after it is not part of it.
 _TRAILING = ".,;:!?)]}>'\"*_~|`"
+# Punctuation no link holds unencoded, which ends one as a space does: CJK and full-width
+# marks (a full-width comma between a link and the words after it, say), typographic
+# quotes (phones put them in), guillemets and the ellipsis.
+_NOT_IN_LINKS = re.compile(
+    "[\u3000-\u303f\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65"
+    "\u2018-\u201f\u2026\u2039\u203a\u00ab\u00bb]"
+)
 
 
 class SearchArgs(BaseModel):
@@ -85,11 +95,12 @@ class LinkArgs(BaseModel):
 
 def pasted(url: str, text: str) -> bool:
     """Whether `text` holds the link `url` (with or without its scheme, a trailing slash,
-    the `#part` of the page, or the punctuation or markdown around it; percent-encoded or
-    not, its host in any case)."""
+    the `#part` of the page, or the punctuation or markdown around it, typographic or
+    full-width too; percent-encoded or not, its host in any case)."""
     candidates = re.findall(r"https?://[^\s<>]+", text, re.IGNORECASE)
     candidates += re.split(r"[\s<>()\[\]]+", text)  # links without their scheme
     candidates += [word.lstrip("([{'\"*_~") for word in re.split(r"[\s<>]+", text)]
+    candidates += [piece for found in candidates for piece in _NOT_IN_LINKS.split(found)]
     candidates += [found.partition("#")[0] for found in candidates if "#" in found]  # the page
     wanted = _bare(url)
     return any(wanted in map(_bare, _endings(found)) for found in candidates)
