@@ -21,7 +21,7 @@ from discord.ext import commands
 from cogs.ai.directors import Directors
 from cogs.ai.log import ChatLogReader
 from cogs.ai.store import ChatStore
-from config import ConfigError, Settings, load_settings
+from config import ConfigError, Settings, load_settings, stray_dotenv_names
 from utils.data_owners import DataOwners
 from utils.db import open_database
 from utils.gateway import ShardedState
@@ -161,7 +161,12 @@ class Bot(commands.AutoShardedBot):
     @staticmethod
     def _prefix_for(bot: Bot, message: discord.Message) -> list[str]:
         guild_id = message.guild.id if message.guild else None
-        return commands.when_mentioned_or(bot.guild_settings.prefix(guild_id))(bot, message)
+        prefix = bot.guild_settings.prefix(guild_id)
+        # In any letter case, as command names are: a phone capitalises `g!play`.
+        typed = message.content[: len(prefix)]
+        if typed.casefold() == prefix.casefold():
+            prefix = typed
+        return commands.when_mentioned_or(prefix)(bot, message)
 
     # Lifecycle
 
@@ -336,7 +341,8 @@ def claim_data_dir(data_dir: Path) -> InstanceLock | None:
         )
         return None
     except OSError as error:
-        print(f"Cannot use DATA_DIR={data_dir}: {error.strerror}", file=sys.stderr)
+        why = "it is a file, not a directory" if isinstance(error, FileExistsError) else None
+        print(f"Cannot use DATA_DIR={data_dir}: {why or error.strerror}", file=sys.stderr)
         return None
     return lock
 
@@ -362,27 +368,21 @@ def main() -> int:
     lock = claim_data_dir(settings.data_dir)  # held until the process exits
     if lock is None:
         return 1
-    secrets = [
-        secret.get_secret_value()
-        for secret in (
-            settings.discord_token,
-            settings.gemini_api_key,
-            settings.spotipy_client_secret,
-            settings.music_ytdlp_extractor_args,
-            settings.database_url,
-        )
-        if secret is not None
-    ]
     try:
         setup_logging(
             level=settings.log_level,
             fmt=settings.log_format,
             log_dir=settings.log_dir,
-            secrets=secrets,
+            secrets=settings.secrets,
         )
     except OSError as error:  # e.g. DATA_DIR/logs left behind by a run as another user
         print(f"Cannot write the log in {settings.log_dir}: {error.strerror}", file=sys.stderr)
         return 1
+    if stray := stray_dotenv_names():
+        log.warning(
+            "ignored in .env, as no setting of the bot has the name (see .env.example): %s",
+            ", ".join(stray),
+        )
     try:
         asyncio.run(run(Bot(settings)))
     except START_FAILURES as error:

@@ -18,7 +18,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, DotEnvSettingsSource, NoDecode, SettingsConfigDict
 
 MAX_SHARDS = 100_000
 _SHARD_RANGE = re.compile(r"(\d+)(?:-(\d+))?")  # a shard id, or a range of them: 0-3
@@ -272,6 +272,12 @@ class Settings(BaseSettings):
         return value
 
     @property
+    def secrets(self) -> list[str]:
+        """The value of every secret setting (each a SecretStr), for the log to redact."""
+        values = (getattr(self, name) for name in type(self).model_fields)
+        return [value.get_secret_value() for value in values if isinstance(value, SecretStr)]
+
+    @property
     def database_path(self) -> Path:
         return self.data_dir / "bot.db"
 
@@ -297,6 +303,14 @@ def load_settings(**values: Any) -> Settings:
         ) from None
     except OSError as error:  # .env unreadable, e.g. owned by root with mode 600
         raise ConfigError(f"Configuration error: cannot read .env: {error.strerror}") from None
+
+
+def stray_dotenv_names() -> list[str]:
+    """Names `.env` sets that are no setting, in upper case. Nothing reads them (`.env`
+    is not the process's environment): a typo (COMAND_PREFIX), or HTTPS_PROXY meant for
+    the process, would otherwise be ignored without a word."""
+    names = DotEnvSettingsSource(Settings).env_vars  # lower case: names ignore letter case
+    return sorted(name.upper() for name in names if name not in Settings.model_fields)
 
 
 def describe_error(error: ValidationError) -> str:

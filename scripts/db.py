@@ -1,7 +1,7 @@
 """Database maintenance: check, back up, restore, vacuum, prune and export the bot's data.
 
     python -m scripts.db check                          # integrity and foreign keys
-    python -m scripts.db backup [PATH]                  # default: DATA_DIR/backups/bot-<time>.db
+    python -m scripts.db backup [PATH]                  # default: DATA_DIR/backups/manual-<time>.db
     python -m scripts.db restore PATH                   # the bot must be stopped
     python -m scripts.db vacuum                         # the bot must be stopped
     python -m scripts.db prune --older-than DAYS [--include-facts]   # the bot must be stopped
@@ -108,7 +108,8 @@ def check(database: Path) -> int:
 
 
 def backup(database: Path, target: Path | None) -> int:
-    path = make_backup(database, target)
+    # Named apart from the scheduled backups: their rotation keeps only the newest few.
+    path = make_backup(database, target, prefix="manual")
     print(f"backed up to {path} ({_mib(path)})")
     return OK
 

@@ -24,6 +24,7 @@ from utils.db import MIGRATIONS_DIR, load_migrations
 
 BACKUP_DIR = "backups"
 _BACKUP_NAME = re.compile(r"^bot-\d{8}-\d{6}(-\d+)?\.db$")  # what rotation may delete
+_PARTIAL_NAME = re.compile(r"^\.(bot|manual)-\d{8}-\d{6}(-\d+)?\.db\.tmp$")  # a copy being made
 # A partial copy untouched this long was left by a killed process (kill -9, the OOM
 # killer, a power cut); one being written is younger. Each is as big as the database.
 LEFTOVER_AGE = 3600.0
@@ -31,6 +32,7 @@ _COMPANIONS = ("", "-wal", "-shm", "-journal")  # a database file and SQLite's f
 # Pages copied per step: 4 MiB at SQLite's default page size, a few milliseconds of work,
 # which is as long as a stop waits (a thread cannot be interrupted otherwise).
 STEP_PAGES = 1024
+CHECK_STEP = 100_000  # SQLite's instructions between two looks at the stop of a check
 
 
 class BackupError(Exception):
@@ -43,18 +45,23 @@ def _read_only(path: Path) -> contextlib.closing[sqlite3.Connection]:
     return contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True))
 
 
-def check_database(path: Path) -> list[str]:
-    """Problems PRAGMA integrity_check and foreign_key_check find (empty: healthy)."""
+def check_database(path: Path, stop: threading.Event | None = None) -> list[str]:
+    """Problems PRAGMA integrity_check and foreign_key_check find (empty: healthy);
+    BackupError once `stop` is set (the check of a large database takes seconds)."""
     if not path.is_file():
         raise BackupError(f"no database at {path}")
     try:
         with _read_only(path) as conn:
+            if stop is not None:  # SQLite asks between steps of its work, and stops on True
+                conn.set_progress_handler(stop.is_set, CHECK_STEP)
             problems = [row[0] for row in conn.execute("PRAGMA integrity_check")]
             if problems == ["ok"]:
                 problems = []
             for table, rowid, parent, _ in conn.execute("PRAGMA foreign_key_check"):
                 problems.append(f"{table} row {rowid}: no matching row in {parent}")
     except sqlite3.DatabaseError as error:
+        if stop is not None and stop.is_set():
+            raise BackupError(f"the check of {path} was stopped") from None
         return [f"not a usable SQLite database ({error})"]
     return problems
 
@@ -130,19 +137,28 @@ def is_database_file(path: Path, database: Path) -> bool:
 
 
 def make_backup(
-    database: Path, target: Path | None = None, *, stop: threading.Event | None = None
+    database: Path,
+    target: Path | None = None,
+    *,
+    stop: threading.Event | None = None,
+    prefix: str = "bot",
 ) -> Path:
-    """Back `database` up to `target` (a file, or a directory for a new timestamped file;
-    default: its backups/ directory) and check the copy, against `database` too; returns
-    its path. Setting `stop` ends the copy between two steps (BackupError)."""
+    """Back `database` up to `target` (a file, or a directory for a new timestamped file
+    named `prefix`-<time>.db; default: its backups/ directory) and check the copy, against
+    `database` too; returns its path. Setting `stop` ends the copy between two steps
+    (BackupError). Only the names of the scheduled backups (`prefix` "bot") are rotated."""
     if target is None or target.is_dir():
-        target = timestamped_path(target or database.parent / BACKUP_DIR)
+        target = timestamped_path(target or database.parent / BACKUP_DIR, prefix)
     # `backup data/bot.db` read as "back this file up" would replace the live database
     # (or its write-ahead log) under the running bot.
     if is_database_file(target, database):
         raise BackupError(f"{target} is the database itself; give another file or a directory")
     copy_database(database, target, stop)
-    problems = check_database(target)
+    try:
+        problems = check_database(target, stop)
+    except BackupError:
+        target.unlink(missing_ok=True)  # a copy not checked is no backup
+        raise
     if not problems and (copied := _shape(target)) != (source := _shape(database)):
         problems = [
             f"it has {copied[0]} tables at schema version {copied[1]}, "
@@ -169,9 +185,9 @@ def rotate_backups(directory: Path, keep: int) -> list[Path]:
     )
     old = backups[: max(len(backups) - keep, 0)]
     cutoff = time.time() - LEFTOVER_AGE
-    for path in directory.glob(".bot-*.db.tmp"):
+    for path in directory.glob(".*.db.tmp"):
         with contextlib.suppress(FileNotFoundError):  # another rotation took it
-            if _BACKUP_NAME.match(path.name[1:-4]) and path.stat().st_mtime < cutoff:
+            if _PARTIAL_NAME.match(path.name) and path.stat().st_mtime < cutoff:
                 old.append(path)
     for path in old:
         path.unlink(missing_ok=True)
@@ -228,7 +244,9 @@ def restore_backup(backup: Path, database: Path, memory_dir: Path) -> Path | Non
     if problems := check_database(backup):
         raise BackupError(f"{backup} failed its check: {problems[0]}")
     known = len(load_migrations(MIGRATIONS_DIR / "sqlite"))
-    if (version := schema_version(backup)) > known:
+    if (version := schema_version(backup)) == 0:  # the bot's first start migrates its own
+        raise BackupError(f"{backup} is not a backup of the bot's database (empty, or another's)")
+    if version > known:
         raise BackupError(
             f"{backup} has schema version {version}; this code knows up to {known} (upgrade first)"
         )

@@ -248,6 +248,7 @@ class Admin(commands.Cog):
         """Change the command prefix for this server (Manage Server)."""
         assert ctx.guild is not None
         prefix = validate_prefix(prefix)
+        await ctx.defer(ephemeral=True)  # the write may wait for another (SQLite has one writer)
         await self.bot.guild_settings.set_prefix(ctx.guild.id, prefix)
         await ctx.send(f"Prefix set to `{prefix}`.", ephemeral=True)
 

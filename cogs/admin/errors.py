@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import discord
 from discord import app_commands
@@ -26,6 +27,11 @@ def unwrap(error: BaseException) -> BaseException:
     return error
 
 
+# discord.py's words for an argument that is no number (`!queue abc`): the type's name
+# is a programmer's, not a user's.
+_NOT_A_NUMBER = re.compile(r'Converting to "int" failed for parameter "(\w+)"\.')
+
+
 def _perm_names(perms: list[str]) -> str:
     return ", ".join(p.replace("_", " ").replace("guild", "server").title() for p in perms)
 
@@ -34,6 +40,8 @@ def _input_error(error: commands.UserInputError | app_commands.TransformerError)
     """The error's text, the input it quotes cut to ECHO_LIMIT: discord.py's converters
     quote all of it (`Role "..." not found.`)."""
     text = str(error)
+    if match := _NOT_A_NUMBER.fullmatch(text):
+        return f"`{match[1]}` must be a whole number."
     argument = getattr(error, "argument", None)
     if isinstance(argument, str) and len(argument) > ECHO_LIMIT:
         text = text.replace(argument, truncate(argument, ECHO_LIMIT))

@@ -87,9 +87,10 @@ async def test_prefix_setting_survives_restart(
     interaction = await discord_fake.invoke_slash(
         guild.text, discord_fake.owner, "settings", {"prefix": "?"}, subcommand="prefix"
     )
-    response = await interaction.wait_response()
-    assert "Prefix set to `?`" in response["data"]["content"]
+    await interaction.wait_response()  # deferred: the write may wait for another
     assert interaction.ephemeral
+    (answer,) = await discord_fake.wait_for(lambda: interaction.followups, timeout=10)
+    assert answer.content == "Prefix set to `?`."
     await bot.close()
 
     await start_bot(settings)

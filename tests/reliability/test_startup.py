@@ -274,6 +274,25 @@ async def test_an_unreachable_discord_stops_the_start_with_one_line(
     assert "cannot reach Discord" in line
 
 
+async def test_names_in_dotenv_that_are_no_setting_are_named_in_one_warning(
+    tmp_path: Path, closed_port: int
+) -> None:
+    """Nothing reads them (`.env` is not the environment): a typo, or HTTPS_PROXY meant
+    for the process, was ignored without a word. Their values are not shown."""
+    (tmp_path / ".env").write_text(
+        "COMAND_PREFIX=?\nhttps_proxy=http://127.0.0.1:1\nGEMINI_APIKEY=hush-hush-key\n"
+    )
+    await refused_start(f"http://127.0.0.1:{closed_port}", tmp_path / "data")
+    output = (tmp_path / "bot.out").read_text()
+    warnings = [line for line in output.splitlines() if ".env" in line and " WARNING " in line]
+    assert len(warnings) == 1, output
+    assert warnings[0].endswith(
+        "ignored in .env, as no setting of the bot has the name (see .env.example):"
+        " COMAND_PREFIX, GEMINI_APIKEY, HTTPS_PROXY"
+    ), warnings[0]
+    assert "hush-hush-key" not in output
+
+
 async def test_a_rejected_token_stops_the_start_as_a_bad_setting_not_restarted(
     tmp_path: Path,
 ) -> None:

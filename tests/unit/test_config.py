@@ -195,6 +195,26 @@ def test_a_dotenv_saved_in_another_encoding_than_utf8_is_named_in_one_line(
     assert "hush-hush-secret" not in result.stdout
 
 
+def test_every_secret_setting_is_one_the_log_redacts() -> None:
+    secret = {
+        "discord_token": "t0ken",
+        "database_url": "postgresql://u:pw@host/db",
+        "gemini_api_key": "g-key",
+        "spotipy_client_secret": "s-secret",
+        "music_ytdlp_extractor_args": "youtube:po_token=p0",
+    }
+    settings = Settings(_env_file=None, spotipy_client_id="not-a-secret", **secret)  # pyright: ignore[reportCallIssue]
+    assert sorted(settings.secrets) == sorted(secret.values())
+
+
+def test_a_data_dir_that_is_a_file_is_named_as_such_in_one_line(tmp_path: Path) -> None:
+    """Not "Cannot use DATA_DIR=data: File exists", which did not say what was wrong."""
+    (tmp_path / "data").write_text("DATA_DIR names this file\n")
+    result = run_bot({"DISCORD_TOKEN": "hush-hush-secret"}, tmp_path)
+    assert result.returncode == 1
+    assert result.stderr == "Cannot use DATA_DIR=data: it is a file, not a directory\n"
+
+
 @pytest.mark.parametrize(
     ("shard_ids", "says"),
     [

@@ -151,7 +151,7 @@ async def test_restore_keeps_the_replaced_db_and_drops_memory_indexes(data_dir: 
     await ChatStore(db).add_turns(GUILD, 1, [Turn("user", 7, "alice", "before")])
     await db.close()
     assert await arun(data_dir, "backup") == 0
-    (backup,) = (data_dir / "backups").glob("bot-*.db")
+    (backup,) = (data_dir / "backups").glob("manual-*.db")
 
     db = await open_db(data_dir)
     await ChatStore(db).add_turns(GUILD, 1, [Turn("user", 7, "alice", "after")])
@@ -386,7 +386,7 @@ def test_cli_runs_without_a_discord_token_and_reports_by_exit_status(
     backed_up = cli("backup", str(tmp_path / "copy.db"))
     assert backed_up.returncode == 0 and (tmp_path / "copy.db").exists()
     into_dir = cli("backup", str(tmp_path))
-    assert into_dir.returncode == 0 and len(list(tmp_path.glob("bot-*.db"))) == 1
+    assert into_dir.returncode == 0 and len(list(tmp_path.glob("manual-*.db"))) == 1
     missing = cli("restore", str(tmp_path / "nope.db"))
     assert missing.returncode == 1
     assert missing.stderr.startswith("error: no database at") and "Traceback" not in missing.stderr
@@ -443,7 +443,7 @@ async def test_backup_restore_and_check_work_where_the_path_has_uri_characters(
     await ChatStore(db).add_turns(GUILD, 1, [Turn("user", 7, "alice", "kept")])
     await db.close()
     assert await arun(data_dir, "backup") == 0
-    (backup,) = (data_dir / "backups").glob("bot-*.db")
+    (backup,) = (data_dir / "backups").glob("manual-*.db")
     assert rows(backup, "SELECT content FROM ai_messages") == [("kept",)]
 
     db = await open_db(data_dir)

@@ -1,0 +1,34 @@
+"""How the bot reads what people type: prefixes in any letter case, arguments it cannot use."""
+
+from __future__ import annotations
+
+from tests.conftest import StartBot
+from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
+
+
+async def test_a_prefix_of_letters_works_in_any_case_as_command_names_do(
+    discord_fake: FakeDiscord, guild: FakeGuild, member: FakeUser, start_bot: StartBot
+) -> None:
+    """A phone capitalises the first letter of a message: `G!ping` for the prefix `g!`."""
+    await start_bot()
+    await discord_fake.send_message(guild.text, discord_fake.owner, "!settings prefix g!")
+    await discord_fake.wait_for_message(guild.text, predicate=lambda m: "g!" in m.content)
+    for n, typed in enumerate(("G!ping", "G!PING", "g!Ping")):
+        await discord_fake.send_message(guild.text, member, typed)
+        reply = await discord_fake.wait_for_message(guild.text, after=1 + n)
+        assert reply.content.startswith("Pong!"), typed
+
+
+async def test_a_number_argument_that_is_no_number_is_named_in_plain_words(
+    discord_fake: FakeDiscord, guild: FakeGuild, member: FakeUser, start_bot: StartBot
+) -> None:
+    """Not discord.py's `Converting to "int" failed for parameter "page".`"""
+    await start_bot()
+    asked = [
+        ("!queue abc", "`page` must be a whole number. Usage: `!queue [page=1]`"),
+        ("!volume 1e3", "`percent` must be a whole number. Usage: `!volume [percent]`"),
+    ]
+    for n, (typed, expected) in enumerate(asked):
+        await discord_fake.send_message(guild.text, member, typed)
+        reply = await discord_fake.wait_for_message(guild.text, after=n)
+        assert reply.content == expected
