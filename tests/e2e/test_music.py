@@ -375,7 +375,7 @@ async def test_bad_arguments_get_a_usage_error(world: World) -> None:
         return answer.content
 
     assert await prefix("!volume abc") == (
-        '`percent` must be a whole number. Usage: `!volume [percent]`'
+        "`percent` must be a whole number. Usage: `!volume [percent]`"
     )
     assert await prefix("!loop sometimes") == (
         '`mode` must be one of: off, track, queue. Usage: `!loop ["off"|"track"|"queue"]`'
