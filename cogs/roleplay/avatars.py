@@ -137,6 +137,9 @@ class AvatarFetcher:
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=aiohttp.ClientTimeout(total=FETCH_TIMEOUT),
+            # Bodies are read as sent, so none is asked for compressed (aiohttp asks for
+            # gzip by default): a server that compresses images would send no image.
+            headers={"Accept-Encoding": "identity"},
             auto_decompress=False,
         )
 

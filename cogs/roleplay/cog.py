@@ -31,7 +31,8 @@ from cogs.roleplay.characters import Character, CharacterStore, Profile
 from cogs.roleplay.errors import RoleplayError
 from utils.checks import needs_guild
 from utils.commands import list_subcommands
-from utils.text import truncate
+from utils.embeds import embed_text, send_embeds
+from utils.text import split_message, truncate
 
 if TYPE_CHECKING:
     from bot import Bot
@@ -191,14 +192,14 @@ class Roleplay(commands.Cog):
         if pages > 1:
             more = f" · /character list page:{page + 1} shows the next" if page < pages else ""
             embed.set_footer(text=f"Page {page}/{pages}{more}")
-        await ctx.send(embed=embed, allowed_mentions=discord.AllowedMentions.none())
+        await send_embeds(ctx, [embed])
 
     @character.command(name="show")
     @app_commands.describe(name="The character to show")
     async def show(self, ctx: Context, *, name: str) -> None:
         """Show a character's profile and avatar."""
         character = await self._get(ctx, name)
-        await ctx.send(**_card_message(character, attach=may_attach(ctx.channel)))
+        await _send_card(ctx, character)
 
     @character.command(name="export")
     @app_commands.describe(name="The character to export")
@@ -256,7 +257,7 @@ class Roleplay(commands.Cog):
 
     async def _announce(self, ctx: Context, character: Character, text: str) -> None:
         """Confirm with the character's card; its avatar attachment becomes the avatar's URL."""
-        message = await ctx.send(text, **_card_message(character, attach=may_attach(ctx.channel)))
+        message = await _send_card(ctx, character, text)
         if character.avatar is not None:
             await self.links.remember(character, message)
 
@@ -281,6 +282,21 @@ def _card_message(character: Character, *, attach: bool) -> dict:
         embed.set_thumbnail(url=f"attachment://{AVATAR_FILE}")
         sent["file"] = avatar_file(character)
     return sent
+
+
+async def _send_card(ctx: Context, character: Character, text: str = "") -> discord.Message:
+    """``text`` and the character's card, the avatar attached if the bot may attach files
+    here; the card as text where it may not embed (a typed command without Embed Links:
+    Discord would drop the card, and refuse a message left empty)."""
+    sent = _card_message(character, attach=may_attach(ctx.channel))
+    if ctx.interaction is not None or ctx.bot_permissions.embed_links:
+        return await ctx.send(text or None, **sent)
+    card = embed_text(sent.pop("embed"))
+    first, *rest = split_message(f"{text}\n{card}" if text else card)
+    message = await ctx.send(first, **sent)  # the avatar, if attached, with the first
+    for chunk in rest:
+        await ctx.send(chunk)
+    return message
 
 
 def _read_card(data: bytes) -> tuple[Profile, bytes | None]:

@@ -4,7 +4,9 @@
 whether a channel runs a scene and, for each message there, for the reply's
 `Direction`: the scene's system instruction, a `SceneSplitter` that cuts the script at
 speakers, and a `SceneSink` that sends each character's lines through the channel
-webhook with its name and avatar (narration as the bot). After each turn the scene's
+webhook with its name and avatar (narration as the bot; where slowmode holds the bot's
+own messages, narration and the turn limit's notice go through the webhook too, with the
+bot's name and avatar: slowmode spares webhooks). After each turn the scene's
 state is updated in the background through structured output, one update at a time
 per channel, so the reply never waits for it; an update goes only to the scene whose
 exchanges it read, never to one started in the channel since. Turns are counted once
@@ -31,7 +33,7 @@ import discord
 from discord.ext import commands
 
 from cogs.ai.directors import Direction
-from cogs.ai.replies import NO_PINGS, Sent
+from cogs.ai.replies import NO_PINGS, Sent, held_by_slowmode
 from cogs.ai.streaming import WRITING_MARKER, Editable
 from cogs.roleplay.avatar_links import AvatarLinks
 from cogs.roleplay.characters import CharacterStore
@@ -89,22 +91,35 @@ class SceneSink:
     """Sends each message of a scene turn as its speaker (a `streaming.Sink`)."""
 
     def __init__(
-        self, sender: WebhookSender, channel: Channel, avatars: dict[str, str | None]
+        self,
+        sender: WebhookSender,
+        channel: Channel,
+        avatars: dict[str, str | None],
+        *,
+        slowmode: bool = False,
     ) -> None:
         self.sender = sender
         self.channel = channel
         self.avatars = avatars  # character name -> avatar URL
+        self.slowmode = slowmode  # slowmode holds the bot's own messages in the channel
 
     async def send(self, content: str) -> _Line:
         speaker, text = speaker_of(content)
-        if speaker == NARRATOR or speaker not in self.avatars:
-            async with asyncio.timeout(DISCORD_TIMEOUT):
-                message = await self.channel.send(text, allowed_mentions=NO_PINGS)
-            return _Line(Sent(message))
-        avatar_url = self.avatars[speaker]
-        return _Line(
-            await self.sender.send(self.channel, text, name=speaker, avatar_url=avatar_url)
-        )
+        if speaker != NARRATOR and speaker in self.avatars:
+            avatar_url = self.avatars[speaker]
+            return _Line(
+                await self.sender.send(self.channel, text, name=speaker, avatar_url=avatar_url)
+            )
+        if self.slowmode:  # through the webhook, which slowmode spares, as the bot
+            me = self.channel.guild.me
+            return _Line(
+                await self.sender.send(
+                    self.channel, text, name=me.display_name, avatar_url=me.display_avatar.url
+                )
+            )
+        async with asyncio.timeout(DISCORD_TIMEOUT):
+            message = await self.channel.send(text, allowed_mentions=NO_PINGS)
+        return _Line(Sent(message))
 
 
 class SceneDirector:
@@ -154,6 +169,7 @@ class SceneDirector:
         world = scene.world or await self.scenes.world(scene.guild_id)
         where = f"#{channel.name} of the server {channel.guild.name}"
         said = f"{ctx.author.display_name}: {ctx.message.content}"
+        sink = SceneSink(self.sender, channel, avatars, slowmode=held_by_slowmode(ctx))
 
         async def after(text: str) -> None:
             self.update_later(scene, f"{said}\n{text}")
@@ -161,15 +177,11 @@ class SceneDirector:
             # Of this scene only: it may have ended, and another started, while it was written.
             if await self.scenes.count_turn(channel.id, scene.started_at) >= limit:
                 await self.end(scene.guild_id, channel.id)
-                async with asyncio.timeout(DISCORD_TIMEOUT):
-                    await channel.send(
-                        ENDED.format(turns=counted(limit, "turn")),
-                        allowed_mentions=NO_PINGS,
-                    )
+                await sink.send(ENDED.format(turns=counted(limit, "turn")))  # as narration
 
         return Direction(
             system=scene_instruction(cast, world, scene.state, where),
-            sink=SceneSink(self.sender, channel, avatars),
+            sink=sink,
             splitter=SceneSplitter(avatars, TEXT_LIMIT, WRITING_MARKER),
             after=after,
         )

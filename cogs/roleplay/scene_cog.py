@@ -30,6 +30,7 @@ from cogs.roleplay.webhook_names import TEXT_LIMIT
 from cogs.roleplay.webhooks import DISCORD_TIMEOUT, NO_PINGS, Channel, WebhookSender
 from utils.checks import needs_guild
 from utils.commands import list_subcommands
+from utils.embeds import send_embeds
 from utils.memory.chatlog import BOT_LABEL
 from utils.text import name_key, split_message, truncate
 
@@ -202,7 +203,10 @@ class Scenes(commands.Cog):
         """End the scene here (its owner, or Manage Messages)."""
         scene = await self._changeable(ctx)
         await self.director.end(scene.guild_id, scene.channel_id)
-        await ctx.send("🎬 The scene has ended. I answer here only when asked again.")
+        if self.bot.chats.prefs.autoresponds(scene.channel_id):
+            await ctx.send("🎬 The scene has ended. Auto-respond is on: I answer every message.")
+        else:
+            await ctx.send("🎬 The scene has ended. I answer here only when asked again.")
 
     @scene.group(name="state", fallback="show")
     async def state(self, ctx: Context) -> None:
@@ -212,7 +216,7 @@ class Scenes(commands.Cog):
         embed = discord.Embed(
             title=f"Scene state (turn {scene.turns})", description=truncate(shown, 4000)
         )
-        await ctx.send(embed=embed, allowed_mentions=NO_PINGS)
+        await send_embeds(ctx, [embed])
 
     @state.command(name="set")
     @app_commands.describe(

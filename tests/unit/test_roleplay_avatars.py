@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import gzip
 import io
 import ipaddress
 import socket
@@ -123,6 +124,12 @@ class Site:
             for _ in range(MAX_DOWNLOAD // 65536 + 2):
                 await response.write(b"\0" * 65536)
             return response
+        if request.path == "/compressing.png" and "gzip" in request.headers.get(
+            "Accept-Encoding", ""
+        ):  # a server that compresses whatever the client says it accepts
+            body = gzip.compress(image())
+            headers = {"Content-Type": "image/png", "Content-Encoding": "gzip"}
+            return web.Response(body=body, headers=headers)
         if request.path == "/text":
             return web.Response(text="<html>hi</html>", content_type="text/html")
         if request.path == "/fake.png":
@@ -158,6 +165,15 @@ async def test_a_public_https_image_is_fetched_and_shrunk(
     png = await fetcher.fetch(f"{public.url}/a.png")
     with Image.open(io.BytesIO(png)) as stored:
         assert stored.format == "PNG" and stored.size == (MAX_SIDE, MAX_SIDE // 2)
+
+
+async def test_a_server_that_compresses_what_the_client_accepts_sends_the_image_as_is(
+    fetcher: AvatarFetcher, sites: tuple[Site, Site]
+) -> None:
+    """Downloads are not decompressed (the size limit counts what is stored), so none is
+    asked for: else such a server's image would be refused as "not an image"."""
+    public, _ = sites
+    await fetcher.fetch(f"{public.url}/compressing.png")
 
 
 async def test_a_redirect_to_another_public_path_is_followed(

@@ -1,0 +1,103 @@
+"""Roleplay where the channel's settings get in the way: slowmode in a scene's channel,
+a channel where the bot may not embed, auto-respond. The real bot against the fake
+Discord and the fake Gemini."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import discord
+
+from config import Settings
+from tests.conftest import BASIC, StartBot
+from tests.e2e.test_roleplay_scenes import MANAGE_WEBHOOKS, World
+from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
+from tests.fakes.gemini_server import FakeGemini
+
+EMBED_LINKS = discord.Permissions(embed_links=True).value
+
+
+async def test_under_slowmode_narration_and_the_last_turns_notice_come_at_once(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """Slowmode holds the bot's own messages (it may not manage messages here), not its
+    webhook's: narration and the notice that the scene reached its limit go through the
+    webhook too, under the bot's name, rather than wait out the slowmode (or fail)."""
+    world = World(discord_fake, gemini_fake, guild, member)
+    guild.text.rate_limit_per_user = 600
+    guild.add_member(discord_fake.bot_user, permissions=BASIC | MANAGE_WEBHOOKS)
+    await start_bot(ai_settings(rp_max_scene_turns=2))
+    await world.character("Aria")
+    await world.character("Bren")
+    await discord_fake.send_message(guild.text, member, "!scene start Aria, Bren")
+    await discord_fake.wait_for_message(guild.text, predicate=lambda m: "begins" in m.content)
+
+    for said in ("one", "two"):  # the bot's answer above started the slowmode's wait
+        aria, bren, narration = await world.play(said)
+        assert aria.content == f"Welcome, traveller ({said})."
+        assert narration.author.name == discord_fake.bot_user.name
+        assert narration.webhook_id == aria.webhook_id == bren.webhook_id
+        assert narration.webhook_id is not None
+    ended = await discord_fake.wait_for_message(
+        guild.text, predicate=lambda m: "limit of 2 turns" in m.content
+    )
+    assert (ended.author.name, ended.webhook_id) == (discord_fake.bot_user.name, aria.webhook_id)
+
+
+async def test_a_channel_where_the_bot_may_not_embed_gets_characters_and_state_as_text(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """Without Embed Links Discord drops a message's embeds and refuses the empty rest:
+    typed `!character list`, `!character show` and `!scene state` answer in plain text."""
+    guild.add_member(discord_fake.bot_user, permissions=BASIC | MANAGE_WEBHOOKS)
+    guild.set_overwrite(guild.text, discord_fake.bot_user.id, deny=EMBED_LINKS, member=True)
+    await start_bot(ai_settings())
+    owner = discord_fake.owner
+
+    async def typed(text: str) -> str:
+        """The bot's answer to `text` (each answer here is one message)."""
+        before = len(discord_fake.messages_in(guild.text))
+        await discord_fake.send_message(guild.text, owner, text)
+        return (await discord_fake.wait_for_message(guild.text, after=before)).content
+
+    card = f"**Aria**\nAria of the valley.\n**Created by**: <@{owner.id}>"
+    created = await typed('!character create Aria "Aria of the valley."')
+    assert created == f"Created **Aria**.\n{card}"
+    assert await typed("!character list") == f"**Characters (1/50)**\n**Aria** by <@{owner.id}>"
+    assert await typed("!character show Aria") == card
+    assert "A scene begins" in await typed("!scene start Aria")
+    state = await typed("!scene state")
+    assert state == "**Scene state (turn 0)**\nNothing established yet: it fills in as you play."
+    assert not any(m.embeds for m in discord_fake.messages_in(guild.text.id, from_bot=True))
+
+
+async def test_a_scene_ended_where_auto_respond_is_on_says_every_message_is_answered(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """Not "only when asked again": auto-respond answers every message there once more."""
+    world = World(discord_fake, gemini_fake, guild, member)
+    await start_bot(ai_settings())
+    autorespond = await discord_fake.invoke_slash(
+        guild.text, discord_fake.owner, "ai", {"mode": "on"}, subcommand="autorespond"
+    )
+    assert "Auto-respond is on" in (await autorespond.wait_response())["data"]["content"]
+    await world.character("Aria")
+    await world.slash(member, "start", characters="Aria")
+
+    ended = await world.slash(member, "end")
+    assert ended.content == "🎬 The scene has ended. Auto-respond is on: I answer every message."
