@@ -25,6 +25,7 @@ from utils.checks import (
     readable,
 )
 from utils.commands import list_subcommands
+from utils.embeds import send_embeds
 from utils.errors import BotError
 from utils.text import ECHO_LIMIT, counted, split_message, truncate
 from utils.tools import SWITCHABLE, Family
@@ -174,15 +175,17 @@ class AISettings(commands.Cog, name="AI settings"):
                 await self.bot.chats.prefs.set_guild_tools(
                     ctx.guild.id, frozenset(f.value for f in on if f in SWITCHABLE)
                 )
-        await ctx.send(embed=tools_embed(on, enabled), ephemeral=True)
+        await send_embeds(ctx, [tools_embed(on, enabled)], ephemeral=True)
 
     @ai_group.command(name="audit")
     @guild_permissions(manage_guild=True)
     async def ai_audit(self, ctx: Context) -> None:
         """What the AI's tools changed here lately, who asked and how it went (Manage Server)."""
         assert ctx.guild is not None
-        actions = await self.chat.audit.recent(ctx.guild.id, 15)
-        await ctx.send(embed=audit_embed(actions), ephemeral=True, allowed_mentions=NO_PINGS)
+        done = await self.chat.audit.recent(ctx.guild.id, 15, ok=True)
+        refused = await self.chat.audit.recent(ctx.guild.id, 5, ok=False)
+        # Its mentions ping nobody (the bot-wide AllowedMentions), as text too.
+        await send_embeds(ctx, [audit_embed(done, refused)], ephemeral=True)
 
     @ai_group.command(name="model")
     @guild_permissions(manage_guild=True)

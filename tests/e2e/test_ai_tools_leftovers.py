@@ -1,6 +1,6 @@
 """AI tools where Discord's rules are less obvious: threads in an announcement channel, a
-server change whose outcome is unknown. The real bot, google-genai and discord.py against
-the fakes."""
+server change whose outcome is unknown, the tool commands where the bot may not embed.
+The real bot, google-genai and discord.py against the fakes."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from tests.conftest import StartBot
 from tests.e2e.test_ai_tools_server import UNLIMITED, responses, server_on, slash
 from tests.e2e.test_ai_tools_server import mod as mod  # a fixture
 from tests.e2e.test_ai_tools_server import run as run  # a fixture
+from tests.e2e.test_music_memory_without_embed_links import answer, deny_embeds
 from tests.fakes.discord_models import NEWS_CHANNEL, NEWS_THREAD
 from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.gemini_server import FakeGemini
@@ -103,4 +104,27 @@ async def test_a_change_discord_failed_to_confirm_is_not_called_made(
     assert again == {"refused": UNKNOWN_REPEATED}
     assert [c.name for c in guild.channels.values()].count("events") == 1
     audit = await slash(discord_fake, guild, discord_fake.owner, "audit")
-    assert "Discord error 503 (may have been done)" in audit["data"]["embeds"][0]["description"]
+    (failed,) = audit["data"]["embeds"][0]["fields"]
+    assert "Discord error 503 (may have been done)" in failed["value"]
+
+
+async def test_prefix_audit_and_tools_answer_in_text_where_the_bot_may_not_embed(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    mod: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+    run: Callable[..., Any],
+) -> None:
+    """Without Embed Links Discord drops a message's embeds and refuses the empty rest:
+    `!ai audit` and `!ai tools` said nothing there."""
+    bot = await start_bot(ai_settings(**UNLIMITED))
+    await server_on(discord_fake, guild)
+    await run(mod, [("create_channel", {"name": "games"})])
+    await deny_embeds(discord_fake, guild, bot)
+
+    owner = discord_fake.owner
+    audit = await answer(discord_fake, guild, owner, "!ai audit", "**What AI tools did here**\n")
+    assert "✅ 📁 created #games" in audit.content and not audit.embeds
+    tools = await answer(discord_fake, guild, owner, "!ai tools", "**AI tools in this server**\n")
+    assert "✅ **server**" in tools.content and not tools.embeds

@@ -15,7 +15,6 @@ from google.genai import types
 from pydantic import BaseModel
 
 from cogs.ai.tools import audit
-from cogs.ai.tools.info import TimeIn, current_time
 from cogs.ai.tools.settings import audit_embed, plain
 from cogs.ai.tools.toolbox import (
     MAX_CHANGES,
@@ -277,10 +276,10 @@ def test_audit_shows_what_the_model_chose_as_plain_text() -> None:
     arguments = json.dumps({"name": "[Verify your account](https://evil.example/login) **now**"})
     result = "refused: @everyone [x](https://evil.example)"
     action = audit.Action(1, 2, 3, "create_channel", arguments, result, False, 0.0)
-    description = audit_embed([action]).description or ""
+    shown_text = audit_embed([], [action]).fields[0].value or ""
 
-    assert "](https://evil.example" not in description  # no masked link to click
-    assert "\\*\\*now\\*\\*" in description and "@\u200beveryone" in description
+    assert "](https://evil.example" not in shown_text  # no masked link to click
+    assert "\\*\\*now\\*\\*" in shown_text and "@\u200beveryone" in shown_text
 
 
 def test_audit_shows_whole_lines_only() -> None:
@@ -290,7 +289,7 @@ def test_audit_shows_whole_lines_only() -> None:
         audit.Action(n, 2, 3, "create_role", arguments, result, True, 1_700_000_000 + n)
         for n in range(15)
     ]
-    lines = (audit_embed(actions).description or "").splitlines()
+    lines = (audit_embed(actions, []).description or "").splitlines()
 
     assert 10 <= len(lines) < 15
     assert [line.split(":")[1] for line in lines] == [
@@ -308,34 +307,28 @@ async def test_refused_calls_never_push_out_recorded_changes(
     await log.record(1, 2, 3, "create_role", '{"name": "mods"}', "created @mods", ok=True)
     for n in range(5):  # anyone can ask for what they may not do
         await log.record(1, 2, 4, "create_role", f'{{"name": "{n}"}}', "refused", ok=False)
-    kept = await log.recent(1, 100)
-    assert [(a.arguments, a.ok) for a in kept] == [
-        ('{"name": "4"}', False),
-        ('{"name": "3"}', False),
-        ('{"name": "mods"}', True),
+    assert [a.arguments for a in await log.recent(1, 100, ok=False)] == [
+        '{"name": "4"}',
+        '{"name": "3"}',
     ]
+    assert [a.arguments for a in await log.recent(1, 100, ok=True)] == ['{"name": "mods"}']
 
     for n in range(3):
         await log.record(1, 2, 3, "pin_message", f'{{"message_id": {n}}}', "pinned", ok=True)
-    assert [a.tool for a in await log.recent(1, 100) if a.ok] == ["pin_message"] * 3
+    assert [a.tool for a in await log.recent(1, 100, ok=True)] == ["pin_message"] * 3
 
 
-@pytest.mark.parametrize(
-    ("asked", "zone"),
-    [("utc", "UTC"), ("europe/paris", "Europe/Paris"), ("AMERICA/NEW_YORK", "America/New_York")],
-)
-async def test_a_time_zone_in_other_letter_case_is_known(asked: str, zone: str) -> None:
-    """The model passes zones as people write them: "utc" or "europe/paris" were
-    refused as unknown, though only their letter case differs from the IANA name."""
-    done = await current_time(cast(Asker, None), TimeIn(timezone=asked))
-    assert done.result["timezone"] == zone
+def test_the_longest_refused_calls_fit_the_embed() -> None:
+    """Refused calls are shown apart, under the changes; whatever the model chose, at
+    least the newest is shown whole, and the embed stays within Discord's limits."""
+    worst = "_" * 500  # each character escaped: the longest text shown
+    made = [audit.Action(n, 2**63, 2**63, "x" * 30, worst, worst, True, 1e10) for n in range(15)]
+    refused = [audit.Action(n, 2**63, 2**63, "x" * 30, worst, worst, False, 1e10) for n in range(5)]
+    embed = audit_embed(made, refused)
 
-
-@pytest.mark.parametrize("asked", ["mars/olympus", "localtime", "../../etc/passwd"])
-async def test_a_time_zone_that_is_not_an_iana_name_is_refused(asked: str) -> None:
-    """Not "localtime" either: the host's own zone, which says where the bot runs."""
-    with pytest.raises(ToolRefused, match="not a time zone I know"):
-        await current_time(cast(Asker, None), TimeIn(timezone=asked))
+    (field,) = embed.fields
+    assert field.value and len(field.value) <= 1024 and len(embed) <= 6000
+    assert len(embed.description or "") <= 4096
 
 
 async def test_a_family_switched_off_while_a_reply_runs_refuses_its_next_calls() -> None:

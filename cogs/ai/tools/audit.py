@@ -57,11 +57,12 @@ class ToolAudit:
                 (guild_id, int(ok), guild_id, int(ok), KEEP if ok else KEEP_FAILED),
             )
 
-    async def recent(self, guild_id: int, limit: int) -> list[Action]:
+    async def recent(self, guild_id: int, limit: int, *, ok: bool) -> list[Action]:
+        """The newest `limit` calls that went through (`ok`), or else refused or failed."""
         rows = await self.db.fetchall(
             "SELECT id, channel_id, user_id, tool, arguments, result, ok, created_at "
-            "FROM ai_tool_actions WHERE guild_id = ? ORDER BY id DESC LIMIT ?",
-            (guild_id, limit),
+            "FROM ai_tool_actions WHERE guild_id = ? AND ok = ? ORDER BY id DESC LIMIT ?",
+            (guild_id, int(ok), limit),
         )
         return [Action(*row) for row in rows]
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import discord
@@ -15,6 +16,9 @@ from pydantic import BaseModel, Field
 from utils.tools import Asker, Done, Family, NoArguments, Tool, ToolRefused
 
 MAX_CHANNELS = 50
+# An offset from UTC as people write it: "UTC+2", "GMT-5", "UTC+05:30", "+0200".
+_OFFSET = re.compile(r"(?:utc|gmt)?\s*([+\-\u2212])\s*(\d{1,2})(?::?(\d{2}))?")
+MAX_OFFSET = timedelta(hours=14)  # the furthest any place is from UTC (Kiribati)
 
 
 async def server_info(asker: Asker, _: NoArguments) -> Done:
@@ -73,7 +77,10 @@ class TimeIn(BaseModel):
     timezone: str = Field(
         default="UTC",
         max_length=64,  # the longest IANA name has 32 characters
-        description="An IANA time zone such as Europe/Paris or America/New_York",
+        description=(
+            "An IANA time zone such as Europe/Paris or America/New_York, or an offset from "
+            "UTC such as UTC+2 or UTC-05:30"
+        ),
     )
 
 
@@ -84,14 +91,34 @@ def _zone_names() -> dict[str, str]:
     return {name.lower(): name for name in available_timezones() if name != "localtime"}
 
 
+def _offset(asked: str) -> timezone | None:
+    """The fixed offset `asked` writes ("UTC+2" is two hours ahead, unlike the IANA name
+    Etc/GMT+2, which is two hours behind), or None if it writes none."""
+    if (match := _OFFSET.fullmatch(asked)) is None:
+        return None
+    sign, hours, minutes = match.groups()
+    if int(minutes or 0) >= 60:
+        return None
+    offset = timedelta(hours=int(hours), minutes=int(minutes or 0))
+    return timezone(offset if sign == "+" else -offset) if offset <= MAX_OFFSET else None
+
+
 async def current_time(_: Asker, args: TimeIn) -> Done:
-    try:
-        # The first call reads the zone files: not on the event loop.
-        zone = ZoneInfo((await asyncio.to_thread(_zone_names))[args.timezone.strip().lower()])
-    except (KeyError, ZoneInfoNotFoundError) as error:
-        raise ToolRefused(f"{args.timezone!r} is not a time zone I know.") from error
+    """The time in a zone or at an offset, with the zone's offset from UTC (so Etc/GMT+2
+    reads as the UTC-02:00 it is)."""
+    asked = args.timezone.strip().lower()
+    zone: tzinfo | None = _offset(asked)
+    if zone is None:
+        try:
+            # The first call reads the zone files: not on the event loop.
+            zone = ZoneInfo((await asyncio.to_thread(_zone_names))[asked])
+        except (KeyError, ZoneInfoNotFoundError) as error:
+            raise ToolRefused(f"{args.timezone!r} is not a time zone I know.") from error
     now = datetime.now(UTC).astimezone(zone)
-    return Done({"timezone": str(zone), "time": now.strftime("%A %d %B %Y, %H:%M")})
+    offset = str(timezone(now.utcoffset() or timedelta()))
+    return Done(
+        {"timezone": str(zone), "utc_offset": offset, "time": now.strftime("%A %d %B %Y, %H:%M")}
+    )
 
 
 TOOLS: list[Tool] = [

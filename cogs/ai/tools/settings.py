@@ -8,7 +8,8 @@ from cogs.ai.tools.audit import Action
 from utils.text import truncate
 from utils.tools import DEFAULT_FAMILIES, SWITCHABLE, Family
 
-MAX_DESCRIPTION = 4000  # characters of the audit shown (an embed's description holds 4096)
+MAX_DESCRIPTION = 4000  # characters of the changes shown (an embed's description holds 4096)
+MAX_FIELD = 1000  # characters of the refused calls shown (a field holds 1024)
 
 # What each switch covers, as `/ai tools` shows it.
 FAMILY_HELP = {
@@ -44,13 +45,21 @@ def tools_embed(on: frozenset[Family], enabled: bool) -> discord.Embed:
     return embed
 
 
-def audit_embed(actions: list[Action]) -> discord.Embed:
-    """The recent actions, one a line, as many whole lines as the embed holds; their
-    arguments and results (which the model and so anyone asking chose) shown as plain
-    text: no masked links, formatting or mentions."""
+def audit_embed(done: list[Action], refused: list[Action]) -> discord.Embed:
+    """The recent changes made, then apart the newest calls refused or failed (a flood of
+    them, which anyone can cause, hides no change). One a line, as many whole lines as
+    the embed holds; their arguments and results (which the model and so anyone asking
+    chose) shown as plain text: no masked links, formatting or mentions."""
     embed = discord.Embed(title="What AI tools did here", colour=discord.Colour.blurple())
+    embed.description = _lines(done, MAX_DESCRIPTION) or "No tool has changed anything yet."
+    if refused:
+        embed.add_field(name="Refused or failed", value=_lines(refused, MAX_FIELD), inline=False)
+    return embed
+
+
+def _lines(actions: list[Action], room: int) -> str:
+    """`actions`, one a line, newest first, as many whole lines as `room` characters hold."""
     lines: list[str] = []
-    room = MAX_DESCRIPTION
     for a in actions:
         line = (
             f"<t:{int(a.created_at)}:R> <@{a.user_id}> in <#{a.channel_id}>: `{a.tool}` "
@@ -60,8 +69,7 @@ def audit_embed(actions: list[Action]) -> discord.Embed:
         if room < 0:  # a line cut short could end inside a timestamp or a mention
             break
         lines.append(line)
-    embed.description = "\n".join(lines) or "No tool has changed anything yet."
-    return embed
+    return "\n".join(lines)
 
 
 def plain(text: str) -> str:
