@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from utils.memory.recall import MemoryLoading
 from utils.memory.records import age_text
 from utils.tools import Asker, Done, Family, Tool
 
@@ -46,6 +47,10 @@ def tools(cog: MemoryCog) -> list[Tool[Any]]:
     """The memory tools, bound to the cog whose commands they share."""
 
     async def remember(asker: Asker, args: RememberIn) -> Done:
+        # Like recall, not kept waiting for a model still loading after a start (/memory
+        # add waits: a command deferred has minutes, a tool call its timeout).
+        if not await cog.service.runtime.model_loaded():
+            raise MemoryLoading
         # Said in the conversation of the asker's channel: only its readers recall it.
         memory = await cog.remember(asker.guild, asker.user, args.fact, asker.channel.id)
         return Done({"remembered": True, "memory_id": memory.id}, note="🧠 remembered")

@@ -23,6 +23,7 @@ from tests.e2e.test_memory import slash
 from tests.fakes.discord_models import PRIVATE_THREAD
 from tests.fakes.discord_server import FakeChannel, FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.gemini_server import FakeGemini
+from tests.unit.test_memory_startup import SlowLoading
 from utils.memory.records import Scope
 
 
@@ -252,6 +253,31 @@ async def test_remember_shares_the_memory_add_limit(
     slowed = await slash(discord_fake, guild.text, member, "add", fact="and another")
     assert slowed["content"].startswith("Slow down: try again in ")
     assert len(await facts(bot, Scope("guild", guild.id), member)) == 10
+
+
+async def test_remember_while_the_model_loads_after_a_restart_says_so_at_once(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    settings: Callable[..., Settings],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As recall does: not kept waiting past the tool's timeout, then "took too long"."""
+    slow = SlowLoading()
+    monkeypatch.setattr("utils.memory.service.make_embedder", lambda name: slow)
+    try:
+        bot = await start_bot(settings(memory_model_wait=0.1))
+        [(_, answered)], _ = await call(
+            discord_fake, gemini_fake, guild.text, member, [("remember", {"fact": "I like jazz"})]
+        )
+        assert answered == {
+            "error": "My memory is still loading after a restart; ask again in a minute."
+        }
+        assert await facts(bot, Scope("guild", guild.id), member) == []
+    finally:
+        slow.release.set()
 
 
 async def test_another_members_memory_in_the_prompt_withholds_actions(

@@ -60,3 +60,31 @@ async def test_an_index_evicted_and_saved_while_its_guild_goes_leaves_no_file(
     release.set()
     await service.indexes.close()  # waits for the saves under way
     assert not service.indexes.path(GUILD_A).exists()
+
+
+async def test_an_index_loading_while_its_guild_goes_does_not_come_back(
+    make_service: MakeService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loaded from its file and checked against the database just before the guild
+    went, its vectors would stay in memory, to be saved again once it changed."""
+    earlier = await make_service()
+    await earlier.add_fact(GUILD_A, ALICE, "alice", "My PIN is 4821.")
+    await earlier.close()  # saved, and loaded by no one
+    service = await make_service()
+    checking, release = threading.Event(), threading.Event()
+    ids = index.VectorIndex.ids
+
+    def held(self: index.VectorIndex) -> Any:
+        checking.set()
+        release.wait()
+        return ids(self)
+
+    monkeypatch.setattr(index.VectorIndex, "ids", held)
+    loading = asyncio.create_task(service.indexes.get(GUILD_A))  # a recall there
+    await asyncio.to_thread(checking.wait)
+    assert await service.delete_guild(GUILD_A.id) == 1  # the bot left while it loaded
+    release.set()
+    (await loading).dirty = True  # say a memory was added to it meanwhile
+    assert service.indexes.loaded(GUILD_A) is None
+    await service.indexes.save_dirty()
+    assert not service.indexes.path(GUILD_A).exists()

@@ -104,8 +104,12 @@ class ScopeIndexes:
             self._check_owned(scope)
             task = asyncio.create_task(self._load(scope), name=f"memory-load-{scope.key}")
             self._loading[scope] = task
-            task.add_done_callback(lambda _: self._loading.pop(scope, None))
+            task.add_done_callback(partial(self._loaded_by, scope))
         return await asyncio.shield(task)
+
+    def _loaded_by(self, scope: Scope, task: asyncio.Task[VectorIndex]) -> None:
+        if self._loading.get(scope) is task:  # not a later one's, after a discard
+            del self._loading[scope]
 
     async def rebuild(self, scope: Scope) -> VectorIndex:
         """Build the scope's index from the database alone, replace the loaded one and
@@ -135,7 +139,9 @@ class ScopeIndexes:
 
     async def discard(self, scope: Scope) -> None:
         """Forget a scope's index, in memory and on disk (its memories are gone); one
-        being saved meanwhile (periodically, or evicted) takes its file with it."""
+        being saved meanwhile (periodically, or evicted) takes its file with it, and one
+        being loaded is never kept."""
+        self._loading.pop(scope, None)
         gone = [index for place, index in self._saving.values() if place == scope]
         if (loaded := self._loaded.pop(scope, None)) is not None:
             gone.append(loaded)
@@ -178,6 +184,8 @@ class ScopeIndexes:
             index = await self._from_store(scope)
         else:
             await self._reconcile(scope, index)
+        if self._loading.get(scope) is not asyncio.current_task():
+            return index  # discarded meanwhile: for those waiting, never kept or saved
         self._loaded[scope] = index
         self._evict()
         return index

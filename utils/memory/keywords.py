@@ -68,7 +68,7 @@ class KeywordIndex(ABC):
     @abstractmethod
     async def unindexed(self, after: int, limit: int) -> list[int]:
         """Ids after `after`, in order, of memories that have no rows yet (stored before
-        the keyword index, or copied from another database)."""
+        the keyword index, copied from another database, or folded anew: migration 0024)."""
 
 
 class Fts5Index(KeywordIndex):

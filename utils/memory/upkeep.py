@@ -58,7 +58,7 @@ class Upkeep:
 
     async def _index_terms(self) -> None:
         """Give this process's memories that have no keyword rows theirs (stored before
-        the keyword index, or copied from another database)."""
+        the keyword index, copied from another database, or folded anew: migration 0024)."""
         done = after = 0
         try:
             while memories := await self.store.without_terms(after, _BATCH):
