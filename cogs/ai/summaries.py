@@ -30,6 +30,7 @@ RETRY_FIRST = 60.0
 RETRY_MAX = 3600.0
 BACKOFF_CHANNELS = 1000  # channels whose failed summaries are remembered
 SHARE = 4  # a summary takes at most this part of the context
+CHANGED = "The conversation changed while I summarised it, so the summary was not kept; try again."
 
 
 class Summaries:
@@ -106,10 +107,12 @@ class Summaries:
             del self._backoff[next(iter(self._backoff))]
 
     async def summarise(self, place: Place, *, everything: bool = False) -> bool:
-        """Fold older turns into the channel summary; False when there was nothing to fold.
+        """Fold older turns into the channel summary; False when there was nothing to fold
+        (or, in the background, when the conversation changed while the model wrote).
 
         Normally only the turns outside the context budget are folded; `everything`
-        folds all but the last exchange (for `/ai summarize`).
+        folds all but the last exchange (for `/ai summarize`, told by a BotError when
+        the conversation changed meanwhile).
         """
         guild_id, channel_id = place.guild_id, place.channel_id
         context = await self.store.context(
@@ -146,6 +149,8 @@ class Summaries:
         )
         if not saved:  # reset, or a message deleted, while the model wrote: it starts over
             log.info("the summary of channel %s is dropped: the conversation changed", channel_id)
+            if everything:  # `/ai summarize`: not "nothing to summarise", when there was
+                raise BotError(CHANGED)
             return False
         self._backoff.pop(channel_id, None)  # it works again (or `/ai summarize` did)
         log.info("summarised %d turns of channel %s", len(older), channel_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -12,6 +13,7 @@ from cogs.ai.summaries import Summaries
 from tests.conftest import eventually
 from tests.fakes.gemini_server import FakeGemini
 from utils.db import Database
+from utils.errors import BotError
 from utils.gemini import GeminiProvider
 from utils.reliability.circuit_breaker import CircuitBreaker
 from utils.usage import UsageStore
@@ -52,4 +54,28 @@ async def test_summarize_during_a_background_summary_waits_for_it_and_is_kept(
     assert prefs.summary == "SUMMARY: all but the last story."
     second = gemini_fake.requests[1].contents[0]["parts"][0]["text"]
     assert second.startswith("Earlier summary: SUMMARY: the early stories.")
+    await summaries.close()
+
+
+async def test_summarize_while_the_conversation_is_reset_says_so(
+    db: Database, gemini_fake: FakeGemini, provider: GeminiProvider
+) -> None:
+    """`/ai summarize` whose summary is dropped because the conversation was reset while
+    the model wrote it says so, not that there was nothing to summarise."""
+    store = ChatStore(db)
+    for i in range(3):
+        await store.add_turns(
+            PLACE.guild_id,
+            PLACE.channel_id,
+            [Turn("user", 7, "alice", f"story {i}"), Turn("model", 0, "ai", "ok")],
+        )
+    summaries = Summaries(provider, store, UsageStore(db))
+    gemini_fake.reply(["SUMMARY: the early stories."], chunk_delay=0.3)
+
+    asked = asyncio.create_task(summaries.now(PLACE))
+    await eventually(lambda: gemini_fake.requests)
+    await store.reset(PLACE.channel_id)
+    with pytest.raises(BotError, match="changed while I summarised it"):
+        await asked
+    assert (await store.prefs.channel(PLACE.channel_id)).summary is None
     await summaries.close()
