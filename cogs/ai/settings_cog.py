@@ -147,7 +147,7 @@ class AISettings(commands.Cog, name="AI settings"):
         if guild_id is not None:  # DMs are counted together: not one person's to see
             tokens = await self.bot.usage.tokens_today(guild_id)
             embed.add_field(name="Tokens today", value=f"{tokens:,}")
-        await ctx.send(embed=embed, ephemeral=True)
+        await send_embeds(ctx, [embed], ephemeral=True)
 
     @ai_group.command(name="tools")
     @commands.guild_only()

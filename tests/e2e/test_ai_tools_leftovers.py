@@ -117,7 +117,7 @@ async def test_prefix_audit_and_tools_answer_in_text_where_the_bot_may_not_embed
     run: Callable[..., Any],
 ) -> None:
     """Without Embed Links Discord drops a message's embeds and refuses the empty rest:
-    `!ai audit` and `!ai tools` said nothing there."""
+    `!ai audit`, `!ai tools` and `!ai status` said nothing there."""
     bot = await start_bot(ai_settings(**UNLIMITED))
     await server_on(discord_fake, guild)
     await run(mod, [("create_channel", {"name": "games"})])
@@ -128,3 +128,5 @@ async def test_prefix_audit_and_tools_answer_in_text_where_the_bot_may_not_embed
     assert "✅ 📁 created #games" in audit.content and not audit.embeds
     tools = await answer(discord_fake, guild, owner, "!ai tools", "**AI tools in this server**\n")
     assert "✅ **server**" in tools.content and not tools.embeds
+    status = await answer(discord_fake, guild, owner, "!ai status", "**AI status**\n")
+    assert "**Auto-respond**: off" in status.content and not status.embeds
