@@ -7,7 +7,8 @@ and its attachment URL (:class:`~cogs.roleplay.characters.AvatarLink`). Discord'
 attachment URLs are signed and expire (``ex=``: a hex unix time), so
 :meth:`AvatarLinks.avatar_url` hands out the stored URL while it is good, else asks
 Discord for the message again (which returns freshly signed URLs), else, when the
-message is gone, uploads the avatar again in the channel it is needed in.
+message is gone, uploads the avatar again in the channel it is needed in (through the
+channel's webhook where slowmode would hold the bot's own message).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ import aiohttp
 import discord
 
 from cogs.roleplay.characters import AvatarLink, Character, CharacterStore
-from cogs.roleplay.webhooks import DISCORD_TIMEOUT
+from cogs.roleplay.webhooks import DISCORD_TIMEOUT, Channel, WebhookSender
+from utils.errors import BotError
 
 if TYPE_CHECKING:
     from bot import Bot
@@ -82,14 +84,16 @@ class AvatarLinks:
             await self.store.set_link(character, link)
 
     async def avatar_url(
-        self, character: Character, channel: discord.abc.Messageable
+        self, character: Character, channel: Channel, *, sender: WebhookSender | None = None
     ) -> str | None:
         """A URL of the character's avatar that works now; None without an avatar, or
         when it cannot be uploaded again or Discord fails (the webhook's own avatar is
         shown then).
 
         ``channel`` is where the avatar is uploaded again if its message is gone
-        (the scene's channel, say); that costs one visible bot message.
+        (the scene's channel, say); that costs one visible bot message. Through
+        ``sender``'s webhook, as the bot, where given: where slowmode holds the bot's
+        own messages (not the webhook's), the turn does not wait for it.
         """
         if character.avatar is None:
             return None
@@ -99,7 +103,13 @@ class AvatarLinks:
         if link is not None:
             try:
                 fresh = await self._refetch(link)
-            except (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError) as error:
+            except (
+                discord.HTTPException,
+                discord.RateLimited,
+                aiohttp.ClientError,
+                OSError,
+                TimeoutError,
+            ) as error:
                 # Discord failing for now (a 5xx, a long rate limit, a connection reset):
                 # the character speaks all the same, with the old URL while it works, and
                 # no copy is posted.
@@ -110,21 +120,45 @@ class AvatarLinks:
                 return fresh.url
         if not may_attach(channel):  # else refused again on every turn
             return None
+        text = f"Avatar of **{discord.utils.escape_markdown(character.name)}**"
         try:
-            async with asyncio.timeout(DISCORD_TIMEOUT):
-                message = await channel.send(
-                    f"Avatar of **{discord.utils.escape_markdown(character.name)}**",
-                    file=avatar_file(character),
-                    silent=True,
-                    allowed_mentions=discord.AllowedMentions.none(),
-                )
-        except (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError) as error:
-            # no Attach Files there, say, or the connection reset
+            message = await self._upload(character, channel, text, sender)
+        except (
+            discord.HTTPException,
+            discord.RateLimited,  # a long slowmode, say
+            aiohttp.ClientError,
+            OSError,
+            TimeoutError,
+            BotError,
+        ) as error:  # no Attach Files there, say, a connection reset, a webhook moved
             log.warning("could not upload the avatar of character %s: %s", character.id, error)
             return None
         fresh = link_of(message)
         await self.store.set_link(character, fresh)
         return fresh.url if fresh is not None else None
+
+    async def _upload(
+        self, character: Character, channel: Channel, text: str, sender: WebhookSender | None
+    ) -> discord.Message:
+        if sender is not None:
+            me = channel.guild.me
+            spoken = await sender.send(
+                channel,
+                text,
+                name=me.display_name,
+                avatar_url=me.display_avatar.url,
+                file=avatar_file(character),
+                silent=True,
+            )
+            assert spoken.message is not None
+            return spoken.message
+        async with asyncio.timeout(DISCORD_TIMEOUT):
+            return await channel.send(
+                text,
+                file=avatar_file(character),
+                silent=True,
+                allowed_mentions=discord.AllowedMentions.none(),
+            )
 
     def _fresh(self, url: str) -> bool:
         expiry = expires_at(url)

@@ -54,7 +54,7 @@ class Profile:
         if not key:  # nothing visible: "" or only zero-width characters
             raise RoleplayError("A character needs a name.")
         if len(name) > MAX_NAME:
-            raise RoleplayError(f"Keep the name under {MAX_NAME} characters.")
+            raise RoleplayError(f"Keep the name to {MAX_NAME} characters at most.")
         if ":" in key:  # scenes are written as "Name: line"
             raise RoleplayError("A name can't contain a colon (`:`).")
         if key == name_key(NARRATOR):  # "Narrator:" lines are the bot's own narration

@@ -206,6 +206,11 @@ class Roleplay(commands.Cog):
     async def export(self, ctx: Context, *, name: str) -> None:
         """Download a character as a SillyTavern card (PNG with its avatar, else JSON)."""
         character = await self._get(ctx, name)
+        if ctx.interaction is None and not may_attach(ctx.channel):  # else Discord refuses
+            raise RoleplayError(
+                "I need the **Attach Files** permission here to send the card of "
+                f"**{_md(character.name)}**."
+            )
         await ctx.defer()
         stem = "".join(c for c in character.name if c.isalnum() or c in " -_").strip() or "card"
         if character.avatar is None:

@@ -164,12 +164,16 @@ class SceneDirector:
             raise RoleplayError(CAST_GONE)
         # At once, not one after another: each may wait on Discord (a renewal, an upload)
         # before the reply starts, and a cast is at most MAX_CAST characters.
-        urls = await asyncio.gather(*(self.links.avatar_url(c, channel) for c in cast))
+        slowmode = held_by_slowmode(ctx)
+        through = self.sender if slowmode else None  # an avatar uploaded again, say
+        urls = await asyncio.gather(
+            *(self.links.avatar_url(c, channel, sender=through) for c in cast)
+        )
         avatars = {c.name: url for c, url in zip(cast, urls, strict=True)}
         world = scene.world or await self.scenes.world(scene.guild_id)
         where = f"#{channel.name} of the server {channel.guild.name}"
         said = f"{ctx.author.display_name}: {ctx.message.content}"
-        sink = SceneSink(self.sender, channel, avatars, slowmode=held_by_slowmode(ctx))
+        sink = SceneSink(self.sender, channel, avatars, slowmode=slowmode)
 
         async def after(text: str) -> None:
             self.update_later(scene, f"{said}\n{text}")

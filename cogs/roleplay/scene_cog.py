@@ -19,12 +19,13 @@ from discord.ext import commands
 
 from cogs.ai.cog import NOT_CONFIGURED
 from cogs.ai.records import Turn
+from cogs.ai.replies import held_by_slowmode
 from cogs.roleplay.avatar_links import AvatarLinks
 from cogs.roleplay.characters import Character, CharacterStore
 from cogs.roleplay.director import CAST_GONE, SceneDirector, may_write
 from cogs.roleplay.errors import RoleplayError
 from cogs.roleplay.scene_prompt import WORLD_CHARS, fill
-from cogs.roleplay.scene_state import CLEAR, MAX_FACT, noted, render, set_fact
+from cogs.roleplay.scene_state import CLEAR, MAX_FACT, MAX_NAME, noted, render, set_fact
 from cogs.roleplay.scenes import Scene, SceneStore
 from cogs.roleplay.webhook_names import TEXT_LIMIT
 from cogs.roleplay.webhooks import DISCORD_TIMEOUT, NO_PINGS, Channel, WebhookSender
@@ -130,7 +131,7 @@ class Scenes(commands.Cog):
         if not names or len(names) > MAX_CAST:
             raise RoleplayError(f"Name one to {MAX_CAST} characters, separated by commas.")
         if world is not None and len(world) > WORLD_CHARS:
-            raise RoleplayError(f"Keep the world under {WORLD_CHARS:,} characters.")
+            raise RoleplayError(f"Keep the world to {WORLD_CHARS:,} characters at most.")
         found = [await self._character(ctx, name) for name in names]
         cast = list({c.id: c for c in found}.values())  # "Aria, aria" is Aria once
         await ctx.defer()
@@ -150,11 +151,12 @@ class Scenes(commands.Cog):
         """Each character's first message, as itself (a long one over several messages);
         the log keeps them whole for the model."""
         lines, last_id = [], None
+        through = self.sender if held_by_slowmode(ctx) else None  # see `avatar_url`
         for character in cast:
             first = fill(character.profile.first_message, character.name, ctx.author.display_name)
             if not first.strip():
                 continue
-            avatar_url = await self.links.avatar_url(character, channel)
+            avatar_url = await self.links.avatar_url(character, channel, sender=through)
             for text in split_message(first.strip(), TEXT_LIMIT):
                 spoken = await self.sender.send(
                     channel, text, name=character.name, avatar_url=avatar_url
@@ -234,8 +236,10 @@ class Scenes(commands.Cog):
             raise RoleplayError("Name the character, place or item whose fact you correct.")
         if not name_key(value):  # would note nothing, yet say "Noted"
             raise RoleplayError(f"Give the {fact}, or `{CLEAR}` to remove it.")
-        if len(value) > MAX_FACT or len(entity) > 64:
-            raise RoleplayError(f"Keep the name under 64 and the fact under {MAX_FACT} characters.")
+        if len(value) > MAX_FACT or len(entity) > MAX_NAME:
+            raise RoleplayError(
+                f"Keep the name to {MAX_NAME} and the fact to {MAX_FACT} characters at most."
+            )
         if value.strip() == CLEAR and not noted(scene.state, entity, fact):
             raise RoleplayError(f"**{_md(entity)}** has no {fact} noted: nothing to remove.")
         if not await self.scenes.change_state(
@@ -254,7 +258,7 @@ class Scenes(commands.Cog):
         assert ctx.guild is not None
         text = _given(text)  # a blank world is none, not an empty one
         if text is not None and len(text) > WORLD_CHARS:
-            raise RoleplayError(f"Keep the world under {WORLD_CHARS:,} characters.")
+            raise RoleplayError(f"Keep the world to {WORLD_CHARS:,} characters at most.")
         await self.scenes.set_world(ctx.guild.id, text)
         await ctx.send("The server's world is set." if text else "The server's world is cleared.")
 

@@ -122,11 +122,19 @@ class WebhookSender:
         )
 
     async def send(
-        self, channel: Channel, content: str, *, name: str, avatar_url: str | None
+        self,
+        channel: Channel,
+        content: str,
+        *,
+        name: str,
+        avatar_url: str | None,
+        file: discord.File | None = None,
+        silent: bool = False,
     ) -> SpokenMessage:
-        """Post `content` in `channel` (or thread) as the character `name`."""
+        """Post `content` in `channel` (or thread) as the character `name`, with `file`
+        attached, without a notification if `silent`."""
         spoken = SpokenMessage(self, channel, name, avatar_url)
-        spoken.message = await self._deliver(spoken, content)
+        spoken.message = await self._deliver(spoken, content, file, silent=silent)
         return spoken
 
     async def edit_after_restart(
@@ -155,23 +163,37 @@ class WebhookSender:
             if home == channel_id or (code == MAX_GUILD_WEBHOOKS and guild == guild_id):
                 self._without[home] = (self.clock(), code, guild)
 
-    async def _deliver(self, spoken: SpokenMessage, content: str) -> Spoken:
+    async def _deliver(
+        self,
+        spoken: SpokenMessage,
+        content: str,
+        file: discord.File | None = None,
+        *,
+        silent: bool = False,
+    ) -> Spoken:
         """A new message; a webhook someone deleted or moved away is replaced once."""
         try:
-            return await self._send_once(spoken, content)
+            return await self._send_once(spoken, content, file, silent)
         except discord.NotFound as error:
             if error.code != UNKNOWN_WEBHOOK:
                 raise
         except _Moved:
             pass
-        return await self._send_once(spoken, content)
+        return await self._send_once(spoken, content, file, silent)
 
-    async def _send_once(self, spoken: SpokenMessage, content: str) -> Spoken:
+    async def _send_once(
+        self, spoken: SpokenMessage, content: str, file: discord.File | None, silent: bool
+    ) -> Spoken:
         webhook = await self._webhook_for(spoken.channel)
+        if file is not None:
+            file.reset()  # read from its start again if a first try read it
         if webhook is None:
             async with asyncio.timeout(DISCORD_TIMEOUT):
                 return await spoken.channel.send(
-                    in_bold(spoken.name, content), allowed_mentions=NO_PINGS
+                    in_bold(spoken.name, content),
+                    file=file or discord.utils.MISSING,
+                    silent=silent,
+                    allowed_mentions=NO_PINGS,
                 )
         thread = spoken.channel if isinstance(spoken.channel, discord.Thread) else None
         try:
@@ -181,6 +203,8 @@ class WebhookSender:
                     username=webhook_username(spoken.name),
                     avatar_url=spoken.avatar_url or discord.utils.MISSING,
                     thread=thread or discord.utils.MISSING,
+                    file=file or discord.utils.MISSING,
+                    silent=silent,
                     allowed_mentions=NO_PINGS,
                     wait=True,
                 )

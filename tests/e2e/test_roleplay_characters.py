@@ -69,7 +69,9 @@ class Slash:
             message = interaction.original
             return message if message is not None and not message.loading else None
 
-        return await self.fake.wait_for(answered, 10)
+        message = await self.fake.wait_for(answered, 10)
+        assert message is not None
+        return message
 
 
 @pytest.fixture
@@ -268,10 +270,6 @@ async def test_avatar_url_is_the_confirmation_attachment_and_is_renewed(
         character, AvatarLink(guild.text.id, made.id, made.attachments[0].url + "?ex=1")
     )
 
-    async def linked() -> Character | None:  # remembered right after the answer is sent
-        character = await cog.characters.get(guild.id, "Sera")
-        return character if character is not None and character.link is not None else None
-
     character = await eventually(linked)
     assert await cog.links.avatar_url(character, channel) == made.attachments[0].url
     assert discord_fake.messages_in(guild.text)[-1] is made  # nothing uploaded
@@ -290,6 +288,19 @@ async def test_avatar_url_is_the_confirmation_attachment_and_is_renewed(
     character = await cog.characters.get(guild.id, "Sera")
     assert character is not None and character.link is not None
     assert character.link.message_id == reposted.id
+
+    # Discord asking for a longer wait than the bot waits (RateLimited, no HTTPException)
+    # to renew or upload: no URL for now, no error.
+    await cog.characters.set_link(character, AvatarLink(guild.text.id, reposted.id, "x?ex=1"))
+    character = await cog.characters.get(guild.id, "Sera")
+    assert character is not None
+    renewal = ("GET", f"/channels/{guild.text.id}/messages/{reposted.id}")
+    discord_fake.rate_limited[renewal] = 600
+    assert await cog.links.avatar_url(character, channel) is None
+    del discord_fake.rate_limited[renewal]
+    reposted.deleted = True
+    discord_fake.rate_limited[("POST", f"/channels/{guild.text.id}/messages")] = 600
+    assert await cog.links.avatar_url(character, channel) is None
 
 
 async def test_characters_stay_in_their_server_and_go_with_it(

@@ -175,6 +175,8 @@ async def test_a_blank_world_given_to_a_scene_leaves_the_servers_world(
     bot = await start_bot(ai_settings())
     await world.character("Aria")
     owner = discord_fake.owner
+    too_long = await world.slash(owner, "world", text="x" * 4001)
+    assert too_long.content == "Keep the world to 4,000 characters at most."
     invisible = await world.slash(owner, "world", text="\u200b\u3000")
     assert "is cleared" in invisible.content and await scenes(bot).scenes.world(guild.id) is None
     await world.slash(owner, "world", text="The server's own world.")
@@ -216,3 +218,14 @@ async def test_a_correction_to_a_blank_fact_is_refused_not_noted(
         assert "Noted" not in refused.content and "Give the location" in refused.content
     scene = await scenes(bot).scenes.get(guild.text.id)
     assert scene is not None and scene.state == {}
+
+    # The limits are as said: a name of 64 characters and a fact of 200 are noted.
+    noted = await world.slash(
+        member, ["state", "set"], entity="B" * 64, fact="location", value="x" * 200
+    )
+    assert noted.content.startswith("Noted")
+    for entity, value in (("B" * 65, "x"), ("B", "x" * 201)):
+        refused = await world.slash(
+            member, ["state", "set"], entity=entity, fact="location", value=value
+        )
+        assert refused.content == "Keep the name to 64 and the fact to 200 characters at most."

@@ -5,16 +5,18 @@ Discord and the fake Gemini."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import discord
 
 from config import Settings
 from tests.conftest import BASIC, StartBot
-from tests.e2e.test_roleplay_scenes import MANAGE_WEBHOOKS, World
+from tests.e2e.test_roleplay_scenes import MANAGE_WEBHOOKS, World, scenes
 from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.gemini_server import FakeGemini
 
 EMBED_LINKS = discord.Permissions(embed_links=True).value
+ATTACH_FILES = discord.Permissions(attach_files=True).value
 
 
 async def test_under_slowmode_narration_and_the_last_turns_notice_come_at_once(
@@ -47,6 +49,51 @@ async def test_under_slowmode_narration_and_the_last_turns_notice_come_at_once(
         guild.text, predicate=lambda m: "limit of 2 turns" in m.content
     )
     assert (ended.author.name, ended.webhook_id) == (discord_fake.bot_user.name, aria.webhook_id)
+
+
+async def test_under_slowmode_an_avatar_whose_message_is_gone_is_posted_again_at_once(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """The avatar uploaded again (its message deleted) was the bot's own message, which
+    slowmode held: the turn waited, or failed. It goes through the webhook now, as the
+    bot, and the character speaks with it."""
+    world = World(discord_fake, gemini_fake, guild, member)
+    guild.text.rate_limit_per_user = 600
+    guild.add_member(discord_fake.bot_user, permissions=BASIC | MANAGE_WEBHOOKS)
+    bot = await start_bot(ai_settings())
+    await world.character("Aria", first_message="Well met.")
+    await world.character("Bren")
+    for made in discord_fake.messages_in(guild.text):  # the avatars' homes are gone
+        made.deleted = True
+    store = scenes(bot).characters
+    for name in ("Aria", "Bren"):  # and their links expired
+        character = await store.get(guild.id, name)
+        assert character is not None and character.link is not None
+        await store.set_link(character, replace(character.link, url=character.link.url + "?ex=1"))
+    await discord_fake.send_message(guild.text, member, "!scene start Aria, Bren")
+    await discord_fake.wait_for_message(guild.text, predicate=lambda m: "begins" in m.content)
+    # Aria's first message, after the bot's answer above started the slowmode's wait
+    first = await discord_fake.wait_for_message(
+        guild.text, predicate=lambda m: m.author.name == "Aria"
+    )
+    assert (first.author.name, first.content) == ("Aria", "Well met.")
+
+    _, bren, _ = await world.play("one")
+    posted = {
+        m.content: m for m in discord_fake.messages_in(guild.text) if m.content.startswith("Avatar")
+    }
+    for spoken in (first, bren):
+        avatar = posted[f"Avatar of **{spoken.author.name}**"]
+        assert (avatar.author.name, avatar.webhook_id) == (
+            discord_fake.bot_user.name,
+            spoken.webhook_id,
+        )
+        assert spoken.avatar_url == avatar.attachments[0].url
 
 
 async def test_a_channel_where_the_bot_may_not_embed_gets_characters_and_state_as_text(
@@ -101,3 +148,23 @@ async def test_a_scene_ended_where_auto_respond_is_on_says_every_message_is_answ
 
     ended = await world.slash(member, "end")
     assert ended.content == "🎬 The scene has ended. Auto-respond is on: I answer every message."
+
+
+async def test_typed_export_where_the_bot_may_not_attach_files_names_the_permission(
+    discord_fake: FakeDiscord, guild: FakeGuild, start_bot: StartBot
+) -> None:
+    """Discord refused the card, and the answer was "I'm missing a permission for that
+    here." without saying which."""
+    guild.add_member(discord_fake.bot_user, permissions=BASIC | MANAGE_WEBHOOKS)
+    guild.set_overwrite(guild.text, discord_fake.bot_user.id, deny=ATTACH_FILES, member=True)
+    await start_bot(extensions=["cogs.admin", "cogs.roleplay"])
+    owner = discord_fake.owner
+    await discord_fake.send_message(guild.text, owner, '!character create Aria "Of the valley."')
+    await discord_fake.wait_for_message(guild.text, predicate=lambda m: "Created" in m.content)
+
+    before = len(discord_fake.messages_in(guild.text))
+    await discord_fake.send_message(guild.text, owner, "!character export Aria")
+    answer = await discord_fake.wait_for_message(guild.text, after=before)
+    assert answer.content == (
+        "I need the **Attach Files** permission here to send the card of **Aria**."
+    )

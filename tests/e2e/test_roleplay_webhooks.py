@@ -4,6 +4,7 @@ Discord, driven through `WebhookSender` with the bot's own channel objects."""
 from __future__ import annotations
 
 import asyncio
+import io
 import re
 from collections.abc import AsyncIterator, Callable
 from typing import cast
@@ -247,6 +248,13 @@ async def test_a_deleted_webhook_is_made_again_and_the_message_resent(
         ALICE[1],
     )
     assert resent.webhook_id == new.id and webhook_creations(discord_fake) == 2
+
+    # A file goes whole with a message resent, though the first try read it.
+    discord_fake.webhook_routes.delete(new)
+    data = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
+    attached = discord.File(io.BytesIO(data), filename="avatar.png")
+    sent = await sender.send(channel, "Avatar", name="Bot", avatar_url=None, file=attached)
+    assert [a.data for a in fake_message(discord_fake, sent.id).attachments] == [data]
 
 
 async def test_the_webhook_limit_falls_back_to_bold_names_with_one_notice(

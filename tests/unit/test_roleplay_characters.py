@@ -117,7 +117,7 @@ async def test_names_in_taken_and_deleted_messages_show_literally(store: Charact
         (Profile("nArRaToR"), "scenes' narrator"),  # "Narrator:" lines are the bot's
         (Profile("Narrator\u200b"), "scenes' narrator"),
         (Profile("Dr\uff1a Who"), "colon"),  # a full-width colon is a colon too
-        (Profile("x" * 65), "under 64"),
+        (Profile("x" * 65), r"^Keep the name to 64 characters at most\.$"),
         (Profile("Dr: Who"), "colon"),  # the script could not tell the name from its lines
         (Profile("Bo", first_message="x" * 20_001), "first message is longer"),
     ],
