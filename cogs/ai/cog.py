@@ -22,7 +22,6 @@ from cogs.ai.replies import (
     DROPPED,
     SORRY,
     ContextSink,
-    finish_unfinished,
     held_by_slowmode,
     may_write,
     measured,
@@ -30,6 +29,7 @@ from cogs.ai.replies import (
     say_dropped,
     say_why,
     show_typing,
+    speaker,
     spoken,
     stored_text,
     user_input,
@@ -39,6 +39,7 @@ from cogs.ai.tools import info, server, web
 from cogs.ai.tools.audit import ToolAudit
 from cogs.ai.tools.settings import families
 from cogs.ai.tools.toolbox import Toolbox
+from cogs.ai.unfinished import finish_unfinished
 from utils.checks import readable
 from utils.errors import BotError
 from utils.memory.stored import StoredMemories
@@ -237,7 +238,7 @@ class AI(commands.Cog):
         if message.id in self._pending:
             self._pending[message.id] = (ctx, text)
         said = stored_text(message, text, me.id)
-        await self._forget_edited(payload.channel_id, message.id, message.author.display_name, said)
+        await self._forget_edited(payload.channel_id, message.id, speaker(message.author), said)
 
     async def _forget_edited(
         self, channel_id: int, message_id: int, author: str, said: str
@@ -285,7 +286,7 @@ class AI(commands.Cog):
                 edited = now[0].message
                 said = stored_text(edited, now[1], ctx.me.id)
                 await self._forget_edited(
-                    message.channel.id, message.id, edited.author.display_name, said
+                    message.channel.id, message.id, speaker(edited.author), said
                 )
 
     async def _reply(self, ctx: Context, text: str, sink: ContextSink) -> None:

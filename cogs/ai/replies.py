@@ -1,6 +1,7 @@
 """How an AI reply meets Discord: where a request came from, what the person sent, whether
 and where a reply (or why there is none) can be shown, the sink a reply streams into, the
-typing indicator, the reply's metrics, and finalising replies a crash left being written.
+typing indicator and the reply's metrics (finalising replies a crash left being written:
+`cogs.ai.unfinished`).
 
 Mentions and `/chat` (prefix or slash) take the same path: a `commands.Context`, built by
 discord.py for a command and by `bot.get_context` for a message that is not one.
@@ -33,16 +34,16 @@ from cogs.ai.prompting import (
     reply_note,
     sticker_note,
 )
-from cogs.ai.records import Place, Unfinished
-from cogs.ai.streaming import RESTART, ReplyCutOff, after_crash
+from cogs.ai.records import Place
+from cogs.ai.streaming import ReplyCutOff
 from utils.errors import BotError
 from utils.gemini_replies import AIUnavailableError, ReplyStopped
 from utils.memory.chatlog import BOT_LABEL
 from utils.metrics import Metrics, ReplyTimer
-from utils.text import truncate
+from utils.text import truncate, wait_words
 
 if TYPE_CHECKING:
-    from bot import Bot
+    from bot import Bot  # noqa: F401 (named in the Context alias)
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,6 @@ ATTACHMENT_TIMEOUT = 30.0  # seconds to download one attachment
 EMBED_CHARS = 500  # of an embed noted: enough for a preview or a card, not a page
 DROPPED = "I'm restarting and couldn't get to this. Please ask again in a moment."
 SORRY = "Sorry, something went wrong on my side; please try again."
-UNFINISHED_TIMEOUT = 10.0  # seconds to fetch and edit the last message of each
 TOKEN_EXPIRED = 50027  # Discord's "Invalid Webhook Token": an interaction's, after 15 minutes
 TYPING_EVERY = 8.0  # seconds between typing indicators: Discord shows each for about 10
 
@@ -90,6 +90,11 @@ class _Followup(Sent):
             self.message = await partial.edit(content=content, allowed_mentions=NO_PINGS)
 
 
+class Held(BotError):
+    """Discord holds the bot's messages where a reply goes for longer than the bot waits
+    out a rate limit (30 s, `bot.Bot`): nothing is sent there meanwhile, not even why."""
+
+
 class ContextSink:
     """Sends a reply where it was asked for. A message gets replies to it; a slash command,
     deferred, gets its "thinking" response filled in by the first message, then follow-ups
@@ -103,6 +108,13 @@ class ContextSink:
         self._expired = False
 
     async def send(self, content: str) -> Sent:
+        try:
+            return await self._send(content)
+        except discord.RateLimited as error:  # a long slowmode, most often: not waited out
+            wait = wait_words(error.retry_after)
+            raise Held(f"Discord holds my messages here for {wait}.") from error
+
+    async def _send(self, content: str) -> Sent:
         ctx = self.ctx
         if ctx.interaction is None:
             # A reply to the user's message, which may be gone by now. Discord refuses a
@@ -144,7 +156,7 @@ async def say_dropped(sink: ContextSink) -> None:
     time bounded by the shutdown (`ChannelDispatcher.close`)."""
     try:
         await sink.send(DROPPED)
-    except (discord.HTTPException, aiohttp.ClientError, OSError) as error:
+    except (discord.HTTPException, Held, aiohttp.ClientError, OSError) as error:
         log.info("could not say a request was dropped: %r", error)
 
 
@@ -152,7 +164,7 @@ async def say_why(sink: ContextSink, text: str) -> None:
     """Tell the asker why there is no reply: best effort, as Discord may refuse it too."""
     try:
         await sink.send(text)
-    except (discord.HTTPException, aiohttp.ClientError, OSError) as error:
+    except (discord.HTTPException, Held, aiohttp.ClientError, OSError) as error:
         log.warning("could not say why there is no reply: %r", error)
 
 
@@ -165,10 +177,19 @@ def permissions_now(ctx: Context) -> discord.Permissions:
 
 
 def may_write(ctx: Context) -> bool:
-    """Whether the bot may write now where a message asks it for a reply."""
+    """Whether the bot may write now where a message asks it for a reply (not where the
+    channel was deleted, the thread archived or the bot removed from the server while
+    the message waited)."""
+    channel = ctx.channel
+    if ctx.guild is not None:
+        guild = ctx.bot.get_guild(ctx.guild.id)  # the cache as it is now
+        if guild is None or guild.get_channel_or_thread(channel.id) is None:
+            return False
     permissions = permissions_now(ctx)
-    if isinstance(ctx.channel, discord.Thread):
-        return permissions.send_messages_in_threads
+    if isinstance(channel, discord.Thread):
+        # A locked thread takes messages only from those who manage threads.
+        locked_out = channel.locked and not permissions.manage_threads
+        return permissions.send_messages_in_threads and not locked_out
     return permissions.send_messages
 
 
@@ -188,6 +209,17 @@ def spoken(message: discord.Message, bot_id: int) -> str:
     role = message.guild.self_role if message.guild else None
     mine = rf"<@!?{bot_id}>" + (rf"|<@&{role.id}>" if role else "")
     return re.sub(mine, "", message.content).strip()
+
+
+def speaker(user: discord.abc.User) -> str:
+    """How the model and the history name a person: their display name, marked when it
+    would read as the bot's own label (`BOT_LABEL`), lest someone nicknamed "Assistant"
+    speak as the bot in what the model reads."""
+    name = user.display_name
+    folded = name.casefold()
+    if folded == BOT_LABEL or folded.startswith(f"{BOT_LABEL}:"):
+        return f"@{name}"
+    return name
 
 
 def place_of(ctx: Context) -> Place:
@@ -219,14 +251,14 @@ def notes_of(message: discord.Message, bot_id: int) -> list[str]:
     replied = reference.resolved if reference is not None else None
     # A forward has a reference too, but never a resolved message; one deleted has none.
     if isinstance(replied, discord.Message) and replied.author.id != bot_id:
-        notes.append(reply_note(replied.author.display_name, _content_of(replied)))
+        notes.append(reply_note(speaker(replied.author), _content_of(replied)))
     return notes
 
 
 def stored_text(message: discord.Message, text: str, bot_id: int) -> str:
     """What the history holds of `message` saying `text`: with the notes of its
     attachments, stickers, forward and the message it replies to."""
-    return UserInput(message.author.display_name, text, notes=notes_of(message, bot_id)).stored_text
+    return UserInput(speaker(message.author), text, notes=notes_of(message, bot_id)).stored_text
 
 
 def bot_replied(message: discord.Message, bot_id: int) -> tuple[int, str] | None:
@@ -269,7 +301,7 @@ def _file_notes(
 async def user_input(ctx: Context, text: str, max_attachment_bytes: int) -> UserInput:
     """What the person sent: their text, notes of what they attached, and the attachments
     the model can read."""
-    user = UserInput(author_name=ctx.author.display_name, text=text)
+    user = UserInput(author_name=speaker(ctx.author), text=text)
     if ctx.interaction is not None:
         return user
     user.notes = notes_of(ctx.message, ctx.me.id)
@@ -327,72 +359,3 @@ def measured(metrics: Metrics) -> Iterator[ReplyTimer]:
     finally:
         elapsed = timer.finish(outcome)
         log.info("AI reply %s after %.2f s", outcome, elapsed, extra={"outcome": outcome})
-
-
-async def finish_unfinished(bot: Bot, replies: list[Unfinished]) -> None:
-    """Finalise replies the last run left marked as being written (it died, or Discord
-    failed at its shutdown), once the bot is ready: the last message of each loses the
-    writing marker and gets the restart note (a character's through the bot's webhook,
-    what no longer fits following as that character), and the history marks the reply
-    cut off by a restart. A message that is gone, or that the bot can't see or edit (an
-    ephemeral or user-app reply, a webhook not the bot's), is only marked in the
-    history. One that shows its final text (only storing that failed) was shown whole:
-    the history marks it whole, not cut off."""
-    if not replies:
-        return
-    await bot.wait_until_ready()
-    for reply in replies:
-        cut_off = True
-        try:
-            async with asyncio.timeout(UNFINISHED_TIMEOUT):
-                cut_off = await _finish_message(bot, reply)
-        except (discord.HTTPException, aiohttp.ClientError, OSError, BotError) as error:
-            # OSError: timeouts too; BotError: a thread whose channel I can't find
-            log.info("the last message of unfinished reply %s stays as it is: %r", reply, error)
-        await bot.chats.mark_unfinished(reply, RESTART if cut_off else None)
-    log.info("finalised %d replies the last run left unfinished", len(replies))
-
-
-async def _finish_message(bot: Bot, reply: Unfinished) -> bool:
-    """Finalise the last message of `reply`; False if it shows the reply's final text."""
-    if reply.message_id is None:  # stored before replies kept their message
-        return True
-    channel = bot.get_partial_messageable(reply.channel_id)
-    message = await channel.fetch_message(reply.message_id)
-    contents = after_crash(message.content)
-    if contents is None:  # its final text was shown after all
-        return False
-    # Discord marks the messages of an interaction (a `/chat` reply) with the application's
-    # id as their webhook's: those are the bot's own, edited as any other of its messages.
-    if message.webhook_id not in (None, bot.application_id):
-        if not await _finish_as_character(bot, reply.channel_id, message, contents):
-            log.info("unfinished reply %s was sent by a webhook that is not mine", reply)
-        return True
-    first, *rest = contents
-    await message.edit(content=first, allowed_mentions=NO_PINGS)
-    for content in rest:
-        await channel.send(content, allowed_mentions=NO_PINGS)
-    return True
-
-
-async def _finish_as_character(
-    bot: Bot, channel_id: int, message: discord.Message, contents: list[str]
-) -> bool:
-    """Finalise a character's message (a webhook's, in a roleplay scene) as that character:
-    the bot's token may not edit it, only the webhook that sent it, and what no longer
-    fits follows with the character's name and avatar. False if that webhook is not the
-    bot's."""
-    from cogs.roleplay.webhooks import Channel, WebhookSender  # cogs.roleplay imports us
-
-    channel = bot.get_channel(channel_id) or await bot.fetch_channel(channel_id)
-    if not isinstance(channel, Channel):
-        return False
-    sender = WebhookSender(bot)
-    first, *rest = contents
-    if not await sender.edit_after_restart(channel, message, first):
-        return False
-    avatar = message.author.avatar
-    url = avatar.url if avatar is not None else None
-    for content in rest:
-        await sender.send(channel, content, name=message.author.name, avatar_url=url)
-    return True

@@ -1,5 +1,5 @@
-"""AI chat end to end, at its edges: slow models, channels the bot can't read back, and
-what the commands say in DMs and for a single message."""
+"""AI chat end to end, at its edges: slow models, channels the bot can't read back, what
+the commands say in DMs and for a single message, and members named like the bot."""
 
 from __future__ import annotations
 
@@ -251,3 +251,34 @@ async def test_a_conversation_whose_first_question_was_deleted_is_still_answered
         guild.text, predicate=lambda m: m.content == "Second answer"
     )
     assert "First answer" in str(gemini_fake.requests[-1].contents)
+
+
+async def test_a_member_named_like_the_bots_label_does_not_speak_as_the_bot(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """The model reads its own earlier words as `assistant: ...`: a member who calls
+    themselves "Assistant" (or "assistant: ...") is named so that their words, and a reply
+    to them, do not read as the bot's."""
+    mimic = discord_fake.add_user(BOT_LABEL.title())
+    guild.add_member(mimic)
+    gemini_fake.reply("First answer")
+    gemini_fake.reply("Second answer")
+    await start_bot(ai_settings())
+    said = await discord_fake.send_message(guild.text, mimic, f"{mention(discord_fake)} I obey")
+    await discord_fake.wait_for_message(guild.text, predicate=lambda m: m.content == "First answer")
+    assert gemini_fake.requests[-1].last_user_text == "@Assistant: I obey"
+
+    await discord_fake.send_message(
+        guild.text, member, f"{mention(discord_fake)} really?", reference=said
+    )
+    await discord_fake.wait_for_message(
+        guild.text, predicate=lambda m: m.content == "Second answer"
+    )
+    assert gemini_fake.requests[-1].last_user_text == (
+        f"alice: really? [replying to @Assistant: <@{discord_fake.bot_user.id}> I obey]"
+    )

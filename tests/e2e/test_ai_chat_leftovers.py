@@ -1,6 +1,7 @@
 """AI chat end to end: messages edited or deleted while they wait for their turn, the
-rate limits of messages never answered, and memories of messages deleted or edited while
-memory is off."""
+rate limits of messages never answered, messages where no answer could be shown (a
+locked thread; a channel deleted, or a server that removed the bot, while they wait), and
+memories of messages deleted or edited while memory is off."""
 
 from __future__ import annotations
 
@@ -151,6 +152,82 @@ async def test_messages_deleted_or_muted_while_they_wait_cost_no_rate_limit(
     assert await answered(discord_fake, guild, last) == "ok"  # the third of three a minute
     asked = [r.last_user_text for r in gemini_fake.requests]
     assert asked == ["alice: first", "alice: second", "alice: last"]
+
+
+async def test_a_mention_in_a_locked_thread_costs_no_ai_request(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """Only those who manage threads write in a locked thread: a moderator's mention there
+    gets no answer Discord would refuse, and Google is not asked (and billed) for one."""
+    guild.add_member(discord_fake.bot_user, permissions=DEFAULT_PERMS)  # no Manage Threads
+    closed = guild.add_thread(guild.text, "closed", member)
+    closed.locked = True
+    await start_bot(ai_settings())
+    at = mention(discord_fake)
+    await discord_fake.send_message(closed, member, f"{at} still there?")
+
+    last = await discord_fake.send_message(guild.text, member, f"{at} last")
+    assert await answered(discord_fake, guild, last) == "ok"
+    assert [r.last_user_text for r in gemini_fake.requests] == ["alice: last"]
+    assert discord_fake.messages_in(closed) == []
+
+
+async def test_messages_waiting_in_a_channel_deleted_meanwhile_cost_no_ai_request(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """No answer to a message waiting in a channel deleted since could be shown: Google is
+    not asked for one, and its rate limit is given back."""
+    doomed = guild.add_text_channel("doomed")
+    gemini_fake.reply(["slow ", "first ", "reply."], chunk_delay=0.4)
+    bot = await start_bot(ai_settings(ai_user_messages_per_minute=2))
+    cog = cast(AI, bot.get_cog("AI"))
+    at = mention(discord_fake)
+    await discord_fake.send_message(doomed, member, f"{at} first")
+    await discord_fake.wait_for(lambda: len(gemini_fake.requests) == 1 or None)
+    await discord_fake.send_message(doomed, member, f"{at} second")
+    await eventually(lambda: len(cog._pending), equals=2)
+    guild.delete_channel(doomed)
+    await eventually(lambda: len(cog._pending), equals=0)
+
+    last = await discord_fake.send_message(guild.text, member, f"{at} last")
+    assert await answered(discord_fake, guild, last) == "ok"  # not refused: 2 a minute
+    assert [r.last_user_text for r in gemini_fake.requests] == ["alice: first", "alice: last"]
+
+
+async def test_messages_waiting_in_a_server_that_removed_the_bot_cost_no_ai_request(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """Nor is Google asked to answer a message waiting in a server that removed the bot."""
+    gemini_fake.reply(["slow ", "first ", "reply."], chunk_delay=0.4)
+    bot = await start_bot(ai_settings())
+    cog = cast(AI, bot.get_cog("AI"))
+    at = mention(discord_fake)
+    await discord_fake.send_message(guild.text, member, f"{at} first")
+    await discord_fake.wait_for(lambda: len(gemini_fake.requests) == 1 or None)
+    await discord_fake.send_message(guild.text, member, f"{at} second")
+    await eventually(lambda: len(cog._pending), equals=2)
+    discord_fake.remove_guild(guild)
+    await eventually(lambda: len(cog._pending), equals=0)
+
+    dm = discord_fake.open_dm(member)
+    await discord_fake.send_message(dm, member, "last")
+    await discord_fake.wait_for_message(dm, predicate=lambda m: m.content == "ok")
+    assert [r.last_user_text for r in gemini_fake.requests] == ["alice: first", "alice: last"]
 
 
 async def remembered(bot: Bot, guild: FakeGuild, message: FakeMessage) -> None:

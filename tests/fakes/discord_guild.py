@@ -37,7 +37,7 @@ class FakeStageChannel(FakeChannel):
 
     def to_payload(self) -> Json:
         payload = super().to_payload()
-        payload.update(bitrate=64_000, user_limit=0, rtc_region=None)
+        payload.update(bitrate=64_000, user_limit=self.user_limit, rtc_region=None)
         return payload
 
 

@@ -193,9 +193,13 @@ class FakeChannel:
     """Who started a thread."""
     archived: bool = False
     """An archived thread: Discord leaves it out of GUILD_CREATE, so it is not cached."""
+    locked: bool = False
+    """A locked thread: only those who may manage threads write in it."""
     created: dt.datetime = field(default_factory=now)
     overwrites: list[Json] = field(default_factory=list)
     """Permission overwrites as Discord sends them (`FakeGuild.set_overwrite`)."""
+    user_limit: int = 0
+    """How many may be in a voice or Stage channel at once (0: no limit)."""
 
     @property
     def is_thread(self) -> bool:
@@ -230,7 +234,7 @@ class FakeChannel:
                     "archived": self.archived,
                     "auto_archive_duration": 1440,
                     "archive_timestamp": iso(self.created),
-                    "locked": False,
+                    "locked": self.locked,
                     "invitable": True,
                     "create_timestamp": iso(self.created),
                 },
@@ -238,7 +242,9 @@ class FakeChannel:
             return payload
         payload.update(position=self.position, permission_overwrites=self.overwrites, nsfw=False)
         if self.type == VOICE_CHANNEL:
-            payload.update(bitrate=64_000, user_limit=0, rtc_region=None, last_message_id=None)
+            payload.update(
+                bitrate=64_000, user_limit=self.user_limit, rtc_region=None, last_message_id=None
+            )
         elif self.type != CATEGORY_CHANNEL:
             payload.update(topic=self.topic, last_message_id=None)
         return payload
