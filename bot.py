@@ -83,6 +83,9 @@ class Bot(commands.AutoShardedBot):
             command_prefix=self._prefix_for,
             intents=intents,
             allowed_mentions=SAFE_MENTIONS,
+            # Discord asking for a longer wait (a channel renamed twice in 10 minutes, a long
+            # slowmode) raises `discord.RateLimited` at once: 30 s is discord.py's least.
+            max_ratelimit_timeout=30.0,
             owner_ids=set(settings.owner_ids) or None,
             help_command=None,
             case_insensitive=True,
@@ -243,14 +246,9 @@ class Bot(commands.AutoShardedBot):
         self.tree.copy_global_to(guild=guild)
         try:
             synced = await self.tree.sync(guild=guild)
-        except discord.HTTPException as error:
-            log.warning(
-                "could not sync slash commands to DEV_GUILD_ID %s (is the bot in that server?):"
-                " %s %s",
-                guild_id,
-                error.status,
-                error.text,
-            )
+        # Not in that server (any more), or Discord limiting syncs: those synced before stay.
+        except (discord.HTTPException, discord.RateLimited) as error:
+            log.warning("could not sync slash commands to DEV_GUILD_ID %s: %s", guild_id, error)
             return
         log.info("synced %d slash commands to guild %s", len(synced), guild.id)
 

@@ -161,10 +161,19 @@ class Settings(BaseSettings):
     health_port: int | None = Field(default=None, ge=0, le=65535)
     health_max_lag: float = Field(default=5.0, gt=0)
 
-    @field_validator("owner_ids", "gemini_fallback_models", "gemini_allowed_models", mode="before")
+    @field_validator("gemini_fallback_models", "gemini_allowed_models", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("owner_ids", mode="before")
+    @classmethod
+    def _ids(cls, value: object) -> object:
+        """``123,456``: ids written otherwise (``123 456``) are not read as one bad number."""
+        ids = _split_csv(value)
+        if isinstance(ids, list) and not all(str(i).isdecimal() for i in ids):
+            raise ValueError("Discord user ids (numbers) separated by commas, like 123,456")
+        return ids
 
     @field_validator("shard_ids", mode="before")
     @classmethod

@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import sqlite3
 import sys
 import time
@@ -214,7 +215,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("check", help="integrity and foreign key checks")
     backup_cmd = commands.add_parser("backup", help="copy the database, safe while the bot runs")
-    backup_cmd.add_argument("path", nargs="?", type=_path, help="default: DATA_DIR/backups/")
+    backup_cmd.add_argument(
+        "path", nargs="?", type=_backup_target, help="default: DATA_DIR/backups/"
+    )
     restore_cmd = commands.add_parser("restore", help="replace the database with a backup")
     restore_cmd.add_argument("path", type=_path)
     commands.add_parser("vacuum", help="rebuild the database file to reclaim space")
@@ -245,6 +248,15 @@ def _path(value: str) -> Path:
         return Path(value).expanduser()
     except RuntimeError:  # ~name of no user, or no home directory to be found
         raise argparse.ArgumentTypeError(f"{value}: its ~ names no home directory here") from None
+
+
+def _backup_target(value: str) -> Path:
+    """A path ending in a separator (``newdir/``) names a directory: one that is not there
+    is refused, as the backup would be written to a file of that name."""
+    path = _path(value)
+    if value.endswith(("/", os.sep)) and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value}: no such directory; create it first")
+    return path
 
 
 def _postgres_url(value: str) -> str:

@@ -13,6 +13,7 @@ split points and at the ends is ever dropped; a hard cut drops nothing.
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from collections.abc import Callable
@@ -282,3 +283,11 @@ def counted(count: int, noun: str) -> str:
 def estimate_tokens(text: str) -> int:
     """Estimate Gemini tokens as about four characters each (0 for empty text)."""
     return -(-len(text) // 4)
+
+
+def wait_words(seconds: float) -> str:
+    """A wait as people say it, rounded up: "40 seconds", "1 minute", "10 minutes"."""
+    count, unit = math.ceil(seconds), "second"
+    if count >= 90:
+        count, unit = math.ceil(seconds / 60), "minute"
+    return counted(count, unit)

@@ -20,7 +20,7 @@ from google.genai import types
 from pydantic import BaseModel
 
 from utils.errors import BotError
-from utils.text import without_previews
+from utils.text import wait_words, without_previews
 
 
 class Family(StrEnum):
@@ -117,6 +117,17 @@ class Tool(Generic[P]):
     changes: bool = False
     guild_only: bool = True
     timeout: float = 20.0
+
+    async def call(self, asker: Asker, params: P) -> Done:
+        """`run` the tool. Discord asking for a longer wait than the bot waits (a channel
+        renamed twice in 10 minutes) refuses the call: nothing was changed."""
+        try:
+            return await self.run(asker, params)
+        except discord.RateLimited as error:
+            raise ToolRefused(
+                "Not done, nothing changed: Discord limits how often that can be done; it "
+                f"can be tried again in {wait_words(error.retry_after)}."
+            ) from error
 
     def declaration(self) -> types.FunctionDeclarationDict:
         """The function declaration the model reads (JSON schema parameters)."""

@@ -76,6 +76,6 @@ async def _deleted(bot: Bot, channel_id: int) -> bool:
             await bot.fetch_channel(channel_id)
     except discord.NotFound:
         return True
-    except (discord.HTTPException, TimeoutError):
+    except (discord.HTTPException, discord.RateLimited, TimeoutError):
         return False
     return False

@@ -193,10 +193,11 @@ class Admin(commands.Cog):
         """List the commands, or explain one."""
         prefix = self.bot.guild_settings.prefix(ctx.guild.id if ctx.guild else None)
         if asked := (command or "").strip():
-            # As typed first: a prefix may start a command's name (prefix `s`, `help stats`).
-            found = self._command_named(asked) or self._command_named(
-                asked.removeprefix(prefix).removeprefix("/")
-            )
+            # As typed first: a prefix may start a command's name (prefix `s`, `help stats`);
+            # then without the prefix, in any letter case as it runs (`G!ping`), or a `/`.
+            typed = asked[: len(prefix)]
+            bare = asked[len(prefix) :] if typed.casefold() == prefix.casefold() else asked
+            found = self._command_named(asked) or self._command_named(bare.removeprefix("/"))
             if found is None:
                 # One line without backticks: else the name typed ends the code span and
                 # the rest reads as the bot's own words (headings, masked links).
@@ -223,8 +224,11 @@ class Admin(commands.Cog):
         await send_embeds(ctx, help_embeds(intro, sections), ephemeral=True)
 
     def _command_named(self, name: str) -> commands.Command[Any, ..., Any] | None:
-        """The command `/help` explains: a group's fallback (`settings show`) is the group."""
+        """The command `/help` explains: a group's fallback (`settings show`) is the group;
+        words past a command's name (`ping extra`) name none."""
         found = self.bot.get_command(name)
+        if found is not None and len(found.qualified_name.split()) != len(name.split()):
+            found = None  # discord.py's look-up stops at a command that is no group
         if found is None:
             parent, _, last = name.rpartition(" ")
             group = self.bot.get_command(parent) if parent else None
@@ -305,7 +309,8 @@ class Admin(commands.Cog):
         log.warning("shutdown requested by %s (%s)", ctx.author, ctx.author.id)
         try:
             await answer(ctx, "Shutting down.")
-        except discord.HTTPException as error:  # the stop was asked for, not the word
+        # The stop was asked for, not the word (refused, or held by a long slowmode).
+        except (discord.HTTPException, discord.RateLimited) as error:
             log.warning("could not say so in channel %s: %s", ctx.channel.id, error)
         await self.bot.close()
 
@@ -335,7 +340,7 @@ class Admin(commands.Cog):
                 await answer(ctx, message)
             else:
                 await ctx.send(message, ephemeral=True)
-        except discord.HTTPException:
+        except (discord.HTTPException, discord.RateLimited):  # a long slowmode holds it, say
             log.warning("could not send the error reply in channel %s", ctx.channel.id)
 
     async def on_app_command_error(
@@ -352,7 +357,7 @@ class Admin(commands.Cog):
                 await interaction.followup.send(message, ephemeral=True)
             else:
                 await interaction.response.send_message(message, ephemeral=True)
-        except discord.HTTPException:
+        except (discord.HTTPException, discord.RateLimited):
             log.warning("could not send the error reply for interaction %s", interaction.id)
 
     @commands.Cog.listener()

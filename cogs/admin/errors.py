@@ -10,7 +10,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from utils.errors import BotError
-from utils.text import ECHO_LIMIT, truncate
+from utils.text import ECHO_LIMIT, truncate, wait_words
 
 _WRAPPERS = (
     commands.CommandInvokeError,
@@ -79,6 +79,11 @@ def user_message(error: BaseException) -> str | None:
         # options, a command now a group) until the next sync.
         case app_commands.CommandNotFound() | app_commands.CommandSignatureMismatch():
             return "That command isn't available right now."
+        case discord.RateLimited():  # Discord asked for a longer wait than the bot waits
+            return (
+                "Discord is limiting how often that can be done; "
+                f"try again in {wait_words(error.retry_after)}."
+            )
         case discord.Forbidden():
             return "I'm missing a permission for that here."
     return None

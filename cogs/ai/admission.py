@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
+from cogs.ai.replies import Held
 from utils.reliability.rate_limiter import RateLimiter
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ class Admission:
             return
         try:
             await send(text)
-        except discord.HTTPException:
+        except (discord.HTTPException, Held):  # Held: a long slowmode holds it
             log.warning("could not send a notice: %s", text)
         else:
             self.metrics.ai_notices.inc()

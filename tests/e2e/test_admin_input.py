@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import StartBot
 from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
 
@@ -32,3 +34,23 @@ async def test_a_number_argument_that_is_no_number_is_named_in_plain_words(
         await discord_fake.send_message(guild.text, member, typed)
         reply = await discord_fake.wait_for_message(guild.text, after=n)
         assert reply.content == expected
+
+
+@pytest.mark.backends("sqlite")  # how help reads a name, not how the prefix is stored
+async def test_help_names_a_command_as_it_runs_and_no_more(
+    discord_fake: FakeDiscord, guild: FakeGuild, member: FakeUser, start_bot: StartBot
+) -> None:
+    """`help G!ping` (the prefix `g!` as a phone capitalises it) explains `ping`, as
+    `G!ping` runs it; `help ping extra` names no command (it is not `ping`)."""
+    await start_bot()
+    await discord_fake.send_message(guild.text, discord_fake.owner, "!settings prefix g!")
+    await discord_fake.wait_for_message(guild.text, predicate=lambda m: "g!" in m.content)
+    await discord_fake.send_message(guild.text, member, "g!help G!ping")
+    ping = await discord_fake.wait_for_message(guild.text, after=1)
+    assert ping.embeds[0]["title"] == "g!ping"
+    await discord_fake.send_message(guild.text, member, "g!help ping extra")
+    unknown = await discord_fake.wait_for_message(guild.text, after=2)
+    assert unknown.content == "No command called `ping extra`."
+    await discord_fake.send_message(guild.text, member, "g!help settings show")
+    fallback = await discord_fake.wait_for_message(guild.text, after=3)
+    assert fallback.embeds[0]["title"] == "g!settings"

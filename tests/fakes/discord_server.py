@@ -160,14 +160,15 @@ APPLICATION_FLAGS = (1 << 13) | (1 << 15) | (1 << 19)  # presence/members/conten
 VOICE_STATES_INTENT = discord.Intents(voice_states=True).value
 
 
-def slowmode_refusal(wait: float) -> web.Response:
+def slowmode_refusal(wait: float, code: int = SLOWMODE_CODE) -> web.Response:
     """Discord's answer to a message slowmode holds: a 429 (code 20016) that discord.py
-    treats as a rate limit (the ``Via`` header), waiting ``retry_after`` to send again."""
+    treats as a rate limit (the ``Via`` header), waiting ``retry_after`` to send again
+    (code 0: a route's rate limit, as for a channel renamed twice in 10 minutes)."""
     body = {
         "message": "You are being rate limited.",
         "retry_after": round(wait, 3),
         "global": False,
-        "code": SLOWMODE_CODE,
+        "code": code,
     }
     headers = {
         "Via": "1.1 google",
@@ -210,6 +211,9 @@ class FakeDiscord:
         self.holding: dict[tuple[str, str], asyncio.Event] = {}
         """(method, path below ``/api/v10``) -> event: such a request is recorded, then
         waits unanswered until the event is set (Discord slow to answer)."""
+        self.rate_limited: dict[tuple[str, str], float] = {}
+        """(method, path below ``/api/v10``) -> seconds: such a request is recorded, then
+        answered 429 with that ``retry_after`` (a route's rate limit), while in the dict."""
         self.typing: list[tuple[int, float]] = []
         self._bot_posted: dict[int, float] = {}
         """channel id -> when the bot last posted there (what slowmode counts from)."""
@@ -1225,6 +1229,10 @@ class FakeDiscord:
             )
         if gate := self.holding.get((request.method, request.path.removeprefix(API))):
             await gate.wait()
+        if (
+            wait := self.rate_limited.get((request.method, request.path.removeprefix(API)))
+        ) is not None:
+            return slowmode_refusal(wait, code=0)
         if (request.method, request.path.removeprefix(API)) in self.dropping:
             assert request.transport is not None
             request.transport.abort()  # aiohttp then writes no response, quietly
@@ -1315,6 +1323,9 @@ class FakeDiscord:
             raise invalid_form_body()  # unless it says `fail_if_not_exists: false`
         if wait := self._slowmode_wait(channel):
             return slowmode_refusal(wait)
+        if channel.is_thread and channel.archived:  # as on Discord: a message unarchives it
+            channel.archived = False
+            self._guild(channel.guild_id or 0).channel_updated(channel)
         message = self._message_from_payload(channel, self.bot_user, body, token=bot_token(request))
         return json_response(self._message_payload(message))
 

@@ -69,6 +69,14 @@ def test_invalid_value_names_variable_and_hides_secrets() -> None:
     assert "\n" not in line
 
 
+@pytest.mark.parametrize("typed", ["123 456", "123;456", "abc"])
+def test_owner_ids_that_are_not_numbers_between_commas_say_how_to_write_them(typed: str) -> None:
+    """Not pydantic's "Input should be a valid integer" for ids separated by spaces."""
+    line = error_line(DISCORD_TOKEN="t", OWNER_IDS=typed)
+    assert "OWNER_IDS: Discord user ids (numbers) separated by commas, like 123,456" in line
+    assert "valid integer" not in line
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [("LOG_FORMAT", "xml"), ("COMMAND_PREFIX", "a b"), ("DEV_GUILD_ID", "x")],

@@ -146,6 +146,17 @@ def test_a_backup_in_steps_is_one_snapshot_despite_writes_between_them(tmp_path:
     assert rows(database, "SELECT count(*) FROM ballast") == [(3 * STEP_PAGES + 3,)]
 
 
+def test_a_backup_into_a_directory_not_made_yet_is_refused(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`backup newdir/` names a directory: no file named `newdir` is written instead."""
+    with pytest.raises(SystemExit) as exited:
+        run(data_dir, "backup", f"{tmp_path / 'newdir'}/")
+    assert exited.value.code == 2
+    assert "newdir/: no such directory; create it first" in capsys.readouterr().err
+    assert not (tmp_path / "newdir").exists()
+
+
 async def test_restore_keeps_the_replaced_db_and_drops_memory_indexes(data_dir: Path) -> None:
     db = await open_db(data_dir)
     await ChatStore(db).add_turns(GUILD, 1, [Turn("user", 7, "alice", "before")])

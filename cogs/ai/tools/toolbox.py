@@ -213,7 +213,7 @@ class Toolbox:
                     if call in self._asked:
                         return {"refused": ALREADY_ASKED}, False
                     self._asked.add(call)
-                done = await tool.run(asker, params)
+                done = await tool.call(asker, params)
         except ToolRefused as refused:
             self._unmade(change)
             await self._record(tool, args, f"refused: {refused}", ok=False)
