@@ -1,6 +1,6 @@
 """Discord channel helpers for music: the caller's voice channel, whether the bot may
 join a channel, joining it (and speaking on a Stage), a guild's voice connection, and
-posting a plain message.
+the channel music messages go to and posting a plain message there.
 
 Free functions shared by :class:`~cogs.music.sessions.Sessions` and the cog; they hold
 no state.  :class:`MusicVoice` is the voice client they join with.
@@ -41,7 +41,9 @@ def check_can_join(channel: VoiceChannel) -> None:
         raise CannotJoin(f"I need the {needs} in {channel.mention}.")
     limit = getattr(channel, "user_limit", 0)
     if limit and len(channel.voice_states) >= limit and not perms.move_members:
-        raise CannotJoin(f"{channel.mention} is full.")
+        raise CannotJoin(
+            f"{channel.mention} is full; I'd need the Move Members permission to join it anyway."
+        )
 
 
 VOICE_LIBRARIES = {"nacl": "PyNaCl", "davey": "davey"}
@@ -189,6 +191,22 @@ def listeners(channel: VoiceChannel) -> list[int]:
 def voice_of(guild: discord.Guild) -> discord.VoiceClient | None:
     voice = guild.voice_client
     return voice if isinstance(voice, discord.VoiceClient) else None
+
+
+async def text_channel(guild: discord.Guild, channel_id: int) -> discord.abc.Messageable | None:
+    """The channel or thread of ``guild`` that music messages go to, or None if it is gone
+    or hidden from the bot.  An archived thread is not in discord.py's cache: it is
+    fetched, and a message there unarchives it (where the bot may)."""
+    channel = guild.get_channel_or_thread(channel_id)
+    if channel is None:
+        try:
+            channel = await guild.fetch_channel(channel_id)
+        except (discord.HTTPException, discord.InvalidData) as error:
+            log.info(
+                "no channel %s for music messages in guild %s: %s", channel_id, guild.id, error
+            )
+            return None
+    return channel if isinstance(channel, discord.abc.Messageable) else None
 
 
 async def send(channel: discord.abc.Messageable, content: str) -> None:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from cogs.music.channels import VoiceChannel, check_can_join, connect, send
+from cogs.music.channels import VoiceChannel, check_can_join, connect, send, text_channel
 from cogs.music.errors import CannotJoin, MusicError, VoiceUnreachable
 from cogs.music.queue import TrackQueue
 from cogs.music.store import Session
@@ -107,8 +107,9 @@ async def _restore_one(sessions: Sessions, session: Session, joining: asyncio.Se
 
 async def _tell(session: Session, guild: discord.Guild, note: str) -> None:
     """Say why a queue with tracks in it does not resume, where it was played."""
-    text = session.text_channel_id and guild.get_channel_or_thread(session.text_channel_id)
-    if (session.current or session.upcoming) and isinstance(text, discord.abc.Messageable):
+    if not (session.current or session.upcoming) or session.text_channel_id is None:
+        return
+    if text := await text_channel(guild, session.text_channel_id):
         await send(text, note)
 
 

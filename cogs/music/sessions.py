@@ -29,7 +29,15 @@ import discord
 from cogs.music.access import PlayerAccess
 from cogs.music.audio import open_audio
 from cogs.music.autoplay import Autoplay
-from cogs.music.channels import VoiceChannel, become_speaker, connect, listeners, send, voice_of
+from cogs.music.channels import (
+    VoiceChannel,
+    become_speaker,
+    connect,
+    listeners,
+    send,
+    text_channel,
+    voice_of,
+)
 from cogs.music.control import SkipVotes, Vote
 from cogs.music.errors import MusicError
 from cogs.music.notices import SkipNotices
@@ -110,7 +118,7 @@ class Sessions:
         self.skips.end(player.guild_id)
         self.autoplay.played(player.guild_id, track)
         self.bot.dispatch("music_track_started", player.guild_id, track)  # for /history
-        channel = self._text_channel(player)
+        channel = await self._text_channel(player)
         if channel is not None:
             await self.now_playing.post(player, channel, track)
 
@@ -118,7 +126,7 @@ class Sessions:
         log.info("skipping %r in guild %s: %s", track.source, player.guild_id, reason)
         if track.autoplay:
             self.autoplay.failed(player.guild_id, track)
-        channel = self._text_channel(player)
+        channel = await self._text_channel(player)
         if channel is not None:
             await self.skips.failed(player.guild_id, channel, track.title, reason)
 
@@ -299,10 +307,9 @@ class Sessions:
             player = self.players.get(guild_id)
             if only is not None and player is not only:
                 return
-            channel = self._text_channel(player) if player else None
             await self.teardown(guild_id, forget=True)
-        if note and channel is not None:
-            await send(channel, note)
+        if note and player is not None:
+            await self.say(player, note)
 
     async def teardown(self, guild_id: int, *, forget: bool) -> int:
         """Stop the guild's player and leave voice; ``forget`` also deletes its saved
@@ -366,14 +373,14 @@ class Sessions:
         self._kept.discard(guild_id)  # this session replaces it
         return session
 
-    def _text_channel(self, player: Player) -> discord.abc.Messageable | None:
-        if player.text_channel_id is None:
+    async def _text_channel(self, player: Player) -> discord.abc.Messageable | None:
+        guild = self.bot.get_guild(player.guild_id)
+        if guild is None or player.text_channel_id is None:
             return None
-        channel = self.bot.get_channel(player.text_channel_id)
-        return channel if isinstance(channel, discord.abc.Messageable) else None
+        return await text_channel(guild, player.text_channel_id)
 
     async def say(self, player: Player, content: str) -> None:
-        channel = self._text_channel(player)
+        channel = await self._text_channel(player)
         if channel is not None:
             await send(channel, content)
 

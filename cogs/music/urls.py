@@ -23,11 +23,12 @@ from cogs.music.errors import MusicError
 log = logging.getLogger(__name__)
 
 # Playlist links from before 2018 name their owner first (`user/NAME/playlist/ID`,
-# `spotify:user:NAME:playlist:ID`); Spotify still opens them.
+# `spotify:user:NAME:playlist:ID`); Spotify still opens them.  Scheme and host match in
+# any case (some phones and chat apps write them in capitals); paths and ids keep theirs.
 _SPOTIFY = re.compile(
-    r"^(?:https?://open\.spotify\.com/(?:intl-[\w-]+/)?(?:embed/)?(?:user/[^/?#]+/(?=playlist/))?"
-    r"(?P<kind>[a-z]+)/(?P<id>[A-Za-z0-9]+)"
-    r"|spotify:(?:user:[^:]+:(?=playlist:))?(?P<uri_kind>[a-z]+):(?P<uri_id>[A-Za-z0-9]+))"
+    r"^(?:(?i:https?://open\.spotify\.com)/(?:intl-[\w-]+/)?(?:embed/)?"
+    r"(?:user/[^/?#]+/(?=playlist/))?(?P<kind>[a-z]+)/(?P<id>[A-Za-z0-9]+)"
+    r"|(?i:spotify):(?:user:[^:]+:(?=playlist:))?(?P<uri_kind>[a-z]+):(?P<uri_id>[A-Za-z0-9]+))"
     r"(?:[/?#].*)?$"
 )
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")

@@ -159,7 +159,8 @@ async def test_a_restart_during_an_outage_of_the_server_resumes_once_the_server_
 async def test_a_restart_into_a_channel_it_may_no_longer_join_says_why_and_keeps_the_queue(
     world: World,
 ) -> None:
-    """Played from a thread: the notes go there."""
+    """Played from a thread, archived meanwhile (so not in discord.py's cache): the notes
+    go there."""
     settings = world.settings()
     bot = await world.start(settings)
     thread = world.guild.add_thread(world.guild.text, "tunes", world.member)
@@ -169,6 +170,7 @@ async def test_a_restart_into_a_channel_it_may_no_longer_join_says_why_and_keeps
     await world.reply(played)
     await world.wait_frames(FRAMES_PER_SECOND)
     await bot.close()
+    thread.archived = True
     # Meanwhile the bot became an ordinary member, and nobody may connect to the channel.
     world.guild.add_member(world.discord.bot_user, permissions=TEXT_ONLY)
     voice = world.guild.voice
@@ -188,9 +190,30 @@ async def test_a_restart_into_a_channel_it_may_no_longer_join_says_why_and_keeps
     assert world.discord.voice_state_updates[-1]["channel_id"] is None, "it did not try to join"
     await bot.close()
 
+    assert not thread.archived, "the note unarchived it"
     world.guild.set_overwrite(voice, world.guild.id, member=False)  # Connect is back
+    thread.archived = True
     await world.start(settings)
     await in_thread(f"Back after a restart: resuming tone-440hz-{SECONDS}s at 0:01")
+
+
+async def test_music_messages_reach_a_thread_archived_while_it_plays(world: World) -> None:
+    """An archived thread drops out of discord.py's cache; the bot's next message there
+    unarchives it, as on Discord."""
+    bot = await world.start()
+    thread = world.guild.add_thread(world.guild.text, "tunes", world.member)
+    played = await world.discord.invoke_slash(
+        thread, world.member, "play", {"query": world.media.tone(440, 1.5, "ogg")}
+    )
+    await world.reply(played)
+    await world.discord.wait_for_message(thread, predicate=lambda m: bool(m.components))
+    thread.archived = True
+    world.guild.channel_updated(thread)
+    await world.discord.wait_for(lambda: bot.get_channel(thread.id) is None)
+    await world.discord.wait_for_message(
+        thread, predicate=lambda m: "The queue is finished" in m.content
+    )
+    assert not thread.archived
 
 
 async def test_a_restart_after_its_voice_channel_was_deleted_says_the_queue_is_dropped(

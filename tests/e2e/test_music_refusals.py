@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import re
 
+import discord
 import pytest
 
 from tests.e2e.music_world import World
-from tests.fakes.discord_server import FakeUser
+from tests.fakes.discord_server import DEFAULT_PERMS, FakeUser
 
 pytestmark = pytest.mark.backends("sqlite")
 
@@ -20,6 +21,8 @@ async def test_a_play_refused_without_a_lookup_never_joins_voice(world: World) -
     await world.start()
     spotify = await world.slash("play", query="https://open.spotify.com/track/abc123")
     assert "SPOTIPY_CLIENT_ID" in spotify
+    capitals = await world.slash("play", query="HTTPS://OPEN.SPOTIFY.COM/track/abc123")
+    assert "SPOTIPY_CLIENT_ID" in capitals, "a link some phones write is Spotify's too"
     assert await world.slash("play", query="x" * 501) == (
         "That's too long: keep it to 500 characters."
     )
@@ -131,3 +134,27 @@ async def test_a_press_on_a_nowplaying_copy_updates_the_track_s_own_message_too(
     pressed = await world.press(posted, "toggle")
     assert (await pressed.wait_response())["type"] == 7, "it resumed, not 'already paused'"
     assert posted.embeds[0]["title"] == "Now playing"
+
+
+async def test_a_full_voice_channel_is_refused_unless_the_bot_may_move_members(
+    world: World,
+) -> None:
+    """Discord lets only those who may Move Members into a full channel: without that the
+    bot says so, and does not try; with it, it joins."""
+    world.guild.add_member(world.discord.bot_user, permissions=DEFAULT_PERMS)
+    voice = world.guild.voice
+    voice.user_limit = 1
+    bot = await world.start()  # the member fills the channel
+    tone = world.media.tone(440, 1, "ogg")
+    assert await world.slash("play", query=tone) == (
+        f"<#{voice.id}> is full; I'd need the Move Members permission to join it anyway."
+    )
+    assert world.discord.voice_state_updates == [], "the bot never tried to join"
+
+    moves = DEFAULT_PERMS | discord.Permissions(move_members=True).value
+    world.guild.add_member(world.discord.bot_user, permissions=moves)
+    guild = bot.get_guild(world.guild.id)
+    assert guild is not None
+    await world.discord.wait_for(lambda: guild.me.guild_permissions.move_members)
+    assert (await world.slash("play", query=tone)).startswith("▶️")
+    await world.wait_frames(10)

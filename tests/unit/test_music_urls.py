@@ -47,6 +47,20 @@ def test_spotify_links(text: str, expected: tuple[str, str]) -> None:
 @pytest.mark.parametrize(
     "text",
     [
+        "HTTPS://OPEN.SPOTIFY.COM/track/4uLU6hMCjMI75M1A2tKUQC?si=abc",
+        "Https://Open.Spotify.com/intl-de/track/4uLU6hMCjMI75M1A2tKUQC",
+        "SPOTIFY:track:4uLU6hMCjMI75M1A2tKUQC",
+    ],
+)
+def test_spotify_scheme_and_host_in_any_case(text: str) -> None:
+    """Some phones and chat apps write a link's scheme and host in capitals; the id keeps
+    its case."""
+    assert parse_spotify(text) == SpotifyLink("track", "4uLU6hMCjMI75M1A2tKUQC")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
         "https://open.spotify.com/user/spotify/playlist/37i9dQZF1DXcBWIGoYBM5M",
         "https://open.spotify.com/user/jane.doe_99/playlist/37i9dQZF1DXcBWIGoYBM5M?si=x",
         "spotify:user:spotify:playlist:37i9dQZF1DXcBWIGoYBM5M",
