@@ -150,6 +150,12 @@ class Maintenance(commands.Cog):
             async with self.bot.db.exclusive("retention") as ours:
                 if ours:  # else another process is at it
                     await self.purge_due()
+        except discord.RateLimited as error:  # asked whether the bot is in a guild: no answer
+            log.warning(
+                "Discord holds back guild lookups for %.0f s: the deletions left wait for the"
+                " next pass",
+                error.retry_after,
+            )
         except Exception:  # a periodic pass: log a bug or a database error, retry next hour
             log.exception("deleting the data of deleted channels and left guilds failed")
 
@@ -211,7 +217,8 @@ class Maintenance(commands.Cog):
     async def _still_in(self, guild_id: int) -> bool:
         """Whether the bot is in a guild. The cache knows for the guilds of this
         process's shards; for another shard process's guild only Discord can say (a
-        pass may run in any one process). Any other answer raises: data is kept."""
+        pass may run in any one process). Any other answer (Discord holding back a
+        lookup too) raises: data is kept."""
         if self.bot.owns(guild_id):
             return self.bot.get_guild(guild_id) is not None
         try:

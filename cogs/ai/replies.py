@@ -94,6 +94,10 @@ class Held(BotError):
     """Discord holds the bot's messages where a reply goes for longer than the bot waits
     out a rate limit (30 s, `bot.Bot`): nothing is sent there meanwhile, not even why."""
 
+    @classmethod
+    def by(cls, error: discord.RateLimited) -> Held:
+        return cls(f"Discord holds my messages here for {wait_words(error.retry_after)}.")
+
 
 class ContextSink:
     """Sends a reply where it was asked for. A message gets replies to it; a slash command,
@@ -111,8 +115,7 @@ class ContextSink:
         try:
             return await self._send(content)
         except discord.RateLimited as error:  # a long slowmode, most often: not waited out
-            wait = wait_words(error.retry_after)
-            raise Held(f"Discord holds my messages here for {wait}.") from error
+            raise Held.by(error) from error
 
     async def _send(self, content: str) -> Sent:
         ctx = self.ctx

@@ -41,7 +41,13 @@ async def finish_unfinished(bot: Bot, replies: list[Unfinished]) -> None:
         try:
             async with asyncio.timeout(UNFINISHED_TIMEOUT):
                 cut_off = await _finish_message(bot, reply)
-        except (discord.HTTPException, aiohttp.ClientError, OSError, BotError) as error:
+        except (
+            discord.HTTPException,
+            discord.RateLimited,  # a long slowmode holding the part that follows
+            aiohttp.ClientError,
+            OSError,
+            BotError,
+        ) as error:
             # OSError: timeouts too; BotError: a thread whose channel I can't find
             log.info("the last message of unfinished reply %s stays as it is: %r", reply, error)
         await bot.chats.mark_unfinished(reply, RESTART if cut_off else None)

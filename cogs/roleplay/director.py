@@ -33,7 +33,7 @@ import discord
 from discord.ext import commands
 
 from cogs.ai.directors import Direction
-from cogs.ai.replies import NO_PINGS, Sent, held_by_slowmode
+from cogs.ai.replies import NO_PINGS, Held, Sent, held_by_slowmode
 from cogs.ai.streaming import WRITING_MARKER, Editable
 from cogs.roleplay.avatar_links import AvatarLinks
 from cogs.roleplay.characters import CharacterStore
@@ -104,6 +104,12 @@ class SceneSink:
         self.slowmode = slowmode  # slowmode holds the bot's own messages in the channel
 
     async def send(self, content: str) -> _Line:
+        try:
+            return await self._send(content)
+        except discord.RateLimited as error:  # a long slowmode where no webhook spares it
+            raise Held.by(error) from error
+
+    async def _send(self, content: str) -> _Line:
         speaker, text = speaker_of(content)
         if speaker != NARRATOR and speaker in self.avatars:
             avatar_url = self.avatars[speaker]
@@ -214,7 +220,8 @@ class SceneDirector:
                 await starter.send(
                     PAUSED.format(channel=channel.mention), allowed_mentions=NO_PINGS
                 )
-        except (discord.HTTPException, aiohttp.ClientError, OSError) as error:  # DMs closed...
+        # DMs closed, a connection reset, Discord holding back new DMs (RateLimited)...
+        except (discord.HTTPException, discord.RateLimited, aiohttp.ClientError, OSError) as error:
             log.info("could not tell the starter of the scene in %s: %r", channel.id, error)
 
     def update_later(self, scene: Scene, exchange: str) -> None:

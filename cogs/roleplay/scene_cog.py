@@ -90,7 +90,8 @@ class Scenes(commands.Cog):
                     await self.bot.get_partial_messageable(channel_id).send(
                         CAST_GONE, allowed_mentions=NO_PINGS
                     )
-            except (discord.HTTPException, TimeoutError) as error:
+            # RateLimited: a long slowmode holds it, not waited out
+            except (discord.HTTPException, discord.RateLimited, TimeoutError) as error:
                 log.warning("could not say in %s that its scene ended: %s", channel_id, error)
 
     @commands.hybrid_group(name="scene")

@@ -353,7 +353,8 @@ class WebhookSender:
         try:
             async with asyncio.timeout(DISCORD_TIMEOUT):
                 await channel.send(NOTICES[code], allowed_mentions=NO_PINGS)
-        except (discord.HTTPException, TimeoutError) as error:
+        # RateLimited: a long slowmode holds it, not waited out
+        except (discord.HTTPException, discord.RateLimited, TimeoutError) as error:
             log.warning("could not tell channel %s why characters speak as me: %r", home, error)
 
     def _cached(self, home: int) -> discord.Webhook | None:

@@ -4,19 +4,26 @@ hold that too), and nothing crashes or logs a traceback. The real bot against th
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any, cast
 
+import discord
 import pytest
 
 from cogs.admin.maintenance import Maintenance
-from cogs.ai.records import Turn
+from cogs.ai.records import WRITING, Turn
 from cogs.ai.store import ChatStore
+from cogs.ai.streaming import RESTART, WRITING_MARKER
 from config import Settings
-from tests.conftest import StartBot
+from tests.conftest import BASIC, StartBot, eventually
 from tests.e2e.test_ai_tools_server import UNLIMITED, responses, server_on
 from tests.e2e.test_ai_tools_server import mod as mod  # a fixture
 from tests.e2e.test_ai_tools_server import run as run  # a fixture
+from tests.e2e.test_retention import maintenance, pending
+from tests.e2e.test_roleplay_characters import Slash
+from tests.e2e.test_roleplay_scenes import MANAGE_WEBHOOKS, SEND_MESSAGES, World, scenes
+from tests.e2e.test_roleplay_scenes import world as world  # a fixture
 from tests.fakes.discord_models import DEFAULT_PERMS, TEXT_CHANNEL
 from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.gemini_server import FakeGemini
@@ -166,4 +173,134 @@ async def test_a_notice_slowmode_holds_is_given_up_without_a_traceback(
 
     assert [m.content[:5] for m in discord_fake.messages_in(slow, from_bot=True)] == ["Pong!"]
     await discord_fake.wait_for(lambda: "could not send a notice" in caplog.text)
+    assert not [r for r in caplog.records if r.exc_info], "no tracebacks"
+
+
+async def test_scenes_ended_by_deleted_characters_discord_holds_the_notice_of_end_each(
+    world: World,
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The notice that its characters were deleted, held back (a long slowmode, say), is
+    given up in one line, not a traceback that leaves the next scene running."""
+    bot = await start_bot(ai_settings())
+    side = guild.add_text_channel("side")
+    await world.character("Aria")
+    for channel in (guild.text, side):
+        await world.slash(member, "start", channel, characters="Aria")
+        discord_fake.rate_limited[("POST", f"/channels/{channel.id}/messages")] = 60
+
+    await Slash(discord_fake, guild)(discord_fake.owner, "delete", name="Aria")
+
+    await discord_fake.wait_for(lambda: caplog.text.count("that its scene ended") == 2)
+    assert not any(scenes(bot).scenes.running(c.id) for c in (guild.text, side))
+    assert not [r for r in caplog.records if r.exc_info], "no tracebacks"
+
+
+@pytest.mark.shards(2)
+async def test_a_guild_lookup_discord_rate_limits_keeps_the_data_in_one_log_line(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    far: FakeGuild,
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Whether the bot is still in another shard process's guild, Discord holds back: no
+    answer, so its data and its pending deletion stay for the next pass."""
+    settings = make_settings(shard_count=2, shard_ids="0", memory_enabled=False)
+    bot = await start_bot(settings, extensions=["cogs.admin"])
+    await bot.guild_settings.set_prefix(far.id, "?")
+    await maintenance(bot).pending.schedule("guild", far.id)  # as if shard 1 saw it leave
+    discord_fake.rate_limited[("GET", f"/guilds/{far.id}")] = 600
+
+    await maintenance(bot, days_from_now=8).retention_loop()
+
+    assert await pending(bot) == [("guild", far.id)]
+    assert bot.guild_settings.prefix(far.id) == "?"
+    assert not [r for r in caplog.records if r.exc_info], "no tracebacks"
+    assert "Discord holds back guild lookups for 600 s" in caplog.text
+
+
+async def test_a_scene_turn_a_long_slowmode_holds_without_a_webhook_is_given_up_in_log_lines(
+    world: World,
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """No Manage Webhooks: the characters speak as the bot, whose messages slowmode holds.
+    Why they speak as the bot, and the turn, are given up (logged), not a traceback."""
+    guild.text.rate_limit_per_user = 600
+    guild.add_member(discord_fake.bot_user, permissions=BASIC)
+    await start_bot(ai_settings())
+    await world.character("Aria")
+    await world.slash(member, "start", characters="Aria")
+    await discord_fake.send_message(guild.text, member, "!ping")  # slowmode holds the bot next
+    await discord_fake.wait_for_message(guild.text, predicate=lambda m: m.content[:5] == "Pong!")
+
+    await discord_fake.send_message(guild.text, member, "hello")
+
+    await discord_fake.wait_for(lambda: "could not say why there is no reply" in caplog.text)
+    assert "why characters speak as me" in caplog.text
+    assert not [r for r in caplog.records if r.exc_info], "no tracebacks"
+
+
+async def test_replies_left_unfinished_are_all_finalised_though_discord_holds_a_part(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A message of the last run, full, gets the restart note in a new message, which
+    Discord holds back: that one is given up in a line of the log, and the next reply is
+    finalised all the same."""
+    settings = ai_settings()
+    bot = await start_bot(settings, extensions=[])
+    channel = bot.get_channel(guild.text.id)
+    assert isinstance(channel, discord.TextChannel)
+    full = await channel.send("a" * (2000 - len(WRITING_MARKER)) + WRITING_MARKER)
+    half = await channel.send("Half" + WRITING_MARKER)
+    for message in (full, half):
+        turn = Turn("model", discord_fake.bot_user.id, "ai", "…", message.id, WRITING)
+        await bot.chats.add_turns(guild.id, guild.text.id, [turn])
+    await bot.close()
+    discord_fake.rate_limited[("POST", f"/channels/{guild.text.id}/messages")] = 600
+    caplog.set_level(logging.INFO, logger="cogs.ai.unfinished")
+
+    bot = await start_bot(settings, extensions=["cogs.ai"])
+
+    await eventually(lambda: bot.chats.unfinished(10, lambda _: True), equals=[])
+    assert [t.incomplete for t in await bot.chats.turns(guild.text.id)] == [RESTART, RESTART]
+    assert "stays as it is: RateLimited" in caplog.text
+    assert not [r for r in caplog.records if r.exc_info], "no tracebacks"
+
+
+async def test_a_paused_scenes_starter_discord_holds_a_dm_to_is_not_told_in_one_log_line(
+    world: World,
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    guild.add_member(discord_fake.bot_user, permissions=BASIC | MANAGE_WEBHOOKS)
+    await start_bot(ai_settings())
+    await world.character("Aria")
+    await world.slash(member, "start", characters="Aria")
+    guild.set_overwrite(guild.text, discord_fake.bot_user.id, deny=SEND_MESSAGES, member=True)
+    discord_fake.rate_limited[("POST", "/users/@me/channels")] = 600
+    caplog.set_level(logging.INFO, logger="cogs.roleplay.director")
+
+    await discord_fake.send_message(guild.text, member, "anyone?")
+
+    await discord_fake.wait_for(lambda: "could not tell the starter" in caplog.text)
     assert not [r for r in caplog.records if r.exc_info], "no tracebacks"
