@@ -201,7 +201,7 @@ async def text_channel(guild: discord.Guild, channel_id: int) -> discord.abc.Mes
     if channel is None:
         try:
             channel = await guild.fetch_channel(channel_id)
-        except (discord.HTTPException, discord.InvalidData) as error:
+        except (discord.HTTPException, discord.RateLimited, discord.InvalidData) as error:
             log.info(
                 "no channel %s for music messages in guild %s: %s", channel_id, guild.id, error
             )
@@ -212,5 +212,5 @@ async def text_channel(guild: discord.Guild, channel_id: int) -> discord.abc.Mes
 async def send(channel: discord.abc.Messageable, content: str) -> None:
     try:
         await channel.send(content, allowed_mentions=discord.AllowedMentions.none())
-    except discord.HTTPException as error:
+    except (discord.HTTPException, discord.RateLimited) as error:  # a long slowmode...
         log.warning("could not send a music message: %s", error)

@@ -43,7 +43,7 @@ class SkipNotices:
                 return
         try:
             message = await channel.send(f"⚠️ Skipped {last}", allowed_mentions=_NO_PINGS)
-        except discord.HTTPException as error:
+        except (discord.HTTPException, discord.RateLimited) as error:  # a long slowmode...
             log.warning("could not send a music message: %s", error)
             self._runs.pop(guild_id, None)
             return

@@ -54,7 +54,7 @@ class NowPlaying:
                 message = await channel.send(embed=embed, view=view)
             else:  # Discord would drop the embed, leaving the buttons alone
                 message = await channel.send(truncate(embed_text(embed), DISCORD_LIMIT), view=view)
-        except discord.HTTPException as error:
+        except (discord.HTTPException, discord.RateLimited) as error:  # a long slowmode...
             log.warning("could not post the now-playing message: %s", error)
             return
         self._messages[player.guild_id] = message

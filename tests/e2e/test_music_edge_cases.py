@@ -7,6 +7,7 @@ the fake voice server, driven through the fake Discord.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import cast
 
 import pytest
@@ -177,3 +178,26 @@ async def test_a_247_return_with_no_saved_queue_plays_at_the_default_volume(
     music = cast(Music, bot.get_cog("Music"))
     await eventually(lambda: world.guild.id in music.sessions.players)
     assert await world.slash("volume") == "🔊 Volume: 40 %."
+
+
+async def test_music_messages_a_long_slowmode_holds_are_given_up_in_one_log_line_each(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Discord holding the bot's messages for 10 minutes (a slowmode, where the bot lacks
+    Manage Messages) raises, not waits (`max_ratelimit_timeout`): the now-playing card
+    and the skip notice are given up with a warning, and the queue plays on."""
+    caplog.set_level(logging.WARNING, logger="cogs.music")
+    await world.start()
+    dead = world.media.url("no-such-file.ogg")
+    await world.slash("play", query=world.media.tone(440, 1, "ogg"))
+    await world.wait_frames(5)
+    world.discord.rate_limited[("POST", f"/channels/{world.guild.text.id}/messages")] = 600
+    await world.slash("play", query=dead)  # skipped when its turn comes: a notice
+    await world.slash("play", query=world.media.tone(880, 1, "ogg"))
+
+    def warned(text: str) -> bool:
+        return any(r.levelno == logging.WARNING and text in r.getMessage() for r in caplog.records)
+
+    await eventually(lambda: warned("could not send a music message"))  # the skip notice
+    await eventually(lambda: warned("could not post the now-playing message"))  # 880 Hz
+    assert "event handler failed" not in caplog.text
