@@ -90,16 +90,19 @@ def _sees(
 
 
 def readable(user: discord.abc.User, here: int | None = None) -> Callable[[int], bool] | None:
-    """Whether `user` may read a channel's past messages, by channel id (remembered for
-    the life of the returned function: one reply); None outside a server, where a
-    person's conversations are their own. A channel the bot no longer sees (deleted,
-    or a thread it has lost from view) is unreadable; a private thread is readable
-    by its owner, its members the bot knows of, and those who manage threads, and
-    (`here`) by whoever writes in it: without the members intent the bot knows of
+    """Whether what was said in a channel, by channel id, may be recalled for `user` in
+    `here` (where the answer goes): `user` may read the channel's past messages, and so
+    may everyone who reads `here` (a staff member's question in #general does not bring
+    back #staff). Remembered for the life of the returned function: one reply. None
+    outside a server, where a person's conversations are their own. A channel the bot no
+    longer sees (deleted, or a thread it has lost from view) is unreadable; a private
+    thread is readable by its owner, its members the bot knows of, and those who manage
+    threads, and by whoever writes in it: without the members intent the bot knows of
     few of its members."""
     if not isinstance(user, discord.Member):
         return None
     guild = user.guild
+    audience = None if here is None else _Audience(guild.get_channel_or_thread(here))
 
     @functools.cache
     def can_read(channel_id: int) -> bool:
@@ -109,6 +112,56 @@ def readable(user: discord.abc.User, here: int | None = None) -> Callable[[int],
         permissions = channel.permissions_for(user)
         if not (permissions.read_messages and permissions.read_message_history):
             return False
-        return channel_id == here or _sees(user, channel, permissions)
+        if channel_id == here:
+            return True
+        return _sees(user, channel, permissions) and (audience is None or audience.reads(channel))
 
     return can_read
+
+
+class _Audience:
+    """Who reads the channel an answer goes to, by the roles and members its permissions
+    let in, and whether they all may read another channel's history. Each role is taken
+    with @everyone alone (a member who reads only through two roles together is not
+    looked at); a member let in by an overwrite of their own whom the bot does not know
+    makes the audience unknown: no other channel is recalled there."""
+
+    def __init__(self, here: discord.abc.GuildChannel | discord.Thread | None) -> None:
+        # A thread is read by those who read its channel (a private one, by fewer).
+        self.place = here.parent if isinstance(here, discord.Thread) else here
+        self._readers: list[discord.Role | discord.Member] | None = None
+
+    def reads(self, channel: discord.abc.GuildChannel | discord.Thread) -> bool:
+        if self.place is None:
+            return False  # a channel the bot no longer sees: who reads it is unknown
+        if isinstance(channel, discord.Thread):
+            if channel.is_private():
+                return False  # read by its members, whom no role tells
+            if channel.parent is None:
+                return False
+            channel = channel.parent
+        if channel.id == self.place.id:
+            return True
+        readers = self._who(self.place)
+        return readers is not None and all(_reads_history(channel, r) for r in readers)
+
+    def _who(self, place: discord.abc.GuildChannel) -> list[discord.Role | discord.Member] | None:
+        if self._readers is None:
+            readers: list[discord.Role | discord.Member] = [
+                role for role in place.guild.roles if _reads_history(place, role)
+            ]
+            for target, overwrite in place.overwrites.items():
+                if isinstance(target, discord.Role) or not overwrite.read_messages:
+                    continue
+                if not isinstance(target, discord.Member):
+                    return None  # a member the bot does not know of
+                readers.append(target)
+            self._readers = readers
+        return self._readers
+
+
+def _reads_history(
+    channel: discord.abc.GuildChannel, reader: discord.Role | discord.Member
+) -> bool:
+    permissions = channel.permissions_for(reader)
+    return permissions.read_messages and permissions.read_message_history

@@ -134,7 +134,7 @@ async def test_remember_recall_and_forget_only_the_askers_own(
     assert await facts(bot, here, bob) == ["my locker code is 1234"], "bob's memory survives"
 
 
-async def test_what_the_ai_remembered_in_a_hidden_channel_is_recalled_only_for_its_readers(
+async def test_what_the_ai_remembered_in_a_hidden_channel_is_recalled_only_where_its_readers_are(
     discord_fake: FakeDiscord,
     gemini_fake: FakeGemini,
     guild: FakeGuild,
@@ -153,9 +153,14 @@ async def test_what_the_ai_remembered_in_a_hidden_channel_is_recalled_only_for_i
     )
     assert remembered["remembered"] is True
 
-    for asker, sees in ((member, False), (owner, True)):
+    # The owner reads #staff, but not everyone reading #general does: only in #staff.
+    for asker, where, sees in (
+        (member, guild.text, False),
+        (owner, guild.text, False),
+        (owner, staff, True),
+    ):
         [(_, recalled)], _ = await call(
-            discord_fake, gemini_fake, guild.text, asker, [("recall", {"topic": "ban carol"})]
+            discord_fake, gemini_fake, where, asker, [("recall", {"topic": "ban carol"})]
         )
         texts = [m["text"] for m in recalled["memories"]]
         assert any(secret in text for text in texts) is sees, asker.name

@@ -137,7 +137,7 @@ async def test_an_exchange_cut_off_by_a_shutdown_is_still_remembered(
     assert await bot.memory.count_of(Scope("guild", guild.id), member.id) == 1
 
 
-async def test_what_was_said_in_a_channel_is_recalled_only_for_those_who_can_read_it(
+async def test_what_was_said_in_a_channel_is_recalled_only_where_all_who_read_it_can_read_it(
     discord_fake: FakeDiscord,
     guild: FakeGuild,
     member: FakeUser,
@@ -164,8 +164,12 @@ async def test_what_was_said_in_a_channel_is_recalled_only_for_those_who_can_rea
     question = "what is carol's appeal password?"
     asked = await ask(discord_fake, gemini_fake, guild.text, member, question)
     assert "tulip77" not in asked.system_text
-    # The owner reads #staff: the same question, in the same channel, recalls it.
+    # The owner reads #staff, but everyone reads the answer in #general: not there either.
     asked = await ask(discord_fake, gemini_fake, guild.text, owner, question)
+    assert "tulip77" not in asked.system_text
+    # A thread of #staff is read only by those who read #staff: there it is recalled.
+    thread = guild.add_thread(staff, "appeals", owner)
+    asked = await ask(discord_fake, gemini_fake, thread, owner, question)
     assert "tulip77" in asked.system_text
 
 
