@@ -30,6 +30,14 @@ _DISCORD_TOKENS = re.compile(
     r"""(/(?:webhooks|interactions)/\d+/)[\w.-]{20,}|(\\?["']token\\?["']:\s*\\?["'])[^"'\\]+"""
 )
 
+# Credentials in HTTP headers that libraries log at DEBUG: spotipy logs its token request
+# with `Authorization: Basic` + base64 of the client id and secret (no longer the secret's
+# own spelling) and every API call with its `Bearer` access token.
+_AUTHORIZATION = re.compile(
+    r"""(authorization\\?["']?\s*[:=]\s*\\?["']?(?:(?:basic|bearer|bot)\s+)?)[^\s"'\\,}]+""",
+    re.IGNORECASE,
+)
+
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
 _RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
@@ -94,6 +102,7 @@ class _RedactingFormatter(logging.Formatter):
     def redact(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, REDACTED)
+        text = _AUTHORIZATION.sub(lambda m: m[1] + REDACTED, text)
         return _DISCORD_TOKENS.sub(lambda m: (m[1] or m[2]) + REDACTED, text)
 
     def format(self, record: logging.LogRecord) -> str:

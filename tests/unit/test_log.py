@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import sys
@@ -10,8 +11,10 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
+import spotipy
 
 from cogs.ai.dispatch import ChannelDispatcher
+from tests.fakes.spotify_server import FakeSpotify
 from utils.log import REDACTED, current_request, setup_logging, start_request
 
 
@@ -210,3 +213,31 @@ async def test_dispatched_jobs_run_with_the_request_that_submitted_them(tmp_path
     assert seen == [(name, ids[name]) for name in "abc"]
     [failure] = [e for e in _json_lines(tmp_path) if e["message"].startswith("AI job")]
     assert failure["request_id"] == ids["b"] and failure["user_id"] == 11
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+async def test_spotify_credentials_in_debug_lines_are_redacted(
+    tmp_path: Path, fmt: str, spotify_fake: FakeSpotify
+) -> None:
+    """With LOG_LEVEL=DEBUG spotipy logs its token request with the client id and secret
+    in base64 (`Authorization: Basic ...`) and each API call with its bearer token."""
+    spotify_fake.add_track("t1", "Artist", "Song")
+    secret = spotify_fake.client_secret
+    setup_logging(level="DEBUG", fmt=fmt, log_dir=tmp_path, secrets=[secret])
+    credentials = spotipy.SpotifyClientCredentials(
+        spotify_fake.client_id, secret, cache_handler=spotipy.MemoryCacheHandler()
+    )
+    client = spotipy.Spotify(client_credentials_manager=credentials, retries=0)
+    track = await asyncio.to_thread(client.track, "t1")
+    assert track is not None and track["name"] == "Song"
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    text = (tmp_path / "bot.log").read_text()
+    basic = base64.b64encode(f"{spotify_fake.client_id}:{secret}".encode()).decode()
+    cached = credentials.cache_handler.get_cached_token()
+    assert cached is not None
+    bearer = cached["access_token"]
+    assert "Sending POST request" in text and "Sending GET" in text  # spotipy's lines
+    for leaked in (secret, basic, bearer):
+        assert leaked not in text
+    assert f"Basic {REDACTED}" in text and f"Bearer {REDACTED}" in text
