@@ -9,8 +9,8 @@ refuses at once while the circuit breaker is open, and a reply's wait for its fi
 words is bounded by a deadline over all of that.
 A reply Google stopped early (safety filters, length limit, ...) ends with a
 `ReplyStopped` saying why. An answer that can't be read (no events, not JSON, not
-UTF-8) is retried like a dropped connection; a stream that ends without a finish
-reason was cut, like one that breaks.
+UTF-8), or a stream that ends before its first words, is retried like a dropped
+connection; one that ends later without a finish reason was cut, like one that breaks.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from utils.gemini_errors import (
     IncompleteAnswer,
     error_kind,
     is_quota,
-    is_refused_key,
     is_transient,
+    refusal,
     retry_delay,
 )
 from utils.gemini_replies import (
@@ -52,7 +52,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 NOT_ANSWERING = "The AI is not answering right now; please try again later."
-REFUSED_KEY = "The AI service refused the bot's API key; the bot's owner needs to check it."
 
 
 class GeminiProvider:
@@ -138,15 +137,16 @@ class GeminiProvider:
         """
         reply = reply if reply is not None else Reply()
         config = request_config(system, safety, tools=tools, tool_mode=tool_mode)
-        chunks, first = await self._with_retries(
+        chunks, firsts = await self._with_retries(
             lambda name: self._open_stream(name, contents, config),
             model,
             reply,
             deadline,
         )
         try:
-            if text := self._take(first, reply):
-                yield text
+            for first in firsts:
+                if text := self._take(first, reply):
+                    yield text
             while True:
                 try:
                     async with asyncio.timeout(self.timeout):
@@ -215,15 +215,19 @@ class GeminiProvider:
         model: str,
         contents: Sequence[types.ContentUnionDict],
         config: types.GenerateContentConfigDict | None,
-    ) -> tuple[AsyncIterator[types.GenerateContentResponse], types.GenerateContentResponse]:
-        """Start a stream and wait for its first chunk (so failures can still be retried)."""
+    ) -> tuple[AsyncIterator[types.GenerateContentResponse], list[types.GenerateContentResponse]]:
+        """Start a stream and wait for the chunks up to its first words, call or end (so
+        failures until then, a stream of no candidates among them, can still be retried)."""
         chunks = await self.client.aio.models.generate_content_stream(
             model=model, contents=list(contents), config=config
         )
+        firsts: list[types.GenerateContentResponse] = []
         try:
-            return chunks, await anext(chunks)
+            while not firsts or not _begun(firsts[-1]):
+                firsts.append(await anext(chunks))
+            return chunks, firsts
         except StopAsyncIteration:
-            raise IncompleteAnswer("the stream ended before its first event") from None
+            raise IncompleteAnswer("the stream ended before the reply began") from None
         except BaseException:
             # google-genai annotates its async generator as a plain AsyncIterator.
             await chunks.aclose()  # pyright: ignore[reportAttributeAccessIssue]
@@ -283,9 +287,7 @@ class GeminiProvider:
                     self.metrics.gemini_error(error_kind(error))
                     if error.code not in RETRYABLE_STATUS | UNAVAILABLE_MODEL_STATUS:
                         log.error("Gemini refused the request: %s %s", error.code, error.message)
-                        if is_refused_key(error):
-                            raise AIError(REFUSED_KEY) from error
-                        raise AIError("The AI could not process that message.") from error
+                        raise AIError(refusal(error)) from error
                     failures.append(error)
                     if error.code in UNAVAILABLE_MODEL_STATUS or (
                         is_quota(error) and index + 1 < len(models)
@@ -365,6 +367,19 @@ class GeminiProvider:
         if feedback is not None and feedback.block_reason:
             reply.block_reason = feedback.block_reason.value
         return text
+
+
+def _begun(response: types.GenerateContentResponse) -> bool:
+    """Whether a stream's chunk begins the reply: words, a call, a finish or a refusal."""
+    if response.prompt_feedback is not None and response.prompt_feedback.block_reason:
+        return True
+    candidate = response.candidates[0] if response.candidates else None
+    if candidate is None:
+        return False
+    parts = candidate.content.parts if candidate.content else None
+    return bool(candidate.finish_reason) or any(
+        part.function_call is not None or (part.text and not part.thought) for part in parts or []
+    )
 
 
 def _session(base_url: str) -> aiohttp.ClientSession:

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -15,6 +16,11 @@ from google.genai import errors
 
 from utils.reliability.circuit_breaker import CircuitOpenError
 
+REFUSED_KEY = "The AI service refused the bot's API key; the bot's owner needs to check it."
+REFUSED_ACCOUNT = (
+    "The AI service refused the bot's account (its region or billing); "
+    "the bot's owner needs to check it."
+)
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 UNAVAILABLE_MODEL_STATUS = frozenset({404})
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
@@ -22,13 +28,19 @@ _SECONDS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*$")  # Retry-After's other form is
 
 
 class IncompleteAnswer(Exception):
-    """A stream with no events at all, or one that ended without a finish reason."""
+    """A stream that ended before its first words, or later without a finish reason."""
 
 
-# Answers that can't be read: incomplete, not JSON (a proxy's error page, a cut event; the
-# SDK raises UnknownApiResponseError) or not UTF-8.
-UNREADABLE = (IncompleteAnswer, errors.UnknownApiResponseError, UnicodeDecodeError)
-# Failures worth another try (before a stream's first event; after it, they cut the reply).
+# Answers that can't be read: incomplete, not JSON (a cut event: the SDK raises
+# UnknownApiResponseError; a whole answer or a proxy's error page sent as JSON that is not:
+# JSONDecodeError) or not UTF-8.
+UNREADABLE = (
+    IncompleteAnswer,
+    errors.UnknownApiResponseError,
+    json.JSONDecodeError,
+    UnicodeDecodeError,
+)
+# Failures worth another try (before a stream's first words; after them, they cut the reply).
 FAILED_TRY = (TimeoutError, aiohttp.ClientError, *UNREADABLE)
 
 
@@ -60,12 +72,17 @@ def is_quota(error: errors.APIError) -> bool:
     return error.code == 429 and error.status == "RESOURCE_EXHAUSTED"
 
 
-def is_refused_key(error: errors.APIError) -> bool:
-    """Google refusing the key itself (invalid, expired, or not allowed this API): the
-    owner's setting, not the asker's message, is at fault."""
-    if error.code in (401, 403):
-        return True
-    return any(detail.get("reason") == "API_KEY_INVALID" for detail in _details(error))
+def refusal(error: errors.APIError) -> str:
+    """What users are told of a request Google refused, naming whose it is to fix: the key
+    (invalid, expired, or not allowed this API) and the account (a region Google does not
+    serve, a free tier not offered there: FAILED_PRECONDITION) are the owner's."""
+    if error.code in (401, 403) or any(
+        detail.get("reason") == "API_KEY_INVALID" for detail in _details(error)
+    ):
+        return REFUSED_KEY
+    if error.status == "FAILED_PRECONDITION":
+        return REFUSED_ACCOUNT
+    return "The AI could not process that message."
 
 
 def is_transient(error: BaseException) -> bool:

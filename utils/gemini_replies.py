@@ -51,20 +51,27 @@ _BLOCK_REASONS = {
     "PROHIBITED_CONTENT": ("prohibited", "blocked as prohibited content"),
 }
 _OTHER_BLOCK = ("blocked", "blocked by the AI service's filters")
+# Why a reply stopped before its first words, where "the reply was ..." would not read right.
+_UNSTARTED = {"length": "the AI reached its length limit before writing anything"}
 
 
 class ReplyStopped(AIError):
-    """Google ended a reply early or refused the prompt; `reason` is what history stores."""
+    """Google ended a reply early or refused the prompt; `reason` is what history stores,
+    `prompt` whether the prompt was refused; `hint` follows the message."""
 
-    def __init__(self, reason: str, why: str, *, prompt: bool, partial: bool) -> None:
+    def __init__(
+        self, reason: str, why: str, *, prompt: bool, partial: bool, hint: str = ""
+    ) -> None:
         self.reason = reason
+        self.why = why
+        self.prompt = prompt
         if partial:
             message = f"reply {why}"
         elif prompt:
             message = f"I can't answer that: your message was {why}."
         else:
-            message = f"I can't answer that: the reply was {why}."
-        super().__init__(message)
+            message = f"I can't answer that: {_UNSTARTED.get(reason, f'the reply was {why}')}."
+        super().__init__(f"{message} {hint}".rstrip())
 
 
 @dataclass

@@ -58,6 +58,8 @@ _AUTO, _NONE = types.FunctionCallingConfigMode.AUTO, types.FunctionCallingConfig
 # flood the channel with a hundred messages (and hold its queue for minutes).
 MAX_REPLY_CHARS = 10 * DISCORD_LIMIT
 TOO_LONG = "cut at the length limit"
+RESET_HINT = "If earlier messages here are the cause, `/ai reset` (Manage Messages) forgets them."
+RESET_DM_HINT = "If earlier messages are the cause, `/ai reset` forgets our conversation."
 
 
 class _Exchange:
@@ -230,8 +232,14 @@ class ChatEngine:
                 )
         except ReplyCutOff as error:  # shown and stored, marked incomplete
             cut_off = error
-        except BotError:  # nothing shown (blocked, failed), but what Google answered is billed
+        except BotError as error:  # nothing shown (blocked, failed); Google's answer is billed
             await self.usage.bill(place.guild_id, reply.usage)
+            if isinstance(error, ReplyStopped) and error.prompt and (history or prefs.summary):
+                # What was said before goes with every message: it may be what is refused.
+                hint = RESET_DM_HINT if place.guild_id is None else RESET_HINT
+                raise ReplyStopped(
+                    error.reason, error.why, prompt=True, partial=False, hint=hint
+                ) from error
             raise
         except asyncio.CancelledError:
             # A shutdown: what was shown is stored, cut off by the restart (`stream_reply`);

@@ -298,8 +298,8 @@ class AI(commands.Cog):
             answering = (direction := await directed(director, ctx, sink)) is not None
         else:  # not `/chat`: it came for a roleplay scene that ended, or was edited, meanwhile
             answering = ctx.command is not None or self.addressed(ctx.message)
-        # Nor if the bot was muted while it waited: no answer anyone could see is paid for.
-        if not answering or (ctx.interaction is None and not self._can_answer(ctx)):
+        # Nor if it can't be shown now (muted, channel deleted): no unseen answer is paid for.
+        if not answering or not self._can_answer(ctx):
             self.admission.refund(ctx.author.id, ctx.channel.id)  # not taken: not counted
             return
         typing: asyncio.Task[None] | None = None

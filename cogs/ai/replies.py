@@ -182,8 +182,15 @@ def permissions_now(ctx: Context) -> discord.Permissions:
 def may_write(ctx: Context) -> bool:
     """Whether the bot may write now where a message asks it for a reply (not where the
     channel was deleted, the thread archived or the bot removed from the server while
-    the message waited)."""
+    the message waited). A slash command's reply needs no permission: only a channel
+    deleted meanwhile, in a server the bot is in, stops it."""
     channel = ctx.channel
+    if ctx.interaction is not None:
+        guild_id = ctx.interaction.guild_id
+        guild = ctx.bot.get_guild(guild_id) if guild_id is not None else None
+        # A private thread the bot is not in is in no cache: its channel's presence tells.
+        known = channel.parent_id if isinstance(channel, discord.Thread) else channel.id
+        return guild is None or guild.get_channel(known) is not None
     if ctx.guild is not None:
         guild = ctx.bot.get_guild(ctx.guild.id)  # the cache as it is now
         if guild is None or guild.get_channel_or_thread(channel.id) is None:

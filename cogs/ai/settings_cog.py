@@ -81,7 +81,8 @@ class AISettings(commands.Cog, name="AI settings"):
     async def ai_reset(self, ctx: Context) -> None:
         """Forget this channel's conversation (Manage Messages)."""
         removed = await self.bot.chats.reset(ctx.channel.id)
-        await ctx.send(f"Forgot this {_kind(ctx)}'s conversation ({counted(removed, 'message')}).")
+        ours = "our" if ctx.guild is None else f"this {_kind(ctx)}'s"
+        await ctx.send(f"Forgot {ours} conversation ({counted(removed, 'message')}).")
 
     @ai_group.command(name="autorespond")
     @channel_permissions(manage_channels=True)
@@ -324,10 +325,11 @@ class AISettings(commands.Cog, name="AI settings"):
             raise BotError(f"No persona `{truncate(name, ECHO_LIMIT)}`. Try `/ai persona list`.")
         guild_id = ctx.guild.id if ctx.guild else None
         await self.bot.chats.prefs.update_channel(guild_id, ctx.channel.id, persona=key)
-        await ctx.send(
-            f"This {_kind(ctx)} now talks with **{self.chat.personas[key].title}**."
-            f"{await self._prompt_note(ctx)}"
-        )
+        title = self.chat.personas[key].title
+        said = f"This {_kind(ctx)} now talks with **{title}**."
+        if ctx.guild is None:
+            said = f"I now talk as **{title}** in our conversation."
+        await ctx.send(f"{said}{await self._prompt_note(ctx)}")
 
     @ai_persona_set.autocomplete("name")
     async def _persona_names(

@@ -113,9 +113,13 @@ async def test_a_channels_ai_settings_follow_the_permissions_people_have_in_that
 
     dm = discord_fake.open_dm(moderator)
     await discord_fake.send_message(dm, moderator, "!ai persona set pirate")
-    assert (await discord_fake.wait_for_message(dm)).content.startswith("This channel now talks")
+    chosen = await discord_fake.wait_for_message(dm)
+    assert chosen.content == "I now talk as **Captain Byte** in our conversation."
+    await discord_fake.send_message(dm, moderator, "!ai reset")
+    forgot = await discord_fake.wait_for_message(dm, after=1)
+    assert forgot.content == "Forgot our conversation (0 messages)."
     await discord_fake.send_message(dm, moderator, "!ai autorespond on")
-    only_in_servers = await discord_fake.wait_for_message(dm, after=1)
+    only_in_servers = await discord_fake.wait_for_message(dm, after=2)
     assert only_in_servers.content == "This command only works in a server."
 
 
