@@ -17,6 +17,7 @@ from discord.ext import commands
 from cogs.admin.errors import unwrap, user_message
 from config import prefix_problem
 from utils.checks import guild_permissions
+from utils.commands import runs_here
 from utils.embeds import send_embeds
 from utils.errors import BotError
 from utils.log import current_request
@@ -155,8 +156,9 @@ class Admin(commands.Cog):
 
     @commands.hybrid_command()
     async def stats(self, ctx: Context) -> None:
-        """Show uptime, guilds, latency, memory, commands run, this server's AI tokens and
-        circuit states."""
+        """Show uptime, guilds, latency, memory, commands run, AI tokens and circuit states.
+
+        The AI tokens are this server's, of today."""
         await ctx.defer()  # the tokens are read from the database
         embed = discord.Embed(title="Bot stats", colour=discord.Colour.blurple())
         embed.add_field(
@@ -189,6 +191,7 @@ class Admin(commands.Cog):
         await send_embeds(ctx, [embed])
 
     @commands.hybrid_command(name="help")
+    @app_commands.describe(command="A command to explain, such as `ai persona set`")
     async def help_command(self, ctx: Context, *, command: str | None = None) -> None:
         """List the commands, or explain one."""
         prefix = self.bot.guild_settings.prefix(ctx.guild.id if ctx.guild else None)
@@ -206,7 +209,8 @@ class Admin(commands.Cog):
             usage = f"{prefix}{found.qualified_name} {found.signature}".strip()
             description = found.help or "No description."
             if isinstance(found, commands.Group):  # used alone it only lists them
-                description += "\n\n" + "\n".join(_command_lines(found.walk_commands()))
+                listed = [c for c in found.walk_commands() if await runs_here(ctx, c)]
+                description += "\n\n" + "\n".join(_command_lines(listed))
             embed = discord.Embed(
                 title=truncate(usage, TITLE_LIMIT),
                 description=truncate(description, DESCRIPTION_LIMIT),
@@ -218,7 +222,7 @@ class Admin(commands.Cog):
             f"`{prefix}help <command>` explains one."
         )
         sections = [
-            (cog_name, _command_lines(cog.walk_commands()))
+            (cog_name, _command_lines([c for c in cog.walk_commands() if await runs_here(ctx, c)]))
             for cog_name, cog in sorted(self.bot.cogs.items())
         ]
         await send_embeds(ctx, help_embeds(intro, sections), ephemeral=True)

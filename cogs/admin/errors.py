@@ -29,7 +29,7 @@ def unwrap(error: BaseException) -> BaseException:
 
 # discord.py's words for an argument that is no number (`!queue abc`): the type's name
 # is a programmer's, not a user's.
-_NOT_A_NUMBER = re.compile(r'Converting to "int" failed for parameter "(\w+)"\.')
+_NOT_A_NUMBER = re.compile(r'Converting to "(int|float)" failed for parameter "(\w+)"\.')
 
 
 def _perm_names(perms: list[str]) -> str:
@@ -41,7 +41,7 @@ def _input_error(error: commands.UserInputError | app_commands.TransformerError)
     quote all of it (`Role "..." not found.`)."""
     text = str(error)
     if match := _NOT_A_NUMBER.fullmatch(text):
-        return f"`{match[1]}` must be a whole number."
+        return f"`{match[2]}` must be a {'whole number' if match[1] == 'int' else 'number'}."
     argument = getattr(error, "argument", None)
     if isinstance(argument, str) and len(argument) > ECHO_LIMIT:
         text = text.replace(argument, truncate(argument, ECHO_LIMIT))
@@ -69,6 +69,11 @@ def user_message(error: BaseException) -> str | None:
             return "Too many arguments."
         case commands.BadLiteralArgument():
             return f"`{error.param.name}` must be one of: {', '.join(map(str, error.literals))}."
+        # A number typed out of the range a command declares (its slash form: Discord stops it).
+        case commands.RangeError(
+            value=float() | int(), minimum=float() | int() as low, maximum=float() | int() as high
+        ):
+            return f"Pick a number from {low:g} to {high:g}."
         case commands.UserInputError() | app_commands.TransformerError():
             return _input_error(error)
         case commands.CheckFailure() | app_commands.CheckFailure():

@@ -293,7 +293,7 @@ class Music(commands.Cog):
     @commands.hybrid_command()
     @commands.guild_only()
     @app_commands.describe(percent="0 to 200; leave empty to see the current volume")
-    async def volume(self, ctx: Context, percent: int = _OPTIONAL) -> None:
+    async def volume(self, ctx: Context, percent: commands.Range[int, 0, 200] = _OPTIONAL) -> None:
         """Show or set the volume (0-200 %)."""
         guild, member = _guild_member(ctx)
         if percent is None:
@@ -302,7 +302,7 @@ class Music(commands.Cog):
             await ctx.send(f"🔊 Volume: {current} %.")
             return
         player = self.sessions.access.controlled(guild, member)
-        checked_volume(percent)
+        checked_volume(percent)  # Discord's form of the command before the next sync has no range
         await ctx.defer()  # FFmpeg opens the track again at the new volume
         await player.set_volume(percent)
         self.sessions.now_playing.refresh(player)

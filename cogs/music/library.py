@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import discord
 from discord import app_commands
@@ -41,6 +41,21 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Context = commands.Context["Bot"]
+
+# As `Characters.named` reads character names.
+_QUOTES = {'"': '"', "'": "'", "\u201c": "\u201d", "\u201e": "\u201c", "\u00ab": "\u00bb"}
+
+
+def unquoted(name: str) -> str:
+    """A playlist's name without one pair of quotes around it: typed commands take the
+    rest of the line as it is (`!playlist load "Road trip"`)."""
+    inner = name.strip()
+    if len(inner) > 2 and _QUOTES.get(inner[0]) == inner[-1]:
+        return inner[1:-1]
+    return name
+
+
+Name = Annotated[str, unquoted]
 
 
 class MusicLibrary(commands.Cog):
@@ -96,7 +111,7 @@ class MusicLibrary(commands.Cog):
 
     @playlist.command(name="save")
     @app_commands.describe(name="A name for it (saving under a name you used replaces that one)")
-    async def save(self, ctx: Context, *, name: str) -> None:
+    async def save(self, ctx: Context, *, name: Name) -> None:
         """Save the queue, the current track first, as one of your playlists."""
         guild, member = _guild_member(ctx)
         player = self.music.sessions.players.get(guild.id)
@@ -104,6 +119,9 @@ class MusicLibrary(commands.Cog):
         if player is not None and player.queue.current is not None:
             tracks.insert(0, player.queue.current)
         queued, tracks = len(tracks), tracks[:MAX_PLAYLIST_TRACKS]  # a full queue + current
+        if tracks:  # else refused at once, only to the asker, as a name that is no name
+            checked_name(name)
+            await ctx.defer()  # the write may wait for another (SQLite has one writer)
         created = await self.store.save(guild.id, member.id, name, tracks)
         verb = "Saved" if created else "Replaced"
         held = counted(len(tracks), "track")
@@ -113,7 +131,7 @@ class MusicLibrary(commands.Cog):
 
     @playlist.command(name="load")
     @app_commands.describe(name="One of your playlists (see /playlist list)")
-    async def load(self, ctx: Context, *, name: str) -> None:
+    async def load(self, ctx: Context, *, name: Name) -> None:
         """Queue one of your playlists in your voice channel."""
         guild, member = _guild_member(ctx)
         queued = await self.load_for(guild, member, ctx.channel.id, name, checked=ctx.defer)
@@ -170,9 +188,10 @@ class MusicLibrary(commands.Cog):
 
     @playlist.command(name="delete")
     @app_commands.describe(name="One of your playlists")
-    async def delete(self, ctx: Context, *, name: str) -> None:
+    async def delete(self, ctx: Context, *, name: Name) -> None:
         """Delete one of your playlists."""
         guild, member = _guild_member(ctx)
+        await ctx.defer()  # the write may wait for another (SQLite has one writer)
         deleted = await self.store.delete(guild.id, member.id, name)
         if deleted is None:
             raise MusicError(f"You have no playlist called **{clean(name, 50)}** here.")

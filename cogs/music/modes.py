@@ -55,6 +55,7 @@ class MusicModes(commands.Cog, name="Music settings"):
             rules = await self.store.get(guild.id)
             if not is_dj(member, caller_channel(member), rules):
                 raise MusicError(dj_refusal(guild, rules))
+        await ctx.defer()  # the write may wait for another (SQLite has one writer)
         await self.store.update(guild.id, autoplay=mode == "on")
         if mode == "on":
             await ctx.send("🔮 Autoplay is on: when the queue runs out, related tracks play.")
@@ -68,6 +69,7 @@ class MusicModes(commands.Cog, name="Music settings"):
         """24/7: stay in the voice channel, also when idle or alone (Manage Server)."""
         guild, member = _guild_member(ctx)
         if mode == "off":
+            await ctx.defer()  # the write may wait for another (SQLite has one writer)
             await self.sessions.visits.set_stay(guild, None, ctx.channel.id)
             await ctx.send("24/7 is off: I leave again when idle or alone.")
             return
@@ -96,6 +98,7 @@ class MusicModes(commands.Cog, name="Music settings"):
     async def music_dj(self, ctx: Context, role: discord.Role = _OPTIONAL) -> None:
         """Set the DJ role, or turn the DJ rules off (Manage Server)."""
         guild, _ = _guild_member(ctx)
+        await ctx.defer()  # the write may wait for another (SQLite has one writer)
         await self.store.update(guild.id, dj_role_id=role.id if role else None)
         if role is None:
             await ctx.send("No DJ role: everyone in the voice channel controls the music.")

@@ -111,7 +111,10 @@ class Playback(commands.Cog):
         speed=f"For speed: {filters.MIN_SPEED:g} to {filters.MAX_SPEED:g} (1 is normal)",
     )
     async def filter_command(
-        self, ctx: Context, effect: FilterName, speed: float = _OPTIONAL
+        self,
+        ctx: Context,
+        effect: FilterName,
+        speed: commands.Range[float, filters.MIN_SPEED, filters.MAX_SPEED] = _OPTIONAL,
     ) -> None:
         """Change how the music sounds (from where it is now); off plays it unchanged."""
         chosen = await self.filter_for(*_guild_member(ctx), effect, speed, checked=ctx.defer)

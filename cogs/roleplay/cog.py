@@ -168,6 +168,7 @@ class Roleplay(commands.Cog):
     async def delete(self, ctx: Context, *, name: str) -> None:
         """Delete a character (its creator, or Manage Messages)."""
         character = await self._changeable(ctx, name)
+        await ctx.defer()  # the write may wait for another (SQLite has one writer)
         if not await self.characters.delete(character):  # another deletion came first
             raise RoleplayError(f"**{_md(character.name)}** was deleted meanwhile.")
         self.bot.dispatch("character_deleted", character)  # it leaves its scenes
