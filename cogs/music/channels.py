@@ -40,7 +40,9 @@ def check_can_join(channel: VoiceChannel) -> None:
         needs = f"{' and '.join(missing)} permission{'s' if len(missing) > 1 else ''}"
         raise CannotJoin(f"I need the {needs} in {channel.mention}.")
     limit = getattr(channel, "user_limit", 0)
-    if limit and len(channel.voice_states) >= limit and not perms.move_members:
+    # The bot joins from elsewhere: a state of its own here is one a crash left behind.
+    present = [user_id for user_id in channel.voice_states if user_id != channel.guild.me.id]
+    if limit and len(present) >= limit and not perms.move_members:
         raise CannotJoin(
             f"{channel.mention} is full; I'd need the Move Members permission to join it anyway."
         )
@@ -194,13 +196,17 @@ def voice_of(guild: discord.Guild) -> discord.VoiceClient | None:
 
 
 async def text_channel(guild: discord.Guild, channel_id: int) -> discord.abc.Messageable | None:
-    """The channel or thread of ``guild`` that music messages go to, or None if it is gone
-    or hidden from the bot.  An archived thread is not in discord.py's cache: it is
-    fetched, and a message there unarchives it (where the bot may)."""
+    """The channel or thread of ``guild`` that music messages go to, or None if it is
+    hidden from the bot (or Discord does not answer); discord.NotFound if it was deleted.
+    An archived thread is not in discord.py's cache: it is fetched, and a message there
+    unarchives it (where the bot may)."""
     channel = guild.get_channel_or_thread(channel_id)
     if channel is None:
         try:
             channel = await guild.fetch_channel(channel_id)
+        except discord.NotFound:
+            log.info("channel %s for music messages in guild %s is gone", channel_id, guild.id)
+            raise
         except (discord.HTTPException, discord.RateLimited, discord.InvalidData) as error:
             log.info(
                 "no channel %s for music messages in guild %s: %s", channel_id, guild.id, error

@@ -20,7 +20,13 @@ from cogs.music.shortlinks import ShortLinks, is_short_link
 from cogs.music.sources import Resolver
 from cogs.music.spotify import SpotifyResolver, make_client
 from cogs.music.tracks import Found
-from cogs.music.urls import AddressPolicy, link_to_play, looks_like_url, parse_spotify
+from cogs.music.urls import (
+    AddressPolicy,
+    link_to_play,
+    looks_like_url,
+    parse_spotify,
+    with_scheme,
+)
 from cogs.music.youtube import parse_extractor_args, readable_cookies
 from config import Settings
 
@@ -70,10 +76,11 @@ class Lookup:
         await self.resolver.close()
 
     def checked(self, query: str) -> str:
-        """``query`` as :meth:`tracks` reads it (a link's ``<...>`` taken off); MusicError at
-        once for what is refused without a lookup: nothing or too much, a malformed link or
-        one with credentials, a Spotify link the bot cannot play.  /play asks before it
-        joins voice, so such a query never takes the bot in and out of the channel."""
+        """``query`` as :meth:`tracks` reads it (a link's ``<...>`` taken off, a link typed
+        without a scheme given one); MusicError at once for what is refused without a
+        lookup: nothing or too much, a malformed link or one with credentials, a Spotify
+        link the bot cannot play.  /play asks before it joins voice, so such a query
+        never takes the bot in and out of the channel."""
         query = query.strip()
         if query.startswith("<") and query.endswith(">"):  # a link wrapped to hide its preview
             query = query[1:-1].strip()
@@ -81,6 +88,7 @@ class Lookup:
             raise MusicError("Tell me what to play: a link, or words to search for.")
         if len(query) > MAX_QUERY:
             raise MusicError(f"That's too long: keep it to {MAX_QUERY} characters.")
+        query = with_scheme(query)  # `youtu.be/…` typed as is: a link, not words to search
         if is_short_link(query):
             link_to_play(query)
             self.spotify.check()

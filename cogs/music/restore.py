@@ -16,6 +16,7 @@ resume (or to find playing).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import TYPE_CHECKING
 
@@ -109,8 +110,9 @@ async def _tell(session: Session, guild: discord.Guild, note: str) -> None:
     """Say why a queue with tracks in it does not resume, where it was played."""
     if not (session.current or session.upcoming) or session.text_channel_id is None:
         return
-    if text := await text_channel(guild, session.text_channel_id):
-        await send(text, note)
+    with contextlib.suppress(discord.NotFound):  # deleted too: nowhere to say it
+        if text := await text_channel(guild, session.text_channel_id):
+            await send(text, note)
 
 
 async def _restore(sessions: Sessions, session: Session, guild: discord.Guild) -> None:

@@ -377,7 +377,11 @@ class Sessions:
         guild = self.bot.get_guild(player.guild_id)
         if guild is None or player.text_channel_id is None:
             return None
-        return await text_channel(guild, player.text_channel_id)
+        try:
+            return await text_channel(guild, player.text_channel_id)
+        except discord.NotFound:  # deleted: not looked up again for each message
+            player.text_channel_id = None
+            return None
 
     async def say(self, player: Player, content: str) -> None:
         channel = await self._text_channel(player)

@@ -32,14 +32,23 @@ _SPOTIFY = re.compile(
     r"(?:[/?#].*)?$"
 )
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+# Links people type without a scheme: a `www.` host, and the music sites' own links.
+_BARE = re.compile(
+    r"^(?:www\.|(?:open\.spotify\.com|spotify\.(?:app\.)?link|(?:m\.|music\.)?youtube\.com"
+    r"|youtu\.be)/)",
+    re.IGNORECASE,
+)
 _INVALID_URL = "That link isn't a valid URL."
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052: the IPv4 address is the last 32 bits
 # IPv6 ranges no public site uses, whose IPv4 part Python's `is_global` does not look at:
-# local-use NAT64 (RFC 8215), IPv4-compatible (deprecated) and IPv4-translated (SIIT).
+# local-use NAT64 (RFC 8215), IPv4-compatible (deprecated) and IPv4-translated (SIIT);
+# and site-local (fec0::/10, deprecated, still routed inside some networks), which it
+# takes for global.
 _NEVER_PUBLIC = (
     ipaddress.IPv6Network("64:ff9b:1::/48"),
     ipaddress.IPv6Network("::/96"),
     ipaddress.IPv6Network("::ffff:0:0:0/96"),
+    ipaddress.IPv6Network("fec0::/10"),
 )
 
 
@@ -62,17 +71,24 @@ def parse_spotify(text: str) -> SpotifyLink | None:
 
 
 def looks_like_url(text: str) -> bool:
-    """A scheme (``x://``) or a bare ``www.`` host: anything else is a search."""
+    """A scheme (``x://``), or a link typed without one (:func:`with_scheme`): anything
+    else is a search."""
     text = text.strip()
-    return bool(_SCHEME.match(text)) or text.lower().startswith("www.")
+    return bool(_SCHEME.match(text) or _BARE.match(text))
+
+
+def with_scheme(text: str) -> str:
+    """``text`` trimmed, with ``https://`` before a link typed without a scheme: a bare
+    ``www.`` host, or a Spotify or YouTube link (``youtu.be/…``, ``open.spotify.com/…``)."""
+    text = text.strip()
+    return "https://" + text if _BARE.match(text) else text
 
 
 def normalise_url(text: str) -> str:
-    """Give a bare ``www.`` host a scheme and refuse every scheme but http(s), and
-    malformed URLs (``http://[::1``, a port that is not a number from 1 to 65535)."""
-    url = text.strip()
-    if url.lower().startswith("www."):
-        url = "https://" + url
+    """Give a link typed without a scheme one (:func:`with_scheme`) and refuse every
+    scheme but http(s), and malformed URLs (``http://[::1``, a port that is not a number
+    from 1 to 65535)."""
+    url = with_scheme(text)
     try:
         parts = urlsplit(url)
         port = parts.port  # ValueError unless a number from 0 to 65535

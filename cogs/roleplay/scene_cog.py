@@ -141,12 +141,15 @@ class Scenes(commands.Cog):
         )
         # The scene reads none of what was said here before it (another scene, say).
         await self.bot.chats.start_afresh(ctx.guild.id, channel.id)
-        await ctx.send(
+        await self._say(
+            ctx,
             f"🎬 A scene begins with {_names(cast)}. Write here to play (no mention needed); "
             "address a character by name. `/scene end` ends it.",
-            allowed_mentions=NO_PINGS,
         )
-        await self._open(ctx, channel, cast)
+        try:
+            await self._open(ctx, channel, cast)
+        except discord.RateLimited as error:  # no webhook here, and slowmode holds the bot
+            log.warning("scene started in %s without its first messages: %s", channel.id, error)
 
     async def _open(self, ctx: Context, channel: Channel, cast: list[Character]) -> None:
         """Each character's first message, as itself (a long one over several messages);
@@ -184,7 +187,7 @@ class Scenes(commands.Cog):
         joined = [*(c.id for c in cast), joining.id]
         if not await self.scenes.set_characters(scene.channel_id, joined, was=scene.characters):
             raise RoleplayError(CHANGED)
-        await ctx.send(f"**{_md(joining.name)}** joins the scene.")
+        await self._say(ctx, f"**{_md(joining.name)}** joins the scene.")
 
     @scene.command(name="remove")
     @app_commands.describe(character="The character who leaves")
@@ -199,7 +202,7 @@ class Scenes(commands.Cog):
         left = [i for i in scene.characters if i != leaving.id]
         if not await self.scenes.set_characters(scene.channel_id, left, was=scene.characters):
             raise RoleplayError(CHANGED)
-        await ctx.send(f"**{_md(leaving.name)}** leaves the scene.")
+        await self._say(ctx, f"**{_md(leaving.name)}** leaves the scene.")
 
     @scene.command(name="end")
     async def end(self, ctx: Context) -> None:
@@ -207,9 +210,11 @@ class Scenes(commands.Cog):
         scene = await self._changeable(ctx)
         await self.director.end(scene.guild_id, scene.channel_id)
         if self.bot.chats.prefs.autoresponds(scene.channel_id):
-            await ctx.send("🎬 The scene has ended. Auto-respond is on: I answer every message.")
+            await self._say(
+                ctx, "🎬 The scene has ended. Auto-respond is on: I answer every message."
+            )
         else:
-            await ctx.send("🎬 The scene has ended. I answer here only when asked again.")
+            await self._say(ctx, "🎬 The scene has ended. I answer here only when asked again.")
 
     @scene.group(name="state", fallback="show")
     async def state(self, ctx: Context) -> None:
@@ -249,7 +254,7 @@ class Scenes(commands.Cog):
             lambda state: set_fact(state, entity, fact, value, kind),
         ):
             raise RoleplayError(CHANGED)
-        await ctx.send(f"Noted: **{_md(entity)}**, {fact}: {_md(value)}", allowed_mentions=NO_PINGS)
+        await self._say(ctx, f"Noted: **{_md(entity)}**, {fact}: {_md(value)}")
 
     @scene.command(name="world")
     @commands.has_guild_permissions(manage_guild=True)
@@ -261,7 +266,9 @@ class Scenes(commands.Cog):
         if text is not None and len(text) > WORLD_CHARS:
             raise RoleplayError(f"Keep the world to {WORLD_CHARS:,} characters at most.")
         await self.scenes.set_world(ctx.guild.id, text)
-        await ctx.send("The server's world is set." if text else "The server's world is cleared.")
+        await self._say(
+            ctx, "The server's world is set." if text else "The server's world is cleared."
+        )
 
     @add.autocomplete("character")
     @remove.autocomplete("character")
@@ -290,6 +297,22 @@ class Scenes(commands.Cog):
             head = f"{done}, " if done else ""
             choices += [f"{head}{n}" for n, k in keyed if typed in k and len(head + n) <= 100]
         return [app_commands.Choice(name=c, value=c) for c in list(dict.fromkeys(choices))[:25]]
+
+    async def _say(self, ctx: Context, content: str) -> None:
+        """Say what a command did, which is done: where slowmode holds the bot's own
+        messages, through the channel's webhook as the bot (as a scene's narration); one
+        Discord holds all the same (no webhook here) is logged, not reported as failed."""
+        channel = ctx.channel
+        try:
+            if held_by_slowmode(ctx) and isinstance(channel, Channel):
+                me = channel.guild.me
+                await self.sender.send(
+                    channel, content, name=me.display_name, avatar_url=me.display_avatar.url
+                )
+            else:
+                await ctx.send(content, allowed_mentions=NO_PINGS)
+        except discord.RateLimited as error:
+            log.warning("done, but Discord holds the word of it in %s: %s", channel.id, error)
 
     async def _character(self, ctx: Context, name: str) -> Character:
         assert ctx.guild is not None

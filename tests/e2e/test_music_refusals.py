@@ -23,6 +23,8 @@ async def test_a_play_refused_without_a_lookup_never_joins_voice(world: World) -
     assert "SPOTIPY_CLIENT_ID" in spotify
     capitals = await world.slash("play", query="HTTPS://OPEN.SPOTIFY.COM/track/abc123")
     assert "SPOTIPY_CLIENT_ID" in capitals, "a link some phones write is Spotify's too"
+    for bare in ("open.spotify.com/track/abc123", "<spotify.link/AbC12>"):  # typed, no https://
+        assert "SPOTIPY_CLIENT_ID" in await world.slash("play", query=bare), bare
     assert await world.slash("play", query="x" * 501) == (
         "That's too long: keep it to 500 characters."
     )
@@ -158,3 +160,42 @@ async def test_a_full_voice_channel_is_refused_unless_the_bot_may_move_members(
     await world.discord.wait_for(lambda: guild.me.guild_permissions.move_members)
     assert (await world.slash("play", query=tone)).startswith("▶️")
     await world.wait_frames(10)
+
+
+async def test_the_bots_own_stale_voice_state_does_not_make_a_channel_look_full(
+    world: World,
+) -> None:
+    """After a crash Discord may still list the bot in the channel it played in: that is
+    no place taken, the bot is not in it (no voice connection), so the channel is not full."""
+    world.guild.add_member(world.discord.bot_user, permissions=DEFAULT_PERMS)
+    voice = world.guild.voice
+    voice.user_limit = 2
+    bot = await world.start()  # the member takes one place
+    await world.discord.join_voice(world.discord.bot_user, voice)  # the stale state
+    guild = bot.get_guild(world.guild.id)
+    assert guild is not None
+    await world.discord.wait_for(lambda: guild.me.voice is not None)
+
+    assert (await world.slash("play", query=world.media.tone(440, 1, "ogg"))).startswith("▶️")
+
+
+async def test_a_deleted_text_channel_is_looked_up_once_not_for_every_music_message(
+    world: World,
+) -> None:
+    """The channel /play was used in is deleted: each new play's message would look it
+    up at Discord again (a request each, all refused); it is gone for the session."""
+    bot = await world.start()
+    side = world.guild.add_text_channel("music")
+    tone = world.media.tone(440, 20, "ogg")
+    await world.reply(await world.discord.invoke_slash(side, world.member, "play", {"query": tone}))
+    assert await world.slash("loop", mode="queue") == "🔁 Loop: **queue**."
+    await world.wait_frames(5)
+    world.guild.delete_channel(side)
+    await world.discord.wait_for(lambda: bot.get_channel(side.id) is None)
+
+    for runs in (2, 3, 4):  # the fourth play starts once the third one's message was tried
+        await world.slash("skip")
+        await world.discord.wait_for(lambda runs=runs: len(world.played()) >= runs)
+
+    path = f"/channels/{side.id}"
+    assert [r.method for r in world.discord.requests if r.path == path] == ["GET"]

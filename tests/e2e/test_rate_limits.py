@@ -252,6 +252,33 @@ async def test_a_scene_turn_a_long_slowmode_holds_without_a_webhook_is_given_up_
     assert not [r for r in caplog.records if r.exc_info], "no tracebacks"
 
 
+async def test_a_typed_scene_start_slowmode_holds_without_a_webhook_starts_in_log_lines(
+    world: World,
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The scene is saved before its word and first messages are held: the log says it
+    started without them, not that the command failed (to try again in 10 minutes)."""
+    guild.text.rate_limit_per_user = 600
+    guild.add_member(discord_fake.bot_user, permissions=BASIC)
+    bot = await start_bot(ai_settings())
+    await world.character("Aria", first_message="Well met.")
+    await discord_fake.send_message(guild.text, member, "!ping")  # slowmode holds the bot next
+    await discord_fake.wait_for_message(guild.text, predicate=lambda m: m.content[:5] == "Pong!")
+
+    await discord_fake.send_message(guild.text, member, "!scene start Aria")
+
+    await discord_fake.wait_for(lambda: "without its first messages" in caplog.text)
+    assert "done, but Discord holds the word of it" in caplog.text
+    assert "could not send the error reply" not in caplog.text
+    assert scenes(bot).scenes.running(guild.text.id)
+    assert not [r for r in caplog.records if r.exc_info], "no tracebacks"
+
+
 async def test_replies_left_unfinished_are_all_finalised_though_discord_holds_a_part(
     discord_fake: FakeDiscord,
     guild: FakeGuild,

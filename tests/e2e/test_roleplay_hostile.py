@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import discord
+import pytest
 
 from config import Settings
 from tests.conftest import BASIC, StartBot
@@ -49,6 +50,44 @@ async def test_under_slowmode_narration_and_the_last_turns_notice_come_at_once(
         guild.text, predicate=lambda m: "limit of 2 turns" in m.content
     )
     assert (ended.author.name, ended.webhook_id) == (discord_fake.bot_user.name, aria.webhook_id)
+
+
+@pytest.mark.backends("sqlite")  # Discord's answers, not the storage's
+async def test_under_slowmode_typed_scene_commands_say_what_they_did_at_once(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A typed `!scene start` saved the scene, then slowmode held its word: the error said
+    to try again in 10 minutes (held too), and the characters never opened the scene. Its
+    word goes through the webhook as the bot, as narration does; so do the others'."""
+    world = World(discord_fake, gemini_fake, guild, member)
+    guild.text.rate_limit_per_user = 600
+    guild.add_member(discord_fake.bot_user, permissions=BASIC | MANAGE_WEBHOOKS)
+    await start_bot(ai_settings())
+    await world.character("Aria", first_message="Well met.")
+    await world.character("Bren")
+    await discord_fake.send_message(guild.text, member, "!ping")  # slowmode holds the bot next
+    await discord_fake.wait_for_message(guild.text, predicate=lambda m: m.content[:5] == "Pong!")
+
+    await discord_fake.send_message(guild.text, member, "!scene start Aria")
+    begins = await discord_fake.wait_for_message(
+        guild.text, predicate=lambda m: "begins" in m.content
+    )
+    first = await discord_fake.wait_for_message(
+        guild.text, predicate=lambda m: m.author.name == "Aria"
+    )
+    assert first.content == "Well met."
+    assert (begins.author.name, begins.webhook_id) == (discord_fake.bot_user.name, first.webhook_id)
+    await discord_fake.send_message(guild.text, member, "!scene add Bren")
+    await discord_fake.wait_for_message(guild.text, predicate=lambda m: "joins" in m.content)
+    await discord_fake.send_message(guild.text, member, "!scene end")
+    await discord_fake.wait_for_message(guild.text, predicate=lambda m: "has ended" in m.content)
+    assert "could not send the error reply" not in caplog.text
 
 
 async def test_under_slowmode_an_avatar_whose_message_is_gone_is_posted_again_at_once(

@@ -17,6 +17,7 @@ from cogs.music.urls import (
     looks_like_url,
     normalise_url,
     parse_spotify,
+    with_scheme,
 )
 from config import Settings
 
@@ -91,6 +92,29 @@ def test_urls_and_searches() -> None:
     assert not looks_like_url("artist: song")
 
 
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "open.spotify.com/track/abc",
+        "spotify.link/AbC12",
+        "youtube.com/watch?v=dQw4w9WgXcQ",
+        "YouTube.com/watch?v=dQw4w9WgXcQ",
+        "music.youtube.com/watch?v=x",
+        "youtu.be/dQw4w9WgXcQ",
+    ],
+)
+def test_music_links_typed_without_a_scheme_are_links_not_searches(typed: str) -> None:
+    assert looks_like_url(typed)
+    assert with_scheme(f" {typed} ") == f"https://{typed}"
+    assert link_to_play(typed) == f"https://{typed}"
+
+
+def test_words_that_merely_mention_a_music_site_stay_a_search() -> None:
+    for words in ("youtube.com music", "youtu.be", "open.spotify.com", "best of youtube.com/x"):
+        assert not looks_like_url(words)
+        assert with_scheme(words) == words
+
+
 def test_only_http_and_https_are_played() -> None:
     assert normalise_url("www.example.com/x") == "https://www.example.com/x"
     assert normalise_url(" http://example.com/x ") == "http://example.com/x"
@@ -138,6 +162,7 @@ def test_a_link_with_credentials_is_not_played_where_everyone_would_see_them() -
         ("::127.0.0.1", False),  # IPv4-compatible
         ("::ffff:0:a00:1", False),  # IPv4-translated
         ("2001:0:4136:e378:8000:63bf:3fff:fdd2", False),  # Teredo
+        ("fec0::1", False),  # site-local
     ],
 )
 def test_public_addresses(address: str, public: bool) -> None:
