@@ -302,7 +302,7 @@ class Player:
         self._done.clear()
         self._error = None
         self._audio = audio
-        watch = asyncio.create_task(watch_voice(lambda: self.voice, self._dropped))
+        watch = asyncio.create_task(watch_voice(lambda: self.voice, self._dropped, self._changed))
         try:
             self.voice.play(audio, after=functools.partial(self._after, audio))
             if self.paused:

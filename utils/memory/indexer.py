@@ -66,10 +66,19 @@ class Indexer:
     ) -> None:
         """Queue a stored exchange to be chunked and indexed (`parts`: the earlier
         Discord messages of its reply); never blocks, never raises."""
-        if self.closing or not turns:
+        if not turns:
+            return
+        exchange = Exchange.of(scope, channel_id, turns, self.clock(), parts)
+        if any(message_id in self._forgetting for _, message_id in exchange.held):
+            # Noted at once, not when the queue comes to it (up to `delay` later, never if
+            # the process dies first): consolidation must never read it either.
+            turn_ids = [turn_id for turn_id, _ in exchange.held]
+            self.writer.start(self.deletions.forget_turns(channel_id, scope.guild_id, turn_ids))
+            return
+        if self.closing:
             return
         try:
-            self.queue.put_nowait(Exchange.of(scope, channel_id, turns, self.clock(), parts))
+            self.queue.put_nowait(exchange)
         except asyncio.QueueFull:
             log.warning("memory indexing is behind; an exchange in %s is not remembered", scope.key)
         else:
@@ -129,15 +138,6 @@ class Indexer:
     async def _index(self, exchanges: list[Exchange]) -> None:
         by_channel: dict[int, list[Exchange]] = defaultdict(list)
         for exchange in exchanges:
-            if any(message_id in self._forgetting for _, message_id in exchange.held):
-                await self.writer.unbroken(
-                    self.deletions.forget_turns(
-                        exchange.channel_id,
-                        exchange.scope.guild_id,
-                        [turn_id for turn_id, _ in exchange.held],
-                    )
-                )
-                continue
             by_channel[exchange.channel_id].append(exchange)
         chunks = []
         for channel_id, group in by_channel.items():

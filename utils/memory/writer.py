@@ -40,10 +40,15 @@ class MemoryWriter:
 
     async def unbroken(self, write: Coroutine[Any, Any, T]) -> T:
         """Run a database write to its end even if the caller is cancelled."""
+        return await asyncio.shield(self.start(write))
+
+    def start(self, write: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """Start a database write that runs to its end (waited for at shutdown; a failure
+        is logged)."""
         task = asyncio.create_task(write)
         self._writes.add(task)
         task.add_done_callback(self._done)
-        return await asyncio.shield(task)
+        return task
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._writes.discard(task)

@@ -1,0 +1,28 @@
+"""What a crash (kill -9, a power cut) leaves of the music: the database as it was last
+written, which the next start resumes from (tests/reliability/test_sigterm.py restores it)."""
+
+from __future__ import annotations
+
+import pytest
+
+from cogs.music import voice_watch
+from cogs.music.store import MusicStore
+from tests.conftest import eventually
+from tests.e2e.music_world import FRAMES_PER_SECOND, World
+
+pytestmark = pytest.mark.backends("sqlite")
+
+
+async def test_a_crash_mid_track_has_where_it_played_saved(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(voice_watch, "SAVE_EVERY", 0.2)
+    bot = await world.start()
+    await world.slash("play", query=world.media.tone(440, 5, "ogg"))
+    await world.wait_frames(FRAMES_PER_SECOND // 2)
+
+    async def saved_past_its_start() -> bool:
+        (session,) = await MusicStore(bot.db).load_all()
+        return session.position >= 0.25  # not 0: the track's start
+
+    await eventually(saved_past_its_start, within=3)
