@@ -233,8 +233,10 @@ class Database(Reads):
         self._listeners.append(listener)
 
     def off_change(self, listener: ChangeListener) -> None:
-        """Stop calling ``listener`` (its owner is going away, e.g. a cog unloaded)."""
-        self._listeners.remove(listener)
+        """Stop calling ``listener`` (its owner is going away, e.g. a cog unloaded, or
+        closing again)."""
+        if listener in self._listeners:
+            self._listeners.remove(listener)
 
     async def notify(self, topic: str, key: object) -> None:
         """Tell the other processes that ``topic`` changed for ``key`` (e.g. a guild id)."""

@@ -43,7 +43,7 @@ class MusicSettingsStore:
         self.db = db
         self._keep = keep
         self._cache: OrderedDict[int, MusicSettings] = OrderedDict()
-        self._changes = 0  # another process's changes heard, so a racing read keeps nothing
+        self._changes = 0  # changes made here or heard, so a racing read keeps nothing
 
     async def get(self, guild_id: int) -> MusicSettings:
         cached = self.cached(guild_id)
@@ -80,6 +80,7 @@ class MusicSettingsStore:
                 time.time(),
             ),
         )
+        self._changes += 1
         self._remember(new)
         await self.db.notify(TOPIC, guild_id)
         return new
@@ -129,6 +130,7 @@ class MusicSettingsStore:
         deleted = await self.db.execute(
             "DELETE FROM music_settings WHERE guild_id = ?", (guild_id,)
         )
+        self._changes += 1
         self._cache.pop(guild_id, None)
         await self.db.notify(TOPIC, guild_id)
         return deleted

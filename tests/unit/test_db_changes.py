@@ -31,6 +31,10 @@ from utils.db import DB_ERRORS, EVERYTHING
 from utils.db_postgres import PostgresDatabase
 from utils.db_postgres_sessions import unlock
 from utils.guild_settings import GuildSettings
+from utils.memory.config import MemoryConfig
+from utils.memory.embedder import HashingEmbedder
+from utils.memory.records import Scope
+from utils.memory.service import MemoryService
 
 pytestmark = pytest.mark.backends("postgresql")
 
@@ -776,3 +780,60 @@ async def test_changes_arrive_again_after_the_connection_went_silent_while_liste
         finally:
             await here.close()
     await there.close()  # once the relay has closed what it silenced
+
+
+def _memory(db: PostgresDatabase, directory: Path, *, owner: bool) -> MemoryService:
+    """The memory of a process that owns the indexes of GUILD and PLAYING, or of one
+    that does not."""
+    return MemoryService(
+        db,
+        HashingEmbedder(),
+        directory=directory,
+        config=MemoryConfig(consolidation_interval=0),
+        owns=lambda guild_id: (guild_id in (GUILD, PLAYING)) == owner,
+    )
+
+
+async def test_memories_a_retention_pass_deleted_elsewhere_leave_their_owners_index(
+    processes: tuple[PostgresDatabase, PostgresDatabase], database_url: str, tmp_path: Path
+) -> None:
+    """A retention pass runs in any one process; a guild's index lives in its shard's
+    process (in memory and DATA_DIR), which drops it too, also when it missed the
+    notice (not listening, or down): no vector of what was deleted stays there."""
+    scope, other = Scope("guild", GUILD), Scope("guild", PLAYING)
+    here = _memory(processes[0], tmp_path / "here", owner=False)
+    there = _memory(processes[1], tmp_path / "there", owner=True)
+    for service in (here, there):
+        await service.start()
+    try:
+        await there.add_fact(scope, 7, "alice", "My cat is named Whiskers.")
+        await there.indexes.save_dirty()
+        assert there.indexes.path(scope).exists()
+        assert await here.delete_guild(GUILD) == 1
+        await eventually(lambda: not there.indexes.path(scope).exists(), within=1.0)
+        assert there.indexes.loaded(scope) is None
+        assert await there.recall(scope, "what is my cat named?") == []
+
+        # Deleted unheard (as by a process whose notice was lost with the connection).
+        await there.add_fact(scope, 7, "alice", "My dog is named Rex.")
+        await there.indexes.save_dirty()
+        await processes[0].execute("DELETE FROM memories WHERE scope = ?", (scope.key,))
+        await _kill_listeners(database_url)
+        await eventually(lambda: there.indexes.loaded(scope) is None)
+        await eventually(lambda: not there.indexes.path(scope).exists())
+
+        # Deleted while the owner was down: its file goes when it starts again.
+        await there.add_fact(scope, 7, "alice", "My bird is named Kiwi.")
+        await there.add_fact(other, 7, "alice", "My fish is named Nemo.")  # kept
+        await there.close()
+        assert there.indexes.path(scope).exists()
+        heard = _recorder(processes[1])
+        await here.delete_guild(GUILD)
+        await eventually(lambda: ("memory", scope.key) in heard)  # and nobody took it
+        there = _memory(processes[1], tmp_path / "there", owner=True)
+        await there.start()
+        assert not there.indexes.path(scope).exists()
+        assert there.indexes.path(other).exists()
+    finally:
+        for service in (here, there):
+            await service.close()

@@ -3,6 +3,8 @@ vote count and the YouTube ids autoplay reads."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from cogs.music import settings as settings_module
@@ -79,3 +81,27 @@ def test_youtube_ids_and_mix_urls() -> None:
     assert mix_url("dQw4w9WgXcQ") == (
         "https://www.youtube.com/watch?v=dQw4w9WgXcQ&list=RDdQw4w9WgXcQ"
     )
+
+
+async def test_a_read_racing_a_change_does_not_keep_the_old_settings(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A DJ role set while a command was reading the settings is used from then on,
+    not the settings that read found (it began before the change)."""
+    store = MusicSettingsStore(db, keep=lambda _: False)
+    real, read, through = settings_module._read, asyncio.Event(), asyncio.Event()
+
+    async def slow(source: Database, guild_id: int) -> MusicSettings:
+        found = await real(source, guild_id)
+        read.set()
+        await through.wait()
+        return found
+
+    monkeypatch.setattr(settings_module, "_read", slow)
+    racing = asyncio.create_task(store.get(1))
+    await read.wait()
+    monkeypatch.setattr(settings_module, "_read", real)
+    await store.update(1, dj_role_id=42)
+    through.set()
+    assert (await racing).dj_role_id is None  # what it read, before the change
+    assert (await store.get(1)).dj_role_id == 42

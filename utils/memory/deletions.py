@@ -7,18 +7,22 @@ under way (queued indexing, a consolidation pass) must not write back: the chat 
 of a single memory forgotten (`memory_forgotten_turns`), up to which message a
 person's are forgotten (`memory_forgotten`), a purge (`tombstones.record_purge`).
 A memory's keyword rows go with it (`keywords`); dropping its id from the FAISS
-indexes is the caller's (`MemoryWriter.delete`).
+indexes is the caller's (`MemoryWriter.delete`), and, for a channel's or a guild's, the
+scope's owner's when that is another process (told: `TOPIC`; a retention pass runs in
+whichever process holds its lock).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from utils.data_owners import Place
 from utils.db import Connection, Database, Row, in_batches
 from utils.memory.records import Scope
 from utils.memory.tombstones import Purge, let_go_forgotten_turns, record_purge
+
+TOPIC = "memory"  # of the deletions told to other processes (key: the scope)
 
 
 def _like_escaped(text: str) -> str:
@@ -128,7 +132,9 @@ class MemoryDeletions:
                 await record_purge(conn, "channel", channel_id, purge)
             return rows
 
-        return [(Scope.parse(row[0]), row[1]) for row in await self.db.in_transaction(delete)]
+        deleted = [(Scope.parse(row[0]), row[1]) for row in await self.db.in_transaction(delete)]
+        await self._tell(scope for scope, _ in deleted)
+        return deleted
 
     async def delete_saying(
         self,
@@ -209,7 +215,15 @@ class MemoryDeletions:
                     await record_purge(conn, "guild", scope.guild_id, purge)
             return rows
 
-        return [row[0] for row in await self.db.in_transaction(delete)]
+        deleted = [row[0] for row in await self.db.in_transaction(delete)]
+        await self._tell([scope])
+        return deleted
+
+    async def _tell(self, scopes: Iterable[Scope]) -> None:
+        """Tell the other processes that memories of `scopes` were deleted, so that a
+        scope's owner drops its index (`ScopeIndexes.deleted_elsewhere`)."""
+        for scope in set(scopes):
+            await self.db.notify(TOPIC, scope.key)
 
     async def prune_before(self, cutoff: float, *, include_user: bool) -> list[tuple[Scope, int]]:
         """Delete memories older than `cutoff` (unix time), keeping what people added

@@ -26,6 +26,8 @@ from typing import Any, TypeVar
 import faiss
 import numpy as np
 
+from utils.db import EVERYTHING
+from utils.memory.deletions import TOPIC
 from utils.memory.index import CorruptIndexError, IndexParams, VectorIndex
 from utils.memory.records import Owns, Scope
 from utils.memory.store import MemoryStore
@@ -38,6 +40,14 @@ T = TypeVar("T")
 def _faiss_thread() -> None:
     faiss.omp_set_num_threads(1)
     give_way()
+
+
+def _scope_of(path: Path) -> Scope | None:
+    """The scope whose index file `path` is (`Scope.filename`), or None."""
+    try:
+        return Scope.parse(path.stem.replace("-", ":", 1))
+    except ValueError:
+        return None
 
 
 class ScopeIndexes:
@@ -147,6 +157,24 @@ class ScopeIndexes:
             gone.append(loaded)
         self._discarded.update(gone)
         await asyncio.to_thread(self.path(scope).unlink, missing_ok=True)
+
+    async def deleted_elsewhere(self, topic: str, key: str) -> None:
+        """Another process deleted memories of a scope (a retention pass runs in any one):
+        if the scope is this process's, its index goes, loaded and on disk, and is built
+        from the database at its next use. After changes missed (EVERYTHING), those of
+        the scopes left with no memory go."""
+        if topic == EVERYTHING:
+            await self.drop_emptied()
+        elif topic == TOPIC and self.owns(scope := Scope.parse(key)):
+            await self.discard(scope)
+
+    async def drop_emptied(self) -> None:
+        """Discard the indexes, loaded or on disk, of the scopes with no memory left: a
+        guild's deleted while this process was down or not listening leaves no vector."""
+        files = await asyncio.to_thread(lambda: list(self.directory.glob("*.faiss")))
+        held = set(self._loaded) | {scope for path in files if (scope := _scope_of(path))}
+        for scope in held - set(await self.store.scopes()):
+            await self.discard(scope)
 
     async def save(self, scope: Scope, index: VectorIndex) -> None:
         if index in self._discarded:

@@ -100,6 +100,7 @@ class MemoryService:
             max_scopes=config.max_loaded_scopes,
             max_vectors=config.max_loaded_vectors,
         )
+        db.on_change(self.indexes.deleted_elsewhere)  # see `MemoryDeletions`; off at close
         self.runtime = Runtime(embedder, model_wait=config.model_wait)
         self.writer = MemoryWriter(self.store, self.indexes, embedder.name)
         self.indexer = Indexer(
@@ -162,6 +163,7 @@ class MemoryService:
         removed = await asyncio.to_thread(remove_temp_files, self.indexes.directory)
         if removed:
             log.warning("removed %d memory index files left half-written", removed)
+        await self.indexes.drop_emptied()  # deleted while this process was down
         self.runtime.spawn(self.indexer.work(), "memory-indexer")
         self.runtime.every(self.config.save_interval, self.indexes.save_dirty, "memory-save")
         if self.consolidator is not None and self.config.consolidation_interval > 0:
@@ -178,6 +180,7 @@ class MemoryService:
         if self.runtime.running:
             await self.indexer.drain()
         await self.runtime.stop()
+        self.store.db.off_change(self.indexes.deleted_elsewhere)
         await self.writer.wait()
         await self.indexes.close()
 
