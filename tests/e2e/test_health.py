@@ -199,7 +199,8 @@ async def test_healthz_reports_a_stalled_event_loop(
     make_settings: Callable[..., Settings],
 ) -> None:
     bot = await start_bot(make_settings(health_port=0, health_max_lag=0.3), extensions=[])
-    assert await get(bot, "/healthz") == (200, "ok\n")
+    # Healthy once the start's own work is done (on a loaded machine it can lag at first).
+    await eventually(lambda: body_if(bot, "/healthz", 200))
     # Block the bot's event loop on purpose: the lag monitor, whose next tick was due
     # within LAG_INTERVAL (0.5 s), runs at least 0.5 s late.
     time.sleep(1.0)  # noqa: ASYNC251
