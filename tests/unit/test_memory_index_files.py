@@ -7,9 +7,18 @@ import asyncio
 import threading
 from typing import Any
 
+import numpy as np
 import pytest
 
-from tests.unit.test_memory_service import ALICE, GUILD_A, GUILD_B, MakeService, make_service
+from tests.unit.test_memory_service import (
+    ALICE,
+    GUILD_A,
+    GUILD_B,
+    MakeService,
+    exchange,
+    make_service,
+)
+from utils.db import Database
 from utils.memory import index
 
 __all__ = ["make_service"]  # the fixture, shared with the service's tests
@@ -88,3 +97,28 @@ async def test_an_index_loading_while_its_guild_goes_does_not_come_back(
     assert service.indexes.loaded(GUILD_A) is None
     await service.indexes.save_dirty()
     assert not service.indexes.path(GUILD_A).exists()
+
+
+async def test_a_chunk_grown_since_the_last_save_is_found_after_a_crash(
+    make_service: MakeService, db: Database
+) -> None:
+    """Indexes are saved now and then; a kill -9 leaves the file of the last save, in
+    which a conversation chunk that grew since has its old vector: the next start does
+    not trust it, and builds the index from the database."""
+    first = await make_service()
+    first.index_turns(GUILD_A, 100, exchange("my cat is named Whiskers", "What a name!"))
+    await first.flush()
+    await first.indexes.save_dirty()
+    first.index_turns(GUILD_A, 100, exchange("my dog is named Rex", "Nice"))  # it grows
+    await first.flush()
+    [chunk] = await first.memories_of(GUILD_A, ALICE)
+    assert "Rex" in chunk.text
+    # Killed here: nothing saved since. Another process starts on the same files.
+    second = await make_service()
+    blob = await db.fetchval("SELECT vector FROM memories WHERE id = ?", (chunk.id,))
+    loaded = await second.indexes.get(GUILD_A)
+    vector = np.frombuffer(blob, dtype=np.float32)
+    ids, similarities = await second.indexes.run(loaded.search, vector, 1)
+    assert ids.tolist() == [chunk.id] and similarities[0] > 0.999
+    await second.indexes.save_dirty()  # saved whole: trusted again at the next start
+    assert not second.indexes.path(GUILD_A).with_suffix(".dirty").exists()

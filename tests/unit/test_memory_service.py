@@ -30,7 +30,7 @@ from utils.db import Database
 from utils.gemini import GeminiProvider
 from utils.gemini_replies import AIUnavailableError
 from utils.instance_lock import InstanceLock
-from utils.memory import consolidation
+from utils.memory import consolidation, tombstones
 from utils.memory.chunks import Chunk, ChunkLimits
 from utils.memory.config import MemoryConfig
 from utils.memory.consolidation_marks import ConsolidationMarks
@@ -39,7 +39,6 @@ from utils.memory.index import IndexParams
 from utils.memory.indexes import ScopeIndexes
 from utils.memory.records import Scope
 from utils.memory.service import MemoryService
-from utils.memory.tombstones import FORGOTTEN_TURNS_KEPT
 from utils.reliability.circuit_breaker import CircuitBreaker
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -831,38 +830,48 @@ async def test_forgetting_a_conversation_memory_forgets_the_facts_learnt_from_it
     assert "alice's PIN is 4821." not in await texts(service, GUILD_A, "what is alice's PIN?")
 
 
-async def test_a_forgotten_memory_of_a_channel_never_read_again_is_let_go_a_week_later(
-    make_service: MakeService, provider: GeminiProvider, db: Database
+async def test_a_forgotten_memory_is_kept_in_mind_until_consolidation_reads_past_it(
+    make_service: MakeService,
+    provider: GeminiProvider,
+    gemini_fake: FakeGemini,
+    db: Database,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Its chat turns are kept in mind while consolidation could still read them; a
-    channel whose history was cleared is read no more, so they go after a week."""
+    """However long the bot was down or consolidation off, what was forgotten is not
+    learnt again; its chat turns are let go once no pass can read them (the channel's
+    history cleared), and past FORGOTTEN_TURNS_MAX the oldest go."""
     now = [time.time()]
     service = await make_service(provider=provider, clock=lambda: now[0])
     chat = ChatStore(db)
 
     async def forget_said(channel: int) -> None:
         await said(service, chat, "my PIN is 4821", "4821, noted", channel=channel)
-        [chunk] = await service.memories_of(GUILD_A, ALICE)
+        memories = await service.memories_of(GUILD_A, ALICE)
+        chunk = next(m for m in memories if m.source == "conversation")
         assert await service.forget(GUILD_A, ALICE, chunk.id) == 1
 
     async def kept_in_mind() -> int:
         return await db.fetchval("SELECT count(*) FROM memory_forgotten_turns")
 
     await forget_said(10)
-    await chat.reset(10)  # the history is cleared: no pass reads this channel again
-    assert await service.consolidate_once() == 0
+    now[0] += 30 * 86_400  # down a month, or consolidation off as long
+    await chat.add_turns(1, 10, [Turn("user", ALICE, "alice", "I keep bees")])
+    gemini_fake.reply('[{"line": 1, "user": "alice", "fact": "alice keeps bees."}]')
+    assert await service.consolidate_once() == 1
+    assert "4821" not in gemini_fake.requests[-1].last_user_text
+    assert await kept_in_mind() == 0  # read past
+
+    await forget_said(11)
+    await chat.reset(11)  # the history is cleared: no pass reads this channel again
     assert await kept_in_mind() == 2
-    now[0] += FORGOTTEN_TURNS_KEPT + 1
     assert await service.consolidate_once() == 0
     assert await kept_in_mind() == 0
 
-    # Without consolidation passes, forgetting lets go of what was noted a week before.
-    await forget_said(11)
-    assert await kept_in_mind() == 2
-    now[0] += FORGOTTEN_TURNS_KEPT + 1
-    fact = await service.add_fact(GUILD_A, ALICE, "alice", "I like tea")
-    assert await service.forget(GUILD_A, ALICE, fact.id) == 1
-    assert await kept_in_mind() == 0
+    monkeypatch.setattr(tombstones, "FORGOTTEN_TURNS_MAX", 2)
+    await forget_said(12)
+    await forget_said(13)
+    rows = await db.fetchall("SELECT channel_id FROM memory_forgotten_turns")
+    assert [row[0] for row in rows] == [13, 13]
 
 
 async def test_a_fact_read_before_one_memory_is_forgotten_is_not_stored_after_it(

@@ -179,7 +179,7 @@ class Consolidator:
         """Extract facts from AI chat messages not read yet; returns how many were new.
         Stops early (raising) only while the AI is unavailable."""
         stored = 0
-        await self.marks.let_go_forgotten_turns(self.clock())
+        await self._let_go_lost_turns()
         channels = await self._pending()
         # Failures count passes in a row: a channel with nothing left to read (its
         # history cleared) starts again from none, and the count is kept for no other.
@@ -208,6 +208,13 @@ class Consolidator:
         if stored:
             log.info("consolidation stored %d new facts", stored)
         return stored
+
+    async def _let_go_lost_turns(self) -> None:
+        """Let go of the forgotten turns of this process's channels that the log lost."""
+        for channel_id, guild_id in await self.marks.noted_channels():
+            if self.owns(guild_id):
+                newest = await self.chat_log.newest_turns(channel_id, 0, 1)
+                await self.marks.let_go_lost_turns(channel_id, newest[-1].id if newest else 0)
 
     def _given_up(self, channel_id: int, error: AIError) -> bool:
         """The model failed on a channel: whether to give its unread messages up (it

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from utils.db import Connection, Database, in_batches
 from utils.memory.records import Scope
-from utils.memory.tombstones import forgotten, let_go_forgotten_turns
+from utils.memory.tombstones import forgotten
 
 
 class ConsolidationMarks:
@@ -55,11 +55,21 @@ class ConsolidationMarks:
 
         await self.db.in_transaction(mark)
 
-    async def let_go_forgotten_turns(self, now: float) -> None:
-        """Let go of the forgotten turns noted over `FORGOTTEN_TURNS_KEPT` ago: also
-        those of channels no pass reads again (their history cleared), which no mark
-        ever passes."""
-        await let_go_forgotten_turns(self.db, now)
+    async def noted_channels(self) -> list[tuple[int, int | None]]:
+        """The (channel, guild) of the forgotten turns kept in mind."""
+        rows = await self.db.fetchall(
+            "SELECT DISTINCT channel_id, guild_id FROM memory_forgotten_turns"
+        )
+        return [(row[0], row[1]) for row in rows]
+
+    async def let_go_lost_turns(self, channel_id: int, newest_id: int) -> None:
+        """Let go of a channel's forgotten turns after its newest turn in the log
+        (`newest_id`, 0 if none): deleted, as its history was cleared, no pass reads
+        them; those it still has go when a pass reads past them."""
+        await self.db.execute(
+            "DELETE FROM memory_forgotten_turns WHERE channel_id = ? AND turn_id > ?",
+            (channel_id, newest_id),
+        )
 
     async def forgotten(self, scope: Scope) -> dict[int, int]:
         """Up to which chat message each person of a scope told the bot to forget."""

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from utils.data_owners import Place
 from utils.db import Connection, Database, Row, in_batches
 from utils.memory.records import Scope
-from utils.memory.tombstones import Purge, let_go_forgotten_turns, record_purge
+from utils.memory.tombstones import Purge, bound_forgotten_turns, record_purge
 
 TOPIC = "memory"  # of the deletions told to other processes (key: the scope)
 
@@ -43,12 +43,11 @@ class MemoryDeletions:
         """Delete one of an author's memories in a scope; the ids deleted. What was
         forgotten does not live on as a fact: a conversation memory takes with it the
         facts consolidation learnt from its chat turns, and those turns that it has not
-        read yet are noted, so that it skips them (for a week at most, as those noted
-        earlier: `FORGOTTEN_TURNS_KEPT`)."""
+        read yet are noted, so that it skips them until it reads past them (the oldest
+        go past `FORGOTTEN_TURNS_MAX`)."""
         now = self.clock()
 
         async def delete(conn: Connection) -> list[Row]:
-            await let_go_forgotten_turns(conn, now)
             await conn.execute(
                 "INSERT INTO memory_forgotten_turns "
                 "(turn_id, channel_id, guild_id, forgotten_at) "
@@ -61,6 +60,7 @@ class MemoryDeletions:
                 "ON CONFLICT (turn_id) DO UPDATE SET forgotten_at = excluded.forgotten_at",
                 (scope.guild_id, now, memory_id, scope.key, author_id),
             )
+            await bound_forgotten_turns(conn)
             return await conn.fetchall(
                 "DELETE FROM memories WHERE scope = ? AND author_id = ? AND (id = ? OR ("
                 "source = 'consolidation' AND id IN (SELECT learnt.memory_id "
@@ -99,14 +99,17 @@ class MemoryDeletions:
         """Note chat turns that consolidation is never to read (they are no memory yet:
         an exchange in which its author had all forgotten)."""
         now = self.clock()
-        await self.db.in_transaction(
-            lambda conn: conn.executemany(
+
+        async def note(conn: Connection) -> None:
+            await conn.executemany(
                 "INSERT INTO memory_forgotten_turns "
                 "(turn_id, channel_id, guild_id, forgotten_at) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (turn_id) DO UPDATE SET forgotten_at = excluded.forgotten_at",
                 [(turn_id, channel_id, guild_id, now) for turn_id in turn_ids],
             )
-        )
+            await bound_forgotten_turns(conn)
+
+        await self.db.in_transaction(note)
 
     # Retention
 

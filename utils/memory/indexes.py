@@ -4,11 +4,14 @@ Only scopes this process owns (the guilds of its shards, and DMs on shard 0) hav
 index here; other processes keep theirs. An index is loaded on first use and reconciled
 with the database (the source of truth): ids it no longer has are dropped, ids it has
 but the file lacks are added from their stored vectors. A missing file, a corrupt
-one, or one made by another model is rebuilt from the database. Least recently used
-indexes are saved and unloaded past the caps; dirty ones are saved periodically by
-the service and on close. FAISS work runs in a few threads of its own (`run`), each
-limited to one OpenMP thread: a single query gains nothing from more, and exact
-search gets slower with them.
+one, or one made by another model is rebuilt from the database. So is one whose scope
+has a dirty marker (`<scope>.dirty`): it is written when an index first changes after
+a save and removed when it is saved with nothing left unsaved, so a file left by a
+crash (kill -9) between saves, in which a chunk that grew since has its old vector,
+is never trusted. Least recently used indexes are saved and unloaded past the caps;
+dirty ones are saved periodically by the service and on close. FAISS work runs in a
+few threads of its own (`run`), each limited to one OpenMP thread: a single query
+gains nothing from more, and exact search gets slower with them.
 """
 
 from __future__ import annotations
@@ -77,6 +80,7 @@ class ScopeIndexes:
         # Evicted indexes being saved, and indexes of scopes gone, never to be saved again.
         self._saving: dict[asyncio.Task[None], tuple[Scope, VectorIndex]] = {}
         self._discarded: weakref.WeakSet[VectorIndex] = weakref.WeakSet()
+        self._marked: set[Scope] = set()  # scopes whose dirty marker is on disk
         self._pool = ThreadPoolExecutor(
             3,
             thread_name_prefix="memory-faiss",
@@ -85,6 +89,21 @@ class ScopeIndexes:
 
     def path(self, scope: Scope) -> Path:
         return self.directory / scope.filename
+
+    def _marker(self, scope: Scope) -> Path:
+        return self.path(scope).with_suffix(".dirty")
+
+    # The marker's file is touched and removed on the event loop: it is empty, once per
+    # save at most, and so always in the order of the changes and saves it stands for.
+    def _mark_dirty(self, scope: Scope) -> None:
+        if scope not in self._marked:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._marker(scope).touch()
+            self._marked.add(scope)
+
+    def _mark_clean(self, scope: Scope) -> None:
+        self._marked.discard(scope)
+        self._marker(scope).unlink(missing_ok=True)
 
     def owns(self, scope: Scope) -> bool:
         """Whether the scope's index is this process's to keep."""
@@ -133,7 +152,9 @@ class ScopeIndexes:
         return index
 
     def changed(self, scope: Scope, index: VectorIndex) -> None:
-        """Call after changing an index: compacts or upgrades it in the background if due."""
+        """Call after changing an index: marks its file stale until the next save, and
+        compacts or upgrades it in the background if due."""
+        self._mark_dirty(scope)
         if scope in self._rebuilding or not index.needs_rebuild():
             return
         task = asyncio.create_task(self.run(index.rebuilt), name=f"memory-rebuild-{scope.key}")
@@ -156,6 +177,7 @@ class ScopeIndexes:
         if (loaded := self._loaded.pop(scope, None)) is not None:
             gone.append(loaded)
         self._discarded.update(gone)
+        self._mark_clean(scope)
         await asyncio.to_thread(self.path(scope).unlink, missing_ok=True)
 
     async def deleted_elsewhere(self, topic: str, key: str) -> None:
@@ -171,7 +193,9 @@ class ScopeIndexes:
     async def drop_emptied(self) -> None:
         """Discard the indexes, loaded or on disk, of the scopes with no memory left: a
         guild's deleted while this process was down or not listening leaves no vector."""
-        files = await asyncio.to_thread(lambda: list(self.directory.glob("*.faiss")))
+        files = await asyncio.to_thread(
+            lambda: [*self.directory.glob("*.faiss"), *self.directory.glob("*.dirty")]
+        )
         held = set(self._loaded) | {scope for path in files if (scope := _scope_of(path))}
         for scope in held - set(await self.store.scopes()):
             await self.discard(scope)
@@ -186,6 +210,8 @@ class ScopeIndexes:
             log.exception("could not save the memory index of %s", scope.key)
         if index in self._discarded:  # discarded while its file was written
             await asyncio.to_thread(self.path(scope).unlink, missing_ok=True)
+        elif not index.dirty and self._loaded.get(scope, index) is index:
+            self._mark_clean(scope)
 
     async def save_dirty(self) -> None:
         for scope, index in list(self._loaded.items()):
@@ -204,6 +230,9 @@ class ScopeIndexes:
         path = self.path(scope)
         expect = {"scope": scope.key, "model": self.model}
         try:
+            if await asyncio.to_thread(self._marker(scope).exists):
+                self._marked.add(scope)
+                raise CorruptIndexError("changed since it was saved, before a crash")
             index = await self.run(VectorIndex.load, path, expect, self.params)
         except FileNotFoundError:
             index = await self._from_store(scope)

@@ -16,9 +16,10 @@ from utils.memory.chunks import Held
 from utils.memory.records import Scope
 
 PURGES_KEPT = 86_400.0  # seconds a purge is kept in mind: far longer than work under way runs
-# Seconds a forgotten chat turn is kept in mind at most, when consolidation never reads
-# its channel again (history cleared, consolidation off): far longer than it lags.
-FORGOTTEN_TURNS_KEPT = 7 * 86_400.0
+# Forgotten chat turns kept in mind at most: each goes once consolidation read past it
+# or its channel's log lost it, however long that takes (the bot down, consolidation
+# off); past this many (far more than ever wait), those of the oldest turns go.
+FORGOTTEN_TURNS_MAX = 100_000
 
 
 @dataclass(frozen=True)
@@ -98,10 +99,12 @@ async def record_purge(conn: Connection, kind: str, target_id: int, purge: Purge
     )
 
 
-async def let_go_forgotten_turns(conn: Connection, now: float) -> None:
-    """Let go of the forgotten chat turns noted longer than FORGOTTEN_TURNS_KEPT ago."""
+async def bound_forgotten_turns(conn: Connection) -> None:
+    """Keep the FORGOTTEN_TURNS_MAX newest forgotten chat turns in mind at most."""
     await conn.execute(
-        "DELETE FROM memory_forgotten_turns WHERE forgotten_at < ?", (now - FORGOTTEN_TURNS_KEPT,)
+        "DELETE FROM memory_forgotten_turns WHERE turn_id < (SELECT turn_id FROM "
+        "memory_forgotten_turns ORDER BY turn_id DESC LIMIT 1 OFFSET ?)",
+        (FORGOTTEN_TURNS_MAX - 1,),
     )
 
 
