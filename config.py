@@ -23,6 +23,8 @@ from pydantic_settings import BaseSettings, DotEnvSettingsSource, NoDecode, Sett
 MAX_SHARDS = 100_000
 _SHARD_RANGE = re.compile(r"(\d+)(?:-(\d+))?")  # a shard id, or a range of them: 0-3
 _MODEL_NAME = re.compile(r"[\w.\-/:@]+")  # gemini-2.5-flash, models/gemini-2.5-pro, ...
+_MAX_MODEL_NAME = 100
+"""Characters of a model name: Discord's limit for a choice of a slash command option."""
 
 
 def prefix_problem(prefix: str) -> str | None:
@@ -217,6 +219,11 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"{name!r} is not a model name (like gemini-2.5-flash; separate several"
                     " with commas)"
+                )
+            if len(name) > _MAX_MODEL_NAME:  # each one is a choice of /ai model
+                raise ValueError(
+                    f"{name[:40]!r}... is longer than {_MAX_MODEL_NAME} characters, the most"
+                    " Discord takes for a choice of /ai model"
                 )
         return value
 

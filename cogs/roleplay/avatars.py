@@ -1,6 +1,7 @@
 """Character avatars: fetched safely, re-encoded as small PNGs.
 
-Links are fetched only over https, and only from hosts the music links'
+Links are fetched only over https, never with a user name or password in them (the
+log would keep them), and only from hosts the music links'
 :class:`~cogs.music.urls.AddressPolicy` allows (public addresses unless the operator
 allows more), every redirect hop included: hops are followed here one by one, each
 checked, and the connection goes to the addresses the policy returned (a resolver
@@ -188,7 +189,8 @@ class AvatarFetcher:
 
 
 def _https_link(url: str, location: str) -> str:
-    """``location`` (a redirect, or "") resolved against ``url``; RoleplayError unless https."""
+    """``location`` (a redirect, or "") resolved against ``url``; RoleplayError unless
+    https, or if it holds credentials (``https://user:token@host/``)."""
     try:
         link = urljoin(url, location)
         parts = urlsplit(link)
@@ -199,6 +201,8 @@ def _https_link(url: str, location: str) -> str:
         raise RoleplayError("Avatar links must start with https://.")
     if not parts.hostname:
         raise RoleplayError(_INVALID_LINK)
+    if parts.username is not None or parts.password is not None:  # would reach the log
+        raise RoleplayError("Avatar links can't hold a user name or password.")
     return link
 
 

@@ -266,6 +266,8 @@ async def test_rejoining_within_the_grace_keeps_a_guild_and_leaving_for_good_del
     await MusicStore(bot.db).save(
         Session(guild.id, guild.voice.id, guild.text.id, current=Track("Song", "x", member.id))
     )
+    await bot.usage.record(guild.id, 10, 20)
+    await bot.usage.record(other.id, 30, 40)
 
     maintenance(bot)
     discord_fake.remove_guild(guild)  # an accidental kick...
@@ -286,6 +288,7 @@ async def test_rejoining_within_the_grace_keeps_a_guild_and_leaving_for_good_del
     assert bot.guild_settings.prefix(guild.id) == "!"
     assert await bot.db.fetchval("SELECT count(*) FROM guild_settings") == 0
     assert await bot.db.fetchval("SELECT count(*) FROM music_sessions") == 0
+    assert [row[0] for row in await bot.db.fetchall("SELECT guild_id FROM ai_usage")] == [other.id]
     assert await memory.count_of(Scope("guild", guild.id), member.id) == 0
     assert await memory.recall(Scope("guild", guild.id), "likes tea") == []
     assert await memory.count_of(Scope("guild", other.id), member.id) == 1

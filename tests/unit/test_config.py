@@ -329,6 +329,19 @@ def test_a_model_list_without_commas_is_refused_by_name(name: str, value: str) -
     assert "is not a model name" in line
 
 
+@pytest.mark.parametrize(
+    "name", ["GEMINI_MODEL", "GEMINI_FALLBACK_MODELS", "GEMINI_ALLOWED_MODELS"]
+)
+def test_a_model_name_longer_than_discord_offers_is_refused_by_name(name: str) -> None:
+    """Every one is a choice of `/ai model`: Discord refused the whole list of choices
+    (at most 100 characters a choice), so none was offered."""
+    line = error_line(DISCORD_TOKEN="t", **{name: "g" * 101})
+    assert line.startswith(f"Configuration error: {name}: "), line
+    assert "longer than 100 characters" in line and "g" * 60 not in line
+    longest = "g" * 100
+    assert Settings(_env_file=None, discord_token="t", gemini_model=longest).gemini_model == longest
+
+
 def test_model_names_as_google_spells_them_are_taken() -> None:
     settings = Settings(
         _env_file=None,

@@ -267,6 +267,21 @@ async def test_a_malformed_redirect_is_refused(
     assert public.requests == ["/go?to=https://%5B::1"]
 
 
+async def test_a_link_with_credentials_is_refused_unfetched_and_unlogged(
+    fetcher: AvatarFetcher, sites: tuple[Site, Site], caplog: pytest.LogCaptureFixture
+) -> None:
+    """As /play does: the link would reach the log (and its host) with them."""
+    public, _ = sites
+    caplog.set_level("DEBUG")
+    secret = f"https://user:hunter2@{PUBLIC}:{public.port}/a.png"
+    with pytest.raises(RoleplayError, match="user name or password"):
+        await fetcher.fetch(secret)
+    with pytest.raises(RoleplayError, match="user name or password"):
+        await fetcher.fetch(f"{public.url}/go?to={secret}")
+    assert public.requests == [f"/go?to={secret}"]
+    assert "hunter2" not in caplog.text
+
+
 def test_images_become_bounded_pngs() -> None:
     for kind, mode in (("JPEG", "RGB"), ("GIF", "P"), ("WEBP", "RGB"), ("PNG", "LA")):
         with Image.open(io.BytesIO(to_avatar(image((100, 900), kind, mode)))) as stored:
