@@ -6,6 +6,18 @@ from typing import Any
 
 from discord.ext import commands
 
+_QUOTES = {'"': '"', "'": "'", "\u201c": "\u201d", "\u201e": "\u201c", "\u00ab": "\u00bb"}
+"""Opening quote -> its closing quote, as people type them around words."""
+
+
+def unquoted(text: str) -> str:
+    """``text`` trimmed, without one pair of quotes around it: typed commands take the rest
+    of the line as it is (`!help "ai persona"`)."""
+    inner = text.strip()
+    if len(inner) > 2 and _QUOTES.get(inner[0]) == inner[-1]:
+        return inner[1:-1].strip()
+    return inner
+
 
 async def runs_here(ctx: commands.Context[Any], command: commands.Command[Any, ..., Any]) -> bool:
     """Whether lists of commands (`/help`, a group used alone) name `command` where they

@@ -17,7 +17,7 @@ from discord.ext import commands
 from cogs.admin.errors import unwrap, user_message
 from config import prefix_problem
 from utils.checks import guild_permissions
-from utils.commands import runs_here
+from utils.commands import runs_here, unquoted
 from utils.embeds import send_embeds
 from utils.errors import BotError
 from utils.log import current_request
@@ -195,7 +195,7 @@ class Admin(commands.Cog):
     async def help_command(self, ctx: Context, *, command: str | None = None) -> None:
         """List the commands, or explain one."""
         prefix = self.bot.guild_settings.prefix(ctx.guild.id if ctx.guild else None)
-        if asked := (command or "").strip():
+        if asked := unquoted(command or ""):
             # As typed first: a prefix may start a command's name (prefix `s`, `help stats`);
             # then without the prefix, in any letter case as it runs (`G!ping`), or a `/`.
             typed = asked[: len(prefix)]

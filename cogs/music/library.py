@@ -29,7 +29,7 @@ from cogs.music.library_store import (
 )
 from cogs.music.tracks import Track
 from cogs.music.views import COLOUR, PER_PAGE, Queued, QueuePages, clean, track_line
-from utils.commands import list_subcommands
+from utils.commands import list_subcommands, unquoted
 from utils.db import DB_ERRORS
 from utils.embeds import send_embeds
 from utils.text import counted, name_key
@@ -42,20 +42,7 @@ log = logging.getLogger(__name__)
 
 Context = commands.Context["Bot"]
 
-# As `Characters.named` reads character names.
-_QUOTES = {'"': '"', "'": "'", "\u201c": "\u201d", "\u201e": "\u201c", "\u00ab": "\u00bb"}
-
-
-def unquoted(name: str) -> str:
-    """A playlist's name without one pair of quotes around it: typed commands take the
-    rest of the line as it is (`!playlist load "Road trip"`)."""
-    inner = name.strip()
-    if len(inner) > 2 and _QUOTES.get(inner[0]) == inner[-1]:
-        return inner[1:-1]
-    return name
-
-
-Name = Annotated[str, unquoted]
+Name = Annotated[str, unquoted]  # `!playlist load "Road trip"`: the name without quotes
 
 
 class MusicLibrary(commands.Cog):
@@ -89,6 +76,7 @@ class MusicLibrary(commands.Cog):
     async def history(self, ctx: Context, page: int = 1) -> None:
         """Show the tracks this server played lately, newest first."""
         guild, member = _guild_member(ctx)
+        await ctx.defer()  # the history is read from the database
         played = await self.store.history(guild.id)
         if not played:
             raise MusicError("Nothing has been played here yet.")
@@ -177,6 +165,7 @@ class MusicLibrary(commands.Cog):
     async def list_(self, ctx: Context) -> None:
         """List your playlists on this server."""
         guild, member = _guild_member(ctx)
+        await ctx.defer()  # the playlists are read from the database
         found = await self.store.names(guild.id, member.id)
         if not found:
             await ctx.send("You have no playlists here; save the queue with `/playlist save`.")

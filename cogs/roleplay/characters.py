@@ -23,13 +23,12 @@ from discord.utils import escape_markdown
 
 from cogs.roleplay.errors import RoleplayError
 from cogs.roleplay.script import NARRATOR
+from utils.commands import unquoted
 from utils.data_owners import Place
 from utils.db import Connection, Database, Row
 from utils.text import name_key, truncate
 
 MAX_NAME = 64
-_QUOTES = {'"': '"', "'": "'", "\u201c": "\u201d", "\u201e": "\u201c", "\u00ab": "\u00bb"}
-"""Opening quote -> its closing quote, as people type them around a name."""
 MAX_TEXT = 20_000
 """Characters in one text field (cards in the wild run to a few thousand)."""
 
@@ -170,9 +169,8 @@ class CharacterStore:
         if not name_key(name):  # "" or only spaces and invisible characters
             raise RoleplayError("Name a character: that name shows nothing.")
         character = await self.get(guild_id, name)
-        inner = name.strip()
-        if character is None and len(inner) > 2 and _QUOTES.get(inner[0]) == inner[-1]:
-            character = await self.get(guild_id, inner[1:-1])
+        if character is None and (bare := unquoted(name)) != name.strip():
+            character = await self.get(guild_id, bare)
         if character is None:
             shown = escape_markdown(truncate(name, MAX_NAME))
             raise RoleplayError(f"This server has no character called **{shown}**.")

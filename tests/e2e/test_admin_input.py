@@ -15,10 +15,12 @@ async def test_a_prefix_of_letters_works_in_any_case_as_command_names_do(
     await start_bot()
     await discord_fake.send_message(guild.text, discord_fake.owner, "!settings prefix g!")
     await discord_fake.wait_for_message(guild.text, predicate=lambda m: "g!" in m.content)
-    for n, typed in enumerate(("G!ping", "G!PING", "g!Ping")):
-        await discord_fake.send_message(guild.text, member, typed)
-        reply = await discord_fake.wait_for_message(guild.text, after=1 + n)
-        assert reply.content.startswith("Pong!"), typed
+    for typed in ("G!ping", "G!PING", "g!Ping"):
+        sent = await discord_fake.send_message(guild.text, member, typed)
+        reply = await discord_fake.wait_for_message(
+            guild.text, predicate=lambda m, sent=sent: m.id > sent.id
+        )
+        assert reply.content.startswith("Pong!"), (typed, reply.content)
 
 
 async def test_a_number_argument_that_is_no_number_is_named_in_plain_words(
@@ -41,7 +43,8 @@ async def test_help_names_a_command_as_it_runs_and_no_more(
     discord_fake: FakeDiscord, guild: FakeGuild, member: FakeUser, start_bot: StartBot
 ) -> None:
     """`help G!ping` (the prefix `g!` as a phone capitalises it) explains `ping`, as
-    `G!ping` runs it; `help ping extra` names no command (it is not `ping`)."""
+    `G!ping` runs it; `help ping extra` names no command (it is not `ping`); `help "ai
+    persona"` is `ai persona`."""
     await start_bot()
     await discord_fake.send_message(guild.text, discord_fake.owner, "!settings prefix g!")
     await discord_fake.wait_for_message(guild.text, predicate=lambda m: "g!" in m.content)
@@ -54,3 +57,10 @@ async def test_help_names_a_command_as_it_runs_and_no_more(
     await discord_fake.send_message(guild.text, member, "g!help settings show")
     fallback = await discord_fake.wait_for_message(guild.text, after=3)
     assert fallback.embeds[0]["title"] == "g!settings"
+    # Typed commands take the rest of the line as it is: quotes around a name of two words.
+    await discord_fake.send_message(guild.text, member, 'g!help "ai persona"')
+    quoted = await discord_fake.wait_for_message(guild.text, after=4)
+    assert quoted.embeds[0]["title"].startswith("g!ai persona")
+    await discord_fake.send_message(guild.text, member, "g!help \u201csettings show\u201d")
+    curly = await discord_fake.wait_for_message(guild.text, after=5)
+    assert curly.embeds[0]["title"] == "g!settings"
