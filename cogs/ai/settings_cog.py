@@ -80,6 +80,7 @@ class AISettings(commands.Cog, name="AI settings"):
     @dm_or_channel_permissions(manage_messages=True)
     async def ai_reset(self, ctx: Context) -> None:
         """Forget this channel's conversation (Manage Messages)."""
+        await ctx.defer()  # the write may wait for another (SQLite has one writer)
         removed = await self.bot.chats.reset(ctx.channel.id)
         ours = "our" if ctx.guild is None else f"this {_kind(ctx)}'s"
         await ctx.send(f"Forgot {ours} conversation ({counted(removed, 'message')}).")
@@ -90,6 +91,7 @@ class AISettings(commands.Cog, name="AI settings"):
     async def ai_autorespond(self, ctx: Context, mode: Literal["on", "off"]) -> None:
         """Answer every message in this channel, not just mentions (Manage Channels)."""
         assert ctx.guild is not None
+        await ctx.defer()  # the write may wait for another (SQLite has one writer)
         await self.bot.chats.prefs.update_channel(
             ctx.guild.id, ctx.channel.id, autorespond=int(mode == "on")
         )
@@ -106,6 +108,7 @@ class AISettings(commands.Cog, name="AI settings"):
     ) -> None:
         """Set how strictly Gemini's safety filter blocks replies here (Manage Channels)."""
         assert ctx.guild is not None
+        await ctx.defer()  # the write may wait for another (SQLite has one writer)
         await self.bot.chats.prefs.update_channel(
             ctx.guild.id, ctx.channel.id, safety=None if level == "default" else level
         )
@@ -123,6 +126,7 @@ class AISettings(commands.Cog, name="AI settings"):
     @ai_group.command(name="status")
     async def ai_status(self, ctx: Context) -> None:
         """Show the model, persona, history and usage for this channel."""
+        await ctx.defer(ephemeral=True)  # the counts are read from the database
         guild_id = ctx.guild.id if ctx.guild else None
         context = await self.bot.chats.context(guild_id, ctx.channel.id)
         prefs = await self._prefs(ctx)
@@ -166,11 +170,13 @@ class AISettings(commands.Cog, name="AI settings"):
         if (family is None) != (mode is None):
             raise BotError("Give a family and on or off to switch it, or neither to see them.")
         enabled = self.bot.settings.ai_tools_enabled
+        switch = family is not None and enabled
+        if switch and not ctx.author.guild_permissions.manage_guild:
+            raise commands.MissingPermissions(["manage_guild"])
+        await ctx.defer(ephemeral=True)  # the read and the write may wait for others
         async with self._switching:  # another switch at once would undo this one
             on = families((await self.bot.chats.prefs.guild(ctx.guild.id)).tools)
-            if family is not None and mode is not None and enabled:
-                if not ctx.author.guild_permissions.manage_guild:
-                    raise commands.MissingPermissions(["manage_guild"])
+            if switch:
                 switched = Family(family)
                 on = on | {switched} if mode == "on" else on - {switched}
                 await self.bot.chats.prefs.set_guild_tools(
@@ -183,6 +189,7 @@ class AISettings(commands.Cog, name="AI settings"):
     async def ai_audit(self, ctx: Context) -> None:
         """What the AI's tools changed here lately, who asked and how it went (Manage Server)."""
         assert ctx.guild is not None
+        await ctx.defer(ephemeral=True)  # the audit is read from the database
         done = await self.chat.audit.recent(ctx.guild.id, 15, ok=True)
         refused = await self.chat.audit.recent(ctx.guild.id, 5, ok=False)
         # Its mentions ping nobody (the bot-wide AllowedMentions), as text too.
@@ -198,6 +205,7 @@ class AISettings(commands.Cog, name="AI settings"):
             raise BotError(NOT_CONFIGURED)
         provider = self.chat.engine.provider
         if name.lower() == "default":
+            await ctx.defer()  # the write may wait for another (SQLite has one writer)
             await self.bot.chats.prefs.set_guild_model(ctx.guild.id, None)
             await ctx.send(f"This server uses the default model `{provider.model}`.")
             return
@@ -207,6 +215,7 @@ class AISettings(commands.Cog, name="AI settings"):
                 f"`{truncate(name, ECHO_LIMIT)}` is not allowed here. Choose one of: "
                 f"{truncate(allowed, 1500)}, or `default`."
             )
+        await ctx.defer()  # the write may wait for another (SQLite has one writer)
         await self.bot.chats.prefs.set_guild_model(ctx.guild.id, model)
         await ctx.send(f"This server now uses `{model}`.")
 
@@ -285,6 +294,7 @@ class AISettings(commands.Cog, name="AI settings"):
     @ai_persona.command(name="show")
     async def ai_persona_show(self, ctx: Context) -> None:
         """Show this channel's persona."""
+        await ctx.defer(ephemeral=True)  # the preferences may be read from the database
         prefs = await self._prefs(ctx)
         persona = self._persona(prefs.persona)
         await ctx.send(
@@ -324,6 +334,7 @@ class AISettings(commands.Cog, name="AI settings"):
         if key not in self.chat.personas:
             raise BotError(f"No persona `{truncate(name, ECHO_LIMIT)}`. Try `/ai persona list`.")
         guild_id = ctx.guild.id if ctx.guild else None
+        await ctx.defer()  # the write may wait for another (SQLite has one writer)
         await self.bot.chats.prefs.update_channel(guild_id, ctx.channel.id, persona=key)
         title = self.chat.personas[key].title
         said = f"This {_kind(ctx)} now talks with **{title}**."
@@ -353,6 +364,7 @@ class AISettings(commands.Cog, name="AI settings"):
         if text is not None and len(text) > 4000:
             raise BotError("A prompt can be at most 4000 characters.")
         assert ctx.guild is not None
+        await ctx.defer(ephemeral=True)  # the write may wait for another (SQLite has one writer)
         await self.bot.chats.prefs.update_channel(
             ctx.guild.id, ctx.channel.id, system_prompt=text or None
         )

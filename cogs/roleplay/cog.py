@@ -179,6 +179,7 @@ class Roleplay(commands.Cog):
     async def list_(self, ctx: Context, page: int = 1) -> None:
         """List this server's characters, a page at a time."""
         assert ctx.guild is not None
+        await ctx.defer()  # the characters are read from the database
         listed = await self.characters.listing(ctx.guild.id)
         if not listed:
             await ctx.send("This server has no characters yet: `/character create` or `import`.")
@@ -199,6 +200,7 @@ class Roleplay(commands.Cog):
     @app_commands.describe(name="The character to show")
     async def show(self, ctx: Context, *, name: str) -> None:
         """Show a character's profile and avatar."""
+        await ctx.defer()  # the character is read from the database
         character = await self._get(ctx, name)
         await _send_card(ctx, character)
 

@@ -24,6 +24,7 @@ from cogs.roleplay.avatar_links import AvatarLinks
 from cogs.roleplay.characters import Character, CharacterStore
 from cogs.roleplay.director import CAST_GONE, SceneDirector, may_write
 from cogs.roleplay.errors import RoleplayError
+from cogs.roleplay.scene_cast import MAX_CAST, cut_world, split_names
 from cogs.roleplay.scene_prompt import WORLD_CHARS, fill
 from cogs.roleplay.scene_state import CLEAR, MAX_FACT, MAX_NAME, noted, render, set_fact
 from cogs.roleplay.scenes import Scene, SceneStore
@@ -42,7 +43,6 @@ log = logging.getLogger(__name__)
 
 Context = commands.Context["Bot"]
 
-MAX_CAST = 6
 CHANGED = "The scene changed meanwhile; please try again."
 Fact = Literal["location", "condition", "relationships", "possessions", "goals"]
 Kind = Literal["character", "place", "item"]
@@ -126,9 +126,9 @@ class Scenes(commands.Cog):
             raise RoleplayError("I can't write here, so I can't run a scene here.")
         known = {name_key(c.name) for c in await self.characters.listing(ctx.guild.id)}
         if ctx.interaction is None:  # the names consumed the line, the world with them
-            characters, world = _cut_world(characters, known)
+            characters, world = cut_world(characters, known)
         world = _given(world)  # a blank world is none: the server's applies
-        names = list(dict.fromkeys(_split_names(characters, known)))
+        names = list(dict.fromkeys(split_names(characters, known)))
         if not names or len(names) > MAX_CAST:
             raise RoleplayError(f"Name one to {MAX_CAST} characters, separated by commas.")
         if world is not None and len(world) > WORLD_CHARS:
@@ -185,6 +185,7 @@ class Scenes(commands.Cog):
         if len(cast) >= MAX_CAST:
             raise RoleplayError(f"A scene has at most {MAX_CAST} characters.")
         joined = [*(c.id for c in cast), joining.id]
+        await ctx.defer()  # the write may wait for another (SQLite has one writer)
         if not await self.scenes.set_characters(scene.channel_id, joined, was=scene.characters):
             raise RoleplayError(CHANGED)
         await self._say(ctx, f"**{_md(joining.name)}** joins the scene.")
@@ -200,6 +201,7 @@ class Scenes(commands.Cog):
         if len(scene.characters) == 1:
             raise RoleplayError("That is the last character; `/scene end` ends the scene.")
         left = [i for i in scene.characters if i != leaving.id]
+        await ctx.defer()  # the write may wait for another (SQLite has one writer)
         if not await self.scenes.set_characters(scene.channel_id, left, was=scene.characters):
             raise RoleplayError(CHANGED)
         await self._say(ctx, f"**{_md(leaving.name)}** leaves the scene.")
@@ -208,6 +210,7 @@ class Scenes(commands.Cog):
     async def end(self, ctx: Context) -> None:
         """End the scene here (its owner, or Manage Messages)."""
         scene = await self._changeable(ctx)
+        await ctx.defer()  # the write may wait for another (SQLite has one writer)
         await self.director.end(scene.guild_id, scene.channel_id)
         if self.bot.chats.prefs.autoresponds(scene.channel_id):
             await self._say(
@@ -219,6 +222,7 @@ class Scenes(commands.Cog):
     @scene.group(name="state", fallback="show")
     async def state(self, ctx: Context) -> None:
         """What the story has established about each character, place and item."""
+        await ctx.defer()  # the scene is read from the database
         scene = await self._scene(ctx)
         shown = render(scene.state) or "Nothing established yet: it fills in as you play."
         embed = discord.Embed(
@@ -248,6 +252,7 @@ class Scenes(commands.Cog):
             )
         if value.strip() == CLEAR and not noted(scene.state, entity, fact):
             raise RoleplayError(f"**{_md(entity)}** has no {fact} noted: nothing to remove.")
+        await ctx.defer()  # the write may wait for another (SQLite has one writer)
         if not await self.scenes.change_state(
             scene.channel_id,
             scene.started_at,
@@ -265,6 +270,7 @@ class Scenes(commands.Cog):
         text = _given(text)  # a blank world is none, not an empty one
         if text is not None and len(text) > WORLD_CHARS:
             raise RoleplayError(f"Keep the world to {WORLD_CHARS:,} characters at most.")
+        await ctx.defer()  # the write may wait for another (SQLite has one writer)
         await self.scenes.set_world(ctx.guild.id, text)
         await self._say(
             ctx, "The server's world is set." if text else "The server's world is cleared."
@@ -344,43 +350,6 @@ def _channel(ctx: Context) -> Channel:
     if not isinstance(channel, discord.TextChannel | discord.VoiceChannel | discord.Thread):
         raise RoleplayError("Scenes play in text channels and threads.")
     return channel
-
-
-def _split_names(text: str, known: set[str]) -> list[str]:
-    """The names of a comma-separated list; a character's name that holds commas
-    ("Seraphina, Forest Guardian", as cards are often named) is one name, the longest
-    that is a character's taken first."""
-    pieces, names, at = text.split(","), [], 0
-    most = max((key.count(",") for key in known), default=0)
-    while at < len(pieces):
-        end = next(
-            (
-                end
-                for end in range(min(len(pieces), at + 1 + most), at + 1, -1)
-                if name_key(",".join(pieces[at:end])) in known
-            ),
-            at + 1,
-        )
-        names.append(",".join(pieces[at:end]).strip())
-        at = end
-    return [name for name in names if name_key(name)]  # "Aria, Bren," or an invisible one
-
-
-def _cut_world(text: str, known: set[str]) -> tuple[str, str]:
-    """The names and the world of a typed `scene start`: the world follows the last `|`
-    before which all are characters' names, so a name may hold a `|` ("Aria|Moon, Bren |
-    A port"); else the first `|` (its unknown name is then refused)."""
-    bars = [at for at, char in enumerate(text) if char == "|"]
-    # Only the bars that the most names could hold come before the world's.
-    most = max((key.count("|") for key in known), default=0)
-    cuts = [*bars[: MAX_CAST * most + 1], len(text)]
-
-    def all_named(at: int) -> bool:
-        return all(name_key(name) in known for name in _split_names(text[:at], known))
-
-    fallback = bars[0] if bars else len(text)
-    at = next((at for at in reversed(cuts) if all_named(at)), fallback)
-    return text[:at], text[at + 1 :]
 
 
 def _given(text: str | None) -> str | None:

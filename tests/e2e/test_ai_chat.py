@@ -364,8 +364,8 @@ async def test_history_persists_and_reset_clears_it(
     interaction = await discord_fake.invoke_slash(
         guild.text, discord_fake.owner, "ai", subcommand="reset"
     )
-    response = await interaction.wait_response()
-    assert "Forgot this channel's conversation (4 messages)" in response["data"]["content"]
+    response = await discord_fake.answer(interaction)
+    assert "Forgot this channel's conversation (4 messages)" in response.content
     await discord_fake.send_message(guild.text, member, f"{mention(discord_fake)} again?")
     await wait_reply_done(discord_fake, guild.text, after=3)
     assert "kayaking" not in json.dumps(gemini_fake.requests[-1].contents)
@@ -389,7 +389,7 @@ async def test_a_reply_to_a_conversation_reset_meanwhile_is_not_stored(
     reset = await discord_fake.invoke_slash(
         guild.text, discord_fake.owner, "ai", subcommand="reset"
     )
-    assert "(2 messages)" in (await reset.wait_response())["data"]["content"]
+    assert "(2 messages)" in (await discord_fake.answer(reset)).content
     await discord_fake.wait_for_message(
         guild.text, predicate=lambda m: m.content == "You love kayaking!", timeout=10
     )
@@ -889,7 +889,7 @@ async def test_who_the_bot_answers(
     interaction = await discord_fake.invoke_slash(
         guild.text, discord_fake.owner, "ai", {"mode": "on"}, subcommand="autorespond"
     )
-    assert "Auto-respond is on" in (await interaction.wait_response())["data"]["content"]
+    assert "Auto-respond is on" in (await discord_fake.answer(interaction)).content
     await discord_fake.send_message(guild.text, member, "anyone there")
     messages = await wait_reply_done(discord_fake, guild.text, count=4)
     assert messages[-1].content == "ok anyone there"
@@ -915,7 +915,7 @@ async def test_reload_ai_keeps_the_conversation_and_auto_respond(
     interaction = await discord_fake.invoke_slash(
         guild.text, discord_fake.owner, "ai", {"mode": "on"}, subcommand="autorespond"
     )
-    assert "Auto-respond is on" in (await interaction.wait_response())["data"]["content"]
+    assert "Auto-respond is on" in (await discord_fake.answer(interaction)).content
     await discord_fake.send_message(guild.text, member, "before the reload")
     await wait_reply_done(discord_fake, guild.text)
 
@@ -991,16 +991,16 @@ async def test_commands_status_persona_prompt_model_export(
     owner = discord_fake.owner
     bot = await start_bot(ai_settings(gemini_allowed_models=("gemini-special",)))
 
-    async def slash(user: FakeUser, *path: str, **options: object) -> dict:
+    async def slash(user: FakeUser, *path: str, **options: object) -> FakeMessage:
         interaction = await discord_fake.invoke_slash(
             guild.text, user, path[0], options or None, subcommand=list(path[1:]) or None
         )
-        return await interaction.wait_response()
+        return await discord_fake.answer(interaction)
 
     set_persona = await slash(owner, "ai", "persona", "set", name="pirate")
-    assert "Captain Byte" in set_persona["data"]["content"]
+    assert "Captain Byte" in set_persona.content
     denied = await slash(member, "ai", "persona", "set", name="default")
-    assert "Manage Channels" in denied["data"]["content"]
+    assert "Manage Channels" in denied.content
     await ask(discord_fake, guild.text, member, "ahoy")
     assert "Captain Byte" in gemini_fake.requests[-1].system_text
 
@@ -1013,7 +1013,7 @@ async def test_commands_status_persona_prompt_model_export(
     assert last.model == "gemini-special"
     await eventually(lambda: stored_count(bot, guild.text.id), equals=4)
 
-    status = (await slash(member, "ai", "status"))["data"]["embeds"][0]
+    status = (await slash(member, "ai", "status")).embeds[0]
     fields = {f["name"]: f["value"] for f in status["fields"]}
     assert fields["Model"].startswith("gemini-special")
     assert fields["Persona"] == "Captain Byte"
@@ -1022,7 +1022,7 @@ async def test_commands_status_persona_prompt_model_export(
     assert int(fields["Tokens today"].replace(",", "")) > 0
 
     listing = await slash(member, "ai", "persona", "list")
-    assert "`pirate`" in listing["data"]["content"] and "`default`" in listing["data"]["content"]
+    assert "`pirate`" in listing.content and "`default`" in listing.content
 
     await discord_fake.send_message(guild.text, member, "!ai export jsonl")
     export = await discord_fake.wait_for_message(guild.text, predicate=lambda m: m.attachments)
@@ -1051,10 +1051,10 @@ async def test_ai_model_offers_only_the_models_the_owner_allows(
         interaction = await discord_fake.invoke_slash(
             guild.text, discord_fake.owner, path[0], options or None, subcommand=list(path[1:])
         )
-        response = (await interaction.wait_response())["data"]
-        if response.get("embeds"):
-            return response["embeds"][0]["fields"][0]["value"]
-        return response["content"]
+        response = await discord_fake.answer(interaction)
+        if response.embeds:
+            return response.embeds[0]["fields"][0]["value"]
+        return response.content
 
     refused = await slash("ai", "model", name="gemini-ultra-costly")
     assert refused == (
@@ -1495,7 +1495,7 @@ async def test_usage_counts_replies_cut_off_or_blocked(
 
     async def tokens_today() -> str:
         interaction = await discord_fake.invoke_slash(guild.text, member, "ai", subcommand="status")
-        status = (await interaction.wait_response())["data"]["embeds"][0]
+        status = (await discord_fake.answer(interaction)).embeds[0]
         return {f["name"]: f["value"] for f in status["fields"]}["Tokens today"]
 
     long = await ask(discord_fake, guild.text, member, "a long story")
@@ -1518,25 +1518,25 @@ async def test_ai_safety_sets_the_channel_threshold(
 ) -> None:
     await start_bot(ai_settings())
 
-    async def slash(user: FakeUser, *path: str, **options: object) -> dict:
+    async def slash(user: FakeUser, *path: str, **options: object) -> FakeMessage:
         interaction = await discord_fake.invoke_slash(
             guild.text, user, path[0], options or None, subcommand=list(path[1:]) or None
         )
-        return await interaction.wait_response()
+        return await discord_fake.answer(interaction)
 
     denied = await slash(member, "ai", "safety", level="off")
-    assert "Manage Channels" in denied["data"]["content"]
+    assert "Manage Channels" in denied.content
     await ask(discord_fake, guild.text, member, "first")
     assert "safetySettings" not in json.dumps(gemini_fake.requests[-1].json)
 
     done = await slash(discord_fake.owner, "ai", "safety", level="low")
-    assert "low or higher chance of harm" in done["data"]["content"]
+    assert "low or higher chance of harm" in done.content
     await ask(discord_fake, guild.text, member, "second")
     sent = gemini_fake.requests[-1].json.get("safetySettings") or gemini_fake.requests[-1].json[
         "generationConfig"
     ].get("safetySettings")
     assert len(sent) == 4 and {s["threshold"] for s in sent} == {"BLOCK_LOW_AND_ABOVE"}
-    status = (await slash(member, "ai", "status"))["data"]["embeds"][0]
+    status = (await slash(member, "ai", "status")).embeds[0]
     assert {f["name"]: f["value"] for f in status["fields"]}["Safety"] == "low"
 
     await slash(discord_fake.owner, "ai", "safety", level="default")
@@ -1841,7 +1841,7 @@ async def test_system_messages_in_an_auto_respond_channel_get_no_reply(
     interaction = await discord_fake.invoke_slash(
         guild.text, discord_fake.owner, "ai", {"mode": "on"}, subcommand="autorespond"
     )
-    assert "Auto-respond is on" in (await interaction.wait_response())["data"]["content"]
+    assert "Auto-respond is on" in (await discord_fake.answer(interaction)).content
     before = len(discord_fake.messages_in(guild.text))
     # "alice started a thread: Movie night", "alice pinned a message", alice joined.
     for kind, content in ((18, "Movie night"), (6, ""), (7, "")):
@@ -2000,11 +2000,11 @@ async def test_a_thread_keeps_the_prompt_and_safety_of_its_channel(
 ) -> None:
     await start_bot(ai_settings())
 
-    async def slash(channel, *path: str, **options: object) -> dict:
+    async def slash(channel, *path: str, **options: object) -> FakeMessage:
         interaction = await discord_fake.invoke_slash(
             channel, discord_fake.owner, path[0], options, subcommand=list(path[1:])
         )
-        return await interaction.wait_response()
+        return await discord_fake.answer(interaction)
 
     await slash(guild.text, "ai", "safety", level="low")
     await slash(guild.text, "ai", "prompt", text="Only talk about gardening.")
@@ -2016,7 +2016,7 @@ async def test_a_thread_keeps_the_prompt_and_safety_of_its_channel(
         "safetySettings"
     )
     assert {s["threshold"] for s in sent} == {"BLOCK_LOW_AND_ABOVE"}
-    status = (await slash(thread, "ai", "status"))["data"]["embeds"][0]
+    status = (await slash(thread, "ai", "status")).embeds[0]
     fields = {f["name"]: f["value"] for f in status["fields"]}
     assert (fields["Safety"], fields["Custom prompt"]) == ("low", "yes")
 
@@ -2147,7 +2147,7 @@ async def test_a_summary_is_asked_for_with_the_safety_level_of_its_channel(
     safety = await discord_fake.invoke_slash(
         guild.text, discord_fake.owner, "ai", {"level": "off"}, subcommand="safety"
     )
-    assert "off" in (await safety.wait_response())["data"]["content"]
+    assert "off" in (await discord_fake.answer(safety)).content
     for text in ("I grow roses", "and tulips", "what next?"):
         await ask(discord_fake, thread, member, text)
     await eventually(lambda: stored_count(bot, thread.id), equals=6)

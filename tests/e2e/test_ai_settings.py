@@ -19,7 +19,7 @@ async def _slash(fake: FakeDiscord, channel: FakeChannel, *path: str, **options:
     interaction = await fake.invoke_slash(
         channel, fake.owner, path[0], options or None, subcommand=list(path[1:])
     )
-    return (await interaction.wait_response())["data"]["content"]
+    return (await fake.answer(interaction)).content
 
 
 async def test_choosing_a_persona_where_a_custom_prompt_applies_says_the_prompt_wins(

@@ -24,7 +24,7 @@ async def test_two_tool_families_switched_at_once_both_stay_switched(
         for options in ({"family": "search", "mode": "off"}, {"family": "music", "mode": "off"})
     ]
     for switch in switches:
-        await switch.wait_response()
+        await discord_fake.wait_for(lambda switch=switch: switch.followups)
     stored = (await bot.chats.prefs.guild(guild.id)).tools
     assert stored is not None
     assert Family.SEARCH.value not in stored and Family.MUSIC.value not in stored

@@ -504,20 +504,20 @@ async def test_switches_decide_what_is_declared(
     owner = discord_fake.owner
     await start_bot(ai_settings())
 
-    async def tools_command(user: FakeUser, **options: str) -> dict[str, Any]:
+    async def tools_command(user: FakeUser, **options: str) -> FakeMessage:
         interaction = await discord_fake.invoke_slash(
             guild.text, user, "ai", options or None, subcommand="tools"
         )
-        return (await interaction.wait_response())["data"]
+        return await discord_fake.answer(interaction)
 
-    shown = (await tools_command(member))["embeds"][0]["description"]
+    shown = (await tools_command(member)).embeds[0]["description"]
     assert "✅ **search**" in shown and "⛔ **server**" in shown
     denied = await tools_command(member, family="search", mode="off")
-    assert "Manage Server" in denied["content"]
+    assert "Manage Server" in denied.content
     await answer(discord_fake, guild.text, member, "hi")
     assert "web_search" in chats(gemini_fake)[-1].declared_functions
 
-    switched = (await tools_command(owner, family="search", mode="off"))["embeds"][0]
+    switched = (await tools_command(owner, family="search", mode="off")).embeds[0]
     assert "⛔ **search**" in switched["description"]
     await answer(discord_fake, guild.text, member, "hi again")
     declared = set(chats(gemini_fake)[-1].declared_functions)
@@ -583,5 +583,5 @@ async def test_tools_turned_off_for_the_bot(
     interaction = await discord_fake.invoke_slash(
         guild.text, admin, "ai", {"family": "search", "mode": "on"}, subcommand="tools"
     )
-    shown = (await interaction.wait_response())["data"]["embeds"][0]["description"]
+    shown = (await discord_fake.answer(interaction)).embeds[0]["description"]
     assert "turned off" in shown and "AI_TOOLS_ENABLED" in shown

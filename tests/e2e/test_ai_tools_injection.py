@@ -38,7 +38,7 @@ async def test_a_search_result_cannot_start_an_action(
     switched = await discord_fake.invoke_slash(
         guild.text, discord_fake.owner, "ai", {"family": "server", "mode": "on"}, subcommand="tools"
     )
-    await switched.wait_response()
+    await discord_fake.answer(switched)
     gemini_fake.reply_function_calls([("web_search", {"query": "channel ideas"})])
     gemini_fake.reply(INJECTION, grounding=[("https://evil.example/", "Channel ideas")])
     gemini_fake.reply_function_calls([("create_channel", {"name": "pwned"})])  # as it said

@@ -104,7 +104,7 @@ async def test_a_change_discord_failed_to_confirm_is_not_called_made(
     assert again == {"refused": UNKNOWN_REPEATED}
     assert [c.name for c in guild.channels.values()].count("events") == 1
     audit = await slash(discord_fake, guild, discord_fake.owner, "audit")
-    (failed,) = audit["data"]["embeds"][0]["fields"]
+    (failed,) = audit.embeds[0]["fields"]
     assert "Discord error 503 (may have been done)" in failed["value"]
 
 

@@ -302,7 +302,7 @@ async def test_another_members_memory_in_the_prompt_withholds_actions(
     switched = await discord_fake.invoke_slash(
         guild.text, discord_fake.owner, "ai", {"family": "server", "mode": "on"}, subcommand="tools"
     )
-    await switched.wait_response()
+    await discord_fake.answer(switched)
 
     await slash(discord_fake, guild.text, mod, "add", fact="my kite club meets on sundays")
     await answer(discord_fake, guild.text, mod, "what about my kite club?")

@@ -53,6 +53,6 @@ async def test_pinning_a_pinned_message_or_unpinning_one_that_is_not_changes_not
     assert len(requests(discord_fake, "DELETE", str(rules.id))) == 1
 
     audit = await slash(discord_fake, guild, discord_fake.owner, "audit")
-    lines = audit["data"]["embeds"][0]["description"].splitlines()
+    lines = audit.embeds[0]["description"].splitlines()
     assert ["📍 unpinned" in lines[0], "📌 pinned" in lines[2]] == [False, False]
     assert "📍 unpinned a message" in lines[1] and "📌 pinned a message" in lines[3]

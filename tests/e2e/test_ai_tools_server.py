@@ -91,14 +91,16 @@ def run(discord_fake: FakeDiscord, gemini_fake: FakeGemini, guild: FakeGuild) ->
     return ask
 
 
-async def slash(fake: FakeDiscord, guild: FakeGuild, user: FakeUser, name: str, **options) -> dict:
+async def slash(
+    fake: FakeDiscord, guild: FakeGuild, user: FakeUser, name: str, **options
+) -> FakeMessage:
     interaction = await fake.invoke_slash(guild.text, user, "ai", options or None, subcommand=name)
-    return await interaction.wait_response()
+    return await fake.answer(interaction)
 
 
 async def server_on(fake: FakeDiscord, guild: FakeGuild) -> None:
     response = await slash(fake, guild, fake.owner, "tools", family="server", mode="on")
-    assert "✅ **server**" in response["data"]["embeds"][0]["description"]
+    assert "✅ **server**" in response.embeds[0]["description"]
 
 
 def responses(gemini: FakeGemini) -> dict[str, dict]:
@@ -135,7 +137,7 @@ async def test_server_actions_are_off_until_a_manager_turns_them_on(
     assert not requests(discord_fake, "POST", f"/guilds/{guild.id}/channels")
 
     denied = await slash(discord_fake, guild, member, "tools", family="server", mode="on")
-    assert "Manage Server" in denied["data"]["content"]
+    assert "Manage Server" in denied.content
     await discord_fake.send_message(guild.text, member, "!ai tools server on")
     refused = await discord_fake.wait_for_message(
         guild.text, predicate=lambda m: "Manage Server" in m.content
@@ -757,7 +759,7 @@ async def test_audit_lists_actions_for_managers_only(
         await run(member, [("set_slowmode", {"seconds": n}) for n in range(MAX_CALLS)])
 
     audit = await slash(discord_fake, guild, discord_fake.owner, "audit")
-    embed = audit["data"]["embeds"][0]
+    embed = audit.embeds[0]
     (made,) = embed["description"].splitlines()  # the flood hides no change made
     assert f"<@{mod.id}> in <#{guild.text.id}>: `create_channel`" in made
     assert '"games"' in made and "✅ 📁 created #games" in made
@@ -768,11 +770,11 @@ async def test_audit_lists_actions_for_managers_only(
     for line in lines:
         assert f"<@{member.id}> in <#{guild.text.id}>: `set_slowmode`" in line
         assert "❌ refused: alice needs the Manage Channels permission" in line
-    assert audit["data"]["allowed_mentions"]["parse"] == []
+    assert audit.allowed_mentions is not None and audit.allowed_mentions["parse"] == []
 
     denied = await slash(discord_fake, guild, member, "audit")
-    assert "Manage Server" in denied["data"]["content"]
-    assert not denied["data"].get("embeds")
+    assert "Manage Server" in denied.content
+    assert not denied.embeds
 
 
 async def test_info_tools(

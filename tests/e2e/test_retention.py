@@ -395,7 +395,7 @@ async def test_a_purged_guild_leaves_nothing_in_the_live_ai_cog_for_a_re_add(
     interaction = await discord_fake.invoke_slash(
         guild.text, discord_fake.owner, "ai", {"mode": "on"}, subcommand="autorespond"
     )
-    assert "Auto-respond is on" in (await interaction.wait_response())["data"]["content"]
+    assert "Auto-respond is on" in (await discord_fake.answer(interaction)).content
     await answered("the launch code is swordfish")  # answered (auto-respond), and cached
     stored = "SELECT count(*) FROM ai_messages"
     await eventually(lambda: bot.db.fetchval(stored), equals=2)  # the exchange is stored

@@ -181,7 +181,8 @@ async def test_a_scene_ended_where_auto_respond_is_on_says_every_message_is_answ
     autorespond = await discord_fake.invoke_slash(
         guild.text, discord_fake.owner, "ai", {"mode": "on"}, subcommand="autorespond"
     )
-    assert "Auto-respond is on" in (await autorespond.wait_response())["data"]["content"]
+    (answered,) = await discord_fake.wait_for(lambda: autorespond.followups)
+    assert "Auto-respond is on" in answered.content
     await world.character("Aria")
     await world.slash(member, "start", characters="Aria")
 

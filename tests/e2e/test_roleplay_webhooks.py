@@ -577,7 +577,7 @@ async def test_a_character_mentioning_the_bot_is_not_answered(
     interaction = await discord_fake.invoke_slash(
         guild.text, discord_fake.owner, "ai", {"mode": "on"}, subcommand="autorespond"
     )
-    await interaction.wait_response()  # the bot now answers everything said in the channel
+    await discord_fake.answer(interaction)  # the bot now answers everything said here
     before = len(discord_fake.messages_in(guild.text))
     sender = WebhookSender(bot)
 

@@ -453,6 +453,22 @@ class FakeDiscord:
         typed["focused"] = True
         return await self._interact(channel, user, APPLICATION_COMMAND_AUTOCOMPLETE, data)
 
+    async def answer(
+        self,
+        interaction: FakeInteraction,
+        timeout: float = 10.0,  # noqa: ASYNC109 (test API: a timeout fails the test)
+    ) -> FakeMessage:
+        """The bot's answer to an interaction: sent at once, or after a deferral."""
+        await interaction.wait_response()
+
+        def answered() -> FakeMessage | None:
+            original = interaction.original
+            return original if original is not None and not original.loading else None
+
+        message = await self.wait_for(answered, timeout)
+        assert message is not None  # wait_for returns a truthy value or fails
+        return message
+
     async def click_button(
         self, message: FakeMessage, custom_id: str, user: FakeUser
     ) -> FakeInteraction:
