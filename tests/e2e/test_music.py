@@ -284,7 +284,11 @@ async def test_pause_stops_packets_and_resume_restarts_them(world: World) -> Non
     await world.wait_frames(25)
     assert (await world.slash("pause")).startswith("⏸️ Paused")
     paused_at = await world.wait_paused()
-    assert (await world.now_playing()).embeds[0]["title"] == "Paused"
+
+    async def shows_paused() -> bool:  # the card is edited in the background
+        return (await world.now_playing()).embeds[0]["title"] == "Paused"
+
+    await eventually(shows_paused)
     resumed = time.monotonic()
     assert (await world.slash("resume")).startswith("▶️ Resumed")
     await world.wait_frames(paused_at + 25, within=5)

@@ -79,7 +79,7 @@ async def test_guilds_and_dms_never_share_history_or_memory(
         channel, user, secret = places[where]
         await discord_fake.send_message(channel, user, "!ai reset")
         await discord_fake.wait_for_message(
-            channel, predicate=lambda m: m.content.startswith("Forgot this channel's")
+            channel, predicate=lambda m: m.content.startswith("Forgot our conversation")
         )
         asks[where] = places[where]
 
