@@ -3,9 +3,10 @@ written, which the next start resumes from (tests/reliability/test_sigterm.py re
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
-from cogs.music import voice_watch
 from cogs.music.store import MusicStore
 from tests.conftest import eventually
 from tests.e2e.music_world import FRAMES_PER_SECOND, World
@@ -16,8 +17,10 @@ pytestmark = pytest.mark.backends("sqlite")
 async def test_a_crash_mid_track_has_where_it_played_saved(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(voice_watch, "SAVE_EVERY", 0.2)
     bot = await world.start()
+    # The module the bot loaded: an extension unloaded by an earlier test in this process
+    # (a reload) is imported afresh, so the one imported above may no longer be the bot's.
+    monkeypatch.setattr(sys.modules["cogs.music.voice_watch"], "SAVE_EVERY", 0.2)
     await world.slash("play", query=world.media.tone(440, 5, "ogg"))
     await world.wait_frames(FRAMES_PER_SECOND // 2)
 
