@@ -146,7 +146,8 @@ async def _restore(sessions: Sessions, session: Session, guild: discord.Guild) -
             guild.id, voice, session.text_channel_id, queue=queue, volume=session.volume
         )
         player.filter = session.audio_filter
-        player.stay = staying  # not with 24/7's channel gone: the timers decide
+        # Not with 24/7's channel gone (the timers decide), nor turned off meanwhile.
+        player.stay = staying and (await sessions.music_settings.get(guild.id)).stay
         player.start(position=session.position, paused=session.paused)
         sessions.update_alone(guild)
         await sessions.take_the_stage(guild)

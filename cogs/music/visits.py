@@ -41,22 +41,23 @@ class Visits:
     async def set_stay(
         self, guild: discord.Guild, channel: VoiceChannel | None, text_id: int
     ) -> None:
-        """24/7 on in ``channel`` (joining it), or off with None."""
+        """24/7 on in ``channel`` (joining it), or off with None. Under the guild's lock,
+        as a restore after a restart makes its player: it reads the setting there."""
         sessions = self.sessions
-        if channel is not None:
-            async with sessions.lock(guild.id):
+        async with sessions.lock(guild.id):
+            if channel is not None:
                 await sessions.join(guild, channel, text_id)
-        await sessions.music_settings.update(
-            guild.id,
-            stay=channel is not None,
-            stay_channel_id=channel.id if channel else None,
-            stay_text_channel_id=text_id if channel else None,
-        )
-        self.end(guild.id)  # the new 24/7 channel, or no more 24/7
-        player = sessions.players.get(guild.id)
-        if player is not None:
-            player.stay = channel is not None
-            sessions.update_alone(guild)
+            await sessions.music_settings.update(
+                guild.id,
+                stay=channel is not None,
+                stay_channel_id=channel.id if channel else None,
+                stay_text_channel_id=text_id if channel else None,
+            )
+            self.end(guild.id)  # the new 24/7 channel, or no more 24/7
+            player = sessions.players.get(guild.id)
+            if player is not None:
+                player.stay = channel is not None
+                sessions.update_alone(guild)
 
     async def note(self, guild_id: int, channel: VoiceChannel) -> None:
         """Before joining ``channel`` for a /play: note it if it is not the 24/7 one."""
