@@ -141,15 +141,7 @@ class AvatarLinks:
         self, character: Character, channel: Channel, text: str, sender: WebhookSender | None
     ) -> discord.Message:
         if sender is not None:
-            me = channel.guild.me
-            spoken = await sender.send(
-                channel,
-                text,
-                name=me.display_name,
-                avatar_url=me.display_avatar.url,
-                file=avatar_file(character),
-                silent=True,
-            )
+            spoken = await sender.send_as_bot(channel, text, file=avatar_file(character))
             assert spoken.message is not None
             return spoken.message
         async with asyncio.timeout(DISCORD_TIMEOUT):

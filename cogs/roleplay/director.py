@@ -117,12 +117,7 @@ class SceneSink:
                 await self.sender.send(self.channel, text, name=speaker, avatar_url=avatar_url)
             )
         if self.slowmode:  # through the webhook, which slowmode spares, as the bot
-            me = self.channel.guild.me
-            return _Line(
-                await self.sender.send(
-                    self.channel, text, name=me.display_name, avatar_url=me.display_avatar.url
-                )
-            )
+            return _Line(await self.sender.send_as_bot(self.channel, text))
         async with asyncio.timeout(DISCORD_TIMEOUT):
             message = await self.channel.send(text, allowed_mentions=NO_PINGS)
         return _Line(Sent(message))

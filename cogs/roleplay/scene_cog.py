@@ -311,10 +311,7 @@ class Scenes(commands.Cog):
         channel = ctx.channel
         try:
             if held_by_slowmode(ctx) and isinstance(channel, Channel):
-                me = channel.guild.me
-                await self.sender.send(
-                    channel, content, name=me.display_name, avatar_url=me.display_avatar.url
-                )
+                await self.sender.send_as_bot(channel, content)
             else:
                 await ctx.send(content, allowed_mentions=NO_PINGS)
         except discord.RateLimited as error:

@@ -137,6 +137,17 @@ class WebhookSender:
         spoken.message = await self._deliver(spoken, content, file, silent=silent)
         return spoken
 
+    async def send_as_bot(
+        self, channel: Channel, content: str, *, file: discord.File | None = None
+    ) -> SpokenMessage:
+        """`send` as the bot (its name and avatar), a file silently: slowmode holds the
+        bot's own messages, not its webhook's."""
+        me = channel.guild.me
+        name, avatar = me.display_name, me.display_avatar.url
+        return await self.send(
+            channel, content, name=name, avatar_url=avatar, file=file, silent=file is not None
+        )
+
     async def edit_after_restart(
         self, channel: Channel, message: discord.Message, content: str
     ) -> bool:
