@@ -173,6 +173,45 @@ async def test_what_was_said_in_a_channel_is_recalled_only_where_all_who_read_it
     assert "tulip77" in asked.system_text
 
 
+async def test_roles_alike_but_for_an_overwrite_are_each_asked_whether_they_read(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    gemini_fake: FakeGemini,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    # Mods and helpers read #mods; only mods read #staff. The two roles have the same
+    # server permissions: only the overwrite in #staff tells them apart there.
+    view = discord.Permissions(view_channel=True).value
+    mods, helpers = guild.add_role("mods"), guild.add_role("helpers")  # mods first
+    guild.give_role(member, mods)
+    staff, room = guild.add_text_channel("staff"), guild.add_text_channel("mods")
+    for channel, readers in ((staff, [mods]), (room, [mods, helpers])):
+        guild.set_overwrite(channel, guild.id, deny=view, member=False)
+        for role in readers:
+            guild.set_overwrite(channel, role.id, allow=view, member=False)
+    bot = await start_bot(
+        ai_settings(memory_enabled=True, embedding_model="hashing", memory_consolidation_minutes=0)
+    )
+    owner = discord_fake.owner
+    await ask(discord_fake, gemini_fake, staff, owner, "carol's appeal password is tulip77")
+    memory = bot.memory
+    assert memory is not None
+
+    async def indexed() -> int:
+        await memory.flush()
+        return await memory.count_of(Scope("guild", guild.id), owner.id)
+
+    await eventually(indexed, equals=1)
+    question = "what is carol's appeal password?"
+    asked = await ask(discord_fake, gemini_fake, room, member, question)
+    assert "tulip77" not in asked.system_text  # helpers read #mods, not #staff
+    guild.set_overwrite(staff, helpers.id, allow=view, member=False)
+    asked = await ask(discord_fake, gemini_fake, room, member, question)
+    assert "tulip77" in asked.system_text  # now all who read #mods read #staff
+
+
 @dataclass
 class Remembered:
     """Alice told the bot her cat's name and her PIN; it holds them in one memory."""
