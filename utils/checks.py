@@ -154,12 +154,13 @@ class _Audience:
             readers: list[discord.Role | discord.Member] = [
                 role for role in place.guild.roles if reads(role)
             ]
-            for target, overwrite in place.overwrites.items():
-                if isinstance(target, discord.Role) or not overwrite.read_messages:
+            for overwrite in place._overwrites:  # as in `_reads_in`
+                allowed = discord.Permissions(overwrite.allow)
+                if not overwrite.is_member() or not allowed.view_channel:
                     continue
-                if not isinstance(target, discord.Member):
+                if (member := place.guild.get_member(overwrite.id)) is None:
                     return None  # a member the bot does not know of
-                readers.append(target)
+                readers.append(member)
             self._readers = readers
         return self._readers
 

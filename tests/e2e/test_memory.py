@@ -210,6 +210,11 @@ async def test_roles_alike_but_for_an_overwrite_are_each_asked_whether_they_read
     guild.set_overwrite(staff, helpers.id, allow=view, member=False)
     asked = await ask(discord_fake, gemini_fake, room, member, question)
     assert "tulip77" in asked.system_text  # now all who read #mods read #staff
+    dana = discord_fake.add_user("dana")
+    guild.add_member(dana)
+    guild.set_overwrite(room, dana.id, allow=view, member=True)  # dana reads #mods alone
+    asked = await ask(discord_fake, gemini_fake, room, member, question)
+    assert "tulip77" not in asked.system_text
 
 
 @dataclass
