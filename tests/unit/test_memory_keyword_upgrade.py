@@ -102,3 +102,37 @@ async def test_memories_with_old_form_terms_are_found_after_the_upgrade_and_upke
         await database.close()
     assert await store_both(MemoryStore(db)) == [styled, plain]
     assert upgraded == await counts(db), "as a fresh write's"
+
+
+async def test_chinese_and_japanese_memories_are_found_by_a_word_after_the_upgrade(
+    backend: str, empty_url: str, tmp_path: Path
+) -> None:
+    older = tmp_path / "older"
+    older.mkdir()
+    for _, path in load_migrations(MIGRATIONS_DIR / backend)[:24]:
+        (older / path.name).write_text(path.read_text())
+    database = open_database(empty_url, tmp_path / "older.db")
+    await database.connect(older)
+    try:
+        memories = [NewMemory(GUILD, 5, "Ann", "user", "我的猫叫小白。", 1.0)]
+        [cat] = await MemoryStore(database).insert(memories, "m", np.zeros((1, 4), np.float32))
+        assert cat is not None
+        await MemoryStore(database).insert(
+            [NewMemory(GUILD, 5, "Ann", "user", PLAIN, 1.0)], "m", np.zeros((1, 4), np.float32)
+        )
+        async with database.transaction() as conn:  # a run of characters as one term, as before
+            await keyword_index(database).write(conn, [(cat, GUILD, ("ann", "我的猫叫小白"))])
+    finally:
+        await database.close()
+
+    database = open_database(empty_url, tmp_path / "older.db")
+    await database.connect()
+    try:
+        store = MemoryStore(database)
+        waiting = await store.without_terms(0, 10)
+        assert [memory.id for memory in waiting] == [cat]  # the other keeps its row
+        await store.write_terms(waiting)
+        found = await store.search_terms(GUILD, query_terms("小白是谁？"), 5, names_weight=0.5)
+        assert [memory_id for memory_id, _ in found] == [cat]
+    finally:
+        await database.close()

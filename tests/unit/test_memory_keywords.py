@@ -167,6 +167,24 @@ async def test_greek_words_and_fancy_letters_are_found_alike_on_both_backends(
         assert [found_id for found_id, _ in found] == [memory_id], question
 
 
+@pytest.mark.backends("sqlite", "postgresql")
+async def test_a_word_of_chinese_or_japanese_is_found_inside_a_sentence(db: Database) -> None:
+    store = MemoryStore(db)
+    cat, tama, one = await _store_alike(
+        store, ["我的猫叫小白，它很可爱。", "私の猫の名前はタマです。", "猫"]
+    )
+    await _store_alike(store, [f"I play {word}." for word in WORDS])
+    for question, memory_ids in [
+        ("小白是谁？", [cat]),  # "who is Xiaobai?": 小白 is in the middle of its sentence
+        ("タマって誰？", [tama]),  # "who is Tama?"
+        ("ｶﾀｶﾅのタマ", [tama]),  # half-width katakana fold to the usual ones
+    ]:
+        found = await store.search_terms(GUILD, query_terms(question), 5, names_weight=0.5)
+        assert [found_id for found_id, _ in found] == memory_ids, question
+    found = await store.search_terms(GUILD, query_terms("猫"), 5, names_weight=0.5)
+    assert [found_id for found_id, _ in found] == [one]  # a lone character is a word too
+
+
 async def test_two_processes_writing_one_scopes_keywords_at_once_lose_no_memory(
     db: Database, database_url: str
 ) -> None:

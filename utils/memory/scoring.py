@@ -25,6 +25,12 @@ MAX_QUERY_TERMS = 24  # a keyword search ORs at most this many words (a long mes
 COMMON_SHARE = 0.05  # a term in more of the memories than this is left out of a search
 CHEAP_ROWS = 2_000  # ... unless it is in fewer rows than this (~3 ms of scoring)
 _WORD = re.compile(r"[^\W_]+")
+# Chinese and Japanese write words without spaces: a run of their characters is read as
+# its overlapping pairs of characters (猫の名前 → 猫の, の名, 名前), as search engines do,
+# so a word of a question is found inside a sentence; a lone character is kept.
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff"
+_HAS_CJK = re.compile(f"[{_CJK}]")
+_PIECE = re.compile(f"[{_CJK}]+|[^\\W_{_CJK}]+")
 _STOPWORDS = (
     "a about all also am an and any are as at be been but by can could did do does doing "
     "for from had has have having he her here hers him his how i if in into is it its "
@@ -50,17 +56,32 @@ class Weights:
 
 def words(text: str) -> list[str]:
     """Content words in order, lower-cased and without accents (as the keyword index's
-    tokenizer folds them), without stopwords and one-letter words."""
+    tokenizer folds them), without stopwords and one-letter words; Chinese and Japanese
+    as pairs of characters."""
     # Lower-cased once in compatibility form (a mathematical bold B has no lower case;
     # as a plain B it has), and a final sigma as the other sigma: FTS5 folds them so,
     # PostgreSQL compares the terms as they are, so both find the same.
     folded = unicodedata.normalize("NFKD", text).lower().replace("\u03c2", "\u03c3")
     plain = "".join(char for char in folded if not unicodedata.combining(char))
+    found = _WORD.findall(plain)
+    if _HAS_CJK.search(plain):
+        found = [piece for word in found for piece in _pieces(word)]
     return [
         word
-        for word in _WORD.findall(plain)
-        if word not in STOPWORDS and (len(word) > 1 or word.isdigit())
+        for word in found
+        if word not in STOPWORDS and (len(word) > 1 or word.isdigit() or _HAS_CJK.match(word))
     ]
+
+
+def _pieces(word: str) -> list[str]:
+    """A word as `words` takes it: its runs of Chinese or Japanese characters as pairs."""
+    pieces = []
+    for piece in _PIECE.findall(word):
+        if _HAS_CJK.match(piece) and len(piece) > 2:
+            pieces += [piece[i : i + 2] for i in range(len(piece) - 1)]
+        else:
+            pieces.append(piece)
+    return pieces
 
 
 def terms(text: str) -> list[str]:
