@@ -129,7 +129,7 @@ class _Audience:
     def __init__(self, here: discord.abc.GuildChannel | discord.Thread | None) -> None:
         # A thread is read by those who read its channel (a private one, by fewer).
         self.place = here.parent if isinstance(here, discord.Thread) else here
-        self._readers: list[discord.Role | discord.Member] | None = None
+        self._readers: _Readers | None = None
 
     def reads(self, channel: discord.abc.GuildChannel | discord.Thread) -> bool:
         if self.place is None:
@@ -146,37 +146,75 @@ class _Audience:
         if readers is None:
             return False
         reads = _reads_in(channel)
-        return all(reads(reader) for reader in readers)
+        return all(reads(reader) for reader in readers.alike_in(channel))
 
-    def _who(self, place: discord.abc.GuildChannel) -> list[discord.Role | discord.Member] | None:
+    def _who(self, place: discord.abc.GuildChannel) -> _Readers | None:
         if self._readers is None:
             reads = _reads_in(place)
-            readers: list[discord.Role | discord.Member] = [
-                role for role in place.guild.roles if reads(role)
-            ]
+            roles = [role for role in place.guild.roles if reads(role)]
+            members: list[discord.Member] = []
             for overwrite in place._overwrites:  # as in `_reads_in`
                 allowed = discord.Permissions(overwrite.allow)
                 if not overwrite.is_member() or not allowed.view_channel:
                     continue
                 if (member := place.guild.get_member(overwrite.id)) is None:
                     return None  # a member the bot does not know of
-                readers.append(member)
-            self._readers = readers
+                members.append(member)
+            self._readers = _Readers(roles, members)
         return self._readers
+
+
+# What of a role's server permissions decides whether it reads a channel's history.
+_READING = discord.Permissions(
+    administrator=True, read_messages=True, read_message_history=True
+).value
+
+
+def _kind(role: discord.Role) -> int:
+    """Roles of one kind read a channel alike, unless an overwrite of their own there
+    tells them apart: a role's permissions in a channel are @everyone's and its own
+    server permissions, then the overwrites of @everyone and of the role
+    (`permissions_for`), and of those permissions only these bits bear on reading."""
+    return role._permissions & _READING  # its stored bits: `permissions` makes an object
+
+
+class _Readers:
+    """The roles and members that read a channel, the roles by kind (`_kind`), so that
+    whether they all read another channel takes a few checks, not one a role."""
+
+    def __init__(self, roles: list[discord.Role], members: list[discord.Member]) -> None:
+        self.roles = {role.id: role for role in roles}
+        self.kinds: dict[int, list[discord.Role]] = {}
+        for role in roles:
+            self.kinds.setdefault(_kind(role), []).append(role)
+        self.members = members
+
+    def alike_in(self, channel: discord.abc.GuildChannel) -> list[discord.Role | discord.Member]:
+        """Those to ask whether all read `channel`: each role with an overwrite of its own
+        there, one of each kind of the other roles, and the members."""
+        overwritten = {overwrite.id for overwrite in channel._overwrites}  # see `_reads_in`
+        asked: list[discord.Role | discord.Member] = [
+            self.roles[target] for target in overwritten if target in self.roles
+        ]
+        for alike in self.kinds.values():
+            # Past the few with an overwrite there, to one that stands for its kind.
+            other = next((role for role in alike if role.id not in overwritten), None)
+            if other is not None:
+                asked.append(other)
+        return [*asked, *self.members]
 
 
 def _reads_in(channel: discord.abc.GuildChannel) -> Callable[[discord.Role | discord.Member], bool]:
     """Whether a role or member may read `channel`'s history, worked out once for readers
-    alike there: a role with no overwrite of its own in the channel has the permissions
-    there of any such role with the same server permissions (`permissions_for`), so a
-    server of many roles costs a few checks a channel, not one a role."""
+    alike there: roles of one kind (`_kind`) with no overwrite of their own in the
+    channel, so a server of many roles costs a few checks a channel, not one a role."""
     # discord.py's stored overwrites: its `overwrites` makes an object of each (~20 µs).
     overwritten = {overwrite.id for overwrite in channel._overwrites}
     verdicts: dict[tuple[bool, int], bool] = {}
 
     def reads(reader: discord.Role | discord.Member) -> bool:
         if isinstance(reader, discord.Role) and reader.id not in overwritten:
-            key = (True, reader.permissions.value)
+            key = (True, _kind(reader))
         else:
             key = (False, reader.id)
         if (verdict := verdicts.get(key)) is None:
