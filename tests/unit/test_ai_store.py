@@ -527,3 +527,24 @@ async def test_a_reset_tells_the_other_processes(
     told.clear()
     await store.reset(10)
     assert [key for _, key in told] == [10]
+
+
+async def test_a_discord_messages_turns_are_found_by_an_index_not_the_channels_history(
+    store: ChatStore,
+) -> None:
+    # Deleted and edited messages are looked up for every message the bot can see.
+    await store.add_turns(1, 10, exchange(1))
+    lookups = [
+        "SELECT id FROM ai_messages WHERE channel_id = 10 AND message_id = 1 AND role = 'user'",
+        "SELECT id FROM ai_messages WHERE channel_id = 10 AND (message_id IN (1, 2) "
+        "OR id IN (SELECT turn_id FROM ai_reply_parts WHERE message_id IN (1, 2)))",
+    ]
+    for query in lookups:
+        if store.db.backend == "sqlite":
+            rows = await store.db.fetchall(f"EXPLAIN QUERY PLAN {query}")
+            plan = [row["detail"] for row in rows]
+        else:  # PostgreSQL scans a table this small unless told not to
+            async with store.db.transaction() as conn:
+                await conn.execute("SET LOCAL enable_seqscan = off")
+                plan = [row[0] for row in await conn.fetchall(f"EXPLAIN {query}")]
+        assert "ai_messages_message" in " ".join(plan), plan
