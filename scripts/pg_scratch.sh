@@ -19,9 +19,16 @@ start)
   mkdir -p "$dir"
   [ "$(id -u)" -eq 0 ] && chown postgres: "$dir"
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  as_owner "$bindir/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --no-sync >"$dir/initdb.log" 2>&1
-  as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start \
-    -o "-h 127.0.0.1 -p $port -k $dir -F -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" >/dev/null
+  # Each failure says why on stderr (the tests show it when they skip PostgreSQL).
+  if ! as_owner "$bindir/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --no-sync >"$dir/initdb.log" 2>&1; then
+    cat "$dir/initdb.log" >&2
+    exit 1
+  fi
+  if ! as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start \
+    -o "-h 127.0.0.1 -p $port -k $dir -F -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" >/dev/null; then
+    tail -n 20 "$dir/server.log" >&2
+    exit 1
+  fi
   echo "postgresql://postgres@127.0.0.1:$port/postgres"
   ;;
 stop)

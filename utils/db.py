@@ -41,6 +41,8 @@ from typing import Any, Protocol, TypeVar
 
 import asyncpg
 
+from utils.text import well_formed
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -70,13 +72,7 @@ def storable(text: str) -> str:
     (the same object) when it holds neither, which is nearly always."""
     if "\x00" in text:
         text = text.replace("\x00", "\ufffd")
-    if not text.isascii():  # a flag in CPython: free for ASCII text
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            # A surrogate pair split over two code points becomes its character.
-            text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
-    return text
+    return well_formed(text)
 
 
 def storable_params(params: Params) -> Params:

@@ -114,12 +114,17 @@ class HealthServer:
                 why = os.strerror(error.errno) if error.errno and error.errno > 0 else str(error)
                 reason = f"{why} (check HEALTH_HOST and HEALTH_PORT)"
             raise HealthUnavailable(
-                f"cannot serve health checks on {self.host}:{self.port}: {reason}"
+                f"cannot serve health checks on {self._address()}: {reason}"
             ) from error
         self.port = self._runner.addresses[0][1]
         self._last_tick = time.monotonic()
         self._monitor = asyncio.create_task(self._measure_lag(), name="event-loop-lag")
-        log.info("health and metrics on http://%s:%d/", self.host, self.port)
+        log.info("health and metrics on http://%s/", self._address())
+
+    def _address(self) -> str:
+        """host:port as a URL spells it: an IPv6 address in brackets (``[::1]:9464``)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
 
     async def close(self) -> None:
         if self._monitor is not None:

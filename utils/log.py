@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
+from utils.text import well_formed
+
 REDACTED = "[redacted]"
 
 # Tokens discord.py logs at DEBUG: webhook and interaction URLs carry one in their path
@@ -108,12 +110,12 @@ class _RedactingFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         request_id = getattr(record, "request_id", None)
         record.request_tag = f" [{request_id}]" if request_id else ""
-        return self.redact(super().format(record))
+        return well_formed(self.redact(super().format(record)))
 
 
 class _JsonFormatter(_RedactingFormatter):
     """One JSON object per line: time, level, logger, message, the request's fields,
-    `extra=` fields, and the exception if any."""
+    `extra=` fields, and the exception and stack if any."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -127,7 +129,9 @@ class _JsonFormatter(_RedactingFormatter):
                 entry.setdefault(name, value)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return self.redact(json.dumps(entry, ensure_ascii=False, default=str))
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
+        return well_formed(self.redact(json.dumps(entry, ensure_ascii=False, default=str)))
 
 
 def setup_logging(

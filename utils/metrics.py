@@ -6,7 +6,9 @@ are read when scraped: the music queues through `Gauge.set_function` (set by the
 music cog), the bot's own state (breakers, voice, database size) by the collector
 in `utils.health`. Label values come from short
 fixed lists in code (outcomes, error kinds, breaker names), never from user input or
-Discord ids, so the number of series stays bounded.
+Discord ids, so the number of series stays bounded. Those of the lists below are
+exported at 0 from the start: a series that first appears at 1 hides that first event
+from rate() and increase().
 """
 
 from __future__ import annotations
@@ -21,6 +23,26 @@ from utils.log import current_request
 # Seconds from the message (or command) to the first text shown, and to the last edit.
 REPLY_BUCKETS = (0.25, 0.5, 1, 2, 3, 5, 8, 13, 20, 30, 45, 60, 120)
 RECALL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+AI_OUTCOMES = (
+    "ok",
+    "cut_off",
+    "blocked",
+    "error",
+    "unavailable",
+    "cancelled",
+    "too_long",
+    "rate_limited",
+    "busy",
+)
+GEMINI_ERROR_KINDS = (  # utils.gemini_errors.error_kind
+    "rate_limited",
+    "server",
+    "timeout",
+    "network",
+    "refused",
+    "model_unavailable",
+    "circuit_open",
+)
 
 
 class Sink(Protocol):
@@ -41,8 +63,7 @@ class Metrics:
         )
         self.ai_replies = Counter(
             "gembot_ai_replies",
-            "Messages addressed to the AI, by how they ended (ok, cut_off, blocked, error, "
-            "unavailable, cancelled, too_long, rate_limited, busy)",
+            f"Messages addressed to the AI, by how they ended ({', '.join(AI_OUTCOMES)})",
             ["outcome"],
             registry=registry,
         )
@@ -92,6 +113,14 @@ class Metrics:
             "Tracks waiting in the music queues of all servers",
             registry=registry,
         )
+        for counter, values in (
+            (self.messages_answered, ("ai", "command")),
+            (self.ai_replies, AI_OUTCOMES),
+            (self.gemini_tokens, ("in", "out")),
+            (self.gemini_errors, GEMINI_ERROR_KINDS),
+        ):
+            for value in values:
+                counter.labels(value)
 
     def reply(self) -> ReplyTimer:
         """Start measuring one AI reply, from the arrival of the current request."""

@@ -291,3 +291,16 @@ def wait_words(seconds: float) -> str:
     if count >= 90:
         count, unit = math.ceil(seconds / 60), "minute"
     return counted(count, unit)
+
+
+def well_formed(text: str) -> str:
+    """`text` with each lone surrogate (half of a UTF-16 pair, as Discord's JSON can send
+    one: "\\ud83d") as U+FFFD, which UTF-8 cannot encode (a file or a database refuses
+    it); `text` itself (the same object) when it holds none, which is nearly always."""
+    if not text.isascii():  # a flag in CPython: free for ASCII text
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            # A surrogate pair split over two code points becomes its character.
+            text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text

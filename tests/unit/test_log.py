@@ -126,6 +126,36 @@ def test_text_format_and_level(tmp_path: Path) -> None:
     assert "WARNING  x: shown 5" in text
 
 
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_a_line_quoting_half_a_surrogate_pair_still_reaches_the_file(
+    tmp_path: Path, fmt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Text from Discord's JSON can hold a lone surrogate ("\\ud83d"), which UTF-8 cannot
+    encode: the line is written with U+FFFD in its place, not lost with a traceback on
+    stderr (and in JSON not as an escape that strict parsers refuse)."""
+    setup_logging(level="INFO", fmt=fmt, log_dir=tmp_path)
+    logging.getLogger("x").warning("unknown command: %s", "play \ud83d")
+    logging.getLogger("x").warning("the next line")
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    lines = (tmp_path / "bot.log").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 2 and "the next line" in lines[1]
+    assert "unknown command: play \ufffd" in lines[0]
+    assert "Logging error" not in capsys.readouterr().err
+
+
+def test_json_lines_keep_the_stack_a_warning_asked_for(tmp_path: Path) -> None:
+    """aiohttp warns of a possible endless loop with stack_info=True: the stack says where."""
+    setup_logging(level="INFO", fmt="json", log_dir=tmp_path)
+
+    def reader_in_a_loop() -> None:
+        logging.getLogger("aiohttp.internal").warning("might be infinite loop.", stack_info=True)
+
+    reader_in_a_loop()
+    [entry] = _json_lines(tmp_path)
+    assert "in reader_in_a_loop" in str(entry["stack"])
+
+
 def _json_lines(log_dir: Path) -> list[dict[str, object]]:
     for handler in logging.getLogger().handlers:
         handler.flush()

@@ -24,7 +24,7 @@ from utils.memory.config import MemoryConfig
 from utils.memory.embedder import HashingEmbedder
 from utils.memory.records import Scope
 from utils.memory.service import MemoryService
-from utils.metrics import Metrics
+from utils.metrics import AI_OUTCOMES, GEMINI_ERROR_KINDS, Metrics
 from utils.reliability.circuit_breaker import CircuitBreaker, CircuitOpenError
 from utils.usage import UsageStore
 
@@ -161,6 +161,21 @@ async def test_a_broken_stream_counts_its_error(
 )
 def test_error_kinds(error: BaseException, kind: str) -> None:
     assert error_kind(error) == kind
+    assert kind in GEMINI_ERROR_KINDS  # exported at 0 from the start
+
+
+def test_labelled_counters_are_exported_at_zero_before_their_first_event() -> None:
+    """A series that appears at 1 hides its first event from rate() and increase(): an
+    alert on Gemini errors would miss the first of each kind after every restart."""
+    metrics = Metrics()
+    expected = [
+        *(("gembot_ai_replies_total", {"outcome": o}) for o in AI_OUTCOMES),
+        *(("gembot_gemini_errors_total", {"kind": k}) for k in GEMINI_ERROR_KINDS),
+        *(("gembot_messages_answered_total", {"kind": k}) for k in ("ai", "command")),
+        *(("gembot_gemini_tokens_total", {"direction": d}) for d in ("in", "out")),
+    ]
+    for name, labels in expected:
+        assert metrics.registry.get_sample_value(name, labels) == 0.0, (name, labels)
 
 
 async def test_reply_timer_times_from_the_request_to_first_and_final_text() -> None:
