@@ -169,7 +169,13 @@ class Bot(commands.AutoShardedBot):
         typed = message.content[: len(prefix)]
         if typed.casefold() == prefix.casefold():
             prefix = typed
-        return commands.when_mentioned_or(prefix)(bot, message)
+        prefixes = commands.when_mentioned_or(prefix)(bot, message)
+        # Its own role is a mention of the bot too: Discord offers it beside the bot when
+        # @ and its name are typed (the AI takes it as one as well).
+        guild = message.guild if message.content.startswith("<@&") else None
+        if guild is not None and (role := guild.self_role) is not None:
+            prefixes.append(f"<@&{role.id}> ")
+        return prefixes
 
     # Lifecycle
 

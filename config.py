@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -25,6 +26,8 @@ _SHARD_RANGE = re.compile(r"(\d+)(?:-(\d+))?")  # a shard id, or a range of them
 _MODEL_NAME = re.compile(r"[\w.\-/:@]+")  # gemini-2.5-flash, models/gemini-2.5-pro, ...
 _MAX_MODEL_NAME = 100
 """Characters of a model name: Discord's limit for a choice of a slash command option."""
+_SEARCH_PREFIX = re.compile(r"[a-z][a-z0-9_]*")  # yt-dlp's ytsearch, scsearch, ...
+_PERSONA_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")  # a persona file's name (cogs/ai/personas)
 
 
 def prefix_problem(prefix: str) -> str | None:
@@ -39,6 +42,14 @@ def prefix_problem(prefix: str) -> str | None:
     if not prefix.isprintable() or any(ch.isspace() or ch in "@<>`\\" for ch in prefix):
         return "can't contain spaces, invisible characters, mentions or the characters @ < > ` \\"
     return None
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _split_csv(value: object) -> object:
@@ -137,7 +148,7 @@ class Settings(BaseSettings):
     music_queue_limit: int = Field(default=500, ge=1, le=10_000)
     music_playlist_limit: int = Field(default=100, ge=1, le=1000)
     music_max_queued_per_member: int = Field(default=100, ge=0, le=10_000)
-    music_search_prefix: str = Field(default="ytsearch", pattern=r"^[a-z][a-z0-9_]*$")
+    music_search_prefix: str = "ytsearch"
     music_allow_private_urls: bool = False
     music_allowed_hosts: Annotated[tuple[str, ...], NoDecode] = ()
     music_resolve_timeout: float = Field(default=30.0, gt=0)
@@ -227,6 +238,30 @@ class Settings(BaseSettings):
                 )
         return value
 
+    @field_validator("ai_default_persona")
+    @classmethod
+    def _persona_name(cls, value: str) -> str:
+        """As `/ai persona set` takes it: in any letter case (`Pirate`), as a file's name.
+        Read as typed, a name in capitals matched no persona and was ignored without a word."""
+        value = value.lower()
+        if not _PERSONA_NAME.fullmatch(value):
+            raise ValueError(
+                "must be a persona's name as /ai persona list shows it (its file's name"
+                " without .md: a-z, 0-9, - and _)"
+            )
+        return value
+
+    @field_validator("music_search_prefix")
+    @classmethod
+    def _search_prefix(cls, value: str) -> str:
+        """yt-dlp writes a search `ytsearch:words`; the name alone is the setting."""
+        if not _SEARCH_PREFIX.fullmatch(value):
+            raise ValueError(
+                "must be a yt-dlp search name such as ytsearch or scsearch (lower-case"
+                " letters, digits and _, without the colon)"
+            )
+        return value
+
     @field_validator("discord_token", "gemini_api_key")
     @classmethod
     def _one_word(cls, value: SecretStr | None) -> SecretStr | None:
@@ -267,11 +302,22 @@ class Settings(BaseSettings):
     @field_validator("music_allowed_hosts", mode="before")
     @classmethod
     def _host_names(cls, value: object) -> object:
-        """Host names as URLs spell them: lower case, without a trailing dot."""
+        """Host names as URLs spell them: lower case, without a trailing dot (an IPv6
+        address without its brackets). A port, scheme or path with one (`nas.lan:8096`)
+        matched no link's host, and every link to it was refused as private."""
         value = _split_csv(value)
-        if isinstance(value, list | tuple):
-            return [str(host).lower().rstrip(".") for host in value]
-        return value
+        if not isinstance(value, list | tuple):
+            return value
+        hosts = [
+            str(host).lower().rstrip(".").removeprefix("[").removesuffix("]") for host in value
+        ]
+        for number, host in enumerate(hosts, 1):  # not shown: a pasted URL may hold a login
+            if any(ch in "/@?#[] " for ch in host) or (":" in host and not _is_ip(host)):
+                raise ValueError(
+                    f"entry {number} is not a host name; write the name alone, like nas.lan"
+                    " (no scheme, port, login or path)"
+                )
+        return hosts
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
@@ -311,7 +357,11 @@ def load_settings(**values: Any) -> Settings:
     try:
         return Settings(**values)
     except ValidationError as error:
-        raise ConfigError(describe_error(error)) from None
+        # A name misspelt in `.env` (DISCORD_TOKN) reads as a setting not set: name it here,
+        # as the start that would warn of it does not come.
+        stray = stray_dotenv_names()
+        also = f"; .env also sets {', '.join(stray)}, which no setting is named" if stray else ""
+        raise ConfigError(describe_error(error) + also) from None
     except UnicodeDecodeError as error:  # .env saved by an editor in Windows-1252, say
         line = error.object[: error.start].count(b"\n") + 1
         raise ConfigError(

@@ -336,7 +336,10 @@ class Admin(commands.Cog):
             and ctx.command is not None
             and isinstance(original, commands.UserInputError)
         ):
-            usage = f" Usage: `{ctx.clean_prefix}{ctx.command} {ctx.command.signature}`"
+            # discord.py spells out the bot's mention (`@Gembot `), not its role's.
+            role = (ctx.prefix or "").startswith("<@&")
+            prefix = f"@{ctx.me.display_name} " if role else ctx.clean_prefix
+            usage = f" Usage: `{prefix}{ctx.command} {ctx.command.signature}`"
         # Discord refuses a longer message outright, and the user would get nothing.
         message = truncate(message, DISCORD_LIMIT - len(usage)) + usage
         try:

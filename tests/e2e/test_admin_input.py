@@ -23,6 +23,21 @@ async def test_a_prefix_of_letters_works_in_any_case_as_command_names_do(
         assert reply.content.startswith("Pong!"), (typed, reply.content)
 
 
+async def test_the_bots_own_role_works_as_a_prefix_as_a_mention_of_the_bot_does(
+    discord_fake: FakeDiscord, guild: FakeGuild, member: FakeUser, start_bot: StartBot
+) -> None:
+    """README: mentioning the bot always works as a prefix. Typing @ and its name, Discord
+    offers its role beside it: `@Gembot ping` that way went to the AI as a chat message."""
+    bot_role = guild.add_member(discord_fake.bot_user, managed=True).roles[0]
+    await start_bot()
+    await discord_fake.send_message(guild.text, member, f"<@&{bot_role.id}> ping")
+    await discord_fake.wait_for_message(guild.text, predicate=lambda m: "Pong!" in m.content)
+    await discord_fake.send_message(guild.text, member, f"<@&{bot_role.id}> queue abc")
+    usage = await discord_fake.wait_for_message(guild.text, after=1)
+    name = discord_fake.bot_user.name
+    assert usage.content == f"`page` must be a whole number. Usage: `@{name} queue [page=1]`"
+
+
 async def test_a_number_argument_that_is_no_number_is_named_in_plain_words(
     discord_fake: FakeDiscord, guild: FakeGuild, member: FakeUser, start_bot: StartBot
 ) -> None:
