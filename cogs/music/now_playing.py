@@ -38,6 +38,9 @@ class NowPlaying:
         self._messages: dict[int, discord.Message] = {}
         self._plays: dict[int, str | None] = {}
         """The play (:attr:`Player.play_id`) each guild's message shows."""
+        self._refreshing: dict[int, Player | None] = {}
+        """Guilds whose message is being edited, with the player to show once that edit
+        is done (None: nothing changed meanwhile)."""
         self.progress = progress
         self._spawn = spawn
 
@@ -66,13 +69,25 @@ class NowPlaying:
         edit may wait out the channel's rate limit (shared with AI replies streaming
         there), and the command's own reply must not wait (an interaction has 3 s).
         ``shown``: a message that shows it already (a pressed button's, edited in the
-        press's answer), which needs no edit if it is that one."""
+        press's answer), which needs no edit if it is that one.  One edit of a guild's
+        message at a time: changes made meanwhile make one more edit, not one each."""
         message = self._messages.get(player.guild_id)
         if message is not None and message.id == shown:
             return
-        self._spawn(self._refresh(player), "music-refresh")
+        under_way = player.guild_id in self._refreshing
+        self._refreshing[player.guild_id] = player
+        if not under_way:
+            self._spawn(self._refresh(player.guild_id), "music-refresh")
 
-    async def _refresh(self, player: Player) -> None:
+    async def _refresh(self, guild_id: int) -> None:
+        try:
+            while (player := self._refreshing[guild_id]) is not None:
+                self._refreshing[guild_id] = None
+                await self._edit(player)
+        finally:
+            del self._refreshing[guild_id]
+
+    async def _edit(self, player: Player) -> None:
         message, current = self._messages.get(player.guild_id), player.queue.current
         if message is None or current is None or self._players.get(player.guild_id) is not player:
             return

@@ -25,7 +25,7 @@ from cogs.music.filters import AudioFilter, Sound, checked_volume
 from cogs.music.loading import Loader
 from cogs.music.player_protocols import Audio, Events, LeaveReason, OpenAudio, Streams, Voice
 from cogs.music.queue import TrackQueue
-from cogs.music.tracks import LoopMode, Track
+from cogs.music.tracks import LoopMode, Track, cut_short
 from cogs.music.voice_watch import watch_voice
 
 log = logging.getLogger(__name__)
@@ -253,7 +253,7 @@ class Player:
                 self.queue.current = None
 
     def _advance(self) -> Track | None:
-        if self._resume_dropped:  # the voice connection dropped mid-track: go on where it was
+        if self._resume_dropped:  # stopped mid-track (a drop, a dead URL): go on there
             return self.queue.current
         skipped, self._skip = self._skip, False
         finished = self.queue.current
@@ -318,7 +318,7 @@ class Player:
             audio.cleanup()
         if not self._skip and not self.voice.is_connected():
             return await self._resume_after_drop(audio)
-        await self._check_played(track, audio)
+        await self._check_played(track, audio, resumed)
         return True
 
     def _dropped(self) -> None:
@@ -344,16 +344,16 @@ class Player:
             await self._emit(self.events.track_failed(self, track, str(error)))
             return None
 
-    async def _check_played(self, track: Track, audio: Audio) -> None:
-        """Report a track that played nothing (dead link, not media) or broke off."""
-        if self._skip:
+    async def _check_played(self, track: Track, audio: Audio, resumed: bool) -> None:
+        """Report a track that played nothing (dead link, not media) or broke off.  One that
+        ended well short of its end (its URL expired) goes on from there, resolved anew."""
+        if self._skip or (resumed and not audio.frames):  # it had ended there after all
             return
-        if audio.frames == 0:
-            reason = "the stream couldn't be read."
-        elif self._error is not None:
-            reason = "the stream broke off."
-        else:
+        if audio.frames and self._error is None:
+            if cut_short(track, audio.position):
+                self._start_at, self._resume_dropped, track.stream = audio.position, True, None
             return
+        reason = "the stream broke off." if audio.frames else "the stream couldn't be read."
         if self._error is not None:
             log.warning("playback of %r failed: %s", track.source, self._error)
         self.queue.current = None

@@ -26,6 +26,9 @@ the saved queue and messages."""
 
 STREAM_TTL = 30 * 60
 """Seconds a resolved stream URL is trusted (YouTube's expire after hours)."""
+CUT_SHORT = 5.0
+"""Seconds before its known end that a track stopping there broke off (its host hung
+up, or its stream URL expired) rather than played through."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +70,11 @@ class Track:
     autoplay: bool = False
     """Chosen by autoplay (:mod:`cogs.music.autoplay`); its requester is the last track's."""
     stream: Stream | None = field(default=None, compare=False, repr=False)
+
+
+def cut_short(track: Track, position: float) -> bool:
+    """Whether ``track``, stopped at ``position`` s, stopped well before its end."""
+    return track.duration is not None and position < track.duration - CUT_SHORT
 
 
 class Found(NamedTuple):

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import cast
+from typing import Any, cast
 
+import discord
 import pytest
 
 from cogs.music.cog import Music
@@ -201,3 +202,28 @@ async def test_music_messages_a_long_slowmode_holds_are_given_up_in_one_log_line
     await eventually(lambda: warned("could not send a music message"))  # the skip notice
     await eventually(lambda: warned("could not post the now-playing message"))  # 880 Hz
     assert "event handler failed" not in caplog.text
+
+
+async def test_controls_while_the_card_waits_for_its_edit_queue_one_more_edit_not_one_each(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Controls used while the now-playing card's edit waits out the channel's rate limit
+    (AI replies streaming there share it) do not line up an edit each, spending that
+    limit for minutes: the edit under way, then one showing the player as it is then."""
+    await world.start()
+    await world.slash("play", query=world.media.tone(440, 20, "ogg"))
+    message = await world.now_playing()
+    edit, released = discord.Message.edit, asyncio.Event()
+
+    async def held_edit(self: discord.Message, **changes: Any) -> discord.Message:
+        await released.wait()
+        return await edit(self, **changes)
+
+    monkeypatch.setattr(discord.Message, "edit", held_edit)
+    edits = len(message.edits)
+    for mode in ("track", "queue", "off", "track", "queue"):
+        assert await world.slash("loop") == f"🔁 Loop: **{mode}**."
+    released.set()
+    await world.discord.wait_for(lambda: "Loop: queue" in str(message.components))
+    assert len(message.edits) - edits == 2
+    await world.slash("stop")

@@ -307,3 +307,21 @@ async def test_seek_and_nowplaying_while_the_track_loads_after_a_restart(world: 
     world.media.release.set()
     assert abs(await pitch_after(world, mark) - heard_at(6)) < 25, "it starts where it was sought"
     await world.slash("stop")
+
+
+async def test_a_track_whose_stream_link_expired_goes_on_with_a_fresh_one(world: World) -> None:
+    """The site's stream link expired while the track played (links of long videos do,
+    and so do those of a track paused for hours): FFmpeg opening it again for a seek gets
+    403.  The track goes on from there with a link resolved afresh; it does not end as if
+    it had played through."""
+    clock_url(world.media)
+    await world.start()
+    await world.slash("play", query=world.media.fresh_url(f"clock-{CLOCK_SECONDS}s.ogg"))
+    await world.wait_frames(10)
+    world.media.expire_links()
+
+    assert await world.slash("seek", position="0:05") == f"⏩ clock-{CLOCK_SECONDS}s at 0:05."
+    assert abs(await pitch_after(world, len(world.frames())) - heard_at(5)) < 25
+    assert world.media.tokens == 2, "resolved once more"
+    assert not [m for m in world.discord.messages_in(world.guild.text) if "finished" in m.content]
+    await world.slash("stop")

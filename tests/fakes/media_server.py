@@ -15,7 +15,10 @@ serves a directory on 127.0.0.1:
 - ``/endless?drip=S``: a page that never ends, as fast as it is read or one byte every
   ``S`` seconds (:meth:`FakeMediaServer.endless_url`);
 - ``/packed/<name>?size=N``: a page with an ``<audio>`` of the file after N bytes of
-  padding, sent gzip-compressed whatever was asked (:meth:`FakeMediaServer.packed_url`).
+  padding, sent gzip-compressed whatever was asked (:meth:`FakeMediaServer.packed_url`);
+- ``/fresh/<name>``: a 302 to a new link of the file each time (``?token=N``), as a
+  site hands out stream links that expire; :meth:`FakeMediaServer.expire_links` makes
+  every link handed out so far answer 403 (:meth:`FakeMediaServer.fresh_url`).
 
 :attr:`FakeMediaServer.requests` records every path asked for, so a test can
 show that a server was never reached.
@@ -79,6 +82,9 @@ class FakeMediaServer(LocalHTTPServer):
         self.held: set[str] = set()
         """Files whose requests wait until :attr:`release` is set (a slow source)."""
         self.release = asyncio.Event()
+        self.tokens = 0
+        """Links handed out by ``/fresh/``; those up to :attr:`expired` answer 403."""
+        self.expired = 0
 
     def routes(self, app: web.Application) -> None:
         app.router.add_get("/media/{name}", self._media)
@@ -87,6 +93,7 @@ class FakeMediaServer(LocalHTTPServer):
         app.router.add_get("/cloak/{name}", self._cloak)
         app.router.add_get("/endless", self._endless)
         app.router.add_get("/packed/{name}", self._packed)
+        app.router.add_get("/fresh/{name}", self._fresh)
 
     def tone(self, frequency: int, seconds: float, kind: str = "wav") -> str:
         """The URL of a tone (generated on first use; blocking)."""
@@ -113,6 +120,13 @@ class FakeMediaServer(LocalHTTPServer):
     def packed_url(self, name: str, size: int) -> str:
         return f"http://127.0.0.1:{self.port}/packed/{quote(name)}?size={size}"
 
+    def fresh_url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port}/fresh/{quote(name)}"
+
+    def expire_links(self) -> None:
+        """Every link ``/fresh/`` handed out so far answers 403 from now on."""
+        self.expired = self.tokens
+
     @staticmethod
     def redirect_path(target: str) -> str:
         return f"/redirect?to={quote(target, safe='')}"
@@ -131,6 +145,8 @@ class FakeMediaServer(LocalHTTPServer):
         if name in self.held:
             await self.release.wait()
         path = self.directory / name
+        if 0 < int(request.query.get("token", "0")) <= self.expired:
+            raise web.HTTPForbidden()
         if name in self.broken or "/" in name or not path.is_file():
             raise web.HTTPNotFound()
         return web.FileResponse(path)
@@ -174,6 +190,11 @@ class FakeMediaServer(LocalHTTPServer):
         page += f'<audio src="{src}"></audio></body></html>'.encode()
         headers = {"Content-Type": "text/html", "Content-Encoding": "gzip"}
         return web.Response(body=gzip.compress(page), headers=headers)
+
+    async def _fresh(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append(request.path_qs)
+        self.tokens += 1
+        raise web.HTTPFound(f"/media/{quote(request.match_info['name'])}?token={self.tokens}")
 
     async def _redirect(self, request: web.Request) -> web.StreamResponse:
         self.requests.append(request.path_qs)

@@ -222,6 +222,32 @@ async def test_a_stream_that_breaks_off_is_reported(rig: Rig) -> None:
     await rig.player.close()
 
 
+async def test_a_track_that_ends_well_short_of_its_length_goes_on_with_a_fresh_stream(
+    rig: Rig,
+) -> None:
+    """FFmpeg ended 2 s into a minute-long track (its stream URL expired): it goes on from
+    2 s as the same play (and ends quietly if nothing is left there); one that ends near
+    its end does not."""
+    rig.player.start()
+    rig.player.add([Track("long", "https://x.example/long", 1, duration=60.0)])
+    rig.player.add([Track("short", "https://x.example/short", 1, duration=6.0)])
+    await eventually(lambda: ("started", "long") in rig.events.log and rig.voice._after)
+    rig.frames = 0  # nothing there: that was its end after all (a length said too long)
+    rig.voice.finish()
+    await eventually(lambda: len(rig.opened) == 2 and rig.voice._after)
+    assert rig.opened[1].start == 2.0
+    rig.frames = 100  # the short one ends 4 s early: near enough
+    rig.voice.finish()
+    await rig.play_through("short")
+    await eventually(lambda: ("finished",) in rig.events.log)
+    assert [entry for entry in rig.events.log if entry[0] != "finished"] == [
+        ("started", "long"),
+        ("started", "short"),
+    ]
+    assert len(rig.opened) == 3, "long (twice), then short once"
+    await rig.player.close()
+
+
 async def test_loop_track_repeats_and_skip_moves_on(rig: Rig) -> None:
     rig.player.queue.loop = LoopMode.TRACK
     rig.player.start()
