@@ -81,6 +81,9 @@ class AISettings(commands.Cog, name="AI settings"):
     async def ai_reset(self, ctx: Context) -> None:
         """Forget this channel's conversation (Manage Messages)."""
         await ctx.defer()  # the write may wait for another (SQLite has one writer)
+        # First the mark that keeps a reply being written meanwhile from being stored, even
+        # one to the channel's first message (which the reset alone would not stop).
+        await self.bot.chats.start_afresh(ctx.guild and ctx.guild.id, ctx.channel.id)
         removed = await self.bot.chats.reset(ctx.channel.id)
         ours = "our" if ctx.guild is None else f"this {_kind(ctx)}'s"
         await ctx.send(f"Forgot {ours} conversation ({counted(removed, 'message')}).")

@@ -33,7 +33,8 @@ import discord
 from discord.ext import commands
 
 from cogs.ai.directors import Direction
-from cogs.ai.replies import NO_PINGS, Held, Sent, held_by_slowmode
+from cogs.ai.records import Place
+from cogs.ai.replies import NO_PINGS, Held, Sent, held_by_slowmode, place_of
 from cogs.ai.streaming import WRITING_MARKER, Editable
 from cogs.roleplay.avatar_links import AvatarLinks
 from cogs.roleplay.characters import CharacterStore
@@ -67,9 +68,11 @@ PAUSED_CHANNELS = 1000  # paused scenes whose starter was told (the oldest are f
 
 
 def may_write(permissions: discord.Permissions, channel: Channel) -> bool:
-    """Whether `permissions` allow sending messages in `channel` (or thread)."""
+    """Whether `permissions` allow sending messages in `channel` (or thread; a locked one
+    takes messages only from those who manage threads)."""
     if isinstance(channel, discord.Thread):
-        return permissions.send_messages_in_threads
+        locked_out = channel.locked and not permissions.manage_threads
+        return permissions.send_messages_in_threads and not locked_out
     return permissions.send_messages
 
 
@@ -152,6 +155,9 @@ class SceneDirector:
         channel = ctx.channel
         if not isinstance(channel, discord.TextChannel | discord.VoiceChannel | discord.Thread):
             return None
+        guild = self.bot.get_guild(channel.guild.id)  # the cache as it is now
+        if guild is None or guild.get_channel_or_thread(channel.id) is None:
+            return None  # deleted, or the bot removed, while the message waited: no one sees it
         scene = await self.scenes.get(channel.id)
         if scene is None:
             return None
@@ -175,9 +181,10 @@ class SceneDirector:
         where = f"#{channel.name} of the server {channel.guild.name}"
         said = f"{ctx.author.display_name}: {ctx.message.content}"
         sink = SceneSink(self.sender, channel, avatars, slowmode=slowmode)
+        place = place_of(ctx)
 
         async def after(text: str) -> None:
-            self.update_later(scene, f"{said}\n{text}")
+            self.update_later(scene, place, f"{said}\n{text}")
             limit = self.bot.settings.rp_max_scene_turns
             # Of this scene only: it may have ended, and another started, while it was written.
             if await self.scenes.count_turn(channel.id, scene.started_at) >= limit:
@@ -219,8 +226,9 @@ class SceneDirector:
         except (discord.HTTPException, discord.RateLimited, aiohttp.ClientError, OSError) as error:
             log.info("could not tell the starter of the scene in %s: %r", channel.id, error)
 
-    def update_later(self, scene: Scene, exchange: str) -> None:
-        """Fold what `exchange` established into `scene`'s state, in the background."""
+    def update_later(self, scene: Scene, place: Place, exchange: str) -> None:
+        """Fold what `exchange` established into `scene`'s state, in the background, at
+        the safety level of its channel (`place`), as its replies."""
         if self.bot.gemini is None:
             return
         channel_id = scene.channel_id
@@ -228,19 +236,21 @@ class SceneDirector:
         pending.append((scene.started_at, exchange))
         if channel_id in self._updating:
             return  # the running update takes it next
-        task = asyncio.create_task(self._update(channel_id), name=f"rp-state-{channel_id}")
+        task = asyncio.create_task(self._update(place), name=f"rp-state-{channel_id}")
         self._updating[channel_id] = task
         task.add_done_callback(log_failure)
 
-    async def _update(self, channel_id: int) -> None:
+    async def _update(self, place: Place) -> None:
+        channel_id = place.channel_id
         try:
-            await self._update_while_pending(channel_id)
+            await self._update_while_pending(place)
         finally:  # no await since the last look at the pending exchanges: none is missed
             self._updating.pop(channel_id, None)
             self._pending.pop(channel_id, None)
 
-    async def _update_while_pending(self, channel_id: int) -> None:
+    async def _update_while_pending(self, place: Place) -> None:
         assert self.bot.gemini is not None
+        channel_id, prefs = place.channel_id, self.bot.chats.prefs
         while pending := self._pending.pop(channel_id, None):
             scene = await self.scenes.get(channel_id)
             if scene is None:
@@ -260,8 +270,12 @@ class SceneDirector:
                     ],
                 }
             ]
+            # Google's default filter would block what the channel's level let through.
+            safety = (await prefs.followed(place, await prefs.channel(channel_id))).safety
             try:
-                reply = await self.bot.gemini.generate(request, system=INSTRUCTION, schema=SCHEMA)
+                reply = await self.bot.gemini.generate(
+                    request, system=INSTRUCTION, schema=SCHEMA, safety=safety
+                )
             except BotError as error:
                 log.warning("state update of scene %s failed: %s", channel_id, error)
                 continue

@@ -1,7 +1,8 @@
 """AI chat end to end: messages edited or deleted while they wait for their turn, the
 rate limits of messages never answered, messages where no answer could be shown (a
-locked thread; a channel deleted, or a server that removed the bot, while they wait), and
-memories of messages deleted or edited while memory is off."""
+locked thread; a channel deleted, or a server that removed the bot, while they wait),
+memories of messages deleted or edited while memory is off, and `/ai reset` while the first
+message of a conversation is answered."""
 
 from __future__ import annotations
 
@@ -275,3 +276,34 @@ async def test_with_memory_off_memories_of_deleted_or_edited_messages_go(
         return [row[0] for row in rows]
 
     await eventually(texts, equals=["alice: I like kayaking"])
+
+
+async def test_the_first_exchange_of_a_conversation_reset_meanwhile_is_not_stored(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """`/ai reset` while the first message of a conversation waits for its reply: that
+    message is forgotten too, as one with messages before it is, not stored once the
+    reply comes (and read by every later reply there)."""
+    bot = await start_bot(ai_settings())
+    at = mention(discord_fake)
+    await discord_fake.send_message(guild.text, member, f"{at} hi")  # elsewhere: a log exists
+    await eventually(lambda: bot.chats.count(guild.text.id), equals=2)
+    thread = guild.add_thread(guild.text, "keys", member)
+    await eventually(lambda: bot.get_channel(thread.id))
+    gemini_fake.reply(["Looks valid."], chunk_delay=1.0)  # slow first words
+    await discord_fake.send_message(thread, member, f"{at} is my key sk-4821 valid?")
+    await discord_fake.wait_for(lambda: len(gemini_fake.requests) == 2 or None)
+    reset = await discord_fake.invoke_slash(thread, discord_fake.owner, "ai", subcommand="reset")
+    assert "(0 messages)" in (await discord_fake.answer(reset)).content
+    await discord_fake.wait_for_message(thread, predicate=lambda m: m.content == "Looks valid.")
+    await discord_fake.send_message(thread, member, f"{at} hello again")
+    await eventually(lambda: bot.chats.count(thread.id), equals=2)  # answered after it
+
+    assert "sk-4821" not in json.dumps(gemini_fake.requests[-1].contents)
+    turns = await bot.chats.turns(thread.id)
+    assert [t.content for t in turns] == ["hello again", "ok"]
