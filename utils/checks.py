@@ -130,6 +130,9 @@ class _Audience:
         # A thread is read by those who read its channel (a private one, by fewer).
         self.place = here.parent if isinstance(here, discord.Thread) else here
         self._readers: _Readers | None = None
+        # By a channel's kind and overwrites, all that its permissions depend on: channels
+        # synced with one category, or with none at all, are asked about once.
+        self._verdicts: dict[tuple[object, ...], bool] = {}
 
     def reads(self, channel: discord.abc.GuildChannel | discord.Thread) -> bool:
         if self.place is None:
@@ -145,8 +148,12 @@ class _Audience:
         readers = self._who(self.place)
         if readers is None:
             return False
-        reads = _reads_in(channel)
-        return all(reads(reader) for reader in readers.alike_in(channel))
+        shape = (type(channel), *((o.id, o.type, o.allow, o.deny) for o in channel._overwrites))
+        if (verdict := self._verdicts.get(shape)) is None:
+            reads = _reads_in(channel)
+            verdict = all(reads(reader) for reader in readers.alike_in(channel))
+            self._verdicts[shape] = verdict
+        return verdict
 
     def _who(self, place: discord.abc.GuildChannel) -> _Readers | None:
         if self._readers is None:
