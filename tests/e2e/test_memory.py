@@ -137,17 +137,15 @@ async def test_an_exchange_cut_off_by_a_shutdown_is_still_remembered(
     assert await bot.memory.count_of(Scope("guild", guild.id), member.id) == 1
 
 
-async def test_what_was_said_in_a_channel_is_recalled_only_where_all_who_read_it_can_read_it(
+async def told_in(
+    staff: FakeChannel,
     discord_fake: FakeDiscord,
-    guild: FakeGuild,
-    member: FakeUser,
     gemini_fake: FakeGemini,
+    guild: FakeGuild,
     start_bot: StartBot,
     ai_settings: Callable[..., Settings],
 ) -> None:
-    staff = guild.add_text_channel("staff")
-    view = discord.Permissions(view_channel=True).value
-    guild.set_overwrite(staff, guild.id, deny=view, member=False)  # hidden from @everyone
+    """Start a bot with memory; the owner tells it a password in `staff`, remembered."""
     bot = await start_bot(
         ai_settings(memory_enabled=True, embedding_model="hashing", memory_consolidation_minutes=0)
     )
@@ -161,6 +159,21 @@ async def test_what_was_said_in_a_channel_is_recalled_only_where_all_who_read_it
         return await memory.count_of(Scope("guild", guild.id), owner.id)
 
     await eventually(indexed, equals=1)
+
+
+async def test_what_was_said_in_a_channel_is_recalled_only_where_all_who_read_it_can_read_it(
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    member: FakeUser,
+    gemini_fake: FakeGemini,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    staff = guild.add_text_channel("staff")
+    view = discord.Permissions(view_channel=True).value
+    guild.set_overwrite(staff, guild.id, deny=view, member=False)  # hidden from @everyone
+    await told_in(staff, discord_fake, gemini_fake, guild, start_bot, ai_settings)
+    owner = discord_fake.owner
     question = "what is carol's appeal password?"
     asked = await ask(discord_fake, gemini_fake, guild.text, member, question)
     assert "tulip77" not in asked.system_text
@@ -191,19 +204,7 @@ async def test_roles_alike_but_for_an_overwrite_are_each_asked_whether_they_read
         guild.set_overwrite(channel, guild.id, deny=view, member=False)
         for role in readers:
             guild.set_overwrite(channel, role.id, allow=view, member=False)
-    bot = await start_bot(
-        ai_settings(memory_enabled=True, embedding_model="hashing", memory_consolidation_minutes=0)
-    )
-    owner = discord_fake.owner
-    await ask(discord_fake, gemini_fake, staff, owner, "carol's appeal password is tulip77")
-    memory = bot.memory
-    assert memory is not None
-
-    async def indexed() -> int:
-        await memory.flush()
-        return await memory.count_of(Scope("guild", guild.id), owner.id)
-
-    await eventually(indexed, equals=1)
+    await told_in(staff, discord_fake, gemini_fake, guild, start_bot, ai_settings)
     question = "what is carol's appeal password?"
     asked = await ask(discord_fake, gemini_fake, room, member, question)
     assert "tulip77" not in asked.system_text  # helpers read #mods, not #staff
