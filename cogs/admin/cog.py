@@ -242,7 +242,7 @@ class Admin(commands.Cog):
 
     # Server managers
 
-    @commands.hybrid_group(name="settings", fallback="show")
+    @commands.hybrid_group(name="settings", fallback="show", case_insensitive=True)
     @commands.guild_only()
     async def settings_group(self, ctx: Context) -> None:
         """Show this server's bot settings."""

@@ -170,6 +170,10 @@ class ChatEngine:
             place.guild_id, place.channel_id, reserve=estimate_tokens(user.text)
         )
         prefs, history = await self.store.prefs.followed(place, context.prefs), context.turns
+        # A thread's first exchange holds the message the thread was started from.
+        opening = None if history or prefs.summary else user.opening
+        if opening is not None and (started := await opening()):
+            user = replace(user, notes=[started, *user.notes])
         asked = user  # what the model reads of the message
         if user.replied and user.replied[0] not in {turn.message_id for turn in history}:
             # A message of the bot's the history does not hold: the model reads it, the

@@ -89,8 +89,9 @@ class AI(commands.Cog):
 
     async def cog_load(self) -> None:
         settings = self.bot.settings
+        folder = settings.data_dir / "personas"
         self.personas = await asyncio.to_thread(
-            load_personas, SHIPPED_DIR, settings.data_dir / "personas"
+            load_personas, SHIPPED_DIR, folder, default=settings.ai_default_persona
         )
         if not self.personas:
             raise RuntimeError(f"no persona files found in {SHIPPED_DIR}")

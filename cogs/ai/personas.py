@@ -50,8 +50,10 @@ def parse_persona(name: str, text: str) -> Persona:
     )
 
 
-def load_personas(*directories: Path) -> dict[str, Persona]:
-    """Read every `*.md` persona; later directories override earlier ones (blocking)."""
+def load_personas(*directories: Path, default: str = "default") -> dict[str, Persona]:
+    """Read every `*.md` persona; later directories override earlier ones (blocking). A
+    `default` (AI_DEFAULT_PERSONA) no file is named for gets one warning: channels then
+    talk with the fallback of `choose_persona`."""
     personas: dict[str, Persona] = {}
     for directory in directories:
         if not directory.is_dir():
@@ -64,6 +66,9 @@ def load_personas(*directories: Path) -> dict[str, Persona]:
             text = _read(path)
             if text is not None:
                 personas[name] = parse_persona(name, text)
+    if personas and default not in personas:
+        fallback = choose_persona(personas, None, default).name
+        log.warning("AI_DEFAULT_PERSONA %r has no persona file; using %r", default, fallback)
     return personas
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import io
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import PurePath
 
@@ -21,6 +22,20 @@ from utils.memory.chatlog import BOT_LABEL, render_turn
 from utils.memory.records import Recalled, age_text
 
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/webp", "image/gif"}
+# What an image Discord names no type for is, by its name (any case) or its magic number.
+IMAGE_SUFFIXES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".webp": "image/webp",
+    ".gif": "image/gif",
+}
+IMAGE_MAGIC = {
+    b"\x89PNG\r\n\x1a\n": "image/png",
+    b"\xff\xd8\xff": "image/jpeg",
+    b"GIF87a": "image/gif",
+    b"GIF89a": "image/gif",
+}
 TEXT_SUFFIXES = {
     ".txt",
     ".md",
@@ -97,10 +112,28 @@ class UserInput:
     # The bot's own message this one replies to: its id and note, which the model reads
     # unless the history it reads holds that message (`ChatEngine.answer`).
     replied: tuple[int, str] | None = None
+    # In a thread: the note of the message it was started from, asked for only by the
+    # thread's first exchange, whose history then holds it (`ChatEngine.answer`).
+    opening: Callable[[], Awaitable[str | None]] | None = None
 
     @property
     def stored_text(self) -> str:
         return " ".join([self.text, *self.notes]).strip()
+
+
+def kind_of(attachment: Attachment) -> str:
+    """Its media type: as Discord gave it, or else from its bytes once downloaded (the
+    magic numbers of PNG, JPEG, GIF and WebP), or else from its name's suffix."""
+    kind = attachment.content_type.split(";")[0].strip().lower()
+    if kind:
+        return kind
+    data = attachment.data
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    for magic, sniffed in IMAGE_MAGIC.items():
+        if data.startswith(magic):
+            return sniffed
+    return IMAGE_SUFFIXES.get(PurePath(attachment.filename).suffix.lower(), "")
 
 
 def is_text_file(attachment: Attachment) -> bool:
@@ -110,7 +143,7 @@ def is_text_file(attachment: Attachment) -> bool:
 
 def check_attachment(attachment: Attachment, max_bytes: int) -> bool:
     """Whether to download it: images and text files under the caps; raises when too big."""
-    kind = attachment.content_type.split(";")[0].strip().lower()
+    kind = kind_of(attachment)
     if kind in IMAGE_TYPES:
         cap = max_bytes
     elif is_text_file(attachment):
@@ -150,7 +183,7 @@ def _check_image(data: bytes, filename: str) -> None:
 
 def note_of(attachment: Attachment) -> str:
     """How the history notes an attachment, in place of its content."""
-    kind = attachment.content_type.split(";")[0].strip().lower()
+    kind = kind_of(attachment)
     if kind in IMAGE_TYPES:
         return f"[image: {attachment.filename}]"
     if is_text_file(attachment):
@@ -180,6 +213,12 @@ def reply_note(author_name: str, said: str) -> str:
     return f"[replying to {author_name}: {said}]"
 
 
+def thread_note(author_name: str, said: str) -> str:
+    """How the model and the history note the message a thread was started from (`said`
+    as in `forward_note`): the thread's first question is most often about it."""
+    return f"[this thread was started from a message of {author_name}: {said}]"
+
+
 def embed_note(text: str) -> str:
     """How a forwarded or replied-to message's embed (a link preview, a bot's card) is
     noted: its title and description."""
@@ -196,7 +235,7 @@ def decoded(data: bytes) -> str:
 
 async def attachment_part(attachment: Attachment) -> types.PartDict:
     """The model part for a downloaded attachment."""
-    kind = attachment.content_type.split(";")[0].strip().lower()
+    kind = kind_of(attachment)
     if kind == "image/gif":
         png = await asyncio.to_thread(_first_frame_png, attachment.data, attachment.filename)
         part = inline_part(png, "image/png")

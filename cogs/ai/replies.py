@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -33,6 +34,7 @@ from cogs.ai.prompting import (
     poll_note,
     reply_note,
     sticker_note,
+    thread_note,
 )
 from cogs.ai.records import Place
 from cogs.ai.streaming import ReplyCutOff
@@ -52,6 +54,7 @@ Context = commands.Context["Bot"]
 # AI output may mention anyone by accident or on request: it pings no one.
 NO_PINGS = discord.AllowedMentions.none()
 ATTACHMENT_TIMEOUT = 30.0  # seconds to download one attachment
+STARTER_TIMEOUT = 5.0  # seconds to fetch the message a thread was started from
 EMBED_CHARS = 500  # of an embed noted: enough for a preview or a card, not a page
 DROPPED = "I'm restarting and couldn't get to this. Please ask again in a moment."
 SORRY = "Sorry, something went wrong on my side; please try again."
@@ -312,6 +315,11 @@ async def user_input(ctx: Context, text: str, max_attachment_bytes: int) -> User
     """What the person sent: their text, notes of what they attached, and the attachments
     the model can read."""
     user = UserInput(author_name=speaker(ctx.author), text=text)
+    channel = ctx.channel
+    # A roleplay scene reads nothing said before it started.
+    if isinstance(channel, discord.Thread) and ctx.bot.directors.of(channel.id) is None:
+        answered = None if ctx.interaction else ctx.message.id
+        user.opening = partial(_starter_note, channel, answered, ctx.me.id)
     if ctx.interaction is not None:
         return user
     user.notes = notes_of(ctx.message, ctx.me.id)
@@ -331,6 +339,26 @@ async def user_input(ctx: Context, text: str, max_attachment_bytes: int) -> User
             raise BotError(f"I couldn't download `{item.filename}`.") from error
         user.parts.append(await attachment_part(attachment))
     return user
+
+
+async def _starter_note(thread: discord.Thread, answered: int | None, bot_id: int) -> str | None:
+    """The note of the message `thread` was started from (it has the thread's id: in the
+    parent channel, or a forum post's own first message), unless that is the message
+    answered; None when there is none, or it can't be read now."""
+    if thread.id == answered:
+        return None
+    starter = thread.starter_message  # discord.py's cache of messages, when it holds it
+    if starter is None:
+        parent = thread.parent
+        where = parent if isinstance(parent, discord.TextChannel) else thread
+        try:
+            starter = await asyncio.wait_for(where.fetch_message(thread.id), STARTER_TIMEOUT)
+        except (discord.HTTPException, discord.RateLimited, aiohttp.ClientError, OSError) as error:
+            log.debug("no starter message for thread %s: %r", thread.id, error)  # most have none
+            return None
+    said = _content_of(starter)
+    name = BOT_LABEL if starter.author.id == bot_id else speaker(starter.author)
+    return thread_note(name, said) if said else None
 
 
 async def show_typing(channel: discord.abc.Messageable, timer: ReplyTimer) -> None:

@@ -70,7 +70,7 @@ class AISettings(commands.Cog, name="AI settings"):
         self.chat = chat  # the chat cog: its engine, personas and tool audit
         self._switching = asyncio.Lock()  # tool families: one read-and-write at a time
 
-    @commands.hybrid_group(name="ai")
+    @commands.hybrid_group(name="ai", case_insensitive=True)
     async def ai_group(self, ctx: Context) -> None:
         """AI chat settings for this channel."""
         if ctx.invoked_subcommand is None:
@@ -281,7 +281,7 @@ class AISettings(commands.Cog, name="AI settings"):
         else:
             await ctx.send("There is nothing new to summarise yet.")
 
-    @ai_group.group(name="persona")
+    @ai_group.group(name="persona", case_insensitive=True)
     async def ai_persona(self, ctx: Context) -> None:
         """Personas: how the AI talks in this channel."""
         if ctx.invoked_subcommand is None:

@@ -127,9 +127,13 @@ class Summaries:
         if not older:
             return False
         # The channel's safety level: a summary of what its replies may say must not be
-        # blocked by a stricter filter (else every reply asks for it again, and in vain).
+        # blocked by a stricter filter (else every reply asks for it again, and in vain);
+        # the server's model (`/ai model`), as its replies.
         result = await self.provider.generate(
-            summary_request(prefs.summary, older), system=SUMMARY_INSTRUCTION, safety=prefs.safety
+            summary_request(prefs.summary, older),
+            system=SUMMARY_INSTRUCTION,
+            safety=prefs.safety,
+            model=context.model,
         )
         await self.usage.bill(guild_id, result.usage)
         if stopped := result.stopped():  # a summary cut short would lose what it leaves out

@@ -127,7 +127,7 @@ class MemoryCog(commands.Cog, name="Memory"):
             raise BotError(TURNED_OFF)
         return self.bot.memory
 
-    @commands.hybrid_group(name="memory")
+    @commands.hybrid_group(name="memory", case_insensitive=True)
     async def memory_group(self, ctx: Context) -> None:
         """What the bot remembers about you."""
         if ctx.invoked_subcommand is None:

@@ -90,7 +90,7 @@ class MusicLibrary(commands.Cog):
         )
         pages.message = await send_embeds(ctx, [pages.first_page()], view=pages)
 
-    @commands.hybrid_group(name="playlist")
+    @commands.hybrid_group(name="playlist", case_insensitive=True)
     @commands.guild_only()
     async def playlist(self, ctx: Context) -> None:
         """Your saved playlists on this server."""

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 Context = commands.Context["Bot"]
 
 # None when left out; a word that is no role is a usage error, not "no DJ role" (as in cog.py).
+# Keyword-only: `!music dj Night Owls` names one role of two words, not "Night".
 _OPTIONAL = commands.parameter(default=None)
 
 
@@ -84,7 +85,7 @@ class MusicModes(commands.Cog, name="Music settings"):
             "nobody listening, and come back there after a restart."
         )
 
-    @commands.hybrid_group(name="music")
+    @commands.hybrid_group(name="music", case_insensitive=True)
     @commands.guild_only()
     async def music_group(self, ctx: Context) -> None:
         """This server's music settings."""
@@ -95,7 +96,7 @@ class MusicModes(commands.Cog, name="Music settings"):
     @music_group.command(name="dj")
     @guild_permissions(manage_guild=True)
     @app_commands.describe(role="Who controls the music; leave empty for everyone")
-    async def music_dj(self, ctx: Context, role: discord.Role = _OPTIONAL) -> None:
+    async def music_dj(self, ctx: Context, *, role: discord.Role = _OPTIONAL) -> None:
         """Set the DJ role, or turn the DJ rules off (Manage Server)."""
         guild, _ = _guild_member(ctx)
         await ctx.defer()  # the write may wait for another (SQLite has one writer)

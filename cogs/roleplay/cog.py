@@ -80,7 +80,7 @@ class Roleplay(commands.Cog):
     def cog_check(self, ctx: Context) -> bool:
         return needs_guild(ctx)
 
-    @commands.hybrid_group(name="character")
+    @commands.hybrid_group(name="character", case_insensitive=True)
     @commands.guild_only()
     async def character(self, ctx: Context) -> None:
         """This server's roleplay characters."""

@@ -94,7 +94,7 @@ class Scenes(commands.Cog):
             except (discord.HTTPException, discord.RateLimited, TimeoutError) as error:
                 log.warning("could not say in %s that its scene ended: %s", channel_id, error)
 
-    @commands.hybrid_group(name="scene")
+    @commands.hybrid_group(name="scene", case_insensitive=True)
     @commands.guild_only()
     async def scene(self, ctx: Context) -> None:
         """Roleplay scenes in this channel."""
@@ -219,7 +219,7 @@ class Scenes(commands.Cog):
         else:
             await self._say(ctx, "🎬 The scene has ended. I answer here only when asked again.")
 
-    @scene.group(name="state", fallback="show")
+    @scene.group(name="state", fallback="show", case_insensitive=True)
     async def state(self, ctx: Context) -> None:
         """What the story has established about each character, place and item."""
         await ctx.defer()  # the scene is read from the database

@@ -18,7 +18,9 @@ from tests.conftest import StartBot, eventually
 from tests.fakes.discord_models import DEFAULT_PERMS
 from tests.fakes.discord_rest import Body
 from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeMessage, FakeUser
+from tests.fakes.gemini_request import texts
 from tests.fakes.gemini_server import FakeGemini
+from utils.memory.chatlog import BOT_LABEL
 
 if TYPE_CHECKING:
     from bot import Bot
@@ -307,3 +309,41 @@ async def test_the_first_exchange_of_a_conversation_reset_meanwhile_is_not_store
     assert "sk-4821" not in json.dumps(gemini_fake.requests[-1].contents)
     turns = await bot.chats.turns(thread.id)
     assert [t.content for t in turns] == ["hello again", "ok"]
+
+
+async def test_a_threads_first_exchange_reads_the_message_the_thread_started_from(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """A thread made from a person's message (no longer in the bot's cache: fetched) or
+    from a reply of the bot's: its first question is about that message, which the
+    thread's history then holds once."""
+    bot = await start_bot(ai_settings())
+    said = await discord_fake.send_message(guild.text, member, "Who won the 1998 World Cup?")
+    forget_cached(bot)
+    thread = guild.add_thread(guild.text, "cup", member, thread_id=said.id)
+    for n, text in enumerate(("and who scored?", "in which minutes?")):
+        asked = await discord_fake.send_message(thread, member, f"{mention(discord_fake)} {text}")
+        await discord_fake.wait_for_message(thread, after=n)
+        await eventually(lambda: len(gemini_fake.requests), equals=n + 1)
+        sent = "\n".join(texts(gemini_fake.requests[-1].contents))
+        note = "[this thread was started from a message of "
+        assert sent.count(note) == 1 and "1998 World Cup?]" in sent, sent
+        assert asked.id != said.id
+
+    gemini_fake.reply("Try Iceberg roses.")
+    question = await discord_fake.send_message(
+        guild.text, member, f"{mention(discord_fake)} roses?"
+    )
+    assert await answered(discord_fake, guild, question) == "Try Iceberg roses."
+    starter = replies_to(discord_fake, guild, question)[0]
+    roses = guild.add_thread(guild.text, "roses", member, thread_id=starter.id)
+    await discord_fake.send_message(roses, member, f"{mention(discord_fake)} why those?")
+    await discord_fake.wait_for_message(roses)
+    assert f"started from a message of {BOT_LABEL}: Try Iceberg roses.]" in (
+        gemini_fake.requests[-1].last_user_text
+    )

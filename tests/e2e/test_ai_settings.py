@@ -92,7 +92,8 @@ async def test_a_channels_ai_settings_follow_the_permissions_people_have_in_that
 ) -> None:
     """Who manages a channel is who Discord lets manage it there: a member allowed to in
     this channel only may set its AI up; a moderator denied it here may not, however
-    much they manage elsewhere. In DMs the conversation is the person's own."""
+    much they manage elsewhere. In DMs the conversation is the person's own. A subcommand
+    is found in any letter case, as a phone's keyboard may capitalise it."""
     moderator = discord_fake.add_user("mod")
     guild.add_member(moderator, permissions=BASIC | MANAGE_HERE)
     guild.set_overwrite(guild.text, member.id, allow=MANAGE_HERE, member=True)
@@ -100,8 +101,8 @@ async def test_a_channels_ai_settings_follow_the_permissions_people_have_in_that
     bot = await start_bot(ai_settings())
     asked = [
         (member, "!ai autorespond on", "Auto-respond is on in this channel."),
-        (member, "!ai persona set pirate", "This channel now talks with **Captain Byte**."),
-        (member, "!ai reset", "Forgot this channel's conversation (0 messages)."),
+        (member, "!ai Persona SET pirate", "This channel now talks with **Captain Byte**."),
+        (member, "!ai Reset", "Forgot this channel's conversation (0 messages)."),
         (moderator, "!ai autorespond off", "You need the Manage Channels permission to do that."),
         (moderator, "!ai safety low", "You need the Manage Channels permission to do that."),
         (moderator, "!ai reset", "You need the Manage Messages permission to do that."),

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from cogs.ai.personas import MAX_PERSONA_BYTES, load_personas, parse_persona
+from cogs.ai.personas import MAX_PERSONA_BYTES, SHIPPED_DIR, load_personas, parse_persona
 from cogs.ai.prompting import (
     MEMORY_HEADER,
     RECENT_TURNS,
@@ -20,7 +20,9 @@ from cogs.ai.prompting import (
     UserInput,
     attachment_part,
     build_contents,
+    check_attachment,
     memory_section,
+    note_of,
     summary_request,
     system_instruction,
 )
@@ -109,6 +111,18 @@ def test_a_bad_persona_file_is_skipped_with_one_line_and_the_others_load(
     assert all("skipping persona" in r.getMessage() for r in caplog.records)
 
 
+def test_a_default_persona_with_no_file_is_named_in_one_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level("WARNING", logger="cogs.ai.personas"):
+        personas = load_personas(SHIPPED_DIR, default="pirat")
+        load_personas(SHIPPED_DIR, default="pirate")
+    assert "default" in personas
+    assert [r.getMessage() for r in caplog.records] == [
+        "AI_DEFAULT_PERSONA 'pirat' has no persona file; using 'default'"
+    ]
+
+
 @pytest.mark.parametrize("kept", [1, 2])
 def test_contents_open_with_a_user_turn_when_the_history_opens_with_a_reply(kept: int) -> None:
     """Gemini refuses contents that open with its own turn (400): a reply whose question
@@ -195,6 +209,34 @@ async def test_a_gif_goes_as_the_png_of_its_first_frame() -> None:
 async def test_a_gif_too_large_or_damaged_gets_one_short_line(data: bytes, message: str) -> None:
     with pytest.raises(BotError, match=f"^{re.escape(message)}$"):
         await attachment_part(Attachment("a.gif", "image/gif", len(data), data))
+
+
+def image(fmt: str) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(out, format=fmt)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt", "mime"),
+    [
+        ("e.PNG", "PNG", "image/png"),
+        ("photo.JPG", "JPEG", "image/jpeg"),
+        ("sticker.WebP", "WEBP", "image/webp"),
+        ("saved.png", "JPEG", "image/jpeg"),  # the bytes say what it is
+    ],
+)
+async def test_an_image_discord_names_no_type_for_goes_as_an_image(
+    name: str, fmt: str, mime: str
+) -> None:
+    data = image(fmt)
+    attachment = Attachment(name, "", len(data))
+    assert check_attachment(attachment, 10_000_000)
+    assert note_of(attachment) == f"[image: {name}]"
+    attachment.data = data
+    part = await attachment_part(attachment)
+    inline = part.get("inline_data") or {}
+    assert inline.get("mime_type") == mime and inline.get("data") == data
 
 
 @pytest.mark.parametrize(

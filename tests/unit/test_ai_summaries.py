@@ -79,3 +79,32 @@ async def test_summarize_while_the_conversation_is_reset_says_so(
         await asked
     assert (await store.prefs.channel(PLACE.channel_id)).summary is None
     await summaries.close()
+
+
+async def test_a_summary_is_written_by_the_model_the_server_chose(
+    db: Database, gemini_fake: FakeGemini
+) -> None:
+    """`/ai model` is the model of the server's AI work: its summaries too."""
+    provider = GeminiProvider(
+        "test-key",
+        CircuitBreaker("gemini"),
+        base_url=gemini_fake.url,
+        model="gemini-main",
+        allowed_models=["gemini-pro"],
+    )
+    store = ChatStore(db)
+    await store.prefs.set_guild_model(PLACE.guild_id, "gemini-pro")
+    for i in range(3):
+        await store.add_turns(
+            PLACE.guild_id,
+            PLACE.channel_id,
+            [Turn("user", 7, "alice", f"story {i}"), Turn("model", 0, "ai", "ok")],
+        )
+    summaries = Summaries(provider, store, UsageStore(db))
+    gemini_fake.reply("SUMMARY: stories.")
+    try:
+        assert await summaries.now(PLACE)
+    finally:
+        await summaries.close()
+        await provider.close()
+    assert [request.model for request in gemini_fake.requests] == ["gemini-pro"]
