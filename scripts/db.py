@@ -15,9 +15,10 @@ too). restore, vacuum, prune and migrate hold DATA_DIR/bot.lock while they work:
 refuse to run beside the bot, and the bot cannot start until they are done (a migration
 would miss what the bot writes meanwhile). migrate copies into --to, else DATABASE_URL
 (which keeps the password off the command line), and may be run again: it replaces what
-an earlier run copied, but not rows the bot wrote in PostgreSQL after SQLite's newest
-unless given --replace. With DATABASE_URL set the bot uses PostgreSQL, so every other
-command, which works on SQLite's file, refuses.
+an earlier run copied, but not what the bot wrote in PostgreSQL since (rows newer than
+SQLite's newest, a table changed since the last copy) unless given --replace. With
+DATABASE_URL set the bot uses PostgreSQL, so every other command, which works on
+SQLite's file, refuses.
 
 Exit status: 0 done, 1 problems found or the work failed, 2 bad usage, 3 the bot is running.
 """

@@ -13,7 +13,10 @@ Everything on the PostgreSQL side happens in one transaction: empty the tables (
 by CASCADE, what refers to them there), copy, move each identity sequence past the
 largest id. A failure leaves the target as it was, and a rerun replaces what an earlier
 run copied, unless the target holds rows written after the newest of SQLite's (the bot
-has run on PostgreSQL since): that copy would lose them, so it needs `replace`. The
+has run on PostgreSQL since): that copy would lose them, so it needs `replace`. Tables
+with no time of writing (settings, usage counts...) cannot tell that: each copy leaves a
+digest of such a table's rows as its comment (`COMMENT ON TABLE`), and a rerun finding
+the table's rows no longer match it needs `replace` too. The
 SQLite side is read in one transaction too, so the rows copied and the counts they are
 checked against come from one snapshot; PostgreSQL's counts are taken
 once the copy has committed.
@@ -42,6 +45,12 @@ CONNECT_TIMEOUT = 10  # seconds
 TIMEOUT = 120  # seconds for one statement or one batch
 KEEP = {"schema_version"}  # the target's migrations' own bookkeeping
 WRITTEN = ("created_at", "updated_at", "played_at")  # unix times rows are written with
+COPIED = "rows as scripts.db migrate copied them: "  # the comment of a table without them
+# The number of rows and a sum of their hashes: the same whatever order they are read in.
+DIGEST = (
+    "SELECT count(*) || ' ' || coalesce(sum(('x' || left(md5(t::text), 15))::bit(60)::bigint), 0)"
+    " FROM {} AS t"
+)
 
 
 class MigrationError(Exception):
@@ -198,8 +207,10 @@ async def _copy(
     the target holds rows written after the newest of SQLite's."""
     types, numbered = await _target_schema(conn)
     _check_columns(tables, types)
+    untimed = [t.name for t in tables if not _timed(types[t.name])]
     if not replace:
         await _refuse_newer_target(conn, source, tables, types)
+        await _refuse_changed_target(conn, untimed)
     names = ", ".join(_quote(t.name) for t in tables)
     async with conn.transaction():
         # CASCADE: also what refers to them and exists only here (keyword rows of memories).
@@ -212,6 +223,10 @@ async def _copy(
             for column in table.columns:
                 if f"{table.name}.{column}" in numbered:
                     await _move_sequence(conn, table, column)
+        for name in untimed:
+            digest = await conn.fetchval(DIGEST.format(_quote(name)), timeout=TIMEOUT)
+            comment = f"{COPIED}{digest}".replace("'", "''")
+            await conn.execute(f"COMMENT ON TABLE {_quote(name)} IS '{comment}'", timeout=TIMEOUT)
     return sorted(set(types) - KEEP - {t.name for t in tables})
 
 
@@ -225,7 +240,7 @@ async def _refuse_newer_target(
     newest = {"SQLite": 0.0, "PostgreSQL": 0.0}
     for table in tables:
         for column in WRITTEN:
-            if types[table.name].get(column) not in ("real", "double precision"):
+            if not _timed(types[table.name], column):
                 continue  # not a unix time (guild_settings.updated_at is text)
             what = f"SELECT max({_quote(column)}) FROM {_quote(table.name)}"
             for side, value in (
@@ -242,6 +257,28 @@ async def _refuse_newer_target(
             "since, and the copy would replace what it wrote there. To replace it anyway, "
             "add --replace"
         )
+
+
+def _timed(types: dict[str, str], *columns: str) -> bool:
+    """Whether the table has one of `columns` (default: WRITTEN) holding unix times."""
+    return any(types.get(c) in ("real", "double precision") for c in columns or WRITTEN)
+
+
+async def _refuse_changed_target(conn: asyncpg.Connection, untimed: list[str]) -> None:
+    """MigrationError if a table an earlier copy left a digest on holds other rows now."""
+    for name in untimed:
+        comment = await conn.fetchval(
+            "SELECT obj_description(to_regclass($1), 'pg_class')", _quote(name), timeout=TIMEOUT
+        )
+        if not (comment or "").startswith(COPIED):
+            continue  # never copied into (or by a version of this that left none)
+        digest = await conn.fetchval(DIGEST.format(_quote(name)), timeout=TIMEOUT)
+        if comment != f"{COPIED}{digest}":
+            raise MigrationError(
+                f"PostgreSQL's {name} has changed since an earlier run copied it: the bot has "
+                "run on PostgreSQL since, and the copy would replace what it wrote there. To "
+                "replace it anyway, add --replace"
+            )
 
 
 def _utc(unix_time: float) -> str:

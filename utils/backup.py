@@ -23,7 +23,7 @@ from pathlib import Path
 from utils.db import MIGRATIONS_DIR, load_migrations
 
 BACKUP_DIR = "backups"
-_BACKUP_NAME = re.compile(r"^bot-\d{8}-\d{6}(-\d+)?\.db$")  # what rotation may delete
+_BACKUP_NAME = re.compile(r"^bot-(\d{8}-\d{6})(?:-(\d+))?\.db$")  # what rotation may delete
 _PARTIAL_NAME = re.compile(r"^\.(bot|manual)-\d{8}-\d{6}(-\d+)?\.db\.tmp$")  # a copy being made
 # A partial copy untouched this long was left by a killed process (kill -9, the OOM
 # killer, a power cut); one being written is younger. Each is as big as the database.
@@ -177,13 +177,12 @@ def rotate_backups(directory: Path, keep: int) -> list[Path]:
 
     Names carry the wall time of their making: one named in the future was made while
     the clock ran ahead, before it was set back, so it counts as older than the rest
-    (else each backup made since the clock was set back would be the first to go)."""
+    (else each backup made since the clock was set back would be the first to go).
+    Backups of one second follow their time by number: bot-<time>.db, then -1, -2 ... -10."""
     now = _stamp()
-    backups = sorted(
-        (p for p in directory.glob("bot-*.db") if _BACKUP_NAME.match(p.name)),
-        key=lambda path: (path.name[4:19] <= now, path.name),  # bot-YYYYMMDD-HHMMSS
-    )
-    old = backups[: max(len(backups) - keep, 0)]
+    named = [(p, m) for p in directory.glob("bot-*.db") if (m := _BACKUP_NAME.match(p.name))]
+    named.sort(key=lambda each: (each[1][1] <= now, each[1][1], int(each[1][2] or 0)))
+    old = [path for path, _ in named[: max(len(named) - keep, 0)]]
     cutoff = time.time() - LEFTOVER_AGE
     for path in directory.glob(".*.db.tmp"):
         with contextlib.suppress(FileNotFoundError):  # another rotation took it

@@ -95,3 +95,15 @@ def test_rotation_removes_the_partial_copy_a_killed_backup_by_hand_left(tmp_path
     two_hours_ago = time.time() - 7200
     os.utime(left, (two_hours_ago, two_hours_ago))
     assert rotate_backups(tmp_path, keep=3) == [left]
+
+
+def test_rotation_deletes_backups_of_one_second_in_the_order_they_were_made(
+    tmp_path: Path,
+) -> None:
+    """bot-<time>-1.db is made after bot-<time>.db (and -10 after -9), but sorted by name
+    before it: the rotation deleted the newer copy and kept the older."""
+    names = ["bot-20240101-120000.db"] + [f"bot-20240101-120000-{n}.db" for n in (1, 2, 9, 10)]
+    for name in names:
+        (tmp_path / name).write_bytes(b"a backup")
+    assert rotate_backups(tmp_path, keep=2) == [tmp_path / name for name in names[:3]]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[3:])

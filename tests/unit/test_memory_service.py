@@ -26,6 +26,7 @@ from cogs.ai.records import Turn
 from cogs.ai.store import ChatStore
 from tests.conftest import eventually
 from tests.fakes.gemini_server import FakeGemini
+from tests.unit.test_memory_untracked import as_before_0015
 from utils.db import Database
 from utils.gemini import GeminiProvider
 from utils.gemini_replies import AIUnavailableError
@@ -321,7 +322,7 @@ async def test_chunks_stored_before_their_turns_were_kept_are_matched_by_whole_l
     chat = ChatStore(db)
     await said(service, chat, "hiking in the Alps is my hobby", "100% lovely")
     hi = await said(service, chat, "hi", "Hello!")
-    await db.execute("DELETE FROM memory_turns")  # as chunks stored before migration 0015
+    await as_before_0015(db)
     assert await service.unsay(10, [], [Turn("model", 0, "assistant", "100")]) == 0
     assert await service.unsay(10, [], [hi[0]]) == 1
     assert [m.text for m in await service.memories_of(GUILD_A, ALICE)] == [
@@ -337,7 +338,7 @@ async def test_a_deleted_message_forgets_no_chunk_that_says_it_in_other_letters_
     chat = ChatStore(db)
     await said(service, chat, "HI", "ok")
     hi = await said(service, chat, "hi", "ok")
-    await db.execute("DELETE FROM memory_turns")  # as chunks stored before migration 0015
+    await as_before_0015(db)
     assert await service.unsay(10, [], [hi[0]]) == 1
     assert [m.text for m in await service.memories_of(GUILD_A, ALICE)] == [
         "alice: HI\nassistant: ok"

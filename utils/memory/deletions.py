@@ -155,10 +155,15 @@ class MemoryDeletions:
 
         A chunk holds the turns `memory_turns` names, and so does a fact learnt from one.
         A chunk that holds messages with no row there (stored before the rows were kept,
-        or grown from such a chunk) also holds each of `lines` that is a whole line of
-        its text."""
+        or grown from such a chunk: `memory_untracked` lists them) also holds each of
+        `lines` that is a whole line of its text."""
         held = "DELETE FROM memories WHERE channel_id = ? AND "
-        chunks = f"{held}source = 'conversation' AND "
+        # Driven by the short list, not by every chunk of the channel.
+        untracked = (
+            "DELETE FROM memories WHERE id IN "
+            "(SELECT memory_id FROM memory_untracked WHERE channel_id = ?) "
+            "AND source = 'conversation' AND "
+        )
         unless = ""  # a fact can't say what its message says now: it goes with it
         if kept is not None:
             unless = (
@@ -189,8 +194,7 @@ class MemoryDeletions:
                 # SQL strings hold a newline character).
                 holds = " OR ".join("('\n' || text || '\n') LIKE ? ESCAPE '\\'" for _ in batch)
                 rows += await conn.fetchall(
-                    f"{chunks} turns > (SELECT count(*) FROM memory_turns "
-                    f"WHERE memory_id = memories.id) AND ({holds}) RETURNING scope, id",
+                    f"{untracked}({holds}) RETURNING scope, id",
                     (channel_id, *(f"%\n{_like_escaped(line)}\n%" for line in batch)),
                 )
             return rows
