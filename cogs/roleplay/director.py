@@ -270,11 +270,13 @@ class SceneDirector:
                     ],
                 }
             ]
-            # Google's default filter would block what the channel's level let through.
+            # Google's default filter would block what the channel's level let through;
+            # the server's model (`/ai model`), as the scene's replies.
             safety = (await prefs.followed(place, await prefs.channel(channel_id))).safety
+            model = (await prefs.guild(scene.guild_id)).model
             try:
                 reply = await self.bot.gemini.generate(
-                    request, system=INSTRUCTION, schema=SCHEMA, safety=safety
+                    request, system=INSTRUCTION, schema=SCHEMA, safety=safety, model=model
                 )
             except BotError as error:
                 log.warning("state update of scene %s failed: %s", channel_id, error)

@@ -112,12 +112,13 @@ async def test_a_scenes_state_update_is_asked_for_with_the_safety_level_of_its_c
 ) -> None:
     """A dark scene that `/ai safety off` let through would have its state update blocked
     by Google's default filter (a thread following its channel's level): then nothing it
-    established is ever noted."""
+    established is ever noted. It is asked of the server's model, as the scene's replies."""
     world = scene_world
-    bot = await start_bot(ai_settings())
+    bot = await start_bot(ai_settings(gemini_allowed_models=["gemini-pro"]))
     await world.character("Aria")
     await world.character("Bren")
     await bot.chats.prefs.update_channel(guild.id, guild.text.id, safety="off")
+    await bot.chats.prefs.set_guild_model(guild.id, "gemini-pro")
     thread = guild.add_thread(guild.text, "the crypt", member)
     await eventually(lambda: bot.get_channel(thread.id))
     await world.slash(member, "start", channel=thread, characters="Aria, Bren")
@@ -133,6 +134,7 @@ async def test_a_scenes_state_update_is_asked_for_with_the_safety_level_of_its_c
     assert "responseSchema" in config
     sent = request.json.get("safetySettings") or config.get("safetySettings")
     assert sent and len(sent) == 4 and {s["threshold"] for s in sent} == {"OFF"}
+    assert request.model == "gemini-pro"
 
 
 async def test_a_scene_in_a_thread_locked_meanwhile_pauses_rather_than_answer_into_it(
