@@ -21,6 +21,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, DotEnvSettingsSource, NoDecode, SettingsConfigDict
 
+from utils.ytdlp_args import ExtractorArgsSetting
+
 MAX_SHARDS = 100_000
 _SHARD_RANGE = re.compile(r"(\d+)(?:-(\d+))?")  # a shard id, or a range of them: 0-3
 _MODEL_NAME = re.compile(r"[\w.\-/:@]+")  # gemini-2.5-flash, models/gemini-2.5-pro, ...
@@ -161,7 +163,7 @@ class Settings(BaseSettings):
     music_progress_interval: float = Field(default=15.0, ge=1.0, le=3600.0)
     # Music: YouTube's bot check, voice recovery
     music_ytdlp_cookies: Path | None = None
-    music_ytdlp_extractor_args: SecretStr | None = None
+    music_ytdlp_extractor_args: ExtractorArgsSetting = None
     music_voice_reconnects: int = Field(default=3, ge=0, le=10)
     music_voice_reconnect_wait: float = Field(default=5.0, gt=0, le=120)
 

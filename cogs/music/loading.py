@@ -24,6 +24,11 @@ class Loader:
         self.open_audio = open_audio
         self._task: asyncio.Task[Stream] | None = None
         self._loading = False
+        self._kept = False
+        """The last stream resolved was one kept from an earlier play (a loop's repeat)."""
+        self._renewing = False
+        self.renewed = False
+        """The last stream was resolved afresh because the kept one played nothing."""
 
     @property
     def busy(self) -> bool:
@@ -34,6 +39,14 @@ class Loader:
         """Give up on the stream being resolved (a skip)."""
         if self._task is not None:
             self._task.cancel()
+
+    def renew(self, track: Track, frames: int) -> bool:
+        """Whether the track's stream, kept from an earlier play, played nothing (its link
+        expired meanwhile): then it is forgotten, to be resolved afresh for one more try."""
+        if frames or not self._kept:
+            return False
+        track.stream, self._renewing = None, True
+        return True
 
     async def open(
         self,
@@ -67,9 +80,12 @@ class Loader:
         return audio
 
     async def _resolve(self, track: Track, skipped: Callable[[], bool]) -> Stream | None:
+        kept, self._kept = track.stream, False
+        self.renewed, self._renewing = self._renewing, False
         self._task = asyncio.ensure_future(self.streams.stream(track))
         try:
             stream = await self._task
+            self._kept = stream is kept
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if skipped() and (task is None or not task.cancelling()):

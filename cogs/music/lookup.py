@@ -27,8 +27,9 @@ from cogs.music.urls import (
     parse_spotify,
     with_scheme,
 )
-from cogs.music.youtube import parse_extractor_args, readable_cookies
+from cogs.music.youtube import readable_cookies
 from config import Settings
+from utils.ytdlp_args import parse_extractor_args
 
 MAX_QUERY = 500
 

@@ -36,7 +36,7 @@ class SkipNotices:
             content = f"⚠️ Skipped {count + 1} tracks I couldn't play; the last was {last}"
             try:
                 await message.edit(content=content, allowed_mentions=_NO_PINGS)
-            except discord.HTTPException as error:  # deleted meanwhile: post a new one
+            except (discord.HTTPException, discord.RateLimited) as error:  # deleted: post anew
                 log.debug("could not update the skip notice: %s", error)
             else:
                 self._runs[guild_id] = (message, count + 1)

@@ -95,7 +95,7 @@ class NowPlaying:
             await message.edit(
                 **shown_as(message, player_embed(player, current)), view=player_controls(player)
             )
-        except discord.HTTPException as error:
+        except (discord.HTTPException, discord.RateLimited) as error:
             log.debug("could not update the now-playing message: %s", error)
 
     async def clear(self, guild_id: int) -> None:
@@ -107,7 +107,7 @@ class NowPlaying:
             return
         try:
             await message.delete()
-        except discord.HTTPException as error:
+        except (discord.HTTPException, discord.RateLimited) as error:
             log.debug("could not delete the now-playing message: %s", error)
 
     def drop(self, guild_id: int) -> None:
@@ -133,5 +133,5 @@ def _may_embed(channel: discord.abc.Messageable) -> bool:
 async def _without_buttons(message: discord.Message) -> None:
     try:
         await message.edit(view=None)
-    except discord.HTTPException as error:
+    except (discord.HTTPException, discord.RateLimited) as error:
         log.debug("could not take the buttons off the now-playing message: %s", error)

@@ -302,7 +302,8 @@ class Player:
         self._done.clear()
         self._error = None
         self._audio = audio
-        watch = asyncio.create_task(watch_voice(lambda: self.voice, self._dropped, self._changed))
+        moved = functools.partial(self._changed, queue=False)  # saves its position alone
+        watch = asyncio.create_task(watch_voice(lambda: self.voice, self._dropped, moved))
         try:
             self.voice.play(audio, after=functools.partial(self._after, audio))
             if self.paused:
@@ -346,11 +347,11 @@ class Player:
 
     async def _check_played(self, track: Track, audio: Audio, resumed: bool) -> None:
         """Report a track that played nothing (dead link, not media) or broke off.  One that
-        ended well short of its end (its URL expired) goes on from there, resolved anew."""
-        if self._skip or (resumed and not audio.frames):  # it had ended there after all
-            return
-        if audio.frames and self._error is None:
-            if cut_short(track, audio.position):
+        ended short of its end, or played nothing from a kept (expired) link, goes on anew."""
+        if self._skip or (resumed and not audio.frames and not self.loader.renewed):
+            return  # it had ended there after all
+        if (audio.frames and self._error is None) or self.loader.renew(track, audio.frames):
+            if not audio.frames or cut_short(track, audio.position):
                 self._start_at, self._resume_dropped, track.stream = audio.position, True, None
             return
         reason = "the stream broke off." if audio.frames else "the stream couldn't be read."
@@ -385,9 +386,9 @@ class Player:
             raise MusicError("Nothing is playing.")
         return self.queue.current
 
-    def _changed(self) -> None:
+    def _changed(self, *, queue: bool = True) -> None:
         try:
-            self.events.changed(self)
+            (self.events.changed if queue else self.events.moved)(self)
         except Exception:  # the cog's handler; whatever it raises must not stop playback
             log.exception("music: saving the state of guild %s failed", self.guild_id)
 

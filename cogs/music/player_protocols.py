@@ -69,6 +69,9 @@ class Events(Protocol):
     def changed(self, player: Player) -> None:
         """The queue or the playback state changed: persist it."""
 
+    def moved(self, player: Player) -> None:
+        """The playing track moved on (every few seconds): persist its position."""
+
     async def recover(self, player: Player) -> bool:
         """The voice connection is down: bring it back (``player.voice`` may be replaced).
         False when it cannot; the caller has then arranged the leave and its message."""

@@ -76,6 +76,10 @@ class ProgressTicker:
                     await message.edit(**shown_as(message, embed))
             except discord.NotFound:
                 return  # deleted: nothing left to move
+            except discord.RateLimited as error:  # a wait past the bot's max_ratelimit_timeout
+                delay = min(max(2 * delay, error.retry_after), MAX_DELAY)
+                log.debug("could not move the progress bar in guild %s: %s", guild_id, error)
+                continue
             except discord.HTTPException as error:
                 if error.status == 429:
                     delay = min(2 * delay, MAX_DELAY)

@@ -163,6 +163,9 @@ class Sessions:
     def changed(self, player: Player) -> None:
         self.saves.request(player.guild_id)
 
+    def moved(self, player: Player) -> None:
+        self.saves.request(player.guild_id, queue=False)
+
     async def recover(self, player: Player) -> bool:
         return await self.recovery.recover(player)
 

@@ -39,8 +39,9 @@ from cogs.music.errors import MusicError
 from cogs.music.tracks import MAX_TITLE, Found, Stream, Track, cut_total
 from cogs.music.urls import AddressPolicy, PrivateAddress, looks_like_url, media_url
 from cogs.music.views import clean
-from cogs.music.youtube import ExtractorArgs, bot_check, is_bot_check
+from cogs.music.youtube import bot_check, is_bot_check
 from utils.text import truncate
+from utils.ytdlp_args import ExtractorArgs
 
 if TYPE_CHECKING:
     from yt_dlp import _Params  # yt-dlp's option names, from its type stubs

@@ -2,7 +2,8 @@
 
 Sessions are written when they change (coalesced: one write in flight, each
 guild written with its latest state) and at shutdown, and read back at
-start-up so the bot can rejoin and resume.
+start-up so the bot can rejoin and resume. While a track plays, its position
+alone is saved every few seconds (one row, not the queue).
 
 Owns `music_sessions` and `music_tracks`. Portable SQL: `updated_at` is a unix time
 from Python, the upsert is `ON CONFLICT`.
@@ -101,6 +102,13 @@ class MusicStore:
                 [(session.guild_id, slot, *_columns(track)) for slot, track in _slots(session)],
             )
 
+    async def save_position(self, guild_id: int, position: float) -> None:
+        """Where the current track is, alone (the periodic save while it plays)."""
+        await self.db.execute(
+            "UPDATE music_sessions SET position = ?, updated_at = ? WHERE guild_id = ?",
+            (position, time.time(), guild_id),
+        )
+
     async def delete(self, guild_id: int) -> int:
         """Delete a guild's session (its tracks go with it); returns 1 if there was one."""
         return await self.db.execute("DELETE FROM music_sessions WHERE guild_id = ?", (guild_id,))
@@ -174,18 +182,23 @@ class SaveQueue:
     """Coalesces save requests: one write at a time, each guild with its latest state.
 
     ``snapshot(guild_id)`` gives the state to write, or None when the guild has
-    no session any more (then nothing is written).
+    no session any more (then nothing is written). A request with ``queue=False``
+    writes the position alone, unless a whole write of that guild is pending or the
+    last one failed.
     """
 
     def __init__(self, store: MusicStore, snapshot: Callable[[int], Session | None]) -> None:
         self.store = store
         self._snapshot = snapshot
-        self._pending: set[int] = set()
+        self._pending: dict[int, bool] = {}
+        """Guilds to write: True for the whole session, False for the position alone."""
+        self._unsaved: set[int] = set()
+        """Guilds whose last whole write failed: their next write is whole again."""
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
 
-    def request(self, guild_id: int) -> None:
-        self._pending.add(guild_id)
+    def request(self, guild_id: int, *, queue: bool = True) -> None:
+        self._pending[guild_id] = queue or self._pending.get(guild_id, False)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._drain(), name="music-save")
             self._task.add_done_callback(log_failure)
@@ -194,14 +207,15 @@ class SaveQueue:
         """Write these guilds now (at shutdown)."""
         async with self._lock:
             for guild_id in guild_ids:
-                self._pending.discard(guild_id)
-                await self._write(guild_id)
+                self._pending.pop(guild_id, None)
+                await self._write(guild_id, queue=True)
 
     async def forget(self, guild_id: int) -> int:
         """Delete a guild's session; a write already in flight lands before the delete.
         Returns 1 if there was one."""
         async with self._lock:
-            self._pending.discard(guild_id)
+            self._pending.pop(guild_id, None)
+            self._unsaved.discard(guild_id)
             return await self.store.delete(guild_id)
 
     async def close(self) -> None:
@@ -215,13 +229,21 @@ class SaveQueue:
         while self._pending:
             async with self._lock:
                 if self._pending:
-                    await self._write(self._pending.pop())
+                    guild_id, queue = self._pending.popitem()
+                    await self._write(guild_id, queue=queue)
 
-    async def _write(self, guild_id: int) -> None:
+    async def _write(self, guild_id: int, *, queue: bool) -> None:
         session = self._snapshot(guild_id)
+        whole = queue or guild_id in self._unsaved
+        self._unsaved.discard(guild_id)
         if session is None:
             return
         try:
-            await self.store.save(session)
+            if whole:
+                await self.store.save(session)
+            else:
+                await self.store.save_position(guild_id, session.position)
         except DB_ERRORS as error:
+            if whole:
+                self._unsaved.add(guild_id)
             log.error("could not save the music queue of guild %s: %s", guild_id, error)

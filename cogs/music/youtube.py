@@ -9,19 +9,14 @@ extractor arguments may carry a token.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
 from pathlib import Path
 
-from pydantic import SecretStr
-
 from cogs.music.errors import MusicError
 
 log = logging.getLogger(__name__)
-
-ExtractorArgs = dict[str, dict[str, list[str]]]
 
 # The wall's own words, not yt-dlp's `--cookies` hint: that one also ends the errors of
 # videos no login of the bot's would open (a private one: "Sign in if you've been granted
@@ -74,53 +69,3 @@ def readable_cookies(path: Path | None) -> Path | None:
             "cookies in it, so the login may expire sooner"
         )
     return path
-
-
-def parse_extractor_args(setting: SecretStr | None) -> ExtractorArgs:
-    """yt-dlp's ``extractor_args`` from MUSIC_YTDLP_EXTRACTOR_ARGS: a JSON mapping or
-    yt-dlp's command-line form (``youtube:player_client=web,mweb;po_token=TOKEN``,
-    several separated by spaces).  ValueError names the problem, never the value."""
-    text = setting.get_secret_value().strip() if setting is not None else ""
-    try:
-        return _parse(text)
-    except ValueError as error:
-        raise ValueError(f"MUSIC_YTDLP_EXTRACTOR_ARGS: {error}") from None
-
-
-def _parse(text: str) -> ExtractorArgs:
-    if not text:
-        return {}
-    if text.startswith("{"):
-        return _from_json(text)
-    parsed: ExtractorArgs = {}
-    for part in text.split():
-        extractor, colon, arguments = part.partition(":")
-        if not colon or not extractor or not arguments:
-            raise ValueError("each entry must look like extractor:key=value;key=value")
-        values = parsed.setdefault(extractor.lower(), {})
-        for argument in arguments.split(";"):
-            key, _, value = argument.partition("=")
-            if not key.strip():
-                raise ValueError("an argument has no name")
-            values[key.strip().lower().replace("-", "_")] = [
-                item.replace(r"\,", ",").strip() for item in re.split(r"(?<!\\),", value)
-            ]
-    return parsed
-
-
-def _from_json(text: str) -> ExtractorArgs:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
-        raise ValueError("it is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise ValueError("the JSON must be a mapping of extractor to arguments")
-    parsed: ExtractorArgs = {}
-    for extractor, arguments in data.items():
-        if not isinstance(arguments, dict):
-            raise ValueError("each extractor's arguments must be a mapping")
-        parsed[str(extractor).lower()] = {
-            str(key): [str(v) for v in value] if isinstance(value, list) else [str(value)]
-            for key, value in arguments.items()
-        }
-    return parsed

@@ -586,3 +586,14 @@ async def test_a_restart_after_the_247_channel_was_deleted_resumes_where_it_play
     assert fake.voice_channel_of(fake.bot_user, world.guild) == elsewhere.id
     await fake.leave_voice(world.member, world.guild)
     await world.wait_message("Nobody is listening any more, so I left the voice channel.")
+
+
+async def test_a_dj_role_named_in_several_words_is_taken_whole_without_quotes(
+    world: World,
+) -> None:
+    """`!music dj Night Owls` sets the role "Night Owls", not "Night" (its first word)."""
+    world.guild.add_role("Night")
+    world.guild.add_role("Night Owls")
+    await world.start()
+    await world.discord.send_message(world.guild.text, world.discord.owner, "!music dj Night Owls")
+    assert "DJ role: **Night Owls**" in (await world.wait_message("DJ role")).content

@@ -18,6 +18,7 @@ from tests.conftest import eventually
 from tests.e2e.music_world import World, pitch
 from tests.e2e.test_music_control import listener, set_dj
 from tests.e2e.test_music_library import command
+from tests.fakes.discord_server import FakeMessage
 
 pytestmark = pytest.mark.backends("sqlite")
 
@@ -227,3 +228,33 @@ async def test_controls_while_the_card_waits_for_its_edit_queue_one_more_edit_no
     await world.discord.wait_for(lambda: "Loop: queue" in str(message.components))
     assert len(message.edits) - edits == 2
     await world.slash("stop")
+
+
+async def test_skip_and_stop_go_on_though_discord_holds_the_cards_edits_and_deletes(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Deleting or editing the now-playing card can raise discord.RateLimited (a wait past
+    `max_ratelimit_timeout`): the next track's card is still posted, and /stop still
+    leaves the voice channel, each with a log line instead of a failed handler."""
+    caplog.set_level(logging.DEBUG, logger="cogs.music")
+    await world.start()
+    await world.slash("play", query=world.media.tone(440, 20, "ogg"))
+    await world.slash("play", query=world.media.tone(880, 20, "ogg"))
+    first = await world.now_playing()
+    held = world.discord.rate_limited
+    held[("DELETE", f"/channels/{world.guild.text.id}/messages/{first.id}")] = 600
+    held[("PATCH", f"/channels/{world.guild.text.id}/messages/{first.id}")] = 600
+    assert (await world.slash("skip")).startswith("⏭️ Skipped")
+
+    def next_card() -> FakeMessage | None:
+        last = world.discord.messages_in(world.guild.text)[-1]
+        return last if last.embeds and last.id != first.id else None
+
+    second = await world.discord.wait_for(next_card)
+    assert second is not None
+    held[("DELETE", f"/channels/{world.guild.text.id}/messages/{second.id}")] = 600
+    held[("PATCH", f"/channels/{world.guild.text.id}/messages/{second.id}")] = 600
+    assert await world.slash("stop") == "⏹️ Stopped the music and cleared the queue."
+    assert world.discord.voice_channel_of(world.discord.bot_user, world.guild) is None
+    assert "could not delete the now-playing message" in caplog.text
+    assert "event handler failed" not in caplog.text

@@ -309,6 +309,25 @@ async def test_seek_and_nowplaying_while_the_track_loads_after_a_restart(world: 
     await world.slash("stop")
 
 
+async def test_a_repeat_whose_kept_stream_link_expired_plays_with_a_fresh_one(
+    world: World,
+) -> None:
+    """A loop's repeat reuses the stream link resolved for the play before it (for up to
+    STREAM_TTL); one that expired meanwhile plays nothing, so it is resolved afresh once
+    and plays, instead of being reported as unreadable."""
+    name = world.media.tone(660, 1, "ogg").rsplit("/", 1)[-1]
+    await world.start()
+    await world.slash("play", query=world.media.fresh_url(name))
+    assert await world.slash("loop", mode="track") == "🔁 Loop: **track**."
+    await world.wait_frames(5)
+    world.media.expire_links()
+    await world.discord.wait_for(lambda: len(runs := world.played()) >= 2 and len(runs[1]) > 10)
+    assert world.media.tokens == 2, "resolved once more"
+    assert abs(tone_frequency(world.played()[1][2:-2]) - 660) < 25
+    assert not [m for m in world.discord.messages_in(world.guild.text) if "Skipped" in m.content]
+    await world.slash("stop")
+
+
 async def test_a_track_whose_stream_link_expired_goes_on_with_a_fresh_one(world: World) -> None:
     """The site's stream link expired while the track played (links of long videos do,
     and so do those of a track paused for hours): FFmpeg opening it again for a seek gets

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from cogs.music.store import MusicStore
+from cogs.music.store import MusicStore, Session
 from tests.conftest import eventually
 from tests.e2e.music_world import FRAMES_PER_SECOND, World
 
@@ -29,3 +29,21 @@ async def test_a_crash_mid_track_has_where_it_played_saved(
         return session.position >= 0.25  # not 0: the track's start
 
     await eventually(saved_past_its_start)
+    # The periodic save writes the position alone: the queue's rows are not rewritten.
+    store = sys.modules["cogs.music.store"].MusicStore
+    whole_saves: list[int] = []
+    save = store.save
+
+    async def counted(self: MusicStore, session: Session) -> None:
+        whole_saves.append(session.guild_id)
+        await save(self, session)
+
+    monkeypatch.setattr(store, "save", counted)
+    (before,) = await MusicStore(bot.db).load_all()
+
+    async def saved_further_on() -> bool:
+        (session,) = await MusicStore(bot.db).load_all()
+        return session.position > before.position
+
+    await eventually(saved_further_on)
+    assert whole_saves == []

@@ -102,6 +102,8 @@ class Events:
     def changed(self, player: Player) -> None:
         self.changes += 1
 
+    moved = changed  # the position alone, saved while a track plays
+
     async def recover(self, player: Player) -> bool:
         self.log.append(("recover", player.position))
         self.voice.connected = self.recoverable

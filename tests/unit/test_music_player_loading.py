@@ -132,3 +132,39 @@ async def test_a_skip_while_ffmpeg_opens_the_track_skips_it() -> None:
     await eventually(lambda: ("started", "c") in rig.events.log)
     assert ("started", "b") not in rig.events.log and rig.opened[1].cleaned
     await rig.player.close()
+
+
+class KeptStreams(Streams):
+    """Streams kept on their track and reused, as the resolver does within STREAM_TTL."""
+
+    async def stream(self, track: Track) -> Stream:
+        if track.stream is None:
+            track.stream = await super().stream(track)
+        return track.stream
+
+
+async def test_a_kept_stream_that_plays_nothing_is_resolved_afresh_once() -> None:
+    """A loop's repeat reuses its stream; if that plays nothing (its link expired) the track
+    is resolved anew and tried once more, as the same play, then reported if still silent."""
+    rig = Rig()
+    rig.streams = rig.player.loader.streams = KeptStreams()
+    rig.player.queue.loop = LoopMode.TRACK
+    rig.player.start()
+    rig.add("a", "b")
+    await rig.play_through("a")
+    rig.frames = 0
+    await eventually(lambda: len(rig.opened) == 2 and rig.voice._after)
+    rig.voice.finish()  # the kept stream played nothing: resolved afresh
+    await eventually(lambda: len(rig.opened) == 3 and rig.voice._after)
+    assert [audio.stream.url for audio in rig.opened] == ["https://x.example/a"] * 3
+    assert rig.opened[2].stream is not rig.opened[1].stream
+    rig.frames = 100
+    rig.voice.finish()  # nothing from the fresh one either: reported, the queue goes on
+    await eventually(lambda: ("started", "b") in rig.events.log)
+    assert rig.events.log == [
+        ("started", "a"),
+        ("started", "a"),  # the repeat, announced once
+        ("failed", "a", "the stream couldn't be read."),
+        ("started", "b"),
+    ]
+    await rig.player.close()

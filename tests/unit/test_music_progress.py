@@ -123,3 +123,15 @@ async def test_backs_off_after_429_and_ends_with_its_message(rig: Rig, delays: l
     edits = len(rig.message.edits)
     rig.follow()  # a new track's message
     await eventually(lambda: len(rig.message.edits) > edits)
+
+
+async def test_a_rate_limit_past_the_bots_wait_backs_off_and_goes_on(
+    rig: Rig, delays: list[float]
+) -> None:
+    """discord.py raises RateLimited (not HTTPException) for a wait past the bot's
+    max_ratelimit_timeout: the loop waits that long (up to MAX_DELAY) and moves on."""
+    rig.message.fail = [discord.RateLimited(120.0)]
+    rig.follow()
+    await eventually(lambda: len(rig.message.edits) >= 2)
+    assert delays[:3] == [1.0, 120.0, 1.0]
+    assert loops()

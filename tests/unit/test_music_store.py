@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 
 import pytest
 
@@ -144,3 +145,46 @@ async def test_the_filter_survives_a_restart(db: Database) -> None:
         await store.save(saved)
         [loaded] = await store.load_all()
         assert loaded.audio_filter == chosen
+
+
+async def test_a_position_save_leaves_the_queue_alone(db: Database) -> None:
+    """The periodic save while a track plays writes its position, not the whole queue;
+    a whole write asked for meanwhile still writes everything."""
+    store = CountingStore(db)
+    live = {1: session(1, upcoming=3)}
+    saves = SaveQueue(store, live.get)
+    await saves.flush([1])
+    store.saved.clear()
+    live[1].position = 99.0
+    saves.request(1, queue=False)
+    await eventually(lambda: store.load_all(), equals=[live[1]])
+    assert store.saved == [], "the queue is not rewritten"
+    live[1].upcoming.pop()
+    saves.request(1)
+    saves.request(1, queue=False)  # does not downgrade the pending whole write
+    await eventually(lambda: store.load_all(), equals=[live[1]])
+    assert store.saved == [1]
+    await saves.close()
+
+
+async def test_after_a_failed_save_the_next_position_save_writes_the_whole_queue(
+    db: Database,
+) -> None:
+    """A queue edit whose save failed (the database busy a moment) is not left unsaved
+    until the next edit: the periodic position save writes everything then."""
+    fail = [True]
+
+    class FlakyStore(CountingStore):
+        async def save(self, state: Session) -> None:
+            if fail.pop() if fail else False:
+                raise sqlite3.OperationalError("database is locked")
+            await super().save(state)
+
+    store = FlakyStore(db)
+    live = {1: session(1, upcoming=3)}
+    saves = SaveQueue(store, live.get)
+    await saves.flush([1])  # fails
+    saves.request(1, queue=False)
+    await eventually(lambda: store.load_all(), equals=[live[1]])
+    assert store.saved == [1]
+    await saves.close()
