@@ -22,7 +22,7 @@ from cogs.ai.tools.toolbox import (
 from config import Settings
 from tests.conftest import BASIC, StartBot
 from tests.e2e.test_ai_tools import answer
-from tests.fakes.discord_models import PRIVATE_THREAD
+from tests.fakes.discord_models import PRIVATE_THREAD, TEXT_CHANNEL
 from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeMessage, FakeUser
 from tests.fakes.gemini_server import FakeGemini
 
@@ -790,6 +790,9 @@ async def test_info_tools(
     hidden = discord.Permissions(view_channel=True).value
     guild.set_overwrite(guild.add_text_channel("staff"), guild.id, deny=hidden, member=False)
     guild.set_overwrite(guild.add_voice_channel("Staff Room"), guild.id, deny=hidden, member=False)
+    games = guild.add_category("Games")
+    # Discord numbers channels within their category: positions repeat across the server.
+    guild.add_channel("chess", TEXT_CHANNEL, parent_id=games.id).position = 0
     await start_bot(ai_settings(**UNLIMITED))
 
     await run(
@@ -805,10 +808,10 @@ async def test_info_tools(
 
     got = responses(gemini_fake)
     assert got["server_info"]["name"] == "Test Guild"
-    assert got["server_info"]["text_channels"] == 2, "hidden channels are not counted"
+    assert got["server_info"]["text_channels"] == 3, "hidden channels are not counted"
     assert got["server_info"]["voice_channels"] == 1
     names = [c["name"] for c in got["list_channels"]["channels"]]
-    assert names == ["general", "General", "rules"]
+    assert names == ["general", "rules", "General", "chess"], "in the order Discord shows"
     assert got["my_roles"] == {"roles": ["mod"]}
     assert got["member_count"] == {"members": len(guild.members)}
     assert got["current_time"]["timezone"] == "Europe/Paris"

@@ -6,9 +6,15 @@ import discord
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from cogs.ai.tools.roles import SAFE, attributes, requested, require_safe, unsafe
+from cogs.ai.tools.roles import (
+    SAFE,
+    attributes,
+    permission_name,
+    requested,
+    require_safe,
+    unsafe,
+)
 from cogs.ai.tools.server import CreateChannelIn, CreateRoleIn, RenameIn, SlowmodeIn
-from cogs.ai.tools.toolbox import permission_name
 from utils.tools import ToolRefused
 
 NEVER = [
@@ -78,6 +84,16 @@ def test_powerful_permissions_are_never_allowed(name: str) -> None:
 def test_administrator_is_named_even_among_others() -> None:
     with pytest.raises(ToolRefused, match=r"would grant Ban Members, Administrator\."):
         require_safe(discord.Permissions(administrator=True, ban_members=True), "@Mods")
+
+
+def test_a_permission_discord_py_does_not_know_is_not_harmless() -> None:
+    """Discord adds permissions before discord.py names them: a role carrying one (in the
+    server or in a channel's overwrite) was handed out as harmless, as no name of it was
+    found beyond the allowlist."""
+    newer = discord.Permissions(SAFE.value | 1 << 60)
+    assert unsafe(newer) == ["unknown_permission_60"]
+    with pytest.raises(ToolRefused, match=r"@Helper would grant Unknown Permission 60\."):
+        require_safe(newer, "@Helper")
 
 
 def test_harmless_permissions_pass() -> None:

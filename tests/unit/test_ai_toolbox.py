@@ -11,7 +11,15 @@ from pydantic import BaseModel
 
 from cogs.ai.tools import audit
 from cogs.ai.tools.settings import audit_embed
-from cogs.ai.tools.toolbox import MAX_LINE, MAX_LINK, RELOADED, Toolbox, footer
+from cogs.ai.tools.toolbox import (
+    MAX_LINE,
+    MAX_LINK,
+    MAX_WEB,
+    RELOADED,
+    TOO_MANY_WEB,
+    Toolbox,
+    footer,
+)
 from utils.db import Database
 from utils.text import StreamSplitter
 from utils.tools import Asker, Done, Family, Tool, ToolRefused, ToolRegistry, shown
@@ -94,3 +102,28 @@ def test_the_small_print_stays_small_print_when_the_reply_is_split() -> None:
     assert len(messages) == 2 and tail.strip() in "\n".join(messages)
     assert all(len(line) <= MAX_LINE for line in tail.splitlines())
     assert footer([], [("long", "https://long.example/" + "a" * (MAX_LINK - 21))]).count("-#") == 1
+
+
+async def test_one_reply_makes_a_bounded_number_of_web_requests() -> None:
+    """Each search or link is a paid request: one message asking for dozens of searches
+    ran 8 a turn over every round (40 with the default rounds)."""
+    asked: list[str] = []
+
+    async def search(_: Asker, args: NameIn) -> Done:
+        asked.append(args.name)
+        return Done({"answer": "..."}, outside=True)
+
+    registry = ToolRegistry()
+    registry.register([Tool("search", "Search.", Family.SEARCH, search, NameIn, guild_only=False)])
+    toolbox = Toolbox(
+        registry, Asker(cast(Any, None), cast(Any, None), None, None), frozenset(Family)
+    )
+    turns = [
+        [types.FunctionCall(name="search", args={"name": f"{t}-{n}"}) for n in range(8)]
+        for t in range(2)
+    ]
+    results = [part for calls in turns for part in await toolbox.run_all(calls)]
+
+    assert len(asked) == MAX_WEB
+    responses = [part["function_response"]["response"] for part in results]  # type: ignore[index]
+    assert responses[MAX_WEB:] == [{"refused": TOO_MANY_WEB}] * (16 - MAX_WEB)

@@ -213,6 +213,9 @@ async def test_a_change_discord_refused_was_not_made(failure: Exception) -> None
         "「https://a.example/page」を読んで",
         "read “https://a.example/page”…",  # as a phone types quotes
         "what is «a.example/page»?",
+        "what is ||a.example/page||?",  # a spoiler, or code, without its https://
+        "read `a.example/page`",
+        "read ```a.example/page```",
     ],
 )
 def test_a_link_the_asker_wrote_is_theirs(text: str) -> None:

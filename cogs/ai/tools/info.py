@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 import discord
 from pydantic import BaseModel, Field
 
+from utils.checks import readable
 from utils.tools import Asker, Done, Family, NoArguments, Tool, ToolRefused
 
 MAX_CHANNELS = 50
@@ -22,12 +23,14 @@ MAX_OFFSET = timedelta(hours=14)  # the furthest any place is from UTC (Kiribati
 
 
 async def server_info(asker: Asker, _: NoArguments) -> Done:
-    """Facts anyone in the server sees: the channels counted are the asker's visible ones."""
+    """Facts anyone in the server sees: the channels counted are those `list_channels`
+    names."""
     member = asker.member()
     guild = member.guild
+    reads = readable(member, asker.channel.id)
 
     def visible(channels: list[discord.TextChannel] | list[discord.VoiceChannel]) -> int:
-        return sum(1 for channel in channels if channel.permissions_for(member).view_channel)
+        return sum(1 for channel in channels if reads is not None and reads(channel.id))
 
     result = {
         "name": guild.name,
@@ -43,13 +46,16 @@ async def server_info(asker: Asker, _: NoArguments) -> Done:
 
 
 async def list_channels(asker: Asker, _: NoArguments) -> Done:
-    """The channels the asker can see (never the ones hidden from them)."""
+    """The channels the asker can read, of those everyone reading the reply here can too
+    (as memories are recalled: a staff member's question in #general names no staff
+    channel), in the order Discord shows them: positions count within a category."""
     member = asker.member()
+    reads = readable(member, asker.channel.id)
     visible = [
         channel
-        for channel in member.guild.channels
-        if not isinstance(channel, discord.CategoryChannel)
-        and channel.permissions_for(member).view_channel
+        for _, channels in member.guild.by_category()
+        for channel in channels
+        if reads is not None and reads(channel.id)
     ]
     channels = [
         {
@@ -58,7 +64,7 @@ async def list_channels(asker: Asker, _: NoArguments) -> Done:
             "category": channel.category.name if channel.category else None,
             "mention": channel.mention,
         }
-        for channel in sorted(visible, key=lambda c: c.position)[:MAX_CHANNELS]
+        for channel in visible[:MAX_CHANNELS]
     ]
     return Done({"channels": channels, "shown": len(channels), "total": len(visible)}, outside=True)
 
@@ -125,7 +131,7 @@ TOOLS: list[Tool] = [
     Tool("server_info", "Facts about this Discord server.", Family.INFO, server_info, NoArguments),
     Tool(
         "list_channels",
-        "The server's channels that the person asking can see.",
+        "The server's channels that the person asking, and everyone reading here, can see.",
         Family.INFO,
         list_channels,
         NoArguments,

@@ -9,7 +9,7 @@ from typing import TypeAlias
 
 import discord
 
-from cogs.ai.tools.toolbox import permission_name
+from cogs.ai.tools.roles import permission_name
 from utils.checks import sees
 from utils.tools import Asker, ToolRefused, shown
 

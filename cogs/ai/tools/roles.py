@@ -13,7 +13,6 @@ import re
 
 import discord
 
-from cogs.ai.tools.toolbox import permission_name
 from utils.checks import sees
 from utils.tools import ToolRefused
 
@@ -66,6 +65,22 @@ _ALIASES = {
 }
 
 
+# Names Discord shows for the permissions tools ask for (the rest: the attribute, titled).
+_PERMISSION_NAMES = {
+    "manage_guild": "Manage Server",
+    "moderate_members": "Timeout Members",
+    "view_channel": "View Channels",
+    "mention_everyone": "Mention @everyone",
+    "use_voice_activation": "Use Voice Activity",
+    "stream": "Video",
+}
+
+
+def permission_name(attribute: str) -> str:
+    """A permission as Discord's settings name it ("Manage Server" for manage_guild)."""
+    return _PERMISSION_NAMES.get(attribute, attribute.replace("_", " ").title())
+
+
 # discord.py's older spellings of the same bits, left out when naming a permission.
 _OLD_NAMES = frozenset(
     {
@@ -103,8 +118,15 @@ def requested(names: list[str]) -> discord.Permissions:
 
 
 def unsafe(permissions: discord.Permissions) -> list[str]:
-    """The permissions granted beyond `SAFE`, by name (empty when the role is harmless)."""
-    return attributes(discord.Permissions(permissions.value & ~SAFE.value))
+    """The permissions granted beyond `SAFE`, by name (empty when the role is harmless);
+    one Discord added since discord.py's release as `unknown_permission_<bit>`."""
+    beyond = permissions.value & ~SAFE.value
+    unknown = [
+        f"unknown_permission_{bit}"
+        for bit in range(beyond.bit_length())
+        if beyond >> bit & 1 and 1 << bit not in _NAMES
+    ]
+    return attributes(discord.Permissions(beyond)) + unknown
 
 
 def require_safe(permissions: discord.Permissions, what: str) -> None:

@@ -99,7 +99,7 @@ def pasted(url: str, text: str) -> bool:
     full-width too; percent-encoded or not, its host in any case)."""
     candidates = re.findall(r"https?://[^\s<>]+", text, re.IGNORECASE)
     candidates += re.split(r"[\s<>()\[\]]+", text)  # links without their scheme
-    candidates += [word.lstrip("([{'\"*_~") for word in re.split(r"[\s<>]+", text)]
+    candidates += [word.lstrip("([{'\"*_~|`") for word in re.split(r"[\s<>]+", text)]
     candidates += [piece for found in candidates for piece in _NOT_IN_LINKS.split(found)]
     candidates += [found.partition("#")[0] for found in candidates if "#" in found]  # the page
     wanted = _bare(url)
