@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zoneinfo
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
@@ -62,3 +63,15 @@ async def test_an_iana_zone_says_its_offset() -> None:
 async def test_an_offset_no_place_has_is_refused(asked: str) -> None:
     with pytest.raises(ToolRefused, match="not a time zone I know"):
         await current_time(cast(Asker, None), TimeIn(timezone=asked))
+
+
+async def test_time_zones_are_known_on_a_host_without_its_own_time_zone_files() -> None:
+    """Slim images and Windows have no /usr/share/zoneinfo: the tzdata package stands in."""
+    zoneinfo.reset_tzpath(to=[])
+    zoneinfo.ZoneInfo.clear_cache()
+    try:
+        done = await current_time(cast(Asker, None), TimeIn(timezone="europe/paris"))
+    finally:
+        zoneinfo.reset_tzpath()
+        zoneinfo.ZoneInfo.clear_cache()
+    assert done.result["timezone"] == "Europe/Paris"
