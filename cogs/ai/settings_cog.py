@@ -185,7 +185,8 @@ class AISettings(commands.Cog, name="AI settings"):
                 await self.bot.chats.prefs.set_guild_tools(
                     ctx.guild.id, frozenset(f.value for f in on if f in SWITCHABLE)
                 )
-        await send_embeds(ctx, [tools_embed(on, enabled)], ephemeral=True)
+        offered = frozenset(tool.family for tool in self.bot.tools)
+        await send_embeds(ctx, [tools_embed(on, enabled, offered)], ephemeral=True)
 
     @ai_group.command(name="audit")
     @guild_permissions(manage_guild=True)

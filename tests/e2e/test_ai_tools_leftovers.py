@@ -128,5 +128,7 @@ async def test_prefix_audit_and_tools_answer_in_text_where_the_bot_may_not_embed
     assert "✅ 📁 created #games" in audit.content and not audit.embeds
     tools = await answer(discord_fake, guild, owner, "!ai tools", "**AI tools in this server**\n")
     assert "✅ **server**" in tools.content and not tools.embeds
+    # Memory is off on this bot: its tools are not there to switch on.
+    assert not bot.settings.memory_enabled and "➖ **memory**: not available" in tools.content
     status = await answer(discord_fake, guild, owner, "!ai status", "**AI status**\n")
     assert "**Auto-respond**: off" in status.content and not status.embeds

@@ -30,13 +30,17 @@ def families(stored: frozenset[str] | None) -> frozenset[Family]:
     }
 
 
-def tools_embed(on: frozenset[Family], enabled: bool) -> discord.Embed:
+def tools_embed(on: frozenset[Family], enabled: bool, offered: frozenset[Family]) -> discord.Embed:
+    """The families on and off here; `offered`: those the loaded cogs have tools of (no
+    memory tool while memory is off on this bot, whatever the server chose)."""
     embed = discord.Embed(title="AI tools in this server", colour=discord.Colour.blurple())
     if not enabled:
         embed.description = "Tools are turned off on this bot (AI_TOOLS_ENABLED)."
         return embed
     lines = [
         f"{'✅' if family in on else '⛔'} **{family.value}**: {FAMILY_HELP[family]}"
+        if family in offered
+        else f"➖ **{family.value}**: not available on this bot"
         for family in SWITCHABLE
     ]
     lines.append("✅ **info**: server info, channels, your roles, member count, time (always on)")
