@@ -87,8 +87,11 @@ def _card_json(png: bytes) -> Any:
     if encoded is None:
         raise RoleplayError("That PNG has no character card in it (no `chara` or `ccv3` chunk).")
     damaged = "That card's character data is damaged (bad base64 or JSON)."
+    # As SillyTavern decodes it: line breaks (Python's `encodebytes` wraps at 76) and
+    # missing padding are accepted.
+    encoded = "".join(encoded.split())
     try:
-        decoded = base64.b64decode(encoded, validate=True)
+        decoded = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
     except (binascii.Error, ValueError):
         raise RoleplayError(damaged) from None
     return _parsed(decoded, damaged)

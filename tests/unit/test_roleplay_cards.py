@@ -242,3 +242,13 @@ def test_broken_cards_get_one_clear_line(data: bytes, message: str) -> None:
     with pytest.raises(RoleplayError, match=re.escape(message)) as caught:
         read_card(data)
     assert "\n" not in str(caught.value)
+
+
+def test_a_card_whose_base64_is_wrapped_or_unpadded_imports_as_in_sillytavern() -> None:
+    """SillyTavern's decoder (Node's) skips line breaks and needs no padding; cards
+    written with Python's ``base64.encodebytes`` wrap every 76 characters."""
+    wrapped = base64.encodebytes(json.dumps(v2(SERA)).encode()).decode()
+    assert "\n" in wrapped
+    assert read_card(png({"chara": wrapped})).profile == PROFILE
+    unpadded = b64(v2({**SERA, "name": "Seraphina!"})).rstrip("=")
+    assert len(unpadded) % 4 and read_card(png({"chara": unpadded})).profile.name == "Seraphina!"
