@@ -139,7 +139,9 @@ class MemoryCog(commands.Cog, name="Memory"):
         """Show what the bot remembers about you here (only you can see it)."""
         service, scope = self.kept, scope_of(ctx.guild, ctx.author)
         if not await service.count_of(scope, ctx.author.id):
-            await ctx.send("I don't remember anything about you here yet.", ephemeral=True)
+            # With memory off nothing new is remembered: not "yet".
+            empty = " yet." if self.bot.memory is not None else f". {TURNED_OFF}"
+            await ctx.send(f"I don't remember anything about you here{empty}", ephemeral=True)
             return
         # The prefix form's list goes to DMs, where "this server" would name nothing.
         where = f"in {ctx.guild.name}" if ctx.guild else "in our DMs"

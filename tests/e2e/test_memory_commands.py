@@ -135,6 +135,10 @@ async def test_with_memory_turned_off_people_still_see_and_delete_what_it_kept(
     assert not index.exists()  # derived: rebuilt from what is left when memory is on again
     rest = await slash(discord_fake, guild.text, member, "forget", target="all")
     assert rest["content"] == "Forgot 1 memory about you here."
+    none = await slash(discord_fake, guild.text, member, "show")
+    assert none["content"] == (  # not "yet": nothing new is remembered while it is off
+        "I don't remember anything about you here. Long-term memory is turned off on this bot."
+    )
     added = await slash(discord_fake, guild.text, member, "add", fact="I like jazz")
     assert added["content"] == "Long-term memory is turned off on this bot."
 
