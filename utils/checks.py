@@ -129,7 +129,7 @@ class _Audience:
     def __init__(self, here: discord.abc.GuildChannel | discord.Thread | None) -> None:
         # A thread is read by those who read its channel (a private one, by fewer).
         self.place = here.parent if isinstance(here, discord.Thread) else here
-        self._readers: _Readers | None = None
+        self._readers: list[discord.Role | discord.Member] | None = None
         # By a channel's kind and overwrites, all that its permissions depend on: channels
         # synced with one category, or with none at all, are asked about once.
         self._verdicts: dict[tuple[object, ...], bool] = {}
@@ -151,23 +151,24 @@ class _Audience:
         shape = (type(channel), *((o.id, o.type, o.allow, o.deny) for o in channel._overwrites))
         if (verdict := self._verdicts.get(shape)) is None:
             reads = _reads_in(channel)
-            verdict = all(reads(reader) for reader in readers.alike_in(channel))
+            verdict = all(reads(reader) for reader in readers)
             self._verdicts[shape] = verdict
         return verdict
 
-    def _who(self, place: discord.abc.GuildChannel) -> _Readers | None:
+    def _who(self, place: discord.abc.GuildChannel) -> list[discord.Role | discord.Member] | None:
         if self._readers is None:
             reads = _reads_in(place)
-            roles = [role for role in place.guild.roles if reads(role)]
-            members: list[discord.Member] = []
+            readers: list[discord.Role | discord.Member] = [
+                role for role in place.guild.roles if reads(role)
+            ]
             for overwrite in place._overwrites:  # as in `_reads_in`
                 allowed = discord.Permissions(overwrite.allow)
                 if not overwrite.is_member() or not allowed.view_channel:
                     continue
                 if (member := place.guild.get_member(overwrite.id)) is None:
                     return None  # a member the bot does not know of
-                members.append(member)
-            self._readers = _Readers(roles, members)
+                readers.append(member)
+            self._readers = readers
         return self._readers
 
 
@@ -183,32 +184,6 @@ def _kind(role: discord.Role) -> int:
     server permissions, then the overwrites of @everyone and of the role
     (`permissions_for`), and of those permissions only these bits bear on reading."""
     return role._permissions & _READING  # its stored bits: `permissions` makes an object
-
-
-class _Readers:
-    """The roles and members that read a channel, the roles by kind (`_kind`), so that
-    whether they all read another channel takes a few checks, not one a role."""
-
-    def __init__(self, roles: list[discord.Role], members: list[discord.Member]) -> None:
-        self.roles = {role.id: role for role in roles}
-        self.kinds: dict[int, list[discord.Role]] = {}
-        for role in roles:
-            self.kinds.setdefault(_kind(role), []).append(role)
-        self.members = members
-
-    def alike_in(self, channel: discord.abc.GuildChannel) -> list[discord.Role | discord.Member]:
-        """Those to ask whether all read `channel`: each role with an overwrite of its own
-        there, one of each kind of the other roles, and the members."""
-        overwritten = {overwrite.id for overwrite in channel._overwrites}  # see `_reads_in`
-        asked: list[discord.Role | discord.Member] = [
-            self.roles[target] for target in overwritten if target in self.roles
-        ]
-        for alike in self.kinds.values():
-            # Past the few with an overwrite there, to one that stands for its kind.
-            other = next((role for role in alike if role.id not in overwritten), None)
-            if other is not None:
-                asked.append(other)
-        return [*asked, *self.members]
 
 
 def _reads_in(channel: discord.abc.GuildChannel) -> Callable[[discord.Role | discord.Member], bool]:
