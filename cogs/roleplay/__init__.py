@@ -15,4 +15,4 @@ if TYPE_CHECKING:
 async def setup(bot: Bot) -> None:
     roleplay = Roleplay(bot)
     await bot.add_cog(roleplay)
-    await bot.add_cog(Scenes(bot, roleplay.characters, roleplay.links))
+    await bot.add_cog(Scenes(bot, roleplay.characters, roleplay.links, roleplay.sender))

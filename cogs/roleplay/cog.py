@@ -7,7 +7,9 @@ deleting take Manage Messages, or being the character's creator.
 
 Typed, `show`, `export` and `delete` take the rest of the line as the name, so a name
 of several words needs no quotes: `!character delete Aria Moon` is Aria Moon, not Aria
-(`"Aria Moon"` in quotes is found too).
+(`"Aria Moon"` in quotes is found too). Where slowmode holds the bot's own messages and
+it may manage webhooks, a typed command is answered through the channel's webhook as
+the bot (slowmode spares webhooks), a card as text, as a scene's narration is.
 """
 
 from __future__ import annotations
@@ -22,13 +24,15 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.ai.replies import ATTACHMENT_TIMEOUT
+from cogs.ai.replies import ATTACHMENT_TIMEOUT, held_by_slowmode
 from cogs.music.urls import AddressPolicy
 from cogs.roleplay.avatar_links import AVATAR_FILE, AvatarLinks, avatar_file, may_attach
 from cogs.roleplay.avatars import MAX_DOWNLOAD, AvatarFetcher, to_avatar
 from cogs.roleplay.cards import MAX_CARD_BYTES, read_card, write_json_card, write_png_card
 from cogs.roleplay.characters import Character, CharacterStore, Profile
 from cogs.roleplay.errors import RoleplayError
+from cogs.roleplay.webhook_names import TEXT_LIMIT
+from cogs.roleplay.webhooks import NO_PINGS, Channel, WebhookSender, may_make_webhooks
 from utils.checks import needs_guild
 from utils.commands import list_subcommands
 from utils.embeds import embed_text, send_embeds
@@ -62,6 +66,7 @@ class Roleplay(commands.Cog):
         settings = bot.settings
         self.characters = CharacterStore(bot.db, limit=settings.rp_max_characters)
         self.links = AvatarLinks(bot, self.characters)
+        self.sender = WebhookSender(bot)  # the scenes' too
         self.fetcher = AvatarFetcher(
             AddressPolicy(
                 allow_private=settings.music_allow_private_urls,
@@ -159,7 +164,7 @@ class Roleplay(commands.Cog):
             raise RoleplayError("Give at least one thing to change.")
         edited = await self.characters.update(character, profile, image or character.avatar)
         if image is None:
-            await ctx.send(f"Updated **{_md(edited.name)}**.")
+            await self._say(ctx, f"Updated **{_md(edited.name)}**.")
         else:
             await self._announce(ctx, edited, f"Updated **{_md(edited.name)}**.")
 
@@ -172,7 +177,7 @@ class Roleplay(commands.Cog):
         if not await self.characters.delete(character):  # another deletion came first
             raise RoleplayError(f"**{_md(character.name)}** was deleted meanwhile.")
         self.bot.dispatch("character_deleted", character)  # it leaves its scenes
-        await ctx.send(f"Deleted **{_md(character.name)}**.")
+        await self._say(ctx, f"Deleted **{_md(character.name)}**.")
 
     @character.command(name="list")
     @app_commands.describe(page="Which page of the list")
@@ -182,7 +187,9 @@ class Roleplay(commands.Cog):
         await ctx.defer()  # the characters are read from the database
         listed = await self.characters.listing(ctx.guild.id)
         if not listed:
-            await ctx.send("This server has no characters yet: `/character create` or `import`.")
+            await self._say(
+                ctx, "This server has no characters yet: `/character create` or `import`."
+            )
             return
         pages = -(-len(listed) // LIST_PAGE)
         page = min(max(1, page), pages)
@@ -194,7 +201,11 @@ class Roleplay(commands.Cog):
         if pages > 1:
             more = f" · /character list page:{page + 1} shows the next" if page < pages else ""
             embed.set_footer(text=f"Page {page}/{pages}{more}")
-        await send_embeds(ctx, [embed])
+        if _spared(ctx) is None:
+            await send_embeds(ctx, [embed])
+            return
+        for chunk in split_message(embed_text(embed), TEXT_LIMIT):
+            await self._say(ctx, chunk)
 
     @character.command(name="show")
     @app_commands.describe(name="The character to show")
@@ -202,7 +213,7 @@ class Roleplay(commands.Cog):
         """Show a character's profile and avatar."""
         await ctx.defer()  # the character is read from the database
         character = await self._get(ctx, name)
-        await _send_card(ctx, character)
+        await self._send_card(ctx, character)
 
     @character.command(name="export")
     @app_commands.describe(name="The character to export")
@@ -222,7 +233,7 @@ class Roleplay(commands.Cog):
             card = await asyncio.to_thread(write_png_card, character.profile, character.avatar)
             data, filename = card, f"{stem}.png"
         file = discord.File(io.BytesIO(data), filename=filename)
-        await ctx.send(f"The card of **{_md(character.name)}**.", file=file)
+        await self._say(ctx, f"The card of **{_md(character.name)}**.", file)
 
     @edit.autocomplete("name")
     @delete.autocomplete("name")
@@ -265,9 +276,41 @@ class Roleplay(commands.Cog):
 
     async def _announce(self, ctx: Context, character: Character, text: str) -> None:
         """Confirm with the character's card; its avatar attachment becomes the avatar's URL."""
-        message = await _send_card(ctx, character, text)
+        message = await self._send_card(ctx, character, text)
         if character.avatar is not None:
             await self.links.remember(character, message)
+
+    async def _send_card(
+        self, ctx: Context, character: Character, text: str = ""
+    ) -> discord.Message:
+        """``text`` and the character's card, the avatar attached if the bot may attach files
+        here; the card as text where it may not embed (a typed command without Embed Links:
+        Discord would drop the card, and refuse a message left empty) or where slowmode
+        holds the bot's messages (`_say`)."""
+        sent = _card_message(character, attach=may_attach(ctx.channel))
+        embeds = ctx.interaction is not None or ctx.bot_permissions.embed_links
+        if embeds and _spared(ctx) is None:
+            return await ctx.send(text or None, **sent)
+        card = embed_text(sent["embed"])
+        first, *rest = split_message(f"{text}\n{card}" if text else card, TEXT_LIMIT)
+        message = await self._say(ctx, first, sent.get("file"))  # the avatar with the first
+        for chunk in rest:
+            await self._say(ctx, chunk)
+        return message
+
+    async def _say(
+        self, ctx: Context, content: str, file: discord.File | None = None
+    ) -> discord.Message:
+        """Answer with ``content``, through the channel's webhook as the bot where slowmode
+        would hold the bot's own message (`_spared`): else the answer would wait out the
+        slowmode, or be lost, while the command's work is done."""
+        if (channel := _spared(ctx)) is not None:
+            spoken = await self.sender.send_as_bot(channel, content, file=file)
+            assert spoken.message is not None
+            return spoken.message
+        return await ctx.send(
+            content, file=file or discord.utils.MISSING, allowed_mentions=NO_PINGS
+        )
 
 
 def _card_message(character: Character, *, attach: bool) -> dict:
@@ -292,19 +335,13 @@ def _card_message(character: Character, *, attach: bool) -> dict:
     return sent
 
 
-async def _send_card(ctx: Context, character: Character, text: str = "") -> discord.Message:
-    """``text`` and the character's card, the avatar attached if the bot may attach files
-    here; the card as text where it may not embed (a typed command without Embed Links:
-    Discord would drop the card, and refuse a message left empty)."""
-    sent = _card_message(character, attach=may_attach(ctx.channel))
-    if ctx.interaction is not None or ctx.bot_permissions.embed_links:
-        return await ctx.send(text or None, **sent)
-    card = embed_text(sent.pop("embed"))
-    first, *rest = split_message(f"{text}\n{card}" if text else card)
-    message = await ctx.send(first, **sent)  # the avatar, if attached, with the first
-    for chunk in rest:
-        await ctx.send(chunk)
-    return message
+def _spared(ctx: Context) -> Channel | None:
+    """The channel whose webhook answers for the bot, as text (`Roleplay._say`): where
+    slowmode holds the bot's own messages and the bot may have a webhook; else None."""
+    channel = ctx.channel
+    if held_by_slowmode(ctx) and isinstance(channel, Channel) and may_make_webhooks(channel):
+        return channel
+    return None
 
 
 def _read_card(data: bytes) -> tuple[Profile, bytes | None]:

@@ -32,7 +32,8 @@ from cogs.roleplay.webhook_names import TEXT_LIMIT
 from cogs.roleplay.webhooks import DISCORD_TIMEOUT, NO_PINGS, Channel, WebhookSender
 from utils.checks import needs_guild
 from utils.commands import list_subcommands
-from utils.embeds import send_embeds
+from utils.embeds import embed_text, send_embeds
+from utils.errors import BotError
 from utils.memory.chatlog import BOT_LABEL
 from utils.text import name_key, split_message, truncate
 
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 Context = commands.Context["Bot"]
 
 CHANGED = "The scene changed meanwhile; please try again."
+NO_SCENE = "No scene is running here; `/scene start` begins one."
 Fact = Literal["location", "condition", "relationships", "possessions", "goals"]
 Kind = Literal["character", "place", "item"]
 
@@ -51,12 +53,14 @@ Kind = Literal["character", "place", "item"]
 class Scenes(commands.Cog):
     """Roleplay scenes: the server's characters play in a channel or thread."""
 
-    def __init__(self, bot: Bot, characters: CharacterStore, links: AvatarLinks) -> None:
+    def __init__(
+        self, bot: Bot, characters: CharacterStore, links: AvatarLinks, sender: WebhookSender
+    ) -> None:
         self.bot = bot
         self.characters = characters
         self.links = links
         self.scenes = SceneStore(bot.db)
-        self.sender = WebhookSender(bot)
+        self.sender = sender
         self.director = SceneDirector(bot, self.scenes, characters, links, self.sender)
 
     async def cog_load(self) -> None:
@@ -83,15 +87,20 @@ class Scenes(commands.Cog):
     @commands.Cog.listener()
     async def on_character_deleted(self, character: Character) -> None:
         """A deleted character leaves its scenes; one left empty ends with a notice."""
+        guild = self.bot.get_guild(character.guild_id)
         for channel_id in await self.scenes.remove_character(character.guild_id, character.id):
             await self.bot.chats.start_afresh(character.guild_id, channel_id)
+            channel = guild and guild.get_channel_or_thread(channel_id)
             try:
-                async with asyncio.timeout(DISCORD_TIMEOUT):
-                    await self.bot.get_partial_messageable(channel_id).send(
-                        CAST_GONE, allowed_mentions=NO_PINGS
-                    )
-            # RateLimited: a long slowmode holds it, not waited out
-            except (discord.HTTPException, discord.RateLimited, TimeoutError) as error:
+                if isinstance(channel, Channel) and _held(channel):  # as its narration
+                    await self.sender.send_as_bot(channel, CAST_GONE)
+                else:
+                    async with asyncio.timeout(DISCORD_TIMEOUT):
+                        await self.bot.get_partial_messageable(channel_id).send(
+                            CAST_GONE, allowed_mentions=NO_PINGS
+                        )
+            # RateLimited: a long slowmode holds it, not waited out; BotError: a webhook moved
+            except (discord.HTTPException, discord.RateLimited, TimeoutError, BotError) as error:
                 log.warning("could not say in %s that its scene ended: %s", channel_id, error)
 
     @commands.hybrid_group(name="scene", case_insensitive=True)
@@ -211,7 +220,8 @@ class Scenes(commands.Cog):
         """End the scene here (its owner, or Manage Messages)."""
         scene = await self._changeable(ctx)
         await ctx.defer()  # the write may wait for another (SQLite has one writer)
-        await self.director.end(scene.guild_id, scene.channel_id)
+        if not await self.director.end(scene.guild_id, scene.channel_id):
+            raise RoleplayError(NO_SCENE)  # another `/scene end` came first
         if self.bot.chats.prefs.autoresponds(scene.channel_id):
             await self._say(
                 ctx, "🎬 The scene has ended. Auto-respond is on: I answer every message."
@@ -228,7 +238,11 @@ class Scenes(commands.Cog):
         embed = discord.Embed(
             title=f"Scene state (turn {scene.turns})", description=truncate(shown, 4000)
         )
-        await send_embeds(ctx, [embed])
+        if not held_by_slowmode(ctx):
+            await send_embeds(ctx, [embed])
+            return
+        for chunk in split_message(embed_text(embed), TEXT_LIMIT):  # as `_say` says things
+            await self._say(ctx, chunk)
 
     @state.command(name="set")
     @app_commands.describe(
@@ -325,7 +339,7 @@ class Scenes(commands.Cog):
         assert ctx.guild is not None
         scene = await self.scenes.get(ctx.channel.id)
         if scene is None or scene.guild_id != ctx.guild.id:
-            raise RoleplayError("No scene is running here; `/scene start` begins one.")
+            raise RoleplayError(NO_SCENE)
         return scene
 
     async def _changeable(self, ctx: Context) -> Scene:
@@ -347,6 +361,15 @@ def _channel(ctx: Context) -> Channel:
     if not isinstance(channel, discord.TextChannel | discord.VoiceChannel | discord.Thread):
         raise RoleplayError("Scenes play in text channels and threads.")
     return channel
+
+
+def _held(channel: Channel) -> bool:
+    """Whether slowmode holds the bot's own messages in `channel`, where no command asks
+    (`held_by_slowmode`, for a notice of the bot's own)."""
+    can = channel.permissions_for(channel.guild.me)
+    thread = isinstance(channel, discord.Thread)
+    spared = can.manage_messages or can.manage_channels or (thread and can.manage_threads)
+    return bool(channel.slowmode_delay) and not (spared or can.bypass_slowmode)
 
 
 def _given(text: str | None) -> str | None:

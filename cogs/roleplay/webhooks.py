@@ -312,7 +312,7 @@ class WebhookSender:
         if (  # Manage Webhooks granted since, as the notice asked: tried at once
             without is not None
             and self.clock() < without[0]
-            and (without[1] != MISSING_PERMISSIONS or not _may_make_webhooks(channel))
+            and (without[1] != MISSING_PERMISSIONS or not may_make_webhooks(channel))
         ):
             return None
         lock = self._lookups.get(home)
@@ -390,7 +390,7 @@ def _parent(channel: Channel) -> discord.TextChannel | discord.VoiceChannel | di
     return parent
 
 
-def _may_make_webhooks(channel: Channel) -> bool:
+def may_make_webhooks(channel: Channel) -> bool:
     parent = _parent(channel)
     return parent.permissions_for(parent.guild.me).manage_webhooks
 

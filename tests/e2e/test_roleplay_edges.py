@@ -229,3 +229,23 @@ async def test_a_correction_to_a_blank_fact_is_refused_not_noted(
             member, ["state", "set"], entity=entity, fact="location", value=value
         )
         assert refused.content == "Keep the name to 64 and the fact to 200 characters at most."
+
+
+async def test_a_scene_ended_twice_at_once_is_reported_ended_once(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """Both answered "The scene has ended", the second of a scene already over."""
+    world = World(discord_fake, gemini_fake, guild, member)
+    await start_bot(ai_settings())
+    await world.character("Aria")
+    await world.slash(member, "start", characters="Aria")
+
+    answers = await asyncio.gather(world.slash(member, "end"), world.slash(member, "end"))
+    said = [a.content for a in answers]
+    assert sum(s.startswith("🎬 The scene has ended.") for s in said) == 1, said
+    assert "No scene is running here" in "".join(said), said

@@ -11,9 +11,10 @@ import discord
 import pytest
 
 from config import Settings
-from tests.conftest import BASIC, StartBot
+from tests.conftest import BASIC, StartBot, eventually
+from tests.e2e.test_roleplay_characters import Slash, card_png, picture, roleplay, upload
 from tests.e2e.test_roleplay_scenes import MANAGE_WEBHOOKS, World, scenes
-from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
+from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeMessage, FakeUser
 from tests.fakes.gemini_server import FakeGemini
 
 EMBED_LINKS = discord.Permissions(embed_links=True).value
@@ -85,9 +86,98 @@ async def test_under_slowmode_typed_scene_commands_say_what_they_did_at_once(
     assert (begins.author.name, begins.webhook_id) == (discord_fake.bot_user.name, first.webhook_id)
     await discord_fake.send_message(guild.text, member, "!scene add Bren")
     await discord_fake.wait_for_message(guild.text, predicate=lambda m: "joins" in m.content)
+    await discord_fake.send_message(guild.text, member, "!scene state")
+    state = await discord_fake.wait_for_message(
+        guild.text, predicate=lambda m: "turn 0" in m.content
+    )
+    assert (state.author.name, state.webhook_id) == (discord_fake.bot_user.name, first.webhook_id)
     await discord_fake.send_message(guild.text, member, "!scene end")
     await discord_fake.wait_for_message(guild.text, predicate=lambda m: "has ended" in m.content)
     assert "could not send the error reply" not in caplog.text
+
+
+@pytest.mark.backends("sqlite")  # Discord's answers, not the storage's
+async def test_under_slowmode_a_scene_its_characters_leave_says_it_ended_at_once(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """The notice that a scene ended with its last character deleted was the bot's own
+    message, which slowmode held: the players wrote on, unanswered, never told why."""
+    world = World(discord_fake, gemini_fake, guild, member)
+    guild.text.rate_limit_per_user = 600
+    guild.add_member(discord_fake.bot_user, permissions=BASIC | MANAGE_WEBHOOKS)
+    await start_bot(ai_settings())
+    await world.character("Aria")
+    await world.slash(member, "start", characters="Aria")
+    await discord_fake.send_message(guild.text, member, "!ping")  # slowmode holds the bot next
+    await discord_fake.wait_for_message(guild.text, predicate=lambda m: m.content[:5] == "Pong!")
+
+    await Slash(discord_fake, guild)(discord_fake.owner, "delete", name="Aria")
+    ended = await discord_fake.wait_for_message(
+        guild.text, predicate=lambda m: "characters were deleted" in m.content
+    )
+    assert (ended.author.name, ended.webhook_id is not None) == (discord_fake.bot_user.name, True)
+
+
+@pytest.mark.backends("sqlite")  # Discord's answers, not the storage's
+async def test_under_slowmode_typed_character_commands_say_what_they_did_at_once(
+    discord_fake: FakeDiscord, guild: FakeGuild, start_bot: StartBot
+) -> None:
+    """A typed `!character create` saved the character, then slowmode held its word (and
+    the error that followed): the member never heard of it. The bot's word goes through
+    the webhook as the bot, as a scene's does, the card as text; the avatar it carries
+    is the avatar's home."""
+    guild.text.rate_limit_per_user = 600
+    guild.add_member(discord_fake.bot_user, permissions=BASIC | MANAGE_WEBHOOKS)
+    bot = await start_bot(extensions=["cogs.admin", "cogs.roleplay"])
+    owner, bot_name = discord_fake.owner, discord_fake.bot_user.name
+    await discord_fake.send_message(guild.text, owner, "!ping")  # slowmode holds the bot next
+    await discord_fake.wait_for_message(guild.text, predicate=lambda m: m.content[:5] == "Pong!")
+
+    async def typed(text: str, *files: dict) -> FakeMessage:
+        before = len(discord_fake.messages_in(guild.text))
+        await discord_fake.send_message(guild.text, owner, text, attachments=list(files))
+        answer = await discord_fake.wait_for_message(guild.text, after=before)
+        assert (answer.author.name, answer.webhook_id is not None) == (bot_name, True)
+        return answer
+
+    made = await typed('!character create Aria "Of the valley."', upload("a.png", picture()))
+    assert made.content.startswith("Created **Aria**.\n**Aria**\nOf the valley.")
+
+    async def link() -> str | None:  # remembered right after the answer is sent
+        aria = await roleplay(bot).characters.get(guild.id, "Aria")
+        return aria.link.url if aria is not None and aria.link is not None else None
+
+    assert await eventually(link) == made.attachments[0].url
+    imported = await typed("!character import", upload("b.png", card_png({"name": "Bren"})))
+    assert imported.content.startswith("Imported **Bren**.")
+    assert (await typed("!character list")).content.startswith("**Characters (2/50)**")
+    assert (await typed("!character show Bren")).content.startswith("**Bren**")
+    exported = await typed("!character export Bren")
+    assert [a.filename for a in exported.attachments] == ["Bren.png"]
+    assert (await typed("!character edit Aria Sera")).content == "Updated **Sera**."
+    assert (await typed("!character delete Sera")).content == "Deleted **Sera**."
+
+
+@pytest.mark.backends("sqlite")  # Discord's answers, not the storage's
+async def test_under_slowmode_without_manage_webhooks_character_commands_answer_as_before(
+    discord_fake: FakeDiscord, guild: FakeGuild, start_bot: StartBot
+) -> None:
+    """Without Manage Webhooks there is no webhook to spare the answer the slowmode: it is
+    the bot's own message with the card, as ever, not a notice about webhooks and the
+    card as text under the bot's name in bold."""
+    guild.text.rate_limit_per_user = 5
+    guild.add_member(discord_fake.bot_user, permissions=BASIC)
+    await start_bot(extensions=["cogs.admin", "cogs.roleplay"])
+    owner = discord_fake.owner
+    await discord_fake.send_message(guild.text, owner, '!character create Aria "Of the valley."')
+    made = await discord_fake.wait_for_message(guild.text)
+    assert (made.content, made.embeds[0]["title"]) == ("Created **Aria**.", "Aria")
+    assert made.webhook_id is None and len(discord_fake.messages_in(guild.text)) == 1
 
 
 async def test_under_slowmode_an_avatar_whose_message_is_gone_is_posted_again_at_once(
