@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 from cogs.music.errors import MusicError
 from cogs.music.sources import Resolver
 from cogs.music.tracks import Track
+from cogs.music.urls import YOUTUBE_HOSTS
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,6 @@ CANDIDATES = 25
 """Entries of a mix read to find one not played recently."""
 MAX_FAILURES = 3
 """Related tracks in a row that may fail to play before autoplay stops looking."""
-YOUTUBE_HOSTS = frozenset({"youtube.com", "www.youtube.com", "m.youtube.com", "music.youtube.com"})
 
 
 def youtube_id(url: str | None) -> str | None:

@@ -146,7 +146,15 @@ class Music(commands.Cog):
             self.sessions.now_playing.refresh(player)
         total = found.total or len(found.tracks)
         tracks = found.tracks[:added]
-        return Queued(tracks, found.name, busy=busy, position=position, total=total, cut=room.cut)
+        return Queued(
+            tracks,
+            found.name,
+            busy=busy,
+            position=position,
+            total=total,
+            cut=room.cut,
+            note=found.note,
+        )
 
     async def _join(self, guild: discord.Guild, channel: VoiceChannel, text_id: int) -> Player:
         async with self.sessions.lock(guild.id):

@@ -35,6 +35,11 @@ class Loader:
         """A track is loading: its stream being resolved, or its audio opened."""
         return self._loading
 
+    @property
+    def kept(self) -> bool:
+        """The last stream resolved was one kept from an earlier play (a repeat, a resume)."""
+        return self._kept
+
     def cancel(self) -> None:
         """Give up on the stream being resolved (a skip)."""
         if self._task is not None:

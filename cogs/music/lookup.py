@@ -24,6 +24,7 @@ from cogs.music.urls import (
     AddressPolicy,
     link_to_play,
     looks_like_url,
+    mix_video,
     parse_spotify,
     with_scheme,
 )
@@ -32,6 +33,7 @@ from config import Settings
 from utils.ytdlp_args import parse_extractor_args
 
 MAX_QUERY = 500
+MIX_NOTE = "Only this video, not YouTube's endless mix."
 
 
 class Lookup:
@@ -109,5 +111,9 @@ class Lookup:
         if link := parse_spotify(query):
             return await self.spotify.tracks(link, requester_id, limit)
         if looks_like_url(query):
-            return await self.resolver.tracks(link_to_play(query), requester_id, limit)
+            link = link_to_play(query)
+            if video := mix_video(link):  # a mix is made up as it plays: the video is meant
+                found = await self.resolver.tracks(video, requester_id, limit)
+                return found._replace(note=MIX_NOTE)
+            return await self.resolver.tracks(link, requester_id, limit)
         return Found(None, [await self.resolver.search(query, requester_id)])

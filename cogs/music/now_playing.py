@@ -47,10 +47,10 @@ class NowPlaying:
     async def post(self, player: Player, channel: discord.abc.Messageable, track: Track) -> None:
         """A track started: replace the guild's message with one showing it.  A looped
         track's repeat keeps its message (a short clip would post one a second); the
-        progress bar shows it starting over."""
+        progress bar shows it starting over.  The last message goes once the new one is
+        there: that one reopens a thread archived meanwhile, where nothing can be deleted."""
         if player.guild_id in self._messages and self._plays.get(player.guild_id) == player.play_id:
             return
-        await self.clear(player.guild_id)
         embed, view = player_embed(player, track), player_controls(player)
         try:
             if _may_embed(channel):
@@ -59,7 +59,9 @@ class NowPlaying:
                 message = await channel.send(truncate(embed_text(embed), DISCORD_LIMIT), view=view)
         except (discord.HTTPException, discord.RateLimited) as error:  # a long slowmode...
             log.warning("could not post the now-playing message: %s", error)
+            await self.clear(player.guild_id)
             return
+        await self.clear(player.guild_id)
         self._messages[player.guild_id] = message
         self._plays[player.guild_id] = player.play_id
         self.progress.follow(player.guild_id, message)

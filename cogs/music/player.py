@@ -25,7 +25,7 @@ from cogs.music.filters import AudioFilter, Sound, checked_volume
 from cogs.music.loading import Loader
 from cogs.music.player_protocols import Audio, Events, LeaveReason, OpenAudio, Streams, Voice
 from cogs.music.queue import TrackQueue
-from cogs.music.tracks import LoopMode, Track, cut_short
+from cogs.music.tracks import LoopMode, Track, cut_short, played_out
 from cogs.music.voice_watch import watch_voice
 
 log = logging.getLogger(__name__)
@@ -74,8 +74,7 @@ class Player:
         self._resume_dropped = False
         self._played_any = False
         self.repeat = False
-        """The track about to play (or playing) is the one that just played through: a
-        loop's repeat, the same play."""
+        """The track about to play (or playing) just played through: a loop's repeat, one play."""
         self._error: Exception | None = None
         self._done = asyncio.Event()
         self._wake = asyncio.Event()
@@ -348,8 +347,9 @@ class Player:
     async def _check_played(self, track: Track, audio: Audio, resumed: bool) -> None:
         """Report a track that played nothing (dead link, not media) or broke off.  One that
         ended short of its end, or played nothing from a kept (expired) link, goes on anew."""
-        if self._skip or (resumed and not audio.frames and not self.loader.renewed):
-            return  # it had ended there after all
+        went_on = resumed and not audio.frames and not self.loader.renewed  # from where it was
+        if self._skip or (went_on and (not self.loader.kept or played_out(track, audio.position))):
+            return  # it had ended there after all (a kept link, maybe expired, is renewed)
         if (audio.frames and self._error is None) or self.loader.renew(track, audio.frames):
             if not audio.frames or cut_short(track, audio.position):
                 self._start_at, self._resume_dropped, track.stream = audio.position, True, None

@@ -6,8 +6,8 @@ about five edits in five seconds and discord.py waits out its limits, and each
 guild has one loop that awaits its edit before waiting for the next tick: never
 two edits of a guild in flight, a slow edit skips ticks, and after a 429 the loop
 waits twice as long (up to :data:`MAX_DELAY`).  No edits while paused, idle or
-alone; the loop ends with its message (deleted, replaced, the track finished) or
-the session.
+alone; the loop ends with its message (deleted, replaced, the track finished, its
+thread archived) or the session.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 EDIT_TIMEOUT = 30.0
 MAX_DELAY = 300.0
+THREAD_ARCHIVED = 50083
+"""Discord's error code for an edit of a message in an archived thread."""
 
 Render = Callable[[int], discord.Embed | None]
 """A guild's now-playing embed as it should look now; None while nobody would see it move."""
@@ -81,6 +83,8 @@ class ProgressTicker:
                 log.debug("could not move the progress bar in guild %s: %s", guild_id, error)
                 continue
             except discord.HTTPException as error:
+                if error.code == THREAD_ARCHIVED:
+                    return  # nothing there can be edited now: the next track's message reopens it
                 if error.status == 429:
                     delay = min(2 * delay, MAX_DELAY)
                 log.debug("could not move the progress bar in guild %s: %s", guild_id, error)

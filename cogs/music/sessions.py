@@ -135,8 +135,8 @@ class Sessions:
         self.skips.end(player.guild_id)
         if await self._autoplay(player):
             return
-        await self.now_playing.clear(player.guild_id)
         await self.say(player, "The queue is finished; add more with `/play`.")
+        await self.now_playing.clear(player.guild_id)  # after: the note reopens an archived thread
 
     async def _autoplay(self, player: Player) -> bool:
         """With autoplay on, queue a track related to the last one; whether one was."""

@@ -65,6 +65,8 @@ def tools(music: Music) -> list[Tool[Any]]:
             result["why_left_out"] = queued.cut.value
         if queued.name:
             result["from"] = queued.name
+        if queued.note:  # a Mix link: the video alone
+            result["note"] = queued.note
         if count > 1 or queued.name:
             source = f" from {_name(queued.name)}" if queued.name else ""
             total = count + queued.left_out

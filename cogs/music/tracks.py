@@ -77,6 +77,11 @@ def cut_short(track: Track, position: float) -> bool:
     return track.duration is not None and position < track.duration - CUT_SHORT
 
 
+def played_out(track: Track, position: float) -> bool:
+    """Whether ``track``, stopped at ``position`` s, had come to its known end."""
+    return track.duration is not None and not cut_short(track, position)
+
+
 class Found(NamedTuple):
     """What a link holds: its playlist or album name (None for one track), the tracks
     taken from it, and how many it has when they were more than the tracks taken."""
@@ -84,6 +89,8 @@ class Found(NamedTuple):
     name: str | None
     tracks: list[Track]
     total: int | None = None
+    note: str | None = None
+    """What the reply to /play adds about how the link was read."""
 
 
 def cut_total(count: object, taken: int, limit: int) -> int | None:

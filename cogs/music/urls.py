@@ -16,7 +16,7 @@ import logging
 import re
 import socket
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from cogs.music.errors import MusicError
 
@@ -82,6 +82,28 @@ def with_scheme(text: str) -> str:
     ``www.`` host, or a Spotify or YouTube link (``youtu.be/…``, ``open.spotify.com/…``)."""
     text = text.strip()
     return "https://" + text if _BARE.match(text) else text
+
+
+YOUTUBE_HOSTS = frozenset({"youtube.com", "www.youtube.com", "m.youtube.com", "music.youtube.com"})
+_MIX_PLACE = frozenset({"list", "index", "start_radio", "pp"})
+"""What a link to a video in a list adds to the video's own link."""
+
+
+def mix_video(url: str) -> str | None:
+    """The video's own link if ``url`` opens a YouTube video in a mix (``watch?v=ID&list=RD…``,
+    what YouTube's Mix links are), else None.  A mix is made up as it plays, so such a
+    link means the video, as its page plays it; a playlist's (``list=PL…``) means the list."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    params = dict(query)
+    video = (host == "youtu.be" and parts.path.strip("/") != "") or (
+        host in YOUTUBE_HOSTS and parts.path == "/watch" and "v" in params
+    )
+    if not video or not params.get("list", "").startswith("RD"):
+        return None
+    kept = [(key, value) for key, value in query if key not in _MIX_PLACE]
+    return parts._replace(query=urlencode(kept)).geturl()
 
 
 def normalise_url(text: str) -> str:

@@ -326,12 +326,17 @@ class Queued:
     """How many tracks were asked for, when known."""
     cut: Cut = Cut.QUEUE
     """What stopped the queueing when fewer than ``total`` were queued."""
+    note: str | None = None
+    """How the link was read, when worth saying (:attr:`~cogs.music.tracks.Found.note`)."""
 
     @property
     def left_out(self) -> int:
         return max(0, (self.total or 0) - len(self.tracks))
 
     def message(self) -> str:
+        return f"{self._summary()} {self.note}" if self.note else self._summary()
+
+    def _summary(self) -> str:
         if len(self.tracks) > 1 or self.name:
             source = f" from **{clean(self.name)}**" if self.name else ""
             if self.left_out:

@@ -75,7 +75,7 @@ async def test_play_reencodes_wav_and_delivers_the_frames(
     assert len(frames) >= 0.9 * 3 * FRAMES_PER_SECOND
     assert world.voice.undecryptable == 0
     assert abs(pitch(frames) - 440) < 15
-    assert now_playing.deleted, "the finished track's controls are removed"
+    await world.discord.wait_for(lambda: now_playing.deleted)  # the controls are removed
 
 
 async def test_opus_source_is_passed_through(world: World, ffmpeg_codecs: list[str]) -> None:

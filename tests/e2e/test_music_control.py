@@ -302,7 +302,10 @@ async def test_autoplay_plays_a_related_track_not_played_recently(
 
     assert (await world.slash("autoplay", mode="off")).startswith("Autoplay is off")
     seen = len(world.discord.messages_in(world.guild.text))
-    await world.slash("play", query=watch_url("seedseedsee"))
+    mix = watch_url("seedseedsee") + "&list=RDseedseedsee"  # a Mix link: its video alone
+    assert await world.slash("play", query=mix) == (
+        "▶️ Playing Seed song. Only this video, not YouTube's endless mix."
+    )
     await world.discord.wait_for_message(
         world.guild.text, predicate=lambda m: "queue is finished" in m.content, after=seen
     )

@@ -199,21 +199,36 @@ async def test_a_restart_into_a_channel_it_may_no_longer_join_says_why_and_keeps
 
 async def test_music_messages_reach_a_thread_archived_while_it_plays(world: World) -> None:
     """An archived thread drops out of discord.py's cache; the bot's next message there
-    unarchives it, as on Discord."""
+    unarchives it, as on Discord, and only then is the card before it deleted (nothing
+    in an archived thread can be)."""
     bot = await world.start()
     thread = world.guild.add_thread(world.guild.text, "tunes", world.member)
-    played = await world.discord.invoke_slash(
-        thread, world.member, "play", {"query": world.media.tone(440, 1.5, "ogg")}
-    )
-    await world.reply(played)
-    await world.discord.wait_for_message(thread, predicate=lambda m: bool(m.components))
-    thread.archived = True
-    world.guild.channel_updated(thread)
-    await world.discord.wait_for(lambda: bot.get_channel(thread.id) is None)
+
+    def card(text: str) -> Awaitable[FakeMessage]:
+        return world.discord.wait_for_message(
+            thread, predicate=lambda m: bool(m.components and text in str(m.embeds))
+        )
+
+    async def archive() -> None:
+        thread.archived = True
+        world.guild.channel_updated(thread)
+        await world.discord.wait_for(lambda: bot.get_channel(thread.id) is None)
+
+    for seconds in (1, 2):  # the second long enough to be archived under while it plays
+        played = await world.discord.invoke_slash(
+            thread, world.member, "play", {"query": world.media.tone(440, seconds, "ogg")}
+        )
+        await world.reply(played)
+    first = await card("tone-440hz-1s")
+    await archive()
+    second = await card("tone-440hz-2s")
+    await world.discord.wait_for(lambda: first.deleted)
+    await archive()
     await world.discord.wait_for_message(
         thread, predicate=lambda m: "The queue is finished" in m.content
     )
     assert not thread.archived
+    await world.discord.wait_for(lambda: second.deleted)
 
 
 async def test_a_restart_after_its_voice_channel_was_deleted_says_the_queue_is_dropped(

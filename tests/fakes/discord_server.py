@@ -1387,16 +1387,24 @@ class FakeDiscord:
 
     async def _edit_message(self, request: web.Request) -> web.StreamResponse:
         message = self._message(path_id(request, "channel_id"), path_id(request, "message_id"))
+        self._refuse_in_archived_thread(message)
         if message.author is not self.bot_user:
             raise ApiError(403, "Cannot edit a message authored by another user", 50005)
         self._apply_edit(message, request_body(request))
         return json_response(self._message_payload(message))
 
     async def _delete_message_route(self, request: web.Request) -> web.StreamResponse:
-        self._delete_message(
-            self._message(path_id(request, "channel_id"), path_id(request, "message_id"))
-        )
+        message = self._message(path_id(request, "channel_id"), path_id(request, "message_id"))
+        self._refuse_in_archived_thread(message)
+        self._delete_message(message)
         return no_content()
+
+    def _refuse_in_archived_thread(self, message: FakeMessage) -> None:
+        """As on Discord: a message of an archived thread is neither edited nor deleted
+        (sending one there unarchives it)."""
+        channel = self._channel(message.channel_id)
+        if channel.is_thread and channel.archived:
+            raise ApiError(400, "Thread is archived", 50083)
 
     def _reaction_target(self, request: web.Request) -> tuple[list[int], int]:
         message = self._message(path_id(request, "channel_id"), path_id(request, "message_id"))
@@ -1420,6 +1428,9 @@ class FakeDiscord:
         payload = self._guild(path_id(request, "guild_id")).to_payload()
         for key in ("channels", "members", "voice_states", "presences", "threads", "joined_at"):
             payload.pop(key)
+        if request.query.get("with_counts") in _TRUE:  # counts of now, members intent or not
+            payload["approximate_member_count"] = payload["member_count"]
+            payload["approximate_presence_count"] = 0
         return json_response(payload)
 
     async def _get_guild_channels(self, request: web.Request) -> web.StreamResponse:

@@ -168,3 +168,54 @@ async def test_a_kept_stream_that_plays_nothing_is_resolved_afresh_once() -> Non
         ("started", "b"),
     ]
     await rig.player.close()
+
+
+async def test_a_kept_stream_that_plays_nothing_after_a_drop_is_resolved_afresh_once() -> None:
+    """A track resumed after a voice drop plays on from its kept stream; if that plays
+    nothing (its link expired meanwhile) it is resolved anew and tried once more from the
+    same position, then reported if still silent."""
+    rig = Rig()
+    rig.streams = rig.player.loader.streams = KeptStreams()
+    rig.player.start()
+    rig.add("a", "b")
+    await eventually(lambda: rig.voice.calls == ["play https://x.example/a"])
+    rig.frames = 0  # from here on, nothing plays
+    rig.voice.connected = False  # the connection drops 2 s in
+    rig.voice.finish()
+    await eventually(lambda: len(rig.opened) == 2 and rig.voice._after)
+    assert rig.opened[1].stream is rig.opened[0].stream, "resumed from the kept link"
+    rig.voice.finish()  # the kept link played nothing: resolved afresh, from 2 s again
+    await eventually(lambda: len(rig.opened) == 3 and rig.voice._after)
+    assert rig.opened[2].stream is not rig.opened[1].stream
+    assert rig.opened[2].start == rig.opened[1].start == 2.0
+    rig.frames = 100
+    rig.voice.finish()  # nothing from the fresh one either: reported, the queue goes on
+    await eventually(lambda: ("started", "b") in rig.events.log)
+    assert [entry for entry in rig.events.log if entry[0] != "recover"] == [
+        ("started", "a"),
+        ("failed", "a", "the stream couldn't be read."),
+        ("started", "b"),
+    ]
+    await rig.player.close()
+
+
+async def test_a_drop_at_the_very_end_of_a_track_ends_it_quietly() -> None:
+    rig = Rig()
+    rig.streams = rig.player.loader.streams = KeptStreams()
+    rig.player.start()
+    rig.player.add([Track("a", "https://x.example/a", 1, duration=3.0)])
+    rig.add("b")
+    await eventually(lambda: rig.voice.calls == ["play https://x.example/a"])
+    rig.frames = 0
+    rig.voice.connected = False  # the connection drops 2 s into 3: near enough its end
+    rig.voice.finish()
+    await eventually(lambda: len(rig.opened) == 2 and rig.voice._after)
+    rig.voice.finish()  # nothing left there: it had ended
+    await eventually(lambda: ("started", "b") in rig.events.log)
+    assert [audio.stream.url for audio in rig.opened] == [
+        "https://x.example/a",
+        "https://x.example/a",
+        "https://x.example/b",
+    ]
+    assert ("failed", "a", "the stream couldn't be read.") not in rig.events.log
+    await rig.player.close()

@@ -135,3 +135,15 @@ async def test_a_rate_limit_past_the_bots_wait_backs_off_and_goes_on(
     await eventually(lambda: len(rig.message.edits) >= 2)
     assert delays[:3] == [1.0, 120.0, 1.0]
     assert loops()
+
+
+async def test_ends_once_its_thread_was_archived(rig: Rig) -> None:
+    """Nothing in an archived thread can be edited (the next track's message reopens it):
+    the loop ends rather than fail every tick for the rest of the track."""
+    archived = {"code": 50083, "message": "Thread is archived"}
+    rig.message.fail = [
+        discord.HTTPException(cast(Any, SimpleNamespace(status=400, reason="")), archived)
+    ]
+    rig.follow()
+    await eventually(lambda: not loops())
+    assert rig.message.edits == []

@@ -94,7 +94,7 @@ def resolver(extract: Extractor, *, allow_private: bool = False, **options: Any)
 
 async def test_single_video_keeps_its_stream() -> None:
     extract = Extractor({"https://youtu.be/abc": VIDEO})
-    name, [track], _ = await resolver(extract).tracks("https://youtu.be/abc", 7, 50)
+    name, [track], *_ = await resolver(extract).tracks("https://youtu.be/abc", 7, 50)
     assert name is None
     assert (track.title, track.source, track.requester_id, track.duration) == (
         "A song",
@@ -109,7 +109,9 @@ async def test_single_video_keeps_its_stream() -> None:
 
 async def test_playlist_entries_resolve_later_and_respect_the_limit() -> None:
     extract = Extractor({"https://www.youtube.com/playlist?list=x": PLAYLIST})
-    name, found, _ = await resolver(extract).tracks("https://www.youtube.com/playlist?list=x", 1, 2)
+    name, found, *_ = await resolver(extract).tracks(
+        "https://www.youtube.com/playlist?list=x", 1, 2
+    )
     assert name == "A playlist"
     assert [t.title for t in found] == ["One", "Two"]
     assert all(t.stream is None for t in found)
@@ -166,12 +168,12 @@ async def test_one_name_lookup_per_track(monkeypatch: pytest.MonkeyPatch) -> Non
         }
     )
     source = resolver(extract)
-    _, [track], _ = await source.tracks("https://youtu.be/abc", 1, 1)
+    _, [track], *_ = await source.tracks("https://youtu.be/abc", 1, 1)
     assert (await source.stream(track)).url == inside["url"]
     assert looked_up == ["youtu.be"], "the link, not the media URL, and once"
 
     looked_up.clear()
-    _, [entry], _ = await source.tracks("https://www.youtube.com/playlist?list=x", 1, 1)
+    _, [entry], *_ = await source.tracks("https://www.youtube.com/playlist?list=x", 1, 1)
     await source.stream(entry)
     assert looked_up == ["www.youtube.com", "www.youtube.com"], "the playlist, then its entry"
 
@@ -257,7 +259,7 @@ async def test_unknown_codec_and_length_are_probed(monkeypatch: pytest.MonkeyPat
     source = resolver(Extractor({"https://cdn.example/a.ogg": direct}), allow_private=True)
     await source.start()
     proxy = source.proxy
-    _, [track], _ = await source.tracks("https://cdn.example/a.ogg", 1, 1)
+    _, [track], *_ = await source.tracks("https://cdn.example/a.ogg", 1, 1)
     await source.close()
     assert probed == [("https://cdn.example/a.ogg", proxy)], "ffprobe goes through the egress"
     assert track.stream is not None and track.stream.is_opus and track.duration == 42.0
@@ -358,7 +360,7 @@ async def test_a_packed_page_is_read_no_larger_than_the_limit_once_unpacked(
     )
     await source.start()
     try:
-        _, [track], _ = await source.tracks(media_server.packed_url(tone, 512 * 1024), 1, 1)
+        _, [track], *_ = await source.tracks(media_server.packed_url(tone, 512 * 1024), 1, 1)
         assert track.stream is not None and track.stream.url.endswith(tone)
         with pytest.raises(MusicError, match="couldn't load that link"):
             await source.tracks(media_server.packed_url(tone, 4 * 1024 * 1024), 1, 1)

@@ -44,7 +44,7 @@ def resolver(fake: FakeSpotify, *, secret: str | None = None) -> SpotifyResolver
 
 
 async def test_track_becomes_a_search(catalogue: FakeSpotify) -> None:
-    name, [track], _ = await resolver(catalogue).tracks(SpotifyLink("track", "t1"), 9, 10)
+    name, [track], *_ = await resolver(catalogue).tracks(SpotifyLink("track", "t1"), 9, 10)
     assert name is None
     assert track.title == "Band - Song 1"
     assert track.source == "ytsearch1:Band - Song 1"
@@ -55,16 +55,16 @@ async def test_track_becomes_a_search(catalogue: FakeSpotify) -> None:
 
 async def test_album_pages_are_followed_up_to_the_limit(catalogue: FakeSpotify) -> None:
     spotify = resolver(catalogue)
-    name, found, _ = await spotify.tracks(SpotifyLink("album", "a1"), 1, 10)
+    name, found, *_ = await spotify.tracks(SpotifyLink("album", "a1"), 1, 10)
     assert name == "Album" and [t.title for t in found][-1] == "Band - Song 5"
     assert len(found) == 5
-    _, limited, _ = await spotify.tracks(SpotifyLink("album", "a1"), 1, 3)
+    _, limited, *_ = await spotify.tracks(SpotifyLink("album", "a1"), 1, 3)
     assert len(limited) == 3
     assert catalogue.requests.count("token") == 1, "one client, one token"
 
 
 async def test_playlist_skips_episodes_and_local_files(catalogue: FakeSpotify) -> None:
-    name, found, _ = await resolver(catalogue).tracks(SpotifyLink("playlist", "p1"), 1, 10)
+    name, found, *_ = await resolver(catalogue).tracks(SpotifyLink("playlist", "p1"), 1, 10)
     assert name == "Mix"
     assert [t.title for t in found] == ["Band - Song 5", "Band - Song 1"]
 
@@ -112,7 +112,7 @@ async def test_a_rate_limit_is_answered_at_once_and_holds_up_no_later_link(
     with pytest.raises(MusicError, match="rate limiting"):
         await spotify.tracks(SpotifyLink("track", "t1"), 1, 10)
     catalogue.retry_after = None
-    _, [track], _ = await spotify.tracks(SpotifyLink("track", "t2"), 1, 10)
+    _, [track], *_ = await spotify.tracks(SpotifyLink("track", "t2"), 1, 10)
     assert track.title == "Band - Song 2"
     assert time.monotonic() - started < 3
 

@@ -15,6 +15,7 @@ from cogs.music.urls import (
     is_public,
     link_to_play,
     looks_like_url,
+    mix_video,
     normalise_url,
     parse_spotify,
     with_scheme,
@@ -113,6 +114,39 @@ def test_words_that_merely_mention_a_music_site_stay_a_search() -> None:
     for words in ("youtube.com music", "youtu.be", "open.spotify.com", "best of youtube.com/x"):
         assert not looks_like_url(words)
         assert with_scheme(words) == words
+
+
+@pytest.mark.parametrize(
+    ("link", "video"),
+    [
+        (
+            "https://www.youtube.com/watch?v=dQw4w9WgXcQ&list=RDdQw4w9WgXcQ&start_radio=1",
+            "https://www.youtube.com/watch?v=dQw4w9WgXcQ",
+        ),
+        (
+            "https://music.youtube.com/watch?list=RDAMVMdQw4w9WgXcQ&v=dQw4w9WgXcQ&t=42",
+            "https://music.youtube.com/watch?v=dQw4w9WgXcQ&t=42",
+        ),
+        ("https://youtu.be/dQw4w9WgXcQ?list=RDdQw4w9WgXcQ", "https://youtu.be/dQw4w9WgXcQ"),
+        (
+            "https://m.YouTube.com/watch?v=dQw4w9WgXcQ&list=RDMM&index=3",
+            "https://m.YouTube.com/watch?v=dQw4w9WgXcQ",
+        ),
+        (
+            "https://www.youtube.com/watch?v=dQw4w9WgXcQ&list=PLx0sYbCqOb8TBPRdmBHs5Iftvv9TPboYG",
+            None,
+        ),
+        ("https://www.youtube.com/playlist?list=RDdQw4w9WgXcQ", None),
+        ("https://www.youtube.com/watch?list=RDdQw4w9WgXcQ", None),
+        ("https://youtu.be/?list=RDdQw4w9WgXcQ", None),
+        ("https://www.youtube.com/watch?v=dQw4w9WgXcQ", None),
+        ("https://example.com/watch?v=dQw4w9WgXcQ&list=RDdQw4w9WgXcQ", None),
+    ],
+)
+def test_a_video_in_its_youtube_mix_is_the_video_alone(link: str, video: str | None) -> None:
+    """A mix is made up as it plays: its link means the video; a playlist's link (list=PL…),
+    or a mix's own page without a video, means the list."""
+    assert mix_video(link) == video
 
 
 def test_only_http_and_https_are_played() -> None:
