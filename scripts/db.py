@@ -137,6 +137,9 @@ def vacuum(data_dir: Path, database: Path) -> int:
 
 
 async def prune(data_dir: Path, database: Path, days: float, include_facts: bool) -> int:
+    """Delete old history and memories. No bot holds a copy of them meanwhile, so none
+    needs telling (`Database.notify`): this works on SQLite's file only, which one bot
+    process uses at a time, and under its lock; PostgreSQL is refused (see `main`)."""
     with bot_stopped(data_dir):
         cutoff = time.time() - days * DAY
         db = SqliteDatabase(database)

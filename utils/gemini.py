@@ -4,9 +4,10 @@ Every request goes through `GeminiProvider`: it tries `GEMINI_MODEL`, then each
 fallback model; on one model it retries 429/5xx/timeouts with exponential backoff
 and jitter, honouring the delay Google (or a `Retry-After`) asks for, and moves on
 at once when the model is missing (404), out of quota (429 RESOURCE_EXHAUSTED,
-while another model is left) or asks to wait longer than the longest backoff. It
-refuses at once while the circuit breaker is open, and a reply's wait for its first
-words is bounded by a deadline over all of that.
+while another model is left) or asks to wait longer than the longest backoff (for a
+reply someone waits for, than `PATIENCE`); if none answers, users are told the wait the
+last one asked for (`AIBusyError`). It refuses at once while the circuit breaker is
+open, and a reply's wait for its first words is bounded by a deadline over all of that.
 A reply Google stopped early (safety filters, length limit, ...) ends with a
 `ReplyStopped` saying why. An answer that can't be read (no events, not JSON, not
 UTF-8), or a stream that ends before its first words, is retried like a dropped
@@ -39,11 +40,7 @@ from utils.gemini_errors import (
     refusal,
     retry_delay,
 )
-from utils.gemini_replies import (
-    AIError,
-    AIUnavailableError,
-    Reply,
-)
+from utils.gemini_replies import AIBusyError, AIError, AIUnavailableError, Reply
 from utils.gemini_requests import request_config
 from utils.metrics import Metrics
 from utils.reliability.circuit_breaker import CircuitBreaker, CircuitOpenError
@@ -52,6 +49,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 NOT_ANSWERING = "The AI is not answering right now; please try again later."
+# The longest wait Google asks for that a reply waits out, its asker watching "typing" (as
+# long as Discord shows it at once); background work waits up to `max_delay`.
+PATIENCE = 10.0
 
 
 class GeminiProvider:
@@ -258,6 +258,8 @@ class GeminiProvider:
             # No model answered (see _give_up).
             if self.breaker.retry_after:
                 raise AIUnavailableError(self.breaker.retry_after) from error
+            if isinstance(error, errors.APIError) and (wait := retry_delay(error)) is not None:
+                raise AIBusyError(wait) from error  # it said when it will answer
             raise AIError(NOT_ANSWERING) from error
 
     async def _tries(
@@ -273,6 +275,7 @@ class GeminiProvider:
             return math.inf if deadline is None else deadline - loop.time()
 
         failures: list[BaseException] = []
+        longest = self.max_delay if deadline is None else min(self.max_delay, PATIENCE)
         for index, model in enumerate(models):
             for attempt in range(self.max_retries + 1):
                 timeout = min(self.timeout, left())
@@ -295,7 +298,7 @@ class GeminiProvider:
                         log.warning("model %s: %s; trying the next", model, error.status)
                         break
                     asked = retry_delay(error)
-                    if asked is not None and asked > self.max_delay:
+                    if asked is not None and asked > longest:
                         # A try before then fails again (a quota used up for the day, say).
                         log.warning("model %s asks for %.0f s; trying the next", model, asked)
                         break

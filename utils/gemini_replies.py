@@ -1,6 +1,7 @@
 """What a Gemini call gives back: the `Reply` with its `Usage`, or an error safe to show.
 
-`AIError` is any failure users may see; `AIUnavailableError` says when to try again;
+`AIError` is any failure users may see; `AIUnavailableError` says when to try again
+(`AIBusyError`: the model is rate limited for longer than a reply waits);
 `ReplyStopped` says why Google ended a reply early or refused the prompt (the finish
 and block reasons map to a stored reason and a user-facing phrase). The provider
 (`utils.gemini`) fills these in.
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from google.genai import types
 
 from utils.errors import BotError
+from utils.text import wait_words
 
 
 class AIError(BotError):
@@ -20,9 +22,19 @@ class AIError(BotError):
 
 
 class AIUnavailableError(AIError):
-    def __init__(self, retry_after: float) -> None:
+    def __init__(self, retry_after: float, message: str | None = None) -> None:
         self.retry_after = retry_after
-        super().__init__(f"AI is unavailable, try again in {max(1, round(retry_after))} s.")
+        wait = max(1, round(retry_after))
+        super().__init__(message or f"AI is unavailable, try again in {wait} s.")
+
+
+class AIBusyError(AIUnavailableError):
+    """The model asks for a wait longer than a reply keeps someone waiting (a rate limit,
+    `utils.gemini.PATIENCE`): they are told when to try again instead."""
+
+    def __init__(self, retry_after: float) -> None:
+        when = wait_words(retry_after)
+        super().__init__(retry_after, f"The AI model is busy; please try again in {when}.")
 
 
 # A model turn that tried to call a tool and got the call wrong (worth asking again).

@@ -177,7 +177,7 @@ class ChatEngine:
         asked = user  # what the model reads of the message
         if user.replied and user.replied[0] not in {turn.message_id for turn in history}:
             # A message of the bot's the history does not hold: the model reads it, the
-            # history keeps the message as any edit of it reads (`replies.stored_text`).
+            # history keeps the message as any edit of it reads (`asked.stored_text`).
             asked = replace(user, notes=[*user.notes, user.replied[1]])
         # Long-term memory: what this guild (or this person's DMs) said before, if relevant.
         scope = Scope.of(place.guild_id, author_id)

@@ -7,7 +7,7 @@ and the pruning of old messages (`scripts/db.py`). Held by the chat store
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 from cogs.ai.cache import TOPIC, ChatCache
@@ -79,18 +79,25 @@ class ChatData:
         return turns
 
     async def edit_message(
-        self, channel_id: int, message_id: int, content: str
+        self,
+        channel_id: int,
+        message_id: int,
+        content: str,
+        rewritten: Callable[[str], Awaitable[str]] | None = None,
     ) -> tuple[bool, Turn | None]:
-        """A person edited a message in Discord: its turn now holds `content`, and the
-        summary goes if it covered it. Whether the history holds the message, and the
-        turn as it was if it changed."""
-        content = storable(content)  # as what the turn holds, to tell whether it changed
+        """A person edited a message in Discord: its turn now holds `content`, or what
+        `rewritten` makes of what it held (a thread's first exchange keeps its note of
+        the message the thread was started from), and the summary goes if it covered it.
+        Whether the history holds the message, and the turn as it was if it changed."""
         row = await self.db.fetchone(
             f"SELECT {TURN_COLUMNS} FROM ai_messages "
             "WHERE channel_id = ? AND message_id = ? AND role = 'user'",
             (channel_id, message_id),
         )
         first = None if row is None else Turn(*row)
+        if first is not None and rewritten is not None:
+            content = await rewritten(first.content)
+        content = storable(content)  # as what the turn holds, to tell whether it changed
         if first is None or first.content == content:
             return first is not None, None  # not in the history, or only its embeds changed
         with self._cache.writing((self._cache.tails, channel_id), (self._cache.prefs, channel_id)):

@@ -14,6 +14,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs.ai.admission import BUSY, Admission
+from cogs.ai.asked import edited_text, stored_text, user_input
 from cogs.ai.chat import ChatEngine
 from cogs.ai.directors import Direction, directed
 from cogs.ai.dispatch import ChannelDispatcher
@@ -31,8 +32,6 @@ from cogs.ai.replies import (
     show_typing,
     speaker,
     spoken,
-    stored_text,
-    user_input,
 )
 from cogs.ai.streaming import FINALISE_TIMEOUT, ReplyCutOff
 from cogs.ai.tools import info, server, web
@@ -76,7 +75,7 @@ class AI(commands.Cog):
         self.engine: ChatEngine | None = None
         self.audit = ToolAudit(bot.db)
         web_tools = web.tools(bot.gemini, bot.usage) if bot.gemini else []
-        self.tools = [*info.TOOLS, *server.TOOLS, *web_tools]
+        self.tools = [*info.tools(bot), *server.TOOLS, *web_tools]
         self._finishing: asyncio.Task[None] | None = None
         # Messages queued or being answered: each as it is now and what it says (None:
         # deleted since), so an edit or a deletion before the history holds it is not lost.
@@ -238,17 +237,20 @@ class AI(commands.Cog):
             return
         if message.id in self._pending:
             self._pending[message.id] = (ctx, text)
-        said = stored_text(message, text, me.id)
-        await self._forget_edited(payload.channel_id, message.id, speaker(message.author), said)
+        await self._forget_edited(payload.channel_id, message, text, me.id)
 
     async def _forget_edited(
-        self, channel_id: int, message_id: int, author: str, said: str
+        self, channel_id: int, message: discord.Message, text: str, bot_id: int
     ) -> None:
-        held, first = await self.bot.chats.data.edit_message(channel_id, message_id, said)
+        said, data = stored_text(message, text, bot_id), self.bot.chats.data
+        # A thread's first exchange keeps its note of the message the thread started from.
+        edited = partial(edited_text, message, text, bot_id)
+        held, first = await data.edit_message(channel_id, message.id, said, edited)
         if first is not None:
-            await self.memories.unsay(channel_id, {message_id}, [first])
+            await self.memories.unsay(channel_id, {message.id}, [first])
         elif not held:  # older than the history: memories that no longer say it go
-            await self.memories.unsay(channel_id, {message_id}, still_says=(author, said))
+            author = speaker(message.author)
+            await self.memories.unsay(channel_id, {message.id}, still_says=(author, said))
 
     async def _forget_deleted(self, channel_id: int, message_ids: set[int]) -> None:
         """Messages deleted in Discord leave the conversation: its history, its summary
@@ -284,11 +286,7 @@ class AI(commands.Cog):
             if now is None:
                 await self._forget_deleted(message.channel.id, {message.id})
             elif now is not asked:
-                edited = now[0].message
-                said = stored_text(edited, now[1], ctx.me.id)
-                await self._forget_edited(
-                    message.channel.id, message.id, speaker(edited.author), said
-                )
+                await self._forget_edited(message.channel.id, now[0].message, now[1], ctx.me.id)
 
     async def _reply(self, ctx: Context, text: str, sink: ContextSink) -> None:
         assert self.engine is not None

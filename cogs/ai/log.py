@@ -40,3 +40,9 @@ class ChatLogReader:
             f"SELECT max(id) FROM (SELECT MAX(id) AS id FROM ai_messages UNION ALL "
             f"SELECT ({given}) UNION ALL SELECT 0) AS ids"
         )
+
+    async def guild_model(self, guild_id: int | None) -> str | None:
+        """The model a guild chose for its chat (`/ai model`); None: the default (and DMs')."""
+        if guild_id is None:
+            return None
+        return await self.db.fetchval("SELECT model FROM ai_guilds WHERE guild_id = ?", (guild_id,))

@@ -64,6 +64,7 @@ INLINE_LIMIT = 15_000_000
 """Bytes of files one message may send the model: Gemini takes requests of up to 20 MB,
 and base64 makes files a third larger (this also bounds what one reply holds in memory)."""
 RECENT_TURNS = 2  # history turns sent as separate contents; older ones go in one part
+THREAD_NOTE = "[this thread was started from a message of "  # how `thread_note` begins
 
 MEMORY_HEADER = (
     "Things you remember from earlier conversations here (they may be out of date; "
@@ -216,7 +217,7 @@ def reply_note(author_name: str, said: str) -> str:
 def thread_note(author_name: str, said: str) -> str:
     """How the model and the history note the message a thread was started from (`said`
     as in `forward_note`): the thread's first question is most often about it."""
-    return f"[this thread was started from a message of {author_name}: {said}]"
+    return f"{THREAD_NOTE}{author_name}: {said}]"
 
 
 def embed_note(text: str) -> str:

@@ -1,7 +1,7 @@
-"""How an AI reply meets Discord: where a request came from, what the person sent, whether
-and where a reply (or why there is none) can be shown, the sink a reply streams into, the
-typing indicator and the reply's metrics (finalising replies a crash left being written:
-`cogs.ai.unfinished`).
+"""How an AI reply meets Discord: where a request came from and who asked (what they
+sent: `cogs.ai.asked`), whether and where a reply (or why there is none) can be shown,
+the sink a reply streams into, the typing indicator and the reply's metrics (finalising
+replies a crash left being written: `cogs.ai.unfinished`).
 
 Mentions and `/chat` (prefix or slash) take the same path: a `commands.Context`, built by
 discord.py for a command and by `bot.get_context` for a message that is not one.
@@ -15,34 +15,19 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import partial
 from typing import TYPE_CHECKING
 
 import aiohttp
 import discord
 from discord.ext import commands
 
-from cogs.ai.prompting import (
-    INLINE_LIMIT,
-    Attachment,
-    UserInput,
-    attachment_part,
-    check_attachment,
-    embed_note,
-    forward_note,
-    note_of,
-    poll_note,
-    reply_note,
-    sticker_note,
-    thread_note,
-)
 from cogs.ai.records import Place
 from cogs.ai.streaming import ReplyCutOff
 from utils.errors import BotError
 from utils.gemini_replies import AIUnavailableError, ReplyStopped
 from utils.memory.chatlog import BOT_LABEL
 from utils.metrics import Metrics, ReplyTimer
-from utils.text import truncate, wait_words
+from utils.text import wait_words
 
 if TYPE_CHECKING:
     from bot import Bot  # noqa: F401 (named in the Context alias)
@@ -54,8 +39,6 @@ Context = commands.Context["Bot"]
 # AI output may mention anyone by accident or on request: it pings no one.
 NO_PINGS = discord.AllowedMentions.none()
 ATTACHMENT_TIMEOUT = 30.0  # seconds to download one attachment
-STARTER_TIMEOUT = 5.0  # seconds to fetch the message a thread was started from
-EMBED_CHARS = 500  # of an embed noted: enough for a preview or a card, not a page
 DROPPED = "I'm restarting and couldn't get to this. Please ask again in a moment."
 SORRY = "Sorry, something went wrong on my side; please try again."
 TOKEN_EXPIRED = 50027  # Discord's "Invalid Webhook Token": an interaction's, after 15 minutes
@@ -248,117 +231,6 @@ def place_of(ctx: Context) -> Place:
     guild_id = ctx.interaction.guild_id if ctx.interaction else ctx.guild and ctx.guild.id
     parent_id = channel.parent_id if isinstance(channel, discord.Thread) else None
     return Place(guild_id, channel.id, description, parent_id)
-
-
-def notes_of(message: discord.Message, bot_id: int) -> list[str]:
-    """What the model and the history read of a message besides its text: a note of each
-    attachment and sticker (the content of those the model can read goes beside it), of
-    a poll, of each message it forwards and of the message it replies to (whose text is
-    in nothing else it reads), unless that is the bot's own (`bot_replied`)."""
-    notes = _file_notes(message.attachments, message.stickers)
-    if message.poll is not None:
-        notes.append(poll_note(message.poll.question, [a.text for a in message.poll.answers]))
-    for snapshot in message.message_snapshots:
-        notes.append(forward_note(_content_of(snapshot)))
-    reference = message.reference
-    replied = reference.resolved if reference is not None else None
-    # A forward has a reference too, but never a resolved message; one deleted has none.
-    if isinstance(replied, discord.Message) and replied.author.id != bot_id:
-        notes.append(reply_note(speaker(replied.author), _content_of(replied)))
-    return notes
-
-
-def stored_text(message: discord.Message, text: str, bot_id: int) -> str:
-    """What the history holds of `message` saying `text`: with the notes of its
-    attachments, stickers, forward and the message it replies to."""
-    return UserInput(speaker(message.author), text, notes=notes_of(message, bot_id)).stored_text
-
-
-def bot_replied(message: discord.Message, bot_id: int) -> tuple[int, str] | None:
-    """The bot's own message that `message` replies to, its id and note: the model reads
-    it unless the history of the reply holds it (not so of a music card, a command's
-    answer, a reply summarised or pruned since)."""
-    reference = message.reference
-    replied = reference.resolved if reference is not None else None
-    if isinstance(replied, discord.Message) and replied.author.id == bot_id:
-        return replied.id, reply_note(BOT_LABEL, _content_of(replied))  # as the model knows it
-    return None
-
-
-def _content_of(message: discord.Message | discord.MessageSnapshot) -> str:
-    """What a forwarded or replied-to message says: its text, its embeds' (a link's
-    preview, another bot's card, often all there is), notes of its files and stickers,
-    and what a replied-to forward forwards (its own text is empty)."""
-    embeds = [
-        embed_note(truncate(" / ".join(filter(None, (e.title, e.description))), EMBED_CHARS))
-        for e in message.embeds
-        if e.title or e.description
-    ]
-    files = _file_notes(message.attachments, message.stickers)
-    forwards: list[str] = []
-    if isinstance(message, discord.Message):  # a snapshot forwards nothing itself
-        forwards = [forward_note(_content_of(s)) for s in message.message_snapshots]
-    return " ".join([message.content, *embeds, *files, *forwards]).strip()
-
-
-def _file_notes(
-    attachments: list[discord.Attachment], stickers: list[discord.StickerItem]
-) -> list[str]:
-    notes = [
-        note_of(Attachment(item.filename, item.content_type or "", item.size))
-        for item in attachments
-    ]
-    return notes + [sticker_note(sticker.name) for sticker in stickers]
-
-
-async def user_input(ctx: Context, text: str, max_attachment_bytes: int) -> UserInput:
-    """What the person sent: their text, notes of what they attached, and the attachments
-    the model can read."""
-    user = UserInput(author_name=speaker(ctx.author), text=text)
-    channel = ctx.channel
-    # A roleplay scene reads nothing said before it started.
-    if isinstance(channel, discord.Thread) and ctx.bot.directors.of(channel.id) is None:
-        answered = None if ctx.interaction else ctx.message.id
-        user.opening = partial(_starter_note, channel, answered, ctx.me.id)
-    if ctx.interaction is not None:
-        return user
-    user.notes = notes_of(ctx.message, ctx.me.id)
-    user.replied = bot_replied(ctx.message, ctx.me.id)
-    attached = [
-        (item, Attachment(item.filename, item.content_type or "", item.size))
-        for item in ctx.message.attachments
-    ]
-    readable = [(item, a) for item, a in attached if check_attachment(a, max_attachment_bytes)]
-    if sum(attachment.size for _, attachment in readable) > INLINE_LIMIT:
-        limit = INLINE_LIMIT // 1_000_000
-        raise BotError(f"The files of one message can be at most {limit} MB together for me.")
-    for item, attachment in readable:
-        try:
-            attachment.data = await asyncio.wait_for(item.read(), ATTACHMENT_TIMEOUT)
-        except (discord.HTTPException, aiohttp.ClientError, TimeoutError) as error:
-            raise BotError(f"I couldn't download `{item.filename}`.") from error
-        user.parts.append(await attachment_part(attachment))
-    return user
-
-
-async def _starter_note(thread: discord.Thread, answered: int | None, bot_id: int) -> str | None:
-    """The note of the message `thread` was started from (it has the thread's id: in the
-    parent channel, or a forum post's own first message), unless that is the message
-    answered; None when there is none, or it can't be read now."""
-    if thread.id == answered:
-        return None
-    starter = thread.starter_message  # discord.py's cache of messages, when it holds it
-    if starter is None:
-        parent = thread.parent
-        where = parent if isinstance(parent, discord.TextChannel) else thread
-        try:
-            starter = await asyncio.wait_for(where.fetch_message(thread.id), STARTER_TIMEOUT)
-        except (discord.HTTPException, discord.RateLimited, aiohttp.ClientError, OSError) as error:
-            log.debug("no starter message for thread %s: %r", thread.id, error)  # most have none
-            return None
-    said = _content_of(starter)
-    name = BOT_LABEL if starter.author.id == bot_id else speaker(starter.author)
-    return thread_note(name, said) if said else None
 
 
 async def show_typing(channel: discord.abc.Messageable, timer: ReplyTimer) -> None:

@@ -16,6 +16,7 @@ from cogs.ai.export import newest_that_fit, to_jsonl, to_markdown
 from cogs.ai.personas import Persona, choose_persona
 from cogs.ai.records import ChannelPrefs
 from cogs.ai.replies import NO_PINGS, place_of
+from cogs.ai.tools.audit import DONE, FAILED, UNKNOWN
 from cogs.ai.tools.settings import audit_embed, families, tools_embed
 from utils.checks import (
     channel_permissions,
@@ -194,10 +195,11 @@ class AISettings(commands.Cog, name="AI settings"):
         """What the AI's tools changed here lately, who asked and how it went (Manage Server)."""
         assert ctx.guild is not None
         await ctx.defer(ephemeral=True)  # the audit is read from the database
-        done = await self.chat.audit.recent(ctx.guild.id, 15, ok=True)
-        refused = await self.chat.audit.recent(ctx.guild.id, 5, ok=False)
+        done = await self.chat.audit.recent(ctx.guild.id, 15, ok=DONE)
+        unsure = await self.chat.audit.recent(ctx.guild.id, 5, ok=UNKNOWN)
+        refused = await self.chat.audit.recent(ctx.guild.id, 5, ok=FAILED)
         # Its mentions ping nobody (the bot-wide AllowedMentions), as text too.
-        await send_embeds(ctx, [audit_embed(done, refused)], ephemeral=True)
+        await send_embeds(ctx, [audit_embed(done, unsure + refused)], ephemeral=True)
 
     @ai_group.command(name="model")
     @guild_permissions(manage_guild=True)

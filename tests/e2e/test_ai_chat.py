@@ -2113,9 +2113,9 @@ async def test_edits_by_other_bots_and_webhooks_cost_no_database_work(
     looked_up: list[int] = []
     edit_message = bot.chats.data.edit_message
 
-    async def spy(channel_id: int, message_id: int, content: str) -> tuple[bool, Turn | None]:
+    async def spy(channel_id: int, message_id: int, *rest: Any) -> tuple[bool, Turn | None]:
         looked_up.append(message_id)
-        return await edit_message(channel_id, message_id, content)
+        return await edit_message(channel_id, message_id, *rest)
 
     monkeypatch.setattr(bot.chats.data, "edit_message", spy)
     bots = await discord_fake.send_message(guild.text, robot, "now playing 0:01")

@@ -347,3 +347,34 @@ async def test_a_threads_first_exchange_reads_the_message_the_thread_started_fro
     assert f"started from a message of {BOT_LABEL}: Try Iceberg roses.]" in (
         gemini_fake.requests[-1].last_user_text
     )
+
+
+async def test_an_edit_of_a_threads_first_question_keeps_the_note_of_its_start(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """The note of the message a thread was started from is no part of the question its
+    first exchange holds it with: an edit of the question (read again once answered, or
+    edited while answered) changes the question's words, and the note stays."""
+    bot = await start_bot(ai_settings())
+    at = mention(discord_fake)
+    said = await discord_fake.send_message(guild.text, member, "Who won the 1998 World Cup?")
+    thread = guild.add_thread(guild.text, "cup", member, thread_id=said.id)
+    gemini_fake.reply(["France, ", "3-0."], chunk_delay=0.3)
+    asked = await discord_fake.send_message(thread, member, f"{at} and who scored?")
+    await discord_fake.wait_for(lambda: len(gemini_fake.requests) == 1 or None)
+    discord_fake.edit_by_author(asked, f"{at} and who scored the goals?")  # while answered
+    await discord_fake.wait_for_message(thread, predicate=lambda m: m.content == "France, 3-0.")
+    note = "[this thread was started from a message of alice: Who won the 1998 World Cup?]"
+
+    async def question() -> str:
+        return (await bot.chats.turns(thread.id))[0].content
+
+    await eventually(question, equals=f"and who scored the goals? {note}")
+    forget_cached(bot)  # the message the thread started from is fetched now
+    discord_fake.edit_by_author(asked, f"{at} and who scored, in the final?")
+    await eventually(question, equals=f"and who scored, in the final? {note}")

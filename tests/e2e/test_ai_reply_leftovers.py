@@ -1,5 +1,7 @@
 """AI replies end to end: a prompt refused for what was said before it points to
-`/ai reset`; `/chat` waiting in a channel deleted meanwhile costs no AI request."""
+`/ai reset`; `/chat` waiting in a channel deleted meanwhile costs no AI request; a model
+rate limited for longer than a reply waits says when to try again; the model reads the
+poll a message replies to, or a thread was started from."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from typing import cast
 from cogs.ai.cog import AI
 from config import Settings
 from tests.conftest import StartBot, eventually
-from tests.e2e.test_ai_chat import ask
+from tests.e2e.test_ai_chat import ask, mention
 from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.gemini_server import FakeGemini
 
@@ -74,3 +76,49 @@ async def test_chat_waiting_in_a_channel_deleted_meanwhile_costs_no_ai_request(
 
     assert (await ask(discord_fake, guild.text, member, "last")).content == "ok"
     assert [r.last_user_text for r in gemini_fake.requests] == ["alice: first", "alice: last"]
+
+
+async def test_a_model_busy_for_longer_than_a_reply_waits_says_when_to_try_again(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """Google asks for 25 s before another try (a rate limit): the asker is told at once
+    when to try again, not left watching "typing" for half a minute (a short wait is
+    waited out: `test_rate_limited_by_google_then_answers`)."""
+    gemini_fake.fail(429, retry_delay=25)
+    await start_bot(ai_settings())
+    reply = await ask(discord_fake, guild.text, member, "hello")
+    assert reply.content == "The AI model is busy; please try again in 25 seconds."
+    assert len(gemini_fake.requests) == 1
+
+
+async def test_the_model_reads_the_poll_a_question_replies_to_or_its_thread_started_from(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """A poll's message has no text of its own: "@bot which would you pick?" in reply to
+    one, or in a thread started from one, is about what the poll asks."""
+    await start_bot(ai_settings())
+    poll = await discord_fake.send_message(
+        guild.text, member, "", poll=("Pizza or tacos?", ["pizza", "tacos"])
+    )
+    noted = "[poll: Pizza or tacos? (answers: pizza / tacos)]"
+    reply = f"{mention(discord_fake)} which would you pick?"
+    await discord_fake.send_message(guild.text, member, reply, reference=poll)
+    await discord_fake.wait_for_message(guild.text)
+    said = f"alice: which would you pick? [replying to alice: {noted}]"
+    assert gemini_fake.requests[-1].last_user_text == said
+
+    thread = guild.add_thread(guild.text, "food", member, thread_id=poll.id)
+    await discord_fake.send_message(thread, member, f"{mention(discord_fake)} and you?")
+    await discord_fake.wait_for_message(thread)
+    thread_note = f"[this thread was started from a message of alice: {noted}]"
+    assert gemini_fake.requests[-1].last_user_text == f"alice: and you? {thread_note}"

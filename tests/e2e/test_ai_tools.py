@@ -12,6 +12,9 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
+from cogs.ai.tools.info import STALE_COUNT
 from cogs.ai.tools.web import (
     MAX_ANSWER,
     MAX_OUTPUT_TOKENS,
@@ -585,3 +588,53 @@ async def test_tools_turned_off_for_the_bot(
     )
     shown = (await discord_fake.answer(interaction)).embeds[0]["description"]
     assert "turned off" in shown and "AI_TOOLS_ENABLED" in shown
+
+
+@pytest.mark.backends("sqlite")  # how Discord counts, not how anything is stored
+async def test_the_member_count_is_the_servers_now_not_when_the_bot_connected(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """Without the members intent discord.py hears of nobody joining: its count stays the
+    one of when the bot connected. The tools ask Discord, once in a while per server."""
+    gemini_fake.reply_function_calls([("member_count", {}), ("server_info", {})])
+    gemini_fake.reply("Three members.")
+    gemini_fake.reply_function_calls([("member_count", {})])
+    gemini_fake.reply("Still three.")
+    await start_bot(ai_settings())
+    guild.add_member(discord_fake.add_user("newcomer"))  # no event reaches the bot
+
+    await answer(discord_fake, guild.text, member, "how many members?")
+    await answer(discord_fake, guild.text, member, "and now?")
+
+    first, second = chats(gemini_fake)[1], chats(gemini_fake)[3]
+    (_, count), (_, info) = first.function_responses
+    assert count == {"members": len(guild.members)} == second.function_responses[0][1]
+    assert info["members"] == len(guild.members)
+    fetched = [r for r in discord_fake.requests if r.path == f"/guilds/{guild.id}"]
+    assert len(fetched) == 1, "asked once, then kept a while"
+
+
+@pytest.mark.backends("sqlite")  # how Discord counts, not how anything is stored
+async def test_a_member_count_discord_does_not_give_is_said_to_be_old(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    gemini_fake.reply_function_calls([("member_count", {})])
+    gemini_fake.reply("About 3.")
+    await start_bot(ai_settings())
+    connected = len(guild.members)
+    guild.add_member(discord_fake.add_user("newcomer"))
+    discord_fake.fail_after[("GET", f"/guilds/{guild.id}")] = 403
+
+    assert (await answer(discord_fake, guild.text, member, "members?")).content == "About 3."
+    ((_, count),) = chats(gemini_fake)[1].function_responses
+    assert count == {"members": connected, "note": STALE_COUNT}

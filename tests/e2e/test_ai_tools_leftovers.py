@@ -104,8 +104,10 @@ async def test_a_change_discord_failed_to_confirm_is_not_called_made(
     assert again == {"refused": UNKNOWN_REPEATED}
     assert [c.name for c in guild.channels.values()].count("events") == 1
     audit = await slash(discord_fake, guild, discord_fake.owner, "audit")
-    (failed,) = audit.embeds[0]["fields"]
-    assert "Discord error 503 (may have been done)" in failed["value"]
+    maybe, refused = audit.embeds[0]["fields"]  # apart: it may have been done
+    assert maybe["name"] == "May have been done (outcome unknown)"
+    assert "❔ Discord error 503 (may have been done)" in maybe["value"]
+    assert refused["name"] == "Refused or failed" and "503" not in refused["value"]
 
 
 async def test_prefix_audit_and_tools_answer_in_text_where_the_bot_may_not_embed(

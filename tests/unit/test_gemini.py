@@ -14,8 +14,8 @@ from google.genai import types
 from cogs.ai.prompting import text_part
 from tests.fakes.gemini_payloads import sse
 from tests.fakes.gemini_server import FakeGemini
-from utils.gemini import GeminiProvider
-from utils.gemini_replies import AIError, Reply, ReplyStopped, Usage
+from utils.gemini import PATIENCE, GeminiProvider
+from utils.gemini_replies import AIBusyError, AIError, Reply, ReplyStopped, Usage
 from utils.reliability.circuit_breaker import CircuitBreaker
 
 
@@ -161,11 +161,36 @@ async def test_a_wait_longer_than_the_longest_backoff_is_not_waited_for(
     gemini_fake.fail(429, retry_delay=3600)
     provider = provider_for(gemini_fake, sleep=sleep)
     try:
-        with pytest.raises(AIError, match="not answering"):
+        with pytest.raises(AIBusyError, match="busy; please try again in 60 minutes"):
             await collect(provider)
     finally:
         await provider.close()
     assert slept == [] and len(gemini_fake.requests) == 1
+
+
+async def test_a_reply_waits_out_only_a_short_rate_limit(gemini_fake: FakeGemini) -> None:
+    """Someone waits for a reply (it has a deadline): a wait past PATIENCE is not waited
+    out but told; background work (no deadline) waits up to the longest backoff."""
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    provider = provider_for(gemini_fake, sleep=sleep)
+    deadline = asyncio.get_running_loop().time() + 45
+    try:
+        gemini_fake.fail(429, retry_delay=PATIENCE - 1)
+        assert await collect(provider, deadline=deadline) == "ok"
+        assert len(slept) == 1 and slept[0] >= PATIENCE - 1
+        gemini_fake.fail(429, retry_delay=PATIENCE + 15)
+        with pytest.raises(AIBusyError, match="busy; please try again in 25 seconds") as busy:
+            await collect(provider, deadline=deadline)
+        assert busy.value.retry_after == PATIENCE + 15 and len(slept) == 1
+        gemini_fake.fail(429, retry_delay=PATIENCE + 15)
+        assert (await provider.generate(HI)).text == "ok"
+    finally:
+        await provider.close()
+    assert len(slept) == 2 and slept[1] >= PATIENCE + 15
 
 
 async def test_a_refused_request_does_not_try_the_fallbacks(gemini_fake: FakeGemini) -> None:

@@ -65,6 +65,10 @@ class ChatLog(Protocol):
         """The highest id the log has given a turn, deleted since or not (0: none yet)."""
         ...
 
+    async def guild_model(self, guild_id: int | None) -> str | None:
+        """The model a guild chose for its chat (`/ai model`); None: the default."""
+        ...
+
 
 def render_turn(role: str, author_name: str, content: str) -> str:
     """A turn as a line of text: `name: words`, the bot's own as `assistant: words`."""

@@ -197,7 +197,7 @@ class Consolidator:
                         pending.guild_id, pending.channel_id, readable, turns[-1].id, read
                     )
                 except AIUnavailableError:
-                    raise  # the AI is down (its breaker is open): the next pass tries again
+                    raise  # the AI is down or busy (rate limited): the next pass tries again
                 except AIError as error:
                     if not self._given_up(pending.channel_id, error):
                         continue  # tried again next pass
@@ -276,7 +276,11 @@ class Consolidator:
         upto_id: int,
         read: int,
     ) -> int:
-        reply = await self.provider.generate(request(turns), system=INSTRUCTION, schema=SCHEMA)
+        # The server's model (`/ai model`), as its replies and summaries use.
+        model = await self.chat_log.guild_model(guild_id)
+        reply = await self.provider.generate(
+            request(turns), system=INSTRUCTION, schema=SCHEMA, model=model
+        )
         if self.usage is not None:
             await self.writer.unbroken(
                 self.usage.record(guild_id, reply.usage.prompt_tokens, reply.usage.output_tokens)

@@ -8,8 +8,13 @@ import unicodedata
 from utils.errors import BotError
 
 MAX_FACT_CHARS = 500
-# Shown as nothing though not format characters: Hangul fillers, the blank Braille cell.
-_BLANK = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+# Shown as nothing though not format characters: Hangul fillers, the blank Braille cell,
+# the combining grapheme joiner and the variation selectors (they only pick how the
+# character before them looks).
+_BLANK = frozenset(
+    "\u115f\u1160\u3164\uffa0\u2800\u034f"
+    + "".join(map(chr, [*range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0)]))
+)
 
 
 def fact_text(text: str) -> str:

@@ -1,8 +1,11 @@
 """The record of what tools changed: who asked, what, when, and how it went (`/ai audit`).
 
-Owns the `ai_tool_actions` table. Each server keeps its newest `KEEP` entries of calls
-that went through and, apart, its newest `KEEP_FAILED` of calls refused or failed: a
-flood of refused calls, which anyone can cause, never pushes out what was done.
+Owns the `ai_tool_actions` table. Its `ok` column says how a call went: `DONE`,
+`FAILED` (refused, or failed before changing anything) or `UNKNOWN` (it timed out or
+Discord failed part way: it may have been done). Each server keeps its newest `KEEP`
+entries of calls that went through and, apart, its newest `KEEP_FAILED` of each other
+kind: a flood of refused calls, which anyone can cause, never pushes out what was done
+or may have been.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from utils.db import Database
 
 KEEP = 500
 KEEP_FAILED = 100
+FAILED, DONE, UNKNOWN = 0, 1, 2  # what `ok` holds
 
 
 @dataclass(frozen=True)
@@ -25,7 +29,7 @@ class Action:
     tool: str
     arguments: str
     result: str
-    ok: bool
+    ok: int  # DONE, FAILED or UNKNOWN
     created_at: float
 
 
@@ -42,8 +46,9 @@ class ToolAudit:
         arguments: str,
         result: str,
         *,
-        ok: bool,
+        ok: int,
     ) -> None:
+        """Record a call that went as `ok` says: DONE, FAILED or UNKNOWN."""
         async with self.db.transaction() as conn:
             await conn.execute(
                 "INSERT INTO ai_tool_actions (guild_id, channel_id, user_id, tool, arguments, "
@@ -54,11 +59,11 @@ class ToolAudit:
                 "DELETE FROM ai_tool_actions WHERE guild_id = ? AND ok = ? AND id <= ("
                 "SELECT id FROM ai_tool_actions WHERE guild_id = ? AND ok = ? "
                 "ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                (guild_id, int(ok), guild_id, int(ok), KEEP if ok else KEEP_FAILED),
+                (guild_id, int(ok), guild_id, int(ok), KEEP if ok == DONE else KEEP_FAILED),
             )
 
-    async def recent(self, guild_id: int, limit: int, *, ok: bool) -> list[Action]:
-        """The newest `limit` calls that went through (`ok`), or else refused or failed."""
+    async def recent(self, guild_id: int, limit: int, *, ok: int) -> list[Action]:
+        """The newest `limit` calls that went as `ok` says (DONE, FAILED or UNKNOWN)."""
         rows = await self.db.fetchall(
             "SELECT id, channel_id, user_id, tool, arguments, result, ok, created_at "
             "FROM ai_tool_actions WHERE guild_id = ? AND ok = ? ORDER BY id DESC LIMIT ?",

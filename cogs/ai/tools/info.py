@@ -1,28 +1,79 @@
 """Tools that read about the server: what it is, its channels, the asker's roles, how many
 members it has, and the time somewhere. They change nothing; channel and role names are
-written by people, so their results count as outside text."""
+written by people, so their results count as outside text.
+
+The bot asks for no members intent, so discord.py hears of nobody joining or leaving: its
+`Guild.member_count` is the count of when the bot connected, days old perhaps. The count
+the tools give is Discord's own (`fetch_guild(with_counts=True)`), kept `COUNT_TTL`
+seconds per server; when Discord does not give it in time, the old count is given,
+marked as such.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import re
+import time
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+import aiohttp
 import discord
 from pydantic import BaseModel, Field
 
 from utils.checks import readable
 from utils.tools import Asker, Done, Family, NoArguments, Tool, ToolRefused
 
+log = logging.getLogger(__name__)
+
 MAX_CHANNELS = 50
+COUNT_TTL = 300.0  # seconds a server's member count is reused
+COUNT_TIMEOUT = 5.0  # seconds to wait for Discord's count
+MAX_COUNTS = 1000  # servers whose count is kept (the oldest kept goes first)
+STALE_COUNT = "Counted when the bot connected, maybe a while ago: say it is about that many."
 # An offset from UTC as people write it: "UTC+2", "GMT-5", "UTC+05:30", "+0200".
 _OFFSET = re.compile(r"(?:utc|gmt)?\s*([+\-\u2212])\s*(\d{1,2})(?::?(\d{2}))?")
 MAX_OFFSET = timedelta(hours=14)  # the furthest any place is from UTC (Kiribati)
 
 
-async def server_info(asker: Asker, _: NoArguments) -> Done:
+class MemberCounts:
+    """How many members servers have now, as Discord counts them (see the module
+    docstring)."""
+
+    def __init__(self, client: discord.Client) -> None:
+        self.client = client
+        self._counts: dict[int, tuple[float, int]] = {}  # guild id -> (when fetched, count)
+
+    async def of(self, guild: discord.Guild) -> dict[str, object]:
+        """`{"members": n}`, with a note when `n` is the count of when the bot connected."""
+        now = time.monotonic()
+        kept = self._counts.get(guild.id)
+        if kept is not None and now - kept[0] < COUNT_TTL:
+            return {"members": kept[1]}
+        try:
+            async with asyncio.timeout(COUNT_TIMEOUT):
+                fetched = await self.client.fetch_guild(guild.id, with_counts=True)
+        except (
+            TimeoutError,
+            discord.HTTPException,
+            discord.RateLimited,
+            aiohttp.ClientError,
+            OSError,
+        ) as error:
+            log.warning("could not get the member count of guild %s: %r", guild.id, error)
+            fetched = None
+        if fetched is None or fetched.approximate_member_count is None:
+            return {"members": guild.member_count, "note": STALE_COUNT}
+        self._counts.pop(guild.id, None)
+        if len(self._counts) >= MAX_COUNTS:
+            del self._counts[next(iter(self._counts))]
+        self._counts[guild.id] = (now, fetched.approximate_member_count)
+        return {"members": fetched.approximate_member_count}
+
+
+async def server_info(counts: MemberCounts, asker: Asker, _: NoArguments) -> Done:
     """Facts anyone in the server sees: the channels counted are those `list_channels`
     names."""
     member = asker.member()
@@ -35,7 +86,7 @@ async def server_info(asker: Asker, _: NoArguments) -> Done:
     result = {
         "name": guild.name,
         "created": guild.created_at.date().isoformat(),
-        "members": guild.member_count,
+        **await counts.of(guild),
         "text_channels": visible(guild.text_channels),
         "voice_channels": visible(guild.voice_channels),
         "roles": len(guild.roles) - 1,
@@ -75,8 +126,8 @@ async def my_roles(asker: Asker, _: NoArguments) -> Done:
     return Done({"roles": roles}, outside=True)
 
 
-async def member_count(asker: Asker, _: NoArguments) -> Done:
-    return Done({"members": asker.member().guild.member_count})
+async def member_count(counts: MemberCounts, asker: Asker, _: NoArguments) -> Done:
+    return Done(await counts.of(asker.member().guild))
 
 
 class TimeIn(BaseModel):
@@ -127,25 +178,37 @@ async def current_time(_: Asker, args: TimeIn) -> Done:
     )
 
 
-TOOLS: list[Tool] = [
-    Tool("server_info", "Facts about this Discord server.", Family.INFO, server_info, NoArguments),
-    Tool(
-        "list_channels",
-        "The server's channels that the person asking, and everyone reading here, can see.",
-        Family.INFO,
-        list_channels,
-        NoArguments,
-    ),
-    Tool("my_roles", "The roles of the person asking.", Family.INFO, my_roles, NoArguments),
-    Tool(
-        "member_count", "How many members the server has.", Family.INFO, member_count, NoArguments
-    ),
-    Tool(
-        "current_time",
-        "The current date and time in a time zone.",
-        Family.INFO,
-        current_time,
-        TimeIn,
-        guild_only=False,
-    ),
-]
+def tools(client: discord.Client) -> list[Tool]:
+    counts = MemberCounts(client)
+    return [
+        Tool(
+            "server_info",
+            "Facts about this Discord server.",
+            Family.INFO,
+            functools.partial(server_info, counts),
+            NoArguments,
+        ),
+        Tool(
+            "list_channels",
+            "The server's channels that the person asking, and everyone reading here, can see.",
+            Family.INFO,
+            list_channels,
+            NoArguments,
+        ),
+        Tool("my_roles", "The roles of the person asking.", Family.INFO, my_roles, NoArguments),
+        Tool(
+            "member_count",
+            "How many members the server has.",
+            Family.INFO,
+            functools.partial(member_count, counts),
+            NoArguments,
+        ),
+        Tool(
+            "current_time",
+            "The current date and time in a time zone.",
+            Family.INFO,
+            current_time,
+            TimeIn,
+            guild_only=False,
+        ),
+    ]

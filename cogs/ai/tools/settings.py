@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import discord
 
-from cogs.ai.tools.audit import Action
+from cogs.ai.tools.audit import DONE, FAILED, UNKNOWN, Action
 from utils.text import truncate
 from utils.tools import DEFAULT_FAMILIES, SWITCHABLE, Family
 
-MAX_DESCRIPTION = 4000  # characters of the changes shown (an embed's description holds 4096)
-MAX_FIELD = 1000  # characters of the refused calls shown (a field holds 1024)
+# Characters of the changes shown (a description holds 4096), and of each other kind of
+# call (a field holds 1024): all three in an embed's 6000.
+MAX_DESCRIPTION = 3800
+MAX_FIELD = 1000
+MARKS = {DONE: "✅", UNKNOWN: "❔", FAILED: "❌"}
+UNDONE = ((UNKNOWN, "May have been done (outcome unknown)"), (FAILED, "Refused or failed"))
 
 # What each switch covers, as `/ai tools` shows it.
 FAMILY_HELP = {
@@ -49,15 +53,17 @@ def tools_embed(on: frozenset[Family], enabled: bool, offered: frozenset[Family]
     return embed
 
 
-def audit_embed(done: list[Action], refused: list[Action]) -> discord.Embed:
-    """The recent changes made, then apart the newest calls refused or failed (a flood of
-    them, which anyone can cause, hides no change). One a line, as many whole lines as
-    the embed holds; their arguments and results (which the model and so anyone asking
+def audit_embed(done: list[Action], undone: list[Action]) -> discord.Embed:
+    """The recent changes made, then apart the newest calls of `undone` by kind: those that
+    may have been done (their outcome unknown), those refused or failed (a flood of them,
+    which anyone can cause, hides no change). One a line, as many whole lines as the
+    embed holds; their arguments and results (which the model and so anyone asking
     chose) shown as plain text: no masked links, formatting or mentions."""
     embed = discord.Embed(title="What AI tools did here", colour=discord.Colour.blurple())
     embed.description = _lines(done, MAX_DESCRIPTION) or "No tool has changed anything yet."
-    if refused:
-        embed.add_field(name="Refused or failed", value=_lines(refused, MAX_FIELD), inline=False)
+    for kind, name in UNDONE:
+        if lines := _lines([a for a in undone if a.ok == kind], MAX_FIELD):
+            embed.add_field(name=name, value=lines, inline=False)
     return embed
 
 
@@ -67,7 +73,7 @@ def _lines(actions: list[Action], room: int) -> str:
     for a in actions:
         line = (
             f"<t:{int(a.created_at)}:R> <@{a.user_id}> in <#{a.channel_id}>: `{a.tool}` "
-            f"{plain(a.arguments)} → {'✅' if a.ok else '❌'} {plain(a.result)}"
+            f"{plain(a.arguments)} → {MARKS[a.ok]} {plain(a.result)}"
         )
         room -= len(line) + 1
         if room < 0:  # a line cut short could end inside a timestamp or a mention

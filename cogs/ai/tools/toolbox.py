@@ -35,7 +35,7 @@ import discord
 from google.genai import types
 from pydantic import BaseModel, ValidationError
 
-from cogs.ai.tools.audit import ToolAudit
+from cogs.ai.tools.audit import FAILED, UNKNOWN, ToolAudit
 from cogs.ai.tools.roles import permission_name
 from utils.db import DB_ERRORS
 from utils.errors import BotError
@@ -318,11 +318,13 @@ class Toolbox:
     ) -> dict[str, Any]:
         """The result of a call that failed part way (`what` for the audit, `error` for the
         model): a change it was making may have been made."""
+        outcome = FAILED
         if change is not None:
             self._maybe_made.add(change)
             self._fresh = None
             what, error = f"{what} (may have been done)", f"{error} {UNKNOWN_OUTCOME}"
-        await self._record(tool, args, what, ok=False)
+            outcome = UNKNOWN
+        await self._record(tool, args, what, ok=outcome)
         return {"error": error}
 
     def _show(self, done: Done) -> None:
@@ -334,7 +336,7 @@ class Toolbox:
                 known.add(source.uri)
                 self.sources.append(source)
 
-    async def _record(self, tool: Tool[Any], args: dict[str, Any], result: str, ok: bool) -> None:
+    async def _record(self, tool: Tool[Any], args: dict[str, Any], result: str, ok: int) -> None:
         guild = self.asker.guild
         if self.audit is None or guild is None or not tool.changes or tool.family == Family.MEMORY:
             return
