@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import numpy as np
+import onnx as onnx_model
 import pytest
 
 from cogs.ai.records import Turn
@@ -37,6 +38,9 @@ def test_onnx_export_is_cached_and_close_to_pytorch(tmp_path: Path) -> None:
     onnx = SentenceEmbedder(cache=tmp_path)
     vectors = onnx.encode(TEXTS)
     assert [p.suffix for p in sorted(tmp_path.iterdir())] == [".onnx", ".json"]
+    graph = onnx_model.load(str(next(tmp_path.glob("*.onnx")))).graph
+    kinds = {node.op_type for node in graph.node}
+    assert {"QAttention", "SkipLayerNormalization", "BiasGelu"} <= kinds, "layers fused"
     assert vectors.shape == torch.shape and vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert ((vectors * torch).sum(axis=1) > 0.97).all()
