@@ -5,8 +5,8 @@ fallback model; on one model it retries 429/5xx/timeouts with exponential backof
 and jitter, honouring the delay Google (or a `Retry-After`) asks for, and moves on
 at once when the model is missing (404), out of quota (429 RESOURCE_EXHAUSTED,
 while another model is left) or asks to wait longer than the longest backoff (for a
-reply someone waits for, than `PATIENCE`); if none answers, users are told the wait the
-last one asked for (`AIBusyError`). It refuses at once while the circuit breaker is
+reply someone waits for, than `PATIENCE`); if none answers, users are told the shortest
+wait any asked for (`AIBusyError`). It refuses at once while the circuit breaker is
 open, and a reply's wait for its first words is bounded by a deadline over all of that.
 A reply Google stopped early (safety filters, length limit, ...) ends with a
 `ReplyStopped` saying why. An answer that can't be read (no events, not JSON, not
@@ -111,8 +111,7 @@ class GeminiProvider:
         allows (stored before it was taken off the list) gives way to the default."""
         if preferred is not None and preferred not in self.allowed_models:
             preferred = None
-        chain = [preferred or self.model, self.model, *self.fallback_models]
-        return list(dict.fromkeys(chain))
+        return list(dict.fromkeys([preferred or self.model, self.model, *self.fallback_models]))
 
     async def stream(
         self,
@@ -248,9 +247,10 @@ class GeminiProvider:
         for the breaker only when no model answered: a fallback that answers counts
         as a success, so a dead main model does not open the breaker for good ones.
         """
+        asks: dict[str, float | None] = {}  # the wait each model asked for last
         try:
             async with self.breaker:
-                return await self._tries(request, self.models_for(preferred), reply, deadline)
+                return await self._tries(request, self.models_for(preferred), reply, deadline, asks)
         except CircuitOpenError as error:
             self.metrics.gemini_error(error_kind(error))
             raise AIUnavailableError(error.retry_after) from error
@@ -258,8 +258,9 @@ class GeminiProvider:
             # No model answered (see _give_up).
             if self.breaker.retry_after:
                 raise AIUnavailableError(self.breaker.retry_after) from error
-            if isinstance(error, errors.APIError) and (wait := retry_delay(error)) is not None:
-                raise AIBusyError(wait) from error  # it said when it will answer
+            if isinstance(error, errors.APIError) and retry_delay(error) is not None:
+                # Asked to wait: the soonest any model will answer is when to try again.
+                raise AIBusyError(min(w for w in asks.values() if w is not None)) from error
             raise AIError(NOT_ANSWERING) from error
 
     async def _tries(
@@ -268,6 +269,7 @@ class GeminiProvider:
         models: list[str],
         reply: Reply,
         deadline: float | None,
+        asks: dict[str, float | None],
     ) -> Any:
         loop = asyncio.get_running_loop()
 
@@ -292,12 +294,12 @@ class GeminiProvider:
                         log.error("Gemini refused the request: %s %s", error.code, error.message)
                         raise AIError(refusal(error)) from error
                     failures.append(error)
+                    asked = asks[model] = retry_delay(error)
                     if error.code in UNAVAILABLE_MODEL_STATUS or (
                         is_quota(error) and index + 1 < len(models)
                     ):
                         log.warning("model %s: %s; trying the next", model, error.status)
                         break
-                    asked = retry_delay(error)
                     if asked is not None and asked > longest:
                         # A try before then fails again (a quota used up for the day, say).
                         log.warning("model %s asks for %.0f s; trying the next", model, asked)
@@ -305,6 +307,7 @@ class GeminiProvider:
                 except FAILED_TRY as error:
                     self.metrics.gemini_error(error_kind(error))
                     failures.append(error)
+                    asks[model] = None
                 else:
                     reply.model = model
                     return result
@@ -325,9 +328,8 @@ class GeminiProvider:
         return self._give_up(failures)
 
     def _give_up(self, failures: list[BaseException]) -> NoReturn:
-        """No model answered: count the failed tries for the breaker, raise the last.
-
-        The last one leaves the breaker's block, which counts it (and ends a trial)."""
+        """No model answered: count the failed tries for the breaker, raise the last (it
+        leaves the breaker's block, which counts it and ends a trial)."""
         last = failures[-1]
         for error in failures[:-1]:
             if is_transient(error):
@@ -386,12 +388,9 @@ def _begun(response: types.GenerateContentResponse) -> bool:
 
 
 def _session(base_url: str) -> aiohttp.ClientSession:
-    """The HTTP session for Gemini, with any proxy the environment names for
-    `base_url` looked up once.
-
-    google-genai's default session trusts the environment on every request, which
-    costs two thread-pool round trips per request (a proxy and a netrc lookup).
-    """
+    """The HTTP session for Gemini, with any proxy the environment names for `base_url`
+    looked up once (google-genai's default session trusts the environment on every
+    request, which costs two thread-pool round trips: a proxy and a netrc lookup)."""
     try:
         proxy, proxy_auth = get_env_proxy_for_url(URL(base_url))
     except LookupError:

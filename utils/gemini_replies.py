@@ -33,7 +33,7 @@ class AIBusyError(AIUnavailableError):
     `utils.gemini.PATIENCE`): they are told when to try again instead."""
 
     def __init__(self, retry_after: float) -> None:
-        when = wait_words(retry_after)
+        when = wait_words(max(1.0, retry_after))  # never "in 0 seconds" (a `Retry-After: 0`)
         super().__init__(retry_after, f"The AI model is busy; please try again in {when}.")
 
 

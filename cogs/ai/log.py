@@ -46,3 +46,9 @@ class ChatLogReader:
         if guild_id is None:
             return None
         return await self.db.fetchval("SELECT model FROM ai_guilds WHERE guild_id = ?", (guild_id,))
+
+    async def channel_safety(self, channel_id: int) -> str | None:
+        """The safety level a channel or thread chose itself (`/ai safety`); None: none."""
+        return await self.db.fetchval(
+            "SELECT safety FROM ai_channels WHERE channel_id = ?", (channel_id,)
+        )

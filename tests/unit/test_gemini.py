@@ -168,6 +168,49 @@ async def test_a_wait_longer_than_the_longest_backoff_is_not_waited_for(
     assert slept == [] and len(gemini_fake.requests) == 1
 
 
+async def test_every_model_busy_gives_the_shortest_wait_any_asked_for(
+    gemini_fake: FakeGemini,
+) -> None:
+    """The soonest a user can try again is the shortest wait a model asked for (its latest
+    ask: the main model's first 5 s were waited out before it asked for 40 s)."""
+
+    async def sleep(seconds: float) -> None:
+        pass
+
+    gemini_fake.fail(503, retry_delay=5, model="gemini-main")
+    gemini_fake.fail(429, retry_delay=40, model="gemini-main")
+    gemini_fake.fail(429, retry_delay=20, model="gemini-b")
+    gemini_fake.fail(429, retry_delay=3600, model="gemini-c")
+    provider = provider_for(gemini_fake, fallback_models=("gemini-b", "gemini-c"), sleep=sleep)
+    try:
+        with pytest.raises(AIBusyError, match="busy; please try again in 20 seconds") as busy:
+            await collect(provider)
+    finally:
+        await provider.close()
+    assert busy.value.retry_after == 20
+    assert [r.model for r in gemini_fake.requests] == ["gemini-main"] * 2 + [
+        "gemini-b",
+        "gemini-c",
+    ]
+
+
+async def test_a_busy_model_that_asks_for_no_wait_is_not_said_to_ask_for_0_seconds(
+    gemini_fake: FakeGemini,
+) -> None:
+    """A proxy's `Retry-After: 0` on every try: "try again in 0 seconds" reads as a bug."""
+
+    async def sleep(seconds: float) -> None:
+        pass
+
+    gemini_fake.fail(429, times=4, retry_after=0)
+    provider = provider_for(gemini_fake, sleep=sleep)
+    try:
+        with pytest.raises(AIBusyError, match=r"busy; please try again in 1 second\."):
+            await collect(provider)
+    finally:
+        await provider.close()
+
+
 async def test_a_reply_waits_out_only_a_short_rate_limit(gemini_fake: FakeGemini) -> None:
     """Someone waits for a reply (it has a deadline): a wait past PATIENCE is not waited
     out but told; background work (no deadline) waits up to the longest backoff."""

@@ -81,3 +81,26 @@ async def test_a_rate_limit_stops_the_pass_and_gives_up_no_channel(
     assert 10 not in await ConsolidationMarks(db).consolidated([10])
     gemini_fake.reply(BEES)
     assert await service.consolidate_once() == 1
+
+
+async def test_facts_are_asked_under_the_channels_safety_level(
+    make_service: MakeService, provider: GeminiProvider, gemini_fake: FakeGemini, db: Database
+) -> None:
+    """A channel's `/ai safety` level holds for consolidation as for its replies and
+    summaries: a stricter default filter would refuse what its replies may say, and the
+    channel's facts would never be read; a channel with none gets Google's default."""
+    service = await make_service(provider=provider)
+    chat = ChatStore(db)
+    await chat.prefs.update_channel(1, 10, safety="off")
+    await chat.add_turns(1, 10, [Turn("user", ALICE, "Alice", "I keep bees")])
+    await chat.add_turns(1, 11, [Turn("user", ALICE, "Alice", "I keep goats")])
+    gemini_fake.default = lambda _: "[]"
+    assert await service.consolidate_once() == 0
+    sent = {
+        "bees" in r.last_user_text: r.json.get("safetySettings")
+        or r.json.get("generationConfig", {}).get("safetySettings")
+        for r in gemini_fake.requests
+    }
+    assert len(gemini_fake.requests) == 2
+    assert {s["threshold"] for s in sent[True]} == {"OFF"}
+    assert sent[False] is None, "no level chosen: Google's default"

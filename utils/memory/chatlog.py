@@ -69,6 +69,10 @@ class ChatLog(Protocol):
         """The model a guild chose for its chat (`/ai model`); None: the default."""
         ...
 
+    async def channel_safety(self, channel_id: int) -> str | None:
+        """The safety level a channel or thread chose itself (`/ai safety`); None: none."""
+        ...
+
 
 def render_turn(role: str, author_name: str, content: str) -> str:
     """A turn as a line of text: `name: words`, the bot's own as `assistant: words`."""

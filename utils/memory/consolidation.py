@@ -276,10 +276,14 @@ class Consolidator:
         upto_id: int,
         read: int,
     ) -> int:
-        # The server's model (`/ai model`), as its replies and summaries use.
+        # The server's model (`/ai model`) and the channel's safety level (`/ai safety`), as
+        # its replies and summaries use: a stricter filter would refuse what they may say.
+        # A thread's own level only: the log does not know its channel, whose level replies
+        # in a thread fall back to; a thread with none of its own gets Google's default.
         model = await self.chat_log.guild_model(guild_id)
+        safety = await self.chat_log.channel_safety(channel_id)
         reply = await self.provider.generate(
-            request(turns), system=INSTRUCTION, schema=SCHEMA, model=model
+            request(turns), system=INSTRUCTION, schema=SCHEMA, model=model, safety=safety
         )
         if self.usage is not None:
             await self.writer.unbroken(
