@@ -92,6 +92,7 @@ async def test_sqlite_pragmas(db: Database) -> None:
     assert await db.fetchval("PRAGMA journal_mode") == "wal"
     assert await db.fetchval("PRAGMA foreign_keys") == 1
     assert await db.fetchval("PRAGMA busy_timeout") == 5000
+    assert await db.fetchval("PRAGMA mmap_size") == 128 * 2**20
 
 
 async def test_schema_version_is_the_last_migration(db: Database) -> None:
