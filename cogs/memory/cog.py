@@ -14,6 +14,7 @@ import logging
 import math
 import re
 from collections import deque
+from pathlib import PurePath
 from typing import TYPE_CHECKING
 
 import discord
@@ -52,6 +53,14 @@ _MENTION_OR_ID = re.compile(r"<@!?[0-9]{15,20}>|[0-9]{15,20}")  # as discord.py'
 def scope_of(guild: discord.Guild | None, user: discord.abc.User) -> Scope:
     """Where someone's memories live when they ask from `guild` (None: their DMs)."""
     return Scope.of(guild.id if guild else None, user.id)
+
+
+def model_shown(model: str) -> str:
+    """The embedding model as `/memory stats` names it: a local directory (`EMBEDDING_MODEL`
+    may be one) by its own name, not by where the bot's host keeps it."""
+    if model.startswith(("/", "~", ".")):
+        return PurePath(model).name
+    return model
 
 
 class Person(commands.Converter[discord.abc.User], app_commands.Transformer):
@@ -350,6 +359,6 @@ class MemoryCog(commands.Cog, name="Memory"):
             value=f"{stats.index_kind}, {stats.index_vectors:,} vectors\n"
             f"{stats.index_file_bytes / 2**20:.1f} MiB on disk",
         )
-        embed.add_field(name="Embedding model", value=f"`{stats.model}`")
+        embed.add_field(name="Embedding model", value=f"`{model_shown(stats.model)}`")
         embed.add_field(name="Exchanges waiting to be indexed", value=f"{stats.queued:,}")
         await send_embeds(ctx, [embed], ephemeral=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cogs.memory.cog import parse_target
+from cogs.memory.cog import model_shown, parse_target
 from utils.errors import BotError
 from utils.memory.facts import MAX_FACT_CHARS, fact_text
 
@@ -62,3 +62,20 @@ def test_a_fact_of_only_invisible_characters_is_nothing_to_remember(fact: str) -
     the Hangul fillers and the blank Braille pattern people send as blank messages."""
     with pytest.raises(BotError, match=r"There is nothing to remember in that\."):
         fact_text(fact)
+
+
+@pytest.mark.parametrize(
+    ("model", "shown"),
+    [
+        ("all-MiniLM-L6-v2", "all-MiniLM-L6-v2"),
+        ("sentence-transformers/all-mpnet-base-v2", "sentence-transformers/all-mpnet-base-v2"),
+        ("/home/gembot/models/e5-small", "e5-small"),
+        ("/srv/models/e5-small/", "e5-small"),
+        ("~/models/e5-small", "e5-small"),
+        ("./models/e5-small", "e5-small"),
+        ("../models/e5-small", "e5-small"),
+    ],
+)
+def test_memory_stats_names_a_local_model_without_its_path(model: str, shown: str) -> None:
+    """Server managers see the model, not where the bot's host keeps it."""
+    assert model_shown(model) == shown

@@ -18,3 +18,10 @@ def test_variation_selectors_alone_are_nothing_to_remember(fact: str) -> None:
 
 def test_an_emoji_with_its_variation_selector_is_remembered() -> None:
     assert fact_text("I love \u2764\ufe0f") == "I love \u2764\ufe0f"
+
+
+@pytest.mark.parametrize("fact", ["\x01\x02", "\x1b \x7f", "\x00", "\x9b\x9c"])
+def test_control_characters_alone_are_nothing_to_remember(fact: str) -> None:
+    """Control characters (those not spaces or line breaks) print as nothing either."""
+    with pytest.raises(BotError, match=r"There is nothing to remember in that\."):
+        fact_text(fact)

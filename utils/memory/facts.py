@@ -19,9 +19,12 @@ _BLANK = frozenset(
 
 def fact_text(text: str) -> str:
     """A fact someone tells the bot, as it is stored (on one line); refused (BotError)
-    if it shows as nothing (zero-width spaces, _BLANK...) or is over MAX_FACT_CHARS."""
+    if it shows as nothing (zero-width spaces, control characters, _BLANK...) or is over
+    MAX_FACT_CHARS."""
     text = " ".join(text.split())
-    if all(char == " " or char in _BLANK or unicodedata.category(char) == "Cf" for char in text):
+    if all(
+        char == " " or char in _BLANK or unicodedata.category(char) in ("Cf", "Cc") for char in text
+    ):
         raise BotError("There is nothing to remember in that.")
     if len(text) > MAX_FACT_CHARS:
         raise BotError(f"A memory can be at most {MAX_FACT_CHARS} characters.")
