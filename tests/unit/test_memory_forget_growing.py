@@ -20,7 +20,7 @@ from utils.memory.embedder import HashingEmbedder
 from utils.memory.records import Scope
 from utils.memory.service import MemoryService
 
-GUILD, ALICE, CHANNEL = Scope("guild", 1), 7, 10
+GUILD, ALICE, BOB, CHANNEL = Scope("guild", 1), 7, 8, 10
 
 
 class Gated(HashingEmbedder):
@@ -104,5 +104,71 @@ async def test_after_a_dropped_growth_its_channels_later_chunks_wait_to_be_writt
         )
         assert ids[:2] == [None, None] and ids[2] is not None
         assert [m.text for m in await service.memories_of(GUILD, ALICE)] == ["alice: coffee"]
+    finally:
+        await service.close()
+
+
+async def _waiting_service(db: Database, tmp_path: Path) -> MemoryService:
+    """A service that has just indexed a batch, so the next exchanges wait together for
+    the next one (the indexing delay, here until flushed)."""
+    service = MemoryService(
+        db,
+        HashingEmbedder(),
+        directory=tmp_path / "memory",
+        config=MemoryConfig(consolidation_interval=0, index_delay=3600),
+        chat_log=ChatLogReader(db),
+        clock=lambda: 1000.0,
+    )
+    await service.start()
+    hello = [Turn("user", BOB, "bob", "hello"), Turn("model", 0, "assistant", "hi")]
+    service.index_turns(GUILD, CHANNEL + 1, await ChatStore(db).add_turns(1, CHANNEL + 1, hello))
+    await service.flush()
+    return service
+
+
+async def test_a_message_deleted_before_it_is_indexed_takes_only_its_own_exchange(
+    db: Database, tmp_path: Path
+) -> None:
+    service = await _waiting_service(db, tmp_path)
+    try:
+        chat = ChatStore(db)
+        pin = [
+            Turn("user", ALICE, "alice", "my pin is 4821", 501),
+            Turn("model", 0, "assistant", "ok"),
+        ]
+        said = await chat.add_turns(1, CHANNEL, pin)
+        service.index_turns(GUILD, CHANNEL, said)
+        cat = [
+            Turn("user", ALICE, "alice", "my cat is Whiskers"),
+            Turn("model", 0, "assistant", "cute"),
+        ]
+        service.index_turns(GUILD, CHANNEL, await chat.add_turns(1, CHANNEL, cat))
+        await service.unsay(CHANNEL, {501}, said[:1])  # deleted in Discord, still queued
+        await service.flush()  # both exchanges in one batch: they would make one chunk
+
+        texts = [m.text for m in await service.memories_of(GUILD, ALICE)]
+        assert texts == ["alice: my cat is Whiskers\nassistant: cute"]
+    finally:
+        await service.close()
+
+
+async def test_what_is_said_after_a_forget_all_is_remembered_though_indexed_with_what_went(
+    db: Database, tmp_path: Path
+) -> None:
+    service = await _waiting_service(db, tmp_path)
+    try:
+        chat = ChatStore(db)
+        pin = [Turn("user", ALICE, "alice", "my pin is 4821"), Turn("model", 0, "assistant", "ok")]
+        service.index_turns(GUILD, CHANNEL, await chat.add_turns(1, CHANNEL, pin))
+        assert await service.forget(GUILD, ALICE) == 0  # `/memory forget all`: nothing stored yet
+        cat = [
+            Turn("user", ALICE, "alice", "my cat is Whiskers"),
+            Turn("model", 0, "assistant", "cute"),
+        ]
+        service.index_turns(GUILD, CHANNEL, await chat.add_turns(1, CHANNEL, cat))
+        await service.flush()
+
+        texts = [m.text for m in await service.memories_of(GUILD, ALICE)]
+        assert texts == ["alice: my cat is Whiskers\nassistant: cute"]
     finally:
         await service.close()

@@ -44,6 +44,10 @@ class Exchange:
     held: tuple[Held, ...]  # its turns in the chat log (none if not stored there)
     parts: tuple[int, ...] = ()  # the earlier Discord messages of its reply (split)
 
+    @property
+    def turn_ids(self) -> tuple[int, ...]:
+        return tuple(turn_id for turn_id, _ in self.held)
+
     @classmethod
     def of(
         cls,

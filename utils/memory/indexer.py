@@ -137,7 +137,7 @@ class Indexer:
 
     async def _index(self, exchanges: list[Exchange]) -> None:
         by_channel: dict[int, list[Exchange]] = defaultdict(list)
-        for exchange in exchanges:
+        for exchange in await self._still_remembered(exchanges):
             by_channel[exchange.channel_id].append(exchange)
         chunks = []
         for channel_id, group in by_channel.items():
@@ -146,6 +146,24 @@ class Indexer:
         # exchanges are written again as new chunks of their own.
         dropped = await self._write(chunks)
         await self._write([c for ch in dropped for c in plan(None, by_channel[ch], self.limits)])
+
+    async def _still_remembered(self, exchanges: list[Exchange]) -> list[Exchange]:
+        """`exchanges` but those deleted or edited in Discord since, or forgotten (their
+        author's forget all, a purge), left out before they are chunked: a chunk taking
+        one in is not written, nor would what was said after it in the same chunk be.
+        (A forget between now and the write still drops the chunk whole.)"""
+        gone = await self.store.tombstones({(e.scope, e.channel_id) for e in exchanges})
+        return [
+            exchange
+            for exchange in exchanges
+            if self.writer.still_said(exchange.turn_ids)
+            and not gone.cover(
+                exchange.scope,
+                exchange.author_id,
+                exchange.channel_id,
+                min(exchange.turn_ids, default=None),
+            )
+        ]
 
     async def _write(self, chunks: list[Chunk]) -> set[int]:
         if not chunks:

@@ -212,6 +212,11 @@ class MemoryStore:
 
     # Reading
 
+    async def tombstones(self, places: Collection[tuple[Scope, int | None]]) -> Tombstones:
+        """The forgetting and purges bearing on these places now (`write_chunks` reads
+        them again in its transaction)."""
+        return await Tombstones.read(self.db, places)
+
     async def open_chunk(self, channel_id: int) -> Chunk | None:
         """The newest conversation chunk of a channel (it may still grow)."""
         row = await self.db.fetchone(

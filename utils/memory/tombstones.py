@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
-from utils.db import Connection, in_batches
+from utils.db import Connection, Reads, in_batches
 from utils.memory.chunks import Held
 from utils.memory.records import Scope
 
@@ -46,7 +46,7 @@ class Tombstones:
     @classmethod
     async def read(
         cls,
-        conn: Connection,
+        conn: Connection | Reads,
         places: Collection[tuple[Scope, int | None]],
         turn_ids: Collection[int] = (),
     ) -> Tombstones:
@@ -79,7 +79,7 @@ class Tombstones:
         return any(upto is not None and turn_id <= upto for upto in uptos)
 
 
-async def forgotten(conn: Connection, scopes: Collection[Scope]) -> Forgotten:
+async def forgotten(conn: Connection | Reads, scopes: Collection[Scope]) -> Forgotten:
     found: Forgotten = {}
     for scope in scopes:
         rows = await conn.fetchall(
@@ -108,7 +108,7 @@ async def bound_forgotten_turns(conn: Connection) -> None:
     )
 
 
-async def _purged(conn: Connection, places: Collection[tuple[Scope, int | None]]) -> Purged:
+async def _purged(conn: Connection | Reads, places: Collection[tuple[Scope, int | None]]) -> Purged:
     """The purges of these (scope, channel) places still kept in mind."""
     targets = {("channel", channel) for _, channel in places if channel is not None}
     targets |= {("guild", scope.guild_id) for scope, _ in places if scope.guild_id is not None}
@@ -123,7 +123,7 @@ async def _purged(conn: Connection, places: Collection[tuple[Scope, int | None]]
     return found
 
 
-async def _forgotten_turns(conn: Connection, turn_ids: Collection[int]) -> set[int]:
+async def _forgotten_turns(conn: Connection | Reads, turn_ids: Collection[int]) -> set[int]:
     """Those of `turn_ids` in a single memory forgotten since (`memory_forgotten_turns`)."""
     found: set[int] = set()
     ids = sorted(turn_ids)

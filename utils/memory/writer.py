@@ -75,6 +75,10 @@ class MemoryWriter:
         while len(self._unsaid) > UNSAID_TURNS:
             self._unsaid.popitem(last=False)
 
+    def still_said(self, turn_ids: Iterable[int]) -> bool:
+        """Whether none of these chat turns was deleted or edited since (`unsay`)."""
+        return self._unsaid.keys().isdisjoint(turn_ids)
+
     def unsaid(self) -> int:
         """How far chat turns have been unsaid: taken before turns are read, it tells
         `add_facts` which were deleted or edited after."""
@@ -82,11 +86,7 @@ class MemoryWriter:
 
     async def _write_chunks(self, chunks: list[Chunk], vectors: np.ndarray) -> set[int]:
         async with self._lock:
-            said = [
-                i
-                for i, chunk in enumerate(chunks)
-                if self._unsaid.keys().isdisjoint(chunk.turn_ids)
-            ]
+            said = [i for i, chunk in enumerate(chunks) if self.still_said(chunk.turn_ids)]
             chunks, vectors = [chunks[i] for i in said], vectors[said]
             if not chunks:
                 return set()
