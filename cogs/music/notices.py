@@ -1,5 +1,6 @@
-"""Skip notices: tracks that fail one after another (a playlist of deleted or private
-videos) share one message, edited as each fails, instead of one message each.
+"""Music notices: why the bot left voice on its own (:data:`LEAVE_NOTES`), and skip
+notices: tracks that fail one after another (a playlist of deleted or private videos)
+share one message, edited as each fails, instead of one message each.
 
 A run ends when a track starts, the queue ends or the player stops; the next failure
 then posts a new notice.  Each failure still gets its own log line (the sessions').
@@ -11,11 +12,19 @@ import logging
 
 import discord
 
+from cogs.music.player_protocols import LeaveReason
 from cogs.music.views import clean
 
 log = logging.getLogger(__name__)
 
 _NO_PINGS = discord.AllowedMentions.none()
+
+LEAVE_NOTES = {
+    LeaveReason.IDLE: "Nothing is playing, so I left the voice channel.",
+    LeaveReason.ALONE: "Nobody is listening any more, so I left the voice channel.",
+    LeaveReason.LOST: "I was disconnected from the voice channel, so I stopped the music.",
+    LeaveReason.DROPPED: "I lost the voice connection and couldn't get it back, so I left.",
+}
 
 
 class SkipNotices:

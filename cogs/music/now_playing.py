@@ -102,21 +102,14 @@ class NowPlaying:
 
     async def clear(self, guild_id: int) -> None:
         """Delete the guild's message."""
+        await delete_card(self.drop(guild_id))
+
+    def drop(self, guild_id: int) -> discord.Message | None:
+        """Forget the guild's message, leaving it in its channel; returns it."""
         message = self._messages.pop(guild_id, None)
         self._plays.pop(guild_id, None)
         self.progress.stop(guild_id)
-        if message is None:
-            return
-        try:
-            await message.delete()
-        except (discord.HTTPException, discord.RateLimited) as error:
-            log.debug("could not delete the now-playing message: %s", error)
-
-    def drop(self, guild_id: int) -> None:
-        """Forget the guild's message, leaving it in its channel."""
-        self._messages.pop(guild_id, None)
-        self._plays.pop(guild_id, None)
-        self.progress.stop(guild_id)
+        return message
 
     def unbutton(self, guild_ids: Iterable[int]) -> Awaitable[object]:
         """Take the buttons off these guilds' messages (out of date once their sessions
@@ -124,6 +117,16 @@ class NowPlaying:
         forgets them, and the edits run when awaited."""
         messages = [self._messages[gid] for gid in guild_ids if gid in self._messages]
         return asyncio.gather(*(_without_buttons(message) for message in messages))
+
+
+async def delete_card(message: discord.Message | None) -> None:
+    """Delete a now-playing message (None: there is none)."""
+    if message is None:
+        return
+    try:
+        await message.delete()
+    except (discord.HTTPException, discord.RateLimited) as error:
+        log.debug("could not delete the now-playing message: %s", error)
 
 
 def _may_embed(channel: discord.abc.Messageable) -> bool:

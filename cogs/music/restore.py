@@ -148,14 +148,14 @@ async def _restore(sessions: Sessions, session: Session, guild: discord.Guild) -
         player.filter = session.audio_filter
         # Not with 24/7's channel gone (the timers decide), nor turned off meanwhile.
         player.stay = staying and (await sessions.music_settings.get(guild.id)).stay
+        if session.current is not None:  # first: a track that fails at once says so after
+            title, at = clean(session.current.title), format_time(session.position)
+            await sessions.say(
+                player,
+                f"🔄 Back after a restart: {title} is paused at {at}; `/resume` plays it on."
+                if session.paused
+                else f"🔄 Back after a restart: resuming {title} at {at}.",
+            )
         player.start(position=session.position, paused=session.paused)
         sessions.update_alone(guild)
         await sessions.take_the_stage(guild)
-    if session.current is not None:
-        title, at = clean(session.current.title), format_time(session.position)
-        await sessions.say(
-            player,
-            f"🔄 Back after a restart: {title} is paused at {at}; `/resume` plays it on."
-            if session.paused
-            else f"🔄 Back after a restart: resuming {title} at {at}.",
-        )

@@ -40,8 +40,8 @@ from cogs.music.channels import (
 )
 from cogs.music.control import SkipVotes, Vote
 from cogs.music.errors import MusicError
-from cogs.music.notices import SkipNotices
-from cogs.music.now_playing import NowPlaying
+from cogs.music.notices import LEAVE_NOTES, SkipNotices
+from cogs.music.now_playing import NowPlaying, delete_card
 from cogs.music.player import Player
 from cogs.music.player_protocols import LeaveReason
 from cogs.music.progress import ProgressTicker, moving_embed
@@ -151,14 +151,8 @@ class Sessions:
         return True
 
     def request_leave(self, player: Player, reason: LeaveReason) -> None:
-        notes = {
-            LeaveReason.IDLE: "Nothing is playing, so I left the voice channel.",
-            LeaveReason.ALONE: "Nobody is listening any more, so I left the voice channel.",
-            LeaveReason.LOST: "I was disconnected from the voice channel, so I stopped the music.",
-            LeaveReason.DROPPED: "I lost the voice connection and couldn't get it back, so I left.",
-        }
         player.leaving = True
-        self._spawn(self.leave(player.guild_id, notes[reason], only=player), "music-leave")
+        self._spawn(self.leave(player.guild_id, LEAVE_NOTES[reason], only=player), "music-leave")
 
     def changed(self, player: Player) -> None:
         self.saves.request(player.guild_id)
@@ -305,14 +299,17 @@ class Sessions:
     async def leave(
         self, guild_id: int, note: str | None = None, *, only: Player | None = None
     ) -> None:
-        """End a guild's session: stop, disconnect, forget the saved queue, say why."""
+        """End a guild's session: stop, disconnect, forget the saved queue, say why, then
+        delete the now-playing message (the note reopens a thread archived meanwhile)."""
         async with self.lock(guild_id):
             player = self.players.get(guild_id)
             if only is not None and player is not only:
                 return
+            card = self.now_playing.drop(guild_id)
             await self.teardown(guild_id, forget=True)
         if note and player is not None:
             await self.say(player, note)
+        await delete_card(card)
 
     async def teardown(self, guild_id: int, *, forget: bool) -> int:
         """Stop the guild's player and leave voice; ``forget`` also deletes its saved

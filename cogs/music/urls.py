@@ -87,12 +87,15 @@ def with_scheme(text: str) -> str:
 YOUTUBE_HOSTS = frozenset({"youtube.com", "www.youtube.com", "m.youtube.com", "music.youtube.com"})
 _MIX_PLACE = frozenset({"list", "index", "start_radio", "pp"})
 """What a link to a video in a list adds to the video's own link."""
+_MUSIC_PLAYLIST = "RDCLAK"
+"""How the ids of YouTube Music's own playlists begin: fixed lists, for all their ``RD``."""
 
 
 def mix_video(url: str) -> str | None:
     """The video's own link if ``url`` opens a YouTube video in a mix (``watch?v=ID&list=RD…``,
     what YouTube's Mix links are), else None.  A mix is made up as it plays, so such a
-    link means the video, as its page plays it; a playlist's (``list=PL…``) means the list."""
+    link means the video, as its page plays it; a playlist's (``list=PL…``, or
+    ``RDCLAK…``: YouTube Music's own playlists, fixed lists) means the list."""
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
     query = parse_qsl(parts.query, keep_blank_values=True)
@@ -100,7 +103,8 @@ def mix_video(url: str) -> str | None:
     video = (host == "youtu.be" and parts.path.strip("/") != "") or (
         host in YOUTUBE_HOSTS and parts.path == "/watch" and "v" in params
     )
-    if not video or not params.get("list", "").startswith("RD"):
+    listed = params.get("list", "")
+    if not video or not listed.startswith("RD") or listed.startswith(_MUSIC_PLAYLIST):
         return None
     kept = [(key, value) for key, value in query if key not in _MIX_PLACE]
     return parts._replace(query=urlencode(kept)).geturl()

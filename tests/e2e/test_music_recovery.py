@@ -13,10 +13,13 @@ import asyncio
 import logging
 import sys
 from collections.abc import Awaitable
+from typing import Any, cast
 
 import discord.voice_client
 import pytest
+from discord.ext import commands
 
+from cogs.music.cog import Music
 from tests.e2e.music_world import FRAMES_PER_SECOND, World, pitch, saved_queue
 from tests.fakes.discord_server import FakeDiscord, FakeMessage
 from utils.db import Params, Reads, Row
@@ -231,6 +234,27 @@ async def test_music_messages_reach_a_thread_archived_while_it_plays(world: Worl
     await world.discord.wait_for(lambda: second.deleted)
 
 
+async def test_leaving_a_thread_archived_while_it_plays_says_why_then_deletes_the_card(
+    world: World,
+) -> None:
+    """The leave's note reopens the archived thread; only then can its card go."""
+    bot = await world.start(music_alone_timeout=0.5)
+    thread = world.guild.add_thread(world.guild.text, "tunes", world.member)
+    played = await world.discord.invoke_slash(
+        thread, world.member, "play", {"query": world.media.tone(440, 20, "ogg")}
+    )
+    await world.reply(played)
+    card = await world.discord.wait_for_message(thread, predicate=lambda m: bool(m.components))
+    thread.archived = True
+    world.guild.channel_updated(thread)
+    await world.discord.wait_for(lambda: bot.get_channel(thread.id) is None)
+    await world.discord.leave_voice(world.member, world.guild)
+    await world.discord.wait_for_message(
+        thread, predicate=lambda m: "Nobody is listening any more" in m.content
+    )
+    await world.discord.wait_for(lambda: card.deleted)
+
+
 async def test_a_restart_after_its_voice_channel_was_deleted_says_the_queue_is_dropped(
     world: World,
 ) -> None:
@@ -305,3 +329,32 @@ async def test_a_play_while_the_saved_queue_resumes_is_not_called_a_failed_rejoi
     await world.wait_message("The queue is finished", within=15)
     said = [m.content for m in world.discord.messages_in(world.guild.text)]
     assert not [line for line in said if "couldn't rejoin" in line or "Back after" in line]
+
+
+async def test_a_saved_track_gone_after_a_restart_is_skipped_after_the_resume_note(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The note that the queue is back comes first, then that its track is gone (here a
+    note sent once the player runs waits for the failure: the order a slow send gives)."""
+    settings = world.settings()
+    bot = await world.start(settings)
+    await play_a_while(world)
+    await bot.close()
+
+    send = discord.abc.Messageable.send
+
+    async def slow_send(self: discord.abc.Messageable, content: Any = None, **kwargs: Any) -> Any:
+        if isinstance(self, discord.TextChannel) and "Back after a restart" in str(content):
+            client = cast(commands.Bot, self._state._get_client())
+            music = cast(Music, client.get_cog("Music"))
+            player = music.sessions.players.get(self.guild.id)
+            if player is not None and player.running:  # its track is under way already
+                await world.wait_message("Skipped")
+        return await send(self, content, **kwargs)
+
+    monkeypatch.setattr(discord.abc.Messageable, "send", slow_send)
+    world.media.break_file(f"tone-440hz-{SECONDS}s.ogg")
+    await world.start(settings)
+    skipped = await world.wait_message(f"Skipped tone-440hz-{SECONDS}s")
+    back = await world.wait_message(f"Back after a restart: resuming tone-440hz-{SECONDS}s")
+    assert back.id < skipped.id

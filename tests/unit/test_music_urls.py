@@ -137,6 +137,10 @@ def test_words_that_merely_mention_a_music_site_stay_a_search() -> None:
             None,
         ),
         ("https://www.youtube.com/playlist?list=RDdQw4w9WgXcQ", None),
+        (  # a YouTube Music playlist (RDCLAK…): a fixed list, not a mix
+            "https://music.youtube.com/watch?v=dQw4w9WgXcQ&list=RDCLAK5uy_kmPRjHDECIcuVwnKsx2Ng7fyNgFKWNJFs",
+            None,
+        ),
         ("https://www.youtube.com/watch?list=RDdQw4w9WgXcQ", None),
         ("https://youtu.be/?list=RDdQw4w9WgXcQ", None),
         ("https://www.youtube.com/watch?v=dQw4w9WgXcQ", None),
