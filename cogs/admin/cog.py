@@ -14,7 +14,7 @@ import psutil
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.admin.errors import unwrap, user_message
+from cogs.admin.errors import mark_unanswered, unwrap, user_message
 from config import prefix_problem
 from utils.checks import guild_permissions
 from utils.commands import runs_here, unquoted
@@ -200,7 +200,10 @@ class Admin(commands.Cog):
             # then without the prefix, in any letter case as it runs (`G!ping`), or a `/`.
             typed = asked[: len(prefix)]
             bare = asked[len(prefix) :] if typed.casefold() == prefix.casefold() else asked
-            found = self._command_named(asked) or self._command_named(bare.removeprefix("/"))
+            owner = await self.bot.is_owner(ctx.author)  # the hidden commands are the owner's
+            found = self._command_named(asked, owner) or self._command_named(
+                bare.removeprefix("/"), owner
+            )
             if found is None:
                 # One line without backticks: else the name typed ends the code span and
                 # the rest reads as the bot's own words (headings, masked links).
@@ -227,9 +230,9 @@ class Admin(commands.Cog):
         ]
         await send_embeds(ctx, help_embeds(intro, sections), ephemeral=True)
 
-    def _command_named(self, name: str) -> commands.Command[Any, ..., Any] | None:
+    def _command_named(self, name: str, owner: bool) -> commands.Command[Any, ..., Any] | None:
         """The command `/help` explains: a group's fallback (`settings show`) is the group;
-        words past a command's name (`ping extra`) name none."""
+        words past a command's name (`ping extra`) name none; a hidden one, to the `owner`."""
         found = self.bot.get_command(name)
         if found is not None and len(found.qualified_name.split()) != len(name.split()):
             found = None  # discord.py's look-up stops at a command that is no group
@@ -238,7 +241,7 @@ class Admin(commands.Cog):
             group = self.bot.get_command(parent) if parent else None
             if isinstance(group, commands.HybridGroup) and group.fallback == last:
                 found = group
-        return None if found is None or found.hidden else found
+        return None if found is None or (found.hidden and not owner) else found
 
     # Server managers
 
@@ -349,6 +352,8 @@ class Admin(commands.Cog):
                 await ctx.send(message, ephemeral=True)
         except (discord.HTTPException, discord.RateLimited):  # a long slowmode holds it, say
             log.warning("could not send the error reply in channel %s", ctx.channel.id)
+            if ctx.interaction is None:
+                await mark_unanswered(ctx.message, original)
 
     async def on_app_command_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 
@@ -10,7 +11,14 @@ from discord import app_commands
 from discord.ext import commands
 
 from utils.errors import BotError
+from utils.slowmode import holds_bot
 from utils.text import ECHO_LIMIT, truncate, wait_words
+
+log = logging.getLogger(__name__)
+
+# On a typed command whose error reply Discord would not take: it failed, or slowmode
+# held its own answer (what it did, a prefix set or a track queued, may be done).
+FAILED, HELD = "\N{CROSS MARK}", "\N{TURTLE}"
 
 _WRAPPERS = (
     commands.CommandInvokeError,
@@ -91,4 +99,17 @@ def user_message(error: BaseException) -> str | None:
             )
         case discord.Forbidden():
             return "I'm missing a permission for that here."
+        # Discord's codes for a message's text or a thread's title the server's AutoMod blocks.
+        case discord.HTTPException(code=200000 | 200001):
+            return "This server's AutoMod blocked what I was about to post."
     return None
+
+
+async def mark_unanswered(message: discord.Message, error: BaseException) -> None:
+    """Mark a typed command whose error reply Discord refused or held: a long slowmode
+    holds the bot's messages, not its reactions (which need Add Reactions)."""
+    held = isinstance(error, discord.RateLimited) and holds_bot(message.channel)
+    try:
+        await message.add_reaction(HELD if held else FAILED)
+    except (discord.HTTPException, discord.RateLimited) as refused:
+        log.info("could not mark message %s unanswered either: %s", message.id, refused)

@@ -27,6 +27,7 @@ from utils.errors import BotError
 from utils.gemini_replies import AIUnavailableError, ReplyStopped
 from utils.memory.chatlog import BOT_LABEL
 from utils.metrics import Metrics, ReplyTimer
+from utils.slowmode import holds_bot
 from utils.text import wait_words
 
 if TYPE_CHECKING:
@@ -191,12 +192,7 @@ def may_write(ctx: Context) -> bool:
 
 def held_by_slowmode(ctx: Context) -> bool:
     """Whether slowmode holds the bot's messages where a message asks it for a reply."""
-    if ctx.interaction is not None or not getattr(ctx.channel, "slowmode_delay", 0):
-        return False  # an interaction's messages are the webhook's, which slowmode spares
-    can = permissions_now(ctx)
-    thread = isinstance(ctx.channel, discord.Thread)
-    spared = can.manage_messages or can.manage_channels or (thread and can.manage_threads)
-    return not (spared or can.bypass_slowmode)
+    return holds_bot(ctx.channel, interaction=ctx.interaction is not None)
 
 
 def spoken(message: discord.Message, bot_id: int) -> str:

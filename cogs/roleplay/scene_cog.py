@@ -35,6 +35,7 @@ from utils.commands import list_subcommands
 from utils.embeds import embed_text, send_embeds
 from utils.errors import BotError
 from utils.memory.chatlog import BOT_LABEL
+from utils.slowmode import holds_bot
 from utils.text import name_key, split_message, truncate
 
 if TYPE_CHECKING:
@@ -92,7 +93,7 @@ class Scenes(commands.Cog):
             await self.bot.chats.start_afresh(character.guild_id, channel_id)
             channel = guild and guild.get_channel_or_thread(channel_id)
             try:
-                if isinstance(channel, Channel) and _held(channel):  # as its narration
+                if isinstance(channel, Channel) and holds_bot(channel):  # as its narration
                     await self.sender.send_as_bot(channel, CAST_GONE)
                 else:
                     async with asyncio.timeout(DISCORD_TIMEOUT):
@@ -361,15 +362,6 @@ def _channel(ctx: Context) -> Channel:
     if not isinstance(channel, discord.TextChannel | discord.VoiceChannel | discord.Thread):
         raise RoleplayError("Scenes play in text channels and threads.")
     return channel
-
-
-def _held(channel: Channel) -> bool:
-    """Whether slowmode holds the bot's own messages in `channel`, where no command asks
-    (`held_by_slowmode`, for a notice of the bot's own)."""
-    can = channel.permissions_for(channel.guild.me)
-    thread = isinstance(channel, discord.Thread)
-    spared = can.manage_messages or can.manage_channels or (thread and can.manage_threads)
-    return bool(channel.slowmode_delay) and not (spared or can.bypass_slowmode)
 
 
 def _given(text: str | None) -> str | None:

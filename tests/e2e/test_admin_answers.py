@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import discord
+import pytest
 
 from config import Settings
 from tests.conftest import StartBot
@@ -126,6 +127,21 @@ async def test_help_repeats_an_unknown_name_as_code_whatever_it_holds(
     )
     unknown = await discord_fake.wait_for_message(guild.text)
     assert unknown.content == "No command called `x # Verify here: [link](https://e.x)`."
+
+
+@pytest.mark.backends("sqlite")  # who is told, not the storage
+async def test_help_explains_an_owner_command_to_the_owner_alone(
+    discord_fake: FakeDiscord, guild: FakeGuild, member: FakeUser, start_bot: StartBot
+) -> None:
+    """`!help sync` told the owner there was no such command: owner commands are left
+    out of the list (still so), not unknown to the one who may run them."""
+    await start_bot()
+    await discord_fake.send_message(guild.text, discord_fake.owner, "!help sync")
+    explained = (await discord_fake.wait_for_message(guild.text)).embeds[0]
+    assert explained["title"] == '!sync ["guild"|"global"|"clear"=guild]'
+    await discord_fake.send_message(guild.text, member, "!help sync")
+    unknown = await discord_fake.wait_for_message(guild.text, after=1)
+    assert unknown.content == "No command called `sync`."
 
 
 async def test_help_on_a_name_of_only_spaces_lists_the_commands(

@@ -80,7 +80,9 @@ async def test_a_long_slowmode_holding_the_bots_messages_is_not_waited_out(
 ) -> None:
     """Slowmode holds the bot's next message for a minute: a command's answer and an AI
     reply (and why there is none) are given up, logged without a traceback; the rest of
-    the bot goes on."""
+    the bot goes on. The command's error reply, held too, was lost: the member never
+    learnt their command failed. Slowmode holds no reactions: a 🐢 on their message says
+    slowmode held its answer, a ❌ that it failed (here: a missing permission)."""
     slow = guild.add_channel("slow", TEXT_CHANNEL, rate_limit_per_user=60)
     guild.add_member(discord_fake.bot_user, permissions=DEFAULT_PERMS)
     await start_bot(ai_settings())
@@ -92,10 +94,13 @@ async def test_a_long_slowmode_holding_the_bots_messages_is_not_waited_out(
         path = f"/channels/{slow.id}/messages"
         return sum(r.method == "POST" and r.path == path for r in discord_fake.requests)
 
-    await discord_fake.send_message(slow, member, "!ping")
+    held = await discord_fake.send_message(slow, member, "!ping")
     await discord_fake.wait_for(lambda: posts() == 3)  # the answer, then the error's
+    await discord_fake.wait_for(lambda: held.reactions == {"🐢": [discord_fake.bot_user.id]})
+    refused = await discord_fake.send_message(slow, member, "!settings prefix $")
+    await discord_fake.wait_for(lambda: refused.reactions == {"❌": [discord_fake.bot_user.id]})
     await discord_fake.send_message(slow, member, f"{mention} hello")
-    await discord_fake.wait_for(lambda: posts() == 5)  # the reply, then why there is none
+    await discord_fake.wait_for(lambda: posts() == 6)  # the reply, then why there is none
     await discord_fake.send_message(guild.text, member, f"{mention} hello")
     await discord_fake.wait_for_message(guild.text, predicate=lambda m: m.content == "ok")
 
@@ -224,6 +229,30 @@ async def test_a_guild_lookup_discord_rate_limits_keeps_the_data_in_one_log_line
     assert bot.guild_settings.prefix(far.id) == "?"
     assert not [r for r in caplog.records if r.exc_info], "no tracebacks"
     assert "Discord holds back guild lookups for 600 s" in caplog.text
+
+
+async def test_a_typed_commands_refusal_slowmode_holds_marks_its_message_failed(
+    world: World,
+    discord_fake: FakeDiscord,
+    guild: FakeGuild,
+    start_bot: StartBot,
+    ai_settings: Callable[..., Settings],
+) -> None:
+    """`!character create` of a name taken, under a long slowmode: the refusal was held,
+    the owner never told. A ❌ on their message says it failed (a webhook answers what
+    was done, `cogs.roleplay.cog`, not the error handler)."""
+    guild.text.rate_limit_per_user = 600
+    guild.add_member(discord_fake.bot_user, permissions=BASIC | MANAGE_WEBHOOKS)
+    await start_bot(ai_settings())
+    await world.character("Aria")
+    await discord_fake.send_message(guild.text, discord_fake.owner, "!ping")  # holds the next
+    await discord_fake.wait_for_message(guild.text, predicate=lambda m: m.content[:5] == "Pong!")
+
+    typed = await discord_fake.send_message(
+        guild.text, discord_fake.owner, '!character create Aria "Another one."'
+    )
+
+    await discord_fake.wait_for(lambda: typed.reactions == {"❌": [discord_fake.bot_user.id]})
 
 
 async def test_a_scene_turn_a_long_slowmode_holds_without_a_webhook_is_given_up_in_log_lines(

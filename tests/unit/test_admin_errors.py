@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import Any, cast
+
 import discord
 import pytest
 from discord.ext import commands
@@ -30,3 +33,12 @@ def test_discords_rate_limit_under_a_command_says_how_long_to_wait() -> None:
     expected = "Discord is limiting how often that can be done; try again in 10 minutes."
     assert user_message(unwrap(commands.CommandInvokeError(limited))) == expected
     assert user_message(limited) == expected  # as a slash command's handler unwraps it
+
+
+@pytest.mark.parametrize("code", [200000, 200001])  # a message's text, a thread's title
+def test_a_post_the_servers_automod_blocks_says_so_not_that_the_bot_broke(code: int) -> None:
+    """AutoMod's refusal (Discord's 400) was reported as the bot's bug, with a reference."""
+    bad_request = cast(Any, SimpleNamespace(status=400, reason="Bad Request"))
+    blocked = discord.HTTPException(bad_request, {"code": code, "message": "Blocked"})
+    expected = "This server's AutoMod blocked what I was about to post."
+    assert user_message(unwrap(commands.CommandInvokeError(blocked))) == expected

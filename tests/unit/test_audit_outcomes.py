@@ -4,6 +4,8 @@ refusals pushes none of them out."""
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -15,8 +17,10 @@ from pydantic import BaseModel
 from cogs.ai.tools import audit
 from cogs.ai.tools.settings import audit_embed
 from cogs.ai.tools.toolbox import Toolbox
-from utils.db import Database
+from utils.db import Database, open_database
 from utils.tools import Asker, Done, Family, Tool, ToolRefused, ToolRegistry
+
+MAYBE_DONE = 28  # the migration that lists them as UNKNOWN
 
 
 class NameIn(BaseModel):
@@ -70,3 +74,36 @@ def test_every_kind_at_its_longest_fits_one_embed() -> None:
     embed = audit_embed(made, [*unknown, *failed])
 
     assert len(embed.fields) == 2 and len(embed) <= 6000
+
+
+async def test_an_upgrade_lists_the_earlier_maybe_done_calls_as_unknown(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Calls recorded before `UNKNOWN` was a kind of its own were FAILED with "(may have
+    been done)" after their text: the upgrade lists them as UNKNOWN, the refused stay."""
+    path = tmp_path / "bot.db"
+    db = open_database(database_url, path)
+    await db.connect()
+    for result in ("Discord error 503 (may have been done)", "refused: (may have been done) no"):
+        await db.execute(
+            "INSERT INTO ai_tool_actions (guild_id, channel_id, user_id, tool, arguments, "
+            "result, ok, created_at) VALUES (1, 2, 3, 'rename', '{}', ?, ?, 0)",
+            (result, audit.FAILED),
+        )
+    # Back to the schema before the upgrade, then upgraded as the bot upgrades at start.
+    if db.backend == "postgresql":
+        await db.execute("DELETE FROM schema_version WHERE version >= ?", (MAYBE_DONE,))
+    await db.close()
+    if db.backend == "sqlite":
+        with sqlite3.connect(path) as conn:
+            conn.execute(f"PRAGMA user_version = {MAYBE_DONE - 1}")
+        conn.close()
+    db = open_database(database_url, path)
+    await db.connect()
+    try:
+        (maybe,) = await audit.ToolAudit(db).recent(1, 10, ok=audit.UNKNOWN)
+        assert maybe.result == "Discord error 503 (may have been done)"
+        (refused,) = await audit.ToolAudit(db).recent(1, 10, ok=audit.FAILED)
+        assert refused.result == "refused: (may have been done) no"
+    finally:
+        await db.close()

@@ -1,0 +1,5 @@
+-- Tool calls that failed part way were recorded as refused or failed (ok = 0) with
+-- "(may have been done)" after their text; such calls are now a kind of their own
+-- (ok = 2, outcome unknown), which `/ai audit` lists apart. GLOB, not LIKE: case-sensitive,
+-- as PostgreSQL's LIKE is.
+UPDATE ai_tool_actions SET ok = 2 WHERE ok = 0 AND result GLOB '*(may have been done)';
