@@ -14,6 +14,7 @@ channel deleted while the bot was offline is found at the next start
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 Place = tuple[int, int | None]
@@ -49,16 +50,25 @@ class DataOwners:
 
     async def delete_channel(self, channel_id: int) -> dict[str, int]:
         """Delete a channel's data everywhere; returns owner name -> items deleted."""
-        return {
-            name: await owner.delete_channel(channel_id)
-            for name, owner in list(self._owners.items())
-        }
+        return await self._ask_all(lambda owner: owner.delete_channel(channel_id))
 
     async def delete_guild(self, guild_id: int) -> dict[str, int]:
         """Delete a guild's data everywhere; returns owner name -> items deleted."""
-        return {
-            name: await owner.delete_guild(guild_id) for name, owner in list(self._owners.items())
-        }
+        return await self._ask_all(lambda owner: owner.delete_guild(guild_id))
+
+    async def _ask_all(self, delete: Callable[[DataOwner], Awaitable[int]]) -> dict[str, int]:
+        """Ask every owner, even after one failed (its feature's data then waits for the
+        next try, not the others'); the failures are raised together at the end."""
+        deleted: dict[str, int] = {}
+        errors: list[Exception] = []
+        for name, owner in list(self._owners.items()):
+            try:
+                deleted[name] = await delete(owner)
+            except Exception as error:  # any feature's: raised below, with the others
+                errors.append(error)
+        if errors:
+            raise ExceptionGroup("deleting data failed", errors)
+        return deleted
 
     async def places(self) -> set[Place]:
         """Every place some owner holds data of."""

@@ -22,6 +22,7 @@ import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import aiohttp
 import discord
 
 from utils.data_owners import Place
@@ -76,6 +77,6 @@ async def _deleted(bot: Bot, channel_id: int) -> bool:
             await bot.fetch_channel(channel_id)
     except discord.NotFound:
         return True
-    except (discord.HTTPException, discord.RateLimited, TimeoutError):
-        return False
+    except (discord.HTTPException, discord.RateLimited, aiohttp.ClientError, OSError):
+        return False  # timeouts and dropped connections too
     return False

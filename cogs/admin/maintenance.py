@@ -11,7 +11,8 @@ with a date DATA_RETENTION_GRACE_DAYS away; rejoining the guild before then canc
 it. An hourly task deletes what is due through `bot.data_owners`: every live owner
 of such data (the AI chat store with its cache, the memory service with its indexes or,
 with memory off, its store, the music sessions with their saved queues, the guild
-settings) deletes its own. While a cog has failed to load nothing is deleted, as its
+settings) deletes its own; a deletion that fails waits for the next pass and holds
+back none of the others. While a cog has failed to load nothing is deleted, as its
 feature's data would stay behind. With several bot processes one pass runs at a time,
 in whichever takes the bot-wide lock; a pass that loses it stops, and what it left is
 done by the next pass to take it. Guilds left and channels deleted while the bot
@@ -182,9 +183,10 @@ class Maintenance(commands.Cog):
             await self._schedule("channel", channel_id, guild_id)
 
     async def purge_due(self) -> int:
-        """Carry out every deletion whose grace has ended; returns how many. None while a
-        cog failed to load: its feature's data would stay behind (they wait for a pass
-        in which every cog runs)."""
+        """Carry out every deletion whose grace has ended; returns how many. One that
+        fails is tried again next pass (the first of a pass is logged with its traceback).
+        None while a cog failed to load: its feature's data would stay behind (they wait
+        for a pass in which every cog runs)."""
         failed = ", ".join(self.bot.failed_extensions)
         if failed:
             if await self.pending.due(limit=1):
@@ -194,12 +196,30 @@ class Maintenance(commands.Cog):
                     failed,
                 )
             return 0
-        done = 0
-        while batch := await self.pending.due():
+        done = failures = 0
+        after: Pending | None = None
+        while batch := await self.pending.due(after=after):
             for pending in batch:
-                await self._purge(pending)
-                await self.pending.done(pending.kind, pending.target_id)
+                try:
+                    await self._purge(pending)
+                    await self.pending.done(pending.kind, pending.target_id)
+                except discord.RateLimited:  # every guild lookup would wait: stop the pass
+                    raise
+                except Exception:  # any owner's failure: logged, and none behind it held back
+                    failures += 1
+                    if failures == 1:
+                        log.exception(
+                            "deleting the data of %s %s failed; it is tried again next pass",
+                            pending.kind,
+                            pending.target_id,
+                        )
+                    continue
                 done += 1
+            after = batch[-1]
+        if failures > 1:
+            log.warning(
+                "%d more of the deletions due failed and are tried again next pass", failures - 1
+            )
         return done
 
     async def _purge(self, pending: Pending) -> None:

@@ -59,12 +59,15 @@ class PendingDeletions:
         )
         return {row[0] for row in rows}
 
-    async def due(self, limit: int = 100) -> list[Pending]:
-        """Deletions whose grace has ended, oldest first."""
+    async def due(self, limit: int = 100, after: Pending | None = None) -> list[Pending]:
+        """Deletions whose grace has ended, oldest first; ``after``: those that come after
+        it (the next batch of a pass, past the ones that failed)."""
+        last = (after.due_at, after.kind, after.target_id) if after else (float("-inf"), "", 0)
         rows = await self.db.fetchall(
             "SELECT kind, target_id, guild_id, due_at FROM pending_deletions "
-            "WHERE due_at <= ? ORDER BY due_at LIMIT ?",
-            (self.clock(), limit),
+            "WHERE due_at <= ? AND (due_at, kind, target_id) > (?, ?, ?) "
+            "ORDER BY due_at, kind, target_id LIMIT ?",
+            (self.clock(), *last, limit),
         )
         return [Pending(*row) for row in rows]
 
