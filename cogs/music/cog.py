@@ -371,6 +371,11 @@ class Music(commands.Cog):
         await self.sessions.recount_votes(member.guild)
 
     @commands.Cog.listener()
+    async def on_raw_thread_update(self, payload: discord.RawThreadUpdateEvent) -> None:
+        if not payload.data.get("thread_metadata", {}).get("archived"):  # open (again)
+            self.sessions.now_playing.progress.reopened(payload.thread_id)
+
+    @commands.Cog.listener()
     async def on_guild_remove(self, guild: discord.Guild) -> None:
         # Stop, but keep the saved queue: retention deletes it after the grace
         # (Sessions.delete_guild), so an accidental kick loses nothing.

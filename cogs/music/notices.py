@@ -25,6 +25,9 @@ LEAVE_NOTES = {
     LeaveReason.LOST: "I was disconnected from the voice channel, so I stopped the music.",
     LeaveReason.DROPPED: "I lost the voice connection and couldn't get it back, so I left.",
 }
+STOPPED_NOTE = "⏹️ The music was stopped and the queue cleared."
+"""Posted in the thread of a card left by /stop, /leave or the AI from elsewhere, if it was
+archived: the note reopens it, so the card (with its dead buttons) can be deleted."""
 
 
 class SkipNotices:

@@ -17,8 +17,9 @@ from typing import Any
 
 import discord
 
+from cogs.music.channels import send
 from cogs.music.player import Player
-from cogs.music.progress import ProgressTicker
+from cogs.music.progress import THREAD_ARCHIVED, ProgressTicker
 from cogs.music.tracks import Track
 from cogs.music.views import player_controls, player_embed, shown_as
 from utils.embeds import embed_text
@@ -48,7 +49,8 @@ class NowPlaying:
         """A track started: replace the guild's message with one showing it.  A looped
         track's repeat keeps its message (a short clip would post one a second); the
         progress bar shows it starting over.  The last message goes once the new one is
-        there: that one reopens a thread archived meanwhile, where nothing can be deleted."""
+        there: that one reopens a thread archived meanwhile, where nothing can be deleted
+        (if the music moved to another channel, a note there says where, reopening it)."""
         if player.guild_id in self._messages and self._plays.get(player.guild_id) == player.play_id:
             return
         embed, view = player_embed(player, track), player_controls(player)
@@ -61,7 +63,8 @@ class NowPlaying:
             log.warning("could not post the now-playing message: %s", error)
             await self.clear(player.guild_id)
             return
-        await self.clear(player.guild_id)
+        moved = f"🎶 Music messages go to <#{message.channel.id}> now."
+        await delete_card(self.drop(player.guild_id), reopen=moved)
         self._messages[player.guild_id] = message
         self._plays[player.guild_id] = player.play_id
         self.progress.follow(player.guild_id, message)
@@ -119,13 +122,20 @@ class NowPlaying:
         return asyncio.gather(*(_without_buttons(message) for message in messages))
 
 
-async def delete_card(message: discord.Message | None) -> None:
-    """Delete a now-playing message (None: there is none)."""
+async def delete_card(message: discord.Message | None, *, reopen: str | None = None) -> None:
+    """Delete a now-playing message (None: there is none).  ``reopen``: a note to post
+    there first if its thread was archived (nothing there can be deleted until a message
+    reopens it)."""
     if message is None:
         return
     try:
         await message.delete()
     except (discord.HTTPException, discord.RateLimited) as error:
+        archived = isinstance(error, discord.HTTPException) and error.code == THREAD_ARCHIVED
+        if archived and reopen is not None:
+            await send(message.channel, reopen)
+            await delete_card(message)
+            return
         log.debug("could not delete the now-playing message: %s", error)
 
 

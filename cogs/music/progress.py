@@ -6,8 +6,9 @@ about five edits in five seconds and discord.py waits out its limits, and each
 guild has one loop that awaits its edit before waiting for the next tick: never
 two edits of a guild in flight, a slow edit skips ticks, and after a 429 the loop
 waits twice as long (up to :data:`MAX_DELAY`).  No edits while paused, idle or
-alone; the loop ends with its message (deleted, replaced, the track finished, its
-thread archived) or the session.
+alone; once its thread is archived (where nothing can be edited), none until a message
+there (a note, anyone's) reopens it.  The loop ends with its message (deleted, replaced,
+the track finished) or the session.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ class ProgressTicker:
         self.render = render
         self.interval = interval
         self._loops: dict[int, asyncio.Task[None]] = {}
+        self._archived: dict[int, asyncio.Event] = {}
+        """The threads loops wait to be reopened, by id (one loop each: one guild's)."""
 
     def follow(self, guild_id: int, message: discord.Message) -> None:
         """Keep ``message`` (the guild's new now-playing message) moving."""
@@ -57,6 +60,12 @@ class ProgressTicker:
         task = self._loops.pop(guild_id, None)
         if task is not None:
             task.cancel()
+
+    def reopened(self, thread_id: int) -> None:
+        """A thread was unarchived: a loop that waits for it goes on."""
+        event = self._archived.get(thread_id)
+        if event is not None:
+            event.set()
 
     def close(self) -> None:
         for guild_id in list(self._loops):
@@ -84,7 +93,9 @@ class ProgressTicker:
                 continue
             except discord.HTTPException as error:
                 if error.code == THREAD_ARCHIVED:
-                    return  # nothing there can be edited now: the next track's message reopens it
+                    await self._until_reopened(message.channel.id)
+                    delay = self.interval
+                    continue
                 if error.status == 429:
                     delay = min(2 * delay, MAX_DELAY)
                 log.debug("could not move the progress bar in guild %s: %s", guild_id, error)
@@ -93,6 +104,14 @@ class ProgressTicker:
                 log.debug("moving the progress bar in guild %s timed out", guild_id)
                 continue
             delay = self.interval
+
+    async def _until_reopened(self, thread_id: int) -> None:
+        event = self._archived[thread_id] = asyncio.Event()
+        try:
+            await event.wait()
+        finally:
+            if self._archived.get(thread_id) is event:
+                del self._archived[thread_id]
 
 
 def moving_embed(sessions: Sessions, guild_id: int) -> discord.Embed | None:

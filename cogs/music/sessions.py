@@ -40,7 +40,7 @@ from cogs.music.channels import (
 )
 from cogs.music.control import SkipVotes, Vote
 from cogs.music.errors import MusicError
-from cogs.music.notices import LEAVE_NOTES, SkipNotices
+from cogs.music.notices import LEAVE_NOTES, STOPPED_NOTE, SkipNotices
 from cogs.music.now_playing import NowPlaying, delete_card
 from cogs.music.player import Player
 from cogs.music.player_protocols import LeaveReason
@@ -309,7 +309,7 @@ class Sessions:
             await self.teardown(guild_id, forget=True)
         if note and player is not None:
             await self.say(player, note)
-        await delete_card(card)
+        await delete_card(card, reopen=None if note else STOPPED_NOTE)
 
     async def teardown(self, guild_id: int, *, forget: bool) -> int:
         """Stop the guild's player and leave voice; ``forget`` also deletes its saved

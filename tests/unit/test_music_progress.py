@@ -14,6 +14,7 @@ from cogs.music.progress import ProgressTicker
 from tests.conftest import eventually
 
 GUILD = 7
+THREAD = 8
 
 
 class Message:
@@ -21,6 +22,7 @@ class Message:
 
     def __init__(self) -> None:
         self.content = ""  # a message with an embed (text ones are edited as text)
+        self.channel = SimpleNamespace(id=THREAD)
         self.edits: list[discord.Embed] = []
         self.fail: list[Exception] = []
         self.gate = asyncio.Event()
@@ -137,13 +139,19 @@ async def test_a_rate_limit_past_the_bots_wait_backs_off_and_goes_on(
     assert loops()
 
 
-async def test_ends_once_its_thread_was_archived(rig: Rig) -> None:
-    """Nothing in an archived thread can be edited (the next track's message reopens it):
-    the loop ends rather than fail every tick for the rest of the track."""
+async def test_waits_while_its_thread_is_archived(rig: Rig, delays: list[float]) -> None:
+    """Nothing in an archived thread can be edited: no edits until a message reopens it,
+    then the loop goes on."""
     archived = {"code": 50083, "message": "Thread is archived"}
     rig.message.fail = [
         discord.HTTPException(cast(Any, SimpleNamespace(status=400, reason="")), archived)
     ]
     rig.follow()
-    await eventually(lambda: not loops())
-    assert rig.message.edits == []
+    await eventually(lambda: not rig.message.fail)
+    for _ in range(20):
+        await asyncio.sleep(0.005)
+    assert (rig.renders, rig.message.edits, len(delays)) == (1, [], 1), "no tries meanwhile"
+    assert loops()
+    rig.ticker.reopened(THREAD + 1)  # another thread
+    rig.ticker.reopened(THREAD)
+    await eventually(lambda: len(rig.message.edits) >= 2)
