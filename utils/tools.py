@@ -71,12 +71,15 @@ class Source:
 class Done:
     """What a tool did: `result` goes back to the model; `note` is the few words shown
     under the reply ("🎵 queued *Song*"); `outside` marks text others wrote (web pages,
-    memories, titles, names), after which the reply may no longer change anything."""
+    memories, titles, names), after which the reply may no longer change anything;
+    `forgets_exchange`: the asker had all about them forgotten, so the exchange that asked
+    is not remembered either."""
 
     result: dict[str, Any]
     note: str | None = None
     outside: bool = False
     sources: list[Source] = field(default_factory=list)
+    forgets_exchange: bool = False
 
 
 def shown(name: str) -> str:

@@ -248,10 +248,10 @@ class ChatEngine:
         except asyncio.CancelledError:
             # A shutdown: what was shown is stored, cut off by the restart (`stream_reply`);
             # it is remembered (memory indexes its queue as it stops) and billed all the same.
-            self._remember(scope, place, exchange)
+            self._remember(scope, place, exchange, toolbox)
             await self.usage.bill(place.guild_id, reply.usage)
             raise
-        self._remember(scope, place, exchange)
+        self._remember(scope, place, exchange, toolbox)
         await self.usage.bill(place.guild_id, reply.usage)
         if context.overflow:
             self.summaries.later(place)
@@ -259,9 +259,17 @@ class ChatEngine:
             raise cut_off
         return reply
 
-    def _remember(self, scope: Scope, place: Place, exchange: _Exchange) -> None:
-        if self.memory is not None:  # indexed in the background; never blocks the reply
-            self.memory.index_turns(scope, place.channel_id, exchange.turns, exchange.parts)
+    def _remember(
+        self, scope: Scope, place: Place, exchange: _Exchange, toolbox: Toolbox | None
+    ) -> None:
+        if self.memory is None:
+            return
+        if toolbox is not None and toolbox.forgets_exchange:
+            for turn in exchange.turns:  # `/chat`'s question has no message: its reply has
+                if turn.message_id is not None:
+                    self.memory.forgotten_in(turn.message_id)
+        # Indexed in the background; never blocks the reply.
+        self.memory.index_turns(scope, place.channel_id, exchange.turns, exchange.parts)
 
     async def _rounds(
         self,

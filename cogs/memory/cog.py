@@ -314,14 +314,10 @@ class MemoryCog(commands.Cog, name="Memory"):
         subject: discord.abc.User,
         target: str,
         about: str,
-        asked_in: discord.Message | None = None,
     ) -> int:
         """Delete one of `subject`'s memories (`target` a number) or all (`all`) where they
-        are asked about (/memory forget, the forget tool: `asked_in` the message that
-        asked the AI, whose exchange is then not remembered either); how many went."""
+        are asked about (/memory forget, the forget tool); how many went."""
         memory_id = parse_target(target)
-        if memory_id is None and asked_in is not None and self.bot.memory is not None:
-            self.bot.memory.forgotten_in(asked_in.id)
         removed = await self.kept.forget(scope_of(guild, subject), subject.id, memory_id)
         if memory_id is not None and not removed:
             raise BotError(f"There is no memory `#{memory_id}` about {about} here.")

@@ -61,8 +61,11 @@ def tools(cog: MemoryCog) -> list[Tool[Any]]:
         return Done({"memories": memories}, note="🧠 recalled", outside=True)
 
     async def forget(asker: Asker, args: ForgetIn) -> Done:
-        removed = await cog.forget(asker.guild, asker.user, args.target, "you", asker.message)
-        return Done({"forgotten": removed}, note=f"🧠 forgot {removed}")
+        from cogs.memory.cog import parse_target  # cogs.memory.cog imports this module
+
+        removed = await cog.forget(asker.guild, asker.user, args.target, "you")
+        every = parse_target(args.target) is None  # the exchange that asked goes too
+        return Done({"forgotten": removed}, note=f"🧠 forgot {removed}", forgets_exchange=every)
 
     return [
         Tool(

@@ -362,3 +362,41 @@ async def test_forgetting_all_through_the_ai_forgets_that_exchange_too(
     read = gemini_fake.requests[-1].last_user_text
     assert "Hello again." in read
     assert "forgot" not in read and "remembered" not in read
+
+
+async def test_forgetting_all_through_slash_chat_forgets_that_exchange_too(
+    discord_fake: FakeDiscord,
+    gemini_fake: FakeGemini,
+    guild: FakeGuild,
+    member: FakeUser,
+    start_bot: StartBot,
+    settings: Callable[..., Settings],
+) -> None:
+    """The same through `/chat` (no message of the asker's to name the exchange by), its
+    reply split in two messages: the exchange that asked is not remembered nor read."""
+    bot = await start_bot(settings())
+    memory = bot.memory
+    assert memory is not None
+    here = Scope("guild", guild.id)
+    await call(discord_fake, gemini_fake, guild.text, member, [("remember", {"fact": "PIN 4711"})])
+    gemini_fake.reply_function_calls([("forget", {"target": "all"})])
+    gemini_fake.reply("All gone. " + "Nothing is kept about you now. " * 80)
+    asked = await discord_fake.invoke_slash(guild.text, member, "chat", {"prompt": "forget me"})
+
+    def done() -> bool:
+        parts = asked.followups
+        return len(parts) == 2 and "-# 🧠 forgot" in parts[-1].content
+
+    await discord_fake.wait_for(done, timeout=15)
+    await call(discord_fake, gemini_fake, guild.text, member, [], text="Hello again.")
+
+    async def remembered() -> list[str]:
+        await memory.flush()
+        return [m.text for m in await memory.memories_of(here, member.id)]
+
+    assert await eventually(remembered) == ["alice: please\nassistant: Hello again."]
+    gemini_fake.reply("[]")
+    await memory.consolidate_once()
+    read = gemini_fake.requests[-1].last_user_text
+    assert "Hello again." in read
+    assert "forget me" not in read and "gone" not in read

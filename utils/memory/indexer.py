@@ -85,8 +85,9 @@ class Indexer:
             self.waiting[scope] += 1
 
     def forgotten_in(self, message_id: int) -> None:
-        """Its author had all forgotten in answer to this message (the forget tool): its
-        exchange, queued once the reply is done, is not remembered, nor read for facts."""
+        """A message of an exchange in which its asker had all forgotten (the forget tool;
+        the asked message or the reply's): the exchange, queued once the reply is done, is
+        not remembered, nor read for facts."""
         self._forgetting.append(message_id)
 
     async def flush(self) -> None:

@@ -320,8 +320,9 @@ class MemoryService:
         return len(deleted)
 
     def forgotten_in(self, message_id: int) -> None:
-        """A person had all their memories forgotten in answer to this Discord message:
-        its exchange, stored after, is not remembered either (`Indexer.forgotten_in`)."""
+        """A person had all their memories forgotten in the exchange holding this Discord
+        message (theirs, or the reply's latest): it is not remembered either
+        (`Indexer.forgotten_in`)."""
         self.indexer.forgotten_in(message_id)
 
     async def unsay(

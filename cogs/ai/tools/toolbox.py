@@ -138,6 +138,7 @@ class Toolbox:
         self._asked: set[tuple[str, str]] = set()  # web calls made: tool, arguments
         self.notes: list[str] = []
         self.sources: list[Source] = []
+        self.forgets_exchange = False  # the asker had all forgotten (`Done.forgets_exchange`)
 
     def __bool__(self) -> bool:
         return bool(self.tools)
@@ -248,6 +249,7 @@ class Toolbox:
             self._fresh = None
         await self._record(tool, args, done.note or "done", ok=True)
         self._show(done)
+        self.forgets_exchange |= done.forgets_exchange
         return done.result, done.outside
 
     async def _check(self, tool: Tool[Any]) -> Asker:
