@@ -5,7 +5,10 @@ webhook's) nor reactions."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import discord
+from discord.ext import commands
 
 Slowed = discord.TextChannel | discord.VoiceChannel | discord.StageChannel | discord.Thread
 
@@ -19,3 +22,8 @@ def holds_bot(channel: discord.abc.Messageable, *, interaction: bool = False) ->
     thread = isinstance(channel, discord.Thread)
     spared = can.manage_messages or can.manage_channels or (thread and can.manage_threads)
     return not (spared or can.bypass_slowmode)
+
+
+def held_by_slowmode(ctx: commands.Context[Any]) -> bool:
+    """Whether slowmode holds the bot's answers to a command (none to a slash command's)."""
+    return holds_bot(ctx.channel, interaction=ctx.interaction is not None)

@@ -23,7 +23,6 @@ from cogs.ai.replies import (
     DROPPED,
     SORRY,
     ContextSink,
-    held_by_slowmode,
     may_write,
     measured,
     place_of,
@@ -42,6 +41,7 @@ from cogs.ai.unfinished import finish_unfinished
 from utils.checks import readable
 from utils.errors import BotError
 from utils.memory.stored import StoredMemories
+from utils.slowmode import held_by_slowmode
 from utils.tasks import log_failure
 from utils.tools import Asker, Family
 

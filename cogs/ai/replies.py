@@ -27,7 +27,6 @@ from utils.errors import BotError
 from utils.gemini_replies import AIUnavailableError, ReplyStopped
 from utils.memory.chatlog import BOT_LABEL
 from utils.metrics import Metrics, ReplyTimer
-from utils.slowmode import holds_bot
 from utils.text import wait_words
 
 if TYPE_CHECKING:
@@ -188,11 +187,6 @@ def may_write(ctx: Context) -> bool:
         locked_out = channel.locked and not permissions.manage_threads
         return permissions.send_messages_in_threads and not locked_out
     return permissions.send_messages
-
-
-def held_by_slowmode(ctx: Context) -> bool:
-    """Whether slowmode holds the bot's messages where a message asks it for a reply."""
-    return holds_bot(ctx.channel, interaction=ctx.interaction is not None)
 
 
 def spoken(message: discord.Message, bot_id: int) -> str:

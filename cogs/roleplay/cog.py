@@ -24,7 +24,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.ai.replies import ATTACHMENT_TIMEOUT, held_by_slowmode
+from cogs.ai.replies import ATTACHMENT_TIMEOUT
 from cogs.music.urls import AddressPolicy
 from cogs.roleplay.avatar_links import AVATAR_FILE, AvatarLinks, avatar_file, may_attach
 from cogs.roleplay.avatars import MAX_DOWNLOAD, AvatarFetcher, to_avatar
@@ -36,6 +36,7 @@ from cogs.roleplay.webhooks import NO_PINGS, Channel, WebhookSender, may_make_we
 from utils.checks import needs_guild
 from utils.commands import list_subcommands
 from utils.embeds import embed_text, send_embeds
+from utils.slowmode import held_by_slowmode
 from utils.text import split_message, truncate
 
 if TYPE_CHECKING:

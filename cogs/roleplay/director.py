@@ -34,7 +34,7 @@ from discord.ext import commands
 
 from cogs.ai.directors import Direction
 from cogs.ai.records import Place
-from cogs.ai.replies import NO_PINGS, Held, Sent, held_by_slowmode, place_of
+from cogs.ai.replies import NO_PINGS, Held, Sent, place_of
 from cogs.ai.streaming import WRITING_MARKER, Editable
 from cogs.roleplay.avatar_links import AvatarLinks
 from cogs.roleplay.characters import CharacterStore
@@ -46,6 +46,7 @@ from cogs.roleplay.script import NARRATOR, SceneSplitter, speaker_of
 from cogs.roleplay.webhook_names import TEXT_LIMIT
 from cogs.roleplay.webhooks import DISCORD_TIMEOUT, Channel, WebhookSender
 from utils.errors import BotError
+from utils.slowmode import held_by_slowmode
 from utils.tasks import log_failure
 from utils.text import counted
 

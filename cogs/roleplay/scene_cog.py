@@ -19,7 +19,6 @@ from discord.ext import commands
 
 from cogs.ai.cog import NOT_CONFIGURED
 from cogs.ai.records import Turn
-from cogs.ai.replies import held_by_slowmode
 from cogs.roleplay.avatar_links import AvatarLinks
 from cogs.roleplay.characters import Character, CharacterStore
 from cogs.roleplay.director import CAST_GONE, SceneDirector, may_write
@@ -35,7 +34,7 @@ from utils.commands import list_subcommands
 from utils.embeds import embed_text, send_embeds
 from utils.errors import BotError
 from utils.memory.chatlog import BOT_LABEL
-from utils.slowmode import holds_bot
+from utils.slowmode import held_by_slowmode, holds_bot
 from utils.text import name_key, split_message, truncate
 
 if TYPE_CHECKING:
