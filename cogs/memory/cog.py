@@ -24,6 +24,7 @@ from discord.ext import commands
 from cogs.admin.cog import answer
 from cogs.ai.log import ChatLogReader
 from cogs.memory.pages import TITLE, AwayButton, MemoryPages, counted
+from cogs.memory.targets import parse_target
 from cogs.memory.tools import tools as memory_tools
 from utils.checks import guild_permissions, readable
 from utils.commands import list_subcommands
@@ -43,10 +44,6 @@ log = logging.getLogger(__name__)
 ADDS_PER_MINUTE = 10
 STUCK_PAGES = 100  # lists whose buttons outlived their view, kept in mind to answer
 TURNED_OFF = "Long-term memory is turned off on this bot."
-# ASCII digits only (str.isdigit takes "²", which int() refuses), and no more than
-# the signed 64-bit ids SQLite and PostgreSQL (BIGINT) store.
-_MEMORY_NUMBER = re.compile(r"[0-9]{1,19}")
-_LARGEST_ID = 2**63 - 1
 _MENTION_OR_ID = re.compile(r"<@!?[0-9]{15,20}>|[0-9]{15,20}")  # as discord.py's converters
 
 
@@ -87,16 +84,6 @@ class Person(commands.Converter[discord.abc.User], app_commands.Transformer):
         if argument in (ctx.author.name, ctx.author.global_name):
             return ctx.author
         raise commands.UserNotFound(argument)
-
-
-def parse_target(target: str) -> int | None:
-    """A memory number (`12`, `#12`), or None for `all`."""
-    value = target.strip().lower().removeprefix("#")
-    if value == "all":
-        return None
-    if _MEMORY_NUMBER.fullmatch(value) and int(value) <= _LARGEST_ID:
-        return int(value)
-    raise BotError("Say which memory to forget: its number from `/memory show`, or `all`.")
 
 
 class MemoryCog(commands.Cog, name="Memory"):

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cogs.memory.targets import parse_target
 from utils.memory.recall import MemoryLoading
 from utils.memory.records import age_text
 from utils.tools import Asker, Done, Family, Tool
@@ -61,8 +62,6 @@ def tools(cog: MemoryCog) -> list[Tool[Any]]:
         return Done({"memories": memories}, note="🧠 recalled", outside=True)
 
     async def forget(asker: Asker, args: ForgetIn) -> Done:
-        from cogs.memory.cog import parse_target  # cogs.memory.cog imports this module
-
         removed = await cog.forget(asker.guild, asker.user, args.target, "you")
         every = parse_target(args.target) is None  # the exchange that asked goes too
         return Done({"forgotten": removed}, note=f"🧠 forgot {removed}", forgets_exchange=every)

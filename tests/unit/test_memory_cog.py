@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cogs.memory.cog import model_shown, parse_target
+from cogs.memory.cog import model_shown
+from cogs.memory.targets import parse_target
 from utils.errors import BotError
 from utils.memory.facts import MAX_FACT_CHARS, fact_text
 
